@@ -1,0 +1,1 @@
+"""nlp182.attention."""

@@ -1,0 +1,62 @@
+"""Exceptions with messages that say what was wrong and what to do.
+
+The CLI prints them as one line and exits non-zero; the server maps them to JSON
+``{"error": {"code", "message"}}`` with a 4xx status. Each class carries the HTTP status
+and a short machine-readable code so both front ends agree.
+"""
+
+from __future__ import annotations
+
+
+class Nlp182Error(Exception):
+    """Base class of every error the package raises on bad input."""
+
+    status = 400
+    code = "bad_request"
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class InvalidInputError(Nlp182Error, ValueError):
+    """A value, flag or argument is outside what the function accepts."""
+
+    code = "invalid_input"
+
+
+class ShapeError(InvalidInputError):
+    """A tensor or array has the wrong shape or dimension."""
+
+    code = "wrong_shape"
+
+
+class FileFormatError(InvalidInputError):
+    """A file exists but its content is not in the expected format (or is truncated)."""
+
+    code = "bad_file"
+
+
+class EmptyCorpusError(InvalidInputError):
+    """The corpus holds no token that survives the vocabulary filters."""
+
+    code = "empty_corpus"
+
+
+class MissingFileError(Nlp182Error, FileNotFoundError):
+    """A path the caller named does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class UnknownWordError(Nlp182Error, KeyError):
+    """A word is not in the vocabulary; ``suggestions`` lists close vocabulary words."""
+
+    status = 404
+    code = "unknown_word"
+
+    def __init__(self, word: str, suggestions: list[str] | None = None) -> None:
+        self.word = word
+        self.suggestions = list(suggestions or [])
+        hint = f"; did you mean: {', '.join(self.suggestions)}" if self.suggestions else ""
+        super().__init__(f"word {word!r} is not in the vocabulary{hint}")

@@ -1,0 +1,131 @@
+"""Atomic, pickle-free checkpoints: nested state (dicts, lists, tensors, numbers) in one safetensors file.
+
+A checkpoint is a safetensors file whose tensors are the leaves of the state tree and whose
+metadata holds the rest of the tree as JSON, tensors replaced by references. A SHA-256 digest over
+every tensor's bytes, stored in the metadata, turns a truncated or bit-flipped file into a clear
+``FileFormatError`` instead of a silently wrong resume. Files are written through ``nlp182.io``
+(temporary file, fsync, rename), so a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.io import atomic_write_bytes
+
+FORMAT = "nlp182-checkpoint-v1"
+_NAME = re.compile(r"^step-(\d{9})\.safetensors$")
+
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Turn ``obj`` into JSON-ready data, moving tensors into ``tensors`` and keeping key types."""
+    if isinstance(obj, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = obj.detach().to("cpu").contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        key = f"t{len(tensors)}"
+        # torch lacks most unsigned dtypes: integers travel as int64 and are cast back on load.
+        wide = obj.astype(np.int64) if obj.dtype.kind in "iu" else obj
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(wide))
+        return {"__ndarray__": key, "dtype": obj.dtype.str}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_encode(k, tensors), _encode(v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    raise InvalidInputError(f"cannot store a {type(obj).__name__} in a checkpoint; use tensors, numbers, "
+                            "strings, lists, tuples and dicts")
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__ndarray__" in obj:
+            return tensors[obj["__ndarray__"]].numpy().astype(np.dtype(obj["dtype"]))
+        if "__tuple__" in obj:
+            return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["__dict__"]}
+    return obj
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    sha = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key]
+        sha.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        sha.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return sha.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write ``state`` (nested dicts/lists/tuples of tensors, arrays and JSON scalars) atomically."""
+    tensors: dict[str, torch.Tensor] = {}
+    tree = _encode(state, tensors)
+    metadata = {"format": FORMAT, "tree": json.dumps(tree), "sha256": _digest(tensors)}
+    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``; tensors come back on the CPU.
+
+    Raises ``MissingFileError`` when the file is absent and ``FileFormatError`` when it is truncated,
+    corrupt or not a checkpoint, naming the file so the user can delete it and resume from the one
+    before.
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise MissingFileError(f"checkpoint {target} does not exist")
+    data = target.read_bytes()
+    hint = "delete it to resume from the previous checkpoint, or start a new run in another out_dir"
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"checkpoint {target} is truncated or corrupt ({exc}); {hint}") from exc
+    if metadata.get("format") != FORMAT:
+        raise FileFormatError(f"{target} is not an nlp182 checkpoint (format {metadata.get('format')!r})")
+    if _digest(tensors) != metadata.get("sha256"):
+        raise FileFormatError(f"checkpoint {target} failed its SHA-256 check (corrupt data); {hint}")
+    return _decode(json.loads(metadata["tree"]), tensors)
+
+
+def checkpoint_path(out_dir: str | os.PathLike[str], step: int) -> Path:
+    """Where the checkpoint taken after optimizer step ``step`` lives."""
+    return Path(out_dir) / "checkpoints" / f"step-{step:09d}.safetensors"
+
+
+def list_checkpoints(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Checkpoints in ``out_dir/checkpoints``, oldest first."""
+    folder = Path(out_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def prune_checkpoints(out_dir: str | os.PathLike[str], keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints."""
+    for old in list_checkpoints(out_dir)[:-keep_last]:
+        old.unlink(missing_ok=True)

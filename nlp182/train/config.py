@@ -1,0 +1,70 @@
+"""The Trainer's configuration: one dataclass whose defaults work for a small model on any device."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from nlp182.errors import InvalidInputError
+
+SCHEDULER_INTERVALS = ("epoch", "step")
+MONITOR_MODES = ("min", "max")
+AMP_DTYPES = ("bfloat16", "float16")
+
+
+@dataclass
+class TrainerConfig:
+    """How the Trainer runs.
+
+    ``amp`` turns on autocast where the device supports it (bf16 on CUDA by default; fp16 adds a
+    gradient scaler); on CPU it is a no-op so a config written for a GPU still runs here.
+    ``checkpoint_every`` counts optimizer steps (0: only at the end of each epoch when ``out_dir`` is
+    set). ``resume`` is ``None`` (start fresh), ``"auto"`` (continue from the newest checkpoint in
+    ``out_dir`` when one exists) or a checkpoint path. ``monitor_every`` counts optimizer steps
+    between the per-layer monitors (update/weight ratio, gradient norms, activation statistics);
+    0 turns them off.
+    """
+
+    epochs: int = 10
+    device: str = "auto"
+    amp: bool = True
+    amp_dtype: str = "bfloat16"
+    grad_accum_steps: int = 1
+    clip_grad_norm: float | None = None
+    out_dir: str | None = None
+    checkpoint_every: int = 0
+    keep_last: int = 3
+    resume: str | None = None
+    early_stopping_patience: int | None = None
+    monitor: str = "valid_loss"
+    monitor_mode: str = "min"
+    log_every: int = 50
+    monitor_every: int = 0
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise InvalidInputError(f"epochs must be >= 1, got {self.epochs}")
+        if self.grad_accum_steps < 1:
+            raise InvalidInputError(f"grad_accum_steps must be >= 1, got {self.grad_accum_steps}")
+        if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
+            raise InvalidInputError(f"clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
+        if self.checkpoint_every < 0 or self.keep_last < 1:
+            raise InvalidInputError("checkpoint_every must be >= 0 and keep_last >= 1")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise InvalidInputError("early_stopping_patience must be >= 1 or None")
+        if self.monitor_mode not in MONITOR_MODES:
+            raise InvalidInputError(f"monitor_mode must be one of {MONITOR_MODES}, got {self.monitor_mode!r}")
+        if self.amp_dtype not in AMP_DTYPES:
+            raise InvalidInputError(f"amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}")
+        if self.log_every < 1 or self.monitor_every < 0:
+            raise InvalidInputError("log_every must be >= 1 and monitor_every >= 0")
+        if self.resume is not None and self.resume != "auto" and not self.resume:
+            raise InvalidInputError("resume must be None, 'auto' or a checkpoint path")
+        if self.resume == "auto" and self.out_dir is None:
+            raise InvalidInputError("resume='auto' looks for checkpoints in out_dir; set out_dir")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict (written to ``config.json`` in ``out_dir``)."""
+        return asdict(self)

@@ -1,0 +1,86 @@
+"""The course's training monitors: update/weight ratio, gradient norms and activation statistics.
+
+"Track the ratio of weight updates to weight magnitudes; 0.01 is probably too high": after an
+optimizer step, ``||Δw|| / ||w||`` per parameter tensor is reported and any tensor above
+``UPDATE_RATIO_FLAG`` is flagged (and logged as a warning). Gradient norms are taken after AMP
+unscaling and before clipping, so they show the monster gradients clipping hides. Activation mean
+and standard deviation per leaf module come from forward hooks that only record on monitored steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+UPDATE_RATIO_FLAG = 1e-2
+
+
+class LayerMonitor:
+    """Collect per-layer statistics around one optimizer step of ``model``."""
+
+    def __init__(self, model: nn.Module, flag_ratio: float = UPDATE_RATIO_FLAG) -> None:
+        self.model = model
+        self.flag_ratio = flag_ratio
+        self.active = False
+        self._activations: dict[str, tuple[float, float]] = {}
+        self._before: dict[str, torch.Tensor] = {}
+        self._grad_norms: dict[str, float] = {}
+        self._handles = [
+            module.register_forward_hook(self._hook(name))
+            for name, module in model.named_modules()
+            if name and not any(True for _ in module.children())
+        ]
+
+    def _hook(self, name: str) -> Any:
+        def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            if self.active and isinstance(output, torch.Tensor) and output.is_floating_point():
+                data = output.detach().float()
+                self._activations[name] = (float(data.mean()), float(data.std()) if data.numel() > 1 else 0.0)
+
+        return record
+
+    def set_active(self, active: bool) -> None:
+        """Record activations in the following forward passes (only on monitored steps: hooks are cheap)."""
+        self.active = active
+
+    def before_step(self) -> None:
+        """Snapshot gradient norms and weights; call after unscaling and before clipping/stepping."""
+        self._before = {}
+        self._grad_norms = {}
+        for name, param in self.model.named_parameters():
+            if param.grad is None:
+                continue
+            self._grad_norms[name] = float(param.grad.detach().float().norm())
+            self._before[name] = param.detach().clone()
+
+    def after_step(self) -> dict[str, Any]:
+        """Report ``update_ratio``, ``grad_norm``, ``act_mean``, ``act_std`` per layer, and the flagged."""
+        ratios: dict[str, float] = {}
+        params = dict(self.model.named_parameters())
+        for name, old in self._before.items():
+            update = (params[name].detach() - old).float().norm()
+            ratios[name] = float(update / old.float().norm().clamp_min(1e-12))
+        flagged = sorted(name for name, ratio in ratios.items() if ratio > self.flag_ratio)
+        if flagged:
+            log.warning("update/weight ratio above %.0e for %s (learning rate may be too high)",
+                        self.flag_ratio, ", ".join(flagged))
+        report = {
+            "update_ratio": ratios,
+            "grad_norm": dict(self._grad_norms),
+            "act_mean": {k: v[0] for k, v in self._activations.items()},
+            "act_std": {k: v[1] for k, v in self._activations.items()},
+            "flagged": flagged,
+        }
+        self._before, self._activations = {}, {}
+        self.active = False
+        return report
+
+    def remove(self) -> None:
+        """Detach the forward hooks from the model."""
+        for handle in self._handles:
+            handle.remove()

@@ -1,0 +1,392 @@
+"""One training loop for any ``nn.Module`` and loss.
+
+The Trainer owns what every model needs and nobody should write twice: device placement, mixed
+precision, gradient accumulation and clipping, LR schedules stepped per batch or per epoch,
+validation with early stopping, progress with throughput, ``metrics.jsonl`` and a loss-curve PNG,
+atomic checkpoints that resume bit-identically mid-epoch, the course's per-layer monitors, and
+distributed data parallel when launched by ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from nlp182.device import autocast_dtype, seed_everything
+from nlp182.errors import InvalidInputError, MissingFileError
+from nlp182.io import atomic_write_json, atomic_write_text
+from nlp182.plots import loss_curves
+from nlp182.train.batching import batch_size_of, move_to_device
+from nlp182.train.checkpoint import (
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from nlp182.train.config import SCHEDULER_INTERVALS, TrainerConfig
+from nlp182.train.distributed import all_reduce_mean, init_distributed
+from nlp182.train.monitors import LayerMonitor
+from nlp182.train.rng import capture_rng_state, restore_rng_state
+
+log = logging.getLogger(__name__)
+
+LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, float]]
+LossFn = Callable[[nn.Module, Any], LossOutput]
+EvalFn = Callable[[nn.Module, Iterable[Any]], dict[str, float]]
+
+
+def _split_loss(output: LossOutput) -> tuple[torch.Tensor, dict[str, float]]:
+    if isinstance(output, tuple):
+        loss, metrics = output
+        return loss, {k: float(v) for k, v in metrics.items()}
+    return output, {}
+
+
+def _loader_generators(loader: Iterable[Any]) -> list[torch.Generator]:
+    """Generators that decide a DataLoader's order (its own and its sampler's), in a fixed order."""
+    found = [getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None)]
+    return [g for g in found if isinstance(g, torch.Generator)]
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` on ``loss_fn(model, batch)``.
+
+    ``loss_fn`` returns a scalar loss tensor, or ``(loss, {"name": float})`` for extra metrics that
+    are averaged per epoch. The batch reaches it already on the device (tensors inside tuples,
+    lists and dicts are moved). ``eval_fn(model, valid_loader)`` returns a dict of validation
+    metrics; without it the Trainer reports ``valid_loss``, the mean of ``loss_fn`` over the
+    validation batches under ``torch.no_grad()``. ``scheduler`` is stepped after every optimizer
+    step (``scheduler_interval="step"``) or every epoch (``"epoch"``; a ``ReduceLROnPlateau`` gets
+    the monitored value).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: LossFn,
+        config: TrainerConfig | None = None,
+        scheduler: Any = None,
+        scheduler_interval: str = "epoch",
+        eval_fn: EvalFn | None = None,
+    ) -> None:
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise InvalidInputError(
+                f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}"
+            )
+        self.config = config or TrainerConfig()
+        self.dist = init_distributed(self.config.device)
+        self.device = self.dist.device
+        seed_everything(self.config.seed)
+        self.model = model.to(self.device)
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.eval_fn = eval_fn
+        self.net: nn.Module = model
+        if self.dist.is_distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(model, device_ids=ids)
+        amp_dtype = autocast_dtype(self.device) if self.config.amp else None
+        if amp_dtype is not None and self.config.amp_dtype == "float16":
+            amp_dtype = torch.float16
+        self.amp_dtype = amp_dtype
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
+        self.out_dir = Path(self.config.out_dir) if self.config.out_dir else None
+        self.monitor = LayerMonitor(model) if self.config.monitor_every else None
+        self.global_step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: float | None = None
+        self.bad_epochs = 0
+        self._epoch_rng: dict[str, Any] | None = None
+        self._resume_rng: dict[str, Any] | None = None
+        self._epoch_sums: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ public API
+    def fit(
+        self, train_loader: Iterable[Any], valid_loader: Iterable[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Train for ``config.epochs`` epochs (continuing a resumed run); return one record per epoch."""
+        if self.out_dir is not None and self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.out_dir / "config.json", self.config.to_dict())
+        self._maybe_resume()
+        stop = self._early_stop_reached()
+        while self.epoch < self.config.epochs and not stop:
+            record = self._train_epoch(train_loader)
+            if valid_loader is not None:
+                record.update(self.evaluate(valid_loader))
+            self._step_epoch_scheduler(record)
+            stop = self._update_early_stopping(record)
+            self.history.append(record)
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self._epoch_rng = None
+            self._log_epoch(record)
+            if self.out_dir is not None:
+                self.save()
+        return self.history
+
+    @torch.no_grad()
+    def evaluate(self, valid_loader: Iterable[Any]) -> dict[str, float]:
+        """Validation metrics: ``eval_fn``'s, or the mean ``loss_fn`` over the batches as ``valid_loss``."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if self.eval_fn is not None:
+                metrics = {k: float(v) for k, v in self.eval_fn(self.model, valid_loader).items()}
+            else:
+                sums: dict[str, float] = {}
+                count = 0
+                for batch in valid_loader:
+                    with self._autocast():
+                        batch = move_to_device(batch, self.device)
+                        loss, extra = _split_loss(self.loss_fn(self.model, batch))
+                    for name, value in {"loss": float(loss), **extra}.items():
+                        sums[name] = sums.get(name, 0.0) + value
+                    count += 1
+                if count == 0:
+                    raise InvalidInputError("valid_loader yielded no batches; pass None to skip validation")
+                metrics = {f"valid_{name}": value / count for name, value in sums.items()}
+        finally:
+            self.model.train(was_training)
+        return all_reduce_mean(metrics, self.dist)
+
+    def save(self) -> Path:
+        """Write a checkpoint for the current position into ``out_dir/checkpoints`` and prune old ones."""
+        if self.out_dir is None:
+            raise InvalidInputError("set TrainerConfig.out_dir to save checkpoints")
+        path = checkpoint_path(self.out_dir, self.global_step)
+        if self.dist.is_main:
+            save_checkpoint(path, self.state_dict())
+            prune_checkpoints(self.out_dir, self.config.keep_last)
+        return path
+
+    def state_dict(self) -> dict[str, Any]:
+        """All that continuing exactly needs: weights, optimizer, scheduler, scaler, RNG, data position."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng_state(),
+            "epoch_rng": self._epoch_rng,
+            "position": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                         "global_step": self.global_step},
+            "epoch_sums": self._epoch_sums,
+            "history": self.history,
+            "early_stopping": {"best": self.best, "bad_epochs": self.bad_epochs},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict`` (tensors may be on the CPU; they are moved where they belong)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        position = state["position"]
+        self.epoch, self.batch_in_epoch = position["epoch"], position["batch_in_epoch"]
+        self.global_step = position["global_step"]
+        self._epoch_rng = state["epoch_rng"]
+        self._resume_rng = state["rng"]
+        self._epoch_sums = dict(state["epoch_sums"])
+        self.history = list(state["history"])
+        self.best = state["early_stopping"]["best"]
+        self.bad_epochs = state["early_stopping"]["bad_epochs"]
+        restore_rng_state(state["rng"])
+
+    # ------------------------------------------------------------------ the loop
+    def _train_epoch(self, loader: Iterable[Any]) -> dict[str, Any]:
+        self.model.train()
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.epoch)
+        generators = _loader_generators(loader)
+        skip = self.batch_in_epoch
+        if skip and self._epoch_rng is not None:
+            restore_rng_state(self._epoch_rng, generators)  # replay the same shuffle
+        else:
+            self._epoch_rng = capture_rng_state(generators)
+            self._epoch_sums = {}
+        iterator: Iterator[Any] = iter(loader)
+        for _ in range(skip):
+            next(iterator)
+        if skip and self._resume_rng is not None:
+            restore_rng_state(self._resume_rng)
+        self._resume_rng = None
+        accum = self.config.grad_accum_steps
+        total = len(loader) if hasattr(loader, "__len__") else None
+        bar = tqdm(iterator, total=total, initial=skip, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                   disable=not (self.config.progress and self.dist.is_main), leave=False)
+        start, samples = time.perf_counter(), 0
+        pending = 0
+        for batch in bar:
+            batch = move_to_device(batch, self.device)
+            if self.monitor is not None:
+                self.monitor.set_active((self.global_step + 1) % self.config.monitor_every == 0)
+            samples += batch_size_of(batch) or 0
+            pending += 1
+            last = total is not None and self.batch_in_epoch + 1 == total
+            sync = pending == accum or last
+            with self._autocast(), self._no_sync(not sync):
+                loss, extra = _split_loss(self.loss_fn(self.net, batch))
+                if not torch.isfinite(loss.detach()):
+                    raise InvalidInputError(f"loss became {float(loss)} at step {self.global_step}; "
+                                            "lower the learning rate or enable clip_grad_norm")
+            self.scaler.scale(loss / accum).backward()
+            self.batch_in_epoch += 1
+            loss_value = float(loss.detach())
+            for name, value in {"loss": loss_value, **extra}.items():
+                self._epoch_sums[name] = self._epoch_sums.get(name, 0.0) + value
+            self._epoch_sums["batches"] = self._epoch_sums.get("batches", 0.0) + 1
+            if sync:
+                pending = 0
+                self._optimizer_step()
+                rate = samples / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{rate:.0f}")
+                if self.global_step % self.config.log_every == 0:
+                    self._log_step(loss_value, extra)
+                if self.out_dir is not None and self.config.checkpoint_every and \
+                        self.global_step % self.config.checkpoint_every == 0:
+                    self.save()
+        if pending:
+            self._optimizer_step()
+        bar.close()
+        elapsed = time.perf_counter() - start
+        batches = max(self._epoch_sums.get("batches", 0.0), 1.0)
+        record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
+                                  "lr": self.optimizer.param_groups[0]["lr"],
+                                  "samples_per_s": samples / max(elapsed, 1e-9), "time_s": elapsed}
+        for name, value in self._epoch_sums.items():
+            if name != "batches":
+                record[f"train_{name}"] = value / batches
+        return record
+
+    def _optimizer_step(self) -> None:
+        monitoring = self.monitor is not None and (self.global_step + 1) % self.config.monitor_every == 0
+        self.scaler.unscale_(self.optimizer)
+        if monitoring:
+            self.monitor.before_step()
+        if self.config.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
+        self.global_step += 1
+        if monitoring:
+            report = self.monitor.after_step()
+            self._write_metrics({"kind": "monitor", "step": self.global_step, **report})
+
+    # ------------------------------------------------------------------ helpers
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _no_sync(self, skip_sync: bool) -> contextlib.AbstractContextManager[Any]:
+        if skip_sync and isinstance(self.net, DistributedDataParallel):
+            return self.net.no_sync()
+        return contextlib.nullcontext()
+
+    def _maybe_resume(self) -> None:
+        resume = self.config.resume
+        if resume is None:
+            return
+        if resume == "auto":
+            found = list_checkpoints(self.out_dir) if self.out_dir is not None else []
+            if not found:
+                return
+            path = found[-1]
+        else:
+            path = Path(resume)
+            if not path.is_file():
+                raise MissingFileError(f"checkpoint {path} does not exist; check --resume")
+        log.info("resuming from %s", path)
+        self.load_state_dict(load_checkpoint(path))
+        self._truncate_metrics()
+
+    def _step_epoch_scheduler(self, record: dict[str, Any]) -> None:
+        if self.scheduler is None or self.scheduler_interval != "epoch":
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(self._monitored(record))
+        else:
+            self.scheduler.step()
+
+    def _monitored(self, record: dict[str, Any]) -> float:
+        if self.config.monitor not in record:
+            raise InvalidInputError(f"monitor {self.config.monitor!r} is not among the epoch metrics "
+                                    f"{sorted(record)}; pass a valid_loader or set monitor")
+        return float(record[self.config.monitor])
+
+    def _update_early_stopping(self, record: dict[str, Any]) -> bool:
+        if self.config.early_stopping_patience is None:
+            return False
+        value = self._monitored(record)
+        if self.best is None:
+            better = True
+        else:
+            better = value < self.best if self.config.monitor_mode == "min" else value > self.best
+        if better and not math.isnan(value):
+            self.best, self.bad_epochs = value, 0
+            if self.out_dir is not None and self.dist.is_main:
+                save_checkpoint(self.out_dir / "best.safetensors", {"model": self.model.state_dict(),
+                                                                    "epoch": self.epoch + 1, "value": value})
+        else:
+            self.bad_epochs += 1
+        return self._early_stop_reached()
+
+    def _early_stop_reached(self) -> bool:
+        patience = self.config.early_stopping_patience
+        return patience is not None and self.bad_epochs >= patience
+
+    def _write_metrics(self, entry: dict[str, Any]) -> None:
+        if self.out_dir is None or not self.dist.is_main:
+            return
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric lines written after the checkpoint we resumed from (they will be written again)."""
+        path = self.out_dir / "metrics.jsonl" if self.out_dir is not None else None
+        if path is None or not path.is_file() or not self.dist.is_main:
+            return
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= self.global_step]
+        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+    def _log_step(self, loss: float, extra: dict[str, float]) -> None:
+        entry = {"kind": "step", "step": self.global_step, "epoch": self.epoch + 1, "loss": loss,
+                 "lr": self.optimizer.param_groups[0]["lr"], **extra}
+        self._write_metrics(entry)
+        log.debug("step %d loss %.4f", self.global_step, loss)
+
+    def _log_epoch(self, record: dict[str, Any]) -> None:
+        self._write_metrics({"kind": "epoch", **record})
+        if self.dist.is_main:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float))
+            log.info("epoch %d: %s", record["epoch"], shown)
+        if self.out_dir is not None and self.dist.is_main:
+            series = {"train": [r["train_loss"] for r in self.history if "train_loss" in r]}
+            if any("valid_loss" in r for r in self.history):
+                series["valid"] = [r["valid_loss"] for r in self.history if "valid_loss" in r]
+            loss_curves(series, self.out_dir / "loss.png", title="loss per epoch", xlabel="epoch")

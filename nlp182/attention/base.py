@@ -1,0 +1,62 @@
+"""The shared shape of score-based attention: score, masked softmax, weighted sum of values."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from nlp182.attention.masks import check_mask, masked_softmax
+from nlp182.errors import ShapeError
+
+
+def check_inputs(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
+    """Raise ShapeError unless query is ``(B, Tq, Dq)``, keys ``(B, Tk, Dk)``, values ``(B, Tk, Dv)``."""
+    for name, tensor in (("query", query), ("keys", keys), ("values", values)):
+        if tensor.dim() != 3:
+            raise ShapeError(f"{name} must be 3-D (B, T, D), got shape {tuple(tensor.shape)}")
+    if not query.shape[0] == keys.shape[0] == values.shape[0]:
+        raise ShapeError(
+            f"batch sizes differ: query {query.shape[0]}, keys {keys.shape[0]}, values {values.shape[0]}"
+        )
+    if keys.shape[1] != values.shape[1]:
+        raise ShapeError(f"keys have {keys.shape[1]} positions but values have {values.shape[1]}")
+
+
+class ScoredAttention(nn.Module, ABC):
+    """Attention defined by a score function ``score(query, keys) -> (B, Tq, Tk)``.
+
+    Subclasses implement :meth:`score`; this class applies the mask, normalises with a softmax
+    over keys and returns the weighted sum of values, so additive, multiplicative and hard
+    attention share one masking rule.
+    """
+
+    @abstractmethod
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Unnormalised scores ``(B, Tq, Tk)`` for query ``(B, Tq, Dq)`` and keys ``(B, Tk, Dk)``."""
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend from each query to the keys.
+
+        Args:
+            query: ``(B, Tq, Dq)``.
+            keys: ``(B, Tk, Dk)``.
+            values: ``(B, Tk, Dv)``; defaults to ``keys``.
+            mask: bool broadcastable to ``(B, Tq, Tk)``, ``True`` = attend (see ``masks``).
+
+        Returns:
+            ``(context, weights)``: context ``(B, Tq, Dv)`` and weights ``(B, Tq, Tk)``.
+        """
+        values = keys if values is None else values
+        check_inputs(query, keys, values)
+        scores = self.score(query, keys)
+        check_mask(mask, scores.shape)
+        weights = masked_softmax(scores, mask)
+        return torch.bmm(weights, values), weights

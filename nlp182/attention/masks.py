@@ -1,0 +1,105 @@
+"""Boolean attention masks and the masked softmax every attention module shares.
+
+Convention (the same as ``torch.nn.functional.scaled_dot_product_attention``): a mask is a bool
+tensor broadcastable to the score shape ``(B, Tq, Tk)`` (or ``(B, H, Tq, Tk)``) and ``True``
+means "this query may attend to this key". A query row whose keys are all masked gets zero
+weights and a zero context rather than the NaN a plain softmax over ``-inf`` would give, and its
+gradients are zero too.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nlp182.errors import InvalidInputError, ShapeError
+
+
+def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """Key-padding mask from sequence lengths.
+
+    Args:
+        lengths: ``(B,)`` integer lengths of the real (non-pad) prefix of each sequence.
+        max_len: padded length ``Tk``; defaults to ``lengths.max()``.
+
+    Returns:
+        ``(B, 1, Tk)`` bool mask, ``True`` on real tokens, ready to broadcast over queries.
+    """
+    if lengths.dim() != 1:
+        raise ShapeError(f"lengths must be 1-D (B,), got shape {tuple(lengths.shape)}")
+    if lengths.numel() and int(lengths.min()) < 0:
+        raise InvalidInputError("lengths must be non-negative")
+    longest = int(lengths.max()) if lengths.numel() else 0
+    width = longest if max_len is None else int(max_len)
+    if width < longest:
+        raise InvalidInputError(f"max_len={width} is shorter than the longest sequence ({longest})")
+    positions = torch.arange(width, device=lengths.device)
+    return (positions.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(1)
+
+
+def causal_mask(
+    query_len: int, key_len: int | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """Causal (look-back only) mask aligned top-left, as ``is_causal=True`` in PyTorch.
+
+    Returns:
+        ``(Tq, Tk)`` bool mask with ``True`` where key index ``j <= i`` for query index ``i``.
+    """
+    key_len = query_len if key_len is None else key_len
+    return torch.ones(query_len, key_len, dtype=torch.bool, device=device).tril()
+
+
+def merge_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
+    """Logical AND of the given masks (``None`` entries are skipped); ``None`` if all are ``None``."""
+    merged: torch.Tensor | None = None
+    for mask in masks:
+        if mask is None:
+            continue
+        merged = mask if merged is None else merged & mask
+    return merged
+
+
+def check_mask(mask: torch.Tensor | None, score_shape: torch.Size) -> None:
+    """Raise a package error unless ``mask`` is a bool tensor broadcastable to ``score_shape``."""
+    if mask is None:
+        return
+    if mask.dtype != torch.bool:
+        raise InvalidInputError(f"attention masks must be bool (True = attend), got dtype {mask.dtype}")
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, score_shape)
+    except RuntimeError as exc:
+        raise ShapeError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast to scores {tuple(score_shape)}; "
+            "use (B, 1, Tk) for key padding or (Tq, Tk) for causal masks"
+        ) from exc
+    if broadcast != score_shape:
+        raise ShapeError(f"mask of shape {tuple(mask.shape)} is larger than scores {tuple(score_shape)}")
+
+
+def masked_log_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Log-softmax over the last axis with masked keys at ``-inf``; fully masked rows give all ``-inf``.
+
+    Args:
+        scores: ``(..., Tq, Tk)`` attention logits.
+        mask: bool, broadcastable to ``scores``; ``True`` = attend.
+    """
+    if mask is None:
+        return torch.log_softmax(scores, dim=-1)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    # Rows with no valid key: softmax over zeros (finite, so no NaN in forward or backward) ...
+    scores = scores.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    # ... then every entry of such a row is masked out again.
+    return torch.log_softmax(scores, dim=-1).masked_fill(~mask, float("-inf"))
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis ignoring masked keys; a fully masked row is all zeros.
+
+    Args:
+        scores: ``(..., Tq, Tk)`` attention logits.
+        mask: bool, broadcastable to ``scores``; ``True`` = attend.
+    """
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    scores = scores.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    return torch.softmax(scores, dim=-1).masked_fill(~mask, 0.0)

@@ -1,0 +1,109 @@
+"""Multi-head attention with the parameter layout of ``torch.nn.MultiheadAttention``.
+
+The parameters are named and shaped as in PyTorch (``in_proj_weight`` ``(3E, E)``,
+``in_proj_bias`` ``(3E,)``, ``out_proj``), so ``load_state_dict`` moves weights either way and
+the two give the same outputs. Each head runs through :func:`scaled_dot_product`, i.e. the fused
+kernel unless weights are asked for.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nlp182.attention.base import check_inputs
+from nlp182.attention.scaled_dot import scaled_dot_product
+from nlp182.errors import InvalidInputError, ShapeError
+
+
+class MultiHeadAttention(nn.Module):
+    """``H`` scaled dot-product heads over learned projections, concatenated and projected.
+
+    Args:
+        embed_dim: ``E``, size of queries, keys, values and the output.
+        num_heads: ``H``; must divide ``E``.
+        dropout: dropout on the attention weights while training.
+        bias: learn biases in the input and output projections.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
+            raise InvalidInputError(f"num_heads ({num_heads}) must divide embed_dim ({embed_dim}), both > 0")
+        if not 0.0 <= dropout < 1.0:
+            raise InvalidInputError(f"dropout must be in [0, 1), got {dropout}")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim)) if bias else None
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise as PyTorch does: Xavier-uniform input projection, zero biases."""
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        if self.in_proj_bias is not None:
+            nn.init.zeros_(self.in_proj_bias)
+            nn.init.zeros_(self.out_proj.bias)
+
+    def _project(
+        self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        weight, bias = self.in_proj_weight, self.in_proj_bias
+        if query is keys and keys is values:  # self-attention: one matmul
+            return F.linear(query, weight, bias).chunk(3, dim=-1)
+        w_q, w_k, w_v = weight.chunk(3)
+        b_q, b_k, b_v = bias.chunk(3) if bias is not None else (None, None, None)
+        if keys is values:
+            k, v = F.linear(
+                keys, torch.cat([w_k, w_v]), None if bias is None else torch.cat([b_k, b_v])
+            ).chunk(2, dim=-1)
+            return F.linear(query, w_q, b_q), k, v
+        return F.linear(query, w_q, b_q), F.linear(keys, w_k, b_k), F.linear(values, w_v, b_v)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, -1).transpose(1, 2)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        causal: bool = False,
+        need_weights: bool = False,
+        average_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend from query ``(B, Tq, E)`` to keys ``(B, Tk, E)`` and values ``(B, Tk, E)``.
+
+        Args:
+            mask: bool broadcastable to ``(B, Tq, Tk)`` (e.g. ``(B, 1, Tk)`` key padding or
+                ``(Tq, Tk)``), ``True`` = attend; the same mask applies to every head.
+            causal: forbid keys after the query position.
+            need_weights: compute weights; ``(B, Tq, Tk)`` averaged over heads when
+                ``average_weights`` else ``(B, H, Tq, Tk)``; ``None`` otherwise.
+
+        Returns:
+            ``(context, weights)`` with context ``(B, Tq, E)``.
+        """
+        values = keys if values is None else values
+        check_inputs(query, keys, values)
+        for name, tensor in (("query", query), ("keys", keys), ("values", values)):
+            if tensor.shape[-1] != self.embed_dim:
+                raise ShapeError(f"{name} has size {tensor.shape[-1]}, expected embed_dim={self.embed_dim}")
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)  # (B, Tq, Tk) -> (B, 1, Tq, Tk): shared by the heads
+        q, k, v = (self._split_heads(t) for t in self._project(query, keys, values))
+        dropout_p = self.dropout if self.training else 0.0
+        context, weights = scaled_dot_product(q, k, v, mask, causal, dropout_p, need_weights)
+        batch, _, length, _ = context.shape
+        output = self.out_proj(context.transpose(1, 2).reshape(batch, length, self.embed_dim))
+        if weights is not None and average_weights:
+            weights = weights.mean(dim=1)
+        return output, weights
+
+    def extra_repr(self) -> str:
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"

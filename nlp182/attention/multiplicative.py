@@ -1,0 +1,47 @@
+"""Multiplicative attention (Luong et al., 2015): ``dot`` (``q . k``) and ``general`` (``q^T W k``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nlp182.attention.base import ScoredAttention
+from nlp182.errors import InvalidInputError, ShapeError
+
+LUONG_MODES = ("dot", "general")
+
+
+class MultiplicativeAttention(ScoredAttention):
+    """Luong attention.
+
+    ``dot`` compares query and key directly (they must have the same size and no parameters are
+    learned); ``general`` learns a bilinear form ``W`` of shape ``(Dq, Dk)`` so the sizes may differ.
+
+    Args:
+        query_dim: ``Dq``.
+        key_dim: ``Dk``; defaults to ``Dq``.
+        mode: ``"dot"`` or ``"general"``.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int | None = None, mode: str = "general") -> None:
+        super().__init__()
+        key_dim = query_dim if key_dim is None else key_dim
+        if mode not in LUONG_MODES:
+            raise InvalidInputError(f"unknown Luong mode {mode!r}; use one of {', '.join(LUONG_MODES)}")
+        if mode == "dot" and query_dim != key_dim:
+            raise InvalidInputError(
+                f"dot attention needs query_dim == key_dim, got {query_dim} and {key_dim}; use mode='general'"
+            )
+        self.mode = mode
+        self.query_dim = query_dim
+        self.key_proj = nn.Linear(key_dim, query_dim, bias=False) if mode == "general" else None
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, Tq, Tk)`` for query ``(B, Tq, Dq)`` and keys ``(B, Tk, Dk)``."""
+        projected = keys if self.key_proj is None else self.key_proj(keys)
+        if query.shape[-1] != projected.shape[-1]:
+            raise ShapeError(f"query has size {query.shape[-1]} but this attention expects {self.query_dim}")
+        return torch.bmm(query, projected.transpose(1, 2))
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, query_dim={self.query_dim}"

@@ -1,0 +1,115 @@
+"""Scaled dot-product attention on top of ``torch.nn.functional.scaled_dot_product_attention``.
+
+The fused function picks flash / memory-efficient kernels where they exist (CUDA) and never
+materialises the ``(Tq, Tk)`` weight matrix, so weights are computed (explicitly, with the same
+formula) only when the caller asks for them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nlp182.attention.masks import causal_mask, check_mask, masked_softmax, merge_masks
+from nlp182.errors import InvalidInputError, ShapeError
+
+
+def _check(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
+    if not query.dim() == keys.dim() == values.dim() >= 3:
+        raise ShapeError(
+            "query, keys and values must all be (B, T, D) or (B, H, T, D); got shapes "
+            f"{tuple(query.shape)}, {tuple(keys.shape)}, {tuple(values.shape)}"
+        )
+    if query.shape[:-2] != keys.shape[:-2] or keys.shape[:-1] != values.shape[:-1]:
+        raise ShapeError(
+            f"leading dimensions differ: query {tuple(query.shape)}, keys {tuple(keys.shape)}, "
+            f"values {tuple(values.shape)}"
+        )
+    if query.shape[-1] != keys.shape[-1]:
+        raise ShapeError(f"query size {query.shape[-1]} != key size {keys.shape[-1]}")
+
+
+def scaled_dot_product(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    need_weights: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``softmax(q k^T / sqrt(D)) v`` with masking; fully masked query rows give zeros.
+
+    Args:
+        query: ``(B, Tq, D)`` or ``(B, H, Tq, D)``.
+        keys: ``(B, Tk, D)`` or ``(B, H, Tk, D)``.
+        values: ``(B, Tk, Dv)`` or ``(B, H, Tk, Dv)``.
+        mask: bool broadcastable to the scores ``(B, [H,] Tq, Tk)``, ``True`` = attend.
+        causal: also forbid keys after the query position (top-left aligned).
+        dropout_p: dropout on the attention weights (pass 0 at evaluation).
+        need_weights: also compute and return the weights ``(B, [H,] Tq, Tk)``; otherwise ``None``.
+
+    Returns:
+        ``(context, weights)`` with context ``(B, [H,] Tq, Dv)``.
+    """
+    _check(query, keys, values)
+    query_len, key_len = query.shape[-2], keys.shape[-2]
+    check_mask(mask, torch.Size((*query.shape[:-2], query_len, key_len)))
+    if causal and (mask is not None or need_weights):
+        mask = merge_masks(mask, causal_mask(query_len, key_len, device=query.device))
+        causal = False
+    if need_weights:
+        scores = torch.matmul(query, keys.transpose(-2, -1)) / math.sqrt(query.shape[-1])
+        weights = masked_softmax(scores, mask)
+        if dropout_p > 0:
+            weights = F.dropout(weights, p=dropout_p)
+        return torch.matmul(weights, values), weights
+    if mask is None:
+        return F.scaled_dot_product_attention(
+            query, keys, values, dropout_p=dropout_p, is_causal=causal
+        ), None
+    # Let fully masked rows attend everywhere (finite in every kernel), then zero their output:
+    # no NaN in the forward pass and exactly zero gradient from those rows.
+    has_key = mask.any(dim=-1, keepdim=True)
+    context = F.scaled_dot_product_attention(
+        query, keys, values, attn_mask=mask | ~has_key, dropout_p=dropout_p
+    )
+    return context.masked_fill(~has_key, 0.0), None
+
+
+class ScaledDotProductAttention(nn.Module):
+    """Module form of :func:`scaled_dot_product` (no parameters); returns ``(context, weights)``.
+
+    Args:
+        dropout: dropout probability on the attention weights while training.
+    """
+
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise InvalidInputError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = dropout
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend from query ``(B, Tq, D)`` to keys ``(B, Tk, D)`` / values ``(B, Tk, Dv)``.
+
+        ``mask`` is bool broadcastable to ``(B, Tq, Tk)``; weights are ``None`` unless
+        ``need_weights``.
+        """
+        values = keys if values is None else values
+        dropout_p = self.dropout if self.training else 0.0
+        return scaled_dot_product(query, keys, values, mask, causal, dropout_p, need_weights)
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}"

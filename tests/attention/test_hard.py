@@ -1,0 +1,101 @@
+"""Hard attention: sampling, argmax at evaluation, the REINFORCE loss, and learning a pointer task."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nlp182.attention import HardAttention, MultiplicativeAttention, ReinforceLoss, padding_mask
+from nlp182.errors import InvalidInputError
+
+
+def test_samples_follow_the_attention_distribution_and_respect_masks() -> None:
+    hard = HardAttention(MultiplicativeAttention(3, mode="dot"))
+    keys = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [5.0, 5.0, 5.0]]]).expand(4000, 4, 3)
+    query = torch.tensor([[[0.0, 1.0, 2.0]]]).expand(4000, 1, 3)
+    mask = padding_mask(torch.full((4000,), 3), 4)  # the last key, with the top score, is padding
+    chosen = hard.sample(query, keys, mask=mask, generator=torch.Generator().manual_seed(0))
+    expected = torch.softmax(torch.tensor([0.0, 1.0, 2.0]), 0)
+    frequency = torch.bincount(chosen.index.flatten(), minlength=4).float() / 4000
+    assert frequency[3] == 0
+    torch.testing.assert_close(frequency[:3], expected, atol=0.03, rtol=0)
+    torch.testing.assert_close(chosen.log_prob, expected.log()[chosen.index], atol=1e-6, rtol=0)
+    torch.testing.assert_close(chosen.entropy, -(expected * expected.log()).sum().expand(4000, 1))
+    torch.testing.assert_close(chosen.context, keys.gather(1, chosen.index[..., None].expand(4000, 1, 3)))
+    hard.eval()
+    context, weights = hard(query, keys, mask=mask)
+    assert torch.all(weights.argmax(-1) == 2) and torch.equal(context[:, 0], keys[:, 2])
+
+
+def test_fully_masked_rows_choose_nothing() -> None:
+    hard = HardAttention(MultiplicativeAttention(2, mode="general"))
+    keys = torch.randn(2, 3, 2)
+    chosen = hard.sample(torch.randn(2, 1, 2), keys, mask=padding_mask(torch.tensor([0, 3]), 3))
+    assert torch.all(chosen.context[0] == 0) and torch.all(chosen.weights[0] == 0)
+    assert chosen.log_prob[0].item() == 0 and chosen.entropy[0].item() == 0
+    assert torch.isfinite(chosen.log_prob).all()
+
+
+def test_reinforce_loss_matches_hand_computation() -> None:
+    loss_fn = ReinforceLoss(momentum=0.5, entropy_weight=0.1)
+    log_prob = torch.tensor([-1.0, -2.0], requires_grad=True)
+    entropy = torch.tensor([0.5, 0.3])
+    # First batch: the baseline starts at the mean reward (0.5), so the advantages are +-0.5.
+    loss = loss_fn(log_prob, torch.tensor([1.0, 0.0]), entropy)
+    assert loss.item() == pytest.approx(-(0.5 * -1.0 + -0.5 * -2.0) / 2 - 0.1 * 0.4)
+    loss.backward()
+    torch.testing.assert_close(log_prob.grad, torch.tensor([-0.25, 0.25]))
+    assert loss_fn.baseline.item() == pytest.approx(0.5)
+    # Second batch: advantages against b = 0.5, then b <- 0.5 * 0.5 + 0.5 * 1.0.
+    loss = loss_fn(log_prob, torch.tensor([1.0, 1.0]), entropy)
+    assert loss.item() == pytest.approx(-(0.5 * -1.0 + 0.5 * -2.0) / 2 - 0.04)
+    assert loss_fn.baseline.item() == pytest.approx(0.75)
+    with pytest.raises(InvalidInputError):
+        loss_fn(log_prob, torch.ones(3), entropy)
+
+
+def _pointer_batch(batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eight positions, each with a random class one-hot and noise; one carries a marker and the answer."""
+    length, classes = 8, 4
+    labels = torch.randint(classes, (batch, length), generator=gen)
+    target_pos = torch.randint(length, (batch,), generator=gen)
+    features = torch.cat(
+        [
+            torch.nn.functional.one_hot(labels, classes).float(),
+            torch.nn.functional.one_hot(target_pos, length).float().unsqueeze(-1),
+            0.3 * torch.randn(batch, length, 3, generator=gen),
+        ],
+        dim=-1,
+    )
+    return features, labels.gather(1, target_pos[:, None]).squeeze(1), target_pos
+
+
+def test_hard_attention_learns_to_point_at_the_informative_position() -> None:
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    dim = 4 + 1 + 3
+    query = torch.nn.Parameter(torch.zeros(1, 1, dim))
+    hard = HardAttention(MultiplicativeAttention(dim, mode="general"))
+    classifier = torch.nn.Linear(dim, 4)
+    reinforce = ReinforceLoss(momentum=0.9, entropy_weight=0.01)
+    params = [query, *hard.parameters(), *classifier.parameters()]
+    optimizer = torch.optim.Adam(params, lr=0.05)
+    for _ in range(120):
+        features, answer, _ = _pointer_batch(64, gen)
+        chosen = hard.sample(query.expand(64, 1, dim), features, generator=gen)
+        logits = classifier(chosen.context[:, 0])
+        reward = (logits.argmax(-1) == answer).float()
+        loss = torch.nn.functional.cross_entropy(logits, answer) + reinforce(
+            chosen.log_prob[:, 0], reward, chosen.entropy[:, 0]
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    hard.eval()
+    features, answer, target_pos = _pointer_batch(2000, gen)
+    with torch.no_grad():
+        context, weights = hard(query.expand(2000, 1, dim), features)
+        accuracy = (classifier(context[:, 0]).argmax(-1) == answer).float().mean().item()
+    pointing = (weights[:, 0].argmax(-1) == target_pos).float().mean().item()
+    assert pointing > 0.95, pointing
+    assert accuracy > 0.95, accuracy

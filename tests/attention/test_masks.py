@@ -1,0 +1,54 @@
+"""Masks and the masked softmax: values, the fully-masked-row rule, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nlp182.attention import causal_mask, masked_log_softmax, masked_softmax, merge_masks, padding_mask
+from nlp182.errors import InvalidInputError, ShapeError
+
+
+def test_padding_mask_marks_real_tokens() -> None:
+    mask = padding_mask(torch.tensor([2, 0, 3]), max_len=4)
+    expected = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]], dtype=torch.bool).unsqueeze(1)
+    assert torch.equal(mask, expected)
+    assert padding_mask(torch.tensor([1, 3])).shape == (2, 1, 3)
+
+
+def test_padding_mask_rejects_bad_lengths() -> None:
+    with pytest.raises(ShapeError):
+        padding_mask(torch.tensor([[1, 2]]))
+    with pytest.raises(InvalidInputError):
+        padding_mask(torch.tensor([1, -1]))
+    with pytest.raises(InvalidInputError):
+        padding_mask(torch.tensor([5]), max_len=3)
+
+
+def test_causal_mask_matches_torch_convention() -> None:
+    expected = ~torch.nn.Transformer.generate_square_subsequent_mask(5).isinf()
+    assert torch.equal(causal_mask(5), expected)
+    assert torch.equal(causal_mask(2, 4), torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0]], dtype=torch.bool))
+
+
+def test_merge_masks_is_logical_and() -> None:
+    pad = padding_mask(torch.tensor([2, 3]), 3)
+    merged = merge_masks(None, pad, causal_mask(3))
+    assert merged.shape == (2, 3, 3)
+    assert torch.equal(merged[0], torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 0]], dtype=torch.bool))
+    assert merge_masks(None, None) is None
+
+
+def test_masked_softmax_matches_reference_and_zeroes_fully_masked_rows() -> None:
+    scores = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=torch.bool).expand(2, 3, 4)
+    weights = masked_softmax(scores, mask)
+    expected = torch.exp(scores.detach()) * mask
+    expected = torch.nan_to_num(expected / expected.sum(-1, keepdim=True))
+    torch.testing.assert_close(weights, expected)
+    assert torch.all(weights[:, 1] == 0)
+    log_weights = masked_log_softmax(scores, mask)
+    torch.testing.assert_close(log_weights.exp(), expected)
+    (weights.sum() + (weights * scores).sum()).backward()
+    assert torch.isfinite(scores.grad).all()
+    assert torch.all(scores.grad[:, 1] == 0)

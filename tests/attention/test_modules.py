@@ -1,0 +1,249 @@
+"""Soft attention modules against explicit float64 NumPy formulas, torch references and gradcheck."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from nlp182.attention import (
+    AdditiveAttention,
+    MultiHeadAttention,
+    MultiplicativeAttention,
+    ScaledDotProductAttention,
+    build_attention,
+    causal_mask,
+    padding_mask,
+)
+from nlp182.errors import InvalidInputError, ShapeError
+
+
+def softmax_rows(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Softmax over the last axis, masked keys excluded; rows with no valid key are all zeros."""
+    out = np.zeros_like(scores)
+    mask = np.ones(scores.shape, dtype=bool) if mask is None else np.broadcast_to(mask, scores.shape)
+    for idx in np.ndindex(*scores.shape[:-1]):
+        valid = mask[idx]
+        if valid.any():
+            row = np.exp(scores[idx][valid] - scores[idx][valid].max())
+            out[idx][valid] = row / row.sum()
+    return out
+
+
+def additive_scores(
+    q: np.ndarray, k: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, b_k: np.ndarray, v: np.ndarray
+):
+    """``v . tanh(W_q q_i + W_k k_j + b)`` for every (i, j), by explicit loops."""
+    batch, tq, tk = q.shape[0], q.shape[1], k.shape[1]
+    scores = np.zeros((batch, tq, tk))
+    for b in range(batch):
+        for i in range(tq):
+            for j in range(tk):
+                scores[b, i, j] = v @ np.tanh(w_q @ q[b, i] + w_k @ k[b, j] + b_k)
+    return scores
+
+
+def attend(scores: np.ndarray, values: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(weights @ values, weights)`` with masked softmax weights."""
+    weights = softmax_rows(scores, mask)
+    return weights @ values, weights
+
+
+SHAPES = [(1, 1, 1, 3), (2, 3, 5, 4), (3, 7, 2, 6)]  # (B, Tq, Tk, D)
+
+
+def _inputs(b: int, tq: int, tk: int, dq: int, dk: int, dv: int) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(b * 100 + tq * 10 + tk)
+    return tuple(
+        torch.randn(b, t, d, dtype=torch.float64, generator=gen) for t, d in ((tq, dq), (tk, dk), (tk, dv))
+    )
+
+
+def _random_mask(b: int, tq: int, tk: int) -> torch.Tensor:
+    lengths = torch.randint(1, tk + 1, (b,), generator=torch.Generator().manual_seed(tk))
+    return padding_mask(lengths, tk)
+
+
+@pytest.mark.parametrize(("b", "tq", "tk", "d"), SHAPES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_additive_matches_explicit_formula(b: int, tq: int, tk: int, d: int, masked: bool) -> None:
+    q, k, v = _inputs(b, tq, tk, d, d + 1, d + 2)
+    module = AdditiveAttention(d, d + 1, attn_dim=5).double()
+    mask = _random_mask(b, tq, tk) if masked else None
+    context, weights = module(q, k, v, mask)
+    scores = additive_scores(
+        q.numpy(),
+        k.numpy(),
+        module.query_proj.weight.detach().numpy(),
+        module.key_proj.weight.detach().numpy(),
+        module.key_proj.bias.detach().numpy(),
+        module.energy.weight.detach().numpy()[0],
+    )
+    ref_context, ref_weights = attend(scores, v.numpy(), None if mask is None else mask.numpy())
+    np.testing.assert_allclose(weights.detach().numpy(), ref_weights, atol=1e-12)
+    np.testing.assert_allclose(context.detach().numpy(), ref_context, atol=1e-12)
+
+
+@pytest.mark.parametrize(("b", "tq", "tk", "d"), SHAPES)
+@pytest.mark.parametrize("mode", ["dot", "general"])
+def test_multiplicative_matches_explicit_formula(b: int, tq: int, tk: int, d: int, mode: str) -> None:
+    dk = d if mode == "dot" else d + 2
+    q, k, v = _inputs(b, tq, tk, d, dk, 3)
+    module = MultiplicativeAttention(d, dk, mode=mode).double()
+    mask = _random_mask(b, tq, tk)
+    context, weights = module(q, k, v, mask)
+    w = np.eye(d) if mode == "dot" else module.key_proj.weight.detach().numpy()  # (Dq, Dk)
+    scores = np.einsum("bid,de,bje->bij", q.numpy(), w, k.numpy())
+    ref_context, ref_weights = attend(scores, v.numpy(), mask.numpy())
+    np.testing.assert_allclose(weights.detach().numpy(), ref_weights, atol=1e-12)
+    np.testing.assert_allclose(context.detach().numpy(), ref_context, atol=1e-12)
+
+
+@pytest.mark.parametrize(("b", "tq", "tk", "d"), SHAPES)
+@pytest.mark.parametrize("mask_kind", ["none", "padding", "causal", "both"])
+def test_scaled_dot_matches_formula_with_and_without_weights(
+    b: int, tq: int, tk: int, d: int, mask_kind: str
+) -> None:
+    q, k, v = _inputs(b, tq, tk, d, d, 5)
+    mask = _random_mask(b, tq, tk) if mask_kind in ("padding", "both") else None
+    causal = mask_kind in ("causal", "both")
+    module = ScaledDotProductAttention()
+    fused, no_weights = module(q, k, v, mask, causal=causal)
+    explicit, weights = module(q, k, v, mask, causal=causal, need_weights=True)
+    assert no_weights is None
+    full = np.ones((b, tq, tk), dtype=bool)
+    if mask is not None:
+        full &= mask.numpy()
+    if causal:
+        full &= causal_mask(tq, tk).numpy()
+    scores = q.numpy() @ k.numpy().transpose(0, 2, 1) / np.sqrt(d)
+    ref_context, ref_weights = attend(scores, v.numpy(), full)
+    np.testing.assert_allclose(weights.numpy(), ref_weights, atol=1e-12)
+    np.testing.assert_allclose(explicit.numpy(), ref_context, atol=1e-12)
+    np.testing.assert_allclose(fused.numpy(), ref_context, atol=1e-12)
+
+
+def test_fully_masked_rows_give_zeros_not_nan_everywhere() -> None:
+    q, k, v = (t.float().requires_grad_() for t in _inputs(2, 3, 4, 8, 8, 8))
+    mask = torch.ones(2, 3, 4, dtype=torch.bool)
+    mask[0, 1] = False
+    mask[1] = False
+    mha = MultiHeadAttention(8, 2)
+    modules = [
+        AdditiveAttention(8, 8),
+        MultiplicativeAttention(8, mode="dot"),
+        ScaledDotProductAttention(),
+        mha,
+    ]
+    for module in modules:
+        for need in (False, True):
+            kwargs = (
+                {"need_weights": need}
+                if not isinstance(module, AdditiveAttention | MultiplicativeAttention)
+                else {}
+            )
+            context, weights = module(q, k, v, mask, **kwargs)
+            blank = mha.out_proj.bias.expand(8) if module is mha else torch.zeros(8)
+            torch.testing.assert_close(context[0, 1], blank)
+            torch.testing.assert_close(context[1], blank.expand(3, 8))
+            if weights is not None:
+                assert torch.all(weights[0, 1] == 0) and torch.all(weights[1] == 0)
+            context.sum().backward()
+            assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+            assert torch.all(q.grad[1] == 0)
+            q.grad = k.grad = v.grad = None
+
+
+@pytest.mark.parametrize(("b", "tq", "tk"), [(2, 3, 5), (1, 6, 6), (3, 1, 4)])
+@pytest.mark.parametrize("self_attention", [False, True])
+def test_multihead_matches_torch_multihead_attention(b: int, tq: int, tk: int, self_attention: bool) -> None:
+    embed, heads = 12, 3
+    reference = torch.nn.MultiheadAttention(embed, heads, batch_first=True)
+    ours = MultiHeadAttention(embed, heads)
+    ours.load_state_dict(reference.state_dict())
+    q, k, v = (t.float().requires_grad_() for t in _inputs(b, tq, tk, embed, embed, embed))
+    if self_attention:
+        tk = tq
+        k = v = q
+    lengths = torch.randint(1, tk + 1, (b,), generator=torch.Generator().manual_seed(3))
+    lengths[0] = tk
+    key_valid = padding_mask(lengths, tk)  # (B, 1, Tk)
+    causal = tq == tk
+    ref_out, ref_w = reference(
+        q,
+        k,
+        v,
+        key_padding_mask=~key_valid[:, 0],
+        attn_mask=~causal_mask(tq) if causal else None,
+        need_weights=True,
+    )
+    out, weights = ours(q, k, v, key_valid, causal=causal, need_weights=True)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(weights, ref_w, atol=1e-5, rtol=1e-5)
+    fused, none = ours(q, k, v, key_valid, causal=causal)
+    assert none is None
+    torch.testing.assert_close(fused, ref_out, atol=1e-5, rtol=1e-5)
+    _, per_head = ours(q, k, v, key_valid, causal=causal, need_weights=True, average_weights=False)
+    ref_heads = reference(q, k, v, key_padding_mask=~key_valid[:, 0], average_attn_weights=False)[1]
+    if not causal:
+        torch.testing.assert_close(per_head, ref_heads, atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad(fused.square().sum(), [*ours.parameters()])
+    ref_grads = torch.autograd.grad(ref_out.square().sum(), [*reference.parameters()])
+    for mine, theirs in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_gradcheck_every_soft_module() -> None:
+    q, k, v = (t.requires_grad_() for t in _inputs(2, 3, 4, 4, 4, 4))
+    mask = padding_mask(torch.tensor([4, 2]), 4)
+    modules = [
+        AdditiveAttention(4, 4, attn_dim=3).double(),
+        MultiplicativeAttention(4, mode="general").double(),
+        MultiplicativeAttention(4, mode="dot").double(),
+        MultiHeadAttention(4, 2).double(),
+    ]
+    for module in modules:
+        assert gradcheck(lambda q, k, v, m=module: m(q, k, v, mask)[0], (q, k, v))
+        params = [p for p in module.parameters()]
+        if params:
+            assert gradcheck(
+                lambda *ps, m=module: torch.func.functional_call(
+                    m,
+                    dict(zip([n for n, _ in m.named_parameters()], ps, strict=True)),
+                    (q.detach(), k.detach(), v.detach(), mask),
+                )[0],
+                tuple(p.detach().clone().requires_grad_() for p in params),
+            )
+    sdpa = ScaledDotProductAttention()
+    for need in (False, True):
+        assert gradcheck(
+            lambda q, k, v, need=need: sdpa(q, k, v, mask, causal=True, need_weights=need)[0], (q, k, v)
+        )
+
+
+def test_bad_inputs_raise_package_errors() -> None:
+    q, k, v = _inputs(2, 3, 4, 4, 4, 4)
+    with pytest.raises(ShapeError):
+        MultiplicativeAttention(4, mode="dot")(q[0], k, v)
+    with pytest.raises(ShapeError):
+        AdditiveAttention(4, 4)(q, k, v[:, :2])
+    with pytest.raises(ShapeError):
+        ScaledDotProductAttention()(q, k, v, torch.ones(3, 3, 4, dtype=torch.bool))
+    with pytest.raises(InvalidInputError):
+        ScaledDotProductAttention()(q, k, v, torch.ones(2, 1, 4))
+    with pytest.raises(InvalidInputError):
+        MultiHeadAttention(10, 3)
+    with pytest.raises(ShapeError):
+        MultiHeadAttention(8, 2)(q, k, v)
+    with pytest.raises(InvalidInputError):
+        MultiplicativeAttention(4, 5, mode="dot")
+    with pytest.raises(InvalidInputError):
+        build_attention("bahdanau", 4, 4)
+
+
+@pytest.mark.parametrize("kind", ["additive", "dot", "general", "scaled_dot", "multihead"])
+def test_build_attention_gives_working_modules(kind: str) -> None:
+    q, k, _ = (t.float() for t in _inputs(2, 1, 5, 8, 8, 8))
+    context, _ = build_attention(kind, 8, 8, num_heads=2)(q, k, k, padding_mask(torch.tensor([5, 3]), 5))
+    assert context.shape == (2, 1, 8) and torch.isfinite(context).all()

@@ -1,0 +1,199 @@
+"""Detection boxes and metrics: pairwise IoU, non-maximum suppression, average precision and mAP.
+
+Boxes are ``(x0, y0, x1, y1)`` with ``x1 > x0`` and ``y1 > y0`` (continuous coordinates, area
+``(x1 - x0) * (y1 - y0)``). AP follows the COCO matching rule: detections of a class are visited in
+order of falling score, each matched to the unmatched ground truth of the same image it overlaps
+most, if that IoU reaches the threshold; AP is the area under the precision envelope (all-point
+interpolation, as in PASCAL VOC 2010+), or COCO's 101-point sampling of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nlp182.errors import InvalidInputError, ShapeError
+
+COCO_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+
+
+def _check_boxes(boxes: torch.Tensor, name: str = "boxes") -> None:
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ShapeError(f"{name} must have shape (N, 4) as (x0, y0, x1, y1); got {tuple(boxes.shape)}")
+
+
+def box_area(boxes: torch.Tensor) -> torch.Tensor:
+    """Areas of ``boxes`` ``(N, 4)`` -> ``(N,)`` (zero for degenerate boxes)."""
+    _check_boxes(boxes)
+    return (boxes[:, 2] - boxes[:, 0]).clamp_min(0) * (boxes[:, 3] - boxes[:, 1]).clamp_min(0)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of every pair: ``a (N, 4)``, ``b (M, 4)`` -> ``(N, M)``.
+
+    A pair whose union is empty (two degenerate boxes) gets IoU 0.
+    """
+    _check_boxes(a, "a")
+    _check_boxes(b, "b")
+    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (bottom_right - top_left).clamp_min(0).prod(dim=2)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return torch.where(
+        union > 0, inter / union.clamp_min(torch.finfo(inter.dtype).tiny), torch.zeros_like(inter)
+    )
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5) -> torch.Tensor:
+    """Greedy non-maximum suppression: keep the best box, drop those overlapping it by more than
+    ``iou_threshold``, repeat. boxes ``(N, 4)``, scores ``(N,)``; returns kept indices ``(K,)`` by falling
+    score (equal scores keep their input order).
+    """
+    _check_boxes(boxes)
+    if scores.shape != (len(boxes),):
+        raise ShapeError(f"scores must have shape ({len(boxes)},); got {tuple(scores.shape)}")
+    order = torch.sort(scores, descending=True, stable=True).indices
+    iou = box_iou(boxes[order], boxes[order])
+    suppressed = torch.zeros(len(order), dtype=torch.bool, device=boxes.device)
+    keep = []
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= iou[i] > iou_threshold
+    return order[torch.tensor(keep, dtype=torch.long, device=boxes.device)]
+
+
+def batched_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou_threshold: float = 0.5
+) -> torch.Tensor:
+    """NMS within each class only: boxes of different classes never suppress each other.
+
+    boxes ``(N, 4)``, scores ``(N,)``, classes ``(N,)``; returns kept indices ``(K,)`` by falling score.
+    """
+    _check_boxes(boxes)
+    if len(boxes) == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    # Shift each class into its own region so boxes of different classes cannot overlap.
+    offset = classes.to(boxes.dtype)[:, None] * (boxes.max() - boxes.min() + 1)
+    return nms(boxes + offset, scores, iou_threshold)
+
+
+@dataclass
+class Detections:
+    """One image's detections: ``boxes (N, 4)``, ``scores (N,)``, ``labels (N,)``."""
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass
+class GroundTruth:
+    """One image's annotated objects: ``boxes (M, 4)``, ``labels (M,)``."""
+
+    boxes: torch.Tensor
+    labels: torch.Tensor
+
+
+def _match(
+    detections: Sequence[Detections], truths: Sequence[GroundTruth], label: int, threshold: float
+) -> tuple[np.ndarray, int]:
+    """True-positive flags of the class's detections in falling score order, and its ground-truth count."""
+    found = []  # (score, image, row)
+    for image, det in enumerate(detections):
+        rows = torch.nonzero(det.labels == label).flatten().tolist()
+        found.extend((float(det.scores[r]), image, r) for r in rows)
+    found.sort(key=lambda item: -item[0])
+    gt_boxes = [truth.boxes[truth.labels == label].double() for truth in truths]
+    matched = [np.zeros(len(g), dtype=bool) for g in gt_boxes]
+    tp = np.zeros(len(found), dtype=bool)
+    for k, (_, image, row) in enumerate(found):
+        if len(gt_boxes[image]) == 0:
+            continue
+        ious = box_iou(detections[image].boxes[row : row + 1].double(), gt_boxes[image])[0].numpy()
+        ious[matched[image]] = -1.0
+        best = int(ious.argmax())
+        if ious[best] >= threshold:
+            tp[k] = True
+            matched[image][best] = True
+    return tp, sum(len(g) for g in gt_boxes)
+
+
+def precision_recall(tp: np.ndarray, num_truths: int) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall after each detection, given TP flags in falling score order."""
+    hits = np.cumsum(tp)
+    precision = hits / np.arange(1, len(tp) + 1)
+    recall = hits / max(num_truths, 1)
+    return precision, recall
+
+
+def ap_from_pr(precision: np.ndarray, recall: np.ndarray, interpolation: str = "all") -> float:
+    """Area under the precision envelope (precision made non-increasing in recall).
+
+    ``interpolation="all"`` integrates it exactly; ``"coco101"`` averages it at recall 0, 0.01, ..., 1.
+    """
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    envelope = np.maximum.accumulate(p[::-1])[::-1]
+    if interpolation == "all":
+        steps = np.nonzero(r[1:] != r[:-1])[0]
+        return float(np.sum((r[steps + 1] - r[steps]) * envelope[steps + 1]))
+    if interpolation == "coco101":
+        points = np.linspace(0.0, 1.0, 101)
+        at = np.searchsorted(r[1:-1], points, side="left")
+        values = np.where(at < len(recall), envelope[1:-1][np.minimum(at, len(recall) - 1)], 0.0)
+        return float(values.mean())
+    raise InvalidInputError(f"interpolation must be 'all' or 'coco101'; got {interpolation!r}")
+
+
+def average_precision(
+    detections: Sequence[Detections],
+    truths: Sequence[GroundTruth],
+    label: int,
+    iou_threshold: float = 0.5,
+    interpolation: str = "all",
+) -> float:
+    """AP of class ``label`` over a set of images (``detections[i]`` and ``truths[i]`` are image ``i``).
+
+    NaN when the class has no ground truth (it is then left out of the mean).
+    """
+    if len(detections) != len(truths):
+        raise InvalidInputError(
+            f"{len(detections)} detection sets for {len(truths)} images; pass one per image"
+        )
+    tp, num_truths = _match(detections, truths, label, iou_threshold)
+    if num_truths == 0:
+        return float("nan")
+    if len(tp) == 0:
+        return 0.0
+    precision, recall = precision_recall(tp, num_truths)
+    return ap_from_pr(precision, recall, interpolation)
+
+
+def mean_average_precision(
+    detections: Sequence[Detections],
+    truths: Sequence[GroundTruth],
+    iou_thresholds: Sequence[float] = (0.5,),
+    interpolation: str = "all",
+) -> dict[str, float | dict[int, float]]:
+    """mAP: AP per class (over classes with ground truth) averaged, then averaged over ``iou_thresholds``.
+
+    Use ``(0.5,)`` for mAP@0.5 and :data:`COCO_THRESHOLDS` for mAP@[0.5:0.95]. Returns ``{"map": float,
+    "per_class": {label: AP averaged over the thresholds}}``.
+    """
+    labels = sorted({int(v) for t in truths for v in t.labels.tolist()})
+    if not labels:
+        raise InvalidInputError("no ground-truth objects: mAP is undefined")
+    per_class = {
+        label: float(
+            np.mean(
+                [average_precision(detections, truths, label, thr, interpolation) for thr in iou_thresholds]
+            )
+        )
+        for label in labels
+    }
+    return {"map": float(np.mean(list(per_class.values()))), "per_class": per_class}

@@ -1,0 +1,98 @@
+"""Weight initialisation: fan-in, Xavier, He (Kaiming) and the fixed small Gaussian.
+
+For a layer whose outputs are ``a_out = sum_i W_i a_i`` over ``F`` inputs (the fan-in: the input
+width of a linear layer, ``F_H x F_W x C`` for a convolution), ``Var(a_out) = F Var(W) Var(a_in)``.
+Xavier keeps the variance with ``Var(W) = 1 / F``; ReLU zeroes half of its input, so He doubles it
+to ``Var(W) = 2 / F``. A fixed ``N(0, 1e-4)`` ignores ``F`` and the activations shrink by
+``F * 1e-4 / 2`` per ReLU layer until they vanish.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError, ShapeError
+
+SCHEMES = ("xavier", "xavier_uniform", "he", "he_uniform", "fixed")
+
+
+def fan_in_and_out(weight: torch.Tensor) -> tuple[int, int]:
+    """Fan-in and fan-out of a linear ``(out, in)`` or convolution ``(out, in, F_H, F_W)`` weight.
+
+    A convolution's fan-in is ``F_H x F_W x C`` (every input the filter sees); its fan-out is
+    ``F_H x F_W x out``.
+    """
+    if weight.dim() < 2:
+        raise ShapeError(
+            f"fan-in needs a weight with >= 2 dimensions (out, in, ...); got {tuple(weight.shape)}"
+        )
+    receptive = math.prod(weight.shape[2:])
+    return weight.shape[1] * receptive, weight.shape[0] * receptive
+
+
+@torch.no_grad()
+def xavier_normal_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_in") -> torch.Tensor:
+    """Fill ``weight`` from ``N(0, gain^2 / F)``.
+
+    ``mode="fan_in"`` uses ``F = fan_in`` (the course's derivation: forward variance preserved);
+    ``mode="fan_avg"`` uses Glorot's ``F = (fan_in + fan_out) / 2`` (a compromise with backward).
+    """
+    return weight.normal_(0.0, gain / math.sqrt(_fan(weight, mode)))
+
+
+@torch.no_grad()
+def xavier_uniform_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_in") -> torch.Tensor:
+    """Fill ``weight`` from ``U(-b, b)`` with ``b = gain * sqrt(3 / F)`` (same variance as the normal)."""
+    bound = gain * math.sqrt(3.0 / _fan(weight, mode))
+    return weight.uniform_(-bound, bound)
+
+
+def he_normal_(weight: torch.Tensor, negative_slope: float = 0.0) -> torch.Tensor:
+    """He (Kaiming) init for (leaky) ReLU: ``N(0, 2 / ((1 + slope^2) F_in))``."""
+    return xavier_normal_(weight, gain=math.sqrt(2.0 / (1.0 + negative_slope**2)), mode="fan_in")
+
+
+def he_uniform_(weight: torch.Tensor, negative_slope: float = 0.0) -> torch.Tensor:
+    """He (Kaiming) init from a uniform with the same variance as :func:`he_normal_`."""
+    return xavier_uniform_(weight, gain=math.sqrt(2.0 / (1.0 + negative_slope**2)), mode="fan_in")
+
+
+@torch.no_grad()
+def fixed_normal_(weight: torch.Tensor, std: float = 0.01) -> torch.Tensor:
+    """Fill ``weight`` from ``N(0, std^2)`` whatever the layer size (AlexNet's ``N(0, 1e-4)``)."""
+    return weight.normal_(0.0, std)
+
+
+def _fan(weight: torch.Tensor, mode: str) -> float:
+    fan_in, fan_out = fan_in_and_out(weight)
+    if mode == "fan_in":
+        return float(fan_in)
+    if mode == "fan_avg":
+        return (fan_in + fan_out) / 2.0
+    raise InvalidInputError(f"mode must be 'fan_in' or 'fan_avg'; got {mode!r}")
+
+
+def init_weights(module: nn.Module, scheme: str = "he", std: float = 0.01) -> nn.Module:
+    """Initialise every linear and convolution weight in ``module`` with ``scheme``; zero the biases.
+
+    ``scheme`` is one of ``xavier``, ``xavier_uniform``, ``he``, ``he_uniform``, ``fixed``
+    (``N(0, std^2)``). Normalisation layers are left alone. Returns ``module`` for chaining.
+    """
+    fills = {
+        "xavier": xavier_normal_,
+        "xavier_uniform": xavier_uniform_,
+        "he": he_normal_,
+        "he_uniform": he_uniform_,
+        "fixed": lambda w: fixed_normal_(w, std),
+    }
+    if scheme not in fills:
+        raise InvalidInputError(f"unknown init scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            fills[scheme](layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module

@@ -1,0 +1,81 @@
+"""Convolution geometry and the input pipeline: output sizes, zero padding, per-channel mean subtraction.
+
+The course rule of thumb: remove the image mean first, then zero-pad the border so a ``F x F`` filter
+with stride 1 and padding ``(F - 1) / 2`` keeps the spatial size, ``D_out = (N + 2P - F) / stride + 1``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nlp182.errors import InvalidInputError, ShapeError
+
+
+def conv_output_size(n: int, f: int, p: int = 0, s: int = 1) -> int:
+    """Spatial size of a convolution or pooling output: ``(N + 2P - F) / stride + 1``.
+
+    Raises ``InvalidInputError`` when the filter does not tile the padded input exactly (the
+    division is not an integer) so a mis-sized layer is caught when the network is designed,
+    not by a silent floor later.
+    """
+    for name, value, low in (
+        ("input size n", n, 1),
+        ("filter size f", f, 1),
+        ("padding p", p, 0),
+        ("stride s", s, 1),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise InvalidInputError(f"{name} must be an integer >= {low}; got {value!r}")
+    span = n + 2 * p - f
+    if span < 0:
+        raise InvalidInputError(
+            f"filter size {f} is larger than the padded input {n} + 2*{p}; "
+            "use a smaller filter or more padding"
+        )
+    if span % s:
+        raise InvalidInputError(
+            f"(N + 2P - F) / stride = ({n} + 2*{p} - {f}) / {s} = {span / s:g} is not an integer; "
+            f"change the padding or stride so that {s} divides {span}"
+        )
+    return span // s + 1
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if images.dim() != 4:
+        raise ShapeError(f"images must have shape (B, C, H, W); got {tuple(images.shape)}")
+
+
+def zero_pad(images: torch.Tensor, p: int) -> torch.Tensor:
+    """Surround each image with ``p`` rows and columns of zeros.
+
+    images: ``(B, C, H, W)``; returns ``(B, C, H + 2p, W + 2p)``.
+    """
+    _check_images(images)
+    if p < 0:
+        raise InvalidInputError(f"padding must be >= 0; got {p}")
+    b, c, h, w = images.shape
+    out = images.new_zeros(b, c, h + 2 * p, w + 2 * p)
+    out[:, :, p : p + h, p : p + w] = images
+    return out
+
+
+def channel_mean(images: torch.Tensor) -> torch.Tensor:
+    """Mean of each channel over a whole set of images: ``(B, C, H, W)`` -> ``(C,)``.
+
+    Accumulated in float64 so the mean of a large data set is not rounded away in float32.
+    """
+    _check_images(images)
+    return images.double().mean(dim=(0, 2, 3)).to(images.dtype)
+
+
+def subtract_channel_mean(images: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Subtract a per-channel mean (from :func:`channel_mean` on the training set).
+
+    images: ``(B, C, H, W)``; mean: ``(C,)``; returns ``(B, C, H, W)``.
+    """
+    _check_images(images)
+    if mean.shape != (images.shape[1],):
+        raise ShapeError(
+            f"mean must have shape ({images.shape[1]},) to match the channels; got {tuple(mean.shape)}"
+        )
+    return images - mean.to(images).view(1, -1, 1, 1)

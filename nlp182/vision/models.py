@@ -1,0 +1,240 @@
+"""CNN families with configurable widths: ResNet (18/34/50), VGG, a small Inception net and a small CNN.
+
+Full widths reproduce the torchvision parameter counts (ResNet-18 11,689,512; ResNet-50 25,557,032;
+VGG-16 138,357,544); a ``width`` multiplier below 1 gives models that train on a CPU in seconds.
+``small_input=True`` swaps the ImageNet stem (7x7 stride-2 conv + max pool) for a 3x3 stride-1 conv
+so tiny images (8x8 digits, 32x32 shapes) are not reduced to nothing. Convolutions get He init.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError
+from nlp182.vision.blocks import (
+    BasicBlock,
+    Bottleneck,
+    ConvBNReLU,
+    GlobalAvgPool,
+    InceptionModule,
+    NormFactory,
+    VGGBlock,
+)
+from nlp182.vision.dropout import Dropout
+from nlp182.vision.init import init_weights
+from nlp182.vision.normalization import BatchNorm
+
+
+def _scaled(channels: int, width: float) -> int:
+    if width <= 0:
+        raise InvalidInputError(f"width multiplier must be > 0; got {width}")
+    return max(1, round(channels * width))
+
+
+class ResNet(nn.Module):
+    """ResNet (He et al. 2016): stem, four stages of residual blocks, global average pool, linear head.
+
+    Child names follow torchvision (``conv1, bn1, relu, maxpool, layer1..layer4, avgpool, fc``) so
+    ``freeze(model, up_to="layer3")`` reads naturally. x: ``(B, C, H, W)`` -> logits ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: Sequence[int],
+        num_classes: int = 1000,
+        width: float = 1.0,
+        in_channels: int = 3,
+        small_input: bool = False,
+        norm: NormFactory = BatchNorm,
+    ) -> None:
+        super().__init__()
+        if len(layers) != 4 or min(layers) < 1:
+            raise InvalidInputError(f"layers must list four positive block counts; got {list(layers)}")
+        stem = _scaled(64, width)
+        if small_input:
+            self.conv1 = nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)
+            self.maxpool: nn.Module = nn.Identity()
+        else:
+            self.conv1 = nn.Conv2d(in_channels, stem, 7, 2, 3, bias=False)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.bn1 = norm(stem)
+        self.relu = nn.ReLU(inplace=True)
+        channels = stem
+        for index, (planes, count) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
+            stage: list[nn.Module] = []
+            for i in range(count):
+                stride = 2 if index > 0 and i == 0 else 1
+                stage.append(block(channels, _scaled(planes, width), stride, norm))
+                channels = _scaled(planes, width) * block.expansion
+            setattr(self, f"layer{index + 1}", nn.Sequential(*stage))
+        self.avgpool = GlobalAvgPool()
+        self.fc = nn.Linear(channels, num_classes)
+        self.num_features = channels
+        init_weights(self, "he")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features before the head: ``(B, C, H, W)`` -> ``(B, num_features)``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.avgpool(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+def resnet18(
+    num_classes: int = 1000,
+    width: float = 1.0,
+    in_channels: int = 3,
+    small_input: bool = False,
+    norm: NormFactory = BatchNorm,
+) -> ResNet:
+    """ResNet-18: basic blocks ``[2, 2, 2, 2]``; 11,689,512 parameters at full width, 1000 classes."""
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, width, in_channels, small_input, norm)
+
+
+def resnet34(
+    num_classes: int = 1000,
+    width: float = 1.0,
+    in_channels: int = 3,
+    small_input: bool = False,
+    norm: NormFactory = BatchNorm,
+) -> ResNet:
+    """ResNet-34: basic blocks ``[3, 4, 6, 3]``; 21,797,672 parameters at full width."""
+    return ResNet(BasicBlock, (3, 4, 6, 3), num_classes, width, in_channels, small_input, norm)
+
+
+def resnet50(
+    num_classes: int = 1000,
+    width: float = 1.0,
+    in_channels: int = 3,
+    small_input: bool = False,
+    norm: NormFactory = BatchNorm,
+) -> ResNet:
+    """ResNet-50: bottleneck blocks ``[3, 4, 6, 3]``; 25,557,032 parameters at full width."""
+    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, width, in_channels, small_input, norm)
+
+
+VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+
+
+class VGG(nn.Module):
+    """VGG (Simonyan & Zisserman 2015): stacked 3x3 stages, then a fully connected classifier.
+
+    stages: ``(channels, num_convs)`` per stage, each ending in a 2x2 max pool. The classifier pools
+    to ``pool_size x pool_size`` and applies ``Linear -> ReLU -> Dropout`` twice before the output.
+    x: ``(B, C, H, W)`` -> logits ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[tuple[int, int]] = VGG16_STAGES,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        batch_norm: bool = False,
+        hidden: int = 4096,
+        pool_size: int = 7,
+        dropout: float = 0.5,
+        width: float = 1.0,
+    ) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        channels = in_channels
+        for out, convs in stages:
+            blocks.append(VGGBlock(channels, _scaled(out, width), convs, batch_norm))
+            channels = _scaled(out, width)
+        self.features = nn.Sequential(*blocks)
+        self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * pool_size * pool_size, hidden),
+            nn.ReLU(inplace=True),
+            Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+        init_weights(self, "he")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.avgpool(self.features(x)))
+
+
+def vgg16(
+    num_classes: int = 1000,
+    width: float = 1.0,
+    in_channels: int = 3,
+    batch_norm: bool = False,
+    hidden: int = 4096,
+) -> VGG:
+    """VGG-16 (configuration D): 138,357,544 parameters at full width without BN."""
+    return VGG(VGG16_STAGES, num_classes, in_channels, batch_norm, hidden, width=width)
+
+
+class InceptionNet(nn.Module):
+    """A small GoogLeNet-style net: conv stem, two Inception modules, max pool, one more module, GAP head.
+
+    x: ``(B, C, H, W)`` -> logits ``(B, num_classes)``.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> None:
+        super().__init__()
+
+        def c(n: int) -> int:
+            return _scaled(n, width)
+
+        self.stem = ConvBNReLU(in_channels, c(64), 3)
+        self.inception1 = InceptionModule(c(64), c(32), c(48), c(64), c(8), c(16), c(16))
+        self.inception2 = InceptionModule(
+            self.inception1.out_channels, c(64), c(64), c(96), c(16), c(48), c(32)
+        )
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.inception3 = InceptionModule(
+            self.inception2.out_channels, c(96), c(48), c(104), c(8), c(24), c(32)
+        )
+        self.avgpool = GlobalAvgPool()
+        self.fc = nn.Linear(self.inception3.out_channels, num_classes)
+        init_weights(self, "he")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.inception2(self.inception1(self.stem(x))))
+        return self.fc(self.avgpool(self.inception3(x)))
+
+
+class SmallCNN(nn.Module):
+    """A small CNN for tiny images (8x8 digits): two conv-BN-ReLU stages around a 2x2 max pool, GAP head.
+
+    x: ``(B, in_channels, H, W)`` -> logits ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        width: int = 16,
+        dropout: float = 0.0,
+        norm: NormFactory = BatchNorm,
+    ) -> None:
+        super().__init__()
+        if width < 1:
+            raise InvalidInputError(f"width must be >= 1; got {width}")
+        self.block1 = nn.Sequential(
+            ConvBNReLU(in_channels, width, norm=norm), ConvBNReLU(width, width, norm=norm)
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.block2 = nn.Sequential(
+            ConvBNReLU(width, 2 * width, norm=norm), ConvBNReLU(2 * width, 2 * width, norm=norm)
+        )
+        self.avgpool = GlobalAvgPool()
+        self.dropout = Dropout(dropout)
+        self.fc = nn.Linear(2 * width, num_classes)
+        init_weights(self, "he")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block2(self.pool(self.block1(x)))
+        return self.fc(self.dropout(self.avgpool(x)))

@@ -1,0 +1,65 @@
+"""Batch normalisation written out (Ioffe & Szegedy 2015).
+
+Training: normalise each channel with the mean and (biased) variance of the batch, then scale by
+``gamma`` and shift by ``beta`` so the layer can undo the normalisation where that helps. The
+running mean and the running *unbiased* variance are updated by an exponential moving average
+(``momentum``) and are what evaluation uses, so a single test image is handled deterministically.
+Parameter and buffer names match ``torch.nn.BatchNorm2d`` (``weight`` is gamma, ``bias`` is beta)
+so state dicts move between the two.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nlp182.errors import ShapeError
+
+
+class BatchNorm(nn.Module):
+    """Batch norm over every dimension except the channel dimension 1.
+
+    x: ``(B, C)``, ``(B, C, L)`` or ``(B, C, H, W)``; returns the same shape.
+
+    ``frozen=True`` makes the layer use its running statistics even in training mode and stop
+    updating them, which is what a frozen feature extractor needs (see ``vision.transfer.freeze``).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.frozen = False
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ShapeError(f"batch norm expects (B, {self.num_features}, ...); got {tuple(x.shape)}")
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        if self.training and not self.frozen:
+            dims = [0, *range(2, x.dim())]
+            count = x.numel() // self.num_features
+            if count < 2:
+                raise ShapeError(
+                    "batch norm in training needs more than one value per channel; "
+                    "use a batch larger than 1 or call model.eval()"
+                )
+            mean = x.mean(dim=dims)
+            var = x.var(dim=dims, unbiased=False)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach().to(self.running_mean), self.momentum)
+                unbiased = var.detach() * (count / (count - 1))
+                self.running_var.lerp_(unbiased.to(self.running_var), self.momentum)
+                self.num_batches_tracked += 1
+        else:
+            mean, var = self.running_mean, self.running_var
+        x_hat = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return x_hat * self.weight.view(shape) + self.bias.view(shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, frozen={self.frozen}"

@@ -1,0 +1,184 @@
+"""Seeing inside a CNN: first-layer filters, occlusion maps, saliency maps and activation maximisation.
+
+Each method returns the array it computes (so it can be tested) and has a ``save_*`` companion that
+writes a PNG atomically through :mod:`nlp182.plots`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.plots import plt, save_figure
+
+
+def filter_grid(weight: torch.Tensor, columns: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile first-layer filters ``(O, C, F_H, F_W)`` into one image, each filter scaled to [0, 1].
+
+    3-channel filters become RGB tiles; others are shown as the mean over input channels.
+    Returns ``(rows * (F_H + pad) - pad, columns * (F_W + pad) - pad, 3)`` floats in [0, 1]
+    (the padding is white).
+    """
+    if weight.dim() != 4:
+        raise ShapeError(f"filters must have shape (O, C, F_H, F_W); got {tuple(weight.shape)}")
+    w = weight.detach().double().cpu()
+    w = w if w.shape[1] == 3 else w.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    low = w.amin(dim=(1, 2, 3), keepdim=True)
+    high = w.amax(dim=(1, 2, 3), keepdim=True)
+    w = ((w - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
+    count, fh, fw = w.shape[0], w.shape[1], w.shape[2]
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    grid = np.ones((rows * (fh + pad) - pad, columns * (fw + pad) - pad, 3))
+    for k in range(count):
+        r, c = divmod(k, columns)
+        grid[r * (fh + pad) : r * (fh + pad) + fh, c * (fw + pad) : c * (fw + pad) + fw] = w[k]
+    return grid
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    """The first ``nn.Conv2d`` of ``model`` in registration order."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module
+    raise InvalidInputError(f"{type(model).__name__} has no Conv2d layer to visualise")
+
+
+def save_filter_grid(
+    model: nn.Module, path: str | os.PathLike[str], title: str = "first-layer filters"
+) -> None:
+    """Write the first convolution's filters of ``model`` as a PNG grid."""
+    grid = filter_grid(first_conv(model).weight)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_title(title)
+    ax.axis("off")
+    save_figure(fig, path)
+
+
+def _check_image(image: torch.Tensor) -> None:
+    if image.dim() != 3:
+        raise ShapeError(f"image must have shape (C, H, W); got {tuple(image.shape)}")
+
+
+@torch.no_grad()
+def occlusion_map(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: int,
+    patch: int = 4,
+    stride: int = 1,
+    fill: float = 0.5,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Probability of class ``target`` as a ``patch x patch`` grey square slides over the image.
+
+    image: ``(C, H, W)``. Returns ``((H - patch) // stride + 1, (W - patch) // stride + 1)``: entry
+    ``(i, j)`` is the probability with the patch's top-left corner at ``(i * stride, j * stride)``.
+    Low values mark the regions the decision depends on.
+    """
+    _check_image(image)
+    c, h, w = image.shape
+    if not 1 <= patch <= min(h, w):
+        raise InvalidInputError(f"patch must be between 1 and {min(h, w)}; got {patch}")
+    model.eval()
+    device = next(model.parameters()).device
+    tops = list(range(0, h - patch + 1, stride))
+    lefts = list(range(0, w - patch + 1, stride))
+    positions = [(y, x) for y in tops for x in lefts]
+    probs = []
+    for start in range(0, len(positions), batch_size):
+        chunk = positions[start : start + batch_size]
+        batch = image.to(device).expand(len(chunk), c, h, w).clone()
+        for k, (y, x) in enumerate(chunk):
+            batch[k, :, y : y + patch, x : x + patch] = fill
+        probs.append(model(batch).softmax(dim=1)[:, target].float().cpu())
+    return torch.cat(probs).view(len(tops), len(lefts))
+
+
+def saliency_map(model: nn.Module, image: torch.Tensor, target: int) -> torch.Tensor:
+    """Simonyan et al. (2014): ``max_c |d score_target / d image[c]|`` per pixel.
+
+    Uses the unnormalised class score (logit), not the softmax, so the map shows what raises this
+    class rather than what lowers the others. image: ``(C, H, W)``; returns ``(H, W)``.
+    """
+    _check_image(image)
+    model.eval()
+    device = next(model.parameters()).device
+    x = image.detach().to(device).unsqueeze(0).requires_grad_(True)
+    model(x)[0, target].backward()
+    return x.grad[0].abs().amax(dim=0).cpu()
+
+
+def activation_maximization(
+    model: nn.Module,
+    target: int,
+    shape: tuple[int, int, int],
+    steps: int = 200,
+    lr: float = 0.1,
+    l2: float = 1e-2,
+    jitter: int = 1,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Gradient ascent on an input to maximise ``score_target(x) - l2 * ||x||^2``.
+
+    Each step rolls the image by a random shift of up to ``jitter`` pixels before the forward pass
+    and back after, which discourages high-frequency patterns that only work at one alignment.
+    shape: ``(C, H, W)``; returns the optimised image ``(C, H, W)``.
+    """
+    if steps < 1 or lr <= 0 or l2 < 0 or jitter < 0:
+        raise InvalidInputError("need steps >= 1, lr > 0, l2 >= 0 and jitter >= 0")
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    x = (0.01 * torch.randn(1, *shape, generator=generator)).to(device).requires_grad_(True)
+    optimizer = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
+        shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        objective = model(shifted)[0, target] - l2 * x.pow(2).sum()
+        optimizer.zero_grad()
+        (-objective).backward()
+        optimizer.step()
+    return x.detach()[0].cpu()
+
+
+def save_maps(
+    images: list[torch.Tensor],
+    maps: list[torch.Tensor],
+    titles: list[str],
+    path: str | os.PathLike[str],
+    cmap: str = "magma",
+) -> None:
+    """Write a two-row PNG: the images ``(C, H, W)`` on top, their heat maps ``(h, w)`` below."""
+    if not len(images) == len(maps) == len(titles):
+        raise InvalidInputError("images, maps and titles must have the same length")
+    fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images), 4.4), squeeze=False)
+    for k, (image, heat, title) in enumerate(zip(images, maps, titles, strict=True)):
+        axes[0][k].imshow(_to_display(image), cmap="gray", interpolation="nearest")
+        axes[0][k].set_title(title, fontsize=8)
+        axes[1][k].imshow(heat.detach().cpu().numpy(), cmap=cmap, interpolation="nearest")
+        for ax in (axes[0][k], axes[1][k]):
+            ax.axis("off")
+    save_figure(fig, path)
+
+
+def save_images(images: list[torch.Tensor], titles: list[str], path: str | os.PathLike[str]) -> None:
+    """Write images ``(C, H, W)`` side by side as a PNG, each rescaled to [0, 1]."""
+    fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.4), squeeze=False)
+    for ax, image, title in zip(axes[0], images, titles, strict=True):
+        ax.imshow(_to_display(image), cmap="gray", interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    save_figure(fig, path)
+
+
+def _to_display(image: torch.Tensor) -> np.ndarray:
+    array = image.detach().double().cpu().numpy()
+    array = (array - array.min()) / max(float(array.max() - array.min()), 1e-12)
+    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)

@@ -1,0 +1,73 @@
+"""Adagrad: divide by the root of the cumulative sum of squared gradients.
+
+``G ← G + g²`` and ``w ← w − lr_t g / (√G + ε)`` with ``lr_t = lr / (1 + (t − 1) lr_decay)``.
+Because ``G`` only grows, the effective step shrinks roughly like ``1/√t`` — good for sparse
+features, too aggressive for long non-convex training (RMSProp's moving average fixes that).
+Same conventions as ``torch.optim.Adagrad``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+
+
+class Adagrad(torch.optim.Optimizer):
+    """Adagrad with learning-rate decay, an initial accumulator value and L2 weight decay."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        check_hyper("lr", lr)
+        check_hyper("lr_decay", lr_decay)
+        check_hyper("weight_decay", weight_decay)
+        check_hyper("initial_accumulator_value", initial_accumulator_value)
+        check_hyper("eps", eps)
+        defaults = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
+                    "initial_accumulator_value": initial_accumulator_value, "eps": eps}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for params in group_by_device_dtype(params_with_grad(group["params"], "Adagrad")):
+                self._update(params, group)
+        return loss
+
+    def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        lr, lr_decay = group["lr"], group["lr_decay"]
+        minus_clr = []
+        for param in params:
+            state = self.state[param]
+            if not state:
+                state["step"] = 0
+                state["sum"] = torch.full_like(param, group["initial_accumulator_value"],
+                                               memory_format=torch.preserve_format)
+            state["step"] += 1
+            minus_clr.append(-lr / (1 + (state["step"] - 1) * lr_decay))
+        grads = grads_of(params, group["weight_decay"])
+        sums = [self.state[p]["sum"] for p in params]
+        torch._foreach_addcmul_(sums, grads, grads, value=1)
+        std = torch._foreach_sqrt(sums)
+        torch._foreach_add_(std, group["eps"])
+        if group["weight_decay"] != 0:  # grads are already our own copies: scale them in place
+            torch._foreach_mul_(grads, minus_clr)
+            numerator = grads
+        else:
+            numerator = torch._foreach_mul(grads, minus_clr)
+        torch._foreach_addcdiv_(params, numerator, std)

@@ -1,0 +1,105 @@
+"""Adam and AdamW: momentum plus RMSProp scaling, with bias correction.
+
+``m ← β₁ m + (1 − β₁) g``, ``v ← β₂ v + (1 − β₂) g²``; with bias correction the step is
+``w ← w − lr m̂ / (√v̂ + ε)`` where ``m̂ = m / (1 − β₁ᵗ)`` and ``v̂ = v / (1 − β₂ᵗ)``. The correction
+undoes the pull of the zero initialisation toward 0 in the first steps; ``bias_correction=False``
+gives the uncorrected rule the course questions, whose first step is ``(1−β₁)/√(1−β₂)`` times the
+corrected one (about 3.2 for the default betas). Adam adds weight decay to the gradient
+(L2); AdamW decays the weights directly, ``w ← w (1 − lr λ)``, so the decay is not rescaled by
+``√v̂`` (Loshchilov & Hutter). With bias correction on, both match ``torch.optim.Adam``/``AdamW``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+
+
+class Adam(torch.optim.Optimizer):
+    """Adam with L2 weight decay (added to the gradient) and optional bias correction."""
+
+    decoupled_weight_decay = False
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        bias_correction: bool = True,
+    ) -> None:
+        check_hyper("lr", lr)
+        check_hyper("betas[0]", betas[0], 0.0, 1.0)
+        check_hyper("betas[1]", betas[1], 0.0, 1.0)
+        check_hyper("eps", eps)
+        check_hyper("weight_decay", weight_decay)
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                    "bias_correction": bias_correction}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for params in group_by_device_dtype(params_with_grad(group["params"], type(self).__name__)):
+                self._update(params, group)
+        return loss
+
+    def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        steps = []
+        for param in params:
+            state = self.state[param]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["step"] += 1
+            steps.append(state["step"])
+        if self.decoupled_weight_decay:
+            if decay != 0:
+                torch._foreach_mul_(params, 1 - lr * decay)
+            grads = [p.grad for p in params]
+        else:
+            grads = grads_of(params, decay)
+        exp_avgs = [self.state[p]["exp_avg"] for p in params]
+        exp_avg_sqs = [self.state[p]["exp_avg_sq"] for p in params]
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        if group["bias_correction"]:
+            step_sizes = [-lr / (1 - beta1**t) for t in steps]
+            torch._foreach_div_(denom, [math.sqrt(1 - beta2**t) for t in steps])
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(params, exp_avgs, denom, step_sizes)
+        else:
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(params, exp_avgs, denom, value=-lr)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``w ← w (1 − lr λ)`` before the Adam step."""
+
+    decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        bias_correction: bool = True,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, bias_correction)

@@ -1,0 +1,57 @@
+"""Gradient clipping by value and by global norm, on the multi-tensor kernels.
+
+Clipping tames the occasional "monster" gradient: by value caps every coordinate to
+``[-clip, clip]`` (changes the direction); by global norm rescales all gradients together so
+their joint norm is at most ``max_norm`` (keeps the direction). The norm before clipping is
+returned because it is the number worth logging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from nlp182.errors import InvalidInputError
+from nlp182.optim.tensor_lists import group_by_device_dtype
+
+
+def _grads(params: Iterable[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    return [p.grad for p in params if p.grad is not None]
+
+
+def clip_grad_value_(params: Iterable[torch.Tensor] | torch.Tensor, clip_value: float) -> None:
+    """Clamp every gradient coordinate into ``[-clip_value, clip_value]`` in place."""
+    if clip_value <= 0:
+        raise InvalidInputError(f"clip_value must be > 0, got {clip_value}")
+    for grads in group_by_device_dtype(_grads(params)):
+        torch._foreach_clamp_min_(grads, -clip_value)
+        torch._foreach_clamp_max_(grads, clip_value)
+
+
+def clip_grad_norm_(
+    params: Iterable[torch.Tensor] | torch.Tensor, max_norm: float, norm_type: float = 2.0
+) -> torch.Tensor:
+    """Scale all gradients by ``min(1, max_norm / (‖g‖ + 1e-6))``; return the pre-clip global norm ``‖g‖``.
+
+    ``‖g‖`` is the ``norm_type`` norm of the concatenation of every gradient (``inf`` allowed). A
+    non-finite norm is an error, since scaling by it would write NaNs into the weights.
+    """
+    if max_norm <= 0:
+        raise InvalidInputError(f"max_norm must be > 0, got {max_norm}")
+    grads = _grads(params)
+    if not grads:
+        return torch.tensor(0.0)
+    device = grads[0].device
+    norms: list[torch.Tensor] = []
+    for same in group_by_device_dtype(grads):
+        norms.extend(n.to(device) for n in torch._foreach_norm(same, norm_type))
+    total = torch.linalg.vector_norm(torch.stack(norms), norm_type)
+    if not torch.isfinite(total):
+        raise InvalidInputError(f"the gradient norm is {float(total)}; the loss or a layer produced inf/NaN")
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for same in group_by_device_dtype(grads):
+        torch._foreach_mul_(same, coef.to(same[0].device))
+    return total

@@ -1,0 +1,113 @@
+"""Newton's method for small models: exact Hessian through ``torch.func``, damping, line search.
+
+From the second-order Taylor expansion ``f(w + d) ≈ f + gᵀd + ½ dᵀHd`` the minimising step is
+``d = −(H + λI)⁻¹ g``. On a quadratic the expansion is exact, so one full step (``lr = 1``) lands
+on the minimum. The catch the course points out: Newton solves ``∇f = 0``, so near a saddle it
+jumps *to* the saddle, where gradient descent slides off along the negative-curvature direction;
+and the Hessian costs O(n²) memory and its solve O(n³) time, which is why it is for small models.
+
+A backtracking (Armijo) line search halves the step until ``f(w + t d) ≤ f(w) + c t gᵀd``. It is
+applied only when ``d`` is a descent direction (``gᵀd < 0``); otherwise the full step is taken,
+which is precisely the saddle-seeking behaviour the method is known for.
+
+Unlike first-order optimizers, ``step`` needs the loss as a pure function of the parameters:
+``closure(params) -> loss`` where ``params`` is a tuple shaped like the optimizer's parameters.
+``module_closure`` builds one for an ``nn.Module`` with ``torch.func.functional_call``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError
+from nlp182.optim.tensor_lists import check_hyper
+
+PureLoss = Callable[[tuple[torch.Tensor, ...]], torch.Tensor]
+
+MAX_PARAMETERS = 20_000
+
+
+def module_closure(model: nn.Module, loss_fn: Callable[..., torch.Tensor], *inputs: Any) -> PureLoss:
+    """``closure(params)`` evaluating ``loss_fn(model(*inputs[:-1]), inputs[-1])`` with ``params`` swapped in.
+
+    ``params`` follow ``model.parameters()`` order, as a ``Newton(model.parameters())`` holds them.
+    """
+    names = [name for name, _ in model.named_parameters()]
+    *features, target = inputs
+
+    def closure(params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        out = torch.func.functional_call(model, dict(zip(names, params, strict=True)), tuple(features))
+        return loss_fn(out, target)
+
+    return closure
+
+
+class Newton(torch.optim.Optimizer):
+    """Damped Newton steps ``w ← w − t (H + λI)⁻¹ g`` with an exact Hessian and Armijo backtracking."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        damping: float = 0.0,
+        line_search: bool = True,
+        armijo_c: float = 1e-4,
+        backtrack: float = 0.5,
+        max_backtracks: int = 30,
+    ) -> None:
+        check_hyper("lr", lr)
+        check_hyper("damping", damping)
+        check_hyper("armijo_c", armijo_c, 0.0, 1.0)
+        check_hyper("backtrack", backtrack, 0.0, 1.0)
+        defaults = {"lr": lr, "damping": damping, "line_search": line_search, "armijo_c": armijo_c,
+                    "backtrack": backtrack, "max_backtracks": max_backtracks}
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1:
+            raise InvalidInputError("Newton takes a single parameter group (the Hessian couples all of them)")
+        total = sum(p.numel() for p in self.param_groups[0]["params"])
+        if total > MAX_PARAMETERS:
+            raise InvalidInputError(f"Newton builds a {total}x{total} Hessian; it is meant for models with "
+                                    f"at most {MAX_PARAMETERS} parameters; use Adam or SGD")
+        self.last_step_length = 0.0
+
+    @torch.no_grad()
+    def step(self, closure: PureLoss | None = None) -> torch.Tensor:  # type: ignore[override]
+        """Take one Newton step; ``closure(params)`` must compute the loss from the given tensors.
+
+        Returns the loss before the step; the step length chosen is kept in ``last_step_length``.
+        """
+        if closure is None:
+            raise InvalidInputError("Newton.step needs closure(params) -> loss (see module_closure)")
+        group = self.param_groups[0]
+        params: list[torch.Tensor] = group["params"]
+        shapes = [p.shape for p in params]
+        sizes = [p.numel() for p in params]
+
+        def flat_loss(theta: torch.Tensor) -> torch.Tensor:
+            pieces = torch.split(theta, sizes)
+            return closure(tuple(piece.view(shape) for piece, shape in zip(pieces, shapes, strict=True)))
+
+        theta = torch.cat([p.detach().reshape(-1) for p in params])
+        with torch.enable_grad():
+            grad, loss = torch.func.grad_and_value(flat_loss)(theta)
+            hessian = torch.func.hessian(flat_loss)(theta)
+        eye = torch.eye(theta.numel(), dtype=theta.dtype, device=theta.device)
+        hessian = hessian + group["damping"] * eye
+        direction = -torch.linalg.solve(hessian, grad)
+        t = group["lr"]
+        slope = float(grad @ direction)
+        if group["line_search"] and slope < 0:
+            for _ in range(group["max_backtracks"]):
+                if float(flat_loss(theta + t * direction)) <= float(loss) + group["armijo_c"] * t * slope:
+                    break
+                t *= group["backtrack"]
+        self.last_step_length = t
+        new_theta = theta + t * direction
+        for param, piece in zip(params, torch.split(new_theta, sizes), strict=True):
+            param.copy_(piece.view(param.shape))
+        return loss.detach()
+

@@ -1,0 +1,84 @@
+"""RMSProp: divide by the root of a moving average of squared gradients.
+
+``s ← α s + (1 − α) g²`` and ``w ← w − lr g / (√s + ε)``. The centered variant also tracks the
+mean gradient ``m`` and divides by the standard deviation ``√(s − m²) + ε``. With momentum μ the
+scaled step feeds a velocity ``b ← μ b + g / (√s + ε)`` and ``w ← w − lr b``. Coordinates with big
+gradients take small steps and vice versa: an ellipsoidal valley is rescaled toward a round one.
+Same conventions as ``torch.optim.RMSprop``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+
+
+class RMSprop(torch.optim.Optimizer):
+    """RMSProp with optional centering, momentum and L2 weight decay."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
+        check_hyper("lr", lr)
+        check_hyper("alpha", alpha, 0.0, 1.0)
+        check_hyper("eps", eps)
+        check_hyper("weight_decay", weight_decay)
+        check_hyper("momentum", momentum)
+        defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
+                    "momentum": momentum, "centered": centered}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for params in group_by_device_dtype(params_with_grad(group["params"], "RMSprop")):
+                self._update(params, group)
+        return loss
+
+    def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        for param in params:
+            state = self.state[param]
+            if not state:
+                state["step"] = 0
+                state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                if momentum > 0:
+                    state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                if group["centered"]:
+                    state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["step"] += 1
+        grads = grads_of(params, group["weight_decay"])
+        square_avgs = [self.state[p]["square_avg"] for p in params]
+        torch._foreach_mul_(square_avgs, alpha)
+        torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)
+        if group["centered"]:
+            grad_avgs = [self.state[p]["grad_avg"] for p in params]
+            torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)
+            avg = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
+            torch._foreach_sqrt_(avg)
+        else:
+            avg = torch._foreach_sqrt(square_avgs)
+        torch._foreach_add_(avg, eps)
+        if momentum > 0:
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_addcdiv_(bufs, grads, avg)
+            torch._foreach_add_(params, bufs, alpha=-lr)
+        else:
+            torch._foreach_addcdiv_(params, grads, avg, value=-lr)

@@ -1,0 +1,110 @@
+"""Learning-rate schedules from the course, as ``torch.optim.lr_scheduler.LRScheduler`` subclasses.
+
+Each gives the rate in closed form, ``lr_t = base_lr · warmup(t) · decay(t − warmup_steps)``, so
+it can be stepped per batch or per epoch, saved in a checkpoint (``state_dict``) and resumed. The
+optional linear warmup ramps ``(t + 1) / warmup_steps`` over the first ``warmup_steps`` steps,
+which keeps Adam-style optimizers from taking their largest steps while their statistics are still
+noise. ``t`` counts ``scheduler.step()`` calls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+from nlp182.errors import InvalidInputError
+
+
+class ClosedFormSchedule(LRScheduler):
+    """Base class: subclasses define ``decay(t)``, the multiplier of the base rate after warmup."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 0, last_epoch: int = -1) -> None:
+        if warmup_steps < 0:
+            raise InvalidInputError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.warmup_steps = warmup_steps
+        super().__init__(optimizer, last_epoch)
+
+    def decay(self, t: int) -> float:
+        """Multiplier of the base rate ``t`` steps after warmup."""
+        raise NotImplementedError
+
+    def multiplier(self, t: int) -> float:
+        """The full multiplier at step ``t``: the warmup ramp, then ``decay``."""
+        if t < self.warmup_steps:
+            return (t + 1) / self.warmup_steps
+        return self.decay(t - self.warmup_steps)
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        factor = self.multiplier(self.last_epoch)
+        return [base * factor for base in self.base_lrs]
+
+
+class StepDecay(ClosedFormSchedule):
+    """Multiply the rate by ``gamma`` every ``step_size`` steps: ``γ^⌊t / step_size⌋``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
+                 warmup_steps: int = 0) -> None:
+        if step_size < 1:
+            raise InvalidInputError(f"step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, warmup_steps)
+
+    def decay(self, t: int) -> float:
+        return self.gamma ** (t // self.step_size)
+
+
+class ExponentialDecay(ClosedFormSchedule):
+    """``γ^t``: a constant fraction off the rate every step."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, gamma: float, warmup_steps: int = 0) -> None:
+        self.gamma = gamma
+        super().__init__(optimizer, warmup_steps)
+
+    def decay(self, t: int) -> float:
+        return self.gamma**t
+
+
+class InverseTimeDecay(ClosedFormSchedule):
+    """``1 / (1 + k t)``: the 1/t decay that SGD's convergence proofs ask for."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, k: float = 1.0, warmup_steps: int = 0) -> None:
+        if k < 0:
+            raise InvalidInputError(f"k must be >= 0, got {k}")
+        self.k = k
+        super().__init__(optimizer, warmup_steps)
+
+    def decay(self, t: int) -> float:
+        return 1.0 / (1.0 + self.k * t)
+
+
+class InverseSqrtDecay(ClosedFormSchedule):
+    """``1 / √(1 + k t)``: the 1/√t decay Adagrad applies implicitly."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, k: float = 1.0, warmup_steps: int = 0) -> None:
+        if k < 0:
+            raise InvalidInputError(f"k must be >= 0, got {k}")
+        self.k = k
+        super().__init__(optimizer, warmup_steps)
+
+    def decay(self, t: int) -> float:
+        return 1.0 / math.sqrt(1.0 + self.k * t)
+
+
+class Cosine(ClosedFormSchedule):
+    """Half a cosine from the base rate down to ``min_factor`` × base over ``total_steps`` (after warmup).
+
+    ``min_factor + (1 − min_factor) (1 + cos(π t / T)) / 2``, held at ``min_factor`` after ``T``.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, min_factor: float = 0.0,
+                 warmup_steps: int = 0) -> None:
+        if total_steps < 1 or not 0.0 <= min_factor <= 1.0:
+            raise InvalidInputError("Cosine needs total_steps >= 1 and 0 <= min_factor <= 1")
+        self.total_steps, self.min_factor = total_steps, min_factor
+        super().__init__(optimizer, warmup_steps)
+
+    def decay(self, t: int) -> float:
+        progress = min(t, self.total_steps) / self.total_steps
+        return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))

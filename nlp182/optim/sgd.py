@@ -1,0 +1,74 @@
+"""SGD with momentum (heavy ball), dampening and Nesterov momentum.
+
+With ``momentum`` μ and ``dampening`` τ the velocity is ``v ← μ v + (1 − τ) g`` (the first step
+sets ``v = g``), and the update is ``w ← w − lr v``. Nesterov evaluates the velocity one step
+ahead: ``w ← w − lr (g + μ v)``. Momentum is the viscosity term of a damped oscillator; dampening
+scales how much of the new gradient enters it. Same conventions as ``torch.optim.SGD``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from nlp182.errors import InvalidInputError
+from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+
+
+class SGD(torch.optim.Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, dampening and L2 weight decay."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        check_hyper("lr", lr)
+        check_hyper("momentum", momentum)
+        check_hyper("weight_decay", weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise InvalidInputError("Nesterov momentum needs momentum > 0 and dampening = 0")
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                    "weight_decay": weight_decay, "nesterov": nesterov}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for params in group_by_device_dtype(params_with_grad(group["params"], "SGD")):
+                self._update(params, group)
+        return loss
+
+    def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        grads = grads_of(params, group["weight_decay"])
+        if momentum == 0:
+            torch._foreach_add_(params, grads, alpha=-lr)
+            return
+        bufs = [self.state[p].get("momentum_buffer") for p in params]
+        if all(b is not None for b in bufs):
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, grads, alpha=1 - dampening)
+        else:
+            for i, (param, grad) in enumerate(zip(params, grads, strict=True)):
+                if bufs[i] is None:
+                    bufs[i] = self.state[param]["momentum_buffer"] = grad.detach().clone()
+                else:
+                    bufs[i].mul_(momentum).add_(grad, alpha=1 - dampening)
+        if group["nesterov"]:
+            # w − lr (g + μ v) as two in-place passes, so the caller's .grad is left untouched.
+            torch._foreach_add_(params, grads, alpha=-lr)
+            torch._foreach_add_(params, bufs, alpha=-lr * momentum)
+        else:
+            torch._foreach_add_(params, bufs, alpha=-lr)

@@ -1,0 +1,50 @@
+"""signSGD: one-bit gradients, ``w ← w − lr sign(g)`` (Bernstein et al., 2018).
+
+Only the sign of each coordinate survives, which bounds every update to ``lr`` per coordinate
+(monster gradients cannot blow up a step) and compresses what workers must exchange to one bit.
+With ``momentum`` β it is Signum: ``m ← β m + (1 − β) g`` and ``w ← w − lr sign(m)``. Weight decay
+is added to the gradient before the sign is taken. torch.optim has no counterpart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+
+
+class SignSGD(torch.optim.Optimizer):
+    """Sign gradient descent, with optional Signum momentum and L2 weight decay."""
+
+    def __init__(
+        self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, weight_decay: float = 0.0
+    ) -> None:
+        check_hyper("lr", lr)
+        check_hyper("momentum", momentum, 0.0, 1.0)
+        check_hyper("weight_decay", weight_decay)
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for params in group_by_device_dtype(params_with_grad(group["params"], "SignSGD")):
+                grads = grads_of(params, group["weight_decay"])
+                if group["momentum"] > 0:
+                    bufs = []
+                    for param in params:
+                        if "momentum_buffer" not in self.state[param]:
+                            self.state[param]["momentum_buffer"] = torch.zeros_like(param)
+                        bufs.append(self.state[param]["momentum_buffer"])
+                    torch._foreach_lerp_(bufs, grads, 1 - group["momentum"])
+                    grads = bufs
+                signs = torch._foreach_sign(grads)
+                torch._foreach_add_(params, signs, alpha=-group["lr"])
+        return loss

@@ -1,0 +1,53 @@
+"""Gathering parameters into per-device, per-dtype lists for the multi-tensor (``torch._foreach_*``) kernels.
+
+A ``_foreach`` op takes lists of tensors that share a device and dtype and updates them all in one
+call (one fused kernel launch on CUDA), which is why these optimizers cost about what torch.optim's
+foreach implementations do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from nlp182.errors import InvalidInputError
+
+
+def params_with_grad(params: Iterable[torch.Tensor], optimizer: str) -> list[torch.Tensor]:
+    """The parameters that received a dense gradient in this step (others are skipped, as in torch)."""
+    found = []
+    for param in params:
+        if param.grad is None:
+            continue
+        if param.grad.is_sparse:
+            raise InvalidInputError(f"{optimizer} does not support sparse gradients; use dense embeddings "
+                                    "(nn.Embedding(sparse=False)) or torch.optim.SparseAdam")
+        found.append(param)
+    return found
+
+
+def group_by_device_dtype(params: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """Split ``params`` into lists that share device and dtype, keeping their order."""
+    groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+    for param in params:
+        groups.setdefault((param.device, param.dtype), []).append(param)
+    return list(groups.values())
+
+
+def grads_of(params: list[torch.Tensor], weight_decay: float) -> list[torch.Tensor]:
+    """Gradients of ``params``, plus ``weight_decay * param`` (L2 regularisation) as new tensors when set.
+
+    The caller's ``.grad`` tensors are never modified.
+    """
+    grads = [p.grad for p in params]  # type: ignore[misc]
+    if weight_decay != 0:
+        return list(torch._foreach_add(grads, params, alpha=weight_decay))
+    return grads  # type: ignore[return-value]
+
+
+def check_hyper(name: str, value: float, low: float = 0.0, high: float | None = None) -> None:
+    """Raise ``InvalidInputError`` unless ``low <= value`` (and ``value < high`` when given)."""
+    if not (value >= low and (high is None or value < high)):
+        bound = f"[{low}, {high})" if high is not None else f">= {low}"
+        raise InvalidInputError(f"{name} must be {bound}, got {value}")

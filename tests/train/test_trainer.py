@@ -117,7 +117,7 @@ def test_eval_fn_and_loss_metrics() -> None:
 
     def loss_with_metric(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]):
         loss = mse(m, batch)
-        return loss, {"rmse": float(loss.sqrt())}
+        return loss, {"rmse": float(loss.detach().sqrt())}
 
     def eval_fn(m: nn.Module, loader: DataLoader) -> dict[str, float]:
         return {"valid_mae": float(torch.cat([(m(x).squeeze(-1) - y).abs() for x, y in loader]).mean())}

@@ -1,0 +1,231 @@
+"""Optimizers and tools without a torch.optim counterpart: hand-computed cases and known functions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError
+from nlp182.optim import (
+    SGD,
+    Adam,
+    Cosine,
+    ExponentialDecay,
+    GradientNoise,
+    InverseSqrtDecay,
+    InverseTimeDecay,
+    Newton,
+    SignSGD,
+    StepDecay,
+    clip_grad_norm_,
+    clip_grad_value_,
+    module_closure,
+)
+
+
+def _param(values: list[float]) -> nn.Parameter:
+    return nn.Parameter(torch.tensor(values, dtype=torch.float64))
+
+
+def test_adam_without_bias_correction_hand_computed() -> None:
+    w = _param([1.0, -2.0])
+    opt = Adam([w], lr=0.1, betas=(0.9, 0.99), eps=0.0, bias_correction=False)
+    w.grad = torch.tensor([0.5, -4.0], dtype=torch.float64)
+    opt.step()
+    # m = 0.1 g, v = 0.01 g², step = lr m / √v = 0.1 · 0.1 g / (0.1 |g|) = 0.1 sign(g)
+    torch.testing.assert_close(w.detach(), torch.tensor([0.9, -1.9], dtype=torch.float64), rtol=0, atol=1e-15)
+    w.grad = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    opt.step()
+    m = 0.9 * 0.05 + 0.1 * 1.0
+    v = 0.99 * 0.01 * 0.25 + 0.01 * 1.0
+    expected0 = 0.9 - 0.1 * m / math.sqrt(v)
+    assert float(w.detach()[0]) == pytest.approx(expected0, abs=1e-14)
+
+
+def test_signsgd_uses_only_the_sign_and_signum_momentum() -> None:
+    w = _param([1.0, 1.0, 1.0])
+    opt = SignSGD([w], lr=0.25)
+    w.grad = torch.tensor([1e6, -1e-6, 0.0], dtype=torch.float64)
+    opt.step()
+    assert w.detach().tolist() == [0.75, 1.25, 1.0]
+    v = _param([0.0])
+    signum = SignSGD([v], lr=1.0, momentum=0.5)
+    for g, expected in ((2.0, -1.0), (-1.0, -1.0), (-4.0, 0.0)):  # m: 1.0, 0.0 (sign 0), -2.0
+        v.grad = torch.tensor([g], dtype=torch.float64)
+        signum.step()
+        assert float(v.detach()) == expected
+
+
+def test_signsgd_and_uncorrected_adam_converge_on_an_ill_conditioned_quadratic() -> None:
+    scales = torch.tensor([1.0, 100.0], dtype=torch.float64)
+    target = torch.tensor([3.0, -2.0], dtype=torch.float64)
+
+    def loss(p: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (scales * (p - target) ** 2).sum()
+
+    for make in (
+        lambda p: SignSGD([p], lr=0.05),
+        lambda p: Adam([p], lr=0.05, bias_correction=False),
+    ):
+        w = _param([0.0, 0.0])
+        opt = make(w)
+        sched = InverseTimeDecay(opt, k=0.05)
+        for _ in range(1500):
+            opt.zero_grad()
+            loss(w).backward()
+            opt.step()
+            sched.step()
+        torch.testing.assert_close(w.detach(), target, rtol=0, atol=2e-3)
+
+
+def test_newton_solves_a_quadratic_in_one_step() -> None:
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    a = q @ q.T + 0.1 * torch.eye(6, dtype=torch.float64)  # ill-conditioned SPD
+    b = torch.randn(6, generator=g, dtype=torch.float64)
+    w = _param([0.0] * 6)
+    opt = Newton([w])
+    opt.step(lambda p: 0.5 * p[0] @ a @ p[0] - b @ p[0])
+    torch.testing.assert_close(w.detach(), torch.linalg.solve(a, b), rtol=0, atol=1e-10)
+    assert opt.last_step_length == 1.0
+
+
+def test_newton_goes_to_the_saddle_that_gradient_descent_escapes() -> None:
+    def saddle(p: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = p[0][0], p[0][1]
+        return x**2 - y**2
+
+    start = [1.0, 1e-3]
+    w = _param(start)
+    Newton([w]).step(saddle)
+    assert w.detach().abs().max() < 1e-12  # exactly on the saddle, gradient 0: Newton stays there
+    v = _param(start)
+    gd = SGD([v], lr=0.1)
+    for _ in range(60):
+        gd.zero_grad()
+        saddle((v,)).backward()
+        gd.step()
+    assert abs(float(v[0])) < 1e-4 and abs(float(v[1])) > 1.0  # slid off along -y²
+    assert float(saddle((v,))) < -1.0
+
+
+def test_newton_with_line_search_minimises_rosenbrock_and_a_small_model() -> None:
+    w = _param([-1.2, 1.0])
+    opt = Newton([w])
+
+    def rosen(p: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return (1 - p[0][0]) ** 2 + 100 * (p[0][1] - p[0][0] ** 2) ** 2
+
+    for _ in range(40):
+        opt.step(rosen)
+    torch.testing.assert_close(w.detach(), torch.tensor([1.0, 1.0], dtype=torch.float64), rtol=0, atol=1e-8)
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, dtype=torch.float64)
+    y = (x @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) > 0).long()
+    model = nn.Linear(3, 2).double()
+    newton = Newton(model.parameters(), damping=1e-3)
+    closure = module_closure(model, nn.functional.cross_entropy, x, y)
+    losses = [float(newton.step(closure)) for _ in range(8)]
+    assert losses[-1] < 0.1 * losses[0]
+    with pytest.raises(InvalidInputError, match="closure"):
+        newton.step()
+
+
+def test_schedules_closed_forms() -> None:
+    def lrs(make, steps: int = 7) -> list[float]:
+        opt = SGD([_param([0.0])], lr=0.8)
+        sched = make(opt)
+        out = []
+        for _ in range(steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    ref = torch.optim.SGD([_param([0.0])], lr=0.8)
+    torch_step = torch.optim.lr_scheduler.StepLR(ref, step_size=3, gamma=0.5)
+    expected = []
+    for _ in range(7):
+        expected.append(ref.param_groups[0]["lr"])
+        ref.step()
+        torch_step.step()
+    assert lrs(lambda o: StepDecay(o, step_size=3, gamma=0.5)) == pytest.approx(expected, abs=1e-15)
+    assert lrs(lambda o: ExponentialDecay(o, gamma=0.9)) == pytest.approx([0.8 * 0.9**t for t in range(7)])
+    assert lrs(lambda o: InverseTimeDecay(o, k=0.5)) == pytest.approx([0.8 / (1 + 0.5 * t) for t in range(7)])
+    assert lrs(lambda o: InverseSqrtDecay(o, k=2.0)) == pytest.approx(
+        [0.8 / math.sqrt(1 + 2 * t) for t in range(7)]
+    )
+    warm_cos = lrs(lambda o: Cosine(o, total_steps=4, min_factor=0.25, warmup_steps=2), steps=8)
+    cos = [0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * min(t, 4) / 4)) for t in range(6)]
+    assert warm_cos == pytest.approx([0.4, 0.8] + [0.8 * c for c in cos])
+
+
+def test_schedule_state_dict_resumes() -> None:
+    opt = SGD([_param([0.0])], lr=1.0)
+    sched = Cosine(opt, total_steps=10, warmup_steps=3)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    opt2 = SGD([_param([0.0])], lr=1.0)
+    sched2 = Cosine(opt2, total_steps=10, warmup_steps=3)
+    sched2.load_state_dict(sched.state_dict())
+    opt2.step()
+    sched2.step()
+    opt.step()
+    sched.step()
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+
+
+def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:
+    torch.manual_seed(0)
+    for norm_type in (2.0, 1.0, math.inf):
+        a = [_param([0.0] * 5), _param([0.0] * 3)]
+        b = [_param([0.0] * 5), _param([0.0] * 3)]
+        for p, q in zip(a, b, strict=True):
+            p.grad = torch.randn_like(p) * 10
+            q.grad = p.grad.clone()
+        total = clip_grad_norm_(a, max_norm=1.5, norm_type=norm_type)
+        ref_total = torch.nn.utils.clip_grad_norm_(b, max_norm=1.5, norm_type=norm_type)
+        assert float(total) == pytest.approx(float(ref_total), rel=1e-14)
+        for p, q in zip(a, b, strict=True):
+            torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-14)
+    c = _param([0.0, 0.0, 0.0])
+    c.grad = torch.tensor([-5.0, 0.3, 7.0], dtype=torch.float64)
+    clip_grad_value_([c], 1.0)
+    assert c.grad.tolist() == [-1.0, 0.3, 1.0]
+    c.grad = torch.tensor([math.nan, 0.0, 0.0], dtype=torch.float64)
+    with pytest.raises(InvalidInputError, match="gradient norm"):
+        clip_grad_norm_([c], 1.0)
+
+
+def test_gradient_noise_variance_anneals() -> None:
+    w = _param([0.0] * 20000)
+    noise = GradientNoise([w], eta=0.3, gamma=0.55, seed=0)
+    for t in (0, 1, 9):
+        noise.t = t
+        w.grad = torch.zeros_like(w)
+        sigma = noise.step()
+        assert sigma == pytest.approx(math.sqrt(0.3 / (1 + t) ** 0.55))
+        assert float(w.grad.std()) == pytest.approx(sigma, rel=0.03)
+        assert abs(float(w.grad.mean())) < 4 * sigma / math.sqrt(20000)
+    replay = GradientNoise([w], eta=0.3, seed=0)
+    replay.load_state_dict(noise.state_dict())
+    w.grad = torch.zeros_like(w)
+    noise.step()
+    first = w.grad.clone()
+    w.grad = torch.zeros_like(w)
+    replay.step()
+    assert torch.equal(first, w.grad)
+
+
+def test_bad_hyperparameters_are_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="lr"):
+        Adam([_param([0.0])], lr=-1.0)
+    with pytest.raises(InvalidInputError, match="Nesterov"):
+        SGD([_param([0.0])], lr=0.1, nesterov=True)
+    with pytest.raises(InvalidInputError, match="Hessian"):
+        Newton([nn.Parameter(torch.zeros(30_000))])

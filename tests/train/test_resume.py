@@ -1,0 +1,109 @@
+"""A run killed with SIGKILL mid-epoch resumes to exactly the parameters of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from nlp182.errors import FileFormatError, MissingFileError
+from nlp182.train import Trainer, TrainerConfig, list_checkpoints, load_checkpoint
+
+SCRIPT = Path(__file__).with_name("resume_script.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(out: Path, slow: float = 0.0) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(out), str(slow)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path: Path) -> None:
+    reference = _run(tmp_path / "ref")
+    killed_dir = tmp_path / "killed"
+    victim = _run(killed_dir, slow=0.1)
+    deadline = time.monotonic() + 120
+    target = killed_dir / "checkpoints" / "step-000000012.safetensors"  # epoch 2, batch 4 of 8
+    while not target.exists():
+        assert victim.poll() is None, victim.stdout.read().decode()
+        assert time.monotonic() < deadline, "the training subprocess never wrote its checkpoint"
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    assert not (killed_dir / "final.safetensors").exists()
+    latest = load_checkpoint(list_checkpoints(killed_dir)[-1])["position"]
+    assert latest["batch_in_epoch"] % 8 != 0, f"the kill did not land mid-epoch: {latest}"
+
+    resumed = _run(killed_dir)
+    assert resumed.wait(timeout=180) == 0, resumed.stdout.read().decode()
+    assert reference.wait(timeout=180) == 0, reference.stdout.read().decode()
+    final, expected = (
+        load_file(killed_dir / "final.safetensors"),
+        load_file(tmp_path / "ref" / "final.safetensors"),
+    )
+    for name, tensor in expected.items():
+        assert torch.equal(final[name], tensor), name
+    steps = [
+        json.loads(line)["step"]
+        for line in (killed_dir / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["kind"] == "step"
+    ]
+    assert steps == list(range(1, 25))  # lines written after the checkpoint were not duplicated
+    assert len(list_checkpoints(killed_dir)) == 2  # keep_last
+
+
+def _tiny_run(out: Path, resume: str | None) -> Trainer:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    data = TensorDataset(torch.randn(16, 4), torch.randn(16))
+
+    def loss_fn(m: nn.Module, b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return ((m(b[0]).squeeze(-1) - b[1]) ** 2).mean()
+
+    cfg = TrainerConfig(epochs=2, device="cpu", out_dir=str(out), resume=resume, progress=False)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, cfg)
+    trainer.fit(DataLoader(data, batch_size=8))
+    return trainer
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_damaged_checkpoint_is_a_clear_error_not_a_fresh_start(tmp_path: Path, damage: str) -> None:
+    _tiny_run(tmp_path, None)
+    latest = list_checkpoints(tmp_path)[-1]
+    data = bytearray(latest.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[-3] ^= 0xFF  # inside the tensor data: only the checksum can notice
+    else:
+        data = bytearray(b"not a checkpoint at all")
+    latest.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match=latest.name):
+        _tiny_run(tmp_path, "auto")
+    with pytest.raises(MissingFileError):
+        _tiny_run(tmp_path, str(tmp_path / "nope.safetensors"))
+
+
+def test_resume_after_the_last_epoch_does_nothing_more(tmp_path: Path) -> None:
+    first = _tiny_run(tmp_path, None)
+    again = _tiny_run(tmp_path, "auto")
+    assert again.global_step == first.global_step == 4
+    assert len(again.history) == 2
+    for p, q in zip(first.model.parameters(), again.model.parameters(), strict=True):
+        assert torch.equal(p, q)

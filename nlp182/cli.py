@@ -17,6 +17,7 @@ from nlp182.errors import Nlp182Error
 # Sub-command modules, in the order they appear in --help.
 COMMAND_MODULES = (
     "nlp182.commands.embeddings",
+    "nlp182.commands.server",
 )
 
 

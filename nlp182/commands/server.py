@@ -1,0 +1,94 @@
+"""``nlp182 index RUN`` (build the FAISS index) and ``nlp182 serve RUN`` (gunicorn).
+
+Flags map one to one onto ``server.config.IndexConfig`` and ``server.config.ServeConfig``. The
+server package is imported inside the handlers: ``serve`` must set up the Prometheus multiprocess
+folder before anything imports ``prometheus_client``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_HELP = {
+    "kind": "index kind: flat (exact), hnsw (approximate) or auto (flat up to --flat-max-words)",
+    "flat_max_words": "largest vocabulary that auto indexes exactly",
+    "hnsw_m": "HNSW neighbours per node",
+    "ef_construction": "HNSW build-time candidate list size",
+    "ef_search": "HNSW search-time candidate list size (recall vs latency)",
+    "recall_queries": "words used to measure HNSW recall@10 at build time",
+    "seed": "seed for choosing those words",
+    "host": "address to bind (loopback by default)",
+    "port": "TCP port",
+    "workers": "gunicorn worker processes",
+    "threads": "request threads per worker",
+    "timeout": "seconds before a silent worker is restarted",
+    "omp_threads": "OpenMP threads FAISS may use per worker",
+    "blas_threshold": "exact searches of at least this many queries use BLAS",
+    "batch_window_ms": "milliseconds a worker waits to gather concurrent searches into one call",
+    "batch_max": "most searches per gathered call (1 turns micro-batching off)",
+    "max_body_bytes": "request bodies above this size get 413",
+    "access_log": "log every request",
+}
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One ``--flag`` per dataclass field, typed and defaulted from the field."""
+    for item in dataclasses.fields(config_class):
+        flag = "--" + item.name.replace("_", "-")
+        if item.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=item.default,
+                                help=_HELP[item.name])
+            continue
+        kind = {"int": int, "float": float, "str": str}[str(item.type)]
+        help_text = f"{_HELP[item.name]} (default: %(default)s)"
+        parser.add_argument(flag, type=kind, default=item.default, help=help_text)
+
+
+def _config_from_args(config_class: type, args: argparse.Namespace) -> Any:
+    return config_class(**{item.name: getattr(args, item.name) for item in dataclasses.fields(config_class)})
+
+
+def _index(args: argparse.Namespace) -> int:
+    from nlp182.embeddings.vectors import Vectors
+    from server.config import IndexConfig
+    from server.index import SimilarityIndex
+
+    config = _config_from_args(IndexConfig, args)
+    vectors = Vectors.load(args.run, mmap=True)
+    start = time.perf_counter()
+    index = SimilarityIndex.build(vectors, config)
+    path = index.save(args.run)
+    log.info("wrote %s in %.1f s", path, time.perf_counter() - start)
+    print(json.dumps({key: index.meta[key] for key in ("kind", "count", "dimension", "params",
+                                                        "build_seconds", "recall_at_10")}))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.config import ServeConfig
+    from server.serve import run_server
+
+    run_server(args.run, _config_from_args(ServeConfig, args))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``index`` and ``serve`` sub-commands."""
+    from server.config import IndexConfig, ServeConfig
+
+    index = subparsers.add_parser("index", help="build the FAISS similarity index of a trained run")
+    index.add_argument("run", help="run folder (vectors.npy + vocab.txt)")
+    _add_dataclass_flags(index, IndexConfig)
+    index.set_defaults(func=_index)
+
+    serve = subparsers.add_parser("serve", help="serve a run's similarity API and web page with gunicorn")
+    serve.add_argument("run", help="run folder with an index (nlp182 index RUN)")
+    _add_dataclass_flags(serve, ServeConfig)
+    serve.set_defaults(func=_serve)

@@ -1,0 +1,118 @@
+"""Settings of the similarity service, as dataclasses the CLI maps its flags onto one to one.
+
+Kept free of heavy imports so ``nlp182 --help`` does not load FAISS or gunicorn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nlp182.errors import InvalidInputError
+
+INDEX_KINDS = ("auto", "flat", "hnsw")
+
+
+@dataclass
+class AppConfig:
+    """Settings of one app instance (each is a ``nlp182 serve`` flag).
+
+    Args:
+        batch_window_ms: how long a worker waits to gather concurrent single-word searches into one
+            FAISS call; 0 gathers only what is already queued.
+        batch_max: the most queries per gathered call; 1 turns micro-batching off (each request
+            searches on its own thread).
+        max_body_bytes: request bodies above this size get 413.
+    """
+
+    batch_window_ms: float = 2.0
+    batch_max: int = 64
+    max_body_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.batch_window_ms < 0:
+            raise InvalidInputError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
+        if self.batch_max < 1:
+            raise InvalidInputError(f"batch_max must be >= 1, got {self.batch_max}")
+        if self.max_body_bytes < 1024:
+            raise InvalidInputError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+
+
+@dataclass
+class IndexConfig:
+    """How ``nlp182 index RUN`` builds the index (each field is one CLI flag).
+
+    Args:
+        kind: ``"flat"`` (exact), ``"hnsw"`` (approximate graph) or ``"auto"``: flat up to
+            ``flat_max_words`` words, HNSW above (exact search costs O(V·D) per query).
+        flat_max_words: the size threshold of ``"auto"``.
+        hnsw_m: HNSW neighbours per node (memory and recall grow with it).
+        ef_construction: HNSW candidate-list size while building (build time vs graph quality).
+        ef_search: HNSW candidate-list size while searching (latency vs recall); stored in the
+            metadata and applied on every load.
+        recall_queries: vocabulary words used as queries to measure HNSW recall@10 at build time.
+        seed: seed of the choice of those query words.
+    """
+
+    kind: str = "auto"
+    flat_max_words: int = 50_000
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 128
+    recall_queries: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEX_KINDS:
+            raise InvalidInputError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {self.kind!r}")
+        for name in ("flat_max_words", "hnsw_m", "ef_construction", "ef_search", "recall_queries"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def resolve_kind(self, count: int) -> str:
+        """The concrete kind for a vocabulary of ``count`` words."""
+        if self.kind != "auto":
+            return self.kind
+        return "flat" if count <= self.flat_max_words else "hnsw"
+
+
+@dataclass
+class ServeConfig:
+    """``nlp182 serve`` settings; each field is one flag. Defaults suit a 2-core machine.
+
+    Args:
+        host: address to bind; loopback by default (put a reverse proxy in front to expose it).
+        port: TCP port.
+        workers: gunicorn worker processes (one per core).
+        threads: request threads per worker (concurrent requests a worker can gather into a batch).
+        timeout: seconds before gunicorn restarts a silent worker.
+        omp_threads: OpenMP threads FAISS may use per worker.
+        blas_threshold: FAISS uses BLAS for exact searches of at least this many queries.
+        batch_window_ms: see ``AppConfig``.
+        batch_max: see ``AppConfig``.
+        max_body_bytes: see ``AppConfig``.
+        access_log: log every request to stderr.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    threads: int = 16
+    timeout: int = 30
+    omp_threads: int = 1
+    blas_threshold: int = 4
+    batch_window_ms: float = 2.0
+    batch_max: int = 64
+    max_body_bytes: int = 1 << 20
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "threads", "timeout", "omp_threads", "blas_threshold"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.port <= 65535:
+            raise InvalidInputError(f"port must be between 0 and 65535, got {self.port}")
+        self.app_config()  # validate the app's settings here, not in every worker
+
+    def app_config(self) -> AppConfig:
+        """The settings each worker's app is built with."""
+        return AppConfig(self.batch_window_ms, self.batch_max, self.max_body_bytes)

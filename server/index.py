@@ -1,0 +1,204 @@
+"""The FAISS similarity index over a run's unit-normalised vectors, saved beside the run.
+
+Inner product on unit vectors is cosine similarity, so the index answers with cosine scores. Small
+vocabularies get the exact ``IndexFlatIP``; above ``IndexConfig.flat_max_words`` the graph index
+``IndexHNSWFlat`` (whose recall@10 against the exact index is measured at build time and stored in
+the metadata). Both kinds are read back with FAISS's ``IO_FLAG_MMAP_IFC``, which maps the stored
+vectors (and the HNSW graph) from the file instead of copying them, so several server workers
+share one copy of the data through the page cache.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError
+from nlp182.io import atomic_open, atomic_write_json, read_json
+from server.config import IndexConfig
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.faiss"
+META_FILE = "index.json"
+FORMAT_VERSION = 1
+
+
+def _flat_codes(index: faiss.Index) -> np.ndarray:
+    """A read-only ``(V, D)`` float32 view (no copy) of the vectors an IndexFlat stores.
+
+    For an index read with ``IO_FLAG_MMAP_IFC`` this is the memory map of the file itself, so every
+    worker that loaded the file shares these pages. The caller must keep ``index`` alive.
+    """
+    codes = index.codes
+    buffer = (ctypes.c_char * codes.size()).from_address(int(codes.c_ptr))
+    view = np.frombuffer(buffer, dtype=np.float32).reshape(index.ntotal, index.d)
+    view.flags.writeable = False
+    return view
+
+
+class SimilarityIndex:
+    """A FAISS index over unit vectors whose rows are the run's vocabulary, in order.
+
+    Use ``build`` then ``save``, or ``load``. ``unit`` is the ``(V, D)`` unit-normalised matrix the
+    index holds (a view into the index's storage, shared between processes after ``load``).
+    """
+
+    def __init__(self, index: faiss.Index, meta: dict) -> None:
+        self.index = index
+        self.meta = meta
+        flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+        self._storage = flat  # keeps the storage wrapper (and so ``unit``'s memory) referenced
+        self.unit = _flat_codes(flat)
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efSearch = int(meta["params"]["ef_search"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta["kind"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @classmethod
+    def build(cls, vectors: Vectors, config: IndexConfig | None = None) -> SimilarityIndex:
+        """Index ``vectors.normed``; for HNSW also measure recall@10 against the exact index."""
+        config = config or IndexConfig()
+        count, dim = len(vectors), vectors.dim
+        if count < 2:
+            raise InvalidInputError(f"an index needs at least 2 words, the run has {count}")
+        kind = config.resolve_kind(count)
+        unit = np.ascontiguousarray(vectors.normed, dtype=np.float32)
+        start = time.perf_counter()
+        exact = faiss.IndexFlatIP(dim)
+        exact.add(unit)
+        params: dict[str, int] = {}
+        index: faiss.Index = exact
+        if kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = config.ef_construction
+            index.add(unit)
+            params = {"m": config.hnsw_m, "ef_construction": config.ef_construction}
+        params["ef_search"] = config.ef_search
+        build_seconds = time.perf_counter() - start
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "kind": kind,
+            "metric": "inner_product",
+            "normalized": True,
+            "dimension": dim,
+            "count": count,
+            "vocab_checksum": vectors.vocab_checksum(),
+            "params": params,
+            "build_seconds": round(build_seconds, 3),
+            "faiss_version": faiss.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "recall_at_10": 1.0,
+            "recall_queries": 0,
+        }
+        if kind == "hnsw":
+            index.hnsw.efSearch = config.ef_search
+            recall, used = measure_recall(index, exact, unit, config.recall_queries, config.seed)
+            meta.update(recall_at_10=round(recall, 4), recall_queries=used)
+            log.info("HNSW recall@10 = %.4f over %d queries (efSearch %d)", recall, used, config.ef_search)
+        return cls(index, meta)
+
+    def save(self, run_dir: str | os.PathLike[str]) -> Path:
+        """Write ``index.faiss`` and ``index.json`` into ``run_dir`` atomically; return the index path."""
+        run_dir = Path(run_dir)
+        path = run_dir / INDEX_FILE
+        with atomic_open(path, "wb") as handle:
+            faiss.write_index(self.index, faiss.PyCallbackIOWriter(handle.write))
+        atomic_write_json(run_dir / META_FILE, self.meta)
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str], vectors: Vectors) -> SimilarityIndex:
+        """Read the index of ``run_dir`` memory-mapped, refusing one built for other words."""
+        run_dir = Path(run_dir)
+        path, meta_path = run_dir / INDEX_FILE, run_dir / META_FILE
+        for required in (path, meta_path):
+            if not required.is_file():
+                raise MissingFileError(f"{required} does not exist; build it with `nlp182 index {run_dir}`")
+        meta = read_json(meta_path)
+        _check_meta(meta, meta_path, vectors)
+        try:
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        except RuntimeError as exc:
+            raise FileFormatError(f"{path} is not a readable FAISS index ({exc}); rebuild it") from None
+        expected = faiss.IndexHNSWFlat if meta["kind"] == "hnsw" else faiss.IndexFlatIP
+        if not isinstance(index, expected) or index.ntotal != meta["count"] or index.d != meta["dimension"]:
+            raise FileFormatError(
+                f"{path} holds a {type(index).__name__} of {index.ntotal} x {index.d} but {meta_path} "
+                f"describes a {meta['kind']} index of {meta['count']} x {meta['dimension']}; rebuild it"
+            )
+        return cls(index, meta)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows by inner product for each query.
+
+        Args:
+            queries: ``(B, D)`` float32 (unit vectors for cosine scores).
+            k: results per query (capped at the vocabulary size).
+
+        Returns:
+            ``(B, k)`` float32 scores and ``(B, k)`` int64 row ids, best first; an id of -1 marks
+            a slot HNSW could not fill.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ShapeError(f"queries must have shape (B, {self.dim}), got {queries.shape}")
+        return self.index.search(queries, min(int(k), len(self)))
+
+
+def measure_recall(
+    index: faiss.Index, exact: faiss.Index, unit: np.ndarray, queries: int, seed: int
+) -> tuple[float, int]:
+    """Mean recall@10 of ``index`` against ``exact`` with vocabulary rows as queries.
+
+    Each query's own row is left out of both answers (the server never returns the query word),
+    so this is the recall of the neighbour lists users see. Returns (recall, queries used).
+    """
+    count = unit.shape[0]
+    used = min(queries, count)
+    rows = np.random.default_rng(seed).choice(count, size=used, replace=False)
+    k = min(11, count)
+    _, approx_ids = index.search(unit[rows], k)
+    _, exact_ids = exact.search(unit[rows], k)
+    hits = 0
+    for row, found, truth in zip(rows, approx_ids, exact_ids, strict=True):
+        truth_set = [i for i in truth if i != row][:10]
+        found_set = {i for i in found if i != row and i >= 0}
+        hits += len(found_set.intersection(truth_set))
+    return hits / (used * min(10, count - 1)), used
+
+
+def _check_meta(meta: object, meta_path: Path, vectors: Vectors) -> None:
+    """Raise ``FileFormatError`` unless ``meta`` describes an index of exactly ``vectors``' words."""
+    required = ("format_version", "kind", "dimension", "count", "vocab_checksum", "params")
+    if not isinstance(meta, dict) or any(key not in meta for key in required):
+        raise FileFormatError(f"{meta_path} lacks index metadata ({', '.join(required)}); rebuild the index")
+    if meta["format_version"] != FORMAT_VERSION or meta["kind"] not in ("flat", "hnsw"):
+        raise FileFormatError(f"{meta_path}: unsupported index format or kind; rebuild the index")
+    if meta["vocab_checksum"] != vectors.vocab_checksum() or meta["count"] != len(vectors):
+        raise FileFormatError(
+            f"{meta_path} was built for a different vocabulary ({meta['count']} words, checksum "
+            f"{str(meta['vocab_checksum'])[:12]}...) than the run's ({len(vectors)} words, checksum "
+            f"{vectors.vocab_checksum()[:12]}...); rebuild it with `nlp182 index {meta_path.parent}`"
+        )
+    if meta["dimension"] != vectors.dim:
+        raise FileFormatError(
+            f"{meta_path} describes {meta['dimension']}-dim vectors but the run has {vectors.dim}; rebuild it"
+        )
+

@@ -1,0 +1,66 @@
+"""Prometheus metrics: request counts and latency histograms per endpoint.
+
+Under gunicorn every worker is its own process, so the counters live in prometheus_client's
+multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, set by ``nlp182 serve``) and ``/metrics``
+aggregates all workers whichever one answers the scrape. Without that variable (tests, a single
+process) each app keeps its own registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The service's counters; ``observe`` after each request, ``render`` for ``GET /metrics``."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        # In multiprocess mode values go to files and a fresh registry collects them at scrape time.
+        self.registry = None if self.multiprocess else CollectorRegistry()
+        self.requests = Counter(
+            "nlp182_http_requests",
+            "HTTP requests answered, by endpoint, method and status code.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "nlp182_http_request_duration_seconds",
+            "Time to answer a request, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and record its latency."""
+        self.requests.labels(endpoint=endpoint, method=method, status=str(status)).inc()
+        self.latency.labels(endpoint=endpoint).observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every worker's metrics."""
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Tell the multiprocess store a worker exited (gunicorn's ``child_exit`` hook)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)

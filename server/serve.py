@@ -1,0 +1,91 @@
+"""Production serving: gunicorn running ``create_app`` in each worker.
+
+The app is built after the fork (no ``preload_app``), so each worker maps the index file itself
+and the kernel shares those pages between workers. The heavy libraries are imported here, in the
+master, so their code pages are shared too. Each worker pins FAISS to ``omp_threads`` OpenMP threads
+(threads slow single queries down and fight the other workers for cores) and lowers FAISS's BLAS
+threshold so gathered batches use one matrix product.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import faiss
+import flask  # noqa: F401  (imported in the master so workers share its pages)
+import numpy  # noqa: F401
+from gunicorn.app.base import BaseApplication
+
+from nlp182.embeddings.vectors import Vectors
+from server.config import ServeConfig
+from server.index import SimilarityIndex
+
+log = logging.getLogger(__name__)
+
+
+class _Gunicorn(BaseApplication):
+    """gunicorn's documented custom-application hook: options from ``ServeConfig``, app per worker."""
+
+    def __init__(self, run_dir: Path, config: ServeConfig) -> None:
+        self.run_dir = run_dir
+        self.serve_config = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        config = self.serve_config
+        omp_threads, blas_threshold = config.omp_threads, config.blas_threshold
+
+        def post_fork(server, worker) -> None:
+            faiss.omp_set_num_threads(omp_threads)
+            faiss.cvar.distance_compute_blas_threshold = blas_threshold
+
+        def child_exit(server, worker) -> None:
+            from server.metrics import mark_worker_dead
+
+            mark_worker_dead(worker.pid)
+
+        options = {
+            "bind": f"{config.host}:{config.port}",
+            "workers": config.workers,
+            "threads": config.threads,
+            "worker_class": "gthread" if config.threads > 1 else "sync",
+            "timeout": config.timeout,
+            "graceful_timeout": 10,
+            "keepalive": 5,
+            "preload_app": False,
+            "accesslog": "-" if config.access_log else None,
+            "post_fork": post_fork,
+            "child_exit": child_exit,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from server.app import create_app
+
+        return create_app(self.run_dir, self.serve_config.app_config())
+
+
+def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = None) -> None:
+    """Serve ``run_dir`` with gunicorn until SIGTERM/SIGINT (graceful stop)."""
+    config = config or ServeConfig()
+    run_dir = Path(run_dir)
+    # Fail here with one clear line (a missing or mismatched index) rather than in every worker.
+    SimilarityIndex.load(run_dir, Vectors.load(run_dir, mmap=True))
+    # Set before any worker imports prometheus_client, which reads it at import time.
+    own_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="nlp182-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    log.info("serving %s on http://%s:%d with %d workers x %d threads",
+             run_dir, config.host, config.port, config.workers, config.threads)
+    try:
+        _Gunicorn(run_dir, config).run()
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -1,0 +1,118 @@
+"""Parsing and checking of request parameters and JSON bodies.
+
+Every failure raises ``InvalidInputError`` (HTTP 400) or ``ShapeError`` (400) with a message that
+names the parameter, what was wrong and what is accepted, so a bad request is never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from nlp182.errors import InvalidInputError, ShapeError
+
+MAX_K = 1000
+MAX_BATCH = 1000
+MAX_WORD_LENGTH = 200
+MAX_ANALOGY_WORDS = 10
+
+
+def query_string(args: Mapping[str, str], name: str, default: str | None = None) -> str:
+    """A string query parameter; missing or empty is an error unless ``default`` is given."""
+    value = args.get(name)
+    if value is None or value == "":
+        if default is not None:
+            return default
+        raise InvalidInputError(f"query parameter {name!r} is required")
+    if len(value) > MAX_WORD_LENGTH:
+        raise InvalidInputError(f"query parameter {name!r} is longer than {MAX_WORD_LENGTH} characters")
+    return value
+
+
+def query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in ``low..high`` (``default`` when absent)."""
+    raw = args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise InvalidInputError(f"query parameter {name!r} must be an integer, got {raw[:40]!r}") from None
+    return in_range(name, value, low, high)
+
+
+def in_range(name: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise InvalidInputError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _reject_constant(name: str) -> float:
+    raise InvalidInputError(f"JSON body contains {name}; send finite numbers only")
+
+
+def json_object(raw: bytes, allowed: set[str]) -> dict[str, Any]:
+    """Parse a JSON object body; reject NaN/Infinity literals and unknown keys."""
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidInputError(f"request body must be a JSON object, got {type(body).__name__}")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInputError(f"unknown fields {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return body
+
+
+def body_int(body: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    """An integer field of a JSON body (booleans and floats are refused)."""
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"field {name!r} must be an integer, got {type(value).__name__}")
+    return in_range(name, value, low, high)
+
+
+def word_list(body: Mapping[str, Any], name: str, min_items: int, max_items: int) -> list[str]:
+    """A list of non-empty strings from a JSON body."""
+    value = body.get(name, [])
+    if not isinstance(value, list):
+        raise InvalidInputError(f"field {name!r} must be a list of words, got {type(value).__name__}")
+    if not min_items <= len(value) <= max_items:
+        raise InvalidInputError(f"{name!r} must hold {min_items} to {max_items} words, got {len(value)}")
+    for item in value:
+        if not isinstance(item, str) or not item or len(item) > MAX_WORD_LENGTH:
+            raise InvalidInputError(
+                f"{name!r} must hold strings of 1 to {MAX_WORD_LENGTH} characters, got {str(item)[:40]!r}"
+            )
+    return value
+
+
+def vector_list(body: Mapping[str, Any], name: str, dim: int, max_items: int) -> np.ndarray:
+    """A ``(B, dim)`` float64 matrix from a JSON list of lists of finite numbers."""
+    value = body.get(name)
+    if not isinstance(value, list) or not 1 <= len(value) <= max_items:
+        raise InvalidInputError(f"field {name!r} must be a list of 1 to {max_items} vectors")
+    for position, row in enumerate(value):
+        if not isinstance(row, list):
+            raise InvalidInputError(f"{name}[{position}] must be a list of {dim} numbers")
+        if len(row) != dim:
+            raise ShapeError(f"{name}[{position}] has {len(row)} numbers; the vectors are {dim}-dimensional")
+        for item in row:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                raise InvalidInputError(f"{name}[{position}] must hold numbers only, got {str(item)[:40]!r}")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidInputError(f"{name}[{position}] holds NaN or infinity; send finite numbers")
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise InvalidInputError(f"{name} holds an integer too large for a float") from None
+    if not np.all(np.isfinite(matrix)):
+        raise InvalidInputError(f"{name} holds values too large for a float; send finite numbers")
+    return matrix

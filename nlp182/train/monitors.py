@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 UPDATE_RATIO_FLAG = 1e-2
 
 
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` detached, widened to float32 when it is half precision (statistics in fp16 overflow)."""
+    tensor = tensor.detach()
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 class LayerMonitor:
     """Collect per-layer statistics around one optimizer step of ``model``."""
 
@@ -39,7 +45,7 @@ class LayerMonitor:
     def _hook(self, name: str) -> Any:
         def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
             if self.active and isinstance(output, torch.Tensor) and output.is_floating_point():
-                data = output.detach().float()
+                data = _wide(output)
                 self._activations[name] = (float(data.mean()), float(data.std()) if data.numel() > 1 else 0.0)
 
         return record
@@ -55,7 +61,7 @@ class LayerMonitor:
         for name, param in self.model.named_parameters():
             if param.grad is None:
                 continue
-            self._grad_norms[name] = float(param.grad.detach().float().norm())
+            self._grad_norms[name] = float(_wide(param.grad).norm())
             self._before[name] = param.detach().clone()
 
     def after_step(self) -> dict[str, Any]:
@@ -63,8 +69,8 @@ class LayerMonitor:
         ratios: dict[str, float] = {}
         params = dict(self.model.named_parameters())
         for name, old in self._before.items():
-            update = (params[name].detach() - old).float().norm()
-            ratios[name] = float(update / old.float().norm().clamp_min(1e-12))
+            update = _wide(params[name] - old).norm()
+            ratios[name] = float(update / _wide(old).norm().clamp_min(1e-12))
         flagged = sorted(name for name, ratio in ratios.items() if ratio > self.flag_ratio)
         if flagged:
             log.warning("update/weight ratio above %.0e for %s (learning rate may be too high)",

@@ -1,0 +1,44 @@
+"""The per-layer monitors report the right numbers and flag update/weight ratios above 1e-2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nlp182.train import Trainer, TrainerConfig
+
+
+def test_monitor_values_and_flags(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    x, y = torch.randn(8, 4, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return ((m(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()
+
+    # Expected numbers from a by-hand forward/backward of the first step.
+    ref = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    ref.load_state_dict(start)
+    loss_fn(ref, (x, y)).backward()
+    hidden = ref[0](x)
+
+    lr = 0.5
+    cfg = TrainerConfig(epochs=1, device="cpu", out_dir=str(tmp_path), monitor_every=1, progress=False)
+    Trainer(model, torch.optim.SGD(model.parameters(), lr=lr), loss_fn, cfg).fit([(x, y), (x, y)])
+    entries = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    monitors = [e for e in entries if e["kind"] == "monitor"]
+    assert [m["step"] for m in monitors] == [1, 2]
+    first = monitors[0]
+    for name, param in ref.named_parameters():
+        grad_norm = float(param.grad.norm())
+        assert first["grad_norm"][name] == pytest.approx(grad_norm, rel=1e-9)
+        assert first["update_ratio"][name] == pytest.approx(lr * grad_norm / float(param.norm()), rel=1e-9)
+    assert first["act_mean"]["0"] == pytest.approx(float(hidden.mean()), rel=1e-9)
+    assert first["act_std"]["1"] == pytest.approx(float(torch.tanh(hidden).std()), rel=1e-9)
+    assert first["flagged"] == sorted(n for n, r in first["update_ratio"].items() if r > 1e-2)
+    assert first["flagged"]  # lr = 0.5 is far too high for this model by the course's rule of thumb

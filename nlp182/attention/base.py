@@ -42,7 +42,8 @@ class ScoredAttention(nn.Module, ABC):
         keys: torch.Tensor,
         values: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from each query to the keys.
 
         Args:
@@ -50,13 +51,15 @@ class ScoredAttention(nn.Module, ABC):
             keys: ``(B, Tk, Dk)``.
             values: ``(B, Tk, Dv)``; defaults to ``keys``.
             mask: bool broadcastable to ``(B, Tq, Tk)``, ``True`` = attend (see ``masks``).
+            need_weights: return the weights (they are computed either way here; the flag
+                keeps one calling convention with the fused modules).
 
         Returns:
-            ``(context, weights)``: context ``(B, Tq, Dv)`` and weights ``(B, Tq, Tk)``.
+            ``(context, weights)``: context ``(B, Tq, Dv)`` and weights ``(B, Tq, Tk)`` or ``None``.
         """
         values = keys if values is None else values
         check_inputs(query, keys, values)
         scores = self.score(query, keys)
         check_mask(mask, scores.shape)
         weights = masked_softmax(scores, mask)
-        return torch.bmm(weights, values), weights
+        return torch.bmm(weights, values), weights if need_weights else None

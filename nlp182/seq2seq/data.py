@@ -1,0 +1,172 @@
+"""Parallel text: the seeded date-normalisation task and readers for the files users bring.
+
+Users bring parallel text in one of two ways: two line-aligned files (``train.de`` and
+``train.en``), or one TSV file with a source and a target column. Both readers return a list of
+``(source, target)`` string pairs and reject misaligned or malformed input with a message that
+says which line is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+
+Pair = tuple[str, str]
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MONTHS = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
+FIRST_DAY = dt.date(1950, 1, 1)
+LAST_DAY = dt.date(2049, 12, 31)
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def _date_formats(date: dt.date) -> list[str]:
+    """The surface forms a date can take (two-digit years pivot at 50: 00-49 -> 20xx, 50-99 -> 19xx)."""
+    d, m, y = date.day, date.month, date.year
+    month, weekday = MONTHS[m - 1], WEEKDAYS[date.weekday()]
+    return [
+        f"{weekday} {d} {month} {y}",
+        f"{d}/{m}/{y % 100:02d}",
+        f"{month.capitalize()} {_ordinal(d)}, {y}",
+        f"{d} {month[:3].capitalize()} {y}",
+        f"{d:02d}.{m:02d}.{y}",
+        f"{y}/{m:02d}/{d:02d}",
+        f"{weekday.capitalize()}, {month.capitalize()} {d}, {y}",
+        f"the {_ordinal(d)} of {month} {y}",
+        f"{month[:3].upper()} {d:02d} {y}",
+        f"{weekday[:3]} {d} {month[:3]} {y % 100:02d}",
+    ]
+
+
+def date_pairs(dates: Sequence[dt.date], seed: int = 0) -> list[Pair]:
+    """One ``(written date, ISO date)`` pair per date, each in a format drawn with ``seed``."""
+    rng = random.Random(seed)
+    return [(rng.choice(_date_formats(date)), date.isoformat()) for date in dates]
+
+
+def date_splits(
+    num_train: int = 20000, num_valid: int = 1000, num_test: int = 1000, seed: int = 0
+) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """Train / valid / test pairs of the date-normalisation task, e.g. ``"9/5/18" -> "2018-05-09"``.
+
+    The three splits use disjoint calendar dates drawn from 1950-2049, so the held-out sets test
+    dates the model never saw, not just new spellings of seen ones. Same ``seed``, same data.
+    """
+    total_days = (LAST_DAY - FIRST_DAY).days + 1
+    wanted = num_train + num_valid + num_test
+    if min(num_train, num_valid, num_test) < 0 or wanted > total_days:
+        raise InvalidInputError(f"split sizes must be >= 0 and sum to at most {total_days} distinct dates")
+    rng = random.Random(seed)
+    offsets = rng.sample(range(total_days), wanted)
+    dates = [FIRST_DAY + dt.timedelta(days=offset) for offset in offsets]
+    pairs = date_pairs(dates, seed=rng.randrange(2**31))
+    return pairs[:num_train], pairs[num_train : num_train + num_valid], pairs[num_train + num_valid :]
+
+
+def _require_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path} does not exist; check the --data / --target-file paths")
+    return path
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path} is not UTF-8 text: {exc}") from exc
+
+
+def read_aligned_files(source_path: str | Path, target_path: str | Path) -> list[Pair]:
+    """Pairs from two line-aligned files (line i of one translates line i of the other).
+
+    Lines where both sides are blank are skipped; a blank on one side only, or files with
+    different line counts, are errors because they mean the files are out of alignment.
+    """
+    src_file, tgt_file = _require_file(source_path), _require_file(target_path)
+    sources, targets = _read_lines(src_file), _read_lines(tgt_file)
+    if len(sources) != len(targets):
+        raise FileFormatError(
+            f"{src_file} has {len(sources)} lines but {tgt_file} has {len(targets)}; aligned files "
+            "need one translation per line"
+        )
+    pairs = []
+    for number, (src, tgt) in enumerate(zip(sources, targets, strict=True), start=1):
+        src, tgt = src.strip(), tgt.strip()
+        if not src and not tgt:
+            continue
+        if not src or not tgt:
+            raise FileFormatError(f"line {number} is blank on one side only; the files are misaligned")
+        pairs.append((src, tgt))
+    if not pairs:
+        raise FileFormatError(f"{src_file} and {tgt_file} hold no sentence pairs")
+    return pairs
+
+
+def _column_index(column: str, header: list[str] | None, path: Path) -> int:
+    if column.isdigit():
+        return int(column)
+    if header is None or column not in header:
+        raise InvalidInputError(
+            f"column {column!r} is not in the header of {path} ({header}); give a name from the "
+            "header or a 0-based column number"
+        )
+    return header.index(column)
+
+
+def read_tsv(path: str | Path, source_column: str = "0", target_column: str = "1") -> list[Pair]:
+    """Pairs from a tab-separated file.
+
+    Columns are 0-based numbers, or names from a header row (a header is assumed exactly when a
+    column is given by name). Rows with too few columns are errors naming the row.
+    """
+    tsv = _require_file(path)
+    rows = list(csv.reader(_read_lines(tsv), delimiter="\t", quoting=csv.QUOTE_NONE))
+    by_name = not (source_column.isdigit() and target_column.isdigit())
+    header = rows.pop(0) if by_name and rows else None
+    src_col = _column_index(source_column, header, tsv)
+    tgt_col = _column_index(target_column, header, tsv)
+    pairs = []
+    for number, row in enumerate(rows, start=2 if header else 1):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(src_col, tgt_col):
+            raise FileFormatError(
+                f"{tsv} row {number} has {len(row)} tab-separated columns; columns {src_col} and "
+                f"{tgt_col} are needed"
+            )
+        src, tgt = row[src_col].strip(), row[tgt_col].strip()
+        if not src or not tgt:
+            raise FileFormatError(f"{tsv} row {number} has an empty source or target")
+        pairs.append((src, tgt))
+    if not pairs:
+        raise FileFormatError(f"{tsv} holds no sentence pairs")
+    return pairs
+
+
+def split_pairs(
+    pairs: Sequence[Pair], valid_fraction: float, test_fraction: float, seed: int = 0
+) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """Shuffle with ``seed`` and cut into train / valid / test (each held-out split gets >= 1 pair)."""
+    if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
+        raise InvalidInputError("valid_fraction and test_fraction must be in [0, 1) and sum to < 1")
+    shuffled = list(pairs)
+    random.Random(seed).shuffle(shuffled)
+    n_valid = max(1, round(len(shuffled) * valid_fraction)) if valid_fraction else 0
+    n_test = max(1, round(len(shuffled) * test_fraction)) if test_fraction else 0
+    if n_valid + n_test >= len(shuffled):
+        raise InvalidInputError(f"{len(shuffled)} pairs are too few to hold out {n_valid} + {n_test}")
+    valid, test = shuffled[:n_valid], shuffled[n_valid : n_valid + n_test]
+    return shuffled[n_valid + n_test :], valid, test

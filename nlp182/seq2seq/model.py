@@ -1,0 +1,234 @@
+"""Encoder-decoder with attention (Bahdanau et al., 2015; Luong et al., 2015).
+
+Encoder: embedding + bidirectional GRU/LSTM over packed sequences (padding never enters the
+recurrence). Decoder: a GRU/LSTM stepped one token at a time; at each step its output attends
+over the encoder states with any module from :mod:`nlp182.attention`, the two are combined into
+an "attentional" vector ``tanh(W [h_t; c_t])`` that predicts the next token and, with input
+feeding, is fed back as part of the next input so the decoder knows what it attended to before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nlp182.attention import ATTENTION_KINDS, build_attention, padding_mask
+from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.seq2seq.tokenize import PAD_ID
+
+RNN_CELLS = ("gru", "lstm")
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of :class:`Seq2Seq`.
+
+    ``hidden_size`` is the decoder's state size and the size of every encoder output (each
+    encoder direction has ``hidden_size // 2`` units), so every attention kind can compare them.
+    ``num_heads`` is used by ``attention="multihead"`` only.
+    """
+
+    cell: str = "gru"
+    embed_dim: int = 64
+    hidden_size: int = 128
+    num_layers: int = 1
+    attention: str = "additive"
+    num_heads: int = 4
+    dropout: float = 0.1
+    input_feeding: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cell not in RNN_CELLS:
+            raise InvalidInputError(f"cell must be one of {RNN_CELLS}, got {self.cell!r}")
+        if self.attention not in ATTENTION_KINDS:
+            raise InvalidInputError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        if self.hidden_size < 2 or self.hidden_size % 2:
+            raise InvalidInputError(
+                f"hidden_size must be even (two encoder directions), got {self.hidden_size}"
+            )
+        if self.embed_dim < 1 or self.num_layers < 1:
+            raise InvalidInputError("embed_dim and num_layers must be >= 1")
+        if self.attention == "multihead" and self.hidden_size % self.num_heads:
+            raise InvalidInputError(
+                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def _rnn(
+    cell: str, input_size: int, hidden_size: int, layers: int, dropout: float, bidirectional: bool
+) -> nn.RNNBase:
+    rnn_class = nn.GRU if cell == "gru" else nn.LSTM
+    return rnn_class(
+        input_size,
+        hidden_size,
+        num_layers=layers,
+        batch_first=True,
+        bidirectional=bidirectional,
+        dropout=dropout if layers > 1 else 0.0,
+    )
+
+
+def reorder_state(state: State, index: torch.Tensor) -> State:
+    """Select batch rows ``index`` of an RNN state (``(L, B, H)`` or an LSTM ``(h, c)`` pair)."""
+    if isinstance(state, tuple):
+        return state[0].index_select(1, index), state[1].index_select(1, index)
+    return state.index_select(1, index)
+
+
+class EncodedSource(NamedTuple):
+    """What the decoder needs from the encoder.
+
+    ``memory`` ``(B, S, H)`` encoder outputs; ``mask`` ``(B, 1, S)`` True on real tokens;
+    ``state`` the decoder's initial state (``(L, B, H)``, or a pair for LSTM); ``feed`` ``(B, H)``
+    the initial input-feeding vector (zeros).
+    """
+
+    memory: torch.Tensor
+    mask: torch.Tensor
+    state: State
+    feed: torch.Tensor
+
+
+class Encoder(nn.Module):
+    """Embedding + bidirectional RNN; returns outputs ``(B, S, H)`` and final states ``(L, B, H)``."""
+
+    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(config.dropout)
+        self.rnn = _rnn(
+            config.cell, config.embed_dim, config.hidden_size // 2, config.num_layers, config.dropout, True
+        )
+        self.num_layers = config.num_layers
+
+    def _merge_directions(self, state: torch.Tensor) -> torch.Tensor:
+        # (2L, B, H/2) ordered layer-major, direction-minor -> (L, B, H) = [forward; backward]
+        _, batch, half = state.shape
+        return (
+            state.view(self.num_layers, 2, batch, half)
+            .permute(0, 2, 1, 3)
+            .reshape(self.num_layers, batch, 2 * half)
+        )
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Encode ``source`` ``(B, S)`` ids with true ``lengths`` ``(B,)``."""
+        embedded = self.dropout(self.embedding(source))
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, state = self.rnn(packed)
+        memory, _ = pad_packed_sequence(outputs, batch_first=True, total_length=source.shape[1])
+        if isinstance(state, tuple):
+            return memory, (self._merge_directions(state[0]), self._merge_directions(state[1]))
+        return memory, self._merge_directions(state)
+
+
+class Decoder(nn.Module):
+    """One-step attention decoder with optional input feeding (Luong et al., 2015)."""
+
+    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
+        super().__init__()
+        hidden = config.hidden_size
+        self.input_feeding = config.input_feeding
+        self.embedding = nn.Embedding(vocab_size, config.embed_dim, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(config.dropout)
+        input_size = config.embed_dim + (hidden if config.input_feeding else 0)
+        self.rnn = _rnn(config.cell, input_size, hidden, config.num_layers, config.dropout, False)
+        self.bridge = nn.Linear(hidden, hidden)
+        self.bridge_cell = nn.Linear(hidden, hidden) if config.cell == "lstm" else None
+        self.attention = build_attention(config.attention, hidden, hidden, num_heads=config.num_heads)
+        self.combine = nn.Linear(2 * hidden, hidden, bias=False)
+        self.output = nn.Linear(hidden, vocab_size)
+
+    def initial_state(self, encoder_state: State) -> State:
+        """Map the encoder's final states ``(L, B, H)`` to the decoder's first state."""
+        if isinstance(encoder_state, tuple):
+            return torch.tanh(self.bridge(encoder_state[0])), self.bridge_cell(encoder_state[1])
+        return torch.tanh(self.bridge(encoder_state))
+
+    def step(
+        self,
+        token: torch.Tensor,
+        state: State,
+        feed: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, State, torch.Tensor, torch.Tensor | None]:
+        """Advance one token.
+
+        Args:
+            token: ``(B,)`` previous token ids.
+            state: RNN state ``(L, B, H)`` (or an LSTM pair).
+            feed: ``(B, H)`` previous attentional vector (input feeding).
+            memory: ``(B, S, H)`` encoder outputs; ``mask`` ``(B, 1, S)`` True on real tokens.
+
+        Returns:
+            ``(logits (B, V), state, attentional (B, H), weights (B, S) or None)``.
+        """
+        inputs = self.dropout(self.embedding(token))
+        if self.input_feeding:
+            inputs = torch.cat([inputs, feed], dim=-1)
+        output, state = self.rnn(inputs.unsqueeze(1), state)
+        context, weights = self.attention(output, memory, memory, mask=mask, need_weights=need_weights)
+        attentional = torch.tanh(self.combine(torch.cat([output, context], dim=-1))).squeeze(1)
+        logits = self.output(self.dropout(attentional))
+        return logits, state, attentional, None if weights is None else weights.squeeze(1)
+
+
+class Seq2Seq(nn.Module):
+    """Attention encoder-decoder over source and target vocabularies of the given sizes."""
+
+    def __init__(
+        self, source_vocab_size: int, target_vocab_size: int, config: ModelConfig | None = None
+    ) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        self.encoder = Encoder(source_vocab_size, self.config)
+        self.decoder = Decoder(target_vocab_size, self.config)
+
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> EncodedSource:
+        """Run the encoder on ``source`` ``(B, S)`` with ``lengths`` ``(B,)`` (each >= 1)."""
+        if source.dim() != 2 or lengths.shape != source.shape[:1]:
+            raise ShapeError(
+                f"source must be (B, S) and lengths (B,); got {tuple(source.shape)}, {tuple(lengths.shape)}"
+            )
+        if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > source.shape[1]):
+            raise InvalidInputError("every source length must be between 1 and the padded width")
+        memory, final = self.encoder(source, lengths)
+        mask = padding_mask(lengths.to(source.device), source.shape[1])
+        feed = memory.new_zeros(source.shape[0], self.config.hidden_size)
+        return EncodedSource(memory, mask, self.decoder.initial_state(final), feed)
+
+    def forward(
+        self,
+        source: torch.Tensor,
+        source_lengths: torch.Tensor,
+        target_in: torch.Tensor,
+        teacher_forcing: float = 1.0,
+    ) -> torch.Tensor:
+        """Logits ``(B, T, V)`` for each position of ``target_in`` ``(B, T)`` (which starts with ``<bos>``).
+
+        With ``teacher_forcing`` < 1, each later step of each sequence feeds the gold previous
+        token with that probability and the model's own previous prediction otherwise.
+        """
+        if not 0.0 <= teacher_forcing <= 1.0:
+            raise InvalidInputError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}")
+        encoded = self.encode(source, source_lengths)
+        state, feed = encoded.state, encoded.feed
+        token = target_in[:, 0]
+        steps = []
+        for t in range(target_in.shape[1]):
+            logits, state, feed, _ = self.decoder.step(token, state, feed, encoded.memory, encoded.mask)
+            steps.append(logits)
+            if t + 1 < target_in.shape[1]:
+                token = target_in[:, t + 1]
+                if teacher_forcing < 1.0:
+                    use_gold = torch.rand(token.shape, device=token.device) < teacher_forcing
+                    token = torch.where(use_gold, token, logits.argmax(dim=-1))
+        return torch.stack(steps, dim=1)

@@ -1,0 +1,98 @@
+"""Subword / word tokenisers for parallel text, built with Hugging Face ``tokenizers``.
+
+A tokeniser is trained on one side of the training data only (never on held-out text). Spaces
+become a visible ``▁`` marker (SentencePiece's Metaspace), so decoding a token sequence gives
+back the exact string, ``"2018-05-09"`` included, for word-level and BPE models alike. With
+``split_digits`` every digit is its own token, which lets a small vocabulary spell any number.
+Tokenisers are saved as the library's JSON (no pickling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0..3 in every tokeniser trained here
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
+TOKENIZER_KINDS = ("word", "bpe")
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    kind: str = "word",
+    vocab_size: int = 8000,
+    min_frequency: int = 1,
+    lowercase: bool = False,
+    split_digits: bool = True,
+) -> Tokenizer:
+    """Train a ``word`` (whole words and punctuation) or ``bpe`` tokeniser on ``texts``.
+
+    ``vocab_size`` caps the vocabulary (for ``word`` the most frequent words are kept);
+    ``min_frequency`` drops rarer words / merges. Special tokens get ids 0-3 (pad, unk, bos, eos).
+    """
+    if kind not in TOKENIZER_KINDS:
+        raise InvalidInputError(f"unknown tokenizer {kind!r}; use one of {', '.join(TOKENIZER_KINDS)}")
+    if vocab_size < len(SPECIAL_TOKENS) + 1 or min_frequency < 1:
+        raise InvalidInputError("vocab_size must exceed the 4 special tokens and min_frequency be >= 1")
+    if kind == "word":
+        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
+        )
+    else:
+        tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
+        )
+    steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    splitters = [pre_tokenizers.Metaspace()]
+    if split_digits:
+        splitters.append(pre_tokenizers.Digits(individual_digits=True))
+    splitters.append(pre_tokenizers.Punctuation())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(splitters)
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.train_from_iterator(texts, trainer)
+    if tokenizer.get_vocab_size() <= len(SPECIAL_TOKENS):
+        raise InvalidInputError("the training text produced no tokens; is the data empty?")
+    return tokenizer
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text (no special tokens added)."""
+    return [encoding.ids for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+
+def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
+    """The string for ``ids``, stopping at the first ``<eos>`` and dropping ``<pad>`` / ``<bos>``."""
+    kept = []
+    for token_id in ids:
+        if token_id == EOS_ID:
+            break
+        if token_id not in (PAD_ID, BOS_ID):
+            kept.append(int(token_id))
+    return tokenizer.decode(kept, skip_special_tokens=False)
+
+
+def tokens(tokenizer: Tokenizer, ids: Sequence[int]) -> list[str]:
+    """The token strings of ``ids`` (for attention heatmap labels)."""
+    return [tokenizer.id_to_token(int(token_id)) for token_id in ids]
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """Read a tokeniser JSON written by ``tokenizer.save``; check its special-token ids."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path} does not exist; is this a seq2seq run folder?")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # the Rust side raises a bare Exception
+        raise FileFormatError(f"{path} is not a tokenizers JSON file: {exc}") from exc
+    if [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS] != list(range(len(SPECIAL_TOKENS))):
+        raise FileFormatError(f"{path} lacks the special tokens {SPECIAL_TOKENS} at ids 0-3")
+    return tokenizer

@@ -61,6 +61,8 @@ class _Gunicorn(BaseApplication):
             "post_fork": post_fork,
             "child_exit": child_exit,
         }
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no shared ~/.gunicorn socket
+            options["control_socket_disable"] = True
         for key, value in options.items():
             self.cfg.set(key, value)
 

@@ -1,0 +1,199 @@
+"""The JSON API in-process: answers agree with the vector store, bad input is a clean 4xx."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from nlp182.embeddings.vectors import Vectors
+from server.app import create_app
+from server.config import AppConfig
+
+QUERY_WORDS = ("government", "police", "president", "fire", "australia", "year")
+
+
+@pytest.fixture(scope="module", params=[64, 1], ids=["batched", "unbatched"])
+def real_app(request: pytest.FixtureRequest, real_run: Path) -> Flask:
+    return create_app(real_run, AppConfig(batch_window_ms=1.0, batch_max=request.param))
+
+
+@pytest.fixture
+def client(real_app: Flask) -> FlaskClient:
+    return real_app.test_client()
+
+
+def _pairs(answer: list[dict]) -> list[tuple[str, float]]:
+    return [(item["word"], item["score"]) for item in answer]
+
+
+def _assert_same(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> None:
+    assert [w for w, _ in got] == [w for w, _ in want]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+
+
+def test_neighbors_agree_with_vector_store(client: FlaskClient, real_vectors: Vectors) -> None:
+    for word in QUERY_WORDS:
+        response = client.get(f"/v1/neighbors?word={word}&k=10")
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        assert body["word"] == word and body["k"] == 10
+        _assert_same(_pairs(body["neighbors"]), real_vectors.most_similar(word, topn=10))
+    default_k = client.get("/v1/neighbors?word=police").get_json()
+    assert len(default_k["neighbors"]) == 10
+
+
+def test_batch_of_words_and_of_vectors(client: FlaskClient, real_vectors: Vectors) -> None:
+    body = client.post("/v1/neighbors", json={"words": list(QUERY_WORDS), "k": 7}).get_json()
+    assert [r["word"] for r in body["results"]] == list(QUERY_WORDS)
+    for word, result in zip(QUERY_WORDS, body["results"], strict=True):
+        _assert_same(_pairs(result["neighbors"]), real_vectors.most_similar(word, topn=7))
+    rng = np.random.default_rng(1)
+    raw = rng.standard_normal((3, real_vectors.dim)).tolist()
+    raw.append([0] * real_vectors.dim)  # integers are numbers too; a zero vector scores 0 everywhere
+    body = client.post("/v1/neighbors", json={"vectors": raw, "k": 5}).get_json()
+    for vector, result in zip(raw[:3], body["results"][:3], strict=True):
+        _assert_same(_pairs(result["neighbors"]), real_vectors.similar_to_vector(np.array(vector), topn=5))
+    assert all(abs(item["score"]) < 1e-6 for item in body["results"][3]["neighbors"])
+
+
+def test_similarity_vectors_and_vocab(client: FlaskClient, real_vectors: Vectors) -> None:
+    body = client.get("/v1/similarity?a=police&b=government").get_json()
+    assert body["similarity"] == pytest.approx(real_vectors.similarity("police", "government"), abs=1e-6)
+    body = client.get("/v1/vectors/police").get_json()
+    assert body["dim"] == real_vectors.dim
+    np.testing.assert_array_equal(np.asarray(body["vector"], dtype=np.float32), real_vectors["police"])
+    body = client.get("/v1/vocab?prefix=pol&limit=5").get_json()
+    assert body["words"] == real_vectors.with_prefix("pol", 5)
+    assert client.get("/v1/vocab?limit=3").get_json()["words"] == real_vectors.words[:3]
+
+
+@pytest.mark.parametrize("method", ["3CosAdd", "3CosMul"])
+def test_analogy_agrees_with_vector_store(client: FlaskClient, real_vectors: Vectors, method: str) -> None:
+    positive, negative = ["president", "australia"], ["government"]
+    payload = {"positive": positive, "negative": negative, "k": 8, "method": method}
+    response = client.post("/v1/analogy", json=payload)
+    assert response.status_code == 200
+    body = response.get_json()
+    reference = real_vectors.most_similar if method == "3CosAdd" else real_vectors.most_similar_cosmul
+    _assert_same(_pairs(body["answers"]), reference(positive, negative, topn=8))
+    assert not {"president", "australia", "government"} & {a["word"] for a in body["answers"]}
+    assert body["method"] == method and body["positive"] == positive and body["negative"] == negative
+
+
+BAD_REQUESTS = [
+    ("get", "/v1/neighbors", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=police&k=0", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=police&k=1001", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=police&k=ten", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=police&k=2.5", None, 400, "invalid_input"),
+    ("get", "/v1/similarity?a=police", None, 400, "invalid_input"),
+    ("get", "/v1/vocab?limit=0", None, 400, "invalid_input"),
+    ("post", "/v1/neighbors", "not json", 400, "invalid_input"),
+    ("post", "/v1/neighbors", "[1, 2]", 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"words": "police"}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"words": [1, 2]}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"words": []}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"words": ["police"], "k": "10"}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"words": ["police"], "k": True}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"words": ["police"], "vectors": [[0.0] * 32]}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"words": ["police"], "extra": 1}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"vectors": [[0.5] * 31]}, 400, "wrong_shape"),
+    ("post", "/v1/neighbors", {"vectors": [[0.5] * 31 + ["x"]]}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", {"vectors": [[0.5] * 31 + [True]]}, 400, "invalid_input"),
+    ("post", "/v1/neighbors", '{"vectors": [[' + ", ".join(["0.1"] * 31 + ["NaN"]) + "]]}", 400,
+     "invalid_input"),
+    ("post", "/v1/neighbors", '{"vectors": [[' + ", ".join(["0.1"] * 31 + ["Infinity"]) + "]]}", 400,
+     "invalid_input"),
+    ("post", "/v1/neighbors", '{"vectors": [[' + ", ".join(["0.1"] * 31 + ["1e999"]) + "]]}", 400,
+     "invalid_input"),
+    ("post", "/v1/neighbors", '{"vectors": [[' + ", ".join(["0.1"] * 31 + ["1" + "0" * 400]) + "]]}", 400,
+     "invalid_input"),
+    ("post", "/v1/analogy", {"positive": []}, 400, "invalid_input"),
+    ("post", "/v1/analogy", {"positive": ["police"], "method": "3CosSub"}, 400, "invalid_input"),
+    ("post", "/v1/analogy", {"positive": ["police"], "negative": "fire"}, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=policee", None, 404, "unknown_word"),
+    ("get", "/v1/vectors/nosuchword", None, 404, "unknown_word"),
+    ("post", "/v1/analogy", {"positive": ["police", "qqqq"]}, 404, "unknown_word"),
+    ("get", "/v1/nothing", None, 404, "not_found"),
+    ("put", "/v1/neighbors", None, 405, "method_not_allowed"),
+    ("delete", "/v1/analogy", None, 405, "method_not_allowed"),
+    ("post", "/v1/similarity", {}, 405, "method_not_allowed"),
+]
+
+
+def _body(payload: object) -> dict:
+    """Test-client keyword for a raw string body, a JSON body, or none."""
+    if payload is None:
+        return {}
+    return {"data": payload} if isinstance(payload, str) else {"json": payload}
+
+
+@pytest.mark.parametrize(("method", "url", "payload", "status", "code"), BAD_REQUESTS)
+def test_bad_input_is_a_json_4xx(
+    client: FlaskClient, method: str, url: str, payload: object, status: int, code: str
+) -> None:
+    response = getattr(client, method)(url, **_body(payload))
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+    if status == 405:
+        assert "GET" in response.headers["Allow"] or "POST" in response.headers["Allow"]
+
+
+def test_unknown_word_suggests_words_by_prefix(client: FlaskClient, real_vectors: Vectors) -> None:
+    body = client.get("/v1/neighbors?word=policex").get_json()
+    assert body["error"]["suggestions"] == real_vectors.suggest("policex")
+    assert body["error"]["suggestions"][0] == "police"
+
+
+def test_oversized_body_is_413(real_run: Path) -> None:
+    client = create_app(real_run, AppConfig(max_body_bytes=4096)).test_client()
+    response = client.post("/v1/neighbors", data=json.dumps({"words": ["police"] * 1000}))
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_bad_requests_change_nothing(client: FlaskClient) -> None:
+    reference = client.get("/v1/neighbors?word=police&k=20").get_data()
+    for method, url, payload, _, _ in BAD_REQUESTS:
+        getattr(client, method)(url, **_body(payload))
+    assert client.get("/v1/neighbors?word=police&k=20").get_data() == reference
+    assert client.get("/readyz").status_code == 200
+
+
+def test_metrics_count_requests_and_latency(real_run: Path) -> None:
+    client = create_app(real_run).test_client()
+    for _ in range(3):
+        client.get("/v1/neighbors?word=police")
+    client.get("/v1/neighbors?word=zzzz")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'nlp182_http_requests_total{endpoint="/v1/neighbors",method="GET",status="200"} 3.0' in text
+    assert 'nlp182_http_requests_total{endpoint="/v1/neighbors",method="GET",status="404"} 1.0' in text
+    assert 'nlp182_http_request_duration_seconds_count{endpoint="/v1/neighbors"} 4.0' in text
+    assert 'nlp182_http_request_duration_seconds_bucket{endpoint="/v1/neighbors",le="+Inf"} 4.0' in text
+
+
+def test_health_page_and_openapi_cover_every_route(real_app: Flask) -> None:
+    client = real_app.test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["index"] == "flat" and ready["dim"] == 32
+    page = client.get("/")
+    assert page.status_code == 200 and b'id="word"' in page.data and b"/static/app.js" in page.data
+    assert client.get("/static/app.js").status_code == 200
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    served = set()
+    for rule in real_app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule.replace("<path:word>", "{word}")
+        served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert documented == served

@@ -1,0 +1,130 @@
+"""The FAISS index: exact answers, HNSW recall on trained vectors, metadata checks, mmap loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError
+from server.config import IndexConfig
+from server.index import INDEX_FILE, META_FILE, SimilarityIndex
+
+from .conftest import write_run
+
+
+def _numpy_top(unit: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = queries.astype(np.float64) @ unit.astype(np.float64).T
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, axis=1), order
+
+
+def test_flat_search_matches_float64_brute_force(real_run: Path, real_vectors: Vectors) -> None:
+    index = SimilarityIndex.load(real_run, Vectors.load(real_run))
+    assert index.kind == "flat" and len(index) == len(real_vectors)
+    np.testing.assert_allclose(index.unit, real_vectors.normed, atol=1e-7)
+    queries = real_vectors.normed[[0, 5, 50, 500]]
+    scores, ids = index.search(queries, 10)
+    ref_scores, ref_ids = _numpy_top(real_vectors.normed, queries, 10)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
+
+
+def test_hnsw_recall_on_trained_vectors_is_measured_and_stored(tmp_path: Path, real_vectors: Vectors) -> None:
+    config = IndexConfig(kind="hnsw", hnsw_m=16, ef_construction=64, ef_search=64, recall_queries=400)
+    built = SimilarityIndex.build(real_vectors, config)
+    built.save(write_run(tmp_path, real_vectors))
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert meta["kind"] == "hnsw" and meta["recall_queries"] == 400
+    assert meta["params"] == {"m": 16, "ef_construction": 64, "ef_search": 64}
+    assert meta["build_seconds"] >= 0 and meta["dimension"] == 32 and meta["count"] == len(real_vectors)
+    # Recompute recall@10 independently (numpy float64 ground truth, query word left out).
+    loaded = SimilarityIndex.load(tmp_path, Vectors.load(tmp_path))
+    assert loaded.index.hnsw.efSearch == 64
+    rows = np.random.default_rng(0).choice(len(real_vectors), 400, replace=False)
+    _, approx = loaded.search(real_vectors.normed[rows], 11)
+    _, exact = _numpy_top(real_vectors.normed, real_vectors.normed[rows], 11)
+    hits = sum(
+        len({i for i in a if i != r} & set([i for i in e if i != r][:10]))
+        for r, a, e in zip(rows, approx, exact, strict=True)
+    )
+    assert meta["recall_at_10"] == pytest.approx(hits / 4000, abs=0.01)
+    assert meta["recall_at_10"] > 0.9  # trained vectors are far easier than random ones
+
+
+def test_auto_kind_follows_the_size_threshold() -> None:
+    assert IndexConfig(flat_max_words=100).resolve_kind(100) == "flat"
+    assert IndexConfig(flat_max_words=100).resolve_kind(101) == "hnsw"
+    assert IndexConfig(kind="flat", flat_max_words=1).resolve_kind(10**6) == "flat"
+    with pytest.raises(InvalidInputError, match="index kind"):
+        IndexConfig(kind="ivf")
+    with pytest.raises(InvalidInputError, match="ef_search"):
+        IndexConfig(ef_search=0)
+
+
+def test_load_memory_maps_the_index_file(synthetic_run: Path) -> None:
+    index = SimilarityIndex.load(synthetic_run, Vectors.load(synthetic_run))
+    maps = Path("/proc/self/maps").read_text()
+    assert str((synthetic_run / INDEX_FILE).resolve()) in maps
+    assert not index.unit.flags.writeable
+    assert not index.unit.flags.owndata
+
+
+def test_refuses_an_index_built_for_other_words(tmp_path: Path, synthetic_vectors: Vectors) -> None:
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
+    words = list(synthetic_vectors.words)
+    words[3], words[4] = words[4], words[3]  # same words, different order: rows would be wrong
+    Vectors(words, np.asarray(synthetic_vectors.vectors)).save(run)
+    with pytest.raises(FileFormatError, match=r"different vocabulary.*nlp182 index"):
+        SimilarityIndex.load(run, Vectors.load(run))
+
+
+def test_refuses_missing_damaged_or_inconsistent_files(tmp_path: Path, synthetic_vectors: Vectors) -> None:
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    vectors = Vectors.load(run)
+    with pytest.raises(MissingFileError, match="nlp182 index"):
+        SimilarityIndex.load(run, vectors)
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []  # atomic: no temp left
+    meta = json.loads((run / META_FILE).read_text())
+
+    (run / META_FILE).write_text(json.dumps({**meta, "kind": "hnsw"}))  # metadata lies about the file
+    with pytest.raises(FileFormatError, match="IndexFlatIP"):
+        SimilarityIndex.load(run, vectors)
+    (run / META_FILE).write_text(json.dumps({**meta, "dimension": 8}))
+    with pytest.raises(FileFormatError, match="8-dim"):
+        SimilarityIndex.load(run, vectors)
+    (run / META_FILE).write_text('{"kind": "flat"}')
+    with pytest.raises(FileFormatError, match="lacks index metadata"):
+        SimilarityIndex.load(run, vectors)
+    (run / META_FILE).write_text(json.dumps(meta))
+    data = (run / INDEX_FILE).read_bytes()
+    (run / INDEX_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(FileFormatError, match="not a readable FAISS index"):
+        SimilarityIndex.load(run, vectors)
+
+
+def test_rebuild_replaces_index_atomically_while_loaded(tmp_path: Path, synthetic_vectors: Vectors) -> None:
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
+    loaded = SimilarityIndex.load(run, Vectors.load(run))
+    before = np.array(loaded.search(loaded.unit[:3], 5)[1])
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="hnsw", recall_queries=50)).save(run)
+    np.testing.assert_array_equal(loaded.search(loaded.unit[:3], 5)[1], before)  # old mapping intact
+    assert SimilarityIndex.load(run, Vectors.load(run)).kind == "hnsw"
+
+
+def test_search_rejects_wrong_shapes_and_tiny_runs(synthetic_run: Path, tmp_path: Path) -> None:
+    index = SimilarityIndex.load(synthetic_run, Vectors.load(synthetic_run))
+    with pytest.raises(ShapeError, match=r"\(B, 24\)"):
+        index.search(np.zeros((2, 5), dtype=np.float32), 3)
+    with pytest.raises(InvalidInputError, match="at least 2 words"):
+        SimilarityIndex.build(Vectors(["one"], np.ones((1, 3), dtype=np.float32)))
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_run, copy)
+    assert SimilarityIndex.load(copy, Vectors.load(copy)).search(index.unit[:1], 5000)[1].shape == (1, 2000)

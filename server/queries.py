@@ -69,11 +69,14 @@ class QueryService:
         Args:
             queries: ``(B, D)`` finite values; each row is normalised (a zero row scores 0 everywhere).
         """
-        queries = np.asarray(queries, dtype=np.float64)  # float64: squares of large float32 overflow
+        queries = np.asarray(queries, dtype=np.float64)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ShapeError(f"vectors must be {self.dim}-dimensional, got shape {queries.shape[1:]}")
         if not np.all(np.isfinite(queries)):
             raise InvalidInputError("vectors contain NaN or infinity; send finite numbers")
+        scale = np.abs(queries).max(axis=1, keepdims=True)  # divide by the largest entry first so
+        scale[scale == 0] = 1.0  # that squaring cannot overflow (entries may be up to ~1e308)
+        queries = queries / scale
         norms = np.linalg.norm(queries, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         scores, ids = self.index.search((queries / norms).astype(np.float32), k)

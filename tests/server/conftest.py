@@ -65,8 +65,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, real_vectors: Vectors) ->
     return folder
 
 
-@pytest.fixture(scope="session")
-def synthetic_vectors() -> Vectors:
+def make_synthetic_vectors() -> Vectors:
     """2,000 clustered 24-dim vectors named w0..w1999 (w0 most frequent)."""
     rng = np.random.default_rng(7)
     centres = rng.standard_normal((40, 24))
@@ -74,11 +73,22 @@ def synthetic_vectors() -> Vectors:
     return Vectors([f"w{i}" for i in range(2000)], matrix.astype(np.float32))
 
 
-@pytest.fixture(scope="session")
-def synthetic_run(tmp_path_factory: pytest.TempPathFactory, synthetic_vectors: Vectors) -> Path:
-    folder = write_run(tmp_path_factory.mktemp("synthetic-run"), synthetic_vectors)
-    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(folder)
+def make_synthetic_run(folder: Path) -> Path:
+    """The synthetic vectors with an exact index, in ``folder``."""
+    vectors = make_synthetic_vectors()
+    write_run(folder, vectors)
+    SimilarityIndex.build(vectors, IndexConfig(kind="flat")).save(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def synthetic_vectors() -> Vectors:
+    return make_synthetic_vectors()
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_run(tmp_path_factory.mktemp("synthetic-run"))
 
 
 def free_port() -> int:

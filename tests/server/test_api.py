@@ -197,3 +197,11 @@ def test_health_page_and_openapi_cover_every_route(real_app: Flask) -> None:
         path = rule.rule.replace("<path:word>", "{word}")
         served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
+
+
+def test_huge_finite_vector_entries_do_not_overflow(client: FlaskClient, real_vectors: Vectors) -> None:
+    direction = np.zeros(real_vectors.dim)
+    direction[:2] = [1e308, -1e308]
+    body = client.post("/v1/neighbors", json={"vectors": [direction.tolist()], "k": 3}).get_json()
+    expected = real_vectors.similar_to_vector(np.array([1.0, -1.0] + [0.0] * (real_vectors.dim - 2)), topn=3)
+    _assert_same(_pairs(body["results"][0]["neighbors"]), expected)

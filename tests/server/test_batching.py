@@ -1,0 +1,59 @@
+"""Micro-batching: concurrent single queries are gathered into fewer FAISS calls, same answers."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp182.embeddings.vectors import Vectors
+from server.batching import MicroBatcher
+from server.index import SimilarityIndex
+
+
+def test_concurrent_queries_are_gathered_and_answered_correctly(synthetic_run: Path) -> None:
+    index = SimilarityIndex.load(synthetic_run, Vectors.load(synthetic_run))
+    calls: list[int] = []
+
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(len(queries))
+        return index.search(queries, k)
+
+    batcher = MicroBatcher(search, window_s=0.02, max_batch=16)
+    rows = list(range(48))
+    ks = [3 + row % 5 for row in rows]  # mixed k: each caller gets exactly the k it asked for
+    results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    start = threading.Barrier(len(rows))
+
+    def worker(row: int) -> None:
+        start.wait()
+        results[row] = batcher.search(index.unit[row], ks[row])
+
+    threads = [threading.Thread(target=worker, args=(row,)) for row in rows]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    expected_scores, expected_ids = index.search(index.unit[rows], 8)
+    for row in rows:
+        scores, ids = results[row]
+        np.testing.assert_array_equal(ids, expected_ids[row, : ks[row]])
+        np.testing.assert_allclose(scores, expected_scores[row, : ks[row]], atol=1e-6)
+    assert sum(calls) == len(rows) and max(calls) <= 16
+    assert len(calls) < len(rows) / 2  # gathered, not one call per query
+    assert batcher.batches == len(calls) and batcher.queries == len(rows)
+
+
+def test_a_failing_search_fails_only_its_callers() -> None:
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if np.any(queries < 0):
+            raise ValueError("negative query")
+        return queries[:, :k], np.zeros((len(queries), k), dtype=np.int64)
+
+    batcher = MicroBatcher(search, window_s=0.0, max_batch=4)
+    with pytest.raises(ValueError, match="negative query"):
+        batcher.search(-np.ones(3, dtype=np.float32), 2)
+    scores, _ = batcher.search(np.array([1.0, 2.0, 3.0], dtype=np.float32), 2)
+    np.testing.assert_array_equal(scores, [1.0, 2.0])

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import requests
 
@@ -119,6 +120,20 @@ class LiveServer:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError("server did not become ready in 60 s")
+
+    def workers(self, count: int, timeout: float = 60) -> list[psutil.Process]:
+        """Wait until ``count`` workers have mapped the index (each has built its app); return them."""
+        master = psutil.Process(self.process.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            loaded = [
+                child for child in master.children(recursive=True)
+                if any(m.path.endswith("index.faiss") for m in child.memory_maps(grouped=True))
+            ]
+            if len(loaded) >= count:
+                return loaded
+            time.sleep(0.1)
+        raise RuntimeError(f"{count} workers did not load the index in {timeout} s")
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM, wait for the graceful stop; returns (exit code, output)."""

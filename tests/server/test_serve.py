@@ -1,0 +1,67 @@
+"""`nlp182 index` and `nlp182 serve` end to end: gunicorn workers, shared mmap, metrics, clean stop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from nlp182 import cli
+from nlp182.embeddings.vectors import Vectors
+
+from .conftest import COMMAND, ROOT, LiveServer, write_run
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", COMMAND, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_index_command_writes_index_and_metadata(tmp_path: Path, synthetic_vectors: Vectors) -> None:
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    result = _cli("index", str(run), "--kind", "hnsw", "--hnsw-m", "8", "--recall-queries", "100")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    meta = json.loads((run / "index.json").read_text())
+    assert summary["kind"] == meta["kind"] == "hnsw" and meta["params"]["m"] == 8
+    assert meta["vocab_checksum"] == synthetic_vectors.vocab_checksum() and meta["recall_queries"] == 100
+
+
+def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                                 tmp_path: Path, synthetic_vectors: Vectors) -> None:
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("nlp182.commands.server",))
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    assert cli.main(["serve", str(run)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    assert cli.main(["index", str(run), "--kind", "ivf"]) == 2
+    assert "index kind must be one of" in capsys.readouterr().err
+    assert cli.main(["serve", str(run), "--workers", "0"]) == 2
+    assert "workers must be >= 1" in capsys.readouterr().err
+
+
+def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_server: LiveServer) -> None:
+    workers = live_server.workers(2)  # each worker maps index.faiss itself: one copy in the page cache
+    assert len(psutil.Process(live_server.process.pid).children(recursive=True)) == 2
+
+    def fetch(i: int) -> int:
+        params = {"word": f"w{i}", "k": 5}
+        return requests.get(f"{live_server.url}/v1/neighbors", params=params, timeout=10).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(fetch, range(200)))
+    assert statuses == [200] * 200
+    assert requests.get(f"{live_server.url}/v1/neighbors?word=nope", timeout=10).status_code == 404
+    text = requests.get(f"{live_server.url}/metrics", timeout=10).text
+    # One scrape sees both workers' counts (multiprocess store), whichever worker answers it.
+    assert 'nlp182_http_requests_total{endpoint="/v1/neighbors",method="GET",status="200"} 200.0' in text
+    assert 'nlp182_http_requests_total{endpoint="/v1/neighbors",method="GET",status="404"} 1.0' in text
+    code, output = live_server.stop()
+    assert code == 0, output
+    assert "Shutting down: Master" in output
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)

@@ -26,11 +26,11 @@ DIGITS_LRS = {
     "SGD": 0.5,
     "Momentum": 0.05,
     "Nesterov": 0.05,
-    "RMSprop": 3e-3,
+    "RMSprop": 1e-2,
     "Adagrad": 0.1,
     "Adam": 1e-2,
     "AdamW": 1e-2,
-    "signSGD": 1e-3,
+    "signSGD": 5e-3,
 }
 
 
@@ -59,12 +59,12 @@ def plot_landscape(landscape: Landscape, path: str | os.PathLike[str], steps: in
     for name, color in zip(
         OPTIMIZER_NAMES, plt.cm.tab10(np.linspace(0, 1, len(OPTIMIZER_NAMES))), strict=True
     ):
-        path = trajectory(name, landscape, steps)
-        finals[name] = path[-1].tolist()
+        points = trajectory(name, landscape, steps)
+        finals[name] = points[-1].tolist()
         ax.plot(
-            path[:, 0], path[:, 1], "-", color=color, lw=1.4, label=f"{name} (lr {landscape.lrs[name]:g})"
+            points[:, 0], points[:, 1], "-", color=color, lw=1.4, label=f"{name} (lr {landscape.lrs[name]:g})"
         )
-        ax.plot(path[-1, 0], path[-1, 1], "o", color=color, ms=4)
+        ax.plot(points[-1, 0], points[-1, 1], "o", color=color, ms=4)
     ax.plot(*landscape.start, "k^", ms=8, label="start")
     if landscape.minimum is not None:
         ax.plot(*landscape.minimum, "r*", ms=12, label="minimum")

@@ -1,0 +1,166 @@
+"""Hyperparameter search: random search with log-uniform sampling, coarse-to-fine, and grid search.
+
+The course's advice: search in log space for scales like the learning rate, prefer random search
+to a grid (with the same budget a grid tries only a few distinct values of each important
+parameter, random search tries as many as it has trials), and search coarse then fine. The
+objective is any ``params -> score`` callable; ``bench/hparam_search.py`` drives the Trainer with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nlp182.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """A positive value whose logarithm is uniform on ``[log low, log high]`` (learning rates, decays)."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.low < self.high:
+            raise InvalidInputError(f"LogUniform needs 0 < low < high, got {self.low}, {self.high}")
+
+    def sample(self, rng: random.Random) -> float:
+        return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+
+    def grid(self, n: int) -> list[float]:
+        return np.geomspace(self.low, self.high, n).tolist()
+
+    def narrowed(self, values: Sequence[float], margin: float) -> LogUniform:
+        """The range spanned by ``values`` widened by ``margin`` of its log-width (at least a factor 2),
+        clipped to this one."""
+        lo, hi = math.log(min(values)), math.log(max(values))
+        pad = max(margin * (hi - lo), math.log(2.0))
+        return LogUniform(max(self.low, math.exp(lo - pad)), min(self.high, math.exp(hi + pad)))
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A value uniform on ``[low, high]`` (dropout rates, momentum)."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise InvalidInputError(f"Uniform needs low < high, got {self.low}, {self.high}")
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+    def grid(self, n: int) -> list[float]:
+        return np.linspace(self.low, self.high, n).tolist()
+
+    def narrowed(self, values: Sequence[float], margin: float) -> Uniform:
+        lo, hi = min(values), max(values)
+        pad = max(margin * (hi - lo), 0.05 * (self.high - self.low))
+        return Uniform(max(self.low, lo - pad), min(self.high, hi + pad))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few discrete options."""
+
+    options: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if not self.options:
+            raise InvalidInputError("Choice needs at least one option")
+
+    def sample(self, rng: random.Random) -> Any:
+        return rng.choice(self.options)
+
+    def grid(self, n: int) -> list[Any]:
+        return list(self.options)
+
+    def narrowed(self, values: Sequence[Any], margin: float) -> Choice:
+        return Choice(tuple(o for o in self.options if o in set(values)))
+
+
+Distribution = LogUniform | Uniform | Choice
+Space = dict[str, Distribution]
+Objective = Callable[[dict[str, Any]], float | tuple[float, dict[str, float]]]
+
+
+@dataclass
+class Trial:
+    """One evaluated point: its ``params``, the ``score`` (higher is better) and any extra ``metrics``."""
+
+    params: dict[str, Any]
+    score: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    stage: str = "random"
+
+
+def _evaluate(objective: Objective, params: dict[str, Any], stage: str) -> Trial:
+    result = objective(params)
+    score, metrics = result if isinstance(result, tuple) else (result, {})
+    score = float(score)
+    if math.isnan(score):
+        score = -math.inf  # a diverged run loses, it does not crash the search
+    log.info("%s trial %s -> %.4f", stage, params, score)
+    return Trial(dict(params), score, dict(metrics), stage)
+
+
+def best_trial(trials: Sequence[Trial]) -> Trial:
+    """The trial with the highest score."""
+    if not trials:
+        raise InvalidInputError("no trials to choose from")
+    return max(trials, key=lambda t: t.score)
+
+
+def random_search(
+    objective: Objective, space: Space, n_trials: int, seed: int = 0, stage: str = "random"
+) -> list[Trial]:
+    """Evaluate ``n_trials`` points drawn independently from ``space`` (scores: higher is better)."""
+    if n_trials < 1:
+        raise InvalidInputError(f"n_trials must be >= 1, got {n_trials}")
+    rng = random.Random(seed)
+    points = [{name: dist.sample(rng) for name, dist in space.items()} for _ in range(n_trials)]
+    return [_evaluate(objective, p, stage) for p in points]
+
+
+def narrow_space(space: Space, trials: Sequence[Trial], top_k: int = 3, margin: float = 0.25) -> Space:
+    """The region around the ``top_k`` best trials: each range shrinks to what they span (plus margin)."""
+    top = sorted(trials, key=lambda t: t.score, reverse=True)[:top_k]
+    return {name: dist.narrowed([t.params[name] for t in top], margin) for name, dist in space.items()}
+
+
+def coarse_to_fine(
+    objective: Objective, space: Space, n_coarse: int, n_fine: int, top_k: int = 3, seed: int = 0
+) -> list[Trial]:
+    """Random search over ``space``, then a second random round inside the region of the best ``top_k``.
+
+    Returns every trial of both rounds (``stage`` says which), ``n_coarse + n_fine`` in all.
+    """
+    coarse = random_search(objective, space, n_coarse, seed, stage="coarse")
+    if n_fine < 1:
+        return coarse
+    fine_space = narrow_space(space, coarse, top_k)
+    return coarse + random_search(objective, fine_space, n_fine, seed + 1, stage="fine")
+
+
+def grid_search(objective: Objective, space: Space, points_per_dim: int | dict[str, int]) -> list[Trial]:
+    """Evaluate the Cartesian grid: ``points_per_dim`` values per parameter (log-spaced for LogUniform)."""
+    counts = points_per_dim if isinstance(points_per_dim, dict) else dict.fromkeys(space, points_per_dim)
+    if any(counts.get(name, 0) < 1 for name in space):
+        raise InvalidInputError("grid_search needs at least one point for every parameter")
+    axes = [space[name].grid(counts[name]) for name in space]
+    return [
+        _evaluate(objective, dict(zip(space, combo, strict=True)), "grid")
+        for combo in itertools.product(*axes)
+    ]

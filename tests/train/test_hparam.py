@@ -1,0 +1,68 @@
+"""Hyperparameter search: log-uniform sampling, narrowing, coarse-to-fine and grid search."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from nlp182.errors import InvalidInputError
+from nlp182.train.hparam import (
+    Choice,
+    LogUniform,
+    Uniform,
+    best_trial,
+    coarse_to_fine,
+    grid_search,
+    narrow_space,
+    random_search,
+)
+
+
+def test_log_uniform_is_uniform_in_log_space() -> None:
+    rng = random.Random(0)
+    dist = LogUniform(1e-5, 1e-1)
+    logs = np.log10([dist.sample(rng) for _ in range(20000)])
+    assert logs.min() >= -5 and logs.max() <= -1
+    counts, _ = np.histogram(logs, bins=4, range=(-5, -1))
+    assert np.all(np.abs(counts / 20000 - 0.25) < 0.015)  # each decade gets a quarter
+    assert dist.grid(5) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
+    with pytest.raises(InvalidInputError):
+        LogUniform(0.0, 1.0)
+
+
+def _bowl(params: dict) -> float:
+    """Peak 0 at lr = 10^-2.3, wd = 10^-4.1; momentum is irrelevant; 'relu' beats 'tanh' by 0.1."""
+    score = -((math.log10(params["lr"]) + 2.3) ** 2) - (math.log10(params["wd"]) + 4.1) ** 2
+    return score - (0.1 if params["act"] == "tanh" else 0.0)
+
+
+SPACE = {"lr": LogUniform(1e-6, 1.0), "wd": LogUniform(1e-7, 1e-1), "act": Choice(("relu", "tanh"))}
+
+
+def test_coarse_to_fine_beats_its_coarse_round_and_narrows() -> None:
+    trials = coarse_to_fine(_bowl, SPACE, n_coarse=20, n_fine=20, top_k=3, seed=0)
+    coarse = [t for t in trials if t.stage == "coarse"]
+    fine = [t for t in trials if t.stage == "fine"]
+    assert len(coarse) == len(fine) == 20
+    assert best_trial(fine).score > best_trial(coarse).score
+    assert best_trial(trials).score > -0.3  # within about half a decade of the peak in both
+    narrowed = narrow_space(SPACE, coarse, top_k=3)
+    assert narrowed["lr"].low >= SPACE["lr"].low and narrowed["lr"].high <= SPACE["lr"].high
+    assert math.log(narrowed["lr"].high / narrowed["lr"].low) < math.log(1e6)
+
+
+def test_grid_search_visits_the_cartesian_product() -> None:
+    space = {"lr": LogUniform(1e-4, 1e-1), "m": Uniform(0.0, 0.9)}
+    trials = grid_search(lambda p: -abs(math.log10(p["lr"]) + 3) - p["m"], space, {"lr": 4, "m": 2})
+    assert len(trials) == 8
+    assert best_trial(trials).params == pytest.approx({"lr": 1e-3, "m": 0.0})
+
+
+def test_random_search_is_seeded_and_survives_nan() -> None:
+    first = random_search(lambda p: float("nan") if p["lr"] > 0.1 else p["lr"], SPACE, 8, seed=3)
+    again = random_search(lambda p: float("nan") if p["lr"] > 0.1 else p["lr"], SPACE, 8, seed=3)
+    assert [t.params for t in first] == [t.params for t in again]
+    assert all(t.score == -math.inf or t.score <= 0.1 for t in first)

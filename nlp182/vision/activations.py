@@ -14,15 +14,17 @@ from nlp182.errors import InvalidInputError, ShapeError
 
 
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """``1 / (1 + exp(-x))``, computed from ``exp(-|x|)`` so it never overflows."""
-    e = torch.exp(-x.abs())
-    return torch.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """``1 / (1 + exp(-x))``; each branch exponentiates only non-positive numbers, so it never overflows."""
+    e_pos = torch.exp(-x.clamp(min=0.0))
+    e_neg = torch.exp(x.clamp(max=0.0))
+    return torch.where(x >= 0, 1.0 / (1.0 + e_pos), e_neg / (1.0 + e_neg))
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
-    """``(1 - exp(-2|x|)) / (1 + exp(-2|x|))`` with the sign of ``x``; saturates at +-1."""
-    e = torch.exp(-2.0 * x.abs())
-    return torch.sign(x) * (1.0 - e) / (1.0 + e)
+    """``(1 - exp(-2x)) / (1 + exp(-2x))``, mirrored for negative ``x`` so it never overflows."""
+    e_pos = torch.exp(-2.0 * x.clamp(min=0.0))
+    e_neg = torch.exp(2.0 * x.clamp(max=0.0))
+    return torch.where(x >= 0, (1.0 - e_pos) / (1.0 + e_pos), (e_neg - 1.0) / (e_neg + 1.0))
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:

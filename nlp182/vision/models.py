@@ -55,14 +55,11 @@ class ResNet(nn.Module):
         if len(layers) != 4 or min(layers) < 1:
             raise InvalidInputError(f"layers must list four positive block counts; got {list(layers)}")
         stem = _scaled(64, width)
-        if small_input:
-            self.conv1 = nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)
-            self.maxpool: nn.Module = nn.Identity()
-        else:
-            self.conv1 = nn.Conv2d(in_channels, stem, 7, 2, 3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, 2, 1)
+        kernel, stride = (3, 1) if small_input else (7, 2)
+        self.conv1 = nn.Conv2d(in_channels, stem, kernel, stride, kernel // 2, bias=False)
         self.bn1 = norm(stem)
         self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1)
         channels = stem
         for index, (planes, count) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
             stage: list[nn.Module] = []

@@ -1,0 +1,77 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError
+from nlp182.vision.init import (
+    fan_in_and_out,
+    fixed_normal_,
+    he_normal_,
+    he_uniform_,
+    init_weights,
+    xavier_normal_,
+    xavier_uniform_,
+)
+
+
+def test_fan_in_linear_and_conv_match_torch():
+    for layer in (nn.Linear(300, 200), nn.Conv2d(16, 32, (3, 5))):
+        expected = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+        assert fan_in_and_out(layer.weight) == expected
+    assert fan_in_and_out(nn.Conv2d(16, 32, 3).weight)[0] == 3 * 3 * 16  # F_H x F_W x C
+
+
+@pytest.mark.parametrize(
+    ("fill", "variance"),
+    [
+        (xavier_normal_, 1 / 144),
+        (xavier_uniform_, 1 / 144),
+        (he_normal_, 2 / 144),
+        (he_uniform_, 2 / 144),
+        (lambda w: xavier_normal_(w, mode="fan_avg"), 2 / (144 + 9 * 512)),
+        (lambda w: fixed_normal_(w, 0.01), 1e-4),
+    ],
+)
+def test_sample_variance_matches_formula(fill, variance):
+    weight = torch.empty(512, 16, 3, 3)  # fan_in 144
+    fill(weight)
+    assert weight.double().var().item() == pytest.approx(variance, rel=0.03)
+    assert abs(weight.double().mean().item()) < 4 * math.sqrt(variance / weight.numel())
+
+
+def test_he_matches_torch_kaiming_variance():
+    ours, ref = torch.empty(400, 300), torch.empty(400, 300)
+    he_normal_(ours)
+    nn.init.kaiming_normal_(ref, nonlinearity="relu")
+    assert ours.var().item() == pytest.approx(ref.var().item(), rel=0.03)
+
+
+def _deep_relu_variances(fill, depth: int = 50, width: int = 1024) -> list[float]:
+    """Pre-activation variance after each of ``depth`` linear + ReLU layers initialised by ``fill``."""
+    a = torch.relu(torch.randn(128, width))  # the output of a ReLU layer whose pre-activations are N(0, 1)
+    variances = []
+    for _ in range(depth):
+        z = a @ fill(torch.empty(width, width)).T
+        variances.append(z.var().item())
+        a = torch.relu(z)
+    return variances
+
+
+def test_he_keeps_variance_through_50_relu_layers_and_small_fixed_init_vanishes():
+    he = _deep_relu_variances(he_normal_)
+    # At finite width log-variance takes a random walk (sd ~ sqrt(5 * depth / width) ~ 0.5 here):
+    # within a factor 4 of 1 after 50 layers, against a factor 1e-80 for the fixed init below.
+    assert all(0.25 < v < 4.0 for v in he), he
+    fixed = _deep_relu_variances(lambda w: fixed_normal_(w, 0.01))
+    # Each layer multiplies the variance by 1024 * 1e-4 / 2 = 0.0512.
+    assert fixed[0] == pytest.approx(1024 * 1e-4 / 2, rel=0.1)
+    assert fixed[-1] < 1e-30
+
+
+def test_init_weights_zeroes_biases_and_rejects_unknown():
+    model = init_weights(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(4, 2)), "xavier")
+    assert all(torch.all(m.bias == 0) for m in model)
+    with pytest.raises(InvalidInputError, match="he"):
+        init_weights(model, "glorot")

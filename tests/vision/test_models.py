@@ -1,0 +1,84 @@
+import pytest
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError
+from nlp182.vision.blocks import BasicBlock, Bottleneck, InceptionModule, VGGBlock
+from nlp182.vision.models import InceptionNet, SmallCNN, resnet18, resnet34, resnet50, vgg16
+from nlp182.vision.normalization import BatchNorm
+
+
+def count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_full_width_resnet18_has_torchvision_parameter_count():
+    assert count(resnet18()) == 11_689_512
+
+
+def test_other_full_width_counts_match_torchvision():
+    with torch.device("meta"):  # shapes only: no memory, no time
+        assert count(resnet34()) == 21_797_672
+        assert count(resnet50()) == 25_557_032
+        assert count(vgg16()) == 138_357_544
+        assert count(vgg16(batch_norm=True)) == 138_365_992
+
+
+def test_width_multiplier_shrinks_and_small_input_keeps_resolution():
+    small = resnet18(num_classes=10, width=0.25, in_channels=1, small_input=True)
+    assert count(small) < count(resnet18()) / 10
+    assert small.layer1[0].conv1.out_channels == 16
+    assert small(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert resnet18(num_classes=5, width=0.125)(torch.randn(2, 3, 64, 64)).shape == (2, 5)
+    with pytest.raises(InvalidInputError):
+        resnet18(width=0)
+
+
+def test_basic_block_projection_only_when_shapes_differ():
+    same = BasicBlock(8, 8, 1)
+    assert isinstance(same.shortcut, nn.Identity)
+    down = BasicBlock(8, 16, 2)
+    conv, bn = down.shortcut
+    assert conv.kernel_size == (1, 1) and conv.stride == (2, 2) and isinstance(bn, BatchNorm)
+    assert down(torch.randn(2, 8, 8, 8)).shape == (2, 16, 4, 4)
+    # with zeroed residual branch the block is relu(shortcut(x))
+    with torch.no_grad():
+        same.bn2.weight.zero_()
+    x = torch.randn(2, 8, 5, 5)
+    torch.testing.assert_close(same(x), torch.relu(x))
+
+
+def test_bottleneck_expands_by_four_with_bn_after_each_conv():
+    block = Bottleneck(16, 8, 2)
+    assert block(torch.randn(2, 16, 8, 8)).shape == (2, 32, 4, 4)
+    assert sum(isinstance(m, BatchNorm) for m in block.modules()) == 4  # 3 convs + projection
+    # 1x1: 16*8, 3x3: 8*8*9, 1x1: 8*32, projection: 16*32, BN: 2*(8+8+32+32)
+    assert count(block) == 16 * 8 + 8 * 8 * 9 + 8 * 32 + 16 * 32 + 2 * (8 + 8 + 32 + 32)
+
+
+def test_inception_module_branches_and_parameter_count():
+    module = InceptionModule(192, 64, 96, 128, 16, 32, 32)  # GoogLeNet inception (3a)
+    out = module(torch.randn(2, 192, 7, 7))
+    assert out.shape == (2, 64 + 128 + 32 + 32, 7, 7)
+    convs = 192 * 64 + 192 * 96 + 96 * 128 * 9 + 192 * 16 + 16 * 32 * 25 + 192 * 32
+    bns = 2 * (64 + 96 + 128 + 16 + 32 + 32)
+    assert count(module) == convs + bns
+
+
+def test_vgg_block_and_small_models_forward():
+    assert VGGBlock(3, 8, 3)(torch.randn(2, 3, 16, 16)).shape == (2, 8, 8, 8)
+    assert InceptionNet(10, 1, 0.25)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert SmallCNN(1, 10, 8)(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+    assert vgg16(num_classes=3, width=0.0625, hidden=32)(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_small_resnet_learns_a_batch():
+    model = resnet18(num_classes=4, width=0.125, in_channels=1, small_input=True)
+    x, y = torch.randn(8, 1, 8, 8), torch.arange(8) % 4
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(12):
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.2

@@ -1,0 +1,74 @@
+import pytest
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.vision.dropout import Dropout, dropout
+from nlp182.vision.normalization import BatchNorm
+
+
+@pytest.mark.parametrize(("reference", "shape"), [(nn.BatchNorm2d, (8, 4, 5, 5)), (nn.BatchNorm1d, (16, 4))])
+def test_batch_norm_matches_torch_in_train_and_eval(reference, shape):
+    ours, ref = BatchNorm(4), reference(4)
+    with torch.no_grad():
+        for layer in (ours, ref):
+            layer.weight.copy_(torch.linspace(0.5, 2.0, 4))
+            layer.bias.copy_(torch.linspace(-1.0, 1.0, 4))
+    for step in range(5):
+        x = torch.randn(*shape) * (1 + step) + step
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        y1, y2 = ours(x1), ref(x2)
+        torch.testing.assert_close(y1, y2, atol=1e-5, rtol=1e-5)
+        g = torch.randn_like(y1)
+        y1.backward(g)
+        y2.backward(g)
+        torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours.bias.grad, ref.bias.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours.running_mean, ref.running_mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours.running_var, ref.running_var, atol=1e-5, rtol=1e-5)
+    ours.eval()
+    ref.eval()
+    x = torch.randn(*shape) * 3
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+    # state dicts are interchangeable
+    assert set(ours.state_dict()) == set(ref.state_dict())
+
+
+def test_batch_norm_frozen_uses_running_stats_and_rejects_bad_shapes():
+    layer = BatchNorm(3)
+    layer(torch.randn(10, 3, 4, 4) + 2)
+    before = layer.running_mean.clone()
+    layer.frozen = True
+    x = torch.randn(10, 3, 4, 4)
+    layer.train()
+    frozen_out = layer(x)
+    layer.eval()
+    torch.testing.assert_close(frozen_out, layer(x))
+    torch.testing.assert_close(layer.running_mean, before)
+    with pytest.raises(ShapeError):
+        layer(torch.randn(4, 5, 2, 2))
+    layer.frozen = False
+    layer.train()
+    with pytest.raises(ShapeError, match="batch"):
+        layer(torch.randn(1, 3))
+
+
+def test_inverted_dropout_scales_and_preserves_expectation():
+    x = torch.full((200_000,), 3.0)
+    y = dropout(x, 0.3, training=True, generator=torch.Generator().manual_seed(1))
+    kept = y != 0
+    assert kept.double().mean().item() == pytest.approx(0.7, abs=0.005)
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 3.0 / 0.7))
+    assert y.double().mean().item() == pytest.approx(3.0, rel=0.01)
+    assert torch.equal(dropout(x, 0.3, training=False), x)
+
+
+def test_dropout_module_follows_train_and_eval():
+    layer = Dropout(0.5)
+    x = torch.ones(1000)
+    assert (layer(x) == 0).any()
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    with pytest.raises(InvalidInputError):
+        Dropout(1.0)

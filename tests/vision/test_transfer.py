@@ -1,0 +1,76 @@
+import pytest
+import torch
+from torch import nn
+
+from nlp182.errors import InvalidInputError
+from nlp182.vision.models import resnet18
+from nlp182.vision.transfer import fine_tune_groups, freeze, replace_head, unfreeze
+
+
+def _model() -> nn.Module:
+    return resnet18(num_classes=10, width=0.125, in_channels=1, small_input=True)
+
+
+def test_frozen_weights_and_statistics_do_not_move_while_the_rest_trains():
+    model = _model()
+    frozen = freeze(model, up_to="layer2")
+    assert frozen == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2"]
+    head = replace_head(model, 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    model.train()
+    for _ in range(3):
+        loss = nn.functional.cross_entropy(model(torch.randn(8, 1, 8, 8)), torch.randint(0, 3, (8,)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = model.state_dict()
+    for name, value in before.items():
+        moved = not torch.equal(value, after[name])
+        lower = name.split(".")[0] in frozen
+        if lower:
+            assert not moved, f"{name} moved although frozen"
+    assert not torch.equal(before["layer3.0.conv1.weight"], after["layer3.0.conv1.weight"])
+    assert not torch.equal(before["layer3.0.bn1.running_mean"], after["layer3.0.bn1.running_mean"])
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])
+    assert model.fc is head and head.out_features == 3
+    unfreeze(model)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_freeze_everything_and_bad_layer_name():
+    model = _model()
+    freeze(model)
+    assert not any(p.requires_grad for p in model.parameters())
+    with pytest.raises(InvalidInputError, match="layer3"):
+        freeze(model, up_to="block9")
+    with pytest.raises(InvalidInputError, match="no trainable"):
+        fine_tune_groups(model, 0.1)
+
+
+def test_replace_head_in_nested_classifier_keeps_width():
+    model = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4)))
+    head = replace_head(model, 7)
+    assert model[1][2] is head and head.in_features == 8
+    assert model(torch.randn(2, 4, 4)).shape == (2, 7)
+    with pytest.raises(InvalidInputError):
+        replace_head(nn.Conv2d(1, 1, 1), 2)
+
+
+def test_fine_tune_groups_give_lower_layers_smaller_steps():
+    model = _model()
+    freeze(model, up_to="layer1")
+    groups = fine_tune_groups(model, base_lr=0.1, decay=0.5)
+    assert [g["name"] for g in groups] == ["layer2", "layer3", "layer4", "fc"]
+    assert [g["lr"] for g in groups] == pytest.approx([0.0125, 0.025, 0.05, 0.1])
+    optimizer = torch.optim.SGD(groups, lr=1.0)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.0125, 0.025, 0.05, 0.1])
+    # plain SGD: the update of each parameter is exactly its group's lr times its gradient
+    params = {id(p): p.detach().clone() for g in groups for p in g["params"]}
+    loss = model(torch.randn(4, 1, 8, 8)).sum()
+    loss.backward()
+    grads = {id(p): p.grad.clone() for g in groups for p in g["params"]}
+    optimizer.step()
+    for group in groups:
+        for p in group["params"]:
+            torch.testing.assert_close(params[id(p)] - p.detach(), group["lr"] * grads[id(p)])

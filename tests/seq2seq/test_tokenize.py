@@ -1,0 +1,61 @@
+"""Tokenisers: exact round trips, special-token ids, training only on what they are given, loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.seq2seq.tokenize import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    decode,
+    encode,
+    load_tokenizer,
+    tokens,
+    train_tokenizer,
+)
+
+TEXTS = ["May 9th, 2018", "2018-05-09", "the cat sat on the mat.", "9/5/18", "über naïve café"]
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_round_trip_is_exact(kind: str) -> None:
+    tokenizer = train_tokenizer(TEXTS * 3, kind=kind, vocab_size=200)
+    assert [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [PAD_ID, UNK_ID, BOS_ID, EOS_ID]
+    for text, ids in zip(TEXTS, encode(tokenizer, TEXTS), strict=True):
+        assert UNK_ID not in ids
+        assert decode(tokenizer, [BOS_ID, *ids, EOS_ID, PAD_ID, 7]) == text
+
+
+def test_digits_are_split_and_unknown_words_map_to_unk() -> None:
+    tokenizer = train_tokenizer(["2018-05-09"], kind="word")
+    assert tokens(tokenizer, encode(tokenizer, ["2018-05-09"])[0]) == list("▁2018-05-09")
+    assert encode(tokenizer, ["zebra"])[0][-1] == UNK_ID
+    joined = train_tokenizer(["2018-05-09"], kind="word", split_digits=False)
+    assert tokens(joined, encode(joined, ["2018-05-09"])[0]) == ["▁2018", "-", "05", "-", "09"]
+
+
+def test_lowercase_and_vocab_size_options() -> None:
+    lower = train_tokenizer(["May may MAY"], lowercase=True)
+    assert len(set(encode(lower, ["May may MAY"])[0])) == 1
+    capped = train_tokenizer(["a b c d e f g h a b a"], vocab_size=6)
+    assert capped.get_vocab_size() == 6
+    with pytest.raises(InvalidInputError):
+        train_tokenizer(["x"], kind="unigram")
+    with pytest.raises(InvalidInputError):
+        train_tokenizer([], kind="word")
+
+
+def test_save_and_load(tmp_path) -> None:
+    tokenizer = train_tokenizer(TEXTS, kind="bpe", vocab_size=100)
+    tokenizer.save(str(tmp_path / "tok.json"))
+    loaded = load_tokenizer(tmp_path / "tok.json")
+    assert encode(loaded, TEXTS) == encode(tokenizer, TEXTS)
+    with pytest.raises(MissingFileError):
+        load_tokenizer(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(FileFormatError):
+        load_tokenizer(tmp_path / "bad.json")

@@ -1,0 +1,87 @@
+"""End to end: a short date-normalisation run through the shared Trainer, saving, loading, translating."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sacrebleu
+import torch
+
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.seq2seq import ModelConfig, Seq2SeqConfig, Translator, corpus_bleu, exact_match, train_seq2seq
+from nlp182.seq2seq.data import date_splits
+
+
+def test_bleu_and_exact_match() -> None:
+    hyps, refs = ["the cat sat on the mat", "hello there"], ["the cat sat on a mat", "hello there"]
+    assert corpus_bleu(hyps, refs) == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert corpus_bleu(refs, refs) == pytest.approx(100.0)
+    assert exact_match(hyps, refs) == 0.5
+    with pytest.raises(InvalidInputError):
+        exact_match(hyps, refs[:1])
+
+
+@pytest.fixture(scope="module")
+def date_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Seq2SeqConfig, dict, object]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    config = Seq2SeqConfig(
+        date_train=3000,
+        date_valid=200,
+        date_test=200,
+        epochs=4,
+        batch_size=32,
+        model=ModelConfig(embed_dim=24, hidden_size=64),
+        beam_width=3,
+        num_heatmaps=2,
+        progress=False,
+    )
+    run = tmp_path_factory.mktemp("runs") / "dates"
+    metrics = train_seq2seq(config, run)
+    torch.set_num_threads(previous)
+    return config, metrics, run
+
+
+def test_short_date_training_learns_the_task(date_run) -> None:
+    _, metrics, _ = date_run
+    history = metrics["history"]
+    assert len(history) == 4
+    assert history[-1]["valid_loss"] < history[0]["valid_loss"] / 3
+    # 3000 examples and a few seconds of CPU: well above chance (0), far from the full run's 99%.
+    assert metrics["test"]["exact_match"] >= 0.6, metrics["test"]["exact_match"]
+    assert metrics["test"]["bleu"] >= 70
+    assert metrics["pairs"] == {"train": 3000, "valid": 200, "test": 200}
+
+
+def test_run_folder_reloads_to_the_same_translations(date_run) -> None:
+    config, metrics, run = date_run
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["test"]["exact_match"] == metrics["test"]["exact_match"]
+    assert sorted(p.name for p in (run / "heatmaps").iterdir()) == ["test-0.png", "test-1.png"]
+    translator = Translator.load(run, device="cpu")
+    assert translator.config == config
+    _, _, test = date_splits(3000, 200, 200, seed=0)
+    outputs = translator.translate([s for s, _ in test])
+    assert exact_match([o.text for o in outputs], [t for _, t in test]) == metrics["test"]["exact_match"]
+    first = outputs[0]
+    assert first.weights.shape == (len(first.target_tokens), len(first.source_tokens))
+    np.testing.assert_allclose(first.weights.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(InvalidInputError):
+        translator.translate("9/5/18")
+
+
+def test_loading_bad_run_folders_fails_clearly(date_run, tmp_path) -> None:
+    _, _, run = date_run
+    with pytest.raises(MissingFileError):
+        Translator.load(tmp_path / "nothing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "source_tokenizer.json", "target_tokenizer.json"):
+        (broken / name).write_bytes((run / name).read_bytes())
+    with pytest.raises(MissingFileError, match=r"model\.safetensors"):
+        Translator.load(broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(FileFormatError):
+        Translator.load(broken)

@@ -1,0 +1,110 @@
+"""Vocabulary: counts, ``min_count``/``max_vocab`` filtering, word2vec subsampling, noise distribution."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, MissingFileError
+from nlp182.io import atomic_write_text
+
+
+@dataclass
+class VocabConfig:
+    """How the vocabulary is cut from the raw counts (gensim's defaults)."""
+
+    min_count: int = 5
+    max_vocab: int | None = None
+    sample: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.min_count < 1:
+            raise InvalidInputError(f"min_count must be >= 1, got {self.min_count}")
+        if self.max_vocab is not None and self.max_vocab < 1:
+            raise InvalidInputError(f"max_vocab must be >= 1, got {self.max_vocab}")
+        if not 0.0 <= self.sample < 1.0:
+            raise InvalidInputError(f"sample must be in [0, 1), got {self.sample}")
+
+
+class Vocabulary:
+    """Words sorted by descending count (ties by first appearance), with their counts.
+
+    Args:
+        words: the kept words, most frequent first.
+        counts: ``(V,)`` counts aligned with ``words``.
+        total_words: raw token count of the corpus, including words that were cut.
+    """
+
+    def __init__(self, words: list[str], counts: np.ndarray, total_words: int) -> None:
+        if len(words) != len(counts):
+            raise InvalidInputError(f"{len(words)} words but {len(counts)} counts")
+        self.words = list(words)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.total_words = int(total_words)
+        self.index = {word: i for i, word in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.index
+
+    @classmethod
+    def build(cls, token_lists: Iterable[list[str]], config: VocabConfig | None = None) -> Vocabulary:
+        """Count tokens and keep those with ``count >= min_count``, at most ``max_vocab`` of them."""
+        config = config or VocabConfig()
+        counter: Counter[str] = Counter()
+        for tokens in token_lists:
+            counter.update(tokens)
+        total = sum(counter.values())
+        kept = [(w, c) for w, c in counter.most_common() if c >= config.min_count]
+        if config.max_vocab is not None:
+            kept = kept[: config.max_vocab]
+        if not kept:
+            raise EmptyCorpusError(
+                f"no word occurs at least min_count={config.min_count} times in a corpus of {total} "
+                "tokens; lower --min-count or use a larger corpus"
+            )
+        return cls([w for w, _ in kept], np.array([c for _, c in kept]), total)
+
+    def keep_probabilities(self, sample: float) -> np.ndarray:
+        """``(V,)`` probability of keeping each word under word2vec's frequent-word subsampling.
+
+        gensim's formula: with ``t = sample * retained_total``, keep ``(sqrt(c / t) + 1) * t / c``,
+        capped at 1; ``sample=0`` disables subsampling.
+        """
+        counts = self.counts.astype(np.float64)
+        if sample <= 0:
+            return np.ones_like(counts)
+        threshold = sample * counts.sum()
+        return np.minimum(1.0, (np.sqrt(counts / threshold) + 1.0) * threshold / counts)
+
+    def noise_distribution(self, power: float = 0.75) -> np.ndarray:
+        """``(V,)`` unigram^power distribution that negative samples are drawn from."""
+        weights = self.counts.astype(np.float64) ** power
+        return weights / weights.sum()
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``word<TAB>count`` lines, most frequent first, atomically."""
+        body = "".join(f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist(), strict=True))
+        atomic_write_text(path, f"#total_words\t{self.total_words}\n" + body)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Vocabulary:
+        """Read a file written by ``save``."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingFileError(f"{path} does not exist")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        try:
+            total = int(lines[0].split("\t")[1])
+            pairs = [line.split("\t") for line in lines[1:]]
+            words, counts = [p[0] for p in pairs], [int(p[1]) for p in pairs]
+        except (IndexError, ValueError) as exc:
+            raise FileFormatError(f"{path} is not a vocabulary file (word<TAB>count lines): {exc}") from None
+        return cls(words, np.array(counts), total)

@@ -30,7 +30,7 @@ GOAL_EXACT_MATCH = 0.99
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=Seq2SeqConfig.epochs)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs (valid exact match is ~1.0 after 2)")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--threads",

@@ -8,12 +8,10 @@ API configure exactly the same things.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import typing
 from pathlib import Path
-from typing import Any
 
 from nlp182.attention import ATTENTION_KINDS
+from nlp182.commands.flags import add_config_flags, config_from_args, train_group
 from nlp182.errors import InvalidInputError
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.model import RNN_CELLS
@@ -26,52 +24,6 @@ HELP = {
     "source_column": "TSV source column: 0-based number or header name",
     "target_column": "TSV target column: 0-based number or header name",
 }
-
-
-def _flag_type(annotation: Any) -> Any:
-    """The scalar type behind ``int``, ``float | None``, ... (``None`` options take the inner type)."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if args else annotation
-
-
-def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """Add one flag per dataclass field (nested dataclass fields are flattened, not prefixed)."""
-    hints = typing.get_type_hints(config_class)
-    for field in dataclasses.fields(config_class):
-        kind = _flag_type(hints[field.name])
-        if dataclasses.is_dataclass(kind):
-            add_config_flags(parser, kind)
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default
-        text = HELP.get(field.name, "") + f" (default: {default})"
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-        else:
-            parser.add_argument(flag, type=kind, default=default, choices=CHOICES.get(field.name), help=text)
-
-
-def config_from_args(config_class: type, args: argparse.Namespace) -> Any:
-    """Build ``config_class`` (and its nested dataclasses) from the parsed flags."""
-    hints = typing.get_type_hints(config_class)
-    values = {}
-    for field in dataclasses.fields(config_class):
-        kind = _flag_type(hints[field.name])
-        values[field.name] = (
-            config_from_args(kind, args) if dataclasses.is_dataclass(kind) else getattr(args, field.name)
-        )
-    return config_class(**values)
-
-
-def _train_group(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The sub-command group of ``nlp182 train``, shared with other modules (created if absent)."""
-    train = subparsers.choices.get("train")
-    if train is None:
-        train = subparsers.add_parser("train", help="train a model: one sub-command per model family")
-    for action in train._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return train.add_subparsers(dest="model", required=True)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -112,11 +64,11 @@ def _run_translate(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train seq2seq`` and ``translate``."""
-    train = _train_group(subparsers).add_parser(
+    train = train_group(subparsers).add_parser(
         "seq2seq", help="train an attention seq2seq translator on parallel text or the date task"
     )
     train.add_argument("--out", required=True, help="run folder to write (replaced as a whole on success)")
-    add_config_flags(train, Seq2SeqConfig)
+    add_config_flags(train, Seq2SeqConfig, choices=CHOICES, helps=HELP)
     train.set_defaults(func=_run_train)
 
     translate = subparsers.add_parser("translate", help="translate sentences with a trained seq2seq run")

@@ -93,6 +93,7 @@ def test_multiplicative_matches_explicit_formula(b: int, tq: int, tk: int, d: in
     module = MultiplicativeAttention(d, dk, mode=mode).double()
     mask = _random_mask(b, tq, tk)
     context, weights = module(q, k, v, mask)
+    assert module(q, k, v, mask, need_weights=False)[1] is None
     w = np.eye(d) if mode == "dot" else module.key_proj.weight.detach().numpy()  # (Dq, Dk)
     scores = np.einsum("bid,de,bje->bij", q.numpy(), w, k.numpy())
     ref_context, ref_weights = attend(scores, v.numpy(), mask.numpy())

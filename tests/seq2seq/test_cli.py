@@ -9,6 +9,7 @@ import pytest
 
 from nlp182 import cli
 from nlp182.commands import seq2seq as command
+from nlp182.commands.flags import config_from_args
 from nlp182.errors import Nlp182Error
 from nlp182.seq2seq import Seq2SeqConfig
 
@@ -38,11 +39,11 @@ def test_module_is_registered_after_the_train_group_owner() -> None:
 
 def test_every_config_field_is_a_flag_with_the_same_default() -> None:
     args = _parser().parse_args(["train", "seq2seq", "--out", "x"])
-    assert command.config_from_args(Seq2SeqConfig, args) == Seq2SeqConfig()
+    assert config_from_args(Seq2SeqConfig, args) == Seq2SeqConfig()
     flags = "--attention multihead --cell lstm --no-input-feeding --hidden-size 32 --target-file t.txt"
     flags += " --clip-grad-norm 0.5 --no-amp"
     args = _parser().parse_args(["train", "seq2seq", "--out", "x", *flags.split()])
-    config = command.config_from_args(Seq2SeqConfig, args)
+    config = config_from_args(Seq2SeqConfig, args)
     assert (config.model.attention, config.model.cell, config.model.input_feeding) == (
         "multihead",
         "lstm",

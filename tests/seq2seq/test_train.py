@@ -12,6 +12,7 @@ import torch
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.seq2seq import ModelConfig, Seq2SeqConfig, Translator, corpus_bleu, exact_match, train_seq2seq
 from nlp182.seq2seq.data import date_splits
+from nlp182.seq2seq.train import evaluate_test
 
 
 def test_bleu_and_exact_match() -> None:
@@ -70,6 +71,9 @@ def test_run_folder_reloads_to_the_same_translations(date_run) -> None:
     np.testing.assert_allclose(first.weights.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(InvalidInputError):
         translator.translate("9/5/18")
+    # A reference word outside the target vocabulary must count as an error, not as <unk> == <unk>.
+    scored = evaluate_test(translator, [("9/5/18", "2018-05-09"), ("9/5/18", "zebra")], beam_width=1)
+    assert scored["exact_match"] <= 0.5 and scored["examples"][1]["reference"] == "zebra"
 
 
 def test_loading_bad_run_folders_fails_clearly(date_run, tmp_path) -> None:

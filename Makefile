@@ -5,6 +5,8 @@ STAMP  := $(VENV)/.installed
 RUNS   := runs
 # On these machines torch==2.13.0 is a CPU build that lies on disk; a looser spec pulls CUDA (GBs).
 TORCH_PIN := torch==2.13.0
+DEMO_PORT := 8182
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test lint bench clean
 
@@ -23,9 +25,22 @@ demo: install
 	$(VENV)/bin/nlp182 train w2v --out $(RUNS)/w2v
 	$(VENV)/bin/nlp182 eval $(RUNS)/lsa $(RUNS)/w2v
 	$(VENV)/bin/nlp182 neighbors $(RUNS)/w2v king
+	$(VENV)/bin/nlp182 index $(RUNS)/w2v
+	$(VENV)/bin/nlp182 serve $(RUNS)/w2v --port $(DEMO_PORT) & server=$$!; \
+	$(PYTHON) -m server.probe http://127.0.0.1:$(DEMO_PORT) '/v1/neighbors?word=king&k=10'; status=$$?; \
+	kill -TERM $$server; wait $$server; exit $$status
 
-test: install
+test: install browser
 	$(PYTHON) -m pytest
+
+# Headless Chromium + driver for the web-page test (Debian packages; CI runs as root).
+.PHONY: browser
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			chromium chromium-driver; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check .

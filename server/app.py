@@ -69,7 +69,6 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.extensions["nlp182"] = service
 
     @app.before_request
     def _start_timer() -> None:

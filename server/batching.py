@@ -2,23 +2,39 @@
 
 Exact search scans the whole matrix once per call whatever the number of queries (with BLAS, a
 batch of 16 costs little more than one query), so a worker whose request threads each searched
-alone would do the same scan many times over. Request threads ``submit`` a query and block; one
-background thread takes the first waiting query, gathers more until ``window_s`` has passed or
-``max_batch`` are waiting, runs one search with the largest ``k`` asked, and hands each thread its
-rows.
+alone would do the same scan many times over.
+
+There is no dispatcher thread (each hand-off to one would cost a GIL switch, up to 5 ms under
+load). The first request thread to arrive becomes the leader: it optionally waits ``window_s``,
+takes up to ``max_batch`` waiting queries, runs one search with the largest ``k`` asked (FAISS
+releases the GIL, so more queries queue up meanwhile), wakes their threads, and hands leadership to
+the oldest query still waiting, which runs the next batch. Under light load a query is searched at
+once, alone; under heavy load batches grow by themselves.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 
 import numpy as np
 
 SearchFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+class _Slot:
+    """One waiting query: its input, then its result or error; ``lead`` when it must run a batch."""
+
+    __slots__ = ("done", "error", "k", "lead", "query", "result")
+
+    def __init__(self, query: np.ndarray, k: int) -> None:
+        self.query, self.k = query, k
+        self.done = threading.Event()
+        self.lead = False
+        self.result: tuple[np.ndarray, np.ndarray] | None = None
+        self.error: BaseException | None = None
 
 
 class MicroBatcher:
@@ -26,49 +42,58 @@ class MicroBatcher:
 
     Args:
         search: ``search(queries (B, D), k) -> (scores (B, k), ids (B, k))``.
-        window_s: how long to wait for more queries after the first one arrives.
+        window_s: how long a leader waits for more queries before taking a batch (0: take what waits).
         max_batch: the most queries per call.
     """
 
-    def __init__(self, search: SearchFn, window_s: float = 0.002, max_batch: int = 64) -> None:
+    def __init__(self, search: SearchFn, window_s: float = 0.0, max_batch: int = 64) -> None:
         self._search = search
         self.window_s = window_s
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[np.ndarray, int, Future]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._waiting: deque[_Slot] = deque()
+        self._busy = False
         self.batches = 0
         self.queries = 0
-        self._thread = threading.Thread(target=self._run, name="faiss-batcher", daemon=True)
-        self._thread.start()
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Search one ``(D,)`` query; returns ``(k,)`` scores and ``(k,)`` ids (blocks until done)."""
-        future: Future = Future()
-        self._queue.put((np.asarray(query, dtype=np.float32), int(k), future))
-        return future.result()
+        slot = _Slot(np.asarray(query, dtype=np.float32), int(k))
+        with self._lock:
+            self._waiting.append(slot)
+            slot.lead = not self._busy
+            self._busy = True
+        if not slot.lead:
+            slot.done.wait()
+        if slot.lead:  # first to arrive, or promoted by the previous leader
+            self._lead()
+        if slot.error is not None:
+            raise slot.error
+        assert slot.result is not None
+        return slot.result
 
-    def _gather(self) -> list[tuple[np.ndarray, int, Future]]:
-        items = [self._queue.get()]
-        deadline = time.perf_counter() + self.window_s
-        while len(items) < self.max_batch:
-            remaining = deadline - time.perf_counter()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            items.append(item)
-        return items
-
-    def _run(self) -> None:
-        while True:
-            items = self._gather()
-            k = max(item[1] for item in items)
-            try:
-                scores, ids = self._search(np.stack([item[0] for item in items]), k)
-            except Exception as exc:  # hand the failure to every waiting request, keep serving
-                for _, _, future in items:
-                    future.set_exception(exc)
-                continue
+    def _lead(self) -> None:
+        if self.window_s > 0:
+            time.sleep(self.window_s)
+        with self._lock:
+            batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+        k = max(slot.k for slot in batch)
+        try:
+            scores, ids = self._search(np.stack([slot.query for slot in batch]), k)
+        except Exception as exc:  # every query of the batch fails; the batcher keeps serving
+            for slot in batch:
+                slot.error = exc
+        else:
+            for row, slot in enumerate(batch):
+                slot.result = (scores[row, : slot.k], ids[row, : slot.k])
+        with self._lock:
             self.batches += 1
-            self.queries += len(items)
-            for row, (_, wanted, future) in enumerate(items):
-                future.set_result((scores[row, :wanted], ids[row, :wanted]))
+            self.queries += len(batch)
+            if self._waiting:
+                self._waiting[0].lead = True
+                self._waiting[0].done.set()
+            else:
+                self._busy = False
+        for slot in batch:
+            slot.lead = False
+            slot.done.set()

@@ -9,6 +9,8 @@ threshold so gathered batches use one matrix product.
 
 from __future__ import annotations
 
+import gc
+import importlib
 import logging
 import os
 import shutil
@@ -39,6 +41,9 @@ class _Gunicorn(BaseApplication):
         config = self.serve_config
         omp_threads, blas_threshold = config.omp_threads, config.blas_threshold
 
+        def pre_fork(server, worker) -> None:
+            gc.freeze()  # the master's objects: a worker's collector never touches (so copies) their pages
+
         def post_fork(server, worker) -> None:
             faiss.omp_set_num_threads(omp_threads)
             faiss.cvar.distance_compute_blas_threshold = blas_threshold
@@ -58,6 +63,7 @@ class _Gunicorn(BaseApplication):
             "keepalive": 5,
             "preload_app": False,
             "accesslog": "-" if config.access_log else None,
+            "pre_fork": pre_fork,
             "post_fork": post_fork,
             "child_exit": child_exit,
         }
@@ -83,6 +89,7 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="nlp182-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    importlib.import_module("server.app")  # in the master, so workers share its modules' pages
     log.info("serving %s on http://%s:%d with %d workers x %d threads",
              run_dir, config.host, config.port, config.workers, config.threads)
     try:

@@ -65,3 +65,17 @@ def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_serv
     assert code == 0, output
     assert "Shutting down: Master" in output
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
+
+
+def test_probe_waits_for_the_server_and_prints_the_answer(live_server: LiveServer) -> None:
+    ok = subprocess.run([sys.executable, "-m", "server.probe", live_server.url, "/v1/neighbors?word=w1&k=3"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    header, body = ok.stdout.split("\n", 1)
+    assert header == "GET /v1/neighbors?word=w1&k=3 -> 200" and len(json.loads(body)["neighbors"]) == 3
+    missing = subprocess.run([sys.executable, "-m", "server.probe", live_server.url, "/v1/neighbors?word=zz"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "unknown_word" in missing.stdout
+    down = subprocess.run([sys.executable, "-m", "server.probe", "http://127.0.0.1:9", "/", "--timeout", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert down.returncode == 2 and "not ready" in down.stderr

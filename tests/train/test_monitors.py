@@ -37,7 +37,9 @@ def test_monitor_values_and_flags(tmp_path: Path) -> None:
     for name, param in ref.named_parameters():
         grad_norm = float(param.grad.norm())
         assert first["grad_norm"][name] == pytest.approx(grad_norm, rel=1e-9)
-        assert first["update_ratio"][name] == pytest.approx(lr * grad_norm / float(param.detach().norm()), rel=1e-9)
+        assert first["update_ratio"][name] == pytest.approx(
+            lr * grad_norm / float(param.detach().norm()), rel=1e-9
+        )
     assert first["act_mean"]["0"] == pytest.approx(float(hidden.mean()), rel=1e-9)
     assert first["act_std"]["1"] == pytest.approx(float(torch.tanh(hidden).std()), rel=1e-9)
     assert first["flagged"] == sorted(n for n, r in first["update_ratio"].items() if r > 1e-2)

@@ -25,7 +25,7 @@ def test_monitor_values_and_flags(tmp_path: Path) -> None:
     ref = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1)).double()
     ref.load_state_dict(start)
     loss_fn(ref, (x, y)).backward()
-    hidden = ref[0](x)
+    hidden = ref[0](x).detach()
 
     lr = 0.5
     cfg = TrainerConfig(epochs=1, device="cpu", out_dir=str(tmp_path), monitor_every=1, progress=False)

@@ -79,3 +79,34 @@ def test_probe_waits_for_the_server_and_prints_the_answer(live_server: LiveServe
     down = subprocess.run([sys.executable, "-m", "server.probe", "http://127.0.0.1:9", "/", "--timeout", "1"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert down.returncode == 2 and "not ready" in down.stderr
+
+
+def test_demo_path_train_index_serve_agrees_with_vector_store(tmp_path: Path) -> None:
+    """`nlp182 train w2v` (the project's trainer, tiny) -> `nlp182 index` -> API answers == most_similar."""
+    from gensim.test.utils import datapath
+
+    from server.app import create_app
+
+    run = tmp_path / "w2v"
+    nlp182 = [sys.executable, "-m", "nlp182.cli"]
+    corpus = datapath("lee_background.cor")
+    flags = ["--vector-size", "32", "--epochs", "2", "--backend", "torch", "--threads", "1"]
+    train = subprocess.run([*nlp182, "train", "w2v", "--corpus", corpus, "--out", str(run), *flags],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr[-2000:]
+    index = subprocess.run([*nlp182, "index", str(run)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert index.returncode == 0, index.stderr[-2000:]
+    vectors = Vectors.load(run)
+    client = create_app(run).test_client()
+    exact_order = 0
+    for word in vectors.words[5:200:15]:
+        answer = client.get("/v1/neighbors", query_string={"word": word, "k": 10}).get_json()["neighbors"]
+        expected = vectors.most_similar(word, topn=10)
+        for got, (_, score) in zip(answer, expected, strict=True):
+            assert abs(got["score"] - score) < 1e-5
+            # The word at each rank truly has that rank's score: order differs only inside float32 ties
+            # (this barely trained run has many near-equal cosines).
+            assert abs(vectors.similarity(word, got["word"]) - score) < 1e-6
+        exact_order += [n["word"] for n in answer] == [w for w, _ in expected]
+    assert exact_order >= 10  # of 13 queries; the rest differ only by swapped ties

@@ -59,6 +59,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     config = config or AppConfig()
     vectors = Vectors.load(run_dir, mmap=True)
     index = SimilarityIndex.load(run_dir, vectors)
+    index.prefault()
     batcher = None
     if config.batch_max > 1:
         batcher = MicroBatcher(index.search, config.batch_window_ms / 1000.0, config.batch_max)

@@ -128,3 +128,8 @@ def test_search_rejects_wrong_shapes_and_tiny_runs(synthetic_run: Path, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(synthetic_run, copy)
     assert SimilarityIndex.load(copy, Vectors.load(copy)).search(index.unit[:1], 5000)[1].shape == (1, 2000)
+
+
+def test_prefault_reads_every_row(synthetic_run: Path, synthetic_vectors: Vectors) -> None:
+    index = SimilarityIndex.load(synthetic_run, Vectors.load(synthetic_run))
+    assert index.prefault() == pytest.approx(float(synthetic_vectors.normed[:, 0].sum(dtype=np.float64)))

@@ -1,0 +1,106 @@
+"""Our evaluation figures equal gensim's evaluate_word_pairs / evaluate_word_analogies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from nlp182.embeddings.evaluate import (
+    EvaluationFiles,
+    evaluate_all,
+    evaluate_analogies,
+    evaluate_word_pairs,
+    read_analogies,
+)
+from nlp182.embeddings.lsa import LSAConfig, train_lsa
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.text.corpus import CorpusSource
+
+
+@pytest.fixture(scope="module")
+def trained(small_corpus) -> Vectors:
+    vectors, _, _ = train_lsa(CorpusSource(str(small_corpus)), LSAConfig(dim=50, min_count=3))
+    return vectors
+
+
+def _gensim(vectors: Vectors) -> KeyedVectors:
+    reference = KeyedVectors(vectors.dim)
+    reference.add_vectors(vectors.words, np.asarray(vectors.vectors))
+    return reference
+
+
+@pytest.mark.parametrize("restrict", [300_000, 2_000])
+def test_word_pairs_equal_gensim(trained, prepared, restrict) -> None:
+    reference = _gensim(trained)
+    for path in (prepared.wordsim353, prepared.simlex999):
+        ours = evaluate_word_pairs(trained, path, restrict_vocab=restrict)
+        pearson, spearman, oov = reference.evaluate_word_pairs(str(path), restrict_vocab=restrict)
+        assert ours.spearman == pytest.approx(spearman.statistic, abs=1e-6)
+        assert ours.pearson == pytest.approx(pearson.statistic, abs=1e-6)
+        assert ours.oov_ratio * 100 == pytest.approx(oov, abs=1e-9)
+
+
+@pytest.mark.parametrize("restrict", [300_000, 3_000])
+def test_analogies_equal_gensim(trained, prepared, restrict) -> None:
+    ours = evaluate_analogies(trained, prepared.analogies, restrict_vocab=restrict)
+    score, sections = _gensim(trained).evaluate_word_analogies(
+        str(prepared.analogies), restrict_vocab=restrict
+    )
+    assert ours.accuracy == pytest.approx(score, abs=1e-6)
+    assert ours.correct > 0
+    theirs = {s["section"]: len(s["correct"]) for s in sections if s["correct"] or s["incorrect"]}
+    theirs.pop("Total accuracy")
+    assert {name: int(s["correct"]) for name, s in ours.sections.items()} == theirs
+
+
+def test_case_folding_takes_the_most_frequent_variant(prepared, tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    words = ["Tiger", "tiger", "cat", "Cat", "car", "automobile", "journey", "voyage"]
+    vectors = Vectors(words, rng.normal(size=(len(words), 8)).astype(np.float32))
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(
+        "# comment\nWord 1\tWord 2\tHuman\ntiger\tcat\t7.35\ncar\tautomobile\t8.9\njourney\tvoyage\t9.2\n"
+        "tiger\tunknownword\t1.0\n"
+    )
+    ours = evaluate_word_pairs(vectors, pairs)
+    pearson, spearman, oov = _gensim(vectors).evaluate_word_pairs(str(pairs))
+    assert oov == pytest.approx(25.0)
+    assert (ours.pairs, ours.oov_pairs) == (3, 1)
+    assert ours.spearman == pytest.approx(spearman.statistic, abs=1e-9)
+    assert ours.pearson == pytest.approx(pearson.statistic, abs=1e-6)
+
+
+def test_3cosmul_equals_gensim_most_similar_cosmul_question_by_question(trained, prepared) -> None:
+    reference = _gensim(trained)
+    upper = {w.upper(): w for w in reversed(trained.words)}
+    sections = read_analogies(prepared.analogies)
+    questions = [q for _, qs in sections for q in qs if all(w in upper for w in q)][::7][:300]
+    path = prepared.analogies.parent / "subset.txt"
+    path.write_text(": subset\n" + "".join(" ".join(q) + "\n" for q in questions))
+    expected = 0
+    for a, b, c, d in questions:
+        answers = reference.most_similar_cosmul(positive=[upper[b], upper[c]], negative=[upper[a]], topn=5)
+        best = next((w.upper() for w, _ in answers if w.upper() not in {a, b, c}), answers[-1][0].upper())
+        expected += best == d
+    ours = evaluate_analogies(trained, path, method="3cosmul")
+    assert ours.total == len(questions)
+    assert ours.correct == expected
+
+
+def test_evaluate_all_and_bad_inputs(trained, prepared, tmp_path) -> None:
+    scores = evaluate_all(trained, EvaluationFiles.in_folder(prepared.wordsim353.parent))
+    assert scores["wordsim353_spearman"] > 0.2  # PPMI-SVD on 200k tokens already correlates
+    assert scores["wordsim353_pairs"] + scores["wordsim353_oov"] == 353
+    assert scores["simlex999_pairs"] + scores["simlex999_oov"] == 999
+    with pytest.raises(InvalidInputError):
+        evaluate_analogies(trained, prepared.analogies, method="3cosfoo")
+    with pytest.raises(MissingFileError):
+        evaluate_word_pairs(trained, tmp_path / "missing.tsv")
+    (tmp_path / "empty.tsv").write_text("zzzz\tqqqq\t1.0\n")
+    with pytest.raises(FileFormatError):
+        evaluate_word_pairs(trained, tmp_path / "empty.tsv")
+    (tmp_path / "headless.txt").write_text("a b c d\n")
+    with pytest.raises(FileFormatError, match="section"):
+        read_analogies(tmp_path / "headless.txt")

@@ -1,0 +1,87 @@
+"""LSA stages against brute-force and float64 references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy.sparse.linalg import svds
+
+from nlp182.embeddings.lsa import LSAConfig, cooccurrence, ppmi, train_lsa, truncated_svd
+from nlp182.errors import EmptyCorpusError, InvalidInputError
+from nlp182.text.corpus import CorpusSource, EncodedCorpus
+from nlp182.text.vocab import VocabConfig, Vocabulary
+
+LINES = ["a b c a d", "b a", "c d d a b c e", "e"]
+
+
+def _brute_force(sentences: list[list[int]], size: int, window: int, weighted: bool) -> np.ndarray:
+    counts = np.zeros((size, size))
+    for ids in sentences:
+        for i, w in enumerate(ids):
+            for j, c in enumerate(ids):
+                if 0 < abs(i - j) <= window:
+                    counts[w, c] += 1.0 / abs(i - j) if weighted else 1.0
+    return counts
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("window", [1, 2, 4])
+def test_cooccurrence_equals_brute_force(tmp_path, window, weighted) -> None:
+    (tmp_path / "c.txt").write_text("\n".join(LINES) + "\n")
+    source = CorpusSource(str(tmp_path / "c.txt"))
+    vocab = Vocabulary.build((line.split() for line in LINES), VocabConfig(min_count=1))
+    counts = cooccurrence(EncodedCorpus(source, vocab, chunk_tokens=3), len(vocab), window, weighted)
+    sentences = [[vocab.index[w] for w in line.split()] for line in LINES]
+    np.testing.assert_allclose(counts.toarray(), _brute_force(sentences, len(vocab), window, weighted))
+
+
+@pytest.mark.parametrize(("alpha", "shift"), [(1.0, 1.0), (0.75, 1.0), (0.75, 5.0)])
+def test_ppmi_equals_dense_float64_formula(alpha, shift) -> None:
+    rng = np.random.default_rng(0)
+    dense = rng.poisson(0.7, size=(30, 30)).astype(np.float64)
+    dense = dense + dense.T
+    result = ppmi(sp.csr_matrix(dense), cds_alpha=alpha, shift=shift).toarray()
+    context = dense.sum(0) ** alpha
+    with np.errstate(divide="ignore"):
+        pmi = np.log(dense * context.sum() / (dense.sum(1, keepdims=True) * context[None, :])) - np.log(shift)
+    expected = np.where(dense > 0, np.maximum(pmi, 0), 0)
+    np.testing.assert_allclose(result, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["torch", "sklearn"])
+def test_truncated_svd_matches_exact_singular_values(solver) -> None:
+    rng = np.random.default_rng(0)
+    low_rank = rng.normal(size=(200, 8)) @ rng.normal(size=(8, 150)) * 3
+    matrix = sp.csr_matrix(np.maximum(low_rank + 0.01 * rng.normal(size=low_rank.shape), 0))
+    u, s = truncated_svd(matrix, 6, solver, torch.device("cpu"), iterations=6)
+    exact = np.sort(svds(matrix, k=6)[1])[::-1]
+    np.testing.assert_allclose(s, exact, rtol=1e-3)
+    assert u.shape == (200, 6)
+    np.testing.assert_allclose(u.T @ u, np.eye(6), atol=1e-4)
+    # u spans the same space as the exact top singular vectors
+    exact_u = np.linalg.svd(matrix.toarray())[0][:, :6]
+    np.testing.assert_allclose(np.abs(np.linalg.svd(u.T @ exact_u)[1]), 1.0, atol=1e-3)
+
+
+def test_eigenvalue_weighting_and_quality(small_corpus) -> None:
+    source = CorpusSource(str(small_corpus))
+    base = LSAConfig(dim=40, min_count=3, eig_power=0.0)
+    flat, vocab, report = train_lsa(source, base)
+    weighted, _, _ = train_lsa(source, LSAConfig(dim=40, min_count=3, eig_power=1.0))
+    # U S^1 / U S^0 gives each column's singular value, largest first
+    ratio = np.linalg.norm(weighted.vectors, axis=0) / np.linalg.norm(flat.vectors, axis=0)
+    assert np.all(np.diff(ratio) <= 1e-3) and ratio[0] > ratio[-1]
+    assert flat.words == vocab.words and report.nonzeros > 0
+    assert report.seconds == pytest.approx(report.count_seconds + report.ppmi_seconds + report.svd_seconds)
+
+
+def test_bad_settings_and_empty_corpus(tmp_path) -> None:
+    with pytest.raises(InvalidInputError, match="dim"):
+        LSAConfig(dim=0)
+    with pytest.raises(InvalidInputError, match="svd"):
+        LSAConfig(svd="lapack")
+    (tmp_path / "c.txt").write_text("one two three\n")
+    with pytest.raises(EmptyCorpusError):
+        train_lsa(CorpusSource(str(tmp_path / "c.txt")), LSAConfig(min_count=5))

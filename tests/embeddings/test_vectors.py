@@ -1,0 +1,141 @@
+"""The vector store against gensim's KeyedVectors: queries, file formats, errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError, UnknownWordError
+
+
+@pytest.fixture
+def pair() -> tuple[Vectors, KeyedVectors]:
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(400)] + ["king", "queen", "kingdom", "kings"]
+    matrix = rng.normal(size=(len(words), 16)).astype(np.float32)
+    reference = KeyedVectors(16)
+    reference.add_vectors(words, matrix)
+    return Vectors(words, matrix), reference
+
+
+def _assert_same(ours, theirs) -> None:
+    assert [w for w, _ in ours] == [w for w, _ in theirs]
+    np.testing.assert_allclose([s for _, s in ours], [s for _, s in theirs], atol=1e-5)
+
+
+def test_queries_equal_gensim(pair) -> None:
+    ours, ref = pair
+    _assert_same(ours.most_similar("king", topn=10), ref.most_similar("king", topn=10))
+    _assert_same(
+        ours.most_similar(["king", "w3"], ["queen"], topn=7),
+        ref.most_similar(["king", "w3"], ["queen"], topn=7),
+    )
+    _assert_same(
+        ours.most_similar(["w1"], topn=5, restrict_vocab=50),
+        ref.most_similar(["w1"], topn=5, restrict_vocab=50),
+    )
+    _assert_same(
+        ours.most_similar_cosmul(["king", "w3"], ["queen"], topn=7),
+        ref.most_similar_cosmul(["king", "w3"], ["queen"], topn=7),
+    )
+    assert ours.similarity("king", "w7") == pytest.approx(float(ref.similarity("king", "w7")), abs=1e-6)
+    assert ours.doesnt_match(["w1", "w2", "w3", "king"]) == ref.doesnt_match(["w1", "w2", "w3", "king"])
+    np.testing.assert_array_equal(ours["w5"], ref["w5"])
+    _assert_same(ours.similar_to_vector(ref["w9"], topn=3), ref.similar_by_vector(ref["w9"], topn=3))
+
+
+def test_membership_suggestions_and_errors(pair) -> None:
+    ours, _ = pair
+    assert len(ours) == 404 and "king" in ours and "emperor" not in ours
+    with pytest.raises(UnknownWordError) as info:
+        ours.most_similar("kingz")
+    assert info.value.suggestions[0] == "king" and set(info.value.suggestions) <= {"king", "kingdom", "kings"}
+    assert isinstance(info.value, KeyError) and "kingz" in str(info.value)
+    assert ours.with_prefix("king") == ["king", "kingdom", "kings"]
+    with pytest.raises(InvalidInputError):
+        ours.most_similar("king", topn=0)
+    with pytest.raises(ShapeError):
+        ours.similar_to_vector(np.zeros(3))
+    with pytest.raises(InvalidInputError):
+        ours.similar_to_vector(np.full(16, np.nan))
+    with pytest.raises(ShapeError):
+        Vectors(["a", "b"], np.zeros((3, 2), dtype=np.float32))
+    with pytest.raises(InvalidInputError):
+        Vectors(["a", "a"], np.zeros((2, 2), dtype=np.float32))
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_word2vec_format_round_trips_both_ways_with_gensim(pair, tmp_path, binary) -> None:
+    ours, ref = pair
+    ours.save_word2vec_format(tmp_path / "ours", binary=binary)
+    loaded = KeyedVectors.load_word2vec_format(tmp_path / "ours", binary=binary)
+    assert loaded.index_to_key == ours.words
+    np.testing.assert_array_equal(loaded.vectors, ours.vectors)
+    ref.save_word2vec_format(str(tmp_path / "theirs"), binary=binary)
+    back = Vectors.load_word2vec_format(tmp_path / "theirs", binary=binary)
+    assert back.words == ref.index_to_key
+    np.testing.assert_array_equal(back.vectors, ref.vectors)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_truncated_or_malformed_word2vec_files_are_clear_errors(pair, tmp_path, binary) -> None:
+    ours, _ = pair
+    path = tmp_path / "v"
+    ours.save_word2vec_format(path, binary=binary)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FileFormatError, match=r"ends|values, expected"):
+        Vectors.load_word2vec_format(path, binary=binary)
+    path.write_bytes(b"not a header\n")
+    with pytest.raises(FileFormatError, match="first line"):
+        Vectors.load_word2vec_format(path, binary=binary)
+    with pytest.raises(MissingFileError):
+        Vectors.load_word2vec_format(tmp_path / "absent", binary=binary)
+
+
+def test_text_format_rejects_wrong_value_count(tmp_path) -> None:
+    (tmp_path / "v.txt").write_text("2 3\na 1 2 3\nb 1 2\n")
+    with pytest.raises(FileFormatError, match="line 3"):
+        Vectors.load_word2vec_format(tmp_path / "v.txt")
+
+
+def test_npy_folder_loads_as_shared_memory_map(pair, tmp_path) -> None:
+    ours, _ = pair
+    ours.save(tmp_path)
+    loaded = Vectors.load(tmp_path)
+    assert isinstance(loaded.vectors, np.memmap) and not loaded.vectors.flags.writeable
+    assert loaded.words == ours.words
+    np.testing.assert_array_equal(np.asarray(loaded.vectors), ours.vectors)
+    assert loaded.most_similar("king", topn=3) == ours.most_similar("king", topn=3)
+    assert loaded.vocab_checksum() == ours.vocab_checksum()
+    assert isinstance(Vectors.load(tmp_path, mmap=False).vectors, np.ndarray)
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(pair, tmp_path, monkeypatch) -> None:
+    ours, _ = pair
+    ours.save(tmp_path)
+    before = (tmp_path / "vectors.npy").read_bytes()
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", explode)
+    with pytest.raises(OSError, match="disk full"):
+        Vectors(ours.words, ours.vectors * 2).save(tmp_path)
+    assert (tmp_path / "vectors.npy").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["vectors.npy", "vocab.txt"]
+
+
+def test_mismatched_folder_is_a_clear_error(pair, tmp_path) -> None:
+    ours, _ = pair
+    ours.save(tmp_path)
+    (tmp_path / "vocab.txt").write_text("a\nb\n")
+    with pytest.raises(FileFormatError, match="lists 2 words"):
+        Vectors.load(tmp_path)
+    (tmp_path / "vectors.npy").write_bytes(b"garbage")
+    with pytest.raises(FileFormatError):
+        Vectors.load(tmp_path)

@@ -1,0 +1,155 @@
+"""word2vec: SGD steps against float64 hand computations, example generation, learning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nlp182.embeddings.word2vec import SGNS, Word2VecConfig, resolve_backend, train_word2vec
+from nlp182.errors import InvalidInputError
+from nlp182.text.corpus import Chunk, CorpusSource
+from nlp182.text.vocab import Vocabulary
+
+
+def _vocab(size: int = 10) -> Vocabulary:
+    return Vocabulary([f"w{i}" for i in range(size)], np.arange(size, 0, -1) * 10, 550)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _model(config: Word2VecConfig, noise_word: int) -> SGNS:
+    model = SGNS(_vocab(), config, torch.device("cpu"))
+    model.w_out = torch.randn(model.w_out.shape) * 0.3  # non-zero so every term matters
+    model.noise_table = torch.tensor([noise_word])  # every negative is this word: deterministic
+    return model
+
+
+def test_skipgram_step_equals_sequential_float64_reference() -> None:
+    config = Word2VecConfig(vector_size=6, negative=2)
+    model = _model(config, noise_word=7)
+    w_in, w_out = model.w_in.double().numpy().copy(), model.w_out.double().numpy().copy()
+    inputs, outputs, alpha = [1, 2, 3], [4, 5, 7], 0.05
+    model.step_skipgram(torch.tensor(inputs), torch.tensor(outputs), alpha)
+    # Batched SGD: every example reads the weights from before the step; updates add up.
+    new_in, new_out = w_in.copy(), w_out.copy()
+    for i, o in zip(inputs, outputs, strict=True):
+        hidden, step = w_in[i], np.zeros(6)
+        for target, label in [(o, 1.0), (7, 0.0), (7, 0.0)]:
+            if label == 0.0 and target == o:
+                continue  # word2vec skips a noise draw equal to the true word
+            g = (label - _sigmoid(w_out[target] @ hidden)) * alpha
+            step += g * w_out[target]
+            new_out[target] += g * hidden
+        new_in[i] += step
+    np.testing.assert_allclose(model.w_in.numpy(), new_in, atol=1e-6)
+    np.testing.assert_allclose(model.w_out.numpy(), new_out, atol=1e-6)
+
+
+def test_cbow_step_gives_every_context_word_the_full_step() -> None:
+    config = Word2VecConfig(model="cbow", vector_size=5, negative=1, window=2)
+    model = _model(config, noise_word=9)
+    w_in, w_out = model.w_in.double().numpy().copy(), model.w_out.double().numpy().copy()
+    contexts = torch.tensor([[1, 2, 3, 0], [4, 4, 5, 6]])
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    centres, alpha = [8, 9], 0.1
+    model.step_cbow(contexts, mask, torch.tensor(centres), alpha)
+    new_in, new_out = w_in.copy(), w_out.copy()
+    for ctx, m, centre in zip(contexts.tolist(), mask.tolist(), centres, strict=True):
+        used = [c for c, keep in zip(ctx, m, strict=True) if keep]
+        hidden, step = w_in[used].mean(axis=0), np.zeros(5)
+        for target, label in [(centre, 1.0), (9, 0.0)]:
+            if label == 0.0 and target == centre:
+                continue
+            g = (label - _sigmoid(w_out[target] @ hidden)) * alpha
+            step += g * w_out[target]
+            new_out[target] += g * hidden
+        for c in used:
+            new_in[c] += step
+    np.testing.assert_allclose(model.w_in.numpy(), new_in, atol=1e-6)
+    np.testing.assert_allclose(model.w_out.numpy(), new_out, atol=1e-6)
+
+
+def test_skipgram_examples_are_exactly_the_windowed_pairs_within_sentences() -> None:
+    config = Word2VecConfig(vector_size=4, window=1, sample=0.0)  # window 1 cannot shrink
+    model = SGNS(_vocab(), config, torch.device("cpu"))
+    chunk = Chunk(np.array([0, 1, 2, 3, 4, 5]), np.array([0, 0, 0, 1, 1, 2]), 6)
+    inputs, outputs = model.examples(chunk)
+    pairs = sorted(zip(inputs.tolist(), outputs.tolist(), strict=True))
+    assert pairs == sorted([(1, 0), (0, 1), (2, 1), (1, 2), (4, 3), (3, 4)])
+
+
+def test_dynamic_window_and_subsampling_statistics() -> None:
+    size, window = 50, 4
+    counts = np.full(size, 100)
+    counts[0] = 100_000  # one very frequent word gets subsampled
+    vocab = Vocabulary([f"w{i}" for i in range(size)], counts, int(counts.sum()))
+    model = SGNS(vocab, Word2VecConfig(vector_size=4, window=window), torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    ids = torch.as_tensor(rng.integers(0, size, 200_000))
+    kept, _ = model._subsample(ids, torch.zeros_like(ids))
+    keep = vocab.keep_probabilities(1e-3)
+    observed = np.bincount(kept.numpy(), minlength=size) / np.bincount(ids.numpy(), minlength=size)
+    np.testing.assert_allclose(observed, keep, atol=0.02)
+    assert observed[0] == pytest.approx(keep[0], rel=0.1) and keep[0] < 0.05
+    # Window W - b with b uniform in [0, W): on average (W + 1) / 2 words each side.
+    ids = rng.integers(1, size, 20_000)
+    inputs, _ = model.examples(Chunk(ids, np.zeros(len(ids), dtype=np.int64), len(ids)))
+    assert len(inputs) / len(ids) == pytest.approx(2 * (window + 1) / 2, rel=0.03)
+
+
+def test_negatives_follow_the_unigram_075_distribution() -> None:
+    vocab = _vocab()
+    model = SGNS(vocab, Word2VecConfig(vector_size=4, negative=20), torch.device("cpu"))
+    targets, _, _ = model._negatives(torch.zeros(20_000, dtype=torch.long))
+    frequencies = np.bincount(targets[:, 1:].flatten().numpy(), minlength=len(vocab)) / targets[:, 1:].numel()
+    np.testing.assert_allclose(frequencies, vocab.noise_distribution(0.75), atol=3e-3)
+
+
+@pytest.mark.parametrize("model", ["sg", "cbow"])
+def test_training_puts_neighbours_in_the_same_topic(topic_corpus, model) -> None:
+    path, topic_of = topic_corpus
+    config = Word2VecConfig(
+        model=model,
+        vector_size=20,
+        epochs=3,
+        min_count=1,
+        sample=0.0,
+        batch_size=512,
+        alpha=0.05 if model == "cbow" else 0.025,
+    )
+    vectors, vocab, report = train_word2vec(CorpusSource(str(path)), config)
+    assert report.backend == "torch" and report.raw_words == vocab.total_words * 3
+    hits = [topic_of[n] == topic_of[w] for w in vectors.words for n, _ in vectors.most_similar(w, topn=5)]
+    assert np.mean(hits) > 0.95
+    assert report.final_loss < 3.0  # started at 6 log 2 = 4.16
+
+
+def test_training_is_reproducible_for_a_seed(topic_corpus) -> None:
+    path, _ = topic_corpus
+    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, seed=3)
+    first, _, _ = train_word2vec(CorpusSource(str(path)), config)
+    second, _, _ = train_word2vec(CorpusSource(str(path)), config)
+    np.testing.assert_array_equal(first.vectors, second.vectors)
+
+
+def test_gensim_backend_and_auto_choice(topic_corpus) -> None:
+    path, topic_of = topic_corpus
+    config = Word2VecConfig(vector_size=20, epochs=3, min_count=1, sample=0.0, backend="gensim", threads=1)
+    vectors, _, report = train_word2vec(CorpusSource(str(path)), config)
+    assert report.backend == "gensim"
+    hits = [topic_of[n] == topic_of[w] for w in vectors.words for n, _ in vectors.most_similar(w, topn=5)]
+    assert np.mean(hits) > 0.95
+    assert resolve_backend(Word2VecConfig(backend="auto", device="cpu")) == "gensim"
+    assert resolve_backend(Word2VecConfig(backend="torch")) == "torch"
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"window": 0}, {"model": "glove"}, {"alpha": -1.0}, {"min_count": 0}, {"backend": "c"}, {"sample": 2.0}],
+)
+def test_bad_settings_are_rejected(setting) -> None:
+    with pytest.raises(InvalidInputError):
+        Word2VecConfig(**setting)

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+
+from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.vision.boxes import (
+    COCO_THRESHOLDS,
+    Detections,
+    GroundTruth,
+    average_precision,
+    batched_nms,
+    box_iou,
+    mean_average_precision,
+    nms,
+)
+
+
+def test_box_iou_hand_cases_and_shape():
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]])
+    b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [2.0, 2.0, 3.0, 3.0], [0.0, 0.0, 2.0, 2.0]])
+    expected = torch.tensor([[1 / 7, 0.0, 1.0], [0.0, 0.0, 0.25]])
+    torch.testing.assert_close(box_iou(a, b), expected)
+    with pytest.raises(ShapeError):
+        box_iou(torch.zeros(3), b)
+
+
+def test_box_iou_equals_pairwise_loop():
+    gen = torch.Generator().manual_seed(3)
+    a, b = _random_boxes(30, gen), _random_boxes(20, gen)
+    iou = box_iou(a.double(), b.double()).numpy()
+    for i in range(30):
+        for j in range(20):
+            assert iou[i, j] == pytest.approx(_iou64(a[i].double().numpy(), b[j].double().numpy()), abs=1e-12)
+
+
+def _random_boxes(n: int, gen: torch.Generator) -> torch.Tensor:
+    centres = torch.rand(n, 2, generator=gen) * 50
+    sizes = torch.rand(n, 2, generator=gen) * 20 + 1
+    return torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1)
+
+
+def _iou64(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+def nms_reference(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Textbook greedy NMS in float64."""
+    boxes = boxes.astype(np.float64)
+    order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))  # stable for ties
+    keep: list[int] = []
+    for i in order:
+        if all(_iou64(boxes[i], boxes[k]) <= threshold for k in keep):
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nms_equals_float64_reference(threshold, dtype):
+    gen = torch.Generator().manual_seed(int(threshold * 10))
+    boxes = _random_boxes(300, gen).to(dtype)
+    scores = torch.rand(300, generator=gen).to(dtype)
+    kept = nms(boxes, scores, threshold).tolist()
+    assert kept == nms_reference(boxes.double().numpy(), scores.double().numpy(), threshold)
+    assert 0 < len(kept) < 300
+
+
+def test_nms_hand_case_and_ties():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.9])
+    assert nms(boxes, scores, 0.5).tolist() == [0, 2]  # box 3 ties with 0 but comes later
+    with pytest.raises(ShapeError):
+        nms(boxes, scores[:2])
+
+
+def test_batched_nms_keeps_overlapping_boxes_of_other_classes():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [1, 1, 11, 11]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    kept = batched_nms(boxes, scores, torch.tensor([0, 0, 1]), 0.5).tolist()
+    assert kept == [0, 2]
+
+
+def _det(boxes, scores, labels) -> Detections:
+    return Detections(torch.tensor(boxes, dtype=torch.float32), torch.tensor(scores), torch.tensor(labels))
+
+
+def _gt(boxes, labels) -> GroundTruth:
+    return GroundTruth(torch.tensor(boxes, dtype=torch.float32), torch.tensor(labels))
+
+
+# Three class-0 objects; detections in score order: TP, duplicate (FP), TP, miss (FP), IoU-0.6 hit.
+GT0 = _gt([[0, 0, 10, 10], [40, 0, 50, 10], [20, 0, 30, 10], [0, 40, 10, 50]], [0, 0, 0, 1])
+DET0 = _det(
+    [[0, 0, 10, 10], [0, 0, 10, 10], [40, 0, 50, 10], [60, 60, 70, 70], [20, 0, 26, 10], [0, 40, 10, 50]],
+    [0.9, 0.8, 0.7, 0.6, 0.5, 0.95],
+    [0, 0, 0, 0, 0, 1],
+)
+# precision [1, 1/2, 2/3, 1/2, 3/5], recall [1/3, 1/3, 2/3, 2/3, 1]; envelope [1, 2/3, 2/3, 3/5, 3/5]
+AP_050 = (1 + 2 / 3 + 3 / 5) / 3
+AP_075 = (1 + 2 / 3) / 3  # the IoU-0.6 hit becomes a false positive
+
+
+def test_average_precision_hand_computed():
+    assert average_precision([DET0], [GT0], 0, 0.5) == pytest.approx(AP_050)
+    assert average_precision([DET0], [GT0], 0, 0.75) == pytest.approx(AP_075)
+    assert average_precision([DET0], [GT0], 1, 0.5) == pytest.approx(1.0)
+    # COCO 101-point: 34 points at precision 1, 33 at 2/3, 34 at 3/5
+    coco = (34 * 1 + 33 * 2 / 3 + 34 * 3 / 5) / 101
+    assert average_precision([DET0], [GT0], 0, 0.5, interpolation="coco101") == pytest.approx(coco)
+    assert np.isnan(average_precision([DET0], [GT0], 7, 0.5))
+
+
+def test_detections_only_match_objects_in_their_own_image():
+    empty = _det(np.zeros((0, 4)), [], [])
+    other = _det([[0, 0, 10, 10]], [0.9], [0])
+    truths = [_gt([[0, 0, 10, 10]], [0]), _gt(np.zeros((0, 4)), [])]
+    assert average_precision([empty, other], truths, 0) == 0.0
+    assert average_precision([other, empty], truths, 0) == pytest.approx(1.0)
+
+
+def test_map_at_050_and_050_095():
+    result = mean_average_precision([DET0], [GT0], (0.5,))
+    assert result["map"] == pytest.approx((AP_050 + 1.0) / 2)
+    coco = mean_average_precision([DET0], [GT0], COCO_THRESHOLDS)
+    # IoU 0.6 counts at thresholds 0.5, 0.55, 0.6 only
+    class0 = (3 * AP_050 + 7 * AP_075) / 10
+    assert coco["per_class"][0] == pytest.approx(class0)
+    assert coco["map"] == pytest.approx((class0 + 1.0) / 2)
+    with pytest.raises(InvalidInputError):
+        mean_average_precision([DET0], [], (0.5,))

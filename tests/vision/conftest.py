@@ -13,7 +13,7 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread() -> Iterator[None]:
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

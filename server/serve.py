@@ -9,6 +9,7 @@ threshold so gathered batches use one matrix product.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import importlib
 import logging
@@ -78,6 +79,17 @@ class _Gunicorn(BaseApplication):
         return create_app(self.run_dir, self.serve_config.app_config())
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process and the workers it forks; False if not glibc."""
+    if arenas == 0:
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    return bool(mallopt is not None and mallopt(M_ARENA_MAX, arenas) == 1)
+
+
 def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = None) -> None:
     """Serve ``run_dir`` with gunicorn until SIGTERM/SIGINT (graceful stop)."""
     config = config or ServeConfig()
@@ -90,6 +102,7 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
         own_dir = tempfile.mkdtemp(prefix="nlp182-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     importlib.import_module("server.app")  # in the master, so workers share its modules' pages
+    limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
     log.info("serving %s on http://%s:%d with %d workers x %d threads",
              run_dir, config.host, config.port, config.workers, config.threads)
     try:

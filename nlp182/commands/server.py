@@ -35,6 +35,7 @@ _HELP = {
     "batch_max": "most searches per gathered call (1 turns micro-batching off)",
     "max_body_bytes": "request bodies above this size get 413",
     "access_log": "log every request",
+    "malloc_arenas": "glibc malloc arenas per process (0: glibc default); few keep worker heaps flat",
 }
 
 

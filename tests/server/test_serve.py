@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -110,3 +111,10 @@ def test_demo_path_train_index_serve_agrees_with_vector_store(tmp_path: Path) ->
             assert abs(vectors.similarity(word, got["word"]) - score) < 1e-6
         exact_order += [n["word"] for n in answer] == [w for w, _ in expected]
     assert exact_order >= 10  # of 13 queries; the rest differ only by swapped ties
+
+
+def test_malloc_arena_cap_is_applied_only_when_asked() -> None:
+    from server.serve import limit_malloc_arenas
+
+    assert limit_malloc_arenas(0) is False
+    assert limit_malloc_arenas(2) is (platform.libc_ver()[0] == "glibc")

@@ -81,7 +81,7 @@ def test_ema_follows_the_float64_recursion_with_one_copy():
     ema = ExponentialMovingAverage(model, decay=0.9)
     assert set(ema.shadow) == {"weight", "bias"}
     reference = model.weight.detach().double().clone()
-    for step in range(5):
+    for _ in range(5):
         with torch.no_grad():
             model.weight.add_(torch.randn(2, 4))
         ema.update(model)

@@ -38,13 +38,16 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     _check_boxes(a, "a")
     _check_boxes(b, "b")
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (bottom_right - top_left).clamp_min(0).prod(dim=2)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return torch.where(
-        union > 0, inter / union.clamp_min(torch.finfo(inter.dtype).tiny), torch.zeros_like(inter)
+    inter = (
+        torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])
+    ).clamp_min_(0)
+    inter.mul_(
+        (
+            torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])
+        ).clamp_min_(0)
     )
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return inter.div_(union).nan_to_num_(0.0)  # 0 / 0 (two empty boxes) -> 0
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5) -> torch.Tensor:

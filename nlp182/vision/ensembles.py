@@ -119,10 +119,12 @@ def recompute_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int 
 
 
 class ExponentialMovingAverage:
-    """One extra copy of the parameters: ``shadow <- decay * shadow + (1 - decay) * param`` per step.
+    """One extra copy of the weights: ``shadow <- decay * shadow + (1 - decay) * current`` per step.
 
-    Buffers (batch-norm statistics) are copied, not averaged. ``copy_to`` writes the average into a
-    model; :meth:`averaged_model` returns a new model holding it.
+    Parameters and floating-point buffers (batch-norm running statistics) are averaged alike, so
+    the averaged network's normalisation matches its averaged weights; integer buffers (counters)
+    are copied. ``copy_to`` writes the average into a model; :meth:`averaged_model` returns a new
+    model holding it.
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.99) -> None:
@@ -130,23 +132,24 @@ class ExponentialMovingAverage:
             raise InvalidInputError(f"EMA decay must be in [0, 1); got {decay}")
         self.decay = decay
         self.num_updates = 0
-        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()}
+        self.shadow = {name: value.detach().clone() for name, value in model.state_dict().items()}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Move the average toward ``model``'s current parameters."""
-        for name, p in model.named_parameters():
-            self.shadow[name].lerp_(p.detach(), 1.0 - self.decay)
+        """Move the average toward ``model``'s current weights."""
+        for name, value in model.state_dict().items():
+            if value.is_floating_point():
+                self.shadow[name].lerp_(value.detach(), 1.0 - self.decay)
+            else:
+                self.shadow[name].copy_(value)
         self.num_updates += 1
 
-    @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
-        """Overwrite ``model``'s parameters with the averaged ones."""
-        for name, p in model.named_parameters():
-            p.copy_(self.shadow[name])
+        """Overwrite ``model``'s parameters and buffers with the averaged ones."""
+        model.load_state_dict(self.shadow)
 
     def averaged_model(self, model: nn.Module) -> nn.Module:
-        """A deep copy of ``model`` (its buffers included) carrying the averaged parameters."""
+        """A deep copy of ``model`` carrying the averaged weights."""
         averaged = copy.deepcopy(model)
         self.copy_to(averaged)
         return averaged
@@ -204,13 +207,16 @@ def snapshot_ensemble(
     cycles: int = 5,
     config: FitConfig | None = None,
     loss_fn: LossFn | None = None,
-) -> list[nn.Module]:
-    """Train ``model`` once with a cyclic cosine LR of ``cycles`` cycles; return a copy at each cycle's end.
+) -> tuple[list[nn.Module], list[float]]:
+    """Train ``model`` once with a cyclic cosine LR of ``cycles`` cycles; keep a copy at each cycle's end.
 
     ``config.epochs`` must be a multiple of ``cycles``; its ``schedule``/``cycles`` are overridden.
+    Returns the snapshots (oldest first) and the run's per-epoch training loss.
     """
     config = copy.copy(config or FitConfig())
     config.schedule, config.cycles = "cyclic", cycles
     snapshots: list[nn.Module] = []
-    fit(model, inputs, targets, config, loss_fn, on_cycle_end=lambda m, _: snapshots.append(copy.deepcopy(m)))
-    return snapshots
+    history = fit(
+        model, inputs, targets, config, loss_fn, on_cycle_end=lambda m, _: snapshots.append(copy.deepcopy(m))
+    )
+    return snapshots, history

@@ -132,3 +132,9 @@ def test_map_at_050_and_050_095():
     assert coco["map"] == pytest.approx((class0 + 1.0) / 2)
     with pytest.raises(InvalidInputError):
         mean_average_precision([DET0], [], (0.5,))
+
+
+def test_box_iou_is_differentiable():
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.5, 0.2, 3.0, 2.5]], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([[1.0, 1.0, 3.0, 3.0]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda z: box_iou(z, b), (a,))

@@ -77,19 +77,24 @@ def test_recompute_batchnorm_gives_mean_of_batch_statistics(norm):
 
 
 def test_ema_follows_the_float64_recursion_with_one_copy():
-    model = nn.Linear(4, 2)
+    model = nn.Sequential(nn.Linear(4, 2), BatchNorm(2))
     ema = ExponentialMovingAverage(model, decay=0.9)
-    assert set(ema.shadow) == {"weight", "bias"}
-    reference = model.weight.detach().double().clone()
+    assert set(ema.shadow) == set(model.state_dict())  # one copy of the weights and statistics
+    reference = model[0].weight.detach().double().clone()
+    running = model[1].running_mean.double().clone()
     for _ in range(5):
         with torch.no_grad():
-            model.weight.add_(torch.randn(2, 4))
+            model[0].weight.add_(torch.randn(2, 4))
+        model(torch.randn(8, 4))  # moves the batch-norm statistics
         ema.update(model)
-        reference = 0.9 * reference + 0.1 * model.weight.detach().double()
-    torch.testing.assert_close(ema.shadow["weight"].double(), reference, atol=1e-6, rtol=1e-6)
+        reference = 0.9 * reference + 0.1 * model[0].weight.detach().double()
+        running = 0.9 * running + 0.1 * model[1].running_mean.double()
+    torch.testing.assert_close(ema.shadow["0.weight"].double(), reference, atol=1e-6, rtol=1e-6)
     averaged = ema.averaged_model(model)
-    torch.testing.assert_close(averaged.weight.double(), reference, atol=1e-6, rtol=1e-6)
-    assert not torch.equal(model.weight, averaged.weight)
+    torch.testing.assert_close(averaged[0].weight.double(), reference, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(averaged[1].running_mean.double(), running, atol=1e-6, rtol=1e-6)
+    assert int(averaged[1].num_batches_tracked) == 5
+    assert not torch.equal(model[0].weight, averaged[0].weight)
     with pytest.raises(InvalidInputError):
         ExponentialMovingAverage(model, decay=1.0)
 
@@ -127,10 +132,10 @@ def test_independent_and_bagged_ensembles_on_digits(digits):
 def test_snapshot_ensemble_takes_one_copy_per_cycle(digits):
     x_tr, y_tr, x_te, y_te = digits
     model = _mlp(0)
-    snapshots = snapshot_ensemble(
+    snapshots, history = snapshot_ensemble(
         model, x_tr, y_tr, cycles=3, config=FitConfig(epochs=6, lr=0.1, device="cpu")
     )
-    assert len(snapshots) == 3
+    assert len(snapshots) == 3 and len(history) == 6
     assert all(s is not model for s in snapshots)
     torch.testing.assert_close(snapshots[-1][1].weight, model[1].weight)
     assert not torch.equal(snapshots[0][1].weight, snapshots[1][1].weight)

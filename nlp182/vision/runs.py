@@ -1,0 +1,148 @@
+"""Run folders for the vision core: train a digits CNN or a shapes segmenter and save everything.
+
+A run folder holds ``config.json``, ``model.safetensors`` (weights and batch-norm statistics),
+``metrics.json`` and PNG figures. It is written through ``nlp182.io.staged_directory``, so a failed
+run leaves no half-written folder behind. ``nlp182 train digits`` and ``nlp182 train shapes`` map
+their flags one to one onto :class:`DigitsRunConfig` and :class:`ShapesRunConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+from nlp182.errors import InvalidInputError
+from nlp182.io import atomic_write_bytes, atomic_write_json, staged_directory
+from nlp182.vision.data import load_digits_split, make_shapes_segmentation
+from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
+from nlp182.vision.models import SmallCNN
+from nlp182.vision.segmentation import FCN, UNet, iou_per_class, mean_iou, pixel_accuracy
+
+log = logging.getLogger(__name__)
+SEGMENTERS = ("unet", "fcn")
+
+
+@dataclass
+class DigitsRunConfig:
+    """A small CNN on scikit-learn's digits."""
+
+    width: int = 16
+    dropout: float = 0.0
+    test_fraction: float = 0.25
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=15, progress=True))
+
+
+@dataclass
+class ShapesRunConfig:
+    """A UNet or FCN on the generated shapes segmentation set."""
+
+    model: str = "unet"
+    width: int = 16
+    size: int = 32
+    train_size: int = 600
+    test_size: int = 200
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=30, batch_size=16, progress=True))
+
+
+def _save_model(folder: Path, model: torch.nn.Module) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(folder / "model.safetensors", safetensors_bytes(tensors))
+
+
+def train_digits_run(config: DigitsRunConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train :class:`SmallCNN` on the digits train split, evaluate on the test split, save the run folder.
+
+    Returns the metrics (also written to ``metrics.json``).
+    """
+    from nlp182.vision.visualize import occlusion_map, saliency_map, save_filter_grid, save_maps
+
+    x_tr, y_tr, x_te, y_te = load_digits_split(config.test_fraction, config.fit.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.fit.seed)
+        model = SmallCNN(1, 10, config.width, config.dropout)
+    start = time.perf_counter()
+    history = fit(model, x_tr, y_tr, config.fit)
+    seconds = time.perf_counter() - start
+    metrics = {
+        "test_accuracy": accuracy(predict_logits(model, x_te), y_te),
+        "train_loss": history,
+        "train_seconds": seconds,
+        "train_size": len(x_tr),
+        "test_size": len(x_te),
+    }
+    log.info(
+        "digits: test accuracy %.4f after %d epochs (%.1f s)", metrics["test_accuracy"], len(history), seconds
+    )
+    with staged_directory(out) as folder:
+        atomic_write_json(folder / "config.json", {"task": "digits", **dataclasses.asdict(config)})
+        _save_model(folder, model)
+        atomic_write_json(folder / "metrics.json", metrics)
+        model.cpu()
+        save_filter_grid(model, folder / "filters.png")
+        picks = [int(torch.nonzero(y_te == d)[0]) for d in range(0, 10, 2)]
+        images, labels = [x_te[i] for i in picks], [int(y_te[i]) for i in picks]
+        titles = [f"digit {d}" for d in labels]
+        save_maps(
+            images,
+            [occlusion_map(model, im, d, patch=3) for im, d in zip(images, labels, strict=True)],
+            titles,
+            folder / "occlusion.png",
+        )
+        save_maps(
+            images,
+            [saliency_map(model, im, d) for im, d in zip(images, labels, strict=True)],
+            titles,
+            folder / "saliency.png",
+        )
+    return metrics
+
+
+def train_shapes_run(config: ShapesRunConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train a segmenter on generated shapes, score it on a held-out set, save the run folder."""
+    from nlp182.vision.visualize import save_images
+
+    if config.model not in SEGMENTERS:
+        raise InvalidInputError(f"unknown segmenter {config.model!r}; use one of {', '.join(SEGMENTERS)}")
+    x, y = make_shapes_segmentation(config.train_size, config.size, seed=config.fit.seed)
+    x_te, y_te = make_shapes_segmentation(config.test_size, config.size, seed=config.fit.seed + 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.fit.seed)
+        model = UNet(3, 4, config.width) if config.model == "unet" else FCN(3, 4, config.width)
+    start = time.perf_counter()
+    history = fit(model, x, y, config.fit)
+    seconds = time.perf_counter() - start
+    pred = predict_logits(model, x_te).argmax(dim=1)
+    metrics = {
+        "mean_iou": mean_iou(pred, y_te, 4),
+        "pixel_accuracy": pixel_accuracy(pred, y_te),
+        "iou_per_class": iou_per_class(pred, y_te, 4).tolist(),
+        "train_loss": history,
+        "train_seconds": seconds,
+    }
+    log.info(
+        "shapes: mIoU %.4f, pixel accuracy %.4f (%.1f s)",
+        metrics["mean_iou"],
+        metrics["pixel_accuracy"],
+        seconds,
+    )
+    with staged_directory(out) as folder:
+        atomic_write_json(folder / "config.json", {"task": "shapes", **dataclasses.asdict(config)})
+        _save_model(folder, model)
+        atomic_write_json(folder / "metrics.json", metrics)
+        show = range(min(4, len(x_te)))
+        save_images(
+            [x_te[i] for i in show]
+            + [y_te[i][None].float() for i in show]
+            + [pred[i][None].float() for i in show],
+            [f"image {i}" for i in show] + [f"truth {i}" for i in show] + [f"predicted {i}" for i in show],
+            folder / "segmentation.png",
+        )
+    return metrics

@@ -1,0 +1,94 @@
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from nlp182.cli import main
+from nlp182.vision.models import SmallCNN
+from nlp182.vision.runs import DigitsRunConfig, ShapesRunConfig
+
+
+def test_train_digits_writes_a_complete_run_folder(tmp_path, capsys):
+    out = tmp_path / "digits"
+    code = main(
+        [
+            "train",
+            "digits",
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--width",
+            "8",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert "test accuracy" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["fit"]["epochs"] == 3 and config["width"] == 8
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.85 and len(metrics["train_loss"]) == 3
+    model = SmallCNN(1, 10, 8)
+    model.load_state_dict(load_file(out / "model.safetensors"))
+    for name in ("filters.png", "occlusion.png", "saliency.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_shapes_small_run(tmp_path):
+    out = tmp_path / "shapes"
+    args = [
+        "train",
+        "shapes",
+        "--out",
+        str(out),
+        "--model",
+        "fcn",
+        "--width",
+        "4",
+        "--size",
+        "16",
+        "--train-size",
+        "32",
+        "--test-size",
+        "8",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["mean_iou"] <= 1.0 and len(metrics["iou_per_class"]) == 4
+    assert (out / "segmentation.png").exists()
+
+
+def test_cli_defaults_equal_the_config_defaults():
+    from nlp182.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "shapes", "--out", "x"])
+    from nlp182.commands.flags import config_from_args
+
+    assert config_from_args(ShapesRunConfig, args) == ShapesRunConfig()
+    args = parser.parse_args(["train", "digits", "--out", "x"])
+    assert config_from_args(DigitsRunConfig, args) == DigitsRunConfig()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "digits", "--out", "x", "--device", "tpu"], "unknown device"),
+        (["train", "digits", "--out", "x", "--epochs", "0"], "epochs"),
+        (["train", "digits", "--out", "x", "--test-fraction", "1.5"], "test_fraction"),
+    ],
+)
+def test_bad_flags_print_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    argv = [a if a != "x" else str(tmp_path / "run") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nlp182: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "run").exists()

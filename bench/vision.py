@@ -49,6 +49,7 @@ from nlp182.vision.models import SmallCNN
 from nlp182.vision.segmentation import FCN, UNet, mean_iou, pixel_accuracy
 from nlp182.vision.visualize import (
     activation_maximization,
+    colorize_labels,
     occlusion_map,
     saliency_map,
     save_filter_grid,
@@ -296,12 +297,17 @@ def segmentation_section(args: argparse.Namespace, figures: Path) -> tuple[dict[
         )
     show = range(4)
     images = [x_te[i] for i in show]
-    truth = [y_te[i][None].float() for i in show]
-    unet = [predictions["unet"][i][None].float() for i in show]
+    truth = [colorize_labels(y_te[i]) for i in show]
+    unet = [colorize_labels(predictions["unet"][i]) for i in show]
+    fcn = [colorize_labels(predictions["fcn"][i]) for i in show]
     save_images(
-        images + truth + unet,
-        [f"image {i}" for i in show] + [f"truth {i}" for i in show] + [f"UNet {i}" for i in show],
+        images + truth + unet + fcn,
+        [f"image {i}" for i in show]
+        + [f"truth {i}" for i in show]
+        + [f"UNet {i}" for i in show]
+        + [f"FCN {i}" for i in show],
         figures / "vision-segmentation.png",
+        rescale=False,
     )
     return out, rows
 

@@ -107,7 +107,7 @@ def train_digits_run(config: DigitsRunConfig, out: str | os.PathLike[str]) -> di
 
 def train_shapes_run(config: ShapesRunConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Train a segmenter on generated shapes, score it on a held-out set, save the run folder."""
-    from nlp182.vision.visualize import save_images
+    from nlp182.vision.visualize import colorize_labels, save_images
 
     if config.model not in SEGMENTERS:
         raise InvalidInputError(f"unknown segmenter {config.model!r}; use one of {', '.join(SEGMENTERS)}")
@@ -140,9 +140,10 @@ def train_shapes_run(config: ShapesRunConfig, out: str | os.PathLike[str]) -> di
         show = range(min(4, len(x_te)))
         save_images(
             [x_te[i] for i in show]
-            + [y_te[i][None].float() for i in show]
-            + [pred[i][None].float() for i in show],
+            + [colorize_labels(y_te[i]) for i in show]
+            + [colorize_labels(pred[i]) for i in show],
             [f"image {i}" for i in show] + [f"truth {i}" for i in show] + [f"predicted {i}" for i in show],
             folder / "segmentation.png",
+            rescale=False,
         )
     return metrics

@@ -168,17 +168,49 @@ def save_maps(
     save_figure(fig, path)
 
 
-def save_images(images: list[torch.Tensor], titles: list[str], path: str | os.PathLike[str]) -> None:
-    """Write images ``(C, H, W)`` side by side as a PNG, each rescaled to [0, 1]."""
+def save_images(
+    images: list[torch.Tensor], titles: list[str], path: str | os.PathLike[str], rescale: bool = True
+) -> None:
+    """Write images ``(C, H, W)`` side by side as a PNG.
+
+    ``rescale=True`` stretches each image to [0, 1] on its own; ``False`` shows values as they are
+    (clipped to [0, 1]), which keeps colours comparable across images (e.g. :func:`colorize_labels`).
+    """
     fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.4), squeeze=False)
     for ax, image, title in zip(axes[0], images, titles, strict=True):
-        ax.imshow(_to_display(image), cmap="gray", interpolation="nearest")
+        shown = (
+            _to_display(image)
+            if rescale
+            else _channels_last(image.detach().double().cpu().clamp(0, 1).numpy())
+        )
+        ax.imshow(shown, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     save_figure(fig, path)
 
 
+PALETTE = (
+    (0.0, 0.0, 0.0),
+    (0.9, 0.2, 0.2),
+    (0.2, 0.8, 0.2),
+    (0.25, 0.45, 1.0),
+    (1.0, 0.85, 0.1),
+    (0.8, 0.3, 0.9),
+)
+
+
+def colorize_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Map a label map ``(H, W)`` of class ids to an RGB image ``(3, H, W)`` with a fixed palette."""
+    if labels.dim() != 2:
+        raise ShapeError(f"labels must have shape (H, W); got {tuple(labels.shape)}")
+    palette = torch.tensor(PALETTE)
+    return palette[labels.long().cpu() % len(PALETTE)].permute(2, 0, 1)
+
+
 def _to_display(image: torch.Tensor) -> np.ndarray:
     array = image.detach().double().cpu().numpy()
-    array = (array - array.min()) / max(float(array.max() - array.min()), 1e-12)
+    return _channels_last((array - array.min()) / max(float(array.max() - array.min()), 1e-12))
+
+
+def _channels_last(array: np.ndarray) -> np.ndarray:
     return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)

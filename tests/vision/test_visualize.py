@@ -9,6 +9,7 @@ from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
 from nlp182.vision.models import SmallCNN
 from nlp182.vision.visualize import (
     activation_maximization,
+    colorize_labels,
     filter_grid,
     occlusion_map,
     saliency_map,
@@ -100,3 +101,21 @@ def test_figures_are_written_as_png(tmp_path, bar_model):
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
     with pytest.raises(InvalidInputError):
         save_maps(list(x), heat[:1], ["a", "b"], tmp_path / "bad.png")
+
+
+def test_colorize_labels_uses_one_colour_per_class(tmp_path):
+    labels = torch.tensor([[0, 1], [2, 3]])
+    rgb = colorize_labels(labels)
+    assert rgb.shape == (3, 2, 2)
+    torch.testing.assert_close(rgb[:, 0, 0], torch.zeros(3))
+    colours = {tuple(rgb[:, i, j].tolist()) for i in range(2) for j in range(2)}
+    assert len(colours) == 4
+    save_images(
+        [rgb, colorize_labels(torch.ones(2, 2, dtype=torch.long))],
+        ["a", "b"],
+        tmp_path / "l.png",
+        rescale=False,
+    )
+    assert (tmp_path / "l.png").read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ShapeError):
+        colorize_labels(torch.zeros(1, 2, 2))

@@ -101,12 +101,13 @@ def main() -> None:
             mine, theirs = samples[key]
             start = time.perf_counter()
             while True:  # short cases repeat within the round, long ones run once
-                first = fwd_bwd_seconds(ours, device)
-                second = fwd_bwd_seconds(reference, device) if reference is not None else None
-                if round_index:
-                    mine.append(first)
-                    if second is not None:
-                        theirs.append(second)
+                order = [(ours, mine)] + ([(reference, theirs)] if reference is not None else [])
+                if len(mine) % 2:
+                    order.reverse()  # alternate who goes first: no order bias
+                for fn, out in order:
+                    seconds = fwd_bwd_seconds(fn, device)
+                    if round_index:
+                        out.append(seconds)
                 if time.perf_counter() - start > args.case_s:
                     break
         print(f"round {round_index}/{args.rounds} done", flush=True)

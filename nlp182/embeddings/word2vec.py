@@ -11,6 +11,7 @@ and trained in large batches; that is what makes a GPU fast and keeps the CPU cl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 MODELS = ("sg", "cbow")
 BACKENDS = ("torch", "gensim", "auto")
-NOISE_TABLE_SIZE = 10_000_000
 
 
 @dataclass
@@ -55,11 +55,12 @@ class Word2VecConfig:
     alpha: float = 0.025
     min_alpha: float = 0.0001
     ns_exponent: float = 0.75
-    batch_size: int = 4096
+    batch_size: int = 1024
     seed: int = 1
     device: str = "auto"
     backend: str = "torch"
     threads: int | None = None
+    compile: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -92,6 +93,7 @@ class TrainingReport:
     raw_words: int
     words_per_second: float
     final_loss: float | None
+    compile_seconds: float = 0.0
 
 
 @contextlib.contextmanager
@@ -103,6 +105,26 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias tables for sampling from ``(V,)`` ``probabilities`` in O(1) per draw.
+
+    Draw a slot ``i`` uniformly and a coin ``u``: the sample is ``i`` if ``u < accept[i]`` else
+    ``alias[i]``. Both tables have V entries, so they stay in cache where word2vec's 100M-entry
+    unigram table would not, and the distribution is exact rather than rounded to table slots.
+    """
+    size = len(probabilities)
+    scaled = np.asarray(probabilities, dtype=np.float64) * size
+    accept, alias = np.ones(size), np.arange(size)
+    small = [i for i in range(size) if scaled[i] < 1.0]
+    large = [i for i in range(size) if scaled[i] >= 1.0]
+    while small and large:
+        low, high = small.pop(), large.pop()
+        accept[low], alias[low] = scaled[low], high
+        scaled[high] -= 1.0 - scaled[low]
+        (small if scaled[high] < 1.0 else large).append(high)
+    return accept, alias
 
 
 class SGNS:
@@ -125,11 +147,12 @@ class SGNS:
         self.keep_prob = torch.as_tensor(
             vocab.keep_probabilities(config.sample), dtype=torch.float32, device=device
         )
-        noise = vocab.noise_distribution(config.ns_exponent)
-        repeats = np.maximum(np.round(noise * NOISE_TABLE_SIZE).astype(np.int64), 0)
-        self.noise_table = torch.as_tensor(np.repeat(np.arange(size), repeats), device=device)
+        accept, alias = alias_table(vocab.noise_distribution(config.ns_exponent))
+        self.noise_accept = torch.as_tensor(accept, dtype=torch.float32, device=device)
+        self.noise_alias = torch.as_tensor(alias, device=device)
         offsets = torch.arange(-config.window, config.window + 1, device=device)
         self.offsets = offsets[offsets != 0]  # (2W,)
+        self._compiled: dict = {}
 
     def _rand_int(self, high: int, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(high, shape, generator=self.generator, device=self.device)
@@ -175,49 +198,132 @@ class SGNS:
         order = torch.randperm(len(centres), generator=self.generator, device=self.device)
         return contexts[order], mask[order], centres[order]
 
-    def _negatives(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(B, 1+K)`` output rows (true word first), labels and weights; a noise draw equal to the
+    def _negatives(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 1+K)`` output rows (true word first) and their weights: a noise draw equal to the
         true word gets weight 0 (word2vec skips it)."""
-        noise = self.noise_table[self._rand_int(len(self.noise_table), (len(outputs), self.config.negative))]
+        shape = (len(outputs), self.config.negative)
+        slots = self._rand_int(len(self.noise_accept), shape)
+        coins = torch.rand(shape, generator=self.generator, device=self.device)
+        noise = torch.where(coins < self.noise_accept[slots], slots, self.noise_alias[slots])
         targets = torch.cat([outputs[:, None], noise], dim=1)
-        labels = torch.zeros(targets.shape, device=self.device)
-        labels[:, 0] = 1.0
-        weights = torch.ones(targets.shape, device=self.device)
-        weights[:, 1:] = (noise != outputs[:, None]).float()
-        return targets, labels, weights
+        weights = torch.cat([torch.ones_like(outputs[:, None]), (noise != outputs[:, None]).long()], dim=1)
+        return targets, weights.float()
 
-    def _output_step(
-        self, hidden: torch.Tensor, outputs: torch.Tensor, alpha: float
-    ) -> tuple[torch.Tensor, float]:
-        """Update output rows for hidden vectors ``(B, D)``; return the ``(B, D)`` input gradient step."""
-        targets, labels, weights = self._negatives(outputs)
-        rows = self.w_out[targets]  # (B, 1+K, D)
-        scores = torch.bmm(rows, hidden[:, :, None]).squeeze(2)  # (B, 1+K)
-        step = (labels - torch.sigmoid(scores)) * weights * alpha  # (B, 1+K)
-        hidden_step = torch.bmm(step[:, None, :], rows).squeeze(1)  # (B, D)
-        self.w_out.index_add_(
-            0, targets.reshape(-1), (step[:, :, None] * hidden[:, None, :]).reshape(-1, hidden.shape[1])
+    def _update_function(self, batch_size: int):
+        """The update computation for a batch: compiled for full batches when ``config.compile`` is
+        set. Only the dense part is compiled; the scatter into the weights stays an eager
+        ``index_add_``, which on a CPU is faster than the compiled atomic scatter."""
+        update = skipgram_update if self.config.model == "sg" else cbow_update
+        if self.config.compile and batch_size == self.config.batch_size:
+            if update not in self._compiled:
+                self._compiled[update] = torch.compile(update, dynamic=False)
+            return self._compiled[update]
+        return update
+
+    def warm_up(self) -> float:
+        """Compile the full-batch step on copies of the weights (so training time excludes it);
+        returns the seconds it took, 0 when ``config.compile`` is off."""
+        if not self.config.compile:
+            return 0.0
+        started = time.perf_counter()
+        size, window = self.config.batch_size, self.config.window
+        outputs = torch.zeros(size, dtype=torch.long, device=self.device)
+        inputs = (
+            (outputs,)
+            if self.config.model == "sg"
+            else (
+                torch.zeros(size, 2 * window, dtype=torch.long, device=self.device),
+                torch.ones(size, 2 * window, dtype=torch.bool, device=self.device),
+            )
         )
-        loss_terms = torch.nn.functional.logsigmoid(torch.where(labels > 0, scores, -scores)) * weights
-        return hidden_step, -float(loss_terms.sum()) / len(outputs)
+        targets, weights = self._negatives(outputs)
+        rate = torch.tensor(0.0, device=self.device)
+        try:
+            self._update_function(size)(self.w_in, self.w_out, *inputs, targets, weights, rate)
+        except Exception as exc:  # no C++ compiler, unsupported backend, ...: train eagerly
+            log.warning("torch.compile failed (%s); training with the eager step", exc)
+            self.config = dataclasses.replace(self.config, compile=False)
+            self._compiled.clear()
+        return time.perf_counter() - started
+
+    def step(self, batch: tuple[torch.Tensor, ...], alpha: float) -> torch.Tensor:
+        """One SGD step on a slice of ``examples``; returns the summed loss (a 0-d tensor)."""
+        *inputs, outputs = batch
+        targets, weights = self._negatives(outputs)
+        rate = torch.tensor(alpha, device=self.device)
+        in_update, out_update, loss = self._update_function(len(outputs))(
+            self.w_in, self.w_out, *inputs, targets, weights, rate
+        )
+        self.w_out.index_add_(0, targets.reshape(-1), out_update)
+        self.w_in.index_add_(0, inputs[0].reshape(-1), in_update)
+        return loss
 
     def step_skipgram(self, inputs: torch.Tensor, outputs: torch.Tensor, alpha: float) -> float:
         """One SGD step on ``(B,)`` input words predicting ``(B,)`` output words; returns mean loss."""
-        hidden = self.w_in[inputs]
-        hidden_step, loss = self._output_step(hidden, outputs, alpha)
-        self.w_in.index_add_(0, inputs, hidden_step)
-        return loss
+        return float(self.step((inputs, outputs), alpha)) / len(outputs)
 
     def step_cbow(
         self, contexts: torch.Tensor, mask: torch.Tensor, centres: torch.Tensor, alpha: float
     ) -> float:
-        """One SGD step: the mean of ``(B, 2W)`` context rows (``mask`` marks real ones) predicts the
-        ``(B,)`` centres. As in gensim (``cbow_mean=1``) every context row receives the full step."""
-        maskf = mask.float()
-        hidden = (self.w_in[contexts] * maskf[:, :, None]).sum(1) / maskf.sum(1, keepdim=True)
-        hidden_step, loss = self._output_step(hidden, centres, alpha)
-        self.w_in.index_add_(0, contexts[mask], hidden_step[:, None, :].expand(-1, mask.shape[1], -1)[mask])
-        return loss
+        """One SGD step of ``(B, 2W)`` contexts (``mask`` marks real ones) predicting ``(B,)`` centres."""
+        return float(self.step((contexts, mask, centres), alpha)) / len(centres)
+
+
+def _output_gradients(
+    w_out: torch.Tensor,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    alpha: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logistic-loss SGD steps for the ``(B, 1+K)`` output rows ``targets`` (true word first) and
+    ``(B, D)`` hidden vectors: returns the ``(B, D)`` hidden step, the ``(B * (1+K), D)`` output-row
+    steps (in ``targets.reshape(-1)`` order) and the summed loss.
+
+    Every example reads the weights from before the step and the steps add up, which is
+    word2vec's sequential SGD taken a batch at a time.
+    """
+    rows = w_out[targets]  # (B, 1+K, D)
+    scores = (rows * hidden[:, None, :]).sum(-1)  # (B, 1+K)
+    labels = torch.zeros_like(scores)
+    labels[:, 0] = 1.0
+    step = (labels - torch.sigmoid(scores)) * weights * alpha  # (B, 1+K)
+    hidden_step = (step[:, :, None] * rows).sum(1)  # (B, D)
+    out_step = (step[:, :, None] * hidden[:, None, :]).reshape(-1, hidden.shape[1])
+    loss = -(torch.nn.functional.logsigmoid((labels * 2.0 - 1.0) * scores) * weights).sum()
+    return hidden_step, out_step, loss
+
+
+def skipgram_update(
+    w_in: torch.Tensor,
+    w_out: torch.Tensor,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    alpha: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Skip-gram: ``(B,)`` input words, ``(B, 1+K)`` output rows and weights. Returns the ``(B, D)``
+    steps for ``w_in[inputs]``, the output-row steps and the summed loss; nothing is written."""
+    return _output_gradients(w_out, w_in[inputs], targets, weights, alpha)
+
+
+def cbow_update(
+    w_in: torch.Tensor,
+    w_out: torch.Tensor,
+    contexts: torch.Tensor,
+    mask: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    alpha: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CBOW: the mean of the ``(B, 2W)`` context rows where ``mask`` is set predicts the output rows.
+    Returns the ``(B * 2W, D)`` steps for ``w_in[contexts.reshape(-1)]`` (zero where masked), the
+    output-row steps and the loss. As in gensim (``cbow_mean=1``) every context row receives the
+    full hidden step."""
+    maskf = mask.to(w_in.dtype)[:, :, None]  # (B, 2W, 1)
+    hidden = (w_in[contexts] * maskf).sum(1) / maskf.sum(1)
+    hidden_step, out_step, loss = _output_gradients(w_out, hidden, targets, weights, alpha)
+    return (hidden_step[:, None, :] * maskf).reshape(-1, w_in.shape[1]), out_step, loss
 
 
 def _learning_rate(config: Word2VecConfig, progress: float) -> float:
@@ -231,6 +337,7 @@ def train_torch(
     device = select_device(config.device)
     with _torch_threads(config.threads):
         model = SGNS(vocab, config, device)
+        compile_seconds = model.warm_up()
         total = vocab.total_words * config.epochs
         done, loss, started = 0, math.nan, time.perf_counter()
         bar = tqdm(total=total, unit="w", unit_scale=True, desc=f"word2vec {config.model} ({device.type})")
@@ -238,15 +345,13 @@ def train_torch(
             for chunk in corpus:
                 examples = model.examples(chunk)
                 count = len(examples[0]) if examples else 0
+                chunk_loss = torch.zeros((), device=device)
                 for start in range(0, count, config.batch_size):
                     batch = [tensor[start : start + config.batch_size] for tensor in examples]
                     progress = (done + chunk.raw_words * start / count) / total
                     alpha = _learning_rate(config, progress)
-                    loss = (
-                        model.step_skipgram(*batch, alpha)
-                        if config.model == "sg"
-                        else model.step_cbow(*batch, alpha)
-                    )
+                    chunk_loss += model.step(batch, alpha)
+                loss = float(chunk_loss) / max(1, count)
                 done += chunk.raw_words
                 bar.update(chunk.raw_words)
                 elapsed = time.perf_counter() - started
@@ -257,7 +362,7 @@ def train_torch(
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
     vectors = Vectors(vocab.words, model.w_in.float().cpu().numpy())
-    report = TrainingReport("torch", device.type, seconds, done, done / seconds, loss)
+    report = TrainingReport("torch", device.type, seconds, done, done / seconds, loss, compile_seconds)
     return vectors, report
 
 

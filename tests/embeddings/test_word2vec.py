@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from nlp182.embeddings.word2vec import SGNS, Word2VecConfig, resolve_backend, train_word2vec
+from nlp182.embeddings.word2vec import (
+    SGNS,
+    Word2VecConfig,
+    alias_table,
+    cbow_update,
+    resolve_backend,
+    skipgram_update,
+    train_word2vec,
+)
 from nlp182.errors import InvalidInputError
 from nlp182.text.corpus import Chunk, CorpusSource
 from nlp182.text.vocab import Vocabulary
@@ -23,7 +33,8 @@ def _sigmoid(x):
 def _model(config: Word2VecConfig, noise_word: int) -> SGNS:
     model = SGNS(_vocab(), config, torch.device("cpu"))
     model.w_out = torch.randn(model.w_out.shape) * 0.3  # non-zero so every term matters
-    model.noise_table = torch.tensor([noise_word])  # every negative is this word: deterministic
+    model.noise_accept = torch.zeros(len(model.noise_accept))  # every negative is this word: deterministic
+    model.noise_alias = torch.full_like(model.noise_alias, noise_word)
     return model
 
 
@@ -100,10 +111,18 @@ def test_dynamic_window_and_subsampling_statistics() -> None:
     assert len(inputs) / len(ids) == pytest.approx(2 * (window + 1) / 2, rel=0.03)
 
 
+def test_alias_table_is_exact() -> None:
+    probabilities = np.random.default_rng(0).dirichlet(np.full(50, 0.3))
+    accept, alias = alias_table(probabilities)
+    # Each slot is drawn with chance 1/V and gives itself w.p. accept, its alias otherwise.
+    implied = accept / 50 + np.bincount(alias, weights=(1 - accept) / 50, minlength=50)
+    np.testing.assert_allclose(implied, probabilities, atol=1e-12)
+
+
 def test_negatives_follow_the_unigram_075_distribution() -> None:
     vocab = _vocab()
     model = SGNS(vocab, Word2VecConfig(vector_size=4, negative=20), torch.device("cpu"))
-    targets, _, _ = model._negatives(torch.zeros(20_000, dtype=torch.long))
+    targets, _ = model._negatives(torch.zeros(20_000, dtype=torch.long))
     frequencies = np.bincount(targets[:, 1:].flatten().numpy(), minlength=len(vocab)) / targets[:, 1:].numel()
     np.testing.assert_allclose(frequencies, vocab.noise_distribution(0.75), atol=3e-3)
 
@@ -118,6 +137,7 @@ def test_training_puts_neighbours_in_the_same_topic(topic_corpus, model) -> None
         min_count=1,
         sample=0.0,
         batch_size=512,
+        compile=model == "sg",  # the compiled step (the default) and the eager one both learn
         alpha=0.05 if model == "cbow" else 0.025,
     )
     vectors, vocab, report = train_word2vec(CorpusSource(str(path)), config)
@@ -129,7 +149,7 @@ def test_training_puts_neighbours_in_the_same_topic(topic_corpus, model) -> None
 
 def test_training_is_reproducible_for_a_seed(topic_corpus) -> None:
     path, _ = topic_corpus
-    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, seed=3)
+    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, seed=3, compile=False)
     first, _, _ = train_word2vec(CorpusSource(str(path)), config)
     second, _, _ = train_word2vec(CorpusSource(str(path)), config)
     np.testing.assert_array_equal(first.vectors, second.vectors)
@@ -153,3 +173,24 @@ def test_gensim_backend_and_auto_choice(topic_corpus) -> None:
 def test_bad_settings_are_rejected(setting) -> None:
     with pytest.raises(InvalidInputError):
         Word2VecConfig(**setting)
+
+
+@pytest.mark.parametrize("model", ["sg", "cbow"])
+def test_compiled_step_equals_eager_step(model) -> None:
+    config = Word2VecConfig(model=model, vector_size=8, window=2, batch_size=64, sample=0.0, compile=True)
+    eager = SGNS(_vocab(), dataclasses.replace(config, compile=False), torch.device("cpu"))
+    compiled = SGNS(_vocab(), config, torch.device("cpu"))
+    ids = np.random.default_rng(0).integers(0, 10, 400)
+    chunk = Chunk(ids, np.zeros(len(ids), dtype=np.int64), len(ids))
+    for sgns in (eager, compiled):
+        sgns.w_out = torch.randn(sgns.w_out.shape, generator=torch.Generator().manual_seed(1)) * 0.3
+    examples = eager.examples(chunk)
+    assert all(torch.equal(a, b) for a, b in zip(examples, compiled.examples(chunk), strict=True))
+    batch = tuple(t[:64] for t in examples)
+    eager_loss = eager.step(batch, 0.05)
+    assert compiled._update_function(64) is not (skipgram_update if model == "sg" else cbow_update)
+    compiled_loss = compiled.step(batch, 0.05)
+    assert eager._compiled == {} and len(compiled._compiled) == 1
+    assert float(compiled_loss) == pytest.approx(float(eager_loss), rel=1e-5)
+    torch.testing.assert_close(compiled.w_in, eager.w_in, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(compiled.w_out, eager.w_out, rtol=1e-5, atol=1e-7)

@@ -1,0 +1,120 @@
+"""Embeddings side by side with gensim on the default corpus, in one run.
+
+``python -m bench.embeddings [--seeds 3] [--corpus corpora/wiki.txt]`` trains, for each seed,
+gensim's Word2Vec and nlp182's torch trainer (eager and ``torch.compile``-d step) with the same
+hyperparameters, the same tokens and the same number of threads, for skip-gram and CBOW; then LSA
+(PPMI + SVD) with the torch and the scikit-learn SVD. It prints one table, ratios first (nlp182 /
+gensim words per second; quality differences as nlp182 - gensim), and writes
+``bench/results/embeddings-<device>.json``. Quality figures are means over the seeds (a corpus
+this small moves them by about +-0.02 from seed to seed). Training time excludes vocabulary
+building for both libraries; the compile time of the compiled step is reported on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from nlp182.device import select_device
+from nlp182.embeddings.evaluate import EvaluationFiles, evaluate_all
+from nlp182.embeddings.lsa import LSAConfig, train_lsa
+from nlp182.embeddings.word2vec import Word2VecConfig, train_word2vec
+from nlp182.io import atomic_write_json
+from nlp182.text.corpus import CorpusSource
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUALITY = ("wordsim353_spearman", "simlex999_spearman", "analogy_3cosadd")
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return statistics.fmean(row[key] for row in rows)
+
+
+def run_word2vec(source: CorpusSource, files: EvaluationFiles, model: str, seeds: int, threads: int,
+                 device: str) -> dict:
+    """Train every engine with every seed; return per-engine means and raw rows."""
+    engines = {
+        "gensim": {"backend": "gensim"},
+        "torch": {"backend": "torch", "device": device},
+        "torch+compile": {"backend": "torch", "device": device, "compile": True},
+    }
+    results: dict[str, list[dict]] = {name: [] for name in engines}
+    for seed in range(1, seeds + 1):
+        for name, settings in engines.items():  # interleaved so machine load hits all alike
+            config = Word2VecConfig(model=model, seed=seed, threads=threads, **settings)
+            started = time.perf_counter()
+            vectors, _, report = train_word2vec(source, config)
+            wall = time.perf_counter() - started
+            row = {"seed": seed, "seconds": report.seconds, "wall_seconds": wall,
+                   "words_per_second": report.words_per_second, **evaluate_all(vectors, files)}
+            results[name].append(row)
+            print(f"  {model} {name:<14} seed {seed}: {report.words_per_second:>10,.0f} words/s, "
+                  f"WS353 {row['wordsim353_spearman']:.3f}, analogy {row['analogy_3cosadd']:.3f}", flush=True)
+    summary = {}
+    for name, rows in results.items():
+        summary[name] = {key: _mean(rows, key) for key in ("words_per_second", "seconds", *QUALITY)}
+        summary[name]["runs"] = rows
+    return summary
+
+
+def run_lsa(source: CorpusSource, files: EvaluationFiles, device: str) -> dict:
+    """LSA end to end with each SVD solver."""
+    out = {}
+    for solver in ("torch", "sklearn"):
+        vectors, _, report = train_lsa(source, LSAConfig(svd=solver, device=device))
+        out[solver] = {**dataclasses.asdict(report), "seconds": report.seconds, **evaluate_all(vectors, files)}
+        print(f"  lsa svd={solver}: {report.seconds:.1f} s (svd {report.svd_seconds:.1f} s), "
+              f"WS353 {out[solver]['wordsim353_spearman']:.3f}", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="corpora/wiki.txt")
+    parser.add_argument("--eval-dir", default="corpora/eval")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--models", nargs="+", default=["sg", "cbow"])
+    args = parser.parse_args()
+    device = select_device(args.device)
+    source, files = CorpusSource(args.corpus), EvaluationFiles.in_folder(args.eval_dir)
+    word2vec = {m: run_word2vec(source, files, m, args.seeds, args.threads, device.type) for m in args.models}
+    lsa = run_lsa(source, files, device.type)
+
+    print(f"\nnlp182 vs gensim on {args.corpus}, {args.threads} threads, {args.seeds} seeds, device {device.type}")
+    header = f"{'model':<6}{'engine':<15}{'speed ratio':>12}{'words/s':>12}{'dWS353':>9}{'dSL999':>9}{'danalogy':>10}"
+    print(header + f"{'WS353':>8}{'SL999':>8}{'analogy':>9}")
+    for model, engines in word2vec.items():
+        reference = engines["gensim"]
+        for name, row in engines.items():
+            ratio = row["words_per_second"] / reference["words_per_second"]
+            deltas = [row[key] - reference[key] for key in QUALITY]
+            print(f"{model:<6}{name:<15}{ratio:>12.2f}{row['words_per_second']:>12,.0f}"
+                  + "".join(f"{d:>+9.3f}" for d in deltas[:2]) + f"{deltas[2]:>+10.3f}"
+                  + "".join(f"{row[key]:>8.3f}" for key in QUALITY[:2]) + f"{row[QUALITY[2]]:>9.3f}")
+    for solver, row in lsa.items():
+        print(f"{'lsa':<6}{'svd=' + solver:<15}{'':>12}{'':>12}{'':>9}{'':>9}{'':>10}"
+              + "".join(f"{row[key]:>8.3f}" for key in QUALITY[:2]) + f"{row[QUALITY[2]]:>9.3f}"
+              + f"   {row['seconds']:.1f} s (count {row['count_seconds']:.1f}, svd {row['svd_seconds']:.1f})")
+
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"embeddings-{device.type}.json"
+    atomic_write_json(path, {
+        "corpus": args.corpus, "seeds": args.seeds, "threads": args.threads, "device": device.type,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "load_average_at_end": os.getloadavg()},
+        "word2vec": word2vec, "lsa": lsa,
+    })
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ token; windows never cross sentences. Small corpora are kept encoded in memory b
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class CorpusSource:
 
 
 def _dataset_lines(path: str, fmt: str, column: str) -> Iterator[str]:
-    if not any(Path().glob(path)) and not Path(path).exists():
+    if not glob.glob(path):
         raise MissingFileError(f"corpus {path} matches no local file")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -8,15 +8,15 @@ Same conventions as ``torch.optim.Adagrad``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
 
 
-class Adagrad(torch.optim.Optimizer):
+class Adagrad(ForeachOptimizer):
     """Adagrad with learning-rate decay, an initial accumulator value and L2 weight decay."""
 
     def __init__(
@@ -36,18 +36,6 @@ class Adagrad(torch.optim.Optimizer):
         defaults = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
                     "initial_accumulator_value": initial_accumulator_value, "eps": eps}
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for params in group_by_device_dtype(params_with_grad(group["params"], "Adagrad")):
-                self._update(params, group)
-        return loss
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, lr_decay = group["lr"], group["lr_decay"]

@@ -12,15 +12,15 @@ corrected one (about 3.2 for the default betas). Adam adds weight decay to the g
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
 
 
-class Adam(torch.optim.Optimizer):
+class Adam(ForeachOptimizer):
     """Adam with L2 weight decay (added to the gradient) and optional bias correction."""
 
     decoupled_weight_decay = False
@@ -42,18 +42,6 @@ class Adam(torch.optim.Optimizer):
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
                     "bias_correction": bias_correction}
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for params in group_by_device_dtype(params_with_grad(group["params"], type(self).__name__)):
-                self._update(params, group)
-        return loss
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]

@@ -9,15 +9,15 @@ Same conventions as ``torch.optim.RMSprop``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
 
 
-class RMSprop(torch.optim.Optimizer):
+class RMSprop(ForeachOptimizer):
     """RMSProp with optional centering, momentum and L2 weight decay."""
 
     def __init__(
@@ -38,18 +38,6 @@ class RMSprop(torch.optim.Optimizer):
         defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
                     "momentum": momentum, "centered": centered}
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for params in group_by_device_dtype(params_with_grad(group["params"], "RMSprop")):
-                self._update(params, group)
-        return loss
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]

@@ -8,16 +8,16 @@ scales how much of the new gradient enters it. Same conventions as ``torch.optim
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from nlp182.errors import InvalidInputError
-from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
 
 
-class SGD(torch.optim.Optimizer):
+class SGD(ForeachOptimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum, dampening and L2 weight decay."""
 
     def __init__(
@@ -37,18 +37,6 @@ class SGD(torch.optim.Optimizer):
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
                     "weight_decay": weight_decay, "nesterov": nesterov}
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for params in group_by_device_dtype(params_with_grad(group["params"], "SGD")):
-                self._update(params, group)
-        return loss
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]

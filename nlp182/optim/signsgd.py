@@ -8,15 +8,15 @@ is added to the gradient before the sign is taken. torch.optim has no counterpar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from nlp182.optim.tensor_lists import check_hyper, grads_of, group_by_device_dtype, params_with_grad
+from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
 
 
-class SignSGD(torch.optim.Optimizer):
+class SignSGD(ForeachOptimizer):
     """Sign gradient descent, with optional Signum momentum and L2 weight decay."""
 
     def __init__(
@@ -27,24 +27,15 @@ class SignSGD(torch.optim.Optimizer):
         check_hyper("weight_decay", weight_decay)
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for params in group_by_device_dtype(params_with_grad(group["params"], "SignSGD")):
-                grads = grads_of(params, group["weight_decay"])
-                if group["momentum"] > 0:
-                    bufs = []
-                    for param in params:
-                        if "momentum_buffer" not in self.state[param]:
-                            self.state[param]["momentum_buffer"] = torch.zeros_like(param)
-                        bufs.append(self.state[param]["momentum_buffer"])
-                    torch._foreach_lerp_(bufs, grads, 1 - group["momentum"])
-                    grads = bufs
-                signs = torch._foreach_sign(grads)
-                torch._foreach_add_(params, signs, alpha=-group["lr"])
-        return loss
+    def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        grads = grads_of(params, group["weight_decay"])
+        if group["momentum"] > 0:
+            bufs = []
+            for param in params:
+                if "momentum_buffer" not in self.state[param]:
+                    self.state[param]["momentum_buffer"] = torch.zeros_like(param)
+                bufs.append(self.state[param]["momentum_buffer"])
+            torch._foreach_lerp_(bufs, grads, 1 - group["momentum"])
+            grads = bufs
+        signs = torch._foreach_sign(grads)
+        torch._foreach_add_(params, signs, alpha=-group["lr"])

@@ -7,7 +7,8 @@ foreach implementations do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -51,3 +52,24 @@ def check_hyper(name: str, value: float, low: float = 0.0, high: float | None = 
     if not (value >= low and (high is None or value < high)):
         bound = f"[{low}, {high})" if high is not None else f">= {low}"
         raise InvalidInputError(f"{name} must be {bound}, got {value}")
+
+
+class ForeachOptimizer(torch.optim.Optimizer):
+    """Base of the package's optimizers: ``step`` hands each group's parameters that have a
+    gradient, split by device and dtype, to ``_update(params, group)`` as one multi-tensor list."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for params in group_by_device_dtype(params_with_grad(group["params"], type(self).__name__)):
+                self._update(params, group)
+        return loss
+
+    def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+

@@ -37,8 +37,9 @@ def _mean(rows: list[dict], key: str) -> float:
     return statistics.fmean(row[key] for row in rows)
 
 
-def run_word2vec(source: CorpusSource, files: EvaluationFiles, model: str, seeds: int, threads: int,
-                 device: str) -> dict:
+def run_word2vec(
+    source: CorpusSource, files: EvaluationFiles, model: str, seeds: int, threads: int, device: str
+) -> dict:
     """Train every engine with every seed; return per-engine means and raw rows."""
     engines = {
         "gensim": {"backend": "gensim"},
@@ -52,11 +53,19 @@ def run_word2vec(source: CorpusSource, files: EvaluationFiles, model: str, seeds
             started = time.perf_counter()
             vectors, _, report = train_word2vec(source, config)
             wall = time.perf_counter() - started
-            row = {"seed": seed, "seconds": report.seconds, "wall_seconds": wall,
-                   "words_per_second": report.words_per_second, **evaluate_all(vectors, files)}
+            row = {
+                "seed": seed,
+                "seconds": report.seconds,
+                "wall_seconds": wall,
+                "words_per_second": report.words_per_second,
+                **evaluate_all(vectors, files),
+            }
             results[name].append(row)
-            print(f"  {model} {name:<14} seed {seed}: {report.words_per_second:>10,.0f} words/s, "
-                  f"WS353 {row['wordsim353_spearman']:.3f}, analogy {row['analogy_3cosadd']:.3f}", flush=True)
+            print(
+                f"  {model} {name:<14} seed {seed}: {report.words_per_second:>10,.0f} words/s, "
+                f"WS353 {row['wordsim353_spearman']:.3f}, analogy {row['analogy_3cosadd']:.3f}",
+                flush=True,
+            )
     summary = {}
     for name, rows in results.items():
         summary[name] = {key: _mean(rows, key) for key in ("words_per_second", "seconds", *QUALITY)}
@@ -69,9 +78,16 @@ def run_lsa(source: CorpusSource, files: EvaluationFiles, device: str) -> dict:
     out = {}
     for solver in ("torch", "sklearn"):
         vectors, _, report = train_lsa(source, LSAConfig(svd=solver, device=device))
-        out[solver] = {**dataclasses.asdict(report), "seconds": report.seconds, **evaluate_all(vectors, files)}
-        print(f"  lsa svd={solver}: {report.seconds:.1f} s (svd {report.svd_seconds:.1f} s), "
-              f"WS353 {out[solver]['wordsim353_spearman']:.3f}", flush=True)
+        out[solver] = {
+            **dataclasses.asdict(report),
+            "seconds": report.seconds,
+            **evaluate_all(vectors, files),
+        }
+        print(
+            f"  lsa svd={solver}: {report.seconds:.1f} s (svd {report.svd_seconds:.1f} s), "
+            f"WS353 {out[solver]['wordsim353_spearman']:.3f}",
+            flush=True,
+        )
     return out
 
 
@@ -89,30 +105,52 @@ def main() -> None:
     word2vec = {m: run_word2vec(source, files, m, args.seeds, args.threads, device.type) for m in args.models}
     lsa = run_lsa(source, files, device.type)
 
-    print(f"\nnlp182 vs gensim on {args.corpus}, {args.threads} threads, {args.seeds} seeds, device {device.type}")
-    header = f"{'model':<6}{'engine':<15}{'speed ratio':>12}{'words/s':>12}{'dWS353':>9}{'dSL999':>9}{'danalogy':>10}"
+    print(
+        f"\nnlp182 vs gensim on {args.corpus}, {args.threads} threads, {args.seeds} seeds, "
+        f"device {device.type}"
+    )
+    header = f"{'model':<6}{'engine':<15}{'speed ratio':>12}{'words/s':>12}"
+    header += f"{'dWS353':>9}{'dSL999':>9}{'danalogy':>10}"
     print(header + f"{'WS353':>8}{'SL999':>8}{'analogy':>9}")
     for model, engines in word2vec.items():
         reference = engines["gensim"]
         for name, row in engines.items():
             ratio = row["words_per_second"] / reference["words_per_second"]
             deltas = [row[key] - reference[key] for key in QUALITY]
-            print(f"{model:<6}{name:<15}{ratio:>12.2f}{row['words_per_second']:>12,.0f}"
-                  + "".join(f"{d:>+9.3f}" for d in deltas[:2]) + f"{deltas[2]:>+10.3f}"
-                  + "".join(f"{row[key]:>8.3f}" for key in QUALITY[:2]) + f"{row[QUALITY[2]]:>9.3f}")
+            print(
+                f"{model:<6}{name:<15}{ratio:>12.2f}{row['words_per_second']:>12,.0f}"
+                + "".join(f"{d:>+9.3f}" for d in deltas[:2])
+                + f"{deltas[2]:>+10.3f}"
+                + "".join(f"{row[key]:>8.3f}" for key in QUALITY[:2])
+                + f"{row[QUALITY[2]]:>9.3f}"
+            )
     for solver, row in lsa.items():
-        print(f"{'lsa':<6}{'svd=' + solver:<15}{'':>12}{'':>12}{'':>9}{'':>9}{'':>10}"
-              + "".join(f"{row[key]:>8.3f}" for key in QUALITY[:2]) + f"{row[QUALITY[2]]:>9.3f}"
-              + f"   {row['seconds']:.1f} s (count {row['count_seconds']:.1f}, svd {row['svd_seconds']:.1f})")
+        print(
+            f"{'lsa':<6}{'svd=' + solver:<15}{'':>12}{'':>12}{'':>9}{'':>9}{'':>10}"
+            + "".join(f"{row[key]:>8.3f}" for key in QUALITY[:2])
+            + f"{row[QUALITY[2]]:>9.3f}"
+            + f"   {row['seconds']:.1f} s (count {row['count_seconds']:.1f}, svd {row['svd_seconds']:.1f})"
+        )
 
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"embeddings-{device.type}.json"
-    atomic_write_json(path, {
-        "corpus": args.corpus, "seeds": args.seeds, "threads": args.threads, "device": device.type,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "load_average_at_end": os.getloadavg()},
-        "word2vec": word2vec, "lsa": lsa,
-    })
+    atomic_write_json(
+        path,
+        {
+            "corpus": args.corpus,
+            "seeds": args.seeds,
+            "threads": args.threads,
+            "device": device.type,
+            "machine": {
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "torch": torch.__version__,
+                "load_average_at_end": os.getloadavg(),
+            },
+            "word2vec": word2vec,
+            "lsa": lsa,
+        },
+    )
     print(f"wrote {path}")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -176,8 +177,9 @@ class EvaluationFiles:
         return cls(folder / "wordsim353.tsv", folder / "simlex999.txt", folder / "questions-words.txt")
 
 
-def evaluate_all(vectors: Vectors, files: EvaluationFiles, restrict_vocab: int = 300_000) -> dict[str, float]:
-    """Every headline figure in one flat dict (what ``metrics.json`` and the CLI table show)."""
+def evaluate_all(vectors: Vectors, files: EvaluationFiles, restrict_vocab: int = 300_000) -> dict[str, Any]:
+    """Every headline figure (what ``metrics.json`` and the CLI table show), plus the 3CosAdd
+    accuracy of each analogy section under ``analogy_sections``."""
     wordsim = evaluate_word_pairs(vectors, files.wordsim353, restrict_vocab)
     simlex = evaluate_word_pairs(vectors, files.simlex999, restrict_vocab)
     add = evaluate_analogies(vectors, files.analogies, restrict_vocab, "3cosadd")
@@ -193,4 +195,5 @@ def evaluate_all(vectors: Vectors, files: EvaluationFiles, restrict_vocab: int =
         "analogy_3cosmul": mul.accuracy,
         "analogy_questions": add.total,
         "analogy_oov": add.oov,
+        "analogy_sections": {name: section["accuracy"] for name, section in add.sections.items()},
     }

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MODELS = ("sg", "cbow")
 BACKENDS = ("torch", "gensim", "auto")
+MAX_EXP = 6.0
 
 
 @dataclass
@@ -141,8 +142,8 @@ class SGNS:
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         cpu_generator = torch.Generator().manual_seed(config.seed)
         size, dim = len(vocab), config.vector_size
-        # gensim's initialisation: input rows uniform in [-0.5/D, 0.5/D), output rows zero.
-        self.w_in = ((torch.rand(size, dim, generator=cpu_generator) - 0.5) / dim).to(device)
+        # gensim's initialisation: input rows uniform in [-1/D, 1/D), output rows zero.
+        self.w_in = ((torch.rand(size, dim, generator=cpu_generator) * 2.0 - 1.0) / dim).to(device)
         self.w_out = torch.zeros(size, dim, device=device)
         self.keep_prob = torch.as_tensor(
             vocab.keep_probabilities(config.sample), dtype=torch.float32, device=device
@@ -287,6 +288,8 @@ def _output_gradients(
     scores = (rows * hidden[:, None, :]).sum(-1)  # (B, 1+K)
     labels = torch.zeros_like(scores)
     labels[:, 0] = 1.0
+    # word2vec (C and gensim) skips a term whose score is saturated: |score| >= MAX_EXP.
+    weights = weights * (scores.abs() < MAX_EXP)
     step = (labels - torch.sigmoid(scores)) * weights * alpha  # (B, 1+K)
     hidden_step = (step[:, :, None] * rows).sum(1)  # (B, D)
     out_step = (step[:, :, None] * hidden[:, None, :]).reshape(-1, hidden.shape[1])

@@ -94,6 +94,9 @@ def test_evaluate_all_and_bad_inputs(trained, prepared, tmp_path) -> None:
     assert scores["wordsim353_spearman"] > 0.2  # PPMI-SVD on 200k tokens already correlates
     assert scores["wordsim353_pairs"] + scores["wordsim353_oov"] == 353
     assert scores["simlex999_pairs"] + scores["simlex999_oov"] == 999
+    sections = evaluate_analogies(trained, prepared.analogies).sections
+    assert scores["analogy_sections"] == {name: s["accuracy"] for name, s in sections.items()}
+    assert "capital-common-countries" in scores["analogy_sections"]
     with pytest.raises(InvalidInputError):
         evaluate_analogies(trained, prepared.analogies, method="3cosfoo")
     with pytest.raises(MissingFileError):

@@ -43,6 +43,10 @@ class Word2VecConfig:
     rows each) per SGD step. ``backend``: ``torch`` is this module; ``gensim`` runs gensim's C
     trainer on the same tokens; ``auto`` takes torch on a GPU and gensim on a CPU, where
     ``bench/embeddings.py`` measures gensim's optimised C loop to be faster at equal quality.
+    ``compile`` runs the dense part of the SGD step through ``torch.compile`` (fused kernels; the
+    scatter into the weights stays eager). On the 2-core CPU of the bench it was not reliably
+    faster than the eager step, so it is off by default; if compilation fails the eager step
+    runs, with a warning.
     """
 
     model: str = "sg"
@@ -61,7 +65,7 @@ class Word2VecConfig:
     device: str = "auto"
     backend: str = "torch"
     threads: int | None = None
-    compile: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         checks = {

@@ -194,3 +194,19 @@ def test_compiled_step_equals_eager_step(model) -> None:
     assert float(compiled_loss) == pytest.approx(float(eager_loss), rel=1e-5)
     torch.testing.assert_close(compiled.w_in, eager.w_in, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(compiled.w_out, eager.w_out, rtol=1e-5, atol=1e-7)
+
+
+def test_cbow_keeps_corpus_order_and_skipgram_shuffles_by_default() -> None:
+    ids = np.arange(10).repeat(30) % 10
+    chunk = Chunk(ids, np.zeros(len(ids), dtype=np.int64), len(ids))
+    cbow = SGNS(_vocab(), Word2VecConfig(model="cbow", vector_size=4, sample=0.0), torch.device("cpu"))
+    _, _, centres = cbow.examples(chunk)
+    assert centres.tolist() == ids.tolist()
+    skipgram = SGNS(_vocab(), Word2VecConfig(vector_size=4, window=1, sample=0.0), torch.device("cpu"))
+    _, outputs = skipgram.examples(chunk)
+    in_order = np.repeat(ids, 2)[1:-1]  # window 1: each centre twice, the two ends once
+    assert sorted(outputs.tolist()) == sorted(in_order.tolist()) and outputs.tolist() != in_order.tolist()
+    ordered = SGNS(
+        _vocab(), Word2VecConfig(vector_size=4, window=1, sample=0.0, shuffle=False), torch.device("cpu")
+    )
+    assert ordered.examples(chunk)[1].tolist() == in_order.tolist()

@@ -173,14 +173,11 @@ class Vectors:
         restrict_vocab: int | None = None,
     ) -> list[tuple[str, float]]:
         """3CosMul (Levy and Goldberg, 2014): product of shifted cosines, divided by the negatives'."""
-        positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = [negative] if isinstance(negative, str) else list(negative)
-        indices, _ = self._weighted_terms(positive, negative)
-        candidates = self._candidates(restrict_vocab)
-        pos = [(1.0 + candidates @ self.normed[self.index_of(w)]) / 2.0 for w in positive]
-        neg = [(1.0 + candidates @ self.normed[self.index_of(w)]) / 2.0 for w in negative]
-        numerator = np.prod(pos, axis=0) if pos else np.ones(len(candidates), dtype=np.float32)
-        denominator = np.prod(neg, axis=0) if neg else np.ones(len(candidates), dtype=np.float32)
+        indices, weights = self._weighted_terms(positive, negative)
+        shifted = (1.0 + self._candidates(restrict_vocab) @ self.normed[indices].T) / 2.0  # (V, terms)
+        is_positive = np.asarray(weights) > 0
+        numerator = np.prod(shifted[:, is_positive], axis=1)
+        denominator = np.prod(shifted[:, ~is_positive], axis=1)
         return self._top(numerator / (denominator + 1e-6), indices, topn)
 
     def similar_to_vector(self, vector: np.ndarray, topn: int = 10) -> list[tuple[str, float]]:

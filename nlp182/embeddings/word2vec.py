@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -271,16 +271,6 @@ class SGNS:
         self.w_in.index_add_(0, inputs[0].reshape(-1), in_update)
         return loss
 
-    def step_skipgram(self, inputs: torch.Tensor, outputs: torch.Tensor, alpha: float) -> float:
-        """One SGD step on ``(B,)`` input words predicting ``(B,)`` output words; returns mean loss."""
-        return float(self.step((inputs, outputs), alpha)) / len(outputs)
-
-    def step_cbow(
-        self, contexts: torch.Tensor, mask: torch.Tensor, centres: torch.Tensor, alpha: float
-    ) -> float:
-        """One SGD step of ``(B, 2W)`` contexts (``mask`` marks real ones) predicting ``(B,)`` centres."""
-        return float(self.step((contexts, mask, centres), alpha)) / len(centres)
-
 
 def _output_gradients(
     w_out: torch.Tensor,
@@ -381,13 +371,23 @@ def train_torch(
     return vectors, report
 
 
+class _TokenLines:
+    """A re-iterable view of the corpus's token lines, so gensim streams it on every pass."""
+
+    def __init__(self, source: CorpusSource) -> None:
+        self.source = source
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return iter_token_lines(self.source)
+
+
 def train_gensim(
     source: CorpusSource, vocab: Vocabulary, config: Word2VecConfig
 ) -> tuple[Vectors, TrainingReport]:
     """Train gensim's ``Word2Vec`` on the same tokens (our tokenizer, same sentence splitting)."""
     from gensim.models import Word2Vec
 
-    sentences = list(iter_token_lines(source))
+    sentences = _TokenLines(source)
     model = Word2Vec(
         vector_size=config.vector_size,
         window=config.window,
@@ -405,7 +405,7 @@ def train_gensim(
     )
     model.build_vocab(sentences)
     started = time.perf_counter()
-    model.train(sentences, total_examples=len(sentences), epochs=config.epochs, compute_loss=False)
+    model.train(sentences, total_examples=model.corpus_count, epochs=config.epochs, compute_loss=False)
     seconds = time.perf_counter() - started
     raw = model.corpus_total_words * config.epochs
     vectors = Vectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
@@ -435,8 +435,3 @@ def train_word2vec(
         vectors, report = train_torch(EncodedCorpus(source, vocab), vocab, config)
     log.info("trained %s in %.1fs (%.0f words/s)", backend, report.seconds, report.words_per_second)
     return vectors, vocab, report
-
-
-def config_dict(config: Word2VecConfig) -> dict:
-    """The config as a JSON-ready dict."""
-    return asdict(config)

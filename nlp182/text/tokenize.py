@@ -7,7 +7,6 @@ so punctuation never becomes a token, as Wikipedia text needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 from tokenizers import Regex, normalizers, pre_tokenizers
@@ -29,11 +28,6 @@ class WordTokenizer:
         """Tokens of one line of text."""
         normalized = self._normalizer.normalize_str(text)
         return [token for token, _ in self._pre_tokenizer.pre_tokenize_str(normalized)]
-
-    def iter_tokens(self, lines: Iterable[str]) -> Iterator[list[str]]:
-        """Tokens of each line, one list per line (empty lines give empty lists)."""
-        for line in lines:
-            yield self(line)
 
 
 @lru_cache(maxsize=2)

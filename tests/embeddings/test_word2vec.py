@@ -43,7 +43,7 @@ def test_skipgram_step_equals_sequential_float64_reference() -> None:
     model = _model(config, noise_word=7)
     w_in, w_out = model.w_in.double().numpy().copy(), model.w_out.double().numpy().copy()
     inputs, outputs, alpha = [1, 2, 3], [4, 5, 7], 0.05
-    model.step_skipgram(torch.tensor(inputs), torch.tensor(outputs), alpha)
+    model.step((torch.tensor(inputs), torch.tensor(outputs)), alpha)
     # Batched SGD: every example reads the weights from before the step; updates add up.
     new_in, new_out = w_in.copy(), w_out.copy()
     for i, o in zip(inputs, outputs, strict=True):
@@ -66,7 +66,7 @@ def test_cbow_step_gives_every_context_word_the_full_step() -> None:
     contexts = torch.tensor([[1, 2, 3, 0], [4, 4, 5, 6]])
     mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
     centres, alpha = [8, 9], 0.1
-    model.step_cbow(contexts, mask, torch.tensor(centres), alpha)
+    model.step((contexts, mask, torch.tensor(centres)), alpha)
     new_in, new_out = w_in.copy(), w_out.copy()
     for ctx, m, centre in zip(contexts.tolist(), mask.tolist(), centres, strict=True):
         used = [c for c, keep in zip(ctx, m, strict=True) if keep]

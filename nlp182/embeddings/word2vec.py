@@ -1,21 +1,29 @@
-"""word2vec with negative sampling (skip-gram and CBOW), written in PyTorch.
+"""word2vec with negative sampling (skip-gram and CBOW): a PyTorch trainer with a C kernel for CPUs.
 
 The algorithm of Mikolov et al. (2013) as gensim and the C tool run it: frequent-word subsampling,
 a dynamic (randomly shrunk) window, ``negative`` noise words drawn from the unigram^0.75
 distribution, a learning rate decaying linearly to ``min_alpha``, and plain SGD updates that touch
-only the rows a batch uses (``index_add_``, no dense gradient). Instead of one pair at a time, each
-corpus chunk is turned into all of its (input, output) examples on the device at once, shuffled,
-and trained in large batches; that is what makes a GPU fast and keeps the CPU close to gensim.
+only the rows an example uses. Two steps run it:
+
+- ``batched`` (any device): each corpus chunk is turned into all of its (input, output) examples
+  on the device at once and trained in large batches with ``index_add_`` updates; that is what
+  makes a GPU fast.
+- ``native`` (CPU): on a CPU the batched step's per-operation overhead dominates, so the same
+  algorithm runs in ``sgns.c`` one example at a time, in place, on spans of the corpus spread over
+  threads (Hogwild), on the same PyTorch weight tensors.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from nlp182.device import select_device
+from nlp182.embeddings import native
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
 from nlp182.text.corpus import Chunk, CorpusSource, EncodedCorpus, iter_token_lines
@@ -32,6 +41,8 @@ log = logging.getLogger(__name__)
 
 MODELS = ("sg", "cbow")
 BACKENDS = ("torch", "gensim", "auto")
+KERNELS = ("auto", "native", "batched")
+SPAN_TOKENS = 10_000
 MAX_EXP = 6.0
 
 
@@ -40,15 +51,17 @@ class Word2VecConfig:
     """Hyperparameters; the defaults are gensim's (``Word2Vec``) for skip-gram.
 
     ``batch_size`` counts training examples (one input row, one output row and ``negative`` noise
-    rows each) per SGD step. ``backend``: ``torch`` is this module; ``gensim`` runs gensim's C
-    trainer on the same tokens; ``auto`` takes torch on a GPU and gensim on a CPU, where
-    ``bench/embeddings.py`` measures gensim's optimised C loop to be faster at equal quality.
-    ``compile`` runs the dense part of the SGD step through ``torch.compile`` (fused kernels; the
-    scatter into the weights stays eager). On the 2-core CPU of the bench it was not reliably
-    faster than the eager step, so it is off by default; if compilation fails the eager step
-    runs, with a warning. ``shuffle`` orders each chunk's examples at random instead of in corpus
-    order; ``None`` shuffles for skip-gram (better analogies) and keeps corpus order for CBOW (as
-    gensim does: WordSim-353 0.11 instead of 0.07 on the bench corpus, and faster).
+    rows each) per SGD step of the batched kernel. ``backend``: ``torch`` is this module;
+    ``gensim`` runs gensim's C trainer on the same tokens (the reference); ``auto`` takes torch,
+    except on a CPU without a C compiler, where gensim's loop is faster than the batched step.
+    ``kernel``: ``native`` (the C kernel, CPU only), ``batched`` (PyTorch, any device) or
+    ``auto`` (native on a CPU where it builds, batched elsewhere). ``compile`` runs the dense part
+    of the batched step through ``torch.compile`` (fused kernels; the scatter into the weights
+    stays eager); if compilation fails the eager step runs, with a warning. ``shuffle`` orders
+    each chunk's batched examples at random instead of in corpus order; ``None`` shuffles for
+    skip-gram (better analogies) and keeps corpus order for CBOW (as gensim does: WordSim-353 0.11
+    instead of 0.07 on the bench corpus). ``threads``: PyTorch's threads, or the native kernel's
+    Hogwild threads (default: PyTorch's thread count).
     """
 
     model: str = "sg"
@@ -69,11 +82,13 @@ class Word2VecConfig:
     threads: int | None = None
     compile: bool = False
     shuffle: bool | None = None
+    kernel: str = "auto"
 
     def __post_init__(self) -> None:
         checks = {
             "model": self.model in MODELS,
             "backend": self.backend in BACKENDS,
+            "kernel": self.kernel in KERNELS,
             "vector_size": self.vector_size >= 1,
             "window": self.window >= 1,
             "negative": self.negative >= 1,
@@ -102,6 +117,7 @@ class TrainingReport:
     words_per_second: float
     final_loss: float | None
     compile_seconds: float = 0.0
+    kernel: str = ""
 
 
 @contextlib.contextmanager
@@ -335,39 +351,156 @@ def _learning_rate(config: Word2VecConfig, progress: float) -> float:
     return max(config.min_alpha, config.alpha - (config.alpha - config.min_alpha) * progress)
 
 
+def resolve_kernel(config: Word2VecConfig, device: torch.device) -> str:
+    """The step ``kernel`` stands for: ``batched`` (PyTorch, any device) or ``native`` (the C
+    kernel, CPU only). ``auto`` takes native on a CPU where it builds, batched otherwise."""
+    if config.kernel == "native":
+        if device.type != "cpu":
+            raise InvalidInputError(f"kernel 'native' runs on the CPU only, not on {device.type}")
+        native.library()  # raises NativeKernelUnavailable with the compiler's message
+        return "native"
+    if config.kernel == "batched" or device.type != "cpu":
+        return "batched"
+    if native.available():
+        return "native"
+    log.warning("no C compiler for the native word2vec kernel; using the batched PyTorch step")
+    return "batched"
+
+
+def _spans(sentence: np.ndarray, span_tokens: int) -> list[tuple[int, int]]:
+    """``[start, end)`` pieces of a chunk of about ``span_tokens`` tokens, cut at sentence starts
+    (so no window is cut) except inside sentences longer than a span."""
+    size = len(sentence)
+    starts = np.flatnonzero(np.diff(sentence)) + 1
+    cuts = [0]
+    for goal in range(span_tokens, size, span_tokens):
+        at = int(np.searchsorted(starts, goal))
+        cut = int(starts[at]) if at < len(starts) and starts[at] - goal < span_tokens else goal
+        if cuts[-1] < cut < size:
+            cuts.append(cut)
+    cuts.append(size)
+    return list(itertools.pairwise(cuts))
+
+
+@dataclass
+class _Span:
+    """One job of the native trainer: tokens, the learning rates at its ends, its seed."""
+
+    ids: np.ndarray
+    sentence: np.ndarray
+    alpha_start: float
+    alpha_end: float
+    seed: int
+    raw_words: int
+
+
+def _epoch_spans(corpus: EncodedCorpus, config: Word2VecConfig, epoch: int, total: int) -> Iterator[_Span]:
+    """The spans of one epoch. A span's learning rates and seed follow from its place in the
+    corpus (not from which thread runs it or when), so one thread reproduces a run exactly."""
+    position = epoch * (total // config.epochs)
+    for chunk_index, chunk in enumerate(corpus):
+        size = max(1, len(chunk.ids))
+        for span_index, (start, end) in enumerate(_spans(chunk.sentence, SPAN_TOKENS)):
+            raw = round(chunk.raw_words * end / size) - round(chunk.raw_words * start / size)
+            alpha_start = _learning_rate(config, position / total)
+            alpha_end = _learning_rate(config, (position + raw) / total)
+            seed = int(
+                np.random.SeedSequence([config.seed, epoch, chunk_index, span_index]).generate_state(1)[0]
+            )
+            yield _Span(chunk.ids[start:end], chunk.sentence[start:end], alpha_start, alpha_end, seed, raw)
+            position += raw
+
+
+def _train_native(
+    model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, threads: int, bar: tqdm
+) -> tuple[int, float]:
+    """Hogwild training with the C kernel: spans of about ``SPAN_TOKENS`` tokens go to
+    ``threads`` threads that update the shared matrices in place (at most two spans per thread
+    are queued, so a streamed corpus is never held whole). Returns the raw words processed and
+    the last epoch's mean loss per example."""
+    trainer = native.SpanTrainer(
+        model.w_in, model.w_out, model.keep_prob.numpy(), model.noise_accept.numpy(),
+        model.noise_alias.numpy(), config.window, config.negative, config.model == "cbow",
+    )  # fmt: skip
+    total = model.vocab.total_words * config.epochs
+    done, loss, started = 0, math.nan, time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for epoch in range(config.epochs):
+            pending: deque = deque()
+            epoch_loss, epoch_examples = 0.0, 0
+            for span in itertools.chain(_epoch_spans(corpus, config, epoch, total), [None]):
+                if span is not None:
+                    job = (span.ids, span.sentence, span.alpha_start, span.alpha_end, span.seed)
+                    pending.append((pool.submit(trainer.train, *job), span.raw_words))
+                while pending and (span is None or len(pending) > 2 * threads):
+                    future, raw = pending.popleft()
+                    span_loss, examples = future.result()
+                    epoch_loss, epoch_examples, done = (
+                        epoch_loss + span_loss,
+                        epoch_examples + examples,
+                        done + raw,
+                    )
+                    bar.update(raw)
+                    words_s = done / (time.perf_counter() - started)
+                    mean = epoch_loss / max(1, epoch_examples)
+                    bar.set_postfix(
+                        epoch=epoch + 1, loss=f"{mean:.3f}", words_s=f"{words_s:,.0f}", refresh=False
+                    )
+            loss = epoch_loss / max(1, epoch_examples)
+            log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
+    return done, loss
+
+
+def _train_batched(
+    model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, bar: tqdm
+) -> tuple[int, float]:
+    """Training in large batches of examples with the PyTorch step (any device). Returns the raw
+    words processed and the last chunk's mean loss per example."""
+    total = model.vocab.total_words * config.epochs
+    done, loss, started = 0, math.nan, time.perf_counter()
+    for epoch in range(config.epochs):
+        for chunk in corpus:
+            examples = model.examples(chunk)
+            count = len(examples[0]) if examples else 0
+            chunk_loss = torch.zeros((), device=model.device)
+            for start in range(0, count, config.batch_size):
+                batch = [tensor[start : start + config.batch_size] for tensor in examples]
+                progress = (done + chunk.raw_words * start / count) / total
+                chunk_loss += model.step(batch, _learning_rate(config, progress))
+            loss = float(chunk_loss) / max(1, count)
+            done += chunk.raw_words
+            bar.update(chunk.raw_words)
+            elapsed = time.perf_counter() - started
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", words_s=f"{done / elapsed:,.0f}")
+        log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
+    return done, loss
+
+
 def train_torch(
     corpus: EncodedCorpus, vocab: Vocabulary, config: Word2VecConfig
 ) -> tuple[Vectors, TrainingReport]:
     """Train with this module's SGNS/CBOW on ``corpus``; return the input vectors and timings."""
     device = select_device(config.device)
+    kernel = resolve_kernel(config, device)
     with _torch_threads(config.threads):
         model = SGNS(vocab, config, device)
-        compile_seconds = model.warm_up()
+        compile_seconds = model.warm_up() if kernel == "batched" else 0.0
         total = vocab.total_words * config.epochs
-        done, loss, started = 0, math.nan, time.perf_counter()
-        bar = tqdm(total=total, unit="w", unit_scale=True, desc=f"word2vec {config.model} ({device.type})")
-        for epoch in range(config.epochs):
-            for chunk in corpus:
-                examples = model.examples(chunk)
-                count = len(examples[0]) if examples else 0
-                chunk_loss = torch.zeros((), device=device)
-                for start in range(0, count, config.batch_size):
-                    batch = [tensor[start : start + config.batch_size] for tensor in examples]
-                    progress = (done + chunk.raw_words * start / count) / total
-                    alpha = _learning_rate(config, progress)
-                    chunk_loss += model.step(batch, alpha)
-                loss = float(chunk_loss) / max(1, count)
-                done += chunk.raw_words
-                bar.update(chunk.raw_words)
-                elapsed = time.perf_counter() - started
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", words_s=f"{done / elapsed:,.0f}")
-            log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
-        bar.close()
+        description = f"word2vec {config.model} ({device.type}, {kernel})"
+        started = time.perf_counter()
+        with tqdm(total=total, unit="w", unit_scale=True, desc=description) as bar:
+            if kernel == "native":
+                threads = config.threads or torch.get_num_threads()
+                done, loss = _train_native(model, corpus, config, threads, bar)
+            else:
+                done, loss = _train_batched(model, corpus, config, bar)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
     vectors = Vectors(vocab.words, model.w_in.float().cpu().numpy())
-    report = TrainingReport("torch", device.type, seconds, done, done / seconds, loss, compile_seconds)
+    report = TrainingReport(
+        "torch", device.type, seconds, done, done / seconds, loss, compile_seconds, kernel
+    )
     return vectors, report
 
 
@@ -413,10 +546,13 @@ def train_gensim(
 
 
 def resolve_backend(config: Word2VecConfig) -> str:
-    """The backend ``auto`` stands for on this machine (torch on a GPU, gensim on a CPU)."""
+    """The backend ``auto`` stands for on this machine: torch, except on a CPU where the C kernel
+    cannot be built (no compiler), where gensim's C loop beats the batched PyTorch step."""
     if config.backend != "auto":
         return config.backend
-    return "torch" if select_device(config.device).type == "cuda" else "gensim"
+    if select_device(config.device).type != "cpu" or (config.kernel != "batched" and native.available()):
+        return "torch"
+    return "gensim"
 
 
 def train_word2vec(

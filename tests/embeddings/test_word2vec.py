@@ -137,8 +137,9 @@ def test_training_puts_neighbours_in_the_same_topic(topic_corpus, model) -> None
         min_count=1,
         sample=0.0,
         batch_size=512,
-        compile=model == "sg",  # the compiled step (the default) and the eager one both learn
+        compile=model == "sg",  # the compiled step and the eager one both learn
         alpha=0.05 if model == "cbow" else 0.025,
+        kernel="batched",
     )
     vectors, vocab, report = train_word2vec(CorpusSource(str(path)), config)
     assert report.backend == "torch" and report.raw_words == vocab.total_words * 3
@@ -149,7 +150,7 @@ def test_training_puts_neighbours_in_the_same_topic(topic_corpus, model) -> None
 
 def test_training_is_reproducible_for_a_seed(topic_corpus) -> None:
     path, _ = topic_corpus
-    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, seed=3, compile=False)
+    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, seed=3, kernel="batched")
     first, _, _ = train_word2vec(CorpusSource(str(path)), config)
     second, _, _ = train_word2vec(CorpusSource(str(path)), config)
     np.testing.assert_array_equal(first.vectors, second.vectors)
@@ -162,13 +163,21 @@ def test_gensim_backend_and_auto_choice(topic_corpus) -> None:
     assert report.backend == "gensim"
     hits = [topic_of[n] == topic_of[w] for w in vectors.words for n, _ in vectors.most_similar(w, topn=5)]
     assert np.mean(hits) > 0.95
-    assert resolve_backend(Word2VecConfig(backend="auto", device="cpu")) == "gensim"
+    assert resolve_backend(Word2VecConfig(backend="auto", device="cpu", kernel="batched")) == "gensim"
     assert resolve_backend(Word2VecConfig(backend="torch")) == "torch"
 
 
 @pytest.mark.parametrize(
     "setting",
-    [{"window": 0}, {"model": "glove"}, {"alpha": -1.0}, {"min_count": 0}, {"backend": "c"}, {"sample": 2.0}],
+    [
+        {"window": 0},
+        {"model": "glove"},
+        {"alpha": -1.0},
+        {"min_count": 0},
+        {"backend": "c"},
+        {"sample": 2.0},
+        {"kernel": "cuda"},
+    ],
 )
 def test_bad_settings_are_rejected(setting) -> None:
     with pytest.raises(InvalidInputError):

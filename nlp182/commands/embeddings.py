@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nlp182.commands.flags import add_config_flags, config_from_args, train_group
 from nlp182.embeddings.lsa import SVD_SOLVERS, LSAConfig
-from nlp182.embeddings.word2vec import BACKENDS, MODELS, Word2VecConfig
+from nlp182.embeddings.word2vec import BACKENDS, KERNELS, MODELS, Word2VecConfig
 from nlp182.text.corpus import SOURCE_FORMATS, CorpusSource
 
 DEFAULT_CORPUS = "corpora/wiki.txt"
@@ -148,7 +148,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lsa.set_defaults(func=_run_train_lsa)
     w2v = trainers.add_parser("w2v", help="word2vec skip-gram / CBOW with negative sampling")
     _add_corpus_flags(w2v)
-    add_config_flags(w2v, Word2VecConfig, choices={"model": MODELS, "backend": BACKENDS})
+    add_config_flags(
+        w2v,
+        Word2VecConfig,
+        choices={"model": MODELS, "backend": BACKENDS, "kernel": KERNELS},
+        helps={
+            "backend": "torch (this package), gensim (the reference), auto",
+            "kernel": "native (C, CPU, Hogwild threads), batched (PyTorch, any device), auto",
+            "threads": "CPU threads",
+        },
+    )
     w2v.set_defaults(func=_run_train_w2v)
 
     evaluate = subparsers.add_parser("eval", help="WordSim-353, SimLex-999 and analogy scores of runs")

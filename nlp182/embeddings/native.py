@@ -78,9 +78,12 @@ def library() -> ctypes.CDLL:
     ):
         key.update(part)
     target = cache_folder() / f"sgns-{key.hexdigest()[:16]}.so"
-    if not target.exists():
-        _compile(compiler, target)
-    lib = ctypes.CDLL(str(target))
+    try:
+        if not target.exists():
+            _compile(compiler, target)
+        lib = ctypes.CDLL(str(target))
+    except OSError as exc:  # unwritable cache folder, unloadable library
+        raise NativeKernelUnavailable(f"cannot build or load {target}: {exc}") from exc
     lib.sgns_train_span.restype = ctypes.c_double
     lib.sgns_train_span.argtypes = [
         _ptr, _ptr, _i64, _i64, _ptr, _ptr, _ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int,
@@ -99,7 +102,7 @@ def available() -> bool:
     """Whether the kernel builds (and loads) on this machine."""
     try:
         library()
-    except (NativeKernelUnavailable, OSError):
+    except NativeKernelUnavailable:
         return False
     return True
 

@@ -517,17 +517,19 @@ class _TokenLines:
 def train_gensim(
     source: CorpusSource, vocab: Vocabulary, config: Word2VecConfig
 ) -> tuple[Vectors, TrainingReport]:
-    """Train gensim's ``Word2Vec`` on the same tokens (our tokenizer, same sentence splitting)."""
+    """Train gensim's ``Word2Vec`` on the same tokens (our tokenizer, same sentence splitting).
+
+    gensim takes our vocabulary counts instead of counting the corpus again; its subsampling
+    thresholds and noise table depend only on the counts of the words kept, so they are the same.
+    """
     from gensim.models import Word2Vec
 
-    sentences = _TokenLines(source)
     model = Word2Vec(
         vector_size=config.vector_size,
         window=config.window,
         negative=config.negative,
         hs=0,
         min_count=config.min_count,
-        max_final_vocab=config.max_vocab,
         sample=config.sample,
         alpha=config.alpha,
         min_alpha=config.min_alpha,
@@ -536,11 +538,11 @@ def train_gensim(
         seed=config.seed,
         workers=config.threads or torch.get_num_threads(),
     )
-    model.build_vocab(sentences)
+    model.build_vocab_from_freq(dict(zip(vocab.words, vocab.counts.tolist(), strict=True)))
     started = time.perf_counter()
-    model.train(sentences, total_examples=model.corpus_count, epochs=config.epochs, compute_loss=False)
+    model.train(_TokenLines(source), total_words=vocab.total_words, epochs=config.epochs, compute_loss=False)
     seconds = time.perf_counter() - started
-    raw = model.corpus_total_words * config.epochs
+    raw = vocab.total_words * config.epochs
     vectors = Vectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
     return vectors, TrainingReport("gensim", "cpu", seconds, raw, raw / seconds, None)
 

@@ -219,3 +219,21 @@ def test_cbow_keeps_corpus_order_and_skipgram_shuffles_by_default() -> None:
         _vocab(), Word2VecConfig(vector_size=4, window=1, sample=0.0, shuffle=False), torch.device("cpu")
     )
     assert ordered.examples(chunk)[1].tolist() == in_order.tolist()
+
+
+def test_gensim_built_from_our_counts_has_the_tables_of_its_own_scan(small_corpus) -> None:
+    from gensim.models import Word2Vec
+
+    from nlp182.text.corpus import iter_token_lines
+    from nlp182.text.vocab import VocabConfig
+
+    source = CorpusSource(str(small_corpus))
+    vocab = Vocabulary.build(iter_token_lines(source), VocabConfig(min_count=5, sample=1e-3))
+    scanned, ours = Word2Vec(min_count=5, sample=1e-3), Word2Vec(min_count=5, sample=1e-3)
+    scanned.build_vocab(list(iter_token_lines(source)))
+    ours.build_vocab_from_freq(dict(zip(vocab.words, vocab.counts.tolist(), strict=True)))
+    assert sorted(ours.wv.index_to_key) == sorted(scanned.wv.index_to_key)
+    assert scanned.corpus_total_words == vocab.total_words
+    sample_int = {w: scanned.wv.get_vecattr(w, "sample_int") for w in scanned.wv.index_to_key}
+    assert {w: ours.wv.get_vecattr(w, "sample_int") for w in ours.wv.index_to_key} == sample_int
+    np.testing.assert_array_equal(np.diff(ours.cum_table)[:100], np.diff(scanned.cum_table)[:100])

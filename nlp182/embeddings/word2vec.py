@@ -43,6 +43,7 @@ MODELS = ("sg", "cbow")
 BACKENDS = ("torch", "gensim", "auto")
 KERNELS = ("auto", "native", "batched")
 SPAN_TOKENS = 10_000
+GENSIM_IN_MEMORY_TOKENS = 5_000_000
 MAX_EXP = 6.0
 
 
@@ -482,6 +483,7 @@ def train_torch(
     """Train with this module's SGNS/CBOW on ``corpus``; return the input vectors and timings."""
     device = select_device(config.device)
     kernel = resolve_kernel(config, device)
+    corpus.preload()
     with _torch_threads(config.threads):
         model = SGNS(vocab, config, device)
         compile_seconds = model.warm_up() if kernel == "batched" else 0.0
@@ -521,6 +523,9 @@ def train_gensim(
 
     gensim takes our vocabulary counts instead of counting the corpus again; its subsampling
     thresholds and noise table depend only on the counts of the words kept, so they are the same.
+    A corpus of at most ``GENSIM_IN_MEMORY_TOKENS`` tokens is tokenized once and held in memory
+    (as ``EncodedCorpus`` holds ours), larger ones are streamed on every pass; either way the
+    training time excludes the reading that happens before it.
     """
     from gensim.models import Word2Vec
 
@@ -539,8 +544,10 @@ def train_gensim(
         workers=config.threads or torch.get_num_threads(),
     )
     model.build_vocab_from_freq(dict(zip(vocab.words, vocab.counts.tolist(), strict=True)))
+    lines = _TokenLines(source)
+    sentences = list(lines) if vocab.total_words <= GENSIM_IN_MEMORY_TOKENS else lines
     started = time.perf_counter()
-    model.train(_TokenLines(source), total_words=vocab.total_words, epochs=config.epochs, compute_loss=False)
+    model.train(sentences, total_words=vocab.total_words, epochs=config.epochs, compute_loss=False)
     seconds = time.perf_counter() - started
     raw = vocab.total_words * config.epochs
     vectors = Vectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))

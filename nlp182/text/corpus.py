@@ -146,6 +146,15 @@ class EncodedCorpus:
         self.raw_words = raw
         self._cache = chunks
 
+    def preload(self) -> bool:
+        """Encode and cache the corpus now if it fits the cache (the vocabulary's token count
+        tells before reading), so that training time excludes reading and tokenizing it.
+        Returns whether the corpus is held in memory."""
+        if self._cache is None and self.vocab.total_words <= self.cache_limit:
+            for _ in self:
+                pass
+        return self._cache is not None
+
     def _encode(self) -> Iterator[Chunk]:
         index = self.vocab.index
         ids: list[int] = []

@@ -123,6 +123,18 @@ def test_encoded_corpus_drops_oov_splits_long_lines_and_caches(tmp_path) -> None
     assert all(x is y for x, y in zip(list(corpus), chunks, strict=True))  # cached, not re-read
 
 
+def test_preload_caches_a_small_corpus_and_leaves_a_large_one_streaming(tmp_path) -> None:
+    (tmp_path / "c.txt").write_text("a b a\nb a c\n")
+    source = CorpusSource(str(tmp_path / "c.txt"))
+    vocab = Vocabulary.build(iter_token_lines(source), VocabConfig(min_count=1))
+    small = EncodedCorpus(source, vocab)
+    assert small.preload() and small._cache is not None
+    (tmp_path / "c.txt").unlink()  # held in memory: no further reads
+    assert sum(len(c.ids) for c in small) == 6
+    large = EncodedCorpus(source, vocab, cache_limit=5)  # 6 tokens > 5: not read at all now
+    assert not large.preload()
+
+
 def test_encoded_corpus_of_only_unknown_words_is_an_error(tmp_path) -> None:
     (tmp_path / "c.txt").write_text("x y z\n")
     vocab = Vocabulary(["w"], np.array([5]), 5)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
@@ -70,10 +72,14 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    pinned = threading.local()  # OpenMP's thread count is per thread: set it once on each
 
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+        if config.omp_threads and getattr(pinned, "threads", 0) != config.omp_threads:
+            faiss.omp_set_num_threads(config.omp_threads)
+            pinned.threads = config.omp_threads
 
     @app.after_request
     def _count(response: Response) -> Response:

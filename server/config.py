@@ -23,13 +23,19 @@ class AppConfig:
         batch_max: the most queries per gathered call; 1 turns micro-batching off (each request
             searches on its own thread).
         max_body_bytes: request bodies above this size get 413.
+        omp_threads: OpenMP threads FAISS may use on each request thread (0 leaves OpenMP's
+            default). OpenMP keeps this setting per thread, and a thread that never set it uses
+            one per core, so the app sets it on every request thread itself.
     """
 
     batch_window_ms: float = 0.0
     batch_max: int = 64
     max_body_bytes: int = 1 << 20
+    omp_threads: int = 0
 
     def __post_init__(self) -> None:
+        if self.omp_threads < 0:
+            raise InvalidInputError(f"omp_threads must be >= 0, got {self.omp_threads}")
         if self.batch_window_ms < 0:
             raise InvalidInputError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
         if self.batch_max < 1:
@@ -122,4 +128,4 @@ class ServeConfig:
 
     def app_config(self) -> AppConfig:
         """The settings each worker's app is built with."""
-        return AppConfig(self.batch_window_ms, self.batch_max, self.max_body_bytes)
+        return AppConfig(self.batch_window_ms, self.batch_max, self.max_body_bytes, self.omp_threads)

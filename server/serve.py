@@ -4,7 +4,8 @@ The app is built after the fork (no ``preload_app``), so each worker maps the in
 and the kernel shares those pages between workers. The heavy libraries are imported here, in the
 master, so their code pages are shared too. Each worker pins FAISS to ``omp_threads`` OpenMP threads
 (threads slow single queries down and fight the other workers for cores) and lowers FAISS's BLAS
-threshold so gathered batches use one matrix product.
+threshold so gathered batches use one matrix product. OpenMP keeps the thread count per thread, so
+``post_fork`` pins the worker's main thread and the app pins each request thread (``AppConfig``).
 """
 
 from __future__ import annotations

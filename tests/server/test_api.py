@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from flask.testing import FlaskClient
 
 from nlp182.embeddings.vectors import Vectors
 from server.app import create_app
-from server.config import AppConfig
+from server.config import AppConfig, ServeConfig
 
 QUERY_WORDS = ("government", "police", "president", "fire", "australia", "year")
 
@@ -165,6 +166,30 @@ def test_bad_requests_change_nothing(client: FlaskClient) -> None:
         getattr(client, method)(url, **_body(payload))
     assert client.get("/v1/neighbors?word=police&k=20").get_data() == reference
     assert client.get("/readyz").status_code == 200
+
+
+def test_each_request_thread_pins_openmp_threads(real_run: Path) -> None:
+    # OpenMP's thread count is per thread: a new thread gets one per core whatever the worker's
+    # main thread set, so the app must set it on the request thread itself.
+    import faiss
+
+    wanted = faiss.omp_get_max_threads() + 3  # differs from what a fresh thread starts with
+    seen: dict[str, int] = {}
+
+    def in_new_thread(config: AppConfig, name: str) -> None:
+        client = create_app(real_run, config).test_client()
+        seen[f"{name} before"] = faiss.omp_get_max_threads()
+        assert client.get("/v1/neighbors?word=police").status_code == 200
+        seen[name] = faiss.omp_get_max_threads()
+
+    for config, name in ((AppConfig(omp_threads=wanted), "pinned"), (AppConfig(), "default")):
+        thread = threading.Thread(target=in_new_thread, args=(config, name))
+        thread.start()
+        thread.join()
+    assert seen["pinned before"] != wanted
+    assert seen["pinned"] == wanted
+    assert seen["default"] == seen["default before"]  # 0 leaves OpenMP alone
+    assert ServeConfig(omp_threads=3).app_config().omp_threads == 3  # `nlp182 serve` passes it on
 
 
 def test_metrics_count_requests_and_latency(real_run: Path) -> None:

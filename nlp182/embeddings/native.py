@@ -9,6 +9,7 @@ threads train different corpus spans at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -59,6 +60,16 @@ def _compile(compiler: str, target: Path) -> None:
             os.unlink(temporary)
 
 
+def _cpu_signature() -> bytes:
+    """The machine type and, on Linux, the CPU's feature flags: ``-march=native`` code built on
+    one CPU may not run on another that shares the cache folder (a network home, say)."""
+    signature = platform.machine()
+    with contextlib.suppress(OSError):
+        flags = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")]
+        signature += flags[0] if flags else ""
+    return signature.encode()
+
+
 @functools.cache
 def library() -> ctypes.CDLL:
     """The compiled kernel, building it if no cached copy matches this source and compiler.
@@ -74,7 +85,7 @@ def library() -> ctypes.CDLL:
         SOURCE.read_bytes(),
         " ".join(FLAGS).encode(),
         compiler.encode(),
-        platform.machine().encode(),
+        _cpu_signature(),
     ):
         key.update(part)
     target = cache_folder() / f"sgns-{key.hexdigest()[:16]}.so"

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from nlp182.embeddings import native
-from nlp182.embeddings.word2vec import Word2VecConfig, _spans, resolve_backend, resolve_kernel, train_word2vec
-from nlp182.text.corpus import CorpusSource
+from nlp182.embeddings.word2vec import Word2VecConfig, _spans, resolve_backend, resolve_kernel
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="no C compiler for the native kernel")
 
@@ -98,31 +97,6 @@ def test_spans_cut_at_sentence_starts() -> None:
     assert all(end == start for (_, end), (start, _) in itertools.pairwise(spans))
     assert all(start % 7 == 0 for start, _ in spans)
     assert _spans(np.zeros(120, dtype=np.int64), 50) == [(0, 50), (50, 100), (100, 120)]  # one long sentence
-
-
-@pytest.mark.parametrize("model", ["sg", "cbow"])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_native_training_puts_neighbours_in_the_same_topic(topic_corpus, model, threads) -> None:
-    path, topic_of = topic_corpus
-    config = Word2VecConfig(
-        model=model, vector_size=20, epochs=3, min_count=1, sample=0.0, threads=threads,
-        alpha=0.05 if model == "cbow" else 0.025, kernel="native",
-    )  # fmt: skip
-    vectors, vocab, report = train_word2vec(CorpusSource(str(path)), config)
-    assert report.kernel == "native" and report.raw_words == vocab.total_words * 3
-    hits = [topic_of[n] == topic_of[w] for w in vectors.words for n, _ in vectors.most_similar(w, topn=5)]
-    assert np.mean(hits) > 0.95
-    assert report.final_loss < 3.0  # started at 6 log 2 = 4.16
-
-
-def test_one_thread_is_reproducible_for_a_seed(topic_corpus) -> None:
-    path, _ = topic_corpus
-    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, seed=3, threads=1, kernel="native")
-    first, _, _ = train_word2vec(CorpusSource(str(path)), config)
-    second, _, _ = train_word2vec(CorpusSource(str(path)), config)
-    np.testing.assert_array_equal(first.vectors, second.vectors)
-    other, _, _ = train_word2vec(CorpusSource(str(path)), Word2VecConfig(**{**vars(config), "seed": 4}))
-    assert not np.array_equal(first.vectors, other.vectors)
 
 
 def test_without_a_compiler_auto_falls_back_and_native_says_why(monkeypatch, tmp_path, caplog) -> None:

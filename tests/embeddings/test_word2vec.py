@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from nlp182.embeddings import native
 from nlp182.embeddings.word2vec import (
     SGNS,
     Word2VecConfig,
@@ -127,8 +128,17 @@ def test_negatives_follow_the_unigram_075_distribution() -> None:
     np.testing.assert_allclose(frequencies, vocab.noise_distribution(0.75), atol=3e-3)
 
 
+NATIVE = pytest.mark.skipif(not native.available(), reason="no C compiler for the native kernel")
+KERNELS = [
+    ("batched", None),
+    pytest.param("native", 1, marks=NATIVE),
+    pytest.param("native", 2, marks=NATIVE),
+]
+
+
 @pytest.mark.parametrize("model", ["sg", "cbow"])
-def test_training_puts_neighbours_in_the_same_topic(topic_corpus, model) -> None:
+@pytest.mark.parametrize(("kernel", "threads"), KERNELS)
+def test_training_puts_neighbours_in_the_same_topic(topic_corpus, model, kernel, threads) -> None:
     path, topic_of = topic_corpus
     config = Word2VecConfig(
         model=model,
@@ -137,23 +147,27 @@ def test_training_puts_neighbours_in_the_same_topic(topic_corpus, model) -> None
         min_count=1,
         sample=0.0,
         batch_size=512,
-        compile=model == "sg",  # the compiled step and the eager one both learn
+        compile=model == "sg",  # batched: the compiled step and the eager one both learn
         alpha=0.05 if model == "cbow" else 0.025,
-        kernel="batched",
+        kernel=kernel,
+        threads=threads,  # native: one thread, and two Hogwild threads
     )
     vectors, vocab, report = train_word2vec(CorpusSource(str(path)), config)
-    assert report.backend == "torch" and report.raw_words == vocab.total_words * 3
+    assert report.kernel == kernel and report.raw_words == vocab.total_words * 3
     hits = [topic_of[n] == topic_of[w] for w in vectors.words for n, _ in vectors.most_similar(w, topn=5)]
     assert np.mean(hits) > 0.95
     assert report.final_loss < 3.0  # started at 6 log 2 = 4.16
 
 
-def test_training_is_reproducible_for_a_seed(topic_corpus) -> None:
+@pytest.mark.parametrize("kernel", ["batched", pytest.param("native", marks=NATIVE)])
+def test_training_is_reproducible_for_a_seed(topic_corpus, kernel) -> None:
     path, _ = topic_corpus
-    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, seed=3, kernel="batched")
+    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, seed=3, threads=1, kernel=kernel)
     first, _, _ = train_word2vec(CorpusSource(str(path)), config)
     second, _, _ = train_word2vec(CorpusSource(str(path)), config)
     np.testing.assert_array_equal(first.vectors, second.vectors)
+    other, _, _ = train_word2vec(CorpusSource(str(path)), dataclasses.replace(config, seed=4))
+    assert not np.array_equal(first.vectors, other.vectors)
 
 
 def test_gensim_backend_and_auto_choice(topic_corpus) -> None:

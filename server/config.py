@@ -92,7 +92,12 @@ class ServeConfig:
         host: address to bind; loopback by default (put a reverse proxy in front to expose it).
         port: TCP port.
         workers: gunicorn worker processes (one per core).
-        threads: request threads per worker (concurrent requests a worker can gather into a batch).
+        threads: request threads per worker; 0 (default) picks by index kind (``resolve_threads``):
+            16 for an exact index, whose concurrent queries a worker gathers into one search, 1 for
+            HNSW, served by gunicorn's sync workers one request at a time per process (a graph
+            search gains nothing from gathering, and threads of one process queue for its GIL:
+            measured at 32 connections on 2 cores, p99 16 ms with 2 sync workers vs 30-45 ms with
+            2 x 16 threads, at the same throughput).
         timeout: seconds before gunicorn restarts a silent worker.
         omp_threads: OpenMP threads FAISS may use per worker.
         blas_threshold: FAISS uses BLAS for exact searches of at least this many queries.
@@ -108,7 +113,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
-    threads: int = 16
+    threads: int = 0
     timeout: int = 30
     omp_threads: int = 1
     blas_threshold: int = 4
@@ -119,15 +124,24 @@ class ServeConfig:
     malloc_arenas: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("workers", "threads", "timeout", "omp_threads", "blas_threshold"):
+        for name in ("workers", "timeout", "omp_threads", "blas_threshold"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise InvalidInputError(f"threads must be >= 0 (0: by index kind), got {self.threads}")
         if self.malloc_arenas < 0:
             raise InvalidInputError(f"malloc_arenas must be >= 0, got {self.malloc_arenas}")
         if not 0 <= self.port <= 65535:
             raise InvalidInputError(f"port must be between 0 and 65535, got {self.port}")
         self.app_config()  # validate the app's settings here, not in every worker
 
+    def resolve_threads(self, kind: str) -> int:
+        """Request threads per worker for an index of ``kind`` ("flat" or "hnsw")."""
+        if self.threads:
+            return self.threads
+        return 16 if kind == "flat" else 1
+
     def app_config(self) -> AppConfig:
-        """The settings each worker's app is built with."""
-        return AppConfig(self.batch_window_ms, self.batch_max, self.max_body_bytes, self.omp_threads)
+        """The settings each worker's app is built with (one request thread: nothing to gather)."""
+        batch_max = 1 if self.threads == 1 else self.batch_max
+        return AppConfig(self.batch_window_ms, batch_max, self.max_body_bytes, self.omp_threads)

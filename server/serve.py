@@ -4,13 +4,16 @@ The app is built after the fork (no ``preload_app``), so each worker maps the in
 and the kernel shares those pages between workers. The heavy libraries are imported here, in the
 master, so their code pages are shared too. Each worker pins FAISS to ``omp_threads`` OpenMP threads
 (threads slow single queries down and fight the other workers for cores) and lowers FAISS's BLAS
-threshold so gathered batches use one matrix product. OpenMP keeps the thread count per thread, so
+threshold so gathered batches use one matrix product. With the default ``--threads 0`` an exact
+index gets threaded (gthread) workers, whose concurrent queries are gathered, and an HNSW index
+gets sync workers, one request at a time per process. OpenMP keeps the thread count per thread, so
 ``post_fork`` pins the worker's main thread and the app pins each request thread (``AppConfig``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
 import importlib
 import logging
@@ -96,7 +99,8 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     config = config or ServeConfig()
     run_dir = Path(run_dir)
     # Fail here with one clear line (a missing or mismatched index) rather than in every worker.
-    SimilarityIndex.load(run_dir, Vectors.load(run_dir, mmap=True))
+    kind = SimilarityIndex.load(run_dir, Vectors.load(run_dir, mmap=True)).kind
+    config = dataclasses.replace(config, threads=config.resolve_threads(kind))
     # Set before any worker imports prometheus_client, which reads it at import time.
     own_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -104,8 +108,8 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     importlib.import_module("server.app")  # in the master, so workers share its modules' pages
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
-    log.info("serving %s on http://%s:%d with %d workers x %d threads",
-             run_dir, config.host, config.port, config.workers, config.threads)
+    log.info("serving %s (%s index) on http://%s:%d with %d workers x %d threads",
+             run_dir, kind, config.host, config.port, config.workers, config.threads)
     try:
         _Gunicorn(run_dir, config).run()
     finally:

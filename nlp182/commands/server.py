@@ -27,7 +27,7 @@ _HELP = {
     "host": "address to bind (loopback by default)",
     "port": "TCP port",
     "workers": "gunicorn worker processes",
-    "threads": "request threads per worker",
+    "threads": "request threads per worker (0: 16 for an exact index, 1 for HNSW: sync workers)",
     "timeout": "seconds before a silent worker is restarted",
     "omp_threads": "OpenMP threads FAISS may use per worker",
     "blas_threshold": "exact searches of at least this many queries use BLAS",

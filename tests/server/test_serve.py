@@ -15,6 +15,7 @@ import requests
 
 from nlp182 import cli
 from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import InvalidInputError
 
 from .conftest import COMMAND, ROOT, LiveServer, write_run
 
@@ -65,7 +66,35 @@ def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_serv
     code, output = live_server.stop()
     assert code == 0, output
     assert "Shutting down: Master" in output
+    assert "Using worker: gthread" in output  # --threads 4
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
+
+
+def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors: Vectors) -> None:
+    from server.config import IndexConfig, ServeConfig
+    from server.index import SimilarityIndex
+
+    assert ServeConfig().resolve_threads("hnsw") == 1  # sync workers: one request per process
+    assert ServeConfig().resolve_threads("flat") == 16  # gthread: concurrent queries are gathered
+    assert ServeConfig(threads=4).resolve_threads("hnsw") == 4  # an explicit count wins
+    assert ServeConfig(threads=1).app_config().batch_max == 1  # one thread: nothing to gather
+    assert ServeConfig(threads=8).app_config().batch_max == ServeConfig().batch_max
+    with pytest.raises(InvalidInputError, match="threads must be >= 0"):
+        ServeConfig(threads=-1)
+    # End to end: an HNSW run served with the defaults runs gunicorn's sync workers, and answers.
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="hnsw", recall_queries=50)).save(run)
+    server = LiveServer(run, "--workers", "2")
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(
+                lambda i: requests.get(f"{server.url}/v1/neighbors?word=w{i}&k=5", timeout=10).status_code,
+                range(40)))
+    finally:
+        code, output = server.stop()
+    assert statuses == [200] * 40
+    assert code == 0, output
+    assert "Using worker: sync" in output and "hnsw index" in output
 
 
 def test_probe_waits_for_the_server_and_prints_the_answer(live_server: LiveServer) -> None:

@@ -9,7 +9,9 @@ only:
   ``most_similar`` (the reference), and FAISS exact on batches of 256;
 - over HTTP (``nlp182 serve``: gunicorn, 2 workers): ``GET /v1/neighbors?k=10`` under a bounded
   load from ``wrk`` (bounded by time: ``--seconds`` per run), for the exact index with and without
-  micro-batching and for HNSW; ``POST /v1/neighbors`` with 256 words per request;
+  micro-batching (threaded workers, the default for exact), for HNSW with the server's defaults
+  (sync workers) and, for comparison, HNSW on 16 threads per worker; ``POST /v1/neighbors`` with
+  256 words per request;
 - proportional (PSS) and resident (RSS) memory of the server with 1 and with 4 workers;
 - a soak: the same load for ``--soak-seconds`` with 10% bad requests mixed in, counting 5xx and
   memory growth.
@@ -340,6 +342,12 @@ def run(work: Path, args: argparse.Namespace) -> dict:
         f"HNSW built in {hnsw.meta['build_seconds']} s, "
         f"recall@10 {hnsw.meta['recall_at_10']} (random vectors)"
     )
+    hnsw_index = {
+        **hnsw.meta["params"],
+        "recall_at_10_random_vectors": hnsw.meta["recall_at_10"],
+        "note": "random 300-d vectors are HNSW's worst case; recall on trained vectors per efSearch: "
+        "bench/results/hnsw-recall-cpu.json",
+    }
     flat = SimilarityIndex.load(flat_run, Vectors.load(flat_run))
     hnsw = SimilarityIndex.load(hnsw_run, Vectors.load(hnsw_run))
     inproc = in_process(vectors, flat, hnsw, args.queries)
@@ -348,19 +356,21 @@ def run(work: Path, args: argparse.Namespace) -> dict:
 
     load_script = write_script(work, args.words, 0)
     http = {}
-    cases = {
+    cases = {  # the server's defaults pick the worker model by index kind (ServeConfig.threads)
         "flat_batched": (flat_run, []),
         "flat_unbatched": (flat_run, ["--batch-max", "1"]),
-        "hnsw_batched": (hnsw_run, []),
+        "hnsw": (hnsw_run, []),
+        "hnsw_threaded": (hnsw_run, ["--threads", "16"]),
     }
     for name, (run_dir, flags) in cases.items():
         server = Server(run_dir, "--workers", "2", *flags)
         try:
             wrk(server.url, load_script, args.connections, 3)  # warm up: page in the index
             http[name] = wrk(server.url, load_script, args.connections, args.seconds)
+            http[name]["flags"] = " ".join(["--workers", "2", *flags])
             if name == "flat_batched":
                 http["batch_endpoint_flat"] = batch_endpoint(server.url, args.words)
-            if name == "hnsw_batched":
+            if name == "hnsw":
                 http["batch_endpoint_hnsw"] = batch_endpoint(server.url, args.words)
         finally:
             server.stop()
@@ -396,6 +406,7 @@ def run(work: Path, args: argparse.Namespace) -> dict:
     print("soak:", json.dumps(soak), flush=True)
     return {
         "config": vars(args),
+        "hnsw_index": hnsw_index,
         "in_process": inproc,
         "http": http,
         "memory": memory,
@@ -410,8 +421,8 @@ def goals(inproc: dict, http: dict, memory: dict, soak: dict) -> dict:
         return {"value": round(value, 3), "goal": goal, "met": bool(met)}
 
     result = {}
-    for kind in ("flat", "hnsw"):
-        row = http[f"{kind}_batched"]
+    for kind, case in (("flat", "flat_batched"), ("hnsw", "hnsw")):
+        row = http[case]
         base = inproc[f"faiss_{kind}_qps"]
         result[f"{kind}: HTTP rps / in-process FAISS qps"] = check(
             row["rps"] / base, GOALS["http_vs_inprocess"]
@@ -455,7 +466,7 @@ def print_report(report: dict) -> None:
         print(f"  {name:40s} {value:10.1f}")
     print("\nHTTP GET /v1/neighbors k=10 (wrk, 2 threads)")
     print(f"  {'case':16s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'requests':>9s} {'errors':>7s}")
-    for name in ("flat_batched", "flat_unbatched", "hnsw_batched"):
+    for name in ("flat_batched", "flat_unbatched", "hnsw", "hnsw_threaded"):
         row = report["http"][name]
         errors = row["socket_errors"] + row["status_4xx"] + row["status_5xx"]
         print(

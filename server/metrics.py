@@ -45,11 +45,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple] = {}
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and record its latency."""
-        self.requests.labels(endpoint=endpoint, method=method, status=str(status)).inc()
-        self.latency.labels(endpoint=endpoint).observe(seconds)
+        key = (endpoint, method, status)
+        children = self._children.get(key)
+        if children is None:  # labels() takes a lock and builds its key on every call: look up once
+            children = (
+                self.requests.labels(endpoint=endpoint, method=method, status=str(status)),
+                self.latency.labels(endpoint=endpoint),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every worker's metrics."""

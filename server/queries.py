@@ -47,8 +47,8 @@ class QueryService:
 
     def _answers(self, scores: np.ndarray, ids: np.ndarray, exclude: set[int], k: int) -> Answer:
         words = self.vectors.words
-        pairs = zip(scores, ids, strict=True)
-        found = [(words[i], float(s)) for s, i in pairs if i >= 0 and i not in exclude]
+        pairs = zip(scores.tolist(), ids.tolist(), strict=True)  # Python floats and ints: no numpy scalars
+        found = [(words[i], s) for s, i in pairs if i >= 0 and i not in exclude]
         return found[:k]
 
     def neighbors(self, word: str, k: int) -> Answer:

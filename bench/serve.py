@@ -10,8 +10,8 @@ only:
 - over HTTP (``nlp182 serve``: gunicorn, 2 workers): ``GET /v1/neighbors?k=10`` under a bounded
   load from ``wrk`` (bounded by time: ``--seconds`` per run), for the exact index with and without
   micro-batching (threaded workers, the default for exact), for HNSW with the server's defaults
-  (sync workers) and, for comparison, HNSW on 16 threads per worker; ``POST /v1/neighbors`` with
-  256 words per request;
+  (sync workers; also at 8 and 128 connections) and, for comparison, HNSW on 16 threads per worker;
+  ``POST /v1/neighbors`` with 256 words per request;
 - proportional (PSS) and resident (RSS) memory of the server with 1 and with 4 workers;
 - a soak: the same load for ``--soak-seconds`` with 10% bad requests mixed in, counting 5xx and
   memory growth.
@@ -372,6 +372,9 @@ def run(work: Path, args: argparse.Namespace) -> dict:
                 http["batch_endpoint_flat"] = batch_endpoint(server.url, args.words)
             if name == "hnsw":
                 http["batch_endpoint_hnsw"] = batch_endpoint(server.url, args.words)
+                for connections in (8, 128):  # beside the headline's 32: lighter and heavier load
+                    row = wrk(server.url, load_script, connections, args.seconds / 2)
+                    http[f"hnsw_{connections}_connections"] = {**row, "flags": "--workers 2"}
         finally:
             server.stop()
         print(f"{name}:", json.dumps(http[name]), flush=True)
@@ -465,12 +468,14 @@ def print_report(report: dict) -> None:
     for name, value in report["in_process"].items():
         print(f"  {name:40s} {value:10.1f}")
     print("\nHTTP GET /v1/neighbors k=10 (wrk, 2 threads)")
-    print(f"  {'case':16s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'requests':>9s} {'errors':>7s}")
-    for name in ("flat_batched", "flat_unbatched", "hnsw", "hnsw_threaded"):
+    print(f"  {'case':22s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'requests':>9s} {'errors':>7s}")
+    rows = ["flat_batched", "flat_unbatched", "hnsw", "hnsw_threaded"]
+    rows += [name for name in report["http"] if name.endswith("_connections")]
+    for name in rows:
         row = report["http"][name]
         errors = row["socket_errors"] + row["status_4xx"] + row["status_5xx"]
         print(
-            f"  {name:16s} {row['rps']:8.1f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+            f"  {name:22s} {row['rps']:8.1f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
             f"{row['requests']:9d} {errors:7d}"
         )
     for name in ("batch_endpoint_flat", "batch_endpoint_hnsw"):

@@ -130,3 +130,9 @@ def test_a_broken_build_leaves_no_library_behind(monkeypatch, tmp_path) -> None:
         monkeypatch.undo()
         native.library.cache_clear()
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_loading_the_kernel_keeps_subnormal_floats() -> None:
+    native.library()  # a library built with -ffast-math would switch on flush-to-zero process-wide
+    tiny = np.array([1e-40], dtype=np.float32)
+    assert (tiny * np.float32(1.0))[0] > 0 and np.float64(5e-324) * 1.0 > 0

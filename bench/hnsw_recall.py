@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from bench.machine import faiss_machine
 from nlp182.io import atomic_write_json
 from server.config import IndexConfig
 from server.index import measure_recall
@@ -99,14 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"random unit-normal vectors: {trained.shape[0]} x {trained.shape[1]}")
     rng = np.random.default_rng(args.seed)
     report["random"] = sweep(rng.standard_normal(trained.shape, dtype=np.float32), args.queries, args.seed)
-    report["machine"] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "faiss": faiss.__version__,
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-    }
+    report["machine"] = faiss_machine(load_before)
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / "hnsw-recall-cpu.json", report)
     print(f"wrote {RESULTS / 'hnsw-recall-cpu.json'}")

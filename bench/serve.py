@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -41,6 +40,7 @@ import numpy as np
 import psutil
 import requests
 
+from bench.machine import faiss_machine
 from nlp182.embeddings.vectors import Vectors
 from nlp182.io import atomic_write_json
 from server.config import IndexConfig
@@ -311,13 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run(work, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report["machine"] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "faiss": faiss.__version__,
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    report["machine"] = faiss_machine(load_before) | {
         "note": "2 shared cores: other engineers ran CPU work during the run; "
         "wrk shares the cores with the server",
     }

@@ -26,8 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,16 +43,10 @@ from nlp182.embeddings.vectors import Vectors
 from nlp182.io import atomic_write_json
 from server.config import IndexConfig
 from server.index import SimilarityIndex
+from server.process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-# `nlp182 serve` through the real dispatcher with only the server commands registered.
-SERVE = (
-    "import sys\n"
-    "from nlp182 import cli\n"
-    "cli.COMMAND_MODULES = ('nlp182.commands.server',)\n"
-    "sys.exit(cli.main())\n"
-)
 GOALS = {
     "http_vs_inprocess": 0.5,
     "p99_ms": 25.0,
@@ -158,42 +150,16 @@ def in_process(vectors: Vectors, flat: SimilarityIndex, hnsw: SimilarityIndex, q
     return result
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``nlp182 serve`` on loopback, in its own process group; stopped with SIGTERM."""
+class Server(ServeProcess):
+    """``nlp182 serve`` for a measurement: returns once every worker has mapped the index."""
 
     def __init__(self, run: Path, *flags: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as long as the server)
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVE, "serve", str(run), "--port", str(self.port), *flags],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": ""},
-        )
-        self.workers = int(flags[flags.index("--workers") + 1]) if "--workers" in flags else 2
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"server exited:\n{self.log.read()[-3000:]}")
-            master = psutil.Process(self.process.pid)
-            loaded = [
-                c for c in master.children() if any(m.path.endswith("index.faiss") for m in c.memory_maps())
-            ]
-            if len(loaded) >= self.workers:
-                requests.get(f"{self.url}/readyz", timeout=5).raise_for_status()
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("server did not start in 120 s")
+        super().__init__(run, *flags, timeout=120)
+        try:
+            self.workers(int(flags[flags.index("--workers") + 1]) if "--workers" in flags else 2, timeout=120)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def memory(self) -> dict:
         """Summed PSS (shared pages split between processes; anonymous and file-backed) and RSS, MiB."""
@@ -212,15 +178,6 @@ class Server:
             "pss_file_mib": round(totals["Pss_File"] / 1024, 1),
             "rss_mib": round(totals["Rss"] / 1024, 1),
         }
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
 
 
 def wrk(url: str, script: Path, connections: int, seconds: float) -> dict:

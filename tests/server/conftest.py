@@ -8,34 +8,18 @@ vectors rather than random ones.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
-import requests
 
 from nlp182.embeddings.vectors import Vectors
 from server.config import IndexConfig
 from server.index import SimilarityIndex
+from server.process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-# `nlp182 ...` through the real dispatcher, with only this area's commands registered (so these
-# tests do not depend on the other command modules being importable).
-COMMAND = (
-    "import sys\n"
-    "from nlp182 import cli\n"
-    "cli.COMMAND_MODULES = ('nlp182.commands.server',)\n"
-    "sys.exit(cli.main())\n"
-)
-
 
 def write_run(folder: Path, vectors: Vectors) -> Path:
     """A run folder as the trainers write it (vectors, vocab, config, metrics)."""
@@ -92,63 +76,8 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_synthetic_run(tmp_path_factory.mktemp("synthetic-run"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """``nlp182 serve`` in a subprocess (gunicorn), stopped with SIGTERM."""
-
-    def __init__(self, run: Path, *flags: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", COMMAND, "serve", str(run), "--port", str(self.port), *flags],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": ""},
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.process.stdout.read()}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("server did not become ready in 60 s")
-
-    def workers(self, count: int, timeout: float = 60) -> list[psutil.Process]:
-        """Wait until ``count`` workers have mapped the index (each has built its app); return them."""
-        master = psutil.Process(self.process.pid)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            loaded = [
-                child for child in master.children(recursive=True)
-                if any(m.path.endswith("index.faiss") for m in child.memory_maps(grouped=True))
-            ]
-            if len(loaded) >= count:
-                return loaded
-            time.sleep(0.1)
-        raise RuntimeError(f"{count} workers did not load the index in {timeout} s")
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM, wait for the graceful stop; returns (exit code, output)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = self.process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            output, _ = self.process.communicate()
-        return self.process.returncode, output
-
-
 @pytest.fixture
-def live_server(synthetic_run: Path) -> Iterator[LiveServer]:
-    server = LiveServer(synthetic_run, "--workers", "2", "--threads", "4")
+def live_server(synthetic_run: Path) -> Iterator[ServeProcess]:
+    server = ServeProcess(synthetic_run, "--workers", "2", "--threads", "4")
     yield server
     server.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import LiveServer
+from server.process import ServeProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -17,7 +17,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 @pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
                     reason="Debian chromium + chromium-driver not installed (`make test` installs them)")
-def test_search_page_shows_neighbours(live_server: LiveServer, tmp_path: Path) -> None:
+def test_search_page_shows_neighbours(live_server: ServeProcess, tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By

@@ -16,13 +16,14 @@ import requests
 from nlp182 import cli
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
+from server.process import SERVE_COMMAND, ServeProcess
 
-from .conftest import COMMAND, ROOT, LiveServer, write_run
+from .conftest import ROOT, write_run
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", COMMAND, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    command = [sys.executable, "-c", SERVE_COMMAND, *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def test_index_command_writes_index_and_metadata(tmp_path: Path, synthetic_vectors: Vectors) -> None:
@@ -47,7 +48,7 @@ def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert "workers must be >= 1" in capsys.readouterr().err
 
 
-def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_server: LiveServer) -> None:
+def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_server: ServeProcess) -> None:
     workers = live_server.workers(2)  # each worker maps index.faiss itself: one copy in the page cache
     assert len(psutil.Process(live_server.process.pid).children(recursive=True)) == 2
 
@@ -84,7 +85,7 @@ def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors
     # End to end: an HNSW run served with the defaults runs gunicorn's sync workers, and answers.
     run = write_run(tmp_path / "run", synthetic_vectors)
     SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="hnsw", recall_queries=50)).save(run)
-    server = LiveServer(run, "--workers", "2")
+    server = ServeProcess(run, "--workers", "2")
     try:
         with ThreadPoolExecutor(4) as pool:
             statuses = list(pool.map(
@@ -97,7 +98,7 @@ def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors
     assert "Using worker: sync" in output and "hnsw index" in output
 
 
-def test_probe_waits_for_the_server_and_prints_the_answer(live_server: LiveServer) -> None:
+def test_probe_waits_for_the_server_and_prints_the_answer(live_server: ServeProcess) -> None:
     ok = subprocess.run([sys.executable, "-m", "server.probe", live_server.url, "/v1/neighbors?word=w1&k=3"],
                         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr

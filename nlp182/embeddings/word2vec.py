@@ -398,7 +398,7 @@ class _Span:
 def _epoch_spans(corpus: EncodedCorpus, config: Word2VecConfig, epoch: int, total: int) -> Iterator[_Span]:
     """The spans of one epoch. A span's learning rates and seed follow from its place in the
     corpus (not from which thread runs it or when), so one thread reproduces a run exactly."""
-    position = epoch * (total // config.epochs)
+    position = epoch * corpus.vocab.total_words
     for chunk_index, chunk in enumerate(corpus):
         size = max(1, len(chunk.ids))
         for span_index, (start, end) in enumerate(_spans(chunk.sentence, SPAN_TOKENS)):

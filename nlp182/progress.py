@@ -1,0 +1,153 @@
+"""Progress for long work: a tqdm bar on a terminal, one log line per interval elsewhere.
+
+A bar redrawn with carriage returns is what a person at a terminal wants; in a log file it becomes
+megabytes of ``\\r``. ``progress`` looks at whether standard error is a terminal and returns either a
+real ``tqdm`` bar or a ``LogProgress`` with the same small interface (``update``, ``set_postfix``,
+``close``, iteration, context manager) that logs one line every ``interval`` seconds and a final
+line at the end. Both show one rate: the count over the wall time since the bar started.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from tqdm import tqdm
+
+LOGGER = logging.getLogger("nlp182.progress")
+
+#: Seconds between two log lines when standard error is not a terminal.
+DEFAULT_LOG_INTERVAL = 10.0
+
+
+def _scaled(value: float, unit_scale: bool) -> str:
+    """Format a count as tqdm does with ``unit_scale``: 1.2k, 3.4M; plain otherwise."""
+    if not unit_scale:
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f}{suffix}"
+    return f"{value:.0f}"
+
+
+class LogProgress:
+    """tqdm's interface, written as one log line per ``interval`` seconds (for logs, not terminals)."""
+
+    def __init__(
+        self,
+        iterable: Iterable[Any] | None = None,
+        *,
+        total: float | None = None,
+        desc: str = "",
+        unit: str = "it",
+        unit_scale: bool = False,
+        initial: float = 0,
+        interval: float = DEFAULT_LOG_INTERVAL,
+        logger: logging.Logger = LOGGER,
+    ) -> None:
+        self.iterable = iterable
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        self.total = total
+        self.desc = desc
+        self.unit = unit
+        self.unit_scale = unit_scale
+        self.n = initial
+        self._initial = initial
+        self.interval = interval
+        self.logger = logger
+        self._postfix = ""
+        self._start = time.perf_counter()
+        self._last_log = self._start
+        self._closed = False
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.iterable is None:
+            raise TypeError("LogProgress was made without an iterable")
+        for item in self.iterable:
+            yield item
+            self.update(1)
+        self.close()
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def set_postfix(
+        self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any
+    ) -> None:
+        """Remember ``key=value`` pairs to print after the count on the next line."""
+        items = {**(ordered_dict or {}), **kwargs}
+        self._postfix = ", ".join(f"{key}={value}" for key, value in items.items())
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        """Change the label printed at the start of each line."""
+        self.desc = desc or ""
+
+    def update(self, n: float = 1) -> None:
+        """Count ``n`` more units; log a line when ``interval`` seconds have passed since the last."""
+        self.n += n
+        now = time.perf_counter()
+        if now - self._last_log >= self.interval:
+            self._last_log = now
+            self._log(now)
+
+    def refresh(self) -> None:
+        """tqdm compatibility: nothing to redraw in a log."""
+
+    def _log(self, now: float) -> None:
+        elapsed = max(now - self._start, 1e-9)
+        rate = (self.n - self._initial) / elapsed
+        done = _scaled(self.n, self.unit_scale)
+        if self.total:
+            share = 100.0 * self.n / self.total
+            done += f"/{_scaled(self.total, self.unit_scale)} {self.unit} ({share:.0f}%)"
+        else:
+            done += f" {self.unit}"
+        line = f"{self.desc}: {done}, {_scaled(rate, self.unit_scale)} {self.unit}/s, {elapsed:.0f} s"
+        if self._postfix:
+            line += f", {self._postfix}"
+        self.logger.info(line)
+
+    def close(self) -> None:
+        """Log the final line once."""
+        if not self._closed:
+            self._closed = True
+            self._log(time.perf_counter())
+
+
+def on_terminal() -> bool:
+    """True when standard error is an interactive terminal (where a redrawn bar makes sense)."""
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
+
+
+def progress(
+    iterable: Iterable[Any] | None = None,
+    *,
+    total: float | None = None,
+    desc: str = "",
+    unit: str = "it",
+    unit_scale: bool = False,
+    initial: float = 0,
+    disable: bool = False,
+    interval: float = DEFAULT_LOG_INTERVAL,
+) -> Any:
+    """A progress reporter for ``iterable`` (or for manual ``update`` calls when it is None).
+
+    On a terminal this is ``tqdm``; otherwise a ``LogProgress`` that logs one line per ``interval``
+    seconds. ``disable=True`` returns a tqdm bar that draws nothing (tests, quiet runs).
+    """
+    if disable or on_terminal():
+        return tqdm(
+            iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, initial=initial,
+            disable=disable,
+        )
+    return LogProgress(
+        iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, initial=initial, interval=interval
+    )

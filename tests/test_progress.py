@@ -1,0 +1,48 @@
+"""progress(): a tqdm bar on a terminal, one log line per interval in a log."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from tqdm import tqdm
+
+from nlp182 import progress as progress_module
+from nlp182.progress import LogProgress, progress
+
+
+def test_log_progress_writes_one_line_per_interval_and_a_final_line(caplog: pytest.LogCaptureFixture) -> None:
+    clock = iter([0.0, 1.0, 2.5, 3.0, 6.0, 7.0])
+    original = progress_module.time.perf_counter
+    progress_module.time.perf_counter = lambda: next(clock)  # type: ignore[assignment]
+    try:
+        with caplog.at_level(logging.INFO, logger="nlp182.progress"):
+            bar = LogProgress(total=100, desc="reading", unit="line", interval=2.0)  # start at t=0
+            bar.update(10)  # t=1: too soon
+            bar.update(10)  # t=2.5: line
+            bar.set_postfix(loss=0.5)
+            bar.update(10)  # t=3: too soon
+            bar.update(30)  # t=6: line
+            bar.close()  # t=7: final line
+            bar.close()  # no second final line
+    finally:
+        progress_module.time.perf_counter = original  # type: ignore[assignment]
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 3
+    assert lines[0].startswith("reading: 20/100 line (20%)")
+    assert "8 line/s" in lines[0]  # 20 lines in 2.5 s
+    assert lines[1].startswith("reading: 60/100 line (60%)") and lines[1].endswith("loss=0.5")
+    assert "\r" not in "".join(lines)
+
+
+def test_log_progress_iterates_and_counts() -> None:
+    bar = LogProgress(range(7), desc="x", interval=1e9)
+    assert list(bar) == list(range(7))
+    assert bar.n == 7 and bar.total == 7
+
+
+def test_progress_picks_tqdm_on_a_terminal_and_log_lines_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress_module, "on_terminal", lambda: True)
+    assert isinstance(progress(total=3), tqdm)
+    monkeypatch.setattr(progress_module, "on_terminal", lambda: False)
+    assert isinstance(progress(total=3), LogProgress)

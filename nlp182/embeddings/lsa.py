@@ -2,9 +2,13 @@
 
 Follows Levy, Goldberg and Dagan (2015), "Improving distributional similarity with lessons
 learned from word embeddings": context-distribution smoothing (``cds_alpha=0.75``), shifted PMI
-(``log k``), and eigenvalue weighting ``U * S**p``. Counting is vectorised per window offset (no
-Python loop over tokens) into a scipy sparse matrix; the SVD runs with ``torch.svd_lowrank`` on
-the device (GPU when there is one), with scikit-learn's randomized SVD as the CPU reference.
+(``log k``), and eigenvalue weighting ``U * S**p``. The corpus is the cached encoding
+(``nlp182.text.encoded``), read in chunks of ``COUNT_CHUNK_TOKENS``; each chunk is counted by the C
+kernel in ``cooc.c`` (row by row into a dense accumulator; numpy's vectorised per-offset counting
+where no C compiler is found) and the chunk matrices are summed. The SVD is Halko et al.'s
+randomized SVD written with torch (sparse products on the device, a GPU when there is one, and a
+progress line per power iteration); scikit-learn's ``randomized_svd`` and scipy's ``svds`` (ARPACK)
+are the references ``bench.embeddings`` measures it against on the same PPMI matrix.
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ import scipy.sparse as sp
 import torch
 
 from nlp182.device import select_device
+from nlp182.embeddings import native
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
-from nlp182.text.corpus import CorpusSource, EncodedCorpus, iter_token_lines
+from nlp182.progress import progress
+from nlp182.text.corpus import CorpusSource
+from nlp182.text.encoded import Chunk, EncodedCorpus, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
 log = logging.getLogger(__name__)
 
-SVD_SOLVERS = ("torch", "sklearn")
+SVD_SOLVERS = ("torch", "sklearn", "scipy")
+COUNT_CHUNK_TOKENS = 4 << 20
 
 
 @dataclass
@@ -61,26 +69,50 @@ class LSAConfig:
         VocabConfig(self.min_count, self.max_vocab, 0.0)
 
 
-def cooccurrence(corpus: EncodedCorpus, size: int, window: int, distance_weighting: bool) -> sp.csr_matrix:
-    """Symmetric ``(V, V)`` co-occurrence counts within ``window`` tokens of the same sentence.
+def pair_weights(window: int, distance_weighting: bool) -> np.ndarray:
+    """``(window + 1,)``: the weight of a pair ``d`` tokens apart at index ``d``: ``1/d`` with
+    ``distance_weighting`` (word2vec's dynamic window in expectation, up to a constant), else 1."""
+    distances = np.arange(window + 1, dtype=np.float64)
+    weights = 1.0 / np.maximum(distances, 1.0) if distance_weighting else np.ones(window + 1)
+    weights[0] = 0.0
+    return weights
 
-    With ``distance_weighting`` a pair ``d`` tokens apart counts ``1/d`` (as word2vec's dynamic
-    window does in expectation, up to a constant); otherwise 1.
-    """
+
+def chunk_counts_numpy(chunk: Chunk, size: int, weights: np.ndarray) -> sp.csr_matrix:
+    """One chunk's symmetric counts, vectorised per window offset (the fallback without a C
+    compiler, and the reference the C counter is tested against)."""
+    sentence = chunk.sentence_numbers()
+    rows, cols, values = [], [], []
+    for offset in range(1, len(weights)):
+        same = sentence[:-offset] == sentence[offset:]
+        left, right = chunk.ids[:-offset][same], chunk.ids[offset:][same]
+        rows += [left, right]
+        cols += [right, left]
+        values.append(np.full(2 * len(left), weights[offset]))
+    return sp.coo_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
+    ).tocsr()  # duplicates are summed
+
+
+def chunk_counts(chunk: Chunk, size: int, weights: np.ndarray) -> sp.csr_matrix:
+    """One chunk's symmetric ``(V, V)`` counts: the C counter when it builds, numpy otherwise."""
+    if not native.available():
+        return chunk_counts_numpy(chunk, size, weights)
+    indptr, indices, data = native.cooccurrence_counts(chunk.ids, chunk.starts, size, weights)
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(size, size))
+    matrix.sort_indices()
+    return matrix
+
+
+def cooccurrence(corpus: EncodedCorpus, size: int, window: int, distance_weighting: bool) -> sp.csr_matrix:
+    """Symmetric ``(V, V)`` co-occurrence counts within ``window`` tokens of the same sentence,
+    a pair ``d`` tokens apart counting ``pair_weights(window, distance_weighting)[d]``."""
+    weights = pair_weights(window, distance_weighting)
     total = sp.csr_matrix((size, size), dtype=np.float64)
-    for chunk in corpus:
-        rows, cols, weights = [], [], []
-        for offset in range(1, window + 1):
-            same = chunk.sentence[:-offset] == chunk.sentence[offset:]
-            left, right = chunk.ids[:-offset][same], chunk.ids[offset:][same]
-            weight = 1.0 / offset if distance_weighting else 1.0
-            rows += [left, right]
-            cols += [right, left]
-            weights.append(np.full(2 * len(left), weight))
-        counts = sp.coo_matrix(
-            (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
-        ).tocsr()  # duplicates are summed
-        total = total + counts
+    with progress(total=corpus.raw_words, desc="counting co-occurrences", unit="tok", unit_scale=True) as bar:
+        for chunk in corpus:
+            total = total + chunk_counts(chunk, size, weights)
+            bar.update(chunk.raw_words)
     return total
 
 
@@ -98,6 +130,60 @@ def ppmi(counts: sp.csr_matrix, cds_alpha: float = 0.75, shift: float = 1.0) -> 
     return sp.csr_matrix((pmi[keep], (counts.row[keep], counts.col[keep])), shape=counts.shape)
 
 
+def _torch_csr(csr: sp.csr_matrix, device: torch.device) -> torch.Tensor:
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(csr.indptr.astype(np.int64)),
+        torch.from_numpy(csr.indices.astype(np.int64)),
+        torch.from_numpy(csr.data),
+        csr.shape,
+        check_invariants=False,
+    ).to(device)
+
+
+def randomized_svd(
+    matrix: sp.csr_matrix,
+    rank: int,
+    device: torch.device,
+    oversample: int = 10,
+    iterations: int = 4,
+    seed: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Halko, Martinsson and Tropp's randomized SVD (their Algorithm 4.4, power iterations with
+    re-orthonormalisation) with torch's QR and SVD on ``device``.
+
+    The products with the sparse matrix run in scipy on a CPU (torch's sparse CSR product is
+    several times slower there) and as torch sparse products on a GPU. Returns the top-``rank``
+    left singular vectors ``(V, rank)`` and singular values ``(rank,)``, descending, as float32
+    arrays. Progress: one step per product with the matrix.
+    """
+    csr = matrix.tocsr().astype(np.float32)
+    if device.type == "cpu":
+        a, a_t = csr, csr.T.tocsr()
+
+        def times(sparse: sp.csr_matrix, dense: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(sparse @ dense.numpy()))
+    else:
+        a, a_t = _torch_csr(csr, device), _torch_csr(csr.T.tocsr(), device)
+
+        def times(sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+            return sparse @ dense
+
+    width = rank + oversample
+    generator = torch.Generator().manual_seed(seed)
+    omega = torch.randn(matrix.shape[1], width, generator=generator).to(device)
+    with progress(total=2 * iterations + 2, desc="randomized SVD", unit="product") as bar:
+        q = torch.linalg.qr(times(a, omega)).Q  # (V, rank + p)
+        bar.update(1)
+        for _ in range(iterations):
+            q = torch.linalg.qr(times(a, torch.linalg.qr(times(a_t, q)).Q)).Q
+            bar.update(2)
+        small = times(a_t, q).T  # (rank + p, C) = Q^T A
+        bar.update(1)
+    u_small, s, _ = torch.linalg.svd(small, full_matrices=False)
+    u = q @ u_small[:, :rank]
+    return u.cpu().numpy().astype(np.float32), s[:rank].cpu().numpy().astype(np.float32)
+
+
 def truncated_svd(
     matrix: sp.csr_matrix,
     rank: int,
@@ -107,32 +193,37 @@ def truncated_svd(
     iterations: int = 4,
     seed: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``rank`` left singular vectors ``(V, rank)`` and singular values ``(rank,)``, descending."""
+    """Top-``rank`` left singular vectors ``(V, rank)`` and singular values ``(rank,)``, descending.
+
+    ``torch``: ``randomized_svd`` on ``device``; ``sklearn``: scikit-learn's ``randomized_svd``
+    (same algorithm, CPU); ``scipy``: ARPACK's Lanczos ``svds`` (exact to its tolerance, CPU).
+    """
     rank = min(rank, min(matrix.shape) - 1)
     if rank < 1:
         raise InvalidInputError(f"the PPMI matrix {matrix.shape} is too small for an SVD")
     if solver == "sklearn":
-        from sklearn.utils.extmath import randomized_svd
+        from sklearn.utils.extmath import randomized_svd as sklearn_randomized_svd
 
-        u, s, _ = randomized_svd(matrix, rank, n_oversamples=oversample, n_iter=iterations, random_state=seed)
+        u, s, _ = sklearn_randomized_svd(
+            matrix, rank, n_oversamples=oversample, n_iter=iterations, random_state=seed
+        )
         return u.astype(np.float32), s.astype(np.float32)
-    coo = matrix.tocoo()
-    sparse = torch.sparse_coo_tensor(
-        np.vstack([coo.row, coo.col]),
-        coo.data.astype(np.float32),
-        coo.shape,
-        device=device,
-        check_invariants=True,
-    ).coalesce()
-    torch.manual_seed(seed)
-    u, s, _ = torch.svd_lowrank(sparse, q=rank + oversample, niter=iterations)
-    return u[:, :rank].cpu().numpy(), s[:rank].cpu().numpy()
+    if solver == "scipy":
+        from scipy.sparse.linalg import svds
+
+        start = np.random.default_rng(seed).standard_normal(min(matrix.shape))
+        u, s, _ = svds(matrix, k=rank, v0=start)
+        order = np.argsort(-s)
+        return u[:, order].astype(np.float32), s[order].astype(np.float32)
+    return randomized_svd(matrix, rank, device, oversample, iterations, seed)
 
 
 @dataclass
 class LSAReport:
-    """Seconds spent in each stage."""
+    """Seconds spent in each stage (``encode_seconds``: reading and encoding the text, about zero
+    when the encoding was cached)."""
 
+    encode_seconds: float
     count_seconds: float
     ppmi_seconds: float
     svd_seconds: float
@@ -141,7 +232,7 @@ class LSAReport:
 
     @property
     def seconds(self) -> float:
-        return self.count_seconds + self.ppmi_seconds + self.svd_seconds
+        return self.encode_seconds + self.count_seconds + self.ppmi_seconds + self.svd_seconds
 
 
 def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Vectors, Vocabulary, LSAReport]:
@@ -149,8 +240,11 @@ def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Ve
     config = config or LSAConfig()
     device = select_device(config.device)
     started = time.perf_counter()
-    vocab = Vocabulary.build(iter_token_lines(source), VocabConfig(config.min_count, config.max_vocab, 0.0))
-    counts = cooccurrence(EncodedCorpus(source, vocab), len(vocab), config.window, config.distance_weighting)
+    corpus, vocab = open_corpus(
+        source, VocabConfig(config.min_count, config.max_vocab, 0.0), chunk_tokens=COUNT_CHUNK_TOKENS
+    )
+    encoded = time.perf_counter()
+    counts = cooccurrence(corpus, len(vocab), config.window, config.distance_weighting)
     counted = time.perf_counter()
     matrix = ppmi(counts, config.cds_alpha, config.shift)
     weighted = time.perf_counter()
@@ -161,6 +255,8 @@ def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Ve
         torch.cuda.synchronize()
     done = time.perf_counter()
     vectors = Vectors(vocab.words, (u * s[None, :] ** config.eig_power).astype(np.float32))
-    report = LSAReport(counted - started, weighted - counted, done - weighted, matrix.nnz, device.type)
+    report = LSAReport(
+        encoded - started, counted - encoded, weighted - counted, done - weighted, matrix.nnz, device.type
+    )
     log.info("LSA: %d words, %d PPMI non-zeros, %.1fs", len(vocab), matrix.nnz, report.seconds)
     return vectors, vocab, report

@@ -1,4 +1,5 @@
-"""The CPU word2vec kernel (``sgns.c``): compiled on first use, cached, called through ctypes.
+"""The CPU kernels (``sgns.c``: word2vec; ``cooc.c``: LSA co-occurrence counts): compiled on first
+use into one shared library, cached, called through ctypes.
 
 Building it needs only a C compiler (``$CC`` or ``cc``), not PyTorch's headers, so it takes about
 a second. The shared library is cached under ``$NLP182_CACHE`` (default ``~/.cache/nlp182``),
@@ -25,15 +26,15 @@ import torch
 
 from nlp182.errors import InvalidInputError, Nlp182Error
 
-SOURCE = Path(__file__).with_name("sgns.c")
+SOURCES = (Path(__file__).with_name("sgns.c"), Path(__file__).with_name("cooc.c"))
 # The parts of -ffast-math that let the compiler vectorise the dot products, without -ffast-math
 # itself: linked into a shared library it sets flush-to-zero for the whole process (crtfastmath).
 FLAGS = (
     "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
     "-fno-signed-zeros", "-freciprocal-math", "-fPIC", "-shared", "-std=c11",
 )  # fmt: skip
-MAX_WINDOW = 128
-MAX_NEGATIVE = 64
+# What sgns.c sets *examples to when it cannot train a span.
+_NO_MEMORY, _BAD_ARGUMENT = -1, -2
 
 _i64, _f32, _ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 
@@ -55,10 +56,11 @@ def _compile(compiler: str, target: Path) -> None:
     os.close(handle)
     try:
         done = subprocess.run(
-            [compiler, *FLAGS, "-o", temporary, str(SOURCE), "-lm"], capture_output=True, text=True
+            [compiler, *FLAGS, "-o", temporary, *map(str, SOURCES), "-lm"], capture_output=True, text=True
         )
         if done.returncode != 0:
-            raise NativeKernelUnavailable(f"{compiler} failed on {SOURCE.name}: {done.stderr.strip()}")
+            names = " ".join(source.name for source in SOURCES)
+            raise NativeKernelUnavailable(f"{compiler} failed on {names}: {done.stderr.strip()}")
         os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):
@@ -87,7 +89,7 @@ def library() -> ctypes.CDLL:
         raise NativeKernelUnavailable("no C compiler found (set $CC or install gcc)")
     key = hashlib.sha256()
     for part in (
-        SOURCE.read_bytes(),
+        *(source.read_bytes() for source in SOURCES),
         " ".join(FLAGS).encode(),
         compiler.encode(),
         _cpu_signature(),
@@ -100,6 +102,7 @@ def library() -> ctypes.CDLL:
         lib = ctypes.CDLL(str(target))
     except OSError as exc:  # unwritable cache folder, unloadable library
         raise NativeKernelUnavailable(f"cannot build or load {target}: {exc}") from exc
+    lib.sgns_max_window.restype = lib.sgns_max_negative.restype = ctypes.c_int
     lib.sgns_train_span.restype = ctypes.c_double
     lib.sgns_train_span.argtypes = [
         _ptr, _ptr, _i64, _i64, _ptr, _ptr, _ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int,
@@ -110,6 +113,10 @@ def library() -> ctypes.CDLL:
     lib.sgns_train_examples.restype = ctypes.c_double
     lib.sgns_train_examples.argtypes = [
         _ptr, _ptr, _i64, _i64, ctypes.c_int, ctypes.c_int, _ptr, ctypes.c_int, _ptr, _i64, _f32,
+    ]  # fmt: skip
+    lib.cooc_rows.restype = _i64
+    lib.cooc_rows.argtypes = [
+        _ptr, _ptr, _ptr, _ptr, _ptr, _i64, ctypes.c_int, _ptr, _i64, _i64, _ptr, _ptr, _ptr, _i64,
     ]  # fmt: skip
     return lib
 
@@ -123,8 +130,18 @@ def available() -> bool:
     return True
 
 
+def limits() -> tuple[int, int]:
+    """The kernel's largest ``window`` and ``negative`` (its fixed buffer sizes, read from C)."""
+    lib = library()
+    return lib.sgns_max_window(), lib.sgns_max_negative()
+
+
 def _int64(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _int32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.int32)
 
 
 def _check_weights(*weights: torch.Tensor) -> None:
@@ -155,50 +172,60 @@ class SpanTrainer:
         negative: int,
         cbow: bool,
     ) -> None:
-        if not 1 <= window <= MAX_WINDOW or not 1 <= negative <= MAX_NEGATIVE:
+        max_window, max_negative = limits()
+        if not 1 <= window <= max_window or not 1 <= negative <= max_negative:
             raise InvalidInputError(
-                f"the C kernel supports window <= {MAX_WINDOW} and negative <= {MAX_NEGATIVE}"
+                f"the C kernel supports window <= {max_window} and negative <= {max_negative}"
             )
         _check_weights(w_in, w_out)
         self.lib = library()
         self.w_in, self.w_out = w_in, w_out
         self.keep_prob = np.ascontiguousarray(keep_prob, dtype=np.float32)
         self.noise_accept = np.ascontiguousarray(noise_accept, dtype=np.float32)
-        self.noise_alias = _int64(noise_alias)
+        self.noise_alias = _int32(noise_alias)
         self.window, self.negative, self.cbow = window, negative, cbow
 
     def train(
-        self, ids: np.ndarray, sentence: np.ndarray, alpha_start: float, alpha_end: float, seed: int
+        self, ids: np.ndarray, starts: np.ndarray, alpha_start: float, alpha_end: float, seed: int
     ) -> tuple[float, int]:
-        """Train on ``(N,)`` token ``ids`` with their ``(N,)`` ``sentence`` numbers; the learning
-        rate falls linearly from ``alpha_start`` to ``alpha_end`` over the span. Returns the summed
-        loss and the number of examples (skip-gram pairs or CBOW centres)."""
-        ids, sentence = _int64(ids), _int64(sentence)
+        """Train on ``(N,)`` token ``ids`` cut into sentences at the ``(S + 1,)`` boundaries
+        ``starts``; the learning rate falls linearly from ``alpha_start`` to ``alpha_end`` over
+        the span. Returns the summed loss and the number of examples (skip-gram pairs or CBOW
+        centres)."""
+        ids, starts = _int32(ids), _int64(starts)
         examples = _i64(0)
         vocab, dim = self.w_in.shape
         loss = self.lib.sgns_train_span(
             self.w_in.data_ptr(), self.w_out.data_ptr(), vocab, dim,
             self.keep_prob.ctypes.data, self.noise_accept.ctypes.data, self.noise_alias.ctypes.data,
             self.window, self.negative, int(self.cbow),
-            ids.ctypes.data, sentence.ctypes.data, len(ids), alpha_start, alpha_end,
+            ids.ctypes.data, starts.ctypes.data, len(starts) - 1, alpha_start, alpha_end,
             seed & (2**64 - 1), ctypes.byref(examples),
         )  # fmt: skip
-        if examples.value < 0:
-            raise MemoryError("the C kernel could not allocate its span buffers")
+        _check_status(examples.value)
         return loss, examples.value
 
 
+def _check_status(value: int) -> None:
+    if value == _NO_MEMORY:
+        raise MemoryError("the C kernel could not allocate its span buffers")
+    if value == _BAD_ARGUMENT:
+        raise InvalidInputError("the C kernel refused its arguments (window, negative or sentence bounds)")
+
+
 def span_pairs(
-    keep_prob: np.ndarray, window: int, ids: np.ndarray, sentence: np.ndarray, seed: int
+    keep_prob: np.ndarray, window: int, ids: np.ndarray, starts: np.ndarray, seed: int
 ) -> np.ndarray:
-    """The ``(P, 2)`` skip-gram (input, output) pairs the kernel visits on a span (for tests)."""
-    ids, sentence = _int64(ids), _int64(sentence)
+    """The ``(P, 2)`` skip-gram (input, output) pairs the kernel visits on a span of ``ids`` with
+    sentence boundaries ``starts`` (for tests)."""
+    ids, starts = _int32(ids), _int64(starts)
     keep = np.ascontiguousarray(keep_prob, dtype=np.float32)
     pairs = np.empty((len(ids) * 2 * window, 2), dtype=np.int64)
     count = library().sgns_span_pairs(
-        keep.ctypes.data, len(keep), window, ids.ctypes.data, sentence.ctypes.data, len(ids),
+        keep.ctypes.data, len(keep), window, ids.ctypes.data, starts.ctypes.data, len(starts) - 1,
         seed, pairs.ctypes.data, len(pairs),
     )  # fmt: skip
+    _check_status(count)
     return pairs[:count]
 
 
@@ -221,11 +248,53 @@ def train_examples(
     Returns the summed loss.
     """
     _check_weights(w_in, w_out)
-    inputs, targets = _int64(inputs), _int64(targets)
-    if inputs.shape[1] > 2 * MAX_WINDOW or targets.shape[1] - 1 > MAX_NEGATIVE:
+    inputs, targets = _int32(inputs), _int32(targets)
+    max_window, max_negative = limits()
+    if inputs.shape[1] > 2 * max_window or targets.shape[1] - 1 > max_negative:
         raise InvalidInputError("too many inputs or noise words per example for the C kernel")
     vocab, dim = w_in.shape
     return library().sgns_train_examples(
         w_in.data_ptr(), w_out.data_ptr(), vocab, dim, targets.shape[1] - 1, int(cbow),
         inputs.ctypes.data, inputs.shape[1], targets.ctypes.data, len(targets), alpha,
     )  # fmt: skip
+
+
+def cooccurrence_counts(
+    ids: np.ndarray, starts: np.ndarray, vocab: int, weights: np.ndarray, capacity: int = 1 << 22
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric windowed co-occurrence counts of one chunk as CSR arrays ``(indptr (V + 1,),
+    indices, data)``, rows in any column order.
+
+    Args:
+        ids: ``(N,)`` vocabulary ids; starts: ``(S + 1,)`` sentence boundaries in ``ids``.
+        vocab: the vocabulary size ``V``.
+        weights: ``(W + 1,)`` weight of a pair ``d`` tokens apart at ``weights[d]`` (positive).
+        capacity: entries written per call (bounds the buffers).
+    """
+    ids, starts = _int32(ids), _int64(starts)
+    window = len(weights) - 1
+    sentence = np.repeat(np.arange(len(starts) - 1, dtype=np.int32), np.diff(starts))
+    order = np.argsort(ids, kind="stable").astype(np.int64)
+    row_ptr = np.zeros(vocab + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ids, minlength=vocab), out=row_ptr[1:])
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    capacity = max(capacity, min(vocab, 2 * window * int(np.diff(row_ptr).max(initial=0))))
+    indptr_parts, col_parts, val_parts = [np.zeros(1, dtype=np.int64)], [], []
+    lib, row, offset = library(), 0, 0
+    while row < vocab:
+        indptr = np.empty(vocab - row + 1, dtype=np.int64)
+        cols = np.empty(capacity, dtype=np.int32)
+        vals = np.empty(capacity, dtype=np.float64)
+        rows = lib.cooc_rows(
+            ids.ctypes.data, sentence.ctypes.data, starts.ctypes.data, order.ctypes.data,
+            row_ptr.ctypes.data, vocab, window, weights.ctypes.data, row, vocab,
+            indptr.ctypes.data, cols.ctypes.data, vals.ctypes.data, capacity,
+        )  # fmt: skip
+        if rows < 0:
+            raise MemoryError("the C co-occurrence counter could not allocate its accumulator")
+        used = int(indptr[rows])
+        indptr_parts.append(indptr[1 : rows + 1] + offset)
+        col_parts.append(cols[:used].copy())
+        val_parts.append(vals[:used].copy())
+        row, offset = row + rows, offset + used
+    return np.concatenate(indptr_parts), np.concatenate(col_parts), np.concatenate(val_parts)

@@ -25,16 +25,18 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from nlp182.device import select_device
 from nlp182.embeddings import native
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
-from nlp182.text.corpus import Chunk, CorpusSource, EncodedCorpus, iter_token_lines
+from nlp182.progress import progress
+from nlp182.text.corpus import CorpusSource, iter_token_lines
+from nlp182.text.encoded import Chunk, EncodedCorpus, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -208,8 +210,8 @@ class SGNS:
         Skip-gram: ``(inputs (P,), outputs (P,))`` with the context word as input and the centre
         word as output (gensim's order). CBOW: ``(contexts (P, 2W), mask (P, 2W), centres (P,))``.
         """
-        ids = torch.as_tensor(chunk.ids, device=self.device)
-        sentence = torch.as_tensor(chunk.sentence, device=self.device)
+        ids = torch.as_tensor(chunk.ids.astype(np.int64), device=self.device)
+        sentence = torch.as_tensor(chunk.sentence_numbers(), device=self.device)
         ids, sentence = self._subsample(ids, sentence)
         if ids.numel() == 0:
             return ()
@@ -368,27 +370,24 @@ def resolve_kernel(config: Word2VecConfig, device: torch.device) -> str:
     return "batched"
 
 
-def _spans(sentence: np.ndarray, span_tokens: int) -> list[tuple[int, int]]:
-    """``[start, end)`` pieces of a chunk of about ``span_tokens`` tokens, cut at sentence starts
-    (so no window is cut) except inside sentences longer than a span."""
-    size = len(sentence)
-    starts = np.flatnonzero(np.diff(sentence)) + 1
+def _spans(starts: np.ndarray, span_tokens: int) -> list[tuple[int, int]]:
+    """Runs of whole sentences ``[first, last)`` of about ``span_tokens`` tokens each, given a
+    chunk's ``(S + 1,)`` sentence boundaries (so no window is cut)."""
+    sentences = len(starts) - 1
     cuts = [0]
-    for goal in range(span_tokens, size, span_tokens):
-        at = int(np.searchsorted(starts, goal))
-        cut = int(starts[at]) if at < len(starts) and starts[at] - goal < span_tokens else goal
-        if cuts[-1] < cut < size:
-            cuts.append(cut)
-    cuts.append(size)
+    while cuts[-1] < sentences:
+        goal = starts[cuts[-1]] + span_tokens
+        cuts.append(max(cuts[-1] + 1, min(sentences, int(np.searchsorted(starts, goal, side="right")) - 1)))
     return list(itertools.pairwise(cuts))
 
 
 @dataclass
 class _Span:
-    """One job of the native trainer: tokens, the learning rates at its ends, its seed."""
+    """One job of the native trainer: tokens, sentence boundaries, the learning rates at its
+    ends, its seed."""
 
     ids: np.ndarray
-    sentence: np.ndarray
+    starts: np.ndarray
     alpha_start: float
     alpha_end: float
     seed: int
@@ -401,19 +400,21 @@ def _epoch_spans(corpus: EncodedCorpus, config: Word2VecConfig, epoch: int, tota
     position = epoch * corpus.vocab.total_words
     for chunk_index, chunk in enumerate(corpus):
         size = max(1, len(chunk.ids))
-        for span_index, (start, end) in enumerate(_spans(chunk.sentence, SPAN_TOKENS)):
+        for span_index, (first, last) in enumerate(_spans(chunk.starts, SPAN_TOKENS)):
+            start, end = int(chunk.starts[first]), int(chunk.starts[last])
             raw = round(chunk.raw_words * end / size) - round(chunk.raw_words * start / size)
             alpha_start = _learning_rate(config, position / total)
             alpha_end = _learning_rate(config, (position + raw) / total)
             seed = int(
                 np.random.SeedSequence([config.seed, epoch, chunk_index, span_index]).generate_state(1)[0]
             )
-            yield _Span(chunk.ids[start:end], chunk.sentence[start:end], alpha_start, alpha_end, seed, raw)
+            starts = chunk.starts[first : last + 1] - start
+            yield _Span(chunk.ids[start:end], starts, alpha_start, alpha_end, seed, raw)
             position += raw
 
 
 def _train_native(
-    model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, threads: int, bar: tqdm
+    model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, threads: int, bar: Any
 ) -> tuple[int, float]:
     """Hogwild training with the C kernel: spans of about ``SPAN_TOKENS`` tokens go to
     ``threads`` threads that update the shared matrices in place (at most two spans per thread
@@ -424,14 +425,14 @@ def _train_native(
         model.noise_alias.numpy(), config.window, config.negative, config.model == "cbow",
     )  # fmt: skip
     total = model.vocab.total_words * config.epochs
-    done, loss, started = 0, math.nan, time.perf_counter()
+    done, loss = 0, math.nan
     with ThreadPoolExecutor(threads) as pool:
         for epoch in range(config.epochs):
             pending: deque = deque()
             epoch_loss, epoch_examples = 0.0, 0
             for span in itertools.chain(_epoch_spans(corpus, config, epoch, total), [None]):
                 if span is not None:
-                    job = (span.ids, span.sentence, span.alpha_start, span.alpha_end, span.seed)
+                    job = (span.ids, span.starts, span.alpha_start, span.alpha_end, span.seed)
                     pending.append((pool.submit(trainer.train, *job), span.raw_words))
                 while pending and (span is None or len(pending) > 2 * threads):
                     future, raw = pending.popleft()
@@ -441,24 +442,19 @@ def _train_native(
                         epoch_examples + examples,
                         done + raw,
                     )
-                    bar.update(raw)
-                    words_s = done / (time.perf_counter() - started)
                     mean = epoch_loss / max(1, epoch_examples)
-                    bar.set_postfix(
-                        epoch=epoch + 1, loss=f"{mean:.3f}", words_s=f"{words_s:,.0f}", refresh=False
-                    )
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{mean:.3f}", refresh=False)
+                    bar.update(raw)
             loss = epoch_loss / max(1, epoch_examples)
             log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
     return done, loss
 
 
-def _train_batched(
-    model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, bar: tqdm
-) -> tuple[int, float]:
+def _train_batched(model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, bar: Any) -> tuple[int, float]:
     """Training in large batches of examples with the PyTorch step (any device). Returns the raw
     words processed and the last chunk's mean loss per example."""
     total = model.vocab.total_words * config.epochs
-    done, loss, started = 0, math.nan, time.perf_counter()
+    done, loss = 0, math.nan
     for epoch in range(config.epochs):
         for chunk in corpus:
             examples = model.examples(chunk)
@@ -470,9 +466,8 @@ def _train_batched(
                 chunk_loss += model.step(batch, _learning_rate(config, progress))
             loss = float(chunk_loss) / max(1, count)
             done += chunk.raw_words
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
             bar.update(chunk.raw_words)
-            elapsed = time.perf_counter() - started
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", words_s=f"{done / elapsed:,.0f}")
         log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
     return done, loss
 
@@ -483,14 +478,13 @@ def train_torch(
     """Train with this module's SGNS/CBOW on ``corpus``; return the input vectors and timings."""
     device = select_device(config.device)
     kernel = resolve_kernel(config, device)
-    corpus.preload()
     with _torch_threads(config.threads):
         model = SGNS(vocab, config, device)
         compile_seconds = model.warm_up() if kernel == "batched" else 0.0
         total = vocab.total_words * config.epochs
         description = f"word2vec {config.model} ({device.type}, {kernel})"
         started = time.perf_counter()
-        with tqdm(total=total, unit="w", unit_scale=True, desc=description) as bar:
+        with progress(total=total, unit="w", unit_scale=True, desc=description) as bar:
             if kernel == "native":
                 threads = config.threads or torch.get_num_threads()
                 done, loss = _train_native(model, corpus, config, threads, bar)
@@ -567,9 +561,10 @@ def resolve_backend(config: Word2VecConfig) -> str:
 def train_word2vec(
     source: CorpusSource, config: Word2VecConfig | None = None
 ) -> tuple[Vectors, Vocabulary, TrainingReport]:
-    """Build the vocabulary of ``source`` and train word vectors with the configured backend."""
+    """Encode ``source`` (once: later runs on the same text take it from the cache), cut the
+    vocabulary and train word vectors with the configured backend."""
     config = config or Word2VecConfig()
-    vocab = Vocabulary.build(iter_token_lines(source), config.vocab_config())
+    corpus, vocab = open_corpus(source, config.vocab_config())
     log.info(
         "vocabulary: %d words (min_count=%d) from %d tokens", len(vocab), config.min_count, vocab.total_words
     )
@@ -577,6 +572,6 @@ def train_word2vec(
     if backend == "gensim":
         vectors, report = train_gensim(source, vocab, config)
     else:
-        vectors, report = train_torch(EncodedCorpus(source, vocab), vocab, config)
+        vectors, report = train_torch(corpus, vocab, config)
     log.info("trained %s in %.1fs (%.0f words/s)", backend, report.seconds, report.words_per_second)
     return vectors, vocab, report

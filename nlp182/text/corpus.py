@@ -1,9 +1,9 @@
-"""Corpus sources and their encoding into id chunks for training.
+"""Corpus sources: where the text comes from, streamed so the corpus never has to fit in memory.
 
 A source is any local plain-text file (one sentence or document per line) or local files read
-through `datasets` (``text``, ``json``, ``parquet``), streamed line by line so the corpus never has
-to fit in memory. Encoding turns lines into chunks of vocabulary ids with a sentence index per
-token; windows never cross sentences. Small corpora are kept encoded in memory between epochs.
+through `datasets` (``text``, ``json``, ``parquet``). ``lines`` streams it a line at a time (the
+gensim reference reads it so), ``blocks`` a few megabytes of whole lines at a time (what the
+one-pass encoder in ``nlp182.text.encoded`` reads).
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, Nlp182Error
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
-from nlp182.text.vocab import Vocabulary
 
 SOURCE_FORMATS = ("auto", "plain", "text", "json", "parquet")
 # gensim's trainer ignores words past this length of one sentence; we split instead of dropping.
 MAX_SENTENCE_TOKENS = 10_000
 _EXTENSION_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+BLOCK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -50,34 +48,87 @@ class CorpusSource:
             return self.fmt
         return _EXTENSION_FORMATS.get(Path(self.path).suffix.lower(), "plain")
 
+    def files(self) -> list[Path]:
+        """The local files of the corpus, sorted.
+
+        Raises:
+            MissingFileError: no file is there.
+        """
+        if self.resolved_format() == "plain":
+            path = Path(self.path)
+            if not path.is_file():
+                raise MissingFileError(f"corpus {path} does not exist; run `nlp182 corpus prepare` first?")
+            return [path]
+        found = sorted(Path(p) for p in glob.glob(self.path) if Path(p).is_file())
+        if not found:
+            raise MissingFileError(f"corpus {self.path} matches no local file")
+        return found
+
+    def size_bytes(self) -> int:
+        """Total bytes of the corpus files (the progress total while reading them)."""
+        return sum(path.stat().st_size for path in self.files())
+
     def lines(self) -> Iterator[str]:
         """Stream the text of the corpus, one line (sentence or document) at a time."""
         fmt = self.resolved_format()
         if fmt == "plain":
-            path = Path(self.path)
-            if not path.is_file():
-                raise MissingFileError(f"corpus {path} does not exist; run `nlp182 corpus prepare` first?")
-            with path.open(encoding="utf-8", errors="replace") as handle:
+            with self.files()[0].open(encoding="utf-8", errors="replace") as handle:
                 yield from handle
             return
-        yield from _dataset_lines(self.path, fmt, self.column)
+        yield from _dataset_lines(self, fmt)
+
+    def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[str, int]]:
+        """Whole lines, about ``block_bytes`` at a time, each block ending with a line break;
+        yields ``(text, bytes of the files this block stands for)``. Plain files are read in
+        binary and cut at the last line break of each read (lines end at ``\n`` only); other
+        formats join their records' text with line breaks (their byte counts are spread evenly
+        over the blocks read from each file, so the progress total is the files' size)."""
+        if self.resolved_format() == "plain":
+            with self.files()[0].open("rb") as handle:
+                rest = b""
+                while data := handle.read(block_bytes):
+                    data = rest + data
+                    cut = data.rfind(b"\n") + 1
+                    rest = data[cut:]
+                    if cut:
+                        yield data[:cut].decode("utf-8", errors="replace"), cut
+                if rest:
+                    yield rest.decode("utf-8", errors="replace") + "\n", len(rest)
+            return
+        lines: list[str] = []
+        held = 0
+        for line in self.lines():
+            line = line.replace("\n", " ")
+            lines.append(line)
+            held += len(line) + 1
+            if held >= block_bytes:
+                yield "\n".join(lines) + "\n", held
+                lines, held = [], 0
+        if lines:
+            yield "\n".join(lines) + "\n", held
 
 
-def _dataset_lines(path: str, fmt: str, column: str) -> Iterator[str]:
-    if not glob.glob(path):
-        raise MissingFileError(f"corpus {path} matches no local file")
+def _dataset_lines(source: CorpusSource, fmt: str) -> Iterator[str]:
+    """Text of each record of local json/parquet/text files, read with `datasets` (offline)."""
+    files = [str(path) for path in source.files()]
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from datasets import load_dataset
 
+    column = source.column
     try:
-        stream = load_dataset(fmt, data_files=path, split="train", streaming=True)
+        stream = load_dataset(fmt, data_files=files, split="train", streaming=True)
         for record in stream:
             if column not in record:
-                raise FileFormatError(f"{path}: records have no {column!r} column (have {sorted(record)})")
+                raise FileFormatError(
+                    f"{source.path}: records have no {column!r} column; available columns: "
+                    f"{', '.join(sorted(record))} (choose one with --column)"
+                )
             yield str(record[column] or "")
+    except Nlp182Error:
+        raise
     except (ValueError, OSError) as exc:
-        raise FileFormatError(f"{path} could not be read as {fmt}: {exc}") from exc
+        raise FileFormatError(f"{source.path} could not be read as {fmt}: {exc}") from exc
 
 
 def iter_token_lines(source: CorpusSource, tokenizer: WordTokenizer | None = None) -> Iterator[list[str]]:
@@ -87,89 +138,3 @@ def iter_token_lines(source: CorpusSource, tokenizer: WordTokenizer | None = Non
         tokens = tokenizer(line)
         for start in range(0, len(tokens), MAX_SENTENCE_TOKENS):
             yield tokens[start : start + MAX_SENTENCE_TOKENS]
-
-
-@dataclass
-class Chunk:
-    """A piece of the encoded corpus.
-
-    Attributes:
-        ids: ``(N,)`` int64 vocabulary ids of in-vocabulary tokens, in corpus order.
-        sentence: ``(N,)`` int64 sentence number of each token (windows never cross sentences).
-        raw_words: tokens read for this chunk, out-of-vocabulary ones included (gensim's "raw words").
-    """
-
-    ids: np.ndarray
-    sentence: np.ndarray
-    raw_words: int
-
-
-class EncodedCorpus:
-    """A corpus as a re-iterable sequence of id chunks; cached in memory when it is small.
-
-    Args:
-        source: the text.
-        vocab: maps words to ids; other tokens are dropped before windowing, as in word2vec.
-        chunk_tokens: in-vocabulary tokens per chunk (bounds memory for any corpus size).
-        cache_limit: corpora with at most this many in-vocabulary tokens are encoded once.
-    """
-
-    def __init__(
-        self,
-        source: CorpusSource,
-        vocab: Vocabulary,
-        chunk_tokens: int = 1 << 20,
-        cache_limit: int = 50_000_000,
-        tokenizer: WordTokenizer | None = None,
-    ) -> None:
-        self.source, self.vocab, self.chunk_tokens = source, vocab, chunk_tokens
-        self.cache_limit, self.tokenizer = cache_limit, tokenizer
-        self._cache: list[Chunk] | None = None
-        self.raw_words = 0
-
-    def __iter__(self) -> Iterator[Chunk]:
-        if self._cache is not None:
-            yield from self._cache
-            return
-        chunks: list[Chunk] | None = []
-        kept, raw = 0, 0
-        for chunk in self._encode():
-            kept += len(chunk.ids)
-            raw += chunk.raw_words
-            if chunks is not None:
-                chunks.append(chunk)
-                if kept > self.cache_limit:
-                    chunks = None
-            yield chunk
-        if kept == 0:
-            raise EmptyCorpusError(f"corpus {self.source.path} has no in-vocabulary token")
-        self.raw_words = raw
-        self._cache = chunks
-
-    def preload(self) -> bool:
-        """Encode and cache the corpus now if it fits the cache (the vocabulary's token count
-        tells before reading), so that training time excludes reading and tokenizing it.
-        Returns whether the corpus is held in memory."""
-        if self._cache is None and self.vocab.total_words <= self.cache_limit:
-            for _ in self:
-                pass
-        return self._cache is not None
-
-    def _encode(self) -> Iterator[Chunk]:
-        index = self.vocab.index
-        ids: list[int] = []
-        sentences: list[int] = []
-        raw = sentence = 0
-        for tokens in iter_token_lines(self.source, self.tokenizer):
-            raw += len(tokens)
-            encoded = [index[t] for t in tokens if t in index]
-            if not encoded:
-                continue
-            ids.extend(encoded)
-            sentences.extend([sentence] * len(encoded))
-            sentence += 1
-            if len(ids) >= self.chunk_tokens:
-                yield Chunk(np.asarray(ids, dtype=np.int64), np.asarray(sentences, dtype=np.int64), raw)
-                ids, sentences, raw = [], [], 0
-        if ids:
-            yield Chunk(np.asarray(ids, dtype=np.int64), np.asarray(sentences, dtype=np.int64), raw)

@@ -57,20 +57,30 @@ class Vocabulary:
     @classmethod
     def build(cls, token_lists: Iterable[list[str]], config: VocabConfig | None = None) -> Vocabulary:
         """Count tokens and keep those with ``count >= min_count``, at most ``max_vocab`` of them."""
-        config = config or VocabConfig()
         counter: Counter[str] = Counter()
         for tokens in token_lists:
             counter.update(tokens)
-        total = sum(counter.values())
-        kept = [(w, c) for w, c in counter.most_common() if c >= config.min_count]
-        if config.max_vocab is not None:
-            kept = kept[: config.max_vocab]
-        if not kept:
+        counts = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
+        return cls.from_counts(list(counter), counts, int(counts.sum()), config)[0]
+
+    @classmethod
+    def from_counts(
+        cls, words: list[str], counts: np.ndarray, total_words: int, config: VocabConfig | None = None
+    ) -> tuple[Vocabulary, np.ndarray]:
+        """Cut a vocabulary from ``(T,)`` ``counts`` of ``words`` listed in order of first
+        appearance: most frequent first, ties in that order (as ``Counter.most_common``), at
+        least ``min_count``, at most ``max_vocab``. Returns it and the ``(V,)`` positions of its
+        words in ``words``."""
+        config = config or VocabConfig()
+        counts = np.asarray(counts, dtype=np.int64)
+        order = np.argsort(-counts, kind="stable")
+        order = order[counts[order] >= config.min_count][: config.max_vocab]
+        if len(order) == 0:
             raise EmptyCorpusError(
-                f"no word occurs at least min_count={config.min_count} times in a corpus of {total} "
-                "tokens; lower --min-count or use a larger corpus"
+                f"no word occurs at least min_count={config.min_count} times in a corpus of "
+                f"{total_words} tokens; lower --min-count or use a larger corpus"
             )
-        return cls([w for w, _ in kept], np.array([c for _, c in kept]), total)
+        return cls([words[i] for i in order.tolist()], counts[order], total_words), order
 
     def keep_probabilities(self, sample: float) -> np.ndarray:
         """``(V,)`` probability of keeping each word under word2vec's frequent-word subsampling.

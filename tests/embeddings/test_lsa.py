@@ -8,10 +8,21 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
-from nlp182.embeddings.lsa import LSAConfig, cooccurrence, ppmi, train_lsa, truncated_svd
+from nlp182.embeddings import native
+from nlp182.embeddings.lsa import (
+    LSAConfig,
+    chunk_counts,
+    chunk_counts_numpy,
+    cooccurrence,
+    pair_weights,
+    ppmi,
+    train_lsa,
+    truncated_svd,
+)
 from nlp182.errors import EmptyCorpusError, InvalidInputError
-from nlp182.text.corpus import CorpusSource, EncodedCorpus
-from nlp182.text.vocab import VocabConfig, Vocabulary
+from nlp182.text.corpus import CorpusSource
+from nlp182.text.encoded import open_corpus
+from nlp182.text.vocab import VocabConfig
 
 LINES = ["a b c a d", "b a", "c d d a b c e", "e"]
 
@@ -31,10 +42,21 @@ def _brute_force(sentences: list[list[int]], size: int, window: int, weighted: b
 def test_cooccurrence_equals_brute_force(tmp_path, window, weighted) -> None:
     (tmp_path / "c.txt").write_text("\n".join(LINES) + "\n")
     source = CorpusSource(str(tmp_path / "c.txt"))
-    vocab = Vocabulary.build((line.split() for line in LINES), VocabConfig(min_count=1))
-    counts = cooccurrence(EncodedCorpus(source, vocab, chunk_tokens=3), len(vocab), window, weighted)
+    corpus, vocab = open_corpus(source, VocabConfig(min_count=1), chunk_tokens=3, cache=tmp_path)
+    counts = cooccurrence(corpus, len(vocab), window, weighted)
     sentences = [[vocab.index[w] for w in line.split()] for line in LINES]
     np.testing.assert_allclose(counts.toarray(), _brute_force(sentences, len(vocab), window, weighted))
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler for the native kernel")
+def test_c_counter_equals_numpy_counter_on_real_text(small_corpus, tmp_path) -> None:
+    corpus, vocab = open_corpus(CorpusSource(str(small_corpus)), VocabConfig(min_count=2), 50_000, tmp_path)
+    weights = pair_weights(5, True)
+    for chunk in list(corpus)[:2]:
+        fast = chunk_counts(chunk, len(vocab), weights)
+        reference = chunk_counts_numpy(chunk, len(vocab), weights)
+        assert fast.nnz == reference.nnz > 10_000
+        assert abs(fast - reference).max() < 1e-9 * reference.max()
 
 
 @pytest.mark.parametrize(("alpha", "shift"), [(1.0, 1.0), (0.75, 1.0), (0.75, 5.0)])
@@ -50,7 +72,7 @@ def test_ppmi_equals_dense_float64_formula(alpha, shift) -> None:
     np.testing.assert_allclose(result, expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("solver", ["torch", "sklearn"])
+@pytest.mark.parametrize("solver", ["torch", "sklearn", "scipy"])
 def test_truncated_svd_matches_exact_singular_values(solver) -> None:
     rng = np.random.default_rng(0)
     low_rank = rng.normal(size=(200, 8)) @ rng.normal(size=(8, 150)) * 3
@@ -74,7 +96,8 @@ def test_eigenvalue_weighting_and_quality(small_corpus) -> None:
     ratio = np.linalg.norm(weighted.vectors, axis=0) / np.linalg.norm(flat.vectors, axis=0)
     assert np.all(np.diff(ratio) <= 1e-3) and ratio[0] > ratio[-1]
     assert flat.words == vocab.words and report.nonzeros > 0
-    assert report.seconds == pytest.approx(report.count_seconds + report.ppmi_seconds + report.svd_seconds)
+    stages = report.encode_seconds + report.count_seconds + report.ppmi_seconds + report.svd_seconds
+    assert report.seconds == pytest.approx(stages)
 
 
 def test_bad_settings_and_empty_corpus(tmp_path) -> None:

@@ -10,6 +10,7 @@ import torch
 
 from nlp182.embeddings import native
 from nlp182.embeddings.word2vec import Word2VecConfig, _spans, resolve_backend, resolve_kernel
+from nlp182.errors import InvalidInputError
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="no C compiler for the native kernel")
 
@@ -26,36 +27,42 @@ def _weights(vocab: int = 12, dim: int = 7, seed: int = 0) -> tuple[torch.Tensor
 
 
 def _reference(w_in, w_out, inputs, targets, alpha, cbow):
-    """word2vec's sequential SGD in float64: each example sees the previous one's update."""
+    """word2vec's sequential SGD in float64: each example (row) sees the previous one's update.
+
+    CBOW: the mean of a row's inputs predicts the outputs, one output row after the other.
+    Skip-gram: a row's inputs are one centre's window, all predicting the same outputs from the
+    rows as they were before the row (shared noise words), then every row takes its summed step."""
     w_in, w_out = w_in.double().numpy().copy(), w_out.double().numpy().copy()
     loss = 0.0
     for row, (true, *noise) in zip(inputs, targets, strict=True):
         used = [i for i in row if i >= 0]
-        hidden = w_in[used].mean(0) if cbow else w_in[used[0]].copy()
-        step = np.zeros_like(hidden)
-        for word, label in [(true, 1.0)] + [(n, 0.0) for n in noise]:
-            if label == 0.0 and word == true:
-                continue
-            score = w_out[word] @ hidden
-            if abs(score) >= 6.0:
-                continue
-            g = (label - _sigmoid(score)) * alpha
-            loss -= np.log(_sigmoid(score) if label else 1.0 - _sigmoid(score))
-            step += g * w_out[word]
-            w_out[word] += g * hidden
-        for i in used if cbow else used[:1]:
+        hiddens = [w_in[used].mean(0)] if cbow else [w_in[i].copy() for i in used]
+        outputs = [(true, 1.0)] + [(n, 0.0) for n in noise if n != true]
+        old_out = {word: w_out[word].copy() for word, _ in outputs}
+        steps = [np.zeros_like(hiddens[0]) for _ in hiddens]
+        for hidden, step in zip(hiddens, steps, strict=True):
+            for word, label in outputs:
+                if cbow:
+                    old_out[word] = w_out[word].copy()
+                score = old_out[word] @ hidden
+                if abs(score) >= 6.0:
+                    continue
+                g = (label - _sigmoid(score)) * alpha
+                loss -= np.log(_sigmoid(score) if label else 1.0 - _sigmoid(score))
+                step += g * old_out[word]
+                w_out[word] += g * hidden
+        for i, step in zip(used, steps * len(used) if cbow else steps, strict=False):
             w_in[i] += step
     return w_in, w_out, loss
 
 
-@pytest.mark.parametrize("cbow", [False, True])
-def test_examples_equal_sequential_float64_reference(cbow) -> None:
+@pytest.mark.parametrize(("cbow", "width"), [(False, 1), (False, 4), (True, 4)])
+def test_examples_equal_sequential_float64_reference(cbow, width) -> None:
     w_in, w_out = _weights()
     rng = np.random.default_rng(1)
-    inputs = rng.integers(0, 12, (40, 4 if cbow else 1))
-    if cbow:
-        inputs[rng.random(inputs.shape) < 0.3] = -1  # unused context slots
-        inputs[:, 0] = rng.integers(0, 12, 40)  # at least one context each
+    inputs = rng.integers(0, 12, (40, width))
+    inputs[rng.random(inputs.shape) < 0.3] = -1  # unused context slots
+    inputs[:, 0] = rng.integers(0, 12, 40)  # at least one context each
     targets = rng.integers(0, 12, (40, 4))
     targets[::5, 2] = targets[::5, 0]  # noise draws equal to the true word are skipped
     w_out[3] *= 40.0  # saturated scores (|score| >= 6) are skipped
@@ -68,8 +75,8 @@ def test_examples_equal_sequential_float64_reference(cbow) -> None:
 
 def test_window_one_without_subsampling_visits_exactly_the_adjacent_pairs_within_sentences() -> None:
     ids = np.array([5, 6, 7, 8, 9, 1, 2])
-    sentence = np.array([0, 0, 0, 1, 1, 1, 2])
-    pairs = native.span_pairs(np.ones(10), 1, ids, sentence, seed=3)
+    starts = np.array([0, 3, 6, 7])
+    pairs = native.span_pairs(np.ones(10), 1, ids, starts, seed=3)
     expected = [(6, 5), (5, 6), (7, 6), (6, 7), (9, 8), (8, 9), (1, 9), (9, 1)]  # (input, output)
     assert [tuple(p) for p in pairs.tolist()] == expected
 
@@ -79,24 +86,46 @@ def test_dynamic_window_and_subsampling_statistics() -> None:
     rng = np.random.default_rng(0)
     keep = np.array([1.0, 0.25])
     ids = np.zeros(size, dtype=np.int64)
-    pairs = native.span_pairs(keep, window, ids, np.zeros(size, dtype=np.int64), seed=1)
+    one_sentence = np.array([0, size])
+    pairs = native.span_pairs(keep, window, ids, one_sentence, seed=1)
     # Every centre uses window - b with b uniform in [0, window): a context at distance d is used
     # with probability (window - d + 1) / window, so a centre has sum(2 (W - d + 1) / W) = W + 1
     # contexts on average.
     assert len(pairs) / size == pytest.approx(window + 1, rel=0.01)
     ids = rng.integers(0, 2, size)
-    pairs = native.span_pairs(keep, 1, ids, np.zeros(size, dtype=np.int64), seed=2)
+    pairs = native.span_pairs(keep, 1, ids, one_sentence, seed=2)
     kept_ones = np.count_nonzero(pairs[:, 1] == 1) / 2  # interior centres appear twice
     assert kept_ones / np.count_nonzero(ids == 1) == pytest.approx(0.25, rel=0.03)
 
 
-def test_spans_cut_at_sentence_starts() -> None:
-    sentence = np.repeat(np.arange(30), 7)  # 210 tokens, sentences of 7
-    spans = _spans(sentence, 50)
-    assert spans[0][0] == 0 and spans[-1][1] == 210
+def test_spans_are_runs_of_whole_sentences() -> None:
+    starts = np.arange(0, 211, 7)  # 210 tokens, 30 sentences of 7
+    spans = _spans(starts, 50)
+    assert spans[0][0] == 0 and spans[-1][1] == 30
     assert all(end == start for (_, end), (start, _) in itertools.pairwise(spans))
-    assert all(start % 7 == 0 for start, _ in spans)
-    assert _spans(np.zeros(120, dtype=np.int64), 50) == [(0, 50), (50, 100), (100, 120)]  # one long sentence
+    assert all(starts[end] - starts[start] <= 50 for start, end in spans)
+    assert [end - start for start, end in spans[:-1]] == [7] * 4  # 49 tokens each
+    assert _spans(np.array([0, 120, 130]), 50) == [(0, 1), (1, 2)]  # a sentence longer than a span
+
+
+def test_buffer_limits_come_from_c_and_c_checks_them() -> None:
+    max_window, max_negative = native.limits()
+    assert (max_window, max_negative) == (128, 64)
+    lib = native.library()
+    w_in, w_out = _weights()
+    inputs = np.zeros((1, 2 * max_window + 1), dtype=np.int32)  # one slot too many
+    targets = np.zeros((1, 2), dtype=np.int32)
+    loss = lib.sgns_train_examples(
+        w_in.data_ptr(), w_out.data_ptr(), 12, 7, 1, 0, inputs.ctypes.data, inputs.shape[1],
+        targets.ctypes.data, 1, 0.1,
+    )  # fmt: skip
+    assert np.isnan(loss)
+    ids, starts = np.zeros(5, dtype=np.int32), np.array([0, 5])
+    for window in (0, max_window + 1):
+        with pytest.raises(InvalidInputError, match="refused"):
+            native.span_pairs(np.ones(12), window, ids, starts, seed=1)
+    with pytest.raises(InvalidInputError, match="negative <= 64"):
+        native.SpanTrainer(w_in, w_out, np.ones(12), np.ones(12), np.arange(12), 5, max_negative + 1, False)
 
 
 def test_without_a_compiler_auto_falls_back_and_native_says_why(monkeypatch, tmp_path, caplog) -> None:

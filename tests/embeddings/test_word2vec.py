@@ -19,7 +19,8 @@ from nlp182.embeddings.word2vec import (
     train_word2vec,
 )
 from nlp182.errors import InvalidInputError
-from nlp182.text.corpus import Chunk, CorpusSource
+from nlp182.text.corpus import CorpusSource
+from nlp182.text.encoded import Chunk
 from nlp182.text.vocab import Vocabulary
 
 
@@ -87,7 +88,7 @@ def test_cbow_step_gives_every_context_word_the_full_step() -> None:
 def test_skipgram_examples_are_exactly_the_windowed_pairs_within_sentences() -> None:
     config = Word2VecConfig(vector_size=4, window=1, sample=0.0)  # window 1 cannot shrink
     model = SGNS(_vocab(), config, torch.device("cpu"))
-    chunk = Chunk(np.array([0, 1, 2, 3, 4, 5]), np.array([0, 0, 0, 1, 1, 2]), 6)
+    chunk = Chunk(np.array([0, 1, 2, 3, 4, 5], dtype=np.int32), np.array([0, 3, 5, 6]), 6)
     inputs, outputs = model.examples(chunk)
     pairs = sorted(zip(inputs.tolist(), outputs.tolist(), strict=True))
     assert pairs == sorted([(1, 0), (0, 1), (2, 1), (1, 2), (4, 3), (3, 4)])
@@ -108,7 +109,7 @@ def test_dynamic_window_and_subsampling_statistics() -> None:
     assert observed[0] == pytest.approx(keep[0], rel=0.1) and keep[0] < 0.05
     # Window W - b with b uniform in [0, W): on average (W + 1) / 2 words each side.
     ids = rng.integers(1, size, 20_000)
-    inputs, _ = model.examples(Chunk(ids, np.zeros(len(ids), dtype=np.int64), len(ids)))
+    inputs, _ = model.examples(Chunk(ids, np.array([0, len(ids)]), len(ids)))
     assert len(inputs) / len(ids) == pytest.approx(2 * (window + 1) / 2, rel=0.03)
 
 
@@ -204,7 +205,7 @@ def test_compiled_step_equals_eager_step(model) -> None:
     eager = SGNS(_vocab(), dataclasses.replace(config, compile=False), torch.device("cpu"))
     compiled = SGNS(_vocab(), config, torch.device("cpu"))
     ids = np.random.default_rng(0).integers(0, 10, 400)
-    chunk = Chunk(ids, np.zeros(len(ids), dtype=np.int64), len(ids))
+    chunk = Chunk(ids, np.array([0, len(ids)]), len(ids))
     for sgns in (eager, compiled):
         sgns.w_out = torch.randn(sgns.w_out.shape, generator=torch.Generator().manual_seed(1)) * 0.3
     examples = eager.examples(chunk)
@@ -221,7 +222,7 @@ def test_compiled_step_equals_eager_step(model) -> None:
 
 def test_cbow_keeps_corpus_order_and_skipgram_shuffles_by_default() -> None:
     ids = np.arange(10).repeat(30) % 10
-    chunk = Chunk(ids, np.zeros(len(ids), dtype=np.int64), len(ids))
+    chunk = Chunk(ids, np.array([0, len(ids)]), len(ids))
     cbow = SGNS(_vocab(), Word2VecConfig(model="cbow", vector_size=4, sample=0.0), torch.device("cpu"))
     _, _, centres = cbow.examples(chunk)
     assert centres.tolist() == ids.tolist()

@@ -9,7 +9,8 @@ import pytest
 from gensim.models import Word2Vec
 
 from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, MissingFileError
-from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource, EncodedCorpus, iter_token_lines
+from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource, iter_token_lines
+from nlp182.text.encoded import EncodedCorpus, encode, open_corpus
 from nlp182.text.tokenize import WordTokenizer
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
@@ -106,37 +107,69 @@ def test_missing_source_and_bad_format_are_clear_errors(tmp_path) -> None:
         list(CorpusSource(str(tmp_path / "x.txt"), fmt="xml").lines())
 
 
-def test_encoded_corpus_drops_oov_splits_long_lines_and_caches(tmp_path) -> None:
+def _open(path, min_count: int, chunk_tokens: int, cache) -> tuple[EncodedCorpus, Vocabulary]:
+    return open_corpus(CorpusSource(str(path)), VocabConfig(min_count=min_count), chunk_tokens, cache)
+
+
+def test_encoded_corpus_drops_oov_splits_long_lines_and_cuts_chunks_at_sentences(tmp_path) -> None:
     long_line = " ".join(["a", "b"] * (MAX_SENTENCE_TOKENS // 2 + 5))
-    (tmp_path / "c.txt").write_text(f"a zzz b\n\n{long_line}\nb a\n")
-    source = CorpusSource(str(tmp_path / "c.txt"))
-    vocab = Vocabulary.build(iter_token_lines(source), VocabConfig(min_count=2))
-    corpus = EncodedCorpus(source, vocab, chunk_tokens=4)
+    (tmp_path / "c.txt").write_text(f"a zzz b\n\n{long_line}\nb a\nqq\nb")  # no final line break
+    corpus, vocab = _open(tmp_path / "c.txt", 2, 4, tmp_path / "cache")
     chunks = list(corpus)
+    assert all(len(c.ids) <= 4 or len(c.starts) == 2 for c in chunks)  # whole sentences, bounded
     ids = np.concatenate([c.ids for c in chunks])
-    sentence = np.concatenate([c.sentence for c in chunks])
+    lengths = np.concatenate([np.diff(c.starts) for c in chunks])
     a, b = vocab.index["a"], vocab.index["b"]
-    assert ids[:2].tolist() == [a, b] and sentence[:2].tolist() == [0, 0]
-    assert len(ids) == 2 + len(long_line.split()) + 2
-    assert sentence.max() == 3  # the long line became two sentences
-    assert sum(c.raw_words for c in chunks) == vocab.total_words == corpus.raw_words
-    assert all(x is y for x, y in zip(list(corpus), chunks, strict=True))  # cached, not re-read
+    assert ids[:2].tolist() == [a, b] and ids.dtype == np.int32
+    assert lengths.tolist() == [2, MAX_SENTENCE_TOKENS, 10, 2, 1]  # the long line became two sentences
+    raw = 3 + len(long_line.split()) + 2 + 1 + 1
+    assert sum(c.raw_words for c in chunks) == vocab.total_words == corpus.raw_words == raw
 
 
-def test_preload_caches_a_small_corpus_and_leaves_a_large_one_streaming(tmp_path) -> None:
-    (tmp_path / "c.txt").write_text("a b a\nb a c\n")
-    source = CorpusSource(str(tmp_path / "c.txt"))
-    vocab = Vocabulary.build(iter_token_lines(source), VocabConfig(min_count=1))
-    small = EncodedCorpus(source, vocab)
-    assert small.preload() and small._cache is not None
-    (tmp_path / "c.txt").unlink()  # held in memory: no further reads
-    assert sum(len(c.ids) for c in small) == 6
-    large = EncodedCorpus(source, vocab, cache_limit=5)  # 6 tokens > 5: not read at all now
-    assert not large.preload()
+def test_encoding_once_counts_as_the_line_by_line_reference_and_is_reused(prepared, tmp_path) -> None:
+    source = CorpusSource(str(prepared.corpus))
+    reference = Vocabulary.build(iter_token_lines(source), VocabConfig(min_count=3, max_vocab=5000))
+    text = encode(source, cache=tmp_path)
+    vocab, remap = text.vocabulary(VocabConfig(min_count=3, max_vocab=5000))
+    assert vocab.words == reference.words and vocab.counts.tolist() == reference.counts.tolist()
+    assert vocab.total_words == reference.total_words
+    assert [vocab.words[remap[i]] for i in np.flatnonzero(remap >= 0)[:50]] == [
+        text.words[i] for i in np.flatnonzero(remap >= 0)[:50]
+    ]
+    first = [line for line in iter_token_lines(source) if line][:3]
+    tokens = text.read(0, sum(map(len, first)))
+    assert [text.words[i] for i in tokens] == [w for line in first for w in line]
+    stamp = (text.folder / "tokens.u32").stat().st_mtime_ns
+    again = encode(source, cache=tmp_path)
+    assert again.folder == text.folder and (text.folder / "tokens.u32").stat().st_mtime_ns == stamp
+    copy = tmp_path / "copy.txt"
+    copy.write_bytes(prepared.corpus.read_bytes() + b"one more line\n")
+    assert encode(CorpusSource(str(copy)), cache=tmp_path).folder != text.folder  # keyed by content
+
+
+def test_block_tokenization_equals_line_by_line() -> None:
+    tokenizer = WordTokenizer()
+    lines = [
+        "It's a state-of-the-art \u2019quoted\u2019 caf\u00e9",
+        "",
+        "\uff26ull -- x_y",
+        "d\u00e9j\u00e0-vu 42",
+    ]
+    expected = [token for line in lines for token in [*tokenizer(line), "\n"]]
+    assert tokenizer.block("\n".join(lines) + "\n") == expected
 
 
 def test_encoded_corpus_of_only_unknown_words_is_an_error(tmp_path) -> None:
     (tmp_path / "c.txt").write_text("x y z\n")
+    text = encode(CorpusSource(str(tmp_path / "c.txt")), cache=tmp_path)
     vocab = Vocabulary(["w"], np.array([5]), 5)
     with pytest.raises(EmptyCorpusError):
-        list(EncodedCorpus(CorpusSource(str(tmp_path / "c.txt")), vocab))
+        list(EncodedCorpus(text, vocab, np.full(len(text.words), -1, dtype=np.int32)))
+
+
+def test_a_json_corpus_without_the_column_names_the_available_ones(tmp_path) -> None:
+    (tmp_path / "c.jsonl").write_text(json.dumps({"body": "words here", "id": 1}) + "\n")
+    with pytest.raises(FileFormatError) as error:
+        list(iter_token_lines(CorpusSource(str(tmp_path / "c.jsonl"))))
+    message = str(error.value)
+    assert "no 'text' column" in message and "body, id" in message and "could not be read" not in message

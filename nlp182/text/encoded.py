@@ -1,0 +1,239 @@
+"""Encode a corpus once: vocabulary counts and a compact token file, cached by content.
+
+One pass over the text tokenizes blocks of megabytes (``WordTokenizer.block``), gives every new
+word the next id in order of first appearance, counts the words, and appends the ids to a
+``uint32`` token file; line ends become sentence boundaries (offsets, one ``int64`` per sentence,
+lines longer than ``MAX_SENTENCE_TOKENS`` cut into pieces). The folder is keyed by the SHA-256 of
+the corpus files, the tokenizer's rules and this format's version, under
+``$NLP182_CACHE/corpora`` (default ``~/.cache/nlp182``): later ``train w2v`` / ``train lsa`` runs on
+the same text skip reading it. Any vocabulary cut (``min_count``, ``max_vocab``) is a remapping of
+the ids, so one encoding serves them all.
+
+Readers take the token file in bounded pieces with ``numpy.fromfile`` (not a memory map, whose
+pages would count towards the process's resident memory as it is read), so training holds
+O(vocabulary x dim) plus one chunk, never the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlp182.errors import EmptyCorpusError, FileFormatError
+from nlp182.io import atomic_save_npy, atomic_write_json, atomic_write_text, staged_directory
+from nlp182.progress import progress
+from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource
+from nlp182.text.tokenize import LINE_BREAK, WordTokenizer, default_tokenizer
+from nlp182.text.vocab import VocabConfig, Vocabulary
+
+#: Bump when the files below change meaning.
+FORMAT_VERSION = 1
+TOKENS_FILE, WORDS_FILE, COUNTS_FILE, STARTS_FILE, META_FILE = (
+    "tokens.u32", "words.txt", "counts.npy", "starts.npy", "meta.json",
+)  # fmt: skip
+_HASH_BLOCK = 8 << 20
+
+
+def cache_folder() -> Path:
+    """Where encoded corpora are kept: ``$NLP182_CACHE/corpora`` (default ``~/.cache/nlp182``)."""
+    return Path(os.environ.get("NLP182_CACHE", Path.home() / ".cache" / "nlp182")) / "corpora"
+
+
+def content_key(source: CorpusSource, tokenizer: WordTokenizer) -> str:
+    """SHA-256 of the corpus files' bytes, the tokenizer's rules and the encoding's version."""
+    digest = hashlib.sha256(f"v{FORMAT_VERSION}|{tokenizer.signature}|".encode())
+    fmt = source.resolved_format()
+    if fmt != "plain":
+        digest.update(f"{fmt}|{source.column}|".encode())
+    for path in source.files():
+        with path.open("rb") as handle:
+            while block := handle.read(_HASH_BLOCK):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+@dataclass
+class EncodedText:
+    """An encoded corpus folder.
+
+    Attributes:
+        folder: where the files are.
+        words: every distinct token in order of first appearance; token ids index this list.
+        counts: ``(T,)`` occurrences of each word.
+        starts: ``(S + 1,)`` sentence boundaries in the token file (``starts[-1]`` = all tokens).
+    """
+
+    folder: Path
+    words: list[str]
+    counts: np.ndarray
+    starts: np.ndarray
+
+    @property
+    def total_tokens(self) -> int:
+        return int(self.starts[-1])
+
+    @classmethod
+    def load(cls, folder: Path) -> EncodedText:
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            words = (folder / WORDS_FILE).read_text(encoding="utf-8").split("\n") if meta["distinct"] else []
+            counts = np.load(folder / COUNTS_FILE, allow_pickle=False)
+            starts = np.load(folder / STARTS_FILE, allow_pickle=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise FileFormatError(
+                f"encoded corpus {folder} is unreadable ({exc}); delete it to re-encode"
+            ) from exc
+        if len(words) != len(counts) or meta["version"] != FORMAT_VERSION:
+            raise FileFormatError(f"encoded corpus {folder} is inconsistent; delete it to re-encode")
+        return cls(folder, words, counts, starts)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """``(stop - start,)`` uint32 token ids ``[start, stop)`` of the token file."""
+        return np.fromfile(self.folder / TOKENS_FILE, dtype=np.uint32, count=stop - start, offset=4 * start)
+
+    def vocabulary(self, config: VocabConfig) -> tuple[Vocabulary, np.ndarray]:
+        """The vocabulary cut by ``config`` and the ``(T,)`` int32 map from token ids to its ids
+        (-1 for words left out)."""
+        vocab, order = Vocabulary.from_counts(self.words, self.counts, self.total_tokens, config)
+        remap = np.full(len(self.words), -1, dtype=np.int32)
+        remap[order] = np.arange(len(order), dtype=np.int32)
+        return vocab, remap
+
+
+def _sentence_starts(line_ends: list[np.ndarray], total: int) -> np.ndarray:
+    """Sentence boundaries from the token position of every line end: empty lines dropped, lines
+    longer than ``MAX_SENTENCE_TOKENS`` cut into pieces of that size."""
+    bounds = np.unique(np.concatenate([np.zeros(1, np.int64), *line_ends, np.array([total])]))
+    lengths = np.diff(bounds)
+    pieces = [np.arange(bounds[i] + MAX_SENTENCE_TOKENS, bounds[i + 1], MAX_SENTENCE_TOKENS)
+              for i in np.flatnonzero(lengths > MAX_SENTENCE_TOKENS)]  # fmt: skip
+    return np.unique(np.concatenate([bounds, *pieces])) if pieces else bounds
+
+
+def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path) -> None:
+    """The one pass: tokenize blocks, number words by first appearance, count, write ids."""
+    index: defaultdict[str, int] = defaultdict(itertools.count().__next__)
+    index[LINE_BREAK]  # id 0 marks line ends; words get ids from 1 in the pass, 0 on disk
+    lookup = index.__getitem__
+    counts = np.zeros(0, dtype=np.int64)
+    line_ends: list[np.ndarray] = []
+    position = 0
+    size = source.size_bytes()
+    with (
+        (folder / TOKENS_FILE).open("wb") as out,
+        progress(total=size, desc=f"encoding {Path(source.path).name}", unit="B", unit_scale=True) as bar,
+    ):
+        for text, done in source.blocks():
+            tokens = tokenizer.block(text)
+            ids = np.fromiter(map(lookup, tokens), dtype=np.uint32, count=len(tokens))
+            breaks = ids == 0
+            words = ids[~breaks] - 1
+            line_ends.append(np.flatnonzero(breaks) - np.arange(int(breaks.sum())) + position)
+            words.tofile(out)
+            position += len(words)
+            block_counts = np.bincount(words, minlength=len(index) - 1)
+            counts = np.concatenate([counts, np.zeros(len(block_counts) - len(counts), np.int64)])
+            counts += block_counts
+            bar.update(done)
+            bar.set_postfix(tokens=f"{position:,}", words=f"{len(index) - 1:,}", refresh=False)
+    vocabulary = list(index)[1:]
+    atomic_write_text(folder / WORDS_FILE, "\n".join(vocabulary))
+    atomic_save_npy(folder / COUNTS_FILE, counts)
+    starts = _sentence_starts(line_ends, position)
+    atomic_save_npy(folder / STARTS_FILE, starts)
+    meta = {
+        "version": FORMAT_VERSION,
+        "source": str(Path(source.path).resolve()),
+        "tokenizer": tokenizer.signature,
+        "tokens": position,
+        "sentences": len(starts) - 1,
+        "distinct": len(vocabulary),
+    }
+    atomic_write_json(folder / META_FILE, meta)
+
+
+def encode(
+    source: CorpusSource, tokenizer: WordTokenizer | None = None, cache: Path | None = None
+) -> EncodedText:
+    """The encoded form of ``source``: from the cache when this text was encoded before, else
+    encoded now (one pass) and cached. ``cache`` defaults to ``cache_folder()``."""
+    tokenizer = tokenizer or default_tokenizer()
+    folder = (cache or cache_folder()) / content_key(source, tokenizer)
+    if not (folder / META_FILE).is_file():
+        with staged_directory(folder) as staging:
+            _encode_into(source, tokenizer, staging)
+    return EncodedText.load(folder)
+
+
+@dataclass
+class Chunk:
+    """A piece of the corpus seen through a vocabulary, cut at sentence boundaries.
+
+    Attributes:
+        ids: ``(N,)`` int32 vocabulary ids of the in-vocabulary tokens, in corpus order.
+        starts: ``(S + 1,)`` int64 sentence boundaries in ``ids`` (``starts[0] == 0``,
+            ``starts[-1] == N``); windows never cross them.
+        raw_words: tokens this piece covers, out-of-vocabulary ones included (gensim's raw words).
+    """
+
+    ids: np.ndarray
+    starts: np.ndarray
+    raw_words: int
+
+    def sentence_numbers(self) -> np.ndarray:
+        """``(N,)`` int64 sentence number of each token (for the vectorised steps)."""
+        return np.repeat(np.arange(len(self.starts) - 1), np.diff(self.starts))
+
+
+class EncodedCorpus:
+    """An encoded text seen through a vocabulary, re-iterable, read in chunks of about
+    ``chunk_tokens`` tokens (bounded memory for any corpus size).
+
+    Args:
+        text: the encoded corpus.
+        vocab: the vocabulary (``text.vocabulary(config)``).
+        remap: ``(T,)`` token id -> vocabulary id, -1 for words left out (dropped before
+            windowing, as word2vec does).
+    """
+
+    def __init__(
+        self, text: EncodedText, vocab: Vocabulary, remap: np.ndarray, chunk_tokens: int = 1 << 20
+    ) -> None:
+        self.text, self.vocab, self.remap, self.chunk_tokens = text, vocab, remap, max(1, chunk_tokens)
+        self.raw_words = text.total_tokens
+
+    def __iter__(self) -> Iterator[Chunk]:
+        starts = self.text.starts
+        first, sentences, kept = 0, len(starts) - 1, 0
+        while first < sentences:
+            goal = int(starts[first]) + self.chunk_tokens
+            last = max(first + 1, int(np.searchsorted(starts, goal, side="right")) - 1)
+            low, high = int(starts[first]), int(starts[last])
+            mapped = self.remap[self.text.read(low, high)]
+            keep = mapped >= 0
+            kept_before = np.zeros(len(mapped) + 1, dtype=np.int64)
+            np.cumsum(keep, out=kept_before[1:])
+            chunk_starts = np.unique(kept_before[starts[first : last + 1] - low])
+            first = last
+            if len(chunk_starts) > 1:
+                kept += int(chunk_starts[-1])
+                yield Chunk(mapped[keep], chunk_starts, high - low)
+        if kept == 0:
+            raise EmptyCorpusError(f"corpus {self.text.folder} has no in-vocabulary token")
+
+
+def open_corpus(
+    source: CorpusSource, config: VocabConfig, chunk_tokens: int = 1 << 20, cache: Path | None = None
+) -> tuple[EncodedCorpus, Vocabulary]:
+    """Encode ``source`` (or take it from the cache), cut the vocabulary and return both."""
+    text = encode(source, cache=cache)
+    vocab, remap = text.vocabulary(config)
+    return EncodedCorpus(text, vocab, remap, chunk_tokens), vocab

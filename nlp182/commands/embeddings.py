@@ -8,7 +8,9 @@ from pathlib import Path
 
 from nlp182.commands.flags import add_config_flags, config_from_args, train_group
 from nlp182.embeddings.lsa import SVD_SOLVERS, LSAConfig
+from nlp182.embeddings.vectors import Vectors
 from nlp182.embeddings.word2vec import BACKENDS, KERNELS, MODELS, Word2VecConfig
+from nlp182.errors import InvalidInputError
 from nlp182.text.corpus import SOURCE_FORMATS, CorpusSource
 
 DEFAULT_CORPUS = "corpora/wiki.txt"
@@ -37,15 +39,57 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="run folder to write (replaced as a whole on success)")
 
+    parser.add_argument(
+        "--eval-dir",
+        default=DEFAULT_EVAL_DIR,
+        help=f"evaluation files scored into metrics.json when present (default: {DEFAULT_EVAL_DIR})",
+    )
+
 
 def _source(args: argparse.Namespace) -> CorpusSource:
     return CorpusSource(args.corpus, args.corpus_format, args.column)
 
 
+def _corpus_record(args: argparse.Namespace) -> str:
+    """The corpus as config.json records it: an absolute path (a run folder moves; the cwd is lost)."""
+    return str(Path(args.corpus).expanduser().resolve())
+
+
+def _evaluate_if_possible(vectors: Vectors, eval_dir: str) -> dict | None:
+    """WordSim-353 / SimLex-999 / analogy scores when the evaluation files are in ``eval_dir``."""
+    from nlp182.embeddings.evaluate import EvaluationFiles, evaluate_all
+
+    files = EvaluationFiles.in_folder(eval_dir)
+    if not all(Path(path).is_file() for path in (files.wordsim353, files.simlex999, files.analogies)):
+        return None
+    scores = evaluate_all(vectors, files)
+    print(
+        f"eval ({eval_dir}): WS353 {scores['wordsim353_spearman']:.3f}, "
+        f"SimLex {scores['simlex999_spearman']:.3f}, analogies {100 * scores['analogy_3cosadd']:.1f}%"
+    )
+    return scores
+
+
 def _run_prepare(args: argparse.Namespace) -> int:
+    if args.wiki or args.text:
+        if args.wiki and args.text:
+            raise InvalidInputError("give --wiki or --text, not both")
+        if args.out is None:
+            raise InvalidInputError("--wiki and --text need --out FILE (the corpus file to write)")
+        if args.wiki:
+            from corpora.wiki import prepare_wiki
+
+            written = prepare_wiki(args.wiki, args.out, args.processes)
+        else:
+            from corpora.text import prepare_text
+
+            written = prepare_text(args.text, args.out)
+        print(f"corpus: {written.path} ({written.lines:,} lines, {written.tokens:,} tokens)")
+        print(f"sha256: {written.sha256}")
+        return 0
     from corpora.prepare import prepare
 
-    result = prepare(args.out)
+    result = prepare(args.out or "corpora")
     print(f"corpus: {result.corpus} ({result.lines} lines)")
     print(f"sha256: {result.sha256}")
     print(f"eval:   {result.wordsim353.parent}")
@@ -59,11 +103,14 @@ def _run_train_lsa(args: argparse.Namespace) -> int:
     config = config_from_args(LSAConfig, args)
     vectors, vocab, report = train_lsa(_source(args), config)
     metrics = {"train": dataclasses.asdict(report) | {"seconds": report.seconds}}
+    scores = _evaluate_if_possible(vectors, args.eval_dir)
+    if scores is not None:
+        metrics["eval"] = scores
     save_run(
         args.out,
         vectors,
         vocab,
-        {"method": "lsa", "corpus": args.corpus, **dataclasses.asdict(config)},
+        {"method": "lsa", "corpus": _corpus_record(args), **dataclasses.asdict(config)},
         metrics,
     )
     print(f"LSA: {len(vectors)} words x {vectors.dim} dims in {report.seconds:.1f} s -> {args.out}")
@@ -78,11 +125,15 @@ def _run_train_w2v(args: argparse.Namespace) -> int:
     vectors, vocab, report = train_word2vec(_source(args), config)
     run_config = {
         "method": f"word2vec-{config.model}",
-        "corpus": args.corpus,
+        "corpus": _corpus_record(args),
         **dataclasses.asdict(config),
         "backend_used": resolve_backend(config),
     }
-    save_run(args.out, vectors, vocab, run_config, {"train": dataclasses.asdict(report)})
+    metrics = {"train": dataclasses.asdict(report)}
+    scores = _evaluate_if_possible(vectors, args.eval_dir)
+    if scores is not None:
+        metrics["eval"] = scores
+    save_run(args.out, vectors, vocab, run_config, metrics)
     print(
         f"word2vec {config.model} ({report.backend}, {report.device}): {len(vectors)} words in "
         f"{report.seconds:.1f} s, {report.words_per_second:,.0f} words/s -> {args.out}"
@@ -133,12 +184,24 @@ def _positive_int(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the corpus, training, evaluation and neighbour commands."""
-    corpus = subparsers.add_parser("corpus", help="prepare the default corpus and evaluation files")
+    corpus = subparsers.add_parser("corpus", help="prepare corpora and evaluation files")
     corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True)
     prepare = corpus_commands.add_parser(
-        "prepare", help="build corpora/wiki.txt and corpora/eval/ from gensim's data"
+        "prepare",
+        help="build corpora/wiki.txt and corpora/eval/ from gensim's data, or a corpus file from a "
+        "Wikipedia dump (--wiki) or plain-text files (--text)",
     )
-    prepare.add_argument("--out", default="corpora", help="output folder (default: corpora)")
+    prepare.add_argument(
+        "--out",
+        default=None,
+        help="output folder of the default corpus (default: corpora), or the corpus file to write "
+        "with --wiki/--text",
+    )
+    prepare.add_argument("--wiki", metavar="DUMP", help="a Wikipedia pages-articles .xml.bz2 dump")
+    prepare.add_argument("--text", metavar="PATH", nargs="+", help="plain-text files or folders of them")
+    prepare.add_argument(
+        "--processes", type=_positive_int, default=None, help="markup-stripping processes for --wiki"
+    )
     prepare.set_defaults(func=_run_prepare)
 
     trainers = train_group(subparsers)

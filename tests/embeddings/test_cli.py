@@ -11,7 +11,9 @@ from nlp182.cli import main
 
 def test_train_eval_neighbors_on_a_real_corpus_slice(small_corpus, prepared, tmp_path, capsys) -> None:
     lsa, w2v = tmp_path / "lsa", tmp_path / "w2v"
-    assert main(["train", "lsa", "--corpus", str(small_corpus), "--out", str(lsa), "--dim", "30"]) == 0
+    eval_dir = str(prepared.wordsim353.parent)
+    lsa_args = ["--corpus", str(small_corpus), "--out", str(lsa), "--dim", "30", "--eval-dir", eval_dir]
+    assert main(["train", "lsa", *lsa_args]) == 0
     assert (
         main(
             [
@@ -27,6 +29,8 @@ def test_train_eval_neighbors_on_a_real_corpus_slice(small_corpus, prepared, tmp
                 "20",
                 "--model",
                 "cbow",
+                "--eval-dir",
+                str(tmp_path / "no-eval-files"),
             ]
         )
         == 0
@@ -43,6 +47,9 @@ def test_train_eval_neighbors_on_a_real_corpus_slice(small_corpus, prepared, tmp
         assert (run / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     config = json.loads((w2v / "config.json").read_text())
     assert config["model"] == "cbow" and config["vector_size"] == 20 and config["backend_used"] == "torch"
+    assert config["corpus"] == str(small_corpus.resolve())
+    assert "eval" not in json.loads((w2v / "metrics.json").read_text())  # no evaluation files there
+    trained_scores = json.loads((lsa / "metrics.json").read_text())["eval"]
     capsys.readouterr()
     assert main(["eval", str(lsa), str(w2v), "--eval-dir", str(prepared.wordsim353.parent)]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -53,6 +60,7 @@ def test_train_eval_neighbors_on_a_real_corpus_slice(small_corpus, prepared, tmp
     )
     metrics = json.loads((lsa / "metrics.json").read_text())
     assert metrics["eval"]["wordsim353_spearman"] == pytest.approx(float(table[1].split()[1]), abs=1e-4)
+    assert trained_scores["wordsim353_spearman"] == pytest.approx(metrics["eval"]["wordsim353_spearman"])
     assert "seconds" in metrics["train"]
     assert main(["neighbors", str(lsa), "city", "-k", "3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
@@ -104,4 +112,33 @@ def test_corpus_prepare_is_deterministic(tmp_path, capsys, prepared) -> None:
     out = capsys.readouterr().out
     assert f"sha256: {prepared.sha256}" in out
     assert (tmp_path / "wiki.txt").read_bytes() == prepared.corpus.read_bytes()
-    assert prepared.lines > 600 and len(prepared.corpus.read_text().split()) > 800_000
+    words = prepared.corpus.read_text().split()
+    assert prepared.lines > 400 and len(words) > 500_000
+    assert not {"theori", "scienc", "dariu"} & set(words)  # the stemmed head500 text is not in it
+
+
+def test_corpus_prepare_text_and_wiki_write_normalised_lines(tmp_path, capsys) -> None:
+    from corpora.prepare import WIKI_DUMP, gensim_data
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("First paragraph,\nstill first.\n\nSecond: It's here!\n")
+    (tmp_path / "docs" / "b.md").write_text("Third one.\n")
+    (tmp_path / "docs" / "skip.png").write_bytes(b"\x89PNG")
+    assert (
+        main(["corpus", "prepare", "--text", str(tmp_path / "docs"), "--out", str(tmp_path / "t.txt")]) == 0
+    )
+    assert (tmp_path / "t.txt").read_text() == "first paragraph still first\nsecond it's here\nthird one\n"
+    assert "3 lines, 9 tokens" in capsys.readouterr().out
+    wiki = tmp_path / "wiki.txt"
+    assert main(["corpus", "prepare", "--wiki", str(gensim_data(WIKI_DUMP)), "--out", str(wiki)]) == 0
+    lines = wiki.read_text().splitlines()
+    assert len(lines) > 50 and all(line == line.lower() and len(line.split()) >= 50 for line in lines)
+    assert "anarchism" in lines[0].split()[:20]
+
+
+def test_a_json_corpus_without_the_text_column_is_a_one_line_error(tmp_path, capsys) -> None:
+    (tmp_path / "c.jsonl").write_text(json.dumps({"body": "some words", "id": 3}) + "\n")
+    argv = ["train", "w2v", "--corpus", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no 'text' column" in err and "body, id" in err and "--column" in err

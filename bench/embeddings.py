@@ -1,5 +1,10 @@
 """Embeddings side by side with gensim on the default corpus, in one run.
 
+``--large CORPUS`` switches to the large-corpus mode (``bench.embeddings_scale``: text file to
+saved vectors, peak RSS, LSA stages and SVD solvers on a 20M-token corpus), ``--quick`` runs that
+mode on a slice of the default corpus in a minute or two (a dry run for CI), and ``--device cuda``
+measures the batched PyTorch kernel on a GPU.
+
 ``python -m bench.embeddings [--seeds 3] [--corpus corpora/wiki.txt]`` trains, for each seed,
 gensim's Word2Vec and nlp182's trainer (on a CPU both its C kernel and its batched PyTorch step;
 on a GPU the batched step) with the same hyperparameters, the same tokens and the same number of
@@ -18,6 +23,7 @@ import dataclasses
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,7 +105,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", nargs="+", default=["sg", "cbow"])
+    parser.add_argument("--large", metavar="CORPUS", help="large-corpus mode on this text file")
+    parser.add_argument("--quick", action="store_true", help="large-corpus mode on a tiny slice (CI)")
+    parser.add_argument("--runs", type=int, default=1, help="interleaved runs of the large mode")
+    parser.add_argument("--epochs", type=int, default=1, help="word2vec epochs in the large mode")
+    parser.add_argument("--svd-vocab", type=int, default=50_000, help="vocabulary of the SVD comparison")
+    parser.add_argument("--svd-rank", type=int, default=100, help="rank of the SVD comparison")
+    parser.add_argument("--skip-old", action="store_true", help="skip the pre-cache LSA counting baseline")
+    parser.add_argument("--scratch", default=None, help="folder for caches and outputs (default: $TMPDIR)")
     args = parser.parse_args()
+    if args.large or args.quick:
+        _large_mode(args)
+        return
     device = select_device(args.device)
     source, files = CorpusSource(args.corpus), EvaluationFiles.in_folder(args.eval_dir)
     word2vec = {m: run_word2vec(source, files, m, args.seeds, args.threads, device.type) for m in args.models}
@@ -152,6 +169,26 @@ def main() -> None:
         },
     )
     print(f"wrote {path}")
+
+
+def _large_mode(args: argparse.Namespace) -> None:
+    """``--large`` / ``--quick``: see ``bench.embeddings_scale``."""
+    from bench.embeddings_scale import run_large, write_result
+
+    args.device = select_device(args.device).type
+    args.threads = min(args.threads, 2)
+    name = f"embeddings-large-{args.device}"
+    if args.quick:
+        quick = Path(tempfile.mkdtemp(prefix="nlp182-quick-")) / "quick.txt"
+        lines = Path(args.corpus).read_text(encoding="utf-8").splitlines()[:300]
+        quick.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        args.large, args.runs, args.svd_vocab, args.svd_rank, args.skip_old = str(quick), 1, 2000, 10, True
+        name = f"embeddings-quick-{args.device}"
+    print(
+        f"large-corpus mode on {args.large}: {args.runs} run(s), {args.epochs} epoch(s), "
+        f"{args.threads} threads"
+    )
+    print(f"wrote {write_result(run_large(args), name)}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Each package's files are listed with ``dpkg -L`` (so the corpus depends only on 
 versions) and read by their format: dictionaries (dictd ``.dz``: GCIDE, FOLDOC, the Jargon File,
 ...), WordNet's glosses, manuals and documentation as reStructuredText, POD, Info, AsciiDoc or
 HTML. Every paragraph becomes one line of normalised tokens (``corpora.text.write_corpus``). The
-result is about 21M tokens (121 MB) with the Debian 12 versions of these packages.
+result is 20.3M tokens (1.08M lines, 118 MB) with the Debian 12 versions of these packages.
 """
 
 from __future__ import annotations

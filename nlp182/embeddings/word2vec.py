@@ -518,8 +518,8 @@ def train_gensim(
     gensim takes our vocabulary counts instead of counting the corpus again; its subsampling
     thresholds and noise table depend only on the counts of the words kept, so they are the same.
     A corpus of at most ``GENSIM_IN_MEMORY_TOKENS`` tokens is tokenized once and held in memory
-    (as ``EncodedCorpus`` holds ours), larger ones are streamed on every pass; either way the
-    training time excludes the reading that happens before it.
+    (ours is encoded before its clock starts too), larger ones are streamed on every pass; either
+    way the training time excludes the reading that happens before it.
     """
     from gensim.models import Word2Vec
 

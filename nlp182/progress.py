@@ -145,7 +145,12 @@ def progress(
     """
     if disable or on_terminal():
         return tqdm(
-            iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, initial=initial,
+            iterable,
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=unit_scale,
+            initial=initial,
             disable=disable,
         )
     return LogProgress(

@@ -118,6 +118,7 @@ def _run_train_lsa(args: argparse.Namespace) -> int:
 
 
 def _run_train_w2v(args: argparse.Namespace) -> int:
+    from nlp182.embeddings import distributed
     from nlp182.embeddings.runs import save_run
     from nlp182.embeddings.word2vec import resolve_backend, train_word2vec
 
@@ -129,6 +130,8 @@ def _run_train_w2v(args: argparse.Namespace) -> int:
         **dataclasses.asdict(config),
         "backend_used": resolve_backend(config),
     }
+    if not distributed.is_main_process():
+        return 0  # under torchrun every process ends with the same averaged vectors; rank 0 saves
     metrics = {"train": dataclasses.asdict(report)}
     scores = _evaluate_if_possible(vectors, args.eval_dir)
     if scores is not None:

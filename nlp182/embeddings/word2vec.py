@@ -31,12 +31,12 @@ import numpy as np
 import torch
 
 from nlp182.device import select_device
-from nlp182.embeddings import native
+from nlp182.embeddings import distributed, native
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
 from nlp182.progress import progress
 from nlp182.text.corpus import CorpusSource, iter_token_lines
-from nlp182.text.encoded import Chunk, EncodedCorpus, open_corpus
+from nlp182.text.encoded import Chunk, EncodedCorpus, encode, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -394,23 +394,23 @@ class _Span:
     raw_words: int
 
 
-def _epoch_spans(corpus: EncodedCorpus, config: Word2VecConfig, epoch: int, total: int) -> Iterator[_Span]:
-    """The spans of one epoch. A span's learning rates and seed follow from its place in the
-    corpus (not from which thread runs it or when), so one thread reproduces a run exactly."""
-    position = epoch * corpus.vocab.total_words
-    for chunk_index, chunk in enumerate(corpus):
-        size = max(1, len(chunk.ids))
-        for span_index, (first, last) in enumerate(_spans(chunk.starts, SPAN_TOKENS)):
-            start, end = int(chunk.starts[first]), int(chunk.starts[last])
-            raw = round(chunk.raw_words * end / size) - round(chunk.raw_words * start / size)
-            alpha_start = _learning_rate(config, position / total)
-            alpha_end = _learning_rate(config, (position + raw) / total)
-            seed = int(
-                np.random.SeedSequence([config.seed, epoch, chunk_index, span_index]).generate_state(1)[0]
-            )
-            starts = chunk.starts[first : last + 1] - start
-            yield _Span(chunk.ids[start:end], starts, alpha_start, alpha_end, seed, raw)
-            position += raw
+def _chunk_spans(
+    chunk: Chunk, index: int, position: int, config: Word2VecConfig, epoch: int, total: int
+) -> list[_Span]:
+    """The spans of one chunk that starts ``position`` raw words into the run. A span's learning
+    rates and seed follow from its place in the corpus (not from which thread or process runs it
+    or when), so one thread reproduces a run exactly."""
+    size, spans = max(1, len(chunk.ids)), []
+    for span_index, (first, last) in enumerate(_spans(chunk.starts, SPAN_TOKENS)):
+        start, end = int(chunk.starts[first]), int(chunk.starts[last])
+        raw = round(chunk.raw_words * end / size) - round(chunk.raw_words * start / size)
+        alpha_start = _learning_rate(config, position / total)
+        alpha_end = _learning_rate(config, (position + raw) / total)
+        seed = int(np.random.SeedSequence([config.seed, epoch, index, span_index]).generate_state(1)[0])
+        starts = chunk.starts[first : last + 1] - start
+        spans.append(_Span(chunk.ids[start:end], starts, alpha_start, alpha_end, seed, raw))
+        position += raw
+    return spans
 
 
 def _train_native(
@@ -418,54 +418,84 @@ def _train_native(
 ) -> tuple[int, float]:
     """Hogwild training with the C kernel: spans of about ``SPAN_TOKENS`` tokens go to
     ``threads`` threads that update the shared matrices in place (at most two spans per thread
-    are queued, so a streamed corpus is never held whole). Returns the raw words processed and
-    the last epoch's mean loss per example."""
+    are queued, so a streamed corpus is never held whole). Launched as several processes, each
+    trains every ``size``-th span of a chunk and the tables are averaged after each chunk.
+    Returns the raw words this process trained on and the last epoch's mean loss per example."""
     trainer = native.SpanTrainer(
         model.w_in, model.w_out, model.keep_prob.numpy(), model.noise_accept.numpy(),
         model.noise_alias.numpy(), config.window, config.negative, config.model == "cbow",
     )  # fmt: skip
+    rank, size = distributed.start(model.device)
     total = model.vocab.total_words * config.epochs
     done, loss = 0, math.nan
     with ThreadPoolExecutor(threads) as pool:
         for epoch in range(config.epochs):
             pending: deque = deque()
-            epoch_loss, epoch_examples = 0.0, 0
-            for span in itertools.chain(_epoch_spans(corpus, config, epoch, total), [None]):
-                if span is not None:
-                    job = (span.ids, span.starts, span.alpha_start, span.alpha_end, span.seed)
-                    pending.append((pool.submit(trainer.train, *job), span.raw_words))
-                while pending and (span is None or len(pending) > 2 * threads):
-                    future, raw = pending.popleft()
-                    span_loss, examples = future.result()
-                    epoch_loss, epoch_examples, done = (
-                        epoch_loss + span_loss,
-                        epoch_examples + examples,
-                        done + raw,
-                    )
-                    mean = epoch_loss / max(1, epoch_examples)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{mean:.3f}", refresh=False)
-                    bar.update(raw)
+            epoch_loss, epoch_examples, position = 0.0, 0, epoch * model.vocab.total_words
+            for index, chunk in enumerate(corpus):
+                spans = _chunk_spans(chunk, index, position, config, epoch, total)
+                position += sum(span.raw_words for span in spans)
+                for span in itertools.chain(spans[rank::size], [None]):
+                    if span is not None:
+                        job = (span.ids, span.starts, span.alpha_start, span.alpha_end, span.seed)
+                        pending.append((pool.submit(trainer.train, *job), span.raw_words))
+                    while pending and ((span is None and size > 1) or len(pending) > 2 * threads):
+                        future, raw = pending.popleft()
+                        span_loss, examples = future.result()
+                        epoch_loss, epoch_examples, done = (
+                            epoch_loss + span_loss,
+                            epoch_examples + examples,
+                            done + raw,
+                        )
+                        mean = epoch_loss / max(1, epoch_examples)
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{mean:.3f}", refresh=False)
+                        bar.update(raw)
+                distributed.average_(model.w_in, model.w_out)
+            for future, raw in pending:
+                span_loss, examples = future.result()
+                epoch_loss, epoch_examples, done = (
+                    epoch_loss + span_loss,
+                    epoch_examples + examples,
+                    done + raw,
+                )
+                bar.update(raw)
             loss = epoch_loss / max(1, epoch_examples)
             log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
     return done, loss
 
 
+def _share(chunk: Chunk, rank: int, size: int) -> Chunk:
+    """This process's slice of a chunk's sentences (all of it for one process)."""
+    if size == 1:
+        return chunk
+    sentences = len(chunk.starts) - 1
+    first, last = sentences * rank // size, sentences * (rank + 1) // size
+    low, high = int(chunk.starts[first]), int(chunk.starts[last])
+    raw = round(chunk.raw_words * (high - low) / max(1, len(chunk.ids)))
+    return Chunk(chunk.ids[low:high], chunk.starts[first : last + 1] - low, raw)
+
+
 def _train_batched(model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, bar: Any) -> tuple[int, float]:
-    """Training in large batches of examples with the PyTorch step (any device). Returns the raw
-    words processed and the last chunk's mean loss per example."""
+    """Training in large batches of examples with the PyTorch step (any device); launched as
+    several processes, each trains its slice of every chunk and the tables are averaged after
+    each chunk. Returns the raw words this process trained on and the last chunk's mean loss
+    per example."""
+    rank, size = distributed.start(model.device)
     total = model.vocab.total_words * config.epochs
-    done, loss = 0, math.nan
+    done, loss, position = 0, math.nan, 0
     for epoch in range(config.epochs):
-        for chunk in corpus:
-            examples = model.examples(chunk)
+        for whole in corpus:
+            chunk = _share(whole, rank, size)
+            examples = model.examples(chunk) if len(chunk.ids) else ()
             count = len(examples[0]) if examples else 0
             chunk_loss = torch.zeros((), device=model.device)
             for start in range(0, count, config.batch_size):
                 batch = [tensor[start : start + config.batch_size] for tensor in examples]
-                progress = (done + chunk.raw_words * start / count) / total
+                progress = (position + whole.raw_words * start / count) / total
                 chunk_loss += model.step(batch, _learning_rate(config, progress))
+            distributed.average_(model.w_in, model.w_out)
             loss = float(chunk_loss) / max(1, count)
-            done += chunk.raw_words
+            done, position = done + chunk.raw_words, position + whole.raw_words
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
             bar.update(chunk.raw_words)
         log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
@@ -481,8 +511,11 @@ def train_torch(
     with _torch_threads(config.threads):
         model = SGNS(vocab, config, device)
         compile_seconds = model.warm_up() if kernel == "batched" else 0.0
-        total = vocab.total_words * config.epochs
-        description = f"word2vec {config.model} ({device.type}, {kernel})"
+        rank, size = distributed.start(device)
+        total = vocab.total_words * config.epochs // size  # this process's share
+        description = f"word2vec {config.model} ({device.type}, {kernel})" + (
+            f" rank {rank}/{size}" if size > 1 else ""
+        )
         started = time.perf_counter()
         with progress(total=total, unit="w", unit_scale=True, desc=description) as bar:
             if kernel == "native":
@@ -493,6 +526,7 @@ def train_torch(
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
+        done = round(distributed.total(done, device))
     vectors = Vectors(vocab.words, model.w_in.float().cpu().numpy())
     report = TrainingReport(
         "torch", device.type, seconds, done, done / seconds, loss, compile_seconds, kernel
@@ -564,6 +598,9 @@ def train_word2vec(
     """Encode ``source`` (once: later runs on the same text take it from the cache), cut the
     vocabulary and train word vectors with the configured backend."""
     config = config or Word2VecConfig()
+    if distributed.launched():  # one process encodes, the others read its cache
+        distributed.start(select_device(config.device))
+        distributed.main_first(lambda: encode(source))
     corpus, vocab = open_corpus(source, config.vocab_config())
     log.info(
         "vocabulary: %d words (min_count=%d) from %d tokens", len(vocab), config.min_count, vocab.total_words

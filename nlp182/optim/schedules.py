@@ -44,8 +44,9 @@ class ClosedFormSchedule(LRScheduler):
 class StepDecay(ClosedFormSchedule):
     """Multiply the rate by ``gamma`` every ``step_size`` steps: ``γ^⌊t / step_size⌋``."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
-                 warmup_steps: int = 0) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1, warmup_steps: int = 0
+    ) -> None:
         if step_size < 1:
             raise InvalidInputError(f"step_size must be >= 1, got {step_size}")
         self.step_size, self.gamma = step_size, gamma
@@ -98,8 +99,13 @@ class Cosine(ClosedFormSchedule):
     ``min_factor + (1 − min_factor) (1 + cos(π t / T)) / 2``, held at ``min_factor`` after ``T``.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, min_factor: float = 0.0,
-                 warmup_steps: int = 0) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int,
+        min_factor: float = 0.0,
+        warmup_steps: int = 0,
+    ) -> None:
         if total_steps < 1 or not 0.0 <= min_factor <= 1.0:
             raise InvalidInputError("Cosine needs total_steps >= 1 and 0 <= min_factor <= 1")
         self.total_steps, self.min_factor = total_steps, min_factor

@@ -186,8 +186,11 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": capture_rng_state(),
             "epoch_rng": self._epoch_rng,
-            "position": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                         "global_step": self.global_step},
+            "position": {
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "global_step": self.global_step,
+            },
             "epoch_sums": self._epoch_sums,
             "history": self.history,
             "early_stopping": {"best": self.best, "bad_epochs": self.bad_epochs},
@@ -233,8 +236,14 @@ class Trainer:
         self._resume_rng = None
         accum = self.config.grad_accum_steps
         total = len(loader) if hasattr(loader, "__len__") else None
-        bar = tqdm(iterator, total=total, initial=skip, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                   disable=not (self.config.progress and self.dist.is_main), leave=False)
+        bar = tqdm(
+            iterator,
+            total=total,
+            initial=skip,
+            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+            disable=not (self.config.progress and self.dist.is_main),
+            leave=False,
+        )
         start, samples = time.perf_counter(), 0
         pending = 0
         for batch in bar:
@@ -248,8 +257,10 @@ class Trainer:
             with self._autocast(), self._no_sync(not sync):
                 loss, extra = _split_loss(self.loss_fn(self.net, batch))
                 if not torch.isfinite(loss.detach()):
-                    raise InvalidInputError(f"loss became {float(loss)} at step {self.global_step}; "
-                                            "lower the learning rate or enable clip_grad_norm")
+                    raise InvalidInputError(
+                        f"loss became {float(loss)} at step {self.global_step}; "
+                        "lower the learning rate or enable clip_grad_norm"
+                    )
             self.scaler.scale(loss / accum).backward()
             self.batch_in_epoch += 1
             loss_value = float(loss.detach())
@@ -263,17 +274,24 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{rate:.0f}")
                 if self.global_step % self.config.log_every == 0:
                     self._log_step(loss_value, extra)
-                if self.out_dir is not None and self.config.checkpoint_every and \
-                        self.global_step % self.config.checkpoint_every == 0:
+                if (
+                    self.out_dir is not None
+                    and self.config.checkpoint_every
+                    and self.global_step % self.config.checkpoint_every == 0
+                ):
                     self.save()
         if pending:
             self._optimizer_step()
         bar.close()
         elapsed = time.perf_counter() - start
         batches = max(self._epoch_sums.get("batches", 0.0), 1.0)
-        record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
-                                  "lr": self.optimizer.param_groups[0]["lr"],
-                                  "samples_per_s": samples / max(elapsed, 1e-9), "time_s": elapsed}
+        record: dict[str, Any] = {
+            "epoch": self.epoch + 1,
+            "step": self.global_step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "samples_per_s": samples / max(elapsed, 1e-9),
+            "time_s": elapsed,
+        }
         for name, value in self._epoch_sums.items():
             if name != "batches":
                 record[f"train_{name}"] = value / batches
@@ -334,8 +352,10 @@ class Trainer:
 
     def _monitored(self, record: dict[str, Any]) -> float:
         if self.config.monitor not in record:
-            raise InvalidInputError(f"monitor {self.config.monitor!r} is not among the epoch metrics "
-                                    f"{sorted(record)}; pass a valid_loader or set monitor")
+            raise InvalidInputError(
+                f"monitor {self.config.monitor!r} is not among the epoch metrics "
+                f"{sorted(record)}; pass a valid_loader or set monitor"
+            )
         return float(record[self.config.monitor])
 
     def _update_early_stopping(self, record: dict[str, Any]) -> bool:
@@ -349,8 +369,10 @@ class Trainer:
         if better and not math.isnan(value):
             self.best, self.bad_epochs = value, 0
             if self.out_dir is not None and self.dist.is_main:
-                save_checkpoint(self.out_dir / "best.safetensors", {"model": self.model.state_dict(),
-                                                                    "epoch": self.epoch + 1, "value": value})
+                save_checkpoint(
+                    self.out_dir / "best.safetensors",
+                    {"model": self.model.state_dict(), "epoch": self.epoch + 1, "value": value},
+                )
         else:
             self.bad_epochs += 1
         return self._early_stop_reached()
@@ -370,13 +392,22 @@ class Trainer:
         path = self.out_dir / "metrics.jsonl" if self.out_dir is not None else None
         if path is None or not path.is_file() or not self.dist.is_main:
             return
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.global_step]
+        kept = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= self.global_step
+        ]
         atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
     def _log_step(self, loss: float, extra: dict[str, float]) -> None:
-        entry = {"kind": "step", "step": self.global_step, "epoch": self.epoch + 1, "loss": loss,
-                 "lr": self.optimizer.param_groups[0]["lr"], **extra}
+        entry = {
+            "kind": "step",
+            "step": self.global_step,
+            "epoch": self.epoch + 1,
+            "loss": loss,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            **extra,
+        }
         self._write_metrics(entry)
         log.debug("step %d loss %.4f", self.global_step, loss)
 

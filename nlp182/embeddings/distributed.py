@@ -1,0 +1,66 @@
+"""Data-parallel word2vec across processes: ``torchrun --nproc-per-node N nlp182 train w2v ...``.
+
+Every process holds the whole model, trains its share of each corpus chunk (every N-th span,
+or every N-th slice of sentences for the batched kernel) and, after each chunk, the processes
+average their embedding tables with an all-reduce, as published multi-GPU word2vec trainers do
+(periodic model averaging; Ji et al. 2016). The learning rate follows the position of a span in the
+whole corpus, so the schedule is the one of a single process. Gloo on CPUs, NCCL on GPUs.
+Launched without ``torchrun`` (no ``WORLD_SIZE`` above 1 in the environment) nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+
+
+def launched() -> bool:
+    """Whether this process is one of several started by ``torchrun`` (or set up the same way)."""
+    return dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def start(device: torch.device) -> tuple[int, int]:
+    """Join the process group when launched (gloo, or nccl on CUDA); returns ``(rank, size)``,
+    ``(0, 1)`` for a single process."""
+    if not launched():
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def is_main_process() -> bool:
+    """True unless this is a rank other than 0 of a launched group (only rank 0 writes files)."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def main_first(work: Callable[[], object]) -> None:
+    """Run ``work`` on rank 0 while the others wait (filling a cache they then read)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        work()
+        return
+    if dist.get_rank() == 0:
+        work()
+    dist.barrier()
+
+
+def average_(*tensors: torch.Tensor) -> None:
+    """Replace each tensor by its mean over the processes, in place (no-op for one process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    size = dist.get_world_size()
+    for tensor in tensors:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor.div_(size)
+
+
+def total(value: float, device: torch.device) -> float:
+    """The sum of ``value`` over the processes (``device``: where the group's tensors live)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    summed = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    return float(summed.item())

@@ -112,6 +112,13 @@ def main() -> None:
     parser.add_argument("--svd-vocab", type=int, default=50_000, help="vocabulary of the SVD comparison")
     parser.add_argument("--svd-rank", type=int, default=100, help="rank of the SVD comparison")
     parser.add_argument("--skip-old", action="store_true", help="skip the pre-cache LSA counting baseline")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["w2v", "lsa"],
+        choices=["w2v", "lsa"],
+        help="what the large mode measures",
+    )
     parser.add_argument("--scratch", default=None, help="folder for caches and outputs (default: $TMPDIR)")
     args = parser.parse_args()
     if args.large or args.quick:
@@ -177,7 +184,7 @@ def _large_mode(args: argparse.Namespace) -> None:
 
     args.device = select_device(args.device).type
     args.threads = min(args.threads, 2)
-    name = f"embeddings-large-{args.device}"
+    name = "-".join(["embeddings-large", *(args.parts if len(args.parts) == 1 else []), args.device])
     if args.quick:
         quick = Path(tempfile.mkdtemp(prefix="nlp182-quick-")) / "quick.txt"
         lines = Path(args.corpus).read_text(encoding="utf-8").splitlines()[:300]

@@ -235,7 +235,8 @@ def run_large(args) -> dict:
     corpus = str(Path(args.large).resolve())
     load_before = os.getloadavg()
     base = {"corpus": corpus, "threads": args.threads, "device": args.device, "eval_dir": args.eval_dir}
-    w2v: dict = {model: {"gensim": [], "ours": []} for model in args.models}
+    w2v: dict = {model: {"gensim": [], "ours": []} for model in args.models} if "w2v" in args.parts else {}
+    half, lsa, svd, old_count = None, {}, None, None
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         scratch_path = Path(scratch)
 
@@ -246,7 +247,7 @@ def run_large(args) -> dict:
             subprocess.run(["rm", "-rf", cache, str(scratch_path / "out")], check=True)
             return result
 
-        for run in range(args.runs):
+        for run in range(args.runs if w2v else 0):
             for model in args.models:
                 for engine in ("gensim", "ours"):
                     row = job(f"{engine}-w2v", model=model, epochs=args.epochs)
@@ -257,25 +258,25 @@ def run_large(args) -> dict:
                         f"WS353 {row['wordsim353_spearman']:.3f}",
                         flush=True,
                     )
-        half = job("ours-w2v", model="sg", epochs=1, corpus=_half_corpus(corpus, scratch_path))
-        full_sg = [row for row in w2v.get("sg", {}).get("ours", [])]
-        lsa = {}
-        for label, max_vocab in (("50k", 50_000), ("all", None)):
+        if w2v.get("sg"):
+            half = job("ours-w2v", model="sg", epochs=args.epochs, corpus=_half_corpus(corpus, scratch_path))
+        for label, max_vocab in (("50k", 50_000), ("all", None)) if "lsa" in args.parts else ():
             lsa[label] = job("ours-lsa", max_vocab=max_vocab)
             print(
                 f"  lsa {label}: {lsa[label]['vocab']:,} words, {lsa[label]['seconds']:.1f} s, "
                 f"{lsa[label]['peak_rss_mb']:.0f} MB"
             )
-        svd = job("svd-compare", max_vocab=args.svd_vocab, rank=args.svd_rank)
-        print(f"  svd: { {s: round(svd[s]['seconds'], 1) for s in ('scipy', 'sklearn', 'torch')} }")
-        old_count = None
-        if not args.skip_old:
+        if "lsa" in args.parts:
+            svd = job("svd-compare", max_vocab=args.svd_vocab, rank=args.svd_rank)
+            print(f"  svd: { {s: round(svd[s]['seconds'], 1) for s in ('scipy', 'sklearn', 'torch')} }")
+        if "lsa" in args.parts and not args.skip_old:
             with _old_code() as old:
                 old_count = job("old-lsa-count", max_vocab=None, old_code=old)
             print(f"  old counting: {old_count['count_seconds']:.1f} s")
-    summary = _summarise(w2v, half, full_sg, lsa, svd, old_count)
+    summary = _summarise(w2v, half, lsa, svd, old_count)
     result = {
         "mode": "large",
+        "parts": args.parts,
         "corpus": corpus,
         "epochs": args.epochs,
         "runs": args.runs,
@@ -300,9 +301,7 @@ def run_large(args) -> dict:
     return result
 
 
-def _summarise(
-    w2v: dict, half: dict, full_sg: list[dict], lsa: dict, svd: dict, old_count: dict | None
-) -> dict:
+def _summarise(w2v: dict, half: dict | None, lsa: dict, svd: dict | None, old_count: dict | None) -> dict:
     summary: dict = {}
     for model, engines in w2v.items():
         ours, ref = engines["ours"], engines["gensim"]
@@ -316,8 +315,8 @@ def _summarise(
         }
         for key in ("wordsim353_spearman", "simlex999_spearman", "analogy_3cosadd"):
             summary[model][f"delta_{key}"] = _mean(ours, key) - _mean(ref, key)
-    if full_sg:
-        full = full_sg[0]
+    if half is not None:
+        full = w2v["sg"]["ours"][0]
         extra_mb = full["peak_rss_mb"] - half["peak_rss_mb"]
         extra_tokens = full["tokens"] - half["tokens"]
         extra_vocab = full["vocab"] - half["vocab"]
@@ -327,6 +326,8 @@ def _summarise(
             "bytes_per_extra_token": extra_mb * 2**20 / max(1, extra_tokens),
             "bytes_per_extra_word": extra_mb * 2**20 / max(1, extra_vocab),
         }
+    if not lsa:
+        return summary
     summary["lsa"] = {
         label: {
             k: row[k]
@@ -365,19 +366,19 @@ def _print_summary(summary: dict) -> None:
             f"{rss['bytes_per_extra_token']:.2f} bytes per extra token, "
             f"{rss['bytes_per_extra_word']:.0f} per extra word"
         )
-    for label, row in summary["lsa"].items():
+    for label, row in summary.get("lsa", {}).items():
         if isinstance(row, dict):
             print(
                 f"lsa {label:<4}: {row['vocab']:,} words, {row['seconds']:.1f} s "
                 f"(encode {row['encode_seconds']:.1f}, count {row['count_seconds']:.1f}, "
                 f"svd {row['svd_seconds']:.1f}), {row['peak_rss_mb']:.0f} MB"
             )
-    if "counting_speedup_vs_before" in summary["lsa"]:
+    if "counting_speedup_vs_before" in summary.get("lsa", {}):
         print(
             "lsa counting (encode + count) vs before: "
             f"{summary['lsa']['counting_speedup_vs_before']:.1f}x faster"
         )
-    for solver, row in summary["svd"].items():
+    for solver, row in summary.get("svd", {}).items():
         error = row.get("max_relative_error_vs_scipy", 0.0)
         print(f"svd {solver:<8}: {row['seconds']:.1f} s, max rel. error of singular values {error:.1e}, "
               f"WS353 {row['wordsim353_spearman']:.3f}")  # fmt: skip

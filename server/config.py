@@ -5,11 +5,45 @@ Kept free of heavy imports so ``nlp182 --help`` does not load FAISS or gunicorn.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from nlp182.errors import InvalidInputError
 
 INDEX_KINDS = ("auto", "flat", "hnsw")
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass
+class Limits:
+    """The most work one request may ask for; each is a ``nlp182 serve`` flag.
+
+    A request over a limit is refused before any search with a JSON error naming the limit: 400
+    for one parameter out of range, 413 for a request whose total size is over.
+
+    Args:
+        max_k: answers per query (``k``).
+        max_batch: words or vectors in one ``POST /v1/neighbors``.
+        max_results: queries x ``k`` in one request, which bounds both the search and the answer
+            (20,000 neighbours is about 1 MB of JSON).
+        max_analogy_words: positive words, and negative words, of one analogy (3CosMul costs one
+            pass over the matrix per word: 8 words take ~0.2 s at 300,000 x 300).
+        max_body_bytes: request bodies above this size get 413 (read no further).
+    """
+
+    max_k: int = 1000
+    max_batch: int = 1000
+    max_results: int = 20_000
+    max_analogy_words: int = 4
+    max_body_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("max_k", "max_batch", "max_results", "max_analogy_words"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_body_bytes < 1024:
+            raise InvalidInputError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
 
 
 @dataclass
@@ -22,16 +56,20 @@ class AppConfig:
             batches by itself under load and adds no latency when idle.
         batch_max: the most queries per gathered call; 1 turns micro-batching off (each request
             searches on its own thread).
-        max_body_bytes: request bodies above this size get 413.
         omp_threads: OpenMP threads FAISS may use on each request thread (0 leaves OpenMP's
             default). OpenMP keeps this setting per thread, and a thread that never set it uses
             one per core, so the app sets it on every request thread itself.
+        limits: the most work one request may ask for.
+        allowed_hosts: the names a request's ``Host`` header may carry (port ignored); any other
+            gets 400, so a web page cannot reach the API through DNS rebinding. ``("*",)`` allows
+            every name (only behind a proxy that checks it).
     """
 
     batch_window_ms: float = 0.0
     batch_max: int = 64
-    max_body_bytes: int = 1 << 20
     omp_threads: int = 0
+    limits: Limits = field(default_factory=Limits)
+    allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
 
     def __post_init__(self) -> None:
         if self.omp_threads < 0:
@@ -40,8 +78,8 @@ class AppConfig:
             raise InvalidInputError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
         if self.batch_max < 1:
             raise InvalidInputError(f"batch_max must be >= 1, got {self.batch_max}")
-        if self.max_body_bytes < 1024:
-            raise InvalidInputError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+        if not self.allowed_hosts:
+            raise InvalidInputError("allowed_hosts must name at least one host (or '*')")
 
 
 @dataclass
@@ -103,7 +141,9 @@ class ServeConfig:
         blas_threshold: FAISS uses BLAS for exact searches of at least this many queries.
         batch_window_ms: see ``AppConfig``.
         batch_max: see ``AppConfig``.
-        max_body_bytes: see ``AppConfig``.
+        max_k, max_batch, max_results, max_analogy_words, max_body_bytes: see ``Limits``.
+        allowed_hosts: comma-separated ``Host`` names the API answers (see ``AppConfig``); empty
+            (default): the bind address and the loopback names.
         access_log: log every request to stderr.
         malloc_arenas: glibc malloc arenas per process (0 leaves glibc's default of 8 per core).
             Every request thread otherwise gets its own arena, and their freed memory is kept:
@@ -119,7 +159,12 @@ class ServeConfig:
     blas_threshold: int = 4
     batch_window_ms: float = 0.0
     batch_max: int = 64
-    max_body_bytes: int = 1 << 20
+    max_k: int = Limits.max_k
+    max_batch: int = Limits.max_batch
+    max_results: int = Limits.max_results
+    max_analogy_words: int = Limits.max_analogy_words
+    max_body_bytes: int = Limits.max_body_bytes
+    allowed_hosts: str = ""
     access_log: bool = False
     malloc_arenas: int = 2
 
@@ -144,4 +189,7 @@ class ServeConfig:
     def app_config(self) -> AppConfig:
         """The settings each worker's app is built with (one request thread: nothing to gather)."""
         batch_max = 1 if self.threads == 1 else self.batch_max
-        return AppConfig(self.batch_window_ms, batch_max, self.max_body_bytes, self.omp_threads)
+        limits = Limits(**{item.name: getattr(self, item.name) for item in fields(Limits)})
+        hosts = tuple(name.strip() for name in self.allowed_hosts.split(",") if name.strip())
+        hosts = hosts or tuple(dict.fromkeys((self.host, *LOOPBACK_NAMES)))
+        return AppConfig(self.batch_window_ms, batch_max, self.omp_threads, limits, hosts)

@@ -1,13 +1,22 @@
-"""Production serving: gunicorn running ``create_app`` in each worker.
+"""Production serving: a gunicorn master over uvicorn workers, each running ``create_app``.
+
+gunicorn's master binds the socket, forks the workers, restarts one that dies and, on
+``kill -HUP``, starts fresh workers (which load the run's index as it is now on disk) before it
+stops the old ones gracefully (each finishes its requests in flight): that is how a rebuilt index
+is served without downtime. Each worker (``server.worker.Worker``) parses requests on uvicorn's
+event loop and reads each one in full before a request thread sees it (``server.asgi``), so slow
+clients cost sockets, not threads. With the default ``--threads 0`` an exact index gets 16 request
+threads per worker, whose concurrent queries are gathered into one search, and an HNSW index one.
 
 The app is built after the fork (no ``preload_app``), so each worker maps the index file itself
 and the kernel shares those pages between workers. The heavy libraries are imported here, in the
 master, so their code pages are shared too. Each worker pins FAISS to ``omp_threads`` OpenMP threads
 (threads slow single queries down and fight the other workers for cores) and lowers FAISS's BLAS
-threshold so gathered batches use one matrix product. With the default ``--threads 0`` an exact
-index gets threaded (gthread) workers, whose concurrent queries are gathered, and an HNSW index
-gets sync workers, one request at a time per process. OpenMP keeps the thread count per thread, so
+threshold so gathered batches use one matrix product. OpenMP keeps the thread count per thread, so
 ``post_fork`` pins the worker's main thread and the app pins each request thread (``AppConfig``).
+
+The Prometheus multiprocess folder belongs to the master: it creates it before forking and removes
+it when it stops; a worker that exits (HUP, TERM, a crash) only has its files marked dead.
 """
 
 from __future__ import annotations
@@ -27,9 +36,8 @@ import flask  # noqa: F401  (imported in the master so workers share its pages)
 import numpy  # noqa: F401
 from gunicorn.app.base import BaseApplication
 
-from nlp182.embeddings.vectors import Vectors
 from server.config import ServeConfig
-from server.index import SimilarityIndex
+from server.index import SimilarityIndex, load_vectors
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +69,7 @@ class _Gunicorn(BaseApplication):
         options = {
             "bind": f"{config.host}:{config.port}",
             "workers": config.workers,
-            "threads": config.threads,
-            "worker_class": "gthread" if config.threads > 1 else "sync",
+            "worker_class": "server.worker.Worker",
             "timeout": config.timeout,
             "graceful_timeout": 10,
             "keepalive": 5,
@@ -79,8 +86,11 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         from server.app import create_app
+        from server.asgi import BufferedWSGI
 
-        return create_app(self.run_dir, self.serve_config.app_config())
+        config = self.serve_config
+        app = create_app(self.run_dir, config.app_config())
+        return BufferedWSGI(app, config.threads, config.max_body_bytes)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
@@ -99,7 +109,7 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     config = config or ServeConfig()
     run_dir = Path(run_dir)
     # Fail here with one clear line (a missing or mismatched index) rather than in every worker.
-    kind = SimilarityIndex.load(run_dir, Vectors.load(run_dir, mmap=True)).kind
+    kind = SimilarityIndex.load(run_dir, load_vectors(run_dir)).kind
     config = dataclasses.replace(config, threads=config.resolve_threads(kind))
     # Set before any worker imports prometheus_client, which reads it at import time.
     own_dir = None
@@ -110,9 +120,12 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
     log.info("serving %s (%s index) on http://%s:%d with %d workers x %d threads",
              run_dir, kind, config.host, config.port, config.workers, config.threads)
+    master = os.getpid()
     try:
         _Gunicorn(run_dir, config).run()
     finally:
-        if own_dir is not None:
+        # Workers are forked inside run() and unwind through here when they exit: only the master
+        # may remove the folder every worker writes to.
+        if own_dir is not None and os.getpid() == master:
             shutil.rmtree(own_dir, ignore_errors=True)
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -26,7 +26,8 @@ APP = create_app(make_synthetic_run(Path(_RUN.name)),
                  AppConfig(batch_window_ms=0.0, limits=Limits(max_body_bytes=4 << 20, max_results=10**6)))
 # max_results (queries x k, a bound no schema can state) is lifted here so that every schema-valid
 # request is answerable; its 413 is tested in test_api. The baseline is taken before schemathesis
-# runs (at collection), so test_fuzzing_changed_nothing compares against the answers of a server no fuzzed request has touched.
+# runs (at collection), so test_fuzzing_changed_nothing compares against the answers of a server
+# no fuzzed request has touched.
 BASELINE = APP.test_client().get("/v1/neighbors?word=w1&k=5").get_json()
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 

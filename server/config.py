@@ -132,10 +132,11 @@ class ServeConfig:
         workers: gunicorn worker processes (one per core).
         threads: request threads per worker; 0 (default) picks by index kind (``resolve_threads``):
             16 for an exact index, whose concurrent queries a worker gathers into one search, 1 for
-            HNSW, served by gunicorn's sync workers one request at a time per process (a graph
-            search gains nothing from gathering, and threads of one process queue for its GIL:
-            measured at 32 connections on 2 cores, p99 16 ms with 2 sync workers vs 30-45 ms with
-            2 x 16 threads, at the same throughput).
+            HNSW, one search at a time per process (a graph search gains nothing from gathering,
+            and threads of one process queue for its GIL: measured at 32 connections on 2 cores,
+            p99 16 ms with one thread per worker vs 30-45 ms with 16, at the same throughput).
+            Requests are read in full by each worker's event loop first, so these threads only
+            run complete requests; slow clients never hold one.
         timeout: seconds before gunicorn restarts a silent worker.
         omp_threads: OpenMP threads FAISS may use per worker.
         blas_threshold: FAISS uses BLAS for exact searches of at least this many queries.
@@ -145,6 +146,8 @@ class ServeConfig:
         allowed_hosts: comma-separated ``Host`` names the API answers (see ``AppConfig``); empty
             (default): the bind address and the loopback names.
         access_log: log every request to stderr.
+        pid_file: write the master's process id here (for ``kill -HUP $(cat FILE)``, which reloads
+            the index without downtime); empty: none.
         malloc_arenas: glibc malloc arenas per process (0 leaves glibc's default of 8 per core).
             Every request thread otherwise gets its own arena, and their freed memory is kept:
             under a mixed load a worker's heap grew ~25% before levelling off; with 2 it stays flat.
@@ -166,6 +169,7 @@ class ServeConfig:
     max_body_bytes: int = Limits.max_body_bytes
     allowed_hosts: str = ""
     access_log: bool = False
+    pid_file: str = ""
     malloc_arenas: int = 2
 
     def __post_init__(self) -> None:

@@ -75,6 +75,7 @@ class _Gunicorn(BaseApplication):
             "keepalive": 5,
             "preload_app": False,
             "accesslog": "-" if config.access_log else None,
+            "pidfile": config.pid_file or None,
             "pre_fork": pre_fork,
             "post_fork": post_fork,
             "child_exit": child_exit,

@@ -40,6 +40,7 @@ _HELP = {
     "max_body_bytes": "request bodies above this size get 413",
     "allowed_hosts": "comma-separated Host names served ('' = the bind address and localhost; '*' = any)",
     "access_log": "log every request",
+    "pid_file": "write the master's pid here: `kill -HUP $(cat FILE)` serves a rebuilt index, no downtime",
     "malloc_arenas": "glibc malloc arenas per process (0: glibc default); few keep worker heaps flat",
 }
 

@@ -51,7 +51,8 @@ def test_term_one_worker_then_hup_reload_under_load(tmp_path: Path, synthetic_ru
                                                     synthetic_vectors: Vectors) -> None:
     run = tmp_path / "run"
     shutil.copytree(synthetic_run, run)
-    server = ServeProcess(run, "--workers", "2", "--threads", "4")
+    pid_file = tmp_path / "serve.pid"
+    server = ServeProcess(run, "--workers", "2", "--threads", "4", "--pid-file", str(pid_file))
     try:
         first = {p.pid for p in server.workers(2)}
         load = Load(server.url, PATHS, clients=4, seconds=60)
@@ -63,7 +64,7 @@ def test_term_one_worker_then_hup_reload_under_load(tmp_path: Path, synthetic_ru
         # Rebuild the index as `nlp182 index` does (atomic replace), then HUP: every worker must
         # serve the new index, and no request may fail meanwhile.
         SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="hnsw", recall_queries=50)).save(run)
-        os.kill(server.process.pid, signal.SIGHUP)
+        os.kill(int(pid_file.read_text()), signal.SIGHUP)  # the master's pid, as documented
         _wait_for(lambda: _index_kinds(server.url) == {"hnsw"})
         time.sleep(0.5)
         result = load.stop()

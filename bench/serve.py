@@ -11,7 +11,7 @@ in one run on this machine, loopback only:
   under a bounded load from ``wrk`` (``--seconds`` per run) for the exact index with and without
   micro-batching, and for HNSW, whose rows are reported only when the index's recall@10 against
   exact search, measured on the same vectors, is at least 0.95 (printed beside the throughput);
-  ``POST /v1/neighbors`` with 256 words per request;
+  ``POST /v1/neighbors`` with 64 words per request (the default max_batch);
 - slow clients: the same load alone, then beside 100 connections that send their request one
   byte per second (bounded to 60 s), for both index kinds: the ratio of the normal requests' p99;
 - reload: the load running while ``nlp182 index RUN`` rebuilds the index and the master gets
@@ -236,7 +236,7 @@ def write_script(folder: Path, words: int, bad_every: int) -> Path:
 
 
 def batch_endpoint(
-    url: str, words: int, batch: int = 256, requests_count: int = 40, clients: int = 2
+    url: str, words: int, batch: int = 64, requests_count: int = 40, clients: int = 2
 ) -> dict:
     rng = np.random.default_rng(3)
     payloads = [
@@ -347,7 +347,7 @@ def _median_seconds(fn, repeats: int = 3) -> float:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return round(float(np.median(times)), 4)
+    return float(f"{np.median(times):.3g}")
 
 
 def costly_rows(url: str, vectors: Vectors) -> dict:
@@ -598,7 +598,8 @@ def print_report(report: dict) -> None:
         if name in report["http"]:
             row = report["http"][name]
             print(
-                f"  POST {name[15:]:5s} 256 words/request: {row['qps']:.1f} queries/s, {row['errors']} errors"
+                f"  POST {name[15:]:5s} {row['words_per_request']} words/request: {row['qps']:.1f} q/s, "
+                f"{row['errors']} errors"
             )
     for kind, row in report["slow_clients"].items():
         print(

@@ -35,11 +35,31 @@ import faiss
 import flask  # noqa: F401  (imported in the master so workers share its pages)
 import numpy  # noqa: F401
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from server.config import ServeConfig
 from server.index import SimilarityIndex, load_vectors
 
 log = logging.getLogger(__name__)
+
+
+class _Master(Arbiter):
+    """gunicorn's master, checking the run before a ``kill -HUP`` replaces the workers.
+
+    New workers that cannot load the index fail to boot, and gunicorn then stops the whole server.
+    So the master first loads the run as the workers will (vectors, index, checksums); if that
+    fails (an index being rebuilt, a damaged file) it logs why and keeps the current workers.
+    """
+
+    def reload(self) -> None:
+        run_dir = self.app.run_dir
+        try:
+            kind = SimilarityIndex.load(run_dir, load_vectors(run_dir)).kind
+        except Exception as exc:  # any failure here would have been a failed boot of every worker
+            log.error("reload refused, still serving the previous index: %s", exc)
+            return
+        log.info("reloading %s (%s index)", run_dir, kind)
+        super().reload()
 
 
 class _Gunicorn(BaseApplication):
@@ -84,6 +104,9 @@ class _Gunicorn(BaseApplication):
             options["control_socket_disable"] = True
         for key, value in options.items():
             self.cfg.set(key, value)
+
+    def run(self) -> None:
+        _Master(self).run()
 
     def load(self):
         from server.app import create_app

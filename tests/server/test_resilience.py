@@ -147,3 +147,25 @@ def test_every_refusal_is_json(live_server: ServeProcess) -> None:
                           headers={"Content-Type": "text/plain"}, timeout=10)
     assert plain.status_code == 415 and plain.json()["error"]["code"] == "unsupported_media_type"
     assert requests.get(f"{url}/v1/neighbors?word=w1", timeout=10).status_code == 200  # still serving
+
+
+def test_hup_with_a_damaged_index_keeps_serving_the_previous_one(tmp_path: Path, synthetic_run: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    server = ServeProcess(run, "--workers", "2", "--threads", "2")
+    try:
+        before = {p.pid for p in server.workers(2)}
+        data = (run / "index.faiss").read_bytes()
+        # A damaged index put in place as a new file (rewriting the mapped file in place would
+        # pull the pages from under the running workers, which no tool of the project does).
+        (run / "damaged").write_bytes(data[: len(data) // 2])
+        os.replace(run / "damaged", run / "index.faiss")
+        os.kill(server.process.pid, signal.SIGHUP)
+        _wait_for(lambda: "reload refused" in server.output())
+        time.sleep(1.0)
+        answer = requests.get(f"{server.url}/v1/neighbors?word=w1&k=3", timeout=10)
+        after = {p.pid for p in _workers(server)}
+    finally:
+        code, output = server.stop()
+    assert answer.status_code == 200 and after == before, output[-2000:]
+    assert "not a readable FAISS index" in output and code == 0

@@ -139,6 +139,8 @@ class ServeConfig:
             Requests are read in full by each worker's event loop first, so these threads only
             run complete requests; slow clients never hold one.
         timeout: seconds before gunicorn restarts a silent worker.
+        request_timeout: seconds a client has to send a whole request (from its connection or the
+            request's first byte); later it gets 408 and the connection is closed.
         omp_threads: OpenMP threads FAISS may use per worker.
         blas_threshold: FAISS uses BLAS for exact searches of at least this many queries.
         batch_window_ms: see ``AppConfig``.
@@ -159,6 +161,7 @@ class ServeConfig:
     workers: int = 2
     threads: int = 0
     timeout: int = 30
+    request_timeout: float = 30.0
     omp_threads: int = 1
     blas_threshold: int = 4
     batch_window_ms: float = 0.0
@@ -177,6 +180,8 @@ class ServeConfig:
         for name in ("workers", "timeout", "omp_threads", "blas_threshold"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.request_timeout <= 0:
+            raise InvalidInputError(f"request_timeout must be > 0 seconds, got {self.request_timeout}")
         if self.threads < 0:
             raise InvalidInputError(f"threads must be >= 0 (0: by index kind), got {self.threads}")
         if self.malloc_arenas < 0:

@@ -73,11 +73,15 @@ class _Gunicorn(BaseApplication):
     def load_config(self) -> None:
         config = self.serve_config
         omp_threads, blas_threshold = config.omp_threads, config.blas_threshold
+        request_timeout = config.request_timeout
 
         def pre_fork(server, worker) -> None:
             gc.freeze()  # the master's objects: a worker's collector never touches (so copies) their pages
 
         def post_fork(server, worker) -> None:
+            from server.worker import JsonErrorsProtocol
+
+            JsonErrorsProtocol.read_timeout = request_timeout
             faiss.omp_set_num_threads(omp_threads)
             faiss.cvar.distance_compute_blas_threshold = blas_threshold
 

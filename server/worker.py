@@ -5,11 +5,14 @@ them on ``kill -HUP`` and restarts one that dies. Each worker runs uvicorn's asy
 the httptools parser, so requests are parsed on an event loop (see ``server.asgi`` for why). The
 protocol subclass bounds what the parser accepts and answers what it refuses as the API does:
 a request line over ``MAX_URL_BYTES`` gets 414, headers over ``MAX_HEADER_BYTES`` in total get
-431, anything else malformed gets 400, each with a JSON ``{"error": {"code", "message"}}`` body.
+431, a request not received in full within ``read_timeout`` seconds of its connection or its
+first byte gets 408 (so slow clients hold a socket for a bounded time), anything else malformed
+gets 400, each with a JSON ``{"error": {"code", "message"}}`` body.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 import httptools
@@ -31,11 +34,50 @@ class Refusal(Exception):
 
 
 class JsonErrorsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with bounded request lines and headers, refusing in JSON."""
+    """uvicorn's httptools protocol with bounded request lines, headers and read time, refusing in JSON.
+
+    ``read_timeout`` is set per worker from ``ServeConfig.request_timeout`` (``post_fork``).
+    """
+
+    read_timeout: ClassVar[float] = 30.0
+    read_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.read_timer is None:
+            self.read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def _disarm(self) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self.read_timer = None
+        if self.cycle is not None and self.cycle.response_started:
+            return
+        self.refuse(Refusal(408, "request_timeout",
+                            f"the request was not received in full within {self.read_timeout:g} s"))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.header_bytes = 0
+        self._arm()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._disarm()  # an idle kept-alive connection is uvicorn's keep-alive timeout's to close
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)

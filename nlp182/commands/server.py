@@ -29,6 +29,7 @@ _HELP = {
     "workers": "gunicorn worker processes",
     "threads": "request threads per worker (0: 16 for an exact index, 1 for HNSW)",
     "timeout": "seconds before a silent worker is restarted",
+    "request_timeout": "seconds a client has to send its whole request (408 after)",
     "omp_threads": "OpenMP threads FAISS may use per worker",
     "blas_threshold": "exact searches of at least this many queries use BLAS",
     "batch_window_ms": "milliseconds a worker waits to gather concurrent searches into one call",

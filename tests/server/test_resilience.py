@@ -122,6 +122,22 @@ def _raw(url: str, data: bytes) -> tuple[int, dict, dict]:
     return int(lines[0].split()[1]), headers, json.loads(body)
 
 
+def test_an_unfinished_request_gets_408_after_the_request_timeout(synthetic_run: Path) -> None:
+    server = ServeProcess(synthetic_run, "--workers", "1", "--threads", "2", "--request-timeout", "1")
+    try:
+        started = time.monotonic()
+        post = (b"POST /v1/neighbors HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 40\r\n\r\n{\"words\"")
+        for partial in (b"GET /v1/neighbors?wo", b"", post):  # request line, nothing, half a body
+            status, _, body = _raw(server.url, partial)
+            assert (status, body["error"]["code"]) == (408, "request_timeout")
+        assert time.monotonic() - started < 10
+        assert requests.get(f"{server.url}/v1/neighbors?word=w1", timeout=10).status_code == 200
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "Traceback" not in output, output[-2000:]
+
+
 def test_every_refusal_is_json(live_server: ServeProcess) -> None:
     url = live_server.url
     cases = {

@@ -104,8 +104,9 @@ def test_slow_clients_do_not_hold_workers(tmp_path: Path, synthetic_vectors: Vec
         server.stop()
     for result in (alone, beside):
         assert set(result.statuses) == {200} and result.errors == [], result.summary()
-    # Sync workers answered 2 of 13 requests here; 2 ms of slack absorbs scheduler noise on 2 cores.
-    assert beside.p99_ms() <= 2 * alone.p99_ms() + 2.0, (alone.summary(), beside.summary())
+    # Sync workers answered 2 of 13 requests here. 10 ms of slack absorbs scheduler noise on 2 busy
+    # cores (a p99 of a few hundred requests is nearly their maximum); bench.serve measures the ratio.
+    assert beside.p99_ms() <= 2 * alone.p99_ms() + 10.0, (alone.summary(), beside.summary())
 
 
 def _raw(url: str, data: bytes) -> tuple[int, dict, dict]:

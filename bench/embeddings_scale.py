@@ -394,6 +394,12 @@ def write_result(result: dict, name: str) -> Path:
     return path
 
 
+JOB_LOG = RESULTS / "embeddings-large-jobs.jsonl"
+
 if __name__ == "__main__":
     worker_task = json.loads(sys.argv[1])
-    print(json.dumps(WORKERS[worker_task["job"]](worker_task)))
+    measured = WORKERS[worker_task["job"]](worker_task)
+    record = {"task": {k: v for k, v in worker_task.items() if k not in ("cache", "out")}, "result": measured}
+    with JOB_LOG.open("a", encoding="utf-8") as log_file:  # every job, also of runs cut short
+        log_file.write(json.dumps({"finished": time.time(), **record}) + "\n")
+    print(json.dumps(measured))

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from nlp182.device import autocast_dtype, seed_everything
 from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, atomic_write_text
+from nlp182.optim import clip_grad_norm_
 from nlp182.plots import loss_curves
 from nlp182.train.batching import batch_size_of, move_to_device
 from nlp182.train.checkpoint import (
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, float]]
 LossFn = Callable[[nn.Module, Any], LossOutput]
 EvalFn = Callable[[nn.Module, Iterable[Any]], dict[str, float]]
+StepHook = Callable[[nn.Module], None]
+EpochHook = Callable[[nn.Module, dict[str, Any]], None]
 
 
 def _split_loss(output: LossOutput) -> tuple[torch.Tensor, dict[str, float]]:
@@ -69,7 +72,8 @@ class Trainer:
     metrics; without it the Trainer reports ``valid_loss``, the mean of ``loss_fn`` over the
     validation batches under ``torch.no_grad()``. ``scheduler`` is stepped after every optimizer
     step (``scheduler_interval="step"``) or every epoch (``"epoch"``; a ``ReduceLROnPlateau`` gets
-    the monitored value).
+    the monitored value). ``on_step(model)`` runs after every optimizer step (an EMA of the weights)
+    and ``on_epoch_end(model, record)`` after every epoch's record is complete (snapshots).
     """
 
     def __init__(
@@ -81,6 +85,8 @@ class Trainer:
         scheduler: Any = None,
         scheduler_interval: str = "epoch",
         eval_fn: EvalFn | None = None,
+        on_step: StepHook | None = None,
+        on_epoch_end: EpochHook | None = None,
     ) -> None:
         if scheduler_interval not in SCHEDULER_INTERVALS:
             raise InvalidInputError(
@@ -96,6 +102,8 @@ class Trainer:
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
         self.eval_fn = eval_fn
+        self.on_step = on_step
+        self.on_epoch_end = on_epoch_end
         self.net: nn.Module = model
         if self.dist.is_distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -138,6 +146,8 @@ class Trainer:
             self.batch_in_epoch = 0
             self._epoch_rng = None
             self._log_epoch(record)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self.model, record)
             if self.out_dir is not None:
                 self.save()
         return self.history
@@ -285,13 +295,17 @@ class Trainer:
         if monitoring:
             self.monitor.before_step()
         if self.config.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+            # An fp16 overflow leaves inf gradients on purpose: the scaler skips that step.
+            clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm,
+                            error_if_nonfinite=not self.scaler.is_enabled())
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
         self.global_step += 1
+        if self.on_step is not None:
+            self.on_step(self.model)
         if monitoring:
             report = self.monitor.after_step()
             self._write_metrics({"kind": "monitor", "step": self.global_step, **report})

@@ -22,6 +22,16 @@ TESTS = Path(__file__).resolve().parent
 ONE_THREAD_DIRS = frozenset({"attention", "captioning", "seq2seq", "vision"})
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``cuda`` on a machine without CUDA (``bench/gpu.sh`` runs them on one)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

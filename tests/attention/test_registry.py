@@ -25,10 +25,10 @@ BUILT_IN = {"additive", "dot", "general", "scaled_dot", "multihead"}
 
 
 def test_every_module_registers_its_kinds() -> None:
-    assert set(ATTENTION_KINDS) == BUILT_IN == set(attention_kinds())
+    assert BUILT_IN <= set(ATTENTION_KINDS) == set(attention_kinds())
 
 
-@pytest.mark.parametrize("kind", sorted(BUILT_IN))
+@pytest.mark.parametrize("kind", attention_kinds())  # a new kind is checked here without editing this file
 def test_each_kind_follows_the_call_protocol(kind: str) -> None:
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, t, 8, generator=gen) for t in (3, 5, 5))

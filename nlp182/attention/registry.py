@@ -13,41 +13,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import nn
 
 from nlp182.errors import InvalidInputError
-
-Builder = Callable[..., nn.Module]
-
-
-@dataclass(frozen=True)
-class AttentionKind:
-    """A registered kind: its name, its builder and whether queries and keys must have one size."""
-
-    name: str
-    builder: Builder
-    same_dims: bool
-
-
-_KINDS: dict[str, AttentionKind] = {}
-
-
-def register_attention(name: str, *, same_dims: bool = False) -> Callable[[Builder], Builder]:
-    """Decorator: register ``builder(query_dim, key_dim, *, num_heads, dropout) -> nn.Module`` as ``name``.
-
-    ``same_dims=True`` says the kind compares queries with keys directly, so ``build_attention``
-    rejects ``query_dim != key_dim`` with a clear error before building anything.
-    """
-
-    def decorate(builder: Builder) -> Builder:
-        if name in _KINDS and _KINDS[name].builder is not builder:
-            raise InvalidInputError(f"attention kind {name!r} is registered twice")
-        _KINDS[name] = AttentionKind(name, builder, same_dims)
-        return builder
-
-    return decorate
+from nlp182.registry import Builder, Registry
 
 
 def _discover() -> None:
@@ -57,10 +27,21 @@ def _discover() -> None:
         importlib.import_module(f"nlp182.attention.{info.name}")
 
 
+KINDS = Registry("attention", _discover)
+
+
+def register_attention(name: str, *, same_dims: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator: register ``builder(query_dim, key_dim, *, num_heads, dropout) -> nn.Module`` as ``name``.
+
+    ``same_dims=True`` says the kind compares queries with keys directly, so ``build_attention``
+    rejects ``query_dim != key_dim`` with a clear error before building anything.
+    """
+    return KINDS.register(name, same_dims=same_dims)
+
+
 def attention_kinds() -> tuple[str, ...]:
     """The registered kind names, in registration order."""
-    _discover()
-    return tuple(_KINDS)
+    return KINDS.names()
 
 
 def build_attention(
@@ -71,10 +52,7 @@ def build_attention(
     ``num_heads`` and ``dropout`` go to the kinds that use them (``multihead``; ``scaled_dot`` and
     ``multihead``) and are ignored by the others.
     """
-    kinds = attention_kinds()
-    if kind not in kinds:
-        raise InvalidInputError(f"unknown attention {kind!r}; use one of {', '.join(kinds)}")
-    entry = _KINDS[kind]
-    if entry.same_dims and query_dim != key_dim:
+    entry = KINDS.entry(kind)
+    if entry.meta["same_dims"] and query_dim != key_dim:
         raise InvalidInputError(f"{kind} attention needs query_dim == key_dim, got {query_dim} and {key_dim}")
     return entry.builder(query_dim, key_dim, num_heads=num_heads, dropout=dropout)

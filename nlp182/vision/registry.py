@@ -10,28 +10,23 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from nlp182.errors import InvalidInputError
+from nlp182.registry import Builder, Registry
 
-Builder = Callable[..., nn.Module]
 TASKS = ("classification", "segmentation")
 _HOMES = ("nlp182.vision.models", "nlp182.vision.segmentation")
 
 
-@dataclass(frozen=True)
-class RegisteredModel:
-    """A registered model: its name, its builder and its task (what its logits mean)."""
-
-    name: str
-    builder: Builder
-    task: str
+def _discover() -> None:
+    for module in _HOMES:
+        importlib.import_module(module)
 
 
-_MODELS: dict[str, RegisteredModel] = {}
+MODELS = Registry("vision model", _discover)
 
 
 def register_model(name: str, task: str = "classification") -> Callable[[Builder], Builder]:
@@ -43,30 +38,14 @@ def register_model(name: str, task: str = "classification") -> Callable[[Builder
     """
     if task not in TASKS:
         raise InvalidInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
-
-    def decorate(builder: Builder) -> Builder:
-        if name in _MODELS and _MODELS[name].builder is not builder:
-            raise InvalidInputError(f"vision model {name!r} is registered twice")
-        _MODELS[name] = RegisteredModel(name, builder, task)
-        return builder
-
-    return decorate
-
-
-def _discover() -> None:
-    for module in _HOMES:
-        importlib.import_module(module)
+    return MODELS.register(name, task=task)
 
 
 def list_models(task: str | None = None) -> tuple[str, ...]:
     """Registered model names (of one ``task`` if given), in registration order."""
-    _discover()
-    return tuple(name for name, entry in _MODELS.items() if task is None or entry.task == task)
+    return MODELS.names() if task is None else MODELS.names(task=task)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered model ``name`` with ``kwargs`` (e.g. ``num_classes``, ``width``)."""
-    names = list_models()
-    if name not in names:
-        raise InvalidInputError(f"unknown vision model {name!r}; use one of {', '.join(names)}")
-    return _MODELS[name].builder(**kwargs)
+    return MODELS.entry(name).builder(**kwargs)

@@ -66,7 +66,7 @@ def test_same_dims_kinds_reject_different_sizes_before_building() -> None:
 
 
 def test_a_new_kind_is_one_decorated_builder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))
+    monkeypatch.setattr(registry.KINDS, "_entries", dict(registry.KINDS._entries))
 
     class Uniform(nn.Module):
         def forward(self, query, keys, values=None, mask=None, need_weights=False):

@@ -55,7 +55,7 @@ def test_resnet_depths_share_one_builder_with_their_own_layout() -> None:
 def test_unknown_or_duplicate_names_are_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InvalidInputError, match="unknown vision model 'resnet19'"):
         create_model("resnet19")
-    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setattr(registry.MODELS, "_entries", dict(registry.MODELS._entries))
     with pytest.raises(InvalidInputError, match="registered twice"):
         register_model("resnet18")(lambda **kw: nn.Identity())
     with pytest.raises(InvalidInputError, match="unknown task"):

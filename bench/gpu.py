@@ -47,7 +47,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,10 @@ class Step:
     figures: Figures | None = None
     needs: tuple[str, ...] = ()
     needs_corpus: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    dry_result: str | None = None  # the JSON stem of a dry run, when it differs from ``result``
+
+    def result_stem(self, dry: bool) -> str | None:
+        return (self.dry_result or self.result) if dry else self.result
 
 
 def _attention(data: dict[str, Any]) -> dict[str, float]:
@@ -148,7 +151,7 @@ STEPS: tuple[Step, ...] = (
     # i10's captioning bench: must accept --device, --out and --quick (the dry run's tiny sizes).
     Step("captioning", "bench.captioning", "captioning training images/s",
          ("--device", "{device}", "--out", "{out}"), ("--device", "{device}", "--quick", "--out", "{out}"),
-         90, "captioning", _rates),
+         90, "captioning", _rates, dry_result="captioning-quick"),
     Step("optim", "bench.optim", "optimizer step time, ours / torch.optim foreach (25M parameters)",
          ("--device", "{device}", "--steps", "15", "--out", "{out}"),
          ("--device", "{device}", "--steps", "1", "--width", "32", "--out", "{out}"),
@@ -178,10 +181,27 @@ def machine() -> dict[str, Any]:
             "cpus": os.cpu_count(), "platform": platform.platform()}
 
 
-def skip_reason(step: Step, corpus: Path, eval_dir: Path) -> str | None:
-    """Why ``step`` cannot run here (a missing module, package or corpus), or None."""
-    if step.module != "pytest" and importlib.util.find_spec(step.module) is None:
-        return f"{step.module} does not exist on this branch yet"
+def declared_flags(module: str) -> set[str]:
+    """The ``--flags`` a bench module declares with ``add_argument``, read from its source with ``ast``."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return set()
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"]
+    return {arg.value for call in calls for arg in call.args
+            if isinstance(arg, ast.Constant) and str(arg.value).startswith("--")}
+
+
+def skip_reason(step: Step, corpus: Path, eval_dir: Path, dry: bool = False) -> str | None:
+    """Why ``step`` cannot run here (a missing module, flag, package or corpus), or None."""
+    if step.module != "pytest":
+        if importlib.util.find_spec(step.module) is None:
+            return f"{step.module} does not exist on this branch yet"
+        wanted = {part for part in (step.dry if dry else step.full) if part.startswith("--")}
+        lacking = sorted(wanted - declared_flags(step.module))
+        if lacking:  # e.g. without --out it would write into bench/results
+            return f"{step.module} lacks the flags {', '.join(lacking)}; add them to run it here"
     missing = [name for name in step.needs if importlib.util.find_spec(name) is None]
     if missing:
         return f"needs {', '.join(missing)} (not installed; carry its wheel)"
@@ -253,7 +273,8 @@ def execute(step: Step, command: list[str], out: Path, device: str, timeout: flo
     entry["status"], entry["seconds"], entry["cpu_s"] = run_step(command, log, timeout)
     if step.module == "pytest":
         entry["figures"] = pytest_counts(log)
-    result = out / f"{step.result}-{device}.json" if step.result else None
+    stem = step.result_stem(device == "cpu")
+    result = out / f"{stem}-{device}.json" if stem else None
     if result is not None and result.is_file() and entry["status"] == "ok" and step.figures is not None:
         try:
             entry["figures"] = step.figures(json.loads(result.read_text(encoding="utf-8")))
@@ -298,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     entries: dict[str, dict[str, Any]] = {}
 
     def run(step: Step) -> dict[str, Any]:
-        reason = skip_reason(step, args.corpus, args.eval_dir)
+        reason = skip_reason(step, args.corpus, args.eval_dir, args.dry)
         left = deadline - time.monotonic()
         if reason is None and left < 15:
             reason = f"out of time ({args.budget_s:.0f} s budget spent)"
@@ -317,9 +338,9 @@ def main(argv: list[str] | None = None) -> int:
             entries[entry["step"]] = entry
     summary = [entries[step.name] for step in steps]
     for step, entry in zip(steps, summary, strict=True):
-        result = out / f"{step.result}-{device}.json"
-        if step.result and entry["status"].startswith("ok") and result.is_file():
-            stamp(result, record)
+        stem = step.result_stem(args.dry)
+        if stem and entry["status"].startswith("ok") and (out / f"{stem}-{device}.json").is_file():
+            stamp(out / f"{stem}-{device}.json", record)
     return report(summary, record, out, device)
 
 

@@ -44,10 +44,10 @@ def test_dry_run_measures_every_step_into_a_temp_folder(tmp_path: Path) -> None:
     status = {entry["step"]: entry["status"] for entry in summary["steps"]}
     assert set(status) == {step.name for step in gpu.STEPS}
     for step in gpu.STEPS:
-        if gpu.skip_reason(step, corpus, eval_dir) is None:
+        if gpu.skip_reason(step, corpus, eval_dir, dry=True) is None:
             assert status[step.name] == "ok", (step.name, status[step.name])
-            if step.result:
-                data = json.loads((out / f"{step.result}-cpu.json").read_text())
+            if step.result_stem(dry=True):
+                data = json.loads((out / f"{step.result_stem(dry=True)}-cpu.json").read_text())
                 assert data["measured_on"]["device_name"] == "cpu"
         else:
             assert status[step.name].startswith("skipped")
@@ -63,3 +63,10 @@ def test_cuda_tests_are_found_by_their_marker() -> None:
     assert {"tests/optim/test_match_torch.py", "tests/train/test_cuda.py", "tests/vision/test_cuda.py",
             "tests/attention/test_cuda.py", "tests/embeddings/test_cuda.py"} <= found
     assert "tests/attention/test_modules.py" not in found
+
+
+def test_a_bench_lacking_a_flag_is_skipped_not_run(tmp_path: Path) -> None:
+    assert {"--out", "--quick", "--device"} <= gpu.declared_flags("bench.vision")
+    step = gpu.Step("x", "bench.vision", "x", ("--no-such-flag",), ("--device", "cpu"), 1)
+    assert "lacks the flags --no-such-flag" in gpu.skip_reason(step, tmp_path, tmp_path)
+    assert gpu.skip_reason(step, tmp_path, tmp_path, dry=True) is None

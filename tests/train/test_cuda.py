@@ -29,7 +29,7 @@ def test_mixed_precision_with_clipping_trains_on_cuda(amp_dtype: str) -> None:
         x, y = batch
         return 1e3 * nn.functional.mse_loss(net(x).float(), y)  # large: fp16 backward overflows at first
 
-    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=1e-5), loss_fn,
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn,
                       TrainerConfig(epochs=4, device="cuda", amp_dtype=amp_dtype, clip_grad_norm=1.0,
                                     progress=False))
     history = trainer.fit(loader)

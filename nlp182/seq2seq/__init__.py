@@ -11,7 +11,7 @@ from nlp182.seq2seq.batching import Seq2SeqBatch, collate, make_loader
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.data import date_splits, read_aligned_files, read_tsv, split_pairs
 from nlp182.seq2seq.decode import Hypothesis, beam_search, greedy_decode
-from nlp182.seq2seq.metrics import corpus_bleu, exact_match
+from nlp182.seq2seq.metrics import corpus_bleu, exact_match, token_error_rate
 from nlp182.seq2seq.model import Decoder, Encoder, ModelConfig, Seq2Seq
 from nlp182.seq2seq.tokenize import train_tokenizer
 from nlp182.seq2seq.train import train_seq2seq
@@ -37,6 +37,7 @@ __all__ = [
     "read_aligned_files",
     "read_tsv",
     "split_pairs",
+    "token_error_rate",
     "train_seq2seq",
     "train_tokenizer",
 ]

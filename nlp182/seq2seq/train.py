@@ -24,12 +24,12 @@ from nlp182.errors import InvalidInputError
 from nlp182.io import atomic_write_json
 from nlp182.optim import Adam
 from nlp182.optim.schedules import Cosine, InverseSqrtDecay
+from nlp182.seq2seq.architectures import build_model
 from nlp182.seq2seq.batching import Seq2SeqBatch, make_loader
 from nlp182.seq2seq.cmudict import CMUDICT, cmudict_splits
 from nlp182.seq2seq.config import DATES, Seq2SeqConfig
 from nlp182.seq2seq.data import Pair, date_splits, read_aligned_files, read_tsv, split_pairs
 from nlp182.seq2seq.metrics import ERROR_METRICS, score
-from nlp182.seq2seq.model import Seq2Seq
 from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translator
 from nlp182.train import Trainer, TrainerConfig
@@ -88,7 +88,7 @@ def build_translator(config: Seq2SeqConfig, train_pairs: list[Pair]) -> Translat
     target_tokenizer = train_tokenizer(
         (tgt for _, tgt in train_pairs), kind=target_kind, lowercase=config.lowercase, **options
     )
-    model = Seq2Seq(source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model)
+    model = build_model(source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model)
     return Translator(model, source_tokenizer, target_tokenizer, config)
 
 
@@ -141,19 +141,24 @@ def references_of(translator: Translator, references: list[list[str]]) -> list[l
 
 def make_eval_fn(
     translator: Translator, valid_pairs: list[Pair], names: list[str], max_len: int
-) -> Callable[[Seq2Seq, Iterable[Seq2SeqBatch]], dict[str, float]]:
+) -> Callable[[torch.nn.Module, Iterable[Seq2SeqBatch]], dict[str, float]]:
     """``eval_fn`` for the Trainer: teacher-forced ``valid_loss`` and ``valid_<metric>`` of greedy outputs.
 
     Metrics are computed per distinct source against all its references (raw text, normalised).
     """
     sources, references = group_references(valid_pairs)
 
-    def evaluate(model: Seq2Seq, loader: Iterable[Seq2SeqBatch]) -> dict[str, float]:
+    def evaluate(model: torch.nn.Module, loader: Iterable[Seq2SeqBatch]) -> dict[str, float]:
         device = next(model.parameters()).device
         losses = [float(sequence_loss(model, _to(batch, device))[0]) for batch in loader]
         if not losses:
             raise InvalidInputError("the validation split is empty")
-        outputs = [t.text for t in translator.translate(sources, beam_width=1, max_len=max_len, warn=False)]
+        outputs = [
+            t.text
+            for t in translator.translate(
+                sources, beam_width=1, max_len=max_len, warn=False, need_weights=False
+            )
+        ]
         scores = score(outputs, references_of(translator, references), names)
         return {"valid_loss": sum(losses) / len(losses), **{f"valid_{k}": v for k, v in scores.items()}}
 
@@ -175,7 +180,9 @@ def evaluate_test(
     sources, references = group_references(test_pairs)
     references = references_of(translator, references)
     width = translator.config.beam_width if beam_width is None else beam_width
-    outputs = [t.text for t in translator.translate(sources, beam_width=width, warn=False)]
+    outputs = [
+        t.text for t in translator.translate(sources, beam_width=width, warn=False, need_weights=False)
+    ]
     return {
         **score(outputs, references, names),
         "beam_width": width,
@@ -275,8 +282,9 @@ def train_seq2seq(
         test: dict[str, Any] = {}
         if test_pairs:
             test = evaluate_test(translator, test_pairs, names=names)
-            test["greedy"] = {k: v for k, v in evaluate_test(translator, test_pairs, 1, names).items()
-                              if k in names}
+            test["greedy"] = {
+                k: v for k, v in evaluate_test(translator, test_pairs, 1, names).items() if k in names
+            }
         metrics = {
             "history": history,
             "best_epoch": trainer.best_epoch,
@@ -301,6 +309,10 @@ def train_seq2seq(
         for index, translation in enumerate(translator.translate(examples, warn=False)):
             translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png")
     if test:
-        log.info("%s (beam %d); %s", _summary("test", test, names), test["beam_width"],
-                 _summary("greedy", test["greedy"], names))
+        log.info(
+            "%s (beam %d); %s",
+            _summary("test", test, names),
+            test["beam_width"],
+            _summary("greedy", test["greedy"], names),
+        )
     return metrics

@@ -20,15 +20,24 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from tokenizers import Tokenizer
 
+from nlp182.decoding import Hypothesis, beam_search, greedy_decode
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from nlp182.plots import attention_heatmap
+from nlp182.seq2seq.architectures import build_model, search_inputs
 from nlp182.seq2seq.batching import pad
 from nlp182.seq2seq.config import Seq2SeqConfig
-from nlp182.seq2seq.decode import Hypothesis, beam_search, greedy_decode
-from nlp182.seq2seq.model import Seq2Seq
-from nlp182.seq2seq.tokenize import decode, display_token, encode, load_tokenizer, tokens, unknown_tokens
+from nlp182.seq2seq.tokenize import (
+    BOS_ID,
+    EOS_ID,
+    decode,
+    display_token,
+    encode,
+    load_tokenizer,
+    tokens,
+    unknown_tokens,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +78,11 @@ class Translation:
 
 
 class Translator:
-    """Translate with a :class:`Seq2Seq` model and its source / target tokenisers."""
+    """Translate with a model (recurrent or Transformer) and its source / target tokenisers."""
 
     def __init__(
         self,
-        model: Seq2Seq,
+        model: torch.nn.Module,
         source_tokenizer: Tokenizer,
         target_tokenizer: Tokenizer,
         config: Seq2SeqConfig,
@@ -113,7 +122,9 @@ class Translator:
             raise FileFormatError(f"{run / 'config.json'} is not a seq2seq config: {exc}") from exc
         source_tokenizer = load_tokenizer(run / "source_tokenizer.json")
         target_tokenizer = load_tokenizer(run / "target_tokenizer.json")
-        model = Seq2Seq(source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model)
+        model = build_model(
+            source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model
+        )
         weights_path = run / MODEL_FILE
         if not weights:
             return cls(model.to(select_device(device)), source_tokenizer, target_tokenizer, config)
@@ -145,9 +156,20 @@ class Translator:
         try:
             source = pad(source_ids).to(self.device)
             lengths = torch.tensor([len(ids) for ids in source_ids], device=self.device)
+            with torch.no_grad():
+                decoder, memory = search_inputs(self.model, source, lengths)
+            ids = {"bos_id": BOS_ID, "eos_id": EOS_ID}
             if beam_width == 1:
-                return greedy_decode(self.model, source, lengths, max_len, need_weights)
-            return beam_search(self.model, source, lengths, beam_width, max_len, length_penalty, need_weights)
+                return greedy_decode(decoder, memory, **ids, max_len=max_len, need_weights=need_weights)
+            return beam_search(
+                decoder,
+                memory,
+                **ids,
+                beam_width=beam_width,
+                max_len=max_len,
+                length_penalty=length_penalty,
+                need_weights=need_weights,
+            )
         finally:
             self.model.train(was_training)
 
@@ -159,12 +181,14 @@ class Translator:
         length_penalty: float | None = None,
         batch_size: int = 256,
         warn: bool = True,
+        need_weights: bool = True,
     ) -> list[Translation]:
         """Translate ``texts``; decoding settings default to the run's config.
 
         Each text goes through the run's own source tokeniser (normalisation, lower-casing,
         splitting) exactly as in training. With ``warn``, pieces the source vocabulary lacks
-        (read as ``<unk>``) are named in one logged warning.
+        (read as ``<unk>``) are named in one logged warning. ``need_weights=False`` skips the
+        attention weights (faster; ``weights`` is then ``None``).
         """
         if isinstance(texts, str):
             raise InvalidInputError("translate takes a list of sentences; wrap a single one in a list")
@@ -174,7 +198,7 @@ class Translator:
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             source_ids = encode(self.source_tokenizer, chunk)
-            hyps = self.decode_ids(source_ids, beam_width, max_len, length_penalty)
+            hyps = self.decode_ids(source_ids, beam_width, max_len, length_penalty, need_weights)
             for text, ids, hyp in zip(chunk, source_ids, hyps, strict=True):
                 target_tokens = tokens(self.target_tokenizer, hyp.tokens) + (
                     ["<eos>"] if hyp.complete else []
@@ -200,6 +224,7 @@ class Translator:
             names = list(unknown)
             shown = ", ".join(repr(piece) for piece in names[:SHOWN_UNKNOWN])
             more = f" and {len(names) - SHOWN_UNKNOWN} more" if len(names) > SHOWN_UNKNOWN else ""
-            log.warning("the input holds tokens unknown to the source vocabulary (read as <unk>): %s%s",
-                        shown, more)
+            log.warning(
+                "the input holds tokens unknown to the source vocabulary (read as <unk>): %s%s", shown, more
+            )
         return list(unknown)

@@ -87,10 +87,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _resumed_config(args: argparse.Namespace, given: Seq2SeqConfig) -> Seq2SeqConfig:
-    """The interrupted run's saved config; the few flags a resumed run may change come from ``given``."""
+    """The interrupted run's saved config; the few flags a resumed run may change come from ``given``
+    where they were set (differ from their defaults)."""
     saved = read_json(incomplete_dir(args.out) / "config.json")
+    defaults = Seq2SeqConfig()
     for name in RESUME_OVERRIDES:
-        saved[name] = getattr(given, name)
+        if getattr(given, name) != getattr(defaults, name):
+            saved[name] = getattr(given, name)
     try:
         return Seq2SeqConfig(**saved)
     except TypeError as exc:

@@ -128,6 +128,7 @@ class Trainer:
         self._clock: dict[str, float] = {}
         self._out_of_time = False
         self._epoch_rng: dict[str, Any] | None = None
+        self._loader_rng: list[torch.Tensor] | None = None
         self._resume_rng: dict[str, Any] | None = None
         self._epoch_sums: dict[str, float] = {}
 
@@ -215,6 +216,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": capture_rng_state(),
             "epoch_rng": self._epoch_rng,
+            "loader_rng": self._loader_rng,
             "position": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                          "global_step": self.global_step},
             "epoch_sums": self._epoch_sums,
@@ -236,6 +238,7 @@ class Trainer:
         self.epoch, self.batch_in_epoch = position["epoch"], position["batch_in_epoch"]
         self.global_step = position["global_step"]
         self._epoch_rng = state["epoch_rng"]
+        self._loader_rng = state.get("loader_rng")
         self._resume_rng = state["rng"]
         self._epoch_sums = dict(state["epoch_sums"])
         self.history = list(state["history"])
@@ -257,6 +260,11 @@ class Trainer:
         if skip and self._epoch_rng is not None:
             restore_rng_state(self._epoch_rng, generators)  # replay the same shuffle
         else:
+            if self._loader_rng is not None and len(self._loader_rng) == len(generators):
+                # Where the loader's shuffle stream stood after the last epoch (a no-op unless this
+                # run resumed at an epoch boundary, where the loader is fresh).
+                for generator, saved in zip(generators, self._loader_rng, strict=True):
+                    generator.set_state(saved)
             self._epoch_rng = capture_rng_state(generators)
             self._epoch_sums = {}
             self._clock = {}
@@ -314,6 +322,7 @@ class Trainer:
             self._optimizer_step()
             clock["time"] = clock.get("time", 0.0) + time.perf_counter() - tick
         bar.close()
+        self._loader_rng = [generator.get_state() for generator in generators]
         batches = max(self._epoch_sums.get("batches", 0.0), 1.0)
         record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
                                   "lr": self.optimizer.param_groups[0]["lr"],

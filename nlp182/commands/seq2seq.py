@@ -71,7 +71,7 @@ def _run_train(args: argparse.Namespace) -> int:
         metrics = train_seq2seq(config, args.out, resume=args.resume)
     except KeyboardInterrupt:
         kept = incomplete_dir(args.out)
-        print(f"interrupted; the last complete checkpoint is kept in {kept}. Resume with:\n"
+        print(f"interrupted; the run and its checkpoints are kept in {kept}. Resume with:\n"
               f"  nlp182 train seq2seq --out {args.out} --resume", file=sys.stderr)
         raise
     test = metrics["test"]

@@ -273,11 +273,7 @@ def train_seq2seq(
             eval_fn=make_eval_fn(translator, valid_pairs, names, config.max_output_len),
             units_fn=target_tokens,
         )
-        try:
-            history = trainer.fit(train_loader, valid_loader)
-        except KeyboardInterrupt:
-            log.warning("resume with the same command plus --resume (the run is kept in %s)", staging)
-            raise
+        history = trainer.fit(train_loader, valid_loader)  # Ctrl-C: the staged run and checkpoints stay
         train_time = trainer.train_time_s
         test: dict[str, Any] = {}
         if test_pairs:

@@ -15,6 +15,7 @@ from nlp182.seq2seq.metrics import corpus_bleu, exact_match, token_error_rate
 from nlp182.seq2seq.model import Decoder, Encoder, ModelConfig, Seq2Seq
 from nlp182.seq2seq.tokenize import train_tokenizer
 from nlp182.seq2seq.train import train_seq2seq
+from nlp182.seq2seq.transformer import TransformerSeq2Seq
 from nlp182.seq2seq.translator import Translation, Translator
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Seq2Seq",
     "Seq2SeqBatch",
     "Seq2SeqConfig",
+    "TransformerSeq2Seq",
     "Translation",
     "Translator",
     "beam_search",

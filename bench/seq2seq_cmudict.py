@@ -77,7 +77,7 @@ def _summary(name: str, metrics: dict[str, Any], config: dict[str, Any]) -> dict
     test = metrics["test"]
     return {
         "name": name,
-        "architecture": config["model"]["architecture"],
+        "architecture": config["model"].get("architecture", "rnn"),
         "device": metrics["device"],
         "threads": metrics.get("threads"),
         "parameters": metrics["parameters"],

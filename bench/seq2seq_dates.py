@@ -59,11 +59,12 @@ def main() -> None:
         _, _, test_pairs = date_splits(
             config.date_train, config.date_valid, config.date_test, seed=config.seed
         )
-        greedy = evaluate_test(translator, test_pairs, beam_width=1)
+        names = ["exact_match", "bleu"]
+        beam = evaluate_test(translator, test_pairs, names=names)
+        greedy = evaluate_test(translator, test_pairs, beam_width=1, names=names)
         for index, png in enumerate(sorted((run / "heatmaps").glob("*.png"))):
             shutil.copyfile(png, args.out / f"seq2seq-dates-heatmap-{index}.png")
         shutil.copyfile(run / "train" / "loss.png", args.out / "seq2seq-dates-loss.png")
-    beam = metrics["test"]
     rows = [
         ("test exact match (beam 5)", GOAL_EXACT_MATCH, beam["exact_match"]),
         ("test exact match (greedy)", GOAL_EXACT_MATCH, greedy["exact_match"]),

@@ -145,12 +145,7 @@ def progress(
     """
     if disable or on_terminal():
         return tqdm(
-            iterable,
-            total=total,
-            desc=desc,
-            unit=unit,
-            unit_scale=unit_scale,
-            initial=initial,
+            iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, initial=initial,
             disable=disable,
         )
     return LogProgress(

@@ -51,9 +51,8 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, config_class: type) ->
     for item in dataclasses.fields(config_class):
         flag = "--" + item.name.replace("_", "-")
         if item.type in ("bool", bool):
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=item.default, help=_HELP[item.name]
-            )
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=item.default,
+                                help=_HELP[item.name])
             continue
         kind = {"int": int, "float": float, "str": str}[str(item.type)]
         help_text = f"{_HELP[item.name]} (default: %(default)s)"
@@ -74,14 +73,8 @@ def _index(args: argparse.Namespace) -> int:
     index = SimilarityIndex.build(vectors, config)
     path = index.save(args.run)
     log.info("wrote %s in %.1f s", path, time.perf_counter() - start)
-    print(
-        json.dumps(
-            {
-                key: index.meta[key]
-                for key in ("kind", "count", "dimension", "params", "build_seconds", "recall_at_10")
-            }
-        )
-    )
+    print(json.dumps({key: index.meta[key] for key in ("kind", "count", "dimension", "params",
+                                                        "build_seconds", "recall_at_10")}))
     return 0
 
 

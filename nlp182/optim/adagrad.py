@@ -33,13 +33,8 @@ class Adagrad(ForeachOptimizer):
         check_hyper("weight_decay", weight_decay)
         check_hyper("initial_accumulator_value", initial_accumulator_value)
         check_hyper("eps", eps)
-        defaults = {
-            "lr": lr,
-            "lr_decay": lr_decay,
-            "weight_decay": weight_decay,
-            "initial_accumulator_value": initial_accumulator_value,
-            "eps": eps,
-        }
+        defaults = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
+                    "initial_accumulator_value": initial_accumulator_value, "eps": eps}
         super().__init__(params, defaults)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
@@ -49,9 +44,8 @@ class Adagrad(ForeachOptimizer):
             state = self.state[param]
             if not state:
                 state["step"] = 0
-                state["sum"] = torch.full_like(
-                    param, group["initial_accumulator_value"], memory_format=torch.preserve_format
-                )
+                state["sum"] = torch.full_like(param, group["initial_accumulator_value"],
+                                               memory_format=torch.preserve_format)
             state["step"] += 1
             minus_clr.append(-lr / (1 + (state["step"] - 1) * lr_decay))
         grads = grads_of(params, group["weight_decay"])

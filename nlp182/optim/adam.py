@@ -39,13 +39,8 @@ class Adam(ForeachOptimizer):
         check_hyper("betas[1]", betas[1], 0.0, 1.0)
         check_hyper("eps", eps)
         check_hyper("weight_decay", weight_decay)
-        defaults = {
-            "lr": lr,
-            "betas": tuple(betas),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "bias_correction": bias_correction,
-        }
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                    "bias_correction": bias_correction}
         super().__init__(params, defaults)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:

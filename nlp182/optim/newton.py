@@ -63,23 +63,15 @@ class Newton(torch.optim.Optimizer):
         check_hyper("damping", damping)
         check_hyper("armijo_c", armijo_c, 0.0, 1.0)
         check_hyper("backtrack", backtrack, 0.0, 1.0)
-        defaults = {
-            "lr": lr,
-            "damping": damping,
-            "line_search": line_search,
-            "armijo_c": armijo_c,
-            "backtrack": backtrack,
-            "max_backtracks": max_backtracks,
-        }
+        defaults = {"lr": lr, "damping": damping, "line_search": line_search, "armijo_c": armijo_c,
+                    "backtrack": backtrack, "max_backtracks": max_backtracks}
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise InvalidInputError("Newton takes a single parameter group (the Hessian couples all of them)")
         total = sum(p.numel() for p in self.param_groups[0]["params"])
         if total > MAX_PARAMETERS:
-            raise InvalidInputError(
-                f"Newton builds a {total}x{total} Hessian; it is meant for models with "
-                f"at most {MAX_PARAMETERS} parameters; use Adam or SGD"
-            )
+            raise InvalidInputError(f"Newton builds a {total}x{total} Hessian; it is meant for models with "
+                                    f"at most {MAX_PARAMETERS} parameters; use Adam or SGD")
         self.last_step_length = 0.0
 
     @torch.no_grad()
@@ -118,3 +110,4 @@ class Newton(torch.optim.Optimizer):
         for param, piece in zip(params, torch.split(new_theta, sizes), strict=True):
             param.copy_(piece.view(param.shape))
         return loss.detach()
+

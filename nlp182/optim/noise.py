@@ -19,9 +19,8 @@ from nlp182.errors import InvalidInputError
 class GradientNoise:
     """Add annealed Gaussian noise to the gradients of ``params``; call ``step()`` once per update."""
 
-    def __init__(
-        self, params: Iterable[torch.Tensor], eta: float = 0.3, gamma: float = 0.55, seed: int | None = None
-    ) -> None:
+    def __init__(self, params: Iterable[torch.Tensor], eta: float = 0.3, gamma: float = 0.55,
+                 seed: int | None = None) -> None:
         if eta < 0 or gamma < 0:
             raise InvalidInputError(f"eta and gamma must be >= 0, got eta={eta}, gamma={gamma}")
         self.params = list(params)
@@ -48,12 +47,8 @@ class GradientNoise:
         sigma = self.std()
         for param in self.params:
             if param.grad is not None:
-                noise = torch.randn(
-                    param.grad.shape,
-                    generator=self._generator(param.grad.device),
-                    device=param.grad.device,
-                    dtype=param.grad.dtype,
-                )
+                noise = torch.randn(param.grad.shape, generator=self._generator(param.grad.device),
+                                    device=param.grad.device, dtype=param.grad.dtype)
                 param.grad.add_(noise, alpha=sigma)
         self.t += 1
         return sigma

@@ -34,13 +34,8 @@ class SGD(ForeachOptimizer):
         check_hyper("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise InvalidInputError("Nesterov momentum needs momentum > 0 and dampening = 0")
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "dampening": dampening,
-            "weight_decay": weight_decay,
-            "nesterov": nesterov,
-        }
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                    "weight_decay": weight_decay, "nesterov": nesterov}
         super().__init__(params, defaults)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:

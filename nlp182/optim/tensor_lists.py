@@ -22,10 +22,8 @@ def params_with_grad(params: Iterable[torch.Tensor], optimizer: str) -> list[tor
         if param.grad is None:
             continue
         if param.grad.is_sparse:
-            raise InvalidInputError(
-                f"{optimizer} does not support sparse gradients; use dense embeddings "
-                "(nn.Embedding(sparse=False)) or torch.optim.SparseAdam"
-            )
+            raise InvalidInputError(f"{optimizer} does not support sparse gradients; use dense embeddings "
+                                    "(nn.Embedding(sparse=False)) or torch.optim.SparseAdam")
         found.append(param)
     return found
 
@@ -74,3 +72,4 @@ class ForeachOptimizer(torch.optim.Optimizer):
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         raise NotImplementedError
+

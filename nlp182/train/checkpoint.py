@@ -51,10 +51,8 @@ def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return obj.item()
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
-    raise InvalidInputError(
-        f"cannot store a {type(obj).__name__} in a checkpoint; use tensors, numbers, "
-        "strings, lists, tuples and dicts"
-    )
+    raise InvalidInputError(f"cannot store a {type(obj).__name__} in a checkpoint; use tensors, numbers, "
+                            "strings, lists, tuples and dicts")
 
 
 def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:

@@ -73,11 +73,8 @@ class LayerMonitor:
             ratios[name] = float(update / _wide(old).norm().clamp_min(1e-12))
         flagged = sorted(name for name, ratio in ratios.items() if ratio > self.flag_ratio)
         if flagged:
-            log.warning(
-                "update/weight ratio above %.0e for %s (learning rate may be too high)",
-                self.flag_ratio,
-                ", ".join(flagged),
-            )
+            log.warning("update/weight ratio above %.0e for %s (learning rate may be too high)",
+                        self.flag_ratio, ", ".join(flagged))
         report = {
             "update_ratio": ratios,
             "grad_norm": dict(self._grad_norms),

@@ -47,17 +47,8 @@ def trained_vectors(min_count: int, dim: int, seed: int) -> np.ndarray:
                     for start in range(0, len(tokens), 1000):
                         yield tokens[start : start + 1000]
 
-    model = Word2Vec(
-        Sentences(),
-        vector_size=dim,
-        window=5,
-        min_count=min_count,
-        sg=1,
-        negative=5,
-        epochs=5,
-        workers=2,
-        seed=seed,
-    )
+    model = Word2Vec(Sentences(), vector_size=dim, window=5, min_count=min_count, sg=1, negative=5,
+                     epochs=5, workers=2, seed=seed)
     return model.wv.vectors.astype(np.float32)
 
 
@@ -87,15 +78,9 @@ def sweep(matrix: np.ndarray, queries: int, seed: int) -> dict:
         faiss.omp_set_num_threads(2)
         table.append({"ef_search": ef, "recall_at_10": round(recall, 4), "us_per_query": round(us, 1)})
         print(f"  efSearch {ef:4d}: recall@10 {recall:.4f}, {us:7.1f} us/query", flush=True)
-    return {
-        "words": len(unit),
-        "dim": unit.shape[1],
-        "m": config.hnsw_m,
-        "ef_construction": config.ef_construction,
-        "build_seconds": round(build, 1),
-        "recall_queries": used,
-        "by_ef_search": table,
-    }
+    return {"words": len(unit), "dim": unit.shape[1], "m": config.hnsw_m,
+            "ef_construction": config.ef_construction, "build_seconds": round(build, 1),
+            "recall_queries": used, "by_ef_search": table}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -235,7 +235,9 @@ def write_script(folder: Path, words: int, bad_every: int) -> Path:
     return path
 
 
-def batch_endpoint(url: str, words: int, batch: int = 64, requests_count: int = 40, clients: int = 2) -> dict:
+def batch_endpoint(
+    url: str, words: int, batch: int = 64, requests_count: int = 40, clients: int = 2
+) -> dict:
     rng = np.random.default_rng(3)
     payloads = [
         {"words": [f"w{i}" for i in rng.integers(0, words, batch)], "k": 10} for _ in range(requests_count)

@@ -56,8 +56,7 @@ def test_membership_suggestions_and_errors(pair) -> None:
     assert info.value.suggestions[0] == "king" and set(info.value.suggestions) <= {"king", "kingdom", "kings"}
     assert isinstance(info.value, KeyError) and "kingz" in str(info.value)
     assert ours.with_prefix("king") == ["king", "kingdom", "kings"]
-    with pytest.raises(InvalidInputError):
-        ours.most_similar("king", topn=0)
+    assert ours.most_similar("king", topn=0) == []  # as gensim
     with pytest.raises(ShapeError):
         ours.similar_to_vector(np.zeros(3))
     with pytest.raises(InvalidInputError):

@@ -67,3 +67,7 @@ class MissingExtraError(Nlp182Error, ImportError):
 
     status = 501
     code = "missing_extra"
+
+
+class TruncatedFileError(FileFormatError, EOFError):
+    """A file ends before what its header promises (also an ``EOFError``, as gensim raises)."""

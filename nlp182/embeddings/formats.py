@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, TruncatedFileError
 from nlp182.io import atomic_open
 from nlp182.progress import progress
 
@@ -205,7 +205,7 @@ def _read_text(
     for row in range(count):
         line, where = handle.readline(), f"line {row + first}"
         if not line:
-            raise FileFormatError(f"{path}: the header promises {count} words but the file ends after {row}")
+            raise TruncatedFileError(f"{path}: the header promises {count} words; the file ends after {row}")
         parts = _decode(line.rstrip(), encoding, errors, path, where).split(" ")
         if len(parts) != dim + 1:
             raise FileFormatError(f"{path}: {where} has {len(parts) - 1} values, expected {dim}")
@@ -228,7 +228,7 @@ def _read_binary(
                 break
             more = handle.read(BINARY_CHUNK)
             if not more:
-                raise FileFormatError(
+                raise TruncatedFileError(
                     f"{path}: the header promises {count} words but the file ends inside word #{row}"
                 )
             buffer, start = buffer[start:] + more, 0
@@ -323,9 +323,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _Record
         if (module, name) == ("copyreg", "_reconstructor"):
             return _reconstructor
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
         if (module, name) == ("builtins", "object"):
             return object
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _latin1_bytes(text: str, encoding: str) -> bytes:
+    """How protocol-2 pickles store bytes (``_codecs.encode(text, "latin1")``), and nothing else."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with {encoding!r}")
+    return text.encode("latin1")
 
 
 def _reconstructor(cls: type, base: type, state: object) -> object:

@@ -271,8 +271,9 @@ def _cosmul_terms(positive: np.ndarray, negative: np.ndarray):
 
     def combine(cosines: np.ndarray) -> np.ndarray:
         shifted = (1.0 + cosines) / 2.0
-        numerator = shifted[: batch * n_pos].reshape(batch, n_pos, -1).prod(axis=1)
-        denominator = shifted[batch * n_pos :].reshape(batch, n_neg, -1).prod(axis=1)
+        width = cosines.shape[1]
+        numerator = shifted[: batch * n_pos].reshape(batch, n_pos, width).prod(axis=1)
+        denominator = shifted[batch * n_pos :].reshape(batch, n_neg, width).prod(axis=1)
         return numerator / (denominator + np.float32(COSMUL_EPSILON))
 
     return terms, combine

@@ -25,8 +25,8 @@ import numpy as np
 
 from nlp182.errors import InvalidInputError, ShapeError
 
-#: Most float32 scores held at once per scoring step (the block of rows shrinks as queries grow).
-SCORE_BUDGET = 1 << 22  # 4M floats: 16 MB
+#: Most float32 values a scoring step holds: scores (terms x rows) and a converted block (rows x D).
+SCORE_BUDGET = 1 << 20  # 1M floats: 4 MB
 #: Added to 3CosMul's denominator, as gensim does, so that a zero product cannot divide by zero.
 COSMUL_EPSILON = 1e-6
 
@@ -69,11 +69,17 @@ class Rows:
         return block
 
     def cosines(self, terms: np.ndarray, start: int, stop: int) -> np.ndarray:
-        """``(T, n)`` float32 ``(row . term) / |row|`` for rows ``start:stop`` and ``(T, D)`` terms."""
+        """``(T, n)`` float32 ``(row . term) / |row|`` for rows ``start:stop`` and ``(T, D)`` terms.
+
+        With more terms than dimensions the rows are divided by their norms first (less work).
+        """
         block = np.asarray(self.matrix[start:stop], dtype=np.float32)
+        if self.norms is None:
+            return terms @ block.T
+        if len(terms) > self.dim:
+            return terms @ (block / self.norms[start:stop, None]).T
         scores = terms @ block.T
-        if self.norms is not None:
-            scores /= self.norms[start:stop]
+        scores /= self.norms[start:stop]
         return scores
 
 
@@ -126,8 +132,8 @@ def _bounds(rows: Rows, start: int, stop: int | None) -> tuple[int, int]:
     return start, stop
 
 
-def _blocks(start: int, stop: int, terms: int) -> Iterator[tuple[int, int]]:
-    step = max(256, SCORE_BUDGET // max(1, terms))
+def _blocks(start: int, stop: int, terms: int, dim: int) -> Iterator[tuple[int, int]]:
+    step = max(256, min(SCORE_BUDGET // max(1, terms), SCORE_BUDGET // max(1, dim)))
     for first in range(start, stop, step):
         yield first, min(first + step, stop)
 
@@ -142,17 +148,14 @@ class _TopK:
 
     def add(self, scores: np.ndarray, first: int) -> None:
         """Merge ``(B, n)`` scores of rows ``first:first + n``."""
-        if scores.shape[1] > self.k:
-            keep = np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]
-            scores = np.take_along_axis(scores, keep, axis=1)
-        else:
-            keep = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-        self.scores = np.concatenate([self.scores, scores], axis=1)
-        self.ids = np.concatenate([self.ids, keep + first], axis=1)
-        if self.scores.shape[1] > self.k:
-            keep = np.argpartition(-self.scores, self.k - 1, axis=1)[:, : self.k]
-            self.scores = np.take_along_axis(self.scores, keep, axis=1)
-            self.ids = np.take_along_axis(self.ids, keep, axis=1)
+        held = self.scores.shape[1]
+        merged = np.concatenate([self.scores, scores], axis=1)
+        keep = np.broadcast_to(np.arange(merged.shape[1]), merged.shape)
+        if merged.shape[1] > self.k:
+            keep = np.argpartition(merged, merged.shape[1] - self.k, axis=1)[:, -self.k :]
+        old = np.take_along_axis(self.ids, np.minimum(keep, max(held - 1, 0)), axis=1) if held else 0
+        self.ids = np.where(keep < held, old, keep - held + first)
+        self.scores = np.take_along_axis(merged, keep, axis=1)
 
     def result(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per query: rows and float32 scores, best first (ties: lower row first), -inf dropped."""
@@ -164,13 +167,17 @@ class _TopK:
         return answers
 
 
-def _mask(scores: np.ndarray, exclude: Sequence[Collection[int]] | None, first: int) -> None:
-    if exclude is None:
-        return
-    stop = first + scores.shape[1]
-    for query, rows in enumerate(exclude):
-        inside = [row - first for row in rows if first <= row < stop]
-        scores[query, inside] = -np.inf
+def _exclusions(exclude: Sequence[Collection[int]] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``exclude`` as two flat arrays: query numbers and the rows they must not return."""
+    pairs = [(query, row) for query, rows in enumerate(exclude or ()) for row in rows]
+    flat = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return flat[:, 0], flat[:, 1]
+
+
+def _mask(scores: np.ndarray, exclusions: tuple[np.ndarray, np.ndarray], first: int) -> None:
+    queries, rows = exclusions
+    inside = (rows >= first) & (rows < first + scores.shape[1])
+    scores[queries[inside], rows[inside] - first] = -np.inf
 
 
 def _scan(
@@ -184,10 +191,10 @@ def _scan(
     stop: int | None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     start, stop = _bounds(rows, start, stop)
-    top = _TopK(batch, k)
-    for first, last in _blocks(start, stop, len(terms)):
+    top, exclusions = _TopK(batch, k), _exclusions(exclude)
+    for first, last in _blocks(start, stop, len(terms), rows.dim):
         scores = combine(rows.cosines(terms, first, last))
-        _mask(scores, exclude, first)
+        _mask(scores, exclusions, first)
         top.add(scores, first)
     return top.result()
 
@@ -267,14 +274,22 @@ def _cosmul_terms(positive: np.ndarray, negative: np.ndarray):
     n_neg = negative.shape[1]
     if n_pos == 0:
         raise InvalidInputError("3CosMul needs at least one positive word or vector")
-    terms = np.concatenate([positive.reshape(-1, dim), negative.reshape(-1, dim)])
+    # term-major rows: the cosines of every query with its p-th term are one contiguous slice
+    terms = np.concatenate([positive.transpose(1, 0, 2).reshape(-1, dim),
+                            negative.transpose(1, 0, 2).reshape(-1, dim)])
 
     def combine(cosines: np.ndarray) -> np.ndarray:
-        shifted = (1.0 + cosines) / 2.0
-        width = cosines.shape[1]
-        numerator = shifted[: batch * n_pos].reshape(batch, n_pos, width).prod(axis=1)
-        denominator = shifted[batch * n_pos :].reshape(batch, n_neg, width).prod(axis=1)
-        return numerator / (denominator + np.float32(COSMUL_EPSILON))
+        cosines += 1.0
+        cosines *= 0.5  # shifted to [0, 1]
+        numerator = cosines[:batch].copy()
+        for p in range(1, n_pos):
+            numerator *= cosines[p * batch : (p + 1) * batch]
+        denominator = np.ones_like(numerator)
+        for n in range(n_pos, n_pos + n_neg):
+            denominator *= cosines[n * batch : (n + 1) * batch]
+        denominator += np.float32(COSMUL_EPSILON)
+        numerator /= denominator
+        return numerator
 
     return terms, combine
 
@@ -283,7 +298,7 @@ def all_scores(rows: Rows, query: np.ndarray, start: int = 0, stop: int | None =
     """``(stop - start,)`` cosine of every row in range with one ``(D,)`` query (gensim's ``topn=None``)."""
     start, stop = _bounds(rows, start, stop)
     terms = np.asarray(query, dtype=np.float32)[None, :]
-    parts = [rows.cosines(terms, first, last)[0] for first, last in _blocks(start, stop, 1)]
+    parts = [rows.cosines(terms, first, last)[0] for first, last in _blocks(start, stop, 1, rows.dim)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
@@ -293,5 +308,6 @@ def all_scores_cosmul(
     """3CosMul score of every row in range for one query: ``positive (P, D)``, ``negative (N, D)``."""
     start, stop = _bounds(rows, start, stop)
     terms, combine = _cosmul_terms(positive[None], negative[None])
-    parts = [combine(rows.cosines(terms, first, last))[0] for first, last in _blocks(start, stop, len(terms))]
+    blocks = _blocks(start, stop, len(terms), rows.dim)
+    parts = [combine(rows.cosines(terms, first, last))[0] for first, last in blocks]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

@@ -284,9 +284,9 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
         return "glove"
     line = rest.split(b"\n", 1)[0]
     try:
-        float(line.decode("utf-8").rstrip().split(" ")[-1])
+        float(line.decode("utf-8", errors="replace").rstrip().split(" ")[-1])
         return "word2vec-text"
-    except (UnicodeDecodeError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return "word2vec-binary"
 
 

@@ -68,6 +68,14 @@ class Rows:
             block /= self.norms[np.asarray(rows, dtype=np.int64), None]
         return block
 
+    def step(self, terms: int) -> int:
+        """Rows scored per step: ``terms x rows`` scores, and a converted or normalised ``rows x D``
+        block, stay within ``SCORE_BUDGET`` values (a float32 matrix is read in place)."""
+        rows = SCORE_BUDGET // max(1, terms)
+        if self.matrix.dtype != np.float32:
+            rows = min(rows, SCORE_BUDGET // self.dim)
+        return max(256, rows)
+
     def cosines(self, terms: np.ndarray, start: int, stop: int) -> np.ndarray:
         """``(T, n)`` float32 ``(row . term) / |row|`` for rows ``start:stop`` and ``(T, D)`` terms.
 
@@ -132,8 +140,8 @@ def _bounds(rows: Rows, start: int, stop: int | None) -> tuple[int, int]:
     return start, stop
 
 
-def _blocks(start: int, stop: int, terms: int, dim: int) -> Iterator[tuple[int, int]]:
-    step = max(256, min(SCORE_BUDGET // max(1, terms), SCORE_BUDGET // max(1, dim)))
+def _blocks(rows: Rows, start: int, stop: int, terms: int) -> Iterator[tuple[int, int]]:
+    step = rows.step(terms)
     for first in range(start, stop, step):
         yield first, min(first + step, stop)
 
@@ -192,7 +200,7 @@ def _scan(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     start, stop = _bounds(rows, start, stop)
     top, exclusions = _TopK(batch, k), _exclusions(exclude)
-    for first, last in _blocks(start, stop, len(terms), rows.dim):
+    for first, last in _blocks(rows, start, stop, len(terms)):
         scores = combine(rows.cosines(terms, first, last))
         _mask(scores, exclusions, first)
         top.add(scores, first)
@@ -298,7 +306,7 @@ def all_scores(rows: Rows, query: np.ndarray, start: int = 0, stop: int | None =
     """``(stop - start,)`` cosine of every row in range with one ``(D,)`` query (gensim's ``topn=None``)."""
     start, stop = _bounds(rows, start, stop)
     terms = np.asarray(query, dtype=np.float32)[None, :]
-    parts = [rows.cosines(terms, first, last)[0] for first, last in _blocks(start, stop, 1, rows.dim)]
+    parts = [rows.cosines(terms, first, last)[0] for first, last in _blocks(rows, start, stop, 1)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
@@ -308,6 +316,6 @@ def all_scores_cosmul(
     """3CosMul score of every row in range for one query: ``positive (P, D)``, ``negative (N, D)``."""
     start, stop = _bounds(rows, start, stop)
     terms, combine = _cosmul_terms(positive[None], negative[None])
-    blocks = _blocks(start, stop, len(terms), rows.dim)
+    blocks = _blocks(rows, start, stop, len(terms))
     parts = [combine(rows.cosines(terms, first, last))[0] for first, last in blocks]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

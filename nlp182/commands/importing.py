@@ -17,13 +17,6 @@ def _run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _limit(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``import`` sub-command."""
     from nlp182.embeddings.formats import FORMATS
@@ -39,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run folder to write (replaced as a whole on success)")
     parser.add_argument("--format", default="auto", choices=FORMATS,
                         help="file format (default: auto, from the file's first bytes)")
-    parser.add_argument("--limit", type=_limit, default=None,
+    parser.add_argument("--limit", type=int, default=None,
                         help="keep only the first N words (the most frequent in frequency-sorted files)")
     parser.add_argument("--encoding", default="utf-8", help="encoding of the words (default: utf-8)")
     parser.add_argument("--unicode-errors", default="strict", choices=("strict", "replace", "ignore"),

@@ -151,26 +151,21 @@ def most_similar_rows_of_a_matrix(side: Side, tmp: Path) -> Any:
     return kv.most_similar(positive=np.asarray(kv.vectors[0:5]))
 
 
+def _parameter_forms(method: Callable[..., Any]) -> list[Any]:
+    """The four ways gensim's tests pass one positive and one negative word."""
+    partial = functools.partial(method, topn=5)
+    keywords = [{"positive": "war", "negative": "peace"}, {"positive": ["war"], "negative": ["peace"]}]
+    return [partial("war", "peace"), partial(["war"], ["peace"])] + [partial(**k) for k in keywords]
+
+
 @case
 def most_similar_parameter_types(side: Side, tmp: Path) -> Any:
-    partial = functools.partial(side.euclidean().most_similar, topn=5)
-    return [
-        partial("war", "peace"),
-        partial(["war"], ["peace"]),
-        partial(positive="war", negative="peace"),
-        partial(positive=["war"], negative=["peace"]),
-    ]
+    return _parameter_forms(side.euclidean().most_similar)
 
 
 @case
 def most_similar_cosmul_parameter_types(side: Side, tmp: Path) -> Any:
-    partial = functools.partial(side.euclidean().most_similar_cosmul, topn=5)
-    return [
-        partial("war", "peace"),
-        partial(["war"], ["peace"]),
-        partial(positive="war", negative="peace"),
-        partial(positive=["war"], negative=["peace"]),
-    ]
+    return _parameter_forms(side.euclidean().most_similar_cosmul)
 
 
 @case

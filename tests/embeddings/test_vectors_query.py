@@ -155,3 +155,24 @@ def test_wmdistance_with_pot_is_the_hand_computed_transport() -> None:
     assert vectors.wmdistance(["a"], ["b", "c"]) == pytest.approx((np.sqrt(2) + 2) / 2)
     assert vectors.wmdistance(["a", "zzz"], ["a"]) == 0.0
     assert vectors.wmdistance(["zzz"], ["a"]) == float("inf")
+
+
+def test_the_service_faiss_index_is_an_indexer_for_most_similar(store) -> None:
+    from server.config import IndexConfig
+    from server.index import SimilarityIndex
+
+    matrix, _ = store
+    vectors = Vectors([f"w{i}" for i in range(len(matrix))], matrix)
+    for kind in ("flat", "hnsw"):
+        index = SimilarityIndex.build(vectors, IndexConfig(kind=kind))
+        for word in ("w5", "w900", "w2999"):
+            exact = vectors.most_similar(word, topn=8)
+            found = vectors.most_similar(word, topn=8, indexer=index)
+            assert word not in [w for w, _ in found] and len(found) == 8
+            if kind == "flat":
+                assert [w for w, _ in found] == [w for w, _ in exact]
+                np.testing.assert_allclose([s for _, s in found], [s for _, s in exact], atol=1e-5)
+            else:  # approximate: most of the exact top 8, with exact scores for what it finds
+                assert len({w for w, _ in found} & {w for w, _ in exact}) >= 6
+                for w, s in found:
+                    assert s == pytest.approx(vectors.similarity(word, w), abs=1e-5)

@@ -59,6 +59,8 @@ from nlp182.vision.visualize import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEGMENTATION_GOAL = 0.8  # stated mean IoU on the held-out shapes
+QUICK = {"epochs": 2, "width": 4, "members": 2, "students": 1, "student_width": 2, "seg_train": 16,
+         "seg_epochs": 1, "boxes": 50, "repeats": 1}  # --quick: every section runs, in seconds
 
 
 class Timer:
@@ -192,7 +194,7 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
     }
 
-    _digit_figures(members[0], x_te, y_te, figures)
+    _digit_figures(members[0], x_te, y_te, figures, actmax_steps=20 if args.quick else 200)
     ours = member_stats[0]
     rows = [
         (
@@ -237,7 +239,9 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
     return out, rows
 
 
-def _digit_figures(model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, figures: Path) -> None:
+def _digit_figures(
+    model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, figures: Path, actmax_steps: int = 200
+) -> None:
     model = model.cpu()
     save_filter_grid(model, figures / "vision-filters.png", title="digits CNN: first-layer 3x3 filters")
     picks = [int(torch.nonzero(y_te == d)[0]) for d in range(0, 10, 2)]
@@ -256,14 +260,15 @@ def _digit_figures(model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, fig
     saliency = [saliency_map(model, img, int(y_te[i])) for img, i in zip(images, picks, strict=True)]
     save_maps(images, saliency, [f"{t}: |d score / d x|" for t in titles], figures / "vision-saliency.png")
     dreams = [
-        activation_maximization(model, d, (1, 8, 8), steps=200, lr=0.05, l2=0.05, jitter=1) for d in range(10)
+        activation_maximization(model, d, (1, 8, 8), steps=actmax_steps, lr=0.05, l2=0.05, jitter=1)
+        for d in range(10)
     ]
     save_images(dreams, [f"maximises {d}" for d in range(10)], figures / "vision-actmax.png")
 
 
 def segmentation_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, Any], list[tuple]]:
     x, y = make_shapes_segmentation(args.seg_train, size=32, seed=0)
-    x_te, y_te = make_shapes_segmentation(200, size=32, seed=1)
+    x_te, y_te = make_shapes_segmentation(16 if args.quick else 200, size=32, seed=1)
     config = FitConfig(epochs=args.seg_epochs, batch_size=16, lr=0.05, device=args.device)
     out: dict[str, Any] = {
         "train_size": len(x),
@@ -397,7 +402,10 @@ def main() -> None:
     parser.add_argument("--boxes", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes everywhere: checks that it runs")
     args = parser.parse_args()
+    if args.quick:
+        args = argparse.Namespace(**{**vars(args), **QUICK})
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)

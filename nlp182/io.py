@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary file beside the target, fsync, rename.
 
 A reader never sees a half-written model, index or checkpoint, and a crash leaves the previous
-version intact. ``staged_directory`` does the same for a whole run folder.
+version intact. ``staged_directory`` does the same for a whole run folder. Files and folders get
+the permissions the user's umask gives a new file (0644 / 0755 under the usual 022), not the
+0600 / 0700 of the temporary files they start as.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from typing import IO, Any
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success fsync and rename it over ``path``."""
@@ -27,6 +36,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()
@@ -86,11 +96,18 @@ def staged_directory(path: str | os.PathLike[str], overwrite: bool = True) -> It
         raise FileExistsError(f"{target} exists; pass overwrite=True or choose another folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    staging.chmod(0o777 & ~current_umask())
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    replace_directory(staging, target)
+
+
+def replace_directory(staging: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Move the finished folder ``staging`` to ``path``, replacing what was there as a whole."""
+    staging, target = Path(staging), Path(path)
     backup = None
     if target.exists():
         backup = target.with_name(f".{target.name}.old")

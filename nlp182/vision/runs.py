@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_bytes, atomic_write_json, staged_directory
+from nlp182.io import atomic_write_bytes, atomic_write_json, check_run_folder, staged_directory
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
 from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
 from nlp182.vision.models import SmallCNN
@@ -57,11 +57,15 @@ def _save_model(folder: Path, model: torch.nn.Module) -> None:
     atomic_write_bytes(folder / "model.safetensors", safetensors_bytes(tensors))
 
 
-def train_digits_run(config: DigitsRunConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
+def train_digits_run(
+    config: DigitsRunConfig, out: str | os.PathLike[str], overwrite: bool = False
+) -> dict[str, Any]:
     """Train :class:`SmallCNN` on the digits train split, evaluate on the test split, save the run folder.
 
-    Returns the metrics (also written to ``metrics.json``).
+    ``out`` is checked before training (:func:`nlp182.io.check_run_folder`): an earlier run there is
+    replaced only with ``overwrite``. Returns the metrics (also written to ``metrics.json``).
     """
+    check_run_folder(out, overwrite)
     from nlp182.vision.visualize import occlusion_map, saliency_map, save_filter_grid, save_maps
 
     x_tr, y_tr, x_te, y_te = load_digits_split(config.test_fraction, config.fit.seed)
@@ -81,7 +85,7 @@ def train_digits_run(config: DigitsRunConfig, out: str | os.PathLike[str]) -> di
     log.info(
         "digits: test accuracy %.4f after %d epochs (%.1f s)", metrics["test_accuracy"], len(history), seconds
     )
-    with staged_directory(out) as folder:
+    with staged_directory(out, overwrite) as folder:
         atomic_write_json(folder / "config.json", {"task": "digits", **dataclasses.asdict(config)})
         _save_model(folder, model)
         atomic_write_json(folder / "metrics.json", metrics)
@@ -105,8 +109,14 @@ def train_digits_run(config: DigitsRunConfig, out: str | os.PathLike[str]) -> di
     return metrics
 
 
-def train_shapes_run(config: ShapesRunConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Train a segmenter on generated shapes, score it on a held-out set, save the run folder."""
+def train_shapes_run(
+    config: ShapesRunConfig, out: str | os.PathLike[str], overwrite: bool = False
+) -> dict[str, Any]:
+    """Train a segmenter on generated shapes, score it on a held-out set, save the run folder.
+
+    ``out`` is checked before training, as in :func:`train_digits_run`.
+    """
+    check_run_folder(out, overwrite)
     from nlp182.vision.visualize import colorize_labels, save_images
 
     if config.model not in SEGMENTERS:
@@ -133,7 +143,7 @@ def train_shapes_run(config: ShapesRunConfig, out: str | os.PathLike[str]) -> di
         metrics["pixel_accuracy"],
         seconds,
     )
-    with staged_directory(out) as folder:
+    with staged_directory(out, overwrite) as folder:
         atomic_write_json(folder / "config.json", {"task": "shapes", **dataclasses.asdict(config)})
         _save_model(folder, model)
         atomic_write_json(folder / "metrics.json", metrics)

@@ -135,6 +135,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     files = EvaluationFiles.in_folder(args.eval_dir)
     for run in args.runs:  # every run is there before the table starts
+        if not Path(run).exists():
+            raise MissingFileError(f"{run} does not exist")
         if not Path(run, "config.json").is_file():
             raise MissingFileError(f"{run} is not a run folder (no config.json)")
     header = (

@@ -220,3 +220,23 @@ def test_empty_folder_is_used_and_a_folder_filled_meanwhile_is_kept(tmp_path: Pa
         _write_run(folder, "new")
         (run / "notes.txt").write_text("written by the user during training")
     assert (run / "notes.txt").exists() and [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--out", "/sys/bv"], "--out /sys/bv"),
+        (["--out", "/proc/bv"], "--out /proc/bv"),
+        (["--threads", "-1"], "--threads must be at least 0"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--alpha", "2"], "--alpha must be at most 1"),
+    ],
+)
+def test_bench_vision_refuses_before_training(argv, message, monkeypatch, capsys) -> None:
+    from bench import vision
+
+    monkeypatch.setattr(vision, "digits_section", _no_work)
+    with pytest.raises(SystemExit) as stop:
+        vision.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and message in err[0], err

@@ -53,12 +53,12 @@ from nlp182.vision.models import SmallCNN
 from nlp182.vision.segmentation import FCN, UNet, mean_iou, pixel_accuracy
 from nlp182.vision.visualize import (
     activation_maximization,
-    colorize_labels,
-    occlusion_map,
-    saliency_map,
+    actmax_start,
+    save_actmax_grid,
     save_filter_grid,
-    save_images,
-    save_maps,
+    save_occlusion_maps,
+    save_saliency_maps,
+    save_segmentation_grid,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -167,8 +167,9 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
     loss_curves(
         {"single (cosine LR)": histories[0], f"snapshot run ({args.members} cyclic cycles)": snap_history},
         figures / "vision-digits-loss.png",
-        title="digits CNN training loss",
+        title="Digits CNN: training loss per epoch (one cosine-LR run, one snapshot run with cyclic LR)",
         xlabel="epoch",
+        ylabel="training loss (cross-entropy, log scale)",
         log_y=True,
     )
 
@@ -202,7 +203,7 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
     }
 
-    _digit_figures(members[0], x_te, y_te, figures)
+    out["activation_maximization"] = _digit_figures(members[0], x_te, y_te, figures)
     step(args, "digits figures")
     ours = member_stats[0]
     rows = [
@@ -248,28 +249,34 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
     return out, rows
 
 
-def _digit_figures(model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, figures: Path) -> None:
+def _digit_figures(model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, figures: Path) -> dict[str, Any]:
+    """Filters, occlusion, saliency and activation maximisation of ``model``; returns the actmax
+    scores (each class's logit at the start and the end: a real pattern raises it far above the start)."""
     model = model.cpu()
     save_filter_grid(model, figures / "vision-filters.png", title="digits CNN: first-layer 3x3 filters")
     picks = [int(torch.nonzero(y_te == d)[0]) for d in range(0, 10, 2)]
-    images = [x_te[i] for i in picks]
-    titles = [f"digit {int(y_te[i])}" for i in picks]
-    occlusion = [
-        occlusion_map(model, img, int(y_te[i]), patch=3, stride=1, fill=0.5)
-        for img, i in zip(images, picks, strict=True)
-    ]
-    save_maps(
-        images,
-        occlusion,
-        [f"{t}: p(class), 3x3 grey patch" for t in titles],
-        figures / "vision-occlusion.png",
-    )
-    saliency = [saliency_map(model, img, int(y_te[i])) for img, i in zip(images, picks, strict=True)]
-    save_maps(images, saliency, [f"{t}: |d score / d x|" for t in titles], figures / "vision-saliency.png")
+    images, labels = [x_te[i] for i in picks], [int(y_te[i]) for i in picks]
+    save_occlusion_maps(model, images, labels, figures / "vision-occlusion.png")
+    save_saliency_maps(model, images, labels, figures / "vision-saliency.png")
     dreams = [
         activation_maximization(model, d, (1, 8, 8), steps=200, lr=0.05, l2=0.05, jitter=1) for d in range(10)
     ]
-    save_images(dreams, [f"maximises {d}" for d in range(10)], figures / "vision-actmax.png")
+    with torch.no_grad():
+        start = model(actmax_start((1, 8, 8)))[0]
+        final = [model(dream.unsqueeze(0))[0] for dream in dreams]
+    start_scores = [float(start[d]) for d in range(10)]
+    final_scores = [float(final[d][d]) for d in range(10)]
+    top_class = [int(final[d].argmax()) for d in range(10)]
+    save_actmax_grid(
+        dreams, [f"digit {d}" for d in range(10)], start_scores, final_scores, figures / "vision-actmax.png"
+    )
+    return {
+        "start_scores": start_scores,
+        "final_scores": final_scores,
+        "top_class_of_each_image": top_class,
+        "not_noise": all(f > s + 1.0 for f, s in zip(final_scores, start_scores, strict=True))
+        and top_class == list(range(10)),
+    }
 
 
 def segmentation_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, Any], list[tuple]]:
@@ -308,18 +315,13 @@ def segmentation_section(args: argparse.Namespace, figures: Path) -> tuple[dict[
         )
         step(args, f"{name} segmentation")
     show = range(4)
-    images = [x_te[i] for i in show]
-    truth = [colorize_labels(y_te[i]) for i in show]
-    unet = [colorize_labels(predictions["unet"][i]) for i in show]
-    fcn = [colorize_labels(predictions["fcn"][i]) for i in show]
-    save_images(
-        images + truth + unet + fcn,
-        [f"image {i}" for i in show]
-        + [f"truth {i}" for i in show]
-        + [f"UNet {i}" for i in show]
-        + [f"FCN {i}" for i in show],
+    save_segmentation_grid(
+        [x_te[i] for i in show],
+        [y_te[i] for i in show],
+        {f"{name.upper()} (IoU {out[name]['mean_iou']:.2f})": [pred[i] for i in show]
+         for name, pred in predictions.items()},
         figures / "vision-segmentation.png",
-        rescale=False,
+        title="Segmentation of held-out shapes: truth and each network's prediction",
     )
     return out, rows
 
@@ -470,6 +472,7 @@ def main(argv: list[str] | None = None) -> None:
         > digits["student"]["alone_mean"],
         "segmentation_unet_reaches_goal": segmentation["unet"]["mean_iou"] >= SEGMENTATION_GOAL,
         "nms_equal_to_float64_reference": boxes["nms_equal_to_reference"],
+        "activation_maximization_not_noise": digits["activation_maximization"]["not_noise"],
     }
     print("goals:", ", ".join(f"{k}={v}" for k, v in goals.items()))
     result = {

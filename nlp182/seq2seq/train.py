@@ -206,7 +206,7 @@ def train_seq2seq(config: Seq2SeqConfig, out_dir: str | os.PathLike[str]) -> dic
         atomic_write_json(staging / "metrics.json", metrics)
         examples = [src for src, _ in test_pairs[: config.num_heatmaps]]
         for index, translation in enumerate(translator.translate(examples)):
-            translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png", title=examples[index])
+            translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png")
     log.info(
         "test exact match %.4f, BLEU %.2f",
         test.get("exact_match", float("nan")),

@@ -66,7 +66,7 @@ def train_digits_run(
     replaced only with ``overwrite``. Returns the metrics (also written to ``metrics.json``).
     """
     check_run_folder(out, overwrite)
-    from nlp182.vision.visualize import occlusion_map, saliency_map, save_filter_grid, save_maps
+    from nlp182.vision.visualize import save_filter_grid, save_occlusion_maps, save_saliency_maps
 
     x_tr, y_tr, x_te, y_te = load_digits_split(config.test_fraction, config.fit.seed)
     with torch.random.fork_rng(devices=[]):
@@ -93,19 +93,8 @@ def train_digits_run(
         save_filter_grid(model, folder / "filters.png")
         picks = [int(torch.nonzero(y_te == d)[0]) for d in range(0, 10, 2)]
         images, labels = [x_te[i] for i in picks], [int(y_te[i]) for i in picks]
-        titles = [f"digit {d}" for d in labels]
-        save_maps(
-            images,
-            [occlusion_map(model, im, d, patch=3) for im, d in zip(images, labels, strict=True)],
-            titles,
-            folder / "occlusion.png",
-        )
-        save_maps(
-            images,
-            [saliency_map(model, im, d) for im, d in zip(images, labels, strict=True)],
-            titles,
-            folder / "saliency.png",
-        )
+        save_occlusion_maps(model, images, labels, folder / "occlusion.png")
+        save_saliency_maps(model, images, labels, folder / "saliency.png")
     return metrics
 
 
@@ -117,7 +106,7 @@ def train_shapes_run(
     ``out`` is checked before training, as in :func:`train_digits_run`.
     """
     check_run_folder(out, overwrite)
-    from nlp182.vision.visualize import colorize_labels, save_images
+    from nlp182.vision.visualize import save_segmentation_grid
 
     if config.model not in SEGMENTERS:
         raise InvalidInputError(f"unknown segmenter {config.model!r}; use one of {', '.join(SEGMENTERS)}")
@@ -148,12 +137,11 @@ def train_shapes_run(
         _save_model(folder, model)
         atomic_write_json(folder / "metrics.json", metrics)
         show = range(min(4, len(x_te)))
-        save_images(
-            [x_te[i] for i in show]
-            + [colorize_labels(y_te[i]) for i in show]
-            + [colorize_labels(pred[i]) for i in show],
-            [f"image {i}" for i in show] + [f"truth {i}" for i in show] + [f"predicted {i}" for i in show],
+        save_segmentation_grid(
+            [x_te[i] for i in show],
+            [y_te[i] for i in show],
+            {config.model.upper(): [pred[i] for i in show]},
             folder / "segmentation.png",
-            rescale=False,
+            title=f"{config.model.upper()} on held-out shapes: mean IoU {metrics['mean_iou']:.3f}",
         )
     return metrics

@@ -95,10 +95,13 @@ def clean_token(token: str) -> str:
 
 
 def attention_title(source_tokens: Sequence[str], target_tokens: Sequence[str], width: int = 70) -> str:
-    """The one title convention of attention heatmaps: what went in and what came out (wrapped)."""
+    """The one title convention of attention heatmaps: what went in and what came out, each at most
+    two wrapped lines (a long text ends in "...")."""
     source = " ".join(clean_token(t) for t in source_tokens)
     output = " ".join(clean_token(t) for t in target_tokens if t != "<eos>")
-    lines = textwrap.wrap(f"input: {source}", width) + textwrap.wrap(f"output: {output}", width)
+    lines = []
+    for name, text in (("input", source), ("output", output)):
+        lines += textwrap.wrap(textwrap.shorten(f"{name}: {text}", 2 * width, placeholder=" ..."), width)
     return "attention weights\n" + "\n".join(lines)
 
 

@@ -156,6 +156,7 @@ def save_maps(
     cmap: str = "magma",
     title: str = "heat maps",
     map_label: str = "value",
+    row_label: str = "map",
 ) -> None:
     """Write a two-row PNG: the images ``(C, H, W)`` on top, their heat maps ``(h, w)`` below.
 
@@ -176,7 +177,7 @@ def save_maps(
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0][0].set_ylabel("input image", fontsize=9)
-    axes[1][0].set_ylabel("map", fontsize=9)
+    axes[1][0].set_ylabel(row_label, fontsize=9)
     colorbar = fig.colorbar(shown, ax=axes[1].tolist(), fraction=0.05, pad=0.02)
     colorbar.set_label(map_label, fontsize=8)
     fig.suptitle(title, fontsize=10)
@@ -198,6 +199,7 @@ def save_occlusion_maps(
         title=f"Occlusion: probability of the true digit when a {patch}x{patch} grey patch covers "
         "each spot\n(dark = covering it hurts: the model relies on that region)",
         map_label="p(true digit) with the patch there",
+        row_label="occlusion (patch positions)",
     )
 
 
@@ -211,6 +213,7 @@ def save_saliency_maps(
         title="Saliency: gradient of the true digit's score with respect to each pixel\n"
         "(bright = a small change of that pixel moves the score most)",
         map_label="|d score / d pixel|",
+        row_label="saliency (pixels)",
     )
 
 

@@ -18,6 +18,7 @@ filters, occlusion and saliency maps, activation maximisation, loss curves, segm
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -445,6 +446,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("nlp182.vision").setLevel(logging.WARNING)  # the progress line says enough
     try:
         check_output_path(args.out)
     except OutputError as exc:

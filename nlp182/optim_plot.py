@@ -9,13 +9,14 @@ optimizers never depend on the training loop.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from nlp182.io import atomic_write_json, check_run_folder, staged_directory
 from nlp182.optim.digits import classification_loss, digits_datasets
@@ -57,19 +58,31 @@ def digits_curves(
     """
     train, _ = digits_datasets(seed=seed)
     curves = {}
-    for name, lr in DIGITS_LRS.items():
-        torch.manual_seed(seed)
-        model = nn.Linear(64, 10)
-        loader = DataLoader(
-            train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
-        )
-        config = TrainerConfig(epochs=epochs, device="cpu", progress=False, seed=seed)
-        optimizer = make_optimizer(name, list(model.parameters()), lr)
-        history = Trainer(model, optimizer, classification_loss, config).fit(loader)
-        curves[f"{name} (lr {lr:g})"] = [record["train_loss"] for record in history]
-        if bar is not None:
-            bar.update(1)
+    trainer_log = logging.getLogger("nlp182.train")
+    level = trainer_log.level
+    trainer_log.setLevel(logging.WARNING)  # eight short runs: one progress line each, not one per epoch
+    try:
+        for name, lr in DIGITS_LRS.items():
+            curves[f"{name} (lr {lr:g})"] = _digits_curve(name, lr, train, epochs, batch_size, seed)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        trainer_log.setLevel(level)
     return curves
+
+
+def _digits_curve(
+    name: str, lr: float, train: Dataset, epochs: int, batch_size: int, seed: int
+) -> list[float]:
+    """Training loss per epoch of logistic regression with optimizer ``name`` at rate ``lr``."""
+    torch.manual_seed(seed)
+    model = nn.Linear(64, 10)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator)
+    config = TrainerConfig(epochs=epochs, device="cpu", progress=False, seed=seed)
+    optimizer = make_optimizer(name, list(model.parameters()), lr)
+    history = Trainer(model, optimizer, classification_loss, config).fit(loader)
+    return [record["train_loss"] for record in history]
 
 
 def plot_all(config: OptimPlotConfig, out: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:

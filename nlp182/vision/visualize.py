@@ -52,12 +52,23 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
 def save_filter_grid(
     model: nn.Module, path: str | os.PathLike[str], title: str = "first-layer filters"
 ) -> None:
-    """Write the first convolution's filters of ``model`` as a PNG grid."""
-    grid = filter_grid(first_conv(model).weight)
-    fig, ax = plt.subplots(figsize=(4, 4))
+    """Write the first convolution's filters of ``model`` as a PNG grid.
+
+    Each filter is scaled to its own range, so the colour bar reads per filter: black is its most
+    negative weight, white its most positive (the mean over input channels unless they are RGB).
+    """
+    from matplotlib.cm import ScalarMappable
+
+    weight = first_conv(model).weight
+    grid = filter_grid(weight)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.imshow(grid, interpolation="nearest")
-    ax.set_title(title)
+    size = "x".join(str(n) for n in weight.shape[2:])
+    ax.set_title(f"{title}\n{weight.shape[0]} filters of {size} pixels", fontsize=10)
     ax.axis("off")
+    colorbar = fig.colorbar(ScalarMappable(cmap="gray"), ax=ax, fraction=0.046, pad=0.04, ticks=[0, 1])
+    colorbar.ax.set_yticklabels(["most\nnegative", "most\npositive"], fontsize=8)
+    colorbar.set_label("weight, scaled per filter", fontsize=8)
     save_figure(fig, path)
 
 

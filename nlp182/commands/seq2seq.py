@@ -52,7 +52,7 @@ HELP = {
     "attention": "how the decoder scores the input positions",
     "num_heads": "heads of multi-head attention",
     "input_feeding": "feed the previous attention output into the next decoder step",
-    "clip_grad_norm": "largest gradient norm before a step (default: 1.0; 0 or less turns clipping off)",
+    "clip_grad_norm": "gradients are scaled down to at most this norm before each step",
     "teacher_forcing": "probability of feeding the true previous token while training",
     "label_smoothing": "share of the target probability spread over all tokens",
     "early_stopping_patience": "stop after this many epochs without a better validation score "

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.io import atomic_write_bytes
@@ -76,9 +77,7 @@ def loss_curves(
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if log_y:
         ax.set_yscale("log")
-    longest = max((len(values) for values in series.values()), default=1)
-    if longest <= 10:
-        ax.set_xticks(range(1, longest + 1))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save_figure(fig, path)

@@ -84,7 +84,10 @@ def loss_curves(
 
 
 def clean_token(token: str) -> str:
-    """A token as a reader writes it: word-boundary marks removed (``Ġcat`` -> ``cat``)."""
+    """A token as a reader writes it: word-boundary marks removed (``Ġcat`` -> ``cat``); a token
+    that is only a mark is the space between words, shown as ``␣``."""
+    if token in BOUNDARY_MARKS:
+        return "␣"
     for mark in BOUNDARY_MARKS:
         if token.startswith(mark) and len(token) > len(mark):
             token = token[len(mark) :]

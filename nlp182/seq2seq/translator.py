@@ -47,12 +47,11 @@ class Translation:
     log_prob: float
 
     def save_heatmap(self, path: str | os.PathLike[str], title: str | None = None) -> None:
-        """Write the attention heatmap of this translation as a PNG."""
+        """Write the attention heatmap of this translation (format from the extension); the title
+        defaults to the input and the output, as at training."""
         if self.weights is None:
             raise InvalidInputError("this translation was made without attention weights")
-        attention_heatmap(
-            self.weights, self.source_tokens, self.target_tokens, path, title=title or self.text
-        )
+        attention_heatmap(self.weights, self.source_tokens, self.target_tokens, path, title=title)
 
 
 class Translator:

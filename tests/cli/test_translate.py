@@ -55,6 +55,6 @@ def test_heatmap_of_a_long_input_is_capped_and_tokens_are_clean(tmp_path) -> Non
     attention_heatmap(weights, source, target, path)
     width, height = Image.open(path).size
     assert width <= (HEATMAP_MAX_INCHES + 6) * 120 and height < 800
-    assert clean_token("Ġword") == "word" and clean_token("##ing") == "ing" and clean_token("▁") == "▁"
+    assert clean_token("Ġword") == "word" and clean_token("##ing") == "ing" and clean_token("▁") == "␣"
     with pytest.raises(InvalidInputError, match=r"\.png, \.pdf or \.svg"):
         attention_heatmap(weights, source, target, tmp_path / "x.jpg")

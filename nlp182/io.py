@@ -24,6 +24,9 @@ import numpy as np
 
 from nlp182.errors import OutputError
 
+FILE_MODE = 0o644  # what every file we write ends up with (others may read a run)
+FOLDER_MODE = 0o755
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
@@ -34,6 +37,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; a run's files are for others to read too
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()
@@ -214,7 +218,7 @@ def staged_directory(path: str | os.PathLike[str], overwrite: bool = True) -> It
         raise
     for folder in (staging, *staging.rglob("*")):
         if folder.is_dir():
-            folder.chmod(0o755)
+            folder.chmod(FOLDER_MODE)
     backup = None
     if os.path.lexists(target):
         backup = target.with_name(f".{target.name}.old")

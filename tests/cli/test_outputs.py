@@ -240,3 +240,13 @@ def test_bench_vision_refuses_before_training(argv, message, monkeypatch, capsys
         vision.main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_written_files_and_folders_are_readable_by_others(tmp_path: Path) -> None:
+    from nlp182.io import atomic_write_text
+
+    with staged_directory(tmp_path / "run") as folder:
+        atomic_write_text(folder / "config.json", "{}")
+        atomic_write_text(folder / "sub" / "notes.txt", "x")
+    assert oct((tmp_path / "run" / "config.json").stat().st_mode & 0o777) == "0o644"
+    assert oct((tmp_path / "run" / "sub").stat().st_mode & 0o777) == "0o755"

@@ -186,7 +186,7 @@ def _flag_type(annotation: Any) -> Any:
 
 def default_text(default: Any) -> str:
     """`` (default: X)`` for a flag's help; nothing for None, whose help says what happens instead."""
-    if default is None:
+    if default is None or default == "":
         return ""
     if isinstance(default, bool):
         return " (default: on)" if default else " (default: off)"

@@ -73,11 +73,14 @@ class ResNet(nn.Module):
         self.num_features = channels
         init_weights(self, "he")
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's feature map before pooling: ``(B, C, H, W)`` -> ``(B, num_features, h, w)``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features before the head: ``(B, C, H, W)`` -> ``(B, num_features)``."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.avgpool(x)
+        return self.avgpool(self.forward_features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
@@ -145,6 +148,7 @@ class VGG(nn.Module):
             blocks.append(VGGBlock(channels, _scaled(out, width), convs, batch_norm))
             channels = _scaled(out, width)
         self.features = nn.Sequential(*blocks)
+        self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -158,8 +162,12 @@ class VGG(nn.Module):
         )
         init_weights(self, "he")
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's feature map before pooling: ``(B, C, H, W)`` -> ``(B, num_features, h, w)``."""
+        return self.features(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.avgpool(self.features(x)))
+        return self.classifier(self.avgpool(self.forward_features(x)))
 
 
 def vgg16(
@@ -195,12 +203,17 @@ class InceptionNet(nn.Module):
             self.inception2.out_channels, c(96), c(48), c(104), c(8), c(24), c(32)
         )
         self.avgpool = GlobalAvgPool()
-        self.fc = nn.Linear(self.inception3.out_channels, num_classes)
+        self.num_features = self.inception3.out_channels
+        self.fc = nn.Linear(self.num_features, num_classes)
         init_weights(self, "he")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last module's feature map before pooling: ``(B, C, H, W)`` -> ``(B, num_features, h, w)``."""
         x = self.pool(self.inception2(self.inception1(self.stem(x))))
-        return self.fc(self.avgpool(self.inception3(x)))
+        return self.inception3(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.avgpool(self.forward_features(x)))
 
 
 class SmallCNN(nn.Module):
@@ -229,9 +242,13 @@ class SmallCNN(nn.Module):
         )
         self.avgpool = GlobalAvgPool()
         self.dropout = Dropout(dropout)
-        self.fc = nn.Linear(2 * width, num_classes)
+        self.num_features = 2 * width
+        self.fc = nn.Linear(self.num_features, num_classes)
         init_weights(self, "he")
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map before pooling: ``(B, C, H, W)`` -> ``(B, num_features, H / 2, W / 2)``."""
+        return self.block2(self.pool(self.block1(x)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.block2(self.pool(self.block1(x)))
-        return self.fc(self.dropout(self.avgpool(x)))
+        return self.fc(self.dropout(self.avgpool(self.forward_features(x))))

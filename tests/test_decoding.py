@@ -1,0 +1,107 @@
+"""The shared search (nlp182.decoding) on a tiny decoder that is not the translator."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from nlp182.decoding import EncodedMemory, beam_search, greedy_decode
+from nlp182.errors import InvalidInputError
+
+BOS, EOS, VOCAB = 0, 1, 5
+
+
+class TinyStep(nn.Module):
+    """A GRU-cell decoder attending (dot product) over ``keys`` ``(B, S, D)``; state ``(B, D)``."""
+
+    def __init__(self, dim: int = 6, seed: int = 3, eos_bias: float = 0.0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = nn.Embedding(VOCAB, dim)
+        self.cell = nn.GRUCell(2 * dim, dim)
+        self.out = nn.Linear(dim, VOCAB)
+        with torch.no_grad():
+            self.out.weight.mul_(6.0)
+            self.out.bias[EOS] += eos_bias
+
+    def step(self, token, state, memory, need_weights):
+        scores = torch.einsum("bsd,bd->bs", memory.keys, state)
+        if memory.mask is not None:
+            scores = scores.masked_fill(~memory.mask[:, 0], float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        context = torch.einsum("bs,bsd->bd", weights, memory.keys)
+        state = self.cell(torch.cat([self.embed(token), context], dim=-1), state)
+        return self.out(state), state, weights if need_weights else None
+
+    def reorder_state(self, state, index):
+        return state[index]
+
+
+def _memory(batch: int = 3, positions: int = 4, dim: int = 6) -> EncodedMemory:
+    torch.manual_seed(11)
+    keys = torch.randn(batch, positions, dim)
+    mask = torch.ones(batch, 1, positions, dtype=torch.bool)
+    mask[0, 0, 3:] = False
+    return EncodedMemory(keys, mask, torch.tanh(keys.mean(dim=1)))
+
+
+@torch.no_grad()
+def _score(decoder: TinyStep, memory: EncodedMemory, row: int, output: list[int], complete: bool) -> float:
+    one = memory.select(torch.tensor([row]))
+    state, token, total = memory.state[row : row + 1], torch.tensor([BOS]), 0.0
+    for tok in output + ([EOS] if complete else []):
+        logits, state, _ = decoder.step(token, state, one, False)
+        total += float(torch.log_softmax(logits, -1)[0, tok])
+        token = torch.tensor([tok])
+    return total
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_wide_beam_is_the_exhaustive_best(length_penalty: float) -> None:
+    decoder, memory, max_len = TinyStep().eval(), _memory(), 3
+    found = beam_search(decoder, memory, bos_id=BOS, eos_id=EOS, beam_width=200, max_len=max_len,
+                        length_penalty=length_penalty)
+    for row, hyp in enumerate(found):
+        candidates = []
+        for n in range(max_len + 1):
+            for output in itertools.product([t for t in range(VOCAB) if t != EOS], repeat=n):
+                complete = n < max_len
+                score = _score(decoder, memory, row, list(output), complete)
+                candidates.append((score / (n + complete) ** length_penalty, list(output)))
+        assert hyp.tokens == max(candidates)[1]
+        assert hyp.log_prob == pytest.approx(_score(decoder, memory, row, hyp.tokens, hyp.complete), abs=1e-4)
+
+
+def test_width_one_is_greedy() -> None:
+    decoder, memory = TinyStep(seed=4).eval(), _memory()
+    greedy = greedy_decode(decoder, memory, bos_id=BOS, eos_id=EOS, max_len=6)
+    beam = beam_search(decoder, memory, bos_id=BOS, eos_id=EOS, beam_width=1, max_len=6)
+    for g, b in zip(greedy, beam, strict=True):
+        assert g.tokens == b.tokens and g.complete == b.complete
+        assert g.log_prob == pytest.approx(b.log_prob, abs=1e-5)
+        torch.testing.assert_close(g.weights, b.weights)
+        assert g.weights.shape == (len(g.tokens) + g.complete, 4)
+    assert float(greedy[0].weights[:, 3:].abs().sum()) == 0.0  # masked positions get no weight
+
+
+def test_no_end_by_max_len_returns_the_best_live_hypothesis() -> None:
+    decoder, memory, max_len = TinyStep(eos_bias=-1e4).eval(), _memory(), 3
+    greedy = greedy_decode(decoder, memory, bos_id=BOS, eos_id=EOS, max_len=max_len)
+    beam = beam_search(decoder, memory, bos_id=BOS, eos_id=EOS, beam_width=100, max_len=max_len)
+    for row, (g, b) in enumerate(zip(greedy, beam, strict=True)):
+        assert not g.complete and not b.complete
+        assert len(g.tokens) == len(b.tokens) == max_len
+        prefixes = itertools.product([t for t in range(VOCAB) if t != EOS], repeat=max_len)
+        best = max(_score(decoder, memory, row, list(p), False) for p in prefixes)
+        assert b.log_prob == pytest.approx(best, abs=1e-4)
+        assert b.weights.shape == (max_len, 4)
+
+
+def test_bad_widths_raise() -> None:
+    with pytest.raises(InvalidInputError):
+        beam_search(TinyStep(), _memory(), bos_id=BOS, eos_id=EOS, beam_width=0)
+    with pytest.raises(InvalidInputError):
+        greedy_decode(TinyStep(), _memory(), bos_id=BOS, eos_id=EOS, max_len=0)

@@ -81,6 +81,14 @@ def _heatmap_paths(base: Path, count: int) -> list[Path]:
     return [base.with_name(f"{base.stem}-{i}{base.suffix or '.png'}") for i in range(count)]
 
 
+def _longest_training_input(run: Path, fallback: int) -> int:
+    """Tokens of the longest training input, from ``metrics.json`` (older runs: ``max_length``)."""
+    from nlp182.io import read_json
+
+    metrics = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    return int(metrics.get("longest_source_tokens") or fallback)
+
+
 def _run_translate(args: argparse.Namespace) -> int:
     from nlp182.io import check_output_file, run_kind
     from nlp182.plots import figure_format
@@ -97,7 +105,7 @@ def _run_translate(args: argparse.Namespace) -> int:
         figure_format(path, "--heatmap")
         check_output_file(path, args.overwrite, "--heatmap")
     translator = Translator.load(args.run, device=args.device)
-    longest = translator.config.max_length
+    longest = _longest_training_input(Path(args.run), translator.config.max_length)
     lengths = [len(ids) for ids in encode(translator.source_tokenizer, args.text)]
     translations = translator.translate(
         args.text, beam_width=args.beam_width, max_len=args.max_len, length_penalty=args.length_penalty

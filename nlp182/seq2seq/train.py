@@ -200,6 +200,7 @@ def train_seq2seq(config: Seq2SeqConfig, out_dir: str | os.PathLike[str]) -> dic
                 "target": translator.target_tokenizer.get_vocab_size(),
             },
             "parameters": sum(p.numel() for p in model.parameters()),
+            "longest_source_tokens": max(len(src) for src, _ in train_ids),  # translate warns beyond it
             "test": test,
         }
         translator.save(staging)

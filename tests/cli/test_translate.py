@@ -58,3 +58,15 @@ def test_heatmap_of_a_long_input_is_capped_and_tokens_are_clean(tmp_path) -> Non
     assert clean_token("Ġword") == "word" and clean_token("##ing") == "ing" and clean_token("▁") == "␣"
     with pytest.raises(InvalidInputError, match=r"\.png, \.pdf or \.svg"):
         attention_heatmap(weights, source, target, tmp_path / "x.jpg")
+
+
+def test_the_longest_training_input_recorded_by_training_wins(small_run, tmp_path, capsys, caplog) -> None:
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    (run / "metrics.json").write_text(json.dumps({"longest_source_tokens": 1}))
+    assert main(["translate", str(run), "one two", "--max-len", "3"]) == 0
+    assert capsys.readouterr().out.endswith("[unreliable: input longer than any training input]\n")
+    assert "more than the longest training input (1)" in caplog.text

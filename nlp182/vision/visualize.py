@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
-from nlp182.plots import plt, save_figure
+from nlp182.plots import Figure, plt, save_figure
 
 
 def filter_grid(weight: torch.Tensor, columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -57,8 +57,6 @@ def save_filter_grid(
     Each filter is scaled to its own range, so the colour bar reads per filter: black is its most
     negative weight, white its most positive (the mean over input channels unless they are RGB).
     """
-    from matplotlib.cm import ScalarMappable
-
     weight = first_conv(model).weight
     grid = filter_grid(weight)
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
@@ -66,10 +64,20 @@ def save_filter_grid(
     size = "x".join(str(n) for n in weight.shape[2:])
     ax.set_title(f"{title}\n{weight.shape[0]} filters of {size} pixels", fontsize=10)
     ax.axis("off")
-    colorbar = fig.colorbar(ScalarMappable(cmap="gray"), ax=ax, fraction=0.046, pad=0.04, ticks=[0, 1])
-    colorbar.ax.set_yticklabels(["most\nnegative", "most\npositive"], fontsize=8)
-    colorbar.set_label("weight, scaled per filter", fontsize=8)
+    _per_image_key(fig, ax, "weight, scaled per filter", ("most\nnegative", "most\npositive"))
     save_figure(fig, path)
+
+
+def _per_image_key(
+    fig: Figure, ax: object, label: str, ends: tuple[str, str] = ("lowest", "highest")
+) -> None:
+    """A grey colour bar for images each stretched to their own range: its ends say lowest/highest."""
+    from matplotlib.cm import ScalarMappable
+
+    axes = ax.ravel().tolist() if hasattr(ax, "ravel") else ax
+    colorbar = fig.colorbar(ScalarMappable(cmap="gray"), ax=axes, fraction=0.046, pad=0.04, ticks=[0, 1])
+    colorbar.ax.set_yticklabels(list(ends), fontsize=8)
+    colorbar.set_label(label, fontsize=8)
 
 
 def _check_image(image: torch.Tensor) -> None:
@@ -256,6 +264,7 @@ def save_actmax_grid(
         "(gradient ascent from faint noise; score = the class's logit before and after)",
         fontsize=10,
     )
+    _per_image_key(fig, axes, "pixel value, scaled per image")
     save_figure(fig, path)
 
 

@@ -285,7 +285,7 @@ def save_segmentation_grid(
 
     columns = [("image", images), ("truth", truth), *predictions.items()]
     fig, axes = plt.subplots(
-        len(images), len(columns), figsize=(1.9 * len(columns) + 1.8, 1.9 * len(images) + 0.8), squeeze=False
+        len(images), len(columns), figsize=(1.9 * len(columns), 1.9 * len(images) + 0.6), squeeze=False
     )
     for c, (name, items) in enumerate(columns):
         axes[0][c].set_title(name, fontsize=10)
@@ -298,7 +298,7 @@ def save_segmentation_grid(
         for r in range(len(images)):
             axes[r][0].set_ylabel(f"example {r + 1}", fontsize=9)
     key = [Patch(facecolor=PALETTE[i], edgecolor="grey", label=name) for i, name in enumerate(class_names)]
-    fig.legend(handles=key, loc="center left", bbox_to_anchor=(1.0, 0.5), title="class", fontsize=9)
+    fig.legend(handles=key, loc="center left", bbox_to_anchor=(0.92, 0.5), title="class", fontsize=9)
     fig.suptitle(title, fontsize=11)
     save_figure(fig, path)
 

@@ -64,6 +64,8 @@ from nlp182.vision.visualize import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEGMENTATION_GOAL = 0.8  # stated mean IoU on the held-out shapes
+QUICK = {"epochs": 2, "width": 4, "members": 2, "students": 1, "student_width": 2, "seg_train": 16,
+         "seg_epochs": 1, "boxes": 50, "repeats": 1}  # --quick: every section runs, in seconds
 
 
 class Timer:
@@ -204,7 +206,9 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
     }
 
-    out["activation_maximization"] = _digit_figures(members[0], x_te, y_te, figures)
+    out["activation_maximization"] = _digit_figures(
+        members[0], x_te, y_te, figures, actmax_steps=20 if args.quick else 200
+    )
     step(args, "digits figures")
     ours = member_stats[0]
     rows = [
@@ -250,7 +254,9 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
     return out, rows
 
 
-def _digit_figures(model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, figures: Path) -> dict[str, Any]:
+def _digit_figures(
+    model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, figures: Path, actmax_steps: int = 200
+) -> dict[str, Any]:
     """Filters, occlusion, saliency and activation maximisation of ``model``; returns the actmax
     scores (each class's logit at the start and the end: a real pattern raises it far above the start)."""
     model = model.cpu()
@@ -260,7 +266,8 @@ def _digit_figures(model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, fig
     save_occlusion_maps(model, images, labels, figures / "vision-occlusion.png")
     save_saliency_maps(model, images, labels, figures / "vision-saliency.png")
     dreams = [
-        activation_maximization(model, d, (1, 8, 8), steps=200, lr=0.05, l2=0.05, jitter=1) for d in range(10)
+        activation_maximization(model, d, (1, 8, 8), steps=actmax_steps, lr=0.05, l2=0.05, jitter=1)
+        for d in range(10)
     ]
     with torch.no_grad():
         start = model(actmax_start((1, 8, 8)))[0]
@@ -283,7 +290,7 @@ def _digit_figures(model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, fig
 
 def segmentation_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, Any], list[tuple]]:
     x, y = make_shapes_segmentation(args.seg_train, size=32, seed=0)
-    x_te, y_te = make_shapes_segmentation(200, size=32, seed=1)
+    x_te, y_te = make_shapes_segmentation(16 if args.quick else 200, size=32, seed=1)
     config = FitConfig(epochs=args.seg_epochs, batch_size=16, lr=0.05, device=args.device)
     out: dict[str, Any] = {
         "train_size": len(x),
@@ -442,7 +449,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="folder for the JSON and the figures; files of the same names are replaced "
                         "(default: bench/results)")
-    return parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes everywhere, to check in seconds that every section runs")
+    args = parser.parse_args(argv)
+    return argparse.Namespace(**{**vars(args), **QUICK}) if args.quick else args
 
 
 def main(argv: list[str] | None = None) -> None:

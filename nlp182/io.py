@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary file beside the target, fsync, rename.
 
 A reader never sees a half-written model, index or checkpoint, and a crash leaves the previous
-version intact. ``staged_directory`` does the same for a whole run folder.
+version intact. ``staged_directory`` does the same for a whole run folder. Files and folders get
+the permissions the user's umask gives a new file (0644 / 0755 under the usual 022), not the
+0600 / 0700 of the temporary files they start as.
 
 The run-folder contract every command with ``--out`` follows (``check_run_folder``): an existing
 non-empty folder is refused unless ``--overwrite``, and even then only a folder holding one of our
@@ -24,8 +26,12 @@ import numpy as np
 
 from nlp182.errors import OutputError
 
-FILE_MODE = 0o644  # what every file we write ends up with (others may read a run)
-FOLDER_MODE = 0o755
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -37,7 +43,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; a run's files are for others to read too
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()
@@ -210,15 +216,19 @@ def staged_directory(path: str | os.PathLike[str], overwrite: bool = True) -> It
     target = check_run_folder(path, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    staging.chmod(0o777 & ~current_umask())
     try:
         yield staging
         _replaceable(target, _given(path), "--out", overwrite)  # still ours after the work?
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for folder in (staging, *staging.rglob("*")):
-        if folder.is_dir():
-            folder.chmod(FOLDER_MODE)
+    replace_directory(staging, target)
+
+
+def replace_directory(staging: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Move the finished folder ``staging`` to ``path``, replacing what was there as a whole."""
+    staging, target = Path(staging), Path(path)
     backup = None
     if os.path.lexists(target):
         backup = target.with_name(f".{target.name}.old")

@@ -107,6 +107,12 @@ def attention_title(source_tokens: Sequence[str], target_tokens: Sequence[str], 
     return "attention weights\n" + "\n".join(lines)
 
 
+def _fit_title(title: str, width: int = 70, lines: int = 3) -> str:
+    """``title`` wrapped to ``width`` characters and cut to ``lines`` lines (a long input would
+    otherwise make the title taller than the heatmap)."""
+    return textwrap.fill(textwrap.shorten(title, width * lines, placeholder=" ..."), width)
+
+
 def _ticks(count: int) -> range:
     return range(0, count, max(1, math.ceil(count / HEATMAP_MAX_LABELS)))
 
@@ -140,7 +146,8 @@ def attention_heatmap(
     ax.set_yticks(list(ys), labels=[target[i] for i in ys], fontsize=fontsize)
     ax.set_xlabel("input tokens")
     ax.set_ylabel("output tokens")
-    ax.set_title(title or attention_title(source_tokens, target_tokens), fontsize=10, loc="left")
+    title = attention_title(source_tokens, target_tokens) if title is None else _fit_title(title)
+    ax.set_title(title, fontsize=10, loc="left")
     colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     colorbar.set_label("attention weight (each row sums to 1)")
     save_figure(fig, path)

@@ -24,10 +24,11 @@ from nlp182.io import atomic_write_bytes, atomic_write_json, check_run_folder, s
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
 from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
 from nlp182.vision.models import SmallCNN
-from nlp182.vision.segmentation import FCN, UNet, iou_per_class, mean_iou, pixel_accuracy
+from nlp182.vision.registry import create_model, list_models
+from nlp182.vision.segmentation import iou_per_class, mean_iou, pixel_accuracy
 
 log = logging.getLogger(__name__)
-SEGMENTERS = ("unet", "fcn")
+SEGMENTERS = list_models("segmentation")
 
 
 @dataclass
@@ -114,7 +115,7 @@ def train_shapes_run(
     x_te, y_te = make_shapes_segmentation(config.test_size, config.size, seed=config.fit.seed + 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.fit.seed)
-        model = UNet(3, 4, config.width) if config.model == "unet" else FCN(3, 4, config.width)
+        model = create_model(config.model, in_channels=3, num_classes=4, width=config.width)
     start = time.perf_counter()
     history = fit(model, x, y, config.fit)
     seconds = time.perf_counter() - start

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.optim import Adam
 from nlp182.plots import Figure, plt, save_figure
 
 
@@ -156,7 +157,7 @@ def activation_maximization(
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     x = (0.01 * torch.randn(1, *shape, generator=generator)).to(device).requires_grad_(True)
-    optimizer = torch.optim.Adam([x], lr=lr)
+    optimizer = Adam([x], lr=lr)
     for _ in range(steps):
         dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
         shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))

@@ -52,8 +52,10 @@ COMMON_LIMITS: dict[str, Limits] = {
             "svd_iterations", "steps", "flat_max_words", "length_penalty", "eig_power",
         )
     },
-    **{name: FRACTION for name in ("momentum", "dropout", "label_smoothing", "valid_fraction")},
-    "test_fraction": {"positive": True, "below": 1},
+    **{
+        name: FRACTION
+        for name in ("momentum", "dropout", "label_smoothing", "valid_fraction", "test_fraction")
+    },
     "teacher_forcing": {"minimum": 0, "maximum": 1},
     "cds_alpha": {"positive": True, "maximum": 1},
     "hidden_size": {"positive": True, "even": True},

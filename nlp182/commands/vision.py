@@ -21,7 +21,7 @@ HELPS = {
     "cycles": "learning-rate cycles of the cyclic schedule (must divide --epochs)",
     "progress": "show a progress bar while training",
 }
-LIMITS = {"size": {"minimum": 12}}
+LIMITS = {"size": {"minimum": 12}, "test_fraction": {"positive": True, "below": 1}}
 
 
 def _run_digits(args: argparse.Namespace) -> int:

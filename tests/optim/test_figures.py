@@ -40,14 +40,3 @@ def test_optim_plot_writes_a_run_folder_and_refuses_to_mix_into_others(tmp_path:
     assert json.loads((out / "config.json").read_text())["steps"] == 5
     assert main(argv) == 2 and "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
-
-
-def test_optim_imports_nothing_from_the_trainer() -> None:
-    import ast
-
-    package = Path(__file__).resolve().parents[2] / "nlp182" / "optim"
-    for source in package.glob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                above = ("nlp182.train", "nlp182.vision", "nlp182.commands")
-                assert not node.module.startswith(above), source

@@ -20,6 +20,7 @@ from nlp182.errors import Nlp182Error
 COMMAND_MODULES = (
     "nlp182.commands.embeddings",
     "nlp182.commands.server",
+    "nlp182.commands.importing",
     "nlp182.commands.seq2seq",  # after embeddings: joins the `train` group it creates
     "nlp182.commands.optim",
     "nlp182.commands.vision",  # joins the `train` group: train digits, train shapes

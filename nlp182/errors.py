@@ -66,3 +66,14 @@ class UnknownWordError(Nlp182Error, KeyError):
         self.suggestions = list(suggestions or [])
         hint = f"; did you mean: {', '.join(self.suggestions)}" if self.suggestions else ""
         super().__init__(f"word {word!r} is not in the vocabulary{hint}")
+
+
+class MissingExtraError(Nlp182Error, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra."""
+
+    status = 501
+    code = "missing_extra"
+
+
+class TruncatedFileError(FileFormatError, EOFError):
+    """A file ends before what its header promises (also an ``EOFError``, as gensim raises)."""

@@ -24,6 +24,12 @@ class InvalidInputError(Nlp182Error, ValueError):
     code = "invalid_input"
 
 
+class OutputError(InvalidInputError):
+    """An output path cannot or must not be written (a file, someone else's folder, read-only)."""
+
+    code = "bad_output"
+
+
 class ShapeError(InvalidInputError):
     """A tensor or array has the wrong shape or dimension."""
 

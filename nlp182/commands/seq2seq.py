@@ -8,13 +8,23 @@ API configure exactly the same things.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nlp182.attention import ATTENTION_KINDS
-from nlp182.commands.flags import add_config_flags, config_from_args, train_group
+from nlp182.commands.flags import (
+    POSITIVE,
+    add_config_flags,
+    add_out_flag,
+    add_overwrite_flag,
+    checked,
+    config_from_args,
+    device_name,
+    train_group,
+)
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import read_json
 from nlp182.seq2seq.config import LR_SCHEDULES, Seq2SeqConfig
@@ -26,6 +36,7 @@ from nlp182.train.run import incomplete_dir
 if TYPE_CHECKING:
     from nlp182.seq2seq.translator import Translator
 
+log = logging.getLogger(__name__)
 CHOICES = {
     "architecture": ARCHITECTURES,
     "cell": RNN_CELLS,
@@ -58,6 +69,32 @@ HELP = {
     "ffn_size": "transformer feed-forward width (0: 4 x hidden size)",
     "source_column": "TSV source column: 0-based number or header name",
     "target_column": "TSV target column: 0-based number or header name",
+    "valid_fraction": "share of your pairs held out to pick the best epoch",
+    "test_fraction": "share of your pairs held out for the final scores",
+    "date_train": "date task: training pairs",
+    "date_valid": "date task: validation pairs",
+    "date_test": "date task: test pairs",
+    "max_length": "longest training pair, in tokens on either side; longer ones are skipped",
+    "vocab_size": "most tokens in each vocabulary",
+    "min_frequency": "fewest occurrences for a token to get its own entry",
+    "lowercase": "lowercase the text first",
+    "split_digits": "one token per digit",
+    "cell": "recurrent cell of encoder and decoder",
+    "embed_dim": "size of the token embeddings",
+    "hidden_size": "size of the decoder state; the two encoder directions get half each",
+    "num_layers": "stacked recurrent layers",
+    "attention": "how the decoder scores the input positions",
+    "num_heads": "heads of multi-head attention",
+    "input_feeding": "feed the previous attention output into the next decoder step",
+    "clip_grad_norm": "gradients are scaled down to at most this norm before each step",
+    "teacher_forcing": "probability of feeding the true previous token while training",
+    "label_smoothing": "share of the target probability spread over all tokens",
+    "early_stopping_patience": "stop after this many epochs without a better validation score "
+    "(default: train every epoch)",
+    "beam_width": "candidates kept while decoding the test set and by translate; 1 is greedy",
+    "length_penalty": "favour longer outputs as it grows; 0 ranks by total probability",
+    "max_output_len": "most output tokens",
+    "num_heatmaps": "attention heatmaps of test sentences saved in the run",
 }
 
 
@@ -106,6 +143,12 @@ def _heatmap_paths(base: Path, count: int) -> list[Path]:
     return [base.with_name(f"{base.stem}-{i}{base.suffix or '.png'}") for i in range(count)]
 
 
+def _longest_training_input(run: Path, fallback: int) -> int:
+    """Tokens of the longest training input, from ``metrics.json`` (older runs: ``max_length``)."""
+    metrics = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    return int(metrics.get("longest_source_tokens") or fallback)
+
+
 def _input_lines(source: str) -> Iterator[str]:
     """Lines of a file, or of standard input for ``-``, without their line ends."""
     if source == "-":
@@ -146,30 +189,44 @@ def _translate_stream(translator: Translator, lines: Iterable[str], args: argpar
 
 
 def _run_translate(args: argparse.Namespace) -> int:
+    from nlp182.io import check_output_file, run_kind
+    from nlp182.plots import figure_format
+    from nlp182.seq2seq.tokenize import encode
     from nlp182.seq2seq.translator import Translator
 
     if bool(args.text) == (args.input is not None):
         raise InvalidInputError("give sentences on the command line or --input FILE (- for stdin), not both")
-    if args.batch_size < 1:
-        raise InvalidInputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    translator = Translator.load(args.run, device=args.device)
-    if args.input is not None:
-        if args.heatmap is not None:
-            raise InvalidInputError("--heatmap draws sentences given on the command line, not --input")
-        _translate_stream(translator, _input_lines(args.input), args)
-        return 0
+    if args.input is not None and args.heatmap is not None:
+        raise InvalidInputError("--heatmap draws sentences given on the command line, not --input")
     if any(not text.strip() for text in args.text):
         raise InvalidInputError("a sentence to translate is empty")
+    kind = run_kind(args.run)
+    if kind not in (None, "seq2seq"):
+        raise InvalidInputError(f"{args.run} is a {kind} run, not a seq2seq run")
+    paths = [] if args.heatmap is None else _heatmap_paths(Path(args.heatmap), len(args.text))
+    for path in paths:  # before translating: the figures can be written
+        figure_format(path, "--heatmap")
+        check_output_file(path, args.overwrite, "--heatmap")
+    translator = Translator.load(args.run, device=args.device)
+    if args.input is not None:
+        _translate_stream(translator, _input_lines(args.input), args)
+        return 0
+    longest = _longest_training_input(Path(args.run), translator.config.max_length)
+    lengths = [len(ids) for ids in encode(translator.source_tokenizer, args.text)]
     translations = translator.translate(
         args.text, beam_width=args.beam_width, max_len=args.max_len, length_penalty=args.length_penalty
     )
-    for translation in translations:
-        print(translation.text)
-    if args.heatmap is not None:
-        for translation, path in zip(
-            translations, _heatmap_paths(Path(args.heatmap), len(translations)), strict=True
-        ):
-            translation.save_heatmap(path)
+    for number, (translation, length) in enumerate(zip(translations, lengths, strict=True), 1):
+        if length > longest:
+            log.warning(
+                "sentence %d has %d tokens, more than the longest training input (%d): "
+                "its translation is unreliable", number, length, longest,
+            )
+            print(f"{translation.text}\t[unreliable: input longer than any training input]")
+        else:
+            print(translation.text)
+    for translation, path in zip(translations, paths, strict=False):
+        translation.save_heatmap(path)
     return 0
 
 
@@ -178,8 +235,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = train_group(subparsers).add_parser(
         "seq2seq", help="train an attention seq2seq translator on parallel text or the date task"
     )
-    train.add_argument("--out", required=True, help="run folder to write (replaced as a whole on success; "
-                       "staged in OUT.incomplete until then)")
+    add_out_flag(train, "run folder (staged in OUT.incomplete until training ends)")
     changeable = ", ".join(RESUME_OVERRIDES)
     train.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT.incomplete "
                        f"from its last checkpoint with its saved settings (only {changeable} may change)")
@@ -194,13 +250,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prints one line per input line"
     )
     translate.add_argument(
-        "--beam-width", "--beam", type=int, default=None, help="beam width (1 = greedy; default: run's)"
+        "--beam-width", "--beam", type=checked(int, POSITIVE), default=None,
+        help="candidates kept while decoding; 1 is greedy (default: the run's setting)",
     )
-    translate.add_argument("--batch-size", type=int, default=256, help="lines decoded together (--input)")
-    translate.add_argument("--max-len", type=int, default=None, help="most output tokens (default: run's)")
-    translate.add_argument("--length-penalty", type=float, default=None, help="length normalisation exponent")
     translate.add_argument(
-        "--heatmap", default=None, help="save the attention heatmap PNG here (-i per sentence)"
+        "--batch-size", type=checked(int, POSITIVE), default=256,
+        help="lines decoded together with --input (default: 256)",
     )
-    translate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    translate.add_argument(
+        "--max-len", type=checked(int, POSITIVE), default=None,
+        help="most output tokens (default: the run's setting)",
+    )
+    translate.add_argument(
+        "--length-penalty", type=checked(float, {"minimum": 0}), default=None,
+        help="favour longer outputs as it grows; 0 ranks by total probability (default: the run's setting)",
+    )
+    translate.add_argument(
+        "--heatmap", default=None,
+        help="write each sentence's attention heatmap here (.png, .pdf or .svg); with several "
+        "sentences NAME-0.png, NAME-1.png, ...",
+    )
+    add_overwrite_flag(translate, "replace existing --heatmap files")
+    translate.add_argument(
+        "--device", type=device_name, default="auto",
+        help="where to compute: auto, cpu, cuda or mps (default: auto)",
+    )
     translate.set_defaults(func=_run_translate)

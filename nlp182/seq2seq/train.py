@@ -296,6 +296,7 @@ def train_seq2seq(
             },
             "parameters": sum(p.numel() for p in model.parameters()),
             "metrics": names,
+            "longest_source_tokens": max(len(src) for src, _ in train_ids),  # translate warns beyond it
             "test": test,
         }
         translator.save(staging)

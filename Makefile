@@ -27,7 +27,7 @@ demo: install
 	$(VENV)/bin/nlp182 neighbors $(RUNS)/w2v king
 	$(VENV)/bin/nlp182 index $(RUNS)/w2v
 	$(VENV)/bin/nlp182 serve $(RUNS)/w2v --port $(DEMO_PORT) & server=$$!; \
-	$(PYTHON) -m server.probe http://127.0.0.1:$(DEMO_PORT) '/v1/neighbors?word=king&k=10'; status=$$?; \
+	$(PYTHON) -m nlp182.server.probe http://127.0.0.1:$(DEMO_PORT) '/v1/neighbors?word=king&k=10'; status=$$?; \
 	kill -TERM $$server; wait $$server; exit $$status
 
 test: install browser

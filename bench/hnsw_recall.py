@@ -23,11 +23,11 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from nlp182.server.config import IndexConfig
+from nlp182.server.index import measure_recall
 
 from bench.machine import faiss_machine
 from nlp182.io import atomic_write_json
-from server.config import IndexConfig
-from server.index import measure_recall
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

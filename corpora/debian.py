@@ -1,8 +1,8 @@
 """A 20M+ token English corpus from Debian packages that install offline (the recipe, not the text).
 
     apt-get update
-    apt-get install -y --no-install-recommends $(python -m corpora.debian --packages)
-    python -m corpora.debian --out corpora/debian.txt
+    apt-get install -y --no-install-recommends $(python -m nlp182.corpora.debian --packages)
+    python -m nlp182.corpora.debian --out corpora/debian.txt
 
 Each package's files are listed with ``dpkg -L`` (so the corpus depends only on the package
 versions) and read by their format: dictionaries (dictd ``.dz``: GCIDE, FOLDOC, the Jargon File,
@@ -20,7 +20,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from corpora.text import WrittenCorpus, paragraphs, read_text, write_corpus
+from nlp182.corpora.text import WrittenCorpus, paragraphs, read_text, write_corpus
+
 from nlp182.errors import MissingFileError
 
 #: package -> pattern of the installed paths to read (matched against the whole path).

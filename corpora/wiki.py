@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from corpora.text import WrittenCorpus, write_corpus
+from nlp182.corpora.text import WrittenCorpus, write_corpus
+
 from nlp182.errors import MissingFileError
 
 

@@ -19,17 +19,17 @@ from pathlib import Path
 
 import faiss
 from flask import Flask, Response, g, request
+from nlp182.server.batching import MicroBatcher
+from nlp182.server.config import AppConfig, Limits
+from nlp182.server.index import SimilarityIndex, load_vectors
+from nlp182.server.metrics import Metrics
+from nlp182.server.queries import QueryService
+from nlp182.server.routes import Service, api, error_response, routes
+from nlp182.server.validation import OverLimitError
+from nlp182.server.vocab import Vocabulary
 from werkzeug.exceptions import HTTPException
 
 from nlp182.errors import Nlp182Error, UnknownWordError
-from server.batching import MicroBatcher
-from server.config import AppConfig, Limits
-from server.index import SimilarityIndex, load_vectors
-from server.metrics import Metrics
-from server.queries import QueryService
-from server.routes import Service, api, error_response, routes
-from server.validation import OverLimitError
-from server.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint
-
-from server.validation import MAX_WORD_LENGTH
+from nlp182.server.validation import MAX_WORD_LENGTH
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Wait until a running service is ready, GET one path and print the JSON answer.
 
-``python -m server.probe http://127.0.0.1:8182 '/v1/neighbors?word=king&k=10'`` is what
+``python -m nlp182.server.probe http://127.0.0.1:8182 '/v1/neighbors?word=king&k=10'`` is what
 ``make demo`` runs against the gunicorn server it started in the background. Standard library
 only. Exit status: 0 on a 2xx answer, 1 on an error answer (printed too), 2 if the server never
 became ready.

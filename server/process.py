@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import psutil
-
-from server.probe import wait_ready
+from nlp182.server.probe import wait_ready
 
 SERVE_COMMAND = (
     "import sys\n"

@@ -12,16 +12,13 @@ from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
-
-from nlp182.embeddings.vectors import Vectors
-from nlp182.errors import InvalidInputError
-from server.config import Limits
-from server.index import SimilarityIndex
-from server.metrics import Metrics
-from server.openapi import K_PARAM, NEIGHBORS, VECTOR, WORD, K, RouteTable, json_response, obj, query
-from server.projection import pca_2d
-from server.queries import METHODS, Answer, QueryService
-from server.validation import (
+from nlp182.server.config import Limits
+from nlp182.server.index import SimilarityIndex
+from nlp182.server.metrics import Metrics
+from nlp182.server.openapi import K_PARAM, NEIGHBORS, VECTOR, WORD, K, RouteTable, json_response, obj, query
+from nlp182.server.projection import pca_2d
+from nlp182.server.queries import METHODS, Answer, QueryService
+from nlp182.server.validation import (
     MAX_WORD_LENGTH,
     at_most,
     body_int,
@@ -31,7 +28,10 @@ from server.validation import (
     vector_list,
     word_list,
 )
-from server.vocab import Vocabulary
+from nlp182.server.vocab import Vocabulary
+
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import InvalidInputError
 
 MAX_VOCAB_LIMIT = 100
 MAX_MAP_K = 50

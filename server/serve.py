@@ -3,7 +3,7 @@
 gunicorn's master binds the socket, forks the workers, restarts one that dies and, on
 ``kill -HUP``, starts fresh workers (which load the run's index as it is now on disk) before it
 stops the old ones gracefully (each finishes its requests in flight): that is how a rebuilt index
-is served without downtime. Each worker (``server.worker.Worker``) parses requests on uvicorn's
+is served without downtime. Each worker (``nlp182.server.worker.Worker``) parses requests on uvicorn's
 event loop and reads each one in full before a request thread sees it (``server.asgi``), so slow
 clients cost sockets, not threads. With the default ``--threads 0`` an exact index gets 16 request
 threads per worker, whose concurrent queries are gathered into one search, and an HNSW index one.
@@ -36,9 +36,8 @@ import flask  # noqa: F401  (imported in the master so workers share its pages)
 import numpy  # noqa: F401
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
-
-from server.config import ServeConfig
-from server.index import SimilarityIndex, load_vectors
+from nlp182.server.config import ServeConfig
+from nlp182.server.index import SimilarityIndex, load_vectors
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +78,21 @@ class _Gunicorn(BaseApplication):
             gc.freeze()  # the master's objects: a worker's collector never touches (so copies) their pages
 
         def post_fork(server, worker) -> None:
-            from server.worker import JsonErrorsProtocol
+            from nlp182.server.worker import JsonErrorsProtocol
 
             JsonErrorsProtocol.read_timeout = request_timeout
             faiss.omp_set_num_threads(omp_threads)
             faiss.cvar.distance_compute_blas_threshold = blas_threshold
 
         def child_exit(server, worker) -> None:
-            from server.metrics import mark_worker_dead
+            from nlp182.server.metrics import mark_worker_dead
 
             mark_worker_dead(worker.pid)
 
         options = {
             "bind": f"{config.host}:{config.port}",
             "workers": config.workers,
-            "worker_class": "server.worker.Worker",
+            "worker_class": "nlp182.server.worker.Worker",
             "timeout": config.timeout,
             "graceful_timeout": 10,
             "keepalive": 5,
@@ -113,8 +112,8 @@ class _Gunicorn(BaseApplication):
         _Master(self).run()
 
     def load(self):
-        from server.app import create_app
-        from server.asgi import BufferedWSGI
+        from nlp182.server.app import create_app
+        from nlp182.server.asgi import BufferedWSGI
 
         config = self.serve_config
         app = create_app(self.run_dir, config.app_config())
@@ -144,7 +143,7 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="nlp182-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
-    importlib.import_module("server.app")  # in the master, so workers share its modules' pages
+    importlib.import_module("nlp182.server.app")  # in the master, so workers share its modules' pages
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
     log.info("serving %s (%s index) on http://%s:%d with %d workers x %d threads",
              run_dir, kind, config.host, config.port, config.workers, config.threads)

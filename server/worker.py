@@ -16,10 +16,9 @@ import asyncio
 from typing import Any, ClassVar
 
 import httptools
+from nlp182.server.asgi import json_error_body
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
-
-from server.asgi import json_error_body
 
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from corpora.prepare import PreparedCorpus, prepare
+from nlp182.corpora.prepare import PreparedCorpus, prepare
 
 # Tests must be reproducible and small: cap threads so two workers do not thrash 2 cores.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

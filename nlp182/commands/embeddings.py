@@ -115,17 +115,17 @@ def _run_prepare(args: argparse.Namespace) -> int:
         if args.out is None:
             raise InvalidInputError("--wiki and --text need --out FILE (the corpus file to write)")
         if args.wiki:
-            from corpora.wiki import prepare_wiki
+            from nlp182.corpora.wiki import prepare_wiki
 
             written = prepare_wiki(args.wiki, args.out, args.processes)
         else:
-            from corpora.text import prepare_text
+            from nlp182.corpora.text import prepare_text
 
             written = prepare_text(args.text, args.out)
         print(f"corpus: {written.path} ({written.lines:,} lines, {written.tokens:,} tokens)")
         print(f"sha256: {written.sha256}")
         return 0
-    from corpora.prepare import prepare
+    from nlp182.corpora.prepare import prepare
 
     result = prepare(args.out or "corpora")
     print(f"corpus: {result.corpus} ({result.lines} lines)")

@@ -53,8 +53,8 @@ def _config_from_args(config_class: type, args: argparse.Namespace) -> Any:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from server.config import IndexConfig
-    from server.index import SimilarityIndex, load_vectors
+    from nlp182.server.config import IndexConfig
+    from nlp182.server.index import SimilarityIndex, load_vectors
 
     config = _config_from_args(IndexConfig, args)
     vectors = load_vectors(args.run)
@@ -68,8 +68,8 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.config import ServeConfig
-    from server.serve import run_server
+    from nlp182.server.config import ServeConfig
+    from nlp182.server.serve import run_server
 
     run_server(args.run, _config_from_args(ServeConfig, args))
     return 0
@@ -77,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``index`` and ``serve`` sub-commands."""
-    from server.config import IndexConfig, ServeConfig
+    from nlp182.server.config import IndexConfig, ServeConfig
 
     index = subparsers.add_parser("index", help="build the FAISS similarity index of a trained run")
     index.add_argument("run", help="run folder (vectors.npy + vocab.txt)")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from corpora.prepare import PreparedCorpus
+from nlp182.corpora.prepare import PreparedCorpus
 
 
 @pytest.fixture(scope="session")

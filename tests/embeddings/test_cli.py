@@ -122,7 +122,7 @@ def test_corpus_prepare_is_deterministic(tmp_path, capsys, prepared) -> None:
 
 
 def test_corpus_prepare_text_and_wiki_write_normalised_lines(tmp_path, capsys) -> None:
-    from corpora.prepare import WIKI_DUMP, gensim_data
+    from nlp182.corpora.prepare import WIKI_DUMP, gensim_data
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("First paragraph,\nstill first.\n\nSecond: It's here!\n")

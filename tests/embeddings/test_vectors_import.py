@@ -100,7 +100,7 @@ def test_cli_import_then_index_then_serve(
     assert main(["index", str(run)]) == 0
     assert (run / "index.faiss").is_file()
 
-    from server.app import create_app
+    from nlp182.server.app import create_app
 
     client = create_app(run).test_client()
     answer = client.get("/v1/neighbors?word=government&k=5").get_json()["neighbors"]

@@ -134,7 +134,7 @@ def test_evaluation_peak_memory_stays_bounded(tmp_path: Path) -> None:
 def test_query_core_and_service_path_do_not_import_torch() -> None:
     code = (
         "import sys, nlp182.embeddings.query, nlp182.embeddings.vectors, nlp182.embeddings.evaluate, "
-        "server.queries; bad = [m for m in ('torch', 'pyarrow') if m in sys.modules]; "
+        "nlp182.server.queries; bad = [m for m in ('torch', 'pyarrow') if m in sys.modules]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
@@ -158,8 +158,8 @@ def test_wmdistance_with_pot_is_the_hand_computed_transport() -> None:
 
 
 def test_the_service_faiss_index_is_an_indexer_for_most_similar(store) -> None:
-    from server.config import IndexConfig
-    from server.index import SimilarityIndex
+    from nlp182.server.config import IndexConfig
+    from nlp182.server.index import SimilarityIndex
 
     matrix, _ = store
     vectors = Vectors([f"w{i}" for i in range(len(matrix))], matrix)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from server.process import ServeProcess
+from nlp182.server.process import ServeProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

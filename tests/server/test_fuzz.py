@@ -14,9 +14,8 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
-
-from server.app import create_app
-from server.config import AppConfig, Limits
+from nlp182.server.app import create_app
+from nlp182.server.config import AppConfig, Limits
 
 from .conftest import make_synthetic_run
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from nlp182.server.process import SERVE_COMMAND, ServeProcess
 
 from nlp182 import cli
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
-from server.process import SERVE_COMMAND, ServeProcess
 
 from .conftest import ROOT, write_run
 
@@ -68,13 +68,13 @@ def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_serv
     code, output = live_server.stop()
     assert code == 0, output
     assert "Shutting down: Master" in output
-    assert "Using worker: server.worker.Worker" in output
+    assert "Using worker: nlp182.server.worker.Worker" in output
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
 
 
 def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors: Vectors) -> None:
-    from server.config import IndexConfig, ServeConfig
-    from server.index import SimilarityIndex
+    from nlp182.server.config import IndexConfig, ServeConfig
+    from nlp182.server.index import SimilarityIndex
 
     assert ServeConfig().resolve_threads("hnsw") == 1  # one request thread per process
     assert ServeConfig().resolve_threads("flat") == 16  # concurrent queries are gathered
@@ -99,16 +99,19 @@ def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors
     assert "x 1 threads" in output and "hnsw index" in output
 
 
+PROBE = [sys.executable, "-m", "nlp182.server.probe"]
+
+
 def test_probe_waits_for_the_server_and_prints_the_answer(live_server: ServeProcess) -> None:
-    ok = subprocess.run([sys.executable, "-m", "server.probe", live_server.url, "/v1/neighbors?word=w1&k=3"],
+    ok = subprocess.run([*PROBE, live_server.url, "/v1/neighbors?word=w1&k=3"],
                         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     header, body = ok.stdout.split("\n", 1)
     assert header == "GET /v1/neighbors?word=w1&k=3 -> 200" and len(json.loads(body)["neighbors"]) == 3
-    missing = subprocess.run([sys.executable, "-m", "server.probe", live_server.url, "/v1/neighbors?word=zz"],
+    missing = subprocess.run([*PROBE, live_server.url, "/v1/neighbors?word=zz"],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "unknown_word" in missing.stdout
-    down = subprocess.run([sys.executable, "-m", "server.probe", "http://127.0.0.1:9", "/", "--timeout", "1"],
+    down = subprocess.run([*PROBE, "http://127.0.0.1:9", "/", "--timeout", "1"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert down.returncode == 2 and "not ready" in down.stderr
 
@@ -116,8 +119,7 @@ def test_probe_waits_for_the_server_and_prints_the_answer(live_server: ServeProc
 def test_demo_path_train_index_serve_agrees_with_vector_store(tmp_path: Path) -> None:
     """`nlp182 train w2v` (the project's trainer, tiny) -> `nlp182 index` -> API answers == most_similar."""
     from gensim.test.utils import datapath
-
-    from server.app import create_app
+    from nlp182.server.app import create_app
 
     run = tmp_path / "w2v"
     nlp182 = [sys.executable, "-m", "nlp182.cli"]
@@ -145,7 +147,7 @@ def test_demo_path_train_index_serve_agrees_with_vector_store(tmp_path: Path) ->
 
 
 def test_malloc_arena_cap_is_applied_only_when_asked() -> None:
-    from server.serve import limit_malloc_arenas
+    from nlp182.server.serve import limit_malloc_arenas
 
     assert limit_malloc_arenas(0) is False
     assert limit_malloc_arenas(2) is (platform.libc_ver()[0] == "glibc")

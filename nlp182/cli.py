@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "nlp182.commands.seq2seq",  # after embeddings: joins the `train` group it creates
     "nlp182.commands.optim",
     "nlp182.commands.vision",  # joins the `train` group: train digits, train shapes
+    "nlp182.commands.captioning",  # joins the `train` group: train caption; and `caption`
 )
 
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,17 +35,22 @@ COLOURS = {
 SIZES = {"small": (5, 7), "large": (10, 12)}
 
 
-def digit_pools(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """scikit-learn's 1,797 digit scans ``(N, 8, 8)`` in ``[0, 1]`` and labels, split 70/10/20 by ``seed``."""
+@functools.cache
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    order = np.random.default_rng(seed).permutation(len(digits.target))
+    return (digits.images / 16.0).astype(np.float32), digits.target
+
+
+def digit_pools(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's 1,797 digit scans ``(N, 8, 8)`` in ``[0, 1]`` and labels, split 70/10/20 by ``seed``."""
+    scans, labels = _sklearn_digits()
+    order = np.random.default_rng(seed).permutation(len(labels))
     cuts = np.cumsum([int(f * len(order)) for f in POOL_FRACTIONS[:-1]])
-    pools = {}
-    for name, index in zip(SPLITS, np.split(order, cuts), strict=True):
-        pools[name] = ((digits.images[index] / 16.0).astype(np.float32), digits.target[index])
-    return pools
+    return {
+        name: (scans[index], labels[index]) for name, index in zip(SPLITS, np.split(order, cuts), strict=True)
+    }
 
 
 def _digit_layout(rng: np.random.Generator, size: int, count: int, min_px: int, max_px: int) -> list[tuple]:

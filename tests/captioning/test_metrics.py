@@ -17,8 +17,11 @@ HYPOTHESES = [
     "a man rides a red bike down the street",
 ]
 REFERENCES = [
-    ["a small red disc left of a large blue triangle", "a blue triangle right of a small red disc",
-     "a red disc left of a blue triangle"],
+    [
+        "a small red disc left of a large blue triangle",
+        "a blue triangle right of a small red disc",
+        "a red disc left of a blue triangle",
+    ],
     ["a large green square", "a green square", "there is a large green square"],
     ["two brown dogs run across the grass", "dogs running on a lawn", "two dogs play in the grass"],
     ["a man riding a bike on the street", "a cyclist rides down a city street", "a man on a red bicycle"],

@@ -19,8 +19,15 @@ VOCAB = 7
 
 def _model(attention: str = "additive", vocab: int = VOCAB, **kwargs) -> CaptionModel:
     torch.manual_seed(0)
-    options = {"encoder": "smallcnn", "encoder_width": 0.125, "grid": 3, "feature_dim": 16,
-               "embed_dim": 8, "hidden_size": 16, "dropout": 0.0}
+    options = {
+        "encoder": "smallcnn",
+        "encoder_width": 0.125,
+        "grid": 3,
+        "feature_dim": 16,
+        "embed_dim": 8,
+        "hidden_size": 16,
+        "dropout": 0.0,
+    }
     return CaptionModel(vocab, CaptionModelConfig(attention=attention, **{**options, **kwargs})).eval()
 
 
@@ -109,8 +116,9 @@ def test_beam_search_returns_the_exhaustive_best_caption() -> None:
     with torch.no_grad():
         model.decoder.out.weight.mul_(6.0)
     images = _images()
-    found = beam_search(model.decoder, model.memory(images), bos_id=BOS_ID, eos_id=EOS_ID,
-                        beam_width=200, max_len=max_len)
+    found = beam_search(
+        model.decoder, model.memory(images), bos_id=BOS_ID, eos_id=EOS_ID, beam_width=200, max_len=max_len
+    )
     words = [t for t in range(6) if t != EOS_ID]
     for image, hyp in zip(images, found, strict=True):
         candidates = [

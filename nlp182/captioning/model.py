@@ -1,8 +1,13 @@
 """Show, Attend and Tell (Xu et al., 2015): a CNN feature grid and an attention LSTM decoder.
 
 Encoder: any :mod:`nlp182.vision` model's ``forward_features`` map ``(B, C, h, w)``, adaptive
-average pooled to a ``grid x grid`` map (``L = grid**2`` locations) and projected to ``D``:
-the annotation vectors ``a`` ``(B, L, D)``. Decoder, per step ``t``:
+max pooled to a ``grid x grid`` map (``L = grid**2`` locations) and projected to ``D``: the
+annotation vectors ``a`` ``(B, L, D)``. Max rather than average pooling: on sparse scenes (a few
+digits on a black canvas) averaging dilutes an object's features into its cell's background,
+and the decoder then learned nothing from the image in our runs. A learned embedding of each location is added
+(``positions``): convolution features say *what* is there but hardly *where*, and a caption
+read in spatial order ("left to right") needs the attention to tell locations apart.
+Decoder, per step ``t``:
 
 - ``h0, c0 = tanh(W_h mean(a)), tanh(W_c mean(a))``;
 - soft attention of ``h_{t-1}`` over ``a`` (any :mod:`nlp182.attention` kind by name) gives
@@ -45,8 +50,9 @@ class CaptionModelConfig:
     ``smallcnn`` takes ``round(32 * encoder_width)`` channels) with the small-input stem;
     ``freeze_encoder`` freezes its top-level layers up to that name (``"all"``: the whole
     encoder), the transfer recipe for a pretrained backbone. ``grid`` sets ``L = grid**2``.
-    ``dot``, ``scaled_dot`` and ``multihead`` attention compare ``h`` with ``a`` directly and
-    need ``hidden_size == feature_dim``.
+    ``positions`` adds a learned embedding per location to the annotation vectors. ``dot``,
+    ``scaled_dot`` and ``multihead`` attention compare ``h`` with ``a`` directly and need
+    ``hidden_size == feature_dim``.
     """
 
     encoder: str = "resnet18"
@@ -54,6 +60,7 @@ class CaptionModelConfig:
     freeze_encoder: str | None = None
     grid: int = 8
     feature_dim: int = 128
+    positions: bool = True
     embed_dim: int = 64
     hidden_size: int = 256
     attention: str = "additive"
@@ -101,14 +108,18 @@ class ImageEncoder(nn.Module):
         self.backbone = build_backbone(config.encoder, config.encoder_width)
         if config.freeze_encoder is not None:
             freeze(self.backbone, None if config.freeze_encoder == "all" else config.freeze_encoder)
-        self.pool = nn.AdaptiveAvgPool2d(config.grid)
+        self.pool = nn.AdaptiveMaxPool2d(config.grid)
         self.project = nn.Linear(self.backbone.num_features, config.feature_dim)
+        self.positions = (
+            nn.Parameter(0.02 * torch.randn(config.grid**2, config.feature_dim)) if config.positions else None
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ShapeError(f"images must be (B, 3, H, W); got {tuple(images.shape)}")
         features = self.pool(self.backbone.forward_features((images - 0.5) / 0.25))
-        return self.project(features.flatten(2).transpose(1, 2))
+        annotations = self.project(features.flatten(2).transpose(1, 2))
+        return annotations if self.positions is None else annotations + self.positions
 
 
 class StepOutput(NamedTuple):

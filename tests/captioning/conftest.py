@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 CAPTIONS = {
@@ -16,6 +17,15 @@ CAPTIONS = {
     "red2.png": ["a red square on black"],
 }
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 230), "green": (30, 200, 60)}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small step-by-step models run fastest on one thread (more spin-wait on a shared machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _write_images(folder: Path) -> None:

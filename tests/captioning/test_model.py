@@ -90,7 +90,7 @@ def test_loss_is_cross_entropy_plus_lambda_times_the_mean_penalty() -> None:
     ce = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
     penalty = doubly_stochastic_penalty(out.weights, targets != PAD_ID).mean()
     torch.testing.assert_close(loss, ce + 0.5 * penalty)
-    assert parts["doubly_stochastic"] == pytest.approx(float(penalty))
+    assert parts["doubly_stochastic"] == pytest.approx(float(penalty.detach()))
 
 
 def test_hard_attention_trains_its_scorer_through_reinforce() -> None:
@@ -104,10 +104,11 @@ def test_hard_attention_trains_its_scorer_through_reinforce() -> None:
 
 
 @torch.no_grad()
-def _log_prob(model: CaptionModel, image: torch.Tensor, output: list[int], complete: bool) -> float:
+def _log_prob(model: CaptionModel, features: torch.Tensor, output: list[int], complete: bool) -> float:
+    """Teacher-forced log-probability of ``output`` (+ ``<eos>``) given one image's features ``(1, L, D)``."""
     target = output + ([EOS_ID] if complete else [])
     captions_in = torch.tensor([[BOS_ID, *target[:-1]]]) if target else torch.tensor([[BOS_ID]])
-    log_probs = torch.log_softmax(model(image[None], captions_in).logits[0], dim=-1)
+    log_probs = torch.log_softmax(model.decoder(features, captions_in).logits[0], dim=-1)
     return float(sum(log_probs[t, token] for t, token in enumerate(target)))
 
 
@@ -115,14 +116,13 @@ def test_beam_search_returns_the_exhaustive_best_caption() -> None:
     model, max_len = _model(vocab=6), 3
     with torch.no_grad():
         model.decoder.out.weight.mul_(6.0)
-    images = _images()
-    found = beam_search(
-        model.decoder, model.memory(images), bos_id=BOS_ID, eos_id=EOS_ID, beam_width=200, max_len=max_len
-    )
+    memory = model.memory(_images())
+    found = beam_search(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, beam_width=200, max_len=max_len)
     words = [t for t in range(6) if t != EOS_ID]
-    for image, hyp in zip(images, found, strict=True):
+    for row, hyp in enumerate(found):
+        features = memory.keys[row : row + 1]
         candidates = [
-            (_log_prob(model, image, list(out), n < max_len) / (n + (n < max_len)), list(out))
+            (_log_prob(model, features, list(out), n < max_len) / (n + (n < max_len)), list(out))
             for n in range(max_len + 1)
             for out in itertools.product(words, repeat=n)
         ]

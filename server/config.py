@@ -5,11 +5,46 @@ Kept free of heavy imports so ``nlp182 --help`` does not load FAISS or gunicorn.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from nlp182.errors import InvalidInputError
 
 INDEX_KINDS = ("auto", "flat", "hnsw")
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass
+class Limits:
+    """The most work one request may ask for; each is a ``nlp182 serve`` flag.
+
+    A request over a limit is refused before any search with a JSON error naming the limit: 400
+    for one parameter out of range, 413 for a request whose total size is over.
+
+    Args:
+        max_k: answers per query (``k``).
+        max_batch: words or vectors in one ``POST /v1/neighbors``. An exact search costs one pass
+            over the matrix per query (64 queries at 300,000 x 300: 5.8 GFLOP).
+        max_results: queries x ``k`` in one request, which bounds both the search and the answer
+            (20,000 neighbours is about 1 MB of JSON).
+        max_analogy_words: positive words, and negative words, of one analogy (3CosMul costs one
+            pass over the matrix per word: 8 words take ~0.2 s at 300,000 x 300).
+        max_body_bytes: request bodies above this size get 413 (read no further).
+    """
+
+    max_k: int = 1000
+    max_batch: int = 64
+    max_results: int = 20_000
+    max_analogy_words: int = 4
+    max_body_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("max_k", "max_batch", "max_results", "max_analogy_words"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_body_bytes < 1024:
+            raise InvalidInputError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
 
 
 @dataclass
@@ -22,16 +57,20 @@ class AppConfig:
             batches by itself under load and adds no latency when idle.
         batch_max: the most queries per gathered call; 1 turns micro-batching off (each request
             searches on its own thread).
-        max_body_bytes: request bodies above this size get 413.
         omp_threads: OpenMP threads FAISS may use on each request thread (0 leaves OpenMP's
             default). OpenMP keeps this setting per thread, and a thread that never set it uses
             one per core, so the app sets it on every request thread itself.
+        limits: the most work one request may ask for.
+        allowed_hosts: the names a request's ``Host`` header may carry (port ignored); any other
+            gets 400, so a web page cannot reach the API through DNS rebinding. ``("*",)`` allows
+            every name (only behind a proxy that checks it).
     """
 
     batch_window_ms: float = 0.0
     batch_max: int = 64
-    max_body_bytes: int = 1 << 20
     omp_threads: int = 0
+    limits: Limits = field(default_factory=Limits)
+    allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
 
     def __post_init__(self) -> None:
         if self.omp_threads < 0:
@@ -40,8 +79,8 @@ class AppConfig:
             raise InvalidInputError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
         if self.batch_max < 1:
             raise InvalidInputError(f"batch_max must be >= 1, got {self.batch_max}")
-        if self.max_body_bytes < 1024:
-            raise InvalidInputError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+        if not self.allowed_hosts:
+            raise InvalidInputError("allowed_hosts must name at least one host (or '*')")
 
 
 @dataclass
@@ -94,17 +133,24 @@ class ServeConfig:
         workers: gunicorn worker processes (one per core).
         threads: request threads per worker; 0 (default) picks by index kind (``resolve_threads``):
             16 for an exact index, whose concurrent queries a worker gathers into one search, 1 for
-            HNSW, served by gunicorn's sync workers one request at a time per process (a graph
-            search gains nothing from gathering, and threads of one process queue for its GIL:
-            measured at 32 connections on 2 cores, p99 16 ms with 2 sync workers vs 30-45 ms with
-            2 x 16 threads, at the same throughput).
+            HNSW, one search at a time per process (a graph search gains nothing from gathering,
+            and threads of one process queue for its GIL: measured at 32 connections on 2 cores,
+            p99 16 ms with one thread per worker vs 30-45 ms with 16, at the same throughput).
+            Requests are read in full by each worker's event loop first, so these threads only
+            run complete requests; slow clients never hold one.
         timeout: seconds before gunicorn restarts a silent worker.
+        request_timeout: seconds a client has to send a whole request (from its connection or the
+            request's first byte); later it gets 408 and the connection is closed.
         omp_threads: OpenMP threads FAISS may use per worker.
         blas_threshold: FAISS uses BLAS for exact searches of at least this many queries.
         batch_window_ms: see ``AppConfig``.
         batch_max: see ``AppConfig``.
-        max_body_bytes: see ``AppConfig``.
+        max_k, max_batch, max_results, max_analogy_words, max_body_bytes: see ``Limits``.
+        allowed_hosts: comma-separated ``Host`` names the API answers (see ``AppConfig``); empty
+            (default): the bind address and the loopback names.
         access_log: log every request to stderr.
+        pid_file: write the master's process id here (for ``kill -HUP $(cat FILE)``, which reloads
+            the index without downtime); empty: none.
         malloc_arenas: glibc malloc arenas per process (0 leaves glibc's default of 8 per core).
             Every request thread otherwise gets its own arena, and their freed memory is kept:
             under a mixed load a worker's heap grew ~25% before levelling off; with 2 it stays flat.
@@ -115,18 +161,27 @@ class ServeConfig:
     workers: int = 2
     threads: int = 0
     timeout: int = 30
+    request_timeout: float = 30.0
     omp_threads: int = 1
     blas_threshold: int = 4
     batch_window_ms: float = 0.0
     batch_max: int = 64
-    max_body_bytes: int = 1 << 20
+    max_k: int = Limits.max_k
+    max_batch: int = Limits.max_batch
+    max_results: int = Limits.max_results
+    max_analogy_words: int = Limits.max_analogy_words
+    max_body_bytes: int = Limits.max_body_bytes
+    allowed_hosts: str = ""
     access_log: bool = False
+    pid_file: str = ""
     malloc_arenas: int = 2
 
     def __post_init__(self) -> None:
         for name in ("workers", "timeout", "omp_threads", "blas_threshold"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.request_timeout <= 0:
+            raise InvalidInputError(f"request_timeout must be > 0 seconds, got {self.request_timeout}")
         if self.threads < 0:
             raise InvalidInputError(f"threads must be >= 0 (0: by index kind), got {self.threads}")
         if self.malloc_arenas < 0:
@@ -144,4 +199,7 @@ class ServeConfig:
     def app_config(self) -> AppConfig:
         """The settings each worker's app is built with (one request thread: nothing to gather)."""
         batch_max = 1 if self.threads == 1 else self.batch_max
-        return AppConfig(self.batch_window_ms, batch_max, self.max_body_bytes, self.omp_threads)
+        limits = Limits(**{item.name: getattr(self, item.name) for item in fields(Limits)})
+        hosts = tuple(name.strip() for name in self.allowed_hosts.split(",") if name.strip())
+        hosts = hosts or tuple(dict.fromkeys((self.host, *LOOPBACK_NAMES)))
+        return AppConfig(self.batch_window_ms, batch_max, self.omp_threads, limits, hosts)

@@ -31,6 +31,28 @@ META_FILE = "index.json"
 FORMAT_VERSION = 1
 
 
+def load_vectors(run_dir: str | os.PathLike[str]) -> Vectors:
+    """The run's vectors, memory-mapped; a file the store cannot read is a one-line ``FileFormatError``.
+
+    Covers what ``Vectors.load`` lets through as a bare exception: an empty (0-byte) or truncated
+    ``vectors.npy``, a ``vocab.txt`` that is not UTF-8, and a run with fewer than 2 words.
+    """
+    run_dir = Path(run_dir)
+    try:
+        vectors = Vectors.load(run_dir, mmap=True)
+    except EOFError:
+        message = f"{run_dir / 'vectors.npy'} is empty or truncated; retrain or re-import the run"
+        raise FileFormatError(message) from None
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(
+            f"{run_dir / 'vocab.txt'} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "write one word per line in UTF-8"
+        ) from None
+    if len(vectors) < 2:
+        raise FileFormatError(f"{run_dir} holds {len(vectors)} words; an index needs at least 2")
+    return vectors
+
+
 def _flat_codes(index: faiss.Index) -> np.ndarray:
     """A read-only ``(V, D)`` float32 view (no copy) of the vectors an IndexFlat stores.
 

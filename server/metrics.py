@@ -1,5 +1,9 @@
 """Prometheus metrics: request counts and latency histograms per endpoint.
 
+Every label value comes from a closed set, so no request can add a series: the endpoint is a route
+of the app or ``unmatched``, the method one of ``METHODS`` or ``other``, the status a code the
+server sends (``100``-``599``, anything else ``other``).
+
 Under gunicorn every worker is its own process, so the counters live in prometheus_client's
 multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, set by ``nlp182 serve``) and ``/metrics``
 aggregates all workers whichever one answers the scrape. Without that variable (tests, a single
@@ -20,6 +24,7 @@ from prometheus_client import (
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -48,12 +53,17 @@ class Metrics:
         self._children: dict[tuple[str, str, int], tuple] = {}
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered request and record its latency."""
-        key = (endpoint, method, status)
+        """Count one answered request and record its latency.
+
+        ``endpoint`` must be a route rule or ``unmatched`` (the caller's closed set); ``method`` and
+        ``status`` are folded into theirs here.
+        """
+        method = method if method in METHODS else "other"
+        key = (endpoint, method, status if 100 <= status <= 599 else 0)
         children = self._children.get(key)
         if children is None:  # labels() takes a lock and builds its key on every call: look up once
             children = (
-                self.requests.labels(endpoint=endpoint, method=method, status=str(status)),
+                self.requests.labels(endpoint=endpoint, method=method, status=str(key[2] or "other")),
                 self.latency.labels(endpoint=endpoint),
             )
             self._children[key] = children

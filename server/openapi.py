@@ -1,190 +1,169 @@
-"""The OpenAPI 3 description of the service, generated for one run (its vector dimension).
+"""One declaration per route: the Flask rule and its OpenAPI 3 operation, written once.
 
-The schemas are as strict as the handlers: what the spec calls invalid the server rejects with a
-4xx, and every response body matches its schema. A schemathesis test holds both sides to that.
+``RouteTable.route`` registers a view on the blueprint and records its parameters, request body
+and responses; ``RouteTable.spec`` turns the records into the OpenAPI document. Values that depend
+on the served run or the settings are written as ``Setting("max_k")`` (a field of
+``server.config.Limits``) or ``DIM`` (the vector dimension) and filled in when the spec is built, so
+the document states the limits the server applies. The schemas are as strict as the handlers:
+what the spec calls invalid the server rejects with a 4xx, and every response body matches its
+schema (a schemathesis test holds both sides to that).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from server.validation import MAX_ANALOGY_WORDS, MAX_BATCH, MAX_K, MAX_WORD_LENGTH
+from flask import Blueprint
 
+from server.validation import MAX_WORD_LENGTH
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A placeholder for the value of a ``Limits`` field (or ``"dim"``) in a schema."""
+
+    name: str
+
+
+DIM = Setting("dim")
 WORD = {"type": "string", "minLength": 1, "maxLength": MAX_WORD_LENGTH}
-K_PARAM = {
-    "name": "k", "in": "query", "required": False, "description": "number of answers",
-    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 10},
+ERROR_REASONS = {
+    400: "missing or malformed parameters, or one over its limit",
+    404: "unknown word (with suggestions)",
+    413: "request body, or the work it asks for, over a limit (the message names it)",
+    415: "a POST body that is not application/json",
+    503: "the index does not answer",
 }
 
 
-def _ref(name: str) -> dict[str, str]:
+def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def obj(required: list[str], additional: bool = False, **properties: Any) -> dict[str, Any]:
+    """A JSON object schema with these properties."""
+    return {"type": "object", "required": required, "additionalProperties": additional,
+            "properties": properties}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    reasons = {
-        400: "missing or malformed parameters",
-        404: "unknown word (with suggestions)",
-        413: "request body over the size limit",
-    }
-    return {str(status): _json(_ref("Error"), reasons[status]) for status in statuses}
+def query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
 
 
-def _word_query(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": True, "description": description, "schema": WORD}
+K = {"type": "integer", "minimum": 1, "maximum": Setting("max_k"), "default": 10}
+K_PARAM = query("k", K, "number of answers")
+VECTOR = {"type": "array", "items": {"type": "number"}, "minItems": DIM, "maxItems": DIM}
+NEIGHBORS = {"type": "array", "items": ref("Neighbor"), "maxItems": Setting("max_k")}
+SCHEMAS: dict[str, Any] = {
+    "Neighbor": obj(["word", "score"], word={"type": "string"}, score={"type": "number"}),
+    "Error": obj(["error"], error={
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                       "limit": {"type": "string"},
+                       "suggestions": {"type": "array", "items": {"type": "string"}}},
+    }),
+    "WordsBatch": obj(["words"], k=K, words={
+        "type": "array", "items": WORD, "minItems": 1, "maxItems": Setting("max_batch")}),
+    "VectorsBatch": obj(["vectors"], k=K, vectors={
+        "type": "array", "items": VECTOR, "minItems": 1, "maxItems": Setting("max_batch")}),
+    "AnalogyRequest": obj(
+        ["positive"], k=K,
+        positive={"type": "array", "items": WORD, "minItems": 1, "maxItems": Setting("max_analogy_words")},
+        negative={"type": "array", "items": WORD, "maxItems": Setting("max_analogy_words")},
+        method={"type": "string", "enum": ["3CosAdd", "3CosMul"], "default": "3CosAdd"},
+    ),
+}
 
 
-def build_spec(dim: int, max_body_bytes: int) -> dict[str, Any]:
-    """The OpenAPI 3.0 document of the API for vectors of ``dim`` dimensions."""
-    vector = {"type": "array", "items": {"type": "number"}, "minItems": dim, "maxItems": dim}
-    neighbor = {
-        "type": "object", "required": ["word", "score"], "additionalProperties": False,
-        "properties": {"word": {"type": "string"}, "score": {"type": "number"}},
-    }
-    neighbor_list = {"type": "array", "items": _ref("Neighbor"), "maxItems": MAX_K}
-    schemas = {
-        "Neighbor": neighbor,
-        "Error": {
-            "type": "object", "required": ["error"], "additionalProperties": False,
-            "properties": {"error": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string"}, "message": {"type": "string"},
-                    "suggestions": {"type": "array", "items": {"type": "string"}},
-                },
-            }},
-        },
-        "NeighborsAnswer": {
-            "type": "object", "required": ["word", "k", "neighbors"], "additionalProperties": False,
-            "properties": {"word": {"type": "string"}, "k": {"type": "integer"}, "neighbors": neighbor_list},
-        },
-        "WordsBatch": {
-            "type": "object", "required": ["words"], "additionalProperties": False,
-            "properties": {
-                "words": {"type": "array", "items": WORD, "minItems": 1, "maxItems": MAX_BATCH},
-                "k": K_PARAM["schema"],
-            },
-        },
-        "VectorsBatch": {
-            "type": "object", "required": ["vectors"], "additionalProperties": False,
-            "properties": {
-                "vectors": {"type": "array", "items": vector, "minItems": 1, "maxItems": MAX_BATCH},
-                "k": K_PARAM["schema"],
-            },
-        },
-        "BatchAnswer": {
-            "type": "object", "required": ["k", "results"], "additionalProperties": False,
-            "properties": {
-                "k": {"type": "integer"},
-                "results": {"type": "array", "items": {
-                    "type": "object", "required": ["neighbors"], "additionalProperties": False,
-                    "properties": {"word": {"type": "string"}, "neighbors": neighbor_list},
-                }},
-            },
-        },
-        "AnalogyRequest": {
-            "type": "object", "required": ["positive"], "additionalProperties": False,
-            "properties": {
-                "positive": {"type": "array", "items": WORD, "minItems": 1, "maxItems": MAX_ANALOGY_WORDS},
-                "negative": {"type": "array", "items": WORD, "maxItems": MAX_ANALOGY_WORDS},
-                "k": K_PARAM["schema"],
-                "method": {"type": "string", "enum": ["3CosAdd", "3CosMul"], "default": "3CosAdd"},
-            },
-        },
-        "AnalogyAnswer": {
-            "type": "object", "required": ["positive", "negative", "method", "k", "answers"],
-            "additionalProperties": False,
-            "properties": {
-                "positive": {"type": "array", "items": {"type": "string"}},
-                "negative": {"type": "array", "items": {"type": "string"}},
-                "method": {"type": "string"}, "k": {"type": "integer"}, "answers": neighbor_list,
-            },
-        },
-    }
-    text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
-    paths: dict[str, Any] = {
-        "/v1/neighbors": {
-            "get": {
-                "summary": "Nearest words of one word (the word itself left out)",
-                "parameters": [_word_query("word", "the query word"), K_PARAM],
-                "responses": {"200": _json(_ref("NeighborsAnswer"), "neighbours, best first"),
-                              **_errors(400, 404)},
-            },
-            "post": {
-                "summary": f"Nearest words of a batch of up to {MAX_BATCH} words or raw vectors",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"oneOf": [_ref("WordsBatch"), _ref("VectorsBatch")]}}}},
-                "responses": {"200": _json(_ref("BatchAnswer"), "one neighbour list per query, in order"),
-                              **_errors(400, 404, 413)},
-            },
-        },
-        "/v1/similarity": {"get": {
-            "summary": "Cosine similarity of two words",
-            "parameters": [_word_query("a", "first word"), _word_query("b", "second word")],
-            "responses": {"200": _json({
-                "type": "object", "required": ["a", "b", "similarity"], "additionalProperties": False,
-                "properties": {"a": {"type": "string"}, "b": {"type": "string"},
-                               "similarity": {"type": "number", "minimum": -1.001, "maximum": 1.001}},
-            }, "cosine similarity"), **_errors(400, 404)},
-        }},
-        "/v1/analogy": {"post": {
-            "summary": "Analogy (positive - negative) by 3CosAdd or 3CosMul, query words left out",
-            "requestBody": {"required": True,
-                            "content": {"application/json": {"schema": _ref("AnalogyRequest")}}},
-            "responses": {"200": _json(_ref("AnalogyAnswer"), "answers, best first"),
-                          **_errors(400, 404, 413)},
-        }},
-        "/v1/vectors/{word}": {"get": {
-            "summary": "The raw vector of a word",
-            "parameters": [{"name": "word", "in": "path", "required": True, "schema": WORD}],
-            "responses": {"200": _json({
-                "type": "object", "required": ["word", "dim", "vector"], "additionalProperties": False,
-                "properties": {"word": {"type": "string"}, "dim": {"type": "integer"}, "vector": vector},
-            }, "the stored vector"), **_errors(400, 404)},
-        }},
-        "/v1/vocab": {"get": {
-            "summary": "Vocabulary words starting with a prefix, most frequent first (autocomplete)",
-            "parameters": [
-                {"name": "prefix", "in": "query", "required": False,
-                 "schema": {"type": "string", "maxLength": MAX_WORD_LENGTH}},
-                {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
-            ],
-            "responses": {"200": _json({
-                "type": "object", "required": ["prefix", "words"], "additionalProperties": False,
-                "properties": {"prefix": {"type": "string"},
-                               "words": {"type": "array", "items": {"type": "string"}, "maxItems": 100}},
-            }, "matching words"), **_errors(400)},
-        }},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json({
-            "type": "object", "required": ["status"], "properties": {"status": {"type": "string"}},
-        }, "alive")}}},
-        "/readyz": {"get": {"summary": "Readiness: the index answers a probe search", "responses": {
-            "200": _json({"type": "object", "required": ["status", "words", "dim", "index"], "properties": {
-                "status": {"type": "string"}, "words": {"type": "integer"}, "dim": {"type": "integer"},
-                "index": {"type": "string"}}}, "ready"),
-            "503": _json(_ref("Error"), "the index does not answer"),
-        }}},
-        "/metrics": {"get": {"summary": "Prometheus metrics: request counts, latency histograms",
-                             "responses": {"200": {"description": "text exposition format", **text}}}},
-        "/openapi.json": {"get": {"summary": "This document", "responses": {
-            "200": _json({"type": "object"}, "OpenAPI 3 document")}}},
-        "/": {"get": {"summary": "The web page (search, neighbours, similarity, analogy)", "responses": {
-            "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "nlp182 similarity service",
-            "version": "1",
-            "description": f"Nearest neighbours over {dim}-dimensional word vectors (FAISS). "
-            f"Request bodies are limited to {max_body_bytes} bytes (413 above). "
-            "Every error body is {\"error\": {\"code\", \"message\"}}.",
-        },
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }
+@dataclass(frozen=True)
+class Operation:
+    """What the spec says about one route and method."""
+
+    path: str
+    method: str
+    summary: str
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    body: str | None = None
+    responses: dict[str, Any] = field(default_factory=dict)
+
+
+def json_response(schema: dict[str, Any], description: str, media: str = "application/json") -> dict:
+    return {"description": description, "content": {media: {"schema": schema}}}
+
+
+def _openapi_path(rule: str) -> str:
+    """``/v1/vectors/<path:word>`` -> ``/v1/vectors/{word}``."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _fill(value: Any, settings: dict[str, Any]) -> Any:
+    """``value`` with every ``Setting`` replaced by its value from ``settings``."""
+    if isinstance(value, Setting):
+        return settings[value.name]
+    if isinstance(value, dict):
+        return {key: _fill(item, settings) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fill(item, settings) for item in value]
+    return value
+
+
+class RouteTable:
+    """Routes of ``blueprint`` and their OpenAPI operations, declared together by ``route``."""
+
+    def __init__(self, blueprint: Blueprint) -> None:
+        self.blueprint = blueprint
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        rule: str,
+        method: str,
+        summary: str,
+        ok: dict[str, Any],
+        *,
+        parameters: list[dict[str, Any]] | None = None,
+        body: str | None = None,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register the decorated view for ``method`` on ``rule`` and document it.
+
+        Args:
+            ok: the 200 response (``json_response(schema, description)``).
+            parameters: OpenAPI parameter objects (path parameters of ``rule`` included).
+            body: the component schema name(s) of the JSON request body, ``|``-separated for oneOf.
+            errors: the error statuses the view can answer (each with the ``Error`` body).
+        """
+
+        def register(view: Callable[..., Any]) -> Callable[..., Any]:
+            self.blueprint.add_url_rule(rule, view.__name__, view, methods=[method])
+            responses = {"200": ok} | {
+                str(status): json_response(ref("Error"), ERROR_REASONS[status]) for status in errors
+            }
+            self.operations.append(Operation(_openapi_path(rule), method.lower(), summary,
+                                             parameters or [], body, responses))
+            return view
+
+        return register
+
+    def spec(self, dim: int, settings: dict[str, Any], description: str) -> dict[str, Any]:
+        """The OpenAPI 3.0 document for vectors of ``dim`` dimensions under ``settings`` (Limits)."""
+        paths: dict[str, Any] = {}
+        for operation in self.operations:
+            entry: dict[str, Any] = {"summary": operation.summary, "responses": operation.responses}
+            if operation.parameters:
+                entry["parameters"] = operation.parameters
+            if operation.body:
+                names = operation.body.split("|")
+                schema = ref(names[0]) if len(names) == 1 else {"oneOf": [ref(name) for name in names]}
+                entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+            paths.setdefault(operation.path, {})[operation.method] = entry
+        document = {
+            "openapi": "3.0.3",
+            "info": {"title": "nlp182 similarity service", "version": "1", "description": description},
+            "paths": paths,
+            "components": {"schemas": SCHEMAS},
+        }
+        return _fill(document, {**settings, "dim": dim})

@@ -1,13 +1,22 @@
-"""Production serving: gunicorn running ``create_app`` in each worker.
+"""Production serving: a gunicorn master over uvicorn workers, each running ``create_app``.
+
+gunicorn's master binds the socket, forks the workers, restarts one that dies and, on
+``kill -HUP``, starts fresh workers (which load the run's index as it is now on disk) before it
+stops the old ones gracefully (each finishes its requests in flight): that is how a rebuilt index
+is served without downtime. Each worker (``server.worker.Worker``) parses requests on uvicorn's
+event loop and reads each one in full before a request thread sees it (``server.asgi``), so slow
+clients cost sockets, not threads. With the default ``--threads 0`` an exact index gets 16 request
+threads per worker, whose concurrent queries are gathered into one search, and an HNSW index one.
 
 The app is built after the fork (no ``preload_app``), so each worker maps the index file itself
 and the kernel shares those pages between workers. The heavy libraries are imported here, in the
 master, so their code pages are shared too. Each worker pins FAISS to ``omp_threads`` OpenMP threads
 (threads slow single queries down and fight the other workers for cores) and lowers FAISS's BLAS
-threshold so gathered batches use one matrix product. With the default ``--threads 0`` an exact
-index gets threaded (gthread) workers, whose concurrent queries are gathered, and an HNSW index
-gets sync workers, one request at a time per process. OpenMP keeps the thread count per thread, so
+threshold so gathered batches use one matrix product. OpenMP keeps the thread count per thread, so
 ``post_fork`` pins the worker's main thread and the app pins each request thread (``AppConfig``).
+
+The Prometheus multiprocess folder belongs to the master: it creates it before forking and removes
+it when it stops; a worker that exits (HUP, TERM, a crash) only has its files marked dead.
 """
 
 from __future__ import annotations
@@ -26,12 +35,31 @@ import faiss
 import flask  # noqa: F401  (imported in the master so workers share its pages)
 import numpy  # noqa: F401
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
-from nlp182.embeddings.vectors import Vectors
 from server.config import ServeConfig
-from server.index import SimilarityIndex
+from server.index import SimilarityIndex, load_vectors
 
 log = logging.getLogger(__name__)
+
+
+class _Master(Arbiter):
+    """gunicorn's master, checking the run before a ``kill -HUP`` replaces the workers.
+
+    New workers that cannot load the index fail to boot, and gunicorn then stops the whole server.
+    So the master first loads the run as the workers will (vectors, index, checksums); if that
+    fails (an index being rebuilt, a damaged file) it logs why and keeps the current workers.
+    """
+
+    def reload(self) -> None:
+        run_dir = self.app.run_dir
+        try:
+            kind = SimilarityIndex.load(run_dir, load_vectors(run_dir)).kind
+        except Exception as exc:  # any failure here would have been a failed boot of every worker
+            log.error("reload refused, still serving the previous index: %s", exc)
+            return
+        log.info("reloading %s (%s index)", run_dir, kind)
+        super().reload()
 
 
 class _Gunicorn(BaseApplication):
@@ -45,11 +73,15 @@ class _Gunicorn(BaseApplication):
     def load_config(self) -> None:
         config = self.serve_config
         omp_threads, blas_threshold = config.omp_threads, config.blas_threshold
+        request_timeout = config.request_timeout
 
         def pre_fork(server, worker) -> None:
             gc.freeze()  # the master's objects: a worker's collector never touches (so copies) their pages
 
         def post_fork(server, worker) -> None:
+            from server.worker import JsonErrorsProtocol
+
+            JsonErrorsProtocol.read_timeout = request_timeout
             faiss.omp_set_num_threads(omp_threads)
             faiss.cvar.distance_compute_blas_threshold = blas_threshold
 
@@ -61,13 +93,13 @@ class _Gunicorn(BaseApplication):
         options = {
             "bind": f"{config.host}:{config.port}",
             "workers": config.workers,
-            "threads": config.threads,
-            "worker_class": "gthread" if config.threads > 1 else "sync",
+            "worker_class": "server.worker.Worker",
             "timeout": config.timeout,
             "graceful_timeout": 10,
             "keepalive": 5,
             "preload_app": False,
             "accesslog": "-" if config.access_log else None,
+            "pidfile": config.pid_file or None,
             "pre_fork": pre_fork,
             "post_fork": post_fork,
             "child_exit": child_exit,
@@ -77,10 +109,16 @@ class _Gunicorn(BaseApplication):
         for key, value in options.items():
             self.cfg.set(key, value)
 
+    def run(self) -> None:
+        _Master(self).run()
+
     def load(self):
         from server.app import create_app
+        from server.asgi import BufferedWSGI
 
-        return create_app(self.run_dir, self.serve_config.app_config())
+        config = self.serve_config
+        app = create_app(self.run_dir, config.app_config())
+        return BufferedWSGI(app, config.threads, config.max_body_bytes)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
@@ -99,7 +137,7 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     config = config or ServeConfig()
     run_dir = Path(run_dir)
     # Fail here with one clear line (a missing or mismatched index) rather than in every worker.
-    kind = SimilarityIndex.load(run_dir, Vectors.load(run_dir, mmap=True)).kind
+    kind = SimilarityIndex.load(run_dir, load_vectors(run_dir)).kind
     config = dataclasses.replace(config, threads=config.resolve_threads(kind))
     # Set before any worker imports prometheus_client, which reads it at import time.
     own_dir = None
@@ -110,9 +148,12 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
     log.info("serving %s (%s index) on http://%s:%d with %d workers x %d threads",
              run_dir, kind, config.host, config.port, config.workers, config.threads)
+    master = os.getpid()
     try:
         _Gunicorn(run_dir, config).run()
     finally:
-        if own_dir is not None:
+        # Workers are forked inside run() and unwind through here when they exit: only the master
+        # may remove the folder every worker writes to.
+        if own_dir is not None and os.getpid() == master:
             shutil.rmtree(own_dir, ignore_errors=True)
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

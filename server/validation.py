@@ -1,7 +1,8 @@
 """Parsing and checking of request parameters and JSON bodies.
 
-Every failure raises ``InvalidInputError`` (HTTP 400) or ``ShapeError`` (400) with a message that
-names the parameter, what was wrong and what is accepted, so a bad request is never a 500.
+Every failure raises ``InvalidInputError`` (HTTP 400), ``ShapeError`` (400) or ``OverLimitError``
+(413) with a message that names the parameter, what was wrong and what is accepted (for a limit,
+the setting that sets it), so a bad request is never a 500.
 """
 
 from __future__ import annotations
@@ -15,10 +16,29 @@ import numpy as np
 
 from nlp182.errors import InvalidInputError, ShapeError
 
-MAX_K = 1000
-MAX_BATCH = 1000
 MAX_WORD_LENGTH = 200
-MAX_ANALOGY_WORDS = 10
+
+
+class OverLimitError(InvalidInputError):
+    """A request asks for more work than a ``server.config.Limits`` setting allows.
+
+    HTTP 400 when one field is over (the spec states that field's bound), 413 when the request as
+    a whole is (a product or sum of fields, which a schema cannot state).
+    """
+
+    code = "over_limit"
+
+    def __init__(self, message: str, limit: str, status: int = 413) -> None:
+        flag = "--" + limit.replace("_", "-")
+        super().__init__(f"{message}; the limit is the setting {limit} (nlp182 serve {flag})")
+        self.limit = limit
+        self.status = status
+
+
+def at_most(what: str, count: int, limit: int, name: str, status: int = 413) -> None:
+    """Raise ``OverLimitError`` if ``count`` (of ``what``) is over ``limit``, the setting ``name``."""
+    if count > limit:
+        raise OverLimitError(f"{what} is {count}, over {limit}", name, status)
 
 
 def query_string(args: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -79,13 +99,13 @@ def body_int(body: Mapping[str, Any], name: str, default: int, low: int, high: i
     return in_range(name, value, low, high)
 
 
-def word_list(body: Mapping[str, Any], name: str, min_items: int, max_items: int) -> list[str]:
-    """A list of non-empty strings from a JSON body."""
+def word_list(body: Mapping[str, Any], name: str, min_items: int) -> list[str]:
+    """A list of non-empty strings from a JSON body (its length is the caller's limit to check)."""
     value = body.get(name, [])
     if not isinstance(value, list):
         raise InvalidInputError(f"field {name!r} must be a list of words, got {type(value).__name__}")
-    if not min_items <= len(value) <= max_items:
-        raise InvalidInputError(f"{name!r} must hold {min_items} to {max_items} words, got {len(value)}")
+    if len(value) < min_items:
+        raise InvalidInputError(f"{name!r} must hold at least {min_items} words, got {len(value)}")
     for item in value:
         if not isinstance(item, str) or not item or len(item) > MAX_WORD_LENGTH:
             raise InvalidInputError(
@@ -95,10 +115,12 @@ def word_list(body: Mapping[str, Any], name: str, min_items: int, max_items: int
 
 
 def vector_list(body: Mapping[str, Any], name: str, dim: int, max_items: int) -> np.ndarray:
-    """A ``(B, dim)`` float64 matrix from a JSON list of lists of finite numbers."""
+    """A ``(B, dim)`` float64 matrix from a JSON list of lists of finite numbers (B <= ``max_items``,
+    the ``max_batch`` setting)."""
     value = body.get(name)
-    if not isinstance(value, list) or not 1 <= len(value) <= max_items:
-        raise InvalidInputError(f"field {name!r} must be a list of 1 to {max_items} vectors")
+    if not isinstance(value, list) or not value:
+        raise InvalidInputError(f"field {name!r} must be a non-empty list of vectors")
+    at_most(f"the number of {name}", len(value), max_items, "max_batch", status=400)
     for position, row in enumerate(value):
         if not isinstance(row, list):
             raise InvalidInputError(f"{name}[{position}] must be a list of {dim} numbers")

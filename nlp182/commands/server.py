@@ -27,14 +27,21 @@ _HELP = {
     "host": "address to bind (loopback by default)",
     "port": "TCP port",
     "workers": "gunicorn worker processes",
-    "threads": "request threads per worker (0: 16 for an exact index, 1 for HNSW: sync workers)",
+    "threads": "request threads per worker (0: 16 for an exact index, 1 for HNSW)",
     "timeout": "seconds before a silent worker is restarted",
+    "request_timeout": "seconds a client has to send its whole request (408 after)",
     "omp_threads": "OpenMP threads FAISS may use per worker",
     "blas_threshold": "exact searches of at least this many queries use BLAS",
     "batch_window_ms": "milliseconds a worker waits to gather concurrent searches into one call",
     "batch_max": "most searches per gathered call (1 turns micro-batching off)",
+    "max_k": "most answers per query (k); more is a 400",
+    "max_batch": "most words or vectors in one POST /v1/neighbors; more is a 413",
+    "max_results": "most queries x k in one request (bounds search time and answer size); more is a 413",
+    "max_analogy_words": "most positive words, and most negative words, in one analogy; more is a 400",
     "max_body_bytes": "request bodies above this size get 413",
+    "allowed_hosts": "comma-separated Host names served ('' = the bind address and localhost; '*' = any)",
     "access_log": "log every request",
+    "pid_file": "write the master's pid here: `kill -HUP $(cat FILE)` serves a rebuilt index, no downtime",
     "malloc_arenas": "glibc malloc arenas per process (0: glibc default); few keep worker heaps flat",
 }
 
@@ -57,12 +64,11 @@ def _config_from_args(config_class: type, args: argparse.Namespace) -> Any:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from nlp182.embeddings.vectors import Vectors
     from server.config import IndexConfig
-    from server.index import SimilarityIndex
+    from server.index import SimilarityIndex, load_vectors
 
     config = _config_from_args(IndexConfig, args)
-    vectors = Vectors.load(args.run, mmap=True)
+    vectors = load_vectors(args.run)
     start = time.perf_counter()
     index = SimilarityIndex.build(vectors, config)
     path = index.save(args.run)

@@ -1,4 +1,5 @@
-// The page's behaviour: autocomplete from /v1/vocab, neighbours, similarity and analogy forms.
+// The page's behaviour: what is served (/readyz), autocomplete from /v1/vocab, neighbours with
+// their 2-D map (/v1/map, PCA computed by the server), similarity and analogy forms.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +28,57 @@ function words(text) {
   return text.split(/[\s,]+/).filter((w) => w.length > 0);
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgElement(name, attributes, text) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+// Draw the points (the query word first) scaled into the SVG box, axes through the origin.
+function drawMap(points) {
+  const svg = $("map");
+  const width = 420, height = 360, pad = 40;
+  const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
+  const span = (values) => Math.max(...values.map(Math.abs), 1e-9);
+  const sx = (width / 2 - pad) / span(xs), sy = (height / 2 - pad) / span(ys);
+  const px = (x) => width / 2 + x * sx, py = (y) => height / 2 - y * sy;
+  const children = [
+    svgElement("line", { x1: 0, y1: height / 2, x2: width, y2: height / 2 }),
+    svgElement("line", { x1: width / 2, y1: 0, x2: width / 2, y2: height }),
+  ];
+  points.forEach((p, i) => {
+    const cls = i === 0 ? "query" : "neighbor";
+    const x = px(p.x), y = py(p.y);
+    const dot = svgElement("circle", { cx: x, cy: y, r: i === 0 ? 6 : 4, class: cls });
+    dot.appendChild(svgElement("title", {}, `${p.word}: cosine ${p.score.toFixed(4)}`));
+    children.push(dot);
+    const anchor = x > width - 80 ? "end" : "start";
+    children.push(svgElement("text", { x: x + (anchor === "end" ? -8 : 8), y: y + 4, "text-anchor": anchor, class: cls }, p.word));
+  });
+  svg.replaceChildren(...children);
+}
+
+async function showInfo() {
+  try {
+    const info = await callApi("/readyz");
+    $("info").innerHTML = "";
+    const parts = [["run", info.run], ["words", info.words.toLocaleString("en")], ["dimensions", info.dim], ["index", info.index]];
+    parts.forEach(([label, value], i) => {
+      if (i) $("info").append(" · ");
+      const strong = document.createElement("b");
+      strong.textContent = String(value);
+      $("info").append(`${label} `, strong);
+    });
+  } catch (err) {
+    $("info").textContent = "";
+    showError(err.message);
+  }
+}
+showInfo();
+
 let suggestTimer = null;
 $("word").addEventListener("input", () => {
   clearTimeout(suggestTimer);
@@ -47,7 +99,8 @@ $("search-form").addEventListener("submit", async (event) => {
   const tbody = $("neighbors").querySelector("tbody");
   try {
     const word = $("word").value.trim();
-    const body = await callApi(`/v1/neighbors?word=${encodeURIComponent(word)}&k=${encodeURIComponent($("k").value)}`);
+    const k = $("k").value;
+    const body = await callApi(`/v1/neighbors?word=${encodeURIComponent(word)}&k=${encodeURIComponent(k)}`);
     tbody.replaceChildren(...body.neighbors.map((n, i) => {
       const row = document.createElement("tr");
       for (const [text, cls] of [[String(i + 1), ""], [n.word, "word"], [n.score.toFixed(4), "score"]]) {
@@ -58,8 +111,11 @@ $("search-form").addEventListener("submit", async (event) => {
       }
       return row;
     }));
+    const map = await callApi(`/v1/map?word=${encodeURIComponent(word)}&k=${Math.min(Number(k) || 10, 50)}`);
+    drawMap(map.points);
   } catch (err) {
     tbody.replaceChildren();
+    $("map").replaceChildren();
     showError(err.message);
   }
 });

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from nlp182.embeddings.vectors import Vectors
 from server.app import create_app
-from server.config import AppConfig, ServeConfig
+from server.config import AppConfig, Limits, ServeConfig
 
 QUERY_WORDS = ("government", "police", "president", "fire", "australia", "year")
 
@@ -132,7 +132,9 @@ def _body(payload: object) -> dict:
     """Test-client keyword for a raw string body, a JSON body, or none."""
     if payload is None:
         return {}
-    return {"data": payload} if isinstance(payload, str) else {"json": payload}
+    if isinstance(payload, str):
+        return {"data": payload, "content_type": "application/json"}
+    return {"json": payload}
 
 
 @pytest.mark.parametrize(("method", "url", "payload", "status", "code"), BAD_REQUESTS)
@@ -154,8 +156,9 @@ def test_unknown_word_suggests_words_by_prefix(client: FlaskClient, real_vectors
 
 
 def test_oversized_body_is_413(real_run: Path) -> None:
-    client = create_app(real_run, AppConfig(max_body_bytes=4096)).test_client()
-    response = client.post("/v1/neighbors", data=json.dumps({"words": ["police"] * 1000}))
+    client = create_app(real_run, AppConfig(limits=Limits(max_body_bytes=4096))).test_client()
+    response = client.post("/v1/neighbors", data=json.dumps({"words": ["police"] * 1000}),
+                           content_type="application/json")
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "request_entity_too_large"
 

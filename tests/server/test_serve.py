@@ -67,7 +67,7 @@ def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_serv
     code, output = live_server.stop()
     assert code == 0, output
     assert "Shutting down: Master" in output
-    assert "Using worker: gthread" in output  # --threads 4
+    assert "Using worker: server.worker.Worker" in output
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
 
 
@@ -75,14 +75,14 @@ def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors
     from server.config import IndexConfig, ServeConfig
     from server.index import SimilarityIndex
 
-    assert ServeConfig().resolve_threads("hnsw") == 1  # sync workers: one request per process
-    assert ServeConfig().resolve_threads("flat") == 16  # gthread: concurrent queries are gathered
+    assert ServeConfig().resolve_threads("hnsw") == 1  # one request thread per process
+    assert ServeConfig().resolve_threads("flat") == 16  # concurrent queries are gathered
     assert ServeConfig(threads=4).resolve_threads("hnsw") == 4  # an explicit count wins
     assert ServeConfig(threads=1).app_config().batch_max == 1  # one thread: nothing to gather
     assert ServeConfig(threads=8).app_config().batch_max == ServeConfig().batch_max
     with pytest.raises(InvalidInputError, match="threads must be >= 0"):
         ServeConfig(threads=-1)
-    # End to end: an HNSW run served with the defaults runs gunicorn's sync workers, and answers.
+    # End to end: an HNSW run served with the defaults runs one request thread per worker, and answers.
     run = write_run(tmp_path / "run", synthetic_vectors)
     SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="hnsw", recall_queries=50)).save(run)
     server = ServeProcess(run, "--workers", "2")
@@ -95,7 +95,7 @@ def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors
         code, output = server.stop()
     assert statuses == [200] * 40
     assert code == 0, output
-    assert "Using worker: sync" in output and "hnsw index" in output
+    assert "x 1 threads" in output and "hnsw index" in output
 
 
 def test_probe_waits_for_the_server_and_prints_the_answer(live_server: ServeProcess) -> None:

@@ -1,0 +1,163 @@
+"""The front of each worker: read a request in full on the event loop, then hand it to a thread.
+
+``BufferedWSGI`` is an ASGI app (run by uvicorn inside each gunicorn worker) around the Flask WSGI
+app. uvicorn parses the request line and headers on its event loop; this class then reads the
+body there too, up to ``max_body_bytes``, and only then submits the complete request to a pool of
+``threads`` request threads. A client that sends its request slowly (1 byte/s) therefore costs one
+idle socket on the event loop, never a request thread: the threads only ever run complete requests.
+The answer is produced in the thread as a whole (the API's answers are small JSON documents) and
+written back by the event loop, so a client that reads slowly does not hold a thread either.
+
+A body over the limit is answered 413 with a JSON error after the rest of the body has been read
+and dropped (up to ``max_drain_bytes``), so the client reads the answer instead of a reset
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _Disconnected(Exception):
+    """The client went away before its request was complete: there is no one to answer."""
+
+
+def json_error_body(code: str, message: str) -> bytes:
+    """The service's error document ``{"error": {"code", "message"}}`` as bytes."""
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+def build_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The WSGI environ (PEP 3333) of an ASGI HTTP ``scope`` whose whole body is ``body``."""
+    server = scope.get("server") or ("localhost", 80)
+    client = scope.get("client") or ("", 0)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": scope.get("root_path", "").encode("utf8").decode("latin1"),
+        "PATH_INFO": scope["path"].encode("utf8").decode("latin1"),
+        "QUERY_STRING": scope["query_string"].decode("latin1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope['http_version']}",
+        "REMOTE_ADDR": client[0],
+        "REMOTE_PORT": str(client[1]),
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin1").upper().replace("-", "_")
+        if name == "CONTENT_LENGTH":
+            continue  # the body is complete: its real length was set above
+        key = name if name == "CONTENT_TYPE" else f"HTTP_{name}"
+        value = raw_value.decode("latin1")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+def _run_wsgi(app: WSGIApp, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Call ``app`` on a request thread; returns (status, headers, the whole body)."""
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started[:] = [status, headers]
+
+    result = app(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    status, headers = started
+    encoded = [(name.lower().encode("latin1"), value.encode("latin1")) for name, value in headers]
+    return int(status.split(" ", 1)[0]), encoded, body
+
+
+class BufferedWSGI:
+    """ASGI app serving ``app`` (WSGI) on ``threads`` request threads, each request read in full first.
+
+    Args:
+        app: the WSGI app (Flask).
+        threads: request threads (concurrent requests in the app).
+        max_body_bytes: larger bodies get 413 without reaching the app.
+        max_drain_bytes: a refused body is read and dropped up to this size, then the connection
+            is closed.
+    """
+
+    def __init__(
+        self, app: WSGIApp, threads: int, max_body_bytes: int, max_drain_bytes: int = 64 << 20
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_drain_bytes = max_drain_bytes
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="request")
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # websockets: not served
+            return
+        try:
+            body = await self._read_body(scope, receive)
+        except _Disconnected:
+            return
+        if body is None:
+            message = f"request body is over max_body_bytes ({self.max_body_bytes} bytes)"
+            await self._respond(send, 413, [(b"content-type", b"application/json")],
+                                json_error_body("request_entity_too_large", message))
+            return
+        loop = asyncio.get_running_loop()
+        environ = build_environ(scope, body)
+        status, headers, content = await loop.run_in_executor(self.executor, _run_wsgi, self.app, environ)
+        await self._respond(send, status, headers, content)
+
+    async def _read_body(self, scope: dict[str, Any], receive: Receive) -> bytes | None:
+        """The whole body, or None (after dropping it) if it is over the limit."""
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            size += len(message.get("body", b""))
+            too_large = too_large or size > self.max_body_bytes
+            if not too_large:
+                chunks.append(message.get("body", b""))
+            if not message.get("more_body", False) or size > self.max_drain_bytes:
+                break
+        return None if too_large else b"".join(chunks)
+
+    @staticmethod
+    async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        if not any(name == b"content-length" for name, _ in headers):
+            headers = [*headers, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.executor.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return

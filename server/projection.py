@@ -1,0 +1,28 @@
+"""2-D map of a word's neighbourhood: PCA of the word's and its neighbours' unit vectors.
+
+As embedding explorers draw it: the ``(n, D)`` unit vectors are centred and projected on their
+first two principal axes (from the SVD, in float64). Each axis's sign is fixed so that its largest
+loading is positive (scikit-learn's ``svd_flip`` convention), so the same words always give the
+same picture.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pca_2d(points: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` float64 coordinates of ``points`` ``(n, D)`` on their first two principal axes.
+
+    With fewer than 3 points or a rank below 2 the missing axes are 0.
+    """
+    data = np.asarray(points, dtype=np.float64)
+    centred = data - data.mean(axis=0)
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    coords = np.zeros((data.shape[0], 2))
+    for axis in range(min(2, axes.shape[0])):
+        if singular[axis] <= 1e-12 * max(singular[0], 1e-300):
+            continue
+        direction = axes[axis] * np.sign(axes[axis][np.argmax(np.abs(axes[axis]))])
+        coords[:, axis] = centred @ direction
+    return coords

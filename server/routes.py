@@ -1,0 +1,252 @@
+"""The service's routes: one blueprint, each view declared once with its OpenAPI operation.
+
+A view reads the app's ``Service`` (``service()``), checks its input against the ``Limits`` before
+any search (``server.validation``), and returns JSON. Adding an endpoint is one decorated function
+here (its route and its spec) plus its test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import InvalidInputError
+from server.config import Limits
+from server.index import SimilarityIndex
+from server.metrics import Metrics
+from server.openapi import K_PARAM, NEIGHBORS, VECTOR, WORD, K, RouteTable, json_response, obj, query
+from server.projection import pca_2d
+from server.queries import METHODS, Answer, QueryService
+from server.validation import (
+    MAX_WORD_LENGTH,
+    at_most,
+    body_int,
+    json_object,
+    query_int,
+    query_string,
+    vector_list,
+    word_list,
+)
+from server.vocab import Vocabulary
+
+MAX_VOCAB_LIMIT = 100
+MAX_MAP_K = 50
+
+
+@dataclass
+class Service:
+    """Everything the views read; built once per app (``create_app``), never changed by a request."""
+
+    run_name: str
+    vectors: Vectors
+    vocab: Vocabulary
+    index: SimilarityIndex
+    queries: QueryService
+    limits: Limits
+    metrics: Metrics
+    spec: dict[str, Any]
+    static_dir: str
+
+
+def service() -> Service:
+    return current_app.extensions["nlp182"]
+
+
+api = Blueprint("api", __name__)
+routes = RouteTable(api)
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
+    """The service's JSON error ``{"error": {"code", "message", ...extra}}`` with ``status``."""
+    response = jsonify({"error": {"code": code, "message": message, **extra}})
+    response.status_code = status
+    return response
+
+
+def _neighbors_json(answer: Answer) -> list[dict[str, Any]]:
+    return [{"word": word, "score": score} for word, score in answer]
+
+
+def _word(name: str, description: str) -> dict[str, Any]:
+    return query(name, WORD, description, required=True)
+
+
+def _k(args: Any) -> int:
+    limits = service().limits
+    return query_int(args, "k", 10, 1, limits.max_k)
+
+
+@routes.route("/v1/neighbors", "GET", "Nearest words of one word (the word itself left out)",
+              json_response(obj(["word", "k", "neighbors"], word={"type": "string"}, k={"type": "integer"},
+                                neighbors=NEIGHBORS), "neighbours, best first"),
+              parameters=[_word("word", "the query word"), K_PARAM], errors=(400, 404))
+def neighbors() -> Response:
+    word, k = query_string(request.args, "word"), _k(request.args)
+    state = service()
+    state.vocab.row(word)
+    return jsonify({"word": word, "k": k, "neighbors": _neighbors_json(state.queries.neighbors(word, k))})
+
+
+BATCH_ANSWER = obj(["k", "results"], k={"type": "integer"}, results={"type": "array", "items": obj(
+    ["neighbors"], word={"type": "string"}, neighbors=NEIGHBORS)})
+
+
+@routes.route("/v1/neighbors", "POST", "Nearest words of a batch of words or of raw vectors",
+              json_response(BATCH_ANSWER, "one neighbour list per query, in order"),
+              body="WordsBatch|VectorsBatch", errors=(400, 404, 413, 415))
+def neighbors_batch() -> Response:
+    state, limits = service(), service().limits
+    data = json_object(request.get_data(cache=False), {"words", "vectors", "k"})
+    k = body_int(data, "k", 10, 1, limits.max_k)
+    if ("words" in data) == ("vectors" in data):
+        raise InvalidInputError("send exactly one of 'words' (a list of words) or 'vectors' (of vectors)")
+    if "words" in data:
+        words = word_list(data, "words", 1)
+        at_most("the number of words", len(words), limits.max_batch, "max_batch", status=400)
+        at_most("words x k", len(words) * k, limits.max_results, "max_results")
+        state.vocab.rows(words)
+        answers = state.queries.neighbors_batch(words, k)
+        results = [{"word": w, "neighbors": _neighbors_json(a)} for w, a in zip(words, answers, strict=True)]
+    else:
+        queries = vector_list(data, "vectors", state.queries.dim, limits.max_batch)
+        at_most("vectors x k", len(queries) * k, limits.max_results, "max_results")
+        results = [{"neighbors": _neighbors_json(a)} for a in state.queries.neighbors_of_vectors(queries, k)]
+    return jsonify({"k": k, "results": results})
+
+
+@routes.route("/v1/similarity", "GET", "Cosine similarity of two words",
+              json_response(obj(["a", "b", "similarity"], a={"type": "string"}, b={"type": "string"},
+                                similarity={"type": "number", "minimum": -1.001, "maximum": 1.001}),
+                            "cosine similarity"),
+              parameters=[_word("a", "first word"), _word("b", "second word")], errors=(400, 404))
+def similarity() -> Response:
+    a, b = query_string(request.args, "a"), query_string(request.args, "b")
+    state = service()
+    state.vocab.rows([a, b])
+    return jsonify({"a": a, "b": b, "similarity": state.queries.similarity(a, b)})
+
+
+ANALOGY_ANSWER = obj(["positive", "negative", "method", "k", "answers"],
+                     positive={"type": "array", "items": {"type": "string"}},
+                     negative={"type": "array", "items": {"type": "string"}},
+                     method={"type": "string"}, k={"type": "integer"}, answers=NEIGHBORS)
+
+
+@routes.route("/v1/analogy", "POST", "Analogy (positive - negative) by 3CosAdd or 3CosMul",
+              json_response(ANALOGY_ANSWER, "answers, best first"), body="AnalogyRequest",
+              errors=(400, 404, 413, 415))
+def analogy() -> Response:
+    state, limits = service(), service().limits
+    data = json_object(request.get_data(cache=False), {"positive", "negative", "k", "method"})
+    positive, negative = word_list(data, "positive", 1), word_list(data, "negative", 0)
+    for name, words in (("positive", positive), ("negative", negative)):
+        at_most(f"the number of {name} words", len(words), limits.max_analogy_words, "max_analogy_words", 400)
+    k = body_int(data, "k", 10, 1, limits.max_k)
+    method = data.get("method", "3CosAdd")
+    if method not in METHODS:
+        raise InvalidInputError(f"'method' must be one of {', '.join(METHODS)}, got {str(method)[:40]!r}")
+    state.vocab.rows(positive + negative)
+    answers = state.queries.analogy(positive, negative, k, method)
+    return jsonify({"positive": positive, "negative": negative, "method": method, "k": k,
+                    "answers": _neighbors_json(answers)})
+
+
+@routes.route("/v1/vectors/<path:word>", "GET", "The raw vector of a word",
+              json_response(obj(["word", "dim", "vector"], word={"type": "string"}, dim={"type": "integer"},
+                                vector=VECTOR), "the stored vector"),
+              parameters=[{"name": "word", "in": "path", "required": True, "schema": WORD}],
+              errors=(400, 404))
+def vector(word: str) -> Response:
+    state = service()
+    values = np.asarray(state.vectors.vectors[state.vocab.row(word)], dtype=np.float64)
+    return jsonify({"word": word, "dim": state.vectors.dim, "vector": values.tolist()})
+
+
+VOCAB_ANSWER = obj(["prefix", "words"], prefix={"type": "string"},
+                   words={"type": "array", "items": {"type": "string"}, "maxItems": MAX_VOCAB_LIMIT})
+
+
+@routes.route("/v1/vocab", "GET", "Words starting with a prefix, most frequent first (autocomplete)",
+              json_response(VOCAB_ANSWER, "matching words"),
+              parameters=[
+                  query("prefix", {"type": "string", "maxLength": MAX_WORD_LENGTH}, "start of the words"),
+                  query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_VOCAB_LIMIT, "default": 10},
+                        "most words to return"),
+              ], errors=(400,))
+def vocab() -> Response:
+    prefix = request.args.get("prefix", "")
+    if len(prefix) > MAX_WORD_LENGTH:
+        raise InvalidInputError(f"query parameter 'prefix' is longer than {MAX_WORD_LENGTH} characters")
+    limit = query_int(request.args, "limit", 10, 1, MAX_VOCAB_LIMIT)
+    return jsonify({"prefix": prefix, "words": service().vocab.with_prefix(prefix, limit)})
+
+
+POINT = obj(["word", "x", "y", "score"], word={"type": "string"}, x={"type": "number"}, y={"type": "number"},
+            score={"type": "number"})
+
+
+@routes.route("/v1/map", "GET", "2-D map (PCA) of a word and its nearest words, the word first",
+              json_response(obj(["word", "points"], word={"type": "string"}, points={
+                  "type": "array", "items": POINT, "minItems": 1, "maxItems": MAX_MAP_K + 1}), "map points"),
+              parameters=[_word("word", "the query word"),
+                          query("k", {**K, "maximum": MAX_MAP_K}, "number of neighbours drawn")],
+              errors=(400, 404))
+def neighbourhood_map() -> Response:
+    word = query_string(request.args, "word")
+    k = query_int(request.args, "k", 10, 1, MAX_MAP_K)
+    state = service()
+    row = state.vocab.row(word)
+    answer = state.queries.neighbors(word, k)
+    rows = [row, *(state.vocab.row(other) for other, _ in answer)]
+    coords = pca_2d(state.index.unit[rows]).tolist()
+    scores = [1.0, *(score for _, score in answer)]
+    words = [word, *(other for other, _ in answer)]
+    points = [{"word": w, "x": x, "y": y, "score": s}
+              for w, (x, y), s in zip(words, coords, scores, strict=True)]
+    return jsonify({"word": word, "points": points})
+
+
+@routes.route("/healthz", "GET", "Liveness",
+              json_response(obj(["status"], True, status={"type": "string"}), "alive"))
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+READY = obj(["status", "run", "words", "dim", "index"], True, status={"type": "string"},
+            run={"type": "string"}, words={"type": "integer"}, dim={"type": "integer"},
+            index={"type": "string"})
+
+
+@routes.route("/readyz", "GET", "Readiness (the index answers a probe search) and what is served",
+              json_response(READY, "ready"), errors=(503,))
+def readyz() -> Response:
+    state = service()
+    _, ids = state.index.search(state.index.unit[:1], 1)
+    if ids[0, 0] < 0:
+        return error_response(503, "not_ready", "the index returned no result for a probe query")
+    return jsonify({"status": "ready", "run": state.run_name, "words": len(state.vectors),
+                    "dim": state.index.dim, "index": state.index.kind})
+
+
+@routes.route("/metrics", "GET", "Prometheus metrics: request counts, latency histograms",
+              json_response({"type": "string"}, "text exposition format", media="text/plain"))
+def prometheus() -> Response:
+    metrics = service().metrics
+    return Response(metrics.render(), content_type=metrics.content_type)
+
+
+@routes.route("/openapi.json", "GET", "This document",
+              json_response({"type": "object"}, "OpenAPI 3 document"))
+def openapi() -> Response:
+    return jsonify(service().spec)
+
+
+@routes.route("/", "GET", "The web page (search, neighbourhood map, similarity, analogy)",
+              json_response({"type": "string"}, "HTML page", media="text/html"))
+def page() -> Response:
+    return send_from_directory(service().static_dir, "index.html")
+

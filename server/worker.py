@@ -1,0 +1,126 @@
+"""The gunicorn worker class: uvicorn's event loop, with every protocol-level refusal in JSON.
+
+gunicorn (the master) keeps its process model: it binds the socket, forks the workers, replaces
+them on ``kill -HUP`` and restarts one that dies. Each worker runs uvicorn's asyncio server with
+the httptools parser, so requests are parsed on an event loop (see ``server.asgi`` for why). The
+protocol subclass bounds what the parser accepts and answers what it refuses as the API does:
+a request line over ``MAX_URL_BYTES`` gets 414, headers over ``MAX_HEADER_BYTES`` in total get
+431, a request not received in full within ``read_timeout`` seconds of its connection or its
+first byte gets 408 (so slow clients hold a socket for a bounded time), anything else malformed
+gets 400, each with a JSON ``{"error": {"code", "message"}}`` body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn_worker import UvicornWorker
+
+from server.asgi import json_error_body
+
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 32 * 1024
+
+
+class Refusal(Exception):
+    """A request the parser stops reading: its status, error code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class JsonErrorsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with bounded request lines, headers and read time, refusing in JSON.
+
+    ``read_timeout`` is set per worker from ``ServeConfig.request_timeout`` (``post_fork``).
+    """
+
+    read_timeout: ClassVar[float] = 30.0
+    read_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.read_timer is None:
+            self.read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def _disarm(self) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self.read_timer = None
+        if self.cycle is not None and self.cycle.response_started:
+            return
+        self.refuse(Refusal(408, "request_timeout",
+                            f"the request was not received in full within {self.read_timeout:g} s"))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.header_bytes = 0
+        self._arm()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._disarm()  # an idle kept-alive connection is uvicorn's keep-alive timeout's to close
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_URL_BYTES:
+            raise Refusal(414, "uri_too_long", f"the request target is over {MAX_URL_BYTES} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise Refusal(431, "request_header_fields_too_large",
+                          f"the request headers are over {MAX_HEADER_BYTES} bytes in total")
+        super().on_header(name, value)
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.refuse(Refusal(400, "bad_request", "protocol upgrades are not supported"))
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            self.refuse(cause if isinstance(cause, Refusal) else Refusal(400, "bad_request", str(exc) or
+                                                                         "malformed HTTP request"))
+
+    def send_400_response(self, msg: str) -> None:
+        self.refuse(Refusal(400, "bad_request", msg))
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Answer ``refusal`` as JSON and close the connection."""
+        self.logger.warning("refused a request: %s %s", refusal.status, refusal)
+        body = json_error_body(refusal.code, str(refusal))
+        head = [STATUS_LINE[refusal.status]]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+                    % len(body))
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+
+class Worker(UvicornWorker):
+    """gunicorn worker running uvicorn's asyncio loop with ``JsonErrorsProtocol``."""
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+        "loop": "asyncio", "http": JsonErrorsProtocol, "lifespan": "on",
+    }

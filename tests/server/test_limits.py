@@ -1,0 +1,169 @@
+"""Bounded work per request, cheap word lookups, closed metric labels and browser-safety checks.
+
+In-process (Flask's test client) except the import check, which needs a clean interpreter.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+
+from nlp182 import cli
+from nlp182.embeddings.vectors import Vectors
+from server.app import create_app, host_name
+from server.config import AppConfig, Limits, ServeConfig
+from server.projection import pca_2d
+from server.vocab import Vocabulary
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def client(real_run: Path) -> FlaskClient:
+    return create_app(real_run, AppConfig(limits=Limits(max_results=2000, max_batch=100))).test_client()
+
+
+def _limit_error(response, status: int, limit: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == "over_limit" and error["limit"] == limit and limit in error["message"]
+
+
+def test_work_per_request_is_bounded_with_named_limits(client: FlaskClient, real_vectors: Vectors) -> None:
+    words = real_vectors.words[:50]
+    _limit_error(client.post("/v1/neighbors", json={"words": words, "k": 41}), 413, "max_results")
+    at_limit = client.post("/v1/neighbors", json={"words": words, "k": 40})  # 50 x 40 = 2000
+    assert at_limit.status_code == 200
+    _limit_error(client.post("/v1/neighbors", json={"words": real_vectors.words[:101]}), 400, "max_batch")
+    vectors = np.ones((30, real_vectors.dim)).tolist()
+    _limit_error(client.post("/v1/neighbors", json={"vectors": vectors, "k": 100}), 413, "max_results")
+    _limit_error(client.post("/v1/neighbors", json={"vectors": vectors * 4}), 400, "max_batch")
+    analogy = {"positive": real_vectors.words[:5], "negative": ["police"], "method": "3CosMul"}
+    _limit_error(client.post("/v1/analogy", json=analogy), 400, "max_analogy_words")
+    response = client.get("/v1/neighbors?word=police&k=1001")
+    assert response.status_code == 400 and "1000" in response.get_json()["error"]["message"]
+
+
+def test_limits_are_settings_and_the_spec_states_them(real_run: Path) -> None:
+    config = ServeConfig(max_k=50, max_batch=7, max_results=99, max_analogy_words=2, max_body_bytes=4096)
+    assert config.app_config().limits == Limits(50, 7, 99, 2, 4096)
+    spec = create_app(real_run, config.app_config()).test_client().get("/openapi.json").get_json()
+    k = next(p for p in spec["paths"]["/v1/neighbors"]["get"]["parameters"] if p["name"] == "k")
+    assert k["schema"]["maximum"] == 50
+    assert spec["components"]["schemas"]["WordsBatch"]["properties"]["words"]["maxItems"] == 7
+    assert spec["components"]["schemas"]["AnalogyRequest"]["properties"]["positive"]["maxItems"] == 2
+    assert "4096 bytes" in spec["info"]["description"]
+    vector = spec["components"]["schemas"]["VectorsBatch"]["properties"]["vectors"]["items"]
+    assert vector["minItems"] == vector["maxItems"] == 32  # the run's dimension
+    with pytest.raises(ValueError, match="max_results must be >= 1"):
+        Limits(max_results=0)
+
+
+def test_prefix_lookup_and_suggestions_match_a_full_scan(real_vectors: Vectors) -> None:
+    words = [*real_vectors.words, "zürich", "zúñiga", "z"]  # non-ASCII and a one-letter word at the end
+    vocab = Vocabulary(words, {word: row for row, word in enumerate(words)})
+
+    def scan(prefix: str, limit: int) -> list[str]:  # the brute force: every word, frequency order
+        return [word for word in words if word.startswith(prefix)][:limit]
+
+    for prefix in ["", "p", "po", "pol", "police", "policex", "z", "zü", "th", "a", "qqq"]:
+        for limit in (1, 5, 100):
+            assert vocab.with_prefix(prefix, limit) == scan(prefix, limit), (prefix, limit)
+    for word in ["policex", "governmentt", "zürichsee", "qqqq", "xylophone", "s"]:
+        assert vocab.suggest(word) == Vectors(words, np.zeros((len(words), 1), np.float32)).suggest(word)
+    assert vocab.suggest("policex")[0] == "police"
+
+
+def test_unknown_words_get_cheap_suggestions_through_the_api(client: FlaskClient) -> None:
+    body = client.post("/v1/analogy", json={"positive": ["police", "governmnt"]}).get_json()
+    assert body["error"]["code"] == "unknown_word" and body["error"]["suggestions"][0] == "government"
+    assert client.get("/v1/vocab?prefix=pol&limit=3").get_json()["words"][0] == "police"
+
+
+def test_metric_labels_come_from_closed_sets(real_run: Path) -> None:
+    client = create_app(real_run).test_client()
+    for i in range(40):
+        client.open(f"/v1/neighbors?word=police&n={i}", method=f"MADEUP{i}")
+        client.get(f"/no/such/path/{i}")
+    text = client.get("/metrics").get_data(as_text=True)
+    lines = [line for line in text.splitlines() if line.startswith("nlp182_http_requests_total{")]
+    assert 'nlp182_http_requests_total{endpoint="unmatched",method="other",status="405"} 40.0' in lines
+    assert 'nlp182_http_requests_total{endpoint="unmatched",method="GET",status="404"} 40.0' in lines
+    assert not any("MADEUP" in line or "/no/such" in line for line in text.splitlines())
+
+
+def test_host_header_and_json_bodies_are_checked(real_run: Path) -> None:
+    client = create_app(real_run).test_client()
+    for host in ("localhost", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"):
+        assert client.get("/v1/neighbors?word=police", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "[::2]"):
+        response = client.get("/v1/neighbors?word=police", headers={"Host": host})
+        assert response.status_code == 400 and response.get_json()["error"]["code"] == "host_not_allowed"
+    # A cross-site form or fetch without a preflight can send text/plain; the API refuses it.
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        response = client.post("/v1/neighbors", data='{"words": ["police"]}', content_type=content_type)
+        assert response.status_code == 415
+        assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    wide = create_app(real_run, AppConfig(allowed_hosts=("*",))).test_client()
+    assert wide.get("/healthz", headers={"Host": "anything.example"}).status_code == 200
+    assert ServeConfig(host="10.0.0.5").app_config().allowed_hosts[0] == "10.0.0.5"
+    assert ServeConfig(allowed_hosts="a.example, b.example").app_config().allowed_hosts == ("a.example",
+                                                                                          "b.example")
+    assert host_name("[::1]:80") == "::1" and host_name("Example.ORG") == "example.org"
+
+
+def test_neighbourhood_map_is_the_pca_of_the_word_and_its_neighbours(
+    client: FlaskClient, real_vectors: Vectors
+) -> None:
+    from sklearn.decomposition import PCA
+
+    body = client.get("/v1/map?word=police&k=8").get_json()
+    words = [point["word"] for point in body["points"]]
+    assert words == ["police", *(w for w, _ in real_vectors.most_similar("police", topn=8))]
+    got = np.array([[point["x"], point["y"]] for point in body["points"]])
+    unit = real_vectors.normed[[real_vectors.key_to_index[w] for w in words]].astype(np.float64)
+    want = PCA(n_components=2, svd_solver="full").fit_transform(unit)
+    for axis in range(2):  # PCA axes are defined up to sign
+        sign = np.sign(got[:, axis] @ want[:, axis])
+        np.testing.assert_allclose(got[:, axis], sign * want[:, axis], atol=1e-5)
+    np.testing.assert_array_equal(pca_2d(np.ones((3, 4))), np.zeros((3, 2)))  # no spread: all at the origin
+    assert client.get("/v1/map?word=police&k=51").status_code == 400
+
+
+def test_cli_refuses_unreadable_runs_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path, real_vectors: Vectors
+) -> None:
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("nlp182.commands.server",))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "vectors.npy").write_bytes(b"")
+    (empty / "vocab.txt").write_text("a\nb\n")
+    latin = tmp_path / "latin"
+    real_vectors.save(latin)
+    (latin / "vocab.txt").write_bytes((latin / "vocab.txt").read_bytes().replace(b"police", b"polic\xe9"))
+    for run, fragment in ((empty, "empty or truncated"), (latin, "not UTF-8")):
+        for command in ("serve", "index"):
+            assert cli.main([command, str(run)]) == 2
+            err = capsys.readouterr().err.strip()
+            assert fragment in err and err.count("\n") == 0 and "Traceback" not in err, err
+
+
+def test_serving_processes_import_neither_torch_nor_pyarrow(real_run: Path) -> None:
+    code = (
+        "import sys\n"
+        "from server.serve import run_server\n"
+        "from server.worker import Worker\n"
+        "from server.app import create_app\n"
+        f"create_app({str(real_run)!r}).test_client().get('/v1/neighbors?word=police')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pyarrow'))\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

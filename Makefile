@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(VENV)/bin/nlp182 corpus prepare
-	$(VENV)/bin/nlp182 train lsa --out $(RUNS)/lsa
-	$(VENV)/bin/nlp182 train w2v --out $(RUNS)/w2v
+	$(VENV)/bin/nlp182 train lsa --out $(RUNS)/lsa --overwrite
+	$(VENV)/bin/nlp182 train w2v --out $(RUNS)/w2v --overwrite
 	$(VENV)/bin/nlp182 eval $(RUNS)/lsa $(RUNS)/w2v
 	$(VENV)/bin/nlp182 neighbors $(RUNS)/w2v king
 	$(VENV)/bin/nlp182 index $(RUNS)/w2v

@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12, help="timed rounds over all cases")
     parser.add_argument("--case-s", type=float, default=0.3, help="least seconds per case and round")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's default)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -143,8 +144,9 @@ def main() -> None:
         )
     worst = max(max(r["sdpa_ratio"], r["mha_ratio"]) for r in rows)
     print(f"worst ratio {worst:.3f} (goal <= {GOAL_RATIO})")
+    args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
-        RESULTS / f"attention-{device.type}.json",
+        args.out / f"attention-{device.type}.json",
         {
             "device": str(device),
             "dtype": str(dtype),

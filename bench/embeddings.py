@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import platform
 import statistics
@@ -32,6 +33,7 @@ from nlp182.text.corpus import CorpusSource
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUALITY = ("wordsim353_spearman", "simlex999_spearman", "analogy_3cosadd")
+ENGINES = ("gensim", "torch-native", "torch-batched")
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -39,13 +41,20 @@ def _mean(rows: list[dict], key: str) -> float:
 
 
 def run_word2vec(
-    source: CorpusSource, files: EvaluationFiles, model: str, seeds: int, threads: int, device: str
+    source: CorpusSource,
+    files: EvaluationFiles,
+    model: str,
+    seeds: int,
+    threads: int,
+    device: str,
+    only: list[str] | None = None,
 ) -> dict:
-    """Train every engine with every seed; return per-engine means and raw rows."""
+    """Train every engine (of ``only``, if given) with every seed; return per-engine means and raw rows."""
     engines = {"gensim": {"backend": "gensim"}}
     if device == "cpu":
         engines["torch-native"] = {"backend": "torch", "device": device, "kernel": "native"}
     engines["torch-batched"] = {"backend": "torch", "device": device, "kernel": "batched"}
+    engines = {name: settings for name, settings in engines.items() if only is None or name in only}
     results: dict[str, list[dict]] = {name: [] for name in engines}
     for seed in range(1, seeds + 1):
         for name, settings in engines.items():  # interleaved so machine load hits all alike
@@ -99,10 +108,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", nargs="+", default=["sg", "cbow"])
+    parser.add_argument("--engines", nargs="+", choices=ENGINES,
+                        help="word2vec engines to run (default: all; without gensim there is no speed ratio)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON")
     args = parser.parse_args()
     device = select_device(args.device)
     source, files = CorpusSource(args.corpus), EvaluationFiles.in_folder(args.eval_dir)
-    word2vec = {m: run_word2vec(source, files, m, args.seeds, args.threads, device.type) for m in args.models}
+    word2vec = {
+        m: run_word2vec(source, files, m, args.seeds, args.threads, device.type, args.engines)
+        for m in args.models
+    }
     lsa = run_lsa(source, files, device.type)
 
     print(
@@ -113,10 +128,10 @@ def main() -> None:
     header += f"{'dWS353':>9}{'dSL999':>9}{'danalogy':>10}"
     print(header + f"{'WS353':>8}{'SL999':>8}{'analogy':>9}")
     for model, engines in word2vec.items():
-        reference = engines["gensim"]
+        reference = engines.get("gensim", {})
         for name, row in engines.items():
-            ratio = row["words_per_second"] / reference["words_per_second"]
-            deltas = [row[key] - reference[key] for key in QUALITY]
+            ratio = row["words_per_second"] / reference.get("words_per_second", math.nan)
+            deltas = [row[key] - reference.get(key, math.nan) for key in QUALITY]
             print(
                 f"{model:<6}{name:<15}{ratio:>12.2f}{row['words_per_second']:>12,.0f}"
                 + "".join(f"{d:>+9.3f}" for d in deltas[:2])
@@ -132,8 +147,8 @@ def main() -> None:
             + f"   {row['seconds']:.1f} s (count {row['count_seconds']:.1f}, svd {row['svd_seconds']:.1f})"
         )
 
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"embeddings-{device.type}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"embeddings-{device.type}.json"
     atomic_write_json(
         path,
         {

@@ -50,9 +50,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_pair(make_a: Callable, make_b: Callable, device: torch.device, steps: int) -> tuple[float, float]:
+def time_pair(
+    make_a: Callable, make_b: Callable, device: torch.device, steps: int, width: int = 2048
+) -> tuple[float, float]:
     """Median seconds per step of two optimizers built on two identical models, steps interleaved."""
-    models = [build_model(device), build_model(device)]
+    models = [build_model(device, width), build_model(device, width)]
     for model in models:
         for p in model.parameters():
             p.grad = torch.randn_like(p) * 1e-3
@@ -75,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15, help="timed steps per optimizer and implementation")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--width", type=int, default=2048, help="width of the 6 layers (2048: ~25M params)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON")
     args = parser.parse_args(argv)
     device = select_device(args.device)
-    params = sum(p.numel() for p in build_model(torch.device("cpu")).parameters())
+    params = sum(p.numel() for p in build_model(torch.device("cpu"), args.width).parameters())
     rows = []
     for label, name, kwargs in CASES:
         mine, ref = time_pair(
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda p, n=name, k=kwargs: getattr(torch.optim, n)(p, foreach=True, **k),
             device,
             args.steps,
+            args.width,
         )
         rows.append({"optimizer": label, "ratio": mine / ref, "nlp182_ms": 1e3 * mine, "torch_ms": 1e3 * ref})
         print(
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.processor() or platform.machine(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
-    atomic_write_json(RESULTS / f"optim-{device.type}.json", result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out / f"optim-{device.type}.json", result)
     return 0
 
 

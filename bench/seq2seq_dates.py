@@ -10,6 +10,7 @@ of a few test dates next to it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -38,12 +39,17 @@ def main() -> None:
         default=1,
         help="CPU threads (0: torch's default); small RNN steps run best on 1",
     )
+    parser.add_argument("--quick", action="store_true", help="200 training dates, 1 epoch: checks it runs")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and figures")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     device = select_device(args.device)
     config = Seq2SeqConfig(epochs=args.epochs, device=str(device), progress=False)
+    if args.quick:
+        config = dataclasses.replace(config, epochs=1, date_train=200, date_valid=20, date_test=20)
+    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         start = time.perf_counter()
@@ -53,11 +59,12 @@ def main() -> None:
         _, _, test_pairs = date_splits(
             config.date_train, config.date_valid, config.date_test, seed=config.seed
         )
-        greedy = evaluate_test(translator, test_pairs, beam_width=1)
+        names = ["exact_match", "bleu"]
+        beam = evaluate_test(translator, test_pairs, names=names)
+        greedy = evaluate_test(translator, test_pairs, beam_width=1, names=names)
         for index, png in enumerate(sorted((run / "heatmaps").glob("*.png"))):
-            shutil.copyfile(png, RESULTS / f"seq2seq-dates-heatmap-{index}.png")
-        shutil.copyfile(run / "train" / "loss.png", RESULTS / "seq2seq-dates-loss.png")
-    beam = metrics["test"]
+            shutil.copyfile(png, args.out / f"seq2seq-dates-heatmap-{index}.png")
+        shutil.copyfile(run / "train" / "loss.png", args.out / "seq2seq-dates-loss.png")
     rows = [
         ("test exact match (beam 5)", GOAL_EXACT_MATCH, beam["exact_match"]),
         ("test exact match (greedy)", GOAL_EXACT_MATCH, greedy["exact_match"]),
@@ -91,7 +98,7 @@ def main() -> None:
         "history": metrics["history"],
         "examples": beam["examples"],
     }
-    atomic_write_json(RESULTS / f"seq2seq-dates-{device.type}.json", result)
+    atomic_write_json(args.out / f"seq2seq-dates-{device.type}.json", result)
 
 
 if __name__ == "__main__":

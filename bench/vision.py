@@ -18,6 +18,8 @@ filters, occlusion and saliency maps, activation maximisation, loss curves, segm
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,9 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from nlp182.commands.flags import FRACTION, NON_NEGATIVE, POSITIVE, Parser, checked, device_name
 from nlp182.device import select_device
-from nlp182.io import atomic_write_json
+from nlp182.errors import OutputError
+from nlp182.io import atomic_write_json, check_output_path
 from nlp182.plots import loss_curves
+from nlp182.progress import progress
 from nlp182.vision.boxes import box_iou, nms
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
 from nlp182.vision.distillation import DistillationLoss
@@ -49,16 +54,18 @@ from nlp182.vision.models import SmallCNN
 from nlp182.vision.segmentation import FCN, UNet, mean_iou, pixel_accuracy
 from nlp182.vision.visualize import (
     activation_maximization,
-    colorize_labels,
-    occlusion_map,
-    saliency_map,
+    actmax_start,
+    save_actmax_grid,
     save_filter_grid,
-    save_images,
-    save_maps,
+    save_occlusion_maps,
+    save_saliency_maps,
+    save_segmentation_grid,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEGMENTATION_GOAL = 0.8  # stated mean IoU on the held-out shapes
+QUICK = {"epochs": 2, "width": 4, "members": 2, "students": 1, "student_width": 2, "seg_train": 16,
+         "seg_epochs": 1, "boxes": 50, "repeats": 1}  # --quick: every section runs, in seconds
 
 
 class Timer:
@@ -99,6 +106,7 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
 
     logistic = LogisticRegression(max_iter=2000).fit(x_tr.flatten(1).numpy(), y_tr.numpy())
     out["logistic_regression_accuracy"] = float(logistic.score(x_te.flatten(1).numpy(), y_te.numpy()))
+    step(args, "logistic regression")
 
     with Timer() as t_ref:
         reference = seeded(0, lambda: cnn(nn.BatchNorm2d))
@@ -108,6 +116,7 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
         "wall_s": t_ref.wall,
         "cpu_s": t_ref.cpu,
     }
+    step(args, "torch.nn BatchNorm CNN")
 
     members, histories, emas, member_stats = [], [], [], []
     for i in range(args.members):
@@ -125,6 +134,7 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
                 "cpu_s": t.cpu,
             }
         )
+        step(args, f"ensemble member {i + 1}")
     out["members"] = member_stats
     single = float(np.mean([m["accuracy"] for m in member_stats]))
     out["single_mean_accuracy"] = single
@@ -139,6 +149,7 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
         )
     out["bagging_accuracy"] = accuracy(predict_logits(Ensemble(bagged), x_te), y_te)
     out["bagging_wall_s"] = t_bag.wall
+    step(args, "bagging")
 
     with Timer() as t_snap:
         snap_model = seeded(0, cnn)
@@ -155,11 +166,13 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
             predict_logits(recompute_batchnorm(average_parameters(snapshots), x_tr), x_te), y_te
         ),
     }
+    step(args, "snapshot ensemble")
     loss_curves(
         {"single (cosine LR)": histories[0], f"snapshot run ({args.members} cyclic cycles)": snap_history},
         figures / "vision-digits-loss.png",
-        title="digits CNN training loss",
+        title="Digits CNN: training loss per epoch (one cosine-LR run, one snapshot run with cyclic LR)",
         xlabel="epoch",
+        ylabel="training loss (cross-entropy, log scale)",
         log_y=True,
     )
 
@@ -180,6 +193,7 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
             loss_fn=DistillationLoss(args.temperature, args.alpha),
         )
         distilled.append(accuracy(predict_logits(pupil, x_te), y_te))
+        step(args, f"student {seed + 1}")
     out["student"] = {
         "width": args.student_width,
         "temperature": args.temperature,
@@ -192,7 +206,10 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
     }
 
-    _digit_figures(members[0], x_te, y_te, figures)
+    out["activation_maximization"] = _digit_figures(
+        members[0], x_te, y_te, figures, actmax_steps=20 if args.quick else 200
+    )
+    step(args, "digits figures")
     ours = member_stats[0]
     rows = [
         (
@@ -237,33 +254,43 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
     return out, rows
 
 
-def _digit_figures(model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, figures: Path) -> None:
+def _digit_figures(
+    model: nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, figures: Path, actmax_steps: int = 200
+) -> dict[str, Any]:
+    """Filters, occlusion, saliency and activation maximisation of ``model``; returns the actmax
+    scores (each class's logit at the start and the end: a real pattern raises it far above the start)."""
     model = model.cpu()
     save_filter_grid(model, figures / "vision-filters.png", title="digits CNN: first-layer 3x3 filters")
     picks = [int(torch.nonzero(y_te == d)[0]) for d in range(0, 10, 2)]
-    images = [x_te[i] for i in picks]
-    titles = [f"digit {int(y_te[i])}" for i in picks]
-    occlusion = [
-        occlusion_map(model, img, int(y_te[i]), patch=3, stride=1, fill=0.5)
-        for img, i in zip(images, picks, strict=True)
-    ]
-    save_maps(
-        images,
-        occlusion,
-        [f"{t}: p(class), 3x3 grey patch" for t in titles],
-        figures / "vision-occlusion.png",
-    )
-    saliency = [saliency_map(model, img, int(y_te[i])) for img, i in zip(images, picks, strict=True)]
-    save_maps(images, saliency, [f"{t}: |d score / d x|" for t in titles], figures / "vision-saliency.png")
+    images, labels = [x_te[i] for i in picks], [int(y_te[i]) for i in picks]
+    save_occlusion_maps(model, images, labels, figures / "vision-occlusion.png")
+    save_saliency_maps(model, images, labels, figures / "vision-saliency.png")
     dreams = [
-        activation_maximization(model, d, (1, 8, 8), steps=200, lr=0.05, l2=0.05, jitter=1) for d in range(10)
+        activation_maximization(model, d, (1, 8, 8), steps=actmax_steps, lr=0.05, l2=0.05, jitter=1)
+        for d in range(10)
     ]
-    save_images(dreams, [f"maximises {d}" for d in range(10)], figures / "vision-actmax.png")
+    with torch.no_grad():
+        start = model(actmax_start((1, 8, 8)))[0]
+        final = [model(dream.unsqueeze(0))[0] for dream in dreams]
+    start_scores = [float(start[d]) for d in range(10)]
+    final_scores = [float(final[d][d]) for d in range(10)]
+    top_class = [int(final[d].argmax()) for d in range(10)]
+    save_actmax_grid(
+        dreams, [f"digit {d}" for d in range(10)], start_scores, final_scores, figures / "vision-actmax.png"
+    )
+    return {
+        "start_scores": start_scores,
+        "final_scores": final_scores,
+        "top_class_of_each_image": top_class,
+        # not noise: every image raises its class's logit well above where the faint noise began
+        "not_noise": all(f > s + 1.0 for f, s in zip(final_scores, start_scores, strict=True)),
+        "images_whose_top_class_is_their_own": sum(t == d for d, t in enumerate(top_class)),
+    }
 
 
 def segmentation_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, Any], list[tuple]]:
     x, y = make_shapes_segmentation(args.seg_train, size=32, seed=0)
-    x_te, y_te = make_shapes_segmentation(200, size=32, seed=1)
+    x_te, y_te = make_shapes_segmentation(16 if args.quick else 200, size=32, seed=1)
     config = FitConfig(epochs=args.seg_epochs, batch_size=16, lr=0.05, device=args.device)
     out: dict[str, Any] = {
         "train_size": len(x),
@@ -295,19 +322,15 @@ def segmentation_section(args: argparse.Namespace, figures: Path) -> tuple[dict[
         rows.append(
             (f"shapes: {name.upper()} mean IoU / goal", miou / SEGMENTATION_GOAL, miou, SEGMENTATION_GOAL)
         )
+        step(args, f"{name} segmentation")
     show = range(4)
-    images = [x_te[i] for i in show]
-    truth = [colorize_labels(y_te[i]) for i in show]
-    unet = [colorize_labels(predictions["unet"][i]) for i in show]
-    fcn = [colorize_labels(predictions["fcn"][i]) for i in show]
-    save_images(
-        images + truth + unet + fcn,
-        [f"image {i}" for i in show]
-        + [f"truth {i}" for i in show]
-        + [f"UNet {i}" for i in show]
-        + [f"FCN {i}" for i in show],
+    save_segmentation_grid(
+        [x_te[i] for i in show],
+        [y_te[i] for i in show],
+        {f"{name.upper()} (IoU {out[name]['mean_iou']:.2f})": [pred[i] for i in show]
+         for name, pred in predictions.items()},
         figures / "vision-segmentation.png",
-        rescale=False,
+        title="Segmentation of held-out shapes: truth and each network's prediction",
     )
     return out, rows
 
@@ -380,33 +403,79 @@ def boxes_section(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple]
     return out, rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--members", type=int, default=5)
-    parser.add_argument("--ema-decay", type=float, default=0.99)
-    parser.add_argument("--students", type=int, default=3)
-    parser.add_argument("--student-width", type=int, default=4)
-    parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--alpha", type=float, default=0.9)
-    parser.add_argument("--seg-train", type=int, default=600)
-    parser.add_argument("--seg-epochs", type=int, default=30)
-    parser.add_argument("--boxes", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+def step(args: argparse.Namespace, done: str) -> None:
+    """Advance the run's progress by one step (one log line per step when not on a terminal)."""
+    args.bar.set_postfix(done=done)
+    args.bar.update(1)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, each checked where it is parsed (one-line errors naming the flag, exit 2)."""
+    parser = Parser(
+        prog="python -m bench.vision",
+        description="Benchmark the vision core: digits CNN ensembles, EMA, snapshots and distillation, "
+        "shapes segmentation, and box NMS/IoU beside float64 NumPy. Prints a table (ratio first) and "
+        "writes vision-<device>.json and the vision-*.png figures into --out.",
+    )
+    number = checked(int, POSITIVE)
+    parser.add_argument("--device", type=device_name, default="auto",
+                        help="where to train: auto (a GPU when there is one), cpu, cuda or mps "
+                        "(default: auto)")
+    parser.add_argument("--threads", type=checked(int, NON_NEGATIVE), default=0,
+                        help="CPU threads for training (default: 0, PyTorch's choice)")
+    parser.add_argument("--epochs", type=number, default=15, help="epochs of each digits CNN (default: 15)")
+    parser.add_argument("--width", type=number, default=16,
+                        help="channels of the digits CNN's first convolution (default: 16)")
+    parser.add_argument("--members", type=number, default=5,
+                        help="models per ensemble, and snapshots of the snapshot ensemble (default: 5)")
+    parser.add_argument("--ema-decay", type=checked(float, FRACTION), default=0.99,
+                        help="decay of the exponential moving average of the weights (default: 0.99)")
+    parser.add_argument("--students", type=number, default=3,
+                        help="small students trained alone and distilled, each (default: 3)")
+    parser.add_argument("--student-width", type=number, default=4,
+                        help="first-convolution channels of a student (default: 4)")
+    parser.add_argument("--temperature", type=checked(float, POSITIVE), default=4.0,
+                        help="softmax temperature of distillation (default: 4.0)")
+    parser.add_argument("--alpha", type=checked(float, {"minimum": 0, "maximum": 1}), default=0.9,
+                        help="weight of the teacher's soft targets against the labels (default: 0.9)")
+    parser.add_argument("--seg-train", type=number, default=600,
+                        help="generated training images for segmentation (default: 600)")
+    parser.add_argument("--seg-epochs", type=number, default=30,
+                        help="epochs of each segmentation network (default: 30)")
+    parser.add_argument("--boxes", type=number, default=2000,
+                        help="random boxes for NMS and IoU (default: 2000)")
+    parser.add_argument("--repeats", type=number, default=5,
+                        help="timings of NMS and IoU; the fastest counts (default: 5)")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for the JSON and the figures; files of the same names are replaced "
+                        "(default: bench/results)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes everywhere, to check in seconds that every section runs")
+    args = parser.parse_args(argv)
+    return argparse.Namespace(**{**vars(args), **QUICK}) if args.quick else args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("nlp182.vision").setLevel(logging.WARNING)  # the progress line says enough
+    try:
+        check_output_path(args.out)
+    except OutputError as exc:
+        print(f"python -m bench.vision: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
+    steps = 1 + 1 + args.members + 1 + 1 + args.students + 1 + 2
+    args.bar = progress(total=steps, desc="bench.vision", unit="step", interval=0.0)
     started = time.perf_counter()
     digits, rows = digits_section(args, args.out)
     segmentation, seg_rows = segmentation_section(args, args.out)
     boxes, box_rows = boxes_section(args)
     rows += seg_rows + box_rows
+    args.bar.close()
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'ratio':>7}  {'nlp182':>9}  {'reference':>9}")
     for name, ratio, ours, ref in rows:
@@ -417,6 +486,7 @@ def main() -> None:
         > digits["student"]["alone_mean"],
         "segmentation_unet_reaches_goal": segmentation["unet"]["mean_iou"] >= SEGMENTATION_GOAL,
         "nms_equal_to_float64_reference": boxes["nms_equal_to_reference"],
+        "activation_maximization_not_noise": digits["activation_maximization"]["not_noise"],
     }
     print("goals:", ", ".join(f"{k}={v}" for k, v in goals.items()))
     result = {
@@ -424,7 +494,7 @@ def main() -> None:
         "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "args": {k: str(v) for k, v in vars(args).items()},
+        "args": {k: str(v) for k, v in vars(args).items() if k != "bar"},
         "total_wall_s": time.perf_counter() - started,
         "goals": goals,
         "table": [{"measure": n, "ratio": r, "nlp182": o, "reference": f} for n, r, o, f in rows],

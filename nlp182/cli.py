@@ -1,7 +1,7 @@
-"""The ``nlp182`` command: a thin dispatcher over the sub-command modules in ``nlp182.commands``.
+"""The ``nlp182`` command: parse, check the outputs, run one sub-command, print errors as one line.
 
-Each command module exposes ``register(subparsers)`` which adds its sub-commands and sets
-``func`` on the parser. Package errors are printed as one line (no traceback) with exit code 2.
+Command modules in ``nlp182.commands`` add their sub-commands; this module adds what every command
+shares: one-line errors (exit 2), the run-folder contract for ``--out`` and the logging levels.
 """
 
 from __future__ import annotations
@@ -10,40 +10,104 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+from nlp182.commands.flags import Parser, add_overwrite_flag
 from nlp182.errors import Nlp182Error
 
-# Sub-command modules, in the order they appear in --help.
+# Sub-command modules, in the order they appear in --help. Each exposes ``register(subparsers)``,
+# which adds its commands and sets ``func`` on each parser.
 COMMAND_MODULES = (
     "nlp182.commands.embeddings",
     "nlp182.commands.server",
+    "nlp182.commands.importing",
     "nlp182.commands.seq2seq",  # after embeddings: joins the `train` group it creates
     "nlp182.commands.optim",
     "nlp182.commands.vision",  # joins the `train` group: train digits, train shapes
     "nlp182.commands.captioning",  # joins the `train` group: train caption; and `caption`
 )
+# Loggers of this project: INFO by default; every other library only says WARNING and above.
+OWN_LOGGERS = ("nlp182", "server", "corpora", "bench")
+DESCRIPTION = (
+    "Train word embeddings (LSA, word2vec), attention translators and small vision models, "
+    "then evaluate, query and serve them."
+)
+EPILOG = (
+    "Start with `nlp182 corpus prepare`, then `nlp182 train w2v --out runs/w2v` and "
+    "`nlp182 eval runs/w2v`. `nlp182 COMMAND --help` explains each command."
+)
+
+
+def walk_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every sub-command parser below it, depth first."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from walk_parsers(sub)
+
+
+def _apply_out_contract(parser: argparse.ArgumentParser) -> None:
+    """Give every command with ``--out`` an ``--overwrite`` flag and the run-folder check.
+
+    A command that writes files into an existing folder rather than a run folder says so with
+    ``set_defaults(out_contract="files")``: then only writability is checked.
+    """
+    for sub in walk_parsers(parser):
+        options = {option for action in sub._actions for option in action.option_strings}
+        if "--out" not in options:
+            continue
+        if "--overwrite" not in options:
+            add_overwrite_flag(sub)
+        if sub.get_default("out_contract") is None:
+            sub.set_defaults(out_contract="run")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every registered sub-command."""
-    parser = argparse.ArgumentParser(prog="nlp182", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="nlp182", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="say more: -v adds other libraries' messages and our debug lines, -vv everything",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _apply_out_contract(parser)
     return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    """Our messages at INFO; other libraries' (faiss.loader, gensim) only from ``-v`` on."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity else logging.INFO)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before any work: the ``--out`` of the command can be written under the run-folder contract."""
+    from nlp182.io import check_output_path, check_run_folder
+
+    contract = getattr(args, "out_contract", None)
+    if contract is None or getattr(args, "out", None) is None:
+        return
+    if contract == "run":
+        check_run_folder(args.out, overwrite=getattr(args, "overwrite", False))
+    else:
+        check_output_path(args.out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
+        if getattr(args, "validate", None) is not None:
+            args.validate(args)  # checks across flags (e.g. --cycles divides --epochs)
+        check_outputs(args)
         result = args.func(args)
     except (Nlp182Error, FileNotFoundError, FileExistsError) as exc:
         print(f"nlp182: error: {exc}", file=sys.stderr)

@@ -24,6 +24,12 @@ class InvalidInputError(Nlp182Error, ValueError):
     code = "invalid_input"
 
 
+class OutputError(InvalidInputError):
+    """An output path cannot or must not be written (a file, someone else's folder, read-only)."""
+
+    code = "bad_output"
+
+
 class ShapeError(InvalidInputError):
     """A tensor or array has the wrong shape or dimension."""
 
@@ -60,3 +66,14 @@ class UnknownWordError(Nlp182Error, KeyError):
         self.suggestions = list(suggestions or [])
         hint = f"; did you mean: {', '.join(self.suggestions)}" if self.suggestions else ""
         super().__init__(f"word {word!r} is not in the vocabulary{hint}")
+
+
+class MissingExtraError(Nlp182Error, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra."""
+
+    status = 501
+    code = "missing_extra"
+
+
+class TruncatedFileError(FileFormatError, EOFError):
+    """A file ends before what its header promises (also an ``EOFError``, as gensim raises)."""

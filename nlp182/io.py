@@ -1,7 +1,14 @@
 """Atomic file writes: write to a temporary file beside the target, fsync, rename.
 
 A reader never sees a half-written model, index or checkpoint, and a crash leaves the previous
-version intact. ``staged_directory`` does the same for a whole run folder.
+version intact. ``staged_directory`` does the same for a whole run folder. Files and folders get
+the permissions the user's umask gives a new file (0644 / 0755 under the usual 022), not the
+0600 / 0700 of the temporary files they start as.
+
+The run-folder contract every command with ``--out`` follows (``check_run_folder``): an existing
+non-empty folder is refused unless ``--overwrite``, and even then only a folder holding one of our
+runs (its ``config.json``) is replaced; a regular file is never replaced; and the location is
+checked for writability before any work, with the path the user gave in the message.
 """
 
 from __future__ import annotations
@@ -17,6 +24,15 @@ from typing import IO, Any
 
 import numpy as np
 
+from nlp182.errors import OutputError
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
@@ -27,6 +43,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()
@@ -74,28 +91,155 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise FileFormatError(f"{target} is not valid JSON: {exc}") from exc
 
 
+RUN_MARKER = "config.json"
+
+
+def _given(path: str | os.PathLike[str]) -> str:
+    """The path as the user typed it (for messages), never a resolved or staging path."""
+    return os.fspath(path)
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself or the closest ancestor of it that exists (``/`` at worst)."""
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def _probe_writable(folder: Path, given: str, flag: str) -> None:
+    """Create and remove an empty folder inside ``folder``: the same call staging makes, so its
+    success means the output can be written (``os.access`` says yes to root on ``/proc``)."""
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {flag} {given}: {folder} is not a folder")
+    try:
+        probe = tempfile.mkdtemp(prefix=".nlp182-probe.", dir=folder)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        message = f"cannot write {flag} {given}: {folder} is not writable ({reason.lower()})"
+        raise OutputError(message) from None
+    os.rmdir(probe)
+
+
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a folder holding a run of ours (its ``config.json``)."""
+    return Path(path).is_dir() and (Path(path) / RUN_MARKER).is_file()
+
+
+def _replaceable(target: Path, given: str, flag: str, overwrite: bool) -> None:
+    """Raise unless ``target`` may be replaced by a new run folder (see :func:`check_run_folder`)."""
+    if not os.path.lexists(target):
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise OutputError(f"{flag} {given} is a file, not a folder; choose another {flag}")
+    if not any(target.iterdir()):
+        return
+    if not overwrite:
+        raise OutputError(
+            f"{flag} {given} exists and is not empty; pass --overwrite to replace a previous run, "
+            f"or choose another {flag}"
+        )
+    if not is_run_folder(target):
+        raise OutputError(
+            f"{flag} {given} holds files that are not an nlp182 run (no {RUN_MARKER}); "
+            f"refusing to replace it even with --overwrite"
+        )
+
+
+def check_output_path(path: str | os.PathLike[str], flag: str = "--out") -> Path:
+    """Check, before any work, that a file or folder can be created at ``path``; return it.
+
+    Refuses an empty path, the current folder or one of its ancestors, and a location where
+    nothing can be created (read-only, ``/proc``, ``/sys``, a parent that is a file). Messages name
+    ``flag`` and the path as given.
+    """
+    given = _given(path)
+    if not given.strip():
+        raise OutputError(f"{flag} is empty; name a folder to write, e.g. {flag} runs/name")
+    target = Path(given).expanduser()
+    resolved = target.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+        raise OutputError(f"{flag} {given} is the current folder or one above it; name a new folder")
+    _probe_writable(_nearest_existing(resolved.parent), given, flag)
+    return target
+
+
+def check_run_folder(path: str | os.PathLike[str], overwrite: bool = False, flag: str = "--out") -> Path:
+    """The run-folder contract, checked before any work: return ``path`` if a run may be written there.
+
+    A missing or empty folder is fine. An existing non-empty folder is refused unless ``overwrite``,
+    and even then only when it holds a run of ours (``config.json``). A regular file is never
+    replaced. The location must be writable. Every refusal is an :class:`OutputError` naming
+    ``flag`` and the path the user gave.
+    """
+    target = check_output_path(path, flag)
+    _replaceable(target, _given(path), flag, overwrite)
+    return target
+
+
+def check_output_file(path: str | os.PathLike[str], overwrite: bool = False, flag: str = "--out") -> Path:
+    """Check, before any work, that a single file can be written at ``path``; return it.
+
+    A folder is never replaced; an existing file only with ``overwrite``.
+    """
+    target = check_output_path(path, flag)
+    given = _given(path)
+    if target.is_dir():
+        raise OutputError(f"{flag} {given} is a folder; name a file")
+    if os.path.lexists(target) and not overwrite:
+        raise OutputError(f"{flag} {given} exists; pass --overwrite to replace it, or choose another name")
+    return target
+
+
+def run_kind(path: str | os.PathLike[str]) -> str | None:
+    """What a run folder holds (``"digits"``, ``"lsa"``, ...) from its config, or None if it does not say."""
+    config = Path(path) / RUN_MARKER
+    if not config.is_file():
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(config.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            return data.get("task") or data.get("method")
+    return None
+
+
 @contextlib.contextmanager
 def staged_directory(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it replaces ``path`` as a whole.
 
-    On any exception the temporary folder is removed and ``path`` is left as it was, so a failed
-    run never leaves a half-written run folder behind.
+    ``path`` is checked first with :func:`check_run_folder`: a file or a folder of someone else's
+    files is never replaced, and an earlier run only when ``overwrite``. On any exception the
+    temporary folder is removed and ``path`` is left as it was, so a failed run never leaves a
+    half-written run folder behind. The swap is two renames; if the second fails the previous
+    run is put back.
     """
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True or choose another folder")
+    target = check_run_folder(path, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    staging.chmod(0o777 & ~current_umask())
     try:
         yield staging
+        _replaceable(target, _given(path), "--out", overwrite)  # still ours after the work?
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    replace_directory(staging, target)
+
+
+def replace_directory(staging: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Move the finished folder ``staging`` to ``path``, replacing what was there as a whole."""
+    staging, target = Path(staging), Path(path)
     backup = None
-    if target.exists():
+    if os.path.lexists(target):
         backup = target.with_name(f".{target.name}.old")
         shutil.rmtree(backup, ignore_errors=True)
         os.replace(target, backup)
-    os.replace(staging, target)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)

@@ -1,13 +1,18 @@
 """Matplotlib (Agg) figures: loss curves, attention heatmaps, embedding maps.
 
-Every figure is written atomically to a PNG so a reader never sees a half-written image.
+Every figure is written atomically in the format its file name asks for (``.png``, ``.pdf`` or
+``.svg``; anything else is refused), so a reader never sees a half-written image. Each figure says
+what it shows: a title, labelled axes, and a labelled colour bar wherever colour encodes a value.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -15,15 +20,41 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.io import atomic_write_bytes
+
+FIGURE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+#: Largest side of an attention heatmap, in inches; longer inputs get smaller cells and fewer labels.
+HEATMAP_MAX_INCHES = 16.0
+#: Most tick labels along one heatmap axis; beyond it every k-th token is labelled.
+HEATMAP_MAX_LABELS = 60
+# Marks that subword tokenizers put on tokens to record word boundaries (GPT-2, SentencePiece,
+# WordPiece, BPE end-of-word); the figure shows the text without them.
+BOUNDARY_MARKS = ("Ġ", "▁", "##", "</w>")
+MARKERS_UP_TO = 30  # loss curves with this many points or fewer mark each point
+
+
+def figure_format(path: str | os.PathLike[str], flag: str | None = None) -> str:
+    """The format a figure at ``path`` is written in, from its extension; refuse others.
+
+    ``flag`` (e.g. ``"--heatmap"``) names the option in the message.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        where = f"{flag} {os.fspath(path)}" if flag else os.fspath(path)
+        raise InvalidInputError(f"{where}: a figure file must end in .png, .pdf or .svg")
+    return FIGURE_FORMATS[suffix]
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
-    """Render ``fig`` to PNG at ``path`` atomically and close it."""
+    """Render ``fig`` to ``path`` atomically (format from the extension) and close it."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fig.savefig(buffer, format=figure_format(path), dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -35,16 +66,55 @@ def loss_curves(
     ylabel: str = "loss",
     log_y: bool = False,
 ) -> None:
-    """Plot one line per named series (e.g. ``{"train": [...], "valid": [...]}``) into ``path``."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    """Plot one line per named series (e.g. ``{"train": [...], "valid": [...]}``) into ``path``.
+
+    Short series (a one-epoch run included) mark every point, so a single value is visible.
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, values in series.items():
-        ax.plot(np.arange(1, len(values) + 1), list(values), label=name)
+        marker = "o" if len(values) <= MARKERS_UP_TO else None
+        ax.plot(np.arange(1, len(values) + 1), list(values), marker=marker, ms=3.5, label=name)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if log_y:
         ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save_figure(fig, path)
+
+
+def clean_token(token: str) -> str:
+    """A token as a reader writes it: word-boundary marks removed (``Ġcat`` -> ``cat``); a token
+    that is only a mark is the space between words, shown as ``␣``."""
+    if token in BOUNDARY_MARKS:
+        return "␣"
+    for mark in BOUNDARY_MARKS:
+        if token.startswith(mark) and len(token) > len(mark):
+            token = token[len(mark) :]
+        if token.endswith(mark) and len(token) > len(mark):
+            token = token[: -len(mark)]
+    return token
+
+
+def attention_title(source_tokens: Sequence[str], target_tokens: Sequence[str], width: int = 70) -> str:
+    """The one title convention of attention heatmaps: what went in and what came out, each at most
+    two wrapped lines (a long text ends in "...")."""
+    source = " ".join(clean_token(t) for t in source_tokens)
+    output = " ".join(clean_token(t) for t in target_tokens if t != "<eos>")
+    lines = []
+    for name, text in (("input", source), ("output", output)):
+        lines += textwrap.wrap(textwrap.shorten(f"{name}: {text}", 2 * width, placeholder=" ..."), width)
+    return "attention weights\n" + "\n".join(lines)
+
+
+def _fit_title(title: str, width: int = 70, lines: int = 3) -> str:
+    """``title`` wrapped to ``width`` characters and cut to ``lines`` lines (a long input would
+    otherwise make the title taller than the heatmap)."""
+    return textwrap.fill(textwrap.shorten(title, width * lines, placeholder=" ..."), width)
+
+
+def _ticks(count: int) -> range:
+    return range(0, count, max(1, math.ceil(count / HEATMAP_MAX_LABELS)))
 
 
 def attention_heatmap(
@@ -52,20 +122,34 @@ def attention_heatmap(
     source_tokens: Sequence[str],
     target_tokens: Sequence[str],
     path: str | os.PathLike[str],
-    title: str = "attention",
+    title: str | None = None,
 ) -> None:
-    """Draw attention ``weights`` of shape ``(T_target, T_source)``: source across, target down."""
+    """Draw attention ``weights`` of shape ``(T_target, T_source)``: input across, output down.
+
+    Cells are ~0.45 inch until a side would exceed :data:`HEATMAP_MAX_INCHES`; then cells shrink and
+    only every k-th token is labelled, so a long input still gives a readable figure. ``title``
+    defaults to :func:`attention_title`.
+    """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(target_tokens), len(source_tokens)):
-        raise ValueError(
+        raise ShapeError(
             f"weights have shape {weights.shape}, expected ({len(target_tokens)}, {len(source_tokens)})"
         )
-    fig, ax = plt.subplots(figsize=(0.45 * len(source_tokens) + 2, 0.45 * len(target_tokens) + 1.5))
-    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(weights.max())))
-    ax.set_xticks(range(len(source_tokens)), labels=list(source_tokens), rotation=90)
-    ax.set_yticks(range(len(target_tokens)), labels=list(target_tokens))
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    source = [clean_token(t) for t in source_tokens]
+    target = [clean_token(t) for t in target_tokens]
+    cell = min(0.45, HEATMAP_MAX_INCHES / max(len(source), len(target), 1))
+    fontsize = 9 if cell >= 0.3 else 7
+    fig, ax = plt.subplots(figsize=(max(cell * len(source), 3.0) + 2.5, max(cell * len(target), 2.0) + 2.0))
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(weights.max())), aspect="auto")
+    xs, ys = _ticks(len(source)), _ticks(len(target))
+    ax.set_xticks(list(xs), labels=[source[i] for i in xs], rotation=90, fontsize=fontsize)
+    ax.set_yticks(list(ys), labels=[target[i] for i in ys], fontsize=fontsize)
+    ax.set_xlabel("input tokens")
+    ax.set_ylabel("output tokens")
+    title = attention_title(source_tokens, target_tokens) if title is None else _fit_title(title)
+    ax.set_title(title, fontsize=10, loc="left")
+    colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+    colorbar.set_label("attention weight (each row sums to 1)")
     save_figure(fig, path)
 
 
@@ -75,12 +159,14 @@ def embedding_map(
     """Scatter 2-D ``points`` of shape ``(N, 2)`` with a text label on each."""
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) != len(labels):
-        raise ValueError(f"points must be (N, 2) with N == len(labels); got {points.shape}, {len(labels)}")
+        raise ShapeError(f"points must be (N, 2) with N == len(labels); got {points.shape}, {len(labels)}")
     fig, ax = plt.subplots(figsize=(14, 11))
     ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.5)
     for (x, y), label in zip(points, labels, strict=True):
         ax.annotate(label, (x, y), fontsize=7, alpha=0.8)
     ax.set_title(title)
+    ax.set_xlabel("first principal component")
+    ax.set_ylabel("second principal component")
     ax.set_xticks([])
     ax.set_yticks([])
     save_figure(fig, path)

@@ -40,7 +40,11 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     """
 
     read_timeout: ClassVar[float] = 30.0
+    #: Seconds a connection accepted just before a graceful stop has to send its first request.
+    shutdown_grace: ClassVar[float] = 2.0
     read_timer: asyncio.TimerHandle | None = None
+    responses_sent = 0
+    draining = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -75,7 +79,34 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # answer the request that was on its way, then close
+
+    def shutdown(self) -> None:
+        """Graceful stop (HUP, TERM): finish what is in flight, close what is idle.
+
+        uvicorn closes every connection without a request in progress. A connection the kernel
+        accepted just before the stop, whose request bytes have not been read yet, would then be
+        reset and its client would see an error for a request it sent in time. Such a connection
+        (no response sent on it yet) gets ``shutdown_grace`` seconds to deliver its request, which
+        is answered with ``connection: close``; a kept-alive idle connection is closed at once.
+        """
+        if self.cycle is None and self.responses_sent == 0 and not self.transport.is_closing():
+            self.draining = True
+            self.loop.call_later(self.shutdown_grace, self._close_if_idle)
+            return
+        super().shutdown()
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+        else:
+            self.cycle.keep_alive = False
+
     def on_response_complete(self) -> None:
+        self.responses_sent += 1
         super().on_response_complete()
         self._disarm()  # an idle kept-alive connection is uvicorn's keep-alive timeout's to close
 

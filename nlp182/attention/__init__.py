@@ -1,21 +1,25 @@
-"""Attention modules, batch-first; every module returns ``(context, weights)``.
+"""Attention modules, batch-first; every module follows one call protocol (:class:`Attention`):
+``module(query, keys, values=None, mask=None, need_weights=False) -> (context, weights or None)``.
 
 Masks are bool and ``True`` means "may attend" (the ``scaled_dot_product_attention``
 convention); a query with no valid key gets zero weights and a zero context.
 """
 
 from nlp182.attention.additive import AdditiveAttention
-from nlp182.attention.base import ScoredAttention
-from nlp182.attention.factory import ATTENTION_KINDS, build_attention
+from nlp182.attention.base import Attention, ScoredAttention
 from nlp182.attention.hard import HardAttention, HardAttentionSample, ReinforceLoss
 from nlp182.attention.masks import causal_mask, masked_log_softmax, masked_softmax, merge_masks, padding_mask
 from nlp182.attention.multihead import MultiHeadAttention
 from nlp182.attention.multiplicative import MultiplicativeAttention
+from nlp182.attention.registry import attention_kinds, build_attention, register_attention
 from nlp182.attention.scaled_dot import ScaledDotProductAttention, scaled_dot_product
+
+ATTENTION_KINDS = attention_kinds()  # every kind registered by a module of this package
 
 __all__ = [
     "ATTENTION_KINDS",
     "AdditiveAttention",
+    "Attention",
     "HardAttention",
     "HardAttentionSample",
     "MultiHeadAttention",
@@ -23,11 +27,13 @@ __all__ = [
     "ReinforceLoss",
     "ScaledDotProductAttention",
     "ScoredAttention",
+    "attention_kinds",
     "build_attention",
     "causal_mask",
     "masked_log_softmax",
     "masked_softmax",
     "merge_masks",
     "padding_mask",
+    "register_attention",
     "scaled_dot_product",
 ]

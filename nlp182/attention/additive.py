@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nlp182.attention.base import ScoredAttention
+from nlp182.attention.registry import register_attention
 from nlp182.errors import InvalidInputError
 
 
@@ -34,3 +35,8 @@ class AdditiveAttention(ScoredAttention):
         """Scores ``(B, Tq, Tk)`` for query ``(B, Tq, Dq)`` and keys ``(B, Tk, Dk)``."""
         hidden = torch.tanh(self.query_proj(query).unsqueeze(2) + self.key_proj(keys).unsqueeze(1))
         return self.energy(hidden).squeeze(-1)
+
+
+@register_attention("additive")
+def _build_additive(query_dim: int, key_dim: int, **_: object) -> AdditiveAttention:
+    return AdditiveAttention(query_dim, key_dim)

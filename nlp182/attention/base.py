@@ -1,8 +1,12 @@
-"""The shared shape of score-based attention: score, masked softmax, weighted sum of values."""
+"""The call protocol every attention module follows, and the shared shape of score-based attention.
+
+Score-based attention is: score, masked softmax, weighted sum of values.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -24,6 +28,32 @@ def check_inputs(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) 
         raise ShapeError(f"keys have {keys.shape[1]} positions but values have {values.shape[1]}")
 
 
+@runtime_checkable
+class Attention(Protocol):
+    """The one call protocol of every attention module in ``nlp182.attention``.
+
+    ``module(query, keys, values=None, mask=None, need_weights=False) -> (context, weights)``:
+
+    - ``query`` ``(B, Tq, Dq)``, ``keys`` ``(B, Tk, Dk)``, ``values`` ``(B, Tk, Dv)`` (``None``: the keys);
+    - ``mask``: bool broadcastable to ``(B, Tq, Tk)``, ``True`` = may attend; a query with no valid
+      key gets zero weights and a zero context;
+    - ``need_weights``: ``False`` by default everywhere, so fused kernels can skip the ``(Tq, Tk)``
+      matrix; with ``True`` the weights ``(B, Tq, Tk)`` come back, else ``None``;
+    - ``context`` is ``(B, Tq, Dv)``.
+
+    Modules may take further keyword arguments after these (``causal=`` for the dot-product kinds).
+    """
+
+    def __call__(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
 class ScoredAttention(nn.Module, ABC):
     """Attention defined by a score function ``score(query, keys) -> (B, Tq, Tk)``.
 
@@ -42,9 +72,9 @@ class ScoredAttention(nn.Module, ABC):
         keys: torch.Tensor,
         values: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-        need_weights: bool = True,
+        need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attend from each query to the keys.
+        """Attend from each query to the keys (the :class:`Attention` protocol).
 
         Args:
             query: ``(B, Tq, Dq)``.
@@ -52,7 +82,7 @@ class ScoredAttention(nn.Module, ABC):
             values: ``(B, Tk, Dv)``; defaults to ``keys``.
             mask: bool broadcastable to ``(B, Tq, Tk)``, ``True`` = attend (see ``masks``).
             need_weights: return the weights (they are computed either way here; the flag
-                keeps one calling convention with the fused modules).
+                and its default keep one calling convention with the fused modules).
 
         Returns:
             ``(context, weights)``: context ``(B, Tq, Dv)`` and weights ``(B, Tq, Tk)`` or ``None``.

@@ -91,10 +91,11 @@ class HardAttention(nn.Module):
         keys: torch.Tensor,
         values: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(context (B, Tq, Dv), one-hot weights (B, Tq, Tk))``; see :meth:`sample` for REINFORCE."""
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(context (B, Tq, Dv), one-hot weights (B, Tq, Tk) or None)``; REINFORCE uses :meth:`sample`."""
         chosen = self.sample(query, keys, values, mask)
-        return chosen.context, chosen.weights
+        return chosen.context, chosen.weights if need_weights else None
 
 
 class ReinforceLoss(nn.Module):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlp182.attention.base import check_inputs
+from nlp182.attention.registry import register_attention
 from nlp182.attention.scaled_dot import scaled_dot_product
 from nlp182.errors import InvalidInputError, ShapeError
 
@@ -73,8 +74,9 @@ class MultiHeadAttention(nn.Module):
         keys: torch.Tensor,
         values: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-        causal: bool = False,
         need_weights: bool = False,
+        *,
+        causal: bool = False,
         average_weights: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from query ``(B, Tq, E)`` to keys ``(B, Tk, E)`` and values ``(B, Tk, E)``.
@@ -107,3 +109,10 @@ class MultiHeadAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"
+
+
+@register_attention("multihead", same_dims=True)
+def _build_multihead(
+    query_dim: int, key_dim: int, *, num_heads: int = 4, dropout: float = 0.0, **_: object
+) -> MultiHeadAttention:
+    return MultiHeadAttention(query_dim, num_heads, dropout=dropout)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nlp182.attention.base import ScoredAttention
+from nlp182.attention.registry import register_attention
 from nlp182.errors import InvalidInputError, ShapeError
 
 LUONG_MODES = ("dot", "general")
@@ -45,3 +46,13 @@ class MultiplicativeAttention(ScoredAttention):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, query_dim={self.query_dim}"
+
+
+@register_attention("dot", same_dims=True)
+def _build_dot(query_dim: int, key_dim: int, **_: object) -> MultiplicativeAttention:
+    return MultiplicativeAttention(query_dim, key_dim, mode="dot")
+
+
+@register_attention("general")
+def _build_general(query_dim: int, key_dim: int, **_: object) -> MultiplicativeAttention:
+    return MultiplicativeAttention(query_dim, key_dim, mode="general")

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlp182.attention.masks import causal_mask, check_mask, masked_softmax, merge_masks
+from nlp182.attention.registry import register_attention
 from nlp182.errors import InvalidInputError, ShapeError
 
 
@@ -99,8 +100,9 @@ class ScaledDotProductAttention(nn.Module):
         keys: torch.Tensor,
         values: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-        causal: bool = False,
         need_weights: bool = False,
+        *,
+        causal: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from query ``(B, Tq, D)`` to keys ``(B, Tk, D)`` / values ``(B, Tk, Dv)``.
 
@@ -113,3 +115,10 @@ class ScaledDotProductAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dropout={self.dropout}"
+
+
+@register_attention("scaled_dot", same_dims=True)
+def _build_scaled_dot(
+    query_dim: int, key_dim: int, *, dropout: float = 0.0, **_: object
+) -> ScaledDotProductAttention:
+    return ScaledDotProductAttention(dropout)

@@ -3,37 +3,33 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 
-from nlp182.errors import InvalidInputError
+from nlp182.commands.flags import add_config_flags, add_out_flag, config_from_args
+
+HELPS = {
+    "steps": "steps of each optimizer on each landscape (0: the landscape's own number)",
+    "epochs": "epochs of logistic regression on the digits, per optimizer",
+    "batch_size": "digits per training step",
+    "seed": "random seed of the digits split and shuffling",
+}
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from nlp182.optim.figures import OptimPlotConfig, plot_all
+    from nlp182.optim_plot import OptimPlotConfig, plot_all
 
-    config = OptimPlotConfig(**{f.name: getattr(args, f.name) for f in fields(OptimPlotConfig)})
-    if config.steps < 0 or config.epochs < 1 or config.batch_size < 1:
-        raise InvalidInputError("--steps must be >= 0, --epochs and --batch-size >= 1")
-    for path in plot_all(config):
+    for path in plot_all(config_from_args(OptimPlotConfig, args), args.out, overwrite=args.overwrite):
         print(path)
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``optim plot`` to the ``nlp182`` command."""
-    from nlp182.optim.figures import OptimPlotConfig
+    from nlp182.optim_plot import OptimPlotConfig
 
-    defaults = OptimPlotConfig()
-    optim = subparsers.add_parser("optim", help="optimizer figures")
-    sub = optim.add_subparsers(dest="optim_command", required=True)
-    plot = sub.add_parser(
-        "plot", help="trajectories on a quadratic, a saddle and Rosenbrock; digits loss curves"
-    )
-    plot.add_argument("--out", default=defaults.out, help="folder for the PNG files")
-    plot.add_argument(
-        "--steps", type=int, default=defaults.steps, help="steps per trajectory (0: per landscape)"
-    )
-    plot.add_argument("--epochs", type=int, default=defaults.epochs, help="digits training epochs")
-    plot.add_argument("--batch-size", dest="batch_size", type=int, default=defaults.batch_size)
-    plot.add_argument("--seed", type=int, default=defaults.seed)
+    optim = subparsers.add_parser("optim", help="optimizer figures", description="Optimizer figures.")
+    sub = optim.add_subparsers(dest="optim_command", required=True, metavar="COMMAND")
+    text = "paths of nine optimizers on a quadratic, a saddle and Rosenbrock; digits loss curves"
+    plot = sub.add_parser("plot", help=text, description=text)
+    add_out_flag(plot, "folder for the figures", default="runs/optim", required=False)
+    add_config_flags(plot, OptimPlotConfig, helps=HELPS)
     plot.set_defaults(func=_plot)

@@ -8,21 +8,93 @@ API configure exactly the same things.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nlp182.attention import ATTENTION_KINDS
-from nlp182.commands.flags import add_config_flags, config_from_args, train_group
-from nlp182.errors import InvalidInputError
-from nlp182.seq2seq.config import Seq2SeqConfig
-from nlp182.seq2seq.model import RNN_CELLS
+from nlp182.commands.flags import (
+    POSITIVE,
+    add_config_flags,
+    add_out_flag,
+    add_overwrite_flag,
+    checked,
+    config_from_args,
+    device_name,
+    train_group,
+)
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.io import read_json
+from nlp182.seq2seq.config import LR_SCHEDULES, Seq2SeqConfig
+from nlp182.seq2seq.metrics import METRICS
+from nlp182.seq2seq.model import ARCHITECTURES, RNN_CELLS
 from nlp182.seq2seq.tokenize import TOKENIZER_KINDS
+from nlp182.train.run import incomplete_dir
 
-CHOICES = {"cell": RNN_CELLS, "attention": ATTENTION_KINDS, "tokenizer": TOKENIZER_KINDS}
+if TYPE_CHECKING:
+    from nlp182.seq2seq.translator import Translator
+
+log = logging.getLogger(__name__)
+CHOICES = {
+    "architecture": ARCHITECTURES,
+    "cell": RNN_CELLS,
+    "attention": ATTENTION_KINDS,
+    "tokenizer": TOKENIZER_KINDS,
+    "source_tokenizer": TOKENIZER_KINDS,
+    "target_tokenizer": TOKENIZER_KINDS,
+    "lr_schedule": LR_SCHEDULES,
+}
+#: Flags a resumed run may change; every other setting comes from the interrupted run.
+RESUME_OVERRIDES = ("epochs", "threads", "device", "progress", "time_budget")
 HELP = {
-    "data": "'dates' (built-in generator), a TSV file, or the source side of two aligned files",
+    "data": "'dates' (built-in generator), 'cmudict' (grapheme-to-phoneme), a TSV file, or the source "
+    "side of two aligned files",
     "target_file": "target side (line-aligned with --data); omit when --data is a TSV",
+    "valid_data": "held-out validation file in --data's format (instead of cutting --valid-fraction)",
+    "test_data": "held-out test file in --data's format (instead of cutting --test-fraction)",
+    "valid_target_file": "target side of --valid-data when it is an aligned source file",
+    "test_target_file": "target side of --test-data when it is an aligned source file",
+    "tokenizer": "tokeniser of both sides (char: every character a token)",
+    "source_tokenizer": "source-side tokeniser (default: the data set's own, else --tokenizer)",
+    "target_tokenizer": "target-side tokeniser (default: the data set's own, else --tokenizer)",
+    "metrics": f"comma-separated from {', '.join(METRICS)}; the first picks the best epoch "
+    "(auto: wer,per for cmudict, exact_match,cer for dates, exact_match,per,bleu otherwise)",
+    "lr_schedule": "learning-rate schedule by name",
+    "warmup_steps": "optimizer steps of linear warmup (warmup-* schedules)",
+    "time_budget": "stop training after this many seconds of training steps",
+    "threads": "PyTorch CPU threads (default: PyTorch's choice)",
+    "architecture": "rnn (bi-RNN encoder, attention RNN decoder) or transformer",
+    "ffn_size": "transformer feed-forward width (0: 4 x hidden size)",
     "source_column": "TSV source column: 0-based number or header name",
     "target_column": "TSV target column: 0-based number or header name",
+    "valid_fraction": "share of your pairs held out to pick the best epoch",
+    "test_fraction": "share of your pairs held out for the final scores",
+    "date_train": "date task: training pairs",
+    "date_valid": "date task: validation pairs",
+    "date_test": "date task: test pairs",
+    "max_length": "longest training pair, in tokens on either side; longer ones are skipped",
+    "vocab_size": "most tokens in each vocabulary",
+    "min_frequency": "fewest occurrences for a token to get its own entry",
+    "lowercase": "lowercase the text first",
+    "split_digits": "one token per digit",
+    "cell": "recurrent cell of encoder and decoder",
+    "embed_dim": "size of the token embeddings",
+    "hidden_size": "size of the decoder state; the two encoder directions get half each",
+    "num_layers": "stacked recurrent layers",
+    "attention": "how the decoder scores the input positions",
+    "num_heads": "heads of multi-head attention",
+    "input_feeding": "feed the previous attention output into the next decoder step",
+    "clip_grad_norm": "gradients are scaled down to at most this norm before each step",
+    "teacher_forcing": "probability of feeding the true previous token while training",
+    "label_smoothing": "share of the target probability spread over all tokens",
+    "early_stopping_patience": "stop after this many epochs without a better validation score "
+    "(default: train every epoch)",
+    "beam_width": "candidates kept while decoding the test set and by translate; 1 is greedy",
+    "length_penalty": "favour longer outputs as it grows; 0 ranks by total probability",
+    "max_output_len": "most output tokens",
+    "num_heatmaps": "attention heatmaps of test sentences saved in the run",
 }
 
 
@@ -30,11 +102,39 @@ def _run_train(args: argparse.Namespace) -> int:
     from nlp182.seq2seq.train import train_seq2seq
 
     config = config_from_args(Seq2SeqConfig, args)
-    metrics = train_seq2seq(config, args.out)
+    if args.resume:
+        config = _resumed_config(args, config)
+    try:
+        metrics = train_seq2seq(config, args.out, resume=args.resume)
+    except KeyboardInterrupt:
+        kept = incomplete_dir(args.out)
+        print(f"interrupted; the run and its checkpoints are kept in {kept}. Resume with:\n"
+              f"  nlp182 train seq2seq --out {args.out} --resume", file=sys.stderr)
+        raise
     test = metrics["test"]
-    summary = f"test exact match {test['exact_match']:.4f}, BLEU {test['bleu']:.2f}; " if test else ""
-    print(f"{summary}trained in {metrics['train_time_s']:.1f} s; run saved to {args.out}")
+    names = metrics["metrics"]
+    summary = ""
+    if test:
+        beam = ", ".join(f"{name} {test[name]:.4f}" for name in names)
+        greedy = ", ".join(f"{name} {test['greedy'][name]:.4f}" for name in names)
+        summary = f"test {beam} (beam {test['beam_width']}; greedy {greedy}); "
+    print(f"{summary}best epoch {metrics['best_epoch']}, trained in {metrics['train_time_s']:.1f} s; "
+          f"run saved to {args.out}")
     return 0
+
+
+def _resumed_config(args: argparse.Namespace, given: Seq2SeqConfig) -> Seq2SeqConfig:
+    """The interrupted run's saved config; the few flags a resumed run may change come from ``given``
+    where they were set (differ from their defaults)."""
+    saved = read_json(incomplete_dir(args.out) / "config.json")
+    defaults = Seq2SeqConfig()
+    for name in RESUME_OVERRIDES:
+        if getattr(given, name) != getattr(defaults, name):
+            saved[name] = getattr(given, name)
+    try:
+        return Seq2SeqConfig(**saved)
+    except TypeError as exc:
+        raise FileFormatError(f"the interrupted run's config.json is not a seq2seq config: {exc}") from exc
 
 
 def _heatmap_paths(base: Path, count: int) -> list[Path]:
@@ -43,22 +143,90 @@ def _heatmap_paths(base: Path, count: int) -> list[Path]:
     return [base.with_name(f"{base.stem}-{i}{base.suffix or '.png'}") for i in range(count)]
 
 
+def _longest_training_input(run: Path, fallback: int) -> int:
+    """Tokens of the longest training input, from ``metrics.json`` (older runs: ``max_length``)."""
+    metrics = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    return int(metrics.get("longest_source_tokens") or fallback)
+
+
+def _input_lines(source: str) -> Iterator[str]:
+    """Lines of a file, or of standard input for ``-``, without their line ends."""
+    if source == "-":
+        for line in sys.stdin:
+            yield line.rstrip("\r\n")
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise MissingFileError(f"{path} does not exist; pass a text file (a sentence a line) or -, stdin")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                yield line.rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path} is not UTF-8 text: {exc}") from exc
+
+
+def _translate_stream(translator: Translator, lines: Iterable[str], args: argparse.Namespace) -> None:
+    """Print one output line per input line (blank stays blank), translating ``batch_size`` at a time."""
+    chunk: list[str] = []
+
+    def flush() -> None:
+        texts = [line for line in chunk if line.strip()]
+        outputs = iter(translator.translate(
+            texts, beam_width=args.beam_width, max_len=args.max_len, length_penalty=args.length_penalty,
+            need_weights=False,
+        ) if texts else [])  # fmt: skip
+        for line in chunk:
+            print(next(outputs).text if line.strip() else "")
+        sys.stdout.flush()
+        chunk.clear()
+
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == args.batch_size:
+            flush()
+    flush()
+
+
 def _run_translate(args: argparse.Namespace) -> int:
+    from nlp182.io import check_output_file, run_kind
+    from nlp182.plots import figure_format
+    from nlp182.seq2seq.tokenize import encode
     from nlp182.seq2seq.translator import Translator
 
+    if bool(args.text) == (args.input is not None):
+        raise InvalidInputError("give sentences on the command line or --input FILE (- for stdin), not both")
+    if args.input is not None and args.heatmap is not None:
+        raise InvalidInputError("--heatmap draws sentences given on the command line, not --input")
     if any(not text.strip() for text in args.text):
         raise InvalidInputError("a sentence to translate is empty")
+    kind = run_kind(args.run)
+    if kind not in (None, "seq2seq"):
+        raise InvalidInputError(f"{args.run} is a {kind} run, not a seq2seq run")
+    paths = [] if args.heatmap is None else _heatmap_paths(Path(args.heatmap), len(args.text))
+    for path in paths:  # before translating: the figures can be written
+        figure_format(path, "--heatmap")
+        check_output_file(path, args.overwrite, "--heatmap")
     translator = Translator.load(args.run, device=args.device)
+    if args.input is not None:
+        _translate_stream(translator, _input_lines(args.input), args)
+        return 0
+    longest = _longest_training_input(Path(args.run), translator.config.max_length)
+    lengths = [len(ids) for ids in encode(translator.source_tokenizer, args.text)]
     translations = translator.translate(
         args.text, beam_width=args.beam_width, max_len=args.max_len, length_penalty=args.length_penalty
     )
-    for translation in translations:
-        print(translation.text)
-    if args.heatmap is not None:
-        for translation, path in zip(
-            translations, _heatmap_paths(Path(args.heatmap), len(translations)), strict=True
-        ):
-            translation.save_heatmap(path)
+    for number, (translation, length) in enumerate(zip(translations, lengths, strict=True), 1):
+        if length > longest:
+            log.warning(
+                "sentence %d has %d tokens, more than the longest training input (%d): "
+                "its translation is unreliable", number, length, longest,
+            )
+            print(f"{translation.text}\t[unreliable: input longer than any training input]")
+        else:
+            print(translation.text)
+    for translation, path in zip(translations, paths, strict=False):
+        translation.save_heatmap(path)
     return 0
 
 
@@ -67,20 +235,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = train_group(subparsers).add_parser(
         "seq2seq", help="train an attention seq2seq translator on parallel text or the date task"
     )
-    train.add_argument("--out", required=True, help="run folder to write (replaced as a whole on success)")
+    add_out_flag(train, "run folder (staged in OUT.incomplete until training ends)")
+    changeable = ", ".join(RESUME_OVERRIDES)
+    train.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT.incomplete "
+                       f"from its last checkpoint with its saved settings (only {changeable} may change)")
     add_config_flags(train, Seq2SeqConfig, choices=CHOICES, helps=HELP)
     train.set_defaults(func=_run_train)
 
     translate = subparsers.add_parser("translate", help="translate sentences with a trained seq2seq run")
     translate.add_argument("run", help="run folder written by `nlp182 train seq2seq`")
-    translate.add_argument("text", nargs="+", help="sentence(s) to translate")
+    translate.add_argument("text", nargs="*", help="sentence(s) to translate")
     translate.add_argument(
-        "--beam-width", type=int, default=None, help="beam width (1 = greedy; default: run's)"
+        "--input", default=None, help="translate this file line by line (- reads standard input); "
+        "prints one line per input line"
     )
-    translate.add_argument("--max-len", type=int, default=None, help="most output tokens (default: run's)")
-    translate.add_argument("--length-penalty", type=float, default=None, help="length normalisation exponent")
     translate.add_argument(
-        "--heatmap", default=None, help="save the attention heatmap PNG here (-i per sentence)"
+        "--beam-width", "--beam", type=checked(int, POSITIVE), default=None,
+        help="candidates kept while decoding; 1 is greedy (default: the run's setting)",
     )
-    translate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    translate.add_argument(
+        "--batch-size", type=checked(int, POSITIVE), default=256,
+        help="lines decoded together with --input (default: 256)",
+    )
+    translate.add_argument(
+        "--max-len", type=checked(int, POSITIVE), default=None,
+        help="most output tokens (default: the run's setting)",
+    )
+    translate.add_argument(
+        "--length-penalty", type=checked(float, {"minimum": 0}), default=None,
+        help="favour longer outputs as it grows; 0 ranks by total probability (default: the run's setting)",
+    )
+    translate.add_argument(
+        "--heatmap", default=None,
+        help="write each sentence's attention heatmap here (.png, .pdf or .svg); with several "
+        "sentences NAME-0.png, NAME-1.png, ...",
+    )
+    add_overwrite_flag(translate, "replace existing --heatmap files")
+    translate.add_argument(
+        "--device", type=device_name, default="auto",
+        help="where to compute: auto, cpu, cuda or mps (default: auto)",
+    )
     translate.set_defaults(func=_run_translate)

@@ -14,6 +14,8 @@ import logging
 import time
 from typing import Any
 
+from nlp182.commands.flags import add_config_flags
+
 log = logging.getLogger(__name__)
 
 _HELP = {
@@ -24,7 +26,7 @@ _HELP = {
     "ef_search": "HNSW search-time candidate list size (recall vs latency)",
     "recall_queries": "words used to measure HNSW recall@10 at build time",
     "seed": "seed for choosing those words",
-    "host": "address to bind (loopback by default)",
+    "host": "address to listen on (this machine only by default)",
     "port": "TCP port",
     "workers": "gunicorn worker processes",
     "threads": "request threads per worker (0: 16 for an exact index, 1 for HNSW)",
@@ -42,21 +44,8 @@ _HELP = {
     "allowed_hosts": "comma-separated Host names served ('' = the bind address and localhost; '*' = any)",
     "access_log": "log every request",
     "pid_file": "write the master's pid here: `kill -HUP $(cat FILE)` serves a rebuilt index, no downtime",
-    "malloc_arenas": "glibc malloc arenas per process (0: glibc default); few keep worker heaps flat",
+    "malloc_arenas": "memory pools per worker process (0: the system's choice); fewer keep memory use flat",
 }
-
-
-def _add_dataclass_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """One ``--flag`` per dataclass field, typed and defaulted from the field."""
-    for item in dataclasses.fields(config_class):
-        flag = "--" + item.name.replace("_", "-")
-        if item.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=item.default,
-                                help=_HELP[item.name])
-            continue
-        kind = {"int": int, "float": float, "str": str}[str(item.type)]
-        help_text = f"{_HELP[item.name]} (default: %(default)s)"
-        parser.add_argument(flag, type=kind, default=item.default, help=help_text)
 
 
 def _config_from_args(config_class: type, args: argparse.Namespace) -> Any:
@@ -92,10 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     index = subparsers.add_parser("index", help="build the FAISS similarity index of a trained run")
     index.add_argument("run", help="run folder (vectors.npy + vocab.txt)")
-    _add_dataclass_flags(index, IndexConfig)
+    add_config_flags(index, IndexConfig, helps=_HELP)
     index.set_defaults(func=_index)
 
     serve = subparsers.add_parser("serve", help="serve a run's similarity API and web page with gunicorn")
     serve.add_argument("run", help="run folder with an index (nlp182 index RUN)")
-    _add_dataclass_flags(serve, ServeConfig)
+    add_config_flags(serve, ServeConfig, helps=_HELP)
     serve.set_defaults(func=_serve)

@@ -5,13 +5,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from nlp182.commands.flags import add_config_flags, config_from_args, train_group
+from nlp182.commands.flags import add_config_flags, add_out_flag, config_from_args, default_text, train_group
+from nlp182.errors import InvalidInputError
+
+HELPS = {
+    "width": "channels of the first convolution (later stages double it)",
+    "dropout": "dropout probability before the classifier",
+    "test_fraction": "share of the digits held out for the test accuracy",
+    "model": "segmentation network: unet (skip connections) or fcn",
+    "size": "side of the generated square images, in pixels",
+    "train_size": "generated training images",
+    "test_size": "generated test images (mean IoU is measured on them)",
+    "momentum": "Nesterov momentum of SGD (0 turns it off)",
+    "schedule": "learning-rate schedule: constant, cosine, or cyclic (restarts, see --cycles)",
+    "cycles": "learning-rate cycles of the cyclic schedule (must divide --epochs)",
+    "progress": "show a progress bar while training",
+}
+LIMITS = {"size": {"minimum": 12}, "test_fraction": {"positive": True, "below": 1}}
 
 
 def _run_digits(args: argparse.Namespace) -> int:
     from nlp182.vision.runs import DigitsRunConfig, train_digits_run
 
-    metrics = train_digits_run(config_from_args(DigitsRunConfig, args), args.out)
+    metrics = train_digits_run(config_from_args(DigitsRunConfig, args), args.out, overwrite=args.overwrite)
     accuracy, seconds = metrics["test_accuracy"], metrics["train_seconds"]
     print(f"digits: test accuracy {accuracy:.4f} in {seconds:.1f} s -> {args.out}")
     return 0
@@ -20,12 +36,17 @@ def _run_digits(args: argparse.Namespace) -> int:
 def _run_shapes(args: argparse.Namespace) -> int:
     from nlp182.vision.runs import ShapesRunConfig, train_shapes_run
 
-    metrics = train_shapes_run(config_from_args(ShapesRunConfig, args), args.out)
+    metrics = train_shapes_run(config_from_args(ShapesRunConfig, args), args.out, overwrite=args.overwrite)
     print(
         f"shapes: mean IoU {metrics['mean_iou']:.4f}, pixel accuracy {metrics['pixel_accuracy']:.4f} "
         f"in {metrics['train_seconds']:.1f} s -> {args.out}"
     )
     return 0
+
+
+def _check_cycles(args: argparse.Namespace) -> None:
+    if args.epochs % args.cycles:
+        raise InvalidInputError(f"--cycles {args.cycles} must divide --epochs {args.epochs}")
 
 
 def _nested_fit_defaults(parser: argparse.ArgumentParser, config: object) -> None:
@@ -40,8 +61,8 @@ def _nested_fit_defaults(parser: argparse.ArgumentParser, config: object) -> Non
     changed = {name: value for name, value in ours.items() if value != base[name]}
     for action in parser._actions:
         if action.dest in changed:
-            action.default = changed[action.dest]
-            action.help = f"{(action.help or '').rsplit('(default:', 1)[0]}(default: {action.default})"
+            old, action.default = action.default, changed[action.dest]
+            action.help = (action.help or "").replace(default_text(old), default_text(action.default))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,13 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from nlp182.vision.runs import SEGMENTERS, DigitsRunConfig, ShapesRunConfig
 
     train = train_group(subparsers)
-    helps = {
-        "width": "channels of the first stage",
-        "epochs": "passes over the training set",
-        "device": "auto, cpu, cuda or mps",
-        "schedule": "learning-rate schedule",
-        "progress": "tqdm progress bar",
-    }
     choices = {"schedule": SCHEDULES, "model": SEGMENTERS}
     for name, config_class, runner, text in (
         (
@@ -67,10 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         ("shapes", ShapesRunConfig, _run_shapes, "UNet or FCN on generated shapes segmentation: mean IoU"),
     ):
-        parser = train.add_parser(name, help=text)
-        parser.add_argument(
-            "--out", required=True, help="run folder to write (replaced as a whole on success)"
-        )
-        add_config_flags(parser, config_class, choices, helps)
+        parser = train.add_parser(name, help=text, description=text)
+        add_out_flag(parser)
+        add_config_flags(parser, config_class, choices, HELPS, limits=LIMITS)
         _nested_fit_defaults(parser, config_class())
-        parser.set_defaults(func=runner)
+        parser.set_defaults(func=runner, validate=_check_cycles)

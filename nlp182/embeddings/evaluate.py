@@ -2,9 +2,11 @@
 
 The figures equal gensim's ``evaluate_word_pairs`` and ``evaluate_word_analogies``: the same
 case-insensitive lookup (the most frequent case variant wins), the same ``restrict_vocab``, the
-same skipping of out-of-vocabulary items (counted and reported), and the same rule for picking
-an analogy answer (the best of the top 5 that is not a query word). Analogies are answered in
-batches of matrix products instead of one query at a time.
+same skipping of out-of-vocabulary items (counted and reported; or, with ``dummy4unknown``, scored
+0), and the same rule for picking an analogy answer (the best of the top 5 that is not a query
+word). Analogies are answered in batches by the query core (``nlp182.embeddings.query``), which
+scores a block of rows at a time: memory stays bounded (as gensim's ``restrict_vocab`` bounds its
+own) however large the vocabulary, and no unit-normalised copy of the matrix is made.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from nlp182.embeddings import query
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 
@@ -25,21 +28,29 @@ ANALOGY_METHODS = ("3cosadd", "3cosmul")
 
 @dataclass
 class PairScore:
-    """Correlation of model similarities with human judgements."""
+    """Correlation of model similarities with human judgements.
+
+    With ``dummy4unknown`` the ``oov_pairs`` are also among the ``pairs`` (scored 0), and the ratio
+    is taken over ``pairs``, as gensim does.
+    """
 
     spearman: float
     pearson: float
     pairs: int
     oov_pairs: int
+    dummy4unknown: bool = False
 
     @property
     def oov_ratio(self) -> float:
+        if self.dummy4unknown:
+            return self.oov_pairs / max(1, self.pairs)
         return self.oov_pairs / max(1, self.pairs + self.oov_pairs)
 
 
 @dataclass
 class AnalogyScore:
-    """Accuracy overall and per section; ``oov`` questions were skipped."""
+    """Accuracy overall and per section; ``oov`` questions were skipped (or, with ``dummy4unknown``,
+    counted wrong)."""
 
     accuracy: float
     correct: int
@@ -48,9 +59,16 @@ class AnalogyScore:
     sections: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _case_folded_vocab(vectors: Vectors, restrict_vocab: int) -> dict[str, int]:
-    """Upper-cased word -> row over the first ``restrict_vocab`` words; the first variant wins."""
-    return {w.upper(): i for i, w in reversed(list(enumerate(vectors.words[:restrict_vocab])))}
+def _fold(word: str, case_insensitive: bool) -> str:
+    return word.upper() if case_insensitive else word
+
+
+def _lookup_vocab(vectors: Vectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
+    """Word (upper-cased if ``case_insensitive``) -> row over the first ``restrict_vocab`` words;
+    the first (most frequent) case variant wins."""
+    return {
+        _fold(w, case_insensitive): i for i, w in reversed(list(enumerate(vectors.words[:restrict_vocab])))
+    }
 
 
 def _require(path: str | os.PathLike[str]) -> Path:
@@ -61,18 +79,24 @@ def _require(path: str | os.PathLike[str]) -> Path:
 
 
 def evaluate_word_pairs(
-    vectors: Vectors, path: str | os.PathLike[str], restrict_vocab: int = 300_000, delimiter: str = "\t"
+    vectors: Vectors,
+    path: str | os.PathLike[str],
+    restrict_vocab: int = 300_000,
+    delimiter: str = "\t",
+    case_insensitive: bool = True,
+    dummy4unknown: bool = False,
 ) -> PairScore:
     """Spearman and Pearson correlation between cosine similarity and the file's human scores.
 
-    The file has ``word1<TAB>word2<TAB>score`` lines; ``#`` lines are comments.
+    The file has ``word1<TAB>word2<TAB>score`` lines; ``#`` lines are comments. Pairs with a word
+    outside the first ``restrict_vocab`` words are skipped, or with ``dummy4unknown`` scored 0.
     """
-    vocab = _case_folded_vocab(vectors, restrict_vocab)
-    gold, model, oov = [], [], 0
+    vocab = _lookup_vocab(vectors, restrict_vocab, case_insensitive)
+    gold, rows, oov = [], [], 0
     for line in _require(path).read_text(encoding="utf-8").splitlines():
         if not line or line.startswith("#"):
             continue
-        parts = line.upper().split(delimiter)
+        parts = _fold(line, case_insensitive).split(delimiter)
         try:
             a, b, score = parts
             gold_score = float(score)
@@ -80,27 +104,38 @@ def evaluate_word_pairs(
             continue  # header or malformed line, as gensim skips it
         if a not in vocab or b not in vocab:
             oov += 1
+            if dummy4unknown:
+                gold.append(gold_score)
+                rows.append(None)
             continue
         gold.append(gold_score)
-        model.append(float(np.dot(vectors.normed[vocab[a]], vectors.normed[vocab[b]])))
+        rows.append((vocab[a], vocab[b]))
     if not gold:
         raise FileFormatError(f"{path}: no scored pair has both words in the vocabulary")
+    known = [pair for pair in rows if pair is not None]
+    first = vectors.rows.unit([a for a, _ in known])
+    second = vectors.rows.unit([b for _, b in known])
+    similarities = iter(np.einsum("nd,nd->n", first, second).tolist())
+    model = [0.0 if pair is None else next(similarities) for pair in rows]
     return PairScore(
         spearman=float(stats.spearmanr(gold, model).statistic),
         pearson=float(stats.pearsonr(gold, model).statistic),
         pairs=len(gold),
         oov_pairs=oov,
+        dummy4unknown=dummy4unknown,
     )
 
 
-def read_analogies(path: str | os.PathLike[str]) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
-    """Sections of ``a b c d`` questions (upper-cased) from a ``: section`` delimited file."""
+def read_analogies(
+    path: str | os.PathLike[str], case_insensitive: bool = True
+) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+    """Sections of ``a b c d`` questions (upper-cased if ``case_insensitive``) from a ``: section`` file."""
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
     for number, line in enumerate(_require(path).read_text(encoding="utf-8").splitlines(), start=1):
         if line.startswith(": "):
             sections.append((line[2:].strip(), []))
             continue
-        words = line.upper().split()
+        words = _fold(line, case_insensitive).split()
         if len(words) != 4:
             continue
         if not sections:
@@ -109,21 +144,24 @@ def read_analogies(path: str | os.PathLike[str]) -> list[tuple[str, list[tuple[s
     return sections
 
 
-def _answer_batch(normed: np.ndarray, questions: np.ndarray, method: str) -> np.ndarray:
-    """Top-5 candidate rows, best first, for ``(Q, 4)`` question rows (a, b, c, expected)."""
-    a, b, c = (normed[questions[:, k]] for k in range(3))
+def answer_analogies(
+    vectors: Vectors, questions: np.ndarray, method: str, restrict_vocab: int
+) -> list[np.ndarray]:
+    """Top-5 candidate rows, best first, for ``(Q, 3)`` question rows ``a, b, c`` (``a : b :: c : ?``).
+
+    The query words are left out; answers come from the first ``restrict_vocab`` rows. The query
+    core scores a block of rows at a time, so memory does not grow with the vocabulary.
+    """
+    rows = vectors.rows
+    a, b, c = (rows.unit(questions[:, k]) for k in range(3))
+    exclude = [set(q) for q in questions.tolist()]
     if method == "3cosadd":
-        query = b - a + c
-        query /= np.linalg.norm(query, axis=1, keepdims=True)
-        scores = query @ normed.T
+        queries = query.mean_vector(np.stack([b, c, a], axis=1), np.array([1.0, 1.0, -1.0]))
+        found = query.search(rows, queries, 5, exclude, stop=restrict_vocab)
     else:
-        shift = lambda x: (1.0 + x @ normed.T) / 2.0  # noqa: E731
-        scores = shift(b) * shift(c) / (shift(a) + 1e-6)
-    rows = np.arange(len(questions))[:, None]
-    scores[rows, questions[:, :3]] = -np.inf
-    top = np.argpartition(-scores, 4, axis=1)[:, :5]
-    order = np.argsort(-scores[rows, top], axis=1, kind="stable")
-    return top[rows, order]
+        positive, negative = np.stack([b, c], axis=1), a[:, None, :]
+        found = query.search_cosmul(rows, positive, negative, 5, exclude, stop=restrict_vocab)
+    return [ids for ids, _ in found]
 
 
 def evaluate_analogies(
@@ -132,34 +170,42 @@ def evaluate_analogies(
     restrict_vocab: int = 300_000,
     method: str = "3cosadd",
     batch_size: int = 512,
+    case_insensitive: bool = True,
+    dummy4unknown: bool = False,
 ) -> AnalogyScore:
-    """Accuracy on ``a : b :: c : ?`` questions, answered among the first ``restrict_vocab`` words."""
+    """Accuracy on ``a : b :: c : ?`` questions, answered among the first ``restrict_vocab`` words.
+
+    As gensim, the answer is the best of the top 5 that is not a query word; questions with a word
+    outside the first ``restrict_vocab`` are skipped, or with ``dummy4unknown`` counted wrong.
+    """
     if method not in ANALOGY_METHODS:
         raise InvalidInputError(f"unknown analogy method {method!r}; use one of {', '.join(ANALOGY_METHODS)}")
-    vocab = _case_folded_vocab(vectors, restrict_vocab)
-    normed = vectors.normed[:restrict_vocab]
-    upper_words = [w.upper() for w in vectors.words[:restrict_vocab]]
+    vocab = _lookup_vocab(vectors, restrict_vocab, case_insensitive)
+    folded = [_fold(w, case_insensitive) for w in vectors.words[:restrict_vocab]]
     correct_total = total = oov = 0
     sections: dict[str, dict[str, float]] = {}
-    for name, questions in read_analogies(path):
+    for name, questions in read_analogies(path, case_insensitive):
         known = [q for q in questions if all(w in vocab for w in q)]
-        oov += len(questions) - len(known)
+        unknown = len(questions) - len(known)
+        oov += unknown
         rows = np.array([[vocab[w] for w in q] for q in known], dtype=np.int64).reshape(-1, 4)
         correct = 0
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
-            for question, candidates in zip(batch, _answer_batch(normed, batch, method), strict=True):
-                ignore = {upper_words[i] for i in question[:3]}
+            answers = answer_analogies(vectors, batch[:, :3], method, restrict_vocab)
+            for question, candidates in zip(batch, answers, strict=True):
+                ignore = {folded[i] for i in question[:3]}
                 predicted = None
-                for candidate in candidates:
-                    predicted = upper_words[candidate]
+                for candidate in candidates.tolist():
+                    predicted = folded[candidate]
                     if predicted in vocab and predicted not in ignore:
                         break
-                correct += predicted == upper_words[question[3]]
-        if len(rows):
-            sections[name] = {"correct": correct, "total": len(rows), "accuracy": correct / len(rows)}
+                correct += predicted == folded[question[3]]
+        asked = len(rows) + (unknown if dummy4unknown else 0)
+        if asked:
+            sections[name] = {"correct": correct, "total": asked, "accuracy": correct / asked}
         correct_total += correct
-        total += len(rows)
+        total += asked
     return AnalogyScore(correct_total / total if total else 0.0, correct_total, total, oov, sections)
 
 

@@ -1,27 +1,67 @@
-"""The keyed-vector store: words plus a float32 matrix, with a unit-normalised copy made once.
+"""The keyed-vector store: words plus a ``(V, D)`` matrix, speaking gensim's ``KeyedVectors`` API.
 
-Queries follow gensim's ``KeyedVectors`` semantics (same words, same order, same scores) so that
-evaluation figures and the similarity service agree with the reference library. Files are the
-word2vec text and binary formats (readable and writable by gensim) and ``vectors.npy`` +
-``vocab.txt`` (loaded with ``mmap_mode="r"`` so several processes share one copy).
+Queries follow gensim 4.4 (same words, same order, scores within float32 rounding) so that code
+written for gensim runs unchanged, and evaluation figures and the similarity service agree with the
+reference library. Every query goes through the one query core, ``nlp182.embeddings.query``, which
+scores the rows a block at a time: a store memory-mapped from ``vectors.npy`` answers in bounded
+memory, and no unit-normalised copy of the matrix is made (only the ``(V,)`` norms).
+
+Rows handed out (``kv[word]``, ``get_vector``) are read-only views, as gensim's are: writing into
+them would silently change a file other processes map. Edit a store with ``kv[word] = vector``,
+``add_vector(s)`` and ``set_vecattr``; a memory-mapped store is copied into memory on its first edit,
+so the file on disk never changes.
+
+Where this store differs from gensim on purpose (see ``README.md``, "Coming from gensim"): words are
+strings without whitespace (a run folder lists them one per line); an integer key always addresses a
+row, also when setting (gensim adds a new key ``3``); a zero vector scores 0 rather than NaN; an
+``indexer`` answer leaves the query words out, as the exact search does; ``most_similar_cosmul``
+applies ``restrict_vocab`` (gensim 4.4 accepts and ignores it); errors are ``nlp182.errors`` classes,
+which subclass the ``KeyError``/``ValueError`` gensim raises.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import os
+import warnings
 from collections.abc import Iterable, Sequence
-from functools import cached_property
+from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError, UnknownWordError
-from nlp182.io import atomic_open, atomic_save_npy, atomic_write_text
+from nlp182.embeddings import formats, query
+from nlp182.errors import (
+    FileFormatError,
+    InvalidInputError,
+    MissingExtraError,
+    MissingFileError,
+    ShapeError,
+    UnknownWordError,
+)
+from nlp182.io import atomic_save_npy, atomic_write_text
+
+log = logging.getLogger(__name__)
 
 VECTORS_FILE = "vectors.npy"
 VOCAB_FILE = "vocab.txt"
+Key = str | int | np.integer
+_KEY_TYPES = (str, int, np.integer)
+Answer = list[tuple[str, float]]
+
+
+def _ensure_list(value: Any) -> list[Any]:
+    """gensim's rule: one key or one ``(D,)`` vector becomes a list; a ``(N, D)`` array, its rows."""
+    if value is None:
+        return []
+    if isinstance(value, _KEY_TYPES) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        return [value]
+    if isinstance(value, np.ndarray) and value.ndim == 2:
+        return list(value)
+    return list(value)
 
 
 class Vectors:
@@ -29,37 +69,66 @@ class Vectors:
 
     Args:
         words: the vocabulary, most frequent first (``restrict_vocab`` relies on that order).
-        vectors: ``(V, D)`` array; stored as float32 (a memory map is kept as is).
+        vectors: ``(V, D)`` array; stored as ``dtype`` (a memory map of that dtype is kept as is).
+        counts: optional ``(V,)`` corpus counts (``get_vecattr(word, "count")``).
+        dtype: element type of the matrix (float32; float16 halves memory, as gensim's ``datatype``).
     """
 
-    def __init__(self, words: Sequence[str], vectors: np.ndarray) -> None:
-        matrix = vectors if isinstance(vectors, np.memmap) else np.asarray(vectors, dtype=np.float32)
+    def __init__(
+        self,
+        words: Sequence[str],
+        vectors: np.ndarray,
+        counts: Sequence[int] | np.ndarray | None = None,
+        dtype: type | np.dtype = np.float32,
+    ) -> None:
+        dtype = np.dtype(dtype)
+        matrix = vectors if isinstance(vectors, np.memmap) and vectors.dtype == dtype else None
+        if matrix is None:
+            matrix = np.asarray(vectors, dtype=dtype)
         if matrix.ndim != 2:
             raise ShapeError(f"vectors must be a (V, D) matrix, got shape {matrix.shape}")
         if matrix.shape[0] != len(words):
             raise ShapeError(f"{len(words)} words but {matrix.shape[0]} vectors")
-        if matrix.dtype != np.float32:
-            raise ShapeError(f"vectors must be float32, got {matrix.dtype}")
-        self.words: list[str] = list(words)
+        if not np.issubdtype(matrix.dtype, np.floating):
+            raise ShapeError(f"vectors must be floating point, got {matrix.dtype}")
         self.vectors = matrix
-        self.key_to_index: dict[str, int] = {}
-        for index, word in enumerate(self.words):
-            if not word or any(ch.isspace() for ch in word):
-                raise InvalidInputError(f"word #{index} {word!r} is empty or contains whitespace")
-            if word in self.key_to_index:
-                raise InvalidInputError(f"word {word!r} appears twice in the vocabulary")
-            self.key_to_index[word] = index
+        self.words: list[str] = list(words)
+        self.key_to_index: dict[str, int] = _index_words(self.words)
+        self.expandos: dict[str, np.ndarray] = {}
+        if counts is not None:
+            self.expandos["count"] = _column(counts, len(self.words), "counts")
+        self._changed()
+
+    @classmethod
+    def empty(cls, dim: int, dtype: type | np.dtype = np.float32) -> Vectors:
+        """A store with no words (gensim's ``KeyedVectors(vector_size)``), to fill with ``add_vectors``."""
+        return cls([], np.zeros((0, dim), dtype=dtype), dtype=dtype)
+
+    def _changed(self) -> None:
+        """Forget what was derived from the words or vectors (norms, sorted words)."""
+        self._norms: np.ndarray | None = None
+        self._rows: query.Rows | None = None
+        self._sorted: list[str] | None = None
+        self._normed: np.ndarray | None = None
 
     # ------------------------------------------------------------------ basic access
     def __len__(self) -> int:
         return len(self.words)
 
-    def __contains__(self, word: object) -> bool:
-        return word in self.key_to_index
+    def __contains__(self, key: object) -> bool:
+        return self.has_index_for(key)
 
-    def __getitem__(self, word: str) -> np.ndarray:
-        """The raw ``(D,)`` vector of ``word``."""
-        return np.asarray(self.vectors[self.index_of(word)])
+    def __getitem__(self, key_or_keys: Key | Iterable[Key]) -> np.ndarray:
+        """The ``(D,)`` read-only row of one key, or a new ``(N, D)`` array for a list of keys."""
+        if isinstance(key_or_keys, _KEY_TYPES):
+            return self.get_vector(key_or_keys)
+        return np.vstack([self.get_vector(key) for key in key_or_keys])
+
+    def __setitem__(self, keys: Key | list[Key], weights: np.ndarray | Sequence[np.ndarray]) -> None:
+        """Set (replace or add) the vectors of one key or a list of keys."""
+        if not isinstance(keys, list):
+            keys, weights = [keys], np.asarray(weights).reshape(1, -1)
+        self.add_vectors(keys, weights, replace=True)
 
     def __repr__(self) -> str:
         return f"Vectors({len(self)} words x {self.dim} dims)"
@@ -68,28 +137,46 @@ class Vectors:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
-    @cached_property
-    def norms(self) -> np.ndarray:
-        """``(V,)`` Euclidean norm of every vector."""
-        return np.linalg.norm(np.asarray(self.vectors, dtype=np.float32), axis=1)
+    @property
+    def vector_size(self) -> int:
+        """gensim's name for ``dim``."""
+        return self.dim
 
-    @cached_property
-    def normed(self) -> np.ndarray:
-        """``(V, D)`` unit-normalised copy (zero vectors stay zero), computed once."""
-        norms = self.norms.copy()
-        norms[norms == 0] = 1.0
-        return (np.asarray(self.vectors, dtype=np.float32) / norms[:, None]).astype(np.float32)
+    @property
+    def index_to_key(self) -> list[str]:
+        """gensim's name for ``words`` (row order)."""
+        return self.words
 
-    @cached_property
-    def _sorted_words(self) -> list[str]:
-        return sorted(self.words)
+    def has_index_for(self, key: object) -> bool:
+        """True for a vocabulary word or a row number in range."""
+        return self.get_index(key, default=-1) >= 0
+
+    def get_index(self, key: object, default: int | None = None) -> int:
+        """Row of ``key``: a word, or an integer row number (as gensim); ``default`` if absent."""
+        if isinstance(key, str):
+            row = self.key_to_index.get(key, -1)
+            if row >= 0:
+                return row
+        elif isinstance(key, Integral) and not isinstance(key, bool) and 0 <= int(key) < len(self.words):
+            return int(key)
+        if default is not None:
+            return default
+        raise UnknownWordError(str(key), self.suggest(key) if isinstance(key, str) else [])
 
     def index_of(self, word: str) -> int:
-        """Row of ``word``; an unknown word raises ``UnknownWordError`` with suggestions."""
-        try:
-            return self.key_to_index[word]
-        except (KeyError, TypeError):
-            raise UnknownWordError(str(word), self.suggest(str(word))) from None
+        """Row of a word given as text (never a row number: for words that come from users)."""
+        if not isinstance(word, str):
+            raise UnknownWordError(str(word))
+        return self.get_index(word)
+
+    def get_vector(self, key: Key, norm: bool = False) -> np.ndarray:
+        """The ``(D,)`` vector of ``key`` (unit length with ``norm``), read-only."""
+        row = self.get_index(key)
+        result = self.vectors[row] if not norm else self.rows.unit([row])[0]
+        result = result.view(np.ndarray) if isinstance(result, np.memmap) else result
+        result = result.view()
+        result.flags.writeable = False
+        return result
 
     def suggest(self, word: str, limit: int = 5) -> list[str]:
         """Up to ``limit`` vocabulary words sharing the longest prefix with ``word``, frequent first."""
@@ -101,9 +188,11 @@ class Vectors:
 
     def with_prefix(self, prefix: str, limit: int | None = 10) -> list[str]:
         """Vocabulary words that start with ``prefix``, most frequent first (for autocomplete)."""
-        start = bisect.bisect_left(self._sorted_words, prefix)
+        if self._sorted is None:
+            self._sorted = sorted(self.words)
+        start = bisect.bisect_left(self._sorted, prefix)
         found = []
-        for word in self._sorted_words[start:]:
+        for word in self._sorted[start:]:
             if not word.startswith(prefix):
                 break
             found.append(word)
@@ -117,95 +206,412 @@ class Vectors:
             digest.update(word.encode("utf-8") + b"\n")
         return digest.hexdigest()
 
-    # ------------------------------------------------------------------ similarity queries
-    def similarity(self, first: str, second: str) -> float:
-        """Cosine similarity of two words."""
-        a, b = self.normed[self.index_of(first)], self.normed[self.index_of(second)]
-        return float(np.dot(a, b))
+    # ------------------------------------------------------------------ norms
+    @property
+    def norms(self) -> np.ndarray:
+        """``(V,)`` Euclidean norm of every vector (computed once, block by block)."""
+        self.fill_norms()
+        assert self._norms is not None
+        return self._norms
 
-    def _weighted_terms(
-        self, positive: Sequence[str] | str, negative: Sequence[str] | str
-    ) -> tuple[list[int], list[float]]:
-        positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = [negative] if isinstance(negative, str) else list(negative)
-        if not positive and not negative:
-            raise InvalidInputError("give at least one positive or negative word")
-        indices = [self.index_of(word) for word in (*positive, *negative)]
-        weights = [1.0] * len(positive) + [-1.0] * len(negative)
-        return indices, weights
+    def fill_norms(self, force: bool = False) -> None:
+        """Compute the norms now (gensim computes them on the first query too)."""
+        if self._norms is None or force:
+            step = max(1, query.SCORE_BUDGET // max(1, self.dim))
+            parts = [
+                np.linalg.norm(np.asarray(self.vectors[i : i + step], dtype=np.float32), axis=1)
+                for i in range(0, len(self), step)
+            ]
+            self._norms = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+            self._rows = None
 
-    def _top(self, scores: np.ndarray, exclude: Iterable[int], topn: int) -> list[tuple[str, float]]:
-        if topn < 1:
-            raise InvalidInputError(f"topn must be >= 1, got {topn}")
-        scores = scores.astype(np.float64, copy=True)
-        excluded = [i for i in set(exclude) if i < len(scores)]
-        scores[excluded] = -np.inf
-        count = min(topn, len(scores) - len(excluded))
-        if count <= 0:
-            return []
-        best = np.argpartition(-scores, count - 1)[:count]
-        best = best[np.lexsort((best, -scores[best]))]
-        return [(self.words[i], float(scores[i])) for i in best]
+    @property
+    def rows(self) -> query.Rows:
+        """The matrix and norms in the form the query core searches."""
+        if self._rows is None:
+            self._rows = query.Rows(self.vectors, self.norms)
+        return self._rows
 
-    def most_similar(
+    def get_normed_vectors(self) -> np.ndarray:
+        """A new ``(V, D)`` float32 array of unit vectors (zero vectors stay zero)."""
+        return self.rows.unit(np.arange(len(self)))
+
+    @property
+    def normed(self) -> np.ndarray:
+        """``(V, D)`` unit vectors, computed on first use and kept (for building an index, plots)."""
+        if self._normed is None:
+            self._normed = self.get_normed_vectors()
+        return self._normed
+
+    def unit_normalize_all(self) -> None:
+        """Scale every vector to unit length in place (a memory-mapped store is copied first)."""
+        unit = self.get_normed_vectors().astype(self.vectors.dtype)
+        self.vectors = unit
+        self._changed()
+
+    # ------------------------------------------------------------------ building and editing
+    def add_vector(self, key: str, vector: np.ndarray) -> int:
+        """Add one word (or replace nothing if present, as gensim); return its row."""
+        self.add_vectors([key], [vector])
+        return self.get_index(key)
+
+    def add_vectors(
         self,
-        positive: Sequence[str] | str = (),
-        negative: Sequence[str] | str = (),
-        topn: int = 10,
-        restrict_vocab: int | None = None,
-    ) -> list[tuple[str, float]]:
-        """Words closest (cosine) to the normalised sum of positive minus negative unit vectors.
+        keys: Key | Sequence[Key],
+        weights: np.ndarray | Sequence[np.ndarray],
+        extras: dict[str, np.ndarray] | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Append new words with their vectors; existing words keep theirs unless ``replace``.
 
-        The query words themselves are excluded, as in gensim (3CosAdd when used for analogies).
+        Args:
+            keys: words (new or existing) or row numbers (existing rows).
+            weights: ``(N, D)`` vectors (or a list of ``(D,)``).
+            extras: per-word attributes, ``{name: (N,) values}`` (e.g. ``{"count": counts}``).
         """
-        indices, weights = self._weighted_terms(positive, negative)
-        query = (self.normed[indices] * np.asarray(weights, dtype=np.float32)[:, None]).mean(axis=0)
-        query_norm = np.linalg.norm(query)
-        if query_norm > 0:
-            query = query / query_norm
-        return self._top(self._candidates(restrict_vocab) @ query, indices, topn)
+        if isinstance(keys, _KEY_TYPES):
+            keys, weights = [keys], np.asarray(weights).reshape(1, -1)
+        keys = list(keys)
+        weights = np.asarray(weights, dtype=np.float64).reshape(len(keys), -1)
+        if weights.shape[1] != self.dim:
+            raise ShapeError(f"vectors must have {self.dim} values each, got {weights.shape[1]}")
+        extras = {name: _column(values, len(keys), name) for name, values in (extras or {}).items()}
+        known = np.array([self.has_index_for(key) for key in keys], dtype=bool)
+        new_keys = [key for key, old in zip(keys, known, strict=True) if not old]
+        for key in new_keys:
+            if not isinstance(key, str):
+                raise InvalidInputError(f"row {key} does not exist; new keys must be words (strings)")
+        new_index = _index_words(new_keys, start=len(self.words))
+        old_size = len(self.words)
+        if new_keys:
+            self.vectors = np.concatenate([self.vectors, weights[~known].astype(self.vectors.dtype)])
+            self.words.extend(new_keys)
+            self.key_to_index.update(new_index)
+            for name, column in self.expandos.items():
+                self.expandos[name] = np.concatenate([column, np.zeros(len(new_keys), dtype=column.dtype)])
+        for name, values in extras.items():
+            self._column_for(name, values.dtype)[old_size:] = values[~known]
+        if replace and known.any():
+            self._writable()
+            rows = [self.get_index(key) for key, old in zip(keys, known, strict=True) if old]
+            self.vectors[rows] = weights[known]
+            for name, values in extras.items():
+                self.expandos[name][rows] = values[known]
+        self._changed()
 
-    def most_similar_cosmul(
-        self,
-        positive: Sequence[str] | str = (),
-        negative: Sequence[str] | str = (),
-        topn: int = 10,
-        restrict_vocab: int | None = None,
-    ) -> list[tuple[str, float]]:
-        """3CosMul (Levy and Goldberg, 2014): product of shifted cosines, divided by the negatives'."""
-        indices, weights = self._weighted_terms(positive, negative)
-        shifted = (1.0 + self._candidates(restrict_vocab) @ self.normed[indices].T) / 2.0  # (V, terms)
-        is_positive = np.asarray(weights) > 0
-        numerator = np.prod(shifted[:, is_positive], axis=1)
-        denominator = np.prod(shifted[:, ~is_positive], axis=1)
-        return self._top(numerator / (denominator + 1e-6), indices, topn)
+    def _writable(self) -> None:
+        """Copy a read-only (memory-mapped) matrix into memory before an in-place edit."""
+        if isinstance(self.vectors, np.memmap) or not self.vectors.flags.writeable:
+            self.vectors = np.array(self.vectors)
 
-    def similar_to_vector(self, vector: np.ndarray, topn: int = 10) -> list[tuple[str, float]]:
-        """Words closest (cosine) to a raw ``(D,)`` vector; nothing is excluded."""
+    def _column_for(self, name: str, dtype: np.dtype) -> np.ndarray:
+        if name not in self.expandos:
+            self.expandos[name] = np.zeros(len(self.words), dtype=dtype)
+        return self.expandos[name]
+
+    def set_vecattr(self, key: Key, attr: str, value: Any) -> None:
+        """Set a per-word attribute (such as ``"count"``)."""
+        kind = object
+        if isinstance(value, (Integral, float)):
+            kind = np.int64 if isinstance(value, Integral) else np.float64
+        self._column_for(attr, np.dtype(kind))[self.get_index(key)] = value
+
+    def get_vecattr(self, key: Key, attr: str) -> Any:
+        """A per-word attribute; ``KeyError`` if the store has no such attribute."""
+        if attr not in self.expandos:
+            known = ", ".join(self.expandos) or "none"
+            raise KeyError(f"the store has no attribute {attr!r} (it has: {known})")
+        return self.expandos[attr][self.get_index(key)]
+
+    def sort_by_descending_frequency(self) -> None:
+        """Reorder rows by descending ``count`` (as gensim: equal counts, later rows first)."""
+        if not len(self):
+            return
+        if "count" not in self.expandos:
+            raise InvalidInputError("the store has no counts to sort by; set them with set_vecattr")
+        counts = np.asarray(self.expandos["count"], dtype=np.int64)
+        order = np.lexsort((-np.arange(len(counts)), -counts))
+        self.vectors = np.asarray(self.vectors)[order]
+        self.words = [self.words[i] for i in order]
+        self.key_to_index = {word: i for i, word in enumerate(self.words)}
+        self.expandos = {name: column[order] for name, column in self.expandos.items()}
+        self._changed()
+
+    def vectors_for_all(
+        self, keys: Iterable[Key], allow_inference: bool = True, copy_vecattrs: bool = False
+    ) -> Vectors:
+        """A new store of the known keys among ``keys`` (first occurrence order, unknown ones skipped).
+
+        Without ``copy_vecattrs`` the new store's counts descend from ``len`` to 1 (as gensim's).
+        ``allow_inference`` is accepted for gensim's signature: this store infers no vectors.
+        """
+        rows, seen = [], set()
+        for key in keys:
+            if key not in seen:
+                seen.add(key)
+                if self.has_index_for(key):
+                    rows.append(self.get_index(key))
+        picked = Vectors([self.words[i] for i in rows], self.vectors[rows], dtype=self.vectors.dtype)
+        if copy_vecattrs:
+            picked.expandos = {name: column[rows] for name, column in self.expandos.items()}
+        else:
+            picked.expandos["count"] = np.arange(len(rows), 0, -1, dtype=np.int64)
+        return picked
+
+    # ------------------------------------------------------------------ query terms
+    def _term(self, key: Any) -> tuple[np.ndarray, int | None]:
+        """A query term: ``(unit vector, row)`` for a key, ``(raw vector, None)`` for a vector."""
+        if isinstance(key, np.ndarray):
+            return self._raw_vector(key), None
+        row = self.get_index(key)
+        return self.rows.unit([row])[0], row
+
+    def _raw_vector(self, vector: np.ndarray) -> np.ndarray:
         vector = np.asarray(vector, dtype=np.float32)
         if vector.shape != (self.dim,):
             raise ShapeError(f"vector must have shape ({self.dim},), got {vector.shape}")
         if not np.all(np.isfinite(vector)):
             raise InvalidInputError("vector contains NaN or infinity")
-        norm = np.linalg.norm(vector)
-        return self._top(self.normed @ (vector / norm if norm > 0 else vector), (), topn)
+        return vector
 
-    def doesnt_match(self, words: Sequence[str]) -> str:
-        """The word furthest from the mean of the (unit) vectors of ``words``."""
-        words = list(words)
-        if len(words) < 2:
-            raise InvalidInputError("doesnt_match needs at least two words")
-        rows = self.normed[[self.index_of(w) for w in words]]
-        mean = rows.mean(axis=0)
-        mean = mean / (np.linalg.norm(mean) or 1.0)
-        return words[int(np.argmin(rows @ mean))]
+    def get_mean_vector(
+        self,
+        keys: Sequence[Any],
+        weights: Sequence[float] | np.ndarray | None = None,
+        pre_normalize: bool = True,
+        post_normalize: bool = False,
+        ignore_missing: bool = True,
+    ) -> np.ndarray:
+        """Weighted mean of keys' vectors (unit first with ``pre_normalize``) and raw vectors.
 
-    def _candidates(self, restrict_vocab: int | None) -> np.ndarray:
-        if restrict_vocab is None:
-            return self.normed
-        if restrict_vocab < 1:
-            raise InvalidInputError(f"restrict_vocab must be >= 1, got {restrict_vocab}")
-        return self.normed[:restrict_vocab]
+        The sum is divided by the total absolute weight of the terms used; unknown keys are skipped
+        (or raise without ``ignore_missing``).
+        """
+        if len(keys) == 0:
+            raise InvalidInputError("cannot compute the mean of no input")
+        weights = np.ones(len(keys)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(keys),):
+            raise InvalidInputError(f"{len(keys)} keys but {weights.shape[0]} weights")
+        terms, used = [], []
+        for key, weight in zip(keys, weights, strict=True):
+            if isinstance(key, np.ndarray):
+                terms.append(self._raw_vector(key))
+            elif self.has_index_for(key):
+                terms.append(self.get_vector(key, norm=pre_normalize))
+            elif not ignore_missing:
+                self.get_index(key)  # raises UnknownWordError with suggestions
+            else:
+                continue
+            used.append(weight)
+        if not terms:
+            return np.zeros(self.dim, dtype=np.float32)
+        return query.mean_vector(np.stack(terms), np.asarray(used), normalize=post_normalize)
+
+    def _weighted(self, positive: Any, negative: Any) -> tuple[list[Any], np.ndarray]:
+        """gensim's most_similar inputs: keys or vectors, optionally ``(key, weight)`` pairs."""
+        positive, negative = _ensure_list(positive), _ensure_list(negative)
+        items = positive + negative
+        weights = np.concatenate([np.ones(len(positive)), -np.ones(len(negative))])
+        keys = []
+        for i, item in enumerate(items):
+            if isinstance(item, (*_KEY_TYPES, np.ndarray)):
+                keys.append(item)
+            else:
+                keys.append(item[0])
+                weights[i] = item[1]
+        return keys, weights
+
+    def _clip(self, clip_start: int, clip_end: int | None, restrict_vocab: int | None) -> tuple[int, int]:
+        if restrict_vocab:
+            if restrict_vocab < 0:
+                raise InvalidInputError(f"restrict_vocab must be >= 1, got {restrict_vocab}")
+            return 0, min(int(restrict_vocab), len(self))
+        return int(clip_start), min(int(clip_end or len(self)), len(self))
+
+    def _answer(self, found: tuple[np.ndarray, np.ndarray]) -> Answer:
+        return [(self.words[i], float(s)) for i, s in zip(found[0].tolist(), found[1].tolist(), strict=True)]
+
+    # ------------------------------------------------------------------ similarity queries
+    def most_similar(
+        self,
+        positive: Any = None,
+        negative: Any = None,
+        topn: int | None = 10,
+        clip_start: int = 0,
+        clip_end: int | None = None,
+        restrict_vocab: int | None = None,
+        indexer: query.Indexer | None = None,
+    ) -> Answer | np.ndarray:
+        """Keys closest (cosine) to the weighted mean of the unit vectors of ``positive`` minus ``negative``.
+
+        ``positive``/``negative`` hold words, row numbers, raw ``(D,)`` vectors or ``(key, weight)``
+        pairs. Query keys are never returned (3CosAdd when used for analogies). ``topn=None`` returns
+        the ``(n,)`` scores of every searched row; ``topn=0`` returns ``[]``. ``restrict_vocab`` (or
+        ``clip_start:clip_end``) limits the search to those rows; ``indexer`` (e.g. the service's FAISS
+        index) answers instead of the exact scan.
+        """
+        if isinstance(topn, Integral) and topn < 1:
+            return []
+        keys, weights = self._weighted(positive, negative)
+        if not keys:
+            raise InvalidInputError("give at least one positive or negative word or vector")
+        terms = [self._term(key) for key in keys]
+        mean = query.mean_vector(np.stack([t for t, _ in terms]), weights)
+        start, stop = self._clip(clip_start, clip_end, restrict_vocab)
+        if topn is None:
+            return query.all_scores(self.rows, mean, start, stop)
+        exclude = {row for _, row in terms if row is not None}
+        found = query.search(self.rows, mean[None, :], int(topn), [exclude], start, stop, indexer)
+        return self._answer(found[0])
+
+    def most_similar_cosmul(
+        self,
+        positive: Any = None,
+        negative: Any = None,
+        topn: int | None = 10,
+        restrict_vocab: int | None = None,
+    ) -> Answer | np.ndarray:
+        """3CosMul (Levy and Goldberg, 2014): product of shifted cosines over the negatives'.
+
+        Words enter as unit vectors, raw vectors as given (as gensim). Unlike gensim 4.4, which accepts
+        ``restrict_vocab`` and ignores it, the search here keeps to the first ``restrict_vocab`` rows.
+        """
+        if isinstance(topn, Integral) and topn < 1:
+            return []
+        pos = [self._term(key) for key in _ensure_list(positive)]
+        neg = [self._term(key) for key in _ensure_list(negative)]
+        if not pos:
+            raise InvalidInputError("3CosMul needs at least one positive word or vector")
+        pos_terms = np.stack([t for t, _ in pos])
+        neg_terms = np.stack([t for t, _ in neg]) if neg else np.zeros((0, self.dim), dtype=np.float32)
+        start, stop = self._clip(0, None, restrict_vocab)
+        if topn is None:
+            return query.all_scores_cosmul(self.rows, pos_terms, neg_terms, start, stop)
+        exclude = {row for _, row in pos + neg if row is not None}
+        found = query.search_cosmul(
+            self.rows, pos_terms[None], neg_terms[None], int(topn), [exclude], start, stop
+        )
+        return self._answer(found[0])
+
+    def similar_by_key(self, key: Key, topn: int | None = 10, restrict_vocab: int | None = None) -> Answer:
+        """``most_similar([key])``."""
+        return self.most_similar(positive=[key], topn=topn, restrict_vocab=restrict_vocab)
+
+    similar_by_word = similar_by_key
+
+    def similar_by_vector(
+        self, vector: np.ndarray, topn: int | None = 10, restrict_vocab: int | None = None
+    ) -> Answer:
+        """Keys closest (cosine) to a raw ``(D,)`` vector; nothing is left out."""
+        return self.most_similar(positive=[np.asarray(vector)], topn=topn, restrict_vocab=restrict_vocab)
+
+    similar_to_vector = similar_by_vector
+
+    def similarity(self, w1: Key, w2: Key) -> float:
+        """Cosine similarity of two keys."""
+        return float(np.dot(self.get_vector(w1, norm=True), self.get_vector(w2, norm=True)))
+
+    def n_similarity(self, ws1: Sequence[Key], ws2: Sequence[Key]) -> float:
+        """Cosine similarity of the mean (raw) vectors of two lists of keys (unknown keys skipped)."""
+        if not (len(ws1) and len(ws2)):
+            raise ZeroDivisionError("at least one of the lists of keys is empty")
+        first = self.get_mean_vector(ws1, pre_normalize=False, post_normalize=True)
+        second = self.get_mean_vector(ws2, pre_normalize=False, post_normalize=True)
+        return float(np.dot(first, second))
+
+    def distance(self, w1: Key, w2: Key) -> float:
+        """Cosine distance ``1 - similarity``."""
+        return 1.0 - self.similarity(w1, w2)
+
+    @staticmethod
+    def cosine_similarities(vector_1: np.ndarray, vectors_all: np.ndarray) -> np.ndarray:
+        """``(N,)`` cosines between one ``(D,)`` vector and the rows of ``(N, D)``."""
+        vectors_all = np.asarray(vectors_all)
+        dots = vectors_all @ np.asarray(vector_1)
+        return dots / (np.linalg.norm(vector_1) * np.linalg.norm(vectors_all, axis=1))
+
+    def distances(self, word_or_vector: Key | np.ndarray, other_words: Sequence[Key] = ()) -> np.ndarray:
+        """Cosine distances from a key or vector to ``other_words`` (default: every row, itself included)."""
+        if isinstance(word_or_vector, _KEY_TYPES):
+            unit = self.get_vector(word_or_vector, norm=True)
+        else:
+            unit = query.as_queries(word_or_vector, self.dim)[0]
+        if not other_words:
+            return 1.0 - query.all_scores(self.rows, unit)
+        rows = [self.get_index(word) for word in other_words]
+        return 1.0 - self.rows.unit(rows) @ unit
+
+    def closer_than(self, key1: Key, key2: Key) -> list[str]:
+        """Keys closer to ``key1`` than ``key2`` is, in row order (``key1`` itself left out)."""
+        distances = self.distances(key1)
+        first, second = self.get_index(key1), self.get_index(key2)
+        closer = np.flatnonzero(distances < distances[second])
+        return [self.words[i] for i in closer.tolist() if i != first]
+
+    words_closer_than = closer_than
+
+    def rank(self, key1: Key, key2: Key) -> int:
+        """1 + the number of keys closer to ``key1`` than ``key2``."""
+        return len(self.closer_than(key1, key2)) + 1
+
+    def most_similar_to_given(self, key1: Key, keys_list: Sequence[Key]) -> Key:
+        """The key of ``keys_list`` most similar to ``key1``."""
+        return keys_list[int(np.argmax([self.similarity(key1, key) for key in keys_list]))]
+
+    def relative_cosine_similarity(self, wa: Key, wb: Key, topn: int = 10) -> float:
+        """Similarity of ``wa`` and ``wb`` over the summed similarities of ``wa``'s ``topn`` neighbours
+        (Leeuwenberg et al., 2016)."""
+        neighbours = self.similar_by_key(wa, topn)
+        if not neighbours:
+            raise InvalidInputError("relative cosine similarity needs at least one neighbour (topn >= 1)")
+        return self.similarity(wa, wb) / sum(score for _, score in neighbours)
+
+    def rank_by_centrality(self, words: Sequence[Key], use_norm: bool = True) -> list[tuple[float, Key]]:
+        """``(cosine to the centroid, word)`` pairs, most central first; unknown words skipped (warning)."""
+        used = [word for word in words if word in self]
+        if len(used) != len(words):
+            unknown = sorted(set(map(str, words)) - set(map(str, used)))
+            warnings.warn(f"ignoring words not in the vocabulary: {unknown}", UserWarning, stacklevel=2)
+        if not used:
+            raise InvalidInputError("none of the words is in the vocabulary")
+        vectors = np.vstack([self.get_vector(word, norm=use_norm) for word in used]).astype(np.float32)
+        mean = query.mean_vector(vectors, np.ones(len(vectors)))
+        return sorted(zip((float(s) for s in vectors @ mean), used, strict=True), reverse=True)
+
+    def doesnt_match(self, words: Sequence[Key]) -> Key:
+        """The word furthest from the centroid of ``words``; unknown words are skipped with a warning."""
+        return self.rank_by_centrality(words)[-1][1]
+
+    def wmdistance(self, document1: Sequence[str], document2: Sequence[str], norm: bool = True) -> float:
+        """Word Mover's Distance (Kusner et al., 2015) between two token lists, solved by POT's ``emd2``.
+
+        Unknown tokens are dropped; a document left empty gives ``inf``. Needs the optional extra:
+        ``pip install 'nlp182[wmd]'``.
+        """
+        try:
+            from ot import emd2
+        except ImportError:
+            raise MissingExtraError(
+                "wmdistance needs the POT package (Python Optimal Transport): pip install 'nlp182[wmd]'"
+            ) from None
+        doc1 = [token for token in document1 if token in self]
+        doc2 = [token for token in document2 if token in self]
+        if not doc1 or not doc2:
+            log.warning("at least one document has no word in the vocabulary; the distance is infinite")
+            return float("inf")
+        vocab = sorted(set(doc1) | set(doc2))
+        if len(vocab) == 1:
+            return 0.0
+        position = {word: i for i, word in enumerate(vocab)}
+        first, second = sorted(set(doc1)), sorted(set(doc2))
+        v1 = np.array([self.get_vector(t, norm=norm) for t in first], dtype=np.float64)
+        v2 = np.array([self.get_vector(t, norm=norm) for t in second], dtype=np.float64)
+        cost = np.zeros((len(vocab), len(vocab)))
+        pairwise = np.sqrt(np.maximum(((v1[:, None, :] - v2[None, :, :]) ** 2).sum(axis=2), 0.0))
+        cost[np.ix_([position[t] for t in first], [position[t] for t in second])] = pairwise
+        if abs(cost.sum()) < 1e-8:
+            return float("inf")  # as gensim: emd stalls on an all-zero cost matrix
+        return float(emd2(_bag(doc1, position), _bag(doc2, position), cost))
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike[str]) -> None:
@@ -226,87 +632,121 @@ class Vectors:
             matrix = np.load(vectors_path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise FileFormatError(f"{vectors_path} is not a readable .npy matrix: {exc}") from exc
-        words = vocab_path.read_text(encoding="utf-8").splitlines()
+        try:
+            words = vocab_path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(f"{vocab_path} is not UTF-8 text: {exc}") from None
         if matrix.ndim != 2 or matrix.shape[0] != len(words):
             raise FileFormatError(
                 f"{vectors_path} has shape {matrix.shape} but {vocab_path} lists {len(words)} words"
             )
-        return cls(words, matrix if matrix.dtype == np.float32 else matrix.astype(np.float32))
-
-    def save_word2vec_format(self, path: str | os.PathLike[str], binary: bool = False) -> None:
-        """Write the word2vec C format (text, or binary little-endian float32) atomically."""
-        matrix = np.asarray(self.vectors, dtype="<f4")
-        with atomic_open(path, "wb") as handle:
-            handle.write(f"{len(self)} {self.dim}\n".encode())
-            for word, row in zip(self.words, matrix, strict=True):
-                if binary:
-                    handle.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
-                else:
-                    values = " ".join(np.format_float_positional(v, unique=True, trim="-") for v in row)
-                    handle.write(f"{word} {values}\n".encode())
-
-    @classmethod
-    def load_word2vec_format(cls, path: str | os.PathLike[str], binary: bool = False) -> Vectors:
-        """Read the word2vec C format, text or binary (as written by gensim or the C tool)."""
-        path = Path(path)
-        if not path.is_file():
-            raise MissingFileError(f"{path} does not exist")
-        with path.open("rb") as handle:
-            count, dim = _read_header(handle.readline(), path)
-            reader = _read_binary_rows if binary else _read_text_rows
-            words, matrix = reader(handle, count, dim, path)
         return cls(words, matrix)
 
+    def save_word2vec_format(
+        self,
+        path: str | os.PathLike[str],
+        fvocab: str | os.PathLike[str] | None = None,
+        binary: bool = False,
+        write_header: bool = True,
+        prefix: str = "",
+        limit: int | None = None,
+    ) -> None:
+        """Write the word2vec C format (binary or text; no header: GloVe) atomically, as gensim does.
 
-def _read_header(line: bytes, path: Path) -> tuple[int, int]:
-    parts = line.split()
-    try:
-        count, dim = int(parts[0]), int(parts[1])
-        if len(parts) != 2 or count < 0 or dim < 1:
-            raise ValueError
-    except (ValueError, IndexError):
-        raise FileFormatError(f"{path}: first line must be '<words> <dims>', got {line[:80]!r}") from None
-    return count, dim
+        Rows go most frequent first when the store has counts (file order otherwise); ``limit`` writes
+        only the first rows; ``fvocab`` also writes the ``word count`` file.
+        """
+        order = np.arange(len(self))
+        if "count" in self.expandos:
+            order = np.argsort(-np.asarray(self.expandos["count"], dtype=np.int64), kind="stable")
+        elif fvocab is not None:
+            raise InvalidInputError("the store has no counts to write to fvocab")
+        order = order[:limit] if limit is not None else order
+        words = [self.words[i] for i in order]
+        formats.write_word2vec(path, words, _Rows(self.vectors, order), binary, write_header, prefix)
+        if fvocab is not None:
+            formats.write_counts(fvocab, words, self.expandos["count"][order], prefix)
+
+    @classmethod
+    def load_word2vec_format(
+        cls,
+        path: str | os.PathLike[str],
+        fvocab: str | os.PathLike[str] | None = None,
+        binary: bool = False,
+        encoding: str = "utf8",
+        unicode_errors: str = "strict",
+        limit: int | None = None,
+        datatype: type | np.dtype = np.float32,
+        no_header: bool = False,
+    ) -> Vectors:
+        """Read the word2vec C format, text or binary (GloVe with ``no_header``), as gensim does.
+
+        ``limit`` reads the first words only. Without ``fvocab`` the counts descend from the file's
+        length to 1, as gensim makes them up, so that the file order is the frequency order.
+        """
+        loaded = formats.read_word2vec(
+            path, binary, no_header, limit, encoding, unicode_errors, datatype, fvocab
+        )
+        counts = loaded.counts
+        if counts is None:
+            counts = np.arange(len(loaded.words), 0, -1, dtype=np.int64)
+        return cls(loaded.words, loaded.vectors, counts, dtype=datatype)
+
+    @classmethod
+    def load_gensim(cls, path: str | os.PathLike[str], mmap: bool = True) -> Vectors:
+        """Read a gensim ``KeyedVectors.save`` file (``.kv``) without running code from it.
+
+        A restricted unpickler admits numpy arrays and gensim's ``KeyedVectors`` fields only (see
+        ``nlp182.embeddings.formats``); arrays stored beside the file are memory-mapped with ``mmap``.
+        """
+        loaded = formats.read_gensim_kv(path, mmap=mmap)
+        return cls(loaded.words, loaded.vectors, loaded.counts)
 
 
-def _read_text_rows(handle, count: int, dim: int, path: Path) -> tuple[list[str], np.ndarray]:
-    words: list[str] = []
-    matrix = np.empty((count, dim), dtype=np.float32)
-    for row in range(count):
-        line = handle.readline()
-        if not line:
-            raise FileFormatError(f"{path}: header promises {count} words but the file ends after {row}")
-        parts = line.decode("utf-8").rstrip("\n").rstrip().split(" ")
-        if len(parts) != dim + 1:
-            raise FileFormatError(f"{path}: line {row + 2} has {len(parts) - 1} values, expected {dim}")
-        try:
-            matrix[row] = np.asarray(parts[1:], dtype=np.float32)
-        except ValueError as exc:
-            raise FileFormatError(f"{path}: line {row + 2} has a non-numeric value: {exc}") from None
-        words.append(parts[0])
-    return words, matrix
+class _Rows:
+    """Rows of a matrix in a given order, one at a time (writing never copies the whole matrix)."""
+
+    def __init__(self, matrix: np.ndarray, order: np.ndarray) -> None:
+        self.matrix, self.order = matrix, order
+
+    def __iter__(self):
+        return (self.matrix[i] for i in self.order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.order), int(self.matrix.shape[1]))
 
 
-def _read_binary_rows(handle, count: int, dim: int, path: Path) -> tuple[list[str], np.ndarray]:
-    words: list[str] = []
-    matrix = np.empty((count, dim), dtype=np.float32)
-    row_bytes = 4 * dim
-    for row in range(count):
-        word = bytearray()
-        while True:
-            char = handle.read(1)
-            if not char:
-                raise FileFormatError(f"{path}: file ends inside word #{row} of {count}")
-            if char == b" ":
-                break
-            if char != b"\n":  # the C tool ends each vector with a newline; gensim does not
-                word.extend(char)
-        data = handle.read(row_bytes)
-        if len(data) != row_bytes:
-            raise FileFormatError(f"{path}: file ends inside the vector of word #{row} of {count}")
-        matrix[row] = np.frombuffer(data, dtype="<f4")
-        try:
-            words.append(word.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(f"{path}: word #{row} is not UTF-8: {exc}") from None
-    return words, matrix
+def _bag(document: Sequence[str], position: dict[str, int]) -> np.ndarray:
+    """Normalised bag of words of ``document`` over the positions of ``position``."""
+    weights = np.zeros(len(position))
+    for token in document:
+        weights[position[token]] += 1.0 / len(document)
+    return weights
+
+
+def _column(values: Sequence[Any] | np.ndarray, size: int, name: str) -> np.ndarray:
+    column = np.asarray(values)
+    if column.shape != (size,):
+        raise ShapeError(f"{name} must have one value per word ({size}), got shape {column.shape}")
+    return column
+
+
+def _index_words(words: Sequence[str], start: int = 0) -> dict[str, int]:
+    """``word -> row`` for words that are non-empty strings without whitespace and not repeated."""
+    index = {word: start + i for i, word in enumerate(words)}
+    if len(index) != len(words):
+        seen: set[str] = set()
+        repeated = next(word for word in words if word in seen or seen.add(word))
+        raise InvalidInputError(f"word {repeated!r} appears twice in the vocabulary")
+    if not all(isinstance(word, str) for word in words) or " ".join(words).split() != list(words):
+        bad = next(
+            (i, w) for i, w in enumerate(words) if not isinstance(w, str) or not w or w.split() != [w]
+        )
+        raise InvalidInputError(
+            f"word #{start + bad[0]} {bad[1]!r} is not a non-empty string without whitespace"
+        )
+    return index

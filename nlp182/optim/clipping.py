@@ -32,12 +32,17 @@ def clip_grad_value_(params: Iterable[torch.Tensor] | torch.Tensor, clip_value: 
 
 
 def clip_grad_norm_(
-    params: Iterable[torch.Tensor] | torch.Tensor, max_norm: float, norm_type: float = 2.0
+    params: Iterable[torch.Tensor] | torch.Tensor,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = True,
 ) -> torch.Tensor:
     """Scale all gradients by ``min(1, max_norm / (‖g‖ + 1e-6))``; return the pre-clip global norm ``‖g‖``.
 
     ``‖g‖`` is the ``norm_type`` norm of the concatenation of every gradient (``inf`` allowed). A
-    non-finite norm is an error, since scaling by it would write NaNs into the weights.
+    non-finite norm is an error, since scaling by it would write NaNs into the weights; with
+    ``error_if_nonfinite=False`` the gradients are left as they are and the norm is returned, for a
+    caller that skips such steps itself (a float16 gradient scaler after an overflow).
     """
     if max_norm <= 0:
         raise InvalidInputError(f"max_norm must be > 0, got {max_norm}")
@@ -50,6 +55,8 @@ def clip_grad_norm_(
         norms.extend(n.to(device) for n in torch._foreach_norm(same, norm_type))
     total = torch.linalg.vector_norm(torch.stack(norms), norm_type)
     if not torch.isfinite(total):
+        if not error_if_nonfinite:
+            return total
         raise InvalidInputError(f"the gradient norm is {float(total)}; the loss or a layer produced inf/NaN")
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for same in group_by_device_dtype(grads):

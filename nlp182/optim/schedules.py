@@ -108,3 +108,22 @@ class Cosine(ClosedFormSchedule):
     def decay(self, t: int) -> float:
         progress = min(t, self.total_steps) / self.total_steps
         return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class CyclicCosine(ClosedFormSchedule):
+    """Cosine annealing restarted ``cycles`` times in ``total_steps`` (snapshot ensembles, Huang et al. 2017).
+
+    Within each cycle of ``P = ⌈T / cycles⌉`` steps the rate follows ``(1 + cos(π (t mod P) / P)) / 2``,
+    so the model settles into a minimum at the end of every cycle, where a snapshot is taken, and
+    the restart to the full rate kicks it toward a new one. ``cycles=1`` is :class:`Cosine`.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, cycles: int = 1,
+                 warmup_steps: int = 0) -> None:
+        if total_steps < 1 or not 1 <= cycles <= total_steps:
+            raise InvalidInputError("CyclicCosine needs total_steps >= 1 and 1 <= cycles <= total_steps")
+        self.period = math.ceil(total_steps / cycles)
+        super().__init__(optimizer, warmup_steps)
+
+    def decay(self, t: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * (t % self.period) / self.period))

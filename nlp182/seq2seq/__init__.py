@@ -11,10 +11,11 @@ from nlp182.seq2seq.batching import Seq2SeqBatch, collate, make_loader
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.data import date_splits, read_aligned_files, read_tsv, split_pairs
 from nlp182.seq2seq.decode import Hypothesis, beam_search, greedy_decode
-from nlp182.seq2seq.metrics import corpus_bleu, exact_match
+from nlp182.seq2seq.metrics import corpus_bleu, exact_match, token_error_rate
 from nlp182.seq2seq.model import Decoder, Encoder, ModelConfig, Seq2Seq
 from nlp182.seq2seq.tokenize import train_tokenizer
 from nlp182.seq2seq.train import train_seq2seq
+from nlp182.seq2seq.transformer import TransformerSeq2Seq
 from nlp182.seq2seq.translator import Translation, Translator
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Seq2Seq",
     "Seq2SeqBatch",
     "Seq2SeqConfig",
+    "TransformerSeq2Seq",
     "Translation",
     "Translator",
     "beam_search",
@@ -37,6 +39,7 @@ __all__ = [
     "read_aligned_files",
     "read_tsv",
     "split_pairs",
+    "token_error_rate",
     "train_seq2seq",
     "train_tokenizer",
 ]

@@ -21,18 +21,24 @@ from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.seq2seq.tokenize import PAD_ID
 
 RNN_CELLS = ("gru", "lstm")
+ARCHITECTURES = ("rnn", "transformer")
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
 class ModelConfig:
-    """Architecture of :class:`Seq2Seq`.
+    """Architecture of the translator: ``"rnn"`` (:class:`Seq2Seq`) or ``"transformer"``.
 
-    ``hidden_size`` is the decoder's state size and the size of every encoder output (each
+    RNN: ``hidden_size`` is the decoder's state size and the size of every encoder output (each
     encoder direction has ``hidden_size // 2`` units), so every attention kind can compare them.
     ``num_heads`` is used by ``attention="multihead"`` only.
+    Transformer (:class:`~nlp182.seq2seq.transformer.TransformerSeq2Seq`): ``hidden_size`` is
+    ``d_model`` (``embed_dim`` is not used), ``num_layers`` the depth of each stack,
+    ``num_heads`` the heads of every attention, ``ffn_size`` the feed-forward width (0 = 4 x
+    ``d_model``); ``cell``, ``attention`` and ``input_feeding`` do not apply.
     """
 
+    architecture: str = "rnn"
     cell: str = "gru"
     embed_dim: int = 64
     hidden_size: int = 128
@@ -41,8 +47,17 @@ class ModelConfig:
     num_heads: int = 4
     dropout: float = 0.1
     input_feeding: bool = True
+    ffn_size: int = 0
 
     def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise InvalidInputError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.ffn_size < 0:
+            raise InvalidInputError(f"ffn_size must be >= 0, got {self.ffn_size}")
+        if self.architecture == "transformer" and self.hidden_size % self.num_heads:
+            raise InvalidInputError(
+                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
+            )
         if self.cell not in RNN_CELLS:
             raise InvalidInputError(f"cell must be one of {RNN_CELLS}, got {self.cell!r}")
         if self.attention not in ATTENTION_KINDS:
@@ -180,6 +195,22 @@ class Decoder(nn.Module):
         logits = self.output(self.dropout(attentional))
         return logits, state, attentional, None if weights is None else weights.squeeze(1)
 
+    def forward_all(
+        self, target_in: torch.Tensor, state: State, memory: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Teacher-forced logits ``(B, T, V)`` for all of ``target_in`` ``(B, T)`` in one pass.
+
+        Only without input feeding: then no step needs the previous step's attention, so the RNN
+        runs over the whole target in one call and every position attends at once, which is
+        several times faster to train than :meth:`step` in a loop (and gives the same logits).
+        """
+        if self.input_feeding:
+            raise InvalidInputError("forward_all needs input_feeding=False; use step() in a loop")
+        output, _ = self.rnn(self.dropout(self.embedding(target_in)), state)
+        context, _ = self.attention(output, memory, memory, mask=mask, need_weights=False)
+        attentional = torch.tanh(self.combine(torch.cat([output, context], dim=-1)))
+        return self.output(self.dropout(attentional))
+
 
 class Seq2Seq(nn.Module):
     """Attention encoder-decoder over source and target vocabularies of the given sizes."""
@@ -220,6 +251,8 @@ class Seq2Seq(nn.Module):
         if not 0.0 <= teacher_forcing <= 1.0:
             raise InvalidInputError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}")
         encoded = self.encode(source, source_lengths)
+        if teacher_forcing == 1.0 and not self.config.input_feeding:
+            return self.decoder.forward_all(target_in, encoded.state, encoded.memory, encoded.mask)
         state, feed = encoded.state, encoded.feed
         token = target_in[:, 0]
         steps = []

@@ -1,9 +1,12 @@
-"""Subword / word tokenisers for parallel text, built with Hugging Face ``tokenizers``.
+"""Word / subword / character tokenisers for parallel text, built with Hugging Face ``tokenizers``.
 
 A tokeniser is trained on one side of the training data only (never on held-out text). Spaces
 become a visible ``▁`` marker (SentencePiece's Metaspace), so decoding a token sequence gives
-back the exact string, ``"2018-05-09"`` included, for word-level and BPE models alike. With
-``split_digits`` every digit is its own token, which lets a small vocabulary spell any number.
+back the exact string, ``"2018-05-09"`` included, for word-level, BPE and character models
+alike. With ``split_digits`` every digit is its own token, which lets a small vocabulary spell
+any number. A ``char`` tokeniser makes every character a token (letters of a word for
+grapheme-to-phoneme), so nobody has to pre-space their text. The normaliser (NFKC, optional
+lower-casing) is part of the tokeniser, so translate time applies exactly what training did.
 Tokenisers are saved as the library's JSON (no pickling).
 """
 
@@ -12,14 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0..3 in every tokeniser trained here
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
-TOKENIZER_KINDS = ("word", "bpe")
+TOKENIZER_KINDS = ("word", "bpe", "char")
+#: The word-boundary marker that stands for a space inside tokens.
+SPACE_MARK = "▁"
 
 
 def train_tokenizer(
@@ -30,7 +35,7 @@ def train_tokenizer(
     lowercase: bool = False,
     split_digits: bool = True,
 ) -> Tokenizer:
-    """Train a ``word`` (whole words and punctuation) or ``bpe`` tokeniser on ``texts``.
+    """Train a ``word`` (whole words and punctuation), ``bpe`` or ``char`` tokeniser on ``texts``.
 
     ``vocab_size`` caps the vocabulary (for ``word`` the most frequent words are kept);
     ``min_frequency`` drops rarer words / merges. Special tokens get ids 0-3 (pad, unk, bos, eos).
@@ -39,7 +44,7 @@ def train_tokenizer(
         raise InvalidInputError(f"unknown tokenizer {kind!r}; use one of {', '.join(TOKENIZER_KINDS)}")
     if vocab_size < len(SPECIAL_TOKENS) + 1 or min_frequency < 1:
         raise InvalidInputError("vocab_size must exceed the 4 special tokens and min_frequency be >= 1")
-    if kind == "word":
+    if kind in ("word", "char"):
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         trainer = trainers.WordLevelTrainer(
             vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
@@ -51,12 +56,18 @@ def train_tokenizer(
         )
     steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
     tokenizer.normalizer = normalizers.Sequence(steps)
-    splitters = [pre_tokenizers.Metaspace()]
-    if split_digits:
-        splitters.append(pre_tokenizers.Digits(individual_digits=True))
-    splitters.append(pre_tokenizers.Punctuation())
+    if kind == "char":
+        # No leading marker: a single word is its letters only; inner spaces stay as "▁" tokens.
+        splitters = [pre_tokenizers.Metaspace(prepend_scheme="never"),
+                     pre_tokenizers.Split(Regex("."), behavior="isolated")]
+        tokenizer.decoder = decoders.Metaspace(prepend_scheme="never")
+    else:
+        splitters = [pre_tokenizers.Metaspace()]
+        if split_digits:
+            splitters.append(pre_tokenizers.Digits(individual_digits=True))
+        splitters.append(pre_tokenizers.Punctuation())
+        tokenizer.decoder = decoders.Metaspace()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(splitters)
-    tokenizer.decoder = decoders.Metaspace()
     tokenizer.train_from_iterator(texts, trainer)
     if tokenizer.get_vocab_size() <= len(SPECIAL_TOKENS):
         raise InvalidInputError("the training text produced no tokens; is the data empty?")
@@ -80,8 +91,26 @@ def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
 
 
 def tokens(tokenizer: Tokenizer, ids: Sequence[int]) -> list[str]:
-    """The token strings of ``ids`` (for attention heatmap labels)."""
+    """The token strings of ``ids`` as stored (``▁`` marks a preceding space)."""
     return [tokenizer.id_to_token(int(token_id)) for token_id in ids]
+
+
+def display_token(token: str) -> str:
+    """A token as a person reads it (heatmap labels): the word-boundary marker dropped, a lone
+    marker shown as a visible space symbol."""
+    shown = token.replace(SPACE_MARK, "")
+    return shown if shown else "␣"
+
+
+def unknown_tokens(tokenizer: Tokenizer, text: str) -> list[str]:
+    """The pieces of ``text`` that the tokeniser maps to ``<unk>`` (in order, without repeats)."""
+    encoding = tokenizer.encode(text, add_special_tokens=False)
+    found: list[str] = []
+    for token_id, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
+        piece = text[start:end]
+        if token_id == UNK_ID and piece not in found:
+            found.append(piece)
+    return found
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:

@@ -1,16 +1,17 @@
 """Train a seq2seq translator end to end with the shared :class:`~nlp182.train.Trainer`.
 
 Steps: read / generate the pairs and split them, train the two tokenisers on the training side
-only, encode, fit with teacher forcing (validation every epoch: teacher-forced loss and greedy
-exact match), then score the held-out test split with beam search (exact match and BLEU) and
-save the run folder with attention heatmaps of a few test sentences.
+only, encode, fit with teacher forcing (validation every epoch: teacher-forced loss and the
+task's metrics on greedy outputs; the best epoch by the first metric is the one kept), then score
+the held-out test split with beam search and greedy search and save the run folder with
+attention heatmaps of a few test sentences. The run is staged in ``OUT.incomplete`` (see
+:mod:`nlp182.train.run`): Ctrl-C keeps its checkpoints and ``resume=True`` continues it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -20,46 +21,74 @@ import torch.nn.functional as F
 
 from nlp182.device import seed_everything
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_json, staged_directory
+from nlp182.io import atomic_write_json
 from nlp182.optim import Adam
+from nlp182.optim.schedules import Cosine, InverseSqrtDecay
+from nlp182.seq2seq.architectures import build_model
 from nlp182.seq2seq.batching import Seq2SeqBatch, make_loader
+from nlp182.seq2seq.cmudict import CMUDICT, cmudict_splits
 from nlp182.seq2seq.config import DATES, Seq2SeqConfig
 from nlp182.seq2seq.data import Pair, date_splits, read_aligned_files, read_tsv, split_pairs
-from nlp182.seq2seq.decode import greedy_decode
-from nlp182.seq2seq.metrics import corpus_bleu, exact_match
-from nlp182.seq2seq.model import Seq2Seq
-from nlp182.seq2seq.tokenize import PAD_ID, decode, encode, train_tokenizer
+from nlp182.seq2seq.metrics import ERROR_METRICS, score
+from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translator
 from nlp182.train import Trainer, TrainerConfig
+from nlp182.train.run import resumable_run
 
 log = logging.getLogger(__name__)
 
 EncodedPair = tuple[list[int], list[int]]
 
 
+def _read(config: Seq2SeqConfig, data: str, target_file: str | None) -> list[Pair]:
+    if target_file is not None:
+        return read_aligned_files(data, target_file)
+    return read_tsv(data, config.source_column, config.target_column)
+
+
 def load_pairs(config: Seq2SeqConfig) -> tuple[list[Pair], list[Pair], list[Pair]]:
-    """Train / valid / test pairs for ``config.data`` (the date generator, a TSV, or aligned files)."""
+    """Train / valid / test pairs for ``config.data``; ``valid_data`` / ``test_data`` replace those splits."""
     if config.data == DATES:
-        return date_splits(config.date_train, config.date_valid, config.date_test, seed=config.seed)
-    if config.target_file is not None:
-        pairs = read_aligned_files(config.data, config.target_file)
+        sizes = (config.date_train, config.date_valid, config.date_test)
+        train, valid, test = date_splits(*sizes, seed=config.seed)
+    elif config.data == CMUDICT:
+        train, valid, test = cmudict_splits()
     else:
-        pairs = read_tsv(config.data, config.source_column, config.target_column)
-    return split_pairs(pairs, config.valid_fraction, config.test_fraction, seed=config.seed)
+        pairs = _read(config, config.data, config.target_file)
+        valid_fraction = 0.0 if config.valid_data else config.valid_fraction
+        test_fraction = 0.0 if config.test_data else config.test_fraction
+        train, valid, test = split_pairs(pairs, valid_fraction, test_fraction, seed=config.seed)
+    if config.valid_data:
+        valid = _read(config, config.valid_data, config.valid_target_file)
+    if config.test_data:
+        test = _read(config, config.test_data, config.test_target_file)
+    return train, valid, test
+
+
+def group_references(pairs: Iterable[Pair]) -> tuple[list[str], list[list[str]]]:
+    """Distinct sources (first-seen order) and, for each, every target given for it (its references)."""
+    refs: dict[str, list[str]] = {}
+    for source, target in pairs:
+        refs.setdefault(source, []).append(target)
+    return list(refs), list(refs.values())
 
 
 def build_translator(config: Seq2SeqConfig, train_pairs: list[Pair]) -> Translator:
-    """Tokenisers trained on ``train_pairs`` and a freshly initialised model."""
+    """Tokenisers trained on ``train_pairs`` (each side its own kind) and a freshly initialised model."""
     options = {
-        "kind": config.tokenizer,
         "vocab_size": config.vocab_size,
         "min_frequency": config.min_frequency,
-        "lowercase": config.lowercase,
         "split_digits": config.split_digits,
     }
-    source_tokenizer = train_tokenizer((src for src, _ in train_pairs), **options)
-    target_tokenizer = train_tokenizer((tgt for _, tgt in train_pairs), **options)
-    model = Seq2Seq(source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model)
+    source_kind, target_kind = config.tokenizer_kinds()
+    source_lower = config.lowercase or config.data == CMUDICT  # letters in, whatever their case
+    source_tokenizer = train_tokenizer(
+        (src for src, _ in train_pairs), kind=source_kind, lowercase=source_lower, **options
+    )
+    target_tokenizer = train_tokenizer(
+        (tgt for _, tgt in train_pairs), kind=target_kind, lowercase=config.lowercase, **options
+    )
+    model = build_model(source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model)
     return Translator(model, source_tokenizer, target_tokenizer, config)
 
 
@@ -91,79 +120,133 @@ def sequence_loss(
     return loss, {"token_accuracy": float(correct.sum()) / max(int(real.sum()), 1)}
 
 
+def target_tokens(batch: Seq2SeqBatch) -> int:
+    """Target tokens (``<eos>`` included, padding not) in a batch: the unit of training throughput."""
+    return int((batch.target_out != PAD_ID).sum())
+
+
 def _to(batch: Seq2SeqBatch, device: torch.device) -> Seq2SeqBatch:
     return Seq2SeqBatch(*(tensor.to(device) for tensor in batch))
 
 
-def make_eval_fn(
-    translator: Translator, max_len: int
-) -> Callable[[Seq2Seq, Iterable[Seq2SeqBatch]], dict[str, float]]:
-    """``eval_fn`` for the Trainer: teacher-forced ``valid_loss`` and greedy ``valid_exact_match``.
+def references_of(translator: Translator, references: list[list[str]]) -> list[list[str]]:
+    """References passed through the target tokeniser's normaliser only (NFKC, lower-casing if set).
 
-    References are the decoded target ids, so a word outside the target vocabulary counts as
-    ``<unk>`` on both sides; that is fine for choosing epochs, and the reported test scores use
-    the raw reference text instead (see :func:`evaluate_test`).
+    Words the model cannot spell (outside the target vocabulary) stay as they are and so count
+    as errors, never as ``<unk>`` matching ``<unk>``.
     """
+    normalizer = translator.target_tokenizer.normalizer
+    return [[normalizer.normalize_str(r) if normalizer else r for r in refs] for refs in references]
 
-    def evaluate(model: Seq2Seq, loader: Iterable[Seq2SeqBatch]) -> dict[str, float]:
+
+def make_eval_fn(
+    translator: Translator, valid_pairs: list[Pair], names: list[str], max_len: int
+) -> Callable[[torch.nn.Module, Iterable[Seq2SeqBatch]], dict[str, float]]:
+    """``eval_fn`` for the Trainer: teacher-forced ``valid_loss`` and ``valid_<metric>`` of greedy outputs.
+
+    Metrics are computed per distinct source against all its references (raw text, normalised).
+    """
+    sources, references = group_references(valid_pairs)
+
+    def evaluate(model: torch.nn.Module, loader: Iterable[Seq2SeqBatch]) -> dict[str, float]:
         device = next(model.parameters()).device
-        total_loss, batches, hypotheses, references = 0.0, 0, [], []
-        for batch in loader:
-            batch = _to(batch, device)
-            total_loss += float(sequence_loss(model, batch)[0])
-            batches += 1
-            for hyp, ref in zip(
-                greedy_decode(model, batch.source, batch.source_lengths, max_len, need_weights=False),
-                batch.target_out.tolist(),
-                strict=True,
-            ):
-                hypotheses.append(decode(translator.target_tokenizer, hyp.tokens))
-                references.append(decode(translator.target_tokenizer, ref))
-        if not batches:
+        losses = [float(sequence_loss(model, _to(batch, device))[0]) for batch in loader]
+        if not losses:
             raise InvalidInputError("the validation split is empty")
-        return {"valid_loss": total_loss / batches, "valid_exact_match": exact_match(hypotheses, references)}
+        outputs = [
+            t.text
+            for t in translator.translate(
+                sources, beam_width=1, max_len=max_len, warn=False, need_weights=False
+            )
+        ]
+        scores = score(outputs, references_of(translator, references), names)
+        return {"valid_loss": sum(losses) / len(losses), **{f"valid_{k}": v for k, v in scores.items()}}
 
     return evaluate
 
 
 def evaluate_test(
-    translator: Translator, test_pairs: list[Pair], beam_width: int | None = None
+    translator: Translator,
+    test_pairs: list[Pair],
+    beam_width: int | None = None,
+    names: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Decode the test sources (beam search by default) and score them against their references.
+    """Decode the distinct test sources (beam search by default) and score them against their references.
 
-    References are the raw target text passed through the tokeniser's normaliser only (NFKC and,
-    if configured, lowercasing), so words the model cannot spell still count as errors.
+    Pairs sharing a source are that source's alternative references. Returns the metrics, the
+    beam width used, and the first ten examples.
     """
-    sources = [src for src, _ in test_pairs]
-    normalizer = translator.target_tokenizer.normalizer
-    references = [normalizer.normalize_str(tgt) if normalizer else tgt for _, tgt in test_pairs]
-    outputs = [t.text for t in translator.translate(sources, beam_width=beam_width)]
+    names = names or translator.config.metric_names()
+    sources, references = group_references(test_pairs)
+    references = references_of(translator, references)
+    width = translator.config.beam_width if beam_width is None else beam_width
+    outputs = [
+        t.text for t in translator.translate(sources, beam_width=width, warn=False, need_weights=False)
+    ]
     return {
-        "exact_match": exact_match(outputs, references),
-        "bleu": corpus_bleu(outputs, references),
+        **score(outputs, references, names),
+        "beam_width": width,
+        "items": len(sources),
         "examples": [
-            {"source": s, "reference": r, "output": o}
+            {"source": s, "references": r, "output": o}
             for s, r, o in zip(sources[:10], references, outputs, strict=False)
         ],
     }
 
 
-def train_seq2seq(config: Seq2SeqConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds."""
+def make_scheduler(
+    config: Seq2SeqConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int, monitor_mode: str
+) -> tuple[Any, str]:
+    """The ``lr_schedule`` by name, and whether the Trainer steps it per ``"step"`` or ``"epoch"``."""
+    warmup = config.warmup_steps
+    if config.lr_schedule == "warmup-cosine":
+        total = max(config.epochs * steps_per_epoch - warmup, 1)
+        return Cosine(optimizer, total_steps=total, warmup_steps=warmup), "step"
+    if config.lr_schedule == "warmup-invsqrt":
+        return InverseSqrtDecay(optimizer, k=1.0 / max(warmup, 1), warmup_steps=warmup), "step"
+    if config.lr_schedule == "plateau":
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau
+        return plateau(optimizer, mode=monitor_mode, factor=0.5, patience=0), "epoch"
+    return None, "epoch"
+
+
+def _summary(name: str, scores: dict[str, Any], names: list[str]) -> str:
+    shown = ", ".join(f"{k} {scores[k]:.4g}" for k in names)
+    return f"{name}: {shown}"
+
+
+def train_seq2seq(
+    config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool = False
+) -> dict[str, Any]:
+    """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds.
+
+    With ``resume`` the interrupted run staged in ``OUT.incomplete`` continues from its last
+    checkpoint (its tokenisers are reused) and ends exactly as an uninterrupted run would.
+    """
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     train_pairs, valid_pairs, test_pairs = load_pairs(config)
     if not train_pairs or not valid_pairs:
         raise InvalidInputError("training needs non-empty train and valid splits")
-    translator = build_translator(config, train_pairs)
-    train_ids = encode_pairs(translator, train_pairs, config.max_length)
-    valid_ids = encode_pairs(translator, valid_pairs)
-    if not train_ids:
-        raise InvalidInputError(f"no training pair is within max_length={config.max_length} tokens")
-    train_loader = make_loader(train_ids, config.batch_size, shuffle=True, seed=config.seed)
-    valid_loader = make_loader(valid_ids, max(config.batch_size, 256), shuffle=False)
-    model = translator.model
-    optimizer = Adam(model.parameters(), lr=config.lr)
-    with staged_directory(out_dir) as staging:
+    names = config.metric_names()
+    monitor_mode = "min" if names[0] in ERROR_METRICS else "max"
+    with resumable_run(out_dir, resume) as staging:
+        if resume and (staging / "source_tokenizer.json").is_file():
+            translator = Translator.load(staging, device="cpu", weights=False)
+            translator.config = config
+        else:
+            translator = build_translator(config, train_pairs)
+        translator.save(staging)
+        train_ids = encode_pairs(translator, train_pairs, config.max_length)
+        valid_ids = encode_pairs(translator, valid_pairs)
+        if not train_ids:
+            raise InvalidInputError(f"no training pair is within max_length={config.max_length} tokens")
+        train_loader = make_loader(train_ids, config.batch_size, shuffle=True, seed=config.seed)
+        valid_loader = make_loader(valid_ids, max(config.batch_size, 256), shuffle=False)
+        model = translator.model
+        optimizer = Adam(model.parameters(), lr=config.lr)
+        scheduler, interval = make_scheduler(config, optimizer, len(train_loader), monitor_mode)
         trainer_config = TrainerConfig(
             epochs=config.epochs,
             device=config.device,
@@ -171,9 +254,12 @@ def train_seq2seq(config: Seq2SeqConfig, out_dir: str | os.PathLike[str]) -> dic
             clip_grad_norm=config.clip_grad_norm,
             out_dir=str(staging / "train"),
             keep_last=1,
+            resume="auto" if resume else None,
             early_stopping_patience=config.early_stopping_patience,
-            monitor="valid_exact_match",
-            monitor_mode="max",
+            monitor=f"valid_{names[0]}",
+            monitor_mode=monitor_mode,
+            keep_best=True,
+            time_budget_s=config.time_budget,
             seed=config.seed,
             progress=config.progress,
         )
@@ -182,34 +268,48 @@ def train_seq2seq(config: Seq2SeqConfig, out_dir: str | os.PathLike[str]) -> dic
             optimizer,
             lambda m, b: sequence_loss(m, b, config.teacher_forcing, config.label_smoothing),
             trainer_config,
-            eval_fn=make_eval_fn(translator, config.max_output_len),
+            scheduler=scheduler,
+            scheduler_interval=interval,
+            eval_fn=make_eval_fn(translator, valid_pairs, names, config.max_output_len),
+            units_fn=target_tokens,
         )
-        start = time.perf_counter()
-        history = trainer.fit(train_loader, valid_loader)
-        train_time = time.perf_counter() - start
-        target_tokens = sum(len(tgt) + 1 for _, tgt in train_ids) * len(history)
-        test = evaluate_test(translator, test_pairs) if test_pairs else {}
+        history = trainer.fit(train_loader, valid_loader)  # Ctrl-C: the staged run and checkpoints stay
+        train_time = trainer.train_time_s
+        test: dict[str, Any] = {}
+        if test_pairs:
+            test = evaluate_test(translator, test_pairs, names=names)
+            test["greedy"] = {
+                k: v for k, v in evaluate_test(translator, test_pairs, 1, names).items() if k in names
+            }
         metrics = {
             "history": history,
+            "best_epoch": trainer.best_epoch,
             "train_time_s": train_time,
-            "train_target_tokens_per_s": target_tokens / train_time,
+            "train_target_tokens_per_s": sum(r.get("tokens_per_s", 0.0) * r["time_s"] for r in history)
+            / max(train_time, 1e-9),
             "device": str(trainer.device),
+            "threads": torch.get_num_threads(),
             "pairs": {"train": len(train_ids), "valid": len(valid_ids), "test": len(test_pairs)},
             "vocab": {
                 "source": translator.source_tokenizer.get_vocab_size(),
                 "target": translator.target_tokenizer.get_vocab_size(),
             },
             "parameters": sum(p.numel() for p in model.parameters()),
+            "metrics": names,
+            "longest_source_tokens": max(len(src) for src, _ in train_ids),  # translate warns beyond it
             "test": test,
         }
         translator.save(staging)
         atomic_write_json(staging / "metrics.json", metrics)
-        examples = [src for src, _ in test_pairs[: config.num_heatmaps]]
-        for index, translation in enumerate(translator.translate(examples)):
-            translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png", title=examples[index])
-    log.info(
-        "test exact match %.4f, BLEU %.2f",
-        test.get("exact_match", float("nan")),
-        test.get("bleu", float("nan")),
-    )
+        examples = [src for src, _ in (test_pairs or valid_pairs)]
+        examples = list(dict.fromkeys(examples))[: config.num_heatmaps]
+        for index, translation in enumerate(translator.translate(examples, warn=False)):
+            translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png")
+    if test:
+        log.info(
+            "%s (beam %d); %s",
+            _summary("test", test, names),
+            test["beam_width"],
+            _summary("greedy", test["greedy"], names),
+        )
     return metrics

@@ -7,6 +7,7 @@ A run folder holds ``config.json`` (the :class:`Seq2SeqConfig`), ``source_tokeni
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,17 +20,30 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from tokenizers import Tokenizer
 
+from nlp182.decoding import Hypothesis, beam_search, greedy_decode
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from nlp182.plots import attention_heatmap
+from nlp182.seq2seq.architectures import build_model, search_inputs
 from nlp182.seq2seq.batching import pad
 from nlp182.seq2seq.config import Seq2SeqConfig
-from nlp182.seq2seq.decode import Hypothesis, beam_search, greedy_decode
-from nlp182.seq2seq.model import Seq2Seq
-from nlp182.seq2seq.tokenize import decode, encode, load_tokenizer, tokens
+from nlp182.seq2seq.tokenize import (
+    BOS_ID,
+    EOS_ID,
+    decode,
+    display_token,
+    encode,
+    load_tokenizer,
+    tokens,
+    unknown_tokens,
+)
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.safetensors"
+#: How many unknown tokens a warning names before it says "and N more".
+SHOWN_UNKNOWN = 20
 
 
 @dataclass
@@ -37,9 +51,10 @@ class Translation:
     """One translated sentence with what produced it.
 
     ``weights`` is ``(len(target_tokens), len(source_tokens))``: target tokens down (``<eos>``
-    included when the output ended), source tokens across.
+    included when the output ended), source tokens across. ``source`` is the input text.
     """
 
+    source: str
     text: str
     source_tokens: list[str]
     target_tokens: list[str]
@@ -47,20 +62,27 @@ class Translation:
     log_prob: float
 
     def save_heatmap(self, path: str | os.PathLike[str], title: str | None = None) -> None:
-        """Write the attention heatmap of this translation as a PNG."""
+        """Write the attention heatmap of this translation as a PNG, titled with the input by default.
+
+        Labels are the tokens as a person reads them (no word-boundary marker).
+        """
         if self.weights is None:
             raise InvalidInputError("this translation was made without attention weights")
         attention_heatmap(
-            self.weights, self.source_tokens, self.target_tokens, path, title=title or self.text
+            self.weights,
+            [display_token(t) for t in self.source_tokens],
+            [display_token(t) for t in self.target_tokens],
+            path,
+            title=title or f"{self.source} → {self.text}",
         )
 
 
 class Translator:
-    """Translate with a :class:`Seq2Seq` model and its source / target tokenisers."""
+    """Translate with a model (recurrent or Transformer) and its source / target tokenisers."""
 
     def __init__(
         self,
-        model: Seq2Seq,
+        model: torch.nn.Module,
         source_tokenizer: Tokenizer,
         target_tokenizer: Tokenizer,
         config: Seq2SeqConfig,
@@ -85,8 +107,12 @@ class Translator:
         atomic_write_bytes(run / MODEL_FILE, save_safetensors(state))
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike[str], device: str = "auto") -> Translator:
-        """Load a run folder written by :meth:`save` onto ``device``."""
+    def load(cls, run_dir: str | os.PathLike[str], device: str = "auto", weights: bool = True) -> Translator:
+        """Load a run folder written by :meth:`save` onto ``device``.
+
+        ``weights=False`` reads config and tokenisers only and leaves the model freshly
+        initialised (resuming a run whose weights come from a checkpoint).
+        """
         run = Path(run_dir)
         if not run.is_dir():
             raise MissingFileError(f"{run} is not a folder; pass the --out folder of `nlp182 train seq2seq`")
@@ -96,8 +122,12 @@ class Translator:
             raise FileFormatError(f"{run / 'config.json'} is not a seq2seq config: {exc}") from exc
         source_tokenizer = load_tokenizer(run / "source_tokenizer.json")
         target_tokenizer = load_tokenizer(run / "target_tokenizer.json")
-        model = Seq2Seq(source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model)
+        model = build_model(
+            source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model
+        )
         weights_path = run / MODEL_FILE
+        if not weights:
+            return cls(model.to(select_device(device)), source_tokenizer, target_tokenizer, config)
         if not weights_path.is_file():
             raise MissingFileError(f"{weights_path} does not exist; did training finish?")
         try:
@@ -126,9 +156,20 @@ class Translator:
         try:
             source = pad(source_ids).to(self.device)
             lengths = torch.tensor([len(ids) for ids in source_ids], device=self.device)
+            with torch.no_grad():
+                decoder, memory = search_inputs(self.model, source, lengths)
+            ids = {"bos_id": BOS_ID, "eos_id": EOS_ID}
             if beam_width == 1:
-                return greedy_decode(self.model, source, lengths, max_len, need_weights)
-            return beam_search(self.model, source, lengths, beam_width, max_len, length_penalty, need_weights)
+                return greedy_decode(decoder, memory, **ids, max_len=max_len, need_weights=need_weights)
+            return beam_search(
+                decoder,
+                memory,
+                **ids,
+                beam_width=beam_width,
+                max_len=max_len,
+                length_penalty=length_penalty,
+                need_weights=need_weights,
+            )
         finally:
             self.model.train(was_training)
 
@@ -139,21 +180,32 @@ class Translator:
         max_len: int | None = None,
         length_penalty: float | None = None,
         batch_size: int = 256,
+        warn: bool = True,
+        need_weights: bool = True,
     ) -> list[Translation]:
-        """Translate ``texts``; decoding settings default to the run's config."""
+        """Translate ``texts``; decoding settings default to the run's config.
+
+        Each text goes through the run's own source tokeniser (normalisation, lower-casing,
+        splitting) exactly as in training. With ``warn``, pieces the source vocabulary lacks
+        (read as ``<unk>``) are named in one logged warning. ``need_weights=False`` skips the
+        attention weights (faster; ``weights`` is then ``None``).
+        """
         if isinstance(texts, str):
             raise InvalidInputError("translate takes a list of sentences; wrap a single one in a list")
+        if warn:
+            self.warn_unknown(texts)
         results: list[Translation] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             source_ids = encode(self.source_tokenizer, chunk)
-            hyps = self.decode_ids(source_ids, beam_width, max_len, length_penalty)
-            for ids, hyp in zip(source_ids, hyps, strict=True):
+            hyps = self.decode_ids(source_ids, beam_width, max_len, length_penalty, need_weights)
+            for text, ids, hyp in zip(chunk, source_ids, hyps, strict=True):
                 target_tokens = tokens(self.target_tokenizer, hyp.tokens) + (
                     ["<eos>"] if hyp.complete else []
                 )
                 results.append(
                     Translation(
+                        source=text,
                         text=decode(self.target_tokenizer, hyp.tokens),
                         source_tokens=tokens(self.source_tokenizer, ids),
                         target_tokens=target_tokens,
@@ -162,3 +214,17 @@ class Translator:
                     )
                 )
         return results
+
+    def warn_unknown(self, texts: Sequence[str]) -> list[str]:
+        """Log one warning naming the input pieces outside the source vocabulary; return them."""
+        unknown: dict[str, None] = {}
+        for text in texts:
+            unknown.update(dict.fromkeys(unknown_tokens(self.source_tokenizer, text)))
+        if unknown:
+            names = list(unknown)
+            shown = ", ".join(repr(piece) for piece in names[:SHOWN_UNKNOWN])
+            more = f" and {len(names) - SHOWN_UNKNOWN} more" if len(names) > SHOWN_UNKNOWN else ""
+            log.warning(
+                "the input holds tokens unknown to the source vocabulary (read as <unk>): %s%s", shown, more
+            )
+        return list(unknown)

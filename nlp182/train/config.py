@@ -23,6 +23,12 @@ class TrainerConfig:
     ``out_dir`` when one exists) or a checkpoint path. ``monitor_every`` counts optimizer steps
     between the per-layer monitors (update/weight ratio, gradient norms, activation statistics);
     0 turns them off.
+    ``keep_best`` keeps the weights of the best epoch by ``monitor`` (in memory, and in
+    ``out_dir/best.safetensors`` when ``out_dir`` is set) and loads them back into the model when
+    ``fit`` ends, so what a caller saves afterwards is the best epoch, not the last.
+    ``time_budget_s`` ends training after the optimizer step at which the training time (steps
+    only, summed over resumed sessions) reaches it; the unfinished epoch is still validated and
+    recorded (``"partial": true``).
     """
 
     epochs: int = 10
@@ -40,6 +46,8 @@ class TrainerConfig:
     monitor_mode: str = "min"
     log_every: int = 50
     monitor_every: int = 0
+    keep_best: bool = False
+    time_budget_s: float | None = None
     seed: int = 0
     progress: bool = True
 
@@ -60,6 +68,8 @@ class TrainerConfig:
             raise InvalidInputError(f"amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}")
         if self.log_every < 1 or self.monitor_every < 0:
             raise InvalidInputError("log_every must be >= 1 and monitor_every >= 0")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise InvalidInputError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
         if self.resume is not None and self.resume != "auto" and not self.resume:
             raise InvalidInputError("resume must be None, 'auto' or a checkpoint path")
         if self.resume == "auto" and self.out_dir is None:

@@ -2,9 +2,11 @@
 
 The Trainer owns what every model needs and nobody should write twice: device placement, mixed
 precision, gradient accumulation and clipping, LR schedules stepped per batch or per epoch,
-validation with early stopping, progress with throughput, ``metrics.jsonl`` and a loss-curve PNG,
-atomic checkpoints that resume bit-identically mid-epoch, the course's per-layer monitors, and
-distributed data parallel when launched by ``torchrun``.
+validation with early stopping and the best epoch kept, a training-time budget, progress with
+throughput (timed over training steps only), ``metrics.jsonl`` and a loss-curve PNG, atomic
+checkpoints that resume bit-identically mid-epoch (Ctrl-C keeps the last complete one and says
+where it is), the course's per-layer monitors, and distributed data parallel when launched by
+``torchrun``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from nlp182.device import autocast_dtype, seed_everything
 from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, atomic_write_text
+from nlp182.optim import clip_grad_norm_
 from nlp182.plots import loss_curves
+from nlp182.progress import progress
 from nlp182.train.batching import batch_size_of, move_to_device
 from nlp182.train.checkpoint import (
     checkpoint_path,
@@ -45,6 +48,10 @@ log = logging.getLogger(__name__)
 LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, float]]
 LossFn = Callable[[nn.Module, Any], LossOutput]
 EvalFn = Callable[[nn.Module, Iterable[Any]], dict[str, float]]
+StepHook = Callable[[nn.Module], None]
+EpochHook = Callable[[nn.Module, dict[str, Any]], None]
+UnitsFn = Callable[[Any], int]
+BEST_FILE = "best.safetensors"
 
 
 def _split_loss(output: LossOutput) -> tuple[torch.Tensor, dict[str, float]]:
@@ -69,7 +76,11 @@ class Trainer:
     metrics; without it the Trainer reports ``valid_loss``, the mean of ``loss_fn`` over the
     validation batches under ``torch.no_grad()``. ``scheduler`` is stepped after every optimizer
     step (``scheduler_interval="step"``) or every epoch (``"epoch"``; a ``ReduceLROnPlateau`` gets
-    the monitored value).
+    the monitored value). ``on_step(model)`` runs after every optimizer step (an EMA of the weights)
+    and ``on_epoch_end(model, record)`` after every epoch's record is complete (snapshots).
+    ``units_fn(batch)`` counts what throughput is measured in besides
+    samples (target tokens, say); each epoch record then has ``{units_name}_per_s``. Throughput
+    and ``time_s`` cover training steps only: validation and checkpoint writes are not timed.
     """
 
     def __init__(
@@ -81,6 +92,10 @@ class Trainer:
         scheduler: Any = None,
         scheduler_interval: str = "epoch",
         eval_fn: EvalFn | None = None,
+        on_step: StepHook | None = None,
+        on_epoch_end: EpochHook | None = None,
+        units_fn: UnitsFn | None = None,
+        units_name: str = "tokens",
     ) -> None:
         if scheduler_interval not in SCHEDULER_INTERVALS:
             raise InvalidInputError(
@@ -96,6 +111,10 @@ class Trainer:
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
         self.eval_fn = eval_fn
+        self.on_step = on_step
+        self.on_epoch_end = on_epoch_end
+        self.units_fn = units_fn
+        self.units_name = units_name
         self.net: nn.Module = model
         if self.dist.is_distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -112,8 +131,13 @@ class Trainer:
         self.batch_in_epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
+        self.best_epoch: int | None = None
         self.bad_epochs = 0
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._clock: dict[str, float] = {}
+        self._out_of_time = False
         self._epoch_rng: dict[str, Any] | None = None
+        self._loader_rng: list[torch.Tensor] | None = None
         self._resume_rng: dict[str, Any] | None = None
         self._epoch_sums: dict[str, float] = {}
 
@@ -126,21 +150,38 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out_dir / "config.json", self.config.to_dict())
         self._maybe_resume()
-        stop = self._early_stop_reached()
-        while self.epoch < self.config.epochs and not stop:
-            record = self._train_epoch(train_loader)
-            if valid_loader is not None:
-                record.update(self.evaluate(valid_loader))
-            self._step_epoch_scheduler(record)
-            stop = self._update_early_stopping(record)
-            self.history.append(record)
-            self.epoch += 1
-            self.batch_in_epoch = 0
-            self._epoch_rng = None
-            self._log_epoch(record)
-            if self.out_dir is not None:
-                self.save()
+        stop = self._early_stop_reached() or self._budget_spent()
+        try:
+            while self.epoch < self.config.epochs and not stop:
+                record = self._train_epoch(train_loader)
+                if valid_loader is not None:
+                    record.update(self.evaluate(valid_loader))
+                self._step_epoch_scheduler(record)
+                stop = self._update_early_stopping(record) or self._out_of_time
+                self.history.append(record)
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self._epoch_rng = None
+                self._log_epoch(record)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(self.model, record)
+                if self.out_dir is not None:
+                    self.save()
+        except KeyboardInterrupt:
+            self._report_interrupt()
+            raise
+        self._restore_best()
         return self.history
+
+    @property
+    def train_time_s(self) -> float:
+        """Seconds spent in training steps over the whole run (resumed sessions included)."""
+        return sum(r.get("time_s", 0.0) for r in self.history) + self._clock.get("time", 0.0)
+
+    def last_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint in ``out_dir`` (``None`` when there is none)."""
+        found = list_checkpoints(self.out_dir) if self.out_dir is not None else []
+        return found[-1] if found else None
 
     @torch.no_grad()
     def evaluate(self, valid_loader: Iterable[Any]) -> dict[str, float]:
@@ -186,11 +227,14 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": capture_rng_state(),
             "epoch_rng": self._epoch_rng,
+            "loader_rng": self._loader_rng,
             "position": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                          "global_step": self.global_step},
             "epoch_sums": self._epoch_sums,
             "history": self.history,
-            "early_stopping": {"best": self.best, "bad_epochs": self.bad_epochs},
+            "early_stopping": {"best": self.best, "bad_epochs": self.bad_epochs,
+                               "best_epoch": self.best_epoch},
+            "clock": self._clock,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -205,11 +249,15 @@ class Trainer:
         self.epoch, self.batch_in_epoch = position["epoch"], position["batch_in_epoch"]
         self.global_step = position["global_step"]
         self._epoch_rng = state["epoch_rng"]
+        self._loader_rng = state.get("loader_rng")
         self._resume_rng = state["rng"]
         self._epoch_sums = dict(state["epoch_sums"])
         self.history = list(state["history"])
         self.best = state["early_stopping"]["best"]
         self.bad_epochs = state["early_stopping"]["bad_epochs"]
+        self.best_epoch = state["early_stopping"].get("best_epoch")
+        self._clock = dict(state.get("clock") or {})
+        self._best_state = None  # read back from best.safetensors when fit ends
         restore_rng_state(state["rng"])
 
     # ------------------------------------------------------------------ the loop
@@ -223,8 +271,14 @@ class Trainer:
         if skip and self._epoch_rng is not None:
             restore_rng_state(self._epoch_rng, generators)  # replay the same shuffle
         else:
+            if self._loader_rng is not None and len(self._loader_rng) == len(generators):
+                # Where the loader's shuffle stream stood after the last epoch (a no-op unless this
+                # run resumed at an epoch boundary, where the loader is fresh).
+                for generator, saved in zip(generators, self._loader_rng, strict=True):
+                    generator.set_state(saved)
             self._epoch_rng = capture_rng_state(generators)
             self._epoch_sums = {}
+            self._clock = {}
         iterator: Iterator[Any] = iter(loader)
         for _ in range(skip):
             next(iterator)
@@ -233,15 +287,19 @@ class Trainer:
         self._resume_rng = None
         accum = self.config.grad_accum_steps
         total = len(loader) if hasattr(loader, "__len__") else None
-        bar = tqdm(iterator, total=total, initial=skip, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                   disable=not (self.config.progress and self.dist.is_main), leave=False)
-        start, samples = time.perf_counter(), 0
+        desc = f"epoch {self.epoch + 1}/{self.config.epochs}"
+        bar = progress(iterator, total=total, initial=skip, desc=desc,
+                       disable=not (self.config.progress and self.dist.is_main))
+        clock = self._clock
+        tick = time.perf_counter()
         pending = 0
         for batch in bar:
             batch = move_to_device(batch, self.device)
             if self.monitor is not None:
                 self.monitor.set_active((self.global_step + 1) % self.config.monitor_every == 0)
-            samples += batch_size_of(batch) or 0
+            clock["samples"] = clock.get("samples", 0.0) + (batch_size_of(batch) or 0)
+            if self.units_fn is not None:
+                clock["units"] = clock.get("units", 0.0) + float(self.units_fn(batch))
             pending += 1
             last = total is not None and self.batch_in_epoch + 1 == total
             sync = pending == accum or last
@@ -259,25 +317,46 @@ class Trainer:
             if sync:
                 pending = 0
                 self._optimizer_step()
-                rate = samples / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{rate:.0f}")
+                now = time.perf_counter()
+                clock["time"] = clock.get("time", 0.0) + now - tick
+                bar.set_postfix(loss=f"{loss_value:.4f}", **self._rates(clock))
                 if self.global_step % self.config.log_every == 0:
                     self._log_step(loss_value, extra)
                 if self.out_dir is not None and self.config.checkpoint_every and \
                         self.global_step % self.config.checkpoint_every == 0:
                     self.save()
+                if self._budget_spent():
+                    self._out_of_time = True
+                    break
+                tick = time.perf_counter()
         if pending:
             self._optimizer_step()
+            clock["time"] = clock.get("time", 0.0) + time.perf_counter() - tick
         bar.close()
-        elapsed = time.perf_counter() - start
+        self._loader_rng = [generator.get_state() for generator in generators]
         batches = max(self._epoch_sums.get("batches", 0.0), 1.0)
         record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
                                   "lr": self.optimizer.param_groups[0]["lr"],
-                                  "samples_per_s": samples / max(elapsed, 1e-9), "time_s": elapsed}
+                                  "time_s": clock.get("time", 0.0), **self._rates(clock, precise=True)}
+        if self._out_of_time:
+            record["partial"] = True
         for name, value in self._epoch_sums.items():
             if name != "batches":
                 record[f"train_{name}"] = value / batches
+        self._clock = {}
         return record
+
+    def _rates(self, clock: dict[str, float], precise: bool = False) -> dict[str, Any]:
+        """``samples_per_s`` (and ``{units}_per_s``) over the timed training steps of ``clock``."""
+        elapsed = max(clock.get("time", 0.0), 1e-9)
+        rates = {"samples_per_s": clock.get("samples", 0.0) / elapsed}
+        if self.units_fn is not None:
+            rates[f"{self.units_name}_per_s"] = clock.get("units", 0.0) / elapsed
+        return rates if precise else {name: f"{value:.0f}" for name, value in rates.items()}
+
+    def _budget_spent(self) -> bool:
+        budget = self.config.time_budget_s
+        return budget is not None and self.train_time_s >= budget
 
     def _optimizer_step(self) -> None:
         monitoring = self.monitor is not None and (self.global_step + 1) % self.config.monitor_every == 0
@@ -285,13 +364,17 @@ class Trainer:
         if monitoring:
             self.monitor.before_step()
         if self.config.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+            # An fp16 overflow leaves inf gradients on purpose: the scaler skips that step.
+            clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm,
+                            error_if_nonfinite=not self.scaler.is_enabled())
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
         self.global_step += 1
+        if self.on_step is not None:
+            self.on_step(self.model)
         if monitoring:
             report = self.monitor.after_step()
             self._write_metrics({"kind": "monitor", "step": self.global_step, **report})
@@ -339,7 +422,9 @@ class Trainer:
         return float(record[self.config.monitor])
 
     def _update_early_stopping(self, record: dict[str, Any]) -> bool:
-        if self.config.early_stopping_patience is None:
+        """Track the best epoch by ``monitor`` (keeping its weights when asked); True means stop."""
+        stopping = self.config.early_stopping_patience is not None
+        if not stopping and not (self.config.keep_best and self.config.monitor in record):
             return False
         value = self._monitored(record)
         if self.best is None:
@@ -347,13 +432,39 @@ class Trainer:
         else:
             better = value < self.best if self.config.monitor_mode == "min" else value > self.best
         if better and not math.isnan(value):
-            self.best, self.bad_epochs = value, 0
+            self.best, self.best_epoch, self.bad_epochs = value, self.epoch + 1, 0
+            if self.config.keep_best:
+                weights = self.model.state_dict().items()
+                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in weights}
             if self.out_dir is not None and self.dist.is_main:
-                save_checkpoint(self.out_dir / "best.safetensors", {"model": self.model.state_dict(),
-                                                                    "epoch": self.epoch + 1, "value": value})
+                save_checkpoint(self.out_dir / BEST_FILE, {"model": self.model.state_dict(),
+                                                           "epoch": self.epoch + 1, "value": value})
         else:
             self.bad_epochs += 1
         return self._early_stop_reached()
+
+    def _restore_best(self) -> None:
+        """With ``keep_best``, load the best epoch's weights into the model (from memory or ``out_dir``)."""
+        if not self.config.keep_best or self.best_epoch is None:
+            return
+        state = self._best_state
+        if state is None and self.out_dir is not None and (self.out_dir / BEST_FILE).is_file():
+            state = load_checkpoint(self.out_dir / BEST_FILE)["model"]
+        if state is None:
+            log.warning("the best epoch's weights were not kept (resumed without out_dir); keeping the last")
+            return
+        self.model.load_state_dict(state)
+        log.info("kept the best epoch, %d (%s = %.4g)", self.best_epoch, self.config.monitor, self.best)
+
+    def _report_interrupt(self) -> None:
+        """Say where the last complete checkpoint is, so an interrupted run can be resumed from it."""
+        if not self.dist.is_main:
+            return
+        last = self.last_checkpoint()
+        if last is None:
+            log.warning("interrupted at step %d before any checkpoint was written", self.global_step)
+        else:
+            log.warning("interrupted at step %d; the last complete checkpoint is %s", self.global_step, last)
 
     def _early_stop_reached(self) -> bool:
         patience = self.config.early_stopping_patience

@@ -2,9 +2,9 @@
 
 Modules: ``layers`` (conv geometry, padding, mean subtraction), ``init``, ``activations``,
 ``normalization`` (batch norm), ``dropout``, ``blocks`` and ``models`` (VGG, Inception, ResNet),
-``transfer``, ``segmentation`` (FCN, UNet, pixel metrics), ``boxes`` (IoU, NMS, AP/mAP),
-``visualize`` (filters, occlusion, saliency, activation maximisation), ``ensembles``,
-``distillation``, ``fit`` (a small training loop for in-memory data) and ``data`` (digits, shapes).
+``registry`` (models by name), ``transfer``, ``segmentation`` (FCN, UNet, pixel metrics), ``boxes``
+(IoU, NMS, AP/mAP), ``visualize`` (filters, occlusion, saliency, activation maximisation),
+``ensembles``, ``distillation``, ``fit`` (in-memory data through the shared Trainer) and ``data``.
 The most used names are re-exported here; ``visualize`` and ``data`` are imported by module path
 (they pull in matplotlib and scikit-learn).
 """
@@ -19,6 +19,7 @@ from nlp182.vision.init import he_normal_, init_weights, xavier_normal_
 from nlp182.vision.layers import conv_output_size, subtract_channel_mean, zero_pad
 from nlp182.vision.models import VGG, InceptionNet, ResNet, SmallCNN, resnet18, resnet34, resnet50, vgg16
 from nlp182.vision.normalization import BatchNorm
+from nlp182.vision.registry import create_model, list_models, register_model
 from nlp182.vision.segmentation import FCN, UNet, mean_iou, pixel_accuracy
 from nlp182.vision.transfer import fine_tune_groups, freeze, replace_head, unfreeze
 
@@ -49,16 +50,19 @@ __all__ = [
     "average_parameters",
     "box_iou",
     "conv_output_size",
+    "create_model",
     "distillation_loss",
     "fine_tune_groups",
     "freeze",
     "he_normal_",
     "init_weights",
+    "list_models",
     "make_activation",
     "mean_average_precision",
     "mean_iou",
     "nms",
     "pixel_accuracy",
+    "register_model",
     "replace_head",
     "resnet18",
     "resnet34",

@@ -1,26 +1,26 @@
-"""A small explicit training loop for in-memory tensors (digits, shapes), with the learning-rate
-schedules the ensembles need: constant, cosine annealing, and the cyclic cosine of snapshot ensembles.
+"""Train a vision model on in-memory tensors (digits, shapes) through the shared Trainer.
 
-The data sets of the vision core fit in memory, so batches are slices of tensors already on the
-device; each epoch reshuffles with a seeded generator so runs repeat exactly.
+:func:`fit` is the vision core's front door to :class:`nlp182.train.Trainer`: it slices seeded
+shuffles of tensors already on the device into batches, builds ``nlp182.optim.SGD`` (Nesterov
+momentum) over the model's weight-decay groups (matrices decay, biases and norm parameters do not)
+and one of the schedules the ensembles need, stepped per batch: constant, cosine annealing, or the
+cyclic cosine of snapshot ensembles.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from nlp182.device import select_device
 from nlp182.errors import InvalidInputError, ShapeError
-
-log = logging.getLogger(__name__)
+from nlp182.optim import SGD, Cosine, CyclicCosine, weight_decay_groups
+from nlp182.train import Trainer, TrainerConfig
 
 LossFn = Callable[..., torch.Tensor]
 SCHEDULES = ("constant", "cosine", "cyclic")
@@ -42,21 +42,37 @@ class FitConfig:
     progress: bool = False
 
 
-def schedule_factor(step: int, total_steps: int, schedule: str = "cosine", cycles: int = 1) -> float:
-    """Multiplier of the base LR at ``step`` (0-based) of ``total_steps``.
+class TensorBatches:
+    """Minibatches ``(inputs[idx], *targets[idx])`` of tensors in memory, reshuffled every pass.
 
-    ``cosine``: ``(1 + cos(pi t / T)) / 2``. ``cyclic`` (Huang et al. 2017): the same within each of
-    ``cycles`` equal cycles, restarting at 1, so the model settles into a new minimum at the end of
-    every cycle, where a snapshot is taken.
+    The order comes from ``generator`` (exposed so the Trainer can save and replay it on resume);
+    the index is moved to the tensors' device, so batches never leave it.
     """
-    if schedule == "constant":
-        return 1.0
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-    if schedule == "cyclic":
-        period = math.ceil(total_steps / cycles)
-        return 0.5 * (1.0 + math.cos(math.pi * (step % period) / period))
-    raise InvalidInputError(f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
+
+    def __init__(self, tensors: Sequence[torch.Tensor], batch_size: int, seed: int = 0) -> None:
+        self.tensors = list(tensors)
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.tensors[0]) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        order = torch.randperm(len(self.tensors[0]), generator=self.generator).to(self.tensors[0].device)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: FitConfig, total_steps: int) -> Any:
+    """The per-step ``nlp182.optim`` schedule ``config.schedule`` names (``None`` for constant)."""
+    if config.schedule == "constant":
+        return None
+    if config.schedule == "cosine":
+        return Cosine(optimizer, total_steps)
+    if config.schedule == "cyclic":
+        return CyclicCosine(optimizer, total_steps, config.cycles)
+    raise InvalidInputError(f"unknown schedule {config.schedule!r}; use one of {', '.join(SCHEDULES)}")
 
 
 def fit(
@@ -82,45 +98,28 @@ def fit(
     if any(len(t) != len(inputs) for t in target_list):
         raise ShapeError(f"inputs have {len(inputs)} rows but targets have {[len(t) for t in target_list]}")
     device = select_device(config.device)
-    model.to(device)
-    inputs = inputs.to(device)
-    target_list = [t.to(device) for t in target_list]
-    loss_fn = loss_fn or F.cross_entropy
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params,
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.momentum > 0,
-        weight_decay=config.weight_decay,
-    )
-    steps_per_epoch = math.ceil(len(inputs) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: schedule_factor(s, total, config.schedule, config.cycles)
-    )
-    generator = torch.Generator().manual_seed(config.seed)
+    batches = TensorBatches([t.to(device) for t in (inputs, *target_list)], config.batch_size, config.seed)
+    optimizer = SGD(weight_decay_groups(model, config.weight_decay), lr=config.lr,
+                    momentum=config.momentum, nesterov=config.momentum > 0)
+    criterion = loss_fn or F.cross_entropy
     epochs_per_cycle = config.epochs // config.cycles
-    history = []
-    for epoch in tqdm(range(config.epochs), desc="fit", disable=not config.progress):
-        model.train()
-        order = torch.randperm(len(inputs), generator=generator).to(device)
-        running = 0.0
-        for start in range(0, len(inputs), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            loss = loss_fn(model(inputs[idx]), *(t[idx] for t in target_list))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if on_step is not None:
-                on_step(model)
-            running += float(loss.detach()) * len(idx)
-        history.append(running / len(inputs))
-        log.debug("epoch %d loss %.4f lr %.4g", epoch + 1, history[-1], scheduler.get_last_lr()[0])
-        if on_cycle_end is not None and (epoch + 1) % epochs_per_cycle == 0:
-            on_cycle_end(model, (epoch + 1) // epochs_per_cycle - 1)
-    return history
+
+    def cycle_end(trained: nn.Module, record: dict[str, Any]) -> None:
+        if on_cycle_end is not None and record["epoch"] % epochs_per_cycle == 0:
+            on_cycle_end(trained, record["epoch"] // epochs_per_cycle - 1)
+
+    trainer = Trainer(
+        model,
+        optimizer,
+        lambda net, batch: criterion(net(batch[0]), *batch[1:]),
+        TrainerConfig(epochs=config.epochs, device=str(device), amp=False, seed=config.seed,
+                      progress=config.progress),
+        scheduler=make_schedule(optimizer, config, len(batches) * config.epochs),
+        scheduler_interval="step",
+        on_step=on_step,
+        on_epoch_end=cycle_end,
+    )
+    return [record["train_loss"] for record in trainer.fit(batches)]
 
 
 @torch.no_grad()

@@ -26,6 +26,7 @@ from nlp182.vision.blocks import (
 from nlp182.vision.dropout import Dropout
 from nlp182.vision.init import init_weights
 from nlp182.vision.normalization import BatchNorm
+from nlp182.vision.registry import Builder, register_model
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -86,37 +87,31 @@ class ResNet(nn.Module):
         return self.fc(self.features(x))
 
 
-def resnet18(
-    num_classes: int = 1000,
-    width: float = 1.0,
-    in_channels: int = 3,
-    small_input: bool = False,
-    norm: NormFactory = BatchNorm,
-) -> ResNet:
-    """ResNet-18: basic blocks ``[2, 2, 2, 2]``; 11,689,512 parameters at full width, 1000 classes."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, width, in_channels, small_input, norm)
+def _resnet(
+    name: str, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...], about: str
+) -> Builder:
+    """Make and register the builder of one ResNet depth, so the three depths share one signature."""
+
+    def build(
+        num_classes: int = 1000,
+        width: float = 1.0,
+        in_channels: int = 3,
+        small_input: bool = False,
+        norm: NormFactory = BatchNorm,
+    ) -> ResNet:
+        return ResNet(block, layers, num_classes, width, in_channels, small_input, norm)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{about}; arguments as :class:`ResNet`."
+    return register_model(name)(build)
 
 
-def resnet34(
-    num_classes: int = 1000,
-    width: float = 1.0,
-    in_channels: int = 3,
-    small_input: bool = False,
-    norm: NormFactory = BatchNorm,
-) -> ResNet:
-    """ResNet-34: basic blocks ``[3, 4, 6, 3]``; 21,797,672 parameters at full width."""
-    return ResNet(BasicBlock, (3, 4, 6, 3), num_classes, width, in_channels, small_input, norm)
-
-
-def resnet50(
-    num_classes: int = 1000,
-    width: float = 1.0,
-    in_channels: int = 3,
-    small_input: bool = False,
-    norm: NormFactory = BatchNorm,
-) -> ResNet:
-    """ResNet-50: bottleneck blocks ``[3, 4, 6, 3]``; 25,557,032 parameters at full width."""
-    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, width, in_channels, small_input, norm)
+resnet18 = _resnet("resnet18", BasicBlock, (2, 2, 2, 2),
+                   "ResNet-18: basic blocks ``[2, 2, 2, 2]``; 11,689,512 parameters at full width")
+resnet34 = _resnet("resnet34", BasicBlock, (3, 4, 6, 3),
+                   "ResNet-34: basic blocks ``[3, 4, 6, 3]``; 21,797,672 parameters at full width")
+resnet50 = _resnet("resnet50", Bottleneck, (3, 4, 6, 3),
+                   "ResNet-50: bottleneck blocks ``[3, 4, 6, 3]``; 25,557,032 parameters at full width")
 
 
 VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
@@ -170,6 +165,7 @@ class VGG(nn.Module):
         return self.classifier(self.avgpool(self.forward_features(x)))
 
 
+@register_model("vgg16")
 def vgg16(
     num_classes: int = 1000,
     width: float = 1.0,
@@ -181,6 +177,7 @@ def vgg16(
     return VGG(VGG16_STAGES, num_classes, in_channels, batch_norm, hidden, width=width)
 
 
+@register_model("inception")
 class InceptionNet(nn.Module):
     """A small GoogLeNet-style net: conv stem, two Inception modules, max pool, one more module, GAP head.
 
@@ -216,6 +213,7 @@ class InceptionNet(nn.Module):
         return self.fc(self.avgpool(self.forward_features(x)))
 
 
+@register_model("small_cnn")
 class SmallCNN(nn.Module):
     """A small CNN for tiny images (8x8 digits): two conv-BN-ReLU stages around a 2x2 max pool, GAP head.
 

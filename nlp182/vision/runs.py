@@ -20,14 +20,15 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_bytes, atomic_write_json, staged_directory
+from nlp182.io import atomic_write_bytes, atomic_write_json, check_run_folder, staged_directory
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
 from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
 from nlp182.vision.models import SmallCNN
-from nlp182.vision.segmentation import FCN, UNet, iou_per_class, mean_iou, pixel_accuracy
+from nlp182.vision.registry import create_model, list_models
+from nlp182.vision.segmentation import iou_per_class, mean_iou, pixel_accuracy
 
 log = logging.getLogger(__name__)
-SEGMENTERS = ("unet", "fcn")
+SEGMENTERS = list_models("segmentation")
 
 
 @dataclass
@@ -57,12 +58,16 @@ def _save_model(folder: Path, model: torch.nn.Module) -> None:
     atomic_write_bytes(folder / "model.safetensors", safetensors_bytes(tensors))
 
 
-def train_digits_run(config: DigitsRunConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
+def train_digits_run(
+    config: DigitsRunConfig, out: str | os.PathLike[str], overwrite: bool = False
+) -> dict[str, Any]:
     """Train :class:`SmallCNN` on the digits train split, evaluate on the test split, save the run folder.
 
-    Returns the metrics (also written to ``metrics.json``).
+    ``out`` is checked before training (:func:`nlp182.io.check_run_folder`): an earlier run there is
+    replaced only with ``overwrite``. Returns the metrics (also written to ``metrics.json``).
     """
-    from nlp182.vision.visualize import occlusion_map, saliency_map, save_filter_grid, save_maps
+    check_run_folder(out, overwrite)
+    from nlp182.vision.visualize import save_filter_grid, save_occlusion_maps, save_saliency_maps
 
     x_tr, y_tr, x_te, y_te = load_digits_split(config.test_fraction, config.fit.seed)
     with torch.random.fork_rng(devices=[]):
@@ -81,7 +86,7 @@ def train_digits_run(config: DigitsRunConfig, out: str | os.PathLike[str]) -> di
     log.info(
         "digits: test accuracy %.4f after %d epochs (%.1f s)", metrics["test_accuracy"], len(history), seconds
     )
-    with staged_directory(out) as folder:
+    with staged_directory(out, overwrite) as folder:
         atomic_write_json(folder / "config.json", {"task": "digits", **dataclasses.asdict(config)})
         _save_model(folder, model)
         atomic_write_json(folder / "metrics.json", metrics)
@@ -89,25 +94,20 @@ def train_digits_run(config: DigitsRunConfig, out: str | os.PathLike[str]) -> di
         save_filter_grid(model, folder / "filters.png")
         picks = [int(torch.nonzero(y_te == d)[0]) for d in range(0, 10, 2)]
         images, labels = [x_te[i] for i in picks], [int(y_te[i]) for i in picks]
-        titles = [f"digit {d}" for d in labels]
-        save_maps(
-            images,
-            [occlusion_map(model, im, d, patch=3) for im, d in zip(images, labels, strict=True)],
-            titles,
-            folder / "occlusion.png",
-        )
-        save_maps(
-            images,
-            [saliency_map(model, im, d) for im, d in zip(images, labels, strict=True)],
-            titles,
-            folder / "saliency.png",
-        )
+        save_occlusion_maps(model, images, labels, folder / "occlusion.png")
+        save_saliency_maps(model, images, labels, folder / "saliency.png")
     return metrics
 
 
-def train_shapes_run(config: ShapesRunConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Train a segmenter on generated shapes, score it on a held-out set, save the run folder."""
-    from nlp182.vision.visualize import colorize_labels, save_images
+def train_shapes_run(
+    config: ShapesRunConfig, out: str | os.PathLike[str], overwrite: bool = False
+) -> dict[str, Any]:
+    """Train a segmenter on generated shapes, score it on a held-out set, save the run folder.
+
+    ``out`` is checked before training, as in :func:`train_digits_run`.
+    """
+    check_run_folder(out, overwrite)
+    from nlp182.vision.visualize import save_segmentation_grid
 
     if config.model not in SEGMENTERS:
         raise InvalidInputError(f"unknown segmenter {config.model!r}; use one of {', '.join(SEGMENTERS)}")
@@ -115,7 +115,7 @@ def train_shapes_run(config: ShapesRunConfig, out: str | os.PathLike[str]) -> di
     x_te, y_te = make_shapes_segmentation(config.test_size, config.size, seed=config.fit.seed + 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.fit.seed)
-        model = UNet(3, 4, config.width) if config.model == "unet" else FCN(3, 4, config.width)
+        model = create_model(config.model, in_channels=3, num_classes=4, width=config.width)
     start = time.perf_counter()
     history = fit(model, x, y, config.fit)
     seconds = time.perf_counter() - start
@@ -133,17 +133,16 @@ def train_shapes_run(config: ShapesRunConfig, out: str | os.PathLike[str]) -> di
         metrics["pixel_accuracy"],
         seconds,
     )
-    with staged_directory(out) as folder:
+    with staged_directory(out, overwrite) as folder:
         atomic_write_json(folder / "config.json", {"task": "shapes", **dataclasses.asdict(config)})
         _save_model(folder, model)
         atomic_write_json(folder / "metrics.json", metrics)
         show = range(min(4, len(x_te)))
-        save_images(
-            [x_te[i] for i in show]
-            + [colorize_labels(y_te[i]) for i in show]
-            + [colorize_labels(pred[i]) for i in show],
-            [f"image {i}" for i in show] + [f"truth {i}" for i in show] + [f"predicted {i}" for i in show],
+        save_segmentation_grid(
+            [x_te[i] for i in show],
+            [y_te[i] for i in show],
+            {config.model.upper(): [pred[i] for i in show]},
             folder / "segmentation.png",
-            rescale=False,
+            title=f"{config.model.upper()} on held-out shapes: mean IoU {metrics['mean_iou']:.3f}",
         )
     return metrics

@@ -15,6 +15,7 @@ from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.vision.blocks import ConvBNReLU
 from nlp182.vision.init import init_weights
 from nlp182.vision.normalization import BatchNorm
+from nlp182.vision.registry import register_model
 
 
 def _check_4d(x: torch.Tensor, what: str = "x") -> None:
@@ -95,6 +96,7 @@ DOWNSAMPLING = ("strided", "maxpool")
 UPSAMPLING = ("transpose", "nearest", "bed_of_nails", "unpool")
 
 
+@register_model("fcn", task="segmentation")
 class FCN(nn.Module):
     """Fully convolutional segmentation net: full-res conv, two 2x downsamplings, two 2x upsamplings.
 
@@ -183,6 +185,7 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(ConvBNReLU(c_in, c_out), ConvBNReLU(c_out, c_out))
 
 
+@register_model("unet", task="segmentation")
 class UNet(nn.Module):
     """A small UNet (Ronneberger et al. 2015): an encoder-decoder whose decoder concatenates the
     encoder features of the same resolution (skip connections), so fine detail survives the bottleneck.

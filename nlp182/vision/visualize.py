@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
-from nlp182.plots import plt, save_figure
+from nlp182.optim import Adam
+from nlp182.plots import Figure, plt, save_figure
 
 
 def filter_grid(weight: torch.Tensor, columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -52,13 +53,32 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
 def save_filter_grid(
     model: nn.Module, path: str | os.PathLike[str], title: str = "first-layer filters"
 ) -> None:
-    """Write the first convolution's filters of ``model`` as a PNG grid."""
-    grid = filter_grid(first_conv(model).weight)
-    fig, ax = plt.subplots(figsize=(4, 4))
+    """Write the first convolution's filters of ``model`` as a PNG grid.
+
+    Each filter is scaled to its own range, so the colour bar reads per filter: black is its most
+    negative weight, white its most positive (the mean over input channels unless they are RGB).
+    """
+    weight = first_conv(model).weight
+    grid = filter_grid(weight)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.imshow(grid, interpolation="nearest")
-    ax.set_title(title)
+    size = "x".join(str(n) for n in weight.shape[2:])
+    ax.set_title(f"{title}\n{weight.shape[0]} filters of {size} pixels", fontsize=10)
     ax.axis("off")
+    _per_image_key(fig, ax, "weight, scaled per filter", ("most\nnegative", "most\npositive"))
     save_figure(fig, path)
+
+
+def _per_image_key(
+    fig: Figure, ax: object, label: str, ends: tuple[str, str] = ("lowest", "highest")
+) -> None:
+    """A grey colour bar for images each stretched to their own range: its ends say lowest/highest."""
+    from matplotlib.cm import ScalarMappable
+
+    axes = ax.ravel().tolist() if hasattr(ax, "ravel") else ax
+    colorbar = fig.colorbar(ScalarMappable(cmap="gray"), ax=axes, fraction=0.046, pad=0.04, ticks=[0, 1])
+    colorbar.ax.set_yticklabels(list(ends), fontsize=8)
+    colorbar.set_label(label, fontsize=8)
 
 
 def _check_image(image: torch.Tensor) -> None:
@@ -137,7 +157,7 @@ def activation_maximization(
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     x = (0.01 * torch.randn(1, *shape, generator=generator)).to(device).requires_grad_(True)
-    optimizer = torch.optim.Adam([x], lr=lr)
+    optimizer = Adam([x], lr=lr)
     for _ in range(steps):
         dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
         shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
@@ -154,17 +174,133 @@ def save_maps(
     titles: list[str],
     path: str | os.PathLike[str],
     cmap: str = "magma",
+    title: str = "heat maps",
+    map_label: str = "value",
+    row_label: str = "map",
 ) -> None:
-    """Write a two-row PNG: the images ``(C, H, W)`` on top, their heat maps ``(h, w)`` below."""
+    """Write a two-row PNG: the images ``(C, H, W)`` on top, their heat maps ``(h, w)`` below.
+
+    The rows are labelled, ``title`` says what the maps are, and one colour bar labelled
+    ``map_label`` (shared scale across the maps) says what a colour means.
+    """
     if not len(images) == len(maps) == len(titles):
         raise InvalidInputError("images, maps and titles must have the same length")
-    fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images), 4.4), squeeze=False)
-    for k, (image, heat, title) in enumerate(zip(images, maps, titles, strict=True)):
+    arrays = [heat.detach().cpu().double().numpy() for heat in maps]
+    low = min(float(a.min()) for a in arrays)
+    high = max(max(float(a.max()) for a in arrays), low + 1e-12)
+    fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images) + 1.6, 5.0), squeeze=False)
+    for k, (image, heat, name) in enumerate(zip(images, arrays, titles, strict=True)):
         axes[0][k].imshow(_to_display(image), cmap="gray", interpolation="nearest")
-        axes[0][k].set_title(title, fontsize=8)
-        axes[1][k].imshow(heat.detach().cpu().numpy(), cmap=cmap, interpolation="nearest")
+        axes[0][k].set_title(name, fontsize=9)
+        shown = axes[1][k].imshow(heat, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
         for ax in (axes[0][k], axes[1][k]):
-            ax.axis("off")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0][0].set_ylabel("input image", fontsize=9)
+    axes[1][0].set_ylabel(row_label, fontsize=9)
+    colorbar = fig.colorbar(shown, ax=axes[1].tolist(), fraction=0.05, pad=0.02)
+    colorbar.set_label(map_label, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)
+
+
+def save_occlusion_maps(
+    model: nn.Module,
+    images: list[torch.Tensor],
+    labels: list[int],
+    path: str | os.PathLike[str],
+    patch: int = 3,
+) -> None:
+    """Occlusion figure: where a grey ``patch`` hides what the model needs (dark = needed)."""
+    pairs = zip(images, labels, strict=True)
+    maps = [occlusion_map(model, image, label, patch=patch) for image, label in pairs]
+    save_maps(
+        images, maps, [f"digit {label}" for label in labels], path, cmap="magma",
+        title=f"Occlusion: probability of the true digit when a {patch}x{patch} grey patch covers "
+        "each spot\n(dark = covering it hurts: the model relies on that region)",
+        map_label="p(true digit) with the patch there",
+        row_label="occlusion (patch positions)",
+    )
+
+
+def save_saliency_maps(
+    model: nn.Module, images: list[torch.Tensor], labels: list[int], path: str | os.PathLike[str]
+) -> None:
+    """Saliency figure: how strongly each pixel moves the true class's score (bright = strongly)."""
+    maps = [saliency_map(model, image, label) for image, label in zip(images, labels, strict=True)]
+    save_maps(
+        images, maps, [f"digit {label}" for label in labels], path, cmap="viridis",
+        title="Saliency: gradient of the true digit's score with respect to each pixel\n"
+        "(bright = a small change of that pixel moves the score most)",
+        map_label="|d score / d pixel|",
+        row_label="saliency (pixels)",
+    )
+
+
+def actmax_start(shape: tuple[int, int, int], seed: int = 0) -> torch.Tensor:
+    """The image ``(1, C, H, W)`` activation maximisation starts from: faint noise of ``seed``."""
+    return 0.01 * torch.randn(1, *shape, generator=torch.Generator().manual_seed(seed))
+
+
+def save_actmax_grid(
+    images: list[torch.Tensor],
+    class_names: list[str],
+    start_scores: list[float],
+    final_scores: list[float],
+    path: str | os.PathLike[str],
+    columns: int = 5,
+) -> None:
+    """A grid of activation-maximisation images ``(C, H, W)``, one per class, each titled with the
+    class name and its score at the start and at the end (a real pattern raises it a lot)."""
+    rows = math.ceil(len(images) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.4 * rows + 0.6), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < len(images):
+            ax.imshow(_to_display(images[k]), cmap="gray", interpolation="nearest")
+            scores = f"score {start_scores[k]:.1f} -> {final_scores[k]:.1f}"
+            ax.set_title(f"{class_names[k]}\n{scores}", fontsize=9)
+    fig.suptitle(
+        "Activation maximisation: the input each class's score likes best\n"
+        "(gradient ascent from faint noise; score = the class's logit before and after)",
+        fontsize=10,
+    )
+    _per_image_key(fig, axes, "pixel value, scaled per image")
+    save_figure(fig, path)
+
+
+SHAPE_CLASSES = ("background", "square", "disc", "triangle")
+
+
+def save_segmentation_grid(
+    images: list[torch.Tensor],
+    truth: list[torch.Tensor],
+    predictions: dict[str, list[torch.Tensor]],
+    path: str | os.PathLike[str],
+    class_names: tuple[str, ...] = SHAPE_CLASSES,
+    title: str = "Segmentation of held-out shapes",
+) -> None:
+    """A grid: one row per example; columns image ``(3, H, W)``, true label map ``(H, W)`` and each
+    model's predicted map, with a key of the class colours."""
+    from matplotlib.patches import Patch
+
+    columns = [("image", images), ("truth", truth), *predictions.items()]
+    fig, axes = plt.subplots(
+        len(images), len(columns), figsize=(1.9 * len(columns), 1.9 * len(images) + 0.6), squeeze=False
+    )
+    for c, (name, items) in enumerate(columns):
+        axes[0][c].set_title(name, fontsize=10)
+        for r, item in enumerate(items):
+            shown = item if c == 0 else colorize_labels(item)
+            axes[r][c].imshow(_channels_last(shown.detach().double().cpu().clamp(0, 1).numpy()),
+                              interpolation="nearest")
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+        for r in range(len(images)):
+            axes[r][0].set_ylabel(f"example {r + 1}", fontsize=9)
+    key = [Patch(facecolor=PALETTE[i], edgecolor="grey", label=name) for i, name in enumerate(class_names)]
+    fig.legend(handles=key, loc="center left", bbox_to_anchor=(0.92, 0.5), title="class", fontsize=9)
+    fig.suptitle(title, fontsize=11)
     save_figure(fig, path)
 
 

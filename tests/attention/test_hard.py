@@ -23,7 +23,8 @@ def test_samples_follow_the_attention_distribution_and_respect_masks() -> None:
     torch.testing.assert_close(chosen.entropy, -(expected * expected.log()).sum().expand(4000, 1))
     torch.testing.assert_close(chosen.context, keys.gather(1, chosen.index[..., None].expand(4000, 1, 3)))
     hard.eval()
-    context, weights = hard(query, keys, mask=mask)
+    context, weights = hard(query, keys, mask=mask, need_weights=True)
+    assert hard(query, keys, mask=mask)[1] is None
     assert torch.all(weights.argmax(-1) == 2) and torch.equal(context[:, 0], keys[:, 2])
 
 
@@ -94,7 +95,7 @@ def test_hard_attention_learns_to_point_at_the_informative_position() -> None:
     hard.eval()
     features, answer, target_pos = _pointer_batch(2000, gen)
     with torch.no_grad():
-        context, weights = hard(query.expand(2000, 1, dim), features)
+        context, weights = hard(query.expand(2000, 1, dim), features, need_weights=True)
         accuracy = (classifier(context[:, 0]).argmax(-1) == answer).float().mean().item()
     pointing = (weights[:, 0].argmax(-1) == target_pos).float().mean().item()
     assert pointing > 0.95, pointing

@@ -71,7 +71,7 @@ def test_additive_matches_explicit_formula(b: int, tq: int, tk: int, d: int, mas
     q, k, v = _inputs(b, tq, tk, d, d + 1, d + 2)
     module = AdditiveAttention(d, d + 1, attn_dim=5).double()
     mask = _random_mask(b, tq, tk) if masked else None
-    context, weights = module(q, k, v, mask)
+    context, weights = module(q, k, v, mask, need_weights=True)
     scores = additive_scores(
         q.numpy(),
         k.numpy(),
@@ -92,8 +92,8 @@ def test_multiplicative_matches_explicit_formula(b: int, tq: int, tk: int, d: in
     q, k, v = _inputs(b, tq, tk, d, dk, 3)
     module = MultiplicativeAttention(d, dk, mode=mode).double()
     mask = _random_mask(b, tq, tk)
-    context, weights = module(q, k, v, mask)
-    assert module(q, k, v, mask, need_weights=False)[1] is None
+    context, weights = module(q, k, v, mask, need_weights=True)
+    assert module(q, k, v, mask)[1] is None
     w = np.eye(d) if mode == "dot" else module.key_proj.weight.detach().numpy()  # (Dq, Dk)
     scores = np.einsum("bid,de,bje->bij", q.numpy(), w, k.numpy())
     ref_context, ref_weights = attend(scores, v.numpy(), mask.numpy())
@@ -139,12 +139,7 @@ def test_fully_masked_rows_give_zeros_not_nan_everywhere() -> None:
     ]
     for module in modules:
         for need in (False, True):
-            kwargs = (
-                {"need_weights": need}
-                if not isinstance(module, AdditiveAttention | MultiplicativeAttention)
-                else {}
-            )
-            context, weights = module(q, k, v, mask, **kwargs)
+            context, weights = module(q, k, v, mask, need_weights=need)
             blank = mha.out_proj.bias.expand(8) if module is mha else torch.zeros(8)
             torch.testing.assert_close(context[0, 1], blank)
             torch.testing.assert_close(context[1], blank.expand(3, 8))

@@ -56,8 +56,7 @@ def test_membership_suggestions_and_errors(pair) -> None:
     assert info.value.suggestions[0] == "king" and set(info.value.suggestions) <= {"king", "kingdom", "kings"}
     assert isinstance(info.value, KeyError) and "kingz" in str(info.value)
     assert ours.with_prefix("king") == ["king", "kingdom", "kings"]
-    with pytest.raises(InvalidInputError):
-        ours.most_similar("king", topn=0)
+    assert ours.most_similar("king", topn=0) == []  # as gensim
     with pytest.raises(ShapeError):
         ours.similar_to_vector(np.zeros(3))
     with pytest.raises(InvalidInputError):
@@ -139,3 +138,17 @@ def test_mismatched_folder_is_a_clear_error(pair, tmp_path) -> None:
     (tmp_path / "vectors.npy").write_bytes(b"garbage")
     with pytest.raises(FileFormatError):
         Vectors.load(tmp_path)
+
+
+def test_save_limit_writes_the_most_frequent_rows_with_their_counts(pair, tmp_path) -> None:
+    ours, _ = pair
+    counts = np.arange(len(ours))  # the last rows are the most frequent: saving sorts by count
+    store = Vectors(ours.words, ours.vectors, counts)
+    store.save_word2vec_format(tmp_path / "top.bin", fvocab=tmp_path / "top.vocab", binary=True, limit=3)
+    vocab = str(tmp_path / "top.vocab")
+    loaded = KeyedVectors.load_word2vec_format(tmp_path / "top.bin", fvocab=vocab, binary=True)
+    assert loaded.index_to_key == ours.words[::-1][:3]
+    assert [loaded.get_vecattr(w, "count") for w in loaded.index_to_key] == [403, 402, 401]
+    np.testing.assert_array_equal(loaded.vectors, ours.vectors[::-1][:3])
+    with pytest.raises(InvalidInputError, match="no counts"):
+        Vectors(ours.words, ours.vectors).save_word2vec_format(tmp_path / "x", fvocab=tmp_path / "x.vocab")

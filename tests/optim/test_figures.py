@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
+import json
 from pathlib import Path
 
 import pytest
 
-from nlp182.commands import optim as optim_command
-from nlp182.errors import InvalidInputError
-from nlp182.optim.figures import digits_curves, plot_landscape
+from nlp182.cli import main
+from nlp182.optim.figures import plot_landscape
 from nlp182.optim.landscapes import LANDSCAPES, trajectory
+from nlp182.optim_plot import digits_curves
 
 
 def test_landscape_plot_and_paths(tmp_path: Path) -> None:
@@ -30,9 +30,13 @@ def test_digits_curves_decrease() -> None:
     assert all(values[1] < values[0] for values in curves.values())
 
 
-def test_cli_rejects_bad_flags() -> None:
-    parser = argparse.ArgumentParser()
-    optim_command.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["optim", "plot", "--epochs", "0"])
-    with pytest.raises(InvalidInputError, match="epochs"):
-        args.func(args)
+def test_optim_plot_writes_a_run_folder_and_refuses_to_mix_into_others(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "figures"
+    argv = ["optim", "plot", "--out", str(out), "--steps", "5", "--epochs", "1", "--batch-size", "512"]
+    assert main(argv) == 0
+    names = sorted(p.name for p in out.iterdir())
+    figures = [f"trajectories_{landscape.name}.png" for landscape in LANDSCAPES]
+    assert names == sorted(["config.json", "digits_loss.png", *figures])
+    assert json.loads((out / "config.json").read_text())["steps"] == 5
+    assert main(argv) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0

@@ -10,7 +10,7 @@ from torch import nn
 
 from nlp182 import optim as ours
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 CASES = [
     ("SGD", {"lr": 0.05}),

@@ -78,7 +78,7 @@ def test_train_on_a_tsv_then_translate_with_a_heatmap(tmp_path, capsys) -> None:
         "--no-progress",
     ]
     assert _run(["train", "seq2seq", "--out", str(run), *flags]) == 0
-    assert "test exact match" in capsys.readouterr().out
+    assert "test exact_match" in capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["exact_match"] >= 0.8, metrics["test"]
     heatmap = tmp_path / "swap.png"

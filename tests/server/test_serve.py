@@ -44,8 +44,9 @@ def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert capsys.readouterr().err.strip().count("\n") == 0
     assert cli.main(["index", str(run), "--kind", "ivf"]) == 2
     assert "index kind must be one of" in capsys.readouterr().err
-    assert cli.main(["serve", str(run), "--workers", "0"]) == 2
-    assert "workers must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # refused while the flags are parsed
+        cli.main(["serve", str(run), "--workers", "0"])
+    assert stop.value.code == 2 and "--workers must be at least 1" in capsys.readouterr().err
 
 
 def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_server: ServeProcess) -> None:

@@ -92,6 +92,26 @@ def test_clipping_and_step_scheduler() -> None:
         assert torch.equal(p, q)
 
 
+def test_clipping_refuses_non_finite_gradients_and_hooks_run() -> None:
+    model = _model()
+    weights = [p.detach().clone() for p in model.parameters()]
+
+    def nan_gradient(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return mse(net, batch) + (net[0].weight[0, 0] * 0).sqrt()  # finite loss, NaN gradient
+
+    with pytest.raises(InvalidInputError, match="gradient norm is nan"):
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nan_gradient,
+                _config(clip_grad_norm=1.0)).fit(DataLoader(_data(), batch_size=16))
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights, strict=True))
+    steps, epochs = [], []
+    model = _model()
+    Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), mse, _config(epochs=2),
+            on_step=lambda net: steps.append(net is model),
+            on_epoch_end=lambda net, record: epochs.append(record["epoch"])).fit(
+        DataLoader(_data(), batch_size=16))
+    assert steps == [True] * 8 and epochs == [1, 2]
+
+
 def test_validation_early_stopping_metrics_and_plot(tmp_path) -> None:
     data = _data()
     model = _model()

@@ -1,3 +1,5 @@
+"""``vision.fit`` is the shared Trainer with nlp182.optim's SGD, schedules and weight-decay groups."""
+
 import math
 
 import pytest
@@ -5,21 +7,69 @@ import torch
 from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
-from nlp182.vision.fit import FitConfig, accuracy, fit, schedule_factor
+from nlp182.optim import SGD
+from nlp182.vision.fit import FitConfig, TensorBatches, accuracy, fit, make_schedule
 
 
-def test_schedule_factors():
-    assert schedule_factor(0, 100, "cosine") == pytest.approx(1.0)
-    assert schedule_factor(50, 100, "cosine") == pytest.approx(0.5)
-    assert schedule_factor(37, 100, "constant") == 1.0
-    cyclic = [schedule_factor(s, 100, "cyclic", 4) for s in range(100)]
+def _lrs(config: FitConfig, total: int) -> list[float]:
+    optimizer = SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = make_schedule(optimizer, config, total)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+    return rates
+
+
+def test_schedules() -> None:
+    cosine = _lrs(FitConfig(schedule="cosine"), 100)
+    assert cosine[0] == pytest.approx(1.0) and cosine[50] == pytest.approx(0.5)
+    assert _lrs(FitConfig(schedule="constant"), 10) == [1.0] * 10
+    cyclic = _lrs(FitConfig(schedule="cyclic", cycles=4), 100)
     assert cyclic[0] == cyclic[25] == cyclic[50] == cyclic[75] == pytest.approx(1.0)
     assert cyclic[24] == pytest.approx(0.5 * (1 + math.cos(math.pi * 24 / 25)))
-    with pytest.raises(InvalidInputError):
-        schedule_factor(0, 10, "step")
+    with pytest.raises(InvalidInputError, match="unknown schedule"):
+        _lrs(FitConfig(schedule="step"), 10)
 
 
-def test_fit_learns_separable_data_and_calls_hooks():
+def test_fit_equals_a_hand_written_torch_loop() -> None:
+    """torch.optim.SGD (Nesterov), decay on the weight only, LambdaLR cosine, the same shuffles."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(90, 3, generator=gen, dtype=torch.float64), torch.randint(0, 3, (90,), generator=gen)
+    torch.manual_seed(1)
+    model = nn.Linear(3, 3).double()
+    reference = nn.Linear(3, 3).double()
+    reference.load_state_dict(model.state_dict())
+    config = FitConfig(epochs=3, batch_size=32, lr=0.3, weight_decay=0.05, device="cpu")
+    history = fit(model, x, y, config)
+
+    optimizer = torch.optim.SGD([{"params": [reference.weight], "weight_decay": 0.05},
+                                 {"params": [reference.bias], "weight_decay": 0.0}],
+                                lr=0.3, momentum=0.9, nesterov=True)
+    total = 3 * 3
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total))
+    )
+    order = torch.Generator().manual_seed(config.seed)
+    losses = []
+    for _ in range(3):
+        epoch = []
+        for idx in torch.randperm(90, generator=order).split(32):
+            loss = nn.functional.cross_entropy(reference(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            epoch.append(loss.item())
+        losses.append(sum(epoch) / len(epoch))
+    torch.testing.assert_close(model.weight, reference.weight, rtol=0, atol=1e-12)
+    torch.testing.assert_close(model.bias, reference.bias, rtol=0, atol=1e-12)
+    assert history == pytest.approx(losses, abs=1e-12)
+
+
+def test_fit_learns_separable_data_and_calls_hooks() -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(200, 2, generator=gen)
     y = (x[:, 0] + x[:, 1] > 0).long()
@@ -34,7 +84,17 @@ def test_fit_learns_separable_data_and_calls_hooks():
     assert accuracy(model(x), y) > 0.95
 
 
-def test_fit_skips_frozen_parameters_and_validates():
+def test_tensor_batches_cover_every_row_once_per_pass() -> None:
+    rows = torch.arange(10)
+    batches = TensorBatches([rows, rows * 2], batch_size=4, seed=0)
+    assert len(batches) == 3
+    first = [b for b in batches]
+    seen = torch.cat([b[0] for b in first])
+    assert sorted(seen.tolist()) == list(range(10)) and all(torch.equal(b[1], b[0] * 2) for b in first)
+    assert not torch.equal(seen, torch.cat([b[0] for b in batches]))  # reshuffled
+
+
+def test_fit_skips_frozen_parameters_and_validates() -> None:
     model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
     model[0].requires_grad_(False)
     before = model[0].weight.clone()

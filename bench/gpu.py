@@ -1,0 +1,371 @@
+"""Every GPU figure the project claims, measured in one command (``bench/gpu.sh``) in at most 8 minutes.
+
+``bench/gpu.sh`` (this module) runs, one after another, each bench module with GPU sizes and a time
+limit, then the tests that only run on CUDA (``@pytest.mark.cuda``), and prints a summary table:
+
+========== =====================================================================
+step       figures
+========== =====================================================================
+tests      the CUDA-only tests (``pytest -m cuda``): passed / failed / skipped
+attention  forward+backward, bf16: ours / ``F.scaled_dot_product_attention`` and
+           ours / ``nn.MultiheadAttention`` at T = 128..4096 (``bench.attention``)
+embeddings word2vec batched words/s (skip-gram, CBOW) and LSA SVD seconds, torch
+           and scikit-learn solvers (``bench.embeddings``)
+vision     digits CNN training seconds and accuracy, UNet seconds and mean IoU
+           (``bench.vision``)
+seq2seq    date normalisation training target tokens/s and exact match
+           (``bench.seq2seq_dates``); CMUdict g2p when its bench and data exist
+captioning training images/s (``bench.captioning``, when it exists)
+optim      optimizer step time, ours / ``torch.optim`` foreach (``bench.optim``)
+========== =====================================================================
+
+Each bench writes its own ``<name>-cuda.json``, stamped here with the machine (device name, torch,
+CUDA); ``gpu-cuda.json`` and ``gpu-cuda.md`` (the README table) hold the summary; every step's
+output goes to ``gpu-logs/<step>.log``, so the terminal shows one line per step. A step whose
+module or packages are missing (gensim, faiss and flask are not on the lent GPU machine; the
+corpus needs gensim to prepare) is skipped with the reason, and the others still run.
+
+``bench/gpu.sh --dry`` runs every step on the CPU with tiny sizes into a temporary folder (never
+``bench/results``) and first prints which figures a GPU run would produce; the test suite runs it,
+so the script cannot rot. On the lent machine: ``bench/gpu.sh --out "$OUT"`` (results come back
+from ``$OUT``; copy them into ``bench/results``), carrying ``corpora/wiki.txt`` and ``corpora/eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+TOTAL_BUDGET_S = 450  # 7.5 minutes of steps: the whole command stays under 8 on one GPU
+Figures = Callable[[dict[str, Any]], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One measurement: a module run as ``python -m module`` with GPU or dry-run arguments.
+
+    ``full`` and ``dry`` may use ``{device}``, ``{out}``, ``{corpus}`` and ``{eval_dir}``.
+    ``result`` is the stem of the JSON the module writes (``<result>-<device>.json``), and
+    ``figures`` picks the headline numbers out of it for the summary.
+    """
+
+    name: str
+    module: str
+    claims: str
+    full: tuple[str, ...]
+    dry: tuple[str, ...]
+    budget_s: int
+    result: str | None = None
+    figures: Figures | None = None
+    needs: tuple[str, ...] = ()
+    needs_corpus: bool = False
+    dry_result: str | None = None  # the JSON stem of a dry run, when it differs from ``result``
+
+    def result_stem(self, dry: bool) -> str | None:
+        return (self.dry_result or self.result) if dry else self.result
+
+
+def _attention(data: dict[str, Any]) -> dict[str, float]:
+    longest = data["rows"][-1]
+    return {f"sdpa ours/torch T={longest['length']}": longest["sdpa_ratio"],
+            f"mha ours/torch T={longest['length']}": longest["mha_ratio"],
+            "worst ratio": data["worst_ratio"]}
+
+
+def _embeddings(data: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for model, engines in data["word2vec"].items():
+        for engine, row in engines.items():
+            out[f"{model} {engine} words/s"] = row["words_per_second"]
+    for solver, row in data["lsa"].items():
+        out[f"LSA svd={solver} s"] = row["svd_seconds"]
+    return out
+
+
+def _vision(data: dict[str, Any]) -> dict[str, float]:
+    digits, seg = data["digits"], data["segmentation"]
+    return {"digits CNN train s": digits["members"][0]["wall_s"],
+            "digits CNN accuracy": digits["members"][0]["accuracy"],
+            "UNet train s": seg["unet"]["wall_s"], "UNet mean IoU": seg["unet"]["mean_iou"],
+            "bench s": data["total_wall_s"]}
+
+
+def _seq2seq(data: dict[str, Any]) -> dict[str, float]:
+    return {"train target tokens/s": data["train_target_tokens_per_s"],
+            "exact match (greedy)": data["test_exact_match_greedy"]}
+
+
+def _optim(data: dict[str, Any]) -> dict[str, float]:
+    return {"worst step-time ratio": data["worst_ratio"]}
+
+
+def _rates(data: dict[str, Any]) -> dict[str, float]:
+    """Figures of a bench this script does not know yet: its top-level rates, times and ratios."""
+    wanted = re.compile(r"(per_s|per_second|_s|ratio|accuracy)$")
+    return {k: float(v) for k, v in data.items() if isinstance(v, int | float) and wanted.search(k)}
+
+
+STEPS: tuple[Step, ...] = (
+    Step("tests", "pytest", "the tests marked @pytest.mark.cuda (they skip without CUDA)",
+         ("-q", "-m", "cuda", "-p", "no:cacheprovider"), ("-q", "-m", "cuda", "-p", "no:cacheprovider"), 90),
+    Step("attention", "bench.attention", "attention bf16 fwd+bwd, ours / SDPA and / nn.MultiheadAttention",
+         ("--device", "{device}", "--rounds", "8", "--case-s", "0.1", "--out", "{out}"),
+         ("--device", "{device}", "--lengths", "16,32", "--batch", "1", "--embed-dim", "16", "--heads", "2",
+          "--additive-max-len", "32", "--rounds", "1", "--case-s", "0", "--out", "{out}"),
+         60, "attention", _attention),
+    Step("embeddings", "bench.embeddings", "word2vec batched words/s (sg, cbow); LSA SVD s (torch, sklearn)",
+         ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--seeds", "2",
+          "--out", "{out}", "--engines", "torch-batched"),
+         ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--seeds", "1",
+          "--models", "sg", "--threads", "1", "--out", "{out}", "--engines", "torch-batched"),
+         120, "embeddings", _embeddings, needs_corpus=True),
+    Step("vision", "bench.vision", "digits CNN / UNet training seconds and quality",
+         ("--device", "{device}", "--out", "{out}"),
+         ("--device", "{device}", "--threads", "1", "--quick", "--out", "{out}"),
+         120, "vision", _vision),
+    Step("seq2seq", "bench.seq2seq_dates", "seq2seq (dates) training target tokens/s",
+         ("--device", "{device}", "--epochs", "2", "--out", "{out}"),
+         ("--device", "{device}", "--quick", "--out", "{out}"),
+         90, "seq2seq-dates", _seq2seq),
+    # i12's CMUdict bench: runs where its module and the cmudict package exist (not on the lent GPU).
+    Step("seq2seq-cmudict", "bench.seq2seq_cmudict", "seq2seq (CMUdict g2p) training tokens/s",
+         ("--device", "{device}", "--out", "{out}"), ("--device", "{device}", "--quick", "--out", "{out}"),
+         90, "seq2seq-cmudict", _rates, needs=("cmudict",)),
+    # i10's captioning bench: must accept --device, --out and --quick (the dry run's tiny sizes).
+    Step("captioning", "bench.captioning", "captioning training images/s",
+         ("--device", "{device}", "--out", "{out}"), ("--device", "{device}", "--quick", "--out", "{out}"),
+         90, "captioning", _rates, dry_result="captioning-quick"),
+    Step("optim", "bench.optim", "optimizer step time, ours / torch.optim foreach (25M parameters)",
+         ("--device", "{device}", "--steps", "15", "--out", "{out}"),
+         ("--device", "{device}", "--steps", "1", "--width", "32", "--out", "{out}"),
+         40, "optim", _optim),
+)
+
+
+def cuda_test_files(tests: Path = ROOT / "tests") -> list[Path]:
+    """Test files that use ``pytest.mark.cuda`` anywhere (decorators, ``pytest.param`` marks, pytestmark)."""
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        if any(isinstance(node, ast.Attribute) and node.attr == "cuda"
+               and isinstance(node.value, ast.Attribute) and node.value.attr == "mark"
+               for node in ast.walk(tree)):
+            found.append(path)
+    return found
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: device name, torch and CUDA versions, CPU count."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {"device_name": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
+            "cuda": torch.version.cuda if cuda else None, "python": platform.python_version(),
+            "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def declared_flags(module: str) -> set[str]:
+    """The ``--flags`` a bench module declares with ``add_argument``, read from its source with ``ast``."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return set()
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"]
+    return {arg.value for call in calls for arg in call.args
+            if isinstance(arg, ast.Constant) and str(arg.value).startswith("--")}
+
+
+def skip_reason(step: Step, corpus: Path, eval_dir: Path, dry: bool = False) -> str | None:
+    """Why ``step`` cannot run here (a missing module, flag, package or corpus), or None."""
+    if step.module != "pytest":
+        if importlib.util.find_spec(step.module) is None:
+            return f"{step.module} does not exist on this branch yet"
+        wanted = {part for part in (step.dry if dry else step.full) if part.startswith("--")}
+        lacking = sorted(wanted - declared_flags(step.module))
+        if lacking:  # e.g. without --out it would write into bench/results
+            return f"{step.module} lacks the flags {', '.join(lacking)}; add them to run it here"
+    missing = [name for name in step.needs if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"needs {', '.join(missing)} (not installed; carry its wheel)"
+    if step.needs_corpus and not (corpus.is_file() and eval_dir.is_dir()):
+        return (f"no corpus at {corpus} / {eval_dir}: run `nlp182 corpus prepare` where gensim is installed "
+                "and carry corpora/wiki.txt and corpora/eval")
+    return None
+
+
+def run_step(argv: list[str], log: Path, timeout: float) -> tuple[str, float, float]:
+    """Run ``argv`` with its output in ``log``; return (status, wall seconds, CPU seconds).
+
+    The CPU seconds are those of every child this process reaped meanwhile: exact with one job.
+    """
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    started, cpu = time.perf_counter(), _children_cpu()
+    with open(log, "w", encoding="utf-8") as handle:
+        try:
+            code = subprocess.run(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                  timeout=timeout, check=False).returncode
+            status = "ok" if code == 0 else f"failed (exit {code})"
+        except subprocess.TimeoutExpired:
+            status = f"timeout after {timeout:.0f} s"
+    return status, time.perf_counter() - started, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pytest_counts(log: Path) -> dict[str, float]:
+    """passed / failed / skipped / errors counted in pytest's last summary line."""
+    counts = {}
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    for line in reversed(lines):
+        found = re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected)", line)
+        if found:
+            counts = {word: float(n) for n, word in found}
+            break
+    return counts
+
+
+def stamp(path: Path, record: dict[str, Any]) -> None:
+    """Add the machine record to a bench JSON (the benches record the device type, not its name)."""
+    from nlp182.io import atomic_write_json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["measured_on"] = record
+    atomic_write_json(path, data)
+
+
+def command_for(step: Step, dry: bool, values: dict[str, str]) -> list[str]:
+    """The command line of ``step``: ``python -m module`` with its GPU or dry-run arguments filled in."""
+    template = step.dry if dry else step.full
+    if step.name == "embeddings" and not dry and importlib.util.find_spec("gensim") is not None:
+        template = (*template, "gensim")  # --engines is last: gensim's speed beside ours where installed
+    rest = [part.format(**values) for part in template]
+    if step.module == "pytest":
+        return [sys.executable, "-m", "pytest", *rest, *map(str, cuda_test_files())]
+    return [sys.executable, "-m", step.module, *rest]
+
+
+def execute(step: Step, command: list[str], out: Path, device: str, timeout: float) -> dict[str, Any]:
+    """Run one step; its summary entry (status, seconds, headline figures)."""
+    entry: dict[str, Any] = {"step": step.name, "claims": step.claims, "figures": {}}
+    log = out / "gpu-logs" / f"{step.name}.log"
+    entry["status"], entry["seconds"], entry["cpu_s"] = run_step(command, log, timeout)
+    if step.module == "pytest":
+        entry["figures"] = pytest_counts(log)
+    stem = step.result_stem(device == "cpu")
+    result = out / f"{stem}-{device}.json" if stem else None
+    if result is not None and result.is_file() and entry["status"] == "ok" and step.figures is not None:
+        try:
+            entry["figures"] = step.figures(json.loads(result.read_text(encoding="utf-8")))
+        except (KeyError, IndexError, TypeError) as exc:
+            entry["status"] = f"ok, but its JSON lacks {exc}"
+    if entry["status"] != "ok":
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-12:]
+        entry["log_tail"] = tail
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry", action="store_true", help="tiny sizes on the CPU into a temporary folder")
+    parser.add_argument("--out", type=Path, help="results folder (default: bench/results; --dry: a temp dir)")
+    parser.add_argument("--only", nargs="+", choices=[s.name for s in STEPS], help="run these steps only")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "wiki.txt")
+    parser.add_argument("--eval-dir", type=Path, default=ROOT / "corpora" / "eval")
+    parser.add_argument("--budget-s", type=float, default=TOTAL_BUDGET_S, help="seconds for all the steps")
+    parser.add_argument("--jobs", type=int, help="steps at once (default: 1 on a GPU, so timings are "
+                        "clean; 2 with --dry)")
+    args = parser.parse_args(argv)
+    device = "cpu" if args.dry else "cuda"
+    jobs = args.jobs or (2 if args.dry else 1)
+    steps = [s for s in STEPS if args.only is None or s.name in args.only]
+    if not args.dry:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("no CUDA device here: run `bench/gpu.sh --dry` to check the script on the CPU")
+    out = args.out or (Path(tempfile.mkdtemp(prefix="gpu-sh-dry-")) if args.dry else RESULTS)
+    (out / "gpu-logs").mkdir(parents=True, exist_ok=True)
+    if args.dry:
+        print(f"dry run: tiny sizes on the CPU into {out}. On a GPU this produces:")
+        for step in steps:
+            target = f"{step.result}-cuda.json" if step.result else "test counts"
+            print(f"  {step.name:<16} {step.claims}  -> {target}")
+    record = machine()
+    print(f"device: {record['device_name']} (torch {record['torch']}, CUDA {record['cuda']})", flush=True)
+    values = {"device": device, "out": str(out), "corpus": str(args.corpus), "eval_dir": str(args.eval_dir)}
+    deadline = time.monotonic() + args.budget_s
+    entries: dict[str, dict[str, Any]] = {}
+
+    def run(step: Step) -> dict[str, Any]:
+        reason = skip_reason(step, args.corpus, args.eval_dir, args.dry)
+        left = deadline - time.monotonic()
+        if reason is None and left < 15:
+            reason = f"out of time ({args.budget_s:.0f} s budget spent)"
+        if reason is not None:
+            entry = {"step": step.name, "claims": step.claims, "status": f"skipped: {reason}",
+                     "seconds": 0.0, "figures": {}}
+        else:
+            entry = execute(step, command_for(step, args.dry, values), out, device, min(step.budget_s, left))
+        shown = "\n".join(f"    | {line}" for line in entry.get("log_tail", []))
+        print(f"{shown}\n" if shown else "", end="")
+        print(f"[{step.name}] {entry['status']} ({entry['seconds']:.0f} s)", flush=True)
+        return entry
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for entry in pool.map(run, steps):
+            entries[entry["step"]] = entry
+    summary = [entries[step.name] for step in steps]
+    for step, entry in zip(steps, summary, strict=True):
+        stem = step.result_stem(args.dry)
+        if stem and entry["status"].startswith("ok") and (out / f"{stem}-{device}.json").is_file():
+            stamp(out / f"{stem}-{device}.json", record)
+    return report(summary, record, out, device)
+
+
+def report(summary: list[dict[str, Any]], record: dict[str, Any], out: Path, device: str) -> int:
+    """Print the summary table, write ``gpu-<device>.json`` and the README table; 1 if a step failed."""
+    from nlp182.io import atomic_write_json, atomic_write_text
+
+    lines = [f"Figures on {record['device_name']} (torch {record['torch']}, CUDA {record['cuda']})", "",
+             "| step | status | s | figure | value |", "| --- | --- | ---: | --- | ---: |"]
+    width = max(len(e["step"]) for e in summary)
+    print(f"\n{'step':<{width}}  {'status':<10} {'s':>5}  figures")
+    for entry in summary:
+        figures = entry["figures"] or {"-": float("nan")}
+        status = entry["status"] if entry["status"] == "ok" else entry["status"].split(":")[0]
+        for index, (name, value) in enumerate(figures.items()):
+            head = (entry["step"], status, f"{entry['seconds']:.0f}") if index == 0 else ("", "", "")
+            shown = f"{value:,.4g}" if value == value else "-"
+            print(f"{head[0]:<{width}}  {head[1]:<10} {head[2]:>5}  {name} = {shown}" if name != "-"
+                  else f"{head[0]:<{width}}  {head[1]:<10} {head[2]:>5}  {entry['status']}")
+            lines.append(f"| {head[0]} | {head[1]} | {head[2]} | {name} | {shown} |")
+    atomic_write_json(out / f"gpu-{device}.json", {"machine": record, "steps": summary})
+    atomic_write_text(out / f"gpu-{device}.md", "\n".join(lines) + "\n")
+    print(f"wrote {out / f'gpu-{device}.json'} and gpu-{device}.md")
+    return 1 if any(e["status"].startswith(("failed", "timeout")) for e in summary) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every GPU figure nlp182 claims, in one command, in at most 8 minutes on one GPU (about 6).
+#
+#   bench/gpu.sh                  on a CUDA machine: results and the summary in bench/results/*-cuda.json
+#   bench/gpu.sh --out "$OUT"     the same into another folder (the lent GPU machine returns $OUT)
+#   bench/gpu.sh --dry            anywhere: tiny sizes on the CPU into a temp folder (the tests run this)
+#   bench/gpu.sh --only vision    some steps only; --help lists them
+#
+# It needs no virtualenv: the machine's python3 (or $PYTHON) with PyTorch, and this checkout on
+# PYTHONPATH. Steps whose packages are missing are skipped with the reason. See bench/gpu.py.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+exec "${PYTHON:-python3}" -m bench.gpu "$@"

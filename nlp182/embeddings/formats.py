@@ -1,0 +1,384 @@
+"""Vector files other tools write: word2vec binary and text, GloVe (text without a header), fastText
+``.vec`` (word2vec text), each optionally gzip- or bz2-compressed (as ``gensim.downloader`` stores
+them), and gensim's own saved ``KeyedVectors`` (``.kv``).
+
+Reading streams: rows go straight into a preallocated ``(V, D)`` array (``np.empty``, or a
+memory-mapped ``.npy`` when importing into a run folder), so memory is the matrix, never the file.
+The word2vec rules are gensim's: the header's count is cut to ``limit`` (the first words, which are
+the most frequent in files sorted by frequency), a repeated word keeps its first vector, a leading
+newline of a binary word is dropped, words decode with ``encoding`` and ``unicode_errors``.
+
+``.kv`` files are Python pickles. ``read_gensim_kv`` never runs their code: a restricted unpickler
+admits only numpy arrays and plain containers, and builds gensim's ``KeyedVectors`` object as an
+inert record of its fields; anything else in the file is refused. Arrays gensim stored beside the
+pickle (``NAME.kv.vectors.npy``) load with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import logging
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, TruncatedFileError
+from nlp182.io import atomic_open
+from nlp182.progress import progress
+
+log = logging.getLogger(__name__)
+
+#: Bytes read per step from a binary word2vec file.
+BINARY_CHUNK = 1 << 20
+FORMATS = ("auto", "word2vec-binary", "word2vec-text", "glove", "kv")
+
+Allocate = Callable[[int, int, np.dtype], np.ndarray]
+
+
+@dataclass
+class Loaded:
+    """What a reader found: words in file order, their ``(V, D)`` vectors and counts (if known)."""
+
+    words: list[str]
+    vectors: np.ndarray
+    counts: np.ndarray | None = None
+
+
+def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open ``path`` for reading bytes, decompressing ``.gz`` and ``.bz2`` on the fly."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path} does not exist")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    if path.suffix == ".bz2":
+        return bz2.open(path, "rb")
+    return path.open("rb")
+
+
+def read_counts(path: str | os.PathLike[str], unicode_errors: str = "strict") -> dict[str, int]:
+    """``word count`` lines (word2vec's ``-save-vocab`` file, gensim's ``fvocab``) as a dict."""
+    counts: dict[str, int] = {}
+    with open_binary(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = _decode(line, "utf-8", unicode_errors, path, f"line {number}").strip().split()
+            try:
+                word, count = parts
+                counts[word] = int(count)
+            except ValueError:
+                message = f"{path}: line {number} is not '<word> <count>': {line[:80]!r}"
+                raise FileFormatError(message) from None
+    return counts
+
+
+def _decode(data: bytes, encoding: str, errors: str, path: object, where: str) -> str:
+    try:
+        return data.decode(encoding, errors=errors)
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(
+            f"{path}: {where} is not valid {encoding} ({exc.reason} at byte {exc.start}); "
+            "pass unicode_errors='replace' or 'ignore' (CLI: --unicode-errors) to load it anyway"
+        ) from None
+    except LookupError:
+        raise InvalidInputError(f"unknown encoding or unicode_errors: {encoding!r}, {errors!r}") from None
+
+
+def parse_header(line: bytes, path: object) -> tuple[int, int]:
+    """``(count, dim)`` from a word2vec header line, or a clear error."""
+    parts = line.split()
+    try:
+        count, dim = int(parts[0]), int(parts[1])
+        if len(parts) != 2 or count < 0 or dim < 1:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise FileFormatError(
+            f"{path}: first line must be '<words> <dims>', got {line[:80]!r} (GloVe files have no header: "
+            "pass no_header=True, CLI --format glove)"
+        ) from None
+    return count, dim
+
+
+class _Collector:
+    """Fills rows of the output array, keeping the first vector of a repeated word (as gensim)."""
+
+    def __init__(self, out: np.ndarray, counts: dict[str, int] | None, path: object, bar: Any) -> None:
+        self.out, self.counts, self.path, self.bar = out, counts, path, bar
+        self.words: list[str] = []
+        self.seen: set[str] = set()
+        self.duplicates = 0
+
+    def add(self, word: str, vector: np.ndarray) -> None:
+        self.bar.update(1)
+        if word in self.seen:
+            self.duplicates += 1
+            return
+        self.out[len(self.words)] = vector
+        self.seen.add(word)
+        self.words.append(word)
+
+    def result(self) -> Loaded:
+        if self.duplicates:
+            log.warning("%s: %d repeated words ignored (first vector kept)", self.path, self.duplicates)
+        counts = None
+        if self.counts is not None:
+            missing = [w for w in self.words if w not in self.counts]
+            if missing:
+                log.warning("%s: the vocabulary file lacks %d words (count 0), e.g. %r",
+                            self.path, len(missing), missing[0])
+            counts = np.array([self.counts.get(w, 0) for w in self.words], dtype=np.int64)
+        return Loaded(self.words, self.out[: len(self.words)], counts)
+
+
+def read_word2vec(
+    path: str | os.PathLike[str],
+    binary: bool = False,
+    no_header: bool = False,
+    limit: int | None = None,
+    encoding: str = "utf-8",
+    unicode_errors: str = "strict",
+    datatype: type | np.dtype = np.float32,
+    fvocab: str | os.PathLike[str] | None = None,
+    allocate: Allocate | None = None,
+    show_progress: bool = False,
+) -> Loaded:
+    """Read a word2vec binary/text file (or GloVe text with ``no_header``) as gensim does.
+
+    Args:
+        limit: read at most this many words (the first ones).
+        datatype: dtype of the returned vectors (``np.float16`` halves the memory).
+        fvocab: ``word count`` file whose counts come back in ``Loaded.counts``.
+        allocate: ``allocate(rows, dim, dtype)`` returns the array to fill (default ``np.empty``).
+        show_progress: report words read through ``nlp182.progress``.
+    """
+    if limit is not None and limit < 0:
+        raise InvalidInputError(f"limit must be >= 0, got {limit}")
+    if binary and no_header:
+        raise InvalidInputError("no_header is for text files (GloVe); binary word2vec files have a header")
+    counts = read_counts(fvocab, unicode_errors) if fvocab is not None else None
+    allocate = allocate or (lambda rows, dim, dtype: np.empty((rows, dim), dtype=dtype))
+    with open_binary(path) as handle:
+        if no_header:
+            count, dim = _count_headerless(handle, path, limit)
+            handle.close()
+            handle = open_binary(path)
+        else:
+            count, dim = parse_header(handle.readline(), path)
+        if limit is not None:
+            count = min(count, limit)
+        out = allocate(count, dim, np.dtype(datatype))
+        with progress(total=count, desc=f"reading {Path(path).name}", unit="words", unit_scale=True,
+                      disable=not show_progress) as bar:
+            collector = _Collector(out, counts, path, bar)
+            if binary:
+                _read_binary(handle, collector, count, dim, encoding, unicode_errors)
+            else:
+                _read_text(handle, collector, count, dim, encoding, unicode_errors, 1 if no_header else 2)
+    return collector.result()
+
+
+def _count_headerless(handle: IO[bytes], path: object, limit: int | None) -> tuple[int, int]:
+    """Rows (up to ``limit``) and dimension of a text file without a header (gensim's first pass)."""
+    first = handle.readline()
+    if not first.strip():
+        raise FileFormatError(f"{path} is empty")
+    dim = len(first.rstrip().split(b" ")) - 1
+    if dim < 1:
+        raise FileFormatError(f"{path}: the first line has a word but no values")
+    count = 1
+    for _ in handle:
+        if limit is not None and count >= limit:
+            break
+        count += 1
+    return count, dim
+
+
+def _read_text(
+    handle: IO[bytes], collector: _Collector, count: int, dim: int, encoding: str, errors: str, first: int
+) -> None:
+    path = collector.path
+    for row in range(count):
+        line, where = handle.readline(), f"line {row + first}"
+        if not line:
+            raise TruncatedFileError(f"{path}: the header promises {count} words; the file ends after {row}")
+        parts = _decode(line.rstrip(), encoding, errors, path, where).split(" ")
+        if len(parts) != dim + 1:
+            raise FileFormatError(f"{path}: {where} has {len(parts) - 1} values, expected {dim}")
+        try:
+            vector = np.asarray(parts[1:], dtype=np.float64)
+        except ValueError as exc:
+            raise FileFormatError(f"{path}: {where} has a non-numeric value: {exc}") from None
+        collector.add(parts[0], vector)
+
+
+def _read_binary(
+    handle: IO[bytes], collector: _Collector, count: int, dim: int, encoding: str, errors: str
+) -> None:
+    path, row_bytes = collector.path, 4 * dim
+    buffer, start = b"", 0
+    for row in range(count):
+        while True:
+            space = buffer.find(b" ", start)
+            if space != -1 and len(buffer) - space - 1 >= row_bytes:
+                break
+            more = handle.read(BINARY_CHUNK)
+            if not more:
+                raise TruncatedFileError(
+                    f"{path}: the header promises {count} words but the file ends inside word #{row}"
+                )
+            buffer, start = buffer[start:] + more, 0
+        word = _decode(buffer[start:space], encoding, errors, path, f"word #{row}").lstrip("\n")
+        collector.add(word, np.frombuffer(buffer, dtype="<f4", count=dim, offset=space + 1))
+        start = space + 1 + row_bytes
+
+
+def write_word2vec(
+    path: str | os.PathLike[str],
+    words: list[str],
+    vectors: np.ndarray,
+    binary: bool = False,
+    write_header: bool = True,
+    prefix: str = "",
+) -> None:
+    """Write the word2vec C format (binary little-endian float32, or text) atomically.
+
+    ``write_header=False`` writes GloVe's header-less text; ``prefix`` goes before every word.
+    """
+    if binary and not write_header:
+        raise InvalidInputError("write_header=False is for text files only (GloVe)")
+    with atomic_open(path, "wb") as handle:
+        if write_header:
+            handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
+        for word, row in zip(words, vectors, strict=True):
+            row = np.asarray(row, dtype="<f4")
+            if binary:
+                handle.write(f"{prefix}{word} ".encode() + row.tobytes())
+            else:
+                values = " ".join(np.format_float_positional(v, unique=True, trim="-") for v in row)
+                handle.write(f"{prefix}{word} {values}\n".encode())
+
+
+def write_counts(
+    path: str | os.PathLike[str], words: list[str], counts: np.ndarray, prefix: str = ""
+) -> None:
+    """Write a ``word count`` vocabulary file (gensim's ``fvocab``) atomically."""
+    with atomic_open(path, "wb") as handle:
+        handle.write("".join(f"{prefix}{w} {int(c)}\n" for w, c in zip(words, counts, strict=True)).encode())
+
+
+def sniff_format(path: str | os.PathLike[str]) -> str:
+    """Guess ``word2vec-binary``, ``word2vec-text``, ``glove`` or ``kv`` from a file's first bytes."""
+    with open_binary(path) as handle:
+        head = handle.read(1 << 16)
+    if head[:1] == b"\x80":  # a pickle's PROTO opcode
+        return "kv"
+    first, _, rest = head.partition(b"\n")
+    try:
+        parse_header(first, path)
+    except FileFormatError:
+        return "glove"
+    line = rest.split(b"\n", 1)[0]
+    try:
+        float(line.decode("utf-8", errors="replace").rstrip().split(" ")[-1])
+        return "word2vec-text"
+    except (ValueError, IndexError):
+        return "word2vec-binary"
+
+
+# --------------------------------------------------------------------------- gensim .kv files
+class _Record:
+    """An inert stand-in for the objects a ``.kv`` pickle names: it only keeps their fields."""
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # (dict, slots) from objects with __slots__
+            state = {**(state[0] or {}), **(state[1] or {})}
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError(f"unexpected object state of type {type(state).__name__}")
+        self.__dict__.update(state)
+
+
+_NUMPY_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype")}
+_RECORD_CLASSES = {
+    "KeyedVectors", "Word2VecKeyedVectors", "EuclideanKeyedVectors", "Doc2VecKeyedVectors",
+    "Vocab", "CompatVocab",
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Admits numpy arrays and gensim's ``KeyedVectors``/``Vocab`` (as ``_Record``), nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _NUMPY_GLOBALS:
+            return super().find_class(module, name)
+        if module == "gensim.models.keyedvectors" and name in _RECORD_CLASSES:
+            return _Record
+        if (module, name) == ("copyreg", "_reconstructor"):
+            return _reconstructor
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
+        if (module, name) == ("builtins", "object"):
+            return object
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _latin1_bytes(text: str, encoding: str) -> bytes:
+    """How protocol-2 pickles store bytes (``_codecs.encode(text, "latin1")``), and nothing else."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with {encoding!r}")
+    return text.encode("latin1")
+
+
+def _reconstructor(cls: type, base: type, state: object) -> object:
+    """``copyreg._reconstructor`` for protocol 0-1 pickles, limited to the admitted classes."""
+    if cls is not _Record or base is not object or state is not None:
+        raise pickle.UnpicklingError("refusing an object this reader does not know")
+    return _Record()
+
+
+def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap: bool = True) -> Loaded:
+    """Words, vectors and counts of a gensim ``KeyedVectors.save`` file, without running its code.
+
+    gensim 4 files (``index_to_key``, ``vectors``, ``expandos['count']``) and gensim 3 files
+    (``index2word``, ``syn0``, ``vocab``) are understood; arrays saved beside the pickle
+    (``PATH.vectors.npy``) are memory-mapped when ``mmap``. FastText and Doc2Vec models are refused.
+    """
+    path = Path(path)
+    with open_binary(path) as handle:
+        try:
+            record = _RestrictedUnpickler(handle).load()
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
+            raise FileFormatError(f"{path} is not a gensim KeyedVectors file safe to read: {exc}") from None
+    if not isinstance(record, _Record):
+        raise FileFormatError(f"{path} does not hold a gensim KeyedVectors object")
+    fields = record.__dict__
+    for name in fields.get("__numpys", []):
+        side = Path(f"{path}.{name}.npy")
+        if not side.is_file():
+            raise MissingFileError(f"{side} (saved beside {path.name} by gensim) does not exist")
+        fields[name] = np.load(side, mmap_mode="r" if mmap else None, allow_pickle=False)
+    words = fields.get("index_to_key", fields.get("index2word", fields.get("index2entity")))
+    vectors = fields.get("vectors", fields.get("syn0"))
+    if not isinstance(words, list) or not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
+        raise FileFormatError(f"{path} lacks a word list and a (V, D) vector matrix")
+    counts = _kv_counts(fields, words)
+    stop = len(words) if limit is None else min(limit, len(words))
+    return Loaded([str(w) for w in words[:stop]], vectors[:stop], None if counts is None else counts[:stop])
+
+
+def _kv_counts(fields: dict[str, Any], words: list[str]) -> np.ndarray | None:
+    expandos = fields.get("expandos") or {}
+    if "count" in expandos:
+        return np.asarray(expandos["count"], dtype=np.int64)
+    vocab = fields.get("vocab")
+    if isinstance(vocab, dict) and all(isinstance(v, _Record) for v in vocab.values()):
+        return np.array([getattr(vocab.get(w), "count", 0) for w in words], dtype=np.int64)
+    return None

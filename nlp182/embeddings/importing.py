@@ -1,0 +1,116 @@
+"""``nlp182 import``: vectors a user already has, turned into a run folder that ``index`` and ``serve`` take.
+
+The run folder is the one training writes (``vectors.npy`` float32, ``vocab.txt``, ``config.json``,
+``metrics.json``, and ``counts.tsv`` when the file came with counts), written as a whole or not at
+all. Text and binary word2vec files stream row by row into a memory-mapped ``vectors.npy`` inside
+the staging folder, so importing a multi-GB file needs memory for the vocabulary, not the matrix.
+
+What is safe: word2vec, GloVe and fastText ``.vec`` files are plain numbers and words. gensim's
+``.kv`` files are pickles: they are read by a restricted unpickler that admits numpy arrays and the
+fields of gensim's ``KeyedVectors`` only, so no code from the file runs; a file naming anything else
+is refused. Still import ``.kv`` files only from sources you trust: their arrays are taken as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlp182.embeddings import formats
+from nlp182.embeddings.runs import CONFIG_FILE, COUNTS_FILE, METRICS_FILE
+from nlp182.embeddings.vectors import VECTORS_FILE, VOCAB_FILE, Vectors
+from nlp182.errors import InvalidInputError
+from nlp182.io import atomic_write_json, atomic_write_text, staged_directory
+from nlp182.text.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportReport:
+    """What ``import_vectors`` wrote."""
+
+    run: Path
+    format: str
+    words: int
+    dim: int
+    has_counts: bool
+
+
+def import_vectors(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    file_format: str = "auto",
+    limit: int | None = None,
+    encoding: str = "utf-8",
+    unicode_errors: str = "strict",
+    fvocab: str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+) -> ImportReport:
+    """Write the run folder ``out`` from the vector file ``source``.
+
+    Args:
+        file_format: one of ``formats.FORMATS`` (``auto`` sniffs the file's first bytes).
+        limit: keep only the first ``limit`` words (the most frequent, in files sorted by frequency).
+        fvocab: ``word count`` file giving the counts of a word2vec file.
+    """
+    if file_format not in formats.FORMATS:
+        raise InvalidInputError(f"unknown format {file_format!r}; use one of {', '.join(formats.FORMATS)}")
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"--limit must be >= 1, got {limit}")
+    source = Path(source).resolve()
+    kind = formats.sniff_format(source) if file_format == "auto" else file_format
+    with staged_directory(out) as staging:
+        if kind == "kv":
+            log.info("reading %s with a restricted unpickler (numpy arrays and KeyedVectors only)", source)
+            loaded = formats.read_gensim_kv(source, limit=limit)
+            vectors = Vectors(loaded.words, loaded.vectors, loaded.counts)
+            vectors.save(staging)
+        else:
+            loaded = _stream_word2vec(
+                source, staging / VECTORS_FILE, kind, limit, encoding, unicode_errors, fvocab, show_progress
+            )
+            vectors = Vectors(loaded.words, loaded.vectors, loaded.counts)  # checks the words
+            atomic_write_text(staging / VOCAB_FILE, "".join(f"{word}\n" for word in vectors.words))
+        if loaded.counts is not None:
+            Vocabulary(loaded.words, loaded.counts, int(loaded.counts.sum())).save(staging / COUNTS_FILE)
+        config = {"method": "import", "source": str(source), "format": kind, "limit": limit,
+                  "words": len(vectors), "dim": vectors.dim}
+        atomic_write_json(staging / CONFIG_FILE, config)
+        atomic_write_json(staging / METRICS_FILE, {})
+    return ImportReport(Path(out), kind, len(vectors), vectors.dim, loaded.counts is not None)
+
+
+def _stream_word2vec(
+    source: Path,
+    target: Path,
+    kind: str,
+    limit: int | None,
+    encoding: str,
+    unicode_errors: str,
+    fvocab: str | os.PathLike[str] | None,
+    show_progress: bool,
+) -> formats.Loaded:
+    """Read a word2vec/GloVe file straight into the memory-mapped ``target`` ``.npy``."""
+
+    allocated: list[np.memmap] = []
+
+    def allocate(rows: int, dim: int, dtype: np.dtype) -> np.ndarray:
+        allocated.append(np.lib.format.open_memmap(target, mode="w+", dtype=np.float32, shape=(rows, dim)))
+        return allocated[0]
+
+    loaded = formats.read_word2vec(
+        source, binary=kind == "word2vec-binary", no_header=kind == "glove", limit=limit, encoding=encoding,
+        unicode_errors=unicode_errors, fvocab=fvocab, allocate=allocate, show_progress=show_progress,
+    )
+    allocated[0].flush()
+    if len(loaded.words) < allocated[0].shape[0]:  # repeated words were dropped: fewer rows
+        shrunk = target.with_name(f".{target.name}.shrunk.npy")
+        np.save(shrunk, loaded.vectors, allow_pickle=False)
+        os.replace(shrunk, target)
+    del allocated[:]
+    return formats.Loaded(loaded.words, np.load(target, mmap_mode="r"), loaded.counts)

@@ -1,0 +1,321 @@
+"""The one similarity query core: cosine top-k, 3CosAdd and 3CosMul, in bounded memory, numpy only.
+
+The vector store (``nlp182.embeddings.vectors``), the evaluation (``nlp182.embeddings.evaluate``)
+and the service (``server.queries``) all answer their queries here. The arithmetic is gensim's
+``KeyedVectors``: a candidate's score is ``(row . term) / |row|`` in float32, 3CosAdd searches the
+normalised weighted mean of the (unit) query vectors, 3CosMul multiplies cosines shifted to
+``[0, 1]`` and divides by the negatives' (Levy and Goldberg, 2014), query words are left out of the
+answers, and ``restrict_vocab`` searches only the first rows.
+
+Memory stays bounded whatever the vocabulary: the candidate rows are scored a block at a time (the
+block shrinks as the batch of queries grows) and only a running top-k is kept, so a memory-mapped
+``(V, D)`` matrix is read once per batch and never copied whole. An approximate index (the service's
+FAISS index, or anything with ``search(queries (B, D), k) -> (scores (B, k), ids (B, k))``) can
+answer instead of the exact scan, as gensim's ``indexer=`` does.
+
+This module imports numpy only: the service's workers use it and must stay lean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from nlp182.errors import InvalidInputError, ShapeError
+
+#: Most float32 values a scoring step holds: scores (terms x rows) and a converted block (rows x D).
+SCORE_BUDGET = 1 << 20  # 1M floats: 4 MB
+#: Added to 3CosMul's denominator, as gensim does, so that a zero product cannot divide by zero.
+COSMUL_EPSILON = 1e-6
+
+
+class Indexer(Protocol):
+    """An index over the unit vectors of the rows, answering inner-product top-k queries."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, D)`` unit queries -> ``(B, k)`` scores and ``(B, k)`` row ids (-1: no answer)."""
+        ...
+
+
+class Rows:
+    """The ``(V, D)`` matrix that queries search, with the norms that turn dot products into cosines.
+
+    Args:
+        matrix: ``(V, D)`` raw vectors (any float dtype; a memory map is read block by block).
+        norms: ``(V,)`` Euclidean norms of the rows, or None when the rows are unit vectors already
+            (the service's FAISS storage). A zero norm scores 0 everywhere (gensim gives NaN).
+    """
+
+    def __init__(self, matrix: np.ndarray, norms: np.ndarray | None = None) -> None:
+        if matrix.ndim != 2:
+            raise ShapeError(f"the matrix must be (V, D), got shape {matrix.shape}")
+        self.matrix = matrix
+        self.norms = None if norms is None else np.where(norms == 0, 1, norms).astype(np.float32)
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def unit(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``(n, D)`` float32 unit vectors of the given rows (a copy: safe to modify)."""
+        block = np.array(self.matrix[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+        if self.norms is not None:
+            block /= self.norms[np.asarray(rows, dtype=np.int64), None]
+        return block
+
+    def step(self, terms: int) -> int:
+        """Rows scored per step: ``terms x rows`` scores, and a converted or normalised ``rows x D``
+        block, stay within ``SCORE_BUDGET`` values (a float32 matrix is read in place)."""
+        rows = SCORE_BUDGET // max(1, terms)
+        if self.matrix.dtype != np.float32:
+            rows = min(rows, SCORE_BUDGET // self.dim)
+        return max(256, rows)
+
+    def cosines(self, terms: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """``(T, n)`` float32 ``(row . term) / |row|`` for rows ``start:stop`` and ``(T, D)`` terms.
+
+        With more terms than dimensions the rows are divided by their norms first (less work).
+        """
+        block = np.asarray(self.matrix[start:stop], dtype=np.float32)
+        if self.norms is None:
+            return terms @ block.T
+        if len(terms) > self.dim:
+            return terms @ (block / self.norms[start:stop, None]).T
+        scores = terms @ block.T
+        scores /= self.norms[start:stop]
+        return scores
+
+
+def as_queries(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """Raw query vectors ``(B, D)`` (or one ``(D,)``) as float32 unit rows; zero rows stay zero.
+
+    Finite values of any size are accepted: each row is divided by its largest entry before
+    squaring, so that entries up to ~1e308 cannot overflow.
+    """
+    queries = np.asarray(vectors, dtype=np.float64)
+    if queries.ndim == 1:
+        queries = queries[None, :]
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise ShapeError(f"vectors must be {dim}-dimensional, got shape {queries.shape[1:]}")
+    if not np.all(np.isfinite(queries)):
+        raise InvalidInputError("vectors contain NaN or infinity; send finite numbers")
+    scale = np.abs(queries).max(axis=1, keepdims=True)
+    scale[scale == 0] = 1.0
+    queries = queries / scale
+    norms = np.linalg.norm(queries, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (queries / norms).astype(np.float32)
+
+
+def mean_vector(vectors: np.ndarray, weights: np.ndarray, normalize: bool = True) -> np.ndarray:
+    """gensim's ``get_mean_vector``: ``sum(w_i v_i) / sum(|w_i|)`` over the terms, optionally unit.
+
+    Args:
+        vectors: ``(T, D)`` terms of one query, or ``(B, T, D)`` for a batch of queries.
+        weights: ``(T,)`` weight of each term (+1 positive, -1 negative for analogies).
+
+    Returns:
+        ``(D,)`` or ``(B, D)`` float32; a zero mean stays zero when normalised.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    mean = (np.asarray(vectors, dtype=np.float32) * weights[:, None].astype(np.float32)).sum(axis=-2)
+    total = float(np.abs(weights).sum())
+    if total > 0:
+        mean = mean / np.float32(total)
+    if normalize:
+        norm = np.linalg.norm(mean, axis=-1, keepdims=True)
+        mean = mean / np.where(norm > 0, norm, 1)
+    return mean.astype(np.float32)
+
+
+def _bounds(rows: Rows, start: int, stop: int | None) -> tuple[int, int]:
+    stop = len(rows) if stop is None else min(int(stop), len(rows))
+    if start < 0 or stop < start:
+        raise InvalidInputError(f"the searched rows {start}:{stop} are not a range of the vocabulary")
+    return start, stop
+
+
+def _blocks(rows: Rows, start: int, stop: int, terms: int) -> Iterator[tuple[int, int]]:
+    step = rows.step(terms)
+    for first in range(start, stop, step):
+        yield first, min(first + step, stop)
+
+
+class _TopK:
+    """The running best ``k`` (score, row) of each of ``B`` queries, merged block by block."""
+
+    def __init__(self, batch: int, k: int) -> None:
+        self.k = k
+        self.scores = np.full((batch, 0), -np.inf, dtype=np.float32)
+        self.ids = np.zeros((batch, 0), dtype=np.int64)
+
+    def add(self, scores: np.ndarray, first: int) -> None:
+        """Merge ``(B, n)`` scores of rows ``first:first + n``."""
+        held = self.scores.shape[1]
+        merged = np.concatenate([self.scores, scores], axis=1)
+        keep = np.broadcast_to(np.arange(merged.shape[1]), merged.shape)
+        if merged.shape[1] > self.k:
+            keep = np.argpartition(merged, merged.shape[1] - self.k, axis=1)[:, -self.k :]
+        old = np.take_along_axis(self.ids, np.minimum(keep, max(held - 1, 0)), axis=1) if held else 0
+        self.ids = np.where(keep < held, old, keep - held + first)
+        self.scores = np.take_along_axis(merged, keep, axis=1)
+
+    def result(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query: rows and float32 scores, best first (ties: lower row first), -inf dropped."""
+        answers = []
+        for scores, ids in zip(self.scores, self.ids, strict=True):
+            order = np.lexsort((ids, -scores))
+            order = order[np.isfinite(scores[order])]
+            answers.append((ids[order], scores[order]))
+        return answers
+
+
+def _exclusions(exclude: Sequence[Collection[int]] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``exclude`` as two flat arrays: query numbers and the rows they must not return."""
+    pairs = [(query, row) for query, rows in enumerate(exclude or ()) for row in rows]
+    flat = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return flat[:, 0], flat[:, 1]
+
+
+def _mask(scores: np.ndarray, exclusions: tuple[np.ndarray, np.ndarray], first: int) -> None:
+    queries, rows = exclusions
+    inside = (rows >= first) & (rows < first + scores.shape[1])
+    scores[queries[inside], rows[inside] - first] = -np.inf
+
+
+def _scan(
+    rows: Rows,
+    terms: np.ndarray,
+    combine,
+    batch: int,
+    k: int,
+    exclude: Sequence[Collection[int]] | None,
+    start: int,
+    stop: int | None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    start, stop = _bounds(rows, start, stop)
+    top, exclusions = _TopK(batch, k), _exclusions(exclude)
+    for first, last in _blocks(rows, start, stop, len(terms)):
+        scores = combine(rows.cosines(terms, first, last))
+        _mask(scores, exclusions, first)
+        top.add(scores, first)
+    return top.result()
+
+
+def search(
+    rows: Rows,
+    queries: np.ndarray,
+    k: int,
+    exclude: Sequence[Collection[int]] | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    indexer: Indexer | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``k`` rows of highest cosine to each query (3CosAdd when the query is a mean vector).
+
+    Args:
+        rows: the candidates.
+        queries: ``(B, D)`` float32 query vectors (unit, for cosine scores).
+        k: answers per query (after leaving out ``exclude``).
+        exclude: per query, rows never to return (the query words).
+        start, stop: search only rows ``start:stop`` (gensim's clip range / ``restrict_vocab``).
+        indexer: answer from this index instead of scanning; rows outside ``start:stop`` and excluded
+            rows are dropped from its answers, so an approximate index may return fewer than ``k``.
+
+    Returns:
+        Per query, ``(ids (k,), scores (k,))`` best first.
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if indexer is not None:
+        return _from_indexer(indexer, queries, k, exclude, *_bounds(rows, start, stop))
+    return _scan(rows, queries, lambda cos: cos, len(queries), k, exclude, start, stop)
+
+
+def _from_indexer(
+    indexer: Indexer,
+    queries: np.ndarray,
+    k: int,
+    exclude: Sequence[Collection[int]] | None,
+    start: int,
+    stop: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    extra = max((len(rows) for rows in exclude), default=0) if exclude is not None else 0
+    scores, ids = indexer.search(queries, k + extra)
+    answers = []
+    for query, (found_scores, found_ids) in enumerate(zip(scores, ids, strict=True)):
+        banned = set(exclude[query]) if exclude is not None else set()
+        keep = [j for j, row in enumerate(found_ids.tolist()) if start <= row < stop and row not in banned]
+        keep = keep[:k]
+        answers.append((np.asarray(found_ids)[keep].astype(np.int64), np.asarray(found_scores)[keep]))
+    return answers
+
+
+def search_cosmul(
+    rows: Rows,
+    positive: np.ndarray,
+    negative: np.ndarray,
+    k: int,
+    exclude: Sequence[Collection[int]] | None = None,
+    start: int = 0,
+    stop: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """3CosMul: the ``k`` rows maximising ``prod((1 + cos(r, p)) / 2) / (prod((1 + cos(r, n)) / 2) + eps)``.
+
+    Args:
+        positive: ``(B, P, D)`` positive term vectors per query (unit for word terms, as gensim).
+        negative: ``(B, N, D)`` negative term vectors per query (``N`` may be 0).
+        Other arguments as in ``search``.
+    """
+    terms, combine = _cosmul_terms(positive, negative)
+    return _scan(rows, terms, combine, positive.shape[0], k, exclude, start, stop)
+
+
+def _cosmul_terms(positive: np.ndarray, negative: np.ndarray):
+    positive = np.asarray(positive, dtype=np.float32)
+    negative = np.asarray(negative, dtype=np.float32)
+    batch, n_pos, dim = positive.shape
+    n_neg = negative.shape[1]
+    if n_pos == 0:
+        raise InvalidInputError("3CosMul needs at least one positive word or vector")
+    # term-major rows: the cosines of every query with its p-th term are one contiguous slice
+    terms = np.concatenate([positive.transpose(1, 0, 2).reshape(-1, dim),
+                            negative.transpose(1, 0, 2).reshape(-1, dim)])
+
+    def combine(cosines: np.ndarray) -> np.ndarray:
+        cosines += 1.0
+        cosines *= 0.5  # shifted to [0, 1]
+        numerator = cosines[:batch].copy()
+        for p in range(1, n_pos):
+            numerator *= cosines[p * batch : (p + 1) * batch]
+        denominator = np.ones_like(numerator)
+        for n in range(n_pos, n_pos + n_neg):
+            denominator *= cosines[n * batch : (n + 1) * batch]
+        denominator += np.float32(COSMUL_EPSILON)
+        numerator /= denominator
+        return numerator
+
+    return terms, combine
+
+
+def all_scores(rows: Rows, query: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """``(stop - start,)`` cosine of every row in range with one ``(D,)`` query (gensim's ``topn=None``)."""
+    start, stop = _bounds(rows, start, stop)
+    terms = np.asarray(query, dtype=np.float32)[None, :]
+    parts = [rows.cosines(terms, first, last)[0] for first, last in _blocks(rows, start, stop, 1)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def all_scores_cosmul(
+    rows: Rows, positive: np.ndarray, negative: np.ndarray, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+    """3CosMul score of every row in range for one query: ``positive (P, D)``, ``negative (N, D)``."""
+    start, stop = _bounds(rows, start, stop)
+    terms, combine = _cosmul_terms(positive[None], negative[None])
+    blocks = _blocks(rows, start, stop, len(terms))
+    parts = [combine(rows.cosines(terms, first, last))[0] for first, last in blocks]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

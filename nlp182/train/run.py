@@ -1,0 +1,58 @@
+"""A run folder that survives interruption: staged beside its destination, kept when a run stops.
+
+``resumable_run("runs/g2p", resume)`` yields ``runs/g2p.incomplete``; the run writes everything
+there (the Trainer's checkpoints under it). When the block finishes, that folder replaces
+``runs/g2p`` as a whole, so a reader never sees half a run. When it fails or is interrupted
+(Ctrl-C), the folder stays with every complete checkpoint, and ``resume=True`` picks it up again.
+Starting a fresh run over an interrupted one that holds checkpoints is refused rather than
+deleting them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from nlp182.errors import InvalidInputError, MissingFileError
+from nlp182.io import current_umask, replace_directory
+
+log = logging.getLogger(__name__)
+
+INCOMPLETE_SUFFIX = ".incomplete"
+
+
+def incomplete_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """Where the run for ``out_dir`` is staged until it finishes."""
+    out = Path(out_dir)
+    return out.with_name(out.name + INCOMPLETE_SUFFIX)
+
+
+def _has_checkpoints(folder: Path) -> bool:
+    return any(folder.rglob("step-*.safetensors"))
+
+
+@contextlib.contextmanager
+def resumable_run(out_dir: str | os.PathLike[str], resume: bool = False) -> Iterator[Path]:
+    """Yield the staging folder of ``out_dir``; move it into place on success, keep it otherwise."""
+    staging = incomplete_dir(out_dir)
+    if resume and not staging.is_dir():
+        raise MissingFileError(f"nothing to resume: {staging} does not exist (it holds an interrupted run)")
+    if not resume and staging.exists():
+        if _has_checkpoints(staging):
+            raise InvalidInputError(
+                f"{staging} holds an interrupted run with checkpoints; pass --resume to continue it, "
+                "or delete that folder to start over"
+            )
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    staging.chmod(0o777 & ~current_umask())
+    try:
+        yield staging
+    except BaseException:
+        log.warning("the unfinished run is kept in %s", staging)
+        raise
+    replace_directory(staging, out_dir)

@@ -1,0 +1,72 @@
+"""``bench/gpu.sh --dry`` runs every GPU step with tiny sizes on the CPU, so the script cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench import gpu
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tiny_corpus(folder: Path) -> tuple[Path, Path]:
+    """Sentences from 4 topics of 8 words, and evaluation files in the prepared layout over those words."""
+    rng = np.random.default_rng(0)
+    topics = [[f"t{t}w{w}" for w in range(8)] for t in range(4)]
+    corpus = folder / "corpus.txt"
+    corpus.write_text("".join(" ".join(rng.choice(topics[rng.integers(4)], 10)) + "\n" for _ in range(300)))
+    eval_dir = folder / "eval"
+    eval_dir.mkdir()
+    pairs = "".join(f"t{t}w0\tt{t}w1\t9.0\nt{t}w0\tt{(t + 1) % 4}w0\t1.0\n" for t in range(4))
+    for name in ("wordsim353.tsv", "simlex999.txt"):
+        (eval_dir / name).write_text("# Word 1\tWord 2\tHuman (mean)\n" + pairs)
+    (eval_dir / "questions-words.txt").write_text(": topics\nt0w0 t0w1 t1w0 t1w1\nt2w0 t2w1 t3w0 t3w1\n")
+    return corpus, eval_dir
+
+
+def test_dry_run_measures_every_step_into_a_temp_folder(tmp_path: Path) -> None:
+    corpus, eval_dir = _tiny_corpus(tmp_path)
+    out = tmp_path / "out"
+    committed = {p: p.stat().st_mtime_ns for p in (ROOT / "bench" / "results").iterdir()}
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--dry", "--out", str(out),
+                           "--corpus", str(corpus), "--eval-dir", str(eval_dir)],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "On a GPU this produces:" in done.stdout and "word2vec batched words/s" in done.stdout
+    summary = json.loads((out / "gpu-cpu.json").read_text())
+    status = {entry["step"]: entry["status"] for entry in summary["steps"]}
+    assert set(status) == {step.name for step in gpu.STEPS}
+    for step in gpu.STEPS:
+        if gpu.skip_reason(step, corpus, eval_dir, dry=True) is None:
+            assert status[step.name] == "ok", (step.name, status[step.name])
+            if step.result_stem(dry=True):
+                data = json.loads((out / f"{step.result_stem(dry=True)}-cpu.json").read_text())
+                assert data["measured_on"]["device_name"] == "cpu"
+        else:
+            assert status[step.name].startswith("skipped")
+    figures = {entry["step"]: entry["figures"] for entry in summary["steps"]}
+    assert figures["embeddings"]["sg torch-batched words/s"] > 0
+    assert figures["tests"]["skipped"] >= 1  # the CUDA tests were found, and skip on a CPU
+    assert "| vision | ok |" in (out / "gpu-cpu.md").read_text()
+    assert committed == {p: p.stat().st_mtime_ns for p in (ROOT / "bench" / "results").iterdir()}
+
+
+def test_cuda_tests_are_found_by_their_marker() -> None:
+    found = {p.relative_to(ROOT).as_posix() for p in gpu.cuda_test_files()}
+    assert {"tests/optim/test_match_torch.py", "tests/train/test_cuda.py", "tests/vision/test_cuda.py",
+            "tests/attention/test_cuda.py", "tests/embeddings/test_cuda.py"} <= found
+    assert "tests/attention/test_modules.py" not in found
+
+
+def test_a_bench_lacking_a_flag_is_skipped_not_run(tmp_path: Path) -> None:
+    assert {"--out", "--quick", "--device"} <= gpu.declared_flags("bench.vision")
+    step = gpu.Step("x", "bench.vision", "x", ("--no-such-flag",), ("--device", "cpu"), 1)
+    assert "lacks the flags --no-such-flag" in gpu.skip_reason(step, tmp_path, tmp_path)
+    assert gpu.skip_reason(step, tmp_path, tmp_path, dry=True) is None

@@ -1,0 +1,24 @@
+"""Other libraries' INFO lines (faiss.loader, gensim) stay hidden unless -v; ours show."""
+
+from __future__ import annotations
+
+import logging
+
+from nlp182.cli import configure_logging
+
+
+def test_library_info_hidden_by_default_and_shown_with_v() -> None:
+    root = logging.getLogger()
+    before = root.level
+    try:
+        configure_logging(0)
+        assert logging.getLogger("nlp182.vision").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("faiss.loader").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("gensim.models.word2vec").isEnabledFor(logging.INFO)
+        assert logging.getLogger("gensim").isEnabledFor(logging.WARNING)
+        configure_logging(1)
+        assert logging.getLogger("faiss.loader").isEnabledFor(logging.INFO)
+        assert logging.getLogger("nlp182.train").isEnabledFor(logging.DEBUG)
+    finally:
+        configure_logging(0)
+        root.setLevel(before)

@@ -1,0 +1,258 @@
+"""Items 1-3 of issue 16 for every command: outputs checked before any work, bad values refused.
+
+Each case runs ``nlp182.cli.main`` with the command's work replaced by a function that fails the
+test if called, so "exit 2, one line, nothing written, no work done" is checked together. The
+commands with ``--out`` are found by walking the parser, so new commands are covered too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nlp182 import cli
+from nlp182.errors import OutputError
+from nlp182.io import check_run_folder, staged_directory
+
+
+def _no_work(args: argparse.Namespace) -> int:
+    raise AssertionError(f"the command started working: {args}")
+
+
+BUILD_PARSER = cli.build_parser
+
+
+def _parser_without_work() -> argparse.ArgumentParser:
+    parser = BUILD_PARSER()
+    for sub in cli.walk_parsers(parser):
+        if sub.get_default("func") is not None:
+            sub.set_defaults(func=_no_work)
+    return parser
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``main(argv)`` with no command able to work; returns (exit code, stderr lines)."""
+    monkeypatch.setattr(cli, "build_parser", _parser_without_work)
+
+    def run(argv: list[str]) -> tuple[int, list[str]]:
+        try:
+            code = cli.main(argv)
+        except SystemExit as stop:
+            code = stop.code
+        captured = capsys.readouterr()
+        assert captured.out == "", captured.out
+        return code, captured.err.strip().splitlines()
+
+    return run
+
+
+def _out_commands(contract: str) -> list[list[str]]:
+    """The words of each command with this ``--out`` contract, plus a stand-in for each required
+    positional argument (``import PATH``), so the command line parses up to the output check."""
+    found = []
+    for sub in cli.walk_parsers(cli.build_parser()):
+        if sub.get_default("out_contract") == contract:
+            positionals = [
+                "stand-in" for action in sub._actions
+                if not action.option_strings and action.nargs not in ("?", "*", argparse.PARSER)
+            ]
+            found.append([*sub.prog.split()[1:], *positionals])
+    return found
+
+
+RUN_COMMANDS = _out_commands("run")
+
+
+def test_the_commands_that_write_runs_are_found() -> None:
+    names = {" ".join(words).replace(" stand-in", "") for words in RUN_COMMANDS}
+    assert {"train digits", "train shapes", "train seq2seq", "train lsa", "train w2v", "optim plot"} <= names
+
+
+@pytest.mark.parametrize("words", RUN_COMMANDS, ids=" ".join)
+def test_existing_folder_is_refused_and_kept(words: list[str], tmp_path: Path, run_cli) -> None:
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("notes")
+    code, err = run_cli([*words, "--out", str(folder)])
+    assert code == 2 and len(err) == 1 and str(folder) in err[0] and "--overwrite" in err[0]
+    code, err = run_cli([*words, "--out", str(folder), "--overwrite"])  # not a run of ours
+    assert code == 2 and len(err) == 1 and "not an nlp182 run" in err[0]
+    assert (folder / "notes.txt").read_text() == "notes" and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("words", RUN_COMMANDS, ids=" ".join)
+def test_regular_file_is_never_replaced(words: list[str], tmp_path: Path, run_cli) -> None:
+    target = tmp_path / "afile"
+    target.write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        code, err = run_cli([*words, "--out", str(target), *extra])
+        assert code == 2 and len(err) == 1 and "is a file" in err[0]
+    assert target.read_text() == "mine" and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("words", RUN_COMMANDS + _out_commands("files"), ids=" ".join)
+@pytest.mark.parametrize("where", ["/proc/x", "/sys/x", "/proc/x/y/z", "", "."])
+def test_unwritable_or_meaningless_out_is_refused_naming_it(words: list[str], where: str, run_cli) -> None:
+    code, err = run_cli([*words, "--out", where])
+    assert code == 2 and len(err) == 1 and "--out" in err[0]
+    assert where in err[0] and "staging" not in err[0] and "Traceback" not in err[0]
+
+
+BAD_VALUES = [
+    ("train digits", "--lr", "-1", "--lr must be greater than 0"),
+    ("train digits", "--momentum", "-1", "--momentum must be at least 0"),
+    ("train digits", "--weight-decay", "-1", "--weight-decay must be at least 0"),
+    ("train digits", "--epochs", "0", "--epochs must be at least 1"),
+    ("train digits", "--lr", "nan", "--lr must be a finite number"),
+    ("train digits", "--batch-size", "x", "--batch-size must be an integer"),
+    ("train digits", "--cycles", "4", "--cycles 4 must divide --epochs 15"),
+    ("train shapes", "--width", "-2", "--width must be at least 1"),
+    ("train shapes", "--size", "4", "--size must be at least 12"),
+    ("train shapes", "--train-size", "0", "--train-size must be at least 1"),
+    ("train shapes", "--model", "vgg", "--model: invalid choice"),
+    ("train seq2seq", "--hidden-size", "0", "--hidden-size must be a positive even number"),
+    ("train seq2seq", "--hidden-size", "33", "--hidden-size must be a positive even number"),
+    ("train seq2seq", "--max-length", "0", "--max-length must be at least 1"),
+    ("train seq2seq", "--beam-width", "0", "--beam-width must be at least 1"),
+    ("train seq2seq", "--teacher-forcing", "1.5", "--teacher-forcing must be at most 1"),
+    ("train w2v", "--threads", "-1", "--threads must be at least 1"),
+    ("train w2v", "--epochs", "0", "--epochs must be at least 1"),
+    ("train lsa", "--dim", "0", "--dim must be at least 1"),
+    ("optim plot", "--epochs", "0", "--epochs must be at least 1"),
+    ("optim plot", "--steps", "-1", "--steps must be at least 0"),
+    ("serve", "--port", "70000", "--port must be at most 65535"),
+    ("serve", "--workers", "0", "--workers must be at least 1"),
+]
+
+
+@pytest.mark.parametrize(("command", "flag", "value", "message"), BAD_VALUES, ids=lambda v: str(v))
+def test_bad_value_is_one_line_naming_the_flag(command, flag, value, message, tmp_path, run_cli) -> None:
+    out = tmp_path / "run"
+    words = command.split()
+    extra = ["--out", str(out)] if any(words == run[: len(words)] for run in RUN_COMMANDS) else ["somerun"]
+    code, err = run_cli([*words, *extra, flag, value])
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("words", [["train", "digits"], ["train", "seq2seq"], ["train", "w2v"]], ids=" ".join)
+def test_cuda_without_a_gpu_is_one_line(words: list[str], tmp_path: Path, run_cli) -> None:
+    code, err = run_cli([*words, "--out", str(tmp_path / "run"), "--device", "cuda"])
+    assert code == 2 and len(err) == 1 and "--device" in err[0] and "no CUDA" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--heatmap", "x.jpg"], ".png, .pdf or .svg"),
+        (["--heatmap", "/sys/x.png"], "/sys/x.png"),
+        (["--beam-width", "0"], "--beam-width must be at least 1"),
+        (["--max-len", "-3"], "--max-len must be at least 1"),
+    ],
+)
+def test_translate_refuses_before_translating(flags, message, tmp_path, monkeypatch, capsys) -> None:
+    from nlp182.seq2seq import translator
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the run was loaded")
+
+    monkeypatch.setattr(translator.Translator, "load", classmethod(no_load))
+    run = tmp_path / "run"
+    run.mkdir()
+    try:
+        code = cli.main(["translate", str(run), "some words", *flags])
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_translate_names_the_kind_of_a_run_that_is_not_seq2seq(tmp_path, capsys) -> None:
+    run = tmp_path / "digits"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "digits"}))
+    assert cli.main(["translate", str(run), "hello"]) == 2
+    assert f"{run} is a digits run, not a seq2seq run" in capsys.readouterr().err
+
+
+def test_eval_of_a_missing_run_prints_no_table_first(tmp_path, capsys) -> None:
+    eval_dir = Path(__file__).resolve().parents[2] / "corpora" / "eval"
+    code = cli.main(["eval", str(tmp_path / "nosuch"), "--eval-dir", str(eval_dir)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and "nosuch" in captured.err
+
+
+# The contract itself, on the library function every command shares.
+
+
+def _write_run(folder: Path, marker: str) -> None:
+    (folder / "config.json").write_text("{}")
+    (folder / "weights.bin").write_text(marker)
+
+
+def test_overwrite_replaces_only_a_run_of_ours_as_a_whole(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with staged_directory(run, overwrite=False) as folder:
+        _write_run(folder, "first")
+    with pytest.raises(OutputError, match="--overwrite"):
+        check_run_folder(run, overwrite=False)
+    with staged_directory(run, overwrite=True) as folder:
+        (folder / "config.json").write_text("{}")
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # replaced, not merged
+    assert oct(run.stat().st_mode & 0o777) == "0o755"
+
+
+def test_a_failed_run_leaves_the_previous_one_and_no_staging(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    _write_run(run, "first")
+    with pytest.raises(RuntimeError), staged_directory(run, overwrite=True) as folder:
+        _write_run(folder, "second")
+        raise RuntimeError("training failed")
+    assert (run / "weights.bin").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_empty_folder_is_used_and_a_folder_filled_meanwhile_is_kept(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(OutputError, match="not an nlp182 run"), staged_directory(run) as folder:
+        _write_run(folder, "new")
+        (run / "notes.txt").write_text("written by the user during training")
+    assert (run / "notes.txt").exists() and [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--out", "/sys/bv"], "--out /sys/bv"),
+        (["--out", "/proc/bv"], "--out /proc/bv"),
+        (["--threads", "-1"], "--threads must be at least 0"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--alpha", "2"], "--alpha must be at most 1"),
+    ],
+)
+def test_bench_vision_refuses_before_training(argv, message, monkeypatch, capsys) -> None:
+    from bench import vision
+
+    monkeypatch.setattr(vision, "digits_section", _no_work)
+    with pytest.raises(SystemExit) as stop:
+        vision.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_written_files_and_folders_are_readable_by_others(tmp_path: Path) -> None:
+    from nlp182.io import atomic_write_text
+
+    with staged_directory(tmp_path / "run") as folder:
+        atomic_write_text(folder / "config.json", "{}")
+        atomic_write_text(folder / "sub" / "notes.txt", "x")
+    assert oct((tmp_path / "run" / "config.json").stat().st_mode & 0o777) == "0o644"
+    assert oct((tmp_path / "run" / "sub").stat().st_mode & 0o777) == "0o755"

@@ -1,0 +1,72 @@
+"""``nlp182 translate``: unreliable long inputs are flagged; heatmaps follow their extension and
+stay readable for long inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nlp182.cli import main
+from nlp182.errors import InvalidInputError
+from nlp182.plots import HEATMAP_MAX_INCHES, attention_heatmap, clean_token
+from nlp182.seq2seq import Seq2SeqConfig
+from nlp182.seq2seq.model import ModelConfig
+from nlp182.seq2seq.train import build_translator
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained run whose longest training input is 3 tokens (its output is not the point)."""
+    pairs = [("one two", "two one"), ("three four five", "five four three")]
+    config = Seq2SeqConfig(max_length=3, model=ModelConfig(embed_dim=8, hidden_size=8), beam_width=1)
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    run.mkdir()
+    build_translator(config, pairs).save(run)
+    return run
+
+
+def test_input_longer_than_training_warns_and_marks_the_output(small_run, capsys, caplog) -> None:
+    texts = ["one two", "one two three four five one"]
+    assert main(["translate", str(small_run), *texts, "--max-len", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "unreliable" not in lines[0]
+    assert lines[1].endswith("\t[unreliable: input longer than any training input]")
+    assert "sentence 2 has 6 tokens, more than the longest training input (3)" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".png", ".pdf", ".svg"])
+def test_heatmap_format_follows_the_extension(small_run, tmp_path, suffix, capsys) -> None:
+    path = tmp_path / f"map{suffix}"
+    assert main(["translate", str(small_run), "one two", "--heatmap", str(path), "--max-len", "3"]) == 0
+    head = path.read_bytes()[:5]
+    assert head == {".png": b"\x89PNG\r", ".pdf": b"%PDF-", ".svg": b"<?xml"}[suffix]
+    assert main(["translate", str(small_run), "one two", "--heatmap", str(path)]) == 2  # exists
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_heatmap_of_a_long_input_is_capped_and_tokens_are_clean(tmp_path) -> None:
+    source = [f"Ġword{i}" for i in range(400)]
+    target = ["▁out", "put", "<eos>"]
+    weights = np.full((3, 400), 1 / 400)
+    path = tmp_path / "long.png"
+    attention_heatmap(weights, source, target, path)
+    width, height = Image.open(path).size
+    assert width <= (HEATMAP_MAX_INCHES + 6) * 120 and height < 800
+    assert clean_token("Ġword") == "word" and clean_token("##ing") == "ing" and clean_token("▁") == "␣"
+    with pytest.raises(InvalidInputError, match=r"\.png, \.pdf or \.svg"):
+        attention_heatmap(weights, source, target, tmp_path / "x.jpg")
+
+
+def test_the_longest_training_input_recorded_by_training_wins(small_run, tmp_path, capsys, caplog) -> None:
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    (run / "metrics.json").write_text(json.dumps({"longest_source_tokens": 1}))
+    assert main(["translate", str(run), "one two", "--max-len", "3"]) == 0
+    assert capsys.readouterr().out.endswith("[unreliable: input longer than any training input]\n")
+    assert "more than the longest training input (1)" in caplog.text

@@ -1,0 +1,175 @@
+"""``nlp182 import`` on files gensim writes, and the imported folder through ``index`` and the service."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import pickle
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+from gensim.test.utils import datapath
+
+from nlp182.cli import main
+from nlp182.embeddings.formats import sniff_format
+from nlp182.embeddings.importing import import_vectors
+from nlp182.embeddings.runs import load_run
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import FileFormatError
+from nlp182.text.vocab import Vocabulary
+
+
+@pytest.fixture(scope="module")
+def reference() -> KeyedVectors:
+    kv = KeyedVectors.load_word2vec_format(datapath("lee_fasttext.vec"))
+    kv.set_vecattr("government", "count", 4242)
+    return kv
+
+
+@pytest.fixture(scope="module")
+def files(reference: KeyedVectors, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same vectors in every format gensim writes, plus fastText's .vec as shipped."""
+    folder = tmp_path_factory.mktemp("written-by-gensim")
+    reference.save_word2vec_format(str(folder / "vectors.bin"), binary=True)
+    reference.save_word2vec_format(str(folder / "vectors.txt"), binary=False)
+    reference.save_word2vec_format(str(folder / "glove.txt"), binary=False, write_header=False)
+    reference.save(str(folder / "inline.kv"))
+    reference.save(str(folder / "beside.kv"), sep_limit=0)
+    shutil.copy(datapath("lee_fasttext.vec"), folder / "fasttext.vec")
+    with (folder / "vectors.txt").open("rb") as source, gzip.open(folder / "vectors.txt.gz", "wb") as target:
+        shutil.copyfileobj(source, target)
+    return {path.name: path for path in folder.iterdir() if not path.name.endswith(".npy")}
+
+
+def _order(reference: KeyedVectors, name: str) -> list[str]:
+    """gensim writes word2vec files most frequent first: its (made-up) counts, then the one we set."""
+    if name.endswith(".kv") or name == "fasttext.vec":
+        return list(reference.index_to_key)
+    counts = np.asarray([reference.get_vecattr(w, "count") for w in reference.index_to_key])
+    return [reference.index_to_key[i] for i in np.argsort(-counts, kind="stable")]
+
+
+EXPECTED_FORMAT = {
+    "vectors.bin": "word2vec-binary",
+    "vectors.txt": "word2vec-text",
+    "glove.txt": "glove",
+    "inline.kv": "kv",
+    "beside.kv": "kv",
+    "fasttext.vec": "word2vec-text",
+    "vectors.txt.gz": "word2vec-text",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FORMAT))
+def test_every_format_gensim_writes_imports_exactly(
+    reference: KeyedVectors, files: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    report = import_vectors(files[name], tmp_path / "run", show_progress=False)
+    assert report.format == EXPECTED_FORMAT[name] == sniff_format(files[name])
+    vectors, config = load_run(tmp_path / "run")
+    words = _order(reference, name)
+    assert vectors.words == words and config["format"] == report.format
+    np.testing.assert_array_equal(np.asarray(vectors.vectors), reference[words])
+    assert isinstance(vectors.vectors, np.memmap) and vectors.vectors.dtype == np.float32
+    if name.endswith(".kv"):  # gensim's own counts come along
+        counts = Vocabulary.load(tmp_path / "run" / "counts.tsv")
+        assert counts.counts[counts.index["government"]] == 4242
+
+
+@pytest.mark.parametrize("name", ["vectors.bin", "glove.txt", "beside.kv"])
+def test_limit_keeps_the_first_words(
+    reference: KeyedVectors, files: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    import_vectors(files[name], tmp_path / "run", limit=100, show_progress=False)
+    vectors = Vectors.load(tmp_path / "run")
+    assert vectors.words == _order(reference, name)[:100]
+    np.testing.assert_array_equal(np.asarray(vectors.vectors), reference[vectors.words])
+
+
+def test_cli_import_then_index_then_serve(
+    reference: KeyedVectors, files: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="nlp182.progress"):
+        assert main(["import", str(files["vectors.bin"]), "--out", str(run), "--limit", "1500"]) == 0
+    assert any("reading vectors.bin" in r.getMessage() and "1.50k" in r.getMessage() for r in caplog.records)
+    assert main(["index", str(run)]) == 0
+    assert (run / "index.faiss").is_file()
+
+    from server.app import create_app
+
+    client = create_app(run).test_client()
+    answer = client.get("/v1/neighbors?word=government&k=5").get_json()["neighbors"]
+    expected = reference.most_similar("government", topn=5, restrict_vocab=1500)
+    assert [n["word"] for n in answer] == [w for w, _ in expected]
+    np.testing.assert_allclose([n["score"] for n in answer], [s for _, s in expected], atol=1e-5)
+
+
+def test_repeated_words_keep_the_first_vector(tmp_path: Path) -> None:
+    (tmp_path / "dup.txt").write_text("3 2\na 1 0\nb 0 1\na 5 5\n")
+    import_vectors(tmp_path / "dup.txt", tmp_path / "run", show_progress=False)
+    vectors = Vectors.load(tmp_path / "run")
+    assert vectors.words == ["a", "b"] and vectors.vectors.shape == (2, 2)
+    np.testing.assert_array_equal(vectors["a"], [1, 0])
+
+
+class _Payload:
+    """A pickle that would run ``Path.touch`` when unpickled by a trusting reader."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (self.target,))
+
+
+def test_a_kv_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "pwned"
+    (tmp_path / "evil.kv").write_bytes(pickle.dumps({"vectors": _Payload(target)}, protocol=4))
+    with pytest.raises(FileFormatError, match="refusing to load pathlib"):
+        Vectors.load_gensim(tmp_path / "evil.kv")
+    assert main(["import", str(tmp_path / "evil.kv"), "--out", str(tmp_path / "run")]) == 2
+    assert "refusing" in capsys.readouterr().err
+    assert not target.exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"2 3\na 1 2 3\n", "ends after 1"),
+        (b"2 3\na 1 2 3\nb 1 x 3\n", "line 3 has a non-numeric value"),
+        (b"1 2\nna\xefve 1 2\n", "not valid utf-8.*unicode-errors"),
+        (b"", "empty|first line"),
+    ],
+)
+def test_damaged_files_are_one_line_errors_and_leave_nothing(
+    tmp_path: Path, capsys, content: bytes, message: str
+) -> None:
+    (tmp_path / "bad.txt").write_bytes(content)
+    assert main(["import", str(tmp_path / "bad.txt"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("nlp182: error:")
+    assert re.search(message, err), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_unicode_errors_flag_replaces_broken_words(tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_bytes(b"1 2\nna\xefve 1 2\n")
+    assert (
+        main(
+            [
+                "import",
+                str(tmp_path / "bad.txt"),
+                "--out",
+                str(tmp_path / "run"),
+                "--unicode-errors",
+                "replace",
+            ]
+        )
+        == 0
+    )
+    assert Vectors.load(tmp_path / "run").words == ["na\ufffdve"]

@@ -1,0 +1,178 @@
+"""The query core against float64 brute force; read-only rows; evaluation in bounded memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp182.embeddings import evaluate, query
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import MissingExtraError
+
+
+@pytest.fixture
+def store() -> tuple[np.ndarray, query.Rows]:
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(3000, 24)).astype(np.float32) * rng.uniform(0.1, 5.0, size=(3000, 1)).astype(
+        np.float32
+    )
+    matrix[7] = 0.0  # a zero vector scores 0
+    return matrix, query.Rows(matrix, np.linalg.norm(matrix, axis=1))
+
+
+def _unit64(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def _top(scores: np.ndarray, k: int, exclude: set[int], start: int, stop: int) -> list[int]:
+    order = [i for i in np.argsort(-scores, kind="stable").tolist() if start <= i < stop and i not in exclude]
+    return order[:k]
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, None), (0, 500), (100, 2000)])
+def test_search_equals_float64_brute_force_across_many_blocks(store, monkeypatch, start, stop) -> None:
+    matrix, rows = store
+    monkeypatch.setattr(query, "SCORE_BUDGET", 1024)  # 256-row blocks: the running top-k merges ~12 times
+    rng = np.random.default_rng(0)
+    queries = query.as_queries(rng.normal(size=(6, 24)), 24)
+    exclude = [{int(i) for i in rng.integers(0, 3000, size=3)} for _ in range(6)]
+    found = query.search(rows, queries, 9, exclude, start, stop)
+    reference = queries.astype(np.float64) @ _unit64(matrix).T
+    for q, (ids, scores) in enumerate(found):
+        expected = _top(reference[q], 9, exclude[q], start, stop or 3000)
+        assert ids.tolist() == expected
+        np.testing.assert_allclose(scores, reference[q, expected], atol=1e-5)
+
+
+def test_cosmul_equals_float64_brute_force(store, monkeypatch) -> None:
+    matrix, rows = store
+    monkeypatch.setattr(query, "SCORE_BUDGET", 2048)
+    unit = _unit64(matrix)
+    questions = np.array([[10, 20, 30], [40, 50, 60], [1, 2, 3]])
+    positive = rows.unit(questions[:, 1:].ravel()).reshape(3, 2, 24)
+    negative = rows.unit(questions[:, 0])[:, None, :]
+    found = query.search_cosmul(rows, positive, negative, 5, [set(q) for q in questions.tolist()])
+    for (a, b, c), (ids, scores) in zip(questions, found, strict=True):
+        shifted = [(1 + unit @ unit[i]) / 2 for i in (a, b, c)]
+        reference = shifted[1] * shifted[2] / (shifted[0] + 1e-6)
+        expected = _top(reference, 5, {a, b, c}, 0, 3000)
+        assert ids.tolist() == expected
+        np.testing.assert_allclose(scores, reference[expected], rtol=1e-5)
+
+
+def test_indexer_answers_are_filtered_to_range_and_exclusions(store) -> None:
+    _, rows = store
+
+    class Canned:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            self.calls.append(k)
+            ids = np.array([[5, 9, -1, 2, 700, 3]])
+            return np.linspace(0.9, 0.4, 6, dtype=np.float32)[None, :], ids
+
+    indexer = Canned()
+    ids, scores = query.search(rows, np.ones((1, 24), dtype=np.float32), 3, [{9}], 0, 600, indexer)[0]
+    assert ids.tolist() == [5, 2, 3] and indexer.calls == [4]  # k + one excluded word asked for
+    np.testing.assert_allclose(scores, [0.9, 0.6, 0.4])
+
+
+def test_batched_analogies_equal_one_query_at_a_time(store) -> None:
+    matrix, _ = store
+    vectors = Vectors([f"w{i}" for i in range(len(matrix))], matrix)
+    questions = np.array([[11, 12, 13], [100, 200, 300], [5, 6, 8]])
+    for method, single in (("3cosadd", vectors.most_similar), ("3cosmul", vectors.most_similar_cosmul)):
+        batched = evaluate.answer_analogies(vectors, questions, method, restrict_vocab=len(vectors))
+        for (a, b, c), ids in zip(questions, batched, strict=True):
+            one = single(positive=[f"w{b}", f"w{c}"], negative=[f"w{a}"], topn=5)
+            assert [f"w{i}" for i in ids.tolist()] == [w for w, _ in one]
+
+
+def test_rows_handed_out_are_read_only_and_edits_never_touch_the_file(store, tmp_path: Path) -> None:
+    matrix, _ = store
+    Vectors([f"w{i}" for i in range(len(matrix))], matrix).save(tmp_path)
+    before = (tmp_path / "vectors.npy").read_bytes()
+    mapped = Vectors.load(tmp_path)
+    for row in (mapped["w3"], mapped.get_vector("w3", norm=True), mapped[3], Vectors(["a"], matrix[:1])["a"]):
+        assert not row.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            row[0] = 1.0
+    mapped["w3"] = np.full(24, 2.0)  # an edit copies the map into memory first
+    mapped.add_vectors(["new"], np.ones((1, 24)))
+    assert np.all(mapped["w3"] == 2.0) and mapped.most_similar("new", topn=1)
+    assert (tmp_path / "vectors.npy").read_bytes() == before
+
+
+def test_evaluation_peak_memory_stays_bounded(tmp_path: Path) -> None:
+    """30k x 32 memory-mapped vectors, 600 analogies: one batch's score matrix alone would be 61 MB."""
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(30_000)]
+    Vectors(words, rng.normal(size=(30_000, 32)).astype(np.float32)).save(tmp_path / "run")
+    picks = rng.integers(0, 30_000, size=(600, 4))
+    lines = [": section"] + [" ".join(words[i] for i in row) for row in picks]
+    (tmp_path / "questions.txt").write_text("\n".join(lines) + "\n")
+    vectors = Vectors.load(tmp_path / "run")
+    tracemalloc.start()
+    try:
+        for method in evaluate.ANALOGY_METHODS:
+            score = evaluate.evaluate_analogies(vectors, tmp_path / "questions.txt", method=method)
+            assert score.total == 600
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    print(f"peak {peak / 2**20:.1f} MiB")
+    assert peak < 32 * 2**20, f"evaluation peaked at {peak / 2**20:.0f} MiB of numpy/Python allocations"
+
+
+def test_query_core_and_service_path_do_not_import_torch() -> None:
+    code = (
+        "import sys, nlp182.embeddings.query, nlp182.embeddings.vectors, nlp182.embeddings.evaluate, "
+        "server.queries; bad = [m for m in ('torch', 'pyarrow') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_wmdistance_without_pot_names_the_extra(monkeypatch) -> None:
+    vectors = Vectors(["a", "b", "c"], np.eye(3, dtype=np.float32))
+    monkeypatch.setitem(sys.modules, "ot", None)  # as if POT were not installed
+    with pytest.raises(MissingExtraError, match=r"nlp182\[wmd\]") as info:
+        vectors.wmdistance(["a"], ["b"])
+    assert isinstance(info.value, ImportError)
+
+
+def test_wmdistance_with_pot_is_the_hand_computed_transport() -> None:
+    pytest.importorskip("ot")
+    vectors = Vectors(["a", "b", "c"], np.array([[1, 0], [0, 1], [-1, 0]], dtype=np.float32))
+    # all of "a" moves to "b" (distance sqrt 2) and to "c" (distance 2), half each
+    assert vectors.wmdistance(["a"], ["b", "c"]) == pytest.approx((np.sqrt(2) + 2) / 2)
+    assert vectors.wmdistance(["a", "zzz"], ["a"]) == 0.0
+    assert vectors.wmdistance(["zzz"], ["a"]) == float("inf")
+
+
+def test_the_service_faiss_index_is_an_indexer_for_most_similar(store) -> None:
+    from server.config import IndexConfig
+    from server.index import SimilarityIndex
+
+    matrix, _ = store
+    vectors = Vectors([f"w{i}" for i in range(len(matrix))], matrix)
+    for kind in ("flat", "hnsw"):
+        index = SimilarityIndex.build(vectors, IndexConfig(kind=kind))
+        for word in ("w5", "w900", "w2999"):
+            exact = vectors.most_similar(word, topn=8)
+            found = vectors.most_similar(word, topn=8, indexer=index)
+            assert word not in [w for w, _ in found] and len(found) == 8
+            if kind == "flat":
+                assert [w for w, _ in found] == [w for w, _ in exact]
+                np.testing.assert_allclose([s for _, s in found], [s for _, s in exact], atol=1e-5)
+            else:  # approximate: most of the exact top 8, with exact scores for what it finds
+                assert len({w for w, _ in found} & {w for w, _ in exact}) >= 6
+                for w, s in found:
+                    assert s == pytest.approx(vectors.similarity(word, w), abs=1e-5)

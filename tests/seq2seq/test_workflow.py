@@ -1,0 +1,176 @@
+"""The workflow around a seq2seq run: separate files, best epoch kept, resume, translate files, tokenizer,
+unknown tokens, permissions, and the Transformer option through the same CLI."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import random
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nlp182.commands import seq2seq as command
+from nlp182.errors import Nlp182Error
+from nlp182.seq2seq import Translator
+from nlp182.seq2seq.tokenize import display_token
+from nlp182.seq2seq.train import load_pairs
+from nlp182.train import Trainer
+
+LETTERS = "abcdef"
+
+
+def _write(path: Path, words: list[str]) -> str:
+    """A toy grapheme-to-phoneme TSV: a word's letters, reversed and spaced, are its 'phonemes'."""
+    path.write_text("".join(f"{w}\t{' '.join(reversed(w))}\n" for w in words), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    rng = random.Random(0)
+    words = sorted({"".join(rng.choices(LETTERS, k=rng.randint(3, 5))) for _ in range(2000)})[:400]
+    rng.shuffle(words)
+    folder = tmp_path_factory.mktemp("toy")
+    return {
+        "data": _write(folder / "train.tsv", words[:-40]),
+        "valid": _write(folder / "valid.tsv", words[-40:-20]),
+        "test": _write(folder / "test.tsv", words[-20:]),
+    }
+
+
+def _flags(files: dict[str, str], *extra: str) -> list[str]:
+    flags = ["--data", files["data"], "--valid-data", files["valid"], "--test-data", files["test"]]
+    flags += ["--source-tokenizer", "char", "--metrics", "wer,per", "--lowercase", "--no-input-feeding"]
+    flags += ["--hidden-size", "32", "--embed-dim", "16", "--batch-size", "32", "--lr", "0.01"]
+    return [*flags, "--epochs", "3", "--no-progress", "--threads", "1", "--num-heatmaps", "1", *extra]
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="nlp182")
+    command.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Nlp182Error as exc:
+        print(f"nlp182: error: {exc}")
+        return 2
+
+
+@pytest.fixture(scope="module")
+def run(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "toy"
+    previous = os.umask(0o022)
+    try:
+        assert _run(["train", "seq2seq", "--out", str(out), *_flags(files)]) == 0
+    finally:
+        os.umask(previous)
+    return out
+
+
+def test_separate_files_and_the_best_epoch_is_the_saved_model(run: Path) -> None:
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pairs"] == {"train": 360, "valid": 20, "test": 20}
+    history = metrics["history"]
+    best = min(range(len(history)), key=lambda i: history[i]["valid_wer"])
+    assert metrics["best_epoch"] == best + 1
+    # The saved weights are the best epoch's: they reproduce its validation WER exactly.
+    translator = Translator.load(run, device="cpu")
+    _, valid, _ = load_pairs(translator.config)
+    outputs = [t.text for t in translator.translate([s for s, _ in valid], beam_width=1, need_weights=False)]
+    wrong = sum(o != t for o, (_, t) in zip(outputs, valid, strict=True)) / len(valid)
+    assert wrong == pytest.approx(history[best]["valid_wer"])
+    assert {"wer", "per", "greedy"} <= set(metrics["test"]) and "bleu" not in metrics["test"]
+    assert metrics["train_target_tokens_per_s"] > 0
+
+
+def test_run_files_are_readable_by_group_and_others(run: Path) -> None:
+    paths = [run, *run.rglob("*")]
+    assert any(p.name == "model.safetensors" for p in paths)
+    for path in paths:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_translate_a_file_and_stdin_line_by_line(run: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    text = tmp_path / "words.txt"
+    text.write_text("abc\n\nFED\nba\n", encoding="utf-8")
+    translator = Translator.load(run, device="cpu")
+    expected = [t.text for t in translator.translate(["abc", "fed", "ba"], beam_width=2)]
+    assert _run(["translate", str(run), "--input", str(text), "--beam", "2", "--batch-size", "2"]) == 0
+    assert capsys.readouterr().out.split("\n")[:4] == [expected[0], "", expected[1], expected[2]]
+    monkeypatch.setattr("sys.stdin", io.StringIO("abc\nba\n"))
+    assert _run(["translate", str(run), "--input", "-", "--beam", "2"]) == 0
+    assert capsys.readouterr().out.split("\n")[:2] == [expected[0], expected[2]]
+    assert _run(["translate", str(run), "abc", "--input", str(text)]) == 2
+    assert _run(["translate", str(run), "--input", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_tokenizer_is_saved_and_applied_as_in_training_with_unknown_tokens_named(run: Path, caplog) -> None:
+    translator = Translator.load(run, device="cpu")
+    again = Translator.load(run, device="cpu")
+    assert translator.source_tokenizer.to_str() == again.source_tokenizer.to_str()
+    # No pre-spacing, no lower-casing by hand: "ABC" is split into letters and lower-cased as in training.
+    assert translator.translate(["ABC"])[0].text == translator.translate(["abc"])[0].text
+    assert translator.translate(["ABC"])[0].source_tokens == ["a", "b", "c"]
+    with caplog.at_level(logging.WARNING):
+        translator.translate(["abz", "qa"])
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "'z'" in warning and "'q'" in warning and "'a'" not in warning
+
+
+def test_heatmap_labels_drop_the_word_boundary_marker() -> None:
+    assert display_token("▁HH") == "HH" and display_token("▁") == "␣" and display_token("a") == "a"
+
+
+def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
+    files: dict[str, str], run: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    out = tmp_path / "interrupted"
+    log_epoch = Trainer._log_epoch
+
+    def interrupt_in_epoch_2(self: Trainer, record: dict) -> None:
+        log_epoch(self, record)
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_log_epoch", interrupt_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        _run(["train", "seq2seq", "--out", str(out), *_flags(files)])
+    assert "--resume" in capsys.readouterr().err
+    staged = Path(f"{out}.incomplete")
+    assert len(list((staged / "train" / "checkpoints").glob("step-*.safetensors"))) == 1  # epoch 1's
+    assert not out.exists()
+    monkeypatch.setattr(Trainer, "_log_epoch", log_epoch)
+    assert _run(["train", "seq2seq", "--out", str(out), *_flags(files)]) == 2  # a fresh start is refused
+    assert _run(["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert not staged.exists()
+    resumed, straight = load_file(out / "model.safetensors"), load_file(run / "model.safetensors")
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+    assert _run(["train", "seq2seq", "--out", str(tmp_path / "none"), "--resume"]) == 2
+
+
+def test_no_test_set_means_no_test_scores_and_no_nan(files: dict[str, str], tmp_path: Path, caplog) -> None:
+    flags = [f for f in _flags(files, "--epochs", "1") if f not in ("--test-data", files["test"])]
+    with caplog.at_level(logging.INFO):
+        assert _run(["train", "seq2seq", "--out", str(tmp_path / "r"), *flags, "--test-fraction", "0"]) == 0
+    assert "nan" not in caplog.text.lower()
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["test"] == {}
+
+
+def test_transformer_trains_and_translates_through_the_same_cli(files: dict[str, str], tmp_path) -> None:
+    out = tmp_path / "transformer"
+    flags = _flags(files, "--architecture", "transformer", "--num-layers", "1", "--num-heads", "2")
+    flags += ["--ffn-size", "64", "--lr-schedule", "warmup-invsqrt", "--warmup-steps", "5", "--lr", "0.003"]
+    assert _run(["train", "seq2seq", "--out", str(out), *flags]) == 0
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert history[-1]["valid_loss"] < history[0]["valid_loss"]
+    translation = Translator.load(out, device="cpu").translate(["abc"], beam_width=3)[0]
+    assert translation.weights.shape == (len(translation.target_tokens), 3)

@@ -1,0 +1,120 @@
+"""The Trainer's workflow features: the best epoch kept, a time budget, throughput timed over training
+steps only, Ctrl-C naming the last checkpoint, and a resume at an epoch boundary that shuffles as before."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from nlp182.train import Trainer, TrainerConfig
+
+
+def _data(n: int = 64) -> TensorDataset:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    return TensorDataset(x, x @ torch.arange(1.0, 6.0, dtype=torch.float64))
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Linear(5, 1).double()
+
+
+def mse(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch
+    return ((model(x).squeeze(-1) - y) ** 2).mean()
+
+
+def _config(**kw: object) -> TrainerConfig:
+    return TrainerConfig(**{"epochs": 3, "device": "cpu", "progress": False, **kw})  # type: ignore[arg-type]
+
+
+def _fit(epochs: int, keep_best: bool, **kw: object) -> tuple[nn.Module, Trainer]:
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.02)
+    # Epochs 1-2 learn; epoch 3 runs at 100x the rate and blows the fit up, so epoch 2 is the best.
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 100.0 if epoch >= 2 else 1.0)
+    trainer = Trainer(model, opt, mse, _config(epochs=epochs, keep_best=keep_best, **kw), scheduler=sched)
+    trainer.fit(DataLoader(_data(), batch_size=16), DataLoader(_data(), batch_size=64))
+    return model, trainer
+
+
+def test_keep_best_restores_the_best_epoch_weights(tmp_path) -> None:
+    two, _ = _fit(2, keep_best=False)
+    last, plain = _fit(3, keep_best=False)
+    best, trainer = _fit(3, keep_best=True, out_dir=str(tmp_path))
+    losses = [r["valid_loss"] for r in trainer.history]
+    assert losses[2] > losses[1] and trainer.best_epoch == 2
+    assert all(torch.equal(p, q) for p, q in zip(best.parameters(), two.parameters(), strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(last.parameters(), two.parameters(), strict=True))
+    assert plain.best_epoch is None and (tmp_path / "best.safetensors").is_file()
+
+
+def test_time_budget_stops_mid_epoch_and_records_a_partial_epoch() -> None:
+    model = _model()
+    slow_calls = []
+
+    def slow_mse(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        slow_calls.append(1)
+        time.sleep(0.05)
+        return mse(m, batch)
+
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), slow_mse,
+                      _config(epochs=5, time_budget_s=0.12))
+    history = trainer.fit(DataLoader(_data(), batch_size=8))  # 8 steps an epoch
+    assert len(history) == 1 and history[0]["partial"] and 2 <= history[0]["step"] < 8
+    assert trainer.train_time_s >= 0.12
+
+
+def test_throughput_counts_training_steps_only() -> None:
+    model = _model()
+
+    def slow_eval(m: nn.Module, loader: DataLoader) -> dict[str, float]:
+        time.sleep(0.5)
+        return {"valid_loss": 1.0}
+
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), mse, _config(epochs=2),
+                      eval_fn=slow_eval, units_fn=lambda batch: 3 * len(batch[0]))
+    start = time.perf_counter()
+    history = trainer.fit(DataLoader(_data(), batch_size=16), [None])
+    wall = time.perf_counter() - start
+    assert wall > 1.0 and trainer.train_time_s < 0.5  # the 2 x 0.5 s of validation is not training time
+    for record in history:
+        assert record["tokens_per_s"] == pytest.approx(3 * 64 / record["time_s"])
+        assert record["samples_per_s"] == pytest.approx(64 / record["time_s"])
+
+
+def test_ctrl_c_names_the_last_complete_checkpoint(tmp_path, caplog) -> None:
+    model = _model()
+
+    def interrupt_in_epoch_2(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        if trainer.epoch == 1 and trainer.batch_in_epoch == 2:
+            raise KeyboardInterrupt
+        return mse(m, batch)
+
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), interrupt_in_epoch_2,
+                      _config(out_dir=str(tmp_path)))
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        trainer.fit(DataLoader(_data(), batch_size=16))
+    assert "step-000000004.safetensors" in caplog.text  # epoch 1's checkpoint (4 steps)
+    assert trainer.last_checkpoint().name == "step-000000004.safetensors"
+
+
+def test_resume_at_an_epoch_boundary_replays_the_same_shuffle(tmp_path) -> None:
+    def loader() -> DataLoader:
+        return DataLoader(_data(), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(7))
+
+    straight = _model()
+    Trainer(straight, torch.optim.SGD(straight.parameters(), lr=0.02), mse, _config()).fit(loader())
+    first = _model()
+    Trainer(first, torch.optim.SGD(first.parameters(), lr=0.02), mse, _config(epochs=1, out_dir=str(tmp_path))
+            ).fit(loader())
+    resumed = _model()
+    Trainer(resumed, torch.optim.SGD(resumed.parameters(), lr=0.02), mse,
+            _config(out_dir=str(tmp_path), resume="auto")).fit(loader())
+    assert all(torch.equal(p, q) for p, q in zip(resumed.parameters(), straight.parameters(), strict=True))

@@ -16,10 +16,37 @@ from nlp182.commands.flags import add_config_flags, config_from_args, train_grou
 CHOICES = {"attention": CAPTION_ATTENTION, "encoder": ENCODERS}
 HELP = {
     "data": "digits or shapes (built-in, with boxes), a Karpathy-split JSON, or a TSV of image<TAB>caption",
-    "images": "folder the JSON / TSV image paths are relative to (default: the file's folder)",
-    "freeze_encoder": "freeze the encoder's layers up to this top-level name ('all': the whole encoder)",
-    "regularizer": "weight of the doubly stochastic penalty, summed over locations",
-    "num_threads": "torch CPU threads (1-2 on a shared machine)",
+    "images": "folder the JSON / TSV image paths are relative to (unset: the file's own folder)",
+    "image_size": "every image is resized to this many pixels square, in training and captioning alike",
+    "train_images": "built-in sets: training images to generate",
+    "valid_images": "built-in sets: validation images (greedy BLEU-4 picks the best epoch)",
+    "test_images": "built-in sets: held-out test images",
+    "max_objects": "built-in sets: most objects per image (unset: 5 digits, 3 shapes)",
+    "valid_fraction": "TSV, or a JSON without a val split: share of images held out for validation",
+    "test_fraction": "TSV: share of images held out for the final scores",
+    "min_count": "fewest occurrences for a caption word to get its own entry (rarer words become <unk>)",
+    "max_caption_len": "training captions longer than this many words are skipped",
+    "encoder": "vision model whose feature map is attended over",
+    "encoder_width": "width multiplier of the encoder (smallcnn: 32 x this channels)",
+    "freeze_encoder": "freeze the encoder's layers up to this top-level name, or all (unset: train it all)",
+    "grid": "the feature map is max pooled to grid x grid attention locations",
+    "feature_dim": "size of each location's annotation vector",
+    "positions": "add a learned embedding of each location to its annotation vector",
+    "embed_dim": "size of the word embeddings",
+    "hidden_size": "size of the LSTM state",
+    "attention": "how the decoder scores the locations (hard: one sampled location, REINFORCE)",
+    "num_heads": "heads of multi-head attention",
+    "regularizer": "weight of the doubly stochastic penalty, summed over locations (0 turns it off)",
+    "entropy_weight": "hard attention: weight of the entropy bonus",
+    "baseline_momentum": "hard attention: momentum of the moving-average reward baseline",
+    "clip_grad_norm": "gradients are scaled down to at most this norm before each step (unset: no clipping)",
+    "early_stopping_patience": "stop after this many epochs without a better validation BLEU-4 "
+    "(unset: train every epoch)",
+    "beam_width": "beam width of the test scores and overlays (1: greedy)",
+    "length_penalty": "beam search ranks by log-probability / length ** this",
+    "max_len": "most words per generated caption",
+    "num_overlays": "attention overlays of test images saved in the run folder",
+    "num_threads": "PyTorch CPU threads (unset: PyTorch's choice; 1-2 on a shared machine)",
 }
 
 
@@ -77,7 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     caption.add_argument("--beam", type=int, default=None, help="beam width (1 = greedy; default: run's)")
     caption.add_argument("--max-len", type=int, default=None, help="most words per caption (default: run's)")
     caption.add_argument(
-        "--overlay", default=None, help="save the per-word attention overlay PNG here (-i per image)"
+        "--overlay",
+        default=None,
+        help="save the per-word attention overlay PNG here; with several images, NAME-0.png, NAME-1.png, ...",
     )
     caption.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     caption.set_defaults(func=_run_caption)

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "nlp182.commands.seq2seq",  # after embeddings: joins the `train` group it creates
     "nlp182.commands.optim",
     "nlp182.commands.vision",  # joins the `train` group: train digits, train shapes
+    "nlp182.commands.captioning",  # joins the `train` group: train caption; and `caption`
 )
 # Loggers of this project: INFO by default; every other library only says WARNING and above.
 OWN_LOGGERS = ("nlp182", "server", "corpora", "bench")

@@ -43,6 +43,19 @@ def load_digits_split(
     )
 
 
+def shape_mask(kind: int, cy: int, cx: int, r: int, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """Pixels of shape ``kind`` (1 square, 2 disc, 3 triangle) of radius ``r`` centred at ``(cy, cx)``.
+
+    ``yy, xx`` are the ``np.mgrid`` row and column grids of the image; returns a bool mask of
+    their shape. The square's half-side is ``0.8 r``; the triangle is upright, apex at the top.
+    """
+    if kind == 1:
+        return (np.abs(yy - cy) <= r * 0.8) & (np.abs(xx - cx) <= r * 0.8)
+    if kind == 2:
+        return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    return (yy >= cy - r) & (yy <= cy + r) & (np.abs(xx - cx) <= (yy - (cy - r)) / 2.0)
+
+
 def make_shapes_segmentation(
     n: int, size: int = 32, shapes_per_image: int = 2, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,12 +75,7 @@ def make_shapes_segmentation(
             kind = int(rng.integers(1, 4))
             r = int(rng.integers(size // 8 + 2, size // 4 + 2))
             cy, cx = (int(v) for v in rng.integers(r, size - r, size=2))
-            if kind == 1:
-                mask = (np.abs(yy - cy) <= r * 0.8) & (np.abs(xx - cx) <= r * 0.8)
-            elif kind == 2:
-                mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-            else:  # upright triangle: apex at the top, base at the bottom
-                mask = (yy >= cy - r) & (yy <= cy + r) & (np.abs(xx - cx) <= (yy - (cy - r)) / 2.0)
+            mask = shape_mask(kind, cy, cx, r, yy, xx)
             colour = rng.uniform(0.4, 1.0, size=3).astype(np.float32)
             images[i][:, mask] = colour[:, None]
             labels[i][mask] = kind

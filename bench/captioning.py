@@ -1,0 +1,190 @@
+"""Show, Attend and Tell on the built-in sets: accuracy, BLEU / CIDEr-D, attention correctness, ablations.
+
+``python -m bench.captioning`` trains, each on the CPU with ``--threads`` threads:
+
+- ``digits`` (soft additive attention, doubly stochastic regulariser): held-out exact caption
+  accuracy (goal >= 0.95) and attention correctness on the digit words (goal >= 0.6), beside
+  the uniform-attention baseline (the boxes' share of the image);
+- ``shapes``: exact match with any reference, BLEU-1..4 (0-100) and CIDEr-D on held-out scenes,
+  attention correctness on the shape nouns;
+- ablations on ``shapes`` at a smaller budget (600 scenes, 2 epochs, 200 test scenes): with and
+  without the regulariser, and hard attention (REINFORCE) instead of soft;
+- every run scored with greedy and beam-5 decoding.
+
+The reference column is the goal (or the uniform baseline), the ratio is measured / reference.
+Training time is reported as process CPU seconds (what the run itself used; the machine's 2
+cores are shared, so wall time depends on the neighbours) and as wall seconds. Writes
+``bench/results/captioning-<device>.json`` and three overlay figures per set; ``--quick`` runs
+tiny sizes (a smoke test for CI) and writes ``captioning-quick-<device>.json`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nlp182.captioning import CaptionConfig, CaptionModelConfig, train_captioner
+from nlp182.device import select_device
+from nlp182.io import atomic_write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GOAL_DIGITS_EXACT = 0.95
+GOAL_CORRECTNESS = 0.6
+
+
+def run_configs(quick: bool, device: str) -> dict[str, CaptionConfig]:
+    """The bench's training runs (``quick``: tiny sizes that only prove the pipeline runs)."""
+    common = {"device": device, "progress": False, "num_threads": None}
+    if quick:
+        tiny = CaptionModelConfig(
+            encoder="smallcnn", encoder_width=0.25, grid=4, feature_dim=16, embed_dim=8, hidden_size=16
+        )
+        sizes = {"train_images": 64, "valid_images": 16, "test_images": 16, "epochs": 1, "image_size": 48}
+        digits = CaptionConfig(data="digits", model=tiny, **sizes, **common)
+        shapes = CaptionConfig(data="shapes", model=tiny, **sizes, **common)
+    else:
+        model = CaptionModelConfig(encoder="smallcnn", encoder_width=0.5, grid=12)
+        sizes = {
+            "image_size": 48,
+            "valid_images": 200,
+            "test_images": 500,
+            "batch_size": 32,
+            "regularizer": 0.01,
+        }
+        digits = CaptionConfig(data="digits", train_images=6000, epochs=8, model=model, **sizes, **common)
+        shapes = CaptionConfig(data="shapes", train_images=2000, epochs=4, model=model, **sizes, **common)
+    ablation = {"train_images": 600, "epochs": 2, "test_images": 200} if not quick else {}
+    return {
+        "digits": digits,
+        "shapes": shapes,
+        "shapes_regularizer_same_budget": dataclasses.replace(shapes, **ablation),
+        "shapes_no_regularizer": dataclasses.replace(shapes, regularizer=0.0, **ablation),
+        "shapes_hard": dataclasses.replace(
+            shapes, model=dataclasses.replace(shapes.model, attention="hard"), **ablation
+        ),
+    }
+
+
+def train_one(name: str, config: CaptionConfig, keep_overlays: bool) -> dict[str, Any]:
+    """Train ``config`` in a temporary folder; return its metrics with CPU and wall seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / name
+        cpu, wall = time.process_time(), time.perf_counter()
+        metrics = train_captioner(config, run)
+        metrics["cpu_s"], metrics["wall_s"] = time.process_time() - cpu, time.perf_counter() - wall
+        if keep_overlays:
+            for png in sorted((run / "overlays").glob("*.png")):
+                shutil.copyfile(png, RESULTS / f"captioning-{name}-overlay-{png.stem.split('-')[-1]}.png")
+            shutil.copyfile(run / "valid_bleu.png", RESULTS / f"captioning-{name}-valid-bleu.png")
+    return metrics
+
+
+def _rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None, float | None]]:
+    rows: list[tuple[str, float | None, float | None]] = []
+    for name, metrics in results.items():
+        for decoding, scores in metrics["test"].items():
+            label = f"{name} {decoding}"
+            if name.startswith("digits"):
+                rows.append((f"{label} exact accuracy", GOAL_DIGITS_EXACT, scores["exact_match"]))
+            else:
+                rows.append((f"{label} exact accuracy (any reference)", None, scores["exact_match"]))
+                rows.append((f"{label} BLEU-4 (0-100)", None, scores["bleu4"]))
+                rows.append((f"{label} CIDEr-D", None, scores["cider_d"]))
+            rows.append(
+                (f"{label} attention correctness vs goal", GOAL_CORRECTNESS, scores["attention_correctness"])
+            )
+            rows.append(
+                (
+                    f"{label} attention correctness vs uniform",
+                    scores["uniform_baseline"],
+                    scores["attention_correctness"],
+                )
+            )
+    return rows
+
+
+def _print_table(rows: list[tuple[str, float | None, float | None]]) -> None:
+    print(f"{'ratio':>7}  {'metric':<66} {'reference':>9} {'nlp182':>9}")
+    for name, reference, value in rows:
+        ratio = f"{value / reference:7.3f}" if reference and value is not None else f"{'-':>7}"
+        ref = f"{reference:9.4f}" if reference is not None else f"{'-':>9}"
+        measured = f"{value:9.4f}" if value is not None else f"{'-':>9}"
+        print(f"{ratio}  {name:<66} {ref} {measured}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline, not the goals")
+    parser.add_argument("--device", default="cpu", help="cpu (the goals are for a CPU), cuda, mps or auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="train only these runs (e.g. in two processes); the table then merges every run's saved JSON",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    device = select_device(args.device)
+    configs = run_configs(args.quick, str(device))
+    stem = "captioning-quick" if args.quick else "captioning"
+    RESULTS.mkdir(exist_ok=True)
+    for name in configs if args.only is None else args.only:
+        logging.info("training %s", name)
+        load = [round(x, 2) for x in os.getloadavg()]
+        metrics = train_one(
+            name, configs[name], keep_overlays=not args.quick and name in ("digits", "shapes")
+        )
+        metrics.update(
+            config=configs[name].to_dict(),
+            loadavg_before=load,
+            loadavg_after=[round(x, 2) for x in os.getloadavg()],
+            threads=torch.get_num_threads(),
+        )
+        atomic_write_json(RESULTS / f"{stem}-run-{name}-{device.type}.json", metrics)
+    results = {}
+    for name in configs:
+        path = RESULTS / f"{stem}-run-{name}-{device.type}.json"
+        if path.is_file():
+            results[name] = json.loads(path.read_text())
+    rows = _rows(results)
+    print(f"captioning on {device} ({torch.get_num_threads()} thread(s) per run)")
+    _print_table(rows)
+    for name, metrics in results.items():
+        print(
+            f"{name}: {metrics['cpu_s']:.0f} CPU s, {metrics['wall_s']:.0f} wall s, best epoch "
+            f"{metrics['best_epoch']}/{len(metrics['history'])}, {metrics['training_pairs']} training pairs"
+        )
+    summary = {
+        "device": str(device),
+        "quick": args.quick,
+        "note": "BLEU on 0-100; CIDEr-D as the COCO evaluation (x10); attention correctness in [0, 1] with "
+        "the uniform baseline = box area share; time budget measured as process CPU seconds on a shared "
+        "2-core machine (wall seconds and load averages beside it); per-run details in "
+        f"{stem}-run-<name>-{device.type}.json",
+        "goals": {"digits_exact": GOAL_DIGITS_EXACT, "attention_correctness": GOAL_CORRECTNESS},
+        "rows": [{"metric": n, "reference": r, "nlp182": v} for n, r, v in rows],
+        "runs": {
+            name: {
+                k: m[k]
+                for k in ("cpu_s", "wall_s", "best_epoch", "training_pairs", "images", "loadavg_before")
+            }
+            for name, m in results.items()
+        },
+    }
+    atomic_write_json(RESULTS / f"{stem}-{device.type}.json", summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""A trained captioning model with its vocabulary: save / load a run folder, caption images.
+
+A run folder holds ``config.json`` (the :class:`CaptionConfig`), ``vocab.txt``,
+``model.safetensors`` and, after training, ``metrics.json``, ``loss.png``, ``valid_bleu.png``
+and ``overlays/``. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from nlp182.captioning.config import CaptionConfig
+from nlp182.captioning.data import load_image
+from nlp182.captioning.model import CaptionModel
+from nlp182.captioning.vocab import BOS_ID, EOS_ID, CaptionVocab
+from nlp182.decoding import beam_search, greedy_decode
+from nlp182.device import select_device
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.io import atomic_write_bytes, atomic_write_json, read_json
+
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class Caption:
+    """One generated caption: ``words``, attention ``weights`` ``(rows, L)`` (one row per word, plus
+    one for ``<eos>`` when ``complete``), and the summed ``log_prob``."""
+
+    words: list[str]
+    weights: np.ndarray | None
+    log_prob: float
+    complete: bool
+
+    @property
+    def text(self) -> str:
+        """The caption as one string."""
+        return " ".join(self.words)
+
+
+class Captioner:
+    """Caption images with a :class:`CaptionModel` and its :class:`CaptionVocab`."""
+
+    def __init__(self, model: CaptionModel, vocab: CaptionVocab, config: CaptionConfig) -> None:
+        self.model = model
+        self.vocab = vocab
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model's weights are on."""
+        return next(self.model.parameters()).device
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The attention grid ``(h, w)``."""
+        return self.config.model.grid, self.config.model.grid
+
+    def save(self, run_dir: str | os.PathLike[str]) -> None:
+        """Write config, vocabulary and weights into ``run_dir`` (each file atomically)."""
+        run = Path(run_dir)
+        atomic_write_json(run / "config.json", self.config.to_dict())
+        self.vocab.save(run / "vocab.txt")
+        state = {name: t.detach().cpu().contiguous() for name, t in self.model.state_dict().items()}
+        atomic_write_bytes(run / MODEL_FILE, save_safetensors(state))
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str], device: str = "auto") -> Captioner:
+        """Load a run folder written by :meth:`save` onto ``device``."""
+        run = Path(run_dir)
+        if not run.is_dir():
+            raise MissingFileError(f"{run} is not a folder; pass the --out folder of `nlp182 train caption`")
+        try:
+            config = CaptionConfig(**read_json(run / "config.json"))
+        except TypeError as exc:
+            raise FileFormatError(f"{run / 'config.json'} is not a captioning config: {exc}") from exc
+        vocab = CaptionVocab.load(run / "vocab.txt")
+        model = CaptionModel(len(vocab), config.model)
+        weights = run / MODEL_FILE
+        if not weights.is_file():
+            raise MissingFileError(f"{weights} does not exist; did training finish?")
+        try:
+            model.load_state_dict(load_safetensors(weights.read_bytes()))
+        except (SafetensorError, RuntimeError) as exc:
+            raise FileFormatError(f"{weights} does not hold this model's weights: {exc}") from exc
+        model.to(select_device(device)).eval()
+        return cls(model, vocab, config)
+
+    @torch.no_grad()
+    def caption(
+        self, images: torch.Tensor, beam_width: int | None = None, max_len: int | None = None
+    ) -> list[Caption]:
+        """Caption images ``(B, 3, S, S)`` in ``[0, 1]`` (greedy when ``beam_width`` is 1)."""
+        beam_width = self.config.beam_width if beam_width is None else beam_width
+        max_len = self.config.max_len if max_len is None else max_len
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            memory = self.model.memory(images.to(self.device))
+            ids = {"bos_id": BOS_ID, "eos_id": EOS_ID, "max_len": max_len}
+            if beam_width == 1:
+                hyps = greedy_decode(self.model.decoder, memory, **ids)
+            else:
+                hyps = beam_search(
+                    self.model.decoder,
+                    memory,
+                    beam_width=beam_width,
+                    length_penalty=self.config.length_penalty,
+                    **ids,
+                )
+        finally:
+            self.model.train(was_training)
+        return [
+            Caption(
+                self.vocab.decode(h.tokens),
+                None if h.weights is None else h.weights.numpy(),
+                h.log_prob,
+                h.complete,
+            )
+            for h in hyps
+        ]
+
+    def load_images(self, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
+        """Image files as the model saw its training images: ``(B, 3, S, S)``."""
+        if not paths:
+            raise InvalidInputError("name at least one image to caption")
+        return torch.stack([load_image(path, self.config.image_size) for path in paths])

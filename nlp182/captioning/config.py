@@ -1,0 +1,91 @@
+"""Configuration of a captioning run: data, model, objective, training and decoding."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nlp182.captioning.model import CaptionModelConfig
+from nlp182.errors import InvalidInputError
+
+BUILTIN = ("digits", "shapes")
+
+
+@dataclass
+class CaptionConfig:
+    """Everything ``nlp182 train caption`` needs; every field is a flag of the same name.
+
+    Data: ``data`` is ``digits`` or ``shapes`` (generated: ``train_images`` / ``valid_images`` /
+    ``test_images`` images, at most ``max_objects`` objects each; 5 digits or 3 shapes when
+    unset) or a file: a Karpathy-split JSON (its ``split`` fields decide train / valid / test)
+    or a TSV of ``image_path<TAB>caption`` (split by image with ``valid_fraction`` /
+    ``test_fraction``); ``images`` is the image folder (default: the file's folder). Every image
+    is resized to ``image_size`` square. Training captions longer than ``max_caption_len`` words
+    are dropped; words seen fewer than ``min_count`` times become ``<unk>``.
+    Objective: cross-entropy + ``regularizer`` x the doubly stochastic penalty (summed over
+    locations, see :mod:`nlp182.captioning.loss`); hard attention uses ``entropy_weight`` and
+    ``baseline_momentum``. Validation decodes greedily and scores BLEU-4 every epoch; early
+    stopping (``early_stopping_patience``) and the kept weights follow that score. Test scores
+    use greedy and beam search (``beam_width``, ``length_penalty``, at most ``max_len`` words).
+    ``num_threads`` caps torch's CPU threads (1-2 on a shared machine).
+    """
+
+    data: str = "digits"
+    images: str | None = None
+    image_size: int = 48
+    train_images: int = 8000
+    valid_images: int = 300
+    test_images: int = 500
+    max_objects: int | None = None
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    min_count: int = 1
+    max_caption_len: int = 30
+    model: CaptionModelConfig = field(default_factory=CaptionModelConfig)
+    regularizer: float = 0.02
+    entropy_weight: float = 0.01
+    baseline_momentum: float = 0.9
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    clip_grad_norm: float | None = 5.0
+    early_stopping_patience: int | None = 4
+    beam_width: int = 5
+    length_penalty: float = 1.0
+    max_len: int = 20
+    num_overlays: int = 3
+    device: str = "auto"
+    amp: bool = False
+    num_threads: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = CaptionModelConfig(**self.model)
+        positive = {
+            "image_size": self.image_size,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "beam_width": self.beam_width,
+            "max_len": self.max_len,
+            "max_caption_len": self.max_caption_len,
+            "min_count": self.min_count,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {value}")
+        if self.data in BUILTIN and min(self.train_images, self.valid_images) < 1:
+            raise InvalidInputError("train_images and valid_images must be >= 1")
+        if self.test_images < 0 or self.num_overlays < 0:
+            raise InvalidInputError("test_images and num_overlays must be >= 0")
+        if not (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1):
+            raise InvalidInputError("valid_fraction and test_fraction must be in [0, 1)")
+        if self.lr <= 0 or self.regularizer < 0 or self.entropy_weight < 0 or self.length_penalty < 0:
+            raise InvalidInputError("lr must be > 0; regularizer, entropy_weight, length_penalty >= 0")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise InvalidInputError(f"num_threads must be >= 1, got {self.num_threads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (nested ``model``), the inverse of ``CaptionConfig(**d)``."""
+        return asdict(self)

@@ -1,0 +1,158 @@
+"""Captioned images, the one image loader, and padded training batches.
+
+An image reaches the model as ``(3, S, S)`` floats in ``[0, 1]`` (``S`` = ``image_size``):
+:func:`load_image` is the only path from a file to that tensor and is used both when training
+and when captioning new images, so the two never see differently resized or scaled pixels (the
+per-channel normalisation lives inside the encoder for the same reason). Boxes of named
+objects are kept so attention can be scored against them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from nlp182.captioning.vocab import PAD_ID, CaptionVocab
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class GroundedObject:
+    """An object in an image: the caption word that names it and its box ``(x0, y0, x1, y1)``.
+
+    Box coordinates are pixels of the ``(S, S)`` image, ``x1`` / ``y1`` exclusive.
+    """
+
+    name: str
+    box: Box
+
+
+@dataclass
+class CaptionedImage:
+    """One image with its reference captions and (for the built-in sets) its objects.
+
+    ``image`` is a ``(3, S, S)`` tensor in ``[0, 1]``, or the path of a file that
+    :func:`load_image` reads when the pixels are needed. ``in_caption_order`` says that the
+    captions mention ``objects`` in list order (``digits``: left to right), so the k-th mention
+    of a name is the k-th object of that name.
+    """
+
+    image: torch.Tensor | Path
+    captions: list[str]
+    objects: list[GroundedObject] = field(default_factory=list)
+    name: str = ""
+    in_caption_order: bool = False
+
+    def pixels(self, size: int) -> torch.Tensor:
+        """The image as ``(3, size, size)`` floats in ``[0, 1]``."""
+        if isinstance(self.image, torch.Tensor):
+            if self.image.shape != (3, size, size):
+                raise InvalidInputError(
+                    f"image {self.name} has shape {tuple(self.image.shape)}, expected (3, {size}, {size})"
+                )
+            return self.image
+        return load_image(self.image, size)
+
+
+def load_image(path: str | Path, size: int) -> torch.Tensor:
+    """Read an image file with Pillow as RGB, resize to ``size x size`` (bilinear): ``(3, size, size)``.
+
+    Raises :class:`MissingFileError` / :class:`FileFormatError` naming the file when it is absent
+    or not an image Pillow can decode.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    target = Path(path)
+    if not target.is_file():
+        raise MissingFileError(f"image {target} does not exist")
+    try:
+        with Image.open(target) as opened:
+            rgb = opened.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise FileFormatError(f"image {target} cannot be read: {exc}") from exc
+    array = np.asarray(rgb, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def check_image(path: Path, where: str) -> None:
+    """Raise a one-line error naming ``where`` (file and line) unless ``path`` is a readable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise MissingFileError(f"{where}: image {path} does not exist")
+    try:
+        with Image.open(path) as opened:
+            opened.verify()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise FileFormatError(f"{where}: image {path} cannot be read ({exc})") from exc
+
+
+class CaptionBatch(NamedTuple):
+    """Padded batch: ``images`` ``(B, 3, S, S)``; ``captions`` ``(B, T)`` = ``<bos> w.. <eos> <pad>..``."""
+
+    images: torch.Tensor
+    captions: torch.Tensor
+
+
+class CaptionPairs(Dataset):
+    """Every (image, reference caption) pair of ``items``, each caption encoded with ``vocab``."""
+
+    def __init__(self, items: Sequence[CaptionedImage], vocab: CaptionVocab, image_size: int) -> None:
+        self.items = list(items)
+        self.image_size = image_size
+        self.pairs = [(i, vocab.encode(c)) for i, item in enumerate(self.items) for c in item.captions]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, list[int]]:
+        item, ids = self.pairs[index]
+        return self.items[item].pixels(self.image_size), ids
+
+
+def collate(examples: Sequence[tuple[torch.Tensor, Sequence[int]]]) -> CaptionBatch:
+    """Stack images and right-pad caption ids with ``<pad>``."""
+    width = max(len(ids) for _, ids in examples)
+    captions = torch.full((len(examples), width), PAD_ID, dtype=torch.long)
+    for row, (_, ids) in enumerate(examples):
+        captions[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+    return CaptionBatch(torch.stack([image for image, _ in examples]), captions)
+
+
+def make_loader(
+    items: Sequence[CaptionedImage],
+    vocab: CaptionVocab,
+    image_size: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+) -> DataLoader:
+    """A DataLoader of :class:`CaptionBatch` over every (image, caption) pair of ``items``."""
+    if not items:
+        raise InvalidInputError("cannot train or validate on an empty split")
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(
+        CaptionPairs(items, vocab, image_size),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        generator=generator,
+    )
+
+
+def image_batches(
+    items: Sequence[CaptionedImage], image_size: int, batch_size: int
+) -> list[tuple[torch.Tensor, list[CaptionedImage]]]:
+    """``items`` in order as ``(images (b, 3, S, S), items)`` chunks, one entry per image."""
+    return [
+        (torch.stack([item.pixels(image_size) for item in chunk]), list(chunk))
+        for chunk in (items[i : i + batch_size] for i in range(0, len(items), batch_size))
+    ]

@@ -1,0 +1,237 @@
+"""Show, Attend and Tell (Xu et al., 2015): a CNN feature grid and an attention LSTM decoder.
+
+Encoder: any :mod:`nlp182.vision` model's ``forward_features`` map ``(B, C, h, w)``, adaptive
+max pooled to a ``grid x grid`` map (``L = grid**2`` locations) and projected to ``D``: the
+annotation vectors ``a`` ``(B, L, D)``. Max rather than average pooling: on sparse scenes (a few
+digits on a black canvas) averaging dilutes an object's features into its cell's background,
+and the decoder then learned nothing from the image in our runs. A learned embedding of each location is added
+(``positions``): convolution features say *what* is there but hardly *where*, and a caption
+read in spatial order ("left to right") needs the attention to tell locations apart.
+Decoder, per step ``t``:
+
+- ``h0, c0 = tanh(W_h mean(a)), tanh(W_c mean(a))``;
+- soft attention of ``h_{t-1}`` over ``a`` (any :mod:`nlp182.attention` kind by name) gives
+  ``alpha_t`` ``(B, L)`` and the context ``z_t``; with ``attention="hard"`` one location is
+  sampled (argmax at evaluation) by :class:`~nlp182.attention.HardAttention` over an additive
+  scorer and trained by REINFORCE;
+- the gating scalar ``beta_t = sigmoid(W_b h_{t-1})`` scales the context: ``z_t <- beta_t z_t``;
+- ``h_t, c_t = LSTMCell([E y_{t-1}; z_t], (h_{t-1}, c_{t-1}))``;
+- deep output: ``logits = L_o dropout(tanh(E y_{t-1} + L_h h_t + L_z z_t))``.
+
+The decoder is a :class:`~nlp182.decoding.StepDecoder`, so greedy and beam search are the same
+functions the translator uses; teacher-forced training runs the same step function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from nlp182.attention import ATTENTION_KINDS, AdditiveAttention, HardAttention, build_attention
+from nlp182.captioning.vocab import PAD_ID
+from nlp182.decoding import EncodedMemory
+from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.vision import freeze
+from nlp182.vision.models import SmallCNN, resnet18, resnet34, resnet50, vgg16
+
+ENCODERS = ("resnet18", "resnet34", "resnet50", "vgg16", "smallcnn")
+CAPTION_ATTENTION = (*ATTENTION_KINDS, "hard")
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class CaptionModelConfig:
+    """Architecture of :class:`CaptionModel`.
+
+    ``encoder`` names a :mod:`nlp182.vision` model built at ``encoder_width`` (a width multiplier;
+    ``smallcnn`` takes ``round(32 * encoder_width)`` channels) with the small-input stem;
+    ``freeze_encoder`` freezes its top-level layers up to that name (``"all"``: the whole
+    encoder), the transfer recipe for a pretrained backbone. ``grid`` sets ``L = grid**2``.
+    ``positions`` adds a learned embedding per location to the annotation vectors. ``dot``,
+    ``scaled_dot`` and ``multihead`` attention compare ``h`` with ``a`` directly and need
+    ``hidden_size == feature_dim``.
+    """
+
+    encoder: str = "resnet18"
+    encoder_width: float = 0.25
+    freeze_encoder: str | None = None
+    grid: int = 8
+    feature_dim: int = 128
+    positions: bool = True
+    embed_dim: int = 64
+    hidden_size: int = 256
+    attention: str = "additive"
+    num_heads: int = 4
+    dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise InvalidInputError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.attention not in CAPTION_ATTENTION:
+            raise InvalidInputError(f"attention must be one of {CAPTION_ATTENTION}, got {self.attention!r}")
+        if min(self.grid, self.feature_dim, self.embed_dim, self.hidden_size) < 1 or self.encoder_width <= 0:
+            raise InvalidInputError("grid, feature_dim, embed_dim, hidden_size and encoder_width must be > 0")
+        if self.attention in ("dot", "scaled_dot", "multihead") and self.hidden_size != self.feature_dim:
+            raise InvalidInputError(
+                f"{self.attention} attention needs hidden_size == feature_dim; got {self.hidden_size} and "
+                f"{self.feature_dim}"
+            )
+        if self.attention == "multihead" and self.hidden_size % self.num_heads:
+            raise InvalidInputError(
+                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def build_backbone(name: str, width: float) -> nn.Module:
+    """A vision model with ``forward_features`` and ``num_features`` for 3-channel images."""
+    if name == "smallcnn":
+        return SmallCNN(in_channels=3, width=max(1, round(32 * width)))
+    if name == "vgg16":
+        return vgg16(width=width, hidden=16)
+    build = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}[name]
+    return build(width=width, small_input=True)
+
+
+class ImageEncoder(nn.Module):
+    """Images ``(B, 3, S, S)`` in ``[0, 1]`` -> annotation vectors ``(B, grid**2, D)``.
+
+    Pixels are normalised here (``(x - 0.5) / 0.25``), so training and inference cannot differ.
+    """
+
+    def __init__(self, config: CaptionModelConfig) -> None:
+        super().__init__()
+        self.backbone = build_backbone(config.encoder, config.encoder_width)
+        if config.freeze_encoder is not None:
+            freeze(self.backbone, None if config.freeze_encoder == "all" else config.freeze_encoder)
+        self.pool = nn.AdaptiveMaxPool2d(config.grid)
+        self.project = nn.Linear(self.backbone.num_features, config.feature_dim)
+        self.positions = (
+            nn.Parameter(0.02 * torch.randn(config.grid**2, config.feature_dim)) if config.positions else None
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ShapeError(f"images must be (B, 3, H, W); got {tuple(images.shape)}")
+        features = self.pool(self.backbone.forward_features((images - 0.5) / 0.25))
+        annotations = self.project(features.flatten(2).transpose(1, 2))
+        return annotations if self.positions is None else annotations + self.positions
+
+
+class StepOutput(NamedTuple):
+    """One decoder step: ``logits`` ``(B, V)``, new ``state``, ``weights`` ``(B, L)``, the gate
+    ``beta`` ``(B, 1)``, and for hard attention the chosen location's ``log_prob`` ``(B,)`` and the
+    policy ``entropy`` ``(B,)`` (zeros for soft attention)."""
+
+    logits: torch.Tensor
+    state: LSTMState
+    weights: torch.Tensor
+    beta: torch.Tensor
+    log_prob: torch.Tensor
+    entropy: torch.Tensor
+
+
+class TeacherForced(NamedTuple):
+    """Every step of a teacher-forced pass: ``logits`` ``(B, T, V)``, ``weights`` ``(B, T, L)``,
+    ``log_prob`` and ``entropy`` ``(B, T)`` (hard attention's; zeros for soft)."""
+
+    logits: torch.Tensor
+    weights: torch.Tensor
+    log_prob: torch.Tensor
+    entropy: torch.Tensor
+
+
+class AttentionDecoder(nn.Module):
+    """LSTM decoder with attention, gate and deep output over annotation vectors ``(B, L, D)``."""
+
+    def __init__(self, vocab_size: int, config: CaptionModelConfig) -> None:
+        super().__init__()
+        dim, hidden, embed = config.feature_dim, config.hidden_size, config.embed_dim
+        self.hard = config.attention == "hard"
+        self.embedding = nn.Embedding(vocab_size, embed, padding_idx=PAD_ID)
+        self.init_h = nn.Linear(dim, hidden)
+        self.init_c = nn.Linear(dim, hidden)
+        if self.hard:
+            self.attention: nn.Module = HardAttention(AdditiveAttention(hidden, dim))
+        else:
+            self.attention = build_attention(config.attention, hidden, dim, num_heads=config.num_heads)
+        self.gate = nn.Linear(hidden, 1)
+        self.cell = nn.LSTMCell(embed + dim, hidden)
+        self.out_h = nn.Linear(hidden, embed)
+        self.out_z = nn.Linear(dim, embed, bias=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(embed, vocab_size)
+
+    def initial_state(self, features: torch.Tensor) -> LSTMState:
+        """``(h0, c0)`` ``(B, H)`` each, from the mean annotation vector of ``features`` ``(B, L, D)``."""
+        mean = features.mean(dim=1)
+        return torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
+
+    def advance(self, token: torch.Tensor, state: LSTMState, features: torch.Tensor) -> StepOutput:
+        """One step from previous tokens ``(B,)`` and ``state`` over ``features`` ``(B, L, D)``."""
+        h, c = state
+        query = h.unsqueeze(1)
+        zeros = h.new_zeros(h.shape[0])
+        if self.hard:
+            chosen = self.attention.sample(query, features)
+            context, weights = chosen.context.squeeze(1), chosen.weights.squeeze(1)
+            log_prob, entropy = chosen.log_prob.squeeze(1), chosen.entropy.squeeze(1)
+        else:
+            context, weights = self.attention(query, features, features, need_weights=True)
+            context, weights, log_prob, entropy = context.squeeze(1), weights.squeeze(1), zeros, zeros
+        beta = torch.sigmoid(self.gate(h))
+        context = beta * context
+        embedded = self.embedding(token)
+        h, c = self.cell(torch.cat([embedded, context], dim=-1), (h, c))
+        deep = torch.tanh(embedded + self.out_h(h) + self.out_z(context))
+        return StepOutput(self.out(self.dropout(deep)), (h, c), weights, beta, log_prob, entropy)
+
+    def forward(self, features: torch.Tensor, captions_in: torch.Tensor) -> TeacherForced:
+        """Teacher-forced pass over ``captions_in`` ``(B, T)`` (``<bos> w_1 .. w_n``, padded)."""
+        state = self.initial_state(features)
+        steps = []
+        for t in range(captions_in.shape[1]):
+            out = self.advance(captions_in[:, t], state, features)
+            state = out.state
+            steps.append(out)
+        return TeacherForced(
+            torch.stack([s.logits for s in steps], dim=1),
+            torch.stack([s.weights for s in steps], dim=1),
+            torch.stack([s.log_prob for s in steps], dim=1),
+            torch.stack([s.entropy for s in steps], dim=1),
+        )
+
+    # -- the StepDecoder protocol of nlp182.decoding
+    def step(
+        self, token: torch.Tensor, state: LSTMState, memory: EncodedMemory, need_weights: bool
+    ) -> tuple[torch.Tensor, LSTMState, torch.Tensor | None]:
+        """``(logits (N, V), state, weights (N, L) or None)`` for previous tokens ``(N,)``."""
+        out = self.advance(token, state, memory.keys)
+        return out.logits, out.state, out.weights if need_weights else None
+
+    def reorder_state(self, state: LSTMState, index: torch.Tensor) -> LSTMState:
+        """Rows ``index`` of ``(h, c)``."""
+        return state[0][index], state[1][index]
+
+
+class CaptionModel(nn.Module):
+    """Encoder + attention decoder for a vocabulary of ``vocab_size`` words."""
+
+    def __init__(self, vocab_size: int, config: CaptionModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or CaptionModelConfig()
+        self.encoder = ImageEncoder(self.config)
+        self.decoder = AttentionDecoder(vocab_size, self.config)
+
+    def memory(self, images: torch.Tensor) -> EncodedMemory:
+        """What search needs: annotation vectors as keys (no mask: every location is real), ``(h0, c0)``."""
+        features = self.encoder(images)
+        return EncodedMemory(features, None, self.decoder.initial_state(features))
+
+    def forward(self, images: torch.Tensor, captions_in: torch.Tensor) -> TeacherForced:
+        """Teacher-forced outputs for images ``(B, 3, S, S)`` and ``captions_in`` ``(B, T)``."""
+        return self.decoder(self.encoder(images), captions_in)

@@ -1,0 +1,141 @@
+"""Read the caption data users bring: a Karpathy-split JSON or a TSV, plus an image folder.
+
+- Karpathy JSON (``dataset_flickr8k.json`` / ``dataset_coco.json``): ``{"images": [{"filename",
+  "filepath" (COCO only), "split": train|restval|val|test, "sentences": [{"raw", "tokens"}]}]}``.
+  ``restval`` trains; ``val`` validates.
+- TSV: ``image_path<TAB>caption`` per line, several lines per image allowed; an optional header
+  ``image<TAB>caption``; blank lines skipped. Images are split by a seeded shuffle.
+
+Every image is checked (exists, Pillow can read it) before anything is trained, and any problem
+is one error naming the file and line, so a bad data set fails at once and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp182.captioning.data import CaptionedImage, check_image
+from nlp182.captioning.vocab import tokenize
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+
+KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "valid", "test": "test"}
+TSV_HEADERS = {("image", "caption"), ("image_path", "caption")}
+Splits = dict[str, list[CaptionedImage]]
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise MissingFileError(f"{path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path} line 1: not UTF-8 text ({exc.reason})") from exc
+
+
+def _line_of(text: str, needle: str) -> int:
+    position = text.find(needle)
+    return text.count("\n", 0, position) + 1 if position >= 0 else 1
+
+
+def _karpathy_captions(entry: dict[str, Any], where: str) -> list[str]:
+    sentences = entry.get("sentences")
+    if not isinstance(sentences, list) or not sentences:
+        raise FileFormatError(f'{where}: image has no "sentences" list')
+    captions = []
+    for k, sentence in enumerate(sentences):
+        raw = sentence.get("raw") if isinstance(sentence, dict) else None
+        if (
+            not isinstance(raw, str)
+            and isinstance(sentence, dict)
+            and isinstance(sentence.get("tokens"), list)
+        ):
+            raw = " ".join(str(t) for t in sentence["tokens"])
+        if not isinstance(raw, str):
+            raise FileFormatError(f'{where}: sentence {k} has no "raw" text')
+        if not tokenize(raw):
+            raise FileFormatError(f"{where}: sentence {k} is an empty caption")
+        captions.append(raw)
+    return captions
+
+
+def read_karpathy(path: str | Path, images: str | Path | None = None) -> Splits:
+    """Train / valid / test images of a Karpathy-split JSON; ``images`` defaults to its folder."""
+    path = Path(path)
+    folder = Path(images) if images is not None else path.parent
+    text = _read_text(path)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("images"), list):
+        raise FileFormatError(
+            f'{path} line 1: not a Karpathy-split caption file (expected {{"images": [...]}} at the top)'
+        )
+    splits: Splits = {"train": [], "valid": [], "test": []}
+    for index, entry in enumerate(document["images"]):
+        name = entry.get("filename") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            raise FileFormatError(f'{path} line 1: images[{index}] has no "filename"')
+        where = f"{path} line {_line_of(text, json.dumps(name))} (images[{index}], {name})"
+        split = entry.get("split", "train")
+        if split not in KARPATHY_SPLITS:
+            raise FileFormatError(f"{where}: split {split!r} is not one of {', '.join(KARPATHY_SPLITS)}")
+        captions = _karpathy_captions(entry, where)
+        image_path = folder / str(entry.get("filepath", "")) / name
+        check_image(image_path, where)
+        splits[KARPATHY_SPLITS[split]].append(CaptionedImage(image_path, captions, name=name))
+    return splits
+
+
+def read_tsv(path: str | Path, images: str | Path | None = None) -> list[CaptionedImage]:
+    """Images with their captions from ``image_path<TAB>caption`` lines, in first-seen order."""
+    path = Path(path)
+    folder = Path(images) if images is not None else path.parent
+    by_image: dict[str, CaptionedImage] = {}
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise FileFormatError(
+                f"{path} line {number}: expected image_path<TAB>caption, found {len(parts)} field(s)"
+            )
+        image, caption = (part.strip() for part in parts)
+        if number == 1 and (image.lower(), caption.lower()) in TSV_HEADERS:
+            continue
+        if not image:
+            raise FileFormatError(f"{path} line {number}: the image path is empty")
+        if not tokenize(caption):
+            raise FileFormatError(f"{path} line {number}: empty caption for {image}")
+        if image not in by_image:
+            image_path = folder / image
+            check_image(image_path, f"{path} line {number}")
+            by_image[image] = CaptionedImage(image_path, [], name=image)
+        by_image[image].captions.append(caption)
+    if not by_image:
+        raise FileFormatError(f"{path} line 1: no image<TAB>caption lines")
+    return list(by_image.values())
+
+
+def split_images(
+    items: list[CaptionedImage], valid_fraction: float, test_fraction: float, seed: int = 0
+) -> Splits:
+    """Shuffle images with ``seed`` and cut test, then valid (at least one image each when asked)."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_test = max(round(test_fraction * len(items)), int(test_fraction > 0))
+    n_valid = max(round(valid_fraction * len(items)), 1)
+    if n_test + n_valid >= len(items):
+        raise InvalidInputError(
+            f"{len(items)} images cannot fill train, valid ({n_valid}) and test ({n_test}) splits; "
+            "add images or lower valid_fraction / test_fraction"
+        )
+    shuffled = [items[i] for i in order]
+    return {
+        "test": shuffled[:n_test],
+        "valid": shuffled[n_test : n_test + n_valid],
+        "train": shuffled[n_test + n_valid :],
+    }

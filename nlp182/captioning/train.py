@@ -1,0 +1,188 @@
+"""Train a captioner end to end with the shared :class:`~nlp182.train.Trainer`.
+
+Steps: generate or read the data and split it, build the vocabulary from the training captions,
+fit with teacher forcing (the Trainer's ``eval_fn`` decodes the validation images greedily
+every epoch and scores BLEU-4; early stopping and the kept weights follow that score), restore
+the best epoch's weights, score the test split with greedy and beam search, and save the run
+folder with curves and attention overlays of a few test images.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nlp182.captioning.builtin import digits_splits, shapes_splits
+from nlp182.captioning.captioner import Captioner
+from nlp182.captioning.config import CaptionConfig
+from nlp182.captioning.data import CaptionedImage, image_batches, make_loader
+from nlp182.captioning.evaluate import caption_items, evaluate, score_captions
+from nlp182.captioning.loss import CaptionLoss
+from nlp182.captioning.model import CaptionModel
+from nlp182.captioning.overlay import save_overlay
+from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
+from nlp182.captioning.vocab import CaptionVocab, tokenize
+from nlp182.device import seed_everything
+from nlp182.errors import InvalidInputError, MissingFileError
+from nlp182.io import atomic_write_json, staged_directory
+from nlp182.optim import Adam
+from nlp182.plots import loss_curves
+from nlp182.train import Trainer, TrainerConfig, load_checkpoint
+
+log = logging.getLogger(__name__)
+Splits = dict[str, list[CaptionedImage]]
+
+
+def load_splits(config: CaptionConfig) -> Splits:
+    """Train / valid / test images for ``config.data`` (built-in generator, Karpathy JSON or TSV)."""
+    counts = (config.train_images, config.valid_images, config.test_images)
+    if config.data == "digits":
+        return digits_splits(counts, config.image_size, config.max_objects or 5, seed=config.seed)
+    if config.data == "shapes":
+        return shapes_splits(counts, config.image_size, config.max_objects or 3, seed=config.seed)
+    path = Path(config.data)
+    if not path.is_file():
+        raise MissingFileError(f"--data {path} is neither 'digits', 'shapes' nor an existing file")
+    if path.suffix.lower() == ".json":
+        splits = read_karpathy(path, config.images)
+        if not splits["valid"]:
+            carved = split_images(splits["train"], config.valid_fraction, 0.0, seed=config.seed)
+            splits["train"], splits["valid"] = carved["train"], carved["valid"]
+        return splits
+    return split_images(
+        read_tsv(path, config.images), config.valid_fraction, config.test_fraction, config.seed
+    )
+
+
+def trainable(items: Sequence[CaptionedImage], max_words: int) -> list[CaptionedImage]:
+    """``items`` keeping only captions of at most ``max_words`` words (images left without any dropped)."""
+    kept = []
+    for item in items:
+        captions = [c for c in item.captions if len(tokenize(c)) <= max_words]
+        if captions:
+            kept.append(CaptionedImage(item.image, captions, item.objects, item.name, item.in_caption_order))
+    return kept
+
+
+def make_eval_fn(
+    captioner: Captioner, items: Sequence[CaptionedImage]
+) -> Callable[[torch.nn.Module, Iterable[Any]], dict[str, float]]:
+    """``eval_fn`` for the Trainer: greedy captions of ``items`` scored as ``valid_bleu4`` (0-100)."""
+
+    def evaluate_valid(model: torch.nn.Module, batches: Iterable[Any]) -> dict[str, float]:
+        del model, batches  # the captioner holds the same model; the items are fixed
+        captions = caption_items(captioner, items, beam_width=1)
+        scores = score_captions(captions, items, captioner.grid, captioner.config.image_size)
+        return {f"valid_{k}": float(scores[k]) for k in ("bleu4", "cider_d", "exact_match")}
+
+    return evaluate_valid
+
+
+def _curves(history: list[dict[str, Any]], folder: Path) -> None:
+    loss_curves(
+        {"train": [r["train_loss"] for r in history]},
+        folder / "loss.png",
+        title="training loss per epoch",
+        xlabel="epoch",
+    )
+    loss_curves(
+        {"valid BLEU-4 (greedy)": [r["valid_bleu4"] for r in history]},
+        folder / "valid_bleu.png",
+        title="validation BLEU-4 (0-100) per epoch",
+        xlabel="epoch",
+        ylabel="BLEU-4",
+    )
+
+
+def write_overlays(
+    captioner: Captioner, items: Sequence[CaptionedImage], folder: Path, beam_width: int
+) -> None:
+    """Overlay PNGs ``folder/test-<i>.png`` for ``items``."""
+    for images, chunk in image_batches(items, captioner.config.image_size, len(items) or 1):
+        for index, (caption, image, item) in enumerate(
+            zip(captioner.caption(images, beam_width=beam_width), images, chunk, strict=True)
+        ):
+            title = f"{caption.text}   (reference: {item.captions[0]})"
+            save_overlay(caption, image, captioner.grid, folder / f"test-{index}.png", title=title)
+
+
+def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds."""
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    seed_everything(config.seed)
+    splits = load_splits(config)
+    train_items = trainable(splits["train"], config.max_caption_len)
+    if not train_items or not splits["valid"]:
+        raise InvalidInputError("training needs non-empty train and valid splits")
+    vocab = CaptionVocab.build((c for item in train_items for c in item.captions), config.min_count)
+    captioner = Captioner(CaptionModel(len(vocab), config.model), vocab, config)
+    model = captioner.model
+    loader = make_loader(
+        train_items, vocab, config.image_size, config.batch_size, shuffle=True, seed=config.seed
+    )
+    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    loss_fn = CaptionLoss(config.regularizer, config.baseline_momentum, config.entropy_weight)
+    with staged_directory(out_dir) as staging:
+        trainer_config = TrainerConfig(
+            epochs=config.epochs,
+            device=config.device,
+            amp=config.amp,
+            clip_grad_norm=config.clip_grad_norm,
+            out_dir=str(staging / "train"),
+            keep_last=1,
+            early_stopping_patience=config.early_stopping_patience or config.epochs,
+            monitor="valid_bleu4",
+            monitor_mode="max",
+            seed=config.seed,
+            progress=config.progress,
+        )
+        trainer = Trainer(
+            model, optimizer, loss_fn, trainer_config, eval_fn=make_eval_fn(captioner, splits["valid"])
+        )
+        loss_fn.to(trainer.device)
+        start = time.perf_counter()
+        history = trainer.fit(loader, splits["valid"])
+        train_time = time.perf_counter() - start
+        best = load_checkpoint(staging / "train" / "best.safetensors")
+        model.load_state_dict(best["model"])
+        test = {}
+        if splits["test"]:
+            test = {
+                "greedy": evaluate(captioner, splits["test"], beam_width=1),
+                f"beam{config.beam_width}": evaluate(captioner, splits["test"], beam_width=config.beam_width),
+            }
+        metrics = {
+            "history": history,
+            "best_epoch": int(best["epoch"]),
+            "best_valid_bleu4": float(best["value"]),
+            "train_time_s": train_time,
+            "device": str(trainer.device),
+            "images": {name: len(items) for name, items in splits.items()},
+            "training_pairs": len(loader.dataset),
+            "vocab_size": len(vocab),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "scale": "BLEU on 0-100; CIDEr-D x10 as in the COCO evaluation; correctness in [0, 1]",
+            "test": test,
+        }
+        captioner.save(staging)
+        atomic_write_json(staging / "metrics.json", metrics)
+        _curves(history, staging)
+        write_overlays(
+            captioner, splits["test"][: config.num_overlays], staging / "overlays", config.beam_width
+        )
+    for name, scores in test.items():
+        log.info(
+            "test %s: exact %.4f, BLEU-4 %.2f, CIDEr-D %.3f",
+            name,
+            scores["exact_match"],
+            scores["bleu4"],
+            scores["cider_d"],
+        )
+    return metrics

@@ -1,0 +1,84 @@
+"""Caption words: one tokeniser for training and inference, and a vocabulary with ``<unk>``.
+
+Captions are lowercased and split into runs of letters and digits (``"A red-disc."`` ->
+``["a", "red", "disc"]``), so punctuation never becomes a word. Ids 0-3 are ``<pad>``, ``<bos>``,
+``<eos>`` and ``<unk>``; the rest are the training words seen at least ``min_count`` times,
+most frequent first. Saved as ``vocab.txt``, one word per line in id order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.io import atomic_write_text
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS = (PAD, BOS, EOS, UNK)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+_WORD = re.compile(r"[^\W_]+")
+
+
+def tokenize(caption: str) -> list[str]:
+    """Lowercased words of ``caption`` (letters and digits; punctuation dropped)."""
+    return _WORD.findall(caption.lower())
+
+
+class CaptionVocab:
+    """Words <-> ids for captions; unknown words map to ``<unk>``."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        if tuple(words[:4]) != SPECIALS:
+            raise InvalidInputError(f"a caption vocabulary starts with {', '.join(SPECIALS)}")
+        self.words = list(words)
+        self.index = {word: i for i, word in enumerate(self.words)}
+        if len(self.index) != len(self.words):
+            raise InvalidInputError("the vocabulary lists a word twice")
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @classmethod
+    def build(cls, captions: Iterable[str], min_count: int = 1) -> CaptionVocab:
+        """Vocabulary of the words in ``captions`` seen at least ``min_count`` times."""
+        if min_count < 1:
+            raise InvalidInputError(f"min_count must be >= 1, got {min_count}")
+        counts = Counter(word for caption in captions for word in tokenize(caption))
+        kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        if not kept:
+            raise InvalidInputError(f"no caption word occurs at least min_count={min_count} times")
+        return cls([*SPECIALS, *kept])
+
+    def encode(self, caption: str) -> list[int]:
+        """``[<bos>, word ids..., <eos>]`` for ``caption``."""
+        return [BOS_ID, *(self.index.get(w, UNK_ID) for w in tokenize(caption)), EOS_ID]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Words of ``ids``, stopping at ``<eos>`` and skipping ``<pad>`` / ``<bos>``."""
+        words = []
+        for i in ids:
+            if i == EOS_ID:
+                break
+            if i not in (PAD_ID, BOS_ID):
+                words.append(self.words[i])
+        return words
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write one word per line, in id order (atomically)."""
+        atomic_write_text(path, "".join(f"{w}\n" for w in self.words))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CaptionVocab:
+        """Read a ``vocab.txt`` written by :meth:`save`."""
+        target = Path(path)
+        if not target.is_file():
+            raise MissingFileError(f"{target} does not exist; is this a captioning run folder?")
+        words = target.read_text(encoding="utf-8").splitlines()
+        try:
+            return cls(words)
+        except InvalidInputError as exc:
+            raise FileFormatError(f"{target}: {exc}") from exc

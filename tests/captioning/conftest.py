@@ -1,0 +1,67 @@
+"""Small caption data sets written by the tests: PNG images, a Karpathy-split JSON and a TSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+CAPTIONS = {
+    "red.png": ["a red square", "a red box"],
+    "blue.png": ["a blue square", "a blue box"],
+    "green.png": ["a green square"],
+    "red2.png": ["a red square on black"],
+}
+COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 230), "green": (30, 200, 60)}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small step-by-step models run fastest on one thread (more spin-wait on a shared machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _write_images(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in CAPTIONS:
+        pixels = np.zeros((20, 24, 3), dtype=np.uint8)
+        pixels[4:16, 6:18] = COLOURS[name.split(".")[0].rstrip("2")]
+        Image.fromarray(pixels).save(folder / name)
+
+
+@pytest.fixture
+def karpathy(tmp_path: Path) -> Path:
+    """``dataset.json`` in Karpathy's layout beside ``images/``: two train, one val, one test."""
+    _write_images(tmp_path / "images")
+    splits = ["train", "restval", "val", "test"]
+    entries = [
+        {
+            "filename": name,
+            "split": split,
+            "imgid": i,
+            "sentences": [{"raw": text, "tokens": text.split()} for text in captions],
+        }
+        for i, ((name, captions), split) in enumerate(zip(CAPTIONS.items(), splits, strict=True))
+    ]
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({"dataset": "toy", "images": entries}, indent=1))
+    return path
+
+
+@pytest.fixture
+def tsv(tmp_path: Path) -> Path:
+    """``captions.tsv`` with a header, several lines per image, images beside it."""
+    _write_images(tmp_path)
+    lines = ["image\tcaption"] + [
+        f"{name}\t{text}" for name, captions in CAPTIONS.items() for text in captions
+    ]
+    path = tmp_path / "captions.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path

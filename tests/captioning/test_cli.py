@@ -1,0 +1,103 @@
+"""`nlp182 train caption` on a Karpathy-JSON fixture (one step), `nlp182 caption` with overlays, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from nlp182 import cli
+from nlp182.captioning import CaptionConfig, CaptionModelConfig
+
+TINY = [
+    "--image-size",
+    "16",
+    "--encoder",
+    "smallcnn",
+    "--encoder-width",
+    "0.125",
+    "--grid",
+    "2",
+    "--feature-dim",
+    "8",
+    "--embed-dim",
+    "8",
+    "--hidden-size",
+    "8",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--beam-width",
+    "2",
+    "--num-overlays",
+    "1",
+    "--no-progress",
+    "--num-threads",
+    "1",
+    "--device",
+    "cpu",
+]
+
+
+def test_every_config_field_is_a_flag() -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "caption", "--out", "x"])
+    for config in (CaptionConfig(), CaptionModelConfig()):
+        for field in dataclasses.fields(config):
+            if field.name != "model":
+                assert getattr(args, field.name) == getattr(config, field.name), field.name
+
+
+def test_karpathy_fixture_trains_one_step_and_captions(karpathy: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    images = karpathy.parent / "images"
+    argv = ["train", "caption", "--data", str(karpathy), "--images", str(images), "--out", str(run), *TINY]
+    assert cli.main(argv) == 0
+    assert "test greedy: exact" in capsys.readouterr().out
+    for name in (
+        "config.json",
+        "vocab.txt",
+        "model.safetensors",
+        "metrics.json",
+        "loss.png",
+        "valid_bleu.png",
+        "overlays/test-0.png",
+    ):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["training_pairs"] == 4 and metrics["history"][0]["step"] == 1
+    assert metrics["test"]["greedy"]["images"] == 1 and 0 <= metrics["test"]["beam2"]["bleu4"] <= 100
+    overlay = tmp_path / "look.png"
+    argv = [
+        "caption",
+        str(run),
+        str(images / "red.png"),
+        str(images / "blue.png"),
+        "--beam",
+        "3",
+        "--overlay",
+        str(overlay),
+        "--device",
+        "cpu",
+    ]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(
+        set(line.split()) <= set((run / "vocab.txt").read_text().split()) for line in lines
+    )
+    assert (tmp_path / "look-0.png").is_file() and (tmp_path / "look-1.png").is_file()
+
+
+def test_bad_data_exits_2_with_one_line_and_writes_nothing(tsv: Path, tmp_path: Path, capsys) -> None:
+    tsv.write_text(tsv.read_text() + "blue.png\t\n")
+    run = tmp_path / "run"
+    assert cli.main(["train", "caption", "--data", str(tsv), "--out", str(run), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{tsv} line 8: empty caption" in err
+    assert not run.exists() and not any(p.name.startswith(".run") for p in tmp_path.iterdir())
+
+
+def test_caption_of_a_missing_image_or_run_exits_2(tmp_path: Path, capsys) -> None:
+    assert cli.main(["caption", str(tmp_path / "nope"), "x.png"]) == 2
+    assert "nlp182 train caption" in capsys.readouterr().err

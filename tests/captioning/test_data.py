@@ -1,0 +1,137 @@
+"""Built-in sets (disjoint digit scans, grammar captions, boxes), readers and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nlp182.captioning.builtin import DIGIT_NAMES, digit_pools, digits_splits, make_shape_scenes
+from nlp182.captioning.data import load_image
+from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
+from nlp182.captioning.vocab import EOS_ID, UNK_ID, CaptionVocab, tokenize
+from nlp182.errors import FileFormatError, MissingFileError
+
+
+def test_digit_pools_share_no_scan() -> None:
+    pools = digit_pools(seed=0)
+    seen = {scan.tobytes() for scan in pools["train"][0]}
+    assert not any(scan.tobytes() in seen for name in ("valid", "test") for scan in pools[name][0])
+    assert sum(len(p[1]) for p in pools.values()) == 1797
+
+
+def test_digit_canvases_read_left_to_right_with_boxes_holding_the_ink() -> None:
+    splits = digits_splits((20, 2, 20), size=48)
+    test_scans = {scan.tobytes() for scan in digit_pools(0)["test"][0]}
+    assert len(test_scans) > 0
+    for item in splits["train"] + splits["test"]:
+        words = item.captions[0].split()
+        assert 1 <= len(words) <= 5 and words == [o.name for o in item.objects]
+        assert all(w in DIGIT_NAMES for w in words)
+        x0s = [o.box[0] for o in item.objects]
+        assert x0s == sorted(x0s)
+        for left, right in zip(item.objects, item.objects[1:], strict=False):
+            assert left.box[2] <= right.box[0]  # disjoint, in reading order
+        ink = item.image[0].clone()
+        for obj in item.objects:
+            x0, y0, x1, y1 = obj.box
+            ink[y0:y1, x0:x1] = 0
+        assert float(ink.abs().sum()) == 0.0  # nothing drawn outside the boxes
+
+
+def test_shape_scenes_have_relation_captions_matching_the_boxes() -> None:
+    for item in make_shape_scenes(30, size=48, seed=3):
+        assert item.image.shape == (3, 48, 48)
+        assert len(item.captions) == (3 if len(item.objects) == 1 else 4)
+        centres = [(o.box[0] + o.box[2]) / 2 for o in item.objects]
+        assert centres == sorted(centres)
+        first = item.captions[0].split(" left of ")
+        assert len(first) == len(item.objects)
+        assert [phrase.split()[-1] for phrase in first] == [o.name for o in item.objects]
+        mirrored = item.captions[1].split(" right of ") if len(item.objects) > 1 else first
+        assert [p.split()[-1] for p in mirrored] == [o.name for o in item.objects][
+            :: 1 if len(first) == 1 else -1
+        ]
+
+
+def test_vocab_min_count_unk_and_round_trip(tmp_path: Path) -> None:
+    vocab = CaptionVocab.build(["A red disc.", "a red square", "a blue, disc"], min_count=2)
+    assert vocab.words[4:] == ["a", "disc", "red"]
+    ids = vocab.encode("A green disc")
+    assert ids[2] == UNK_ID and ids[-1] == EOS_ID
+    assert vocab.decode(ids) == ["a", "<unk>", "disc"]
+    vocab.save(tmp_path / "vocab.txt")
+    assert CaptionVocab.load(tmp_path / "vocab.txt").words == vocab.words
+    assert tokenize("Two dogs' ball, 3rd!") == ["two", "dogs", "ball", "3rd"]
+
+
+def test_karpathy_reader_splits_and_loads_like_inference(karpathy: Path) -> None:
+    splits = read_karpathy(karpathy, karpathy.parent / "images")
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [2, 1, 1]
+    item = splits["train"][0]
+    assert item.captions == ["a red square", "a red box"]
+    pixels = item.pixels(16)
+    torch.testing.assert_close(pixels, load_image(karpathy.parent / "images" / "red.png", 16))
+    assert pixels.shape == (3, 16, 16) and float(pixels.min()) >= 0.0 and float(pixels.max()) <= 1.0
+    assert float(pixels[0, 8, 8]) == pytest.approx(220 / 255, abs=0.02)
+
+
+def test_tsv_reader_groups_lines_per_image_and_splits_by_image(tsv: Path) -> None:
+    items = read_tsv(tsv)
+    assert [i.name for i in items] == ["red.png", "blue.png", "green.png", "red2.png"]
+    assert items[1].captions == ["a blue square", "a blue box"]
+    splits = split_images(items, 0.25, 0.25, seed=1)
+    names = [i.name for s in splits.values() for i in s]
+    assert sorted(names) == sorted(i.name for i in items) and len(splits["test"]) == 1
+
+
+def _error(call) -> str:
+    with pytest.raises((FileFormatError, MissingFileError)) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_bad_tsv_lines_name_file_and_line(tsv: Path) -> None:
+    lines = tsv.read_text().splitlines()
+    tsv.write_text("\n".join([*lines[:3], "missing.png\ta caption", *lines[3:]]) + "\n")
+    assert f"{tsv} line 4" in _error(lambda: read_tsv(tsv)) and "missing.png" in _error(lambda: read_tsv(tsv))
+    tsv.write_text("red.png\t  .. \n")
+    assert f"{tsv} line 1: empty caption" in _error(lambda: read_tsv(tsv))
+    tsv.write_text("red.png\n")
+    assert f"{tsv} line 1" in _error(lambda: read_tsv(tsv))
+    (tsv.parent / "broken.png").write_bytes(b"not an image")
+    tsv.write_text("red.png\tok\nbroken.png\ta caption\n")
+    assert f"{tsv} line 2" in _error(lambda: read_tsv(tsv)) and "cannot be read" in _error(
+        lambda: read_tsv(tsv)
+    )
+
+
+def test_bad_karpathy_files_name_file_and_line(karpathy: Path) -> None:
+    images = karpathy.parent / "images"
+    document = json.loads(karpathy.read_text())
+    document["images"][2]["sentences"][0]["raw"] = "  "
+    karpathy.write_text(json.dumps(document, indent=1))
+    line = karpathy.read_text().splitlines().index('   "filename": "green.png",') + 1
+    assert f"{karpathy} line {line}" in _error(lambda: read_karpathy(karpathy, images))
+    assert "empty caption" in _error(lambda: read_karpathy(karpathy, images))
+    karpathy.write_text(json.dumps({"annotations": []}))
+    assert "not a Karpathy-split caption file" in _error(lambda: read_karpathy(karpathy, images))
+    karpathy.write_text('{"images": [\n  {"filename": "red.png",,}]}')
+    assert f"{karpathy} line 2" in _error(lambda: read_karpathy(karpathy, images))
+    document["images"][2]["sentences"][0]["raw"] = "fine"
+    (images / "blue.png").unlink()
+    karpathy.write_text(json.dumps(document, indent=1))
+    assert "blue.png does not exist" in _error(lambda: read_karpathy(karpathy, images))
+
+
+def test_load_image_always_gives_rgb_floats(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.full((7, 9), 255, dtype=np.uint8)).save(tmp_path / "grey.png")
+    pixels = load_image(tmp_path / "grey.png", 12)
+    assert pixels.shape == (3, 12, 12) and torch.allclose(pixels, torch.ones_like(pixels))

@@ -1,0 +1,155 @@
+"""Decoder steps, teacher forcing, the doubly stochastic regulariser, hard attention and search."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from nlp182.captioning.data import CaptionBatch
+from nlp182.captioning.loss import CaptionLoss, doubly_stochastic_penalty
+from nlp182.captioning.model import CaptionModel, CaptionModelConfig
+from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID
+from nlp182.decoding import beam_search, greedy_decode
+from nlp182.errors import InvalidInputError, ShapeError
+
+VOCAB = 7
+
+
+def _model(attention: str = "additive", vocab: int = VOCAB, **kwargs) -> CaptionModel:
+    torch.manual_seed(0)
+    options = {
+        "encoder": "smallcnn",
+        "encoder_width": 0.125,
+        "grid": 3,
+        "feature_dim": 16,
+        "embed_dim": 8,
+        "hidden_size": 16,
+        "dropout": 0.0,
+    }
+    return CaptionModel(vocab, CaptionModelConfig(attention=attention, **{**options, **kwargs})).eval()
+
+
+def _images(batch: int = 2, size: int = 16) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.rand(batch, 3, size, size)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot", "general", "scaled_dot", "multihead", "hard"])
+def test_step_shapes_and_teacher_forcing_match_stepwise_decoding(attention: str) -> None:
+    model = _model(attention)
+    memory = model.memory(_images())
+    assert memory.keys.shape == (2, 9, 16) and memory.mask is None
+    assert memory.state[0].shape == memory.state[1].shape == (2, 16)
+    captions = torch.tensor([[BOS_ID, 4, 5, 6], [BOS_ID, 5, PAD_ID, PAD_ID]])
+    forced = model(_images(), captions)
+    assert forced.logits.shape == (2, 4, VOCAB) and forced.weights.shape == (2, 4, 9)
+    torch.testing.assert_close(forced.weights.sum(-1), torch.ones(2, 4))
+    state = memory.state
+    for t in range(4):
+        logits, state, weights = model.decoder.step(captions[:, t], state, memory, need_weights=True)
+        assert logits.shape == (2, VOCAB) and weights.shape == (2, 9)
+        torch.testing.assert_close(logits, forced.logits[:, t])
+        torch.testing.assert_close(weights, forced.weights[:, t])
+    if attention == "hard":  # evaluation takes the argmax location: one-hot rows
+        assert set(forced.weights.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_gate_scales_the_context_and_the_state_starts_from_the_mean_feature() -> None:
+    model = _model()
+    features = model.encoder(_images())
+    h0, c0 = model.decoder.initial_state(features)
+    torch.testing.assert_close(h0, torch.tanh(model.decoder.init_h(features.mean(1))))
+    torch.testing.assert_close(c0, torch.tanh(model.decoder.init_c(features.mean(1))))
+    out = model.decoder.advance(torch.tensor([BOS_ID, BOS_ID]), (h0, c0), features)
+    torch.testing.assert_close(out.beta, torch.sigmoid(model.decoder.gate(h0)))
+
+
+def test_regulariser_equals_its_formula() -> None:
+    torch.manual_seed(2)
+    weights = torch.softmax(torch.randn(3, 5, 4), dim=-1)
+    real = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    expected = []
+    for b in range(3):
+        total = 0.0
+        for i in range(4):
+            coverage = sum(float(weights[b, t, i]) for t in range(5) if real[b, t])
+            total += (1.0 - coverage) ** 2
+        expected.append(total)
+    torch.testing.assert_close(doubly_stochastic_penalty(weights, real), torch.tensor(expected))
+
+
+def test_loss_is_cross_entropy_plus_lambda_times_the_mean_penalty() -> None:
+    model = _model()
+    captions = torch.tensor([[BOS_ID, 4, 5, EOS_ID], [BOS_ID, 6, EOS_ID, PAD_ID]])
+    batch = CaptionBatch(_images(), captions)
+    loss, parts = CaptionLoss(regularizer=0.5)(model, batch)
+    out = model(batch.images, captions[:, :-1])
+    targets = captions[:, 1:]
+    ce = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
+    penalty = doubly_stochastic_penalty(out.weights, targets != PAD_ID).mean()
+    torch.testing.assert_close(loss, ce + 0.5 * penalty)
+    assert parts["doubly_stochastic"] == pytest.approx(float(penalty.detach()))
+
+
+def test_hard_attention_trains_its_scorer_through_reinforce() -> None:
+    model = _model("hard").train()
+    captions = torch.tensor([[BOS_ID, 4, 5, EOS_ID], [BOS_ID, 6, EOS_ID, PAD_ID]])
+    loss, parts = CaptionLoss()(model, CaptionBatch(_images(), captions))
+    assert "reinforce" in parts and "doubly_stochastic" not in parts
+    loss.backward()
+    scorer = model.decoder.attention.scorer
+    assert scorer.energy.weight.grad is not None and scorer.energy.weight.grad.abs().sum() > 0
+
+
+@torch.no_grad()
+def _log_prob(model: CaptionModel, features: torch.Tensor, output: list[int], complete: bool) -> float:
+    """Teacher-forced log-probability of ``output`` (+ ``<eos>``) given one image's features ``(1, L, D)``."""
+    target = output + ([EOS_ID] if complete else [])
+    captions_in = torch.tensor([[BOS_ID, *target[:-1]]]) if target else torch.tensor([[BOS_ID]])
+    log_probs = torch.log_softmax(model.decoder(features, captions_in).logits[0], dim=-1)
+    return float(sum(log_probs[t, token] for t, token in enumerate(target)))
+
+
+def test_beam_search_returns_the_exhaustive_best_caption() -> None:
+    model, max_len = _model(vocab=6), 3
+    with torch.no_grad():
+        model.decoder.out.weight.mul_(6.0)
+    memory = model.memory(_images())
+    found = beam_search(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, beam_width=200, max_len=max_len)
+    words = [t for t in range(6) if t != EOS_ID]
+    for row, hyp in enumerate(found):
+        features = memory.keys[row : row + 1]
+        candidates = [
+            (_log_prob(model, features, list(out), n < max_len) / (n + (n < max_len)), list(out))
+            for n in range(max_len + 1)
+            for out in itertools.product(words, repeat=n)
+        ]
+        assert hyp.tokens == max(candidates)[1]
+
+
+def test_beam_width_one_is_greedy() -> None:
+    model = _model("general")
+    memory = model.memory(_images(3))
+    greedy = greedy_decode(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, max_len=6)
+    beam = beam_search(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, beam_width=1, max_len=6)
+    for g, b in zip(greedy, beam, strict=True):
+        assert g.tokens == b.tokens
+        assert g.log_prob == pytest.approx(b.log_prob, abs=1e-5)
+        torch.testing.assert_close(g.weights, b.weights)
+
+
+def test_bad_configs_and_inputs_raise_package_errors() -> None:
+    with pytest.raises(InvalidInputError):
+        CaptionModelConfig(attention="dot", hidden_size=32, feature_dim=16)
+    with pytest.raises(InvalidInputError):
+        CaptionModelConfig(encoder="alexnet")
+    with pytest.raises(ShapeError):
+        _model().encoder(torch.rand(2, 1, 16, 16))
+
+
+def test_frozen_encoder_has_no_trainable_backbone() -> None:
+    model = _model(freeze_encoder="all")
+    assert not any(p.requires_grad for p in model.encoder.backbone.parameters())
+    assert all(p.requires_grad for p in model.encoder.project.parameters())

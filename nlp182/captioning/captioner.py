@@ -14,9 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import load_image
@@ -25,7 +22,8 @@ from nlp182.captioning.vocab import BOS_ID, EOS_ID, CaptionVocab
 from nlp182.decoding import beam_search, greedy_decode
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_bytes, atomic_write_json, read_json
+from nlp182.io import atomic_write_json, read_json
+from nlp182.train.checkpoint import load_model_weights, save_model_weights
 
 MODEL_FILE = "model.safetensors"
 
@@ -69,8 +67,7 @@ class Captioner:
         run = Path(run_dir)
         atomic_write_json(run / "config.json", self.config.to_dict())
         self.vocab.save(run / "vocab.txt")
-        state = {name: t.detach().cpu().contiguous() for name, t in self.model.state_dict().items()}
-        atomic_write_bytes(run / MODEL_FILE, save_safetensors(state))
+        save_model_weights(run / MODEL_FILE, self.model)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], device: str = "auto") -> Captioner:
@@ -84,13 +81,7 @@ class Captioner:
             raise FileFormatError(f"{run / 'config.json'} is not a captioning config: {exc}") from exc
         vocab = CaptionVocab.load(run / "vocab.txt")
         model = CaptionModel(len(vocab), config.model)
-        weights = run / MODEL_FILE
-        if not weights.is_file():
-            raise MissingFileError(f"{weights} does not exist; did training finish?")
-        try:
-            model.load_state_dict(load_safetensors(weights.read_bytes()))
-        except (SafetensorError, RuntimeError) as exc:
-            raise FileFormatError(f"{weights} does not hold this model's weights: {exc}") from exc
+        load_model_weights(run / MODEL_FILE, model)
         model.to(select_device(device)).eval()
         return cls(model, vocab, config)
 

@@ -15,15 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 from tokenizers import Tokenizer
 
 from nlp182.decoding import Hypothesis, beam_search, greedy_decode
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from nlp182.io import atomic_write_json, atomic_write_text, read_json
 from nlp182.plots import attention_heatmap
 from nlp182.seq2seq.architectures import build_model, search_inputs
 from nlp182.seq2seq.batching import pad
@@ -38,6 +35,7 @@ from nlp182.seq2seq.tokenize import (
     tokens,
     unknown_tokens,
 )
+from nlp182.train.checkpoint import load_model_weights, save_model_weights
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +101,7 @@ class Translator:
         atomic_write_json(run / "config.json", self.config.to_dict())
         atomic_write_text(run / "source_tokenizer.json", self.source_tokenizer.to_str())
         atomic_write_text(run / "target_tokenizer.json", self.target_tokenizer.to_str())
-        state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.model.state_dict().items()}
-        atomic_write_bytes(run / MODEL_FILE, save_safetensors(state))
+        save_model_weights(run / MODEL_FILE, self.model)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], device: str = "auto", weights: bool = True) -> Translator:
@@ -125,15 +122,9 @@ class Translator:
         model = build_model(
             source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model
         )
-        weights_path = run / MODEL_FILE
         if not weights:
             return cls(model.to(select_device(device)), source_tokenizer, target_tokenizer, config)
-        if not weights_path.is_file():
-            raise MissingFileError(f"{weights_path} does not exist; did training finish?")
-        try:
-            model.load_state_dict(load_safetensors(weights_path.read_bytes()))
-        except (SafetensorError, RuntimeError) as exc:
-            raise FileFormatError(f"{weights_path} does not hold this model's weights: {exc}") from exc
+        load_model_weights(run / MODEL_FILE, model)
         model.to(select_device(device)).eval()
         return cls(model, source_tokenizer, target_tokenizer, config)
 

@@ -129,3 +129,25 @@ def prune_checkpoints(out_dir: str | os.PathLike[str], keep_last: int) -> None:
     """Delete all but the newest ``keep_last`` checkpoints."""
     for old in list_checkpoints(out_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
+
+
+def save_model_weights(path: str | os.PathLike[str], model: torch.nn.Module) -> None:
+    """Write ``model``'s state dict (weights and buffers, on the CPU) as a plain safetensors file, atomically.
+
+    This is a run folder's ``model.safetensors``: readable by any safetensors tool, unlike a
+    checkpoint, which also carries optimizer and RNG state.
+    """
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    atomic_write_bytes(path, st_save(tensors))
+
+
+def load_model_weights(path: str | os.PathLike[str], model: torch.nn.Module) -> None:
+    """Load a file written by :func:`save_model_weights` into ``model``, with a clear error when the
+    file is missing, damaged or holds another model's weights."""
+    target = Path(path)
+    if not target.is_file():
+        raise MissingFileError(f"{target} does not exist; did training finish?")
+    try:
+        model.load_state_dict(st_load(target.read_bytes()))
+    except (SafetensorError, RuntimeError) as exc:
+        raise FileFormatError(f"{target} does not hold this model's weights: {exc}") from exc

@@ -13,14 +13,13 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as safetensors_bytes
 
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_bytes, atomic_write_json, check_run_folder, staged_directory
+from nlp182.io import atomic_write_json, check_run_folder, staged_directory
+from nlp182.train.checkpoint import save_model_weights
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
 from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
 from nlp182.vision.models import SmallCNN
@@ -53,11 +52,6 @@ class ShapesRunConfig:
     fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=30, batch_size=16, progress=True))
 
 
-def _save_model(folder: Path, model: torch.nn.Module) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(folder / "model.safetensors", safetensors_bytes(tensors))
-
-
 def train_digits_run(
     config: DigitsRunConfig, out: str | os.PathLike[str], overwrite: bool = False
 ) -> dict[str, Any]:
@@ -88,7 +82,7 @@ def train_digits_run(
     )
     with staged_directory(out, overwrite) as folder:
         atomic_write_json(folder / "config.json", {"task": "digits", **dataclasses.asdict(config)})
-        _save_model(folder, model)
+        save_model_weights(folder / "model.safetensors", model)
         atomic_write_json(folder / "metrics.json", metrics)
         model.cpu()
         save_filter_grid(model, folder / "filters.png")
@@ -135,7 +129,7 @@ def train_shapes_run(
     )
     with staged_directory(out, overwrite) as folder:
         atomic_write_json(folder / "config.json", {"task": "shapes", **dataclasses.asdict(config)})
-        _save_model(folder, model)
+        save_model_weights(folder / "model.safetensors", model)
         atomic_write_json(folder / "metrics.json", metrics)
         show = range(min(4, len(x_te)))
         save_segmentation_grid(

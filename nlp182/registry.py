@@ -2,7 +2,8 @@
 
 A :class:`Registry` maps a name to a builder and a few facts about it (``meta``). The module that
 owns the registry passes ``discover``, which imports the modules that register, so a lookup never
-misses a builder whose module nobody has imported yet. Attention kinds and vision models use it.
+misses a builder whose module nobody has imported yet. Attention kinds, vision models and embedding
+methods use it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Registry:
             return builder
 
         return decorate
+
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (a test that registers a throwaway builder removes it with this)."""
+        self._entries.pop(name, None)
 
     def names(self, **meta: Any) -> tuple[str, ...]:
         """Registered names whose meta has the given values, in registration order."""

@@ -1,4 +1,4 @@
-"""The shared name -> builder registry behind attention kinds and vision models."""
+"""The shared name -> builder registry behind attention kinds, vision models and embedding methods."""
 
 from __future__ import annotations
 
@@ -26,3 +26,5 @@ def test_register_filter_and_look_up() -> None:
         things.register("a")(lambda: "other")
     with pytest.raises(InvalidInputError, match="unknown thing 'c'; use one of a, b"):
         things.entry("c")
+    things.unregister("b")  # a test's throwaway builder leaves no trace
+    assert things.names() == ("a",)

@@ -1,9 +1,15 @@
-"""``nlp182 corpus prepare``, ``train lsa``, ``train w2v``, ``eval`` and ``neighbors``."""
+"""``nlp182 corpus prepare``, ``train <method>``, ``eval`` and ``neighbors``.
+
+``train <method>`` is built from each method registered with
+:func:`nlp182.embeddings.registry.register_embedding` (``lsa``, ``w2v``, ...): the corpus flags, a
+flag per config field, ``--out``, and one runner that trains, scores and saves the run folder.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 from pathlib import Path
 
 from nlp182.commands.flags import (
@@ -14,45 +20,13 @@ from nlp182.commands.flags import (
     config_from_args,
     train_group,
 )
-from nlp182.embeddings.lsa import SVD_SOLVERS, LSAConfig
+from nlp182.embeddings.registry import EmbeddingMethod, embedding_method, embedding_methods
 from nlp182.embeddings.vectors import Vectors
-from nlp182.embeddings.word2vec import BACKENDS, KERNELS, MODELS, Word2VecConfig
 from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.text.corpus import SOURCE_FORMATS, CorpusSource
 
 DEFAULT_CORPUS = "corpora/wiki.txt"
 DEFAULT_EVAL_DIR = "corpora/eval"
-LSA_HELP = {
-    "dim": "dimensions of each word vector",
-    "window": "words on each side that count as context",
-    "distance_weighting": "a context word d places away counts 1/d",
-    "cds_alpha": "smoothing exponent of the context counts in PPMI",
-    "shift": "divide the co-occurrence ratio by this before the log (1: plain PPMI)",
-    "eig_power": "power of the singular values in the vectors (0.5: symmetric split)",
-    "min_count": "fewest occurrences for a word to get a vector",
-    "max_vocab": "keep at most this many of the most frequent words (default: all)",
-    "svd": "which truncated SVD computes the vectors",
-    "svd_oversample": "extra random directions of the randomized SVD",
-    "svd_iterations": "power iterations of the randomized SVD",
-}
-W2V_HELP = {
-    "model": "sg (skip-gram: predict the context from a word) or cbow (the word from its context)",
-    "vector_size": "dimensions of each word vector",
-    "window": "largest number of words on each side that count as context",
-    "negative": "noise words drawn per true context word",
-    "min_count": "fewest occurrences for a word to get a vector",
-    "max_vocab": "keep at most this many of the most frequent words (default: all)",
-    "sample": "frequent words are skipped at random above this share of the corpus (0: never)",
-    "alpha": "learning rate at the start; it falls linearly to --min-alpha",
-    "min_alpha": "learning rate at the end",
-    "ns_exponent": "noise words are drawn by count to this power",
-    "batch_size": "training examples per step of the batched kernel",
-    "backend": "torch (this package) or gensim (the reference); auto picks torch",
-    "kernel": "native (C, CPU threads) or batched (PyTorch, any device); auto picks native on a CPU",
-    "threads": "CPU threads (default: as many as PyTorch uses)",
-    "compile": "compile the batched step for speed (slower start)",
-    "shuffle": "train on each chunk's examples in random order (default: for sg, not for cbow)",
-}
 TABLE_COLUMNS = (
     ("wordsim353_spearman", "WS353 rho"),
     ("simlex999_spearman", "SL999 rho"),
@@ -134,52 +108,33 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_train_lsa(args: argparse.Namespace) -> int:
-    from nlp182.embeddings.lsa import train_lsa
+def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
+    """Train ``method`` on the corpus, score the vectors when the evaluation files are there, save the run."""
+    from nlp182.embeddings import distributed
     from nlp182.embeddings.runs import save_run
 
-    config = config_from_args(LSAConfig, args)
-    vectors, vocab, report = train_lsa(_source(args), config)
+    config = config_from_args(method.config, args)
+    vectors, vocab, report = method.train(_source(args), config)
+    run_config = {"corpus": _corpus_record(args), **method.record(config)}
+    if not distributed.is_main_process():
+        return 0  # under torchrun every process ends with the same averaged vectors; rank 0 saves
     metrics = {"train": dataclasses.asdict(report) | {"seconds": report.seconds}}
     scores = _evaluate_if_possible(vectors, args.eval_dir)
     if scores is not None:
         metrics["eval"] = scores
-    save_run(
-        args.out,
-        vectors,
-        vocab,
-        {"method": "lsa", "corpus": _corpus_record(args), **dataclasses.asdict(config)},
-        metrics,
-    )
-    print(f"LSA: {len(vectors)} words x {vectors.dim} dims in {report.seconds:.1f} s -> {args.out}")
-    return 0
-
-
-def _run_train_w2v(args: argparse.Namespace) -> int:
-    from nlp182.embeddings import distributed
-    from nlp182.embeddings.runs import save_run
-    from nlp182.embeddings.word2vec import resolve_backend, train_word2vec
-
-    config = config_from_args(Word2VecConfig, args)
-    vectors, vocab, report = train_word2vec(_source(args), config)
-    run_config = {
-        "method": f"word2vec-{config.model}",
-        "corpus": _corpus_record(args),
-        **dataclasses.asdict(config),
-        "backend_used": resolve_backend(config),
-    }
-    if not distributed.is_main_process():
-        return 0  # under torchrun every process ends with the same averaged vectors; rank 0 saves
-    metrics = {"train": dataclasses.asdict(report)}
-    scores = _evaluate_if_possible(vectors, args.eval_dir)
-    if scores is not None:
-        metrics["eval"] = scores
     save_run(args.out, vectors, vocab, run_config, metrics)
-    print(
-        f"word2vec {config.model} ({report.backend}, {report.device}): {len(vectors)} words in "
-        f"{report.seconds:.1f} s, {report.words_per_second:,.0f} words/s -> {args.out}"
-    )
+    print(f"{method.summary(vectors, config, report)} -> {args.out}")
     return 0
+
+
+def _add_train_command(trainers: argparse._SubParsersAction, method: EmbeddingMethod) -> None:
+    """``nlp182 train <method>``: corpus and output flags, then one flag per field of its config."""
+    parser = trainers.add_parser(method.name, help=method.help)
+    _add_corpus_flags(parser)
+    add_config_flags(
+        parser, method.config, choices=method.choices, helps=method.flag_helps, limits=method.limits
+    )
+    parser.set_defaults(func=functools.partial(_run_train, method))
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -244,20 +199,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.set_defaults(func=_run_prepare, out_contract="files")  # adds files beside the recipe
 
     trainers = train_group(subparsers)
-    lsa = trainers.add_parser("lsa", help="PPMI + truncated SVD word vectors")
-    _add_corpus_flags(lsa)
-    add_config_flags(lsa, LSAConfig, choices={"svd": SVD_SOLVERS}, helps=LSA_HELP)
-    lsa.set_defaults(func=_run_train_lsa)
-    w2v = trainers.add_parser("w2v", help="word2vec skip-gram / CBOW with negative sampling")
-    _add_corpus_flags(w2v)
-    add_config_flags(
-        w2v,
-        Word2VecConfig,
-        choices={"model": MODELS, "backend": BACKENDS, "kernel": KERNELS},
-        helps=W2V_HELP,
-        limits={"threads": POSITIVE},
-    )
-    w2v.set_defaults(func=_run_train_w2v)
+    for name in sorted(embedding_methods()):
+        _add_train_command(trainers, embedding_method(name))
 
     evaluate = subparsers.add_parser("eval", help="WordSim-353, SimLex-999 and analogy scores of runs")
     evaluate.add_argument("runs", nargs="+", help="run folders")

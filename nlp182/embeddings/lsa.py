@@ -23,6 +23,7 @@ import torch
 
 from nlp182.device import select_device
 from nlp182.embeddings import native
+from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
 from nlp182.progress import progress
@@ -34,6 +35,20 @@ log = logging.getLogger(__name__)
 
 SVD_SOLVERS = ("torch", "sklearn", "scipy")
 COUNT_CHUNK_TOKENS = 4 << 20
+# The help of each flag of `nlp182 train lsa` (one per LSAConfig field; seed and device: the common one).
+FLAG_HELP = {
+    "dim": "dimensions of each word vector",
+    "window": "words on each side that count as context",
+    "distance_weighting": "a context word d places away counts 1/d",
+    "cds_alpha": "smoothing exponent of the context counts in PPMI",
+    "shift": "divide the co-occurrence ratio by this before the log (1: plain PPMI)",
+    "eig_power": "power of the singular values in the vectors (0.5: symmetric split)",
+    "min_count": "fewest occurrences for a word to get a vector",
+    "max_vocab": "keep at most this many of the most frequent words (default: all)",
+    "svd": "which truncated SVD computes the vectors",
+    "svd_oversample": "extra random directions of the randomized SVD",
+    "svd_iterations": "power iterations of the randomized SVD",
+}
 
 
 @dataclass
@@ -239,6 +254,14 @@ class LSAReport:
         return self.encode_seconds + self.count_seconds + self.ppmi_seconds + self.svd_seconds
 
 
+@register_embedding(
+    "lsa",
+    config=LSAConfig,
+    help="PPMI + truncated SVD word vectors",
+    flag_helps=FLAG_HELP,
+    choices={"svd": SVD_SOLVERS},
+    title="LSA",
+)
 def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Vectors, Vocabulary, LSAReport]:
     """Build PPMI-SVD vectors ``U * S**p`` for every vocabulary word of ``source``."""
     config = config or LSAConfig()

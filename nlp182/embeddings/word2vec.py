@@ -32,6 +32,7 @@ import torch
 
 from nlp182.device import select_device
 from nlp182.embeddings import distributed, native
+from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
 from nlp182.progress import progress
@@ -47,6 +48,26 @@ KERNELS = ("auto", "native", "batched")
 SPAN_TOKENS = 10_000
 GENSIM_IN_MEMORY_TOKENS = 5_000_000
 MAX_EXP = 6.0
+# The help of each flag of `nlp182 train w2v` (one per Word2VecConfig field; epochs, seed and
+# device: the common one).
+FLAG_HELP = {
+    "model": "sg (skip-gram: predict the context from a word) or cbow (the word from its context)",
+    "vector_size": "dimensions of each word vector",
+    "window": "largest number of words on each side that count as context",
+    "negative": "noise words drawn per true context word",
+    "min_count": "fewest occurrences for a word to get a vector",
+    "max_vocab": "keep at most this many of the most frequent words (default: all)",
+    "sample": "frequent words are skipped at random above this share of the corpus (0: never)",
+    "alpha": "learning rate at the start; it falls linearly to --min-alpha",
+    "min_alpha": "learning rate at the end",
+    "ns_exponent": "noise words are drawn by count to this power",
+    "batch_size": "training examples per step of the batched kernel",
+    "backend": "torch (this package) or gensim (the reference); auto picks torch",
+    "kernel": "native (C, CPU threads) or batched (PyTorch, any device); auto picks native on a CPU",
+    "threads": "CPU threads (default: as many as PyTorch uses)",
+    "compile": "compile the batched step for speed (slower start)",
+    "shuffle": "train on each chunk's examples in random order (default: for sg, not for cbow)",
+}
 
 
 @dataclass
@@ -592,6 +613,33 @@ def resolve_backend(config: Word2VecConfig) -> str:
     return "gensim"
 
 
+def _run_record(config: Word2VecConfig) -> dict[str, Any]:
+    """``config.json`` of a run: the model in the method's name, and the backend ``auto`` became."""
+    return {
+        "method": f"word2vec-{config.model}",
+        **dataclasses.asdict(config),
+        "backend_used": resolve_backend(config),
+    }
+
+
+def _summary(vectors: Vectors, config: Word2VecConfig, report: TrainingReport) -> str:
+    """The closing line of ``nlp182 train w2v``: where it ran and how fast."""
+    return (
+        f"word2vec {config.model} ({report.backend}, {report.device}): {len(vectors)} words in "
+        f"{report.seconds:.1f} s, {report.words_per_second:,.0f} words/s"
+    )
+
+
+@register_embedding(
+    "w2v",
+    config=Word2VecConfig,
+    help="word2vec skip-gram / CBOW with negative sampling",
+    flag_helps=FLAG_HELP,
+    choices={"model": MODELS, "backend": BACKENDS, "kernel": KERNELS},
+    limits={"threads": {"positive": True}},
+    record=_run_record,
+    summary=_summary,
+)
 def train_word2vec(
     source: CorpusSource, config: Word2VecConfig | None = None
 ) -> tuple[Vectors, Vocabulary, TrainingReport]:

@@ -1,0 +1,112 @@
+"""Embedding methods by name: each trainer module registers itself with :func:`register_embedding`.
+
+A new method is one file in ``nlp182/embeddings/``: a config dataclass and a decorated
+``train_<method>(source, config) -> (Vectors, Vocabulary, report)``. ``nlp182 train <name>`` is
+built from the registration (the corpus flags, one checked flag per config field, ``--out``) and
+writes the run folder that ``eval``, ``neighbors``, ``index`` and ``serve`` read, so nothing else
+needs editing (every module of the package is imported on the first lookup). The report is a
+dataclass with a ``seconds`` attribute (a field or a property); it becomes ``metrics.json``'s
+``train`` entry.
+
+The registration holds data only (help texts, choices, ranges as plain mappings): the flags are
+made in ``nlp182.commands``, which this package must not import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nlp182.embeddings.vectors import Vectors
+from nlp182.registry import Registry
+from nlp182.text.corpus import CorpusSource
+from nlp182.text.vocab import Vocabulary
+
+Trainer = Callable[[CorpusSource, Any], tuple[Vectors, Vocabulary, Any]]
+Record = Callable[[Any], dict[str, Any]]
+Summary = Callable[[Vectors, Any, Any], str]
+
+
+def _discover() -> None:
+    """Import every module of ``nlp182.embeddings`` so that their decorators have run."""
+    package = importlib.import_module("nlp182.embeddings")
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"nlp182.embeddings.{info.name}")
+
+
+METHODS = Registry("embedding method", _discover)
+
+
+@dataclass(frozen=True)
+class EmbeddingMethod:
+    """One registered method: its trainer and what ``nlp182 train <name>`` needs to offer it.
+
+    ``record(config)`` gives ``config.json``'s entries besides the corpus; ``summary(vectors,
+    config, report)`` the line printed when the run is saved (``-> <out>`` is added).
+    """
+
+    name: str
+    train: Trainer
+    config: type
+    help: str
+    flag_helps: Mapping[str, str]
+    choices: Mapping[str, Sequence[Any]]
+    limits: Mapping[str, Mapping[str, Any]]
+    record: Record
+    summary: Summary
+
+
+def register_embedding(
+    name: str,
+    *,
+    config: type,
+    help: str,
+    flag_helps: Mapping[str, str] | None = None,
+    choices: Mapping[str, Sequence[Any]] | None = None,
+    limits: Mapping[str, Mapping[str, Any]] | None = None,
+    title: str | None = None,
+    record: Record | None = None,
+    summary: Summary | None = None,
+) -> Callable[[Trainer], Trainer]:
+    """Decorator: register ``train(source, config) -> (Vectors, Vocabulary, report)`` as ``name``.
+
+    ``config`` is the dataclass the trainer takes; each field becomes a flag of
+    ``nlp182 train <name>``, with help from ``flag_helps``, choices from ``choices`` and ranges
+    from ``limits`` (``{"threads": {"positive": True}}``; common field names are checked without).
+    ``help`` is the command's one line in ``nlp182 train --help``. By default ``config.json`` says
+    ``method: <name>`` and the config's fields, and the closing line reads ``<title>: N words x D
+    dims in S s`` (``title`` defaults to the name); ``record`` and ``summary`` replace those.
+    """
+    heading = title or name
+
+    def default_record(settings: Any) -> dict[str, Any]:
+        return {"method": name, **dataclasses.asdict(settings)}
+
+    def default_summary(vectors: Vectors, settings: Any, report: Any) -> str:
+        return f"{heading}: {len(vectors)} words x {vectors.dim} dims in {report.seconds:.1f} s"
+
+    return METHODS.register(
+        name,
+        config=config,
+        help=help,
+        flag_helps=dict(flag_helps or {}),
+        choices=dict(choices or {}),
+        limits=dict(limits or {}),
+        record=record or default_record,
+        summary=summary or default_summary,
+    )
+
+
+def embedding_methods() -> tuple[str, ...]:
+    """The registered method names, in registration order."""
+    return METHODS.names()
+
+
+def embedding_method(name: str) -> EmbeddingMethod:
+    """The registered method ``name``; an unknown name is an error that lists the known ones."""
+    entry = METHODS.entry(name)
+    return EmbeddingMethod(entry.name, entry.builder, **entry.meta)

@@ -116,7 +116,9 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
     config = config_from_args(method.config, args)
     vectors, vocab, report = method.train(_source(args), config)
     run_config = {"corpus": _corpus_record(args), **method.record(config)}
-    if not distributed.is_main_process():
+    main = distributed.is_main_process()
+    distributed.stop()
+    if not main:
         return 0  # under torchrun every process ends with the same averaged vectors; rank 0 saves
     metrics = {"train": dataclasses.asdict(report) | {"seconds": report.seconds}}
     scores = _evaluate_if_possible(vectors, args.eval_dir)

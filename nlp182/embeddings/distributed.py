@@ -32,6 +32,16 @@ def start(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def stop() -> None:
+    """Leave the process group, if this process joined one (a no-op otherwise).
+
+    Call it once the model is averaged: a process that exits with gloo's threads still running
+    aborts ("terminate called without an active exception"), which failed torchrun runs at random.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def is_main_process() -> bool:
     """True unless this is a rank other than 0 of a launched group (only rank 0 writes files)."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

@@ -128,6 +128,8 @@ def main() -> None:
         choices=["w2v", "lsa"],
         help="what the large mode measures",
     )
+    parser.add_argument("--gensim-lines-runs", type=int, default=1,
+                        help="large mode: gensim LineSentence runs per model (quality at our schedule)")
     parser.add_argument("--scratch", default=None, help="folder for caches and outputs (default: $TMPDIR)")
     parser.add_argument("--engines", nargs="+", choices=ENGINES,
                         help="word2vec engines to run (default: all; without gensim there is no speed ratio)")
@@ -210,7 +212,7 @@ def _large_mode(args: argparse.Namespace) -> None:
         f"large-corpus mode on {args.large}: {args.runs} run(s), {args.epochs} epoch(s), "
         f"{args.threads} threads"
     )
-    print(f"wrote {write_result(run_large(args), name)}")
+    print(f"wrote {write_result(run_large(args), name, args.out)}")
 
 
 if __name__ == "__main__":

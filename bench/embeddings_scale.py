@@ -8,6 +8,13 @@ machine and interleaved (gensim skip-gram, ours skip-gram, gensim CBOW, ours CBO
   ``LineSentence`` slower) and builds its vocabulary from it; ours encodes the text into an empty
   cache (so the one encoding pass is counted) and trains. Training words/s, peak RSS (before the
   evaluation) and quality (WS353, SimLex-999, analogies) of each;
+- quality beside gensim ``LineSentence`` too (``--gensim-lines-runs``, untimed against us): in
+  ``corpus_file`` mode each of gensim's ``w`` workers reads ``1/w`` of the corpus but is told the
+  whole corpus's word count, so its learning rate decays only ``1/w`` of an epoch's share each
+  epoch (a sawtooth ending at ``alpha (1 - 1/w) / epochs``, ``alpha / 6`` for 2 workers and 3
+  epochs, not at ``min_alpha``). That schedule, not
+  the algorithm, moves quality on a short run: ``bench.gensim_schedule`` shows it. LineSentence
+  (like word2vec's C tool and nlp182) decays linearly to ``min_alpha``;
 - peak RSS of ours on the first half of the corpus, so the growth per token can be explained;
 - LSA text to vectors at about 50k and at all min_count-5 words (time per stage, peak RSS),
   today's counting (the code before the encoding cache, which tokenized twice and counted with
@@ -80,6 +87,7 @@ def _ours_w2v(task: dict) -> dict:
 def _gensim_w2v(task: dict) -> dict:
     import numpy as np
     from gensim.models import Word2Vec
+    from gensim.models.word2vec import LineSentence
 
     from nlp182.embeddings.vectors import Vectors
 
@@ -88,9 +96,15 @@ def _gensim_w2v(task: dict) -> dict:
         vector_size=100, window=5, negative=5, hs=0, min_count=5, sample=1e-3, seed=1,
         sg=int(task["model"] == "sg"), workers=task["threads"],
     )  # fmt: skip
-    model.build_vocab(corpus_file=task["corpus"])
-    scanned = time.perf_counter()
-    model.train(corpus_file=task["corpus"], total_words=model.corpus_total_words, epochs=task["epochs"])
+    if task.get("reader", "corpus_file") == "corpus_file":
+        model.build_vocab(corpus_file=task["corpus"])
+        scanned = time.perf_counter()
+        model.train(corpus_file=task["corpus"], total_words=model.corpus_total_words, epochs=task["epochs"])
+    else:  # LineSentence: a Python producer thread, word2vec's learning-rate schedule
+        lines = LineSentence(task["corpus"])
+        model.build_vocab(lines)
+        scanned = time.perf_counter()
+        model.train(lines, total_examples=model.corpus_count, epochs=task["epochs"])
     trained = time.perf_counter()
     Path(task["out"]).mkdir(parents=True, exist_ok=True)
     model.wv.save(str(Path(task["out"]) / "vectors.kv"))
@@ -285,6 +299,15 @@ def run_large(args) -> dict:
                         f"WS353 {row['wordsim353_spearman']:.3f}",
                         flush=True,
                     )
+        for model in w2v:
+            for run in range(args.gensim_lines_runs):
+                row = job("gensim-w2v", model=model, epochs=args.epochs, reader="lines")
+                w2v[model].setdefault("gensim-lines", []).append(row)
+                print(
+                    f"  run {run + 1} {model:<4} gensim LineSentence: {row['wall_seconds']:7.1f} s, "
+                    f"WS353 {row['wordsim353_spearman']:.3f}",
+                    flush=True,
+                )
         if w2v.get("sg"):
             half = job("ours-w2v", model="sg", epochs=args.epochs, corpus=_half_corpus(corpus, scratch_path))
         for label, max_vocab in (("50k", 50_000), ("all", None)) if "lsa" in args.parts else ():
@@ -340,8 +363,13 @@ def _summarise(w2v: dict, half: dict | None, lsa: dict, svd: dict | None, old_co
             "ours_peak_rss_mb": _mean(ours, "peak_rss_mb"),
             "gensim_peak_rss_mb": _mean(ref, "peak_rss_mb"),
         }
+        lines = engines.get("gensim-lines", [])
+        if lines:
+            summary[model]["gensim_lines_wall_seconds"] = _mean(lines, "wall_seconds")
         for key in ("wordsim353_spearman", "simlex999_spearman", "analogy_3cosadd"):
             summary[model][f"delta_{key}"] = _mean(ours, key) - _mean(ref, key)
+            if lines:
+                summary[model][f"delta_vs_lines_{key}"] = _mean(ours, key) - _mean(lines, key)
     if half is not None:
         full = w2v["sg"]["ours"][0]
         extra_mb = full["peak_rss_mb"] - half["peak_rss_mb"]
@@ -385,6 +413,17 @@ def _print_summary(summary: dict) -> None:
             f"{row['delta_analogy_3cosadd']:>+10.3f}{row['ours_wall_seconds']:>9.1f}"
             f"{row['gensim_wall_seconds']:>10.1f}{row['ours_peak_rss_mb']:>9.0f}{row['gensim_peak_rss_mb']:>11.0f}"
         )
+    if any("gensim_lines_wall_seconds" in summary.get(model, {}) for model in ("sg", "cbow")):
+        print("quality beside gensim LineSentence (the same learning-rate schedule as ours; see above)")
+        for model in ("sg", "cbow"):
+            row = summary.get(model, {})
+            if "gensim_lines_wall_seconds" in row:
+                print(
+                    f"{model:<6}{row['delta_vs_lines_wordsim353_spearman']:>+9.3f}"
+                    f"{row['delta_vs_lines_simlex999_spearman']:>+9.3f}"
+                    f"{row['delta_vs_lines_analogy_3cosadd']:>+10.3f}   LineSentence "
+                    f"{row['gensim_lines_wall_seconds']:.1f} s"
+                )
     if "rss" in summary:
         rss = summary["rss"]
         print(
@@ -411,12 +450,12 @@ def _print_summary(summary: dict) -> None:
               f"WS353 {row['wordsim353_spearman']:.3f}")  # fmt: skip
 
 
-def write_result(result: dict, name: str) -> Path:
-    """Write ``bench/results/<name>.json`` atomically."""
+def write_result(result: dict, name: str, folder: Path = RESULTS) -> Path:
+    """Write ``<folder>/<name>.json`` atomically."""
     from nlp182.io import atomic_write_json
 
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     atomic_write_json(path, result)
     return path
 

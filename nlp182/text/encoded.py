@@ -1,13 +1,14 @@
 """Encode a corpus once: vocabulary counts and a compact token file, cached by content.
 
-One pass over the text tokenizes blocks of megabytes (``WordTokenizer.block``), gives every new
-word the next id in order of first appearance, counts the words, and appends the ids to a
-``uint32`` token file; line ends become sentence boundaries (offsets, one ``int64`` per sentence,
-lines longer than ``MAX_SENTENCE_TOKENS`` cut into pieces). The folder is keyed by the SHA-256 of
-the corpus files, the tokenizer's rules and this format's version, under
-``$NLP182_CACHE/corpora`` (default ``~/.cache/nlp182``): later ``train w2v`` / ``train lsa`` runs on
-the same text skip reading it. Any vocabulary cut (``min_count``, ``max_vocab``) is a remapping of
-the ids, so one encoding serves them all.
+One pass over the text tokenizes blocks of megabytes (``WordTokenizer.block``; a large plain
+file's blocks in several processes at once), gives every new word the next id in order of first
+appearance, counts the words, and appends the ids to a ``uint32`` token file; line ends become
+sentence boundaries (offsets, one ``int64`` per sentence, lines longer than
+``MAX_SENTENCE_TOKENS`` cut into pieces). The folder is keyed by the SHA-256 of the corpus files,
+the tokenizer's rules and this format's version, under ``$NLP182_CACHE/corpora`` (default
+``~/.cache/nlp182``): later ``train w2v`` / ``train lsa`` runs on the same text skip reading it.
+Any vocabulary cut (``min_count``, ``max_vocab``) is a remapping of the ids, so one encoding
+serves them all.
 
 Readers take the token file in bounded pieces with ``numpy.fromfile`` (not a memory map, whose
 pages would count towards the process's resident memory as it is read), so training holds
@@ -16,12 +17,15 @@ O(vocabulary x dim) plus one chunk, never the corpus.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +34,7 @@ import numpy as np
 from nlp182.errors import EmptyCorpusError, FileFormatError
 from nlp182.io import atomic_save_npy, atomic_write_json, atomic_write_text, staged_directory
 from nlp182.progress import progress
-from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource
+from nlp182.text.corpus import BLOCK_BYTES, MAX_SENTENCE_TOKENS, CorpusSource
 from nlp182.text.tokenize import LINE_BREAK, WordTokenizer, default_tokenizer
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
@@ -40,6 +44,10 @@ TOKENS_FILE, WORDS_FILE, COUNTS_FILE, STARTS_FILE, META_FILE = (
     "tokens.u32", "words.txt", "counts.npy", "starts.npy", "meta.json",
 )  # fmt: skip
 _HASH_BLOCK = 8 << 20
+#: Plain files from this size are tokenized by several processes (below it, starting them costs
+#: more than it saves).
+PARALLEL_MIN_BYTES = 32 << 20
+MAX_PROCESSES = 8
 
 
 def cache_folder() -> Path:
@@ -118,33 +126,102 @@ def _sentence_starts(line_ends: list[np.ndarray], total: int) -> np.ndarray:
     return np.unique(np.concatenate([bounds, *pieces])) if pieces else bounds
 
 
-def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path) -> None:
-    """The one pass: tokenize blocks, number words by first appearance, count, write ids."""
+def _tokenize(text: str, tokenizer: WordTokenizer, size: int) -> tuple[list[str], np.ndarray, int]:
+    """One piece of the corpus: its words in order of first appearance, its ``(N,)`` uint32
+    tokens as ids into that list plus one (0 marks a line end), and ``size`` (its bytes)."""
     index: defaultdict[str, int] = defaultdict(itertools.count().__next__)
-    index[LINE_BREAK]  # id 0 marks line ends; words get ids from 1 in the pass, 0 on disk
-    lookup = index.__getitem__
+    index[LINE_BREAK]  # id 0
+    tokens = tokenizer.block(text)
+    ids = np.fromiter(map(index.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
+    return list(index)[1:], ids, size
+
+
+def _tokenize_range(job: tuple[str, int, int, WordTokenizer]) -> tuple[list[str], np.ndarray, int]:
+    """``_tokenize`` of the bytes ``[start, end)`` of a plain file (run in a worker process)."""
+    path, start, end, tokenizer = job
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        text = handle.read(end - start).decode("utf-8", errors="replace")
+    return _tokenize(text if text.endswith("\n") else text + "\n", tokenizer, end - start)
+
+
+def _line_ranges(path: Path, piece_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges ``[start, end)`` of about ``piece_bytes`` covering a file, each starting at the
+    beginning of a line (so no line, and no UTF-8 character, is cut)."""
+    size, cuts = path.stat().st_size, [0]
+    with path.open("rb") as handle:
+        while cuts[-1] + piece_bytes < size:
+            handle.seek(cuts[-1] + piece_bytes)
+            handle.readline()
+            if handle.tell() >= size:
+                break
+            cuts.append(handle.tell())
+    return list(itertools.pairwise([*cuts, size]))
+
+
+@contextlib.contextmanager
+def _pieces(
+    source: CorpusSource, tokenizer: WordTokenizer, processes: int
+) -> Iterator[Iterator[tuple[list[str], np.ndarray, int]]]:
+    """The corpus as tokenized pieces, in corpus order: a plain file of at least
+    ``PARALLEL_MIN_BYTES`` is cut at line starts and tokenized by ``processes`` worker processes
+    (``spawn``: safe beside PyTorch's threads); anything else block by block in this process."""
+    plain = source.resolved_format() == "plain"
+    if processes < 2 or not plain or source.size_bytes() < PARALLEL_MIN_BYTES:
+        yield (_tokenize(text, tokenizer, size) for text, size in source.blocks())
+        return
+    path = source.files()[0]
+    jobs = [(str(path), start, end, tokenizer) for start, end in _line_ranges(path, BLOCK_BYTES)]
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield _in_order(pool, jobs, ahead=2 * processes)
+
+
+def _in_order(
+    pool: ProcessPoolExecutor, jobs: list, ahead: int
+) -> Iterator[tuple[list[str], np.ndarray, int]]:
+    """``pool.map(_tokenize_range, jobs)`` with at most ``ahead`` pieces in flight or waiting, so
+    memory stays bounded however large the file."""
+    waiting: deque = deque()
+    for job in jobs:
+        waiting.append(pool.submit(_tokenize_range, job))
+        if len(waiting) >= ahead:
+            yield waiting.popleft().result()
+    while waiting:
+        yield waiting.popleft().result()
+
+
+def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, processes: int) -> None:
+    """The one pass: tokenize pieces (in parallel where possible), number words by first
+    appearance in the whole corpus (a piece's new words follow the earlier pieces' words, so the
+    result does not depend on ``processes``), count, write ids."""
+    index: dict[str, int] = {}
     counts = np.zeros(0, dtype=np.int64)
     line_ends: list[np.ndarray] = []
     position = 0
-    size = source.size_bytes()
     with (
         (folder / TOKENS_FILE).open("wb") as out,
-        progress(total=size, desc=f"encoding {Path(source.path).name}", unit="B", unit_scale=True) as bar,
+        progress(
+            total=source.size_bytes(), desc=f"encoding {Path(source.path).name}", unit="B", unit_scale=True
+        ) as bar,
+        _pieces(source, tokenizer, processes) as pieces,
     ):
-        for text, done in source.blocks():
-            tokens = tokenizer.block(text)
-            ids = np.fromiter(map(lookup, tokens), dtype=np.uint32, count=len(tokens))
-            breaks = ids == 0
-            words = ids[~breaks] - 1
+        for local_words, local_ids, size in pieces:
+            to_global = np.fromiter(
+                (index.setdefault(word, len(index)) for word in local_words),
+                dtype=np.uint32,
+                count=len(local_words),
+            )
+            breaks = local_ids == 0
+            words = to_global[local_ids[~breaks] - 1]
             line_ends.append(np.flatnonzero(breaks) - np.arange(int(breaks.sum())) + position)
             words.tofile(out)
             position += len(words)
-            block_counts = np.bincount(words, minlength=len(index) - 1)
+            block_counts = np.bincount(words, minlength=len(index))
             counts = np.concatenate([counts, np.zeros(len(block_counts) - len(counts), np.int64)])
             counts += block_counts
-            bar.update(done)
-            bar.set_postfix(tokens=f"{position:,}", words=f"{len(index) - 1:,}", refresh=False)
-    vocabulary = list(index)[1:]
+            bar.update(size)
+            bar.set_postfix(tokens=f"{position:,}", words=f"{len(index):,}", refresh=False)
+    vocabulary = list(index)
     atomic_write_text(folder / WORDS_FILE, "\n".join(vocabulary))
     atomic_save_npy(folder / COUNTS_FILE, counts)
     starts = _sentence_starts(line_ends, position)
@@ -161,15 +238,22 @@ def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path) -
 
 
 def encode(
-    source: CorpusSource, tokenizer: WordTokenizer | None = None, cache: Path | None = None
+    source: CorpusSource,
+    tokenizer: WordTokenizer | None = None,
+    cache: Path | None = None,
+    processes: int | None = None,
 ) -> EncodedText:
     """The encoded form of ``source``: from the cache when this text was encoded before, else
-    encoded now (one pass) and cached. ``cache`` defaults to ``cache_folder()``."""
+    encoded now (one pass, tokenized by ``processes`` worker processes, default: one per
+    available CPU, at most ``MAX_PROCESSES``) and cached. ``cache`` defaults to ``cache_folder()``."""
     tokenizer = tokenizer or default_tokenizer()
     folder = (cache or cache_folder()) / content_key(source, tokenizer)
+    if processes is None:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        processes = min(MAX_PROCESSES, len(cpus))
     if not (folder / META_FILE).is_file():
         with staged_directory(folder) as staging:
-            _encode_into(source, tokenizer, staging)
+            _encode_into(source, tokenizer, staging, processes)
     return EncodedText.load(folder)
 
 

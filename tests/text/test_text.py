@@ -9,6 +9,7 @@ import pytest
 from gensim.models import Word2Vec
 
 from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, MissingFileError
+from nlp182.text import encoded
 from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource, iter_token_lines
 from nlp182.text.encoded import EncodedCorpus, encode, open_corpus
 from nlp182.text.tokenize import WordTokenizer
@@ -145,6 +146,22 @@ def test_encoding_once_counts_as_the_line_by_line_reference_and_is_reused(prepar
     copy = tmp_path / "copy.txt"
     copy.write_bytes(prepared.corpus.read_bytes() + b"one more line\n")
     assert encode(CorpusSource(str(copy)), cache=tmp_path).folder != text.folder  # keyed by content
+
+
+def test_encoding_in_several_processes_writes_the_same_files_as_one(prepared, tmp_path, monkeypatch) -> None:
+    """Pieces tokenized by worker processes are numbered as one pass would number them: the
+    files are byte for byte those of the one-process pass (pieces cut mid-file, a multi-byte
+    character and a last line without a line break included)."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(prepared.corpus.read_bytes()[:200_000] + "\ncaf\u00e9 d\u00e9j\u00e0 tail".encode())
+    monkeypatch.setattr(encoded, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(encoded, "BLOCK_BYTES", 16_384)
+    one = encode(CorpusSource(str(corpus)), cache=tmp_path / "one", processes=1)
+    two = encode(CorpusSource(str(corpus)), cache=tmp_path / "two", processes=2)
+    assert len(encoded._line_ranges(corpus, encoded.BLOCK_BYTES)) >= 4  # long lines: few cuts
+    for name in ("tokens.u32", "words.txt", "counts.npy", "starts.npy", "meta.json"):
+        assert (one.folder / name).read_bytes() == (two.folder / name).read_bytes(), name
+    assert two.words[-1] == "tail" and "café" in two.words
 
 
 def test_block_tokenization_equals_line_by_line() -> None:

@@ -20,7 +20,8 @@ machine and interleaved (gensim skip-gram, ours skip-gram, gensim CBOW, ours CBO
   today's counting (the code before the encoding cache, which tokenized twice and counted with
   numpy) on the same corpus, and the three SVDs on one PPMI matrix.
 
-Every job runs in its own process (``--worker``), which reports its own peak RSS. The machine is
+Every job runs in its own process (``--worker``), which reports its own peak RSS and the largest of
+its encoding workers' (forked processes that each hold one 8 MB piece while tokenizing it). The machine is
 shared: ratios measured side by side are what to read, and the load average is recorded.
 """
 
@@ -43,6 +44,11 @@ OLD_COMMIT = "80fa1f7"  # the last commit before the encoding cache: "today" for
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _children_peak_rss_mb() -> float:
+    """The largest peak RSS of this job's finished child processes (our encoding workers)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def _scores(vectors, eval_dir: str) -> dict:
@@ -80,6 +86,7 @@ def _ours_w2v(task: dict) -> dict:
         "vocab": len(vocab),
         "tokens": vocab.total_words,
         "peak_rss_mb": _peak_rss_mb(),
+        "children_peak_rss_mb": _children_peak_rss_mb(),
         **_scores(vectors, task["eval_dir"]),
     }
 
@@ -143,6 +150,7 @@ def _ours_lsa(task: dict) -> dict:
         "seconds": report.seconds,
         "vocab": len(vocab),
         "peak_rss_mb": _peak_rss_mb(),
+        "children_peak_rss_mb": _children_peak_rss_mb(),
         **_scores(vectors, task["eval_dir"]),
     }
 

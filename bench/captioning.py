@@ -14,8 +14,11 @@
 The reference column is the goal (or the uniform baseline), the ratio is measured / reference.
 Training time is reported as process CPU seconds (what the run itself used; the machine's 2
 cores are shared, so wall time depends on the neighbours) and as wall seconds. Writes
-``bench/results/captioning-<device>.json`` and three overlay figures per set; ``--quick`` runs
-tiny sizes (a smoke test for CI) and writes ``captioning-quick-<device>.json`` only.
+``captioning-<device>.json`` and three overlay figures per set into ``--out`` (default
+``bench/results``; ``bench/gpu.sh`` passes its own folder); ``--quick`` runs tiny sizes (a smoke
+test for CI and ``bench/gpu.sh --dry``) and writes ``captioning-quick-<device>.json`` only.
+The summary's top-level ``*_images_per_s``, ``*_s`` and ``*_accuracy`` numbers are the headline
+figures ``bench/gpu.sh`` picks up.
 """
 
 from __future__ import annotations
@@ -75,17 +78,20 @@ def run_configs(quick: bool, device: str) -> dict[str, CaptionConfig]:
     }
 
 
-def train_one(name: str, config: CaptionConfig, keep_overlays: bool) -> dict[str, Any]:
-    """Train ``config`` in a temporary folder; return its metrics with CPU and wall seconds."""
+def train_one(name: str, config: CaptionConfig, overlays_to: Path | None) -> dict[str, Any]:
+    """Train ``config`` in a temporary folder; return its metrics with CPU and wall seconds.
+
+    With ``overlays_to``, the run's overlay PNGs and validation curve are copied there.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / name
         cpu, wall = time.process_time(), time.perf_counter()
         metrics = train_captioner(config, run)
         metrics["cpu_s"], metrics["wall_s"] = time.process_time() - cpu, time.perf_counter() - wall
-        if keep_overlays:
+        if overlays_to is not None:
             for png in sorted((run / "overlays").glob("*.png")):
-                shutil.copyfile(png, RESULTS / f"captioning-{name}-overlay-{png.stem.split('-')[-1]}.png")
-            shutil.copyfile(run / "valid_bleu.png", RESULTS / f"captioning-{name}-valid-bleu.png")
+                shutil.copyfile(png, overlays_to / f"captioning-{name}-overlay-{png.stem.split('-')[-1]}.png")
+            shutil.copyfile(run / "valid_bleu.png", overlays_to / f"captioning-{name}-valid-bleu.png")
     return metrics
 
 
@@ -122,6 +128,24 @@ def _print_table(rows: list[tuple[str, float | None, float | None]]) -> None:
         print(f"{ratio}  {name:<66} {ref} {measured}")
 
 
+def headline(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Top-level figures for ``bench/gpu.sh``'s summary: training images/s and seconds, test accuracy."""
+    figures: dict[str, float] = {}
+    for name in ("digits", "shapes"):
+        metrics = results.get(name)
+        if metrics is None:
+            continue
+        history = metrics["history"]
+        images = sum(row.get("samples_per_s", 0.0) * row.get("time_s", 0.0) for row in history)
+        seconds = sum(row.get("time_s", 0.0) for row in history)
+        figures[f"{name}_train_images_per_s"] = images / seconds if seconds else 0.0
+        figures[f"{name}_train_wall_s"] = float(metrics["train_time_s"])
+        greedy = metrics["test"].get("greedy")
+        if greedy is not None:
+            figures[f"{name}_greedy_exact_accuracy"] = float(greedy["exact_match"])
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline, not the goals")
@@ -133,29 +157,32 @@ def main() -> None:
         default=None,
         help="train only these runs (e.g. in two processes); the table then merges every run's saved JSON",
     )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="folder for the JSON and PNGs (default: bench/results)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     device = select_device(args.device)
     configs = run_configs(args.quick, str(device))
     stem = "captioning-quick" if args.quick else "captioning"
-    RESULTS.mkdir(exist_ok=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     for name in configs if args.only is None else args.only:
         logging.info("training %s", name)
         load = [round(x, 2) for x in os.getloadavg()]
-        metrics = train_one(
-            name, configs[name], keep_overlays=not args.quick and name in ("digits", "shapes")
-        )
+        keep = not args.quick and name in ("digits", "shapes")
+        metrics = train_one(name, configs[name], out if keep else None)
         metrics.update(
             config=configs[name].to_dict(),
             loadavg_before=load,
             loadavg_after=[round(x, 2) for x in os.getloadavg()],
             threads=torch.get_num_threads(),
         )
-        atomic_write_json(RESULTS / f"{stem}-run-{name}-{device.type}.json", metrics)
+        atomic_write_json(out / f"{stem}-run-{name}-{device.type}.json", metrics)
     results = {}
     for name in configs:
-        path = RESULTS / f"{stem}-run-{name}-{device.type}.json"
+        path = out / f"{stem}-run-{name}-{device.type}.json"
         if path.is_file():
             results[name] = json.loads(path.read_text())
     rows = _rows(results)
@@ -183,7 +210,8 @@ def main() -> None:
             for name, m in results.items()
         },
     }
-    atomic_write_json(RESULTS / f"{stem}-{device.type}.json", summary)
+    summary.update(headline(results))
+    atomic_write_json(out / f"{stem}-{device.type}.json", summary)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ caption's real steps ``t`` (its words and ``<eos>``; padding excluded). Normalis
 over the images of the batch (the cross-entropy is the mean per real token). Implementations that
 take the mean over locations instead use ``lambda_mean = L * lambda``.
 
+Besides the loss, the parts logged per batch include ``gate`` (the mean gating scalar ``beta``) and
+``attention_peak`` (the mean largest attention weight; ``1 / L`` for uniform attention): on
+``digits`` both fall within the first few dozen steps when the decoder learns to ignore the image.
+
 Hard attention (``attention="hard"``) follows the paper's variational objective: the word
 cross-entropy trains everything but the location policy, and the policy gets the REINFORCE
 gradient with the caption's log-likelihood as reward, a moving-average baseline and an entropy
@@ -71,4 +75,9 @@ class CaptionLoss(nn.Module):
             loss = cross_entropy + self.regularizer * penalty
         correct = (out.logits.argmax(dim=-1) == targets) & real
         parts["token_accuracy"] = float(correct.sum()) / float(words)
+        # Diagnostics of an image-blind decoder: the mean gate and the mean largest attention weight
+        # over real steps (1 / L when the attention is uniform).
+        parts["gate"] = float((out.beta.detach() * real).sum()) / float(words)
+        peak = out.weights.detach().float().amax(dim=-1)
+        parts["attention_peak"] = float((peak * real).sum()) / float(words)
         return loss, parts

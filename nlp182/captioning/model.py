@@ -137,12 +137,14 @@ class StepOutput(NamedTuple):
 
 class TeacherForced(NamedTuple):
     """Every step of a teacher-forced pass: ``logits`` ``(B, T, V)``, ``weights`` ``(B, T, L)``,
-    ``log_prob`` and ``entropy`` ``(B, T)`` (hard attention's; zeros for soft)."""
+    ``log_prob`` and ``entropy`` ``(B, T)`` (hard attention's; zeros for soft), and the gate
+    ``beta`` ``(B, T)`` (logged by the loss: a gate stuck near 0 means the decoder ignores the image)."""
 
     logits: torch.Tensor
     weights: torch.Tensor
     log_prob: torch.Tensor
     entropy: torch.Tensor
+    beta: torch.Tensor
 
 
 class AttentionDecoder(nn.Module):
@@ -203,6 +205,7 @@ class AttentionDecoder(nn.Module):
             torch.stack([s.weights for s in steps], dim=1),
             torch.stack([s.log_prob for s in steps], dim=1),
             torch.stack([s.entropy for s in steps], dim=1),
+            torch.cat([s.beta for s in steps], dim=1),
         )
 
     # -- the StepDecoder protocol of nlp182.decoding

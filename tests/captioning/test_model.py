@@ -91,6 +91,10 @@ def test_loss_is_cross_entropy_plus_lambda_times_the_mean_penalty() -> None:
     penalty = doubly_stochastic_penalty(out.weights, targets != PAD_ID).mean()
     torch.testing.assert_close(loss, ce + 0.5 * penalty)
     assert parts["doubly_stochastic"] == pytest.approx(float(penalty.detach()))
+    real = targets != PAD_ID
+    assert parts["gate"] == pytest.approx(float(out.beta.detach()[real].mean()))
+    assert parts["attention_peak"] == pytest.approx(float(out.weights.detach().amax(-1)[real].mean()))
+    assert out.beta.shape == targets.shape
 
 
 def test_hard_attention_trains_its_scorer_through_reinforce() -> None:

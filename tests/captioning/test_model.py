@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
 
 from nlp182.captioning.data import CaptionBatch
-from nlp182.captioning.loss import CaptionLoss, doubly_stochastic_penalty
+from nlp182.captioning.loss import CaptionLoss, curriculum_mask, doubly_stochastic_penalty
 from nlp182.captioning.model import CaptionModel, CaptionModelConfig
+from nlp182.captioning.pretrain import bag_of_words, bag_of_words_loss, pretrain_encoder
+from nlp182.captioning.train import parameter_groups
 from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID
 from nlp182.decoding import beam_search, greedy_decode
 from nlp182.errors import InvalidInputError, ShapeError
@@ -157,3 +160,85 @@ def test_frozen_encoder_has_no_trainable_backbone() -> None:
     model = _model(freeze_encoder="all")
     assert not any(p.requires_grad for p in model.encoder.backbone.parameters())
     assert all(p.requires_grad for p in model.encoder.project.parameters())
+
+
+def test_curriculum_scores_a_growing_window_of_words_and_eos_only_inside_it() -> None:
+    model = _model().train()
+    captions = torch.tensor([[BOS_ID, 4, 5, 6, EOS_ID], [BOS_ID, 6, EOS_ID, PAD_ID, PAD_ID]])
+    batch = CaptionBatch(_images(), captions)
+    targets = captions[:, 1:]
+    loss_fn = CaptionLoss(regularizer=0.0, curriculum_steps=2)
+    windows = []
+    for _ in range(6):
+        windows.append(loss_fn.window())
+        loss, _ = loss_fn(model, batch)
+        with torch.no_grad():
+            out = model(batch.images, captions[:, :-1])
+        # By hand: window w scores target positions t < w that are not padding.
+        scored = [(b, t) for b in range(2) for t in range(4) if t < windows[-1] and targets[b, t] != PAD_ID]
+        nll = torch.nn.functional.cross_entropy(
+            out.logits.transpose(1, 2), targets, reduction="none", ignore_index=PAD_ID
+        )
+        expected = sum(float(nll[b, t]) for b, t in scored) / len(scored)
+        assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
+    assert windows == [1, 1, 2, 2, 3, 3]
+    # Window 2 scores the short caption's <eos> (position 1) but not the long one's third word.
+    mask = curriculum_mask(targets != PAD_ID, 2)
+    assert mask.tolist() == [[True, True, False, False], [True, True, False, False]]
+    assert curriculum_mask(targets != PAD_ID, None).tolist() == (targets != PAD_ID).tolist()
+    # Evaluation (no grad) scores every word and does not advance the curriculum.
+    with torch.no_grad():
+        loss_fn(model.eval(), batch)
+    assert loss_fn.window() == 4 and CaptionLoss().window() is None
+
+
+def test_bag_of_words_targets_and_loss_equal_a_hand_computation() -> None:
+    vocab = 8  # 4 specials + words 4..7
+    captions = torch.tensor([[BOS_ID, 5, 5, 7, EOS_ID], [BOS_ID, 4, EOS_ID, PAD_ID, PAD_ID]])
+    targets = bag_of_words(captions, vocab)
+    assert targets.tolist() == [[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]]
+    torch.manual_seed(3)
+    annotations = torch.randn(2, 5, 6)
+    head = torch.nn.Linear(6, vocab - 4)
+    weight, bias = head.weight.detach(), head.bias.detach()
+    loss, logits = bag_of_words_loss(annotations, head, captions)
+    total = 0.0
+    for b in range(2):
+        pooled = [max(float(annotations[b, i, d]) for i in range(5)) for d in range(6)]
+        for j in range(vocab - 4):
+            z = sum(float(weight[j, d]) * pooled[d] for d in range(6)) + float(bias[j])
+            p = 1.0 / (1.0 + math.exp(-z))
+            y = float(targets[b, j])
+            total += -(y * math.log(p) + (1 - y) * math.log(1 - p))
+            assert float(logits[b, j].detach()) == pytest.approx(z, rel=1e-5, abs=1e-6)
+    assert float(loss.detach()) == pytest.approx(total / (2 * (vocab - 4)), rel=1e-5)
+
+
+def test_pretraining_moves_only_the_encoder_and_lowers_its_loss() -> None:
+    model = _model().train()
+    captions = torch.tensor([[BOS_ID, 4, 5, EOS_ID], [BOS_ID, 6, EOS_ID, PAD_ID]])
+    batch = CaptionBatch(_images(), captions)
+    decoder_before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    history = pretrain_encoder(model, [batch], VOCAB, steps=50, lr=1e-2)
+    assert [r["step"] for r in history] == [50]
+    for key, value in model.decoder.state_dict().items():
+        torch.testing.assert_close(value, decoder_before[key])
+    assert history[-1]["loss"] < 0.5
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5, 1.0])
+def test_encoder_learning_rate_scale_groups_every_trainable_parameter_once(scale: float) -> None:
+    model = _model().train()
+    groups = parameter_groups(model, 1e-3, scale)
+    seen = [id(p) for g in groups for p in g["params"]]
+    assert len(seen) == len(set(seen))
+    encoder = {id(p) for p in model.encoder.parameters()}
+    if scale == 0:  # frozen: no encoder parameter is trained, the backbone stops taking gradients
+        assert set(seen) == {id(p) for p in model.decoder.parameters()}
+        assert not any(p.requires_grad for p in model.encoder.backbone.parameters())
+    else:
+        assert set(seen) == {id(p) for p in model.parameters()}
+        for group in groups:
+            lr = group.get("lr", 1e-3)
+            ids = {id(p) for p in group["params"]}
+            assert lr == pytest.approx(1e-3 * scale) if ids <= encoder and scale != 1 else lr == 1e-3

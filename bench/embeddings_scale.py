@@ -296,7 +296,11 @@ def run_large(args) -> dict:
     """Every measurement of the large-corpus mode; prints the table and writes the JSON."""
     corpus = str(Path(args.large).resolve())
     load_before = os.getloadavg()
-    base = {"corpus": corpus, "threads": args.threads, "device": args.device, "eval_dir": args.eval_dir}
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = {
+        "corpus": corpus, "threads": args.threads, "device": args.device, "eval_dir": args.eval_dir,
+        "job_log": str(Path(args.out).resolve() / JOB_LOG),  # beside the JSON (--out)
+    }  # fmt: skip
     w2v: dict = {model: {"gensim": [], "ours": []} for model in args.models} if "w2v" in args.parts else {}
     half, lsa, svd, old_count = None, {}, None, None
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
@@ -481,12 +485,15 @@ def write_result(result: dict, name: str, folder: Path = RESULTS) -> Path:
     return path
 
 
-JOB_LOG = RESULTS / "embeddings-large-jobs.jsonl"
+JOB_LOG = "embeddings-large-jobs.jsonl"
 
 if __name__ == "__main__":
     worker_task = json.loads(sys.argv[1])
     measured = WORKERS[worker_task["job"]](worker_task)
-    record = {"task": {k: v for k, v in worker_task.items() if k not in ("cache", "out")}, "result": measured}
-    with JOB_LOG.open("a", encoding="utf-8") as log_file:  # every job, also of runs cut short
+    record = {
+        "task": {k: v for k, v in worker_task.items() if k not in ("cache", "out", "job_log")},
+        "result": measured,
+    }
+    with open(worker_task["job_log"], "a", encoding="utf-8") as log_file:  # every job, also of runs cut short
         log_file.write(json.dumps({"finished": time.time(), **record}) + "\n")
     print(json.dumps(measured))

@@ -126,32 +126,33 @@ def _sentence_starts(line_ends: list[np.ndarray], total: int) -> np.ndarray:
     return np.unique(np.concatenate([bounds, *pieces])) if pieces else bounds
 
 
-def _number(tokens: list, line_break: str | bytes, size: int) -> tuple[list, np.ndarray, int]:
-    """One piece of the corpus: its words in order of first appearance, its ``(N,)`` uint32
-    tokens as ids into that list plus one (0 marks a line end), and ``size`` (its bytes)."""
+def _number(tokens: list, line_break: str | bytes) -> tuple[list, np.ndarray]:
+    """One piece of the corpus: its words in order of first appearance and its ``(N,)`` uint32
+    tokens as ids into that list plus one (0 marks a line end)."""
     index: defaultdict = defaultdict(itertools.count().__next__)
     index[line_break]  # id 0
     ids = np.fromiter(map(index.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
-    return list(index)[1:], ids, size
+    return list(index)[1:], ids
 
 
-def _tokenize(text: str, tokenizer: WordTokenizer, size: int) -> tuple[list[str], np.ndarray, int]:
+def _tokenize(text: str, tokenizer: WordTokenizer) -> tuple[list[str], np.ndarray]:
     """``_number`` of the tokens of ``text``."""
-    return _number(tokenizer.block(text), LINE_BREAK, size)
+    return _number(tokenizer.block(text), LINE_BREAK)
 
 
 def _tokenize_range(job: tuple[str, int, int, WordTokenizer]) -> tuple[list[str], np.ndarray, int]:
-    """``_tokenize`` of the bytes ``[start, end)`` of a plain file (run in a worker process); an
-    ASCII piece is scanned as bytes (``WordTokenizer.block_ascii``: the same tokens, faster)."""
+    """``_tokenize`` of the bytes ``[start, end)`` of a plain file, and their count (run in a
+    worker process); an ASCII piece is scanned as bytes (``WordTokenizer.block_ascii``: the same
+    tokens, faster)."""
     path, start, end, tokenizer = job
     with open(path, "rb") as handle:
         handle.seek(start)
         data = handle.read(end - start)
     data = data if data.endswith(b"\n") else data + b"\n"
     if data.isascii():
-        words, ids, size = _number(tokenizer.block_ascii(data), LINE_BREAK.encode(), end - start)
-        return [word.decode("ascii") for word in words], ids, size
-    return _tokenize(data.decode("utf-8", errors="replace"), tokenizer, end - start)
+        words, ids = _number(tokenizer.block_ascii(data), LINE_BREAK.encode())
+        return [word.decode("ascii") for word in words], ids, end - start
+    return (*_tokenize(data.decode("utf-8", errors="replace"), tokenizer), end - start)
 
 
 def _line_ranges(path: Path, piece_bytes: int) -> list[tuple[int, int]]:
@@ -173,11 +174,13 @@ def _pieces(
     source: CorpusSource, tokenizer: WordTokenizer, processes: int
 ) -> Iterator[Iterator[tuple[list[str], np.ndarray, int]]]:
     """The corpus as tokenized pieces, in corpus order: a plain file of at least
-    ``PARALLEL_MIN_BYTES`` is cut at line starts and tokenized by ``processes`` worker processes
-    (``spawn``: safe beside PyTorch's threads); anything else block by block in this process."""
+    ``PARALLEL_MIN_BYTES`` is cut at line starts and tokenized by ``processes`` forked worker
+    processes (as PyTorch's DataLoader forks: they only run the tokenizer and NumPy); anything
+    else, or where the platform cannot fork, block by block in this process."""
     plain = source.resolved_format() == "plain"
-    if processes < 2 or not plain or source.size_bytes() < PARALLEL_MIN_BYTES:
-        yield (_tokenize(text, tokenizer, size) for text, size in source.blocks())
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    if processes < 2 or not can_fork or not plain or source.size_bytes() < PARALLEL_MIN_BYTES:
+        yield ((*_tokenize(text, tokenizer), size) for text, size in source.blocks())
         return
     path = source.files()[0]
     jobs = [(str(path), start, end, tokenizer) for start, end in _line_ranges(path, BLOCK_BYTES)]

@@ -46,13 +46,6 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _pin_threads(task: dict) -> None:
-    """Use the job's thread count for PyTorch and the BLAS/OpenMP pools (LSA's SVD and products)."""
-    import torch
-
-    torch.set_num_threads(task["threads"])
-
-
 def _children_peak_rss_mb() -> float:
     """The largest peak RSS of this job's finished child processes (our encoding workers)."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -98,27 +91,44 @@ def _ours_w2v(task: dict) -> dict:
     }
 
 
-def _gensim_w2v(task: dict) -> dict:
-    import numpy as np
+def train_gensim(
+    corpus: str, *, sg: bool, workers: int, epochs: int, seed: int = 1, reader: str = "corpus_file"
+):
+    """gensim's Word2Vec on a text file with the settings both benches compare (gensim's defaults,
+    negative sampling): ``reader`` ``corpus_file`` (C++ workers read the file) or ``lines``
+    (``LineSentence``: a Python producer thread, word2vec's learning-rate schedule). Returns the
+    model and the seconds of its vocabulary scan."""
     from gensim.models import Word2Vec
     from gensim.models.word2vec import LineSentence
+
+    started = time.perf_counter()
+    model = Word2Vec(
+        vector_size=100, window=5, negative=5, hs=0, min_count=5, sample=1e-3, seed=seed, sg=int(sg),
+        workers=workers,
+    )  # fmt: skip
+    if reader == "corpus_file":
+        model.build_vocab(corpus_file=corpus)
+        scanned = time.perf_counter()
+        model.train(corpus_file=corpus, total_words=model.corpus_total_words, epochs=epochs)
+    else:
+        lines = LineSentence(corpus)
+        model.build_vocab(lines)
+        scanned = time.perf_counter()
+        model.train(lines, total_examples=model.corpus_count, epochs=epochs)
+    return model, scanned - started
+
+
+def _gensim_w2v(task: dict) -> dict:
+    import numpy as np
 
     from nlp182.embeddings.vectors import Vectors
 
     started = time.perf_counter()
-    model = Word2Vec(
-        vector_size=100, window=5, negative=5, hs=0, min_count=5, sample=1e-3, seed=1,
-        sg=int(task["model"] == "sg"), workers=task["threads"],
+    model, scan_seconds = train_gensim(
+        task["corpus"], sg=task["model"] == "sg", workers=task["threads"], epochs=task["epochs"],
+        reader=task.get("reader", "corpus_file"),
     )  # fmt: skip
-    if task.get("reader", "corpus_file") == "corpus_file":
-        model.build_vocab(corpus_file=task["corpus"])
-        scanned = time.perf_counter()
-        model.train(corpus_file=task["corpus"], total_words=model.corpus_total_words, epochs=task["epochs"])
-    else:  # LineSentence: a Python producer thread, word2vec's learning-rate schedule
-        lines = LineSentence(task["corpus"])
-        model.build_vocab(lines)
-        scanned = time.perf_counter()
-        model.train(lines, total_examples=model.corpus_count, epochs=task["epochs"])
+    scanned = started + scan_seconds
     trained = time.perf_counter()
     Path(task["out"]).mkdir(parents=True, exist_ok=True)
     model.wv.save(str(Path(task["out"]) / "vectors.kv"))
@@ -137,7 +147,6 @@ def _gensim_w2v(task: dict) -> dict:
 
 
 def _ours_lsa(task: dict) -> dict:
-    _pin_threads(task)
     import dataclasses
 
     from nlp182.embeddings import native
@@ -167,7 +176,6 @@ def _old_lsa_count(task: dict) -> dict:
     """Counting as the code before the encoding cache did it (tokenize for the vocabulary,
     tokenize again to encode, numpy per-offset counts): that code, extracted to
     ``task["old_code"]``, goes first on the import path."""
-    _pin_threads(task)
     sys.path.insert(0, task["old_code"])
     from nlp182.embeddings.lsa import cooccurrence
     from nlp182.text.corpus import CorpusSource, EncodedCorpus, iter_token_lines
@@ -187,7 +195,6 @@ def _old_lsa_count(task: dict) -> dict:
 def _ours_lsa_count(task: dict) -> dict:
     """Counting as ``train lsa`` does it now (one encoding pass into an empty cache, C counts),
     the same work ``_old_lsa_count`` times."""
-    _pin_threads(task)
     from nlp182.embeddings import native
     from nlp182.embeddings.lsa import COUNT_CHUNK_TOKENS, cooccurrence
     from nlp182.text.corpus import CorpusSource
@@ -214,7 +221,6 @@ def _ours_lsa_count(task: dict) -> dict:
 def _svd_compare(task: dict) -> dict:
     """The three SVDs at one rank on the PPMI matrix of one vocabulary: time, singular values
     against ARPACK's, and WS353 of the vectors."""
-    _pin_threads(task)
     import numpy as np
     import torch
 

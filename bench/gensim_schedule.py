@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.embeddings_scale import train_gensim
 from nlp182.embeddings.evaluate import EvaluationFiles, evaluate_all
 from nlp182.embeddings.vectors import Vectors
 from nlp182.embeddings.word2vec import Word2VecConfig, train_word2vec
@@ -35,20 +36,7 @@ ALPHA = 0.025
 
 
 def _gensim(corpus: str, reader: str, workers: int, seed: int, epochs: int) -> Vectors:
-    from gensim.models import Word2Vec
-    from gensim.models.word2vec import LineSentence
-
-    model = Word2Vec(
-        vector_size=100, window=5, negative=5, hs=0, min_count=5, sample=1e-3, seed=seed, sg=1,
-        workers=workers, alpha=ALPHA,
-    )  # fmt: skip
-    if reader == "corpus_file":
-        model.build_vocab(corpus_file=corpus)
-        model.train(corpus_file=corpus, total_words=model.corpus_total_words, epochs=epochs)
-    else:
-        lines = LineSentence(corpus)
-        model.build_vocab(lines)
-        model.train(lines, total_examples=model.corpus_count, epochs=epochs)
+    model, _ = train_gensim(corpus, sg=True, workers=workers, epochs=epochs, seed=seed, reader=reader)
     return Vectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
 
 

@@ -23,6 +23,7 @@ from nlp182.captioning.data import CaptionBatch
 from nlp182.captioning.model import CaptionModel
 from nlp182.captioning.vocab import SPECIALS
 from nlp182.errors import InvalidInputError
+from nlp182.optim import Adam
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def pretrain_encoder(
     encoder = model.encoder.to(device)
     head = nn.Linear(model.config.feature_dim, vocab_size - len(SPECIALS)).to(device)
     params = [p for p in itertools.chain(encoder.parameters(), head.parameters()) if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = Adam(params, lr=lr)
     encoder.train()
     history: list[dict[str, float]] = []
     step = 0

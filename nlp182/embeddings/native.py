@@ -1,81 +1,26 @@
 """The CPU kernels (``sgns.c``: word2vec; ``cooc.c``: LSA co-occurrence counts): compiled on first
-use into one shared library, cached, called through ctypes.
-
-Building it needs only a C compiler (``$CC`` or ``cc``), not PyTorch's headers, so it takes about
-a second. The shared library is cached under ``$NLP182_CACHE`` (default ``~/.cache/nlp182``),
-named by a hash of the source, the flags and the compiler, and written atomically, so concurrent
-first uses and upgrades are safe. ctypes releases the GIL during each call, which lets Python
-threads train different corpus spans at the same time.
+use into one shared library (``nlp182.cbuild``: cached, built atomically), called through ctypes.
+ctypes releases the GIL during each call, which lets Python threads train different corpus spans
+at the same time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from nlp182.errors import InvalidInputError, Nlp182Error
+from nlp182.cbuild import NativeKernelUnavailable, build
+from nlp182.errors import InvalidInputError
 
 SOURCES = (Path(__file__).with_name("sgns.c"), Path(__file__).with_name("cooc.c"))
-# The parts of -ffast-math that let the compiler vectorise the dot products, without -ffast-math
-# itself: linked into a shared library it sets flush-to-zero for the whole process (crtfastmath).
-FLAGS = (
-    "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
-    "-fno-signed-zeros", "-freciprocal-math", "-fPIC", "-shared", "-std=c11",
-)  # fmt: skip
 # What sgns.c sets *examples to when it cannot train a span.
 _NO_MEMORY, _BAD_ARGUMENT = -1, -2
 
 _i64, _f32, _ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
-
-
-class NativeKernelUnavailable(Nlp182Error, RuntimeError):
-    """The C kernel could not be built here (no compiler, or compilation failed)."""
-
-    status = 500
-    code = "native_kernel_unavailable"
-
-
-def cache_folder() -> Path:
-    return Path(os.environ.get("NLP182_CACHE", Path.home() / ".cache" / "nlp182"))
-
-
-def _compile(compiler: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    try:
-        done = subprocess.run(
-            [compiler, *FLAGS, "-o", temporary, *map(str, SOURCES), "-lm"], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            names = " ".join(source.name for source in SOURCES)
-            raise NativeKernelUnavailable(f"{compiler} failed on {names}: {done.stderr.strip()}")
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _cpu_signature() -> bytes:
-    """The machine type and, on Linux, the CPU's feature flags: ``-march=native`` code built on
-    one CPU may not run on another that shares the cache folder (a network home, say)."""
-    signature = platform.machine()
-    with contextlib.suppress(OSError):
-        flags = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")]
-        signature += flags[0] if flags else ""
-    return signature.encode()
-
 
 @functools.cache
 def library() -> ctypes.CDLL:
@@ -84,24 +29,7 @@ def library() -> ctypes.CDLL:
     Raises:
         NativeKernelUnavailable: there is no C compiler or it failed.
     """
-    compiler = shutil.which(os.environ.get("CC", "cc"))
-    if compiler is None:
-        raise NativeKernelUnavailable("no C compiler found (set $CC or install gcc)")
-    key = hashlib.sha256()
-    for part in (
-        *(source.read_bytes() for source in SOURCES),
-        " ".join(FLAGS).encode(),
-        compiler.encode(),
-        _cpu_signature(),
-    ):
-        key.update(part)
-    target = cache_folder() / f"sgns-{key.hexdigest()[:16]}.so"
-    try:
-        if not target.exists():
-            _compile(compiler, target)
-        lib = ctypes.CDLL(str(target))
-    except OSError as exc:  # unwritable cache folder, unloadable library
-        raise NativeKernelUnavailable(f"cannot build or load {target}: {exc}") from exc
+    lib = build("sgns", SOURCES)
     lib.sgns_max_window.restype = lib.sgns_max_negative.restype = ctypes.c_int
     lib.sgns_train_span.restype = ctypes.c_double
     lib.sgns_train_span.argtypes = [

@@ -34,6 +34,7 @@ import numpy as np
 from nlp182.errors import EmptyCorpusError, FileFormatError
 from nlp182.io import atomic_save_npy, atomic_write_json, atomic_write_text, staged_directory
 from nlp182.progress import progress
+from nlp182.text import wordscan
 from nlp182.text.corpus import BLOCK_BYTES, MAX_SENTENCE_TOKENS, CorpusSource
 from nlp182.text.tokenize import LINE_BREAK, WordTokenizer, default_tokenizer
 from nlp182.text.vocab import VocabConfig, Vocabulary
@@ -116,14 +117,20 @@ class EncodedText:
         return vocab, remap
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an ascending array, in one linear pass (``np.unique`` hashes: 0.5 s for a
+    20M-token corpus's boundaries)."""
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+
+
 def _sentence_starts(line_ends: list[np.ndarray], total: int) -> np.ndarray:
     """Sentence boundaries from the token position of every line end: empty lines dropped, lines
     longer than ``MAX_SENTENCE_TOKENS`` cut into pieces of that size."""
-    bounds = np.unique(np.concatenate([np.zeros(1, np.int64), *line_ends, np.array([total])]))
+    bounds = _sorted_unique(np.concatenate([np.zeros(1, np.int64), *line_ends, np.array([total])]))
     lengths = np.diff(bounds)
     pieces = [np.arange(bounds[i] + MAX_SENTENCE_TOKENS, bounds[i + 1], MAX_SENTENCE_TOKENS)
               for i in np.flatnonzero(lengths > MAX_SENTENCE_TOKENS)]  # fmt: skip
-    return np.unique(np.concatenate([bounds, *pieces])) if pieces else bounds
+    return _sorted_unique(np.sort(np.concatenate([bounds, *pieces]))) if pieces else bounds
 
 
 def _number(tokens: list, line_break: str | bytes) -> tuple[list, np.ndarray]:
@@ -135,24 +142,26 @@ def _number(tokens: list, line_break: str | bytes) -> tuple[list, np.ndarray]:
     return list(index)[1:], ids
 
 
-def _tokenize(text: str, tokenizer: WordTokenizer) -> tuple[list[str], np.ndarray]:
-    """``_number`` of the tokens of ``text``."""
+def _tokenize(text: str | bytes, tokenizer: WordTokenizer) -> tuple[list[str], np.ndarray]:
+    """``_number`` of the tokens of ``text`` (whole lines; bytes are UTF-8) in Python: ASCII text
+    is scanned as bytes by the tokenizer's pattern (``WordTokenizer.block_ascii``: the same tokens,
+    a quarter faster), other text as ``str``."""
+    if text.isascii():
+        data = text if isinstance(text, bytes) else text.encode("ascii")
+        words, ids = _number(tokenizer.block_ascii(data), LINE_BREAK.encode())
+        return [word.decode("ascii") for word in words], ids
+    text = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
     return _number(tokenizer.block(text), LINE_BREAK)
 
 
 def _tokenize_range(job: tuple[str, int, int, WordTokenizer]) -> tuple[list[str], np.ndarray, int]:
     """``_tokenize`` of the bytes ``[start, end)`` of a plain file, and their count (run in a
-    worker process); an ASCII piece is scanned as bytes (``WordTokenizer.block_ascii``: the same
-    tokens, faster)."""
+    worker process)."""
     path, start, end, tokenizer = job
     with open(path, "rb") as handle:
         handle.seek(start)
         data = handle.read(end - start)
-    data = data if data.endswith(b"\n") else data + b"\n"
-    if data.isascii():
-        words, ids = _number(tokenizer.block_ascii(data), LINE_BREAK.encode())
-        return [word.decode("ascii") for word in words], ids, end - start
-    return (*_tokenize(data.decode("utf-8", errors="replace"), tokenizer), end - start)
+    return (*_tokenize(data if data.endswith(b"\n") else data + b"\n", tokenizer), end - start)
 
 
 def _line_ranges(path: Path, piece_bytes: int) -> list[tuple[int, int]]:
@@ -169,23 +178,67 @@ def _line_ranges(path: Path, piece_bytes: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise([*cuts, size]))
 
 
+class _Numbering:
+    """Numbers over the whole corpus for pieces numbered each on its own (the Python path): a
+    piece's new words follow the earlier pieces' words, in the piece's order."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def __call__(self, local_words: list[str], local_ids: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """The piece's words not seen before, in order, and its tokens renumbered (1-based over
+        the corpus, 0 still a line end)."""
+        new = [word for word in local_words if word not in self.index]
+        self.index.update(zip(new, range(len(self.index) + 1, len(self.index) + 1 + len(new)), strict=True))
+        to_global = np.zeros(len(local_words) + 1, dtype=np.uint32)
+        to_global[1:] = np.fromiter(map(self.index.__getitem__, local_words), np.uint32, len(local_words))
+        return new, to_global[local_ids]
+
+
+def _byte_blocks(path: Path) -> Iterator[tuple[bytes, int]]:
+    """A plain file as blocks of whole lines of about ``BLOCK_BYTES``, the last ending with a line
+    break, and the bytes each stands for."""
+    with path.open("rb") as handle:
+        for start, end in _line_ranges(path, BLOCK_BYTES):
+            handle.seek(start)
+            data = handle.read(end - start)
+            yield (data if data.endswith(b"\n") else data + b"\n"), end - start
+
+
+def _utf8_blocks(source: CorpusSource) -> Iterator[tuple[bytes, int]]:
+    """``source.blocks()`` (any format) as UTF-8."""
+    for text, size in source.blocks():
+        yield text.encode("utf-8", errors="surrogatepass"), size
+
+
 @contextlib.contextmanager
 def _pieces(
     source: CorpusSource, tokenizer: WordTokenizer, processes: int
 ) -> Iterator[Iterator[tuple[list[str], np.ndarray, int]]]:
-    """The corpus as tokenized pieces, in corpus order: a plain file of at least
+    """The corpus as pieces in corpus order: ``(words first seen in it, its (N,) uint32 tokens as
+    1-based word numbers over the corpus with 0 at each line end, bytes it stands for)``.
+
+    Where the C word scanner builds, one table numbers every piece in this process (it is faster
+    than merging per-piece numbers from workers). Else a plain file of at least
     ``PARALLEL_MIN_BYTES`` is cut at line starts and tokenized by ``processes`` forked worker
-    processes (as PyTorch's DataLoader forks: they only run the tokenizer and NumPy); anything
+    processes (as PyTorch's DataLoader forks: they only run the tokenizer and NumPy), and anything
     else, or where the platform cannot fork, block by block in this process."""
     plain = source.resolved_format() == "plain"
+    if wordscan.available():
+        with wordscan.Scanner(tokenizer) as scanner:
+            blocks = _byte_blocks(source.files()[0]) if plain else _utf8_blocks(source)
+            yield ((*scanner.number(data), size) for data, size in blocks)
+        return
+    numbering = _Numbering()
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     if processes < 2 or not can_fork or not plain or source.size_bytes() < PARALLEL_MIN_BYTES:
-        yield ((*_tokenize(text, tokenizer), size) for text, size in source.blocks())
+        yield ((*numbering(*_tokenize(text, tokenizer)), size) for text, size in source.blocks())
         return
     path = source.files()[0]
     jobs = [(str(path), start, end, tokenizer) for start, end in _line_ranges(path, BLOCK_BYTES)]
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield _in_order(pool, jobs, ahead=2 * processes)
+        pieces = _in_order(pool, jobs, ahead=2 * processes)
+        yield ((*numbering(words, ids), size) for words, ids, size in pieces)
 
 
 def _in_order(
@@ -203,10 +256,9 @@ def _in_order(
 
 
 def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, processes: int) -> None:
-    """The one pass: tokenize pieces (in parallel where possible), number words by first
-    appearance in the whole corpus (a piece's new words follow the earlier pieces' words, so the
-    result does not depend on ``processes``), count, write ids."""
-    index: dict[str, int] = {}
+    """The one pass: tokenize pieces and number words by first appearance in the whole corpus
+    (``_pieces``: the result does not depend on how), count, write ids."""
+    vocabulary: list[str] = []
     counts = np.zeros(0, dtype=np.int64)
     line_ends: list[np.ndarray] = []
     position = 0
@@ -217,23 +269,18 @@ def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, p
         ) as bar,
         _pieces(source, tokenizer, processes) as pieces,
     ):
-        for local_words, local_ids, size in pieces:
-            to_global = np.fromiter(
-                (index.setdefault(word, len(index)) for word in local_words),
-                dtype=np.uint32,
-                count=len(local_words),
-            )
-            breaks = local_ids == 0
-            words = to_global[local_ids[~breaks] - 1]
-            line_ends.append(np.flatnonzero(breaks) - np.arange(int(breaks.sum())) + position)
+        for new_words, ids, size in pieces:
+            vocabulary.extend(new_words)
+            breaks = np.flatnonzero(ids == 0)
+            words = np.delete(ids, breaks) - 1
+            line_ends.append(breaks - np.arange(len(breaks)) + position)
             words.tofile(out)
             position += len(words)
-            block_counts = np.bincount(words, minlength=len(index))
+            block_counts = np.bincount(words, minlength=len(vocabulary))
             counts = np.concatenate([counts, np.zeros(len(block_counts) - len(counts), np.int64)])
             counts += block_counts
             bar.update(size)
-            bar.set_postfix(tokens=f"{position:,}", words=f"{len(index):,}", refresh=False)
-    vocabulary = list(index)
+            bar.set_postfix(tokens=f"{position:,}", words=f"{len(vocabulary):,}", refresh=False)
     atomic_write_text(folder / WORDS_FILE, "\n".join(vocabulary))
     atomic_save_npy(folder / COUNTS_FILE, counts)
     starts = _sentence_starts(line_ends, position)

@@ -9,7 +9,7 @@ import pytest
 from gensim.models import Word2Vec
 
 from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, MissingFileError
-from nlp182.text import encoded
+from nlp182.text import encoded, wordscan
 from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource, iter_token_lines
 from nlp182.text.encoded import EncodedCorpus, encode, open_corpus
 from nlp182.text.tokenize import WordTokenizer
@@ -148,20 +148,58 @@ def test_encoding_once_counts_as_the_line_by_line_reference_and_is_reused(prepar
     assert encode(CorpusSource(str(copy)), cache=tmp_path).folder != text.folder  # keyed by content
 
 
-def test_encoding_in_several_processes_writes_the_same_files_as_one(prepared, tmp_path, monkeypatch) -> None:
-    """Pieces tokenized by worker processes are numbered as one pass would number them: the
-    files are byte for byte those of the one-process pass (pieces cut mid-file, a multi-byte
-    character and a last line without a line break included)."""
+def test_the_c_scanner_and_the_python_paths_write_the_same_files(prepared, tmp_path, monkeypatch) -> None:
+    """The C word scanner (one table over all pieces), the one-process Python pass and pieces
+    tokenized by worker processes number words alike: the files are byte for byte the same
+    (pieces cut mid-file, non-ASCII lines among ASCII ones, a last line without a line break)."""
+    if not wordscan.available():
+        pytest.skip("no C compiler: only the Python paths exist here")
     corpus = tmp_path / "c.txt"
-    corpus.write_bytes(prepared.corpus.read_bytes()[:200_000] + "\ncaf\u00e9 d\u00e9j\u00e0 tail".encode())
-    monkeypatch.setattr(encoded, "PARALLEL_MIN_BYTES", 0)
+    corpus.write_bytes(
+        prepared.corpus.read_bytes()[:200_000]
+        + "\ncaf\u00e9 d\u00e9j\u00e0 the \u03a3\u039f\u03a3 \ufb01ne \u2019twas it\u2019s\n".encode()
+        + prepared.corpus.read_bytes()[:50_000]
+        + b"\nbad \xff\xfe bytes\ntail"
+    )
     monkeypatch.setattr(encoded, "BLOCK_BYTES", 16_384)
+    scanned = encode(CorpusSource(str(corpus)), cache=tmp_path / "c")
+    monkeypatch.setattr(wordscan, "available", lambda: False)
+    monkeypatch.setattr(encoded, "PARALLEL_MIN_BYTES", 0)
     one = encode(CorpusSource(str(corpus)), cache=tmp_path / "one", processes=1)
     two = encode(CorpusSource(str(corpus)), cache=tmp_path / "two", processes=2)
     assert len(encoded._line_ranges(corpus, encoded.BLOCK_BYTES)) >= 4  # long lines: few cuts
     for name in ("tokens.u32", "words.txt", "counts.npy", "starts.npy", "meta.json"):
         assert (one.folder / name).read_bytes() == (two.folder / name).read_bytes(), name
-    assert two.words[-1] == "tail" and "café" in two.words
+        assert (one.folder / name).read_bytes() == (scanned.folder / name).read_bytes(), name
+    assert scanned.words[-1] == "tail" and {"café", "σος", "fine", "twas", "it's"} <= set(scanned.words)
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_the_scanner_numbers_blocks_as_one_python_pass_over_the_whole_text(lowercase: bool) -> None:
+    """Random lines over ASCII joiners, word characters, NFKC-changed, case-context and
+    invalid UTF-8 bytes, cut into three blocks: the words and numbers the C table gives are those
+    of numbering ``WordTokenizer.block`` of the whole text by first appearance."""
+    if not wordscan.available():
+        pytest.skip("no C compiler")
+    rng = np.random.default_rng(0)
+    pieces = [*"aB9_'- -'.,x\tZ\r", "\u00e9", "\u03a3A\u03a3", "\u00df", "\ufb01", "\u2019", "\u216b",
+              "\u0301", "\u65e5\u672c", "\u212a", "\u0130", "\u00bd", "\xff"]  # fmt: skip
+    lines = ["".join(rng.choice(pieces, size=rng.integers(0, 30))) for _ in range(600)]
+    blocks = ["\n".join(lines[i : i + 200]) + "\n" for i in range(0, 600, 200)]
+    data = [block.encode("utf-8").replace("\xff".encode(), b"\xff") for block in blocks]  # invalid bytes
+    tokenizer = WordTokenizer(lowercase=lowercase)
+    whole = b"".join(data).decode("utf-8", errors="replace")
+    expected_words, expected_ids = encoded._number(tokenizer.block(whole), "\n")
+    words, ids = [], []
+    with wordscan.Scanner(tokenizer) as scanner:
+        for block in data:
+            new, block_ids = scanner.number(block)
+            words += new
+            ids.append(block_ids)
+        with pytest.raises(ValueError, match="whole lines"):
+            scanner.number(b"no line break")
+    assert words == expected_words and np.array_equal(np.concatenate(ids), expected_ids)
+    assert any(not word.isascii() for word in words) and b"\xff" in data[0] + data[1] + data[2]
 
 
 @pytest.mark.parametrize("lowercase", [True, False])

@@ -32,3 +32,10 @@ def test_server_imports_as_nlp182_server() -> None:
 
     assert Path(nlp182.server.app.__file__).resolve() == ROOT / "server" / "app.py"
     assert Path(nlp182.corpora.prepare.__file__).resolve() == ROOT / "corpora" / "prepare.py"
+
+
+def test_every_c_kernel_source_ships_as_package_data() -> None:
+    """The kernels compile from their .c files on first use, so an install without them fails late."""
+    globs = _setuptools()["package-data"]["nlp182"]
+    sources = {path.relative_to(ROOT / "nlp182") for path in (ROOT / "nlp182").rglob("*.c")}
+    assert sources and all(any(source.match(pattern) for pattern in globs) for source in sources), globs

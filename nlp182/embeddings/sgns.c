@@ -89,6 +89,11 @@ static inline int32_t draw_noise(const Model *m, uint64_t *state) {
     return unit_float(r) < m->noise_accept[slot] ? slot : m->noise_alias[slot];
 }
 
+/* Ask the cache for a row of `dim` floats that a later example will read and write. */
+static inline void prefetch_row(const float *row, int64_t dim) {
+    for (int64_t d = 0; d < dim; d += 16) __builtin_prefetch(row + d, 1, 3);
+}
+
 /* One example: logistic steps for the true output word `target` and `negative` noise words given
  * the hidden vector `hidden` (dim,); output rows are updated in place, the hidden step is
  * accumulated into `hidden_step` (dim,). A noise word equal to the target is skipped, and so is
@@ -201,7 +206,7 @@ static double walk_span(const Model *m, const int32_t *ids, const int64_t *start
     const int64_t n = sentences > 0 ? starts[sentences] : 0;
     int64_t longest = 0, visited = 0;
     int32_t contexts[SGNS_MAX_CONTEXTS];
-    int32_t noise[SGNS_MAX_NEGATIVE];
+    int32_t noise[SGNS_MAX_NEGATIVE], upcoming[SGNS_MAX_NEGATIVE];
     double loss = 0.0;
     if (m->window < 1 || m->window > SGNS_MAX_WINDOW || m->negative < 0 ||
         m->negative > SGNS_MAX_NEGATIVE || sentences < 0) {
@@ -222,6 +227,9 @@ static double walk_span(const Model *m, const int32_t *ids, const int64_t *start
         free(scratch);
         *examples = SGNS_NO_MEMORY;
         return 0.0;
+    }
+    if (pairs == NULL) {
+        for (int k = 0; k < m->negative; k++) upcoming[k] = draw_noise(m, &state);
     }
     for (int64_t s = 0; s < sentences; s++) {
         int64_t kept_count = 0;
@@ -245,13 +253,23 @@ static double walk_span(const Model *m, const int32_t *ids, const int64_t *start
                 }
                 continue;
             }
+            /* this centre's noise words were drawn one centre ahead, and their output rows
+             * fetched into the cache meanwhile (with the next centre's own output row and the
+             * input row entering the widest window): random rows of a large vocabulary are cache
+             * misses, and they were the largest cost */
+            for (int k = 0; k < m->negative; k++) {
+                noise[k] = upcoming[k];
+                upcoming[k] = draw_noise(m, &state);
+                prefetch_row(m->w_out + (int64_t)upcoming[k] * m->dim, m->dim);
+            }
+            if (i + 1 < kept_count) prefetch_row(m->w_out + (int64_t)kept[i + 1] * m->dim, m->dim);
+            if (i + 1 + m->window < kept_count)
+                prefetch_row(m->w_in + (int64_t)kept[i + 1 + m->window] * m->dim, m->dim);
             if (m->cbow) {
-                for (int k = 0; k < m->negative; k++) noise[k] = draw_noise(m, &state);
                 loss += train_cbow(m, contexts, count, kept[i], noise, alpha, scratch);
                 visited++;
             } else {
                 float *grads = scratch + SGNS_MAX_CONTEXTS * m->dim;
-                for (int k = 0; k < m->negative; k++) noise[k] = draw_noise(m, &state);
                 loss += train_skipgram_window(m, contexts, count, kept[i], noise, alpha, grads, scratch);
                 visited += count;
             }

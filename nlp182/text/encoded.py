@@ -18,6 +18,7 @@ O(vocabulary x dim) plus one chunk, never the corpus.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from nlp182.errors import EmptyCorpusError, FileFormatError
-from nlp182.io import atomic_save_npy, atomic_write_json, atomic_write_text, staged_directory
+from nlp182.io import atomic_save_npy, atomic_write_json, staged_directory
 from nlp182.progress import progress
 from nlp182.text import wordscan
 from nlp182.text.corpus import BLOCK_BYTES, MAX_SENTENCE_TOKENS, CorpusSource
@@ -75,13 +76,12 @@ class EncodedText:
 
     Attributes:
         folder: where the files are.
-        words: every distinct token in order of first appearance; token ids index this list.
-        counts: ``(T,)`` occurrences of each word.
+        counts: ``(T,)`` occurrences of each word, in order of first appearance (token ids
+            index it).
         starts: ``(S + 1,)`` sentence boundaries in the token file (``starts[-1]`` = all tokens).
     """
 
     folder: Path
-    words: list[str]
     counts: np.ndarray
     starts: np.ndarray
 
@@ -93,16 +93,31 @@ class EncodedText:
     def load(cls, folder: Path) -> EncodedText:
         try:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-            words = (folder / WORDS_FILE).read_text(encoding="utf-8").split("\n") if meta["distinct"] else []
             counts = np.load(folder / COUNTS_FILE, allow_pickle=False)
             starts = np.load(folder / STARTS_FILE, allow_pickle=False)
+            consistent = meta["version"] == FORMAT_VERSION and meta["distinct"] == len(counts)
         except (OSError, ValueError, KeyError) as exc:
             raise FileFormatError(
                 f"encoded corpus {folder} is unreadable ({exc}); delete it to re-encode"
             ) from exc
-        if len(words) != len(counts) or meta["version"] != FORMAT_VERSION:
+        if not consistent or not (folder / WORDS_FILE).is_file():
             raise FileFormatError(f"encoded corpus {folder} is inconsistent; delete it to re-encode")
-        return cls(folder, words, counts, starts)
+        return cls(folder, counts, starts)
+
+    @functools.cached_property
+    def words(self) -> list[str]:
+        """Every distinct token in order of first appearance (a corpus's types can outnumber
+        its vocabulary fivefold, so ``vocabulary`` reads only the words it keeps)."""
+        return self.words_at(np.arange(len(self.counts)))
+
+    def words_at(self, positions: np.ndarray) -> list[str]:
+        """The words at ``(K,)`` ``positions`` of the word list, read from the words file."""
+        data = (self.folder / WORDS_FILE).read_bytes()
+        breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+        if len(breaks) != len(self.counts) - 1 and len(self.counts) > 0:
+            raise FileFormatError(f"encoded corpus {self.folder} is inconsistent; delete it to re-encode")
+        firsts, ends = np.r_[0, breaks + 1], np.r_[breaks, len(data)]
+        return [data[firsts[i] : ends[i]].decode("utf-8") for i in np.asarray(positions).tolist()]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """``(stop - start,)`` uint32 token ids ``[start, stop)`` of the token file."""
@@ -111,8 +126,9 @@ class EncodedText:
     def vocabulary(self, config: VocabConfig) -> tuple[Vocabulary, np.ndarray]:
         """The vocabulary cut by ``config`` and the ``(T,)`` int32 map from token ids to its ids
         (-1 for words left out)."""
-        vocab, order = Vocabulary.from_counts(self.words, self.counts, self.total_tokens, config)
-        remap = np.full(len(self.words), -1, dtype=np.int32)
+        order = Vocabulary.cut(self.counts, self.total_tokens, config)
+        vocab = Vocabulary(self.words_at(order), self.counts[order], self.total_tokens)
+        remap = np.full(len(self.counts), -1, dtype=np.int32)
         remap[order] = np.arange(len(order), dtype=np.int32)
         return vocab, remap
 
@@ -258,30 +274,32 @@ def _in_order(
 def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, processes: int) -> None:
     """The one pass: tokenize pieces and number words by first appearance in the whole corpus
     (``_pieces``: the result does not depend on how), count, write ids."""
-    vocabulary: list[str] = []
+    distinct = 0
     counts = np.zeros(0, dtype=np.int64)
     line_ends: list[np.ndarray] = []
     position = 0
     with (
         (folder / TOKENS_FILE).open("wb") as out,
+        (folder / WORDS_FILE).open("w", encoding="utf-8", newline="\n") as words_out,
         progress(
             total=source.size_bytes(), desc=f"encoding {Path(source.path).name}", unit="B", unit_scale=True
         ) as bar,
         _pieces(source, tokenizer, processes) as pieces,
     ):
         for new_words, ids, size in pieces:
-            vocabulary.extend(new_words)
+            if new_words:  # one word per line, no line break after the last
+                words_out.write(("\n" if distinct else "") + "\n".join(new_words))
+            distinct += len(new_words)
             breaks = np.flatnonzero(ids == 0)
             words = np.delete(ids, breaks) - 1
             line_ends.append(breaks - np.arange(len(breaks)) + position)
             words.tofile(out)
             position += len(words)
-            block_counts = np.bincount(words, minlength=len(vocabulary))
+            block_counts = np.bincount(words, minlength=distinct)
             counts = np.concatenate([counts, np.zeros(len(block_counts) - len(counts), np.int64)])
             counts += block_counts
             bar.update(size)
-            bar.set_postfix(tokens=f"{position:,}", words=f"{len(vocabulary):,}", refresh=False)
-    atomic_write_text(folder / WORDS_FILE, "\n".join(vocabulary))
+            bar.set_postfix(tokens=f"{position:,}", words=f"{distinct:,}", refresh=False)
     atomic_save_npy(folder / COUNTS_FILE, counts)
     starts = _sentence_starts(line_ends, position)
     atomic_save_npy(folder / STARTS_FILE, starts)
@@ -291,7 +309,7 @@ def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, p
         "tokenizer": tokenizer.signature,
         "tokens": position,
         "sentences": len(starts) - 1,
-        "distinct": len(vocabulary),
+        "distinct": distinct,
     }
     atomic_write_json(folder / META_FILE, meta)
 

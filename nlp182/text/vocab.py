@@ -71,6 +71,13 @@ class Vocabulary:
         appearance: most frequent first, ties in that order (as ``Counter.most_common``), at
         least ``min_count``, at most ``max_vocab``. Returns it and the ``(V,)`` positions of its
         words in ``words``."""
+        counts = np.asarray(counts, dtype=np.int64)
+        order = cls.cut(counts, total_words, config)
+        return cls([words[i] for i in order.tolist()], counts[order], total_words), order
+
+    @staticmethod
+    def cut(counts: np.ndarray, total_words: int, config: VocabConfig | None = None) -> np.ndarray:
+        """The ``(V,)`` positions in ``(T,)`` ``counts`` that ``from_counts`` keeps, in its order."""
         config = config or VocabConfig()
         counts = np.asarray(counts, dtype=np.int64)
         order = np.argsort(-counts, kind="stable")
@@ -80,7 +87,7 @@ class Vocabulary:
                 f"no word occurs at least min_count={config.min_count} times in a corpus of "
                 f"{total_words} tokens; lower --min-count or use a larger corpus"
             )
-        return cls([words[i] for i in order.tolist()], counts[order], total_words), order
+        return order
 
     def keep_probabilities(self, sample: float) -> np.ndarray:
         """``(V,)`` probability of keeping each word under word2vec's frequent-word subsampling.

@@ -235,3 +235,17 @@ def test_a_json_corpus_without_the_column_names_the_available_ones(tmp_path) -> 
         list(iter_token_lines(CorpusSource(str(tmp_path / "c.jsonl"))))
     message = str(error.value)
     assert "no 'text' column" in message and "body, id" in message and "could not be read" not in message
+
+
+def test_the_vocabulary_reads_only_its_words_and_a_damaged_cache_says_so(tmp_path) -> None:
+    (tmp_path / "c.txt").write_text("b a b c\nc b d\n")
+    text = encode(CorpusSource(str(tmp_path / "c.txt")), cache=tmp_path / "cache")
+    vocab, remap = text.vocabulary(VocabConfig(min_count=2))
+    assert vocab.words == ["b", "c"] and vocab.counts.tolist() == [3, 2] and remap.tolist() == [0, -1, 1, -1]
+    assert "words" not in vars(text) and text.words == ["b", "a", "c", "d"]  # loaded only when asked
+    (text.folder / "words.txt").write_text("b\na\nc")  # a word lost
+    with pytest.raises(FileFormatError, match="inconsistent"):
+        encoded.EncodedText.load(text.folder).vocabulary(VocabConfig(min_count=2))
+    (text.folder / "words.txt").unlink()
+    with pytest.raises(FileFormatError, match="delete it to re-encode"):
+        encoded.EncodedText.load(text.folder)

@@ -25,7 +25,7 @@ import json
 import multiprocessing
 import os
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,14 +170,26 @@ def _tokenize(text: str | bytes, tokenizer: WordTokenizer) -> tuple[list[str], n
     return _number(tokenizer.block(text), LINE_BREAK)
 
 
+def _read_range(path: str | Path, start: int, end: int) -> bytes:
+    """The bytes ``[start, end)`` of a file (whole lines), ending with a line break."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    return data if data.endswith(b"\n") else data + b"\n"
+
+
 def _tokenize_range(job: tuple[str, int, int, WordTokenizer]) -> tuple[list[str], np.ndarray, int]:
     """``_tokenize`` of the bytes ``[start, end)`` of a plain file, and their count (run in a
     worker process)."""
     path, start, end, tokenizer = job
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(end - start)
-    return (*_tokenize(data if data.endswith(b"\n") else data + b"\n", tokenizer), end - start)
+    return (*_tokenize(_read_range(path, start, end), tokenizer), end - start)
+
+
+def _non_ascii_of_range(job: tuple[str, int, int, WordTokenizer]) -> wordscan.NonAsciiLines:
+    """``wordscan.non_ascii_lines`` of the bytes ``[start, end)`` of a plain file (run in a
+    worker process: the Python part of the scanner's work)."""
+    path, start, end, tokenizer = job
+    return wordscan.non_ascii_lines(_read_range(path, start, end), tokenizer)
 
 
 def _line_ranges(path: Path, piece_bytes: int) -> list[tuple[int, int]]:
@@ -211,16 +223,6 @@ class _Numbering:
         return new, to_global[local_ids]
 
 
-def _byte_blocks(path: Path) -> Iterator[tuple[bytes, int]]:
-    """A plain file as blocks of whole lines of about ``BLOCK_BYTES``, the last ending with a line
-    break, and the bytes each stands for."""
-    with path.open("rb") as handle:
-        for start, end in _line_ranges(path, BLOCK_BYTES):
-            handle.seek(start)
-            data = handle.read(end - start)
-            yield (data if data.endswith(b"\n") else data + b"\n"), end - start
-
-
 def _utf8_blocks(source: CorpusSource) -> Iterator[tuple[bytes, int]]:
     """``source.blocks()`` (any format) as UTF-8."""
     for text, size in source.blocks():
@@ -234,37 +236,56 @@ def _pieces(
     """The corpus as pieces in corpus order: ``(words first seen in it, its (N,) uint32 tokens as
     1-based word numbers over the corpus with 0 at each line end, bytes it stands for)``.
 
-    Where the C word scanner builds, one table numbers every piece in this process (it is faster
-    than merging per-piece numbers from workers). Else a plain file of at least
-    ``PARALLEL_MIN_BYTES`` is cut at line starts and tokenized by ``processes`` forked worker
-    processes (as PyTorch's DataLoader forks: they only run the tokenizer and NumPy), and anything
-    else, or where the platform cannot fork, block by block in this process."""
+    Where the C word scanner builds, one table numbers every piece in this process (faster than
+    merging per-piece numbers), and forked workers only tokenize the lines with non-ASCII bytes.
+    Else the workers tokenize whole pieces and this process merges their numbers. Workers (as
+    PyTorch's DataLoader forks them: they run only the tokenizer and NumPy) serve a plain file of
+    at least ``PARALLEL_MIN_BYTES``, cut at line starts, where the platform can fork; anything else
+    is read block by block in this process."""
     plain = source.resolved_format() == "plain"
-    if wordscan.available():
-        with wordscan.Scanner(tokenizer) as scanner:
-            blocks = _byte_blocks(source.files()[0]) if plain else _utf8_blocks(source)
-            yield ((*scanner.number(data), size) for data, size in blocks)
-        return
-    numbering = _Numbering()
-    can_fork = "fork" in multiprocessing.get_all_start_methods()
-    if processes < 2 or not can_fork or not plain or source.size_bytes() < PARALLEL_MIN_BYTES:
-        yield ((*numbering(*_tokenize(text, tokenizer)), size) for text, size in source.blocks())
-        return
+    parallel = (
+        processes > 1
+        and plain
+        and "fork" in multiprocessing.get_all_start_methods()
+        and source.size_bytes() >= PARALLEL_MIN_BYTES
+    )
     path = source.files()[0]
-    jobs = [(str(path), start, end, tokenizer) for start, end in _line_ranges(path, BLOCK_BYTES)]
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-        pieces = _in_order(pool, jobs, ahead=2 * processes)
-        yield ((*numbering(words, ids), size) for words, ids, size in pieces)
+    ranges = _line_ranges(path, BLOCK_BYTES) if plain else []
+    jobs = [(str(path), start, end, tokenizer) for start, end in ranges]
+    with contextlib.ExitStack() as stack:
+        if parallel:
+            context = multiprocessing.get_context("fork")
+            pool = stack.enter_context(ProcessPoolExecutor(processes, mp_context=context))
+        if wordscan.available():
+            scanner = stack.enter_context(wordscan.Scanner(tokenizer))
+            if parallel:
+                lines = _in_order(pool, _non_ascii_of_range, jobs, ahead=2 * processes)
+                yield (
+                    (*scanner.number(_read_range(path, start, end), found), end - start)
+                    for (start, end), found in zip(ranges, lines, strict=True)
+                )
+            else:
+                blocks = (
+                    ((_read_range(path, start, end), end - start) for start, end in ranges)
+                    if plain
+                    else _utf8_blocks(source)
+                )
+                yield ((*scanner.number(data), size) for data, size in blocks)
+            return
+        numbering = _Numbering()
+        if parallel:
+            pieces = _in_order(pool, _tokenize_range, jobs, ahead=2 * processes)
+            yield ((*numbering(words, ids), size) for words, ids, size in pieces)
+        else:
+            yield ((*numbering(*_tokenize(text, tokenizer)), size) for text, size in source.blocks())
 
 
-def _in_order(
-    pool: ProcessPoolExecutor, jobs: list, ahead: int
-) -> Iterator[tuple[list[str], np.ndarray, int]]:
-    """``pool.map(_tokenize_range, jobs)`` with at most ``ahead`` pieces in flight or waiting, so
-    memory stays bounded however large the file."""
+def _in_order(pool: ProcessPoolExecutor, function: Callable, jobs: list, ahead: int) -> Iterator:
+    """``pool.map(function, jobs)`` with at most ``ahead`` pieces in flight or waiting, so memory
+    stays bounded however large the file."""
     waiting: deque = deque()
     for job in jobs:
-        waiting.append(pool.submit(_tokenize_range, job))
+        waiting.append(pool.submit(function, job))
         if len(waiting) >= ahead:
             yield waiting.popleft().result()
     while waiting:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import functools
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,14 +55,28 @@ def available() -> bool:
     return True
 
 
-def _non_ascii_lines(data: bytes, tokenizer: WordTokenizer) -> tuple[np.ndarray, bytes, int]:
-    """The lines of ``data`` holding a byte >= 0x80, as ``(D, 2)`` int64 byte ranges from the
-    line's start to its line break, their tokens as the scanner's pre-tokenized buffer (words
-    joined by ``\\n``, an empty word after each line) and the number of those tokens."""
+class NonAsciiLines(NamedTuple):
+    """A block's lines that hold bytes >= 0x80, tokenized in Python.
+
+    Attributes:
+        ranges: ``(D, 2)`` int64 byte ranges from each such line's start to its line break.
+        tokens: their words joined by ``\\n``, an empty word after each line (the scanner's
+            pre-tokenized buffer), UTF-8.
+        count: the number of items in ``tokens`` (words and line ends).
+    """
+
+    ranges: np.ndarray
+    tokens: bytes
+    count: int
+
+
+def non_ascii_lines(data: bytes, tokenizer: WordTokenizer) -> NonAsciiLines:
+    """The lines of ``data`` holding a byte >= 0x80, tokenized by ``tokenizer`` (the part of
+    ``Scanner.number`` that runs in Python, so worker processes can do it for many blocks)."""
     raw = np.frombuffer(data, dtype=np.uint8)
     high = np.flatnonzero(raw >= 0x80)
     if len(high) == 0:
-        return np.zeros((0, 2), dtype=np.int64), b"", 0
+        return NonAsciiLines(np.zeros((0, 2), dtype=np.int64), b"", 0)
     breaks = np.flatnonzero(raw == ord(LINE_BREAK))
     lines = np.searchsorted(breaks, high)
     lines = lines[np.r_[True, lines[1:] != lines[:-1]]]
@@ -70,7 +85,7 @@ def _non_ascii_lines(data: bytes, tokenizer: WordTokenizer) -> tuple[np.ndarray,
     text = b"\n".join(data[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True))
     tokens = tokenizer.block(text.decode("utf-8", errors="replace") + LINE_BREAK)
     pre = "\n".join("" if token == LINE_BREAK else token for token in tokens).encode("utf-8")
-    return np.stack([starts, ends], axis=1).astype(np.int64), pre, len(tokens)
+    return NonAsciiLines(np.stack([starts, ends], axis=1).astype(np.int64), pre, len(tokens))
 
 
 class Scanner:
@@ -94,10 +109,11 @@ class Scanner:
         self.lib.wordscan_free(self.table)
         self.table = None
 
-    def number(self, data: bytes) -> tuple[list[str], np.ndarray]:
+    def number(self, data: bytes, non_ascii: NonAsciiLines | None = None) -> tuple[list[str], np.ndarray]:
         """The words of UTF-8 ``data`` (whole lines, the last ending with a line break) seen for
         the first time, in order, and its ``(N,)`` uint32 tokens as 1-based numbers over every
-        block so far (0 marks each line end).
+        block so far (0 marks each line end). ``non_ascii``: ``non_ascii_lines(data, tokenizer)``
+        when already computed (by a worker process).
 
         Raises:
             ValueError: ``data`` does not end with a line break.
@@ -105,7 +121,7 @@ class Scanner:
         """
         if data and not data.endswith(LINE_BREAK.encode()):
             raise ValueError("the word scanner takes whole lines: the data must end with a line break")
-        deferred, pre, pre_tokens = _non_ascii_lines(data, self.tokenizer)
+        deferred, pre, pre_tokens = non_ascii or non_ascii_lines(data, self.tokenizer)
         ids = np.empty(len(data) + 1 + pre_tokens, dtype=np.uint32)
         first_new = _i64(0)
         count = self.lib.wordscan_number(

@@ -149,9 +149,10 @@ def test_encoding_once_counts_as_the_line_by_line_reference_and_is_reused(prepar
 
 
 def test_the_c_scanner_and_the_python_paths_write_the_same_files(prepared, tmp_path, monkeypatch) -> None:
-    """The C word scanner (one table over all pieces), the one-process Python pass and pieces
-    tokenized by worker processes number words alike: the files are byte for byte the same
-    (pieces cut mid-file, non-ASCII lines among ASCII ones, a last line without a line break)."""
+    """The C word scanner (one table over all pieces; non-ASCII lines tokenized here or by worker
+    processes), the one-process Python pass and pieces tokenized by worker processes number words
+    alike: the files are byte for byte the same (pieces cut mid-file, non-ASCII lines among ASCII
+    ones, a last line without a line break)."""
     if not wordscan.available():
         pytest.skip("no C compiler: only the Python paths exist here")
     corpus = tmp_path / "c.txt"
@@ -162,15 +163,14 @@ def test_the_c_scanner_and_the_python_paths_write_the_same_files(prepared, tmp_p
         + b"\nbad \xff\xfe bytes\ntail"
     )
     monkeypatch.setattr(encoded, "BLOCK_BYTES", 16_384)
-    scanned = encode(CorpusSource(str(corpus)), cache=tmp_path / "c")
-    monkeypatch.setattr(wordscan, "available", lambda: False)
     monkeypatch.setattr(encoded, "PARALLEL_MIN_BYTES", 0)
-    one = encode(CorpusSource(str(corpus)), cache=tmp_path / "one", processes=1)
-    two = encode(CorpusSource(str(corpus)), cache=tmp_path / "two", processes=2)
+    runs = [encode(CorpusSource(str(corpus)), cache=tmp_path / f"c{n}", processes=n) for n in (1, 2)]
+    monkeypatch.setattr(wordscan, "available", lambda: False)
+    runs += [encode(CorpusSource(str(corpus)), cache=tmp_path / f"p{n}", processes=n) for n in (1, 2)]
     assert len(encoded._line_ranges(corpus, encoded.BLOCK_BYTES)) >= 4  # long lines: few cuts
     for name in ("tokens.u32", "words.txt", "counts.npy", "starts.npy", "meta.json"):
-        assert (one.folder / name).read_bytes() == (two.folder / name).read_bytes(), name
-        assert (one.folder / name).read_bytes() == (scanned.folder / name).read_bytes(), name
+        assert len({(run.folder / name).read_bytes() for run in runs}) == 1, name
+    scanned = runs[0]
     assert scanned.words[-1] == "tail" and {"café", "σος", "fine", "twas", "it's"} <= set(scanned.words)
 
 

@@ -17,7 +17,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nlp182.errors import Nlp182Error
@@ -94,3 +94,13 @@ def build(name: str, sources: Sequence[Path]) -> ctypes.CDLL:
         return ctypes.CDLL(str(target))
     except OSError as exc:  # unwritable cache folder, unloadable library
         raise NativeKernelUnavailable(f"cannot build or load {target}: {exc}") from exc
+
+
+def builds(library: Callable[[], ctypes.CDLL]) -> bool:
+    """Whether ``library()`` (a kernel's cached ``build`` with its functions declared) builds and
+    loads on this machine; callers without it take their Python path."""
+    try:
+        library()
+    except NativeKernelUnavailable:
+        return False
+    return True

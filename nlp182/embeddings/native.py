@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nlp182.cbuild import NativeKernelUnavailable, build
+from nlp182.cbuild import NativeKernelUnavailable as NativeKernelUnavailable  # raised by library()
+from nlp182.cbuild import build, builds
 from nlp182.errors import InvalidInputError
 
 SOURCES = (Path(__file__).with_name("sgns.c"), Path(__file__).with_name("cooc.c"))
@@ -21,6 +22,7 @@ SOURCES = (Path(__file__).with_name("sgns.c"), Path(__file__).with_name("cooc.c"
 _NO_MEMORY, _BAD_ARGUMENT = -1, -2
 
 _i64, _f32, _ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+
 
 @functools.cache
 def library() -> ctypes.CDLL:
@@ -51,11 +53,7 @@ def library() -> ctypes.CDLL:
 
 def available() -> bool:
     """Whether the kernel builds (and loads) on this machine."""
-    try:
-        library()
-    except NativeKernelUnavailable:
-        return False
-    return True
+    return builds(library)
 
 
 def limits() -> tuple[int, int]:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nlp182.cbuild import NativeKernelUnavailable, build
+from nlp182.cbuild import build, builds
 from nlp182.text.tokenize import LINE_BREAK, WordTokenizer
 
 SOURCE = Path(__file__).with_name("wordscan.c")
@@ -48,11 +48,7 @@ def library() -> ctypes.CDLL:
 
 def available() -> bool:
     """Whether the scanner builds (and loads) on this machine."""
-    try:
-        library()
-    except NativeKernelUnavailable:
-        return False
-    return True
+    return builds(library)
 
 
 class NonAsciiLines(NamedTuple):

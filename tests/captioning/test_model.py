@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from nlp182.captioning.data import CaptionBatch
 from nlp182.captioning.loss import CaptionLoss, curriculum_mask, doubly_stochastic_penalty
 from nlp182.captioning.model import CaptionModel, CaptionModelConfig
 from nlp182.captioning.pretrain import bag_of_words, bag_of_words_loss, pretrain_encoder
-from nlp182.captioning.train import parameter_groups
+from nlp182.captioning.train import parameter_groups, run_progress
 from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID
 from nlp182.decoding import beam_search, greedy_decode
 from nlp182.errors import InvalidInputError, ShapeError
@@ -242,3 +243,12 @@ def test_encoder_learning_rate_scale_groups_every_trainable_parameter_once(scale
             lr = group.get("lr", 1e-3)
             ids = {id(p) for p in group["params"]}
             assert lr == pytest.approx(1e-3 * scale) if ids <= encoder and scale != 1 else lr == 1e-3
+
+
+def test_run_progress_is_seconds_over_the_budget_or_steps_over_the_epochs() -> None:
+    def trainer(budget: float | None, seconds: float) -> SimpleNamespace:
+        return SimpleNamespace(config=SimpleNamespace(time_budget_s=budget), train_time_s=seconds)
+
+    assert run_progress(None, 5, 10) == 0.0
+    assert run_progress(trainer(200.0, 50.0), 999, 10) == 0.25
+    assert run_progress(trainer(None, 50.0), 30, 40) == 0.75

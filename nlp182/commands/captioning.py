@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from nlp182.captioning.config import MONITORS, CaptionConfig
-from nlp182.captioning.model import CAPTION_ATTENTION, ENCODERS
+from nlp182.captioning.model import CAPTION_ATTENTION, ENCODERS, POSITION_INITS
 from nlp182.commands.flags import add_config_flags, config_from_args, train_group
 from nlp182.optim.schedules import PROGRESS_SHAPES
 
@@ -19,6 +19,7 @@ CHOICES = {
     "encoder": ENCODERS,
     "lr_schedule": PROGRESS_SHAPES,
     "monitor": MONITORS,
+    "position_init": POSITION_INITS,
 }
 HELP = {
     "data": "digits or shapes (built-in, with boxes), a Karpathy-split JSON, or a TSV of image<TAB>caption",
@@ -38,6 +39,7 @@ HELP = {
     "grid": "the feature map is max pooled to grid x grid attention locations",
     "feature_dim": "size of each location's annotation vector",
     "positions": "add a learned embedding of each location to its annotation vector",
+    "position_init": "start of the location embeddings: small random values, or a 2-D sine/cosine code",
     "embed_dim": "size of the word embeddings",
     "hidden_size": "size of the LSTM state",
     "attention": "how the decoder scores the locations (hard: one sampled location, REINFORCE)",

@@ -39,6 +39,8 @@ from nlp182.vision.models import SmallCNN, resnet18, resnet34, resnet50, vgg16
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "vgg16", "smallcnn")
 CAPTION_ATTENTION = (*ATTENTION_KINDS, "hard")
+#: How the location embeddings start: small random values, or a 2-D sine / cosine code of the cell.
+POSITION_INITS = ("random", "sincos")
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -50,7 +52,8 @@ class CaptionModelConfig:
     ``smallcnn`` takes ``round(32 * encoder_width)`` channels) with the small-input stem;
     ``freeze_encoder`` freezes its top-level layers up to that name (``"all"``: the whole
     encoder), the transfer recipe for a pretrained backbone. ``grid`` sets ``L = grid**2``.
-    ``positions`` adds a learned embedding per location to the annotation vectors. ``dot``,
+    ``positions`` adds a learned embedding per location to the annotation vectors, initialised
+    (``position_init``) as ``0.02 x`` standard normal noise or as :func:`sincos_positions`. ``dot``,
     ``scaled_dot`` and ``multihead`` attention compare ``h`` with ``a`` directly and need
     ``hidden_size == feature_dim``.
     """
@@ -61,6 +64,7 @@ class CaptionModelConfig:
     grid: int = 8
     feature_dim: int = 128
     positions: bool = True
+    position_init: str = "random"
     embed_dim: int = 64
     hidden_size: int = 256
     attention: str = "additive"
@@ -70,6 +74,10 @@ class CaptionModelConfig:
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise InvalidInputError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.position_init not in POSITION_INITS:
+            raise InvalidInputError(
+                f"position_init must be one of {POSITION_INITS}, got {self.position_init!r}"
+            )
         if self.attention not in CAPTION_ATTENTION:
             raise InvalidInputError(f"attention must be one of {CAPTION_ATTENTION}, got {self.attention!r}")
         if min(self.grid, self.feature_dim, self.embed_dim, self.hidden_size) < 1 or self.encoder_width <= 0:
@@ -97,6 +105,28 @@ def build_backbone(name: str, width: float) -> nn.Module:
     return build(width=width, small_input=True)
 
 
+def sincos_positions(grid: int, dim: int) -> torch.Tensor:
+    """``(grid**2, dim)`` codes of the cells of a ``grid x grid`` map, row by row.
+
+    Cell ``(y, x)`` gets ``[sin(y w_k), cos(y w_k)]`` over the first half of the ``dim`` columns and
+    the same of ``x`` over the second (the 2-D form of the Transformer's code), with
+    ``w_k = 1 / 100^(k / K)``, ``K = dim // 4``: the cell's row and column can be read off from the start,
+    where small random embeddings must first learn them. Columns left over by ``dim % 4`` are 0.
+    """
+    quarter = dim // 4
+    codes = torch.zeros(grid * grid, dim)
+    if quarter == 0:
+        return codes
+    omega = 1.0 / 100.0 ** (torch.arange(quarter, dtype=torch.float32) / quarter)
+    cells = torch.arange(grid, dtype=torch.float32)
+    ys, xs = (c.reshape(-1) for c in torch.meshgrid(cells, cells, indexing="ij"))
+    for start, coordinate in ((0, ys), (2 * quarter, xs)):
+        angles = coordinate[:, None] * omega[None, :]
+        codes[:, start : start + quarter] = torch.sin(angles)
+        codes[:, start + quarter : start + 2 * quarter] = torch.cos(angles)
+    return codes
+
+
 class ImageEncoder(nn.Module):
     """Images ``(B, 3, S, S)`` in ``[0, 1]`` -> annotation vectors ``(B, grid**2, D)``.
 
@@ -110,9 +140,11 @@ class ImageEncoder(nn.Module):
             freeze(self.backbone, None if config.freeze_encoder == "all" else config.freeze_encoder)
         self.pool = nn.AdaptiveMaxPool2d(config.grid)
         self.project = nn.Linear(self.backbone.num_features, config.feature_dim)
-        self.positions = (
-            nn.Parameter(0.02 * torch.randn(config.grid**2, config.feature_dim)) if config.positions else None
-        )
+        if config.position_init == "sincos":
+            start = sincos_positions(config.grid, config.feature_dim)
+        else:
+            start = 0.02 * torch.randn(config.grid**2, config.feature_dim)
+        self.positions = nn.Parameter(start) if config.positions else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:

@@ -32,10 +32,10 @@ from nlp182.captioning.vocab import CaptionVocab, tokenize
 from nlp182.device import seed_everything, select_device
 from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, staged_directory
-from nlp182.optim import Adam
+from nlp182.optim import Adam, ProgressDecay
 from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
-from nlp182.vision import freeze
+from nlp182.vision import freeze, recalibrate_batch_norm
 
 log = logging.getLogger(__name__)
 Splits = dict[str, list[CaptionedImage]]
@@ -90,15 +90,39 @@ def parameter_groups(model: CaptionModel, lr: float, encoder_lr_scale: float) ->
     return groups
 
 
+def run_progress(trainer: Trainer | None, steps: int, total_steps: int) -> float:
+    """The share of ``trainer``'s run done: its training seconds over its time budget when it has
+    one, else ``steps`` (optimizer steps taken) over ``total_steps`` (0 before the Trainer exists)."""
+    if trainer is None:
+        return 0.0
+    budget = trainer.config.time_budget_s
+    if budget is not None:
+        return trainer.train_time_s / budget
+    return steps / max(total_steps, 1)
+
+
 def make_eval_fn(
-    captioner: Captioner, items: Sequence[CaptionedImage]
+    captioner: Captioner,
+    items: Sequence[CaptionedImage],
+    calibration: Sequence[CaptionedImage] = (),
+    batch_size: int = 64,
 ) -> Callable[[torch.nn.Module, Iterable[Any]], dict[str, float]]:
-    """``eval_fn`` for the Trainer: greedy captions of ``items`` scored as ``valid_bleu4`` (0-100)."""
+    """``eval_fn`` for the Trainer: greedy captions of ``items`` scored as ``valid_bleu4`` (0-100),
+    ``valid_cider_d`` and ``valid_exact_match``.
+
+    With ``calibration`` images, the encoder's batch-norm statistics are first recomputed from them
+    in batches of ``batch_size`` (:func:`~nlp182.vision.recalibrate_batch_norm`).
+    """
+    size = captioner.config.image_size
 
     def evaluate_valid(model: torch.nn.Module, batches: Iterable[Any]) -> dict[str, float]:
         del model, batches  # the captioner holds the same model; the items are fixed
+        if calibration:
+            device = captioner.device
+            images = (chunk.to(device) for chunk, _ in image_batches(calibration, size, batch_size))
+            recalibrate_batch_norm(captioner.model.encoder, images)
         captions = caption_items(captioner, items, beam_width=1)
-        scores = score_captions(captions, items, captioner.grid, captioner.config.image_size)
+        scores = score_captions(captions, items, captioner.grid, size)
         return {f"valid_{k}": float(scores[k]) for k in ("bleu4", "cider_d", "exact_match")}
 
     return evaluate_valid
@@ -112,11 +136,14 @@ def _curves(history: list[dict[str, Any]], folder: Path) -> None:
         xlabel="epoch",
     )
     loss_curves(
-        {"valid BLEU-4 (greedy)": [r["valid_bleu4"] for r in history]},
+        {
+            "valid BLEU-4 (greedy)": [r["valid_bleu4"] for r in history],
+            "valid exact match x 100 (greedy)": [100 * r["valid_exact_match"] for r in history],
+        },
         folder / "valid_bleu.png",
-        title="validation BLEU-4 (0-100) per epoch",
+        title="validation BLEU-4 and exact match (0-100) per epoch",
         xlabel="epoch",
-        ylabel="BLEU-4",
+        ylabel="score (0-100)",
     )
 
 
@@ -167,14 +194,30 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             keep_last=1,
             early_stopping_patience=config.early_stopping_patience or config.epochs,
             time_budget_s=None if budget is None else max(budget - pretrain_time, 1e-3),
-            monitor="valid_bleu4",
+            monitor=f"valid_{config.monitor}",
             monitor_mode="max",
             seed=config.seed,
             progress=config.progress,
         )
+        calibration = train_items[: config.bn_recalibration_batches * config.batch_size]
+        clock: dict[str, Any] = {}
+
+        def progress() -> float:  # the Trainer's clock, or the scheduler's own count of steps
+            steps = clock["scheduler"].last_epoch if "scheduler" in clock else 0
+            return run_progress(clock.get("trainer"), steps, config.epochs * len(loader))
+
+        scheduler = ProgressDecay(optimizer, progress, config.lr_schedule)
+        clock["scheduler"] = scheduler
         trainer = Trainer(
-            model, optimizer, loss_fn, trainer_config, eval_fn=make_eval_fn(captioner, splits["valid"])
+            model,
+            optimizer,
+            loss_fn,
+            trainer_config,
+            scheduler=scheduler,
+            scheduler_interval="step",
+            eval_fn=make_eval_fn(captioner, splits["valid"], calibration, config.batch_size),
         )
+        clock["trainer"] = trainer
         loss_fn.to(trainer.device)
         history = trainer.fit(loader, splits["valid"])
         train_time = time.perf_counter() - start
@@ -191,7 +234,7 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             "pretraining": pretraining,
             "pretrain_time_s": pretrain_time,
             "best_epoch": int(best["epoch"]),
-            "best_valid_bleu4": float(best["value"]),
+            f"best_valid_{config.monitor}": float(best["value"]),
             "train_time_s": train_time,
             "device": str(trainer.device),
             "images": {name: len(items) for name, items in splits.items()},

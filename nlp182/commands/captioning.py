@@ -9,17 +9,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nlp182.captioning.config import CaptionConfig
-from nlp182.captioning.model import CAPTION_ATTENTION, ENCODERS
+from nlp182.captioning.config import MONITORS, CaptionConfig
+from nlp182.captioning.model import CAPTION_ATTENTION, ENCODERS, POSITION_INITS
 from nlp182.commands.flags import add_config_flags, config_from_args, train_group
+from nlp182.optim.schedules import PROGRESS_SHAPES
 
-CHOICES = {"attention": CAPTION_ATTENTION, "encoder": ENCODERS}
+CHOICES = {
+    "attention": CAPTION_ATTENTION,
+    "encoder": ENCODERS,
+    "lr_schedule": PROGRESS_SHAPES,
+    "monitor": MONITORS,
+    "position_init": POSITION_INITS,
+}
 HELP = {
     "data": "digits or shapes (built-in, with boxes), a Karpathy-split JSON, or a TSV of image<TAB>caption",
     "images": "folder the JSON / TSV image paths are relative to (unset: the file's own folder)",
     "image_size": "every image is resized to this many pixels square, in training and captioning alike",
     "train_images": "built-in sets: training images to generate",
-    "valid_images": "built-in sets: validation images (greedy BLEU-4 picks the best epoch)",
+    "valid_images": "built-in sets: validation images (their greedy --monitor score picks the best epoch)",
     "test_images": "built-in sets: held-out test images",
     "max_objects": "built-in sets: most objects per image (unset: 5 digits, 3 shapes)",
     "valid_fraction": "TSV, or a JSON without a val split: share of images held out for validation",
@@ -32,6 +39,7 @@ HELP = {
     "grid": "the feature map is max pooled to grid x grid attention locations",
     "feature_dim": "size of each location's annotation vector",
     "positions": "add a learned embedding of each location to its annotation vector",
+    "position_init": "start of the location embeddings: small random values, or a 2-D sine/cosine code",
     "embed_dim": "size of the word embeddings",
     "hidden_size": "size of the LSTM state",
     "attention": "how the decoder scores the locations (hard: one sampled location, REINFORCE)",
@@ -45,9 +53,14 @@ HELP = {
     "training",
     "encoder_lr_scale": "learning rate of the encoder in caption training, as a multiple of --lr "
     "(0 freezes it)",
+    "lr_schedule": "caption training rate over the run: constant, or linear / cosine decay to 0 at the end "
+    "of --time-budget-s (else of --epochs)",
     "clip_grad_norm": "gradients are scaled down to at most this norm before each step (unset: no clipping)",
-    "early_stopping_patience": "stop after this many epochs without a better validation BLEU-4 "
+    "early_stopping_patience": "stop after this many epochs without a better validation --monitor score "
     "(unset: train every epoch)",
+    "monitor": "validation score (greedy decoding) that picks the kept epoch and drives early stopping",
+    "bn_recalibration_batches": "before each validation, recompute the encoder's batch-norm statistics from "
+    "this many training batches (0: keep the running averages)",
     "time_budget_s": "stop training once its steps (encoder pre-training included) took this many "
     "seconds (unset: no limit)",
     "beam_width": "beam width of the test scores and overlays (1: greedy)",

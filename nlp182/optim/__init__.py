@@ -15,6 +15,7 @@ from nlp182.optim.schedules import (
     ExponentialDecay,
     InverseSqrtDecay,
     InverseTimeDecay,
+    ProgressDecay,
     StepDecay,
 )
 from nlp182.optim.sgd import SGD
@@ -33,6 +34,7 @@ __all__ = [
     "InverseSqrtDecay",
     "InverseTimeDecay",
     "Newton",
+    "ProgressDecay",
     "RMSprop",
     "SignSGD",
     "StepDecay",

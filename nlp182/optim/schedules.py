@@ -10,6 +10,8 @@ noise. ``t`` counts ``scheduler.step()`` calls.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -127,3 +129,41 @@ class CyclicCosine(ClosedFormSchedule):
 
     def decay(self, t: int) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * (t % self.period) / self.period))
+
+
+#: :class:`ProgressDecay` shapes: the multiplier of the base rate at progress ``p`` in ``[0, 1]``.
+PROGRESS_SHAPES = ("constant", "linear", "cosine")
+
+
+class ProgressDecay(LRScheduler):
+    """The rate as a function of how far a run has got, ``lr = base · f(p)``, ``p = progress()``.
+
+    ``progress`` returns the share of the run done (clamped to ``[0, 1]``): steps over a step
+    count, or training seconds over a time budget, which no step count can stand for when the run
+    ends on the clock. ``shape`` is ``constant`` (``f = 1``), ``linear`` (``f = 1 − (1 − m) p``) or
+    ``cosine`` (``f = m + (1 − m)(1 + cos πp) / 2``) with ``m = min_factor``. The clock is read
+    when the scheduler steps; it is not part of ``state_dict`` (a resumed run passes its own).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, progress: Callable[[], float],
+                 shape: str = "cosine", min_factor: float = 0.0) -> None:
+        if shape not in PROGRESS_SHAPES or not 0.0 <= min_factor <= 1.0:
+            raise InvalidInputError(f"shape must be one of {PROGRESS_SHAPES} and 0 <= min_factor <= 1")
+        self.progress, self.shape, self.min_factor = progress, shape, min_factor
+        super().__init__(optimizer)
+
+    def multiplier(self, p: float) -> float:
+        """``f(p)`` for the share ``p`` of the run done."""
+        p = min(max(p, 0.0), 1.0)
+        if self.shape == "linear":
+            return 1.0 - (1.0 - self.min_factor) * p
+        if self.shape == "cosine":
+            return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
+        return 1.0
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        factor = self.multiplier(self.progress())
+        return [base * factor for base in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in super().state_dict().items() if k != "progress"}

@@ -18,7 +18,7 @@ from nlp182.vision.ensembles import Ensemble, ExponentialMovingAverage, average_
 from nlp182.vision.init import he_normal_, init_weights, xavier_normal_
 from nlp182.vision.layers import conv_output_size, subtract_channel_mean, zero_pad
 from nlp182.vision.models import VGG, InceptionNet, ResNet, SmallCNN, resnet18, resnet34, resnet50, vgg16
-from nlp182.vision.normalization import BatchNorm
+from nlp182.vision.normalization import BatchNorm, recalibrate_batch_norm
 from nlp182.vision.registry import create_model, list_models, register_model
 from nlp182.vision.segmentation import FCN, UNet, mean_iou, pixel_accuracy
 from nlp182.vision.transfer import fine_tune_groups, freeze, replace_head, unfreeze
@@ -62,6 +62,7 @@ __all__ = [
     "mean_iou",
     "nms",
     "pixel_accuracy",
+    "recalibrate_batch_norm",
     "register_model",
     "replace_head",
     "resnet18",

@@ -10,6 +10,8 @@ so state dicts move between the two.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -65,3 +67,36 @@ class BatchNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, frozen={self.frozen}"
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(module: nn.Module, inputs: Iterable[torch.Tensor]) -> int:
+    """Replace the running statistics of ``module``'s batch norms by their plain average over ``inputs``.
+
+    Each input batch runs through ``module`` in training mode without gradients; the ``k``-th
+    (from 0) is folded in with momentum ``1 / (k + 1)``, so the statistics end as the mean of the
+    per-batch ones at the current weights, not an average that lags behind weights that moved
+    during training (the "precise BN" of Wu & Johnson, 2021). Frozen layers keep theirs; modes and
+    momenta are restored after. Returns the number of batches used (0 leaves every layer as it was).
+    """
+    norms = [
+        m for m in module.modules()
+        if (isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats)
+        or (isinstance(m, BatchNorm) and not m.frozen)
+    ]
+    modes = {m: m.training for m in module.modules()}
+    momenta = [m.momentum for m in norms]
+    used = 0
+    try:
+        module.train()
+        for k, batch in enumerate(inputs):
+            for norm in norms:
+                norm.momentum = 1.0 / (k + 1)
+            module(batch)
+            used = k + 1
+    finally:
+        for m, training in modes.items():
+            m.training = training
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+    return used

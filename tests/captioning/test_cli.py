@@ -116,3 +116,26 @@ def test_bad_data_exits_2_with_one_line_and_writes_nothing(tsv: Path, tmp_path: 
 def test_caption_of_a_missing_image_or_run_exits_2(tmp_path: Path, capsys) -> None:
     assert cli.main(["caption", str(tmp_path / "nope"), "x.png"]) == 2
     assert "nlp182 train caption" in capsys.readouterr().err
+
+
+def test_lr_schedule_decays_over_the_epochs_without_a_budget(karpathy: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    images = karpathy.parent / "images"
+    argv = ["train", "caption", "--data", str(karpathy), "--images", str(images), "--out", str(run), *TINY]
+    argv += ["--epochs", "2", "--lr", "0.004", "--lr-schedule", "cosine", "--early-stopping-patience", "5"]
+    assert cli.main(argv) == 0
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    # Each epoch's record holds the rate after its last step: half way, cos(pi / 2) -> lr / 2; then 0.
+    assert [r["lr"] for r in history] == [0.002, 0.0]
+
+
+def test_monitor_and_batch_norm_recalibration_flags(karpathy: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    images = karpathy.parent / "images"
+    argv = ["train", "caption", "--data", str(karpathy), "--images", str(images), "--out", str(run), *TINY]
+    argv += ["--monitor", "exact_match", "--bn-recalibration-batches", "2"]
+    assert cli.main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_valid_exact_match"] == metrics["history"][0]["valid_exact_match"]
+    config = json.loads((run / "config.json").read_text())
+    assert (config["monitor"], config["bn_recalibration_batches"]) == ("exact_match", 2)

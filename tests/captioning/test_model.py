@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import itertools
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from nlp182.captioning.data import CaptionBatch
 from nlp182.captioning.loss import CaptionLoss, curriculum_mask, doubly_stochastic_penalty
-from nlp182.captioning.model import CaptionModel, CaptionModelConfig
+from nlp182.captioning.model import CaptionModel, CaptionModelConfig, sincos_positions
 from nlp182.captioning.pretrain import bag_of_words, bag_of_words_loss, pretrain_encoder
-from nlp182.captioning.train import parameter_groups
+from nlp182.captioning.train import parameter_groups, run_progress
 from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID
 from nlp182.decoding import beam_search, greedy_decode
 from nlp182.errors import InvalidInputError, ShapeError
@@ -242,3 +243,24 @@ def test_encoder_learning_rate_scale_groups_every_trainable_parameter_once(scale
             lr = group.get("lr", 1e-3)
             ids = {id(p) for p in group["params"]}
             assert lr == pytest.approx(1e-3 * scale) if ids <= encoder and scale != 1 else lr == 1e-3
+
+
+def test_run_progress_is_seconds_over_the_budget_or_steps_over_the_epochs() -> None:
+    def trainer(budget: float | None, seconds: float) -> SimpleNamespace:
+        return SimpleNamespace(config=SimpleNamespace(time_budget_s=budget), train_time_s=seconds)
+
+    assert run_progress(None, 5, 10) == 0.0
+    assert run_progress(trainer(200.0, 50.0), 999, 10) == 0.25
+    assert run_progress(trainer(None, 50.0), 30, 40) == 0.75
+
+
+def test_sincos_positions_code_row_and_column_by_hand() -> None:
+    s1, c1 = math.sin(1.0), math.cos(1.0)
+    expected = [[0, 1, 0, 1], [0, 1, s1, c1], [s1, c1, 0, 1], [s1, c1, s1, c1]]  # cells (y, x) row by row
+    torch.testing.assert_close(sincos_positions(2, 4), torch.tensor(expected, dtype=torch.float32))
+    # dim 9: K = 2 frequencies, 1 and 1 / 100^(1/2) = 0.1, and one column left at 0; cell (y=1, x=2)
+    want = [math.sin(1), math.sin(0.1), math.cos(1), math.cos(0.1)]
+    want += [math.sin(2), math.sin(0.2), math.cos(2), math.cos(0.2), 0.0]
+    torch.testing.assert_close(sincos_positions(3, 9)[5], torch.tensor(want, dtype=torch.float32))
+    encoder = _model(position_init="sincos").encoder
+    torch.testing.assert_close(encoder.positions.detach(), sincos_positions(3, 16))

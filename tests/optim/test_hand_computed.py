@@ -18,6 +18,7 @@ from nlp182.optim import (
     InverseSqrtDecay,
     InverseTimeDecay,
     Newton,
+    ProgressDecay,
     SignSGD,
     StepDecay,
     clip_grad_norm_,
@@ -163,6 +164,31 @@ def test_schedules_closed_forms() -> None:
     warm_cos = lrs(lambda o: Cosine(o, total_steps=4, min_factor=0.25, warmup_steps=2), steps=8)
     cos = [0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * min(t, 4) / 4)) for t in range(6)]
     assert warm_cos == pytest.approx([0.4, 0.8] + [0.8 * c for c in cos])
+
+
+def test_progress_decay_follows_the_clock_it_is_given() -> None:
+    clock = [0.0]
+
+    def lrs(shape: str, min_factor: float = 0.0) -> list[float]:
+        opt = SGD([_param([0.0])], lr=0.8)
+        sched = ProgressDecay(opt, lambda: clock[0], shape, min_factor)
+        out = []
+        for p in (0.0, 0.25, 0.5, 1.0, 1.7):  # progress past the end is held at 1
+            clock[0] = p
+            sched.step()
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    assert lrs("constant") == pytest.approx([0.8] * 5)
+    assert lrs("linear") == pytest.approx([0.8, 0.6, 0.4, 0.0, 0.0])
+    assert lrs("linear", 0.5) == pytest.approx([0.8, 0.7, 0.6, 0.4, 0.4])
+    half = 0.5 * (1 + math.cos(math.pi / 4))  # cos schedule at p = 1/4
+    assert lrs("cosine") == pytest.approx([0.8, 0.8 * half, 0.4, 0.0, 0.0])
+    assert lrs("cosine", 0.25) == pytest.approx([0.8, 0.8 * (0.25 + 0.75 * half), 0.5, 0.2, 0.2])
+    opt = SGD([_param([0.0])], lr=1.0)
+    assert "progress" not in ProgressDecay(opt, lambda: 0.0).state_dict()  # a function is no state
+    with pytest.raises(InvalidInputError):
+        ProgressDecay(opt, lambda: 0.0, "step")
 
 
 def test_schedule_state_dict_resumes() -> None:

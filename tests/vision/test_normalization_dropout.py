@@ -4,7 +4,7 @@ from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.vision.dropout import Dropout, dropout
-from nlp182.vision.normalization import BatchNorm
+from nlp182.vision.normalization import BatchNorm, recalibrate_batch_norm
 
 
 @pytest.mark.parametrize(("reference", "shape"), [(nn.BatchNorm2d, (8, 4, 5, 5)), (nn.BatchNorm1d, (16, 4))])
@@ -72,3 +72,20 @@ def test_dropout_module_follows_train_and_eval():
     assert torch.equal(layer(x), x)
     with pytest.raises(InvalidInputError):
         Dropout(1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: BatchNorm(2), lambda: nn.BatchNorm1d(2)])
+def test_recalibration_sets_the_plain_mean_of_the_batch_statistics(make) -> None:
+    torch.manual_seed(0)
+    norm = make()
+    frozen = BatchNorm(2)
+    frozen.frozen = True
+    model = nn.Sequential(nn.Linear(2, 2), norm, frozen).eval()
+    norm.running_mean.fill_(5.0)  # stale statistics that a lagging average would still carry
+    batches = [torch.randn(4, 2) * (k + 1) + k for k in range(3)]
+    assert recalibrate_batch_norm(model, iter(batches)) == 3
+    hidden = [model[0](b).detach() for b in batches]
+    torch.testing.assert_close(norm.running_mean, torch.stack([h.mean(0) for h in hidden]).mean(0))
+    torch.testing.assert_close(norm.running_var, torch.stack([h.var(0) for h in hidden]).mean(0))
+    assert norm.momentum == 0.1 and not model.training and not norm.training
+    torch.testing.assert_close(frozen.running_mean, torch.zeros(2))  # frozen layers keep theirs

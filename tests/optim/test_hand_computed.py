@@ -175,6 +175,7 @@ def test_progress_decay_follows_the_clock_it_is_given() -> None:
         out = []
         for p in (0.0, 0.25, 0.5, 1.0, 1.7):  # progress past the end is held at 1
             clock[0] = p
+            opt.step()  # (no gradient: nothing moves) the order PyTorch's schedulers expect
             sched.step()
             out.append(opt.param_groups[0]["lr"])
         return out

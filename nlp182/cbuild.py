@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nlp182.errors import Nlp182Error
+from nlp182.io import cache_folder
 
 # The parts of -ffast-math that let the compiler vectorise the dot products, without -ffast-math
 # itself: linked into a shared library it sets flush-to-zero for the whole process (crtfastmath).
@@ -35,10 +36,6 @@ class NativeKernelUnavailable(Nlp182Error, RuntimeError):
 
     status = 500
     code = "native_kernel_unavailable"
-
-
-def cache_folder() -> Path:
-    return Path(os.environ.get("NLP182_CACHE", Path.home() / ".cache" / "nlp182"))
 
 
 def _compile(compiler: str, sources: Sequence[Path], target: Path) -> None:

@@ -27,6 +27,12 @@ import numpy as np
 from nlp182.errors import OutputError
 
 
+def cache_folder() -> Path:
+    """The package's cache: ``$NLP182_CACHE``, default ``~/.cache/nlp182`` (compiled kernels,
+    encoded corpora)."""
+    return Path(os.environ.get("NLP182_CACHE", Path.home() / ".cache" / "nlp182"))
+
+
 def current_umask() -> int:
     """The process's umask (read by setting it and putting it back)."""
     mask = os.umask(0o022)

@@ -1,9 +1,10 @@
 """Encode a corpus once: vocabulary counts and a compact token file, cached by content.
 
-One pass over the text tokenizes blocks of megabytes (``WordTokenizer.block``; a large plain
-file's blocks in several processes at once), gives every new word the next id in order of first
-appearance, counts the words, and appends the ids to a ``uint32`` token file; line ends become
-sentence boundaries (offsets, one ``int64`` per sentence, lines longer than
+One pass over the text tokenizes blocks of megabytes and gives every new word the next id in order
+of first appearance (the C word scanner, ``wordscan``, with ``WordTokenizer``'s rules; the Python
+tokenizer where it does not build, and for non-ASCII lines, a large plain file's in several
+processes at once), counts the words, and appends the ids to a ``uint32`` token file; line ends
+become sentence boundaries (offsets, one ``int64`` per sentence, lines longer than
 ``MAX_SENTENCE_TOKENS`` cut into pieces). The folder is keyed by the SHA-256 of the corpus files,
 the tokenizer's rules and this format's version, under ``$NLP182_CACHE/corpora`` (default
 ``~/.cache/nlp182``): later ``train w2v`` / ``train lsa`` runs on the same text skip reading it.
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nlp182 import io
 from nlp182.errors import EmptyCorpusError, FileFormatError
 from nlp182.io import atomic_save_npy, atomic_write_json, staged_directory
 from nlp182.progress import progress
@@ -54,7 +56,7 @@ MAX_PROCESSES = 8
 
 def cache_folder() -> Path:
     """Where encoded corpora are kept: ``$NLP182_CACHE/corpora`` (default ``~/.cache/nlp182``)."""
-    return Path(os.environ.get("NLP182_CACHE", Path.home() / ".cache" / "nlp182")) / "corpora"
+    return io.cache_folder() / "corpora"
 
 
 def content_key(source: CorpusSource, tokenizer: WordTokenizer) -> str:
@@ -342,8 +344,9 @@ def encode(
     processes: int | None = None,
 ) -> EncodedText:
     """The encoded form of ``source``: from the cache when this text was encoded before, else
-    encoded now (one pass, tokenized by ``processes`` worker processes, default: one per
-    available CPU, at most ``MAX_PROCESSES``) and cached. ``cache`` defaults to ``cache_folder()``."""
+    encoded now (one pass; ``processes`` worker processes, default one per available CPU, at most
+    ``MAX_PROCESSES``, tokenize what runs in Python: see ``_pieces``) and cached. ``cache``
+    defaults to ``cache_folder()``."""
     tokenizer = tokenizer or default_tokenizer()
     folder = (cache or cache_folder()) / content_key(source, tokenizer)
     if processes is None:

@@ -112,6 +112,12 @@ def _seq2seq(data: dict[str, Any]) -> dict[str, float]:
             "exact match (greedy)": data["test_exact_match_greedy"]}
 
 
+def _cmudict(data: dict[str, Any]) -> dict[str, float]:
+    run = data["runs"][0]
+    return {"train target tokens/s": run["train_target_tokens_per_s"], "train s": run["train_time_s"],
+            "test WER (beam)": run["test_wer_beam"], "test PER (beam)": run["test_per_beam"]}
+
+
 def _optim(data: dict[str, Any]) -> dict[str, float]:
     return {"worst step-time ratio": data["worst_ratio"]}
 
@@ -144,10 +150,11 @@ STEPS: tuple[Step, ...] = (
          ("--device", "{device}", "--epochs", "2", "--out", "{out}"),
          ("--device", "{device}", "--quick", "--out", "{out}"),
          90, "seq2seq-dates", _seq2seq),
-    # i12's CMUdict bench: runs where its module and the cmudict package exist (not on the lent GPU).
+    # the translator on CMUdict g2p, 45 s of training: where the cmudict package exists (carry it to the GPU).
     Step("seq2seq-cmudict", "bench.seq2seq_cmudict", "seq2seq (CMUdict g2p) training tokens/s",
-         ("--device", "{device}", "--out", "{out}"), ("--device", "{device}", "--quick", "--out", "{out}"),
-         90, "seq2seq-cmudict", _rates, needs=("cmudict",)),
+         ("--device", "{device}", "--configs", "rnn", "--time-budget", "45", "--results", "{out}"),
+         ("--device", "{device}", "--configs", "rnn", "--dry"),
+         150, "seq2seq-cmudict", _cmudict, needs=("cmudict",)),
     # i10's captioning bench: must accept --device, --out and --quick (the dry run's tiny sizes).
     # digits only, with a 45 s training budget (the CPU goals' 600 s would not fit the step).
     Step("captioning", "bench.captioning", "captioning (digits, 45 s budget) training images/s, exact",
@@ -218,7 +225,7 @@ def run_step(argv: list[str], log: Path, timeout: float) -> tuple[str, float, fl
 
     The CPU seconds are those of every child this process reaped meanwhile: exact with one job.
     """
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))
     env = {**os.environ, "PYTHONPATH": path}
     started, cpu = time.perf_counter(), _children_cpu()
     with open(log, "w", encoding="utf-8") as handle:
@@ -264,6 +271,9 @@ def command_for(step: Step, dry: bool, values: dict[str, str]) -> list[str]:
         template = (*template, "gensim")  # --engines is last: gensim's speed beside ours where installed
     rest = [part.format(**values) for part in template]
     if step.module == "pytest":
+        links = os.environ.get("NLP182_PACKAGE_LINKS")  # gpu.sh's links when nlp182 is not installed
+        if links:  # before the checkout, which pyproject's `pythonpath` puts first on sys.path
+            rest = ["-o", f"pythonpath={links} .", *rest]
         return [sys.executable, "-m", "pytest", *rest, *map(str, cuda_test_files())]
     return [sys.executable, "-m", step.module, *rest]
 

@@ -136,8 +136,14 @@ class ExponentialMovingAverage:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Move the average toward ``model``'s current weights."""
+        """Move the average toward ``model``'s current weights.
+
+        The average follows the model's device: a model moved to the GPU after the average was
+        taken (``fit`` moves it) moves the average there at the next update.
+        """
         for name, value in model.state_dict().items():
+            if self.shadow[name].device != value.device:
+                self.shadow[name] = self.shadow[name].to(value.device)
             if value.is_floating_point():
                 self.shadow[name].lerp_(value.detach(), 1.0 - self.decay)
             else:

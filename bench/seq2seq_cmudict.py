@@ -163,15 +163,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40, help="most epochs per preset")
     parser.add_argument("--runs", nargs="*", default=[], help="summarise these CLI run folders instead")
     parser.add_argument("--tag", default="", help="suffix of the result file name")
-    parser.add_argument("--results", default=str(RESULTS), help="folder of the result JSON")
+    parser.add_argument("--results", help="folder of the result JSON (default: bench/results; --dry: a temp dir)")
     parser.add_argument("--dry", action="store_true", help="tiny models, 1 epoch, a slice of the data")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     device = select_device(args.device)
     load_before = os.getloadavg()
-    results = Path(tempfile.gettempdir()) if args.dry else Path(args.results)
+    results = Path(args.results or (tempfile.mkdtemp(prefix="cmudict-dry-") if args.dry else RESULTS))
     tag = f"-{args.tag}" if args.tag else ""
-    path = results / f"seq2seq-cmudict-{device.type}{tag}{'-dry' if args.dry else ''}.json"
+    path = results / f"seq2seq-cmudict-{device.type}{tag}.json"
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.runs:

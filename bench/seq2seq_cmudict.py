@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40, help="most epochs per preset")
     parser.add_argument("--runs", nargs="*", default=[], help="summarise these CLI run folders instead")
     parser.add_argument("--tag", default="", help="suffix of the result file name")
-    parser.add_argument("--results", help="folder of the result JSON (default: bench/results; --dry: a temp dir)")
+    parser.add_argument("--results", help="folder of the JSON (default: bench/results; --dry: a temp dir)")
     parser.add_argument("--dry", action="store_true", help="tiny models, 1 epoch, a slice of the data")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

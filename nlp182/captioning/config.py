@@ -44,7 +44,10 @@ class CaptionConfig:
     ``bn_recalibration_batches`` > 0 recomputes the encoder's batch-norm statistics from that many
     training batches (in order, at the current weights) before every validation, so that the
     kept weights carry statistics that match them (see
-    :func:`~nlp182.vision.recalibrate_batch_norm`). Test scores use greedy and beam search
+    :func:`~nlp182.vision.recalibrate_batch_norm`). With ``ema_decay``, validation, the kept epoch,
+    the test scores and the saved weights are those of an exponential moving average of the weights
+    (``TrainerConfig.ema_decay``): late in a run the weights swing from epoch to epoch, their
+    average much less. Test scores use greedy and beam search
     (``beam_width``, ``length_penalty``, at most ``max_len`` words).
     ``num_threads`` caps torch's CPU threads (1-2 on a shared machine).
     """
@@ -75,6 +78,7 @@ class CaptionConfig:
     early_stopping_patience: int | None = 4
     monitor: str = "bleu4"
     bn_recalibration_batches: int = field(default=0, metadata={"minimum": 0})
+    ema_decay: float | None = None
     time_budget_s: float | None = field(default=None, metadata={"positive": True})
     beam_width: int = 5
     length_penalty: float = 1.0
@@ -119,6 +123,8 @@ class CaptionConfig:
             )
         if self.lr_schedule not in PROGRESS_SHAPES:
             raise InvalidInputError(f"lr_schedule must be one of {PROGRESS_SHAPES}, got {self.lr_schedule!r}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise InvalidInputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise InvalidInputError(f"time_budget_s must be > 0, got {self.time_budget_s}")
         if self.num_threads is not None and self.num_threads < 1:

@@ -194,6 +194,7 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             keep_last=1,
             early_stopping_patience=config.early_stopping_patience or config.epochs,
             time_budget_s=None if budget is None else max(budget - pretrain_time, 1e-3),
+            ema_decay=config.ema_decay,
             monitor=f"valid_{config.monitor}",
             monitor_mode="max",
             seed=config.seed,

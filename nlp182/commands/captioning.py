@@ -61,6 +61,8 @@ HELP = {
     "monitor": "validation score (greedy decoding) that picks the kept epoch and drives early stopping",
     "bn_recalibration_batches": "before each validation, recompute the encoder's batch-norm statistics from "
     "this many training batches (0: keep the running averages)",
+    "ema_decay": "validate, keep and save an exponential moving average of the weights with this decay "
+    "per step (warmed up; unset: the weights themselves)",
     "time_budget_s": "stop training once its steps (encoder pre-training included) took this many "
     "seconds (unset: no limit)",
     "beam_width": "beam width of the test scores and overlays (1: greedy)",

@@ -29,6 +29,10 @@ class TrainerConfig:
     ``time_budget_s`` ends training after the optimizer step at which the training time (steps
     only, summed over resumed sessions) reaches it; the unfinished epoch is still validated and
     recorded (``"partial": true``).
+    ``ema_decay`` keeps an exponential moving average of the weights
+    (:class:`~nlp182.train.averaging.ExponentialMovingAverage`, with warm-up), updated after every
+    optimizer step: validation scores the average, the best epoch keeps the average, and a run
+    without a kept best epoch ends with the average in the model. Checkpoints carry it.
     """
 
     epochs: int = 10
@@ -48,6 +52,7 @@ class TrainerConfig:
     monitor_every: int = 0
     keep_best: bool = False
     time_budget_s: float | None = None
+    ema_decay: float | None = None
     seed: int = 0
     progress: bool = True
 
@@ -68,6 +73,8 @@ class TrainerConfig:
             raise InvalidInputError(f"amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}")
         if self.log_every < 1 or self.monitor_every < 0:
             raise InvalidInputError("log_every must be >= 1 and monitor_every >= 0")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise InvalidInputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise InvalidInputError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
         if self.resume is not None and self.resume != "auto" and not self.resume:

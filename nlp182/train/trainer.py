@@ -30,6 +30,7 @@ from nlp182.io import atomic_write_json, atomic_write_text
 from nlp182.optim import clip_grad_norm_
 from nlp182.plots import loss_curves
 from nlp182.progress import progress
+from nlp182.train.averaging import ExponentialMovingAverage
 from nlp182.train.batching import batch_size_of, move_to_device
 from nlp182.train.checkpoint import (
     checkpoint_path,
@@ -76,7 +77,7 @@ class Trainer:
     metrics; without it the Trainer reports ``valid_loss``, the mean of ``loss_fn`` over the
     validation batches under ``torch.no_grad()``. ``scheduler`` is stepped after every optimizer
     step (``scheduler_interval="step"``) or every epoch (``"epoch"``; a ``ReduceLROnPlateau`` gets
-    the monitored value). ``on_step(model)`` runs after every optimizer step (an EMA of the weights)
+    the monitored value). ``on_step(model)`` runs after every optimizer step (``ema_decay`` needs none)
     and ``on_epoch_end(model, record)`` after every epoch's record is complete (snapshots).
     ``units_fn(batch)`` counts what throughput is measured in besides
     samples (target tokens, say); each epoch record then has ``{units_name}_per_s``. Throughput
@@ -106,6 +107,10 @@ class Trainer:
         self.device = self.dist.device
         seed_everything(self.config.seed)
         self.model = model.to(self.device)
+        self.ema = (
+            ExponentialMovingAverage(self.model, self.config.ema_decay, warmup=True)
+            if self.config.ema_decay is not None else None
+        )  # fmt: skip
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.scheduler = scheduler
@@ -154,10 +159,11 @@ class Trainer:
         try:
             while self.epoch < self.config.epochs and not stop:
                 record = self._train_epoch(train_loader)
-                if valid_loader is not None:
-                    record.update(self.evaluate(valid_loader))
-                self._step_epoch_scheduler(record)
-                stop = self._update_early_stopping(record) or self._out_of_time
+                with self._averaged_weights():  # validated and kept: the EMA, when there is one
+                    if valid_loader is not None:
+                        record.update(self.evaluate(valid_loader))
+                    self._step_epoch_scheduler(record)
+                    stop = self._update_early_stopping(record) or self._out_of_time
                 self.history.append(record)
                 self.epoch += 1
                 self.batch_in_epoch = 0
@@ -171,6 +177,8 @@ class Trainer:
             self._report_interrupt()
             raise
         self._restore_best()
+        if self.ema is not None and (self.best_epoch is None or not self.config.keep_best):
+            self.ema.copy_to(self.model)  # nothing kept: the run ends with the averaged weights
         return self.history
 
     @property
@@ -235,6 +243,7 @@ class Trainer:
             "early_stopping": {"best": self.best, "bad_epochs": self.bad_epochs,
                                "best_epoch": self.best_epoch},
             "clock": self._clock,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -258,6 +267,8 @@ class Trainer:
         self.best_epoch = state["early_stopping"].get("best_epoch")
         self._clock = dict(state.get("clock") or {})
         self._best_state = None  # read back from best.safetensors when fit ends
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         restore_rng_state(state["rng"])
 
     # ------------------------------------------------------------------ the loop
@@ -373,6 +384,8 @@ class Trainer:
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
         self.global_step += 1
+        if self.ema is not None:
+            self.ema.update(self.model)
         if self.on_step is not None:
             self.on_step(self.model)
         if monitoring:
@@ -380,6 +393,21 @@ class Trainer:
             self._write_metrics({"kind": "monitor", "step": self.global_step, **report})
 
     # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """With an EMA, the model holds the averaged weights inside the block (validation, and the
+        best epoch's snapshot, which keeps what validation changed, such as recalibrated batch
+        norms); the training weights come back after it."""
+        if self.ema is None:
+            yield
+            return
+        training = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.ema.copy_to(self.model)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(training)
+
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:
             return contextlib.nullcontext()

@@ -9,12 +9,13 @@ The most used names are re-exported here; ``visualize`` and ``data`` are importe
 (they pull in matplotlib and scikit-learn).
 """
 
+from nlp182.train.averaging import ExponentialMovingAverage
 from nlp182.vision.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh, make_activation
 from nlp182.vision.blocks import BasicBlock, Bottleneck, ConvBNReLU, GlobalAvgPool, InceptionModule, VGGBlock
 from nlp182.vision.boxes import box_iou, mean_average_precision, nms
 from nlp182.vision.distillation import DistillationLoss, distillation_loss
 from nlp182.vision.dropout import Dropout
-from nlp182.vision.ensembles import Ensemble, ExponentialMovingAverage, average_parameters, snapshot_ensemble
+from nlp182.vision.ensembles import Ensemble, average_parameters, snapshot_ensemble
 from nlp182.vision.init import he_normal_, init_weights, xavier_normal_
 from nlp182.vision.layers import conv_output_size, subtract_channel_mean, zero_pad
 from nlp182.vision.models import VGG, InceptionNet, ResNet, SmallCNN, resnet18, resnet34, resnet50, vgg16

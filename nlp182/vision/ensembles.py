@@ -6,6 +6,9 @@
 - Snapshot ensembles (Huang et al. 2017): one run with a cyclic cosine LR, a snapshot at the end of
   each cycle. An exponential moving average of the weights keeps a single extra copy instead.
 - Bagging: each member trains on its own bootstrap sample (drawn with replacement).
+
+``ExponentialMovingAverage`` lives in :mod:`nlp182.train.averaging` (the Trainer keeps one) and is
+exported here too.
 """
 
 from __future__ import annotations
@@ -116,49 +119,6 @@ def recompute_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int 
     for m, momentum in zip(norms, saved, strict=True):
         m.momentum = momentum
     return model.eval()
-
-
-class ExponentialMovingAverage:
-    """One extra copy of the weights: ``shadow <- decay * shadow + (1 - decay) * current`` per step.
-
-    Parameters and floating-point buffers (batch-norm running statistics) are averaged alike, so
-    the averaged network's normalisation matches its averaged weights; integer buffers (counters)
-    are copied. ``copy_to`` writes the average into a model; :meth:`averaged_model` returns a new
-    model holding it.
-    """
-
-    def __init__(self, model: nn.Module, decay: float = 0.99) -> None:
-        if not 0.0 <= decay < 1.0:
-            raise InvalidInputError(f"EMA decay must be in [0, 1); got {decay}")
-        self.decay = decay
-        self.num_updates = 0
-        self.shadow = {name: value.detach().clone() for name, value in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average toward ``model``'s current weights.
-
-        The average follows the model's device: a model moved to the GPU after the average was
-        taken (``fit`` moves it) moves the average there at the next update.
-        """
-        for name, value in model.state_dict().items():
-            if self.shadow[name].device != value.device:
-                self.shadow[name] = self.shadow[name].to(value.device)
-            if value.is_floating_point():
-                self.shadow[name].lerp_(value.detach(), 1.0 - self.decay)
-            else:
-                self.shadow[name].copy_(value)
-        self.num_updates += 1
-
-    def copy_to(self, model: nn.Module) -> None:
-        """Overwrite ``model``'s parameters and buffers with the averaged ones."""
-        model.load_state_dict(self.shadow)
-
-    def averaged_model(self, model: nn.Module) -> nn.Module:
-        """A deep copy of ``model`` carrying the averaged weights."""
-        averaged = copy.deepcopy(model)
-        self.copy_to(averaged)
-        return averaged
 
 
 def _build(make_model: Callable[[int], nn.Module], index: int, seed: int) -> nn.Module:

@@ -27,7 +27,7 @@ def test_ema_taken_on_the_cpu_follows_the_model_to_cuda():
     import torch
     from torch import nn
 
-    from nlp182.vision.ensembles import ExponentialMovingAverage
+    from nlp182.vision import ExponentialMovingAverage
 
     model = nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2))
     ema = ExponentialMovingAverage(model, decay=0.5)

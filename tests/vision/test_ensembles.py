@@ -4,10 +4,10 @@ import torch
 from torch import nn
 
 from nlp182.errors import InvalidInputError
+from nlp182.vision import ExponentialMovingAverage
 from nlp182.vision.data import load_digits_split
 from nlp182.vision.ensembles import (
     Ensemble,
-    ExponentialMovingAverage,
     average_parameters,
     average_probabilities,
     average_state_dicts,

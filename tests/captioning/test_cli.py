@@ -139,3 +139,22 @@ def test_monitor_and_batch_norm_recalibration_flags(karpathy: Path, tmp_path: Pa
     assert metrics["best_valid_exact_match"] == metrics["history"][0]["valid_exact_match"]
     config = json.loads((run / "config.json").read_text())
     assert (config["monitor"], config["bn_recalibration_batches"]) == ("exact_match", 2)
+
+
+def test_ema_decay_flag_keeps_and_saves_the_averaged_weights(karpathy: Path, tmp_path: Path) -> None:
+    import torch
+
+    from nlp182.captioning.captioner import Captioner
+    from nlp182.train import list_checkpoints, load_checkpoint
+
+    run = tmp_path / "run"
+    images = karpathy.parent / "images"
+    argv = ["train", "caption", "--data", str(karpathy), "--images", str(images), "--out", str(run), *TINY]
+    assert cli.main([*argv, "--ema-decay", "0.5"]) == 0
+    assert json.loads((run / "config.json").read_text())["ema_decay"] == 0.5
+    last = load_checkpoint(list_checkpoints(run / "train")[-1])  # after the only epoch: raw weights and EMA
+    averaged, raw = last["ema"]["shadow"], last["model"]
+    assert not torch.equal(averaged["decoder.out.weight"], raw["decoder.out.weight"])
+    saved = Captioner.load(run, device="cpu").model.state_dict()
+    for key, value in averaged.items():  # what the run saved is the average, not the last weights
+        assert torch.equal(saved[key], value), key

@@ -25,8 +25,7 @@ class HardAttentionSample(NamedTuple):
     """What one hard-attention step chose and what REINFORCE needs to learn from it.
 
     Shapes: context ``(B, Tq, Dv)``, weights ``(B, Tq, Tk)`` (one-hot), index ``(B, Tq)``,
-    log_prob ``(B, Tq)`` (log-probability of the chosen location), entropy ``(B, Tq)``, and the
-    policy ``probs`` ``(B, Tq, Tk)`` (differentiable: ``probs @ values`` is the expected context).
+    log_prob ``(B, Tq)`` (log-probability of the chosen location), entropy ``(B, Tq)``.
     Fully masked query rows have zero context, zero weights, index 0, log_prob 0, entropy 0.
     """
 
@@ -35,7 +34,6 @@ class HardAttentionSample(NamedTuple):
     index: torch.Tensor
     log_prob: torch.Tensor
     entropy: torch.Tensor
-    probs: torch.Tensor
 
 
 class HardAttention(nn.Module):
@@ -85,7 +83,7 @@ class HardAttention(nn.Module):
         finite_log_probs = log_probs.masked_fill(probs == 0, 0.0)
         log_prob = finite_log_probs.gather(-1, index.unsqueeze(-1)).squeeze(-1) * has_key
         entropy = -(probs * finite_log_probs).sum(dim=-1)
-        return HardAttentionSample(torch.bmm(weights, values), weights, index, log_prob, entropy, probs)
+        return HardAttentionSample(torch.bmm(weights, values), weights, index, log_prob, entropy)
 
     def forward(
         self,

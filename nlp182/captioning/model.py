@@ -13,13 +13,8 @@ Decoder, per step ``t``:
 - soft attention of ``h_{t-1}`` over ``a`` (any :mod:`nlp182.attention` kind by name) gives
   ``alpha_t`` ``(B, L)`` and the context ``z_t``; with ``attention="hard"`` one location is
   sampled (argmax at evaluation) by :class:`~nlp182.attention.HardAttention` over an additive
-  scorer and trained by REINFORCE; as in the paper (section 4.1), for a share
-  (``hard_expected_share``, 0.5) of the training images every step takes the expected context
-  ``sum_i alpha_ti a_i`` instead of a sample, which trains the scorer through the cross-entropy and
-  lowers the estimator's variance;
-- soft attention only (the paper's section 4.2.1): the gating scalar
-  ``beta_t = sigmoid(W_b h_{t-1})`` scales the context: ``z_t <- beta_t z_t``. Hard attention has
-  no gate: with one, the decoder closed it and learned the caption prior without the image;
+  scorer and trained by REINFORCE;
+- the gating scalar ``beta_t = sigmoid(W_b h_{t-1})`` scales the context: ``z_t <- beta_t z_t``;
 - ``h_t, c_t = LSTMCell([E y_{t-1}; z_t], (h_{t-1}, c_{t-1}))``;
 - deep output: ``logits = L_o dropout(tanh(E y_{t-1} + L_h h_t + L_z z_t))``.
 
@@ -60,8 +55,7 @@ class CaptionModelConfig:
     ``positions`` adds a learned embedding per location to the annotation vectors, initialised
     (``position_init``) as ``0.02 x`` standard normal noise or as :func:`sincos_positions`. ``dot``,
     ``scaled_dot`` and ``multihead`` attention compare ``h`` with ``a`` directly and need
-    ``hidden_size == feature_dim``. ``hard_expected_share`` is the share of training images whose
-    hard attention reads the expected context instead of a sample (0: REINFORCE alone).
+    ``hidden_size == feature_dim``.
     """
 
     encoder: str = "resnet18"
@@ -75,7 +69,6 @@ class CaptionModelConfig:
     hidden_size: int = 256
     attention: str = "additive"
     num_heads: int = 4
-    hard_expected_share: float = 0.5
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
@@ -98,8 +91,6 @@ class CaptionModelConfig:
             raise InvalidInputError(
                 f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
             )
-        if not 0.0 <= self.hard_expected_share <= 1.0:
-            raise InvalidInputError(f"hard_expected_share must be in [0, 1], got {self.hard_expected_share}")
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -165,9 +156,8 @@ class ImageEncoder(nn.Module):
 
 class StepOutput(NamedTuple):
     """One decoder step: ``logits`` ``(B, V)``, new ``state``, ``weights`` ``(B, L)``, the gate
-    ``beta`` ``(B, 1)`` (ones for hard attention, which has no gate), and for hard attention the
-    chosen location's ``log_prob`` ``(B,)`` and the policy ``entropy`` ``(B,)`` (zeros for soft
-    attention)."""
+    ``beta`` ``(B, 1)``, and for hard attention the chosen location's ``log_prob`` ``(B,)`` and the
+    policy ``entropy`` ``(B,)`` (zeros for soft attention)."""
 
     logits: torch.Tensor
     state: LSTMState
@@ -196,7 +186,6 @@ class AttentionDecoder(nn.Module):
         super().__init__()
         dim, hidden, embed = config.feature_dim, config.hidden_size, config.embed_dim
         self.hard = config.attention == "hard"
-        self.hard_expected_share = config.hard_expected_share
         self.embedding = nn.Embedding(vocab_size, embed, padding_idx=PAD_ID)
         self.init_h = nn.Linear(dim, hidden)
         self.init_c = nn.Linear(dim, hidden)
@@ -204,7 +193,7 @@ class AttentionDecoder(nn.Module):
             self.attention: nn.Module = HardAttention(AdditiveAttention(hidden, dim))
         else:
             self.attention = build_attention(config.attention, hidden, dim, num_heads=config.num_heads)
-        self.gate = None if self.hard else nn.Linear(hidden, 1)
+        self.gate = nn.Linear(hidden, 1)
         self.cell = nn.LSTMCell(embed + dim, hidden)
         self.out_h = nn.Linear(hidden, embed)
         self.out_z = nn.Linear(dim, embed, bias=False)
@@ -216,18 +205,8 @@ class AttentionDecoder(nn.Module):
         mean = features.mean(dim=1)
         return torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
 
-    def advance(
-        self,
-        token: torch.Tensor,
-        state: LSTMState,
-        features: torch.Tensor,
-        expected: torch.Tensor | None = None,
-    ) -> StepOutput:
-        """One step from previous tokens ``(B,)`` and ``state`` over ``features`` ``(B, L, D)``.
-
-        ``expected`` ``(B,)`` bool (hard attention in training): those rows read the expected
-        context, with the policy's probabilities as weights and no log-probability to reinforce.
-        """
+    def advance(self, token: torch.Tensor, state: LSTMState, features: torch.Tensor) -> StepOutput:
+        """One step from previous tokens ``(B,)`` and ``state`` over ``features`` ``(B, L, D)``."""
         h, c = state
         query = h.unsqueeze(1)
         zeros = h.new_zeros(h.shape[0])
@@ -235,16 +214,10 @@ class AttentionDecoder(nn.Module):
             chosen = self.attention.sample(query, features)
             context, weights = chosen.context.squeeze(1), chosen.weights.squeeze(1)
             log_prob, entropy = chosen.log_prob.squeeze(1), chosen.entropy.squeeze(1)
-            if expected is not None:
-                probs, rows = chosen.probs.squeeze(1), expected.unsqueeze(-1)
-                context = torch.where(rows, torch.bmm(chosen.probs, features).squeeze(1), context)
-                weights = torch.where(rows, probs, weights)
-                log_prob = log_prob.masked_fill(expected, 0.0)
-            beta = h.new_ones(h.shape[0], 1)
         else:
             context, weights = self.attention(query, features, features, need_weights=True)
             context, weights, log_prob, entropy = context.squeeze(1), weights.squeeze(1), zeros, zeros
-            beta = torch.sigmoid(self.gate(h))
+        beta = torch.sigmoid(self.gate(h))
         context = beta * context
         embedded = self.embedding(token)
         h, c = self.cell(torch.cat([embedded, context], dim=-1), (h, c))
@@ -254,13 +227,9 @@ class AttentionDecoder(nn.Module):
     def forward(self, features: torch.Tensor, captions_in: torch.Tensor) -> TeacherForced:
         """Teacher-forced pass over ``captions_in`` ``(B, T)`` (``<bos> w_1 .. w_n``, padded)."""
         state = self.initial_state(features)
-        expected = None
-        if self.hard and self.training and self.hard_expected_share > 0:  # one draw per image
-            draw = torch.rand(features.shape[0], device=features.device)
-            expected = draw < self.hard_expected_share
         steps = []
         for t in range(captions_in.shape[1]):
-            out = self.advance(captions_in[:, t], state, features, expected)
+            out = self.advance(captions_in[:, t], state, features)
             state = out.state
             steps.append(out)
         return TeacherForced(

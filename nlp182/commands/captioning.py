@@ -44,8 +44,6 @@ HELP = {
     "hidden_size": "size of the LSTM state",
     "attention": "how the decoder scores the locations (hard: one sampled location, REINFORCE)",
     "num_heads": "heads of multi-head attention",
-    "hard_expected_share": "hard attention: share of training images whose steps read the expected context "
-    "instead of a sample, as in Xu et al. (0: REINFORCE alone)",
     "regularizer": "weight of the doubly stochastic penalty, summed over locations (0 turns it off)",
     "entropy_weight": "hard attention: weight of the entropy bonus",
     "baseline_momentum": "hard attention: momentum of the moving-average reward baseline",

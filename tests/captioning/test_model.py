@@ -102,28 +102,13 @@ def test_loss_is_cross_entropy_plus_lambda_times_the_mean_penalty() -> None:
 
 
 def test_hard_attention_trains_its_scorer_through_reinforce() -> None:
-    model = _model("hard", hard_expected_share=0.0).train()  # every image samples
+    model = _model("hard").train()
     captions = torch.tensor([[BOS_ID, 4, 5, EOS_ID], [BOS_ID, 6, EOS_ID, PAD_ID]])
     loss, parts = CaptionLoss()(model, CaptionBatch(_images(), captions))
     assert "reinforce" in parts and "doubly_stochastic" not in parts
     loss.backward()
     scorer = model.decoder.attention.scorer
     assert scorer.energy.weight.grad is not None and scorer.energy.weight.grad.abs().sum() > 0
-
-
-def test_hard_attention_has_no_gate_and_reads_the_expected_context_for_its_share_of_images() -> None:
-    captions = torch.tensor([[BOS_ID, 4, 5, EOS_ID], [BOS_ID, 6, EOS_ID, PAD_ID]])
-    expected = _model("hard", hard_expected_share=1.0).train()
-    assert expected.decoder.gate is None
-    features = expected.encoder(_images())
-    out = expected.decoder(features, captions[:, :-1])
-    h0, _ = expected.decoder.initial_state(features)
-    policy = torch.softmax(expected.decoder.attention.scorer.score(h0.unsqueeze(1), features), dim=-1)
-    torch.testing.assert_close(out.weights[:, 0], policy.squeeze(1))  # the expectation, not a sample
-    assert torch.all(out.log_prob == 0) and torch.all(out.beta == 1)
-    sampled = _model("hard", hard_expected_share=0.0).train()
-    out = sampled.decoder(sampled.encoder(_images()), captions[:, :-1])
-    assert torch.all(out.weights.amax(dim=-1) == 1) and torch.all(out.log_prob < 0)
 
 
 @torch.no_grad()

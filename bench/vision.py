@@ -36,12 +36,12 @@ from nlp182.errors import OutputError
 from nlp182.io import atomic_write_json, check_output_path
 from nlp182.plots import loss_curves
 from nlp182.progress import progress
+from nlp182.train.averaging import ExponentialMovingAverage
 from nlp182.vision.boxes import box_iou, nms
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
 from nlp182.vision.distillation import DistillationLoss
 from nlp182.vision.ensembles import (
     Ensemble,
-    ExponentialMovingAverage,
     average_parameters,
     average_probabilities,
     majority_vote,

@@ -267,9 +267,9 @@ def main() -> None:
         "device": str(device),
         "quick": args.quick,
         "note": "BLEU on 0-100; CIDEr-D as the COCO evaluation (x10); attention correctness in [0, 1] with "
-        "the uniform baseline = box area share; time budget measured as process CPU seconds on a shared "
-        "2-core machine (wall seconds and load averages beside it); per-run details in "
-        f"{stem}-run-<name>-{device.type}.json",
+        "the uniform baseline = box area share; the digits budget is wall seconds of training steps, "
+        "process CPU seconds, wall seconds, threads and load averages are in each run's file: "
+        f"{stem}-run-<name>[-seedN]-{device.type}.json",
         "goals": {"digits_exact": GOAL_DIGITS_EXACT, "attention_correctness": GOAL_CORRECTNESS},
         "rows": [{"metric": n, "reference": r, "nlp182": v} for n, r, v in rows],
         "runs": {

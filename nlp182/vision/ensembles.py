@@ -21,6 +21,7 @@ from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.vision.fit import FitConfig, LossFn, fit
+from nlp182.vision.normalization import recalibrate_batch_norm
 
 
 def _stack(logits_list: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -94,30 +95,16 @@ def average_parameters(models: Sequence[nn.Module]) -> nn.Module:
     return averaged
 
 
-def _batchnorms(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if hasattr(m, "running_mean") and hasattr(m, "momentum")]
-
-
 @torch.no_grad()
 def recompute_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> nn.Module:
     """Re-estimate every batch norm's running statistics on ``inputs`` ``(N, ...)``.
 
     The running statistics become the plain mean of the per-batch statistics (momentum ``1/k`` at
-    batch ``k``), as SWA does after averaging weights. Returns ``model`` in eval mode.
+    batch ``k``), as SWA does after averaging weights: :func:`~nlp182.vision.recalibrate_batch_norm`
+    over ``inputs`` in batches of ``batch_size``. Returns ``model`` in eval mode.
     """
-    norms = _batchnorms(model)
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.running_mean.zero_()
-        m.running_var.fill_(1.0)
-    model.train()
     device = next(model.parameters()).device
-    for k, start in enumerate(range(0, len(inputs), batch_size)):
-        for m in norms:
-            m.momentum = 1.0 / (k + 1)
-        model(inputs[start : start + batch_size].to(device))
-    for m, momentum in zip(norms, saved, strict=True):
-        m.momentum = momentum
+    recalibrate_batch_norm(model, (chunk.to(device) for chunk in inputs.split(batch_size)))
     return model.eval()
 
 

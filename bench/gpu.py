@@ -272,9 +272,6 @@ def command_for(step: Step, dry: bool, values: dict[str, str]) -> list[str]:
         template = (*template, "gensim")  # --engines is last: gensim's speed beside ours where installed
     rest = [part.format(**values) for part in template]
     if step.module == "pytest":
-        links = os.environ.get("NLP182_PACKAGE_LINKS")  # gpu.sh's links when nlp182 is not installed
-        if links:  # before the checkout, which pyproject's `pythonpath` puts first on sys.path
-            rest = ["-o", f"pythonpath={links} .", *rest]
         return [sys.executable, "-m", "pytest", *rest, *map(str, cuda_test_files())]
     return [sys.executable, "-m", step.module, *rest]
 

@@ -11,17 +11,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3}"
-# Not installed (the lent GPU machine): corpora/ and server/ install as nlp182.corpora and
-# nlp182.server, so import the package through a folder of links that puts them where they belong.
-if ! "$PYTHON" -c "import nlp182.corpora" 2>/dev/null; then
-    links="$(mktemp -d)"
-    trap 'rm -rf "$links"' EXIT
-    mkdir "$links/nlp182"
-    ln -s "$PWD"/nlp182/* "$links/nlp182/"
-    ln -s "$PWD/corpora" "$links/nlp182/corpora"
-    ln -s "$PWD/server" "$links/nlp182/server"
-    export NLP182_PACKAGE_LINKS="$links"
-    PYTHONPATH="$links${PYTHONPATH:+:$PYTHONPATH}"
-fi
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 "$PYTHON" -m bench.gpu "$@"

@@ -4,7 +4,7 @@
 vectors with gensim (the reference library) on the default corpus (``corpora/wiki.txt``, lower-cased,
 whitespace tokens; min_count 1 gives a ~95,000-word vocabulary, the scale of the serve bench),
 builds the server's HNSW index over them with the default ``IndexConfig`` (M, efConstruction), and
-for each efSearch measures recall@10 against the exact index (``server.index.measure_recall``: the
+for each efSearch measures recall@10 against the exact index (``nlp182.server.index.measure_recall``: the
 query word left out, as the server answers) and microseconds per query, one query at a time on one
 OpenMP thread. The same is measured on unit-normal random vectors of the same shape: the worst case
 for HNSW (in 300 dimensions a random point's nearest neighbours are barely nearer than the rest), so
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from nlp182.server.config import IndexConfig
-from nlp182.server.index import measure_recall
 
 from bench.machine import faiss_machine
 from nlp182.io import atomic_write_json
+from nlp182.server.config import IndexConfig
+from nlp182.server.index import measure_recall
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

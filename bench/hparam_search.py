@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from nlp182.course.digits import classification_loss, digits_datasets
 from nlp182.device import select_device
 from nlp182.io import atomic_write_json
 from nlp182.optim import SGD
-from nlp182.optim.digits import classification_loss, digits_datasets
 from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.hparam import LogUniform, best_trial, coarse_to_fine, grid_search
 

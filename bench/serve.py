@@ -46,16 +46,16 @@ import faiss
 import numpy as np
 import psutil
 import requests
-from nlp182.server.config import IndexConfig, Limits
-from nlp182.server.index import SimilarityIndex
-from nlp182.server.loadtest import Load, SlowClients
-from nlp182.server.process import SERVE_COMMAND, ServeProcess
-from nlp182.server.vocab import Vocabulary
 
 from bench.hnsw_recall import CORPUS, trained_vectors
 from bench.machine import faiss_machine
 from nlp182.embeddings.vectors import Vectors
 from nlp182.io import atomic_write_json
+from nlp182.server.config import IndexConfig, Limits
+from nlp182.server.index import SimilarityIndex
+from nlp182.server.loadtest import Load, SlowClients
+from nlp182.server.process import SERVE_COMMAND, ServeProcess
+from nlp182.server.vocab import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

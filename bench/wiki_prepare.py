@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from nlp182.corpora.prepare import WIKI_DUMP, gensim_data
-
 from bench.embeddings_scale import write_result
+from nlp182.corpora.prepare import WIKI_DUMP, gensim_data
 
 _PAGES = re.compile(rb"(.*?</siteinfo>\n)(.*)(</mediawiki>\s*)$", re.S)
 

@@ -27,7 +27,7 @@ COMMAND_MODULES = (
     "nlp182.commands.captioning",  # joins the `train` group: train caption; and `caption`
 )
 # Loggers of this project: INFO by default; every other library only says WARNING and above.
-OWN_LOGGERS = ("nlp182", "server", "corpora", "bench")
+OWN_LOGGERS = ("nlp182", "bench")
 DESCRIPTION = (
     "Train word embeddings (LSA, word2vec), attention translators and small vision models, "
     "then evaluate, query and serve them."

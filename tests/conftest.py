@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from nlp182.corpora.prepare import PreparedCorpus, prepare
 
 # Tests must be reproducible and small: cap threads so two workers do not thrash 2 cores.

@@ -1,7 +1,10 @@
-"""The installed package: `server/` and `corpora/` live under the `nlp182` name, `bench/` is not installed."""
+"""The installed package: all modules live under `nlp182/`; `server/`, `corpora/` and `bench/` are not."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -15,23 +18,26 @@ def _setuptools() -> dict:
 def test_every_package_folder_is_installed_under_the_nlp182_name() -> None:
     listed = set(_setuptools()["packages"])
     found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "nlp182").rglob("__init__.py")}
-    found |= {"nlp182.server", "nlp182.corpora"}
     assert found == listed, f"add to / remove from pyproject's packages: {sorted(found ^ listed)}"
     assert all(name == "nlp182" or name.startswith("nlp182.") for name in listed)
+    assert "package-dir" not in _setuptools(), "no folder outside nlp182/ is mapped into the package"
 
 
-def test_server_and_corpora_folders_map_to_nlp182_subpackages() -> None:
-    mapping = _setuptools()["package-dir"]
-    assert mapping["nlp182.server"] == "server" and mapping["nlp182.corpora"] == "corpora"
-    assert "bench" not in mapping
+def test_no_python_module_outside_the_package_but_benches_and_tests() -> None:
+    stray = [path.relative_to(ROOT).as_posix() for folder in ("server", "corpora")
+             for path in (ROOT / folder).rglob("*.py")]
+    assert not stray, f"server/ holds deployment files and corpora/ data only: {stray}"
 
 
-def test_server_imports_as_nlp182_server() -> None:
-    import nlp182.corpora.prepare
-    import nlp182.server.app
-
-    assert Path(nlp182.server.app.__file__).resolve() == ROOT / "server" / "app.py"
-    assert Path(nlp182.corpora.prepare.__file__).resolve() == ROOT / "corpora" / "prepare.py"
+def test_an_uninstalled_checkout_imports_the_server_and_corpora_with_pythonpath_alone(tmp_path: Path) -> None:
+    code = ("import nlp182.server.app, nlp182.corpora.prepare, pathlib, sys\n"
+            "print(pathlib.Path(nlp182.server.app.__file__).resolve())\n"
+            "print(pathlib.Path(nlp182.corpora.prepare.__file__).resolve())\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == [str(ROOT / "nlp182" / "server" / "app.py"),
+                                   str(ROOT / "nlp182" / "corpora" / "prepare.py")]
 
 
 def test_every_c_kernel_source_ships_as_package_data() -> None:

@@ -15,7 +15,7 @@ HELPS = {
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from nlp182.optim_plot import OptimPlotConfig, plot_all
+    from nlp182.course.optim_plot import OptimPlotConfig, plot_all
 
     for path in plot_all(config_from_args(OptimPlotConfig, args), args.out, overwrite=args.overwrite):
         print(path)
@@ -24,7 +24,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``optim plot`` to the ``nlp182`` command."""
-    from nlp182.optim_plot import OptimPlotConfig
+    from nlp182.course.optim_plot import OptimPlotConfig
 
     optim = subparsers.add_parser("optim", help="optimizer figures", description="Optimizer figures.")
     sub = optim.add_subparsers(dest="optim_command", required=True, metavar="COMMAND")

@@ -1,6 +1,6 @@
 """``nlp182 index RUN`` (build the FAISS index) and ``nlp182 serve RUN`` (gunicorn).
 
-Flags map one to one onto ``server.config.IndexConfig`` and ``server.config.ServeConfig``. The
+Flags map one to one onto ``nlp182.server.config.IndexConfig`` and ``nlp182.server.config.ServeConfig``. The
 server package is imported inside the handlers: ``serve`` must set up the Prometheus multiprocess
 folder before anything imports ``prometheus_client``.
 """

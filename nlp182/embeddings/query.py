@@ -1,7 +1,7 @@
 """The one similarity query core: cosine top-k, 3CosAdd and 3CosMul, in bounded memory, numpy only.
 
 The vector store (``nlp182.embeddings.vectors``), the evaluation (``nlp182.embeddings.evaluate``)
-and the service (``server.queries``) all answer their queries here. The arithmetic is gensim's
+and the service (``nlp182.server.queries``) all answer their queries here. The arithmetic is gensim's
 ``KeyedVectors``: a candidate's score is ``(row . term) / |row|`` in float32, 3CosAdd searches the
 normalised weighted mean of the (unit) query vectors, 3CosMul multiplies cosines shifted to
 ``[0, 1]`` and divides by the negatives' (Levy and Goldberg, 2014), query words are left out of the

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from nlp182.embeddings.vectors import Vectors
 from nlp182.server.config import IndexConfig
 from nlp182.server.index import SimilarityIndex
 from nlp182.server.process import ServeProcess
-
-from nlp182.embeddings.vectors import Vectors
 
 ROOT = Path(__file__).resolve().parents[2]
 

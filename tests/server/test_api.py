@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from nlp182.server.app import create_app
-from nlp182.server.config import AppConfig, Limits, ServeConfig
 
 from nlp182.embeddings.vectors import Vectors
+from nlp182.server.app import create_app
+from nlp182.server.config import AppConfig, Limits, ServeConfig
 
 QUERY_WORDS = ("government", "police", "president", "fire", "australia", "year")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nlp182.server.batching import MicroBatcher
-from nlp182.server.index import SimilarityIndex
 
 from nlp182.embeddings.vectors import Vectors
+from nlp182.server.batching import MicroBatcher
+from nlp182.server.index import SimilarityIndex
 
 
 def test_concurrent_queries_are_gathered_and_answered_correctly(synthetic_run: Path) -> None:

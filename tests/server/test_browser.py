@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from nlp182.server.process import ServeProcess
 
 CHROMIUM = Path("/usr/bin/chromium")

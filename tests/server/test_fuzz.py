@@ -14,6 +14,7 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+
 from nlp182.server.app import create_app
 from nlp182.server.config import AppConfig, Limits
 

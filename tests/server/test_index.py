@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nlp182.server.config import IndexConfig
-from nlp182.server.index import INDEX_FILE, META_FILE, SimilarityIndex
 
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError
+from nlp182.server.config import IndexConfig
+from nlp182.server.index import INDEX_FILE, META_FILE, SimilarityIndex
 
 from .conftest import write_run
 

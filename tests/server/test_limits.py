@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
+
+from nlp182 import cli
+from nlp182.embeddings.vectors import Vectors
 from nlp182.server.app import create_app, host_name
 from nlp182.server.config import AppConfig, Limits, ServeConfig
 from nlp182.server.projection import pca_2d
 from nlp182.server.vocab import Vocabulary
-
-from nlp182 import cli
-from nlp182.embeddings.vectors import Vectors
 
 from .conftest import ROOT
 
@@ -156,9 +156,9 @@ def test_cli_refuses_unreadable_runs_in_one_line(
 def test_serving_processes_import_neither_torch_nor_pyarrow(real_run: Path) -> None:
     code = (
         "import sys\n"
-        "from server.serve import run_server\n"
+        "from nlp182.server.serve import run_server\n"
         "from nlp182.server.worker import Worker\n"
-        "from server.app import create_app\n"
+        "from nlp182.server.app import create_app\n"
         f"create_app({str(real_run)!r}).test_client().get('/v1/neighbors?word=police')\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pyarrow'))\n"
         "print(','.join(heavy))\n"

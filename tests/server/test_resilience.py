@@ -18,12 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+
+from nlp182.embeddings.vectors import Vectors
 from nlp182.server.config import IndexConfig
 from nlp182.server.index import SimilarityIndex
 from nlp182.server.loadtest import Load, SlowClients
 from nlp182.server.process import ServeProcess
-
-from nlp182.embeddings.vectors import Vectors
 
 PATHS = [f"/v1/neighbors?word=w{i}&k=5" for i in range(0, 2000, 37)]
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from nlp182.server.process import SERVE_COMMAND, ServeProcess
 
 from nlp182 import cli
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
+from nlp182.server.process import SERVE_COMMAND, ServeProcess
 
 from .conftest import ROOT, write_run
 
@@ -119,6 +119,7 @@ def test_probe_waits_for_the_server_and_prints_the_answer(live_server: ServeProc
 def test_demo_path_train_index_serve_agrees_with_vector_store(tmp_path: Path) -> None:
     """`nlp182 train w2v` (the project's trainer, tiny) -> `nlp182 index` -> API answers == most_similar."""
     from gensim.test.utils import datapath
+
     from nlp182.server.app import create_app
 
     run = tmp_path / "w2v"

@@ -1,6 +1,6 @@
 """``nlp182 optim plot``: the optimizer figures as one run folder.
 
-Trajectories on the test landscapes (:mod:`nlp182.optim.figures`) and the training loss of
+Trajectories on the test landscapes (:mod:`nlp182.course.optim_figures`) and the training loss of
 logistic regression on the digits, one curve per first-order optimizer, trained with the shared
 :class:`~nlp182.train.Trainer`. This module sits above both ``optim`` and ``train``, so the
 optimizers never depend on the training loop.
@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from nlp182.course.digits import classification_loss, digits_datasets
+from nlp182.course.landscapes import LANDSCAPES, make_optimizer
+from nlp182.course.optim_figures import plot_landscape
 from nlp182.io import atomic_write_json, check_run_folder, staged_directory
-from nlp182.optim.digits import classification_loss, digits_datasets
-from nlp182.optim.figures import plot_landscape
-from nlp182.optim.landscapes import LANDSCAPES, make_optimizer
 from nlp182.plots import loss_curves
 from nlp182.progress import progress
 from nlp182.train import Trainer, TrainerConfig

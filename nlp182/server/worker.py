@@ -2,7 +2,7 @@
 
 gunicorn (the master) keeps its process model: it binds the socket, forks the workers, replaces
 them on ``kill -HUP`` and restarts one that dies. Each worker runs uvicorn's asyncio server with
-the httptools parser, so requests are parsed on an event loop (see ``server.asgi`` for why). The
+the httptools parser, so requests are parsed on an event loop (see ``nlp182.server.asgi`` for why). The
 protocol subclass bounds what the parser accepts and answers what it refuses as the API does:
 a request line over ``MAX_URL_BYTES`` gets 414, headers over ``MAX_HEADER_BYTES`` in total get
 431, a request not received in full within ``read_timeout`` seconds of its connection or its
@@ -16,9 +16,10 @@ import asyncio
 from typing import Any, ClassVar
 
 import httptools
-from nlp182.server.asgi import json_error_body
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
+
+from nlp182.server.asgi import json_error_body
 
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024

@@ -1,7 +1,7 @@
 """The service's routes: one blueprint, each view declared once with its OpenAPI operation.
 
 A view reads the app's ``Service`` (``service()``), checks its input against the ``Limits`` before
-any search (``server.validation``), and returns JSON. Adding an endpoint is one decorated function
+any search (``nlp182.server.validation``), and returns JSON. Adding an endpoint is one decorated function
 here (its route and its spec) plus its test.
 """
 
@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import InvalidInputError
 from nlp182.server.config import Limits
 from nlp182.server.index import SimilarityIndex
 from nlp182.server.metrics import Metrics
@@ -29,9 +32,6 @@ from nlp182.server.validation import (
     word_list,
 )
 from nlp182.server.vocab import Vocabulary
-
-from nlp182.embeddings.vectors import Vectors
-from nlp182.errors import InvalidInputError
 
 MAX_VOCAB_LIMIT = 100
 MAX_MAP_K = 50

@@ -1,7 +1,7 @@
 """The Flask app factory of the similarity service.
 
 ``create_app(run_dir)`` loads the run's vectors (memory-mapped) and its FAISS index (memory-mapped,
-checked against the vocabulary), registers the API blueprint (``server.routes``, whose
+checked against the vocabulary), registers the API blueprint (``nlp182.server.routes``, whose
 declarations also produce ``/openapi.json``) and the checks every request passes: its ``Host`` is
 an allowed name, a POST body is ``application/json``, and every refusal is a JSON error. The app
 holds no state a request can change: every answer is a pure function of the run folder.
@@ -19,6 +19,9 @@ from pathlib import Path
 
 import faiss
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from nlp182.errors import Nlp182Error, UnknownWordError
 from nlp182.server.batching import MicroBatcher
 from nlp182.server.config import AppConfig, Limits
 from nlp182.server.index import SimilarityIndex, load_vectors
@@ -27,9 +30,6 @@ from nlp182.server.queries import QueryService
 from nlp182.server.routes import Service, api, error_response, routes
 from nlp182.server.validation import OverLimitError
 from nlp182.server.vocab import Vocabulary
-from werkzeug.exceptions import HTTPException
-
-from nlp182.errors import Nlp182Error, UnknownWordError
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from nlp182.server.batching import MicroBatcher
-from nlp182.server.index import SimilarityIndex
 
 from nlp182.embeddings import query
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
+from nlp182.server.batching import MicroBatcher
+from nlp182.server.index import SimilarityIndex
 
 Answer = list[tuple[str, float]]
 METHODS = ("3CosAdd", "3CosMul")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from nlp182.server.config import IndexConfig
 
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError
 from nlp182.io import atomic_open, atomic_write_json, read_json
+from nlp182.server.config import IndexConfig
 
 log = logging.getLogger(__name__)
 

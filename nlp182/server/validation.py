@@ -20,7 +20,7 @@ MAX_WORD_LENGTH = 200
 
 
 class OverLimitError(InvalidInputError):
-    """A request asks for more work than a ``server.config.Limits`` setting allows.
+    """A request asks for more work than a ``nlp182.server.config.Limits`` setting allows.
 
     HTTP 400 when one field is over (the spec states that field's bound), 413 when the request as
     a whole is (a product or sum of fields, which a schema cannot state).

@@ -3,7 +3,7 @@
 ``RouteTable.route`` registers a view on the blueprint and records its parameters, request body
 and responses; ``RouteTable.spec`` turns the records into the OpenAPI document. Values that depend
 on the served run or the settings are written as ``Setting("max_k")`` (a field of
-``server.config.Limits``) or ``DIM`` (the vector dimension) and filled in when the spec is built, so
+``nlp182.server.config.Limits``) or ``DIM`` (the vector dimension) and filled in when the spec is built, so
 the document states the limits the server applies. The schemas are as strict as the handlers:
 what the spec calls invalid the server rejects with a 4xx, and every response body matches its
 schema (a schemathesis test holds both sides to that).
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint
+
 from nlp182.server.validation import MAX_WORD_LENGTH
 
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import torch
 
-from nlp182.optim.landscapes import OPTIMIZER_NAMES, Landscape, trajectory
+from nlp182.course.landscapes import OPTIMIZER_NAMES, Landscape, trajectory
 from nlp182.plots import plt, save_figure
 
 FORMULAS = {

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nlp182.corpora.text import WrittenCorpus, paragraphs, read_text, write_corpus
-
 from nlp182.errors import MissingFileError
 
 #: package -> pattern of the installed paths to read (matched against the whole path).

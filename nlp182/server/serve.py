@@ -4,7 +4,7 @@ gunicorn's master binds the socket, forks the workers, restarts one that dies an
 ``kill -HUP``, starts fresh workers (which load the run's index as it is now on disk) before it
 stops the old ones gracefully (each finishes its requests in flight): that is how a rebuilt index
 is served without downtime. Each worker (``nlp182.server.worker.Worker``) parses requests on uvicorn's
-event loop and reads each one in full before a request thread sees it (``server.asgi``), so slow
+event loop and reads each one in full before a request thread sees it (``nlp182.server.asgi``), so slow
 clients cost sockets, not threads. With the default ``--threads 0`` an exact index gets 16 request
 threads per worker, whose concurrent queries are gathered into one search, and an HNSW index one.
 
@@ -36,6 +36,7 @@ import flask  # noqa: F401  (imported in the master so workers share its pages)
 import numpy  # noqa: F401
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+
 from nlp182.server.config import ServeConfig
 from nlp182.server.index import SimilarityIndex, load_vectors
 

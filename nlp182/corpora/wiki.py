@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from nlp182.corpora.text import WrittenCorpus, write_corpus
-
 from nlp182.errors import MissingFileError
 
 

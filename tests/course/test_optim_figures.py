@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from nlp182.cli import main
-from nlp182.optim.figures import plot_landscape
-from nlp182.optim.landscapes import LANDSCAPES, trajectory
-from nlp182.optim_plot import digits_curves
+from nlp182.course.landscapes import LANDSCAPES, trajectory
+from nlp182.course.optim_figures import plot_landscape
+from nlp182.course.optim_plot import digits_curves
 
 
 def test_landscape_plot_and_paths(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import psutil
+
 from nlp182.server.probe import wait_ready
 
 SERVE_COMMAND = (

@@ -15,8 +15,7 @@ import torch
 from nlp182.captioning.model import CaptionModel, CaptionModelConfig
 from nlp182.captioning.vocab import BOS_ID as CAPTION_BOS
 from nlp182.captioning.vocab import EOS_ID as CAPTION_EOS
-from nlp182.decoding import beam_search, greedy_decode
-from nlp182.seq2seq.architectures import search_inputs
+from nlp182.decoding import decode, make_search
 from nlp182.seq2seq.batching import collate
 from nlp182.seq2seq.model import ModelConfig, Seq2Seq
 from nlp182.seq2seq.tokenize import BOS_ID, EOS_ID
@@ -129,23 +128,12 @@ def _reference_beam(
     return max(finished, key=lambda f: f[1] / max(len(f[0]) + f[2], 1) ** length_penalty)
 
 
-def _decode(model, inputs, bos, eos, beam_width, max_len, length_penalty=1.0):
-    if isinstance(model, CaptionModel):
-        decoder, memory = model.decoder, model.memory(*inputs)
-    else:
-        decoder, memory = search_inputs(model, *inputs)
-    ids = {"bos_id": bos, "eos_id": eos, "max_len": max_len}
-    if beam_width == 1:
-        return greedy_decode(decoder, memory, **ids)
-    return beam_search(decoder, memory, beam_width=beam_width, length_penalty=length_penalty, **ids)
-
-
 @pytest.mark.parametrize("family", MODELS)
 @pytest.mark.parametrize("max_len", [2, 6])
 def test_greedy_matches_the_reference_loop(family: str, max_len: int) -> None:
     model, inputs, bos, eos = MODELS[family]()
     score = _teacher_forced(model, inputs, bos)
-    found = _decode(model, inputs, bos, eos, 1, max_len)
+    found = decode(model, make_search(1), *inputs, bos_id=bos, eos_id=eos, max_len=max_len)
     assert len(found) == len(inputs[0])
     for row, hyp in enumerate(found):
         tokens, total, complete = _reference_greedy(score, row, eos, max_len)
@@ -161,7 +149,8 @@ def test_beam_matches_the_reference_loop(
 ) -> None:
     model, inputs, bos, eos = MODELS[family]()
     score = _teacher_forced(model, inputs, bos)
-    found = _decode(model, inputs, bos, eos, width, max_len, length_penalty)
+    strategy = make_search(width, length_penalty)
+    found = decode(model, strategy, *inputs, bos_id=bos, eos_id=eos, max_len=max_len)
     for row, hyp in enumerate(found):
         tokens, total, complete = _reference_beam(score, row, eos, width, max_len, length_penalty)
         assert (hyp.tokens, hyp.complete) == (tokens, complete)

@@ -18,8 +18,9 @@ Decoder, per step ``t``:
 - ``h_t, c_t = LSTMCell([E y_{t-1}; z_t], (h_{t-1}, c_{t-1}))``;
 - deep output: ``logits = L_o dropout(tanh(E y_{t-1} + L_h h_t + L_z z_t))``.
 
-The decoder is a :class:`~nlp182.decoding.StepDecoder`, so greedy and beam search are the same
-functions the translator uses; teacher-forced training runs the same step function.
+:class:`CaptionModel` is a :class:`~nlp182.decoding.Decodable` (``encode_memory(images)`` and its
+own step decoder), so every search strategy the translator uses captions images too;
+teacher-forced training runs the same step function.
 """
 
 from __future__ import annotations
@@ -240,18 +241,6 @@ class AttentionDecoder(nn.Module):
             torch.cat([s.beta for s in steps], dim=1),
         )
 
-    # -- the StepDecoder protocol of nlp182.decoding
-    def step(
-        self, token: torch.Tensor, state: LSTMState, memory: EncodedMemory, need_weights: bool
-    ) -> tuple[torch.Tensor, LSTMState, torch.Tensor | None]:
-        """``(logits (N, V), state, weights (N, L) or None)`` for previous tokens ``(N,)``."""
-        out = self.advance(token, state, memory.keys)
-        return out.logits, out.state, out.weights if need_weights else None
-
-    def reorder_state(self, state: LSTMState, index: torch.Tensor) -> LSTMState:
-        """Rows ``index`` of ``(h, c)``."""
-        return state[0][index], state[1][index]
-
 
 class CaptionModel(nn.Module):
     """Encoder + attention decoder for a vocabulary of ``vocab_size`` words."""
@@ -262,10 +251,22 @@ class CaptionModel(nn.Module):
         self.encoder = ImageEncoder(self.config)
         self.decoder = AttentionDecoder(vocab_size, self.config)
 
-    def memory(self, images: torch.Tensor) -> EncodedMemory:
-        """What search needs: annotation vectors as keys (no mask: every location is real), ``(h0, c0)``."""
+    def encode_memory(self, images: torch.Tensor) -> EncodedMemory:
+        """What search needs from images ``(B, 3, S, S)``: annotation vectors ``(B, L, D)`` as keys
+        (no mask: every location is real) and ``(h0, c0)``."""
         features = self.encoder(images)
         return EncodedMemory(features, None, self.decoder.initial_state(features))
+
+    def step(
+        self, token: torch.Tensor, state: LSTMState, memory: EncodedMemory, need_weights: bool
+    ) -> tuple[torch.Tensor, LSTMState, torch.Tensor | None]:
+        """``(logits (N, V), state, weights (N, L) or None)`` for previous tokens ``(N,)``."""
+        out = self.decoder.advance(token, state, memory.keys)
+        return out.logits, out.state, out.weights if need_weights else None
+
+    def reorder_state(self, state: LSTMState, index: torch.Tensor) -> LSTMState:
+        """Rows ``index`` ``(N,)`` of ``(h, c)``."""
+        return state[0][index], state[1][index]
 
     def forward(self, images: torch.Tensor, captions_in: torch.Tensor) -> TeacherForced:
         """Teacher-forced outputs for images ``(B, 3, S, S)`` and ``captions_in`` ``(B, T)``."""

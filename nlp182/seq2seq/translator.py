@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from nlp182.decoding import Hypothesis, beam_search, greedy_decode
+from nlp182 import decoding
+from nlp182.decoding import Hypothesis, make_search
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, atomic_write_text, read_json
 from nlp182.plots import attention_heatmap
-from nlp182.seq2seq.architectures import build_model, search_inputs
+from nlp182.seq2seq.architectures import build_model
 from nlp182.seq2seq.batching import pad
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.tokenize import (
@@ -136,33 +137,28 @@ class Translator:
         length_penalty: float | None = None,
         need_weights: bool = True,
     ) -> list[Hypothesis]:
-        """Decode already-encoded sources (greedy when the beam width is 1) in eval mode."""
+        """Decode already-encoded sources (greedy when the beam width is 1) in eval mode.
+
+        Settings left ``None`` come from the run's config; :func:`~nlp182.decoding.make_search`
+        turns them into the search strategy.
+        """
         beam_width = self.config.beam_width if beam_width is None else beam_width
         max_len = self.config.max_output_len if max_len is None else max_len
         length_penalty = self.config.length_penalty if length_penalty is None else length_penalty
         if any(len(ids) == 0 for ids in source_ids):
             raise InvalidInputError("cannot translate an empty sentence (it has no tokens)")
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            source = pad(source_ids).to(self.device)
-            lengths = torch.tensor([len(ids) for ids in source_ids], device=self.device)
-            with torch.no_grad():
-                decoder, memory = search_inputs(self.model, source, lengths)
-            ids = {"bos_id": BOS_ID, "eos_id": EOS_ID}
-            if beam_width == 1:
-                return greedy_decode(decoder, memory, **ids, max_len=max_len, need_weights=need_weights)
-            return beam_search(
-                decoder,
-                memory,
-                **ids,
-                beam_width=beam_width,
-                max_len=max_len,
-                length_penalty=length_penalty,
-                need_weights=need_weights,
-            )
-        finally:
-            self.model.train(was_training)
+        source = pad(source_ids).to(self.device)
+        lengths = torch.tensor([len(ids) for ids in source_ids], device=self.device)
+        return decoding.decode(
+            self.model,
+            make_search(beam_width, length_penalty),
+            source,
+            lengths,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            max_len=max_len,
+            need_weights=need_weights,
+        )
 
     def translate(
         self,

@@ -15,7 +15,7 @@ from nlp182.captioning.model import CaptionModel, CaptionModelConfig, sincos_pos
 from nlp182.captioning.pretrain import bag_of_words, bag_of_words_loss, pretrain_encoder
 from nlp182.captioning.train import parameter_groups, run_progress
 from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID
-from nlp182.decoding import beam_search, greedy_decode
+from nlp182.decoding import Beam, Greedy, decode
 from nlp182.errors import InvalidInputError, ShapeError
 
 VOCAB = 7
@@ -43,7 +43,7 @@ def _images(batch: int = 2, size: int = 16) -> torch.Tensor:
 @pytest.mark.parametrize("attention", ["additive", "dot", "general", "scaled_dot", "multihead", "hard"])
 def test_step_shapes_and_teacher_forcing_match_stepwise_decoding(attention: str) -> None:
     model = _model(attention)
-    memory = model.memory(_images())
+    memory = model.encode_memory(_images())
     assert memory.keys.shape == (2, 9, 16) and memory.mask is None
     assert memory.state[0].shape == memory.state[1].shape == (2, 16)
     captions = torch.tensor([[BOS_ID, 4, 5, 6], [BOS_ID, 5, PAD_ID, PAD_ID]])
@@ -52,7 +52,7 @@ def test_step_shapes_and_teacher_forcing_match_stepwise_decoding(attention: str)
     torch.testing.assert_close(forced.weights.sum(-1), torch.ones(2, 4))
     state = memory.state
     for t in range(4):
-        logits, state, weights = model.decoder.step(captions[:, t], state, memory, need_weights=True)
+        logits, state, weights = model.step(captions[:, t], state, memory, need_weights=True)
         assert logits.shape == (2, VOCAB) and weights.shape == (2, 9)
         torch.testing.assert_close(logits, forced.logits[:, t])
         torch.testing.assert_close(weights, forced.weights[:, t])
@@ -124,8 +124,8 @@ def test_beam_search_returns_the_exhaustive_best_caption() -> None:
     model, max_len = _model(vocab=6), 3
     with torch.no_grad():
         model.decoder.out.weight.mul_(6.0)
-    memory = model.memory(_images())
-    found = beam_search(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, beam_width=200, max_len=max_len)
+    memory = model.encode_memory(_images())
+    found = decode(model, Beam(200), _images(), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len)
     words = [t for t in range(6) if t != EOS_ID]
     for row, hyp in enumerate(found):
         features = memory.keys[row : row + 1]
@@ -139,9 +139,9 @@ def test_beam_search_returns_the_exhaustive_best_caption() -> None:
 
 def test_beam_width_one_is_greedy() -> None:
     model = _model("general")
-    memory = model.memory(_images(3))
-    greedy = greedy_decode(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, max_len=6)
-    beam = beam_search(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, beam_width=1, max_len=6)
+    ids = {"bos_id": BOS_ID, "eos_id": EOS_ID, "max_len": 6}
+    greedy = decode(model, Greedy(), _images(3), **ids)
+    beam = decode(model, Beam(1), _images(3), **ids)
     for g, b in zip(greedy, beam, strict=True):
         assert g.tokens == b.tokens
         assert g.log_prob == pytest.approx(b.log_prob, abs=1e-5)

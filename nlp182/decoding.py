@@ -101,13 +101,7 @@ class Search(ABC):
 
     @abstractmethod
     def search(
-        self,
-        decoder: StepDecoder,
-        memory: EncodedMemory,
-        *,
-        bos_id: int,
-        eos_id: int,
-        max_len: int,
+        self, decoder: StepDecoder, memory: EncodedMemory, *, bos_id: int, eos_id: int, max_len: int,
         need_weights: bool,
     ) -> list[Hypothesis]:
         """One :class:`Hypothesis` per row of ``memory`` (``B`` rows); ``max_len`` >= 1 steps at most."""
@@ -119,13 +113,7 @@ class Greedy(Search):
 
     @torch.no_grad()
     def search(
-        self,
-        decoder: StepDecoder,
-        memory: EncodedMemory,
-        *,
-        bos_id: int,
-        eos_id: int,
-        max_len: int,
+        self, decoder: StepDecoder, memory: EncodedMemory, *, bos_id: int, eos_id: int, max_len: int,
         need_weights: bool,
     ) -> list[Hypothesis]:
         """Greedy decoding of each of the ``B`` rows of ``memory``."""
@@ -185,13 +173,7 @@ class Beam(Search):
 
     @torch.no_grad()
     def search(
-        self,
-        decoder: StepDecoder,
-        memory: EncodedMemory,
-        *,
-        bos_id: int,
-        eos_id: int,
-        max_len: int,
+        self, decoder: StepDecoder, memory: EncodedMemory, *, bos_id: int, eos_id: int, max_len: int,
         need_weights: bool,
     ) -> list[Hypothesis]:
         """Beam search for each of the ``B`` rows of ``memory``."""

@@ -55,7 +55,7 @@ def _translator(architecture: str, eos_bias: float) -> Case:
 def _captioner(attention: str) -> Case:
     torch.manual_seed(0)
     config = CaptionModelConfig(
-        encoder="smallcnn", encoder_width=0.125, grid=3, feature_dim=16, embed_dim=8, hidden_size=16,
+        encoder="small_cnn", encoder_width=0.25, grid=3, feature_dim=16, embed_dim=8, hidden_size=16,
         attention=attention, dropout=0.0,
     )
     model = CaptionModel(VOCAB, config)

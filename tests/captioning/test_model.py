@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from nlp182.captioning.captioner import Captioner
+from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import CaptionBatch
 from nlp182.captioning.loss import CaptionLoss, curriculum_mask, doubly_stochastic_penalty
 from nlp182.captioning.model import CaptionModel, CaptionModelConfig, sincos_positions
 from nlp182.captioning.pretrain import bag_of_words, bag_of_words_loss, pretrain_encoder
 from nlp182.captioning.train import parameter_groups, run_progress
-from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID
+from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID, CaptionVocab
 from nlp182.decoding import Beam, Greedy, decode
 from nlp182.errors import InvalidInputError, ShapeError
 
@@ -24,8 +27,8 @@ VOCAB = 7
 def _model(attention: str = "additive", vocab: int = VOCAB, **kwargs) -> CaptionModel:
     torch.manual_seed(0)
     options = {
-        "encoder": "smallcnn",
-        "encoder_width": 0.125,
+        "encoder": "small_cnn",
+        "encoder_width": 0.25,
         "grid": 3,
         "feature_dim": 16,
         "embed_dim": 8,
@@ -264,3 +267,28 @@ def test_sincos_positions_code_row_and_column_by_hand() -> None:
     torch.testing.assert_close(sincos_positions(3, 9)[5], torch.tensor(want, dtype=torch.float32))
     encoder = _model(position_init="sincos").encoder
     torch.testing.assert_close(encoder.positions.detach(), sincos_positions(3, 16))
+
+
+@pytest.mark.parametrize("width", [0.125, 0.25, 0.5])
+def test_configs_naming_smallcnn_build_the_network_they_were_saved_with(width: float) -> None:
+    """Runs saved as ``"smallcnn"`` had ``round(32 x width)`` first-stage channels."""
+    config = CaptionModelConfig(encoder="smallcnn", encoder_width=width)
+    assert (config.encoder, config.encoder_width) == ("small_cnn", 2 * width)
+    backbone = CaptionModel(VOCAB, config).encoder.backbone
+    assert backbone.num_features == 2 * max(1, round(32 * width))
+
+
+def test_a_run_saved_under_the_old_encoder_name_loads_and_captions_alike(tmp_path) -> None:
+    config = CaptionConfig(image_size=16, model=_model().config)
+    vocab = CaptionVocab.build(["one two three four five six seven"])
+    torch.manual_seed(0)
+    captioner = Captioner(CaptionModel(len(vocab), config.model).eval(), vocab, config)
+    captioner.save(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["model"].update(encoder="smallcnn", encoder_width=config.model.encoder_width / 2)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = Captioner.load(tmp_path, device="cpu")
+    assert loaded.config.model == config.model
+    images = _images(3)
+    expected = captioner.caption(images, beam_width=2, max_len=5)
+    assert [c.words for c in loaded.caption(images, beam_width=2, max_len=5)] == [c.words for c in expected]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from nlp182 import decoding
 from nlp182.decoding import Hypothesis, make_search
@@ -31,7 +31,6 @@ from nlp182.seq2seq.tokenize import (
     EOS_ID,
     decode,
     display_token,
-    encode,
     load_tokenizer,
     tokens,
     unknown_tokens,
@@ -173,18 +172,19 @@ class Translator:
         """Translate ``texts``; decoding settings default to the run's config.
 
         Each text goes through the run's own source tokeniser (normalisation, lower-casing,
-        splitting) exactly as in training. With ``warn``, pieces the source vocabulary lacks
-        (read as ``<unk>``) are named in one logged warning. ``need_weights=False`` skips the
+        splitting) exactly as in training, once. With ``warn``, pieces the source vocabulary
+        lacks (read as ``<unk>``) are named in one logged warning. ``need_weights=False`` skips the
         attention weights (faster; ``weights`` is then ``None``).
         """
         if isinstance(texts, str):
             raise InvalidInputError("translate takes a list of sentences; wrap a single one in a list")
+        encodings = self.source_tokenizer.encode_batch(list(texts), add_special_tokens=False)
         if warn:
-            self.warn_unknown(texts)
+            self.warn_unknown(texts, encodings)
         results: list[Translation] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            source_ids = encode(self.source_tokenizer, chunk)
+            source_ids = [encoding.ids for encoding in encodings[start : start + batch_size]]
             hyps = self.decode_ids(source_ids, beam_width, max_len, length_penalty, need_weights)
             for text, ids, hyp in zip(chunk, source_ids, hyps, strict=True):
                 target_tokens = tokens(self.target_tokenizer, hyp.tokens) + (
@@ -202,11 +202,12 @@ class Translator:
                 )
         return results
 
-    def warn_unknown(self, texts: Sequence[str]) -> list[str]:
-        """Log one warning naming the input pieces outside the source vocabulary; return them."""
+    def warn_unknown(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str]:
+        """Log one warning naming the pieces of ``texts`` that their source ``encodings`` read as
+        ``<unk>``; return them."""
         unknown: dict[str, None] = {}
-        for text in texts:
-            unknown.update(dict.fromkeys(unknown_tokens(self.source_tokenizer, text)))
+        for text, encoding in zip(texts, encodings, strict=True):
+            unknown.update(dict.fromkeys(unknown_tokens(text, encoding)))
         if unknown:
             names = list(unknown)
             shown = ", ".join(repr(piece) for piece in names[:SHOWN_UNKNOWN])

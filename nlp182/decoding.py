@@ -65,11 +65,11 @@ class StepDecoder(Protocol):
 class Decodable(StepDecoder, Protocol):
     """A model search can decode: an encoder that returns the memory, and its own step decoder."""
 
+    training: bool
+
     def encode_memory(self, *inputs: torch.Tensor) -> EncodedMemory:
         """Encode a batch of ``B`` inputs (the model's own kind: token ids and lengths, images)."""
         ...
-
-    training: bool
 
     def train(self, mode: bool = True) -> Any:
         """Switch dropout and batch norm between training and evaluation (``nn.Module.train``)."""

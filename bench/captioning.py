@@ -75,7 +75,7 @@ def run_configs(
     common = {"device": device, "progress": False, "num_threads": None, "seed": seed}
     if quick:
         tiny = CaptionModelConfig(
-            encoder="smallcnn", encoder_width=0.25, grid=4, feature_dim=16, embed_dim=8, hidden_size=16
+            encoder="small_cnn", encoder_width=0.5, grid=4, feature_dim=16, embed_dim=8, hidden_size=16
         )
         sizes = {"train_images": 64, "valid_images": 16, "test_images": 16, "epochs": 1, "image_size": 48}
         recipe = {
@@ -90,7 +90,7 @@ def run_configs(
         digits = CaptionConfig(data="digits", model=digits_model, **recipe, **sizes, **common)
         shapes = CaptionConfig(data="shapes", model=tiny, **sizes, **common)
     else:
-        model = CaptionModelConfig(encoder="smallcnn", encoder_width=0.5, grid=12)
+        model = CaptionModelConfig(encoder="small_cnn", encoder_width=1.0, grid=12)
         sizes = {
             "image_size": 48,
             "valid_images": 200,

@@ -60,8 +60,8 @@ def main() -> None:
             config.date_train, config.date_valid, config.date_test, seed=config.seed
         )
         names = ["exact_match", "bleu"]
-        beam = evaluate_test(translator, test_pairs, names=names)
-        greedy = evaluate_test(translator, test_pairs, beam_width=1, names=names)
+        beam, _ = evaluate_test(translator, test_pairs, names=names)
+        greedy, _ = evaluate_test(translator, test_pairs, beam_width=1, names=names)
         for index, png in enumerate(sorted((run / "heatmaps").glob("*.png"))):
             shutil.copyfile(png, args.out / f"seq2seq-dates-heatmap-{index}.png")
         shutil.copyfile(run / "train" / "loss.png", args.out / "seq2seq-dates-loss.png")

@@ -50,8 +50,8 @@ from nlp182.vision.ensembles import (
     train_ensemble,
 )
 from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
-from nlp182.vision.models import SmallCNN
-from nlp182.vision.segmentation import FCN, UNet, mean_iou, pixel_accuracy
+from nlp182.vision.registry import create_model
+from nlp182.vision.segmentation import mean_iou, pixel_accuracy
 from nlp182.vision.visualize import (
     activation_maximization,
     actmax_start,
@@ -64,7 +64,7 @@ from nlp182.vision.visualize import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEGMENTATION_GOAL = 0.8  # stated mean IoU on the held-out shapes
-QUICK = {"epochs": 2, "width": 4, "members": 2, "students": 1, "student_width": 2, "seg_train": 16,
+QUICK = {"epochs": 2, "width": 0.25, "members": 2, "students": 1, "student_width": 0.125, "seg_train": 16,
          "seg_epochs": 1, "boxes": 50, "repeats": 1}  # --quick: every section runs, in seconds
 
 
@@ -96,11 +96,8 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
     out: dict[str, Any] = {"train_size": len(x_tr), "test_size": len(x_te), "epochs": args.epochs}
 
     def cnn(norm: Callable[[int], nn.Module] | None = None) -> nn.Module:
-        return (
-            SmallCNN(1, 10, width=args.width)
-            if norm is None
-            else SmallCNN(1, 10, width=args.width, norm=norm)
-        )
+        options = {} if norm is None else {"norm": norm}
+        return create_model("small_cnn", in_channels=1, num_classes=10, width=args.width, **options)
 
     fit(seeded(99, cnn), x_tr[:256], y_tr[:256], replace(config, epochs=1))  # warm-up, untimed
 
@@ -180,11 +177,15 @@ def digits_section(args: argparse.Namespace, figures: Path) -> tuple[dict[str, A
     teacher_logits = predict_logits(teacher, x_tr)
     alone, distilled = [], []
     student_config = replace(config, epochs=args.epochs)
+
+    def student() -> nn.Module:
+        return create_model("small_cnn", in_channels=1, num_classes=10, width=args.student_width)
+
     for seed in range(args.students):
-        plain = seeded(1000 + seed, lambda: SmallCNN(1, 10, width=args.student_width))
+        plain = seeded(1000 + seed, student)
         fit(plain, x_tr, y_tr, replace(student_config, seed=seed))
         alone.append(accuracy(predict_logits(plain, x_te), y_te))
-        pupil = seeded(1000 + seed, lambda: SmallCNN(1, 10, width=args.student_width))
+        pupil = seeded(1000 + seed, student)
         fit(
             pupil,
             x_tr,
@@ -303,8 +304,8 @@ def segmentation_section(args: argparse.Namespace, figures: Path) -> tuple[dict[
     rows = []
     predictions = {}
     for name, build in (
-        ("unet", lambda: UNet(3, 4, width=16, depth=2)),
-        ("fcn", lambda: FCN(3, 4, width=16, downsample="strided", upsample="transpose")),
+        ("unet", lambda: create_model("unet", in_channels=3, num_classes=4, depth=2)),
+        ("fcn", lambda: create_model("fcn", in_channels=3, num_classes=4, downsample="strided")),
     ):
         model = seeded(0, build)
         with Timer() as t:
@@ -424,16 +425,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=checked(int, NON_NEGATIVE), default=0,
                         help="CPU threads for training (default: 0, PyTorch's choice)")
     parser.add_argument("--epochs", type=number, default=15, help="epochs of each digits CNN (default: 15)")
-    parser.add_argument("--width", type=number, default=16,
-                        help="channels of the digits CNN's first convolution (default: 16)")
+    parser.add_argument("--width", type=checked(float, POSITIVE), default=1.0,
+                        help="channel multiplier of the digits CNN (default: 1.0, 16 channels first)")
     parser.add_argument("--members", type=number, default=5,
                         help="models per ensemble, and snapshots of the snapshot ensemble (default: 5)")
     parser.add_argument("--ema-decay", type=checked(float, FRACTION), default=0.99,
                         help="decay of the exponential moving average of the weights (default: 0.99)")
     parser.add_argument("--students", type=number, default=3,
                         help="small students trained alone and distilled, each (default: 3)")
-    parser.add_argument("--student-width", type=number, default=4,
-                        help="first-convolution channels of a student (default: 4)")
+    parser.add_argument("--student-width", type=checked(float, POSITIVE), default=0.25,
+                        help="channel multiplier of a student (default: 0.25, 4 channels first)")
     parser.add_argument("--temperature", type=checked(float, POSITIVE), default=4.0,
                         help="softmax temperature of distillation (default: 4.0)")
     parser.add_argument("--alpha", type=checked(float, {"minimum": 0, "maximum": 1}), default=0.9,

@@ -1,4 +1,4 @@
-"""The shared search (nlp182.decoding) on a tiny decoder that is not the translator."""
+"""The shared search strategies (nlp182.decoding) on a tiny model that is neither translator nor captioner."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import pytest
 import torch
 from torch import nn
 
-from nlp182.decoding import EncodedMemory, beam_search, greedy_decode
+from nlp182.decoding import Beam, EncodedMemory, Greedy, decode, make_search
 from nlp182.errors import InvalidInputError
 
 BOS, EOS, VOCAB = 0, 1, 5
 
 
 class TinyStep(nn.Module):
-    """A GRU-cell decoder attending (dot product) over ``keys`` ``(B, S, D)``; state ``(B, D)``."""
+    """A GRU-cell decoder attending (dot product) over ``keys`` ``(B, S, D)``; state ``(B, D)``.
+
+    Its "encoder" passes the keys and mask through and starts from ``tanh(mean(keys))``.
+    """
 
     def __init__(self, dim: int = 6, seed: int = 3, eos_bias: float = 0.0) -> None:
         super().__init__()
@@ -26,6 +29,9 @@ class TinyStep(nn.Module):
         with torch.no_grad():
             self.out.weight.mul_(6.0)
             self.out.bias[EOS] += eos_bias
+
+    def encode_memory(self, keys, mask):
+        return EncodedMemory(keys, mask, torch.tanh(keys.mean(dim=1)))
 
     def step(self, token, state, memory, need_weights):
         scores = torch.einsum("bsd,bd->bs", memory.keys, state)
@@ -40,16 +46,18 @@ class TinyStep(nn.Module):
         return state[index]
 
 
-def _memory(batch: int = 3, positions: int = 4, dim: int = 6) -> EncodedMemory:
+def _inputs(batch: int = 3, positions: int = 4, dim: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys ``(B, S, D)`` and a mask ``(B, 1, S)`` that hides the last position of row 0."""
     torch.manual_seed(11)
     keys = torch.randn(batch, positions, dim)
     mask = torch.ones(batch, 1, positions, dtype=torch.bool)
     mask[0, 0, 3:] = False
-    return EncodedMemory(keys, mask, torch.tanh(keys.mean(dim=1)))
+    return keys, mask
 
 
 @torch.no_grad()
-def _score(decoder: TinyStep, memory: EncodedMemory, row: int, output: list[int], complete: bool) -> float:
+def _score(decoder: TinyStep, row: int, output: list[int], complete: bool) -> float:
+    memory = decoder.encode_memory(*_inputs())
     one = memory.select(torch.tensor([row]))
     state, token, total = memory.state[row : row + 1], torch.tensor([BOS]), 0.0
     for tok in output + ([EOS] if complete else []):
@@ -61,24 +69,23 @@ def _score(decoder: TinyStep, memory: EncodedMemory, row: int, output: list[int]
 
 @pytest.mark.parametrize("length_penalty", [0.0, 1.0])
 def test_wide_beam_is_the_exhaustive_best(length_penalty: float) -> None:
-    decoder, memory, max_len = TinyStep().eval(), _memory(), 3
-    found = beam_search(decoder, memory, bos_id=BOS, eos_id=EOS, beam_width=200, max_len=max_len,
-                        length_penalty=length_penalty)
+    decoder, max_len = TinyStep().eval(), 3
+    found = decode(decoder, Beam(200, length_penalty), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=max_len)
     for row, hyp in enumerate(found):
         candidates = []
         for n in range(max_len + 1):
             for output in itertools.product([t for t in range(VOCAB) if t != EOS], repeat=n):
                 complete = n < max_len
-                score = _score(decoder, memory, row, list(output), complete)
+                score = _score(decoder, row, list(output), complete)
                 candidates.append((score / (n + complete) ** length_penalty, list(output)))
         assert hyp.tokens == max(candidates)[1]
-        assert hyp.log_prob == pytest.approx(_score(decoder, memory, row, hyp.tokens, hyp.complete), abs=1e-4)
+        assert hyp.log_prob == pytest.approx(_score(decoder, row, hyp.tokens, hyp.complete), abs=1e-4)
 
 
 def test_width_one_is_greedy() -> None:
-    decoder, memory = TinyStep(seed=4).eval(), _memory()
-    greedy = greedy_decode(decoder, memory, bos_id=BOS, eos_id=EOS, max_len=6)
-    beam = beam_search(decoder, memory, bos_id=BOS, eos_id=EOS, beam_width=1, max_len=6)
+    decoder = TinyStep(seed=4).eval()
+    greedy = decode(decoder, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=6)
+    beam = decode(decoder, Beam(1), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=6)
     for g, b in zip(greedy, beam, strict=True):
         assert g.tokens == b.tokens and g.complete == b.complete
         assert g.log_prob == pytest.approx(b.log_prob, abs=1e-5)
@@ -88,20 +95,41 @@ def test_width_one_is_greedy() -> None:
 
 
 def test_no_end_by_max_len_returns_the_best_live_hypothesis() -> None:
-    decoder, memory, max_len = TinyStep(eos_bias=-1e4).eval(), _memory(), 3
-    greedy = greedy_decode(decoder, memory, bos_id=BOS, eos_id=EOS, max_len=max_len)
-    beam = beam_search(decoder, memory, bos_id=BOS, eos_id=EOS, beam_width=100, max_len=max_len)
+    decoder, max_len = TinyStep(eos_bias=-1e4).eval(), 3
+    greedy = decode(decoder, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=max_len)
+    beam = decode(decoder, Beam(100), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=max_len)
     for row, (g, b) in enumerate(zip(greedy, beam, strict=True)):
         assert not g.complete and not b.complete
         assert len(g.tokens) == len(b.tokens) == max_len
         prefixes = itertools.product([t for t in range(VOCAB) if t != EOS], repeat=max_len)
-        best = max(_score(decoder, memory, row, list(p), False) for p in prefixes)
+        best = max(_score(decoder, row, list(p), False) for p in prefixes)
         assert b.log_prob == pytest.approx(best, abs=1e-4)
         assert b.weights.shape == (max_len, 4)
 
 
 def test_bad_widths_raise() -> None:
     with pytest.raises(InvalidInputError):
-        beam_search(TinyStep(), _memory(), bos_id=BOS, eos_id=EOS, beam_width=0)
+        make_search(0)
     with pytest.raises(InvalidInputError):
-        greedy_decode(TinyStep(), _memory(), bos_id=BOS, eos_id=EOS, max_len=0)
+        make_search(3, length_penalty=-0.5)
+    with pytest.raises(InvalidInputError):
+        decode(TinyStep(), Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=0)
+
+
+def test_make_search_is_greedy_at_width_one_and_beam_above() -> None:
+    assert make_search(1, length_penalty=0.3) == Greedy()
+    assert make_search(4, length_penalty=0.3) == Beam(4, 0.3)
+
+
+def test_decode_runs_in_eval_mode_and_restores_the_training_mode() -> None:
+    class Recording(TinyStep):
+        def encode_memory(self, keys, mask):
+            self.seen_training = self.training
+            return super().encode_memory(keys, mask)
+
+    model = Recording().train()
+    decode(model, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=4)
+    assert model.training and not model.seen_training
+    model.eval()
+    decode(model, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=4)
+    assert not model.training

@@ -19,7 +19,7 @@ from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import load_image
 from nlp182.captioning.model import CaptionModel
 from nlp182.captioning.vocab import BOS_ID, EOS_ID, CaptionVocab
-from nlp182.decoding import beam_search, greedy_decode
+from nlp182.decoding import decode, make_search
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, read_json
@@ -85,30 +85,16 @@ class Captioner:
         model.to(select_device(device)).eval()
         return cls(model, vocab, config)
 
-    @torch.no_grad()
     def caption(
         self, images: torch.Tensor, beam_width: int | None = None, max_len: int | None = None
     ) -> list[Caption]:
         """Caption images ``(B, 3, S, S)`` in ``[0, 1]`` (greedy when ``beam_width`` is 1)."""
         beam_width = self.config.beam_width if beam_width is None else beam_width
         max_len = self.config.max_len if max_len is None else max_len
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            memory = self.model.memory(images.to(self.device))
-            ids = {"bos_id": BOS_ID, "eos_id": EOS_ID, "max_len": max_len}
-            if beam_width == 1:
-                hyps = greedy_decode(self.model.decoder, memory, **ids)
-            else:
-                hyps = beam_search(
-                    self.model.decoder,
-                    memory,
-                    beam_width=beam_width,
-                    length_penalty=self.config.length_penalty,
-                    **ids,
-                )
-        finally:
-            self.model.train(was_training)
+        strategy = make_search(beam_width, self.config.length_penalty)
+        hyps = decode(
+            self.model, strategy, images.to(self.device), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len
+        )
         return [
             Caption(
                 self.vocab.decode(h.tokens),

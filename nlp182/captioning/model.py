@@ -18,8 +18,9 @@ Decoder, per step ``t``:
 - ``h_t, c_t = LSTMCell([E y_{t-1}; z_t], (h_{t-1}, c_{t-1}))``;
 - deep output: ``logits = L_o dropout(tanh(E y_{t-1} + L_h h_t + L_z z_t))``.
 
-The decoder is a :class:`~nlp182.decoding.StepDecoder`, so greedy and beam search are the same
-functions the translator uses; teacher-forced training runs the same step function.
+:class:`CaptionModel` is a :class:`~nlp182.decoding.Decodable` (``encode_memory(images)`` and its
+own step decoder), so every search strategy the translator uses captions images too;
+teacher-forced training runs the same step function.
 """
 
 from __future__ import annotations
@@ -35,9 +36,22 @@ from nlp182.captioning.vocab import PAD_ID
 from nlp182.decoding import EncodedMemory
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.vision import freeze
-from nlp182.vision.models import SmallCNN, resnet18, resnet34, resnet50, vgg16
+from nlp182.vision.contract import VisionModel
+from nlp182.vision.registry import create_model, list_models
 
-ENCODERS = ("resnet18", "resnet34", "resnet50", "vgg16", "smallcnn")
+#: Every registered classifier can be the encoder (its ``forward_features`` map is what is used).
+ENCODERS = list_models("classification")
+#: Builder options that fit a classifier to small images: ResNets swap the ImageNet stem for a
+#: 3x3 stride-1 conv, and VGG's unused classifier keeps 16 hidden units instead of 4096.
+BACKBONE_OPTIONS = {
+    "resnet18": {"small_input": True},
+    "resnet34": {"small_input": True},
+    "resnet50": {"small_input": True},
+    "vgg16": {"hidden": 16},
+}
+#: The encoder name of runs saved before the registry's: ``small_cnn`` at twice the width
+#: (it took ``32 x encoder_width`` channels; ``small_cnn`` takes ``16 x width``).
+LEGACY_SMALL_CNN = "smallcnn"
 CAPTION_ATTENTION = (*ATTENTION_KINDS, "hard")
 #: How the location embeddings start: small random values, or a 2-D sine / cosine code of the cell.
 POSITION_INITS = ("random", "sincos")
@@ -48,8 +62,9 @@ LSTMState = tuple[torch.Tensor, torch.Tensor]
 class CaptionModelConfig:
     """Architecture of :class:`CaptionModel`.
 
-    ``encoder`` names a :mod:`nlp182.vision` model built at ``encoder_width`` (a width multiplier;
-    ``smallcnn`` takes ``round(32 * encoder_width)`` channels) with the small-input stem;
+    ``encoder`` names a registered :mod:`nlp182.vision` classifier, built by ``create_model`` at
+    ``encoder_width`` (its ``width`` multiplier) with :data:`BACKBONE_OPTIONS`; a config that says
+    ``"smallcnn"`` (saved runs) reads as ``small_cnn`` at twice the width, the same network;
     ``freeze_encoder`` freezes its top-level layers up to that name (``"all"``: the whole
     encoder), the transfer recipe for a pretrained backbone. ``grid`` sets ``L = grid**2``.
     ``positions`` adds a learned embedding per location to the annotation vectors, initialised
@@ -72,6 +87,8 @@ class CaptionModelConfig:
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
+        if self.encoder == LEGACY_SMALL_CNN:
+            self.encoder, self.encoder_width = "small_cnn", 2 * self.encoder_width
         if self.encoder not in ENCODERS:
             raise InvalidInputError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.position_init not in POSITION_INITS:
@@ -95,14 +112,10 @@ class CaptionModelConfig:
             raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-def build_backbone(name: str, width: float) -> nn.Module:
-    """A vision model with ``forward_features`` and ``num_features`` for 3-channel images."""
-    if name == "smallcnn":
-        return SmallCNN(in_channels=3, width=max(1, round(32 * width)))
-    if name == "vgg16":
-        return vgg16(width=width, hidden=16)
-    build = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}[name]
-    return build(width=width, small_input=True)
+def build_backbone(name: str, width: float) -> VisionModel:
+    """The registered classifier ``name`` for 3-channel images at ``width``; captioning uses its
+    ``forward_features`` map ``(B, num_features, h, w)``."""
+    return create_model(name, in_channels=3, width=width, **BACKBONE_OPTIONS.get(name, {}))
 
 
 def sincos_positions(grid: int, dim: int) -> torch.Tensor:
@@ -240,18 +253,6 @@ class AttentionDecoder(nn.Module):
             torch.cat([s.beta for s in steps], dim=1),
         )
 
-    # -- the StepDecoder protocol of nlp182.decoding
-    def step(
-        self, token: torch.Tensor, state: LSTMState, memory: EncodedMemory, need_weights: bool
-    ) -> tuple[torch.Tensor, LSTMState, torch.Tensor | None]:
-        """``(logits (N, V), state, weights (N, L) or None)`` for previous tokens ``(N,)``."""
-        out = self.advance(token, state, memory.keys)
-        return out.logits, out.state, out.weights if need_weights else None
-
-    def reorder_state(self, state: LSTMState, index: torch.Tensor) -> LSTMState:
-        """Rows ``index`` of ``(h, c)``."""
-        return state[0][index], state[1][index]
-
 
 class CaptionModel(nn.Module):
     """Encoder + attention decoder for a vocabulary of ``vocab_size`` words."""
@@ -262,10 +263,22 @@ class CaptionModel(nn.Module):
         self.encoder = ImageEncoder(self.config)
         self.decoder = AttentionDecoder(vocab_size, self.config)
 
-    def memory(self, images: torch.Tensor) -> EncodedMemory:
-        """What search needs: annotation vectors as keys (no mask: every location is real), ``(h0, c0)``."""
+    def encode_memory(self, images: torch.Tensor) -> EncodedMemory:
+        """What search needs from images ``(B, 3, S, S)``: annotation vectors ``(B, L, D)`` as keys
+        (no mask: every location is real) and ``(h0, c0)``."""
         features = self.encoder(images)
         return EncodedMemory(features, None, self.decoder.initial_state(features))
+
+    def step(
+        self, token: torch.Tensor, state: LSTMState, memory: EncodedMemory, need_weights: bool
+    ) -> tuple[torch.Tensor, LSTMState, torch.Tensor | None]:
+        """``(logits (N, V), state, weights (N, L) or None)`` for previous tokens ``(N,)``."""
+        out = self.decoder.advance(token, state, memory.keys)
+        return out.logits, out.state, out.weights if need_weights else None
+
+    def reorder_state(self, state: LSTMState, index: torch.Tensor) -> LSTMState:
+        """Rows ``index`` ``(N,)`` of ``(h, c)``."""
+        return state[0][index], state[1][index]
 
     def forward(self, images: torch.Tensor, captions_in: torch.Tensor) -> TeacherForced:
         """Teacher-forced outputs for images ``(B, 3, S, S)`` and ``captions_in`` ``(B, T)``."""

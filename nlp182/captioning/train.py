@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from nlp182.captioning.builtin import digits_splits, shapes_splits
-from nlp182.captioning.captioner import Captioner
+from nlp182.captioning.captioner import Caption, Captioner
 from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import CaptionedImage, image_batches, make_loader
 from nlp182.captioning.evaluate import caption_items, evaluate, score_captions
@@ -148,13 +148,11 @@ def _curves(history: list[dict[str, Any]], folder: Path) -> None:
 
 
 def write_overlays(
-    captioner: Captioner, items: Sequence[CaptionedImage], folder: Path, beam_width: int
+    captioner: Captioner, captions: Sequence[Caption], items: Sequence[CaptionedImage], folder: Path
 ) -> None:
-    """Overlay PNGs ``folder/test-<i>.png`` for ``items``."""
+    """Overlay PNGs ``folder/test-<i>.png`` of the ``captions`` already made for ``items``."""
     for images, chunk in image_batches(items, captioner.config.image_size, len(items) or 1):
-        for index, (caption, image, item) in enumerate(
-            zip(captioner.caption(images, beam_width=beam_width), images, chunk, strict=True)
-        ):
+        for index, (caption, image, item) in enumerate(zip(captions, images, chunk, strict=True)):
             title = f"{caption.text}   (reference: {item.captions[0]})"
             save_overlay(caption, image, captioner.grid, folder / f"test-{index}.png", title=title)
 
@@ -224,12 +222,13 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
         train_time = time.perf_counter() - start
         best = load_checkpoint(staging / "train" / "best.safetensors")
         model.load_state_dict(best["model"])
-        test = {}
-        if splits["test"]:
-            test = {
-                "greedy": evaluate(captioner, splits["test"], beam_width=1),
-                f"beam{config.beam_width}": evaluate(captioner, splits["test"], beam_width=config.beam_width),
-            }
+        test: dict[str, Any] = {}
+        beam: list[Caption] = []
+        if splits["test"]:  # the beam captions are decoded once: scored here, drawn as overlays below
+            test["greedy"] = evaluate(captioner, splits["test"], beam_width=1)
+            beam = caption_items(captioner, splits["test"], config.beam_width)
+            scored = score_captions(beam, splits["test"], captioner.grid, config.image_size)
+            test[f"beam{config.beam_width}"] = scored
         metrics = {
             "history": history,
             "pretraining": pretraining,
@@ -248,9 +247,8 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
         captioner.save(staging)
         atomic_write_json(staging / "metrics.json", metrics)
         _curves(history, staging)
-        write_overlays(
-            captioner, splits["test"][: config.num_overlays], staging / "overlays", config.beam_width
-        )
+        shown = slice(config.num_overlays)
+        write_overlays(captioner, beam[shown], splits["test"][shown], staging / "overlays")
     for name, scores in test.items():
         log.info(
             "test %s: exact %.4f, BLEU-4 %.2f, CIDEr-D %.3f",

@@ -34,7 +34,7 @@ HELP = {
     "min_count": "fewest occurrences for a caption word to get its own entry (rarer words become <unk>)",
     "max_caption_len": "training captions longer than this many words are skipped",
     "encoder": "vision model whose feature map is attended over",
-    "encoder_width": "width multiplier of the encoder (smallcnn: 32 x this channels)",
+    "encoder_width": "width multiplier of the encoder (small_cnn: 16 x this channels)",
     "freeze_encoder": "freeze the encoder's layers up to this top-level name, or all (unset: train it all)",
     "grid": "the feature map is max pooled to grid x grid attention locations",
     "feature_dim": "size of each location's annotation vector",

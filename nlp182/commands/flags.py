@@ -74,7 +74,7 @@ COMMON_HELP: dict[str, str] = {
     "progress": "show progress while training",
     "threads": "CPU threads",
     "dropout": "dropout probability",
-    "width": "channels of the first stage of the network",
+    "width": "channel multiplier of the network (1: its standard size)",
     "amp": "mixed precision on a GPU (bf16)",
 }
 

@@ -9,7 +9,7 @@ from nlp182.commands.flags import add_config_flags, add_out_flag, config_from_ar
 from nlp182.errors import InvalidInputError
 
 HELPS = {
-    "width": "channels of the first convolution (later stages double it)",
+    "width": "channel multiplier of the network (1: 16 channels in the first convolution, doubling later)",
     "dropout": "dropout probability before the classifier",
     "test_fraction": "share of the digits held out for the test accuracy",
     "model": "segmentation network: unet (skip connections) or fcn",

@@ -7,10 +7,10 @@ Typical use::
     Translator.load("runs/dates").translate(["May 9th, 2018"])[0].text   # '2018-05-09'
 """
 
+from nlp182.decoding import Hypothesis
 from nlp182.seq2seq.batching import Seq2SeqBatch, collate, make_loader
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.data import date_splits, read_aligned_files, read_tsv, split_pairs
-from nlp182.seq2seq.decode import Hypothesis, beam_search, greedy_decode
 from nlp182.seq2seq.metrics import corpus_bleu, exact_match, token_error_rate
 from nlp182.seq2seq.model import Decoder, Encoder, ModelConfig, Seq2Seq
 from nlp182.seq2seq.tokenize import train_tokenizer
@@ -29,12 +29,10 @@ __all__ = [
     "TransformerSeq2Seq",
     "Translation",
     "Translator",
-    "beam_search",
     "collate",
     "corpus_bleu",
     "date_splits",
     "exact_match",
-    "greedy_decode",
     "make_loader",
     "read_aligned_files",
     "read_tsv",

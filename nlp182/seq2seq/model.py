@@ -10,19 +10,21 @@ feeding, is fed back as part of the next input so the decoder knows what it atte
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nlp182.attention import ATTENTION_KINDS, build_attention, padding_mask
+from nlp182.decoding import EncodedMemory
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.seq2seq.tokenize import PAD_ID
 
 RNN_CELLS = ("gru", "lstm")
 ARCHITECTURES = ("rnn", "transformer")
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+#: The decoder's search state: the RNN state and the input-feeding vector ``(B, H)``.
+DecoderState = tuple[State, torch.Tensor]
 
 
 @dataclass
@@ -95,20 +97,6 @@ def reorder_state(state: State, index: torch.Tensor) -> State:
     if isinstance(state, tuple):
         return state[0].index_select(1, index), state[1].index_select(1, index)
     return state.index_select(1, index)
-
-
-class EncodedSource(NamedTuple):
-    """What the decoder needs from the encoder.
-
-    ``memory`` ``(B, S, H)`` encoder outputs; ``mask`` ``(B, 1, S)`` True on real tokens;
-    ``state`` the decoder's initial state (``(L, B, H)``, or a pair for LSTM); ``feed`` ``(B, H)``
-    the initial input-feeding vector (zeros).
-    """
-
-    memory: torch.Tensor
-    mask: torch.Tensor
-    state: State
-    feed: torch.Tensor
 
 
 class Encoder(nn.Module):
@@ -213,7 +201,11 @@ class Decoder(nn.Module):
 
 
 class Seq2Seq(nn.Module):
-    """Attention encoder-decoder over source and target vocabularies of the given sizes."""
+    """Attention encoder-decoder over source and target vocabularies of the given sizes.
+
+    ``forward`` gives teacher-forced logits; for search it is a
+    :class:`~nlp182.decoding.Decodable`: :meth:`encode_memory` and its own step decoder.
+    """
 
     def __init__(
         self, source_vocab_size: int, target_vocab_size: int, config: ModelConfig | None = None
@@ -223,8 +215,13 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(source_vocab_size, self.config)
         self.decoder = Decoder(target_vocab_size, self.config)
 
-    def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> EncodedSource:
-        """Run the encoder on ``source`` ``(B, S)`` with ``lengths`` ``(B,)`` (each >= 1)."""
+    def encode_memory(self, source: torch.Tensor, lengths: torch.Tensor) -> EncodedMemory:
+        """Encode ``source`` ``(B, S)`` with ``lengths`` ``(B,)`` (each >= 1).
+
+        Keys are the encoder outputs ``(B, S, H)``, the mask ``(B, 1, S)`` is True on real tokens,
+        and the state is the decoder's first :data:`DecoderState` (bridged encoder states, zero
+        input-feeding vector).
+        """
         if source.dim() != 2 or lengths.shape != source.shape[:1]:
             raise ShapeError(
                 f"source must be (B, S) and lengths (B,); got {tuple(source.shape)}, {tuple(lengths.shape)}"
@@ -234,7 +231,22 @@ class Seq2Seq(nn.Module):
         memory, final = self.encoder(source, lengths)
         mask = padding_mask(lengths.to(source.device), source.shape[1])
         feed = memory.new_zeros(source.shape[0], self.config.hidden_size)
-        return EncodedSource(memory, mask, self.decoder.initial_state(final), feed)
+        return EncodedMemory(memory, mask, (self.decoder.initial_state(final), feed))
+
+    def step(
+        self, token: torch.Tensor, state: DecoderState, memory: EncodedMemory, need_weights: bool
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """One decoder step for previous tokens ``(N,)``: ``(logits (N, V), state, weights (N, S))``."""
+        rnn_state, feed = state
+        logits, rnn_state, feed, weights = self.decoder.step(
+            token, rnn_state, feed, memory.keys, memory.mask, need_weights
+        )
+        return logits, (rnn_state, feed), weights
+
+    def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
+        """Rows ``index`` ``(N,)`` of both parts of the state."""
+        rnn_state, feed = state
+        return reorder_state(rnn_state, index), feed[index]
 
     def forward(
         self,
@@ -250,14 +262,14 @@ class Seq2Seq(nn.Module):
         """
         if not 0.0 <= teacher_forcing <= 1.0:
             raise InvalidInputError(f"teacher_forcing must be in [0, 1], got {teacher_forcing}")
-        encoded = self.encode(source, source_lengths)
+        encoded = self.encode_memory(source, source_lengths)
+        state, feed = encoded.state
         if teacher_forcing == 1.0 and not self.config.input_feeding:
-            return self.decoder.forward_all(target_in, encoded.state, encoded.memory, encoded.mask)
-        state, feed = encoded.state, encoded.feed
+            return self.decoder.forward_all(target_in, state, encoded.keys, encoded.mask)
         token = target_in[:, 0]
         steps = []
         for t in range(target_in.shape[1]):
-            logits, state, feed, _ = self.decoder.step(token, state, feed, encoded.memory, encoded.mask)
+            logits, state, feed, _ = self.decoder.step(token, state, feed, encoded.keys, encoded.mask)
             steps.append(logits)
             if t + 1 < target_in.shape[1]:
                 token = target_in[:, t + 1]

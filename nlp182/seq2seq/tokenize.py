@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Encoding, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 
@@ -102,9 +102,8 @@ def display_token(token: str) -> str:
     return shown if shown else "␣"
 
 
-def unknown_tokens(tokenizer: Tokenizer, text: str) -> list[str]:
-    """The pieces of ``text`` that the tokeniser maps to ``<unk>`` (in order, without repeats)."""
-    encoding = tokenizer.encode(text, add_special_tokens=False)
+def unknown_tokens(text: str, encoding: Encoding) -> list[str]:
+    """The pieces of ``text`` that its ``encoding`` maps to ``<unk>`` (in order, without repeats)."""
     found: list[str] = []
     for token_id, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
         piece = text[start:end]

@@ -3,8 +3,8 @@
 Steps: read / generate the pairs and split them, train the two tokenisers on the training side
 only, encode, fit with teacher forcing (validation every epoch: teacher-forced loss and the
 task's metrics on greedy outputs; the best epoch by the first metric is the one kept), then score
-the held-out test split with beam search and greedy search and save the run folder with
-attention heatmaps of a few test sentences. The run is staged in ``OUT.incomplete`` (see
+the held-out test split with beam search and greedy search (each decodes it once) and save the
+run folder with attention heatmaps of the first few beam outputs. The run is staged in ``OUT.incomplete`` (see
 :mod:`nlp182.train.run`): Ctrl-C keeps its checkpoints and ``resume=True`` continues it.
 """
 
@@ -31,7 +31,7 @@ from nlp182.seq2seq.config import DATES, Seq2SeqConfig
 from nlp182.seq2seq.data import Pair, date_splits, read_aligned_files, read_tsv, split_pairs
 from nlp182.seq2seq.metrics import ERROR_METRICS, score
 from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
-from nlp182.seq2seq.translator import Translator
+from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.run import resumable_run
 
@@ -170,20 +170,22 @@ def evaluate_test(
     test_pairs: list[Pair],
     beam_width: int | None = None,
     names: list[str] | None = None,
-) -> dict[str, Any]:
+    need_weights: bool = False,
+) -> tuple[dict[str, Any], list[Translation]]:
     """Decode the distinct test sources (beam search by default) and score them against their references.
 
-    Pairs sharing a source are that source's alternative references. Returns the metrics, the
-    beam width used, and the first ten examples.
+    Pairs sharing a source are that source's alternative references. Returns the metrics (with
+    the beam width used and the first ten examples) and the translations of the distinct sources
+    in first-seen order, kept so that nothing decodes them again (``need_weights``: with their
+    attention, for heatmaps).
     """
     names = names or translator.config.metric_names()
     sources, references = group_references(test_pairs)
     references = references_of(translator, references)
     width = translator.config.beam_width if beam_width is None else beam_width
-    outputs = [
-        t.text for t in translator.translate(sources, beam_width=width, warn=False, need_weights=False)
-    ]
-    return {
+    translations = translator.translate(sources, beam_width=width, warn=False, need_weights=need_weights)
+    outputs = [t.text for t in translations]
+    metrics = {
         **score(outputs, references, names),
         "beam_width": width,
         "items": len(sources),
@@ -192,6 +194,7 @@ def evaluate_test(
             for s, r, o in zip(sources[:10], references, outputs, strict=False)
         ],
     }
+    return metrics, translations
 
 
 def make_scheduler(
@@ -276,11 +279,13 @@ def train_seq2seq(
         history = trainer.fit(train_loader, valid_loader)  # Ctrl-C: the staged run and checkpoints stay
         train_time = trainer.train_time_s
         test: dict[str, Any] = {}
-        if test_pairs:
-            test = evaluate_test(translator, test_pairs, names=names)
-            test["greedy"] = {
-                k: v for k, v in evaluate_test(translator, test_pairs, 1, names).items() if k in names
-            }
+        if test_pairs:  # the beam outputs are decoded once: scored here, drawn as heatmaps below
+            test, drawn = evaluate_test(translator, test_pairs, names=names, need_weights=True)
+            greedy, _ = evaluate_test(translator, test_pairs, 1, names)
+            test["greedy"] = {k: v for k, v in greedy.items() if k in names}
+        else:
+            examples = list(dict.fromkeys(src for src, _ in valid_pairs))[: config.num_heatmaps]
+            drawn = translator.translate(examples, warn=False)
         metrics = {
             "history": history,
             "best_epoch": trainer.best_epoch,
@@ -301,9 +306,7 @@ def train_seq2seq(
         }
         translator.save(staging)
         atomic_write_json(staging / "metrics.json", metrics)
-        examples = [src for src, _ in (test_pairs or valid_pairs)]
-        examples = list(dict.fromkeys(examples))[: config.num_heatmaps]
-        for index, translation in enumerate(translator.translate(examples, warn=False)):
+        for index, translation in enumerate(drawn[: config.num_heatmaps]):
             translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png")
     if test:
         log.info(

@@ -2,7 +2,7 @@
 
 It shares everything around the model with the recurrent translator: the batches, the loss, the
 Trainer, the tokenisers, the run folder and the search (it is a
-:class:`~nlp182.decoding.StepDecoder`). Layers are pre-norm (LayerNorm before each sub-layer,
+:class:`~nlp182.decoding.Decodable`). Layers are pre-norm (LayerNorm before each sub-layer,
 then a final LayerNorm), which trains without the warmup-sensitive instabilities of the
 original post-norm layout; positions are the fixed sinusoids of the paper. ``hidden_size`` is
 ``d_model``, ``num_layers`` the depth of each stack, ``num_heads`` the heads of every attention,
@@ -88,7 +88,7 @@ class TransformerSeq2Seq(nn.Module):
     """Transformer translator over source and target vocabularies of the given sizes.
 
     ``forward`` gives teacher-forced logits ``(B, T, V)`` like the recurrent :class:`Seq2Seq`;
-    for search it is its own :class:`~nlp182.decoding.StepDecoder` whose state is the prefix
+    for search it is a :class:`~nlp182.decoding.Decodable` whose step state is the prefix
     decoded so far ``(N, t)`` (each step re-reads the prefix: outputs here are short).
     """
 
@@ -160,7 +160,7 @@ class TransformerSeq2Seq(nn.Module):
         memory = self.encode_memory(source, source_lengths)
         return self.decode(target_in, memory.keys, memory.mask)[0]
 
-    # ---------------------------------------------------------------- StepDecoder protocol
+    # ---------------------------------------------------------------- step decoder (nlp182.decoding)
     def step(
         self, token: torch.Tensor, state: torch.Tensor, memory: EncodedMemory, need_weights: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
-from nlp182.decoding import Hypothesis, beam_search, greedy_decode
+from nlp182 import decoding
+from nlp182.decoding import Hypothesis, make_search
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, atomic_write_text, read_json
 from nlp182.plots import attention_heatmap
-from nlp182.seq2seq.architectures import build_model, search_inputs
+from nlp182.seq2seq.architectures import build_model
 from nlp182.seq2seq.batching import pad
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.tokenize import (
@@ -30,7 +31,6 @@ from nlp182.seq2seq.tokenize import (
     EOS_ID,
     decode,
     display_token,
-    encode,
     load_tokenizer,
     tokens,
     unknown_tokens,
@@ -136,33 +136,28 @@ class Translator:
         length_penalty: float | None = None,
         need_weights: bool = True,
     ) -> list[Hypothesis]:
-        """Decode already-encoded sources (greedy when the beam width is 1) in eval mode."""
+        """Decode already-encoded sources (greedy when the beam width is 1) in eval mode.
+
+        Settings left ``None`` come from the run's config; :func:`~nlp182.decoding.make_search`
+        turns them into the search strategy.
+        """
         beam_width = self.config.beam_width if beam_width is None else beam_width
         max_len = self.config.max_output_len if max_len is None else max_len
         length_penalty = self.config.length_penalty if length_penalty is None else length_penalty
         if any(len(ids) == 0 for ids in source_ids):
             raise InvalidInputError("cannot translate an empty sentence (it has no tokens)")
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            source = pad(source_ids).to(self.device)
-            lengths = torch.tensor([len(ids) for ids in source_ids], device=self.device)
-            with torch.no_grad():
-                decoder, memory = search_inputs(self.model, source, lengths)
-            ids = {"bos_id": BOS_ID, "eos_id": EOS_ID}
-            if beam_width == 1:
-                return greedy_decode(decoder, memory, **ids, max_len=max_len, need_weights=need_weights)
-            return beam_search(
-                decoder,
-                memory,
-                **ids,
-                beam_width=beam_width,
-                max_len=max_len,
-                length_penalty=length_penalty,
-                need_weights=need_weights,
-            )
-        finally:
-            self.model.train(was_training)
+        source = pad(source_ids).to(self.device)
+        lengths = torch.tensor([len(ids) for ids in source_ids], device=self.device)
+        return decoding.decode(
+            self.model,
+            make_search(beam_width, length_penalty),
+            source,
+            lengths,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            max_len=max_len,
+            need_weights=need_weights,
+        )
 
     def translate(
         self,
@@ -177,18 +172,19 @@ class Translator:
         """Translate ``texts``; decoding settings default to the run's config.
 
         Each text goes through the run's own source tokeniser (normalisation, lower-casing,
-        splitting) exactly as in training. With ``warn``, pieces the source vocabulary lacks
-        (read as ``<unk>``) are named in one logged warning. ``need_weights=False`` skips the
+        splitting) exactly as in training, once. With ``warn``, pieces the source vocabulary
+        lacks (read as ``<unk>``) are named in one logged warning. ``need_weights=False`` skips the
         attention weights (faster; ``weights`` is then ``None``).
         """
         if isinstance(texts, str):
             raise InvalidInputError("translate takes a list of sentences; wrap a single one in a list")
+        encodings = self.source_tokenizer.encode_batch(list(texts), add_special_tokens=False)
         if warn:
-            self.warn_unknown(texts)
+            self.warn_unknown(texts, encodings)
         results: list[Translation] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            source_ids = encode(self.source_tokenizer, chunk)
+            source_ids = [encoding.ids for encoding in encodings[start : start + batch_size]]
             hyps = self.decode_ids(source_ids, beam_width, max_len, length_penalty, need_weights)
             for text, ids, hyp in zip(chunk, source_ids, hyps, strict=True):
                 target_tokens = tokens(self.target_tokenizer, hyp.tokens) + (
@@ -206,11 +202,12 @@ class Translator:
                 )
         return results
 
-    def warn_unknown(self, texts: Sequence[str]) -> list[str]:
-        """Log one warning naming the input pieces outside the source vocabulary; return them."""
+    def warn_unknown(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str]:
+        """Log one warning naming the pieces of ``texts`` that their source ``encodings`` read as
+        ``<unk>``; return them."""
         unknown: dict[str, None] = {}
-        for text in texts:
-            unknown.update(dict.fromkeys(unknown_tokens(self.source_tokenizer, text)))
+        for text, encoding in zip(texts, encodings, strict=True):
+            unknown.update(dict.fromkeys(unknown_tokens(text, encoding)))
         if unknown:
             names = list(unknown)
             shown = ", ".join(repr(piece) for piece in names[:SHOWN_UNKNOWN])

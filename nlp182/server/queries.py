@@ -3,8 +3,10 @@
 Every computation is the query core's (``nlp182.embeddings.query``, shared with the vector store
 and the evaluation), with the FAISS index as its ``indexer``: neighbours of a word leave the word
 out, analogies leave every query word out, 3CosAdd searches the normalised mean of the signed unit
-vectors, 3CosMul multiplies shifted cosines. Nothing here allocates a per-process copy of the
-matrix: queries read ``SimilarityIndex.unit``, a view into the memory-mapped index.
+vectors, 3CosMul multiplies shifted cosines. Queries take rows: the routes look each word up
+once, in :class:`nlp182.server.vocab.Vocabulary` (which also answers an unknown word with
+suggestions). Nothing here allocates a per-process copy of the matrix: queries read
+``SimilarityIndex.unit``, a view into the memory-mapped index.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ class _BatchedIndex:
 
 
 class QueryService:
-    """Word and vector queries over one run.
+    """Row and vector queries over one run; answers name words.
 
     Args:
-        vectors: the run's vocabulary and raw vectors (loaded memory-mapped).
+        vectors: the run's vocabulary and raw vectors (loaded memory-mapped): rows back to words.
         index: the run's FAISS index (its ``unit`` rows are the unit vectors of ``vectors``).
         batcher: if given, single-query searches go through it (micro-batching).
     """
@@ -60,15 +62,13 @@ class QueryService:
         pairs = [zip(ids.tolist(), scores.tolist(), strict=True) for ids, scores in found]
         return [[(words[i], s) for i, s in answer] for answer in pairs]
 
-    def neighbors(self, word: str, k: int) -> Answer:
-        """The ``k`` words closest to ``word`` (cosine), best first, ``word`` itself left out."""
-        row = self.vectors.index_of(word)
+    def neighbors(self, row: int, k: int) -> Answer:
+        """The ``k`` words closest to the word of ``row`` (cosine), best first, the word itself left out."""
         found = query.search(self.rows, self.index.unit[[row]], k, [{row}], indexer=self._single)
         return self._answers(found)[0]
 
-    def neighbors_batch(self, words: Sequence[str], k: int) -> list[Answer]:
-        """``neighbors`` of many words in one FAISS call."""
-        rows = [self.vectors.index_of(word) for word in words]
+    def neighbors_batch(self, rows: Sequence[int], k: int) -> list[Answer]:
+        """``neighbors`` of the words of many ``rows`` in one FAISS call."""
         exclude = [{row} for row in rows]
         return self._answers(query.search(self.rows, self.index.unit[rows], k, exclude, indexer=self.index))
 
@@ -81,15 +81,14 @@ class QueryService:
         unit = query.as_queries(queries, self.dim)
         return self._answers(query.search(self.rows, unit, k, indexer=self.index))
 
-    def similarity(self, first: str, second: str) -> float:
-        """Cosine similarity of two words."""
-        a, b = self.vectors.index_of(first), self.vectors.index_of(second)
+    def similarity(self, a: int, b: int) -> float:
+        """Cosine similarity of the words of rows ``a`` and ``b``."""
         return float(np.dot(self.index.unit[a], self.index.unit[b]))
 
     def analogy(
-        self, positive: Sequence[str], negative: Sequence[str], k: int, method: str = "3CosAdd"
+        self, positive: Sequence[int], negative: Sequence[int], k: int, method: str = "3CosAdd"
     ) -> Answer:
-        """Answers to ``positive - negative`` (e.g. king - man + woman), query words left out.
+        """Answers to ``positive - negative`` rows (e.g. king - man + woman), query words left out.
 
         3CosAdd searches the index with the normalised mean of the signed unit vectors; 3CosMul scans
         the unit matrix (no index shortcut exists for a product of cosines).
@@ -98,8 +97,7 @@ class QueryService:
             raise InvalidInputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if not positive and not negative:
             raise InvalidInputError("give at least one positive or negative word")
-        pos = [self.vectors.index_of(word) for word in positive]
-        neg = [self.vectors.index_of(word) for word in negative]
+        pos, neg = list(positive), list(negative)
         exclude = [set(pos) | set(neg)]
         if method == "3CosMul":
             unit = self.index.unit

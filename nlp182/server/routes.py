@@ -87,8 +87,8 @@ def _k(args: Any) -> int:
 def neighbors() -> Response:
     word, k = query_string(request.args, "word"), _k(request.args)
     state = service()
-    state.vocab.row(word)
-    return jsonify({"word": word, "k": k, "neighbors": _neighbors_json(state.queries.neighbors(word, k))})
+    answer = state.queries.neighbors(state.vocab.row(word), k)
+    return jsonify({"word": word, "k": k, "neighbors": _neighbors_json(answer)})
 
 
 BATCH_ANSWER = obj(["k", "results"], k={"type": "integer"}, results={"type": "array", "items": obj(
@@ -108,8 +108,7 @@ def neighbors_batch() -> Response:
         words = word_list(data, "words", 1)
         at_most("the number of words", len(words), limits.max_batch, "max_batch", status=400)
         at_most("words x k", len(words) * k, limits.max_results, "max_results")
-        state.vocab.rows(words)
-        answers = state.queries.neighbors_batch(words, k)
+        answers = state.queries.neighbors_batch(state.vocab.rows(words), k)
         results = [{"word": w, "neighbors": _neighbors_json(a)} for w, a in zip(words, answers, strict=True)]
     else:
         queries = vector_list(data, "vectors", state.queries.dim, limits.max_batch)
@@ -126,8 +125,7 @@ def neighbors_batch() -> Response:
 def similarity() -> Response:
     a, b = query_string(request.args, "a"), query_string(request.args, "b")
     state = service()
-    state.vocab.rows([a, b])
-    return jsonify({"a": a, "b": b, "similarity": state.queries.similarity(a, b)})
+    return jsonify({"a": a, "b": b, "similarity": state.queries.similarity(*state.vocab.rows([a, b]))})
 
 
 ANALOGY_ANSWER = obj(["positive", "negative", "method", "k", "answers"],
@@ -149,8 +147,8 @@ def analogy() -> Response:
     method = data.get("method", "3CosAdd")
     if method not in METHODS:
         raise InvalidInputError(f"'method' must be one of {', '.join(METHODS)}, got {str(method)[:40]!r}")
-    state.vocab.rows(positive + negative)
-    answers = state.queries.analogy(positive, negative, k, method)
+    rows = state.vocab.rows(positive + negative)
+    answers = state.queries.analogy(rows[: len(positive)], rows[len(positive) :], k, method)
     return jsonify({"positive": positive, "negative": negative, "method": method, "k": k,
                     "answers": _neighbors_json(answers)})
 
@@ -200,7 +198,7 @@ def neighbourhood_map() -> Response:
     k = query_int(request.args, "k", 10, 1, MAX_MAP_K)
     state = service()
     row = state.vocab.row(word)
-    answer = state.queries.neighbors(word, k)
+    answer = state.queries.neighbors(row, k)
     rows = [row, *(state.vocab.row(other) for other, _ in answer)]
     coords = pca_2d(state.index.unit[rows]).tolist()
     scores = [1.0, *(score for _, score in answer)]

@@ -2,7 +2,8 @@
 
 Modules: ``layers`` (conv geometry, padding, mean subtraction), ``init``, ``activations``,
 ``normalization`` (batch norm), ``dropout``, ``blocks`` and ``models`` (VGG, Inception, ResNet),
-``registry`` (models by name), ``transfer``, ``segmentation`` (FCN, UNet, pixel metrics), ``boxes``
+``contract`` (timm's model contract every model follows), ``registry`` (models by name),
+``transfer``, ``segmentation`` (FCN, UNet, pixel metrics), ``boxes``
 (IoU, NMS, AP/mAP), ``visualize`` (filters, occlusion, saliency, activation maximisation),
 ``ensembles``, ``distillation``, ``fit`` (in-memory data through the shared Trainer) and ``data``.
 The most used names are re-exported here; ``visualize`` and ``data`` are imported by module path
@@ -13,6 +14,7 @@ from nlp182.train.averaging import ExponentialMovingAverage
 from nlp182.vision.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh, make_activation
 from nlp182.vision.blocks import BasicBlock, Bottleneck, ConvBNReLU, GlobalAvgPool, InceptionModule, VGGBlock
 from nlp182.vision.boxes import box_iou, mean_average_precision, nms
+from nlp182.vision.contract import VisionModel
 from nlp182.vision.distillation import DistillationLoss, distillation_loss
 from nlp182.vision.dropout import Dropout
 from nlp182.vision.ensembles import Ensemble, average_parameters, snapshot_ensemble
@@ -22,7 +24,7 @@ from nlp182.vision.models import VGG, InceptionNet, ResNet, SmallCNN, resnet18, 
 from nlp182.vision.normalization import BatchNorm, recalibrate_batch_norm
 from nlp182.vision.registry import create_model, list_models, register_model
 from nlp182.vision.segmentation import FCN, UNet, mean_iou, pixel_accuracy
-from nlp182.vision.transfer import fine_tune_groups, freeze, replace_head, unfreeze
+from nlp182.vision.transfer import fine_tune_groups, freeze, unfreeze
 
 __all__ = [
     "ELU",
@@ -48,6 +50,7 @@ __all__ = [
     "Tanh",
     "UNet",
     "VGGBlock",
+    "VisionModel",
     "average_parameters",
     "box_iou",
     "conv_output_size",
@@ -65,7 +68,6 @@ __all__ = [
     "pixel_accuracy",
     "recalibrate_batch_norm",
     "register_model",
-    "replace_head",
     "resnet18",
     "resnet34",
     "resnet50",

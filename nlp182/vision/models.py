@@ -1,7 +1,10 @@
 """CNN families with configurable widths: ResNet (18/34/50), VGG, a small Inception net and a small CNN.
 
-Full widths reproduce the torchvision parameter counts (ResNet-18 11,689,512; ResNet-50 25,557,032;
-VGG-16 138,357,544); a ``width`` multiplier below 1 gives models that train on a CPU in seconds.
+Every model follows timm's contract (:class:`~nlp182.vision.contract.VisionModel`:
+``forward_features``, ``forward_head``, ``get_classifier``, ``reset_classifier``), and ``width``
+multiplies every channel count. Full widths reproduce the torchvision parameter counts (ResNet-18
+11,689,512; ResNet-50 25,557,032; VGG-16 138,357,544); a ``width`` below 1 gives models that train
+on a CPU in seconds.
 ``small_input=True`` swaps the ImageNet stem (7x7 stride-2 conv + max pool) for a 3x3 stride-1 conv
 so tiny images (8x8 digits, 32x32 shapes) are not reduced to nothing. Convolutions get He init.
 """
@@ -23,19 +26,14 @@ from nlp182.vision.blocks import (
     NormFactory,
     VGGBlock,
 )
+from nlp182.vision.contract import VisionModel, scaled
 from nlp182.vision.dropout import Dropout
 from nlp182.vision.init import init_weights
 from nlp182.vision.normalization import BatchNorm
 from nlp182.vision.registry import Builder, register_model
 
 
-def _scaled(channels: int, width: float) -> int:
-    if width <= 0:
-        raise InvalidInputError(f"width multiplier must be > 0; got {width}")
-    return max(1, round(channels * width))
-
-
-class ResNet(nn.Module):
+class ResNet(VisionModel):
     """ResNet (He et al. 2016): stem, four stages of residual blocks, global average pool, linear head.
 
     Child names follow torchvision (``conv1, bn1, relu, maxpool, layer1..layer4, avgpool, fc``) so
@@ -55,7 +53,7 @@ class ResNet(nn.Module):
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
             raise InvalidInputError(f"layers must list four positive block counts; got {list(layers)}")
-        stem = _scaled(64, width)
+        stem = scaled(64, width)
         kernel, stride = (3, 1) if small_input else (7, 2)
         self.conv1 = nn.Conv2d(in_channels, stem, kernel, stride, kernel // 2, bias=False)
         self.bn1 = norm(stem)
@@ -66,8 +64,8 @@ class ResNet(nn.Module):
             stage: list[nn.Module] = []
             for i in range(count):
                 stride = 2 if index > 0 and i == 0 else 1
-                stage.append(block(channels, _scaled(planes, width), stride, norm))
-                channels = _scaled(planes, width) * block.expansion
+                stage.append(block(channels, scaled(planes, width), stride, norm))
+                channels = scaled(planes, width) * block.expansion
             setattr(self, f"layer{index + 1}", nn.Sequential(*stage))
         self.avgpool = GlobalAvgPool()
         self.fc = nn.Linear(channels, num_classes)
@@ -79,12 +77,9 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features before the head: ``(B, C, H, W)`` -> ``(B, num_features)``."""
-        return self.avgpool(self.forward_features(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Global average pool: ``(B, num_features, h, w)`` -> ``(B, num_features)``."""
+        return self.avgpool(features)
 
 
 def _resnet(
@@ -115,15 +110,20 @@ resnet50 = _resnet("resnet50", Bottleneck, (3, 4, 6, 3),
 
 
 VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+#: Channels of :class:`SmallCNN`'s first stage at ``width=1``.
+SMALL_CNN_CHANNELS = 16
 
 
-class VGG(nn.Module):
+class VGG(VisionModel):
     """VGG (Simonyan & Zisserman 2015): stacked 3x3 stages, then a fully connected classifier.
 
     stages: ``(channels, num_convs)`` per stage, each ending in a 2x2 max pool. The classifier pools
-    to ``pool_size x pool_size`` and applies ``Linear -> ReLU -> Dropout`` twice before the output.
+    to ``pool_size x pool_size`` and applies ``Linear -> ReLU -> Dropout`` twice before the output
+    layer, so its pre-logit features are ``(B, hidden)`` (``head_hidden_size``).
     x: ``(B, C, H, W)`` -> logits ``(B, num_classes)``.
     """
+
+    classifier_name = "classifier.7"
 
     def __init__(
         self,
@@ -140,10 +140,11 @@ class VGG(nn.Module):
         blocks: list[nn.Module] = []
         channels = in_channels
         for out, convs in stages:
-            blocks.append(VGGBlock(channels, _scaled(out, width), convs, batch_norm))
-            channels = _scaled(out, width)
+            blocks.append(VGGBlock(channels, scaled(out, width), convs, batch_norm))
+            channels = scaled(out, width)
         self.features = nn.Sequential(*blocks)
         self.num_features = channels
+        self.hidden = hidden
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -157,12 +158,18 @@ class VGG(nn.Module):
         )
         init_weights(self, "he")
 
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of the classifier's hidden layers."""
+        return self.hidden
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's feature map before pooling: ``(B, C, H, W)`` -> ``(B, num_features, h, w)``."""
         return self.features(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.avgpool(self.forward_features(x)))
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Pool to ``pool_size x pool_size`` and run the hidden layers: ``(B, hidden)``."""
+        return self.classifier[:-1](self.avgpool(features))
 
 
 @register_model("vgg16")
@@ -178,7 +185,7 @@ def vgg16(
 
 
 @register_model("inception")
-class InceptionNet(nn.Module):
+class InceptionNet(VisionModel):
     """A small GoogLeNet-style net: conv stem, two Inception modules, max pool, one more module, GAP head.
 
     x: ``(B, C, H, W)`` -> logits ``(B, num_classes)``.
@@ -188,7 +195,7 @@ class InceptionNet(nn.Module):
         super().__init__()
 
         def c(n: int) -> int:
-            return _scaled(n, width)
+            return scaled(n, width)
 
         self.stem = ConvBNReLU(in_channels, c(64), 3)
         self.inception1 = InceptionModule(c(64), c(32), c(48), c(64), c(8), c(16), c(16))
@@ -209,14 +216,16 @@ class InceptionNet(nn.Module):
         x = self.pool(self.inception2(self.inception1(self.stem(x))))
         return self.inception3(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.avgpool(self.forward_features(x)))
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Global average pool: ``(B, num_features, h, w)`` -> ``(B, num_features)``."""
+        return self.avgpool(features)
 
 
 @register_model("small_cnn")
-class SmallCNN(nn.Module):
+class SmallCNN(VisionModel):
     """A small CNN for tiny images (8x8 digits): two conv-BN-ReLU stages around a 2x2 max pool, GAP head.
 
+    The first stage has ``16 x width`` channels (:data:`SMALL_CNN_CHANNELS`), the second twice that.
     x: ``(B, in_channels, H, W)`` -> logits ``(B, num_classes)``.
     """
 
@@ -224,23 +233,18 @@ class SmallCNN(nn.Module):
         self,
         in_channels: int = 1,
         num_classes: int = 10,
-        width: int = 16,
+        width: float = 1.0,
         dropout: float = 0.0,
         norm: NormFactory = BatchNorm,
     ) -> None:
         super().__init__()
-        if width < 1:
-            raise InvalidInputError(f"width must be >= 1; got {width}")
-        self.block1 = nn.Sequential(
-            ConvBNReLU(in_channels, width, norm=norm), ConvBNReLU(width, width, norm=norm)
-        )
+        c = scaled(SMALL_CNN_CHANNELS, width)
+        self.block1 = nn.Sequential(ConvBNReLU(in_channels, c, norm=norm), ConvBNReLU(c, c, norm=norm))
         self.pool = nn.MaxPool2d(2)
-        self.block2 = nn.Sequential(
-            ConvBNReLU(width, 2 * width, norm=norm), ConvBNReLU(2 * width, 2 * width, norm=norm)
-        )
+        self.block2 = nn.Sequential(ConvBNReLU(c, 2 * c, norm=norm), ConvBNReLU(2 * c, 2 * c, norm=norm))
         self.avgpool = GlobalAvgPool()
         self.dropout = Dropout(dropout)
-        self.num_features = 2 * width
+        self.num_features = 2 * c
         self.fc = nn.Linear(self.num_features, num_classes)
         init_weights(self, "he")
 
@@ -248,5 +252,6 @@ class SmallCNN(nn.Module):
         """The feature map before pooling: ``(B, C, H, W)`` -> ``(B, num_features, H / 2, W / 2)``."""
         return self.block2(self.pool(self.block1(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.avgpool(self.forward_features(x))))
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Global average pool, then dropout: ``(B, num_features, h, w)`` -> ``(B, num_features)``."""
+        return self.dropout(self.avgpool(features))

@@ -1,7 +1,9 @@
 """Vision models by name: a model builder registers itself with :func:`register_model`, as in timm.
 
 ``create_model("resnet18", num_classes=10, width=0.25)`` builds any registered model, so run
-configs, benchmarks and the CLI choose models with a string. Classifiers live in
+configs, benchmarks, captioning backbones, distillation students and the CLI choose models with a
+string. Every registered model is a :class:`~nlp182.vision.contract.VisionModel`
+(``forward_features``, ``forward_head``, ``get_classifier``, ``reset_classifier``). Classifiers live in
 ``nlp182/vision/models.py`` and segmenters in ``nlp182/vision/segmentation.py``; a new model is a
 decorated function or class in one of them (both are imported on the first lookup).
 """
@@ -33,8 +35,9 @@ def register_model(name: str, task: str = "classification") -> Callable[[Builder
     """Decorator: register a builder (function or class) of ``nn.Module`` under ``name``.
 
     Builders take keyword arguments; every one accepts ``num_classes``, ``in_channels`` and
-    ``width``. ``task`` is ``classification`` (logits ``(B, K)``) or ``segmentation``
-    (logits ``(B, K, H, W)``).
+    ``width`` (a multiplier of every channel count; 1 is the model's standard size) and returns a
+    :class:`~nlp182.vision.contract.VisionModel`. ``task`` is ``classification`` (logits
+    ``(B, K)``) or ``segmentation`` (logits ``(B, K, H, W)``).
     """
     if task not in TASKS:
         raise InvalidInputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")

@@ -22,7 +22,6 @@ from nlp182.io import atomic_write_json, check_run_folder, staged_directory
 from nlp182.train.checkpoint import save_model_weights
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
 from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
-from nlp182.vision.models import SmallCNN
 from nlp182.vision.registry import create_model, list_models
 from nlp182.vision.segmentation import iou_per_class, mean_iou, pixel_accuracy
 
@@ -32,9 +31,9 @@ SEGMENTERS = list_models("segmentation")
 
 @dataclass
 class DigitsRunConfig:
-    """A small CNN on scikit-learn's digits."""
+    """A small CNN on scikit-learn's digits; ``width`` multiplies its channels (1: 16, then 32)."""
 
-    width: int = 16
+    width: float = 1.0
     dropout: float = 0.0
     test_fraction: float = 0.25
     fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=15, progress=True))
@@ -42,10 +41,10 @@ class DigitsRunConfig:
 
 @dataclass
 class ShapesRunConfig:
-    """A UNet or FCN on the generated shapes segmentation set."""
+    """A UNet or FCN on the generated shapes segmentation set; ``width`` multiplies its channels (1: 16)."""
 
     model: str = "unet"
-    width: int = 16
+    width: float = 1.0
     size: int = 32
     train_size: int = 600
     test_size: int = 200
@@ -55,7 +54,7 @@ class ShapesRunConfig:
 def train_digits_run(
     config: DigitsRunConfig, out: str | os.PathLike[str], overwrite: bool = False
 ) -> dict[str, Any]:
-    """Train :class:`SmallCNN` on the digits train split, evaluate on the test split, save the run folder.
+    """Train ``small_cnn`` on the digits train split, evaluate on the test split, save the run folder.
 
     ``out`` is checked before training (:func:`nlp182.io.check_run_folder`): an earlier run there is
     replaced only with ``overwrite``. Returns the metrics (also written to ``metrics.json``).
@@ -66,7 +65,9 @@ def train_digits_run(
     x_tr, y_tr, x_te, y_te = load_digits_split(config.test_fraction, config.fit.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.fit.seed)
-        model = SmallCNN(1, 10, config.width, config.dropout)
+        model = create_model(
+            "small_cnn", in_channels=1, num_classes=10, width=config.width, dropout=config.dropout
+        )
     start = time.perf_counter()
     history = fit(model, x_tr, y_tr, config.fit)
     seconds = time.perf_counter() - start

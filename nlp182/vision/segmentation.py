@@ -13,6 +13,7 @@ from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.vision.blocks import ConvBNReLU
+from nlp182.vision.contract import VisionModel, scaled
 from nlp182.vision.init import init_weights
 from nlp182.vision.normalization import BatchNorm
 from nlp182.vision.registry import register_model
@@ -92,26 +93,31 @@ class Upsample(nn.Module):
         return upsample_bed_of_nails(x, self.scale)
 
 
+#: Channels of a segmenter's full-resolution stages at ``width=1``.
+SEGMENTER_CHANNELS = 16
 DOWNSAMPLING = ("strided", "maxpool")
 UPSAMPLING = ("transpose", "nearest", "bed_of_nails", "unpool")
 
 
 @register_model("fcn", task="segmentation")
-class FCN(nn.Module):
+class FCN(VisionModel):
     """Fully convolutional segmentation net: full-res conv, two 2x downsamplings, two 2x upsamplings.
 
     ``downsample`` is ``"strided"`` (3x3 stride-2 conv) or ``"maxpool"`` (2x2 max pool then conv);
     ``upsample`` is ``"transpose"`` (learnable 2x2 stride-2 transposed conv), ``"nearest"``,
     ``"bed_of_nails"`` or ``"unpool"`` (needs ``downsample="maxpool"``; reuses its indices).
-    Parameter-free upsamplings are followed by a 3x3 conv that fills in the detail.
+    Parameter-free upsamplings are followed by a 3x3 conv that fills in the detail. The
+    full-resolution stages have ``16 x width`` channels (:data:`SEGMENTER_CHANNELS`).
     x: ``(B, C, H, W)`` with ``H, W`` divisible by 4 -> logits ``(B, num_classes, H, W)``.
     """
+
+    classifier_name = "classifier"
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 2,
-        width: int = 16,
+        width: float = 1.0,
         downsample: str = "strided",
         upsample: str = "transpose",
     ) -> None:
@@ -126,7 +132,7 @@ class FCN(nn.Module):
                 "upsample='unpool' needs downsample='maxpool' (it reuses the pool's indices)"
             )
         self.downsample, self.upsample = downsample, upsample
-        w = width
+        w = scaled(SEGMENTER_CHANNELS, width)
         self.enc0 = ConvBNReLU(in_channels, w)
         stride = 2 if downsample == "strided" else 1
         self.enc1 = ConvBNReLU(w, 2 * w, stride=stride)
@@ -134,6 +140,7 @@ class FCN(nn.Module):
         self.dec2 = self._up_stage(4 * w, 2 * w)
         self.dec1 = self._up_stage(2 * w, w)
         self.classifier = nn.Conv2d(w, num_classes, 1)
+        self.num_features = w
         init_weights(self, "he")
 
     def _up_stage(self, c_in: int, c_out: int) -> nn.ModuleDict:
@@ -161,7 +168,8 @@ class FCN(nn.Module):
         x = max_unpool(x, pool[0], pool[1]) if pool is not None else stage["up"](x)
         return stage["refine"](x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The full-resolution map before the classifier: ``(B, C, H, W)`` -> ``(B, num_features, H, W)``."""
         _check_4d(x)
         if x.shape[2] % 4 or x.shape[3] % 4:
             raise ShapeError(f"FCN needs H and W divisible by 4; got {x.shape[2]}x{x.shape[3]}")
@@ -177,8 +185,11 @@ class FCN(nn.Module):
         else:
             x2 = self.enc2(self.enc1(x0))
         y = self._run_up(self.dec2, x2, pools[1])
-        y = self._run_up(self.dec1, y, pools[0])
-        return self.classifier(y)
+        return self._run_up(self.dec1, y, pools[0])
+
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """A segmenter's head is its 1x1 classifier alone: the map passes through."""
+        return features
 
 
 def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
@@ -186,21 +197,25 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
 
 
 @register_model("unet", task="segmentation")
-class UNet(nn.Module):
+class UNet(VisionModel):
     """A small UNet (Ronneberger et al. 2015): an encoder-decoder whose decoder concatenates the
     encoder features of the same resolution (skip connections), so fine detail survives the bottleneck.
 
-    ``depth`` 2x max-pool downsamplings; channels double at each. Upsampling is a 2x2 stride-2
-    transposed convolution. x: ``(B, C, H, W)`` with ``H, W`` divisible by ``2**depth`` ->
-    logits ``(B, num_classes, H, W)``.
+    ``depth`` 2x max-pool downsamplings; channels (``16 x width`` at full resolution) double at
+    each. Upsampling is a 2x2 stride-2 transposed convolution. x: ``(B, C, H, W)`` with ``H, W``
+    divisible by ``2**depth`` -> logits ``(B, num_classes, H, W)``.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, width: int = 16, depth: int = 2) -> None:
+    classifier_name = "classifier"
+
+    def __init__(
+        self, in_channels: int = 3, num_classes: int = 2, width: float = 1.0, depth: int = 2
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise InvalidInputError(f"UNet depth must be >= 1; got {depth}")
         self.depth = depth
-        widths = [width * 2**i for i in range(depth + 1)]
+        widths = [scaled(SEGMENTER_CHANNELS, width) * 2**i for i in range(depth + 1)]
         self.encoders = nn.ModuleList(
             [_double_conv(in_channels, widths[0])]
             + [_double_conv(widths[i], widths[i + 1]) for i in range(depth)]
@@ -213,9 +228,11 @@ class UNet(nn.Module):
             [_double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth))]
         )
         self.classifier = nn.Conv2d(widths[0], num_classes, 1)
+        self.num_features = widths[0]
         init_weights(self, "he")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last decoder map before the classifier: ``(B, C, H, W)`` -> ``(B, num_features, H, W)``."""
         _check_4d(x)
         multiple = 2**self.depth
         if x.shape[2] % multiple or x.shape[3] % multiple:
@@ -230,7 +247,11 @@ class UNet(nn.Module):
         skips.pop()
         for up, decoder in zip(self.ups, self.decoders, strict=True):
             x = decoder(torch.cat([skips.pop(), up(x)], dim=1))
-        return self.classifier(x)
+        return x
+
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """A segmenter's head is its 1x1 classifier alone: the map passes through."""
+        return features
 
 
 def confusion_matrix(

@@ -1,8 +1,10 @@
 """Transfer learning: freeze the lower layers, swap the classifier, fine-tune with layer-wise learning rates.
 
 The course recipe: on a small data set keep the pretrained network fixed and retrain only a new
-head; on a medium one fine-tune more layers, the lower ones more gently. "Layers" here are the
-model's top-level children in registration order (``conv1, bn1, ..., layer4, fc`` for a ResNet).
+head (``model.reset_classifier(num_classes)``, the model contract of
+:mod:`nlp182.vision.contract`); on a medium one fine-tune more layers, the lower ones more gently.
+"Layers" here are the model's top-level children in registration order (``conv1, bn1, ...,
+layer4, fc`` for a ResNet).
 """
 
 from __future__ import annotations
@@ -50,32 +52,6 @@ def _set_trainable(module: nn.Module, trainable: bool) -> None:
     for layer in module.modules():
         if isinstance(layer, BatchNorm):
             layer.frozen = not trainable
-
-
-def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
-    """Replace the last ``nn.Linear`` of ``model`` by a fresh one with ``num_classes`` outputs.
-
-    The new layer keeps the old input width, device and dtype and is trainable. Returns it.
-    """
-    if num_classes < 1:
-        raise InvalidInputError(f"num_classes must be >= 1; got {num_classes}")
-    last = None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            last = name, module
-    if last is None:
-        raise InvalidInputError(f"{type(model).__name__} has no nn.Linear head to replace")
-    name, old = last
-    new = nn.Linear(
-        old.in_features,
-        num_classes,
-        bias=old.bias is not None,
-        device=old.weight.device,
-        dtype=old.weight.dtype,
-    )
-    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-    setattr(parent, name.rpartition(".")[2], new)
-    return new
 
 
 def fine_tune_groups(model: nn.Module, base_lr: float, decay: float = 0.5) -> list[dict[str, Any]]:

@@ -6,16 +6,19 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from nlp182 import cli
 from nlp182.captioning import CaptionConfig, CaptionModelConfig
+from nlp182.captioning.captioner import Captioner
 
 TINY = [
     "--image-size",
     "16",
     "--encoder",
-    "smallcnn",
+    "small_cnn",
     "--encoder-width",
-    "0.125",
+    "0.25",
     "--grid",
     "2",
     "--feature-dim",
@@ -49,11 +52,22 @@ def test_every_config_field_is_a_flag() -> None:
                 assert getattr(args, field.name) == getattr(config, field.name), field.name
 
 
-def test_karpathy_fixture_trains_one_step_and_captions(karpathy: Path, tmp_path: Path, capsys) -> None:
+def test_karpathy_fixture_trains_one_step_and_captions(
+    karpathy: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = tmp_path / "run"
     images = karpathy.parent / "images"
     argv = ["train", "caption", "--data", str(karpathy), "--images", str(images), "--out", str(run), *TINY]
+    widths: list[int | None] = []
+    caption = Captioner.caption
+
+    def recording(self: Captioner, images, beam_width=None, **options):
+        widths.append(beam_width)
+        return caption(self, images, beam_width, **options)
+
+    monkeypatch.setattr(Captioner, "caption", recording)
     assert cli.main(argv) == 0
+    assert widths.count(2) == 1  # the test split's beam captions are scored and drawn from one decode
     assert "test greedy: exact" in capsys.readouterr().out
     for name in (
         "config.json",

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from nlp182.captioning.captioner import Captioner
+from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import CaptionBatch
 from nlp182.captioning.loss import CaptionLoss, curriculum_mask, doubly_stochastic_penalty
 from nlp182.captioning.model import CaptionModel, CaptionModelConfig, sincos_positions
 from nlp182.captioning.pretrain import bag_of_words, bag_of_words_loss, pretrain_encoder
 from nlp182.captioning.train import parameter_groups, run_progress
-from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID
-from nlp182.decoding import beam_search, greedy_decode
+from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID, CaptionVocab
+from nlp182.decoding import Beam, Greedy, decode
 from nlp182.errors import InvalidInputError, ShapeError
 
 VOCAB = 7
@@ -24,8 +27,8 @@ VOCAB = 7
 def _model(attention: str = "additive", vocab: int = VOCAB, **kwargs) -> CaptionModel:
     torch.manual_seed(0)
     options = {
-        "encoder": "smallcnn",
-        "encoder_width": 0.125,
+        "encoder": "small_cnn",
+        "encoder_width": 0.25,
         "grid": 3,
         "feature_dim": 16,
         "embed_dim": 8,
@@ -43,7 +46,7 @@ def _images(batch: int = 2, size: int = 16) -> torch.Tensor:
 @pytest.mark.parametrize("attention", ["additive", "dot", "general", "scaled_dot", "multihead", "hard"])
 def test_step_shapes_and_teacher_forcing_match_stepwise_decoding(attention: str) -> None:
     model = _model(attention)
-    memory = model.memory(_images())
+    memory = model.encode_memory(_images())
     assert memory.keys.shape == (2, 9, 16) and memory.mask is None
     assert memory.state[0].shape == memory.state[1].shape == (2, 16)
     captions = torch.tensor([[BOS_ID, 4, 5, 6], [BOS_ID, 5, PAD_ID, PAD_ID]])
@@ -52,7 +55,7 @@ def test_step_shapes_and_teacher_forcing_match_stepwise_decoding(attention: str)
     torch.testing.assert_close(forced.weights.sum(-1), torch.ones(2, 4))
     state = memory.state
     for t in range(4):
-        logits, state, weights = model.decoder.step(captions[:, t], state, memory, need_weights=True)
+        logits, state, weights = model.step(captions[:, t], state, memory, need_weights=True)
         assert logits.shape == (2, VOCAB) and weights.shape == (2, 9)
         torch.testing.assert_close(logits, forced.logits[:, t])
         torch.testing.assert_close(weights, forced.weights[:, t])
@@ -124,8 +127,8 @@ def test_beam_search_returns_the_exhaustive_best_caption() -> None:
     model, max_len = _model(vocab=6), 3
     with torch.no_grad():
         model.decoder.out.weight.mul_(6.0)
-    memory = model.memory(_images())
-    found = beam_search(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, beam_width=200, max_len=max_len)
+    memory = model.encode_memory(_images())
+    found = decode(model, Beam(200), _images(), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len)
     words = [t for t in range(6) if t != EOS_ID]
     for row, hyp in enumerate(found):
         features = memory.keys[row : row + 1]
@@ -139,9 +142,9 @@ def test_beam_search_returns_the_exhaustive_best_caption() -> None:
 
 def test_beam_width_one_is_greedy() -> None:
     model = _model("general")
-    memory = model.memory(_images(3))
-    greedy = greedy_decode(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, max_len=6)
-    beam = beam_search(model.decoder, memory, bos_id=BOS_ID, eos_id=EOS_ID, beam_width=1, max_len=6)
+    ids = {"bos_id": BOS_ID, "eos_id": EOS_ID, "max_len": 6}
+    greedy = decode(model, Greedy(), _images(3), **ids)
+    beam = decode(model, Beam(1), _images(3), **ids)
     for g, b in zip(greedy, beam, strict=True):
         assert g.tokens == b.tokens
         assert g.log_prob == pytest.approx(b.log_prob, abs=1e-5)
@@ -264,3 +267,28 @@ def test_sincos_positions_code_row_and_column_by_hand() -> None:
     torch.testing.assert_close(sincos_positions(3, 9)[5], torch.tensor(want, dtype=torch.float32))
     encoder = _model(position_init="sincos").encoder
     torch.testing.assert_close(encoder.positions.detach(), sincos_positions(3, 16))
+
+
+@pytest.mark.parametrize("width", [0.125, 0.25, 0.5])
+def test_configs_naming_smallcnn_build_the_network_they_were_saved_with(width: float) -> None:
+    """Runs saved as ``"smallcnn"`` had ``round(32 x width)`` first-stage channels."""
+    config = CaptionModelConfig(encoder="smallcnn", encoder_width=width)
+    assert (config.encoder, config.encoder_width) == ("small_cnn", 2 * width)
+    backbone = CaptionModel(VOCAB, config).encoder.backbone
+    assert backbone.num_features == 2 * max(1, round(32 * width))
+
+
+def test_a_run_saved_under_the_old_encoder_name_loads_and_captions_alike(tmp_path) -> None:
+    config = CaptionConfig(image_size=16, model=_model().config)
+    vocab = CaptionVocab.build(["one two three four five six seven"])
+    torch.manual_seed(0)
+    captioner = Captioner(CaptionModel(len(vocab), config.model).eval(), vocab, config)
+    captioner.save(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["model"].update(encoder="smallcnn", encoder_width=config.model.encoder_width / 2)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = Captioner.load(tmp_path, device="cpu")
+    assert loaded.config.model == config.model
+    images = _images(3)
+    expected = captioner.caption(images, beam_width=2, max_len=5)
+    assert [c.words for c in loaded.caption(images, beam_width=2, max_len=5)] == [c.words for c in expected]

@@ -111,7 +111,7 @@ BAD_VALUES = [
     ("train digits", "--lr", "nan", "--lr must be a finite number"),
     ("train digits", "--batch-size", "x", "--batch-size must be an integer"),
     ("train digits", "--cycles", "4", "--cycles 4 must divide --epochs 15"),
-    ("train shapes", "--width", "-2", "--width must be at least 1"),
+    ("train shapes", "--width", "-2", "--width must be greater than 0"),
     ("train shapes", "--size", "4", "--size must be at least 12"),
     ("train shapes", "--train-size", "0", "--train-size must be at least 1"),
     ("train shapes", "--model", "vgg", "--model: invalid choice"),

@@ -13,7 +13,7 @@ from nlp182.vision.normalization import BatchNorm
 
 
 def test_matrices_decay_biases_and_norms_do_not() -> None:
-    model = SmallCNN(1, 10, width=4)
+    model = SmallCNN(1, 10, width=0.25)
     decayed, plain = weight_decay_groups(model, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0

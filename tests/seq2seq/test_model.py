@@ -7,13 +7,14 @@ import itertools
 import pytest
 import torch
 
+from nlp182.decoding import Beam, Greedy, decode
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.seq2seq.batching import collate
-from nlp182.seq2seq.decode import beam_search, greedy_decode
 from nlp182.seq2seq.model import ModelConfig, Seq2Seq
 from nlp182.seq2seq.tokenize import BOS_ID, EOS_ID, PAD_ID
 
 PAIRS = [([4, 5, 6, 7], [4, 5]), ([8, 9], [6, 7, 8]), ([5], [9])]
+IDS = {"bos_id": BOS_ID, "eos_id": EOS_ID}
 
 
 def _model(cell: str = "gru", attention: str = "additive", vocab: int = 12, **kwargs) -> Seq2Seq:
@@ -56,12 +57,10 @@ def test_teacher_forced_logits_equal_stepwise_decoding(
     batch = collate(PAIRS)
     logits = model(batch.source, batch.source_lengths, batch.target_in)
     assert logits.shape == (3, batch.target_in.shape[1], 12)
-    encoded = model.encode(batch.source, batch.source_lengths)
-    state, feed = encoded.state, encoded.feed
+    encoded = model.encode_memory(batch.source, batch.source_lengths)
+    state = encoded.state
     for t in range(batch.target_in.shape[1]):
-        step, state, feed, weights = model.decoder.step(
-            batch.target_in[:, t], state, feed, encoded.memory, encoded.mask, need_weights=True
-        )
+        step, state, weights = model.step(batch.target_in[:, t], state, encoded, need_weights=True)
         torch.testing.assert_close(step, logits[:, t])
         torch.testing.assert_close(weights.sum(-1), torch.ones(3))
         assert torch.all(weights[2, 1:] == 0)  # source 2 has one token: padding gets no attention
@@ -70,7 +69,7 @@ def test_teacher_forced_logits_equal_stepwise_decoding(
 def test_zero_teacher_forcing_feeds_back_the_greedy_predictions() -> None:
     model = _model("lstm", "general")
     batch = collate(PAIRS)
-    hyps = greedy_decode(model, batch.source, batch.source_lengths, max_len=6)
+    hyps = decode(model, Greedy(), batch.source, batch.source_lengths, **IDS, max_len=6)
     target_in = torch.full((3, 6), PAD_ID)
     target_in[:, 0] = BOS_ID  # only the first input is given; the rest must come from the model
     logits = model(batch.source, batch.source_lengths, target_in, teacher_forcing=0.0)
@@ -84,8 +83,8 @@ def test_greedy_and_beam_scores_are_the_model_log_probabilities() -> None:
     model = _model("gru", "additive")
     batch = collate(PAIRS)
     for hyps in (
-        greedy_decode(model, batch.source, batch.source_lengths, max_len=5),
-        beam_search(model, batch.source, batch.source_lengths, beam_width=3, max_len=5),
+        decode(model, Greedy(), batch.source, batch.source_lengths, **IDS, max_len=5),
+        decode(model, Beam(3), batch.source, batch.source_lengths, **IDS, max_len=5),
     ):
         for i, hyp in enumerate(hyps):
             length = int(batch.source_lengths[i])
@@ -97,8 +96,8 @@ def test_greedy_and_beam_scores_are_the_model_log_probabilities() -> None:
 def test_beam_width_one_is_greedy() -> None:
     model = _model("lstm", "multihead")
     batch = collate(PAIRS)
-    greedy = greedy_decode(model, batch.source, batch.source_lengths, max_len=7)
-    beam = beam_search(model, batch.source, batch.source_lengths, beam_width=1, max_len=7)
+    greedy = decode(model, Greedy(), batch.source, batch.source_lengths, **IDS, max_len=7)
+    beam = decode(model, Beam(1), batch.source, batch.source_lengths, **IDS, max_len=7)
     assert [h.tokens for h in greedy] == [h.tokens for h in beam]
     for g, b in zip(greedy, beam, strict=True):
         assert g.log_prob == pytest.approx(b.log_prob, abs=1e-5)
@@ -127,13 +126,8 @@ def test_wide_beam_finds_the_exhaustive_optimum(length_penalty: float) -> None:
             score = _log_prob(model, source, length, list(output), complete)
             candidates.append((score / (n + complete) ** length_penalty, list(output)))
     best = max(candidates)
-    found = beam_search(
-        model,
-        source[None],
-        torch.tensor([length]),
-        beam_width=300,
-        max_len=max_len,
-        length_penalty=length_penalty,
+    found = decode(
+        model, Beam(300, length_penalty), source[None], torch.tensor([length]), **IDS, max_len=max_len
     )[0]
     assert found.tokens == best[1]
 
@@ -141,10 +135,11 @@ def test_wide_beam_finds_the_exhaustive_optimum(length_penalty: float) -> None:
 def test_beam_search_handles_a_batch_like_single_sentences() -> None:
     model = _model("gru", "scaled_dot")
     batch = collate(PAIRS)
-    together = beam_search(model, batch.source, batch.source_lengths, beam_width=4, max_len=6)
+    together = decode(model, Beam(4), batch.source, batch.source_lengths, **IDS, max_len=6)
     for i, hyp in enumerate(together):
         length = int(batch.source_lengths[i])
-        alone = beam_search(model, batch.source[i : i + 1, :length], batch.source_lengths[i : i + 1], 4, 6)[0]
+        source, lengths = batch.source[i : i + 1, :length], batch.source_lengths[i : i + 1]
+        alone = decode(model, Beam(4), source, lengths, **IDS, max_len=6)[0]
         assert alone.tokens == hyp.tokens
         assert alone.log_prob == pytest.approx(hyp.log_prob, abs=1e-5)
 
@@ -153,13 +148,15 @@ def test_bad_arguments_raise_package_errors() -> None:
     model = _model()
     batch = collate(PAIRS)
     with pytest.raises(InvalidInputError):
-        beam_search(model, batch.source, batch.source_lengths, beam_width=0)
+        Beam(0)
     with pytest.raises(InvalidInputError):
-        beam_search(model, batch.source, batch.source_lengths, length_penalty=-1)
+        Beam(3, length_penalty=-1)
+    with pytest.raises(InvalidInputError):
+        decode(model, Greedy(), batch.source, batch.source_lengths, **IDS, max_len=0)
     with pytest.raises(ShapeError):
-        model.encode(batch.source[0], batch.source_lengths)
+        model.encode_memory(batch.source[0], batch.source_lengths)
     with pytest.raises(InvalidInputError):
-        model.encode(batch.source, torch.tensor([4, 0, 1]))
+        model.encode_memory(batch.source, torch.tensor([4, 0, 1]))
     with pytest.raises(InvalidInputError):
         ModelConfig(hidden_size=15)
     with pytest.raises(InvalidInputError):

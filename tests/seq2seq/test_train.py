@@ -14,6 +14,9 @@ from nlp182.seq2seq import ModelConfig, Seq2SeqConfig, Translator, corpus_bleu, 
 from nlp182.seq2seq.data import date_splits
 from nlp182.seq2seq.train import evaluate_test
 
+#: ``(sources, beam_width)`` of every ``Translator.translate`` call made while ``date_run`` trains.
+DECODED: list[tuple[tuple[str, ...], int | None]] = []
+
 
 def test_bleu_and_exact_match() -> None:
     hyps, refs = ["the cat sat on the mat", "hello there"], ["the cat sat on a mat", "hello there"]
@@ -40,7 +43,15 @@ def date_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Seq2SeqConfig, d
         progress=False,
     )
     run = tmp_path_factory.mktemp("runs") / "dates"
-    metrics = train_seq2seq(config, run)
+    translate = Translator.translate
+
+    def recording(self, texts, beam_width=None, *args, **kwargs):
+        DECODED.append((tuple(texts), beam_width))
+        return translate(self, texts, beam_width, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Translator, "translate", recording)
+        metrics = train_seq2seq(config, run)
     torch.set_num_threads(previous)
     return config, metrics, run
 
@@ -72,8 +83,17 @@ def test_run_folder_reloads_to_the_same_translations(date_run) -> None:
     with pytest.raises(InvalidInputError):
         translator.translate("9/5/18")
     # A reference word outside the target vocabulary must count as an error, not as <unk> == <unk>.
-    scored = evaluate_test(translator, [("9/5/18", "zebra")], beam_width=1)
+    scored, translations = evaluate_test(translator, [("9/5/18", "zebra")], beam_width=1)
+    assert [t.source for t in translations] == ["9/5/18"] and translations[0].weights is None
     assert scored["exact_match"] == 0.0 and scored["examples"][0]["references"] == ["zebra"]
+
+
+def test_the_test_split_is_decoded_once_per_strategy_and_its_beam_outputs_drawn(date_run) -> None:
+    config, _, run = date_run
+    _, _, test = date_splits(3000, 200, 200, seed=0)
+    sources = tuple(dict.fromkeys(s for s, _ in test))
+    assert [width for texts, width in DECODED if texts[:2] == sources[:2]] == [config.beam_width, 1]
+    assert len(list((run / "heatmaps").iterdir())) == config.num_heatmaps
 
 
 def test_loading_bad_run_folders_fails_clearly(date_run, tmp_path) -> None:

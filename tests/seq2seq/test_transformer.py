@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nlp182.decoding import beam_search, greedy_decode
+from nlp182.decoding import Beam, Greedy, decode
 from nlp182.errors import InvalidInputError
 from nlp182.seq2seq.batching import collate
 from nlp182.seq2seq.model import ModelConfig
@@ -51,8 +51,8 @@ def test_shared_search_scores_are_the_model_log_probabilities() -> None:
     model = _model()
     batch = collate(PAIRS)
     ids = {"bos_id": BOS_ID, "eos_id": EOS_ID, "max_len": 6}
-    greedy = greedy_decode(model, model.encode_memory(batch.source, batch.source_lengths), **ids)
-    beam = beam_search(model, model.encode_memory(batch.source, batch.source_lengths), beam_width=1, **ids)
+    greedy = decode(model, Greedy(), batch.source, batch.source_lengths, **ids)
+    beam = decode(model, Beam(1), batch.source, batch.source_lengths, **ids)
     assert [h.tokens for h in greedy] == [h.tokens for h in beam]
     for row, hyp in enumerate(greedy):
         target = hyp.tokens + ([EOS_ID] if hyp.complete else [])

@@ -125,6 +125,36 @@ def test_tokenizer_is_saved_and_applied_as_in_training_with_unknown_tokens_named
     assert "'z'" in warning and "'q'" in warning and "'a'" not in warning
 
 
+def test_translate_tokenizes_each_text_once(run: Path, caplog) -> None:
+    translator = Translator.load(run, device="cpu")
+    expected = [t.text for t in translator.translate(["abz", "qa", "abc"])]
+    seen: list[str] = []
+
+    class Counting:
+        """The source tokeniser, recording every text it encodes."""
+
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+        def encode(self, text, **options):
+            seen.append(text)
+            return self.inner.encode(text, **options)
+
+        def encode_batch(self, texts, **options):
+            seen.extend(texts)
+            return self.inner.encode_batch(texts, **options)
+
+    translator.source_tokenizer = Counting(translator.source_tokenizer)
+    with caplog.at_level(logging.WARNING):
+        found = translator.translate(["abz", "qa", "abc"], batch_size=2)
+    assert seen == ["abz", "qa", "abc"]
+    assert [t.text for t in found] == expected and found[2].source_tokens == ["a", "b", "c"]
+    assert "'z'" in caplog.text and "'q'" in caplog.text
+
+
 def test_heatmap_labels_drop_the_word_boundary_marker() -> None:
     assert display_token("▁HH") == "HH" and display_token("▁") == "␣" and display_token("a") == "a"
 

@@ -233,3 +233,21 @@ def test_huge_finite_vector_entries_do_not_overflow(client: FlaskClient, real_ve
     body = client.post("/v1/neighbors", json={"vectors": [direction.tolist()], "k": 3}).get_json()
     expected = real_vectors.similar_to_vector(np.array([1.0, -1.0] + [0.0] * (real_vectors.dim - 2)), topn=3)
     _assert_same(_pairs(body["results"][0]["neighbors"]), expected)
+
+
+def test_query_words_are_looked_up_once_in_the_served_vocabulary(
+    client: FlaskClient, real_vectors: Vectors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    want = client.get("/v1/neighbors?word=police&k=5").get_json()
+    looked_up: list[str] = []
+    vocab = client.application.extensions["nlp182"].vocab
+    row = vocab.row
+    monkeypatch.setattr(vocab, "row", lambda word: looked_up.append(word) or row(word))
+    monkeypatch.setattr(Vectors, "index_of", lambda self, word: pytest.fail(f"{word!r} looked up twice"))
+    assert client.get("/v1/neighbors?word=police&k=5").get_json() == want
+    client.get("/v1/similarity?a=police&b=government")
+    client.post("/v1/analogy", json={"positive": ["president", "police"], "negative": ["government"], "k": 3})
+    client.post("/v1/neighbors", json={"words": ["fire", "year"], "k": 3})
+    assert looked_up == [
+        "police", "police", "government", "president", "police", "government", "fire", "year"
+    ]

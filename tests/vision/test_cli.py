@@ -19,7 +19,7 @@ def test_train_digits_writes_a_complete_run_folder(tmp_path, capsys):
             "--epochs",
             "3",
             "--width",
-            "8",
+            "0.5",
             "--device",
             "cpu",
             "--no-progress",
@@ -28,10 +28,10 @@ def test_train_digits_writes_a_complete_run_folder(tmp_path, capsys):
     assert code == 0
     assert "test accuracy" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
-    assert config["fit"]["epochs"] == 3 and config["width"] == 8
+    assert config["fit"]["epochs"] == 3 and config["width"] == 0.5
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.85 and len(metrics["train_loss"]) == 3
-    model = SmallCNN(1, 10, 8)
+    model = SmallCNN(1, 10, 0.5)
     model.load_state_dict(load_file(out / "model.safetensors"))
     for name in ("filters.png", "occlusion.png", "saliency.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
@@ -47,7 +47,7 @@ def test_train_shapes_small_run(tmp_path):
         "--model",
         "fcn",
         "--width",
-        "4",
+        "0.25",
         "--size",
         "16",
         "--train-size",

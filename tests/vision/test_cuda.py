@@ -14,7 +14,7 @@ pytestmark = pytest.mark.cuda
 @pytest.mark.parametrize("name", ["small_cnn", "resnet18"])
 def test_digits_train_on_cuda(name: str) -> None:
     x_tr, y_tr, x_te, y_te = load_digits_split(seed=0)
-    width = 8 if name == "small_cnn" else 0.125
+    width = 0.5 if name == "small_cnn" else 0.125
     kwargs = {"small_input": True} if name == "resnet18" else {}
     model = create_model(name, num_classes=10, in_channels=1, width=width, **kwargs)
     history = fit(model, x_tr, y_tr, FitConfig(epochs=4, lr=0.05, device="cuda"))

@@ -68,7 +68,7 @@ def test_inception_module_branches_and_parameter_count():
 def test_vgg_block_and_small_models_forward():
     assert VGGBlock(3, 8, 3)(torch.randn(2, 3, 16, 16)).shape == (2, 8, 8, 8)
     assert InceptionNet(10, 1, 0.25)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
-    assert SmallCNN(1, 10, 8)(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+    assert SmallCNN(1, 10, 0.5)(torch.randn(3, 1, 8, 8)).shape == (3, 10)
     assert vgg16(num_classes=3, width=0.0625, hidden=32)(torch.randn(2, 3, 32, 32)).shape == (2, 3)
 
 

@@ -73,7 +73,7 @@ def test_pixel_metrics_hand_computed():
     [("strided", "transpose"), ("strided", "nearest"), ("strided", "bed_of_nails"), ("maxpool", "unpool")],
 )
 def test_fcn_variants_produce_full_resolution_logits(down, up):
-    model = FCN(3, 4, 4, down, up)
+    model = FCN(3, 4, 0.25, down, up)
     x = torch.randn(2, 3, 16, 12, requires_grad=True)
     out = model(x)
     assert out.shape == (2, 4, 16, 12)
@@ -91,7 +91,7 @@ def test_fcn_and_unet_reject_bad_configs():
 
 
 def test_unet_skip_connections_carry_full_resolution_detail():
-    model = UNet(3, 2, 4, depth=2)
+    model = UNet(3, 2, 0.25, depth=2)
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 2, 16, 16)
     assert model.decoders[-1][0][0].in_channels == 8  # 4 from the skip + 4 upsampled
 
@@ -99,7 +99,7 @@ def test_unet_skip_connections_carry_full_resolution_detail():
 def test_unet_learns_shapes_segmentation():
     x, y = make_shapes_segmentation(320, size=24, seed=0)
     x_test, y_test = make_shapes_segmentation(100, size=24, seed=1)
-    model = UNet(3, 4, width=8, depth=2)
+    model = UNet(3, 4, width=0.5, depth=2)
     fit(model, x, y, FitConfig(epochs=20, batch_size=16, lr=0.05, device="cpu"))
     pred = predict_logits(model, x_test).argmax(dim=1)
     assert mean_iou(torch.zeros_like(y_test), y_test, 4) < 0.25  # predicting background scores badly

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from nlp182.errors import InvalidInputError
-from nlp182.vision.models import resnet18
-from nlp182.vision.transfer import fine_tune_groups, freeze, replace_head, unfreeze
+from nlp182.vision.models import resnet18, vgg16
+from nlp182.vision.transfer import fine_tune_groups, freeze, unfreeze
 
 
 def _model() -> nn.Module:
@@ -15,7 +15,8 @@ def test_frozen_weights_and_statistics_do_not_move_while_the_rest_trains():
     model = _model()
     frozen = freeze(model, up_to="layer2")
     assert frozen == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2"]
-    head = replace_head(model, 3)
+    model.reset_classifier(3)
+    head = model.get_classifier()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
     model.train()
@@ -48,13 +49,14 @@ def test_freeze_everything_and_bad_layer_name():
         fine_tune_groups(model, 0.1)
 
 
-def test_replace_head_in_nested_classifier_keeps_width():
-    model = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4)))
-    head = replace_head(model, 7)
-    assert model[1][2] is head and head.in_features == 8
-    assert model(torch.randn(2, 4, 4)).shape == (2, 7)
+def test_reset_classifier_keeps_the_input_width_dtype_and_a_nested_head_place():
+    model = vgg16(num_classes=4, width=0.0625, hidden=8).double()
+    model.reset_classifier(7)
+    head = model.get_classifier()
+    assert model.classifier[7] is head and head.in_features == 8 and head.weight.dtype == torch.float64
+    assert model(torch.randn(2, 3, 32, 32, dtype=torch.float64)).shape == (2, 7)
     with pytest.raises(InvalidInputError):
-        replace_head(nn.Conv2d(1, 1, 1), 2)
+        model.reset_classifier(0)
 
 
 def test_fine_tune_groups_give_lower_layers_smaller_steps():

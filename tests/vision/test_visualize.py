@@ -25,7 +25,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def bar_model():
     torch.manual_seed(0)
     x, y, _ = make_bars(600, seed=0)
-    model = SmallCNN(1, 2, width=8)
+    model = SmallCNN(1, 2, width=0.5)
     fit(model, x, y, FitConfig(epochs=6, batch_size=32, lr=0.05, device="cpu"))
     return model
 

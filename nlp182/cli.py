@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Nlp182Error, FileNotFoundError, FileExistsError) as exc:
         print(f"nlp182: error: {exc}", file=sys.stderr)
         return 2
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:  # a path no check caught
+        print(f"nlp182: error: {exc.filename} {(exc.strerror or '').lower()}", file=sys.stderr)
+        return 2
     except Terminated:
         print("nlp182: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM

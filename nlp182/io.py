@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,13 +135,38 @@ def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
         np.save(handle, np.asarray(array), allow_pickle=False)
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file, turning a missing or malformed file into a package error."""
-    from nlp182.errors import FileFormatError, MissingFileError
+def check_input_file(path: str | os.PathLike[str], what: str = "", missing_hint: str = "") -> Path:
+    """Return ``path`` if it names a regular file this process can read; else one error naming it.
+
+    The one check of every input file the user names, so each says what is wrong: "does not
+    exist" (then ``missing_hint``), "is a directory", "is not a regular file" (a device such as
+    ``/dev/zero``, a pipe or a socket, which a reader would wait on or read without end) or
+    "cannot be read". ``what`` is put before the path (``"--data"``, ``"image"``).
+    """
+    from nlp182.errors import InvalidInputError, MissingFileError
 
     target = Path(path)
-    if not target.is_file():
-        raise MissingFileError(f"{target} does not exist")
+    label = f"{what} {os.fspath(path)}" if what else os.fspath(path)
+    try:
+        mode = target.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise MissingFileError(f"{label} does not exist{missing_hint}") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{label} cannot be read ({(exc.strerror or 'error').lower()})") from None
+    if stat.S_ISDIR(mode):
+        raise InvalidInputError(f"{label} is a directory, not a file; name a file")
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(f"{label} is not a regular file (a device, pipe or socket); name a file")
+    if not os.access(target, os.R_OK):
+        raise InvalidInputError(f"{label} cannot be read (permission denied)")
+    return target
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file, turning a missing or malformed file into a package error."""
+    from nlp182.errors import FileFormatError
+
+    target = check_input_file(path)
     try:
         return json.loads(target.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

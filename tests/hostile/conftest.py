@@ -38,12 +38,24 @@ class Outcome:
         return line
 
 
-def run_nlp182(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> Outcome:
-    """``python -m nlp182.cli ARGS`` in a child; checks the time and memory bounds of every case."""
+# The command line's dispatcher with only the command's own module registered (as ``ServeProcess``
+# runs ``serve``): the same code path, without loading every other command's libraries.
+ONE_COMMAND = (
+    "import sys\n"
+    "from nlp182 import cli\n"
+    "cli.COMMAND_MODULES = (sys.argv.pop(1),)\n"
+    "sys.exit(cli.main())\n"
+)
+COMMAND_MODULES = {"caption": "captioning", "train": "captioning", "import": "importing", "serve": "server"}
+
+
+def run_nlp182(*args: str, env: dict[str, str] | None = None) -> Outcome:
+    """``nlp182 ARGS`` in a child; checks the exit code, time and memory bounds of every case."""
     start = time.monotonic()
+    module = f"nlp182.commands.{COMMAND_MODULES[args[0]]}"
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen([sys.executable, "-m", "nlp182.cli", *args], stdout=out, stderr=err,
-                                   env={**os.environ, **(env or {})}, cwd=cwd)
+        process = subprocess.Popen([sys.executable, "-c", ONE_COMMAND, module, *args], stdout=out,
+                                   stderr=err, env={**os.environ, **(env or {})})
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:

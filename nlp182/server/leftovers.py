@@ -65,10 +65,15 @@ def remove_dead_metrics_folders(pid: int | None = None) -> list[Path]:
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
+    return removed
+
+
+def clear_dead_metrics_folders() -> None:
+    """Remove the metrics folders of every master that is gone, with one log line if there were any."""
+    removed = remove_dead_metrics_folders()
     if removed:
         names = ", ".join(str(folder) for folder in removed)
         log.info("removed the metrics folder(s) of stopped server(s): %s", names)
-    return removed
 
 
 def claim_pid_file(path: str | os.PathLike[str]) -> None:
@@ -96,9 +101,9 @@ def claim_pid_file(path: str | os.PathLike[str]) -> None:
             "or choose another --pid-file"
         )
     target.unlink(missing_ok=True)
-    log.info("removed the stale pid file %s (pid %s is not a running server)", path, pid or "missing")
-    if pid:
-        remove_dead_metrics_folders(pid)
+    folders = remove_dead_metrics_folders(pid) if pid else []
+    also = f" and its metrics folder {folders[0]}" if folders else ""
+    log.info("removed the stale pid file %s%s (pid %s is not a running server)", path, also, pid or "missing")
 
 
 def check_port_free(host: str, port: int) -> None:

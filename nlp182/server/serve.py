@@ -43,8 +43,8 @@ from nlp182.server.index import SimilarityIndex, load_vectors
 from nlp182.server.leftovers import (
     check_port_free,
     claim_pid_file,
+    clear_dead_metrics_folders,
     metrics_folder,
-    remove_dead_metrics_folders,
 )
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     config = dataclasses.replace(config, threads=config.resolve_threads(kind))
     if config.pid_file:
         claim_pid_file(config.pid_file)
-    remove_dead_metrics_folders()
+    clear_dead_metrics_folders()
     check_port_free(config.host, config.port)
     # Set before any worker imports prometheus_client, which reads it at import time.
     own_dir = None

@@ -66,7 +66,7 @@ def test_kill_9_of_the_master_stops_its_workers_and_the_next_serve_clears_leftov
     try:
         assert pid_file.read_text().strip() == str(second.process.pid)
         assert not metrics.exists() and len(list(temp.glob("nlp182-metrics-*"))) == 1
-        assert f"removed the stale pid file {pid_file}" in second.output()
+        assert f"removed the stale pid file {pid_file} and its metrics folder {metrics}" in second.output()
         # A second server on the same pid file, or on the same port, is refused in one line.
         other_port = str(free_port())
         refused = run_nlp182("serve", str(run), "--port", other_port, "--pid-file", str(pid_file), env=env)

@@ -15,6 +15,7 @@ over twice its ``Image.MAX_IMAGE_PIXELS``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,10 +105,11 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
                 return opened.convert("RGB")
     except FileFormatError:
         raise
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError as exc:  # over Pillow's own limit: refused before its size is seen
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"is {found.group(1)} pixels" if found else "has more pixels than Pillow opens"
         raise FileFormatError(
-            f"{label} {path} has more pixels than Pillow opens at all, over the limit of {max_pixels} "
-            "(--max-image-pixels)"
+            f"{label} {path} {count}, over the limit of {max_pixels} (--max-image-pixels)"
         ) from None
     except Exception as exc:  # Pillow's decoders raise many types (OSError, ValueError, SyntaxError...)
         reason = " ".join(str(exc).split()) or type(exc).__name__

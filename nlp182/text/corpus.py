@@ -58,6 +58,8 @@ class CorpusSource:
         if self.resolved_format() == "plain":
             missing = "; run `nlp182 corpus prepare` first?"
             return [check_input_file(self.path, "corpus", missing_hint=missing)]
+        if not any(mark in self.path for mark in "*?["):  # one file named: say what is wrong with it
+            return [check_input_file(self.path, "corpus")]
         found = sorted(Path(p) for p in glob.glob(self.path) if Path(p).is_file())
         if not found:
             raise MissingFileError(f"corpus {self.path} matches no local file")

@@ -9,8 +9,9 @@ objects are kept so attention can be scored against them.
 Image files are hostile input: an image over ``max_pixels`` (width x height, read from the header
 before any pixel is decoded) is refused, so a small file that claims 20000 x 20000 pixels cannot
 take gigabytes, and every image is decoded in full when checked, so a truncated or damaged file
-fails before training rather than in the middle of it. Pillow's own limit still refuses any image
-over twice its ``Image.MAX_IMAGE_PIXELS``.
+fails before training rather than in the middle of it. Only the common raster formats
+(``IMAGE_FORMATS``) are opened: Pillow's EPS reader would run Ghostscript. Pillow's own limit
+still refuses any image over twice its ``Image.MAX_IMAGE_PIXELS``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 Box = tuple[float, float, float, float]
 #: Default cap on an image's width x height (40 megapixels: 120 MB once decoded as RGB).
 MAX_IMAGE_PIXELS = 40_000_000
+#: The raster formats read (Pillow's names); others (EPS runs Ghostscript, exotic decoders) are refused.
+IMAGE_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "PPM", "TIFF", "WEBP")
 
 
 @dataclass
@@ -87,14 +90,14 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
     """
     import warnings
 
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     label = f"{where}: image" if where else "image"
     target = check_input_file(path, label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap below decides
-            with Image.open(target) as opened:
+            with Image.open(target, formats=IMAGE_FORMATS) as opened:
                 width, height = opened.size
                 if width * height > max_pixels:
                     raise FileFormatError(
@@ -105,6 +108,8 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
                 return opened.convert("RGB")
     except FileFormatError:
         raise
+    except UnidentifiedImageError:
+        raise FileFormatError(f"{label} {path} is not a {', '.join(IMAGE_FORMATS)} image") from None
     except Image.DecompressionBombError as exc:  # over Pillow's own limit: refused before its size is seen
         found = re.search(r"\((\d+) pixels\)", str(exc))
         count = f"is {found.group(1)} pixels" if found else "has more pixels than Pillow opens"

@@ -112,6 +112,12 @@ def test_a_truncated_jpeg_fails_the_pre_check_before_any_training(tmp_path: Path
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
     with pytest.raises(FileFormatError, match=r"cut\.jpg cannot be read as an image"):
         load_image(tmp_path / "cut.jpg", 16)
+    # A format outside the raster list is refused unopened (Pillow's EPS reader runs Ghostscript).
+    (tmp_path / "page.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
+    with Image.open(tmp_path / "page.png") as opened:
+        assert opened.format == "EPS"
+    with pytest.raises(FileFormatError, match=r"page\.png is not a BMP, GIF, JPEG, PNG, PPM, TIFF, WEBP"):
+        load_image(tmp_path / "page.png", 16)
 
 
 OUTSIDE_CASES = {

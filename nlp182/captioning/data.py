@@ -109,7 +109,8 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
     except FileFormatError:
         raise
     except UnidentifiedImageError:
-        raise FileFormatError(f"{label} {path} is not a {', '.join(IMAGE_FORMATS)} image") from None
+        formats = ", ".join(IMAGE_FORMATS)
+        raise FileFormatError(f"{label} {path} cannot be read as an image (not a {formats} file)") from None
     except Image.DecompressionBombError as exc:  # over Pillow's own limit: refused before its size is seen
         found = re.search(r"\((\d+) pixels\)", str(exc))
         count = f"is {found.group(1)} pixels" if found else "has more pixels than Pillow opens"

@@ -116,7 +116,7 @@ def test_a_truncated_jpeg_fails_the_pre_check_before_any_training(tmp_path: Path
     (tmp_path / "page.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
     with Image.open(tmp_path / "page.png") as opened:
         assert opened.format == "EPS"
-    with pytest.raises(FileFormatError, match=r"page\.png is not a BMP, GIF, JPEG, PNG, PPM, TIFF, WEBP"):
+    with pytest.raises(FileFormatError, match=r"page\.png cannot be read as an image \(not a BMP, GIF, JPEG"):
         load_image(tmp_path / "page.png", 16)
 
 

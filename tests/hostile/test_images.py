@@ -140,7 +140,12 @@ def test_image_paths_leading_out_of_images_are_refused_unread_and_alike(
     data = _karpathy(images.parent, **OUTSIDE_CASES[case](outside))
     opened: list[str] = []
     real_open = Image.open
-    monkeypatch.setattr(Image, "open", lambda path, *args: opened.append(str(path)) or real_open(path, *args))
+
+    def spy(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", spy)
     errors = []
     for exists in (True, False):
         if exists:
@@ -152,7 +157,7 @@ def test_image_paths_leading_out_of_images_are_refused_unread_and_alike(
         errors.append(str(caught.value))
     assert errors[0] == errors[1], errors  # the message does not tell whether the outside file exists
     assert "is not inside --images" in errors[0] and f"{data} line" in errors[0]
-    assert all("secret" not in path for path in opened), opened
+    assert opened and all("secret" not in path for path in opened), opened  # good.png only
     if case == "absolute":  # the whole command, once: one line, nothing written
         _photo(outside / "secret.png")
         outcome = run_nlp182(*_train(data, tmp_path / "out", "--images", str(images)))

@@ -6,15 +6,22 @@ of a live server, a port already taken, and SIGTERM / a dead owner's staging fol
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import psutil
 
 from nlp182.server.process import ServeProcess, free_port
+from nlp182.server.worker import Worker
 from tests.hostile.conftest import run_nlp182
 from tests.server.conftest import make_synthetic_run
 
@@ -106,3 +113,31 @@ def test_a_pid_file_naming_a_process_that_is_not_a_server_is_stale(tmp_path: Pat
         else:
             os.environ["TMPDIR"] = before
         tempfile.tempdir = None
+
+
+def test_a_worker_asks_the_kernel_for_sigterm_when_its_parent_dies() -> None:
+    script = (
+        "import ctypes, signal\n"
+        "from nlp182.server.worker import die_with_parent\n"
+        "assert die_with_parent()\n"
+        "value = ctypes.c_int()\n"
+        "ctypes.CDLL(None).prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG\n"
+        "print(value.value == signal.SIGTERM)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True).stdout.strip() == "True"
+
+
+def test_a_worker_whose_parent_changed_stops_itself_within_a_poll() -> None:
+    """The portable fallback: the parent check sends the worker its own graceful SIGTERM."""
+    worker = SimpleNamespace(ppid=os.getppid(), parent_poll_s=0.05, log=logging.getLogger("test"))
+    with mock.patch("os.kill") as kill:
+        async def adopted() -> None:  # the master dies after two polls: the worker's parent changes
+            task = asyncio.create_task(Worker._watch_parent(worker))
+            await asyncio.sleep(0.12)
+            assert not kill.called
+            worker.ppid = -1
+            await asyncio.wait_for(task, 1.0)
+
+        asyncio.run(adopted())
+    kill.assert_called_once_with(os.getpid(), signal.SIGTERM)

@@ -57,9 +57,8 @@ class CaptionedImage:
 
     ``image`` is a ``(3, S, S)`` tensor in ``[0, 1]``, or the path of a file that
     :func:`load_image` reads when the pixels are needed (refusing it over ``max_pixels`` pixels).
-    ``in_caption_order`` says that the
-    captions mention ``objects`` in list order (``digits``: left to right), so the k-th mention
-    of a name is the k-th object of that name.
+    ``in_caption_order`` says that the captions mention ``objects`` in list order (``digits``:
+    left to right), so the k-th mention of a name is the k-th object of that name.
     """
 
     image: torch.Tensor | Path

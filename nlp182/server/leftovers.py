@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
@@ -85,16 +86,18 @@ def claim_pid_file(path: str | os.PathLike[str]) -> None:
     """
     target = Path(path)
     try:
-        text = target.read_text(encoding="utf-8", errors="replace")[:64]
-        written = target.stat().st_mtime
+        info = target.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInputError(f"--pid-file {path} is not a regular file; choose another --pid-file")
+        with target.open("rb") as handle:
+            text = handle.read(64).decode("ascii", errors="replace").strip()
     except FileNotFoundError:
         return
     except OSError as exc:
         raise InvalidInputError(f"--pid-file {path} cannot be read ({exc.strerror}); choose another "
                                 "--pid-file") from None
-    if not target.is_file():
-        raise InvalidInputError(f"--pid-file {path} is not a regular file; choose another --pid-file")
-    pid = int(text.strip()) if text.strip().isdigit() else 0
+    written = info.st_mtime
+    pid = int(text) if text.isdigit() else 0
     if pid and owner_alive(pid, written) and _is_serve(pid):
         raise InvalidInputError(
             f"--pid-file {path}: nlp182 serve already runs as pid {pid}; stop it (kill {pid}) "

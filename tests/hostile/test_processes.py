@@ -19,7 +19,9 @@ from types import SimpleNamespace
 from unittest import mock
 
 import psutil
+import pytest
 
+from nlp182.errors import InvalidInputError
 from nlp182.server.process import ServeProcess, free_port
 from nlp182.server.worker import Worker
 from tests.hostile.conftest import run_nlp182
@@ -93,6 +95,8 @@ def test_a_pid_file_naming_a_process_that_is_not_a_server_is_stale(tmp_path: Pat
     pid_file.write_text(f"{os.getpid()}\n")  # this pytest process: alive, but not `nlp182 serve`
     claim_pid_file(pid_file)
     assert not pid_file.exists()
+    with pytest.raises(InvalidInputError, match="--pid-file /dev/zero is not a regular file"):
+        claim_pid_file("/dev/zero")  # never read: it has no end
     # A dead pid: its metrics folder goes with the pid file; another master's folder stays.
     dead = psutil.Popen(["true"])
     dead.wait()

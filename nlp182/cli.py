@@ -116,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nlp182: error: {exc}", file=sys.stderr)
         return 2
     except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:  # a path no check caught
-        print(f"nlp182: error: {exc.filename} {(exc.strerror or '').lower()}", file=sys.stderr)
+        reason = f"{exc.filename} {(exc.strerror or '').lower()}" if exc.filename else str(exc)
+        print(f"nlp182: error: {reason}", file=sys.stderr)
         return 2
     except Terminated:
         print("nlp182: terminated", file=sys.stderr)

@@ -190,3 +190,16 @@ def test_a_directory_a_fifo_or_dev_zero_as_input_says_what_it_is(
         assert "\n" not in err and needle in err, (argv, err)
     with pytest.raises(InvalidInputError, match="is not a regular file"):
         load_image("/dev/zero", 16)
+
+
+def test_an_os_error_no_check_caught_is_still_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import nlp182.embeddings.importing as importing
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", "/root/vectors.txt")
+
+    monkeypatch.setattr(importing, "import_vectors", refused)
+    assert cli.main(["import", str(tmp_path / "v.txt"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == "nlp182: error: /root/vectors.txt permission denied\n"

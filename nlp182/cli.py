@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 
 from nlp182.commands.flags import Parser, add_overwrite_flag
 from nlp182.errors import Nlp182Error
+from nlp182.signals import Terminated, interrupt_on_sigterm
 
 # Sub-command modules, in the order they appear in --help. Each exposes ``register(subparsers)``,
 # which adds its commands and sets ``func`` on each parser.
@@ -104,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
+    interrupt_on_sigterm()  # a stopped command removes its staging folders as Ctrl-C does
     try:
         if getattr(args, "validate", None) is not None:
             args.validate(args)  # checks across flags (e.g. --cycles divides --epochs)
@@ -112,6 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Nlp182Error, FileNotFoundError, FileExistsError) as exc:
         print(f"nlp182: error: {exc}", file=sys.stderr)
         return 2
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:  # a path no check caught
+        reason = f"{exc.filename} {(exc.strerror or '').lower()}" if exc.filename else str(exc)
+        print(f"nlp182: error: {reason}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print("nlp182: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("nlp182: interrupted", file=sys.stderr)
         return 130

@@ -9,14 +9,22 @@ The run-folder contract every command with ``--out`` follows (``check_run_folder
 non-empty folder is refused unless ``--overwrite``, and even then only a folder holding one of our
 runs (its ``config.json``) is replaced; a regular file is never replaced; and the location is
 checked for writability before any work, with the path the user gave in the message.
+
+Staging folders and temporary files are named after their target and the id of the process that
+makes them (``.NAME.PID.XXXXXXXX.staging``, ``.NAME.PID.XXXXXXXX.tmp``). They are removed when the
+work fails or is interrupted (SIGTERM too, see :mod:`nlp182.signals`); one left by a process that
+was killed outright is removed by the next save to the same target, with one log line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +33,9 @@ from typing import IO, Any
 import numpy as np
 
 from nlp182.errors import OutputError
+from nlp182.pids import owner_alive
+
+log = logging.getLogger(__name__)
 
 
 def cache_folder() -> Path:
@@ -47,7 +58,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         raise ValueError("atomic_open writes whole files: mode must be 'w' or 'wb'")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_dead_leftovers(target)
+    fd, tmp = tempfile.mkstemp(prefix=_leftover_prefix(target), suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
@@ -59,6 +71,45 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _leftover_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}."
+
+
+def remove_dead_leftovers(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the staging folders and temporary files of ``path`` whose process is gone; return them.
+
+    Only names this module makes (``.NAME.PID.XXXXXXXX.staging`` / ``.tmp`` beside ``path``) are
+    considered, and only those of a process that no longer runs (:func:`nlp182.pids.owner_alive`),
+    so a save in progress in another process is never disturbed.
+    """
+    target = Path(path)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]+\.(?:staging|tmp)")
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            written = entry.stat(follow_symlinks=False).st_mtime
+            if owner_alive(int(match.group(1)), written):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d leftover(s) of an earlier run that was killed: %s", len(removed),
+                 ", ".join(str(leftover) for leftover in removed))
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -84,13 +135,38 @@ def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
         np.save(handle, np.asarray(array), allow_pickle=False)
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file, turning a missing or malformed file into a package error."""
-    from nlp182.errors import FileFormatError, MissingFileError
+def check_input_file(path: str | os.PathLike[str], what: str = "", missing_hint: str = "") -> Path:
+    """Return ``path`` if it names a regular file this process can read; else one error naming it.
+
+    The one check of every input file the user names, so each says what is wrong: "does not
+    exist" (then ``missing_hint``), "is a directory", "is not a regular file" (a device such as
+    ``/dev/zero``, a pipe or a socket, which a reader would wait on or read without end) or
+    "cannot be read". ``what`` is put before the path (``"--data"``, ``"image"``).
+    """
+    from nlp182.errors import InvalidInputError, MissingFileError
 
     target = Path(path)
-    if not target.is_file():
-        raise MissingFileError(f"{target} does not exist")
+    label = f"{what} {os.fspath(path)}" if what else os.fspath(path)
+    try:
+        mode = target.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise MissingFileError(f"{label} does not exist{missing_hint}") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{label} cannot be read ({(exc.strerror or 'error').lower()})") from None
+    if stat.S_ISDIR(mode):
+        raise InvalidInputError(f"{label} is a directory, not a file; name a file")
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(f"{label} is not a regular file (a device, pipe or socket); name a file")
+    if not os.access(target, os.R_OK):
+        raise InvalidInputError(f"{label} cannot be read (permission denied)")
+    return target
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file, turning a missing or malformed file into a package error."""
+    from nlp182.errors import FileFormatError
+
+    target = check_input_file(path)
     try:
         return json.loads(target.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -221,7 +297,8 @@ def staged_directory(path: str | os.PathLike[str], overwrite: bool = True) -> It
     """
     target = check_run_folder(path, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    remove_dead_leftovers(target)
+    staging = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".staging", dir=target.parent))
     staging.chmod(0o777 & ~current_umask())
     try:
         yield staging

@@ -109,4 +109,5 @@ class Captioner:
         """Image files as the model saw its training images: ``(B, 3, S, S)``."""
         if not paths:
             raise InvalidInputError("name at least one image to caption")
-        return torch.stack([load_image(path, self.config.image_size) for path in paths])
+        size, cap = self.config.image_size, self.config.max_image_pixels
+        return torch.stack([load_image(path, size, cap) for path in paths])

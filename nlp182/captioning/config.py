@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nlp182.captioning.data import MAX_IMAGE_PIXELS
 from nlp182.captioning.model import CaptionModelConfig
 from nlp182.errors import InvalidInputError
 from nlp182.optim.schedules import PROGRESS_SHAPES
@@ -22,7 +23,8 @@ class CaptionConfig:
     ``test_images`` images, at most ``max_objects`` objects each; 5 digits or 3 shapes when
     unset) or a file: a Karpathy-split JSON (its ``split`` fields decide train / valid / test)
     or a TSV of ``image_path<TAB>caption`` (split by image with ``valid_fraction`` /
-    ``test_fraction``); ``images`` is the image folder (default: the file's folder). Every image
+    ``test_fraction``); ``images`` is the image folder (default: the file's folder), which image
+    paths may not leave. Images over ``max_image_pixels`` pixels are refused. Every image
     is resized to ``image_size`` square. Training captions longer than ``max_caption_len`` words
     are dropped; words seen fewer than ``min_count`` times become ``<unk>``.
     Objective: cross-entropy + ``regularizer`` x the doubly stochastic penalty (summed over
@@ -54,6 +56,7 @@ class CaptionConfig:
 
     data: str = "digits"
     images: str | None = None
+    max_image_pixels: int = field(default=MAX_IMAGE_PIXELS, metadata={"minimum": 1})
     image_size: int = 48
     train_images: int = 8000
     valid_images: int = 300

@@ -5,23 +5,39 @@ An image reaches the model as ``(3, S, S)`` floats in ``[0, 1]`` (``S`` = ``imag
 and when captioning new images, so the two never see differently resized or scaled pixels (the
 per-channel normalisation lives inside the encoder for the same reason). Boxes of named
 objects are kept so attention can be scored against them.
+
+Image files are hostile input: an image over ``max_pixels`` (width x height, read from the header
+before any pixel is decoded) is refused, so a small file that claims 20000 x 20000 pixels cannot
+take gigabytes, and every image is decoded in full when checked, so a truncated or damaged file
+fails before training rather than in the middle of it. Only the common raster formats
+(``IMAGE_FORMATS``) are opened: Pillow's EPS reader would run Ghostscript. Pillow's own limit
+still refuses any image over twice its ``Image.MAX_IMAGE_PIXELS``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nlp182.captioning.vocab import PAD_ID, CaptionVocab
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.io import check_input_file
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 Box = tuple[float, float, float, float]
+#: Default cap on an image's width x height (40 megapixels: 120 MB once decoded as RGB).
+MAX_IMAGE_PIXELS = 40_000_000
+#: The raster formats read (Pillow's names); others (EPS runs Ghostscript, exotic decoders) are refused.
+IMAGE_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "PPM", "TIFF", "WEBP")
 
 
 @dataclass
@@ -40,9 +56,9 @@ class CaptionedImage:
     """One image with its reference captions and (for the built-in sets) its objects.
 
     ``image`` is a ``(3, S, S)`` tensor in ``[0, 1]``, or the path of a file that
-    :func:`load_image` reads when the pixels are needed. ``in_caption_order`` says that the
-    captions mention ``objects`` in list order (``digits``: left to right), so the k-th mention
-    of a name is the k-th object of that name.
+    :func:`load_image` reads when the pixels are needed (refusing it over ``max_pixels`` pixels).
+    ``in_caption_order`` says that the captions mention ``objects`` in list order (``digits``:
+    left to right), so the k-th mention of a name is the k-th object of that name.
     """
 
     image: torch.Tensor | Path
@@ -50,6 +66,7 @@ class CaptionedImage:
     objects: list[GroundedObject] = field(default_factory=list)
     name: str = ""
     in_caption_order: bool = False
+    max_pixels: int = MAX_IMAGE_PIXELS
 
     def pixels(self, size: int) -> torch.Tensor:
         """The image as ``(3, size, size)`` floats in ``[0, 1]``."""
@@ -59,40 +76,67 @@ class CaptionedImage:
                     f"image {self.name} has shape {tuple(self.image.shape)}, expected (3, {size}, {size})"
                 )
             return self.image
-        return load_image(self.image, size)
+        return load_image(self.image, size, self.max_pixels)
 
 
-def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """Read an image file with Pillow as RGB, resize to ``size x size`` (bilinear): ``(3, size, size)``.
+def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: str = "") -> PILImage.Image:
+    """Read the whole image file ``path`` as an RGB Pillow image, with one-line errors.
 
-    Raises :class:`MissingFileError` / :class:`FileFormatError` naming the file when it is absent
-    or not an image Pillow can decode.
+    Raises :class:`MissingFileError` / :class:`InvalidInputError` when ``path`` is not a readable
+    regular file, and :class:`FileFormatError` when its width x height is over ``max_pixels`` or
+    its pixels cannot be decoded to the end; each message starts with ``where`` (file and line)
+    when given.
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
-    target = Path(path)
-    if not target.is_file():
-        raise MissingFileError(f"image {target} does not exist")
+    label = f"{where}: image" if where else "image"
+    target = check_input_file(path, label)
     try:
-        with Image.open(target) as opened:
-            rgb = opened.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise FileFormatError(f"image {target} cannot be read: {exc}") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the cap below decides
+            with Image.open(target, formats=IMAGE_FORMATS) as opened:
+                width, height = opened.size
+                if width * height > max_pixels:
+                    raise FileFormatError(
+                        f"{label} {path} is {width}x{height} = {width * height} pixels, over the "
+                        f"limit of {max_pixels} (--max-image-pixels)"
+                    )
+                opened.load()  # every pixel: a truncated or damaged file fails here
+                return opened.convert("RGB")
+    except FileFormatError:
+        raise
+    except UnidentifiedImageError:
+        formats = ", ".join(IMAGE_FORMATS)
+        raise FileFormatError(f"{label} {path} cannot be read as an image (not a {formats} file)") from None
+    except Image.DecompressionBombError as exc:  # over Pillow's own limit: refused before its size is seen
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"is {found.group(1)} pixels" if found else "has more pixels than Pillow opens"
+        raise FileFormatError(
+            f"{label} {path} {count}, over the limit of {max_pixels} (--max-image-pixels)"
+        ) from None
+    except Exception as exc:  # Pillow's decoders raise many types (OSError, ValueError, SyntaxError...)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise FileFormatError(f"{label} {path} cannot be read as an image ({reason})") from None
+
+
+def load_image(path: str | Path, size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
+    """Read an image file with Pillow as RGB, resize to ``size x size`` (bilinear): ``(3, size, size)``.
+
+    Errors as :func:`decode_image` (missing file, over ``max_pixels``, not decodable), one line each.
+    """
+    from PIL import Image
+
+    rgb = decode_image(path, max_pixels).resize((size, size), Image.Resampling.BILINEAR)
     array = np.asarray(rgb, dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def check_image(path: Path, where: str) -> None:
-    """Raise a one-line error naming ``where`` (file and line) unless ``path`` is a readable image."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise MissingFileError(f"{where}: image {path} does not exist")
-    try:
-        with Image.open(path) as opened:
-            opened.verify()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise FileFormatError(f"{where}: image {path} cannot be read ({exc})") from exc
+def check_image(path: Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Raise a one-line error naming ``where`` (file and line) unless ``path`` decodes in full as an
+    image of at most ``max_pixels`` pixels."""
+    decode_image(path, max_pixels, where).close()
 
 
 class CaptionBatch(NamedTuple):

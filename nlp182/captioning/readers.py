@@ -6,21 +6,26 @@
 - TSV: ``image_path<TAB>caption`` per line, several lines per image allowed; an optional header
   ``image<TAB>caption``; blank lines skipped. Images are split by a seeded shuffle.
 
-Every image is checked (exists, Pillow can read it) before anything is trained, and any problem
-is one error naming the file and line, so a bad data set fails at once and writes nothing.
+Every image is checked (exists, decodes in full, at most ``max_pixels`` pixels) before anything
+is trained, and any problem is one error naming the file and line, so a bad data set fails at
+once and writes nothing. Image paths must stay inside the image folder: an absolute path, a
+``..`` or a symlink that resolves outside it is refused before the file is looked at, with the
+same message whether or not something exists there, so a caption file can neither read nor probe
+files elsewhere.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 
-from nlp182.captioning.data import CaptionedImage, check_image
+from nlp182.captioning.data import MAX_IMAGE_PIXELS, CaptionedImage, check_image
 from nlp182.captioning.vocab import tokenize
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.io import check_input_file
 
 KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "valid", "test": "test"}
 TSV_HEADERS = {("image", "caption"), ("image_path", "caption")}
@@ -28,12 +33,38 @@ Splits = dict[str, list[CaptionedImage]]
 
 
 def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise MissingFileError(f"{path} does not exist")
+    check_input_file(path)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{path} line 1: not UTF-8 text ({exc.reason})") from exc
+
+
+class ImageFolder:
+    """The folder image paths are relative to; :meth:`image` keeps every image inside it."""
+
+    def __init__(self, images: str | Path | None, data: Path) -> None:
+        self.given = Path(images) if images is not None else data.parent
+        if not self.given.is_dir():
+            state = "is not a folder" if self.given.exists() else "does not exist"
+            raise MissingFileError(f"--images {self.given} {state}")
+        self.root = self.given.resolve()
+
+    def image(self, relative: PurePath, where: str, max_pixels: int) -> Path:
+        """The checked image file at ``relative`` (symlinks resolved); one-line error naming ``where``."""
+        inside = not relative.is_absolute() and ".." not in relative.parts
+        try:
+            resolved = (self.root / relative).resolve() if inside else None
+        except (OSError, RuntimeError):  # a symlink loop under the folder
+            raise FileFormatError(f"{where}: image path {str(relative)!r} is a symlink loop") from None
+        if resolved is None or not resolved.is_relative_to(self.root):
+            raise FileFormatError(
+                f"{where}: image path {str(relative)!r} is not inside --images {self.given}; image paths "
+                "must be relative to that folder and stay inside it"
+            )
+        check_input_file(self.given / relative, f"{where}: image")
+        check_image(resolved, where, max_pixels)
+        return resolved
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -62,11 +93,13 @@ def _karpathy_captions(entry: dict[str, Any], where: str) -> list[str]:
     return captions
 
 
-def read_karpathy(path: str | Path, images: str | Path | None = None) -> Splits:
+def read_karpathy(
+    path: str | Path, images: str | Path | None = None, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Splits:
     """Train / valid / test images of a Karpathy-split JSON; ``images`` defaults to its folder."""
     path = Path(path)
-    folder = Path(images) if images is not None else path.parent
     text = _read_text(path)
+    folder = ImageFolder(images, path)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -85,18 +118,22 @@ def read_karpathy(path: str | Path, images: str | Path | None = None) -> Splits:
         if split not in KARPATHY_SPLITS:
             raise FileFormatError(f"{where}: split {split!r} is not one of {', '.join(KARPATHY_SPLITS)}")
         captions = _karpathy_captions(entry, where)
-        image_path = folder / str(entry.get("filepath", "")) / name
-        check_image(image_path, where)
-        splits[KARPATHY_SPLITS[split]].append(CaptionedImage(image_path, captions, name=name))
+        image_path = folder.image(PurePath(str(entry.get("filepath", ""))) / name, where, max_pixels)
+        splits[KARPATHY_SPLITS[split]].append(
+            CaptionedImage(image_path, captions, name=name, max_pixels=max_pixels)
+        )
     return splits
 
 
-def read_tsv(path: str | Path, images: str | Path | None = None) -> list[CaptionedImage]:
+def read_tsv(
+    path: str | Path, images: str | Path | None = None, max_pixels: int = MAX_IMAGE_PIXELS
+) -> list[CaptionedImage]:
     """Images with their captions from ``image_path<TAB>caption`` lines, in first-seen order."""
     path = Path(path)
-    folder = Path(images) if images is not None else path.parent
+    text = _read_text(path)
+    folder = ImageFolder(images, path)
     by_image: dict[str, CaptionedImage] = {}
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split("\t")
@@ -112,9 +149,8 @@ def read_tsv(path: str | Path, images: str | Path | None = None) -> list[Caption
         if not tokenize(caption):
             raise FileFormatError(f"{path} line {number}: empty caption for {image}")
         if image not in by_image:
-            image_path = folder / image
-            check_image(image_path, f"{path} line {number}")
-            by_image[image] = CaptionedImage(image_path, [], name=image)
+            image_path = folder.image(PurePath(image), f"{path} line {number}", max_pixels)
+            by_image[image] = CaptionedImage(image_path, [], name=image, max_pixels=max_pixels)
         by_image[image].captions.append(caption)
     if not by_image:
         raise FileFormatError(f"{path} line 1: no image<TAB>caption lines")

@@ -30,8 +30,8 @@ from nlp182.captioning.pretrain import pretrain_encoder
 from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
 from nlp182.captioning.vocab import CaptionVocab, tokenize
 from nlp182.device import seed_everything, select_device
-from nlp182.errors import InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_json, staged_directory
+from nlp182.errors import InvalidInputError
+from nlp182.io import atomic_write_json, check_input_file, staged_directory
 from nlp182.optim import Adam, ProgressDecay
 from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
@@ -48,18 +48,15 @@ def load_splits(config: CaptionConfig) -> Splits:
         return digits_splits(counts, config.image_size, config.max_objects or 5, seed=config.seed)
     if config.data == "shapes":
         return shapes_splits(counts, config.image_size, config.max_objects or 3, seed=config.seed)
-    path = Path(config.data)
-    if not path.is_file():
-        raise MissingFileError(f"--data {path} is neither 'digits', 'shapes' nor an existing file")
+    path = check_input_file(config.data, "--data", missing_hint=" (nor is it 'digits' or 'shapes')")
     if path.suffix.lower() == ".json":
-        splits = read_karpathy(path, config.images)
+        splits = read_karpathy(path, config.images, config.max_image_pixels)
         if not splits["valid"]:
             carved = split_images(splits["train"], config.valid_fraction, 0.0, seed=config.seed)
             splits["train"], splits["valid"] = carved["train"], carved["valid"]
         return splits
-    return split_images(
-        read_tsv(path, config.images), config.valid_fraction, config.test_fraction, config.seed
-    )
+    items = read_tsv(path, config.images, config.max_image_pixels)
+    return split_images(items, config.valid_fraction, config.test_fraction, config.seed)
 
 
 def trainable(items: Sequence[CaptionedImage], max_words: int) -> list[CaptionedImage]:

@@ -12,10 +12,9 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_text
+from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.io import atomic_write_text, check_input_file
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
@@ -74,9 +73,7 @@ class CaptionVocab:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CaptionVocab:
         """Read a ``vocab.txt`` written by :meth:`save`."""
-        target = Path(path)
-        if not target.is_file():
-            raise MissingFileError(f"{target} does not exist; is this a captioning run folder?")
+        target = check_input_file(path, missing_hint="; is this a captioning run folder?")
         words = target.read_text(encoding="utf-8").splitlines()
         try:
             return cls(words)

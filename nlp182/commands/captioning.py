@@ -24,6 +24,7 @@ CHOICES = {
 HELP = {
     "data": "digits or shapes (built-in, with boxes), a Karpathy-split JSON, or a TSV of image<TAB>caption",
     "images": "folder the JSON / TSV image paths are relative to (unset: the file's own folder)",
+    "max_image_pixels": "images with more pixels (width x height) are refused before they are decoded",
     "image_size": "every image is resized to this many pixels square, in training and captioning alike",
     "train_images": "built-in sets: training images to generate",
     "valid_images": "built-in sets: validation images (their greedy --monitor score picks the best epoch)",

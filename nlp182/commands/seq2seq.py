@@ -25,8 +25,8 @@ from nlp182.commands.flags import (
     device_name,
     train_group,
 )
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import read_json
+from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.io import check_input_file, read_json
 from nlp182.seq2seq.config import LR_SCHEDULES, Seq2SeqConfig
 from nlp182.seq2seq.metrics import METRICS
 from nlp182.seq2seq.model import ARCHITECTURES, RNN_CELLS
@@ -155,9 +155,7 @@ def _input_lines(source: str) -> Iterator[str]:
         for line in sys.stdin:
             yield line.rstrip("\r\n")
         return
-    path = Path(source)
-    if not path.is_file():
-        raise MissingFileError(f"{path} does not exist; pass a text file (a sentence a line) or -, stdin")
+    path = check_input_file(source, missing_hint="; pass a text file (a sentence a line) or -, stdin")
     try:
         with path.open(encoding="utf-8") as handle:
             for line in handle:

@@ -16,8 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlp182.errors import MissingFileError
-from nlp182.io import atomic_open
+from nlp182.io import atomic_open, check_input_file
 from nlp182.progress import progress
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
 
@@ -67,7 +66,7 @@ def text_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                 if p.is_file() and Path(p.name.removesuffix(".gz")).suffix in TEXT_SUFFIXES
             )
         else:
-            raise MissingFileError(f"{path} does not exist")
+            check_input_file(path)  # raises: missing, or not a regular file (a device, a pipe)
     return found
 
 

@@ -10,10 +10,9 @@ one article per line, normalised tokens joined by spaces). Articles shorter than
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from nlp182.corpora.text import WrittenCorpus, write_corpus
-from nlp182.errors import MissingFileError
+from nlp182.io import check_input_file
 
 
 def _keep_text(text: str, token_min_len: int, token_max_len: int, lower: bool) -> list[str]:
@@ -30,8 +29,7 @@ def prepare_wiki(
     """Write every article of ``dump`` with at least ``min_tokens`` words to ``out``."""
     from gensim.corpora import WikiCorpus
 
-    if not Path(dump).is_file():
-        raise MissingFileError(f"Wikipedia dump {dump} does not exist")
+    check_input_file(dump, "Wikipedia dump")
     workers = processes or max(1, (os.cpu_count() or 2) - 1)
     wiki = WikiCorpus(
         str(dump), dictionary={}, processes=workers, tokenizer_func=_keep_text, article_min_tokens=min_tokens

@@ -24,7 +24,7 @@ from nlp182.embeddings import formats
 from nlp182.embeddings.runs import CONFIG_FILE, COUNTS_FILE, METRICS_FILE
 from nlp182.embeddings.vectors import VECTORS_FILE, VOCAB_FILE, Vectors
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_json, atomic_write_text, staged_directory
+from nlp182.io import atomic_write_json, atomic_write_text, check_input_file, staged_directory
 from nlp182.text.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ def import_vectors(
         raise InvalidInputError(f"unknown format {file_format!r}; use one of {', '.join(formats.FORMATS)}")
     if limit is not None and limit < 1:
         raise InvalidInputError(f"--limit must be >= 1, got {limit}")
-    source = Path(source).resolve()
+    source = check_input_file(source).resolve()
+    if fvocab is not None:
+        check_input_file(fvocab, "--fvocab")
     kind = formats.sniff_format(source) if file_format == "auto" else file_format
     with staged_directory(out) as staging:
         if kind == "kv":

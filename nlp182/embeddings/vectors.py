@@ -38,11 +38,10 @@ from nlp182.errors import (
     FileFormatError,
     InvalidInputError,
     MissingExtraError,
-    MissingFileError,
     ShapeError,
     UnknownWordError,
 )
-from nlp182.io import atomic_save_npy, atomic_write_text
+from nlp182.io import atomic_save_npy, atomic_write_text, check_input_file
 
 log = logging.getLogger(__name__)
 
@@ -625,9 +624,10 @@ class Vectors:
         """Load a folder written by ``save``; with ``mmap`` the matrix is a read-only memory map."""
         folder = Path(folder)
         vectors_path, vocab_path = folder / VECTORS_FILE, folder / VOCAB_FILE
+        if folder.exists() and not folder.is_dir():
+            raise InvalidInputError(f"{folder} is not a folder; name a trained run folder")
         for path in (vectors_path, vocab_path):
-            if not path.is_file():
-                raise MissingFileError(f"{path} does not exist; is {folder} a trained run folder?")
+            check_input_file(path, missing_hint=f"; is {folder} a trained run folder?")
         try:
             matrix = np.load(vectors_path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (ValueError, OSError) as exc:

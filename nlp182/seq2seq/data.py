@@ -14,7 +14,8 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.io import check_input_file
 
 Pair = tuple[str, str]
 
@@ -76,10 +77,7 @@ def date_splits(
 
 
 def _require_file(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path} does not exist; check the --data / --target-file paths")
-    return path
+    return check_input_file(path, missing_hint="; check the --data / --target-file paths")
 
 
 def _read_lines(path: Path) -> list[str]:

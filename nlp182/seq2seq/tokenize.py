@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tokenizers import Encoding, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.io import check_input_file
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0..3 in every tokeniser trained here
@@ -114,9 +115,7 @@ def unknown_tokens(text: str, encoding: Encoding) -> list[str]:
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
     """Read a tokeniser JSON written by ``tokenizer.save``; check its special-token ids."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path} does not exist; is this a seq2seq run folder?")
+    path = check_input_file(path, missing_hint="; is this a seq2seq run folder?")
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # the Rust side raises a bare Exception

@@ -20,8 +20,8 @@ import faiss
 import numpy as np
 
 from nlp182.embeddings.vectors import Vectors
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError
-from nlp182.io import atomic_open, atomic_write_json, read_json
+from nlp182.errors import FileFormatError, InvalidInputError, ShapeError
+from nlp182.io import atomic_open, atomic_write_json, check_input_file, read_json
 from nlp182.server.config import IndexConfig
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,7 @@ class SimilarityIndex:
         run_dir = Path(run_dir)
         path, meta_path = run_dir / INDEX_FILE, run_dir / META_FILE
         for required in (path, meta_path):
-            if not required.is_file():
-                raise MissingFileError(f"{required} does not exist; build it with `nlp182 index {run_dir}`")
+            check_input_file(required, missing_hint=f"; build it with `nlp182 index {run_dir}`")
         meta = read_json(meta_path)
         _check_meta(meta, meta_path, vectors)
         try:

@@ -43,10 +43,13 @@ class ServeProcess:
         run: the run folder to serve.
         flags: further ``nlp182 serve`` flags.
         timeout: seconds to wait for readiness.
+        port: the port to serve on (unset: a free one).
+        env: variables added to this process's environment for the server.
     """
 
-    def __init__(self, run: Path, *flags: str, timeout: float = 60.0) -> None:
-        self.port = free_port()
+    def __init__(self, run: Path, *flags: str, timeout: float = 60.0, port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as long as the server)
         self.process = subprocess.Popen(
@@ -54,7 +57,7 @@ class ServeProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": ""},
+            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": "", **(env or {})},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -16,7 +16,9 @@ threshold so gathered batches use one matrix product. OpenMP keeps the thread co
 ``post_fork`` pins the worker's main thread and the app pins each request thread (``AppConfig``).
 
 The Prometheus multiprocess folder belongs to the master: it creates it before forking and removes
-it when it stops; a worker that exits (HUP, TERM, a crash) only has its files marked dead.
+it when it stops; a worker that exits (HUP, TERM, a crash) only has its files marked dead. A master
+killed outright cleans nothing: its workers notice and stop (``nlp182.server.worker``), and the next
+``serve`` removes its pid file and metrics folder (``nlp182.server.leftovers``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import importlib
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import faiss
@@ -39,6 +40,12 @@ from gunicorn.arbiter import Arbiter
 
 from nlp182.server.config import ServeConfig
 from nlp182.server.index import SimilarityIndex, load_vectors
+from nlp182.server.leftovers import (
+    check_port_free,
+    claim_pid_file,
+    clear_dead_metrics_folders,
+    metrics_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +146,14 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     # Fail here with one clear line (a missing or mismatched index) rather than in every worker.
     kind = SimilarityIndex.load(run_dir, load_vectors(run_dir)).kind
     config = dataclasses.replace(config, threads=config.resolve_threads(kind))
+    if config.pid_file:
+        claim_pid_file(config.pid_file)
+    clear_dead_metrics_folders()
+    check_port_free(config.host, config.port)
     # Set before any worker imports prometheus_client, which reads it at import time.
     own_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        own_dir = tempfile.mkdtemp(prefix="nlp182-metrics-")
+        own_dir = metrics_folder()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     importlib.import_module("nlp182.server.app")  # in the master, so workers share its modules' pages
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists

@@ -8,11 +8,21 @@ a request line over ``MAX_URL_BYTES`` gets 414, headers over ``MAX_HEADER_BYTES`
 431, a request not received in full within ``read_timeout`` seconds of its connection or its
 first byte gets 408 (so slow clients hold a socket for a bounded time), anything else malformed
 gets 400, each with a JSON ``{"error": {"code", "message"}}`` body.
+
+A worker stops when its master is gone (killed with SIGKILL, which runs no cleanup): otherwise it
+would keep the socket open and answer requests with nobody to restart or stop it, and the next
+``serve`` could not bind the port. On Linux the kernel sends it SIGTERM when the master dies
+(``prctl(PR_SET_PDEATHSIG)``); everywhere, the worker also checks once a second that its parent is
+still the master and stops itself (the same graceful SIGTERM) when it is not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
+import signal
+import sys
 from typing import Any, ClassVar
 
 import httptools
@@ -23,6 +33,15 @@ from nlp182.server.asgi import json_error_body
 
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
+PR_SET_PDEATHSIG = 1  # prctl option number (linux/prctl.h)
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> bool:
+    """Ask the kernel to send ``signum`` to this process when its parent exits; False off Linux."""
+    if not sys.platform.startswith("linux"):
+        return False
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    return prctl is not None and prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
 
 
 class Refusal(Exception):
@@ -150,8 +169,29 @@ class JsonErrorsProtocol(HttpToolsProtocol):
 
 
 class Worker(UvicornWorker):
-    """gunicorn worker running uvicorn's asyncio loop with ``JsonErrorsProtocol``."""
+    """gunicorn worker running uvicorn's asyncio loop with ``JsonErrorsProtocol``; it stops when
+    its master is gone (``parent_poll_s``: seconds between checks of the parent pid)."""
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
         "loop": "asyncio", "http": JsonErrorsProtocol, "lifespan": "on",
     }
+    parent_poll_s: ClassVar[float] = 1.0
+
+    def init_process(self) -> None:
+        die_with_parent()
+        if os.getppid() != self.ppid:  # the master died before the kernel could be asked
+            sys.exit(0)
+        super().init_process()
+
+    async def _serve(self) -> None:
+        watcher = asyncio.get_running_loop().create_task(self._watch_parent())
+        try:
+            await super()._serve()
+        finally:
+            watcher.cancel()
+
+    async def _watch_parent(self) -> None:
+        while os.getppid() == self.ppid:
+            await asyncio.sleep(self.parent_poll_s)
+        self.log.warning("worker %s: the master (pid %s) is gone; stopping", os.getpid(), self.ppid)
+        os.kill(os.getpid(), signal.SIGTERM)

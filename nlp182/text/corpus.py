@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, Nlp182Error
+from nlp182.io import check_input_file
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
 
 SOURCE_FORMATS = ("auto", "plain", "text", "json", "parquet")
@@ -55,10 +56,10 @@ class CorpusSource:
             MissingFileError: no file is there.
         """
         if self.resolved_format() == "plain":
-            path = Path(self.path)
-            if not path.is_file():
-                raise MissingFileError(f"corpus {path} does not exist; run `nlp182 corpus prepare` first?")
-            return [path]
+            missing = "; run `nlp182 corpus prepare` first?"
+            return [check_input_file(self.path, "corpus", missing_hint=missing)]
+        if not any(mark in self.path for mark in "*?["):  # one file named: say what is wrong with it
+            return [check_input_file(self.path, "corpus")]
         found = sorted(Path(p) for p in glob.glob(self.path) if Path(p).is_file())
         if not found:
             raise MissingFileError(f"corpus {self.path} matches no local file")

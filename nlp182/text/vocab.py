@@ -6,12 +6,11 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_text
+from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError
+from nlp182.io import atomic_write_text, check_input_file
 
 
 @dataclass
@@ -114,9 +113,7 @@ class Vocabulary:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:
         """Read a file written by ``save``."""
-        path = Path(path)
-        if not path.is_file():
-            raise MissingFileError(f"{path} does not exist")
+        path = check_input_file(path)
         lines = path.read_text(encoding="utf-8").splitlines()
         try:
             total = int(lines[0].split("\t")[1])

@@ -22,8 +22,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_bytes
+from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.io import atomic_write_bytes, check_input_file
 
 FORMAT = "nlp182-checkpoint-v1"
 _NAME = re.compile(r"^step-(\d{9})\.safetensors$")
@@ -94,9 +94,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     corrupt or not a checkpoint, naming the file so the user can delete it and resume from the one
     before.
     """
-    target = Path(path)
-    if not target.is_file():
-        raise MissingFileError(f"checkpoint {target} does not exist")
+    target = check_input_file(path, "checkpoint")
     data = target.read_bytes()
     hint = "delete it to resume from the previous checkpoint, or start a new run in another out_dir"
     try:
@@ -144,9 +142,7 @@ def save_model_weights(path: str | os.PathLike[str], model: torch.nn.Module) -> 
 def load_model_weights(path: str | os.PathLike[str], model: torch.nn.Module) -> None:
     """Load a file written by :func:`save_model_weights` into ``model``, with a clear error when the
     file is missing, damaged or holds another model's weights."""
-    target = Path(path)
-    if not target.is_file():
-        raise MissingFileError(f"{target} does not exist; did training finish?")
+    target = check_input_file(path, missing_hint="; did training finish?")
     try:
         model.load_state_dict(st_load(target.read_bytes()))
     except (SafetensorError, RuntimeError) as exc:

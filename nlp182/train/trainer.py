@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nlp182.device import autocast_dtype, seed_everything
-from nlp182.errors import InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_json, atomic_write_text
+from nlp182.errors import InvalidInputError
+from nlp182.io import atomic_write_json, atomic_write_text, check_input_file
 from nlp182.optim import clip_grad_norm_
 from nlp182.plots import loss_curves
 from nlp182.progress import progress
@@ -428,9 +428,7 @@ class Trainer:
                 return
             path = found[-1]
         else:
-            path = Path(resume)
-            if not path.is_file():
-                raise MissingFileError(f"checkpoint {path} does not exist; check --resume")
+            path = check_input_file(resume, "checkpoint", missing_hint="; check --resume")
         log.info("resuming from %s", path)
         self.load_state_dict(load_checkpoint(path))
         self._truncate_metrics()

@@ -1,0 +1,104 @@
+"""Staging folders and temporary files of a save: removed on SIGTERM, and after SIGKILL by the next run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from nlp182.io import remove_dead_leftovers
+from tests.hostile.conftest import run_nlp182
+
+# A save that is stopped half way: a run folder being staged, a file beside it being written.
+SAVING = """
+import sys, time
+from pathlib import Path
+from nlp182.io import atomic_open, staged_directory
+from nlp182.signals import Terminated, interrupt_on_sigterm
+
+interrupt_on_sigterm()
+folder = Path(sys.argv[1])
+try:
+    with staged_directory(folder / "keep", overwrite=True) as staging:
+        (staging / "config.json").write_text("{}")
+        with atomic_open(folder / "notes.txt", "w") as handle:
+            handle.write("half")
+            print("saving", flush=True)
+            time.sleep(60)
+except Terminated:
+    sys.exit(143)
+"""
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".staging", ".tmp")))
+
+
+def _stop_while_saving(folder: Path, signum: int) -> int:
+    child = subprocess.Popen([sys.executable, "-c", SAVING, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "saving"
+    assert len(_leftovers(folder)) == 2  # the staging folder and the temporary file, named after the pid
+    assert all(f".{child.pid}." in name for name in _leftovers(folder))
+    child.send_signal(signum)
+    return child.wait(timeout=30)
+
+
+def test_sigterm_during_a_save_removes_its_staging_folder_and_temporary_file(tmp_path: Path) -> None:
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "config.json").write_text('{"previous": true}')
+    assert _stop_while_saving(tmp_path, signal.SIGTERM) == 143
+    assert _leftovers(tmp_path) == []
+    assert (tmp_path / "keep" / "config.json").read_text() == '{"previous": true}'  # the old run intact
+    assert not (tmp_path / "notes.txt").exists()
+
+
+def test_leftovers_of_a_killed_save_are_removed_by_the_next_save_only_when_their_process_is_gone(
+    tmp_path: Path,
+) -> None:
+    assert _stop_while_saving(tmp_path, signal.SIGKILL) == -signal.SIGKILL
+    killed = _leftovers(tmp_path)
+    assert len(killed) == 2
+    # A save in progress in a live process (this one, started before its file) is never touched.
+    live = tmp_path / f".keep.{os.getpid()}.abcdefgh.staging"
+    live.mkdir()
+    other = tmp_path / f".other.{os.getpid() + 10**7}.abcdefgh.staging"  # no such pid, other target
+    other.mkdir()
+    removed = remove_dead_leftovers(tmp_path / "keep")
+    assert [p.name for p in removed] == [name for name in killed if name.startswith(".keep.")]
+    assert live.is_dir() and other.is_dir()
+    assert remove_dead_leftovers(tmp_path / "notes.txt")[0].name.startswith(".notes.txt.")
+    assert _leftovers(tmp_path) == sorted([live.name, other.name])
+
+
+def test_a_reused_pid_does_not_protect_an_older_leftover(tmp_path: Path) -> None:
+    leftover = tmp_path / f".keep.{os.getpid()}.abcdefgh.staging"
+    leftover.mkdir()
+    parent = psutil.Process(os.getppid())  # alive, and started before this test
+    reused = tmp_path / f".keep.{parent.pid}.zyxwvuts.staging"
+    reused.mkdir()
+    started = parent.create_time()
+    os.utime(reused, (started - 3600, started - 3600))  # written an hour before that process began
+    assert [p.name for p in remove_dead_leftovers(tmp_path / "keep")] == [reused.name]
+    assert leftover.is_dir()
+
+
+def test_import_removes_the_staging_folder_a_killed_import_left(tmp_path: Path) -> None:
+    vectors = tmp_path / "vectors.txt"
+    rows = np.random.default_rng(0).standard_normal((3, 4)).round(3)
+    vectors.write_text("3 4\n" + "".join(f"w{i} {' '.join(map(str, row))}\n" for i, row in enumerate(rows)))
+    dead = psutil.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.{dead.pid}.abcdefgh.staging"
+    stale.mkdir()
+    (stale / "vectors.npy").write_bytes(b"half")
+    time.sleep(0.01)
+    outcome = run_nlp182("import", str(vectors), "--out", str(tmp_path / "out"))
+    assert outcome.rc == 0, outcome.err
+    assert not stale.exists() and (tmp_path / "out" / "vectors.npy").is_file()
+    assert "removed 1 leftover(s) of an earlier run that was killed" in outcome.err

@@ -28,7 +28,7 @@ from nlp182.captioning.vocab import CaptionVocab
 from nlp182.errors import FileFormatError, InvalidInputError, Nlp182Error
 from tests.hostile.conftest import run_nlp182
 
-TINY = ["--image-size", "16", "--encoder", "smallcnn", "--encoder-width", "0.125", "--grid", "2",
+TINY = ["--image-size", "16", "--encoder", "small_cnn", "--encoder-width", "0.25", "--grid", "2",
         "--feature-dim", "8", "--embed-dim", "8", "--hidden-size", "8", "--epochs", "1", "--batch-size", "8",
         "--beam-width", "1", "--num-overlays", "1", "--no-progress", "--num-threads", "1", "--device", "cpu"]
 
@@ -73,7 +73,7 @@ def _train(data: Path, out: Path, *flags: str) -> list[str]:
 def caption_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A captioning run folder with an untrained tiny model (the cases never get to decoding)."""
     folder = tmp_path_factory.mktemp("caption")
-    config = CaptionConfig(image_size=16, model=CaptionModelConfig(encoder="smallcnn", encoder_width=0.125,
+    config = CaptionConfig(image_size=16, model=CaptionModelConfig(encoder="small_cnn", encoder_width=0.25,
                                                                     grid=2, feature_dim=8, embed_dim=8,
                                                                     hidden_size=8))
     vocab = CaptionVocab.build(["a red square"])

@@ -11,6 +11,7 @@ the README stays a front door; and no file speaks of the project's history.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -218,3 +219,11 @@ def test_nothing_speaks_of_the_project_history() -> None:
                 text = path.read_bytes().decode("utf-8", errors="ignore")
                 found += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in words.finditer(text)]
     assert not found, found
+
+
+def test_sphinx_roles_in_docstrings_read_as_code_in_the_reference() -> None:
+    spec = importlib.util.spec_from_file_location("rst_roles", DOCS / "hooks" / "rst_roles.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = "see :class:`~nlp182.train.Trainer`, :func:`masked_softmax` and :mod:`nlp182.attention`."
+    assert module.plain_roles(text) == "see `Trainer`, `masked_softmax` and `nlp182.attention`."

@@ -141,6 +141,19 @@ def test_benchmark_pages_and_headline_are_generated_from_the_results() -> None:
     assert pages.main(["--check"]) == 0, "run python -m bench.pages and commit the pages"
 
 
+def test_a_changed_result_makes_the_pages_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pages.load
+
+    def changed(name: str) -> dict:
+        data = real(name)
+        if name == "vectors-cpu":
+            data["scenarios"]["mmap"]["ratio"]["peak_rss_mb"] = 0.25
+        return data
+
+    monkeypatch.setattr(pages, "load", changed)
+    assert pages.main(["--check"]) == 1
+
+
 def test_every_figure_names_its_machine_date_and_command() -> None:
     for page in (DOCS / "benchmarks").glob("*.md"):
         text = page.read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 DEMO_PORT := 8182
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean docs bench-pages
 
 install: $(STAMP)
 
@@ -33,6 +33,19 @@ demo: install
 test: install browser
 	$(PYTHON) -m pytest
 
+# The documentation site: benchmark pages regenerated from bench/results/*.json, then a strict
+# MkDocs build (a broken link, a missing reference or a docstring warning fails) into site/.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PYTHON) -m pip install --quiet -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+bench-pages: install
+	$(PYTHON) -m bench.pages
+
+docs: $(DOCS_STAMP) bench-pages
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 # Headless Chromium + driver for the web-page test (Debian packages; CI runs as root).
 .PHONY: browser
 browser:
@@ -46,4 +59,4 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(RUNS) $(VENV)
+	rm -rf $(RUNS) $(VENV) site

@@ -21,7 +21,7 @@ optim      optimizer step time, ours / ``torch.optim`` foreach (``bench.optim``)
 ========== =====================================================================
 
 Each bench writes its own ``<name>-cuda.json``, stamped here with the machine (device name, torch,
-CUDA); ``gpu-cuda.json`` and ``gpu-cuda.md`` (the README table) hold the summary; every step's
+CUDA); ``gpu-cuda.json`` and ``gpu-cuda.md`` (the summary table) hold the summary; every step's
 output goes to ``gpu-logs/<step>.log``, so the terminal shows one line per step. A step whose
 module or packages are missing (gensim, faiss and flask are not on the lent GPU machine; the
 corpus needs gensim to prepare) is skipped with the reason, and the others still run.

@@ -43,7 +43,7 @@ PUBLISHED = [
     {"system": "Phonetisaurus", "wer": 0.244, "per": None, "split": "fixed split"},
     {"system": "Phonetisaurus", "wer": 0.339, "per": None, "split": "latest CMUdict"},
 ]
-#: The configurations compared (the CLI flags of each are in the README).
+#: The configurations compared (the CLI flags of each are in the G2P guide, docs/howto/seq2seq.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "rnn": {
         "model": ModelConfig(

@@ -24,7 +24,7 @@ in one run on this machine, loopback only:
   memory growth.
 
 It prints the goals first (ratios), then the table, and writes ``bench/results/serve-cpu.json``
-with the machine's load average (other engineers share these 2 cores, so compare ratios measured
+with the machine's load average (other jobs share these 2 cores, so compare ratios measured
 in the same run, not absolute figures across runs).
 """
 
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["machine"] = faiss_machine(load_before) | {
-        "note": "2 shared cores: other engineers ran CPU work during the run; wrk and the slow clients "
+        "note": "2 shared cores: other jobs ran CPU work during the run; wrk and the slow clients "
         "share the cores with the server, so compare ratios within this run",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from nlp182.attention.registry import attention_kinds, build_attention, register
 from nlp182.attention.scaled_dot import ScaledDotProductAttention, scaled_dot_product
 
 ATTENTION_KINDS = attention_kinds()  # every kind registered by a module of this package
+"""The names of every attention kind registered by this package: ``build_attention``'s choices."""
 
 __all__ = [
     "ATTENTION_KINDS",

@@ -49,7 +49,10 @@ def causal_mask(
 
 
 def merge_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
-    """Logical AND of the given masks (``None`` entries are skipped); ``None`` if all are ``None``."""
+    """Logical AND of the given masks (``None`` entries are skipped); ``None`` if all are ``None``.
+
+    Each mask is bool, broadcastable to ``(B, Tq, Tk)``; the result has their broadcast shape.
+    """
     merged: torch.Tensor | None = None
     for mask in masks:
         if mask is None:

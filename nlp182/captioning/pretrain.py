@@ -6,7 +6,8 @@ and the encoder's annotation grid ``(B, L, D)``, max pooled over the ``L`` locat
 linear layer scored by the mean binary cross-entropy over the real words of the vocabulary. The
 max pool makes a word's evidence come from some location, so the locations of an object learn
 to say what it is before the decoder has to find them; from scratch the decoder learns to
-ignore the image first (see the README's captioning section). The head is thrown away after.
+ignore the image first (the captioning benchmark page, ``docs/benchmarks/captioning.md``,
+shows both). The head is thrown away after.
 """
 
 from __future__ import annotations

@@ -58,7 +58,10 @@ def main_first(work: Callable[[], object]) -> None:
 
 
 def average_(*tensors: torch.Tensor) -> None:
-    """Replace each tensor by its mean over the processes, in place (no-op for one process)."""
+    """Replace each tensor (any shape, e.g. a ``(V, D)`` table) by its mean over the processes, in place.
+
+    A no-op for one process.
+    """
     if not (dist.is_available() and dist.is_initialized()):
         return
     size = dist.get_world_size()

@@ -247,7 +247,8 @@ def write_word2vec(
 ) -> None:
     """Write the word2vec C format (binary little-endian float32, or text) atomically.
 
-    ``write_header=False`` writes GloVe's header-less text; ``prefix`` goes before every word.
+    ``vectors`` is ``(V, D)``, row ``i`` for ``words[i]``. ``write_header=False`` writes GloVe's
+    header-less text; ``prefix`` goes before every word.
     """
     if binary and not write_header:
         raise InvalidInputError("write_header=False is for text files only (GloVe)")
@@ -266,7 +267,7 @@ def write_word2vec(
 def write_counts(
     path: str | os.PathLike[str], words: list[str], counts: np.ndarray, prefix: str = ""
 ) -> None:
-    """Write a ``word count`` vocabulary file (gensim's ``fvocab``) atomically."""
+    """Write a ``word count`` vocabulary file (gensim's ``fvocab``) atomically; ``counts`` is ``(V,)``."""
     with atomic_open(path, "wb") as handle:
         handle.write("".join(f"{prefix}{w} {int(c)}\n" for w, c in zip(words, counts, strict=True)).encode())
 

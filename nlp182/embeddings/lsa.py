@@ -95,7 +95,11 @@ def pair_weights(window: int, distance_weighting: bool) -> np.ndarray:
 
 def chunk_counts_numpy(chunk: Chunk, size: int, weights: np.ndarray) -> sp.csr_matrix:
     """One chunk's symmetric counts, vectorised per window offset (the fallback without a C
-    compiler, and the reference the C counter is tested against)."""
+    compiler, and the reference the C counter is tested against).
+
+    ``weights`` is ``(window + 1,)``, the weight of a pair ``offset`` tokens apart at ``weights[offset]``;
+    returns the ``(size, size)`` count matrix.
+    """
     sentence = chunk.sentence_numbers()
     rows, cols, values = [], [], []
     for offset in range(1, len(weights)):

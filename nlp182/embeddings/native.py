@@ -80,10 +80,13 @@ class SpanTrainer:
     """Trains spans of an encoded corpus into shared ``(V, D)`` float32 CPU matrices, in place.
 
     Args:
-        w_in, w_out: the input and output weight matrices (updated in place, Hogwild).
+        w_in: ``(V, D)`` input weight matrix (updated in place, Hogwild).
+        w_out: ``(V, D)`` output weight matrix (updated in place, Hogwild).
         keep_prob: ``(V,)`` subsampling keep probabilities.
-        noise_accept, noise_alias: ``(V,)`` alias tables of the noise distribution.
-        window, negative: word2vec's window and number of noise words.
+        noise_accept: ``(V,)`` acceptance probabilities of the noise distribution's alias table.
+        noise_alias: ``(V,)`` alias ids of the noise distribution's alias table.
+        window: word2vec's maximum window.
+        negative: number of noise words per example.
         cbow: CBOW instead of skip-gram.
     """
 
@@ -166,12 +169,15 @@ def train_examples(
     """Apply explicit examples one after another, in place (for tests against the batched step).
 
     Args:
-        w_in, w_out: ``(V, D)`` float32 CPU weights.
+        w_in: ``(V, D)`` float32 CPU input weights.
+        w_out: ``(V, D)`` float32 CPU output weights.
         inputs: ``(B, C)`` input ids, -1 where unused (skip-gram: ``C == 1``).
         targets: ``(B, 1 + K)`` output ids, the true word first.
         alpha: learning rate.
         cbow: average the inputs (CBOW) instead of training each alone.
-    Returns the summed loss.
+
+    Returns:
+        The summed loss.
     """
     _check_weights(w_in, w_out)
     inputs, targets = _int32(inputs), _int32(targets)

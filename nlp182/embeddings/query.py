@@ -223,7 +223,8 @@ def search(
         queries: ``(B, D)`` float32 query vectors (unit, for cosine scores).
         k: answers per query (after leaving out ``exclude``).
         exclude: per query, rows never to return (the query words).
-        start, stop: search only rows ``start:stop`` (gensim's clip range / ``restrict_vocab``).
+        start: search only rows from ``start`` on (gensim's ``clip_start``).
+        stop: search only rows before ``stop``, ``None`` for all (gensim's ``clip_end`` / ``restrict_vocab``).
         indexer: answer from this index instead of scanning; rows outside ``start:stop`` and excluded
             rows are dropped from its answers, so an approximate index may return fewer than ``k``.
 
@@ -267,9 +268,16 @@ def search_cosmul(
     """3CosMul: the ``k`` rows maximising ``prod((1 + cos(r, p)) / 2) / (prod((1 + cos(r, n)) / 2) + eps)``.
 
     Args:
+        rows: the candidates.
         positive: ``(B, P, D)`` positive term vectors per query (unit for word terms, as gensim).
         negative: ``(B, N, D)`` negative term vectors per query (``N`` may be 0).
-        Other arguments as in ``search``.
+        k: answers per query (after leaving out ``exclude``).
+        exclude: per query, rows never to return (the query words).
+        start: search only rows from ``start`` on.
+        stop: search only rows before ``stop``, ``None`` for all.
+
+    Returns:
+        Per query, ``(ids (k,), scores (k,))`` best first.
     """
     terms, combine = _cosmul_terms(positive, negative)
     return _scan(rows, terms, combine, positive.shape[0], k, exclude, start, stop)

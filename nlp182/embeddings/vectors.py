@@ -11,7 +11,7 @@ them would silently change a file other processes map. Edit a store with ``kv[wo
 ``add_vector(s)`` and ``set_vecattr``; a memory-mapped store is copied into memory on its first edit,
 so the file on disk never changes.
 
-Where this store differs from gensim on purpose (see ``README.md``, "Coming from gensim"): words are
+Where this store differs from gensim on purpose (see the guide ``docs/howto/gensim.md``): words are
 strings without whitespace (a run folder lists them one per line); an integer key always addresses a
 row, also when setting (gensim adds a new key ``3``); a zero vector scores 0 rather than NaN; an
 ``indexer`` answer leaves the query words out, as the exact search does; ``most_similar_cosmul``

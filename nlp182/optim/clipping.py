@@ -23,7 +23,10 @@ def _grads(params: Iterable[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
 
 
 def clip_grad_value_(params: Iterable[torch.Tensor] | torch.Tensor, clip_value: float) -> None:
-    """Clamp every gradient coordinate into ``[-clip_value, clip_value]`` in place."""
+    """Clamp every gradient coordinate into ``[-clip_value, clip_value]`` in place.
+
+    Gradients may have any shape ``(...)``.
+    """
     if clip_value <= 0:
         raise InvalidInputError(f"clip_value must be > 0, got {clip_value}")
     for grads in group_by_device_dtype(_grads(params)):
@@ -39,7 +42,8 @@ def clip_grad_norm_(
 ) -> torch.Tensor:
     """Scale all gradients by ``min(1, max_norm / (‖g‖ + 1e-6))``; return the pre-clip global norm ``‖g‖``.
 
-    ``‖g‖`` is the ``norm_type`` norm of the concatenation of every gradient (``inf`` allowed). A
+    ``‖g‖`` is the ``norm_type`` norm of the concatenation of every gradient, each of any shape
+    ``(...)`` (``inf`` allowed); the returned norm is a scalar tensor ``()``. A
     non-finite norm is an error, since scaling by it would write NaNs into the weights; with
     ``error_if_nonfinite=False`` the gradients are left as they are and the norm is returned, for a
     caller that skips such steps itself (a float16 gradient scaler after an overflow).

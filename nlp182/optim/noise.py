@@ -17,7 +17,9 @@ from nlp182.errors import InvalidInputError
 
 
 class GradientNoise:
-    """Add annealed Gaussian noise to the gradients of ``params``; call ``step()`` once per update."""
+    """Add annealed Gaussian noise to the gradients of ``params``; call ``step()`` once per update.
+
+    Each gradient, of any shape ``(...)``, gets noise of its own shape."""
 
     def __init__(self, params: Iterable[torch.Tensor], eta: float = 0.3, gamma: float = 0.55,
                  seed: int | None = None) -> None:

@@ -43,28 +43,28 @@ def elu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
 
 
 class Sigmoid(nn.Module):
-    """Module form of :func:`sigmoid`."""
+    """Module form of :func:`sigmoid`: elementwise, ``x`` of any shape ``(...)`` in, the same shape out."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sigmoid(x)
 
 
 class Tanh(nn.Module):
-    """Module form of :func:`tanh`."""
+    """Module form of :func:`tanh`: elementwise, ``x`` of any shape ``(...)`` in, the same shape out."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return tanh(x)
 
 
 class ReLU(nn.Module):
-    """Module form of :func:`relu`."""
+    """Module form of :func:`relu`: elementwise, ``x`` of any shape ``(...)`` in, the same shape out."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return relu(x)
 
 
 class LeakyReLU(nn.Module):
-    """Module form of :func:`leaky_relu`."""
+    """Module form of :func:`leaky_relu`: elementwise, ``x`` of any shape ``(...)`` in, the same shape out."""
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -75,7 +75,7 @@ class LeakyReLU(nn.Module):
 
 
 class ELU(nn.Module):
-    """Module form of :func:`elu`."""
+    """Module form of :func:`elu`: elementwise, ``x`` of any shape ``(...)`` in, the same shape out."""
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()

@@ -31,7 +31,10 @@ def dropout(
 
 
 class Dropout(nn.Module):
-    """Module form of :func:`dropout`; follows the module's ``train()`` / ``eval()`` mode."""
+    """Module form of :func:`dropout`; follows the module's ``train()`` / ``eval()`` mode.
+
+    x: any shape ``(...)``; returns the same shape.
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()

@@ -163,7 +163,8 @@ def snapshot_ensemble(
 ) -> tuple[list[nn.Module], list[float]]:
     """Train ``model`` once with a cyclic cosine LR of ``cycles`` cycles; keep a copy at each cycle's end.
 
-    ``config.epochs`` must be a multiple of ``cycles``; its ``schedule``/``cycles`` are overridden.
+    ``inputs`` ``(N, ...)`` and ``targets`` ``(N,)`` are the training set. ``config.epochs`` must be a
+    multiple of ``cycles``; its ``schedule``/``cycles`` are overridden.
     Returns the snapshots (oldest first) and the run's per-epoch training loss.
     """
     config = copy.copy(config or FitConfig())

@@ -35,7 +35,7 @@ def fan_in_and_out(weight: torch.Tensor) -> tuple[int, int]:
 
 @torch.no_grad()
 def xavier_normal_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_in") -> torch.Tensor:
-    """Fill ``weight`` from ``N(0, gain^2 / F)``.
+    """Fill ``weight`` from ``N(0, gain^2 / F)``: linear ``(out, in)`` or convolution ``(out, in, F_H, F_W)``.
 
     ``mode="fan_in"`` uses ``F = fan_in`` (the course's derivation: forward variance preserved);
     ``mode="fan_avg"`` uses Glorot's ``F = (fan_in + fan_out) / 2`` (a compromise with backward).

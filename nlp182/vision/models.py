@@ -103,10 +103,22 @@ def _resnet(
 
 resnet18 = _resnet("resnet18", BasicBlock, (2, 2, 2, 2),
                    "ResNet-18: basic blocks ``[2, 2, 2, 2]``; 11,689,512 parameters at full width")
+"""The registered ``resnet18`` builder: ``resnet18(num_classes=1000, width=1.0, in_channels=3,
+small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
+``(B, num_classes)`` logits out.
+"""
 resnet34 = _resnet("resnet34", BasicBlock, (3, 4, 6, 3),
                    "ResNet-34: basic blocks ``[3, 4, 6, 3]``; 21,797,672 parameters at full width")
+"""The registered ``resnet34`` builder: ``resnet34(num_classes=1000, width=1.0, in_channels=3,
+small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
+``(B, num_classes)`` logits out.
+"""
 resnet50 = _resnet("resnet50", Bottleneck, (3, 4, 6, 3),
                    "ResNet-50: bottleneck blocks ``[3, 4, 6, 3]``; 25,557,032 parameters at full width")
+"""The registered ``resnet50`` builder: ``resnet50(num_classes=1000, width=1.0, in_channels=3,
+small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
+``(B, num_classes)`` logits out.
+"""
 
 
 VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))

@@ -73,7 +73,7 @@ class BatchNorm(nn.Module):
 def recalibrate_batch_norm(module: nn.Module, inputs: Iterable[torch.Tensor]) -> int:
     """Replace the running statistics of ``module``'s batch norms by their plain average over ``inputs``.
 
-    Each input batch runs through ``module`` in training mode without gradients; the ``k``-th
+    Each input batch ``(B, ...)`` runs through ``module`` in training mode without gradients; the ``k``-th
     (from 0) is folded in with momentum ``1 / (k + 1)``, so the statistics end as the mean of the
     per-batch ones at the current weights, not an average that lags behind weights that moved
     during training (the "precise BN" of Wu & Johnson, 2021). Frozen layers keep theirs; modes and

@@ -304,6 +304,9 @@ def iou_per_class(
 def mean_iou(
     pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
 ) -> float:
-    """Mean of :func:`iou_per_class` over the classes that occur in the prediction or the target."""
+    """Mean of :func:`iou_per_class` over the classes that occur in the prediction or the target.
+
+    pred, target: ``(B, H, W)`` class ids.
+    """
     ious = iou_per_class(pred, target, num_classes, ignore_index)
     return float(ious[~ious.isnan()].mean())

@@ -1,4 +1,4 @@
-"""Items 1-3 of issue 16 for every command: outputs checked before any work, bad values refused.
+"""Every command checks its outputs before any work and refuses bad values where the flag is read.
 
 Each case runs ``nlp182.cli.main`` with the command's work replaced by a function that fails the
 test if called, so "exit 2, one line, nothing written, no work done" is checked together. The

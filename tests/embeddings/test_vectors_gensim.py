@@ -1,11 +1,11 @@
 """gensim 4.4's own KeyedVectors test cases, replayed against ``Vectors`` on gensim's shipped files.
 
 Every case below is one behaviour from ``gensim/test/test_keyedvectors.py``, from the KeyedVectors
-calls of ``gensim/test/test_word2vec.py``, or from the calls gensim tutorials use daily (issue 14's
-list). Each case runs the same code on gensim's ``KeyedVectors`` and on ``nlp182``'s ``Vectors`` and
+calls of ``gensim/test/test_word2vec.py``, or from the calls gensim tutorials use daily (the
+everyday calls). Each case runs the same code on gensim's ``KeyedVectors`` and on ``nlp182``'s ``Vectors`` and
 the answers must agree: same words in the same order, numbers within 1e-5, and the same exception
 class (ours may be a subclass). The few cases where nlp182 differs on purpose are listed in
-``DIFFERENCES`` with the reason (also in the README's "Coming from gensim"); their tests check that
+``DIFFERENCES`` with the reason (also in the docs' guide ``docs/howto/gensim.md``); their tests check that
 the difference is still there and that our answer is the documented one.
 """
 
@@ -603,7 +603,7 @@ def wmdistance(side: Side, tmp: Path) -> Any:
     return kv.wmdistance(first, second), kv.wmdistance(second, first), kv.wmdistance(second, second)
 
 
-# ---------------------------------------------------------------- issue 14's everyday calls
+# ---------------------------------------------------------------- the everyday calls of gensim's tutorials
 @case
 def doesnt_match_skips_unknown_words(side: Side, tmp: Path) -> Any:
     return side.euclidean().doesnt_match(["war", "peace", "conflict", "terrorism", "breakfast", "notaword"])
@@ -809,7 +809,7 @@ DIFFERENCES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         lambda ours: not isinstance(ours, Raised) and ours[0][0] != "war" and len(ours) == 5,
     ),
 }
-README_PHRASES = {  # how README.md's "Coming from gensim" names each difference
+GUIDE_PHRASES = {  # how the guide docs/howto/gensim.md names each difference
     "unicode_errors_strict": "Strict decoding error",
     "most_similar_cosmul_restrict_vocab": "`most_similar_cosmul(restrict_vocab=)` is applied",
     "set_item_with_an_integer_key": "Integer keys always address rows",
@@ -840,9 +840,9 @@ def test_deliberate_difference_is_documented_and_still_there(name: str, tmp_path
     ours = outcome(CASES[name], OURS, tmp_path)
     assert not same(ours, theirs), f"{name} now equals gensim: move it to the equal cases"
     assert expected(ours), f"{name}: {ours!r} is not what the documented difference says ({reason})"
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Coming from gensim", 1)[1].split("\n## ", 1)[0]
-    assert f"**{README_PHRASES[name]}" in section, f"README's 'Coming from gensim' does not list {name}"
+    guide = (Path(__file__).parents[2] / "docs" / "howto" / "gensim.md").read_text(encoding="utf-8")
+    section = guide.split("## Where nlp182 differs on purpose", 1)[1].split("\n## ", 1)[0]
+    assert f"**{GUIDE_PHRASES[name]}" in section, f"docs/howto/gensim.md does not list {name} as a difference"
 
 
 def test_replay_covers_at_least_60_equal_behaviours() -> None:

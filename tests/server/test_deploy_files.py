@@ -1,0 +1,88 @@
+"""The deployment files under ``server/`` run commands the real CLI accepts.
+
+The systemd unit's ``ExecStart`` and the Containerfile's ``CMD`` are expanded with the settings of
+``server/nlp182.env`` (and the image's ``ENV``) the way systemd and ``sh`` would, then parsed with
+``nlp182.cli.build_parser``: a renamed or removed ``nlp182 serve`` flag fails here, not in
+production. The production guide includes these files as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from nlp182.cli import build_parser
+
+SERVER = Path(__file__).resolve().parents[2] / "server"
+
+
+def env_file() -> dict[str, str]:
+    """``KEY=value`` lines of ``nlp182.env``, as systemd's ``EnvironmentFile=`` reads them."""
+    settings = {}
+    for line in (SERVER / "nlp182.env").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+def unit_field(name: str) -> str:
+    unit = (SERVER / "nlp182.service").read_text(encoding="utf-8")
+    return re.search(rf"^{name}=(.*)$", unit, re.M).group(1)
+
+
+def systemd_expand(command: str, env: dict[str, str]) -> list[str]:
+    """systemd's rules: ``${VAR}`` is one argument, ``$VAR`` alone splits on whitespace."""
+    argv = []
+    for word in command.split():
+        whole = re.fullmatch(r"\$([A-Z0-9_]+)", word)
+        if whole:
+            argv += env[whole.group(1)].split()
+        else:
+            argv.append(re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: env[m.group(1)], word))
+    return argv
+
+
+def parse_serve(argv: list[str]):
+    assert Path(argv[0]).name == "nlp182", argv
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "serve"
+    return args
+
+
+def test_systemd_unit_runs_a_serve_command_the_cli_accepts() -> None:
+    env = env_file()
+    args = parse_serve(systemd_expand(unit_field("ExecStart"), env))
+    assert args.run == env["NLP182_RUN"]
+    assert (args.host, args.port, args.workers) == (env["NLP182_HOST"], int(env["NLP182_PORT"]),
+                                                    int(env["NLP182_WORKERS"]))
+    assert args.pid_file == "/run/nlp182/serve.pid"
+    assert unit_field("RuntimeDirectory") == "nlp182"  # where the pid file goes
+    assert unit_field("ExecReload") == "/bin/kill -HUP $MAINPID"
+
+
+def test_every_setting_the_unit_names_is_in_the_env_file() -> None:
+    used = set(re.findall(r"\$\{?([A-Z0-9_]+)\}?", unit_field("ExecStart")))
+    assert used <= set(env_file()), used - set(env_file())
+
+
+def test_containerfile_runs_a_serve_command_the_cli_accepts() -> None:
+    text = (SERVER / "Containerfile").read_text(encoding="utf-8")
+    env = dict(re.findall(r"(\w+)=(\S+)", re.search(r"^ENV (.*)$", text, re.M).group(1)))
+    command = json.loads(re.search(r"^CMD (.*)$", text, re.M).group(1))
+    assert command[:2] == ["sh", "-c"]
+    script = re.sub(r"\$(\w+)", lambda m: env[m.group(1)], command[2]).removeprefix("exec ")
+    args = parse_serve(shlex.split(script))
+    assert (args.run, args.host, args.port) == ("/srv/nlp182/run", "0.0.0.0", 8000)
+    assert args.allowed_hosts == "*"
+    assert re.search(r"^EXPOSE 8000$", text, re.M)
+
+
+def test_a_renamed_flag_would_fail_these_checks() -> None:
+    env = {**env_file(), "NLP182_SERVE_FLAGS": "--max-answers 100"}
+    with pytest.raises(SystemExit):
+        parse_serve(systemd_expand(unit_field("ExecStart"), env))

@@ -204,8 +204,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_limit_flags(prepare, "line of a --text file")
     prepare.add_argument("--max-article-bytes", type=checked(int, POSITIVE), default=MAX_ARTICLE_BYTES,
-                         help="longest --wiki page in bytes; longer ones are skipped and counted "
-                         f"(default: {MAX_ARTICLE_BYTES} = {mib(MAX_ARTICLE_BYTES)})")
+                         help=f"longest --wiki page in bytes ({mib(MAX_ARTICLE_BYTES)}); longer ones are "
+                         f"skipped and counted (default: {MAX_ARTICLE_BYTES})")
     prepare.set_defaults(func=_run_prepare, out_contract="files")  # adds files beside the recipe
 
     trainers = train_group(subparsers)

@@ -24,16 +24,16 @@ def add_limit_flags(
     """Add ``flag`` (the longest ``what`` in bytes) and, when the input may be compressed, the
     decompression caps."""
     parser.add_argument(flag, dest="max_line_bytes", type=checked(int, POSITIVE), default=default,
-                        help=f"longest {what} in bytes; longer ones are {action} "
-                        f"(default: {default} = {mib(default)})")
+                        help=f"longest {what} in bytes ({mib(default)}); longer ones are {action} "
+                        f"(default: {default})")
     if compressed:
         parser.add_argument("--max-ratio", type=checked(float, {"minimum": 1}), default=MAX_RATIO,
                             help="refuse a .gz/.bz2 file that expands more than this many times, as a "
-                            f"compression bomb does (default: {MAX_RATIO:g})")
+                            f"compression bomb does (default: {MAX_RATIO})")
         parser.add_argument("--max-decompressed-bytes", type=checked(int, POSITIVE),
                             default=MAX_DECOMPRESSED_BYTES,
                             help="refuse a .gz/.bz2 file that expands to more bytes than this "
-                            f"(default: {mib(MAX_DECOMPRESSED_BYTES)})")
+                            f"({mib(MAX_DECOMPRESSED_BYTES)}; default: {MAX_DECOMPRESSED_BYTES})")
 
 
 def limits_from(args: argparse.Namespace) -> ReadLimits:

@@ -12,7 +12,6 @@ from nlp182.server.app import create_app
 from nlp182.server.config import AppConfig, IndexConfig
 from nlp182.server.encoding import FiniteJSONProvider, finite
 from nlp182.server.index import SimilarityIndex
-from tests.server.conftest import write_run
 
 
 def _strict(body: bytes) -> object:
@@ -40,7 +39,9 @@ def test_a_vector_with_nan_is_served_as_json_with_null(tmp_path) -> None:
     rng = np.random.default_rng(0)
     matrix = rng.standard_normal((50, 8)).astype(np.float32)
     vectors = Vectors([f"w{i}" for i in range(50)], matrix)
-    write_run(tmp_path, vectors)
+    vectors.save(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model": "test", "dim": 8}))
+    (tmp_path / "metrics.json").write_text("{}")
     SimilarityIndex.build(vectors, IndexConfig(kind="flat")).save(tmp_path)
     served = np.load(tmp_path / "vectors.npy")
     served[3, 2] = np.nan  # a run folder written by hand, not through `nlp182 import`

@@ -24,36 +24,33 @@ def _page(title: str, text: str, page_id: int) -> bytes:
 
 DUMP_HEAD = (b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="en">\n'
              b"  <siteinfo>\n    <sitename>Wikipedia</sitename>\n  </siteinfo>\n")
+BOMB_PAGE = (b"  <page>\n    <title>Bomb</title>\n    <ns>0</ns>\n    <id>1</id>\n    <revision>\n"
+             b'      <text xml:space="preserve">')
+
+
+def _repeated(compress, head: bytes, filler: bytes, mib: int, tail: bytes) -> bytes:
+    """``head``, ``mib`` MiB of ``filler`` and ``tail``, as concatenated compressed streams (gzip
+    members, bz2 streams: both formats allow them): one MiB is compressed once and repeated."""
+    block = compress(filler * (MIB // len(filler)))
+    return compress(head) + block * mib + compress(tail)
 
 
 def _bz2_dump(path: Path, huge_text_mib: int) -> Path:
-    """A dump whose first page's <text> is ``huge_text_mib`` MiB of one line, then a normal page."""
-    packer = bz2.BZ2Compressor(9)
-    parts = [packer.compress(DUMP_HEAD + b'  <page>\n    <title>Bomb</title>\n    <ns>0</ns>\n    <id>1</id>\n'
-                             b'    <revision>\n      <text xml:space="preserve">')]
-    block = b"a" * MIB
-    parts += [packer.compress(block) for _ in range(huge_text_mib)]
-    parts.append(packer.compress(b"</text>\n    </revision>\n  </page>\n" + _page("Fine", ARTICLE, 2)
-                                 + b"</mediawiki>\n"))
-    parts.append(packer.flush())
-    path.write_bytes(b"".join(parts))
+    """A dump whose first page's <text> is ``huge_text_mib`` MiB on one line, then a normal page."""
+    tail = b"</text>\n    </revision>\n  </page>\n" + _page("Fine", ARTICLE, 2) + b"</mediawiki>\n"
+    path.write_bytes(_repeated(bz2.compress, DUMP_HEAD + BOMB_PAGE, b"a", huge_text_mib, tail))
     return path
 
 
 def _gzip_of(path: Path, head: bytes, filler: bytes, mib: int, tail: bytes = b"") -> Path:
-    with gzip.open(path, "wb", compresslevel=9) as handle:
-        handle.write(head)
-        block = filler * (MIB // len(filler))
-        for _ in range(mib):
-            handle.write(block)
-        handle.write(tail)
+    path.write_bytes(_repeated(gzip.compress, head, filler, mib, tail))
     return path
 
 
 # ----------------------------------------------------------------------------- corpus prepare --wiki
 def test_wiki_bz2_bomb_in_one_text_is_refused_by_its_expansion_ratio(cli, bounded, tmp_path) -> None:
     dump = _bz2_dump(tmp_path / "bomb.xml.bz2", 256)
-    assert dump.stat().st_size < 4096
+    assert dump.stat().st_size < 16 << 10  # 256 MiB in 13 KB
     outcome = bounded(cli(["corpus", "prepare", "--wiki", dump, "--out", tmp_path / "w.txt"]), 150, rc=2)
     assert "bomb.xml.bz2: expands more than 100 times" in outcome.error_lines[0]
     assert "--max-ratio" in outcome.error_lines[0] and not (tmp_path / "w.txt").exists()
@@ -124,16 +121,15 @@ def test_import_binary_without_a_space_is_refused_quickly(cli, bounded, tmp_path
     assert outcome.seconds < 20
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e39"])
-def test_import_non_finite_vectors_are_refused_or_dropped(cli, bounded, tmp_path, value) -> None:
+def test_import_non_finite_vectors_are_refused_or_dropped(cli, bounded, tmp_path) -> None:
     source = tmp_path / "vectors.txt"
-    source.write_text(f"3 2\ngood 0.5 1\nbad 1 {value}\nfine -1 2\n")
+    source.write_text("6 2\ngood 0.5 1\nnan 1 nan\ninf inf 1\nneg 1 -inf\nbig 1e39 0\nfine -1 2\n")
     outcome = bounded(cli(["import", source, "--out", tmp_path / "run"]), 100, rc=2)
-    assert "vectors.txt: line 3 has a value that is nan, inf or beyond float32's range" in outcome.error_lines[0]
+    assert "vectors.txt: line 3 has a value that is nan, inf or beyond float32's range" in outcome.stderr
     outcome = bounded(cli(["import", source, "--out", tmp_path / "run", "--nonfinite", "drop"]), 100, rc=0)
-    assert "dropped 1 vectors" in outcome.stderr
+    assert "dropped 4 vectors with nan, inf or an overflow (first: line 3)" in outcome.stderr
     assert (tmp_path / "run" / "vocab.txt").read_text() == "good\nfine\n"
-    assert np.isfinite(np.load(tmp_path / "run" / "vectors.npy")).all()
+    assert np.array_equal(np.load(tmp_path / "run" / "vectors.npy"), [[0.5, 1], [-1, 2]])
 
 
 @pytest.mark.parametrize(("header", "binary", "message"), [

@@ -19,10 +19,12 @@ import time
 import traceback
 
 import gensim.corpora.wikicorpus  # noqa: F401  (imported once here, not in every child)
+import torch._dynamo  # noqa: F401  (what torch.optim imports on its first optimizer)
 
-import nlp182.embeddings.importing  # noqa: F401
-import nlp182.seq2seq.train  # noqa: F401
-from nlp182.cli import main
+import nlp182.embeddings.importing
+import nlp182.seq2seq.train
+import nlp182.seq2seq.translator  # noqa: F401
+from nlp182.cli import build_parser, main
 
 
 def _child(request: dict) -> None:
@@ -71,6 +73,7 @@ def _run(request: dict) -> dict:
 
 
 if __name__ == "__main__":
+    build_parser()  # imports every command module once
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         print(json.dumps(_run(json.loads(line))), flush=True)

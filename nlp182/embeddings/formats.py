@@ -304,12 +304,12 @@ def _read_binary(
         searched = start
         while True:
             space = buffer.find(b" ", searched)
-            if space != -1 and len(buffer) - space - 1 >= row_bytes:
+            if space != -1 and len(buffer) - space - 1 >= row_bytes and space - start <= max_word:
                 break
             searched = len(buffer) if space == -1 else space
-            if space == -1 and searched - start > max_word:
+            if searched - start > max_word:
                 raise FileFormatError(
-                    f"{path}: word #{row} is longer than {mib(max_word)} (no space found); the file is "
+                    f"{path}: word #{row} is longer than {mib(max_word)} (no space within it); the file is "
                     "not word2vec binary, or pass --max-line-bytes to raise the limit"
                 )
             more = handle.read(max(BINARY_CHUNK, row_bytes))

@@ -117,7 +117,7 @@ def test_import_binary_without_a_space_is_refused_quickly(cli, bounded, tmp_path
         handle.truncate(200 * MIB)
     outcome = bounded(cli(["import", source, "--out", tmp_path / "run", "--format", "word2vec-binary"]),
                       100, rc=2)
-    assert "word #0 is longer than 1 MiB (no space found)" in outcome.error_lines[0]
+    assert "word #0 is longer than 1 MiB (no space within it)" in outcome.error_lines[0]
     assert outcome.seconds < 20
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from nlp182.attention import ATTENTION_KINDS
 from nlp182.bounded import BoundedLines, open_bounded
@@ -155,6 +156,13 @@ def _longest_training_input(run: Path, fallback: int) -> int:
     return int(metrics.get("longest_source_tokens") or fallback)
 
 
+def _stdin_bytes() -> BinaryIO:
+    """Standard input as bytes. A text stream put in its place (``io.StringIO``, already in memory)
+    has no ``buffer``: its text is encoded as UTF-8."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer if buffer is not None else io.BytesIO(sys.stdin.read().encode("utf-8"))
+
+
 def _input_lines(source: str, max_bytes: int) -> Iterator[str]:
     """Lines of a file, or of standard input for ``-``, without their line ends.
 
@@ -166,7 +174,7 @@ def _input_lines(source: str, max_bytes: int) -> Iterator[str]:
         raise MissingFileError(f"{source} does not exist; pass a text file (a sentence a line) or -, stdin")
     name = "standard input" if source == "-" else source
     with contextlib.ExitStack() as stack:
-        handle = sys.stdin.buffer if source == "-" else stack.enter_context(open_bounded(source))
+        handle = _stdin_bytes() if source == "-" else stack.enter_context(open_bounded(source))
         lines = BoundedLines(handle, max_bytes, name)
         done = 0
         for number, line in lines:

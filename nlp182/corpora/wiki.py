@@ -5,7 +5,8 @@ is cut into ``<page>`` elements line by line: a page longer than ``max_article``
 default; the longest English article is about 1.5 MB of wikitext) is skipped and counted, and
 anything between pages is dropped, so gensim's ``extract_pages`` (an ``iterparse`` that would
 hold a 2 GiB ``<text>`` whole) only ever sees one bounded page at a time. A file that does not
-start as a MediaWiki XML export is refused at once.
+start as a MediaWiki XML export, or that declares XML entities (the "billion laughs"), is refused
+at once.
 
 gensim's ``process_article`` strips the wiki markup in ``processes`` worker processes (the
 expensive part); its tokenizer hook keeps the plain text whole, so our tokenizer decides what a
@@ -85,6 +86,11 @@ class _PageStream(io.RawIOBase):
                         "not <mediawiki"
                     )
                 started = True
+            if b"<!DOCTYPE" in line or b"<!ENTITY" in line:
+                raise FileFormatError(
+                    f"{self.name}: declares XML entities (<!DOCTYPE/<!ENTITY), which no MediaWiki dump does; "
+                    "refused"
+                )
             if stripped.startswith(b"<page>"):
                 return b"".join(parts), line
             size += len(line) + 1

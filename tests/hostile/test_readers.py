@@ -74,6 +74,17 @@ def test_wiki_of_raw_bytes_is_refused_at_once(cli, bounded, tmp_path) -> None:
     assert outcome.seconds < 30
 
 
+def test_wiki_declaring_entities_is_refused(cli, bounded, tmp_path) -> None:
+    laughs = b'<?xml version="1.0"?>\n<!DOCTYPE mediawiki [\n  <!ENTITY a "ha">\n' + b"".join(
+        b'  <!ENTITY %c "&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;&%c;">\n' % ((98 + i,) + (97 + i,) * 10)
+        for i in range(9)) + b"]>\n"
+    dump = tmp_path / "laughs.xml.bz2"
+    page = _page("Laugh", "&j; " + ARTICLE, 1)
+    dump.write_bytes(bz2.compress(laughs + DUMP_HEAD + page + b"</mediawiki>\n"))
+    outcome = bounded(cli(["corpus", "prepare", "--wiki", dump, "--out", tmp_path / "w.txt"]), 100, rc=2)
+    assert "laughs.xml.bz2: declares XML entities" in outcome.error_lines[0]
+
+
 # ----------------------------------------------------------------------------- corpus prepare --text
 def test_text_line_of_20_mb_is_skipped_and_counted(cli, bounded, tmp_path) -> None:
     source = tmp_path / "one-line.txt"

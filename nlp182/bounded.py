@@ -19,6 +19,7 @@ import gzip
 import io
 import logging
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,10 @@ class _Guarded(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(buffer))
+        try:
+            data = self.inner.read(len(buffer))
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile, "Invalid data stream", truncation
+            raise FileFormatError(f"{self.name}: damaged or truncated compressed data ({exc})") from None
         n = len(data)
         buffer[:n] = data
         self.out += n

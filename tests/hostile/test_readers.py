@@ -121,6 +121,20 @@ def test_import_gzip_of_one_giant_line(cli, bounded, tmp_path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("name", "content"), [
+    ("cut.txt.gz", gzip.compress(b"2000 2\n" + b"".join(b"w%d %d 2\n" % (i, i) for i in range(2000)))[:-100]),
+    ("junk.txt.gz", b"\x1f\x8b\x08\x00" + b"junk" * 100),
+    ("junk.txt.bz2", b"BZh9" + b"junk" * 100),
+])
+def test_damaged_compressed_files_are_one_line_errors(cli, bounded, tmp_path, name, content) -> None:
+    source = tmp_path / name
+    source.write_bytes(content)
+    outcome = bounded(cli(["import", source, "--out", tmp_path / "run"]), 100, rc=2)
+    assert f"{name}: damaged or truncated compressed data" in outcome.error_lines[0]
+    outcome = bounded(cli(["corpus", "prepare", "--text", source, "--out", tmp_path / "c.txt"]), 100, rc=2)
+    assert f"{name}: damaged or truncated compressed data" in outcome.error_lines[0]
+
+
 def test_import_binary_without_a_space_is_refused_quickly(cli, bounded, tmp_path) -> None:
     source = tmp_path / "vectors.bin"
     with source.open("wb") as handle:

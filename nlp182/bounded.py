@@ -185,13 +185,14 @@ class BoundedLines:
             if not rest or rest.endswith(b"\n"):
                 return
 
-    def warn_skipped(self, what: str = "line") -> None:
-        """Log one warning with the number of skipped lines and the first of them, if any."""
+    def warn_skipped(self, done: str = "skipped") -> None:
+        """Log one warning with the number of skipped lines and the first of them, if any; ``done``
+        says what became of them (``"skipped"``, ``"left untranslated"``)."""
         if self.skipped:
             count = len(self.skipped)
             log.warning(
-                "%s: skipped %d %s%s longer than %s (first: line %d); pass %s to keep them",
-                self.name, count, what, "" if count == 1 else "s", mib(self.max_bytes), self.skipped[0],
+                "%s: %s %d line%s longer than %s (first: line %d); pass %s to keep them",
+                self.name, done, count, "" if count == 1 else "s", mib(self.max_bytes), self.skipped[0],
                 self.flag,
             )
 

@@ -188,7 +188,7 @@ def _input_lines(source: str, max_bytes: int) -> Iterator[str]:
                     f"{name}: line {number} is not UTF-8 text ({exc.reason} at byte {exc.start})"
                 ) from None
         yield from [""] * (lines.number - done)
-        lines.warn_skipped("line (left untranslated)")
+        lines.warn_skipped("left untranslated")
 
 
 def _translate_stream(translator: Translator, lines: Iterable[str], args: argparse.Namespace) -> None:

@@ -131,7 +131,10 @@ def write_corpus(
             tokens += len(words)
             bar.update(len(words))
         if require_lines and not lines:
-            raise EmptyCorpusError(f"no text to write to {out}: every line was empty, binary or too long")
+            raise EmptyCorpusError(
+                f"nothing to write to {out}: no paragraph or article was left (empty, too short, binary or "
+                "too long; see the warnings above)"
+            )
     os.chmod(out, 0o644)
     return WrittenCorpus(Path(out), lines, tokens, digest.hexdigest())
 

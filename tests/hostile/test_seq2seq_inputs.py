@@ -56,7 +56,7 @@ def test_translate_input_with_a_1_mb_line(cli, bounded, char_run, tmp_path) -> N
     outcome = bounded(cli(["translate", char_run, "--input", source]), 150, rc=0)
     lines = outcome.stdout.split("\n")
     assert len(lines) == 5 and lines[1] == lines[2] == lines[4] == "" and lines[0] and lines[3]
-    assert "skipped 1 line (left untranslated) longer than 64 KiB (first: line 2)" in outcome.stderr
+    assert "in.txt: left untranslated 1 line longer than 64 KiB (first: line 2)" in outcome.stderr
     assert outcome.seconds < 60
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 from pathlib import Path
 
+from nlp182.bounded import mib
 from nlp182.commands.flags import (
     POSITIVE,
     add_config_flags,
@@ -20,6 +21,8 @@ from nlp182.commands.flags import (
     config_from_args,
     train_group,
 )
+from nlp182.commands.limits import add_limit_flags, limits_from
+from nlp182.corpora.wiki import MAX_ARTICLE_BYTES
 from nlp182.embeddings.registry import EmbeddingMethod, embedding_method, embedding_methods
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError, MissingFileError
@@ -91,11 +94,12 @@ def _run_prepare(args: argparse.Namespace) -> int:
         if args.wiki:
             from nlp182.corpora.wiki import prepare_wiki
 
-            written = prepare_wiki(args.wiki, args.out, args.processes)
+            limits = dataclasses.replace(limits_from(args), max_line=args.max_article_bytes)
+            written = prepare_wiki(args.wiki, args.out, args.processes, limits=limits)
         else:
             from nlp182.corpora.text import prepare_text
 
-            written = prepare_text(args.text, args.out)
+            written = prepare_text(args.text, args.out, limits_from(args))
         print(f"corpus: {written.path} ({written.lines:,} lines, {written.tokens:,} tokens)")
         print(f"sha256: {written.sha256}")
         return 0
@@ -198,6 +202,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument(
         "--processes", type=checked(int, POSITIVE), default=None, help="markup-stripping processes for --wiki"
     )
+    add_limit_flags(prepare, "line of a --text file")
+    prepare.add_argument("--max-article-bytes", type=checked(int, POSITIVE), default=MAX_ARTICLE_BYTES,
+                         help=f"longest --wiki page in bytes ({mib(MAX_ARTICLE_BYTES)}); longer ones are "
+                         f"skipped and counted (default: {MAX_ARTICLE_BYTES})")
     prepare.set_defaults(func=_run_prepare, out_contract="files")  # adds files beside the recipe
 
     trainers = train_group(subparsers)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from nlp182.commands.limits import add_limit_flags, limits_from
+
 
 def _run_import(args: argparse.Namespace) -> int:
     from nlp182.embeddings.importing import import_vectors
 
     report = import_vectors(
         args.path, args.out, args.format, args.limit, args.encoding, args.unicode_errors, args.fvocab,
+        nonfinite=args.nonfinite, limits=limits_from(args),
     )
     counts = "with counts" if report.has_counts else "no counts"
     print(f"imported {report.words} words x {report.dim} dims ({report.format}, {counts}) -> {report.run}")
@@ -19,7 +22,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``import`` sub-command."""
-    from nlp182.embeddings.formats import FORMATS
+    from nlp182.embeddings.formats import FORMATS, NONFINITE
 
     parser = subparsers.add_parser(
         "import",
@@ -38,4 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--unicode-errors", default="strict", choices=("strict", "replace", "ignore"),
                         help="what to do with words that do not decode (default: strict)")
     parser.add_argument("--fvocab", default=None, help="'word count' file with the counts of a word2vec file")
+    parser.add_argument("--nonfinite", default="error", choices=NONFINITE,
+                        help="a vector with nan, inf or a value beyond float32: refuse the file (error, the "
+                        "default) or leave the word out and count it (drop)")
+    add_limit_flags(parser, "text line or binary word", action="refused with the line number")
     parser.set_defaults(func=_run_import)

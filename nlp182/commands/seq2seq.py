@@ -8,13 +8,16 @@ API configure exactly the same things.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from nlp182.attention import ATTENTION_KINDS
+from nlp182.bounded import BoundedLines, open_bounded
 from nlp182.commands.flags import (
     POSITIVE,
     add_config_flags,
@@ -25,9 +28,11 @@ from nlp182.commands.flags import (
     device_name,
     train_group,
 )
+from nlp182.commands.limits import add_limit_flags
 from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file, read_json
 from nlp182.seq2seq.config import LR_SCHEDULES, Seq2SeqConfig
+from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
 from nlp182.seq2seq.metrics import METRICS
 from nlp182.seq2seq.model import ARCHITECTURES, RNN_CELLS
 from nlp182.seq2seq.tokenize import TOKENIZER_KINDS
@@ -75,6 +80,8 @@ HELP = {
     "date_valid": "date task: validation pairs",
     "date_test": "date task: test pairs",
     "max_length": "longest training pair, in tokens on either side; longer ones are skipped",
+    "max_line_bytes": "longest line of a --data/--target-file file, in bytes; longer lines are skipped "
+    "with their pair and counted",
     "vocab_size": "most tokens in each vocabulary",
     "min_frequency": "fewest occurrences for a token to get its own entry",
     "lowercase": "lowercase the text first",
@@ -149,19 +156,39 @@ def _longest_training_input(run: Path, fallback: int) -> int:
     return int(metrics.get("longest_source_tokens") or fallback)
 
 
-def _input_lines(source: str) -> Iterator[str]:
-    """Lines of a file, or of standard input for ``-``, without their line ends."""
-    if source == "-":
-        for line in sys.stdin:
-            yield line.rstrip("\r\n")
-        return
-    path = check_input_file(source, missing_hint="; pass a text file (a sentence a line) or -, stdin")
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                yield line.rstrip("\r\n")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(f"{path} is not UTF-8 text: {exc}") from exc
+def _stdin_bytes() -> BinaryIO:
+    """Standard input as bytes. A text stream put in its place (``io.StringIO``, already in memory)
+    has no ``buffer``: its text is encoded as UTF-8."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer if buffer is not None else io.BytesIO(sys.stdin.read().encode("utf-8"))
+
+
+def _input_lines(source: str, max_bytes: int) -> Iterator[str]:
+    """Lines of a file, or of standard input for ``-``, without their line ends.
+
+    A line longer than ``max_bytes`` comes back blank (so it is not translated, and the output
+    keeps one line per input line) and is counted in one warning; a line that is not UTF-8 is a
+    one-line error naming it.
+    """
+    if source != "-":
+        check_input_file(source, missing_hint="; pass a text file (a sentence a line) or -, stdin")
+    name = "standard input" if source == "-" else source
+    with contextlib.ExitStack() as stack:
+        handle = _stdin_bytes() if source == "-" else stack.enter_context(open_bounded(source))
+        lines = BoundedLines(handle, max_bytes, name)
+        done = 0
+        for number, line in lines:
+            for _ in range(number - 1 - done):  # skipped lines before this one
+                yield ""
+            done = number
+            try:
+                yield line.decode("utf-8").removesuffix("\r")
+            except UnicodeDecodeError as exc:
+                raise FileFormatError(
+                    f"{name}: line {number} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+                ) from None
+        yield from [""] * (lines.number - done)
+        lines.warn_skipped("left untranslated")
 
 
 def _translate_stream(translator: Translator, lines: Iterable[str], args: argparse.Namespace) -> None:
@@ -207,7 +234,7 @@ def _run_translate(args: argparse.Namespace) -> int:
         check_output_file(path, args.overwrite, "--heatmap")
     translator = Translator.load(args.run, device=args.device)
     if args.input is not None:
-        _translate_stream(translator, _input_lines(args.input), args)
+        _translate_stream(translator, _input_lines(args.input, args.max_line_bytes), args)
         return 0
     longest = _longest_training_input(Path(args.run), translator.config.max_length)
     lengths = [len(ids) for ids in encode(translator.source_tokenizer, args.text)]
@@ -269,6 +296,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sentences NAME-0.png, NAME-1.png, ...",
     )
     add_overwrite_flag(translate, "replace existing --heatmap files")
+    add_limit_flags(translate, "--input line", MAX_SENTENCE_BYTES,
+                    action="left untranslated (an empty output line) and counted", compressed=False)
     translate.add_argument(
         "--device", type=device_name, default="auto",
         help="where to compute: auto, cpu, cuda or mps (default: auto)",

@@ -4,23 +4,32 @@ Writing the tokens (not the raw text) makes the file mean the same to every read
 tokenizer gives back exactly these tokens, and gensim's ``LineSentence``/``corpus_file`` (which
 split on whitespace) see the same ones, so a benchmark compares trainers, not tokenizers.
 Used by ``nlp182 corpus prepare --text`` and by the recipes in this folder.
+
+User files stream through ``nlp182.bounded``: a line longer than ``ReadLimits.max_line`` (1 MiB by
+default) is skipped and counted, a paragraph grows to at most that many characters before it is
+written as a line of its own, and a file whose first block holds NUL bytes is binary, not text,
+and is skipped with a warning. So memory is set by the bound, never by the file: a 10 GB file
+without a newline is read once and skipped.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import logging
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlp182.bounded import MAX_LINE_BYTES, ReadLimits
+from nlp182.errors import EmptyCorpusError
 from nlp182.io import atomic_open, check_input_file
 from nlp182.progress import progress
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
 
-_BLANK_LINES = re.compile(r"\n\s*\n")
+log = logging.getLogger(__name__)
+#: Bytes at the start of a file searched for NUL (git's test for a binary file).
+BINARY_PROBE = 8000
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".rst", ".pod", ".info", "")
 
 
@@ -35,20 +44,45 @@ class WrittenCorpus:
 
 
 def read_text(path: Path) -> str:
-    """A file's text (gzip-compressed ones, ``.gz``/``.dz``, are decompressed), undecodable bytes
-    replaced."""
-    if path.suffix in (".gz", ".dz"):
-        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    return path.read_text(encoding="utf-8", errors="replace")
+    """A whole file's text (``.gz``/``.dz`` decompressed under the default caps), undecodable bytes
+    replaced: for the recipes' own files, whose size is known."""
+    with ReadLimits().open(path) as handle:
+        return handle.read().decode("utf-8", errors="replace")
 
 
-def paragraphs(text: str) -> Iterator[str]:
-    """Blocks of non-blank lines, each joined into one line."""
-    for block in _BLANK_LINES.split(text):
-        joined = " ".join(block.split())
-        if joined:
-            yield joined
+def paragraphs(text: str | Iterable[str], max_chars: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """Blocks of non-blank lines (of ``text``, or of the lines it yields), each joined into one line.
+
+    A block longer than ``max_chars`` characters is cut after the line that passes the bound, so
+    no paragraph held in memory grows past ``max_chars`` plus one line.
+    """
+    lines = text.split("\n") if isinstance(text, str) else text
+    block: list[str] = []
+    size = 0
+    for line in lines:
+        words = line.split()
+        if words:
+            block.append(" ".join(words))
+            size += len(block[-1]) + 1
+        if block and (not words or size > max_chars):
+            yield " ".join(block)
+            block, size = [], 0
+    if block:
+        yield " ".join(block)
+
+
+def is_binary(path: Path, limits: ReadLimits) -> bool:
+    """True when the first ``BINARY_PROBE`` decompressed bytes of ``path`` hold a NUL byte."""
+    with limits.open(path) as handle:
+        return b"\0" in handle.read(BINARY_PROBE)
+
+
+def file_paragraphs(path: Path, limits: ReadLimits) -> Iterator[str]:
+    """The paragraphs of one file, streamed under ``limits`` (long lines skipped with a warning)."""
+    with limits.open(path) as handle:
+        lines = limits.lines(handle, path)
+        yield from paragraphs(line.decode("utf-8", errors="replace") for _, line in lines)
+        lines.warn_skipped()
 
 
 def text_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -75,9 +109,13 @@ def write_corpus(
     out: str | os.PathLike[str],
     tokenizer: WordTokenizer | None = None,
     min_tokens: int = 1,
+    require_lines: bool = False,
 ) -> WrittenCorpus:
     """Tokenize each paragraph and write it as one line (atomically); paragraphs with fewer than
-    ``min_tokens`` tokens are left out. Returns the line and token counts and the checksum."""
+    ``min_tokens`` tokens are left out. Returns the line and token counts and the checksum.
+
+    With ``require_lines``, writing no line at all is an ``EmptyCorpusError`` (``out`` is left as
+    it was)."""
     tokenizer = tokenizer or default_tokenizer()
     digest = hashlib.sha256()
     lines = tokens = 0
@@ -92,11 +130,29 @@ def write_corpus(
             lines += 1
             tokens += len(words)
             bar.update(len(words))
+        if require_lines and not lines:
+            raise EmptyCorpusError(
+                f"nothing to write to {out}: no paragraph or article was left (empty, too short, binary or "
+                "too long; see the warnings above)"
+            )
     os.chmod(out, 0o644)
     return WrittenCorpus(Path(out), lines, tokens, digest.hexdigest())
 
 
-def prepare_text(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str]) -> WrittenCorpus:
-    """``corpus prepare --text``: every paragraph of the plain-text files under ``paths``."""
+def prepare_text(
+    paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], limits: ReadLimits | None = None
+) -> WrittenCorpus:
+    """``corpus prepare --text``: every paragraph of the plain-text files under ``paths``.
+
+    Binary files (NUL bytes in their first block) are skipped with a warning; a corpus with no
+    line at all is refused (``EmptyCorpusError``) and ``out`` is not written.
+    """
+    limits = limits or ReadLimits()
     files = text_files(paths)
-    return write_corpus((p for path in files for p in paragraphs(read_text(path))), out)
+    binary = [path for path in files if is_binary(path, limits)]
+    if binary:
+        log.warning("skipped %d binary file%s (NUL bytes in the first %d bytes), e.g. %s",
+                    len(binary), "" if len(binary) == 1 else "s", BINARY_PROBE, binary[0])
+    texts = [path for path in files if path not in binary]
+    stream = (p for path in texts for p in file_paragraphs(path, limits))
+    return write_corpus(stream, out, require_lines=True)

@@ -4,6 +4,11 @@ them), and gensim's own saved ``KeyedVectors`` (``.kv``).
 
 Reading streams: rows go straight into a preallocated ``(V, D)`` array (``np.empty``, or a
 memory-mapped ``.npy`` when importing into a run folder), so memory is the matrix, never the file.
+Files are untrusted (``nlp182.bounded``): compressed ones expand under a ratio and a total cap, a
+text line or a binary word longer than ``ReadLimits.max_line`` is refused with its line number, a
+header is checked against the bytes the file can hold before anything is allocated, and a vector
+with ``nan``, ``inf`` or a value beyond the dtype's range (``1e39`` in float32) is refused, or
+dropped and counted with ``nonfinite="drop"``.
 The word2vec rules are gensim's: the header's count is cut to ``limit`` (the first words, which are
 the most frequent in files sorted by frequency), a repeated word keeps its first vector, a leading
 newline of a binary word is dropped, words decode with ``encoding`` and ``unicode_errors``.
@@ -16,11 +21,11 @@ pickle (``NAME.kv.vectors.npy``) load with ``allow_pickle=False``.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import logging
+import math
 import os
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from nlp182.bounded import BZIP2_SUFFIXES, GZIP_SUFFIXES, RATIO_FLOOR, BoundedLines, ReadLimits, mib
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, TruncatedFileError
 from nlp182.io import atomic_open
 from nlp182.progress import progress
@@ -37,6 +43,8 @@ log = logging.getLogger(__name__)
 #: Bytes read per step from a binary word2vec file.
 BINARY_CHUNK = 1 << 20
 FORMATS = ("auto", "word2vec-binary", "word2vec-text", "glove", "kv")
+#: What a reader does with a vector holding nan, inf or an overflow: refuse the file, or drop the row.
+NONFINITE = ("error", "drop")
 
 Allocate = Callable[[int, int, np.dtype], np.ndarray]
 
@@ -50,23 +58,28 @@ class Loaded:
     counts: np.ndarray | None = None
 
 
-def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open ``path`` for reading bytes, decompressing ``.gz`` and ``.bz2`` on the fly."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path} does not exist")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    if path.suffix == ".bz2":
-        return bz2.open(path, "rb")
-    return path.open("rb")
+def open_binary(path: str | os.PathLike[str], limits: ReadLimits | None = None) -> IO[bytes]:
+    """Open ``path`` for reading bytes, decompressing ``.gz`` and ``.bz2`` on the fly under the
+    caps of ``limits``."""
+    return (limits or ReadLimits()).open(path)
 
 
-def read_counts(path: str | os.PathLike[str], unicode_errors: str = "strict") -> dict[str, int]:
+def capacity(path: str | os.PathLike[str], limits: ReadLimits) -> int:
+    """The most bytes ``path`` can yield: its size, or for a compressed file what the caps allow."""
+    size = Path(path).stat().st_size
+    if Path(path).suffix not in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+        return size
+    return min(limits.max_total, max(RATIO_FLOOR, math.ceil(size * limits.max_ratio)))
+
+
+def read_counts(
+    path: str | os.PathLike[str], unicode_errors: str = "strict", limits: ReadLimits | None = None
+) -> dict[str, int]:
     """``word count`` lines (word2vec's ``-save-vocab`` file, gensim's ``fvocab``) as a dict."""
     counts: dict[str, int] = {}
-    with open_binary(path) as handle:
-        for number, line in enumerate(handle, start=1):
+    limits = limits or ReadLimits()
+    with open_binary(path, limits) as handle:
+        for number, line in limits.lines(handle, path, on_long="error"):
             parts = _decode(line, "utf-8", unicode_errors, path, f"line {number}").strip().split()
             try:
                 word, count = parts
@@ -94,37 +107,88 @@ def parse_header(line: bytes, path: object) -> tuple[int, int]:
     parts = line.split()
     try:
         count, dim = int(parts[0]), int(parts[1])
-        if len(parts) != 2 or count < 0 or dim < 1:
+        if len(parts) != 2 or count < 1 or dim < 1:
             raise ValueError
     except (ValueError, IndexError):
         raise FileFormatError(
-            f"{path}: first line must be '<words> <dims>', got {line[:80]!r} (GloVe files have no header: "
-            "pass no_header=True, CLI --format glove)"
+            f"{path}: first line must be '<words> <dims>' with both at least 1, got {line[:80]!r} (GloVe "
+            "files have no header: pass no_header=True, CLI --format glove)"
         ) from None
     return count, dim
 
 
-class _Collector:
-    """Fills rows of the output array, keeping the first vector of a repeated word (as gensim)."""
+def header_rows(
+    count: int, dim: int, binary: bool, path: str | os.PathLike[str], limits: ReadLimits
+) -> int:
+    """Rows to allocate for a header of ``count`` words of ``dim`` dims: at most what the file can
+    hold, so an absurd header never allocates more than the file's size; a row that cannot fit at
+    all is refused before any allocation.
 
-    def __init__(self, out: np.ndarray, counts: dict[str, int] | None, path: object, bar: Any) -> None:
-        self.out, self.counts, self.path, self.bar = out, counts, path, bar
+    A binary row takes at least ``4 * dim + 2`` bytes (a one-byte word, a space, the floats), a
+    text row ``2 * dim + 1`` (a word, then a space and a digit per value) and must fit in a line
+    of ``limits.max_line`` bytes. A file with fewer rows than its header promises is still refused
+    by the reader when it ends (``TruncatedFileError``).
+    """
+    row = 4 * dim + 2 if binary else 2 * dim + 1
+    if not binary and row > limits.max_line:
+        raise FileFormatError(
+            f"{path}: the header's {dim:,} dims need lines of at least {row:,} bytes, more than the "
+            f"longest line read ({mib(limits.max_line)}); pass --max-line-bytes to raise it"
+        )
+    room = capacity(path, limits)
+    if row > room:
+        raise FileFormatError(
+            f"{path}: the header's {dim:,} dims need at least {row:,} bytes a row but the file can hold "
+            f"{room:,} bytes; the header is wrong"
+        )
+    return min(count, room // row)
+
+
+def nonfinite_problem(path: object, where: str, dtype: np.dtype) -> FileFormatError:
+    """The one-line refusal of a vector with nan, inf or a value beyond ``dtype``'s range."""
+    return FileFormatError(
+        f"{path}: {where} has a value that is nan, inf or beyond {dtype.name}'s range; fix the file or "
+        "pass nonfinite='drop' (CLI: --nonfinite drop) to leave such rows out"
+    )
+
+
+class _Collector:
+    """Fills rows of the output array, keeping the first vector of a repeated word (as gensim) and
+    refusing (or dropping, with ``nonfinite="drop"``) vectors that are not finite in its dtype."""
+
+    def __init__(
+        self, out: np.ndarray, counts: dict[str, int] | None, path: object, bar: Any, nonfinite: str
+    ) -> None:
+        self.out, self.counts, self.path, self.bar, self.nonfinite = out, counts, path, bar, nonfinite
         self.words: list[str] = []
         self.seen: set[str] = set()
         self.duplicates = 0
+        self.dropped: list[str] = []
 
-    def add(self, word: str, vector: np.ndarray) -> None:
+    def add(self, word: str, vector: np.ndarray, where: str) -> None:
         self.bar.update(1)
         if word in self.seen:
             self.duplicates += 1
             return
-        self.out[len(self.words)] = vector
+        if len(self.words) == len(self.out):
+            raise FileFormatError(f"{self.path}: {where} is beyond the rows the file's size allows")
+        with np.errstate(over="ignore", invalid="ignore"):
+            row = np.asarray(vector, dtype=self.out.dtype)
+        if not np.isfinite(row).all():
+            if self.nonfinite != "drop":
+                raise nonfinite_problem(self.path, where, self.out.dtype)
+            self.dropped.append(where)
+            return
+        self.out[len(self.words)] = row
         self.seen.add(word)
         self.words.append(word)
 
     def result(self) -> Loaded:
         if self.duplicates:
             log.warning("%s: %d repeated words ignored (first vector kept)", self.path, self.duplicates)
+        if self.dropped:
+            log.warning("%s: dropped %d vectors with nan, inf or an overflow (first: %s)",
+                        self.path, len(self.dropped), self.dropped[0])
         counts = None
         if self.counts is not None:
             missing = [w for w in self.words if w not in self.counts]
@@ -146,6 +210,8 @@ def read_word2vec(
     fvocab: str | os.PathLike[str] | None = None,
     allocate: Allocate | None = None,
     show_progress: bool = False,
+    nonfinite: str = "error",
+    limits: ReadLimits | None = None,
 ) -> Loaded:
     """Read a word2vec binary/text file (or GloVe text with ``no_header``) as gensim does.
 
@@ -155,43 +221,53 @@ def read_word2vec(
         fvocab: ``word count`` file whose counts come back in ``Loaded.counts``.
         allocate: ``allocate(rows, dim, dtype)`` returns the array to fill (default ``np.empty``).
         show_progress: report words read through ``nlp182.progress``.
+        nonfinite: ``"error"`` refuses a vector with nan, inf or an overflow of ``datatype``;
+            ``"drop"`` leaves it out and logs the count.
+        limits: the longest line or word and the decompression caps (``nlp182.bounded``).
     """
     if limit is not None and limit < 0:
         raise InvalidInputError(f"limit must be >= 0, got {limit}")
     if binary and no_header:
         raise InvalidInputError("no_header is for text files (GloVe); binary word2vec files have a header")
-    counts = read_counts(fvocab, unicode_errors) if fvocab is not None else None
+    if nonfinite not in NONFINITE:
+        raise InvalidInputError(f"nonfinite must be one of {', '.join(NONFINITE)}, got {nonfinite!r}")
+    limits = limits or ReadLimits()
+    counts = read_counts(fvocab, unicode_errors, limits) if fvocab is not None else None
     allocate = allocate or (lambda rows, dim, dtype: np.empty((rows, dim), dtype=dtype))
-    with open_binary(path) as handle:
+    with open_binary(path, limits) as handle:
+        lines = limits.lines(handle, path, on_long="error")
         if no_header:
-            count, dim = _count_headerless(handle, path, limit)
+            count, dim = _count_headerless(lines, path, limit)
             handle.close()
-            handle = open_binary(path)
+            handle = open_binary(path, limits)
+            lines = limits.lines(handle, path, on_long="error")
         else:
-            count, dim = parse_header(handle.readline(), path)
+            header = lines.readline()
+            count, dim = parse_header(header[1] if header else b"", path)
         if limit is not None:
             count = min(count, limit)
-        out = allocate(count, dim, np.dtype(datatype))
+        rows = count if no_header else header_rows(count, dim, binary, path, limits)
+        out = allocate(rows, dim, np.dtype(datatype))
         with progress(total=count, desc=f"reading {Path(path).name}", unit="words", unit_scale=True,
                       disable=not show_progress) as bar:
-            collector = _Collector(out, counts, path, bar)
+            collector = _Collector(out, counts, path, bar, nonfinite)
             if binary:
-                _read_binary(handle, collector, count, dim, encoding, unicode_errors)
+                _read_binary(handle, collector, count, dim, encoding, unicode_errors, limits.max_line)
             else:
-                _read_text(handle, collector, count, dim, encoding, unicode_errors, 1 if no_header else 2)
+                _read_text(lines, collector, count, dim, encoding, unicode_errors)
     return collector.result()
 
 
-def _count_headerless(handle: IO[bytes], path: object, limit: int | None) -> tuple[int, int]:
+def _count_headerless(lines: BoundedLines, path: object, limit: int | None) -> tuple[int, int]:
     """Rows (up to ``limit``) and dimension of a text file without a header (gensim's first pass)."""
-    first = handle.readline()
-    if not first.strip():
+    first = lines.readline()
+    if first is None or not first[1].strip():
         raise FileFormatError(f"{path} is empty")
-    dim = len(first.rstrip().split(b" ")) - 1
+    dim = len(first[1].rstrip().split(b" ")) - 1
     if dim < 1:
         raise FileFormatError(f"{path}: the first line has a word but no values")
     count = 1
-    for _ in handle:
+    for _ in lines:
         if limit is not None and count >= limit:
             break
         count += 1
@@ -199,41 +275,51 @@ def _count_headerless(handle: IO[bytes], path: object, limit: int | None) -> tup
 
 
 def _read_text(
-    handle: IO[bytes], collector: _Collector, count: int, dim: int, encoding: str, errors: str, first: int
+    lines: BoundedLines, collector: _Collector, count: int, dim: int, encoding: str, errors: str
 ) -> None:
     path = collector.path
     for row in range(count):
-        line, where = handle.readline(), f"line {row + first}"
-        if not line:
+        item = lines.readline()
+        if item is None:
             raise TruncatedFileError(f"{path}: the header promises {count} words; the file ends after {row}")
-        parts = _decode(line.rstrip(), encoding, errors, path, where).split(" ")
+        where = f"line {item[0]}"
+        parts = _decode(item[1].rstrip(), encoding, errors, path, where).split(" ")
         if len(parts) != dim + 1:
             raise FileFormatError(f"{path}: {where} has {len(parts) - 1} values, expected {dim}")
         try:
             vector = np.asarray(parts[1:], dtype=np.float64)
         except ValueError as exc:
             raise FileFormatError(f"{path}: {where} has a non-numeric value: {exc}") from None
-        collector.add(parts[0], vector)
+        collector.add(parts[0], vector, where)
 
 
 def _read_binary(
-    handle: IO[bytes], collector: _Collector, count: int, dim: int, encoding: str, errors: str
+    handle: IO[bytes], collector: _Collector, count: int, dim: int, encoding: str, errors: str, max_word: int
 ) -> None:
+    """Rows of ``word SPACE 4*dim bytes``. The space is searched for only in bytes not yet searched
+    (linear in the file), and a word longer than ``max_word`` bytes is refused."""
     path, row_bytes = collector.path, 4 * dim
     buffer, start = b"", 0
     for row in range(count):
+        searched = start
         while True:
-            space = buffer.find(b" ", start)
-            if space != -1 and len(buffer) - space - 1 >= row_bytes:
+            space = buffer.find(b" ", searched)
+            if space != -1 and len(buffer) - space - 1 >= row_bytes and space - start <= max_word:
                 break
-            more = handle.read(BINARY_CHUNK)
+            searched = len(buffer) if space == -1 else space
+            if searched - start > max_word:
+                raise FileFormatError(
+                    f"{path}: word #{row} is longer than {mib(max_word)} (no space within it); the file is "
+                    "not word2vec binary, or pass --max-line-bytes to raise the limit"
+                )
+            more = handle.read(max(BINARY_CHUNK, row_bytes))
             if not more:
                 raise TruncatedFileError(
                     f"{path}: the header promises {count} words but the file ends inside word #{row}"
                 )
-            buffer, start = buffer[start:] + more, 0
+            buffer, searched, start = buffer[start:] + more, searched - start, 0
         word = _decode(buffer[start:space], encoding, errors, path, f"word #{row}").lstrip("\n")
-        collector.add(word, np.frombuffer(buffer, dtype="<f4", count=dim, offset=space + 1))
+        collector.add(word, np.frombuffer(buffer, dtype="<f4", count=dim, offset=space + 1), f"word #{row}")
         start = space + 1 + row_bytes
 
 
@@ -272,16 +358,18 @@ def write_counts(
         handle.write("".join(f"{prefix}{w} {int(c)}\n" for w, c in zip(words, counts, strict=True)).encode())
 
 
-def sniff_format(path: str | os.PathLike[str]) -> str:
-    """Guess ``word2vec-binary``, ``word2vec-text``, ``glove`` or ``kv`` from a file's first bytes."""
-    with open_binary(path) as handle:
+def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None) -> str:
+    """Guess ``word2vec-binary``, ``word2vec-text``, ``glove`` or ``kv`` from a file's first bytes.
+
+    A first line of two integers is a word2vec header, even one that ``parse_header`` then refuses
+    (``-5 4``, ``0 300``): read as GloVe it would be a word ``-5`` with one value.
+    """
+    with open_binary(path, limits) as handle:
         head = handle.read(1 << 16)
     if head[:1] == b"\x80":  # a pickle's PROTO opcode
         return "kv"
     first, _, rest = head.partition(b"\n")
-    try:
-        parse_header(first, path)
-    except FileFormatError:
+    if not re.fullmatch(rb"\s*[-+]?\d+[ \t]+[-+]?\d+\s*", first):
         return "glove"
     line = rest.split(b"\n", 1)[0]
     try:
@@ -304,10 +392,42 @@ class _Record:
 
 
 _NUMPY_GLOBALS = {
-    (module, name)
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")
+    (module, "scalar") for module in ("numpy.core.multiarray", "numpy._core.multiarray")
 } | {("numpy", "ndarray"), ("numpy", "dtype")}
+_NUMPY_RECONSTRUCT = {
+    (module, "_reconstruct") for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+}
+
+
+def _claimed_bytes(shape: object, dtype: object) -> int:
+    """Bytes an array of ``shape`` and ``dtype`` needs; refuses object arrays and odd shapes."""
+    dtype = np.dtype(dtype)  # type: ignore[call-overload]
+    if dtype.hasobject:
+        raise pickle.UnpicklingError("refusing an array of Python objects")
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise pickle.UnpicklingError(f"refusing an array of shape {shape!r}")
+    return math.prod(shape) * dtype.itemsize
+
+
+class _CheckedArray(np.ndarray):
+    """An array a pickle fills in (``BUILD``): its claimed size must equal the bytes it brings, so a
+    header claiming 10^13 elements is refused before numpy allocates them."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("refusing an array state this reader does not know")
+        shape, dtype, _, raw = state[-4:]
+        if not isinstance(raw, bytes) or _claimed_bytes(shape, dtype) != len(raw):
+            raise pickle.UnpicklingError(f"an array claims shape {shape} but brings {len(raw):,} bytes")
+        super().__setstate__(state)
+
+
+def _checked_reconstruct(subtype: type, shape: object, dtype: object) -> np.ndarray:
+    """numpy's ``_reconstruct`` for plain arrays only, as a :class:`_CheckedArray` to fill."""
+    if subtype is not np.ndarray or _claimed_bytes(shape, dtype) > 1 << 10:
+        name = getattr(subtype, "__name__", subtype)
+        raise pickle.UnpicklingError(f"refusing to reconstruct {name}{shape}")
+    return _CheckedArray(shape, dtype)  # type: ignore[call-overload]
 _RECORD_CLASSES = {
     "KeyedVectors", "Word2VecKeyedVectors", "EuclideanKeyedVectors", "Doc2VecKeyedVectors",
     "Vocab", "CompatVocab",
@@ -320,6 +440,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _NUMPY_GLOBALS:
             return super().find_class(module, name)
+        if (module, name) in _NUMPY_RECONSTRUCT:
+            return _checked_reconstruct
         if module == "gensim.models.keyedvectors" and name in _RECORD_CLASSES:
             return _Record
         if (module, name) == ("copyreg", "_reconstructor"):
@@ -356,6 +478,9 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
     with open_binary(path) as handle:
         try:
             record = _RestrictedUnpickler(handle).load()
+        except (MemoryError, OverflowError) as exc:
+            raise FileFormatError(f"{path} claims more data than it holds ({type(exc).__name__}); the file "
+                                  "is damaged or not a gensim KeyedVectors file") from None
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
             raise FileFormatError(f"{path} is not a gensim KeyedVectors file safe to read: {exc}") from None
     if not isinstance(record, _Record):
@@ -365,6 +490,7 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
         side = Path(f"{path}.{name}.npy")
         if not side.is_file():
             raise MissingFileError(f"{side} (saved beside {path.name} by gensim) does not exist")
+        _check_npy(side)
         fields[name] = np.load(side, mmap_mode="r" if mmap else None, allow_pickle=False)
     words = fields.get("index_to_key", fields.get("index2word", fields.get("index2entity")))
     vectors = fields.get("vectors", fields.get("syn0"))
@@ -373,6 +499,24 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
     counts = _kv_counts(fields, words)
     stop = len(words) if limit is None else min(limit, len(words))
     return Loaded([str(w) for w in words[:stop]], vectors[:stop], None if counts is None else counts[:stop])
+
+
+def _check_npy(path: Path) -> None:
+    """Refuse an ``.npy`` whose header claims more bytes than the file holds, or Python objects,
+    before numpy allocates or maps anything."""
+    with path.open("rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            header = np.lib.format
+            read = header.read_array_header_1_0 if version == (1, 0) else header.read_array_header_2_0
+            shape, _, dtype = read(handle)
+            claimed = _claimed_bytes(shape, dtype)
+        except (ValueError, TypeError, pickle.UnpicklingError) as exc:
+            raise FileFormatError(f"{path} is not a plain .npy array: {exc}") from None
+        held = path.stat().st_size - handle.tell()
+    if claimed > held:
+        raise FileFormatError(f"{path}: its header claims an array of shape {shape} ({claimed:,} bytes) "
+                              f"but the file holds {held:,}; it is truncated or damaged")
 
 
 def _kv_counts(fields: dict[str, Any], words: list[str]) -> np.ndarray | None:

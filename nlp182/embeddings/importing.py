@@ -8,7 +8,12 @@ the staging folder, so importing a multi-GB file needs memory for the vocabulary
 What is safe: word2vec, GloVe and fastText ``.vec`` files are plain numbers and words. gensim's
 ``.kv`` files are pickles: they are read by a restricted unpickler that admits numpy arrays and the
 fields of gensim's ``KeyedVectors`` only, so no code from the file runs; a file naming anything else
-is refused. Still import ``.kv`` files only from sources you trust: their arrays are taken as they are.
+is refused. Still import ``.kv`` files only from sources you trust.
+
+Every file is read under ``nlp182.bounded``'s limits (longest line or word, decompression ratio
+and total), and the numbers are checked where they enter: a vector with nan, inf or a float32
+overflow is refused with its line (or dropped and counted, ``nonfinite="drop"``), so the service
+never serves a value JSON cannot carry; a file that yields no vector is refused.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nlp182.bounded import ReadLimits
 from nlp182.embeddings import formats
 from nlp182.embeddings.runs import CONFIG_FILE, COUNTS_FILE, METRICS_FILE
 from nlp182.embeddings.vectors import VECTORS_FILE, VOCAB_FILE, Vectors
-from nlp182.errors import InvalidInputError
+from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError
 from nlp182.io import atomic_write_json, atomic_write_text, check_input_file, staged_directory
 from nlp182.text.vocab import Vocabulary
 
@@ -50,6 +56,8 @@ def import_vectors(
     unicode_errors: str = "strict",
     fvocab: str | os.PathLike[str] | None = None,
     show_progress: bool = True,
+    nonfinite: str = "error",
+    limits: ReadLimits | None = None,
 ) -> ImportReport:
     """Write the run folder ``out`` from the vector file ``source``.
 
@@ -57,25 +65,34 @@ def import_vectors(
         file_format: one of ``formats.FORMATS`` (``auto`` sniffs the file's first bytes).
         limit: keep only the first ``limit`` words (the most frequent, in files sorted by frequency).
         fvocab: ``word count`` file giving the counts of a word2vec file.
+        nonfinite: ``"error"`` refuses a vector with nan, inf or a float32 overflow; ``"drop"``
+            leaves such words out and logs how many.
+        limits: longest line (text) or word (binary), and the decompression caps.
     """
     if file_format not in formats.FORMATS:
         raise InvalidInputError(f"unknown format {file_format!r}; use one of {', '.join(formats.FORMATS)}")
     if limit is not None and limit < 1:
         raise InvalidInputError(f"--limit must be >= 1, got {limit}")
-    source = check_input_file(source).resolve()
+    if nonfinite not in formats.NONFINITE:
+        raise InvalidInputError(f"nonfinite must be one of {', '.join(formats.NONFINITE)}, got {nonfinite!r}")
+    limits = limits or ReadLimits()
+    given, source = source, check_input_file(source).resolve()
     if fvocab is not None:
         check_input_file(fvocab, "--fvocab")
-    kind = formats.sniff_format(source) if file_format == "auto" else file_format
+    kind = formats.sniff_format(source, limits) if file_format == "auto" else file_format
     with staged_directory(out) as staging:
         if kind == "kv":
             log.info("reading %s with a restricted unpickler (numpy arrays and KeyedVectors only)", source)
-            loaded = formats.read_gensim_kv(source, limit=limit)
+            loaded = _finite_rows(formats.read_gensim_kv(source, limit=limit), given, nonfinite)
+            _require_words(loaded, given)
             vectors = Vectors(loaded.words, loaded.vectors, loaded.counts)
             vectors.save(staging)
         else:
             loaded = _stream_word2vec(
-                source, staging / VECTORS_FILE, kind, limit, encoding, unicode_errors, fvocab, show_progress
+                source, staging / VECTORS_FILE, kind, limit, encoding, unicode_errors, fvocab, show_progress,
+                nonfinite, limits,
             )
+            _require_words(loaded, given)
             vectors = Vectors(loaded.words, loaded.vectors, loaded.counts)  # checks the words
             atomic_write_text(staging / VOCAB_FILE, "".join(f"{word}\n" for word in vectors.words))
         if loaded.counts is not None:
@@ -96,6 +113,8 @@ def _stream_word2vec(
     unicode_errors: str,
     fvocab: str | os.PathLike[str] | None,
     show_progress: bool,
+    nonfinite: str,
+    limits: ReadLimits,
 ) -> formats.Loaded:
     """Read a word2vec/GloVe file straight into the memory-mapped ``target`` ``.npy``."""
 
@@ -108,6 +127,7 @@ def _stream_word2vec(
     loaded = formats.read_word2vec(
         source, binary=kind == "word2vec-binary", no_header=kind == "glove", limit=limit, encoding=encoding,
         unicode_errors=unicode_errors, fvocab=fvocab, allocate=allocate, show_progress=show_progress,
+        nonfinite=nonfinite, limits=limits,
     )
     allocated[0].flush()
     if len(loaded.words) < allocated[0].shape[0]:  # repeated words were dropped: fewer rows
@@ -116,3 +136,37 @@ def _stream_word2vec(
         os.replace(shrunk, target)
     del allocated[:]
     return formats.Loaded(loaded.words, np.load(target, mmap_mode="r"), loaded.counts)
+
+
+def _require_words(loaded: formats.Loaded, source: str | os.PathLike[str]) -> None:
+    """Refuse a file that gave no vector (a ``0 300`` header, every row dropped)."""
+    if not loaded.words:
+        raise EmptyCorpusError(f"{source} holds no vector to import")
+
+
+#: Rows checked for finiteness at a time (bounds the temporary of a memory-mapped matrix).
+FINITE_BLOCK = 1 << 16
+
+
+def _finite_rows(loaded: formats.Loaded, source: str | os.PathLike[str], nonfinite: str) -> formats.Loaded:
+    """``loaded`` with every vector finite in float32: a row with nan, inf or an overflow is
+    refused, or dropped when ``nonfinite == "drop"`` (a warning gives the count). Checked
+    ``FINITE_BLOCK`` rows at a time, so a memory-mapped matrix is never copied whole."""
+    vectors = loaded.vectors
+    if not (np.issubdtype(vectors.dtype, np.floating) or np.issubdtype(vectors.dtype, np.integer)):
+        raise FileFormatError(f"{source}: its vectors are {vectors.dtype}, not real numbers")
+    bad: list[int] = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, len(vectors), FINITE_BLOCK):
+            block = np.asarray(vectors[start : start + FINITE_BLOCK], dtype=np.float32)
+            bad += (start + np.flatnonzero(~np.isfinite(block).all(axis=1))).tolist()
+    if not bad:
+        return loaded
+    if nonfinite != "drop":
+        where = f"row {bad[0] + 1} (word {loaded.words[bad[0]]!r})"
+        raise formats.nonfinite_problem(source, where, np.dtype(np.float32))
+    log.warning("%s: dropped %d vectors with nan, inf or an overflow (first: row %d)",
+                source, len(bad), bad[0] + 1)
+    keep = np.setdiff1d(np.arange(len(vectors)), bad)
+    counts = None if loaded.counts is None else loaded.counts[keep]
+    return formats.Loaded([loaded.words[i] for i in keep], np.asarray(vectors[keep]), counts)

@@ -7,6 +7,7 @@ from typing import Any
 
 from nlp182.errors import InvalidInputError
 from nlp182.seq2seq.cmudict import CMUDICT
+from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
 from nlp182.seq2seq.metrics import parse_metrics
 from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import TOKENIZER_KINDS
@@ -37,7 +38,8 @@ class Seq2SeqConfig:
     / ``test_target_file``); a split without its own file is cut from ``data`` with
     ``valid_fraction`` / ``test_fraction`` (0 = no such split). Pairs sharing a source in a
     held-out split are alternative references. Training pairs longer than ``max_length`` tokens
-    on either side are dropped.
+    on either side are dropped; a line of a user's file longer than ``max_line_bytes`` is skipped
+    with its pair (and counted) as it is read, held-out splits included.
     Tokenisers: ``tokenizer`` (``word``, ``bpe`` or ``char``) for both sides unless
     ``source_tokenizer`` / ``target_tokenizer`` say otherwise; built-in data sets bring their
     own (cmudict: letters in, lower-cased, phonemes out). ``metrics`` names what validation and
@@ -66,6 +68,7 @@ class Seq2SeqConfig:
     date_valid: int = 1000
     date_test: int = 1000
     max_length: int = 100
+    max_line_bytes: int = MAX_SENTENCE_BYTES
     tokenizer: str = "word"
     source_tokenizer: str | None = None
     target_tokenizer: str | None = None
@@ -116,6 +119,7 @@ class Seq2SeqConfig:
             "beam_width": self.beam_width,
             "max_output_len": self.max_output_len,
             "max_length": self.max_length,
+            "max_line_bytes": self.max_line_bytes,
         }
         for name, value in positive.items():
             if value < 1:

@@ -42,8 +42,8 @@ EncodedPair = tuple[list[int], list[int]]
 
 def _read(config: Seq2SeqConfig, data: str, target_file: str | None) -> list[Pair]:
     if target_file is not None:
-        return read_aligned_files(data, target_file)
-    return read_tsv(data, config.source_column, config.target_column)
+        return read_aligned_files(data, target_file, config.max_line_bytes)
+    return read_tsv(data, config.source_column, config.target_column, config.max_line_bytes)
 
 
 def load_pairs(config: Seq2SeqConfig) -> tuple[list[Pair], list[Pair], list[Pair]]:

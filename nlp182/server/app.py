@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from nlp182.errors import Nlp182Error, UnknownWordError
 from nlp182.server.batching import MicroBatcher
 from nlp182.server.config import AppConfig, Limits
+from nlp182.server.encoding import FiniteJSONProvider
 from nlp182.server.index import SimilarityIndex, load_vectors
 from nlp182.server.metrics import Metrics
 from nlp182.server.queries import QueryService
@@ -66,6 +67,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     log.info("serving %s: %d words x %d dims, %s index", run_dir, len(vectors), index.dim, index.kind)
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.json = FiniteJSONProvider(app)  # nan/inf as null: every body is standard JSON
     app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes
     app.extensions["nlp182"] = service
     app.register_blueprint(api)

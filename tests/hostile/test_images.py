@@ -26,7 +26,7 @@ from nlp182.captioning.model import CaptionModel
 from nlp182.captioning.readers import read_karpathy, read_tsv
 from nlp182.captioning.vocab import CaptionVocab
 from nlp182.errors import FileFormatError, InvalidInputError, Nlp182Error
-from tests.hostile.conftest import run_nlp182
+from tests.hostile.child import run_nlp182
 
 TINY = ["--image-size", "16", "--encoder", "small_cnn", "--encoder-width", "0.25", "--grid", "2",
         "--feature-dim", "8", "--embed-dim", "8", "--hidden-size", "8", "--epochs", "1", "--batch-size", "8",

@@ -13,7 +13,7 @@ import numpy as np
 import psutil
 
 from nlp182.io import remove_dead_leftovers
-from tests.hostile.conftest import run_nlp182
+from tests.hostile.child import run_nlp182
 
 # A save that is stopped half way: a run folder being staged, a file beside it being written.
 SAVING = """

@@ -24,7 +24,7 @@ import pytest
 from nlp182.errors import InvalidInputError
 from nlp182.server.process import ServeProcess, free_port
 from nlp182.server.worker import Worker
-from tests.hostile.conftest import run_nlp182
+from tests.hostile.child import run_nlp182
 from tests.server.conftest import make_synthetic_run
 
 

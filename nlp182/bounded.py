@@ -1,0 +1,216 @@
+"""Reading files nobody here wrote, with bounds: lines of at most ``max_bytes`` and decompression
+with a ratio and a total cap.
+
+Every reader of user files (corpus text, Wikipedia dumps, vector files, parallel text, ``translate
+--input``) opens them with :func:`open_bounded` and walks them with :class:`BoundedLines`, so what
+it holds in memory is set by the bound, never by the file: a 10 GB line without a newline is
+skipped (or refused) while holding at most ``max_bytes + 1`` bytes, and a 1 KB ``.bz2`` that
+expands to gigabytes stops with an error once it has expanded ``max_ratio`` times past a floor.
+
+Lines are read with the stream's own ``readline(limit)`` (C code in ``io``, ``gzip`` and ``bz2``):
+each call holds at most ``limit`` bytes, and the rest of an overlong line is drained in
+``SKIP_CHUNK`` pieces, so a file is read once, in linear time.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import logging
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+
+log = logging.getLogger(__name__)
+
+#: Longest text line a reader keeps by default (1 MiB).
+MAX_LINE_BYTES = 1 << 20
+#: Most bytes a compressed file may expand to (1 TiB: above any public dump, e.g. English
+#: Wikipedia's pages-articles, about 100 GB).
+MAX_DECOMPRESSED_BYTES = 1 << 40
+#: Most times a compressed file may expand, judged once ``RATIO_FLOOR`` bytes came out (text
+#: compresses 3-10 times, Wikipedia dumps about 5; a compression bomb thousands of times).
+MAX_RATIO = 100.0
+#: Decompressed bytes before the ratio is judged (small files of repeated text may compress well).
+RATIO_FLOOR = 64 << 20
+#: Bytes read per call while draining an overlong line.
+SKIP_CHUNK = 1 << 20
+#: File name endings read as compressed streams.
+GZIP_SUFFIXES = (".gz", ".dz")
+BZIP2_SUFFIXES = (".bz2",)
+
+
+def mib(size: int) -> str:
+    """A byte count for messages: ``1 MiB``, ``10 MiB``, ``512 KiB``, ``300 bytes``."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << (shift - 4)) == 0:
+            return f"{size / (1 << shift):g} {unit}"
+    return f"{size:,} bytes"
+
+
+class _Counting(io.RawIOBase):
+    """The compressed file underneath a decompressor, counting the bytes taken from it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        self.count += n or 0
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Guarded(io.RawIOBase):
+    """Decompressed bytes, refused once they pass ``max_total`` or ``max_ratio`` times the input."""
+
+    def __init__(
+        self, inner: BinaryIO, counting: _Counting, name: str, max_ratio: float, max_total: int
+    ) -> None:
+        self.inner, self.counting, self.name = inner, counting, name
+        self.max_ratio, self.max_total, self.out = max_ratio, max_total, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self.inner.read(len(buffer))
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile, "Invalid data stream", truncation
+            raise FileFormatError(f"{self.name}: damaged or truncated compressed data ({exc})") from None
+        n = len(data)
+        buffer[:n] = data
+        self.out += n
+        if self.out > self.max_total:
+            raise FileFormatError(
+                f"{self.name}: decompresses to more than {mib(self.max_total)} (the limit); "
+                "pass --max-decompressed-bytes to raise it"
+            )
+        if self.out > RATIO_FLOOR and self.out > self.max_ratio * max(self.counting.count, 1):
+            raise FileFormatError(
+                f"{self.name}: expands more than {self.max_ratio:g} times ({self.out:,} bytes from "
+                f"{self.counting.count:,}), as a compression bomb does; pass --max-ratio to raise the limit"
+            )
+        return n
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def open_bounded(
+    path: str | os.PathLike[str],
+    max_ratio: float = MAX_RATIO,
+    max_total: int = MAX_DECOMPRESSED_BYTES,
+) -> BinaryIO:
+    """Open ``path`` for reading bytes; ``.gz``/``.dz`` and ``.bz2`` files are decompressed on the fly
+    under the ratio and total caps (a :class:`FileFormatError` naming the file when one is passed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path} does not exist")
+    if max_ratio < 1 or max_total < 1:
+        raise InvalidInputError(f"max_ratio and max_total must be >= 1, got {max_ratio} and {max_total}")
+    if path.suffix not in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+        return path.open("rb")
+    counting = _Counting(path.open("rb"))  # type: ignore[arg-type]
+    buffered = io.BufferedReader(counting, SKIP_CHUNK)
+    inner = gzip.GzipFile(fileobj=buffered) if path.suffix in GZIP_SUFFIXES else bz2.BZ2File(buffered)
+    guarded = _Guarded(inner, counting, str(path), max_ratio, max_total)  # type: ignore[arg-type]
+    return io.BufferedReader(guarded, SKIP_CHUNK)  # type: ignore[return-value]
+
+
+class BoundedLines:
+    """Iterate ``(line_number, line)`` over a binary stream, each line at most ``max_bytes`` bytes.
+
+    Line numbers start at ``first`` and count every line, skipped ones too. A longer line is
+    skipped and counted (``on_long="skip"``; :meth:`warn_skipped` logs the count once) or refused
+    with a one-line :class:`FileFormatError` naming the file, the line and the limit
+    (``on_long="error"``). The ``\\n`` is removed; a ``\\r`` before it is kept.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        max_bytes: int = MAX_LINE_BYTES,
+        name: str = "input",
+        on_long: Literal["skip", "error"] = "skip",
+        first: int = 1,
+        flag: str = "--max-line-bytes",
+    ) -> None:
+        if max_bytes < 1:
+            raise InvalidInputError(f"the longest line must be >= 1 byte, got {max_bytes}")
+        self.stream, self.max_bytes, self.name, self.on_long = stream, max_bytes, name, on_long
+        self.flag, self.number = flag, first - 1
+        self.skipped: list[int] = []
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        while (item := self.readline()) is not None:
+            yield item
+
+    def readline(self) -> tuple[int, bytes] | None:
+        """The next kept ``(line_number, line)``, or None at the end of the stream."""
+        while True:
+            line = self.stream.readline(self.max_bytes + 1)
+            if not line:
+                return None
+            self.number += 1
+            if line.endswith(b"\n"):
+                return self.number, line[:-1]
+            if len(line) <= self.max_bytes:  # the last line, without a line end
+                return self.number, line
+            del line
+            self._drain()
+            if self.on_long == "error":
+                raise FileFormatError(
+                    f"{self.name}: line {self.number} is longer than {mib(self.max_bytes)} (the limit); "
+                    f"pass {self.flag} to raise it"
+                )
+            self.skipped.append(self.number)
+
+    def _drain(self) -> None:
+        while True:
+            rest = self.stream.readline(SKIP_CHUNK)
+            if not rest or rest.endswith(b"\n"):
+                return
+
+    def warn_skipped(self, done: str = "skipped") -> None:
+        """Log one warning with the number of skipped lines and the first of them, if any; ``done``
+        says what became of them (``"skipped"``, ``"left untranslated"``)."""
+        if self.skipped:
+            count = len(self.skipped)
+            log.warning(
+                "%s: %s %d line%s longer than %s (first: line %d); pass %s to keep them",
+                self.name, done, count, "" if count == 1 else "s", mib(self.max_bytes), self.skipped[0],
+                self.flag,
+            )
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """The bounds one reader applies: longest line (or record), and the decompression caps."""
+
+    max_line: int = MAX_LINE_BYTES
+    max_ratio: float = MAX_RATIO
+    max_total: int = MAX_DECOMPRESSED_BYTES
+
+    def open(self, path: str | os.PathLike[str]) -> BinaryIO:
+        """:func:`open_bounded` with these caps."""
+        return open_bounded(path, self.max_ratio, self.max_total)
+
+    def lines(
+        self, stream: BinaryIO, name: object, on_long: Literal["skip", "error"] = "skip", first: int = 1
+    ) -> BoundedLines:
+        """:class:`BoundedLines` over ``stream`` with this longest line."""
+        return BoundedLines(stream, self.max_line, str(name), on_long, first)

@@ -1,0 +1,68 @@
+"""Vector files checked where they enter: binary words searched once across chunk boundaries,
+headers sized against the file, non-finite rows refused or dropped (text and ``.kv`` alike)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlp182.bounded import ReadLimits
+from nlp182.embeddings import formats
+from nlp182.embeddings.importing import import_vectors
+from nlp182.errors import EmptyCorpusError, FileFormatError
+
+
+def test_binary_words_found_across_tiny_chunks(tmp_path, monkeypatch) -> None:
+    words = ["a", "bb", "ccc", "dddddddd"]
+    vectors = np.arange(12, dtype=np.float32).reshape(4, 3) - 5.5
+    formats.write_word2vec(tmp_path / "v.bin", words, vectors, binary=True)
+    monkeypatch.setattr(formats, "BINARY_CHUNK", 3)  # every word and row straddles reads
+    loaded = formats.read_word2vec(tmp_path / "v.bin", binary=True)
+    assert loaded.words == words and np.array_equal(loaded.vectors, vectors)
+
+
+def test_a_binary_word_over_the_bound_is_refused(tmp_path) -> None:
+    (tmp_path / "v.bin").write_bytes(b"1 2\n" + b"w" * 100 + b" " + bytes(8))
+    with pytest.raises(FileFormatError, match="word #0 is longer than 64 bytes"):
+        formats.read_word2vec(tmp_path / "v.bin", binary=True, limits=ReadLimits(max_line=64))
+
+
+def test_header_rows_are_capped_by_the_file_size(tmp_path) -> None:
+    path = tmp_path / "v.txt"
+    path.write_bytes(b"x" * 100)
+    limits = ReadLimits()
+    assert formats.header_rows(10**14, 4, False, path, limits) == 100 // 9  # 9 bytes: "w 0 0 0 0"
+    assert formats.header_rows(10**14, 4, True, path, limits) == 100 // 18  # 18: "w" + " " + 16 bytes
+    assert formats.header_rows(3, 4, False, path, limits) == 3
+    with pytest.raises(FileFormatError, match="need at least 102 bytes a row"):
+        formats.header_rows(1, 25, True, path, limits)
+    with pytest.raises(FileFormatError, match="longest line read"):
+        formats.header_rows(1, 600, False, path, ReadLimits(max_line=1000))
+
+
+def test_float16_overflow_is_non_finite(tmp_path) -> None:
+    (tmp_path / "v.txt").write_text("2 2\na 1 2\nb 70000 1\n")  # 70000 > float16's 65504
+    with pytest.raises(FileFormatError, match=r"line 3 .* beyond float16's range"):
+        formats.read_word2vec(tmp_path / "v.txt", datatype=np.float16)
+    loaded = formats.read_word2vec(tmp_path / "v.txt", datatype=np.float16, nonfinite="drop")
+    assert loaded.words == ["a"] and loaded.vectors.tolist() == [[1, 2]]
+
+
+def test_kv_with_nan_is_refused_or_dropped(tmp_path) -> None:
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(2)
+    kv.add_vectors(["a", "b", "c"], np.array([[1, 2], [np.nan, 0], [3, 4]], dtype=np.float32))
+    kv.save(str(tmp_path / "v.kv"))
+    with pytest.raises(FileFormatError, match=r"row 2 \(word 'b'\) has a value that is nan"):
+        import_vectors(tmp_path / "v.kv", tmp_path / "run", show_progress=False)
+    report = import_vectors(tmp_path / "v.kv", tmp_path / "run", show_progress=False, nonfinite="drop")
+    assert report.words == 2
+    assert np.array_equal(np.load(tmp_path / "run" / "vectors.npy"), [[1, 2], [3, 4]])
+
+
+def test_a_file_of_no_vectors_is_refused(tmp_path) -> None:
+    (tmp_path / "v.txt").write_text("1 2\na nan 1\n")
+    with pytest.raises(EmptyCorpusError, match="holds no vector"):
+        import_vectors(tmp_path / "v.txt", tmp_path / "run", show_progress=False, nonfinite="drop")
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,53 @@
+"""The service's bodies are standard JSON: a nan or inf float is sent as null, never ``NaN``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from flask import Flask, jsonify
+
+from nlp182.embeddings.vectors import Vectors
+from nlp182.server.app import create_app
+from nlp182.server.config import AppConfig, IndexConfig
+from nlp182.server.encoding import FiniteJSONProvider, finite
+from nlp182.server.index import SimilarityIndex
+
+
+def _strict(body: bytes) -> object:
+    """Parse as RFC 8259 JSON: ``NaN``/``Infinity`` are errors."""
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+def test_finite_replaces_nan_and_inf_at_any_depth() -> None:
+    given = {"a": [1.5, float("nan"), {"b": (float("inf"), -float("inf"), 2)}], "c": "nan"}
+    assert finite(given) == {"a": [1.5, None, {"b": [None, None, 2]}], "c": "nan"}
+
+
+def test_provider_writes_null_for_non_finite_floats() -> None:
+    app = Flask("finite")
+    app.json = FiniteJSONProvider(app)
+    with app.app_context():
+        assert _strict(jsonify({"v": [1.0, float("nan")]}).get_data()) == {"v": [1.0, None]}
+        assert _strict(jsonify({"v": [1.0, 2.0]}).get_data()) == {"v": [1.0, 2.0]}
+
+
+def test_a_vector_with_nan_is_served_as_json_with_null(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((50, 8)).astype(np.float32)
+    vectors = Vectors([f"w{i}" for i in range(50)], matrix)
+    vectors.save(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model": "test", "dim": 8}))
+    (tmp_path / "metrics.json").write_text("{}")
+    SimilarityIndex.build(vectors, IndexConfig(kind="flat")).save(tmp_path)
+    served = np.load(tmp_path / "vectors.npy")
+    served[3, 2] = np.nan  # a run folder written by hand, not through `nlp182 import`
+    np.save(tmp_path / "vectors.npy", served)
+    client = create_app(tmp_path, AppConfig()).test_client()
+    response = client.get("/v1/vectors/w3")
+    assert response.status_code == 200
+    body = _strict(response.get_data())
+    assert body["vector"][2] is None and body["vector"][0] == float(served[3, 0])

@@ -1,0 +1,109 @@
+"""``nlp182.bounded``: lines of at most N bytes and decompression under a ratio and a total cap,
+against hand-computed cases."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+
+import pytest
+
+from nlp182.bounded import SKIP_CHUNK, BoundedLines, ReadLimits, mib, open_bounded
+from nlp182.corpora.text import paragraphs
+from nlp182.errors import FileFormatError, MissingFileError
+
+
+class _Recording(io.BytesIO):
+    """A stream that remembers the longest piece ``readline`` handed out and the bytes in total."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.longest = self.total = 0
+
+    def readline(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+        line = super().readline(size)
+        self.longest, self.total = max(self.longest, len(line)), self.total + len(line)
+        return line
+
+
+def test_lines_over_the_bound_are_skipped_and_numbered() -> None:
+    data = b"ab\n" + b"x" * 10 + b"\ncd\r\n\nabcd\nabcde\nlast"
+    lines = BoundedLines(io.BytesIO(data), max_bytes=4, name="f.txt")
+    assert list(lines) == [(1, b"ab"), (3, b"cd\r"), (4, b""), (5, b"abcd"), (7, b"last")]
+    assert lines.skipped == [2, 6] and lines.number == 7
+
+
+def test_a_last_line_one_byte_over_the_bound_is_skipped() -> None:
+    lines = BoundedLines(io.BytesIO(b"abcd\nabcde"), max_bytes=4)
+    assert list(lines) == [(1, b"abcd")] and lines.skipped == [2]
+
+
+def test_a_long_line_is_an_error_naming_file_line_and_limit() -> None:
+    data = io.BytesIO(b"ok\n" + b"y" * 2048 + b"\n")
+    lines = BoundedLines(data, max_bytes=1024, name="v.txt", on_long="error")
+    with pytest.raises(FileFormatError) as caught:
+        list(lines)
+    assert str(caught.value) == (
+        "v.txt: line 2 is longer than 1 KiB (the limit); pass --max-line-bytes to raise it"
+    )
+
+
+def test_a_huge_line_is_read_once_in_pieces_of_the_bound() -> None:
+    data = b"z" * (5 * SKIP_CHUNK + 7) + b"\nend\n"
+    stream = _Recording(data)
+    assert list(BoundedLines(stream, max_bytes=1000)) == [(2, b"end")]
+    assert stream.longest <= SKIP_CHUNK and stream.total == len(data)
+
+
+def test_warning_counts_the_skipped_lines(caplog) -> None:
+    lines = BoundedLines(io.BytesIO(b"xxxxx\nok\nyyyyyy\n"), max_bytes=4, name="c.txt")
+    assert [n for n, _ in lines] == [2]
+    lines.warn_skipped()
+    assert "c.txt: skipped 2 lines longer than 4 bytes (first: line 1); pass --max-line-bytes" in caplog.text
+
+
+@pytest.mark.parametrize("compress, suffix", [(gzip.compress, ".gz"), (bz2.compress, ".bz2")])
+def test_compressed_files_read_as_their_text(tmp_path, compress, suffix) -> None:
+    text = b"".join(b"line %d\n" % i for i in range(1000))
+    path = tmp_path / f"t.txt{suffix}"
+    path.write_bytes(compress(text))
+    with open_bounded(path) as handle:
+        assert handle.read() == text
+
+
+def test_a_compression_bomb_stops_at_the_ratio(tmp_path) -> None:
+    path = tmp_path / "zeros.gz"
+    path.write_bytes(gzip.compress(bytes(80 << 20)))  # 80 MiB in about 80 KB: a ratio near 1000
+    with open_bounded(path) as handle, pytest.raises(FileFormatError, match="expands more than 100 times"):
+        while handle.read(SKIP_CHUNK):
+            pass
+    with open_bounded(path, max_ratio=1e6) as handle:  # allowed: all 80 MiB come out
+        assert sum(len(chunk) for chunk in iter(lambda: handle.read(SKIP_CHUNK), b"")) == 80 << 20
+
+
+def test_the_total_cap_holds_whatever_the_ratio(tmp_path) -> None:
+    path = tmp_path / "t.bz2"
+    path.write_bytes(bz2.compress(b"abc\n" * 1000))  # 4,000 bytes
+    with ReadLimits(max_total=3000).open(path) as handle, pytest.raises(FileFormatError) as caught:
+        handle.read()
+    assert str(caught.value).endswith("decompresses to more than 3,000 bytes (the limit); "
+                                      "pass --max-decompressed-bytes to raise it")
+    with ReadLimits(max_total=4000).open(path) as handle:
+        assert len(handle.read()) == 4000
+
+
+def test_a_missing_file_is_named(tmp_path) -> None:
+    with pytest.raises(MissingFileError, match=r"nope\.gz does not exist"):
+        open_bounded(tmp_path / "nope.gz")
+
+
+def test_sizes_read_as_binary_units() -> None:
+    assert [mib(1 << 20), mib(10 << 20), mib(1 << 40), mib(1536), mib(1000), mib(64 << 10)] == [
+        "1 MiB", "10 MiB", "1 TiB", "1.5 KiB", "1,000 bytes", "64 KiB"]
+
+
+def test_paragraphs_are_cut_after_the_line_that_passes_the_bound() -> None:
+    assert list(paragraphs(["a b", "c", "", "d"])) == ["a b c", "d"]
+    assert list(paragraphs(["a b", "c", "", "d"], max_chars=3)) == ["a b", "c", "d"]
+    assert list(paragraphs("x\n  \ny  z\nw\n")) == ["x", "y z w"]

@@ -23,7 +23,6 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from nlp182.bounded import BoundedLines, ReadLimits, mib

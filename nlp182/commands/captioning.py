@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from nlp182.captioning.config import MONITORS, CaptionConfig
+from nlp182.captioning.config import AUTO, MONITORS, CaptionConfig
 from nlp182.captioning.model import CAPTION_ATTENTION, ENCODERS, POSITION_INITS
 from nlp182.commands.flags import add_config_flags, config_from_args, train_group
 from nlp182.optim.schedules import PROGRESS_SHAPES
 
+#: One command that trains on a user's Karpathy-split JSON with the defaults alone.
+USER_EXAMPLE = "nlp182 train caption --data dataset.json --images images/ --out runs/mine --epochs 40"
 CHOICES = {
     "attention": CAPTION_ATTENTION,
     "encoder": ENCODERS,
     "lr_schedule": PROGRESS_SHAPES,
-    "monitor": MONITORS,
+    "monitor": (AUTO, *MONITORS),
     "position_init": POSITION_INITS,
 }
 HELP = {
@@ -44,25 +47,31 @@ HELP = {
     "hidden_size": "size of the LSTM state",
     "attention": "how the decoder scores the locations (hard: one sampled location, REINFORCE)",
     "num_heads": "heads of multi-head attention",
-    "regularizer": "weight of the doubly stochastic penalty, summed over locations (0 turns it off)",
+    "regularizer": "weight of the doubly stochastic penalty, summed over locations (0 turns it off; it "
+    "pushes against sharp attention on grids this fine)",
     "entropy_weight": "hard attention: weight of the entropy bonus",
     "baseline_momentum": "hard attention: momentum of the moving-average reward baseline",
     "curriculum_steps": "score only the first word for this many steps, then the first two, and so on "
-    "(0: every word from the start)",
+    "(0: every word from the start; unset: 0.8 of an epoch, at least 5, at most 3%% of a run without "
+    "a budget)",
     "pretrain_steps": "steps of encoder pre-training on each caption's bag of words before caption "
-    "training",
+    "training (0: none; unset: 3.2 epochs, at least 50, at most 15%% of a run without a budget)",
+    "epochs": "passes over the training data (unset: 30, or with --time-budget-s a ceiling the budget "
+    "ends first)",
     "encoder_lr_scale": "learning rate of the encoder in caption training, as a multiple of --lr "
     "(0 freezes it)",
     "lr_schedule": "caption training rate over the run: constant, or linear / cosine decay to 0 at the end "
     "of --time-budget-s (else of --epochs)",
     "clip_grad_norm": "gradients are scaled down to at most this norm before each step (unset: no clipping)",
     "early_stopping_patience": "stop after this many epochs without a better validation --monitor score "
-    "(unset: train every epoch)",
-    "monitor": "validation score (greedy decoding) that picks the kept epoch and drives early stopping",
+    "(0: train every epoch; unset: a quarter of --epochs, at least 5, or with --time-budget-s half "
+    "the budget in seconds)",
+    "monitor": "validation score (greedy decoding) that picks the kept epoch and drives early stopping "
+    "(auto: exact_match when the median training caption has at most 5 words, else cider_d)",
     "bn_recalibration_batches": "before each validation, recompute the encoder's batch-norm statistics from "
     "this many training batches (0: keep the running averages)",
     "ema_decay": "validate, keep and save an exponential moving average of the weights with this decay "
-    "per step (warmed up; unset: the weights themselves)",
+    "per step (warmed up; 0: the weights themselves; unset: a horizon of 2.7 epochs of steps)",
     "time_budget_s": "stop training once its steps (encoder pre-training included) took this many "
     "seconds (unset: no limit)",
     "beam_width": "beam width of the test scores and overlays (1: greedy)",
@@ -85,8 +94,18 @@ def _run_train(args: argparse.Namespace) -> int:
             f"CIDEr-D {scores['cider_d']:.3f}"
         )
     summary = "test " + "; ".join(parts) + "; " if parts else ""
-    print(f"{summary}trained in {metrics['train_time_s']:.1f} s; run saved to {args.out}")
+    note = warning_note(metrics)
+    print(f"{summary}trained in {metrics['train_time_s']:.1f} s; run saved to {args.out}{note}")
     return 0
+
+
+def warning_note(metrics: dict[str, Any]) -> str:
+    """``"; 2 WARNINGS: ... | ... (also in metrics.json)"`` for the closing line, or nothing."""
+    warnings = metrics.get("warnings") or []
+    if not warnings:
+        return ""
+    count = f"{len(warnings)} WARNING{'S' if len(warnings) > 1 else ''}"
+    return f"; {count}: {' | '.join(warnings)} (also in the log and metrics.json)"
 
 
 def _overlay_paths(base: Path, count: int) -> list[Path]:
@@ -116,6 +135,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = train_group(subparsers).add_parser(
         "caption",
         help="train an attention captioner (Show, Attend and Tell) on digits, shapes or your images",
+        description="Train an attention captioner. The defaults are a measured recipe, and what depends "
+        "on the data (the validation score, epochs, patience, the weight average, pre-training and the "
+        "word curriculum) is chosen from your captions; the log says what was chosen and why.",
+        epilog=f"example, on your own Karpathy-split JSON with no tuning flags:  {USER_EXAMPLE}",
     )
     train.add_argument("--out", required=True, help="run folder to write (replaced as a whole on success)")
     add_config_flags(train, CaptionConfig, choices=CHOICES, helps=HELP)

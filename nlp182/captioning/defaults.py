@@ -8,7 +8,7 @@ digits and scale elsewhere:
   :data:`SHORT_CAPTION_WORDS` words (BLEU-4 needs 4-word matches and stays 0 on short captions
   while many are already right), else ``cider_d`` (consensus over longer, varied references);
 - ``epochs``: :data:`DEFAULT_EPOCHS` without a time budget; with one, a ceiling the budget ends first;
-- ``early_stopping_patience``: a quarter of the epochs, at least :data:`MIN_PATIENCE`; with a time
+- ``early_stopping_patience``: a third of the epochs, at least :data:`MIN_PATIENCE`; with a time
   budget, half the budget in seconds of training without a better score
   (``TrainerConfig.early_stopping_patience_s``) instead of a count of epochs;
 - ``ema_decay``: a horizon of :data:`EMA_HORIZON_EPOCHS` epochs of steps (0.998 on digits), at least
@@ -38,8 +38,8 @@ SHORT_CAPTION_WORDS = 5
 DEFAULT_EPOCHS = 30
 #: Epoch ceiling of a run with a time budget: the budget ends it long before.
 BUDGET_EPOCHS = 1000
-MIN_PATIENCE = 5
-PATIENCE_SHARE = 0.25
+MIN_PATIENCE = 10
+PATIENCE_SHARE = 1 / 3
 BUDGET_PATIENCE_SHARE = 0.5
 EMA_HORIZON_EPOCHS = 2.7
 MIN_EMA_HORIZON = 10
@@ -92,7 +92,7 @@ def choose_defaults(
             )
         else:
             chosen["early_stopping_patience"] = max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * epochs))
-            why["early_stopping_patience"] = f"a quarter of {epochs} epochs, at least {MIN_PATIENCE}"
+            why["early_stopping_patience"] = f"a third of {epochs} epochs, at least {MIN_PATIENCE}"
     if config.ema_decay is None:
         horizon = max(MIN_EMA_HORIZON, EMA_HORIZON_EPOCHS * steps_per_epoch)
         chosen["ema_decay"] = round(1.0 - 1.0 / horizon, 4)

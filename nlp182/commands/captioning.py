@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from nlp182.captioning.config import AUTO, MONITORS, CaptionConfig
 from nlp182.captioning.model import CAPTION_ATTENTION, ENCODERS, POSITION_INITS
 from nlp182.commands.flags import add_config_flags, config_from_args, train_group
 from nlp182.optim.schedules import PROGRESS_SHAPES
+from nlp182.train.diagnostics import closing_note
 
 #: One command that trains on a user's Karpathy-split JSON with the defaults alone.
 USER_EXAMPLE = "nlp182 train caption --data dataset.json --images images/ --out runs/mine --epochs 40"
@@ -64,7 +64,7 @@ HELP = {
     "of --time-budget-s (else of --epochs)",
     "clip_grad_norm": "gradients are scaled down to at most this norm before each step (unset: no clipping)",
     "early_stopping_patience": "stop after this many epochs without a better validation --monitor score "
-    "(0: train every epoch; unset: a quarter of --epochs, at least 5, or with --time-budget-s half "
+    "(0: train every epoch; unset: a third of --epochs, at least 10, or with --time-budget-s half "
     "the budget in seconds)",
     "monitor": "validation score (greedy decoding) that picks the kept epoch and drives early stopping "
     "(auto: exact_match when the median training caption has at most 5 words, else cider_d)",
@@ -94,18 +94,10 @@ def _run_train(args: argparse.Namespace) -> int:
             f"CIDEr-D {scores['cider_d']:.3f}"
         )
     summary = "test " + "; ".join(parts) + "; " if parts else ""
-    note = warning_note(metrics)
+    note = closing_note(metrics.get("warnings", []))
     print(f"{summary}trained in {metrics['train_time_s']:.1f} s; run saved to {args.out}{note}")
     return 0
 
-
-def warning_note(metrics: dict[str, Any]) -> str:
-    """``"; 2 WARNINGS: ... | ... (also in metrics.json)"`` for the closing line, or nothing."""
-    warnings = metrics.get("warnings") or []
-    if not warnings:
-        return ""
-    count = f"{len(warnings)} WARNING{'S' if len(warnings) > 1 else ''}"
-    return f"; {count}: {' | '.join(warnings)} (also in the log and metrics.json)"
 
 
 def _overlay_paths(base: Path, count: int) -> list[Path]:

@@ -47,6 +47,15 @@ def zero_kept_score(monitor: str, mode: str, best: float | None, best_epoch: int
     )
 
 
+def closing_note(warnings: Sequence[str]) -> str:
+    """``"; 2 WARNINGS: first | second (also in the log and metrics.json)"`` to end a command's closing
+    line with, or ``""`` when there are none."""
+    if not warnings:
+        return ""
+    count = f"{len(warnings)} WARNING{'S' if len(warnings) > 1 else ''}"
+    return f"; {count}: {' | '.join(warnings)} (also in the log and metrics.json)"
+
+
 def empty_outputs(outputs: Sequence[str], what: str) -> str | None:
     """A warning when any of ``outputs`` (the kept model's validation outputs) is empty."""
     empty = sum(not text.strip() for text in outputs)

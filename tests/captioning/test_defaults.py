@@ -60,11 +60,11 @@ def test_a_budget_on_digits_sized_data_gives_the_digits_recipe() -> None:
     }
 
 
-@pytest.mark.parametrize(("epochs", "patience"), [(8, 5), (40, 10), (150, 38)])
-def test_patience_is_a_quarter_of_the_epochs_at_least_five(epochs: int, patience: int) -> None:
+@pytest.mark.parametrize(("epochs", "patience"), [(8, 10), (40, 14), (150, 50)])
+def test_patience_is_a_third_of_the_epochs_at_least_ten(epochs: int, patience: int) -> None:
     config, chosen = choose_defaults(CaptionConfig(epochs=epochs), _items("a red square"), 10)
-    assert config.early_stopping_patience == patience == max(5, math.ceil(epochs / 4))
-    assert chosen["early_stopping_patience"].startswith(f"{patience} (a quarter of {epochs} epochs")
+    assert config.early_stopping_patience == patience == max(10, math.ceil(epochs / 3))
+    assert chosen["early_stopping_patience"].startswith(f"{patience} (a third of {epochs} epochs")
 
 
 def test_short_runs_cap_pretraining_and_curriculum_at_a_share_of_their_steps() -> None:
@@ -129,10 +129,10 @@ def test_cli_logs_one_line_of_choices_and_saves_the_chosen_config(
     lines = [r.getMessage() for r in caplog.records if "chosen from the data" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0]
     assert "monitor exact_match (the median caption has 3 words" in lines[0]
-    assert "early_stopping_patience 5 (a quarter of 2 epochs, at least 5)" in lines[0]
+    assert "early_stopping_patience 10 (a third of 2 epochs, at least 10)" in lines[0]
     saved = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
-    assert saved["monitor"] == "exact_match" and saved["early_stopping_patience"] == 5
+    assert saved["monitor"] == "exact_match" and saved["early_stopping_patience"] == 10
     assert saved["pretrain_steps"] == 1 and saved["curriculum_steps"] == 1  # 15% / 3% of 4 steps, at least 1
     assert set(metrics["chosen"]) == {
         "monitor",

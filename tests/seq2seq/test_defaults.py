@@ -57,7 +57,7 @@ def test_dates_keep_their_own_defaults() -> None:
 
 
 def test_a_spelling_tsv_is_read_letter_by_letter_and_sized_from_its_pairs() -> None:
-    pairs = [(f"word{i}", " ".join("W O R D".split()[: 1 + i % 4])) for i in range(300)]
+    pairs = [(f"word{i}", " ".join(["W", "O", "R", "D"][: 1 + i % 4])) for i in range(300)]
     config, chosen = _settled("--data", "g2p.tsv", pairs=pairs)
     assert (config.source_tokenizer, config.target_tokenizer) == ("char", None)  # targets are 1-4 words
     assert chosen["source_tokenizer"] == "char (100% of the sources are one word: read letter by letter)"

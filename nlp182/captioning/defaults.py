@@ -10,7 +10,9 @@ digits and scale elsewhere:
 - ``epochs``: :data:`DEFAULT_EPOCHS` without a time budget; with one, a ceiling the budget ends first;
 - ``early_stopping_patience``: a third of the epochs, at least :data:`MIN_PATIENCE`; with a time
   budget, half the budget in seconds of training without a better score
-  (``TrainerConfig.early_stopping_patience_s``) instead of a count of epochs;
+  (``TrainerConfig.early_stopping_patience_s``) instead of a count of epochs; either counts only
+  once the score has been above 0 (``TrainerConfig.patience_after_nonzero``: stopping a run that
+  has not yet got one caption right keeps a model that learned nothing);
 - ``ema_decay``: a horizon of :data:`EMA_HORIZON_EPOCHS` epochs of steps (0.998 on digits), at least
   :data:`MIN_EMA_HORIZON` steps;
 - ``pretrain_steps``: :data:`PRETRAIN_EPOCHS` epochs of steps (600 on digits), at least

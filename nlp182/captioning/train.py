@@ -207,6 +207,7 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             early_stopping_patience=config.early_stopping_patience or None,
             early_stopping_patience_s=None if given.early_stopping_patience is not None
             else patience_seconds(config),
+            patience_after_nonzero=given.early_stopping_patience is None,
             time_budget_s=None if budget is None else max(budget - pretrain_time, 1e-3),
             ema_decay=config.ema_decay or None,
             monitor=f"valid_{config.monitor}",

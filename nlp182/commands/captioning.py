@@ -65,7 +65,7 @@ HELP = {
     "clip_grad_norm": "gradients are scaled down to at most this norm before each step (unset: no clipping)",
     "early_stopping_patience": "stop after this many epochs without a better validation --monitor score "
     "(0: train every epoch; unset: a third of --epochs, at least 10, or with --time-budget-s half "
-    "the budget in seconds)",
+    "the budget in seconds, counted once the score is above 0)",
     "monitor": "validation score (greedy decoding) that picks the kept epoch and drives early stopping "
     "(auto: exact_match when the median training caption has at most 5 words, else cider_d)",
     "bn_recalibration_batches": "before each validation, recompute the encoder's batch-norm statistics from "

@@ -31,6 +31,9 @@ class TrainerConfig:
     recorded (``"partial": true``).
     ``early_stopping_patience_s`` stops once this many seconds of training steps passed since the
     best epoch (a patience that scales with a time budget); either patience may end the run.
+    ``patience_after_nonzero`` (``monitor_mode="max"`` only) starts counting either patience only once
+    the monitored score has been above 0: a score such as exact match sits at 0 until a model starts
+    to get things right, and stopping before then keeps a model that has learned nothing.
     ``ema_decay`` keeps an exponential moving average of the weights
     (:class:`~nlp182.train.averaging.ExponentialMovingAverage`, with warm-up), updated after every
     optimizer step: validation scores the average, the best epoch keeps the average, and a run
@@ -49,6 +52,7 @@ class TrainerConfig:
     resume: str | None = None
     early_stopping_patience: int | None = None
     early_stopping_patience_s: float | None = None
+    patience_after_nonzero: bool = False
     monitor: str = "valid_loss"
     monitor_mode: str = "min"
     log_every: int = 50

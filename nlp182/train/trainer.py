@@ -489,6 +489,8 @@ class Trainer:
             if self.out_dir is not None and self.dist.is_main:
                 save_checkpoint(self.out_dir / BEST_FILE, {"model": self.model.state_dict(),
                                                            "epoch": self.epoch + 1, "value": value})
+        elif self.config.patience_after_nonzero and self.config.monitor_mode == "max" and not self.best:
+            self.best_time_s = now  # nothing learned yet: patience has not started
         else:
             self.bad_epochs += 1
         if self._early_stop_reached(now):

@@ -76,6 +76,26 @@ def test_a_kept_epoch_scoring_zero_warns() -> None:
     ]
 
 
+def test_patience_after_nonzero_waits_for_a_first_score_above_zero() -> None:
+    def never_right(model: nn.Module, batches) -> dict[str, float]:
+        return {"valid_exact_match": 0.0}
+
+    common = {"eval_fn": never_right, "monitor": "valid_exact_match", "monitor_mode": "max"}
+    assert len(_fit(0.02, early_stopping_patience=2, **common).history) == 3
+    waited = _fit(0.02, early_stopping_patience=2, patience_after_nonzero=True, **common)
+    assert len(waited.history) == 6 and waited.stop_reason is None
+    assert waited.warnings[0].startswith("the kept epoch (1) has valid_exact_match = 0")
+    scores = iter([0.0, 0.0, 0.5, 0.5, 0.5, 0.5])
+
+    def late(model: nn.Module, batches) -> dict[str, float]:
+        return {"valid_exact_match": next(scores)}
+
+    counted = _fit(
+        0.02, early_stopping_patience=2, patience_after_nonzero=True, **{**common, "eval_fn": late}
+    )
+    assert len(counted.history) == 5 and counted.best_epoch == 3  # epochs 4 and 5 do not beat epoch 3
+
+
 def test_the_checks_on_hand_made_records() -> None:
     falling = [{"train_loss": v} for v in (4.0, 3.0, 2.5, 2.0, 1.9, 1.8)]
     assert loss_stalled(falling) is None

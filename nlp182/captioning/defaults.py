@@ -37,7 +37,7 @@ from nlp182.captioning.data import CaptionedImage
 from nlp182.captioning.vocab import tokenize
 
 SHORT_CAPTION_WORDS = 5
-DEFAULT_EPOCHS = 30
+DEFAULT_EPOCHS = 40
 #: Epoch ceiling of a run with a time budget: the budget ends it long before.
 BUDGET_EPOCHS = 1000
 MIN_PATIENCE = 10

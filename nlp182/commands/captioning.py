@@ -16,7 +16,7 @@ from nlp182.optim.schedules import PROGRESS_SHAPES
 from nlp182.train.diagnostics import closing_note
 
 #: One command that trains on a user's Karpathy-split JSON with the defaults alone.
-USER_EXAMPLE = "nlp182 train caption --data dataset.json --images images/ --out runs/mine --epochs 40"
+USER_EXAMPLE = "nlp182 train caption --data dataset.json --images images/ --out runs/mine > train.log 2>&1"
 CHOICES = {
     "attention": CAPTION_ATTENTION,
     "encoder": ENCODERS,
@@ -56,7 +56,7 @@ HELP = {
     "a budget)",
     "pretrain_steps": "steps of encoder pre-training on each caption's bag of words before caption "
     "training (0: none; unset: 3.2 epochs, at least 50, at most 15%% of a run without a budget)",
-    "epochs": "passes over the training data (unset: 30, or with --time-budget-s a ceiling the budget "
+    "epochs": "passes over the training data (unset: 40, or with --time-budget-s a ceiling the budget "
     "ends first)",
     "encoder_lr_scale": "learning rate of the encoder in caption training, as a multiple of --lr "
     "(0 freezes it)",
@@ -127,10 +127,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = train_group(subparsers).add_parser(
         "caption",
         help="train an attention captioner (Show, Attend and Tell) on digits, shapes or your images",
-        description="Train an attention captioner. The defaults are a measured recipe, and what depends "
-        "on the data (the validation score, epochs, patience, the weight average, pre-training and the "
-        "word curriculum) is chosen from your captions; the log says what was chosen and why.",
-        epilog=f"example, on your own Karpathy-split JSON with no tuning flags:  {USER_EXAMPLE}",
+        description="Train an attention captioner. The defaults are a measured recipe; what depends on\n"
+        "the data (validation score, epochs, patience, weight average, pre-training, word curriculum)\n"
+        "is chosen from your captions, and the log says what was chosen and why.",
+        epilog=f"example, on your own Karpathy-split JSON with no tuning flags:\n  {USER_EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--out", required=True, help="run folder to write (replaced as a whole on success)")
     add_config_flags(train, CaptionConfig, choices=CHOICES, helps=HELP)

@@ -161,6 +161,18 @@ def test_the_defaults_are_the_digits_recipe() -> None:
     )
 
 
+def test_help_shows_one_command_for_a_users_karpathy_json_without_tuning_flags(capsys) -> None:
+    from nlp182.commands.captioning import USER_EXAMPLE
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "caption", "--help"])
+    assert USER_EXAMPLE in capsys.readouterr().out
+    argv = USER_EXAMPLE.split(" > ")[0].split()
+    assert {a for a in argv if a.startswith("--")} == {"--data", "--images", "--out"}
+    args = cli.build_parser().parse_args(argv[1:])
+    assert args.data == "dataset.json" and args.monitor == "auto" and args.epochs is None
+
+
 def test_generated_user_set_reads_as_a_karpathy_json(tmp_path: Path) -> None:
     path = write_user_set(tmp_path, 12, 3, 2, seed=5)
     splits = read_karpathy(path)

@@ -17,9 +17,12 @@ digits and scale elsewhere:
   :data:`MIN_EMA_HORIZON` steps;
 - ``pretrain_steps``: :data:`PRETRAIN_EPOCHS` epochs of steps (600 on digits), at least
   :data:`MIN_PRETRAIN_STEPS`; ``curriculum_steps``: :data:`CURRICULUM_EPOCHS` of an epoch per word
-  (150 on digits), at least :data:`MIN_CURRICULUM_STEPS`. Without a budget the run's step count is
-  known and each is capped at a share of it (:data:`PRETRAIN_SHARE`, :data:`CURRICULUM_SHARE`), so a
-  short run still spends most of its steps on captions.
+  (150 on digits), at least :data:`MIN_CURRICULUM_STEPS`, and at most
+  :data:`CURRICULUM_TOTAL_EPOCHS` epochs over the words of a long caption (the 90th percentile of
+  the lengths: 5 on digits), so that long captions are not held back for most of the run. Without
+  a budget the run's step count is known and each is capped at a share of it
+  (:data:`PRETRAIN_SHARE`, :data:`CURRICULUM_SHARE`), so a short run still spends most of its
+  steps on captions.
 
 :func:`choose_defaults` returns the settled config and one reason per choice, which
 ``train_captioner`` logs on one line and writes to ``metrics.json``.
@@ -51,12 +54,19 @@ PRETRAIN_SHARE = 0.15
 CURRICULUM_EPOCHS = 0.8
 MIN_CURRICULUM_STEPS = 5
 CURRICULUM_SHARE = 0.03
+CURRICULUM_TOTAL_EPOCHS = 4.0
 
 
 def median_caption_words(items: Sequence[CaptionedImage]) -> float:
     """Median length in words of every caption of ``items`` (0 for no captions)."""
     lengths = [len(tokenize(caption)) for item in items for caption in item.captions]
     return float(statistics.median(lengths)) if lengths else 0.0
+
+
+def long_caption_words(items: Sequence[CaptionedImage]) -> int:
+    """The 90th percentile of the caption lengths in words (at least 1)."""
+    lengths = sorted(len(tokenize(caption)) for item in items for caption in item.captions)
+    return max(1, lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]) if lengths else 1
 
 
 def choose_monitor(items: Sequence[CaptionedImage]) -> tuple[str, str]:
@@ -107,8 +117,12 @@ def choose_defaults(
             reason = f"{PRETRAIN_SHARE:.0%} of the run's {planned} steps"
         chosen["pretrain_steps"], why["pretrain_steps"] = steps, reason
     if config.curriculum_steps is None:
-        steps = max(MIN_CURRICULUM_STEPS, round(CURRICULUM_EPOCHS * steps_per_epoch))
+        words = long_caption_words(items)
+        share = min(CURRICULUM_EPOCHS, CURRICULUM_TOTAL_EPOCHS / words)
+        steps = max(MIN_CURRICULUM_STEPS, round(share * steps_per_epoch))
         reason = f"{CURRICULUM_EPOCHS} of an epoch per word, at least {MIN_CURRICULUM_STEPS}"
+        if share < CURRICULUM_EPOCHS:
+            reason = f"{CURRICULUM_TOTAL_EPOCHS:g} epochs over the {words} words of a long caption"
         if planned is not None and steps > CURRICULUM_SHARE * planned:
             steps = max(1, round(CURRICULUM_SHARE * planned))
             reason = f"{CURRICULUM_SHARE:.0%} of the run's {planned} steps per word"

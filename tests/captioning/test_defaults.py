@@ -34,6 +34,7 @@ def _items(*captions: str) -> list[CaptionedImage]:
 
 def test_short_captions_are_monitored_by_exact_match_long_ones_by_cider_d() -> None:
     digits = _items("three", "one four", "nine two seven", "five five one eight", "six")
+    assert choose_defaults(CaptionConfig(time_budget_s=600.0), digits, 188)[0].curriculum_steps == 150
     assert choose_monitor(digits)[0] == "exact_match"
     assert "median caption has 2 words" in choose_monitor(digits)[1]  # lengths 1, 2, 3, 4, 1
     scenes = make_shape_scenes(40, size=48, seed=0)  # shapes: relations, 4-14 words
@@ -78,6 +79,15 @@ def test_short_runs_cap_pretraining_and_curriculum_at_a_share_of_their_steps() -
     assert chosen["pretrain_steps"] == "6 (15% of the run's 40 steps)"
     assert config.ema_decay == 0.9  # at least a 10-step horizon
     assert config.epochs == 20 and "epochs" not in chosen
+
+
+def test_long_captions_shorten_the_curriculum_to_four_epochs_in_all() -> None:
+    # Flickr-like: 30,000 pairs in batches of 32 -> 938 steps an epoch; 90% of captions within 16 words.
+    items = _items(*(" ".join(["word"] * n) for n in (8, 9, 10, 11, 12, 12, 13, 14, 16, 20)))
+    config, chosen = choose_defaults(CaptionConfig(time_budget_s=3600.0), items, 938)
+    assert config.curriculum_steps == round(4 / 20 * 938)  # the 90th percentile of ten lengths: the 10th
+    assert chosen["curriculum_steps"] == "188 (4 epochs over the 20 words of a long caption)"
+    assert config.monitor == "cider_d"
 
 
 def test_given_settings_are_kept_and_zero_turns_each_part_off() -> None:

@@ -65,6 +65,7 @@ def test_a_spelling_tsv_is_read_letter_by_letter_and_sized_from_its_pairs() -> N
         "128 (300 training pairs < 5000"
     )
     assert config.batch_size == 16  # 300 / 50 = 6, raised to the floor of 16
+    assert chosen["embed_dim"] == "64 (14 distinct tokens on the larger side <= 5000)"  # w o r d 0-9, letters
     assert config.max_output_len == 11 and "longest training target (4 words)" in chosen["max_output_len"]
     line = summary_line("g2p.tsv", chosen)
     assert (
@@ -78,6 +79,7 @@ def test_a_large_sentence_tsv_gets_a_bigger_model_and_batch() -> None:
     assert config.source_tokenizer is None and "source_tokenizer" not in chosen  # sentences: words
     assert config.model.hidden_size == 256 and config.batch_size == 8  # the typed batch stays
     assert config.max_output_len == 14  # 1.5 x 6 words + 5
+    assert config.model.embed_dim == 128  # 6000 numbers + 4 words on the target side
     config, _ = _settled("--data", "fr.tsv", pairs=pairs)
     assert config.batch_size == 64  # 6000 / 50 = 120 -> 64, the power of two below
     assert (
@@ -108,7 +110,7 @@ def test_cli_logs_the_choice_once_and_saves_the_settled_config(tmp_path: Path, c
         and saved["model"]["hidden_size"] == 16
     )
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["chosen"]) == {"source_tokenizer", "batch_size", "max_output_len"}
+    assert set(metrics["chosen"]) == {"source_tokenizer", "batch_size", "max_output_len"}  # embed_dim typed
     assert isinstance(metrics["warnings"], list)
     closing = capsys.readouterr().out.strip().splitlines()[-1]
     assert ("WARNING" in closing) == bool(metrics["warnings"])

@@ -68,8 +68,8 @@ def run_configs(
             encoder="smallcnn", encoder_width=0.25, grid=4, feature_dim=16, embed_dim=8, hidden_size=16
         )
         sizes = {"train_images": 64, "valid_images": 16, "test_images": 16, "epochs": 1, "image_size": 48}
+        sizes.update(batch_size=64, bn_recalibration_batches=1)  # few steps: a smoke test in seconds
         recipe = {"pretrain_steps": 2, "curriculum_steps": 1, "time_budget_s": 600.0}
-        recipe["bn_recalibration_batches"] = 1
         digits = CaptionConfig(data="digits", model=tiny, **recipe, **sizes, **common)
         shapes = CaptionConfig(data="shapes", model=tiny, **sizes, **common)
     else:

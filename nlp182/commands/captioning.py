@@ -7,6 +7,7 @@ name (``image_size`` -> ``--image-size``; booleans also have ``--no-...``).
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from nlp182.captioning.config import AUTO, MONITORS, CaptionConfig
@@ -14,6 +15,8 @@ from nlp182.captioning.model import CAPTION_ATTENTION, ENCODERS, POSITION_INITS
 from nlp182.commands.flags import add_config_flags, config_from_args, train_group
 from nlp182.optim.schedules import PROGRESS_SHAPES
 from nlp182.train.diagnostics import closing_note
+
+log = logging.getLogger(__name__)
 
 #: One command that trains on a user's Karpathy-split JSON with the defaults alone.
 USER_EXAMPLE = "nlp182 train caption --data dataset.json --images images/ --out runs/mine > train.log 2>&1"
@@ -113,8 +116,11 @@ def _run_caption(args: argparse.Namespace) -> int:
     captioner = Captioner.load(args.run, device=args.device)
     images = captioner.load_images(args.image)
     captions = captioner.caption(images, beam_width=args.beam, max_len=args.max_len)
-    for caption in captions:
+    for path, caption in zip(args.image, captions, strict=True):
         print(caption.text)
+        if not caption.words:
+            log.warning("%s: the model output an empty caption (its training run's metrics.json may "
+                        "say why, under warnings)", path)
     if args.overlay is not None:
         paths = _overlay_paths(Path(args.overlay), len(captions))
         for caption, image, path in zip(captions, images, paths, strict=True):

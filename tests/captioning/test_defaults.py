@@ -9,8 +9,10 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from nlp182 import cli
 from nlp182.captioning import CaptionConfig, CaptionModelConfig
@@ -213,7 +215,7 @@ def test_a_set_too_small_to_learn_ends_with_warnings_not_silence(tmp_path: Path,
 
 
 def test_a_model_that_says_nothing_gets_the_empty_caption_warning(
-    karpathy: Path, tmp_path: Path, monkeypatch
+    karpathy: Path, tmp_path: Path, monkeypatch, capsys, caplog
 ) -> None:
     vocab = CaptionVocab.build(["a red square", "a blue box"])
     config = dataclasses.replace(
@@ -227,6 +229,17 @@ def test_a_model_that_says_nothing_gets_the_empty_caption_warning(
     captions = Captioner(model, vocab, config).caption(torch.rand(3, 3, 16, 16), beam_width=1)
     assert [c.text for c in captions] == ["", "", ""]
     assert empty_outputs([c.text for c in captions], "caption").endswith("(all of them: it says nothing)")
+
+    saved, image = tmp_path / "silent-run", tmp_path / "look.png"
+    Captioner(model, vocab, config).save(saved)
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(image)
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["caption", str(saved), str(image), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == "\n"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{image}: the model output an empty caption (its training run's metrics.json may say why, "
+        "under warnings)"
+    ]
 
     import nlp182.captioning.train as train_module
 

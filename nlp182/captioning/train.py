@@ -22,6 +22,7 @@ from nlp182.captioning.builtin import digits_splits, shapes_splits
 from nlp182.captioning.captioner import Caption, Captioner
 from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import CaptionedImage, image_batches, make_loader
+from nlp182.captioning.defaults import choose_defaults, patience_seconds, summary_line
 from nlp182.captioning.evaluate import caption_items, evaluate, score_captions
 from nlp182.captioning.loss import CaptionLoss
 from nlp182.captioning.model import CaptionModel
@@ -35,6 +36,7 @@ from nlp182.io import atomic_write_json, check_input_file, staged_directory
 from nlp182.optim import Adam, ProgressDecay
 from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
+from nlp182.train.diagnostics import empty_outputs
 from nlp182.vision import freeze, recalibrate_batch_norm
 
 log = logging.getLogger(__name__)
@@ -155,7 +157,14 @@ def write_overlays(
 
 
 def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds."""
+    """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds.
+
+    Settings left to ``auto`` are chosen from the training captions and the run's length first
+    (:func:`~nlp182.captioning.defaults.choose_defaults`; one log line says what and why, and
+    ``metrics.json`` has them under ``chosen``). ``metrics.json`` also holds ``stop_reason`` and
+    ``warnings``: one line per problem found (early stopping, a kept epoch scoring 0, a training
+    loss that stopped falling, a kept model that outputs empty captions), each also logged.
+    """
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)
@@ -164,11 +173,14 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
     if not train_items or not splits["valid"]:
         raise InvalidInputError("training needs non-empty train and valid splits")
     vocab = CaptionVocab.build((c for item in train_items for c in item.captions), config.min_count)
-    captioner = Captioner(CaptionModel(len(vocab), config.model), vocab, config)
-    model = captioner.model
     loader = make_loader(
         train_items, vocab, config.image_size, config.batch_size, shuffle=True, seed=config.seed
     )
+    given = config
+    config, chosen = choose_defaults(config, train_items, len(loader))
+    log.info("%s", summary_line(chosen))
+    captioner = Captioner(CaptionModel(len(vocab), config.model), vocab, config)
+    model = captioner.model
     start = time.perf_counter()
     pretraining = pretrain_encoder(
         model, loader, len(vocab), config.pretrain_steps, config.lr, select_device(config.device)
@@ -187,11 +199,15 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             clip_grad_norm=config.clip_grad_norm,
             out_dir=str(staging / "train"),
             keep_last=1,
-            early_stopping_patience=config.early_stopping_patience or config.epochs,
+            early_stopping_patience=config.early_stopping_patience or None,
+            early_stopping_patience_s=None if given.early_stopping_patience is not None
+            else patience_seconds(config),
+            patience_after_nonzero=given.early_stopping_patience is None,
             time_budget_s=None if budget is None else max(budget - pretrain_time, 1e-3),
-            ema_decay=config.ema_decay,
+            ema_decay=config.ema_decay or None,
             monitor=f"valid_{config.monitor}",
             monitor_mode="max",
+            keep_best=True,
             seed=config.seed,
             progress=config.progress,
         )
@@ -219,6 +235,10 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
         train_time = time.perf_counter() - start
         best = load_checkpoint(staging / "train" / "best.safetensors")
         model.load_state_dict(best["model"])
+        kept = caption_items(captioner, splits["valid"], beam_width=1)
+        silent = empty_outputs([caption.text for caption in kept], "caption")
+        if silent is not None:
+            trainer.warn(silent)
         test: dict[str, Any] = {}
         beam: list[Caption] = []
         if splits["test"]:  # the beam captions are decoded once: scored here, drawn as overlays below
@@ -240,6 +260,9 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
             "parameters": sum(p.numel() for p in model.parameters()),
             "scale": "BLEU on 0-100; CIDEr-D x10 as in the COCO evaluation; correctness in [0, 1]",
             "test": test,
+            "chosen": chosen,
+            "stop_reason": trainer.stop_reason,
+            "warnings": trainer.warnings,
         }
         captioner.save(staging)
         atomic_write_json(staging / "metrics.json", metrics)

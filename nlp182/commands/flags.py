@@ -180,6 +180,38 @@ def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction 
     return None
 
 
+#: The namespace attribute where :func:`add_config_flags` flags record that they were given.
+GIVEN = "given_flags"
+
+
+def _record_given(namespace: argparse.Namespace, dest: str) -> None:
+    setattr(namespace, GIVEN, {*getattr(namespace, GIVEN, set()), dest})
+
+
+class _GivenStore(argparse._StoreAction):
+    """``store``, recording that the flag was on the command line (see :func:`given_fields`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _record_given(namespace, self.dest)
+
+
+class _GivenBoolean(argparse.BooleanOptionalAction):
+    """``--flag`` / ``--no-flag``, recording that one of them was on the command line."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _record_given(namespace, self.dest)
+
+
+def given_fields(args: argparse.Namespace) -> frozenset[str]:
+    """Config fields whose flags were on the command line (not left at their defaults), so that a
+    command can choose the others from the data without overriding what the user typed."""
+    return frozenset(getattr(args, GIVEN, ()))
+
+
 def _flag_type(annotation: Any) -> Any:
     """The scalar type behind ``int``, ``float | None``, ... (``None`` options take the inner type)."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -222,17 +254,21 @@ def add_config_flags(
         text = helps.get(field.name) or field.metadata.get("help") or COMMON_HELP.get(field.name, "")
         text = (text + default_text(default)).strip() if text else ""
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+            parser.add_argument(flag, action=_GivenBoolean, default=default, help=text)
             continue
         allowed = choices.get(field.name) or field.metadata.get("choices")
         if field.name == "device" and allowed is None:
             metavar = "{" + ",".join(DEVICE_CHOICES) + "}"
-            parser.add_argument(flag, type=device_name, default=default, metavar=metavar, help=text)
+            parser.add_argument(
+                flag, action=_GivenStore, type=device_name, default=default, metavar=metavar, help=text
+            )
             continue
         own = {key: value for key, value in field.metadata.items() if key in RANGE_KEYS}
         rule = limits.get(field.name) or own or COMMON_LIMITS.get(field.name)
         value_type = checked(kind, rule) if kind in (int, float) else kind
-        parser.add_argument(flag, type=value_type, default=default, choices=allowed, help=text)
+        parser.add_argument(
+            flag, action=_GivenStore, type=value_type, default=default, choices=allowed, help=text
+        )
 
 
 def config_from_args(config_class: type, args: argparse.Namespace) -> Any:

@@ -26,6 +26,7 @@ from nlp182.commands.flags import (
     checked,
     config_from_args,
     device_name,
+    given_fields,
     train_group,
 )
 from nlp182.commands.limits import add_limit_flags
@@ -36,6 +37,7 @@ from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
 from nlp182.seq2seq.metrics import METRICS
 from nlp182.seq2seq.model import ARCHITECTURES, RNN_CELLS
 from nlp182.seq2seq.tokenize import TOKENIZER_KINDS
+from nlp182.train.diagnostics import closing_note
 from nlp182.train.run import incomplete_dir
 
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.resume:
         config = _resumed_config(args, config)
     try:
-        metrics = train_seq2seq(config, args.out, resume=args.resume)
+        metrics = train_seq2seq(config, args.out, resume=args.resume, given=given_fields(args))
     except KeyboardInterrupt:
         kept = incomplete_dir(args.out)
         print(f"interrupted; the run and its checkpoints are kept in {kept}. Resume with:\n"
@@ -126,7 +128,7 @@ def _run_train(args: argparse.Namespace) -> int:
         greedy = ", ".join(f"{name} {test['greedy'][name]:.4f}" for name in names)
         summary = f"test {beam} (beam {test['beam_width']}; greedy {greedy}); "
     print(f"{summary}best epoch {metrics['best_epoch']}, trained in {metrics['train_time_s']:.1f} s; "
-          f"run saved to {args.out}")
+          f"run saved to {args.out}{closing_note(metrics.get('warnings', []))}")
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ from nlp182.seq2seq.batching import Seq2SeqBatch, make_loader
 from nlp182.seq2seq.cmudict import CMUDICT, cmudict_splits
 from nlp182.seq2seq.config import DATES, Seq2SeqConfig
 from nlp182.seq2seq.data import Pair, date_splits, read_aligned_files, read_tsv, split_pairs
+from nlp182.seq2seq.defaults import choose_defaults, summary_line
 from nlp182.seq2seq.metrics import ERROR_METRICS, score
 from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.train import Trainer, TrainerConfig
+from nlp182.train.diagnostics import empty_outputs
 from nlp182.train.run import resumable_run
 
 log = logging.getLogger(__name__)
@@ -219,12 +221,21 @@ def _summary(name: str, scores: dict[str, Any], names: list[str]) -> str:
 
 
 def train_seq2seq(
-    config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool = False
+    config: Seq2SeqConfig,
+    out_dir: str | os.PathLike[str],
+    resume: bool = False,
+    given: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds.
 
-    With ``resume`` the interrupted run staged in ``OUT.incomplete`` continues from its last
-    checkpoint (its tokenisers are reused) and ends exactly as an uninterrupted run would.
+    Settings not in ``given`` (flag names; ``None``: those that differ from their defaults) are
+    first chosen for the data (:func:`~nlp182.seq2seq.defaults.choose_defaults`: the recipe for
+    ``cmudict``, sizes from the pairs of a user's file), logged on one line and kept in
+    ``metrics.json`` under ``chosen``; the saved ``config.json`` holds the result. With ``resume``
+    the interrupted run staged in ``OUT.incomplete`` continues from its last checkpoint (its
+    tokenisers and settled config are reused) and ends exactly as an uninterrupted run would.
+    ``metrics.json`` also holds ``stop_reason`` and ``warnings`` (one line per problem: early
+    stopping, a loss that stopped falling, a kept model that outputs empty translations).
     """
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -232,6 +243,10 @@ def train_seq2seq(
     train_pairs, valid_pairs, test_pairs = load_pairs(config)
     if not train_pairs or not valid_pairs:
         raise InvalidInputError("training needs non-empty train and valid splits")
+    chosen: dict[str, str] = {}
+    if not resume:
+        config, chosen = choose_defaults(config, train_pairs, given)
+        log.info("%s", summary_line(config.data, chosen))
     names = config.metric_names()
     monitor_mode = "min" if names[0] in ERROR_METRICS else "max"
     with resumable_run(out_dir, resume) as staging:
@@ -277,6 +292,13 @@ def train_seq2seq(
             units_fn=target_tokens,
         )
         history = trainer.fit(train_loader, valid_loader)  # Ctrl-C: the staged run and checkpoints stay
+        sources = group_references(valid_pairs)[0]
+        kept = translator.translate(
+            sources, beam_width=1, max_len=config.max_output_len, warn=False, need_weights=False
+        )
+        silent = empty_outputs([t.text for t in kept], "translation")
+        if silent is not None:
+            trainer.warn(silent)
         train_time = trainer.train_time_s
         test: dict[str, Any] = {}
         if test_pairs:  # the beam outputs are decoded once: scored here, drawn as heatmaps below
@@ -303,6 +325,9 @@ def train_seq2seq(
             "metrics": names,
             "longest_source_tokens": max(len(src) for src, _ in train_ids),  # translate warns beyond it
             "test": test,
+            "chosen": chosen,
+            "stop_reason": trainer.stop_reason,
+            "warnings": trainer.warnings,
         }
         translator.save(staging)
         atomic_write_json(staging / "metrics.json", metrics)

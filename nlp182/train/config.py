@@ -29,6 +29,11 @@ class TrainerConfig:
     ``time_budget_s`` ends training after the optimizer step at which the training time (steps
     only, summed over resumed sessions) reaches it; the unfinished epoch is still validated and
     recorded (``"partial": true``).
+    ``early_stopping_patience_s`` stops once this many seconds of training steps passed since the
+    best epoch (a patience that scales with a time budget); either patience may end the run.
+    ``patience_after_nonzero`` (``monitor_mode="max"`` only) starts counting either patience only once
+    the monitored score has been above 0: a score such as exact match sits at 0 until a model starts
+    to get things right, and stopping before then keeps a model that has learned nothing.
     ``ema_decay`` keeps an exponential moving average of the weights
     (:class:`~nlp182.train.averaging.ExponentialMovingAverage`, with warm-up), updated after every
     optimizer step: validation scores the average, the best epoch keeps the average, and a run
@@ -46,6 +51,8 @@ class TrainerConfig:
     keep_last: int = 3
     resume: str | None = None
     early_stopping_patience: int | None = None
+    early_stopping_patience_s: float | None = None
+    patience_after_nonzero: bool = False
     monitor: str = "valid_loss"
     monitor_mode: str = "min"
     log_every: int = 50
@@ -67,6 +74,10 @@ class TrainerConfig:
             raise InvalidInputError("checkpoint_every must be >= 0 and keep_last >= 1")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise InvalidInputError("early_stopping_patience must be >= 1 or None")
+        if self.early_stopping_patience_s is not None and self.early_stopping_patience_s <= 0:
+            raise InvalidInputError(
+                f"early_stopping_patience_s must be > 0 or None, got {self.early_stopping_patience_s}"
+            )
         if self.monitor_mode not in MONITOR_MODES:
             raise InvalidInputError(f"monitor_mode must be one of {MONITOR_MODES}, got {self.monitor_mode!r}")
         if self.amp_dtype not in AMP_DTYPES:

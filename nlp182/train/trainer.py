@@ -40,6 +40,7 @@ from nlp182.train.checkpoint import (
     save_checkpoint,
 )
 from nlp182.train.config import SCHEDULER_INTERVALS, TrainerConfig
+from nlp182.train.diagnostics import loss_stalled, zero_kept_score
 from nlp182.train.distributed import all_reduce_mean, init_distributed
 from nlp182.train.monitors import LayerMonitor
 from nlp182.train.rng import capture_rng_state, restore_rng_state
@@ -82,6 +83,10 @@ class Trainer:
     ``units_fn(batch)`` counts what throughput is measured in besides
     samples (target tokens, say); each epoch record then has ``{units_name}_per_s``. Throughput
     and ``time_s`` cover training steps only: validation and checkpoint writes are not timed.
+    After ``fit``, ``stop_reason`` says why training ended before ``epochs`` (early stopping or the
+    time budget; ``None`` when every epoch ran) and ``warnings`` holds one line per problem found
+    (early stopping, a kept epoch scoring 0, a training loss that stopped falling; see
+    :mod:`nlp182.train.diagnostics`), each also logged as a warning.
     """
 
     def __init__(
@@ -138,6 +143,9 @@ class Trainer:
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.bad_epochs = 0
+        self.best_time_s: float | None = None
+        self.stop_reason: str | None = None
+        self.warnings: list[str] = []
         self._best_state: dict[str, torch.Tensor] | None = None
         self._clock: dict[str, float] = {}
         self._out_of_time = False
@@ -164,6 +172,9 @@ class Trainer:
                         record.update(self.evaluate(valid_loader))
                     self._step_epoch_scheduler(record)
                     stop = self._update_early_stopping(record) or self._out_of_time
+                if self._out_of_time and self.stop_reason is None:
+                    budget = self.config.time_budget_s
+                    self.stop_reason = f"the time budget ({budget:g} s) ran out in epoch {self.epoch + 1}"
                 self.history.append(record)
                 self.epoch += 1
                 self.batch_in_epoch = 0
@@ -179,7 +190,14 @@ class Trainer:
         self._restore_best()
         if self.ema is not None and (self.best_epoch is None or not self.config.keep_best):
             self.ema.copy_to(self.model)  # nothing kept: the run ends with the averaged weights
+        self._diagnose()
         return self.history
+
+    def warn(self, message: str) -> None:
+        """Add ``message`` to ``warnings`` and log it (a model family's own checks use this too)."""
+        self.warnings.append(message)
+        if self.dist.is_main:
+            log.warning("%s", message)
 
     @property
     def train_time_s(self) -> float:
@@ -241,7 +259,7 @@ class Trainer:
             "epoch_sums": self._epoch_sums,
             "history": self.history,
             "early_stopping": {"best": self.best, "bad_epochs": self.bad_epochs,
-                               "best_epoch": self.best_epoch},
+                               "best_epoch": self.best_epoch, "best_time_s": self.best_time_s},
             "clock": self._clock,
             "ema": self.ema.state_dict() if self.ema is not None else None,
         }
@@ -265,6 +283,7 @@ class Trainer:
         self.best = state["early_stopping"]["best"]
         self.bad_epochs = state["early_stopping"]["bad_epochs"]
         self.best_epoch = state["early_stopping"].get("best_epoch")
+        self.best_time_s = state["early_stopping"].get("best_time_s")
         self._clock = dict(state.get("clock") or {})
         self._best_state = None  # read back from best.safetensors when fit ends
         if self.ema is not None and state.get("ema") is not None:
@@ -449,7 +468,9 @@ class Trainer:
 
     def _update_early_stopping(self, record: dict[str, Any]) -> bool:
         """Track the best epoch by ``monitor`` (keeping its weights when asked); True means stop."""
-        stopping = self.config.early_stopping_patience is not None
+        stopping = self.config.early_stopping_patience is not None or \
+            self.config.early_stopping_patience_s is not None
+        now = self.train_time_s + float(record.get("time_s", 0.0))  # this epoch is not in history yet
         if not stopping and not (self.config.keep_best and self.config.monitor in record):
             return False
         value = self._monitored(record)
@@ -459,15 +480,25 @@ class Trainer:
             better = value < self.best if self.config.monitor_mode == "min" else value > self.best
         if better and not math.isnan(value):
             self.best, self.best_epoch, self.bad_epochs = value, self.epoch + 1, 0
+            self.best_time_s = now
             if self.config.keep_best:
                 weights = self.model.state_dict().items()
                 self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in weights}
             if self.out_dir is not None and self.dist.is_main:
                 save_checkpoint(self.out_dir / BEST_FILE, {"model": self.model.state_dict(),
                                                            "epoch": self.epoch + 1, "value": value})
+        elif self.config.patience_after_nonzero and self.config.monitor_mode == "max" and not self.best:
+            self.best_time_s = now  # nothing learned yet: patience has not started
         else:
             self.bad_epochs += 1
-        return self._early_stop_reached()
+        if self._early_stop_reached(now):
+            self.stop_reason = (
+                f"early stopping after epoch {self.epoch + 1}: {self.config.monitor} has not improved on "
+                f"{self.best:.4g} (epoch {self.best_epoch}) for {self.bad_epochs} epochs "
+                f"({now - (self.best_time_s or 0.0):.0f} s of training)"
+            )
+            return True
+        return False
 
     def _restore_best(self) -> None:
         """With ``keep_best``, load the best epoch's weights into the model (from memory or ``out_dir``)."""
@@ -492,9 +523,29 @@ class Trainer:
         else:
             log.warning("interrupted at step %d; the last complete checkpoint is %s", self.global_step, last)
 
-    def _early_stop_reached(self) -> bool:
+    def _early_stop_reached(self, now_s: float | None = None) -> bool:
+        """Out of patience: ``early_stopping_patience`` epochs, or ``early_stopping_patience_s`` seconds
+        of training since the best epoch (``now_s``: the training seconds so far)."""
         patience = self.config.early_stopping_patience
-        return patience is not None and self.bad_epochs >= patience
+        if patience is not None and self.bad_epochs >= patience:
+            return True
+        seconds = self.config.early_stopping_patience_s
+        if seconds is None or self.best_time_s is None or not self.bad_epochs:
+            return False
+        now = self.train_time_s if now_s is None else now_s
+        return now - self.best_time_s >= seconds
+
+    def _diagnose(self) -> None:
+        """One warning per problem of the finished run (see :mod:`nlp182.train.diagnostics`)."""
+        if self.stop_reason is not None and self.stop_reason.startswith("early stopping"):
+            self.warn(self.stop_reason)
+        found = [
+            zero_kept_score(self.config.monitor, self.config.monitor_mode, self.best, self.best_epoch),
+            loss_stalled(self.history),
+        ]
+        for message in found:
+            if message is not None:
+                self.warn(message)
 
     def _write_metrics(self, entry: dict[str, Any]) -> None:
         if self.out_dir is None or not self.dist.is_main:

@@ -1,0 +1,146 @@
+"""The captioning settings left to ``auto``, chosen from the data and the run's length.
+
+The digits recipe (``bench/captioning.py``'s measured runs: 6,000 canvases, batch 32, 188 steps an
+epoch, a 600 s budget on 2 CPU cores) is the default, written as rules that give its numbers on
+digits and scale elsewhere:
+
+- ``monitor``: ``exact_match`` when the median training caption has at most
+  :data:`SHORT_CAPTION_WORDS` words (BLEU-4 needs 4-word matches and stays 0 on short captions
+  while many are already right), else ``cider_d`` (consensus over longer, varied references);
+- ``epochs``: :data:`DEFAULT_EPOCHS` without a time budget; with one, a ceiling the budget ends first;
+- ``early_stopping_patience``: a third of the epochs, at least :data:`MIN_PATIENCE`; with a time
+  budget, half the budget in seconds of training without a better score
+  (``TrainerConfig.early_stopping_patience_s``) instead of a count of epochs; either counts only
+  once the score has been above 0 (``TrainerConfig.patience_after_nonzero``: stopping a run that
+  has not yet got one caption right keeps a model that learned nothing);
+- ``ema_decay``: a horizon of :data:`EMA_HORIZON_EPOCHS` epochs of steps (0.998 on digits), at least
+  :data:`MIN_EMA_HORIZON` steps;
+- ``pretrain_steps``: :data:`PRETRAIN_EPOCHS` epochs of steps (600 on digits), at least
+  :data:`MIN_PRETRAIN_STEPS`; ``curriculum_steps``: :data:`CURRICULUM_EPOCHS` of an epoch per word
+  (150 on digits), at least :data:`MIN_CURRICULUM_STEPS`, and at most
+  :data:`CURRICULUM_TOTAL_EPOCHS` epochs over the words of a long caption (the 90th percentile of
+  the lengths: 5 on digits), so that long captions are not held back for most of the run. Without
+  a budget the run's step count is known and each is capped at a share of it
+  (:data:`PRETRAIN_SHARE`, :data:`CURRICULUM_SHARE`), so a short run still spends most of its
+  steps on captions.
+
+:func:`choose_defaults` returns the settled config and one reason per choice, which
+``train_captioner`` logs on one line and writes to ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Sequence
+
+from nlp182.captioning.config import AUTO, CaptionConfig
+from nlp182.captioning.data import CaptionedImage
+from nlp182.captioning.vocab import tokenize
+
+SHORT_CAPTION_WORDS = 5
+DEFAULT_EPOCHS = 40
+#: Epoch ceiling of a run with a time budget: the budget ends it long before.
+BUDGET_EPOCHS = 1000
+MIN_PATIENCE = 10
+PATIENCE_SHARE = 1 / 3
+BUDGET_PATIENCE_SHARE = 0.5
+EMA_HORIZON_EPOCHS = 2.7
+MIN_EMA_HORIZON = 10
+PRETRAIN_EPOCHS = 3.2
+MIN_PRETRAIN_STEPS = 50
+PRETRAIN_SHARE = 0.15
+CURRICULUM_EPOCHS = 0.8
+MIN_CURRICULUM_STEPS = 5
+CURRICULUM_SHARE = 0.03
+CURRICULUM_TOTAL_EPOCHS = 4.0
+
+
+def median_caption_words(items: Sequence[CaptionedImage]) -> float:
+    """Median length in words of every caption of ``items`` (0 for no captions)."""
+    lengths = [len(tokenize(caption)) for item in items for caption in item.captions]
+    return float(statistics.median(lengths)) if lengths else 0.0
+
+
+def long_caption_words(items: Sequence[CaptionedImage]) -> int:
+    """The 90th percentile of the caption lengths in words (at least 1)."""
+    lengths = sorted(len(tokenize(caption)) for item in items for caption in item.captions)
+    return max(1, lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]) if lengths else 1
+
+
+def choose_monitor(items: Sequence[CaptionedImage]) -> tuple[str, str]:
+    """The validation score for captions like those of ``items``, and why."""
+    median = median_caption_words(items)
+    if median <= SHORT_CAPTION_WORDS:
+        return "exact_match", (
+            f"the median caption has {median:g} words (<= {SHORT_CAPTION_WORDS}): BLEU-4 stays 0 on short "
+            "captions while many are right"
+        )
+    return "cider_d", f"the median caption has {median:g} words (> {SHORT_CAPTION_WORDS})"
+
+
+def choose_defaults(
+    config: CaptionConfig, items: Sequence[CaptionedImage], steps_per_epoch: int
+) -> tuple[CaptionConfig, dict[str, str]]:
+    """``config`` with every ``auto`` setting chosen for the training ``items`` (``steps_per_epoch``
+    optimizer steps an epoch), and ``{setting: "value, because ..."}`` for each one chosen."""
+    chosen: dict[str, object] = {}
+    why: dict[str, str] = {}
+    budget = config.time_budget_s
+    if config.epochs is None:
+        chosen["epochs"] = BUDGET_EPOCHS if budget is not None else DEFAULT_EPOCHS
+        why["epochs"] = "a ceiling: the time budget ends the run" if budget is not None else "the default"
+    epochs = int(chosen.get("epochs", config.epochs))
+    planned = None if budget is not None else epochs * steps_per_epoch
+    if config.monitor == AUTO:
+        chosen["monitor"], why["monitor"] = choose_monitor(items)
+    if config.early_stopping_patience is None:
+        if budget is not None:
+            chosen["early_stopping_patience"] = 0
+            why["early_stopping_patience"] = (
+                f"off in epochs; instead {BUDGET_PATIENCE_SHARE * budget:g} s of training without a better "
+                f"score (half the {budget:g} s budget)"
+            )
+        else:
+            chosen["early_stopping_patience"] = max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * epochs))
+            why["early_stopping_patience"] = f"a third of {epochs} epochs, at least {MIN_PATIENCE}"
+    if config.ema_decay is None:
+        horizon = max(MIN_EMA_HORIZON, EMA_HORIZON_EPOCHS * steps_per_epoch)
+        chosen["ema_decay"] = round(1.0 - 1.0 / horizon, 4)
+        why["ema_decay"] = f"horizon {horizon:.0f} steps, {EMA_HORIZON_EPOCHS} epochs of {steps_per_epoch}"
+    if config.pretrain_steps is None:
+        steps = max(MIN_PRETRAIN_STEPS, round(PRETRAIN_EPOCHS * steps_per_epoch))
+        reason = f"{PRETRAIN_EPOCHS} epochs of {steps_per_epoch} steps, at least {MIN_PRETRAIN_STEPS}"
+        if planned is not None and steps > PRETRAIN_SHARE * planned:
+            steps = max(1, round(PRETRAIN_SHARE * planned))
+            reason = f"{PRETRAIN_SHARE:.0%} of the run's {planned} steps"
+        chosen["pretrain_steps"], why["pretrain_steps"] = steps, reason
+    if config.curriculum_steps is None:
+        words = long_caption_words(items)
+        share = min(CURRICULUM_EPOCHS, CURRICULUM_TOTAL_EPOCHS / words)
+        steps = max(MIN_CURRICULUM_STEPS, round(share * steps_per_epoch))
+        reason = f"{CURRICULUM_EPOCHS} of an epoch per word, at least {MIN_CURRICULUM_STEPS}"
+        if share < CURRICULUM_EPOCHS:
+            reason = f"{CURRICULUM_TOTAL_EPOCHS:g} epochs over the {words} words of a long caption"
+        if planned is not None and steps > CURRICULUM_SHARE * planned:
+            steps = max(1, round(CURRICULUM_SHARE * planned))
+            reason = f"{CURRICULUM_SHARE:.0%} of the run's {planned} steps per word"
+        chosen["curriculum_steps"], why["curriculum_steps"] = steps, reason
+    settled = dataclasses.replace(config, **chosen)
+    return settled, {name: f"{chosen[name]} ({why[name]})" for name in chosen}
+
+
+def patience_seconds(config: CaptionConfig) -> float | None:
+    """Seconds of training without a better score that end a run with a time budget: half the
+    budget (``None`` without one). Used when the patience was left to ``auto``."""
+    if config.time_budget_s is None:
+        return None
+    return BUDGET_PATIENCE_SHARE * config.time_budget_s
+
+
+def summary_line(chosen: dict[str, str]) -> str:
+    """The one log line: ``"defaults chosen from the data: monitor exact_match (because ...); ..."``."""
+    if not chosen:
+        return "every setting was given; nothing chosen from the data"
+    return "defaults chosen from the data: " + "; ".join(f"{k} {v}" for k, v in chosen.items())

@@ -1,0 +1,135 @@
+"""The seq2seq settings a user did not give, chosen for the data.
+
+- ``cmudict``: the measured recipe (:data:`CMUDICT_RECIPE`; test WER 27.6% / PER 6.57% with beam 5
+  after 2,700 s on one CPU core, the goal being 28% / 7%), so ``--data cmudict`` alone trains it.
+- A user's file: sizes from its training pairs. Each side is read letter by letter (``char``) when
+  at least :data:`SPELLING_SHARE` of its lines are one word (spelling, transliteration, G2P);
+  the state size is 128 below :data:`LARGE_DATA` pairs, else 256; the token embeddings 64 wide up
+  to :data:`LARGE_VOCABULARY` distinct tokens on the larger side, else 128; the batch is the power of two
+  nearest below 1/50 of the pairs, within 16-128 (a small set still gets ~50 steps an epoch); the
+  longest output is 1.5 x the longest training target plus 5 tokens.
+- ``dates``: its own defaults, unchanged.
+
+A setting counts as given when its flag was on the command line (``given``) or, from Python, when
+it differs from the class default. :func:`summary_line` is the one log line that says what was
+chosen and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from nlp182.seq2seq.cmudict import CMUDICT
+from nlp182.seq2seq.config import BUILTIN_DATA, Seq2SeqConfig
+from nlp182.seq2seq.model import ModelConfig
+
+#: ``--data cmudict``'s settings (ten flags of the measured run; the CLI form is in the README).
+CMUDICT_RECIPE: dict[str, Any] = {
+    "cell": "lstm",
+    "hidden_size": 256,
+    "embed_dim": 64,
+    "input_feeding": False,
+    "attention": "general",
+    "batch_size": 128,
+    "lr": 3e-3,
+    "lr_schedule": "plateau",
+    "label_smoothing": 0.1,
+    "epochs": 40,
+    "max_output_len": 40,
+}
+CMUDICT_REASON = "the CMUdict recipe: test WER 27.6%, PER 6.57% (beam 5) after 2,700 s on one CPU core"
+SPELLING_SHARE = 0.9
+LARGE_DATA = 5000
+LARGE_VOCABULARY = 5000
+MIN_BATCH, MAX_BATCH = 16, 128
+MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelConfig))
+
+
+def changed_fields(config: Seq2SeqConfig) -> set[str]:
+    """Names of the settings (model ones flattened) that differ from their class defaults."""
+    default, default_model = Seq2SeqConfig(), ModelConfig()
+    changed = {f.name for f in dataclasses.fields(config) if f.name != "model"
+               and getattr(config, f.name) != getattr(default, f.name)}  # fmt: skip
+    changed |= {name for name in MODEL_FIELDS if getattr(config.model, name) != getattr(default_model, name)}
+    return changed
+
+
+def _one_word_share(texts: Sequence[str]) -> float:
+    return sum(len(text.split()) == 1 for text in texts) / max(len(texts), 1)
+
+
+def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given: set[str]) -> dict[str, Any]:
+    """``{setting: (value, reason)}`` sized from the training ``pairs`` of a user's file."""
+    choices: dict[str, Any] = {}
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    kinds = {}
+    for side, texts in (("source", sources), ("target", targets)):
+        name = f"{side}_tokenizer"
+        kinds[side] = getattr(config, name) or config.tokenizer
+        if name in given or "tokenizer" in given or getattr(config, name) is not None:
+            continue
+        share = _one_word_share(texts)
+        if share >= SPELLING_SHARE:
+            kinds[side] = "char"
+            choices[name] = ("char", f"{share:.0%} of the {side}s are one word: read letter by letter")
+    count = len(pairs)
+    if "embed_dim" not in given:
+        vocabulary = max(
+            len({unit for text in texts for unit in (text if kinds[side] == "char" else text.split())})
+            for side, texts in (("source", sources), ("target", targets))
+        )
+        relation = "<=" if vocabulary <= LARGE_VOCABULARY else ">"
+        choices["embed_dim"] = (
+            64 if vocabulary <= LARGE_VOCABULARY else 128,
+            f"{vocabulary} distinct tokens on the larger side {relation} {LARGE_VOCABULARY}",
+        )
+    if "hidden_size" not in given:
+        size = 128 if count < LARGE_DATA else 256
+        relation = "<" if count < LARGE_DATA else ">="
+        choices["hidden_size"] = (size, f"{count} training pairs {relation} {LARGE_DATA}")
+    if "batch_size" not in given:
+        batch = min(MAX_BATCH, max(MIN_BATCH, 2 ** int(math.log2(max(count / 50, 1)))))
+        choices["batch_size"] = (batch, f"~50 steps an epoch over {count} pairs, {MIN_BATCH}-{MAX_BATCH}")
+    if "max_output_len" not in given and targets:
+        char = kinds["target"] == "char"
+        longest = max(len(t) if char else len(t.split()) for t in targets)
+        unit = "characters" if char else "words"
+        choices["max_output_len"] = (
+            math.ceil(1.5 * longest) + 5,
+            f"1.5 x the longest training target ({longest} {unit}) + 5",
+        )
+    return choices
+
+
+def choose_defaults(
+    config: Seq2SeqConfig, train_pairs: Sequence[tuple[str, str]], given: Collection[str] | None = None
+) -> tuple[Seq2SeqConfig, dict[str, str]]:
+    """``config`` with the settings not in ``given`` chosen for ``config.data`` and its ``train_pairs``,
+    and ``{setting: "value (why)"}`` for each one changed. ``given=None``: every setting that
+    differs from its default counts as given."""
+    given = set(changed_fields(config) if given is None else given)
+    choices: dict[str, Any] = {}
+    if config.data == CMUDICT:
+        choices = {name: (value, CMUDICT_REASON) for name, value in CMUDICT_RECIPE.items()
+                   if name not in given}  # fmt: skip
+    elif config.data not in BUILTIN_DATA:
+        choices = _user_choices(config, train_pairs, given)
+    model = {k: v for k, (v, _) in choices.items() if k in MODEL_FIELDS}
+    top = {k: v for k, (v, _) in choices.items() if k not in MODEL_FIELDS}
+    settled = dataclasses.replace(config, model=dataclasses.replace(config.model, **model), **top)
+    if config.data == CMUDICT:
+        return settled, {name: f"{value}" for name, (value, _) in choices.items()}
+    return settled, {name: f"{value} ({why})" for name, (value, why) in choices.items()}
+
+
+def summary_line(data: str, chosen: dict[str, str]) -> str:
+    """The one log line saying what was chosen and why."""
+    if not chosen:
+        return "seq2seq defaults: nothing chosen from the data (every setting given, or the data set's own)"
+    settings = ", ".join(f"{name} {value}" for name, value in chosen.items())
+    if data == CMUDICT:
+        return f"seq2seq defaults for cmudict: {settings} ({CMUDICT_REASON})"
+    return "seq2seq defaults chosen from the data: " + "; ".join(f"{k} {v}" for k, v in chosen.items())

@@ -1,0 +1,67 @@
+"""What went wrong in a finished run, one warning line each, from its epoch records.
+
+A run that ends quietly with a useless model is the worst outcome for a new user: these checks
+turn the common ways into words. Each returns ``None`` when all is well, else one line that says
+what happened and what to try. The Trainer runs the generic ones (:func:`loss_stalled`,
+:func:`zero_kept_score`); the model families add their own (an empty output, see
+:func:`empty_outputs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+#: The loss "stopped falling" when its best over the last third of the run is less than this share
+#: below its best before.
+STALL_TOLERANCE = 0.01
+#: Fewest epochs before a stall can be told apart from noise.
+STALL_MIN_EPOCHS = 4
+
+
+def loss_stalled(history: Sequence[dict[str, Any]], key: str = "train_loss") -> str | None:
+    """A warning when ``key`` of the last third of the epochs (at least 2) never fell 1% below its
+    best before them; ``None`` when it did, or with fewer than :data:`STALL_MIN_EPOCHS` epochs."""
+    losses = [float(r[key]) for r in history if key in r]
+    if len(losses) < STALL_MIN_EPOCHS:
+        return None
+    window = max(2, len(losses) // 3)
+    before, last = min(losses[:-window]), min(losses[-window:])
+    if last < before * (1 - STALL_TOLERANCE):
+        return None
+    first_flat = len(losses) - window + 1
+    return (
+        f"the training loss stopped falling: its best over epochs {first_flat}-{len(losses)} ({last:.4g}) "
+        f"is not 1% below its best before ({before:.4g}); more epochs will not help, try another "
+        "learning rate or more data"
+    )
+
+
+def zero_kept_score(monitor: str, mode: str, best: float | None, best_epoch: int | None) -> str | None:
+    """A warning when the kept epoch's ``monitor`` score is 0 for a higher-is-better score."""
+    if mode != "max" or best is None or best_epoch is None or best != 0:
+        return None
+    return (
+        f"the kept epoch ({best_epoch}) has {monitor} = 0: no epoch scored above 0 on validation, "
+        "so the kept weights are no better than the first; train longer or on more data"
+    )
+
+
+def closing_note(warnings: Sequence[str]) -> str:
+    """``"; 2 WARNINGS: first | second (also in the log and metrics.json)"`` to end a command's closing
+    line with, or ``""`` when there are none."""
+    if not warnings:
+        return ""
+    count = f"{len(warnings)} WARNING{'S' if len(warnings) > 1 else ''}"
+    return f"; {count}: {' | '.join(warnings)} (also in the log and metrics.json)"
+
+
+def empty_outputs(outputs: Sequence[str], what: str) -> str | None:
+    """A warning when any of ``outputs`` (the kept model's validation outputs) is empty."""
+    empty = sum(not text.strip() for text in outputs)
+    if not empty:
+        return None
+    return (
+        f"the kept model outputs an empty {what} for {empty} of {len(outputs)} validation inputs"
+        + (" (all of them: it says nothing)" if empty == len(outputs) else "")
+    )

@@ -1,0 +1,116 @@
+"""``--data cmudict`` alone trains the measured recipe; a user's TSV gets sizes from its pairs; what the
+user typed is never overridden; the log says what was chosen and why on one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from nlp182.commands import seq2seq as command
+from nlp182.commands.flags import config_from_args, given_fields
+from nlp182.seq2seq import ModelConfig, Seq2SeqConfig
+from nlp182.seq2seq.defaults import choose_defaults, summary_line
+
+#: The flags of the CMUdict run that met the goal (test WER 27.6%, PER 6.57%), as typed then.
+RECIPE_FLAGS = (
+    "--cell lstm --hidden-size 256 --embed-dim 64 --no-input-feeding --attention general --batch-size 128 "
+    "--lr 0.003 --lr-schedule plateau --label-smoothing 0.1 --epochs 40 --max-output-len 40"
+)
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nlp182")
+    command.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["train", "seq2seq", "--out", "x", *argv])
+
+
+def _settled(*argv: str, pairs: list[tuple[str, str]] | None = None) -> tuple[Seq2SeqConfig, dict[str, str]]:
+    args = _args(*argv)
+    return choose_defaults(config_from_args(Seq2SeqConfig, args), pairs or [], given_fields(args))
+
+
+def test_data_cmudict_alone_is_the_recipe() -> None:
+    alone, chosen = _settled("--data", "cmudict", "--time-budget", "2700", "--threads", "2")
+    typed = config_from_args(Seq2SeqConfig, _args("--data", "cmudict", *RECIPE_FLAGS.split()))
+    typed.time_budget, typed.threads = 2700.0, 2
+    assert alone == typed
+    assert len(chosen) == 11 and chosen["cell"] == "lstm"
+    line = summary_line("cmudict", chosen)
+    assert "\n" not in line and line.startswith("seq2seq defaults for cmudict: cell lstm, hidden_size 256")
+    assert "test WER 27.6%, PER 6.57% (beam 5)" in line
+    from_python, _ = choose_defaults(Seq2SeqConfig(data="cmudict"), [])
+    assert from_python.model == typed.model and from_python.lr_schedule == "plateau"
+
+
+def test_a_typed_flag_wins_even_when_it_is_the_default_value() -> None:
+    config, chosen = _settled("--data", "cmudict", "--cell", "gru", "--epochs", "10")  # gru is the default
+    assert (config.model.cell, config.epochs) == ("gru", 10)
+    assert "cell" not in chosen and "epochs" not in chosen
+    assert config.model.hidden_size == 256 and config.batch_size == 128
+
+
+def test_dates_keep_their_own_defaults() -> None:
+    config, chosen = _settled("--data", "dates")
+    assert chosen == {} and config == Seq2SeqConfig()
+
+
+def test_a_spelling_tsv_is_read_letter_by_letter_and_sized_from_its_pairs() -> None:
+    pairs = [(f"word{i}", " ".join(["W", "O", "R", "D"][: 1 + i % 4])) for i in range(300)]
+    config, chosen = _settled("--data", "g2p.tsv", pairs=pairs)
+    assert (config.source_tokenizer, config.target_tokenizer) == ("char", None)  # targets are 1-4 words
+    assert chosen["source_tokenizer"] == "char (100% of the sources are one word: read letter by letter)"
+    assert config.model.hidden_size == 128 and chosen["hidden_size"].startswith(
+        "128 (300 training pairs < 5000"
+    )
+    assert config.batch_size == 16  # 300 / 50 = 6, raised to the floor of 16
+    assert chosen["embed_dim"] == "64 (14 distinct tokens on the larger side <= 5000)"  # w o r d 0-9, letters
+    assert config.max_output_len == 11 and "longest training target (4 words)" in chosen["max_output_len"]
+    line = summary_line("g2p.tsv", chosen)
+    assert (
+        line.startswith("seq2seq defaults chosen from the data: source_tokenizer char (") and "\n" not in line
+    )
+
+
+def test_a_large_sentence_tsv_gets_a_bigger_model_and_batch() -> None:
+    pairs = [(f"the cat number {i} sat", f"le chat numero {i} assis la") for i in range(6000)]
+    config, chosen = _settled("--data", "fr.tsv", "--batch-size", "8", pairs=pairs)
+    assert config.source_tokenizer is None and "source_tokenizer" not in chosen  # sentences: words
+    assert config.model.hidden_size == 256 and config.batch_size == 8  # the typed batch stays
+    assert config.max_output_len == 14  # 1.5 x 6 words + 5
+    assert config.model.embed_dim == 128  # 6000 numbers + 4 words on the target side
+    config, _ = _settled("--data", "fr.tsv", pairs=pairs)
+    assert config.batch_size == 64  # 6000 / 50 = 120 -> 64, the power of two below
+    assert (
+        choose_defaults(Seq2SeqConfig(data="fr.tsv", model=ModelConfig(hidden_size=64)), pairs)[
+            0
+        ].model.hidden_size
+        == 64
+    )
+
+
+def test_cli_logs_the_choice_once_and_saves_the_settled_config(tmp_path: Path, caplog, capsys) -> None:
+    rows = [f"{w}\t{' '.join(reversed(w))}" for w in ("abc", "bca", "cab", "acb", "bac", "cba") * 8]
+    data = tmp_path / "toy.tsv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["--out", str(run), "--data", str(data), "--epochs", "1", "--no-progress"]
+    argv += ["--embed-dim", "8", "--hidden-size", "16", "--threads", "1", "--num-heatmaps", "0"]
+    args = _args(*argv)  # the last --out wins
+    with caplog.at_level(logging.INFO, logger="nlp182.seq2seq.train"):
+        assert args.func(args) == 0
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("seq2seq defaults")]
+    assert len(lines) == 1 and "source_tokenizer char (100% of the sources are one word" in lines[0]
+    assert "hidden_size" not in lines[0]  # typed
+    saved = json.loads((run / "config.json").read_text())
+    assert (
+        saved["source_tokenizer"] == "char"
+        and saved["batch_size"] == 16
+        and saved["model"]["hidden_size"] == 16
+    )
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["chosen"]) == {"source_tokenizer", "batch_size", "max_output_len"}  # embed_dim typed
+    assert isinstance(metrics["warnings"], list)
+    closing = capsys.readouterr().out.strip().splitlines()[-1]
+    assert ("WARNING" in closing) == bool(metrics["warnings"])

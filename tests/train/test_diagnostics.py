@@ -1,0 +1,113 @@
+"""A run that went wrong says so: one warning each for early stopping, a kept epoch scoring 0, a
+training loss that stopped falling and a model that outputs nothing; a healthy run says nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from nlp182.train import Trainer, TrainerConfig
+from nlp182.train.diagnostics import empty_outputs, loss_stalled, zero_kept_score
+
+
+def _data(n: int = 64) -> TensorDataset:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    return TensorDataset(x, x @ torch.arange(1.0, 6.0, dtype=torch.float64))
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Linear(5, 1).double()
+
+
+def mse(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch
+    return ((model(x).squeeze(-1) - y) ** 2).mean()
+
+
+def _fit(lr: float, eval_fn=None, **kw: object) -> Trainer:
+    model = _model()
+    config = TrainerConfig(**{"epochs": 6, "device": "cpu", "progress": False, **kw})  # type: ignore[arg-type]
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=lr), mse, config, eval_fn=eval_fn)
+    trainer.fit(DataLoader(_data(), batch_size=16), DataLoader(_data(), batch_size=64))
+    return trainer
+
+
+def test_a_learning_run_has_no_warnings() -> None:
+    trainer = _fit(0.02, early_stopping_patience=3)
+    assert trainer.warnings == [] and trainer.stop_reason is None
+    assert trainer.history[-1]["train_loss"] < 0.5 * trainer.history[0]["train_loss"]
+
+
+def test_flat_loss_and_early_stopping_each_warn_once_in_the_log(caplog) -> None:
+    # lr = 0: the loss never moves, so validation never improves after epoch 1 and patience 2 ends
+    # the run after epoch 3; too few epochs to call the loss flat.
+    with caplog.at_level(logging.WARNING, logger="nlp182.train.trainer"):
+        trainer = _fit(0.0, early_stopping_patience=2)
+    assert len(trainer.history) == 3
+    assert trainer.stop_reason.startswith("early stopping after epoch 3: valid_loss has not improved")
+    assert "for 2 epochs" in trainer.stop_reason
+    assert trainer.warnings == [trainer.stop_reason]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == trainer.warnings
+    flat = _fit(0.0)  # six epochs at lr = 0, no early stopping
+    assert len(flat.warnings) == 1 and flat.warnings[0].startswith("the training loss stopped falling")
+    assert "epochs 5-6" in flat.warnings[0]
+
+
+def test_patience_in_seconds_stops_a_run_that_stopped_improving() -> None:
+    # Any positive patience in seconds is spent by the second epoch without a better score.
+    trainer = _fit(0.0, early_stopping_patience_s=1e-9)
+    assert len(trainer.history) == 2 and trainer.stop_reason.startswith("early stopping after epoch 2")
+
+
+def test_a_kept_epoch_scoring_zero_warns() -> None:
+    def never_right(model: nn.Module, batches) -> dict[str, float]:
+        return {"valid_exact_match": 0.0}
+
+    trainer = _fit(0.02, eval_fn=never_right, monitor="valid_exact_match", monitor_mode="max", keep_best=True)
+    assert trainer.best_epoch == 1
+    assert trainer.warnings == [
+        "the kept epoch (1) has valid_exact_match = 0: no epoch scored above 0 on validation, so the kept "
+        "weights are no better than the first; train longer or on more data"
+    ]
+
+
+def test_patience_after_nonzero_waits_for_a_first_score_above_zero() -> None:
+    def never_right(model: nn.Module, batches) -> dict[str, float]:
+        return {"valid_exact_match": 0.0}
+
+    common = {"eval_fn": never_right, "monitor": "valid_exact_match", "monitor_mode": "max"}
+    assert len(_fit(0.02, early_stopping_patience=2, **common).history) == 3
+    waited = _fit(0.02, early_stopping_patience=2, patience_after_nonzero=True, **common)
+    assert len(waited.history) == 6 and waited.stop_reason is None
+    assert waited.warnings[0].startswith("the kept epoch (1) has valid_exact_match = 0")
+    scores = iter([0.0, 0.0, 0.5, 0.5, 0.5, 0.5])
+
+    def late(model: nn.Module, batches) -> dict[str, float]:
+        return {"valid_exact_match": next(scores)}
+
+    counted = _fit(
+        0.02, early_stopping_patience=2, patience_after_nonzero=True, **{**common, "eval_fn": late}
+    )
+    assert len(counted.history) == 5 and counted.best_epoch == 3  # epochs 4 and 5 do not beat epoch 3
+
+
+def test_the_checks_on_hand_made_records() -> None:
+    falling = [{"train_loss": v} for v in (4.0, 3.0, 2.5, 2.0, 1.9, 1.8)]
+    assert loss_stalled(falling) is None
+    stalled = [{"train_loss": v} for v in (4.0, 3.0, 2.0, 2.0, 1.995, 2.01)]  # last two within 1% of 2.0
+    assert "epochs 5-6 (1.995) is not 1% below its best before (2)" in loss_stalled(stalled)
+    assert loss_stalled(stalled[:3]) is None  # too short to tell
+    assert zero_kept_score("valid_loss", "min", 0.0, 1) is None  # a loss of 0 is perfect
+    assert zero_kept_score("valid_bleu4", "max", 0.5, 2) is None
+    assert empty_outputs(["a red square", "a blue square"], "caption") is None
+    assert empty_outputs(["a red square", " "], "caption") == (
+        "the kept model outputs an empty caption for 1 of 2 validation inputs"
+    )
+    assert empty_outputs(["", ""], "translation").endswith(
+        "for 2 of 2 validation inputs (all of them: it says nothing)"
+    )

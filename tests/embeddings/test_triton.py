@@ -12,7 +12,7 @@ import torch
 
 triton = pytest.importorskip("triton")
 
-from nlp182.embeddings import device_pipeline, triton_sgns  # noqa: E402
+from nlp182.embeddings import device_pipeline, native, triton_sgns  # noqa: E402
 from nlp182.embeddings.word2vec import Word2VecConfig, resolve_kernel, train_word2vec  # noqa: E402
 from nlp182.errors import InvalidInputError  # noqa: E402
 from nlp182.text.corpus import CorpusSource  # noqa: E402
@@ -190,6 +190,18 @@ def test_training_with_the_fused_kernel_learns_as_the_c_kernel_does(tmp_path, mo
     assert runs["triton"][1] >= runs["native"][1] - 0.1
     if model == "sg":
         assert runs["triton"][1] > 0.8  # chance: 5 of 23
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("cbow", [False, True])
+def test_kernel_on_cuda_equals_sequential_float64_reference(cbow: bool) -> None:
+    test_kernel_in_one_program_equals_sequential_float64_reference(cbow, window=3)
+
+
+def test_auto_picks_the_fused_kernel_on_cuda_and_the_c_kernel_on_a_cpu() -> None:
+    assert resolve_kernel(Word2VecConfig(), torch.device("cuda")) == "triton"
+    if native.available():
+        assert resolve_kernel(Word2VecConfig(), torch.device("cpu")) == "native"
 
 
 def test_the_triton_kernel_on_a_cpu_needs_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:

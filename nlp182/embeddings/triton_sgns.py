@@ -53,7 +53,8 @@ def runs_on(device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and INTERPRETED)
 
 
-@triton.jit
+# the launch bounds change every launch: one compiled kernel serves them all
+@triton.jit(do_not_specialize=["first", "last"])
 def _window_kernel(
     w_in, w_out,  # (V, D) float32, updated in place
     ids, sentences, reach,  # (N,) int32: kept tokens, their sentence numbers, each centre's reach
@@ -184,3 +185,14 @@ def train_centres(
         OUT_BLOCK=max(16, triton.next_power_of_2(1 + negative)), BLOCK_D=max(16, triton.next_power_of_2(dim)),
         CENTRES=centres_per_program, CBOW=cbow,
     )  # fmt: skip
+
+
+def warm_up(w_in: torch.Tensor, w_out: torch.Tensor, window: int, negative: int, cbow: bool) -> None:
+    """Compile the kernel for these weights and settings with a launch that trains nothing (no
+    kept token), so a timed run does not include the compilation."""
+    device = w_in.device
+    one = torch.zeros(1, dtype=torch.int32, device=device)
+    noise = torch.zeros(1, negative, dtype=torch.int32, device=device)
+    count = torch.zeros(1, dtype=torch.int64, device=device)
+    stats = torch.zeros(2, device=device)
+    train_centres(w_in, w_out, one, one, one, noise, count, stats, 0.0, 0.0, window, cbow)

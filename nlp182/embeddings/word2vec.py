@@ -281,12 +281,19 @@ class SGNS:
             return self._compiled[update]
         return update
 
-    def warm_up(self) -> float:
-        """Compile the full-batch step on copies of the weights (so training time excludes it);
-        returns the seconds it took, 0 when ``config.compile`` is off."""
-        if not self.config.compile:
-            return 0.0
+    def warm_up(self, kernel: str = "batched") -> float:
+        """Compile the step ``kernel`` runs (so training time excludes it): the fused Triton kernel,
+        or the full-batch step on copies of the weights when ``config.compile`` is set; returns the
+        seconds it took (0 when nothing compiles)."""
         started = time.perf_counter()
+        if kernel == "triton":
+            from nlp182.embeddings import triton_sgns
+
+            triton_sgns.warm_up(self.w_in, self.w_out, self.config.window, self.config.negative,
+                                self.config.model == "cbow")
+            return time.perf_counter() - started
+        if kernel != "batched" or not self.config.compile:
+            return 0.0
         size, window = self.config.batch_size, self.config.window
         outputs = torch.zeros(size, dtype=torch.long, device=self.device)
         inputs = (
@@ -555,7 +562,7 @@ def train_torch(
     kernel = resolve_kernel(config, device)
     with _torch_threads(config.threads):
         model = SGNS(vocab, config, device)
-        compile_seconds = model.warm_up() if kernel == "batched" else 0.0
+        compile_seconds = model.warm_up(kernel)
         rank, size = distributed.start(device)
         total = vocab.total_words * config.epochs // size  # this process's share
         description = f"word2vec {config.model} ({device.type}, {kernel})" + (

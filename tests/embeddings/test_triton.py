@@ -123,6 +123,14 @@ def test_programs_on_disjoint_words_and_launch_pieces_equal_the_reference() -> N
     np.testing.assert_allclose(tensors[1].numpy(), expected_out, rtol=1e-4, atol=1e-5)
 
 
+@needs_triton_device
+def test_warm_up_compiles_without_touching_the_weights() -> None:
+    w_in, w_out = torch.randn(10, 8), torch.randn(10, 8)
+    before = (w_in.clone(), w_out.clone())
+    triton_sgns.warm_up(w_in, w_out, window=2, negative=3, cbow=False)
+    assert torch.equal(w_in, before[0]) and torch.equal(w_out, before[1])
+
+
 def test_subsample_packs_the_kept_tokens_in_order_and_counts_them() -> None:
     ids = torch.randint(0, 20, (500,), dtype=torch.int32)
     sentences = torch.arange(500, dtype=torch.int32) // 7

@@ -29,7 +29,7 @@ from nlp182.captioning.overlay import save_overlay
 from nlp182.captioning.pretrain import pretrain_encoder
 from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
 from nlp182.captioning.vocab import CaptionVocab, tokenize
-from nlp182.device import seed_everything, select_device
+from nlp182.device import deterministic_algorithms, seed_everything, select_device
 from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, staged_directory
 from nlp182.optim import Adam, ProgressDecay
@@ -160,7 +160,13 @@ def write_overlays(
 
 
 def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds."""
+    """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds
+    (with deterministic kernels when ``config.deterministic``: ``deterministic_algorithms``)."""
+    with deterministic_algorithms(config.deterministic):
+        return _train(config, out_dir)
+
+
+def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)

@@ -37,7 +37,7 @@ def test_dry_run_measures_every_step_into_a_temp_folder(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--dry", "--out", str(out),
                            "--corpus", str(corpus), "--eval-dir", str(eval_dir)],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+                          env=env, capture_output=True, text=True, timeout=480, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "On a GPU this produces:" in done.stdout and "word2vec batched words/s" in done.stdout
     summary = json.loads((out / "gpu-cpu.json").read_text())

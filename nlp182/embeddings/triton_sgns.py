@@ -100,8 +100,9 @@ def _window_kernel(
         out_mask = out_ok[:, None] & d_ok[None, :]
         in_ptrs = w_in + ctx[:, None] * dim + d[None, :]
         out_ptrs = w_out + words[:, None] * dim + d[None, :]
-        in_rows = tl.load(in_ptrs, mask=in_mask, other=0.0)  # (C, D)
-        out_rows = tl.load(out_ptrs, mask=out_mask, other=0.0)  # (O, D)
+        # rows are read from L2 (".cg"), where the atomic adds land, never from a stale L1 line
+        in_rows = tl.load(in_ptrs, mask=in_mask, other=0.0, cache_modifier=".cg")  # (C, D)
+        out_rows = tl.load(out_ptrs, mask=out_mask, other=0.0, cache_modifier=".cg")  # (O, D)
         alpha = alpha_start + alpha_slope * i.to(tl.float32)
         if CBOW:
             hidden = tl.sum(in_rows, axis=0) / tl.maximum(used, 1).to(tl.float32)  # (D,)

@@ -195,6 +195,11 @@ STEPS: tuple[Step, ...] = (
          ("--device", "{device}", "--only", "digits", "--budget-s", "45", "--out", "{out}"),
          ("--device", "{device}", "--quick", "--out", "{out}"),
          120, "captioning", _rates, dry_result="captioning-quick"),
+    Step("optim", "bench.optim", "optimizer step time, ours / torch.optim foreach (25M parameters)",
+         ("--device", "{device}", "--steps", "15", "--out", "{out}"),
+         ("--device", "{device}", "--steps", "1", "--width", "32", "--out", "{out}"),
+         40, "optim", _optim),
+    # (last: in a dry run on a small CPU they then overlap the captioning step least)
     # the fused Triton kernel against the C kernel and gensim at 16 threads on the 20M-token corpus
     # (carry it compressed), LSA of a 100k vocabulary on the device
     Step("gpu-embeddings", "bench.gpu_embeddings",
@@ -215,10 +220,6 @@ STEPS: tuple[Step, ...] = (
          ("--device", "{device}", "--epochs", "2", "--out", "{out}"),
          ("--device", "{device}", "--quick", "--epochs", "1", "--no-default", "--out", "{out}"),
          90, "deterministic", _deterministic),
-    Step("optim", "bench.optim", "optimizer step time, ours / torch.optim foreach (25M parameters)",
-         ("--device", "{device}", "--steps", "15", "--out", "{out}"),
-         ("--device", "{device}", "--steps", "1", "--width", "32", "--out", "{out}"),
-         40, "optim", _optim),
 )
 
 

@@ -170,6 +170,27 @@ STEPS: tuple[Step, ...] = (
          ("--device", "{device}", "--lengths", "16,32", "--batch", "1", "--embed-dim", "16", "--heads", "2",
           "--additive-max-len", "32", "--rounds", "1", "--case-s", "0", "--out", "{out}"),
          60, "attention", _attention),
+    # (early: in a dry run on a 2-core CPU the captioning step, near the end, then runs nearly alone)
+    # the fused Triton kernel against the C kernel and gensim at 16 threads on the 20M-token corpus
+    # (carry it compressed), LSA of a 100k vocabulary on the device
+    Step("gpu-embeddings", "bench.gpu_embeddings",
+         "word2vec fused kernel / C kernel / gensim (16 threads), 3 epochs; LSA 100k words on the device",
+         ("--device", "{device}", "--corpus", "{large_corpus}", "--eval-dir", "{eval_dir}", "--threads", "16",
+          "--epochs", "3", "--out", "{out}"),
+         ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1",
+          "--epochs", "1", "--models", "sg", "--lsa-vocab", "1000", "--out", "{out}"),
+         150, "gpu-embeddings", _gpu_embeddings, needs_corpus=True, needs_large_corpus=True),
+    # the GPU host's CPU cores: C kernel and gensim corpus_file at 1..16 threads, plotted
+    Step("thread-scaling", "bench.thread_scaling", "C kernel and gensim words/s at 1-16 CPU threads (plot)",
+         ("--corpus", "{large_corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "2", "4", "8", "16",
+          "--label", "{device}", "--out", "{out}"),
+         ("--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "--label", "{device}",
+          "--out", "{out}"),
+         150, "thread-scaling", _thread_scaling, needs_corpus=True, needs_large_corpus=True),
+    Step("deterministic", "bench.deterministic", "digits captioning twice with --deterministic: identical?",
+         ("--device", "{device}", "--epochs", "2", "--out", "{out}"),
+         ("--device", "{device}", "--quick", "--epochs", "1", "--no-default", "--out", "{out}"),
+         90, "deterministic", _deterministic),
     Step("embeddings", "bench.embeddings", "word2vec batched words/s (sg, cbow); LSA SVD s (torch, sklearn)",
          ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--seeds", "2",
           "--out", "{out}", "--engines", "torch-batched", "torch-native"),
@@ -199,27 +220,6 @@ STEPS: tuple[Step, ...] = (
          ("--device", "{device}", "--steps", "15", "--out", "{out}"),
          ("--device", "{device}", "--steps", "1", "--width", "32", "--out", "{out}"),
          40, "optim", _optim),
-    # (last: in a dry run on a small CPU they then overlap the captioning step least)
-    # the fused Triton kernel against the C kernel and gensim at 16 threads on the 20M-token corpus
-    # (carry it compressed), LSA of a 100k vocabulary on the device
-    Step("gpu-embeddings", "bench.gpu_embeddings",
-         "word2vec fused kernel / C kernel / gensim (16 threads), 3 epochs; LSA 100k words on the device",
-         ("--device", "{device}", "--corpus", "{large_corpus}", "--eval-dir", "{eval_dir}", "--threads", "16",
-          "--epochs", "3", "--out", "{out}"),
-         ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1",
-          "--epochs", "1", "--models", "sg", "--lsa-vocab", "1000", "--out", "{out}"),
-         150, "gpu-embeddings", _gpu_embeddings, needs_corpus=True, needs_large_corpus=True),
-    # the GPU host's CPU cores: C kernel and gensim corpus_file at 1..16 threads, plotted
-    Step("thread-scaling", "bench.thread_scaling", "C kernel and gensim words/s at 1-16 CPU threads (plot)",
-         ("--corpus", "{large_corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "2", "4", "8", "16",
-          "--label", "{device}", "--out", "{out}"),
-         ("--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "--label", "{device}",
-          "--out", "{out}"),
-         150, "thread-scaling", _thread_scaling, needs_corpus=True, needs_large_corpus=True),
-    Step("deterministic", "bench.deterministic", "digits captioning twice with --deterministic: identical?",
-         ("--device", "{device}", "--epochs", "2", "--out", "{out}"),
-         ("--device", "{device}", "--quick", "--epochs", "1", "--no-default", "--out", "{out}"),
-         90, "deterministic", _deterministic),
 )
 
 

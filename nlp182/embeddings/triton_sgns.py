@@ -79,8 +79,12 @@ def _window_kernel(
     alpha_slope = (alpha_end - alpha_start) / tl.maximum(count, 1).to(tl.float32)
     loss = 0.0
     examples = 0.0
-    for step in range(CENTRES):
-        i = first + pid * CENTRES + step
+    base = first + pid * CENTRES
+    # only the live centres: past the kept tokens (subsampling drops a third or more) a program
+    # has nothing to do
+    steps = tl.minimum(tl.minimum(count, last) - base, CENTRES)
+    for step in range(0, steps):
+        i = base + step
         live = (i < count) & (i < last)
         centre = tl.load(ids + i, mask=live, other=0)
         sentence = tl.load(sentences + i, mask=live, other=-1)

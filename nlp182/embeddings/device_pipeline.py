@@ -195,6 +195,7 @@ def train_on_device(
             done += chunk.raw_words
         summed, examples = stats.tolist()  # once per epoch
         loss = summed / max(1.0, examples)
+        progress.poll()
         bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
     progress.poll(wait=True)
     return done, loss

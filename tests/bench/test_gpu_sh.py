@@ -70,3 +70,23 @@ def test_a_bench_lacking_a_flag_is_skipped_not_run(tmp_path: Path) -> None:
     step = gpu.Step("x", "bench.vision", "x", ("--no-such-flag",), ("--device", "cpu"), 1)
     assert "lacks the flags --no-such-flag" in gpu.skip_reason(step, tmp_path, tmp_path)
     assert gpu.skip_reason(step, tmp_path, tmp_path, dry=True) is None
+
+
+def test_the_large_corpus_is_taken_compressed_and_its_absence_skips_its_steps(tmp_path: Path) -> None:
+    import gzip
+    import lzma
+
+    text = b"one two three\nfour five\n" * 100
+    for suffix, opener in ((".gz", gzip.open), (".xz", lzma.open)):
+        packed = tmp_path / f"corpus.txt{suffix}"
+        with opener(packed, "wb") as handle:
+            handle.write(text)
+        folder = tmp_path / suffix.strip(".")
+        folder.mkdir()
+        assert gpu.unpacked(packed, folder).read_bytes() == text
+    plain = tmp_path / "plain.txt"
+    assert gpu.unpacked(plain, tmp_path) == plain
+    step = next(s for s in gpu.STEPS if s.needs_large_corpus)
+    corpus, eval_dir = _tiny_corpus(tmp_path)
+    assert "20M-token corpus" in gpu.skip_reason(step, corpus, eval_dir, dry=False, large_corpus=plain)
+    assert gpu.skip_reason(step, corpus, eval_dir, dry=True, large_corpus=plain) is None

@@ -17,7 +17,8 @@ out):
   words (the C kernel's shared negatives), all scores from the rows as they were before the centre,
   then every row takes its summed step;
 - CBOW: the mean of the context rows predicts the centre; every context row takes the full hidden
-  step (gensim's ``cbow_mean=1``);
+  step (gensim's ``cbow_mean=1``); the output scores also use the rows from before the centre
+  (the C kernel updates a noise word drawn twice in between: the only difference);
 - a noise word equal to the centre is skipped, and so is a term whose score is saturated,
   ``|score| >= 6`` (word2vec's rule: its gradient would be 0 or the label);
 - the learning rate falls linearly from ``alpha_start`` at the first kept token to ``alpha_end``

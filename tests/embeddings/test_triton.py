@@ -14,7 +14,7 @@ triton = pytest.importorskip("triton")
 
 from nlp182.embeddings import device_pipeline, native, triton_sgns  # noqa: E402
 from nlp182.embeddings.word2vec import Word2VecConfig, resolve_kernel, train_word2vec  # noqa: E402
-from nlp182.errors import InvalidInputError  # noqa: E402
+from nlp182.errors import InvalidInputError, MissingExtraError  # noqa: E402
 from nlp182.text.corpus import CorpusSource  # noqa: E402
 
 needs_triton_device = pytest.mark.skipif(
@@ -210,6 +210,15 @@ def test_auto_picks_the_fused_kernel_on_cuda_and_the_c_kernel_on_a_cpu() -> None
     assert resolve_kernel(Word2VecConfig(), torch.device("cuda")) == "triton"
     if native.available():
         assert resolve_kernel(Word2VecConfig(), torch.device("cpu")) == "native"
+
+
+def test_without_triton_auto_takes_the_batched_step_on_cuda_and_triton_is_refused(monkeypatch) -> None:
+    from nlp182.embeddings import word2vec
+
+    monkeypatch.setattr(word2vec, "_triton_module", lambda: None)
+    assert resolve_kernel(Word2VecConfig(), torch.device("cuda")) == "batched"
+    with pytest.raises(MissingExtraError, match="pip install triton"):
+        resolve_kernel(Word2VecConfig(kernel="triton"), torch.device("cuda"))
 
 
 def test_the_triton_kernel_on_a_cpu_needs_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:

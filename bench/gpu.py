@@ -17,6 +17,13 @@ vision     digits CNN training seconds and accuracy, UNet seconds and mean IoU
 seq2seq    date normalisation training target tokens/s and exact match
            (``bench.seq2seq_dates``); CMUdict g2p when its bench and data exist
 captioning training images/s (``bench.captioning``, when it exists)
+gpu-embed. word2vec fused Triton kernel words/s and quality beside the C kernel and gensim at 16
+           threads (20M-token corpus, 3 epochs); LSA of 100k words on the device, text to vectors
+           (``bench.gpu_embeddings``)
+thread-sc. the host's CPU cores: C kernel and gensim ``corpus_file`` words/s at 1-16 threads,
+           plotted (``bench.thread_scaling``)
+determin.  digits captioning twice with ``--deterministic``: identical metrics, and the cost
+           (``bench.deterministic``)
 optim      optimizer step time, ours / ``torch.optim`` foreach (``bench.optim``)
 ========== =====================================================================
 
@@ -29,7 +36,9 @@ corpus needs gensim to prepare) is skipped with the reason, and the others still
 ``bench/gpu.sh --dry`` runs every step on the CPU with tiny sizes into a temporary folder (never
 ``bench/results``) and first prints which figures a GPU run would produce; the test suite runs it,
 so the script cannot rot. On the lent machine: ``bench/gpu.sh --out "$OUT"`` (results come back
-from ``$OUT``; copy them into ``bench/results``), carrying ``corpora/wiki.txt`` and ``corpora/eval``.
+from ``$OUT``; copy them into ``bench/results``), carrying ``corpora/wiki.txt``, ``corpora/eval``,
+the 20M-token corpus compressed (``--large-corpus corpora/debian.txt.xz``) and gensim's wheel
+(installed there with ``pip install --no-index``) for the CPU comparisons.
 """
 
 from __future__ import annotations
@@ -62,7 +71,8 @@ Figures = Callable[[dict[str, Any]], dict[str, float]]
 class Step:
     """One measurement: a module run as ``python -m module`` with GPU or dry-run arguments.
 
-    ``full`` and ``dry`` may use ``{device}``, ``{out}``, ``{corpus}`` and ``{eval_dir}``.
+    ``full`` and ``dry`` may use ``{device}``, ``{out}``, ``{corpus}``, ``{large_corpus}`` and
+    ``{eval_dir}``.
     ``result`` is the stem of the JSON the module writes (``<result>-<device>.json``), and
     ``figures`` picks the headline numbers out of it for the summary.
     """
@@ -77,6 +87,7 @@ class Step:
     figures: Figures | None = None
     needs: tuple[str, ...] = ()
     needs_corpus: bool = False
+    needs_large_corpus: bool = False  # the 20M-token corpus (``--large-corpus``; dry: ``--corpus``)
     dry_result: str | None = None  # the JSON stem of a dry run, when it differs from ``result``
 
     def result_stem(self, dry: bool) -> str | None:
@@ -123,6 +134,28 @@ def _optim(data: dict[str, Any]) -> dict[str, float]:
     return {"worst step-time ratio": data["worst_ratio"]}
 
 
+def _gpu_embeddings(data: dict[str, Any]) -> dict[str, float]:
+    out = {f"{model} {engine} words/s": row["words_per_second"]
+           for model, engines in data["word2vec"].items() for engine, row in engines.items()
+           if isinstance(row, dict) and "words_per_second" in row}
+    out["LSA text to vectors s"] = data["lsa"]["wall_seconds"]
+    out["goals met"] = float(sum(data["goals"].values()))
+    out["goals"] = float(len(data["goals"]))
+    return out
+
+
+def _thread_scaling(data: dict[str, Any]) -> dict[str, float]:
+    last, first = max(data["threads"]), min(data["threads"])
+    return {f"{engine} {last}/{first} threads speed-up": value for engine, value in data["speedup"].items()}
+
+
+def _deterministic(data: dict[str, Any]) -> dict[str, float]:
+    out = {"deterministic runs identical": float(data["deterministic_runs_identical"])}
+    if data["deterministic_cost_ratio"] is not None:
+        out["deterministic / default seconds"] = data["deterministic_cost_ratio"]
+    return out
+
+
 def _rates(data: dict[str, Any]) -> dict[str, float]:
     """Figures of a bench this script does not know yet: its top-level rates, times and ratios."""
     wanted = re.compile(r"(per_s|per_second|_s|ratio|accuracy)$")
@@ -137,6 +170,27 @@ STEPS: tuple[Step, ...] = (
          ("--device", "{device}", "--lengths", "16,32", "--batch", "1", "--embed-dim", "16", "--heads", "2",
           "--additive-max-len", "32", "--rounds", "1", "--case-s", "0", "--out", "{out}"),
          60, "attention", _attention),
+    # (early: in a dry run on a 2-core CPU the captioning step, near the end, then runs nearly alone)
+    # the fused Triton kernel against the C kernel and gensim at 16 threads on the 20M-token corpus
+    # (carry it compressed), LSA of a 100k vocabulary on the device
+    Step("gpu-embeddings", "bench.gpu_embeddings",
+         "word2vec fused kernel / C kernel / gensim (16 threads), 3 epochs; LSA 100k words on the device",
+         ("--device", "{device}", "--corpus", "{large_corpus}", "--eval-dir", "{eval_dir}", "--threads", "16",
+          "--epochs", "3", "--out", "{out}"),
+         ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1",
+          "--epochs", "1", "--models", "sg", "--lsa-vocab", "1000", "--out", "{out}"),
+         150, "gpu-embeddings", _gpu_embeddings, needs_corpus=True, needs_large_corpus=True),
+    # the GPU host's CPU cores: C kernel and gensim corpus_file at 1..16 threads, plotted
+    Step("thread-scaling", "bench.thread_scaling", "C kernel and gensim words/s at 1-16 CPU threads (plot)",
+         ("--corpus", "{large_corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "2", "4", "8", "16",
+          "--label", "{device}", "--out", "{out}"),
+         ("--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "--label", "{device}",
+          "--out", "{out}"),
+         150, "thread-scaling", _thread_scaling, needs_corpus=True, needs_large_corpus=True),
+    Step("deterministic", "bench.deterministic", "digits captioning twice with --deterministic: identical?",
+         ("--device", "{device}", "--epochs", "2", "--out", "{out}"),
+         ("--device", "{device}", "--quick", "--epochs", "1", "--no-default", "--out", "{out}"),
+         90, "deterministic", _deterministic),
     Step("embeddings", "bench.embeddings", "word2vec batched words/s (sg, cbow); LSA SVD s (torch, sklearn)",
          ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--seeds", "2",
           "--out", "{out}", "--engines", "torch-batched", "torch-native"),
@@ -181,6 +235,24 @@ def cuda_test_files(tests: Path = ROOT / "tests") -> list[Path]:
     return found
 
 
+def unpacked(path: Path, folder: Path) -> Path:
+    """``path`` itself, or for a ``.gz`` / ``.bz2`` / ``.xz`` file (the corpus as carried to the GPU
+    machine) its decompressed copy in ``folder``."""
+    import bz2
+    import gzip
+    import lzma
+    import shutil
+
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    if path.suffix not in openers or not path.is_file():
+        return path
+    target = folder / path.stem
+    if not target.is_file():
+        with openers[path.suffix](path, "rb") as packed, open(target, "wb") as plain:
+            shutil.copyfileobj(packed, plain, 1 << 20)
+    return target
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on: device name, torch and CUDA versions, CPU count."""
     import torch
@@ -203,7 +275,9 @@ def declared_flags(module: str) -> set[str]:
             if isinstance(arg, ast.Constant) and str(arg.value).startswith("--")}
 
 
-def skip_reason(step: Step, corpus: Path, eval_dir: Path, dry: bool = False) -> str | None:
+def skip_reason(
+    step: Step, corpus: Path, eval_dir: Path, dry: bool = False, large_corpus: Path = Path("/nonexistent")
+) -> str | None:
     """Why ``step`` cannot run here (a missing module, flag, package or corpus), or None."""
     if step.module != "pytest":
         if importlib.util.find_spec(step.module) is None:
@@ -215,6 +289,9 @@ def skip_reason(step: Step, corpus: Path, eval_dir: Path, dry: bool = False) -> 
     missing = [name for name in step.needs if importlib.util.find_spec(name) is None]
     if missing:
         return f"needs {', '.join(missing)} (not installed; carry its wheel)"
+    if step.needs_large_corpus and not dry and not large_corpus.is_file():
+        return (f"no 20M-token corpus at {large_corpus}: build it with nlp182.corpora.debian where the "
+                "Debian packages are, and carry it (compressed) with --large-corpus")
     if step.needs_corpus and not (corpus.is_file() and eval_dir.is_dir()):
         return (f"no corpus at {corpus} / {eval_dir}: run `nlp182 corpus prepare` where gensim is installed "
                 "and carry corpora/wiki.txt and corpora/eval")
@@ -303,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=[s.name for s in STEPS], help="run these steps only")
     parser.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "wiki.txt")
     parser.add_argument("--eval-dir", type=Path, default=ROOT / "corpora" / "eval")
+    parser.add_argument("--large-corpus", type=Path, default=ROOT / "corpora" / "debian.txt",
+                        help="the 20M-token corpus of the word2vec GPU goals (nlp182.corpora.debian); "
+                        "a .gz, .bz2 or .xz copy is decompressed first")
     parser.add_argument("--budget-s", type=float, default=TOTAL_BUDGET_S, help="seconds for all the steps")
     parser.add_argument("--jobs", type=int, help="steps at once (default: 1 on a GPU, so timings are "
                         "clean; 2 with --dry)")
@@ -322,14 +402,17 @@ def main(argv: list[str] | None = None) -> int:
         for step in steps:
             target = f"{step.result}-cuda.json" if step.result else "test counts"
             print(f"  {step.name:<16} {step.claims}  -> {target}")
+    if not args.dry:
+        args.large_corpus = unpacked(args.large_corpus, Path(tempfile.mkdtemp(prefix="gpu-sh-corpus-")))
     record = machine()
     print(f"device: {record['device_name']} (torch {record['torch']}, CUDA {record['cuda']})", flush=True)
-    values = {"device": device, "out": str(out), "corpus": str(args.corpus), "eval_dir": str(args.eval_dir)}
+    values = {"device": device, "out": str(out), "corpus": str(args.corpus), "eval_dir": str(args.eval_dir),
+              "large_corpus": str(args.large_corpus)}
     deadline = time.monotonic() + args.budget_s
     entries: dict[str, dict[str, Any]] = {}
 
     def run(step: Step) -> dict[str, Any]:
-        reason = skip_reason(step, args.corpus, args.eval_dir, args.dry)
+        reason = skip_reason(step, args.corpus, args.eval_dir, args.dry, args.large_corpus)
         left = deadline - time.monotonic()
         if reason is None and left < 15:
             reason = f"out of time ({args.budget_s:.0f} s budget spent)"

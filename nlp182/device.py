@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -48,6 +50,45 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     return torch.Generator().manual_seed(seed)
+
+
+#: cuBLAS's deterministic workspace setting (CUDA's documented value: 8 buffers of 4 MiB).
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
+    """Within the block, make a seeded run on one GPU repeat exactly (when ``enabled``).
+
+    Sets ``CUBLAS_WORKSPACE_CONFIG`` (cuBLAS otherwise splits some products differently from call
+    to call; it takes effect for cuBLAS handles made afterwards, so enter this before the first
+    CUDA product), ``torch.use_deterministic_algorithms`` (deterministic kernels for scatters,
+    index_add and embedding backward, which otherwise add in whatever order atomics land) and
+    cuDNN's deterministic, non-benchmarking mode. An operation without a deterministic kernel
+    warns instead of failing (``warn_only``), so the warning names what stays non-deterministic.
+    Everything is restored on exit. On a CPU the flags change nothing measurable: its kernels are
+    already deterministic for a fixed thread count.
+    """
+    if not enabled:
+        yield
+        return
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = previous[4] or CUBLAS_WORKSPACE
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[2], previous[3]
+        if previous[4] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

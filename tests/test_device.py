@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 import pytest
 import torch
 
-from nlp182.device import autocast_dtype, seed_everything, select_device
+from nlp182.device import (
+    CUBLAS_WORKSPACE,
+    autocast_dtype,
+    deterministic_algorithms,
+    seed_everything,
+    select_device,
+)
 from nlp182.errors import InvalidInputError
 
 
@@ -45,3 +52,18 @@ def test_seeding_makes_every_generator_repeat() -> None:
 def test_autocast_is_bf16_on_cuda_only() -> None:
     assert autocast_dtype(torch.device("cuda")) == torch.bfloat16
     assert autocast_dtype(torch.device("cpu")) is None
+
+
+def test_deterministic_algorithms_are_set_within_the_block_and_restored_after(monkeypatch) -> None:
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    with deterministic_algorithms(False):
+        assert torch.are_deterministic_algorithms_enabled() == before[0]
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    with deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ

@@ -30,7 +30,7 @@ from nlp182.captioning.overlay import save_overlay
 from nlp182.captioning.pretrain import pretrain_encoder
 from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
 from nlp182.captioning.vocab import CaptionVocab, tokenize
-from nlp182.device import seed_everything, select_device
+from nlp182.device import deterministic_algorithms, seed_everything, select_device
 from nlp182.errors import InvalidInputError
 from nlp182.io import atomic_write_json, check_input_file, staged_directory
 from nlp182.optim import Adam, ProgressDecay
@@ -163,8 +163,14 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
     (:func:`~nlp182.captioning.defaults.choose_defaults`; one log line says what and why, and
     ``metrics.json`` has them under ``chosen``). ``metrics.json`` also holds ``stop_reason`` and
     ``warnings``: one line per problem found (early stopping, a kept epoch scoring 0, a training
-    loss that stopped falling, a kept model that outputs empty captions), each also logged.
+    loss that stopped falling, a kept model that outputs empty captions), each also logged. With
+    ``config.deterministic`` it trains with deterministic kernels (``deterministic_algorithms``).
     """
+    with deterministic_algorithms(config.deterministic):
+        return _train(config, out_dir)
+
+
+def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)

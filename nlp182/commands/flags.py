@@ -76,6 +76,8 @@ COMMON_HELP: dict[str, str] = {
     "dropout": "dropout probability",
     "width": "channel multiplier of the network (1: its standard size)",
     "amp": "mixed precision on a GPU (bf16)",
+    "deterministic": "deterministic GPU kernels and cuBLAS workspace, so one seed repeats a run exactly on "
+    "one GPU (somewhat slower)",
 }
 
 

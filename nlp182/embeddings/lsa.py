@@ -5,10 +5,11 @@ learned from word embeddings": context-distribution smoothing (``cds_alpha=0.75`
 (``log k``), and eigenvalue weighting ``U * S**p``. The corpus is the cached encoding
 (``nlp182.text.encoded``), read in chunks of ``COUNT_CHUNK_TOKENS``; each chunk is counted by the C
 kernel in ``cooc.c`` (row by row into a dense accumulator; numpy's vectorised per-offset counting
-where no C compiler is found) and the chunk matrices are summed. The SVD is Halko et al.'s
-randomized SVD written with torch (sparse products on the device, a GPU when there is one, and a
-progress line per power iteration); scikit-learn's ``randomized_svd`` and scipy's ``svds`` (ARPACK)
-are the references ``bench.embeddings`` measures it against on the same PPMI matrix.
+where no C compiler is found) and the chunk matrices are summed; on a GPU the counts and PPMI are
+torch operations on the device instead (``cooc_device``: window pairs, then sort and sum). The SVD
+is Halko et al.'s randomized SVD written with torch (sparse products on the device, a GPU when
+there is one, and a progress line per power iteration); scikit-learn's ``randomized_svd`` and
+scipy's ``svds`` (ARPACK) are the references ``bench.embeddings`` measures it against on the same PPMI matrix.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from nlp182.device import select_device
-from nlp182.embeddings import native
+from nlp182.embeddings import cooc_device, native
 from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
@@ -160,7 +161,7 @@ def _torch_csr(csr: sp.csr_matrix, device: torch.device) -> torch.Tensor:
 
 
 def randomized_svd(
-    matrix: sp.csr_matrix,
+    matrix: sp.csr_matrix | torch.Tensor,
     rank: int,
     device: torch.device,
     oversample: int = 10,
@@ -175,17 +176,24 @@ def randomized_svd(
     error the bench measures against ARPACK).
 
     The products with the sparse matrix run in scipy on a CPU (torch's sparse CSR product is
-    several times slower there) and as torch sparse products on a GPU. Returns the top-``rank``
+    several times slower there) and as torch sparse products on a GPU; ``matrix`` may also be a
+    torch sparse CSR tensor already on ``device`` (``cooc_device.ppmi_on_device``). Returns the top-``rank``
     left singular vectors ``(V, rank)`` and singular values ``(rank,)``, descending, as float32
     arrays. Progress: one step per product with the matrix.
     """
-    csr = matrix.tocsr().astype(np.float32)
-    if device.type == "cpu":
+    if isinstance(matrix, torch.Tensor):
+        a, a_t = matrix, matrix.t().to_sparse_csr()
+
+        def times(sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+            return sparse @ dense
+    elif device.type == "cpu":
+        csr = matrix.tocsr().astype(np.float32)
         a, a_t = csr, csr.T.tocsr()
 
         def times(sparse: sp.csr_matrix, dense: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(sparse @ dense.numpy()))
     else:
+        csr = matrix.tocsr().astype(np.float32)
         a, a_t = _torch_csr(csr, device), _torch_csr(csr.T.tocsr(), device)
 
         def times(sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
@@ -208,7 +216,7 @@ def randomized_svd(
 
 
 def truncated_svd(
-    matrix: sp.csr_matrix,
+    matrix: sp.csr_matrix | torch.Tensor,
     rank: int,
     solver: str,
     device: torch.device,
@@ -220,6 +228,7 @@ def truncated_svd(
 
     ``torch``: ``randomized_svd`` on ``device``; ``sklearn``: scikit-learn's ``randomized_svd``
     (same algorithm, CPU); ``scipy``: ARPACK's Lanczos ``svds`` (exact to its tolerance, CPU).
+    A torch sparse ``matrix`` (on the device) goes to ``torch`` only.
     """
     rank = min(rank, min(matrix.shape) - 1)
     if rank < 1:
@@ -275,9 +284,20 @@ def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Ve
         source, VocabConfig(config.min_count, config.max_vocab, 0.0), chunk_tokens=COUNT_CHUNK_TOKENS
     )
     encoded = time.perf_counter()
-    counts = cooccurrence(corpus, len(vocab), config.window, config.distance_weighting)
-    counted = time.perf_counter()
-    matrix = ppmi(counts, config.cds_alpha, config.shift)
+    on_device = device.type == "cuda" and config.svd == "torch"
+    if on_device:  # counts, PPMI and SVD all on the GPU
+        weights = pair_weights(config.window, config.distance_weighting)
+        keys, counts = cooc_device.count_on_device(corpus, len(vocab), weights, device)
+        torch.cuda.synchronize()
+        counted = time.perf_counter()
+        matrix = cooc_device.ppmi_on_device(keys, counts, len(vocab), config.cds_alpha, config.shift)
+        nonzeros = matrix.values().numel()
+        torch.cuda.synchronize()
+    else:
+        counts = cooccurrence(corpus, len(vocab), config.window, config.distance_weighting)
+        counted = time.perf_counter()
+        matrix = ppmi(counts, config.cds_alpha, config.shift)
+        nonzeros = matrix.nnz
     weighted = time.perf_counter()
     u, s = truncated_svd(
         matrix, config.dim, config.svd, device, config.svd_oversample, config.svd_iterations, config.seed
@@ -287,7 +307,7 @@ def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Ve
     done = time.perf_counter()
     vectors = Vectors(vocab.words, (u * s[None, :] ** config.eig_power).astype(np.float32))
     report = LSAReport(
-        encoded - started, counted - encoded, weighted - counted, done - weighted, matrix.nnz, device.type
+        encoded - started, counted - encoded, weighted - counted, done - weighted, nonzeros, device.type
     )
-    log.info("LSA: %d words, %d PPMI non-zeros, %.1fs", len(vocab), matrix.nnz, report.seconds)
+    log.info("LSA: %d words, %d PPMI non-zeros, %.1fs", len(vocab), nonzeros, report.seconds)
     return vectors, vocab, report

@@ -11,12 +11,18 @@ only the rows an example uses. Two steps run it:
 - ``native`` (CPU): on a CPU the batched step's per-operation overhead dominates, so the same
   algorithm runs in ``sgns.c`` one example at a time, in place, on spans of the corpus spread over
   threads (Hogwild), on the same PyTorch weight tensors.
+- ``triton`` (CUDA): the C kernel's algorithm as one fused Triton kernel over thousands of
+  programs, fed by a pipeline that keeps the corpus, the subsampling, the windows and the noise
+  draws on the device (``triton_sgns``, ``device_pipeline``).
+
+The batched step stays as the reference the other two are checked against.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import math
@@ -31,10 +37,10 @@ import numpy as np
 import torch
 
 from nlp182.device import select_device
-from nlp182.embeddings import distributed, native
+from nlp182.embeddings import device_pipeline, distributed, native
 from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
-from nlp182.errors import InvalidInputError
+from nlp182.errors import InvalidInputError, MissingExtraError
 from nlp182.progress import progress
 from nlp182.text.corpus import CorpusSource, iter_token_lines
 from nlp182.text.encoded import Chunk, EncodedCorpus, encode, open_corpus
@@ -44,7 +50,7 @@ log = logging.getLogger(__name__)
 
 MODELS = ("sg", "cbow")
 BACKENDS = ("torch", "gensim", "auto")
-KERNELS = ("auto", "native", "batched")
+KERNELS = ("auto", "native", "batched", "triton")
 SPAN_TOKENS = 10_000
 GENSIM_IN_MEMORY_TOKENS = 5_000_000
 MAX_EXP = 6.0
@@ -63,7 +69,8 @@ FLAG_HELP = {
     "ns_exponent": "noise words are drawn by count to this power",
     "batch_size": "training examples per step of the batched kernel",
     "backend": "torch (this package) or gensim (the reference); auto picks torch",
-    "kernel": "native (C, CPU threads) or batched (PyTorch, any device); auto picks native on a CPU",
+    "kernel": "native (C, CPU threads), triton (fused, CUDA) or batched (PyTorch, any device); "
+    "auto picks native on a CPU and triton on CUDA",
     "threads": "CPU threads (default: as many as PyTorch uses)",
     "compile": "compile the batched step for speed (slower start)",
     "shuffle": "train on each chunk's examples in random order (default: for sg, not for cbow)",
@@ -78,8 +85,9 @@ class Word2VecConfig:
     rows each) per SGD step of the batched kernel. ``backend``: ``torch`` is this module;
     ``gensim`` runs gensim's C trainer on the same tokens (the reference); ``auto`` takes torch,
     except on a CPU without a C compiler, where gensim's loop is faster than the batched step.
-    ``kernel``: ``native`` (the C kernel, CPU only), ``batched`` (PyTorch, any device) or
-    ``auto`` (native on a CPU where it builds, batched elsewhere). ``compile`` runs the dense part
+    ``kernel``: ``native`` (the C kernel, CPU only), ``triton`` (the fused kernel, CUDA only),
+    ``batched`` (PyTorch, any device) or ``auto`` (native on a CPU where it builds, triton on CUDA
+    where Triton is installed, batched elsewhere). ``compile`` runs the dense part
     of the batched step through ``torch.compile`` (fused kernels; the scatter into the weights
     stays eager); if compilation fails the eager step runs, with a warning. ``shuffle`` orders
     each chunk's batched examples at random instead of in corpus order; ``None`` shuffles for
@@ -273,12 +281,19 @@ class SGNS:
             return self._compiled[update]
         return update
 
-    def warm_up(self) -> float:
-        """Compile the full-batch step on copies of the weights (so training time excludes it);
-        returns the seconds it took, 0 when ``config.compile`` is off."""
-        if not self.config.compile:
-            return 0.0
+    def warm_up(self, kernel: str = "batched") -> float:
+        """Compile the step ``kernel`` runs (so training time excludes it): the fused Triton kernel,
+        or the full-batch step on copies of the weights when ``config.compile`` is set; returns the
+        seconds it took (0 when nothing compiles)."""
         started = time.perf_counter()
+        if kernel == "triton":
+            from nlp182.embeddings import triton_sgns
+
+            triton_sgns.warm_up(self.w_in, self.w_out, self.config.window, self.config.negative,
+                                self.config.model == "cbow")
+            return time.perf_counter() - started
+        if kernel != "batched" or not self.config.compile:
+            return 0.0
         size, window = self.config.batch_size, self.config.window
         outputs = torch.zeros(size, dtype=torch.long, device=self.device)
         inputs = (
@@ -376,19 +391,46 @@ def _learning_rate(config: Word2VecConfig, progress: float) -> float:
 
 
 def resolve_kernel(config: Word2VecConfig, device: torch.device) -> str:
-    """The step ``kernel`` stands for: ``batched`` (PyTorch, any device) or ``native`` (the C
-    kernel, CPU only). ``auto`` takes native on a CPU where it builds, batched otherwise."""
+    """The step ``kernel`` stands for: ``batched`` (PyTorch, any device), ``native`` (the C
+    kernel, CPU only) or ``triton`` (the fused kernel, CUDA only). ``auto`` takes native on a CPU
+    where it builds, triton on CUDA where Triton imports, batched otherwise."""
     if config.kernel == "native":
         if device.type != "cpu":
             raise InvalidInputError(f"kernel 'native' runs on the CPU only, not on {device.type}")
         native.library()  # raises NativeKernelUnavailable with the compiler's message
         return "native"
-    if config.kernel == "batched" or device.type != "cpu":
+    if config.kernel == "triton":
+        triton_sgns = _triton_module()
+        if triton_sgns is None:
+            raise MissingExtraError("kernel 'triton' needs the triton package: pip install triton")
+        if not triton_sgns.runs_on(device):
+            raise InvalidInputError(
+                f"kernel 'triton' runs on CUDA, not on {device.type} (on a CPU only in Triton's "
+                "interpreter, TRITON_INTERPRET=1); use --kernel native or batched"
+            )
+        return "triton"
+    if config.kernel == "batched":
+        return "batched"
+    if device.type == "cuda":
+        if _triton_module() is not None:
+            return "triton"
+        log.warning("triton is not installed; using the batched PyTorch step on CUDA")
+        return "batched"
+    if device.type != "cpu":
         return "batched"
     if native.available():
         return "native"
     log.warning("no C compiler for the native word2vec kernel; using the batched PyTorch step")
     return "batched"
+
+
+def _triton_module() -> Any:
+    """``nlp182.embeddings.triton_sgns``, or None where Triton does not import."""
+    try:
+        from nlp182.embeddings import triton_sgns
+    except ImportError:
+        return None
+    return triton_sgns
 
 
 def _spans(starts: np.ndarray, span_tokens: int) -> list[tuple[int, int]]:
@@ -485,17 +527,6 @@ def _train_native(
     return done, loss
 
 
-def _share(chunk: Chunk, rank: int, size: int) -> Chunk:
-    """This process's slice of a chunk's sentences (all of it for one process)."""
-    if size == 1:
-        return chunk
-    sentences = len(chunk.starts) - 1
-    first, last = sentences * rank // size, sentences * (rank + 1) // size
-    low, high = int(chunk.starts[first]), int(chunk.starts[last])
-    raw = round(chunk.raw_words * (high - low) / max(1, len(chunk.ids)))
-    return Chunk(chunk.ids[low:high], chunk.starts[first : last + 1] - low, raw)
-
-
 def _train_batched(model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, bar: Any) -> tuple[int, float]:
     """Training in large batches of examples with the PyTorch step (any device); launched as
     several processes, each trains its slice of every chunk and the tables are averaged after
@@ -506,7 +537,7 @@ def _train_batched(model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, b
     done, loss, position = 0, math.nan, 0
     for epoch in range(config.epochs):
         for whole in corpus:
-            chunk = _share(whole, rank, size)
+            chunk = whole.share(rank, size)
             examples = model.examples(chunk) if len(chunk.ids) else ()
             count = len(examples[0]) if examples else 0
             chunk_loss = torch.zeros((), device=model.device)
@@ -531,7 +562,7 @@ def train_torch(
     kernel = resolve_kernel(config, device)
     with _torch_threads(config.threads):
         model = SGNS(vocab, config, device)
-        compile_seconds = model.warm_up() if kernel == "batched" else 0.0
+        compile_seconds = model.warm_up(kernel)
         rank, size = distributed.start(device)
         total = vocab.total_words * config.epochs // size  # this process's share
         description = f"word2vec {config.model} ({device.type}, {kernel})" + (
@@ -542,6 +573,9 @@ def train_torch(
             if kernel == "native":
                 threads = config.threads or torch.get_num_threads()
                 done, loss = _train_native(model, corpus, config, threads, bar)
+            elif kernel == "triton":
+                schedule = functools.partial(_learning_rate, config)
+                done, loss = device_pipeline.train_on_device(model, corpus, schedule, bar)
             else:
                 done, loss = _train_batched(model, corpus, config, bar)
         if device.type == "cuda":

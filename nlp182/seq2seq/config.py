@@ -48,7 +48,9 @@ class Seq2SeqConfig:
     and CER for dates, exact match, PER (token error rate) and BLEU for user data.
     Training: ``lr_schedule`` is one of :data:`LR_SCHEDULES` with ``warmup_steps``;
     ``time_budget`` (seconds) ends training early, after the optimizer step that crosses it;
-    ``threads`` sets PyTorch's CPU threads (None leaves PyTorch's default).
+    ``threads`` sets PyTorch's CPU threads (None leaves PyTorch's default); ``deterministic``
+    trains under :func:`nlp182.device.deterministic_algorithms` (on a GPU, two runs of one seed
+    then give the same metrics).
     Decoding: validation uses greedy search (cheap, every epoch); the final test and
     ``nlp182 translate`` use beam search with ``beam_width``, ``length_penalty`` and at most
     ``max_output_len`` tokens.
@@ -95,6 +97,7 @@ class Seq2SeqConfig:
     num_heatmaps: int = 4
     device: str = "auto"
     amp: bool = True
+    deterministic: bool = False
     seed: int = 0
     progress: bool = True
 

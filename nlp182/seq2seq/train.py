@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nlp182.device import seed_everything
+from nlp182.device import deterministic_algorithms, seed_everything
 from nlp182.errors import InvalidInputError
 from nlp182.io import atomic_write_json
 from nlp182.optim import Adam
@@ -236,7 +236,13 @@ def train_seq2seq(
     tokenisers and settled config are reused) and ends exactly as an uninterrupted run would.
     ``metrics.json`` also holds ``stop_reason`` and ``warnings`` (one line per problem: early
     stopping, a loss that stopped falling, a kept model that outputs empty translations).
+    With ``config.deterministic`` it runs with deterministic kernels (``deterministic_algorithms``).
     """
+    with deterministic_algorithms(config.deterministic):
+        return _train(config, out_dir, resume)
+
+
+def _train(config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool) -> dict[str, Any]:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)

@@ -377,6 +377,17 @@ class Chunk:
         """``(N,)`` int64 sentence number of each token (for the vectorised steps)."""
         return np.repeat(np.arange(len(self.starts) - 1), np.diff(self.starts))
 
+    def share(self, rank: int, size: int) -> Chunk:
+        """Process ``rank``'s slice of the sentences when ``size`` processes split the chunk (all
+        of it for one process)."""
+        if size == 1:
+            return self
+        sentences = len(self.starts) - 1
+        first, last = sentences * rank // size, sentences * (rank + 1) // size
+        low, high = int(self.starts[first]), int(self.starts[last])
+        raw = round(self.raw_words * (high - low) / max(1, len(self.ids)))
+        return Chunk(self.ids[low:high], self.starts[first : last + 1] - low, raw)
+
 
 class EncodedCorpus:
     """An encoded text seen through a vocabulary, re-iterable, read in chunks of about

@@ -37,7 +37,7 @@ def test_dry_run_measures_every_step_into_a_temp_folder(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--dry", "--out", str(out),
                            "--corpus", str(corpus), "--eval-dir", str(eval_dir)],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+                          env=env, capture_output=True, text=True, timeout=480, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "On a GPU this produces:" in done.stdout and "word2vec batched words/s" in done.stdout
     summary = json.loads((out / "gpu-cpu.json").read_text())
@@ -70,3 +70,23 @@ def test_a_bench_lacking_a_flag_is_skipped_not_run(tmp_path: Path) -> None:
     step = gpu.Step("x", "bench.vision", "x", ("--no-such-flag",), ("--device", "cpu"), 1)
     assert "lacks the flags --no-such-flag" in gpu.skip_reason(step, tmp_path, tmp_path)
     assert gpu.skip_reason(step, tmp_path, tmp_path, dry=True) is None
+
+
+def test_the_large_corpus_is_taken_compressed_and_its_absence_skips_its_steps(tmp_path: Path) -> None:
+    import gzip
+    import lzma
+
+    text = b"one two three\nfour five\n" * 100
+    for suffix, opener in ((".gz", gzip.open), (".xz", lzma.open)):
+        packed = tmp_path / f"corpus.txt{suffix}"
+        with opener(packed, "wb") as handle:
+            handle.write(text)
+        folder = tmp_path / suffix.strip(".")
+        folder.mkdir()
+        assert gpu.unpacked(packed, folder).read_bytes() == text
+    plain = tmp_path / "plain.txt"
+    assert gpu.unpacked(plain, tmp_path) == plain
+    step = next(s for s in gpu.STEPS if s.needs_large_corpus)
+    corpus, eval_dir = _tiny_corpus(tmp_path)
+    assert "20M-token corpus" in gpu.skip_reason(step, corpus, eval_dir, dry=False, large_corpus=plain)
+    assert gpu.skip_reason(step, corpus, eval_dir, dry=True, large_corpus=plain) is None

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from nlp182 import cli
 from nlp182.captioning import CaptionConfig, CaptionModelConfig
+from nlp182.captioning import train as captioning_train
 from nlp182.captioning.captioner import Captioner
 
 TINY = [
@@ -173,3 +175,31 @@ def test_ema_decay_flag_keeps_and_saves_the_averaged_weights(karpathy: Path, tmp
     saved = Captioner.load(run, device="cpu").model.state_dict()
     for key, value in averaged.items():  # what the run saved is the average, not the last weights
         assert torch.equal(saved[key], value), key
+
+
+def _untimed(record: dict) -> dict:
+    """A metrics record without its clock readings (rates and seconds differ between any two runs)."""
+    return {key: value for key, value in record.items() if not key.endswith(("_per_s", "_s", "seconds"))}
+
+
+def test_two_deterministic_runs_of_one_seed_give_the_same_metrics(
+    karpathy: Path, tmp_path: Path, monkeypatch
+) -> None:
+    images = karpathy.parent / "images"
+    seen = []
+    train = captioning_train._train
+
+    def recording(*args, **kwargs):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(captioning_train, "_train", recording)
+    runs = []
+    for name in ("a", "b"):
+        argv = ["train", "caption", "--data", str(karpathy), "--images", str(images),
+                "--out", str(tmp_path / name), *TINY, "--epochs", "2", "--deterministic"]
+        assert cli.main(argv) == 0
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        runs.append(([_untimed(record) for record in metrics["history"]], _untimed(metrics["test"])))
+    assert seen == [True, True] and not torch.are_deterministic_algorithms_enabled()
+    assert runs[0] == runs[1]

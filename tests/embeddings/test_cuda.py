@@ -1,4 +1,4 @@
-"""word2vec's batched kernel and LSA's torch SVD on CUDA (skipped without a GPU; bench/gpu.sh runs them)."""
+"""word2vec's batched and fused Triton kernels, LSA's torch SVD: on CUDA only (gpu.sh runs them)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from nlp182.text.corpus import CorpusSource
 pytestmark = pytest.mark.cuda
 
 
+@pytest.mark.parametrize("kernel", ["batched", "triton"])
 @pytest.mark.parametrize("model", ["sg", "cbow"])
-def test_batched_word2vec_on_cuda_puts_neighbours_in_the_same_topic(topic_corpus, model: str) -> None:
+def test_word2vec_on_cuda_puts_neighbours_in_the_same_topic(topic_corpus, model: str, kernel: str) -> None:
     path, topic_of = topic_corpus
     config = Word2VecConfig(model=model, vector_size=20, epochs=3, min_count=1, sample=0.0, batch_size=512,
-                            alpha=0.05 if model == "cbow" else 0.025, kernel="batched", device="cuda")
+                            alpha=0.05 if model == "cbow" else 0.025, kernel=kernel, device="cuda")
     vectors, _, report = train_word2vec(CorpusSource(str(path)), config)
-    assert report.kernel == "batched"
+    assert report.kernel == kernel
     hits = [topic_of[n] == topic_of[w] for w in vectors.words for n, _ in vectors.most_similar(w, topn=5)]
     assert np.mean(hits) > 0.95
 

@@ -109,3 +109,17 @@ def test_loading_bad_run_folders_fails_clearly(date_run, tmp_path) -> None:
     (broken / "model.safetensors").write_bytes(b"\x00" * 16)
     with pytest.raises(FileFormatError):
         Translator.load(broken)
+
+
+def test_deterministic_flag_trains_under_deterministic_algorithms(tmp_path, monkeypatch) -> None:
+    from nlp182 import cli
+    from nlp182.seq2seq import train as seq2seq_train
+
+    seen = []
+    record = lambda *args: seen.append(torch.are_deterministic_algorithms_enabled())  # noqa: E731
+    monkeypatch.setattr(seq2seq_train, "_train", record)
+    args = cli.build_parser().parse_args(["train", "seq2seq", "--out", str(tmp_path), "--deterministic"])
+    assert args.deterministic
+    train_seq2seq(Seq2SeqConfig(deterministic=True), tmp_path / "run")
+    train_seq2seq(Seq2SeqConfig(), tmp_path / "run")
+    assert seen == [True, False]

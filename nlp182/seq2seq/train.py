@@ -239,10 +239,12 @@ def train_seq2seq(
     With ``config.deterministic`` it runs with deterministic kernels (``deterministic_algorithms``).
     """
     with deterministic_algorithms(config.deterministic):
-        return _train(config, out_dir, resume)
+        return _train(config, out_dir, resume, given)
 
 
-def _train(config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool) -> dict[str, Any]:
+def _train(
+    config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool, given: Collection[str] | None
+) -> dict[str, Any]:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)

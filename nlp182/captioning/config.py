@@ -56,7 +56,7 @@ class CaptionConfig:
     under :func:`nlp182.device.deterministic_algorithms` (on a GPU, two runs of one seed then give
     the same metrics).
 
-    Defaults are the measured digits recipe: soft attention over a 12 x 12 grid of a SmallCNN x0.5,
+    Defaults are the measured digits recipe: soft attention over a 12 x 12 grid of a 16-channel SmallCNN,
     sine/cosine location embeddings, no doubly stochastic regulariser, batch-norm recalibration
     from 50 batches, and, chosen from the data by :func:`~nlp182.captioning.defaults.choose_defaults`
     when left unset (``None`` / ``"auto"``): ``monitor``, ``epochs``, ``early_stopping_patience``

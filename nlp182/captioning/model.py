@@ -70,12 +70,12 @@ class CaptionModelConfig:
     ``positions`` adds a learned embedding per location to the annotation vectors, initialised
     (``position_init``) as ``0.02 x`` standard normal noise or as :func:`sincos_positions`. ``dot``,
     ``scaled_dot`` and ``multihead`` attention compare ``h`` with ``a`` directly and need
-    ``hidden_size == feature_dim``. The defaults are the measured digits recipe's (a SmallCNN x0.5
-    over a 12 x 12 grid, sine/cosine locations, so the attention tells left from right from the start).
+    ``hidden_size == feature_dim``. The defaults are the measured digits recipe's (a SmallCNN of 16
+    first-stage channels over a 12 x 12 grid, sine/cosine locations, so the attention tells left from right from the start).
     """
 
-    encoder: str = "smallcnn"
-    encoder_width: float = 0.5
+    encoder: str = "small_cnn"
+    encoder_width: float = 1.0
     freeze_encoder: str | None = None
     grid: int = 12
     feature_dim: int = 128

@@ -160,8 +160,8 @@ def test_the_defaults_are_the_digits_recipe() -> None:
     config, model = CaptionConfig(), CaptionModelConfig()
     assert (config.regularizer, config.bn_recalibration_batches, config.batch_size) == (0.0, 50, 32)
     assert (model.encoder, model.encoder_width, model.grid, model.position_init) == (
-        "smallcnn",
-        0.5,
+        "small_cnn",
+        1.0,
         12,
         "sincos",
     )
@@ -244,7 +244,7 @@ def test_a_model_that_says_nothing_gets_the_empty_caption_warning(
     import nlp182.captioning.train as train_module
 
     def silent(captioner, items, beam_width, batch_size=128):
-        return [Caption([], None, 0.0, True) for _ in items]
+        return [Caption([], torch.zeros(0, 4), 0.0, True) for _ in items]  # grid 2: 4 locations
 
     monkeypatch.setattr(train_module, "caption_items", silent)
     run = tmp_path / "run"

@@ -9,6 +9,7 @@ from nlp182.captioning.data import MAX_IMAGE_PIXELS
 from nlp182.captioning.model import CaptionModelConfig
 from nlp182.errors import InvalidInputError
 from nlp182.optim.schedules import PROGRESS_SHAPES
+from nlp182.settings import check_settings, setting
 
 BUILTIN = ("digits", "shapes")
 #: Validation scores (greedy decoding) ``monitor`` may name; the kept weights and early stopping follow it.
@@ -64,89 +65,145 @@ class CaptionConfig:
     ``curriculum_steps`` (0 turns each off). The run folder's ``config.json`` holds what was chosen.
     """
 
-    data: str = "digits"
-    images: str | None = None
-    max_image_pixels: int = field(default=MAX_IMAGE_PIXELS, metadata={"minimum": 1})
-    image_size: int = 48
-    train_images: int = 6000
-    valid_images: int = 200
-    test_images: int = 500
-    max_objects: int | None = None
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-    min_count: int = 1
-    max_caption_len: int = 30
+    data: str = setting(
+        "digits",
+        help="digits or shapes (built-in, with boxes), a Karpathy-split JSON, or a TSV of image<TAB>caption",
+    )
+    images: str | None = setting(
+        None,
+        help="folder the JSON / TSV image paths are relative to (unset: the file's own folder)",
+    )
+    max_image_pixels: int = setting(
+        MAX_IMAGE_PIXELS, minimum=1,
+        help="images with more pixels (width x height) are refused before they are decoded",
+    )
+    image_size: int = setting(
+        48, positive=True,
+        help="every image is resized to this many pixels square, in training and captioning alike",
+    )
+    train_images: int = setting(6000, minimum=0, help="built-in sets: training images to generate")
+    valid_images: int = setting(
+        200, minimum=0,
+        help="built-in sets: validation images (their greedy --monitor score picks the best epoch)",
+    )
+    test_images: int = setting(500, minimum=0, help="built-in sets: held-out test images")
+    max_objects: int | None = setting(
+        None,
+        help="built-in sets: most objects per image (unset: 5 digits, 3 shapes)",
+    )
+    valid_fraction: float = setting(
+        0.1, minimum=0, below=1,
+        help="TSV, or a JSON without a val split: share of images held out for validation",
+    )
+    test_fraction: float = setting(
+        0.1, minimum=0, below=1,
+        help="TSV: share of images held out for the final scores",
+    )
+    min_count: int = setting(
+        1, positive=True,
+        help="fewest occurrences for a caption word to get its own entry (rarer words become <unk>)",
+    )
+    max_caption_len: int = setting(
+        30, positive=True,
+        help="training captions longer than this many words are skipped",
+    )
     model: CaptionModelConfig = field(default_factory=CaptionModelConfig)
-    regularizer: float = 0.0
-    entropy_weight: float = 0.01
-    baseline_momentum: float = 0.9
-    curriculum_steps: int | None = field(default=None, metadata={"minimum": 0})
-    pretrain_steps: int | None = field(default=None, metadata={"minimum": 0})
-    encoder_lr_scale: float = field(default=1.0, metadata={"minimum": 0})
-    epochs: int | None = None
-    batch_size: int = 32
-    lr: float = 2e-3
-    lr_schedule: str = "constant"
-    clip_grad_norm: float | None = 5.0
-    early_stopping_patience: int | None = field(default=None, metadata={"minimum": 0})
-    monitor: str = AUTO
-    bn_recalibration_batches: int = field(default=50, metadata={"minimum": 0})
-    ema_decay: float | None = None
-    time_budget_s: float | None = field(default=None, metadata={"positive": True})
-    beam_width: int = 5
-    length_penalty: float = 1.0
-    max_len: int = 20
-    num_overlays: int = 3
-    device: str = "auto"
-    amp: bool = False
-    deterministic: bool = False
-    num_threads: int | None = None
-    seed: int = 0
-    progress: bool = True
+    regularizer: float = setting(
+        0.0, minimum=0,
+        help="weight of the doubly stochastic penalty, summed over locations (0 turns it off; it pushes "
+             "against sharp attention on grids this fine)",
+    )
+    entropy_weight: float = setting(0.01, minimum=0, help="hard attention: weight of the entropy bonus")
+    baseline_momentum: float = setting(
+        0.9,
+        minimum=0, below=1, help="hard attention: momentum of the moving-average reward baseline",
+    )
+    curriculum_steps: int | None = setting(
+        None, minimum=0,
+        help="score only the first word for this many steps, then the first two, and so on (0: every word "
+             "from the start; unset: 0.8 of an epoch, at least 5, at most 3% of a run without a budget)",
+    )
+    pretrain_steps: int | None = setting(
+        None, minimum=0,
+        help="steps of encoder pre-training on each caption's bag of words before caption training (0: none;"
+             " unset: 3.2 epochs, at least 50, at most 15% of a run without a budget)",
+    )
+    encoder_lr_scale: float = setting(
+        1.0, minimum=0,
+        help="learning rate of the encoder in caption training, as a multiple of --lr (0 freezes it)",
+    )
+    epochs: int | None = setting(
+        None, positive=True,
+        help="passes over the training data (unset: 40, or with --time-budget-s a ceiling the budget ends "
+             "first)",
+    )
+    batch_size: int = setting(32, positive=True, help="examples per training step")
+    lr: float = setting(2e-3, positive=True, help="learning rate")
+    lr_schedule: str = setting(
+        "constant", choices=PROGRESS_SHAPES,
+        help="caption training rate over the run: constant, or linear / cosine decay to 0 at the end of "
+             "--time-budget-s (else of --epochs)",
+    )
+    clip_grad_norm: float | None = setting(
+        5.0, positive=True,
+        help="gradients are scaled down to at most this norm before each step (unset: no clipping)",
+    )
+    early_stopping_patience: int | None = setting(
+        None, minimum=0,
+        help="stop after this many epochs without a better validation --monitor score (0: train every epoch;"
+             " unset: a third of --epochs, at least 10, or with --time-budget-s half the budget in seconds, "
+             "counted once the score is above 0)",
+    )
+    monitor: str = setting(
+        AUTO, choices=(AUTO, *MONITORS),
+        help="validation score (greedy decoding) that picks the kept epoch and drives early stopping (auto: "
+             "exact_match when the median training caption has at most 5 words, else cider_d)",
+    )
+    bn_recalibration_batches: int = setting(
+        50, minimum=0,
+        help="before each validation, recompute the encoder's batch-norm statistics from this many training "
+             "batches (0: keep the running averages)",
+    )
+    ema_decay: float | None = setting(
+        None, minimum=0, below=1,
+        help="validate, keep and save an exponential moving average of the weights with this decay per step "
+             "(warmed up; 0: the weights themselves; unset: a horizon of 2.7 epochs of steps)",
+    )
+    time_budget_s: float | None = setting(
+        None, positive=True,
+        help="stop training once its steps (encoder pre-training included) took this many seconds (unset: no"
+             " limit)",
+    )
+    beam_width: int = setting(5, positive=True, help="beam width of the test scores and overlays (1: greedy)")
+    length_penalty: float = setting(
+        1.0,
+        minimum=0, help="beam search ranks by log-probability / length ** this",
+    )
+    max_len: int = setting(20, positive=True, help="most words per generated caption")
+    num_overlays: int = setting(
+        3, minimum=0,
+        help="attention overlays of test images saved in the run folder",
+    )
+    device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
+    amp: bool = setting(False, help="mixed precision on a GPU (bf16)")
+    deterministic: bool = setting(
+        False,
+        help="deterministic GPU kernels and cuBLAS workspace, so one seed repeats a run exactly on one GPU "
+             "(somewhat slower)",
+    )
+    num_threads: int | None = setting(
+        None,
+        positive=True, help="PyTorch CPU threads (unset: PyTorch's choice; 1-2 on a shared machine)",
+    )
+    seed: int = setting(0, minimum=0, help="random seed; the same seed repeats a run exactly")
+    progress: bool = setting(True, help="show progress while training")
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = CaptionModelConfig(**self.model)
-        positive = {
-            "image_size": self.image_size,
-            "epochs": 1 if self.epochs is None else self.epochs,
-            "batch_size": self.batch_size,
-            "beam_width": self.beam_width,
-            "max_len": self.max_len,
-            "max_caption_len": self.max_caption_len,
-            "min_count": self.min_count,
-        }
-        for name, value in positive.items():
-            if value < 1:
-                raise InvalidInputError(f"{name} must be >= 1, got {value}")
+        check_settings(self)
         if self.data in BUILTIN and min(self.train_images, self.valid_images) < 1:
-            raise InvalidInputError("train_images and valid_images must be >= 1")
-        if self.test_images < 0 or self.num_overlays < 0:
-            raise InvalidInputError("test_images and num_overlays must be >= 0")
-        if not (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1):
-            raise InvalidInputError("valid_fraction and test_fraction must be in [0, 1)")
-        if self.lr <= 0 or self.regularizer < 0 or self.entropy_weight < 0 or self.length_penalty < 0:
-            raise InvalidInputError("lr must be > 0; regularizer, entropy_weight, length_penalty >= 0")
-        if (self.curriculum_steps or 0) < 0 or (self.pretrain_steps or 0) < 0 or self.encoder_lr_scale < 0:
-            raise InvalidInputError("curriculum_steps, pretrain_steps and encoder_lr_scale must be >= 0")
-        if (self.early_stopping_patience or 0) < 0:
-            raise InvalidInputError(
-                f"early_stopping_patience must be >= 0 (0: off), got {self.early_stopping_patience}"
-            )
-        if self.monitor not in (*MONITORS, AUTO):
-            raise InvalidInputError(f"monitor must be one of {(*MONITORS, AUTO)}, got {self.monitor!r}")
-        if self.bn_recalibration_batches < 0:
-            raise InvalidInputError(
-                f"bn_recalibration_batches must be >= 0, got {self.bn_recalibration_batches}"
-            )
-        if self.lr_schedule not in PROGRESS_SHAPES:
-            raise InvalidInputError(f"lr_schedule must be one of {PROGRESS_SHAPES}, got {self.lr_schedule!r}")
-        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
-            raise InvalidInputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise InvalidInputError(f"time_budget_s must be > 0, got {self.time_budget_s}")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise InvalidInputError(f"num_threads must be >= 1, got {self.num_threads}")
+            raise InvalidInputError("train_images and valid_images must be >= 1 for a built-in set")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (nested ``model``), the inverse of ``CaptionConfig(**d)``."""

@@ -35,6 +35,7 @@ from nlp182.attention import ATTENTION_KINDS, AdditiveAttention, HardAttention, 
 from nlp182.captioning.vocab import PAD_ID
 from nlp182.decoding import EncodedMemory
 from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.settings import check_settings, setting
 from nlp182.vision import freeze
 from nlp182.vision.contract import VisionModel
 from nlp182.vision.registry import create_model, list_models
@@ -71,35 +72,45 @@ class CaptionModelConfig:
     (``position_init``) as ``0.02 x`` standard normal noise or as :func:`sincos_positions`. ``dot``,
     ``scaled_dot`` and ``multihead`` attention compare ``h`` with ``a`` directly and need
     ``hidden_size == feature_dim``. The defaults are the measured digits recipe's (a SmallCNN of 16
-    first-stage channels over a 12 x 12 grid, sine/cosine locations, so the attention tells left from right from the start).
+    first-stage channels over a 12 x 12 grid, sine/cosine locations, so the attention tells left
+    from right from the start).
     """
 
-    encoder: str = "small_cnn"
-    encoder_width: float = 1.0
-    freeze_encoder: str | None = None
-    grid: int = 12
-    feature_dim: int = 128
-    positions: bool = True
-    position_init: str = "sincos"
-    embed_dim: int = 64
-    hidden_size: int = 256
-    attention: str = "additive"
-    num_heads: int = 4
-    dropout: float = 0.3
+    encoder: str = setting(
+        "small_cnn", choices=ENCODERS,
+        help="vision model whose feature map is attended over",
+    )
+    encoder_width: float = setting(
+        1.0,
+        positive=True, help="width multiplier of the encoder (small_cnn: 16 x this channels)",
+    )
+    freeze_encoder: str | None = setting(
+        None,
+        help="freeze the encoder's layers up to this top-level name, or all (unset: train it all)",
+    )
+    grid: int = setting(
+        12, positive=True,
+        help="the feature map is max pooled to grid x grid attention locations",
+    )
+    feature_dim: int = setting(128, positive=True, help="size of each location's annotation vector")
+    positions: bool = setting(True, help="add a learned embedding of each location to its annotation vector")
+    position_init: str = setting(
+        "sincos", choices=POSITION_INITS,
+        help="start of the location embeddings: small random values, or a 2-D sine/cosine code",
+    )
+    embed_dim: int = setting(64, positive=True, help="size of the word embeddings")
+    hidden_size: int = setting(256, even=True, positive=True, help="size of the LSTM state")
+    attention: str = setting(
+        "additive", choices=CAPTION_ATTENTION,
+        help="how the decoder scores the locations (hard: one sampled location, REINFORCE)",
+    )
+    num_heads: int = setting(4, positive=True, help="heads of multi-head attention")
+    dropout: float = setting(0.3, minimum=0, below=1, help="dropout probability")
 
     def __post_init__(self) -> None:
         if self.encoder == LEGACY_SMALL_CNN:
             self.encoder, self.encoder_width = "small_cnn", 2 * self.encoder_width
-        if self.encoder not in ENCODERS:
-            raise InvalidInputError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        if self.position_init not in POSITION_INITS:
-            raise InvalidInputError(
-                f"position_init must be one of {POSITION_INITS}, got {self.position_init!r}"
-            )
-        if self.attention not in CAPTION_ATTENTION:
-            raise InvalidInputError(f"attention must be one of {CAPTION_ATTENTION}, got {self.attention!r}")
-        if min(self.grid, self.feature_dim, self.embed_dim, self.hidden_size) < 1 or self.encoder_width <= 0:
-            raise InvalidInputError("grid, feature_dim, embed_dim, hidden_size and encoder_width must be > 0")
+        check_settings(self)
         if self.attention in ("dot", "scaled_dot", "multihead") and self.hidden_size != self.feature_dim:
             raise InvalidInputError(
                 f"{self.attention} attention needs hidden_size == feature_dim; got {self.hidden_size} and "
@@ -109,8 +120,6 @@ class CaptionModelConfig:
             raise InvalidInputError(
                 f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 def build_backbone(name: str, width: float) -> VisionModel:

@@ -137,9 +137,7 @@ def _add_train_command(trainers: argparse._SubParsersAction, method: EmbeddingMe
     """``nlp182 train <method>``: corpus and output flags, then one flag per field of its config."""
     parser = trainers.add_parser(method.name, help=method.help)
     _add_corpus_flags(parser)
-    add_config_flags(
-        parser, method.config, choices=method.choices, helps=method.flag_helps, limits=method.limits
-    )
+    add_config_flags(parser, method.config)
     parser.set_defaults(func=functools.partial(_run_train, method))
 
 

@@ -2,12 +2,10 @@
 it is parsed, and one-line errors that name the flag.
 
 Every field becomes a flag of the same name (``vector_size`` -> ``--vector-size``; booleans also
-get ``--no-...``), so the CLI and the Python API configure exactly the same things. A value outside
-its range is refused by argparse itself, before any work, as ``--lr must be greater than 0, got -1``.
-The range of a field comes from, in order: the ``limits`` a command passes, the field's own
-``metadata`` (``dataclasses.field(metadata={"minimum": 0})``), then :data:`COMMON_LIMITS` by field
-name, so a new command with an ``epochs`` or ``lr`` field is checked without writing anything.
-Help text comes the same way from ``helps``, ``metadata["help"]`` and :data:`COMMON_HELP`.
+get ``--no-...``), so the CLI and the Python API configure exactly the same things. Its help,
+choices and range come from the field itself (:func:`nlp182.settings.setting`), the one place a
+setting is described: a value outside its range is refused by argparse, before any work, as
+``--lr must be greater than 0, got -1``, and by the config's ``__post_init__`` from Python.
 """
 
 from __future__ import annotations
@@ -17,94 +15,20 @@ import dataclasses
 import math
 import re
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nlp182.device import DEVICE_CHOICES
+from nlp182.settings import Limits, limits_of, range_problem
 
-#: Keys a range may have: ``minimum``/``maximum`` (inclusive), ``positive`` (> 0), ``below``
-#: (exclusive upper bound), ``even``, ``choices``.
-Limits = Mapping[str, Any]
-
-RANGE_KEYS = ("minimum", "maximum", "positive", "below", "even")
-POSITIVE = {"positive": True}
-NON_NEGATIVE = {"minimum": 0}
-FRACTION = {"minimum": 0, "below": 1}
-
-#: Ranges by field name, shared by every command whose config has a field of that name.
-COMMON_LIMITS: dict[str, Limits] = {
-    **{
-        name: POSITIVE
-        for name in (
-            "epochs", "batch_size", "lr", "width", "cycles", "train_size", "test_size", "vector_size",
-            "dim", "window", "negative", "min_count", "max_vocab", "vocab_size", "min_frequency",
-            "embed_dim", "num_layers", "num_heads", "date_train", "date_valid", "date_test",
-            "max_length", "beam_width", "max_output_len", "max_len", "alpha", "temperature",
-            "workers", "timeout", "batch_max", "max_body_bytes", "hnsw_m", "ef_construction",
-            "ef_search", "recall_queries", "early_stopping_patience", "clip_grad_norm", "k",
-        )
-    },
-    **{
-        name: NON_NEGATIVE
-        for name in (
-            "weight_decay", "seed", "threads", "omp_threads", "blas_threshold", "batch_window_ms",
-            "malloc_arenas", "sample", "min_alpha", "num_heatmaps", "svd_oversample",
-            "svd_iterations", "steps", "flat_max_words", "length_penalty", "eig_power",
-        )
-    },
-    **{
-        name: FRACTION
-        for name in ("momentum", "dropout", "label_smoothing", "valid_fraction", "test_fraction")
-    },
-    "teacher_forcing": {"minimum": 0, "maximum": 1},
-    "cds_alpha": {"positive": True, "maximum": 1},
-    "hidden_size": {"positive": True, "even": True},
-    "port": {"minimum": 0, "maximum": 65535},
-}
-
-#: Help by field name for the settings many commands share.
-COMMON_HELP: dict[str, str] = {
-    "epochs": "passes over the training data",
-    "batch_size": "examples per training step",
-    "lr": "learning rate",
-    "momentum": "momentum of SGD (0 turns it off)",
-    "weight_decay": "L2 penalty on the weights",
-    "seed": "random seed; the same seed repeats a run exactly",
-    "device": "where to compute: auto (a GPU when there is one), cpu, cuda or mps",
-    "progress": "show progress while training",
-    "threads": "CPU threads",
-    "dropout": "dropout probability",
-    "width": "channel multiplier of the network (1: its standard size)",
-    "amp": "mixed precision on a GPU (bf16)",
-    "deterministic": "deterministic GPU kernels and cuBLAS workspace, so one seed repeats a run exactly on "
-    "one GPU (somewhat slower)",
-}
+#: Ranges of the flags that are no config field (``--processes``, ``--beam``, a bench's flags).
+POSITIVE: Limits = {"positive": True}
+NON_NEGATIVE: Limits = {"minimum": 0}
+FRACTION: Limits = {"minimum": 0, "below": 1}
 
 
 def _number_kind(kind: Any) -> str:
     return "an integer" if kind is int else "a number"
-
-
-def _show(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def range_problem(value: float, limits: Limits) -> str | None:
-    """What is wrong with ``value`` under ``limits`` (``"must be at least 1"``), or None if nothing."""
-    integer = isinstance(value, int)
-    if limits.get("even") and limits.get("positive") and (value < 1 or value % 2):
-        return "must be a positive even number"
-    if limits.get("positive") and value <= 0:
-        return "must be at least 1" if integer else "must be greater than 0"
-    if "minimum" in limits and value < limits["minimum"]:
-        return f"must be at least {_show(limits['minimum'])}"
-    if "maximum" in limits and value > limits["maximum"]:
-        return f"must be at most {_show(limits['maximum'])}"
-    if "below" in limits and value >= limits["below"]:
-        return f"must be less than {_show(limits['below'])}"
-    if limits.get("even") and value % 2:
-        return "must be an even number"
-    return None
 
 
 def checked(kind: Callable[[str], Any], limits: Limits | None = None) -> Callable[[str], Any]:
@@ -229,48 +153,36 @@ def default_text(default: Any) -> str:
     return f" (default: {default})"
 
 
-def add_config_flags(
-    parser: argparse.ArgumentParser,
-    config_class: type,
-    choices: Mapping[str, Sequence[Any]] | None = None,
-    helps: Mapping[str, str] | None = None,
-    skip: Sequence[str] = (),
-    limits: Mapping[str, Limits] | None = None,
-) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, config_class: type, skip: Sequence[str] = ()) -> None:
     """Add one checked flag per dataclass field (nested dataclass fields are flattened, not prefixed).
 
-    A field whose default is None must say in its help what happens then (the help shows no
-    ``default: None``). ``choices`` restricts string fields; ``limits`` sets numeric ranges.
+    Help, choices and range come from the field's :func:`~nlp182.settings.setting`; a field whose
+    default is None says in its help what happens then (the help shows no ``default: None``).
     """
-    choices, helps, limits = choices or {}, helps or {}, limits or {}
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
         if field.name in skip:
             continue
         kind = _flag_type(hints[field.name])
         if dataclasses.is_dataclass(kind):
-            add_config_flags(parser, kind, choices, helps, skip, limits)
+            add_config_flags(parser, kind, skip)
             continue
         flag = "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        text = helps.get(field.name) or field.metadata.get("help") or COMMON_HELP.get(field.name, "")
+        text = field.metadata.get("help", "").replace("%", "%%")
         text = (text + default_text(default)).strip() if text else ""
         if kind is bool:
             parser.add_argument(flag, action=_GivenBoolean, default=default, help=text)
             continue
-        allowed = choices.get(field.name) or field.metadata.get("choices")
-        if field.name == "device" and allowed is None:
+        if field.name == "device":
             metavar = "{" + ",".join(DEVICE_CHOICES) + "}"
             parser.add_argument(
                 flag, action=_GivenStore, type=device_name, default=default, metavar=metavar, help=text
             )
             continue
-        own = {key: value for key, value in field.metadata.items() if key in RANGE_KEYS}
-        rule = limits.get(field.name) or own or COMMON_LIMITS.get(field.name)
-        value_type = checked(kind, rule) if kind in (int, float) else kind
-        parser.add_argument(
-            flag, action=_GivenStore, type=value_type, default=default, choices=allowed, help=text
-        )
+        value_type = checked(kind, limits_of(field)) if kind in (int, float) else kind
+        parser.add_argument(flag, action=_GivenStore, type=value_type, default=default,
+                            choices=field.metadata.get("choices"), help=text)
 
 
 def config_from_args(config_class: type, args: argparse.Namespace) -> Any:

@@ -6,13 +6,6 @@ import argparse
 
 from nlp182.commands.flags import add_config_flags, add_out_flag, config_from_args
 
-HELPS = {
-    "steps": "steps of each optimizer on each landscape (0: the landscape's own number)",
-    "epochs": "epochs of logistic regression on the digits, per optimizer",
-    "batch_size": "digits per training step",
-    "seed": "random seed of the digits split and shuffling",
-}
-
 
 def _plot(args: argparse.Namespace) -> int:
     from nlp182.course.optim_plot import OptimPlotConfig, plot_all
@@ -31,5 +24,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     text = "paths of nine optimizers on a quadratic, a saddle and Rosenbrock; digits loss curves"
     plot = sub.add_parser("plot", help=text, description=text)
     add_out_flag(plot, "folder for the figures", default="runs/optim", required=False)
-    add_config_flags(plot, OptimPlotConfig, helps=HELPS)
+    add_config_flags(plot, OptimPlotConfig)
     plot.set_defaults(func=_plot)

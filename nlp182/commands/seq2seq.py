@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from nlp182.attention import ATTENTION_KINDS
 from nlp182.bounded import BoundedLines, open_bounded
 from nlp182.commands.flags import (
     POSITIVE,
@@ -32,11 +31,8 @@ from nlp182.commands.flags import (
 from nlp182.commands.limits import add_limit_flags
 from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file, read_json
-from nlp182.seq2seq.config import LR_SCHEDULES, Seq2SeqConfig
+from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
-from nlp182.seq2seq.metrics import METRICS
-from nlp182.seq2seq.model import ARCHITECTURES, RNN_CELLS
-from nlp182.seq2seq.tokenize import TOKENIZER_KINDS
 from nlp182.train.diagnostics import closing_note
 from nlp182.train.run import incomplete_dir
 
@@ -44,67 +40,8 @@ if TYPE_CHECKING:
     from nlp182.seq2seq.translator import Translator
 
 log = logging.getLogger(__name__)
-CHOICES = {
-    "architecture": ARCHITECTURES,
-    "cell": RNN_CELLS,
-    "attention": ATTENTION_KINDS,
-    "tokenizer": TOKENIZER_KINDS,
-    "source_tokenizer": TOKENIZER_KINDS,
-    "target_tokenizer": TOKENIZER_KINDS,
-    "lr_schedule": LR_SCHEDULES,
-}
 #: Flags a resumed run may change; every other setting comes from the interrupted run.
 RESUME_OVERRIDES = ("epochs", "threads", "device", "progress", "time_budget")
-HELP = {
-    "data": "'dates' (built-in generator), 'cmudict' (grapheme-to-phoneme), a TSV file, or the source "
-    "side of two aligned files",
-    "target_file": "target side (line-aligned with --data); omit when --data is a TSV",
-    "valid_data": "held-out validation file in --data's format (instead of cutting --valid-fraction)",
-    "test_data": "held-out test file in --data's format (instead of cutting --test-fraction)",
-    "valid_target_file": "target side of --valid-data when it is an aligned source file",
-    "test_target_file": "target side of --test-data when it is an aligned source file",
-    "tokenizer": "tokeniser of both sides (char: every character a token)",
-    "source_tokenizer": "source-side tokeniser (default: the data set's own, else --tokenizer)",
-    "target_tokenizer": "target-side tokeniser (default: the data set's own, else --tokenizer)",
-    "metrics": f"comma-separated from {', '.join(METRICS)}; the first picks the best epoch "
-    "(auto: wer,per for cmudict, exact_match,cer for dates, exact_match,per,bleu otherwise)",
-    "lr_schedule": "learning-rate schedule by name",
-    "warmup_steps": "optimizer steps of linear warmup (warmup-* schedules)",
-    "time_budget": "stop training after this many seconds of training steps",
-    "threads": "PyTorch CPU threads (default: PyTorch's choice)",
-    "architecture": "rnn (bi-RNN encoder, attention RNN decoder) or transformer",
-    "ffn_size": "transformer feed-forward width (0: 4 x hidden size)",
-    "source_column": "TSV source column: 0-based number or header name",
-    "target_column": "TSV target column: 0-based number or header name",
-    "valid_fraction": "share of your pairs held out to pick the best epoch",
-    "test_fraction": "share of your pairs held out for the final scores",
-    "date_train": "date task: training pairs",
-    "date_valid": "date task: validation pairs",
-    "date_test": "date task: test pairs",
-    "max_length": "longest training pair, in tokens on either side; longer ones are skipped",
-    "max_line_bytes": "longest line of a --data/--target-file file, in bytes; longer lines are skipped "
-    "with their pair and counted",
-    "vocab_size": "most tokens in each vocabulary",
-    "min_frequency": "fewest occurrences for a token to get its own entry",
-    "lowercase": "lowercase the text first",
-    "split_digits": "one token per digit",
-    "cell": "recurrent cell of encoder and decoder",
-    "embed_dim": "size of the token embeddings",
-    "hidden_size": "size of the decoder state; the two encoder directions get half each",
-    "num_layers": "stacked recurrent layers",
-    "attention": "how the decoder scores the input positions",
-    "num_heads": "heads of multi-head attention",
-    "input_feeding": "feed the previous attention output into the next decoder step",
-    "clip_grad_norm": "gradients are scaled down to at most this norm before each step",
-    "teacher_forcing": "probability of feeding the true previous token while training",
-    "label_smoothing": "share of the target probability spread over all tokens",
-    "early_stopping_patience": "stop after this many epochs without a better validation score "
-    "(default: train every epoch)",
-    "beam_width": "candidates kept while decoding the test set and by translate; 1 is greedy",
-    "length_penalty": "favour longer outputs as it grows; 0 ranks by total probability",
-    "max_output_len": "most output tokens",
-    "num_heatmaps": "attention heatmaps of test sentences saved in the run",
-}
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -266,7 +203,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     changeable = ", ".join(RESUME_OVERRIDES)
     train.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT.incomplete "
                        f"from its last checkpoint with its saved settings (only {changeable} may change)")
-    add_config_flags(train, Seq2SeqConfig, choices=CHOICES, helps=HELP)
+    add_config_flags(train, Seq2SeqConfig)
     train.set_defaults(func=_run_train)
 
     translate = subparsers.add_parser("translate", help="translate sentences with a trained seq2seq run")

@@ -8,21 +8,6 @@ import dataclasses
 from nlp182.commands.flags import add_config_flags, add_out_flag, config_from_args, default_text, train_group
 from nlp182.errors import InvalidInputError
 
-HELPS = {
-    "width": "channel multiplier of the network (1: 16 channels in the first convolution, doubling later)",
-    "dropout": "dropout probability before the classifier",
-    "test_fraction": "share of the digits held out for the test accuracy",
-    "model": "segmentation network: unet (skip connections) or fcn",
-    "size": "side of the generated square images, in pixels",
-    "train_size": "generated training images",
-    "test_size": "generated test images (mean IoU is measured on them)",
-    "momentum": "Nesterov momentum of SGD (0 turns it off)",
-    "schedule": "learning-rate schedule: constant, cosine, or cyclic (restarts, see --cycles)",
-    "cycles": "learning-rate cycles of the cyclic schedule (must divide --epochs)",
-    "progress": "show a progress bar while training",
-}
-LIMITS = {"size": {"minimum": 12}, "test_fraction": {"positive": True, "below": 1}}
-
 
 def _run_digits(args: argparse.Namespace) -> int:
     from nlp182.vision.runs import DigitsRunConfig, train_digits_run
@@ -67,11 +52,9 @@ def _nested_fit_defaults(parser: argparse.ArgumentParser, config: object) -> Non
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train digits`` and ``train shapes`` to the shared ``train`` group."""
-    from nlp182.vision.fit import SCHEDULES
-    from nlp182.vision.runs import SEGMENTERS, DigitsRunConfig, ShapesRunConfig
+    from nlp182.vision.runs import DigitsRunConfig, ShapesRunConfig
 
     train = train_group(subparsers)
-    choices = {"schedule": SCHEDULES, "model": SEGMENTERS}
     for name, config_class, runner, text in (
         (
             "digits",
@@ -83,6 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         parser = train.add_parser(name, help=text, description=text)
         add_out_flag(parser)
-        add_config_flags(parser, config_class, choices, HELPS, limits=LIMITS)
+        add_config_flags(parser, config_class)
         _nested_fit_defaults(parser, config_class())
         parser.set_defaults(func=runner, validate=_check_cycles)

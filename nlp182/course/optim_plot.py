@@ -24,6 +24,7 @@ from nlp182.course.optim_figures import plot_landscape
 from nlp182.io import atomic_write_json, check_run_folder, staged_directory
 from nlp182.plots import loss_curves
 from nlp182.progress import progress
+from nlp182.settings import check_settings, setting
 from nlp182.train import Trainer, TrainerConfig
 
 DIGITS_LRS = {
@@ -43,10 +44,19 @@ class OptimPlotConfig:
     """What ``nlp182 optim plot`` draws: landscape ``steps`` (0: each landscape's default), digits
     ``epochs`` and ``batch_size``, and the ``seed``."""
 
-    steps: int = 0
-    epochs: int = 20
-    batch_size: int = 64
-    seed: int = 0
+    steps: int = setting(
+        0, minimum=0,
+        help="steps of each optimizer on each landscape (0: the landscape's own number)",
+    )
+    epochs: int = setting(
+        20, positive=True,
+        help="epochs of logistic regression on the digits, per optimizer",
+    )
+    batch_size: int = setting(64, positive=True, help="digits per training step")
+    seed: int = setting(0, minimum=0, help="random seed of the digits split and shuffling")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def digits_curves(

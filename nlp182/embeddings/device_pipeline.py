@@ -89,7 +89,8 @@ def subsample(
     """Keep each token with probability ``keep_prob[id]`` and pack the kept ones to the front.
 
     Args:
-        ids, sentences: ``(N,)`` int32 tokens and their sentence numbers.
+        ids: ``(N,)`` int32 tokens.
+        sentences: ``(N,)`` int32 sentence number of each token.
         keep_prob: ``(V,)`` float32 probability of keeping each word.
     Returns:
         ``(N,)`` int32 ids and sentence numbers with the kept tokens first, in order (the rest is

@@ -28,6 +28,7 @@ from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
 from nlp182.progress import progress
+from nlp182.settings import check_settings, setting
 from nlp182.text.corpus import CorpusSource
 from nlp182.text.encoded import Chunk, EncodedCorpus, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
@@ -37,51 +38,40 @@ log = logging.getLogger(__name__)
 SVD_SOLVERS = ("torch", "sklearn", "scipy")
 COUNT_CHUNK_TOKENS = 4 << 20
 # The help of each flag of `nlp182 train lsa` (one per LSAConfig field; seed and device: the common one).
-FLAG_HELP = {
-    "dim": "dimensions of each word vector",
-    "window": "words on each side that count as context",
-    "distance_weighting": "a context word d places away counts 1/d",
-    "cds_alpha": "smoothing exponent of the context counts in PPMI",
-    "shift": "divide the co-occurrence ratio by this before the log (1: plain PPMI)",
-    "eig_power": "power of the singular values in the vectors (0.5: symmetric split)",
-    "min_count": "fewest occurrences for a word to get a vector",
-    "max_vocab": "keep at most this many of the most frequent words (default: all)",
-    "svd": "which truncated SVD computes the vectors",
-    "svd_oversample": "extra random directions of the randomized SVD",
-    "svd_iterations": "power iterations of the randomized SVD",
-}
 
 
 @dataclass
 class LSAConfig:
     """Hyperparameters (defaults: the setting Levy et al. found best for SVD on small corpora)."""
 
-    dim: int = 300
-    window: int = 5
-    distance_weighting: bool = True
-    cds_alpha: float = 0.75
-    shift: float = 1.0
-    eig_power: float = 0.5
-    min_count: int = 5
-    max_vocab: int | None = None
-    svd: str = "torch"
-    svd_oversample: int = 10
-    svd_iterations: int = 4
-    seed: int = 1
-    device: str = "auto"
+    dim: int = setting(300, positive=True, help="dimensions of each word vector")
+    window: int = setting(5, positive=True, help="words on each side that count as context")
+    distance_weighting: bool = setting(True, help="a context word d places away counts 1/d")
+    cds_alpha: float = setting(
+        0.75,
+        positive=True, maximum=1, help="smoothing exponent of the context counts in PPMI",
+    )
+    shift: float = setting(
+        1.0, minimum=1,
+        help="divide the co-occurrence ratio by this before the log (1: plain PPMI)",
+    )
+    eig_power: float = setting(
+        0.5, minimum=0,
+        help="power of the singular values in the vectors (0.5: symmetric split)",
+    )
+    min_count: int = setting(5, positive=True, help="fewest occurrences for a word to get a vector")
+    max_vocab: int | None = setting(
+        None, positive=True,
+        help="keep at most this many of the most frequent words (default: all)",
+    )
+    svd: str = setting("torch", choices=SVD_SOLVERS, help="which truncated SVD computes the vectors")
+    svd_oversample: int = setting(10, minimum=0, help="extra random directions of the randomized SVD")
+    svd_iterations: int = setting(4, minimum=0, help="power iterations of the randomized SVD")
+    seed: int = setting(1, minimum=0, help="random seed; the same seed repeats a run exactly")
+    device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
 
     def __post_init__(self) -> None:
-        checks = {
-            "dim": self.dim >= 1,
-            "window": self.window >= 1,
-            "cds_alpha": 0 < self.cds_alpha <= 1,
-            "shift": self.shift >= 1,
-            "svd": self.svd in SVD_SOLVERS,
-            "svd_iterations": self.svd_iterations >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise InvalidInputError(f"invalid LSA setting {name}={getattr(self, name)!r}")
+        check_settings(self)
         VocabConfig(self.min_count, self.max_vocab, 0.0)
 
 
@@ -271,8 +261,6 @@ class LSAReport:
     "lsa",
     config=LSAConfig,
     help="PPMI + truncated SVD word vectors",
-    flag_helps=FLAG_HELP,
-    choices={"svd": SVD_SOLVERS},
     title="LSA",
 )
 def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Vectors, Vocabulary, LSAReport]:

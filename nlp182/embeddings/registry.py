@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,9 +53,6 @@ class EmbeddingMethod:
     train: Trainer
     config: type
     help: str
-    flag_helps: Mapping[str, str]
-    choices: Mapping[str, Sequence[Any]]
-    limits: Mapping[str, Mapping[str, Any]]
     record: Record
     summary: Summary
 
@@ -65,18 +62,15 @@ def register_embedding(
     *,
     config: type,
     help: str,
-    flag_helps: Mapping[str, str] | None = None,
-    choices: Mapping[str, Sequence[Any]] | None = None,
-    limits: Mapping[str, Mapping[str, Any]] | None = None,
     title: str | None = None,
     record: Record | None = None,
     summary: Summary | None = None,
 ) -> Callable[[Trainer], Trainer]:
     """Decorator: register ``train(source, config) -> (Vectors, Vocabulary, report)`` as ``name``.
 
-    ``config`` is the dataclass the trainer takes; each field becomes a flag of
-    ``nlp182 train <name>``, with help from ``flag_helps``, choices from ``choices`` and ranges
-    from ``limits`` (``{"threads": {"positive": True}}``; common field names are checked without).
+    ``config`` is the dataclass the trainer takes; each field, declared with
+    :func:`nlp182.settings.setting` (its help, choices and range), becomes a flag of
+    ``nlp182 train <name>``.
     ``help`` is the command's one line in ``nlp182 train --help``. By default ``config.json`` says
     ``method: <name>`` and the config's fields, and the closing line reads ``<title>: N words x D
     dims in S s`` (``title`` defaults to the name); ``record`` and ``summary`` replace those.
@@ -93,9 +87,6 @@ def register_embedding(
         name,
         config=config,
         help=help,
-        flag_helps=dict(flag_helps or {}),
-        choices=dict(choices or {}),
-        limits=dict(limits or {}),
         record=record or default_record,
         summary=summary or default_summary,
     )

@@ -157,7 +157,8 @@ def train_centres(
     """Train on every kept centre of one token array, in place; nothing is read back to the host.
 
     Args:
-        w_in, w_out: ``(V, D)`` float32 contiguous input and output matrices, updated in place.
+        w_in: ``(V, D)`` float32 contiguous input matrix, updated in place.
+        w_out: ``(V, D)`` float32 contiguous output matrix, updated in place.
         ids: ``(N,)`` int32 kept token ids; only the first ``count`` are read.
         sentences: ``(N,)`` int32 sentence number of each kept token (windows stay inside one).
         reach: ``(N,)`` int32 window reach of each centre, in ``[1, window]``.
@@ -165,12 +166,14 @@ def train_centres(
         count: ``(1,)`` int64 number of kept tokens (on the device: the caller need not wait).
         stats: ``(2,)`` float32; the summed loss and the number of examples (skip-gram pairs or
             CBOW centres) are added to it.
-        alpha_start, alpha_end: learning rate at the first kept token and after the last (it
-            falls linearly with the position over all ``count`` of them).
+        alpha_start: learning rate at the first kept token (it falls linearly with the position
+            over all ``count`` of them).
+        alpha_end: learning rate after the last kept token.
         window: the largest reach.
         cbow: CBOW instead of skip-gram.
-        first, last: train the centres at positions ``[first, last)`` only (default: all); the
-            rest of the window is read as it is.
+        first: train the centres at positions ``[first, last)`` only; the rest of the window is
+            read as it is.
+        last: end of those positions (default: all of them).
         centres_per_program: consecutive centres one program walks in order (1 program for all
             of them makes the run exactly sequential, as the tests use it).
     """
@@ -194,8 +197,8 @@ def train_centres(
 
 
 def warm_up(w_in: torch.Tensor, w_out: torch.Tensor, window: int, negative: int, cbow: bool) -> None:
-    """Compile the kernel for these weights and settings with a launch that trains nothing (no
-    kept token), so a timed run does not include the compilation."""
+    """Compile the kernel for ``(V, D)`` weights ``w_in`` and ``w_out`` and these settings with a
+    launch that trains nothing (no kept token), so a timed run does not include the compilation."""
     device = w_in.device
     one = torch.zeros(1, dtype=torch.int32, device=device)
     noise = torch.zeros(1, negative, dtype=torch.int32, device=device)

@@ -42,6 +42,7 @@ from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError, MissingExtraError
 from nlp182.progress import progress
+from nlp182.settings import check_settings, setting
 from nlp182.text.corpus import CorpusSource, iter_token_lines
 from nlp182.text.encoded import Chunk, EncodedCorpus, encode, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
@@ -56,25 +57,6 @@ GENSIM_IN_MEMORY_TOKENS = 5_000_000
 MAX_EXP = 6.0
 # The help of each flag of `nlp182 train w2v` (one per Word2VecConfig field; epochs, seed and
 # device: the common one).
-FLAG_HELP = {
-    "model": "sg (skip-gram: predict the context from a word) or cbow (the word from its context)",
-    "vector_size": "dimensions of each word vector",
-    "window": "largest number of words on each side that count as context",
-    "negative": "noise words drawn per true context word",
-    "min_count": "fewest occurrences for a word to get a vector",
-    "max_vocab": "keep at most this many of the most frequent words (default: all)",
-    "sample": "frequent words are skipped at random above this share of the corpus (0: never)",
-    "alpha": "learning rate at the start; it falls linearly to --min-alpha",
-    "min_alpha": "learning rate at the end",
-    "ns_exponent": "noise words are drawn by count to this power",
-    "batch_size": "training examples per step of the batched kernel",
-    "backend": "torch (this package) or gensim (the reference); auto picks torch",
-    "kernel": "native (C, CPU threads), triton (fused, CUDA) or batched (PyTorch, any device); "
-    "auto picks native on a CPU and triton on CUDA",
-    "threads": "CPU threads (default: as many as PyTorch uses)",
-    "compile": "compile the batched step for speed (slower start)",
-    "shuffle": "train on each chunk's examples in random order (default: for sg, not for cbow)",
-}
 
 
 @dataclass
@@ -96,42 +78,52 @@ class Word2VecConfig:
     Hogwild threads (default: PyTorch's thread count).
     """
 
-    model: str = "sg"
-    vector_size: int = 100
-    window: int = 5
-    negative: int = 5
-    min_count: int = 5
-    max_vocab: int | None = None
-    sample: float = 1e-3
-    epochs: int = 5
-    alpha: float = 0.025
-    min_alpha: float = 0.0001
-    ns_exponent: float = 0.75
-    batch_size: int = 1024
-    seed: int = 1
-    device: str = "auto"
-    backend: str = "torch"
-    threads: int | None = None
-    compile: bool = False
-    shuffle: bool | None = None
-    kernel: str = "auto"
+    model: str = setting(
+        "sg", choices=MODELS,
+        help="sg (skip-gram: predict the context from a word) or cbow (the word from its context)",
+    )
+    vector_size: int = setting(100, positive=True, help="dimensions of each word vector")
+    window: int = setting(5, positive=True, help="largest number of words on each side that count as context")
+    negative: int = setting(5, positive=True, help="noise words drawn per true context word")
+    min_count: int = setting(5, positive=True, help="fewest occurrences for a word to get a vector")
+    max_vocab: int | None = setting(
+        None, positive=True,
+        help="keep at most this many of the most frequent words (default: all)",
+    )
+    sample: float = setting(
+        1e-3, minimum=0,
+        help="frequent words are skipped at random above this share of the corpus (0: never)",
+    )
+    epochs: int = setting(5, positive=True, help="passes over the training data")
+    alpha: float = setting(
+        0.025,
+        positive=True, help="learning rate at the start; it falls linearly to --min-alpha",
+    )
+    min_alpha: float = setting(0.0001, minimum=0, help="learning rate at the end")
+    ns_exponent: float = setting(0.75, help="noise words are drawn by count to this power")
+    batch_size: int = setting(1024, positive=True, help="training examples per step of the batched kernel")
+    seed: int = setting(1, minimum=0, help="random seed; the same seed repeats a run exactly")
+    device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
+    backend: str = setting(
+        "torch", choices=BACKENDS,
+        help="torch (this package) or gensim (the reference); auto picks torch",
+    )
+    threads: int | None = setting(None, positive=True, help="CPU threads (default: as many as PyTorch uses)")
+    compile: bool = setting(False, help="compile the batched step for speed (slower start)")
+    shuffle: bool | None = setting(
+        None,
+        help="train on each chunk's examples in random order (default: for sg, not for cbow)",
+    )
+    kernel: str = setting(
+        "auto", choices=KERNELS,
+        help="native (C, CPU threads), triton (fused, CUDA) or batched (PyTorch, any device); auto picks "
+             "native on a CPU and triton on CUDA",
+    )
 
     def __post_init__(self) -> None:
-        checks = {
-            "model": self.model in MODELS,
-            "backend": self.backend in BACKENDS,
-            "kernel": self.kernel in KERNELS,
-            "vector_size": self.vector_size >= 1,
-            "window": self.window >= 1,
-            "negative": self.negative >= 1,
-            "epochs": self.epochs >= 1,
-            "alpha": self.alpha > 0 and 0 <= self.min_alpha <= self.alpha,
-            "batch_size": self.batch_size >= 1,
-            "threads": self.threads is None or self.threads >= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise InvalidInputError(f"invalid word2vec setting {name}={getattr(self, name)!r}")
+        check_settings(self)
+        if self.min_alpha > self.alpha:
+            raise InvalidInputError(f"min_alpha must be at most alpha ({self.alpha}), got {self.min_alpha}")
         VocabConfig(self.min_count, self.max_vocab, self.sample)  # validates those three
 
     def vocab_config(self) -> VocabConfig:
@@ -668,9 +660,6 @@ def _summary(vectors: Vectors, config: Word2VecConfig, report: TrainingReport) -
     "w2v",
     config=Word2VecConfig,
     help="word2vec skip-gram / CBOW with negative sampling",
-    flag_helps=FLAG_HELP,
-    choices={"model": MODELS, "backend": BACKENDS, "kernel": KERNELS},
-    limits={"threads": {"positive": True}},
     record=_run_record,
     summary=_summary,
 )

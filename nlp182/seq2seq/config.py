@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nlp182.errors import InvalidInputError
 from nlp182.seq2seq.cmudict import CMUDICT
 from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
 from nlp182.seq2seq.metrics import parse_metrics
 from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import TOKENIZER_KINDS
+from nlp182.settings import check_settings, setting
 
 DATES = "dates"
 BUILTIN_DATA = (DATES, CMUDICT)
@@ -56,83 +56,130 @@ class Seq2SeqConfig:
     ``max_output_len`` tokens.
     """
 
-    data: str = DATES
-    target_file: str | None = None
-    source_column: str = "0"
-    target_column: str = "1"
-    valid_data: str | None = None
-    valid_target_file: str | None = None
-    test_data: str | None = None
-    test_target_file: str | None = None
-    valid_fraction: float = 0.05
-    test_fraction: float = 0.05
-    date_train: int = 20000
-    date_valid: int = 1000
-    date_test: int = 1000
-    max_length: int = 100
-    max_line_bytes: int = MAX_SENTENCE_BYTES
-    tokenizer: str = "word"
-    source_tokenizer: str | None = None
-    target_tokenizer: str | None = None
-    vocab_size: int = 8000
-    min_frequency: int = 1
-    lowercase: bool = False
-    split_digits: bool = True
-    metrics: str = "auto"
+    data: str = setting(
+        DATES,
+        help="'dates' (built-in generator), 'cmudict' (grapheme-to-phoneme), a TSV file, or the source side "
+             "of two aligned files",
+    )
+    target_file: str | None = setting(
+        None,
+        help="target side (line-aligned with --data); omit when --data is a TSV",
+    )
+    source_column: str = setting("0", help="TSV source column: 0-based number or header name")
+    target_column: str = setting("1", help="TSV target column: 0-based number or header name")
+    valid_data: str | None = setting(
+        None,
+        help="held-out validation file in --data's format (instead of cutting --valid-fraction)",
+    )
+    valid_target_file: str | None = setting(
+        None,
+        help="target side of --valid-data when it is an aligned source file",
+    )
+    test_data: str | None = setting(
+        None,
+        help="held-out test file in --data's format (instead of cutting --test-fraction)",
+    )
+    test_target_file: str | None = setting(
+        None,
+        help="target side of --test-data when it is an aligned source file",
+    )
+    valid_fraction: float = setting(
+        0.05, minimum=0, below=1,
+        help="share of your pairs held out to pick the best epoch",
+    )
+    test_fraction: float = setting(
+        0.05, minimum=0, below=1,
+        help="share of your pairs held out for the final scores",
+    )
+    date_train: int = setting(20000, positive=True, help="date task: training pairs")
+    date_valid: int = setting(1000, positive=True, help="date task: validation pairs")
+    date_test: int = setting(1000, positive=True, help="date task: test pairs")
+    max_length: int = setting(
+        100,
+        positive=True, help="longest training pair, in tokens on either side; longer ones are skipped",
+    )
+    max_line_bytes: int = setting(
+        MAX_SENTENCE_BYTES, positive=True,
+        help="longest line of a --data/--target-file file, in bytes; longer lines are skipped with their "
+             "pair and counted",
+    )
+    tokenizer: str = setting(
+        "word", choices=TOKENIZER_KINDS,
+        help="tokeniser of both sides (char: every character a token)",
+    )
+    source_tokenizer: str | None = setting(
+        None, choices=TOKENIZER_KINDS,
+        help="source-side tokeniser (default: the data set's own, else --tokenizer)",
+    )
+    target_tokenizer: str | None = setting(
+        None, choices=TOKENIZER_KINDS,
+        help="target-side tokeniser (default: the data set's own, else --tokenizer)",
+    )
+    vocab_size: int = setting(8000, positive=True, help="most tokens in each vocabulary")
+    min_frequency: int = setting(1, positive=True, help="fewest occurrences for a token to get its own entry")
+    lowercase: bool = setting(False, help="lowercase the text first")
+    split_digits: bool = setting(True, help="one token per digit")
+    metrics: str = setting(
+        "auto",
+        help="comma-separated from exact_match, wer, per, cer, bleu; the first picks the best epoch (auto: "
+             "wer,per for cmudict, exact_match,cer for dates, exact_match,per,bleu otherwise)",
+    )
     model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 3e-3
-    lr_schedule: str = "none"
-    warmup_steps: int = 0
-    time_budget: float | None = None
-    threads: int | None = None
-    clip_grad_norm: float | None = 1.0
-    teacher_forcing: float = 1.0
-    label_smoothing: float = 0.0
-    early_stopping_patience: int | None = None
-    beam_width: int = 5
-    length_penalty: float = 1.0
-    max_output_len: int = 100
-    num_heatmaps: int = 4
-    device: str = "auto"
-    amp: bool = True
-    deterministic: bool = False
-    seed: int = 0
-    progress: bool = True
+    epochs: int = setting(10, positive=True, help="passes over the training data")
+    batch_size: int = setting(64, positive=True, help="examples per training step")
+    lr: float = setting(3e-3, positive=True, help="learning rate")
+    lr_schedule: str = setting("none", choices=LR_SCHEDULES, help="learning-rate schedule by name")
+    warmup_steps: int = setting(0, minimum=0, help="optimizer steps of linear warmup (warmup-* schedules)")
+    time_budget: float | None = setting(
+        None, positive=True,
+        help="stop training after this many seconds of training steps",
+    )
+    threads: int | None = setting(
+        None, minimum=0, positive=True,
+        help="PyTorch CPU threads (default: PyTorch's choice)",
+    )
+    clip_grad_norm: float | None = setting(
+        1.0, positive=True,
+        help="gradients are scaled down to at most this norm before each step",
+    )
+    teacher_forcing: float = setting(
+        1.0,
+        minimum=0, maximum=1, help="probability of feeding the true previous token while training",
+    )
+    label_smoothing: float = setting(
+        0.0,
+        minimum=0, below=1, help="share of the target probability spread over all tokens",
+    )
+    early_stopping_patience: int | None = setting(
+        None, positive=True,
+        help="stop after this many epochs without a better validation score (default: train every epoch)",
+    )
+    beam_width: int = setting(
+        5,
+        positive=True, help="candidates kept while decoding the test set and by translate; 1 is greedy",
+    )
+    length_penalty: float = setting(
+        1.0,
+        minimum=0, help="favour longer outputs as it grows; 0 ranks by total probability",
+    )
+    max_output_len: int = setting(100, positive=True, help="most output tokens")
+    num_heatmaps: int = setting(4, minimum=0, help="attention heatmaps of test sentences saved in the run")
+    device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
+    amp: bool = setting(True, help="mixed precision on a GPU (bf16)")
+    deterministic: bool = setting(
+        False,
+        help="deterministic GPU kernels and cuBLAS workspace, so one seed repeats a run exactly on one GPU "
+             "(somewhat slower)",
+    )
+    seed: int = setting(0, minimum=0, help="random seed; the same seed repeats a run exactly")
+    progress: bool = setting(True, help="show progress while training")
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
-        for name in ("tokenizer", "source_tokenizer", "target_tokenizer"):
-            kind = getattr(self, name)
-            if kind is not None and kind not in TOKENIZER_KINDS:
-                raise InvalidInputError(f"{name} must be one of {TOKENIZER_KINDS}, got {kind!r}")
+        check_settings(self)
         if self.metrics != "auto":
             parse_metrics(self.metrics)
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise InvalidInputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.warmup_steps < 0 or (self.time_budget is not None and self.time_budget <= 0):
-            raise InvalidInputError("warmup_steps must be >= 0 and time_budget > 0 (or None)")
-        if self.threads is not None and self.threads < 1:
-            raise InvalidInputError(f"threads must be >= 1, got {self.threads}")
-        positive = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "beam_width": self.beam_width,
-            "max_output_len": self.max_output_len,
-            "max_length": self.max_length,
-            "max_line_bytes": self.max_line_bytes,
-        }
-        for name, value in positive.items():
-            if value < 1:
-                raise InvalidInputError(f"{name} must be >= 1, got {value}")
-        if self.lr <= 0:
-            raise InvalidInputError(f"lr must be > 0, got {self.lr}")
-        if not 0.0 <= self.teacher_forcing <= 1.0 or not 0.0 <= self.label_smoothing < 1.0:
-            raise InvalidInputError("teacher_forcing must be in [0, 1] and label_smoothing in [0, 1)")
-        if self.length_penalty < 0 or self.num_heatmaps < 0:
-            raise InvalidInputError("length_penalty and num_heatmaps must be >= 0")
 
     def tokenizer_kinds(self) -> tuple[str, str]:
         """The (source, target) tokeniser kinds after applying the data set's own defaults."""

@@ -19,6 +19,7 @@ from nlp182.attention import ATTENTION_KINDS, build_attention, padding_mask
 from nlp182.decoding import EncodedMemory
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.seq2seq.tokenize import PAD_ID
+from nlp182.settings import check_settings, setting
 
 RNN_CELLS = ("gru", "lstm")
 ARCHITECTURES = ("rnn", "transformer")
@@ -40,42 +41,32 @@ class ModelConfig:
     ``d_model``); ``cell``, ``attention`` and ``input_feeding`` do not apply.
     """
 
-    architecture: str = "rnn"
-    cell: str = "gru"
-    embed_dim: int = 64
-    hidden_size: int = 128
-    num_layers: int = 1
-    attention: str = "additive"
-    num_heads: int = 4
-    dropout: float = 0.1
-    input_feeding: bool = True
-    ffn_size: int = 0
+    architecture: str = setting(
+        "rnn", choices=ARCHITECTURES,
+        help="rnn (bi-RNN encoder, attention RNN decoder) or transformer",
+    )
+    cell: str = setting("gru", choices=RNN_CELLS, help="recurrent cell of encoder and decoder")
+    embed_dim: int = setting(64, positive=True, help="size of the token embeddings")
+    hidden_size: int = setting(
+        128,
+        positive=True, even=True, help="size of the decoder state; the two encoder directions get half each",
+    )
+    num_layers: int = setting(1, positive=True, help="stacked recurrent layers")
+    attention: str = setting(
+        "additive", choices=ATTENTION_KINDS,
+        help="how the decoder scores the input positions",
+    )
+    num_heads: int = setting(4, positive=True, help="heads of multi-head attention")
+    dropout: float = setting(0.1, minimum=0, below=1, help="dropout probability")
+    input_feeding: bool = setting(True, help="feed the previous attention output into the next decoder step")
+    ffn_size: int = setting(0, minimum=0, help="transformer feed-forward width (0: 4 x hidden size)")
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise InvalidInputError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        if self.ffn_size < 0:
-            raise InvalidInputError(f"ffn_size must be >= 0, got {self.ffn_size}")
-        if self.architecture == "transformer" and self.hidden_size % self.num_heads:
-            raise InvalidInputError(
-                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
-            )
-        if self.cell not in RNN_CELLS:
-            raise InvalidInputError(f"cell must be one of {RNN_CELLS}, got {self.cell!r}")
-        if self.attention not in ATTENTION_KINDS:
-            raise InvalidInputError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
-        if self.hidden_size < 2 or self.hidden_size % 2:
-            raise InvalidInputError(
-                f"hidden_size must be even (two encoder directions), got {self.hidden_size}"
-            )
-        if self.embed_dim < 1 or self.num_layers < 1:
-            raise InvalidInputError("embed_dim and num_layers must be >= 1")
-        if self.attention == "multihead" and self.hidden_size % self.num_heads:
-            raise InvalidInputError(
-                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_settings(self)
+        multihead = self.architecture == "transformer" or self.attention == "multihead"
+        if multihead and self.hidden_size % self.num_heads:
+            heads, size = self.num_heads, self.hidden_size
+            raise InvalidInputError(f"num_heads ({heads}) must divide hidden_size ({size})")
 
 
 def _rnn(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from nlp182.errors import InvalidInputError
+from nlp182.settings import check_settings, setting
 
 INDEX_KINDS = ("auto", "flat", "hnsw")
 
@@ -101,20 +102,28 @@ class IndexConfig:
         seed: seed of the choice of those query words.
     """
 
-    kind: str = "auto"
-    flat_max_words: int = 50_000
-    hnsw_m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 64
-    recall_queries: int = 1000
-    seed: int = 0
+    kind: str = setting(
+        "auto", choices=INDEX_KINDS,
+        help="index kind: flat (exact), hnsw (approximate) or auto (flat up to --flat-max-words)",
+    )
+    flat_max_words: int = setting(
+        50_000, minimum=0, positive=True,
+        help="largest vocabulary that auto indexes exactly",
+    )
+    hnsw_m: int = setting(32, positive=True, help="HNSW neighbours per node")
+    ef_construction: int = setting(80, positive=True, help="HNSW build-time candidate list size")
+    ef_search: int = setting(
+        64,
+        positive=True, help="HNSW search-time candidate list size (recall vs latency)",
+    )
+    recall_queries: int = setting(
+        1000,
+        positive=True, help="words used to measure HNSW recall@10 at build time",
+    )
+    seed: int = setting(0, minimum=0, help="seed for choosing those words")
 
     def __post_init__(self) -> None:
-        if self.kind not in INDEX_KINDS:
-            raise InvalidInputError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {self.kind!r}")
-        for name in ("flat_max_words", "hnsw_m", "ef_construction", "ef_search", "recall_queries"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_settings(self)
 
     def resolve_kind(self, count: int) -> str:
         """The concrete kind for a vocabulary of ``count`` words."""
@@ -156,38 +165,64 @@ class ServeConfig:
             under a mixed load a worker's heap grew ~25% before levelling off; with 2 it stays flat.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 2
-    threads: int = 0
-    timeout: int = 30
-    request_timeout: float = 30.0
-    omp_threads: int = 1
-    blas_threshold: int = 4
-    batch_window_ms: float = 0.0
-    batch_max: int = 64
-    max_k: int = Limits.max_k
-    max_batch: int = Limits.max_batch
-    max_results: int = Limits.max_results
-    max_analogy_words: int = Limits.max_analogy_words
-    max_body_bytes: int = Limits.max_body_bytes
-    allowed_hosts: str = ""
-    access_log: bool = False
-    pid_file: str = ""
-    malloc_arenas: int = 2
+    host: str = setting("127.0.0.1", help="address to listen on (this machine only by default)")
+    port: int = setting(8000, minimum=0, maximum=65535, help="TCP port")
+    workers: int = setting(2, positive=True, help="gunicorn worker processes")
+    threads: int = setting(
+        0,
+        minimum=0, help="request threads per worker (0: 16 for an exact index, 1 for HNSW)",
+    )
+    timeout: int = setting(30, positive=True, help="seconds before a silent worker is restarted")
+    request_timeout: float = setting(
+        30.0, positive=True,
+        help="seconds a client has to send its whole request (408 after)",
+    )
+    omp_threads: int = setting(1, minimum=0, positive=True, help="OpenMP threads FAISS may use per worker")
+    blas_threshold: int = setting(
+        4, minimum=0, positive=True,
+        help="exact searches of at least this many queries use BLAS",
+    )
+    batch_window_ms: float = setting(
+        0.0, minimum=0,
+        help="milliseconds a worker waits to gather concurrent searches into one call",
+    )
+    batch_max: int = setting(
+        64, positive=True,
+        help="most searches per gathered call (1 turns micro-batching off)",
+    )
+    max_k: int = setting(Limits.max_k, positive=True, help="most answers per query (k); more is a 400")
+    max_batch: int = setting(
+        Limits.max_batch,
+        positive=True, help="most words or vectors in one POST /v1/neighbors; more is a 413",
+    )
+    max_results: int = setting(
+        Limits.max_results, positive=True,
+        help="most queries x k in one request (bounds search time and answer size); more is a 413",
+    )
+    max_analogy_words: int = setting(
+        Limits.max_analogy_words,
+        positive=True, help="most positive words, and most negative words, in one analogy; more is a 400",
+    )
+    max_body_bytes: int = setting(
+        Limits.max_body_bytes, positive=True,
+        minimum=1024, help="request bodies above this size get 413",
+    )
+    allowed_hosts: str = setting(
+        "",
+        help="comma-separated Host names served ('' = the bind address and localhost; '*' = any)",
+    )
+    access_log: bool = setting(False, help="log every request")
+    pid_file: str = setting(
+        "",
+        help="write the master's pid here: `kill -HUP $(cat FILE)` serves a rebuilt index, no downtime",
+    )
+    malloc_arenas: int = setting(
+        2, minimum=0,
+        help="memory pools per worker process (0: the system's choice); fewer keep memory use flat",
+    )
 
     def __post_init__(self) -> None:
-        for name in ("workers", "timeout", "omp_threads", "blas_threshold"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.request_timeout <= 0:
-            raise InvalidInputError(f"request_timeout must be > 0 seconds, got {self.request_timeout}")
-        if self.threads < 0:
-            raise InvalidInputError(f"threads must be >= 0 (0: by index kind), got {self.threads}")
-        if self.malloc_arenas < 0:
-            raise InvalidInputError(f"malloc_arenas must be >= 0, got {self.malloc_arenas}")
-        if not 0 <= self.port <= 65535:
-            raise InvalidInputError(f"port must be between 0 and 65535, got {self.port}")
+        check_settings(self)
         self.app_config()  # validate the app's settings here, not in every worker
 
     def resolve_threads(self, kind: str) -> int:

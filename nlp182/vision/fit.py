@@ -20,6 +20,7 @@ from torch import nn
 from nlp182.device import select_device
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.optim import SGD, Cosine, CyclicCosine, weight_decay_groups
+from nlp182.settings import check_settings, setting
 from nlp182.train import Trainer, TrainerConfig
 
 LossFn = Callable[..., torch.Tensor]
@@ -30,16 +31,25 @@ SCHEDULES = ("constant", "cosine", "cyclic")
 class FitConfig:
     """Settings of :func:`fit`: SGD with Nesterov momentum, weight decay and an LR schedule."""
 
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # constant | cosine | cyclic (restarts every epochs / cycles epochs)
-    cycles: int = 1
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = False
+    epochs: int = setting(20, positive=True, help="passes over the training data")
+    batch_size: int = setting(64, positive=True, help="examples per training step")
+    lr: float = setting(0.05, positive=True, help="learning rate")
+    momentum: float = setting(0.9, minimum=0, below=1, help="Nesterov momentum of SGD (0 turns it off)")
+    weight_decay: float = setting(5e-4, minimum=0, help="L2 penalty on the weights")
+    schedule: str = setting(
+        "cosine", choices=SCHEDULES,
+        help="learning-rate schedule: constant, cosine, or cyclic (restarts, see --cycles)",
+    )
+    cycles: int = setting(
+        1, positive=True,
+        help="learning-rate cycles of the cyclic schedule (must divide --epochs)",
+    )
+    seed: int = setting(0, minimum=0, help="random seed; the same seed repeats a run exactly")
+    device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
+    progress: bool = setting(False, help="show a progress bar while training")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 class TensorBatches:
@@ -65,14 +75,13 @@ class TensorBatches:
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, config: FitConfig, total_steps: int) -> Any:
-    """The per-step ``nlp182.optim`` schedule ``config.schedule`` names (``None`` for constant)."""
-    if config.schedule == "constant":
-        return None
+    """The per-step ``nlp182.optim`` schedule ``config.schedule`` names (``None`` for constant; the
+    config has refused any name outside :data:`SCHEDULES`)."""
     if config.schedule == "cosine":
         return Cosine(optimizer, total_steps)
     if config.schedule == "cyclic":
         return CyclicCosine(optimizer, total_steps, config.cycles)
-    raise InvalidInputError(f"unknown schedule {config.schedule!r}; use one of {', '.join(SCHEDULES)}")
+    return None
 
 
 def fit(

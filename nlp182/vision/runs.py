@@ -19,6 +19,7 @@ import torch
 
 from nlp182.errors import InvalidInputError
 from nlp182.io import atomic_write_json, check_run_folder, staged_directory
+from nlp182.settings import check_settings, setting
 from nlp182.train.checkpoint import save_model_weights
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
 from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
@@ -33,22 +34,40 @@ SEGMENTERS = list_models("segmentation")
 class DigitsRunConfig:
     """A small CNN on scikit-learn's digits; ``width`` multiplies its channels (1: 16, then 32)."""
 
-    width: float = 1.0
-    dropout: float = 0.0
-    test_fraction: float = 0.25
+    width: float = setting(
+        1.0, positive=True,
+        help="channel multiplier of the network (1: 16 channels in the first convolution, doubling later)",
+    )
+    dropout: float = setting(0.0, minimum=0, below=1, help="dropout probability before the classifier")
+    test_fraction: float = setting(
+        0.25, below=1, positive=True,
+        help="share of the digits held out for the test accuracy",
+    )
     fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=15, progress=True))
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
 class ShapesRunConfig:
     """A UNet or FCN on the generated shapes segmentation set; ``width`` multiplies its channels (1: 16)."""
 
-    model: str = "unet"
-    width: float = 1.0
-    size: int = 32
-    train_size: int = 600
-    test_size: int = 200
+    model: str = setting(
+        "unet", choices=SEGMENTERS,
+        help="segmentation network: unet (skip connections) or fcn",
+    )
+    width: float = setting(
+        1.0, positive=True,
+        help="channel multiplier of the network (1: 16 channels in the first convolution, doubling later)",
+    )
+    size: int = setting(32, minimum=12, help="side of the generated square images, in pixels")
+    train_size: int = setting(600, positive=True, help="generated training images")
+    test_size: int = setting(200, positive=True, help="generated test images (mean IoU is measured on them)")
     fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=30, batch_size=16, progress=True))
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def train_digits_run(

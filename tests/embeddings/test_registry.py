@@ -14,6 +14,7 @@ from nlp182.cli import main
 from nlp182.embeddings.registry import METHODS, embedding_method, embedding_methods, register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
+from nlp182.settings import check_settings, setting
 from nlp182.text.corpus import CorpusSource, iter_token_lines
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
@@ -22,9 +23,12 @@ from nlp182.text.vocab import VocabConfig, Vocabulary
 class ToyConfig:
     """Settings of the toy method: two fields with their own help, one with the common help."""
 
-    dim: int = 8
-    min_count: int = 5
-    seed: int = 0
+    dim: int = setting(8, positive=True, help="dimensions of each word vector")
+    min_count: int = setting(5, positive=True, help="fewest occurrences of a word")
+    seed: int = setting(0, minimum=0, help="random seed; the same seed repeats a run exactly")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -42,7 +46,6 @@ def toy() -> Iterator[str]:
         "toy",
         config=ToyConfig,
         help="random word vectors (a test's throwaway method)",
-        flag_helps={"dim": "dimensions of each word vector", "min_count": "fewest occurrences of a word"},
     )
     def train_toy(source: CorpusSource, config: ToyConfig) -> tuple[Vectors, Vocabulary, ToyReport]:
         vocab = Vocabulary.build(iter_token_lines(source), VocabConfig(config.min_count, None, 0.0))
@@ -87,6 +90,8 @@ def test_the_method_s_flags_are_checked_and_explained(toy, tmp_path, capsys) -> 
         main(["train", toy, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "fewest occurrences of a word (default: 5)" in text and "random seed" in text
+    with pytest.raises(InvalidInputError, match="dim must be at least 1, got 0"):
+        ToyConfig(dim=0)  # the same range from Python
 
 
 def test_the_shipped_methods_are_registered_and_unknown_names_are_refused() -> None:

@@ -1,0 +1,118 @@
+"""One source per setting: a config field carries its default, help, choices and range once.
+
+A field declared with :func:`setting` is everything the project knows about that setting:
+
+```python
+from dataclasses import dataclass
+
+from nlp182.settings import check_settings, setting
+
+
+@dataclass
+class ExampleConfig:
+    epochs: int = setting(10, help="passes over the training data", positive=True)
+    lr: float = setting(1e-3, help="learning rate", positive=True)
+    cell: str = setting("gru", help="recurrent cell", choices=("gru", "lstm"))
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+```
+
+The command line derives one flag per field from it (``nlp182.commands.flags.add_config_flags``:
+``--epochs``, its help with the default, the range checked where the flag is parsed), the Python
+API checks the same range in ``__post_init__`` (:func:`check_settings`), and the documentation
+lists it. Adding a setting is adding one such line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Keys a range may have: ``minimum``/``maximum`` (inclusive), ``positive`` (> 0), ``below``
+#: (exclusive upper bound), ``even``.
+RANGE_KEYS = ("minimum", "maximum", "positive", "below", "even")
+Limits = Mapping[str, Any]
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    default_factory: Any = dataclasses.MISSING,
+    choices: Sequence[Any] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    positive: bool = False,
+    below: float | None = None,
+    even: bool = False,
+) -> Any:
+    """A dataclass field with its help, choices and range in its metadata.
+
+    ``help`` says what the setting does (and, for a default of None, what None means); a number
+    outside ``minimum``..``maximum`` (inclusive), not ``positive``, not ``below`` or not ``even`` is
+    refused, as is a value outside ``choices``. None always passes: it means "chosen for you".
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    for key, value in (("minimum", minimum), ("maximum", maximum), ("below", below)):
+        if value is not None:
+            metadata[key] = value
+    if positive:
+        metadata["positive"] = True
+    if even:
+        metadata["even"] = True
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def _show(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def range_problem(value: float, limits: Limits) -> str | None:
+    """What is wrong with ``value`` under ``limits`` (``"must be at least 1"``), or None if nothing."""
+    integer = isinstance(value, int)
+    if limits.get("even") and limits.get("positive") and (value < 1 or value % 2):
+        return "must be a positive even number"
+    if limits.get("positive") and value <= 0:
+        return "must be at least 1" if integer else "must be greater than 0"
+    if "minimum" in limits and value < limits["minimum"]:
+        return f"must be at least {_show(limits['minimum'])}"
+    if "maximum" in limits and value > limits["maximum"]:
+        return f"must be at most {_show(limits['maximum'])}"
+    if "below" in limits and value >= limits["below"]:
+        return f"must be less than {_show(limits['below'])}"
+    if limits.get("even") and value % 2:
+        return "must be an even number"
+    return None
+
+
+def limits_of(field: dataclasses.Field) -> dict[str, Any]:
+    """The range a :func:`setting` field declares (empty when it has none)."""
+    return {key: value for key, value in field.metadata.items() if key in RANGE_KEYS}
+
+
+def check_settings(config: Any) -> None:
+    """Refuse a value of ``config`` outside its field's choices or range: ``InvalidInputError``
+    naming the field, what it must be and what it got. None and nested configs are left alone
+    (a nested config checks itself when it is built)."""
+    from nlp182.errors import InvalidInputError
+
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value is None or dataclasses.is_dataclass(value):
+            continue
+        choices = field.metadata.get("choices")
+        if choices is not None and value not in choices:
+            names = ", ".join(map(str, choices))
+            raise InvalidInputError(f"{field.name} must be one of {names}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(f"{field.name} must be a finite number, got {value}")
+        problem = range_problem(value, limits_of(field))
+        if problem:
+            raise InvalidInputError(f"{field.name} {problem}, got {_show(value)}")

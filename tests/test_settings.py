@@ -1,0 +1,123 @@
+"""One source per setting: a field's `setting(...)` is its flag, its help, its CLI and its Python check."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+import pytest
+
+from nlp182 import cli
+from nlp182.commands.flags import Parser, add_config_flags, config_from_args
+from nlp182.errors import InvalidInputError
+from nlp182.settings import check_settings, range_problem, setting
+
+
+@dataclass
+class Example:
+    epochs: int = setting(10, positive=True, help="passes over the data")
+    rate: float = setting(0.5, minimum=0, below=1, help="a share, 100% excluded")
+    cell: str = setting("gru", choices=("gru", "lstm"), help="recurrent cell")
+    budget: float | None = setting(None, positive=True, help="seconds (unset: no limit)")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+def _parser() -> Parser:
+    parser = Parser(prog="example")
+    add_config_flags(parser, Example)
+    return parser
+
+
+def test_one_line_gives_the_flag_its_help_and_its_default() -> None:
+    text = " ".join(_parser().format_help().split())
+    assert "--epochs EPOCHS passes over the data (default: 10)" in text
+    assert "--rate RATE a share, 100% excluded (default: 0.5)" in text  # % reaches argparse escaped
+    assert "--cell {gru,lstm} recurrent cell (default: gru)" in text
+    assert "--budget BUDGET seconds (unset: no limit)" in text  # None shows no default
+    assert config_from_args(Example, _parser().parse_args(["--epochs", "3", "--cell", "lstm"])) == Example(
+        epochs=3, cell="lstm")
+
+
+@pytest.mark.parametrize(
+    ("flags", "python", "message"),
+    [
+        (["--epochs", "0"], {"epochs": 0}, "must be at least 1, got 0"),
+        (["--rate", "1"], {"rate": 1.0}, "must be less than 1, got 1"),
+        (["--rate", "-0.5"], {"rate": -0.5}, "must be at least 0, got -0.5"),
+        (["--budget", "0"], {"budget": 0.0}, "must be greater than 0, got 0"),
+    ],
+)
+def test_the_cli_and_the_python_api_refuse_the_same_values_with_the_same_words(
+    flags: list[str], python: dict, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        _parser().parse_args(flags)
+    assert stop.value.code == 2 and f"{flags[0]} {message}" in capsys.readouterr().err
+    with pytest.raises(InvalidInputError, match=f"{next(iter(python))} {message}"):
+        Example(**python)
+
+
+def test_choices_and_non_finite_numbers_are_refused_from_python() -> None:
+    with pytest.raises(InvalidInputError, match="cell must be one of gru, lstm, got 'rnn'"):
+        Example(cell="rnn")
+    with pytest.raises(InvalidInputError, match="rate must be a finite number"):
+        Example(rate=float("nan"))
+    assert Example(budget=None).budget is None  # None means "chosen for you" and always passes
+
+
+@pytest.mark.parametrize(
+    ("value", "limits", "expected"),
+    [
+        (0, {"positive": True}, "must be at least 1"),
+        (0.0, {"positive": True}, "must be greater than 0"),
+        (3, {"positive": True, "even": True}, "must be a positive even number"),
+        (4, {"positive": True, "even": True}, None),
+        (70000, {"minimum": 0, "maximum": 65535}, "must be at most 65535"),
+        (1.0, {"minimum": 0, "below": 1}, "must be less than 1"),
+    ],
+)
+def test_range_problem_by_hand(value: float, limits: dict, expected: str | None) -> None:
+    assert range_problem(value, limits) == expected
+
+
+def _config_parsers() -> list[tuple[str, type]]:
+    """(command, config class) for every command that maps a config dataclass onto its flags."""
+    from nlp182.captioning.config import CaptionConfig
+    from nlp182.course.optim_plot import OptimPlotConfig
+    from nlp182.embeddings.registry import embedding_method, embedding_methods
+    from nlp182.seq2seq.config import Seq2SeqConfig
+    from nlp182.server.config import IndexConfig, ServeConfig
+    from nlp182.vision.runs import DigitsRunConfig, ShapesRunConfig
+
+    found = [("train caption", CaptionConfig), ("train seq2seq", Seq2SeqConfig),
+             ("train digits", DigitsRunConfig), ("train shapes", ShapesRunConfig),
+             ("optim plot", OptimPlotConfig), ("index", IndexConfig), ("serve", ServeConfig)]
+    return found + [(f"train {name}", embedding_method(name).config) for name in embedding_methods()]
+
+
+def _leaf_fields(config_class: type) -> list[dataclasses.Field]:
+    hints = typing.get_type_hints(config_class)
+    fields = []
+    for field in dataclasses.fields(config_class):
+        kind = next((a for a in typing.get_args(hints[field.name]) if a is not type(None)), hints[field.name])
+        fields.extend(_leaf_fields(kind) if dataclasses.is_dataclass(kind) else [field])
+    return fields
+
+
+@pytest.mark.parametrize(("command", "config_class"), _config_parsers(), ids=str)
+def test_every_flag_of_a_config_is_described_by_its_field_alone(command: str, config_class: type) -> None:
+    """Every field carries its own help; the flag's help is that text (and the default), nothing else."""
+    parser = cli.build_parser()
+    sub = parser
+    for word in command.split():
+        sub = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+    actions = {action.dest: action for action in sub._actions}
+    for field in _leaf_fields(config_class):
+        text = field.metadata.get("help")
+        assert text, f"{config_class.__name__}.{field.name} has no setting(help=...)"
+        assert actions[field.name].help.replace("%%", "%").startswith(text), field.name
+        assert actions[field.name].choices == field.metadata.get("choices"), field.name

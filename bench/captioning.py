@@ -67,8 +67,8 @@ def run_configs(
         tiny = CaptionModelConfig(
             encoder="small_cnn", encoder_width=0.5, grid=4, feature_dim=16, embed_dim=8, hidden_size=16
         )
-        sizes = {"train_images": 64, "valid_images": 16, "test_images": 16, "epochs": 1, "image_size": 48}
-        sizes.update(batch_size=64, bn_recalibration_batches=1)  # few steps: a smoke test in seconds
+        sizes = {"train_images": 32, "valid_images": 8, "test_images": 8, "epochs": 1, "image_size": 48}
+        sizes.update(batch_size=64, bn_recalibration_batches=1, beam_width=2)  # a smoke test in seconds
         recipe = {"pretrain_steps": 2, "curriculum_steps": 1, "time_budget_s": 600.0}
         digits = CaptionConfig(data="digits", model=tiny, **recipe, **sizes, **common)
         shapes = CaptionConfig(data="shapes", model=tiny, **sizes, **common)

@@ -117,6 +117,11 @@ def pct(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{100 * value:.{digits}f}%"
 
 
+def quality(r: dict[str, Any]) -> list[str]:
+    """WordSim-353 and SimLex-999 Spearman and 3CosAdd analogy accuracy of one result, as table cells."""
+    return [fmt(r["wordsim353_spearman"]), fmt(r["simlex999_spearman"]), pct(r["analogy_3cosadd"])]
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -301,9 +306,7 @@ def embeddings_page(img: Path) -> Page:
                 f"{r['count_seconds']:.1f} s",
                 f"{r['svd_seconds']:.1f} s",
                 f"{r['peak_rss_mb'] / 1024:.2f} GB",
-                fmt(r["wordsim353_spearman"]),
-                fmt(r["simlex999_spearman"]),
-                pct(r["analogy_3cosadd"]),
+                *quality(r),
             ]
         )
     page.add(
@@ -313,18 +316,8 @@ def embeddings_page(img: Path) -> Page:
             ["embeddings-large-lsa-cpu"],
             "python -m bench.embeddings --large corpora/debian.txt --parts lsa --threads 1",
             table(
-                [
-                    "LSA",
-                    "words",
-                    "wall",
-                    "encode",
-                    "count",
-                    "SVD",
-                    "peak RSS",
-                    "WS353",
-                    "SimLex",
-                    "analogies",
-                ],
+                ["LSA", "words", "wall", "encode", "count", "SVD", "peak RSS", "WS353", "SimLex",
+                 "analogies"],
                 rows,
             ),
             note=(
@@ -387,9 +380,7 @@ def embeddings_page(img: Path) -> Page:
                 label,
                 f"{r['seconds']:.1f} s",
                 "",
-                fmt(r["wordsim353_spearman"]),
-                fmt(r["simlex999_spearman"]),
-                pct(r["analogy_3cosadd"]),
+                *quality(r),
             ]
         )
     page.add(
@@ -399,14 +390,8 @@ def embeddings_page(img: Path) -> Page:
             ["embeddings-cpu"],
             "python -m bench.embeddings",
             table(
-                [
-                    "model",
-                    "engine",
-                    "nlp182 / gensim words/s",
-                    "WS353 (nlp182 / gensim)",
-                    "SimLex-999",
-                    "analogies (3CosAdd)",
-                ],
+                ["model", "engine", "nlp182 / gensim words/s", "WS353 (nlp182 / gensim)", "SimLex-999",
+                 "analogies (3CosAdd)"],
                 rows,
             ),
         ),

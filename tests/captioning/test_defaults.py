@@ -30,6 +30,11 @@ BLANK = torch.zeros(3, 8, 8)
 RUN = ["--no-progress", "--num-threads", "1", "--device", "cpu"]
 
 
+#: The smallest captioner the CLI trains in a second (a 2 x 2 grid, 8-wide layers).
+TINY_MODEL = ["--image-size", "16", "--grid", "2", "--feature-dim", "8", "--embed-dim", "8",
+              "--hidden-size", "8"]
+
+
 def _items(*captions: str) -> list[CaptionedImage]:
     return [CaptionedImage(BLANK, [caption]) for caption in captions]
 
@@ -110,18 +115,6 @@ def test_cli_logs_one_line_of_choices_and_saves_the_chosen_config(
     karpathy: Path, tmp_path: Path, caplog
 ) -> None:
     run = tmp_path / "run"
-    tiny = [
-        "--image-size",
-        "16",
-        "--grid",
-        "2",
-        "--feature-dim",
-        "8",
-        "--embed-dim",
-        "8",
-        "--hidden-size",
-        "8",
-    ]
     argv = [
         "train",
         "caption",
@@ -133,7 +126,7 @@ def test_cli_logs_one_line_of_choices_and_saves_the_chosen_config(
         str(run),
         "--epochs",
         "2",
-        *tiny,
+        *TINY_MODEL,
         *RUN,
     ]
     with caplog.at_level(logging.INFO, logger="nlp182.captioning.train"):
@@ -248,18 +241,6 @@ def test_a_model_that_says_nothing_gets_the_empty_caption_warning(
 
     monkeypatch.setattr(train_module, "caption_items", silent)
     run = tmp_path / "run"
-    tiny = [
-        "--image-size",
-        "16",
-        "--grid",
-        "2",
-        "--feature-dim",
-        "8",
-        "--embed-dim",
-        "8",
-        "--hidden-size",
-        "8",
-    ]
     assert (
         cli.main(
             [
@@ -273,7 +254,7 @@ def test_a_model_that_says_nothing_gets_the_empty_caption_warning(
                 str(run),
                 "--epochs",
                 "1",
-                *tiny,
+                *TINY_MODEL,
                 *RUN,
             ]
         )

@@ -7,26 +7,11 @@ import logging
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.diagnostics import empty_outputs, loss_stalled, zero_kept_score
-
-
-def _data(n: int = 64) -> TensorDataset:
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
-    return TensorDataset(x, x @ torch.arange(1.0, 6.0, dtype=torch.float64))
-
-
-def _model() -> nn.Module:
-    torch.manual_seed(3)
-    return nn.Linear(5, 1).double()
-
-
-def mse(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    x, y = batch
-    return ((model(x).squeeze(-1) - y) ** 2).mean()
+from tests.train.test_workflow import _data, _model, mse
 
 
 def _fit(lr: float, eval_fn=None, **kw: object) -> Trainer:

@@ -68,7 +68,7 @@ def test_auto_kind_follows_the_size_threshold() -> None:
     assert IndexConfig(flat_max_words=100).resolve_kind(100) == "flat"
     assert IndexConfig(flat_max_words=100).resolve_kind(101) == "hnsw"
     assert IndexConfig(kind="flat", flat_max_words=1).resolve_kind(10**6) == "flat"
-    with pytest.raises(InvalidInputError, match="index kind"):
+    with pytest.raises(InvalidInputError, match="kind must be one of auto, flat, hnsw"):
         IndexConfig(kind="ivf")
     with pytest.raises(InvalidInputError, match="ef_search"):
         IndexConfig(ef_search=0)

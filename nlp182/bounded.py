@@ -39,6 +39,8 @@ MAX_DECOMPRESSED_BYTES = 1 << 40
 MAX_RATIO = 100.0
 #: Decompressed bytes before the ratio is judged (small files of repeated text may compress well).
 RATIO_FLOOR = 64 << 20
+#: Largest file read whole by default (a dataset's JSON: Karpathy's COCO split is about 150 MB).
+MAX_WHOLE_FILE_BYTES = 256 << 20
 #: Bytes read per call while draining an overlong line.
 SKIP_CHUNK = 1 << 20
 #: File name endings read as compressed streams.
@@ -52,6 +54,22 @@ def mib(size: int) -> str:
         if size >= 1 << shift and size % (1 << (shift - 4)) == 0:
             return f"{size / (1 << shift):g} {unit}"
     return f"{size:,} bytes"
+
+
+def read_capped(path: str | os.PathLike[str], max_bytes: int = MAX_WHOLE_FILE_BYTES) -> bytes:
+    """The bytes of a regular file that is read whole (JSON, a caption list), refused with a
+    one-line :class:`FileFormatError` naming the file, its size and the limit when it holds more
+    than ``max_bytes`` (judged by its size, and by what a read gives for a file that grows)."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(max_bytes + 1) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
+        raise FileFormatError(
+            f"{path} is {max(size, len(data)):,} bytes, more than the {mib(max_bytes)} a file read whole "
+            "may hold (the limit); split it or name a smaller file"
+        )
+    return data
 
 
 class _Counting(io.RawIOBase):

@@ -6,13 +6,24 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import json
 
 import numpy as np
 import pytest
 
-from nlp182.bounded import SKIP_CHUNK, BoundedLines, LineBlocks, ReadLimits, line_number_at, mib, open_bounded
+from nlp182.bounded import (
+    SKIP_CHUNK,
+    BoundedLines,
+    LineBlocks,
+    ReadLimits,
+    line_number_at,
+    mib,
+    open_bounded,
+    read_capped,
+)
 from nlp182.corpora.text import paragraphs
 from nlp182.errors import FileFormatError, MissingFileError
+from nlp182.io import read_json
 
 
 class _Recording(io.BytesIO):
@@ -164,3 +175,18 @@ def test_line_blocks_warn_once_with_the_first_skipped_line(caplog) -> None:
     assert caplog.messages == [
         "c.txt: skipped 2 lines longer than 10 bytes (first: line 2); pass --max-line-bytes to keep them"
     ]
+
+
+def test_a_file_read_whole_is_refused_past_its_cap_naming_size_and_limit(tmp_path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"a": "x" * 2100}))  # 2,109 bytes
+    assert read_json(path, max_bytes=4096) == {"a": "x" * 2100}
+    assert read_capped(path, 2109) == path.read_bytes()
+    with pytest.raises(FileFormatError) as caught:
+        read_json(path, max_bytes=2 << 10)
+    assert str(caught.value) == (
+        f"{path} is 2,109 bytes, more than the 2 KiB a file read whole may hold (the limit); "
+        "split it or name a smaller file"
+    )
+    with pytest.raises(FileFormatError, match="2,109 bytes, more than the 2,108 bytes"):
+        read_capped(path, 2108)

@@ -1,9 +1,10 @@
 """Corpus sources: where the text comes from, streamed so the corpus never has to fit in memory.
 
-A source is any local plain-text file (one sentence or document per line) or local files read
-through `datasets` (``text``, ``json``, ``parquet``). ``lines`` streams it a line at a time (the
-gensim reference reads it so), ``blocks`` a few megabytes of whole lines at a time (what the
-one-pass encoder in ``nlp182.text.encoded`` reads).
+A source is any local plain-text file (one sentence or document per line; ``.gz``/``.bz2`` read
+decompressed under ``nlp182.bounded``'s caps, lines longer than ``limits.max_line`` skipped and
+counted) or local files read through `datasets` (``text``, ``json``, ``parquet``). ``lines``
+streams it a line at a time (the gensim reference reads it so), ``blocks`` a few megabytes of
+whole lines at a time (what the one-pass encoder in ``nlp182.text.encoded`` reads).
 """
 
 from __future__ import annotations

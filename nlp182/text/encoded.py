@@ -5,7 +5,10 @@ of first appearance (the C word scanner, ``wordscan``, with ``WordTokenizer``'s 
 tokenizer where it does not build, and for non-ASCII lines, a large plain file's in several
 processes at once), counts the words, and appends the ids to a ``uint32`` token file; line ends
 become sentence boundaries (offsets, one ``int64`` per sentence, lines longer than
-``MAX_SENTENCE_TOKENS`` cut into pieces). The folder is keyed by the SHA-256 of the corpus files,
+``MAX_SENTENCE_TOKENS`` cut into pieces). A plain file is read in blocks of whole lines by
+``nlp182.bounded.LineBlocks``: a line longer than the source's ``max_line`` (1 MiB by default) is
+skipped and counted, so what is held is one block and one bound, never one line of the file.
+The folder is keyed by the SHA-256 of the corpus files,
 the tokenizer's rules and this format's version, under ``$NLP182_CACHE/corpora`` (default
 ``~/.cache/nlp182``): later ``train w2v`` / ``train lsa`` runs on the same text skip reading it.
 Any vocabulary cut (``min_count``, ``max_vocab``) is a remapping of the ids, so one encoding

@@ -20,7 +20,7 @@ import io
 import logging
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -39,6 +39,8 @@ MAX_DECOMPRESSED_BYTES = 1 << 40
 MAX_RATIO = 100.0
 #: Decompressed bytes before the ratio is judged (small files of repeated text may compress well).
 RATIO_FLOOR = 64 << 20
+#: Largest file read whole by default (a dataset's JSON: Karpathy's COCO split is about 150 MB).
+MAX_WHOLE_FILE_BYTES = 256 << 20
 #: Bytes read per call while draining an overlong line.
 SKIP_CHUNK = 1 << 20
 #: File name endings read as compressed streams.
@@ -52,6 +54,22 @@ def mib(size: int) -> str:
         if size >= 1 << shift and size % (1 << (shift - 4)) == 0:
             return f"{size / (1 << shift):g} {unit}"
     return f"{size:,} bytes"
+
+
+def read_capped(path: str | os.PathLike[str], max_bytes: int = MAX_WHOLE_FILE_BYTES) -> bytes:
+    """The bytes of a regular file that is read whole (JSON, a caption list), refused with a
+    one-line :class:`FileFormatError` naming the file, its size and the limit when it holds more
+    than ``max_bytes`` (judged by its size, and by what a read gives for a file that grows)."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(max_bytes + 1) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
+        raise FileFormatError(
+            f"{path} is {max(size, len(data)):,} bytes, more than the {mib(max_bytes)} a file read whole "
+            "may hold (the limit); split it or name a smaller file"
+        )
+    return data
 
 
 class _Counting(io.RawIOBase):
@@ -214,3 +232,120 @@ class ReadLimits:
     ) -> BoundedLines:
         """:class:`BoundedLines` over ``stream`` with this longest line."""
         return BoundedLines(stream, self.max_line, str(name), on_long, first)
+
+    def blocks(self, stream: BinaryIO, name: object, piece_bytes: int = 8 << 20) -> LineBlocks:
+        """:class:`LineBlocks` over ``stream`` with this longest line."""
+        return LineBlocks(stream, self.max_line, str(name), piece_bytes)
+
+
+class LineBlocks:
+    """Whole lines of a binary stream, about ``piece_bytes`` at a time, lines longer than
+    ``max_bytes`` skipped and counted: what :class:`BoundedLines` does line by line, at the speed
+    of a block reader (the corpus encoder hands blocks to a C word scanner).
+
+    Iterating yields ``(start, end, data)``: ``data`` is the stream's bytes ``[start, end)``, whole
+    lines each at most ``max_bytes`` long (not counting the ``\\n``), ending with ``\\n`` (one is
+    added after a last line without it). A block never holds more than ``piece_bytes`` plus one
+    line of ``max_bytes``, whatever the stream: an overlong line is drained in ``SKIP_CHUNK``
+    pieces. Most blocks are checked for overlong lines by looking for a line break in each aligned
+    window of ``(max_bytes + 1) // 2`` bytes (any longer line holds such a window whole), so only a
+    block holding a window without one is split into lines. ``skipped`` lists the byte offset of
+    every skipped line's start.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        max_bytes: int = MAX_LINE_BYTES,
+        name: str = "input",
+        piece_bytes: int = 8 << 20,
+        flag: str = "--max-line-bytes",
+    ) -> None:
+        if max_bytes < 1 or piece_bytes < 1:
+            raise InvalidInputError(
+                f"the longest line and the block must be >= 1 byte, got {max_bytes} and {piece_bytes}"
+            )
+        self.stream, self.max_bytes, self.name, self.piece_bytes = stream, max_bytes, name, piece_bytes
+        self.flag = flag
+        self.skipped: list[int] = []
+
+    def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
+        offset, data, ended = 0, bytearray(), False
+        while True:
+            if not ended:
+                more = self.stream.read(self.piece_bytes)
+                ended = not more
+                data += more
+            if not data:
+                return
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield from self._kept(offset, bytes(data[:cut]))
+                offset += cut
+                del data[:cut]
+            elif ended:  # the last line, without a line break
+                if len(data) > self.max_bytes:
+                    self.skipped.append(offset)
+                else:
+                    yield offset, offset + len(data), bytes(data) + b"\n"
+                return
+            elif len(data) > self.max_bytes:  # an overlong line whose end is not read yet
+                self.skipped.append(offset)
+                offset += len(data)
+                data.clear()
+                while (rest := self.stream.readline(SKIP_CHUNK)) and not rest.endswith(b"\n"):
+                    offset += len(rest)
+                offset += len(rest)
+                ended = not rest
+
+    def _long_lines(self, block: bytes) -> list[tuple[int, int]]:
+        """``[start, end)`` (line break included) of the overlong lines of ``block`` (whole lines)."""
+        window = (self.max_bytes + 1) // 2
+        if len(block) <= self.max_bytes:
+            return []
+        windows = range(0, len(block) - window + 1, window)
+        if len(windows) <= 1024 and all(block.find(b"\n", start, start + window) >= 0 for start in windows):
+            return []
+        import numpy as np
+
+        breaks = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n"))
+        starts = np.r_[0, breaks[:-1] + 1]
+        long = np.flatnonzero(breaks - starts > self.max_bytes)
+        return list(zip(starts[long].tolist(), (breaks[long] + 1).tolist(), strict=True))
+
+    def _kept(self, offset: int, block: bytes) -> Iterator[tuple[int, int, bytes]]:
+        """The runs of ``block`` (whole lines at ``offset``) between its overlong lines."""
+        kept = 0
+        for start, end in self._long_lines(block):
+            if start > kept:
+                yield offset + kept, offset + start, block[kept:start]
+            self.skipped.append(offset + start)
+            kept = end
+        if kept < len(block):
+            yield offset + kept, offset + len(block), block[kept:] if kept else block
+
+    def warn_skipped(self, reopen: Callable[[], BinaryIO] | None = None) -> None:
+        """Log one warning with the number of skipped lines and the first of them, if any: its line
+        number when ``reopen`` gives the stream again from its start (its lines before are counted
+        then, so a file without overlong lines costs nothing), else its byte offset."""
+        if not self.skipped:
+            return
+        first = f"byte {self.skipped[0]:,}"
+        if reopen is not None:
+            with reopen() as stream:
+                first = f"line {line_number_at(stream, self.skipped[0])}"
+        count = len(self.skipped)
+        log.warning(
+            "%s: skipped %d line%s longer than %s (first: %s); pass %s to keep them",
+            self.name, count, "" if count == 1 else "s", mib(self.max_bytes), first, self.flag,
+        )
+
+
+def line_number_at(stream: BinaryIO, offset: int) -> int:
+    """The 1-based number of the line starting at byte ``offset`` of ``stream`` (read from where it
+    is, ``SKIP_CHUNK`` bytes at a time)."""
+    breaks, left = 0, offset
+    while left > 0 and (data := stream.read(min(SKIP_CHUNK, left))):
+        breaks += data.count(b"\n")
+        left -= len(data)
+    return breaks + 1

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from nlp182.bounded import MAX_WHOLE_FILE_BYTES, read_capped
 from nlp182.errors import OutputError
 from nlp182.pids import owner_alive
 
@@ -162,13 +163,14 @@ def check_input_file(path: str | os.PathLike[str], what: str = "", missing_hint:
     return target
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file, turning a missing or malformed file into a package error."""
+def read_json(path: str | os.PathLike[str], max_bytes: int = MAX_WHOLE_FILE_BYTES) -> Any:
+    """Read a JSON file of at most ``max_bytes``, turning a missing, oversized or malformed file into
+    a package error."""
     from nlp182.errors import FileFormatError
 
     target = check_input_file(path)
     try:
-        return json.loads(target.read_text(encoding="utf-8"))
+        return json.loads(read_capped(target, max_bytes).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FileFormatError(f"{target} is not valid JSON: {exc}") from exc
 

@@ -6,12 +6,24 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import json
 
+import numpy as np
 import pytest
 
-from nlp182.bounded import SKIP_CHUNK, BoundedLines, ReadLimits, mib, open_bounded
+from nlp182.bounded import (
+    SKIP_CHUNK,
+    BoundedLines,
+    LineBlocks,
+    ReadLimits,
+    line_number_at,
+    mib,
+    open_bounded,
+    read_capped,
+)
 from nlp182.corpora.text import paragraphs
 from nlp182.errors import FileFormatError, MissingFileError
+from nlp182.io import read_json
 
 
 class _Recording(io.BytesIO):
@@ -107,3 +119,74 @@ def test_paragraphs_are_cut_after_the_line_that_passes_the_bound() -> None:
     assert list(paragraphs(["a b", "c", "", "d"])) == ["a b c", "d"]
     assert list(paragraphs(["a b", "c", "", "d"], max_chars=3)) == ["a b", "c", "d"]
     assert list(paragraphs("x\n  \ny  z\nw\n")) == ["x", "y z w"]
+
+
+class _Reads(io.BytesIO):
+    """A stream that remembers the most bytes one ``read`` or ``readline`` handed out."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.longest = 0
+
+    def read(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+        data = super().read(size)
+        self.longest = max(self.longest, len(data))
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+        line = super().readline(size)
+        self.longest = max(self.longest, len(line))
+        return line
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_line_blocks_keep_what_bounded_lines_keep(seed: int) -> None:
+    """Random lines around the bound (some far past it, a last line with or without its line
+    break), random bounds and block sizes: the blocks are the stream's own bytes at their offsets,
+    and hold exactly the lines ``BoundedLines`` keeps, and skip the lines it skips."""
+    rng = np.random.default_rng(seed)
+    max_bytes, piece = int(rng.integers(1, 40)), int(rng.integers(1, 120))
+    lengths = rng.choice([0, 1, max_bytes - 1, max_bytes, max_bytes + 1, 3 * max_bytes, 300], size=30)
+    data = b"\n".join(bytes(rng.integers(97, 123, size=max(int(n), 0)).astype(np.uint8)) for n in lengths)
+    data += b"\n" if seed % 2 else b""
+    reference = BoundedLines(io.BytesIO(data), max_bytes)
+    kept = [line + b"\n" for _, line in reference]
+    blocks = LineBlocks(io.BytesIO(data), max_bytes, piece_bytes=piece)
+    found = list(blocks)
+    assert b"".join(block for _, _, block in found) == b"".join(kept)
+    for start, end, block in found:
+        assert block.endswith(b"\n") and data[start:end] == block[: end - start]
+    assert [line_number_at(io.BytesIO(data), offset) for offset in blocks.skipped] == reference.skipped
+
+
+def test_line_blocks_hold_a_block_and_one_bound_whatever_the_line() -> None:
+    data = b"ok\n" + b"z" * (5 * SKIP_CHUNK + 7) + b"\nend\n"
+    stream = _Reads(data)
+    blocks = LineBlocks(stream, max_bytes=1000, piece_bytes=4096)
+    assert list(blocks) == [(0, 3, b"ok\n"), (len(data) - 4, len(data), b"end\n")]
+    assert blocks.skipped == [3] and stream.longest <= SKIP_CHUNK
+
+
+def test_line_blocks_warn_once_with_the_first_skipped_line(caplog) -> None:
+    data = b"a\n" + b"x" * 50 + b"\nb\n" + b"y" * 60
+    blocks = LineBlocks(io.BytesIO(data), max_bytes=10, name="c.txt", piece_bytes=16)
+    assert b"".join(block for _, _, block in blocks) == b"a\nb\n"
+    blocks.warn_skipped(lambda: io.BytesIO(data))
+    assert caplog.messages == [
+        "c.txt: skipped 2 lines longer than 10 bytes (first: line 2); pass --max-line-bytes to keep them"
+    ]
+
+
+def test_a_file_read_whole_is_refused_past_its_cap_naming_size_and_limit(tmp_path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"a": "x" * 2100}))  # 2,109 bytes
+    assert read_json(path, max_bytes=4096) == {"a": "x" * 2100}
+    assert read_capped(path, 2109) == path.read_bytes()
+    with pytest.raises(FileFormatError) as caught:
+        read_json(path, max_bytes=2 << 10)
+    assert str(caught.value) == (
+        f"{path} is 2,109 bytes, more than the 2 KiB a file read whole may hold (the limit); "
+        "split it or name a smaller file"
+    )
+    with pytest.raises(FileFormatError, match="2,109 bytes, more than the 2,108 bytes"):
+        read_capped(path, 2108)

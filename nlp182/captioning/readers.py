@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp182.bounded import read_capped
 from nlp182.captioning.data import MAX_IMAGE_PIXELS, CaptionedImage, check_image
 from nlp182.captioning.vocab import tokenize
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
@@ -33,9 +34,11 @@ Splits = dict[str, list[CaptionedImage]]
 
 
 def _read_text(path: Path) -> str:
+    """The text of a caption file, read whole (at most ``MAX_WHOLE_FILE_BYTES``, 256 MiB), with
+    ``\\r\\n`` and ``\\r`` line ends read as ``\\n`` (as text mode reads them)."""
     check_input_file(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return read_capped(path).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{path} line 1: not UTF-8 text ({exc.reason})") from exc
 

@@ -62,7 +62,7 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _source(args: argparse.Namespace) -> CorpusSource:
-    return CorpusSource(args.corpus, args.corpus_format, args.column)
+    return CorpusSource(args.corpus, args.corpus_format, args.column, limits_from(args))
 
 
 def _corpus_record(args: argparse.Namespace) -> str:
@@ -137,6 +137,7 @@ def _add_train_command(trainers: argparse._SubParsersAction, method: EmbeddingMe
     """``nlp182 train <method>``: corpus and output flags, then one flag per field of its config."""
     parser = trainers.add_parser(method.name, help=method.help)
     _add_corpus_flags(parser)
+    add_limit_flags(parser, "line of a plain --corpus file")
     add_config_flags(parser, method.config)
     parser.set_defaults(func=functools.partial(_run_train, method))
 

@@ -11,7 +11,9 @@ own) however large the vocabulary, and no unit-normalised copy of the matrix is 
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,13 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from nlp182.bounded import MAX_LINE_BYTES, BoundedLines, mib
 from nlp182.embeddings import query
 from nlp182.embeddings.vectors import Vectors
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.io import check_input_file
+
+log = logging.getLogger(__name__)
 
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
 
@@ -71,11 +77,22 @@ def _lookup_vocab(vectors: Vectors, restrict_vocab: int, case_insensitive: bool)
     }
 
 
-def _require(path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"evaluation file {path} does not exist; run `nlp182 corpus prepare`")
-    return path
+def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of an evaluation file, lines of at most ``MAX_LINE_BYTES`` (longer
+    ones are skipped, with one warning: no pair or question is that long), ``\r`` ends removed."""
+    target = check_input_file(path, "evaluation file", missing_hint="; run `nlp182 corpus prepare`")
+    with target.open("rb") as handle:
+        lines = BoundedLines(handle, MAX_LINE_BYTES, str(path))
+        for number, line in lines:
+            try:
+                yield number, line.decode("utf-8").rstrip("\r")
+            except UnicodeDecodeError as exc:
+                raise FileFormatError(f"{path}: line {number} is not UTF-8 text ({exc.reason})") from None
+        if lines.skipped:
+            count = len(lines.skipped)
+            log.warning("%s: skipped %d line%s longer than %s (first: line %d); no word pair or analogy "
+                        "question is that long", path, count, "" if count == 1 else "s", mib(MAX_LINE_BYTES),
+                        lines.skipped[0])
 
 
 def evaluate_word_pairs(
@@ -93,7 +110,7 @@ def evaluate_word_pairs(
     """
     vocab = _lookup_vocab(vectors, restrict_vocab, case_insensitive)
     gold, rows, oov = [], [], 0
-    for line in _require(path).read_text(encoding="utf-8").splitlines():
+    for _, line in _lines(path):
         if not line or line.startswith("#"):
             continue
         parts = _fold(line, case_insensitive).split(delimiter)
@@ -131,7 +148,7 @@ def read_analogies(
 ) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
     """Sections of ``a b c d`` questions (upper-cased if ``case_insensitive``) from a ``: section`` file."""
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
-    for number, line in enumerate(_require(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in _lines(path):
         if line.startswith(": "):
             sections.append((line[2:].strip(), []))
             continue

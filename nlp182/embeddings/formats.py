@@ -152,6 +152,20 @@ def nonfinite_problem(path: object, where: str, dtype: np.dtype) -> FileFormatEr
     )
 
 
+#: Rows checked at a time by ``first_nonfinite_row`` (a few MB of a memory map and its mask).
+FINITE_BLOCK_ROWS = 8192
+
+
+def first_nonfinite_row(matrix: np.ndarray, block_rows: int = FINITE_BLOCK_ROWS) -> int | None:
+    """The first row of ``matrix`` ``(V, D)`` holding nan or inf, or None: one vectorised check per
+    block of ``block_rows`` rows, so a memory-mapped 1M x 300 matrix is read once, a block at a time."""
+    for start in range(0, matrix.shape[0], block_rows):
+        block = np.asarray(matrix[start : start + block_rows])
+        if not np.isfinite(block).all():
+            return start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+    return None
+
+
 class _Collector:
     """Fills rows of the output array, keeping the first vector of a repeated word (as gensim) and
     refusing (or dropping, with ``nonfinite="drop"``) vectors that are not finite in its dtype."""

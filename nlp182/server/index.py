@@ -19,6 +19,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from nlp182.embeddings.formats import first_nonfinite_row
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, ShapeError
 from nlp182.io import atomic_open, atomic_write_json, check_input_file, read_json
@@ -35,7 +36,8 @@ def load_vectors(run_dir: str | os.PathLike[str]) -> Vectors:
     """The run's vectors, memory-mapped; a file the store cannot read is a one-line ``FileFormatError``.
 
     Covers what ``Vectors.load`` lets through as a bare exception: an empty (0-byte) or truncated
-    ``vectors.npy``, a ``vocab.txt`` that is not UTF-8, and a run with fewer than 2 words.
+    ``vectors.npy``, a ``vocab.txt`` that is not UTF-8, and a run with fewer than 2 words; and
+    refuses a matrix with a nan or inf value (a ``vectors.npy`` written by hand), naming its first row.
     """
     run_dir = Path(run_dir)
     try:
@@ -50,6 +52,13 @@ def load_vectors(run_dir: str | os.PathLike[str]) -> Vectors:
         ) from None
     if len(vectors) < 2:
         raise FileFormatError(f"{run_dir} holds {len(vectors)} words; an index needs at least 2")
+    bad = first_nonfinite_row(vectors.vectors)
+    if bad is not None:
+        raise FileFormatError(
+            f"{run_dir / 'vectors.npy'}: row {bad} (0-based; word {vectors.words[bad]!r}) has a value "
+            "that is nan or inf, which no similarity can be computed from; retrain the run, or re-import "
+            "its vectors with --nonfinite drop"
+        )
     return vectors
 
 

@@ -1,9 +1,10 @@
 """Corpus sources: where the text comes from, streamed so the corpus never has to fit in memory.
 
-A source is any local plain-text file (one sentence or document per line) or local files read
-through `datasets` (``text``, ``json``, ``parquet``). ``lines`` streams it a line at a time (the
-gensim reference reads it so), ``blocks`` a few megabytes of whole lines at a time (what the
-one-pass encoder in ``nlp182.text.encoded`` reads).
+A source is any local plain-text file (one sentence or document per line; ``.gz``/``.bz2`` read
+decompressed under ``nlp182.bounded``'s caps, lines longer than ``limits.max_line`` skipped and
+counted) or local files read through `datasets` (``text``, ``json``, ``parquet``). ``lines``
+streams it a line at a time (the gensim reference reads it so), ``blocks`` a few megabytes of
+whole lines at a time (what the one-pass encoder in ``nlp182.text.encoded`` reads).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from nlp182.bounded import BZIP2_SUFFIXES, GZIP_SUFFIXES, ReadLimits
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, Nlp182Error
 from nlp182.io import check_input_file
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
@@ -34,11 +36,14 @@ class CorpusSource:
         fmt: ``plain`` reads lines directly; ``text``/``json``/``parquet`` go through `datasets`;
             ``auto`` chooses by extension (plain for anything that is not json/parquet).
         column: the text column for json/parquet records.
+        limits: the longest line a plain file may have (longer ones are skipped and counted) and
+            the caps on decompressing a ``.gz``/``.bz2`` plain file.
     """
 
     path: str
     fmt: str = "auto"
     column: str = "text"
+    limits: ReadLimits = field(default_factory=ReadLimits)
 
     def resolved_format(self) -> str:
         if self.fmt not in SOURCE_FORMATS:
@@ -69,32 +74,43 @@ class CorpusSource:
         """Total bytes of the corpus files (the progress total while reading them)."""
         return sum(path.stat().st_size for path in self.files())
 
+    def compressed(self) -> bool:
+        """Whether the corpus is a ``.gz``/``.bz2`` plain file (read decompressed, in one stream)."""
+        return self.resolved_format() == "plain" and Path(self.path).suffix in GZIP_SUFFIXES + BZIP2_SUFFIXES
+
     def lines(self) -> Iterator[str]:
-        """Stream the text of the corpus, one line (sentence or document) at a time."""
+        """Stream the text of the corpus, one line (sentence or document) at a time; a plain file's
+        lines end at ``\n`` and longer ones than ``limits.max_line`` are skipped (one warning)."""
         fmt = self.resolved_format()
         if fmt == "plain":
-            with self.files()[0].open(encoding="utf-8", errors="replace") as handle:
-                yield from handle
+            path = self.files()[0]
+            with self.limits.open(path) as handle:
+                lines = self.limits.lines(handle, path)
+                for _, line in lines:
+                    yield line.decode("utf-8", errors="replace")
+                lines.warn_skipped()
             return
         yield from _dataset_lines(self, fmt)
+
+    def byte_blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, int, bytes]]:
+        """A plain file's whole lines about ``block_bytes`` at a time, as ``LineBlocks`` yields them
+        (``(start, end, data)``, overlong lines skipped), then one warning if any was skipped."""
+        path = self.files()[0]
+        with self.limits.open(path) as handle:
+            blocks = self.limits.blocks(handle, path, block_bytes)
+            yield from blocks
+            blocks.warn_skipped(lambda: self.limits.open(path))
 
     def blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[str, int]]:
         """Whole lines, about ``block_bytes`` at a time, each block ending with a line break;
         yields ``(text, bytes of the files this block stands for)``. Plain files are read in
-        binary and cut at the last line break of each read (lines end at ``\n`` only); other
+        binary and cut at the last line break of each read (lines end at ``\n`` only; overlong lines
+        are skipped: ``byte_blocks``); other
         formats join their records' text with line breaks (their byte counts are spread evenly
         over the blocks read from each file, so the progress total is the files' size)."""
         if self.resolved_format() == "plain":
-            with self.files()[0].open("rb") as handle:
-                rest = b""
-                while data := handle.read(block_bytes):
-                    data = rest + data
-                    cut = data.rfind(b"\n") + 1
-                    rest = data[cut:]
-                    if cut:
-                        yield data[:cut].decode("utf-8", errors="replace"), cut
-                if rest:
-                    yield rest.decode("utf-8", errors="replace") + "\n", len(rest)
+            for start, end, data in self.byte_blocks(block_bytes):
+                yield data.decode("utf-8", errors="replace"), end - start
             return
         lines: list[str] = []
         held = 0

@@ -5,7 +5,10 @@ of first appearance (the C word scanner, ``wordscan``, with ``WordTokenizer``'s 
 tokenizer where it does not build, and for non-ASCII lines, a large plain file's in several
 processes at once), counts the words, and appends the ids to a ``uint32`` token file; line ends
 become sentence boundaries (offsets, one ``int64`` per sentence, lines longer than
-``MAX_SENTENCE_TOKENS`` cut into pieces). The folder is keyed by the SHA-256 of the corpus files,
+``MAX_SENTENCE_TOKENS`` cut into pieces). A plain file is read in blocks of whole lines by
+``nlp182.bounded.LineBlocks``: a line longer than the source's ``max_line`` (1 MiB by default) is
+skipped and counted, so what is held is one block and one bound, never one line of the file.
+The folder is keyed by the SHA-256 of the corpus files,
 the tokenizer's rules and this format's version, under ``$NLP182_CACHE/corpora`` (default
 ``~/.cache/nlp182``): later ``train w2v`` / ``train lsa`` runs on the same text skip reading it.
 Any vocabulary cut (``min_count``, ``max_vocab``) is a remapping of the ids, so one encoding
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from nlp182 import io
+from nlp182.bounded import MAX_LINE_BYTES, ReadLimits, mib
 from nlp182.errors import EmptyCorpusError, FileFormatError
 from nlp182.io import atomic_save_npy, atomic_write_json, staged_directory
 from nlp182.progress import progress
@@ -65,6 +69,10 @@ def content_key(source: CorpusSource, tokenizer: WordTokenizer) -> str:
     fmt = source.resolved_format()
     if fmt != "plain":
         digest.update(f"{fmt}|{source.column}|".encode())
+    if source.compressed():
+        digest.update(b"decompressed|")
+    if source.limits.max_line != MAX_LINE_BYTES:  # lines kept differ; the default keeps older keys
+        digest.update(f"max_line={source.limits.max_line}|".encode())
     for path in source.files():
         with path.open("rb") as handle:
             while block := handle.read(_HASH_BLOCK):
@@ -194,18 +202,15 @@ def _non_ascii_of_range(job: tuple[str, int, int, WordTokenizer]) -> wordscan.No
     return wordscan.non_ascii_lines(_read_range(path, start, end), tokenizer)
 
 
-def _line_ranges(path: Path, piece_bytes: int) -> list[tuple[int, int]]:
-    """Byte ranges ``[start, end)`` of about ``piece_bytes`` covering a file, each starting at the
-    beginning of a line (so no line, and no UTF-8 character, is cut)."""
-    size, cuts = path.stat().st_size, [0]
+def _line_ranges(path: Path, piece_bytes: int, limits: ReadLimits | None = None) -> list[tuple[int, int]]:
+    """Byte ranges ``[start, end)`` of about ``piece_bytes`` of whole lines of a plain file (so no
+    line, and no UTF-8 character, is cut), leaving out lines longer than ``limits.max_line`` (one
+    bounded pass over the file: ``LineBlocks``; default limits: ``ReadLimits()``)."""
     with path.open("rb") as handle:
-        while cuts[-1] + piece_bytes < size:
-            handle.seek(cuts[-1] + piece_bytes)
-            handle.readline()
-            if handle.tell() >= size:
-                break
-            cuts.append(handle.tell())
-    return list(itertools.pairwise([*cuts, size]))
+        blocks = (limits or ReadLimits()).blocks(handle, path, piece_bytes)
+        ranges = [(start, end) for start, end, _ in blocks]
+    blocks.warn_skipped(lambda: path.open("rb"))
+    return ranges
 
 
 class _Numbering:
@@ -242,18 +247,21 @@ def _pieces(
     merging per-piece numbers), and forked workers only tokenize the lines with non-ASCII bytes.
     Else the workers tokenize whole pieces and this process merges their numbers. Workers (as
     PyTorch's DataLoader forks them: they run only the tokenizer and NumPy) serve a plain file of
-    at least ``PARALLEL_MIN_BYTES``, cut at line starts, where the platform can fork; anything else
-    is read block by block in this process."""
+    at least ``PARALLEL_MIN_BYTES`` (not compressed), cut at line starts, where the platform can
+    fork; anything else is read block by block in this process. Either way lines longer than
+    ``source.limits.max_line`` are left out (``LineBlocks``), with one warning."""
     plain = source.resolved_format() == "plain"
     parallel = (
         processes > 1
         and plain
+        and not source.compressed()
         and "fork" in multiprocessing.get_all_start_methods()
         and source.size_bytes() >= PARALLEL_MIN_BYTES
     )
     path = source.files()[0]
-    ranges = _line_ranges(path, BLOCK_BYTES) if plain else []
+    ranges = _line_ranges(path, BLOCK_BYTES, source.limits) if parallel else []
     jobs = [(str(path), start, end, tokenizer) for start, end in ranges]
+    blocks = ((data, end - start) for start, end, data in source.byte_blocks(BLOCK_BYTES)) if plain else None
     with contextlib.ExitStack() as stack:
         if parallel:
             context = multiprocessing.get_context("fork")
@@ -267,19 +275,15 @@ def _pieces(
                     for (start, end), found in zip(ranges, lines, strict=True)
                 )
             else:
-                blocks = (
-                    ((_read_range(path, start, end), end - start) for start, end in ranges)
-                    if plain
-                    else _utf8_blocks(source)
-                )
-                yield ((*scanner.number(data), size) for data, size in blocks)
+                yield ((*scanner.number(data), size) for data, size in blocks or _utf8_blocks(source))
             return
         numbering = _Numbering()
         if parallel:
             pieces = _in_order(pool, _tokenize_range, jobs, ahead=2 * processes)
             yield ((*numbering(words, ids), size) for words, ids, size in pieces)
         else:
-            yield ((*numbering(*_tokenize(text, tokenizer)), size) for text, size in source.blocks())
+            texts = blocks or source.blocks()
+            yield ((*numbering(*_tokenize(text, tokenizer)), size) for text, size in texts)
 
 
 def _in_order(pool: ProcessPoolExecutor, function: Callable, jobs: list, ahead: int) -> Iterator:
@@ -323,6 +327,11 @@ def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, p
             counts += block_counts
             bar.update(size)
             bar.set_postfix(tokens=f"{position:,}", words=f"{distinct:,}", refresh=False)
+    if position == 0:
+        raise EmptyCorpusError(
+            f"corpus {source.path} has no words to train on: it is empty, not text, or all its lines are "
+            f"longer than {mib(source.limits.max_line)} and were skipped (pass --max-line-bytes to keep them)"
+        )
     atomic_save_npy(folder / COUNTS_FILE, counts)
     starts = _sentence_starts(line_ends, position)
     atomic_save_npy(folder / STARTS_FILE, starts)

@@ -107,3 +107,22 @@ def test_evaluate_all_and_bad_inputs(trained, prepared, tmp_path) -> None:
     (tmp_path / "headless.txt").write_text("a b c d\n")
     with pytest.raises(FileFormatError, match="section"):
         read_analogies(tmp_path / "headless.txt")
+
+
+def test_evaluation_lines_are_bounded_crlf_read_and_bad_bytes_named(tmp_path, caplog) -> None:
+    """A line past the bound is skipped with one warning and the rest scored as the same file
+    without it; CRLF files read as LF ones; a line that is not UTF-8 is one error naming it."""
+    vectors = Vectors(["a", "b", "c", "d"], np.random.default_rng(0).standard_normal((4, 5)))
+    pairs = "a\tb\t9\na\tc\t4\nb\td\t2\nc\td\t7\n"
+    (tmp_path / "clean.tsv").write_text(pairs)
+    crlf = pairs.replace("\n", "\r\n").encode()
+    (tmp_path / "long.tsv").write_bytes(b"a\tb\t" + b"9" * (2 << 20) + b"\r\n" + crlf)
+    expected = evaluate_word_pairs(vectors, tmp_path / "clean.tsv")
+    assert evaluate_word_pairs(vectors, tmp_path / "long.tsv") == expected and expected.pairs == 4
+    assert [m for m in caplog.messages if "skipped" in m] == [
+        f"{tmp_path / 'long.tsv'}: skipped 1 line longer than 1 MiB (first: line 1); "
+        "no word pair or analogy question is that long"
+    ]
+    (tmp_path / "q.txt").write_bytes(b": s\r\na b c d\r\na b \xff d\n")
+    with pytest.raises(FileFormatError, match=r"q\.txt: line 3 is not UTF-8 text"):
+        read_analogies(tmp_path / "q.txt")

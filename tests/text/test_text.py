@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
 
 import numpy as np
 import pytest
 from gensim.models import Word2Vec
 
+from nlp182.bounded import ReadLimits
 from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, MissingFileError
 from nlp182.text import encoded, wordscan
 from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource, iter_token_lines
@@ -249,3 +252,64 @@ def test_the_vocabulary_reads_only_its_words_and_a_damaged_cache_says_so(tmp_pat
     (text.folder / "words.txt").unlink()
     with pytest.raises(FileFormatError, match="delete it to re-encode"):
         encoded.EncodedText.load(text.folder)
+
+
+_ENCODED_FILES = ("tokens.u32", "words.txt", "counts.npy", "starts.npy")
+
+
+def _same_encoding(first: encoded.EncodedText, second: encoded.EncodedText) -> bool:
+    """The two encodings' files are byte for byte the same (meta.json names the source file)."""
+    def meta(text: encoded.EncodedText) -> dict:
+        return {k: v for k, v in json.loads((text.folder / "meta.json").read_text()).items() if k != "source"}
+
+    same = all((first.folder / n).read_bytes() == (second.folder / n).read_bytes() for n in _ENCODED_FILES)
+    return same and meta(first) == meta(second)
+
+
+@pytest.mark.parametrize("path", ["c", "p1", "p2", "c2"])
+def test_lines_over_the_bound_are_left_out_of_the_encoding_on_every_path(
+    prepared, tmp_path, monkeypatch, caplog, path
+) -> None:
+    """A corpus with overlong lines (one mid-file, one where a piece is cut, one last without a
+    line break) encodes as the same corpus without them, on the C and Python paths, in one process
+    or in workers, with one warning naming the first."""
+    lines = prepared.corpus.read_bytes().splitlines(keepends=True)  # documents of up to 100 KB
+    head, tail = b"".join(lines[:3]), b"".join(lines[3:6])
+    clean, dirty = tmp_path / "clean.txt", tmp_path / "dirty.txt"
+    clean.write_bytes(head + tail)
+    dirty.write_bytes(head + b"zzqx " * 70_000 + b"\n" + tail + b"zzqy " * 70_000)
+    monkeypatch.setattr(encoded, "BLOCK_BYTES", 8192)
+    monkeypatch.setattr(encoded, "PARALLEL_MIN_BYTES", 0)
+    if path.startswith("p"):
+        monkeypatch.setattr(wordscan, "available", lambda: False)
+    elif not wordscan.available():
+        pytest.skip("no C compiler: only the Python paths exist here")
+    processes = int(path[-1]) if path[-1].isdigit() else 1
+    limits = ReadLimits(max_line=256 << 10)
+    expected = encode(CorpusSource(str(clean)), cache=tmp_path / "clean", processes=processes)
+    found = encode(CorpusSource(str(dirty), limits=limits), cache=tmp_path / "dirty", processes=processes)
+    assert _same_encoding(expected, found) and not {"zzqx", "zzqy"} & set(found.words)
+    skipped = [m for m in caplog.messages if "skipped" in m]
+    line = head.count(b"\n") + 1
+    assert skipped == [f"{dirty}: skipped 2 lines longer than 256 KiB (first: line {line}); "
+                       "pass --max-line-bytes to keep them"]
+    kept = encode(CorpusSource(str(dirty)), cache=tmp_path / "kept", processes=processes)
+    assert {"zzqx", "zzqy"} <= set(kept.words) and kept.folder.name != found.folder.name
+
+
+@pytest.mark.parametrize(("compress", "suffix"), [(gzip.compress, ".gz"), (bz2.compress, ".bz2")])
+def test_a_compressed_corpus_encodes_as_its_text(prepared, tmp_path, compress, suffix) -> None:
+    text = prepared.corpus.read_bytes()[:100_000]
+    (tmp_path / "c.txt").write_bytes(text)
+    (tmp_path / f"c.txt{suffix}").write_bytes(compress(text))
+    plain = encode(CorpusSource(str(tmp_path / "c.txt")), cache=tmp_path / "a")
+    packed = encode(CorpusSource(str(tmp_path / f"c.txt{suffix}")), cache=tmp_path / "b")
+    assert _same_encoding(plain, packed) and plain.total_tokens > 10_000
+
+
+def test_a_corpus_without_words_is_one_error_naming_it(tmp_path) -> None:
+    corpus = tmp_path / "nul.txt"
+    corpus.write_bytes(b"\0" * 5000 + b"\n" + b"x" * 3000)
+    with pytest.raises(EmptyCorpusError, match=r"nul\.txt has no words to train on"):
+        encode(CorpusSource(str(corpus), limits=ReadLimits(max_line=2000)), cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("*.*"))  # nothing cached

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nlp182.embeddings.vectors import Vectors
@@ -32,10 +32,13 @@ Summary = Callable[[Vectors, Any, Any], str]
 
 
 def _discover() -> None:
-    """Import every module of ``nlp182.embeddings`` so that their decorators have run."""
+    """Import every module of ``nlp182.embeddings`` that registers a method, so that its decorator
+    has run; the others (the GPU kernels, which would import Triton, the file formats) stay unloaded."""
     package = importlib.import_module("nlp182.embeddings")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"nlp182.embeddings.{info.name}")
+    for folder in package.__path__:
+        for path in sorted(Path(folder).glob("*.py")):
+            if "@register_embedding(" in path.read_text(encoding="utf-8"):
+                importlib.import_module(f"nlp182.embeddings.{path.stem}")
 
 
 METHODS = Registry("embedding method", _discover)

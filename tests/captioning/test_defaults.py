@@ -35,6 +35,12 @@ TINY_MODEL = ["--image-size", "16", "--grid", "2", "--feature-dim", "8", "--embe
               "--hidden-size", "8"]
 
 
+def _train_argv(karpathy: Path, run: Path, epochs: int) -> list[str]:
+    """``nlp182 train caption`` on the Karpathy fixture with the tiny captioner, for ``epochs``."""
+    return ["train", "caption", "--data", str(karpathy), "--images", str(karpathy.parent / "images"),
+            "--out", str(run), "--epochs", str(epochs), *TINY_MODEL, *RUN]
+
+
 def _items(*captions: str) -> list[CaptionedImage]:
     return [CaptionedImage(BLANK, [caption]) for caption in captions]
 
@@ -115,20 +121,7 @@ def test_cli_logs_one_line_of_choices_and_saves_the_chosen_config(
     karpathy: Path, tmp_path: Path, caplog
 ) -> None:
     run = tmp_path / "run"
-    argv = [
-        "train",
-        "caption",
-        "--data",
-        str(karpathy),
-        "--images",
-        str(karpathy.parent / "images"),
-        "--out",
-        str(run),
-        "--epochs",
-        "2",
-        *TINY_MODEL,
-        *RUN,
-    ]
+    argv = _train_argv(karpathy, run, epochs=2)
     with caplog.at_level(logging.INFO, logger="nlp182.captioning.train"):
         assert cli.main(argv) == 0
     lines = [r.getMessage() for r in caplog.records if "chosen from the data" in r.getMessage()]
@@ -241,25 +234,7 @@ def test_a_model_that_says_nothing_gets_the_empty_caption_warning(
 
     monkeypatch.setattr(train_module, "caption_items", silent)
     run = tmp_path / "run"
-    assert (
-        cli.main(
-            [
-                "train",
-                "caption",
-                "--data",
-                str(karpathy),
-                "--images",
-                str(karpathy.parent / "images"),
-                "--out",
-                str(run),
-                "--epochs",
-                "1",
-                *TINY_MODEL,
-                *RUN,
-            ]
-        )
-        == 0
-    )
+    assert cli.main(_train_argv(karpathy, run, epochs=1)) == 0
     warnings = json.loads((run / "metrics.json").read_text())["warnings"]
     assert (
         "the kept model outputs an empty caption for 1 of 1 validation inputs (all of them: it says nothing)"

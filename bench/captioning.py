@@ -62,7 +62,7 @@ def run_configs(
     ``seed`` seeds each run's data (the generated images) and training alike; ``budget_s`` is the
     digits runs' training budget (the goals are for 600 s on a CPU; ``bench/gpu.sh`` gives a GPU less).
     """
-    common = {"device": device, "progress": False, "num_threads": None, "seed": seed}
+    common = {"device": device, "progress": False, "threads": None, "seed": seed}
     if quick:
         tiny = CaptionModelConfig(
             encoder="small_cnn", encoder_width=0.5, grid=4, feature_dim=16, embed_dim=8, hidden_size=16

@@ -8,7 +8,7 @@ the run folder in ``--runs``), then reads each run's ``metrics.json`` and writes
 - ``digits-seed0`` .. ``digits-seed4``: ``--data digits --time-budget-s 600`` on 2 threads: test exact
   >= 0.95 and attention correctness >= 0.6 on every seed;
 - ``shapes``: ``--data shapes --time-budget-s 600``: exact >= 0.5, attention correctness >= 2 x uniform;
-- ``cmudict``: ``--data cmudict --time-budget 2700 --threads 2``: test WER <= 28%, PER <= 7% (beam 5);
+- ``cmudict``: ``--data cmudict --time-budget-s 2700 --threads 2``: test WER <= 28%, PER <= 7% (beam 5);
 - ``user300-seed0`` .. ``seed2``: a generated Karpathy JSON of 300 training images of squares
   captioned by size and colour (:func:`nlp182.captioning.synthetic.write_user_set`), ``--epochs 40``:
   test exact >= 0.9;
@@ -57,15 +57,15 @@ def commands(runs: Path, data: Path) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for seed in DIGITS_SEEDS:
         found[f"digits-seed{seed}"] = ["train", "caption", "--data", "digits", "--time-budget-s", "600",
-                                       "--seed", str(seed), "--num-threads", "2"]  # fmt: skip
-    found["shapes"] = ["train", "caption", "--data", "shapes", "--time-budget-s", "600", "--num-threads", "2"]
-    found["cmudict"] = ["train", "seq2seq", "--data", "cmudict", "--time-budget", "2700", "--threads", "2"]
+                                       "--seed", str(seed), "--threads", "2"]  # fmt: skip
+    found["shapes"] = ["train", "caption", "--data", "shapes", "--time-budget-s", "600", "--threads", "2"]
+    found["cmudict"] = ["train", "seq2seq", "--data", "cmudict", "--time-budget-s", "2700", "--threads", "2"]
     for seed in USER_SEEDS:
         dataset = data / f"user300-seed{seed}" / "dataset.json"
         found[f"user300-seed{seed}"] = ["train", "caption", "--data", str(dataset), "--epochs", "40",
-                                        "--num-threads", "2"]  # fmt: skip
+                                        "--threads", "2"]  # fmt: skip
     found["user60"] = ["train", "caption", "--data", str(data / "user60" / "dataset.json"), "--epochs", "150",
-                       "--num-threads", "2"]  # fmt: skip
+                       "--threads", "2"]  # fmt: skip
     return {name: [*argv, "--out", str(runs / name), "--overwrite"] for name, argv in found.items()}
 
 
@@ -157,8 +157,16 @@ def main() -> None:
     device = rows[0]["device"].split(":")[0] if rows and rows[0].get("device") else "cpu"
     atomic_write_json(args.out / f"defaults-{device}.json", {
         "note": "each run through the CLI with its defaults, no tuning flag; logs: logs/defaults-<name>.log",
-        "goals": GOALS, "cpus": os.cpu_count(), "runs": rows,
+        "goals": GOALS, "cpus": os.cpu_count(), "commit": _commit(), "runs": rows,
     })  # fmt: skip
+
+
+def _commit() -> str | None:
+    """The checked-out commit the runs trained with (None outside a git checkout)."""
+    here = Path(__file__).resolve().parent
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                           check=False, cwd=here)  # fmt: skip
+    return found.stdout.strip() or None
 
 
 if __name__ == "__main__":

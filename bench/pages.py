@@ -634,7 +634,7 @@ def seq2seq_page(img: Path) -> Page:
             f"Grapheme-to-phoneme on CMUdict, test set, beam 5 (greedy in brackets); goal WER <= "
             f"{pct(cpu['goal']['wer'], 0)}, PER <= {pct(cpu['goal']['per'], 0)}",
             names,
-            "python -m bench.seq2seq_cmudict (--device, --time-budget); "
+            "python -m bench.seq2seq_cmudict (--device, --time-budget-s); "
             "the CPU row: the CLI command of the G2P guide",
             table(
                 ["WER / goal", "model, where", "training", "WER", "PER", "target tokens/s", "results file"],

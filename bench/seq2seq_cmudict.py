@@ -2,7 +2,7 @@
 
 ``python -m bench.seq2seq_cmudict`` trains each preset (``--configs rnn,transformer``) with
 ``train_seq2seq`` (the code behind ``nlp182 train seq2seq --data cmudict``) for at most
-``--time-budget`` seconds of training steps, scores the held-out test words with beam search
+``--time-budget-s`` seconds of training steps, scores the held-out test words with beam search
 (width 5) and greedy search, prints a table (ratio to the goal first, then the goal, then
 nlp182) with the published systems beside, and writes
 ``bench/results/seq2seq-cmudict-<device>[-<tag>].json``. ``--runs RUN ...`` adds run folders
@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             architecture="transformer", hidden_size=256, num_layers=3, num_heads=4, ffn_size=1024, dropout=0.1
         ),
         "batch_size": 128, "lr": 1e-3, "lr_schedule": "warmup-invsqrt", "warmup_steps": 1000,
-        "label_smoothing": 0.1, "max_output_len": 40,
+        "label_smoothing": 0.1, "max_len": 40,
     },
 }  # fmt: skip
 
@@ -108,7 +108,7 @@ def train_preset(name: str, args: argparse.Namespace, device: torch.device, tmp:
         settings["model"] = ModelConfig(**{**model.__dict__, **small})
         settings["warmup_steps"] = min(settings.get("warmup_steps", 0), 5)
     config = Seq2SeqConfig(
-        **settings, **extra, epochs=1 if args.dry else args.epochs, time_budget=args.time_budget,
+        **settings, **extra, epochs=1 if args.dry else args.epochs, time_budget_s=args.time_budget_s,
         threads=args.threads or None, device=str(device), progress=False, num_heatmaps=0,
     )  # fmt: skip
     metrics = train_seq2seq(config, tmp / name)
@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--configs", default="rnn,transformer", help=f"presets among {', '.join(PRESETS)}")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (0: PyTorch's default)")
-    parser.add_argument("--time-budget", type=float, default=2700.0, help="seconds of training per preset")
+    parser.add_argument("--time-budget-s", type=float, default=2700.0, help="seconds of training per preset")
     parser.add_argument("--epochs", type=int, default=40, help="most epochs per preset")
     parser.add_argument("--runs", nargs="*", default=[], help="summarise these CLI run folders instead")
     parser.add_argument("--tag", default="", help="suffix of the result file name")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,14 +49,20 @@ def setting(
     positive: bool = False,
     below: float | None = None,
     even: bool = False,
+    formerly: Sequence[str] = (),
 ) -> Any:
     """A dataclass field with its help, choices and range in its metadata.
 
     ``help`` says what the setting does (and, for a default of None, what None means); a number
     outside ``minimum``..``maximum`` (inclusive), not ``positive``, not ``below`` or not ``even`` is
     refused, as is a value outside ``choices``. None always passes: it means "chosen for you".
+    ``formerly`` lists names the setting had before it took the project's one name for its concept:
+    the command line still accepts them as flags, and :func:`from_saved` reads a ``config.json``
+    written under them.
     """
     metadata: dict[str, Any] = {"help": help}
+    if formerly:
+        metadata["formerly"] = tuple(formerly)
     if choices is not None:
         metadata["choices"] = tuple(choices)
     for key, value in (("minimum", minimum), ("maximum", maximum), ("below", below)):
@@ -93,6 +100,24 @@ def range_problem(value: float, limits: Limits) -> str | None:
 def limits_of(field: dataclasses.Field) -> dict[str, Any]:
     """The range a :func:`setting` field declares (empty when it has none)."""
     return {key: value for key, value in field.metadata.items() if key in RANGE_KEYS}
+
+
+def from_saved(config_class: type, values: Mapping[str, Any]) -> Any:
+    """``config_class`` built from saved ``values`` (a run's ``config.json``), a key written under a
+    field's former name (``setting(formerly=...)``) read as the field, nested configs included.
+
+    A key that is neither a field nor a former name is refused as the constructor refuses it.
+    """
+    hints = typing.get_type_hints(config_class)
+    renamed = dict(values)
+    for field in dataclasses.fields(config_class):
+        for old in field.metadata.get("formerly", ()):
+            if old in renamed:  # the field's own name wins where both were saved
+                renamed.setdefault(field.name, renamed.pop(old))
+        nested = hints[field.name]
+        if dataclasses.is_dataclass(nested) and isinstance(renamed.get(field.name), Mapping):
+            renamed[field.name] = from_saved(nested, renamed[field.name])
+    return config_class(**renamed)
 
 
 def check_settings(config: Any) -> None:

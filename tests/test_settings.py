@@ -121,3 +121,57 @@ def test_every_flag_of_a_config_is_described_by_its_field_alone(command: str, co
         assert text, f"{config_class.__name__}.{field.name} has no setting(help=...)"
         assert actions[field.name].help.replace("%%", "%").startswith(text), field.name
         assert actions[field.name].choices == field.metadata.get("choices"), field.name
+
+
+#: Names a concept had in some configs before the project chose one (the field's ``formerly``).
+SYNONYMS = {"num_threads": "threads", "time_budget": "time_budget_s", "max_output_len": "max_len",
+            "min_frequency": "min_count"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "config_class"), _config_parsers(), ids=str)
+def test_one_name_per_concept_in_every_config(command: str, config_class: type) -> None:
+    names = {field.name for field in _leaf_fields(config_class)}
+    assert not names & set(SYNONYMS), f"{command} still names a concept by another config's word"
+    for field in _leaf_fields(config_class):
+        for old in field.metadata.get("formerly", ()):
+            assert SYNONYMS.get(old) == field.name, (field.name, old)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    return cli.build_parser().parse_args(argv)
+
+
+def test_a_former_name_is_still_a_flag_for_the_same_setting() -> None:
+    seq2seq = ["train", "seq2seq", "--out", "unused"]
+    old = _parse([*seq2seq, "--time-budget", "2700", "--max-output-len", "9", "--threads", "2"])
+    new = _parse([*seq2seq, "--time-budget-s", "2700", "--max-len", "9", "--threads", "2"])
+    assert (old.time_budget_s, old.max_len) == (new.time_budget_s, new.max_len) == (2700.0, 9)
+    assert "time_budget" not in vars(old) and "max_output_len" not in vars(old)
+    caption = _parse(["train", "caption", "--data", "digits", "--out", "unused", "--num-threads", "1"])
+    assert caption.threads == 1
+
+
+def test_a_refused_former_flag_is_named_by_its_own_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parse(["train", "seq2seq", "--out", "unused", "--time-budget", "-1"])
+    assert "error: --time-budget-s must be greater than 0, got -1" in capsys.readouterr().err
+
+
+def test_a_config_saved_under_former_names_loads() -> None:
+    from nlp182.captioning.config import CaptionConfig
+    from nlp182.seq2seq.config import Seq2SeqConfig
+    from nlp182.settings import from_saved
+
+    saved = {**Seq2SeqConfig().to_dict(), "time_budget": 30.0, "max_output_len": 9, "min_frequency": 2}
+    for name in ("time_budget_s", "max_len", "min_count"):
+        del saved[name]
+    loaded = from_saved(Seq2SeqConfig, saved)
+    assert (loaded.time_budget_s, loaded.max_len, loaded.min_count) == (30.0, 9, 2)
+    assert loaded.model == Seq2SeqConfig().model  # the nested config is rebuilt too
+    both = {**Seq2SeqConfig().to_dict(), "max_len": 7, "max_output_len": 9}
+    assert from_saved(Seq2SeqConfig, both).max_len == 7  # the field's own name wins
+    caption = {**CaptionConfig(data="digits").to_dict(), "num_threads": 3}
+    del caption["threads"]
+    assert from_saved(CaptionConfig, caption).threads == 3
+    with pytest.raises(TypeError):
+        from_saved(Seq2SeqConfig, {"no_such_setting": 1})

@@ -23,6 +23,7 @@ from nlp182.decoding import decode, make_search
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import atomic_write_json, read_json
+from nlp182.settings import from_saved
 from nlp182.train.checkpoint import load_model_weights, save_model_weights
 
 MODEL_FILE = "model.safetensors"
@@ -76,7 +77,7 @@ class Captioner:
         if not run.is_dir():
             raise MissingFileError(f"{run} is not a folder; pass the --out folder of `nlp182 train caption`")
         try:
-            config = CaptionConfig(**read_json(run / "config.json"))
+            config = from_saved(CaptionConfig, read_json(run / "config.json"))
         except TypeError as exc:
             raise FileFormatError(f"{run / 'config.json'} is not a captioning config: {exc}") from exc
         vocab = CaptionVocab.load(run / "vocab.txt")

@@ -53,7 +53,7 @@ class CaptionConfig:
     (``TrainerConfig.ema_decay``): late in a run the weights swing from epoch to epoch, their
     average much less. Test scores use greedy and beam search
     (``beam_width``, ``length_penalty``, at most ``max_len`` words).
-    ``num_threads`` caps torch's CPU threads (1-2 on a shared machine); ``deterministic`` trains
+    ``threads`` caps torch's CPU threads (1-2 on a shared machine); ``deterministic`` trains
     under :func:`nlp182.device.deterministic_algorithms` (on a GPU, two runs of one seed then give
     the same metrics).
 
@@ -121,12 +121,14 @@ class CaptionConfig:
     curriculum_steps: int | None = setting(
         None, minimum=0,
         help="score only the first word for this many steps, then the first two, and so on (0: every word "
-             "from the start; unset: 0.8 of an epoch, at least 5, at most 3% of a run without a budget)",
+             "from the start; unset: 0.8 of a pass over the training images, all words within 4 passes, "
+             "at least 5, at most 3% of a run without a budget)",
     )
     pretrain_steps: int | None = setting(
         None, minimum=0,
         help="steps of encoder pre-training on each caption's bag of words before caption training (0: none;"
-             " unset: 3.2 epochs, at least 50, at most 15% of a run without a budget)",
+             " unset: 3.2 passes over the training images, at least 50, at most 15% of a run without a "
+             "budget)",
     )
     encoder_lr_scale: float = setting(
         1.0, minimum=0,
@@ -167,7 +169,8 @@ class CaptionConfig:
     ema_decay: float | None = setting(
         None, minimum=0, below=1,
         help="validate, keep and save an exponential moving average of the weights with this decay per step "
-             "(warmed up; 0: the weights themselves; unset: a horizon of 2.7 epochs of steps)",
+             "(warmed up; 0: the weights themselves; unset: a horizon of 2.7 passes over the training "
+             "images)",
     )
     time_budget_s: float | None = setting(
         None, positive=True,
@@ -191,8 +194,8 @@ class CaptionConfig:
         help="deterministic GPU kernels and cuBLAS workspace, so one seed repeats a run exactly on one GPU "
              "(somewhat slower)",
     )
-    num_threads: int | None = setting(
-        None,
+    threads: int | None = setting(
+        None, formerly=("num_threads",),
         positive=True, help="PyTorch CPU threads (unset: PyTorch's choice; 1-2 on a shared machine)",
     )
     seed: int = setting(0, minimum=0, help="random seed; the same seed repeats a run exactly")

@@ -13,16 +13,18 @@ digits and scale elsewhere:
   (``TrainerConfig.early_stopping_patience_s``) instead of a count of epochs; either counts only
   once the score has been above 0 (``TrainerConfig.patience_after_nonzero``: stopping a run that
   has not yet got one caption right keeps a model that learned nothing);
-- ``ema_decay``: a horizon of :data:`EMA_HORIZON_EPOCHS` epochs of steps (0.998 on digits), at least
-  :data:`MIN_EMA_HORIZON` steps;
-- ``pretrain_steps``: :data:`PRETRAIN_EPOCHS` epochs of steps (600 on digits), at least
-  :data:`MIN_PRETRAIN_STEPS`; ``curriculum_steps``: :data:`CURRICULUM_EPOCHS` of an epoch per word
+- ``ema_decay``: a horizon of :data:`EMA_HORIZON_EPOCHS` passes over the training images, in
+  steps (0.998 on digits), at least :data:`MIN_EMA_HORIZON` steps;
+- ``pretrain_steps``: :data:`PRETRAIN_EPOCHS` passes over the images (600 steps on digits), at least
+  :data:`MIN_PRETRAIN_STEPS`; ``curriculum_steps``: :data:`CURRICULUM_EPOCHS` of a pass per word
   (150 on digits), at least :data:`MIN_CURRICULUM_STEPS`, and at most
-  :data:`CURRICULUM_TOTAL_EPOCHS` epochs over the words of a long caption (the 90th percentile of
-  the lengths: 5 on digits), so that long captions are not held back for most of the run. Without
-  a budget the run's step count is known and each is capped at a share of it
-  (:data:`PRETRAIN_SHARE`, :data:`CURRICULUM_SHARE`), so a short run still spends most of its
-  steps on captions.
+  :data:`CURRICULUM_TOTAL_EPOCHS` passes over the words of a long caption (the 90th percentile of
+  the lengths: 5 on digits), so that long captions are not held back for most of the run. These
+  horizons count passes over the images, not over the (image, caption) pairs: on a set with
+  several references an image (shapes: 3.5) a pair count stretched them past the whole run, and a
+  600 s shapes run never scored a full caption. Without a budget the run's step count is known
+  and each is capped at a share of it (:data:`PRETRAIN_SHARE`, :data:`CURRICULUM_SHARE`), so a
+  short run still spends most of its steps on captions.
 
 :func:`choose_defaults` returns the settled config and one reason per choice, which
 ``train_captioner`` logs on one line and writes to ``metrics.json``.
@@ -81,10 +83,21 @@ def choose_monitor(items: Sequence[CaptionedImage]) -> tuple[str, str]:
 
 
 def choose_defaults(
-    config: CaptionConfig, items: Sequence[CaptionedImage], steps_per_epoch: int
+    config: CaptionConfig,
+    items: Sequence[CaptionedImage],
+    steps_per_epoch: int,
+    image_steps: int | None = None,
 ) -> tuple[CaptionConfig, dict[str, str]]:
-    """``config`` with every ``auto`` setting chosen for the training ``items`` (``steps_per_epoch``
-    optimizer steps an epoch), and ``{setting: "value, because ..."}`` for each one chosen."""
+    """``config`` with every ``auto`` setting chosen for the training ``items``, and
+    ``{setting: "value, because ..."}`` for each one chosen.
+
+    ``steps_per_epoch`` optimizer steps pass once over every (image, caption) pair; ``image_steps``
+    (default: the same, one caption an image) show every training image once. The horizons (EMA,
+    pre-training, curriculum) count passes over the images: an image with five references is not
+    five times as new, and counting its pairs made them five times longer than the run on sets
+    with several captions per image.
+    """
+    image_steps = steps_per_epoch if image_steps is None else image_steps
     chosen: dict[str, object] = {}
     why: dict[str, str] = {}
     budget = config.time_budget_s
@@ -106,12 +119,12 @@ def choose_defaults(
             chosen["early_stopping_patience"] = max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * epochs))
             why["early_stopping_patience"] = f"a third of {epochs} epochs, at least {MIN_PATIENCE}"
     if config.ema_decay is None:
-        horizon = max(MIN_EMA_HORIZON, EMA_HORIZON_EPOCHS * steps_per_epoch)
+        horizon = max(MIN_EMA_HORIZON, EMA_HORIZON_EPOCHS * image_steps)
         chosen["ema_decay"] = round(1.0 - 1.0 / horizon, 4)
-        why["ema_decay"] = f"horizon {horizon:.0f} steps, {EMA_HORIZON_EPOCHS} epochs of {steps_per_epoch}"
+        why["ema_decay"] = f"horizon {horizon:.0f} steps, {EMA_HORIZON_EPOCHS} image passes of {image_steps}"
     if config.pretrain_steps is None:
-        steps = max(MIN_PRETRAIN_STEPS, round(PRETRAIN_EPOCHS * steps_per_epoch))
-        reason = f"{PRETRAIN_EPOCHS} epochs of {steps_per_epoch} steps, at least {MIN_PRETRAIN_STEPS}"
+        steps = max(MIN_PRETRAIN_STEPS, round(PRETRAIN_EPOCHS * image_steps))
+        reason = f"{PRETRAIN_EPOCHS} image passes of {image_steps} steps, at least {MIN_PRETRAIN_STEPS}"
         if planned is not None and steps > PRETRAIN_SHARE * planned:
             steps = max(1, round(PRETRAIN_SHARE * planned))
             reason = f"{PRETRAIN_SHARE:.0%} of the run's {planned} steps"
@@ -119,10 +132,10 @@ def choose_defaults(
     if config.curriculum_steps is None:
         words = long_caption_words(items)
         share = min(CURRICULUM_EPOCHS, CURRICULUM_TOTAL_EPOCHS / words)
-        steps = max(MIN_CURRICULUM_STEPS, round(share * steps_per_epoch))
-        reason = f"{CURRICULUM_EPOCHS} of an epoch per word, at least {MIN_CURRICULUM_STEPS}"
+        steps = max(MIN_CURRICULUM_STEPS, round(share * image_steps))
+        reason = f"{CURRICULUM_EPOCHS} of an image pass per word, at least {MIN_CURRICULUM_STEPS}"
         if share < CURRICULUM_EPOCHS:
-            reason = f"{CURRICULUM_TOTAL_EPOCHS:g} epochs over the {words} words of a long caption"
+            reason = f"{CURRICULUM_TOTAL_EPOCHS:g} image passes over the {words} words of a long caption"
         if planned is not None and steps > CURRICULUM_SHARE * planned:
             steps = max(1, round(CURRICULUM_SHARE * planned))
             reason = f"{CURRICULUM_SHARE:.0%} of the run's {planned} steps per word"

@@ -10,6 +10,7 @@ folder with curves and attention overlays of a few test images.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -171,8 +172,8 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
 
 
 def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     splits = load_splits(config)
     train_items = trainable(splits["train"], config.max_caption_len)
@@ -183,7 +184,8 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, 
         train_items, vocab, config.image_size, config.batch_size, shuffle=True, seed=config.seed
     )
     given = config
-    config, chosen = choose_defaults(config, train_items, len(loader))
+    image_steps = math.ceil(len(train_items) / config.batch_size)
+    config, chosen = choose_defaults(config, train_items, len(loader), image_steps)
     log.info("%s", summary_line(chosen))
     captioner = Captioner(CaptionModel(len(vocab), config.model), vocab, config)
     model = captioner.model

@@ -89,7 +89,7 @@ class Parser(argparse.ArgumentParser):
         match = re.match(r"argument (\S+): (.*)", message, flags=re.S)
         if match:
             names = match.group(1).split("/")
-            flag = max(names, key=len)
+            flag = next((name for name in names if name.startswith("--")), names[0])  # its own name
             rest = match.group(2)
             message = f"{flag} {rest}" if rest.startswith("must") else f"{flag}: {rest}"
         elif message.startswith("the following arguments are required"):
@@ -167,21 +167,21 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type, skip: 
         if dataclasses.is_dataclass(kind):
             add_config_flags(parser, kind, skip)
             continue
-        flag = "--" + field.name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-") for name in (field.name, *field.metadata.get("formerly", ()))]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         text = field.metadata.get("help", "").replace("%", "%%")
         text = (text + default_text(default)).strip() if text else ""
         if kind is bool:
-            parser.add_argument(flag, action=_GivenBoolean, default=default, help=text)
+            parser.add_argument(*flags, action=_GivenBoolean, default=default, help=text)
             continue
         if field.name == "device":
             metavar = "{" + ",".join(DEVICE_CHOICES) + "}"
             parser.add_argument(
-                flag, action=_GivenStore, type=device_name, default=default, metavar=metavar, help=text
+                *flags, action=_GivenStore, type=device_name, default=default, metavar=metavar, help=text
             )
             continue
         value_type = checked(kind, limits_of(field)) if kind in (int, float) else kind
-        parser.add_argument(flag, action=_GivenStore, type=value_type, default=default,
+        parser.add_argument(*flags, action=_GivenStore, type=value_type, default=default,
                             choices=field.metadata.get("choices"), help=text)
 
 

@@ -33,6 +33,7 @@ from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file, read_json
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
+from nlp182.settings import from_saved
 from nlp182.train.diagnostics import closing_note
 from nlp182.train.run import incomplete_dir
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 #: Flags a resumed run may change; every other setting comes from the interrupted run.
-RESUME_OVERRIDES = ("epochs", "threads", "device", "progress", "time_budget")
+RESUME_OVERRIDES = ("epochs", "threads", "device", "progress", "time_budget_s")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -78,7 +79,7 @@ def _resumed_config(args: argparse.Namespace, given: Seq2SeqConfig) -> Seq2SeqCo
         if getattr(given, name) != getattr(defaults, name):
             saved[name] = getattr(given, name)
     try:
-        return Seq2SeqConfig(**saved)
+        return from_saved(Seq2SeqConfig, saved)
     except TypeError as exc:
         raise FileFormatError(f"the interrupted run's config.json is not a seq2seq config: {exc}") from exc
 

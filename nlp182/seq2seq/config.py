@@ -47,13 +47,13 @@ class Seq2SeqConfig:
     epoch, whose weights are the ones saved. ``"auto"``: WER and PER for cmudict, exact match
     and CER for dates, exact match, PER (token error rate) and BLEU for user data.
     Training: ``lr_schedule`` is one of :data:`LR_SCHEDULES` with ``warmup_steps``;
-    ``time_budget`` (seconds) ends training early, after the optimizer step that crosses it;
+    ``time_budget_s`` (seconds) ends training early, after the optimizer step that crosses it;
     ``threads`` sets PyTorch's CPU threads (None leaves PyTorch's default); ``deterministic``
     trains under :func:`nlp182.device.deterministic_algorithms` (on a GPU, two runs of one seed
     then give the same metrics).
     Decoding: validation uses greedy search (cheap, every epoch); the final test and
     ``nlp182 translate`` use beam search with ``beam_width``, ``length_penalty`` and at most
-    ``max_output_len`` tokens.
+    ``max_len`` tokens.
     """
 
     data: str = setting(
@@ -116,7 +116,10 @@ class Seq2SeqConfig:
         help="target-side tokeniser (default: the data set's own, else --tokenizer)",
     )
     vocab_size: int = setting(8000, positive=True, help="most tokens in each vocabulary")
-    min_frequency: int = setting(1, positive=True, help="fewest occurrences for a token to get its own entry")
+    min_count: int = setting(
+        1, positive=True, formerly=("min_frequency",),
+        help="fewest occurrences for a token to get its own entry",
+    )
     lowercase: bool = setting(False, help="lowercase the text first")
     split_digits: bool = setting(True, help="one token per digit")
     metrics: str = setting(
@@ -130,8 +133,8 @@ class Seq2SeqConfig:
     lr: float = setting(3e-3, positive=True, help="learning rate")
     lr_schedule: str = setting("none", choices=LR_SCHEDULES, help="learning-rate schedule by name")
     warmup_steps: int = setting(0, minimum=0, help="optimizer steps of linear warmup (warmup-* schedules)")
-    time_budget: float | None = setting(
-        None, positive=True,
+    time_budget_s: float | None = setting(
+        None, positive=True, formerly=("time_budget",),
         help="stop training after this many seconds of training steps",
     )
     threads: int | None = setting(
@@ -162,7 +165,7 @@ class Seq2SeqConfig:
         1.0,
         minimum=0, help="favour longer outputs as it grows; 0 ranks by total probability",
     )
-    max_output_len: int = setting(100, positive=True, help="most output tokens")
+    max_len: int = setting(100, positive=True, formerly=("max_output_len",), help="most output tokens")
     num_heatmaps: int = setting(4, minimum=0, help="attention heatmaps of test sentences saved in the run")
     device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
     amp: bool = setting(True, help="mixed precision on a GPU (bf16)")

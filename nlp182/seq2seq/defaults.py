@@ -38,7 +38,7 @@ CMUDICT_RECIPE: dict[str, Any] = {
     "lr_schedule": "plateau",
     "label_smoothing": 0.1,
     "epochs": 40,
-    "max_output_len": 40,
+    "max_len": 40,
 }
 CMUDICT_REASON = "the CMUdict recipe: test WER 27.6%, PER 6.57% (beam 5) after 2,700 s on one CPU core"
 SPELLING_SHARE = 0.9
@@ -93,11 +93,11 @@ def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given
     if "batch_size" not in given:
         batch = min(MAX_BATCH, max(MIN_BATCH, 2 ** int(math.log2(max(count / 50, 1)))))
         choices["batch_size"] = (batch, f"~50 steps an epoch over {count} pairs, {MIN_BATCH}-{MAX_BATCH}")
-    if "max_output_len" not in given and targets:
+    if "max_len" not in given and targets:
         char = kinds["target"] == "char"
         longest = max(len(t) if char else len(t.split()) for t in targets)
         unit = "characters" if char else "words"
-        choices["max_output_len"] = (
+        choices["max_len"] = (
             math.ceil(1.5 * longest) + 5,
             f"1.5 x the longest training target ({longest} {unit}) + 5",
         )

@@ -32,28 +32,28 @@ def train_tokenizer(
     texts: Iterable[str],
     kind: str = "word",
     vocab_size: int = 8000,
-    min_frequency: int = 1,
+    min_count: int = 1,
     lowercase: bool = False,
     split_digits: bool = True,
 ) -> Tokenizer:
     """Train a ``word`` (whole words and punctuation), ``bpe`` or ``char`` tokeniser on ``texts``.
 
     ``vocab_size`` caps the vocabulary (for ``word`` the most frequent words are kept);
-    ``min_frequency`` drops rarer words / merges. Special tokens get ids 0-3 (pad, unk, bos, eos).
+    ``min_count`` drops rarer words / merges. Special tokens get ids 0-3 (pad, unk, bos, eos).
     """
     if kind not in TOKENIZER_KINDS:
         raise InvalidInputError(f"unknown tokenizer {kind!r}; use one of {', '.join(TOKENIZER_KINDS)}")
-    if vocab_size < len(SPECIAL_TOKENS) + 1 or min_frequency < 1:
-        raise InvalidInputError("vocab_size must exceed the 4 special tokens and min_frequency be >= 1")
+    if vocab_size < len(SPECIAL_TOKENS) + 1 or min_count < 1:
+        raise InvalidInputError("vocab_size must exceed the 4 special tokens and min_count be >= 1")
     if kind in ("word", "char"):
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         trainer = trainers.WordLevelTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
+            vocab_size=vocab_size, min_frequency=min_count, special_tokens=list(SPECIAL_TOKENS)
         )
     else:
         tokenizer = Tokenizer(models.BPE(unk_token=UNK))
         trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
+            vocab_size=vocab_size, min_frequency=min_count, special_tokens=list(SPECIAL_TOKENS)
         )
     steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
     tokenizer.normalizer = normalizers.Sequence(steps)

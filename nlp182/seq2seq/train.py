@@ -79,7 +79,7 @@ def build_translator(config: Seq2SeqConfig, train_pairs: list[Pair]) -> Translat
     """Tokenisers trained on ``train_pairs`` (each side its own kind) and a freshly initialised model."""
     options = {
         "vocab_size": config.vocab_size,
-        "min_frequency": config.min_frequency,
+        "min_count": config.min_count,
         "split_digits": config.split_digits,
     }
     source_kind, target_kind = config.tokenizer_kinds()
@@ -285,7 +285,7 @@ def _train(
             monitor=f"valid_{names[0]}",
             monitor_mode=monitor_mode,
             keep_best=True,
-            time_budget_s=config.time_budget,
+            time_budget_s=config.time_budget_s,
             seed=config.seed,
             progress=config.progress,
         )
@@ -296,13 +296,13 @@ def _train(
             trainer_config,
             scheduler=scheduler,
             scheduler_interval=interval,
-            eval_fn=make_eval_fn(translator, valid_pairs, names, config.max_output_len),
+            eval_fn=make_eval_fn(translator, valid_pairs, names, config.max_len),
             units_fn=target_tokens,
         )
         history = trainer.fit(train_loader, valid_loader)  # Ctrl-C: the staged run and checkpoints stay
         sources = group_references(valid_pairs)[0]
         kept = translator.translate(
-            sources, beam_width=1, max_len=config.max_output_len, warn=False, need_weights=False
+            sources, beam_width=1, max_len=config.max_len, warn=False, need_weights=False
         )
         silent = empty_outputs([t.text for t in kept], "translation")
         if silent is not None:

@@ -35,6 +35,7 @@ from nlp182.seq2seq.tokenize import (
     tokens,
     unknown_tokens,
 )
+from nlp182.settings import from_saved
 from nlp182.train.checkpoint import load_model_weights, save_model_weights
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class Translator:
         if not run.is_dir():
             raise MissingFileError(f"{run} is not a folder; pass the --out folder of `nlp182 train seq2seq`")
         try:
-            config = Seq2SeqConfig(**read_json(run / "config.json"))
+            config = from_saved(Seq2SeqConfig, read_json(run / "config.json"))
         except TypeError as exc:
             raise FileFormatError(f"{run / 'config.json'} is not a seq2seq config: {exc}") from exc
         source_tokenizer = load_tokenizer(run / "source_tokenizer.json")
@@ -142,7 +143,7 @@ class Translator:
         turns them into the search strategy.
         """
         beam_width = self.config.beam_width if beam_width is None else beam_width
-        max_len = self.config.max_output_len if max_len is None else max_len
+        max_len = self.config.max_len if max_len is None else max_len
         length_penalty = self.config.length_penalty if length_penalty is None else length_penalty
         if any(len(ids) == 0 for ids in source_ids):
             raise InvalidInputError("cannot translate an empty sentence (it has no tokens)")

@@ -38,7 +38,7 @@ TINY = [
     "--num-overlays",
     "1",
     "--no-progress",
-    "--num-threads",
+    "--threads",
     "1",
     "--device",
     "cpu",

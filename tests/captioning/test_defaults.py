@@ -19,7 +19,7 @@ from nlp182.captioning import CaptionConfig, CaptionModelConfig
 from nlp182.captioning.builtin import make_shape_scenes
 from nlp182.captioning.captioner import Caption, Captioner
 from nlp182.captioning.data import CaptionedImage
-from nlp182.captioning.defaults import choose_defaults, choose_monitor, summary_line
+from nlp182.captioning.defaults import choose_defaults, choose_monitor, long_caption_words, summary_line
 from nlp182.captioning.model import CaptionModel
 from nlp182.captioning.readers import read_karpathy
 from nlp182.captioning.synthetic import user_captions, write_user_set
@@ -27,7 +27,7 @@ from nlp182.captioning.vocab import EOS_ID, CaptionVocab
 from nlp182.train.diagnostics import empty_outputs
 
 BLANK = torch.zeros(3, 8, 8)
-RUN = ["--no-progress", "--num-threads", "1", "--device", "cpu"]
+RUN = ["--no-progress", "--threads", "1", "--device", "cpu"]
 
 
 #: The smallest captioner the CLI trains in a second (a 2 x 2 grid, 8-wide layers).
@@ -99,8 +99,19 @@ def test_long_captions_shorten_the_curriculum_to_four_epochs_in_all() -> None:
     items = _items(*(" ".join(["word"] * n) for n in (8, 9, 10, 11, 12, 12, 13, 14, 16, 20)))
     config, chosen = choose_defaults(CaptionConfig(time_budget_s=3600.0), items, 938)
     assert config.curriculum_steps == round(4 / 20 * 938)  # the 90th percentile of ten lengths: the 10th
-    assert chosen["curriculum_steps"] == "188 (4 epochs over the 20 words of a long caption)"
+    assert chosen["curriculum_steps"] == "188 (4 image passes over the 20 words of a long caption)"
     assert config.monitor == "cider_d"
+
+
+def test_horizons_count_passes_over_the_images_not_over_their_captions() -> None:
+    # shapes: 6,000 images with 3.5 references each -> 656 steps over the pairs, 188 over the images.
+    scenes = make_shape_scenes(40, size=48, seed=0)
+    config, chosen = choose_defaults(CaptionConfig(time_budget_s=600.0), scenes, 656, image_steps=188)
+    assert config.pretrain_steps == round(3.2 * 188) and config.ema_decay == round(1 - 1 / (2.7 * 188), 4)
+    words = long_caption_words(scenes)
+    assert config.curriculum_steps == round(4 / words * 188)  # every word scored after 4 image passes
+    assert config.curriculum_steps * words <= 4 * 188 + words
+    assert "image passes of 188" in chosen["ema_decay"]
 
 
 def test_given_settings_are_kept_and_zero_turns_each_part_off() -> None:

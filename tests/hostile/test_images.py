@@ -30,7 +30,7 @@ from tests.hostile.child import run_nlp182
 
 TINY = ["--image-size", "16", "--encoder", "small_cnn", "--encoder-width", "0.25", "--grid", "2",
         "--feature-dim", "8", "--embed-dim", "8", "--hidden-size", "8", "--epochs", "1", "--batch-size", "8",
-        "--beam-width", "1", "--num-overlays", "1", "--no-progress", "--num-threads", "1", "--device", "cpu"]
+        "--beam-width", "1", "--num-overlays", "1", "--no-progress", "--threads", "1", "--device", "cpu"]
 
 
 def bilevel_png(width: int, height: int) -> bytes:

@@ -15,14 +15,14 @@ SENTENCES = [(f"ab{i % 7}c", f"c{i % 7}ba") for i in range(40)]
 HUGE = "x" * (10 << 20)
 TINY = [
     "--tokenizer", "char", "--epochs", "1", "--embed-dim", "8", "--hidden-size", "8", "--batch-size", "16",
-    "--num-heatmaps", "0", "--beam-width", "1", "--max-output-len", "8", "--no-progress", "--threads", "1",
+    "--num-heatmaps", "0", "--beam-width", "1", "--max-len", "8", "--no-progress", "--threads", "1",
 ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def char_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained character-level run (what it outputs is not the point, how it reads is)."""
-    config = Seq2SeqConfig(tokenizer="char", max_length=8, beam_width=1, max_output_len=8,
+    config = Seq2SeqConfig(tokenizer="char", max_length=8, beam_width=1, max_len=8,
                            model=ModelConfig(embed_dim=8, hidden_size=8))
     run = tmp_path_factory.mktemp("runs") / "char"
     run.mkdir()

@@ -16,7 +16,7 @@ from nlp182.seq2seq.defaults import choose_defaults, summary_line
 #: The flags of the CMUdict run that met the goal (test WER 27.6%, PER 6.57%), as typed then.
 RECIPE_FLAGS = (
     "--cell lstm --hidden-size 256 --embed-dim 64 --no-input-feeding --attention general --batch-size 128 "
-    "--lr 0.003 --lr-schedule plateau --label-smoothing 0.1 --epochs 40 --max-output-len 40"
+    "--lr 0.003 --lr-schedule plateau --label-smoothing 0.1 --epochs 40 --max-len 40"
 )
 
 
@@ -34,7 +34,7 @@ def _settled(*argv: str, pairs: list[tuple[str, str]] | None = None) -> tuple[Se
 def test_data_cmudict_alone_is_the_recipe() -> None:
     alone, chosen = _settled("--data", "cmudict", "--time-budget", "2700", "--threads", "2")
     typed = config_from_args(Seq2SeqConfig, _args("--data", "cmudict", *RECIPE_FLAGS.split()))
-    typed.time_budget, typed.threads = 2700.0, 2
+    typed.time_budget_s, typed.threads = 2700.0, 2
     assert alone == typed
     assert len(chosen) == 11 and chosen["cell"] == "lstm"
     line = summary_line("cmudict", chosen)
@@ -66,7 +66,7 @@ def test_a_spelling_tsv_is_read_letter_by_letter_and_sized_from_its_pairs() -> N
     )
     assert config.batch_size == 16  # 300 / 50 = 6, raised to the floor of 16
     assert chosen["embed_dim"] == "64 (14 distinct tokens on the larger side <= 5000)"  # w o r d 0-9, letters
-    assert config.max_output_len == 11 and "longest training target (4 words)" in chosen["max_output_len"]
+    assert config.max_len == 11 and "longest training target (4 words)" in chosen["max_len"]
     line = summary_line("g2p.tsv", chosen)
     assert (
         line.startswith("seq2seq defaults chosen from the data: source_tokenizer char (") and "\n" not in line
@@ -78,7 +78,7 @@ def test_a_large_sentence_tsv_gets_a_bigger_model_and_batch() -> None:
     config, chosen = _settled("--data", "fr.tsv", "--batch-size", "8", pairs=pairs)
     assert config.source_tokenizer is None and "source_tokenizer" not in chosen  # sentences: words
     assert config.model.hidden_size == 256 and config.batch_size == 8  # the typed batch stays
-    assert config.max_output_len == 14  # 1.5 x 6 words + 5
+    assert config.max_len == 14  # 1.5 x 6 words + 5
     assert config.model.embed_dim == 128  # 6000 numbers + 4 words on the target side
     config, _ = _settled("--data", "fr.tsv", pairs=pairs)
     assert config.batch_size == 64  # 6000 / 50 = 120 -> 64, the power of two below
@@ -110,7 +110,7 @@ def test_cli_logs_the_choice_once_and_saves_the_settled_config(tmp_path: Path, c
         and saved["model"]["hidden_size"] == 16
     )
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["chosen"]) == {"source_tokenizer", "batch_size", "max_output_len"}  # embed_dim typed
+    assert set(metrics["chosen"]) == {"source_tokenizer", "batch_size", "max_len"}  # embed_dim typed
     assert isinstance(metrics["warnings"], list)
     closing = capsys.readouterr().out.strip().splitlines()[-1]
     assert ("WARNING" in closing) == bool(metrics["warnings"])

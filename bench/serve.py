@@ -54,8 +54,8 @@ from nlp182.io import atomic_write_json
 from nlp182.server.config import IndexConfig, Limits
 from nlp182.server.index import SimilarityIndex
 from nlp182.server.loadtest import Load, SlowClients
+from nlp182.server.lookup import WordLookup
 from nlp182.server.process import SERVE_COMMAND, ServeProcess
-from nlp182.server.vocab import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -387,7 +387,7 @@ def costly_rows(url: str, vectors: Vectors) -> dict:
         "seconds": over.elapsed.total_seconds(),
         "limit": over.json()["error"].get("limit"),
     }
-    vocab = Vocabulary(words, vectors.key_to_index)
+    vocab = WordLookup(words, vectors.key_to_index)
     lookups = {}
     for prefix in ("w", "w1", "w12345"):
         new = _median_seconds(lambda p=prefix: vocab.with_prefix(p, 10), 5)

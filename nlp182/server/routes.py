@@ -17,6 +17,7 @@ from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
 from nlp182.server.config import Limits
 from nlp182.server.index import SimilarityIndex
+from nlp182.server.lookup import WordLookup
 from nlp182.server.metrics import Metrics
 from nlp182.server.openapi import K_PARAM, NEIGHBORS, VECTOR, WORD, K, RouteTable, json_response, obj, query
 from nlp182.server.projection import pca_2d
@@ -31,7 +32,6 @@ from nlp182.server.validation import (
     vector_list,
     word_list,
 )
-from nlp182.server.vocab import Vocabulary
 
 MAX_VOCAB_LIMIT = 100
 MAX_MAP_K = 50
@@ -43,7 +43,7 @@ class Service:
 
     run_name: str
     vectors: Vectors
-    vocab: Vocabulary
+    lookup: WordLookup
     index: SimilarityIndex
     queries: QueryService
     limits: Limits
@@ -87,7 +87,7 @@ def _k(args: Any) -> int:
 def neighbors() -> Response:
     word, k = query_string(request.args, "word"), _k(request.args)
     state = service()
-    answer = state.queries.neighbors(state.vocab.row(word), k)
+    answer = state.queries.neighbors(state.lookup.row(word), k)
     return jsonify({"word": word, "k": k, "neighbors": _neighbors_json(answer)})
 
 
@@ -108,7 +108,7 @@ def neighbors_batch() -> Response:
         words = word_list(data, "words", 1)
         at_most("the number of words", len(words), limits.max_batch, "max_batch", status=400)
         at_most("words x k", len(words) * k, limits.max_results, "max_results")
-        answers = state.queries.neighbors_batch(state.vocab.rows(words), k)
+        answers = state.queries.neighbors_batch(state.lookup.rows(words), k)
         results = [{"word": w, "neighbors": _neighbors_json(a)} for w, a in zip(words, answers, strict=True)]
     else:
         queries = vector_list(data, "vectors", state.queries.dim, limits.max_batch)
@@ -125,7 +125,7 @@ def neighbors_batch() -> Response:
 def similarity() -> Response:
     a, b = query_string(request.args, "a"), query_string(request.args, "b")
     state = service()
-    return jsonify({"a": a, "b": b, "similarity": state.queries.similarity(*state.vocab.rows([a, b]))})
+    return jsonify({"a": a, "b": b, "similarity": state.queries.similarity(*state.lookup.rows([a, b]))})
 
 
 ANALOGY_ANSWER = obj(["positive", "negative", "method", "k", "answers"],
@@ -147,7 +147,7 @@ def analogy() -> Response:
     method = data.get("method", "3CosAdd")
     if method not in METHODS:
         raise InvalidInputError(f"'method' must be one of {', '.join(METHODS)}, got {str(method)[:40]!r}")
-    rows = state.vocab.rows(positive + negative)
+    rows = state.lookup.rows(positive + negative)
     answers = state.queries.analogy(rows[: len(positive)], rows[len(positive) :], k, method)
     return jsonify({"positive": positive, "negative": negative, "method": method, "k": k,
                     "answers": _neighbors_json(answers)})
@@ -160,7 +160,7 @@ def analogy() -> Response:
               errors=(400, 404))
 def vector(word: str) -> Response:
     state = service()
-    values = np.asarray(state.vectors.vectors[state.vocab.row(word)], dtype=np.float64)
+    values = np.asarray(state.vectors.vectors[state.lookup.row(word)], dtype=np.float64)
     return jsonify({"word": word, "dim": state.vectors.dim, "vector": values.tolist()})
 
 
@@ -180,7 +180,7 @@ def vocab() -> Response:
     if len(prefix) > MAX_WORD_LENGTH:
         raise InvalidInputError(f"query parameter 'prefix' is longer than {MAX_WORD_LENGTH} characters")
     limit = query_int(request.args, "limit", 10, 1, MAX_VOCAB_LIMIT)
-    return jsonify({"prefix": prefix, "words": service().vocab.with_prefix(prefix, limit)})
+    return jsonify({"prefix": prefix, "words": service().lookup.with_prefix(prefix, limit)})
 
 
 POINT = obj(["word", "x", "y", "score"], word={"type": "string"}, x={"type": "number"}, y={"type": "number"},
@@ -197,9 +197,9 @@ def neighbourhood_map() -> Response:
     word = query_string(request.args, "word")
     k = query_int(request.args, "k", 10, 1, MAX_MAP_K)
     state = service()
-    row = state.vocab.row(word)
+    row = state.lookup.row(word)
     answer = state.queries.neighbors(row, k)
-    rows = [row, *(state.vocab.row(other) for other, _ in answer)]
+    rows = [row, *(state.lookup.row(other) for other, _ in answer)]
     coords = pca_2d(state.index.unit[rows]).tolist()
     scores = [1.0, *(score for _, score in answer)]
     words = [word, *(other for other, _ in answer)]

@@ -31,7 +31,6 @@ from nlp182.optim import clip_grad_norm_
 from nlp182.plots import loss_curves
 from nlp182.progress import progress
 from nlp182.train.averaging import ExponentialMovingAverage
-from nlp182.train.batching import batch_size_of, move_to_device
 from nlp182.train.checkpoint import (
     checkpoint_path,
     list_checkpoints,
@@ -43,6 +42,7 @@ from nlp182.train.config import SCHEDULER_INTERVALS, TrainerConfig
 from nlp182.train.diagnostics import loss_stalled, zero_kept_score
 from nlp182.train.distributed import all_reduce_mean, init_distributed
 from nlp182.train.monitors import LayerMonitor
+from nlp182.train.nested import batch_size_of, move_to_device
 from nlp182.train.rng import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)

@@ -240,7 +240,7 @@ def test_query_words_are_looked_up_once_in_the_served_vocabulary(
 ) -> None:
     want = client.get("/v1/neighbors?word=police&k=5").get_json()
     looked_up: list[str] = []
-    vocab = client.application.extensions["nlp182"].vocab
+    vocab = client.application.extensions["nlp182"].lookup
     row = vocab.row
     monkeypatch.setattr(vocab, "row", lambda word: looked_up.append(word) or row(word))
     monkeypatch.setattr(Vectors, "index_of", lambda self, word: pytest.fail(f"{word!r} looked up twice"))

@@ -51,9 +51,9 @@ def test_map_answers_when_nonfinite_rows_are_served_anyway(real_run: Path, real_
     app = create_app(real_run)
     state = app.extensions["nlp182"]
     word = real_vectors.words[0]
-    neighbours = [other for other, _ in state.queries.neighbors(state.vocab.row(word), 5)]
+    neighbours = [other for other, _ in state.queries.neighbors(state.lookup.row(word), 5)]
     state.index.unit = np.array(state.index.unit)  # a copy the test may spoil
-    state.index.unit[[state.vocab.row(other) for other in neighbours[:2]]] = np.nan
+    state.index.unit[[state.lookup.row(other) for other in neighbours[:2]]] = np.nan
     answer = app.test_client().get("/v1/map", query_string={"word": word, "k": 5})
     assert answer.status_code == 200
     assert [point["word"] for point in answer.get_json()["points"]] == [word, *neighbours]

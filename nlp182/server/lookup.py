@@ -22,7 +22,7 @@ from nlp182.errors import UnknownWordError
 SUGGESTIONS = 5
 
 
-class Vocabulary:
+class WordLookup:
     """Rows, prefixes and suggestions over ``words`` (most frequent first).
 
     Args:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nlp182.embeddings.vectors import Vectors
-from nlp182.server.batching import MicroBatcher
 from nlp182.server.index import SimilarityIndex
+from nlp182.server.microbatch import MicroBatcher
 
 
 def test_concurrent_queries_are_gathered_and_answered_correctly(synthetic_run: Path) -> None:

@@ -102,6 +102,14 @@ def limits_of(field: dataclasses.Field) -> dict[str, Any]:
     return {key: value for key, value in field.metadata.items() if key in RANGE_KEYS}
 
 
+def same_setting(config_class: type, name: str) -> Any:
+    """A new field with the default, help and range of ``config_class``'s field ``name``: a config
+    that carries another's setting (``ServeConfig``'s ``max_k`` is ``Limits``'s) declares it once."""
+    source = next(f for f in dataclasses.fields(config_class) if f.name == name)
+    return dataclasses.field(default=source.default, default_factory=source.default_factory,
+                             metadata=source.metadata)  # fmt: skip
+
+
 def from_saved(config_class: type, values: Mapping[str, Any]) -> Any:
     """``config_class`` built from saved ``values`` (a run's ``config.json``), a key written under a
     field's former name (``setting(formerly=...)``) read as the field, nested configs included.

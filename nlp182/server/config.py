@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from nlp182.errors import InvalidInputError
-from nlp182.settings import check_settings, setting
+from nlp182.settings import check_settings, same_setting, setting
 
 INDEX_KINDS = ("auto", "flat", "hnsw")
 
@@ -34,18 +34,23 @@ class Limits:
         max_body_bytes: request bodies above this size get 413 (read no further).
     """
 
-    max_k: int = 1000
-    max_batch: int = 64
-    max_results: int = 20_000
-    max_analogy_words: int = 4
-    max_body_bytes: int = 1 << 20
+    max_k: int = setting(1000, positive=True, help="most answers per query (k); more is a 400")
+    max_batch: int = setting(
+        64,
+        positive=True, help="most words or vectors in one POST /v1/neighbors; more is a 413",
+    )
+    max_results: int = setting(
+        20_000, positive=True,
+        help="most queries x k in one request (bounds search time and answer size); more is a 413",
+    )
+    max_analogy_words: int = setting(
+        4,
+        positive=True, help="most positive words, and most negative words, in one analogy; more is a 400",
+    )
+    max_body_bytes: int = setting(1 << 20, minimum=1024, help="request bodies above this size get 413")
 
     def __post_init__(self) -> None:
-        for name in ("max_k", "max_batch", "max_results", "max_analogy_words"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_body_bytes < 1024:
-            raise InvalidInputError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+        check_settings(self)
 
 
 @dataclass
@@ -67,19 +72,22 @@ class AppConfig:
             every name (only behind a proxy that checks it).
     """
 
-    batch_window_ms: float = 0.0
-    batch_max: int = 64
-    omp_threads: int = 0
+    batch_window_ms: float = setting(
+        0.0, minimum=0,
+        help="milliseconds a worker waits to gather concurrent searches into one call",
+    )
+    batch_max: int = setting(
+        64, positive=True,
+        help="most searches per gathered call (1 turns micro-batching off)",
+    )
+    omp_threads: int = setting(
+        0, minimum=0, help="OpenMP threads FAISS may use on each request thread (0: OpenMP's default)"
+    )
     limits: Limits = field(default_factory=Limits)
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
 
     def __post_init__(self) -> None:
-        if self.omp_threads < 0:
-            raise InvalidInputError(f"omp_threads must be >= 0, got {self.omp_threads}")
-        if self.batch_window_ms < 0:
-            raise InvalidInputError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
-        if self.batch_max < 1:
-            raise InvalidInputError(f"batch_max must be >= 1, got {self.batch_max}")
+        check_settings(self)
         if not self.allowed_hosts:
             raise InvalidInputError("allowed_hosts must name at least one host (or '*')")
 
@@ -182,31 +190,13 @@ class ServeConfig:
         4, minimum=0, positive=True,
         help="exact searches of at least this many queries use BLAS",
     )
-    batch_window_ms: float = setting(
-        0.0, minimum=0,
-        help="milliseconds a worker waits to gather concurrent searches into one call",
-    )
-    batch_max: int = setting(
-        64, positive=True,
-        help="most searches per gathered call (1 turns micro-batching off)",
-    )
-    max_k: int = setting(Limits.max_k, positive=True, help="most answers per query (k); more is a 400")
-    max_batch: int = setting(
-        Limits.max_batch,
-        positive=True, help="most words or vectors in one POST /v1/neighbors; more is a 413",
-    )
-    max_results: int = setting(
-        Limits.max_results, positive=True,
-        help="most queries x k in one request (bounds search time and answer size); more is a 413",
-    )
-    max_analogy_words: int = setting(
-        Limits.max_analogy_words,
-        positive=True, help="most positive words, and most negative words, in one analogy; more is a 400",
-    )
-    max_body_bytes: int = setting(
-        Limits.max_body_bytes, positive=True,
-        minimum=1024, help="request bodies above this size get 413",
-    )
+    batch_window_ms: float = same_setting(AppConfig, "batch_window_ms")
+    batch_max: int = same_setting(AppConfig, "batch_max")
+    max_k: int = same_setting(Limits, "max_k")
+    max_batch: int = same_setting(Limits, "max_batch")
+    max_results: int = same_setting(Limits, "max_results")
+    max_analogy_words: int = same_setting(Limits, "max_analogy_words")
+    max_body_bytes: int = same_setting(Limits, "max_body_bytes")
     allowed_hosts: str = setting(
         "",
         help="comma-separated Host names served ('' = the bind address and localhost; '*' = any)",

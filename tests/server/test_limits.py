@@ -17,8 +17,8 @@ from nlp182 import cli
 from nlp182.embeddings.vectors import Vectors
 from nlp182.server.app import create_app, host_name
 from nlp182.server.config import AppConfig, Limits, ServeConfig
+from nlp182.server.lookup import WordLookup
 from nlp182.server.projection import pca_2d
-from nlp182.server.vocab import Vocabulary
 
 from .conftest import ROOT
 
@@ -60,13 +60,13 @@ def test_limits_are_settings_and_the_spec_states_them(real_run: Path) -> None:
     assert "4096 bytes" in spec["info"]["description"]
     vector = spec["components"]["schemas"]["VectorsBatch"]["properties"]["vectors"]["items"]
     assert vector["minItems"] == vector["maxItems"] == 32  # the run's dimension
-    with pytest.raises(ValueError, match="max_results must be >= 1"):
+    with pytest.raises(ValueError, match="max_results must be at least 1"):
         Limits(max_results=0)
 
 
 def test_prefix_lookup_and_suggestions_match_a_full_scan(real_vectors: Vectors) -> None:
     words = [*real_vectors.words, "zürich", "zúñiga", "z"]  # non-ASCII and a one-letter word at the end
-    vocab = Vocabulary(words, {word: row for row, word in enumerate(words)})
+    vocab = WordLookup(words, {word: row for row, word in enumerate(words)})
 
     def scan(prefix: str, limit: int) -> list[str]:  # the brute force: every word, frequency order
         return [word for word in words if word.startswith(prefix)][:limit]

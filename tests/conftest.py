@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +53,23 @@ def _one_thread(request: pytest.FixtureRequest) -> Iterator[None]:
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedCorpus:
     """The default corpus and evaluation files, built from gensim's shipped data (a few seconds)."""
     return prepare(tmp_path_factory.mktemp("corpora"))
+
+
+@pytest.fixture
+def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Callable[[], None]]:
+    """``lift = interrupt_after_epoch(n)``: every Trainer raises ``KeyboardInterrupt`` (Ctrl-C) right
+    after logging epoch ``n``, as a user stopping a run would; ``lift()`` lets training run on."""
+    from nlp182.train import Trainer
+
+    log_epoch = Trainer._log_epoch
+
+    def install(epoch: int) -> Callable[[], None]:
+        def interrupting(self: Trainer, record: dict) -> None:
+            log_epoch(self, record)
+            if record["epoch"] == epoch:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(Trainer, "_log_epoch", interrupting)
+        return lambda: monkeypatch.setattr(Trainer, "_log_epoch", log_epoch)
+
+    return install

@@ -19,8 +19,9 @@ the window). From the start, most of the loss is about what the image hardly dec
 ``<eos>`` goes, the later words), and on ``digits`` the decoder learns to ignore the image
 before the attention finds the first digit; scored on the first word alone, it keeps its gate
 open and learns to look. Evaluation (no gradient, or the model in eval mode) scores every word
-and does not advance the window; the count of training batches lives in the loss object, so a
-resumed run starts the curriculum again.
+and does not advance the window. The loss counts its own training batches, or reads the count
+from ``step_count`` (``train_captioner`` passes the Trainer's global step, which a checkpoint
+restores, so a resumed run goes on where the curriculum was).
 
 Hard attention (``attention="hard"``) follows the paper's variational objective: the word
 cross-entropy trains everything but the location policy, and the policy gets the REINFORCE
@@ -30,6 +31,8 @@ weights are one-hot samples).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +70,7 @@ class CaptionLoss(nn.Module):
         momentum: float = 0.9,
         entropy_weight: float = 0.01,
         curriculum_steps: int = 0,
+        step_count: Callable[[], int] | None = None,
     ) -> None:
         super().__init__()
         if regularizer < 0:
@@ -77,12 +81,14 @@ class CaptionLoss(nn.Module):
         self.reinforce = ReinforceLoss(momentum, entropy_weight)
         self.curriculum_steps = curriculum_steps
         self.training_calls = 0
+        self.step_count = step_count
 
     def window(self) -> int | None:
         """How many target positions the next training batch is scored on (``None``: all)."""
         if not self.curriculum_steps:
             return None
-        return 1 + self.training_calls // self.curriculum_steps
+        done = self.step_count() if self.step_count is not None else self.training_calls
+        return 1 + done // self.curriculum_steps
 
     def forward(self, model: nn.Module, batch: CaptionBatch) -> tuple[torch.Tensor, dict[str, float]]:
         captions_in, targets = batch.captions[:, :-1], batch.captions[:, 1:]

@@ -33,11 +33,13 @@ from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
 from nlp182.captioning.vocab import CaptionVocab, tokenize
 from nlp182.device import deterministic_algorithms, seed_everything, select_device
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_json, check_input_file, staged_directory
+from nlp182.io import atomic_write_json, check_input_file, read_json
 from nlp182.optim import Adam, ProgressDecay
 from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
-from nlp182.train.diagnostics import empty_outputs
+from nlp182.train.checkpoint import list_checkpoints
+from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
+from nlp182.train.run import incomplete_dir, resumable_run, resumed_config
 from nlp182.vision import freeze, recalibrate_batch_norm
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ def make_eval_fn(
     batch_size: int = 64,
 ) -> Callable[[torch.nn.Module, Iterable[Any]], dict[str, float]]:
     """``eval_fn`` for the Trainer: greedy captions of ``items`` scored as ``valid_bleu4`` (0-100),
-    ``valid_cider_d`` and ``valid_exact_match``.
+    ``valid_cider_d`` and ``valid_exact_match``, and the share of empty captions (``valid_empty``).
 
     With ``calibration`` images, the encoder's batch-norm statistics are first recomputed from them
     in batches of ``batch_size`` (:func:`~nlp182.vision.recalibrate_batch_norm`).
@@ -123,7 +125,8 @@ def make_eval_fn(
             recalibrate_batch_norm(captioner.model.encoder, images)
         captions = caption_items(captioner, items, beam_width=1)
         scores = score_captions(captions, items, captioner.grid, size)
-        return {f"valid_{k}": float(scores[k]) for k in ("bleu4", "cider_d", "exact_match")}
+        found = {f"valid_{k}": float(scores[k]) for k in ("bleu4", "cider_d", "exact_match")}
+        return {**found, EMPTY_KEY: empty_share([caption.text for caption in captions])}
 
     return evaluate_valid
 
@@ -157,7 +160,9 @@ def write_overlays(
             save_overlay(caption, image, captioner.grid, folder / f"test-{index}.png", title=title)
 
 
-def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def train_captioner(
+    config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool = False
+) -> dict[str, Any]:
     """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds.
 
     Settings left to ``auto`` are chosen from the training captions and the run's length first
@@ -166,12 +171,26 @@ def train_captioner(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> d
     ``warnings``: one line per problem found (early stopping, a kept epoch scoring 0, a training
     loss that stopped falling, a kept model that outputs empty captions), each also logged. With
     ``config.deterministic`` it trains with deterministic kernels (``deterministic_algorithms``).
+
+    The run is staged in ``OUT.incomplete`` (:func:`~nlp182.train.run.resumable_run`): Ctrl-C keeps
+    it with its checkpoints, and ``resume=True`` continues from the last one with the interrupted
+    run's settled config (``config`` changes only :data:`~nlp182.train.run.RESUME_OVERRIDES`), its
+    vocabulary and choices, its encoder pre-training not repeated, and ends as an uninterrupted run
+    would.
     """
     with deterministic_algorithms(config.deterministic):
-        return _train(config, out_dir)
+        return _train(config, out_dir, resume)
 
 
-def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+#: Files of a staged run that a resumed one reads back: what was chosen from the data, and the
+#: encoder pre-training's records and seconds (counted in the time budget).
+CHOSEN_FILE, PRETRAINING_FILE = "chosen.json", "pretraining.json"
+
+
+def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool) -> dict[str, Any]:
+    resumed = resume and (incomplete_dir(out_dir) / CHOSEN_FILE).is_file()
+    if resumed:  # the interrupted run's data and settled choices, before anything is read
+        config = resumed_config(CaptionConfig, out_dir, config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
@@ -179,27 +198,41 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, 
     train_items = trainable(splits["train"], config.max_caption_len)
     if not train_items or not splits["valid"]:
         raise InvalidInputError("training needs non-empty train and valid splits")
-    vocab = CaptionVocab.build((c for item in train_items for c in item.captions), config.min_count)
-    loader = make_loader(
-        train_items, vocab, config.image_size, config.batch_size, shuffle=True, seed=config.seed
-    )
-    given = config
-    image_steps = math.ceil(len(train_items) / config.batch_size)
-    config, chosen = choose_defaults(config, train_items, len(loader), image_steps)
-    log.info("%s", summary_line(chosen))
-    captioner = Captioner(CaptionModel(len(vocab), config.model), vocab, config)
-    model = captioner.model
-    start = time.perf_counter()
-    pretraining = pretrain_encoder(
-        model, loader, len(vocab), config.pretrain_steps, config.lr, select_device(config.device)
-    )
-    pretrain_time = time.perf_counter() - start
-    budget = config.time_budget_s
-    optimizer = Adam(parameter_groups(model, config.lr, config.encoder_lr_scale), lr=config.lr)
-    loss_fn = CaptionLoss(
-        config.regularizer, config.baseline_momentum, config.entropy_weight, config.curriculum_steps
-    )
-    with staged_directory(out_dir) as staging:
+    with resumable_run(out_dir, resume) as staging:
+        if resumed:
+            vocab = CaptionVocab.load(staging / "vocab.txt")
+            chosen = read_json(staging / CHOSEN_FILE)
+        else:
+            vocab = CaptionVocab.build((c for item in train_items for c in item.captions), config.min_count)
+        loader = make_loader(
+            train_items, vocab, config.image_size, config.batch_size, shuffle=True, seed=config.seed
+        )
+        if not resumed:
+            image_steps = math.ceil(len(train_items) / config.batch_size)
+            config, chosen = choose_defaults(config, train_items, len(loader), image_steps)
+            atomic_write_json(staging / CHOSEN_FILE, chosen)
+        log.info("%s", summary_line(chosen))
+        captioner = Captioner(CaptionModel(len(vocab), config.model), vocab, config)
+        captioner.save(staging)  # the settled config and the vocabulary, for a resumed run
+        model = captioner.model
+        if resumed and list_checkpoints(staging / "train") and (staging / PRETRAINING_FILE).is_file():
+            done = read_json(staging / PRETRAINING_FILE)  # the checkpoint holds the pre-trained encoder
+            pretraining, pretrain_time = done["records"], float(done["time_s"])
+        else:
+            start = time.perf_counter()
+            pretraining = pretrain_encoder(
+                model, loader, len(vocab), config.pretrain_steps, config.lr, select_device(config.device)
+            )
+            pretrain_time = time.perf_counter() - start
+            atomic_write_json(staging / PRETRAINING_FILE, {"records": pretraining, "time_s": pretrain_time})
+        budget = config.time_budget_s
+        auto_patience = "early_stopping_patience" in chosen
+        optimizer = Adam(parameter_groups(model, config.lr, config.encoder_lr_scale), lr=config.lr)
+        clock: dict[str, Any] = {}
+        loss_fn = CaptionLoss(
+            config.regularizer, config.baseline_momentum, config.entropy_weight, config.curriculum_steps,
+            step_count=lambda: clock["trainer"].global_step,
+        )  # fmt: skip
         trainer_config = TrainerConfig(
             epochs=config.epochs,
             device=config.device,
@@ -207,10 +240,10 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, 
             clip_grad_norm=config.clip_grad_norm,
             out_dir=str(staging / "train"),
             keep_last=1,
+            resume="auto" if resume else None,
             early_stopping_patience=config.early_stopping_patience or None,
-            early_stopping_patience_s=None if given.early_stopping_patience is not None
-            else patience_seconds(config),
-            patience_after_nonzero=given.early_stopping_patience is None,
+            early_stopping_patience_s=patience_seconds(config) if auto_patience else None,
+            patience_after_nonzero=auto_patience,
             time_budget_s=None if budget is None else max(budget - pretrain_time, 1e-3),
             ema_decay=config.ema_decay or None,
             monitor=f"valid_{config.monitor}",
@@ -220,7 +253,6 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, 
             progress=config.progress,
         )
         calibration = train_items[: config.bn_recalibration_batches * config.batch_size]
-        clock: dict[str, Any] = {}
 
         def progress() -> float:  # the Trainer's clock, or the scheduler's own count of steps
             steps = clock["scheduler"].last_epoch if "scheduler" in clock else 0
@@ -240,11 +272,10 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, 
         clock["trainer"] = trainer
         loss_fn.to(trainer.device)
         history = trainer.fit(loader, splits["valid"])
-        train_time = time.perf_counter() - start
+        train_time = pretrain_time + trainer.train_time_s
         best = load_checkpoint(staging / "train" / "best.safetensors")
         model.load_state_dict(best["model"])
-        kept = caption_items(captioner, splits["valid"], beam_width=1)
-        silent = empty_outputs([caption.text for caption in kept], "caption")
+        silent = kept_empty_outputs(history, int(best["epoch"]), len(splits["valid"]), "caption")
         if silent is not None:
             trainer.warn(silent)
         test: dict[str, Any] = {}
@@ -273,7 +304,9 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str]) -> dict[str, 
             "warnings": trainer.warnings,
         }
         captioner.save(staging)
-        atomic_write_json(staging / "metrics.json", metrics)
+        atomic_write_json(staging / "metrics.json", metrics)  # which holds chosen and pretraining
+        for done in (CHOSEN_FILE, PRETRAINING_FILE):
+            (staging / done).unlink()
         _curves(history, staging)
         shown = slice(config.num_overlays)
         write_overlays(captioner, beam[shown], splits["test"][shown], staging / "overlays")

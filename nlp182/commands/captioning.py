@@ -11,7 +11,14 @@ import logging
 from pathlib import Path
 
 from nlp182.captioning.config import CaptionConfig
-from nlp182.commands.flags import add_config_flags, config_from_args, train_group
+from nlp182.commands.flags import (
+    add_config_flags,
+    add_out_flag,
+    add_resume_flag,
+    config_from_args,
+    interrupted,
+    train_group,
+)
 from nlp182.train.diagnostics import closing_note
 
 log = logging.getLogger(__name__)
@@ -24,7 +31,11 @@ def _run_train(args: argparse.Namespace) -> int:
     from nlp182.captioning.train import train_captioner
 
     config = config_from_args(CaptionConfig, args)
-    metrics = train_captioner(config, args.out)
+    try:
+        metrics = train_captioner(config, args.out, resume=args.resume)
+    except KeyboardInterrupt:
+        interrupted("train caption", args.out)
+        raise
     parts = []
     for name, scores in metrics["test"].items():
         parts.append(
@@ -35,7 +46,6 @@ def _run_train(args: argparse.Namespace) -> int:
     note = closing_note(metrics.get("warnings", []))
     print(f"{summary}trained in {metrics['train_time_s']:.1f} s; run saved to {args.out}{note}")
     return 0
-
 
 
 def _overlay_paths(base: Path, count: int) -> list[Path]:
@@ -74,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=f"example, on your own Karpathy-split JSON with no tuning flags:\n  {USER_EXAMPLE}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--out", required=True, help="run folder to write (replaced as a whole on success)")
+    add_out_flag(train, "run folder (staged in OUT.incomplete until training ends)")
+    add_resume_flag(train)
     add_config_flags(train, CaptionConfig)
     train.set_defaults(func=_run_train)
 

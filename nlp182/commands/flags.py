@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import math
 import re
+import sys
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -209,6 +210,24 @@ def add_out_flag(parser: argparse.ArgumentParser, what: str = "run folder", **kw
     text = f"{what} to write; it must not exist yet or be empty, unless --overwrite"
     parser.add_argument("--out", help=text + default_text(kwargs.get("default")), **kwargs)
     add_overwrite_flag(parser)
+
+
+def add_resume_flag(parser: argparse.ArgumentParser) -> None:
+    """``--resume``: continue the interrupted run staged in ``OUT.incomplete``."""
+    from nlp182.train.run import RESUME_OVERRIDES
+
+    changeable = ", ".join(RESUME_OVERRIDES)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in OUT.incomplete from its last checkpoint "
+                             f"with its saved settings (only {changeable} may change)")  # fmt: skip
+
+
+def interrupted(command: str, out: str) -> None:
+    """Tell the user on stderr where the interrupted run is kept and the command that resumes it."""
+    from nlp182.train.run import incomplete_dir
+
+    print(f"interrupted; the run and its checkpoints are kept in {incomplete_dir(out)}. Resume with:\n"
+          f"  nlp182 {command} --out {out} --resume", file=sys.stderr)
 
 
 def add_overwrite_flag(

@@ -22,10 +22,12 @@ from nlp182.commands.flags import (
     add_config_flags,
     add_out_flag,
     add_overwrite_flag,
+    add_resume_flag,
     checked,
     config_from_args,
     device_name,
     given_fields,
+    interrupted,
     train_group,
 )
 from nlp182.commands.limits import add_limit_flags
@@ -33,16 +35,13 @@ from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file, read_json
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
-from nlp182.settings import from_saved
 from nlp182.train.diagnostics import closing_note
-from nlp182.train.run import incomplete_dir
+from nlp182.train.run import resumed_config
 
 if TYPE_CHECKING:
     from nlp182.seq2seq.translator import Translator
 
 log = logging.getLogger(__name__)
-#: Flags a resumed run may change; every other setting comes from the interrupted run.
-RESUME_OVERRIDES = ("epochs", "threads", "device", "progress", "time_budget_s")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -50,13 +49,11 @@ def _run_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(Seq2SeqConfig, args)
     if args.resume:
-        config = _resumed_config(args, config)
+        config = resumed_config(Seq2SeqConfig, args.out, config)
     try:
         metrics = train_seq2seq(config, args.out, resume=args.resume, given=given_fields(args))
     except KeyboardInterrupt:
-        kept = incomplete_dir(args.out)
-        print(f"interrupted; the run and its checkpoints are kept in {kept}. Resume with:\n"
-              f"  nlp182 train seq2seq --out {args.out} --resume", file=sys.stderr)
+        interrupted("train seq2seq", args.out)
         raise
     test = metrics["test"]
     names = metrics["metrics"]
@@ -68,20 +65,6 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"{summary}best epoch {metrics['best_epoch']}, trained in {metrics['train_time_s']:.1f} s; "
           f"run saved to {args.out}{closing_note(metrics.get('warnings', []))}")
     return 0
-
-
-def _resumed_config(args: argparse.Namespace, given: Seq2SeqConfig) -> Seq2SeqConfig:
-    """The interrupted run's saved config; the few flags a resumed run may change come from ``given``
-    where they were set (differ from their defaults)."""
-    saved = read_json(incomplete_dir(args.out) / "config.json")
-    defaults = Seq2SeqConfig()
-    for name in RESUME_OVERRIDES:
-        if getattr(given, name) != getattr(defaults, name):
-            saved[name] = getattr(given, name)
-    try:
-        return from_saved(Seq2SeqConfig, saved)
-    except TypeError as exc:
-        raise FileFormatError(f"the interrupted run's config.json is not a seq2seq config: {exc}") from exc
 
 
 def _heatmap_paths(base: Path, count: int) -> list[Path]:
@@ -201,9 +184,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "seq2seq", help="train an attention seq2seq translator on parallel text or the date task"
     )
     add_out_flag(train, "run folder (staged in OUT.incomplete until training ends)")
-    changeable = ", ".join(RESUME_OVERRIDES)
-    train.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT.incomplete "
-                       f"from its last checkpoint with its saved settings (only {changeable} may change)")
+    add_resume_flag(train)
     add_config_flags(train, Seq2SeqConfig)
     train.set_defaults(func=_run_train)
 

@@ -34,7 +34,7 @@ from nlp182.seq2seq.metrics import ERROR_METRICS, score
 from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.train import Trainer, TrainerConfig
-from nlp182.train.diagnostics import empty_outputs
+from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
 from nlp182.train.run import resumable_run
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,8 @@ def references_of(translator: Translator, references: list[list[str]]) -> list[l
 def make_eval_fn(
     translator: Translator, valid_pairs: list[Pair], names: list[str], max_len: int
 ) -> Callable[[torch.nn.Module, Iterable[Seq2SeqBatch]], dict[str, float]]:
-    """``eval_fn`` for the Trainer: teacher-forced ``valid_loss`` and ``valid_<metric>`` of greedy outputs.
+    """``eval_fn`` for the Trainer: teacher-forced ``valid_loss``, ``valid_<metric>`` of greedy outputs
+    and the share of them that came out empty (``valid_empty``).
 
     Metrics are computed per distinct source against all its references (raw text, normalised).
     """
@@ -162,7 +163,8 @@ def make_eval_fn(
             )
         ]
         scores = score(outputs, references_of(translator, references), names)
-        return {"valid_loss": sum(losses) / len(losses), **{f"valid_{k}": v for k, v in scores.items()}}
+        valid = {f"valid_{k}": v for k, v in scores.items()}
+        return {"valid_loss": sum(losses) / len(losses), **valid, EMPTY_KEY: empty_share(outputs)}
 
     return evaluate
 
@@ -300,11 +302,8 @@ def _train(
             units_fn=target_tokens,
         )
         history = trainer.fit(train_loader, valid_loader)  # Ctrl-C: the staged run and checkpoints stay
-        sources = group_references(valid_pairs)[0]
-        kept = translator.translate(
-            sources, beam_width=1, max_len=config.max_len, warn=False, need_weights=False
-        )
-        silent = empty_outputs([t.text for t in kept], "translation")
+        distinct = len(group_references(valid_pairs)[0])
+        silent = kept_empty_outputs(history, trainer.best_epoch, distinct, "translation")
         if silent is not None:
             trainer.warn(silent)
         train_time = trainer.train_time_s

@@ -3,8 +3,9 @@
 A run that ends quietly with a useless model is the worst outcome for a new user: these checks
 turn the common ways into words. Each returns ``None`` when all is well, else one line that says
 what happened and what to try. The Trainer runs the generic ones (:func:`loss_stalled`,
-:func:`zero_kept_score`); the model families add their own (an empty output, see
-:func:`empty_outputs`).
+:func:`zero_kept_score`); the model families add their own: an empty output, whose share each
+validation records as ``valid_empty`` (:func:`empty_share`) and :func:`kept_empty_outputs` reads
+from the kept epoch, so that the kept model is not decoded again to find out.
 """
 
 from __future__ import annotations
@@ -56,12 +57,35 @@ def closing_note(warnings: Sequence[str]) -> str:
     return f"; {count}: {' | '.join(warnings)} (also in the log and metrics.json)"
 
 
+#: The epoch record's key for the share of validation outputs that came out empty.
+EMPTY_KEY = "valid_empty"
+
+
+def empty_share(outputs: Sequence[str]) -> float:
+    """The share of ``outputs`` that are empty or blank (0 for no outputs), recorded under
+    :data:`EMPTY_KEY` by each validation."""
+    return sum(not text.strip() for text in outputs) / len(outputs) if outputs else 0.0
+
+
+def kept_empty_outputs(
+    history: Sequence[dict[str, Any]], best_epoch: int | None, inputs: int, what: str
+) -> str | None:
+    """:func:`empty_outputs`' warning for the kept epoch (``best_epoch``, 1-based, as in the records),
+    from the :data:`EMPTY_KEY` share its validation of ``inputs`` inputs recorded."""
+    record = next((r for r in history if r.get("epoch") == best_epoch and EMPTY_KEY in r), None)
+    if record is None:
+        return None
+    return _empty_warning(round(record[EMPTY_KEY] * inputs), inputs, what)
+
+
 def empty_outputs(outputs: Sequence[str], what: str) -> str | None:
     """A warning when any of ``outputs`` (the kept model's validation outputs) is empty."""
-    empty = sum(not text.strip() for text in outputs)
+    return _empty_warning(sum(not text.strip() for text in outputs), len(outputs), what)
+
+
+def _empty_warning(empty: int, total: int, what: str) -> str | None:
     if not empty:
         return None
-    return (
-        f"the kept model outputs an empty {what} for {empty} of {len(outputs)} validation inputs"
-        + (" (all of them: it says nothing)" if empty == len(outputs) else "")
+    return f"the kept model outputs an empty {what} for {empty} of {total} validation inputs" + (
+        " (all of them: it says nothing)" if empty == total else ""
     )

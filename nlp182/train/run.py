@@ -14,15 +14,20 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Any
 
-from nlp182.errors import InvalidInputError, MissingFileError
-from nlp182.io import current_umask, replace_directory
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.io import current_umask, read_json, replace_directory
+from nlp182.settings import from_saved
 
 log = logging.getLogger(__name__)
 
 INCOMPLETE_SUFFIX = ".incomplete"
+#: Settings a resumed run may change (one name each in every config); every other setting comes
+#: from the interrupted run.
+RESUME_OVERRIDES = ("epochs", "threads", "device", "progress", "time_budget_s")
 
 
 def incomplete_dir(out_dir: str | os.PathLike[str]) -> Path:
@@ -33,6 +38,25 @@ def incomplete_dir(out_dir: str | os.PathLike[str]) -> Path:
 
 def _has_checkpoints(folder: Path) -> bool:
     return any(folder.rglob("step-*.safetensors"))
+
+
+def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: Any,
+                   overrides: Collection[str] = RESUME_OVERRIDES) -> Any:
+    """The interrupted run's settled config (its staged ``config.json``), with the settings named in
+    ``overrides`` that ``given`` (the config the resuming command built) sets away from their
+    defaults: those a resumed run may change (more epochs, another device, ...)."""
+    path = incomplete_dir(out_dir) / "config.json"
+    if not path.is_file():
+        raise MissingFileError(f"nothing to resume: {path} does not exist (it holds an interrupted run)")
+    saved = read_json(path)
+    defaults = config_class()
+    for name in overrides:
+        if getattr(given, name) != getattr(defaults, name):
+            saved[name] = getattr(given, name)
+    try:
+        return from_saved(config_class, saved)
+    except TypeError as exc:
+        raise FileFormatError(f"{path} is not the config of this command: {exc}") from exc
 
 
 @contextlib.contextmanager

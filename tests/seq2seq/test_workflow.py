@@ -21,7 +21,6 @@ from nlp182.errors import Nlp182Error
 from nlp182.seq2seq import Translator
 from nlp182.seq2seq.tokenize import display_token
 from nlp182.seq2seq.train import load_pairs
-from nlp182.train import Trainer
 
 LETTERS = "abcdef"
 
@@ -160,24 +159,17 @@ def test_heatmap_labels_drop_the_word_boundary_marker() -> None:
 
 
 def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
-    files: dict[str, str], run: Path, tmp_path: Path, monkeypatch, capsys
+    files: dict[str, str], run: Path, tmp_path: Path, capsys, interrupt_after_epoch
 ) -> None:
     out = tmp_path / "interrupted"
-    log_epoch = Trainer._log_epoch
-
-    def interrupt_in_epoch_2(self: Trainer, record: dict) -> None:
-        log_epoch(self, record)
-        if record["epoch"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_log_epoch", interrupt_in_epoch_2)
+    lift = interrupt_after_epoch(2)
     with pytest.raises(KeyboardInterrupt):
         _run(["train", "seq2seq", "--out", str(out), *_flags(files)])
     assert "--resume" in capsys.readouterr().err
     staged = Path(f"{out}.incomplete")
     assert len(list((staged / "train" / "checkpoints").glob("step-*.safetensors"))) == 1  # epoch 1's
     assert not out.exists()
-    monkeypatch.setattr(Trainer, "_log_epoch", log_epoch)
+    lift()
     assert _run(["train", "seq2seq", "--out", str(out), *_flags(files)]) == 2  # a fresh start is refused
     assert _run(["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]) == 0
     assert not staged.exists()

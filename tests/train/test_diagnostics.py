@@ -10,7 +10,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nlp182.train import Trainer, TrainerConfig
-from nlp182.train.diagnostics import empty_outputs, loss_stalled, zero_kept_score
+from nlp182.train.diagnostics import (
+    EMPTY_KEY,
+    empty_outputs,
+    empty_share,
+    kept_empty_outputs,
+    loss_stalled,
+    zero_kept_score,
+)
 from tests.train.test_workflow import _data, _model, mse
 
 
@@ -96,3 +103,15 @@ def test_the_checks_on_hand_made_records() -> None:
     assert empty_outputs(["", ""], "translation").endswith(
         "for 2 of 2 validation inputs (all of them: it says nothing)"
     )
+
+
+def test_the_kept_epochs_own_validation_tells_whether_it_says_nothing() -> None:
+    assert empty_share(["a red square", " ", "", "a disc"]) == 0.5 and empty_share([]) == 0.0
+    history = [{"epoch": 1, EMPTY_KEY: 1.0}, {"epoch": 2, EMPTY_KEY: 0.25}, {"epoch": 3, EMPTY_KEY: 0.0}]
+    assert kept_empty_outputs(history, 3, 8, "caption") is None  # the last epoch, not the kept one, is read
+    assert kept_empty_outputs(history, 2, 8, "caption") == (
+        "the kept model outputs an empty caption for 2 of 8 validation inputs"
+    )
+    assert kept_empty_outputs(history, 1, 8, "translation").endswith("(all of them: it says nothing)")
+    assert kept_empty_outputs(history, None, 8, "caption") is None  # nothing kept
+    assert kept_empty_outputs([{"epoch": 1}], 1, 8, "caption") is None  # not recorded

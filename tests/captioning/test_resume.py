@@ -1,0 +1,57 @@
+"""An interrupted captioning run resumes from its checkpoint and ends as an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nlp182 import cli
+from nlp182.captioning import train as caption_train
+from nlp182.captioning.synthetic import write_user_set
+
+#: A captioner small enough to train a few epochs in seconds; every default part stays on
+#: (pre-training, word curriculum, weight average, batch-norm recalibration, data-chosen monitor).
+TINY = ["--image-size", "16", "--grid", "2", "--feature-dim", "8", "--embed-dim", "8",
+        "--hidden-size", "8", "--batch-size", "4", "--epochs", "4", "--no-progress", "--threads", "1",
+        "--device", "cpu"]  # fmt: skip
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "model.safetensors")
+
+
+def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], interrupt_after_epoch
+) -> None:
+    data = write_user_set(tmp_path / "data", 16, 4, 4, size=24, seed=1)
+    straight, out = tmp_path / "straight", tmp_path / "interrupted"
+    assert cli.main(["train", "caption", "--data", str(data), "--out", str(straight), *TINY]) == 0
+    chosen = json.loads((straight / "metrics.json").read_text())["chosen"]
+    assert {"pretrain_steps", "curriculum_steps", "ema_decay"} <= set(chosen)  # the parts resumed are on
+    lift = interrupt_after_epoch(2)
+    assert cli.main(["train", "caption", "--data", str(data), "--out", str(out), *TINY]) == 130  # Ctrl-C
+    assert f"nlp182 train caption --out {out} --resume" in capsys.readouterr().err
+    staged = Path(f"{out}.incomplete")
+    assert len(list((staged / "train" / "checkpoints").glob("step-*.safetensors"))) == 1  # epoch 1's
+    assert not out.exists()
+    lift()
+    assert cli.main(["train", "caption", "--data", str(data), "--out", str(out), *TINY]) == 2  # refused
+    pretrained: list[int] = []
+    pretrain = caption_train.pretrain_encoder
+    monkeypatch.setattr(
+        caption_train, "pretrain_encoder", lambda *a, **k: pretrained.append(1) or pretrain(*a, **k)
+    )
+    # Only --out and --resume: the data, the model and every choice come from the interrupted run.
+    assert cli.main(["train", "caption", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert not pretrained  # the checkpoint holds the pre-trained encoder
+    assert not staged.exists() and not (out / "chosen.json").exists()
+    resumed, expected = _weights(out), _weights(straight)
+    assert resumed.keys() == expected.keys()
+    assert all(torch.equal(resumed[k], expected[k]) for k in expected)  # the curriculum went on, too
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["chosen"] == chosen and len(metrics["history"]) == 4
+    assert cli.main(["train", "caption", "--out", str(tmp_path / "none"), "--resume"]) == 2

@@ -19,6 +19,13 @@ from nlp182.errors import InvalidInputError, ShapeError
 
 
 def _check(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
+    q, k, v = query.shape, keys.shape, values.shape
+    if len(q) == len(k) == len(v) >= 3 and q[:-2] == k[:-2] and k[:-1] == v[:-1] and q[-1] == k[-1]:
+        return  # one test on the hot path; the messages below say what is wrong
+    _explain(query, keys, values)
+
+
+def _explain(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
     if not query.dim() == keys.dim() == values.dim() >= 3:
         raise ShapeError(
             "query, keys and values must all be (B, T, D) or (B, H, T, D); got shapes "
@@ -57,21 +64,20 @@ def scaled_dot_product(
         ``(context, weights)`` with context ``(B, [H,] Tq, Dv)``.
     """
     _check(query, keys, values)
+    if mask is None and not need_weights:  # the fused kernel and nothing else on the hot path
+        return F.scaled_dot_product_attention(
+            query, keys, values, dropout_p=dropout_p, is_causal=causal
+        ), None
     query_len, key_len = query.shape[-2], keys.shape[-2]
     check_mask(mask, torch.Size((*query.shape[:-2], query_len, key_len)))
-    if causal and (mask is not None or need_weights):
+    if causal:
         mask = merge_masks(mask, causal_mask(query_len, key_len, device=query.device))
-        causal = False
     if need_weights:
         scores = torch.matmul(query, keys.transpose(-2, -1)) / math.sqrt(query.shape[-1])
         weights = masked_softmax(scores, mask)
         if dropout_p > 0:
             weights = F.dropout(weights, p=dropout_p)
         return torch.matmul(weights, values), weights
-    if mask is None:
-        return F.scaled_dot_product_attention(
-            query, keys, values, dropout_p=dropout_p, is_causal=causal
-        ), None
     # Let fully masked rows attend everywhere (finite in every kernel), then zero their output:
     # no NaN in the forward pass and exactly zero gradient from those rows.
     has_key = mask.any(dim=-1, keepdim=True)

@@ -153,7 +153,7 @@ class CaptionConfig:
     early_stopping_patience: int | None = setting(
         None, minimum=0,
         help="stop after this many epochs without a better validation --monitor score (0: train every epoch;"
-             " unset: a third of --epochs, at least 10, or with --time-budget-s half the budget in seconds, "
+             " unset: half of --epochs, at least 10, or with --time-budget-s half the budget in seconds, "
              "counted once the score is above 0)",
     )
     monitor: str = setting(

@@ -182,6 +182,10 @@ def train_captioner(
         return _train(config, out_dir, resume)
 
 
+#: The best value of each validation score that has one: reaching it ends the run (nothing later
+#: could be kept instead).
+PERFECT_SCORES = {"exact_match": 1.0, "bleu4": 100.0}
+
 #: Files of a staged run that a resumed one reads back: what was chosen from the data, and the
 #: encoder pre-training's records and seconds (counted in the time budget).
 CHOSEN_FILE, PRETRAINING_FILE = "chosen.json", "pretraining.json"
@@ -248,6 +252,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool)
             ema_decay=config.ema_decay or None,
             monitor=f"valid_{config.monitor}",
             monitor_mode="max",
+            monitor_limit=PERFECT_SCORES.get(config.monitor),
             keep_best=True,
             seed=config.seed,
             progress=config.progress,

@@ -34,6 +34,9 @@ class TrainerConfig:
     ``patience_after_nonzero`` (``monitor_mode="max"`` only) starts counting either patience only once
     the monitored score has been above 0: a score such as exact match sits at 0 until a model starts
     to get things right, and stopping before then keeps a model that has learned nothing.
+    ``monitor_limit`` is the best value the monitored score can take (1 for exact match, 0 for an
+    error rate): an epoch that reaches it ends the run, since no later epoch could be kept instead.
+    It is an ordinary end (``stop_reason`` says so), not an early-stopping warning.
     ``ema_decay`` keeps an exponential moving average of the weights
     (:class:`~nlp182.train.averaging.ExponentialMovingAverage`, with warm-up), updated after every
     optimizer step: validation scores the average, the best epoch keeps the average, and a run
@@ -53,6 +56,7 @@ class TrainerConfig:
     early_stopping_patience: int | None = None
     early_stopping_patience_s: float | None = None
     patience_after_nonzero: bool = False
+    monitor_limit: float | None = None
     monitor: str = "valid_loss"
     monitor_mode: str = "min"
     log_every: int = 50

@@ -469,7 +469,7 @@ class Trainer:
     def _update_early_stopping(self, record: dict[str, Any]) -> bool:
         """Track the best epoch by ``monitor`` (keeping its weights when asked); True means stop."""
         stopping = self.config.early_stopping_patience is not None or \
-            self.config.early_stopping_patience_s is not None
+            self.config.early_stopping_patience_s is not None or self.config.monitor_limit is not None
         now = self.train_time_s + float(record.get("time_s", 0.0))  # this epoch is not in history yet
         if not stopping and not (self.config.keep_best and self.config.monitor in record):
             return False
@@ -491,6 +491,12 @@ class Trainer:
             self.best_time_s = now  # nothing learned yet: patience has not started
         else:
             self.bad_epochs += 1
+        limit = self.config.monitor_limit
+        if better and limit is not None and value == limit:
+            self.stop_reason = (
+                f"{self.config.monitor} reached {limit:g}, its best possible value, in epoch {self.epoch + 1}"
+            )
+            return True
         if self._early_stop_reached(now):
             self.stop_reason = (
                 f"early stopping after epoch {self.epoch + 1}: {self.config.monitor} has not improved on "

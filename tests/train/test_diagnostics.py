@@ -88,6 +88,22 @@ def test_patience_after_nonzero_waits_for_a_first_score_above_zero() -> None:
     assert len(counted.history) == 5 and counted.best_epoch == 3  # epochs 4 and 5 do not beat epoch 3
 
 
+def test_a_perfect_score_ends_the_run_without_a_warning() -> None:
+    scores = iter([0.5, 0.9, 1.0, 1.0, 1.0, 1.0])
+
+    def climbing(model: nn.Module, batches) -> dict[str, float]:
+        return {"valid_exact_match": next(scores)}
+
+    common = {"monitor": "valid_exact_match", "monitor_mode": "max", "keep_best": True}
+    trainer = _fit(0.02, eval_fn=climbing, monitor_limit=1.0, **common)
+    assert len(trainer.history) == 3 and trainer.best_epoch == 3
+    assert trainer.stop_reason == "valid_exact_match reached 1, its best possible value, in epoch 3"
+    assert trainer.warnings == []
+    scores = iter([0.5, 0.9, 1.0, 1.0, 1.0, 1.0])
+    patient = _fit(0.02, eval_fn=climbing, early_stopping_patience=2, **common)  # no limit: patience ends it
+    assert len(patient.history) == 5 and patient.best_epoch == 3 and patient.warnings == [patient.stop_reason]
+
+
 def test_the_checks_on_hand_made_records() -> None:
     falling = [{"train_loss": v} for v in (4.0, 3.0, 2.5, 2.0, 1.9, 1.8)]
     assert loss_stalled(falling) is None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -157,8 +158,15 @@ def main() -> None:
     device = rows[0]["device"].split(":")[0] if rows and rows[0].get("device") else "cpu"
     atomic_write_json(args.out / f"defaults-{device}.json", {
         "note": "each run through the CLI with its defaults, no tuning flag; logs: logs/defaults-<name>.log",
-        "goals": GOALS, "cpus": os.cpu_count(), "commit": _commit(), "runs": rows,
+        "goals": GOALS, "commit": _commit(), "runs": rows,
+        "machine": _machine(),
     })  # fmt: skip
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
 
 
 def _commit() -> str | None:

@@ -774,6 +774,62 @@ def captioning_page(img: Path) -> Page:
     return page
 
 
+def _goal_cells(run: dict[str, Any]) -> list[str]:
+    """What one defaults run measured, as table cells: exact / attention correctness, or WER / PER."""
+    if "wer" in run:
+        return [f"WER {pct(run['wer'])}, PER {pct(run['per'], 2)} (beam 5)", "", ""]
+    correctness = run.get("attention_correctness")
+    uniform = run.get("uniform_baseline")
+    attention = f"{correctness:.2f} / {uniform:.2f}" if correctness is not None and uniform else "no boxes"
+    return [f"exact {fmt(run['exact'])}", attention, f"{run['epochs']} ({run['best_epoch']})"]
+
+
+DEFAULTS_COLUMNS = (
+    "run", "test (greedy)", "attention correctness / uniform", "epochs (kept)", "warnings", "goal"
+)
+
+
+def _goals_note(data: dict[str, Any]) -> str:
+    goals = data["goals"]
+    return (
+        f"Goals: digits exact >= {goals['digits_exact']} and attention correctness >= "
+        f"{goals['digits_attention_correctness']} on every seed; shapes exact >= {goals['shapes_exact']} "
+        f"and correctness >= {goals['shapes_correctness_over_uniform']:g}x uniform; CMUdict WER <= "
+        f"{pct(goals['cmudict_wer'], 0)} and PER <= {pct(goals['cmudict_per'], 0)}; generated user sets "
+        f"exact >= {goals['user_exact']}, and a set too small to learn ends with a warning. Each run's "
+        "commit, command line, chosen settings and load average before it are in the file."
+    )
+
+
+def defaults_page(img: Path) -> Page:
+    del img  # tables only
+    page = Page("defaults", "First runs with the defaults")
+    from bench.defaults import commands
+
+    data = load("defaults-cpu")
+    measured = {run["name"]: run for run in data["runs"]}
+    rows = []
+    for name in commands(Path("runs"), Path("data")):
+        run = measured.get(name)
+        if run is None:
+            rows.append([f"`{name}`", "not measured", "", "", "", ""])
+            continue
+        warnings = "; ".join(run["warnings"]) or "none"
+        rows.append([f"`{name}`", *_goal_cells(run), warnings, "met" if run["met"] else "**missed**"])
+    page.add(
+        "runs",
+        Figure(
+            "Every run through the CLI, its defaults and no tuning flag",
+            ["defaults-cpu"],
+            "python -m bench.defaults (each run's command line is in the file; logs in "
+            "bench/results/logs/defaults-<run>.log)",
+            table(DEFAULTS_COLUMNS, rows),
+            note=_goals_note(data),
+        ),
+    )
+    return page
+
+
 def vision_page(img: Path) -> Page:
     page = Page("vision", "Vision")
     for name, title in (
@@ -944,6 +1000,7 @@ AREAS: dict[str, Callable[[Path], Page]] = {
     "serve": serve_page,
     "seq2seq": seq2seq_page,
     "captioning": captioning_page,
+    "defaults": defaults_page,
     "vision": vision_page,
     "attention": attention_page,
     "optim": optim_page,
@@ -1002,6 +1059,11 @@ def headline() -> str:
             "[captioning](docs/benchmarks/captioning.md)",
         ],
         [
+            "first runs with the defaults alone (2 CPU cores)",
+            _defaults_headline(load("defaults-cpu")["runs"]),
+            "[defaults](docs/benchmarks/defaults.md)",
+        ],
+        [
             "attention bf16 on an H100",
             f"ours / SDPA {min(attention):.2f}-{max(attention):.2f}",
             "[attention](docs/benchmarks/attention.md)",
@@ -1013,6 +1075,24 @@ def headline() -> str:
         ],
     ]
     return table(["what", "figure", "page"], rows)
+
+
+def _defaults_headline(runs: list[dict[str, Any]]) -> str:
+    """One cell: each family of :mod:`bench.defaults` runs, its figure and how many met their goal."""
+    families = (("digits", "digits 600 s"), ("shapes", "shapes 600 s"), ("cmudict", "CMUdict 2,700 s"),
+                ("user300", "300 generated images"), ("user60", "60 images"))  # fmt: skip
+    parts = []
+    for prefix, label in families:
+        found = [r for r in runs if r["name"].split("-")[0] == prefix]
+        if not found:
+            continue
+        if prefix == "cmudict":
+            figure = f"WER {pct(found[0]['wer'])}, PER {pct(found[0]['per'], 2)}"
+        else:
+            figure = "exact " + " / ".join(fmt(r["exact"]) for r in found)
+        met = sum(r["met"] for r in found)
+        parts.append(f"{label}: {figure} ({met} of {len(found)} met)")
+    return "; ".join(parts)
 
 
 def with_headline(readme: str) -> str:
@@ -1041,6 +1121,7 @@ def index_page() -> str:
         "serve": "the HTTP service: throughput, latency, reloads, memory, HNSW recall",
         "seq2seq": "G2P on CMUdict and date normalisation",
         "captioning": "Show, Attend and Tell on digits and shapes, with ablations",
+        "defaults": "a user's first runs, captioning and G2P, with the defaults alone",
         "vision": "the vision core beside torch.nn, scikit-learn and float64 references",
         "attention": "attention modules beside PyTorch's SDPA and nn.MultiheadAttention",
         "optim": "optimizer step time beside torch.optim; hyper-parameter search",

@@ -47,7 +47,8 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
         dest="corpus_format",
         default="auto",
         choices=SOURCE_FORMATS,
-        help="plain lines, or `datasets` text/json/parquet (default: by extension)",
+        help="plain lines of one file, text lines of a glob of files, JSON Lines or Parquet records "
+        "(default: by extension)",
     )
     parser.add_argument(
         "--column", default="text", help="text column of json/parquet records (default: text)"

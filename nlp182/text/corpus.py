@@ -2,7 +2,7 @@
 
 A source is any local plain-text file (one sentence or document per line; ``.gz``/``.bz2`` read
 decompressed under ``nlp182.bounded``'s caps, lines longer than ``limits.max_line`` skipped and
-counted) or local files read through `datasets` (``text``, ``json``, ``parquet``). ``lines``
+counted) or local text, JSON and Parquet files (``nlp182.text.records``, under the same limits). ``lines``
 streams it a line at a time (the gensim reference reads it so), ``blocks`` a few megabytes of
 whole lines at a time (what the one-pass encoder in ``nlp182.text.encoded`` reads).
 """
@@ -10,14 +10,14 @@ whole lines at a time (what the one-pass encoder in ``nlp182.text.encoded`` read
 from __future__ import annotations
 
 import glob
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlp182.bounded import BZIP2_SUFFIXES, GZIP_SUFFIXES, ReadLimits
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, Nlp182Error
+from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.io import check_input_file
+from nlp182.text.records import json_records, parquet_records, text_records
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
 
 SOURCE_FORMATS = ("auto", "plain", "text", "json", "parquet")
@@ -32,12 +32,14 @@ class CorpusSource:
     """Where the text comes from.
 
     Args:
-        path: a local file (or, for `datasets` formats, a glob of local files).
-        fmt: ``plain`` reads lines directly; ``text``/``json``/``parquet`` go through `datasets`;
-            ``auto`` chooses by extension (plain for anything that is not json/parquet).
+        path: a local file (or, for the ``text``/``json``/``parquet`` formats, a glob of local files).
+        fmt: ``plain`` reads the lines of one file; ``text`` the lines of every file the glob names;
+            ``json`` JSON Lines (or one JSON array) of records; ``parquet`` Parquet tables;
+            ``auto`` chooses by extension (``.json``/``.jsonl``, ``.parquet``; plain otherwise),
+            looking past ``.gz``/``.bz2``.
         column: the text column for json/parquet records.
-        limits: the longest line a plain file may have (longer ones are skipped and counted) and
-            the caps on decompressing a ``.gz``/``.bz2`` plain file.
+        limits: the longest line (or record text) kept, longer ones skipped and counted, and the
+            caps on decompressing ``.gz``/``.bz2`` files (and Parquet column chunks).
     """
 
     path: str
@@ -52,7 +54,10 @@ class CorpusSource:
             )
         if self.fmt != "auto":
             return self.fmt
-        return _EXTENSION_FORMATS.get(Path(self.path).suffix.lower(), "plain")
+        path = Path(self.path)
+        if path.suffix in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+            path = path.with_suffix("")
+        return _EXTENSION_FORMATS.get(path.suffix.lower(), "plain")
 
     def files(self) -> list[Path]:
         """The local files of the corpus, sorted.
@@ -90,7 +95,13 @@ class CorpusSource:
                     yield line.decode("utf-8", errors="replace")
                 lines.warn_skipped()
             return
-        yield from _dataset_lines(self, fmt)
+        files = self.files()
+        if fmt == "text":
+            yield from text_records(files, self.limits)
+        elif fmt == "json":
+            yield from json_records(files, self.column, self.limits)
+        else:
+            yield from parquet_records(files, self.column, self.limits)
 
     def byte_blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, int, bytes]]:
         """A plain file's whole lines about ``block_bytes`` at a time, as ``LineBlocks`` yields them
@@ -123,29 +134,6 @@ class CorpusSource:
                 lines, held = [], 0
         if lines:
             yield "\n".join(lines) + "\n", held
-
-
-def _dataset_lines(source: CorpusSource, fmt: str) -> Iterator[str]:
-    """Text of each record of local json/parquet/text files, read with `datasets` (offline)."""
-    files = [str(path) for path in source.files()]
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from datasets import load_dataset
-
-    column = source.column
-    try:
-        stream = load_dataset(fmt, data_files=files, split="train", streaming=True)
-        for record in stream:
-            if column not in record:
-                raise FileFormatError(
-                    f"{source.path}: records have no {column!r} column; available columns: "
-                    f"{', '.join(sorted(record))} (choose one with --column)"
-                )
-            yield str(record[column] or "")
-    except Nlp182Error:
-        raise
-    except (ValueError, OSError) as exc:
-        raise FileFormatError(f"{source.path} could not be read as {fmt}: {exc}") from exc
 
 
 def iter_token_lines(source: CorpusSource, tokenizer: WordTokenizer | None = None) -> Iterator[list[str]]:

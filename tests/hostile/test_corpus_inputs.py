@@ -1,7 +1,7 @@
-"""Corpus files nobody here wrote, through ``nlp182 train w2v`` and ``nlp182 train lsa``: lines past
-``--max-line-bytes`` are skipped with one warning while the process holds one block and one bound,
-compressed corpora stop at their expansion ratio, and a corpus left without words, a folder or a
-device is one error line."""
+"""Corpus files nobody here wrote, plain text or JSON Lines, through ``nlp182 train w2v`` and
+``nlp182 train lsa``: lines past ``--max-line-bytes`` are skipped with one warning while the process
+holds one block and one bound, compressed corpora stop at their expansion ratio, and a corpus left
+without words, a folder or a device is one error line."""
 
 from __future__ import annotations
 
@@ -75,3 +75,19 @@ def test_corpus_that_is_a_folder_is_refused(cli, bounded, tmp_path) -> None:
 def test_corpus_that_is_dev_zero_is_refused(cli, bounded, tmp_path) -> None:
     outcome = bounded(cli([*LSA, "--corpus", "/dev/zero", "--out", tmp_path / "run"]), 150, rc=2)
     assert "/dev/zero is not a regular file" in outcome.error_lines[0]
+
+
+def test_json_lines_corpus_record_of_100_mb_is_skipped_and_counted(cli, bounded, tmp_path) -> None:
+    record = b'{"text": "alpha beta gamma delta epsilon %s"}\n' % os.urandom(6).hex().encode()
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_bytes(record * 50 + b'{"text": "' + b"x" * (100 * MIB) + b'"}\n' + record * 50)
+    outcome = bounded(cli([*W2V, "--corpus", corpus, "--out", tmp_path / "run"]), 150, rc=0)
+    assert "c.jsonl: skipped 1 line longer than 1 MiB (first: line 51)" in outcome.stderr
+    assert {"alpha", "epsilon"} <= set((tmp_path / "run" / "vocab.txt").read_text().split())
+
+
+def test_json_lines_gzip_bomb_is_refused_by_its_expansion_ratio(cli, bounded, tmp_path) -> None:
+    corpus = tmp_path / "bomb.jsonl.gz"
+    corpus.write_bytes(gzip.compress(b'{"text": "hello world"}\n') + gzip.compress(b"\n" * MIB) * 200)
+    outcome = bounded(cli([*LSA, "--corpus", corpus, "--out", tmp_path / "run"]), 150, rc=2)
+    assert "bomb.jsonl.gz: expands more than 100 times" in outcome.error_lines[0]

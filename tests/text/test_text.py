@@ -79,29 +79,6 @@ def test_vocabulary_file_round_trip(tmp_path) -> None:
         Vocabulary.load(tmp_path / "bad.tsv")
 
 
-def test_datasets_sources_stream_the_same_tokens_as_plain_text(tmp_path) -> None:
-    texts = ["The cat sat.", "A dog's bark, loud!", "", "Well-known facts"]
-    (tmp_path / "c.txt").write_text("\n".join(texts) + "\n")
-    (tmp_path / "c.jsonl").write_text(
-        "".join(json.dumps({"text": t, "id": i}) + "\n" for i, t in enumerate(texts))
-    )
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa.table({"body": texts}), tmp_path / "c.parquet")
-    plain = list(iter_token_lines(CorpusSource(str(tmp_path / "c.txt"))))
-    assert plain == [
-        ["the", "cat", "sat"],
-        ["a", "dog's", "bark", "loud"],
-        ["well-known", "facts"],
-    ]  # blank line skipped
-    assert list(iter_token_lines(CorpusSource(str(tmp_path / "c.jsonl")))) == plain
-    assert list(iter_token_lines(CorpusSource(str(tmp_path / "c.parquet"), column="body"))) == plain
-    assert list(iter_token_lines(CorpusSource(str(tmp_path / "c.txt"), fmt="text"))) == plain
-    with pytest.raises(FileFormatError, match="column"):
-        list(iter_token_lines(CorpusSource(str(tmp_path / "c.parquet"))))
-
-
 def test_missing_source_and_bad_format_are_clear_errors(tmp_path) -> None:
     with pytest.raises(MissingFileError, match="does not exist"):
         list(CorpusSource(str(tmp_path / "nope.txt")).lines())

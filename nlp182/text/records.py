@@ -1,0 +1,187 @@
+"""The text of each record of local text, JSON and Parquet corpus files, read within ``ReadLimits``.
+
+A corpus a user brings in these formats is held to the same bounds as a plain file: what is in
+memory at once is set by the limits, never by the file. Text files and JSON Lines are walked with
+``BoundedLines`` (a record longer than ``limits.max_line`` is skipped and counted, ``.gz``/``.bz2``
+files decompress under the ratio and total caps); a JSON document that is one array of records is
+read whole, up to ``MAX_WHOLE_FILE_BYTES``; Parquet is read a batch of rows at a time with
+pyarrow, after its footer shows that no column chunk expands past the caps, and values longer
+than ``limits.max_line`` are skipped and counted as overlong lines are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from nlp182.bounded import MAX_WHOLE_FILE_BYTES, RATIO_FLOOR, ReadLimits, mib
+from nlp182.errors import FileFormatError
+
+log = logging.getLogger(__name__)
+
+#: Rows of a Parquet file read at a time (at most this many values of ``max_line`` bytes in memory).
+PARQUET_BATCH_ROWS = 256
+#: Leading whitespace looked through to tell a JSON array from JSON Lines.
+SNIFF_BYTES = 1 << 16
+
+
+def text_records(files: Iterable[Path], limits: ReadLimits) -> Iterator[str]:
+    """Each line of each text file (``\\n`` removed; overlong lines skipped, one warning a file)."""
+    for path in files:
+        with limits.open(path) as handle:
+            lines = limits.lines(handle, path)
+            for _, line in lines:
+                yield line.decode("utf-8", errors="replace")
+            lines.warn_skipped()
+
+
+def json_records(files: Iterable[Path], column: str, limits: ReadLimits) -> Iterator[str]:
+    """``column`` of each record of JSON Lines files (one object a line), or of JSON files that hold
+    one array of objects; a record without ``column`` or a line that is not a JSON object is a
+    :class:`FileFormatError` naming the file and the line."""
+    for path in files:
+        if _opens_an_array(path, limits):
+            yield from _array_records(path, column, limits)
+            continue
+        with limits.open(path) as handle:
+            lines = limits.lines(handle, path)
+            for number, line in lines:
+                if not line.strip():
+                    continue
+                yield _column_text(_parsed(line, f"{path}: line {number}"), column, f"{path}: line {number}")
+            lines.warn_skipped()
+
+
+def parquet_records(files: Iterable[Path], column: str, limits: ReadLimits) -> Iterator[str]:
+    """``column`` of each row of Parquet files, ``PARQUET_BATCH_ROWS`` rows at a time; values longer
+    than ``limits.max_line`` bytes are skipped and counted (one warning a file) before they become
+    Python strings, and dictionary-encoded columns stay encoded until then, so that a small file of
+    one long value repeated cannot expand in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in files:
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError) as exc:
+            raise FileFormatError(f"{path} could not be read as parquet: {exc}") from None
+        if column not in names:
+            raise FileFormatError(
+                f"{path}: records have no {column!r} column; available columns: {', '.join(sorted(names))} "
+                "(choose one with --column)"
+            )
+        parquet = pq.ParquetFile(path, read_dictionary=[column])
+        _check_expansion(parquet.metadata, column, path, limits)
+        skipped = rows = 0
+        try:
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[column]):
+                texts, too_long = _batch_texts(batch.column(0), limits.max_line)
+                skipped += too_long
+                rows += batch.num_rows
+                yield from texts
+        except (pa.ArrowException, OSError) as exc:
+            raise FileFormatError(f"{path}: damaged parquet data after {rows:,} rows ({exc})") from None
+        if skipped:
+            log.warning("%s: skipped %d value%s of %r longer than %s; pass --max-line-bytes to keep them",
+                        path, skipped, "" if skipped == 1 else "s", column, mib(limits.max_line))
+
+
+def _batch_texts(values: Any, max_line: int) -> tuple[list[str], int]:
+    """The text of a batch's values of at most ``max_line`` bytes (nulls as ``""``), and how many
+    were longer. ``values`` is a pyarrow array: text, binary or dictionary-encoded, or any other
+    type, whose values become text with ``str``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind)):
+        return ["" if value is None else str(value) for value in values.to_pylist()], 0
+    if pa.types.is_dictionary(values.type):
+        lengths = pc.take(pc.binary_length(values.dictionary), values.indices)
+    else:
+        lengths = pc.binary_length(values)
+    keep = pc.fill_null(pc.less_equal(lengths, max_line), True)
+    kept = values.filter(keep)
+    texts = [
+        "" if value is None else value if isinstance(value, str) else value.decode("utf-8", errors="replace")
+        for value in kept.to_pylist()
+    ]
+    return texts, len(values) - len(kept)
+
+
+def _check_expansion(metadata: Any, column: str, path: Path, limits: ReadLimits) -> None:
+    """Refuse a Parquet file whose footer says a chunk of ``column`` decompresses past the total cap,
+    or more than ``max_ratio`` times once past ``RATIO_FLOOR``: the bounds a ``.gz`` corpus meets."""
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            if chunk.path_in_schema != column:
+                continue
+            expanded, stored = chunk.total_uncompressed_size, max(chunk.total_compressed_size, 1)
+            if expanded > limits.max_total:
+                raise FileFormatError(
+                    f"{path}: column {column!r} decompresses to more than {mib(limits.max_total)} in row "
+                    f"group {group} (the limit); pass --max-decompressed-bytes to raise it"
+                )
+            if expanded > RATIO_FLOOR and expanded > limits.max_ratio * stored:
+                raise FileFormatError(
+                    f"{path}: column {column!r} expands more than {limits.max_ratio:g} times in row group "
+                    f"{group} ({expanded:,} bytes from {stored:,}), as a compression bomb does; pass "
+                    "--max-ratio to raise the limit"
+                )
+
+
+def _opens_an_array(path: Path, limits: ReadLimits) -> bool:
+    """Whether the first character after leading whitespace is ``[`` (a JSON array, not JSON Lines)."""
+    with limits.open(path) as handle:
+        head = handle.read(SNIFF_BYTES).lstrip()
+    return head.startswith(b"[")
+
+
+def _array_records(path: Path, column: str, limits: ReadLimits) -> Iterator[str]:
+    with limits.open(path) as handle:
+        data = handle.read(MAX_WHOLE_FILE_BYTES + 1)
+    if len(data) > MAX_WHOLE_FILE_BYTES:
+        raise FileFormatError(
+            f"{path}: a JSON array longer than {mib(MAX_WHOLE_FILE_BYTES)} (the limit of a file read "
+            "whole); write the records as JSON Lines, one object a line, which are read a line at a time"
+        )
+    records = _parsed(data, str(path))
+    del data
+    if not isinstance(records, list):
+        raise FileFormatError(f"{path} is not a JSON array of records")
+    skipped = 0
+    for number, record in enumerate(records):
+        text = _column_text(record, column, f"{path}: record {number}")
+        if len(text.encode("utf-8")) > limits.max_line:
+            skipped += 1
+            continue
+        yield text
+    if skipped:
+        log.warning("%s: skipped %d record%s with %r longer than %s; pass --max-line-bytes to keep them",
+                    path, skipped, "" if skipped == 1 else "s", column, mib(limits.max_line))
+
+
+def _parsed(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
+        raise FileFormatError(f"{where} is not valid JSON ({reason})") from None
+
+
+def _column_text(record: Any, column: str, where: str) -> str:
+    if not isinstance(record, dict):
+        raise FileFormatError(f"{where} is a JSON {type(record).__name__}, not an object of columns")
+    if column not in record:
+        raise FileFormatError(
+            f"{where}: records have no {column!r} column; available columns: {', '.join(sorted(record))} "
+            "(choose one with --column)"
+        )
+    value = record[column]
+    return "" if value is None else value if isinstance(value, str) else str(value)

@@ -11,6 +11,7 @@ than ``limits.max_line`` are skipped and counted as overlong lines are.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -137,9 +138,10 @@ def _check_expansion(metadata: Any, column: str, path: Path, limits: ReadLimits)
 
 
 def _opens_an_array(path: Path, limits: ReadLimits) -> bool:
-    """Whether the first character after leading whitespace is ``[`` (a JSON array, not JSON Lines)."""
+    """Whether the first character after a byte-order mark and whitespace is ``[`` (a JSON array,
+    not JSON Lines)."""
     with limits.open(path) as handle:
-        head = handle.read(SNIFF_BYTES).lstrip()
+        head = handle.read(SNIFF_BYTES).removeprefix(codecs.BOM_UTF8).lstrip()
     return head.startswith(b"[")
 
 

@@ -37,6 +37,8 @@ def test_every_format_streams_the_same_tokens_as_plain_text(tmp_path) -> None:
     (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress(_json_lines(TEXTS)))
     (tmp_path / "c.json.bz2").write_bytes(bz2.compress(_json_lines(TEXTS)))
     (tmp_path / "array.json").write_text(json.dumps([{"text": t} for t in TEXTS], indent=2))
+    (tmp_path / "bom.json").write_text(json.dumps([{"text": t} for t in TEXTS]), encoding="utf-8-sig")
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + _json_lines(TEXTS).replace(b"\n", b"\r\n"))
     pq.write_table(pa.table({"body": TEXTS}), tmp_path / "c.parquet")
     pq.write_table(pa.table({"body": TEXTS}), tmp_path / "plain.parquet", use_dictionary=False)
     (tmp_path / "parts").mkdir()
@@ -44,7 +46,7 @@ def test_every_format_streams_the_same_tokens_as_plain_text(tmp_path) -> None:
     (tmp_path / "parts" / "b.txt").write_text("\n".join(TEXTS[2:]))  # no final line break
 
     assert _tokens(tmp_path / "c.txt") == TOKENS  # blank line skipped
-    for name in ("c.jsonl", "c.jsonl.gz", "c.json.bz2", "array.json"):
+    for name in ("c.jsonl", "c.jsonl.gz", "c.json.bz2", "array.json", "bom.json", "bom.jsonl"):
         assert _tokens(tmp_path / name) == TOKENS, name
     for name in ("c.parquet", "plain.parquet"):
         assert _tokens(tmp_path / name, column="body") == TOKENS, name

@@ -65,10 +65,15 @@ class Captioner:
 
     def save(self, run_dir: str | os.PathLike[str]) -> None:
         """Write config, vocabulary and weights into ``run_dir`` (each file atomically)."""
+        self.save_settings(run_dir)
+        save_model_weights(Path(run_dir) / MODEL_FILE, self.model)
+
+    def save_settings(self, run_dir: str | os.PathLike[str]) -> None:
+        """Write the config and the vocabulary alone (what a resumed run reads back; its weights
+        come from its checkpoint), each file atomically."""
         run = Path(run_dir)
         atomic_write_json(run / "config.json", self.config.to_dict())
         self.vocab.save(run / "vocab.txt")
-        save_model_weights(run / MODEL_FILE, self.model)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], device: str = "auto") -> Captioner:

@@ -95,7 +95,7 @@ class CaptionLoss(nn.Module):
         out = model(batch.images, captions_in)
         training = torch.is_grad_enabled() and model.training
         real = curriculum_mask(targets != PAD_ID, self.window() if training else None)
-        if training:
+        if training and self.step_count is None:
             self.training_calls += 1
         token_nll = F.cross_entropy(
             out.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD_ID, reduction="none"

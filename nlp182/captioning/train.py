@@ -217,7 +217,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool)
             atomic_write_json(staging / CHOSEN_FILE, chosen)
         log.info("%s", summary_line(chosen))
         captioner = Captioner(CaptionModel(len(vocab), config.model), vocab, config)
-        captioner.save(staging)  # the settled config and the vocabulary, for a resumed run
+        captioner.save_settings(staging)  # for a resumed run
         model = captioner.model
         if resumed and list_checkpoints(staging / "train") and (staging / PRETRAINING_FILE).is_file():
             done = read_json(staging / PRETRAINING_FILE)  # the checkpoint holds the pre-trained encoder

@@ -23,6 +23,9 @@ DATA_DEFAULTS: dict[str, dict[str, str]] = {
     CMUDICT: {"source_tokenizer": "char", "target_tokenizer": "word", "metrics": "wer,per"},
 }
 USER_DATA_METRICS = "exact_match,per,bleu"
+#: User data whose targets are read letter by letter (a word each: spelling, transliteration):
+#: word-level PER would equal 1 - exact match and BLEU has no 4-grams to count.
+USER_SPELLING_METRICS = "exact_match,cer"
 
 
 @dataclass
@@ -45,7 +48,8 @@ class Seq2SeqConfig:
     own (cmudict: letters in, lower-cased, phonemes out). ``metrics`` names what validation and
     test report (see :data:`nlp182.seq2seq.metrics.METRICS`); the first one picks the best
     epoch, whose weights are the ones saved. ``"auto"``: WER and PER for cmudict, exact match
-    and CER for dates, exact match, PER (token error rate) and BLEU for user data.
+    and CER for dates, exact match, PER (token error rate) and BLEU for user data (exact match and
+    CER when its targets are read letter by letter).
     Training: ``lr_schedule`` is one of :data:`LR_SCHEDULES` with ``warmup_steps``;
     ``time_budget_s`` (seconds) ends training early, after the optimizer step that crosses it;
     ``threads`` sets PyTorch's CPU threads (None leaves PyTorch's default); ``deterministic``
@@ -125,7 +129,8 @@ class Seq2SeqConfig:
     metrics: str = setting(
         "auto",
         help="comma-separated from exact_match, wer, per, cer, bleu; the first picks the best epoch (auto: "
-             "wer,per for cmudict, exact_match,cer for dates, exact_match,per,bleu otherwise)",
+             "wer,per for cmudict, exact_match,cer for dates and for targets read letter by letter, "
+             "exact_match,per,bleu otherwise)",
     )
     model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = setting(10, positive=True, help="passes over the training data")
@@ -195,7 +200,10 @@ class Seq2SeqConfig:
         """The metrics to report, the first one choosing the best epoch."""
         if self.metrics != "auto":
             return parse_metrics(self.metrics)
-        return parse_metrics(DATA_DEFAULTS.get(self.data, {}).get("metrics", USER_DATA_METRICS))
+        if self.data in DATA_DEFAULTS:
+            return parse_metrics(DATA_DEFAULTS[self.data]["metrics"])
+        spelled = self.tokenizer_kinds()[1] == "char"
+        return parse_metrics(USER_SPELLING_METRICS if spelled else USER_DATA_METRICS)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (nested ``model``), the inverse of ``Seq2SeqConfig(**d)``."""

@@ -73,6 +73,21 @@ def test_a_spelling_tsv_is_read_letter_by_letter_and_sized_from_its_pairs() -> N
     )
 
 
+def test_targets_read_letter_by_letter_are_scored_by_exact_match_and_cer() -> None:
+    """Spelled targets (phonemes in, a word out) would get a word-level PER equal to 1 - exact match
+    and a BLEU of 0; sentences keep PER and BLEU, and typed metrics stay."""
+    spelled = [(" ".join(["K", "AE", "T"][: 1 + i % 3]), f"cat{i}") for i in range(300)]
+    config, _ = _settled("--data", "p2g.tsv", pairs=spelled)
+    assert config.target_tokenizer == "char" and config.metric_names() == ["exact_match", "cer"]
+    config, _ = _settled("--data", "p2g.tsv", "--tokenizer", "word", pairs=spelled)
+    assert config.metric_names() == ["exact_match", "per", "bleu"]
+    sentences = [(f"the cat number {i} sat", f"le chat numero {i} assis") for i in range(300)]
+    config, _ = _settled("--data", "fr.tsv", pairs=sentences)
+    assert config.metric_names() == ["exact_match", "per", "bleu"]
+    config, _ = _settled("--data", "p2g.tsv", "--metrics", "per,exact_match", pairs=spelled)
+    assert config.metric_names() == ["per", "exact_match"]
+
+
 def test_a_large_sentence_tsv_gets_a_bigger_model_and_batch() -> None:
     pairs = [(f"the cat number {i} sat", f"le chat numero {i} assis la") for i in range(6000)]
     config, chosen = _settled("--data", "fr.tsv", "--batch-size", "8", pairs=pairs)

@@ -27,6 +27,9 @@ References = Sequence[Sequence[str]]
 
 #: Metrics where lower is better (the rest are higher-is-better).
 ERROR_METRICS = ("wer", "per", "cer")
+#: The best value each metric can take: a validation score that reaches it ends training (no later
+#: epoch could be kept instead).
+PERFECT_SCORES = {"exact_match": 1.0, "wer": 0.0, "per": 0.0, "cer": 0.0, "bleu": 100.0}
 
 
 def _check(hypotheses: Sequence[str], references: Sequence[object]) -> None:

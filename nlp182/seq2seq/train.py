@@ -30,7 +30,7 @@ from nlp182.seq2seq.cmudict import CMUDICT, cmudict_splits
 from nlp182.seq2seq.config import DATES, Seq2SeqConfig
 from nlp182.seq2seq.data import Pair, date_splits, read_aligned_files, read_tsv, split_pairs
 from nlp182.seq2seq.defaults import choose_defaults, summary_line
-from nlp182.seq2seq.metrics import ERROR_METRICS, score
+from nlp182.seq2seq.metrics import ERROR_METRICS, PERFECT_SCORES, score
 from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.train import Trainer, TrainerConfig
@@ -286,6 +286,7 @@ def _train(
             early_stopping_patience=config.early_stopping_patience,
             monitor=f"valid_{names[0]}",
             monitor_mode=monitor_mode,
+            monitor_limit=PERFECT_SCORES[names[0]],
             keep_best=True,
             time_budget_s=config.time_budget_s,
             seed=config.seed,

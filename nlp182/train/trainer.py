@@ -545,6 +545,8 @@ class Trainer:
         """One warning per problem of the finished run (see :mod:`nlp182.train.diagnostics`)."""
         if self.stop_reason is not None and self.stop_reason.startswith("early stopping"):
             self.warn(self.stop_reason)
+        elif self.stop_reason is not None and self.dist.is_main:  # an ordinary end: budget, perfect score
+            log.info("stopped: %s", self.stop_reason)
         found = [
             zero_kept_score(self.config.monitor, self.config.monitor_mode, self.best, self.best_epoch),
             loss_stalled(self.history),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def test_deterministic_flag_trains_under_deterministic_algorithms(tmp_path, monk
     assert seen == [True, False]
 
 
-def test_a_perfect_validation_score_ends_the_run(tmp_path) -> None:
+def test_a_perfect_validation_score_ends_the_run(tmp_path, caplog) -> None:
     """Copying three-letter sequences: once validation is exact, no later epoch could be kept, so the
     run stops there as an ordinary end (no warning) instead of training out its epochs."""
     pairs = [f"{a} {b}" for a in "abc" for b in "abc"]
@@ -135,10 +136,11 @@ def test_a_perfect_validation_score_ends_the_run(tmp_path) -> None:
     config = Seq2SeqConfig(data=str(tmp_path / "train.tsv"), valid_data=held, test_data=held, epochs=80,
                            lr=0.01, model=ModelConfig(embed_dim=8, hidden_size=16), beam_width=1,
                            num_heatmaps=0, progress=False, seed=0)  # fmt: skip
-    metrics = train_seq2seq(config, tmp_path / "run")
+    with caplog.at_level(logging.INFO, logger="nlp182.train.trainer"):
+        metrics = train_seq2seq(config, tmp_path / "run")
     epochs = len(metrics["history"])
     assert epochs < 80 and metrics["history"][-1]["valid_exact_match"] == 1.0
     assert all(record["valid_exact_match"] < 1.0 for record in metrics["history"][:-1])
     reason = f"valid_exact_match reached 1, its best possible value, in epoch {epochs}"
-    assert metrics["stop_reason"] == reason
+    assert metrics["stop_reason"] == reason and f"stopped: {reason}" in caplog.text
     assert metrics["warnings"] == [] and metrics["best_epoch"] == epochs

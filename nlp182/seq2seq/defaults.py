@@ -5,9 +5,10 @@
 - A user's file: sizes from its training pairs. Each side is read letter by letter (``char``) when
   at least :data:`SPELLING_SHARE` of its lines are one word (spelling, transliteration, G2P);
   the state size is 128 below :data:`LARGE_DATA` pairs, else 256; the token embeddings 64 wide up
-  to :data:`LARGE_VOCABULARY` distinct tokens on the larger side, else 128; the batch is the power of two
-  nearest below 1/50 of the pairs, within 16-128 (a small set still gets ~50 steps an epoch); the
-  longest output is 1.5 x the longest training target plus 5 tokens.
+  to :data:`LARGE_VOCABULARY` tokens in the larger vocabulary (counted by training that side's
+  tokenizer, so split digits and punctuation count as the model sees them), else 128; the batch is
+  the power of two nearest below 1/50 of the pairs, within 16-128 (a small set still gets ~50 steps
+  an epoch); the longest output is 1.5 x the longest training target plus 5 tokens.
 - ``dates``: its own defaults, unchanged.
 
 A setting counts as given when its flag was on the command line (``given``) or, from Python, when
@@ -25,6 +26,7 @@ from typing import Any
 from nlp182.seq2seq.cmudict import CMUDICT
 from nlp182.seq2seq.config import BUILTIN_DATA, Seq2SeqConfig
 from nlp182.seq2seq.model import ModelConfig
+from nlp182.seq2seq.tokenize import SPECIAL_TOKENS, train_tokenizer
 
 #: ``--data cmudict``'s settings (ten flags of the measured run; the CLI form is in the README).
 CMUDICT_RECIPE: dict[str, Any] = {
@@ -61,6 +63,14 @@ def _one_word_share(texts: Sequence[str]) -> float:
     return sum(len(text.split()) == 1 for text in texts) / max(len(texts), 1)
 
 
+def _vocabulary_size(texts: Sequence[str], kind: str, config: Seq2SeqConfig) -> int:
+    """Tokens (special ones aside) in the vocabulary the translator will train on ``texts``: the
+    same tokenizer, so digits split and punctuation count as the model will see them."""
+    tokenizer = train_tokenizer(texts, kind, config.vocab_size, config.min_count, config.lowercase,
+                                config.split_digits)  # fmt: skip
+    return tokenizer.get_vocab_size() - len(SPECIAL_TOKENS)
+
+
 def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given: set[str]) -> dict[str, Any]:
     """``{setting: (value, reason)}`` sized from the training ``pairs`` of a user's file."""
     choices: dict[str, Any] = {}
@@ -77,10 +87,8 @@ def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given
             choices[name] = ("char", f"{share:.0%} of the {side}s are one word: read letter by letter")
     count = len(pairs)
     if "embed_dim" not in given:
-        vocabulary = max(
-            len({unit for text in texts for unit in (text if kinds[side] == "char" else text.split())})
-            for side, texts in (("source", sources), ("target", targets))
-        )
+        vocabulary = max(_vocabulary_size(texts, kinds[side], config)
+                         for side, texts in (("source", sources), ("target", targets)))  # fmt: skip
         relation = "<=" if vocabulary <= LARGE_VOCABULARY else ">"
         choices["embed_dim"] = (
             64 if vocabulary <= LARGE_VOCABULARY else 128,

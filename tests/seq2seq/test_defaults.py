@@ -73,6 +73,18 @@ def test_a_spelling_tsv_is_read_letter_by_letter_and_sized_from_its_pairs() -> N
     )
 
 
+def test_the_vocabulary_is_counted_as_the_tokenizer_splits_it() -> None:
+    """6,000 different numbers are ten digits to a tokenizer that splits digits (the default), and
+    words glued to punctuation are the words and the marks."""
+    pairs = [(f"on {i}, at {i}.", f"{i}") for i in range(6000)]
+    config, chosen = _settled("--data", "numbers.tsv", pairs=pairs)
+    assert config.model.embed_dim == 64
+    # on, at, ',', '.', ten digits and the word-start mark a split digit leaves alone
+    assert chosen["embed_dim"].startswith("64 (15 distinct tokens on the larger side")
+    config, chosen = _settled("--data", "numbers.tsv", "--no-split-digits", pairs=pairs)
+    assert config.model.embed_dim == 128 and chosen["embed_dim"].startswith("128 (6004 distinct tokens")
+
+
 def test_targets_read_letter_by_letter_are_scored_by_exact_match_and_cer() -> None:
     """Spelled targets (phonemes in, a word out) would get a word-level PER equal to 1 - exact match
     and a BLEU of 0; sentences keep PER and BLEU, and typed metrics stay."""
@@ -88,13 +100,24 @@ def test_targets_read_letter_by_letter_are_scored_by_exact_match_and_cer() -> No
     assert config.metric_names() == ["per", "exact_match"]
 
 
+def _name(number: int) -> str:
+    """A distinct lower-case word for each number (base 26 after an "n": no French or English word)."""
+    letters = "n"
+    while True:
+        number, digit = divmod(number, 26)
+        letters += chr(ord("a") + digit)
+        if not number:
+            return letters
+
+
 def test_a_large_sentence_tsv_gets_a_bigger_model_and_batch() -> None:
-    pairs = [(f"the cat number {i} sat", f"le chat numero {i} assis la") for i in range(6000)]
+    pairs = [(f"the cat {_name(i)} sat", f"le chat {_name(i)} assis la") for i in range(6000)]
     config, chosen = _settled("--data", "fr.tsv", "--batch-size", "8", pairs=pairs)
     assert config.source_tokenizer is None and "source_tokenizer" not in chosen  # sentences: words
     assert config.model.hidden_size == 256 and config.batch_size == 8  # the typed batch stays
-    assert config.max_len == 14  # 1.5 x 6 words + 5
-    assert config.model.embed_dim == 128  # 6000 numbers + 4 words on the target side
+    assert config.max_len == 13  # 1.5 x 5 words + 5
+    assert config.model.embed_dim == 128  # 6000 names + 4 words on the target side
+    assert chosen["embed_dim"].startswith("128 (6004 distinct tokens on the larger side > 5000")
     config, _ = _settled("--data", "fr.tsv", pairs=pairs)
     assert config.batch_size == 64  # 6000 / 50 = 120 -> 64, the power of two below
     assert (

@@ -87,16 +87,8 @@ class CorpusSource:
         """Stream the text of the corpus, one line (sentence or document) at a time; a plain file's
         lines end at ``\n`` and longer ones than ``limits.max_line`` are skipped (one warning)."""
         fmt = self.resolved_format()
-        if fmt == "plain":
-            path = self.files()[0]
-            with self.limits.open(path) as handle:
-                lines = self.limits.lines(handle, path)
-                for _, line in lines:
-                    yield line.decode("utf-8", errors="replace")
-                lines.warn_skipped()
-            return
         files = self.files()
-        if fmt == "text":
+        if fmt in ("plain", "text"):  # one file, or every file a glob names
             yield from text_records(files, self.limits)
         elif fmt == "json":
             yield from json_records(files, self.column, self.limits)

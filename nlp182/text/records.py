@@ -70,10 +70,7 @@ def parquet_records(files: Iterable[Path], column: str, limits: ReadLimits) -> I
         except (pa.ArrowException, OSError) as exc:
             raise FileFormatError(f"{path} could not be read as parquet: {exc}") from None
         if column not in names:
-            raise FileFormatError(
-                f"{path}: records have no {column!r} column; available columns: {', '.join(sorted(names))} "
-                "(choose one with --column)"
-            )
+            raise _missing_column(str(path), column, names)
         parquet = pq.ParquetFile(path, read_dictionary=[column])
         _check_expansion(parquet.metadata, column, path, limits)
         skipped = rows = 0
@@ -85,9 +82,7 @@ def parquet_records(files: Iterable[Path], column: str, limits: ReadLimits) -> I
                 yield from texts
         except (pa.ArrowException, OSError) as exc:
             raise FileFormatError(f"{path}: damaged parquet data after {rows:,} rows ({exc})") from None
-        if skipped:
-            log.warning("%s: skipped %d value%s of %r longer than %s; pass --max-line-bytes to keep them",
-                        path, skipped, "" if skipped == 1 else "s", column, mib(limits.max_line))
+        _warn_skipped(path, skipped, "value", column, limits)
 
 
 def _batch_texts(values: Any, max_line: int) -> tuple[list[str], int]:
@@ -164,9 +159,7 @@ def _array_records(path: Path, column: str, limits: ReadLimits) -> Iterator[str]
             skipped += 1
             continue
         yield text
-    if skipped:
-        log.warning("%s: skipped %d record%s with %r longer than %s; pass --max-line-bytes to keep them",
-                    path, skipped, "" if skipped == 1 else "s", column, mib(limits.max_line))
+    _warn_skipped(path, skipped, "record", column, limits)
 
 
 def _parsed(data: bytes, where: str) -> Any:
@@ -181,9 +174,20 @@ def _column_text(record: Any, column: str, where: str) -> str:
     if not isinstance(record, dict):
         raise FileFormatError(f"{where} is a JSON {type(record).__name__}, not an object of columns")
     if column not in record:
-        raise FileFormatError(
-            f"{where}: records have no {column!r} column; available columns: {', '.join(sorted(record))} "
-            "(choose one with --column)"
-        )
+        raise _missing_column(where, column, record)
     value = record[column]
-    return "" if value is None else value if isinstance(value, str) else str(value)
+    return "" if value is None else str(value)
+
+
+def _missing_column(where: str, column: str, names: Iterable[str]) -> FileFormatError:
+    return FileFormatError(
+        f"{where}: records have no {column!r} column; available columns: {', '.join(sorted(names))} "
+        "(choose one with --column)"
+    )
+
+
+def _warn_skipped(path: Path, count: int, what: str, column: str, limits: ReadLimits) -> None:
+    """One warning for the ``count`` values of ``column`` skipped as longer than the limit, if any."""
+    if count:
+        log.warning("%s: skipped %d %s%s of %r longer than %s; pass --max-line-bytes to keep them",
+                    path, count, what, "" if count == 1 else "s", column, mib(limits.max_line))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nlp182.attention.base import ScoredAttention
+from nlp182.attention.base import ScoredAttention, check_feature_sizes
 from nlp182.attention.registry import register_attention
 from nlp182.errors import InvalidInputError
 
@@ -27,12 +27,15 @@ class AdditiveAttention(ScoredAttention):
         attn_dim = query_dim if attn_dim is None else attn_dim
         if min(query_dim, key_dim, attn_dim) <= 0:
             raise InvalidInputError("query_dim, key_dim and attn_dim must be positive")
+        self.query_dim = query_dim
+        self.key_dim = key_dim
         self.query_proj = nn.Linear(query_dim, attn_dim, bias=False)
         self.key_proj = nn.Linear(key_dim, attn_dim, bias=True)
         self.energy = nn.Linear(attn_dim, 1, bias=False)
 
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Scores ``(B, Tq, Tk)`` for query ``(B, Tq, Dq)`` and keys ``(B, Tk, Dk)``."""
+        check_feature_sizes(query, keys, self.query_dim, self.key_dim)
         hidden = torch.tanh(self.query_proj(query).unsqueeze(2) + self.key_proj(keys).unsqueeze(1))
         return self.energy(hidden).squeeze(-1)
 

@@ -28,6 +28,13 @@ def check_inputs(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) 
         raise ShapeError(f"keys have {keys.shape[1]} positions but values have {values.shape[1]}")
 
 
+def check_feature_sizes(query: torch.Tensor, keys: torch.Tensor, query_dim: int, key_dim: int) -> None:
+    """Raise ShapeError unless query ``(..., Dq)`` and keys ``(..., Dk)`` have the sizes the module takes."""
+    for name, tensor, expected in (("query has", query, query_dim), ("keys have", keys, key_dim)):
+        if tensor.shape[-1] != expected:
+            raise ShapeError(f"{name} size {tensor.shape[-1]} but this attention expects {expected}")
+
+
 @runtime_checkable
 class Attention(Protocol):
     """The one call protocol of every attention module in ``nlp182.attention``.

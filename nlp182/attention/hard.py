@@ -70,6 +70,10 @@ class HardAttention(nn.Module):
         check_inputs(query, keys, values)
         scores = self.scorer.score(query, keys)
         check_mask(mask, scores.shape)
+        if scores.shape[-1] == 0:  # no keys at all: every query row is fully masked
+            nothing = scores.sum(dim=-1)  # (B, Tq) zeros that keep the graph for REINFORCE losses
+            context = values.new_zeros((*nothing.shape, values.shape[-1]))
+            return HardAttentionSample(context, scores.to(values.dtype), nothing.long(), nothing, nothing)
         log_probs = masked_log_softmax(scores, mask)
         probs = log_probs.exp()
         has_key = probs.sum(dim=-1) > 0  # (B, Tq)

@@ -61,6 +61,26 @@ def merge_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
     return merged
 
 
+def from_torch_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
+    """This package's mask (``True`` = attend) from a PyTorch-style one, of any shape.
+
+    PyTorch's ``key_padding_mask`` / ``attn_mask`` are either bool with ``True`` = ignore, or float
+    and added to the scores. A float mask of ``0`` and ``-inf`` is a mask and is converted; any other
+    float is a learned or positional bias, which these modules do not take.
+    """
+    if mask.dtype == torch.bool:
+        return ~mask
+    if mask.is_floating_point():
+        finite = torch.isfinite(mask)
+        if bool((finite & (mask != 0)).any()) or bool((~finite & (mask != float("-inf"))).any()):
+            raise InvalidInputError(
+                f"{name} is a float mask with values other than 0 and -inf: an additive bias, which "
+                "these modules do not take; pass a bool mask (True = ignore)"
+            )
+        return mask == 0
+    raise InvalidInputError(f"{name} must be bool (True = ignore) or float (0 / -inf); got {mask.dtype}")
+
+
 def check_mask(mask: torch.Tensor | None, score_shape: torch.Size) -> None:
     """Raise a package error unless ``mask`` is a bool tensor broadcastable to ``score_shape``."""
     if mask is None:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlp182.attention.base import check_inputs
+from nlp182.attention.masks import check_mask, from_torch_mask, merge_masks
 from nlp182.attention.registry import register_attention
 from nlp182.attention.scaled_dot import scaled_dot_product
 from nlp182.errors import InvalidInputError, ShapeError
@@ -26,9 +27,18 @@ class MultiHeadAttention(nn.Module):
         num_heads: ``H``; must divide ``E``.
         dropout: dropout on the attention weights while training.
         bias: learn biases in the input and output projections.
+        batch_first: inputs and outputs are ``(B, T, E)`` (the default, as everywhere in this
+            package); ``False`` takes ``(T, B, E)``, PyTorch's default layout.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        batch_first: bool = True,
+    ) -> None:
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
             raise InvalidInputError(f"num_heads ({num_heads}) must divide embed_dim ({embed_dim}), both > 0")
@@ -37,6 +47,7 @@ class MultiHeadAttention(nn.Module):
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.dropout = dropout
+        self.batch_first = batch_first
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim)) if bias else None
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -66,7 +77,7 @@ class MultiHeadAttention(nn.Module):
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
-        return x.view(batch, length, self.num_heads, -1).transpose(1, 2)
+        return x.view(batch, length, self.num_heads, self.embed_dim // self.num_heads).transpose(1, 2)
 
     def forward(
         self,
@@ -78,37 +89,92 @@ class MultiHeadAttention(nn.Module):
         *,
         causal: bool = False,
         average_weights: bool = True,
+        key_padding_mask: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from query ``(B, Tq, E)`` to keys ``(B, Tk, E)`` and values ``(B, Tk, E)``.
 
+        With ``batch_first=False`` the three are ``(T, B, E)`` and so is the context.
+
         Args:
             mask: bool broadcastable to ``(B, Tq, Tk)`` (e.g. ``(B, 1, Tk)`` key padding or
-                ``(Tq, Tk)``), ``True`` = attend; the same mask applies to every head.
+                ``(Tq, Tk)``), or ``(B, H, Tq, Tk)`` per head; ``True`` = attend.
             causal: forbid keys after the query position.
             need_weights: compute weights; ``(B, Tq, Tk)`` averaged over heads when
                 ``average_weights`` else ``(B, H, Tq, Tk)``; ``None`` otherwise.
+            key_padding_mask: PyTorch's convention, ``(B, Tk)`` with ``True`` (or ``-inf``) = a
+                padding key to ignore.
+            attn_mask: PyTorch's convention, ``(Tq, Tk)`` or ``(B * H, Tq, Tk)`` with ``True`` (or
+                ``-inf``) = not allowed. All given masks apply together.
 
         Returns:
             ``(context, weights)`` with context ``(B, Tq, E)``.
         """
         values = keys if values is None else values
+        if not self.batch_first:
+            query, keys, values = (t.transpose(0, 1) if t.dim() == 3 else t for t in (query, keys, values))
         check_inputs(query, keys, values)
         for name, tensor in (("query", query), ("keys", keys), ("values", values)):
             if tensor.shape[-1] != self.embed_dim:
                 raise ShapeError(f"{name} has size {tensor.shape[-1]}, expected embed_dim={self.embed_dim}")
-        if mask is not None and mask.dim() == 3:
-            mask = mask.unsqueeze(1)  # (B, Tq, Tk) -> (B, 1, Tq, Tk): shared by the heads
+        mask = merge_masks(
+            self._head_mask(mask, query, keys),
+            self._torch_padding_mask(key_padding_mask, keys),
+            self._torch_attn_mask(attn_mask, query, keys),
+        )
         q, k, v = (self._split_heads(t) for t in self._project(query, keys, values))
         dropout_p = self.dropout if self.training else 0.0
-        context, weights = scaled_dot_product(q, k, v, mask, causal, dropout_p, need_weights)
+        context, weights = scaled_dot_product(
+            q, k, v, mask, causal=causal, dropout_p=dropout_p, need_weights=need_weights
+        )
         batch, _, length, _ = context.shape
         output = self.out_proj(context.transpose(1, 2).reshape(batch, length, self.embed_dim))
         if weights is not None and average_weights:
             weights = weights.mean(dim=1)
-        return output, weights
+        return (output if self.batch_first else output.transpose(0, 1)), weights
+
+    def _head_mask(
+        self, mask: torch.Tensor | None, query: torch.Tensor, keys: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The package mask, checked against ``(B, Tq, Tk)`` as given, then shaped for the heads."""
+        if mask is None or mask.dim() == 4:
+            return mask  # (B, H, Tq, Tk): checked against the per-head scores
+        check_mask(mask, torch.Size((query.shape[0], query.shape[1], keys.shape[1])))
+        return mask.unsqueeze(-3) if mask.dim() == 3 else mask  # (B, Tq, Tk) -> (B, 1, Tq, Tk)
+
+    def _torch_padding_mask(
+        self, key_padding_mask: torch.Tensor | None, keys: torch.Tensor
+    ) -> torch.Tensor | None:
+        if key_padding_mask is None:
+            return None
+        batch, key_len = keys.shape[0], keys.shape[1]
+        if key_padding_mask.shape != (batch, key_len):
+            raise ShapeError(
+                f"key_padding_mask must be (B, Tk) = ({batch}, {key_len}); "
+                f"got {tuple(key_padding_mask.shape)}"
+            )
+        return from_torch_mask(key_padding_mask, "key_padding_mask")[:, None, None, :]
+
+    def _torch_attn_mask(
+        self, attn_mask: torch.Tensor | None, query: torch.Tensor, keys: torch.Tensor
+    ) -> torch.Tensor | None:
+        if attn_mask is None:
+            return None
+        batch, query_len, key_len = query.shape[0], query.shape[1], keys.shape[1]
+        if attn_mask.shape == (query_len, key_len):
+            return from_torch_mask(attn_mask, "attn_mask")
+        if attn_mask.shape == (batch * self.num_heads, query_len, key_len):
+            return from_torch_mask(attn_mask, "attn_mask").view(batch, self.num_heads, query_len, key_len)
+        raise ShapeError(
+            f"attn_mask must be (Tq, Tk) = ({query_len}, {key_len}) or (B * H, Tq, Tk) = "
+            f"({batch * self.num_heads}, {query_len}, {key_len}); got {tuple(attn_mask.shape)}"
+        )
 
     def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"
+        return (
+            f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
+            f"batch_first={self.batch_first}"
+        )
 
 
 @register_attention("multihead", same_dims=True)

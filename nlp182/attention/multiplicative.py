@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nlp182.attention.base import ScoredAttention
+from nlp182.attention.base import ScoredAttention, check_feature_sizes
 from nlp182.attention.registry import register_attention
-from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.errors import InvalidInputError
 
 LUONG_MODES = ("dot", "general")
 
@@ -35,13 +35,13 @@ class MultiplicativeAttention(ScoredAttention):
             )
         self.mode = mode
         self.query_dim = query_dim
+        self.key_dim = key_dim
         self.key_proj = nn.Linear(key_dim, query_dim, bias=False) if mode == "general" else None
 
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Scores ``(B, Tq, Tk)`` for query ``(B, Tq, Dq)`` and keys ``(B, Tk, Dk)``."""
+        check_feature_sizes(query, keys, self.query_dim, self.key_dim)
         projected = keys if self.key_proj is None else self.key_proj(keys)
-        if query.shape[-1] != projected.shape[-1]:
-            raise ShapeError(f"query has size {query.shape[-1]} but this attention expects {self.query_dim}")
         return torch.bmm(query, projected.transpose(1, 2))
 
     def extra_repr(self) -> str:

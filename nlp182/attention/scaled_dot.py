@@ -45,11 +45,16 @@ def scaled_dot_product(
     keys: torch.Tensor,
     values: torch.Tensor,
     mask: torch.Tensor | None = None,
+    *,
     causal: bool = False,
     dropout_p: float = 0.0,
     need_weights: bool = False,
+    scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``softmax(q k^T / sqrt(D)) v`` with masking; fully masked query rows give zeros.
+    """``softmax(q k^T * scale) v`` with masking; fully masked query rows give zeros.
+
+    The options after ``mask`` are keyword-only: ``F.scaled_dot_product_attention`` takes
+    ``dropout_p`` fifth, so a positional call written for it must fail here, not run as another option.
 
     Args:
         query: ``(B, Tq, D)`` or ``(B, H, Tq, D)``.
@@ -59,6 +64,7 @@ def scaled_dot_product(
         causal: also forbid keys after the query position (top-left aligned).
         dropout_p: dropout on the attention weights (pass 0 at evaluation).
         need_weights: also compute and return the weights ``(B, [H,] Tq, Tk)``; otherwise ``None``.
+        scale: the factor on the scores; ``None`` is ``1 / sqrt(D)``, as in PyTorch.
 
     Returns:
         ``(context, weights)`` with context ``(B, [H,] Tq, Dv)``.
@@ -66,14 +72,15 @@ def scaled_dot_product(
     _check(query, keys, values)
     if mask is None and not need_weights:  # the fused kernel and nothing else on the hot path
         return F.scaled_dot_product_attention(
-            query, keys, values, dropout_p=dropout_p, is_causal=causal
+            query, keys, values, dropout_p=dropout_p, is_causal=causal, scale=scale
         ), None
     query_len, key_len = query.shape[-2], keys.shape[-2]
     check_mask(mask, torch.Size((*query.shape[:-2], query_len, key_len)))
     if causal:
         mask = merge_masks(mask, causal_mask(query_len, key_len, device=query.device))
     if need_weights:
-        scores = torch.matmul(query, keys.transpose(-2, -1)) / math.sqrt(query.shape[-1])
+        factor = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+        scores = torch.matmul(query, keys.transpose(-2, -1)) * factor
         weights = masked_softmax(scores, mask)
         if dropout_p > 0:
             weights = F.dropout(weights, p=dropout_p)
@@ -82,7 +89,7 @@ def scaled_dot_product(
     # no NaN in the forward pass and exactly zero gradient from those rows.
     has_key = mask.any(dim=-1, keepdim=True)
     context = F.scaled_dot_product_attention(
-        query, keys, values, attn_mask=mask | ~has_key, dropout_p=dropout_p
+        query, keys, values, attn_mask=mask | ~has_key, dropout_p=dropout_p, scale=scale
     )
     return context.masked_fill(~has_key, 0.0), None
 
@@ -117,7 +124,9 @@ class ScaledDotProductAttention(nn.Module):
         """
         values = keys if values is None else values
         dropout_p = self.dropout if self.training else 0.0
-        return scaled_dot_product(query, keys, values, mask, causal, dropout_p, need_weights)
+        return scaled_dot_product(
+            query, keys, values, mask, causal=causal, dropout_p=dropout_p, need_weights=need_weights
+        )
 
     def extra_repr(self) -> str:
         return f"dropout={self.dropout}"

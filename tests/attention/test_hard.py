@@ -37,6 +37,18 @@ def test_fully_masked_rows_choose_nothing() -> None:
     assert torch.isfinite(chosen.log_prob).all()
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_no_keys_at_all_choose_nothing_and_keep_the_graph(training: bool) -> None:
+    hard = HardAttention(MultiplicativeAttention(4)).train(training)
+    query = torch.randn(2, 3, 4, requires_grad=True)
+    sample = hard.sample(query, torch.randn(2, 0, 4), torch.randn(2, 0, 6))
+    assert sample.context.shape == (2, 3, 6) and torch.all(sample.context == 0)
+    assert sample.weights.shape == (2, 3, 0)
+    assert torch.all(sample.index == 0) and torch.all(sample.log_prob == 0) and torch.all(sample.entropy == 0)
+    (sample.log_prob.sum() + sample.entropy.sum()).backward()  # a REINFORCE loss still runs
+    assert torch.all(query.grad == 0)
+
+
 def test_reinforce_loss_matches_hand_computation() -> None:
     loss_fn = ReinforceLoss(momentum=0.5, entropy_weight=0.1)
     log_prob = torch.tensor([-1.0, -2.0], requires_grad=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.autograd import gradcheck
 
 from nlp182.attention import (
@@ -16,6 +17,7 @@ from nlp182.attention import (
     causal_mask,
     padding_mask,
 )
+from nlp182.attention.scaled_dot import scaled_dot_product
 from nlp182.errors import InvalidInputError, ShapeError
 
 
@@ -243,3 +245,69 @@ def test_build_attention_gives_working_modules(kind: str) -> None:
     q, k, _ = (t.float() for t in _inputs(2, 1, 5, 8, 8, 8))
     context, _ = build_attention(kind, 8, 8, num_heads=2)(q, k, k, padding_mask(torch.tensor([5, 3]), 5))
     assert context.shape == (2, 1, 8) and torch.isfinite(context).all()
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_takes_torch_masks_and_layout(batch_first: bool) -> None:
+    """``key_padding_mask`` / ``attn_mask`` in PyTorch's convention (True or -inf = ignore), both layouts."""
+    embed, heads, b, tq, tk = 8, 2, 3, 4, 5
+    reference = torch.nn.MultiheadAttention(embed, heads, batch_first=batch_first).double().eval()
+    ours = MultiHeadAttention(embed, heads, batch_first=batch_first).double().eval()
+    ours.load_state_dict(reference.state_dict())
+    q, k, v = _inputs(b, tq, tk, embed, embed, embed)
+    if not batch_first:
+        q, k, v = (t.transpose(0, 1) for t in (q, k, v))
+    generator = torch.Generator().manual_seed(5)
+    padding = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 0, 0], [0, 1, 1, 1, 1]], dtype=torch.bool)
+    shared = torch.rand(tq, tk, generator=generator) < 0.3
+    per_head = torch.rand(b * heads, tq, tk, generator=generator) < 0.3
+    shared[:, 0] = per_head[..., 0] = False  # every query keeps a key: torch gives NaN otherwise
+    float_padding = torch.zeros(b, tk, dtype=torch.float64).masked_fill(padding, float("-inf"))
+    for masks in (
+        {"key_padding_mask": padding},
+        {"key_padding_mask": float_padding},
+        {"attn_mask": shared},
+        {"attn_mask": per_head, "key_padding_mask": padding},
+    ):
+        out, weights = ours(q, k, v, need_weights=True, **masks)
+        ref_out, ref_weights = reference(q, k, v, **masks)
+        torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(weights, ref_weights, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(ours(q, k, v, **masks)[0], ref_out, atol=1e-12, rtol=1e-12)
+    with pytest.raises(InvalidInputError, match="additive bias"):
+        ours(q, k, v, attn_mask=torch.randn(tq, tk, dtype=torch.float64))
+    with pytest.raises(ShapeError, match="key_padding_mask"):
+        ours(q, k, v, key_padding_mask=padding[:, :3])
+
+
+def test_empty_batches_and_sequences_give_empty_or_zero_context() -> None:
+    mha = MultiHeadAttention(8, 2)
+    assert mha(torch.randn(0, 3, 8), torch.randn(0, 4, 8))[0].shape == (0, 3, 8)
+    assert mha(torch.randn(2, 0, 8), torch.randn(2, 4, 8))[0].shape == (2, 0, 8)
+    for module in (mha, AdditiveAttention(8, 8), MultiplicativeAttention(8), ScaledDotProductAttention()):
+        context, weights = module(torch.randn(2, 3, 8), torch.randn(2, 0, 8), need_weights=True)
+        blank = mha.out_proj.bias if module is mha else torch.zeros(8)
+        torch.testing.assert_close(context, blank.expand(2, 3, 8))
+        assert weights.shape[-2:] == (3, 0)
+
+
+def test_scaled_dot_product_options_are_keyword_only_and_scale_matches_torch() -> None:
+    q, k, v = _inputs(2, 3, 4, 4, 4, 4)
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    with pytest.raises(TypeError):
+        scaled_dot_product(q, k, v, mask, 0.1)  # torch's fifth argument is dropout_p, not causal
+    for need in (False, True):
+        context, _ = scaled_dot_product(q, k, v, None if not need else mask, scale=0.3, need_weights=need)
+        torch.testing.assert_close(context, F.scaled_dot_product_attention(q, k, v, scale=0.3))
+
+
+def test_wrong_feature_sizes_raise_shape_errors_naming_the_size() -> None:
+    with pytest.raises(ShapeError, match="query has size 3 but this attention expects 5"):
+        AdditiveAttention(5, 6)(torch.randn(2, 3, 3), torch.randn(2, 4, 6))
+    with pytest.raises(ShapeError, match="keys have size 5 but this attention expects 6"):
+        AdditiveAttention(5, 6)(torch.randn(2, 3, 5), torch.randn(2, 4, 5))
+    with pytest.raises(ShapeError, match="keys have size 5 but this attention expects 6"):
+        MultiplicativeAttention(5, 6, mode="general")(torch.randn(2, 3, 5), torch.randn(2, 4, 5))
+    with pytest.raises(ShapeError, match=r"mask of shape \(4, 3, 5\)"):
+        wrong_batch = torch.ones(4, 3, 5, dtype=torch.bool)
+        MultiHeadAttention(8, 2)(torch.randn(3, 4, 8), torch.randn(3, 5, 8), mask=wrong_batch)

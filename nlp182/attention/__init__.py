@@ -4,8 +4,8 @@
 Masks are bool and ``True`` means "may attend" (the ``scaled_dot_product_attention``
 convention); a query with no valid key gets zero weights and a zero context.
 :class:`MultiHeadAttention` also takes PyTorch's own ``key_padding_mask`` and ``attn_mask``
-(``True`` or ``-inf`` = ignore) and its ``(T, B, E)`` layout with ``batch_first=False``, so code
-written for ``torch.nn.MultiheadAttention`` runs on it unchanged.
+(``True`` or ``-inf`` = ignore) and its ``(T, B, E)`` layout with ``batch_first=False``, so masks
+written for ``torch.nn.MultiheadAttention`` carry over (``need_weights`` stays ``False`` by default).
 """
 
 from nlp182.attention.additive import AdditiveAttention

@@ -13,11 +13,14 @@ from typing import Any
 
 import torch
 
-from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
+from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of, real_views, step_count
 
 
 class Adagrad(ForeachOptimizer):
-    """Adagrad with learning-rate decay, an initial accumulator value and L2 weight decay."""
+    """Adagrad with learning-rate decay, an initial accumulator value and L2 weight decay.
+
+    ``maximize`` climbs the objective, as in torch.
+    """
 
     def __init__(
         self,
@@ -27,33 +30,37 @@ class Adagrad(ForeachOptimizer):
         weight_decay: float = 0.0,
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
+        *,
+        maximize: bool = False,
     ) -> None:
-        check_hyper("lr", lr)
+        check_hyper("lr", float(lr))
         check_hyper("lr_decay", lr_decay)
         check_hyper("weight_decay", weight_decay)
         check_hyper("initial_accumulator_value", initial_accumulator_value)
         check_hyper("eps", eps)
         defaults = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
-                    "initial_accumulator_value": initial_accumulator_value, "eps": eps}
+                    "initial_accumulator_value": initial_accumulator_value, "eps": eps, "maximize": maximize}
         super().__init__(params, defaults)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        lr, lr_decay = group["lr"], group["lr_decay"]
+        lr, lr_decay = float(group["lr"]), group["lr_decay"]
         minus_clr = []
         for param in params:
             state = self.state[param]
             if not state:
                 state["step"] = 0
-                state["sum"] = torch.full_like(param, group["initial_accumulator_value"],
+                start = group["initial_accumulator_value"]  # per real coordinate: both parts of a complex
+                state["sum"] = torch.full_like(param, complex(start, start) if param.is_complex() else start,
                                                memory_format=torch.preserve_format)
-            state["step"] += 1
-            minus_clr.append(-lr / (1 + (state["step"] - 1) * lr_decay))
-        grads = grads_of(params, group["weight_decay"])
-        sums = [self.state[p]["sum"] for p in params]
+            minus_clr.append(-lr / (1 + (step_count(state) - 1) * lr_decay))
+        copied = group["weight_decay"] != 0 or group["maximize"]
+        grads = real_views(grads_of(params, group["weight_decay"], group["maximize"]))
+        sums = real_views([self.state[p]["sum"] for p in params])
+        params = real_views(params)
         torch._foreach_addcmul_(sums, grads, grads, value=1)
         std = torch._foreach_sqrt(sums)
         torch._foreach_add_(std, group["eps"])
-        if group["weight_decay"] != 0:  # grads are already our own copies: scale them in place
+        if copied:  # grads are already our own copies: scale them in place
             torch._foreach_mul_(grads, minus_clr)
             numerator = grads
         else:

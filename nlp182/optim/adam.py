@@ -17,11 +17,15 @@ from typing import Any
 
 import torch
 
-from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
+from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of, real_views, step_count
 
 
 class Adam(ForeachOptimizer):
-    """Adam with L2 weight decay (added to the gradient) and optional bias correction."""
+    """Adam with L2 weight decay (added to the gradient) and optional bias correction.
+
+    ``amsgrad`` divides by the running maximum of ``v`` (Reddi et al., 2018) so the step size never
+    grows back; ``maximize`` climbs the objective. Both as in ``torch.optim.Adam``.
+    """
 
     decoupled_weight_decay = False
 
@@ -33,18 +37,22 @@ class Adam(ForeachOptimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         bias_correction: bool = True,
+        *,
+        amsgrad: bool = False,
+        maximize: bool = False,
     ) -> None:
-        check_hyper("lr", lr)
+        check_hyper("lr", float(lr))
         check_hyper("betas[0]", betas[0], 0.0, 1.0)
         check_hyper("betas[1]", betas[1], 0.0, 1.0)
         check_hyper("eps", eps)
         check_hyper("weight_decay", weight_decay)
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                    "bias_correction": bias_correction}
+                    "bias_correction": bias_correction, "amsgrad": amsgrad, "maximize": maximize}
         super().__init__(params, defaults)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps = float(group["lr"]), group["betas"], group["eps"]
+        decay, amsgrad = group["weight_decay"], group["amsgrad"]
         steps = []
         for param in params:
             state = self.state[param]
@@ -52,20 +60,28 @@ class Adam(ForeachOptimizer):
                 state["step"] = 0
                 state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["step"] += 1
-            steps.append(state["step"])
+            if amsgrad and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            steps.append(step_count(state))
         if self.decoupled_weight_decay:
             if decay != 0:
                 torch._foreach_mul_(params, 1 - lr * decay)
-            grads = [p.grad for p in params]
+            grads = grads_of(params, 0.0, group["maximize"])
         else:
-            grads = grads_of(params, decay)
-        exp_avgs = [self.state[p]["exp_avg"] for p in params]
-        exp_avg_sqs = [self.state[p]["exp_avg_sq"] for p in params]
+            grads = grads_of(params, decay, group["maximize"])
+        exp_avgs = real_views([self.state[p]["exp_avg"] for p in params])
+        exp_avg_sqs = real_views([self.state[p]["exp_avg_sq"] for p in params])
+        grads = real_views(grads)
         torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-        denom = torch._foreach_sqrt(exp_avg_sqs)
+        if amsgrad:
+            max_sqs = real_views([self.state[p]["max_exp_avg_sq"] for p in params])
+            torch._foreach_maximum_(max_sqs, exp_avg_sqs)
+            denom = torch._foreach_sqrt(max_sqs)
+        else:
+            denom = torch._foreach_sqrt(exp_avg_sqs)
+        params = real_views(params)
         if group["bias_correction"]:
             step_sizes = [-lr / (1 - beta1**t) for t in steps]
             torch._foreach_div_(denom, [math.sqrt(1 - beta2**t) for t in steps])
@@ -89,5 +105,10 @@ class AdamW(Adam):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         bias_correction: bool = True,
+        *,
+        amsgrad: bool = False,
+        maximize: bool = False,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, bias_correction)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, bias_correction, amsgrad=amsgrad, maximize=maximize
+        )

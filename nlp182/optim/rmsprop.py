@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
+from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of, real_views, step_count
 
 
 class RMSprop(ForeachOptimizer):
-    """RMSProp with optional centering, momentum and L2 weight decay."""
+    """RMSProp with optional centering, momentum and L2 weight decay; ``maximize`` climbs, as in torch."""
 
     def __init__(
         self,
@@ -29,18 +29,20 @@ class RMSprop(ForeachOptimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
+        *,
+        maximize: bool = False,
     ) -> None:
-        check_hyper("lr", lr)
+        check_hyper("lr", float(lr))
         check_hyper("alpha", alpha, 0.0, 1.0)
         check_hyper("eps", eps)
         check_hyper("weight_decay", weight_decay)
         check_hyper("momentum", momentum)
         defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
-                    "momentum": momentum, "centered": centered}
+                    "momentum": momentum, "centered": centered, "maximize": maximize}
         super().__init__(params, defaults)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        lr, alpha, eps, momentum = float(group["lr"]), group["alpha"], group["eps"], group["momentum"]
         for param in params:
             state = self.state[param]
             if not state:
@@ -50,13 +52,13 @@ class RMSprop(ForeachOptimizer):
                     state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 if group["centered"]:
                     state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["step"] += 1
-        grads = grads_of(params, group["weight_decay"])
-        square_avgs = [self.state[p]["square_avg"] for p in params]
+            step_count(state)
+        grads = real_views(grads_of(params, group["weight_decay"], group["maximize"]))
+        square_avgs = real_views([self.state[p]["square_avg"] for p in params])
         torch._foreach_mul_(square_avgs, alpha)
         torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)
         if group["centered"]:
-            grad_avgs = [self.state[p]["grad_avg"] for p in params]
+            grad_avgs = real_views([self.state[p]["grad_avg"] for p in params])
             torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)
             avg = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
             torch._foreach_sqrt_(avg)
@@ -64,9 +66,9 @@ class RMSprop(ForeachOptimizer):
             avg = torch._foreach_sqrt(square_avgs)
         torch._foreach_add_(avg, eps)
         if momentum > 0:
-            bufs = [self.state[p]["momentum_buffer"] for p in params]
+            bufs = real_views([self.state[p]["momentum_buffer"] for p in params])
             torch._foreach_mul_(bufs, momentum)
             torch._foreach_addcdiv_(bufs, grads, avg)
-            torch._foreach_add_(params, bufs, alpha=-lr)
+            torch._foreach_add_(real_views(params), bufs, alpha=-lr)
         else:
-            torch._foreach_addcdiv_(params, grads, avg, value=-lr)
+            torch._foreach_addcdiv_(real_views(params), grads, avg, value=-lr)

@@ -18,7 +18,10 @@ from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of
 
 
 class SGD(ForeachOptimizer):
-    """Stochastic gradient descent with optional (Nesterov) momentum, dampening and L2 weight decay."""
+    """Stochastic gradient descent with optional (Nesterov) momentum, dampening and L2 weight decay.
+
+    ``maximize`` climbs the objective (the gradient's sign flipped before everything else), as in torch.
+    """
 
     def __init__(
         self,
@@ -28,19 +31,21 @@ class SGD(ForeachOptimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        *,
+        maximize: bool = False,
     ) -> None:
-        check_hyper("lr", lr)
+        check_hyper("lr", float(lr))
         check_hyper("momentum", momentum)
         check_hyper("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise InvalidInputError("Nesterov momentum needs momentum > 0 and dampening = 0")
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
-                    "weight_decay": weight_decay, "nesterov": nesterov}
+                    "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
         super().__init__(params, defaults)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        grads = grads_of(params, group["weight_decay"])
+        lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
+        grads = grads_of(params, group["weight_decay"], group["maximize"])
         if momentum == 0:
             torch._foreach_add_(params, grads, alpha=-lr)
             return

@@ -36,15 +36,36 @@ def group_by_device_dtype(params: list[torch.Tensor]) -> list[list[torch.Tensor]
     return list(groups.values())
 
 
-def grads_of(params: list[torch.Tensor], weight_decay: float) -> list[torch.Tensor]:
-    """Gradients of ``params``, plus ``weight_decay * param`` (L2 regularisation) as new tensors when set.
+def grads_of(params: list[torch.Tensor], weight_decay: float, maximize: bool = False) -> list[torch.Tensor]:
+    """Gradients of ``params`` (negated to ``maximize``), plus ``weight_decay * param`` (L2
+    regularisation) when set, as in torch.optim.
 
     The caller's ``.grad`` tensors are never modified.
     """
     grads = [p.grad for p in params]  # type: ignore[misc]
+    if maximize:
+        grads = list(torch._foreach_neg(grads))  # type: ignore[arg-type]
+        if weight_decay != 0:
+            torch._foreach_add_(grads, params, alpha=weight_decay)
+        return grads  # type: ignore[return-value]
     if weight_decay != 0:
         return list(torch._foreach_add(grads, params, alpha=weight_decay))
     return grads  # type: ignore[return-value]
+
+
+def real_views(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Complex tensors as ``(..., 2)`` real views (updates write through), others as they are.
+
+    Optimizers whose update is not linear in the gradient (squares, roots) treat the real and
+    imaginary parts of a complex parameter as two real coordinates, as torch.optim does.
+    """
+    return [torch.view_as_real(t) if t.is_complex() else t for t in tensors]
+
+
+def step_count(state: dict[str, Any]) -> float:
+    """Advance and return the state's step; torch.optim saves it as a tensor, this package as an int."""
+    state["step"] += 1
+    return float(state["step"])
 
 
 def check_hyper(name: str, value: float, low: float = 0.0, high: float | None = None) -> None:
@@ -56,7 +77,17 @@ def check_hyper(name: str, value: float, low: float = 0.0, high: float | None = 
 
 class ForeachOptimizer(torch.optim.Optimizer):
     """Base of the package's optimizers: ``step`` hands each group's parameters that have a
-    gradient, split by device and dtype, to ``_update(params, group)`` as one multi-tensor list."""
+    gradient, split by device and dtype, to ``_update(params, group)`` as one multi-tensor list.
+
+    State and group keys follow torch.optim's, so a ``state_dict`` saved by the matching
+    torch.optim optimizer loads here; options it does not record take this optimizer's defaults.
+    """
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for name, default in self.defaults.items():
+                group.setdefault(name, default)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:

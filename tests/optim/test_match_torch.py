@@ -23,7 +23,14 @@ CASES = [
     ("Adam", {"lr": 1e-3}),
     ("Adam", {"lr": 1e-3, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-2}),
     ("AdamW", {"lr": 1e-3, "weight_decay": 0.1}),
+    ("Adam", {"lr": 1e-3, "amsgrad": True, "weight_decay": 1e-2}),
+    ("AdamW", {"lr": 1e-3, "amsgrad": True, "maximize": True}),
+    ("Adam", {"lr": 1e-3, "maximize": True, "weight_decay": 1e-2}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "maximize": True, "weight_decay": 1e-2}),
+    ("RMSprop", {"lr": 1e-3, "centered": True, "momentum": 0.5, "maximize": True, "weight_decay": 1e-2}),
+    ("Adagrad", {"lr": 0.05, "lr_decay": 1e-3, "maximize": True, "weight_decay": 1e-2}),
 ]
+MATH_CASES = [case for case in CASES if not case[1].get("maximize")]  # maximize climbs: no common loss
 
 
 def _model(device: str) -> nn.Module:
@@ -76,3 +83,51 @@ def test_state_dict_round_trip_continues_identically() -> None:
         o.step()
     for a, b in zip(model.parameters(), clone.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_a_torch_optim_checkpoint_resumes_here_and_back(name: str, kwargs: dict) -> None:
+    """A state_dict saved by torch.optim (tensor steps, its own group keys) continues exactly here,
+    and ours continues exactly in torch.optim."""
+    for first, second in ((torch.optim, ours), (ours, torch.optim)):
+        model = _model("cpu")
+        opt = getattr(first, name)(model.parameters(), **kwargs)
+        x, y = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 3, (8,))
+        for _ in range(5):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        clone = copy.deepcopy(model)
+        resumed = getattr(second, name)(clone.parameters(), **kwargs)
+        resumed.load_state_dict(copy.deepcopy(opt.state_dict()))
+        for _ in range(5):
+            for m, o in ((model, opt), (clone, resumed)):
+                o.zero_grad()
+                nn.functional.cross_entropy(m(x), y).backward()
+                o.step()
+        for a, b in zip(model.parameters(), clone.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [case for case in MATH_CASES if case[0] != "SGD"])
+def test_complex_parameters_step_as_torch_optim_does(name: str, kwargs: dict) -> None:
+    """Real and imaginary parts are two real coordinates (squares and roots taken per part)."""
+    results = []
+    for library in (ours, torch.optim):
+        torch.manual_seed(2)
+        z = torch.randn(4, 3, dtype=torch.complex128, requires_grad=True)
+        opt = getattr(library, name)([z], **kwargs)
+        for _ in range(20):
+            opt.zero_grad()
+            (z.abs() ** 3).sum().backward()
+            opt.step()
+        results.append(z.detach())
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW"])
+def test_a_tensor_learning_rate_works_as_in_torch(name: str) -> None:
+    mine = _run(lambda p: getattr(ours, name)(p, lr=torch.tensor(1e-3, dtype=torch.float64)), "cpu")
+    ref = _run(lambda p: getattr(torch.optim, name)(p, lr=torch.tensor(1e-3, dtype=torch.float64)), "cpu")
+    for a, b in zip(mine, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)

@@ -24,6 +24,12 @@ class InvalidInputError(Nlp182Error, ValueError):
     code = "invalid_input"
 
 
+class NonFiniteError(InvalidInputError, RuntimeError):
+    """A computed value (a loss, a gradient norm) is inf or NaN; a ``RuntimeError`` too, as torch raises."""
+
+    code = "non_finite"
+
+
 class OutputError(InvalidInputError):
     """An output path cannot or must not be written (a file, someone else's folder, read-only)."""
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from nlp182.errors import InvalidInputError
+from nlp182.errors import InvalidInputError, NonFiniteError
 from nlp182.optim.tensor_lists import group_by_device_dtype
 
 
@@ -27,6 +27,7 @@ def clip_grad_value_(params: Iterable[torch.Tensor] | torch.Tensor, clip_value: 
 
     Gradients may have any shape ``(...)``.
     """
+    clip_value = float(clip_value)
     if clip_value <= 0:
         raise InvalidInputError(f"clip_value must be > 0, got {clip_value}")
     for grads in group_by_device_dtype(_grads(params)):
@@ -43,11 +44,13 @@ def clip_grad_norm_(
     """Scale all gradients by ``min(1, max_norm / (‖g‖ + 1e-6))``; return the pre-clip global norm ``‖g‖``.
 
     ``‖g‖`` is the ``norm_type`` norm of the concatenation of every gradient, each of any shape
-    ``(...)`` (``inf`` allowed); the returned norm is a scalar tensor ``()``. A
-    non-finite norm is an error, since scaling by it would write NaNs into the weights; with
-    ``error_if_nonfinite=False`` the gradients are left as they are and the norm is returned, for a
-    caller that skips such steps itself (a float16 gradient scaler after an overflow).
+    ``(...)`` (``inf`` or ``"inf"`` allowed); the returned norm is a scalar tensor ``()``. A
+    non-finite norm is an error (``NonFiniteError``, a ``RuntimeError`` as in torch), since scaling
+    by it would write NaNs into the weights; with ``error_if_nonfinite=False`` the gradients are
+    left as they are and the norm is returned, for a caller that skips such steps itself (a
+    float16 gradient scaler after an overflow).
     """
+    max_norm, norm_type = float(max_norm), float(norm_type)  # torch takes "inf" and tensors too
     if max_norm <= 0:
         raise InvalidInputError(f"max_norm must be > 0, got {max_norm}")
     grads = _grads(params)
@@ -61,7 +64,7 @@ def clip_grad_norm_(
     if not torch.isfinite(total):
         if not error_if_nonfinite:
             return total
-        raise InvalidInputError(f"the gradient norm is {float(total)}; the loss or a layer produced inf/NaN")
+        raise NonFiniteError(f"the gradient norm is {float(total)}; the loss or a layer produced inf/NaN")
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for same in group_by_device_dtype(grads):
         torch._foreach_mul_(same, coef.to(same[0].device))

@@ -63,6 +63,7 @@ class Newton(torch.optim.Optimizer):
         check_hyper("damping", damping)
         check_hyper("armijo_c", armijo_c, 0.0, 1.0)
         check_hyper("backtrack", backtrack, 0.0, 1.0)
+        check_hyper("max_backtracks", max_backtracks)
         defaults = {"lr": lr, "damping": damping, "line_search": line_search, "armijo_c": armijo_c,
                     "backtrack": backtrack, "max_backtracks": max_backtracks}
         super().__init__(params, defaults)
@@ -97,7 +98,13 @@ class Newton(torch.optim.Optimizer):
             hessian = torch.func.hessian(flat_loss)(theta)
         eye = torch.eye(theta.numel(), dtype=theta.dtype, device=theta.device)
         hessian = hessian + group["damping"] * eye
-        direction = -torch.linalg.solve(hessian, grad)
+        try:
+            direction = -torch.linalg.solve(hessian, grad)
+        except torch.linalg.LinAlgError as exc:
+            raise InvalidInputError(
+                f"the Hessian is singular at this point ({exc}); pass damping > 0 "
+                f"(now {group['damping']}) to step along a regularised direction"
+            ) from exc
         t = group["lr"]
         slope = float(grad @ direction)
         if group["line_search"] and slope < 0:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nlp182.device import autocast_dtype, seed_everything
-from nlp182.errors import InvalidInputError
+from nlp182.errors import InvalidInputError, NonFiniteError
 from nlp182.io import atomic_write_json, atomic_write_text, check_input_file
 from nlp182.optim import clip_grad_norm_
 from nlp182.plots import loss_curves
@@ -331,14 +331,16 @@ class Trainer:
             if self.units_fn is not None:
                 clock["units"] = clock.get("units", 0.0) + float(self.units_fn(batch))
             pending += 1
+            if pending == 1:  # a group's loss is the mean over the batches it will hold
+                group = accum if total is None else min(accum, total - self.batch_in_epoch)
             last = total is not None and self.batch_in_epoch + 1 == total
             sync = pending == accum or last
             with self._autocast(), self._no_sync(not sync):
                 loss, extra = _split_loss(self.loss_fn(self.net, batch))
                 if not torch.isfinite(loss.detach()):
-                    raise InvalidInputError(f"loss became {float(loss)} at step {self.global_step}; "
-                                            "lower the learning rate or enable clip_grad_norm")
-            self.scaler.scale(loss / accum).backward()
+                    raise NonFiniteError(f"loss became {float(loss.detach())} at step {self.global_step}; "
+                                         "lower the learning rate or enable clip_grad_norm")
+            self.scaler.scale(loss / group).backward()
             self.batch_in_epoch += 1
             loss_value = float(loss.detach())
             for name, value in {"loss": loss_value, **extra}.items():
@@ -359,7 +361,11 @@ class Trainer:
                     self._out_of_time = True
                     break
                 tick = time.perf_counter()
-        if pending:
+        if pending:  # a loader of unknown length ended inside a group: the mean over what it held
+            with torch.no_grad():
+                for param in self.net.parameters():
+                    if param.grad is not None:
+                        param.grad.mul_(group / pending)
             self._optimizer_step()
             clock["time"] = clock.get("time", 0.0) + time.perf_counter() - tick
         bar.close()

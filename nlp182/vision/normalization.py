@@ -23,50 +23,81 @@ class BatchNorm(nn.Module):
 
     x: ``(B, C)``, ``(B, C, L)`` or ``(B, C, H, W)``; returns the same shape.
 
-    ``frozen=True`` makes the layer use its running statistics even in training mode and stop
-    updating them, which is what a frozen feature extractor needs (see ``vision.transfer.freeze``).
+    As in ``torch.nn.BatchNorm2d``: ``momentum=None`` makes the running statistics a cumulative
+    average over every batch seen (factor ``1 / batches``); ``affine=False`` learns no gamma and
+    beta; ``track_running_stats=False`` keeps no statistics and normalises by the batch's own in
+    evaluation too. ``frozen=True`` makes the layer use its running statistics even in training
+    mode and stop updating them, which is what a frozen feature extractor needs (see
+    ``vision.transfer.freeze``).
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
         self.frozen = False
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features))
+            self.register_buffer("running_var", torch.ones(num_features))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ShapeError(f"batch norm expects (B, {self.num_features}, ...); got {tuple(x.shape)}")
         shape = [1, -1] + [1] * (x.dim() - 2)
-        if self.training and not self.frozen:
+        if (self.training and not self.frozen) or not self.track_running_stats:
             dims = [0, *range(2, x.dim())]
             count = x.numel() // self.num_features
             if count < 2:
                 raise ShapeError(
-                    "batch norm in training needs more than one value per channel; "
+                    "batch norm on batch statistics needs more than one value per channel; "
                     "use a batch larger than 1 or call model.eval()"
                 )
             var, mean = torch.var_mean(x, dim=dims, unbiased=False)
-            with torch.no_grad():
-                self.running_mean.lerp_(mean.detach().to(self.running_mean), self.momentum)
-                unbiased = var.detach() * (count / (count - 1))
-                self.running_var.lerp_(unbiased.to(self.running_var), self.momentum)
-                self.num_batches_tracked += 1
+            if self.training and self.track_running_stats and not self.frozen:
+                self._track(mean.detach(), var.detach() * (count / (count - 1)))
         else:
             mean, var = self.running_mean, self.running_var
         # gamma * (x - mean) / sqrt(var + eps) + beta, folded into one scale and one shift per channel
         # so the full-size tensor is touched by two element-wise ops instead of four.
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        shift = self.bias - mean * scale
+        scale = torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            scale = self.weight * scale
+        shift = -mean * scale if self.bias is None else self.bias - mean * scale
         return torch.addcmul(shift.view(shape), x, scale.view(shape))
 
+    @torch.no_grad()
+    def _track(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
+        """Fold one batch's statistics ``(C,)`` into the running ones."""
+        self.num_batches_tracked += 1
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        self.running_mean.lerp_(mean.to(self.running_mean), factor)
+        self.running_var.lerp_(unbiased_var.to(self.running_var), factor)
+
     def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, frozen={self.frozen}"
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}, frozen={self.frozen}"
+        )
 
 
 @torch.no_grad()
@@ -82,7 +113,7 @@ def recalibrate_batch_norm(module: nn.Module, inputs: Iterable[torch.Tensor]) ->
     norms = [
         m for m in module.modules()
         if (isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats)
-        or (isinstance(m, BatchNorm) and not m.frozen)
+        or (isinstance(m, BatchNorm) and m.track_running_stats and not m.frozen)
     ]
     modes = {m: m.training for m in module.modules()}
     momenta = [m.momentum for m in norms]

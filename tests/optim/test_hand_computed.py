@@ -228,6 +228,18 @@ def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:
     c.grad = torch.tensor([math.nan, 0.0, 0.0], dtype=torch.float64)
     with pytest.raises(InvalidInputError, match="gradient norm"):
         clip_grad_norm_([c], 1.0)
+    with pytest.raises(RuntimeError, match="gradient norm"):  # what torch raises for it
+        clip_grad_norm_([c], 1.0)
+
+
+def test_clipping_takes_the_norm_types_torch_takes() -> None:
+    for norm_type in ("inf", torch.tensor(3.0)):
+        a, b = _param([0.0] * 4), _param([0.0] * 4)
+        a.grad = torch.tensor([3.0, -4.0, 1.0, 0.5], dtype=torch.float64)
+        b.grad = a.grad.clone()
+        total = clip_grad_norm_([a], torch.tensor(1.0), norm_type=norm_type)
+        assert float(total) == float(torch.nn.utils.clip_grad_norm_([b], 1.0, norm_type=norm_type))
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-15)
 
 
 def test_gradient_noise_variance_anneals() -> None:
@@ -257,3 +269,11 @@ def test_bad_hyperparameters_are_rejected() -> None:
         SGD([_param([0.0])], lr=0.1, nesterov=True)
     with pytest.raises(InvalidInputError, match="Hessian"):
         Newton([nn.Parameter(torch.zeros(30_000))])
+    with pytest.raises(InvalidInputError, match="max_backtracks"):
+        Newton([_param([0.0])], max_backtracks=-1)
+    flat_in_one_direction = Newton([_param([1.0, 1.0])])
+    with pytest.raises(InvalidInputError, match="damping > 0"):
+        flat_in_one_direction.step(lambda ps: ps[0][0] ** 2)
+    damped = _param([1.0, 1.0])
+    Newton([damped], damping=1.0).step(lambda ps: ps[0][0] ** 2)  # (H + I) d = -g: d = (-2/3, 0)
+    torch.testing.assert_close(damped.detach(), torch.tensor([1 / 3, 1.0], dtype=torch.float64))

@@ -36,6 +36,25 @@ def _config(**kw: object) -> TrainerConfig:
     return TrainerConfig(**{"epochs": 3, "device": "cpu", "progress": False, **kw})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("known_length", [True, False])
+def test_gradient_accumulation_averages_each_group_including_a_short_last_one(known_length: bool) -> None:
+    """5 batches in groups of 2: steps on the mean gradient of batches (1, 2), (3, 4), then (5) alone."""
+    data = _data(n=40)
+    batches = list(DataLoader(data, batch_size=8))
+    loader = batches if known_length else iter(batches)
+    model = _model()
+    Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse,
+            _config(epochs=1, grad_accum_steps=2, amp=False)).fit(loader)
+    ref = _model()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05)
+    for group in (batches[0:2], batches[2:4], batches[4:5]):
+        opt.zero_grad()
+        (sum(mse(ref, batch) for batch in group) / len(group)).backward()
+        opt.step()
+    for mine, theirs in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-12)
+
+
 def test_fit_equals_hand_written_loop() -> None:
     data = _data()
     model = _model()

@@ -35,6 +35,31 @@ def test_batch_norm_matches_torch_in_train_and_eval(reference, shape):
     assert set(ours.state_dict()) == set(ref.state_dict())
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"momentum": None},
+        {"affine": False},
+        {"track_running_stats": False},
+        {"momentum": None, "affine": False},
+    ],
+)
+def test_batch_norm_options_match_torch(options: dict) -> None:
+    ours, ref = BatchNorm(3, **options).double(), nn.BatchNorm2d(3, **options).double()
+    ref.load_state_dict(ours.state_dict())
+    generator = torch.Generator().manual_seed(4)
+    for step in range(6):
+        x = torch.randn(5, 3, 2, 2, generator=generator, dtype=torch.float64) * (1 + step) + step
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-12)
+    assert ours.state_dict().keys() == ref.state_dict().keys()
+    for name, value in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[name], value, rtol=0, atol=1e-12)
+    ours.eval()
+    ref.eval()
+    x = torch.randn(4, 3, 2, 2, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-12)
+
+
 def test_batch_norm_frozen_uses_running_stats_and_rejects_bad_shapes():
     layer = BatchNorm(3)
     layer(torch.randn(10, 3, 4, 4) + 2)

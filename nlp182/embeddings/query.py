@@ -147,7 +147,12 @@ def _blocks(rows: Rows, start: int, stop: int, terms: int) -> Iterator[tuple[int
 
 
 class _TopK:
-    """The running best ``k`` (score, row) of each of ``B`` queries, merged block by block."""
+    """The running best ``k`` (score, row) of each of ``B`` queries, merged block by block.
+
+    Ties at the cut are broken toward the lower row, as a full sort by ``(-score, row)`` would
+    (gensim's order): the held rows stay in row order, blocks arrive in row order, and among
+    scores equal to the ``k``-th best the first columns are kept.
+    """
 
     def __init__(self, batch: int, k: int) -> None:
         self.k = k
@@ -155,15 +160,30 @@ class _TopK:
         self.ids = np.zeros((batch, 0), dtype=np.int64)
 
     def add(self, scores: np.ndarray, first: int) -> None:
-        """Merge ``(B, n)`` scores of rows ``first:first + n``."""
+        """Merge ``(B, n)`` scores of rows ``first:first + n`` (NaN counts as no score)."""
+        if np.isnan(scores).any():
+            scores = np.where(np.isnan(scores), np.float32(-np.inf), scores)
         held = self.scores.shape[1]
         merged = np.concatenate([self.scores, scores], axis=1)
         keep = np.broadcast_to(np.arange(merged.shape[1]), merged.shape)
         if merged.shape[1] > self.k:
-            keep = np.argpartition(merged, merged.shape[1] - self.k, axis=1)[:, -self.k :]
+            keep = self._first_best_columns(merged)
         old = np.take_along_axis(self.ids, np.minimum(keep, max(held - 1, 0)), axis=1) if held else 0
         self.ids = np.where(keep < held, old, keep - held + first)
         self.scores = np.take_along_axis(merged, keep, axis=1)
+
+    def _first_best_columns(self, merged: np.ndarray) -> np.ndarray:
+        """``(B, k)`` ascending columns of the ``k`` best scores of each row, ties to the first."""
+        cut = merged.shape[1] - self.k
+        kth = np.partition(merged, cut, axis=1)[:, cut : cut + 1]  # (B, 1): the k-th best score
+        chosen = merged >= kth
+        crowded = np.flatnonzero(chosen.sum(axis=1) > self.k)  # ties at the k-th score
+        if crowded.size:
+            above = merged[crowded] > kth[crowded]
+            at = merged[crowded] == kth[crowded]
+            room = self.k - above.sum(axis=1, keepdims=True)
+            chosen[crowded] = above | (at & (np.cumsum(at, axis=1) <= room))
+        return np.nonzero(chosen)[1].reshape(len(merged), self.k)
 
     def result(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per query: rows and float32 scores, best first (ties: lower row first), -inf dropped."""

@@ -50,6 +50,28 @@ def test_search_equals_float64_brute_force_across_many_blocks(store, monkeypatch
         np.testing.assert_allclose(scores, reference[q, expected], atol=1e-5)
 
 
+@pytest.mark.parametrize("budget", [64, 10_000_000])
+def test_ties_at_the_cut_keep_the_lower_rows_across_blocks(monkeypatch, budget: int) -> None:
+    """Scores equal to the k-th best are taken in row order, as a full sort by (-score, row) does."""
+    monkeypatch.setattr(query, "SCORE_BUDGET", budget)  # 64: many small blocks, ties across them
+    rng = np.random.default_rng(5)
+    matrix = rng.integers(-1, 2, size=(400, 3)).astype(np.float32)  # 26 directions: ties everywhere
+    matrix[::7] = 0.0  # zero rows all score 0
+    rows = query.Rows(matrix, np.linalg.norm(matrix, axis=1))
+    queries = query.as_queries(matrix[[1, 2, 3]], 3)
+    for k in (1, 5, 40, 150):
+        found = query.search(rows, queries, k, exclude=[{1}, {2}, {3}])
+        for q, (ids, _) in enumerate(found):
+            scores = query.all_scores(rows, queries[q])  # the same float32 scores, sorted in full
+            expected = [i for i in np.lexsort((np.arange(400), -scores)).tolist() if i != q + 1][:k]
+            assert ids.tolist() == expected
+            left_out = np.setdiff1d(np.arange(400), [*expected, q + 1])
+            assert scores[expected[-1]] in scores[left_out], "a tie must straddle the cut to test the rule"
+    words = [f"w{i}" for i in range(400)]
+    zeros = Vectors(words, np.zeros((400, 3), dtype=np.float32))
+    assert [w for w, _ in zeros.similar_by_vector(np.array([0.0, 0.0, 1.0]), topn=5)] == words[:5]
+
+
 def test_cosmul_equals_float64_brute_force(store, monkeypatch) -> None:
     matrix, rows = store
     monkeypatch.setattr(query, "SCORE_BUDGET", 2048)

@@ -34,7 +34,7 @@ ANALOGY_METHODS = ("3cosadd", "3cosmul")
 
 @dataclass
 class PairScore:
-    """Correlation of model similarities with human judgements.
+    """Correlation of model similarities with human judgements, with the p-values scipy gives.
 
     With ``dummy4unknown`` the ``oov_pairs`` are also among the ``pairs`` (scored 0), and the ratio
     is taken over ``pairs``, as gensim does.
@@ -45,12 +45,19 @@ class PairScore:
     pairs: int
     oov_pairs: int
     dummy4unknown: bool = False
+    spearman_pvalue: float = float("nan")
+    pearson_pvalue: float = float("nan")
 
     @property
     def oov_ratio(self) -> float:
+        """Percent of the pairs with an unknown word (gensim's ``oov_ratio``, 0-100)."""
         if self.dummy4unknown:
-            return self.oov_pairs / max(1, self.pairs)
-        return self.oov_pairs / max(1, self.pairs + self.oov_pairs)
+            return 100.0 * self.oov_pairs / max(1, self.pairs)
+        return 100.0 * self.oov_pairs / max(1, self.pairs + self.oov_pairs)
+
+    def as_gensim(self) -> tuple[tuple[float, float], tuple[float, float], float]:
+        """``((pearson, p), (spearman, p), oov_ratio)``: what gensim's ``evaluate_word_pairs`` returns."""
+        return (self.pearson, self.pearson_pvalue), (self.spearman, self.spearman_pvalue), self.oov_ratio
 
 
 @dataclass
@@ -63,6 +70,13 @@ class AnalogyScore:
     total: int
     oov: int
     sections: dict[str, dict[str, float]] = field(default_factory=dict)
+    questions: list[dict[str, Any]] = field(default_factory=list)
+    """With ``keep_questions``: every section of the file in order, then ``"Total accuracy"``, as
+    ``{"section": name, "correct": [(a, b, c, d), ...], "incorrect": [...]}`` (gensim's layout)."""
+
+    def as_gensim(self) -> tuple[float, list[dict[str, Any]]]:
+        """``(score, sections)``: what gensim's ``evaluate_word_analogies`` returns."""
+        return self.accuracy, self.questions
 
 
 def _fold(word: str, case_insensitive: bool) -> str:
@@ -134,12 +148,15 @@ def evaluate_word_pairs(
     second = vectors.rows.unit([b for _, b in known])
     similarities = iter(np.einsum("nd,nd->n", first, second).tolist())
     model = [0.0 if pair is None else next(similarities) for pair in rows]
+    spearman, pearson = stats.spearmanr(gold, model), stats.pearsonr(gold, model)
     return PairScore(
-        spearman=float(stats.spearmanr(gold, model).statistic),
-        pearson=float(stats.pearsonr(gold, model).statistic),
+        spearman=float(spearman.statistic),
+        pearson=float(pearson.statistic),
         pairs=len(gold),
         oov_pairs=oov,
         dummy4unknown=dummy4unknown,
+        spearman_pvalue=float(spearman.pvalue),
+        pearson_pvalue=float(pearson.pvalue),
     )
 
 
@@ -189,11 +206,13 @@ def evaluate_analogies(
     batch_size: int = 512,
     case_insensitive: bool = True,
     dummy4unknown: bool = False,
+    keep_questions: bool = False,
 ) -> AnalogyScore:
     """Accuracy on ``a : b :: c : ?`` questions, answered among the first ``restrict_vocab`` words.
 
     As gensim, the answer is the best of the top 5 that is not a query word; questions with a word
     outside the first ``restrict_vocab`` are skipped, or with ``dummy4unknown`` counted wrong.
+    ``keep_questions`` lists which questions were right and wrong (``AnalogyScore.questions``).
     """
     if method not in ANALOGY_METHODS:
         raise InvalidInputError(f"unknown analogy method {method!r}; use one of {', '.join(ANALOGY_METHODS)}")
@@ -201,29 +220,52 @@ def evaluate_analogies(
     folded = [_fold(w, case_insensitive) for w in vectors.words[:restrict_vocab]]
     correct_total = total = oov = 0
     sections: dict[str, dict[str, float]] = {}
+    listed: list[dict[str, Any]] = []
     for name, questions in read_analogies(path, case_insensitive):
         known = [q for q in questions if all(w in vocab for w in q)]
         unknown = len(questions) - len(known)
         oov += unknown
         rows = np.array([[vocab[w] for w in q] for q in known], dtype=np.int64).reshape(-1, 4)
-        correct = 0
+        right = np.zeros(len(rows), dtype=bool)
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             answers = answer_analogies(vectors, batch[:, :3], method, restrict_vocab)
-            for question, candidates in zip(batch, answers, strict=True):
+            for offset, (question, candidates) in enumerate(zip(batch, answers, strict=True)):
                 ignore = {folded[i] for i in question[:3]}
                 predicted = None
                 for candidate in candidates.tolist():
                     predicted = folded[candidate]
                     if predicted in vocab and predicted not in ignore:
                         break
-                correct += predicted == folded[question[3]]
+                right[start + offset] = predicted == folded[question[3]]
+        correct = int(right.sum())
         asked = len(rows) + (unknown if dummy4unknown else 0)
         if asked:
             sections[name] = {"correct": correct, "total": asked, "accuracy": correct / asked}
+        if keep_questions:
+            listed.append(_listed_section(name, questions, dict(zip(known, right.tolist(), strict=True)),
+                                          dummy4unknown))
         correct_total += correct
         total += asked
-    return AnalogyScore(correct_total / total if total else 0.0, correct_total, total, oov, sections)
+    if keep_questions:
+        listed.append({"section": "Total accuracy",
+                       "correct": [q for section in listed for q in section["correct"]],
+                       "incorrect": [q for section in listed for q in section["incorrect"]]})
+    accuracy = correct_total / total if total else 0.0
+    return AnalogyScore(accuracy, correct_total, total, oov, sections, listed)
+
+
+def _listed_section(
+    name: str,
+    questions: list[tuple[str, str, str, str]],
+    right: dict[tuple[str, str, str, str], bool],
+    dummy4unknown: bool,
+) -> dict[str, Any]:
+    """One section in gensim's layout; questions keep their file order, unknown ones are wrong with
+    ``dummy4unknown`` and left out without it."""
+    correct = [q for q in questions if right.get(q)]
+    incorrect = [q for q in questions if (q in right and not right[q]) or (q not in right and dummy4unknown)]
+    return {"section": name, "correct": correct, "incorrect": incorrect}
 
 
 @dataclass

@@ -102,16 +102,26 @@ def _decode(data: bytes, encoding: str, errors: str, path: object, where: str) -
         raise InvalidInputError(f"unknown encoding or unicode_errors: {encoding!r}, {errors!r}") from None
 
 
+# A word is a line of vocab.txt, a field of counts.tsv and of the word2vec text format: it may hold
+# any character but these (other Unicode spaces, such as the no-break space, are kept, as gensim does).
+WORD_BREAKS = frozenset(" \t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def storable_words(words: list[str]) -> bool:
+    """Whether every word is a non-empty string without a space, tab or line break."""
+    return all(isinstance(w, str) and w for w in words) and WORD_BREAKS.isdisjoint("".join(words))
+
+
 def parse_header(line: bytes, path: object) -> tuple[int, int]:
     """``(count, dim)`` from a word2vec header line, or a clear error."""
     parts = line.split()
     try:
         count, dim = int(parts[0]), int(parts[1])
-        if len(parts) != 2 or count < 1 or dim < 1:
+        if len(parts) != 2 or count < 0 or dim < 1:
             raise ValueError
     except (ValueError, IndexError):
         raise FileFormatError(
-            f"{path}: first line must be '<words> <dims>' with both at least 1, got {line[:80]!r} (GloVe "
+            f"{path}: first line must be '<words> <dims>' (words >= 0, dims >= 1), got {line[:80]!r} (GloVe "
             "files have no header: pass no_header=True, CLI --format glove)"
         ) from None
     return count, dim
@@ -136,6 +146,8 @@ def header_rows(
             f"longest line read ({mib(limits.max_line)}); pass --max-line-bytes to raise it"
         )
     room = capacity(path, limits)
+    if count == 0:
+        return 0
     if row > room:
         raise FileFormatError(
             f"{path}: the header's {dim:,} dims need at least {row:,} bytes a row but the file can hold "
@@ -181,6 +193,11 @@ class _Collector:
 
     def add(self, word: str, vector: np.ndarray, where: str) -> None:
         self.bar.update(1)
+        if not storable_words([word]):
+            raise FileFormatError(
+                f"{self.path}: {where}: the word {word!r} is empty or holds a space, tab or line break, "
+                "which no word2vec text file or run folder can store; fix or remove that row"
+            )
         if word in self.seen:
             self.duplicates += 1
             return
@@ -230,7 +247,7 @@ def read_word2vec(
     """Read a word2vec binary/text file (or GloVe text with ``no_header``) as gensim does.
 
     Args:
-        limit: read at most this many words (the first ones).
+        limit: read at most this many words (the first ones); ``None`` or ``0`` (gensim's rule) all.
         datatype: dtype of the returned vectors (``np.float16`` halves the memory).
         fvocab: ``word count`` file whose counts come back in ``Loaded.counts``.
         allocate: ``allocate(rows, dim, dtype)`` returns the array to fill (default ``np.empty``).
@@ -241,6 +258,7 @@ def read_word2vec(
     """
     if limit is not None and limit < 0:
         raise InvalidInputError(f"limit must be >= 0, got {limit}")
+    limit = limit or None  # 0 reads everything, as in gensim
     if binary and no_header:
         raise InvalidInputError("no_header is for text files (GloVe); binary word2vec files have a header")
     if nonfinite not in NONFINITE:
@@ -345,7 +363,7 @@ def write_word2vec(
     write_header: bool = True,
     prefix: str = "",
 ) -> None:
-    """Write the word2vec C format (binary little-endian float32, or text) atomically.
+    """Write the word2vec C format (binary little-endian float32, or text at the rows' precision) atomically.
 
     ``vectors`` is ``(V, D)``, row ``i`` for ``words[i]``. ``write_header=False`` writes GloVe's
     header-less text; ``prefix`` goes before every word.
@@ -356,10 +374,10 @@ def write_word2vec(
         if write_header:
             handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
         for word, row in zip(words, vectors, strict=True):
-            row = np.asarray(row, dtype="<f4")
             if binary:
-                handle.write(f"{prefix}{word} ".encode() + row.tobytes())
-            else:
+                handle.write(f"{prefix}{word} ".encode() + np.asarray(row, dtype="<f4").tobytes())
+            else:  # the shortest text that reads back to the same value of the row's own dtype
+                row = np.asarray(row, dtype=np.float64 if row.dtype == np.float64 else np.float32)
                 values = " ".join(np.format_float_positional(v, unique=True, trim="-") for v in row)
                 handle.write(f"{prefix}{word} {values}\n".encode())
 

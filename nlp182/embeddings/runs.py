@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp182.embeddings.vectors import Vectors
+from nlp182.embeddings.vectors import COUNTS_FILE, Vectors
 from nlp182.io import atomic_write_json, read_json, staged_directory
 from nlp182.plots import embedding_map
 from nlp182.text.vocab import Vocabulary
@@ -21,7 +21,6 @@ from nlp182.text.vocab import Vocabulary
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 MAP_FILE = "map.png"
-COUNTS_FILE = "counts.tsv"
 # Map words ranked here: the top ranks are function words that say little on a map.
 MAP_RANKS = (50, 350)
 

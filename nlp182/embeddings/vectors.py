@@ -42,11 +42,13 @@ from nlp182.errors import (
     UnknownWordError,
 )
 from nlp182.io import atomic_save_npy, atomic_write_text, check_input_file
+from nlp182.text.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
 VECTORS_FILE = "vectors.npy"
 VOCAB_FILE = "vocab.txt"
+COUNTS_FILE = "counts.tsv"  # word<TAB>count, as the vocabulary writes it
 Key = str | int | np.integer
 _KEY_TYPES = (str, int, np.integer)
 Answer = list[tuple[str, float]]
@@ -90,6 +92,8 @@ class Vectors:
             raise ShapeError(f"{len(words)} words but {matrix.shape[0]} vectors")
         if not np.issubdtype(matrix.dtype, np.floating):
             raise ShapeError(f"vectors must be floating point, got {matrix.dtype}")
+        if not isinstance(matrix, np.memmap):  # a mapped file is checked as its norms are computed
+            _check_finite(matrix, words)
         self.vectors = matrix
         self.words: list[str] = list(words)
         self.key_to_index: dict[str, int] = _index_words(self.words)
@@ -221,7 +225,14 @@ class Vectors:
                 np.linalg.norm(np.asarray(self.vectors[i : i + step], dtype=np.float32), axis=1)
                 for i in range(0, len(self), step)
             ]
-            self._norms = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+            norms = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+            if not np.isfinite(norms).all():  # a NaN or inf written into the rows (or an overflow)
+                row = int(np.flatnonzero(~np.isfinite(norms))[0])
+                raise InvalidInputError(
+                    f"the vector of {self.words[row]!r} (row {row}) holds NaN or inf, or is too large to "
+                    "score in float32; cosine neighbours are undefined for it"
+                )
+            self._norms = norms
             self._rows = None
 
     @property
@@ -274,6 +285,7 @@ class Vectors:
         weights = np.asarray(weights, dtype=np.float64).reshape(len(keys), -1)
         if weights.shape[1] != self.dim:
             raise ShapeError(f"vectors must have {self.dim} values each, got {weights.shape[1]}")
+        _check_finite(weights.astype(self.vectors.dtype), [str(key) for key in keys])
         extras = {name: _column(values, len(keys), name) for name, values in (extras or {}).items()}
         known = np.array([self.has_index_for(key) for key in keys], dtype=bool)
         new_keys = [key for key, old in zip(keys, known, strict=True) if not old]
@@ -308,12 +320,12 @@ class Vectors:
             self.expandos[name] = np.zeros(len(self.words), dtype=dtype)
         return self.expandos[name]
 
-    def set_vecattr(self, key: Key, attr: str, value: Any) -> None:
+    def set_vecattr(self, key: Key, attr: str, val: Any) -> None:
         """Set a per-word attribute (such as ``"count"``)."""
         kind = object
-        if isinstance(value, (Integral, float)):
-            kind = np.int64 if isinstance(value, Integral) else np.float64
-        self._column_for(attr, np.dtype(kind))[self.get_index(key)] = value
+        if isinstance(val, (Integral, float)):
+            kind = np.int64 if isinstance(val, Integral) else np.float64
+        self._column_for(attr, np.dtype(kind))[self.get_index(key)] = val
 
     def get_vecattr(self, key: Key, attr: str) -> Any:
         """A per-word attribute; ``KeyError`` if the store has no such attribute."""
@@ -496,7 +508,9 @@ class Vectors:
         """``most_similar([key])``."""
         return self.most_similar(positive=[key], topn=topn, restrict_vocab=restrict_vocab)
 
-    similar_by_word = similar_by_key
+    def similar_by_word(self, word: Key, topn: int | None = 10, restrict_vocab: int | None = None) -> Answer:
+        """``most_similar([word])`` (gensim's name for :meth:`similar_by_key`)."""
+        return self.similar_by_key(word, topn, restrict_vocab)
 
     def similar_by_vector(
         self, vector: np.ndarray, topn: int | None = 10, restrict_vocab: int | None = None
@@ -506,9 +520,17 @@ class Vectors:
 
     similar_to_vector = similar_by_vector
 
+    def _unit_now(self, keys: Sequence[Key]) -> np.ndarray:
+        """``(n, D)`` unit vectors of ``keys`` from the rows as they are now (zero rows stay zero),
+        not from cached norms: an edit of ``vectors`` in place is seen, as gensim's pointwise calls see it."""
+        block = np.array(self.vectors[[self.get_index(key) for key in keys]], dtype=np.float32)
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        return block / np.where(norms == 0, 1, norms)
+
     def similarity(self, w1: Key, w2: Key) -> float:
         """Cosine similarity of two keys."""
-        return float(np.dot(self.get_vector(w1, norm=True), self.get_vector(w2, norm=True)))
+        first, second = self._unit_now([w1, w2])
+        return float(np.dot(first, second))
 
     def n_similarity(self, ws1: Sequence[Key], ws2: Sequence[Key]) -> float:
         """Cosine similarity of the mean (raw) vectors of two lists of keys (unknown keys skipped)."""
@@ -532,13 +554,13 @@ class Vectors:
     def distances(self, word_or_vector: Key | np.ndarray, other_words: Sequence[Key] = ()) -> np.ndarray:
         """Cosine distances from a key or vector to ``other_words`` (default: every row, itself included)."""
         if isinstance(word_or_vector, _KEY_TYPES):
-            unit = self.get_vector(word_or_vector, norm=True)
+            unit = self._unit_now([word_or_vector])[0]
         else:
             unit = query.as_queries(word_or_vector, self.dim)[0]
         if not other_words:
+            self.fill_norms(force=True)  # every row is read anyway: as fresh as gensim's
             return 1.0 - query.all_scores(self.rows, unit)
-        rows = [self.get_index(word) for word in other_words]
-        return 1.0 - self.rows.unit(rows) @ unit
+        return 1.0 - self._unit_now(other_words) @ unit
 
     def closer_than(self, key1: Key, key2: Key) -> list[str]:
         """Keys closer to ``key1`` than ``key2`` is, in row order (``key1`` itself left out)."""
@@ -547,7 +569,9 @@ class Vectors:
         closer = np.flatnonzero(distances < distances[second])
         return [self.words[i] for i in closer.tolist() if i != first]
 
-    words_closer_than = closer_than
+    def words_closer_than(self, word1: Key, word2: Key) -> list[str]:
+        """:meth:`closer_than` under gensim's other name."""
+        return self.closer_than(word1, word2)
 
     def rank(self, key1: Key, key2: Key) -> int:
         """1 + the number of keys closer to ``key1`` than ``key2``."""
@@ -612,12 +636,77 @@ class Vectors:
             return float("inf")  # as gensim: emd stalls on an all-zero cost matrix
         return float(emd2(_bag(doc1, position), _bag(doc2, position), cost))
 
+    # ------------------------------------------------------------------ gensim's evaluation methods
+    def evaluate_word_pairs(
+        self,
+        pairs: str | os.PathLike[str],
+        delimiter: str = "\t",
+        encoding: str = "utf8",
+        restrict_vocab: int = 300_000,
+        case_insensitive: bool = True,
+        dummy4unknown: bool = False,
+    ) -> tuple[tuple[float, float], tuple[float, float], float]:
+        """gensim's call: ``((pearson, p), (spearman, p), oov_ratio in percent)`` on a word-pair file.
+
+        ``nlp182.embeddings.evaluate.evaluate_word_pairs`` returns the same as a ``PairScore``.
+        """
+        from nlp182.embeddings import evaluate  # evaluation builds on this module
+
+        if encoding.replace("-", "").lower() != "utf8":
+            raise InvalidInputError(f"evaluation files are read as UTF-8; got encoding={encoding!r}")
+        score = evaluate.evaluate_word_pairs(
+            self, pairs, restrict_vocab, delimiter, case_insensitive, dummy4unknown
+        )
+        return score.as_gensim()
+
+    def evaluate_word_analogies(
+        self,
+        analogies: str | os.PathLike[str],
+        restrict_vocab: int = 300_000,
+        case_insensitive: bool = True,
+        dummy4unknown: bool = False,
+        similarity_function: str = "most_similar",
+    ) -> tuple[float, list[dict[str, Any]]]:
+        """gensim's call: ``(accuracy, sections)``, each section ``{"section", "correct", "incorrect"}``
+        listing its ``(a, b, c, d)`` questions, the last one ``"Total accuracy"``.
+
+        ``similarity_function`` is ``most_similar`` (3CosAdd) or ``most_similar_cosmul`` (3CosMul);
+        gensim 4.4 accepts the argument but answers with 3CosAdd whatever it names.
+        """
+        from nlp182.embeddings import evaluate  # evaluation builds on this module
+
+        methods = {"most_similar": "3cosadd", "most_similar_cosmul": "3cosmul"}
+        if similarity_function not in methods:
+            raise InvalidInputError(
+                f"similarity_function must be one of {', '.join(methods)}; got {similarity_function!r}"
+            )
+        score = evaluate.evaluate_analogies(
+            self, analogies, restrict_vocab, methods[similarity_function],
+            case_insensitive=case_insensitive, dummy4unknown=dummy4unknown, keep_questions=True,
+        )
+        return score.as_gensim()
+
+    def init_sims(self, replace: bool = False) -> None:
+        """gensim's older call: compute the norms, or with ``replace`` make every vector unit length."""
+        if replace:
+            self.unit_normalize_all()
+        else:
+            self.fill_norms()
+
+    def word_vec(self, key: Key, norm: bool = False) -> np.ndarray:
+        """gensim's older name for :meth:`get_vector`."""
+        return self.get_vector(key, norm=norm)
+
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike[str]) -> None:
-        """Write ``vectors.npy`` and ``vocab.txt`` (one word per line, in row order) atomically."""
+        """Write ``vectors.npy`` and ``vocab.txt`` (one word per line, in row order) atomically,
+        and ``counts.tsv`` when the store has counts."""
         folder = Path(folder)
         atomic_save_npy(folder / VECTORS_FILE, np.asarray(self.vectors, dtype=np.float32))
         atomic_write_text(folder / VOCAB_FILE, "".join(f"{word}\n" for word in self.words))
+        if "count" in self.expandos:
+            counts = np.asarray(self.expandos["count"], dtype=np.int64)
+            Vocabulary(self.words, counts, int(counts.sum())).save(folder / COUNTS_FILE)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], mmap: bool = True) -> Vectors:
@@ -640,37 +729,39 @@ class Vectors:
             raise FileFormatError(
                 f"{vectors_path} has shape {matrix.shape} but {vocab_path} lists {len(words)} words"
             )
-        return cls(words, matrix)
+        return cls(words, matrix, _saved_counts(folder / COUNTS_FILE, words))
 
     def save_word2vec_format(
         self,
-        path: str | os.PathLike[str],
+        fname: str | os.PathLike[str],
         fvocab: str | os.PathLike[str] | None = None,
         binary: bool = False,
         write_header: bool = True,
         prefix: str = "",
         limit: int | None = None,
+        sort_attr: str = "count",
     ) -> None:
         """Write the word2vec C format (binary or text; no header: GloVe) atomically, as gensim does.
 
-        Rows go most frequent first when the store has counts (file order otherwise); ``limit`` writes
-        only the first rows; ``fvocab`` also writes the ``word count`` file.
+        Rows go by descending ``sort_attr`` when the store has that attribute (file order
+        otherwise); ``limit`` writes only the first rows; ``fvocab`` also writes the ``word count``
+        file.
         """
         order = np.arange(len(self))
-        if "count" in self.expandos:
-            order = np.argsort(-np.asarray(self.expandos["count"], dtype=np.int64), kind="stable")
-        elif fvocab is not None:
+        if sort_attr in self.expandos:
+            order = np.argsort(-np.asarray(self.expandos[sort_attr]), kind="stable")
+        if fvocab is not None and "count" not in self.expandos:
             raise InvalidInputError("the store has no counts to write to fvocab")
         order = order[:limit] if limit is not None else order
         words = [self.words[i] for i in order]
-        formats.write_word2vec(path, words, _Rows(self.vectors, order), binary, write_header, prefix)
+        formats.write_word2vec(fname, words, _Rows(self.vectors, order), binary, write_header, prefix)
         if fvocab is not None:
             formats.write_counts(fvocab, words, self.expandos["count"][order], prefix)
 
     @classmethod
     def load_word2vec_format(
         cls,
-        path: str | os.PathLike[str],
+        fname: str | os.PathLike[str],
         fvocab: str | os.PathLike[str] | None = None,
         binary: bool = False,
         encoding: str = "utf8",
@@ -685,7 +776,7 @@ class Vectors:
         length to 1, as gensim makes them up, so that the file order is the frequency order.
         """
         loaded = formats.read_word2vec(
-            path, binary, no_header, limit, encoding, unicode_errors, datatype, fvocab
+            fname, binary, no_header, limit, encoding, unicode_errors, datatype, fvocab
         )
         counts = loaded.counts
         if counts is None:
@@ -720,6 +811,36 @@ class _Rows:
         return (len(self.order), int(self.matrix.shape[1]))
 
 
+def _check_finite(matrix: np.ndarray, words: Sequence[str]) -> None:
+    """Refuse a ``(V, D)`` matrix with NaN or inf (in its own dtype): no cosine is defined for it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        row = formats.first_nonfinite_row(matrix)
+    if row is not None:
+        raise InvalidInputError(
+            f"the vector of {words[row]!r} (row {row}) holds NaN or inf; replace or drop it "
+            "(files: --nonfinite drop)"
+        )
+
+
+def _saved_counts(path: Path, words: list[str]) -> np.ndarray | None:
+    """The counts ``counts.tsv`` gives the words (a run's vocabulary), or None without that file.
+
+    A file that does not cover every word is left out with a warning: the vectors stay usable.
+    """
+    if not path.exists():
+        return None
+    saved = Vocabulary.load(path)
+    if saved.words == words:
+        return saved.counts
+    by_word = dict(zip(saved.words, saved.counts.tolist(), strict=True))
+    missing = [word for word in words if word not in by_word]
+    if missing:
+        log.warning("%s has no count for %d words (e.g. %r); the vectors load without counts",
+                    path, len(missing), missing[0])
+        return None
+    return np.array([by_word[word] for word in words], dtype=np.int64)
+
+
 def _bag(document: Sequence[str], position: dict[str, int]) -> np.ndarray:
     """Normalised bag of words of ``document`` over the positions of ``position``."""
     weights = np.zeros(len(position))
@@ -736,17 +857,16 @@ def _column(values: Sequence[Any] | np.ndarray, size: int, name: str) -> np.ndar
 
 
 def _index_words(words: Sequence[str], start: int = 0) -> dict[str, int]:
-    """``word -> row`` for words that are non-empty strings without whitespace and not repeated."""
+    """``word -> row`` for words that are non-empty strings without a space, tab or line break,
+    and not repeated."""
     index = {word: start + i for i, word in enumerate(words)}
     if len(index) != len(words):
         seen: set[str] = set()
         repeated = next(word for word in words if word in seen or seen.add(word))
         raise InvalidInputError(f"word {repeated!r} appears twice in the vocabulary")
-    if not all(isinstance(word, str) for word in words) or " ".join(words).split() != list(words):
-        bad = next(
-            (i, w) for i, w in enumerate(words) if not isinstance(w, str) or not w or w.split() != [w]
-        )
+    if not formats.storable_words(list(words)):
+        bad = next((i, w) for i, w in enumerate(words) if not formats.storable_words([w]))
         raise InvalidInputError(
-            f"word #{start + bad[0]} {bad[1]!r} is not a non-empty string without whitespace"
+            f"word #{start + bad[0]} {bad[1]!r} is empty or holds a space, tab or line break"
         )
     return index

@@ -152,3 +152,34 @@ def test_save_limit_writes_the_most_frequent_rows_with_their_counts(pair, tmp_pa
     np.testing.assert_array_equal(loaded.vectors, ours.vectors[::-1][:3])
     with pytest.raises(InvalidInputError, match="no counts"):
         Vectors(ours.words, ours.vectors).save_word2vec_format(tmp_path / "x", fvocab=tmp_path / "x.vocab")
+
+
+def test_vectors_with_nan_or_inf_are_refused_naming_the_word(tmp_path) -> None:
+    matrix = np.eye(3, dtype=np.float32)
+    matrix[1, 2] = np.inf
+    with pytest.raises(InvalidInputError, match="'b' \\(row 1\\) holds NaN or inf"):
+        Vectors(["a", "b", "c"], matrix)
+    store = Vectors(["a", "b", "c"], np.eye(3, dtype=np.float32))
+    with pytest.raises(InvalidInputError, match="'d'"):
+        store.add_vectors(["d"], [[np.nan, 0.0, 0.0]])
+    assert len(store) == 3  # nothing was added
+    store.save(tmp_path)
+    np.save(tmp_path / "vectors.npy", matrix)  # a folder edited behind the store's back
+    with pytest.raises(InvalidInputError, match="'b'"):
+        Vectors.load(tmp_path).most_similar("a")
+
+
+def test_a_run_folder_brings_its_counts(tmp_path) -> None:
+    words = ["the", "cat", "sat"]
+    Vectors(words, np.eye(3, dtype=np.float32), counts=[30, 20, 10]).save(tmp_path)
+    loaded = Vectors.load(tmp_path)
+    assert loaded.get_vecattr("cat", "count") == 20
+    loaded.save_word2vec_format(tmp_path / "v.bin", fvocab=tmp_path / "v.vocab", binary=True)
+    assert (tmp_path / "v.vocab").read_text(encoding="utf-8").splitlines() == ["the 30", "cat 20", "sat 10"]
+
+
+def test_an_unstorable_word_in_a_file_names_the_file_and_line(tmp_path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"3 2\na 1 2\n 3 4\nc 5 6\n")  # line 3 starts with a space: an empty word
+    with pytest.raises(FileFormatError, match=r"bad.txt: line 3: the word '' is empty"):
+        Vectors.load_word2vec_format(path)

@@ -63,19 +63,21 @@ class Side:
     def load_kv(self, path: str | Path) -> Any:
         return Vectors.load_gensim(path) if self.ours else KeyedVectors.load(str(path))
 
-    def pairs(self, kv: Any, path: str, **kwargs: Any) -> tuple[float, float, float]:
+    def pairs(self, kv: Any, path: str, **kwargs: Any) -> tuple[float, ...]:
+        """gensim's method on both sides (and, for ours, the module function it wraps)."""
+        pearson, spearman, oov = kv.evaluate_word_pairs(path, **kwargs)
         if self.ours:
             score = evaluate.evaluate_word_pairs(kv, path, **kwargs)
-            return score.pearson, score.spearman, score.oov_ratio * 100
-        pearson, spearman, oov = kv.evaluate_word_pairs(path, **kwargs)
-        return pearson.statistic, spearman.statistic, oov
+            assert (score.pearson, score.spearman, score.oov_ratio) == (pearson[0], spearman[0], oov)
+        return pearson[0], pearson[1], spearman[0], spearman[1], oov
 
-    def analogies(self, kv: Any, path: str, **kwargs: Any) -> tuple[float, int]:
+    def analogies(self, kv: Any, path: str, **kwargs: Any) -> tuple[float, list[dict[str, Any]]]:
+        """gensim's method on both sides: the accuracy and every section's right and wrong questions."""
+        accuracy, sections = kv.evaluate_word_analogies(path, **kwargs)
         if self.ours:
             score = evaluate.evaluate_analogies(kv, path, **kwargs)
-            return score.accuracy, score.correct
-        accuracy, sections = kv.evaluate_word_analogies(path, **kwargs)
-        return accuracy, len(sections[-1]["correct"])
+            assert (score.accuracy, score.correct) == (accuracy, len(sections[-1]["correct"]))
+        return accuracy, sections
 
 
 GENSIM, OURS = Side("gensim", KeyedVectors), Side("nlp182", Vectors)
@@ -783,6 +785,75 @@ def indexer_answers_most_similar(side: Side, tmp: Path) -> Any:
     return kv.most_similar("war", topn=5, indexer=_ExactIndexer(kv))
 
 
+# ---------------------------------------------------------------- gensim's keyword names and edge cases
+@case
+def gensim_keyword_names(side: Side, tmp: Path) -> Any:
+    kv = side.cls.load_word2vec_format(fname=EUCLIDEAN, binary=True)
+    kv.save_word2vec_format(fname=str(tmp / "kw.txt"), binary=False)
+    kv.set_vecattr("war", "rating", val=3)
+    return (
+        kv.similar_by_word(word="war", topn=3),
+        kv.words_closer_than(word1="war", word2="peace")[:5],
+        kv.get_vecattr("war", "rating"),
+        side.load(str(tmp / "kw.txt")).index_to_key[:5],
+        kv.word_vec("war").tolist()[:3],
+    )
+
+
+@case
+def a_file_of_no_words_loads_empty(side: Side, tmp: Path) -> Any:
+    (tmp / "empty.txt").write_bytes(b"0 3\n")
+    text, binary = side.load(str(tmp / "empty.txt")), side.load(str(tmp / "empty.txt"), binary=True)
+    return len(text), text.vector_size, len(binary)
+
+
+@case
+def limit_zero_reads_every_word(side: Side, tmp: Path) -> Any:
+    return len(side.load(EUCLIDEAN, binary=True, limit=0))
+
+
+@case
+def float64_text_keeps_its_precision(side: Side, tmp: Path) -> Any:
+    kv = side.load(datapath("high_precision.kv.txt"), datatype=np.float64)
+    kv.save_word2vec_format(str(tmp / "f64.txt"))
+    return side.load(str(tmp / "f64.txt"), datatype=np.float64).vectors
+
+
+@case
+def no_break_space_inside_a_word(side: Side, tmp: Path) -> Any:
+    (tmp / "nbsp.txt").write_bytes("2 2\na\u00a0b 1 2\nc 3 4\n".encode())
+    kv = side.load(str(tmp / "nbsp.txt"))
+    return kv.index_to_key, kv.similarity("a\u00a0b", "c")
+
+
+@case
+def pointwise_calls_see_vectors_edited_in_place(side: Side, tmp: Path) -> Any:
+    kv = side.empty(4)
+    kv.add_vectors(["a", "b", "c"], np.array([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0]], dtype=np.float32))
+    kv.fill_norms()
+    kv.vectors[1] *= 10
+    return kv.similarity("a", "b"), kv.distances("a", ["b", "c"]), kv.rank("a", "c")
+
+
+@case
+def init_sims_replace_makes_unit_vectors(side: Side, tmp: Path) -> Any:
+    kv = side.load(EUCLIDEAN, binary=True)
+    kv.init_sims(replace=True)
+    return np.linalg.norm(kv.vectors[:10], axis=1)
+
+
+@case
+def evaluate_word_analogies_cosmul(side: Side, tmp: Path) -> Any:
+    return side.load(LEE).evaluate_word_analogies(ANALOGIES, similarity_function="most_similar_cosmul")
+
+
+@case
+def nan_in_a_vector(side: Side, tmp: Path) -> Any:
+    kv = side.empty(3)
+    kv.add_vectors(["a", "b", "c"], np.array([[1, 0, 0], [np.nan, 1, 0], [0, 1, 1]], dtype=np.float32))
+    return kv.most_similar("a", topn=2)
+
+
 DIFFERENCES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "unicode_errors_strict": (
         "a word that does not decode raises nlp182.errors.FileFormatError (a ValueError, like gensim's "
@@ -802,6 +873,16 @@ DIFFERENCES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         "a zero vector scores 0 instead of NaN (no division by a zero norm)",
         lambda ours: ours == 0.0,
     ),
+    "evaluate_word_analogies_cosmul": (
+        "similarity_function='most_similar_cosmul' answers with 3CosMul (gensim 4.4 takes the argument "
+        "and answers with 3CosAdd)",
+        lambda ours: not isinstance(ours, Raised) and ours[0] > 0,
+    ),
+    "nan_in_a_vector": (
+        "a vector holding NaN or inf is refused with an error naming its word (gensim stores it and its "
+        "answers hold NaN or leave rows out)",
+        lambda ours: isinstance(ours, Raised) and issubclass(ours.error, ValueError),
+    ),
     "indexer_answers_most_similar": (
         "an indexer speaks search(queries, k) -> (scores, ids), like the service's FAISS index, and its "
         "answers leave the query words out as the exact search does (gensim returns the indexer's list "
@@ -815,6 +896,8 @@ GUIDE_PHRASES = {  # how the guide docs/howto/gensim.md names each difference
     "set_item_with_an_integer_key": "Integer keys always address rows",
     "zero_vector_scores": "A zero vector scores 0",
     "indexer_answers_most_similar": "`indexer=` speaks",
+    "evaluate_word_analogies_cosmul": "`similarity_function=\"most_similar_cosmul\"` is 3CosMul",
+    "nan_in_a_vector": "NaN or inf is refused",
 }
 EQUAL = [name for name in CASES if name not in DIFFERENCES]
 RAISING = {  # cases whose expected answer is an exception

@@ -12,11 +12,12 @@ from nlp182.embeddings.vectors import Vectors
 
 
 def _spoiled_run(folder: Path) -> Path:
-    """200,000 x 50 float32 vectors (40 MB), row 150,001 with an inf, written by ``Vectors.save``;
+    """200,000 x 50 float32 vectors (40 MB) written by ``Vectors.save``, then row 150,001 given an inf;
     a flat index built from the finite vectors beforehand."""
     matrix = np.random.default_rng(0).standard_normal((200_000, 50)).astype(np.float32)
-    matrix[150_001, 7] = np.inf
     Vectors([f"w{i}" for i in range(len(matrix))], matrix).save(folder)
+    matrix[150_001, 7] = np.inf
+    np.save(folder / "vectors.npy", matrix)  # spoiled after it was written: the store refuses inf
     return folder
 
 

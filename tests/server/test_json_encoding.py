@@ -47,9 +47,9 @@ def test_a_vector_with_nan_is_served_as_json_with_null(tmp_path) -> None:
     SimilarityIndex.build(vectors, IndexConfig(kind="flat")).save(tmp_path)
     app = create_app(tmp_path, AppConfig())
     state = app.extensions["nlp182"]
-    served = np.array(state.vectors.vectors)  # a copy the test may spoil
-    served[3, 2] = np.nan
-    state.vectors = Vectors(state.vectors.words, served)
+    state.vectors = Vectors(state.vectors.words, np.array(state.vectors.vectors))  # a copy to spoil
+    served = state.vectors.vectors
+    served[3, 2] = np.nan  # after the store checked its rows: only an edit in memory gets here
     response = app.test_client().get("/v1/vectors/w3")
     assert response.status_code == 200
     body = _strict(response.get_data())

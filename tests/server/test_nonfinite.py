@@ -29,8 +29,9 @@ def test_first_nonfinite_row_across_blocks(bad: list[int], value: float) -> None
 
 def test_a_run_with_a_nan_row_is_refused_naming_file_row_and_word(tmp_path: Path) -> None:
     matrix = np.ones((5, 3), dtype=np.float32)
-    matrix[3, 1] = np.nan
     run = write_run(tmp_path, Vectors(["a", "b", "c", "d", "e"], matrix))
+    matrix[3, 1] = np.nan
+    np.save(run / "vectors.npy", matrix)  # a file spoiled after it was written
     with pytest.raises(FileFormatError) as caught:
         load_vectors(run)
     assert str(caught.value).startswith(f"{run / 'vectors.npy'}: row 3 (0-based; word 'd') has a value that")

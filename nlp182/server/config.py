@@ -37,7 +37,7 @@ class Limits:
     max_k: int = setting(1000, positive=True, help="most answers per query (k); more is a 400")
     max_batch: int = setting(
         64,
-        positive=True, help="most words or vectors in one POST /v1/neighbors; more is a 413",
+        positive=True, help="most words or vectors in one POST /v1/neighbors; more is a 400",
     )
     max_results: int = setting(
         20_000, positive=True,

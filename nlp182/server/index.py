@@ -173,7 +173,9 @@ class SimilarityIndex:
                 f"{path} holds a {type(index).__name__} of {index.ntotal} x {index.d} but {meta_path} "
                 f"describes a {meta['kind']} index of {meta['count']} x {meta['dimension']}; rebuild it"
             )
-        return cls(index, meta)
+        loaded = cls(index, meta)
+        _check_rows(loaded.unit, vectors, path)
+        return loaded
 
     def prefault(self) -> float:
         """Touch every page of the stored vectors so the first queries take no page faults.
@@ -192,12 +194,16 @@ class SimilarityIndex:
 
         Returns:
             ``(B, k)`` float32 scores and ``(B, k)`` int64 row ids, best first; an id of -1 marks
-            a slot HNSW could not fill.
+            a slot HNSW could not fill. HNSW searches with ``efSearch`` of at least ``k``: its
+            candidate list holds ``efSearch`` entries, so a smaller one returns fewer than ``k``.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ShapeError(f"queries must have shape (B, {self.dim}), got {queries.shape}")
-        return self.index.search(queries, min(int(k), len(self)))
+        k = min(int(k), len(self))
+        if isinstance(self.index, faiss.IndexHNSW) and k > self.index.hnsw.efSearch:
+            return self.index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=k))
+        return self.index.search(queries, k)
 
 
 def measure_recall(
@@ -238,5 +244,33 @@ def _check_meta(meta: object, meta_path: Path, vectors: Vectors) -> None:
     if meta["dimension"] != vectors.dim:
         raise FileFormatError(
             f"{meta_path} describes {meta['dimension']}-dim vectors but the run has {vectors.dim}; rebuild it"
+        )
+    ef_search = meta["params"].get("ef_search") if isinstance(meta["params"], dict) else None
+    if not isinstance(ef_search, int) or ef_search < 1:
+        raise FileFormatError(f"{meta_path}: params.ef_search must be a positive integer; rebuild the index")
+
+
+#: Rows of the index compared with the run's vectors when it is loaded (spread over the vocabulary).
+CHECKED_ROWS = 256
+
+
+def _check_rows(unit: np.ndarray, vectors: Vectors, path: Path) -> None:
+    """Refuse an index whose stored rows are not the run's unit vectors: NaN or inf anywhere (a
+    damaged file), or a sample of rows that differs (the vectors were retrained or replaced after
+    the index was built, under the same vocabulary)."""
+    bad = first_nonfinite_row(unit)
+    if bad is not None:
+        raise FileFormatError(f"{path}: row {bad} holds NaN or inf; the file is damaged, rebuild it")
+    sample = np.unique(np.linspace(0, len(unit) - 1, min(len(unit), CHECKED_ROWS)).astype(np.int64))
+    rows = np.asarray(vectors.vectors[sample], dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    expected = rows / np.where(norms == 0, 1, norms)
+    differs = np.flatnonzero(np.abs(unit[sample] - expected).max(axis=1) > 1e-4)
+    if differs.size:
+        row = int(sample[differs[0]])
+        raise FileFormatError(
+            f"{path} holds other vectors than the run's vectors.npy (row {row}, {vectors.words[row]!r}, "
+            f"differs): the vectors changed after the index was built; rebuild it with "
+            f"`nlp182 index {path.parent}`"
         )
 

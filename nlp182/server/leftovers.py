@@ -92,12 +92,19 @@ def claim_pid_file(path: str | os.PathLike[str]) -> None:
         with target.open("rb") as handle:
             text = handle.read(64).decode("ascii", errors="replace").strip()
     except FileNotFoundError:
+        _check_writable_folder(target)
         return
     except OSError as exc:
         raise InvalidInputError(f"--pid-file {path} cannot be read ({exc.strerror}); choose another "
                                 "--pid-file") from None
+    if (text and not (text.isascii() and text.isdigit())) or info.st_size > 32:
+        raise InvalidInputError(
+            f"--pid-file {path} holds something other than a process id; it is left as it is: "
+            "choose another --pid-file"
+        )
+    _check_writable_folder(target)
     written = info.st_mtime
-    pid = int(text) if text.isdigit() else 0
+    pid = int(text) if text else 0
     if pid and owner_alive(pid, written) and _is_serve(pid):
         raise InvalidInputError(
             f"--pid-file {path}: nlp182 serve already runs as pid {pid}; stop it (kill {pid}) "
@@ -107,6 +114,15 @@ def claim_pid_file(path: str | os.PathLike[str]) -> None:
     folders = remove_dead_metrics_folders(pid) if pid else []
     also = f" and its metrics folder {folders[0]}" if folders else ""
     log.info("removed the stale pid file %s%s (pid %s is not a running server)", path, also, pid or "missing")
+
+
+def _check_writable_folder(pid_file: Path) -> None:
+    folder = pid_file.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"--pid-file {pid_file}: the folder {folder} does not exist or cannot be written; create it "
+            "or choose another --pid-file"
+        )
 
 
 def check_port_free(host: str, port: int) -> None:

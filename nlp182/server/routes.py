@@ -159,6 +159,8 @@ def analogy() -> Response:
               parameters=[{"name": "word", "in": "path", "required": True, "schema": WORD}],
               errors=(400, 404))
 def vector(word: str) -> Response:
+    if len(word) > MAX_WORD_LENGTH:  # as for the words of query parameters
+        raise InvalidInputError(f"the word in the path is longer than {MAX_WORD_LENGTH} characters")
     state = service()
     values = np.asarray(state.vectors.vectors[state.lookup.row(word)], dtype=np.float64)
     return jsonify({"word": word, "dim": state.vectors.dim, "vector": values.tolist()})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,22 +54,29 @@ def query_string(args: Mapping[str, str], name: str, default: str | None = None)
     return value
 
 
+_PLAIN_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
 def query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter in ``low..high`` (``default`` when absent)."""
     raw = args.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise InvalidInputError(f"query parameter {name!r} must be an integer, got {raw[:40]!r}") from None
-    return in_range(name, value, low, high)
+    if not _PLAIN_INTEGER.fullmatch(raw):  # int() also takes "1_0", " 5", "+5" and non-ASCII digits
+        raise InvalidInputError(f"query parameter {name!r} must be an integer, got {raw[:40]!r}")
+    return in_range(name, int(raw), low, high)
 
 
 def in_range(name: str, value: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidInputError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 18:  # beyond any limit here; Python's own refusal would name sys internals
+        raise InvalidInputError(f"JSON body holds an integer of {len(text)} digits; no field takes one")
+    return int(text)
 
 
 def _reject_constant(name: str) -> float:
@@ -78,7 +86,7 @@ def _reject_constant(name: str) -> float:
 def json_object(raw: bytes, allowed: set[str]) -> dict[str, Any]:
     """Parse a JSON object body; reject NaN/Infinity literals and unknown keys."""
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = json.loads(raw, parse_constant=_reject_constant, parse_int=_bounded_int)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         if isinstance(exc, InvalidInputError):
             raise

@@ -97,6 +97,14 @@ def test_a_pid_file_naming_a_process_that_is_not_a_server_is_stale(tmp_path: Pat
     assert not pid_file.exists()
     with pytest.raises(InvalidInputError, match="--pid-file /dev/zero is not a regular file"):
         claim_pid_file("/dev/zero")  # never read: it has no end
+    notes = tmp_path / "notes.txt"  # a mistyped --pid-file naming a user's file: refused, kept
+    for text in ("important notes\n", "1 2\n"):
+        notes.write_text(text)
+        with pytest.raises(InvalidInputError, match="holds something other than a process id"):
+            claim_pid_file(notes)
+        assert notes.read_text() == text
+    with pytest.raises(InvalidInputError, match="does not exist or cannot be written"):
+        claim_pid_file(tmp_path / "no" / "such" / "serve.pid")
     # A dead pid: its metrics folder goes with the pid file; another master's folder stays.
     dead = psutil.Popen(["true"])
     dead.wait()

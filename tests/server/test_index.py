@@ -117,6 +117,43 @@ def test_refuses_missing_damaged_or_inconsistent_files(tmp_path: Path, synthetic
         SimilarityIndex.load(run, vectors)
 
 
+def test_refuses_an_index_of_other_vectors_or_a_damaged_one(
+    tmp_path: Path, synthetic_vectors: Vectors
+) -> None:
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
+    shape = np.shape(synthetic_vectors.vectors)
+    retrained = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    Vectors(synthetic_vectors.words, retrained).save(run)  # same words, new vectors, index not rebuilt
+    with pytest.raises(FileFormatError, match=r"other vectors than the run's vectors.npy.*nlp182 index"):
+        SimilarityIndex.load(run, Vectors.load(run))
+    write_run(run, synthetic_vectors)
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
+    data = bytearray((run / INDEX_FILE).read_bytes())
+    row = 7  # not a sampled row: only the full scan finds it
+    start = len(data) - (len(synthetic_vectors) - row) * synthetic_vectors.dim * 4
+    data[start : start + 4] = np.array([np.nan], dtype=np.float32).tobytes()
+    (run / INDEX_FILE).write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match=f"row {row} holds NaN or inf"):
+        SimilarityIndex.load(run, Vectors.load(run))
+    meta = json.loads((run / META_FILE).read_text())
+    (run / META_FILE).write_text(json.dumps({**meta, "params": {}}))
+    with pytest.raises(FileFormatError, match="ef_search"):
+        SimilarityIndex.load(run, Vectors.load(run))
+
+
+def test_hnsw_returns_k_answers_beyond_its_ef_search(real_vectors: Vectors) -> None:
+    index = SimilarityIndex.build(real_vectors, IndexConfig(kind="hnsw", ef_search=16, recall_queries=10))
+    exact = SimilarityIndex.build(real_vectors, IndexConfig(kind="flat"))
+    k = min(500, len(real_vectors))
+    _, ids = index.search(index.unit[:4], k)
+    _, exact_ids = exact.search(exact.unit[:4], k)
+    assert (ids >= 0).all() and ids.shape == (4, k)
+    pairs = zip(ids.tolist(), exact_ids.tolist(), strict=True)
+    recall = np.mean([len(set(a) & set(b)) / k for a, b in pairs])
+    assert recall > 0.95
+
+
 def test_rebuild_replaces_index_atomically_while_loaded(tmp_path: Path, synthetic_vectors: Vectors) -> None:
     run = write_run(tmp_path / "run", synthetic_vectors)
     SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)

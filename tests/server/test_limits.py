@@ -49,6 +49,21 @@ def test_work_per_request_is_bounded_with_named_limits(client: FlaskClient, real
     assert response.status_code == 400 and "1000" in response.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize("k", ["%D9%A5", "%EF%BC%93", "1_0", "%205", "5%20", "%2B5", "5.0", "1" * 30])
+def test_integer_parameters_take_plain_ascii_digits_only(client: FlaskClient, k: str) -> None:
+    response = client.get(f"/v1/neighbors?word=police&k={k}")
+    assert response.status_code == 400 and "must be an integer" in response.get_json()["error"]["message"]
+
+
+def test_long_path_words_and_huge_json_integers_get_short_400s(client: FlaskClient) -> None:
+    response = client.get("/v1/vectors/" + "z" * 8000)
+    assert response.status_code == 400 and len(response.get_data()) < 500
+    response = client.post("/v1/neighbors", data='{"words": ["police"], "k": ' + "9" * 5000 + "}",
+                           content_type="application/json")
+    message = response.get_json()["error"]["message"]
+    assert response.status_code == 400 and "5000 digits" in message and "sys" not in message
+
+
 def test_limits_are_settings_and_the_spec_states_them(real_run: Path) -> None:
     config = ServeConfig(max_k=50, max_batch=7, max_results=99, max_analogy_words=2, max_body_bytes=4096)
     assert config.app_config().limits == Limits(50, 7, 99, 2, 4096)

@@ -64,6 +64,9 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     read_timer: asyncio.TimerHandle | None = None
     responses_sent = 0
     draining = False
+    #: Between a request's first byte and the end of its headers; ``cycle`` is still the previous
+    #: request's then (uvicorn makes a new one once the headers are in), already answered.
+    reading_head = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -80,7 +83,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
 
     def _read_timed_out(self) -> None:
         self.read_timer = None
-        if self.cycle is not None and self.cycle.response_started:
+        if not self.reading_head and self.cycle is not None and self.cycle.response_started:
             return
         self.refuse(Refusal(408, "request_timeout",
                             f"the request was not received in full within {self.read_timeout:g} s"))
@@ -88,6 +91,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.header_bytes = 0
+        self.reading_head = True
         self._arm()
 
     def on_message_complete(self) -> None:
@@ -99,6 +103,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
+        self.reading_head = False
         super().on_headers_complete()
         if self.draining and self.cycle is not None:
             self.cycle.keep_alive = False  # answer the request that was on its way, then close
@@ -127,7 +132,8 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         self.responses_sent += 1
         super().on_response_complete()
-        self._disarm()  # an idle kept-alive connection is uvicorn's keep-alive timeout's to close
+        if not self.reading_head:  # the next request's head may already be on its way (and timed)
+            self._disarm()  # an idle kept-alive connection is uvicorn's keep-alive timeout's to close
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)

@@ -109,15 +109,19 @@ def test_slow_clients_do_not_hold_workers(tmp_path: Path, synthetic_vectors: Vec
     assert beside.p99_ms() <= 2 * alone.p99_ms() + 10.0, (alone.summary(), beside.summary())
 
 
-def _raw(url: str, data: bytes) -> tuple[int, dict, dict]:
-    """Send raw bytes, read the answer; (status, headers, JSON body)."""
+def _raw(url: str, data: bytes, last: bool = False) -> tuple[int, dict, dict]:
+    """Send raw bytes, read until the server closes; (status, headers, JSON body) of the first
+    answer, or with ``last`` of the last one."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(data)
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    received = b"".join(chunks)
+    if last:
+        received = received[received.rindex(b"HTTP/1.1 ") :]
+    head, _, body = received.partition(b"\r\n\r\n")
     lines = head.decode("latin1").split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in lines[1:])
     return int(lines[0].split()[1]), headers, json.loads(body)
@@ -129,10 +133,21 @@ def test_an_unfinished_request_gets_408_after_the_request_timeout(synthetic_run:
         started = time.monotonic()
         post = (b"POST /v1/neighbors HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 40\r\n\r\n{\"words\"")
-        for partial in (b"GET /v1/neighbors?wo", b"", post):  # request line, nothing, half a body
-            status, _, body = _raw(server.url, partial)
+        answered = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # kept alive, then a second request
+        for partial in (b"GET /v1/neighbors?wo", b"", post, answered + b"GET /healthz HTTP/1.1\r\nX-Slow: "):
+            status, _, body = _raw(server.url, partial, last=True)
             assert (status, body["error"]["code"]) == (408, "request_timeout")
-        assert time.monotonic() - started < 10
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:  # answered, then slow
+            sock.sendall(answered)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(0.2)  # the whole answer is in before the next request starts
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+            rest = b""
+            while chunk := sock.recv(65536):
+                rest += chunk
+            assert b"HTTP/1.1 408" in rest
+        assert time.monotonic() - started < 12
         assert requests.get(f"{server.url}/v1/neighbors?word=w1", timeout=10).status_code == 200
     finally:
         code, output = server.stop()

@@ -30,6 +30,8 @@ import importlib
 import logging
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import faiss
@@ -50,12 +52,17 @@ from nlp182.server.leftovers import (
 log = logging.getLogger(__name__)
 
 
+#: Seconds a worker that cannot load the run waits before it exits to be replaced (and tries again).
+LOAD_RETRY_S = 5.0
+
+
 class _Master(Arbiter):
     """gunicorn's master, checking the run before a ``kill -HUP`` replaces the workers.
 
     New workers that cannot load the index fail to boot, and gunicorn then stops the whole server.
     So the master first loads the run as the workers will (vectors, index, checksums); if that
-    fails (an index being rebuilt, a damaged file) it logs why and keeps the current workers.
+    fails (an index being rebuilt, a damaged file) it logs why and keeps the current workers. A
+    reload that changes the index kind also changes the request threads the default gives it.
     """
 
     def reload(self) -> None:
@@ -65,17 +72,24 @@ class _Master(Arbiter):
         except Exception as exc:  # any failure here would have been a failed boot of every worker
             log.error("reload refused, still serving the previous index: %s", exc)
             return
-        log.info("reloading %s (%s index)", run_dir, kind)
+        self.app.use_kind(kind)
+        threads = self.app.serve_config.threads
+        log.info("reloading %s (%s index, %d threads per worker)", run_dir, kind, threads)
         super().reload()
 
 
 class _Gunicorn(BaseApplication):
     """gunicorn's documented custom-application hook: options from ``ServeConfig``, app per worker."""
 
-    def __init__(self, run_dir: Path, config: ServeConfig) -> None:
+    def __init__(self, run_dir: Path, config: ServeConfig, kind: str) -> None:
         self.run_dir = run_dir
-        self.serve_config = config
+        self.requested = config  # as the operator gave it (threads 0: chosen by the index kind)
+        self.use_kind(kind)
         super().__init__()
+
+    def use_kind(self, kind: str) -> None:
+        """Resolve the settings that follow the index kind (request threads, micro-batching)."""
+        self.serve_config = dataclasses.replace(self.requested, threads=self.requested.resolve_threads(kind))
 
     def load_config(self) -> None:
         config = self.serve_config
@@ -124,7 +138,16 @@ class _Gunicorn(BaseApplication):
         from nlp182.server.asgi import BufferedWSGI
 
         config = self.serve_config
-        app = create_app(self.run_dir, config.app_config())
+        try:
+            app = create_app(self.run_dir, config.app_config())
+        except Exception as exc:
+            # The run changed on disk after the master checked it (a retrain before its re-index):
+            # a failed boot would make gunicorn stop every worker, so this one waits, exits as an
+            # ordinary crash and is replaced, while the others keep serving what they loaded.
+            log.error("worker %d cannot load %s (%s); the other workers keep serving, retrying in %g s",
+                      os.getpid(), self.run_dir, exc, LOAD_RETRY_S)
+            time.sleep(LOAD_RETRY_S)
+            sys.exit(1)
         return BufferedWSGI(app, config.threads, config.max_body_bytes)
 
 
@@ -145,7 +168,7 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     run_dir = Path(run_dir)
     # Fail here with one clear line (a missing or mismatched index) rather than in every worker.
     kind = SimilarityIndex.load(run_dir, load_vectors(run_dir)).kind
-    config = dataclasses.replace(config, threads=config.resolve_threads(kind))
+    gunicorn = _Gunicorn(run_dir, config, kind)
     if config.pid_file:
         claim_pid_file(config.pid_file)
     clear_dead_metrics_folders()
@@ -158,10 +181,10 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     importlib.import_module("nlp182.server.app")  # in the master, so workers share its modules' pages
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
     log.info("serving %s (%s index) on http://%s:%d with %d workers x %d threads",
-             run_dir, kind, config.host, config.port, config.workers, config.threads)
+             run_dir, kind, config.host, config.port, config.workers, gunicorn.serve_config.threads)
     master = os.getpid()
     try:
-        _Gunicorn(run_dir, config).run()
+        gunicorn.run()
     finally:
         # Workers are forked inside run() and unwind through here when they exit: only the master
         # may remove the folder every worker writes to.

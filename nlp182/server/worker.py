@@ -13,7 +13,8 @@ A worker stops when its master is gone (killed with SIGKILL, which runs no clean
 would keep the socket open and answer requests with nobody to restart or stop it, and the next
 ``serve`` could not bind the port. On Linux the kernel sends it SIGTERM when the master dies
 (``prctl(PR_SET_PDEATHSIG)``); everywhere, the worker also checks once a second that its parent is
-still the master and stops itself (the same graceful SIGTERM) when it is not.
+still the master and stops itself (the same graceful SIGTERM) when it is not, and exits at once
+when that stop takes longer than gunicorn's graceful timeout, as its master would have made it.
 """
 
 from __future__ import annotations
@@ -201,3 +202,9 @@ class Worker(UvicornWorker):
             await asyncio.sleep(self.parent_poll_s)
         self.log.warning("worker %s: the master (pid %s) is gone; stopping", os.getpid(), self.ppid)
         os.kill(os.getpid(), signal.SIGTERM)
+        # A master would kill a worker still busy after its graceful timeout (a request still
+        # arriving, held by the read timeout); with none left, the worker does it itself.
+        await asyncio.sleep(self.cfg.graceful_timeout)
+        self.log.warning("worker %s: still busy %gs after its master died; exiting", os.getpid(),
+                         self.cfg.graceful_timeout)
+        os._exit(0)

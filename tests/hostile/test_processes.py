@@ -59,16 +59,22 @@ def test_kill_9_of_the_master_stops_its_workers_and_the_next_serve_clears_leftov
     flags = ("--workers", "2", "--threads", "2", "--pid-file", str(pid_file))
     first = ServeProcess(run, *flags, env=env)
     workers = [p.pid for p in first.workers(2)]
+    # A request still arriving when the master dies (held by the 30 s read timeout): its worker
+    # exits after the 10 s graceful timeout the master would have enforced.
+    arriving = socket.create_connection(("127.0.0.1", first.port), timeout=10)
     try:
+        arriving.sendall(b"POST /v1/neighbors HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: 100\r\n\r\n{")
         (metrics,) = temp.glob("nlp182-metrics-*")
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()
-        stopped = _wait(lambda: all(_gone(pid) for pid in workers) and not _listening(first.port), 10.0)
+        stopped = _wait(lambda: all(_gone(pid) for pid in workers) and not _listening(first.port), 15.0)
     finally:
+        arriving.close()
         for pid in workers:  # only if the test failed: never leave a worker of ours behind
             if not _gone(pid):
                 os.kill(pid, signal.SIGKILL)
-    assert stopped, f"workers {workers} or port {first.port} still alive 10 s after the master died"
+    assert stopped, f"workers {workers} or port {first.port} still alive 15 s after the master died"
     assert pid_file.read_text().strip() == str(first.process.pid) and metrics.is_dir()  # nothing cleaned yet
 
     second = ServeProcess(run, *flags, port=first.port, env=env)

@@ -201,3 +201,29 @@ def test_hup_with_a_damaged_index_keeps_serving_the_previous_one(tmp_path: Path,
         code, output = server.stop()
     assert answer.status_code == 200 and after == before, output[-2000:]
     assert "not a readable FAISS index" in output and code == 0
+
+
+def test_a_worker_lost_while_the_run_cannot_load_is_replaced_once_it_can(tmp_path: Path,
+                                                                          synthetic_run: Path) -> None:
+    """A retrain rewrites the run before its re-index; a worker killed then cannot load it. The
+    server keeps serving from the other worker and boots a replacement once the run loads again."""
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    server = ServeProcess(run, "--workers", "2", "--threads", "2")
+    try:
+        survivor, victim = server.workers(2)
+        meta = (run / "index.json").read_bytes()
+        (run / "index.json").write_text("{}")  # the index is being rebuilt
+        os.kill(victim.pid, signal.SIGKILL)
+        _wait_for(lambda: "cannot load" in server.output())
+        statuses = {requests.get(f"{server.url}/v1/neighbors?word=w{i}&k=3", timeout=10).status_code
+                    for i in range(20)}
+        assert statuses == {200} and server.process.poll() is None and survivor.is_running()
+        (run / "index.json").write_bytes(meta)
+        time.sleep(8.0)  # the waiting worker exits; its replacement loads the run
+        failures = server.output().count("cannot load")
+        time.sleep(2.0)
+        assert server.output().count("cannot load") == failures and len(_workers(server)) == 2
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "Worker failed to boot" not in output, output[-3000:]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,11 +96,18 @@ def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors
             statuses = list(pool.map(
                 lambda i: requests.get(f"{server.url}/v1/neighbors?word=w{i}&k=5", timeout=10).status_code,
                 range(40)))
+        # Re-indexed as flat and reloaded: the default threads follow the new kind.
+        SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
+        os.kill(server.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "flat index, 16 threads per worker" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         code, output = server.stop()
     assert statuses == [200] * 40
     assert code == 0, output
     assert "x 1 threads" in output and "hnsw index" in output
+    assert "reloading" in output and "flat index, 16 threads per worker" in output
 
 
 PROBE = [sys.executable, "-m", "nlp182.server.probe"]

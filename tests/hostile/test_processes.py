@@ -147,15 +147,20 @@ def test_a_worker_asks_the_kernel_for_sigterm_when_its_parent_dies() -> None:
 
 
 def test_a_worker_whose_parent_changed_stops_itself_within_a_poll() -> None:
-    """The portable fallback: the parent check sends the worker its own graceful SIGTERM."""
-    worker = SimpleNamespace(ppid=os.getppid(), parent_poll_s=0.05, log=logging.getLogger("test"))
-    with mock.patch("os.kill") as kill:
+    """The portable fallback: the parent check sends the worker its own graceful SIGTERM, and
+    exits outright if that stop outlasts the graceful timeout."""
+    worker = SimpleNamespace(ppid=os.getppid(), parent_poll_s=0.05, log=logging.getLogger("test"),
+                             cfg=SimpleNamespace(graceful_timeout=0.2))
+    with mock.patch("os.kill") as kill, mock.patch("os._exit") as exit_now:
         async def adopted() -> None:  # the master dies after two polls: the worker's parent changes
             task = asyncio.create_task(Worker._watch_parent(worker))
             await asyncio.sleep(0.12)
             assert not kill.called
             worker.ppid = -1
+            await asyncio.sleep(0.1)
+            kill.assert_called_once_with(os.getpid(), signal.SIGTERM)
+            assert not exit_now.called  # the graceful stop has its time first
             await asyncio.wait_for(task, 1.0)
 
         asyncio.run(adopted())
-    kill.assert_called_once_with(os.getpid(), signal.SIGTERM)
+    exit_now.assert_called_once_with(0)

@@ -97,12 +97,20 @@ class BufferedWSGI:
         max_body_bytes: larger bodies get 413 without reaching the app.
         max_drain_bytes: a refused body is read and dropped up to this size, then the connection
             is closed.
+        refused: called with the method and status of each request answered here (413), so the
+            service's metrics count what never reached the app.
     """
 
     def __init__(
-        self, app: WSGIApp, threads: int, max_body_bytes: int, max_drain_bytes: int = 64 << 20
+        self,
+        app: WSGIApp,
+        threads: int,
+        max_body_bytes: int,
+        max_drain_bytes: int = 64 << 20,
+        refused: Callable[[str, int], None] | None = None,
     ) -> None:
         self.app = app
+        self.refused = refused  # told (method, status) of each request answered here, not by the app
         self.max_body_bytes = max_body_bytes
         self.max_drain_bytes = max_drain_bytes
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="request")
@@ -121,6 +129,8 @@ class BufferedWSGI:
             message = f"request body is over max_body_bytes ({self.max_body_bytes} bytes)"
             await self._respond(send, 413, [(b"content-type", b"application/json")],
                                 json_error_body("request_entity_too_large", message))
+            if self.refused is not None:
+                self.refused(scope["method"], 413)
             return
         loop = asyncio.get_running_loop()
         environ = build_environ(scope, body)

@@ -148,7 +148,15 @@ class _Gunicorn(BaseApplication):
                       os.getpid(), self.run_dir, exc, LOAD_RETRY_S)
             time.sleep(LOAD_RETRY_S)
             sys.exit(1)
-        return BufferedWSGI(app, config.threads, config.max_body_bytes)
+        from nlp182.server.worker import JsonErrorsProtocol
+
+        metrics = app.extensions["nlp182"].metrics
+
+        def refused(method: str, status: int) -> None:  # answered before any route: "unmatched"
+            metrics.observe("unmatched", method, status, 0.0)
+
+        JsonErrorsProtocol.on_refusal = staticmethod(refused)
+        return BufferedWSGI(app, config.threads, config.max_body_bytes, refused=refused)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)

@@ -24,6 +24,7 @@ import ctypes
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httptools
@@ -62,12 +63,16 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     read_timeout: ClassVar[float] = 30.0
     #: Seconds a connection accepted just before a graceful stop has to send its first request.
     shutdown_grace: ClassVar[float] = 2.0
+    #: Told (method, status) of each refusal; the worker's app sets it to count them in its metrics.
+    on_refusal: ClassVar[Callable[[str, int], None] | None] = None
     read_timer: asyncio.TimerHandle | None = None
     responses_sent = 0
     draining = False
     #: Between a request's first byte and the end of its headers; ``cycle`` is still the previous
     #: request's then (uvicorn makes a new one once the headers are in), already answered.
     reading_head = False
+    #: The method of the request being read, once its request line got that far (for metrics).
+    request_method: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -93,6 +98,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.header_bytes = 0
         self.reading_head = True
+        self.request_method = None
         self._arm()
 
     def on_message_complete(self) -> None:
@@ -137,6 +143,8 @@ class JsonErrorsProtocol(HttpToolsProtocol):
             self._disarm()  # an idle kept-alive connection is uvicorn's keep-alive timeout's to close
 
     def on_url(self, url: bytes) -> None:
+        if self.request_method is None:  # the method is parsed once the target starts
+            self.request_method = self.parser.get_method().decode("latin1")
         super().on_url(url)
         if len(self.url) > MAX_URL_BYTES:
             raise Refusal(414, "uri_too_long", f"the request target is over {MAX_URL_BYTES} bytes")
@@ -173,6 +181,8 @@ class JsonErrorsProtocol(HttpToolsProtocol):
                     % len(body))
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+        if self.on_refusal is not None:
+            self.on_refusal(self.request_method or "other", refusal.status)
 
 
 class Worker(UvicornWorker):

@@ -179,6 +179,12 @@ def test_every_refusal_is_json(live_server: ServeProcess) -> None:
                           headers={"Content-Type": "text/plain"}, timeout=10)
     assert plain.status_code == 415 and plain.json()["error"]["code"] == "unsupported_media_type"
     assert requests.get(f"{url}/v1/neighbors?word=w1", timeout=10).status_code == 200  # still serving
+    # Refusals made before any route are counted too, as endpoint "unmatched".
+    scraped = requests.get(f"{url}/metrics", timeout=10).text
+    for status in ("400", "413", "414", "431"):
+        assert 'endpoint="unmatched"' in scraped and f'status="{status}"' in scraped, status
+        assert any(line.startswith("nlp182_http_requests_total{") and 'endpoint="unmatched"' in line
+                   and f'status="{status}"' in line for line in scraped.splitlines()), status
 
 
 def test_hup_with_a_damaged_index_keeps_serving_the_previous_one(tmp_path: Path, synthetic_run: Path) -> None:

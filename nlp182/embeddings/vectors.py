@@ -714,7 +714,11 @@ class Vectors:
         folder = Path(folder)
         vectors_path, vocab_path = folder / VECTORS_FILE, folder / VOCAB_FILE
         if folder.exists() and not folder.is_dir():
-            raise InvalidInputError(f"{folder} is not a folder; name a trained run folder")
+            raise InvalidInputError(
+                f"{folder} is not a folder (a run is one): a gensim .kv file opens with "
+                "Vectors.load_gensim, a word2vec or GloVe file with Vectors.load_word2vec_format "
+                "(CLI: nlp182 import FILE --out RUN)"
+            )
         for path in (vectors_path, vocab_path):
             check_input_file(path, missing_hint=f"; is {folder} a trained run folder?")
         try:

@@ -96,7 +96,13 @@ def test_dropout_module_follows_train_and_eval():
     layer.eval()
     assert torch.equal(layer(x), x)
     with pytest.raises(InvalidInputError):
-        Dropout(1.0)
+        Dropout(1.5)
+    everything = Dropout(1.0)  # as torch: every unit dropped in training, the identity in evaluation
+    x = torch.tensor([1.0, -2.0, float("nan")], requires_grad=True)
+    torch.testing.assert_close(everything(x), torch.nn.functional.dropout(x, 1.0), equal_nan=True)
+    everything(x)[:2].sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+    assert torch.equal(everything.eval()(x[:2]), x[:2])
 
 
 @pytest.mark.parametrize("make", [lambda: BatchNorm(2), lambda: nn.BatchNorm1d(2)])

@@ -162,8 +162,9 @@ def test_import_non_finite_vectors_are_refused_or_dropped(cli, bounded, tmp_path
     ("3 1000000000000", True, "dims need at least 4,000,000,000,002 bytes a row"),
     ("100000000000000 4", False, "the header promises 100000000000000 words; the file ends after 1"),
     ("100000000000000 4", True, "the header promises 100000000000000 words but the file ends"),
-    ("-5 4", False, "first line must be '<words> <dims>' with both at least 1"),
-    ("0 4", False, "first line must be '<words> <dims>' with both at least 1"),
+    ("-5 4", False, "first line must be '<words> <dims>' (words >= 0, dims >= 1)"),
+    ("4 0", False, "first line must be '<words> <dims>' (words >= 0, dims >= 1)"),
+    ("0 4", False, "holds no vector to import"),  # a header of no words reads none, as in gensim
 ])
 def test_import_absurd_headers_are_refused_before_allocating(cli, bounded, tmp_path, header, binary,
                                                              message) -> None:

@@ -88,7 +88,7 @@ class Choice:
         return list(self.options)
 
     def narrowed(self, values: Sequence[Any], margin: float) -> Choice:
-        return Choice(tuple(o for o in self.options if o in set(values)))
+        return Choice(tuple(o for o in self.options if o in values))  # == : options may be lists
 
 
 Distribution = LogUniform | Uniform | Choice

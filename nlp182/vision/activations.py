@@ -28,8 +28,8 @@ def tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:
-    """``max(0, x)``: never saturates for positive inputs."""
-    return torch.where(x > 0, x, torch.zeros_like(x))
+    """``max(0, x)``: never saturates for positive inputs (NaN stays NaN, as in torch)."""
+    return torch.where((x > 0) | x.isnan(), x, torch.zeros_like(x))
 
 
 def leaky_relu(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tensor:

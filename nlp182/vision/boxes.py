@@ -38,6 +38,10 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     _check_boxes(a, "a")
     _check_boxes(b, "b")
+    if not a.is_floating_point():  # integer pixel boxes: IoU is a fraction all the same
+        a = a.double()
+    if not b.is_floating_point():
+        b = b.double()
     inter = (
         torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])
     ).clamp_min_(0)
@@ -55,11 +59,23 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5) -
     ``iou_threshold``, repeat. boxes ``(N, 4)``, scores ``(N,)``; returns kept indices ``(K,)`` by falling
     score (equal scores keep their input order).
     """
+    return _greedy(boxes, scores, iou_threshold, None)
+
+
+def _greedy(
+    boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, classes: torch.Tensor | None
+) -> torch.Tensor:
+    """Greedy suppression; with ``classes`` ``(N,)`` only boxes of one class suppress each other."""
     _check_boxes(boxes)
     if scores.shape != (len(boxes),):
         raise ShapeError(f"scores must have shape ({len(boxes)},); got {tuple(scores.shape)}")
+    if classes is not None and classes.shape != (len(boxes),):
+        raise ShapeError(f"classes must have shape ({len(boxes)},); got {tuple(classes.shape)}")
     order = torch.sort(scores, descending=True, stable=True).indices
     iou = box_iou(boxes[order], boxes[order])
+    if classes is not None:  # IoU of the boxes as given, zero across classes (no shifted copies)
+        ranked = classes[order]
+        iou = iou * (ranked[:, None] == ranked[None, :])
     suppressed = torch.zeros(len(order), dtype=torch.bool, device=boxes.device)
     keep = []
     for i in range(len(order)):
@@ -77,12 +93,7 @@ def batched_nms(
 
     boxes ``(N, 4)``, scores ``(N,)``, classes ``(N,)``; returns kept indices ``(K,)`` by falling score.
     """
-    _check_boxes(boxes)
-    if len(boxes) == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    # Shift each class into its own region so boxes of different classes cannot overlap.
-    offset = classes.to(boxes.dtype)[:, None] * (boxes.max() - boxes.min() + 1)
-    return nms(boxes + offset, scores, iou_threshold)
+    return _greedy(boxes, scores, iou_threshold, classes)
 
 
 @dataclass
@@ -111,13 +122,13 @@ def _match(
         rows = torch.nonzero(det.labels == label).flatten().tolist()
         found.extend((float(det.scores[r]), image, r) for r in rows)
     found.sort(key=lambda item: -item[0])
-    gt_boxes = [truth.boxes[truth.labels == label].double() for truth in truths]
+    gt_boxes = [truth.boxes[truth.labels == label].detach().double() for truth in truths]
     matched = [np.zeros(len(g), dtype=bool) for g in gt_boxes]
     tp = np.zeros(len(found), dtype=bool)
     for k, (_, image, row) in enumerate(found):
         if len(gt_boxes[image]) == 0:
             continue
-        ious = box_iou(detections[image].boxes[row : row + 1].double(), gt_boxes[image])[0].numpy()
+        ious = box_iou(detections[image].boxes[row : row + 1].detach().double(), gt_boxes[image])[0].numpy()
         ious[matched[image]] = -1.0
         best = int(ious.argmax())
         if ious[best] >= threshold:

@@ -33,8 +33,9 @@ def distillation_loss(
     if temperature <= 0 or not 0.0 <= alpha <= 1.0:
         raise InvalidInputError(f"need temperature > 0 and 0 <= alpha <= 1; got {temperature}, {alpha}")
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
-    log_p_teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
-    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1).mean()
+    p_teacher = F.softmax(teacher_logits.detach() / temperature, dim=1)
+    # KL(p_t || p_s) = sum p_t log p_t - p_t log p_s, with 0 log 0 = 0 (a class the teacher rules out)
+    kl = (torch.xlogy(p_teacher, p_teacher) - p_teacher * log_p_student).sum(dim=1).mean()
     hard = F.cross_entropy(student_logits, targets)
     return alpha * temperature**2 * kl + (1.0 - alpha) * hard
 

@@ -90,6 +90,8 @@ def average_parameters(models: Sequence[nn.Module]) -> nn.Module:
     Batch-norm statistics of an average are not the average of statistics: follow with
     :func:`recompute_batchnorm` on training data.
     """
+    if not models:
+        raise InvalidInputError("average_parameters needs at least one model")
     averaged = copy.deepcopy(models[0])
     averaged.load_state_dict(average_state_dicts([m.state_dict() for m in models]))
     return averaged

@@ -76,7 +76,8 @@ def _fan(weight: torch.Tensor, mode: str) -> float:
 
 
 def init_weights(module: nn.Module, scheme: str = "he", std: float = 0.01) -> nn.Module:
-    """Initialise every linear and convolution weight in ``module`` with ``scheme``; zero the biases.
+    """Initialise every linear and convolution weight (transposed ones included, their fans taken
+    as ``torch.nn.init`` takes them) in ``module`` with ``scheme``; zero the biases.
 
     ``scheme`` is one of ``xavier``, ``xavier_uniform``, ``he``, ``he_uniform``, ``fixed``
     (``N(0, std^2)``). Normalisation layers are left alone. Returns ``module`` for chaining.
@@ -91,7 +92,7 @@ def init_weights(module: nn.Module, scheme: str = "he", std: float = 0.01) -> nn
     if scheme not in fills:
         raise InvalidInputError(f"unknown init scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
     for layer in module.modules():
-        if isinstance(layer, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        if isinstance(layer, nn.Linear | nn.modules.conv._ConvNd):  # transposed convolutions too
             fills[scheme](layer.weight)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)

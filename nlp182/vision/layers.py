@@ -11,8 +11,10 @@ import torch
 from nlp182.errors import InvalidInputError, ShapeError
 
 
-def conv_output_size(n: int, f: int, p: int = 0, s: int = 1) -> int:
+def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> int:
     """Spatial size of a convolution or pooling output: ``(N + 2P - F) / stride + 1``.
+
+    With dilation ``d`` the filter spans ``d (F - 1) + 1`` inputs, as in ``torch.nn.Conv2d``.
 
     Raises ``InvalidInputError`` when the filter does not tile the padded input exactly (the
     division is not an integer) so a mis-sized layer is caught when the network is designed,
@@ -23,9 +25,11 @@ def conv_output_size(n: int, f: int, p: int = 0, s: int = 1) -> int:
         ("filter size f", f, 1),
         ("padding p", p, 0),
         ("stride s", s, 1),
+        ("dilation d", d, 1),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise InvalidInputError(f"{name} must be an integer >= {low}; got {value!r}")
+    f = d * (f - 1) + 1
     span = n + 2 * p - f
     if span < 0:
         raise InvalidInputError(
@@ -62,10 +66,12 @@ def zero_pad(images: torch.Tensor, p: int) -> torch.Tensor:
 def channel_mean(images: torch.Tensor) -> torch.Tensor:
     """Mean of each channel over a whole set of images: ``(B, C, H, W)`` -> ``(C,)``.
 
-    Accumulated in float64 so the mean of a large data set is not rounded away in float32.
+    Accumulated in float64 so the mean of a large data set is not rounded away in float32; integer
+    images (uint8 pixels) get a float32 mean, since their mean is rarely a whole number.
     """
     _check_images(images)
-    return images.double().mean(dim=(0, 2, 3)).to(images.dtype)
+    dtype = images.dtype if images.is_floating_point() else torch.float32
+    return images.double().mean(dim=(0, 2, 3)).to(dtype)
 
 
 def subtract_channel_mean(images: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -78,4 +84,6 @@ def subtract_channel_mean(images: torch.Tensor, mean: torch.Tensor) -> torch.Ten
         raise ShapeError(
             f"mean must have shape ({images.shape[1]},) to match the channels; got {tuple(mean.shape)}"
         )
+    if not images.is_floating_point():  # uint8 pixels minus a mean go negative: compute in float
+        images = images.to(mean.dtype if mean.is_floating_point() else torch.float32)
     return images - mean.to(images).view(1, -1, 1, 1)

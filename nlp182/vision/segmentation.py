@@ -291,14 +291,18 @@ def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, ignore_index: int |
 def iou_per_class(
     pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
 ) -> torch.Tensor:
-    """Intersection over union ``TP / (TP + FP + FN)`` of each class, NaN for a class absent from both.
+    """Intersection over union ``TP / (TP + FP + FN)`` of each class, NaN for a class absent from both
+    and for ``ignore_index`` when it is one of the classes (it is not scored).
 
     pred, target: ``(B, H, W)``; returns float64 ``(num_classes,)``.
     """
     matrix = confusion_matrix(pred, target, num_classes, ignore_index).double()
     tp = matrix.diag()
     union = matrix.sum(0) + matrix.sum(1) - tp
-    return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+    ious = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+    if ignore_index is not None and 0 <= ignore_index < num_classes:
+        ious[ignore_index] = float("nan")
+    return ious
 
 
 def mean_iou(
@@ -309,4 +313,6 @@ def mean_iou(
     pred, target: ``(B, H, W)`` class ids.
     """
     ious = iou_per_class(pred, target, num_classes, ignore_index)
+    if bool(ious.isnan().all()):
+        raise InvalidInputError("no class left to score: every target pixel is ignored, or nothing was given")
     return float(ious[~ious.isnan()].mean())

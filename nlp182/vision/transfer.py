@@ -25,8 +25,9 @@ def freeze(model: nn.Module, up_to: str | None = None) -> list[str]:
     """Stop training the top-level children of ``model`` from the first one up to and including ``up_to``.
 
     ``up_to=None`` freezes the whole model. Frozen parameters get ``requires_grad=False`` and
-    frozen :class:`BatchNorm` layers keep their running statistics (they normalise with them even
-    in training mode), so the frozen part is a fixed feature extractor. Returns the frozen names.
+    frozen batch norms (this package's :class:`BatchNorm` and ``torch.nn``'s) keep their running
+    statistics (they normalise with them even in training mode), so the frozen part is a fixed
+    feature extractor. Returns the frozen names.
     """
     children = _children(model)
     names = [name for name, _ in children]
@@ -52,6 +53,20 @@ def _set_trainable(module: nn.Module, trainable: bool) -> None:
     for layer in module.modules():
         if isinstance(layer, BatchNorm):
             layer.frozen = not trainable
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            _hold_statistics(layer, not trainable, module.training)
+
+
+def _hold_statistics(layer: nn.Module, hold: bool, training: bool) -> None:
+    """Keep a ``torch.nn`` batch norm in evaluation mode (running statistics used, not updated)
+    whatever ``model.train()`` says, or release it to follow ``training`` again."""
+    handle = getattr(layer, "_frozen_statistics", None)
+    if hold and handle is None:
+        layer._frozen_statistics = layer.register_forward_pre_hook(lambda norm, _: norm.train(False) and None)
+    elif not hold and handle is not None:
+        handle.remove()
+        del layer._frozen_statistics
+        layer.train(training)
 
 
 def fine_tune_groups(model: nn.Module, base_lr: float, decay: float = 0.5) -> list[dict[str, Any]]:

@@ -6,8 +6,10 @@ writes a PNG atomically through :mod:`nlp182.plots`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -86,6 +88,18 @@ def _check_image(image: torch.Tensor) -> None:
         raise ShapeError(f"image must have shape (C, H, W); got {tuple(image.shape)}")
 
 
+@contextlib.contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """``model`` in evaluation mode for the block, then back in the mode it was in."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
 @torch.no_grad()
 def occlusion_map(
     model: nn.Module,
@@ -103,10 +117,19 @@ def occlusion_map(
     Low values mark the regions the decision depends on.
     """
     _check_image(image)
-    c, h, w = image.shape
+    h, w = image.shape[1:]
     if not 1 <= patch <= min(h, w):
         raise InvalidInputError(f"patch must be between 1 and {min(h, w)}; got {patch}")
-    model.eval()
+    if stride < 1 or batch_size < 1:
+        raise InvalidInputError(f"stride and batch_size must be at least 1; got {stride} and {batch_size}")
+    with _evaluating(model):
+        return _occlusion(model, image, target, patch, stride, fill, batch_size)
+
+
+def _occlusion(
+    model: nn.Module, image: torch.Tensor, target: int, patch: int, stride: int, fill: float, batch_size: int
+) -> torch.Tensor:
+    c, h, w = image.shape
     device = next(model.parameters()).device
     tops = list(range(0, h - patch + 1, stride))
     lefts = list(range(0, w - patch + 1, stride))
@@ -125,14 +148,15 @@ def saliency_map(model: nn.Module, image: torch.Tensor, target: int) -> torch.Te
     """Simonyan et al. (2014): ``max_c |d score_target / d image[c]|`` per pixel.
 
     Uses the unnormalised class score (logit), not the softmax, so the map shows what raises this
-    class rather than what lowers the others. image: ``(C, H, W)``; returns ``(H, W)``.
+    class rather than what lowers the others. image: ``(C, H, W)``; returns ``(H, W)``. The model's
+    parameter gradients and its train/eval mode are left as they were (it may be mid-training).
     """
     _check_image(image)
-    model.eval()
     device = next(model.parameters()).device
-    x = image.detach().to(device).unsqueeze(0).requires_grad_(True)
-    model(x)[0, target].backward()
-    return x.grad[0].abs().amax(dim=0).cpu()
+    with _evaluating(model), torch.enable_grad():
+        x = image.detach().to(device).unsqueeze(0).requires_grad_(True)
+        (gradient,) = torch.autograd.grad(model(x)[0, target], x)
+    return gradient[0].abs().amax(dim=0).cpu()
 
 
 def activation_maximization(
@@ -153,18 +177,17 @@ def activation_maximization(
     """
     if steps < 1 or lr <= 0 or l2 < 0 or jitter < 0:
         raise InvalidInputError("need steps >= 1, lr > 0, l2 >= 0 and jitter >= 0")
-    model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     x = (0.01 * torch.randn(1, *shape, generator=generator)).to(device).requires_grad_(True)
     optimizer = Adam([x], lr=lr)
-    for _ in range(steps):
-        dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
-        shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-        objective = model(shifted)[0, target] - l2 * x.pow(2).sum()
-        optimizer.zero_grad()
-        (-objective).backward()
-        optimizer.step()
+    with _evaluating(model), torch.enable_grad():  # only the image's gradient: the model's stay as they are
+        for _ in range(steps):
+            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
+            shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+            objective = model(shifted)[0, target] - l2 * x.pow(2).sum()
+            (x.grad,) = torch.autograd.grad(-objective, x)
+            optimizer.step()
     return x.detach()[0].cpu()
 
 

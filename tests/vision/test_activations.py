@@ -57,3 +57,10 @@ def test_make_activation():
     torch.testing.assert_close(make_activation("relu")(X), torch.relu(X))
     with pytest.raises(InvalidInputError, match="leaky_relu"):
         make_activation("swish")
+
+
+def test_relu_keeps_nan_as_torch_does():
+    x = torch.tensor([float("nan"), -1.0, 0.0, 2.0], requires_grad=True)
+    torch.testing.assert_close(relu(x), torch.relu(x), equal_nan=True)
+    relu(x)[1:].sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0, 1.0]

@@ -138,3 +138,24 @@ def test_box_iou_is_differentiable():
     a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.5, 0.2, 3.0, 2.5]], dtype=torch.float64, requires_grad=True)
     b = torch.tensor([[1.0, 1.0, 3.0, 3.0]], dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda z: box_iou(z, b), (a,))
+
+
+def test_integer_boxes_batched_nms_exactness_and_bad_classes():
+    integer_iou = box_iou(torch.tensor([[0, 0, 2, 2]]), torch.tensor([[1, 1, 3, 3]]))
+    torch.testing.assert_close(integer_iou, torch.tensor([[1 / 7]], dtype=torch.float64))
+    assert nms(torch.tensor([[0, 0, 2, 2], [0, 0, 2, 3]]), torch.tensor([0.9, 0.8]), 0.5).tolist() == [0]
+    # IoU 0.52632 just above the threshold: shifted copies of the boxes would round it to 0.52675.
+    boxes = torch.tensor([[0.0, 0, 1, 1], [0.0, 0, 1, 1.9], [600.0, 600, 601, 601]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    same_class = batched_nms(boxes, scores, torch.tensor([79, 79, 79]), 0.5264)
+    assert same_class.tolist() == nms(boxes, scores, 0.5264).tolist() == [0, 1, 2]
+    assert batched_nms(boxes, scores, torch.tensor([0, 1, 0]), 0.1).tolist() == [0, 1, 2]
+    with pytest.raises(ShapeError, match="classes must have shape"):
+        batched_nms(boxes[:1], scores[:1], torch.tensor([0, 1]))
+
+
+def test_average_precision_takes_boxes_that_require_grad():
+    predicted = torch.tensor([[0.0, 0.0, 2.0, 2.0]], requires_grad=True)
+    detections = [Detections(predicted, torch.tensor([0.9]), torch.tensor([1]))]
+    truths = [GroundTruth(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([1]))]
+    assert average_precision(detections, truths, 1) == 1.0

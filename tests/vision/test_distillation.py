@@ -58,3 +58,16 @@ def test_teacher_gets_no_gradient_and_callable_form():
         distillation_loss(s, t[:, :2], y)
     with pytest.raises(InvalidInputError):
         distillation_loss(s, t, y, temperature=0.0)
+
+
+def test_a_class_the_teacher_rules_out_gives_a_finite_loss():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(5, 7, requires_grad=True), torch.randn(5, 7)
+    teacher[0, 0] = -float("inf")
+    targets = torch.randint(0, 7, (5,))
+    loss = distillation_loss(student, teacher, targets, 3.0, 0.7)
+    reference = 0.7 * 9 * F.kl_div(F.log_softmax(student / 3, 1), F.softmax(teacher / 3, 1),
+                                   reduction="batchmean") + 0.3 * F.cross_entropy(student, targets)
+    torch.testing.assert_close(loss, reference)
+    loss.backward()
+    assert torch.isfinite(student.grad).all()

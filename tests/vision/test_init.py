@@ -75,3 +75,12 @@ def test_init_weights_zeroes_biases_and_rejects_unknown():
     assert all(torch.all(m.bias == 0) for m in model)
     with pytest.raises(InvalidInputError, match="he"):
         init_weights(model, "glorot")
+
+
+def test_init_weights_reaches_transposed_convolutions():
+    torch.manual_seed(0)
+    up = nn.ConvTranspose2d(64, 32, 4, stride=2)
+    init_weights(nn.Sequential(up), "he")
+    fan_in = up.weight.shape[1] * 16  # torch.nn.init's fan for this weight layout
+    assert up.weight.std().item() == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.05)
+    assert torch.all(up.bias == 0)

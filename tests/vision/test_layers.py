@@ -48,3 +48,13 @@ def test_channel_mean_subtraction_zeroes_each_channel_mean():
     assert centred.double().mean(dim=(0, 2, 3)).abs().max() < 1e-5
     with pytest.raises(ShapeError, match="channels"):
         subtract_channel_mean(x, mean[:2])
+
+
+def test_dilation_and_uint8_images():
+    for n, f, p, s, d in [(32, 3, 2, 1, 2), (29, 5, 4, 2, 2), (17, 3, 0, 1, 3)]:  # exact tilings
+        conv = nn.Conv2d(1, 1, f, stride=s, padding=p, dilation=d)
+        assert conv_output_size(n, f, p, s, d) == conv(torch.zeros(1, 1, n, n)).shape[-1]
+    pixels = torch.tensor([[[[10, 255]]]], dtype=torch.uint8)
+    mean = channel_mean(pixels)
+    assert mean.tolist() == [132.5]
+    assert subtract_channel_mean(pixels, mean).tolist() == [[[[-122.5, 122.5]]]]

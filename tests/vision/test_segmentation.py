@@ -105,3 +105,13 @@ def test_unet_learns_shapes_segmentation():
     assert mean_iou(torch.zeros_like(y_test), y_test, 4) < 0.25  # predicting background scores badly
     assert pixel_accuracy(pred, y_test) > 0.9  # measured 0.94 (about 7 s of one CPU core)
     assert mean_iou(pred, y_test, 4) > 0.65  # measured 0.76
+
+
+def test_an_ignored_class_is_not_scored_and_nothing_left_is_an_error():
+    target = torch.tensor([[[0, 1, 1, 2]]])  # pixel 0 is ignored (class 0)
+    pred = torch.tensor([[[0, 0, 1, 2]]])  # pixel 1 predicts the ignored class: a miss for class 1 only
+    ious = iou_per_class(pred, target, 3, ignore_index=0)
+    assert ious[0].isnan() and ious[1:].tolist() == [0.5, 1.0]
+    assert mean_iou(pred, target, 3, ignore_index=0) == pytest.approx(0.75)
+    with pytest.raises(InvalidInputError, match="no class left to score"):
+        mean_iou(pred, torch.full_like(target, 255), 3, ignore_index=255)

@@ -76,3 +76,17 @@ def test_fine_tune_groups_give_lower_layers_smaller_steps():
     for group in groups:
         for p in group["params"]:
             torch.testing.assert_close(params[id(p)] - p.detach(), group["lr"] * grads[id(p)])
+
+
+def test_freeze_holds_torch_batch_norm_statistics_too():
+    model = resnet18(num_classes=10, width=0.125, norm=nn.BatchNorm2d)
+    freeze(model, "layer3")
+    model.train()
+    norm = model.layer1[0].bn1
+    before = norm.running_mean.clone()
+    model(torch.randn(4, 3, 32, 32))
+    assert torch.equal(norm.running_mean, before)  # frozen: normalised with its statistics, not updated
+    assert not torch.equal(model.layer4[0].bn1.num_batches_tracked, torch.tensor(0))  # above: still learns
+    unfreeze(model)
+    model(torch.randn(4, 3, 32, 32))
+    assert norm.training and not torch.equal(norm.running_mean, before)

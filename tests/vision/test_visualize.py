@@ -119,3 +119,26 @@ def test_colorize_labels_uses_one_colour_per_class(tmp_path):
     assert (tmp_path / "l.png").read_bytes()[:8] == PNG_MAGIC
     with pytest.raises(ShapeError):
         colorize_labels(torch.zeros(1, 2, 2))
+
+
+def test_maps_leave_the_model_as_they_found_it():
+    """Mid-training (train mode, gradients held for the next step) and under no_grad."""
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=3, in_channels=1, width=0.5).train()
+    image = torch.rand(1, 8, 8)
+    held = [torch.full_like(p, 0.25) for p in model.parameters()]
+    for p, g in zip(model.parameters(), held, strict=True):
+        p.grad = g.clone()
+    with torch.no_grad():
+        saliency = saliency_map(model, image, 2)
+    x = image.unsqueeze(0).requires_grad_(True)
+    model.eval()
+    (expected,) = torch.autograd.grad(model(x)[0, 2], x)
+    model.train()
+    torch.testing.assert_close(saliency, expected[0].abs().amax(dim=0))
+    activation_maximization(model, 1, (1, 8, 8), steps=3)
+    occlusion_map(model, image, 1, patch=4, stride=2)
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), held, strict=True))
+    with pytest.raises(InvalidInputError, match="stride"):
+        occlusion_map(model, image, 1, patch=4, stride=0)

@@ -140,11 +140,12 @@ def open_bounded(
         raise MissingFileError(f"{path} does not exist")
     if max_ratio < 1 or max_total < 1:
         raise InvalidInputError(f"max_ratio and max_total must be >= 1, got {max_ratio} and {max_total}")
-    if path.suffix not in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+    suffix = path.suffix.lower()  # corpus.txt.GZ is gzip too
+    if suffix not in GZIP_SUFFIXES + BZIP2_SUFFIXES:
         return path.open("rb")
     counting = _Counting(path.open("rb"))  # type: ignore[arg-type]
     buffered = io.BufferedReader(counting, SKIP_CHUNK)
-    inner = gzip.GzipFile(fileobj=buffered) if path.suffix in GZIP_SUFFIXES else bz2.BZ2File(buffered)
+    inner = gzip.GzipFile(fileobj=buffered) if suffix in GZIP_SUFFIXES else bz2.BZ2File(buffered)
     guarded = _Guarded(inner, counting, str(path), max_ratio, max_total)  # type: ignore[arg-type]
     return io.BufferedReader(guarded, SKIP_CHUNK)  # type: ignore[return-value]
 

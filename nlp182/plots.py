@@ -11,6 +11,7 @@ import io
 import math
 import os
 import textwrap
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> No
     """Render ``fig`` to ``path`` atomically (format from the extension) and close it."""
     buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, format=figure_format(path), dpi=dpi, bbox_inches="tight")
+        with warnings.catch_warnings():  # words in scripts the font lacks are drawn as boxes, once each
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+            fig.savefig(buffer, format=figure_format(path), dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())

@@ -117,7 +117,10 @@ def test_sizes_read_as_binary_units() -> None:
 
 def test_paragraphs_are_cut_after_the_line_that_passes_the_bound() -> None:
     assert list(paragraphs(["a b", "c", "", "d"])) == ["a b c", "d"]
-    assert list(paragraphs(["a b", "c", "", "d"], max_chars=3)) == ["a b", "c", "d"]
+    assert list(paragraphs(["a b", "c", "", "d"], max_bytes=3)) == ["a b", "c", "d"]
+    # Cut before the bound, counted in UTF-8 bytes: 8 characters but 14 bytes do not fit in 10.
+    assert list(paragraphs(["ééé", "ééé"], max_bytes=10)) == ["ééé", "ééé"]
+    assert all(len(p.encode()) <= 10 for p in paragraphs(["ab cd"] * 9, max_bytes=10))
     assert list(paragraphs("x\n  \ny  z\nw\n")) == ["x", "y z w"]
 
 

@@ -50,23 +50,30 @@ def read_text(path: Path) -> str:
         return handle.read().decode("utf-8", errors="replace")
 
 
-def paragraphs(text: str | Iterable[str], max_chars: int = MAX_LINE_BYTES) -> Iterator[str]:
+def paragraphs(text: str | Iterable[str], max_bytes: int = MAX_LINE_BYTES) -> Iterator[str]:
     """Blocks of non-blank lines (of ``text``, or of the lines it yields), each joined into one line.
 
-    A block longer than ``max_chars`` characters is cut after the line that passes the bound, so
-    no paragraph held in memory grows past ``max_chars`` plus one line.
+    A block is cut before the line that would take it past ``max_bytes`` UTF-8 bytes, so every
+    paragraph written stays within the line bound that training reads with (a longer one would be
+    skipped there); a single line is never longer, as the readers skip such lines.
     """
     lines = text.split("\n") if isinstance(text, str) else text
     block: list[str] = []
     size = 0
     for line in lines:
         words = line.split()
-        if words:
-            block.append(" ".join(words))
-            size += len(block[-1]) + 1
-        if block and (not words or size > max_chars):
+        if not words:
+            if block:
+                yield " ".join(block)
+                block, size = [], 0
+            continue
+        piece = " ".join(words)
+        piece_bytes = len(piece.encode("utf-8")) + 1  # and the space (or line end) after it
+        if block and size + piece_bytes > max_bytes:
             yield " ".join(block)
             block, size = [], 0
+        block.append(piece)
+        size += piece_bytes
     if block:
         yield " ".join(block)
 

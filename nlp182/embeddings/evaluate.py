@@ -143,6 +143,10 @@ def evaluate_word_pairs(
         rows.append((vocab[a], vocab[b]))
     if not gold:
         raise FileFormatError(f"{path}: no scored pair has both words in the vocabulary")
+    if len(gold) < 2:
+        raise InvalidInputError(
+            f"{path}: only 1 scored pair has both words in the vocabulary; a correlation needs at least 2"
+        )
     known = [pair for pair in rows if pair is not None]
     first = vectors.rows.unit([a for a, _ in known])
     second = vectors.rows.unit([b for _, b in known])

@@ -67,7 +67,7 @@ def open_binary(path: str | os.PathLike[str], limits: ReadLimits | None = None) 
 def capacity(path: str | os.PathLike[str], limits: ReadLimits) -> int:
     """The most bytes ``path`` can yield: its size, or for a compressed file what the caps allow."""
     size = Path(path).stat().st_size
-    if Path(path).suffix not in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+    if Path(path).suffix.lower() not in GZIP_SUFFIXES + BZIP2_SUFFIXES:
         return size
     return min(limits.max_total, max(RATIO_FLOOR, math.ceil(size * limits.max_ratio)))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import COUNTS_FILE, Vectors
 from nlp182.io import atomic_write_json, read_json, staged_directory
 from nlp182.plots import embedding_map
@@ -23,13 +24,6 @@ METRICS_FILE = "metrics.json"
 MAP_FILE = "map.png"
 # Map words ranked here: the top ranks are function words that say little on a map.
 MAP_RANKS = (50, 350)
-
-
-def pca_2d(matrix: np.ndarray) -> np.ndarray:
-    """Project ``(N, D)`` rows onto their first two principal components: ``(N, 2)``."""
-    centred = np.asarray(matrix, dtype=np.float64) - np.mean(matrix, axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T
 
 
 def save_map(vectors: Vectors, path: str | os.PathLike[str], title: str) -> None:

@@ -102,7 +102,10 @@ class Word2VecConfig:
     min_alpha: float = setting(0.0001, minimum=0, help="learning rate at the end")
     ns_exponent: float = setting(0.75, help="noise words are drawn by count to this power")
     batch_size: int = setting(1024, positive=True, help="training examples per step of the batched kernel")
-    seed: int = setting(1, minimum=0, help="random seed; the same seed repeats a run exactly")
+    seed: int = setting(
+        1, minimum=0,
+        help="random seed; the same seed repeats a run exactly with --threads 1 (Hogwild threads race)",
+    )
     device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
     backend: str = setting(
         "torch", choices=BACKENDS,

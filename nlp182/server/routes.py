@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
+from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
 from nlp182.server.config import Limits
@@ -20,7 +21,6 @@ from nlp182.server.index import SimilarityIndex
 from nlp182.server.lookup import WordLookup
 from nlp182.server.metrics import Metrics
 from nlp182.server.openapi import K_PARAM, NEIGHBORS, VECTOR, WORD, K, RouteTable, json_response, obj, query
-from nlp182.server.projection import pca_2d
 from nlp182.server.queries import METHODS, Answer, QueryService
 from nlp182.server.validation import (
     MAX_WORD_LENGTH,

@@ -10,14 +10,15 @@ whole lines at a time (what the one-pass encoder in ``nlp182.text.encoded`` read
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlp182.bounded import BZIP2_SUFFIXES, GZIP_SUFFIXES, ReadLimits
-from nlp182.errors import InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import check_input_file
-from nlp182.text.records import json_records, parquet_records, text_records
+from nlp182.text.records import TEXT_SNIFF_BYTES, json_records, parquet_records, text_problem, text_records
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
 
 SOURCE_FORMATS = ("auto", "plain", "text", "json", "parquet")
@@ -47,6 +48,9 @@ class CorpusSource:
     column: str = "text"
     limits: ReadLimits = field(default_factory=ReadLimits)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", os.fspath(self.path))  # a pathlib.Path is welcome too
+
     def resolved_format(self) -> str:
         if self.fmt not in SOURCE_FORMATS:
             raise InvalidInputError(
@@ -55,7 +59,7 @@ class CorpusSource:
         if self.fmt != "auto":
             return self.fmt
         path = Path(self.path)
-        if path.suffix in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+        if path.suffix.lower() in GZIP_SUFFIXES + BZIP2_SUFFIXES:
             path = path.with_suffix("")
         return _EXTENSION_FORMATS.get(path.suffix.lower(), "plain")
 
@@ -68,12 +72,30 @@ class CorpusSource:
         if self.resolved_format() == "plain":
             missing = "; run `nlp182 corpus prepare` first?"
             return [check_input_file(self.path, "corpus", missing_hint=missing)]
-        if not any(mark in self.path for mark in "*?["):  # one file named: say what is wrong with it
+        if not any(mark in self.path for mark in "*?[") or Path(self.path).is_file():  # one file named
             return [check_input_file(self.path, "corpus")]
         found = sorted(Path(p) for p in glob.glob(self.path) if Path(p).is_file())
         if not found:
             raise MissingFileError(f"corpus {self.path} matches no local file")
         return found
+
+    def check_text(self) -> None:
+        """Refuse a plain or text corpus whose first MiB (decompressed) is not UTF-8 text.
+
+        NUL bytes mean a binary file or UTF-16 text; bytes that do not decode mean another encoding
+        (Latin-1, cp1252). Either would otherwise train on fragments of words without a word of
+        warning. The rest of a file is decoded leniently: a rare bad byte becomes U+FFFD.
+
+        Raises:
+            FileFormatError: naming the file, the line and how to convert it.
+        """
+        if self.resolved_format() not in ("plain", "text"):
+            return
+        for path in self.files():
+            with self.limits.open(path) as handle:
+                problem = text_problem(handle.read(TEXT_SNIFF_BYTES))
+            if problem:
+                raise FileFormatError(f"corpus {path}: {problem}")
 
     def size_bytes(self) -> int:
         """Total bytes of the corpus files (the progress total while reading them)."""
@@ -81,7 +103,8 @@ class CorpusSource:
 
     def compressed(self) -> bool:
         """Whether the corpus is a ``.gz``/``.bz2`` plain file (read decompressed, in one stream)."""
-        return self.resolved_format() == "plain" and Path(self.path).suffix in GZIP_SUFFIXES + BZIP2_SUFFIXES
+        suffix = Path(self.path).suffix.lower()
+        return self.resolved_format() == "plain" and suffix in GZIP_SUFFIXES + BZIP2_SUFFIXES
 
     def lines(self) -> Iterator[str]:
         """Stream the text of the corpus, one line (sentence or document) at a time; a plain file's

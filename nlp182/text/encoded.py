@@ -362,6 +362,7 @@ def encode(
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
         processes = min(MAX_PROCESSES, len(cpus))
     if not (folder / META_FILE).is_file():
+        source.check_text()  # a binary, UTF-16 or Latin-1 file is refused before any work
         with staged_directory(folder) as staging:
             _encode_into(source, tokenizer, staging, processes)
     return EncodedText.load(folder)

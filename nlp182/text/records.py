@@ -29,6 +29,36 @@ PARQUET_BATCH_ROWS = 256
 SNIFF_BYTES = 1 << 16
 
 
+#: Bytes at the start of a text corpus checked to be UTF-8 before it is read (``text_problem``).
+TEXT_SNIFF_BYTES = 1 << 20
+
+
+def text_problem(head: bytes) -> str | None:
+    """What makes ``head`` (a file's first bytes) not UTF-8 text, with the line and a fix; or None.
+
+    Any NUL byte is a problem (a binary file, or UTF-16). Lines that do not decode are one when
+    they are more than a stray few (over 1% of the lines, and over 3): a file in another encoding
+    (Latin-1 with accents) fails on line after line, while a UTF-8 file with a damaged byte or
+    two is read with U+FFFD in their place. A line cut at the end of ``head`` is not judged.
+    """
+    if b"\x00" in head:
+        line = head.count(b"\n", 0, head.index(b"\x00")) + 1
+        return (f"line {line} holds a NUL byte: this is a binary file or UTF-16 text, not UTF-8 text; "
+                "convert it (iconv -f UTF-16 -t UTF-8) or name the text file")
+    lines = head.split(b"\n")[:-1] or [head]  # whole lines (the last one may be cut)
+    bad = []
+    for number, line in enumerate(lines, 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append((number, line[exc.start]))
+    if len(bad) > max(3, len(lines) // 100):
+        number, byte = bad[0]
+        return (f"{len(bad)} of its first {len(lines)} lines are not UTF-8 (first: line {number}, byte "
+                f"0x{byte:02x}); convert the file to UTF-8, e.g. iconv -f LATIN1 -t UTF-8 for Latin-1 text")
+    return None
+
+
 def text_records(files: Iterable[Path], limits: ReadLimits) -> Iterator[str]:
     """Each line of each text file (``\\n`` removed; overlong lines skipped, one warning a file)."""
     for path in files:

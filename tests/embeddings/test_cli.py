@@ -146,3 +146,26 @@ def test_a_json_corpus_without_the_text_column_is_a_one_line_error(tmp_path, cap
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "no 'text' column" in err and "body, id" in err and "--column" in err
+
+
+def test_a_run_the_english_sets_barely_touch_is_saved_without_scores(
+    prepared, tmp_path, capsys, caplog
+) -> None:
+    """A Hindi corpus (words with combining vowel signs) and a one-pair overlap: evaluation cannot
+    score them, and says so, but the trained run is written; a 1-dim run draws its map too."""
+    eval_dir = str(prepared.wordsim353.parent)
+    hindi = tmp_path / "hi.txt"
+    hindi.write_text("हिन्दी भाषा भारत की राजभाषा है\n" * 200, encoding="utf-8")
+    love = tmp_path / "love.txt"
+    love.write_text("love sex\n" * 300, encoding="utf-8")
+    for corpus, extra in ((hindi, []), (love, ["--vector-size", "1"])):
+        out = tmp_path / corpus.stem
+        flags = ["--min-count", "1", "--epochs", "1", "--threads", "1", "--eval-dir", eval_dir, *extra]
+        assert main(["train", "w2v", "--corpus", str(corpus), "--out", str(out), *flags]) == 0
+        assert (out / "vectors.npy").is_file() and (out / "map.png").is_file()
+        assert "wordsim353_spearman" not in json.loads((out / "metrics.json").read_text())
+    assert "हिन्दी" in (tmp_path / "hi" / "vocab.txt").read_text(encoding="utf-8").split()
+    assert "evaluation skipped, the run is saved without scores" in caplog.text
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "love"), "--eval-dir", eval_dir]) == 2  # one line, no traceback
+    assert "a correlation needs at least 2" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Corpus files nobody here wrote, plain text or JSON Lines, through ``nlp182 train w2v`` and
 ``nlp182 train lsa``: lines past ``--max-line-bytes`` are skipped with one warning while the process
-holds one block and one bound, compressed corpora stop at their expansion ratio, and a corpus left
-without words, a folder or a device is one error line."""
+holds one block and one bound, compressed corpora stop at their expansion ratio, and a corpus that
+is not UTF-8 text, a folder or a device is one error line."""
 
 from __future__ import annotations
 
@@ -36,14 +36,31 @@ def test_lsa_corpus_line_of_100_mb_is_skipped_and_counted(cli, bounded, tmp_path
     assert (tmp_path / "run" / "vectors.npy").is_file()
 
 
-def test_corpus_sparse_2_gb_without_a_line_break_has_no_words(cli, bounded, tmp_path) -> None:
+def test_corpus_sparse_2_gb_of_nul_bytes_is_refused_as_binary(cli, bounded, tmp_path) -> None:
     corpus = tmp_path / "sparse.txt"
     with corpus.open("wb") as handle:
         handle.truncate(2 << 30)  # no data block on disk: NUL bytes, no newline
     outcome = bounded(cli([*LSA, "--corpus", corpus, "--out", tmp_path / "run"]), 150, rc=2)
-    assert "sparse.txt: skipped 1 line longer than 1 MiB (first: line 1)" in outcome.stderr
-    assert "sparse.txt has no words to train on" in outcome.error_lines[0]
+    assert "sparse.txt: line 1 holds a NUL byte: this is a binary file" in outcome.error_lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_corpora_that_are_not_utf8_text_are_refused_naming_the_line(cli, bounded, tmp_path) -> None:
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("".join(f"le café {i} est naïve\n" for i in range(200)).encode("latin-1"))
+    outcome = bounded(cli([*W2V, "--corpus", latin1, "--out", tmp_path / "run"]), 150, rc=2)
+    assert "latin1.txt: 200 of its first 200 lines are not UTF-8 (first: line 1, byte 0xe9)" in (
+        outcome.error_lines[0])
+    stray = _sentences(tmp_path / "stray.txt", tail=b"one damaged \xff byte\n")  # UTF-8 but for a byte
+    bounded(cli([*W2V, "--corpus", stray, "--out", tmp_path / "stray"]), 150, rc=0)
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes(_sentences(tmp_path / "plain.txt").read_text().encode("utf-16"))
+    outcome = bounded(cli([*LSA, "--corpus", utf16, "--out", tmp_path / "run"]), 150, rc=2)
+    assert "utf16.txt: line 1 holds a NUL byte" in outcome.error_lines[0]
+    upper = tmp_path / "c.txt.GZ"  # gzip whatever the case of its suffix
+    upper.write_bytes(gzip.compress(_sentences(tmp_path / "c.txt").read_bytes()))
+    bounded(cli([*LSA, "--corpus", upper, "--out", tmp_path / "run"]), 150, rc=0)
+    assert "alpha" in (tmp_path / "run" / "vocab.txt").read_text().split()
 
 
 def test_corpus_gzip_bomb_is_refused_by_its_expansion_ratio(cli, bounded, tmp_path) -> None:
@@ -58,13 +75,6 @@ def test_corpus_gzip_of_text_trains(cli, bounded, tmp_path) -> None:
     corpus.write_bytes(gzip.compress(_sentences(tmp_path / "c.txt").read_bytes()))
     bounded(cli([*LSA, "--corpus", corpus, "--out", tmp_path / "run"]), 150, rc=0)
     assert {"alpha", "epsilon"} <= set((tmp_path / "run" / "vocab.txt").read_text().split())
-
-
-def test_corpus_of_nul_bytes_has_no_words(cli, bounded, tmp_path) -> None:
-    corpus = tmp_path / "nul.txt"
-    corpus.write_bytes((b"\0" * 99 + b"\n") * 30_000)
-    outcome = bounded(cli([*W2V, "--corpus", corpus, "--out", tmp_path / "run"]), 150, rc=2)
-    assert "nul.txt has no words to train on" in outcome.error_lines[0]
 
 
 def test_corpus_that_is_a_folder_is_refused(cli, bounded, tmp_path) -> None:

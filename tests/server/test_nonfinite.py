@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from nlp182.embeddings.formats import first_nonfinite_row
+from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError
 from nlp182.server.app import create_app
 from nlp182.server.index import load_vectors
-from nlp182.server.projection import pca_2d
 
 from .conftest import write_run
 

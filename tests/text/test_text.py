@@ -36,6 +36,16 @@ def test_tokenizer_drops_punctuation_keeps_inner_apostrophes_and_hyphens() -> No
     ]
 
 
+def test_words_written_with_combining_marks_stay_whole() -> None:
+    """Devanagari, Tamil, Thai and vowelled Arabic write vowel signs as combining marks inside words;
+    the C scanner leaves such lines to the Unicode path, so the block scan must keep them too."""
+    text = "हिन्दी भाषा\nதமிழ் กินข้าว\nمُحَمَّد İzmir"
+    expected = ["हिन्दी", "भाषा", "தமிழ்", "กินข้าว", "مُحَمَّد", "i\u0307zmir"]
+    tokenizer = WordTokenizer()
+    assert tokenizer(text) == expected
+    assert [t for t in tokenizer.block(text + "\n") if t != "\n"] == expected
+
+
 def test_tokenizer_can_keep_case() -> None:
     assert WordTokenizer(lowercase=False)("Paris, France.") == ["Paris", "France"]
 
@@ -285,8 +295,16 @@ def test_a_compressed_corpus_encodes_as_its_text(prepared, tmp_path, compress, s
 
 
 def test_a_corpus_without_words_is_one_error_naming_it(tmp_path) -> None:
-    corpus = tmp_path / "nul.txt"
-    corpus.write_bytes(b"\0" * 5000 + b"\n" + b"x" * 3000)
-    with pytest.raises(EmptyCorpusError, match=r"nul\.txt has no words to train on"):
+    corpus = tmp_path / "marks.txt"
+    corpus.write_bytes(b"... ,,, !!! -- ??\n" * 300 + b"x" * 3000)  # punctuation, one overlong line
+    with pytest.raises(EmptyCorpusError, match=r"marks\.txt has no words to train on"):
         encode(CorpusSource(str(corpus), limits=ReadLimits(max_line=2000)), cache=tmp_path / "cache")
     assert not list((tmp_path / "cache").rglob("*.*"))  # nothing cached
+
+
+def test_a_corpus_path_may_be_a_pathlib_path_or_name_a_file_with_glob_characters(tmp_path) -> None:
+    records = tmp_path / "data[1].jsonl"
+    records.write_text("".join(json.dumps({"text": "alpha beta gamma"}) + "\n" for _ in range(20)))
+    for source in (CorpusSource(records), CorpusSource(str(records))):
+        assert source.files() == [records]
+        assert set(source.lines()) == {"alpha beta gamma"}

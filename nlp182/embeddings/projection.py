@@ -1,11 +1,13 @@
-"""2-D map of a word's neighbourhood: PCA of the word's and its neighbours' unit vectors.
+"""2-D maps of word vectors: PCA of a set of (unit) vectors, for a run's map and the service's
+neighbourhood map alike.
 
-As embedding explorers draw it: the ``(n, D)`` unit vectors are centred and projected on their
+As embedding explorers draw it: the ``(n, D)`` vectors are centred and projected on their
 first two principal axes (from the SVD, in float64). Each axis's sign is fixed so that its largest
 loading is positive (scikit-learn's ``svd_flip`` convention), so the same words always give the
-same picture. Points with a nan or inf value (vectors that reached the service without the
-``nlp182 index`` check) are left out of the fit and drawn at the centre, ``(0, 0)``: the map
-still answers, and the finite points are placed as they would be without them.
+same picture. With one dimension, or fewer than three points, the missing axis is 0. Points with a
+nan or inf value (vectors that reached the service without the ``nlp182 index`` check) are left
+out of the fit and drawn at the centre, ``(0, 0)``: the map still answers, and the finite points
+are placed as they would be without them.
 """
 
 from __future__ import annotations

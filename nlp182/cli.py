@@ -103,7 +103,11 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports every command's modules: seconds a Ctrl-C may land in
+    except KeyboardInterrupt:
+        print("nlp182: interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     interrupt_on_sigterm()  # a stopped command removes its staging folders as Ctrl-C does

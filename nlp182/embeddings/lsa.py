@@ -26,7 +26,7 @@ from nlp182.device import select_device
 from nlp182.embeddings import cooc_device, native
 from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
-from nlp182.errors import InvalidInputError
+from nlp182.errors import EmptyCorpusError, InvalidInputError
 from nlp182.progress import progress
 from nlp182.settings import check_settings, setting
 from nlp182.text.corpus import CorpusSource
@@ -132,6 +132,8 @@ def ppmi(counts: sp.csr_matrix, cds_alpha: float = 0.75, shift: float = 1.0) -> 
     ``PMI(w, c) = log( n(w,c) * sum_c' n(c')^a / (n(w) * n(c)^a) )``, then ``max(PMI - log k, 0)``.
     """
     counts = counts.tocoo()
+    if counts.nnz == 0:  # no word ever had a neighbour (one-word lines): nothing to weigh
+        return sp.csr_matrix(counts.shape)
     word_totals = np.asarray(counts.sum(axis=1)).ravel()
     context_smoothed = np.asarray(counts.sum(axis=0)).ravel() ** cds_alpha
     pmi = np.log(counts.data) + np.log(context_smoothed.sum()) - np.log(word_totals[counts.row])
@@ -286,6 +288,11 @@ def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Ve
         counted = time.perf_counter()
         matrix = ppmi(counts, config.cds_alpha, config.shift)
         nonzeros = matrix.nnz
+    if nonzeros == 0:
+        raise EmptyCorpusError(
+            f"{source.path}: no two words share a window of {config.window} with a positive PMI (one-word "
+            "lines, or every word everywhere): LSA has nothing to factorise; give it running text"
+        )
     weighted = time.perf_counter()
     u, s = truncated_svd(
         matrix, config.dim, config.svd, device, config.svd_oversample, config.svd_iterations, config.seed

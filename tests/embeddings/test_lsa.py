@@ -108,3 +108,7 @@ def test_bad_settings_and_empty_corpus(tmp_path) -> None:
     (tmp_path / "c.txt").write_text("one two three\n")
     with pytest.raises(EmptyCorpusError):
         train_lsa(CorpusSource(str(tmp_path / "c.txt")), LSAConfig(min_count=5))
+    (tmp_path / "ones.txt").write_text("alpha\nbeta\ngamma\n" * 100)  # words, but never two in a window
+    with pytest.raises(EmptyCorpusError, match="no two words share a window"):
+        train_lsa(CorpusSource(str(tmp_path / "ones.txt")), LSAConfig(min_count=1, dim=2))
+    assert ppmi(sp.csr_matrix((3, 3)), 0.75, 1.0).nnz == 0  # and no warning on the way

@@ -709,8 +709,12 @@ class Vectors:
             Vocabulary(self.words, counts, int(counts.sum())).save(folder / COUNTS_FILE)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str], mmap: bool = True) -> Vectors:
-        """Load a folder written by ``save``; with ``mmap`` the matrix is a read-only memory map."""
+    def load(cls, folder: str | os.PathLike[str], mmap: bool = True, counts: bool = True) -> Vectors:
+        """Load a folder written by ``save``; with ``mmap`` the matrix is a read-only memory map.
+
+        ``counts`` also reads ``counts.tsv`` when the folder has one (a trained run does), for
+        ``get_vecattr(word, "count")`` and ``fvocab``; a caller that needs no counts skips it.
+        """
         folder = Path(folder)
         vectors_path, vocab_path = folder / VECTORS_FILE, folder / VOCAB_FILE
         if folder.exists() and not folder.is_dir():
@@ -733,7 +737,7 @@ class Vectors:
             raise FileFormatError(
                 f"{vectors_path} has shape {matrix.shape} but {vocab_path} lists {len(words)} words"
             )
-        return cls(words, matrix, _saved_counts(folder / COUNTS_FILE, words))
+        return cls(words, matrix, _saved_counts(folder / COUNTS_FILE, words) if counts else None)
 
     def save_word2vec_format(
         self,

@@ -79,6 +79,21 @@ class CaptionedImage:
         return load_image(self.image, size, self.max_pixels)
 
 
+def _to_rgb(image: PILImage.Image) -> PILImage.Image:
+    """``image`` as 8-bit RGB. Pillow's ``convert("RGB")`` clips 16-bit and float grey levels at
+    255 (a 16-bit scan turns white), so those are scaled into 0-255 first: by 65535 for 16-bit
+    values, by 255 for 8-bit values held in a wide mode, by 1 for floats in [0, 1]."""
+    from PIL import Image
+
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image.convert("RGB")
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    scale = 65535.0 if top > 255 else 1.0 if image.mode == "F" and top <= 1 else 255.0
+    grey = np.clip(np.nan_to_num(values) / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
+
+
 def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: str = "") -> PILImage.Image:
     """Read the whole image file ``path`` as an RGB Pillow image, with one-line errors.
 
@@ -104,7 +119,7 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
                         f"limit of {max_pixels} (--max-image-pixels)"
                     )
                 opened.load()  # every pixel: a truncated or damaged file fails here
-                return opened.convert("RGB")
+                return _to_rgb(opened)
     except FileFormatError:
         raise
     except UnidentifiedImageError:

@@ -35,10 +35,12 @@ Splits = dict[str, list[CaptionedImage]]
 
 def _read_text(path: Path) -> str:
     """The text of a caption file, read whole (at most ``MAX_WHOLE_FILE_BYTES``, 256 MiB), with
-    ``\\r\\n`` and ``\\r`` line ends read as ``\\n`` (as text mode reads them)."""
+    ``\\r\\n`` and ``\\r`` line ends read as ``\\n`` (as text mode reads them), and a leading UTF-8
+    byte-order mark (Windows editors write one) left out."""
     check_input_file(path)
     try:
-        return read_capped(path).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        text = read_capped(path).decode("utf-8").removeprefix("\ufeff")
+        return text.replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{path} line 1: not UTF-8 text ({exc.reason})") from exc
 
@@ -121,7 +123,10 @@ def read_karpathy(
         if split not in KARPATHY_SPLITS:
             raise FileFormatError(f"{where}: split {split!r} is not one of {', '.join(KARPATHY_SPLITS)}")
         captions = _karpathy_captions(entry, where)
-        image_path = folder.image(PurePath(str(entry.get("filepath", ""))) / name, where, max_pixels)
+        subfolder = entry.get("filepath") or ""  # absent, null or "": the images folder itself
+        if not isinstance(subfolder, str):
+            raise FileFormatError(f'{where}: "filepath" must be a folder name, got {subfolder!r}')
+        image_path = folder.image(PurePath(subfolder) / name, where, max_pixels)
         splits[KARPATHY_SPLITS[split]].append(
             CaptionedImage(image_path, captions, name=name, max_pixels=max_pixels)
         )

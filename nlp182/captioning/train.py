@@ -56,6 +56,11 @@ def load_splits(config: CaptionConfig) -> Splits:
     path = check_input_file(config.data, "--data", missing_hint=" (nor is it 'digits' or 'shapes')")
     if path.suffix.lower() == ".json":
         splits = read_karpathy(path, config.images, config.max_image_pixels)
+        if not splits["train"]:
+            raise InvalidInputError(
+                f"{path}: no image is in the train (or restval) split ({len(splits['valid'])} valid, "
+                f"{len(splits['test'])} test); mark the images to learn from \"split\": \"train\""
+            )
         if not splits["valid"]:
             carved = split_images(splits["train"], config.valid_fraction, 0.0, seed=config.seed)
             splits["train"], splits["valid"] = carved["train"], carved["valid"]

@@ -105,7 +105,8 @@ def _input_lines(source: str, max_bytes: int) -> Iterator[str]:
                 yield ""
             done = number
             try:
-                yield line.decode("utf-8").removesuffix("\r")
+                text = line.decode("utf-8").removesuffix("\r")
+                yield text.removeprefix("\ufeff") if number == 1 else text  # a byte-order mark
             except UnicodeDecodeError as exc:
                 raise FileFormatError(
                     f"{name}: line {number} is not UTF-8 text ({exc.reason} at byte {exc.start})"

@@ -94,7 +94,8 @@ def _read_lines(path: Path, max_bytes: int) -> list[str | None]:
         for number, line in reader:
             lines += [None] * (number - 1 - len(lines))
             try:
-                lines.append(line.decode("utf-8").removesuffix("\r"))
+                text = line.decode("utf-8").removesuffix("\r")
+                lines.append(text.removeprefix("\ufeff") if number == 1 else text)  # a byte-order mark
             except UnicodeDecodeError as exc:
                 raise FileFormatError(
                     f"{path}: line {number} is not UTF-8 text ({exc.reason} at byte {exc.start})"
@@ -187,14 +188,31 @@ def read_tsv(
 def split_pairs(
     pairs: Sequence[Pair], valid_fraction: float, test_fraction: float, seed: int = 0
 ) -> tuple[list[Pair], list[Pair], list[Pair]]:
-    """Shuffle with ``seed`` and cut into train / valid / test (each held-out split gets >= 1 pair)."""
+    """Shuffle with ``seed`` and cut into train / valid / test (each held-out split gets >= 1 pair).
+
+    Pairs that share a source stay in one split (repeated lines, several targets of one source), so
+    no held-out source was seen in training and the scores measure generalisation, not recall.
+    With every source distinct this is a plain shuffle-and-cut of the pairs.
+    """
     if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
         raise InvalidInputError("valid_fraction and test_fraction must be in [0, 1) and sum to < 1")
-    shuffled = list(pairs)
-    random.Random(seed).shuffle(shuffled)
-    n_valid = max(1, round(len(shuffled) * valid_fraction)) if valid_fraction else 0
-    n_test = max(1, round(len(shuffled) * test_fraction)) if test_fraction else 0
-    if n_valid + n_test >= len(shuffled):
-        raise InvalidInputError(f"{len(shuffled)} pairs are too few to hold out {n_valid} + {n_test}")
-    valid, test = shuffled[:n_valid], shuffled[n_valid : n_valid + n_test]
-    return shuffled[n_valid + n_test :], valid, test
+    by_source: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        by_source.setdefault(pair[0], []).append(pair)
+    groups = list(by_source.values())
+    random.Random(seed).shuffle(groups)
+    n_valid = max(1, round(len(pairs) * valid_fraction)) if valid_fraction else 0
+    n_test = max(1, round(len(pairs) * test_fraction)) if test_fraction else 0
+    if n_valid + n_test >= len(pairs):
+        raise InvalidInputError(f"{len(pairs)} pairs are too few to hold out {n_valid} + {n_test}")
+    train: list[Pair] = []
+    valid: list[Pair] = []
+    test: list[Pair] = []
+    for group in groups:
+        (valid if len(valid) < n_valid else test if len(test) < n_test else train).extend(group)
+    if not train:
+        raise InvalidInputError(
+            f"{len(pairs)} pairs have only {len(groups)} distinct sources: too few to hold out "
+            "validation and test sources that training never sees"
+        )
+    return train, valid, test

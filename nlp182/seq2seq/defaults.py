@@ -23,10 +23,12 @@ import math
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from tokenizers import Tokenizer
+
 from nlp182.seq2seq.cmudict import CMUDICT
 from nlp182.seq2seq.config import BUILTIN_DATA, Seq2SeqConfig
 from nlp182.seq2seq.model import ModelConfig
-from nlp182.seq2seq.tokenize import SPECIAL_TOKENS, train_tokenizer
+from nlp182.seq2seq.tokenize import SPECIAL_TOKENS, encode, train_tokenizer
 
 #: ``--data cmudict``'s settings (ten flags of the measured run; the CLI form is in the README).
 CMUDICT_RECIPE: dict[str, Any] = {
@@ -63,12 +65,11 @@ def _one_word_share(texts: Sequence[str]) -> float:
     return sum(len(text.split()) == 1 for text in texts) / max(len(texts), 1)
 
 
-def _vocabulary_size(texts: Sequence[str], kind: str, config: Seq2SeqConfig) -> int:
-    """Tokens (special ones aside) in the vocabulary the translator will train on ``texts``: the
-    same tokenizer, so digits split and punctuation count as the model will see them."""
-    tokenizer = train_tokenizer(texts, kind, config.vocab_size, config.min_count, config.lowercase,
-                                config.split_digits)  # fmt: skip
-    return tokenizer.get_vocab_size() - len(SPECIAL_TOKENS)
+def _tokenizer(texts: Sequence[str], kind: str, config: Seq2SeqConfig) -> Tokenizer:
+    """The tokenizer the translator will train on ``texts``, so sizes are counted as the model sees
+    them (digits split, punctuation a token of its own)."""
+    return train_tokenizer(texts, kind, config.vocab_size, config.min_count, config.lowercase,
+                           config.split_digits)  # fmt: skip
 
 
 def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given: set[str]) -> dict[str, Any]:
@@ -86,9 +87,10 @@ def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given
             kinds[side] = "char"
             choices[name] = ("char", f"{share:.0%} of the {side}s are one word: read letter by letter")
     count = len(pairs)
+    tokenizers = {side: _tokenizer(texts, kinds[side], config)
+                  for side, texts in (("source", sources), ("target", targets))}  # fmt: skip
     if "embed_dim" not in given:
-        vocabulary = max(_vocabulary_size(texts, kinds[side], config)
-                         for side, texts in (("source", sources), ("target", targets)))  # fmt: skip
+        vocabulary = max(t.get_vocab_size() - len(SPECIAL_TOKENS) for t in tokenizers.values())
         relation = "<=" if vocabulary <= LARGE_VOCABULARY else ">"
         choices["embed_dim"] = (
             64 if vocabulary <= LARGE_VOCABULARY else 128,
@@ -102,12 +104,11 @@ def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given
         batch = min(MAX_BATCH, max(MIN_BATCH, 2 ** int(math.log2(max(count / 50, 1)))))
         choices["batch_size"] = (batch, f"~50 steps an epoch over {count} pairs, {MIN_BATCH}-{MAX_BATCH}")
     if "max_len" not in given and targets:
-        char = kinds["target"] == "char"
-        longest = max(len(t) if char else len(t.split()) for t in targets)
-        unit = "characters" if char else "words"
+        # In the target tokenizer's tokens, what the decoder emits: "2002 01 20" is 11, not 3 words.
+        longest = max(len(ids) for ids in encode(tokenizers["target"], targets))
         choices["max_len"] = (
             math.ceil(1.5 * longest) + 5,
-            f"1.5 x the longest training target ({longest} {unit}) + 5",
+            f"1.5 x the longest training target ({longest} {kinds['target']} tokens) + 5",
         )
     return choices
 

@@ -183,24 +183,30 @@ class Translator:
         if warn:
             self.warn_unknown(texts, encodings)
         results: list[Translation] = []
+        cut = 0
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             source_ids = [encoding.ids for encoding in encodings[start : start + batch_size]]
             hyps = self.decode_ids(source_ids, beam_width, max_len, length_penalty, need_weights)
             for text, ids, hyp in zip(chunk, source_ids, hyps, strict=True):
+                cut += not hyp.complete
                 target_tokens = tokens(self.target_tokenizer, hyp.tokens) + (
                     ["<eos>"] if hyp.complete else []
                 )
                 results.append(
                     Translation(
                         source=text,
-                        text=decode(self.target_tokenizer, hyp.tokens),
+                        text=decode(self.target_tokenizer, hyp.tokens).strip(),
                         source_tokens=tokens(self.source_tokenizer, ids),
                         target_tokens=target_tokens,
                         weights=None if hyp.weights is None else hyp.weights[:, : len(ids)].numpy(),
                         log_prob=hyp.log_prob,
                     )
                 )
+        if warn and cut:
+            limit = self.config.max_len if max_len is None else max_len
+            log.warning("%d of %d translations reached max_len (%d tokens) before <eos> and are cut "
+                        "short; raise --max-len", cut, len(texts), limit)
         return results
 
     def warn_unknown(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str]:

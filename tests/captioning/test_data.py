@@ -13,7 +13,7 @@ from nlp182.captioning.builtin import DIGIT_NAMES, digit_pools, digits_splits, m
 from nlp182.captioning.data import load_image
 from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
 from nlp182.captioning.vocab import EOS_ID, UNK_ID, CaptionVocab, tokenize
-from nlp182.errors import FileFormatError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 
 
 def test_digit_pools_share_no_scan() -> None:
@@ -135,3 +135,26 @@ def test_load_image_always_gives_rgb_floats(tmp_path: Path) -> None:
     Image.fromarray(np.full((7, 9), 255, dtype=np.uint8)).save(tmp_path / "grey.png")
     pixels = load_image(tmp_path / "grey.png", 12)
     assert pixels.shape == (3, 12, 12) and torch.allclose(pixels, torch.ones_like(pixels))
+
+
+def test_a_bom_a_null_filepath_16_bit_images_and_no_train_image(karpathy: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from nlp182.captioning.config import CaptionConfig
+    from nlp182.captioning.train import load_splits
+
+    document = json.loads(karpathy.read_text())
+    document["images"][0]["filepath"] = None  # as some exports write "no subfolder"
+    karpathy.write_bytes(b"\xef\xbb\xbf" + json.dumps(document).encode())  # a Windows editor's BOM
+    splits = read_karpathy(karpathy, karpathy.parent / "images")
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [2, 1, 1]
+    levels = (np.arange(16 * 16).reshape(16, 16) % 256).astype(np.uint16)
+    Image.fromarray(levels * 257).save(tmp_path / "deep.png")  # 16-bit grey: I;16
+    Image.fromarray(levels.astype(np.uint8)).save(tmp_path / "flat.png")
+    torch.testing.assert_close(load_image(tmp_path / "deep.png", 16), load_image(tmp_path / "flat.png", 16))
+    for entry in document["images"]:
+        entry["split"] = "test"
+    karpathy.write_text(json.dumps(document))
+    config = CaptionConfig(data=str(karpathy), images=str(karpathy.parent / "images"))
+    with pytest.raises(InvalidInputError, match="no image is in the train"):
+        load_splits(config)

@@ -84,3 +84,17 @@ def test_split_pairs_is_a_seeded_partition() -> None:
     assert split_pairs(pairs, 0.1, 0.05, seed=1) == (train, valid, test)
     with pytest.raises(InvalidInputError):
         split_pairs(pairs[:2], 0.5, 0.4)
+
+
+def test_pairs_that_share_a_source_stay_in_one_split_and_a_bom_is_not_text(tmp_path) -> None:
+    pairs = [("a b", "b a"), ("c d", "d c"), ("e f", "f e"), ("g h", "h g")] * 40 + [("g h", "h  g")]
+    train, valid, test = split_pairs(pairs, 0.05, 0.05, seed=0)
+    assert not {s for s, _ in train} & {s for s, _ in valid + test}  # nothing held out was trained on
+    assert not {s for s, _ in valid} & {s for s, _ in test} and len(train + valid + test) == len(pairs)
+    with pytest.raises(InvalidInputError, match="only 2 distinct sources"):
+        split_pairs(pairs[:2] * 10, 0.1, 0.1)
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffsrc\ttgt\nabc\tcba\n".encode())
+    assert read_tsv(path, source_column="src", target_column="tgt") == [("abc", "cba")]
+    path.write_bytes("\ufeffabc\tcba\n".encode())
+    assert read_tsv(path) == [("abc", "cba")]

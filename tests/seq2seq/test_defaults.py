@@ -66,11 +66,19 @@ def test_a_spelling_tsv_is_read_letter_by_letter_and_sized_from_its_pairs() -> N
     )
     assert config.batch_size == 16  # 300 / 50 = 6, raised to the floor of 16
     assert chosen["embed_dim"] == "64 (14 distinct tokens on the larger side <= 5000)"  # w o r d 0-9, letters
-    assert config.max_len == 11 and "longest training target (4 words)" in chosen["max_len"]
+    assert config.max_len == 11 and "longest training target (4 word tokens)" in chosen["max_len"]
     line = summary_line("g2p.tsv", chosen)
     assert (
         line.startswith("seq2seq defaults chosen from the data: source_tokenizer char (") and "\n" not in line
     )
+
+
+def test_max_len_counts_the_tokens_the_decoder_emits() -> None:
+    """"2002 01 20" is 3 words but 11 tokens (digits split, a word-start mark before each word):
+    a length counted in words would cut every output short and score 0."""
+    pairs = [(f"{d} Jan 2002", f"2002 01 {d:02d}") for d in range(1, 29)] * 11
+    config, chosen = _settled("--data", "dates.tsv", pairs=pairs)
+    assert config.max_len == 22 and "longest training target (11 word tokens)" in chosen["max_len"]
 
 
 def test_the_vocabulary_is_counted_as_the_tokenizer_splits_it() -> None:

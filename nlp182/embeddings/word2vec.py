@@ -393,6 +393,12 @@ def resolve_kernel(config: Word2VecConfig, device: torch.device) -> str:
         if device.type != "cpu":
             raise InvalidInputError(f"kernel 'native' runs on the CPU only, not on {device.type}")
         native.library()  # raises NativeKernelUnavailable with the compiler's message
+        if not _fits_native(config):
+            max_window, max_negative = native.limits()
+            raise InvalidInputError(
+                f"kernel 'native' takes window <= {max_window} and negative <= {max_negative} (got "
+                f"{config.window} and {config.negative}); --kernel batched takes any"
+            )
         return "native"
     if config.kernel == "triton":
         triton_sgns = _triton_module()
@@ -414,9 +420,18 @@ def resolve_kernel(config: Word2VecConfig, device: torch.device) -> str:
     if device.type != "cpu":
         return "batched"
     if native.available():
-        return "native"
+        if _fits_native(config):
+            return "native"
+        log.warning("window %d / negative %d is past the C kernel's buffers; using the batched PyTorch "
+                    "step", config.window, config.negative)
+        return "batched"
     log.warning("no C compiler for the native word2vec kernel; using the batched PyTorch step")
     return "batched"
+
+
+def _fits_native(config: Word2VecConfig) -> bool:
+    max_window, max_negative = native.limits()
+    return config.window <= max_window and config.negative <= max_negative
 
 
 def _triton_module() -> Any:

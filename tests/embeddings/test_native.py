@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -143,6 +144,18 @@ def test_without_a_compiler_auto_falls_back_and_native_says_why(monkeypatch, tmp
         native.library.cache_clear()
     assert resolve_kernel(Word2VecConfig(), torch.device("cpu")) == "native"
     assert resolve_backend(Word2VecConfig(backend="auto", device="cpu")) == "torch"
+
+
+def test_a_window_past_the_c_kernel_goes_to_the_batched_step_or_says_so(caplog) -> None:
+    if not native.available():
+        pytest.skip("no C compiler: the native kernel is never chosen here")
+    max_window, max_negative = native.limits()
+    wide = Word2VecConfig(window=max_window + 1)
+    assert resolve_kernel(wide, torch.device("cpu")) == "batched"  # auto: gensim takes any window too
+    assert "past the C kernel's buffers" in caplog.text
+    with pytest.raises(InvalidInputError, match="--kernel batched takes any"):
+        resolve_kernel(dataclasses.replace(wide, kernel="native"), torch.device("cpu"))
+    assert resolve_kernel(Word2VecConfig(negative=max_negative), torch.device("cpu")) == "native"
 
 
 def test_a_broken_build_leaves_no_library_behind(monkeypatch, tmp_path) -> None:

@@ -128,6 +128,11 @@ class _Guarded(io.RawIOBase):
         super().close()
 
 
+def compressed(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a ``.gz``/``.dz``/``.bz2`` stream, whatever the case (``corpus.txt.GZ``)."""
+    return Path(path).suffix.lower() in GZIP_SUFFIXES + BZIP2_SUFFIXES
+
+
 def open_bounded(
     path: str | os.PathLike[str],
     max_ratio: float = MAX_RATIO,
@@ -140,12 +145,12 @@ def open_bounded(
         raise MissingFileError(f"{path} does not exist")
     if max_ratio < 1 or max_total < 1:
         raise InvalidInputError(f"max_ratio and max_total must be >= 1, got {max_ratio} and {max_total}")
-    suffix = path.suffix.lower()  # corpus.txt.GZ is gzip too
-    if suffix not in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+    if not compressed(path):
         return path.open("rb")
     counting = _Counting(path.open("rb"))  # type: ignore[arg-type]
     buffered = io.BufferedReader(counting, SKIP_CHUNK)
-    inner = gzip.GzipFile(fileobj=buffered) if suffix in GZIP_SUFFIXES else bz2.BZ2File(buffered)
+    gzipped = path.suffix.lower() in GZIP_SUFFIXES
+    inner = gzip.GzipFile(fileobj=buffered) if gzipped else bz2.BZ2File(buffered)
     guarded = _Guarded(inner, counting, str(path), max_ratio, max_total)  # type: ignore[arg-type]
     return io.BufferedReader(guarded, SKIP_CHUNK)  # type: ignore[return-value]
 

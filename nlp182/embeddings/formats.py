@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from nlp182.bounded import BZIP2_SUFFIXES, GZIP_SUFFIXES, RATIO_FLOOR, BoundedLines, ReadLimits, mib
+from nlp182.bounded import RATIO_FLOOR, BoundedLines, ReadLimits, compressed, mib
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, TruncatedFileError
 from nlp182.io import atomic_open
 from nlp182.progress import progress
@@ -67,7 +67,7 @@ def open_binary(path: str | os.PathLike[str], limits: ReadLimits | None = None) 
 def capacity(path: str | os.PathLike[str], limits: ReadLimits) -> int:
     """The most bytes ``path`` can yield: its size, or for a compressed file what the caps allow."""
     size = Path(path).stat().st_size
-    if Path(path).suffix.lower() not in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+    if not compressed(path):
         return size
     return min(limits.max_total, max(RATIO_FLOOR, math.ceil(size * limits.max_ratio)))
 

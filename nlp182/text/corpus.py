@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nlp182.bounded import BZIP2_SUFFIXES, GZIP_SUFFIXES, ReadLimits
+from nlp182.bounded import ReadLimits, compressed
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import check_input_file
 from nlp182.text.records import TEXT_SNIFF_BYTES, json_records, parquet_records, text_problem, text_records
@@ -59,7 +59,7 @@ class CorpusSource:
         if self.fmt != "auto":
             return self.fmt
         path = Path(self.path)
-        if path.suffix.lower() in GZIP_SUFFIXES + BZIP2_SUFFIXES:
+        if compressed(path):
             path = path.with_suffix("")
         return _EXTENSION_FORMATS.get(path.suffix.lower(), "plain")
 
@@ -103,8 +103,7 @@ class CorpusSource:
 
     def compressed(self) -> bool:
         """Whether the corpus is a ``.gz``/``.bz2`` plain file (read decompressed, in one stream)."""
-        suffix = Path(self.path).suffix.lower()
-        return self.resolved_format() == "plain" and suffix in GZIP_SUFFIXES + BZIP2_SUFFIXES
+        return self.resolved_format() == "plain" and compressed(self.path)
 
     def lines(self) -> Iterator[str]:
         """Stream the text of the corpus, one line (sentence or document) at a time; a plain file's

@@ -523,9 +523,7 @@ class Vectors:
     def _unit_now(self, keys: Sequence[Key]) -> np.ndarray:
         """``(n, D)`` unit vectors of ``keys`` from the rows as they are now (zero rows stay zero),
         not from cached norms: an edit of ``vectors`` in place is seen, as gensim's pointwise calls see it."""
-        block = np.array(self.vectors[[self.get_index(key) for key in keys]], dtype=np.float32)
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
-        return block / np.where(norms == 0, 1, norms)
+        return query.as_queries(self.vectors[[self.get_index(key) for key in keys]], self.dim)
 
     def similarity(self, w1: Key, w2: Key) -> float:
         """Cosine similarity of two keys."""
@@ -558,7 +556,8 @@ class Vectors:
         else:
             unit = query.as_queries(word_or_vector, self.dim)[0]
         if not other_words:
-            self.fill_norms(force=True)  # every row is read anyway: as fresh as gensim's
+            if self.vectors.flags.writeable:  # rows edited in place since the norms: as fresh as gensim's
+                self.fill_norms(force=True)
             return 1.0 - query.all_scores(self.rows, unit)
         return 1.0 - self._unit_now(other_words) @ unit
 

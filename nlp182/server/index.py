@@ -20,6 +20,7 @@ import faiss
 import numpy as np
 
 from nlp182.embeddings.formats import first_nonfinite_row
+from nlp182.embeddings.query import as_queries
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, ShapeError
 from nlp182.io import atomic_open, atomic_write_json, check_input_file, read_json
@@ -262,9 +263,7 @@ def _check_rows(unit: np.ndarray, vectors: Vectors, path: Path) -> None:
     if bad is not None:
         raise FileFormatError(f"{path}: row {bad} holds NaN or inf; the file is damaged, rebuild it")
     sample = np.unique(np.linspace(0, len(unit) - 1, min(len(unit), CHECKED_ROWS)).astype(np.int64))
-    rows = np.asarray(vectors.vectors[sample], dtype=np.float32)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    expected = rows / np.where(norms == 0, 1, norms)
+    expected = as_queries(vectors.vectors[sample], vectors.dim)  # unit rows, zero rows kept zero
     differs = np.flatnonzero(np.abs(unit[sample] - expected).max(axis=1) > 1e-4)
     if differs.size:
         row = int(sample[differs[0]])

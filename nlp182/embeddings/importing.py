@@ -95,8 +95,8 @@ def import_vectors(
             _require_words(loaded, given)
             vectors = Vectors(loaded.words, loaded.vectors, loaded.counts)  # checks the words
             atomic_write_text(staging / VOCAB_FILE, "".join(f"{word}\n" for word in vectors.words))
-        if loaded.counts is not None:
-            Vocabulary(loaded.words, loaded.counts, int(loaded.counts.sum())).save(staging / COUNTS_FILE)
+            if loaded.counts is not None:  # Vectors.save writes them on the other branch
+                Vocabulary(loaded.words, loaded.counts, int(loaded.counts.sum())).save(staging / COUNTS_FILE)
         config = {"method": "import", "source": str(source), "format": kind, "limit": limit,
                   "words": len(vectors), "dim": vectors.dim}
         atomic_write_json(staging / CONFIG_FILE, config)

@@ -1,9 +1,12 @@
 """Multi-head attention with the parameter layout of ``torch.nn.MultiheadAttention``.
 
-The parameters are named and shaped as in PyTorch (``in_proj_weight`` ``(3E, E)``,
-``in_proj_bias`` ``(3E,)``, ``out_proj``), so ``load_state_dict`` moves weights either way and
-the two give the same outputs. Each head runs through :func:`scaled_dot_product`, i.e. the fused
-kernel unless weights are asked for.
+The parameters are named and shaped as in PyTorch (``in_proj_weight`` ``(3E, E)``, or
+``q_proj_weight`` / ``k_proj_weight`` / ``v_proj_weight`` when keys or values have their own sizes;
+``in_proj_bias`` ``(3E,)``, ``out_proj``), so ``load_state_dict`` moves weights either way and the
+two give the same outputs. ``forward`` takes PyTorch's keywords too (``key_padding_mask``,
+``attn_mask``, ``average_attn_weights``, ``is_causal``), but ``need_weights`` defaults to ``False``
+as in every module of this package (PyTorch's default is ``True``). Each head runs through
+:func:`scaled_dot_product`, i.e. the fused kernel unless weights are asked for.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class MultiHeadAttention(nn.Module):
         bias: learn biases in the input and output projections.
         batch_first: inputs and outputs are ``(B, T, E)`` (the default, as everywhere in this
             package); ``False`` takes ``(T, B, E)``, PyTorch's default layout.
+        kdim, vdim: sizes of keys and values (default ``E``); either one other than ``E`` gives
+            separate ``q/k/v_proj_weight`` parameters, as in PyTorch.
+        device, dtype: where and how the parameters are made, as in PyTorch's modules.
     """
 
     def __init__(
@@ -38,24 +44,48 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         batch_first: bool = True,
+        *,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
             raise InvalidInputError(f"num_heads ({num_heads}) must divide embed_dim ({embed_dim}), both > 0")
         if not 0.0 <= dropout < 1.0:
             raise InvalidInputError(f"dropout must be in [0, 1), got {dropout}")
-        self.embed_dim = embed_dim
+        kdim = embed_dim if kdim is None else kdim
+        vdim = embed_dim if vdim is None else vdim
+        if kdim <= 0 or vdim <= 0:
+            raise InvalidInputError(f"kdim and vdim must be > 0, got {kdim} and {vdim}")
+        self.embed_dim, self.kdim, self.vdim = embed_dim, kdim, vdim
         self.num_heads = num_heads
         self.dropout = dropout
         self.batch_first = batch_first
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
-        self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim)) if bias else None
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        made = {"device": device, "dtype": dtype}
+        self.shared_projection = kdim == embed_dim and vdim == embed_dim
+        if self.shared_projection:
+            self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **made))
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        else:
+            self.register_parameter("in_proj_weight", None)
+            self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim, **made))
+            self.k_proj_weight = nn.Parameter(torch.empty(embed_dim, kdim, **made))
+            self.v_proj_weight = nn.Parameter(torch.empty(embed_dim, vdim, **made))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **made)) if bias else None
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **made)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialise as PyTorch does: Xavier-uniform input projection, zero biases."""
-        nn.init.xavier_uniform_(self.in_proj_weight)
+        """Initialise as PyTorch does: Xavier-uniform input projections, zero biases."""
+        if self.shared_projection:
+            nn.init.xavier_uniform_(self.in_proj_weight)
+        else:
+            for weight in (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+                nn.init.xavier_uniform_(weight)
         if self.in_proj_bias is not None:
             nn.init.zeros_(self.in_proj_bias)
             nn.init.zeros_(self.out_proj.bias)
@@ -63,11 +93,18 @@ class MultiHeadAttention(nn.Module):
     def _project(
         self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        weight, bias = self.in_proj_weight, self.in_proj_bias
+        bias = self.in_proj_bias
+        b_q, b_k, b_v = bias.chunk(3) if bias is not None else (None, None, None)
+        if not self.shared_projection:
+            return (
+                F.linear(query, self.q_proj_weight, b_q),
+                F.linear(keys, self.k_proj_weight, b_k),
+                F.linear(values, self.v_proj_weight, b_v),
+            )
+        weight = self.in_proj_weight
         if query is keys and keys is values:  # self-attention: one matmul
             return F.linear(query, weight, bias).chunk(3, dim=-1)
         w_q, w_k, w_v = weight.chunk(3)
-        b_q, b_k, b_v = bias.chunk(3) if bias is not None else (None, None, None)
         if keys is values:
             k, v = F.linear(
                 keys, torch.cat([w_k, w_v]), None if bias is None else torch.cat([b_k, b_v])
@@ -91,17 +128,20 @@ class MultiHeadAttention(nn.Module):
         average_weights: bool = True,
         key_padding_mask: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
+        average_attn_weights: bool | None = None,
+        is_causal: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attend from query ``(B, Tq, E)`` to keys ``(B, Tk, E)`` and values ``(B, Tk, E)``.
+        """Attend from query ``(B, Tq, E)`` to keys ``(B, Tk, kdim)`` and values ``(B, Tk, vdim)``.
 
         With ``batch_first=False`` the three are ``(T, B, E)`` and so is the context.
 
         Args:
             mask: bool broadcastable to ``(B, Tq, Tk)`` (e.g. ``(B, 1, Tk)`` key padding or
                 ``(Tq, Tk)``), or ``(B, H, Tq, Tk)`` per head; ``True`` = attend.
-            causal: forbid keys after the query position.
+            causal: forbid keys after the query position (``is_causal``, PyTorch's name, too).
             need_weights: compute weights; ``(B, Tq, Tk)`` averaged over heads when
-                ``average_weights`` else ``(B, H, Tq, Tk)``; ``None`` otherwise.
+                ``average_weights`` (or PyTorch's ``average_attn_weights``) else ``(B, H, Tq, Tk)``;
+                ``None`` otherwise (the fused kernel runs). PyTorch's default is ``True``.
             key_padding_mask: PyTorch's convention, ``(B, Tk)`` with ``True`` (or ``-inf``) = a
                 padding key to ignore.
             attn_mask: PyTorch's convention, ``(Tq, Tk)`` or ``(B * H, Tq, Tk)`` with ``True`` (or
@@ -114,9 +154,14 @@ class MultiHeadAttention(nn.Module):
         if not self.batch_first:
             query, keys, values = (t.transpose(0, 1) if t.dim() == 3 else t for t in (query, keys, values))
         check_inputs(query, keys, values)
-        for name, tensor in (("query", query), ("keys", keys), ("values", values)):
-            if tensor.shape[-1] != self.embed_dim:
-                raise ShapeError(f"{name} has size {tensor.shape[-1]}, expected embed_dim={self.embed_dim}")
+        expected = (("query", query, "embed_dim", self.embed_dim), ("keys", keys, "kdim", self.kdim),
+                    ("values", values, "vdim", self.vdim))
+        for name, tensor, size_name, size in expected:
+            if tensor.shape[-1] != size:
+                raise ShapeError(f"{name} has size {tensor.shape[-1]}, expected {size_name}={size}")
+        if average_attn_weights is not None:
+            average_weights = average_attn_weights
+        causal = causal or is_causal
         mask = merge_masks(
             self._head_mask(mask, query, keys),
             self._torch_padding_mask(key_padding_mask, keys),
@@ -174,6 +219,7 @@ class MultiHeadAttention(nn.Module):
         return (
             f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
             f"batch_first={self.batch_first}"
+            + ("" if self.shared_projection else f", kdim={self.kdim}, vdim={self.vdim}")
         )
 
 

@@ -311,3 +311,42 @@ def test_wrong_feature_sizes_raise_shape_errors_naming_the_size() -> None:
     with pytest.raises(ShapeError, match=r"mask of shape \(4, 3, 5\)"):
         wrong_batch = torch.ones(4, 3, 5, dtype=torch.bool)
         MultiHeadAttention(8, 2)(torch.randn(3, 4, 8), torch.randn(3, 5, 8), mask=wrong_batch)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_with_own_key_and_value_sizes_matches_torch(batch_first: bool) -> None:
+    """``kdim``/``vdim`` give torch's separate ``q/k/v_proj_weight``; state dicts move both ways."""
+    embed, heads, kdim, vdim, b, tq, tk = 8, 2, 5, 3, 3, 4, 6
+    reference = torch.nn.MultiheadAttention(
+        embed, heads, kdim=kdim, vdim=vdim, batch_first=batch_first, dtype=torch.float64
+    ).eval()
+    ours = MultiHeadAttention(
+        embed, heads, batch_first=batch_first, kdim=kdim, vdim=vdim, dtype=torch.float64
+    )
+    assert set(ours.state_dict()) == set(reference.state_dict())
+    ours.load_state_dict(reference.state_dict())
+    q, k, v = _inputs(b, tq, tk, embed, kdim, vdim)
+    if not batch_first:
+        q, k, v = (t.transpose(0, 1) for t in (q, k, v))
+    padding = torch.zeros(b, tk, dtype=torch.bool)
+    padding[0, 4:] = True
+    ref_out, ref_weights = reference(q, k, v, key_padding_mask=padding, average_attn_weights=False)
+    out, weights = ours(q, k, v, key_padding_mask=padding, need_weights=True, average_attn_weights=False)
+    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(weights, ref_weights, atol=1e-12, rtol=1e-12)
+    reference.load_state_dict(MultiHeadAttention(embed, heads, kdim=kdim, vdim=vdim).double().state_dict())
+    with pytest.raises(ShapeError, match="kdim=5"):
+        ours(q, v, v)
+
+
+def test_multihead_is_causal_is_the_causal_flag() -> None:
+    """PyTorch's ``is_causal`` (given with its causal ``attn_mask``) gives torch's answer here too."""
+    embed, heads, t = 8, 2, 5
+    reference = torch.nn.MultiheadAttention(embed, heads, batch_first=True).double().eval()
+    ours = MultiHeadAttention(embed, heads).double().eval()
+    ours.load_state_dict(reference.state_dict())
+    x = _inputs(2, t, t, embed, embed, embed)[0]
+    upper = torch.ones(t, t, dtype=torch.bool).triu(1)
+    ref_out, _ = reference(x, x, x, attn_mask=upper, is_causal=True, need_weights=False)
+    torch.testing.assert_close(ours(x, x, x, is_causal=True)[0], ref_out, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(ours(x, x, x, causal=True)[0], ref_out, atol=1e-12, rtol=1e-12)

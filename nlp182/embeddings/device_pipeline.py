@@ -176,7 +176,7 @@ def train_on_device(
     progress = _Progress(bar, model.device)
     done, loss, position = 0, math.nan, 0
     for epoch in range(config.epochs):
-        stats = torch.zeros(2, dtype=torch.float32, device=model.device)
+        stats = torch.zeros(2, dtype=torch.float64, device=model.device)
         for chunk in chunks if resident else device_chunks(corpus, model.device, rank, size):
             drawn = centres(chunk, model)
             n = chunk.ids.shape[0]

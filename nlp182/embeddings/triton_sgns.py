@@ -39,6 +39,9 @@ import triton.language as tl
 from nlp182.errors import ShapeError
 
 MAX_EXP = 6.0
+# what the kernel reads: compiled Triton takes module globals only as constexpr (the interpreter
+# takes any, so only a compile, as tests/embeddings/test_triton_compile.py runs, tells them apart)
+_MAX_EXP = tl.constexpr(MAX_EXP)
 #: Centres each program walks in order. Larger blocks mean fewer programs and less concurrency in
 #: the Hogwild updates; smaller ones, more launch-grid overhead.
 CENTRES_PER_PROGRAM = 64
@@ -61,7 +64,7 @@ def _window_kernel(
     ids, sentences, reach,  # (N,) int32: kept tokens, their sentence numbers, each centre's reach
     noise,  # (N, K) int32 noise words of each centre
     count_ptr,  # (1,) int64: kept tokens (positions from here on are padding)
-    stats,  # (2,) float32: summed loss and examples, accumulated
+    stats,  # (2,) float64: summed loss and examples, accumulated (float32 would round past 2^24)
     first, last,  # the positions [first, last) of this launch
     alpha_start, alpha_end, dim, negative,
     WINDOW: tl.constexpr, CONTEXT_BLOCK: tl.constexpr, OUT_BLOCK: tl.constexpr,
@@ -112,7 +115,7 @@ def _window_kernel(
         if CBOW:
             hidden = tl.sum(in_rows, axis=0) / tl.maximum(used, 1).to(tl.float32)  # (D,)
             score = tl.sum(out_rows * hidden[None, :], axis=1)  # (O,)
-            ok = out_ok & (tl.abs(score) < MAX_EXP)
+            ok = out_ok & (tl.abs(score) < _MAX_EXP)
             g = tl.where(ok, (label - tl.sigmoid(score)) * alpha, 0.0)
             loss += tl.sum(tl.where(ok, tl.log(1.0 + tl.exp(-sign * score)), 0.0), axis=0)
             hidden_step = tl.sum(g[:, None] * out_rows, axis=0)  # (D,)
@@ -122,7 +125,7 @@ def _window_kernel(
             examples += (used > 0).to(tl.float32)
         else:
             score = tl.dot(in_rows, tl.trans(out_rows), input_precision="ieee")  # (C, O)
-            ok = ctx_ok[:, None] & out_ok[None, :] & (tl.abs(score) < MAX_EXP)
+            ok = ctx_ok[:, None] & out_ok[None, :] & (tl.abs(score) < _MAX_EXP)
             g = tl.where(ok, (label[None, :] - tl.sigmoid(score)) * alpha, 0.0)
             loss += tl.sum(tl.sum(tl.where(ok, tl.log(1.0 + tl.exp(-sign[None, :] * score)), 0.0), axis=1),
                            axis=0)
@@ -133,8 +136,8 @@ def _window_kernel(
             examples += used.to(tl.float32)
         # the next centre reads rows this one wrote, possibly through other threads of the program
         tl.debug_barrier()
-    tl.atomic_add(stats, loss, sem="relaxed")
-    tl.atomic_add(stats + 1, examples, sem="relaxed")
+    tl.atomic_add(stats, loss.to(tl.float64), sem="relaxed")
+    tl.atomic_add(stats + 1, examples.to(tl.float64), sem="relaxed")
 
 
 def train_centres(
@@ -164,7 +167,7 @@ def train_centres(
         reach: ``(N,)`` int32 window reach of each centre, in ``[1, window]``.
         noise: ``(N, K)`` int32 noise words of each centre.
         count: ``(1,)`` int64 number of kept tokens (on the device: the caller need not wait).
-        stats: ``(2,)`` float32; the summed loss and the number of examples (skip-gram pairs or
+        stats: ``(2,)`` float64; the summed loss and the number of examples (skip-gram pairs or
             CBOW centres) are added to it.
         alpha_start: learning rate at the first kept token (it falls linearly with the position
             over all ``count`` of them).
@@ -183,6 +186,8 @@ def train_centres(
         if tensor.dtype != torch.float32 or not tensor.is_contiguous() or tensor.shape != (size, dim):
             shown = f"{tuple(tensor.shape)} {tensor.dtype}"
             raise ShapeError(f"{name} must be a contiguous float32 ({size}, {dim}) matrix, not {shown}")
+    if stats.dtype != torch.float64 or stats.shape != (2,):
+        raise ShapeError(f"stats must be a (2,) float64 tensor, not {tuple(stats.shape)} {stats.dtype}")
     last = ids.shape[0] if last is None else last
     if last <= first:
         return
@@ -203,5 +208,5 @@ def warm_up(w_in: torch.Tensor, w_out: torch.Tensor, window: int, negative: int,
     one = torch.zeros(1, dtype=torch.int32, device=device)
     noise = torch.zeros(1, negative, dtype=torch.int32, device=device)
     count = torch.zeros(1, dtype=torch.int64, device=device)
-    stats = torch.zeros(2, device=device)
+    stats = torch.zeros(2, dtype=torch.float64, device=device)
     train_centres(w_in, w_out, one, one, one, noise, count, stats, 0.0, 0.0, window, cbow)

@@ -572,7 +572,7 @@ def train_torch(
     kernel = resolve_kernel(config, device)
     with _torch_threads(config.threads):
         model = SGNS(vocab, config, device)
-        compile_seconds = model.warm_up(kernel)
+        kernel, compile_seconds = _warm_up(model, kernel)
         rank, size = distributed.start(device)
         total = vocab.total_words * config.epochs // size  # this process's share
         description = f"word2vec {config.model} ({device.type}, {kernel})" + (
@@ -597,6 +597,24 @@ def train_torch(
         "torch", device.type, seconds, done, done / seconds, loss, compile_seconds, kernel
     )
     return vectors, report
+
+
+def _warm_up(model: SGNS, kernel: str) -> tuple[str, float]:
+    """Compile ``kernel``'s step; returns the kernel that will train and the seconds it took.
+
+    The fused kernel that ``--kernel auto`` chose on CUDA gives way to the batched step, with a
+    warning, when this Triton cannot compile it (a user's run trains either way); asked for by
+    name, its error stands.
+    """
+    try:
+        return kernel, model.warm_up(kernel)
+    except Exception as error:  # Triton's compiler raises its own types, not one base class
+        if kernel != "triton" or model.config.kernel != "auto":
+            raise
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        log.warning("the fused Triton kernel did not compile (%s); training on the batched PyTorch step",
+                    reason)
+        return "batched", model.warm_up("batched")
 
 
 class _TokenLines:

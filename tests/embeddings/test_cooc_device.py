@@ -65,6 +65,7 @@ def test_lsa_on_cuda_counts_on_the_device_as_the_cpu_does(small_corpus) -> None:
     source = CorpusSource(str(small_corpus))
     on_gpu, _, report = train_lsa(source, dataclasses.replace(config, device="cuda"))
     on_cpu, _, cpu_report = train_lsa(source, dataclasses.replace(config, device="cpu"))
-    assert report.nonzeros == cpu_report.nonzeros
+    # float64 sums in another order may tip a PMI of ~1e-16 across the > 0 cut: a few entries at most
+    assert abs(report.nonzeros - cpu_report.nonzeros) <= max(3, cpu_report.nonzeros // 100_000)
     norms = [np.linalg.norm(run.vectors, axis=1) for run in (on_gpu, on_cpu)]
     np.testing.assert_allclose(*norms, rtol=2e-2, atol=1e-3)

@@ -21,6 +21,8 @@ needs_triton_device = pytest.mark.skipif(
     not (torch.cuda.is_available() or triton_sgns.INTERPRETED),
     reason="Triton needs CUDA or TRITON_INTERPRET=1",
 )
+#: Where the kernel runs: compiled on a GPU, or in the interpreter on CPU tensors.
+KERNEL_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _sigmoid(x: float) -> float:
@@ -91,7 +93,7 @@ def test_kernel_in_one_program_equals_sequential_float64_reference(cbow: bool, w
         w_in, w_out, ids, sentences, reach, noise, count, 0.05, 0.01, window, cbow)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tensors = [torch.tensor(a, device=device) for a in (w_in, w_out, ids, sentences, reach, noise)]
-    stats = torch.zeros(2, device=device)
+    stats = torch.zeros(2, dtype=torch.float64, device=device)
     triton_sgns.train_centres(*tensors, torch.tensor([count], device=device), stats, 0.05, 0.01, window, cbow,
                               centres_per_program=n)
     np.testing.assert_allclose(tensors[0].cpu().numpy(), expected_in, rtol=1e-4, atol=1e-5)
@@ -114,18 +116,19 @@ def test_programs_on_disjoint_words_and_launch_pieces_equal_the_reference() -> N
     reach = np.full(16, window, dtype=np.int32)
     expected_in, expected_out, *_ = _reference(w_in, w_out, ids, sentences, reach, noise, 16, 0.05, 0.05,
                                                window, False)
-    tensors = [torch.tensor(a) for a in (w_in, w_out, ids, sentences, reach, noise)]
-    count, stats = torch.tensor([16]), torch.zeros(2)
+    tensors = [torch.tensor(a, device=KERNEL_DEVICE) for a in (w_in, w_out, ids, sentences, reach, noise)]
+    count = torch.tensor([16], device=KERNEL_DEVICE)
+    stats = torch.zeros(2, dtype=torch.float64, device=KERNEL_DEVICE)
     for first, last in ((0, 8), (8, 16)):
         triton_sgns.train_centres(*tensors, count, stats, 0.05, 0.05, window, False, first=first, last=last,
                                   centres_per_program=4)
-    np.testing.assert_allclose(tensors[0].numpy(), expected_in, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(tensors[1].numpy(), expected_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(tensors[0].cpu().numpy(), expected_in, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(tensors[1].cpu().numpy(), expected_out, rtol=1e-4, atol=1e-5)
 
 
 @needs_triton_device
 def test_warm_up_compiles_without_touching_the_weights() -> None:
-    w_in, w_out = torch.randn(10, 8), torch.randn(10, 8)
+    w_in, w_out = torch.randn(10, 8, device=KERNEL_DEVICE), torch.randn(10, 8, device=KERNEL_DEVICE)
     before = (w_in.clone(), w_out.clone())
     triton_sgns.warm_up(w_in, w_out, window=2, negative=3, cbow=False)
     assert torch.equal(w_in, before[0]) and torch.equal(w_out, before[1])
@@ -225,3 +228,27 @@ def test_the_triton_kernel_on_a_cpu_needs_the_interpreter(monkeypatch: pytest.Mo
     monkeypatch.setattr(triton_sgns, "INTERPRETED", False)
     with pytest.raises(InvalidInputError, match="CUDA"):
         resolve_kernel(Word2VecConfig(kernel="triton", device="cpu"), torch.device("cpu"))
+
+
+def test_a_fused_kernel_that_does_not_compile_gives_way_when_auto_chose_it(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--kernel auto`` on CUDA with a Triton that cannot build the kernel still trains (batched,
+    one warning); ``--kernel triton`` named by the user keeps the compiler's error."""
+    from nlp182.embeddings import word2vec
+
+    def refuse(*_args: object) -> None:
+        raise RuntimeError("CompilationError at 67:70: unsupported\nmore detail")
+
+    monkeypatch.setattr(triton_sgns, "warm_up", refuse)
+    monkeypatch.setattr(word2vec, "resolve_kernel", lambda config, device: "triton")
+    path = tmp_path / "text.txt"
+    path.write_text("a b c d e f a b c d\n" * 20, encoding="utf-8")
+    config = Word2VecConfig(vector_size=8, epochs=1, min_count=1, threads=1, device="cpu")
+    with caplog.at_level("WARNING", logger="nlp182.embeddings.word2vec"):
+        vectors, _, report = train_word2vec(CorpusSource(str(path)), config)
+    assert report.kernel == "batched" and len(vectors) == 6
+    assert "did not compile (CompilationError at 67:70: unsupported)" in caplog.text
+    with pytest.raises(RuntimeError, match="CompilationError"):
+        train_word2vec(CorpusSource(str(path)), Word2VecConfig(vector_size=8, epochs=1, min_count=1,
+                                                               kernel="triton", device="cpu"))

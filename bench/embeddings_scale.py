@@ -481,6 +481,16 @@ def _print_summary(summary: dict) -> None:
               f"WS353 {row['wordsim353_spearman']:.3f}")  # fmt: skip
 
 
+def gensim_available() -> bool:
+    """Whether gensim imports here: its wheel carried without ``smart_open`` is found by
+    ``importlib`` but fails to import."""
+    try:
+        import gensim  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_result(result: dict, name: str, folder: Path = RESULTS) -> Path:
     """Write ``<folder>/<name>.json`` atomically."""
     from nlp182.io import atomic_write_json

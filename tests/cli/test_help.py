@@ -66,3 +66,12 @@ def test_a_group_alone_lists_its_commands(capsys: pytest.CaptureFixture[str]) ->
         main(["optim"])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1 and "plot" in err[0]
+
+
+def test_python_dash_m_nlp182_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "nlp182", "neighbors", "/no/such/run", "king"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("nlp182: error:"), done.stderr

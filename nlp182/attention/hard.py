@@ -107,7 +107,9 @@ class ReinforceLoss(nn.Module):
 
     ``loss = -mean((reward - b) * log_prob) - entropy_weight * mean(entropy)``, where ``b`` is an
     exponential moving average of past mean rewards (``b <- momentum * b + (1 - momentum) *
-    mean(reward)``, updated after each training call; the first call sets ``b`` to the batch mean).
+    mean(reward)``, updated after each training call). The first call has no average yet: each
+    sample's ``b`` is the mean reward of the others in its batch (an unbiased baseline), and the
+    average starts at the batch mean. The average is saved with the module's state (a buffer).
     Minimising it follows the policy-gradient estimate; the reward carries no gradient.
 
     Args:
@@ -132,10 +134,15 @@ class ReinforceLoss(nn.Module):
                 f"{tuple(entropy.shape)} must have the same shape"
             )
         reward = reward.detach().to(log_prob.dtype)
+        baseline: torch.Tensor = self.baseline
         if not bool(self.initialized):
+            # no average yet: each sample is measured against the mean of the others (leave one
+            # out), since a baseline that holds the sample's own reward biases the gradient by 1 - 1/B
+            count = reward.numel()
+            baseline = (reward.sum() - reward) / (count - 1) if count > 1 else torch.zeros_like(reward)
             self.baseline.fill_(reward.mean().item())
             self.initialized.fill_(True)
-        advantage = reward - self.baseline
+        advantage = reward - baseline
         loss = -(advantage * log_prob).mean() - self.entropy_weight * entropy.mean()
         if self.training:
             self.baseline.mul_(self.momentum).add_((1 - self.momentum) * reward.mean())

@@ -105,6 +105,7 @@ class CaptionLoss(nn.Module):
         parts = {"cross_entropy": float(cross_entropy.detach())}
         unwrapped = getattr(model, "module", model)
         if unwrapped.decoder.hard:
+            self.reinforce.train(training)  # validation batches leave the moving baseline alone
             log_likelihood = -(token_nll * real).sum(dim=1)
             policy = self.reinforce(
                 (out.log_prob * real).sum(dim=1),

@@ -262,6 +262,8 @@ class Trainer:
                                "best_epoch": self.best_epoch, "best_time_s": self.best_time_s},
             "clock": self._clock,
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            # a loss with state of its own (REINFORCE's moving baseline) goes on where it was too
+            "loss": self.loss_fn.state_dict() if isinstance(self.loss_fn, nn.Module) else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -288,6 +290,8 @@ class Trainer:
         self._best_state = None  # read back from best.safetensors when fit ends
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
+        if isinstance(self.loss_fn, nn.Module) and state.get("loss") is not None:
+            self.loss_fn.load_state_dict(state["loss"])
         restore_rng_state(state["rng"])
 
     # ------------------------------------------------------------------ the loop

@@ -53,11 +53,12 @@ def test_reinforce_loss_matches_hand_computation() -> None:
     loss_fn = ReinforceLoss(momentum=0.5, entropy_weight=0.1)
     log_prob = torch.tensor([-1.0, -2.0], requires_grad=True)
     entropy = torch.tensor([0.5, 0.3])
-    # First batch: the baseline starts at the mean reward (0.5), so the advantages are +-0.5.
+    # First batch: each sample against the others' mean (leave one out), so the advantages are
+    # 1 - 0 and 0 - 1; the moving baseline then starts at the batch mean (0.5).
     loss = loss_fn(log_prob, torch.tensor([1.0, 0.0]), entropy)
-    assert loss.item() == pytest.approx(-(0.5 * -1.0 + -0.5 * -2.0) / 2 - 0.1 * 0.4)
+    assert loss.item() == pytest.approx(-(1.0 * -1.0 + -1.0 * -2.0) / 2 - 0.1 * 0.4)
     loss.backward()
-    torch.testing.assert_close(log_prob.grad, torch.tensor([-0.25, 0.25]))
+    torch.testing.assert_close(log_prob.grad, torch.tensor([-0.5, 0.5]))
     assert loss_fn.baseline.item() == pytest.approx(0.5)
     # Second batch: advantages against b = 0.5, then b <- 0.5 * 0.5 + 0.5 * 1.0.
     loss = loss_fn(log_prob, torch.tensor([1.0, 1.0]), entropy)
@@ -65,6 +66,27 @@ def test_reinforce_loss_matches_hand_computation() -> None:
     assert loss_fn.baseline.item() == pytest.approx(0.75)
     with pytest.raises(InvalidInputError):
         loss_fn(log_prob, torch.ones(3), entropy)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_the_first_reinforce_batch_is_unbiased(batch: int) -> None:
+    """The expected gradient of the first call, over every batch of ``batch`` draws from a
+    categorical policy, is the exact gradient of the expected reward (a baseline holding the
+    sample's own reward would give ``1 - 1/B`` of it, and nothing at ``B = 1``)."""
+    import itertools
+
+    logits = torch.tensor([0.3, -0.5, 1.0, 0.1], dtype=torch.float64, requires_grad=True)
+    reward = torch.tensor([11.0, 8.0, 10.5, 13.0], dtype=torch.float64)
+    probs = torch.softmax(logits, 0)
+    exact = torch.autograd.grad(-(probs * reward).sum(), logits)[0]
+    expected = torch.zeros(4, dtype=torch.float64)
+    for draws in itertools.product(range(4), repeat=batch):
+        chosen = list(draws)
+        loss = ReinforceLoss(entropy_weight=0.0)(
+            torch.log_softmax(logits, 0)[chosen], reward[chosen], torch.zeros(batch, dtype=torch.float64)
+        )
+        expected += probs[chosen].prod().detach() * torch.autograd.grad(loss, logits)[0]
+    torch.testing.assert_close(expected, exact, rtol=1e-12, atol=1e-12)
 
 
 def _pointer_batch(batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from nlp182 import cli
 from nlp182.captioning import train as caption_train
 from nlp182.captioning.synthetic import write_user_set
+from nlp182.train.checkpoint import load_checkpoint
 
 #: A captioner small enough to train a few epochs in seconds; every default part stays on
 #: (pre-training, word curriculum, weight average, batch-norm recalibration, data-chosen monitor).
@@ -55,3 +56,21 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["chosen"] == chosen and len(metrics["history"]) == 4
     assert cli.main(["train", "caption", "--out", str(tmp_path / "none"), "--resume"]) == 2
+
+
+def test_hard_attention_resumes_with_its_reinforce_baseline(tmp_path: Path, interrupt_after_epoch) -> None:
+    """The REINFORCE baseline is state of the loss, not of the model: the checkpoint carries it, so
+    the last checkpoint of a resumed run equals the uninterrupted run's, tensor for tensor."""
+    data = write_user_set(tmp_path / "data", 16, 4, 4, size=24, seed=1)
+    straight, out = tmp_path / "straight", tmp_path / "interrupted"
+    hard = [*TINY, "--attention", "hard"]
+    assert cli.main(["train", "caption", "--data", str(data), "--out", str(straight), *hard]) == 0
+    lift = interrupt_after_epoch(2)
+    assert cli.main(["train", "caption", "--data", str(data), "--out", str(out), *hard]) == 130
+    lift()
+    assert cli.main(["train", "caption", "--out", str(out), "--resume", "--no-progress"]) == 0
+    paths = [sorted((run / "train" / "checkpoints").glob("step-*"))[-1] for run in (straight, out)]
+    assert "reinforce.baseline" in load_checkpoint(paths[0])["loss"]
+    last = [load_file(path) for path in paths]
+    assert last[0].keys() == last[1].keys()
+    assert [k for k in last[0] if not torch.equal(last[0][k], last[1][k])] == []

@@ -21,6 +21,7 @@ result is never empty.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -102,9 +103,10 @@ class Search(ABC):
     @abstractmethod
     def search(
         self, decoder: StepDecoder, memory: EncodedMemory, *, bos_id: int, eos_id: int, max_len: int,
-        need_weights: bool,
+        need_weights: bool, banned: Sequence[int] = (),
     ) -> list[Hypothesis]:
-        """One :class:`Hypothesis` per row of ``memory`` (``B`` rows); ``max_len`` >= 1 steps at most."""
+        """One :class:`Hypothesis` per row of ``memory`` (``B`` rows); ``max_len`` >= 1 steps at most;
+        the ``banned`` token ids are never emitted."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Greedy(Search):
     @torch.no_grad()
     def search(
         self, decoder: StepDecoder, memory: EncodedMemory, *, bos_id: int, eos_id: int, max_len: int,
-        need_weights: bool,
+        need_weights: bool, banned: Sequence[int] = (),
     ) -> list[Hypothesis]:
         """Greedy decoding of each of the ``B`` rows of ``memory``."""
         keys = memory.keys
@@ -126,7 +128,7 @@ class Greedy(Search):
         emitted, rows = [], []
         for _ in range(max_len):
             logits, state, weights = decoder.step(token, state, memory, need_weights)
-            step_log_probs = torch.log_softmax(logits.float(), dim=-1)
+            step_log_probs = _without(torch.log_softmax(logits.float(), dim=-1), banned)
             token = step_log_probs.argmax(dim=-1)
             log_prob += step_log_probs.gather(1, token[:, None]).squeeze(1).masked_fill(finished, 0.0)
             emitted.append(token.masked_fill(finished, eos_id))
@@ -143,6 +145,14 @@ class Greedy(Search):
             weights = torch.stack([r[b] for r in rows[:n_rows]]).float().cpu() if need_weights else None
             results.append(Hypothesis(out, float(log_prob[b]), weights, complete=eos_id in seq))
         return results
+
+
+def _without(step_log_probs: torch.Tensor, banned: Sequence[int]) -> torch.Tensor:
+    """``(N, V)`` log-probabilities with the ``banned`` columns at ``-inf`` (fairseq bans padding
+    so): a weakly trained model may rank ``<pad>`` or ``<bos>`` first, and neither is a word."""
+    if banned:
+        step_log_probs[:, list(banned)] = float("-inf")
+    return step_log_probs
 
 
 def _length_normalised(hyp: Hypothesis, length_penalty: float) -> float:
@@ -174,7 +184,7 @@ class Beam(Search):
     @torch.no_grad()
     def search(
         self, decoder: StepDecoder, memory: EncodedMemory, *, bos_id: int, eos_id: int, max_len: int,
-        need_weights: bool,
+        need_weights: bool, banned: Sequence[int] = (),
     ) -> list[Hypothesis]:
         """Beam search for each of the ``B`` rows of ``memory``."""
         batch, k = memory.keys.shape[0], self.width
@@ -201,7 +211,7 @@ class Beam(Search):
 
         for _ in range(max_len):
             logits, state, weights = decoder.step(token, state, beams, need_weights)
-            step_log_probs = torch.log_softmax(logits.float(), dim=-1)
+            step_log_probs = _without(torch.log_softmax(logits.float(), dim=-1), banned)
             vocab = step_log_probs.shape[-1]
             total = (scores.view(-1, 1) + step_log_probs).view(batch, k * vocab)
             top_scores, top_index = total.topk(min(2 * k, k * vocab), dim=1)
@@ -275,12 +285,13 @@ def decode(
     eos_id: int,
     max_len: int = 100,
     need_weights: bool = True,
+    pad_id: int | None = None,
 ) -> list[Hypothesis]:
     """Decode a batch of ``B`` inputs with ``strategy``: one :class:`Hypothesis` per input.
 
     ``inputs`` are what the model's ``encode_memory`` takes (source ids ``(B, S)`` and lengths
     ``(B,)`` for a translator, images ``(B, 3, H, W)`` for the captioner). The model runs in eval
-    mode and gets its training mode back afterwards.
+    mode and gets its training mode back afterwards. ``<bos>`` and ``pad_id`` are never emitted.
     """
     if max_len < 1:
         raise InvalidInputError(f"max_len must be >= 1, got {max_len}")
@@ -288,8 +299,10 @@ def decode(
     model.train(False)
     try:
         memory = model.encode_memory(*inputs)
+        banned = tuple(sorted({bos_id, *([] if pad_id is None else [pad_id])} - {eos_id}))
         return strategy.search(
-            model, memory, bos_id=bos_id, eos_id=eos_id, max_len=max_len, need_weights=need_weights
+            model, memory, bos_id=bos_id, eos_id=eos_id, max_len=max_len, need_weights=need_weights,
+            banned=banned,
         )
     finally:
         model.train(was_training)

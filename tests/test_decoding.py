@@ -74,7 +74,7 @@ def test_wide_beam_is_the_exhaustive_best(length_penalty: float) -> None:
     for row, hyp in enumerate(found):
         candidates = []
         for n in range(max_len + 1):
-            for output in itertools.product([t for t in range(VOCAB) if t != EOS], repeat=n):
+            for output in itertools.product([t for t in range(VOCAB) if t not in (BOS, EOS)], repeat=n):
                 complete = n < max_len
                 score = _score(decoder, row, list(output), complete)
                 candidates.append((score / (n + complete) ** length_penalty, list(output)))
@@ -101,7 +101,7 @@ def test_no_end_by_max_len_returns_the_best_live_hypothesis() -> None:
     for row, (g, b) in enumerate(zip(greedy, beam, strict=True)):
         assert not g.complete and not b.complete
         assert len(g.tokens) == len(b.tokens) == max_len
-        prefixes = itertools.product([t for t in range(VOCAB) if t != EOS], repeat=max_len)
+        prefixes = itertools.product([t for t in range(VOCAB) if t not in (BOS, EOS)], repeat=max_len)
         best = max(_score(decoder, row, list(p), False) for p in prefixes)
         assert b.log_prob == pytest.approx(best, abs=1e-4)
         assert b.weights.shape == (max_len, 4)
@@ -133,3 +133,17 @@ def test_decode_runs_in_eval_mode_and_restores_the_training_mode() -> None:
     model.eval()
     decode(model, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=4)
     assert not model.training
+
+
+@pytest.mark.parametrize("strategy", [Greedy(), Beam(3)])
+def test_bos_and_padding_are_never_emitted(strategy) -> None:
+    """A weak model that ranks ``<bos>`` and ``<pad>`` first still emits words (as fairseq bans padding)."""
+    pad = 2
+    decoder = TinyStep(eos_bias=-1e4).eval()
+    with torch.no_grad():
+        decoder.out.bias[[BOS, pad]] += 1e3
+    for hyp in decode(decoder, strategy, *_inputs(), bos_id=BOS, eos_id=EOS, max_len=5, pad_id=pad):
+        assert len(hyp.tokens) == 5 and not {BOS, pad} & set(hyp.tokens)
+        assert hyp.weights.shape[0] == len(hyp.tokens)  # one attention row per word
+    unbanned = decode(decoder, strategy, *_inputs(), bos_id=BOS, eos_id=EOS, max_len=5)
+    assert all(pad in hyp.tokens for hyp in unbanned)  # padding is banned only when named

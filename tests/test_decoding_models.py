@@ -82,7 +82,9 @@ def _teacher_forced(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], bo
             source, lengths = inputs
             length = int(lengths[row])
             logits = model(source[row : row + 1, :length], lengths[row : row + 1], target_in)
-        return torch.log_softmax(logits[0, -1].double(), dim=-1)
+        log_probs = torch.log_softmax(logits[0, -1].double(), dim=-1)
+        log_probs[bos] = float("-inf")  # decode never emits <bos>
+        return log_probs
 
     return next_log_probs
 
@@ -113,7 +115,7 @@ def _reference_beam(
         candidates.sort(key=lambda c: -c[0])
         extended: list[tuple[list[int], float]] = []
         for rank, (total, tokens, token) in enumerate(candidates[: 2 * width]):
-            if len(extended) == width:
+            if len(extended) == width or total == float("-inf"):
                 break
             if token == eos:
                 if rank < width:  # an <eos> among the top `width` ends a hypothesis

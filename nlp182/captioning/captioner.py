@@ -18,7 +18,7 @@ import torch
 from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import load_image
 from nlp182.captioning.model import CaptionModel
-from nlp182.captioning.vocab import BOS_ID, EOS_ID, CaptionVocab
+from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID, CaptionVocab
 from nlp182.decoding import decode, make_search
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
@@ -99,7 +99,8 @@ class Captioner:
         max_len = self.config.max_len if max_len is None else max_len
         strategy = make_search(beam_width, self.config.length_penalty)
         hyps = decode(
-            self.model, strategy, images.to(self.device), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len
+            self.model, strategy, images.to(self.device), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len,
+            pad_id=PAD_ID,
         )
         return [
             Caption(

@@ -29,6 +29,7 @@ from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.tokenize import (
     BOS_ID,
     EOS_ID,
+    PAD_ID,
     decode,
     display_token,
     load_tokenizer,
@@ -158,6 +159,7 @@ class Translator:
             eos_id=EOS_ID,
             max_len=max_len,
             need_weights=need_weights,
+            pad_id=PAD_ID,
         )
 
     def translate(

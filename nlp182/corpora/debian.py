@@ -17,6 +17,7 @@ import argparse
 import html
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,11 @@ _TAGS = re.compile(r"<[^>]+>")
 _SKIPPED_ELEMENTS = re.compile(r"<(script|style|pre|code)\b.*?</\1>", re.S | re.I)
 _BLOCK_ENDS = re.compile(r"</(p|li|dd|dt|h\d|div|td|th|title|caption)>|<br\s*/?>", re.I)
 _WEBSTER = re.compile(r"\[(1913 Webster|PJC|WordNet 1\.5|Webster 1913 Suppl\.)[^\]]*\]")
+
+
+def missing_packages() -> list[str]:
+    """The packages of ``PACKAGES`` that are not installed here."""
+    return [p for p in PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
 
 
 def installed_files(package: str) -> list[Path]:
@@ -110,17 +116,23 @@ def build(out: str | Path) -> WrittenCorpus:
     return write_corpus(debian_paragraphs(), out, min_tokens=3)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description="Build the Debian-package English corpus.")
     parser.add_argument("--out", default="corpora/debian.txt")
     parser.add_argument("--packages", action="store_true", help="print the packages to install and exit")
     args = parser.parse_args()
     if args.packages:
         print(" ".join(PACKAGES))
-        return
+        return 0
+    missing = missing_packages()
+    if missing:  # all of them in one line, before anything is written
+        print(f"debian corpus: {len(missing)} of its packages are not installed; run\n"
+              f"  apt-get install --no-install-recommends {' '.join(missing)}", file=sys.stderr)
+        return 2
     written = build(args.out)
     print(f"{written.path}: {written.lines:,} lines, {written.tokens:,} tokens, sha256 {written.sha256}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

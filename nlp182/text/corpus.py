@@ -28,6 +28,10 @@ _EXTENSION_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 BLOCK_BYTES = 8 << 20
 
 
+def _is_glob(path: str) -> bool:
+    return any(mark in path for mark in "*?[")
+
+
 @dataclass(frozen=True)
 class CorpusSource:
     """Where the text comes from.
@@ -37,7 +41,7 @@ class CorpusSource:
         fmt: ``plain`` reads the lines of one file; ``text`` the lines of every file the glob names;
             ``json`` JSON Lines (or one JSON array) of records; ``parquet`` Parquet tables;
             ``auto`` chooses by extension (``.json``/``.jsonl``, ``.parquet``; plain otherwise),
-            looking past ``.gz``/``.bz2``.
+            looking past ``.gz``/``.bz2``, and takes a glob that names no file itself as ``text``.
         column: the text column for json/parquet records.
         limits: the longest line (or record text) kept, longer ones skipped and counted, and the
             caps on decompressing ``.gz``/``.bz2`` files (and Parquet column chunks).
@@ -59,6 +63,8 @@ class CorpusSource:
         if self.fmt != "auto":
             return self.fmt
         path = Path(self.path)
+        if _is_glob(self.path) and not path.is_file():  # 'notes/*.txt': every file it names
+            return "text"
         if compressed(path):
             path = path.with_suffix("")
         return _EXTENSION_FORMATS.get(path.suffix.lower(), "plain")
@@ -70,9 +76,10 @@ class CorpusSource:
             MissingFileError: no file is there.
         """
         if self.resolved_format() == "plain":
-            missing = "; run `nlp182 corpus prepare` first?"
+            prepared = Path(self.path).parts[-2:] == ("corpora", "wiki.txt")  # what `corpus prepare` writes
+            missing = "; run `nlp182 corpus prepare` first?" if prepared else ""
             return [check_input_file(self.path, "corpus", missing_hint=missing)]
-        if not any(mark in self.path for mark in "*?[") or Path(self.path).is_file():  # one file named
+        if not _is_glob(self.path) or Path(self.path).is_file():  # one file named
             return [check_input_file(self.path, "corpus")]
         found = sorted(Path(p) for p in glob.glob(self.path) if Path(p).is_file())
         if not found:

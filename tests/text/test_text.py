@@ -308,3 +308,38 @@ def test_a_corpus_path_may_be_a_pathlib_path_or_name_a_file_with_glob_characters
     for source in (CorpusSource(records), CorpusSource(str(records))):
         assert source.files() == [records]
         assert set(source.lines()) == {"alpha beta gamma"}
+
+
+def test_a_glob_reads_every_file_it_names_and_a_missing_file_is_named_plainly(tmp_path) -> None:
+    """``--corpus 'notes/*.txt'`` needs no ``--format text``; a user's missing file gets no hint to
+    prepare the default corpus (that hint is for ``corpora/wiki.txt`` alone)."""
+    (tmp_path / "notes").mkdir()
+    for name, text in (("a.txt", "one two\n"), ("b.txt", "three\n")):
+        (tmp_path / "notes" / name).write_text(text)
+    source = CorpusSource(str(tmp_path / "notes" / "*.txt"))
+    assert source.resolved_format() == "text"
+    assert list(source.lines()) == ["one two", "three"]
+    literal = tmp_path / "odd[1].txt"
+    literal.write_text("four\n")
+    assert CorpusSource(str(literal)).resolved_format() == "plain"  # a file named so is itself
+    with pytest.raises(MissingFileError) as missing:
+        CorpusSource(str(tmp_path / "mine.txt")).files()
+    assert "corpus prepare" not in str(missing.value)
+    with pytest.raises(MissingFileError, match="corpus prepare"):
+        CorpusSource(str(tmp_path / "corpora" / "wiki.txt")).files()
+
+
+def test_the_debian_corpus_names_every_missing_package_in_one_line(monkeypatch, tmp_path, capsys) -> None:
+    import shutil
+    import sys
+
+    from nlp182.corpora import debian
+
+    if shutil.which("dpkg") is None:
+        pytest.skip("dpkg is Debian's")
+    monkeypatch.setattr(debian, "PACKAGES", {"nlp182-no-such-package": r".*", "nlp182-nor-this": r".*"})
+    monkeypatch.setattr(sys, "argv", ["debian", "--out", str(tmp_path / "debian.txt")])
+    assert debian.main() == 2
+    told = capsys.readouterr().err
+    assert "apt-get install --no-install-recommends nlp182-no-such-package nlp182-nor-this" in told
+    assert not (tmp_path / "debian.txt").exists()

@@ -72,13 +72,15 @@ def test_every_setting_the_unit_names_is_in_the_env_file() -> None:
 
 def test_containerfile_runs_a_serve_command_the_cli_accepts() -> None:
     text = (SERVER / "Containerfile").read_text(encoding="utf-8")
-    env = dict(re.findall(r"(\w+)=(\S+)", re.search(r"^ENV (.*)$", text, re.M).group(1)))
+    lines = re.findall(r"^ENV (.*)$", text, re.M)
+    env = dict(pair.split("=", 1) for line in lines for pair in shlex.split(line))
     command = json.loads(re.search(r"^CMD (.*)$", text, re.M).group(1))
     assert command[:2] == ["sh", "-c"]
     script = re.sub(r"\$(\w+)", lambda m: env[m.group(1)], command[2]).removeprefix("exec ")
     args = parse_serve(shlex.split(script))
     assert (args.run, args.host, args.port) == ("/srv/nlp182/run", "0.0.0.0", 8000)
     assert args.allowed_hosts == "*"
+    assert args.max_k == 100  # the image's serve flags reach the command, as the unit's do
     assert re.search(r"^EXPOSE 8000$", text, re.M)
 
 

@@ -15,6 +15,7 @@ scipy's ``svds`` (ARPACK) are the references ``bench.embeddings`` measures it ag
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import EmptyCorpusError, InvalidInputError
 from nlp182.progress import progress
 from nlp182.settings import check_settings, setting
-from nlp182.text.corpus import CorpusSource
+from nlp182.text.corpus import CorpusSource, as_source
 from nlp182.text.encoded import Chunk, EncodedCorpus, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
@@ -64,7 +65,11 @@ class LSAConfig:
         None, positive=True,
         help="keep at most this many of the most frequent words (default: all)",
     )
-    svd: str = setting("torch", choices=SVD_SOLVERS, help="which truncated SVD computes the vectors")
+    svd: str = setting(
+        "torch", choices=SVD_SOLVERS,
+        help="which truncated SVD computes the vectors: torch and sklearn are randomized (fast; the "
+             "last dimensions move with --seed), scipy is exact (ARPACK, about 3x slower)",
+    )
     svd_oversample: int = setting(10, minimum=0, help="extra random directions of the randomized SVD")
     svd_iterations: int = setting(4, minimum=0, help="power iterations of the randomized SVD")
     seed: int = setting(1, minimum=0, help="random seed; the same seed repeats a run exactly")
@@ -77,7 +82,8 @@ class LSAConfig:
 
 def pair_weights(window: int, distance_weighting: bool) -> np.ndarray:
     """``(window + 1,)``: the weight of a pair ``d`` tokens apart at index ``d``: ``1/d`` with
-    ``distance_weighting`` (word2vec's dynamic window in expectation, up to a constant), else 1."""
+    ``distance_weighting`` (GloVe's weighting; word2vec's shrunk window gives ``(W - d + 1) / W``),
+    else 1."""
     distances = np.arange(window + 1, dtype=np.float64)
     weights = 1.0 / np.maximum(distances, 1.0) if distance_weighting else np.ones(window + 1)
     weights[0] = 0.0
@@ -265,8 +271,12 @@ class LSAReport:
     help="PPMI + truncated SVD word vectors",
     title="LSA",
 )
-def train_lsa(source: CorpusSource, config: LSAConfig | None = None) -> tuple[Vectors, Vocabulary, LSAReport]:
-    """Build PPMI-SVD vectors ``U * S**p`` for every vocabulary word of ``source``."""
+def train_lsa(
+    source: CorpusSource | str | os.PathLike[str], config: LSAConfig | None = None
+) -> tuple[Vectors, Vocabulary, LSAReport]:
+    """Build PPMI-SVD vectors ``U * S**p`` for every vocabulary word of ``source`` (a
+    :class:`CorpusSource` or a file path)."""
+    source = as_source(source)
     config = config or LSAConfig()
     device = select_device(config.device)
     started = time.perf_counter()

@@ -28,6 +28,15 @@ _EXTENSION_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 BLOCK_BYTES = 8 << 20
 
 
+def as_source(source: CorpusSource | str | os.PathLike[str]) -> CorpusSource:
+    """``source`` itself, or a path (``str``/``Path``) read as a corpus in the ``auto`` format.
+
+    Raises:
+        InvalidInputError: neither, e.g. an in-memory list of sentences.
+    """
+    return source if isinstance(source, CorpusSource) else CorpusSource(source)
+
+
 def _is_glob(path: str) -> bool:
     return any(mark in path for mark in "*?[")
 
@@ -53,6 +62,11 @@ class CorpusSource:
     limits: ReadLimits = field(default_factory=ReadLimits)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.path, str | os.PathLike):
+            raise InvalidInputError(
+                f"a corpus is a local file path (or a glob), not a {type(self.path).__name__}; write "
+                "token lists to a text file, one sentence a line, words separated by spaces"
+            )
         object.__setattr__(self, "path", os.fspath(self.path))  # a pathlib.Path is welcome too
 
     def resolved_format(self) -> str:

@@ -116,17 +116,22 @@ def _input_lines(source: str, max_bytes: int) -> Iterator[str]:
 
 
 def _translate_stream(translator: Translator, lines: Iterable[str], args: argparse.Namespace) -> None:
-    """Print one output line per input line (blank stays blank), translating ``batch_size`` at a time."""
+    """Print one output line per input line, translating ``batch_size`` at a time; a blank line
+    stays blank, and so does one longer than the model reads (counted in one warning)."""
     chunk: list[str] = []
+    too_long = 0
 
     def flush() -> None:
-        texts = [line for line in chunk if line.strip()]
+        nonlocal too_long
+        taken = translator.translatable(chunk)
+        too_long += sum(not ok and bool(line.strip()) for line, ok in zip(chunk, taken, strict=True))
+        texts = [line for line, ok in zip(chunk, taken, strict=True) if ok]
         outputs = iter(translator.translate(
             texts, beam_width=args.beam_width, max_len=args.max_len, length_penalty=args.length_penalty,
             need_weights=False,
         ) if texts else [])  # fmt: skip
-        for line in chunk:
-            print(next(outputs).text if line.strip() else "")
+        for ok in taken:
+            print(next(outputs).text if ok else "")
         sys.stdout.flush()
         chunk.clear()
 
@@ -135,6 +140,10 @@ def _translate_stream(translator: Translator, lines: Iterable[str], args: argpar
         if len(chunk) == args.batch_size:
             flush()
     flush()
+    if too_long:
+        limit = getattr(translator.model, "max_source_tokens", None)
+        log.warning("%d input lines are longer than the model reads (%s tokens) and are left untranslated",
+                    too_long, limit)
 
 
 def _run_translate(args: argparse.Namespace) -> int:

@@ -92,6 +92,9 @@ class TransformerSeq2Seq(nn.Module):
     decoded so far ``(N, t)`` (each step re-reads the prefix: outputs here are short).
     """
 
+    #: the longest source (and output) it reads: its position table's length
+    max_source_tokens = MAX_POSITIONS
+
     def __init__(
         self, source_vocab_size: int, target_vocab_size: int, config: ModelConfig | None = None
     ) -> None:

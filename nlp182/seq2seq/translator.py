@@ -182,6 +182,9 @@ class Translator:
         if isinstance(texts, str):
             raise InvalidInputError("translate takes a list of sentences; wrap a single one in a list")
         encodings = self.source_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        for index, (text, problem) in enumerate(zip(texts, self._problems(texts, encodings), strict=True)):
+            if problem:
+                raise InvalidInputError(f"cannot translate text {index} ({text[:40]!r}): {problem}")
         if warn:
             self.warn_unknown(texts, encodings)
         results: list[Translation] = []
@@ -210,6 +213,21 @@ class Translator:
             log.warning("%d of %d translations reached max_len (%d tokens) before <eos> and are cut "
                         "short; raise --max-len", cut, len(texts), limit)
         return results
+
+    def _problems(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str | None]:
+        """Why each text cannot be translated (blank, or longer than the model reads), or None."""
+        limit = getattr(self.model, "max_source_tokens", None)
+        return [
+            "it is blank" if not text.strip()
+            else f"it has {len(encoding.ids)} tokens and this model reads at most {limit}"
+            if limit is not None and len(encoding.ids) > limit else None
+            for text, encoding in zip(texts, encodings, strict=True)
+        ]
+
+    def translatable(self, texts: Sequence[str]) -> list[bool]:
+        """Which ``texts`` :meth:`translate` takes: not blank, and within the model's source length."""
+        encodings = self.source_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [problem is None for problem in self._problems(texts, encodings)]
 
     def warn_unknown(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str]:
         """Log one warning naming the pieces of ``texts`` that their source ``encodings`` read as

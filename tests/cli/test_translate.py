@@ -70,3 +70,27 @@ def test_the_longest_training_input_recorded_by_training_wins(small_run, tmp_pat
     assert main(["translate", str(run), "one two", "--max-len", "3"]) == 0
     assert capsys.readouterr().out.endswith("[unreliable: input longer than any training input]\n")
     assert "more than the longest training input (1)" in caplog.text
+
+
+def test_a_line_longer_than_the_transformer_reads_stays_blank_and_the_rest_translate(
+    tmp_path, capsys, caplog
+) -> None:
+    from nlp182.seq2seq.transformer import MAX_POSITIONS
+    from nlp182.seq2seq.translator import Translator
+
+    pairs = [("one two", "two one"), ("three four five", "five four three")]
+    model = ModelConfig(architecture="transformer", hidden_size=8, num_heads=2, num_layers=1)
+    run = tmp_path / "transformer"
+    run.mkdir()
+    build_translator(Seq2SeqConfig(model=model, beam_width=1), pairs).save(run)
+    lines = tmp_path / "lines.txt"
+    lines.write_text("one two\n" + "one " * (MAX_POSITIONS + 10) + "\n\nthree four\n")
+    assert main(["translate", str(run), "--input", str(lines), "--max-len", "3"]) == 0
+    out = capsys.readouterr().out.split("\n")
+    assert len(out) == 5 and out[1] == "" and out[2] == "" and out[0] and out[3]  # one line per line
+    assert "1 input lines are longer than the model reads (1024 tokens)" in caplog.text
+    translator = Translator.load(run, device="cpu")
+    with pytest.raises(InvalidInputError, match=r"text 1 .*has 10\d\d tokens and this model reads at most"):
+        translator.translate(["one two", "one " * (MAX_POSITIONS + 10)])
+    with pytest.raises(InvalidInputError, match=r"text 0 .*blank"):
+        translator.translate(["   ", "one two"])

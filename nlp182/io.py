@@ -163,16 +163,49 @@ def check_input_file(path: str | os.PathLike[str], what: str = "", missing_hint:
     return target
 
 
-def read_json(path: str | os.PathLike[str], max_bytes: int = MAX_WHOLE_FILE_BYTES) -> Any:
-    """Read a JSON file of at most ``max_bytes``, turning a missing, oversized or malformed file into
-    a package error."""
+#: Objects and arrays a JSON document read whole may hold: each costs a hundred bytes or more
+#: once parsed, so 256 MiB of ``[{},{},...]`` would take gigabytes. COCO's Karpathy file holds
+#: about 1.6M.
+MAX_JSON_CONTAINERS = 5_000_000
+
+
+def parse_json(data: bytes | str, where: str, locate: bool = True) -> Any:
+    """Parse one JSON document read whole, as a package error when it is not valid JSON, nests
+    past Python's recursion limit, holds an integer of thousands of digits, or holds more than
+    ``MAX_JSON_CONTAINERS`` objects and arrays (counted before parsing: ``{`` and ``[`` bytes).
+
+    Raises:
+        FileFormatError: naming ``where`` and (with ``locate``) the line where the parser stopped.
+    """
     from nlp182.errors import FileFormatError
 
-    target = check_input_file(path)
+    marks = (b"{", b"[") if isinstance(data, bytes) else ("{", "[")
+    opened = sum(data.count(mark) for mark in marks)  # type: ignore[arg-type]
+    if opened > MAX_JSON_CONTAINERS:
+        raise FileFormatError(
+            f"{where} holds {opened:,} JSON objects and arrays, more than {MAX_JSON_CONTAINERS:,} read whole "
+            "take memory for; write records as JSON Lines (one a line), which are read a line at a time"
+        )
     try:
-        return json.loads(read_capped(target, max_bytes).decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{target} is not valid JSON: {exc}") from exc
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        if locate:
+            raise FileFormatError(f"{where} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise FileFormatError(f"{where} is not valid JSON ({exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8: {exc.reason} at byte {exc.start}"
+        raise FileFormatError(f"{where} is not valid JSON ({reason})") from None
+    except RecursionError:
+        raise FileFormatError(f"{where}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise FileFormatError(f"{where}: not readable JSON ({exc})") from None
+
+
+def read_json(path: str | os.PathLike[str], max_bytes: int = MAX_WHOLE_FILE_BYTES) -> Any:
+    """Read a JSON file of at most ``max_bytes``, turning a missing, oversized or malformed file into
+    a package error (:func:`parse_json`)."""
+    target = check_input_file(path)
+    return parse_json(read_capped(target, max_bytes), str(target))
 
 
 RUN_MARKER = "config.json"

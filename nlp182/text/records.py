@@ -12,7 +12,6 @@ than ``limits.max_line`` are skipped and counted as overlong lines are.
 from __future__ import annotations
 
 import codecs
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from nlp182.bounded import MAX_WHOLE_FILE_BYTES, RATIO_FLOOR, ReadLimits, mib
 from nlp182.errors import FileFormatError
+from nlp182.io import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ def json_records(files: Iterable[Path], column: str, limits: ReadLimits) -> Iter
             for number, line in lines:
                 if not line.strip():
                     continue
-                yield _column_text(_parsed(line, f"{path}: line {number}"), column, f"{path}: line {number}")
+                where = f"{path}: line {number}"
+                yield _column_text(parse_json(line, where, locate=False), column, where)
             lines.warn_skipped()
 
 
@@ -178,7 +179,7 @@ def _array_records(path: Path, column: str, limits: ReadLimits) -> Iterator[str]
             f"{path}: a JSON array longer than {mib(MAX_WHOLE_FILE_BYTES)} (the limit of a file read "
             "whole); write the records as JSON Lines, one object a line, which are read a line at a time"
         )
-    records = _parsed(data, str(path))
+    records = parse_json(data, str(path), locate=False)
     del data
     if not isinstance(records, list):
         raise FileFormatError(f"{path} is not a JSON array of records")
@@ -190,14 +191,6 @@ def _array_records(path: Path, column: str, limits: ReadLimits) -> Iterator[str]
             continue
         yield text
     _warn_skipped(path, skipped, "record", column, limits)
-
-
-def _parsed(data: bytes, where: str) -> Any:
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
-        raise FileFormatError(f"{where} is not valid JSON ({reason})") from None
 
 
 def _column_text(record: Any, column: str, where: str) -> str:

@@ -172,3 +172,29 @@ def test_parquet_numbers_and_nulls_become_text(tmp_path) -> None:
     pq.write_table(pa.table({"n": [1, None, 3], "text": ["a", None, b"b".decode()]}), tmp_path / "c.parquet")
     assert list(CorpusSource(str(tmp_path / "c.parquet"), column="n").lines()) == ["1", "", "3"]
     assert list(CorpusSource(str(tmp_path / "c.parquet")).lines()) == ["a", "", "b"]
+
+
+def test_hostile_json_is_one_package_error_not_a_traceback_or_gigabytes(tmp_path, monkeypatch) -> None:
+    """Nesting past the recursion limit, an integer of 5,000 digits and more objects than memory
+    should hold are each a FileFormatError naming the file, in a JSON array corpus, in JSON Lines
+    and in a caption file."""
+    from nlp182 import io as nlp_io
+    from nlp182.captioning.readers import read_karpathy
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FileFormatError, match="nested too deeply"):
+        list(records.json_records([deep], "text", ReadLimits()))
+    digits = tmp_path / "digits.jsonl"
+    digits.write_text('{"text": "fine"}\n{"text": "x", "n": ' + "9" * 5000 + "}\n")
+    with pytest.raises(FileFormatError, match="line 2"):
+        list(records.json_records([digits], "text", ReadLimits()))
+    monkeypatch.setattr(nlp_io, "MAX_JSON_CONTAINERS", 1000)
+    many = tmp_path / "many.json"
+    many.write_text("[" + ",".join(['{"text": "a"}'] * 1001) + "]")
+    with pytest.raises(FileFormatError, match="1,002 JSON objects and arrays"):
+        list(records.json_records([many], "text", ReadLimits()))
+    captions = tmp_path / "dataset.json"
+    captions.write_text('{"images": [' + ",".join(["[]"] * 1001) + "]}")
+    with pytest.raises(FileFormatError, match="JSON Lines"):
+        read_karpathy(captions)

@@ -102,14 +102,20 @@ def parquet_records(files: Iterable[Path], column: str, limits: ReadLimits) -> I
             raise FileFormatError(f"{path} could not be read as parquet: {exc}") from None
         if column not in names:
             raise _missing_column(str(path), column, names)
-        parquet = pq.ParquetFile(path, read_dictionary=[column])
+        textual = _is_text(pq.read_schema(path).field(column).type)
+        parquet = pq.ParquetFile(path, read_dictionary=[column] if textual else None)
         _check_expansion(parquet.metadata, column, path, limits)
-        skipped = rows = 0
+        skipped = rows = decoded = 0
+        stored = max(path.stat().st_size, 1)
         try:
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[column]):
                 texts, too_long = _batch_texts(batch.column(0), limits.max_line)
                 skipped += too_long
                 rows += batch.num_rows
+                # the footer's sizes count a dictionary's indices, not the text they stand for:
+                # the decoded text meets the bounds a .gz corpus meets
+                decoded += sum(len(text) for text in texts)
+                _check_decoded(decoded, stored, path, column, limits)
                 yield from texts
         except (pa.ArrowException, OSError) as exc:
             raise FileFormatError(f"{path}: damaged parquet data after {rows:,} rows ({exc})") from None
@@ -123,9 +129,7 @@ def _batch_texts(values: Any, max_line: int) -> tuple[list[str], int]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
-            or pa.types.is_large_binary(kind)):
+    if not _is_text(values.type):
         return ["" if value is None else str(value) for value in values.to_pylist()], 0
     if pa.types.is_dictionary(values.type):
         lengths = pc.take(pc.binary_length(values.dictionary), values.indices)
@@ -138,6 +142,30 @@ def _batch_texts(values: Any, max_line: int) -> tuple[list[str], int]:
         for value in kept.to_pylist()
     ]
     return texts, len(values) - len(kept)
+
+
+def _is_text(kind: Any) -> bool:
+    """Whether a pyarrow type holds text or bytes (dictionary-encoded or not)."""
+    import pyarrow as pa
+
+    kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+                or pa.types.is_large_binary(kind))
+
+
+def _check_decoded(decoded: int, stored: int, path: Path, column: str, limits: ReadLimits) -> None:
+    """Refuse a Parquet file once its decoded text passes the total cap, or ``max_ratio`` times the
+    file's size past ``RATIO_FLOOR`` (``decoded`` counts characters: at most its UTF-8 bytes)."""
+    if decoded > limits.max_total:
+        raise FileFormatError(
+            f"{path}: column {column!r} decodes to more than {mib(limits.max_total)} of text (the limit); "
+            "pass --max-decompressed-bytes to raise it"
+        )
+    if decoded > RATIO_FLOOR and decoded > limits.max_ratio * stored:
+        raise FileFormatError(
+            f"{path}: column {column!r} decodes to more than {limits.max_ratio:g} times the file's "
+            f"{stored:,} bytes (one value repeated, as a bomb is made); pass --max-ratio to raise the limit"
+        )
 
 
 def _check_expansion(metadata: Any, column: str, path: Path, limits: ReadLimits) -> None:

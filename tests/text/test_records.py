@@ -138,11 +138,11 @@ def test_parquet_values_past_the_limit_are_skipped_before_they_are_decoded(tmp_p
 
 
 def test_parquet_within_the_limit_streams_in_bounded_memory(tmp_path) -> None:
-    """40,000 rows of a 5,000-byte value (200 MB decoded), each kept: a batch of rows is decoded at a
-    time."""
+    """40,000 rows of a 5,000-byte value (200 MB decoded), each kept when the ratio bound is raised
+    for it: a batch of rows is decoded at a time."""
     path = tmp_path / "long.parquet"
     pq.write_table(_dictionary_table(["y" * 5000], np.zeros(40_000, int)), path)
-    lengths = (len(text) for text in CorpusSource(str(path)).lines())
+    lengths = (len(text) for text in CorpusSource(str(path), limits=ReadLimits(max_ratio=1e9)).lines())
     kept, python_peak, arrow_peak = _peaks(str(length) for length in lengths)
     assert kept == ["5000"] * 40_000
     assert python_peak < 16 << 20 and arrow_peak < 16 << 20
@@ -156,6 +156,22 @@ def test_parquet_columns_that_expand_past_the_caps_are_refused(tmp_path, monkeyp
     monkeypatch.setattr(records, "RATIO_FLOOR", 0)
     with pytest.raises(FileFormatError, match="expands more than 100 times in row group 0"):
         list(CorpusSource(str(path)).lines())
+
+
+def test_a_dictionary_of_one_value_repeated_meets_the_bounds_of_a_gz(tmp_path, monkeypatch) -> None:
+    """The footer counts a dictionary column's indices, not the text they stand for: a tiny file of
+    one long value repeated is refused by its decoded text, as a compression bomb."""
+    path = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"text": ["word " * 2_000] * 20_000}), path, use_dictionary=True)
+    assert path.stat().st_size < 100_000  # 200 MB of text
+    monkeypatch.setattr(records, "RATIO_FLOOR", 1 << 20)
+    with pytest.raises(FileFormatError, match="decodes to more than 100 times the file's"):
+        list(CorpusSource(str(path)).lines())
+    with pytest.raises(FileFormatError, match="decodes to more than 2 MiB of text"):
+        list(CorpusSource(str(path), limits=ReadLimits(max_total=2 << 20, max_ratio=1e9)).lines())
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"text": [[1, 2], [3]]}), nested)
+    assert list(CorpusSource(str(nested)).lines()) == ["[1, 2]", "[3]"]  # not a KeyError
 
 
 def test_damaged_or_foreign_parquet_is_a_file_format_error(tmp_path) -> None:

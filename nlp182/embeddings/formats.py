@@ -510,7 +510,7 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
     with open_binary(path) as handle:
         try:
             record = _RestrictedUnpickler(handle).load()
-        except (MemoryError, OverflowError) as exc:
+        except (MemoryError, OverflowError, RecursionError) as exc:
             raise FileFormatError(f"{path} claims more data than it holds ({type(exc).__name__}); the file "
                                   "is damaged or not a gensim KeyedVectors file") from None
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
@@ -528,7 +528,12 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
     vectors = fields.get("vectors", fields.get("syn0"))
     if not isinstance(words, list) or not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
         raise FileFormatError(f"{path} lacks a word list and a (V, D) vector matrix")
-    counts = _kv_counts(fields, words)
+    # gensim's keys are strings (or integers); anything else, a list nested a thousand times say,
+    # is refused before any str() of it could take gigabytes
+    odd = next((i for i, w in enumerate(words) if type(w) not in (str, int)), None)
+    if odd is not None:
+        raise FileFormatError(f"{path}: key {odd} is a {type(words[odd]).__name__}, not a word")
+    counts = _kv_counts(fields, words, path)
     stop = len(words) if limit is None else min(limit, len(words))
     return Loaded([str(w) for w in words[:stop]], vectors[:stop], None if counts is None else counts[:stop])
 
@@ -551,10 +556,15 @@ def _check_npy(path: Path) -> None:
                               f"but the file holds {held:,}; it is truncated or damaged")
 
 
-def _kv_counts(fields: dict[str, Any], words: list[str]) -> np.ndarray | None:
+def _kv_counts(fields: dict[str, Any], words: list[str], path: Path) -> np.ndarray | None:
     expandos = fields.get("expandos") or {}
     if "count" in expandos:
-        return np.asarray(expandos["count"], dtype=np.int64)
+        counts = expandos["count"]
+        flat = isinstance(counts, np.ndarray) and counts.ndim == 1 and counts.dtype.kind in "iu"
+        listed = isinstance(counts, list) and all(type(c) is int for c in counts)
+        if not (flat or listed) or len(counts) != len(words):
+            raise FileFormatError(f"{path}: its counts are not one integer per word")
+        return np.asarray(counts, dtype=np.int64)
     vocab = fields.get("vocab")
     if isinstance(vocab, dict) and all(isinstance(v, _Record) for v in vocab.values()):
         return np.array([getattr(vocab.get(w), "count", 0) for w in words], dtype=np.int64)

@@ -173,3 +173,30 @@ def test_unicode_errors_flag_replaces_broken_words(tmp_path: Path) -> None:
         == 0
     )
     assert Vectors.load(tmp_path / "run").words == ["na\ufffdve"]
+
+
+def test_a_kv_pickle_bomb_is_refused_in_milliseconds(tmp_path: Path) -> None:
+    """A few hundred bytes of shared nested lists (``L(k+1) = [Lk, Lk]``) as a word or as the counts:
+    refused by their types before anything prints or converts them (``str`` of the word would
+    need 170 GB)."""
+    import time
+
+    from gensim.models import KeyedVectors
+
+    nested: list = []
+    for _ in range(40):
+        nested = [nested, nested]
+    for field in ("word", "counts"):
+        kv = KeyedVectors(3)
+        kv.add_vectors(["a", "b"], np.ones((2, 3), dtype=np.float32))
+        if field == "word":
+            kv.index_to_key = [nested, "b"]
+        else:
+            kv.expandos["count"] = nested
+        path = tmp_path / f"{field}.kv"
+        kv.save(str(path))
+        assert path.stat().st_size < 10_000
+        started = time.perf_counter()
+        with pytest.raises(FileFormatError, match=r"not a word|not one integer per word"):
+            Vectors.load_gensim(path)
+        assert time.perf_counter() - started < 5

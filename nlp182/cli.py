@@ -123,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = f"{exc.filename} {(exc.strerror or '').lower()}" if exc.filename else str(exc)
         print(f"nlp182: error: {reason}", file=sys.stderr)
         return 2
+    except MemoryError:  # what no bound caught: one line, as every other error, not a traceback
+        print("nlp182: error: ran out of memory; the input is larger than this machine can hold "
+              "(lower --max-line-bytes, --max-vocab or --batch-size where the command has them)",
+              file=sys.stderr)
+        return 2
     except Terminated:
         print("nlp182: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM

@@ -299,9 +299,16 @@ def _count_headerless(lines: BoundedLines, path: object, limit: int | None) -> t
     if dim < 1:
         raise FileFormatError(f"{path}: the first line has a word but no values")
     count = 1
-    for _ in lines:
+    for number, line in lines:
         if limit is not None and count >= limit:
             break
+        # every row holds the first row's number of values: a short line is no row, and counting
+        # it would size the matrix (rows x dim) from lines the file does not have
+        if not line.strip():
+            continue  # a blank line (at the end, say) is no row
+        values = line.rstrip().count(b" ")
+        if values != dim:
+            raise FileFormatError(f"{path} line {number} has {values} values where line 1 has {dim}")
         count += 1
     return count, dim
 

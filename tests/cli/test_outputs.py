@@ -256,3 +256,17 @@ def test_written_files_and_folders_are_readable_by_others(tmp_path: Path) -> Non
         atomic_write_text(folder / "sub" / "notes.txt", "x")
     assert oct((tmp_path / "run" / "config.json").stat().st_mode & 0o777) == "0o644"
     assert oct((tmp_path / "run" / "sub").stat().st_mode & 0o777) == "0o755"
+
+
+def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys) -> None:
+    def exhausted(args: argparse.Namespace) -> int:
+        raise MemoryError
+
+    parser = BUILD_PARSER()
+    for sub in cli.walk_parsers(parser):
+        if sub.get_default("func") is not None:
+            sub.set_defaults(func=exhausted)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["neighbors", "runs/x", "king"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nlp182: error: ran out of memory") and err.count("\n") == 1

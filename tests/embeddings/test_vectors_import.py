@@ -200,3 +200,14 @@ def test_a_kv_pickle_bomb_is_refused_in_milliseconds(tmp_path: Path) -> None:
         with pytest.raises(FileFormatError, match=r"not a word|not one integer per word"):
             Vectors.load_gensim(path)
         assert time.perf_counter() - started < 5
+
+
+def test_a_glove_file_is_sized_by_its_rows_not_its_line_count(tmp_path: Path) -> None:
+    """One wide first line and a million short ones would size a (1M x 500k) matrix: 1.8 TiB."""
+    path = tmp_path / "glove.txt"
+    path.write_bytes(b"w " + b" ".join([b"1"] * 500_000) + b"\n" + b"x\n" * 1_000_000)
+    with pytest.raises(FileFormatError, match="line 2 has 0 values where line 1 has 500000"):
+        Vectors.load_word2vec_format(path, no_header=True)
+    fine = tmp_path / "fine.txt"
+    fine.write_text("a 1 2\nb 3 4\n\n")
+    assert Vectors.load_word2vec_format(fine, no_header=True).words == ["a", "b"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nlp182.errors import InvalidInputError
 from nlp182.seq2seq.cmudict import CMUDICT
 from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
 from nlp182.seq2seq.metrics import parse_metrics
@@ -188,6 +189,18 @@ class Seq2SeqConfig:
         check_settings(self)
         if self.metrics != "auto":
             parse_metrics(self.metrics)
+        if self.model.architecture == "transformer":  # what it would refuse at its first batch
+            from nlp182.seq2seq.transformer import MAX_POSITIONS
+
+            if self.teacher_forcing != 1.0:
+                raise InvalidInputError(
+                    "the transformer trains with full teacher forcing; --teacher-forcing "
+                    f"{self.teacher_forcing} is for the recurrent decoders"
+                )
+            if self.max_len >= MAX_POSITIONS:
+                raise InvalidInputError(
+                    f"--max-len must be below the transformer's {MAX_POSITIONS} positions, got {self.max_len}"
+                )
 
     def tokenizer_kinds(self) -> tuple[str, str]:
         """The (source, target) tokeniser kinds after applying the data set's own defaults."""

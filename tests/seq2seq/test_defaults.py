@@ -8,6 +8,8 @@ import json
 import logging
 from pathlib import Path
 
+import pytest
+
 from nlp182.commands import seq2seq as command
 from nlp182.commands.flags import config_from_args, given_fields
 from nlp182.seq2seq import ModelConfig, Seq2SeqConfig
@@ -160,3 +162,15 @@ def test_cli_logs_the_choice_once_and_saves_the_settled_config(tmp_path: Path, c
     assert isinstance(metrics["warnings"], list)
     closing = capsys.readouterr().out.strip().splitlines()[-1]
     assert ("WARNING" in closing) == bool(metrics["warnings"])
+
+
+def test_transformer_settings_it_cannot_train_with_are_refused_up_front() -> None:
+    from nlp182.errors import InvalidInputError
+    from nlp182.seq2seq import ModelConfig, Seq2SeqConfig
+
+    transformer = ModelConfig(architecture="transformer")
+    with pytest.raises(InvalidInputError, match="full teacher forcing"):
+        Seq2SeqConfig(model=transformer, teacher_forcing=0.5)
+    with pytest.raises(InvalidInputError, match="below the transformer's 1024 positions"):
+        Seq2SeqConfig(model=transformer, max_len=5000)
+    assert Seq2SeqConfig(model=ModelConfig(), teacher_forcing=0.5, max_len=5000).max_len == 5000

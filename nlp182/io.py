@@ -309,14 +309,18 @@ def check_output_file(path: str | os.PathLike[str], overwrite: bool = False, fla
 
 
 def run_kind(path: str | os.PathLike[str]) -> str | None:
-    """What a run folder holds (``"digits"``, ``"lsa"``, ...) from its config, or None if it does not say."""
+    """What a run folder holds (``"digits"``, ``"lsa"``, ``"seq2seq"``, ``"caption"``, ...) from
+    its config, or None if it does not say. Seq2seq and captioning configs name no task: their
+    model settings tell them apart (an ``architecture`` or an image ``encoder``)."""
     config = Path(path) / RUN_MARKER
     if not config.is_file():
         return None
     with contextlib.suppress(OSError, ValueError):
         data = json.loads(config.read_text(encoding="utf-8"))
         if isinstance(data, dict):
-            return data.get("task") or data.get("method")
+            model = data.get("model") if isinstance(data.get("model"), dict) else {}
+            models = "caption" if "encoder" in model else "seq2seq" if "architecture" in model else None
+            return data.get("task") or data.get("method") or models
     return None
 
 

@@ -22,7 +22,7 @@ from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID, CaptionVocab
 from nlp182.decoding import decode, make_search
 from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_json, read_json
+from nlp182.io import atomic_write_json, read_json, run_kind
 from nlp182.settings import from_saved
 from nlp182.train.checkpoint import load_model_weights, save_model_weights
 
@@ -81,6 +81,9 @@ class Captioner:
         run = Path(run_dir)
         if not run.is_dir():
             raise MissingFileError(f"{run} is not a folder; pass the --out folder of `nlp182 train caption`")
+        kind = run_kind(run)
+        if kind not in (None, "caption"):
+            raise FileFormatError(f"{run} is a {kind} run, not a captioning run")
         try:
             config = from_saved(CaptionConfig, read_json(run / "config.json"))
         except TypeError as exc:

@@ -94,3 +94,19 @@ def test_a_line_longer_than_the_transformer_reads_stays_blank_and_the_rest_trans
         translator.translate(["one two", "one " * (MAX_POSITIONS + 10)])
     with pytest.raises(InvalidInputError, match=r"text 0 .*blank"):
         translator.translate(["   ", "one two"])
+
+
+def test_a_run_of_the_other_model_is_named_for_what_it_is(tmp_path, capsys) -> None:
+    import json
+
+    from nlp182.captioning import Captioner
+    from nlp182.errors import FileFormatError
+
+    captions, pairs = tmp_path / "captions", tmp_path / "pairs"
+    for folder, model in ((captions, {"encoder": "small"}), (pairs, {"architecture": "rnn"})):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model": model}))
+    assert main(["translate", str(captions), "hello"]) == 2
+    assert f"{captions} is a caption run, not a seq2seq run" in capsys.readouterr().err
+    with pytest.raises(FileFormatError, match="is a seq2seq run, not a captioning run"):
+        Captioner.load(pairs, device="cpu")

@@ -32,9 +32,11 @@ class MultiHeadAttention(nn.Module):
         bias: learn biases in the input and output projections.
         batch_first: inputs and outputs are ``(B, T, E)`` (the default, as everywhere in this
             package); ``False`` takes ``(T, B, E)``, PyTorch's default layout.
-        kdim, vdim: sizes of keys and values (default ``E``); either one other than ``E`` gives
+        kdim: size of the keys (default ``E``); with ``vdim``, any size other than ``E`` gives
             separate ``q/k/v_proj_weight`` parameters, as in PyTorch.
-        device, dtype: where and how the parameters are made, as in PyTorch's modules.
+        vdim: size of the values (default ``E``).
+        device: where the parameters are made, as in PyTorch's modules.
+        dtype: the parameters' dtype, as in PyTorch's modules.
     """
 
     def __init__(

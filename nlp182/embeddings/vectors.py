@@ -38,6 +38,7 @@ from nlp182.errors import (
     FileFormatError,
     InvalidInputError,
     MissingExtraError,
+    MissingFileError,
     ShapeError,
     UnknownWordError,
 )
@@ -182,7 +183,11 @@ class Vectors:
         return result
 
     def suggest(self, word: str, limit: int = 5) -> list[str]:
-        """Up to ``limit`` vocabulary words sharing the longest prefix with ``word``, frequent first."""
+        """Up to ``limit`` vocabulary words sharing the longest prefix with ``word``, frequent first;
+        the lower-cased word first when that is in the vocabulary (``King`` in a lower-cased one)."""
+        folded = word.lower()
+        if folded != word and folded in self.key_to_index:
+            return [folded, *(w for w in self.with_prefix(folded, limit=None) if w != folded)][:limit]
         for length in range(len(word), 0, -1):
             matches = self.with_prefix(word[:length], limit=None)
             if matches:
@@ -722,6 +727,8 @@ class Vectors:
                 "Vectors.load_gensim, a word2vec or GloVe file with Vectors.load_word2vec_format "
                 "(CLI: nlp182 import FILE --out RUN)"
             )
+        if not folder.exists():
+            raise MissingFileError(f"run folder {folder} does not exist")
         for path in (vectors_path, vocab_path):
             check_input_file(path, missing_hint=f"; is {folder} a trained run folder?")
         try:

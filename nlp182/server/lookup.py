@@ -70,7 +70,11 @@ class WordLookup:
         return self._most_frequent(*self._range(prefix), limit)
 
     def suggest(self, word: str, limit: int = SUGGESTIONS) -> list[str]:
-        """Up to ``limit`` words sharing the longest prefix with ``word``, most frequent first."""
+        """Up to ``limit`` words sharing the longest prefix with ``word``, most frequent first; the
+        lower-cased word first when that is in the vocabulary."""
+        folded = word.lower()
+        if folded != word and folded in self.key_to_index:
+            return [folded, *(w for w in self.with_prefix(folded, limit + 1) if w != folded)][:limit]
         for length in range(len(word), 0, -1):
             low, high = self._range(word[:length])
             if high > low:

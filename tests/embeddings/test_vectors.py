@@ -183,3 +183,13 @@ def test_an_unstorable_word_in_a_file_names_the_file_and_line(tmp_path) -> None:
     path.write_bytes(b"3 2\na 1 2\n 3 4\nc 5 6\n")  # line 3 starts with a space: an empty word
     with pytest.raises(FileFormatError, match=r"bad.txt: line 3: the word '' is empty"):
         Vectors.load_word2vec_format(path)
+
+
+def test_a_mistyped_run_folder_and_a_capitalised_word_get_plain_answers(tmp_path) -> None:
+    from nlp182.errors import MissingFileError, UnknownWordError
+
+    with pytest.raises(MissingFileError, match=r"^run folder .*w2vv does not exist$"):
+        Vectors.load(tmp_path / "w2vv")
+    vectors = Vectors(["king", "kingdom", "queen"], np.eye(3, dtype=np.float32))
+    with pytest.raises(UnknownWordError, match="did you mean: king, kingdom"):
+        vectors["King"]

@@ -89,9 +89,11 @@ def test_prefix_lookup_and_suggestions_match_a_full_scan(real_vectors: Vectors) 
     for prefix in ["", "p", "po", "pol", "police", "policex", "z", "zü", "th", "a", "qqq"]:
         for limit in (1, 5, 100):
             assert vocab.with_prefix(prefix, limit) == scan(prefix, limit), (prefix, limit)
-    for word in ["policex", "governmentt", "zürichsee", "qqqq", "xylophone", "s"]:
+    for word in ["policex", "governmentt", "zürichsee", "qqqq", "xylophone", "s", "Police", "ZÜRICH", "Qqq"]:
         assert vocab.suggest(word) == Vectors(words, np.zeros((len(words), 1), np.float32)).suggest(word)
     assert vocab.suggest("policex")[0] == "police"
+    assert vocab.suggest("Police")[0] == "police"  # the word, lower-cased, first
+    assert vocab.suggest("ZÜRICH")[0] == "zürich"
 
 
 def test_unknown_words_get_cheap_suggestions_through_the_api(client: FlaskClient) -> None:

@@ -87,11 +87,14 @@ def _to_rgb(image: PILImage.Image) -> PILImage.Image:
 
     if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
         return image.convert("RGB")
-    values = np.asarray(image, dtype=np.float64)
+    values = np.asarray(image, dtype=np.float32)  # float32, in place: a 40M-pixel scan stays 160 MB
+    np.nan_to_num(values, copy=False)
     top = float(values.max()) if values.size else 0.0
     scale = 65535.0 if top > 255 else 1.0 if image.mode == "F" and top <= 1 else 255.0
-    grey = np.clip(np.nan_to_num(values) / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(grey, "L").convert("RGB")
+    values *= 255.0 / scale
+    values += 0.5
+    np.clip(values, 0, 255, out=values)
+    return Image.fromarray(values.astype(np.uint8), "L").convert("RGB")
 
 
 def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: str = "") -> PILImage.Image:

@@ -225,7 +225,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--eval-dir", default=DEFAULT_EVAL_DIR, help=f"evaluation files (default: {DEFAULT_EVAL_DIR})"
     )
     evaluate.add_argument(
-        "--restrict-vocab", type=checked(int, POSITIVE), default=300_000, help="answer among the top N words"
+        "--restrict-vocab", type=checked(int, POSITIVE), default=300_000,
+        help="answer analogies among the N most frequent words (gensim's restrict_vocab; default: 300000)"
     )
     evaluate.set_defaults(func=_run_eval)
 

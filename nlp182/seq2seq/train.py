@@ -106,6 +106,29 @@ def encode_pairs(
     ]
 
 
+#: Held-out pairs may run this many times ``max_length`` before they are left out of scoring:
+#: longer than anything trained on is still scored, but a 16,000-token pair would stall every
+#: validation pass (and the transformer cannot read past its positions at all).
+HELD_OUT_LENGTH_FACTOR = 4
+
+
+def bounded_held_out(translator: Translator, pairs: list[Pair], max_length: int, split: str) -> list[Pair]:
+    """The ``split`` pairs whose sides fit ``HELD_OUT_LENGTH_FACTOR * max_length`` tokens and the
+    model's positions; the others are counted in one warning."""
+    limit = HELD_OUT_LENGTH_FACTOR * max_length
+    positions = getattr(translator.model, "max_source_tokens", None)
+    if positions is not None:
+        limit = min(limit, positions)
+    sources = encode(translator.source_tokenizer, [src for src, _ in pairs])
+    targets = encode(translator.target_tokenizer, [tgt for _, tgt in pairs])
+    kept = [pair for pair, source, target in zip(pairs, sources, targets, strict=True)
+            if len(source) <= limit and len(target) <= limit]  # fmt: skip
+    if len(kept) < len(pairs):
+        log.warning("%d %s pairs are longer than %d tokens on a side and are left out of scoring",
+                    len(pairs) - len(kept), split, limit)
+    return kept
+
+
 def sequence_loss(
     model: torch.nn.Module, batch: Seq2SeqBatch, teacher_forcing: float = 1.0, label_smoothing: float = 0.0
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -267,9 +290,13 @@ def _train(
             translator = build_translator(config, train_pairs)
         translator.save(staging)
         train_ids = encode_pairs(translator, train_pairs, config.max_length)
+        valid_pairs = bounded_held_out(translator, valid_pairs, config.max_length, "validation")
+        test_pairs = bounded_held_out(translator, test_pairs, config.max_length, "test")
         valid_ids = encode_pairs(translator, valid_pairs)
         if not train_ids:
             raise InvalidInputError(f"no training pair is within max_length={config.max_length} tokens")
+        if not valid_ids:
+            raise InvalidInputError("no validation pair is short enough to score; see the warning above")
         train_loader = make_loader(train_ids, config.batch_size, shuffle=True, seed=config.seed)
         valid_loader = make_loader(valid_ids, max(config.batch_size, 256), shuffle=False)
         model = translator.model

@@ -110,3 +110,14 @@ def test_a_run_of_the_other_model_is_named_for_what_it_is(tmp_path, capsys) -> N
     assert f"{captions} is a caption run, not a seq2seq run" in capsys.readouterr().err
     with pytest.raises(FileFormatError, match="is a seq2seq run, not a captioning run"):
         Captioner.load(pairs, device="cpu")
+
+
+def test_held_out_pairs_past_four_times_max_length_are_left_out_of_scoring(caplog) -> None:
+    from nlp182.seq2seq.train import bounded_held_out
+
+    pairs = [("one two", "two one"), ("three four five", "five four three")]
+    translator = build_translator(Seq2SeqConfig(model=ModelConfig(embed_dim=8, hidden_size=8)), pairs)
+    held_out = [("one two", "two one"), ("one " * 50, "two one"), ("one two", "two " * 41)]
+    assert bounded_held_out(translator, held_out, 10, "validation") == held_out[:1]
+    assert "2 validation pairs are longer than 40 tokens on a side and are left out of scoring" in caplog.text
+    assert bounded_held_out(translator, held_out, 100, "test") == held_out

@@ -78,15 +78,17 @@ def _leftover_prefix(target: Path) -> str:
     return f".{target.name}.{os.getpid()}."
 
 
-def remove_dead_leftovers(path: str | os.PathLike[str]) -> list[Path]:
+def remove_dead_leftovers(path: str | os.PathLike[str], every_name: bool = False) -> list[Path]:
     """Remove the staging folders and temporary files of ``path`` whose process is gone; return them.
 
-    Only names this module makes (``.NAME.PID.XXXXXXXX.staging`` / ``.tmp`` beside ``path``) are
-    considered, and only those of a process that no longer runs (:func:`nlp182.pids.owner_alive`),
-    so a save in progress in another process is never disturbed.
+    Only names this module makes (``.NAME.PID.XXXXXXXX.staging`` / ``.tmp`` beside ``path``; with
+    ``every_name``, of any ``NAME`` in that folder, for a folder of the package's own, as its
+    cache) are considered, and only those of a process that no longer runs
+    (:func:`nlp182.pids.owner_alive`), so a save in progress in another process is never disturbed.
     """
     target = Path(path)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]+\.(?:staging|tmp)")
+    name = r".+" if every_name else re.escape(target.name)
+    pattern = re.compile(rf"\.{name}\.(\d+)\.[a-z0-9_]+\.(?:staging|tmp)")
     removed = []
     try:
         entries = list(os.scandir(target.parent))

@@ -39,7 +39,7 @@ import numpy as np
 from nlp182 import io
 from nlp182.bounded import MAX_LINE_BYTES, ReadLimits, mib
 from nlp182.errors import EmptyCorpusError, FileFormatError
-from nlp182.io import atomic_save_npy, atomic_write_json, staged_directory
+from nlp182.io import atomic_save_npy, atomic_write_json, remove_dead_leftovers, staged_directory
 from nlp182.progress import progress
 from nlp182.text import wordscan
 from nlp182.text.corpus import BLOCK_BYTES, MAX_SENTENCE_TOKENS, CorpusSource
@@ -363,6 +363,7 @@ def encode(
         processes = min(MAX_PROCESSES, len(cpus))
     if not (folder / META_FILE).is_file():
         source.check_text()  # a binary, UTF-16 or Latin-1 file is refused before any work
+        remove_dead_leftovers(folder, every_name=True)  # a killed encoding of any corpus
         with staged_directory(folder) as staging:
             _encode_into(source, tokenizer, staging, processes)
     return EncodedText.load(folder)

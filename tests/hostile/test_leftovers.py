@@ -102,3 +102,24 @@ def test_import_removes_the_staging_folder_a_killed_import_left(tmp_path: Path) 
     assert outcome.rc == 0, outcome.err
     assert not stale.exists() and (tmp_path / "out" / "vectors.npy").is_file()
     assert "removed 1 leftover(s) of an earlier run that was killed" in outcome.err
+
+
+def test_encoding_a_corpus_sweeps_the_dead_staging_of_any_other_in_the_cache(tmp_path: Path) -> None:
+    """A run killed while encoding corpus A leaves A's staging folder; encoding corpus B removes it
+    (a killed process's folders are otherwise left until A is encoded again), never a live one."""
+    from nlp182.text.corpus import CorpusSource
+    from nlp182.text.encoded import encode
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = psutil.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = cache / f".corpus-a-key.{dead.pid}.abcdefgh.staging"
+    stale.mkdir()
+    (stale / "tokens.u32").write_bytes(b"\0" * 1024)
+    live = cache / f".corpus-c-key.{os.getpid()}.abcdefgh.staging"
+    live.mkdir()
+    corpus = tmp_path / "b.txt"
+    corpus.write_text("alpha beta gamma\n" * 10)
+    encode(CorpusSource(str(corpus)), cache=cache)
+    assert not stale.exists() and live.is_dir()

@@ -259,6 +259,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool)
             monitor_mode="max",
             monitor_limit=PERFECT_SCORES.get(config.monitor),
             keep_best=True,
+            stall_metric="cross_entropy" if model.decoder.hard else "loss",  # REINFORCE's term need not fall
             seed=config.seed,
             progress=config.progress,
         )

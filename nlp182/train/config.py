@@ -37,6 +37,9 @@ class TrainerConfig:
     ``monitor_limit`` is the best value the monitored score can take (1 for exact match, 0 for an
     error rate): an epoch that reaches it ends the run, since no later epoch could be kept instead.
     It is an ordinary end (``stop_reason`` says so), not an early-stopping warning.
+    ``stall_metric`` is the training metric whose stalling the run warns about (``loss``: the
+    optimised loss; a loss with a surrogate term, REINFORCE's, names its honest part, e.g.
+    ``cross_entropy``, since the surrogate's value need not fall).
     ``ema_decay`` keeps an exponential moving average of the weights
     (:class:`~nlp182.train.averaging.ExponentialMovingAverage`, with warm-up), updated after every
     optimizer step: validation scores the average, the best epoch keeps the average, and a run
@@ -62,6 +65,7 @@ class TrainerConfig:
     log_every: int = 50
     monitor_every: int = 0
     keep_best: bool = False
+    stall_metric: str = "loss"
     time_budget_s: float | None = None
     ema_decay: float | None = None
     seed: int = 0

@@ -559,7 +559,7 @@ class Trainer:
             log.info("stopped: %s", self.stop_reason)
         found = [
             zero_kept_score(self.config.monitor, self.config.monitor_mode, self.best, self.best_epoch),
-            loss_stalled(self.history),
+            loss_stalled(self.history, key=f"train_{self.config.stall_metric}"),
         ]
         for message in found:
             if message is not None:

@@ -50,6 +50,23 @@ def test_flat_loss_and_early_stopping_each_warn_once_in_the_log(caplog) -> None:
     assert "epochs 5-6" in flat.warnings[0]
 
 
+def test_the_stall_warning_reads_the_metric_the_config_names() -> None:
+    """A loss with a surrogate term (REINFORCE's) names its honest part: a flat ``loss`` with a
+    falling ``cross_entropy`` is no stall, and the other way round is one."""
+    model = _model()
+    calls = iter(range(10_000))
+
+    def surrogate(net, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = mse(net, batch)
+        return loss * 0.0 + 1.0, {"cross_entropy": 100.0 / (1 + next(calls))}  # flat loss, falling CE
+
+    for metric, warned in (("cross_entropy", False), ("loss", True)):
+        config = TrainerConfig(epochs=6, device="cpu", progress=False, stall_metric=metric)
+        trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), surrogate, config)
+        trainer.fit(DataLoader(_data(), batch_size=16), DataLoader(_data(), batch_size=64))
+        assert any(w.startswith("the training loss stopped falling") for w in trainer.warnings) == warned
+
+
 def test_patience_in_seconds_stops_a_run_that_stopped_improving() -> None:
     # Any positive patience in seconds is spent by the second epoch without a better score.
     trainer = _fit(0.0, early_stopping_patience_s=1e-9)

@@ -167,8 +167,8 @@ def references_of(translator: Translator, references: list[list[str]]) -> list[l
 def make_eval_fn(
     translator: Translator, valid_pairs: list[Pair], names: list[str], max_len: int
 ) -> Callable[[torch.nn.Module, Iterable[Seq2SeqBatch]], dict[str, float]]:
-    """``eval_fn`` for the Trainer: teacher-forced ``valid_loss``, ``valid_<metric>`` of greedy outputs
-    and the share of them that came out empty (``valid_empty``).
+    """``eval_fn`` for the Trainer: teacher-forced ``valid_loss`` (per target token of the split),
+    ``valid_<metric>`` of greedy outputs and the share of them that came out empty (``valid_empty``).
 
     Metrics are computed per distinct source against all its references (raw text, normalised).
     """
@@ -176,8 +176,12 @@ def make_eval_fn(
 
     def evaluate(model: torch.nn.Module, loader: Iterable[Seq2SeqBatch]) -> dict[str, float]:
         device = next(model.parameters()).device
-        losses = [float(sequence_loss(model, _to(batch, device))[0]) for batch in loader]
-        if not losses:
+        summed = tokens = 0.0
+        for batch in loader:  # per target token over the split (batches differ in size)
+            count = target_tokens(batch)
+            summed += float(sequence_loss(model, _to(batch, device))[0]) * count
+            tokens += count
+        if not tokens:
             raise InvalidInputError("the validation split is empty")
         outputs = [
             t.text
@@ -187,7 +191,7 @@ def make_eval_fn(
         ]
         scores = score(outputs, references_of(translator, references), names)
         valid = {f"valid_{k}": v for k, v in scores.items()}
-        return {"valid_loss": sum(losses) / len(losses), **valid, EMPTY_KEY: empty_share(outputs)}
+        return {"valid_loss": summed / tokens, **valid, EMPTY_KEY: empty_share(outputs)}
 
     return evaluate
 

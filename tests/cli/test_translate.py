@@ -121,3 +121,17 @@ def test_held_out_pairs_past_four_times_max_length_are_left_out_of_scoring(caplo
     assert bounded_held_out(translator, held_out, 10, "validation") == held_out[:1]
     assert "2 validation pairs are longer than 40 tokens on a side and are left out of scoring" in caplog.text
     assert bounded_held_out(translator, held_out, 100, "test") == held_out
+
+
+def test_the_validation_loss_is_per_target_token_whatever_the_batch_size() -> None:
+    from nlp182.seq2seq.batching import make_loader
+    from nlp182.seq2seq.train import encode_pairs, make_eval_fn
+
+    pairs = [("one two", "two one"), ("three four five", "five four three five four three"), ("one", "one")]
+    translator = build_translator(Seq2SeqConfig(model=ModelConfig(embed_dim=8, hidden_size=8)), pairs)
+    ids = encode_pairs(translator, pairs)
+    evaluate = make_eval_fn(translator, pairs, ["exact_match"], 4)
+    translator.model.eval()  # as the Trainer validates: no dropout
+    by_two = evaluate(translator.model, make_loader(ids, 2, shuffle=False))["valid_loss"]
+    whole = evaluate(translator.model, make_loader(ids, 8, shuffle=False))["valid_loss"]
+    assert by_two == pytest.approx(whole, rel=1e-5)

@@ -177,10 +177,11 @@ def make_eval_fn(
     def evaluate(model: torch.nn.Module, loader: Iterable[Seq2SeqBatch]) -> dict[str, float]:
         device = next(model.parameters()).device
         summed = tokens = 0.0
-        for batch in loader:  # per target token over the split (batches differ in size)
-            count = target_tokens(batch)
-            summed += float(sequence_loss(model, _to(batch, device))[0]) * count
-            tokens += count
+        with torch.no_grad():
+            for batch in loader:  # per target token over the split (batches differ in size)
+                count = target_tokens(batch)
+                summed += float(sequence_loss(model, _to(batch, device))[0]) * count
+                tokens += count
         if not tokens:
             raise InvalidInputError("the validation split is empty")
         outputs = [

@@ -102,7 +102,10 @@ def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given
         choices["hidden_size"] = (size, f"{count} training pairs {relation} {LARGE_DATA}")
     if "batch_size" not in given:
         batch = min(MAX_BATCH, max(MIN_BATCH, 2 ** int(math.log2(max(count / 50, 1)))))
-        choices["batch_size"] = (batch, f"~50 steps an epoch over {count} pairs, {MIN_BATCH}-{MAX_BATCH}")
+        steps = math.ceil(count / batch)
+        choices["batch_size"] = (
+            batch, f"{steps} steps an epoch over {count} pairs (~50 aimed at, within {MIN_BATCH}-{MAX_BATCH})"
+        )
     if "max_len" not in given and targets:
         # In the target tokenizer's tokens, what the decoder emits: "2002 01 20" is 11, not 3 words.
         longest = max(len(ids) for ids in encode(tokenizers["target"], targets))

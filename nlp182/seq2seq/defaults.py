@@ -30,7 +30,7 @@ from nlp182.seq2seq.config import BUILTIN_DATA, Seq2SeqConfig
 from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import SPECIAL_TOKENS, encode, train_tokenizer
 
-#: ``--data cmudict``'s settings (ten flags of the measured run; the CLI form is in the README).
+#: ``--data cmudict``'s settings (eleven flags of the measured run; the CLI form is in docs/howto/seq2seq.md).
 CMUDICT_RECIPE: dict[str, Any] = {
     "cell": "lstm",
     "hidden_size": 256,
@@ -46,6 +46,9 @@ CMUDICT_RECIPE: dict[str, Any] = {
 }
 CMUDICT_REASON = "the CMUdict recipe: test WER 27.6%, PER 6.57% (beam 5) after 2,700 s on one CPU core"
 SPELLING_SHARE = 0.9
+#: Bytes a logit costs in training: the float32 value, its softmax and its gradient.
+LOGIT_BYTES = 12
+LOGITS_BUDGET = 512 << 20
 LARGE_DATA = 5000
 LARGE_VOCABULARY = 5000
 MIN_BATCH, MAX_BATCH = 16, 128
@@ -100,15 +103,22 @@ def _user_choices(config: Seq2SeqConfig, pairs: Sequence[tuple[str, str]], given
         size = 128 if count < LARGE_DATA else 256
         relation = "<" if count < LARGE_DATA else ">="
         choices["hidden_size"] = (size, f"{count} training pairs {relation} {LARGE_DATA}")
+    # In the target tokenizer's tokens, what the decoder emits: "2002 01 20" is 11, not 3 words.
+    longest = max((len(ids) for ids in encode(tokenizers["target"], targets)), default=1)
     if "batch_size" not in given:
         batch = min(MAX_BATCH, max(MIN_BATCH, 2 ** int(math.log2(max(count / 50, 1)))))
         steps = math.ceil(count / batch)
-        choices["batch_size"] = (
-            batch, f"{steps} steps an epoch over {count} pairs (~50 aimed at, within {MIN_BATCH}-{MAX_BATCH})"
-        )
+        reason = f"{steps} steps an epoch over {count} pairs (~50 aimed at, within {MIN_BATCH}-{MAX_BATCH})"
+        # the logits (B, T, V) and their gradients must fit too: long targets over a large
+        # vocabulary (8,000 characters, 250 a line) take a gigabyte at a batch of 128
+        per_pair = (longest + 1) * tokenizers["target"].get_vocab_size() * LOGIT_BYTES
+        fits = 2 ** int(math.log2(max(LOGITS_BUDGET // per_pair, 1)))
+        if fits < batch:
+            batch = fits
+            reason = (f"the largest power of 2 whose logits ({longest + 1} target tokens x "
+                      f"{tokenizers['target'].get_vocab_size()} words) fit {LOGITS_BUDGET >> 20} MiB")
+        choices["batch_size"] = (batch, reason)
     if "max_len" not in given and targets:
-        # In the target tokenizer's tokens, what the decoder emits: "2002 01 20" is 11, not 3 words.
-        longest = max(len(ids) for ids in encode(tokenizers["target"], targets))
         choices["max_len"] = (
             math.ceil(1.5 * longest) + 5,
             f"1.5 x the longest training target ({longest} {kinds['target']} tokens) + 5",

@@ -174,3 +174,17 @@ def test_transformer_settings_it_cannot_train_with_are_refused_up_front() -> Non
     with pytest.raises(InvalidInputError, match="below the transformer's 1024 positions"):
         Seq2SeqConfig(model=transformer, max_len=5000)
     assert Seq2SeqConfig(model=ModelConfig(), teacher_forcing=0.5, max_len=5000).max_len == 5000
+
+
+def test_the_batch_shrinks_until_its_logits_fit_for_long_targets_over_a_large_vocabulary() -> None:
+    """2,000 pairs would take a batch of 32; 400-character targets over 6,000 characters make each
+    pair's logits 29 MB (with their softmax and gradient), so 16 fit the 512 MiB budget."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    alphabet = [chr(0x4E00 + i) for i in range(6000)]
+    pairs = [(f"item {i}", "".join(rng.choice(alphabet, 400))) for i in range(2000)]
+    settled, chosen = choose_defaults(Seq2SeqConfig(data="mine.tsv", target_tokenizer="char"), pairs)
+    assert settled.batch_size == 16 and "fit 512 MiB" in chosen["batch_size"]
+    short = [(f"item {i}", "ab") for i in range(2000)]
+    assert choose_defaults(Seq2SeqConfig(data="mine.tsv"), short)[0].batch_size == 32

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nlp182.bounded import BoundedLines, open_bounded
@@ -85,24 +85,31 @@ def _require_file(path: str | Path) -> Path:
     return check_input_file(path, missing_hint="; check the --data / --target-file paths")
 
 
-def _read_lines(path: Path, max_bytes: int) -> list[str | None]:
-    """The lines of a UTF-8 file (``\n`` or ``\r\n`` ends), None for each line longer than
-    ``max_bytes`` (skipped; one warning gives the count)."""
-    lines: list[str | None] = []
+def _numbered_lines(path: Path, max_bytes: int) -> Iterator[tuple[int, str]]:
+    """``(number, text)`` of each line of a UTF-8 file (``\n`` or ``\r\n`` ends) of at most
+    ``max_bytes``, one at a time; longer lines are skipped (one warning gives the count) and their
+    numbers missing. The last item is ``(lines in the file + 1, "")``, so a caller knows the count."""
     with open_bounded(path) as handle:
         reader = BoundedLines(handle, max_bytes, str(path))
         for number, line in reader:
-            lines += [None] * (number - 1 - len(lines))
             try:
                 text = line.decode("utf-8").removesuffix("\r")
-                lines.append(text.removeprefix("\ufeff") if number == 1 else text)  # a byte-order mark
             except UnicodeDecodeError as exc:
                 raise FileFormatError(
                     f"{path}: line {number} is not UTF-8 text ({exc.reason} at byte {exc.start})"
                 ) from None
-        lines += [None] * (reader.number - len(lines))
+            yield number, text.removeprefix("\ufeff") if number == 1 else text  # a byte-order mark
         reader.warn_skipped()
-    return lines
+        yield reader.number + 1, ""
+
+
+def _read_lines(path: Path, max_bytes: int) -> list[str | None]:
+    """The lines of a UTF-8 file, None for each line longer than ``max_bytes``."""
+    lines: list[str | None] = []
+    for number, text in _numbered_lines(path, max_bytes):
+        lines += [None] * (number - 1 - len(lines))
+        lines.append(text)
+    return lines[:-1]
 
 
 def read_aligned_files(
@@ -160,16 +167,20 @@ def read_tsv(
     than ``max_line_bytes`` are skipped and counted.
     """
     tsv = _require_file(path)
-    rows = [None if line is None else line.split("\t") for line in _read_lines(tsv, max_line_bytes)]
+    lines = _numbered_lines(tsv, max_line_bytes)  # a line at a time: only the pairs are kept
     by_name = not (source_column.isdigit() and target_column.isdigit())
-    if by_name and rows and rows[0] is None:
-        raise FileFormatError(f"{tsv}: its header row is longer than {max_line_bytes:,} bytes")
-    header = rows.pop(0) if by_name and rows else None
+    header = None
+    if by_name:
+        number, text = next(lines)
+        if number != 1:
+            raise FileFormatError(f"{tsv}: its header row is longer than {max_line_bytes:,} bytes")
+        header = text.split("\t")
     src_col = _column_index(source_column, header, tsv)
     tgt_col = _column_index(target_column, header, tsv)
     pairs = []
-    for number, row in enumerate(rows, start=2 if header else 1):
-        if row is None or not any(cell.strip() for cell in row):
+    for number, text in lines:
+        row = text.split("\t")
+        if not any(cell.strip() for cell in row):
             continue
         if len(row) <= max(src_col, tgt_col):
             raise FileFormatError(

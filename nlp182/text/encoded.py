@@ -319,7 +319,8 @@ def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, p
             distinct += len(new_words)
             breaks = np.flatnonzero(ids == 0)
             words = np.delete(ids, breaks) - 1
-            line_ends.append(breaks - np.arange(len(breaks)) + position)
+            # empty lines end where the line before them did: kept once, 100M blank lines cost nothing
+            line_ends.append(_sorted_unique(breaks - np.arange(len(breaks)) + position))
             words.tofile(out)
             position += len(words)
             block_counts = np.bincount(words, minlength=distinct)

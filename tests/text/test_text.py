@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -356,3 +357,21 @@ def test_a_trainer_takes_a_path_and_refuses_sentences_in_memory_by_name(tmp_path
     assert len(train_lsa(str(path), LSAConfig(dim=2, min_count=1))[0]) == 4
     with pytest.raises(InvalidInputError, match="one sentence a line"):
         train_word2vec([["alpha", "beta"]], Word2VecConfig())
+
+
+def test_blank_lines_cost_no_memory_while_encoding(tmp_path, monkeypatch) -> None:
+    """Each blank line ended where the line before it did; it was kept as a boundary all the same
+    (8 bytes each, and copies), so 60M of them took 1 GB. They collapse block by block now (small
+    blocks here, so the boundaries of many blocks would add up as in a large corpus)."""
+    from nlp182.text import encoded as encoded_module
+
+    monkeypatch.setattr(encoded_module, "BLOCK_BYTES", 1 << 16)
+    path = tmp_path / "blank.txt"
+    path.write_text("\n" * 3_000_000 + "alpha beta\n" + "\n" * 3_000_000 + "gamma\n")
+    tracemalloc.start()
+    encoded = encode(CorpusSource(str(path)), cache=tmp_path / "cache", processes=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40 << 20  # 108 MB before: the 6M boundaries (48 MB) and their copies
+    corpus, _ = _open(path, 1, 100, tmp_path / "cache")
+    assert [c.ids.tolist() for c in corpus] == [[0, 1, 2]] and encoded.total_tokens == 3

@@ -228,7 +228,10 @@ def truncated_svd(
     (same algorithm, CPU); ``scipy``: ARPACK's Lanczos ``svds`` (exact to its tolerance, CPU).
     A torch sparse ``matrix`` (on the device) goes to ``torch`` only.
     """
-    rank = min(rank, min(matrix.shape) - 1)
+    if rank > min(matrix.shape) - 1:
+        log.warning("%d dimensions asked of a %d-word vocabulary: the vectors get %d (one fewer than the "
+                    "words)", rank, min(matrix.shape), max(min(matrix.shape) - 1, 0))
+        rank = min(matrix.shape) - 1
     if rank < 1:
         raise InvalidInputError(f"the PPMI matrix {matrix.shape} is too small for an SVD")
     if solver == "sklearn":

@@ -112,3 +112,11 @@ def test_bad_settings_and_empty_corpus(tmp_path) -> None:
     with pytest.raises(EmptyCorpusError, match="no two words share a window"):
         train_lsa(CorpusSource(str(tmp_path / "ones.txt")), LSAConfig(min_count=1, dim=2))
     assert ppmi(sp.csr_matrix((3, 3)), 0.75, 1.0).nnz == 0  # and no warning on the way
+
+
+def test_more_dimensions_than_words_is_said_not_silently_cut(tmp_path, caplog) -> None:
+    path = tmp_path / "text.txt"
+    path.write_text("alpha beta gamma delta epsilon\n" * 20)
+    vectors, _, _ = train_lsa(CorpusSource(str(path)), LSAConfig(dim=300, min_count=1))
+    assert vectors.vector_size == 4
+    assert "300 dimensions asked of a 5-word vocabulary: the vectors get 4" in caplog.text

@@ -61,6 +61,11 @@ class MissingFileError(Nlp182Error, FileNotFoundError):
     code = "not_found"
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """``repr(text)`` for a message, cut to about ``limit`` characters (a 1 MB word makes a 1 MB line)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
 class UnknownWordError(Nlp182Error, KeyError):
     """A word is not in the vocabulary; ``suggestions`` lists close vocabulary words."""
 
@@ -71,7 +76,7 @@ class UnknownWordError(Nlp182Error, KeyError):
         self.word = word
         self.suggestions = list(suggestions or [])
         hint = f"; did you mean: {', '.join(self.suggestions)}" if self.suggestions else ""
-        super().__init__(f"word {word!r} is not in the vocabulary{hint}")
+        super().__init__(f"word {shown(word)} is not in the vocabulary{hint}")
 
 
 class MissingExtraError(Nlp182Error, ImportError):

@@ -41,6 +41,7 @@ from nlp182.errors import (
     MissingFileError,
     ShapeError,
     UnknownWordError,
+    shown,
 )
 from nlp182.io import atomic_save_npy, atomic_write_text, check_input_file
 from nlp182.text.vocab import Vocabulary
@@ -877,7 +878,7 @@ def _index_words(words: Sequence[str], start: int = 0) -> dict[str, int]:
     if len(index) != len(words):
         seen: set[str] = set()
         repeated = next(word for word in words if word in seen or seen.add(word))
-        raise InvalidInputError(f"word {repeated!r} appears twice in the vocabulary")
+        raise InvalidInputError(f"word {shown(repeated)} appears twice in the vocabulary")
     if not formats.storable_words(list(words)):
         bad = next((i, w) for i, w in enumerate(words) if not formats.storable_words([w]))
         raise InvalidInputError(

@@ -193,3 +193,15 @@ def test_a_mistyped_run_folder_and_a_capitalised_word_get_plain_answers(tmp_path
     vectors = Vectors(["king", "kingdom", "queen"], np.eye(3, dtype=np.float32))
     with pytest.raises(UnknownWordError, match="did you mean: king, kingdom"):
         vectors["King"]
+
+
+def test_a_huge_word_is_cut_short_in_messages() -> None:
+    from nlp182.errors import InvalidInputError, UnknownWordError
+
+    word = "x" * 1_000_000
+    with pytest.raises(InvalidInputError) as twice:
+        Vectors([word, word], np.eye(2, dtype=np.float32))
+    assert len(str(twice.value)) < 200 and "1,000,000 characters" in str(twice.value)
+    with pytest.raises(UnknownWordError) as unknown:
+        Vectors(["a"], np.ones((1, 2), dtype=np.float32))[word]
+    assert len(str(unknown.value)) < 300

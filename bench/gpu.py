@@ -27,7 +27,7 @@ captioning training images/s (``bench.captioning``)
 optim      optimizer step time, ours / ``torch.optim`` foreach (``bench.optim``)
 ========== =====================================================================
 
-The steps run in that order, the GPU goals first; the budget (450 s, from the start, unpacking the
+The steps run in that order, the GPU goals first; the budget (470 s, from the start, unpacking the
 corpus included) skips the later ones when it is spent. A step over its own limit is stopped with
 every process it started (its workers too); the benches rewrite their JSON as they go, so a step
 cut short keeps what it measured.
@@ -73,7 +73,7 @@ from bench.embeddings_scale import gensim_available
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-TOTAL_BUDGET_S = 450  # 7.5 minutes of steps: the whole command stays under 8 on one GPU
+TOTAL_BUDGET_S = 470  # of steps, counted from the start: the whole command stays within 8 minutes
 #: A dry run's steps share a small CPU two at a time: each gets this many times its GPU time limit.
 DRY_SLACK = 2.5
 Figures = Callable[[dict[str, Any]], dict[str, float]]
@@ -179,7 +179,7 @@ def _rates(data: dict[str, Any]) -> dict[str, float]:
 #: then the figures measured before (run while the budget lasts).
 STEPS: tuple[Step, ...] = (
     Step("tests", "pytest", "the tests marked @pytest.mark.cuda (they skip without CUDA)",
-         ("-q", "-m", "cuda", "-p", "no:cacheprovider"), ("-q", "-m", "cuda", "-p", "no:cacheprovider"), 70),
+         ("-q", "-m", "cuda", "-p", "no:cacheprovider"), ("-q", "-m", "cuda", "-p", "no:cacheprovider"), 90),
     # the fused Triton kernel against the C kernel and gensim at 16 threads on the 20M-token corpus
     # (carry it compressed), LSA of a 100k vocabulary on the device
     Step("gpu-embeddings", "bench.gpu_embeddings",

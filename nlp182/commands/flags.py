@@ -226,7 +226,10 @@ def interrupted(command: str, out: str) -> None:
     """Tell the user on stderr where the interrupted run is kept and the command that resumes it."""
     from nlp182.train.run import incomplete_dir
 
-    print(f"interrupted; the run and its checkpoints are kept in {incomplete_dir(out)}. Resume with:\n"
+    staged = incomplete_dir(out)
+    kept = "the run and its checkpoints are" if any(staged.rglob("step-*.safetensors")) else (
+        "the run is (no checkpoint yet: resuming starts its training over, with its settings)")
+    print(f"interrupted; {kept} kept in {staged}. Resume with:\n"
           f"  nlp182 {command} --out {out} --resume", file=sys.stderr)
 
 

@@ -270,3 +270,18 @@ def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys) 
     assert cli.main(["neighbors", "runs/x", "king"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nlp182: error: ran out of memory") and err.count("\n") == 1
+
+
+def test_an_interrupt_says_whether_checkpoints_were_kept(tmp_path, capsys) -> None:
+    from nlp182.commands.flags import interrupted
+    from nlp182.train.run import incomplete_dir
+
+    out = tmp_path / "run"
+    incomplete_dir(out).mkdir()
+    interrupted("train seq2seq", str(out))
+    assert "no checkpoint yet: resuming starts its training over" in capsys.readouterr().err
+    (incomplete_dir(out) / "train" / "checkpoints").mkdir(parents=True)
+    (incomplete_dir(out) / "train" / "checkpoints" / "step-000000001.safetensors").write_bytes(b"")
+    interrupted("train seq2seq", str(out))
+    told = capsys.readouterr().err
+    assert "the run and its checkpoints are kept" in told and f"--out {out} --resume" in told

@@ -118,8 +118,8 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
                 width, height = opened.size
                 if width * height > max_pixels:
                     raise FileFormatError(
-                        f"{label} {path} is {width}x{height} = {width * height} pixels, over the "
-                        f"limit of {max_pixels} (--max-image-pixels)"
+                        f"{label} {path} is {width}x{height} = {width * height} pixels, over the limit "
+                        f"of {max_pixels} (--max-image-pixels of `nlp182 train caption`, kept in the run)"
                     )
                 opened.load()  # every pixel: a truncated or damaged file fails here
                 return _to_rgb(opened)
@@ -132,7 +132,8 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
         found = re.search(r"\((\d+) pixels\)", str(exc))
         count = f"is {found.group(1)} pixels" if found else "has more pixels than Pillow opens"
         raise FileFormatError(
-            f"{label} {path} {count}, over the limit of {max_pixels} (--max-image-pixels)"
+            f"{label} {path} {count}, over the limit of {max_pixels} (--max-image-pixels of "
+            "`nlp182 train caption`, kept in the run)"
         ) from None
     except Exception as exc:  # Pillow's decoders raise many types (OSError, ValueError, SyntaxError...)
         reason = " ".join(str(exc).split()) or type(exc).__name__

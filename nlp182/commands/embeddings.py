@@ -207,7 +207,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--wiki", metavar="DUMP", help="a Wikipedia pages-articles .xml.bz2 dump")
     prepare.add_argument("--text", metavar="PATH", nargs="+", help="plain-text files or folders of them")
     prepare.add_argument(
-        "--processes", type=checked(int, POSITIVE), default=None, help="markup-stripping processes for --wiki"
+        "--processes", type=checked(int, POSITIVE), default=None,
+        help="markup-stripping processes for --wiki (default: one per CPU core but one)"
     )
     add_limit_flags(prepare, "line of a --text file")
     prepare.add_argument("--max-article-bytes", type=checked(int, POSITIVE), default=MAX_ARTICLE_BYTES,

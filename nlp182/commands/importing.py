@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", default="auto", choices=FORMATS,
                         help="file format (default: auto, from the file's first bytes)")
     parser.add_argument("--limit", type=int, default=None,
-                        help="keep only the first N words (the most frequent in frequency-sorted files)")
+                        help="keep only the first N words (the most frequent in frequency-sorted files; "
+                             "default: all)")
     parser.add_argument("--encoding", default="utf-8", help="encoding of the words (default: utf-8)")
     parser.add_argument("--unicode-errors", default="strict", choices=("strict", "replace", "ignore"),
                         help="what to do with words that do not decode (default: strict)")

@@ -313,7 +313,8 @@ def train_lsa(
     if device.type == "cuda":
         torch.cuda.synchronize()
     done = time.perf_counter()
-    vectors = Vectors(vocab.words, (u * s[None, :] ** config.eig_power).astype(np.float32))
+    weighted_u = (u * s[None, :] ** config.eig_power).astype(np.float32)
+    vectors = Vectors(vocab.words, weighted_u, counts=vocab.counts)
     report = LSAReport(
         encoded - started, counted - encoded, weighted - counted, done - weighted, nonzeros, device.type
     )

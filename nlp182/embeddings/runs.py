@@ -43,7 +43,7 @@ def save_run(
 ) -> Path:
     """Write a complete run folder at ``out`` (replacing any previous one only on success)."""
     with staged_directory(out) as staging:
-        vectors.save(staging)
+        vectors.save(staging, counts=False)
         vocab.save(staging / COUNTS_FILE)
         atomic_write_json(staging / CONFIG_FILE, config)
         atomic_write_json(staging / METRICS_FILE, metrics)

@@ -703,13 +703,14 @@ class Vectors:
         return self.get_vector(key, norm=norm)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: str | os.PathLike[str]) -> None:
+    def save(self, folder: str | os.PathLike[str], counts: bool = True) -> None:
         """Write ``vectors.npy`` and ``vocab.txt`` (one word per line, in row order) atomically,
-        and ``counts.tsv`` when the store has counts."""
+        and ``counts.tsv`` when the store has counts (and ``counts``: a trained run writes its
+        vocabulary's own, with the corpus's total)."""
         folder = Path(folder)
         atomic_save_npy(folder / VECTORS_FILE, np.asarray(self.vectors, dtype=np.float32))
         atomic_write_text(folder / VOCAB_FILE, "".join(f"{word}\n" for word in self.words))
-        if "count" in self.expandos:
+        if counts and "count" in self.expandos:
             counts = np.asarray(self.expandos["count"], dtype=np.int64)
             Vocabulary(self.words, counts, int(counts.sum())).save(folder / COUNTS_FILE)
 

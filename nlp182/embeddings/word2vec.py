@@ -596,7 +596,7 @@ def train_torch(
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
         done = round(distributed.total(done, device))
-    vectors = Vectors(vocab.words, model.w_in.float().cpu().numpy())
+    vectors = Vectors(vocab.words, model.w_in.float().cpu().numpy(), counts=vocab.counts)
     report = TrainingReport(
         "torch", device.type, seconds, done, done / seconds, loss, compile_seconds, kernel
     )
@@ -665,7 +665,8 @@ def train_gensim(
     model.train(sentences, total_words=vocab.total_words, epochs=config.epochs, compute_loss=False)
     seconds = time.perf_counter() - started
     raw = vocab.total_words * config.epochs
-    vectors = Vectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
+    vectors = Vectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32),
+                      counts=model.wv.expandos["count"])
     return vectors, TrainingReport("gensim", "cpu", seconds, raw, raw / seconds, None)
 
 

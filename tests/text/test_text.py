@@ -375,3 +375,19 @@ def test_blank_lines_cost_no_memory_while_encoding(tmp_path, monkeypatch) -> Non
     assert peak < 40 << 20  # 108 MB before: the 6M boundaries (48 MB) and their copies
     corpus, _ = _open(path, 1, 100, tmp_path / "cache")
     assert [c.ids.tolist() for c in corpus] == [[0, 1, 2]] and encoded.total_tokens == 3
+
+
+def test_trained_vectors_carry_their_counts_as_gensim_model_wv_does(tmp_path) -> None:
+    from nlp182.embeddings.lsa import LSAConfig, train_lsa
+    from nlp182.embeddings.runs import save_run
+    from nlp182.embeddings.word2vec import Word2VecConfig, train_word2vec
+    from nlp182.text.vocab import Vocabulary
+
+    path = tmp_path / "text.txt"
+    path.write_text("alpha beta alpha gamma alpha beta rare\n" * 10)
+    vectors, vocab, _ = train_word2vec(path, Word2VecConfig(vector_size=4, epochs=1, min_count=2, threads=1))
+    assert vectors.get_vecattr("alpha", "count") == 30 and vectors.get_vecattr("gamma", "count") == 10
+    lsa, _, _ = train_lsa(path, LSAConfig(dim=2, min_count=2))
+    assert lsa.get_vecattr("beta", "count") == 20
+    save_run(tmp_path / "run", vectors, vocab, {"method": "word2vec-sg"}, {})
+    assert Vocabulary.load(tmp_path / "run" / "counts.tsv").total_words == 70  # the corpus's, rare too

@@ -155,6 +155,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     from nlp182.embeddings.runs import load_run, update_metrics
 
     files = EvaluationFiles.in_folder(args.eval_dir)
+    for path in (files.wordsim353, files.simlex999, files.analogies):  # before the table starts too
+        if not path.is_file():
+            raise MissingFileError(f"evaluation file {path} does not exist; run `nlp182 corpus prepare` "
+                                   "(it writes corpora/eval) or pass --eval-dir")
     for run in args.runs:  # every run is there before the table starts
         if not Path(run).exists():
             raise MissingFileError(f"{run} does not exist")

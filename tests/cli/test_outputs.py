@@ -285,3 +285,12 @@ def test_an_interrupt_says_whether_checkpoints_were_kept(tmp_path, capsys) -> No
     interrupted("train seq2seq", str(out))
     told = capsys.readouterr().err
     assert "the run and its checkpoints are kept" in told and f"--out {out} --resume" in told
+
+
+def test_eval_without_its_files_is_one_line_before_any_table(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert cli.main(["eval", str(run), "--eval-dir", str(tmp_path / "nope")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "evaluation file" in captured.err and captured.err.count("\n") == 1

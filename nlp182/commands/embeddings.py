@@ -155,15 +155,15 @@ def _run_eval(args: argparse.Namespace) -> int:
     from nlp182.embeddings.runs import load_run, update_metrics
 
     files = EvaluationFiles.in_folder(args.eval_dir)
-    for path in (files.wordsim353, files.simlex999, files.analogies):  # before the table starts too
-        if not path.is_file():
-            raise MissingFileError(f"evaluation file {path} does not exist; run `nlp182 corpus prepare` "
-                                   "(it writes corpora/eval) or pass --eval-dir")
     for run in args.runs:  # every run is there before the table starts
         if not Path(run).exists():
             raise MissingFileError(f"{run} does not exist")
         if not Path(run, "config.json").is_file():
             raise MissingFileError(f"{run} is not a run folder (no config.json)")
+    for path in (files.wordsim353, files.simlex999, files.analogies):  # and so is every file
+        if not path.is_file():
+            raise MissingFileError(f"evaluation file {path} does not exist; run `nlp182 corpus prepare` "
+                                   "(it writes corpora/eval) or pass --eval-dir")
     header = (
         f"{'run':<28}" + "".join(f"{title:>13}" for _, title in TABLE_COLUMNS) + f"{'pairs/quest. (oov)':>24}"
     )

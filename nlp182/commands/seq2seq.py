@@ -123,13 +123,14 @@ def _translate_stream(translator: Translator, lines: Iterable[str], args: argpar
 
     def flush() -> None:
         nonlocal too_long
-        taken = translator.translatable(chunk)
+        encodings = translator.encode(chunk)  # once: translate takes them back
+        taken = translator.translatable(chunk, encodings)
         too_long += sum(not ok and bool(line.strip()) for line, ok in zip(chunk, taken, strict=True))
-        texts = [line for line, ok in zip(chunk, taken, strict=True) if ok]
+        kept = [i for i, ok in enumerate(taken) if ok]
         outputs = iter(translator.translate(
-            texts, beam_width=args.beam_width, max_len=args.max_len, length_penalty=args.length_penalty,
-            need_weights=False,
-        ) if texts else [])  # fmt: skip
+            [chunk[i] for i in kept], beam_width=args.beam_width, max_len=args.max_len,
+            length_penalty=args.length_penalty, need_weights=False, encodings=[encodings[i] for i in kept],
+        ) if kept else [])  # fmt: skip
         for ok in taken:
             print(next(outputs).text if ok else "")
         sys.stdout.flush()

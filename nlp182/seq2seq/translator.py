@@ -171,17 +171,19 @@ class Translator:
         batch_size: int = 256,
         warn: bool = True,
         need_weights: bool = True,
+        encodings: Sequence[Encoding] | None = None,
     ) -> list[Translation]:
         """Translate ``texts``; decoding settings default to the run's config.
 
         Each text goes through the run's own source tokeniser (normalisation, lower-casing,
-        splitting) exactly as in training, once. With ``warn``, pieces the source vocabulary
+        splitting) exactly as in training, once: ``encodings`` are those :meth:`encode` already
+        gave, when the caller has them. With ``warn``, pieces the source vocabulary
         lacks (read as ``<unk>``) are named in one logged warning. ``need_weights=False`` skips the
         attention weights (faster; ``weights`` is then ``None``).
         """
         if isinstance(texts, str):
             raise InvalidInputError("translate takes a list of sentences; wrap a single one in a list")
-        encodings = self.source_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        encodings = self.encode(texts) if encodings is None else encodings
         for index, (text, problem) in enumerate(zip(texts, self._problems(texts, encodings), strict=True)):
             if problem:
                 raise InvalidInputError(f"cannot translate text {index} ({text[:40]!r}): {problem}")
@@ -224,9 +226,13 @@ class Translator:
             for text, encoding in zip(texts, encodings, strict=True)
         ]
 
-    def translatable(self, texts: Sequence[str]) -> list[bool]:
-        """Which ``texts`` :meth:`translate` takes: not blank, and within the model's source length."""
-        encodings = self.source_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    def encode(self, texts: Sequence[str]) -> list[Encoding]:
+        """``texts`` through the run's source tokeniser (what :meth:`translate` reads)."""
+        return self.source_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+
+    def translatable(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[bool]:
+        """Which ``texts`` (with their :meth:`encode` ``encodings``) :meth:`translate` takes: not
+        blank, and within the model's source length."""
         return [problem is None for problem in self._problems(texts, encodings)]
 
     def warn_unknown(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str]:

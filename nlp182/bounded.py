@@ -72,6 +72,20 @@ def read_capped(path: str | os.PathLike[str], max_bytes: int = MAX_WHOLE_FILE_BY
     return data
 
 
+def bound_passed(
+    out: int, stored: int, max_ratio: float, max_total: int, floor: int | None = None
+) -> str | None:
+    """Which decompression bound ``out`` bytes from ``stored`` pass: ``"total"`` (over
+    ``max_total``), ``"ratio"`` (over ``max_ratio`` times ``stored``, once past ``floor``, by
+    default ``RATIO_FLOOR``) or None. The one rule for compressed streams, Parquet footers and
+    decoded Parquet text."""
+    if out > max_total:
+        return "total"
+    if out > (RATIO_FLOOR if floor is None else floor) and out > max_ratio * max(stored, 1):
+        return "ratio"
+    return None
+
+
 class _Counting(io.RawIOBase):
     """The compressed file underneath a decompressor, counting the bytes taken from it."""
 
@@ -111,12 +125,13 @@ class _Guarded(io.RawIOBase):
         n = len(data)
         buffer[:n] = data
         self.out += n
-        if self.out > self.max_total:
+        passed = bound_passed(self.out, self.counting.count, self.max_ratio, self.max_total)
+        if passed == "total":
             raise FileFormatError(
                 f"{self.name}: decompresses to more than {mib(self.max_total)} (the limit); "
                 "pass --max-decompressed-bytes to raise it"
             )
-        if self.out > RATIO_FLOOR and self.out > self.max_ratio * max(self.counting.count, 1):
+        if passed == "ratio":
             raise FileFormatError(
                 f"{self.name}: expands more than {self.max_ratio:g} times ({self.out:,} bytes from "
                 f"{self.counting.count:,}), as a compression bomb does; pass --max-ratio to raise the limit"

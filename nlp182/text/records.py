@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from nlp182.bounded import MAX_WHOLE_FILE_BYTES, RATIO_FLOOR, ReadLimits, mib
+from nlp182.bounded import MAX_WHOLE_FILE_BYTES, RATIO_FLOOR, ReadLimits, bound_passed, mib
 from nlp182.errors import FileFormatError
 from nlp182.io import parse_json
 
@@ -156,12 +156,13 @@ def _is_text(kind: Any) -> bool:
 def _check_decoded(decoded: int, stored: int, path: Path, column: str, limits: ReadLimits) -> None:
     """Refuse a Parquet file once its decoded text passes the total cap, or ``max_ratio`` times the
     file's size past ``RATIO_FLOOR`` (``decoded`` counts characters: at most its UTF-8 bytes)."""
-    if decoded > limits.max_total:
+    passed = bound_passed(decoded, stored, limits.max_ratio, limits.max_total, RATIO_FLOOR)
+    if passed == "total":
         raise FileFormatError(
             f"{path}: column {column!r} decodes to more than {mib(limits.max_total)} of text (the limit); "
             "pass --max-decompressed-bytes to raise it"
         )
-    if decoded > RATIO_FLOOR and decoded > limits.max_ratio * stored:
+    if passed == "ratio":
         raise FileFormatError(
             f"{path}: column {column!r} decodes to more than {limits.max_ratio:g} times the file's "
             f"{stored:,} bytes (one value repeated, as a bomb is made); pass --max-ratio to raise the limit"
@@ -178,12 +179,13 @@ def _check_expansion(metadata: Any, column: str, path: Path, limits: ReadLimits)
             if chunk.path_in_schema != column:
                 continue
             expanded, stored = chunk.total_uncompressed_size, max(chunk.total_compressed_size, 1)
-            if expanded > limits.max_total:
+            passed = bound_passed(expanded, stored, limits.max_ratio, limits.max_total, RATIO_FLOOR)
+            if passed == "total":
                 raise FileFormatError(
                     f"{path}: column {column!r} decompresses to more than {mib(limits.max_total)} in row "
                     f"group {group} (the limit); pass --max-decompressed-bytes to raise it"
                 )
-            if expanded > RATIO_FLOOR and expanded > limits.max_ratio * stored:
+            if passed == "ratio":
                 raise FileFormatError(
                     f"{path}: column {column!r} expands more than {limits.max_ratio:g} times in row group "
                     f"{group} ({expanded:,} bytes from {stored:,}), as a compression bomb does; pass "

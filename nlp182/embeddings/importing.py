@@ -27,11 +27,10 @@ import numpy as np
 
 from nlp182.bounded import ReadLimits
 from nlp182.embeddings import formats
-from nlp182.embeddings.runs import CONFIG_FILE, COUNTS_FILE, METRICS_FILE
-from nlp182.embeddings.vectors import VECTORS_FILE, VOCAB_FILE, Vectors
+from nlp182.embeddings.runs import CONFIG_FILE, METRICS_FILE
+from nlp182.embeddings.vectors import VECTORS_FILE, Vectors
 from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError
-from nlp182.io import atomic_write_json, atomic_write_text, check_input_file, staged_directory
-from nlp182.text.vocab import Vocabulary
+from nlp182.io import atomic_write_json, check_input_file, staged_directory
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +93,7 @@ def import_vectors(
             )
             _require_words(loaded, given)
             vectors = Vectors(loaded.words, loaded.vectors, loaded.counts)  # checks the words
-            atomic_write_text(staging / VOCAB_FILE, "".join(f"{word}\n" for word in vectors.words))
-            if loaded.counts is not None:  # Vectors.save writes them on the other branch
-                Vocabulary(loaded.words, loaded.counts, int(loaded.counts.sum())).save(staging / COUNTS_FILE)
+            vectors.save_words(staging)  # vectors.npy is already there, written as it was read
         config = {"method": "import", "source": str(source), "format": kind, "limit": limit,
                   "words": len(vectors), "dim": vectors.dim}
         atomic_write_json(staging / CONFIG_FILE, config)

@@ -704,15 +704,20 @@ class Vectors:
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike[str], counts: bool = True) -> None:
-        """Write ``vectors.npy`` and ``vocab.txt`` (one word per line, in row order) atomically,
-        and ``counts.tsv`` when the store has counts (and ``counts``: a trained run writes its
-        vocabulary's own, with the corpus's total)."""
+        """Write ``vectors.npy`` atomically, then :meth:`save_words`."""
+        atomic_save_npy(Path(folder) / VECTORS_FILE, np.asarray(self.vectors, dtype=np.float32))
+        self.save_words(folder, counts)
+
+    def save_words(self, folder: str | os.PathLike[str], counts: bool = True) -> None:
+        """Write ``vocab.txt`` (one word per line, in row order) atomically, and ``counts.tsv`` when
+        the store has counts (and ``counts``: a trained run writes its vocabulary's own, with the
+        corpus's total): all of a run folder's vectors but the matrix, which an import streams to
+        disk itself."""
         folder = Path(folder)
-        atomic_save_npy(folder / VECTORS_FILE, np.asarray(self.vectors, dtype=np.float32))
         atomic_write_text(folder / VOCAB_FILE, "".join(f"{word}\n" for word in self.words))
         if counts and "count" in self.expandos:
-            counts = np.asarray(self.expandos["count"], dtype=np.int64)
-            Vocabulary(self.words, counts, int(counts.sum())).save(folder / COUNTS_FILE)
+            kept = np.asarray(self.expandos["count"], dtype=np.int64)
+            Vocabulary(self.words, kept, int(kept.sum())).save(folder / COUNTS_FILE)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], mmap: bool = True, counts: bool = True) -> Vectors:

@@ -26,7 +26,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,8 +53,12 @@ def current_umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync and rename it over ``path``."""
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "wb", final: Callable[[], Path] | None = None
+) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success fsync and rename it over ``path``, or over
+    what ``final()`` names then (a file named by what was written, as a hash of it, in ``path``'s
+    folder; ``path`` then names only the temporary file)."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_open writes whole files: mode must be 'w' or 'wb'")
     target = Path(path)
@@ -67,7 +71,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        os.replace(tmp, final() if final else target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

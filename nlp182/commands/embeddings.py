@@ -28,6 +28,7 @@ from nlp182.embeddings.registry import EmbeddingMethod, embedding_method, embedd
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.text.corpus import SOURCE_FORMATS, CorpusSource
+from nlp182.text.tokenize import TOKEN_RULES
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,13 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--column", default="text", help="text column of json/parquet records (default: text)"
     )
+    parser.add_argument(
+        "--tokens",
+        default="words",
+        choices=TOKEN_RULES,
+        help="words: lowercased words, punctuation dropped; whitespace: each line split at whitespace, "
+        "words kept as written (gensim's LineSentence, for text tokenized already) (default: words)",
+    )
     add_out_flag(parser)
 
     parser.add_argument(
@@ -66,7 +74,7 @@ def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _source(args: argparse.Namespace) -> CorpusSource:
-    return CorpusSource(args.corpus, args.corpus_format, args.column, limits_from(args))
+    return CorpusSource(args.corpus, args.corpus_format, args.column, limits_from(args), args.tokens)
 
 
 def _corpus_record(args: argparse.Namespace) -> str:
@@ -127,7 +135,7 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
 
     config = config_from_args(method.config, args)
     vectors, vocab, report = method.train(_source(args), config)
-    run_config = {"corpus": _corpus_record(args), **method.record(config)}
+    run_config = {"corpus": _corpus_record(args), "tokens": args.tokens, **method.record(config)}
     main = distributed.is_main_process()
     distributed.stop()
     if not main:

@@ -15,7 +15,6 @@ scipy's ``svds`` (ARPACK) are the references ``bench.embeddings`` measures it ag
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import EmptyCorpusError, InvalidInputError
 from nlp182.progress import progress
 from nlp182.settings import check_settings, setting
-from nlp182.text.corpus import CorpusSource, as_source
+from nlp182.text.corpus import CorpusLike, as_source
 from nlp182.text.encoded import Chunk, EncodedCorpus, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
@@ -275,10 +274,11 @@ class LSAReport:
     title="LSA",
 )
 def train_lsa(
-    source: CorpusSource | str | os.PathLike[str], config: LSAConfig | None = None
+    source: CorpusLike, config: LSAConfig | None = None
 ) -> tuple[Vectors, Vocabulary, LSAReport]:
     """Build PPMI-SVD vectors ``U * S**p`` for every vocabulary word of ``source`` (a
-    :class:`CorpusSource` or a file path)."""
+    :class:`CorpusSource`, a file path, or sentences as lists of words:
+    :func:`nlp182.text.corpus.as_source`)."""
     source = as_source(source)
     config = config or LSAConfig()
     device = select_device(config.device)

@@ -29,7 +29,6 @@ import functools
 import itertools
 import logging
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -47,7 +46,7 @@ from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError, MissingExtraError
 from nlp182.progress import progress
 from nlp182.settings import check_settings, setting
-from nlp182.text.corpus import CorpusSource, as_source, iter_token_lines
+from nlp182.text.corpus import CorpusLike, CorpusSource, as_source, iter_token_lines
 from nlp182.text.encoded import Chunk, EncodedCorpus, encode, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
@@ -705,10 +704,12 @@ def _summary(vectors: Vectors, config: Word2VecConfig, report: TrainingReport) -
     summary=_summary,
 )
 def train_word2vec(
-    source: CorpusSource | str | os.PathLike[str], config: Word2VecConfig | None = None
+    source: CorpusLike, config: Word2VecConfig | None = None
 ) -> tuple[Vectors, Vocabulary, TrainingReport]:
-    """Encode ``source`` (a :class:`CorpusSource` or a file path; once: later runs on the same text
-    take it from the cache), cut the vocabulary and train word vectors with the configured backend."""
+    """Encode ``source`` (a :class:`CorpusSource`, a file path, or sentences as lists of words, as
+    gensim's ``Word2Vec(sentences=...)`` takes them: see :func:`nlp182.text.corpus.as_source`;
+    once: later runs on the same text take it from the cache), cut the vocabulary and train word
+    vectors with the configured backend."""
     source = as_source(source)
     config = config or Word2VecConfig()
     if distributed.launched():  # one process encodes, the others read its cache

@@ -11,30 +11,42 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 from nlp182.bounded import ReadLimits, compressed
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.io import check_input_file
 from nlp182.text.records import TEXT_SNIFF_BYTES, json_records, parquet_records, text_problem, text_records
-from nlp182.text.tokenize import WordTokenizer, default_tokenizer
+from nlp182.text.sentences import write_sentences
+from nlp182.text.tokenize import WordTokenizer, tokenizer_for
 
 SOURCE_FORMATS = ("auto", "plain", "text", "json", "parquet")
 # gensim's trainer ignores words past this length of one sentence; we split instead of dropping.
 MAX_SENTENCE_TOKENS = 10_000
 _EXTENSION_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 BLOCK_BYTES = 8 << 20
+#: What the trainers read: a source, a path, or sentences in memory as lists of words.
+CorpusLike = Union["CorpusSource", str, os.PathLike, Iterable[Sequence[str]]]
 
 
-def as_source(source: CorpusSource | str | os.PathLike[str]) -> CorpusSource:
-    """``source`` itself, or a path (``str``/``Path``) read as a corpus in the ``auto`` format.
+def as_source(source: CorpusLike) -> CorpusSource:
+    """``source`` itself; a path (``str``/``Path``) read as a corpus in the ``auto`` format; or
+    sentences in memory (any iterable of lists of words, gensim's ``sentences``), written to the
+    cache by :func:`nlp182.text.sentences.write_sentences` and read back with the ``whitespace``
+    rule, so every word trains as given.
 
     Raises:
-        InvalidInputError: neither, e.g. an in-memory list of sentences.
+        InvalidInputError: a sentence or word that cannot be read back as given.
+        EmptyCorpusError: sentences without a word.
     """
-    return source if isinstance(source, CorpusSource) else CorpusSource(source)
+    if isinstance(source, CorpusSource):
+        return source
+    if isinstance(source, str | bytes | os.PathLike) or not isinstance(source, Iterable):
+        return CorpusSource(source)  # type: ignore[arg-type]  # refuses what is not a path
+    return CorpusSource(str(write_sentences(source, MAX_SENTENCE_TOKENS)), "plain", tokens="whitespace")
 
 
 def _is_glob(path: str) -> bool:
@@ -54,20 +66,29 @@ class CorpusSource:
         column: the text column for json/parquet records.
         limits: the longest line (or record text) kept, longer ones skipped and counted, and the
             caps on decompressing ``.gz``/``.bz2`` files (and Parquet column chunks).
+        tokens: how a line becomes words: ``words`` (lowercased runs of word characters,
+            punctuation dropped) or ``whitespace`` (gensim's ``LineSentence``: the line split at
+            whitespace, kept as written, for text the user has tokenized already).
     """
 
     path: str
     fmt: str = "auto"
     column: str = "text"
     limits: ReadLimits = field(default_factory=ReadLimits)
+    tokens: str = "words"
 
     def __post_init__(self) -> None:
+        tokenizer_for(self.tokens)  # an unknown rule is refused here, not after the encoding
         if not isinstance(self.path, str | os.PathLike):
             raise InvalidInputError(
-                f"a corpus is a local file path (or a glob), not a {type(self.path).__name__}; write "
-                "token lists to a text file, one sentence a line, words separated by spaces"
+                "a corpus is a local file path (or a glob), or for the trainers sentences as lists of "
+                f"words, not {type(self.path).__name__}"
             )
         object.__setattr__(self, "path", os.fspath(self.path))  # a pathlib.Path is welcome too
+
+    def tokenizer(self) -> WordTokenizer:
+        """The tokenizer of the ``tokens`` rule."""
+        return tokenizer_for(self.tokens)
 
     def resolved_format(self) -> str:
         if self.fmt not in SOURCE_FORMATS:
@@ -172,8 +193,9 @@ class CorpusSource:
 
 
 def iter_token_lines(source: CorpusSource, tokenizer: WordTokenizer | None = None) -> Iterator[list[str]]:
-    """Tokens of each non-empty line, long lines split into pieces of ``MAX_SENTENCE_TOKENS``."""
-    tokenizer = tokenizer or default_tokenizer()
+    """Tokens of each non-empty line (by ``source.tokenizer()`` unless ``tokenizer`` is given),
+    long lines split into pieces of ``MAX_SENTENCE_TOKENS``."""
+    tokenizer = tokenizer or source.tokenizer()
     for line in source.lines():
         tokens = tokenizer(line)
         for start in range(0, len(tokens), MAX_SENTENCE_TOKENS):

@@ -43,7 +43,7 @@ from nlp182.io import atomic_save_npy, atomic_write_json, remove_dead_leftovers,
 from nlp182.progress import progress
 from nlp182.text import wordscan
 from nlp182.text.corpus import BLOCK_BYTES, MAX_SENTENCE_TOKENS, CorpusSource
-from nlp182.text.tokenize import LINE_BREAK, WordTokenizer, default_tokenizer
+from nlp182.text.tokenize import LINE_BREAK, WordTokenizer
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
 #: Bump when the files below change meaning.
@@ -355,9 +355,9 @@ def encode(
 ) -> EncodedText:
     """The encoded form of ``source``: from the cache when this text was encoded before, else
     encoded now (one pass; ``processes`` worker processes, default one per available CPU, at most
-    ``MAX_PROCESSES``, tokenize what runs in Python: see ``_pieces``) and cached. ``cache``
-    defaults to ``cache_folder()``."""
-    tokenizer = tokenizer or default_tokenizer()
+    ``MAX_PROCESSES``, tokenize what runs in Python: see ``_pieces``) and cached. ``tokenizer``
+    defaults to the source's (``source.tokenizer()``), ``cache`` to ``cache_folder()``."""
+    tokenizer = tokenizer or source.tokenizer()
     folder = (cache or cache_folder()) / content_key(source, tokenizer)
     if processes is None:
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)

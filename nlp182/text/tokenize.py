@@ -9,6 +9,10 @@ Python's ``re`` would cut them. ``block`` tokenizes megabytes of lines in one re
 scan and marks each line end with ``LINE_BREAK``: the per-line Python overhead is what made
 tokenizing a 20M-token corpus take a minute. ``signature`` names the rules, so an encoded corpus
 made with other rules is never reused.
+
+``WhitespaceTokenizer`` is the other rule, gensim's ``LineSentence``: the words are what splitting a
+line at whitespace gives, case, punctuation and every character kept (for text already tokenized
+by the user's own rules, and for sentences given as lists of tokens).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import unicodedata
 from functools import lru_cache
 
 import regex
+
+from nlp182.errors import InvalidInputError
 
 WORD_PATTERN = r"\w+(?:['-]\w+)*"
 LINE_BREAK = "\n"
@@ -30,8 +36,17 @@ _WORDS_AND_BREAKS = regex.compile(f"{WORD_PATTERN}|{LINE_BREAK}")
 _ASCII_WORDS_AND_BREAKS = re.compile(f"{WORD_PATTERN}|{LINE_BREAK}".encode())
 
 
+#: The tokenization rules a corpus can be read with (``CorpusSource.tokens``).
+TOKEN_RULES = ("words", "whitespace")
+# What ``str.split()`` splits ASCII text at, beyond ``bytes.split()``'s six: the four separators.
+_SEPARATORS_TO_SPACE = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
+
+
 class WordTokenizer:
     """Normalise and split text into words (Python's ``re`` on the normalised text)."""
+
+    #: The rule's name (``TOKEN_RULES``); the C word scanner reads it too.
+    rule = "words"
 
     def __init__(self, lowercase: bool = True) -> None:
         self.lowercase = lowercase
@@ -63,7 +78,62 @@ class WordTokenizer:
         return _ASCII_WORDS_AND_BREAKS.findall(data.lower() if self.lowercase else data)
 
 
+class WhitespaceTokenizer(WordTokenizer):
+    """gensim's ``LineSentence`` rule: a line's words are ``line.split()`` (Unicode whitespace,
+    as Python's ``str.split`` has it), nothing normalised, nothing lowercased or dropped."""
+
+    rule = "whitespace"
+
+    def __init__(self) -> None:
+        super().__init__(lowercase=False)
+
+    @property
+    def signature(self) -> str:
+        return "whitespace-v1"
+
+    def normalize(self, text: str) -> str:
+        """``text`` itself: the words are the user's."""
+        return text
+
+    def __call__(self, text: str) -> list[str]:
+        return text.split()
+
+    def block(self, text: str) -> list[str]:
+        return _split_lines(text.split(LINE_BREAK), LINE_BREAK)
+
+    def block_ascii(self, data: bytes) -> list[bytes]:
+        """``block`` of ASCII ``data``, tokens as bytes (``bytes.split`` once the separators
+        ``str.split`` also splits at are spaces)."""
+        line_break = LINE_BREAK.encode()
+        return _split_lines(data.translate(_SEPARATORS_TO_SPACE).split(line_break), line_break)
+
+
+def _split_lines(lines: list, line_break: str | bytes) -> list:
+    """The whitespace-split words of ``lines`` (the pieces of a block between its line breaks),
+    ``line_break`` after each line but the last piece."""
+    tokens: list = []
+    for line in lines[:-1]:
+        tokens.extend(line.split())
+        tokens.append(line_break)
+    tokens.extend(lines[-1].split())
+    return tokens
+
+
 @lru_cache(maxsize=2)
 def default_tokenizer(lowercase: bool = True) -> WordTokenizer:
     """A shared tokenizer instance."""
     return WordTokenizer(lowercase=lowercase)
+
+
+def tokenizer_for(rule: str) -> WordTokenizer:
+    """The tokenizer of a rule in ``TOKEN_RULES``: ``words`` (lowercased words, punctuation
+    dropped) or ``whitespace`` (gensim's ``LineSentence``).
+
+    Raises:
+        InvalidInputError: another rule.
+    """
+    if rule == "words":
+        return default_tokenizer()
+    if rule == "whitespace":
+        return WhitespaceTokenizer()
+    raise InvalidInputError(f"unknown token rule {rule!r}; use one of {', '.join(TOKEN_RULES)}")

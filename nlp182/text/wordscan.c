@@ -8,6 +8,11 @@
  * and are numbered in place. Where no C compiler is available, encoded.py keeps the Python path;
  * tests check both give the same tokens and numbers.
  *
+ * The whitespace rule (tokenize.py's WhitespaceTokenizer, gensim's LineSentence) takes as words the
+ * runs of bytes that are not ASCII whitespace as Python's str.split() has it: space, \t, \v, \f,
+ * \r and the separators 0x1c-0x1f (Unicode whitespace comes only in non-ASCII lines, which Python
+ * tokenizes).
+ *
  * Compiled on first use by nlp182/text/wordscan.py and called through ctypes.
  */
 #include <stdint.h>
@@ -21,6 +26,15 @@
 static inline int is_word(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
+
+/* What str.split() splits ASCII text at, '\n' aside (it ends a line). */
+static inline int is_space(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* The rules, as wordscan_number's `rules` takes them. */
+#define WORDSCAN_WORDS 0
+#define WORDSCAN_WHITESPACE 1
 
 static inline unsigned char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
@@ -172,8 +186,8 @@ static inline int64_t next_token(const unsigned char *pre, int64_t pre_length, i
  * length + 1 + (words in pre) of them. *first_new gets the number of the first word this call
  * added (the words it added are wordscan_words from there). Returns the number of ids written,
  * or WORDSCAN_NO_ROOM (ids_capacity too small) / WORDSCAN_NO_MEMORY. Outside the deferred lines,
- * bytes >= 0x80 are not word characters. */
-int64_t wordscan_number(Table *t, const unsigned char *data, int64_t length, int lowercase,
+ * bytes >= 0x80 are not word characters. rules: WORDSCAN_WORDS or WORDSCAN_WHITESPACE. */
+int64_t wordscan_number(Table *t, const unsigned char *data, int64_t length, int lowercase, int rules,
                         const int64_t *deferred, int64_t deferred_count, const unsigned char *pre,
                         int64_t pre_length, uint32_t *ids, int64_t ids_capacity, int64_t *first_new) {
     int64_t count = 0, next_deferred = 0, pre_at = 0, i = 0;
@@ -197,6 +211,18 @@ int64_t wordscan_number(Table *t, const unsigned char *data, int64_t length, int
         if (c == '\n') {
             ids[count++] = 0;
             i++;
+            continue;
+        }
+        if (rules == WORDSCAN_WHITESPACE) {
+            if (is_space(c)) {
+                i++;
+                continue;
+            }
+            int64_t start = i;
+            while (i < length && data[i] != '\n' && !is_space(data[i])) i++;
+            uint32_t number = number_of(t, data + start, i - start, lowercase);
+            if (number == 0) return WORDSCAN_NO_MEMORY;
+            ids[count++] = number;
             continue;
         }
         if (!is_word(c)) {

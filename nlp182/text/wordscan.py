@@ -1,13 +1,13 @@
 """The word tokenizer in C (``wordscan.c``), numbering words as they first appear.
 
 ``Scanner.number`` gives, block after block of a corpus, what tokenizing the whole text with
-``WordTokenizer.block`` and numbering its words by first appearance gives: the same words, the same
-numbers. ASCII lines are scanned in C, about 6 times faster than the regular expression, and one
-C hash table numbers every word, where Python merged a dictionary per block; lines with other
-bytes are tokenized by the tokenizer (Unicode normalisation and word classes) and numbered in
-place by the same table. Encoding a corpus spent most of its time there. Built
-on first use with ``nlp182.cbuild``; ``available()`` is false without a C compiler, and callers
-then take the Python path.
+the tokenizer's ``block`` (the words rule of ``WordTokenizer``, or ``WhitespaceTokenizer``'s) and
+numbering its words by first appearance gives: the same words, the same numbers. ASCII lines are
+scanned in C, about 6 times faster than the regular expression, and one C hash table numbers every
+word, where Python merged a dictionary per block; lines with other bytes are tokenized by the
+tokenizer (Unicode normalisation and word classes) and numbered in place by the same table.
+Encoding a corpus spent most of its time there. Built on first use with ``nlp182.cbuild``;
+``available()`` is false without a C compiler, and callers then take the Python path.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from nlp182.text.tokenize import LINE_BREAK, WordTokenizer
 SOURCE = Path(__file__).with_name("wordscan.c")
 _NO_ROOM, _NO_MEMORY = -1, -2
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+_RULES = {"words": 0, "whitespace": 1}  # wordscan.c's WORDSCAN_WORDS, WORDSCAN_WHITESPACE
 
 
 @functools.cache
@@ -37,7 +38,8 @@ def library() -> ctypes.CDLL:
     lib.wordscan_free.argtypes = [_ptr]
     lib.wordscan_number.restype = _i64
     lib.wordscan_number.argtypes = [
-        _ptr, _ptr, _i64, ctypes.c_int, _ptr, _i64, _ptr, _i64, _ptr, _i64, ctypes.POINTER(_i64),
+        _ptr, _ptr, _i64, ctypes.c_int, ctypes.c_int, _ptr, _i64, _ptr, _i64, _ptr, _i64,
+        ctypes.POINTER(_i64),
     ]  # fmt: skip
     lib.wordscan_size.restype = _i64
     lib.wordscan_size.argtypes = [_ptr]
@@ -121,8 +123,9 @@ class Scanner:
         ids = np.empty(len(data) + 1 + pre_tokens, dtype=np.uint32)
         first_new = _i64(0)
         count = self.lib.wordscan_number(
-            self.table, data, len(data), int(self.tokenizer.lowercase), deferred.ctypes.data,
-            len(deferred), pre, len(pre), ids.ctypes.data, len(ids), ctypes.byref(first_new),
+            self.table, data, len(data), int(self.tokenizer.lowercase), _RULES[self.tokenizer.rule],
+            deferred.ctypes.data, len(deferred), pre, len(pre), ids.ctypes.data, len(ids),
+            ctypes.byref(first_new),
         )  # fmt: skip
         if count == _NO_MEMORY:
             raise MemoryError("the word scanner could not grow its table")

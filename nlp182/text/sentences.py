@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from nlp182 import io
+from nlp182.bounded import MAX_LINE_BYTES, mib
 from nlp182.errors import EmptyCorpusError, InvalidInputError, shown
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def write_sentences(sentences: Iterable[Sequence[str]], max_tokens: int) -> Path
 
     Raises:
         InvalidInputError: a sentence or word that cannot be written as given (see
-            ``_words_and_line``), or text that is not valid Unicode.
+            ``_words_and_line``), text that is not valid Unicode, or a line longer than a corpus
+            line may be (``MAX_LINE_BYTES``: the reader would skip it).
         EmptyCorpusError: the sentences hold no word.
     """
     folder = sentences_folder()
@@ -94,12 +96,18 @@ def write_sentences(sentences: Iterable[Sequence[str]], max_tokens: int) -> Path
                 cuts = range(0, len(words), max_tokens)
                 line = "\n".join(" ".join(words[cut : cut + max_tokens]) for cut in cuts)
             try:
-                pending.append(line.encode("utf-8") + b"\n")
+                data = line.encode("utf-8") + b"\n"
             except UnicodeEncodeError as exc:
                 raise InvalidInputError(
                     f"sentence {number} holds text that is not valid Unicode ({exc.reason}), as a "
                     "bad decoding leaves"
                 ) from None
+            if len(data) > MAX_LINE_BYTES and max(map(len, data.split(b"\n"))) > MAX_LINE_BYTES:
+                raise InvalidInputError(
+                    f"sentence {number} makes a line of over {mib(MAX_LINE_BYTES)} (its words average "
+                    f"{len(data) // len(words):,} bytes), more than a corpus line may hold"
+                )
+            pending.append(data)
             total += len(words)
             if len(pending) >= 4096:
                 flush()

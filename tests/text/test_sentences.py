@@ -46,31 +46,6 @@ def test_whitespace_rule_is_str_split_of_each_line_in_blocks_too() -> None:
         CorpusSource("corpus.txt", tokens="spaces")
 
 
-def test_the_scanner_numbers_whitespace_words_as_the_python_pass_does() -> None:
-    """Random lines over every ASCII whitespace byte, punctuation, non-ASCII whitespace and invalid
-    UTF-8, in three blocks: the C table's words and numbers are those of numbering
-    ``WhitespaceTokenizer.block`` of the whole text."""
-    if not wordscan.available():
-        pytest.skip("no C compiler")
-    rng = np.random.default_rng(1)
-    pieces = [*"aB9_'-.,+ \t\r\x0b\x0c\x1c\x1d\x1e\x1f", "\u00e9", "\u00a0", "\u3000", "\x85", "\ufb01",
-              "\xff"]  # fmt: skip
-    lines = ["".join(rng.choice(pieces, size=rng.integers(0, 30))) for _ in range(600)]
-    blocks = ["\n".join(lines[i : i + 200]) + "\n" for i in range(0, 600, 200)]
-    data = [block.encode("utf-8").replace("\xff".encode(), b"\xff") for block in blocks]
-    tokenizer = WhitespaceTokenizer()
-    whole = b"".join(data).decode("utf-8", errors="replace")
-    expected_words, expected_ids = encoded._number(tokenizer.block(whole), "\n")
-    words, ids = [], []
-    with wordscan.Scanner(tokenizer) as scanner:
-        for block in data:
-            new, block_ids = scanner.number(block)
-            words += new
-            ids.append(block_ids)
-    assert words == expected_words and np.array_equal(np.concatenate(ids), expected_ids)
-    assert any("+" in word for word in words) and any(not word.isascii() for word in words)
-
-
 def test_whitespace_encoding_is_the_same_by_the_scanner_and_python_and_reads_as_line_sentence(
     tmp_path, monkeypatch
 ) -> None:

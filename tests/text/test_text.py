@@ -16,7 +16,7 @@ from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, 
 from nlp182.text import encoded, wordscan
 from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource, iter_token_lines
 from nlp182.text.encoded import EncodedCorpus, encode, open_corpus
-from nlp182.text.tokenize import WordTokenizer
+from nlp182.text.tokenize import WhitespaceTokenizer, WordTokenizer
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
 
@@ -165,20 +165,23 @@ def test_the_c_scanner_and_the_python_paths_write_the_same_files(prepared, tmp_p
     assert scanned.words[-1] == "tail" and {"café", "σος", "fine", "twas", "it's"} <= set(scanned.words)
 
 
-@pytest.mark.parametrize("lowercase", [True, False])
-def test_the_scanner_numbers_blocks_as_one_python_pass_over_the_whole_text(lowercase: bool) -> None:
-    """Random lines over ASCII joiners, word characters, NFKC-changed, case-context and
-    invalid UTF-8 bytes, cut into three blocks: the words and numbers the C table gives are those
-    of numbering ``WordTokenizer.block`` of the whole text by first appearance."""
+@pytest.mark.parametrize(
+    "tokenizer", [WordTokenizer(lowercase=True), WordTokenizer(lowercase=False), WhitespaceTokenizer()]
+)
+def test_the_scanner_numbers_blocks_as_one_python_pass_over_the_whole_text(tokenizer: WordTokenizer) -> None:
+    """Random lines over ASCII joiners, punctuation, every whitespace ``str.split`` knows, word
+    characters, NFKC-changed, case-context and invalid UTF-8 bytes, cut into three blocks: the words
+    and numbers the C table gives are those of numbering the tokenizer's ``block`` of the whole
+    text by first appearance, under the words rule (either case) and the whitespace rule."""
     if not wordscan.available():
         pytest.skip("no C compiler")
     rng = np.random.default_rng(0)
-    pieces = [*"aB9_'- -'.,x\tZ\r", "\u00e9", "\u03a3A\u03a3", "\u00df", "\ufb01", "\u2019", "\u216b",
-              "\u0301", "\u65e5\u672c", "\u212a", "\u0130", "\u00bd", "\xff"]  # fmt: skip
+    pieces = [*"aB9_'- -'.,x\tZ\r+\x0b\x0c\x1c\x1d\x1e\x1f", "\u00e9", "\u03a3A\u03a3", "\u00df", "\ufb01",
+              "\u2019", "\u216b", "\u0301", "\u65e5\u672c", "\u212a", "\u0130", "\u00bd", "\u00a0", "\u3000",
+              "\x85", "\xff"]  # fmt: skip
     lines = ["".join(rng.choice(pieces, size=rng.integers(0, 30))) for _ in range(600)]
     blocks = ["\n".join(lines[i : i + 200]) + "\n" for i in range(0, 600, 200)]
     data = [block.encode("utf-8").replace("\xff".encode(), b"\xff") for block in blocks]  # invalid bytes
-    tokenizer = WordTokenizer(lowercase=lowercase)
     whole = b"".join(data).decode("utf-8", errors="replace")
     expected_words, expected_ids = encoded._number(tokenizer.block(whole), "\n")
     words, ids = [], []

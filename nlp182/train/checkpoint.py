@@ -29,17 +29,45 @@ FORMAT = "nlp182-checkpoint-v1"
 _NAME = re.compile(r"^step-(\d{9})\.safetensors$")
 
 
-def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+class _Tensors:
+    """The tensors of a checkpoint being written, keyed ``t0, t1, ...``. A tensor met twice (tied
+    weights: one parameter under two names, as a state dict gives it) is stored once and comes back
+    as one tensor; a different view of memory already stored (a slice of it) is stored as a copy,
+    since a safetensors file holds no two tensors that share memory."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, torch.Tensor] = {}
+        self._keys: dict[tuple, str] = {}
+        self._memory: set[int] = set()
+
+    def add(self, tensor: torch.Tensor) -> str:
+        """The key ``tensor`` is stored under (its own, or the one it was stored under before)."""
+        same = (tensor.untyped_storage().data_ptr(), tensor.device, tensor.storage_offset(),
+                tuple(tensor.shape), tensor.stride(), tensor.dtype)  # fmt: skip
+        if tensor.numel() and same in self._keys:
+            return self._keys[same]
+        stored = tensor.detach().to("cpu").contiguous()
+        memory = stored.untyped_storage().data_ptr()
+        if stored.numel() and memory in self._memory:
+            stored = stored.clone()
+        self._memory.add(stored.untyped_storage().data_ptr())
+        key = self._keys[same] = f"t{len(self.by_key)}"
+        self.by_key[key] = stored
+        return key
+
+
+def _encode(obj: Any, tensors: _Tensors) -> Any:
     """Turn ``obj`` into JSON-ready data, moving tensors into ``tensors`` and keeping key types."""
     if isinstance(obj, torch.Tensor):
-        key = f"t{len(tensors)}"
-        tensors[key] = obj.detach().to("cpu").contiguous()
-        return {"__tensor__": key}
+        if obj.layout == torch.sparse_coo:  # a momentum buffer of sparse gradients
+            obj = obj.coalesce()
+            parts = [tensors.add(obj.indices()), tensors.add(obj.values())]
+            return {"__sparse__": parts, "size": list(obj.shape)}
+        return {"__tensor__": tensors.add(obj)}
     if isinstance(obj, np.ndarray):
-        key = f"t{len(tensors)}"
         # torch lacks most unsigned dtypes: integers travel as int64 and are cast back on load.
         wide = obj.astype(np.int64) if obj.dtype.kind in "iu" else obj
-        tensors[key] = torch.from_numpy(np.ascontiguousarray(wide))
+        key = tensors.add(torch.from_numpy(np.ascontiguousarray(wide)))
         return {"__ndarray__": key, "dtype": obj.dtype.str}
     if isinstance(obj, dict):
         return {"__dict__": [[_encode(k, tensors), _encode(v, tensors)] for k, v in obj.items()]}
@@ -61,6 +89,12 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(obj, dict):
         if "__tensor__" in obj:
             return tensors[obj["__tensor__"]]
+        if "__sparse__" in obj:
+            indices, values = (tensors[key] for key in obj["__sparse__"])
+            try:  # checked: indices out of range would read past the values
+                return torch.sparse_coo_tensor(indices, values, obj["size"], check_invariants=True).coalesce()
+            except (RuntimeError, TypeError) as exc:
+                raise FileFormatError(f"a sparse tensor is inconsistent: {exc}") from exc
         if "__ndarray__" in obj:
             return tensors[obj["__ndarray__"]].numpy().astype(np.dtype(obj["dtype"]))
         if "__tuple__" in obj:
@@ -80,10 +114,10 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` (nested dicts/lists/tuples of tensors, arrays and JSON scalars) atomically."""
-    tensors: dict[str, torch.Tensor] = {}
+    tensors = _Tensors()
     tree = _encode(state, tensors)
-    metadata = {"format": FORMAT, "tree": json.dumps(tree), "sha256": _digest(tensors)}
-    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    metadata = {"format": FORMAT, "tree": json.dumps(tree), "sha256": _digest(tensors.by_key)}
+    atomic_write_bytes(path, st_save(tensors.by_key, metadata=metadata))
     return Path(path)
 
 
@@ -107,7 +141,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileFormatError(f"{target} is not an nlp182 checkpoint (format {metadata.get('format')!r})")
     if _digest(tensors) != metadata.get("sha256"):
         raise FileFormatError(f"checkpoint {target} failed its SHA-256 check (corrupt data); {hint}")
-    return _decode(json.loads(metadata["tree"]), tensors)
+    try:
+        return _decode(json.loads(metadata["tree"]), tensors)
+    except (FileFormatError, KeyError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"checkpoint {target} holds a damaged state tree ({exc}); {hint}") from exc
 
 
 def checkpoint_path(out_dir: str | os.PathLike[str], step: int) -> Path:
@@ -133,9 +170,16 @@ def save_model_weights(path: str | os.PathLike[str], model: torch.nn.Module) -> 
     """Write ``model``'s state dict (weights and buffers, on the CPU) as a plain safetensors file, atomically.
 
     This is a run folder's ``model.safetensors``: readable by any safetensors tool, unlike a
-    checkpoint, which also carries optimizer and RNG state.
+    checkpoint, which also carries optimizer and RNG state. Tied weights (one parameter under two
+    names) are written under each name, as a file of safetensors shares no memory.
     """
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    tensors, memory = {}, set()
+    for name, tensor in model.state_dict().items():
+        stored = tensor.detach().cpu().contiguous()
+        if stored.numel() and stored.untyped_storage().data_ptr() in memory:  # tied: its own copy
+            stored = stored.clone()
+        memory.add(stored.untyped_storage().data_ptr())
+        tensors[name] = stored
     atomic_write_bytes(path, st_save(tensors))
 
 

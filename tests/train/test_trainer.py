@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import safetensors.torch
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from nlp182.errors import InvalidInputError
-from nlp182.train import Trainer, TrainerConfig, load_checkpoint, save_checkpoint
+from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.train import Trainer, TrainerConfig, checkpoint, load_checkpoint, save_checkpoint
 from nlp182.train.averaging import ExponentialMovingAverage
 
 
@@ -279,3 +280,71 @@ def test_checkpoint_carries_the_average(tmp_path) -> None:
 def test_ema_decay_outside_0_1_is_refused(decay: float) -> None:
     with pytest.raises(InvalidInputError, match="ema_decay"):
         TrainerConfig(ema_decay=decay)
+
+
+class _TiedLanguageModel(nn.Module):
+    """The output layer reuses the embedding matrix (tied weights, as language models tie them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.embed = nn.Embedding(10, 4)
+        self.out = nn.Linear(4, 10, bias=False)
+        self.out.weight = self.embed.weight
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out(self.embed(tokens))
+
+
+def _next_token_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+
+def test_a_model_with_tied_weights_checkpoints_and_resumes_as_one_tensor(tmp_path) -> None:
+    """safetensors refuses two tensors that share memory, which tied weights are in a state dict:
+    the run crashed after its first epoch. A tensor met twice is stored once and comes back as one
+    tensor; a slice of stored memory is stored as its own copy; the run resumes to the same weights."""
+    g = torch.Generator().manual_seed(0)
+    data = [tuple(torch.randint(0, 10, (2, 8), generator=g)) for _ in range(3)]
+
+    def run(epochs: int, out_dir) -> nn.Module:
+        model = _TiedLanguageModel()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        config = _config(epochs=epochs, out_dir=str(out_dir), amp=False)
+        Trainer(model, optimizer, _next_token_loss, config).fit(data)
+        return model
+
+    straight = run(2, tmp_path / "straight")
+    run(1, tmp_path / "resumed")
+    resumed = run(2, tmp_path / "resumed")  # the same out_dir: resumes after epoch 1
+    assert torch.equal(resumed.embed.weight, straight.embed.weight)
+    assert resumed.out.weight is resumed.embed.weight
+
+    base = torch.arange(6.0)
+    shared = {"a": base, "b": base, "part": base[2:4], "n": base.numpy()}
+    save_checkpoint(tmp_path / "shared.safetensors", shared)
+    state = load_checkpoint(tmp_path / "shared.safetensors")
+    assert state["a"] is state["b"] and state["part"].tolist() == [2.0, 3.0]
+    assert state["n"].tolist() == base.tolist()
+
+    from nlp182.train.checkpoint import load_model_weights, save_model_weights
+
+    save_model_weights(tmp_path / "model.safetensors", straight)
+    fresh = _TiedLanguageModel()
+    load_model_weights(tmp_path / "model.safetensors", fresh)
+    assert torch.equal(fresh.embed.weight, straight.embed.weight) and fresh.out.weight is fresh.embed.weight
+
+
+def test_a_sparse_tensor_in_the_state_round_trips(tmp_path) -> None:
+    sparse = torch.sparse_coo_tensor([[0, 3, 3]], [1.0, 2.0, 0.5], (5,), check_invariants=True)
+    save_checkpoint(tmp_path / "s.safetensors", {"momentum_buffer": sparse})
+    back = load_checkpoint(tmp_path / "s.safetensors")["momentum_buffer"]
+    assert back.is_sparse and back.to_dense().tolist() == [1.0, 0.0, 0.0, 2.5, 0.0]
+    # a damaged sparse tensor (an index past its size) is one clear error, not a read past memory
+    tensors = checkpoint._Tensors()
+    damaged = torch.sparse_coo_tensor([[9]], [1.0], (5,), check_invariants=False)
+    tree = json.dumps(checkpoint._encode({"s": damaged}, tensors))
+    metadata = {"format": checkpoint.FORMAT, "tree": tree, "sha256": checkpoint._digest(tensors.by_key)}
+    (tmp_path / "bad.safetensors").write_bytes(safetensors.torch.save(tensors.by_key, metadata=metadata))
+    with pytest.raises(FileFormatError, match=r"bad.safetensors holds a damaged state tree.*sparse"):
+        load_checkpoint(tmp_path / "bad.safetensors")

@@ -24,7 +24,8 @@ class Adam(ForeachOptimizer):
     """Adam with L2 weight decay (added to the gradient) and optional bias correction.
 
     ``amsgrad`` divides by the running maximum of ``v`` (Reddi et al., 2018) so the step size never
-    grows back; ``maximize`` climbs the objective. Both as in ``torch.optim.Adam``.
+    grows back; ``maximize`` climbs the objective. Both as in ``torch.optim.Adam``, whose positional
+    order the arguments keep (``amsgrad`` sixth); ``bias_correction`` is by keyword only.
     """
 
     decoupled_weight_decay = False
@@ -36,14 +37,14 @@ class Adam(ForeachOptimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
-        bias_correction: bool = True,
-        *,
         amsgrad: bool = False,
+        *,
         maximize: bool = False,
+        bias_correction: bool = True,
     ) -> None:
         check_hyper("lr", float(lr))
-        check_hyper("betas[0]", betas[0], 0.0, 1.0)
-        check_hyper("betas[1]", betas[1], 0.0, 1.0)
+        check_hyper("betas[0]", float(betas[0]), 0.0, 1.0)
+        check_hyper("betas[1]", float(betas[1]), 0.0, 1.0)
         check_hyper("eps", eps)
         check_hyper("weight_decay", weight_decay)
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
@@ -51,7 +52,8 @@ class Adam(ForeachOptimizer):
         super().__init__(params, defaults)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        lr, (beta1, beta2), eps = float(group["lr"]), group["betas"], group["eps"]
+        lr, eps = float(group["lr"]), group["eps"]
+        beta1, beta2 = (float(beta) for beta in group["betas"])  # tensors too, as torch takes them
         decay, amsgrad = group["weight_decay"], group["amsgrad"]
         steps = []
         for param in params:
@@ -104,11 +106,11 @@ class AdamW(Adam):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
-        bias_correction: bool = True,
-        *,
         amsgrad: bool = False,
+        *,
         maximize: bool = False,
+        bias_correction: bool = True,
     ) -> None:
         super().__init__(
-            params, lr, betas, eps, weight_decay, bias_correction, amsgrad=amsgrad, maximize=maximize
+            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, bias_correction=bias_correction
         )

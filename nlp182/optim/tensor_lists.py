@@ -15,13 +15,16 @@ import torch
 from nlp182.errors import InvalidInputError
 
 
-def params_with_grad(params: Iterable[torch.Tensor], optimizer: str) -> list[torch.Tensor]:
-    """The parameters that received a dense gradient in this step (others are skipped, as in torch)."""
+def params_with_grad(
+    params: Iterable[torch.Tensor], optimizer: str, sparse: bool = False
+) -> list[torch.Tensor]:
+    """The parameters that received a gradient in this step (others are skipped, as in torch); a
+    sparse gradient is refused unless ``sparse``."""
     found = []
     for param in params:
         if param.grad is None:
             continue
-        if param.grad.is_sparse:
+        if param.grad.is_sparse and not sparse:
             raise InvalidInputError(f"{optimizer} does not support sparse gradients; use dense embeddings "
                                     "(nn.Embedding(sparse=False)) or torch.optim.SparseAdam")
         found.append(param)
@@ -83,6 +86,9 @@ class ForeachOptimizer(torch.optim.Optimizer):
     torch.optim optimizer loads here; options it does not record take this optimizer's defaults.
     """
 
+    #: Whether ``_update`` takes parameters whose gradient is sparse.
+    supports_sparse = False
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         for group in self.param_groups:
@@ -97,7 +103,8 @@ class ForeachOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for params in group_by_device_dtype(params_with_grad(group["params"], type(self).__name__)):
+            found = params_with_grad(group["params"], type(self).__name__, self.supports_sparse)
+            for params in group_by_device_dtype(found):
                 self._update(params, group)
         return loss
 

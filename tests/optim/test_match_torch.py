@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 
 import pytest
 import torch
 from torch import nn
 
 from nlp182 import optim as ours
+from nlp182.errors import InvalidInputError
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
@@ -131,3 +134,85 @@ def test_a_tensor_learning_rate_works_as_in_torch(name: str) -> None:
     ref = _run(lambda p: getattr(torch.optim, name)(p, lr=torch.tensor(1e-3, dtype=torch.float64)), "cpu")
     for a, b in zip(mine, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def _positional(cls: type) -> list[str]:
+    kinds = inspect.signature(cls).parameters.values()
+    return [p.name for p in kinds if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD]
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_positional_arguments_mean_what_they_mean_in_torch(name: str) -> None:
+    """Code written for torch.optim passes hyperparameters by position: each one lands where
+    torch puts it (Adam's sixth is amsgrad; bias_correction is by keyword only)."""
+    mine, theirs = _positional(getattr(ours, name)), _positional(getattr(torch.optim, name))
+    assert mine == theirs[: len(mine)]
+    if name.startswith("Adam"):
+        results = []
+        for cls in (getattr(ours, name), getattr(torch.optim, name)):
+            p = nn.Parameter(torch.zeros(3, dtype=torch.float64))
+            opt = cls([p], 0.1, (0.9, 0.999), 1e-8, 0.0, True)  # amsgrad, by position
+            for grad in ([5.0, -2.0, 0.5], [0.01, 0.02, -0.01], [0.01, -0.02, 0.01]):
+                p.grad = torch.tensor(grad, dtype=torch.float64)
+                opt.step()
+            results.append(p.detach())
+        torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_nesterov_rounds_as_torch_in_float32_and_bfloat16(dtype: torch.dtype) -> None:
+    """One update ``w − lr (g + μ v)``, rounded once as torch rounds it: two half-updates lost the
+    first bfloat16 step entirely (each under half an ulp) and differed in most float32 elements."""
+    runs = []
+    for make in (ours.SGD, functools.partial(torch.optim.SGD, foreach=True)):
+        g = torch.Generator().manual_seed(0)
+        p = nn.Parameter(1.5 + torch.randn(1000, generator=g).to(dtype))
+        opt = make([p], lr=0.01, momentum=0.9, nesterov=True)
+        for _ in range(20):
+            p.grad = (0.3 * torch.randn(1000, generator=g)).to(dtype)
+            opt.step()
+        runs.append(p.detach())
+    assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}, {"momentum": 0.9, "dampening": 0.5,
+                                                                          "maximize": True}]
+)  # fmt: skip
+def test_sparse_embedding_gradients_step_as_in_torch(kwargs: dict) -> None:
+    """``nn.Embedding(sparse=True)`` with SGD, the classic pairing for large vocabularies, steps as
+    torch's SGD does, its momentum buffer sparse; weight decay is refused by name."""
+    runs = []
+    for cls in (ours.SGD, torch.optim.SGD):
+        torch.manual_seed(0)
+        embed, head = nn.Embedding(50, 4, sparse=True).double(), nn.Linear(4, 1).double()
+        opt = cls([*embed.parameters(), *head.parameters()], lr=0.1, **kwargs)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            opt.zero_grad()
+            head(embed(torch.randint(0, 50, (16,), generator=g))).pow(2).mean().backward()
+            opt.step()
+        runs.append([embed.weight.detach(), head.weight.detach()])
+        if "momentum" in kwargs:
+            assert opt.state[embed.weight]["momentum_buffer"].is_sparse
+    for mine, theirs in zip(*runs, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-14)
+    embed = nn.Embedding(5, 2, sparse=True)
+    embed(torch.tensor([1])).sum().backward()
+    with pytest.raises(InvalidInputError, match="weight_decay needs dense gradients"):
+        ours.SGD(embed.parameters(), lr=0.1, weight_decay=0.1).step()
+    with pytest.raises(InvalidInputError, match="Adam does not support sparse gradients"):
+        ours.Adam(embed.parameters()).step()
+
+
+def test_betas_may_be_tensors_as_in_torch() -> None:
+    runs = []
+    betas = (torch.tensor(0.8, dtype=torch.float64), torch.tensor(0.95, dtype=torch.float64))
+    for make in (ours.Adam, functools.partial(torch.optim.Adam, foreach=False)):  # torch's one path for them
+        p = nn.Parameter(torch.ones(3, dtype=torch.float64))
+        opt = make([p], lr=0.1, betas=betas)
+        for _ in range(3):
+            p.grad = p.detach() * 2
+            opt.step()
+        runs.append(p.detach())
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=1e-14)

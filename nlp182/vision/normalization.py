@@ -21,7 +21,8 @@ from nlp182.errors import ShapeError
 class BatchNorm(nn.Module):
     """Batch norm over every dimension except the channel dimension 1.
 
-    x: ``(B, C)``, ``(B, C, L)`` or ``(B, C, H, W)``; returns the same shape.
+    x: ``(B, C)``, ``(B, C, L)`` or ``(B, C, H, W)``; returns the same shape and dtype (float16
+    and bfloat16 normalised in float32).
 
     As in ``torch.nn.BatchNorm2d``: ``momentum=None`` makes the running statistics a cumulative
     average over every batch seen (factor ``1 / batches``); ``affine=False`` learns no gamma and
@@ -64,6 +65,9 @@ class BatchNorm(nn.Module):
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ShapeError(f"batch norm expects (B, {self.num_features}, ...); got {tuple(x.shape)}")
         shape = [1, -1] + [1] * (x.dim() - 2)
+        # half-precision input (autocast's) is normalised in float32 and returned in its own dtype,
+        # as torch's kernels do: statistics rounded to bfloat16 were off by up to 10x more
+        compute = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         if (self.training and not self.frozen) or not self.track_running_stats:
             dims = [0, *range(2, x.dim())]
             count = x.numel() // self.num_features
@@ -72,7 +76,7 @@ class BatchNorm(nn.Module):
                     "batch norm on batch statistics needs more than one value per channel; "
                     "use a batch larger than 1 or call model.eval()"
                 )
-            var, mean = torch.var_mean(x, dim=dims, unbiased=False)
+            var, mean = torch.var_mean(compute, dim=dims, unbiased=False)
             if self.training and self.track_running_stats and not self.frozen:
                 self._track(mean.detach(), var.detach() * (count / (count - 1)))
         else:
@@ -83,7 +87,7 @@ class BatchNorm(nn.Module):
         if self.weight is not None:
             scale = self.weight * scale
         shift = -mean * scale if self.bias is None else self.bias - mean * scale
-        return torch.addcmul(shift.view(shape), x, scale.view(shape))
+        return torch.addcmul(shift.view(shape), compute, scale.view(shape)).to(x.dtype)
 
     @torch.no_grad()
     def _track(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:

@@ -60,6 +60,25 @@ def test_batch_norm_options_match_torch(options: dict) -> None:
     torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_input_is_normalised_in_float32_and_keeps_its_dtype(dtype: torch.dtype) -> None:
+    """As torch's kernel: float32 statistics, output in the input's dtype. Statistics rounded to
+    bfloat16 put every running mean at exactly 2.0 here, and the output 12x further from float64."""
+    generator = torch.Generator().manual_seed(0)
+    x = (20 + 0.5 * torch.randn(16, 4, 8, 8, generator=generator)).to(dtype)
+    ours, ref = BatchNorm(4), nn.BatchNorm2d(4)
+    y, expected = ours(x), ref(x)
+    assert y.dtype == dtype
+    exact = nn.BatchNorm2d(4).double()(x.double())
+    assert (y.double() - exact).abs().max() <= 1.5 * (expected.double() - exact).abs().max()
+    torch.testing.assert_close(ours.running_mean, ref.running_mean, rtol=0, atol=1e-5)
+    torch.testing.assert_close(ours.running_var, ref.running_var, rtol=0, atol=1e-5)
+    ours.eval()
+    ref.eval()
+    assert ours(x).dtype == dtype
+    torch.testing.assert_close(ours(x).float(), ref(x).float())
+
+
 def test_batch_norm_frozen_uses_running_stats_and_rejects_bad_shapes():
     layer = BatchNorm(3)
     layer(torch.randn(10, 3, 4, 4) + 2)

@@ -34,14 +34,13 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Intersection over union of every pair: ``a (N, 4)``, ``b (M, 4)`` -> ``(N, M)``.
 
-    A pair whose union is empty (two degenerate boxes) gets IoU 0.
+    A pair whose union is empty (two degenerate boxes) gets IoU 0; a box with a NaN coordinate gets
+    NaN, so a diverged regressor shows. Integer boxes are measured in float64, float16 and bfloat16
+    ones in float32 (as torchvision: a float16 area overflows past 65504, a 256-pixel square).
     """
     _check_boxes(a, "a")
     _check_boxes(b, "b")
-    if not a.is_floating_point():  # integer pixel boxes: IoU is a fraction all the same
-        a = a.double()
-    if not b.is_floating_point():
-        b = b.double()
+    a, b = _measurable(a), _measurable(b)
     inter = (
         torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])
     ).clamp_min_(0)
@@ -51,7 +50,14 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ).clamp_min_(0)
     )
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return inter.div_(union).nan_to_num_(0.0)  # 0 / 0 (two empty boxes) -> 0
+    return inter.div_(union).masked_fill_(union == 0, 0.0)  # 0 / 0 (two empty boxes) -> 0
+
+
+def _measurable(boxes: torch.Tensor) -> torch.Tensor:
+    """``boxes`` in a dtype that holds their areas: float64 for integers, float32 for half types."""
+    if not boxes.is_floating_point():  # integer pixel boxes: IoU is a fraction all the same
+        return boxes.double()
+    return boxes.float() if boxes.dtype in (torch.float16, torch.bfloat16) else boxes
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5) -> torch.Tensor:
@@ -96,21 +102,46 @@ def batched_nms(
     return _greedy(boxes, scores, iou_threshold, classes)
 
 
+def _check_per_box(boxes: torch.Tensor, **fields: torch.Tensor) -> None:
+    """``boxes`` is ``(N, 4)`` and every field ``(N,)``: a label short or a column of labels would
+    otherwise drop or double-count detections without a word."""
+    _check_boxes(boxes)
+    for name, values in fields.items():
+        if values.shape != (len(boxes),):
+            raise ShapeError(
+                f"{name} must have shape ({len(boxes)},), one per box; got {tuple(values.shape)}"
+            )
+
+
 @dataclass
 class Detections:
-    """One image's detections: ``boxes (N, 4)``, ``scores (N,)``, ``labels (N,)``."""
+    """One image's detections: ``boxes (N, 4)``, ``scores (N,)``, ``labels (N,)``.
+
+    Raises:
+        ShapeError: the shapes do not agree.
+    """
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
 
+    def __post_init__(self) -> None:
+        _check_per_box(self.boxes, scores=self.scores, labels=self.labels)
+
 
 @dataclass
 class GroundTruth:
-    """One image's annotated objects: ``boxes (M, 4)``, ``labels (M,)``."""
+    """One image's annotated objects: ``boxes (M, 4)``, ``labels (M,)``.
+
+    Raises:
+        ShapeError: the shapes do not agree.
+    """
 
     boxes: torch.Tensor
     labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        _check_per_box(self.boxes, labels=self.labels)
 
 
 def _match(
@@ -199,6 +230,10 @@ def mean_average_precision(
     Use ``(0.5,)`` for mAP@0.5 and :data:`COCO_THRESHOLDS` for mAP@[0.5:0.95]. Returns ``{"map": float,
     "per_class": {label: AP averaged over the thresholds}}``.
     """
+    if not iou_thresholds or not all(0 < threshold <= 1 for threshold in iou_thresholds):
+        raise InvalidInputError(
+            f"iou_thresholds must be one or more values in (0, 1]; got {tuple(iou_thresholds)}"
+        )
     labels = sorted({int(v) for t in truths for v in t.labels.tolist()})
     if not labels:
         raise InvalidInputError("no ground-truth objects: mAP is undefined")

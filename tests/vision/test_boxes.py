@@ -159,3 +159,43 @@ def test_average_precision_takes_boxes_that_require_grad():
     detections = [Detections(predicted, torch.tensor([0.9]), torch.tensor([1]))]
     truths = [GroundTruth(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([1]))]
     assert average_precision(detections, truths, 1) == 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_boxes_are_measured_in_float32(dtype):
+    """A float16 area overflows past 65504 (a 256-pixel square): every IoU was 0, a box against
+    itself too, and NMS suppressed nothing. As torchvision, half boxes are measured in float32."""
+    boxes = torch.tensor([[0.0, 0.0, 300.0, 300.0], [10.0, 10.0, 310.0, 310.0]])
+    expected = box_iou(boxes.double(), boxes.double()).float()
+    torch.testing.assert_close(box_iou(boxes.to(dtype), boxes.to(dtype)), expected)
+    assert nms(boxes.to(dtype), torch.tensor([0.9, 0.8], dtype=dtype)).tolist() == [0]
+
+
+def test_a_nan_coordinate_shows_as_nan_and_empty_unions_stay_zero():
+    a = torch.tensor([[0.0, 0.0, float("nan"), 2.0], [1.0, 1.0, 1.0, 1.0]])
+    b = torch.tensor([[0.0, 0.0, 2.0, 2.0], [3.0, 3.0, 3.0, 3.0]])
+    iou = box_iou(a, b)
+    assert iou[0].isnan().all() and iou[1].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Detections(torch.zeros(2, 4), torch.ones(2), torch.zeros(1)), r"labels must .* \(2,\)"),
+        (lambda: Detections(torch.zeros(2, 4), torch.ones(2), torch.zeros(2, 1)), r"labels .*got \(2, 1\)"),
+        (lambda: Detections(torch.zeros(2, 4), torch.ones(3), torch.zeros(2)), r"scores must .* \(2,\)"),
+        (lambda: GroundTruth(torch.zeros(2, 4), torch.zeros(3)), r"labels must have shape \(2,\)"),
+        (lambda: GroundTruth(torch.zeros(2, 5), torch.zeros(2)), r"boxes must have shape \(N, 4\)"),
+    ],
+)
+def test_detections_and_truths_refuse_fields_that_do_not_match_their_boxes(make, message):
+    """A label short dropped a detection (AP 0.5 for a perfect one) and a column of labels counted
+    each detection twice, both without a word."""
+    with pytest.raises(ShapeError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("thresholds", [(), (0.0,), (0.5, 1.5)])
+def test_map_refuses_thresholds_outside_0_1(thresholds):
+    with pytest.raises(InvalidInputError, match="iou_thresholds"):
+        mean_average_precision([DET0], [GT0], thresholds)

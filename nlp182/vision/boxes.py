@@ -18,6 +18,8 @@ import torch
 from nlp182.errors import InvalidInputError, ShapeError
 
 COCO_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+#: Boxes whose IoU with every later box NMS holds at once (memory ``NMS_BLOCK x N``, not ``N x N``).
+NMS_BLOCK = 256
 
 
 def _check_boxes(boxes: torch.Tensor, name: str = "boxes") -> None:
@@ -78,17 +80,20 @@ def _greedy(
     if classes is not None and classes.shape != (len(boxes),):
         raise ShapeError(f"classes must have shape ({len(boxes)},); got {tuple(classes.shape)}")
     order = torch.sort(scores, descending=True, stable=True).indices
-    iou = box_iou(boxes[order], boxes[order])
-    if classes is not None:  # IoU of the boxes as given, zero across classes (no shifted copies)
-        ranked = classes[order]
-        iou = iou * (ranked[:, None] == ranked[None, :])
+    ranked = boxes[order]
+    ranked_classes = classes[order] if classes is not None else None
     suppressed = torch.zeros(len(order), dtype=torch.bool, device=boxes.device)
     keep = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= iou[i] > iou_threshold
+    for start in range(0, len(order), NMS_BLOCK):  # IoU of a block of rows at a time: O(N) memory
+        end = min(len(order), start + NMS_BLOCK)
+        over = box_iou(ranked[start:end], ranked[start:]) > iou_threshold
+        if ranked_classes is not None:  # zero across classes (no shifted copies)
+            over &= ranked_classes[start:end, None] == ranked_classes[None, start:]
+        for i in range(start, end):
+            if suppressed[i]:
+                continue
+            keep.append(i)
+            suppressed[start:] |= over[i - start]
     return order[torch.tensor(keep, dtype=torch.long, device=boxes.device)]
 
 

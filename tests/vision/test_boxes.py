@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.vision import boxes as boxes_module
 from nlp182.vision.boxes import (
     COCO_THRESHOLDS,
     Detections,
@@ -60,13 +61,25 @@ def nms_reference(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> li
 
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_nms_equals_float64_reference(threshold, dtype):
+@pytest.mark.parametrize("block", [256, 7])
+def test_nms_equals_float64_reference(threshold, dtype, block, monkeypatch):
+    """Blocks of rows (the default's, and 7: many block edges) give the textbook result, per class
+    too, and NMS never holds more than a block of rows of IoUs (N x N was 1.6 GB for 20k boxes)."""
+    monkeypatch.setattr(boxes_module, "NMS_BLOCK", block)
+    rows = []
+    monkeypatch.setattr(boxes_module, "box_iou", lambda a, b: rows.append(len(a)) or box_iou(a, b))
     gen = torch.Generator().manual_seed(int(threshold * 10))
     boxes = _random_boxes(300, gen).to(dtype)
     scores = torch.rand(300, generator=gen).to(dtype)
     kept = nms(boxes, scores, threshold).tolist()
     assert kept == nms_reference(boxes.double().numpy(), scores.double().numpy(), threshold)
-    assert 0 < len(kept) < 300
+    assert 0 < len(kept) < 300 and max(rows) == block
+    classes = torch.randint(0, 3, (300,), generator=gen)
+    per_class = [[int(i) for i in (classes == c).nonzero().flatten()] for c in range(3)]
+    expected = sorted((i for members in per_class for i in [members[k] for k in nms_reference(
+        boxes[members].double().numpy(), scores[members].double().numpy(), threshold)]),
+        key=lambda i: (-float(scores[i]), i))  # fmt: skip
+    assert batched_nms(boxes, scores, classes, threshold).tolist() == expected
 
 
 def test_nms_hand_case_and_ties():

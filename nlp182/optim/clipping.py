@@ -28,8 +28,8 @@ def clip_grad_value_(params: Iterable[torch.Tensor] | torch.Tensor, clip_value: 
     Gradients may have any shape ``(...)``.
     """
     clip_value = float(clip_value)
-    if clip_value <= 0:
-        raise InvalidInputError(f"clip_value must be > 0, got {clip_value}")
+    if not clip_value >= 0:
+        raise InvalidInputError(f"clip_value must be >= 0, got {clip_value}")
     for grads in group_by_device_dtype(_grads(params)):
         torch._foreach_clamp_min_(grads, -clip_value)
         torch._foreach_clamp_max_(grads, clip_value)

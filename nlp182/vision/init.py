@@ -39,13 +39,19 @@ def xavier_normal_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_in"
 
     ``mode="fan_in"`` uses ``F = fan_in`` (the course's derivation: forward variance preserved);
     ``mode="fan_avg"`` uses Glorot's ``F = (fan_in + fan_out) / 2`` (a compromise with backward).
+    A weight without elements is left as it is (as torch's initialisers do).
     """
+    if weight.numel() == 0:
+        return weight
     return weight.normal_(0.0, gain / math.sqrt(_fan(weight, mode)))
 
 
 @torch.no_grad()
 def xavier_uniform_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_in") -> torch.Tensor:
-    """Fill ``weight`` from ``U(-b, b)`` with ``b = gain * sqrt(3 / F)`` (same variance as the normal)."""
+    """Fill ``weight`` from ``U(-b, b)`` with ``b = gain * sqrt(3 / F)`` (same variance as the normal);
+    a weight without elements is left as it is."""
+    if weight.numel() == 0:
+        return weight
     bound = gain * math.sqrt(3.0 / _fan(weight, mode))
     return weight.uniform_(-bound, bound)
 

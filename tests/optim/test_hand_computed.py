@@ -225,6 +225,10 @@ def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:
     c.grad = torch.tensor([-5.0, 0.3, 7.0], dtype=torch.float64)
     clip_grad_value_([c], 1.0)
     assert c.grad.tolist() == [-1.0, 0.3, 1.0]
+    clip_grad_value_([c], 0)  # torch takes 0 too: every coordinate to zero
+    assert c.grad.tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(InvalidInputError, match="clip_value must be >= 0"):
+        clip_grad_value_([c], -1.0)
     c.grad = torch.tensor([math.nan, 0.0, 0.0], dtype=torch.float64)
     with pytest.raises(InvalidInputError, match="gradient norm"):
         clip_grad_norm_([c], 1.0)

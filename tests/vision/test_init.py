@@ -84,3 +84,10 @@ def test_init_weights_reaches_transposed_convolutions():
     fan_in = up.weight.shape[1] * 16  # torch.nn.init's fan for this weight layout
     assert up.weight.std().item() == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.05)
     assert torch.all(up.bias == 0)
+
+
+@pytest.mark.parametrize("fill", [xavier_normal_, xavier_uniform_, he_normal_, he_uniform_])
+def test_a_weight_without_elements_is_left_as_it_is(fill):
+    """torch's initialisers skip a zero-element tensor (a layer of width 0); the fan of 0 divided by zero."""
+    weight = torch.empty(3, 0)
+    assert fill(weight) is weight and weight.shape == (3, 0)

@@ -20,7 +20,12 @@ from nlp182.errors import InvalidInputError
 
 
 class ClosedFormSchedule(LRScheduler):
-    """Base class: subclasses define ``decay(t)``, the multiplier of the base rate after warmup."""
+    """Base class: subclasses define ``decay(t)``, the multiplier of the base rate after warmup.
+
+    ``last_epoch`` is torch's: ``-1`` starts a schedule; a later step resumes one (the optimizer's
+    groups then hold their ``initial_lr``, as torch requires), though ``load_state_dict`` is the
+    usual way back.
+    """
 
     def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 0, last_epoch: int = -1) -> None:
         if warmup_steps < 0:
@@ -47,11 +52,11 @@ class StepDecay(ClosedFormSchedule):
     """Multiply the rate by ``gamma`` every ``step_size`` steps: ``γ^⌊t / step_size⌋``."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
-                 warmup_steps: int = 0) -> None:
+                 warmup_steps: int = 0, last_epoch: int = -1) -> None:
         if step_size < 1:
             raise InvalidInputError(f"step_size must be >= 1, got {step_size}")
         self.step_size, self.gamma = step_size, gamma
-        super().__init__(optimizer, warmup_steps)
+        super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
         return self.gamma ** (t // self.step_size)
@@ -60,9 +65,11 @@ class StepDecay(ClosedFormSchedule):
 class ExponentialDecay(ClosedFormSchedule):
     """``γ^t``: a constant fraction off the rate every step."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, gamma: float, warmup_steps: int = 0) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, gamma: float, warmup_steps: int = 0, last_epoch: int = -1
+    ) -> None:
         self.gamma = gamma
-        super().__init__(optimizer, warmup_steps)
+        super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
         return self.gamma**t
@@ -71,11 +78,13 @@ class ExponentialDecay(ClosedFormSchedule):
 class InverseTimeDecay(ClosedFormSchedule):
     """``1 / (1 + k t)``: the 1/t decay that SGD's convergence proofs ask for."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, k: float = 1.0, warmup_steps: int = 0) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, k: float = 1.0, warmup_steps: int = 0, last_epoch: int = -1
+    ) -> None:
         if k < 0:
             raise InvalidInputError(f"k must be >= 0, got {k}")
         self.k = k
-        super().__init__(optimizer, warmup_steps)
+        super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
         return 1.0 / (1.0 + self.k * t)
@@ -84,11 +93,13 @@ class InverseTimeDecay(ClosedFormSchedule):
 class InverseSqrtDecay(ClosedFormSchedule):
     """``1 / √(1 + k t)``: the 1/√t decay Adagrad applies implicitly."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, k: float = 1.0, warmup_steps: int = 0) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, k: float = 1.0, warmup_steps: int = 0, last_epoch: int = -1
+    ) -> None:
         if k < 0:
             raise InvalidInputError(f"k must be >= 0, got {k}")
         self.k = k
-        super().__init__(optimizer, warmup_steps)
+        super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
         return 1.0 / math.sqrt(1.0 + self.k * t)
@@ -101,11 +112,11 @@ class Cosine(ClosedFormSchedule):
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, min_factor: float = 0.0,
-                 warmup_steps: int = 0) -> None:
+                 warmup_steps: int = 0, last_epoch: int = -1) -> None:
         if total_steps < 1 or not 0.0 <= min_factor <= 1.0:
             raise InvalidInputError("Cosine needs total_steps >= 1 and 0 <= min_factor <= 1")
         self.total_steps, self.min_factor = total_steps, min_factor
-        super().__init__(optimizer, warmup_steps)
+        super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
         progress = min(t, self.total_steps) / self.total_steps
@@ -121,11 +132,11 @@ class CyclicCosine(ClosedFormSchedule):
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, cycles: int = 1,
-                 warmup_steps: int = 0) -> None:
+                 warmup_steps: int = 0, last_epoch: int = -1) -> None:
         if total_steps < 1 or not 1 <= cycles <= total_steps:
             raise InvalidInputError("CyclicCosine needs total_steps >= 1 and 1 <= cycles <= total_steps")
         self.period = math.ceil(total_steps / cycles)
-        super().__init__(optimizer, warmup_steps)
+        super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * (t % self.period) / self.period))

@@ -206,6 +206,23 @@ def test_schedule_state_dict_resumes() -> None:
     opt.step()
     sched.step()
     assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    # torch's other way back: last_epoch, with each group's initial_lr in place (StepLR's rule)
+    opt3 = SGD([_param([0.0])], lr=1.0)
+    opt3.param_groups[0]["initial_lr"] = 1.0
+    Cosine(opt3, total_steps=10, warmup_steps=3, last_epoch=5)  # steps on to 6, as torch's do
+    assert opt3.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    ref = torch.optim.SGD([_param([0.0])], lr=0.8)
+    ref.param_groups[0]["initial_lr"] = 0.8
+    ours_opt = SGD([_param([0.0])], lr=0.8)
+    ours_opt.param_groups[0]["initial_lr"] = 0.8
+    theirs = torch.optim.lr_scheduler.StepLR(ref, step_size=2, gamma=0.5, last_epoch=4)
+    mine = StepDecay(ours_opt, step_size=2, gamma=0.5, last_epoch=4)
+    for _ in range(3):
+        ref.step()
+        theirs.step()
+        ours_opt.step()
+        mine.step()
+        assert ours_opt.param_groups[0]["lr"] == pytest.approx(ref.param_groups[0]["lr"], abs=1e-15)
 
 
 def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:

@@ -211,9 +211,9 @@ def test_schedule_state_dict_resumes() -> None:
     opt3.param_groups[0]["initial_lr"] = 1.0
     Cosine(opt3, total_steps=10, warmup_steps=3, last_epoch=5)  # steps on to 6, as torch's do
     assert opt3.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
-    ref = torch.optim.SGD([_param([0.0])], lr=0.8)
+    ref = torch.optim.SGD([_param([0.0])], lr=0.2)  # an optimizer saved at epoch 4: 0.8 halved twice
     ref.param_groups[0]["initial_lr"] = 0.8
-    ours_opt = SGD([_param([0.0])], lr=0.8)
+    ours_opt = SGD([_param([0.0])], lr=0.2)
     ours_opt.param_groups[0]["initial_lr"] = 0.8
     theirs = torch.optim.lr_scheduler.StepLR(ref, step_size=2, gamma=0.5, last_epoch=4)
     mine = StepDecay(ours_opt, step_size=2, gamma=0.5, last_epoch=4)

@@ -32,6 +32,8 @@ class Adagrad(ForeachOptimizer):
         eps: float = 1e-10,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         check_hyper("lr", float(lr))
         check_hyper("lr_decay", lr_decay)
@@ -40,7 +42,7 @@ class Adagrad(ForeachOptimizer):
         check_hyper("eps", eps)
         defaults = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
                     "initial_accumulator_value": initial_accumulator_value, "eps": eps, "maximize": maximize}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, lr_decay = float(group["lr"]), group["lr_decay"]

@@ -40,6 +40,8 @@ class Adam(ForeachOptimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         bias_correction: bool = True,
     ) -> None:
         check_hyper("lr", float(lr))
@@ -49,7 +51,7 @@ class Adam(ForeachOptimizer):
         check_hyper("weight_decay", weight_decay)
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
                     "bias_correction": bias_correction, "amsgrad": amsgrad, "maximize": maximize}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, eps = float(group["lr"]), group["eps"]
@@ -109,8 +111,11 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
         bias_correction: bool = True,
     ) -> None:
         super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, bias_correction=bias_correction
+            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach, fused=fused,
+            bias_correction=bias_correction,
         )

@@ -36,6 +36,8 @@ class SGD(ForeachOptimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         check_hyper("lr", float(lr))
         check_hyper("momentum", momentum)
@@ -44,7 +46,7 @@ class SGD(ForeachOptimizer):
             raise InvalidInputError("Nesterov momentum needs momentum > 0 and dampening = 0")
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
                     "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         sparse = [p for p in params if p.grad.is_sparse]  # type: ignore[union-attr]

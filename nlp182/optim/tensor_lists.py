@@ -84,7 +84,21 @@ class ForeachOptimizer(torch.optim.Optimizer):
 
     State and group keys follow torch.optim's, so a ``state_dict`` saved by the matching
     torch.optim optimizer loads here; options it does not record take this optimizer's defaults.
+    ``foreach`` and ``fused`` are taken as torch.optim takes them, so code written for it runs
+    unchanged; they choose no other code here, where the multi-tensor kernels always run.
     """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        defaults: dict[str, Any],
+        foreach: bool | None = None,
+        fused: bool | None = None,
+    ) -> None:
+        for flag, value in (("foreach", foreach), ("fused", fused)):
+            if value is not None and not isinstance(value, bool):
+                raise InvalidInputError(f"{flag} must be True, False or None, got {value!r}")
+        super().__init__(params, defaults)
 
     #: Whether ``_update`` takes parameters whose gradient is sparse.
     supports_sparse = False

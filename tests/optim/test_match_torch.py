@@ -159,6 +159,16 @@ def test_positional_arguments_mean_what_they_mean_in_torch(name: str) -> None:
         torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-14)
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_torch_code_passing_foreach_or_fused_runs_unchanged(name: str) -> None:
+    mine = _run(lambda p: getattr(ours, name)(p, lr=1e-3, foreach=False, fused=True), "cpu")
+    ref = _run(lambda p: getattr(torch.optim, name)(p, lr=1e-3, foreach=True), "cpu")
+    for a, b in zip(mine, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    with pytest.raises(InvalidInputError, match="fused must be True, False or None"):
+        getattr(ours, name)(nn.Linear(2, 2).parameters(), fused="yes")
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_nesterov_rounds_as_torch_in_float32_and_bfloat16(dtype: torch.dtype) -> None:
     """One update ``w − lr (g + μ v)``, rounded once as torch rounds it: two half-updates lost the

@@ -107,10 +107,12 @@ class ReinforceLoss(nn.Module):
 
     ``loss = -mean((reward - b) * log_prob) - entropy_weight * mean(entropy)``, where ``b`` is an
     exponential moving average of past mean rewards (``b <- momentum * b + (1 - momentum) *
-    mean(reward)``, updated after each training call). The first call has no average yet: each
-    sample's ``b`` is the mean reward of the others in its batch (an unbiased baseline), and the
-    average starts at the batch mean. The average is saved with the module's state (a buffer).
-    Minimising it follows the policy-gradient estimate; the reward carries no gradient.
+    mean(reward)``, updated after each training call). Until a training call has set it, each
+    sample's ``b`` is the mean reward of the other batch rows at its position (leave one out along
+    dimension 0, so a sequence's reward shared by its glimpses never enters its own baseline: an
+    unbiased baseline); the first training call then starts the average at the batch mean. The
+    average is saved with the module's state (a buffer). Minimising the loss follows the
+    policy-gradient estimate; the reward carries no gradient.
 
     Args:
         momentum: weight of the old baseline in the moving average, in ``[0, 1)``.
@@ -127,7 +129,8 @@ class ReinforceLoss(nn.Module):
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     def forward(self, log_prob: torch.Tensor, reward: torch.Tensor, entropy: torch.Tensor) -> torch.Tensor:
-        """Surrogate loss for ``log_prob``, ``reward``, ``entropy`` of one shape, e.g. ``(B, Tq)``."""
+        """Surrogate loss for ``log_prob``, ``reward``, ``entropy`` of one shape, e.g. ``(B, Tq)``
+        (a batch of ``B`` independent samples first)."""
         if not log_prob.shape == reward.shape == entropy.shape:
             raise InvalidInputError(
                 f"log_prob {tuple(log_prob.shape)}, reward {tuple(reward.shape)} and entropy "
@@ -136,12 +139,14 @@ class ReinforceLoss(nn.Module):
         reward = reward.detach().to(log_prob.dtype)
         baseline: torch.Tensor = self.baseline
         if not bool(self.initialized):
-            # no average yet: each sample is measured against the mean of the others (leave one
-            # out), since a baseline that holds the sample's own reward biases the gradient by 1 - 1/B
-            count = reward.numel()
-            baseline = (reward.sum() - reward) / (count - 1) if count > 1 else torch.zeros_like(reward)
-            self.baseline.fill_(reward.mean().item())
-            self.initialized.fill_(True)
+            # no average yet: each sample is measured against the mean of the other batch rows
+            # (leave one out), since a baseline holding its own reward, or that of another glimpse of
+            # its sequence, biases the gradient (by 1 - 1/B, to nothing at B = 1)
+            rows = reward.shape[0] if reward.dim() else 1
+            baseline = (reward.sum(0) - reward) / (rows - 1) if rows > 1 else torch.zeros_like(reward)
+            if self.training:  # a validation pass before training leaves the average to training
+                self.baseline.fill_(reward.mean().item())
+                self.initialized.fill_(True)
         advantage = reward - baseline
         loss = -(advantage * log_prob).mean() - self.entropy_weight * entropy.mean()
         if self.training:

@@ -89,6 +89,40 @@ def test_the_first_reinforce_batch_is_unbiased(batch: int) -> None:
     torch.testing.assert_close(expected, exact, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_the_first_batch_is_unbiased_when_glimpses_share_their_sequence_reward(batch: int) -> None:
+    """Two glimpses per sequence, each drawn from its own policy, one reward per sequence copied to
+    both (the captioner's case): leaving out only the one element let the other glimpse's reward,
+    which depends on this glimpse's choice, into its baseline (2/3 of the gradient at B = 2,
+    nothing at B = 1). Exact expectation over every draw against the exact gradient."""
+    import itertools
+
+    logits = torch.tensor([[0.3, -0.5, 1.0], [0.2, 0.4, -0.7]], dtype=torch.float64, requires_grad=True)
+    table = torch.tensor([[1.0, 4.0, 2.0], [7.0, 3.0, 5.0], [0.5, 6.0, 9.0]], dtype=torch.float64)
+    probs = torch.softmax(logits, -1)
+    expected_reward = (probs[0][:, None] * probs[1][None, :] * table).sum()
+    exact = torch.autograd.grad(-expected_reward, logits)[0] / 2  # the loss averages over 2 glimpses
+    expected = torch.zeros_like(logits)
+    pairs = list(itertools.product(range(3), repeat=2))
+    for draws in itertools.product(pairs, repeat=batch):
+        chosen = torch.tensor(draws)  # (B, 2): each sequence's two choices
+        log_prob = torch.log_softmax(logits, -1).gather(1, chosen.T).T  # (B, 2)
+        reward = table[chosen[:, 0], chosen[:, 1]][:, None].expand(batch, 2)
+        loss = ReinforceLoss(entropy_weight=0.0)(log_prob, reward, torch.zeros(batch, 2, dtype=torch.float64))
+        weight = probs[0][chosen[:, 0]].prod() * probs[1][chosen[:, 1]].prod()
+        expected += weight.detach() * torch.autograd.grad(loss, logits)[0]
+    torch.testing.assert_close(expected, exact, rtol=1e-12, atol=1e-12)
+
+
+def test_a_validation_call_before_training_leaves_the_baseline_to_training() -> None:
+    loss_fn = ReinforceLoss(momentum=0.5, entropy_weight=0.0).eval()
+    ones = torch.ones(2)
+    loss_fn(torch.zeros(2), torch.full((2,), 10.0), ones)
+    assert not loss_fn.initialized and loss_fn.baseline.item() == 0.0
+    loss_fn.train()(torch.zeros(2), torch.zeros(2), ones)
+    assert loss_fn.initialized and loss_fn.baseline.item() == 0.0  # the first training batch's mean
+
+
 def _pointer_batch(batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eight positions, each with a random class one-hot and noise; one carries a marker and the answer."""
     length, classes = 8, 4

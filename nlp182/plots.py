@@ -1,5 +1,9 @@
 """Matplotlib (Agg) figures: loss curves, attention heatmaps, embedding maps.
 
+Figures are ``matplotlib.figure.Figure`` objects rendered straight to bytes (``subplots``), never
+through pyplot, so importing the package leaves the program's own backend (a notebook's inline
+one) as it was and no figure piles up in pyplot's registry.
+
 Every figure is written atomically in the format its file name asks for (``.png``, ``.pdf`` or
 ``.svg``; anything else is refused), so a reader never sees a half-written image. Each figure says
 what it shows: a title, labelled axes, and a labelled colour bar wherever colour encodes a value.
@@ -14,11 +18,8 @@ import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -49,15 +50,19 @@ def figure_format(path: str | os.PathLike[str], flag: str | None = None) -> str:
     return FIGURE_FORMATS[suffix]
 
 
+def subplots(*grid: int, figsize: tuple[float, float], **options: Any) -> tuple[Figure, Any]:
+    """A new figure and its axes, as ``pyplot.subplots(*grid, figsize=..., **options)`` gives them,
+    without pyplot."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
-    """Render ``fig`` to ``path`` atomically (format from the extension) and close it."""
+    """Render ``fig`` to ``path`` atomically (format from the extension)."""
     buffer = io.BytesIO()
-    try:
-        with warnings.catch_warnings():  # words in scripts the font lacks are drawn as boxes, once each
-            warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
-            fig.savefig(buffer, format=figure_format(path), dpi=dpi, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    with warnings.catch_warnings():  # words in scripts the font lacks are drawn as boxes, once each
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        fig.savefig(buffer, format=figure_format(path), dpi=dpi, bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -73,7 +78,7 @@ def loss_curves(
 
     Short series (a one-epoch run included) mark every point, so a single value is visible.
     """
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = subplots(figsize=(8, 4.5))
     for name, values in series.items():
         marker = "o" if len(values) <= MARKERS_UP_TO else None
         ax.plot(np.arange(1, len(values) + 1), list(values), marker=marker, ms=3.5, label=name)
@@ -142,7 +147,7 @@ def attention_heatmap(
     target = [clean_token(t) for t in target_tokens]
     cell = min(0.45, HEATMAP_MAX_INCHES / max(len(source), len(target), 1))
     fontsize = 9 if cell >= 0.3 else 7
-    fig, ax = plt.subplots(figsize=(max(cell * len(source), 3.0) + 2.5, max(cell * len(target), 2.0) + 2.0))
+    fig, ax = subplots(figsize=(max(cell * len(source), 3.0) + 2.5, max(cell * len(target), 2.0) + 2.0))
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(weights.max())), aspect="auto")
     xs, ys = _ticks(len(source)), _ticks(len(target))
     ax.set_xticks(list(xs), labels=[source[i] for i in xs], rotation=90, fontsize=fontsize)
@@ -163,7 +168,7 @@ def embedding_map(
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) != len(labels):
         raise ShapeError(f"points must be (N, 2) with N == len(labels); got {points.shape}, {len(labels)}")
-    fig, ax = plt.subplots(figsize=(14, 11))
+    fig, ax = subplots(figsize=(14, 11))
     ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.5)
     for (x, y), label in zip(points, labels, strict=True):
         ax.annotate(label, (x, y), fontsize=7, alpha=0.8)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from nlp182.captioning.captioner import Caption
 from nlp182.captioning.metrics import upsample_attention
 from nlp182.errors import InvalidInputError
-from nlp182.plots import save_figure
+from nlp182.plots import save_figure, subplots
 
 
 def save_overlay(
@@ -37,7 +36,7 @@ def save_overlay(
     panels = len(words) + 1
     cols = min(columns, panels)
     rows = math.ceil(panels / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     axes.flat[0].imshow(pixels)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 
+import matplotlib
 import numpy as np
 import torch
 
 from nlp182.course.landscapes import OPTIMIZER_NAMES, Landscape, trajectory
-from nlp182.plots import plt, save_figure
+from nlp182.plots import save_figure, subplots
 
 FORMULAS = {
     "quadratic": "½(x² + 25y²)",
@@ -33,13 +34,13 @@ def plot_landscape(landscape: Landscape, path: str | os.PathLike[str], steps: in
     ys = np.linspace(*landscape.ylim, 300)
     grid = torch.tensor(np.stack(np.meshgrid(xs, ys)), dtype=torch.float64)
     values = landscape.fn(grid).numpy()
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, ax = subplots(figsize=(9, 6))
     shifted = values - values.min() + 1e-3
     contours = ax.contour(xs, ys, np.log10(shifted), levels=30, cmap="Greys", linewidths=0.6)
     colorbar = fig.colorbar(contours, ax=ax, pad=0.02)
     colorbar.set_label("log10(loss − lowest loss in view)")
     finals = {}
-    colors = plt.cm.tab10(np.linspace(0, 1, len(OPTIMIZER_NAMES)))
+    colors = matplotlib.colormaps["tab10"](np.linspace(0, 1, len(OPTIMIZER_NAMES)))
     for name, color in zip(OPTIMIZER_NAMES, colors, strict=True):
         points = trajectory(name, landscape, steps)
         finals[name] = points[-1].tolist()

@@ -17,7 +17,7 @@ from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.optim import Adam
-from nlp182.plots import Figure, plt, save_figure
+from nlp182.plots import Figure, save_figure, subplots
 
 
 def filter_grid(weight: torch.Tensor, columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -62,7 +62,7 @@ def save_filter_grid(
     """
     weight = first_conv(model).weight
     grid = filter_grid(weight)
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    fig, ax = subplots(figsize=(4.8, 4.2))
     ax.imshow(grid, interpolation="nearest")
     size = "x".join(str(n) for n in weight.shape[2:])
     ax.set_title(f"{title}\n{weight.shape[0]} filters of {size} pixels", fontsize=10)
@@ -211,7 +211,7 @@ def save_maps(
     arrays = [heat.detach().cpu().double().numpy() for heat in maps]
     low = min(float(a.min()) for a in arrays)
     high = max(max(float(a.max()) for a in arrays), low + 1e-12)
-    fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images) + 1.6, 5.0), squeeze=False)
+    fig, axes = subplots(2, len(images), figsize=(2.2 * len(images) + 1.6, 5.0), squeeze=False)
     for k, (image, heat, name) in enumerate(zip(images, arrays, titles, strict=True)):
         axes[0][k].imshow(_to_display(image), cmap="gray", interpolation="nearest")
         axes[0][k].set_title(name, fontsize=9)
@@ -276,7 +276,7 @@ def save_actmax_grid(
     """A grid of activation-maximisation images ``(C, H, W)``, one per class, each titled with the
     class name and its score at the start and at the end (a real pattern raises it a lot)."""
     rows = math.ceil(len(images) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.4 * rows + 0.6), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(2.1 * columns, 2.4 * rows + 0.6), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < len(images):
@@ -308,7 +308,7 @@ def save_segmentation_grid(
     from matplotlib.patches import Patch
 
     columns = [("image", images), ("truth", truth), *predictions.items()]
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         len(images), len(columns), figsize=(1.9 * len(columns), 1.9 * len(images) + 0.6), squeeze=False
     )
     for c, (name, items) in enumerate(columns):
@@ -335,7 +335,7 @@ def save_images(
     ``rescale=True`` stretches each image to [0, 1] on its own; ``False`` shows values as they are
     (clipped to [0, 1]), which keeps colours comparable across images (e.g. :func:`colorize_labels`).
     """
-    fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.4), squeeze=False)
+    fig, axes = subplots(1, len(images), figsize=(2.2 * len(images), 2.4), squeeze=False)
     for ax, image, title in zip(axes[0], images, titles, strict=True):
         shown = (
             _to_display(image)

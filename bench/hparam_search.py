@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from nlp182.course.digits import classification_loss, digits_datasets
 from nlp182.device import select_device
+from nlp182.errors import NonFiniteError
 from nlp182.io import atomic_write_json
 from nlp182.optim import SGD
 from nlp182.train import Trainer, TrainerConfig
@@ -45,7 +46,7 @@ def make_objective(epochs: int, device: str):
             history = Trainer(model, opt, classification_loss, config).fit(
                 loader, DataLoader(valid, batch_size=512)
             )
-        except ValueError:  # the Trainer stops a run whose loss became inf/NaN
+        except NonFiniteError:  # the Trainer stops a run whose loss became inf/NaN
             return 0.0, {"diverged": 1.0}
         return history[-1]["valid_accuracy"], {"valid_loss": history[-1]["valid_loss"]}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp182.errors import InvalidInputError
+from nlp182.errors import InvalidInputError, NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,17 @@ class Trial:
 
 
 def _evaluate(objective: Objective, params: dict[str, Any], stage: str) -> Trial:
-    result = objective(params)
+    """Score one point. A diverged run loses, it does not end the search: a NaN score, or the
+    Trainer's ``NonFiniteError`` (its loss became inf or NaN), scores ``-inf``."""
+    try:
+        result = objective(params)
+    except NonFiniteError as exc:
+        log.warning("%s trial %s diverged: %s", stage, params, exc)
+        return Trial(dict(params), -math.inf, {"diverged": 1.0}, stage)
     score, metrics = result if isinstance(result, tuple) else (result, {})
     score = float(score)
     if math.isnan(score):
-        score = -math.inf  # a diverged run loses, it does not crash the search
+        score = -math.inf
     log.info("%s trial %s -> %.4f", stage, params, score)
     return Trial(dict(params), score, dict(metrics), stage)
 
@@ -135,8 +141,11 @@ def random_search(
 
 
 def narrow_space(space: Space, trials: Sequence[Trial], top_k: int = 3, margin: float = 0.25) -> Space:
-    """The region around the ``top_k`` best trials: each range shrinks to what they span (plus margin)."""
-    top = sorted(trials, key=lambda t: t.score, reverse=True)[:top_k]
+    """The region around the ``top_k`` best trials that scored (diverged ones never count): each
+    range shrinks to what they span (plus margin); ``space`` itself when none scored."""
+    top = sorted((t for t in trials if math.isfinite(t.score)), key=lambda t: t.score, reverse=True)[:top_k]
+    if not top:
+        return dict(space)
     return {name: dist.narrowed([t.params[name] for t in top], margin) for name, dist in space.items()}
 
 

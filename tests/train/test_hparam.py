@@ -66,3 +66,27 @@ def test_random_search_is_seeded_and_survives_nan() -> None:
     again = random_search(lambda p: float("nan") if p["lr"] > 0.1 else p["lr"], SPACE, 8, seed=3)
     assert [t.params for t in first] == [t.params for t in again]
     assert all(t.score == -math.inf or t.score <= 0.1 for t in first)
+
+
+def test_a_run_the_trainer_stops_as_diverged_loses_and_never_narrows_the_search() -> None:
+    """The Trainer ends a run whose loss became inf by raising NonFiniteError: that ended the whole
+    search, every finished trial lost. It scores -inf now, and the fine round's region is drawn
+    around the trials that scored, never around diverged ones."""
+    from nlp182.errors import NonFiniteError
+
+    space = {"lr": LogUniform(1e-5, 10.0)}
+
+    def train(params: dict) -> float:
+        if params["lr"] > 1e-2:
+            raise NonFiniteError("loss became inf at step 6")
+        return -abs(math.log10(params["lr"]) + 3)  # best at 1e-3
+
+    trials = coarse_to_fine(train, space, n_coarse=12, n_fine=6, top_k=3, seed=0)
+    diverged = [t for t in trials if t.score == -math.inf]
+    assert len(trials) == 18 and diverged and all(t.metrics == {"diverged": 1.0} for t in diverged)
+    scored = [t for t in trials[:12] if math.isfinite(t.score)]
+    assert narrow_space(space, trials[:12], top_k=3) == narrow_space(space, scored, top_k=3)
+    assert narrow_space(space, trials[:12], top_k=3) != narrow_space(space, trials[:12], top_k=12)
+    assert narrow_space(space, diverged, top_k=3) == space  # nothing scored: the whole space
+    with pytest.raises(ZeroDivisionError):  # any other error is the objective's own: it is raised
+        random_search(lambda p: 1 / 0, space, 2)

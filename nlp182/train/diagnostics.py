@@ -21,14 +21,15 @@ STALL_MIN_EPOCHS = 4
 
 
 def loss_stalled(history: Sequence[dict[str, Any]], key: str = "train_loss") -> str | None:
-    """A warning when ``key`` of the last third of the epochs (at least 2) never fell 1% below its
-    best before them; ``None`` when it did, or with fewer than :data:`STALL_MIN_EPOCHS` epochs."""
+    """A warning when ``key`` of the last third of the epochs (at least 2) never fell 1% (of its
+    size, so a negative loss too) below its best before them; ``None`` when it did, when that best
+    was already 0 (a perfect fit), or with fewer than :data:`STALL_MIN_EPOCHS` epochs."""
     losses = [float(r[key]) for r in history if key in r]
     if len(losses) < STALL_MIN_EPOCHS:
         return None
     window = max(2, len(losses) // 3)
     before, last = min(losses[:-window]), min(losses[-window:])
-    if last < before * (1 - STALL_TOLERANCE):
+    if before == 0 or last < before - STALL_TOLERANCE * abs(before):
         return None
     first_flat = len(losses) - window + 1
     return (

@@ -2,7 +2,8 @@
 
 "Track the ratio of weight updates to weight magnitudes; 0.01 is probably too high": after an
 optimizer step, ``||Δw|| / ||w||`` per parameter tensor is reported and any tensor above
-``UPDATE_RATIO_FLAG`` is flagged (and logged as a warning). Gradient norms are taken after AMP
+``UPDATE_RATIO_FLAG`` is flagged (and logged as a warning); a tensor that was all zeros (a bias as
+initialised) has no ratio (``None``). Gradient norms are taken after AMP
 unscaling and before clipping, so they show the monster gradients clipping hides. Activation mean
 and standard deviation per leaf module come from forward hooks that only record on monitored steps.
 """
@@ -27,18 +28,31 @@ def _wide(tensor: torch.Tensor) -> torch.Tensor:
 
 
 class LayerMonitor:
-    """Collect per-layer statistics around one optimizer step of ``model``."""
+    """Collect per-layer statistics around one optimizer step of ``model``.
 
-    def __init__(self, model: nn.Module, flag_ratio: float = UPDATE_RATIO_FLAG) -> None:
+    The activation hooks go on the model's leaf modules with ``attach`` (at construction unless
+    ``attach=False``) and come off with ``remove``: a model carrying them cannot be pickled or saved
+    whole, and each attach without a remove would record twice.
+    """
+
+    def __init__(self, model: nn.Module, flag_ratio: float = UPDATE_RATIO_FLAG, attach: bool = True) -> None:
         self.model = model
         self.flag_ratio = flag_ratio
         self.active = False
         self._activations: dict[str, tuple[float, float]] = {}
         self._before: dict[str, torch.Tensor] = {}
         self._grad_norms: dict[str, float] = {}
+        self._handles: list[Any] = []
+        if attach:
+            self.attach()
+
+    def attach(self) -> None:
+        """Put the activation hooks on the model's leaf modules (once: attached hooks stay as they are)."""
+        if self._handles:
+            return
         self._handles = [
             module.register_forward_hook(self._hook(name))
-            for name, module in model.named_modules()
+            for name, module in self.model.named_modules()
             if name and not any(True for _ in module.children())
         ]
 
@@ -66,12 +80,13 @@ class LayerMonitor:
 
     def after_step(self) -> dict[str, Any]:
         """Report ``update_ratio``, ``grad_norm``, ``act_mean``, ``act_std`` per layer, and the flagged."""
-        ratios: dict[str, float] = {}
+        ratios: dict[str, float | None] = {}
         params = dict(self.model.named_parameters())
         for name, old in self._before.items():
-            update = _wide(params[name] - old).norm()
-            ratios[name] = float(update / _wide(old).norm().clamp_min(1e-12))
-        flagged = sorted(name for name, ratio in ratios.items() if ratio > self.flag_ratio)
+            size = float(_wide(old).norm())
+            # a tensor at zero (a bias as initialised) has no scale to measure its update against
+            ratios[name] = float(_wide(params[name] - old).norm()) / size if size > 0 else None
+        flagged = sorted(name for name, ratio in ratios.items() if (ratio or 0.0) > self.flag_ratio)
         if flagged:
             log.warning("update/weight ratio above %.0e for %s (learning rate may be too high)",
                         self.flag_ratio, ", ".join(flagged))
@@ -90,3 +105,4 @@ class LayerMonitor:
         """Detach the forward hooks from the model."""
         for handle in self._handles:
             handle.remove()
+        self._handles = []

@@ -107,6 +107,10 @@ class Trainer:
             raise InvalidInputError(
                 f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}"
             )
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scheduler_interval == "step":
+            raise InvalidInputError(
+                "ReduceLROnPlateau steps on an epoch's validation metric: use scheduler_interval='epoch'"
+            )
         self.config = config or TrainerConfig()
         self.dist = init_distributed(self.config.device)
         self.device = self.dist.device
@@ -135,7 +139,8 @@ class Trainer:
         self.amp_dtype = amp_dtype
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
         self.out_dir = Path(self.config.out_dir) if self.config.out_dir else None
-        self.monitor = LayerMonitor(model) if self.config.monitor_every else None
+        # hooks on the model only while fit runs: a model with them cannot be pickled or saved whole
+        self.monitor = LayerMonitor(model, attach=False) if self.config.monitor_every else None
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -153,6 +158,7 @@ class Trainer:
         self._loader_rng: list[torch.Tensor] | None = None
         self._resume_rng: dict[str, Any] | None = None
         self._epoch_sums: dict[str, float] = {}
+        self._step_lr: float | None = None
 
     # ------------------------------------------------------------------ public API
     def fit(
@@ -164,6 +170,8 @@ class Trainer:
             atomic_write_json(self.out_dir / "config.json", self.config.to_dict())
         self._maybe_resume()
         stop = self._early_stop_reached() or self._budget_spent()
+        if self.monitor is not None:
+            self.monitor.attach()
         try:
             while self.epoch < self.config.epochs and not stop:
                 record = self._train_epoch(train_loader)
@@ -187,6 +195,9 @@ class Trainer:
         except KeyboardInterrupt:
             self._report_interrupt()
             raise
+        finally:
+            if self.monitor is not None:
+                self.monitor.remove()
         self._restore_best()
         if self.ema is not None and (self.best_epoch is None or not self.config.keep_best):
             self.ema.copy_to(self.model)  # nothing kept: the run ends with the averaged weights
@@ -375,8 +386,7 @@ class Trainer:
         bar.close()
         self._loader_rng = [generator.get_state() for generator in generators]
         batches = max(self._epoch_sums.get("batches", 0.0), 1.0)
-        record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
-                                  "lr": self.optimizer.param_groups[0]["lr"],
+        record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step, "lr": self._used_lr(),
                                   "time_s": clock.get("time", 0.0), **self._rates(clock, precise=True)}
         if self._out_of_time:
             record["partial"] = True
@@ -410,6 +420,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        self._step_lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step used
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
         self.global_step += 1
@@ -497,7 +508,8 @@ class Trainer:
             if self.out_dir is not None and self.dist.is_main:
                 save_checkpoint(self.out_dir / BEST_FILE, {"model": self.model.state_dict(),
                                                            "epoch": self.epoch + 1, "value": value})
-        elif self.config.patience_after_nonzero and self.config.monitor_mode == "max" and not self.best:
+        elif self.config.patience_after_nonzero and self.config.monitor_mode == "max" and \
+                (self.best is None or self.best <= 0):
             self.best_time_s = now  # nothing learned yet: patience has not started
         else:
             self.bad_epochs += 1
@@ -580,9 +592,14 @@ class Trainer:
                 if line.strip() and json.loads(line).get("step", 0) <= self.global_step]
         atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
+    def _used_lr(self) -> float:
+        """The rate the last optimizer step used (a per-step schedule has already moved the
+        optimizer's to the next step's); the optimizer's before any step."""
+        return self._step_lr if self._step_lr is not None else float(self.optimizer.param_groups[0]["lr"])
+
     def _log_step(self, loss: float, extra: dict[str, float]) -> None:
         entry = {"kind": "step", "step": self.global_step, "epoch": self.epoch + 1, "loss": loss,
-                 "lr": self.optimizer.param_groups[0]["lr"], **extra}
+                 "lr": self._used_lr(), **extra}
         self._write_metrics(entry)
         log.debug("step %d loss %.4f", self.global_step, loss)
 

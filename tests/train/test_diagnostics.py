@@ -104,6 +104,13 @@ def test_patience_after_nonzero_waits_for_a_first_score_above_zero() -> None:
     )
     assert len(counted.history) == 5 and counted.best_epoch == 3  # epochs 4 and 5 do not beat epoch 3
 
+    def negative(model: nn.Module, batches) -> dict[str, float]:  # a score that can start below 0
+        return {"valid_exact_match": -1.0}
+
+    options = {**common, "eval_fn": negative, "patience_after_nonzero": True}
+    below = _fit(0.02, early_stopping_patience=2, **options)
+    assert len(below.history) == 6  # never above 0: patience never started
+
 
 def test_a_perfect_score_ends_the_run_without_a_warning() -> None:
     scores = iter([0.5, 0.9, 1.0, 1.0, 1.0, 1.0])
@@ -127,6 +134,10 @@ def test_the_checks_on_hand_made_records() -> None:
     stalled = [{"train_loss": v} for v in (4.0, 3.0, 2.0, 2.0, 1.995, 2.01)]  # last two within 1% of 2.0
     assert "epochs 5-6 (1.995) is not 1% below its best before (2)" in loss_stalled(stalled)
     assert loss_stalled(stalled[:3]) is None  # too short to tell
+    assert loss_stalled([{"train_loss": v} for v in (4.0, 1.0, 0.0, 0.0, 0.0, 0.0)]) is None  # a perfect fit
+    rising = [{"train_loss": v} for v in (-5.0, -8.0, -10.0, -10.0, -9.95, -9.99)]  # a negative loss, flat
+    assert "is not 1% below its best before (-10)" in loss_stalled(rising)
+    assert loss_stalled([{"train_loss": v} for v in (-5.0, -8.0, -10.0, -10.0, -10.5, -11.0)]) is None
     assert zero_kept_score("valid_loss", "min", 0.0, 1) is None  # a loss of 0 is perfect
     assert zero_kept_score("valid_bleu4", "max", 0.5, 2) is None
     assert empty_outputs(["a red square", "a blue square"], "caption") is None

@@ -44,3 +44,32 @@ def test_monitor_values_and_flags(tmp_path: Path) -> None:
     assert first["act_std"]["1"] == pytest.approx(float(torch.tanh(hidden).std()), rel=1e-9)
     assert first["flagged"] == sorted(n for n, r in first["update_ratio"].items() if r > 1e-2)
     assert first["flagged"]  # lr = 0.5 is far too high for this model by the course's rule of thumb
+
+
+def test_the_model_carries_no_hooks_after_fit_and_a_zero_bias_is_never_flagged(tmp_path: Path) -> None:
+    """After a monitored fit the model pickles and saves whole (the hooks were closures left on it,
+    one more set per Trainer); a bias that starts at zero has no update ratio to flag (it was
+    1e6 at lr = 1e-6, with a warning that the learning rate was too high)."""
+    import io
+    import pickle
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    with torch.no_grad():
+        model[0].bias.zero_()
+    x, y = torch.randn(8, 4), torch.randn(8)
+
+    def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return ((m(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()
+
+    for run in range(2):
+        out = tmp_path / f"run{run}"
+        cfg = TrainerConfig(epochs=1, device="cpu", out_dir=str(out), monitor_every=1, progress=False)
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=1e-6), loss_fn, cfg).fit([(x, y)])
+        assert all(not module._forward_hooks for module in model.modules())
+    pickle.dumps(model)
+    torch.save(model, io.BytesIO())
+    monitor = next(json.loads(line) for line in (tmp_path / "run0" / "metrics.jsonl").read_text().splitlines()
+                   if json.loads(line)["kind"] == "monitor")  # fmt: skip
+    assert monitor["update_ratio"]["0.bias"] is None and monitor["flagged"] == []
+    assert set(monitor["act_mean"]) == {"0", "1", "2"}

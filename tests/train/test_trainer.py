@@ -348,3 +348,21 @@ def test_a_sparse_tensor_in_the_state_round_trips(tmp_path) -> None:
     (tmp_path / "bad.safetensors").write_bytes(safetensors.torch.save(tensors.by_key, metadata=metadata))
     with pytest.raises(FileFormatError, match=r"bad.safetensors holds a damaged state tree.*sparse"):
         load_checkpoint(tmp_path / "bad.safetensors")
+
+
+def test_the_logged_rate_is_the_one_each_step_used(tmp_path) -> None:
+    """A per-step schedule moves the optimizer's rate on right after a step: the logs showed the
+    next step's rate (a cosine run's last epoch logged lr = 0 while it trained at 0.025 down)."""
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 0.5**t)
+    config = _config(epochs=2, out_dir=str(tmp_path), log_every=1)
+    Trainer(model, optimizer, mse, config, scheduler=schedule, scheduler_interval="step").fit(
+        DataLoader(_data(48), batch_size=16)
+    )
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["lr"] for e in lines if e["kind"] == "step"] == [0.5**t for t in range(6)]
+    assert [e["lr"] for e in lines if e["kind"] == "epoch"] == [0.5**2, 0.5**5]  # each epoch's last step
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    with pytest.raises(InvalidInputError, match="scheduler_interval='epoch'"):
+        Trainer(model, optimizer, mse, _config(), scheduler=plateau, scheduler_interval="step")

@@ -36,7 +36,6 @@ from nlp182.io import check_input_file, read_json
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
 from nlp182.train.diagnostics import closing_note
-from nlp182.train.run import resumed_config
 
 if TYPE_CHECKING:
     from nlp182.seq2seq.translator import Translator
@@ -47,9 +46,7 @@ log = logging.getLogger(__name__)
 def _run_train(args: argparse.Namespace) -> int:
     from nlp182.seq2seq.train import train_seq2seq
 
-    config = config_from_args(Seq2SeqConfig, args)
-    if args.resume:
-        config = resumed_config(Seq2SeqConfig, args.out, config)
+    config = config_from_args(Seq2SeqConfig, args)  # with --resume, train_seq2seq reads the staged one
     try:
         metrics = train_seq2seq(config, args.out, resume=args.resume, given=given_fields(args))
     except KeyboardInterrupt:

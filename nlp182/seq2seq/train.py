@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from nlp182.device import deterministic_algorithms, seed_everything
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_json
+from nlp182.io import atomic_write_json, read_json
 from nlp182.optim import Adam
 from nlp182.optim.schedules import Cosine, InverseSqrtDecay
 from nlp182.seq2seq.architectures import build_model
@@ -35,7 +35,7 @@ from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
-from nlp182.train.run import resumable_run
+from nlp182.train.run import incomplete_dir, resumable_run, resumed_config
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,10 @@ def _summary(name: str, scores: dict[str, Any], names: list[str]) -> str:
     return f"{name}: {shown}"
 
 
+#: What a staged run keeps of the settings chosen from the data, for a resumed run's metrics.json.
+CHOSEN_FILE = "chosen.json"
+
+
 def train_seq2seq(
     config: Seq2SeqConfig,
     out_dir: str | os.PathLike[str],
@@ -263,7 +267,8 @@ def train_seq2seq(
     ``cmudict``, sizes from the pairs of a user's file), logged on one line and kept in
     ``metrics.json`` under ``chosen``; the saved ``config.json`` holds the result. With ``resume``
     the interrupted run staged in ``OUT.incomplete`` continues from its last checkpoint (its
-    tokenisers and settled config are reused) and ends exactly as an uninterrupted run would.
+    tokenisers, settled config and choices are reused, whatever ``config`` says but the settings a
+    resumed run may change, as more epochs) and ends exactly as an uninterrupted run would.
     ``metrics.json`` also holds ``stop_reason`` and ``warnings`` (one line per problem: early
     stopping, a loss that stopped falling, a kept model that outputs empty translations).
     With ``config.deterministic`` it runs with deterministic kernels (``deterministic_algorithms``).
@@ -275,19 +280,25 @@ def train_seq2seq(
 def _train(
     config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool, given: Collection[str] | None
 ) -> dict[str, Any]:
+    staged = incomplete_dir(out_dir)
+    resumed = resume and (staged / "config.json").is_file()
+    if resumed:  # the interrupted run's settled config, before anything is read
+        config = resumed_config(Seq2SeqConfig, out_dir, config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     train_pairs, valid_pairs, test_pairs = load_pairs(config)
     if not train_pairs or not valid_pairs:
         raise InvalidInputError("training needs non-empty train and valid splits")
-    chosen: dict[str, str] = {}
-    if not resume:
+    if resumed:
+        chosen = read_json(staged / CHOSEN_FILE) if (staged / CHOSEN_FILE).is_file() else {}
+    else:
         config, chosen = choose_defaults(config, train_pairs, given)
         log.info("%s", summary_line(config.data, chosen))
     names = config.metric_names()
     monitor_mode = "min" if names[0] in ERROR_METRICS else "max"
     with resumable_run(out_dir, resume) as staging:
+        atomic_write_json(staging / CHOSEN_FILE, chosen)
         if resume and (staging / "source_tokenizer.json").is_file():
             translator = Translator.load(staging, device="cpu", weights=False)
             translator.config = config
@@ -370,7 +381,8 @@ def _train(
             "warnings": trainer.warnings,
         }
         translator.save(staging)
-        atomic_write_json(staging / "metrics.json", metrics)
+        atomic_write_json(staging / "metrics.json", metrics)  # which holds chosen
+        (staging / CHOSEN_FILE).unlink()
         for index, translation in enumerate(drawn[: config.num_heatmaps]):
             translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png")
     if test:

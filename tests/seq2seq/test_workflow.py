@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 
 from nlp182.commands import seq2seq as command
 from nlp182.errors import Nlp182Error
-from nlp182.seq2seq import Translator
+from nlp182.seq2seq import Seq2SeqConfig, Translator
 from nlp182.seq2seq.tokenize import display_token
-from nlp182.seq2seq.train import load_pairs
+from nlp182.seq2seq.train import load_pairs, train_seq2seq
 
 LETTERS = "abcdef"
 
@@ -158,9 +158,14 @@ def test_heatmap_labels_drop_the_word_boundary_marker() -> None:
     assert display_token("▁HH") == "HH" and display_token("▁") == "␣" and display_token("a") == "a"
 
 
+@pytest.mark.parametrize("resume_by", ["cli", "python"])
 def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
-    files: dict[str, str], run: Path, tmp_path: Path, capsys, interrupt_after_epoch
+    files: dict[str, str], run: Path, tmp_path: Path, capsys, interrupt_after_epoch, resume_by: str
 ) -> None:
+    """From the command or from Python (``train_seq2seq(config, out, resume=True)`` with a config
+    that settles nothing: it trained the resumed epochs with unsettled sizes, saved them in
+    config.json beside the settled weights, and the run could not be loaded), the resumed run is
+    the uninterrupted one, its choices from the data included."""
     out = tmp_path / "interrupted"
     lift = interrupt_after_epoch(2)
     with pytest.raises(KeyboardInterrupt):
@@ -171,8 +176,15 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
     assert not out.exists()
     lift()
     assert _run(["train", "seq2seq", "--out", str(out), *_flags(files)]) == 2  # a fresh start is refused
-    assert _run(["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]) == 0
+    if resume_by == "cli":
+        assert _run(["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]) == 0
+    else:
+        train_seq2seq(Seq2SeqConfig(progress=False), out, resume=True)
     assert not staged.exists()
+    chosen = json.loads((out / "metrics.json").read_text())["chosen"]
+    assert chosen and chosen == json.loads((run / "metrics.json").read_text())["chosen"]
+    assert (out / "config.json").read_text() == (run / "config.json").read_text()
+    Translator.load(out)
     resumed, straight = load_file(out / "model.safetensors"), load_file(run / "model.safetensors")
     assert resumed.keys() == straight.keys()
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)

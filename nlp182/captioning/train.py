@@ -9,6 +9,7 @@ folder with curves and attention overlays of a few test images.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -75,7 +76,7 @@ def trainable(items: Sequence[CaptionedImage], max_words: int) -> list[Captioned
     for item in items:
         captions = [c for c in item.captions if len(tokenize(c)) <= max_words]
         if captions:
-            kept.append(CaptionedImage(item.image, captions, item.objects, item.name, item.in_caption_order))
+            kept.append(dataclasses.replace(item, captions=captions))  # its pixel limit too
     return kept
 
 

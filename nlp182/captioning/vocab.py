@@ -1,7 +1,9 @@
 """Caption words: one tokeniser for training and inference, and a vocabulary with ``<unk>``.
 
-Captions are lowercased and split into runs of letters and digits (``"A red-disc."`` ->
-``["a", "red", "disc"]``), so punctuation never becomes a word. Ids 0-3 are ``<pad>``, ``<bos>``,
+Captions are put in Unicode's composed form (NFC), lowercased and split into runs of letters and
+digits with the combining marks written inside words (``"A red-disc."`` -> ``["a", "red",
+"disc"]``; Devanagari's vowel signs and viramas stay in their word), so punctuation never becomes
+a word and a caption typed decomposed (NFD) meets the same vocabulary. Ids 0-3 are ``<pad>``, ``<bos>``,
 ``<eos>`` and ``<unk>``; the rest are the training words seen at least ``min_count`` times,
 most frequent first. Saved as ``vocab.txt``, one word per line in id order.
 """
@@ -9,9 +11,11 @@ most frequent first. Saved as ``vocab.txt``, one word per line in id order.
 from __future__ import annotations
 
 import os
-import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+
+import regex
 
 from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import atomic_write_text, check_input_file
@@ -19,12 +23,13 @@ from nlp182.io import atomic_write_text, check_input_file
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
-_WORD = re.compile(r"[^\W_]+")
+# The regex module's word characters: letters, digits and marks (Python's re leaves marks out).
+_WORD = regex.compile(r"[^\W_]+")
 
 
 def tokenize(caption: str) -> list[str]:
-    """Lowercased words of ``caption`` (letters and digits; punctuation dropped)."""
-    return _WORD.findall(caption.lower())
+    """Lowercased words of ``caption`` (letters, digits and their marks; punctuation dropped)."""
+    return _WORD.findall(unicodedata.normalize("NFC", caption).lower())
 
 
 class CaptionVocab:

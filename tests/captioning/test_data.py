@@ -68,6 +68,31 @@ def test_vocab_min_count_unk_and_round_trip(tmp_path: Path) -> None:
     assert tokenize("Two dogs' ball, 3rd!") == ["two", "dogs", "ball", "3rd"]
 
 
+def test_caption_words_keep_their_marks_and_decomposed_text_meets_the_same_vocabulary() -> None:
+    """Python's re took Devanagari's vowel signs and viramas for punctuation ('हिन्दी भाषा' became
+    five consonants) and an NFD 'café' became 'cafe', an unknown word to an NFC vocabulary."""
+    import unicodedata
+
+    assert tokenize("\u0939\u093f\u0928\u094d\u0926\u0940 \u092d\u093e\u0937\u093e") == [
+        "\u0939\u093f\u0928\u094d\u0926\u0940", "\u092d\u093e\u0937\u093e"
+    ]
+    vocab = CaptionVocab.build(["un caf\u00e9 noir"])
+    decomposed = unicodedata.normalize("NFD", "Un caf\u00e9 noir")
+    assert vocab.encode(decomposed) == vocab.encode("un caf\u00e9 noir")
+    assert UNK_ID not in vocab.encode(unicodedata.normalize("NFD", "caf\u00e9"))
+    assert tokenize("snake_case x") == ["snake", "case", "x"]  # the underscore still splits
+
+
+def test_captions_cut_to_a_length_keep_their_images_pixel_limit() -> None:
+    from nlp182.captioning.data import CaptionedImage
+    from nlp182.captioning.train import trainable
+
+    captions = ["a red disc", "a very long caption of many words"]
+    item = CaptionedImage(Path("big.png"), captions, max_pixels=50_000_000)
+    (kept,) = trainable([item], max_words=4)
+    assert kept.captions == ["a red disc"] and kept.max_pixels == 50_000_000
+
+
 def test_karpathy_reader_splits_and_loads_like_inference(karpathy: Path) -> None:
     splits = read_karpathy(karpathy, karpathy.parent / "images")
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [2, 1, 1]

@@ -141,8 +141,9 @@ def test_lr_schedule_decays_over_the_epochs_without_a_budget(karpathy: Path, tmp
     argv += ["--epochs", "2", "--lr", "0.004", "--lr-schedule", "cosine", "--early-stopping-patience", "5"]
     assert cli.main(argv) == 0
     history = json.loads((run / "metrics.json").read_text())["history"]
-    # Each epoch's record holds the rate after its last step: half way, cos(pi / 2) -> lr / 2; then 0.
-    assert [r["lr"] for r in history] == [0.002, 0.0]
+    # Each epoch's record holds the rate its last step used (one step an epoch here): the full rate,
+    # then half way down the cosine, cos(pi / 2) -> lr / 2.
+    assert [r["lr"] for r in history] == [0.004, 0.002]
 
 
 def test_monitor_and_batch_norm_recalibration_flags(karpathy: Path, tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ lists it. Adding a setting is adding one such line.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -116,26 +118,73 @@ def from_saved(config_class: type, values: Mapping[str, Any]) -> Any:
 
     A key that is neither a field nor a former name is refused as the constructor refuses it.
     """
-    hints = typing.get_type_hints(config_class)
+    if not isinstance(values, Mapping):
+        raise TypeError(f"a config is a JSON object of settings, not {type(values).__name__}")
+    hints = _hints(config_class)
     renamed = dict(values)
     for field in dataclasses.fields(config_class):
         for old in field.metadata.get("formerly", ()):
             if old in renamed:  # the field's own name wins where both were saved
                 renamed.setdefault(field.name, renamed.pop(old))
-        nested = hints[field.name]
+        nested = hints.get(field.name)
         if dataclasses.is_dataclass(nested) and isinstance(renamed.get(field.name), Mapping):
             renamed[field.name] = from_saved(nested, renamed[field.name])
     return config_class(**renamed)
 
 
+@functools.cache
+def _hints(config_class: type) -> dict[str, Any]:
+    """The field annotations of ``config_class``, resolved (empty where they cannot be)."""
+    try:
+        return typing.get_type_hints(config_class)
+    except (NameError, TypeError):
+        return {}
+
+
+def _admitted(hint: Any) -> tuple[type, ...] | None:
+    """The types a value of a field annotated ``hint`` may have (``None``: not checked here, as a
+    tuple or a callable); None itself is always admitted (it means "chosen for you")."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        parts = [_admitted(arg) for arg in typing.get_args(hint) if arg is not type(None)]
+        return None if any(part is None for part in parts) else tuple(t for part in parts for t in part or ())
+    if hint is float:
+        return (float, int)
+    if hint in (int, str, bool) or dataclasses.is_dataclass(hint):
+        return (hint,)
+    return None
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """What is wrong with the type of ``value`` for a field annotated ``hint``, or None: a string
+    where a number goes, a float or a bool where an integer goes (a hand-edited config.json)."""
+    admitted = _admitted(hint)
+    if value is None and dataclasses.is_dataclass(hint):  # a nested config is never "chosen for you"
+        return f"must be a {hint.__name__}"
+    if admitted is None or value is None:
+        return None
+    if isinstance(value, admitted) and not (isinstance(value, bool) and bool not in admitted):
+        return None
+    shown = [t for t in admitted if not (t is int and float in admitted)]  # an int is a number too
+    kinds = dict.fromkeys(_KINDS.get(t, f"a {t.__name__}") for t in shown)
+    return "must be " + " or ".join(kinds)
+
+
 def check_settings(config: Any) -> None:
-    """Refuse a value of ``config`` outside its field's choices or range: ``InvalidInputError``
-    naming the field, what it must be and what it got. None and nested configs are left alone
-    (a nested config checks itself when it is built)."""
+    """Refuse a value of ``config`` of another type than its field's annotation (a string for a
+    number, a float for an integer, not a nested config where one goes), or outside its field's
+    choices or range: ``InvalidInputError`` naming the field, what it must be and what it got. None
+    passes (it means "chosen for you"), and nested configs check themselves when they are built."""
     from nlp182.errors import InvalidInputError
 
+    hints = _hints(type(config))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
+        problem = _type_problem(value, hints.get(field.name))
+        if problem:
+            raise InvalidInputError(f"{field.name} {problem}, got {value!r}")
         if value is None or dataclasses.is_dataclass(value):
             continue
         choices = field.metadata.get("choices")

@@ -70,6 +70,45 @@ def test_choices_and_non_finite_numbers_are_refused_from_python() -> None:
 
 
 @pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"epochs": "10"}, "epochs must be an integer, got '10'"),
+        ({"epochs": 10.0}, "epochs must be an integer, got 10.0"),
+        ({"epochs": True}, "epochs must be an integer, got True"),
+        ({"rate": "0.5"}, "rate must be a number, got '0.5'"),
+        ({"cell": 3}, "cell must be a string, got 3"),
+        ({"budget": "60"}, "budget must be a number, got '60'"),
+    ],
+)
+def test_a_value_of_another_type_is_refused_by_name(values: dict, message: str) -> None:
+    """A hand-edited config.json ("beam_width": "5") loaded and then failed at every call with a
+    raw TypeError, or never: a bool counted as the integer 1."""
+    with pytest.raises(InvalidInputError, match=message):
+        Example(**values)
+    assert Example(rate=0, budget=60).rate == 0  # an integer is a number
+
+
+def test_a_damaged_run_config_is_one_error_naming_the_file(tmp_path) -> None:
+    import json
+
+    from nlp182.errors import FileFormatError
+    from nlp182.seq2seq import Seq2SeqConfig, Translator
+    from nlp182.seq2seq.model import ModelConfig
+
+    with pytest.raises(InvalidInputError, match="model must be a ModelConfig, got None"):
+        Seq2SeqConfig(model=None)
+    with pytest.raises(InvalidInputError, match="hidden_size must be an integer"):
+        ModelConfig(hidden_size=32.0)
+    run = tmp_path / "run"
+    run.mkdir()
+    for saved, message in (({"beam_width": "5"}, "beam_width must be an integer"), (["x"], "not list"),
+                           ({"model": "rnn"}, "model must be a ModelConfig")):  # fmt: skip
+        (run / "config.json").write_text(json.dumps(saved))
+        with pytest.raises(FileFormatError, match=f"config.json is not a seq2seq config: .*{message}"):
+            Translator.load(run)
+
+
+@pytest.mark.parametrize(
     ("value", "limits", "expected"),
     [
         (0, {"positive": True}, "must be at least 1"),

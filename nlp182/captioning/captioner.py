@@ -84,9 +84,10 @@ class Captioner:
         kind = run_kind(run)
         if kind not in (None, "caption"):
             raise FileFormatError(f"{run} is a {kind} run, not a captioning run")
+        saved = read_json(run / "config.json")
         try:
-            config = from_saved(CaptionConfig, read_json(run / "config.json"))
-        except TypeError as exc:
+            config = from_saved(CaptionConfig, saved)
+        except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
             raise FileFormatError(f"{run / 'config.json'} is not a captioning config: {exc}") from exc
         vocab = CaptionVocab.load(run / "vocab.txt")
         model = CaptionModel(len(vocab), config.model)

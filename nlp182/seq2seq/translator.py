@@ -115,9 +115,10 @@ class Translator:
         run = Path(run_dir)
         if not run.is_dir():
             raise MissingFileError(f"{run} is not a folder; pass the --out folder of `nlp182 train seq2seq`")
+        saved = read_json(run / "config.json")
         try:
-            config = from_saved(Seq2SeqConfig, read_json(run / "config.json"))
-        except TypeError as exc:
+            config = from_saved(Seq2SeqConfig, saved)
+        except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
             raise FileFormatError(f"{run / 'config.json'} is not a seq2seq config: {exc}") from exc
         source_tokenizer = load_tokenizer(run / "source_tokenizer.json")
         target_tokenizer = load_tokenizer(run / "target_tokenizer.json")

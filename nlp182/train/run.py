@@ -50,12 +50,12 @@ def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: A
         raise MissingFileError(f"nothing to resume: {path} does not exist (it holds an interrupted run)")
     saved = read_json(path)
     defaults = config_class()
-    for name in overrides:
-        if getattr(given, name) != getattr(defaults, name):
-            saved[name] = getattr(given, name)
     try:
+        for name in overrides:
+            if getattr(given, name) != getattr(defaults, name):
+                saved[name] = getattr(given, name)
         return from_saved(config_class, saved)
-    except TypeError as exc:
+    except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
         raise FileFormatError(f"{path} is not the config of this command: {exc}") from exc
 
 

@@ -21,7 +21,7 @@ from nlp182.captioning.model import CaptionModel
 from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID, CaptionVocab
 from nlp182.decoding import decode, make_search
 from nlp182.device import select_device
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError
 from nlp182.io import atomic_write_json, read_json, run_kind
 from nlp182.settings import from_saved
 from nlp182.train.checkpoint import load_model_weights, save_model_weights
@@ -98,13 +98,28 @@ class Captioner:
     def caption(
         self, images: torch.Tensor, beam_width: int | None = None, max_len: int | None = None
     ) -> list[Caption]:
-        """Caption images ``(B, 3, S, S)`` in ``[0, 1]`` (greedy when ``beam_width`` is 1)."""
+        """Caption images ``(B, 3, S, S)`` of floats in ``[0, 1]`` (greedy when ``beam_width`` is 1),
+        moved to the model's device and dtype.
+
+        Raises:
+            ShapeError: not ``(B, 3, H, W)``.
+            InvalidInputError: integer pixels (``0-255``, as ``torchvision.io.read_image`` gives them),
+                which would caption noise.
+        """
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ShapeError(f"images must have shape (B, 3, H, W); got {tuple(images.shape)}")
+        if not images.is_floating_point():
+            raise InvalidInputError(
+                f"images are floats in [0, 1], got {images.dtype}: divide 0-255 pixels by 255, or read "
+                "files with load_images"
+            )
         beam_width = self.config.beam_width if beam_width is None else beam_width
         max_len = self.config.max_len if max_len is None else max_len
         strategy = make_search(beam_width, self.config.length_penalty)
+        dtype = next(self.model.parameters()).dtype
         hyps = decode(
-            self.model, strategy, images.to(self.device), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len,
-            pad_id=PAD_ID,
+            self.model, strategy, images.to(self.device, dtype), bos_id=BOS_ID, eos_id=EOS_ID,
+            max_len=max_len, pad_id=PAD_ID,
         )
         return [
             Caption(

@@ -292,3 +292,20 @@ def test_a_run_saved_under_the_old_encoder_name_loads_and_captions_alike(tmp_pat
     images = _images(3)
     expected = captioner.caption(images, beam_width=2, max_len=5)
     assert [c.words for c in loaded.caption(images, beam_width=2, max_len=5)] == [c.words for c in expected]
+
+
+def test_caption_takes_the_models_dtype_and_refuses_integer_pixels_and_other_shapes() -> None:
+    """A double model failed on the float images load_images gives; 0-255 integer pixels (as
+    torchvision reads them) were captioned as they were, into noise."""
+    config = CaptionConfig(image_size=16, model=_model().config)
+    vocab = CaptionVocab.build(["one two three four five six seven"])
+    torch.manual_seed(0)
+    captioner = Captioner(CaptionModel(len(vocab), config.model).eval(), vocab, config)
+    images = _images(2)
+    expected = [c.words for c in captioner.caption(images, beam_width=1, max_len=5)]
+    captioner.model.double()
+    assert [c.words for c in captioner.caption(images, beam_width=1, max_len=5)] == expected
+    with pytest.raises(InvalidInputError, match=r"images are floats in \[0, 1\], got torch.uint8"):
+        captioner.caption((images * 255).to(torch.uint8))
+    with pytest.raises(ShapeError, match=r"images must have shape \(B, 3, H, W\); got \(3, 16, 16\)"):
+        captioner.caption(images[0])

@@ -62,11 +62,17 @@ class CaptionVocab:
         return [BOS_ID, *(self.index.get(w, UNK_ID) for w in tokenize(caption)), EOS_ID]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
-        """Words of ``ids``, stopping at ``<eos>`` and skipping ``<pad>`` / ``<bos>``."""
+        """Words of ``ids``, stopping at ``<eos>`` and skipping ``<pad>`` / ``<bos>``.
+
+        Raises:
+            InvalidInputError: an id outside the vocabulary (another run's, or a model's wider output).
+        """
         words = []
         for i in ids:
             if i == EOS_ID:
                 break
+            if not 0 <= i < len(self.words):
+                raise InvalidInputError(f"id {i} is outside this vocabulary of {len(self.words)} words")
             if i not in (PAD_ID, BOS_ID):
                 words.append(self.words[i])
         return words
@@ -79,7 +85,10 @@ class CaptionVocab:
     def load(cls, path: str | os.PathLike[str]) -> CaptionVocab:
         """Read a ``vocab.txt`` written by :meth:`save`."""
         target = check_input_file(path, missing_hint="; is this a captioning run folder?")
-        words = target.read_text(encoding="utf-8").splitlines()
+        try:
+            words = target.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(f"{target} is not a vocabulary (not UTF-8 text: {exc.reason})") from exc
         try:
             return cls(words)
         except InvalidInputError as exc:

@@ -33,6 +33,9 @@ PERFECT_SCORES = {"exact_match": 1.0, "wer": 0.0, "per": 0.0, "cer": 0.0, "bleu"
 
 
 def _check(hypotheses: Sequence[str], references: Sequence[object]) -> None:
+    for name, given in (("hypotheses", hypotheses), ("references", references)):
+        if isinstance(given, str):  # one string would be read as one item per character
+            raise InvalidInputError(f"{name} is one string; give a list, one item per sentence")
     if len(hypotheses) != len(references) or not hypotheses:
         raise InvalidInputError(
             f"need the same non-zero number of hypotheses and references, got {len(hypotheses)} "

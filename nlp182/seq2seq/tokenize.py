@@ -3,11 +3,13 @@
 A tokeniser is trained on one side of the training data only (never on held-out text). Spaces
 become a visible ``▁`` marker (SentencePiece's Metaspace), so decoding a token sequence gives
 back the exact string, ``"2018-05-09"`` included, for word-level, BPE and character models
-alike. With ``split_digits`` every digit is its own token, which lets a small vocabulary spell
-any number. A ``char`` tokeniser makes every character a token (letters of a word for
-grapheme-to-phoneme), so nobody has to pre-space their text. The normaliser (NFKC, optional
-lower-casing) is part of the tokeniser, so translate time applies exactly what training did.
-Tokenisers are saved as the library's JSON (no pickling).
+alike, with two exceptions of Metaspace's: a ``▁`` written in the text itself comes back as a
+space, and word-level and BPE models drop one leading space (the data readers strip each side,
+so the second never shows in training). With ``split_digits`` every digit is its own token,
+which lets a small vocabulary spell any number. A ``char`` tokeniser makes every character a
+token (letters of a word for grapheme-to-phoneme), so nobody has to pre-space their text. The
+normaliser (NFKC, optional lower-casing) is part of the tokeniser, so translate time applies
+exactly what training did. Tokenisers are saved as the library's JSON (no pickling).
 """
 
 from __future__ import annotations
@@ -104,11 +106,12 @@ def display_token(token: str) -> str:
 
 
 def unknown_tokens(text: str, encoding: Encoding) -> list[str]:
-    """The pieces of ``text`` that its ``encoding`` maps to ``<unk>`` (in order, without repeats)."""
+    """The pieces of ``text`` that its ``encoding`` maps to ``<unk>`` (in order, without repeats;
+    the space a word piece's offsets take with it left out)."""
     found: list[str] = []
     for token_id, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
-        piece = text[start:end]
-        if token_id == UNK_ID and piece not in found:
+        piece = text[start:end].strip()
+        if token_id == UNK_ID and piece and piece not in found:
             found.append(piece)
     return found
 

@@ -184,7 +184,11 @@ class Translator:
         """
         if isinstance(texts, str):
             raise InvalidInputError("translate takes a list of sentences; wrap a single one in a list")
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
         encodings = self.encode(texts) if encodings is None else encodings
+        if len(encodings) != len(texts):
+            raise InvalidInputError(f"{len(encodings)} encodings for {len(texts)} texts; give encode(texts)")
         for index, (text, problem) in enumerate(zip(texts, self._problems(texts, encodings), strict=True)):
             if problem:
                 raise InvalidInputError(f"cannot translate text {index} ({text[:40]!r}): {problem}")

@@ -66,6 +66,11 @@ def test_vocab_min_count_unk_and_round_trip(tmp_path: Path) -> None:
     vocab.save(tmp_path / "vocab.txt")
     assert CaptionVocab.load(tmp_path / "vocab.txt").words == vocab.words
     assert tokenize("Two dogs' ball, 3rd!") == ["two", "dogs", "ball", "3rd"]
+    with pytest.raises(InvalidInputError, match="id 99 is outside this vocabulary of 7 words"):
+        vocab.decode([1, 99])
+    (tmp_path / "latin1.txt").write_bytes("<pad>\n<bos>\n<eos>\n<unk>\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(FileFormatError, match=r"latin1.txt is not a vocabulary \(not UTF-8"):
+        CaptionVocab.load(tmp_path / "latin1.txt")
 
 
 def test_caption_words_keep_their_marks_and_decomposed_text_meets_the_same_vocabulary() -> None:

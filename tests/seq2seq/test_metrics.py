@@ -46,3 +46,8 @@ def test_bad_metric_input_is_rejected() -> None:
         exact_match(["a"], [[]])
     with pytest.raises(InvalidInputError):
         token_error_rate(["a", "b"], ["a"])
+    # one string is one item per character: exact_match(["a", "b", "c"], "abc") read 1.0
+    with pytest.raises(InvalidInputError, match="references is one string"):
+        exact_match(["a", "b", "c"], "abc")
+    with pytest.raises(InvalidInputError, match="hypotheses is one string"):
+        token_error_rate("xy", ["x", "y"])

@@ -16,6 +16,7 @@ from nlp182.seq2seq.tokenize import (
     load_tokenizer,
     tokens,
     train_tokenizer,
+    unknown_tokens,
 )
 
 TEXTS = ["May 9th, 2018", "2018-05-09", "the cat sat on the mat.", "9/5/18", "über naïve café"]
@@ -34,6 +35,9 @@ def test_digits_are_split_and_unknown_words_map_to_unk() -> None:
     tokenizer = train_tokenizer(["2018-05-09"], kind="word")
     assert tokens(tokenizer, encode(tokenizer, ["2018-05-09"])[0]) == list("▁2018-05-09")
     assert encode(tokenizer, ["zebra"])[0][-1] == UNK_ID
+    words = train_tokenizer(["the cat"], kind="word")
+    (found,) = words.encode_batch(["the zebra and \u2603"])  # a word's offsets take its space along
+    assert unknown_tokens("the zebra and \u2603", found) == ["zebra", "and", "\u2603"]
     joined = train_tokenizer(["2018-05-09"], kind="word", split_digits=False)
     assert tokens(joined, encode(joined, ["2018-05-09"])[0]) == ["▁2018", "-", "05", "-", "09"]
 

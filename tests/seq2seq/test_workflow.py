@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from nlp182.commands import seq2seq as command
-from nlp182.errors import Nlp182Error
+from nlp182.errors import InvalidInputError, Nlp182Error
 from nlp182.seq2seq import Seq2SeqConfig, Translator
 from nlp182.seq2seq.tokenize import display_token
 from nlp182.seq2seq.train import load_pairs, train_seq2seq
@@ -122,6 +122,14 @@ def test_tokenizer_is_saved_and_applied_as_in_training_with_unknown_tokens_named
         translator.translate(["abz", "qa"])
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "'z'" in warning and "'q'" in warning and "'a'" not in warning
+
+
+def test_translate_refuses_a_batch_size_below_1_and_encodings_of_other_texts(run: Path) -> None:
+    translator = Translator.load(run, device="cpu")
+    with pytest.raises(InvalidInputError, match="batch_size must be at least 1, got 0"):
+        translator.translate(["abc"], batch_size=0)
+    with pytest.raises(InvalidInputError, match="1 encodings for 2 texts"):
+        translator.translate(["abc", "ab"], encodings=translator.encode(["abc"]))
 
 
 def test_translate_tokenizes_each_text_once(run: Path, caplog) -> None:

@@ -67,6 +67,13 @@ def _ensure_list(value: Any) -> list[Any]:
     return list(value)
 
 
+def case_variants(word: str) -> list[str]:
+    """``word`` as other cases write it, lower-cased first (``King`` -> ``king``, ``KING``; ``usa``
+    -> ``Usa``, ``USA``): where a vocabulary that kept case, or one that did not, holds it."""
+    forms = (word.lower(), word.capitalize(), word.title(), word.upper())
+    return [form for form in dict.fromkeys(forms) if form != word]
+
+
 class Vectors:
     """Words and their vectors.
 
@@ -185,10 +192,12 @@ class Vectors:
 
     def suggest(self, word: str, limit: int = 5) -> list[str]:
         """Up to ``limit`` vocabulary words sharing the longest prefix with ``word``, frequent first;
-        the lower-cased word first when that is in the vocabulary (``King`` in a lower-cased one)."""
-        folded = word.lower()
-        if folded != word and folded in self.key_to_index:
-            return [folded, *(w for w in self.with_prefix(folded, limit=None) if w != folded)][:limit]
+        the word in another case first when the vocabulary has it (``case_variants``: ``King`` in a
+        lower-cased vocabulary, ``king`` in one that kept case)."""
+        cased = [variant for variant in case_variants(word) if variant in self.key_to_index]
+        if cased:  # then the words that start as it does, in the vocabulary's case and the query's
+            more = [*self.with_prefix(cased[0], limit=None), *self.with_prefix(word, limit=None)]
+            return list(dict.fromkeys([*cased, *more]))[:limit]
         for length in range(len(word), 0, -1):
             matches = self.with_prefix(word[:length], limit=None)
             if matches:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from nlp182.embeddings.vectors import case_variants
 from nlp182.errors import UnknownWordError
 
 SUGGESTIONS = 5
@@ -71,10 +72,12 @@ class WordLookup:
 
     def suggest(self, word: str, limit: int = SUGGESTIONS) -> list[str]:
         """Up to ``limit`` words sharing the longest prefix with ``word``, most frequent first; the
-        lower-cased word first when that is in the vocabulary."""
-        folded = word.lower()
-        if folded != word and folded in self.key_to_index:
-            return [folded, *(w for w in self.with_prefix(folded, limit + 1) if w != folded)][:limit]
+        word in another case first when the vocabulary has it (as ``Vectors.suggest``)."""
+        cased = [variant for variant in case_variants(word) if variant in self.key_to_index]
+        if cased:  # then the words that start as it does, in the vocabulary's case and the query's
+            wanted = limit + len(cased)
+            more = [*self.with_prefix(cased[0], wanted), *self.with_prefix(word, wanted)]
+            return list(dict.fromkeys([*cased, *more]))[:limit]
         for length in range(len(word), 0, -1):
             low, high = self._range(word[:length])
             if high > low:

@@ -94,6 +94,13 @@ def test_prefix_lookup_and_suggestions_match_a_full_scan(real_vectors: Vectors) 
     assert vocab.suggest("policex")[0] == "police"
     assert vocab.suggest("Police")[0] == "police"  # the word, lower-cased, first
     assert vocab.suggest("ZÜRICH")[0] == "zürich"
+    # a vocabulary that kept case (--tokens whitespace): the word as it is written there comes first
+    cased = ["the", "King", "USA", "Paris", "kingdom"]
+    kept = WordLookup(cased, {word: row for row, word in enumerate(cased)})
+    store = Vectors(cased, np.zeros((len(cased), 1), np.float32))
+    for word, first in (("king", "King"), ("usa", "USA"), ("PARIS", "Paris"), ("The", "the")):
+        assert kept.suggest(word)[0] == store.suggest(word)[0] == first, word
+    assert kept.suggest("king") == store.suggest("king") == ["King", "kingdom"]
 
 
 def test_unknown_words_get_cheap_suggestions_through_the_api(client: FlaskClient) -> None:

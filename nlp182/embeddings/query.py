@@ -253,7 +253,7 @@ def search(
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if indexer is not None:
-        return _from_indexer(indexer, queries, k, exclude, *_bounds(rows, start, stop))
+        return _from_indexer(indexer, queries, k, exclude, *_bounds(rows, start, stop), len(rows))
     return _scan(rows, queries, lambda cos: cos, len(queries), k, exclude, start, stop)
 
 
@@ -264,16 +264,36 @@ def _from_indexer(
     exclude: Sequence[Collection[int]] | None,
     start: int,
     stop: int,
+    total: int,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The index's answers (over ``total`` rows) in the exact search's order (best first, equal
+    scores lower row first).
+
+    An index cuts its answers anywhere inside a run of equal scores (FAISS keeps the highest rows
+    of a tie), and excluded or out-of-range rows leave holes: while a query's ``k``-th kept score
+    equals the last score the index gave, or the index filled its answers and fewer than ``k``
+    were kept, the search asks for twice as many, up to every row. Ties are rare (zero vectors,
+    duplicated rows), so this costs one search nearly always.
+    """
     extra = max((len(rows) for rows in exclude), default=0) if exclude is not None else 0
-    scores, ids = indexer.search(queries, k + extra)
-    answers = []
-    for query, (found_scores, found_ids) in enumerate(zip(scores, ids, strict=True)):
-        banned = set(exclude[query]) if exclude is not None else set()
-        keep = [j for j, row in enumerate(found_ids.tolist()) if start <= row < stop and row not in banned]
-        keep = keep[:k]
-        answers.append((np.asarray(found_ids)[keep].astype(np.int64), np.asarray(found_scores)[keep]))
-    return answers
+    want = max(1, min(total, k + extra))
+    while True:
+        scores, ids = indexer.search(queries, want)
+        answers, widen = [], False
+        for query, (found_scores, found_ids) in enumerate(zip(scores, ids, strict=True)):
+            banned = set(exclude[query]) if exclude is not None else set()
+            found = found_ids.tolist()
+            keep = [j for j, row in enumerate(found) if start <= row < stop and row not in banned]
+            kept_ids = np.asarray(found_ids)[keep].astype(np.int64)
+            kept_scores = np.asarray(found_scores)[keep]
+            order = np.lexsort((kept_ids, -kept_scores))[:k]
+            answers.append((kept_ids[order], kept_scores[order]))
+            full = len(found_ids) == want and found_ids[-1] >= 0
+            if full and (len(order) < k or kept_scores[order[-1]] == found_scores[-1]):
+                widen = True
+        if not widen or want >= total:
+            return answers
+        want = min(total, 2 * want)
 
 
 def search_cosmul(

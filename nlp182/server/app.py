@@ -29,7 +29,7 @@ from nlp182.server.lookup import WordLookup
 from nlp182.server.metrics import Metrics
 from nlp182.server.microbatch import MicroBatcher
 from nlp182.server.queries import QueryService
-from nlp182.server.routes import Service, api, error_response, routes
+from nlp182.server.routes import CONVERTERS, Service, api, error_response, routes
 from nlp182.server.validation import OverLimitError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     app.json = FiniteJSONProvider(app)  # nan/inf as null: every body is standard JSON
     app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes
     app.extensions["nlp182"] = service
+    app.url_map.converters.update(CONVERTERS)
     app.register_blueprint(api)
     allowed_hosts = {name.lower() for name in config.allowed_hosts}
     pinned = threading.local()  # OpenMP's thread count is per thread: set it once on each
@@ -107,6 +108,9 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
+        if exc.code == 413:  # Flask's own body cap: named as every limit is
+            message = f"request body is over max_body_bytes ({config.limits.max_body_bytes} bytes)"
+            return error_response(413, code, message, limit="max_body_bytes")
         response = error_response(exc.code or 500, code, exc.description or exc.name)
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)

@@ -32,9 +32,9 @@ class _Disconnected(Exception):
     """The client went away before its request was complete: there is no one to answer."""
 
 
-def json_error_body(code: str, message: str) -> bytes:
-    """The service's error document ``{"error": {"code", "message"}}`` as bytes."""
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
+def json_error_body(code: str, message: str, **extra: str) -> bytes:
+    """The service's error document ``{"error": {"code", "message", ...extra}}`` as bytes."""
+    return json.dumps({"error": {"code": code, "message": message, **extra}}).encode()
 
 
 def build_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -128,7 +128,7 @@ class BufferedWSGI:
         if body is None:
             message = f"request body is over max_body_bytes ({self.max_body_bytes} bytes)"
             await self._respond(send, 413, [(b"content-type", b"application/json")],
-                                json_error_body("request_entity_too_large", message))
+                                json_error_body("request_entity_too_large", message, limit="max_body_bytes"))
             if self.refused is not None:
                 self.refused(scope["method"], 413)
             return

@@ -95,7 +95,7 @@ def json_response(schema: dict[str, Any], description: str, media: str = "applic
 
 
 def _openapi_path(rule: str) -> str:
-    """``/v1/vectors/<path:word>`` -> ``/v1/vectors/{word}``."""
+    """``/v1/vectors/<word:word>`` -> ``/v1/vectors/{word}``."""
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
@@ -127,6 +127,7 @@ class RouteTable:
         parameters: list[dict[str, Any]] | None = None,
         body: str | None = None,
         errors: tuple[int, ...] = (),
+        merge_slashes: bool = True,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register the decorated view for ``method`` on ``rule`` and document it.
 
@@ -135,10 +136,13 @@ class RouteTable:
             parameters: OpenAPI parameter objects (path parameters of ``rule`` included).
             body: the component schema name(s) of the JSON request body, ``|``-separated for oneOf.
             errors: the error statuses the view can answer (each with the ``Error`` body).
+            merge_slashes: Werkzeug's rule option; ``False`` for a path that carries a word, whose
+                slashes are its own.
         """
 
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
-            self.blueprint.add_url_rule(rule, view.__name__, view, methods=[method])
+            options = {"methods": [method], "merge_slashes": merge_slashes}
+            self.blueprint.add_url_rule(rule, view.__name__, view, **options)
             responses = {"200": ok} | {
                 str(status): json_response(ref("Error"), ERROR_REASONS[status]) for status in errors
             }

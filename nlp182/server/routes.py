@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+from werkzeug.routing import PathConverter
 
 from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import Vectors
@@ -24,6 +25,7 @@ from nlp182.server.openapi import K_PARAM, NEIGHBORS, VECTOR, WORD, K, RouteTabl
 from nlp182.server.queries import METHODS, Answer, QueryService
 from nlp182.server.validation import (
     MAX_WORD_LENGTH,
+    answers_wanted,
     at_most,
     body_int,
     json_object,
@@ -76,8 +78,7 @@ def _word(name: str, description: str) -> dict[str, Any]:
 
 
 def _k(args: Any) -> int:
-    limits = service().limits
-    return query_int(args, "k", 10, 1, limits.max_k)
+    return answers_wanted(query_int(args, "k", 10, 1, None), service().limits.max_k)
 
 
 @routes.route("/v1/neighbors", "GET", "Nearest words of one word (the word itself left out)",
@@ -101,7 +102,7 @@ BATCH_ANSWER = obj(["k", "results"], k={"type": "integer"}, results={"type": "ar
 def neighbors_batch() -> Response:
     state, limits = service(), service().limits
     data = json_object(request.get_data(cache=False), {"words", "vectors", "k"})
-    k = body_int(data, "k", 10, 1, limits.max_k)
+    k = answers_wanted(body_int(data, "k", 10, 1, None), limits.max_k)
     if ("words" in data) == ("vectors" in data):
         raise InvalidInputError("send exactly one of 'words' (a list of words) or 'vectors' (of vectors)")
     if "words" in data:
@@ -143,7 +144,7 @@ def analogy() -> Response:
     positive, negative = word_list(data, "positive", 1), word_list(data, "negative", 0)
     for name, words in (("positive", positive), ("negative", negative)):
         at_most(f"the number of {name} words", len(words), limits.max_analogy_words, "max_analogy_words", 400)
-    k = body_int(data, "k", 10, 1, limits.max_k)
+    k = answers_wanted(body_int(data, "k", 10, 1, None), limits.max_k)
     method = data.get("method", "3CosAdd")
     if method not in METHODS:
         raise InvalidInputError(f"'method' must be one of {', '.join(METHODS)}, got {str(method)[:40]!r}")
@@ -153,11 +154,23 @@ def analogy() -> Response:
                     "answers": _neighbors_json(answers)})
 
 
-@routes.route("/v1/vectors/<path:word>", "GET", "The raw vector of a word",
+class WordConverter(PathConverter):
+    """A word in a URL path: any characters, slashes included, a leading one too (``/a``, ``/``),
+    which Werkzeug's ``path`` refuses (it redirected ``/v1/vectors//a`` to another word's URL)."""
+
+    regex = ".+"
+    part_isolating = False  # it spans path segments (Werkzeug would infer True: no "/" in the regex)
+
+
+#: The URL converters the routes use, registered on the app before them.
+CONVERTERS = {"word": WordConverter}
+
+
+@routes.route("/v1/vectors/<word:word>", "GET", "The raw vector of a word",
               json_response(obj(["word", "dim", "vector"], word={"type": "string"}, dim={"type": "integer"},
                                 vector=VECTOR), "the stored vector"),
               parameters=[{"name": "word", "in": "path", "required": True, "schema": WORD}],
-              errors=(400, 404))
+              errors=(400, 404), merge_slashes=False)
 def vector(word: str) -> Response:
     if len(word) > MAX_WORD_LENGTH:  # as for the words of query parameters
         raise InvalidInputError(f"the word in the path is longer than {MAX_WORD_LENGTH} characters")

@@ -57,8 +57,8 @@ def query_string(args: Mapping[str, str], name: str, default: str | None = None)
 _PLAIN_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
-def query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter in ``low..high`` (``default`` when absent)."""
+def query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    """An integer query parameter in ``low..high`` (``default`` when absent; ``high`` None: no bound)."""
     raw = args.get(name)
     if raw is None:
         return default
@@ -67,10 +67,20 @@ def query_int(args: Mapping[str, str], name: str, default: int, low: int, high: 
     return in_range(name, int(raw), low, high)
 
 
-def in_range(name: str, value: int, low: int, high: int) -> int:
-    if not low <= value <= high:
+def in_range(name: str, value: int, low: int, high: int | None) -> int:
+    """``value`` when it is in ``low..high`` (``None``: no upper bound here)."""
+    if high is None and value < low:
+        raise InvalidInputError(f"{name} must be at least {low}, got {value}")
+    if high is not None and not low <= value <= high:
         raise InvalidInputError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def answers_wanted(k: int, max_k: int) -> int:
+    """``k`` answers per query, at most the setting ``max_k`` (over it: an ``OverLimitError``
+    naming the setting, 400, as every limit's)."""
+    at_most("k", k, max_k, "max_k", status=400)
+    return k
 
 
 def _bounded_int(text: str) -> int:
@@ -99,8 +109,8 @@ def json_object(raw: bytes, allowed: set[str]) -> dict[str, Any]:
     return body
 
 
-def body_int(body: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    """An integer field of a JSON body (booleans and floats are refused)."""
+def body_int(body: Mapping[str, Any], name: str, default: int, low: int, high: int | None) -> int:
+    """An integer field of a JSON body in ``low..high`` (booleans and floats are refused)."""
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"field {name!r} must be an integer, got {type(value).__name__}")

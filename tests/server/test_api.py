@@ -13,7 +13,10 @@ from flask.testing import FlaskClient
 
 from nlp182.embeddings.vectors import Vectors
 from nlp182.server.app import create_app
-from nlp182.server.config import AppConfig, Limits, ServeConfig
+from nlp182.server.config import AppConfig, IndexConfig, Limits, ServeConfig
+from nlp182.server.index import SimilarityIndex
+
+from .conftest import write_run
 
 QUERY_WORDS = ("government", "police", "president", "fire", "australia", "year")
 
@@ -90,7 +93,7 @@ BAD_REQUESTS = [
     ("get", "/v1/neighbors", None, 400, "invalid_input"),
     ("get", "/v1/neighbors?word=", None, 400, "invalid_input"),
     ("get", "/v1/neighbors?word=police&k=0", None, 400, "invalid_input"),
-    ("get", "/v1/neighbors?word=police&k=1001", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=police&k=1001", None, 400, "over_limit"),
     ("get", "/v1/neighbors?word=police&k=ten", None, 400, "invalid_input"),
     ("get", "/v1/neighbors?word=police&k=2.5", None, 400, "invalid_input"),
     ("get", "/v1/similarity?a=police", None, 400, "invalid_input"),
@@ -160,7 +163,49 @@ def test_oversized_body_is_413(real_run: Path) -> None:
     response = client.post("/v1/neighbors", data=json.dumps({"words": ["police"] * 1000}),
                            content_type="application/json")
     assert response.status_code == 413
-    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+    error = response.get_json()["error"]
+    assert error["code"] == "request_entity_too_large" and error["limit"] == "max_body_bytes"
+    assert error["message"] == "request body is over max_body_bytes (4096 bytes)"
+
+
+def test_tied_scores_come_back_as_the_library_gives_them(tmp_path: Path) -> None:
+    """FAISS returns equal scores highest row first: the service answered d, c, b where the library
+    answers b, c, d, and at the cut a zero vector's neighbours were other words than the library's."""
+    words = ["a", "b", "c", "d", "zero", "far", "farther"]
+    matrix = np.array([[1, 0], [1, 0], [1, 0], [1, 0], [0, 0], [0, 1], [-1, 0.5]], dtype=np.float32)
+    vectors = Vectors(words, matrix)
+    run = write_run(tmp_path / "ties", vectors)
+    SimilarityIndex.build(vectors, IndexConfig(kind="flat")).save(run)
+    client = create_app(run).test_client()
+
+    def words_of(response) -> list[str]:
+        body = response.get_json()
+        answers = body.get("neighbors") or body.get("answers") or body["results"][0]["neighbors"]
+        return [answer["word"] for answer in answers]
+
+    for word, k in (("a", 3), ("zero", 2), ("far", 4)):
+        expected = [w for w, _ in vectors.most_similar(word, topn=k)]
+        assert words_of(client.get(f"/v1/neighbors?word={word}&k={k}")) == expected, word
+    analogy = client.post("/v1/analogy", json={"positive": ["a"], "negative": ["a"], "k": 2})
+    assert words_of(analogy) == [w for w, _ in vectors.most_similar(positive=["a"], negative=["a"], topn=2)]
+    by_vector = client.post("/v1/neighbors", json={"vectors": [[0.0, 0.0]], "k": 2})
+    assert words_of(by_vector) == [w for w, _ in vectors.similar_by_vector(np.zeros(2), topn=2)] == ["a", "b"]
+
+
+def test_a_word_with_slashes_has_its_vector_url(tmp_path: Path) -> None:
+    """Werkzeug's path converter refused a leading slash: /v1/vectors//a redirected to the URL of
+    another word, a, and the words / and // were not found."""
+    words = ["a", "/a", "/", "//", "a/b", "b/"]
+    vectors = Vectors(words, np.arange(12, dtype=np.float32).reshape(6, 2) + 1)
+    run = write_run(tmp_path / "slashes", vectors)
+    SimilarityIndex.build(vectors, IndexConfig(kind="flat")).save(run)
+    client = create_app(run).test_client()
+    for word in words:
+        for path in (f"/v1/vectors/{word}", f"/v1/vectors/{word.replace('/', '%2F')}"):
+            response = client.get(path)
+            assert response.status_code == 200, path
+            body = response.get_json()
+            assert body["word"] == word and body["vector"] == vectors[word].tolist()
 
 
 def test_bad_requests_change_nothing(client: FlaskClient) -> None:
@@ -222,7 +267,7 @@ def test_health_page_and_openapi_cover_every_route(real_app: Flask) -> None:
     for rule in real_app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<path:word>", "{word}")
+        path = rule.rule.replace("<word:word>", "{word}")
         served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
 

@@ -45,8 +45,11 @@ def test_work_per_request_is_bounded_with_named_limits(client: FlaskClient, real
     _limit_error(client.post("/v1/neighbors", json={"vectors": vectors * 4}), 400, "max_batch")
     analogy = {"positive": real_vectors.words[:5], "negative": ["police"], "method": "3CosMul"}
     _limit_error(client.post("/v1/analogy", json=analogy), 400, "max_analogy_words")
-    response = client.get("/v1/neighbors?word=police&k=1001")
-    assert response.status_code == 400 and "1000" in response.get_json()["error"]["message"]
+    _limit_error(client.get("/v1/neighbors?word=police&k=1001"), 400, "max_k")  # it did not name its limit
+    _limit_error(client.post("/v1/neighbors", json={"words": ["police"], "k": 1001}), 400, "max_k")
+    _limit_error(client.post("/v1/analogy", json={"positive": ["police"], "k": 1001}), 400, "max_k")
+    zero = client.get("/v1/neighbors?word=police&k=0").get_json()["error"]["message"]
+    assert zero == "k must be at least 1, got 0"
 
 
 @pytest.mark.parametrize("k", ["%D9%A5", "%EF%BC%93", "1_0", "%205", "5%20", "%2B5", "5.0", "1" * 30])

@@ -664,8 +664,10 @@ def train_gensim(
     model.train(sentences, total_words=vocab.total_words, epochs=config.epochs, compute_loss=False)
     seconds = time.perf_counter() - started
     raw = vocab.total_words * config.epochs
-    vectors = Vectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32),
-                      counts=model.wv.expandos["count"])
+    # gensim orders words of equal count its own way: rows follow our vocabulary, as every backend's
+    rows = [model.wv.key_to_index[word] for word in vocab.words]
+    vectors = Vectors(list(vocab.words), np.asarray(model.wv.vectors[rows], dtype=np.float32),
+                      counts=vocab.counts)
     return vectors, TrainingReport("gensim", "cpu", seconds, raw, raw / seconds, None)
 
 

@@ -174,8 +174,11 @@ def test_training_is_reproducible_for_a_seed(topic_corpus, kernel) -> None:
 def test_gensim_backend_and_auto_choice(topic_corpus) -> None:
     path, topic_of = topic_corpus
     config = Word2VecConfig(vector_size=20, epochs=3, min_count=1, sample=0.0, backend="gensim", threads=1)
-    vectors, _, report = train_word2vec(CorpusSource(str(path)), config)
+    vectors, vocab, report = train_word2vec(CorpusSource(str(path)), config)
     assert report.backend == "gensim"
+    # rows follow the returned vocabulary, equal counts included (gensim orders those its own way)
+    assert vectors.words == vocab.words and vectors.expandos["count"].tolist() == vocab.counts.tolist()
+    assert len(set(vocab.counts.tolist())) < len(vocab)  # the corpus has ties to order
     hits = [topic_of[n] == topic_of[w] for w in vectors.words for n, _ in vectors.most_similar(w, topn=5)]
     assert np.mean(hits) > 0.95
     assert resolve_backend(Word2VecConfig(backend="auto", device="cpu", kernel="batched")) == "gensim"

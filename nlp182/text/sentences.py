@@ -60,6 +60,9 @@ def _words_and_line(number: int, sentence: object) -> tuple[Sequence[str], str]:
             f"sentence {number}: the word {shown(odd)} is empty or holds whitespace; a word is "
             "read back from its line at whitespace, so it would become other words"
         )
+    if "\x00" in line:  # a text file holds none: the reader takes NUL for a binary file
+        odd = next(word for word in words if "\x00" in word)
+        raise InvalidInputError(f"sentence {number}: the word {shown(odd)} holds a NUL character")
     return words, line
 
 

@@ -118,6 +118,7 @@ def test_a_sentence_longer_than_a_sentence_is_cut_as_a_file_line_would_be(tmp_pa
         ([["a"], [None]], "the word None is NoneType"),
         ([[0.5]], "the word 0.5 is float"),
         ([["a", "\udcff"]], "sentence 0 holds text that is not valid Unicode"),
+        ([["a"], ["b\x00c"]], "sentence 1: the word 'b\\\\x00c' holds a NUL character"),
         ([[], [[]]], "sentence 1: the word \\[\\] is list"),
         ([["a"], ["b", "x" * (2 << 20)]], "sentence 1 makes a line of over 1 MiB"),
         (42, "not int"),

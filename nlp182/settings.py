@@ -157,6 +157,13 @@ def _admitted(hint: Any) -> tuple[type, ...] | None:
 _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
+def _declared(hint: Any) -> set[Any]:
+    """The types an annotation names, None left out (``float | None`` -> ``{float}``)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return {arg for arg in typing.get_args(hint) if arg is not type(None)}
+    return {hint}
+
+
 def _type_problem(value: Any, hint: Any) -> str | None:
     """What is wrong with the type of ``value`` for a field annotated ``hint``, or None: a string
     where a number goes, a float or a bool where an integer goes (a hand-edited config.json)."""
@@ -195,6 +202,8 @@ def check_settings(config: Any) -> None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInputError(f"{field.name} must be a finite number, got {value}")
+        if isinstance(value, int) and _declared(hints.get(field.name)) == {float}:
+            value = float(value)  # alpha=0 is a number at 0, not an integer below 1
         problem = range_problem(value, limits_of(field))
         if problem:
             raise InvalidInputError(f"{field.name} {problem}, got {_show(value)}")

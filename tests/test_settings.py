@@ -86,6 +86,8 @@ def test_a_value_of_another_type_is_refused_by_name(values: dict, message: str) 
     with pytest.raises(InvalidInputError, match=message):
         Example(**values)
     assert Example(rate=0, budget=60).rate == 0  # an integer is a number
+    with pytest.raises(InvalidInputError, match=r"budget must be greater than 0, got 0$"):
+        Example(budget=0)  # a number at 0, not an integer below 1 ("must be at least 1" before)
 
 
 def test_a_damaged_run_config_is_one_error_naming_the_file(tmp_path) -> None:

@@ -419,8 +419,11 @@ class EncodedCorpus:
         self.raw_words = text.total_tokens
 
     def __iter__(self) -> Iterator[Chunk]:
+        """The chunks in corpus order. A stretch without an in-vocabulary token yields nothing; its
+        raw words count with the next chunk's, so the learning-rate schedule (which follows the raw
+        words) still reaches its end."""
         starts = self.text.starts
-        first, sentences, kept = 0, len(starts) - 1, 0
+        first, sentences, kept, skipped = 0, len(starts) - 1, 0, 0
         while first < sentences:
             goal = int(starts[first]) + self.chunk_tokens
             last = max(first + 1, int(np.searchsorted(starts, goal, side="right")) - 1)
@@ -433,7 +436,10 @@ class EncodedCorpus:
             first = last
             if len(chunk_starts) > 1:
                 kept += int(chunk_starts[-1])
-                yield Chunk(mapped[keep], chunk_starts, high - low)
+                yield Chunk(mapped[keep], chunk_starts, high - low + skipped)
+                skipped = 0
+            else:
+                skipped += high - low
         if kept == 0:
             raise EmptyCorpusError(f"corpus {self.text.folder} has no in-vocabulary token")
 

@@ -118,6 +118,17 @@ def test_encoded_corpus_drops_oov_splits_long_lines_and_cuts_chunks_at_sentences
     assert sum(c.raw_words for c in chunks) == vocab.total_words == corpus.raw_words == raw
 
 
+def test_a_stretch_without_vocabulary_words_counts_its_raw_words_with_the_next_chunk(tmp_path) -> None:
+    """The learning rate follows the raw words: a chunk of only rare words was skipped uncounted,
+    so a corpus with such a stretch never brought the rate down to min_alpha."""
+    rare = "".join(f"r{i} s{i}\n" for i in range(6))  # twelve words seen once, two per line
+    (tmp_path / "c.txt").write_text("a b\n" + rare + "a b\na b\n")
+    corpus, _ = _open(tmp_path / "c.txt", 2, 2, tmp_path / "cache")
+    chunks = list(corpus)
+    assert [c.raw_words for c in chunks] == [2, 12 + 2, 2]
+    assert sum(c.raw_words for c in chunks) == corpus.raw_words == 18
+
+
 def test_encoding_once_counts_as_the_line_by_line_reference_and_is_reused(prepared, tmp_path) -> None:
     source = CorpusSource(str(prepared.corpus))
     reference = Vocabulary.build(iter_token_lines(source), VocabConfig(min_count=3, max_vocab=5000))

@@ -13,14 +13,19 @@ from typing import Any
 
 import torch
 
+from nlp182.errors import InvalidInputError
 from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of, real_views, step_count
 
 
 class Adagrad(ForeachOptimizer):
     """Adagrad with learning-rate decay, an initial accumulator value and L2 weight decay.
 
-    ``maximize`` climbs the objective, as in torch.
+    ``maximize`` climbs the objective, as in torch. Sparse gradients (``nn.Embedding(sparse=True)``,
+    as GloVe trains with Adagrad) update only their rows' sums and weights, as torch's do, without
+    weight decay.
     """
+
+    supports_sparse = True
 
     def __init__(
         self,
@@ -44,17 +49,24 @@ class Adagrad(ForeachOptimizer):
                     "initial_accumulator_value": initial_accumulator_value, "eps": eps, "maximize": maximize}
         super().__init__(params, defaults, foreach=foreach, fused=fused)
 
+    def _rate(self, param: torch.Tensor, group: dict[str, Any]) -> float:
+        """This step's ``lr_t`` for ``param`` (its state made on its first step)."""
+        state = self.state[param]
+        if not state:
+            state["step"] = 0
+            start = group["initial_accumulator_value"]  # per real coordinate: both parts of a complex
+            state["sum"] = torch.full_like(param, complex(start, start) if param.is_complex() else start,
+                                           memory_format=torch.preserve_format)
+        return float(group["lr"]) / (1 + (step_count(state) - 1) * group["lr_decay"])
+
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        lr, lr_decay = float(group["lr"]), group["lr_decay"]
-        minus_clr = []
-        for param in params:
-            state = self.state[param]
-            if not state:
-                state["step"] = 0
-                start = group["initial_accumulator_value"]  # per real coordinate: both parts of a complex
-                state["sum"] = torch.full_like(param, complex(start, start) if param.is_complex() else start,
-                                               memory_format=torch.preserve_format)
-            minus_clr.append(-lr / (1 + (step_count(state) - 1) * lr_decay))
+        sparse = [p for p in params if p.grad.is_sparse]  # type: ignore[union-attr]
+        if sparse:
+            self._update_sparse(sparse, group)
+            params = [p for p in params if not p.grad.is_sparse]  # type: ignore[union-attr]
+            if not params:
+                return
+        minus_clr = [-self._rate(param, group) for param in params]
         copied = group["weight_decay"] != 0 or group["maximize"]
         grads = real_views(grads_of(params, group["weight_decay"], group["maximize"]))
         sums = real_views([self.state[p]["sum"] for p in params])
@@ -68,3 +80,28 @@ class Adagrad(ForeachOptimizer):
         else:
             numerator = torch._foreach_mul(grads, minus_clr)
         torch._foreach_addcdiv_(params, numerator, std)
+
+    def _update_sparse(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        """The same rule on the rows a sparse gradient holds, a tensor at a time.
+
+        Raises:
+            InvalidInputError: weight decay, which would make every row's gradient dense.
+        """
+        if group["weight_decay"] != 0:
+            raise InvalidInputError(
+                "Adagrad with weight_decay needs dense gradients; use nn.Embedding(sparse=False) or "
+                "weight_decay=0 for the parameters with sparse gradients"
+            )
+        for param in params:
+            rate = self._rate(param, group)
+            grad = (-param.grad if group["maximize"] else param.grad).coalesce()  # type: ignore[operator]
+            values, sums = grad.values(), self.state[param]["sum"]
+            sums.add_(_on_rows_of(grad, values.pow(2)))
+            std = sums.sparse_mask(grad).coalesce().values().sqrt_().add_(group["eps"])
+            param.add_(_on_rows_of(grad, values / std), alpha=-rate)
+
+
+def _on_rows_of(grad: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A sparse tensor of ``values`` at the entries of the coalesced sparse ``grad`` (its indices
+    are valid: no check needed)."""
+    return torch.sparse_coo_tensor(grad.indices(), values, grad.shape, check_invariants=False)

@@ -185,15 +185,25 @@ def test_nesterov_rounds_as_torch_in_float32_and_bfloat16(dtype: torch.dtype) ->
     assert torch.equal(runs[0], runs[1])
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}, {"momentum": 0.9, "dampening": 0.5,
-                                                                          "maximize": True}]
-)  # fmt: skip
-def test_sparse_embedding_gradients_step_as_in_torch(kwargs: dict) -> None:
-    """``nn.Embedding(sparse=True)`` with SGD, the classic pairing for large vocabularies, steps as
-    torch's SGD does, its momentum buffer sparse; weight decay is refused by name."""
+SPARSE_CASES = [
+    ("SGD", {}),
+    ("SGD", {"momentum": 0.9}),
+    ("SGD", {"momentum": 0.9, "nesterov": True}),
+    ("SGD", {"momentum": 0.9, "dampening": 0.5, "maximize": True}),
+    ("Adagrad", {}),
+    ("Adagrad", {"lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-6, "maximize": True}),
+]
+
+
+SPARSE_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(SPARSE_CASES)]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), SPARSE_CASES, ids=SPARSE_IDS)
+def test_sparse_embedding_gradients_step_as_in_torch(name: str, kwargs: dict) -> None:
+    """``nn.Embedding(sparse=True)`` with SGD or Adagrad (GloVe's), the classic pairings for large
+    vocabularies, steps as torch's does, SGD's momentum buffer sparse; weight decay is refused by name."""
     runs = []
-    for cls in (ours.SGD, torch.optim.SGD):
+    for cls in (getattr(ours, name), getattr(torch.optim, name)):
         torch.manual_seed(0)
         embed, head = nn.Embedding(50, 4, sparse=True).double(), nn.Linear(4, 1).double()
         opt = cls([*embed.parameters(), *head.parameters()], lr=0.1, **kwargs)
@@ -210,7 +220,7 @@ def test_sparse_embedding_gradients_step_as_in_torch(kwargs: dict) -> None:
     embed = nn.Embedding(5, 2, sparse=True)
     embed(torch.tensor([1])).sum().backward()
     with pytest.raises(InvalidInputError, match="weight_decay needs dense gradients"):
-        ours.SGD(embed.parameters(), lr=0.1, weight_decay=0.1).step()
+        getattr(ours, name)(embed.parameters(), lr=0.1, weight_decay=0.1).step()
     with pytest.raises(InvalidInputError, match="Adam does not support sparse gradients"):
         ours.Adam(embed.parameters()).step()
 

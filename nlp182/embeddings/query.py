@@ -270,30 +270,70 @@ def _from_indexer(
     scores lower row first).
 
     An index cuts its answers anywhere inside a run of equal scores (FAISS keeps the highest rows
-    of a tie), and excluded or out-of-range rows leave holes: while a query's ``k``-th kept score
-    equals the last score the index gave, or the index filled its answers and fewer than ``k``
-    were kept, the search asks for twice as many, up to every row. Ties are rare (zero vectors,
-    duplicated rows), so this costs one search nearly always.
+    of a tie), and excluded or out-of-range rows leave holes. So it is asked for one answer more
+    than needed, and asked again for twice as many while, for some query, that last answer ties
+    the ``k``-th kept one or fewer than ``k`` were kept, up to ``TIE_ROWS`` (equal scores past it
+    keep the index's choice). Ties are rare (duplicated rows), so one search nearly always does;
+    an all-zero query, where every row ties at 0, is answered without the index: its first rows.
     """
     extra = max((len(rows) for rows in exclude), default=0) if exclude is not None else 0
-    want = max(1, min(total, k + extra))
-    while True:
+    zero = ~queries.any(axis=1)
+    want = min(total, k + extra + 1)
+    scores, ids = indexer.search(queries, want)
+    while want < min(total, TIE_ROWS) and _cut_too_soon(scores, ids, k, exclude, start, stop, zero):
+        want = min(total, TIE_ROWS, 2 * want)
         scores, ids = indexer.search(queries, want)
-        answers, widen = [], False
-        for query, (found_scores, found_ids) in enumerate(zip(scores, ids, strict=True)):
-            banned = set(exclude[query]) if exclude is not None else set()
-            found = found_ids.tolist()
-            keep = [j for j, row in enumerate(found) if start <= row < stop and row not in banned]
-            kept_ids = np.asarray(found_ids)[keep].astype(np.int64)
-            kept_scores = np.asarray(found_scores)[keep]
-            order = np.lexsort((kept_ids, -kept_scores))[:k]
-            answers.append((kept_ids[order], kept_scores[order]))
-            full = len(found_ids) == want and found_ids[-1] >= 0
-            if full and (len(order) < k or kept_scores[order[-1]] == found_scores[-1]):
-                widen = True
-        if not widen or want >= total:
-            return answers
-        want = min(total, 2 * want)
+    answers = []
+    for query, (found_scores, found_ids) in enumerate(zip(scores, ids, strict=True)):
+        if zero[query]:  # every row scores 0: the exact scan's answer is the first rows
+            found_ids = np.arange(start, min(stop, start + k + extra), dtype=np.int64)
+            found_scores = np.zeros(len(found_ids), dtype=np.float32)
+        kept_ids, kept_scores = _kept(found_ids, found_scores, exclude, query, start, stop)
+        order = np.lexsort((kept_ids, -kept_scores))[:k]
+        answers.append((kept_ids[order], kept_scores[order]))
+    return answers
+
+
+#: Most rows the index is asked for to settle a tie at the cut (memory: queries x rows answers).
+TIE_ROWS = 4096
+
+
+def _kept(
+    found_ids: np.ndarray,
+    found_scores: np.ndarray,
+    exclude: Sequence[Collection[int]] | None,
+    query: int,
+    start: int,
+    stop: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The index's answers to one query that may be returned: in ``start:stop``, not excluded."""
+    banned = set(exclude[query]) if exclude is not None else set()
+    found_ids = np.asarray(found_ids)
+    keep = [j for j, row in enumerate(found_ids.tolist()) if start <= row < stop and row not in banned]
+    return found_ids[keep].astype(np.int64), np.asarray(found_scores)[keep]
+
+
+def _cut_too_soon(
+    scores: np.ndarray,
+    ids: np.ndarray,
+    k: int,
+    exclude: Sequence[Collection[int]] | None,
+    start: int,
+    stop: int,
+    zero: np.ndarray,
+) -> bool:
+    """Whether some (non-zero) query's answers end inside a tie with its ``k``-th kept answer, or
+    hold fewer than ``k`` keepable rows though the index filled them."""
+    for query in np.flatnonzero(~zero).tolist():
+        if ids[query, -1] < 0:  # the index has no more rows for it
+            continue
+        kept_ids, kept_scores = _kept(ids[query], scores[query], exclude, query, start, stop)
+        if len(kept_ids) < k:
+            return True
+        kth = np.sort(kept_scores)[::-1][k - 1]
+        if scores[query, -1] >= kth:  # the last answer ties the k-th: rows not returned may too
+            return True
+    return False
 
 
 def search_cosmul(

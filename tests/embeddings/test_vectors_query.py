@@ -89,21 +89,37 @@ def test_cosmul_equals_float64_brute_force(store, monkeypatch) -> None:
 
 
 def test_indexer_answers_are_filtered_to_range_and_exclusions(store) -> None:
+    """The index is asked for k, the excluded words and one more; its answers are filtered to the
+    range and the exclusions. It is asked again only while its last answer ties the k-th kept one
+    (or too few were kept), and an all-zero query, where every row ties, never goes to it."""
     _, rows = store
 
     class Canned:
+        """An index over six rows answering in a fixed order, padded with -1 as FAISS pads."""
+
         def __init__(self) -> None:
             self.calls: list[int] = []
 
         def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             self.calls.append(k)
-            ids = np.array([[5, 9, -1, 2, 700, 3]])
-            return np.linspace(0.9, 0.4, 6, dtype=np.float32)[None, :], ids
+            found = np.array([5, 9, 700, 2, 3, 8])[:k]
+            ids = np.full((len(queries), k), -1)
+            ids[:, : len(found)] = found
+            scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+            scores[:, : len(found)] = np.linspace(0.9, 0.4, 6, dtype=np.float32)[: len(found)]
+            return scores, ids
 
     indexer = Canned()
     ids, scores = query.search(rows, np.ones((1, 24), dtype=np.float32), 3, [{9}], 0, 600, indexer)[0]
-    assert ids.tolist() == [5, 2, 3] and indexer.calls == [4]  # k + one excluded word asked for
-    np.testing.assert_allclose(scores, [0.9, 0.6, 0.4])
+    # asked for 3 + 1 excluded + 1; the 700 (out of range) left the last answer the 3rd kept: again
+    assert ids.tolist() == [5, 2, 3] and indexer.calls == [5, 10]
+    np.testing.assert_allclose(scores, [0.9, 0.6, 0.5])
+    indexer.calls.clear()
+    ids, _ = query.search(rows, np.ones((1, 24), dtype=np.float32), 2, None, 0, 600, indexer)[0]
+    assert ids.tolist() == [5, 9] and indexer.calls == [3]  # its 3rd answer scores below the 2nd: done
+    indexer.calls.clear()
+    ids, scores = query.search(rows, np.zeros((1, 24), dtype=np.float32), 3, [{1}], 0, 600, indexer)[0]
+    assert ids.tolist() == [0, 2, 3] and scores.tolist() == [0.0, 0.0, 0.0]  # the exact scan's answer
 
 
 def test_batched_analogies_equal_one_query_at_a_time(store) -> None:

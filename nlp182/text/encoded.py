@@ -420,10 +420,11 @@ class EncodedCorpus:
 
     def __iter__(self) -> Iterator[Chunk]:
         """The chunks in corpus order. A stretch without an in-vocabulary token yields nothing; its
-        raw words count with the next chunk's, so the learning-rate schedule (which follows the raw
-        words) still reaches its end."""
+        raw words count with the next chunk's (with the last chunk's, at the end), so the
+        learning-rate schedule, which follows the raw words, still reaches its end."""
         starts = self.text.starts
         first, sentences, kept, skipped = 0, len(starts) - 1, 0, 0
+        held: Chunk | None = None  # each chunk waits for the next: trailing raw words join the last
         while first < sentences:
             goal = int(starts[first]) + self.chunk_tokens
             last = max(first + 1, int(np.searchsorted(starts, goal, side="right")) - 1)
@@ -436,10 +437,14 @@ class EncodedCorpus:
             first = last
             if len(chunk_starts) > 1:
                 kept += int(chunk_starts[-1])
-                yield Chunk(mapped[keep], chunk_starts, high - low + skipped)
-                skipped = 0
+                if held is not None:
+                    yield held
+                held, skipped = Chunk(mapped[keep], chunk_starts, high - low + skipped), 0
             else:
                 skipped += high - low
+        if held is not None:
+            held.raw_words += skipped
+            yield held
         if kept == 0:
             raise EmptyCorpusError(f"corpus {self.text.folder} has no in-vocabulary token")
 

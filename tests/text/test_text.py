@@ -122,11 +122,12 @@ def test_a_stretch_without_vocabulary_words_counts_its_raw_words_with_the_next_c
     """The learning rate follows the raw words: a chunk of only rare words was skipped uncounted,
     so a corpus with such a stretch never brought the rate down to min_alpha."""
     rare = "".join(f"r{i} s{i}\n" for i in range(6))  # twelve words seen once, two per line
-    (tmp_path / "c.txt").write_text("a b\n" + rare + "a b\na b\n")
+    trailing = "".join(f"u{i} v{i}\n" for i in range(6))
+    (tmp_path / "c.txt").write_text("a b\n" + rare + "a b\na b\n" + trailing)
     corpus, _ = _open(tmp_path / "c.txt", 2, 2, tmp_path / "cache")
     chunks = list(corpus)
-    assert [c.raw_words for c in chunks] == [2, 12 + 2, 2]
-    assert sum(c.raw_words for c in chunks) == corpus.raw_words == 18
+    assert [c.raw_words for c in chunks] == [2, 12 + 2, 2 + 12]  # a trailing stretch joins the last
+    assert sum(c.raw_words for c in chunks) == corpus.raw_words == 30
 
 
 def test_encoding_once_counts_as_the_line_by_line_reference_and_is_reused(prepared, tmp_path) -> None:

@@ -34,6 +34,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 #: Keys a range may have: ``minimum``/``maximum`` (inclusive), ``positive`` (> 0), ``below``
 #: (exclusive upper bound), ``even``.
 RANGE_KEYS = ("minimum", "maximum", "positive", "below", "even")
@@ -189,6 +191,9 @@ def check_settings(config: Any) -> None:
     hints = _hints(type(config))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
+        if isinstance(value, np.generic):  # np.int64(16) is 16: kept as Python's, so it saves as JSON
+            value = value.item()
+            object.__setattr__(config, field.name, value)
         problem = _type_problem(value, hints.get(field.name))
         if problem:
             raise InvalidInputError(f"{field.name} {problem}, got {value!r}")

@@ -88,6 +88,13 @@ def test_a_value_of_another_type_is_refused_by_name(values: dict, message: str) 
     assert Example(rate=0, budget=60).rate == 0  # an integer is a number
     with pytest.raises(InvalidInputError, match=r"budget must be greater than 0, got 0$"):
         Example(budget=0)  # a number at 0, not an integer below 1 ("must be at least 1" before)
+    import json
+
+    import numpy as np
+
+    from_numpy = Example(epochs=np.int64(3), rate=np.float32(0.25))  # a numpy scalar is a number
+    assert type(from_numpy.epochs) is int and type(from_numpy.rate) is float
+    json.dumps(dataclasses.asdict(from_numpy))  # saved as a run's config.json is
 
 
 def test_a_damaged_run_config_is_one_error_naming_the_file(tmp_path) -> None:

@@ -107,15 +107,19 @@ def batched_nms(
     return _greedy(boxes, scores, iou_threshold, classes)
 
 
-def _check_per_box(boxes: torch.Tensor, **fields: torch.Tensor) -> None:
-    """``boxes`` is ``(N, 4)`` and every field ``(N,)``: a label short or a column of labels would
-    otherwise drop or double-count detections without a word."""
+def _per_box(boxes: torch.Tensor, **fields: torch.Tensor) -> torch.Tensor:
+    """``boxes`` as ``(N, 4)`` (an empty ``tensor([])`` as ``(0, 4)``: an image without boxes),
+    after checking every field is ``(N,)``: a label short or a column of labels would otherwise
+    drop or double-count detections without a word."""
+    if boxes.dim() == 1 and boxes.numel() == 0:
+        boxes = boxes.reshape(0, 4)
     _check_boxes(boxes)
     for name, values in fields.items():
         if values.shape != (len(boxes),):
             raise ShapeError(
                 f"{name} must have shape ({len(boxes)},), one per box; got {tuple(values.shape)}"
             )
+    return boxes
 
 
 @dataclass
@@ -131,7 +135,7 @@ class Detections:
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
-        _check_per_box(self.boxes, scores=self.scores, labels=self.labels)
+        self.boxes = _per_box(self.boxes, scores=self.scores, labels=self.labels)
 
 
 @dataclass
@@ -146,7 +150,7 @@ class GroundTruth:
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
-        _check_per_box(self.boxes, labels=self.labels)
+        self.boxes = _per_box(self.boxes, labels=self.labels)
 
 
 def _match(

@@ -191,6 +191,13 @@ def test_a_nan_coordinate_shows_as_nan_and_empty_unions_stay_zero():
     assert iou[0].isnan().all() and iou[1].tolist() == [0.0, 0.0]
 
 
+def test_an_image_without_boxes_may_give_them_as_an_empty_tensor():
+    nothing = Detections(torch.tensor([]), torch.tensor([]), torch.tensor([]))
+    assert nothing.boxes.shape == (0, 4)
+    truths = [_gt([[0, 0, 10, 10]], [0]), GroundTruth(torch.tensor([]), torch.tensor([]))]
+    assert average_precision([_det([[0, 0, 10, 10]], [0.9], [0]), nothing], truths, 0) == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

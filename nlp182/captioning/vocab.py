@@ -23,8 +23,9 @@ from nlp182.io import atomic_write_text, check_input_file
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
-# The regex module's word characters: letters, digits and marks (Python's re leaves marks out).
-_WORD = regex.compile(r"[^\W_]+")
+# The regex module's word characters (letters, digits and marks: Python's re leaves marks out),
+# and every number character, as re has them (fractions, superscripts, circled digits).
+_WORD = regex.compile(r"(?:[^\W_]|\p{N})+")
 
 
 def tokenize(caption: str) -> list[str]:

@@ -86,6 +86,8 @@ def test_caption_words_keep_their_marks_and_decomposed_text_meets_the_same_vocab
     assert vocab.encode(decomposed) == vocab.encode("un caf\u00e9 noir")
     assert UNK_ID not in vocab.encode(unicodedata.normalize("NFD", "caf\u00e9"))
     assert tokenize("snake_case x") == ["snake", "case", "x"]  # the underscore still splits
+    numbers = ["\u00bd", "cup", "2\u00b2", "and", "\u2460"]  # a fraction, a superscript, a circled digit
+    assert tokenize("\u00bd cup, 2\u00b2 and \u2460") == numbers
 
 
 def test_captions_cut_to_a_length_keep_their_images_pixel_limit() -> None:

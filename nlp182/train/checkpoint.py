@@ -39,6 +39,7 @@ class _Tensors:
         self.by_key: dict[str, torch.Tensor] = {}
         self._keys: dict[tuple, str] = {}
         self._memory: set[int] = set()
+        self._held: list[torch.Tensor] = []  # every tensor keyed by address lives while we write
 
     def add(self, tensor: torch.Tensor) -> str:
         """The key ``tensor`` is stored under (its own, or the one it was stored under before)."""
@@ -46,6 +47,7 @@ class _Tensors:
                 tuple(tensor.shape), tensor.stride(), tensor.dtype)  # fmt: skip
         if tensor.numel() and same in self._keys:
             return self._keys[same]
+        self._held.append(tensor)  # a freed temporary's address could be another tensor's next
         stored = tensor.detach().to("cpu").contiguous()
         memory = stored.untyped_storage().data_ptr()
         if stored.numel() and memory in self._memory:

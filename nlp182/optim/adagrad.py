@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from nlp182.errors import InvalidInputError
 from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of, real_views, step_count
 
 
@@ -60,12 +59,6 @@ class Adagrad(ForeachOptimizer):
         return float(group["lr"]) / (1 + (step_count(state) - 1) * group["lr_decay"])
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        sparse = [p for p in params if p.grad.is_sparse]  # type: ignore[union-attr]
-        if sparse:
-            self._update_sparse(sparse, group)
-            params = [p for p in params if not p.grad.is_sparse]  # type: ignore[union-attr]
-            if not params:
-                return
         minus_clr = [-self._rate(param, group) for param in params]
         copied = group["weight_decay"] != 0 or group["maximize"]
         grads = real_views(grads_of(params, group["weight_decay"], group["maximize"]))
@@ -81,24 +74,14 @@ class Adagrad(ForeachOptimizer):
             numerator = torch._foreach_mul(grads, minus_clr)
         torch._foreach_addcdiv_(params, numerator, std)
 
-    def _update_sparse(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        """The same rule on the rows a sparse gradient holds, a tensor at a time.
-
-        Raises:
-            InvalidInputError: weight decay, which would make every row's gradient dense.
-        """
-        if group["weight_decay"] != 0:
-            raise InvalidInputError(
-                "Adagrad with weight_decay needs dense gradients; use nn.Embedding(sparse=False) or "
-                "weight_decay=0 for the parameters with sparse gradients"
-            )
-        for param in params:
-            rate = self._rate(param, group)
-            grad = (-param.grad if group["maximize"] else param.grad).coalesce()  # type: ignore[operator]
-            values, sums = grad.values(), self.state[param]["sum"]
-            sums.add_(_on_rows_of(grad, values.pow(2)))
-            std = sums.sparse_mask(grad).coalesce().values().sqrt_().add_(group["eps"])
-            param.add_(_on_rows_of(grad, values / std), alpha=-rate)
+    def _step_sparse(self, param: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]) -> None:
+        """The same rule on the rows a sparse gradient holds."""
+        rate = self._rate(param, group)
+        grad = grad.coalesce()
+        values, sums = grad.values(), self.state[param]["sum"]
+        sums.add_(_on_rows_of(grad, values.pow(2)))
+        std = sums.sparse_mask(grad).coalesce().values().sqrt_().add_(group["eps"])
+        param.add_(_on_rows_of(grad, values / std), alpha=-rate)
 
 
 def _on_rows_of(grad: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

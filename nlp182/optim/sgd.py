@@ -49,12 +49,6 @@ class SGD(ForeachOptimizer):
         super().__init__(params, defaults, foreach=foreach, fused=fused)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        sparse = [p for p in params if p.grad.is_sparse]  # type: ignore[union-attr]
-        if sparse:
-            self._update_sparse(sparse, group)
-            params = [p for p in params if not p.grad.is_sparse]  # type: ignore[union-attr]
-            if not params:
-                return
         lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
         grads = grads_of(params, group["weight_decay"], group["maximize"])
         if momentum == 0:
@@ -77,26 +71,15 @@ class SGD(ForeachOptimizer):
         else:
             torch._foreach_add_(params, bufs, alpha=-lr)
 
-    def _update_sparse(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
-        """The same rule, a tensor at a time, for sparse gradients (``nn.Embedding(sparse=True)``):
-        the momentum buffer stays sparse, as in torch.
-
-        Raises:
-            InvalidInputError: weight decay, which would make every row's gradient dense.
-        """
-        if group["weight_decay"] != 0:
-            raise InvalidInputError(
-                "SGD with weight_decay needs dense gradients; use nn.Embedding(sparse=False) or "
-                "weight_decay=0 for the parameters with sparse gradients"
-            )
-        lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
-        for param in params:
-            grad = -param.grad if group["maximize"] else param.grad  # type: ignore[operator]
-            if momentum != 0:
-                buf = self.state[param].get("momentum_buffer")
-                if buf is None:
-                    buf = self.state[param]["momentum_buffer"] = grad.detach().clone()
-                else:
-                    buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-                grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
-            param.add_(grad, alpha=-lr)
+    def _step_sparse(self, param: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]) -> None:
+        """The same rule for a sparse gradient (``nn.Embedding(sparse=True)``): the momentum buffer
+        stays sparse, as in torch."""
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = self.state[param].get("momentum_buffer")
+            if buf is None:
+                buf = self.state[param]["momentum_buffer"] = grad.detach().clone()
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+        param.add_(grad, alpha=-float(group["lr"]))

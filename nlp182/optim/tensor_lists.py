@@ -119,9 +119,34 @@ class ForeachOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             found = params_with_grad(group["params"], type(self).__name__, self.supports_sparse)
             for params in group_by_device_dtype(found):
-                self._update(params, group)
+                sparse = [p for p in params if p.grad.is_sparse]  # type: ignore[union-attr]
+                if sparse:
+                    self._update_sparse(sparse, group)
+                dense = [p for p in params if not p.grad.is_sparse]  # type: ignore[union-attr]
+                if dense:
+                    self._update(dense, group)
         return loss
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _update_sparse(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        """The rule for parameters whose gradient is sparse, a tensor at a time (where
+        ``supports_sparse``); a sparse gradient's other rows stay untouched, so weight decay, which
+        would touch every row, is refused.
+
+        Raises:
+            InvalidInputError: weight decay is set.
+        """
+        if group.get("weight_decay", 0) != 0:
+            raise InvalidInputError(
+                f"{type(self).__name__} with weight_decay needs dense gradients; use "
+                "nn.Embedding(sparse=False) or weight_decay=0 for the parameters with sparse gradients"
+            )
+        for param in params:
+            grad = -param.grad if group["maximize"] else param.grad  # type: ignore[operator]
+            self._step_sparse(param, grad, group)
+
+    def _step_sparse(self, param: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]) -> None:
         raise NotImplementedError
 

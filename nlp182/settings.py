@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -194,6 +195,13 @@ def check_settings(config: Any) -> None:
         if isinstance(value, np.generic):  # np.int64(16) is 16: kept as Python's, so it saves as JSON
             value = value.item()
             object.__setattr__(config, field.name, value)
+        declared = _declared(hints.get(field.name))
+        if isinstance(value, float) and value.is_integer() and int in declared and float not in declared:
+            value = int(value)  # max_vocab=1e5 is the integer it writes
+            object.__setattr__(config, field.name, value)
+        if isinstance(value, os.PathLike) and str in (_admitted(hints.get(field.name)) or ()):
+            value = os.fspath(value)  # a pathlib.Path for a file setting: kept as the string it names
+            object.__setattr__(config, field.name, value)
         problem = _type_problem(value, hints.get(field.name))
         if problem:
             raise InvalidInputError(f"{field.name} {problem}, got {value!r}")
@@ -207,7 +215,7 @@ def check_settings(config: Any) -> None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInputError(f"{field.name} must be a finite number, got {value}")
-        if isinstance(value, int) and _declared(hints.get(field.name)) == {float}:
+        if isinstance(value, int) and declared == {float}:
             value = float(value)  # alpha=0 is a number at 0, not an integer below 1
         problem = range_problem(value, limits_of(field))
         if problem:

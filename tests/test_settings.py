@@ -73,7 +73,7 @@ def test_choices_and_non_finite_numbers_are_refused_from_python() -> None:
     ("values", "message"),
     [
         ({"epochs": "10"}, "epochs must be an integer, got '10'"),
-        ({"epochs": 10.0}, "epochs must be an integer, got 10.0"),
+        ({"epochs": 10.5}, "epochs must be an integer, got 10.5"),
         ({"epochs": True}, "epochs must be an integer, got True"),
         ({"rate": "0.5"}, "rate must be a number, got '0.5'"),
         ({"cell": 3}, "cell must be a string, got 3"),
@@ -95,6 +95,10 @@ def test_a_value_of_another_type_is_refused_by_name(values: dict, message: str) 
     from_numpy = Example(epochs=np.int64(3), rate=np.float32(0.25))  # a numpy scalar is a number
     assert type(from_numpy.epochs) is int and type(from_numpy.rate) is float
     json.dumps(dataclasses.asdict(from_numpy))  # saved as a run's config.json is
+    from pathlib import Path
+
+    assert Example(cell=Path("gru")).cell == "gru"  # a pathlib.Path where a string (a file) goes
+    assert type(Example(epochs=1e1).epochs) is int  # 1e1 writes the integer 10
 
 
 def test_a_damaged_run_config_is_one_error_naming_the_file(tmp_path) -> None:
@@ -107,7 +111,7 @@ def test_a_damaged_run_config_is_one_error_naming_the_file(tmp_path) -> None:
     with pytest.raises(InvalidInputError, match="model must be a ModelConfig, got None"):
         Seq2SeqConfig(model=None)
     with pytest.raises(InvalidInputError, match="hidden_size must be an integer"):
-        ModelConfig(hidden_size=32.0)
+        ModelConfig(hidden_size=32.5)
     run = tmp_path / "run"
     run.mkdir()
     for saved, message in (({"beam_width": "5"}, "beam_width must be an integer"), (["x"], "not list"),

@@ -279,16 +279,23 @@ def _from_indexer(
     extra = max((len(rows) for rows in exclude), default=0) if exclude is not None else 0
     zero = ~queries.any(axis=1)
     want = min(total, k + extra + 1)
-    scores, ids = indexer.search(queries, want)
-    while want < min(total, TIE_ROWS) and _cut_too_soon(scores, ids, k, exclude, start, stop, zero):
-        want = min(total, TIE_ROWS, 2 * want)
+    while True:
         scores, ids = indexer.search(queries, want)
+        kept = []
+        for query, (found_scores, found_ids) in enumerate(zip(scores, ids, strict=True)):
+            if zero[query]:  # every row scores 0: the exact scan's answer is the first rows
+                found_ids = np.arange(start, min(stop, start + k + extra), dtype=np.int64)
+                found_scores = np.zeros(len(found_ids), dtype=np.float32)
+            kept.append(_kept(found_ids, found_scores, exclude, query, start, stop))
+        settled = not any(
+            _cut_too_soon(*kept[query], scores[query, -1], ids[query, -1], k)
+            for query in np.flatnonzero(~zero).tolist()
+        )
+        if settled or want >= min(total, TIE_ROWS):
+            break
+        want = min(total, TIE_ROWS, 2 * want)
     answers = []
-    for query, (found_scores, found_ids) in enumerate(zip(scores, ids, strict=True)):
-        if zero[query]:  # every row scores 0: the exact scan's answer is the first rows
-            found_ids = np.arange(start, min(stop, start + k + extra), dtype=np.int64)
-            found_scores = np.zeros(len(found_ids), dtype=np.float32)
-        kept_ids, kept_scores = _kept(found_ids, found_scores, exclude, query, start, stop)
+    for kept_ids, kept_scores in kept:
         order = np.lexsort((kept_ids, -kept_scores))[:k]
         answers.append((kept_ids[order], kept_scores[order]))
     return answers
@@ -314,26 +321,14 @@ def _kept(
 
 
 def _cut_too_soon(
-    scores: np.ndarray,
-    ids: np.ndarray,
-    k: int,
-    exclude: Sequence[Collection[int]] | None,
-    start: int,
-    stop: int,
-    zero: np.ndarray,
+    kept_ids: np.ndarray, kept_scores: np.ndarray, last_score: float, last_id: int, k: int
 ) -> bool:
-    """Whether some (non-zero) query's answers end inside a tie with its ``k``-th kept answer, or
-    hold fewer than ``k`` keepable rows though the index filled them."""
-    for query in np.flatnonzero(~zero).tolist():
-        if ids[query, -1] < 0:  # the index has no more rows for it
-            continue
-        kept_ids, kept_scores = _kept(ids[query], scores[query], exclude, query, start, stop)
-        if len(kept_ids) < k:
-            return True
-        kth = np.sort(kept_scores)[::-1][k - 1]
-        if scores[query, -1] >= kth:  # the last answer ties the k-th: rows not returned may too
-            return True
-    return False
+    """Whether a query's kept answers (``kept_ids``, ``kept_scores``) may miss rows: the index's
+    last answer (``last_score``, ``last_id``) ties the ``k``-th kept one, so rows not returned may
+    too, or fewer than ``k`` were kept though the index filled its answers."""
+    if last_id < 0:  # the index has no more rows for it
+        return False
+    return len(kept_ids) < k or last_score >= np.sort(kept_scores)[::-1][k - 1]
 
 
 def search_cosmul(

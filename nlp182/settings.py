@@ -144,27 +144,42 @@ def _hints(config_class: type) -> dict[str, Any]:
         return {}
 
 
+def _declared(hint: Any) -> tuple[Any, ...]:
+    """The types an annotation names, in order, None left out (``float | None`` -> ``(float,)``)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return tuple(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return (hint,)
+
+
 def _admitted(hint: Any) -> tuple[type, ...] | None:
     """The types a value of a field annotated ``hint`` may have (``None``: not checked here, as a
     tuple or a callable); None itself is always admitted (it means "chosen for you")."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        parts = [_admitted(arg) for arg in typing.get_args(hint) if arg is not type(None)]
-        return None if any(part is None for part in parts) else tuple(t for part in parts for t in part or ())
-    if hint is float:
-        return (float, int)
-    if hint in (int, str, bool) or dataclasses.is_dataclass(hint):
-        return (hint,)
-    return None
+    admitted: list[type] = []
+    for kind in _declared(hint):
+        if kind is float:
+            admitted += [float, int]
+        elif kind in (int, str, bool) or dataclasses.is_dataclass(kind):
+            admitted.append(kind)
+        else:
+            return None
+    return tuple(admitted)
 
 
 _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _declared(hint: Any) -> set[Any]:
-    """The types an annotation names, None left out (``float | None`` -> ``{float}``)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return {arg for arg in typing.get_args(hint) if arg is not type(None)}
-    return {hint}
+def _as_meant(value: Any, hint: Any) -> Any:
+    """``value`` as the field annotated ``hint`` keeps it, so it saves as JSON: a numpy scalar as
+    Python's number, a whole float where only an integer goes as that integer (``max_vocab=1e5``),
+    a ``pathlib.Path`` where a string (a file name) goes as the string it names."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    declared = _declared(hint)
+    if isinstance(value, float) and value.is_integer() and int in declared and float not in declared:
+        return int(value)
+    if isinstance(value, os.PathLike) and str in declared:
+        return os.fspath(value)
+    return value
 
 
 def _type_problem(value: Any, hint: Any) -> str | None:
@@ -191,18 +206,12 @@ def check_settings(config: Any) -> None:
 
     hints = _hints(type(config))
     for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if isinstance(value, np.generic):  # np.int64(16) is 16: kept as Python's, so it saves as JSON
-            value = value.item()
+        hint = hints.get(field.name)
+        given = getattr(config, field.name)
+        value = _as_meant(given, hint)
+        if value is not given:
             object.__setattr__(config, field.name, value)
-        declared = _declared(hints.get(field.name))
-        if isinstance(value, float) and value.is_integer() and int in declared and float not in declared:
-            value = int(value)  # max_vocab=1e5 is the integer it writes
-            object.__setattr__(config, field.name, value)
-        if isinstance(value, os.PathLike) and str in (_admitted(hints.get(field.name)) or ()):
-            value = os.fspath(value)  # a pathlib.Path for a file setting: kept as the string it names
-            object.__setattr__(config, field.name, value)
-        problem = _type_problem(value, hints.get(field.name))
+        problem = _type_problem(value, hint)
         if problem:
             raise InvalidInputError(f"{field.name} {problem}, got {value!r}")
         if value is None or dataclasses.is_dataclass(value):
@@ -215,7 +224,7 @@ def check_settings(config: Any) -> None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInputError(f"{field.name} must be a finite number, got {value}")
-        if isinstance(value, int) and declared == {float}:
+        if isinstance(value, int) and _declared(hint) == (float,):
             value = float(value)  # alpha=0 is a number at 0, not an integer below 1
         problem = range_problem(value, limits_of(field))
         if problem:

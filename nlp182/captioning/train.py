@@ -40,7 +40,7 @@ from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
 from nlp182.train.checkpoint import list_checkpoints
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
-from nlp182.train.run import incomplete_dir, resumable_run, resumed_config
+from nlp182.train.run import CHOSEN_FILE, incomplete_dir, resumable_run, resumed_config
 from nlp182.vision import freeze, recalibrate_batch_norm
 
 log = logging.getLogger(__name__)
@@ -192,9 +192,9 @@ def train_captioner(
 #: could be kept instead).
 PERFECT_SCORES = {"exact_match": 1.0, "bleu4": 100.0}
 
-#: Files of a staged run that a resumed one reads back: what was chosen from the data, and the
-#: encoder pre-training's records and seconds (counted in the time budget).
-CHOSEN_FILE, PRETRAINING_FILE = "chosen.json", "pretraining.json"
+#: The file of a staged run that a resumed one reads back beside what was chosen from the data
+#: (``CHOSEN_FILE``): the encoder pre-training's records and seconds (counted in the time budget).
+PRETRAINING_FILE = "pretraining.json"
 
 
 def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
-from nlp182.train.run import incomplete_dir, resumable_run, resumed_config
+from nlp182.train.run import CHOSEN_FILE, incomplete_dir, resumable_run, resumed_config
 
 log = logging.getLogger(__name__)
 
@@ -248,10 +248,6 @@ def make_scheduler(
 def _summary(name: str, scores: dict[str, Any], names: list[str]) -> str:
     shown = ", ".join(f"{k} {scores[k]:.4g}" for k in names)
     return f"{name}: {shown}"
-
-
-#: What a staged run keeps of the settings chosen from the data, for a resumed run's metrics.json.
-CHOSEN_FILE = "chosen.json"
 
 
 def train_seq2seq(

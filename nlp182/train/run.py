@@ -40,6 +40,10 @@ def _has_checkpoints(folder: Path) -> bool:
     return any(folder.rglob("step-*.safetensors"))
 
 
+#: The file of a staged run holding what was chosen from the data, for a resumed run's metrics.json.
+CHOSEN_FILE = "chosen.json"
+
+
 def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: Any,
                    overrides: Collection[str] = RESUME_OVERRIDES) -> Any:
     """The interrupted run's settled config (its staged ``config.json``), with the settings named in

@@ -1,7 +1,8 @@
 """nlp182.vision: the vision half of the shared core, in our own code (no torchvision).
 
 Modules: ``layers`` (conv geometry, padding, mean subtraction), ``init``, ``activations``,
-``normalization`` (batch norm), ``dropout``, ``blocks`` and ``models`` (VGG, Inception, ResNet),
+``normalization`` (batch norm), ``dropout``, ``blocks``, ``resnet`` (torchvision's layout; calling it,
+``resnet(depth=50)``, builds one by depth) and ``models`` (VGG, Inception, a small CNN, the ResNets),
 ``contract`` (timm's model contract every model follows), ``registry`` (models by name),
 ``transfer``, ``segmentation`` (FCN, UNet, pixel metrics), ``boxes``
 (IoU, NMS, AP/mAP), ``visualize`` (filters, occlusion, saliency, activation maximisation),
@@ -11,6 +12,7 @@ The most used names are re-exported here; ``visualize`` and ``data`` are importe
 """
 
 from nlp182.train.averaging import ExponentialMovingAverage
+from nlp182.vision import resnet
 from nlp182.vision.activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh, make_activation
 from nlp182.vision.blocks import BasicBlock, Bottleneck, ConvBNReLU, GlobalAvgPool, InceptionModule, VGGBlock
 from nlp182.vision.boxes import box_iou, mean_average_precision, nms
@@ -20,7 +22,18 @@ from nlp182.vision.dropout import Dropout
 from nlp182.vision.ensembles import Ensemble, average_parameters, snapshot_ensemble
 from nlp182.vision.init import he_normal_, init_weights, xavier_normal_
 from nlp182.vision.layers import conv_output_size, subtract_channel_mean, zero_pad
-from nlp182.vision.models import VGG, InceptionNet, ResNet, SmallCNN, resnet18, resnet34, resnet50, vgg16
+from nlp182.vision.models import (
+    VGG,
+    InceptionNet,
+    ResNet,
+    SmallCNN,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    vgg16,
+)
 from nlp182.vision.normalization import BatchNorm, recalibrate_batch_norm
 from nlp182.vision.registry import create_model, list_models, register_model
 from nlp182.vision.segmentation import FCN, UNet, mean_iou, pixel_accuracy
@@ -68,9 +81,12 @@ __all__ = [
     "pixel_accuracy",
     "recalibrate_batch_norm",
     "register_model",
+    "resnet",
     "resnet18",
     "resnet34",
     "resnet50",
+    "resnet101",
+    "resnet152",
     "snapshot_ensemble",
     "subtract_channel_mean",
     "unfreeze",

@@ -1,12 +1,10 @@
-"""CNN families with configurable widths: ResNet (18/34/50), VGG, a small Inception net and a small CNN.
+"""CNN families with configurable widths: VGG, a small Inception net and a small CNN; ResNet from ``resnet``.
 
 Every model follows timm's contract (:class:`~nlp182.vision.contract.VisionModel`:
 ``forward_features``, ``forward_head``, ``get_classifier``, ``reset_classifier``), and ``width``
-multiplies every channel count. Full widths reproduce the torchvision parameter counts (ResNet-18
-11,689,512; ResNet-50 25,557,032; VGG-16 138,357,544); a ``width`` below 1 gives models that train
-on a CPU in seconds.
-``small_input=True`` swaps the ImageNet stem (7x7 stride-2 conv + max pool) for a 3x3 stride-1 conv
-so tiny images (8x8 digits, 32x32 shapes) are not reduced to nothing. Convolutions get He init.
+multiplies every channel count. Full widths reproduce the torchvision parameter counts (VGG-16
+138,357,544); a ``width`` below 1 gives models that train on a CPU in seconds. The ResNets live in
+:mod:`nlp182.vision.resnet` and are re-exported here. Convolutions get He init.
 """
 
 from __future__ import annotations
@@ -16,10 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nlp182.errors import InvalidInputError
 from nlp182.vision.blocks import (
-    BasicBlock,
-    Bottleneck,
     ConvBNReLU,
     GlobalAvgPool,
     InceptionModule,
@@ -30,95 +25,11 @@ from nlp182.vision.contract import VisionModel, scaled
 from nlp182.vision.dropout import Dropout
 from nlp182.vision.init import init_weights
 from nlp182.vision.normalization import BatchNorm
-from nlp182.vision.registry import Builder, register_model
+from nlp182.vision.registry import register_model
+from nlp182.vision.resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 
-
-class ResNet(VisionModel):
-    """ResNet (He et al. 2016): stem, four stages of residual blocks, global average pool, linear head.
-
-    Child names follow torchvision (``conv1, bn1, relu, maxpool, layer1..layer4, avgpool, fc``) so
-    ``freeze(model, up_to="layer3")`` reads naturally. x: ``(B, C, H, W)`` -> logits ``(B, num_classes)``.
-    """
-
-    def __init__(
-        self,
-        block: type[BasicBlock] | type[Bottleneck],
-        layers: Sequence[int],
-        num_classes: int = 1000,
-        width: float = 1.0,
-        in_channels: int = 3,
-        small_input: bool = False,
-        norm: NormFactory = BatchNorm,
-    ) -> None:
-        super().__init__()
-        if len(layers) != 4 or min(layers) < 1:
-            raise InvalidInputError(f"layers must list four positive block counts; got {list(layers)}")
-        stem = scaled(64, width)
-        kernel, stride = (3, 1) if small_input else (7, 2)
-        self.conv1 = nn.Conv2d(in_channels, stem, kernel, stride, kernel // 2, bias=False)
-        self.bn1 = norm(stem)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1)
-        channels = stem
-        for index, (planes, count) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
-            stage: list[nn.Module] = []
-            for i in range(count):
-                stride = 2 if index > 0 and i == 0 else 1
-                stage.append(block(channels, scaled(planes, width), stride, norm))
-                channels = scaled(planes, width) * block.expansion
-            setattr(self, f"layer{index + 1}", nn.Sequential(*stage))
-        self.avgpool = GlobalAvgPool()
-        self.fc = nn.Linear(channels, num_classes)
-        self.num_features = channels
-        init_weights(self, "he")
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last stage's feature map before pooling: ``(B, C, H, W)`` -> ``(B, num_features, h, w)``."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Global average pool: ``(B, num_features, h, w)`` -> ``(B, num_features)``."""
-        return self.avgpool(features)
-
-
-def _resnet(
-    name: str, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...], about: str
-) -> Builder:
-    """Make and register the builder of one ResNet depth, so the three depths share one signature."""
-
-    def build(
-        num_classes: int = 1000,
-        width: float = 1.0,
-        in_channels: int = 3,
-        small_input: bool = False,
-        norm: NormFactory = BatchNorm,
-    ) -> ResNet:
-        return ResNet(block, layers, num_classes, width, in_channels, small_input, norm)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{about}; arguments as :class:`ResNet`."
-    return register_model(name)(build)
-
-
-resnet18 = _resnet("resnet18", BasicBlock, (2, 2, 2, 2),
-                   "ResNet-18: basic blocks ``[2, 2, 2, 2]``; 11,689,512 parameters at full width")
-"""The registered ``resnet18`` builder: ``resnet18(num_classes=1000, width=1.0, in_channels=3,
-small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
-``(B, num_classes)`` logits out.
-"""
-resnet34 = _resnet("resnet34", BasicBlock, (3, 4, 6, 3),
-                   "ResNet-34: basic blocks ``[3, 4, 6, 3]``; 21,797,672 parameters at full width")
-"""The registered ``resnet34`` builder: ``resnet34(num_classes=1000, width=1.0, in_channels=3,
-small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
-``(B, num_classes)`` logits out.
-"""
-resnet50 = _resnet("resnet50", Bottleneck, (3, 4, 6, 3),
-                   "ResNet-50: bottleneck blocks ``[3, 4, 6, 3]``; 25,557,032 parameters at full width")
-"""The registered ``resnet50`` builder: ``resnet50(num_classes=1000, width=1.0, in_channels=3,
-small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
-``(B, num_classes)`` logits out.
-"""
+__all__ = ["VGG", "InceptionNet", "ResNet", "SmallCNN", "resnet18", "resnet34", "resnet50", "resnet101",
+           "resnet152", "vgg16"]
 
 
 VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))

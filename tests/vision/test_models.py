@@ -4,7 +4,17 @@ from torch import nn
 
 from nlp182.errors import InvalidInputError
 from nlp182.vision.blocks import BasicBlock, Bottleneck, InceptionModule, VGGBlock
-from nlp182.vision.models import InceptionNet, SmallCNN, resnet18, resnet34, resnet50, vgg16
+from nlp182.vision.models import (
+    InceptionNet,
+    ResNet,
+    SmallCNN,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    vgg16,
+)
 from nlp182.vision.normalization import BatchNorm
 
 
@@ -22,6 +32,26 @@ def test_other_full_width_counts_match_torchvision():
         assert count(resnet50()) == 25_557_032
         assert count(vgg16()) == 138_357_544
         assert count(vgg16(batch_norm=True)) == 138_365_992
+        assert count(resnet101()) == 44_549_160
+        assert count(resnet152()) == 60_192_808
+
+
+def test_resnet_module_has_torchvision_names_and_builds_by_depth_when_called():
+    from nlp182.vision import resnet
+
+    assert resnet.resnet50 is resnet50 and resnet.ResNet is ResNet and resnet.Bottleneck is Bottleneck
+    with torch.device("meta"):
+        for depth, parameters in resnet.PARAMETERS.items():
+            model = resnet(depth)
+            assert isinstance(model, ResNet) and count(model) == parameters
+            assert count(getattr(resnet, f"resnet{depth}")()) == parameters
+    torch.manual_seed(0)
+    small = resnet(depth=50, num_classes=3, width=0.125, small_input=True)
+    assert type(small.layer1[0]) is Bottleneck and small(torch.randn(2, 3, 8, 8)).shape == (2, 3)
+    assert resnet().fc.out_features == 1000 and type(resnet().layer1[0]) is BasicBlock
+    for depth in (19, True, "18"):
+        with pytest.raises(InvalidInputError, match="depth must be one of 18, 34, 50, 101, 152"):
+            resnet(depth)
 
 
 def test_width_multiplier_shrinks_and_small_input_keeps_resolution():

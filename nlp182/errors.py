@@ -67,16 +67,25 @@ def shown(text: str, limit: int = 60) -> str:
 
 
 class UnknownWordError(Nlp182Error, KeyError):
-    """A word is not in the vocabulary; ``suggestions`` lists close vocabulary words."""
+    """A word is not in the vocabulary; ``suggestions`` lists close vocabulary words.
+
+    ``unknown`` lists every unknown word of the request, ``word`` first, so a batch with several
+    is corrected in one round trip.
+    """
 
     status = 404
     code = "unknown_word"
 
-    def __init__(self, word: str, suggestions: list[str] | None = None) -> None:
+    def __init__(
+        self, word: str, suggestions: list[str] | None = None, unknown: list[str] | None = None
+    ) -> None:
         self.word = word
         self.suggestions = list(suggestions or [])
+        self.unknown = list(unknown or [word])
         hint = f"; did you mean: {', '.join(self.suggestions)}" if self.suggestions else ""
-        super().__init__(f"word {shown(word)} is not in the vocabulary{hint}")
+        more = len(self.unknown) - 1
+        also = f" (and {more} more unknown word{'s' if more > 1 else ''}: see 'unknown')" if more else ""
+        super().__init__(f"word {shown(word)} is not in the vocabulary{hint}{also}")
 
 
 class MissingExtraError(Nlp182Error, ImportError):

@@ -100,7 +100,9 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
 
     @app.errorhandler(Nlp182Error)
     def _package_error(exc: Nlp182Error) -> Response:
-        extra: dict = {"suggestions": exc.suggestions} if isinstance(exc, UnknownWordError) else {}
+        extra: dict = {}
+        if isinstance(exc, UnknownWordError):
+            extra = {"suggestions": exc.suggestions, "unknown": exc.unknown}
         if isinstance(exc, OverLimitError):
             extra["limit"] = exc.limit
         return error_response(exc.status, exc.code, str(exc), **extra)

@@ -49,7 +49,11 @@ class WordLookup:
         return row
 
     def rows(self, words: Sequence[str]) -> list[int]:
-        """Rows of ``words``, failing on the first unknown one."""
+        """Rows of ``words``; unknown words raise one ``UnknownWordError`` naming them all (first
+        occurrences, in order), with suggestions for the first."""
+        unknown = list(dict.fromkeys(word for word in words if word not in self.key_to_index))
+        if unknown:
+            raise UnknownWordError(unknown[0], self.suggest(unknown[0]), unknown)
         return [self.row(word) for word in words]
 
     def _range(self, prefix: str) -> tuple[int, int]:

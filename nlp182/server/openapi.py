@@ -32,7 +32,7 @@ DIM = Setting("dim")
 WORD = {"type": "string", "minLength": 1, "maxLength": MAX_WORD_LENGTH}
 ERROR_REASONS = {
     400: "missing or malformed parameters, or one over its limit",
-    404: "unknown word (with suggestions)",
+    404: "unknown word (with suggestions for the first, and every unknown word of the request)",
     413: "request body, or the work it asks for, over a limit (the message names it)",
     415: "a POST body that is not application/json",
     503: "the index does not answer",
@@ -63,7 +63,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                        "limit": {"type": "string"},
-                       "suggestions": {"type": "array", "items": {"type": "string"}}},
+                       "suggestions": {"type": "array", "items": {"type": "string"}},
+                       "unknown": {"type": "array", "items": {"type": "string"}}},
     }),
     "WordsBatch": obj(["words"], k=K, words={
         "type": "array", "items": WORD, "minItems": 1, "maxItems": Setting("max_batch")}),

@@ -156,6 +156,19 @@ def test_unknown_word_suggests_words_by_prefix(client: FlaskClient, real_vectors
     body = client.get("/v1/neighbors?word=policex").get_json()
     assert body["error"]["suggestions"] == real_vectors.suggest("policex")
     assert body["error"]["suggestions"][0] == "police"
+    assert body["error"]["unknown"] == ["policex"]
+
+
+def test_a_batch_names_every_unknown_word_at_once(client: FlaskClient, real_vectors: Vectors) -> None:
+    words = ["police", "policex", "qqqq", "government", "policex"]
+    response = client.post("/v1/neighbors", json={"words": words, "k": 3})
+    error = response.get_json()["error"]
+    assert response.status_code == 404 and error["code"] == "unknown_word"
+    assert error["unknown"] == ["policex", "qqqq"] and error["suggestions"] == real_vectors.suggest("policex")
+    assert "'policex' is not in the vocabulary" in error["message"]
+    assert "and 1 more unknown word: see 'unknown'" in error["message"]
+    analogy = client.post("/v1/analogy", json={"positive": ["zzzz", "police"], "negative": ["yyyy"]})
+    assert analogy.status_code == 404 and analogy.get_json()["error"]["unknown"] == ["zzzz", "yyyy"]
 
 
 def test_oversized_body_is_413(real_run: Path) -> None:

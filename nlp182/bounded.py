@@ -10,6 +10,11 @@ expands to gigabytes stops with an error once it has expanded ``max_ratio`` time
 Lines are read with the stream's own ``readline(limit)`` (C code in ``io``, ``gzip`` and ``bz2``):
 each call holds at most ``limit`` bytes, and the rest of an overlong line is drained in
 ``SKIP_CHUNK`` pieces, so a file is read once, in linear time.
+
+A corpus is not a file of records: its lines are sentences, and some real corpora are one line
+(text8, the classic word2vec corpus, is 100 MB without a line break). Corpus readers therefore cut
+an overlong line into pieces at word breaks (:func:`split_line`, ``LineBlocks(on_long="split")``)
+instead of skipping it, within the same bound.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import gzip
 import io
 import logging
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, NamedTuple
 
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 
@@ -43,6 +49,11 @@ RATIO_FLOOR = 64 << 20
 MAX_WHOLE_FILE_BYTES = 256 << 20
 #: Bytes read per call while draining an overlong line.
 SKIP_CHUNK = 1 << 20
+#: Bytes that end a word under every tokenizer rule (``str.split``'s ASCII whitespace, the line
+#: break aside): where an overlong corpus line is cut. An ASCII byte never sits inside a UTF-8
+#: character, so a cut never splits one.
+WORD_BREAKS = tuple(bytes([byte]) for byte in b" \t\x0b\x0c\r\x1c\x1d\x1e\x1f")
+_BREAK_OR_LINE_END = re.compile(rb"[ \t\x0b\x0c\r\x1c-\x1f\n]")
 #: File name endings read as compressed streams.
 GZIP_SUFFIXES = (".gz", ".dz")
 BZIP2_SUFFIXES = (".bz2",)
@@ -84,6 +95,66 @@ def bound_passed(
     if out > (RATIO_FLOOR if floor is None else floor) and out > max_ratio * max(stored, 1):
         return "ratio"
     return None
+
+
+def _last_break(data: bytes | bytearray, start: int, stop: int) -> int:
+    """Index of the last word break in ``data[start:stop]``, or -1 (spaces first: they are the
+    common case, and every other break is then looked for only after the last space)."""
+    found = -1
+    for byte in WORD_BREAKS:
+        found = max(found, data.rfind(byte, max(start, found + 1), stop))
+    return found
+
+
+class Pieces(NamedTuple):
+    """What :func:`split_line` made of a stretch of one line.
+
+    Attributes:
+        spans: ``[start, end)`` of each piece in the stretch, at most ``max_bytes`` each.
+        rest: where the uncut rest of the stretch starts.
+        dropping: whether ``rest`` is inside a run without a word break being dropped (the reader
+            drops on to the next break or line end).
+        dropped: where each dropped run starts.
+        cuts: where each cut was made (the end of a piece the line goes on from).
+    """
+
+    spans: list[tuple[int, int]]
+    rest: int
+    dropping: bool
+    dropped: list[int]
+    cuts: list[int]
+
+
+def split_line(data: bytes | bytearray, max_bytes: int, complete: bool) -> Pieces:
+    """Cut ``data``, a stretch of one line (no line break in it) starting where a piece starts,
+    into pieces of at most ``max_bytes``: each piece ends just before the last word break of the
+    ``max_bytes + 1`` bytes from its start, and the break itself is left out. A run of more than
+    ``max_bytes`` without a break (no word is that long) is dropped up to the next break.
+
+    ``complete`` says the line ends where ``data`` does; otherwise cutting stops while the rest
+    could still join the bytes after it (at most ``max_bytes`` left) or inside a dropped run whose
+    end ``data`` does not hold.
+    """
+    spans: list[tuple[int, int]] = []
+    dropped: list[int] = []
+    at, size = 0, len(data)
+    while size - at > max_bytes:
+        cut = _last_break(data, at, at + max_bytes + 1)
+        if cut < 0:  # a run longer than the bound: dropped to the next break
+            dropped.append(at)
+            found = _BREAK_OR_LINE_END.search(data, at + max_bytes + 1)
+            if found is None:
+                return Pieces(spans, size, not complete, dropped, [end for _, end in spans])
+            at = found.start() + 1
+            continue
+        if cut > at:
+            spans.append((at, cut))
+        at = cut + 1
+    cuts = [end for _, end in spans]
+    if complete and at < size:
+        spans.append((at, size))
+        at = size
+    return Pieces(spans, at, False, dropped, cuts)
 
 
 class _Counting(io.RawIOBase):
@@ -254,15 +325,23 @@ class ReadLimits:
         """:class:`BoundedLines` over ``stream`` with this longest line."""
         return BoundedLines(stream, self.max_line, str(name), on_long, first)
 
-    def blocks(self, stream: BinaryIO, name: object, piece_bytes: int = 8 << 20) -> LineBlocks:
+    def blocks(
+        self,
+        stream: BinaryIO,
+        name: object,
+        piece_bytes: int = 8 << 20,
+        on_long: Literal["skip", "split"] = "skip",
+    ) -> LineBlocks:
         """:class:`LineBlocks` over ``stream`` with this longest line."""
-        return LineBlocks(stream, self.max_line, str(name), piece_bytes)
+        return LineBlocks(stream, self.max_line, str(name), piece_bytes, on_long=on_long)
 
 
 class LineBlocks:
     """Whole lines of a binary stream, about ``piece_bytes`` at a time, lines longer than
-    ``max_bytes`` skipped and counted: what :class:`BoundedLines` does line by line, at the speed
-    of a block reader (the corpus encoder hands blocks to a C word scanner).
+    ``max_bytes`` skipped and counted (``on_long="skip"``) or cut into pieces at word breaks
+    (``on_long="split"``, :func:`split_line`, each piece then a line of its own: a corpus's
+    sentences): what :class:`BoundedLines` does line by line, at the speed of a block reader (the
+    corpus encoder hands blocks to a C word scanner).
 
     Iterating yields ``(start, end, data)``: ``data`` is the stream's bytes ``[start, end)``, whole
     lines each at most ``max_bytes`` long (not counting the ``\\n``), ending with ``\\n`` (one is
@@ -271,7 +350,8 @@ class LineBlocks:
     pieces. Most blocks are checked for overlong lines by looking for a line break in each aligned
     window of ``(max_bytes + 1) // 2`` bytes (any longer line holds such a window whole), so only a
     block holding a window without one is split into lines. ``skipped`` lists the byte offset of
-    every skipped line's start.
+    every skipped line's start; when splitting, ``cuts`` where each cut was made and ``dropped``
+    where each run without a word break longer than ``max_bytes`` began.
     """
 
     def __init__(
@@ -281,35 +361,55 @@ class LineBlocks:
         name: str = "input",
         piece_bytes: int = 8 << 20,
         flag: str = "--max-line-bytes",
+        on_long: Literal["skip", "split"] = "skip",
     ) -> None:
         if max_bytes < 1 or piece_bytes < 1:
             raise InvalidInputError(
                 f"the longest line and the block must be >= 1 byte, got {max_bytes} and {piece_bytes}"
             )
         self.stream, self.max_bytes, self.name, self.piece_bytes = stream, max_bytes, name, piece_bytes
-        self.flag = flag
+        self.flag, self.split = flag, on_long == "split"
         self.skipped: list[int] = []
+        self.cuts: list[int] = []
+        self.dropped: list[int] = []
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
-        offset, data, ended = 0, bytearray(), False
+        offset, data, ended, dropping = 0, bytearray(), False, False
         while True:
             if not ended:
                 more = self.stream.read(self.piece_bytes)
                 ended = not more
                 data += more
+            if dropping:  # inside a run without a word break, longer than the bound
+                found = _BREAK_OR_LINE_END.search(data)
+                dropping = found is None
+                # up to the break (which goes too) or the line end (which stays: it ends the line)
+                gone = len(data) if found is None else found.start() + (found.group() != b"\n")
+                offset += gone
+                del data[:gone]
             if not data:
-                return
+                if ended:
+                    return
+                continue
             cut = data.rfind(b"\n") + 1
             if cut:
                 yield from self._kept(offset, bytes(data[:cut]))
                 offset += cut
                 del data[:cut]
             elif ended:  # the last line, without a line break
-                if len(data) > self.max_bytes:
-                    self.skipped.append(offset)
-                else:
+                if len(data) <= self.max_bytes:
                     yield offset, offset + len(data), bytes(data) + b"\n"
+                elif self.split:
+                    yield from self._pieces(offset, data, split_line(data, self.max_bytes, complete=True))
+                else:
+                    self.skipped.append(offset)
                 return
+            elif len(data) > self.max_bytes and self.split:  # cut what is read; the line goes on
+                pieces = split_line(data, self.max_bytes, complete=False)
+                yield from self._pieces(offset, data, pieces)
+                dropping = pieces.dropping
+                offset += pieces.rest
+                del data[: pieces.rest]
             elif len(data) > self.max_bytes:  # an overlong line whose end is not read yet
                 self.skipped.append(offset)
                 offset += len(data)
@@ -334,32 +434,59 @@ class LineBlocks:
         long = np.flatnonzero(breaks - starts > self.max_bytes)
         return list(zip(starts[long].tolist(), (breaks[long] + 1).tolist(), strict=True))
 
+    def _pieces(
+        self, offset: int, data: bytes | bytearray, pieces: Pieces
+    ) -> Iterator[tuple[int, int, bytes]]:
+        """The ``pieces`` of ``data`` (a stretch of one overlong line at ``offset``), each with a
+        line break added; their cuts and drops are recorded."""
+        self.cuts += [offset + at for at in pieces.cuts]
+        self.dropped += [offset + at for at in pieces.dropped]
+        for start, end in pieces.spans:
+            yield offset + start, offset + end, bytes(data[start:end]) + b"\n"
+
     def _kept(self, offset: int, block: bytes) -> Iterator[tuple[int, int, bytes]]:
-        """The runs of ``block`` (whole lines at ``offset``) between its overlong lines."""
+        """The runs of ``block`` (whole lines at ``offset``) between its overlong lines, and the
+        pieces of those when splitting."""
         kept = 0
         for start, end in self._long_lines(block):
             if start > kept:
                 yield offset + kept, offset + start, block[kept:start]
-            self.skipped.append(offset + start)
+            if self.split:
+                line = block[start : end - 1]
+                yield from self._pieces(offset + start, line, split_line(line, self.max_bytes, complete=True))
+            else:
+                self.skipped.append(offset + start)
             kept = end
         if kept < len(block):
             yield offset + kept, offset + len(block), block[kept:] if kept else block
 
     def warn_skipped(self, reopen: Callable[[], BinaryIO] | None = None) -> None:
-        """Log one warning with the number of skipped lines and the first of them, if any: its line
-        number when ``reopen`` gives the stream again from its start (its lines before are counted
-        then, so a file without overlong lines costs nothing), else its byte offset."""
-        if not self.skipped:
-            return
-        first = f"byte {self.skipped[0]:,}"
-        if reopen is not None:
+        """Log what became of overlong lines, if any: one warning with the number of skipped lines
+        (or dropped runs) and the first of them, and one info line with the number of cuts. The first
+        is named by its line number when ``reopen`` gives the stream again from its start (its lines
+        before are counted then, so a file without overlong lines costs nothing), else by its byte
+        offset."""
+
+        def where(offset: int) -> str:
+            if reopen is None:
+                return f"byte {offset:,}"
             with reopen() as stream:
-                first = f"line {line_number_at(stream, self.skipped[0])}"
-        count = len(self.skipped)
-        log.warning(
-            "%s: skipped %d line%s longer than %s (first: %s); pass %s to keep them",
-            self.name, count, "" if count == 1 else "s", mib(self.max_bytes), first, self.flag,
-        )
+                return f"line {line_number_at(stream, offset)}"
+
+        bound, flag = mib(self.max_bytes), self.flag
+        if self.skipped:
+            count = len(self.skipped)
+            log.warning("%s: skipped %d line%s longer than %s (first: %s); pass %s to keep them",
+                        self.name, count, "" if count == 1 else "s", bound, where(self.skipped[0]), flag)
+        if self.dropped:
+            count = len(self.dropped)
+            log.warning("%s: dropped %d run%s of over %s without a space (first: %s); pass %s to keep them",
+                        self.name, count, "" if count == 1 else "s", bound, where(self.dropped[0]), flag)
+        if self.cuts:
+            count = len(self.cuts)
+            log.info("%s: lines longer than %s read in pieces cut at spaces, each piece a sentence (%d "
+                     "cut%s, first in %s; %s sets the piece size)",
+                     self.name, bound, count, "" if count == 1 else "s", where(self.cuts[0]), flag)
 
 
 def line_number_at(stream: BinaryIO, offset: int) -> int:

@@ -7,6 +7,7 @@ import bz2
 import gzip
 import io
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from nlp182.bounded import (
     mib,
     open_bounded,
     read_capped,
+    split_line,
 )
 from nlp182.corpora.text import paragraphs
 from nlp182.errors import FileFormatError, MissingFileError
@@ -177,6 +179,59 @@ def test_line_blocks_warn_once_with_the_first_skipped_line(caplog) -> None:
     blocks.warn_skipped(lambda: io.BytesIO(data))
     assert caplog.messages == [
         "c.txt: skipped 2 lines longer than 10 bytes (first: line 2); pass --max-line-bytes to keep them"
+    ]
+
+
+def _split_reference(data: bytes, max_bytes: int) -> list[bytes]:
+    """The non-empty lines and pieces of ``data``, each overlong line cut by ``split_line`` whole."""
+    lines = data.split(b"\n")
+    pieces = []
+    for line in lines[:-1] if data.endswith(b"\n") else lines:
+        long = len(line) > max_bytes
+        pieces += [line[a:b] for a, b in split_line(line, max_bytes, True).spans] if long else [line]
+    return [piece for piece in pieces if piece]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_line_blocks_cut_long_lines_as_split_line_cuts_them_whole(seed: int) -> None:
+    """Random text of words, spaces, tabs and line breaks, random bounds and block sizes: every
+    block is the stream's own bytes at its offset with line breaks added between pieces, no line or
+    piece is over the bound, and the pieces are the ones the whole line gives."""
+    rng = np.random.default_rng(seed)
+    max_bytes, piece = int(rng.integers(1, 30)), int(rng.integers(1, 100))
+    alphabet = np.frombuffer(b"abcde  \t\n\r", dtype=np.uint8)
+    data = bytes(rng.choice(alphabet, size=int(rng.integers(0, 400)), p=rng.dirichlet([0.5] * 10)))
+    found = list(LineBlocks(io.BytesIO(data), max_bytes, piece_bytes=piece, on_long="split"))
+    for start, end, block in found:
+        assert block.endswith(b"\n") and data[start:end] == block[: end - start]
+        assert len(block) in (end - start, end - start + 1)
+        assert max(map(len, block.split(b"\n"))) <= max_bytes
+    lines = [line for _, _, block in found for line in block.split(b"\n")[:-1]]
+    assert [line for line in lines if line] == _split_reference(data, max_bytes)
+
+
+def test_split_line_cuts_before_the_last_break_and_drops_runs_without_one() -> None:
+    assert split_line(b"aa bb cc dd", 5, complete=True) == ([(0, 5), (6, 11)], 11, False, [], [5])
+    assert split_line(b"aa\tbb cc", 4, complete=True).spans == [(0, 2), (3, 5), (6, 8)]
+    assert split_line(b"aaaaaaaa bb cc", 5, complete=True) == ([(9, 14)], 14, False, [0], [])
+    assert split_line(b"aa bbbbbbbbbbb", 5, complete=False) == ([(0, 2)], 14, True, [3], [2])
+    assert split_line(b"aa bb cc", 5, complete=False) == ([(0, 5)], 6, False, [], [5])  # "cc" may go on
+
+
+def test_line_blocks_split_a_huge_line_holding_a_block_and_one_bound(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="nlp182.bounded")
+    words = b"alpha beta " * (SKIP_CHUNK // 2) + b"z" * 3000 + b" omega\nend"
+    stream = _Reads(b"ok\n" + words)
+    blocks = LineBlocks(stream, max_bytes=1000, name="c.txt", piece_bytes=4096, on_long="split")
+    lines = [line for _, _, block in blocks for line in block.split(b"\n")[:-1]]
+    assert stream.longest <= 4096 and max(map(len, lines)) <= 1000
+    assert b" ".join(lines) == b"ok " + words.replace(b" " + b"z" * 3000, b"").replace(b"\n", b" ")
+    blocks.warn_skipped(lambda: io.BytesIO(b"ok\n" + words))
+    assert caplog.messages == [
+        "c.txt: dropped 1 run of over 1,000 bytes without a space (first: line 2); pass --max-line-bytes "
+        "to keep them",
+        f"c.txt: lines longer than 1,000 bytes read in pieces cut at spaces, each piece a sentence "
+        f"({len(lines) - 3} cuts, first in line 2; --max-line-bytes sets the piece size)",
     ]
 
 

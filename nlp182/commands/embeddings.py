@@ -153,7 +153,8 @@ def _add_train_command(trainers: argparse._SubParsersAction, method: EmbeddingMe
     """``nlp182 train <method>``: corpus and output flags, then one flag per field of its config."""
     parser = trainers.add_parser(method.name, help=method.help)
     _add_corpus_flags(parser)
-    add_limit_flags(parser, "line of a plain --corpus file")
+    add_limit_flags(parser, "--corpus text line read whole",
+                    action="read in pieces cut at spaces, each a sentence (a JSON/Parquet record is skipped)")
     add_config_flags(parser, method.config)
     parser.set_defaults(func=functools.partial(_run_train, method))
 
@@ -222,7 +223,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--processes", type=checked(int, POSITIVE), default=None,
         help="markup-stripping processes for --wiki (default: one per CPU core but one)"
     )
-    add_limit_flags(prepare, "line of a --text file")
+    add_limit_flags(prepare, "--text line read whole", action="read in pieces cut at spaces")
     prepare.add_argument("--max-article-bytes", type=checked(int, POSITIVE), default=MAX_ARTICLE_BYTES,
                          help=f"longest --wiki page in bytes ({mib(MAX_ARTICLE_BYTES)}); longer ones are "
                          f"skipped and counted (default: {MAX_ARTICLE_BYTES})")

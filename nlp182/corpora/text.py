@@ -25,6 +25,7 @@ from nlp182.bounded import MAX_LINE_BYTES, ReadLimits
 from nlp182.errors import EmptyCorpusError
 from nlp182.io import atomic_open, check_input_file
 from nlp182.progress import progress
+from nlp182.text.records import text_records
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,9 @@ def is_binary(path: Path, limits: ReadLimits) -> bool:
 
 
 def file_paragraphs(path: Path, limits: ReadLimits) -> Iterator[str]:
-    """The paragraphs of one file, streamed under ``limits`` (long lines skipped with a warning)."""
-    with limits.open(path) as handle:
-        lines = limits.lines(handle, path)
-        yield from paragraphs(line.decode("utf-8", errors="replace") for _, line in lines)
-        lines.warn_skipped()
+    """The paragraphs of one file, streamed under ``limits`` (a long line read in pieces cut at
+    spaces, as every corpus reader reads it)."""
+    yield from paragraphs(text_records([path], limits))
 
 
 def text_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

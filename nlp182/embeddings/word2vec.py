@@ -692,8 +692,9 @@ def _run_record(config: Word2VecConfig) -> dict[str, Any]:
 
 def _summary(vectors: Vectors, config: Word2VecConfig, report: TrainingReport) -> str:
     """The closing line of ``nlp182 train w2v``: where it ran and how fast."""
+    backend = f"{report.backend}, {report.kernel} kernel" if report.kernel else report.backend
     return (
-        f"word2vec {config.model} ({report.backend}, {report.device}): {len(vectors)} words in "
+        f"word2vec {config.model} ({backend}, {report.device}): {len(vectors)} words in "
         f"{report.seconds:.1f} s, {report.words_per_second:,.0f} words/s"
     )
 
@@ -726,5 +727,6 @@ def train_word2vec(
         vectors, report = train_gensim(source, vocab, config)
     else:
         vectors, report = train_torch(corpus, vocab, config)
-    log.info("trained %s in %.1fs (%.0f words/s)", backend, report.seconds, report.words_per_second)
+    kernel = f" ({report.kernel} kernel)" if report.kernel else ""
+    log.info("trained %s%s in %.1fs (%.0f words/s)", backend, kernel, report.seconds, report.words_per_second)
     return vectors, vocab, report

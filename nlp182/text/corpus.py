@@ -1,9 +1,10 @@
 """Corpus sources: where the text comes from, streamed so the corpus never has to fit in memory.
 
 A source is any local plain-text file (one sentence or document per line; ``.gz``/``.bz2`` read
-decompressed under ``nlp182.bounded``'s caps, lines longer than ``limits.max_line`` skipped and
-counted) or local text, JSON and Parquet files (``nlp182.text.records``, under the same limits). ``lines``
-streams it a line at a time (the gensim reference reads it so), ``blocks`` a few megabytes of
+decompressed under ``nlp182.bounded``'s caps, lines longer than ``limits.max_line`` read in pieces
+cut at word breaks, so a corpus of one huge line, as text8 is, trains in bounded memory) or local
+text, JSON and Parquet files (``nlp182.text.records``, under the same limits). ``lines`` streams it
+a line at a time (the gensim reference reads it so), ``blocks`` a few megabytes of
 whole lines at a time (what the one-pass encoder in ``nlp182.text.encoded`` reads).
 """
 
@@ -64,8 +65,9 @@ class CorpusSource:
             ``auto`` chooses by extension (``.json``/``.jsonl``, ``.parquet``; plain otherwise),
             looking past ``.gz``/``.bz2``, and takes a glob that names no file itself as ``text``.
         column: the text column for json/parquet records.
-        limits: the longest line (or record text) kept, longer ones skipped and counted, and the
-            caps on decompressing ``.gz``/``.bz2`` files (and Parquet column chunks).
+        limits: the longest line read whole (a longer text line comes in pieces cut at word breaks,
+            each a sentence; a longer JSON or Parquet record is skipped and counted), and the caps
+            on decompressing ``.gz``/``.bz2`` files (and Parquet column chunks).
         tokens: how a line becomes words: ``words`` (lowercased runs of word characters,
             punctuation dropped) or ``whitespace`` (gensim's ``LineSentence``: the line split at
             whitespace, kept as written, for text the user has tokenized already).
@@ -148,8 +150,9 @@ class CorpusSource:
         return self.resolved_format() == "plain" and compressed(self.path)
 
     def lines(self) -> Iterator[str]:
-        """Stream the text of the corpus, one line (sentence or document) at a time; a plain file's
-        lines end at ``\n`` and longer ones than ``limits.max_line`` are skipped (one warning)."""
+        """Stream the text of the corpus, one line (sentence or document) at a time; a text file's
+        lines end at ``\n``, and one longer than ``limits.max_line`` comes in pieces cut at word
+        breaks (one log line)."""
         fmt = self.resolved_format()
         files = self.files()
         if fmt in ("plain", "text"):  # one file, or every file a glob names
@@ -161,10 +164,11 @@ class CorpusSource:
 
     def byte_blocks(self, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, int, bytes]]:
         """A plain file's whole lines about ``block_bytes`` at a time, as ``LineBlocks`` yields them
-        (``(start, end, data)``, overlong lines skipped), then one warning if any was skipped."""
+        (``(start, end, data)``, overlong lines in pieces cut at word breaks), then one log line if
+        any was cut."""
         path = self.files()[0]
         with self.limits.open(path) as handle:
-            blocks = self.limits.blocks(handle, path, block_bytes)
+            blocks = self.limits.blocks(handle, path, block_bytes, on_long="split")
             yield from blocks
             blocks.warn_skipped(lambda: self.limits.open(path))
 
@@ -172,7 +176,7 @@ class CorpusSource:
         """Whole lines, about ``block_bytes`` at a time, each block ending with a line break;
         yields ``(text, bytes of the files this block stands for)``. Plain files are read in
         binary and cut at the last line break of each read (lines end at ``\n`` only; overlong lines
-        are skipped: ``byte_blocks``); other
+        come in pieces: ``byte_blocks``); other
         formats join their records' text with line breaks (their byte counts are spread evenly
         over the blocks read from each file, so the progress total is the files' size)."""
         if self.resolved_format() == "plain":

@@ -7,7 +7,8 @@ processes at once), counts the words, and appends the ids to a ``uint32`` token 
 become sentence boundaries (offsets, one ``int64`` per sentence, lines longer than
 ``MAX_SENTENCE_TOKENS`` cut into pieces). A plain file is read in blocks of whole lines by
 ``nlp182.bounded.LineBlocks``: a line longer than the source's ``max_line`` (1 MiB by default) is
-skipped and counted, so what is held is one block and one bound, never one line of the file.
+read in pieces cut at word breaks, each piece a sentence (text8 is one 100 MB line), so what is
+held is one block and one bound, never one line of the file.
 The folder is keyed by the SHA-256 of the corpus files,
 the tokenizer's rules and this format's version, under ``$NLP182_CACHE/corpora`` (default
 ``~/.cache/nlp182``): later ``train w2v`` / ``train lsa`` runs on the same text skip reading it.
@@ -47,7 +48,7 @@ from nlp182.text.tokenize import LINE_BREAK, WordTokenizer
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
 #: Bump when the files below change meaning.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: overlong lines come in pieces cut at spaces
 TOKENS_FILE, WORDS_FILE, COUNTS_FILE, STARTS_FILE, META_FILE = (
     "tokens.u32", "words.txt", "counts.npy", "starts.npy", "meta.json",
 )  # fmt: skip
@@ -204,10 +205,10 @@ def _non_ascii_of_range(job: tuple[str, int, int, WordTokenizer]) -> wordscan.No
 
 def _line_ranges(path: Path, piece_bytes: int, limits: ReadLimits | None = None) -> list[tuple[int, int]]:
     """Byte ranges ``[start, end)`` of about ``piece_bytes`` of whole lines of a plain file (so no
-    line, and no UTF-8 character, is cut), leaving out lines longer than ``limits.max_line`` (one
-    bounded pass over the file: ``LineBlocks``; default limits: ``ReadLimits()``)."""
+    word, and no UTF-8 character, is cut), a line longer than ``limits.max_line`` as the ranges of
+    its pieces (one bounded pass over the file: ``LineBlocks``; default limits: ``ReadLimits()``)."""
     with path.open("rb") as handle:
-        blocks = (limits or ReadLimits()).blocks(handle, path, piece_bytes)
+        blocks = (limits or ReadLimits()).blocks(handle, path, piece_bytes, on_long="split")
         ranges = [(start, end) for start, end, _ in blocks]
     blocks.warn_skipped(lambda: path.open("rb"))
     return ranges
@@ -248,8 +249,9 @@ def _pieces(
     Else the workers tokenize whole pieces and this process merges their numbers. Workers (as
     PyTorch's DataLoader forks them: they run only the tokenizer and NumPy) serve a plain file of
     at least ``PARALLEL_MIN_BYTES`` (not compressed), cut at line starts, where the platform can
-    fork; anything else is read block by block in this process. Either way lines longer than
-    ``source.limits.max_line`` are left out (``LineBlocks``), with one warning."""
+    fork; anything else is read block by block in this process. Either way a line longer than
+    ``source.limits.max_line`` comes in pieces cut at word breaks (``LineBlocks``), with one log
+    line."""
     plain = source.resolved_format() == "plain"
     parallel = (
         processes > 1
@@ -330,8 +332,9 @@ def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, p
             bar.set_postfix(tokens=f"{position:,}", words=f"{distinct:,}", refresh=False)
     if position == 0:
         raise EmptyCorpusError(
-            f"corpus {source.path} has no words to train on: it is empty, not text, or all its lines are "
-            f"longer than {mib(source.limits.max_line)} and were skipped (pass --max-line-bytes to keep them)"
+            f"corpus {source.path} has no words to train on: it is empty, not text, or only runs of over "
+            f"{mib(source.limits.max_line)} without a space, which were dropped (pass --max-line-bytes "
+            "to keep them)"
         )
     atomic_save_npy(folder / COUNTS_FILE, counts)
     starts = _sentence_starts(line_ends, position)

@@ -1,12 +1,13 @@
 """The text of each record of local text, JSON and Parquet corpus files, read within ``ReadLimits``.
 
 A corpus a user brings in these formats is held to the same bounds as a plain file: what is in
-memory at once is set by the limits, never by the file. Text files and JSON Lines are walked with
-``BoundedLines`` (a record longer than ``limits.max_line`` is skipped and counted, ``.gz``/``.bz2``
-files decompress under the ratio and total caps); a JSON document that is one array of records is
-read whole, up to ``MAX_WHOLE_FILE_BYTES``; Parquet is read a batch of rows at a time with
-pyarrow, after its footer shows that no column chunk expands past the caps, and values longer
-than ``limits.max_line`` are skipped and counted as overlong lines are.
+memory at once is set by the limits, never by the file. Text files are read as a plain corpus is
+(``LineBlocks``: a line longer than ``limits.max_line`` comes in pieces cut at word breaks); JSON
+Lines are walked with ``BoundedLines`` (a record longer than ``limits.max_line`` is skipped and
+counted); ``.gz``/``.bz2`` files decompress under the ratio and total caps; a JSON document that
+is one array of records is read whole, up to ``MAX_WHOLE_FILE_BYTES``; Parquet is read a batch
+of rows at a time with pyarrow, after its footer shows that no column chunk expands past the caps,
+and values longer than ``limits.max_line`` are skipped and counted as overlong records are.
 """
 
 from __future__ import annotations
@@ -60,13 +61,14 @@ def text_problem(head: bytes) -> str | None:
 
 
 def text_records(files: Iterable[Path], limits: ReadLimits) -> Iterator[str]:
-    """Each line of each text file (``\\n`` removed; overlong lines skipped, one warning a file)."""
+    """Each line of each text file (``\\n`` removed); a line longer than ``limits.max_line`` comes in
+    pieces cut at word breaks, as the corpus encoder reads a plain file (one log line a file)."""
     for path in files:
         with limits.open(path) as handle:
-            lines = limits.lines(handle, path)
-            for _, line in lines:
-                yield line.decode("utf-8", errors="replace")
-            lines.warn_skipped()
+            blocks = limits.blocks(handle, path, on_long="split")
+            for _, _, data in blocks:
+                yield from data.decode("utf-8", errors="replace").split("\n")[:-1]
+        blocks.warn_skipped(lambda path=path: limits.open(path))
 
 
 def json_records(files: Iterable[Path], column: str, limits: ReadLimits) -> Iterator[str]:

@@ -1,6 +1,7 @@
 """Corpus files nobody here wrote, plain text or JSON Lines, through ``nlp182 train w2v`` and
-``nlp182 train lsa``: lines past ``--max-line-bytes`` are skipped with one warning while the process
-holds one block and one bound, compressed corpora stop at their expansion ratio, and a corpus that
+``nlp182 train lsa``: a text line past ``--max-line-bytes`` is read in pieces cut at spaces (a run
+without one is dropped with one warning) and a JSON record past it is skipped, while the process
+holds one block and one bound; compressed corpora stop at their expansion ratio, and a corpus that
 is not UTF-8 text, a folder or a device is one error line."""
 
 from __future__ import annotations
@@ -22,18 +23,29 @@ def _sentences(path: Path, head: bytes = b"", tail: bytes = b"") -> Path:
     return path
 
 
-def test_w2v_corpus_line_of_100_mb_is_skipped_and_counted(cli, bounded, tmp_path) -> None:
+def test_w2v_corpus_run_of_100_mb_without_a_space_is_dropped_and_counted(cli, bounded, tmp_path) -> None:
     corpus = _sentences(tmp_path / "c.txt", tail=b"x" * (100 * MIB) + b"\n")
     outcome = bounded(cli([*W2V, "--corpus", corpus, "--out", tmp_path / "run"]), 150, rc=0)
-    assert "c.txt: skipped 1 line longer than 1 MiB (first: line 51)" in outcome.stderr
+    assert "c.txt: dropped 1 run of over 1 MiB without a space (first: line 51)" in outcome.stderr
     assert (tmp_path / "run" / "vectors.npy").is_file()
 
 
-def test_lsa_corpus_line_of_100_mb_is_skipped_and_counted(cli, bounded, tmp_path) -> None:
+def test_lsa_corpus_run_of_100_mb_without_a_space_is_dropped_and_counted(cli, bounded, tmp_path) -> None:
     corpus = _sentences(tmp_path / "c.txt", head=b"y" * (100 * MIB) + b"\n")
     outcome = bounded(cli([*LSA, "--corpus", corpus, "--out", tmp_path / "run"]), 150, rc=0)
-    assert "c.txt: skipped 1 line longer than 1 MiB (first: line 1)" in outcome.stderr
+    assert "c.txt: dropped 1 run of over 1 MiB without a space (first: line 1)" in outcome.stderr
     assert (tmp_path / "run" / "vectors.npy").is_file()
+
+
+def test_corpus_of_one_line_of_24_mb_trains_in_pieces(cli, bounded, tmp_path) -> None:
+    """text8's shape (one line, no line break): every word is counted, in bounded memory."""
+    corpus = tmp_path / "text8"
+    sentence = b"alpha beta gamma delta %s epsilon " % os.urandom(6).hex().encode()
+    corpus.write_bytes(sentence * (24 * MIB // len(sentence)))
+    outcome = bounded(cli([*LSA, "--corpus", corpus, "--out", tmp_path / "run"]), 150, rc=0)
+    assert "text8: lines longer than 1 MiB read in pieces cut at spaces" in outcome.stderr
+    counts = dict(line.split("\t") for line in (tmp_path / "run" / "counts.tsv").read_text().splitlines())
+    assert int(counts["alpha"]) == 24 * MIB // len(sentence)
 
 
 def test_corpus_sparse_2_gb_of_nul_bytes_is_refused_as_binary(cli, bounded, tmp_path) -> None:

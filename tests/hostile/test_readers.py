@@ -86,14 +86,25 @@ def test_wiki_declaring_entities_is_refused(cli, bounded, tmp_path) -> None:
 
 
 # ----------------------------------------------------------------------------- corpus prepare --text
-def test_text_line_of_20_mb_is_skipped_and_counted(cli, bounded, tmp_path) -> None:
+def test_text_run_of_20_mb_without_a_space_is_dropped_and_counted(cli, bounded, tmp_path) -> None:
     source = tmp_path / "one-line.txt"
     with source.open("wb") as handle:
         handle.write(b"First paragraph here.\n\n")
         handle.write(b"x" * (20 * MIB) + b"\n\nLast one.\n")
     outcome = bounded(cli(["corpus", "prepare", "--text", source, "--out", tmp_path / "c.txt"]), 100, rc=0)
-    assert "skipped 1 line longer than 1 MiB (first: line 3)" in outcome.stderr
+    assert "dropped 1 run of over 1 MiB without a space (first: line 3)" in outcome.stderr
     assert (tmp_path / "c.txt").read_text() == "first paragraph here\nlast one\n"
+
+
+def test_text_line_of_20_mb_of_words_comes_in_paragraphs_of_the_bound(cli, bounded, tmp_path) -> None:
+    source = tmp_path / "one-line.txt"
+    source.write_bytes(b"First paragraph here.\n\n" + b"Many words. " * (20 * MIB // 12) + b"\n\nLast one.\n")
+    outcome = bounded(cli(["corpus", "prepare", "--text", source, "--out", tmp_path / "c.txt"]), 100, rc=0)
+    assert "lines longer than 1 MiB read in pieces cut at spaces" in outcome.stderr
+    lines = (tmp_path / "c.txt").read_text().splitlines()
+    assert lines[0] == "first paragraph here" and lines[-1] == "last one"
+    assert " ".join(lines[1:-1]).split() == ["many", "words"] * (20 * MIB // 12)
+    assert max(map(len, lines)) <= MIB
 
 
 def test_text_sparse_10_gb_file_is_binary_and_refused(cli, bounded, tmp_path) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import logging
 import tracemalloc
+from collections import Counter
 
 import numpy as np
 import pytest
 from gensim.models import Word2Vec
 
-from nlp182.bounded import ReadLimits
+from nlp182.bounded import ReadLimits, split_line
 from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError, MissingFileError
 from nlp182.text import encoded, wordscan
 from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource, iter_token_lines
@@ -269,18 +271,32 @@ def _same_encoding(first: encoded.EncodedText, second: encoded.EncodedText) -> b
     return same and meta(first) == meta(second)
 
 
+def _pieces_on_lines(text: bytes, max_bytes: int) -> bytes:
+    """``text`` with every line longer than ``max_bytes`` written as its pieces, one a line."""
+    lines = []
+    for line in text.split(b"\n"):
+        long = len(line) > max_bytes
+        spans = split_line(line, max_bytes, complete=True).spans if long else [(0, len(line))]
+        lines += [line[start:end] for start, end in spans]
+    return b"\n".join(lines)
+
+
 @pytest.mark.parametrize("path", ["c", "p1", "p2", "c2"])
-def test_lines_over_the_bound_are_left_out_of_the_encoding_on_every_path(
+def test_lines_over_the_bound_come_in_pieces_cut_at_spaces_on_every_path(
     prepared, tmp_path, monkeypatch, caplog, path
 ) -> None:
-    """A corpus with overlong lines (one mid-file, one where a piece is cut, one last without a
-    line break) encodes as the same corpus without them, on the C and Python paths, in one process
-    or in workers, with one warning naming the first."""
+    """A corpus with overlong lines (one mid-file, one with a run of 300 KiB without a space, one
+    last without a line break) encodes as the same corpus with each overlong line written as its
+    pieces, one a line, on the C and Python paths, in one process or in workers: no word is lost
+    or cut, the run without a space is dropped, and one log line says so."""
     lines = prepared.corpus.read_bytes().splitlines(keepends=True)  # documents of up to 100 KB
     head, tail = b"".join(lines[:3]), b"".join(lines[3:6])
-    clean, dirty = tmp_path / "clean.txt", tmp_path / "dirty.txt"
-    clean.write_bytes(head + tail)
-    dirty.write_bytes(head + b"zzqx " * 70_000 + b"\n" + tail + b"zzqy " * 70_000)
+    dirty = tmp_path / "dirty.txt"
+    dirty.write_bytes(head + b"zzqx " * 70_000 + b"\n" + tail + b"before " + b"q" * (300 << 10)
+                      + b" after zzqz\n" + b"zzqy " * 70_000)
+    clean = tmp_path / "clean.txt"
+    clean.write_bytes(_pieces_on_lines(dirty.read_bytes(), 256 << 10))
+    assert max(map(len, clean.read_bytes().split(b"\n"))) <= 256 << 10
     monkeypatch.setattr(encoded, "BLOCK_BYTES", 8192)
     monkeypatch.setattr(encoded, "PARALLEL_MIN_BYTES", 0)
     if path.startswith("p"):
@@ -289,15 +305,37 @@ def test_lines_over_the_bound_are_left_out_of_the_encoding_on_every_path(
         pytest.skip("no C compiler: only the Python paths exist here")
     processes = int(path[-1]) if path[-1].isdigit() else 1
     limits = ReadLimits(max_line=256 << 10)
+    caplog.set_level(logging.INFO, logger="nlp182.bounded")
     expected = encode(CorpusSource(str(clean)), cache=tmp_path / "clean", processes=processes)
     found = encode(CorpusSource(str(dirty), limits=limits), cache=tmp_path / "dirty", processes=processes)
-    assert _same_encoding(expected, found) and not {"zzqx", "zzqy"} & set(found.words)
-    skipped = [m for m in caplog.messages if "skipped" in m]
+    assert _same_encoding(expected, found)
+    assert {"zzqx", "zzqy", "zzqz", "before", "after"} <= set(found.words) and "q" * 10 not in found.words
+    assert found.counts[found.words.index("zzqx")] == 70_000 == found.counts[found.words.index("zzqy")]
     line = head.count(b"\n") + 1
-    assert skipped == [f"{dirty}: skipped 2 lines longer than 256 KiB (first: line {line}); "
-                       "pass --max-line-bytes to keep them"]
-    kept = encode(CorpusSource(str(dirty)), cache=tmp_path / "kept", processes=processes)
-    assert {"zzqx", "zzqy"} <= set(kept.words) and kept.folder.name != found.folder.name
+    assert [m for m in caplog.messages if "dropped" in m or "pieces" in m] == [
+        f"{dirty}: dropped 1 run of over 256 KiB without a space (first: line {line + 4}); "
+        "pass --max-line-bytes to keep them",
+        f"{dirty}: lines longer than 256 KiB read in pieces cut at spaces, each piece a sentence "
+        f"(3 cuts, first in line {line}; --max-line-bytes sets the piece size)",
+    ]
+    as_text = CorpusSource(str(dirty), fmt="text", limits=limits)  # the record reader cuts alike
+    assert [x for x in as_text.lines() if x] == [x for x in clean.read_text().split("\n") if x]
+
+
+def test_a_corpus_of_one_line_trains_as_gensim_reads_it(tmp_path) -> None:
+    """text8 is one 100 MB line: its words are counted as gensim's ``Text8Corpus`` counts them, and
+    its sentences are at most 10,000 words, as gensim cuts them."""
+    from gensim.models.word2vec import Text8Corpus
+
+    rng = np.random.default_rng(0)
+    corpus = tmp_path / "text8"
+    corpus.write_text(" ".join(f"word{i}" for i in rng.zipf(1.3, size=500_000) % 5000))
+    assert corpus.stat().st_size > 3 << 20 and b"\n" not in corpus.read_bytes()
+    text = encode(CorpusSource(str(corpus)), cache=tmp_path / "cache")
+    vocab, _ = text.vocabulary(VocabConfig(min_count=1))
+    expected = Counter(word for sentence in Text8Corpus(str(corpus)) for word in sentence)
+    assert dict(zip(vocab.words, vocab.counts.tolist(), strict=True)) == expected
+    assert text.total_tokens == 500_000 and np.diff(text.starts).max() == MAX_SENTENCE_TOKENS
 
 
 @pytest.mark.parametrize(("compress", "suffix"), [(gzip.compress, ".gz"), (bz2.compress, ".bz2")])

@@ -25,7 +25,7 @@ from nlp182.commands.flags import (
 from nlp182.commands.limits import add_limit_flags, limits_from
 from nlp182.corpora.wiki import MAX_ARTICLE_BYTES
 from nlp182.embeddings.registry import EmbeddingMethod, embedding_method, embedding_methods
-from nlp182.embeddings.vectors import Vectors
+from nlp182.embeddings.vectors import RESTRICT_VOCAB, Vectors
 from nlp182.errors import InvalidInputError, MissingFileError
 from nlp182.text.corpus import SOURCE_FORMATS, CorpusSource
 from nlp182.text.tokenize import TOKEN_RULES
@@ -80,6 +80,12 @@ def _source(args: argparse.Namespace) -> CorpusSource:
 def _corpus_record(args: argparse.Namespace) -> str:
     """The corpus as config.json records it: an absolute path (a run folder moves; the cwd is lost)."""
     return str(Path(args.corpus).expanduser().resolve())
+
+
+def _scores_with_settings(scores: dict, eval_dir: str, restrict_vocab: int) -> dict:
+    """``scores`` as ``metrics.json`` keeps them: with the folder of the evaluation files and the
+    ``restrict_vocab`` they were made with, so a later ``nlp182 eval`` with other settings says so."""
+    return {**scores, "eval_dir": str(Path(eval_dir).resolve()), "restrict_vocab": restrict_vocab}
 
 
 def _evaluate_if_possible(vectors: Vectors, eval_dir: str) -> dict | None:
@@ -143,7 +149,7 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
     metrics = {"train": dataclasses.asdict(report) | {"seconds": report.seconds}}
     scores = _evaluate_if_possible(vectors, args.eval_dir)
     if scores is not None:
-        metrics["eval"] = scores
+        metrics["eval"] = _scores_with_settings(scores, args.eval_dir, RESTRICT_VOCAB)
     save_run(args.out, vectors, vocab, run_config, metrics)
     print(f"{method.summary(vectors, config, report)} -> {args.out}")
     return 0
@@ -180,7 +186,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     for run in args.runs:
         vectors, _ = load_run(run)
         scores = evaluate_all(vectors, files, args.restrict_vocab)
-        update_metrics(run, "eval", scores)
+        update_metrics(run, "eval", _scores_with_settings(scores, args.eval_dir, args.restrict_vocab))
         coverage = (
             f"{scores['wordsim353_pairs']}({scores['wordsim353_oov']})/"
             f"{scores['analogy_questions']}({scores['analogy_oov']})"
@@ -239,8 +245,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--eval-dir", default=DEFAULT_EVAL_DIR, help=f"evaluation files (default: {DEFAULT_EVAL_DIR})"
     )
     evaluate.add_argument(
-        "--restrict-vocab", type=checked(int, POSITIVE), default=300_000,
-        help="answer analogies among the N most frequent words (gensim's restrict_vocab; default: 300000)"
+        "--restrict-vocab", type=checked(int, POSITIVE), default=RESTRICT_VOCAB,
+        help="score only the N most frequent words: analogies are answered among them, and pairs "
+        "and questions with other words count as out of vocabulary (gensim's restrict_vocab; the "
+        f"scores kept in metrics.json record it; default: {RESTRICT_VOCAB})"
     )
     evaluate.set_defaults(func=_run_eval)
 

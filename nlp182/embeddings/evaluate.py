@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from scipy import stats
 
 from nlp182.bounded import MAX_LINE_BYTES, BoundedLines, mib
 from nlp182.embeddings import query
-from nlp182.embeddings.vectors import Vectors
+from nlp182.embeddings.vectors import RESTRICT_VOCAB, Vectors
 from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file
 
@@ -80,7 +81,15 @@ class AnalogyScore:
 
 
 def _fold(word: str, case_insensitive: bool) -> str:
+    """``word`` in NFC (canonically equivalent spellings meet: ``café`` and ``cafe`` + U+0301), and
+    upper-cased if ``case_insensitive``."""
+    word = word if word.isascii() else unicodedata.normalize("NFC", word)
     return word.upper() if case_insensitive else word
+
+
+def _shown(delimiter: str) -> str:
+    """A delimiter as a message shows it: ``<TAB>`` for a tab, else itself."""
+    return "<TAB>" if delimiter == "\t" else delimiter
 
 
 def _lookup_vocab(vectors: Vectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
@@ -112,7 +121,7 @@ def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
 def evaluate_word_pairs(
     vectors: Vectors,
     path: str | os.PathLike[str],
-    restrict_vocab: int = 300_000,
+    restrict_vocab: int = RESTRICT_VOCAB,
     delimiter: str = "\t",
     case_insensitive: bool = True,
     dummy4unknown: bool = False,
@@ -123,8 +132,8 @@ def evaluate_word_pairs(
     outside the first ``restrict_vocab`` words are skipped, or with ``dummy4unknown`` scored 0.
     """
     vocab = _lookup_vocab(vectors, restrict_vocab, case_insensitive)
-    gold, rows, oov = [], [], 0
-    for _, line in _lines(path):
+    gold, rows, oov, malformed = [], [], 0, []
+    for number, line in _lines(path):
         if not line or line.startswith("#"):
             continue
         parts = _fold(line, case_insensitive).split(delimiter)
@@ -132,6 +141,7 @@ def evaluate_word_pairs(
             a, b, score = parts
             gold_score = float(score)
         except ValueError:
+            malformed.append((number, len(parts)))
             continue  # header or malformed line, as gensim skips it
         if a not in vocab or b not in vocab:
             oov += 1
@@ -141,6 +151,12 @@ def evaluate_word_pairs(
             continue
         gold.append(gold_score)
         rows.append((vocab[a], vocab[b]))
+    if not gold and malformed and not oov:
+        number, fields = malformed[0]
+        raise FileFormatError(
+            f"{path}: no line reads word1{_shown(delimiter)}word2{_shown(delimiter)}score ({len(malformed)} "
+            f"skipped as malformed; line {number} has {fields} field{'' if fields == 1 else 's'})"
+        )
     if not gold:
         raise FileFormatError(f"{path}: no scored pair has both words in the vocabulary")
     if len(gold) < 2:
@@ -205,7 +221,7 @@ def answer_analogies(
 def evaluate_analogies(
     vectors: Vectors,
     path: str | os.PathLike[str],
-    restrict_vocab: int = 300_000,
+    restrict_vocab: int = RESTRICT_VOCAB,
     method: str = "3cosadd",
     batch_size: int = 512,
     case_insensitive: bool = True,
@@ -286,7 +302,9 @@ class EvaluationFiles:
         return cls(folder / "wordsim353.tsv", folder / "simlex999.txt", folder / "questions-words.txt")
 
 
-def evaluate_all(vectors: Vectors, files: EvaluationFiles, restrict_vocab: int = 300_000) -> dict[str, Any]:
+def evaluate_all(
+    vectors: Vectors, files: EvaluationFiles, restrict_vocab: int = RESTRICT_VOCAB
+) -> dict[str, Any]:
     """Every headline figure (what ``metrics.json`` and the CLI table show), plus the 3CosAdd
     accuracy of each analogy section under ``analogy_sections``."""
     wordsim = evaluate_word_pairs(vectors, files.wordsim353, restrict_vocab)

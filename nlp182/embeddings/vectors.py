@@ -25,8 +25,9 @@ import bisect
 import hashlib
 import logging
 import os
+import unicodedata
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from nlp182.errors import (
     shown,
 )
 from nlp182.io import atomic_save_npy, atomic_write_text, check_input_file
+from nlp182.text.tokenize import WordTokenizer
 from nlp182.text.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,36 @@ def _ensure_list(value: Any) -> list[Any]:
     return list(value)
 
 
+#: gensim's default ``restrict_vocab``: the evaluations score among this many most frequent words.
+RESTRICT_VOCAB = 300_000
+
+
+def unicode_forms(word: str) -> list[str]:
+    """``word`` in the other canonical Unicode forms (NFC, NFD): the same text to a reader, other
+    code points (``café`` typed on one system, ``cafe`` + U+0301 pasted from another)."""
+    if word.isascii():
+        return []
+    forms = (unicodedata.normalize("NFC", word), unicodedata.normalize("NFD", word))
+    return [form for form in dict.fromkeys(forms) if form != word]
+
+
+def row_of(key_to_index: Mapping[str, int], word: str) -> int | None:
+    """Row of ``word`` in ``key_to_index``, or of the same text in another canonical Unicode form
+    (``unicode_forms``); None when neither is there."""
+    row = key_to_index.get(word)
+    for form in unicode_forms(word) if row is None else ():
+        row = key_to_index.get(form)
+        if row is not None:
+            break
+    return row
+
+
 def case_variants(word: str) -> list[str]:
-    """``word`` as other cases write it, lower-cased first (``King`` -> ``king``, ``KING``; ``usa``
-    -> ``Usa``, ``USA``): where a vocabulary that kept case, or one that did not, holds it."""
-    forms = (word.lower(), word.capitalize(), word.title(), word.upper())
+    """``word`` as other spellings write it where a vocabulary may hold it: as the word tokenizer
+    writes it (NFKC, lower-cased: ``ﬁnance`` -> ``finance``), then in other cases, lower-cased
+    first (``King`` -> ``king``, ``KING``; ``usa`` -> ``Usa``, ``USA``)."""
+    normal = WordTokenizer().normalize(word)
+    forms = (normal, word.lower(), word.capitalize(), word.title(), word.upper())
     return [form for form in dict.fromkeys(forms) if form != word]
 
 
@@ -164,10 +192,12 @@ class Vectors:
         return self.get_index(key, default=-1) >= 0
 
     def get_index(self, key: object, default: int | None = None) -> int:
-        """Row of ``key``: a word, or an integer row number (as gensim); ``default`` if absent."""
+        """Row of ``key``: a word, or an integer row number (as gensim); ``default`` if absent. A
+        word the vocabulary holds in another canonical Unicode form (``unicode_forms``: NFC or NFD,
+        the same text) is found too."""
         if isinstance(key, str):
-            row = self.key_to_index.get(key, -1)
-            if row >= 0:
+            row = row_of(self.key_to_index, key)
+            if row is not None:
                 return row
         elif isinstance(key, Integral) and not isinstance(key, bool) and 0 <= int(key) < len(self.words):
             return int(key)
@@ -192,8 +222,8 @@ class Vectors:
 
     def suggest(self, word: str, limit: int = 5) -> list[str]:
         """Up to ``limit`` vocabulary words sharing the longest prefix with ``word``, frequent first;
-        the word in another case first when the vocabulary has it (``case_variants``: ``King`` in a
-        lower-cased vocabulary, ``king`` in one that kept case)."""
+        the word in another spelling first when the vocabulary has it (``case_variants``: ``King``
+        in a lower-cased vocabulary, ``king`` in one that kept case, ``ﬁnance`` as ``finance``)."""
         cased = [variant for variant in case_variants(word) if variant in self.key_to_index]
         if cased:  # then the words that start as it does, in the vocabulary's case and the query's
             more = [*self.with_prefix(cased[0], limit=None), *self.with_prefix(word, limit=None)]
@@ -656,7 +686,7 @@ class Vectors:
         pairs: str | os.PathLike[str],
         delimiter: str = "\t",
         encoding: str = "utf8",
-        restrict_vocab: int = 300_000,
+        restrict_vocab: int = RESTRICT_VOCAB,
         case_insensitive: bool = True,
         dummy4unknown: bool = False,
     ) -> tuple[tuple[float, float], tuple[float, float], float]:
@@ -676,7 +706,7 @@ class Vectors:
     def evaluate_word_analogies(
         self,
         analogies: str | os.PathLike[str],
-        restrict_vocab: int = 300_000,
+        restrict_vocab: int = RESTRICT_VOCAB,
         case_insensitive: bool = True,
         dummy4unknown: bool = False,
         similarity_function: str = "most_similar",

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nlp182.embeddings.vectors import case_variants
+from nlp182.embeddings.vectors import case_variants, row_of
 from nlp182.errors import UnknownWordError
 
 SUGGESTIONS = 5
@@ -42,8 +42,9 @@ class WordLookup:
         return len(self.words)
 
     def row(self, word: str) -> int:
-        """Row of ``word``; an unknown word raises ``UnknownWordError`` (404) with suggestions."""
-        row = self.key_to_index.get(word)
+        """Row of ``word`` (or of the same text in another canonical Unicode form, as the library
+        finds it); an unknown word raises ``UnknownWordError`` (404) with suggestions."""
+        row = row_of(self.key_to_index, word)
         if row is None:
             raise UnknownWordError(word, self.suggest(word))
         return row
@@ -51,7 +52,7 @@ class WordLookup:
     def rows(self, words: Sequence[str]) -> list[int]:
         """Rows of ``words``; unknown words raise one ``UnknownWordError`` naming them all (first
         occurrences, in order), with suggestions for the first."""
-        unknown = list(dict.fromkeys(word for word in words if word not in self.key_to_index))
+        unknown = list(dict.fromkeys(word for word in words if row_of(self.key_to_index, word) is None))
         if unknown:
             raise UnknownWordError(unknown[0], self.suggest(unknown[0]), unknown)
         return [self.row(word) for word in words]

@@ -1,8 +1,9 @@
 """Word-level tokenisation: one definition for a line and for a block of many lines.
 
-Normaliser: NFKC (skipped for ASCII text, where it changes nothing), typographic apostrophe to
-ASCII, lowercase. Words: runs of word characters joined by apostrophes or hyphens ("it's",
-"state-of-the-art"); everything else is dropped, so punctuation never becomes a token, as
+Normaliser: NFKC (skipped for ASCII text, where it changes nothing), typographic apostrophe and
+hyphen to ASCII, soft hyphens (invisible: ``&shy;`` in web text) removed, lowercase (Turkish ``İ``
+to ``i``, not ``i`` and a combining dot). Words: runs of word characters joined by apostrophes or
+hyphens ("it's", "state-of-the-art"); everything else is dropped, so punctuation never becomes a token, as
 Wikipedia text needs. Word characters are Unicode's (the ``regex`` module's): letters, digits and
 the combining marks that Devanagari, Tamil, Thai or vowelled Arabic write inside words, where
 Python's ``re`` would cut them. ``block`` tokenizes megabytes of lines in one regular-expression
@@ -28,7 +29,7 @@ from nlp182.errors import InvalidInputError
 WORD_PATTERN = r"\w+(?:['-]\w+)*"
 LINE_BREAK = "\n"
 #: Bump when the rules change: encoded corpora in the cache are keyed by the signature.
-RULES_VERSION = 3
+RULES_VERSION = 4
 
 _WORDS = regex.compile(WORD_PATTERN)
 _WORDS_AND_BREAKS = regex.compile(f"{WORD_PATTERN}|{LINE_BREAK}")
@@ -38,6 +39,9 @@ _ASCII_WORDS_AND_BREAKS = re.compile(f"{WORD_PATTERN}|{LINE_BREAK}".encode())
 
 #: The tokenization rules a corpus can be read with (``CorpusSource.tokens``).
 TOKEN_RULES = ("words", "whitespace")
+# What NFKC leaves that would cut or split a word: U+2019 and U+2010 (NFKC's form of U+2011) are
+# the apostrophe and hyphen that join words; U+00AD only marks where a line may break.
+_JOINERS_TO_ASCII = str.maketrans({"\u2019": "'", "\u2010": "-", "\u00ad": None})
 # What ``str.split()`` splits ASCII text at, beyond ``bytes.split()``'s six: the four separators.
 _SEPARATORS_TO_SPACE = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
 
@@ -57,10 +61,13 @@ class WordTokenizer:
         return f"words-v{RULES_VERSION}:{WORD_PATTERN}:lower={int(self.lowercase)}"
 
     def normalize(self, text: str) -> str:
-        """NFKC, typographic apostrophes to ASCII, then lowercase (when asked)."""
-        if not text.isascii():
-            text = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
-        return text.lower() if self.lowercase else text
+        """NFKC, typographic apostrophes and hyphens to ASCII, soft hyphens out, then lowercase
+        (when asked)."""
+        if text.isascii():
+            return text.lower() if self.lowercase else text
+        text = unicodedata.normalize("NFKC", text).translate(_JOINERS_TO_ASCII)
+        # str.lower() writes Turkish "İ" as "i" + U+0307, a second spelling of every word it starts
+        return text.lower().replace("i\u0307", "i") if self.lowercase else text
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of one line of text."""

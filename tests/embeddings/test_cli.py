@@ -61,7 +61,13 @@ def test_train_eval_neighbors_on_a_real_corpus_slice(small_corpus, prepared, tmp
     metrics = json.loads((lsa / "metrics.json").read_text())
     assert metrics["eval"]["wordsim353_spearman"] == pytest.approx(float(table[1].split()[1]), abs=1e-4)
     assert trained_scores["wordsim353_spearman"] == pytest.approx(metrics["eval"]["wordsim353_spearman"])
+    eval_dir = str(prepared.wordsim353.parent.resolve())
+    assert trained_scores["restrict_vocab"] == metrics["eval"]["restrict_vocab"] == 300_000
+    assert trained_scores["eval_dir"] == metrics["eval"]["eval_dir"] == eval_dir
+    assert main(["eval", str(lsa), "--eval-dir", eval_dir, "--restrict-vocab", "500"]) == 0
+    assert json.loads((lsa / "metrics.json").read_text())["eval"]["restrict_vocab"] == 500
     assert "seconds" in metrics["train"]
+    capsys.readouterr()
     assert main(["neighbors", str(lsa), "city", "-k", "3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
 

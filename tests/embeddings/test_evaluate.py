@@ -109,6 +109,42 @@ def test_evaluate_all_and_bad_inputs(trained, prepared, tmp_path) -> None:
         read_analogies(tmp_path / "headless.txt")
 
 
+def test_pairs_and_questions_meet_the_vocabulary_in_any_canonical_unicode_form(tmp_path) -> None:
+    """An evaluation file written decomposed (NFD) scores as the composed one does, as the words
+    are the same text; gensim compares code points and would call them out of vocabulary."""
+    import unicodedata
+
+    rng = np.random.default_rng(0)
+    vectors = Vectors(["café", "thé", "résumé", "cv", "naïve", "bank"], rng.normal(size=(6, 8)))
+    pairs = "café\tthé\t8\nrésumé\tcv\t9\nnaïve\tbank\t1\ncafé\tbank\t3\n"
+    questions = ": accents\ncafé thé résumé cv\nnaïve bank café thé\n"
+    scored = {}
+    for form in ("NFC", "NFD"):
+        (tmp_path / f"{form}.tsv").write_text(unicodedata.normalize(form, pairs))
+        (tmp_path / f"{form}.txt").write_text(unicodedata.normalize(form, questions))
+        result = evaluate_word_pairs(vectors, tmp_path / f"{form}.tsv")
+        analogies = evaluate_analogies(vectors, tmp_path / f"{form}.txt")
+        scored[form] = (result.spearman, result.pairs, result.oov_pairs, analogies.accuracy, analogies.total)
+    assert scored["NFD"] == scored["NFC"] and scored["NFC"][1:3] == (4, 0) and scored["NFC"][4] == 2
+
+
+def test_a_pairs_file_of_another_layout_is_named_as_such(trained, tmp_path) -> None:
+    """The official SimLex-999 file has ten columns; saying its pairs are out of vocabulary (as when
+    they are) would send the user looking in the wrong place."""
+    (tmp_path / "SimLex-999.txt").write_text(
+        "word1\tword2\tPOS\tSimLex999\tconc(w1)\tconc(w2)\tconcQ\tAssoc(USF)\tSimAssoc333\tSD(SimLex)\n"
+        "old\tnew\tA\t1.58\t2.72\t2.81\t2\t7.25\t1\t0.41\n"
+    )
+    with pytest.raises(FileFormatError) as caught:
+        evaluate_word_pairs(trained, tmp_path / "SimLex-999.txt")
+    assert str(caught.value).endswith(
+        "no line reads word1<TAB>word2<TAB>score (2 skipped as malformed; line 1 has 10 fields)"
+    )
+    (tmp_path / "oov.tsv").write_text("zzzz\tqqqq\t1.0\nheader line\n")
+    with pytest.raises(FileFormatError, match="no scored pair has both words in the vocabulary"):
+        evaluate_word_pairs(trained, tmp_path / "oov.tsv")
+
+
 def test_evaluation_lines_are_bounded_crlf_read_and_bad_bytes_named(tmp_path, caplog) -> None:
     """A line past the bound is skipped with one warning and the rest scored as the same file
     without it; CRLF files read as LF ones; a line that is not UTF-8 is one error naming it."""

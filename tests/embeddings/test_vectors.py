@@ -67,6 +67,21 @@ def test_membership_suggestions_and_errors(pair) -> None:
         Vectors(["a", "a"], np.zeros((2, 2), dtype=np.float32))
 
 
+def test_a_word_in_another_unicode_form_is_the_same_word_and_compatibility_forms_are_suggested() -> None:
+    """``café`` pasted from a system that writes it decomposed (NFD) reaches the vector of the
+    composed ``café`` a corpus trained (and the other way round); a ligature or a capital, which
+    are other spellings, are suggested in the form the vocabulary holds."""
+    vectors = Vectors(["café", "finance", "cafe\u0301s", "tea"], np.eye(4, dtype=np.float32))
+    assert vectors.get_index("cafe\u0301") == 0 and "cafe\u0301" in vectors
+    assert vectors.get_index("cafés") == 2  # composed query, decomposed vocabulary
+    np.testing.assert_array_equal(vectors["cafe\u0301"], vectors["café"])
+    assert [w for w, _ in vectors.most_similar("cafe\u0301", topn=3)] == ["finance", "cafe\u0301s", "tea"]
+    for spelling, meant in (("\ufb01nance", "finance"), ("Café", "café"), ("FINANCE", "finance")):
+        with pytest.raises(UnknownWordError) as info:
+            vectors.get_vector(spelling)
+        assert info.value.suggestions[0] == meant
+
+
 @pytest.mark.parametrize("binary", [False, True])
 def test_word2vec_format_round_trips_both_ways_with_gensim(pair, tmp_path, binary) -> None:
     ours, ref = pair

@@ -106,6 +106,15 @@ def test_prefix_lookup_and_suggestions_match_a_full_scan(real_vectors: Vectors) 
     assert kept.suggest("king") == store.suggest("king") == ["King", "kingdom"]
 
 
+def test_a_word_in_another_unicode_form_is_served_as_the_library_finds_it() -> None:
+    words = ["café", "finance", "tea"]
+    vocab = WordLookup(words, {word: row for row, word in enumerate(words)})
+    store = Vectors(words, np.eye(3, dtype=np.float32))
+    assert vocab.row("cafe\u0301") == store.get_index("cafe\u0301") == 0  # decomposed: the same text
+    assert vocab.rows(["tea", "cafe\u0301"]) == [2, 0]
+    assert vocab.suggest("\ufb01nance")[0] == store.suggest("\ufb01nance")[0] == "finance"  # ligature
+
+
 def test_unknown_words_get_cheap_suggestions_through_the_api(client: FlaskClient) -> None:
     body = client.post("/v1/analogy", json={"positive": ["police", "governmnt"]}).get_json()
     assert body["error"]["code"] == "unknown_word" and body["error"]["suggestions"][0] == "government"

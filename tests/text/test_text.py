@@ -43,10 +43,22 @@ def test_words_written_with_combining_marks_stay_whole() -> None:
     """Devanagari, Tamil, Thai and vowelled Arabic write vowel signs as combining marks inside words;
     the C scanner leaves such lines to the Unicode path, so the block scan must keep them too."""
     text = "हिन्दी भाषा\nதமிழ் กินข้าว\nمُحَمَّد İzmir"
-    expected = ["हिन्दी", "भाषा", "தமிழ்", "กินข้าว", "مُحَمَّد", "i\u0307zmir"]
+    expected = ["हिन्दी", "भाषा", "தமிழ்", "กินข้าว", "مُحَمَّد", "izmir"]
     tokenizer = WordTokenizer()
     assert tokenizer(text) == expected
     assert [t for t in tokenizer.block(text + "\n") if t != "\n"] == expected
+
+
+def test_typographic_hyphens_soft_hyphens_and_turkish_capital_i_keep_one_spelling() -> None:
+    """A compound written with U+2010 or U+2011, a word with an invisible soft hyphen (web text's
+    ``&shy;``) and a lower-cased ``İ`` are the words their plain spellings are, on both paths."""
+    text = ("state\u2010of\u2010the\u2010art state\u2011of\u2011the\u2011art hyphen\u00adation "
+            "\u0130stanbul ISTANBUL")
+    expected = ["state-of-the-art", "state-of-the-art", "hyphenation", "istanbul", "istanbul"]
+    tokenizer = WordTokenizer()
+    assert tokenizer(text) == expected == [t for t in tokenizer.block(text + "\n") if t != "\n"]
+    cased = WordTokenizer(lowercase=False)
+    assert cased("\u0130stanbul hyphen\u00adation") == ["\u0130stanbul", "hyphenation"]
 
 
 def test_tokenizer_can_keep_case() -> None:

@@ -854,6 +854,14 @@ def nan_in_a_vector(side: Side, tmp: Path) -> Any:
     return kv.most_similar("a", topn=2)
 
 
+@case
+def a_word_in_another_canonical_unicode_form(side: Side, tmp: Path) -> Any:
+    kv = side.empty(3)
+    kv.add_vectors(["caf\u00e9", "tea", "cup"], np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1]], dtype=np.float32))
+    (tmp / "pairs.tsv").write_text("cafe\u0301\ttea\t8\ncafe\u0301\tcup\t2\ntea\tcup\t5\n")
+    return "cafe\u0301" in kv, kv.evaluate_word_pairs(str(tmp / "pairs.tsv"))[2]
+
+
 DIFFERENCES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "unicode_errors_strict": (
         "a word that does not decode raises nlp182.errors.FileFormatError (a ValueError, like gensim's "
@@ -889,6 +897,11 @@ DIFFERENCES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         "as is, query word included)",
         lambda ours: not isinstance(ours, Raised) and ours[0][0] != "war" and len(ours) == 5,
     ),
+    "a_word_in_another_canonical_unicode_form": (
+        "a word in another canonical Unicode form (NFC or NFD: the same text) is the word, in lookups "
+        "and evaluation files (gensim compares code points: an NFD 'cafe' + U+0301 is out of vocabulary)",
+        lambda ours: ours == (True, 0.0),
+    ),
 }
 GUIDE_PHRASES = {  # how the guide docs/howto/gensim.md names each difference
     "unicode_errors_strict": "Strict decoding error",
@@ -898,6 +911,7 @@ GUIDE_PHRASES = {  # how the guide docs/howto/gensim.md names each difference
     "indexer_answers_most_similar": "`indexer=` speaks",
     "evaluate_word_analogies_cosmul": "`similarity_function=\"most_similar_cosmul\"` is 3CosMul",
     "nan_in_a_vector": "NaN or inf is refused",
+    "a_word_in_another_canonical_unicode_form": "A word in another canonical Unicode form is the word",
 }
 EQUAL = [name for name in CASES if name not in DIFFERENCES]
 RAISING = {  # cases whose expected answer is an exception

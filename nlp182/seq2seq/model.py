@@ -28,6 +28,17 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 DecoderState = tuple[State, torch.Tensor]
 
 
+def check_sources(source: torch.Tensor, lengths: torch.Tensor) -> None:
+    """Refuse a padded batch ``source`` ``(B, S)`` whose ``lengths`` ``(B,)`` do not fit it: every
+    source has between 1 and ``S`` tokens (an empty one would attend to nothing)."""
+    if source.dim() != 2 or lengths.shape != source.shape[:1]:
+        raise ShapeError(
+            f"source must be (B, S) and lengths (B,); got {tuple(source.shape)}, {tuple(lengths.shape)}"
+        )
+    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > source.shape[1]):
+        raise InvalidInputError("every source length must be between 1 and the padded width")
+
+
 @dataclass
 class ModelConfig:
     """Architecture of the translator: ``"rnn"`` (:class:`Seq2Seq`) or ``"transformer"``.
@@ -213,12 +224,7 @@ class Seq2Seq(nn.Module):
         and the state is the decoder's first :data:`DecoderState` (bridged encoder states, zero
         input-feeding vector).
         """
-        if source.dim() != 2 or lengths.shape != source.shape[:1]:
-            raise ShapeError(
-                f"source must be (B, S) and lengths (B,); got {tuple(source.shape)}, {tuple(lengths.shape)}"
-            )
-        if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > source.shape[1]):
-            raise InvalidInputError("every source length must be between 1 and the padded width")
+        check_sources(source, lengths)
         memory, final = self.encoder(source, lengths)
         mask = padding_mask(lengths.to(source.device), source.shape[1])
         feed = memory.new_zeros(source.shape[0], self.config.hidden_size)

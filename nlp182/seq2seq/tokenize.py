@@ -41,7 +41,8 @@ def train_tokenizer(
     """Train a ``word`` (whole words and punctuation), ``bpe`` or ``char`` tokeniser on ``texts``.
 
     ``vocab_size`` caps the vocabulary (for ``word`` the most frequent words are kept);
-    ``min_count`` drops rarer words / merges. Special tokens get ids 0-3 (pad, unk, bos, eos).
+    ``min_count`` drops rarer words / merges. Special tokens get ids 0-3 (pad, unk, bos, eos); the
+    same strings written in the text are read as text.
     """
     if kind not in TOKENIZER_KINDS:
         raise InvalidInputError(f"unknown tokenizer {kind!r}; use one of {', '.join(TOKENIZER_KINDS)}")
@@ -71,6 +72,7 @@ def train_tokenizer(
         splitters.append(pre_tokenizers.Punctuation())
         tokenizer.decoder = decoders.Metaspace()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(splitters)
+    tokenizer.encode_special_tokens = True  # "<eos>" written in the text is text (see load_tokenizer)
     tokenizer.train_from_iterator(texts, trainer)
     if tokenizer.get_vocab_size() <= len(SPECIAL_TOKENS):
         raise InvalidInputError("the training text produced no tokens; is the data empty?")
@@ -125,4 +127,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         raise FileFormatError(f"{path} is not a tokenizers JSON file: {exc}") from exc
     if [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS] != list(range(len(SPECIAL_TOKENS))):
         raise FileFormatError(f"{path} lacks the special tokens {SPECIAL_TOKENS} at ids 0-3")
+    # The special tokens are ids the model adds, never text: "<eos>" written in a source or a
+    # target (markup, code, PTB-style "<unk>") is read as its characters, not as the end of it.
+    tokenizer.encode_special_tokens = True
     return tokenizer

@@ -18,8 +18,8 @@ from torch import nn
 
 from nlp182.attention import MultiHeadAttention, padding_mask
 from nlp182.decoding import EncodedMemory
-from nlp182.errors import InvalidInputError, ShapeError
-from nlp182.seq2seq.model import ModelConfig
+from nlp182.errors import InvalidInputError
+from nlp182.seq2seq.model import ModelConfig, check_sources
 from nlp182.seq2seq.tokenize import PAD_ID
 
 #: Longest sequence the sinusoidal table covers (sources and outputs are far shorter).
@@ -105,6 +105,13 @@ class TransformerSeq2Seq(nn.Module):
         self.scale = math.sqrt(dim)
         self.source_embedding = nn.Embedding(source_vocab_size, dim, padding_idx=PAD_ID)
         self.target_embedding = nn.Embedding(target_vocab_size, dim, padding_idx=PAD_ID)
+        for embedding in (self.source_embedding, self.target_embedding):
+            # N(0, 1/d) before the sqrt(d) scale, as the paper's code and fairseq: token and position
+            # terms are both O(1). torch's N(0, 1) would make tokens sqrt(d) times the sinusoids,
+            # which then barely tell positions apart.
+            nn.init.normal_(embedding.weight, 0.0, dim**-0.5)
+            with torch.no_grad():
+                embedding.weight[PAD_ID].zero_()
         self.register_buffer("positions", sinusoids(MAX_POSITIONS, dim), persistent=False)
         self.dropout = nn.Dropout(drop)
         self.encoder_layers = nn.ModuleList(
@@ -123,10 +130,7 @@ class TransformerSeq2Seq(nn.Module):
 
     def encode_memory(self, source: torch.Tensor, lengths: torch.Tensor) -> EncodedMemory:
         """Encode ``source`` ``(B, S)`` with ``lengths`` ``(B,)``: keys ``(B, S, D)``, mask, empty prefix."""
-        if source.dim() != 2 or lengths.shape != source.shape[:1]:
-            raise ShapeError(
-                f"source must be (B, S) and lengths (B,); got {tuple(source.shape)}, {tuple(lengths.shape)}"
-            )
+        check_sources(source, lengths)
         mask = padding_mask(lengths.to(source.device), source.shape[1])
         x = self._embed(self.source_embedding, source)
         for layer in self.encoder_layers:

@@ -149,6 +149,9 @@ class Translator:
         length_penalty = self.config.length_penalty if length_penalty is None else length_penalty
         if any(len(ids) == 0 for ids in source_ids):
             raise InvalidInputError("cannot translate an empty sentence (it has no tokens)")
+        positions = getattr(self.model, "max_source_tokens", None)
+        if positions is not None and max_len >= positions:  # refused now, not after positions steps
+            raise InvalidInputError(f"max_len must be below the model's {positions} positions, got {max_len}")
         source = pad(source_ids).to(self.device)
         lengths = torch.tensor([len(ids) for ids in source_ids], device=self.device)
         return decoding.decode(

@@ -31,6 +31,19 @@ def test_round_trip_is_exact(kind: str) -> None:
         assert decode(tokenizer, [BOS_ID, *ids, EOS_ID, PAD_ID, 7]) == text
 
 
+@pytest.mark.parametrize("kind", ["word", "bpe", "char"])
+def test_special_token_strings_in_the_text_are_text(kind: str, tmp_path) -> None:
+    """A target that writes "<eos>" (markup, code, PTB's "<unk>") must not end there, and a "<pad>"
+    must not vanish from the loss: the four strings are read as characters, before and after a
+    save."""
+    texts = ["use <eos> tags", "the <pad> element", "an <unk> word <bos>"]
+    tokenizer = train_tokenizer(texts * 2, kind=kind, vocab_size=200)
+    tokenizer.save(str(tmp_path / "tok.json"))
+    for model in (tokenizer, load_tokenizer(tmp_path / "tok.json")):
+        for text, ids in zip(texts, encode(model, texts), strict=True):
+            assert not {PAD_ID, UNK_ID, BOS_ID, EOS_ID} & set(ids) and decode(model, ids) == text
+
+
 def test_digits_are_split_and_unknown_words_map_to_unk() -> None:
     tokenizer = train_tokenizer(["2018-05-09"], kind="word")
     assert tokens(tokenizer, encode(tokenizer, ["2018-05-09"])[0]) == list("▁2018-05-09")

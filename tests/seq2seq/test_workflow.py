@@ -214,5 +214,8 @@ def test_transformer_trains_and_translates_through_the_same_cli(files: dict[str,
     assert _run(["train", "seq2seq", "--out", str(out), *flags]) == 0
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert history[-1]["valid_loss"] < history[0]["valid_loss"]
-    translation = Translator.load(out, device="cpu").translate(["abc"], beam_width=3)[0]
+    translator = Translator.load(out, device="cpu")
+    translation = translator.translate(["abc"], beam_width=3)[0]
     assert translation.weights.shape == (len(translation.target_tokens), 3)
+    with pytest.raises(InvalidInputError, match="max_len must be below the model's 1024 positions, got 1024"):
+        translator.translate(["abc"], max_len=1024)  # refused before 1,024 decoding steps, not after

@@ -7,14 +7,16 @@ shares: one-line errors (exit 2), the run-folder contract for ``--out`` and the 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from nlp182.commands.flags import Parser, add_overwrite_flag
-from nlp182.errors import Nlp182Error
+from nlp182.errors import MissingFileError, Nlp182Error
 from nlp182.signals import Terminated, interrupt_on_sigterm
 
 # Sub-command modules, in the order they appear in --help. Each exposes ``register(subparsers)``,
@@ -96,9 +98,32 @@ def check_outputs(args: argparse.Namespace) -> None:
     if contract is None or getattr(args, "out", None) is None:
         return
     if contract == "run":
+        if getattr(args, "resume", False):  # the run continues in OUT.incomplete; OUT is not written yet
+            from nlp182.train.run import incomplete_dir
+
+            if not incomplete_dir(args.out).is_dir() and Path(args.out).is_dir():
+                raise MissingFileError(f"nothing to resume: {args.out} is a finished run (no "
+                                       f"{incomplete_dir(args.out).name} folder beside it)")
         check_run_folder(args.out, overwrite=getattr(args, "overwrite", False))
     else:
         check_output_path(args.out)
+
+
+#: What a write that stopped short most likely met, by errno.
+_WRITE_FAILURES = {errno.ENOSPC: "no space left on device", errno.EFBIG: "the file-size limit was reached",
+                   errno.EDQUOT: "the disk quota is exceeded", errno.EROFS: "the file system is read-only"}
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an ``OSError`` no check caught: the file and the reason, and for a write that
+    stopped short without an errno (NumPy's ``tofile``: "N requested and M written") what does that."""
+    from nlp182.io import failed_write_target
+
+    target = failed_write_target(exc)
+    where = f"{target}: " if target else ""
+    if exc.errno is None and "requested and" in str(exc):
+        return f"{where}a write stopped short ({exc}): the disk is full or a file-size limit was reached"
+    return where + (_WRITE_FAILURES.get(exc.errno or 0) or (exc.strerror or str(exc)).lower())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:  # a path no check caught
         reason = f"{exc.filename} {(exc.strerror or '').lower()}" if exc.filename else str(exc)
         print(f"nlp182: error: {reason}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a file-size limit, a read-only file system, mid-write
+        print(f"nlp182: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError:  # what no bound caught: one line, as every other error, not a traceback
         print("nlp182: error: ran out of memory; the input is larger than this machine can hold "

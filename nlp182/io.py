@@ -19,6 +19,7 @@ was killed outright is removed by the next save to the same target, with one log
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -72,10 +73,27 @@ def atomic_open(
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, final() if final else target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _note_target(exc, target)
         raise
+
+
+_WRITING = "while writing "
+
+
+def _note_target(exc: BaseException, target: Path) -> None:
+    """Name ``target`` on an ``OSError`` that names no file (NumPy's short write on a full disk:
+    "N requested and M written"), as a note :func:`failed_write_target` reads back."""
+    if isinstance(exc, OSError) and exc.filename is None:
+        exc.add_note(f"{_WRITING}{target}")
+
+
+def failed_write_target(exc: OSError) -> str | None:
+    """The file an ``OSError`` was raised writing: its ``filename``, or what a write here noted."""
+    notes = [note for note in getattr(exc, "__notes__", ()) if note.startswith(_WRITING)]
+    return exc.filename or (notes[0].removeprefix(_WRITING) if notes else None)
 
 
 def _leftover_prefix(target: Path) -> str:
@@ -331,7 +349,7 @@ def run_kind(path: str | os.PathLike[str]) -> str | None:
 
 
 @contextlib.contextmanager
-def staged_directory(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[Path]:
+def staged_directory(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it replaces ``path`` as a whole.
 
     ``path`` is checked first with :func:`check_run_folder`: a file or a folder of someone else's
@@ -352,6 +370,29 @@ def staged_directory(path: str | os.PathLike[str], overwrite: bool = True) -> It
         shutil.rmtree(staging, ignore_errors=True)
         raise
     replace_directory(staging, target)
+
+
+@contextlib.contextmanager
+def staged_entry(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary folder that becomes ``path`` on success: an entry of a cache keyed by
+    content, which two processes may make at once. If ``path`` is there by then (the other process
+    finished first: the same content, so the same entry), the folder is dropped and that entry is
+    kept. On any exception the temporary folder is removed; an ``OSError`` that names no file (a
+    short write) names ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".staging", dir=target.parent))
+    staging.chmod(0o777 & ~current_umask())
+    try:
+        yield staging
+        os.rename(staging, target)  # never replaces a folder that has files
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        made_meanwhile = isinstance(exc, OSError) and exc.errno in (errno.ENOTEMPTY, errno.EEXIST)
+        if made_meanwhile and exc.filename == str(staging) and target.is_dir():
+            return  # the rename found the entry another process made
+        _note_target(exc, target)
+        raise
 
 
 def replace_directory(staging: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:

@@ -150,7 +150,7 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
     scores = _evaluate_if_possible(vectors, args.eval_dir)
     if scores is not None:
         metrics["eval"] = _scores_with_settings(scores, args.eval_dir, RESTRICT_VOCAB)
-    save_run(args.out, vectors, vocab, run_config, metrics)
+    save_run(args.out, vectors, vocab, run_config, metrics, overwrite=args.overwrite)
     print(f"{method.summary(vectors, config, report)} -> {args.out}")
     return 0
 

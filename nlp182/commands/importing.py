@@ -12,7 +12,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
     report = import_vectors(
         args.path, args.out, args.format, args.limit, args.encoding, args.unicode_errors, args.fvocab,
-        nonfinite=args.nonfinite, limits=limits_from(args),
+        nonfinite=args.nonfinite, limits=limits_from(args), overwrite=args.overwrite,
     )
     counts = "with counts" if report.has_counts else "no counts"
     print(f"imported {report.words} words x {report.dim} dims ({report.format}, {counts}) -> {report.run}")

@@ -57,8 +57,10 @@ def import_vectors(
     show_progress: bool = True,
     nonfinite: str = "error",
     limits: ReadLimits | None = None,
+    overwrite: bool = False,
 ) -> ImportReport:
-    """Write the run folder ``out`` from the vector file ``source``.
+    """Write the run folder ``out`` from the vector file ``source`` (a run already there is replaced
+    only with ``overwrite``).
 
     Args:
         file_format: one of ``formats.FORMATS`` (``auto`` sniffs the file's first bytes).
@@ -79,7 +81,7 @@ def import_vectors(
     if fvocab is not None:
         check_input_file(fvocab, "--fvocab")
     kind = formats.sniff_format(source, limits) if file_format == "auto" else file_format
-    with staged_directory(out) as staging:
+    with staged_directory(out, overwrite) as staging:
         if kind == "kv":
             log.info("reading %s with a restricted unpickler (numpy arrays and KeyedVectors only)", source)
             loaded = _finite_rows(formats.read_gensim_kv(source, limit=limit), given, nonfinite)

@@ -40,9 +40,11 @@ def save_run(
     vocab: Vocabulary,
     config: dict[str, Any],
     metrics: dict[str, Any],
+    overwrite: bool = False,
 ) -> Path:
-    """Write a complete run folder at ``out`` (replacing any previous one only on success)."""
-    with staged_directory(out) as staging:
+    """Write a complete run folder at ``out``, all at once on success; a run already there (one
+    another process finished meanwhile, too) is replaced only with ``overwrite``."""
+    with staged_directory(out, overwrite) as staging:
         vectors.save(staging, counts=False)
         vocab.save(staging / COUNTS_FILE)
         atomic_write_json(staging / CONFIG_FILE, config)

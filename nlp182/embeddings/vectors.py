@@ -69,6 +69,8 @@ def _ensure_list(value: Any) -> list[Any]:
     return list(value)
 
 
+#: The first bytes of every ``.npy`` file.
+NPY_MAGIC = b"\x93NUMPY"
 #: gensim's default ``restrict_vocab``: the evaluations score among this many most frequent words.
 RESTRICT_VOCAB = 300_000
 
@@ -777,8 +779,16 @@ class Vectors:
             raise MissingFileError(f"run folder {folder} does not exist")
         for path in (vectors_path, vocab_path):
             check_input_file(path, missing_hint=f"; is {folder} a trained run folder?")
+        truncated = f"{vectors_path} is empty or truncated; retrain or re-import the run"
+        with vectors_path.open("rb") as handle:
+            magic = handle.read(len(NPY_MAGIC))
+        if magic != NPY_MAGIC:  # NumPy would guess a pickle, or find nothing to read
+            other = f"{vectors_path} is not a .npy file"
+            raise FileFormatError(truncated if NPY_MAGIC.startswith(magic) else other)
         try:
             matrix = np.load(vectors_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except EOFError:
+            raise FileFormatError(truncated) from None
         except (ValueError, OSError) as exc:
             raise FileFormatError(f"{vectors_path} is not a readable .npy matrix: {exc}") from exc
         try:

@@ -43,9 +43,6 @@ def load_vectors(run_dir: str | os.PathLike[str]) -> Vectors:
     run_dir = Path(run_dir)
     try:
         vectors = Vectors.load(run_dir, mmap=True, counts=False)  # the service answers no counts
-    except EOFError:
-        message = f"{run_dir / 'vectors.npy'} is empty or truncated; retrain or re-import the run"
-        raise FileFormatError(message) from None
     except UnicodeDecodeError as exc:
         raise FileFormatError(
             f"{run_dir / 'vocab.txt'} is not UTF-8 text (byte {exc.start}: {exc.reason}); "

@@ -40,7 +40,7 @@ import numpy as np
 from nlp182 import io
 from nlp182.bounded import MAX_LINE_BYTES, ReadLimits, mib
 from nlp182.errors import EmptyCorpusError, FileFormatError
-from nlp182.io import atomic_save_npy, atomic_write_json, remove_dead_leftovers, staged_directory
+from nlp182.io import atomic_save_npy, atomic_write_json, remove_dead_leftovers, staged_entry
 from nlp182.progress import progress
 from nlp182.text import wordscan
 from nlp182.text.corpus import BLOCK_BYTES, MAX_SENTENCE_TOKENS, CorpusSource
@@ -361,6 +361,7 @@ def encode(
     ``MAX_PROCESSES``, tokenize what runs in Python: see ``_pieces``) and cached. ``tokenizer``
     defaults to the source's (``source.tokenizer()``), ``cache`` to ``cache_folder()``."""
     tokenizer = tokenizer or source.tokenizer()
+    before = _file_states(source)
     folder = (cache or cache_folder()) / content_key(source, tokenizer)
     if processes is None:
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
@@ -368,9 +369,18 @@ def encode(
     if not (folder / META_FILE).is_file():
         source.check_text()  # a binary, UTF-16 or Latin-1 file is refused before any work
         remove_dead_leftovers(folder, every_name=True)  # a killed encoding of any corpus
-        with staged_directory(folder) as staging:
+        with staged_entry(folder) as staging:  # two processes encoding one text: the first entry stays
             _encode_into(source, tokenizer, staging, processes)
+            if _file_states(source) != before:  # the key hashed other bytes than were encoded
+                raise FileFormatError(
+                    f"corpus {source.path} changed while it was read; run again once it is written"
+                )
     return EncodedText.load(folder)
+
+
+def _file_states(source: CorpusSource) -> list[tuple[int, int, int]]:
+    """Size, modification time (ns) and inode of each corpus file: what writing to one changes."""
+    return [(s.st_size, s.st_mtime_ns, s.st_ino) for s in (path.stat() for path in source.files())]
 
 
 @dataclass

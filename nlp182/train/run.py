@@ -5,12 +5,15 @@ there (the Trainer's checkpoints under it). When the block finishes, that folder
 ``runs/g2p`` as a whole, so a reader never sees half a run. When it fails or is interrupted
 (Ctrl-C), the folder stays with every complete checkpoint, and ``resume=True`` picks it up again.
 Starting a fresh run over an interrupted one that holds checkpoints is refused rather than
-deleting them.
+deleting them. One process at a time stages a run: a second run (or a ``--resume``) into the same
+folder while the first still trains is refused, where it would have deleted the first's folder or
+written its checkpoints and metrics beside the first's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -64,8 +67,35 @@ def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: A
 
 
 @contextlib.contextmanager
+def _only_writer(out_dir: Path) -> Iterator[None]:
+    """Hold the lock of ``out_dir``'s run (a file beside it, locked while the block runs and removed
+    after); another process holding it is refused by name."""
+    path = out_dir.with_name(f".{out_dir.name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InvalidInputError(
+                f"another process is writing the run {out_dir} (its {incomplete_dir(out_dir).name} folder); "
+                "wait for it to finish, or choose another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+@contextlib.contextmanager
 def resumable_run(out_dir: str | os.PathLike[str], resume: bool = False) -> Iterator[Path]:
-    """Yield the staging folder of ``out_dir``; move it into place on success, keep it otherwise."""
+    """Yield the staging folder of ``out_dir``; move it into place on success, keep it otherwise.
+    The whole run holds ``out_dir``'s lock (:func:`_only_writer`)."""
+    with _only_writer(Path(out_dir)):
+        yield from _staged_run(Path(out_dir), resume)
+
+
+def _staged_run(out_dir: Path, resume: bool) -> Iterator[Path]:
     staging = incomplete_dir(out_dir)
     if resume and not staging.is_dir():
         raise MissingFileError(f"nothing to resume: {staging} does not exist (it holds an interrupted run)")

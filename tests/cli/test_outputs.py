@@ -222,7 +222,8 @@ def test_a_failed_run_leaves_the_previous_one_and_no_staging(tmp_path: Path) -> 
 def test_empty_folder_is_used_and_a_folder_filled_meanwhile_is_kept(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    with pytest.raises(OutputError, match="not an nlp182 run"), staged_directory(run) as folder:
+    refused = pytest.raises(OutputError, match="not an nlp182 run")
+    with refused, staged_directory(run, overwrite=True) as folder:
         _write_run(folder, "new")
         (run / "notes.txt").write_text("written by the user during training")
     assert (run / "notes.txt").exists() and [p.name for p in tmp_path.iterdir()] == ["run"]
@@ -294,3 +295,86 @@ def test_eval_without_its_files_is_one_line_before_any_table(tmp_path, capsys) -
     assert cli.main(["eval", str(run), "--eval-dir", str(tmp_path / "nope")]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "evaluation file" in captured.err and captured.err.count("\n") == 1
+
+
+def test_a_run_finished_meanwhile_in_the_same_out_is_replaced_only_with_overwrite(tmp_path: Path) -> None:
+    """Two trainings started into one new --out both pass the check made before any work; the one
+    that finishes second must not silently replace the other's run."""
+    from nlp182.embeddings.runs import save_run
+    from nlp182.embeddings.vectors import Vectors
+    from nlp182.text.vocab import Vocabulary
+
+    vectors = Vectors(["a", "b"], torch.eye(2).numpy())
+    vocab = Vocabulary(["a", "b"], torch.tensor([3, 2]).numpy(), 5)
+    run = tmp_path / "run"
+    with pytest.raises(OutputError, match="pass --overwrite"), staged_directory(run) as folder:
+        _write_run(folder, "second")
+        save_run(run, vectors, vocab, {"method": "lsa"}, {})  # the first run, finished meanwhile
+    assert json.loads((run / "config.json").read_text()) == {"method": "lsa"}
+    save_run(run, vectors, vocab, {"method": "word2vec-sg"}, {}, overwrite=True)
+    assert json.loads((run / "config.json").read_text()) == {"method": "word2vec-sg"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_second_writer_of_one_resumable_run_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    from nlp182.errors import InvalidInputError
+    from nlp182.train.run import incomplete_dir, resumable_run
+
+    out = tmp_path / "q"
+    with resumable_run(out) as staging:
+        (staging / "train").mkdir()
+        for resume in (False, True):  # a fresh run would delete the folder; --resume would share it
+            refused = pytest.raises(InvalidInputError, match="another process is writing the run")
+            with refused, resumable_run(out, resume=resume):
+                pass
+        assert (staging / "train").is_dir()
+        (staging / "config.json").write_text("{}")
+    assert (out / "config.json").is_file() and not incomplete_dir(out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q"]  # the lock file is gone too
+    with resumable_run(out, resume=False) as staging:  # the next run takes the lock again
+        (staging / "config.json").write_text("{}")
+
+
+def test_resume_of_a_finished_run_says_there_is_nothing_to_resume(tmp_path: Path, capsys) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    assert cli.main(["train", "seq2seq", "--out", str(tmp_path / "run"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to resume: " in err and "is a finished run" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (OSError(28, "No space left on device", "/data/run/vectors.npy"),
+         "/data/run/vectors.npy: no space left on device"),
+        (OSError(27, "File too large", "/data/c.u32"), "/data/c.u32: the file-size limit was reached"),
+        (OSError("537930 requested and 256000 written"),
+         "a write stopped short (537930 requested and 256000 written): the disk is full or a file-size "
+         "limit was reached"),
+    ],
+)
+def test_a_failed_write_is_one_line_not_a_traceback(error, line, monkeypatch, capsys) -> None:
+    def failing(args: argparse.Namespace) -> int:
+        raise error
+
+    parser = BUILD_PARSER()
+    for sub in cli.walk_parsers(parser):
+        if sub.get_default("func") is not None:
+            sub.set_defaults(func=failing)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["neighbors", "runs/x", "king"]) == 2
+    assert capsys.readouterr().err == f"nlp182: error: {line}\n"
+
+
+def test_a_short_write_names_the_file_it_was_writing(tmp_path: Path) -> None:
+    from nlp182.io import atomic_open
+
+    with pytest.raises(OSError) as caught, atomic_open(tmp_path / "vectors.npy") as handle:
+        handle.write(b"x")
+        raise OSError("10 requested and 1 written")  # what NumPy's tofile raises on a full disk
+    assert str(caught.value) == "10 requested and 1 written" and not list(tmp_path.iterdir())
+    assert cli._os_error_line(caught.value) == (
+        f"{tmp_path / 'vectors.npy'}: a write stopped short (10 requested and 1 written): the disk is full "
+        "or a file-size limit was reached"
+    )

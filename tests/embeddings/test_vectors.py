@@ -82,6 +82,22 @@ def test_a_word_in_another_unicode_form_is_the_same_word_and_compatibility_forms
         assert info.value.suggestions[0] == meant
 
 
+@pytest.mark.parametrize("mmap", [True, False])
+def test_a_run_whose_vectors_file_was_cut_short_is_named_so(tmp_path, mmap) -> None:
+    """A copy cut off by a full disk leaves 0 bytes, or part of a header: NumPy says EOFError, or
+    guesses a pickle; a reader needs to hear which file is damaged and what to do."""
+    Vectors(["a", "b", "c"], np.eye(3, dtype=np.float32)).save(tmp_path / "run")
+    whole = (tmp_path / "run" / "vectors.npy").read_bytes()
+    for cut, message in ((0, "is empty or truncated"), (3, "is empty or truncated"),
+                         (len(whole) - 8, "is not a readable .npy matrix")):
+        (tmp_path / "run" / "vectors.npy").write_bytes(whole[:cut])
+        with pytest.raises(FileFormatError, match=message):
+            Vectors.load(tmp_path / "run", mmap=mmap)
+    (tmp_path / "run" / "vectors.npy").write_bytes(b"x")
+    with pytest.raises(FileFormatError, match=r"vectors\.npy is not a \.npy file"):
+        Vectors.load(tmp_path / "run", mmap=mmap)
+
+
 @pytest.mark.parametrize("binary", [False, True])
 def test_word2vec_format_round_trips_both_ways_with_gensim(pair, tmp_path, binary) -> None:
     ours, ref = pair

@@ -454,3 +454,44 @@ def test_trained_vectors_carry_their_counts_as_gensim_model_wv_does(tmp_path) ->
     assert lsa.get_vecattr("beta", "count") == 20
     save_run(tmp_path / "run", vectors, vocab, {"method": "word2vec-sg"}, {})
     assert Vocabulary.load(tmp_path / "run" / "counts.tsv").total_words == 70  # the corpus's, rare too
+
+
+def test_a_corpus_written_to_while_it_is_encoded_leaves_no_cache_entry(tmp_path, monkeypatch) -> None:
+    """The cache key is the hash of the bytes read first; an encoding of other bytes (lines
+    appended meanwhile) must not be kept under it, or a later run on the original text would train
+    on the appended words."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("alpha beta gamma\n" * 50)
+    encode_into = encoded._encode_into
+
+    def appending(source, tokenizer, folder, processes) -> None:
+        encode_into(source, tokenizer, folder, processes)
+        with corpus.open("a") as handle:
+            handle.write("poison poison\n")
+
+    monkeypatch.setattr(encoded, "_encode_into", appending)
+    with pytest.raises(FileFormatError, match=r"c\.txt changed while it was read; run again once it is"):
+        encode(CorpusSource(str(corpus)), cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").iterdir())
+    monkeypatch.setattr(encoded, "_encode_into", encode_into)
+    assert encode(CorpusSource(str(corpus)), cache=tmp_path / "cache").counts.tolist() == [50, 50, 50, 2]
+
+
+def test_two_encodings_of_one_text_at_once_keep_the_first_entry(tmp_path, monkeypatch) -> None:
+    """Two trainings started together on a new corpus share its cache entry: the process that
+    finishes second uses the entry the first made (the same content), where it had failed."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("alpha beta gamma\n" * 50)
+    encode_into = encoded._encode_into
+    racing = []
+
+    def with_a_rival(source, tokenizer, folder, processes) -> None:
+        encode_into(source, tokenizer, folder, processes)
+        if not racing:  # another process finishes first
+            racing.append(True)
+            monkeypatch.setattr(encoded, "_encode_into", encode_into)
+            encode(source, cache=tmp_path / "cache")
+
+    monkeypatch.setattr(encoded, "_encode_into", with_a_rival)
+    text = encode(CorpusSource(str(corpus)), cache=tmp_path / "cache")
+    assert racing and text.total_tokens == 150 and len(list((tmp_path / "cache").iterdir())) == 1

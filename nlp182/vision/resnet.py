@@ -89,25 +89,6 @@ class ResNet(VisionModel):
         return self.avgpool(features)
 
 
-def _resnet(
-    name: str, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...], about: str
-) -> Builder:
-    """Make and register the builder of one ResNet depth, so the three depths share one signature."""
-
-    def build(
-        num_classes: int = 1000,
-        width: float = 1.0,
-        in_channels: int = 3,
-        small_input: bool = False,
-        norm: NormFactory = BatchNorm,
-    ) -> ResNet:
-        return ResNet(block, layers, num_classes, width, in_channels, small_input, norm)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{about}; arguments as :class:`ResNet`."
-    return register_model(name)(build)
-
-
 def _resnet(depth: int) -> Builder:
     """Make and register the builder of one depth, so every depth shares one signature."""
     block, layers = LAYOUTS[depth]
@@ -132,30 +113,15 @@ def _resnet(depth: int) -> Builder:
 
 
 resnet18 = _resnet(18)
-"""The registered ``resnet18`` builder: ``resnet18(num_classes=1000, width=1.0, in_channels=3,
-small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
-``(B, num_classes)`` logits out.
-"""
+"""``resnet18(num_classes=1000, width=1.0, in_channels=3, small_input=False, norm=BatchNorm)``."""
 resnet34 = _resnet(34)
-"""The registered ``resnet34`` builder: ``resnet34(num_classes=1000, width=1.0, in_channels=3,
-small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
-``(B, num_classes)`` logits out.
-"""
+"""ResNet-34, arguments as ``resnet18``: ``(B, in_channels, H, W)`` in, ``(B, num_classes)`` out."""
 resnet50 = _resnet(50)
-"""The registered ``resnet50`` builder: ``resnet50(num_classes=1000, width=1.0, in_channels=3,
-small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
-``(B, num_classes)`` logits out.
-"""
+"""ResNet-50 (bottleneck blocks), arguments as ``resnet18``."""
 resnet101 = _resnet(101)
-"""The registered ``resnet101`` builder: ``resnet101(num_classes=1000, width=1.0, in_channels=3,
-small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
-``(B, num_classes)`` logits out.
-"""
+"""ResNet-101, arguments as ``resnet18``."""
 resnet152 = _resnet(152)
-"""The registered ``resnet152`` builder: ``resnet152(num_classes=1000, width=1.0, in_channels=3,
-small_input=False, norm=BatchNorm)`` returns a :class:`ResNet`: ``(B, in_channels, H, W)`` in,
-``(B, num_classes)`` logits out.
-"""
+"""ResNet-152, arguments as ``resnet18``."""
 
 
 def resnet(depth: int = 18, **kwargs: Any) -> ResNet:

@@ -259,15 +259,21 @@ def test_written_files_and_folders_are_readable_by_others(tmp_path: Path) -> Non
     assert oct((tmp_path / "run" / "sub").stat().st_mode & 0o777) == "0o755"
 
 
-def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys) -> None:
-    def exhausted(args: argparse.Namespace) -> int:
-        raise MemoryError
+def _every_command_raises(error: BaseException, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every command raise ``error`` as soon as it starts working."""
+
+    def failing(args: argparse.Namespace) -> int:
+        raise error
 
     parser = BUILD_PARSER()
     for sub in cli.walk_parsers(parser):
         if sub.get_default("func") is not None:
-            sub.set_defaults(func=exhausted)
+            sub.set_defaults(func=failing)
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
+
+
+def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys) -> None:
+    _every_command_raises(MemoryError(), monkeypatch)
     assert cli.main(["neighbors", "runs/x", "king"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nlp182: error: ran out of memory") and err.count("\n") == 1
@@ -355,14 +361,7 @@ def test_resume_of_a_finished_run_says_there_is_nothing_to_resume(tmp_path: Path
     ],
 )
 def test_a_failed_write_is_one_line_not_a_traceback(error, line, monkeypatch, capsys) -> None:
-    def failing(args: argparse.Namespace) -> int:
-        raise error
-
-    parser = BUILD_PARSER()
-    for sub in cli.walk_parsers(parser):
-        if sub.get_default("func") is not None:
-            sub.set_defaults(func=failing)
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    _every_command_raises(error, monkeypatch)
     assert cli.main(["neighbors", "runs/x", "king"]) == 2
     assert capsys.readouterr().err == f"nlp182: error: {line}\n"
 

@@ -3,18 +3,9 @@ import torch
 from torch import nn
 
 from nlp182.errors import InvalidInputError
+from nlp182.vision import resnet
 from nlp182.vision.blocks import BasicBlock, Bottleneck, InceptionModule, VGGBlock
-from nlp182.vision.models import (
-    InceptionNet,
-    ResNet,
-    SmallCNN,
-    resnet18,
-    resnet34,
-    resnet50,
-    resnet101,
-    resnet152,
-    vgg16,
-)
+from nlp182.vision.models import InceptionNet, ResNet, SmallCNN, resnet18, resnet34, resnet50, vgg16
 from nlp182.vision.normalization import BatchNorm
 
 
@@ -32,13 +23,11 @@ def test_other_full_width_counts_match_torchvision():
         assert count(resnet50()) == 25_557_032
         assert count(vgg16()) == 138_357_544
         assert count(vgg16(batch_norm=True)) == 138_365_992
-        assert count(resnet101()) == 44_549_160
-        assert count(resnet152()) == 60_192_808
+        assert count(resnet(101)) == 44_549_160
+        assert count(resnet.resnet152()) == 60_192_808
 
 
 def test_resnet_module_has_torchvision_names_and_builds_by_depth_when_called():
-    from nlp182.vision import resnet
-
     assert resnet.resnet50 is resnet50 and resnet.ResNet is ResNet and resnet.Bottleneck is Bottleneck
     with torch.device("meta"):
         for depth, parameters in resnet.PARAMETERS.items():

@@ -18,6 +18,7 @@ from nlp182.commands.flags import (
     POSITIVE,
     add_config_flags,
     add_out_flag,
+    add_overwrite_flag,
     checked,
     config_from_args,
     train_group,
@@ -107,12 +108,26 @@ def _evaluate_if_possible(vectors: Vectors, eval_dir: str) -> dict | None:
     return scores
 
 
+def _check_corpus_out(args: argparse.Namespace) -> None:
+    """Before any work: ``--out`` of ``--wiki``/``--text`` is a new file (an existing one only with
+    ``--overwrite``), and never one of the inputs or a file inside an input folder."""
+    from nlp182.io import check_output_file
+
+    check_output_file(args.out, args.overwrite)
+    out = Path(args.out).resolve()
+    for given in args.text or [args.wiki]:
+        source = Path(given).resolve()
+        if out == source or source in out.parents:
+            raise InvalidInputError(f"--out {args.out} is the input {given} or inside it; name a new file")
+
+
 def _run_prepare(args: argparse.Namespace) -> int:
     if args.wiki or args.text:
         if args.wiki and args.text:
             raise InvalidInputError("give --wiki or --text, not both")
         if args.out is None:
             raise InvalidInputError("--wiki and --text need --out FILE (the corpus file to write)")
+        _check_corpus_out(args)
         if args.wiki:
             from nlp182.corpora.wiki import prepare_wiki
 
@@ -127,6 +142,8 @@ def _run_prepare(args: argparse.Namespace) -> int:
         return 0
     from nlp182.corpora.prepare import prepare
 
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InvalidInputError(f"--out {args.out} is a file; the default corpus is written into a folder")
     result = prepare(args.out or "corpora")
     print(f"corpus: {result.corpus} ({result.lines} lines)")
     print(f"sha256: {result.sha256}")
@@ -223,6 +240,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="output folder of the default corpus (default: corpora), or the corpus file to write "
         "with --wiki/--text",
     )
+    add_overwrite_flag(prepare, "with --wiki/--text: replace an existing --out corpus file (never an input)")
     prepare.add_argument("--wiki", metavar="DUMP", help="a Wikipedia pages-articles .xml.bz2 dump")
     prepare.add_argument("--text", metavar="PATH", nargs="+", help="plain-text files or folders of them")
     prepare.add_argument(

@@ -377,3 +377,22 @@ def test_a_short_write_names_the_file_it_was_writing(tmp_path: Path) -> None:
         f"{tmp_path / 'vectors.npy'}: a write stopped short (10 requested and 1 written): the disk is full "
         "or a file-size limit was reached"
     )
+
+
+def test_corpus_prepare_writes_over_no_file_without_overwrite_nor_over_its_input(tmp_path, capsys) -> None:
+    notes, other = tmp_path / "notes.txt", tmp_path / "important.txt"
+    notes.write_text("My precious Notes, first paragraph!\n\nSecond paragraph.\n")
+    other.write_text("not a corpus\n")
+    refusals = [
+        (["--text", str(notes), "--out", str(other)], "exists; pass --overwrite to replace it"),
+        (["--text", str(notes), "--out", str(notes), "--overwrite"], "is the input"),
+        (["--text", str(tmp_path), "--out", str(tmp_path / "sub" / "c.txt")], "is the input"),
+        (["--out", str(notes)], "is a file; the default corpus is written into a folder"),
+    ]
+    for argv, message in refusals:
+        assert cli.main(["corpus", "prepare", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (argv, err)
+    assert notes.read_text().startswith("My precious") and other.read_text() == "not a corpus\n"
+    assert cli.main(["corpus", "prepare", "--text", str(notes), "--out", str(other), "--overwrite"]) == 0
+    assert other.read_text() == "my precious notes first paragraph\nsecond paragraph\n"

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from nlp182.captioning.config import CaptionConfig
 from nlp182.commands.flags import (
+    POSITIVE,
     add_config_flags,
     add_out_flag,
+    add_overwrite_flag,
     add_resume_flag,
+    checked,
     config_from_args,
+    device_name,
+    figure_paths,
     interrupted,
     train_group,
 )
@@ -48,28 +52,23 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _overlay_paths(base: Path, count: int) -> list[Path]:
-    if count == 1:
-        return [base]
-    return [base.with_name(f"{base.stem}-{i}{base.suffix or '.png'}") for i in range(count)]
-
-
 def _run_caption(args: argparse.Namespace) -> int:
     from nlp182.captioning.captioner import Captioner
     from nlp182.captioning.overlay import save_overlay
 
+    paths = [] if args.overlay is None else figure_paths(
+        args.overlay, len(args.image), "--overlay", args.overwrite, inputs=args.image
+    )  # before captioning: the figures can be written, and none replaces an image
     captioner = Captioner.load(args.run, device=args.device)
     images = captioner.load_images(args.image)
-    captions = captioner.caption(images, beam_width=args.beam, max_len=args.max_len)
+    captions = captioner.caption(images, beam_width=args.beam_width, max_len=args.max_len)
     for path, caption in zip(args.image, captions, strict=True):
         print(caption.text)
         if not caption.words:
             log.warning("%s: the model output an empty caption (its training run's metrics.json may "
                         "say why, under warnings)", path)
-    if args.overlay is not None:
-        paths = _overlay_paths(Path(args.overlay), len(captions))
-        for caption, image, path in zip(captions, images, paths, strict=True):
-            save_overlay(caption, image, captioner.grid, path)
+    for caption, image, path in zip(captions, images, paths, strict=False):
+        save_overlay(caption, image, captioner.grid, path)
     return 0
 
 
@@ -92,12 +91,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     caption = subparsers.add_parser("caption", help="caption images with a trained captioning run")
     caption.add_argument("run", help="run folder written by `nlp182 train caption`")
     caption.add_argument("image", nargs="+", help="image file(s) to caption")
-    caption.add_argument("--beam", type=int, default=None, help="beam width (1 = greedy; default: run's)")
-    caption.add_argument("--max-len", type=int, default=None, help="most words per caption (default: run's)")
+    caption.add_argument("--beam-width", "--beam", type=checked(int, POSITIVE), default=None,
+                         help="candidates kept while decoding; 1 is greedy (default: the run's setting)")
+    caption.add_argument("--max-len", type=checked(int, POSITIVE), default=None,
+                         help="most words per caption (default: the run's setting)")
     caption.add_argument(
         "--overlay",
         default=None,
         help="save the per-word attention overlay PNG here; with several images, NAME-0.png, NAME-1.png, ...",
     )
-    caption.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_overwrite_flag(caption, "replace existing --overlay files (never an image being captioned)")
+    caption.add_argument("--device", type=device_name, default="auto",
+                         help="where to compute: auto, cpu, cuda or mps (default: auto)")
     caption.set_defaults(func=_run_caption)

@@ -17,9 +17,11 @@ import re
 import sys
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from nlp182.device import DEVICE_CHOICES
+from nlp182.errors import InvalidInputError
 from nlp182.settings import Limits, limits_of, range_problem
 
 #: Ranges of the flags that are no config field (``--processes``, ``--beam``, a bench's flags).
@@ -239,6 +241,28 @@ def add_overwrite_flag(
 ) -> None:
     """``--overwrite``: allow replacing an earlier output of ours (never other files)."""
     parser.add_argument("--overwrite", action="store_true", help=text)
+
+
+def figure_paths(
+    base: str, count: int, flag: str, overwrite: bool, inputs: Sequence[str] = ()
+) -> list[Path]:
+    """Where ``count`` figures asked for with ``flag`` go (``base``, or ``NAME-0.png``, ``NAME-1.png``,
+    ... for several), checked before any work: a figure extension, a writable place, no existing
+    file unless ``overwrite``, and never one of the command's ``inputs``."""
+    from nlp182.io import check_output_file
+    from nlp182.plots import figure_format
+
+    base_path = Path(base)
+    paths = [base_path] if count == 1 else [
+        base_path.with_name(f"{base_path.stem}-{i}{base_path.suffix or '.png'}") for i in range(count)
+    ]
+    sources = {Path(name).resolve() for name in inputs}
+    for path in paths:
+        figure_format(path, flag)
+        if path.resolve() in sources:
+            raise InvalidInputError(f"{flag} {path} is one of the inputs; name a new file")
+        check_output_file(path, overwrite, flag)
+    return paths
 
 
 def train_group(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:

@@ -26,6 +26,7 @@ from nlp182.commands.flags import (
     checked,
     config_from_args,
     device_name,
+    figure_paths,
     given_fields,
     interrupted,
     train_group,
@@ -62,12 +63,6 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"{summary}best epoch {metrics['best_epoch']}, trained in {metrics['train_time_s']:.1f} s; "
           f"run saved to {args.out}{closing_note(metrics.get('warnings', []))}")
     return 0
-
-
-def _heatmap_paths(base: Path, count: int) -> list[Path]:
-    if count == 1:
-        return [base]
-    return [base.with_name(f"{base.stem}-{i}{base.suffix or '.png'}") for i in range(count)]
 
 
 def _longest_training_input(run: Path, fallback: int) -> int:
@@ -145,13 +140,13 @@ def _translate_stream(translator: Translator, lines: Iterable[str], args: argpar
 
 
 def _run_translate(args: argparse.Namespace) -> int:
-    from nlp182.io import check_output_file, run_kind
-    from nlp182.plots import figure_format
+    from nlp182.io import run_kind
     from nlp182.seq2seq.tokenize import encode
     from nlp182.seq2seq.translator import Translator
 
     if bool(args.text) == (args.input is not None):
-        raise InvalidInputError("give sentences on the command line or --input FILE (- for stdin), not both")
+        both = ", not both" if args.text else ""
+        raise InvalidInputError(f"give sentences on the command line or --input FILE (- for stdin){both}")
     if args.input is not None and args.heatmap is not None:
         raise InvalidInputError("--heatmap draws sentences given on the command line, not --input")
     if any(not text.strip() for text in args.text):
@@ -159,10 +154,9 @@ def _run_translate(args: argparse.Namespace) -> int:
     kind = run_kind(args.run)
     if kind not in (None, "seq2seq"):
         raise InvalidInputError(f"{args.run} is a {kind} run, not a seq2seq run")
-    paths = [] if args.heatmap is None else _heatmap_paths(Path(args.heatmap), len(args.text))
-    for path in paths:  # before translating: the figures can be written
-        figure_format(path, "--heatmap")
-        check_output_file(path, args.overwrite, "--heatmap")
+    paths = [] if args.heatmap is None else figure_paths(  # before translating: they can be written
+        args.heatmap, len(args.text), "--heatmap", args.overwrite
+    )
     translator = Translator.load(args.run, device=args.device)
     if args.input is not None:
         _translate_stream(translator, _input_lines(args.input, args.max_line_bytes), args)

@@ -103,6 +103,14 @@ def test_karpathy_fixture_trains_one_step_and_captions(
         set(line.split()) <= set((run / "vocab.txt").read_text().split()) for line in lines
     )
     assert (tmp_path / "look-0.png").is_file() and (tmp_path / "look-1.png").is_file()
+    photo = (images / "red.png").read_bytes()
+    for extra, message in ((["--overlay", str(images / "red.png")], "is one of the inputs"),
+                           (["--overlay", str(tmp_path / "look-0.png")], "exists; pass --overwrite")):
+        argv = ["caption", str(run), str(images / "red.png"), *extra]  # checked before captioning
+        assert cli.main(argv) == 2 and message in capsys.readouterr().err
+        assert cli.main([*argv, "--overwrite"]) == (2 if "inputs" in message else 0)
+        capsys.readouterr()
+    assert (images / "red.png").read_bytes() == photo  # the image captioned is never drawn over
 
 
 def test_pretraining_curriculum_frozen_encoder_and_time_budget_flags(karpathy: Path, tmp_path: Path) -> None:

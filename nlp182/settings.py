@@ -43,6 +43,22 @@ RANGE_KEYS = ("minimum", "maximum", "positive", "below", "even")
 Limits = Mapping[str, Any]
 
 
+#: The largest seed every consumer takes: numpy's legacy ``RandomState`` (gensim) and scikit-learn's
+#: ``random_state`` stop at 2**32 - 1, torch's generators at 2**64 - 1.
+MAX_SEED = 2**32 - 1
+
+
+#: The most CPU threads a setting takes: past any machine's cores, where OpenMP fails to start them
+#: (libgomp runs out of memory at tens of thousands) rather than refusing.
+MAX_THREADS = 1024
+
+
+def seed_setting(default: int, help: str) -> Any:
+    """A random seed: a :func:`setting` from 0 to :data:`MAX_SEED`, so a seed such as the clock's
+    nanoseconds is refused where the flag is read rather than deep in a library."""
+    return setting(default, minimum=0, maximum=MAX_SEED, help=help)
+
+
 def setting(
     default: Any = dataclasses.MISSING,
     *,

@@ -9,7 +9,7 @@ from nlp182.captioning.data import MAX_IMAGE_PIXELS
 from nlp182.captioning.model import CaptionModelConfig
 from nlp182.errors import InvalidInputError
 from nlp182.optim.schedules import PROGRESS_SHAPES
-from nlp182.settings import check_settings, setting
+from nlp182.settings import MAX_THREADS, check_settings, seed_setting, setting
 
 BUILTIN = ("digits", "shapes")
 #: Validation scores (greedy decoding) ``monitor`` may name; the kept weights and early stopping follow it.
@@ -196,9 +196,10 @@ class CaptionConfig:
     )
     threads: int | None = setting(
         None, formerly=("num_threads",),
-        positive=True, help="PyTorch CPU threads (unset: PyTorch's choice; 1-2 on a shared machine)",
+        positive=True, maximum=MAX_THREADS,
+        help="PyTorch CPU threads (unset: PyTorch's choice; 1-2 on a shared machine)",
     )
-    seed: int = setting(0, minimum=0, help="random seed; the same seed repeats a run exactly")
+    seed: int = seed_setting(0, help="random seed; the same seed repeats a run exactly")
     progress: bool = setting(True, help="show progress while training")
 
     def __post_init__(self) -> None:

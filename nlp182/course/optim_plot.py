@@ -24,7 +24,7 @@ from nlp182.course.optim_figures import plot_landscape
 from nlp182.io import atomic_write_json, check_run_folder, staged_directory
 from nlp182.plots import loss_curves
 from nlp182.progress import progress
-from nlp182.settings import check_settings, setting
+from nlp182.settings import check_settings, seed_setting, setting
 from nlp182.train import Trainer, TrainerConfig
 
 DIGITS_LRS = {
@@ -53,7 +53,7 @@ class OptimPlotConfig:
         help="epochs of logistic regression on the digits, per optimizer",
     )
     batch_size: int = setting(64, positive=True, help="digits per training step")
-    seed: int = setting(0, minimum=0, help="random seed of the digits split and shuffling")
+    seed: int = seed_setting(0, help="random seed of the digits split and shuffling")
 
     def __post_init__(self) -> None:
         check_settings(self)

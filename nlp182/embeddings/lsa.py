@@ -28,7 +28,7 @@ from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import EmptyCorpusError, InvalidInputError
 from nlp182.progress import progress
-from nlp182.settings import check_settings, setting
+from nlp182.settings import check_settings, seed_setting, setting
 from nlp182.text.corpus import CorpusLike, as_source
 from nlp182.text.encoded import Chunk, EncodedCorpus, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
@@ -71,7 +71,7 @@ class LSAConfig:
     )
     svd_oversample: int = setting(10, minimum=0, help="extra random directions of the randomized SVD")
     svd_iterations: int = setting(4, minimum=0, help="power iterations of the randomized SVD")
-    seed: int = setting(1, minimum=0, help="random seed; the same seed repeats a run exactly")
+    seed: int = seed_setting(1, help="random seed; the same seed repeats a run exactly")
     device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
 
     def __post_init__(self) -> None:

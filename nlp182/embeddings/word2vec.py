@@ -45,7 +45,7 @@ from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError, MissingExtraError
 from nlp182.progress import progress
-from nlp182.settings import check_settings, setting
+from nlp182.settings import MAX_THREADS, check_settings, seed_setting, setting
 from nlp182.text.corpus import CorpusLike, CorpusSource, as_source, iter_token_lines
 from nlp182.text.encoded import Chunk, EncodedCorpus, encode, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
@@ -105,16 +105,17 @@ class Word2VecConfig:
     min_alpha: float = setting(0.0001, minimum=0, help="learning rate at the end")
     ns_exponent: float = setting(0.75, help="noise words are drawn by count to this power")
     batch_size: int = setting(1024, positive=True, help="training examples per step of the batched kernel")
-    seed: int = setting(
-        1, minimum=0,
-        help="random seed; the same seed repeats a run exactly with --threads 1 (Hogwild threads race)",
+    seed: int = seed_setting(
+        1, help="random seed; the same seed repeats a run exactly with --threads 1 (Hogwild threads race)"
     )
     device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
     backend: str = setting(
         "torch", choices=BACKENDS,
         help="torch (this package) or gensim (the reference); auto picks torch",
     )
-    threads: int | None = setting(None, positive=True, help="CPU threads (default: as many as PyTorch uses)")
+    threads: int | None = setting(
+        None, positive=True, maximum=MAX_THREADS, help="CPU threads (default: as many as PyTorch uses)"
+    )
     compile: bool = setting(False, help="compile the batched step for speed (slower start)")
     shuffle: bool | None = setting(
         None,

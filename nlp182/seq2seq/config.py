@@ -11,7 +11,7 @@ from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
 from nlp182.seq2seq.metrics import parse_metrics
 from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import TOKENIZER_KINDS
-from nlp182.settings import check_settings, setting
+from nlp182.settings import MAX_THREADS, check_settings, seed_setting, setting
 
 DATES = "dates"
 BUILTIN_DATA = (DATES, CMUDICT)
@@ -144,7 +144,7 @@ class Seq2SeqConfig:
         help="stop training after this many seconds of training steps",
     )
     threads: int | None = setting(
-        None, minimum=0, positive=True,
+        None, positive=True, maximum=MAX_THREADS,
         help="PyTorch CPU threads (default: PyTorch's choice)",
     )
     clip_grad_norm: float | None = setting(
@@ -180,7 +180,7 @@ class Seq2SeqConfig:
         help="deterministic GPU kernels and cuBLAS workspace, so one seed repeats a run exactly on one GPU "
              "(somewhat slower)",
     )
-    seed: int = setting(0, minimum=0, help="random seed; the same seed repeats a run exactly")
+    seed: int = seed_setting(0, help="random seed; the same seed repeats a run exactly")
     progress: bool = setting(True, help="show progress while training")
 
     def __post_init__(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from nlp182.errors import InvalidInputError
-from nlp182.settings import check_settings, same_setting, setting
+from nlp182.settings import MAX_THREADS, check_settings, same_setting, seed_setting, setting
 
 INDEX_KINDS = ("auto", "flat", "hnsw")
 
@@ -81,7 +81,8 @@ class AppConfig:
         help="most searches per gathered call (1 turns micro-batching off)",
     )
     omp_threads: int = setting(
-        0, minimum=0, help="OpenMP threads FAISS may use on each request thread (0: OpenMP's default)"
+        0, minimum=0, maximum=MAX_THREADS,
+        help="OpenMP threads FAISS may use on each request thread (0: OpenMP's default)",
     )
     limits: Limits = field(default_factory=Limits)
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
@@ -128,7 +129,7 @@ class IndexConfig:
         1000,
         positive=True, help="words used to measure HNSW recall@10 at build time",
     )
-    seed: int = setting(0, minimum=0, help="seed for choosing those words")
+    seed: int = seed_setting(0, help="seed for choosing those words")
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -177,15 +178,17 @@ class ServeConfig:
     port: int = setting(8000, minimum=0, maximum=65535, help="TCP port")
     workers: int = setting(2, positive=True, help="gunicorn worker processes")
     threads: int = setting(
-        0,
-        minimum=0, help="request threads per worker (0: 16 for an exact index, 1 for HNSW)",
+        0, minimum=0, maximum=MAX_THREADS,
+        help="request threads per worker (0: 16 for an exact index, 1 for HNSW)",
     )
     timeout: int = setting(30, positive=True, help="seconds before a silent worker is restarted")
     request_timeout: float = setting(
         30.0, positive=True,
         help="seconds a client has to send its whole request (408 after)",
     )
-    omp_threads: int = setting(1, minimum=0, positive=True, help="OpenMP threads FAISS may use per worker")
+    omp_threads: int = setting(
+        1, positive=True, maximum=MAX_THREADS, help="OpenMP threads FAISS may use per worker"
+    )
     blas_threshold: int = setting(
         4, minimum=0, positive=True,
         help="exact searches of at least this many queries use BLAS",
@@ -213,7 +216,15 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if not self.host.strip():  # gunicorn reads ":8000" as every interface
+            raise InvalidInputError(f"--host must name an address (127.0.0.1, or 0.0.0.0 for every "
+                                    f"interface), got {self.host!r}")
         self.app_config()  # validate the app's settings here, not in every worker
+
+    @property
+    def loopback(self) -> bool:
+        """Whether ``host`` is reachable from this machine only."""
+        return self.host == "localhost" or self.host.startswith("127.") or self.host == "::1"
 
     def resolve_threads(self, kind: str) -> int:
         """Request threads per worker for an index of ``kind`` ("flat" or "hnsw")."""

@@ -190,6 +190,9 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
     log.info("serving %s (%s index) on http://%s:%d with %d workers x %d threads",
              run_dir, kind, config.host, config.port, config.workers, gunicorn.serve_config.threads)
+    if not config.loopback:
+        log.warning("--host %s: the service answers other machines too; put a proxy with TLS and "
+                    "access control in front of it (see the production guide)", config.host)
     master = os.getpid()
     try:
         gunicorn.run()

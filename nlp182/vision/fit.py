@@ -20,7 +20,7 @@ from torch import nn
 from nlp182.device import select_device
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.optim import SGD, Cosine, CyclicCosine, weight_decay_groups
-from nlp182.settings import check_settings, setting
+from nlp182.settings import check_settings, seed_setting, setting
 from nlp182.train import Trainer, TrainerConfig
 
 LossFn = Callable[..., torch.Tensor]
@@ -44,7 +44,7 @@ class FitConfig:
         1, positive=True,
         help="learning-rate cycles of the cyclic schedule (must divide --epochs)",
     )
-    seed: int = setting(0, minimum=0, help="random seed; the same seed repeats a run exactly")
+    seed: int = seed_setting(0, help="random seed; the same seed repeats a run exactly")
     device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
     progress: bool = setting(False, help="show a progress bar while training")
 

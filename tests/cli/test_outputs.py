@@ -126,6 +126,15 @@ BAD_VALUES = [
     ("optim plot", "--epochs", "0", "--epochs must be at least 1"),
     ("optim plot", "--steps", "-1", "--steps must be at least 0"),
     ("serve", "--port", "70000", "--port must be at most 65535"),
+    ("serve", "--threads", "100000", "--threads must be at most 1024"),
+    ("train w2v", "--threads", "40000", "--threads must be at most 1024"),
+    ("train w2v", "--seed", "18446744073709551616", "--seed must be at most 4294967295"),
+    ("train lsa", "--seed", "4294967296", "--seed must be at most 4294967295"),
+    ("train digits", "--seed", "4294967296", "--seed must be at most 4294967295"),
+    ("train seq2seq", "--seed", "4294967296", "--seed must be at most 4294967295"),
+    ("train caption", "--seed", "4294967296", "--seed must be at most 4294967295"),
+    ("train caption", "--threads", "2000", "--threads must be at most 1024"),
+    ("optim plot", "--seed", "4294967296", "--seed must be at most 4294967295"),
     ("serve", "--workers", "0", "--workers must be at least 1"),
 ]
 
@@ -396,3 +405,14 @@ def test_corpus_prepare_writes_over_no_file_without_overwrite_nor_over_its_input
     assert notes.read_text().startswith("My precious") and other.read_text() == "not a corpus\n"
     assert cli.main(["corpus", "prepare", "--text", str(notes), "--out", str(other), "--overwrite"]) == 0
     assert other.read_text() == "my precious notes first paragraph\nsecond paragraph\n"
+
+
+@pytest.mark.parametrize("host", ["", " "])
+def test_serve_with_an_empty_host_is_refused_not_bound_to_every_interface(host, tmp_path, capsys) -> None:
+    assert cli.main(["serve", str(tmp_path / "run"), "--host", host]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nlp182: error: --host must name an address") and err.count("\n") == 1
+    from nlp182.server.config import ServeConfig
+
+    assert ServeConfig().loopback and ServeConfig(host="localhost").loopback  # no warning when serving
+    assert not ServeConfig(host="0.0.0.0").loopback and not ServeConfig(host="10.1.2.3").loopback

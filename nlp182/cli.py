@@ -126,6 +126,13 @@ def _os_error_line(exc: OSError) -> str:
     return where + (_WRITE_FAILURES.get(exc.errno or 0) or (exc.strerror or str(exc)).lower())
 
 
+def _allocation_failed(exc: RuntimeError) -> bool:
+    """Whether torch raised ``exc`` for memory it could not allocate (its CPU allocator's
+    "can't allocate memory", or CUDA's ``OutOfMemoryError``), not for a bug."""
+    text = str(exc)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     try:
@@ -151,10 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a file-size limit, a read-only file system, mid-write
         print(f"nlp182: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
-    except MemoryError:  # what no bound caught: one line, as every other error, not a traceback
-        print("nlp182: error: ran out of memory; the input is larger than this machine can hold "
-              "(lower --max-line-bytes, --max-vocab or --batch-size where the command has them)",
-              file=sys.stderr)
+    except (MemoryError, RuntimeError) as exc:  # what no bound caught: one line, not a traceback
+        if isinstance(exc, RuntimeError) and not _allocation_failed(exc):
+            raise
+        print("nlp182: error: ran out of memory; the input or a size asked for is larger than this "
+              "machine can hold (lower --max-line-bytes, --max-vocab, --batch-size or the size flags "
+              "where the command has them)", file=sys.stderr)
         return 2
     except Terminated:
         print("nlp182: terminated", file=sys.stderr)

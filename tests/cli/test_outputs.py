@@ -281,11 +281,23 @@ def _every_command_raises(error: BaseException, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
 
 
-def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys) -> None:
-    _every_command_raises(MemoryError(), monkeypatch)
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                 "you tried to allocate 8200000000000 bytes."),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+], ids=["python", "torch-cpu", "torch-cuda"])
+def test_running_out_of_memory_is_one_line_not_a_traceback(error, monkeypatch, capsys) -> None:
+    _every_command_raises(error, monkeypatch)
     assert cli.main(["neighbors", "runs/x", "king"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nlp182: error: ran out of memory") and err.count("\n") == 1
+
+
+def test_a_runtime_error_that_is_not_about_memory_is_not_hidden(monkeypatch) -> None:
+    _every_command_raises(RuntimeError("a bug"), monkeypatch)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["neighbors", "runs/x", "king"])
 
 
 def test_an_interrupt_says_whether_checkpoints_were_kept(tmp_path, capsys) -> None:

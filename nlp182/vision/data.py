@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -31,6 +33,14 @@ def load_digits_split(
     if not 0.0 < test_fraction < 1.0:
         raise InvalidInputError(f"test_fraction must be in (0, 1); got {test_fraction}")
     digits = load_digits()
+    classes, count = len(digits.target_names), len(digits.target)
+    test = math.ceil(test_fraction * count)
+    if min(test, count - test) < classes:  # stratified: every class on both sides
+        low, high = classes / count, 1 - classes / count
+        raise InvalidInputError(
+            f"test_fraction {test_fraction} leaves {min(test, count - test)} of {count} digits on one side "
+            f"of the split, fewer than its {classes} classes; use {low:.3f} to {high:.3f}"
+        )
     images = (digits.images / 16.0).astype(np.float32)[:, None]
     x_tr, x_te, y_tr, y_te = train_test_split(
         images, digits.target, test_size=test_fraction, random_state=seed, stratify=digits.target

@@ -428,3 +428,10 @@ def test_serve_with_an_empty_host_is_refused_not_bound_to_every_interface(host, 
 
     assert ServeConfig().loopback and ServeConfig(host="localhost").loopback  # no warning when serving
     assert not ServeConfig(host="0.0.0.0").loopback and not ServeConfig(host="10.1.2.3").loopback
+
+
+def test_a_digits_split_that_leaves_a_class_out_is_refused_naming_the_range(tmp_path, capsys) -> None:
+    assert cli.main(["train", "digits", "--out", str(tmp_path / "d"), "--test-fraction", "0.999"]) == 2
+    err = capsys.readouterr().err
+    assert "test_fraction 0.999 leaves 1 of 1797 digits on one side" in err and "use 0.006 to 0.994" in err
+    assert err.count("\n") == 1 and not (tmp_path / "d").exists()

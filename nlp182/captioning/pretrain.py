@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Iterable
 
 import torch
@@ -59,8 +60,10 @@ def pretrain_encoder(
     steps: int,
     lr: float,
     device: torch.device | str = "cpu",
+    time_limit_s: float | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``model.encoder`` (and a throw-away head) for ``steps`` Adam steps on bag-of-words BCE.
+    """Train ``model.encoder`` (and a throw-away head) for ``steps`` Adam steps on bag-of-words BCE,
+    or fewer when ``time_limit_s`` seconds run out first (its share of a run's time budget).
 
     ``batches`` is cycled (a training DataLoader). Returns a record every 50 steps and at the last:
     the step, the loss and the share of images whose whole bag is right (logit > 0 exactly on
@@ -79,6 +82,7 @@ def pretrain_encoder(
     encoder.train()
     history: list[dict[str, float]] = []
     step = 0
+    deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
     while step < steps:
         for batch in batches:
             images, captions = batch.images.to(device), batch.captions.to(device)
@@ -87,6 +91,10 @@ def pretrain_encoder(
             loss.backward()
             optimizer.step()
             step += 1
+            if deadline is not None and step < steps and time.perf_counter() >= deadline:
+                log.info("encoder pre-training stopped after %d of %d steps: its %g s of the time budget "
+                         "ran out", step, steps, time_limit_s)
+                steps = step  # the last step: recorded below
             if step % 50 == 0 or step == steps:
                 targets = bag_of_words(captions, vocab_size)
                 exact = ((logits.detach() > 0) == (targets > 0)).all(dim=1).float().mean()

@@ -24,7 +24,7 @@ from nlp182.captioning.builtin import digits_splits, shapes_splits
 from nlp182.captioning.captioner import Caption, Captioner
 from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import CaptionedImage, image_batches, make_loader
-from nlp182.captioning.defaults import choose_defaults, patience_seconds, summary_line
+from nlp182.captioning.defaults import choose_defaults, patience_seconds, pretrain_time_limit, summary_line
 from nlp182.captioning.evaluate import caption_items, evaluate, score_captions
 from nlp182.captioning.loss import CaptionLoss
 from nlp182.captioning.model import CaptionModel
@@ -231,7 +231,8 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool)
         else:
             start = time.perf_counter()
             pretraining = pretrain_encoder(
-                model, loader, len(vocab), config.pretrain_steps, config.lr, select_device(config.device)
+                model, loader, len(vocab), config.pretrain_steps, config.lr, select_device(config.device),
+                time_limit_s=pretrain_time_limit(config, chosen),
             )
             pretrain_time = time.perf_counter() - start
             atomic_write_json(staging / PRETRAINING_FILE, {"records": pretraining, "time_s": pretrain_time})

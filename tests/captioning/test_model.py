@@ -228,6 +228,18 @@ def test_pretraining_moves_only_the_encoder_and_lowers_its_loss() -> None:
     for key, value in model.decoder.state_dict().items():
         torch.testing.assert_close(value, decoder_before[key])
     assert history[-1]["loss"] < 0.5
+    spent = pretrain_encoder(model, [batch], VOCAB, steps=50, lr=1e-2, time_limit_s=0)
+    assert [r["step"] for r in spent] == [1]  # a time limit already spent: one step, recorded
+
+
+def test_pretraining_takes_its_share_of_a_time_budget_or_all_of_it_when_its_steps_are_given() -> None:
+    from nlp182.captioning.config import CaptionConfig
+    from nlp182.captioning.defaults import pretrain_time_limit
+
+    budget = CaptionConfig(time_budget_s=200.0)
+    assert pretrain_time_limit(budget, {"pretrain_steps": "3.2 image passes"}) == 50.0
+    assert pretrain_time_limit(budget, {}) == 200.0
+    assert pretrain_time_limit(CaptionConfig(), {"pretrain_steps": "chosen"}) is None
 
 
 @pytest.mark.parametrize("scale", [0.0, 0.5, 1.0])

@@ -109,20 +109,27 @@ def _input_lines(source: str, max_bytes: int) -> Iterator[str]:
 
 def _translate_stream(translator: Translator, lines: Iterable[str], args: argparse.Namespace) -> None:
     """Print one output line per input line, translating ``batch_size`` at a time; a blank line
-    stays blank, and so does one longer than the model reads (counted in one warning)."""
+    stays blank, and so does one longer than the model reads. What the batches meet (unknown
+    pieces, outputs cut at ``max_len``, lines too long) is told once, at the end."""
     chunk: list[str] = []
-    too_long = 0
+    too_long = cut = translated = 0
+    unknown: dict[str, None] = {}
 
     def flush() -> None:
-        nonlocal too_long
+        nonlocal too_long, cut, translated
         encodings = translator.encode(chunk)  # once: translate takes them back
         taken = translator.translatable(chunk, encodings)
         too_long += sum(not ok and bool(line.strip()) for line, ok in zip(chunk, taken, strict=True))
         kept = [i for i, ok in enumerate(taken) if ok]
-        outputs = iter(translator.translate(
-            [chunk[i] for i in kept], beam_width=args.beam_width, max_len=args.max_len,
-            length_penalty=args.length_penalty, need_weights=False, encodings=[encodings[i] for i in kept],
-        ) if kept else [])  # fmt: skip
+        texts, kept_encodings = [chunk[i] for i in kept], [encodings[i] for i in kept]
+        unknown.update(dict.fromkeys(translator.unknown_pieces(texts, kept_encodings)))
+        results = translator.translate(
+            texts, beam_width=args.beam_width, max_len=args.max_len, warn=False,
+            length_penalty=args.length_penalty, need_weights=False, encodings=kept_encodings,
+        ) if kept else []  # fmt: skip
+        cut += sum(not result.complete for result in results)
+        translated += len(results)
+        outputs = iter(results)
         for ok in taken:
             print(next(outputs).text if ok else "")
         sys.stdout.flush()
@@ -133,6 +140,8 @@ def _translate_stream(translator: Translator, lines: Iterable[str], args: argpar
         if len(chunk) == args.batch_size:
             flush()
     flush()
+    translator.log_unknown(list(unknown))
+    translator.warn_cut(cut, translated, args.max_len)
     if too_long:
         limit = getattr(translator.model, "max_source_tokens", None)
         log.warning("%d input lines are longer than the model reads (%s tokens) and are left untranslated",

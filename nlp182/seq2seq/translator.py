@@ -28,6 +28,7 @@ from nlp182.seq2seq.batching import pad
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.tokenize import (
     BOS_ID,
+    EOS,
     EOS_ID,
     PAD_ID,
     decode,
@@ -60,6 +61,11 @@ class Translation:
     target_tokens: list[str]
     weights: np.ndarray | None
     log_prob: float
+
+    @property
+    def complete(self) -> bool:
+        """Whether the output ended with ``<eos>`` (else it was cut at ``max_len``)."""
+        return bool(self.target_tokens) and self.target_tokens[-1] == EOS
 
     def save_heatmap(self, path: str | os.PathLike[str], title: str | None = None) -> None:
         """Write the attention heatmap of this translation as a PNG, titled with the input by default.
@@ -198,16 +204,12 @@ class Translator:
         if warn:
             self.warn_unknown(texts, encodings)
         results: list[Translation] = []
-        cut = 0
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             source_ids = [encoding.ids for encoding in encodings[start : start + batch_size]]
             hyps = self.decode_ids(source_ids, beam_width, max_len, length_penalty, need_weights)
             for text, ids, hyp in zip(chunk, source_ids, hyps, strict=True):
-                cut += not hyp.complete
-                target_tokens = tokens(self.target_tokenizer, hyp.tokens) + (
-                    ["<eos>"] if hyp.complete else []
-                )
+                target_tokens = tokens(self.target_tokenizer, hyp.tokens) + ([EOS] if hyp.complete else [])
                 results.append(
                     Translation(
                         source=text,
@@ -218,11 +220,17 @@ class Translator:
                         log_prob=hyp.log_prob,
                     )
                 )
-        if warn and cut:
+        if warn:
+            self.warn_cut(sum(not result.complete for result in results), len(texts), max_len)
+        return results
+
+    def warn_cut(self, cut: int, total: int, max_len: int | None = None) -> None:
+        """Log one warning when ``cut`` of ``total`` translations reached ``max_len`` (default: the
+        run's) before ``<eos>``."""
+        if cut:
             limit = self.config.max_len if max_len is None else max_len
             log.warning("%d of %d translations reached max_len (%d tokens) before <eos> and are cut "
-                        "short; raise --max-len", cut, len(texts), limit)
-        return results
+                        "short; raise --max-len", cut, total, limit)
 
     def _problems(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str | None]:
         """Why each text cannot be translated (blank, or longer than the model reads), or None."""
@@ -246,14 +254,24 @@ class Translator:
     def warn_unknown(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str]:
         """Log one warning naming the pieces of ``texts`` that their source ``encodings`` read as
         ``<unk>``; return them."""
-        unknown: dict[str, None] = {}
-        for text, encoding in zip(texts, encodings, strict=True):
-            unknown.update(dict.fromkeys(unknown_tokens(text, encoding)))
+        unknown = self.unknown_pieces(texts, encodings)
+        self.log_unknown(unknown)
+        return unknown
+
+    @staticmethod
+    def log_unknown(unknown: Sequence[str]) -> None:
+        """One warning naming the first of the ``unknown`` pieces and how many more there are."""
         if unknown:
-            names = list(unknown)
-            shown = ", ".join(repr(piece) for piece in names[:SHOWN_UNKNOWN])
-            more = f" and {len(names) - SHOWN_UNKNOWN} more" if len(names) > SHOWN_UNKNOWN else ""
+            shown = ", ".join(repr(piece) for piece in unknown[:SHOWN_UNKNOWN])
+            more = f" and {len(unknown) - SHOWN_UNKNOWN} more" if len(unknown) > SHOWN_UNKNOWN else ""
             log.warning(
                 "the input holds tokens unknown to the source vocabulary (read as <unk>): %s%s", shown, more
             )
+
+    @staticmethod
+    def unknown_pieces(texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str]:
+        """The pieces of ``texts`` their ``encodings`` read as ``<unk>``, in order, without repeats."""
+        unknown: dict[str, None] = {}
+        for text, encoding in zip(texts, encodings, strict=True):
+            unknown.update(dict.fromkeys(unknown_tokens(text, encoding)))
         return list(unknown)

@@ -57,9 +57,10 @@ def current_umask() -> int:
 def atomic_open(
     path: str | os.PathLike[str], mode: str = "wb", final: Callable[[], Path] | None = None
 ) -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync and rename it over ``path``, or over
+    """Open a temporary file beside ``path``; on success fsync and rename it over ``path``, or to
     what ``final()`` names then (a file named by what was written, as a hash of it, in ``path``'s
-    folder; ``path`` then names only the temporary file)."""
+    folder; ``path`` then names only the temporary file). A file already there under that name
+    holds the same bytes and is kept as it is: a reader of it never sees it replaced."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_open writes whole files: mode must be 'w' or 'wb'")
     target = Path(path)
@@ -72,7 +73,12 @@ def atomic_open(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, final() if final else target)
+        if final is None:
+            os.replace(tmp, target)
+        elif os.path.exists(named := final()):  # the same content, written before: keep that file
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, named)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -86,8 +92,28 @@ _WRITING = "while writing "
 def _note_target(exc: BaseException, target: Path) -> None:
     """Name ``target`` on an ``OSError`` that names no file (NumPy's short write on a full disk:
     "N requested and M written"), as a note :func:`failed_write_target` reads back."""
-    if isinstance(exc, OSError) and exc.filename is None:
+    noted = any(note.startswith(_WRITING) for note in getattr(exc, "__notes__", ()))
+    if isinstance(exc, OSError) and exc.filename is None and not noted:
         exc.add_note(f"{_WRITING}{target}")
+
+
+def _named_in_target(exc: BaseException, staging: Path, target: Path) -> None:
+    """Name ``target`` in place of ``staging`` (a folder removed by now) in an ``OSError``: in its
+    ``filename`` and its notes; one that names no file gets a note naming ``target``."""
+    if not isinstance(exc, OSError):
+        return
+    inside = str(staging)
+
+    def moved(name: str) -> str:
+        return str(target) + name[len(inside):] if name.startswith(inside) else name
+
+    if exc.filename is not None and exc.errno is not None:
+        exc.filename = moved(str(exc.filename))
+    notes = getattr(exc, "__notes__", [])
+    for index, note in enumerate(notes):
+        if note.startswith(_WRITING):
+            notes[index] = _WRITING + moved(note.removeprefix(_WRITING))
+    _note_target(exc, target)
 
 
 def failed_write_target(exc: OSError) -> str | None:
@@ -366,8 +392,9 @@ def staged_directory(path: str | os.PathLike[str], overwrite: bool = False) -> I
     try:
         yield staging
         _replaceable(target, _given(path), "--out", overwrite)  # still ours after the work?
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        _named_in_target(exc, staging, target)
         raise
     replace_directory(staging, target)
 
@@ -391,7 +418,7 @@ def staged_entry(path: str | os.PathLike[str]) -> Iterator[Path]:
         made_meanwhile = isinstance(exc, OSError) and exc.errno in (errno.ENOTEMPTY, errno.EEXIST)
         if made_meanwhile and exc.filename == str(staging) and target.is_dir():
             return  # the rename found the entry another process made
-        _note_target(exc, target)
+        _named_in_target(exc, staging, target)
         raise
 
 

@@ -334,7 +334,11 @@ class Vectors:
             raise ShapeError(f"vectors must have {self.dim} values each, got {weights.shape[1]}")
         _check_finite(weights.astype(self.vectors.dtype), [str(key) for key in keys])
         extras = {name: _column(values, len(keys), name) for name, values in (extras or {}).items()}
-        known = np.array([self.has_index_for(key) for key in keys], dtype=bool)
+        # a word is new unless spelled as stored: adding keeps gensim's keys, code point for code point
+        known = np.array(
+            [key in self.key_to_index if isinstance(key, str) else self.has_index_for(key) for key in keys],
+            dtype=bool,
+        )
         new_keys = [key for key, old in zip(keys, known, strict=True) if not old]
         for key in new_keys:
             if not isinstance(key, str):
@@ -779,16 +783,14 @@ class Vectors:
             raise MissingFileError(f"run folder {folder} does not exist")
         for path in (vectors_path, vocab_path):
             check_input_file(path, missing_hint=f"; is {folder} a trained run folder?")
-        truncated = f"{vectors_path} is empty or truncated; retrain or re-import the run"
         with vectors_path.open("rb") as handle:
             magic = handle.read(len(NPY_MAGIC))
         if magic != NPY_MAGIC:  # NumPy would guess a pickle, or find nothing to read
-            other = f"{vectors_path} is not a .npy file"
-            raise FileFormatError(truncated if NPY_MAGIC.startswith(magic) else other)
+            cut = NPY_MAGIC.startswith(magic)
+            problem = "is empty or truncated; retrain or re-import the run" if cut else "is not a .npy file"
+            raise FileFormatError(f"{vectors_path} {problem}")
         try:
             matrix = np.load(vectors_path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except EOFError:
-            raise FileFormatError(truncated) from None
         except (ValueError, OSError) as exc:
             raise FileFormatError(f"{vectors_path} is not a readable .npy matrix: {exc}") from exc
         try:

@@ -29,6 +29,13 @@ USER_DATA_METRICS = "exact_match,per,bleu"
 USER_SPELLING_METRICS = "exact_match,cer"
 
 
+def check_max_len(max_len: int, positions: int) -> None:
+    """Refuse decoding ``max_len`` tokens with a model of ``positions`` positions: step t reads the
+    ``<bos>`` and t outputs, so ``max_len`` steps need ``max_len`` positions."""
+    if max_len > positions:
+        raise InvalidInputError(f"--max-len must be at most the model's {positions} positions, got {max_len}")
+
+
 @dataclass
 class Seq2SeqConfig:
     """Everything ``nlp182 train seq2seq`` needs; the defaults train the date task to >= 99%.
@@ -197,10 +204,7 @@ class Seq2SeqConfig:
                     "the transformer trains with full teacher forcing; --teacher-forcing "
                     f"{self.teacher_forcing} is for the recurrent decoders"
                 )
-            if self.max_len >= MAX_POSITIONS:
-                raise InvalidInputError(
-                    f"--max-len must be below the transformer's {MAX_POSITIONS} positions, got {self.max_len}"
-                )
+            check_max_len(self.max_len, MAX_POSITIONS)
 
     def tokenizer_kinds(self) -> tuple[str, str]:
         """The (source, target) tokeniser kinds after applying the data set's own defaults."""

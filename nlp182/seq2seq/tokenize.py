@@ -9,7 +9,10 @@ so the second never shows in training). With ``split_digits`` every digit is its
 which lets a small vocabulary spell any number. A ``char`` tokeniser makes every character a
 token (letters of a word for grapheme-to-phoneme), so nobody has to pre-space their text. The
 normaliser (NFKC, optional lower-casing) is part of the tokeniser, so translate time applies
-exactly what training did. Tokenisers are saved as the library's JSON (no pickling).
+exactly what training did. Tokenisers are saved as the library's JSON (no pickling). The four
+special tokens are ids the model adds, never text: ``<eos>`` written in a sentence is read as its
+characters. That setting lives on the tokenizer object, not in its JSON, so a saved tokeniser is
+opened with :func:`load_tokenizer`, which sets it again.
 """
 
 from __future__ import annotations

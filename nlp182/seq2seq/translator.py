@@ -25,7 +25,7 @@ from nlp182.io import atomic_write_json, atomic_write_text, read_json
 from nlp182.plots import attention_heatmap
 from nlp182.seq2seq.architectures import build_model
 from nlp182.seq2seq.batching import pad
-from nlp182.seq2seq.config import Seq2SeqConfig
+from nlp182.seq2seq.config import Seq2SeqConfig, check_max_len
 from nlp182.seq2seq.tokenize import (
     BOS_ID,
     EOS,
@@ -156,8 +156,8 @@ class Translator:
         if any(len(ids) == 0 for ids in source_ids):
             raise InvalidInputError("cannot translate an empty sentence (it has no tokens)")
         positions = getattr(self.model, "max_source_tokens", None)
-        if positions is not None and max_len >= positions:  # refused now, not after positions steps
-            raise InvalidInputError(f"max_len must be below the model's {positions} positions, got {max_len}")
+        if positions is not None:  # refused now, not after positions steps
+            check_max_len(max_len, positions)
         source = pad(source_ids).to(self.device)
         lengths = torch.tensor([len(ids) for ids in source_ids], device=self.device)
         return decoding.decode(

@@ -1,8 +1,8 @@
 """Word-level tokenisation: one definition for a line and for a block of many lines.
 
 Normaliser: NFKC (skipped for ASCII text, where it changes nothing), typographic apostrophe and
-hyphen to ASCII, soft hyphens (invisible: ``&shy;`` in web text) removed, lowercase (Turkish ``İ``
-to ``i``, not ``i`` and a combining dot). Words: runs of word characters joined by apostrophes or
+hyphen to ASCII, soft hyphens (invisible: ``&shy;`` in web text) removed, lowercase in NFC (Turkish
+``İ`` to ``i``, not ``i`` and a combining dot). Words: runs of word characters joined by apostrophes or
 hyphens ("it's", "state-of-the-art"); everything else is dropped, so punctuation never becomes a token, as
 Wikipedia text needs. Word characters are Unicode's (the ``regex`` module's): letters, digits and
 the combining marks that Devanagari, Tamil, Thai or vowelled Arabic write inside words, where
@@ -61,13 +61,16 @@ class WordTokenizer:
         return f"words-v{RULES_VERSION}:{WORD_PATTERN}:lower={int(self.lowercase)}"
 
     def normalize(self, text: str) -> str:
-        """NFKC, typographic apostrophes and hyphens to ASCII, soft hyphens out, then lowercase
-        (when asked)."""
+        """NFKC, typographic apostrophes and hyphens to ASCII, soft hyphens out, then lowercase in
+        NFC (when asked)."""
         if text.isascii():
             return text.lower() if self.lowercase else text
         text = unicodedata.normalize("NFKC", text).translate(_JOINERS_TO_ASCII)
-        # str.lower() writes Turkish "İ" as "i" + U+0307, a second spelling of every word it starts
-        return text.lower().replace("i\u0307", "i") if self.lowercase else text
+        if not self.lowercase:
+            return text
+        # str.lower() can leave a letter and a combining mark where NFC has one character ("J̌" ->
+        # "ǰ"), and writes Turkish "İ" as "i" + U+0307: each a second spelling of the same word
+        return unicodedata.normalize("NFC", text.lower().replace("i\u0307", "i"))
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of one line of text."""

@@ -72,25 +72,38 @@ def _only_writer(out_dir: Path) -> Iterator[None]:
     after); another process holding it is refused by name."""
     path = out_dir.with_name(f".{out_dir.name}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    while True:
+        handle = path.open("a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise InvalidInputError(
                 f"another process is writing the run {out_dir} (its {incomplete_dir(out_dir).name} folder); "
                 "wait for it to finish, or choose another --out"
             ) from None
-        try:
-            yield
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        with contextlib.suppress(FileNotFoundError):  # the file locked is still the one named
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        handle.close()  # its holder removed it while this process opened it: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # before the lock is let go: a process that opened it tries again
+        handle.close()
 
 
 @contextlib.contextmanager
 def resumable_run(out_dir: str | os.PathLike[str], resume: bool = False) -> Iterator[Path]:
     """Yield the staging folder of ``out_dir``; move it into place on success, keep it otherwise.
-    The whole run holds ``out_dir``'s lock (:func:`_only_writer`)."""
+    The whole run holds ``out_dir``'s lock (:func:`_only_writer`). One process writes a staged run:
+    under ``torchrun`` every process would stage and write the same one, so that is refused."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InvalidInputError(
+            f"this run is trained by one process, but torchrun started {os.environ['WORLD_SIZE']}; run the "
+            "command without torchrun (torchrun serves word2vec and scripts on the Trainer)"
+        )
     with _only_writer(Path(out_dir)):
         yield from _staged_run(Path(out_dir), resume)
 

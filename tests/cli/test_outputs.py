@@ -435,3 +435,29 @@ def test_a_digits_split_that_leaves_a_class_out_is_refused_naming_the_range(tmp_
     err = capsys.readouterr().err
     assert "test_fraction 0.999 leaves 1 of 1797 digits on one side" in err and "use 0.006 to 0.994" in err
     assert err.count("\n") == 1 and not (tmp_path / "d").exists()
+
+
+def test_a_staged_run_under_torchrun_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(["train", "seq2seq", "--out", str(tmp_path / "run"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "this run is trained by one process, but torchrun started 2" in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_write_in_a_staged_run_names_the_run_not_its_removed_staging_folder(tmp_path) -> None:
+    from nlp182.io import atomic_open, failed_write_target
+
+    with pytest.raises(OSError) as full, staged_directory(tmp_path / "run") as folder, atomic_open(
+        folder / "vectors.npy"
+    ) as handle:
+        handle.write(b"x")
+        raise OSError("10 requested and 1 written")  # NumPy's short write names no file
+    assert failed_write_target(full.value) == str(tmp_path / "run" / "vectors.npy")
+    with pytest.raises(OSError) as quota, staged_directory(tmp_path / "run") as folder:
+        raise OSError(122, "Disk quota exceeded", str(folder / "counts.tsv"))
+    assert failed_write_target(quota.value) == str(tmp_path / "run" / "counts.tsv")
+    with pytest.raises(OSError) as memmap, staged_directory(tmp_path / "run"):
+        raise OSError(28, "No space left on device")  # a memory map's flush names no file either
+    assert failed_write_target(memmap.value) == str(tmp_path / "run")
+    assert not list(tmp_path.iterdir())

@@ -80,6 +80,8 @@ def test_a_word_in_another_unicode_form_is_the_same_word_and_compatibility_forms
         with pytest.raises(UnknownWordError) as info:
             vectors.get_vector(spelling)
         assert info.value.suggestions[0] == meant
+    vectors.add_vectors(["cafe\u0301"], np.ones((1, 4)))  # adding keeps the key as given, as gensim
+    assert len(vectors) == 5 and vectors.get_index("cafe\u0301") == 4 and vectors.get_index("café") == 0
 
 
 @pytest.mark.parametrize("mmap", [True, False])

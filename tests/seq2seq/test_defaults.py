@@ -171,8 +171,9 @@ def test_transformer_settings_it_cannot_train_with_are_refused_up_front() -> Non
     transformer = ModelConfig(architecture="transformer")
     with pytest.raises(InvalidInputError, match="full teacher forcing"):
         Seq2SeqConfig(model=transformer, teacher_forcing=0.5)
-    with pytest.raises(InvalidInputError, match="below the transformer's 1024 positions"):
+    with pytest.raises(InvalidInputError, match="at most the model's 1024 positions, got 5000"):
         Seq2SeqConfig(model=transformer, max_len=5000)
+    assert Seq2SeqConfig(model=transformer, max_len=1024).max_len == 1024  # <bos> + 1,023 outputs fit
     assert Seq2SeqConfig(model=ModelConfig(), teacher_forcing=0.5, max_len=5000).max_len == 5000
 
 

@@ -217,5 +217,5 @@ def test_transformer_trains_and_translates_through_the_same_cli(files: dict[str,
     translator = Translator.load(out, device="cpu")
     translation = translator.translate(["abc"], beam_width=3)[0]
     assert translation.weights.shape == (len(translation.target_tokens), 3)
-    with pytest.raises(InvalidInputError, match="max_len must be below the model's 1024 positions, got 1024"):
-        translator.translate(["abc"], max_len=1024)  # refused before 1,024 decoding steps, not after
+    with pytest.raises(InvalidInputError, match="at most the model's 1024 positions, got 1025"):
+        translator.translate(["abc"], max_len=1025)  # refused before 1,024 decoding steps, not after

@@ -90,6 +90,13 @@ def test_sentences_in_memory_train_as_the_same_text_in_a_file(tmp_path, monkeypa
     assert sorted(lsa.words) == sorted(vocabulary)
     files = list(sentences_folder().iterdir())
     assert len(files) == 1 and files[0].read_bytes() == path.read_bytes()  # one file, no leftovers
+    # Written again (another training of the same sentences, maybe in another process, reading
+    # it now), the file is left as it is: the same inode, so a reader sees no change.
+    before = files[0].stat()
+    as_source(sentences)
+    after = files[0].stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert list(sentences_folder().iterdir()) == files
 
 
 def test_a_sentence_longer_than_a_sentence_is_cut_as_a_file_line_would_be(tmp_path, monkeypatch) -> None:

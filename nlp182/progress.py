@@ -62,6 +62,7 @@ class LogProgress:
         self._postfix = ""
         self._start = time.perf_counter()
         self._last_log = self._start
+        self._logged_n: float | None = None  # the count the last line showed
         self._closed = False
 
     def __iter__(self) -> Iterator[Any]:
@@ -96,6 +97,7 @@ class LogProgress:
         if now - self._last_log >= self.interval:
             self._last_log = now
             self._log(now)
+            self._logged_n = self.n
 
     def refresh(self) -> None:
         """tqdm compatibility: nothing to redraw in a log."""
@@ -115,10 +117,11 @@ class LogProgress:
         self.logger.info(line)
 
     def close(self) -> None:
-        """Log the final line once."""
+        """Log the final line once, unless the last line already showed the final count."""
         if not self._closed:
             self._closed = True
-            self._log(time.perf_counter())
+            if self._logged_n != self.n:
+                self._log(time.perf_counter())
 
 
 def on_terminal() -> bool:

@@ -12,7 +12,7 @@ from nlp182.progress import LogProgress, progress
 
 
 def test_log_progress_writes_one_line_per_interval_and_a_final_line(caplog: pytest.LogCaptureFixture) -> None:
-    clock = iter([0.0, 1.0, 2.5, 3.0, 6.0, 7.0])
+    clock = iter([0.0, 1.0, 2.5, 3.0, 6.0, 7.0, 7.5])
     original = progress_module.time.perf_counter
     progress_module.time.perf_counter = lambda: next(clock)  # type: ignore[assignment]
     try:
@@ -23,7 +23,8 @@ def test_log_progress_writes_one_line_per_interval_and_a_final_line(caplog: pyte
             bar.set_postfix(loss=0.5)
             bar.update(10)  # t=3: too soon
             bar.update(30)  # t=6: line
-            bar.close()  # t=7: final line
+            bar.update(5)  # t=7: too soon
+            bar.close()  # t=7.5: final line
             bar.close()  # no second final line
     finally:
         progress_module.time.perf_counter = original  # type: ignore[assignment]
@@ -32,7 +33,19 @@ def test_log_progress_writes_one_line_per_interval_and_a_final_line(caplog: pyte
     assert lines[0].startswith("reading: 20/100 line (20%)")
     assert "8 line/s" in lines[0]  # 20 lines in 2.5 s
     assert lines[1].startswith("reading: 60/100 line (60%)") and lines[1].endswith("loss=0.5")
+    assert lines[2].startswith("reading: 65/100 line (65%)")
     assert "\r" not in "".join(lines)
+
+
+def test_a_last_line_that_showed_the_final_count_is_not_written_twice(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="nlp182.progress"):
+        bar = LogProgress(total=3, desc="steps", unit="step", interval=0.0)  # a line every update
+        for _ in range(3):
+            bar.update()
+        bar.close()
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == [
+        "steps: 1/3 step (33%)", "steps: 2/3 step (67%)", "steps: 3/3 step (100%)"
+    ]
 
 
 def test_log_progress_iterates_and_counts() -> None:

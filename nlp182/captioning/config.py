@@ -88,7 +88,7 @@ class CaptionConfig:
     )
     test_images: int = setting(500, minimum=0, help="built-in sets: held-out test images")
     max_objects: int | None = setting(
-        None,
+        None, positive=True,
         help="built-in sets: most objects per image (unset: 5 digits, 3 shapes)",
     )
     valid_fraction: float = setting(

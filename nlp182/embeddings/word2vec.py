@@ -119,7 +119,8 @@ class Word2VecConfig:
     compile: bool = setting(False, help="compile the batched step for speed (slower start)")
     shuffle: bool | None = setting(
         None,
-        help="train on each chunk's examples in random order (default: for sg, not for cbow)",
+        help="batched kernel: train on each chunk's examples in random order (default: for sg, not for "
+        "cbow); the native and triton kernels read sentences in order, as word2vec does",
     )
     kernel: str = setting(
         "auto", choices=KERNELS,

@@ -134,6 +134,7 @@ BAD_VALUES = [
     ("train seq2seq", "--seed", "4294967296", "--seed must be at most 4294967295"),
     ("train caption", "--seed", "4294967296", "--seed must be at most 4294967295"),
     ("train caption", "--threads", "2000", "--threads must be at most 1024"),
+    ("train caption", "--max-objects", "0", "--max-objects must be at least 1"),
     ("optim plot", "--seed", "4294967296", "--seed must be at most 4294967295"),
     ("serve", "--workers", "0", "--workers must be at least 1"),
 ]

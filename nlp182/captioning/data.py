@@ -87,7 +87,7 @@ def _to_rgb(image: PILImage.Image) -> PILImage.Image:
 
     if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
         return image.convert("RGB")
-    values = np.asarray(image, dtype=np.float32)  # float32, in place: a 40M-pixel scan stays 160 MB
+    values = np.array(image, dtype=np.float32)  # float32, its own (writable even for a float image)
     np.nan_to_num(values, copy=False)
     top = float(values.max()) if values.size else 0.0
     scale = 65535.0 if top > 255 else 1.0 if image.mode == "F" and top <= 1 else 255.0

@@ -184,6 +184,8 @@ def test_a_bom_a_null_filepath_16_bit_images_and_no_train_image(karpathy: Path, 
     Image.fromarray(levels * 257).save(tmp_path / "deep.png")  # 16-bit grey: I;16
     Image.fromarray(levels.astype(np.uint8)).save(tmp_path / "flat.png")
     torch.testing.assert_close(load_image(tmp_path / "deep.png", 16), load_image(tmp_path / "flat.png", 16))
+    Image.fromarray(levels.astype(np.float32) / 255, "F").save(tmp_path / "float.tiff")  # 32-bit float grey
+    torch.testing.assert_close(load_image(tmp_path / "float.tiff", 16), load_image(tmp_path / "flat.png", 16))
     for entry in document["images"]:
         entry["split"] = "test"
     karpathy.write_text(json.dumps(document))

@@ -67,17 +67,20 @@ def _apply_out_contract(parser: argparse.ArgumentParser) -> None:
             sub.set_defaults(out_contract="run")
 
 
+VERBOSE_HELP = "say more: -v adds other libraries' messages and our debug lines, -vv everything"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every registered sub-command."""
     parser = Parser(prog="nlp182", description=DESCRIPTION, epilog=EPILOG)
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0,
-        help="say more: -v adds other libraries' messages and our debug lines, -vv everything",
-    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     _apply_out_contract(parser)
+    for sub in walk_parsers(parser):  # -v after the command too (nlp182 neighbors RUN king -v)
+        if sub is not parser and sub.get_default("func") is not None:
+            sub.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 

@@ -192,7 +192,12 @@ def _run_translate(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train seq2seq`` and ``translate``."""
     train = train_group(subparsers).add_parser(
-        "seq2seq", help="train an attention seq2seq translator on parallel text or the date task"
+        "seq2seq", help="train an attention seq2seq translator on parallel text or the date task",
+        description="Train an attention translator. On your own TSV or parallel files, the settings that\n"
+        "depend on the data (tokenizers, batch size, --max-len, embedding width, metrics) are chosen\n"
+        "from it unless you give them, so the defaults printed below may not be the ones used: the log\n"
+        "and metrics.json say what was chosen and why.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_out_flag(train, "run folder (staged in OUT.incomplete until training ends)")
     add_resume_flag(train)

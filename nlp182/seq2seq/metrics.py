@@ -111,8 +111,8 @@ METRICS: dict[str, Callable[[Sequence[str], References], float]] = {
 
 
 def parse_metrics(names: str) -> list[str]:
-    """``"wer,per"`` -> ``["wer", "per"]``, rejecting unknown names."""
-    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    """``"wer,per"`` -> ``["wer", "per"]``, rejecting unknown names; a name given twice is scored once."""
+    chosen = list(dict.fromkeys(name.strip() for name in names.split(",") if name.strip()))
     unknown = [name for name in chosen if name not in METRICS]
     if unknown or not chosen:
         raise InvalidInputError(f"unknown metrics {unknown or names!r}; choose from {', '.join(METRICS)}")

@@ -22,3 +22,12 @@ def test_library_info_hidden_by_default_and_shown_with_v() -> None:
     finally:
         configure_logging(0)
         root.setLevel(before)
+
+
+def test_verbose_is_taken_before_or_after_the_command() -> None:
+    from nlp182.cli import build_parser
+
+    parser = build_parser()
+    for argv, level in ((["neighbors", "r", "king"], 0), (["-v", "neighbors", "r", "king"], 1),
+                        (["neighbors", "r", "king", "-v"], 1), (["train", "w2v", "--out", "o", "-vv"], 2)):
+        assert parser.parse_args(argv).verbose == level, argv

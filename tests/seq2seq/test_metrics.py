@@ -39,7 +39,7 @@ def test_cer_counts_characters_and_single_references_are_accepted() -> None:
 
 
 def test_bad_metric_input_is_rejected() -> None:
-    assert parse_metrics("wer, per") == ["wer", "per"]
+    assert parse_metrics("wer, per") == ["wer", "per"] == parse_metrics("wer,per,wer")
     with pytest.raises(InvalidInputError, match="unknown metrics"):
         parse_metrics("wer,accuracy")
     with pytest.raises(InvalidInputError):

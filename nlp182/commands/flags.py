@@ -34,8 +34,11 @@ def _number_kind(kind: Any) -> str:
     return "an integer" if kind is int else "a number"
 
 
-def checked(kind: Callable[[str], Any], limits: Limits | None = None) -> Callable[[str], Any]:
-    """An argparse ``type`` that parses with ``kind`` and refuses values outside ``limits``.
+def checked(
+    kind: Callable[[str], Any], limits: Limits | None = None, unset: bool = False
+) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses with ``kind`` and refuses values outside ``limits``; with
+    ``unset``, the word ``none`` gives None (a setting whose None means "off", as no clipping).
 
     Floats must also be finite. The error reads ``must be ..., got VALUE`` and argparse prefixes the
     flag, so the user sees ``--lr must be greater than 0, got -1``.
@@ -43,6 +46,8 @@ def checked(kind: Callable[[str], Any], limits: Limits | None = None) -> Callabl
     limits = limits or {}
 
     def parse(text: str) -> Any:
+        if unset and text.strip().lower() == "none":
+            return None
         try:
             value = kind(text)
         except ValueError:
@@ -173,6 +178,9 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type, skip: 
         flags = ["--" + name.replace("_", "-") for name in (field.name, *field.metadata.get("formerly", ()))]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         text = field.metadata.get("help", "").replace("%", "%%")
+        optional = type(None) in typing.get_args(hints[field.name])
+        if text and optional and default is not None and kind in (int, float):  # how to reach its None
+            text += "; none unsets it"
         text = (text + default_text(default)).strip() if text else ""
         if kind is bool:
             parser.add_argument(*flags, action=_GivenBoolean, default=default, help=text)
@@ -183,7 +191,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type, skip: 
                 *flags, action=_GivenStore, type=device_name, default=default, metavar=metavar, help=text
             )
             continue
-        value_type = checked(kind, limits_of(field)) if kind in (int, float) else kind
+        value_type = checked(kind, limits_of(field), unset=optional) if kind in (int, float) else kind
         parser.add_argument(*flags, action=_GivenStore, type=value_type, default=default,
                             choices=field.metadata.get("choices"), help=text)
 

@@ -31,3 +31,12 @@ def test_verbose_is_taken_before_or_after_the_command() -> None:
     for argv, level in ((["neighbors", "r", "king"], 0), (["-v", "neighbors", "r", "king"], 1),
                         (["neighbors", "r", "king", "-v"], 1), (["train", "w2v", "--out", "o", "-vv"], 2)):
         assert parser.parse_args(argv).verbose == level, argv
+
+
+def test_a_setting_whose_none_means_off_is_unset_with_none() -> None:
+    from nlp182.cli import build_parser
+
+    parser = build_parser()
+    for command in (["train", "caption"], ["train", "seq2seq"]):
+        assert parser.parse_args([*command, "--out", "o", "--clip-grad-norm", "none"]).clip_grad_norm is None
+        assert parser.parse_args([*command, "--out", "o", "--clip-grad-norm", "2"]).clip_grad_norm == 2.0

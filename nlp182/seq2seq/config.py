@@ -194,6 +194,13 @@ class Seq2SeqConfig:
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
         check_settings(self)
+        for data, target in ((self.data, self.target_file), (self.valid_data, self.valid_target_file),
+                             (self.test_data, self.test_target_file)):
+            if target is not None and data is not None and data.lower().endswith(".tsv"):
+                raise InvalidInputError(
+                    f"{data} is a TSV of pairs, read by its columns; a target file goes with a file of "
+                    f"sources alone ({target} would pair each whole TSV line with a line of it)"
+                )
         if self.metrics != "auto":
             parse_metrics(self.metrics)
         if self.model.architecture == "transformer":  # what it would refuse at its first batch

@@ -177,6 +177,17 @@ def test_transformer_settings_it_cannot_train_with_are_refused_up_front() -> Non
     assert Seq2SeqConfig(model=ModelConfig(), teacher_forcing=0.5, max_len=5000).max_len == 5000
 
 
+def test_a_target_file_beside_a_tsv_of_pairs_is_refused() -> None:
+    from nlp182.errors import InvalidInputError
+    from nlp182.seq2seq import Seq2SeqConfig
+
+    with pytest.raises(InvalidInputError, match=r"pairs\.TSV is a TSV of pairs"):
+        Seq2SeqConfig(data="pairs.TSV", target_file="t.txt")
+    with pytest.raises(InvalidInputError, match=r"v\.tsv is a TSV of pairs"):
+        Seq2SeqConfig(data="s.txt", target_file="t.txt", valid_data="v.tsv", valid_target_file="vt.txt")
+    assert Seq2SeqConfig(data="s.txt", target_file="t.txt").target_file == "t.txt"
+
+
 def test_the_batch_shrinks_until_its_logits_fit_for_long_targets_over_a_large_vocabulary() -> None:
     """2,000 pairs would take a batch of 32; 400-character targets over 6,000 characters make each
     pair's logits 29 MB (with their softmax and gradient), so 16 fit the 512 MiB budget."""

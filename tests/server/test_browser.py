@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def test_search_page_shows_neighbours_and_their_map(real_server: ServeProcess, t
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -99,6 +101,10 @@ def test_search_page_shows_neighbours_and_their_map(real_server: ServeProcess, t
         driver.find_element(By.ID, "search").click()
         wait.until(lambda d: "not in the vocabulary" in d.find_element(By.ID, "error").text)
         assert driver.find_elements(By.CSS_SELECTOR, "#map text") == []
+        # An autocomplete answer that arrives after the failed search leaves its message in place.
+        box.send_keys(Keys.BACKSPACE)
+        time.sleep(1.5)  # the 150 ms debounce, the /v1/vocab call and its answer
+        assert "not in the vocabulary" in driver.find_element(By.ID, "error").text
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)

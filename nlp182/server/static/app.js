@@ -8,6 +8,13 @@ function showError(message) {
   $("error").textContent = message || "";
 }
 
+// A form's action starts by clearing the last action's error. A call that succeeds clears
+// nothing: an autocomplete answer arriving after a failed search must not erase its message.
+function startAction(event) {
+  event.preventDefault();
+  showError("");
+}
+
 async function callApi(path, options) {
   const response = await fetch(path, options);
   const body = await response.json();
@@ -16,7 +23,6 @@ async function callApi(path, options) {
     const hint = error.suggestions && error.suggestions.length ? ` (did you mean: ${error.suggestions.join(", ")}?)` : "";
     throw new Error(`${error.message || response.statusText}${hint}`);
   }
-  showError("");
   return body;
 }
 
@@ -95,7 +101,7 @@ $("word").addEventListener("input", () => {
 });
 
 $("search-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+  startAction(event);
   const tbody = $("neighbors").querySelector("tbody");
   try {
     const word = $("word").value.trim();
@@ -121,7 +127,7 @@ $("search-form").addEventListener("submit", async (event) => {
 });
 
 $("similarity-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+  startAction(event);
   try {
     const a = $("sim-a").value.trim(), b = $("sim-b").value.trim();
     const body = await callApi(`/v1/similarity?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
@@ -133,7 +139,7 @@ $("similarity-form").addEventListener("submit", async (event) => {
 });
 
 $("analogy-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+  startAction(event);
   try {
     const body = await postJson("/v1/analogy", {
       positive: words($("analogy-positive").value),

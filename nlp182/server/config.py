@@ -5,12 +5,13 @@ Kept free of heavy imports so ``nlp182 --help`` does not load FAISS or gunicorn.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 from nlp182.errors import InvalidInputError
 from nlp182.settings import MAX_THREADS, check_settings, same_setting, seed_setting, setting
 
-INDEX_KINDS = ("auto", "flat", "hnsw")
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -98,8 +99,10 @@ class IndexConfig:
     """How ``nlp182 index RUN`` builds the index (each field is one CLI flag).
 
     Args:
-        kind: ``"flat"`` (exact), ``"hnsw"`` (approximate graph) or ``"auto"``: flat up to
-            ``flat_max_words`` words, HNSW above (exact search costs O(V·D) per query).
+        kind: ``"flat"`` (exact), ``"hnsw"`` (approximate graph), ``"ivf"`` (approximate inverted
+            lists: the nearest ``nprobe`` of ``ivf_lists`` k-means cells searched, candidates
+            re-scored exactly) or ``"auto"``: flat up to ``flat_max_words`` words, HNSW above
+            (exact search costs O(V·D) per query).
         flat_max_words: the size threshold of ``"auto"``.
         hnsw_m: HNSW neighbours per node (memory and recall grow with it).
         ef_construction: HNSW candidate-list size while building (build time vs graph quality).
@@ -107,13 +110,18 @@ class IndexConfig:
             metadata and applied on every load. 64: on ~95,000 trained skip-gram vectors (300-d)
             recall@10 is 0.995 at 64 against 0.999 at 128, in 60% of the time per query
             (``python -m bench.hnsw_recall``, bench/results/hnsw-recall-cpu.json).
-        recall_queries: vocabulary words used as queries to measure HNSW recall@10 at build time.
+        ivf_lists: IVF k-means cells (0: 4 x sqrt(V), FAISS's usual choice, with at least 39
+            training vectors per cell).
+        nprobe: IVF cells searched per query (recall vs latency); stored and applied on every load.
+        recall_queries: vocabulary words used as queries to measure an approximate index's
+            recall@10 at build time.
         seed: seed of the choice of those query words.
     """
 
     kind: str = setting(
         "auto", choices=INDEX_KINDS,
-        help="index kind: flat (exact), hnsw (approximate) or auto (flat up to --flat-max-words)",
+        help="index kind: flat (exact), hnsw or ivf (approximate) or auto (flat up to --flat-max-words, "
+        "hnsw above)",
     )
     flat_max_words: int = setting(
         50_000, minimum=0, positive=True,
@@ -125,14 +133,24 @@ class IndexConfig:
         64,
         positive=True, help="HNSW search-time candidate list size (recall vs latency)",
     )
+    ivf_lists: int = setting(
+        0, minimum=0, help="IVF k-means cells (0: 4 x sqrt(words), at least 39 words a cell)"
+    )
+    nprobe: int = setting(32, positive=True, help="IVF cells searched per query (recall vs latency)")
     recall_queries: int = setting(
         1000,
-        positive=True, help="words used to measure HNSW recall@10 at build time",
+        positive=True, help="words used to measure an approximate index's recall@10 at build time",
     )
-    seed: int = seed_setting(0, help="seed for choosing those words")
+    seed: int = seed_setting(0, help="seed for choosing those words (and for IVF's k-means)")
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+    def ivf_cells(self, count: int) -> int:
+        """IVF cells for ``count`` words: ``ivf_lists``, or 4 x sqrt(count) with at least 39 words
+        a cell (below that FAISS's k-means has too few points to place its centroids)."""
+        chosen = self.ivf_lists or round(4 * math.sqrt(count))
+        return max(1, min(chosen, count // 39 if not self.ivf_lists else count))
 
     def resolve_kind(self, count: int) -> str:
         """The concrete kind for a vocabulary of ``count`` words."""
@@ -179,7 +197,7 @@ class ServeConfig:
     workers: int = setting(2, positive=True, help="gunicorn worker processes")
     threads: int = setting(
         0, minimum=0, maximum=MAX_THREADS,
-        help="request threads per worker (0: 16 for an exact index, 1 for HNSW)",
+        help="request threads per worker (0: 16 for an exact index, 1 for an approximate one)",
     )
     timeout: int = setting(30, positive=True, help="seconds before a silent worker is restarted")
     request_timeout: float = setting(
@@ -227,7 +245,7 @@ class ServeConfig:
         return self.host == "localhost" or self.host.startswith("127.") or self.host == "::1"
 
     def resolve_threads(self, kind: str) -> int:
-        """Request threads per worker for an index of ``kind`` ("flat" or "hnsw")."""
+        """Request threads per worker for an index of ``kind`` ("flat", "hnsw" or "ivf")."""
         if self.threads:
             return self.threads
         return 16 if kind == "flat" else 1

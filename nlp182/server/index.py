@@ -2,10 +2,12 @@
 
 Inner product on unit vectors is cosine similarity, so the index answers with cosine scores. Small
 vocabularies get the exact ``IndexFlatIP``; above ``IndexConfig.flat_max_words`` the graph index
-``IndexHNSWFlat`` (whose recall@10 against the exact index is measured at build time and stored in
-the metadata). Both kinds are read back with FAISS's ``IO_FLAG_MMAP_IFC``, which maps the stored
-vectors (and the HNSW graph) from the file instead of copying them, so several server workers
-share one copy of the data through the page cache.
+``IndexHNSWFlat``; on request (``--kind ivf``) inverted lists, ``IndexIVFFlat`` inside
+``IndexRefineFlat``, whose candidates from the nearest ``nprobe`` k-means cells are re-scored
+exactly. The recall@10 of an approximate kind against the exact index is measured at build time
+and stored in the metadata. Every kind is read back with FAISS's ``IO_FLAG_MMAP_IFC``, which maps
+the stored vectors from the file instead of copying them, so several server workers share one
+copy of the data through the page cache.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from nlp182.server.config import IndexConfig
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
+#: Candidates an IVF search re-scores exactly, per answer wanted.
+IVF_CANDIDATES = 4
 META_FILE = "index.json"
 FORMAT_VERSION = 1
 
@@ -83,11 +87,15 @@ class SimilarityIndex:
     def __init__(self, index: faiss.Index, meta: dict) -> None:
         self.index = index
         self.meta = meta
-        flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+        flat = index
+        if isinstance(index, faiss.IndexHNSW):
+            flat = faiss.downcast_index(index.storage)
+            index.hnsw.efSearch = int(meta["params"]["ef_search"])
+        elif isinstance(index, faiss.IndexRefine):
+            flat = faiss.downcast_index(index.refine_index)
+            faiss.downcast_index(index.base_index).nprobe = int(meta["params"]["nprobe"])
         self._storage = flat  # keeps the storage wrapper (and so ``unit``'s memory) referenced
         self.unit = _flat_codes(flat)
-        if isinstance(index, faiss.IndexHNSW):
-            index.hnsw.efSearch = int(meta["params"]["ef_search"])
 
     @property
     def kind(self) -> str:
@@ -102,7 +110,8 @@ class SimilarityIndex:
 
     @classmethod
     def build(cls, vectors: Vectors, config: IndexConfig | None = None) -> SimilarityIndex:
-        """Index ``vectors.normed``; for HNSW also measure recall@10 against the exact index."""
+        """Index ``vectors.normed``; for an approximate kind also measure recall@10 against the
+        exact index."""
         config = config or IndexConfig()
         count, dim = len(vectors), vectors.dim
         if count < 2:
@@ -119,6 +128,8 @@ class SimilarityIndex:
             index.hnsw.efConstruction = config.ef_construction
             index.add(unit)
             params = {"m": config.hnsw_m, "ef_construction": config.ef_construction}
+        elif kind == "ivf":
+            index, params = _ivf(unit, config)
         params["ef_search"] = config.ef_search
         build_seconds = time.perf_counter() - start
         meta = {
@@ -138,9 +149,11 @@ class SimilarityIndex:
         }
         if kind == "hnsw":
             index.hnsw.efSearch = config.ef_search
+        if kind != "flat":
             recall, used = measure_recall(index, exact, unit, config.recall_queries, config.seed)
             meta.update(recall_at_10=round(recall, 4), recall_queries=used)
-            log.info("HNSW recall@10 = %.4f over %d queries (efSearch %d)", recall, used, config.ef_search)
+            log.info("%s recall@10 = %.4f over %d queries (%s)", kind.upper(), recall, used,
+                     f"efSearch {config.ef_search}" if kind == "hnsw" else f"nprobe {params['nprobe']}")
         return cls(index, meta)
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
@@ -165,7 +178,8 @@ class SimilarityIndex:
             index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         except RuntimeError as exc:
             raise FileFormatError(f"{path} is not a readable FAISS index ({exc}); rebuild it") from None
-        expected = faiss.IndexHNSWFlat if meta["kind"] == "hnsw" else faiss.IndexFlatIP
+        kinds = {"hnsw": faiss.IndexHNSWFlat, "ivf": faiss.IndexRefine}
+        expected = kinds.get(meta["kind"], faiss.IndexFlatIP)
         if not isinstance(index, expected) or index.ntotal != meta["count"] or index.d != meta["dimension"]:
             raise FileFormatError(
                 f"{path} holds a {type(index).__name__} of {index.ntotal} x {index.d} but {meta_path} "
@@ -204,6 +218,23 @@ class SimilarityIndex:
         return self.index.search(queries, k)
 
 
+def _ivf(unit: np.ndarray, config: IndexConfig) -> tuple[faiss.Index, dict[str, int]]:
+    """Inverted lists over the ``(V, D)`` unit rows: k-means cells (seeded), each query searching
+    its ``nprobe`` nearest, inside an exact re-scoring of ``IVF_CANDIDATES`` x k candidates (so
+    scores are exact inner products, and the flat rows it keeps are the served ``unit``)."""
+    count, dim = unit.shape
+    cells = config.ivf_cells(count)
+    quantizer = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFFlat(quantizer, dim, cells, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.seed = config.seed
+    ivf.train(unit)
+    ivf.nprobe = min(config.nprobe, cells)
+    index = faiss.IndexRefineFlat(ivf)
+    index.k_factor = IVF_CANDIDATES
+    index.add(unit)  # FAISS's Python objects keep the IVF index and its quantizer alive with it
+    return index, {"lists": cells, "nprobe": ivf.nprobe, "candidates": IVF_CANDIDATES}
+
+
 def measure_recall(
     index: faiss.Index, exact: faiss.Index, unit: np.ndarray, queries: int, seed: int
 ) -> tuple[float, int]:
@@ -231,7 +262,7 @@ def _check_meta(meta: object, meta_path: Path, vectors: Vectors) -> None:
     required = ("format_version", "kind", "dimension", "count", "vocab_checksum", "params")
     if not isinstance(meta, dict) or any(key not in meta for key in required):
         raise FileFormatError(f"{meta_path} lacks index metadata ({', '.join(required)}); rebuild the index")
-    if meta["format_version"] != FORMAT_VERSION or meta["kind"] not in ("flat", "hnsw"):
+    if meta["format_version"] != FORMAT_VERSION or meta["kind"] not in ("flat", "hnsw", "ivf"):
         raise FileFormatError(f"{meta_path}: unsupported index format or kind; rebuild the index")
     if meta["vocab_checksum"] != vectors.vocab_checksum() or meta["count"] != len(vectors):
         raise FileFormatError(

@@ -56,6 +56,35 @@ def test_hnsw_recall_on_trained_vectors_is_measured_and_stored(tmp_path: Path, r
     assert meta["recall_at_10"] > 0.9  # trained vectors are far easier than random ones
 
 
+def test_ivf_rescores_its_candidates_exactly_and_its_recall_is_measured_and_stored(
+    tmp_path: Path, real_vectors: Vectors
+) -> None:
+    """Inverted lists: k-means cells, the nearest nprobe searched, candidates re-scored exactly, so
+    every score it gives is the float64 inner product and it keeps the flat rows the server reads."""
+    config = IndexConfig(kind="ivf", recall_queries=400)
+    built = SimilarityIndex.build(real_vectors, config)
+    cells = config.ivf_cells(len(real_vectors))
+    assert cells == min(round(4 * len(real_vectors) ** 0.5), len(real_vectors) // 39)
+    assert built.meta["params"] == {"lists": cells, "nprobe": 32, "candidates": 4, "ef_search": 64}
+    built.save(write_run(tmp_path, real_vectors))
+    loaded = SimilarityIndex.load(tmp_path, Vectors.load(tmp_path))
+    assert loaded.kind == "ivf" and loaded.meta["recall_at_10"] >= 0.95
+    np.testing.assert_allclose(loaded.unit, real_vectors.normed, atol=1e-7)
+    rows = np.random.default_rng(0).choice(len(real_vectors), 400, replace=False)
+    scores, ids = loaded.search(real_vectors.normed[rows], 11)
+    exact_scores = np.einsum("bd,bkd->bk", real_vectors.normed[rows].astype(np.float64),
+                             real_vectors.normed[ids].astype(np.float64))
+    np.testing.assert_allclose(scores, exact_scores, atol=1e-5)  # re-scored exactly
+    _, exact = _numpy_top(real_vectors.normed, real_vectors.normed[rows], 11)
+    hits = sum(
+        len({i for i in a if i != r} & set([i for i in e if i != r][:10]))
+        for r, a, e in zip(rows, ids, exact, strict=True)
+    )
+    assert loaded.meta["recall_at_10"] == pytest.approx(hits / 4000, abs=0.01)
+    one = SimilarityIndex.build(real_vectors, IndexConfig(kind="ivf", nprobe=1, ivf_lists=8))
+    assert one.meta["params"]["lists"] == 8 and one.meta["recall_at_10"] < loaded.meta["recall_at_10"]
+
+
 def test_default_ef_search_keeps_recall_high_on_trained_vectors(real_vectors: Vectors) -> None:
     # The default efSearch is chosen for speed at high recall on trained vectors (bench.hnsw_recall:
     # 0.995 on ~95,000 x 300 skip-gram vectors); here, 0.999 on the Lee vectors (0.984 at 16).
@@ -68,8 +97,8 @@ def test_auto_kind_follows_the_size_threshold() -> None:
     assert IndexConfig(flat_max_words=100).resolve_kind(100) == "flat"
     assert IndexConfig(flat_max_words=100).resolve_kind(101) == "hnsw"
     assert IndexConfig(kind="flat", flat_max_words=1).resolve_kind(10**6) == "flat"
-    with pytest.raises(InvalidInputError, match="kind must be one of auto, flat, hnsw"):
-        IndexConfig(kind="ivf")
+    with pytest.raises(InvalidInputError, match="kind must be one of auto, flat, hnsw, ivf"):
+        IndexConfig(kind="annoy")
     with pytest.raises(InvalidInputError, match="ef_search"):
         IndexConfig(ef_search=0)
 

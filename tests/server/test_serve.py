@@ -37,6 +37,15 @@ def test_index_command_writes_index_and_metadata(tmp_path: Path, synthetic_vecto
     meta = json.loads((run / "index.json").read_text())
     assert summary["kind"] == meta["kind"] == "hnsw" and meta["params"]["m"] == 8
     assert meta["vocab_checksum"] == synthetic_vectors.vocab_checksum() and meta["recall_queries"] == 100
+    assert cli.main(["index", str(run), "--kind", "ivf", "--ivf-lists", "16", "--nprobe", "4"]) == 0
+    meta = json.loads((run / "index.json").read_text())
+    assert meta["kind"] == "ivf" and meta["params"]["lists"] == 16 and meta["params"]["nprobe"] == 4
+    from nlp182.server.app import create_app
+
+    client = create_app(run).test_client()  # the service answers from it, the word itself left out
+    answer = client.get("/v1/neighbors?word=w5&k=5").get_json()
+    assert client.get("/readyz").get_json()["index"] == "ivf" and len(answer["neighbors"]) == 5
+    assert "w5" not in [n["word"] for n in answer["neighbors"]]
 
 
 def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
@@ -46,8 +55,8 @@ def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert cli.main(["serve", str(run)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
     with pytest.raises(SystemExit) as stop:  # refused while the flags are parsed
-        cli.main(["index", str(run), "--kind", "ivf"])
-    assert stop.value.code == 2 and "--kind: invalid choice: 'ivf'" in capsys.readouterr().err
+        cli.main(["index", str(run), "--kind", "annoy"])
+    assert stop.value.code == 2 and "--kind: invalid choice: 'annoy'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:  # refused while the flags are parsed
         cli.main(["serve", str(run), "--workers", "0"])
     assert stop.value.code == 2 and "--workers must be at least 1" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import logging
 import os
@@ -129,14 +130,17 @@ def _leftover_prefix(target: Path) -> str:
 def remove_dead_leftovers(path: str | os.PathLike[str], every_name: bool = False) -> list[Path]:
     """Remove the staging folders and temporary files of ``path`` whose process is gone; return them.
 
-    Only names this module makes (``.NAME.PID.XXXXXXXX.staging`` / ``.tmp`` beside ``path``; with
-    ``every_name``, of any ``NAME`` in that folder, for a folder of the package's own, as its
-    cache) are considered, and only those of a process that no longer runs
+    Only names this module makes (``.NAME.PID.XXXXXXXX.staging`` / ``.tmp`` / ``.old`` beside
+    ``path``; with ``every_name``, of any ``NAME`` in that folder, for a folder of the package's
+    own, as its cache) are considered, and only those of a process that no longer runs
     (:func:`nlp182.pids.owner_alive`), so a save in progress in another process is never disturbed.
+    A previous run that a killed swap had moved aside is put back first (:func:`_put_back`).
     """
     target = Path(path)
+    if not every_name:
+        _put_back(target)
     name = r".+" if every_name else re.escape(target.name)
-    pattern = re.compile(rf"\.{name}\.(\d+)\.[a-z0-9_]+\.(?:staging|tmp)")
+    pattern = re.compile(rf"\.{name}\.(\d+)\.[a-z0-9_]+\.(?:staging|tmp|old)")
     removed = []
     try:
         entries = list(os.scandir(target.parent))
@@ -337,9 +341,11 @@ def check_run_folder(path: str | os.PathLike[str], overwrite: bool = False, flag
     A missing or empty folder is fine. An existing non-empty folder is refused unless ``overwrite``,
     and even then only when it holds a run of ours (``config.json``). A regular file is never
     replaced. The location must be writable. Every refusal is an :class:`OutputError` naming
-    ``flag`` and the path the user gave.
+    ``flag`` and the path the user gave. A previous run that a killed swap moved aside is put back
+    first (:func:`_put_back`), and checked as the run it is.
     """
     target = check_output_path(path, flag)
+    _put_back(target)
     _replaceable(target, _given(path), flag, overwrite)
     return target
 
@@ -422,12 +428,28 @@ def staged_entry(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def _put_back(target: Path) -> None:
+    """Where ``target`` is missing, move back the previous run a swap moved aside
+    (``.NAME.PID.backup.old``) before its process was killed between the swap's two renames:
+    that command did not finish, so the folder is left as it was before it."""
+    if os.path.lexists(target):
+        return
+    for backup in sorted(target.parent.glob(f".{glob.escape(target.name)}.*.backup.old")):
+        pid = backup.name[len(target.name) + 2 :].split(".")[0]
+        if pid.isdigit() and not owner_alive(int(pid), backup.stat().st_mtime):
+            os.replace(backup, target)
+            log.warning("put %s back: a command killed while it replaced that run had moved it aside to %s",
+                        target, backup.name)
+            return
+
+
 def replace_directory(staging: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
-    """Move the finished folder ``staging`` to ``path``, replacing what was there as a whole."""
+    """Move the finished folder ``staging`` to ``path``, replacing what was there as a whole; the
+    previous folder waits beside it (``.NAME.PID.backup.old``) until the new one is in place."""
     staging, target = Path(staging), Path(path)
     backup = None
     if os.path.lexists(target):
-        backup = target.with_name(f".{target.name}.old")
+        backup = target.with_name(f"{_leftover_prefix(target)}backup.old")
         shutil.rmtree(backup, ignore_errors=True)
         os.replace(target, backup)
     try:

@@ -462,3 +462,24 @@ def test_a_failed_write_in_a_staged_run_names_the_run_not_its_removed_staging_fo
         raise OSError(28, "No space left on device")  # a memory map's flush names no file either
     assert failed_write_target(memmap.value) == str(tmp_path / "run")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_run_moved_aside_by_a_swap_killed_halfway_is_put_back(tmp_path: Path, caplog) -> None:
+    """A command killed (kill -9) between the two renames of its swap leaves the previous run moved
+    aside and its new one staged: the next command puts the previous run back (the killed one never
+    finished), removes the staged one, and refuses to replace the run without --overwrite, before
+    any work."""
+    dead = 2**22 + 12345  # a process id no process has here
+    run = tmp_path / "run"
+    backup, staged = tmp_path / f".run.{dead}.backup.old", tmp_path / f".run.{dead}.x1y2z3.staging"
+    for folder, marker in ((backup, "first"), (staged, "second")):
+        folder.mkdir()
+        _write_run(folder, marker)
+    with pytest.raises(OutputError, match="exists and is not empty"):
+        check_run_folder(run)
+    assert (run / "weights.bin").read_text() == "first" and not backup.exists()
+    assert "back: a command killed while it replaced that run had moved it aside" in caplog.text
+    with staged_directory(run, overwrite=True) as folder:  # the next run clears the dead staging
+        _write_run(folder, "third")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (run / "weights.bin").read_text() == "third"

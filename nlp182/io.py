@@ -134,11 +134,9 @@ def remove_dead_leftovers(path: str | os.PathLike[str], every_name: bool = False
     ``path``; with ``every_name``, of any ``NAME`` in that folder, for a folder of the package's
     own, as its cache) are considered, and only those of a process that no longer runs
     (:func:`nlp182.pids.owner_alive`), so a save in progress in another process is never disturbed.
-    A previous run that a killed swap had moved aside is put back first (:func:`_put_back`).
+    A run folder's moved-aside previous run is put back before this, by :func:`check_run_folder`.
     """
     target = Path(path)
-    if not every_name:
-        _put_back(target)
     name = r".+" if every_name else re.escape(target.name)
     pattern = re.compile(rf"\.{name}\.(\d+)\.[a-z0-9_]+\.(?:staging|tmp|old)")
     removed = []
@@ -434,9 +432,10 @@ def _put_back(target: Path) -> None:
     that command did not finish, so the folder is left as it was before it."""
     if os.path.lexists(target):
         return
+    named = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.backup\.old")
     for backup in sorted(target.parent.glob(f".{glob.escape(target.name)}.*.backup.old")):
-        pid = backup.name[len(target.name) + 2 :].split(".")[0]
-        if pid.isdigit() and not owner_alive(int(pid), backup.stat().st_mtime):
+        pid = named.fullmatch(backup.name)
+        if pid is not None and not owner_alive(int(pid.group(1)), backup.stat().st_mtime):
             os.replace(backup, target)
             log.warning("put %s back: a command killed while it replaced that run had moved it aside to %s",
                         target, backup.name)

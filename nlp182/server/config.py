@@ -149,8 +149,9 @@ class IndexConfig:
     def ivf_cells(self, count: int) -> int:
         """IVF cells for ``count`` words: ``ivf_lists``, or 4 x sqrt(count) with at least 39 words
         a cell (below that FAISS's k-means has too few points to place its centroids)."""
-        chosen = self.ivf_lists or round(4 * math.sqrt(count))
-        return max(1, min(chosen, count // 39 if not self.ivf_lists else count))
+        if self.ivf_lists:
+            return max(1, min(self.ivf_lists, count))
+        return max(1, min(round(4 * math.sqrt(count)), count // 39))
 
     def resolve_kind(self, count: int) -> str:
         """The concrete kind for a vocabulary of ``count`` words."""

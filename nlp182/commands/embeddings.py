@@ -185,14 +185,20 @@ def _add_train_command(trainers: argparse._SubParsersAction, method: EmbeddingMe
 def _run_eval(args: argparse.Namespace) -> int:
     from nlp182.embeddings.evaluate import EvaluationFiles, evaluate_all
     from nlp182.embeddings.runs import load_run, update_metrics
+    from nlp182.io import check_input_file
 
-    files = EvaluationFiles.in_folder(args.eval_dir)
     for run in args.runs:  # every run is there before the table starts
         if not Path(run).exists():
             raise MissingFileError(f"{run} does not exist")
         if not Path(run, "config.json").is_file():
             raise MissingFileError(f"{run} is not a run folder (no config.json)")
-    for path in (files.wordsim353, files.simlex999, files.analogies):  # and so is every file
+    if args.pairs or args.analogies:
+        for path in [*args.pairs, *args.analogies]:  # and so is every file
+            check_input_file(path, "evaluation file")
+        _evaluate_files(args)
+        return 0
+    files = EvaluationFiles.in_folder(args.eval_dir)
+    for path in (files.wordsim353, files.simlex999, files.analogies):
         if not path.is_file():
             raise MissingFileError(f"evaluation file {path} does not exist; run `nlp182 corpus prepare` "
                                    "(it writes corpora/eval) or pass --eval-dir")
@@ -214,6 +220,45 @@ def _run_eval(args: argparse.Namespace) -> int:
             + f"{coverage:>24}"
         )
     return 0
+
+
+def _evaluate_files(args: argparse.Namespace) -> None:
+    """Score the runs on the word-pair and analogy files the user names, print a table of each kind
+    once every file has been read, and keep the scores in ``metrics.json`` under ``eval_files``, by
+    the file's absolute path."""
+    from nlp182.embeddings.evaluate import evaluate_analogies, evaluate_word_pairs
+    from nlp182.embeddings.runs import load_run, update_metrics
+
+    pairs_rows, analogy_rows = [], []
+    for run in args.runs:
+        vectors, _ = load_run(run)
+        kept = {}
+        for path in args.pairs:
+            score = evaluate_word_pairs(vectors, path, args.restrict_vocab, delimiter=None)
+            pairs_rows.append((run, path, score.spearman, score.pearson, score.pairs, score.oov_pairs))
+            kept[str(Path(path).resolve())] = {
+                "spearman": score.spearman, "pearson": score.pearson, "pairs": score.pairs,
+                "oov": score.oov_pairs, "restrict_vocab": args.restrict_vocab,
+            }
+        for path in args.analogies:
+            add = evaluate_analogies(vectors, path, args.restrict_vocab, "3cosadd")
+            mul = evaluate_analogies(vectors, path, args.restrict_vocab, "3cosmul")
+            analogy_rows.append((run, path, add.accuracy, mul.accuracy, add.total, add.oov))
+            kept[str(Path(path).resolve())] = {
+                "3cosadd": add.accuracy, "3cosmul": mul.accuracy, "questions": add.total,
+                "oov": add.oov, "restrict_vocab": args.restrict_vocab,
+            }
+        update_metrics(run, "eval_files", kept, merge=True)
+    tables = (
+        (pairs_rows, ("pairs file", "Spearman", "Pearson", "pairs (oov)")),
+        (analogy_rows, ("analogy file", "3CosAdd", "3CosMul", "questions (oov)")),
+    )
+    for rows, (kind, first, second, coverage) in tables:
+        if rows:
+            print(f"{'run':<28}{kind:<32}{first:>10}{second:>10}{coverage:>18}")
+        for run, path, one, two, items, oov in rows:
+            coverage = f"{items} ({oov})"
+            print(f"{Path(run).name:<28}{Path(path).name:<32}{one:>10.4f}{two:>10.4f}{coverage:>18}")
 
 
 def _run_neighbors(args: argparse.Namespace) -> int:
@@ -260,7 +305,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser("eval", help="WordSim-353, SimLex-999 and analogy scores of runs")
     evaluate.add_argument("runs", nargs="+", help="run folders")
     evaluate.add_argument(
-        "--eval-dir", default=DEFAULT_EVAL_DIR, help=f"evaluation files (default: {DEFAULT_EVAL_DIR})"
+        "--eval-dir", default=DEFAULT_EVAL_DIR,
+        help=f"the WordSim-353, SimLex-999 and Google analogy files (default: {DEFAULT_EVAL_DIR})",
+    )
+    evaluate.add_argument(
+        "--pairs", action="append", default=[], metavar="FILE",
+        help="score this word-similarity file instead of the --eval-dir sets (repeatable): word1, word2, "
+        "score by tab, comma or space, or a published layout with more columns (SimLex-999, MEN, "
+        "Rare Words, SimVerb); scores go to metrics.json under eval_files",
+    )
+    evaluate.add_argument(
+        "--analogies", action="append", default=[], metavar="FILE",
+        help="score this analogy file (': section' lines, then 'a b c d' questions) instead of the "
+        "--eval-dir sets (repeatable)",
     )
     evaluate.add_argument(
         "--restrict-vocab", type=checked(int, POSITIVE), default=RESTRICT_VOCAB,

@@ -12,6 +12,7 @@ own) however large the vocabulary, and no unit-normalised copy of the matrix is 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import unicodedata
 from collections.abc import Iterator
@@ -87,9 +88,89 @@ def _fold(word: str, case_insensitive: bool) -> str:
     return word.upper() if case_insensitive else word
 
 
-def _shown(delimiter: str) -> str:
-    """A delimiter as a message shows it: ``<TAB>`` for a tab, else itself."""
-    return "<TAB>" if delimiter == "\t" else delimiter
+def _shown(delimiter: str | None) -> str:
+    """A delimiter as a message shows it: ``<TAB>`` for a tab, ``<SPACE>`` for runs of whitespace."""
+    return {"\t": "<TAB>", None: "<SPACE>"}.get(delimiter, delimiter)
+
+
+SCORE_COLUMNS = ("simlex999", "human (mean)", "score", "mean", "similarity", "relatedness", "sim", "gold")
+"""Header names of the score column in the published files that put more than a score beside the two
+words (the official SimLex-999 names it ``SimLex999``; WordSim-353's ``set1.tab`` ``Human (mean)``)."""
+
+
+@dataclass(frozen=True)
+class PairsLayout:
+    """Where a word-pairs file keeps its fields: the two words are its first columns, the score is
+    column ``score`` (0-based); ``delimiter`` None splits at runs of whitespace. A ``wide`` file has
+    more columns than these three."""
+
+    delimiter: str | None
+    score: int = 2
+    wide: bool = False
+
+    def score_of(self, fields: list[str]) -> float | None:
+        """The score of a line's ``fields``, or None when they are not a pair: gensim's layout takes
+        exactly ``word1, word2, score``; a wide one at least ``score + 1`` fields."""
+        if len(fields) > self.score if self.wide else len(fields) == 3:
+            return _number(fields[self.score])
+        return None
+
+
+def pairs_layout(path: str | os.PathLike[str], line: str, number: int, delimiter: str | None) -> PairsLayout:
+    """The layout of a pairs file, read from its first line that is not a comment.
+
+    ``delimiter=None`` picks it from that line: a tab, else a comma, else whitespace (MEN's files).
+    A line of at most three fields is gensim's ``word1, word2, score``. A wider one is either a
+    header (the score column found by name: the official SimLex-999 and WordSim-353 files) or a
+    first pair (the score is the first number after the words: the Rare Words and SimVerb files).
+    """
+    if delimiter is None:
+        delimiter = "\t" if "\t" in line else "," if "," in line else None
+    fields = line.split(delimiter)
+    if len(fields) <= 3:
+        return PairsLayout(delimiter)
+    named = [i for i, name in enumerate(fields) if i >= 2 and name.strip().lower() in SCORE_COLUMNS]
+    if named:
+        return PairsLayout(delimiter, named[0], wide=True)
+    numbers = [i for i, value in enumerate(fields) if i >= 2 and _number(value) is not None]
+    if numbers:
+        return PairsLayout(delimiter, numbers[0], wide=True)
+    shown = _shown(delimiter)
+    raise FileFormatError(
+        f"{path}: line {number} has {len(fields)} fields and none after the two words is a score or "
+        f"names one ({', '.join(SCORE_COLUMNS)}); write word1{shown}word2{shown}score lines"
+    )
+
+
+def _number(text: str) -> float | None:
+    """``text`` as a finite number, or None (a word, a header name, ``nan``, ``inf``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_word_pairs(
+    path: str | os.PathLike[str], delimiter: str | None = "\t", case_insensitive: bool = True
+) -> tuple[list[tuple[str, str, float]], list[tuple[int, int]], PairsLayout | None]:
+    """``(pairs, malformed, layout)`` of a word-pairs file: ``(word1, word2, score)`` with the words
+    folded as :func:`_fold` folds them, the ``(line number, field count)`` of lines that are not a
+    pair (a header among them; gensim skips them too), and the layout read (None for a file of
+    comments). ``#`` lines are comments."""
+    pairs, malformed, layout = [], [], None
+    for number, line in _lines(path):
+        if not line or line.startswith("#"):
+            continue
+        if layout is None:
+            layout = pairs_layout(path, line, number, delimiter)
+        fields = _fold(line, case_insensitive).split(layout.delimiter)
+        score = layout.score_of(fields)
+        if score is None:
+            malformed.append((number, len(fields)))
+        else:
+            pairs.append((fields[0], fields[1], score))
+    return pairs, malformed, layout
 
 
 def _lookup_vocab(vectors: Vectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
@@ -122,27 +203,23 @@ def evaluate_word_pairs(
     vectors: Vectors,
     path: str | os.PathLike[str],
     restrict_vocab: int = RESTRICT_VOCAB,
-    delimiter: str = "\t",
+    delimiter: str | None = "\t",
     case_insensitive: bool = True,
     dummy4unknown: bool = False,
 ) -> PairScore:
     """Spearman and Pearson correlation between cosine similarity and the file's human scores.
 
-    The file has ``word1<TAB>word2<TAB>score`` lines; ``#`` lines are comments. Pairs with a word
-    outside the first ``restrict_vocab`` words are skipped, or with ``dummy4unknown`` scored 0.
+    The file has ``word1<TAB>word2<TAB>score`` lines (``delimiter=None``: tab, comma or whitespace,
+    as the file's first line shows); ``#`` lines are comments. Published files with more columns
+    read too (:func:`pairs_layout`): the official SimLex-999, WordSim-353's ``set1.tab``, Rare Words,
+    SimVerb. A line that is not a pair (a header, a score that is not a finite number) is skipped,
+    as gensim skips it. Pairs with a word outside the first ``restrict_vocab`` words are skipped, or
+    with ``dummy4unknown`` scored 0.
     """
     vocab = _lookup_vocab(vectors, restrict_vocab, case_insensitive)
-    gold, rows, oov, malformed = [], [], 0, []
-    for number, line in _lines(path):
-        if not line or line.startswith("#"):
-            continue
-        parts = _fold(line, case_insensitive).split(delimiter)
-        try:
-            a, b, score = parts
-            gold_score = float(score)
-        except ValueError:
-            malformed.append((number, len(parts)))
-            continue  # header or malformed line, as gensim skips it
+    pairs, malformed, layout = read_word_pairs(path, delimiter, case_insensitive)
+    gold, rows, oov = [], [], 0
+    for a, b, gold_score in pairs:
         if a not in vocab or b not in vocab:
             oov += 1
             if dummy4unknown:
@@ -153,8 +230,9 @@ def evaluate_word_pairs(
         rows.append((vocab[a], vocab[b]))
     if not gold and malformed and not oov:
         number, fields = malformed[0]
+        shown = _shown(layout.delimiter if layout else delimiter)
         raise FileFormatError(
-            f"{path}: no line reads word1{_shown(delimiter)}word2{_shown(delimiter)}score ({len(malformed)} "
+            f"{path}: no line reads word1{shown}word2{shown}score ({len(malformed)} "
             f"skipped as malformed; line {number} has {fields} field{'' if fields == 1 else 's'})"
         )
     if not gold:

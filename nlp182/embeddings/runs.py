@@ -61,10 +61,13 @@ def load_run(run: str | os.PathLike[str], mmap: bool = True) -> tuple[Vectors, d
     return vectors, read_json(Path(run) / CONFIG_FILE)
 
 
-def update_metrics(run: str | os.PathLike[str], key: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Set ``metrics[key] = values`` in the run's ``metrics.json`` (atomically) and return it all."""
+def update_metrics(
+    run: str | os.PathLike[str], key: str, values: dict[str, Any], merge: bool = False
+) -> dict[str, Any]:
+    """Set ``metrics[key] = values`` in the run's ``metrics.json`` (atomically) and return it all;
+    with ``merge``, ``values`` are added to the entries ``metrics[key]`` holds already."""
     path = Path(run) / METRICS_FILE
     metrics = read_json(path) if path.exists() else {}
-    metrics[key] = values
+    metrics[key] = {**metrics.get(key, {}), **values} if merge else values
     atomic_write_json(path, metrics)
     return metrics

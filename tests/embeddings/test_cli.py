@@ -79,6 +79,40 @@ def lsa_run(small_corpus, tmp_path_factory):
     return run
 
 
+def test_eval_scores_the_files_a_user_names(lsa_run, prepared, tmp_path, capsys) -> None:
+    """``--pairs`` and ``--analogies`` score a user's own files (here MEN's space-separated layout and
+    a CSV with a header) in place of the standard sets; the table is what ``metrics.json`` keeps
+    under ``eval_files``, by absolute path, beside the standard scores, and later files add to it."""
+    from nlp182.embeddings.evaluate import evaluate_analogies, evaluate_word_pairs
+    from nlp182.embeddings.runs import load_run
+
+    lines = [line.split("\t") for line in prepared.wordsim353.read_text().splitlines() if line[:1] != "#"]
+    (tmp_path / "men.txt").write_text("".join(f"{a} {b} {float(s) * 5:.6f}\n" for a, b, s in lines))
+    csv_rows = "".join(",".join(fields) + "\n" for fields in lines)
+    (tmp_path / "ws.csv").write_text("Word 1,Word 2,Human (mean)\n" + csv_rows)
+    before = json.loads((lsa_run / "metrics.json").read_text()).get("eval")
+    capsys.readouterr()
+    men, analogy_file = str(tmp_path / "men.txt"), str(prepared.analogies)
+    assert main(["eval", str(lsa_run), "--pairs", men, "--analogies", analogy_file]) == 0
+    table = [line.split() for line in capsys.readouterr().out.splitlines()]
+    vectors, _ = load_run(lsa_run)
+    pairs = evaluate_word_pairs(vectors, prepared.wordsim353)
+    analogies = evaluate_analogies(vectors, prepared.analogies)
+    assert table[0][:3] == ["run", "pairs", "file"] and table[2][:3] == ["run", "analogy", "file"]
+    assert table[1][:2] == ["run", "men.txt"]
+    assert float(table[1][2]) == pytest.approx(pairs.spearman, abs=1e-4)
+    assert table[3][1] == "questions-words.txt"
+    assert float(table[3][2]) == pytest.approx(analogies.accuracy, abs=1e-4)
+    assert main(["eval", str(lsa_run), "--pairs", str(tmp_path / "ws.csv")]) == 0
+    metrics = json.loads((lsa_run / "metrics.json").read_text())
+    kept = metrics["eval_files"]
+    assert set(kept) == {str((tmp_path / "men.txt").resolve()), str((tmp_path / "ws.csv").resolve()),
+                         str(prepared.analogies.resolve())}
+    assert kept[str((tmp_path / "ws.csv").resolve())]["spearman"] == pytest.approx(pairs.spearman, abs=1e-12)
+    assert kept[str(prepared.analogies.resolve())]["questions"] == analogies.total
+    assert metrics.get("eval") == before
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -128,18 +128,60 @@ def test_pairs_and_questions_meet_the_vocabulary_in_any_canonical_unicode_form(t
     assert scored["NFD"] == scored["NFC"] and scored["NFC"][1:3] == (4, 0) and scored["NFC"][4] == 2
 
 
-def test_a_pairs_file_of_another_layout_is_named_as_such(trained, tmp_path) -> None:
-    """The official SimLex-999 file has ten columns; saying its pairs are out of vocabulary (as when
-    they are) would send the user looking in the wrong place."""
-    (tmp_path / "SimLex-999.txt").write_text(
-        "word1\tword2\tPOS\tSimLex999\tconc(w1)\tconc(w2)\tconcQ\tAssoc(USF)\tSimAssoc333\tSD(SimLex)\n"
-        "old\tnew\tA\t1.58\t2.72\t2.81\t2\t7.25\t1\t0.41\n"
-    )
+def _published_layouts(pairs: list[tuple[str, str, str]]) -> dict[str, tuple[str, str | None]]:
+    """The same pairs written as the published files lay them out, with the delimiter to read them."""
+    simlex = "word1\tword2\tPOS\tSimLex999\tconc(w1)\tconc(w2)\tconcQ\tAssoc(USF)\tSimAssoc333\tSD(SimLex)\n"
+    simlex_rows = "".join(f"{a}\t{b}\tN\t{s}\t4.1\t3.9\t2\t0.5\t1\t0.4\n" for a, b, s in pairs)
+    wordsim_set1 = "Word 1\tWord 2\tHuman (mean)\t1\t2\t3\n"
+    csv = "Word 1,Word 2,Human (mean)\n" + "".join(f"{a},{b},{s}\n" for a, b, s in pairs)
+    return {
+        "SimLex-999.txt": (simlex + simlex_rows, "\t"),
+        "set1.tab": (wordsim_set1 + "".join(f"{a}\t{b}\t{s}\t9\t1\t7\n" for a, b, s in pairs), "\t"),
+        "rw.txt": ("".join(f"{a}\t{b}\t{s}\t7\t7\t6\t1\n" for a, b, s in pairs), "\t"),
+        "SimVerb-3500.txt": ("".join(f"{a}\t{b}\tV\t{s}\tSYNONYMS\n" for a, b, s in pairs), "\t"),
+        "MEN_natural_form_full": ("".join(f"{a} {b} {s}\n" for a, b, s in pairs), None),
+        "combined.csv": (csv, None),
+        "plain.tsv": ("".join(f"{a}\t{b}\t{s}\n" for a, b, s in pairs), None),
+    }
+
+
+def test_published_pair_files_score_as_their_three_columns(tmp_path) -> None:
+    """The official SimLex-999 (ten columns, a header), WordSim-353's set1.tab (a header of numbers),
+    Rare Words and SimVerb (no header, more columns) and MEN (spaces) score as the same pairs in
+    gensim's word1<TAB>word2<TAB>score file; before, every line of them was skipped as malformed."""
+    rng = np.random.default_rng(0)
+    words = ["old", "new", "smart", "intelligent", "hard", "difficult", "happy", "cheerful"]
+    vectors = Vectors(words, rng.standard_normal((len(words), 6)))
+    pairs = [(a, b, f"{rng.uniform(0, 10):.2f}") for a, b in zip(words, words[1:] + words[:1], strict=True)]
+    pairs.append(("old", "unseen", "3.5"))
+    (tmp_path / "gensim.tsv").write_text("".join(f"{a}\t{b}\t{s}\n" for a, b, s in pairs))
+    expected = evaluate_word_pairs(vectors, tmp_path / "gensim.tsv")
+    assert (expected.pairs, expected.oov_pairs) == (8, 1)
+    for name, (text, delimiter) in _published_layouts(pairs).items():
+        (tmp_path / name).write_text(text)
+        assert evaluate_word_pairs(vectors, tmp_path / name, delimiter=delimiter) == expected, name
+    reference = _gensim(vectors).evaluate_word_pairs(str(tmp_path / "gensim.tsv"))
+    assert reference[1][0] == pytest.approx(expected.spearman, abs=1e-12)
+
+
+def test_a_pairs_file_without_a_score_is_named_as_such(trained, tmp_path) -> None:
+    """A wide file whose columns hold no score (nor name one) says so, rather than that its pairs
+    are out of vocabulary; a score that is not a finite number is skipped as a malformed line."""
+    (tmp_path / "tags.tsv").write_text("word1\tword2\tPOS\tnote\nold\tnew\tA\tx\n")
     with pytest.raises(FileFormatError) as caught:
-        evaluate_word_pairs(trained, tmp_path / "SimLex-999.txt")
+        evaluate_word_pairs(trained, tmp_path / "tags.tsv")
+    assert "line 1 has 4 fields and none after the two words is a score or names one" in str(caught.value)
+    (tmp_path / "header.tsv").write_text("word1\tword2\n")
+    with pytest.raises(FileFormatError) as caught:
+        evaluate_word_pairs(trained, tmp_path / "header.tsv")
     assert str(caught.value).endswith(
-        "no line reads word1<TAB>word2<TAB>score (2 skipped as malformed; line 1 has 10 fields)"
+        "no line reads word1<TAB>word2<TAB>score (1 skipped as malformed; line 1 has 2 fields)"
     )
+    vectors = Vectors(["a", "b", "c"], np.random.default_rng(1).standard_normal((3, 4)))
+    (tmp_path / "nan.tsv").write_text("a\tb\tnan\na\tc\t1\nb\tc\t2\nc\ta\tinf\na\tb\t3\n")
+    (tmp_path / "finite.tsv").write_text("a\tc\t1\nb\tc\t2\na\tb\t3\n")
+    finite = evaluate_word_pairs(vectors, tmp_path / "finite.tsv")
+    assert evaluate_word_pairs(vectors, tmp_path / "nan.tsv") == finite
     (tmp_path / "oov.tsv").write_text("zzzz\tqqqq\t1.0\nheader line\n")
     with pytest.raises(FileFormatError, match="no scored pair has both words in the vocabulary"):
         evaluate_word_pairs(trained, tmp_path / "oov.tsv")

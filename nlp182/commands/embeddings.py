@@ -265,7 +265,7 @@ def _run_neighbors(args: argparse.Namespace) -> int:
     from nlp182.embeddings.runs import load_run
 
     vectors, _ = load_run(args.run)
-    for word, score in vectors.most_similar(args.word, topn=args.k):
+    for word, score in vectors.most_similar(positive=args.words, negative=args.negative, topn=args.k):
         print(f"{word:<24}{score:.4f}")
     return 0
 
@@ -327,9 +327,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.set_defaults(func=_run_eval)
 
-    neighbors = subparsers.add_parser("neighbors", help="nearest words of WORD in a run")
+    neighbors = subparsers.add_parser(
+        "neighbors", help="nearest words of WORD in a run",
+        description="Nearest words of WORD, or of the mean of several words minus the --negative ones "
+        "(gensim's most_similar(positive, negative)): `nlp182 neighbors RUN king woman --negative man`.",
+    )
     neighbors.add_argument("run", help="run folder")
-    neighbors.add_argument("word", help="the word whose neighbours to list")
+    neighbors.add_argument(
+        "words", nargs="+", metavar="word", help="the word (or words) whose neighbours to list"
+    )
+    neighbors.add_argument(
+        "--negative", action="append", default=[], metavar="WORD",
+        help="a word to subtract, as in an analogy (repeatable)",
+    )
     neighbors.add_argument(
         "-k", "--k", type=checked(int, POSITIVE), default=10, help="how many neighbours (default: 10)"
     )

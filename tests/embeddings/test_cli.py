@@ -79,6 +79,19 @@ def lsa_run(small_corpus, tmp_path_factory):
     return run
 
 
+def test_neighbors_of_several_words_minus_others_are_gensims_most_similar(lsa_run, capsys) -> None:
+    from nlp182.embeddings.runs import load_run
+
+    vectors, _ = load_run(lsa_run)
+    king, woman, man = vectors.words[10], vectors.words[20], vectors.words[30]
+    capsys.readouterr()
+    assert main(["neighbors", str(lsa_run), king, woman, "--negative", man, "-k", "4"]) == 0
+    shown = [line.split() for line in capsys.readouterr().out.splitlines()]
+    expected = vectors.most_similar(positive=[king, woman], negative=[man], topn=4)
+    assert [word for word, _ in shown] == [word for word, _ in expected]
+    assert [float(score) for _, score in shown] == pytest.approx([score for _, score in expected], abs=1e-4)
+
+
 def test_eval_scores_the_files_a_user_names(lsa_run, prepared, tmp_path, capsys) -> None:
     """``--pairs`` and ``--analogies`` score a user's own files (here MEN's space-separated layout and
     a CSV with a header) in place of the standard sets; the table is what ``metrics.json`` keeps

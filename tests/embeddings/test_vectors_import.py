@@ -109,6 +109,41 @@ def test_cli_import_then_index_then_serve(
     np.testing.assert_allclose([n["score"] for n in answer], [s for _, s in expected], atol=1e-5)
 
 
+def test_cli_export_is_read_by_gensim_and_never_replaces_the_run(
+    reference: KeyedVectors, files: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """``nlp182 export`` writes what ``KeyedVectors.load_word2vec_format`` reads back exactly (binary,
+    text, GloVe's headerless text, with the counts file), most frequent first; an existing file
+    needs --overwrite, and a file of the run itself is never the target."""
+    run = tmp_path / "run"
+    assert main(["import", str(files["inline.kv"]), "--out", str(run)]) == 0
+    ours = Vectors.load(run)
+    counts = np.asarray([ours.get_vecattr(word, "count") for word in ours.words])
+    order = np.argsort(-counts, kind="stable")
+    assert main(["export", str(run), "--out", str(tmp_path / "v.bin"), "--binary",
+                 "--fvocab", str(tmp_path / "v.vocab")]) == 0
+    back = KeyedVectors.load_word2vec_format(
+        str(tmp_path / "v.bin"), binary=True, fvocab=str(tmp_path / "v.vocab")
+    )
+    assert back.index_to_key == [ours.words[i] for i in order] and back.index_to_key[0] == "government"
+    np.testing.assert_array_equal(back.vectors, np.asarray(ours.vectors)[order])
+    assert back.get_vecattr("government", "count") == 4242
+    glove_file = str(tmp_path / "glove.txt")
+    assert main(["export", str(run), "--out", glove_file, "--no-header", "--limit", "50"]) == 0
+    glove = KeyedVectors.load_word2vec_format(glove_file, no_header=True)
+    assert glove.index_to_key == back.index_to_key[:50]
+    np.testing.assert_allclose(glove.vectors, back.vectors[:50], rtol=1e-6)
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "v.bin")]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    vocab = (run / "vocab.txt").read_bytes()
+    assert main(["export", str(run), "--out", str(run / "vocab.txt"), "--overwrite"]) == 2
+    assert "is a file of the run" in capsys.readouterr().err and (run / "vocab.txt").read_bytes() == vocab
+    same = str(tmp_path / "same")
+    assert main(["export", str(run), "--out", same, "--fvocab", same]) == 2
+    assert not (tmp_path / "same").exists()
+
+
 def test_repeated_words_keep_the_first_vector(tmp_path: Path) -> None:
     (tmp_path / "dup.txt").write_text("3 2\na 1 0\nb 0 1\na 5 5\n")
     import_vectors(tmp_path / "dup.txt", tmp_path / "run", show_progress=False)

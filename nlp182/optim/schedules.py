@@ -5,6 +5,12 @@ it can be stepped per batch or per epoch, saved in a checkpoint (``state_dict``)
 optional linear warmup ramps ``(t + 1) / warmup_steps`` over the first ``warmup_steps`` steps,
 which keeps Adam-style optimizers from taking their largest steps while their statistics are still
 noise. ``t`` counts ``scheduler.step()`` calls.
+
+They compose as torch's chainable schedulers do: when something else changed a group's rate since
+the last step (``LinearLR`` in a ``ChainedScheduler``, a ``ReduceLROnPlateau`` cut), the step
+scales that rate by ``multiplier(t) / multiplier(t - 1)`` instead of overwriting it. The first
+step after ``load_state_dict`` (or a start at ``last_epoch``) sets the closed form, so a schedule
+resumes right with or without the optimizer's state.
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ class ClosedFormSchedule(LRScheduler):
         if warmup_steps < 0:
             raise InvalidInputError(f"warmup_steps must be >= 0, got {warmup_steps}")
         self.warmup_steps = warmup_steps
+        self._resumed = last_epoch != -1  # the optimizer's rates are not this schedule's yet
         super().__init__(optimizer, last_epoch)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume at the saved step; the next step sets the closed-form rate (the optimizer may be
+        a fresh one whose rates this schedule never set)."""
+        super().load_state_dict(state_dict)
+        self._resumed = True
 
     def decay(self, t: int) -> float:
         """Multiplier of the base rate ``t`` steps after warmup."""
@@ -44,8 +57,23 @@ class ClosedFormSchedule(LRScheduler):
         return self.decay(t - self.warmup_steps)
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        factor = self.multiplier(self.last_epoch)
-        return [base * factor for base in self.base_lrs]
+        """The closed form ``base · multiplier(t)`` for a rate that only this schedule set; a rate
+        changed elsewhere since the last step is scaled by ``multiplier(t) / multiplier(t − 1)``.
+        The first step after a resume sets the closed form."""
+        t, resumed = self.last_epoch, self._resumed
+        self._resumed = False
+        previous = 1.0 if t == 0 else self.multiplier(t - 1)
+        now = self.multiplier(t)
+        rates = []
+        for base, group in zip(self.base_lrs, self.optimizer.param_groups, strict=True):
+            current = float(group["lr"])
+            ours = math.isclose(current, base * previous, rel_tol=1e-9, abs_tol=1e-300)
+            rates.append(base * now if ours or resumed or previous == 0 else current * now / previous)
+        return rates
+
+    def _get_closed_form_lr(self) -> list[float]:
+        """``base · multiplier(t)``: what ``step(epoch)`` sets."""
+        return [base * self.multiplier(self.last_epoch) for base in self.base_lrs]
 
 
 class StepDecay(ClosedFormSchedule):

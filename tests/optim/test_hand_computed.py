@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.optim import lr_scheduler
 
 from nlp182.errors import InvalidInputError
 from nlp182.optim import (
@@ -164,6 +165,45 @@ def test_schedules_closed_forms() -> None:
     warm_cos = lrs(lambda o: Cosine(o, total_steps=4, min_factor=0.25, warmup_steps=2), steps=8)
     cos = [0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * min(t, 4) / 4)) for t in range(6)]
     assert warm_cos == pytest.approx([0.4, 0.8] + [0.8 * c for c in cos])
+
+
+def _rates(optimizer: torch.optim.Optimizer, schedulers: list, steps: int) -> list[float]:
+    """The rate of each step; a ReduceLROnPlateau sees a metric that never improves."""
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        for scheduler in schedulers:
+            if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(1.0)
+            else:
+                scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (lambda o: ExponentialDecay(o, gamma=0.5), lambda o: lr_scheduler.ExponentialLR(o, gamma=0.5)),
+        (lambda o: StepDecay(o, step_size=2, gamma=0.3), lambda o: lr_scheduler.StepLR(o, 2, gamma=0.3)),
+    ],
+)
+def test_schedules_compose_with_torch_schedulers_as_torch_s_own(ours, theirs) -> None:
+    """A warmup chained before the schedule and a plateau cut made beside it both stay in force, as
+    with torch's StepLR/ExponentialLR; a closed form that overwrote the rate lost both."""
+    def warmup(optimizer):
+        return lr_scheduler.LinearLR(optimizer, 0.1, 1.0, total_iters=4)
+
+    for build in (
+        lambda o, decay: [lr_scheduler.ChainedScheduler([warmup(o), decay(o)])],
+        lambda o, decay: [decay(o), lr_scheduler.ReduceLROnPlateau(o, factor=0.1, patience=0)],
+    ):
+        rates = {}
+        for name, decay in (("ours", ours), ("theirs", theirs)):
+            optimizer = torch.optim.SGD([_param([0.0])], lr=1.0)
+            rates[name] = _rates(optimizer, build(optimizer, decay), 8)
+        assert rates["ours"] == pytest.approx(rates["theirs"], rel=1e-12)
+        assert rates["ours"] != pytest.approx([1.0 * 0.5**t for t in range(8)])
 
 
 def test_progress_decay_follows_the_clock_it_is_given() -> None:

@@ -50,7 +50,10 @@ class LogProgress:
     ) -> None:
         self.iterable = iterable
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
-            total = len(iterable)  # type: ignore[arg-type]
+            try:
+                total = len(iterable)  # type: ignore[arg-type]
+            except TypeError:  # a DataLoader over an IterableDataset has __len__ and no length
+                total = None
         self.total = total
         self.desc = desc
         self.unit = unit

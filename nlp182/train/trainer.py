@@ -331,7 +331,7 @@ class Trainer:
             restore_rng_state(self._resume_rng)
         self._resume_rng = None
         accum = self.config.grad_accum_steps
-        total = len(loader) if hasattr(loader, "__len__") else None
+        total = _length(loader)
         desc = f"epoch {self.epoch + 1}/{self.config.epochs}"
         bar = progress(iterator, total=total, initial=skip, desc=desc,
                        disable=not (self.config.progress and self.dist.is_main))
@@ -613,3 +613,12 @@ class Trainer:
             if any("valid_loss" in r for r in self.history):
                 series["valid"] = [r["valid_loss"] for r in self.history if "valid_loss" in r]
             loss_curves(series, self.out_dir / "loss.png", title="loss per epoch", xlabel="epoch")
+
+
+def _length(loader: Iterable[Any]) -> int | None:
+    """The batches of ``loader``, or None when it cannot tell: a ``DataLoader`` over an
+    ``IterableDataset`` has ``__len__`` but raises ``TypeError`` from it."""
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None

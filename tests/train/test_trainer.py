@@ -8,7 +8,7 @@ import pytest
 import safetensors.torch
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.train import Trainer, TrainerConfig, checkpoint, load_checkpoint, save_checkpoint
@@ -37,12 +37,24 @@ def _config(**kw: object) -> TrainerConfig:
     return TrainerConfig(**{"epochs": 3, "device": "cpu", "progress": False, **kw})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("known_length", [True, False])
-def test_gradient_accumulation_averages_each_group_including_a_short_last_one(known_length: bool) -> None:
-    """5 batches in groups of 2: steps on the mean gradient of batches (1, 2), (3, 4), then (5) alone."""
+class _Stream(IterableDataset):
+    """Rows of a dataset streamed: a DataLoader over it has ``__len__`` that raises TypeError."""
+
+    def __init__(self, data: TensorDataset) -> None:
+        self.data = data
+
+    def __iter__(self):
+        return (self.data[i] for i in range(len(self.data)))
+
+
+@pytest.mark.parametrize("loader_kind", ["list", "iterator", "stream"])
+def test_gradient_accumulation_averages_each_group_including_a_short_last_one(loader_kind: str) -> None:
+    """5 batches in groups of 2: steps on the mean gradient of batches (1, 2), (3, 4), then (5) alone,
+    from a list, an iterator or a DataLoader over an IterableDataset (a stream of unknown length)."""
     data = _data(n=40)
     batches = list(DataLoader(data, batch_size=8))
-    loader = batches if known_length else iter(batches)
+    loader = {"list": batches, "iterator": iter(batches),
+              "stream": DataLoader(_Stream(data), batch_size=8)}[loader_kind]
     model = _model()
     Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse,
             _config(epochs=1, grad_accum_steps=2, amp=False)).fit(loader)

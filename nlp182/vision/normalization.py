@@ -18,7 +18,7 @@ from torch import nn
 from nlp182.errors import ShapeError
 
 
-class BatchNorm(nn.Module):
+class BatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over every dimension except the channel dimension 1.
 
     x: ``(B, C)``, ``(B, C, L)`` or ``(B, C, H, W)``; returns the same shape and dtype (float16
@@ -29,7 +29,9 @@ class BatchNorm(nn.Module):
     beta; ``track_running_stats=False`` keeps no statistics and normalises by the batch's own in
     evaluation too. ``frozen=True`` makes the layer use its running statistics even in training
     mode and stop updating them, which is what a frozen feature extractor needs (see
-    ``vision.transfer.freeze``).
+    ``vision.transfer.freeze``). It is a ``torch.nn`` batch norm to the tools that look for one
+    (``torch.optim.swa_utils.update_bn``, ``nn.SyncBatchNorm.convert_sync_batchnorm``, fusion),
+    with its own ``forward``.
     """
 
     def __init__(
@@ -40,30 +42,17 @@ class BatchNorm(nn.Module):
         affine: bool = True,
         track_running_stats: bool = True,
     ) -> None:
-        super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
         self.frozen = False
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features))
-            self.register_buffer("running_var", torch.ones(num_features))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ShapeError(f"batch norm expects (B, {self.num_features}, ...); got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if x.numel() == 0:  # an empty batch: nothing to normalise, no statistics to fold in (as torch)
+            return x.clone()
         shape = [1, -1] + [1] * (x.dim() - 2)
         # half-precision input (autocast's) is normalised in float32 and returned in its own dtype,
         # as torch's kernels do: statistics rounded to bfloat16 were off by up to 10x more
@@ -116,8 +105,8 @@ def recalibrate_batch_norm(module: nn.Module, inputs: Iterable[torch.Tensor]) ->
     """
     norms = [
         m for m in module.modules()
-        if (isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats)
-        or (isinstance(m, BatchNorm) and m.track_running_stats and not m.frozen)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        and not getattr(m, "frozen", False)
     ]
     modes = {m: m.training for m in module.modules()}
     momenta = [m.momentum for m in norms]

@@ -139,3 +139,28 @@ def test_recalibration_sets_the_plain_mean_of_the_batch_statistics(make) -> None
     torch.testing.assert_close(norm.running_var, torch.stack([h.var(0) for h in hidden]).mean(0))
     assert norm.momentum == 0.1 and not model.training and not norm.training
     torch.testing.assert_close(frozen.running_mean, torch.zeros(2))  # frozen layers keep theirs
+
+
+def test_torch_batch_norm_tools_treat_it_as_one() -> None:
+    """SWA's ``update_bn`` recomputes its statistics as it does torch's (it looked for a torch
+    batch norm and silently skipped this one); an empty batch passes through as in torch."""
+    from torch.optim.swa_utils import update_bn
+
+    torch.manual_seed(0)
+    batches = [(torch.randn(6, 3, 4, 4) * 2 + 1,) for _ in range(3)]
+    conv = nn.Conv2d(3, 3, 1)
+    statistics = []
+    for norm in (BatchNorm(3), nn.BatchNorm2d(3)):
+        model = nn.Sequential(nn.Conv2d(3, 3, 1), norm)
+        model[0].load_state_dict(conv.state_dict())
+        update_bn(batches, model)
+        tracked = norm.num_batches_tracked.item()
+        statistics.append((norm.running_mean.clone(), norm.running_var.clone(), tracked))
+    ours, theirs = statistics
+    torch.testing.assert_close(ours[0], theirs[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours[1], theirs[1], rtol=1e-6, atol=1e-6)
+    assert ours[2] == theirs[2] == 3 and not torch.allclose(ours[0], torch.zeros(3))
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(BatchNorm(3)))
+    assert isinstance(converted[0], nn.SyncBatchNorm)
+    norm = BatchNorm(3).train()
+    assert norm(torch.randn(0, 3, 4, 4)).shape == (0, 3, 4, 4) and int(norm.num_batches_tracked) == 0

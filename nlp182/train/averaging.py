@@ -48,13 +48,14 @@ class ExponentialMovingAverage:
     def update(self, model: nn.Module) -> None:
         """Move the average toward ``model``'s current weights.
 
-        The average follows the model's device: a model moved to the GPU after the average was
-        taken (``fit`` moves it) moves the average there at the next update.
+        The average follows the model's device and dtype: a model moved to the GPU after the
+        average was taken (``fit`` moves it), or cast with ``.double()``, moves the average there at
+        the next update.
         """
         decay = self.current_decay()
         for name, value in model.state_dict().items():
-            if self.shadow[name].device != value.device:
-                self.shadow[name] = self.shadow[name].to(value.device)
+            if self.shadow[name].device != value.device or self.shadow[name].dtype != value.dtype:
+                self.shadow[name] = self.shadow[name].to(device=value.device, dtype=value.dtype)
             if value.is_floating_point():
                 self.shadow[name].lerp_(value.detach(), 1.0 - decay)
             else:

@@ -9,7 +9,7 @@ interpolation, as in PASCAL VOC 2010+), or COCO's 101-point sampling of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,20 +188,31 @@ def precision_recall(tp: np.ndarray, num_truths: int) -> tuple[np.ndarray, np.nd
 def ap_from_pr(precision: np.ndarray, recall: np.ndarray, interpolation: str = "all") -> float:
     """Area under the precision envelope (precision made non-increasing in recall).
 
-    ``interpolation="all"`` integrates it exactly; ``"coco101"`` averages it at recall 0, 0.01, ..., 1.
+    ``interpolation="all"`` integrates it exactly (VOC2010 on); ``"coco101"`` averages it at recall
+    0, 0.01, ..., 1; ``"11point"`` at recall 0, 0.1, ..., 1 (VOC2007's devkit).
     """
+    _check_interpolation(interpolation)
     r = np.concatenate([[0.0], recall, [1.0]])
     p = np.concatenate([[0.0], precision, [0.0]])
     envelope = np.maximum.accumulate(p[::-1])[::-1]
     if interpolation == "all":
         steps = np.nonzero(r[1:] != r[:-1])[0]
         return float(np.sum((r[steps + 1] - r[steps]) * envelope[steps + 1]))
-    if interpolation == "coco101":
-        points = np.linspace(0.0, 1.0, 101)
-        at = np.searchsorted(r[1:-1], points, side="left")
-        values = np.where(at < len(recall), envelope[1:-1][np.minimum(at, len(recall) - 1)], 0.0)
-        return float(values.mean())
-    raise InvalidInputError(f"interpolation must be 'all' or 'coco101'; got {interpolation!r}")
+    points = np.linspace(0.0, 1.0, 101 if interpolation == "coco101" else 11)
+    at = np.searchsorted(r[1:-1], points, side="left")
+    values = np.where(at < len(recall), envelope[1:-1][np.minimum(at, len(recall) - 1)], 0.0)
+    return float(values.mean())
+
+
+INTERPOLATIONS = ("all", "coco101", "11point")
+
+
+def _check_interpolation(interpolation: str) -> None:
+    """Refuse an unknown interpolation before any work (a class without detections never reaches
+    the area computation)."""
+    if interpolation not in INTERPOLATIONS:
+        choices = ", ".join(INTERPOLATIONS)
+        raise InvalidInputError(f"interpolation must be one of {choices}; got {interpolation!r}")
 
 
 def average_precision(
@@ -219,6 +230,7 @@ def average_precision(
         raise InvalidInputError(
             f"{len(detections)} detection sets for {len(truths)} images; pass one per image"
         )
+    _check_interpolation(interpolation)
     tp, num_truths = _match(detections, truths, label, iou_threshold)
     if num_truths == 0:
         return float("nan")
@@ -231,25 +243,28 @@ def average_precision(
 def mean_average_precision(
     detections: Sequence[Detections],
     truths: Sequence[GroundTruth],
-    iou_thresholds: Sequence[float] = (0.5,),
+    iou_thresholds: Iterable[float] = (0.5,),
     interpolation: str = "all",
 ) -> dict[str, float | dict[int, float]]:
-    """mAP: AP per class (over classes with ground truth) averaged, then averaged over ``iou_thresholds``.
+    """mAP: AP per class (over classes with ground truth) averaged, then averaged over ``iou_thresholds``
+    (any iterable of numbers: a tuple, a generator, ``np.linspace``, a 1-D tensor).
 
     Use ``(0.5,)`` for mAP@0.5 and :data:`COCO_THRESHOLDS` for mAP@[0.5:0.95]. Returns ``{"map": float,
     "per_class": {label: AP averaged over the thresholds}}``.
     """
-    if not iou_thresholds or not all(0 < threshold <= 1 for threshold in iou_thresholds):
+    thresholds = [float(t) for t in np.asarray(list(iou_thresholds), dtype=np.float64).ravel()]
+    if not thresholds or not all(0 < threshold <= 1 for threshold in thresholds):
         raise InvalidInputError(
-            f"iou_thresholds must be one or more values in (0, 1]; got {tuple(iou_thresholds)}"
+            f"iou_thresholds must be one or more values in (0, 1]; got {tuple(thresholds)}"
         )
+    _check_interpolation(interpolation)
     labels = sorted({int(v) for t in truths for v in t.labels.tolist()})
     if not labels:
         raise InvalidInputError("no ground-truth objects: mAP is undefined")
     per_class = {
         label: float(
             np.mean(
-                [average_precision(detections, truths, label, thr, interpolation) for thr in iou_thresholds]
+                [average_precision(detections, truths, label, thr, interpolation) for thr in thresholds]
             )
         )
         for label in labels

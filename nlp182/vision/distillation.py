@@ -34,8 +34,10 @@ def distillation_loss(
         raise InvalidInputError(f"need temperature > 0 and 0 <= alpha <= 1; got {temperature}, {alpha}")
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
     p_teacher = F.softmax(teacher_logits.detach() / temperature, dim=1)
-    # KL(p_t || p_s) = sum p_t log p_t - p_t log p_s, with 0 log 0 = 0 (a class the teacher rules out)
-    kl = (torch.xlogy(p_teacher, p_teacher) - p_teacher * log_p_student).sum(dim=1).mean()
+    # KL(p_t || p_s) = sum p_t log p_t - p_t log p_s, with 0 log 0 = 0 and 0 log p_s = 0 for a class
+    # the teacher rules out (the student may rule it out too: a -inf logit, log p_s = -inf)
+    cross = torch.where(p_teacher > 0, p_teacher * log_p_student, torch.zeros_like(log_p_student))
+    kl = (torch.xlogy(p_teacher, p_teacher) - cross).sum(dim=1).mean()
     hard = F.cross_entropy(student_logits, targets)
     return alpha * temperature**2 * kl + (1.0 - alpha) * hard
 

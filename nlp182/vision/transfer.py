@@ -62,25 +62,38 @@ def _hold_statistics(layer: nn.Module, hold: bool, training: bool) -> None:
     whatever ``model.train()`` says, or release it to follow ``training`` again."""
     handle = getattr(layer, "_frozen_statistics", None)
     if hold and handle is None:
-        layer._frozen_statistics = layer.register_forward_pre_hook(lambda norm, _: norm.train(False) and None)
+        layer._frozen_statistics = layer.register_forward_pre_hook(_use_running_statistics)
     elif not hold and handle is not None:
         handle.remove()
         del layer._frozen_statistics
         layer.train(training)
 
 
+def _use_running_statistics(norm: nn.Module, inputs: tuple[Any, ...]) -> None:
+    """Forward pre-hook of a frozen ``torch.nn`` batch norm (a module-level function, so a frozen
+    model still pickles: ``torch.save(model)``, multiprocessing)."""
+    norm.train(False)
+
+
 def fine_tune_groups(model: nn.Module, base_lr: float, decay: float = 0.5) -> list[dict[str, Any]]:
     """Optimizer parameter groups, one per top-level child with trainable parameters.
 
     The last (highest) group gets ``base_lr``; each group below gets ``decay`` times the one above,
-    so lower, more generic layers move less ("discriminative fine-tuning"). Frozen parameters are
-    left out. Each group has ``params``, ``lr`` and ``name``; pass the list to any torch optimizer.
+    so lower, more generic layers move less ("discriminative fine-tuning"). Trainable parameters
+    held by the model itself rather than a child (a position embedding, a class token) form the
+    lowest group, named ``""``, as layer-wise decay treats embeddings. Frozen parameters are left
+    out, and a parameter shared by two children (tied weights) is in the first group only. Each
+    group has ``params``, ``lr`` and ``name``; pass the list to any torch optimizer.
     """
     if base_lr <= 0 or not 0 < decay <= 1:
         raise InvalidInputError(f"need base_lr > 0 and 0 < decay <= 1; got base_lr={base_lr}, decay={decay}")
+    seen: set[int] = set()
     groups = []
-    for name, child in _children(model):
-        params = [p for p in child.parameters() if p.requires_grad]
+    owners = [("", list(model.parameters(recurse=False)))]
+    owners += [(name, list(child.parameters())) for name, child in _children(model)]
+    for name, parameters in owners:
+        params = [p for p in parameters if p.requires_grad and id(p) not in seen]
+        seen.update(id(p) for p in params)
         if params:
             groups.append({"name": name, "params": params})
     if not groups:

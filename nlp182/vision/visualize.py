@@ -177,9 +177,10 @@ def activation_maximization(
     """
     if steps < 1 or lr <= 0 or l2 < 0 or jitter < 0:
         raise InvalidInputError("need steps >= 1, lr > 0, l2 >= 0 and jitter >= 0")
-    device = next(model.parameters()).device
+    weight = next(model.parameters())
     generator = torch.Generator().manual_seed(seed)
-    x = (0.01 * torch.randn(1, *shape, generator=generator)).to(device).requires_grad_(True)
+    start = 0.01 * torch.randn(1, *shape, generator=generator)
+    x = start.to(device=weight.device, dtype=weight.dtype).requires_grad_(True)
     optimizer = Adam([x], lr=lr)
     with _evaluating(model), torch.enable_grad():  # only the image's gradient: the model's stay as they are
         for _ in range(steps):

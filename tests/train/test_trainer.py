@@ -378,3 +378,12 @@ def test_the_logged_rate_is_the_one_each_step_used(tmp_path) -> None:
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
     with pytest.raises(InvalidInputError, match="scheduler_interval='epoch'"):
         Trainer(model, optimizer, mse, _config(), scheduler=plateau, scheduler_interval="step")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_the_average_follows_a_model_cast_to_another_dtype(dtype: torch.dtype) -> None:
+    model = nn.Linear(3, 2)
+    ema = ExponentialMovingAverage(model, decay=0.5)
+    model.to(dtype)
+    ema.update(model)
+    assert all(value.dtype == dtype for value in ema.shadow.values())

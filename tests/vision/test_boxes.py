@@ -124,7 +124,23 @@ def test_average_precision_hand_computed():
     # COCO 101-point: 34 points at precision 1, 33 at 2/3, 34 at 3/5
     coco = (34 * 1 + 33 * 2 / 3 + 34 * 3 / 5) / 101
     assert average_precision([DET0], [GT0], 0, 0.5, interpolation="coco101") == pytest.approx(coco)
+    # VOC2007 11-point: recall 0-0.3 at precision 1, 0.4-0.6 at 2/3, 0.7-1 at 3/5
+    voc07 = (4 * 1 + 3 * 2 / 3 + 4 * 3 / 5) / 11
+    assert average_precision([DET0], [GT0], 0, 0.5, interpolation="11point") == pytest.approx(voc07)
     assert np.isnan(average_precision([DET0], [GT0], 7, 0.5))
+
+
+def test_thresholds_come_as_any_iterable_and_a_bad_interpolation_is_refused_up_front():
+    """A generator or an array (pycocotools' iouThrs is ``np.linspace``) gave NaN or numpy's "truth
+    value is ambiguous"; a misspelt interpolation passed silently for a class without detections."""
+    expected = mean_average_precision([DET0], [GT0], COCO_THRESHOLDS)
+    generator = (threshold for threshold in COCO_THRESHOLDS)
+    as_tensor = torch.tensor(COCO_THRESHOLDS, dtype=torch.float64)
+    for thresholds in (generator, map(float, COCO_THRESHOLDS), np.array(COCO_THRESHOLDS), as_tensor):
+        assert mean_average_precision([DET0], [GT0], thresholds)["map"] == pytest.approx(expected["map"])
+    nothing = _det(np.zeros((0, 4)), [], [])
+    with pytest.raises(InvalidInputError, match="interpolation must be one of all, coco101, 11point"):
+        mean_average_precision([nothing], [GT0], interpolation="voc07")
 
 
 def test_detections_only_match_objects_in_their_own_image():

@@ -71,3 +71,15 @@ def test_a_class_the_teacher_rules_out_gives_a_finite_loss():
     torch.testing.assert_close(loss, reference)
     loss.backward()
     assert torch.isfinite(student.grad).all()
+
+
+def test_a_class_both_rule_out_adds_nothing() -> None:
+    """A class masked with -inf in both logits (a label set that excludes it) gave a NaN loss from
+    0 x log 0; it now scores as the same batch without that class."""
+    torch.manual_seed(0)
+    student, teacher = torch.randn(4, 3), torch.randn(4, 3)
+    masked = torch.tensor([0.0, float("-inf"), 0.0])
+    targets = torch.tensor([0, 2, 2, 0])
+    loss = distillation_loss(student + masked, teacher + masked, targets, temperature=2.0, alpha=0.7)
+    kept = distillation_loss(student[:, [0, 2]], teacher[:, [0, 2]], torch.tensor([0, 1, 1, 0]), 2.0, 0.7)
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(kept.item(), rel=1e-6)

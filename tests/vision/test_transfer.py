@@ -90,3 +90,31 @@ def test_freeze_holds_torch_batch_norm_statistics_too():
     unfreeze(model)
     model(torch.randn(4, 3, 32, 32))
     assert norm.training and not torch.equal(norm.running_mean, before)
+
+
+def test_every_trainable_parameter_is_in_one_group_and_a_frozen_model_pickles():
+    """A parameter held by the model itself (a position embedding) was in no group, so never
+    trained; tied weights were in two, which torch's optimizers refuse. A frozen torch batch norm's
+    hook was a lambda, so ``torch.save(model)`` failed."""
+    import io
+
+    class Tagged(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.positions = nn.Parameter(torch.zeros(4, 3))
+            self.embed, self.head = nn.Embedding(5, 3), nn.Linear(3, 5, bias=False)
+            self.head.weight = self.embed.weight  # tied
+
+    model = Tagged()
+    groups = fine_tune_groups(model, base_lr=1.0)
+    assert [(g["name"], g["lr"]) for g in groups] == [("", 0.5), ("embed", 1.0)]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters())) == 2
+    torch.optim.SGD(groups)  # no parameter in two groups
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LazyLinear(2))
+    freeze(net, up_to="1")
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False).train()
+    loaded(torch.randn(2, 1, 5, 5))
+    assert not loaded[1].training  # the frozen statistics still hold after the round trip

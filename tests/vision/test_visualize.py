@@ -142,3 +142,10 @@ def test_maps_leave_the_model_as_they_found_it():
     assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), held, strict=True))
     with pytest.raises(InvalidInputError, match="stride"):
         occlusion_map(model, image, 1, patch=4, stride=0)
+
+
+def test_activation_maximization_follows_the_model_dtype() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)).double()
+    image = activation_maximization(model, target=1, shape=(1, 8, 8), steps=3)
+    assert image.dtype == torch.float64 and image.shape == (1, 8, 8)

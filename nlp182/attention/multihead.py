@@ -5,7 +5,10 @@ The parameters are named and shaped as in PyTorch (``in_proj_weight`` ``(3E, E)`
 ``in_proj_bias`` ``(3E,)``, ``out_proj``), so ``load_state_dict`` moves weights either way and the
 two give the same outputs. ``forward`` takes PyTorch's keywords too (``key_padding_mask``,
 ``attn_mask``, ``average_attn_weights``, ``is_causal``), but ``need_weights`` defaults to ``False``
-as in every module of this package (PyTorch's default is ``True``). Each head runs through
+as in every module of this package (PyTorch's default is ``True``), and the fourth positional
+argument is this package's ``mask`` (``True`` = attend), not PyTorch's ``key_padding_mask``
+(``True`` = ignore): pass that one by keyword. A 2-D ``mask`` must be exactly ``(Tq, Tk)``, so a
+padding mask ``(B, Tk)`` given in its place is refused rather than read inverted. Each head runs through
 :func:`scaled_dot_product`, i.e. the fused kernel unless weights are asked for.
 """
 
@@ -80,6 +83,13 @@ class MultiHeadAttention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **made)) if bias else None
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **made)
         self.reset_parameters()
+
+    @property
+    def _qkv_same_embed_dim(self) -> bool:
+        """Read by ``nn.TransformerEncoderLayer`` in evaluation to choose its fused fast path, which
+        would call PyTorch's kernels on these weights instead of this module; False keeps the layer
+        calling this module's ``forward`` (the same answer, and what a user who swapped it in means)."""
+        return False
 
     def reset_parameters(self) -> None:
         """Initialise as PyTorch does: Xavier-uniform input projections, zero biases."""
@@ -186,6 +196,13 @@ class MultiHeadAttention(nn.Module):
         """The package mask, checked against ``(B, Tq, Tk)`` as given, then shaped for the heads."""
         if mask is None or mask.dim() == 4:
             return mask  # (B, H, Tq, Tk): checked against the per-head scores
+        query_len, key_len = query.shape[1], keys.shape[1]
+        if mask.dim() == 2 and tuple(mask.shape) != (query_len, key_len):
+            raise ShapeError(
+                f"a 2-D mask is (Tq, Tk) = ({query_len}, {key_len}) with True = attend; got "
+                f"{tuple(mask.shape)}. PyTorch's key_padding_mask (B, Tk), True = ignore, goes by keyword "
+                "(key_padding_mask=...); this package's key padding mask is (B, 1, Tk), True = attend"
+            )
         check_mask(mask, torch.Size((query.shape[0], query.shape[1], keys.shape[1])))
         return mask.unsqueeze(-3) if mask.dim() == 3 else mask  # (B, Tq, Tk) -> (B, 1, Tq, Tk)
 

@@ -120,12 +120,12 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = norm(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = _shortcut(in_channels, planes, stride, norm)
+        self.downsample = _shortcut(in_channels, planes, stride, norm)  # torchvision's name: its weights load
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        return self.relu(out + self.downsample(x))
 
 
 class Bottleneck(nn.Module):
@@ -147,13 +147,13 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
         self.bn3 = norm(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm)
+        self.downsample = _shortcut(in_channels, out_channels, stride, norm)  # torchvision's name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + self.shortcut(x))
+        return self.relu(out + self.downsample(x))
 
 
 class GlobalAvgPool(nn.Module):

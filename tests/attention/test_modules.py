@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -350,3 +352,38 @@ def test_multihead_is_causal_is_the_causal_flag() -> None:
     ref_out, _ = reference(x, x, x, attn_mask=upper, is_causal=True, need_weights=False)
     torch.testing.assert_close(ours(x, x, x, is_causal=True)[0], ref_out, atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(ours(x, x, x, causal=True)[0], ref_out, atol=1e-12, rtol=1e-12)
+
+
+def test_a_torch_padding_mask_given_positionally_is_refused_not_read_inverted() -> None:
+    """PyTorch's fourth positional argument is key_padding_mask (True = ignore); here it is the
+    package's mask (True = attend). A (B, Tk) mask in that place read inverted when B == 1."""
+    attention = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(1, 5, 8)
+    padding = torch.tensor([[False, False, False, True, True]])
+    with pytest.raises(ShapeError, match=r"key_padding_mask=\.\.\."):
+        attention(x, x, x, padding)
+    reference = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    reference.load_state_dict(attention.state_dict())
+    expected = reference(x, x, x, padding)[0]
+    torch.testing.assert_close(attention(x, x, x, key_padding_mask=padding)[0], expected)
+    square = torch.rand(5, 5) > 0.3
+    square[:, 0] = True
+    torch.testing.assert_close(attention(x, x, x, square)[0], reference(x, x, x, attn_mask=~square)[0])
+
+
+def test_it_stands_in_for_self_attn_of_a_torch_transformer_layer_in_eval_too() -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+    reference = copy.deepcopy(layer)
+    ours = MultiHeadAttention(8, 2)
+    ours.load_state_dict(layer.self_attn.state_dict())
+    layer.self_attn = ours
+    calls = []
+    ours.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.randn(2, 5, 8)
+    for training in (True, False):
+        layer.train(training)
+        reference.train(training)
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), reference(x), atol=1e-5, rtol=1e-5)
+    assert len(calls) == 2  # the module ran in evaluation too, not PyTorch's fused path around it

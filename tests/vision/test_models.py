@@ -43,6 +43,27 @@ def test_resnet_module_has_torchvision_names_and_builds_by_depth_when_called():
             resnet(depth)
 
 
+def _torchvision_keys(convs_per_block: int, blocks: tuple[int, ...], projection_in_layer1: bool) -> list[str]:
+    """The state-dict keys of torchvision's ResNet, written out from its layout (torchvision does
+    not import beside this torch build): a projection shortcut is ``downsample.0`` (1x1 conv) and
+    ``downsample.1`` (batch norm)."""
+    norm = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    keys = ["conv1.weight", *(f"bn1.{n}" for n in norm)]
+    for stage, count in enumerate(blocks, start=1):
+        for block in range(count):
+            prefix = f"layer{stage}.{block}"
+            for k in range(1, convs_per_block + 1):
+                keys += [f"{prefix}.conv{k}.weight", *(f"{prefix}.bn{k}.{n}" for n in norm)]
+            if block == 0 and (stage > 1 or projection_in_layer1):
+                keys += [f"{prefix}.downsample.0.weight", *(f"{prefix}.downsample.1.{n}" for n in norm)]
+    return [*keys, "fc.weight", "fc.bias"]
+
+
+def test_state_dict_keys_are_torchvision_s_so_its_weights_load_strictly():
+    assert sorted(resnet18().state_dict()) == sorted(_torchvision_keys(2, (2, 2, 2, 2), False))
+    assert sorted(resnet50().state_dict()) == sorted(_torchvision_keys(3, (3, 4, 6, 3), True))
+
+
 def test_width_multiplier_shrinks_and_small_input_keeps_resolution():
     small = resnet18(num_classes=10, width=0.25, in_channels=1, small_input=True)
     assert count(small) < count(resnet18()) / 10
@@ -55,9 +76,9 @@ def test_width_multiplier_shrinks_and_small_input_keeps_resolution():
 
 def test_basic_block_projection_only_when_shapes_differ():
     same = BasicBlock(8, 8, 1)
-    assert isinstance(same.shortcut, nn.Identity)
+    assert isinstance(same.downsample, nn.Identity)
     down = BasicBlock(8, 16, 2)
-    conv, bn = down.shortcut
+    conv, bn = down.downsample
     assert conv.kernel_size == (1, 1) and conv.stride == (2, 2) and isinstance(bn, BatchNorm)
     assert down(torch.randn(2, 8, 8, 8)).shape == (2, 16, 4, 4)
     # with zeroed residual branch the block is relu(shortcut(x))

@@ -137,6 +137,8 @@ class ReinforceLoss(nn.Module):
                 f"{tuple(entropy.shape)} must have the same shape"
             )
         reward = reward.detach().to(log_prob.dtype)
+        if reward.numel() == 0:  # an empty batch: no loss, and the baseline is left as it is
+            return (log_prob.sum() + entropy.sum()) * 0.0
         baseline: torch.Tensor = self.baseline
         if not bool(self.initialized):
             # no average yet: each sample is measured against the mean of the other batch rows

@@ -125,9 +125,12 @@ class Encoder(nn.Module):
     def forward(self, source: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, State]:
         """Encode ``source`` ``(B, S)`` ids with true ``lengths`` ``(B,)``."""
         embedded = self.dropout(self.embedding(source))
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        outputs, state = self.rnn(packed)
-        memory, _ = pad_packed_sequence(outputs, batch_first=True, total_length=source.shape[1])
+        if source.shape[0] == 0:  # an empty batch: nothing to pack, the RNN gives empty outputs
+            memory, state = self.rnn(embedded)
+        else:
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            outputs, state = self.rnn(packed)
+            memory, _ = pad_packed_sequence(outputs, batch_first=True, total_length=source.shape[1])
         if isinstance(state, tuple):
             return memory, (self._merge_directions(state[0]), self._merge_directions(state[1]))
         return memory, self._merge_directions(state)

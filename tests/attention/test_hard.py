@@ -168,3 +168,17 @@ def test_hard_attention_learns_to_point_at_the_informative_position() -> None:
     pointing = (weights[:, 0].argmax(-1) == target_pos).float().mean().item()
     assert pointing > 0.95, pointing
     assert accuracy > 0.95, accuracy
+
+
+def test_an_empty_batch_leaves_the_baseline_alone() -> None:
+    """The mean reward of no samples is NaN; folded into the average it made every later loss NaN."""
+    loss_fn = ReinforceLoss(momentum=0.5)
+    loss_fn(torch.zeros(4, requires_grad=True), torch.ones(4), torch.zeros(4))
+    empty = torch.zeros(0, requires_grad=True)
+    loss = loss_fn(empty, torch.zeros(0), torch.zeros(0))
+    loss.backward()
+    assert loss.item() == 0.0 and float(loss_fn.baseline) == 1.0 and empty.grad.shape == (0,)
+    log_prob = torch.zeros(4, requires_grad=True)
+    after = loss_fn(log_prob, torch.full((4,), 3.0), torch.zeros(4))
+    after.backward()
+    assert torch.isfinite(after) and torch.allclose(log_prob.grad, torch.full((4,), -2.0 / 4))

@@ -163,3 +163,14 @@ def test_bad_arguments_raise_package_errors() -> None:
         ModelConfig(attention="luong")
     with pytest.raises(InvalidInputError):
         collate([([], [4])])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_an_empty_batch_gives_empty_outputs_as_the_transformer_does(cell: str) -> None:
+    """``check_sources`` admits B = 0; packing refused it with torch's "Cannot pack empty tensors"."""
+    model = Seq2Seq(11, 11, ModelConfig(hidden_size=16, embed_dim=8, cell=cell, num_layers=2)).eval()
+    source, lengths = torch.zeros(0, 5, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    assert model(source, lengths, torch.zeros(0, 4, dtype=torch.long)).shape == (0, 4, 11)
+    for strategy in (Greedy(), Beam(3)):
+        found = decode(model, strategy, source, lengths, bos_id=BOS_ID, eos_id=EOS_ID, max_len=4)
+        assert found == []

@@ -40,6 +40,7 @@ def clip_grad_norm_(
     max_norm: float,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = True,
+    foreach: bool | None = None,
 ) -> torch.Tensor:
     """Scale all gradients by ``min(1, max_norm / (‖g‖ + 1e-6))``; return the pre-clip global norm ``‖g‖``.
 
@@ -48,8 +49,10 @@ def clip_grad_norm_(
     non-finite norm is an error (``NonFiniteError``, a ``RuntimeError`` as in torch), since scaling
     by it would write NaNs into the weights; with ``error_if_nonfinite=False`` the gradients are
     left as they are and the norm is returned, for a caller that skips such steps itself (a
-    float16 gradient scaler after an overflow).
+    float16 gradient scaler after an overflow). ``foreach`` is taken for torch's signature: the
+    gradients are always handled a device-and-dtype group at a time.
     """
+    del foreach  # always the grouped (foreach) kernels
     max_norm, norm_type = float(max_norm), float(norm_type)  # torch takes "inf" and tensors too
     if max_norm <= 0:
         raise InvalidInputError(f"max_norm must be > 0, got {max_norm}")

@@ -273,8 +273,8 @@ def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:
         for p, q in zip(a, b, strict=True):
             p.grad = torch.randn_like(p) * 10
             q.grad = p.grad.clone()
-        total = clip_grad_norm_(a, max_norm=1.5, norm_type=norm_type)
-        ref_total = torch.nn.utils.clip_grad_norm_(b, max_norm=1.5, norm_type=norm_type)
+        total = clip_grad_norm_(a, max_norm=1.5, norm_type=norm_type, foreach=True)  # torch's keywords
+        ref_total = torch.nn.utils.clip_grad_norm_(b, max_norm=1.5, norm_type=norm_type, foreach=True)
         assert float(total) == pytest.approx(float(ref_total), rel=1e-14)
         for p, q in zip(a, b, strict=True):
             torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-14)

@@ -97,8 +97,21 @@ def _to_rgb(image: PILImage.Image) -> PILImage.Image:
     return Image.fromarray(values.astype(np.uint8), "L").convert("RGB")
 
 
+def _upright(image: PILImage.Image) -> PILImage.Image:
+    """``image`` as viewers show it: turned by its EXIF orientation (a phone stores a portrait photo
+    sideways and says so there), so "above" in a caption is above in the pixels. Unreadable EXIF
+    leaves the pixels as stored."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image)
+    except (ValueError, TypeError, KeyError, SyntaxError, OSError):
+        return image
+
+
 def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: str = "") -> PILImage.Image:
-    """Read the whole image file ``path`` as an RGB Pillow image, with one-line errors.
+    """Read the whole image file ``path`` as an RGB Pillow image, turned upright by its EXIF
+    orientation, with one-line errors.
 
     Raises :class:`MissingFileError` / :class:`InvalidInputError` when ``path`` is not a readable
     regular file, and :class:`FileFormatError` when its width x height is over ``max_pixels`` or
@@ -122,7 +135,7 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
                         f"of {max_pixels} (--max-image-pixels of `nlp182 train caption`, kept in the run)"
                     )
                 opened.load()  # every pixel: a truncated or damaged file fails here
-                return _to_rgb(opened)
+                return _to_rgb(_upright(opened))
     except FileFormatError:
         raise
     except UnidentifiedImageError:

@@ -192,3 +192,20 @@ def test_a_bom_a_null_filepath_16_bit_images_and_no_train_image(karpathy: Path, 
     config = CaptionConfig(data=str(karpathy), images=str(karpathy.parent / "images"))
     with pytest.raises(InvalidInputError, match="no image is in the train"):
         load_splits(config)
+
+
+def test_a_phone_photo_is_read_upright_by_its_exif_orientation(tmp_path: Path) -> None:
+    """A portrait photo is stored sideways with EXIF Orientation 6; viewers turn it, and so must the
+    captioner, or "a red bar above a blue bar" is learnt from a picture of bars side by side."""
+    from PIL import Image
+
+    upright = Image.new("RGB", (64, 64), (250, 250, 250))
+    upright.paste((220, 30, 30), (8, 4, 56, 28))  # red at the top
+    upright.paste((30, 60, 220), (8, 36, 56, 60))  # blue at the bottom
+    upright.save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    phone, plain = load_image(tmp_path / "phone.jpg", 16), load_image(tmp_path / "upright.png", 16)
+    assert float((phone - plain).abs().max()) < 0.1
+    assert phone[0, 1, 8] > 0.8 and phone[2, 1, 8] < 0.3  # red on top, as the photo is seen

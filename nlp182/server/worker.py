@@ -66,7 +66,6 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     #: Told (method, status) of each refusal; the worker's app sets it to count them in its metrics.
     on_refusal: ClassVar[Callable[[str, int], None] | None] = None
     read_timer: asyncio.TimerHandle | None = None
-    responses_sent = 0
     draining = False
     #: Between a request's first byte and the end of its headers; ``cycle`` is still the previous
     #: request's then (uvicorn makes a new one once the headers are in), already answered.
@@ -116,15 +115,16 @@ class JsonErrorsProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False  # answer the request that was on its way, then close
 
     def shutdown(self) -> None:
-        """Graceful stop (HUP, TERM): finish what is in flight, close what is idle.
+        """Graceful stop (HUP, TERM): finish what is in flight, then close.
 
-        uvicorn closes every connection without a request in progress. A connection the kernel
-        accepted just before the stop, whose request bytes have not been read yet, would then be
-        reset and its client would see an error for a request it sent in time. Such a connection
-        (no response sent on it yet) gets ``shutdown_grace`` seconds to deliver its request, which
-        is answered with ``connection: close``; a kept-alive idle connection is closed at once.
+        uvicorn closes every connection without a request in progress. A request already on its
+        way on such a connection (the kernel accepted a new connection, or a kept-alive client sent
+        its next request) would then be reset, and its client would see an error for a request it
+        sent in time. So an idle connection, new or kept alive, gets ``shutdown_grace`` seconds to
+        deliver a request, which is answered with ``connection: close``; then it is closed.
         """
-        if self.cycle is None and self.responses_sent == 0 and not self.transport.is_closing():
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
             self.draining = True
             self.loop.call_later(self.shutdown_grace, self._close_if_idle)
             return
@@ -137,7 +137,6 @@ class JsonErrorsProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
-        self.responses_sent += 1
         super().on_response_complete()
         if not self.reading_head:  # the next request's head may already be on its way (and timed)
             self._disarm()  # an idle kept-alive connection is uvicorn's keep-alive timeout's to close

@@ -233,3 +233,27 @@ def test_a_worker_lost_while_the_run_cannot_load_is_replaced_once_it_can(tmp_pat
     finally:
         code, output = server.stop()
     assert code == 0 and "Worker failed to boot" not in output, output[-3000:]
+
+
+def test_a_request_on_a_kept_alive_connection_as_its_worker_stops_is_answered(synthetic_run: Path) -> None:
+    """A reload (or a TERM) closed idle kept-alive connections at once, so a client's next request,
+    already on its way, met a reset. Now it is answered, with ``connection: close``."""
+    server = ServeProcess(synthetic_run, "--workers", "1", "--threads", "2")
+    host, port = server.url.removeprefix("http://").split(":")
+    request = b"GET /v1/neighbors?word=w3&k=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    try:
+        (worker,) = server.workers(1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request)
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200") and b"connection: close" not in first.lower()
+            worker.send_signal(signal.SIGTERM)  # its graceful stop begins with this connection idle
+            time.sleep(0.5)
+            sock.sendall(request)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        second = b"".join(chunks)
+        assert second.startswith(b"HTTP/1.1 200") and b"connection: close" in second.lower(), second[:200]
+    finally:
+        server.stop()

@@ -30,6 +30,9 @@ COMMAND_MODULES = (
     "nlp182.commands.vision",  # joins the `train` group: train digits, train shapes
     "nlp182.commands.captioning",  # joins the `train` group: train caption; and `caption`
 )
+# Commands whose own module builds their parser: `nlp182 serve` runs in every process of the
+# service, which then imports none of the trainers (torch, matplotlib, pyarrow stay out of it).
+SERVING_COMMANDS = {"serve": "nlp182.commands.server", "index": "nlp182.commands.server"}
 # Loggers of this project: INFO by default; every other library only says WARNING and above.
 OWN_LOGGERS = ("nlp182", "bench")
 DESCRIPTION = (
@@ -70,12 +73,12 @@ def _apply_out_contract(parser: argparse.ArgumentParser) -> None:
 VERBOSE_HELP = "say more: -v adds other libraries' messages and our debug lines, -vv everything"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every registered sub-command."""
+def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser with the sub-commands of ``modules`` (default: every one)."""
     parser = Parser(prog="nlp182", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if modules is None else modules:
         importlib.import_module(name).register(subparsers)
     _apply_out_contract(parser)
     for sub in walk_parsers(parser):  # -v after the command too (nlp182 neighbors RUN king -v)
@@ -138,8 +141,11 @@ def _allocation_failed(exc: RuntimeError) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
+    words = sys.argv[1:] if argv is None else argv
+    command = next((word for word in words if not word.startswith("-")), None)
+    modules = (SERVING_COMMANDS[command],) if command in SERVING_COMMANDS else None
     try:
-        parser = build_parser()  # imports every command's modules: seconds a Ctrl-C may land in
+        parser = build_parser(modules)  # imports the commands' modules: seconds a Ctrl-C may land in
     except KeyboardInterrupt:
         print("nlp182: interrupted", file=sys.stderr)
         return 130

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from nlp182.errors import InvalidInputError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from nlp182.settings import DEVICE_CHOICES
 
 
 def select_device(name: str | None = "auto") -> torch.device:

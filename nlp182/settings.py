@@ -48,6 +48,11 @@ Limits = Mapping[str, Any]
 MAX_SEED = 2**32 - 1
 
 
+#: The ``device`` values settings and flags take (``nlp182.device`` resolves them), kept apart from
+#: torch so that the command line builds its flags without importing it.
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
 #: The most CPU threads a setting takes: past any machine's cores, where OpenMP fails to start them
 #: (libgomp runs out of memory at tens of thousands) rather than refusing.
 MAX_THREADS = 1024

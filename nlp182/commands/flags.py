@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nlp182.device import DEVICE_CHOICES
 from nlp182.errors import InvalidInputError
-from nlp182.settings import Limits, limits_of, range_problem
+from nlp182.settings import DEVICE_CHOICES, Limits, limits_of, range_problem
 
 #: Ranges of the flags that are no config field (``--processes``, ``--beam``, a bench's flags).
 POSITIVE: Limits = {"positive": True}

@@ -238,7 +238,15 @@ class ServeConfig:
         if not self.host.strip():  # gunicorn reads ":8000" as every interface
             raise InvalidInputError(f"--host must name an address (127.0.0.1, or 0.0.0.0 for every "
                                     f"interface), got {self.host!r}")
+        if self.host.startswith("[") and self.host.endswith("]"):  # an IPv6 address as URLs write it
+            self.host = self.host[1:-1]
         self.app_config()  # validate the app's settings here, not in every worker
+
+    def address(self, port: int | None = None) -> str:
+        """``host:port`` as gunicorn binds it and URLs write it (an IPv6 address in brackets);
+        ``port`` is the one bound when ``--port 0`` let the system choose."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port if port is None else port}"
 
     @property
     def loopback(self) -> bool:

@@ -1,8 +1,7 @@
 """``nlp182 serve`` as a child process on a free loopback port: started, awaited, stopped.
 
-The tests and ``bench/serve.py`` both drive the real gunicorn server this way. The child runs the
-CLI dispatcher with only the server commands registered, so it starts without loading the
-trainers.
+The tests and ``bench/serve.py`` both drive the real gunicorn server this way, through the same
+entry as the ``nlp182`` console script.
 """
 
 from __future__ import annotations
@@ -20,12 +19,7 @@ import psutil
 
 from nlp182.server.probe import wait_ready
 
-SERVE_COMMAND = (
-    "import sys\n"
-    "from nlp182 import cli\n"
-    "cli.COMMAND_MODULES = ('nlp182.commands.server',)\n"
-    "sys.exit(cli.main())\n"
-)
+SERVE_COMMAND = "import sys\nfrom nlp182 import cli\nsys.exit(cli.main())\n"  # the `nlp182` console script
 
 
 def free_port() -> int:

@@ -89,6 +89,7 @@ class _Gunicorn(BaseApplication):
 
     def use_kind(self, kind: str) -> None:
         """Resolve the settings that follow the index kind (request threads, micro-batching)."""
+        self.kind = kind
         self.serve_config = dataclasses.replace(self.requested, threads=self.requested.resolve_threads(kind))
 
     def load_config(self) -> None:
@@ -106,13 +107,18 @@ class _Gunicorn(BaseApplication):
             faiss.omp_set_num_threads(omp_threads)
             faiss.cvar.distance_compute_blas_threshold = blas_threshold
 
+        def when_ready(server) -> None:  # the socket is bound: its real port (--port 0 lets the system pick)
+            port = server.LISTENERS[0].sock.getsockname()[1]
+            log.info("serving %s (%s index) on http://%s with %d workers x %d threads",
+                     self.run_dir, self.kind, config.address(port), config.workers, config.threads)
+
         def child_exit(server, worker) -> None:
             from nlp182.server.metrics import mark_worker_dead
 
             mark_worker_dead(worker.pid)
 
         options = {
-            "bind": f"{config.host}:{config.port}",
+            "bind": config.address(),
             "workers": config.workers,
             "worker_class": "nlp182.server.worker.Worker",
             "timeout": config.timeout,
@@ -124,6 +130,7 @@ class _Gunicorn(BaseApplication):
             "pre_fork": pre_fork,
             "post_fork": post_fork,
             "child_exit": child_exit,
+            "when_ready": when_ready,
         }
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no shared ~/.gunicorn socket
             options["control_socket_disable"] = True
@@ -188,8 +195,6 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     importlib.import_module("nlp182.server.app")  # in the master, so workers share its modules' pages
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
-    log.info("serving %s (%s index) on http://%s:%d with %d workers x %d threads",
-             run_dir, kind, config.host, config.port, config.workers, gunicorn.serve_config.threads)
     if not config.loopback:
         log.warning("--host %s: the service answers other machines too; put a proxy with TLS and "
                     "access control in front of it (see the production guide)", config.host)

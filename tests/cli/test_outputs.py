@@ -26,8 +26,8 @@ def _no_work(args: argparse.Namespace) -> int:
 BUILD_PARSER = cli.build_parser
 
 
-def _parser_without_work() -> argparse.ArgumentParser:
-    parser = BUILD_PARSER()
+def _parser_without_work(modules=None) -> argparse.ArgumentParser:
+    parser = BUILD_PARSER(modules)
     for sub in cli.walk_parsers(parser):
         if sub.get_default("func") is not None:
             sub.set_defaults(func=_no_work)
@@ -279,7 +279,7 @@ def _every_command_raises(error: BaseException, monkeypatch: pytest.MonkeyPatch)
     for sub in cli.walk_parsers(parser):
         if sub.get_default("func") is not None:
             sub.set_defaults(func=failing)
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda modules=None: parser)
 
 
 @pytest.mark.parametrize("error", [

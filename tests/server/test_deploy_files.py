@@ -65,6 +65,31 @@ def test_systemd_unit_runs_a_serve_command_the_cli_accepts() -> None:
     assert unit_field("ExecReload") == "/bin/kill -HUP $MAINPID"
 
 
+def test_the_unit_answers_requests_to_its_own_address() -> None:
+    """``--allowed-hosts localhost`` in the env file refused every request to the bind address
+    127.0.0.1: the guide's curl, health checks and metrics scrapes."""
+    from nlp182.server.config import ServeConfig
+
+    env = env_file()
+    args = parse_serve(systemd_expand(unit_field("ExecStart"), env))
+    config = ServeConfig(host=args.host, port=args.port, allowed_hosts=args.allowed_hosts)
+    assert {env["NLP182_HOST"], "localhost", "127.0.0.1"} <= set(config.app_config().allowed_hosts)
+
+
+def test_the_image_takes_host_names_from_its_serve_flags() -> None:
+    text = (SERVER / "Containerfile").read_text(encoding="utf-8")
+    command = json.loads(re.search(r"^CMD (.*)$", text, re.M).group(1))
+    env = {"NLP182_RUN": "/run", "NLP182_HOST": "0.0.0.0", "NLP182_PORT": "8000", "NLP182_WORKERS": "2",
+           "NLP182_SERVE_FLAGS": "--allowed-hosts api.example.org"}
+    script = re.sub(r"\$(\w+)", lambda m: env[m.group(1)], command[2]).removeprefix("exec ")
+    assert parse_serve(shlex.split(script)).allowed_hosts == "api.example.org"
+    import tomllib
+
+    project = tomllib.loads((SERVER.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    torch_spec = next(spec for spec in project["dependencies"] if spec.startswith("torch"))
+    assert f'"{torch_spec}"' in text  # the range the package asks for, not the newest (CUDA) torch
+
+
 def test_every_setting_the_unit_names_is_in_the_env_file() -> None:
     used = set(re.findall(r"\$\{?([A-Z0-9_]+)\}?", unit_field("ExecStart")))
     assert used <= set(env_file()), used - set(env_file())

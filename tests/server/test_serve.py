@@ -85,6 +85,51 @@ def test_gunicorn_workers_share_the_mapped_index_and_aggregate_metrics(live_serv
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
 
 
+def test_the_service_processes_load_none_of_the_trainers(live_server: ServeProcess) -> None:
+    """The ``nlp182`` entry builds only the server's commands for ``serve``: the master and every
+    worker map neither torch nor pyarrow nor matplotlib (they took 180 MiB and 3 s more a start)."""
+    processes = [psutil.Process(live_server.process.pid), *live_server.workers(2)]
+    heavy = {
+        Path(mapped.path).name
+        for process in processes
+        for mapped in process.memory_maps()
+        if any(library in mapped.path for library in ("libtorch", "libarrow", "matplotlib"))
+    }
+    assert heavy == set()
+
+
+def test_ipv6_hosts_are_bound_and_the_chosen_port_is_logged(
+    tmp_path: Path, synthetic_vectors: Vectors
+) -> None:
+    """``--host ::1`` crashed gunicorn (an unbracketed bind); ``[::1]`` is the same host; with
+    ``--port 0`` the log names the port the system chose, not 0."""
+    from nlp182.server.config import ServeConfig
+
+    assert ServeConfig(host="[::1]", port=8000).address() == "[::1]:8000" == ServeConfig(host="::1").address()
+    assert ServeConfig(host="::1").loopback
+    assert ServeConfig(host="127.0.0.1").address(4242) == "127.0.0.1:4242"
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    assert cli.main(["index", str(run)]) == 0
+    process = subprocess.Popen([sys.executable, "-c", SERVE_COMMAND, "serve", str(run), "--host", "::1",
+                                "--port", "0", "--workers", "1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        line = next(line for line in process.stdout if " on http://" in line)
+        url = line.split(" on ", 1)[1].split()[0]
+        assert url.startswith("http://[::1]:") and not url.endswith(":0")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.get(f"{url}/v1/neighbors", params={"word": "w1", "k": 3}, timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert answer.status_code == 200 and len(answer.json()["neighbors"]) == 3
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
 def test_default_threads_follow_the_index_kind(tmp_path: Path, synthetic_vectors: Vectors) -> None:
     from nlp182.server.config import IndexConfig, ServeConfig
     from nlp182.server.index import SimilarityIndex

@@ -45,9 +45,10 @@ def plot_landscape(landscape: Landscape, path: str | os.PathLike[str], steps: in
         points = trajectory(name, landscape, steps)
         finals[name] = points[-1].tolist()
         note = "" if _inside(points[-1], landscape) else ", left the view"
+        beta = f", β {landscape.momenta.get(name, 0.9):g}" if name in ("Momentum", "Nesterov") else ""
         ax.plot(
             points[:, 0], points[:, 1], "-", color=color, lw=1.4,
-            label=f"{name} (lr {landscape.lrs[name]:g}{note})",
+            label=f"{name} (lr {landscape.lrs[name]:g}{beta}{note})",
         )
         ax.plot(points[-1, 0], points[-1, 1], "o", color=color, ms=4)
     ax.plot(*landscape.start, "k^", ms=9, label="start")

@@ -35,13 +35,20 @@ def module_closure(model: nn.Module, loss_fn: Callable[..., torch.Tensor], *inpu
     """``closure(params)`` evaluating ``loss_fn(model(*inputs[:-1]), inputs[-1])`` with ``params`` swapped in.
 
     ``params`` follow ``model.parameters()`` order, as a ``Newton(model.parameters())`` holds them.
+    The model's mode is used as it is: in training mode its batch norms normalise by the batch
+    (their running statistics are not updated by the step), in evaluation mode by those statistics.
     """
     names = [name for name, _ in model.named_parameters()]
+    buffers = dict(model.named_buffers())
     *features, target = inputs
 
     def closure(params: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        out = torch.func.functional_call(model, dict(zip(names, params, strict=True)), tuple(features))
-        return loss_fn(out, target)
+        # copies of the buffers, made inside the transform: a batch norm in training mode updates
+        # its running statistics in place, which torch.func refuses on the model's own tensors
+        # (the copies are dropped, so a step leaves the statistics as they were)
+        state = {name: buffer.clone() for name, buffer in buffers.items()}
+        state.update(zip(names, params, strict=True))
+        return loss_fn(torch.func.functional_call(model, state, tuple(features)), target)
 
     return closure
 

@@ -2,9 +2,11 @@
 
 For a layer whose outputs are ``a_out = sum_i W_i a_i`` over ``F`` inputs (the fan-in: the input
 width of a linear layer, ``F_H x F_W x C`` for a convolution), ``Var(a_out) = F Var(W) Var(a_in)``.
-Xavier keeps the variance with ``Var(W) = 1 / F``; ReLU zeroes half of its input, so He doubles it
-to ``Var(W) = 2 / F``. A fixed ``N(0, 1e-4)`` ignores ``F`` and the activations shrink by
-``F * 1e-4 / 2`` per ReLU layer until they vanish.
+Keeping the variance needs ``Var(W) = 1 / F`` (LeCun; the course calls it Xavier, and
+``mode="fan_in"`` gives it); Glorot and Bengio's Xavier averages fan-in and fan-out to keep the
+gradients' variance too, ``Var(W) = 2 / (F_in + F_out)``, as torch does. ReLU zeroes half of its
+input, so He doubles the fan-in rule to ``Var(W) = 2 / F``. A fixed ``N(0, 1e-4)`` ignores ``F``
+and the activations shrink by ``F * 1e-4 / 2`` per ReLU layer until they vanish.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ def fan_in_and_out(weight: torch.Tensor) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def xavier_normal_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_in") -> torch.Tensor:
+def xavier_normal_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_avg") -> torch.Tensor:
     """Fill ``weight`` from ``N(0, gain^2 / F)``: linear ``(out, in)`` or convolution ``(out, in, F_H, F_W)``.
 
-    ``mode="fan_in"`` uses ``F = fan_in`` (the course's derivation: forward variance preserved);
-    ``mode="fan_avg"`` uses Glorot's ``F = (fan_in + fan_out) / 2`` (a compromise with backward).
+    ``mode="fan_avg"`` (the default) is Glorot and Bengio's ``F = (fan_in + fan_out) / 2``, a
+    compromise between the forward and the backward pass, as ``torch.nn.init.xavier_normal_``;
+    ``mode="fan_in"`` uses ``F = fan_in``, the course's derivation (forward variance preserved).
     A weight without elements is left as it is (as torch's initialisers do).
     """
     if weight.numel() == 0:
@@ -47,9 +50,10 @@ def xavier_normal_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_in"
 
 
 @torch.no_grad()
-def xavier_uniform_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_in") -> torch.Tensor:
-    """Fill ``weight`` from ``U(-b, b)`` with ``b = gain * sqrt(3 / F)`` (same variance as the normal);
-    a weight without elements is left as it is."""
+def xavier_uniform_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_avg") -> torch.Tensor:
+    """Fill ``weight`` from ``U(-b, b)`` with ``b = gain * sqrt(3 / F)`` (same variance as the normal,
+    ``F`` as :func:`xavier_normal_` takes it: torch's ``xavier_uniform_`` by default); a weight
+    without elements is left as it is."""
     if weight.numel() == 0:
         return weight
     bound = gain * math.sqrt(3.0 / _fan(weight, mode))

@@ -11,14 +11,13 @@ import torch
 from nlp182.errors import InvalidInputError, ShapeError
 
 
-def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> int:
-    """Spatial size of a convolution or pooling output: ``(N + 2P - F) / stride + 1``.
+def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1, exact: bool = False) -> int:
+    """Spatial size of a convolution or pooling output: ``⌊(N + 2P - F) / stride⌋ + 1``.
 
-    With dilation ``d`` the filter spans ``d (F - 1) + 1`` inputs, as in ``torch.nn.Conv2d``.
-
-    Raises ``InvalidInputError`` when the filter does not tile the padded input exactly (the
-    division is not an integer) so a mis-sized layer is caught when the network is designed,
-    not by a silent floor later.
+    With dilation ``d`` the filter spans ``d (F - 1) + 1`` inputs, as in ``torch.nn.Conv2d``. The
+    division is floored as torch floors it (ResNet's stride-2 layers take 224 to 112 that way:
+    the last input row is not covered). ``exact=True`` instead raises ``InvalidInputError`` when
+    the filter does not tile the padded input exactly, to catch a mis-sized layer by design.
     """
     for name, value, low in (
         ("input size n", n, 1),
@@ -36,10 +35,10 @@ def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> int:
             f"filter size {f} is larger than the padded input {n} + 2*{p}; "
             "use a smaller filter or more padding"
         )
-    if span % s:
+    if exact and span % s:
         raise InvalidInputError(
             f"(N + 2P - F) / stride = ({n} + 2*{p} - {f}) / {s} = {span / s:g} is not an integer; "
-            f"change the padding or stride so that {s} divides {span}"
+            f"change the padding or stride so that {s} divides {span}, or let it floor as torch does"
         )
     return span // s + 1
 

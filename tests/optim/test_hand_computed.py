@@ -138,6 +138,32 @@ def test_newton_with_line_search_minimises_rosenbrock_and_a_small_model() -> Non
         newton.step()
 
 
+@pytest.mark.parametrize("norm", ["nlp182", "torch"])
+def test_newton_steps_a_model_with_batch_norm_in_training_mode(norm: str) -> None:
+    """torch.func refused the in-place update of the running statistics (a raw RuntimeError); the
+    step now equals Newton's on the same network whose batch norm keeps no statistics (the same
+    batch-statistics forward), and leaves the statistics as they were."""
+    from nlp182.vision.normalization import BatchNorm
+
+    def network(track: bool) -> nn.Module:
+        torch.manual_seed(1)
+        kind = BatchNorm if norm == "nlp182" else nn.BatchNorm1d
+        layer = kind(5, track_running_stats=track)
+        return nn.Sequential(nn.Linear(3, 5), layer, nn.Tanh(), nn.Linear(5, 2)).double().train()
+
+    torch.manual_seed(0)
+    x = torch.randn(32, 3, dtype=torch.float64)
+    y = (x[:, 0] > 0).long()
+    tracked, reference = network(True), network(False)
+    statistics = tracked[1].running_mean.clone()
+    for model in (tracked, reference):
+        closure = module_closure(model, nn.functional.cross_entropy, x, y)
+        Newton(model.parameters(), damping=1e-2).step(closure)
+    for ours, theirs in zip(tracked.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    assert torch.equal(tracked[1].running_mean, statistics)
+
+
 def test_schedules_closed_forms() -> None:
     def lrs(make, steps: int = 7) -> list[float]:
         opt = SGD([_param([0.0])], lr=0.8)

@@ -26,11 +26,12 @@ def test_fan_in_linear_and_conv_match_torch():
 @pytest.mark.parametrize(
     ("fill", "variance"),
     [
-        (xavier_normal_, 1 / 144),
-        (xavier_uniform_, 1 / 144),
+        (xavier_normal_, 2 / (144 + 9 * 512)),  # Glorot's, as torch.nn.init
+        (xavier_uniform_, 2 / (144 + 9 * 512)),
         (he_normal_, 2 / 144),
         (he_uniform_, 2 / 144),
-        (lambda w: xavier_normal_(w, mode="fan_avg"), 2 / (144 + 9 * 512)),
+        (lambda w: xavier_normal_(w, mode="fan_in"), 1 / 144),  # the course's derivation
+        (lambda w: xavier_uniform_(w, mode="fan_in"), 1 / 144),
         (lambda w: fixed_normal_(w, 0.01), 1e-4),
     ],
 )
@@ -39,6 +40,15 @@ def test_sample_variance_matches_formula(fill, variance):
     fill(weight)
     assert weight.double().var().item() == pytest.approx(variance, rel=0.03)
     assert abs(weight.double().mean().item()) < 4 * math.sqrt(variance / weight.numel())
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(xavier_normal_, nn.init.xavier_normal_),
+                                               (xavier_uniform_, nn.init.xavier_uniform_)])
+def test_xavier_matches_torch_xavier_variance(ours, theirs):
+    mine, ref = torch.empty(1000, 10), torch.empty(1000, 10)
+    ours(mine)
+    theirs(ref)
+    assert mine.var().item() == pytest.approx(ref.var().item(), rel=0.05)
 
 
 def test_he_matches_torch_kaiming_variance():

@@ -10,7 +10,8 @@ from nlp182.vision.layers import channel_mean, conv_output_size, subtract_channe
 
 @pytest.mark.parametrize(
     ("n", "f", "p", "s"),
-    [(32, 3, 1, 1), (31, 5, 2, 2), (227, 11, 0, 4), (7, 3, 0, 2), (8, 2, 0, 2), (5, 5, 0, 1)],
+    [(32, 3, 1, 1), (31, 5, 2, 2), (227, 11, 0, 4), (7, 3, 0, 2), (8, 2, 0, 2), (5, 5, 0, 1),
+     (224, 7, 3, 2), (224, 3, 1, 2), (56, 1, 0, 2), (32, 3, 0, 2)],  # ResNet's stride-2 layers floor
 )
 def test_conv_output_size_matches_a_real_convolution(n, f, p, s):
     out = nn.Conv2d(1, 1, f, s, p)(torch.zeros(1, 1, n, n))
@@ -22,9 +23,9 @@ def test_conv_output_size_hand_cases():
     assert conv_output_size(7, 3, 0, 1) == 5
 
 
-def test_conv_output_size_rejects_non_integer_and_oversized():
+def test_conv_output_size_rejects_non_integer_if_asked_and_oversized():
     with pytest.raises(InvalidInputError, match="not an integer"):
-        conv_output_size(32, 3, 0, 2)  # (32 - 3) / 2 = 14.5
+        conv_output_size(32, 3, 0, 2, exact=True)  # (32 - 3) / 2 = 14.5
     with pytest.raises(InvalidInputError, match="larger than"):
         conv_output_size(3, 7, 1, 1)
     with pytest.raises(InvalidInputError, match="stride"):

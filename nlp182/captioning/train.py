@@ -70,14 +70,26 @@ def load_splits(config: CaptionConfig) -> Splits:
     return split_images(items, config.valid_fraction, config.test_fraction, config.seed)
 
 
-def trainable(items: Sequence[CaptionedImage], max_words: int) -> list[CaptionedImage]:
-    """``items`` keeping only captions of at most ``max_words`` words (images left without any dropped)."""
+def trainable(items: Sequence[CaptionedImage], max_words: int) -> tuple[list[CaptionedImage], list[str]]:
+    """``items`` keeping only captions of at most ``max_words`` words (images left without any
+    dropped), and the warning that counts what was left out (none when nothing was)."""
     kept = []
     for item in items:
         captions = [c for c in item.captions if len(tokenize(c)) <= max_words]
         if captions:
             kept.append(dataclasses.replace(item, captions=captions))  # its pixel limit too
-    return kept
+    total = sum(len(item.captions) for item in items)
+    long = total - sum(len(item.captions) for item in kept)
+    if not long:
+        return kept, []
+    dropped = len(items) - len(kept)
+    message = (
+        f"{long} of {total} training captions are longer than max_caption_len={max_words} words and are "
+        f"left out, and with them {dropped} image{'' if dropped == 1 else 's'} with no shorter caption; "
+        "raise --max-caption-len to train on them"
+    )
+    log.warning("%s", message)
+    return kept, [message]
 
 
 def parameter_groups(model: CaptionModel, lr: float, encoder_lr_scale: float) -> list[dict[str, Any]]:
@@ -205,7 +217,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool)
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     splits = load_splits(config)
-    train_items = trainable(splits["train"], config.max_caption_len)
+    train_items, data_warnings = trainable(splits["train"], config.max_caption_len)
     if not train_items or not splits["valid"]:
         raise InvalidInputError("training needs non-empty train and valid splits")
     with resumable_run(out_dir, resume) as staging:
@@ -306,7 +318,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool)
             f"best_valid_{config.monitor}": float(best["value"]),
             "train_time_s": train_time,
             "device": str(trainer.device),
-            "images": {name: len(items) for name, items in splits.items()},
+            "images": {**{name: len(items) for name, items in splits.items()}, "train": len(train_items)},
             "training_pairs": len(loader.dataset),
             "vocab_size": len(vocab),
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -314,7 +326,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool)
             "test": test,
             "chosen": chosen,
             "stop_reason": trainer.stop_reason,
-            "warnings": trainer.warnings,
+            "warnings": [*data_warnings, *trainer.warnings],
         }
         captioner.save(staging)
         atomic_write_json(staging / "metrics.json", metrics)  # which holds chosen and pretraining

@@ -302,6 +302,16 @@ def _train(
             translator = build_translator(config, train_pairs)
         translator.save(staging)
         train_ids = encode_pairs(translator, train_pairs, config.max_length)
+        data_warnings = []
+        if len(train_ids) < len(train_pairs):
+            left_out = len(train_pairs) - len(train_ids)
+            share = 100 * left_out / len(train_pairs)
+            data_warnings.append(
+                f"{left_out} of {len(train_pairs)} training pairs ({share:.1f}%) have "
+                f"an empty side or one longer than max_length={config.max_length} tokens and are left out; "
+                "raise --max-length to train on them"
+            )
+            log.warning("%s", data_warnings[-1])
         valid_pairs = bounded_held_out(translator, valid_pairs, config.max_length, "validation")
         test_pairs = bounded_held_out(translator, test_pairs, config.max_length, "test")
         valid_ids = encode_pairs(translator, valid_pairs)
@@ -374,7 +384,7 @@ def _train(
             "test": test,
             "chosen": chosen,
             "stop_reason": trainer.stop_reason,
-            "warnings": trainer.warnings,
+            "warnings": [*data_warnings, *trainer.warnings],
         }
         translator.save(staging)
         atomic_write_json(staging / "metrics.json", metrics)  # which holds chosen

@@ -96,8 +96,15 @@ def test_captions_cut_to_a_length_keep_their_images_pixel_limit() -> None:
 
     captions = ["a red disc", "a very long caption of many words"]
     item = CaptionedImage(Path("big.png"), captions, max_pixels=50_000_000)
-    (kept,) = trainable([item], max_words=4)
+    (kept,), warnings = trainable([item], max_words=4)
     assert kept.captions == ["a red disc"] and kept.max_pixels == 50_000_000
+    long_only = CaptionedImage(Path("long.png"), captions[1:])
+    kept, warnings = trainable([item, long_only], max_words=4)
+    assert len(kept) == 1 and warnings == [  # what was left out is said, not silently dropped
+        "2 of 3 training captions are longer than max_caption_len=4 words and are left out, and with "
+        "them 1 image with no shorter caption; raise --max-caption-len to train on them"
+    ]
+    assert trainable([long_only], max_words=10) == ([long_only], [])
 
 
 def test_karpathy_reader_splits_and_loads_like_inference(karpathy: Path) -> None:

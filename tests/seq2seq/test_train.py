@@ -144,3 +144,21 @@ def test_a_perfect_validation_score_ends_the_run(tmp_path, caplog) -> None:
     reason = f"valid_exact_match reached 1, its best possible value, in epoch {epochs}"
     assert metrics["stop_reason"] == reason and f"stopped: {reason}" in caplog.text
     assert metrics["warnings"] == [] and metrics["best_epoch"] == epochs
+
+
+def test_training_pairs_left_out_for_their_length_are_counted_in_a_warning(tmp_path, caplog) -> None:
+    """Pairs over max_length were dropped without a word: a user's long lines vanished from training."""
+    pairs = [f"{a} {b}" for a in "abc" for b in "abc"]
+    long = "a b c a b c"
+    (tmp_path / "train.tsv").write_text("".join(f"{p}\t{p}\n" for p in pairs * 2) + f"{long}\t{long}\n" * 2)
+    (tmp_path / "held.tsv").write_text("".join(f"{p}\t{p}\n" for p in pairs))
+    held = str(tmp_path / "held.tsv")
+    config = Seq2SeqConfig(data=str(tmp_path / "train.tsv"), valid_data=held, test_data=held, epochs=1,
+                           max_length=4, model=ModelConfig(embed_dim=8, hidden_size=16), beam_width=1,
+                           num_heatmaps=0, progress=False, seed=0)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="nlp182.seq2seq.train"):
+        metrics = train_seq2seq(config, tmp_path / "run")
+    message = ("2 of 20 training pairs (10.0%) have an empty side or one longer than max_length=4 tokens "
+               "and are left out; raise --max-length to train on them")
+    assert metrics["warnings"][0] == message and message in caplog.text
+    assert metrics["pairs"]["train"] == 18

@@ -12,6 +12,7 @@ of positions.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 from nlp182.bounded import BoundedLines, open_bounded
 from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file
+
+log = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
 #: Longest line (a sentence) of a parallel-text file, in bytes.
@@ -154,6 +157,10 @@ def _column_index(column: str, header: list[str] | None, path: Path) -> int:
     return header.index(column)
 
 
+#: A first row holding these names (any case) is a header, not a pair, when columns go by number.
+HEADER_NAMES = {("source", "target"), ("src", "tgt"), ("input", "output")}
+
+
 def read_tsv(
     path: str | Path,
     source_column: str = "0",
@@ -162,9 +169,11 @@ def read_tsv(
 ) -> list[Pair]:
     """Pairs from a tab-separated file (no quoting: a tab always separates columns).
 
-    Columns are 0-based numbers, or names from a header row (a header is assumed exactly when a
-    column is given by name). Rows with too few columns are errors naming the row; rows longer
-    than ``max_line_bytes`` are skipped and counted.
+    Columns are 0-based numbers, or names from a header row (a header is assumed when a column is
+    given by name, or when the first row reads ``source<TAB>target``, ``src``/``tgt`` or
+    ``input``/``output``). Rows with too few columns, or with another number of columns than the
+    first (a tab inside a sentence), are errors naming the row; rows longer than
+    ``max_line_bytes`` are skipped and counted.
     """
     tsv = _require_file(path)
     lines = _numbered_lines(tsv, max_line_bytes)  # a line at a time: only the pairs are kept
@@ -177,7 +186,8 @@ def read_tsv(
         header = text.split("\t")
     src_col = _column_index(source_column, header, tsv)
     tgt_col = _column_index(target_column, header, tsv)
-    pairs = []
+    pairs: list[Pair] = []
+    width = None  # the columns of the first row: a row with more had a tab inside a sentence
     for number, text in lines:
         row = text.split("\t")
         if not any(cell.strip() for cell in row):
@@ -187,10 +197,19 @@ def read_tsv(
                 f"{tsv} row {number} has {len(row)} tab-separated columns; columns {src_col} and "
                 f"{tgt_col} are needed"
             )
+        if width is not None and len(row) != width and not by_name:
+            raise FileFormatError(
+                f"{tsv} row {number} has {len(row)} tab-separated columns where the first row has {width}; "
+                "a tab inside a sentence would cut it short (write it as a space)"
+            )
         src, tgt = row[src_col].strip(), row[tgt_col].strip()
         if not src or not tgt:
             raise FileFormatError(f"{tsv} row {number} has an empty source or target")
-        pairs.append((src, tgt))
+        if width is None and not by_name and (src.lower(), tgt.lower()) in HEADER_NAMES:
+            log.info("%s: row %d reads as a header (%s, %s) and is skipped", tsv, number, src, tgt)
+        else:
+            pairs.append((src, tgt))
+        width = len(row) if width is None else width
     if not pairs:
         raise FileFormatError(f"{tsv} holds no sentence pairs")
     return pairs

@@ -76,6 +76,19 @@ def test_read_tsv_by_number_and_by_header_name(tmp_path) -> None:
         read_tsv(path)
 
 
+def test_a_tab_inside_a_sentence_is_refused_and_a_header_row_skipped(tmp_path) -> None:
+    """A target holding a tab was cut at it without a word, and a ``source<TAB>target`` first row
+    was trained on as a pair (the caption reader refused the one and skipped the other)."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("Source\tTarget\none two\t1 2\nthree\t3\textra words\n", encoding="utf-8")
+    with pytest.raises(FileFormatError, match="row 3 has 3 tab-separated columns where the first row has 2"):
+        read_tsv(path)
+    path.write_text("Source\tTarget\none two\t1 2\nthree\t3\n", encoding="utf-8")
+    assert read_tsv(path) == [("one two", "1 2"), ("three", "3")]
+    path.write_text("en\tfr\tby\nhello\tbonjour\tann\nthanks\tmerci\tbob\n", encoding="utf-8")
+    assert read_tsv(path) == [("en", "fr"), ("hello", "bonjour"), ("thanks", "merci")]  # 3 in each row
+
+
 def test_split_pairs_is_a_seeded_partition() -> None:
     pairs = [(str(i), str(i)) for i in range(100)]
     train, valid, test = split_pairs(pairs, 0.1, 0.05, seed=1)

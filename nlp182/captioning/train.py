@@ -295,6 +295,8 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool)
             eval_fn=make_eval_fn(captioner, splits["valid"], calibration, config.batch_size),
         )
         clock["trainer"] = trainer
+        if budget is not None and pretrain_time > 0:
+            trainer.budget_label = f"{budget:g} s, {pretrain_time:.1f} s of it pre-training the encoder"
         loss_fn.to(trainer.device)
         history = trainer.fit(loader, splits["valid"])
         train_time = pretrain_time + trainer.train_time_s

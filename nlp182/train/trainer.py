@@ -150,6 +150,9 @@ class Trainer:
         self.bad_epochs = 0
         self.best_time_s: float | None = None
         self.stop_reason: str | None = None
+        #: How ``stop_reason`` names the time budget (default: its seconds); a caller that spent part
+        #: of the user's budget before ``fit`` says so here.
+        self.budget_label: str | None = None
         self.warnings: list[str] = []
         self._best_state: dict[str, torch.Tensor] | None = None
         self._clock: dict[str, float] = {}
@@ -181,8 +184,8 @@ class Trainer:
                     self._step_epoch_scheduler(record)
                     stop = self._update_early_stopping(record) or self._out_of_time
                 if self._out_of_time and self.stop_reason is None:
-                    budget = self.config.time_budget_s
-                    self.stop_reason = f"the time budget ({budget:g} s) ran out in epoch {self.epoch + 1}"
+                    budget = self.budget_label or f"{self.config.time_budget_s:g} s"
+                    self.stop_reason = f"the time budget ({budget}) ran out in epoch {self.epoch + 1}"
                 self.history.append(record)
                 self.epoch += 1
                 self.batch_in_epoch = 0

@@ -387,3 +387,15 @@ def test_the_average_follows_a_model_cast_to_another_dtype(dtype: torch.dtype) -
     model.to(dtype)
     ema.update(model)
     assert all(value.dtype == dtype for value in ema.shadow.values())
+
+
+def test_the_stop_reason_names_the_budget_as_the_caller_labels_it() -> None:
+    """The captioner spends part of the user's budget pre-training before ``fit``; its stop reason
+    read "the time budget (85.7 s)" for a --time-budget-s of 120."""
+    model = _model()
+    config = _config(epochs=4, time_budget_s=1e-6)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), mse, config)
+    trainer.budget_label = "120 s, 34.3 s of it pre-training the encoder"
+    trainer.fit(DataLoader(_data(16), batch_size=8))
+    label = "120 s, 34.3 s of it pre-training the encoder"
+    assert trainer.stop_reason == f"the time budget ({label}) ran out in epoch 1"

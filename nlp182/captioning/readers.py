@@ -122,6 +122,7 @@ def read_karpathy(
             f'{path} line 1: not a Karpathy-split caption file (expected {{"images": [...]}} at the top)'
         )
     splits: Splits = {"train": [], "valid": [], "test": []}
+    seen: dict[Path, tuple[str, CaptionedImage, str]] = {}  # one image, one split: none is trained and tested
     lines = _Lines(text)
     for index, entry in enumerate(document["images"]):
         name = entry.get("filename") if isinstance(entry, dict) else None
@@ -136,9 +137,17 @@ def read_karpathy(
         if not isinstance(subfolder, str):
             raise FileFormatError(f'{where}: "filepath" must be a folder name, got {subfolder!r}')
         image_path = folder.image(PurePath(subfolder) / name, where, max_pixels)
-        splits[KARPATHY_SPLITS[split]].append(
-            CaptionedImage(image_path, captions, name=name, max_pixels=max_pixels)
-        )
+        part = KARPATHY_SPLITS[split]
+        if image_path in seen:
+            first_part, item, first_where = seen[image_path]
+            if first_part != part:
+                raise FileFormatError(f"{where}: the image is in the {part} split and, at {first_where}, "
+                                      f"in the {first_part} split; an image belongs to one split")
+            item.captions.extend(captions)  # the same image listed twice: its captions together
+            continue
+        item = CaptionedImage(image_path, captions, name=name, max_pixels=max_pixels)
+        seen[image_path] = (part, item, where)
+        splits[part].append(item)
     return splits
 
 
@@ -149,7 +158,8 @@ def read_tsv(
     path = Path(path)
     text = _read_text(path)
     folder = ImageFolder(images, path)
-    by_image: dict[str, CaptionedImage] = {}
+    by_image: dict[Path, CaptionedImage] = {}  # by the file: img.png and ./img.png are one image
+    resolved: dict[str, Path] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -165,10 +175,12 @@ def read_tsv(
             raise FileFormatError(f"{path} line {number}: the image path is empty")
         if not tokenize(caption):
             raise FileFormatError(f"{path} line {number}: empty caption for {image}")
-        if image not in by_image:
-            image_path = folder.image(PurePath(image), f"{path} line {number}", max_pixels)
-            by_image[image] = CaptionedImage(image_path, [], name=image, max_pixels=max_pixels)
-        by_image[image].captions.append(caption)
+        if image not in resolved:
+            resolved[image] = folder.image(PurePath(image), f"{path} line {number}", max_pixels)
+        image_path = resolved[image]
+        if image_path not in by_image:
+            by_image[image_path] = CaptionedImage(image_path, [], name=image, max_pixels=max_pixels)
+        by_image[image_path].captions.append(caption)
     if not by_image:
         raise FileFormatError(f"{path} line 1: no image<TAB>caption lines")
     return list(by_image.values())

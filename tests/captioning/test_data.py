@@ -216,3 +216,22 @@ def test_a_phone_photo_is_read_upright_by_its_exif_orientation(tmp_path: Path) -
     phone, plain = load_image(tmp_path / "phone.jpg", 16), load_image(tmp_path / "upright.png", 16)
     assert float((phone - plain).abs().max()) < 0.1
     assert phone[0, 1, 8] > 0.8 and phone[2, 1, 8] < 0.3  # red on top, as the photo is seen
+
+
+def test_one_image_is_one_item_however_its_path_is_written(karpathy: Path, tsv: Path) -> None:
+    """``img.png`` and ``./img.png`` were two images, which a seeded split could put in train and
+    test; a Karpathy entry repeated under another split was accepted."""
+    first, other = (line.split("\t") for line in tsv.read_text().splitlines()[1:3])
+    assert first[0] == other[0]
+    tsv.write_text(f"image\tcaption\n{first[0]}\t{first[1]}\n./{other[0]}\t{other[1]}\n")
+    (item,) = read_tsv(tsv)
+    assert item.captions == [first[1], other[1]]
+    document = json.loads(karpathy.read_text())
+    repeated = {**document["images"][0], "split": "test", "sentences": [{"raw": "a red thing"}]}
+    karpathy.write_text(json.dumps({"images": [*document["images"], repeated]}))
+    with pytest.raises(FileFormatError, match=r"in the test split and, at .* in the train split"):
+        read_karpathy(karpathy, karpathy.parent / "images")
+    repeated["split"] = "restval"  # the same split under another name: its captions join the first's
+    karpathy.write_text(json.dumps({"images": [*document["images"], repeated]}))
+    splits = read_karpathy(karpathy, karpathy.parent / "images")
+    assert len(splits["train"]) == 2 and splits["train"][0].captions[-1] == "a red thing"

@@ -13,7 +13,9 @@ written its checkpoints and metrics beside the first's.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -57,6 +59,12 @@ def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: A
         raise MissingFileError(f"nothing to resume: {path} does not exist (it holds an interrupted run)")
     saved = read_json(path)
     defaults = config_class()
+    changed = _changed_settings(_as_json(given), _as_json(defaults), saved, set(overrides))
+    if changed:
+        raise InvalidInputError(
+            f"--resume continues the interrupted run with its own settings, and {'; '.join(changed)}; only "
+            f"{', '.join(overrides)} may change (other settings need a new run: another --out)"
+        )
     try:
         for name in overrides:
             if getattr(given, name) != getattr(defaults, name):
@@ -64,6 +72,27 @@ def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: A
         return from_saved(config_class, saved)
     except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
         raise FileFormatError(f"{path} is not the config of this command: {exc}") from exc
+
+
+def _as_json(config: Any) -> dict[str, Any]:
+    """A config as its ``config.json`` holds it (tuples as lists, nested configs as objects)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _changed_settings(given: dict[str, Any], defaults: dict[str, Any], saved: dict[str, Any],
+                      allowed: set[str], prefix: str = "") -> list[str]:
+    """``"NAME was given as X, the run has Y"`` for each setting ``given`` sets away from its default
+    to another value than the interrupted run's (nested configs compared field by field)."""
+    changed = []
+    for name, value in given.items():
+        if not prefix and name in allowed:
+            continue
+        default, kept = defaults.get(name), saved.get(name)
+        if isinstance(value, dict) and isinstance(kept, dict):
+            changed += _changed_settings(value, default or {}, kept, allowed, f"{prefix}{name}.")
+        elif value != default and value != kept:
+            changed.append(f"{prefix}{name} was given as {value!r}, the run has {kept!r}")
+    return changed
 
 
 @contextlib.contextmanager

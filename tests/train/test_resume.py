@@ -107,3 +107,23 @@ def test_resume_after_the_last_epoch_does_nothing_more(tmp_path: Path) -> None:
     assert len(again.history) == 2
     for p, q in zip(first.model.parameters(), again.model.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_resume_refuses_settings_other_than_the_run_s_instead_of_dropping_them(tmp_path: Path) -> None:
+    """``--resume --data new.tsv --hidden-size 32`` exited 0 after training on the old data and size."""
+    from nlp182.errors import InvalidInputError
+    from nlp182.seq2seq import ModelConfig, Seq2SeqConfig
+    from nlp182.train.run import incomplete_dir, resumed_config
+
+    staged = incomplete_dir(tmp_path / "run")
+    staged.mkdir()
+    saved = Seq2SeqConfig(data=str(tmp_path / "old.tsv"), model=ModelConfig(hidden_size=64))
+    (staged / "config.json").write_text(json.dumps(saved.to_dict()))
+    again = resumed_config(Seq2SeqConfig, tmp_path / "run", Seq2SeqConfig(data=saved.data, epochs=7))
+    assert again.epochs == 7 and again.model.hidden_size == 64  # the run's own, one allowed change
+    given = Seq2SeqConfig(data=str(tmp_path / "new.tsv"), model=ModelConfig(hidden_size=32))
+    with pytest.raises(InvalidInputError) as caught:
+        resumed_config(Seq2SeqConfig, tmp_path / "run", given)
+    message = str(caught.value)
+    assert f"data was given as {given.data!r}, the run has {saved.data!r}" in message
+    assert "model.hidden_size was given as 32, the run has 64" in message and "only epochs" in message

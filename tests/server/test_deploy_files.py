@@ -62,6 +62,7 @@ def test_systemd_unit_runs_a_serve_command_the_cli_accepts() -> None:
                                                     int(env["NLP182_WORKERS"]))
     assert args.pid_file == "/run/nlp182/serve.pid"
     assert unit_field("RuntimeDirectory") == "nlp182"  # where the pid file goes
+    assert int(unit_field("LimitNOFILE")) >= 16384  # a descriptor per connection, slow clients included
     assert unit_field("ExecReload") == "/bin/kill -HUP $MAINPID"
 
 

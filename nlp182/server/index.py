@@ -279,25 +279,33 @@ def _check_meta(meta: object, meta_path: Path, vectors: Vectors) -> None:
         raise FileFormatError(f"{meta_path}: params.ef_search must be a positive integer; rebuild the index")
 
 
-#: Rows of the index compared with the run's vectors when it is loaded (spread over the vocabulary).
-CHECKED_ROWS = 256
+#: Rows compared at a time when an index is loaded: every row is checked, in bounded memory.
+CHECK_BLOCK_ROWS = 1 << 15
 
 
 def _check_rows(unit: np.ndarray, vectors: Vectors, path: Path) -> None:
     """Refuse an index whose stored rows are not the run's unit vectors: NaN or inf anywhere (a
-    damaged file), or a sample of rows that differs (the vectors were retrained or replaced after
-    the index was built, under the same vocabulary)."""
+    damaged file), or any row that differs (the vectors were retrained or edited after the index
+    was built, under the same vocabulary: the answers would contradict ``/v1/vectors``)."""
     bad = first_nonfinite_row(unit)
     if bad is not None:
         raise FileFormatError(f"{path}: row {bad} holds NaN or inf; the file is damaged, rebuild it")
-    sample = np.unique(np.linspace(0, len(unit) - 1, min(len(unit), CHECKED_ROWS)).astype(np.int64))
-    expected = as_queries(vectors.vectors[sample], vectors.dim)  # unit rows, zero rows kept zero
-    differs = np.flatnonzero(np.abs(unit[sample] - expected).max(axis=1) > 1e-4)
-    if differs.size:
-        row = int(sample[differs[0]])
+    row = _first_other_row(unit, vectors)
+    if row is not None:
         raise FileFormatError(
             f"{path} holds other vectors than the run's vectors.npy (row {row}, {vectors.words[row]!r}, "
             f"differs): the vectors changed after the index was built; rebuild it with "
             f"`nlp182 index {path.parent}`"
         )
+
+
+def _first_other_row(unit: np.ndarray, vectors: Vectors) -> int | None:
+    """The first row where ``unit`` is not ``vectors`` normalised, compared a block at a time."""
+    for start in range(0, len(unit), CHECK_BLOCK_ROWS):
+        stop = min(start + CHECK_BLOCK_ROWS, len(unit))
+        expected = as_queries(vectors.vectors[start:stop], vectors.dim)  # unit rows, zero rows kept zero
+        differs = np.flatnonzero(np.abs(unit[start:stop] - expected).max(axis=1) > 1e-4)
+        if differs.size:
+            return start + int(differs[0])
+    return None
 

@@ -156,6 +156,12 @@ def test_refuses_an_index_of_other_vectors_or_a_damaged_one(
     Vectors(synthetic_vectors.words, retrained).save(run)  # same words, new vectors, index not rebuilt
     with pytest.raises(FileFormatError, match=r"other vectors than the run's vectors.npy.*nlp182 index"):
         SimilarityIndex.load(run, Vectors.load(run))
+    edited = np.array(synthetic_vectors.vectors, dtype=np.float32)
+    edited[[5, 77]] *= -1  # two rows edited in place: a sample of the rows missed them
+    write_run(run, Vectors(synthetic_vectors.words, edited))
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
+    with pytest.raises(FileFormatError, match=r"\(row 5, 'w5', differs\)"):
+        SimilarityIndex.load(run, Vectors.load(run))
     write_run(run, synthetic_vectors)
     SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
     data = bytearray((run / INDEX_FILE).read_bytes())

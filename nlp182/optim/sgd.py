@@ -2,8 +2,9 @@
 
 With ``momentum`` μ and ``dampening`` τ the velocity is ``v ← μ v + (1 − τ) g`` (the first step
 sets ``v = g``), and the update is ``w ← w − lr v``. Nesterov evaluates the velocity one step
-ahead: ``w ← w − lr (g + μ v)``. Momentum is the viscosity term of a damped oscillator; dampening
-scales how much of the new gradient enters it. Same conventions as ``torch.optim.SGD``.
+ahead: ``w ← w − lr (g + μ v)``. Read as a damped oscillator (a heavy ball), ``μ`` is how much of
+its speed the ball keeps each step: the friction is ``1 − μ``. Dampening scales how much of the new
+gradient enters the velocity. Same conventions as ``torch.optim.SGD``.
 """
 
 from __future__ import annotations

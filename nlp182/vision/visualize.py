@@ -19,13 +19,17 @@ from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.optim import Adam
 from nlp182.plots import Figure, save_figure, subplots
 
+#: The colour between filter tiles: a blue no grey filter takes (white and black are each
+#: filter's own largest and smallest weight, and would merge with the padding).
+GRID_PAD_COLOUR = (0.35, 0.55, 0.85)
+
 
 def filter_grid(weight: torch.Tensor, columns: int | None = None, pad: int = 1) -> np.ndarray:
     """Tile first-layer filters ``(O, C, F_H, F_W)`` into one image, each filter scaled to [0, 1].
 
     3-channel filters become RGB tiles; others are shown as the mean over input channels.
     Returns ``(rows * (F_H + pad) - pad, columns * (F_W + pad) - pad, 3)`` floats in [0, 1]
-    (the padding is white).
+    (the padding is :data:`GRID_PAD_COLOUR`).
     """
     if weight.dim() != 4:
         raise ShapeError(f"filters must have shape (O, C, F_H, F_W); got {tuple(weight.shape)}")
@@ -37,7 +41,8 @@ def filter_grid(weight: torch.Tensor, columns: int | None = None, pad: int = 1) 
     count, fh, fw = w.shape[0], w.shape[1], w.shape[2]
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    grid = np.ones((rows * (fh + pad) - pad, columns * (fw + pad) - pad, 3))
+    grid = np.empty((rows * (fh + pad) - pad, columns * (fw + pad) - pad, 3))
+    grid[:] = GRID_PAD_COLOUR
     for k in range(count):
         r, c = divmod(k, columns)
         grid[r * (fh + pad) : r * (fh + pad) + fh, c * (fw + pad) : c * (fw + pad) + fw] = w[k]

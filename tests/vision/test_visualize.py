@@ -8,6 +8,7 @@ from nlp182.vision.data import make_bars
 from nlp182.vision.fit import FitConfig, accuracy, fit, predict_logits
 from nlp182.vision.models import SmallCNN
 from nlp182.vision.visualize import (
+    GRID_PAD_COLOUR,
     activation_maximization,
     colorize_labels,
     filter_grid,
@@ -36,9 +37,11 @@ def test_filter_grid_layout_and_scaling():
     assert grid.shape == (5, 5, 3)
     tile = grid[:2, :2]
     assert tile.min() == 0.0 and tile.max() == 1.0
-    assert np.all(grid[2, :] == 1.0) and np.all(grid[:, 2] == 1.0)  # white padding
+    padding = np.array(GRID_PAD_COLOUR)  # not white: white is each tile's largest weight
+    assert np.all(grid[2, :] == padding) and np.all(grid[:, 2] == padding)
     grey = filter_grid(torch.randn(6, 1, 3, 3), columns=3)
-    assert grey.shape == (7, 11, 3) and np.allclose(grey[..., 0], grey[..., 1])
+    tiles = grey[:3, :3], grey[4:7, 8:11]
+    assert grey.shape == (7, 11, 3) and all(np.allclose(t[..., 0], t[..., 1]) for t in tiles)  # grey tiles
     with pytest.raises(ShapeError):
         filter_grid(torch.randn(3, 3))
 

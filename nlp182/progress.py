@@ -33,6 +33,15 @@ def _scaled(value: float, unit_scale: bool) -> str:
     return f"{value:.0f}"
 
 
+
+def known_length(items: object) -> int | None:
+    """``len(items)``, or None when it cannot tell: no ``__len__``, or one that raises ``TypeError``
+    (a ``DataLoader`` over an ``IterableDataset``)."""
+    try:
+        return len(items)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
 class LogProgress:
     """tqdm's interface, written as one log line per ``interval`` seconds (for logs, not terminals)."""
 
@@ -49,11 +58,8 @@ class LogProgress:
         logger: logging.Logger = LOGGER,
     ) -> None:
         self.iterable = iterable
-        if total is None and iterable is not None and hasattr(iterable, "__len__"):
-            try:
-                total = len(iterable)  # type: ignore[arg-type]
-            except TypeError:  # a DataLoader over an IterableDataset has __len__ and no length
-                total = None
+        if total is None and iterable is not None:
+            total = known_length(iterable)
         self.total = total
         self.desc = desc
         self.unit = unit

@@ -8,7 +8,8 @@ two give the same outputs. ``forward`` takes PyTorch's keywords too (``key_paddi
 as in every module of this package (PyTorch's default is ``True``), and the fourth positional
 argument is this package's ``mask`` (``True`` = attend), not PyTorch's ``key_padding_mask``
 (``True`` = ignore): pass that one by keyword. A 2-D ``mask`` must be exactly ``(Tq, Tk)``, so a
-padding mask ``(B, Tk)`` given in its place is refused rather than read inverted. Each head runs through
+padding mask ``(B, Tk)`` given in its place is refused rather than read inverted, except when
+``B == Tq``, where the two shapes cannot be told apart. Each head runs through
 :func:`scaled_dot_product`, i.e. the fused kernel unless weights are asked for.
 """
 
@@ -148,8 +149,8 @@ class MultiHeadAttention(nn.Module):
         With ``batch_first=False`` the three are ``(T, B, E)`` and so is the context.
 
         Args:
-            mask: bool broadcastable to ``(B, Tq, Tk)`` (e.g. ``(B, 1, Tk)`` key padding or
-                ``(Tq, Tk)``), or ``(B, H, Tq, Tk)`` per head; ``True`` = attend.
+            mask: bool ``(Tq, Tk)`` (2-D: exactly that shape), 3-D broadcastable to ``(B, Tq, Tk)``
+                (e.g. ``(B, 1, Tk)`` key padding), or ``(B, H, Tq, Tk)`` per head; ``True`` = attend.
             causal: forbid keys after the query position (``is_causal``, PyTorch's name, too).
             need_weights: compute weights; ``(B, Tq, Tk)`` averaged over heads when
                 ``average_weights`` (or PyTorch's ``average_attn_weights``) else ``(B, H, Tq, Tk)``;

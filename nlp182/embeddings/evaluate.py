@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -96,6 +97,11 @@ def _shown(delimiter: str | None) -> str:
 SCORE_COLUMNS = ("simlex999", "human (mean)", "score", "mean", "similarity", "relatedness", "sim", "gold")
 """Header names of the score column in the published files that put more than a score beside the two
 words (the official SimLex-999 names it ``SimLex999``; WordSim-353's ``set1.tab`` ``Human (mean)``)."""
+#: Parts of a score column's name in a header whose first columns name the words (``Human mean``,
+#: ``Score (0-10)``): the column is found by name there, never as a rater's number.
+SCORE_NAME_PARTS = ("simlex", "mean", "score", "similar", "related", "gold", "average", "rating")
+#: The first column of a header row: ``word1``, ``Word 1``, ``w1``, ``term_1``.
+FIRST_WORD_HEADER = re.compile(r"(word|w|term)[ _-]?1", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -116,30 +122,38 @@ class PairsLayout:
         return None
 
 
-def pairs_layout(path: str | os.PathLike[str], line: str, number: int, delimiter: str | None) -> PairsLayout:
-    """The layout of a pairs file, read from its first line that is not a comment.
+def pairs_layout(
+    path: str | os.PathLike[str], line: str, number: int, delimiter: str | None
+) -> PairsLayout | None:
+    """The layout of a pairs file, read from its first line that shows one; None for a line that
+    neither is a pair nor names the columns (a title: skipped, as gensim skips a malformed line).
 
     ``delimiter=None`` picks it from that line: a tab, else a comma, else whitespace (MEN's files).
     A line of at most three fields is gensim's ``word1, word2, score``. A wider one is either a
     header (the score column found by name: the official SimLex-999 and WordSim-353 files) or a
     first pair (the score is the first number after the words: the Rare Words and SimVerb files).
+    A header whose first columns name the words but no column names a score is refused: its
+    numbers are raters' names, not scores.
     """
     if delimiter is None:
         delimiter = "\t" if "\t" in line else "," if "," in line else None
     fields = line.split(delimiter)
     if len(fields) <= 3:
         return PairsLayout(delimiter)
-    named = [i for i, name in enumerate(fields) if i >= 2 and name.strip().lower() in SCORE_COLUMNS]
+    header = FIRST_WORD_HEADER.fullmatch(fields[0].strip()) is not None
+    names = [name.strip().lower() for name in fields]
+    named = [i for i, name in enumerate(names) if i >= 2 and (
+        name in SCORE_COLUMNS or (header and any(part in name for part in SCORE_NAME_PARTS)))]
     if named:
         return PairsLayout(delimiter, named[0], wide=True)
+    if header:
+        shown = _shown(delimiter)
+        raise FileFormatError(
+            f"{path}: line {number} is a header ({', '.join(fields)}) and no column after the words names a "
+            f"score ({', '.join(SCORE_COLUMNS)}); name it so, or write word1{shown}word2{shown}score lines"
+        )
     numbers = [i for i, value in enumerate(fields) if i >= 2 and _number(value) is not None]
-    if numbers:
-        return PairsLayout(delimiter, numbers[0], wide=True)
-    shown = _shown(delimiter)
-    raise FileFormatError(
-        f"{path}: line {number} has {len(fields)} fields and none after the two words is a score or "
-        f"names one ({', '.join(SCORE_COLUMNS)}); write word1{shown}word2{shown}score lines"
-    )
+    return PairsLayout(delimiter, numbers[0], wide=True) if numbers else None
 
 
 def _number(text: str) -> float | None:
@@ -164,6 +178,9 @@ def read_word_pairs(
             continue
         if layout is None:
             layout = pairs_layout(path, line, number, delimiter)
+            if layout is None:
+                malformed.append((number, len(line.split(delimiter))))
+                continue
         fields = _fold(line, case_insensitive).split(layout.delimiter)
         score = layout.score_of(fields)
         if score is None:

@@ -22,11 +22,15 @@ def _grads(params: Iterable[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
     return [p.grad for p in params if p.grad is not None]
 
 
-def clip_grad_value_(params: Iterable[torch.Tensor] | torch.Tensor, clip_value: float) -> None:
+def clip_grad_value_(
+    params: Iterable[torch.Tensor] | torch.Tensor, clip_value: float, foreach: bool | None = None
+) -> None:
     """Clamp every gradient coordinate into ``[-clip_value, clip_value]`` in place.
 
-    Gradients may have any shape ``(...)``.
+    Gradients may have any shape ``(...)``. ``foreach`` is taken for torch's signature: the
+    gradients are always clamped a device-and-dtype group at a time.
     """
+    del foreach  # always the grouped (foreach) kernels
     clip_value = float(clip_value)
     if not clip_value >= 0:
         raise InvalidInputError(f"clip_value must be >= 0, got {clip_value}")

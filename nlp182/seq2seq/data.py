@@ -161,6 +161,13 @@ def _column_index(column: str, header: list[str] | None, path: Path) -> int:
 HEADER_NAMES = {("source", "target"), ("src", "tgt"), ("input", "output")}
 
 
+def _filled(row: list[str]) -> int:
+    """The columns of ``row`` up to its last non-empty cell (a spreadsheet pads rows with tabs)."""
+    while row and not row[-1].strip():
+        row = row[:-1]
+    return len(row)
+
+
 def read_tsv(
     path: str | Path,
     source_column: str = "0",
@@ -171,8 +178,8 @@ def read_tsv(
 
     Columns are 0-based numbers, or names from a header row (a header is assumed when a column is
     given by name, or when the first row reads ``source<TAB>target``, ``src``/``tgt`` or
-    ``input``/``output``). Rows with too few columns, or with another number of columns than the
-    first (a tab inside a sentence), are errors naming the row; rows longer than
+    ``input``/``output``). Rows with too few columns, or with more filled columns than the header or
+    the first row (a tab inside a sentence), are errors naming the row; rows longer than
     ``max_line_bytes`` are skipped and counted.
     """
     tsv = _require_file(path)
@@ -187,7 +194,7 @@ def read_tsv(
     src_col = _column_index(source_column, header, tsv)
     tgt_col = _column_index(target_column, header, tsv)
     pairs: list[Pair] = []
-    width = None  # the columns of the first row: a row with more had a tab inside a sentence
+    width = None if header is None else _filled(header)  # a row with more had a tab inside a sentence
     for number, text in lines:
         row = text.split("\t")
         if not any(cell.strip() for cell in row):
@@ -197,9 +204,10 @@ def read_tsv(
                 f"{tsv} row {number} has {len(row)} tab-separated columns; columns {src_col} and "
                 f"{tgt_col} are needed"
             )
-        if width is not None and len(row) != width and not by_name:
+        if width is not None and _filled(row) > width:
+            first = "the header" if header is not None else "the first row"
             raise FileFormatError(
-                f"{tsv} row {number} has {len(row)} tab-separated columns where the first row has {width}; "
+                f"{tsv} row {number} has {_filled(row)} tab-separated columns where {first} has {width}; "
                 "a tab inside a sentence would cut it short (write it as a space)"
             )
         src, tgt = row[src_col].strip(), row[tgt_col].strip()
@@ -209,7 +217,7 @@ def read_tsv(
             log.info("%s: row %d reads as a header (%s, %s) and is skipped", tsv, number, src, tgt)
         else:
             pairs.append((src, tgt))
-        width = len(row) if width is None else width
+        width = _filled(row) if width is None else width
     if not pairs:
         raise FileFormatError(f"{tsv} holds no sentence pairs")
     return pairs

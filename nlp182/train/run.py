@@ -59,7 +59,11 @@ def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: A
         raise MissingFileError(f"nothing to resume: {path} does not exist (it holds an interrupted run)")
     saved = read_json(path)
     defaults = config_class()
-    changed = _changed_settings(_as_json(given), _as_json(defaults), saved, set(overrides))
+    try:
+        kept = _as_json(from_saved(config_class, saved))  # former setting names read as today's
+    except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
+        raise FileFormatError(f"{path} is not the config of this command: {exc}") from exc
+    changed = _changed_settings(_as_json(given), _as_json(defaults), kept, set(overrides))
     if changed:
         raise InvalidInputError(
             f"--resume continues the interrupted run with its own settings, and {'; '.join(changed)}; only "

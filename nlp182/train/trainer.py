@@ -29,7 +29,7 @@ from nlp182.errors import InvalidInputError, NonFiniteError
 from nlp182.io import atomic_write_json, atomic_write_text, check_input_file
 from nlp182.optim import clip_grad_norm_
 from nlp182.plots import loss_curves
-from nlp182.progress import progress
+from nlp182.progress import known_length, progress
 from nlp182.train.averaging import ExponentialMovingAverage
 from nlp182.train.checkpoint import (
     checkpoint_path,
@@ -334,7 +334,7 @@ class Trainer:
             restore_rng_state(self._resume_rng)
         self._resume_rng = None
         accum = self.config.grad_accum_steps
-        total = _length(loader)
+        total = known_length(loader)
         desc = f"epoch {self.epoch + 1}/{self.config.epochs}"
         bar = progress(iterator, total=total, initial=skip, desc=desc,
                        disable=not (self.config.progress and self.dist.is_main))
@@ -616,12 +616,3 @@ class Trainer:
             if any("valid_loss" in r for r in self.history):
                 series["valid"] = [r["valid_loss"] for r in self.history if "valid_loss" in r]
             loss_curves(series, self.out_dir / "loss.png", title="loss per epoch", xlabel="epoch")
-
-
-def _length(loader: Iterable[Any]) -> int | None:
-    """The batches of ``loader``, or None when it cannot tell: a ``DataLoader`` over an
-    ``IterableDataset`` has ``__len__`` but raises ``TypeError`` from it."""
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return None

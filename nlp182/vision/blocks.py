@@ -7,6 +7,7 @@ batch norm is :class:`nlp182.vision.normalization.BatchNorm` unless a ``norm`` f
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -105,7 +106,24 @@ def _shortcut(in_channels: int, out_channels: int, stride: int, norm: NormFactor
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), norm(out_channels))
 
 
-class BasicBlock(nn.Module):
+#: The projection shortcut's former name in these blocks: run folders that use it still load.
+FORMER_SHORTCUT_NAME = "shortcut"
+
+
+class _TorchvisionNames(nn.Module):
+    """A block whose projection shortcut is ``downsample``, torchvision's name (so its state dicts
+    load), that also loads a state dict naming it :data:`FORMER_SHORTCUT_NAME`."""
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        former = f"{prefix}{FORMER_SHORTCUT_NAME}."
+        for key in [k for k in state_dict if k.startswith(former)]:
+            state_dict[f"{prefix}downsample.{key[len(former):]}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class BasicBlock(_TorchvisionNames):
     """ResNet basic block: ``relu(BN(conv3x3(relu(BN(conv3x3(x))))) + shortcut(x))``.
 
     The first convolution carries the stride. x: ``(B, C_in, H, W)`` -> ``(B, planes, H / s, W / s)``.
@@ -128,7 +146,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.downsample(x))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_TorchvisionNames):
     """ResNet bottleneck: 1x1 reduce -> 3x3 (strided) -> 1x1 expand to ``4 * planes``, plus shortcut.
 
     The stride sits on the 3x3 convolution (the "ResNet v1.5" placement torchvision uses).

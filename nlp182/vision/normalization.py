@@ -31,7 +31,7 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
     mode and stop updating them, which is what a frozen feature extractor needs (see
     ``vision.transfer.freeze``). It is a ``torch.nn`` batch norm to the tools that look for one
     (``torch.optim.swa_utils.update_bn``, ``nn.SyncBatchNorm.convert_sync_batchnorm``, fusion),
-    with its own ``forward``.
+    with its own ``forward``; ``SyncBatchNorm`` has no ``frozen``, so freeze after converting.
     """
 
     def __init__(
@@ -44,6 +44,13 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
     ) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats)
         self.frozen = False
+
+    def reset_running_stats(self) -> None:
+        """Start the running statistics over (mean 0, variance 1), unless the layer is frozen: a
+        frozen feature extractor keeps its statistics whatever asks (``update_bn`` asks every
+        torch batch norm, and a frozen layer would never fill them again)."""
+        if not getattr(self, "frozen", False):  # torch's __init__ calls this before ``frozen`` is set
+            super().reset_running_stats()
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2 or x.shape[1] != self.num_features:

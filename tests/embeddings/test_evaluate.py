@@ -142,6 +142,10 @@ def _published_layouts(pairs: list[tuple[str, str, str]]) -> dict[str, tuple[str
         "MEN_natural_form_full": ("".join(f"{a} {b} {s}\n" for a, b, s in pairs), None),
         "combined.csv": (csv, None),
         "plain.tsv": ("".join(f"{a}\t{b}\t{s}\n" for a, b, s in pairs), None),
+        "mean-named.tab": ("Word 1\tWord 2\tHuman mean\t1\t2\n" + "".join(  # the mean, not rater 1
+            f"{a}\t{b}\t{s}\t0.5\t9\n" for a, b, s in pairs), "\t"),
+        "titled.txt": ("MEN similarity pairs natural form\n" + "".join(
+            f"{a} {b} {s}\n" for a, b, s in pairs), None),
     }
 
 
@@ -170,7 +174,12 @@ def test_a_pairs_file_without_a_score_is_named_as_such(trained, tmp_path) -> Non
     (tmp_path / "tags.tsv").write_text("word1\tword2\tPOS\tnote\nold\tnew\tA\tx\n")
     with pytest.raises(FileFormatError) as caught:
         evaluate_word_pairs(trained, tmp_path / "tags.tsv")
-    assert "line 1 has 4 fields and none after the two words is a score or names one" in str(caught.value)
+    assert "line 1 is a header (word1, word2, POS, note) and no column after the words names a score" in str(
+        caught.value
+    )
+    (tmp_path / "raters.tab").write_text("Word 1\tWord 2\tRaters\t1\t2\nold\tnew\t\t8\t9\n")
+    with pytest.raises(FileFormatError, match="is a header"):  # its numbers name raters: none is the score
+        evaluate_word_pairs(trained, tmp_path / "raters.tab")
     (tmp_path / "header.tsv").write_text("word1\tword2\n")
     with pytest.raises(FileFormatError) as caught:
         evaluate_word_pairs(trained, tmp_path / "header.tsv")

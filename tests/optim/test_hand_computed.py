@@ -306,7 +306,7 @@ def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:
             torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-14)
     c = _param([0.0, 0.0, 0.0])
     c.grad = torch.tensor([-5.0, 0.3, 7.0], dtype=torch.float64)
-    clip_grad_value_([c], 1.0)
+    clip_grad_value_([c], 1.0, foreach=True)  # torch's keywords
     assert c.grad.tolist() == [-1.0, 0.3, 1.0]
     clip_grad_value_([c], 0)  # torch takes 0 too: every coordinate to zero
     assert c.grad.tolist() == [0.0, 0.0, 0.0]

@@ -87,6 +87,11 @@ def test_a_tab_inside_a_sentence_is_refused_and_a_header_row_skipped(tmp_path) -
     assert read_tsv(path) == [("one two", "1 2"), ("three", "3")]
     path.write_text("en\tfr\tby\nhello\tbonjour\tann\nthanks\tmerci\tbob\n", encoding="utf-8")
     assert read_tsv(path) == [("en", "fr"), ("hello", "bonjour"), ("thanks", "merci")]  # 3 in each row
+    path.write_text("src\ttgt\nhello world\tbonjour\nthree\tfour\tcut here\n", encoding="utf-8")
+    with pytest.raises(FileFormatError, match="row 3 has 3 tab-separated columns where the header has 2"):
+        read_tsv(path, "src", "tgt")
+    path.write_text("hello\tbonjour\t\t\nthanks\tmerci\n", encoding="utf-8")  # a spreadsheet's empty cells
+    assert read_tsv(path) == [("hello", "bonjour"), ("thanks", "merci")]
 
 
 def test_split_pairs_is_a_seeded_partition() -> None:

@@ -127,3 +127,8 @@ def test_resume_refuses_settings_other_than_the_run_s_instead_of_dropping_them(t
     message = str(caught.value)
     assert f"data was given as {given.data!r}, the run has {saved.data!r}" in message
     assert "model.hidden_size was given as 32, the run has 64" in message and "only epochs" in message
+    former = Seq2SeqConfig(data=saved.data, min_count=2).to_dict()
+    former["min_frequency"] = former.pop("min_count")  # a run staged under the setting's former name
+    (staged / "config.json").write_text(json.dumps(former))
+    same = Seq2SeqConfig(data=saved.data, min_count=2)
+    assert resumed_config(Seq2SeqConfig, tmp_path / "run", same).min_count == 2

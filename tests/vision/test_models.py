@@ -62,6 +62,12 @@ def _torchvision_keys(convs_per_block: int, blocks: tuple[int, ...], projection_
 def test_state_dict_keys_are_torchvision_s_so_its_weights_load_strictly():
     assert sorted(resnet18().state_dict()) == sorted(_torchvision_keys(2, (2, 2, 2, 2), False))
     assert sorted(resnet50().state_dict()) == sorted(_torchvision_keys(3, (3, 4, 6, 3), True))
+    saved = resnet18(num_classes=3, width=0.25)  # a run folder naming the projection "shortcut" still loads
+    former = {key.replace(".downsample.", ".shortcut."): value for key, value in saved.state_dict().items()}
+    loaded = resnet18(num_classes=3, width=0.25)
+    loaded.load_state_dict(former, strict=True)
+    pairs = zip(saved.state_dict().values(), loaded.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 def test_width_multiplier_shrinks_and_small_input_keeps_resolution():

@@ -164,3 +164,19 @@ def test_torch_batch_norm_tools_treat_it_as_one() -> None:
     assert isinstance(converted[0], nn.SyncBatchNorm)
     norm = BatchNorm(3).train()
     assert norm(torch.randn(0, 3, 4, 4)).shape == (0, 3, 4, 4) and int(norm.num_batches_tracked) == 0
+
+
+def test_a_frozen_layer_keeps_its_statistics_through_update_bn() -> None:
+    """update_bn resets every torch batch norm's statistics, and a frozen one never fills them again."""
+    from torch.optim.swa_utils import update_bn
+
+    from nlp182.vision.transfer import freeze
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), BatchNorm(4))
+    for _ in range(5):
+        model(torch.randn(8, 3, 6, 6) * 3 + 2)
+    before = model[1].running_mean.clone(), model[1].running_var.clone()
+    freeze(model)
+    update_bn([torch.randn(8, 3, 6, 6)], model)
+    assert torch.equal(model[1].running_mean, before[0]) and torch.equal(model[1].running_var, before[1])

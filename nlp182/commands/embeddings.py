@@ -95,6 +95,8 @@ def _evaluate_if_possible(vectors: Vectors, eval_dir: str) -> dict | None:
 
     files = EvaluationFiles.in_folder(eval_dir)
     if not all(Path(path).is_file() for path in (files.wordsim353, files.simlex999, files.analogies)):
+        log.info("evaluation skipped: %s does not hold the evaluation files (`nlp182 corpus prepare` "
+                 "writes them; --eval-dir names another folder)", eval_dir)
         return None
     try:
         scores = evaluate_all(vectors, files)
@@ -157,8 +159,17 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
     from nlp182.embeddings.runs import save_run
 
     config = config_from_args(method.config, args)
-    vectors, vocab, report = method.train(_source(args), config)
-    run_config = {"corpus": _corpus_record(args), "tokens": args.tokens, **method.record(config)}
+    source = _source(args)
+    files = source.files()
+    if len(files) > 1 or str(files[0]) != args.corpus:  # a glob: say what it matched
+        total = sum(path.stat().st_size for path in files)
+        log.info("corpus %s: %d file%s, %s (%s)", args.corpus, len(files), "" if len(files) == 1 else "s",
+                 mib(total), source.resolved_format())
+    vectors, vocab, report = method.train(source, config)
+    run_config = {
+        "corpus": _corpus_record(args), "format": source.resolved_format(), "column": args.column,
+        "tokens": args.tokens, **method.record(config),
+    }
     main = distributed.is_main_process()
     distributed.stop()
     if not main:

@@ -27,7 +27,10 @@ from nlp182.text.tokenize import WordTokenizer, tokenizer_for
 SOURCE_FORMATS = ("auto", "plain", "text", "json", "parquet")
 # gensim's trainer ignores words past this length of one sentence; we split instead of dropping.
 MAX_SENTENCE_TOKENS = 10_000
-_EXTENSION_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+_EXTENSION_FORMATS = {
+    ".json": "json", ".jsonl": "json", ".ndjson": "json", ".jsonlines": "json", ".ldjson": "json",
+    ".parquet": "parquet",
+}
 BLOCK_BYTES = 8 << 20
 #: What the trainers read: a source, a path, or sentences in memory as lists of words.
 CorpusLike = Union["CorpusSource", str, os.PathLike, Iterable[Sequence[str]]]
@@ -54,6 +57,13 @@ def _is_glob(path: str) -> bool:
     return any(mark in path for mark in "*?[")
 
 
+def _format_of(path: Path) -> str:
+    """A file's format by its extension, past ``.gz``/``.bz2``: ``json``, ``parquet`` or ``plain``."""
+    if compressed(path):
+        path = path.with_suffix("")
+    return _EXTENSION_FORMATS.get(path.suffix.lower(), "plain")
+
+
 @dataclass(frozen=True)
 class CorpusSource:
     """Where the text comes from.
@@ -62,8 +72,9 @@ class CorpusSource:
         path: a local file (or, for the ``text``/``json``/``parquet`` formats, a glob of local files).
         fmt: ``plain`` reads the lines of one file; ``text`` the lines of every file the glob names;
             ``json`` JSON Lines (or one JSON array) of records; ``parquet`` Parquet tables;
-            ``auto`` chooses by extension (``.json``/``.jsonl``, ``.parquet``; plain otherwise),
-            looking past ``.gz``/``.bz2``, and takes a glob that names no file itself as ``text``.
+            ``auto`` chooses by extension (``.json``/``.jsonl``/``.ndjson``, ``.parquet``; plain
+            otherwise), looking past ``.gz``/``.bz2``; a glob by the extension of the files it
+            matches (``text`` for plain files; files of several formats are refused).
         column: the text column for json/parquet records.
         limits: the longest line read whole (a longer text line comes in pieces cut at word breaks,
             each a sentence; a longer JSON or Parquet record is skipped and counted), and the caps
@@ -99,12 +110,21 @@ class CorpusSource:
             )
         if self.fmt != "auto":
             return self.fmt
-        path = Path(self.path)
-        if _is_glob(self.path) and not path.is_file():  # 'notes/*.txt': every file it names
-            return "text"
-        if compressed(path):
-            path = path.with_suffix("")
-        return _EXTENSION_FORMATS.get(path.suffix.lower(), "plain")
+        if not _is_glob(self.path) or Path(self.path).is_file():
+            return _format_of(Path(self.path))
+        formats = {_format_of(path) for path in self._matched()}  # 'shards/**/*.jsonl.gz': the files'
+        if len(formats) > 1:
+            raise InvalidInputError(
+                f"corpus {self.path} matches files of several formats ({', '.join(sorted(formats))}); "
+                "narrow the pattern to one, or pass --format"
+            )
+        found = formats.pop() if formats else "plain"
+        return "text" if found == "plain" else found
+
+    def _matched(self) -> list[Path]:
+        """The files a glob names, sorted; ``**`` matches any depth of folders, as in a shell's
+        globstar and Python's ``glob(recursive=True)``."""
+        return sorted(Path(p) for p in glob.glob(self.path, recursive=True) if Path(p).is_file())
 
     def files(self) -> list[Path]:
         """The local files of the corpus, sorted.
@@ -118,7 +138,7 @@ class CorpusSource:
             return [check_input_file(self.path, "corpus", missing_hint=missing)]
         if not _is_glob(self.path) or Path(self.path).is_file():  # one file named
             return [check_input_file(self.path, "corpus")]
-        found = sorted(Path(p) for p in glob.glob(self.path) if Path(p).is_file())
+        found = self._matched()
         if not found:
             raise MissingFileError(f"corpus {self.path} matches no local file")
         return found

@@ -43,7 +43,7 @@ from nlp182.device import select_device
 from nlp182.embeddings import device_pipeline, distributed, native
 from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
-from nlp182.errors import InvalidInputError, MissingExtraError
+from nlp182.errors import EmptyCorpusError, InvalidInputError, MissingExtraError
 from nlp182.progress import progress
 from nlp182.settings import MAX_THREADS, check_settings, seed_setting, setting
 from nlp182.text.corpus import CorpusLike, CorpusSource, as_source, iter_token_lines
@@ -701,6 +701,29 @@ def _summary(vectors: Vectors, config: Word2VecConfig, report: TrainingReport) -
     )
 
 
+#: Fewer words than this trained (tokens x epochs) leave word2vec's vectors close to their start.
+MIN_TRAINED_WORDS = 1_000_000
+#: Below this share of tokens in lines of two words or more, a corpus is most likely one token a
+#: line (a tagger's layout) or a word list, and the training log says so.
+MIN_CONTEXT_SHARE = 0.1
+
+
+def check_context(starts: np.ndarray, name: str) -> None:
+    """Refuse a corpus where no line holds two words, and warn when few do: word2vec learns from
+    words that share a line, so such a corpus trains nothing and its vectors stay random.
+
+    ``starts``: ``(S + 1,)`` sentence boundaries in the token file (``starts[-1]`` = all tokens).
+    """
+    lengths = np.diff(np.asarray(starts, dtype=np.int64))
+    total, paired = int(lengths.sum()), int(lengths[lengths >= 2].sum())
+    advice = "put each sentence on one line (one token a line is a tagger's layout, not running text)"
+    if total and not paired:
+        raise EmptyCorpusError(f"corpus {name}: no line holds two words, so no word has a context: {advice}")
+    if total and paired < MIN_CONTEXT_SHARE * total:
+        log.warning("corpus %s: only %.1f%% of its %d tokens share a line with another word; the others "
+                    "train nothing: %s", name, 100 * paired / total, total, advice)
+
+
 @register_embedding(
     "w2v",
     config=Word2VecConfig,
@@ -724,6 +747,12 @@ def train_word2vec(
     log.info(
         "vocabulary: %d words (min_count=%d) from %d tokens", len(vocab), config.min_count, vocab.total_words
     )
+    check_context(corpus.text.starts, source.path)
+    if vocab.total_words * config.epochs < MIN_TRAINED_WORDS:
+        log.warning("%d tokens x %d epochs is little for word2vec: its vectors may barely leave their "
+                    "random start (every neighbour at a cosine near 1); give more --epochs (20-50 under a "
+                    "million tokens) or train lsa, which suits small corpora",
+                    vocab.total_words, config.epochs)
     backend = resolve_backend(config)
     if backend == "gensim":
         vectors, report = train_gensim(source, vocab, config)

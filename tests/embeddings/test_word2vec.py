@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -255,3 +256,18 @@ def test_gensim_built_from_our_counts_has_the_tables_of_its_own_scan(small_corpu
     sample_int = {w: scanned.wv.get_vecattr(w, "sample_int") for w in scanned.wv.index_to_key}
     assert {w: ours.wv.get_vecattr(w, "sample_int") for w in ours.wv.index_to_key} == sample_int
     np.testing.assert_array_equal(np.diff(ours.cum_table)[:100], np.diff(scanned.cum_table)[:100])
+
+
+def test_a_corpus_without_context_is_refused_and_a_thin_one_warned_about(tmp_path, caplog) -> None:
+    """One token a line (a tagger's layout) trained nothing and saved random vectors with a loss
+    of 0; a small corpus at 5 epochs left every neighbour near cosine 1 without a word."""
+    from nlp182.errors import EmptyCorpusError
+
+    (tmp_path / "vertical.txt").write_text("alpha\nbeta\ngamma\n" * 50)
+    with pytest.raises(EmptyCorpusError, match="no line holds two words"):
+        train_word2vec(CorpusSource(str(tmp_path / "vertical.txt")), Word2VecConfig(min_count=1, epochs=1))
+    (tmp_path / "mostly.txt").write_text("alpha\nbeta\ngamma\n" * 50 + "alpha beta\n")
+    with caplog.at_level(logging.WARNING, logger="nlp182.embeddings.word2vec"):
+        train_word2vec(CorpusSource(str(tmp_path / "mostly.txt")), Word2VecConfig(min_count=1, epochs=1))
+    assert "only 1.3% of its 152 tokens share a line with another word" in caplog.text
+    assert "152 tokens x 1 epochs is little for word2vec" in caplog.text

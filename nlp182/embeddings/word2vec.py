@@ -708,11 +708,12 @@ MIN_TRAINED_WORDS = 1_000_000
 MIN_CONTEXT_SHARE = 0.1
 
 
-def check_context(starts: np.ndarray, name: str) -> None:
+def _check_context(starts: np.ndarray, name: str) -> None:
     """Refuse a corpus where no line holds two words, and warn when few do: word2vec learns from
     words that share a line, so such a corpus trains nothing and its vectors stay random.
 
-    ``starts``: ``(S + 1,)`` sentence boundaries in the token file (``starts[-1]`` = all tokens).
+    ``starts``: ``(N,)`` sentence boundaries in the token file (``N`` = sentences + 1, ``starts[-1]``
+    = all tokens).
     """
     lengths = np.diff(np.asarray(starts, dtype=np.int64))
     total, paired = int(lengths.sum()), int(lengths[lengths >= 2].sum())
@@ -747,7 +748,7 @@ def train_word2vec(
     log.info(
         "vocabulary: %d words (min_count=%d) from %d tokens", len(vocab), config.min_count, vocab.total_words
     )
-    check_context(corpus.text.starts, source.path)
+    _check_context(corpus.text.starts, source.path)
     if vocab.total_words * config.epochs < MIN_TRAINED_WORDS:
         log.warning("%d tokens x %d epochs is little for word2vec: its vectors may barely leave their "
                     "random start (every neighbour at a cosine near 1); give more --epochs (20-50 under a "

@@ -132,6 +132,11 @@ class CorpusSource:
         Raises:
             MissingFileError: no file is there.
         """
+        if Path(self.path).is_dir():
+            raise InvalidInputError(
+                f"corpus {self.path} is a folder; name its files with a quoted glob (--corpus "
+                f"'{Path(self.path) / '**' / '*.txt'}' reads every .txt file at any depth) or name one file"
+            )
         if self.resolved_format() == "plain":
             prepared = Path(self.path).parts[-2:] == ("corpora", "wiki.txt")  # what `corpus prepare` writes
             missing = "; run `nlp182 corpus prepare` first?" if prepared else ""

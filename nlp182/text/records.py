@@ -34,6 +34,18 @@ SNIFF_BYTES = 1 << 16
 TEXT_SNIFF_BYTES = 1 << 20
 
 
+#: The first bytes of files a text corpus is mistaken for, and what to do with each.
+FILE_SIGNATURES = (
+    (b"\xfd7zXZ\x00", "xz-compressed: decompress it (xz -d), or compress it as .gz or .bz2, which are read"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it (zstd -d), or compress it as .gz or .bz2"),
+    (b"PK\x03\x04", "a zip archive: unzip it and name its text files (a glob: 'folder/**/*.txt')"),
+    (b"\x1f\x8b", "gzip-compressed: name it with a .gz ending and it is read decompressed"),
+    (b"PAR1", "a Parquet file: name it with a .parquet ending, or pass --format parquet"),
+    (b"\xff\xfe", "UTF-16 text (its byte order mark): convert it (iconv -f UTF-16 -t UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text (its byte order mark): convert it (iconv -f UTF-16 -t UTF-8)"),
+)
+
+
 def text_problem(head: bytes) -> str | None:
     """What makes ``head`` (a file's first bytes) not UTF-8 text, with the line and a fix; or None.
 
@@ -42,6 +54,9 @@ def text_problem(head: bytes) -> str | None:
     (Latin-1 with accents) fails on line after line, while a UTF-8 file with a damaged byte or
     two is read with U+FFFD in their place. A line cut at the end of ``head`` is not judged.
     """
+    for signature, what in FILE_SIGNATURES:
+        if head.startswith(signature):
+            return f"it is {what}"
     if b"\x00" in head:
         line = head.count(b"\n", 0, head.index(b"\x00")) + 1
         return (f"line {line} holds a NUL byte: this is a binary file or UTF-16 text, not UTF-8 text; "

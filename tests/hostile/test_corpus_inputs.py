@@ -68,7 +68,18 @@ def test_corpora_that_are_not_utf8_text_are_refused_naming_the_line(cli, bounded
     utf16 = tmp_path / "utf16.txt"
     utf16.write_bytes(_sentences(tmp_path / "plain.txt").read_text().encode("utf-16"))
     outcome = bounded(cli([*LSA, "--corpus", utf16, "--out", tmp_path / "run"]), 150, rc=2)
-    assert "utf16.txt: line 1 holds a NUL byte" in outcome.error_lines[0]
+    assert "utf16.txt: it is UTF-16 text (its byte order mark): convert it" in outcome.error_lines[0]
+    import lzma
+    import zipfile
+
+    packed = tmp_path / "c.txt.xz"  # compressed in a format not read: said so, not called UTF-16
+    packed.write_bytes(lzma.compress(_sentences(tmp_path / "c.txt").read_bytes()))
+    outcome = bounded(cli([*LSA, "--corpus", packed, "--out", tmp_path / "run"]), 150, rc=2)
+    assert "c.txt.xz: it is xz-compressed: decompress it (xz -d)" in outcome.error_lines[0]
+    with zipfile.ZipFile(tmp_path / "notes.zip", "w") as archive:
+        archive.writestr("notes.txt", "one two three\n")
+    outcome = bounded(cli([*LSA, "--corpus", tmp_path / "notes.zip", "--out", tmp_path / "run"]), 150, rc=2)
+    assert "notes.zip: it is a zip archive: unzip it" in outcome.error_lines[0]
     upper = tmp_path / "c.txt.GZ"  # gzip whatever the case of its suffix
     upper.write_bytes(gzip.compress(_sentences(tmp_path / "c.txt").read_bytes()))
     bounded(cli([*LSA, "--corpus", upper, "--out", tmp_path / "run"]), 150, rc=0)
@@ -91,7 +102,8 @@ def test_corpus_gzip_of_text_trains(cli, bounded, tmp_path) -> None:
 
 def test_corpus_that_is_a_folder_is_refused(cli, bounded, tmp_path) -> None:
     outcome = bounded(cli([*W2V, "--corpus", tmp_path, "--out", tmp_path / "run"]), 150, rc=2)
-    assert "is a directory, not a file" in outcome.error_lines[0]
+    assert f"corpus {tmp_path} is a folder; name its files with a quoted glob" in outcome.error_lines[0]
+    assert f"'{tmp_path}/**/*.txt'" in outcome.error_lines[0]
 
 
 def test_corpus_that_is_dev_zero_is_refused(cli, bounded, tmp_path) -> None:

@@ -126,16 +126,22 @@ def test_deterministic_flag_trains_under_deterministic_algorithms(tmp_path, monk
     assert seen == [True, False]
 
 
+def _copy_task(tmp_path, times: int, extra: list[str] = (), **settings) -> Seq2SeqConfig:
+    """Copying the nine two-letter sequences of a, b, c: ``times`` copies of each (and ``extra``)
+    to train on, one of each held out; a small model."""
+    pairs = [f"{a} {b}" for a in "abc" for b in "abc"]
+    (tmp_path / "train.tsv").write_text("".join(f"{p}\t{p}\n" for p in [*pairs * times, *extra]))
+    (tmp_path / "held.tsv").write_text("".join(f"{p}\t{p}\n" for p in pairs))
+    held = str(tmp_path / "held.tsv")
+    return Seq2SeqConfig(data=str(tmp_path / "train.tsv"), valid_data=held, test_data=held,
+                         model=ModelConfig(embed_dim=8, hidden_size=16), beam_width=1, num_heatmaps=0,
+                         progress=False, seed=0, **settings)  # fmt: skip
+
+
 def test_a_perfect_validation_score_ends_the_run(tmp_path, caplog) -> None:
     """Copying three-letter sequences: once validation is exact, no later epoch could be kept, so the
     run stops there as an ordinary end (no warning) instead of training out its epochs."""
-    pairs = [f"{a} {b}" for a in "abc" for b in "abc"]
-    (tmp_path / "train.tsv").write_text("".join(f"{p}\t{p}\n" for p in pairs * 20))
-    (tmp_path / "held.tsv").write_text("".join(f"{p}\t{p}\n" for p in pairs))
-    held = str(tmp_path / "held.tsv")
-    config = Seq2SeqConfig(data=str(tmp_path / "train.tsv"), valid_data=held, test_data=held, epochs=80,
-                           lr=0.01, model=ModelConfig(embed_dim=8, hidden_size=16), beam_width=1,
-                           num_heatmaps=0, progress=False, seed=0)  # fmt: skip
+    config = _copy_task(tmp_path, times=20, epochs=80, lr=0.01)
     with caplog.at_level(logging.INFO, logger="nlp182.train.trainer"):
         metrics = train_seq2seq(config, tmp_path / "run")
     epochs = len(metrics["history"])
@@ -148,14 +154,7 @@ def test_a_perfect_validation_score_ends_the_run(tmp_path, caplog) -> None:
 
 def test_training_pairs_left_out_for_their_length_are_counted_in_a_warning(tmp_path, caplog) -> None:
     """Pairs over max_length were dropped without a word: a user's long lines vanished from training."""
-    pairs = [f"{a} {b}" for a in "abc" for b in "abc"]
-    long = "a b c a b c"
-    (tmp_path / "train.tsv").write_text("".join(f"{p}\t{p}\n" for p in pairs * 2) + f"{long}\t{long}\n" * 2)
-    (tmp_path / "held.tsv").write_text("".join(f"{p}\t{p}\n" for p in pairs))
-    held = str(tmp_path / "held.tsv")
-    config = Seq2SeqConfig(data=str(tmp_path / "train.tsv"), valid_data=held, test_data=held, epochs=1,
-                           max_length=4, model=ModelConfig(embed_dim=8, hidden_size=16), beam_width=1,
-                           num_heatmaps=0, progress=False, seed=0)  # fmt: skip
+    config = _copy_task(tmp_path, times=2, extra=["a b c a b c"] * 2, epochs=1, max_length=4)
     with caplog.at_level(logging.WARNING, logger="nlp182.seq2seq.train"):
         metrics = train_seq2seq(config, tmp_path / "run")
     message = ("2 of 20 training pairs (10.0%) have an empty side or one longer than max_length=4 tokens "

@@ -182,7 +182,7 @@ def test_a_directory_a_fifo_or_dev_zero_as_input_says_what_it_is(
         (["caption", str(caption_run), str(folder)], f"image {folder} is a directory"),
         (["import", str(folder), *out], f"{folder} is a directory"),
         (["import", str(tmp_path / "missing.txt"), *out], "missing.txt does not exist"),
-        (["train", "w2v", "--corpus", str(folder), "--format", "text", *out], f"{folder} is a directory"),
+        (["train", "w2v", "--corpus", str(folder), "--format", "text", *out], f"{folder} is a folder; name"),
         (["neighbors", "/dev/zero", "word"], "/dev/zero is not a folder"),
     ]:
         assert cli.main(argv) == 2

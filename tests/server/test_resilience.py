@@ -238,22 +238,22 @@ def test_a_worker_lost_while_the_run_cannot_load_is_replaced_once_it_can(tmp_pat
 def test_a_request_on_a_kept_alive_connection_as_its_worker_stops_is_answered(synthetic_run: Path) -> None:
     """A reload (or a TERM) closed idle kept-alive connections at once, so a client's next request,
     already on its way, met a reset. Now it is answered, with ``connection: close``."""
+    import http.client
+
     server = ServeProcess(synthetic_run, "--workers", "1", "--threads", "2")
     host, port = server.url.removeprefix("http://").split(":")
-    request = b"GET /v1/neighbors?word=w3&k=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     try:
         (worker,) = server.workers(1)
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(request)
-            first = sock.recv(65536)
-            assert first.startswith(b"HTTP/1.1 200") and b"connection: close" not in first.lower()
-            worker.send_signal(signal.SIGTERM)  # its graceful stop begins with this connection idle
-            time.sleep(0.5)
-            sock.sendall(request)
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        second = b"".join(chunks)
-        assert second.startswith(b"HTTP/1.1 200") and b"connection: close" in second.lower(), second[:200]
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", "/v1/neighbors?word=w3&k=2")
+        first = connection.getresponse()
+        assert first.status == 200 and first.getheader("connection") != "close" and first.read()
+        worker.send_signal(signal.SIGTERM)  # its graceful stop begins with this connection idle
+        time.sleep(0.5)
+        connection.request("GET", "/v1/neighbors?word=w3&k=2")  # on the same kept-alive connection
+        second = connection.getresponse()
+        assert second.status == 200 and second.getheader("connection") == "close"
+        assert len(json.loads(second.read())["neighbors"]) == 2
+        connection.close()
     finally:
         server.stop()

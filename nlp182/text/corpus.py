@@ -149,11 +149,13 @@ class CorpusSource:
         return found
 
     def check_text(self) -> None:
-        """Refuse a plain or text corpus whose first MiB (decompressed) is not UTF-8 text.
+        """Refuse a plain or text corpus whose first MiB (decompressed), or the last MiB of an
+        uncompressed file, is not UTF-8 text.
 
         NUL bytes mean a binary file or UTF-16 text; bytes that do not decode mean another encoding
         (Latin-1, cp1252). Either would otherwise train on fragments of words without a word of
-        warning. The rest of a file is decoded leniently: a rare bad byte becomes U+FFFD.
+        warning. The end is looked at too because corpora are often files joined one after another,
+        one of them in another encoding. The rest is decoded leniently: a rare bad byte becomes U+FFFD.
 
         Raises:
             FileFormatError: naming the file, the line and how to convert it.
@@ -163,8 +165,21 @@ class CorpusSource:
         for path in self.files():
             with self.limits.open(path) as handle:
                 problem = text_problem(handle.read(TEXT_SNIFF_BYTES))
+                if problem:
+                    raise FileFormatError(f"corpus {path}: {problem}")
+                size = path.stat().st_size
+                if compressed(path) or size <= TEXT_SNIFF_BYTES:
+                    continue
+                start = max(TEXT_SNIFF_BYTES, size - TEXT_SNIFF_BYTES)
+                handle.seek(start)
+                tail = handle.read(TEXT_SNIFF_BYTES)
+                skipped = tail.find(b"\n") + 1  # from the first whole line on
+                problem = text_problem(tail[skipped:])
             if problem:
-                raise FileFormatError(f"corpus {path}: {problem}")
+                raise FileFormatError(
+                    f"corpus {path}: from byte {start + skipped:,} on (its last MiB, lines counted from "
+                    f"there) {problem}"
+                )
 
     def size_bytes(self) -> int:
         """Total bytes of the corpus files (the progress total while reading them)."""

@@ -63,6 +63,11 @@ def test_corpora_that_are_not_utf8_text_are_refused_naming_the_line(cli, bounded
     outcome = bounded(cli([*W2V, "--corpus", latin1, "--out", tmp_path / "run"]), 150, rc=2)
     assert "latin1.txt: 200 of its first 200 lines are not UTF-8 (first: line 1, byte 0xe9)" in (
         outcome.error_lines[0])
+    joined = tmp_path / "joined.txt"  # UTF-8 files with a cp1252 one joined after them, past the first MiB
+    joined.write_bytes(b"plain ascii words on a line\n" * 50_000 + latin1.read_bytes())
+    outcome = bounded(cli([*W2V, "--corpus", joined, "--out", tmp_path / "run"]), 150, rc=2)
+    assert "joined.txt: from byte 1,048," in outcome.error_lines[0]
+    assert "(its last MiB, lines counted from there) 200 of" in outcome.error_lines[0]
     stray = _sentences(tmp_path / "stray.txt", tail=b"one damaged \xff byte\n")  # UTF-8 but for a byte
     bounded(cli([*W2V, "--corpus", stray, "--out", tmp_path / "stray"]), 150, rc=0)
     utf16 = tmp_path / "utf16.txt"

@@ -182,8 +182,16 @@ class CorpusSource:
                 )
 
     def size_bytes(self) -> int:
-        """Total bytes of the corpus files (the progress total while reading them)."""
+        """Total bytes of the corpus files on disk."""
         return sum(path.stat().st_size for path in self.files())
+
+    def progress_total(self) -> int | None:
+        """The bytes that reading the corpus counts, when the files on disk tell it: plain text that
+        is not compressed (compressed text counts its decompressed bytes, records their text)."""
+        files = self.files()
+        if self.resolved_format() not in ("plain", "text") or any(compressed(path) for path in files):
+            return None
+        return sum(path.stat().st_size for path in files)
 
     def compressed(self) -> bool:
         """Whether the corpus is a ``.gz``/``.bz2`` plain file (read decompressed, in one stream)."""

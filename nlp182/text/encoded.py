@@ -311,7 +311,8 @@ def _encode_into(source: CorpusSource, tokenizer: WordTokenizer, folder: Path, p
         (folder / TOKENS_FILE).open("wb") as out,
         (folder / WORDS_FILE).open("w", encoding="utf-8", newline="\n") as words_out,
         progress(
-            total=source.size_bytes(), desc=f"encoding {Path(source.path).name}", unit="B", unit_scale=True
+            total=source.progress_total(), desc=f"encoding {Path(source.path).name}", unit="B",
+            unit_scale=True,
         ) as bar,
         _pieces(source, tokenizer, processes) as pieces,
     ):

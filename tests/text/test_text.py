@@ -521,3 +521,22 @@ def test_two_encodings_of_one_text_at_once_keep_the_first_entry(tmp_path, monkey
     monkeypatch.setattr(encoded, "_encode_into", with_a_rival)
     text = encode(CorpusSource(str(corpus)), cache=tmp_path / "cache")
     assert racing and text.total_tokens == 150 and len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_encoding_progress_has_a_total_only_where_the_bytes_on_disk_are_the_bytes_read(
+    tmp_path, caplog
+) -> None:
+    """A .gz corpus counted decompressed bytes against its size on disk: 280% and an ETA of nothing."""
+    import gzip
+    import logging
+
+    text = "the quick brown fox jumps over the lazy dog\n" * 2000
+    (tmp_path / "c.txt").write_text(text)
+    (tmp_path / "c.txt.gz").write_bytes(gzip.compress(text.encode()))
+    with caplog.at_level(logging.INFO, logger="nlp182.progress"):
+        encode(CorpusSource(str(tmp_path / "c.txt")), cache=tmp_path / "cache")
+        encode(CorpusSource(str(tmp_path / "c.txt.gz")), cache=tmp_path / "cache")
+    plain = [m for m in caplog.messages if m.startswith("encoding c.txt:")]
+    packed = [m for m in caplog.messages if m.startswith("encoding c.txt.gz:")]
+    assert plain and "(100%)" in plain[-1]
+    assert packed and "%" not in packed[-1]

@@ -33,7 +33,6 @@ def _scaled(value: float, unit_scale: bool) -> str:
     return f"{value:.0f}"
 
 
-
 def known_length(items: object) -> int | None:
     """``len(items)``, or None when it cannot tell: no ``__len__``, or one that raises ``TypeError``
     (a ``DataLoader`` over an ``IterableDataset``)."""
@@ -41,6 +40,7 @@ def known_length(items: object) -> int | None:
         return len(items)  # type: ignore[arg-type]
     except TypeError:
         return None
+
 
 class LogProgress:
     """tqdm's interface, written as one log line per ``interval`` seconds (for logs, not terminals)."""

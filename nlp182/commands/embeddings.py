@@ -162,9 +162,8 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
     source = _source(args)
     files = source.files()
     if len(files) > 1 or str(files[0]) != args.corpus:  # a glob: say what it matched
-        total = sum(path.stat().st_size for path in files)
         log.info("corpus %s: %d file%s, %s (%s)", args.corpus, len(files), "" if len(files) == 1 else "s",
-                 mib(total), source.resolved_format())
+                 mib(source.size_bytes()), source.resolved_format())
     vectors, vocab, report = method.train(source, config)
     run_config = {
         "corpus": _corpus_record(args), "format": source.resolved_format(), "column": args.column,

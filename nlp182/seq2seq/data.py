@@ -204,10 +204,11 @@ def read_tsv(
                 f"{tsv} row {number} has {len(row)} tab-separated columns; columns {src_col} and "
                 f"{tgt_col} are needed"
             )
-        if width is not None and _filled(row) > width:
+        filled = _filled(row)
+        if width is not None and filled > width:
             first = "the header" if header is not None else "the first row"
             raise FileFormatError(
-                f"{tsv} row {number} has {_filled(row)} tab-separated columns where {first} has {width}; "
+                f"{tsv} row {number} has {filled} tab-separated columns where {first} has {width}; "
                 "a tab inside a sentence would cut it short (write it as a space)"
             )
         src, tgt = row[src_col].strip(), row[tgt_col].strip()
@@ -217,7 +218,7 @@ def read_tsv(
             log.info("%s: row %d reads as a header (%s, %s) and is skipped", tsv, number, src, tgt)
         else:
             pairs.append((src, tgt))
-        width = _filled(row) if width is None else width
+        width = filled if width is None else width
     if not pairs:
         raise FileFormatError(f"{tsv} holds no sentence pairs")
     return pairs

@@ -308,4 +308,3 @@ def _first_other_row(unit: np.ndarray, vectors: Vectors) -> int | None:
         if differs.size:
             return start + int(differs[0])
     return None
-

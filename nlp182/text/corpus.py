@@ -188,10 +188,9 @@ class CorpusSource:
     def progress_total(self) -> int | None:
         """The bytes that reading the corpus counts, when the files on disk tell it: plain text that
         is not compressed (compressed text counts its decompressed bytes, records their text)."""
-        files = self.files()
-        if self.resolved_format() not in ("plain", "text") or any(compressed(path) for path in files):
+        if self.resolved_format() not in ("plain", "text") or any(compressed(path) for path in self.files()):
             return None
-        return sum(path.stat().st_size for path in files)
+        return self.size_bytes()
 
     def compressed(self) -> bool:
         """Whether the corpus is a ``.gz``/``.bz2`` plain file (read decompressed, in one stream)."""

@@ -60,22 +60,17 @@ def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: A
     saved = read_json(path)
     defaults = config_class()
     try:
-        kept = _as_json(from_saved(config_class, saved))  # former setting names read as today's
+        settled = from_saved(config_class, saved)  # former setting names read as today's
     except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
         raise FileFormatError(f"{path} is not the config of this command: {exc}") from exc
-    changed = _changed_settings(_as_json(given), _as_json(defaults), kept, set(overrides))
+    changed = _changed_settings(_as_json(given), _as_json(defaults), _as_json(settled), set(overrides))
     if changed:
         raise InvalidInputError(
             f"--resume continues the interrupted run with its own settings, and {'; '.join(changed)}; only "
             f"{', '.join(overrides)} may change (other settings need a new run: another --out)"
         )
-    try:
-        for name in overrides:
-            if getattr(given, name) != getattr(defaults, name):
-                saved[name] = getattr(given, name)
-        return from_saved(config_class, saved)
-    except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
-        raise FileFormatError(f"{path} is not the config of this command: {exc}") from exc
+    moved = {name: value for name in overrides if (value := getattr(given, name)) != getattr(defaults, name)}
+    return dataclasses.replace(settled, **moved)
 
 
 def _as_json(config: Any) -> dict[str, Any]:

@@ -271,3 +271,20 @@ def test_a_corpus_without_context_is_refused_and_a_thin_one_warned_about(tmp_pat
         train_word2vec(CorpusSource(str(tmp_path / "mostly.txt")), Word2VecConfig(min_count=1, epochs=1))
     assert "only 1.3% of its 152 tokens share a line with another word" in caplog.text
     assert "152 tokens x 1 epochs is little for word2vec" in caplog.text
+
+
+def test_a_small_corpus_trains_more_epochs_unless_they_are_given(tmp_path) -> None:
+    """Five passes over a small corpus left its vectors at their random start: with no epochs given,
+    tokens x epochs reaches a million words (at most 50 passes); given epochs are kept."""
+    from nlp182.embeddings.word2vec import DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_TRAINED_WORDS, choose_epochs
+
+    assert choose_epochs(60_000) == 17 and 60_000 * 17 >= MIN_TRAINED_WORDS > 60_000 * 16
+    assert choose_epochs(10_000_000) == DEFAULT_EPOCHS and choose_epochs(200_000) == DEFAULT_EPOCHS
+    assert choose_epochs(5_000) == MAX_AUTO_EPOCHS and choose_epochs(0) == MAX_AUTO_EPOCHS
+    sentences = [["the", "cat", "sat", "on", "the", "mat"], ["a", "dog", "ran", "in", "the", "park"]] * 50
+    config = Word2VecConfig(vector_size=8, min_count=1, threads=1)
+    _, vocab, report = train_word2vec(sentences, config)
+    assert vocab.total_words == 600 and report.epochs == MAX_AUTO_EPOCHS
+    assert report.raw_words == 600 * MAX_AUTO_EPOCHS and config.epochs is None
+    _, _, given = train_word2vec(sentences, dataclasses.replace(config, epochs=2))
+    assert given.epochs == 2 and given.raw_words == 1200

@@ -351,7 +351,10 @@ class LineBlocks:
     window of ``(max_bytes + 1) // 2`` bytes (any longer line holds such a window whole), so only a
     block holding a window without one is split into lines. ``skipped`` lists the byte offset of
     every skipped line's start; when splitting, ``cuts`` where each cut was made and ``dropped``
-    where each run without a word break longer than ``max_bytes`` began.
+    where each run without a word break longer than ``max_bytes`` began. ``not_utf8`` counts the
+    lines yielded that are not UTF-8 (their bad bytes decode as U+FFFD, which splits words) and
+    ``first_not_utf8`` is the first one's offset: a block is decoded only when it is not ASCII, and
+    split into lines only when it fails.
     """
 
     def __init__(
@@ -372,8 +375,33 @@ class LineBlocks:
         self.skipped: list[int] = []
         self.cuts: list[int] = []
         self.dropped: list[int] = []
+        self.not_utf8 = 0
+        self.first_not_utf8: int | None = None
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
+        for start, end, data in self._blocks():
+            if not data.isascii():
+                self._count_not_utf8(start, data)
+            yield start, end, data
+
+    def _count_not_utf8(self, offset: int, block: bytes) -> None:
+        """Count the lines of ``block`` (whole lines at ``offset``) that are not UTF-8."""
+        try:
+            block.decode("utf-8")
+            return
+        except UnicodeDecodeError:
+            pass
+        start = 0
+        for line in block.split(b"\n"):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                self.not_utf8 += 1
+                if self.first_not_utf8 is None:
+                    self.first_not_utf8 = offset + start
+            start += len(line) + 1
+
+    def _blocks(self) -> Iterator[tuple[int, int, bytes]]:
         offset, data, ended, dropping = 0, bytearray(), False, False
         while True:
             if not ended:
@@ -462,7 +490,8 @@ class LineBlocks:
 
     def warn_skipped(self, reopen: Callable[[], BinaryIO] | None = None) -> None:
         """Log what became of overlong lines, if any: one warning with the number of skipped lines
-        (or dropped runs) and the first of them, and one info line with the number of cuts. The first
+        (or dropped runs) and the first of them, and one info line with the number of cuts; and one
+        warning with the number of lines that are not UTF-8 and the first of them. The first
         is named by its line number when ``reopen`` gives the stream again from its start (its lines
         before are counted then, so a file without overlong lines costs nothing), else by its byte
         offset."""
@@ -482,6 +511,12 @@ class LineBlocks:
             count = len(self.dropped)
             log.warning("%s: dropped %d run%s of over %s without a space (first: %s); pass %s to keep them",
                         self.name, count, "" if count == 1 else "s", bound, where(self.dropped[0]), flag)
+        if self.first_not_utf8 is not None:
+            count = self.not_utf8
+            log.warning("%s: %d line%s not UTF-8 (first: %s); their bad bytes read as U+FFFD, which "
+                        "splits their words: convert the file to UTF-8, e.g. iconv -f CP1252 -t UTF-8 for "
+                        "Windows text",
+                        self.name, count, " is" if count == 1 else "s are", where(self.first_not_utf8))
         if self.cuts:
             count = len(self.cuts)
             log.info("%s: lines longer than %s read in pieces cut at spaces, each piece a sentence (%d "

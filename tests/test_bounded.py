@@ -182,6 +182,24 @@ def test_line_blocks_warn_once_with_the_first_skipped_line(caplog) -> None:
     ]
 
 
+def test_line_blocks_count_the_lines_that_are_not_utf8(caplog) -> None:
+    """A cp1252 stretch inside UTF-8 text read as U+FFFD without a word: the lines are counted,
+    across blocks, and the first is named."""
+    good, bad = "naïve café\n".encode(), "naïve café\n".encode("cp1252")
+    data = b"ascii\n" * 3 + good + bad + good * 40 + bad + b"\xff" + bad
+    blocks = LineBlocks(io.BytesIO(data), max_bytes=100, name="m.txt", piece_bytes=64)
+    assert b"".join(block for _, _, block in blocks) == data
+    lines = data.split(b"\n")
+    expected = [line for line in lines if line != line.decode("utf-8", "replace").encode()]
+    assert blocks.not_utf8 == len(expected) == 3 and blocks.first_not_utf8 == data.index(bad)
+    blocks.warn_skipped(lambda: io.BytesIO(data))
+    assert caplog.messages[0].startswith("m.txt: 3 lines are not UTF-8 (first: line 5); their bad bytes")
+    clean = LineBlocks(io.BytesIO(good * 10), piece_bytes=16)
+    list(clean)
+    clean.warn_skipped()
+    assert clean.not_utf8 == 0 and clean.first_not_utf8 is None and len(caplog.messages) == 1
+
+
 def _split_reference(data: bytes, max_bytes: int) -> list[bytes]:
     """The non-empty lines and pieces of ``data``, each overlong line cut by ``split_line`` whole."""
     lines = data.split(b"\n")

@@ -69,7 +69,8 @@ def test_corpora_that_are_not_utf8_text_are_refused_naming_the_line(cli, bounded
     assert "joined.txt: from byte 1,048," in outcome.error_lines[0]
     assert "(its last MiB, lines counted from there) 200 of" in outcome.error_lines[0]
     stray = _sentences(tmp_path / "stray.txt", tail=b"one damaged \xff byte\n")  # UTF-8 but for a byte
-    bounded(cli([*W2V, "--corpus", stray, "--out", tmp_path / "stray"]), 150, rc=0)
+    outcome = bounded(cli([*W2V, "--corpus", stray, "--out", tmp_path / "stray"]), 150, rc=0)
+    assert "stray.txt: 1 line is not UTF-8 (first: line 51); their bad bytes read as U+FFFD" in outcome.stderr
     utf16 = tmp_path / "utf16.txt"
     utf16.write_bytes(_sentences(tmp_path / "plain.txt").read_text().encode("utf-16"))
     outcome = bounded(cli([*LSA, "--corpus", utf16, "--out", tmp_path / "run"]), 150, rc=2)

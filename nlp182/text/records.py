@@ -40,7 +40,8 @@ FILE_SIGNATURES = (
     (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it (zstd -d), or compress it as .gz or .bz2"),
     (b"PK\x03\x04", "a zip archive: unzip it and name its text files (a glob: 'folder/**/*.txt')"),
     (b"\x1f\x8b", "gzip-compressed: name it with a .gz ending and it is read decompressed"),
-    (b"PAR1", "a Parquet file: name it with a .parquet ending, or pass --format parquet"),
+    # Parquet's magic, then the compact Thrift header of a page (or of an empty file's footer)
+    (b"PAR1\x15", "a Parquet file: name it with a .parquet ending, or pass --format parquet"),
     (b"\xff\xfe", "UTF-16 text (its byte order mark): convert it (iconv -f UTF-16 -t UTF-8)"),
     (b"\xfe\xff", "UTF-16 text (its byte order mark): convert it (iconv -f UTF-16 -t UTF-8)"),
 )

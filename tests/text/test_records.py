@@ -214,3 +214,13 @@ def test_hostile_json_is_one_package_error_not_a_traceback_or_gigabytes(tmp_path
     captions.write_text('{"images": [' + ",".join(["[]"] * 1001) + "]}")
     with pytest.raises(FileFormatError, match="JSON Lines"):
         read_karpathy(captions)
+
+
+def test_a_parquet_file_is_named_by_its_first_bytes_and_text_starting_par1_is_text(tmp_path) -> None:
+    """Parquet named ``.txt`` is told by its magic and page header; a text line that happens to
+    start with ``PAR1`` is text."""
+    for table in (pa.table({"text": TEXTS}), pa.table({"text": pa.array([], pa.string())})):
+        pq.write_table(table, tmp_path / "shard.txt")
+        problem = records.text_problem((tmp_path / "shard.txt").read_bytes()[:4096])
+        assert problem is not None and problem.startswith("it is a Parquet file: name it with a .parquet")
+    assert records.text_problem(b"PAR1 ships in May\nthe release notes follow\n") is None

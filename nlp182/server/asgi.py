@@ -11,6 +11,11 @@ written back by the event loop, so a client that reads slowly does not hold a th
 A body over the limit is answered 413 with a JSON error after the rest of the body has been read
 and dropped (up to ``max_drain_bytes``), so the client reads the answer instead of a reset
 connection.
+
+With ``access_log``, each answer is one line of the ``nlp182.server.access`` logger: gunicorn's
+default access format (client, time, request line, status, body bytes, referrer, user agent) and
+the milliseconds from the request's headers to its answer's last byte (gunicorn's ``%(M)s``, to
+a tenth).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +33,8 @@ from typing import Any
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ACCESS_LOGGER = "nlp182.server.access"
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 class _Disconnected(Exception):
@@ -88,6 +97,28 @@ def _run_wsgi(app: WSGIApp, environ: dict[str, Any]) -> tuple[int, list[tuple[by
     return int(status.split(" ", 1)[0]), encoded, body
 
 
+def access_line(scope: dict[str, Any], status: int, size: int, seconds: float) -> str:
+    """One access-log line for an answered request: gunicorn's default format
+    (``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"``), then the milliseconds
+    ``seconds`` took, to a tenth, and ``ms``."""
+    client = (scope.get("client") or ("-",))[0]
+    headers = dict(scope["headers"])
+    target = scope.get("raw_path") or scope["path"].encode()
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    request = f"{scope['method']} {target.decode('latin1')} HTTP/{scope['http_version']}"
+    referrer, agent = (headers.get(name, b"-").decode("latin1") for name in (b"referer", b"user-agent"))
+    when = time.strftime("[%d/%b/%Y:%H:%M:%S %z]")
+    fields = " ".join(f'"{_quoted(text)}"' for text in (referrer, agent))
+    return f'{client} - - {when} "{_quoted(request)}" {status} {size} {fields} {seconds * 1000:.1f}ms'
+
+
+def _quoted(text: str) -> str:
+    """``text`` safe inside an access-log field: quotes, backslashes and control characters
+    escaped, so a request cannot forge a line."""
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
 class BufferedWSGI:
     """ASGI app serving ``app`` (WSGI) on ``threads`` request threads, each request read in full first.
 
@@ -99,6 +130,7 @@ class BufferedWSGI:
             is closed.
         refused: called with the method and status of each request answered here (413), so the
             service's metrics count what never reached the app.
+        access_log: log one line per answer (see the module's docstring).
     """
 
     def __init__(
@@ -108,8 +140,10 @@ class BufferedWSGI:
         max_body_bytes: int,
         max_drain_bytes: int = 64 << 20,
         refused: Callable[[str, int], None] | None = None,
+        access_log: bool = False,
     ) -> None:
         self.app = app
+        self.access_log = access_log
         self.refused = refused  # told (method, status) of each request answered here, not by the app
         self.max_body_bytes = max_body_bytes
         self.max_drain_bytes = max_drain_bytes
@@ -121,21 +155,25 @@ class BufferedWSGI:
             return
         if scope["type"] != "http":  # websockets: not served
             return
+        started = time.perf_counter()
         try:
             body = await self._read_body(scope, receive)
         except _Disconnected:
             return
         if body is None:
             message = f"request body is over max_body_bytes ({self.max_body_bytes} bytes)"
-            await self._respond(send, 413, [(b"content-type", b"application/json")],
-                                json_error_body("request_entity_too_large", message, limit="max_body_bytes"))
+            status, headers = 413, [(b"content-type", b"application/json")]
+            content = json_error_body("request_entity_too_large", message, limit="max_body_bytes")
+            await self._respond(send, status, headers, content)
             if self.refused is not None:
                 self.refused(scope["method"], 413)
-            return
-        loop = asyncio.get_running_loop()
-        environ = build_environ(scope, body)
-        status, headers, content = await loop.run_in_executor(self.executor, _run_wsgi, self.app, environ)
-        await self._respond(send, status, headers, content)
+        else:
+            loop = asyncio.get_running_loop()
+            environ = build_environ(scope, body)
+            status, headers, content = await loop.run_in_executor(self.executor, _run_wsgi, self.app, environ)
+            await self._respond(send, status, headers, content)
+        if self.access_log:
+            access_log.info(access_line(scope, status, len(content), time.perf_counter() - started))
 
     async def _read_body(self, scope: dict[str, Any], receive: Receive) -> bytes | None:
         """The whole body, or None (after dropping it) if it is over the limit."""

@@ -163,7 +163,8 @@ class _Gunicorn(BaseApplication):
             metrics.observe("unmatched", method, status, 0.0)
 
         JsonErrorsProtocol.on_refusal = staticmethod(refused)
-        return BufferedWSGI(app, config.threads, config.max_body_bytes, refused=refused)
+        return BufferedWSGI(app, config.threads, config.max_body_bytes, refused=refused,
+                            access_log=config.access_log)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
-from nlp182.server.asgi import json_error_body
+from nlp182.server.asgi import ACCESS_LOGGER, json_error_body
 
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
@@ -188,10 +189,17 @@ class Worker(UvicornWorker):
     """gunicorn worker running uvicorn's asyncio loop with ``JsonErrorsProtocol``; it stops when
     its master is gone (``parent_poll_s``: seconds between checks of the parent pid)."""
 
-    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
-        "loop": "asyncio", "http": JsonErrorsProtocol, "lifespan": "on",
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {  # the app writes the access log (with latency)
+        "loop": "asyncio", "http": JsonErrorsProtocol, "lifespan": "on", "access_log": False,
     }
     parent_poll_s: ClassVar[float] = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        access = logging.getLogger(ACCESS_LOGGER)  # to where gunicorn's --access-logfile points
+        access.handlers = self.log.access_log.handlers
+        access.setLevel(self.log.access_log.level)
+        access.propagate = False
 
     def init_process(self) -> None:
         die_with_parent()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -217,3 +218,26 @@ def test_malloc_arena_cap_is_applied_only_when_asked() -> None:
 
     assert limit_malloc_arenas(0) is False
     assert limit_malloc_arenas(2) is (platform.libc_ver()[0] == "glibc")
+
+
+def test_the_access_log_has_time_latency_and_escaped_fields(synthetic_run: Path) -> None:
+    """An operator's access log: gunicorn's default format (it lacked the time, the size and the
+    user agent), the milliseconds taken, one line per answer (413s answered before the app too),
+    and quotes or escapes sent by a client cannot forge a line."""
+    server = ServeProcess(synthetic_run, "--workers", "1", "--access-log", "--max-body-bytes", "1024")
+    try:
+        assert requests.get(f"{server.url}/v1/neighbors", params={"word": "w1", "k": 2},
+                            headers={"User-Agent": 'probe "1"\\x'}, timeout=10).status_code == 200
+        assert requests.post(f"{server.url}/v1/batch", data=b"x" * 5000, timeout=10).status_code == 413
+    finally:
+        output = server.stop()[1]
+    lines = [line for line in output.splitlines()
+             if line.startswith("127.0.0.1 - - [") and "/readyz" not in line]
+    pattern = (r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "(?P<request>[^"]*)" '
+               r'(?P<status>\d{3}) (?P<size>\d+) "-" "(?P<agent>(?:[^"\\]|\\.)*)" (?P<ms>\d+\.\d)ms')
+    fields = [re.fullmatch(pattern, line) for line in lines]
+    assert len(lines) == 2 and all(fields), lines
+    get, post = (match.groupdict() for match in fields)
+    assert get["request"] == "GET /v1/neighbors?word=w1&k=2 HTTP/1.1" and get["status"] == "200"
+    assert get["agent"] == 'probe \\"1\\"\\\\x' and int(get["size"]) > 50 and float(get["ms"]) < 10_000
+    assert post["request"] == "POST /v1/batch HTTP/1.1" and post["status"] == "413"

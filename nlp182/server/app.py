@@ -29,7 +29,7 @@ from nlp182.server.lookup import WordLookup
 from nlp182.server.metrics import Metrics
 from nlp182.server.microbatch import MicroBatcher
 from nlp182.server.queries import QueryService
-from nlp182.server.routes import CONVERTERS, Service, api, error_response, routes
+from nlp182.server.routes import CONVERTERS, Service, api, error_response, routes, spec_settings
 from nlp182.server.validation import OverLimitError
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ def _spec_description(limits: Limits) -> str:
     return (f"Nearest neighbours over word vectors (FAISS). Request bodies are limited to "
             f"{limits.max_body_bytes} bytes and each request's work by the settings max_k, max_batch, "
             f"max_results and max_analogy_words (400 or 413 above, naming the setting). POST bodies must be "
-            "application/json (415 otherwise). Every error body is {\"error\": {\"code\", \"message\"}}.")
+            "application/json (415 otherwise); a query parameter not listed, or given twice, is a 400. "
+            "Every error body is {\"error\": {\"code\", \"message\"}}.")
 
 
 def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None) -> Flask:
@@ -61,7 +62,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     if config.batch_max > 1:
         batcher = MicroBatcher(index.search, config.batch_window_ms / 1000.0, config.batch_max)
     limits = config.limits
-    spec = routes.spec(index.dim, vars(limits), _spec_description(limits))
+    spec = routes.spec(index.dim, spec_settings(limits), _spec_description(limits))
     service = Service(Path(run_dir).resolve().name, vectors, WordLookup(vectors.words, vectors.key_to_index),
                       index, QueryService(vectors, index, batcher), limits, Metrics(), spec, str(STATIC_DIR))
     log.info("serving %s: %d words x %d dims, %s index", run_dir, len(vectors), index.dim, index.kind)

@@ -71,8 +71,8 @@ def build_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
     }
     for raw_name, raw_value in scope["headers"]:
         name = raw_name.decode("latin1").upper().replace("-", "_")
-        if name == "CONTENT_LENGTH":
-            continue  # the body is complete: its real length was set above
+        if name in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):
+            continue  # the body is complete and de-chunked: its real length was set above
         key = name if name == "CONTENT_TYPE" else f"HTTP_{name}"
         value = raw_value.decode("latin1")
         environ[key] = f"{environ[key]},{value}" if key in environ else value

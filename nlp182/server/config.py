@@ -15,6 +15,8 @@ INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+#: Answers per query when a request gives no ``k`` (gensim's ``topn``).
+DEFAULT_K = 10
 
 
 @dataclass
@@ -52,6 +54,11 @@ class Limits:
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+    @property
+    def default_k(self) -> int:
+        """Answers per query when a request gives no ``k``: ``DEFAULT_K``, or ``max_k`` if lower."""
+        return min(DEFAULT_K, self.max_k)
 
 
 @dataclass

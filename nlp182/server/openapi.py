@@ -53,7 +53,7 @@ def query(name: str, schema: dict[str, Any], description: str, required: bool = 
     return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
 
 
-K = {"type": "integer", "minimum": 1, "maximum": Setting("max_k"), "default": 10}
+K = {"type": "integer", "minimum": 1, "maximum": Setting("max_k"), "default": Setting("default_k")}
 K_PARAM = query("k", K, "number of answers")
 VECTOR = {"type": "array", "items": {"type": "number"}, "minItems": DIM, "maxItems": DIM}
 NEIGHBORS = {"type": "array", "items": ref("Neighbor"), "maxItems": Setting("max_k")}

@@ -21,7 +21,18 @@ from nlp182.server.config import Limits
 from nlp182.server.index import SimilarityIndex
 from nlp182.server.lookup import WordLookup
 from nlp182.server.metrics import Metrics
-from nlp182.server.openapi import K_PARAM, NEIGHBORS, VECTOR, WORD, K, RouteTable, json_response, obj, query
+from nlp182.server.openapi import (
+    K_PARAM,
+    NEIGHBORS,
+    VECTOR,
+    WORD,
+    K,
+    RouteTable,
+    Setting,
+    json_response,
+    obj,
+    query,
+)
 from nlp182.server.queries import METHODS, Answer, QueryService
 from nlp182.server.validation import (
     MAX_WORD_LENGTH,
@@ -29,6 +40,7 @@ from nlp182.server.validation import (
     at_most,
     body_int,
     json_object,
+    query_args,
     query_int,
     query_string,
     vector_list,
@@ -54,6 +66,13 @@ class Service:
     static_dir: str
 
 
+def spec_settings(limits: Limits) -> dict[str, int]:
+    """The values of the spec's ``Setting`` placeholders under ``limits``: its fields and the bounds
+    derived from them."""
+    map_k = min(MAX_MAP_K, limits.max_k)
+    return {**vars(limits), "default_k": limits.default_k, "max_map_k": map_k, "max_map_points": map_k + 1}
+
+
 def service() -> Service:
     return current_app.extensions["nlp182"]
 
@@ -77,8 +96,10 @@ def _word(name: str, description: str) -> dict[str, Any]:
     return query(name, WORD, description, required=True)
 
 
-def _k(args: Any) -> int:
-    return answers_wanted(query_int(args, "k", 10, 1, None), service().limits.max_k)
+def _k(args: Any, most: int | None = None) -> int:
+    """The query's ``k``: the default when absent, at most ``max_k`` (and ``most``)."""
+    limits = service().limits
+    return answers_wanted(query_int(args, "k", limits.default_k, 1, most), limits.max_k)
 
 
 @routes.route("/v1/neighbors", "GET", "Nearest words of one word (the word itself left out)",
@@ -86,7 +107,8 @@ def _k(args: Any) -> int:
                                 neighbors=NEIGHBORS), "neighbours, best first"),
               parameters=[_word("word", "the query word"), K_PARAM], errors=(400, 404))
 def neighbors() -> Response:
-    word, k = query_string(request.args, "word"), _k(request.args)
+    args = query_args(request.args, {"word", "k"})
+    word, k = query_string(args, "word"), _k(args)
     state = service()
     answer = state.queries.neighbors(state.lookup.row(word), k)
     return jsonify({"word": word, "k": k, "neighbors": _neighbors_json(answer)})
@@ -102,7 +124,7 @@ BATCH_ANSWER = obj(["k", "results"], k={"type": "integer"}, results={"type": "ar
 def neighbors_batch() -> Response:
     state, limits = service(), service().limits
     data = json_object(request.get_data(cache=False), {"words", "vectors", "k"})
-    k = answers_wanted(body_int(data, "k", 10, 1, None), limits.max_k)
+    k = answers_wanted(body_int(data, "k", limits.default_k, 1, None), limits.max_k)
     if ("words" in data) == ("vectors" in data):
         raise InvalidInputError("send exactly one of 'words' (a list of words) or 'vectors' (of vectors)")
     if "words" in data:
@@ -124,7 +146,8 @@ def neighbors_batch() -> Response:
                             "cosine similarity"),
               parameters=[_word("a", "first word"), _word("b", "second word")], errors=(400, 404))
 def similarity() -> Response:
-    a, b = query_string(request.args, "a"), query_string(request.args, "b")
+    args = query_args(request.args, {"a", "b"})
+    a, b = query_string(args, "a"), query_string(args, "b")
     state = service()
     return jsonify({"a": a, "b": b, "similarity": state.queries.similarity(*state.lookup.rows([a, b]))})
 
@@ -144,7 +167,7 @@ def analogy() -> Response:
     positive, negative = word_list(data, "positive", 1), word_list(data, "negative", 0)
     for name, words in (("positive", positive), ("negative", negative)):
         at_most(f"the number of {name} words", len(words), limits.max_analogy_words, "max_analogy_words", 400)
-    k = answers_wanted(body_int(data, "k", 10, 1, None), limits.max_k)
+    k = answers_wanted(body_int(data, "k", limits.default_k, 1, None), limits.max_k)
     method = data.get("method", "3CosAdd")
     if method not in METHODS:
         raise InvalidInputError(f"'method' must be one of {', '.join(METHODS)}, got {str(method)[:40]!r}")
@@ -191,10 +214,11 @@ VOCAB_ANSWER = obj(["prefix", "words"], prefix={"type": "string"},
                         "most words to return"),
               ], errors=(400,))
 def vocab() -> Response:
-    prefix = request.args.get("prefix", "")
+    args = query_args(request.args, {"prefix", "limit"})
+    prefix = args.get("prefix", "")
     if len(prefix) > MAX_WORD_LENGTH:
         raise InvalidInputError(f"query parameter 'prefix' is longer than {MAX_WORD_LENGTH} characters")
-    limit = query_int(request.args, "limit", 10, 1, MAX_VOCAB_LIMIT)
+    limit = query_int(args, "limit", 10, 1, MAX_VOCAB_LIMIT)
     return jsonify({"prefix": prefix, "words": service().lookup.with_prefix(prefix, limit)})
 
 
@@ -204,13 +228,14 @@ POINT = obj(["word", "x", "y", "score"], word={"type": "string"}, x={"type": "nu
 
 @routes.route("/v1/map", "GET", "2-D map (PCA) of a word and its nearest words, the word first",
               json_response(obj(["word", "points"], word={"type": "string"}, points={
-                  "type": "array", "items": POINT, "minItems": 1, "maxItems": MAX_MAP_K + 1}), "map points"),
+                  "type": "array", "items": POINT, "minItems": 1, "maxItems": Setting("max_map_points")}),
+                  "map points"),
               parameters=[_word("word", "the query word"),
-                          query("k", {**K, "maximum": MAX_MAP_K}, "number of neighbours drawn")],
+                          query("k", {**K, "maximum": Setting("max_map_k")}, "number of neighbours drawn")],
               errors=(400, 404))
 def neighbourhood_map() -> Response:
-    word = query_string(request.args, "word")
-    k = query_int(request.args, "k", 10, 1, MAX_MAP_K)
+    args = query_args(request.args, {"word", "k"})
+    word, k = query_string(args, "word"), _k(args, MAX_MAP_K)
     state = service()
     row = state.lookup.row(word)
     answer = state.queries.neighbors(row, k)

@@ -42,6 +42,21 @@ def at_most(what: str, count: int, limit: int, name: str, status: int = 413) -> 
         raise OverLimitError(f"{what} is {count}, over {limit}", name, status)
 
 
+def query_args(args: Any, allowed: set[str]) -> Mapping[str, str]:
+    """``args`` (a request's query parameters, Werkzeug's ``MultiDict``) when every name is one of
+    ``allowed`` and given once: a misspelt name (gensim's ``topn`` for ``k``) would otherwise be
+    ignored and answered with the default, and of a repeated one only the first would count."""
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        names = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise InvalidInputError(f"unknown query parameter{'s' if len(unknown) > 1 else ''} {names}; "
+                                f"allowed: {', '.join(sorted(allowed))}")
+    for name in args:
+        if (times := len(args.getlist(name))) > 1:
+            raise InvalidInputError(f"query parameter {name!r} is given {times} times; give it once")
+    return args
+
+
 def query_string(args: Mapping[str, str], name: str, default: str | None = None) -> str:
     """A string query parameter; missing or empty is an error unless ``default`` is given."""
     value = args.get(name)

@@ -98,6 +98,12 @@ BAD_REQUESTS = [
     ("get", "/v1/neighbors?word=police&k=2.5", None, 400, "invalid_input"),
     ("get", "/v1/similarity?a=police", None, 400, "invalid_input"),
     ("get", "/v1/vocab?limit=0", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=police&topn=3", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=police&word=fire", None, 400, "invalid_input"),
+    ("get", "/v1/neighbors?word=police&k=2&k=3", None, 400, "invalid_input"),
+    ("get", "/v1/similarity?a=police&b=fire&c=year", None, 400, "invalid_input"),
+    ("get", "/v1/map?word=police&n=3", None, 400, "invalid_input"),
+    ("get", "/v1/vocab?prefix=po&prefix=fi", None, 400, "invalid_input"),
     ("post", "/v1/neighbors", "not json", 400, "invalid_input"),
     ("post", "/v1/neighbors", "[1, 2]", 400, "invalid_input"),
     ("post", "/v1/neighbors", {"words": "police"}, 400, "invalid_input"),
@@ -169,6 +175,35 @@ def test_a_batch_names_every_unknown_word_at_once(client: FlaskClient, real_vect
     assert "and 1 more unknown word: see 'unknown'" in error["message"]
     analogy = client.post("/v1/analogy", json={"positive": ["zzzz", "police"], "negative": ["yyyy"]})
     assert analogy.status_code == 404 and analogy.get_json()["error"]["unknown"] == ["zzzz", "yyyy"]
+
+
+def test_a_misspelt_query_parameter_is_named_with_the_allowed_ones(client: FlaskClient) -> None:
+    """gensim's ``topn`` was ignored and 10 answers came back; the body's rule holds in the URL too."""
+    error = client.get("/v1/neighbors?word=police&topn=3").get_json()["error"]
+    assert error["message"] == "unknown query parameter 'topn'; allowed: k, word"
+    error = client.get("/v1/neighbors?word=police&k=2&k=3").get_json()["error"]
+    assert error["message"] == "query parameter 'k' is given 2 times; give it once"
+
+
+def test_a_max_k_below_the_default_k_lowers_the_default(real_run: Path) -> None:
+    """With --max-k 5 every request without k was refused for the server's own default of 10, the
+    spec said default 10 and maximum 5, and /v1/map answered 50 neighbours."""
+    client = create_app(real_run, AppConfig(limits=Limits(max_k=5))).test_client()
+    assert len(client.get("/v1/neighbors?word=police").get_json()["neighbors"]) == 5
+    batch = client.post("/v1/neighbors", json={"words": ["police", "fire"]}).get_json()
+    assert batch["k"] == 5 and [len(result["neighbors"]) for result in batch["results"]] == [5, 5]
+    assert len(client.post("/v1/analogy", json={"positive": ["police"]}).get_json()["answers"]) == 5
+    assert len(client.get("/v1/map?word=police").get_json()["points"]) == 6
+    over = client.get("/v1/map?word=police&k=6")
+    assert over.status_code == 400 and over.get_json()["error"]["limit"] == "max_k"
+    spec = client.get("/openapi.json").get_json()
+    k = next(p for p in spec["paths"]["/v1/neighbors"]["get"]["parameters"] if p["name"] == "k")["schema"]
+    assert (k["default"], k["maximum"]) == (5, 5)
+    drawn = next(p for p in spec["paths"]["/v1/map"]["get"]["parameters"] if p["name"] == "k")["schema"]
+    assert (drawn["default"], drawn["maximum"]) == (5, 5)
+    default = create_app(real_run).test_client().get("/openapi.json").get_json()
+    drawn = next(p for p in default["paths"]["/v1/map"]["get"]["parameters"] if p["name"] == "k")["schema"]
+    assert (drawn["default"], drawn["maximum"]) == (10, 50)
 
 
 def test_oversized_body_is_413(real_run: Path) -> None:

@@ -6,12 +6,14 @@ Set ``NLP182_SCREENSHOT=PATH`` to keep the screenshot (docs/serve-page.png is ma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -29,15 +31,17 @@ def real_server(real_run: Path) -> Iterator[ServeProcess]:
     server.stop()
 
 
-@pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                    reason="Debian chromium + chromium-driver not installed (`make test` installs them)")
-def test_search_page_shows_neighbours_and_their_map(real_server: ServeProcess, tmp_path: Path) -> None:
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="Debian chromium + chromium-driver not installed (`make test` installs them)",
+)
+
+
+@contextlib.contextmanager
+def _chromium() -> Iterator[Any]:
+    """Headless Chromium driven by Selenium, with a profile of its own."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
@@ -48,9 +52,23 @@ def test_search_page_shows_neighbours_and_their_map(real_server: ServeProcess, t
         options.add_argument(flag)
     # An explicit driver path: Selenium Manager never tries to download one.
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    url = real_server.url
     try:
         driver.set_page_load_timeout(30)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@NEEDS_CHROMIUM
+def test_search_page_shows_neighbours_and_their_map(real_server: ServeProcess, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url = real_server.url
+    with _chromium() as driver:
         driver.get(f"{url}/")
         wait = WebDriverWait(driver, 60)  # generous: CI runs this on 2 busy cores
         # The page says what it serves.
@@ -105,6 +123,26 @@ def test_search_page_shows_neighbours_and_their_map(real_server: ServeProcess, t
         box.send_keys(Keys.BACKSPACE)
         time.sleep(1.5)  # the 150 ms debounce, the /v1/vocab call and its answer
         assert "not in the vocabulary" in driver.find_element(By.ID, "error").text
+
+
+@NEEDS_CHROMIUM
+def test_the_page_asks_no_more_answers_than_the_server_gives(real_run: Path) -> None:
+    """With ``--max-k 5`` the page's k of 10 was refused on every search: it takes the server's
+    default and bound from its OpenAPI document."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = ServeProcess(real_run, "--workers", "1", "--threads", "2", "--max-k", "5")
+    try:
+        with _chromium() as driver:
+            driver.get(f"{server.url}/")
+            wait = WebDriverWait(driver, 60)
+            wait.until(lambda d: d.find_element(By.ID, "k").get_attribute("max") == "5")
+            assert driver.find_element(By.ID, "k").get_attribute("value") == "5"
+            driver.find_element(By.ID, "word").send_keys("police")
+            driver.find_element(By.ID, "search").click()
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#map text")) == 6)
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#neighbors tbody tr")) == 5
+            assert driver.find_element(By.ID, "error").text == ""
     finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        server.stop()

@@ -175,6 +175,14 @@ def test_every_refusal_is_json(live_server: ServeProcess) -> None:
     chunked = requests.post(f"{url}/v1/neighbors", data=iter([big[:3_000_000], big[3_000_000:]]),
                             headers={"Content-Type": "application/json"}, timeout=30)
     assert chunked.status_code == 413
+    # A body of unknown length (a generator: requests, httpx, Go, Java send it chunked) reads whole.
+    body = b'{"words": ["w1", "w2"], "k": 3}'
+    sized = requests.post(f"{url}/v1/neighbors", data=body, headers={"Content-Type": "application/json"},
+                          timeout=10)
+    streamed = requests.post(f"{url}/v1/neighbors", data=iter([body[:9], body[9:]]),
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert streamed.request.headers["Transfer-Encoding"] == "chunked"
+    assert streamed.status_code == sized.status_code == 200 and streamed.json() == sized.json()
     plain = requests.post(f"{url}/v1/neighbors", data='{"words": ["w1"]}',
                           headers={"Content-Type": "text/plain"}, timeout=10)
     assert plain.status_code == 415 and plain.json()["error"]["code"] == "unsupported_media_type"

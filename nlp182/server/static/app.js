@@ -85,6 +85,22 @@ async function showInfo() {
 }
 showInfo();
 
+// The server's own bounds on k (its --max-k may be below the page's 10): from its OpenAPI document.
+let mapMaxK = 50;
+async function applyLimits() {
+  try {
+    const spec = await callApi("/openapi.json");
+    const kOf = (path) => spec.paths[path].get.parameters.find((p) => p.name === "k").schema;
+    const k = kOf("/v1/neighbors");
+    $("k").max = String(k.maximum);
+    $("k").value = String(Math.min(Number($("k").value) || k.default, k.maximum));
+    mapMaxK = kOf("/v1/map").maximum;
+  } catch (err) {
+    showError(err.message);
+  }
+}
+applyLimits();
+
 let suggestTimer = null;
 $("word").addEventListener("input", () => {
   clearTimeout(suggestTimer);
@@ -117,7 +133,7 @@ $("search-form").addEventListener("submit", async (event) => {
       }
       return row;
     }));
-    const map = await callApi(`/v1/map?word=${encodeURIComponent(word)}&k=${Math.min(Number(k) || 10, 50)}`);
+    const map = await callApi(`/v1/map?word=${encodeURIComponent(word)}&k=${Math.min(Number(k) || 10, mapMaxK)}`);
     drawMap(map.points);
   } catch (err) {
     tbody.replaceChildren();

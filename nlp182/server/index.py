@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.faiss"
 #: Candidates an IVF search re-scores exactly, per answer wanted.
 IVF_CANDIDATES = 4
+#: Candidates searched beyond ``k`` and re-scored in one fixed routine, so that an answer does not
+#: depend on how many queries FAISS searched at once: its BLAS path (batches of at least the
+#: ``blas_threshold``, as micro-batching gathers them) rounds scores otherwise than its one-query
+#: path, by about 3e-7, which reorders near ties and swaps the last answer.
+RESCORE_MARGIN = 8
 META_FILE = "index.json"
 FORMAT_VERSION = 1
 
@@ -205,17 +210,44 @@ class SimilarityIndex:
             k: results per query (capped at the vocabulary size).
 
         Returns:
-            ``(B, k)`` float32 scores and ``(B, k)`` int64 row ids, best first; an id of -1 marks
-            a slot HNSW could not fill. HNSW searches with ``efSearch`` of at least ``k``: its
-            candidate list holds ``efSearch`` entries, so a smaller one returns fewer than ``k``.
+            ``(B, k)`` float32 scores and ``(B, k)`` int64 row ids, best first; an id of -1 (score
+            -inf) marks a slot HNSW could not fill. HNSW searches with ``efSearch`` of at least
+            ``k``: its candidate list holds ``efSearch`` entries, so a smaller one returns fewer
+            than ``k``. ``RESCORE_MARGIN`` more candidates than ``k`` are fetched and
+            :func:`rescored`, so a query's answer is the same alone or in a batch.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ShapeError(f"queries must have shape (B, {self.dim}), got {queries.shape}")
         k = min(int(k), len(self))
-        if isinstance(self.index, faiss.IndexHNSW) and k > self.index.hnsw.efSearch:
-            return self.index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=k))
-        return self.index.search(queries, k)
+        fetch = min(k + RESCORE_MARGIN, len(self))
+        if isinstance(self.index, faiss.IndexHNSW) and fetch > self.index.hnsw.efSearch:
+            _, ids = self.index.search(queries, fetch, params=faiss.SearchParametersHNSW(efSearch=fetch))
+        else:
+            _, ids = self.index.search(queries, fetch)
+        return rescored(self.unit, queries, ids, k)
+
+
+def rescored(unit: np.ndarray, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of each query's candidates by scores computed here, each a float64 dot
+    product rounded to float32 (one routine whatever the batch), best first, ties lower row first.
+
+    Args:
+        unit: ``(V, D)`` float32 rows the candidates index.
+        queries: ``(B, D)`` float32 queries.
+        ids: ``(B, F)`` int64 candidate rows, ``-1`` for an empty slot (kept last).
+        k: answers per query, at most ``F``.
+
+    Returns:
+        ``(B, k)`` float32 scores and ``(B, k)`` int64 row ids.
+    """
+    scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+    for query, row_ids in enumerate(ids):
+        found = row_ids >= 0
+        rows = np.asarray(unit[row_ids[found]], dtype=np.float64)
+        scores[query, found] = np.einsum("fd,d->f", rows, queries[query].astype(np.float64))
+    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=1)[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
 def _ivf(unit: np.ndarray, config: IndexConfig) -> tuple[faiss.Index, dict[str, int]]:

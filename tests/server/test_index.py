@@ -213,3 +213,28 @@ def test_search_rejects_wrong_shapes_and_tiny_runs(synthetic_run: Path, tmp_path
 def test_prefault_reads_every_row(synthetic_run: Path, synthetic_vectors: Vectors) -> None:
     index = SimilarityIndex.load(synthetic_run, Vectors.load(synthetic_run))
     assert index.prefault() == pytest.approx(float(synthetic_vectors.normed[:, 0].sum(dtype=np.float64)))
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_query_gets_the_same_answer_alone_and_in_a_batch(tmp_path: Path, kind: str) -> None:
+    """Micro-batching gathers concurrent queries, and FAISS searches a batch of at least its BLAS
+    threshold with sgemm, which rounds otherwise than its one-query path: one URL got four different
+    answers under load. Candidates are re-scored in one routine, so the answer is bit for bit the same."""
+    import faiss
+
+    rng = np.random.default_rng(5)
+    vectors = Vectors([f"w{i}" for i in range(3000)], rng.standard_normal((3000, 100)).astype(np.float32))
+    index = SimilarityIndex.build(vectors, IndexConfig(kind=kind, recall_queries=50))
+    queries = vectors.normed[:64]
+    threshold = faiss.cvar.distance_compute_blas_threshold
+    faiss.cvar.distance_compute_blas_threshold = 4  # as the server sets it
+    try:
+        batched = index.search(queries, 50)
+        alone = [index.search(queries[[row]], 50) for row in range(len(queries))]
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = threshold
+    np.testing.assert_array_equal(np.concatenate([ids for _, ids in alone]), batched[1])
+    np.testing.assert_array_equal(np.concatenate([scores for scores, _ in alone]), batched[0])
+    exact = queries.astype(np.float64) @ vectors.normed.astype(np.float64).T
+    rounded = np.take_along_axis(exact, batched[1], axis=1).astype(np.float32)
+    np.testing.assert_array_equal(batched[0], rounded)

@@ -237,17 +237,18 @@ class Vectors:
         return []
 
     def with_prefix(self, prefix: str, limit: int | None = 10) -> list[str]:
-        """Vocabulary words that start with ``prefix``, most frequent first (for autocomplete)."""
+        """Vocabulary words that start with ``prefix`` (or with the same text in another canonical
+        Unicode form: a prefix typed on macOS is NFD), most frequent first (for autocomplete)."""
         if self._sorted is None:
             self._sorted = sorted(self.words)
-        start = bisect.bisect_left(self._sorted, prefix)
-        found = []
-        for word in self._sorted[start:]:
-            if not word.startswith(prefix):
-                break
-            found.append(word)
-        found.sort(key=self.key_to_index.__getitem__)
-        return found if limit is None else found[:limit]
+        found = set()
+        for form in (prefix, *unicode_forms(prefix)):
+            for word in self._sorted[bisect.bisect_left(self._sorted, form):]:
+                if not word.startswith(form):
+                    break
+                found.add(word)
+        ordered = sorted(found, key=self.key_to_index.__getitem__)
+        return ordered if limit is None else ordered[:limit]
 
     def vocab_checksum(self) -> str:
         """SHA-256 of the vocabulary in order: ties an index or a run to exactly these words."""

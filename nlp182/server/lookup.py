@@ -2,8 +2,9 @@
 
 The vocabulary is stored most frequent first, so a word's row is its frequency rank. Built once
 per worker: the words in sorted order (a Python list, for ``bisect``) and their rows in that order
-(an ``int32`` array). A prefix is one contiguous range of the sorted list, found with two binary
-searches (O(log V)); its ``limit`` most frequent words are the smallest rows of that range, which
+(an ``int32`` array). A prefix is one contiguous range of the sorted list (one more for its other
+canonical Unicode form, if it has one), found with two binary searches (O(log V)); its ``limit``
+most frequent words are the smallest rows of that range, which
 ``numpy.argpartition`` picks in C without sorting the range (about 1 ms for a one-letter prefix of
 300,000 words, against 90 ms for the scan-and-sort it replaces). A suggestion for an unknown word
 tries its prefixes from the longest down, each a pair of binary searches, and stops at the first
@@ -17,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nlp182.embeddings.vectors import case_variants, row_of
+from nlp182.embeddings.vectors import case_variants, row_of, unicode_forms
 from nlp182.errors import UnknownWordError
 
 SUGGESTIONS = 5
@@ -57,23 +58,28 @@ class WordLookup:
             raise UnknownWordError(unknown[0], self.suggest(unknown[0]), unknown)
         return [self.row(word) for word in words]
 
-    def _range(self, prefix: str) -> tuple[int, int]:
-        low = bisect.bisect_left(self._sorted, prefix)
-        # Every word starting with ``prefix`` sorts before ``prefix + U+10FFFF`` (the largest code point).
-        high = bisect.bisect_right(self._sorted, prefix + "\U0010ffff", low)
-        return low, high
+    def _rows_starting(self, prefix: str) -> np.ndarray:
+        """Rows of the words starting with ``prefix`` or with the same text in another canonical
+        Unicode form (a prefix typed on macOS is NFD), in no order."""
+        found = []
+        for form in (prefix, *unicode_forms(prefix)):
+            low = bisect.bisect_left(self._sorted, form)
+            # Every word starting with ``form`` sorts before ``form + U+10FFFF`` (the largest code point).
+            high = bisect.bisect_right(self._sorted, form + "\U0010ffff", low)
+            found.append(self._rows[low:high])
+        return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
 
-    def _most_frequent(self, low: int, high: int, limit: int) -> list[str]:
-        rows = self._rows[low:high]
+    def _most_frequent(self, rows: np.ndarray, limit: int) -> list[str]:
         if len(rows) > limit:
             rows = rows[np.argpartition(rows, limit - 1)[:limit]]
         return [self.words[row] for row in np.sort(rows).tolist()]
 
     def with_prefix(self, prefix: str, limit: int) -> list[str]:
-        """Up to ``limit`` words starting with ``prefix``, most frequent first ("" gives the top words)."""
+        """Up to ``limit`` words starting with ``prefix`` (in either canonical Unicode form), most
+        frequent first ("" gives the top words)."""
         if not prefix:
             return list(self.words[:limit])
-        return self._most_frequent(*self._range(prefix), limit)
+        return self._most_frequent(self._rows_starting(prefix), limit)
 
     def suggest(self, word: str, limit: int = SUGGESTIONS) -> list[str]:
         """Up to ``limit`` words sharing the longest prefix with ``word``, most frequent first; the
@@ -84,7 +90,7 @@ class WordLookup:
             more = [*self.with_prefix(cased[0], wanted), *self.with_prefix(word, wanted)]
             return list(dict.fromkeys([*cased, *more]))[:limit]
         for length in range(len(word), 0, -1):
-            low, high = self._range(word[:length])
-            if high > low:
-                return self._most_frequent(low, high, limit)
+            rows = self._rows_starting(word[:length])
+            if len(rows):
+                return self._most_frequent(rows, limit)
         return []

@@ -84,6 +84,21 @@ def test_a_word_in_another_unicode_form_is_the_same_word_and_compatibility_forms
     assert len(vectors) == 5 and vectors.get_index("cafe\u0301") == 4 and vectors.get_index("café") == 0
 
 
+def test_prefixes_and_suggestions_meet_words_in_either_unicode_form() -> None:
+    """A prefix typed decomposed (macOS input) completed nothing and suggested unrelated words,
+    though the word itself was found; the server's lookup answers as the store does."""
+    from nlp182.server.lookup import WordLookup
+
+    words = ["zero", "zürich", "zug", "cafe\u0301s", "zu\u0308nd", "zebra"]
+    vectors = Vectors(words, np.eye(6, dtype=np.float32))
+    lookup = WordLookup(vectors.words, vectors.key_to_index)
+    for prefix, expected in (("zu\u0308r", ["zürich"]), ("zür", ["zürich"]), ("zü", ["zürich", "zu\u0308nd"]),
+                             ("zu", ["zug", "zu\u0308nd"]), ("café", ["cafe\u0301s"]), ("zz", [])):
+        assert vectors.with_prefix(prefix) == lookup.with_prefix(prefix, 10) == expected, prefix
+    assert vectors.suggest("zu\u0308richx") == lookup.suggest("zu\u0308richx") == ["zürich"]
+    assert vectors.suggest("cafésx") == lookup.suggest("cafésx") == ["cafe\u0301s"]
+
+
 @pytest.mark.parametrize("mmap", [True, False])
 def test_a_run_whose_vectors_file_was_cut_short_is_named_so(tmp_path, mmap) -> None:
     """A copy cut off by a full disk leaves 0 bytes, or part of a header: NumPy says EOFError, or

@@ -22,7 +22,9 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
         max_len: padded length ``Tk``; defaults to ``lengths.max()``.
 
     Returns:
-        ``(B, 1, Tk)`` bool mask, ``True`` on real tokens, ready to broadcast over queries.
+        ``(B, 1, Tk)`` bool mask, ``True`` on real tokens, ready to broadcast over queries. For
+        scores with a heads axis ``(B, H, Tq, Tk)`` add one: ``padding_mask(lengths)[:, None]``
+        (as it is, its ``B`` would line up with the heads).
     """
     if lengths.dim() != 1:
         raise ShapeError(f"lengths must be 1-D (B,), got shape {tuple(lengths.shape)}")
@@ -66,19 +68,37 @@ def from_torch_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
 
     PyTorch's ``key_padding_mask`` / ``attn_mask`` are either bool with ``True`` = ignore, or float
     and added to the scores. A float mask of ``0`` and ``-inf`` is a mask and is converted; any other
-    float is a learned or positional bias, which these modules do not take.
+    float is a learned or positional bias, which these modules do not take. That check reads the
+    mask's values, so it is left out under ``torch.compile`` and ``torch.func`` transforms (where
+    reading values breaks the graph) and the conversion alone holds there: ``0`` attends.
     """
     if mask.dtype == torch.bool:
         return ~mask
     if mask.is_floating_point():
-        finite = torch.isfinite(mask)
-        if bool((finite & (mask != 0)).any()) or bool((~finite & (mask != float("-inf"))).any()):
-            raise InvalidInputError(
-                f"{name} is a float mask with values other than 0 and -inf: an additive bias, which "
-                "these modules do not take; pass a bool mask (True = ignore)"
-            )
+        if not _tracing(mask):
+            _check_float_mask(mask, name)
         return mask == 0
     raise InvalidInputError(f"{name} must be bool (True = ignore) or float (0 / -inf); got {mask.dtype}")
+
+
+def _tracing(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is being traced (``torch.compile``) or transformed (``vmap``, ``grad``),
+    where a branch on its values cannot run."""
+    if torch.compiler.is_compiling():
+        return True
+    from torch._C._functorch import is_functorch_wrapped_tensor
+
+    return bool(is_functorch_wrapped_tensor(tensor))
+
+
+def _check_float_mask(mask: torch.Tensor, name: str) -> None:
+    """Refuse a float ``mask`` with values other than ``0`` and ``-inf`` (an additive bias)."""
+    finite = torch.isfinite(mask)
+    if bool((finite & (mask != 0)).any()) or bool((~finite & (mask != float("-inf"))).any()):
+        raise InvalidInputError(
+            f"{name} is a float mask with values other than 0 and -inf: an additive bias, which "
+            "these modules do not take; pass a bool mask (True = ignore)"
+        )
 
 
 def check_mask(mask: torch.Tensor | None, score_shape: torch.Size) -> None:
@@ -92,10 +112,18 @@ def check_mask(mask: torch.Tensor | None, score_shape: torch.Size) -> None:
     except RuntimeError as exc:
         raise ShapeError(
             f"mask of shape {tuple(mask.shape)} does not broadcast to scores {tuple(score_shape)}; "
-            "use (B, 1, Tk) for key padding or (Tq, Tk) for causal masks"
+            f"{_mask_advice(len(score_shape))}"
         ) from exc
     if broadcast != score_shape:
         raise ShapeError(f"mask of shape {tuple(mask.shape)} is larger than scores {tuple(score_shape)}")
+
+
+def _mask_advice(rank: int) -> str:
+    """The mask shapes to use for scores of ``rank`` dimensions."""
+    if rank == 4:
+        return ("use (B, 1, 1, Tk) for key padding (padding_mask(lengths)[:, None]) or (Tq, Tk) for "
+                "causal masks")
+    return "use (B, 1, Tk) for key padding or (Tq, Tk) for causal masks"
 
 
 def masked_log_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -15,12 +15,14 @@ padding mask ``(B, Tk)`` given in its place is refused rather than read inverted
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nlp182.attention.base import check_inputs
-from nlp182.attention.masks import check_mask, from_torch_mask, merge_masks
+from nlp182.attention.masks import check_mask, from_torch_mask, merge_masks, padding_mask
 from nlp182.attention.registry import register_attention
 from nlp182.attention.scaled_dot import scaled_dot_product
 from nlp182.errors import InvalidInputError, ShapeError
@@ -162,8 +164,16 @@ class MultiHeadAttention(nn.Module):
 
         Returns:
             ``(context, weights)`` with context ``(B, Tq, E)``.
+
+        Nested tensors (``torch.nested``, one sequence each, as ``nn.TransformerEncoder`` passes them
+        in eval with a padding mask) are padded, attended with the padding left out and nested again.
         """
         values = keys if values is None else values
+        if query.is_nested or keys.is_nested or values.is_nested:
+            return self._forward_nested(query, keys, values, mask, need_weights, causal=causal,
+                                        average_weights=average_weights, attn_mask=attn_mask,
+                                        average_attn_weights=average_attn_weights, is_causal=is_causal,
+                                        key_padding_mask=key_padding_mask)
         if not self.batch_first:
             query, keys, values = (t.transpose(0, 1) if t.dim() == 3 else t for t in (query, keys, values))
         check_inputs(query, keys, values)
@@ -190,6 +200,24 @@ class MultiHeadAttention(nn.Module):
         if weights is not None and average_weights:
             weights = weights.mean(dim=1)
         return (output if self.batch_first else output.transpose(0, 1)), weights
+
+    def _forward_nested(
+        self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None,
+        need_weights: bool, **options: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``forward`` of nested ``(B, T_i, E)`` inputs: padded, the keys past each length masked,
+        the context cut back to each query's length and nested in the query's layout."""
+        if not (query.is_nested and keys.is_nested and values.is_nested) or not self.batch_first:
+            raise ShapeError("nested inputs must be query, keys and values all nested, with batch_first=True")
+        query_lengths = [row.shape[0] for row in query.unbind()]
+        key_lengths = torch.tensor([row.shape[0] for row in keys.unbind()], device=keys.device)
+        padded = [tensor.to_padded_tensor(0.0) for tensor in (query, keys, values)]
+        real_keys = padding_mask(key_lengths, padded[1].shape[1])  # (B, 1, Tk)
+        if mask is not None and mask.dim() == 4:
+            real_keys = real_keys[:, None]
+        context, weights = self.forward(*padded, merge_masks(mask, real_keys), need_weights, **options)
+        rows = [context[row, :length] for row, length in enumerate(query_lengths)]
+        return torch.nested.as_nested_tensor(rows, layout=query.layout), weights
 
     def _head_mask(
         self, mask: torch.Tensor | None, query: torch.Tensor, keys: torch.Tensor

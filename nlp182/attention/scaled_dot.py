@@ -80,7 +80,8 @@ def scaled_dot_product(
         mask = merge_masks(mask, causal_mask(query_len, key_len, device=query.device))
     if need_weights:
         factor = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-        scores = torch.matmul(query, keys.transpose(-2, -1)) * factor
+        # scaled before the product, as torch does: q.k itself may pass float16's 65504
+        scores = torch.matmul(query * factor, keys.transpose(-2, -1))
         weights = masked_softmax(scores, mask)
         if dropout_p > 0:
             weights = F.dropout(weights, p=dropout_p)

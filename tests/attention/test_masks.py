@@ -52,3 +52,16 @@ def test_masked_softmax_matches_reference_and_zeroes_fully_masked_rows() -> None
     (weights.sum() + (weights * scores).sum()).backward()
     assert torch.isfinite(scores.grad).all()
     assert torch.all(scores.grad[:, 1] == 0)
+
+
+def test_a_mask_that_does_not_fit_scores_with_heads_is_told_the_shape_that_does() -> None:
+    """For (B, H, Tq, Tk) scores the advice named (B, 1, Tk), the very shape that failed."""
+    from nlp182.attention.scaled_dot import scaled_dot_product
+
+    q = torch.randn(3, 2, 4, 8)
+    advice = r"use \(B, 1, 1, Tk\) for key padding \(padding_mask\(lengths\)\[:, None\]\)"
+    with pytest.raises(ShapeError, match=advice):
+        scaled_dot_product(q, q, q, padding_mask(torch.tensor([4, 2, 1])))
+    context, _ = scaled_dot_product(q, q, q, padding_mask(torch.tensor([4, 2, 1]))[:, None])
+    alone, _ = scaled_dot_product(q[1:2], q[1:2, :, :2], q[1:2, :, :2])
+    torch.testing.assert_close(context[1], alone[0])

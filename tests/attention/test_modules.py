@@ -387,3 +387,66 @@ def test_it_stands_in_for_self_attn_of_a_torch_transformer_layer_in_eval_too() -
         with torch.no_grad():
             torch.testing.assert_close(layer(x), reference(x), atol=1e-5, rtol=1e-5)
     assert len(calls) == 2  # the module ran in evaluation too, not PyTorch's fused path around it
+
+
+def test_it_stands_in_for_self_attn_in_a_built_encoder_fed_nested_tensors_in_eval() -> None:
+    """``nn.TransformerEncoder`` built with torch's attention turns its input into a nested tensor in
+    eval when given a padding mask; swapped in after the build, this module raised at the first
+    validation pass. It now pads, masks and re-nests: the encoder's output is torch's."""
+    torch.manual_seed(0)
+    reference = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True), 2,
+    )
+    encoder = copy.deepcopy(reference)
+    for layer in encoder.layers:
+        ours = MultiHeadAttention(8, 2)
+        ours.load_state_dict(layer.self_attn.state_dict())
+        layer.self_attn = ours
+    x = torch.randn(3, 5, 8)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2, [False] + [True] * 4])
+    encoder.eval()
+    reference.eval()
+    with torch.no_grad():
+        got, want = encoder(x, src_key_padding_mask=pad), reference(x, src_key_padding_mask=pad)
+    assert encoder.use_nested_tensor
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    nested = torch.nested.nested_tensor([x[0], x[1, :3], x[2, :1]])
+    context, _ = encoder.layers[0].self_attn(nested, nested, nested, need_weights=False)
+    for row, length in enumerate((5, 3, 1)):
+        alone, _ = encoder.layers[0].self_attn(x[row : row + 1, :length], x[row : row + 1, :length],
+                                               x[row : row + 1, :length])
+        torch.testing.assert_close(context.unbind()[row], alone[0], atol=1e-6, rtol=1e-6)
+
+
+def test_weights_in_float16_stay_finite_where_q_dot_k_passes_its_range() -> None:
+    """The weights path multiplied q by k before scaling, so a q.k over float16's 65504 became inf
+    and the context nan, where the fused path and torch stayed finite."""
+    q = torch.full((1, 1, 64), 40.0)
+    k = torch.full((1, 2, 64), 40.0)
+    k[0, 1] = 20.0
+    v = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    want = torch.softmax((q.double() @ k.double().transpose(1, 2)) / 8.0, -1) @ v.double()
+    for need_weights in (False, True):
+        context, _ = scaled_dot_product(q.half(), k.half(), v.half(), need_weights=need_weights)
+        assert torch.isfinite(context).all()
+        torch.testing.assert_close(context.double(), want, atol=1e-3, rtol=1e-3)
+
+
+def test_float_torch_masks_compile_whole_and_vmap() -> None:
+    """A float mask (torch's ``generate_square_subsequent_mask``) was checked by reading its values,
+    which broke ``torch.compile(fullgraph=True)`` and ``vmap``; the check now runs eagerly only."""
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(2, 5, 8)
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(5)
+    eager, _ = attention(x, x, x, attn_mask=causal)
+    compiled = torch.compile(attention, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x, x, x, attn_mask=causal)[0], eager)
+    pads = torch.zeros(2, 1, 5)
+    pads[1, 0, 3:] = float("-inf")
+    mapped = torch.func.vmap(lambda xs, pad: attention(xs, xs, xs, key_padding_mask=pad)[0])(x[:, None], pads)
+    for row in range(2):
+        alone, _ = attention(x[row : row + 1], x[row : row + 1], x[row : row + 1], key_padding_mask=pads[row])
+        torch.testing.assert_close(mapped[row], alone)
+    with pytest.raises(InvalidInputError, match="additive bias"):
+        attention(x, x, x, attn_mask=causal + 0.5)

@@ -34,15 +34,23 @@ MAX_PARAMETERS = 20_000
 def module_closure(model: nn.Module, loss_fn: Callable[..., torch.Tensor], *inputs: Any) -> PureLoss:
     """``closure(params)`` evaluating ``loss_fn(model(*inputs[:-1]), inputs[-1])`` with ``params`` swapped in.
 
-    ``params`` follow ``model.parameters()`` order, as a ``Newton(model.parameters())`` holds them.
-    The model's mode is used as it is: in training mode its batch norms normalise by the batch
-    (their running statistics are not updated by the step), in evaluation mode by those statistics.
+    ``params`` follow ``model.parameters()`` order, as a ``Newton(model.parameters())`` holds them,
+    or are the trainable ones alone (``requires_grad``), as an optimizer over a partly frozen
+    model holds them; the others keep the model's values. The model's mode is used as it is: in
+    training mode its batch norms normalise by the batch (their running statistics are not updated
+    by the step), in evaluation mode by those statistics.
     """
-    names = [name for name, _ in model.named_parameters()]
+    named = list(model.named_parameters())
     buffers = dict(model.named_buffers())
     *features, target = inputs
 
     def closure(params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        names = [name for name, _ in named]
+        if len(params) != len(names):
+            names = [name for name, param in named if param.requires_grad]
+        if len(params) != len(names):
+            raise InvalidInputError(f"the closure got {len(params)} tensors; the model has {len(named)} "
+                                    f"parameters, {len(names)} of them trainable")
         # copies of the buffers, made inside the transform: a batch norm in training mode updates
         # its running statistics in place, which torch.func refuses on the model's own tensors
         # (the copies are dropped, so a step leaves the statistics as they were)
@@ -54,7 +62,11 @@ def module_closure(model: nn.Module, loss_fn: Callable[..., torch.Tensor], *inpu
 
 
 class Newton(torch.optim.Optimizer):
-    """Damped Newton steps ``w ← w − t (H + λI)⁻¹ g`` with an exact Hessian and Armijo backtracking."""
+    """Damped Newton steps ``w ← w − t (H + λI)⁻¹ g`` with an exact Hessian and Armijo backtracking.
+
+    Parameters with ``requires_grad=False`` are held fixed, as torch's optimizers hold them: the
+    Hessian is over the trainable ones alone (so a small head on a frozen network fits its bound).
+    """
 
     def __init__(
         self,
@@ -76,7 +88,7 @@ class Newton(torch.optim.Optimizer):
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise InvalidInputError("Newton takes a single parameter group (the Hessian couples all of them)")
-        total = sum(p.numel() for p in self.param_groups[0]["params"])
+        total = sum(p.numel() for p in self.param_groups[0]["params"] if p.requires_grad)
         if total > MAX_PARAMETERS:
             raise InvalidInputError(f"Newton builds a {total}x{total} Hessian; it is meant for models with "
                                     f"at most {MAX_PARAMETERS} parameters; use Adam or SGD")
@@ -91,14 +103,19 @@ class Newton(torch.optim.Optimizer):
         if closure is None:
             raise InvalidInputError("Newton.step needs closure(params) -> loss (see module_closure)")
         group = self.param_groups[0]
-        params: list[torch.Tensor] = group["params"]
-        shapes = [p.shape for p in params]
+        every: list[torch.Tensor] = group["params"]
+        params = [p for p in every if p.requires_grad]  # frozen ones (requires_grad=False) stay put
         sizes = [p.numel() for p in params]
+        trained = [p.requires_grad for p in every]
 
         def flat_loss(theta: torch.Tensor) -> torch.Tensor:
-            pieces = torch.split(theta, sizes)
-            return closure(tuple(piece.view(shape) for piece, shape in zip(pieces, shapes, strict=True)))
+            pieces = iter(torch.split(theta, sizes))
+            values = [next(pieces).view(p.shape) if trains else p.detach()
+                      for p, trains in zip(every, trained, strict=True)]
+            return closure(tuple(values))
 
+        if not params:
+            raise InvalidInputError("Newton holds no parameter with requires_grad=True: nothing to step")
         theta = torch.cat([p.detach().reshape(-1) for p in params])
         with torch.enable_grad():
             grad, loss = torch.func.grad_and_value(flat_loss)(theta)

@@ -8,9 +8,11 @@ noise. ``t`` counts ``scheduler.step()`` calls.
 
 They compose as torch's chainable schedulers do: when something else changed a group's rate since
 the last step (``LinearLR`` in a ``ChainedScheduler``, a ``ReduceLROnPlateau`` cut), the step
-scales that rate by ``multiplier(t) / multiplier(t - 1)`` instead of overwriting it. The first
-step after ``load_state_dict`` (or a start at ``last_epoch``) sets the closed form, so a schedule
-resumes right with or without the optimizer's state.
+scales that rate by ``multiplier(t) / multiplier(t - 1)`` instead of overwriting it; a group added
+later (``add_param_group``) follows the schedule from its own rate on. ``load_state_dict`` resumes
+right with or without the optimizer's state: a restored optimizer keeps its rates (and whatever
+else had changed them), a fresh one is given the saved rates at once, before its first step. A
+start at ``last_epoch`` sets the closed form at its first step.
 """
 
 from __future__ import annotations
@@ -41,10 +43,20 @@ class ClosedFormSchedule(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Resume at the saved step; the next step sets the closed-form rate (the optimizer may be
-        a fresh one whose rates this schedule never set)."""
+        """Resume at the saved step. An optimizer whose rates are the saved last rates was restored
+        too, and the schedule goes on chaining from them; any other (a fresh one) is given the
+        saved rates now, so that its next step already takes them."""
         super().load_state_dict(state_dict)
-        self._resumed = True
+        self._resumed = False
+        saved = self._last_lr
+        groups = self.optimizer.param_groups
+        restored = len(saved) == len(groups) and all(
+            math.isclose(float(group["lr"]), rate, rel_tol=1e-9, abs_tol=1e-300)
+            for group, rate in zip(groups, saved, strict=True)
+        )
+        if not restored:
+            for group, rate in zip(groups, saved, strict=False):
+                group["lr"] = rate
 
     def decay(self, t: int) -> float:
         """Multiplier of the base rate ``t`` steps after warmup."""
@@ -62,6 +74,7 @@ class ClosedFormSchedule(LRScheduler):
         The first step after a resume sets the closed form."""
         t, resumed = self.last_epoch, self._resumed
         self._resumed = False
+        self._follow_new_groups()
         previous = 1.0 if t == 0 else self.multiplier(t - 1)
         now = self.multiplier(t)
         rates = []
@@ -73,7 +86,14 @@ class ClosedFormSchedule(LRScheduler):
 
     def _get_closed_form_lr(self) -> list[float]:
         """``base · multiplier(t)``: what ``step(epoch)`` sets."""
+        self._follow_new_groups()
         return [base * self.multiplier(self.last_epoch) for base in self.base_lrs]
+
+    def _follow_new_groups(self) -> None:
+        """Take groups added since the schedule began (``add_param_group``: progressive unfreezing)
+        with their rate as their base, as torch's schedulers take them."""
+        for group in self.optimizer.param_groups[len(self.base_lrs):]:
+            self.base_lrs.append(float(group.setdefault("initial_lr", group["lr"])))
 
 
 class StepDecay(ClosedFormSchedule):

@@ -138,6 +138,33 @@ def test_newton_with_line_search_minimises_rosenbrock_and_a_small_model() -> Non
         newton.step()
 
 
+def test_newton_holds_frozen_parameters_fixed_whether_it_is_given_them_or_not() -> None:
+    """A frozen layer moved by 0.84 in one step (torch's LBFGS: 0), and an optimizer over the
+    trainable parameters alone failed inside module_closure. The step on the head equals Newton's
+    on the head alone, with the frozen features computed once, outside."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, dtype=torch.float64)
+    y = (x @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) > 0).long()
+    heads = []
+    for given in ("all", "trainable"):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+        model[0].requires_grad_(False)
+        frozen = [p.detach().clone() for p in model[0].parameters()]
+        params = model.parameters() if given == "all" else [p for p in model.parameters() if p.requires_grad]
+        Newton(params, damping=1e-3).step(module_closure(model, nn.functional.cross_entropy, x, y))
+        assert all(torch.equal(p, q) for p, q in zip(model[0].parameters(), frozen, strict=True))
+        heads.append([p.detach().clone() for p in model[2].parameters()])
+        features = model[:2](x).detach()
+    torch.manual_seed(1)
+    reference = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()[2]
+    Newton(reference.parameters(), damping=1e-3).step(
+        module_closure(reference, nn.functional.cross_entropy, features, y))
+    for head in heads:
+        for got, want in zip(head, reference.parameters(), strict=True):
+            torch.testing.assert_close(got, want.detach(), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("norm", ["nlp182", "torch"])
 def test_newton_steps_a_model_with_batch_norm_in_training_mode(norm: str) -> None:
     """torch.func refused the in-place update of the running statistics (a raw RuntimeError); the
@@ -289,6 +316,53 @@ def test_schedule_state_dict_resumes() -> None:
         ours_opt.step()
         mine.step()
         assert ours_opt.param_groups[0]["lr"] == pytest.approx(ref.param_groups[0]["lr"], abs=1e-15)
+
+
+def test_a_chained_schedule_resumes_as_torch_s_and_a_fresh_optimizer_steps_at_the_saved_rate() -> None:
+    """A resumed schedule forced its closed form and undid what the chain had done (a plateau cut
+    came back 10x); a fresh optimizer took one step at its own rate before the schedule's; a group
+    added later broke the schedule. Each now goes as torch's StepLR goes."""
+    def run(decay, resume_at: int | None, fresh: bool = False) -> list[float]:
+        optimizer = torch.optim.SGD([_param([0.0])], lr=0.1)
+        schedule = decay(optimizer)
+        plateau = lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=0)
+        used = []
+        for step in range(12):
+            if step == resume_at:
+                saved = optimizer.state_dict(), schedule.state_dict(), plateau.state_dict()
+                optimizer = torch.optim.SGD([_param([0.0])], lr=0.1)
+                schedule, plateau = decay(optimizer), lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1,
+                                                                                     patience=0)
+                if not fresh:
+                    optimizer.load_state_dict(saved[0])
+                schedule.load_state_dict(saved[1])
+                plateau.load_state_dict(saved[2])
+            used.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step()
+            if step == 2:
+                plateau.step(1.0)
+                plateau.step(2.0)  # worse: the rate is cut once
+        return used
+
+    ours, theirs = (lambda o: StepDecay(o, 5, 0.5)), (lambda o: lr_scheduler.StepLR(o, 5, 0.5))
+    straight = run(theirs, None)
+    assert run(ours, None) == pytest.approx(straight, rel=1e-12)
+    assert run(theirs, 7) == pytest.approx(straight, rel=1e-12)
+    assert run(ours, 7) == pytest.approx(straight, rel=1e-12)
+    fresh = run(ours, 7, fresh=True)  # only the schedule's state: its saved rate, from the first step
+    assert fresh[7:] == pytest.approx(straight[7:], rel=1e-12)
+    grown = {}
+    for name, decay in (("ours", ours), ("theirs", theirs)):
+        optimizer = torch.optim.SGD([_param([0.0])], lr=0.1)
+        schedule = decay(optimizer)
+        for step in range(12):
+            if step == 3:  # progressive unfreezing
+                optimizer.add_param_group({"params": [_param([0.0])], "lr": 0.01})
+            optimizer.step()
+            schedule.step()
+        grown[name] = [group["lr"] for group in optimizer.param_groups]
+    assert grown["ours"] == pytest.approx(grown["theirs"], rel=1e-12)
 
 
 def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:

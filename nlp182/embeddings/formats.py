@@ -397,6 +397,10 @@ def write_counts(
         handle.write("".join(f"{prefix}{w} {int(c)}\n" for w, c in zip(words, counts, strict=True)).encode())
 
 
+#: Bytes of a file ``sniff_format`` reads.
+SNIFF_BYTES = 1 << 16
+
+
 def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None) -> str:
     """Guess ``word2vec-binary``, ``word2vec-text``, ``glove`` or ``kv`` from a file's first bytes.
 
@@ -404,15 +408,21 @@ def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None)
     (``-5 4``, ``0 300``): read as GloVe it would be a word ``-5`` with one value.
     """
     with open_binary(path, limits) as handle:
-        head = handle.read(1 << 16)
+        head = handle.read(SNIFF_BYTES)
     if head[:1] == b"\x80":  # a pickle's PROTO opcode
         return "kv"
     first, _, rest = head.partition(b"\n")
     if not re.fullmatch(rb"\s*[-+]?\d+[ \t]+[-+]?\d+\s*", first):
         return "glove"
     line = rest.split(b"\n", 1)[0]
+    tokens = line.decode("utf-8", errors="replace").rstrip().split(" ")
+    # the first row's values, without one the read may have cut (``-`` of ``-0.5``: a 6,000-dim row
+    # is longer than the bytes read)
+    whole = b"\n" in rest or len(head) < SNIFF_BYTES
+    values = tokens[1:] if whole else tokens[1:-1]
     try:
-        float(line.decode("utf-8", errors="replace").rstrip().split(" ")[-1])
+        float(values[0])
+        float(values[-1])
         return "word2vec-text"
     except (ValueError, IndexError):
         return "word2vec-binary"

@@ -246,3 +246,28 @@ def test_a_glove_file_is_sized_by_its_rows_not_its_line_count(tmp_path: Path) ->
     fine = tmp_path / "fine.txt"
     fine.write_text("a 1 2\nb 3 4\n\n")
     assert Vectors.load_word2vec_format(fine, no_header=True).words == ["a", "b"]
+
+
+@pytest.mark.parametrize("cut_after", ["-", "e", "e-", "1."])
+def test_a_text_row_longer_than_the_sniffed_bytes_is_text_wherever_the_read_cuts_it(
+    tmp_path: Path, cut_after: str
+) -> None:
+    """A 6,000-dim text file whose first row the sniffer's read cut after ``-`` or ``e`` was taken
+    for binary and imported as garbage words and values, reported as a success."""
+    from nlp182.embeddings.formats import SNIFF_BYTES
+
+    value = "-1.5e-05"
+    header = f"2 {SNIFF_BYTES // len(value) + 10}\n"
+    cut = value.index(cut_after) + len(cut_after)  # the read ends right after these characters
+    word_length = (SNIFF_BYTES - len(header) - 1 - cut) % (len(value) + 1) or len(value) + 1
+    dims = int(header.split()[1])
+    rows = [f"{'w' * word_length} " + " ".join([value] * dims), "b " + " ".join(["0.25"] * dims)]
+    path = tmp_path / "wide.txt"
+    path.write_text(header + "\n".join(rows) + "\n")
+    assert path.read_bytes()[:SNIFF_BYTES].endswith(cut_after.encode())
+    assert sniff_format(path) == "word2vec-text"
+    vectors = KeyedVectors.load_word2vec_format(path)
+    report = import_vectors(path, tmp_path / "run", show_progress=False)
+    imported, _ = load_run(tmp_path / "run")
+    assert report.format == "word2vec-text" and imported.words == vectors.index_to_key
+    np.testing.assert_array_equal(np.asarray(imported.vectors), vectors.vectors)

@@ -127,17 +127,17 @@ def mean_vector(vectors: np.ndarray, weights: np.ndarray, normalize: bool = True
     total = float(np.abs(weights).sum())
     if total > 0:
         mean = mean / np.float32(total)
-    if normalize:
-        norm = np.linalg.norm(mean, axis=-1, keepdims=True)
+    if normalize:  # the norm in float64: in float32 that of a mean near 1e-20 underflows to 0
+        norm = np.linalg.norm(mean.astype(np.float64), axis=-1, keepdims=True)
         mean = mean / np.where(norm > 0, norm, 1)
     return mean.astype(np.float32)
 
 
 def _bounds(rows: Rows, start: int, stop: int | None) -> tuple[int, int]:
-    stop = len(rows) if stop is None else min(int(stop), len(rows))
-    if start < 0 or stop < start:
-        raise InvalidInputError(f"the searched rows {start}:{stop} are not a range of the vocabulary")
-    return start, stop
+    """The rows ``start:stop`` searched, as slicing reads them (gensim slices its matrix so): a
+    negative bound counts from the end, one past the end stops there, an empty range finds none."""
+    start, stop, _ = slice(int(start), None if stop is None else int(stop)).indices(len(rows))
+    return start, max(start, stop)
 
 
 def _blocks(rows: Rows, start: int, stop: int, terms: int) -> Iterator[tuple[int, int]]:

@@ -259,21 +259,42 @@ class Vectors:
 
     # ------------------------------------------------------------------ norms
     @property
+    def vectors(self) -> np.ndarray:
+        """The ``(V, D)`` matrix. Assigning a new one (gensim's ``kv.vectors = ...``) drops what was
+        computed from the old (norms, unit rows), so every query reads the new."""
+        return self._vectors
+
+    @vectors.setter
+    def vectors(self, matrix: np.ndarray) -> None:
+        self._vectors = matrix
+        self._changed()
+
+    @property
     def norms(self) -> np.ndarray:
-        """``(V,)`` Euclidean norm of every vector (computed once, block by block)."""
+        """``(V,)`` Euclidean norm of every vector (computed once, block by block). Assigning
+        ``None`` (gensim's reset) has them computed again on the next query."""
         self.fill_norms()
         assert self._norms is not None
         return self._norms
+
+    @norms.setter
+    def norms(self, value: np.ndarray | None) -> None:
+        if value is not None:
+            value = np.asarray(value, dtype=np.float32)
+            if value.shape != (len(self),):
+                raise ShapeError(f"norms must have shape ({len(self)},), got {value.shape}")
+        self._norms, self._rows, self._normed = value, None, None
 
     def fill_norms(self, force: bool = False) -> None:
         """Compute the norms now (gensim computes them on the first query too)."""
         if self._norms is None or force:
             step = max(1, query.SCORE_BUDGET // max(1, self.dim))
-            parts = [
-                np.linalg.norm(np.asarray(self.vectors[i : i + step], dtype=np.float32), axis=1)
+            parts = [  # in float64: a float32 sum of squares of rows near 1e-20 underflows to 0
+                np.linalg.norm(np.asarray(self.vectors[i : i + step], dtype=np.float64), axis=1)
                 for i in range(0, len(self), step)
             ]
-            norms = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+            with np.errstate(over="ignore"):  # a norm past float32's range is refused below
+                norms = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
             if not np.isfinite(norms).all():  # a NaN or inf written into the rows (or an overflow)
                 row = int(np.flatnonzero(~np.isfinite(norms))[0])
                 raise InvalidInputError(
@@ -368,9 +389,15 @@ class Vectors:
             self.vectors = np.array(self.vectors)
 
     def _column_for(self, name: str, dtype: np.dtype) -> np.ndarray:
+        """The attribute column ``name``, made of ``dtype`` if new; a value of a type the column
+        cannot hold is a ``TypeError``, as in gensim (NumPy would cut 0.75 to 0 in an int column)."""
         if name not in self.expandos:
             self.expandos[name] = np.zeros(len(self.words), dtype=dtype)
-        return self.expandos[name]
+        column = self.expandos[name]
+        if not np.can_cast(dtype, column.dtype, casting="same_kind"):
+            raise TypeError(f"attribute {name!r} holds {column.dtype} values; a {dtype} value would be "
+                            f"cut to fit (gensim refuses it too)")
+        return column
 
     def set_vecattr(self, key: Key, attr: str, val: Any) -> None:
         """Set a per-word attribute (such as ``"count"``)."""

@@ -976,3 +976,38 @@ def test_deliberate_difference_is_documented_and_still_there(name: str, tmp_path
 
 def test_replay_covers_at_least_60_equal_behaviours() -> None:
     assert len(EQUAL) >= 60 and len(DIFFERENCES) <= 10, (len(EQUAL), len(DIFFERENCES))
+
+
+def test_the_store_follows_gensim_where_users_edit_it_or_reach_its_edges() -> None:
+    """Assigning ``vectors`` left queries on the old matrix and ``norms = None`` raised; a float set
+    into an int attribute was cut to 0; rows near 1e-24 scored 0 (float32 norms underflowed); clip
+    bounds outside the vocabulary raised. Each now answers as gensim 4 does."""
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(50)]
+    first, second = rng.standard_normal((2, 50, 8)).astype(np.float32)
+    ours, theirs = Vectors(words, first), KeyedVectors(8)
+    theirs.add_vectors(words, first)
+    ours.most_similar("w1")
+    ours.vectors, theirs.vectors = second, second.copy()
+    theirs.fill_norms(force=True)
+    nearest = [w for w, _ in theirs.most_similar("w1", topn=5)]
+    assert [w for w, _ in ours.most_similar("w1", topn=5)] == nearest
+    ours.norms = None
+    assert ours.norms == pytest.approx(np.linalg.norm(second, axis=1), rel=1e-6)
+    ours.set_vecattr("w1", "weight", 1)
+    with pytest.raises(TypeError, match="would be cut"):
+        ours.set_vecattr("w2", "weight", 0.75)
+    theirs.set_vecattr("w1", "weight", 1)
+    with pytest.raises(TypeError):
+        theirs.set_vecattr("w2", "weight", 0.75)
+    tiny = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.float32) * np.float32(1e-24)
+    small, reference = Vectors(["a", "b", "c"], tiny), KeyedVectors(3)
+    reference.add_vectors(["a", "b", "c"], tiny.astype(np.float64) * 1e24)  # gensim at a scale it handles
+    assert small.n_similarity(["a"], ["b"]) == pytest.approx(reference.n_similarity(["a"], ["b"]), rel=1e-6)
+    assert np.linalg.norm(small.get_vector("a", norm=True)) == pytest.approx(1.0, rel=1e-6)
+    assert [s for _, s in small.most_similar("a")] == pytest.approx([0.5, 0.5], rel=1e-6)
+    clips = ({"clip_start": 60}, {"clip_start": 30, "clip_end": 20}, {"clip_end": -10}, {"clip_start": -5})
+    for clip in clips:
+        got = ours.most_similar("w1", topn=3, **clip)
+        want = theirs.most_similar("w1", topn=3, **clip)
+        assert [w for w, _ in got] == [w for w, _ in want], clip

@@ -1069,7 +1069,7 @@ def headline() -> str:
             "[attention](docs/benchmarks/attention.md)",
         ],
         [
-            "nine optimizers on an H100",
+            "nine optimizer settings (5 optimizers) on an H100",
             f"ours / torch.optim {min(optim):.2f}-{max(optim):.2f}",
             "[optimizers](docs/benchmarks/optim.md)",
         ],

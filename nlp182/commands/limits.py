@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from nlp182.bounded import MAX_DECOMPRESSED_BYTES, MAX_LINE_BYTES, MAX_RATIO, ReadLimits, mib
+from nlp182.bounded import MAX_DECOMPRESSED_BYTES, MAX_LINE_BYTES, MAX_RATIO, RATIO_FLOOR, ReadLimits, mib
 from nlp182.commands.flags import POSITIVE, checked
 
 
@@ -29,7 +29,8 @@ def add_limit_flags(
     if compressed:
         parser.add_argument("--max-ratio", type=checked(float, {"minimum": 1}), default=MAX_RATIO,
                             help="refuse a .gz/.bz2 file that expands more than this many times, as a "
-                            f"compression bomb does (default: {MAX_RATIO})")
+                            f"compression bomb does, judged once {mib(RATIO_FLOOR)} have come out "
+                            f"(default: {MAX_RATIO})")
         parser.add_argument("--max-decompressed-bytes", type=checked(int, POSITIVE),
                             default=MAX_DECOMPRESSED_BYTES,
                             help="refuse a .gz/.bz2 file that expands to more bytes than this "

@@ -160,6 +160,7 @@ class Trainer:
         self._epoch_rng: dict[str, Any] | None = None
         self._loader_rng: list[torch.Tensor] | None = None
         self._resume_rng: dict[str, Any] | None = None
+        self._resumed_from: Path | None = None  # the checkpoint a resume read
         self._epoch_sums: dict[str, float] = {}
         self._step_lr: float | None = None
 
@@ -473,6 +474,7 @@ class Trainer:
         else:
             path = check_input_file(resume, "checkpoint", missing_hint="; check --resume")
         log.info("resuming from %s", path)
+        self._resumed_from = Path(path)
         self.load_state_dict(load_checkpoint(path))
         self._truncate_metrics()
 
@@ -532,14 +534,25 @@ class Trainer:
         return False
 
     def _restore_best(self) -> None:
-        """With ``keep_best``, load the best epoch's weights into the model (from memory or ``out_dir``)."""
+        """With ``keep_best``, load the best epoch's weights into the model: from memory, else from
+        the ``best.safetensors`` of ``out_dir`` or of the run the resumed checkpoint came from
+        (``RUN/checkpoints/step-N``), whichever holds the best epoch."""
         if not self.config.keep_best or self.best_epoch is None:
             return
         state = self._best_state
-        if state is None and self.out_dir is not None and (self.out_dir / BEST_FILE).is_file():
-            state = load_checkpoint(self.out_dir / BEST_FILE)["model"]
+        runs = [self.out_dir] if self.out_dir is not None else []
+        if self._resumed_from is not None:
+            runs.append(self._resumed_from.parent.parent)
+        for run in runs if state is None else []:
+            if (run / BEST_FILE).is_file():
+                saved = load_checkpoint(run / BEST_FILE)
+                if int(saved.get("epoch", -1)) == self.best_epoch:
+                    state = saved["model"]
+                    break
         if state is None:
-            log.warning("the best epoch's weights were not kept (resumed without out_dir); keeping the last")
+            where = " or ".join(str(run / BEST_FILE) for run in runs) or "memory (no out_dir)"
+            log.warning("the best epoch's (%d) weights are not in %s; keeping the last", self.best_epoch,
+                        where)
             return
         self.model.load_state_dict(state)
         log.info("kept the best epoch, %d (%s = %.4g)", self.best_epoch, self.config.monitor, self.best)

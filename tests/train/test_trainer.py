@@ -275,6 +275,32 @@ def test_validation_scores_the_average_and_the_best_epoch_keeps_it() -> None:
     torch.testing.assert_close(model[0].weight, scored[1]["0.weight"])  # the kept epoch: its average
 
 
+def test_keep_best_resumed_from_a_checkpoint_path_into_a_new_folder_keeps_the_best_epoch(tmp_path) -> None:
+    """Resumed from RUN/checkpoints/step-N into another out_dir, the run ended on its last epoch's
+    weights while best_epoch named an earlier one: the best epoch's weights are read from the run
+    the checkpoint came from."""
+    def run(out_dir, resume=None) -> tuple[dict[str, torch.Tensor], Trainer]:
+        scores = iter([1.0, 3.0, 2.0, 2.5][(2 if resume else 0):])  # epoch 2 is the best
+
+        def eval_fn(model: nn.Module, _batches: object) -> dict[str, float]:
+            return {"valid_score": next(scores)}
+
+        torch.manual_seed(0)
+        model = _model()
+        config = TrainerConfig(epochs=4, device="cpu", progress=False, out_dir=str(out_dir), resume=resume,
+                               keep_best=True, monitor="valid_score", monitor_mode="max", keep_last=4)
+        trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse, config, eval_fn=eval_fn)
+        trainer.fit(DataLoader(_data(), batch_size=16), [None])
+        return _weights(model), trainer
+
+    whole, trainer = run(tmp_path / "a")
+    after_epoch_2 = sorted((tmp_path / "a" / "checkpoints").iterdir())[1]
+    resumed, other = run(tmp_path / "b", resume=str(after_epoch_2))
+    assert trainer.best_epoch == other.best_epoch == 2 and not (tmp_path / "b" / "best.safetensors").exists()
+    for name, value in whole.items():
+        assert torch.equal(resumed[name], value), name
+
+
 def test_checkpoint_carries_the_average(tmp_path) -> None:
     _, _, _, trainer = _fit(0.8)
     save_checkpoint(tmp_path / "ckpt.safetensors", trainer.state_dict())

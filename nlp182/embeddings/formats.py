@@ -21,6 +21,7 @@ pickle (``NAME.kv.vectors.npy``) load with ``allow_pickle=False``.
 
 from __future__ import annotations
 
+import _compat_pickle
 import logging
 import math
 import os
@@ -409,7 +410,7 @@ def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None)
     """
     with open_binary(path, limits) as handle:
         head = handle.read(SNIFF_BYTES)
-    if head[:1] == b"\x80":  # a pickle's PROTO opcode
+    if head[:1] == b"\x80" or head.startswith(b"ccopy_reg\n_reconstructor\n"):  # pickles: protocol 2+, 0-1
         return "kv"
     first, _, rest = head.partition(b"\n")
     if not re.fullmatch(rb"\s*[-+]?\d+[ \t]+[-+]?\d+\s*", first):
@@ -443,6 +444,7 @@ class _Record:
 _NUMPY_GLOBALS = {
     (module, "scalar") for module in ("numpy.core.multiarray", "numpy._core.multiarray")
 } | {("numpy", "ndarray"), ("numpy", "dtype")}
+_NUMPY_FROMBUFFER = {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")}
 _NUMPY_RECONSTRUCT = {
     (module, "_reconstruct") for module in ("numpy.core.multiarray", "numpy._core.multiarray")
 }
@@ -471,6 +473,17 @@ class _CheckedArray(np.ndarray):
         super().__setstate__(state)
 
 
+def _checked_frombuffer(buffer: object, dtype: object, shape: object, order: str) -> np.ndarray:
+    """numpy's ``_frombuffer`` (how protocol 5 stores an array) when the bytes brought are exactly
+    the bytes the shape claims."""
+    if not isinstance(buffer, (bytes, bytearray, pickle.PickleBuffer)) or order not in ("C", "F"):
+        raise pickle.UnpicklingError("refusing an array buffer this reader does not know")
+    size = memoryview(buffer).nbytes
+    if _claimed_bytes(shape, dtype) != size:
+        raise pickle.UnpicklingError(f"an array claims shape {shape} but brings {size:,} bytes")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)  # type: ignore[call-overload]
+
+
 def _checked_reconstruct(subtype: type, shape: object, dtype: object) -> np.ndarray:
     """numpy's ``_reconstruct`` for plain arrays only, as a :class:`_CheckedArray` to fill."""
     if subtype is not np.ndarray or _claimed_bytes(shape, dtype) > 1 << 10:
@@ -484,9 +497,15 @@ _RECORD_CLASSES = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Admits numpy arrays and gensim's ``KeyedVectors``/``Vocab`` (as ``_Record``), nothing else."""
+    """Admits numpy arrays and gensim's ``KeyedVectors``/``Vocab`` (as ``_Record``), nothing else.
+
+    Pickles of protocols 0-2 name Python 2's modules (``__builtin__``, ``copy_reg``): they are read
+    under their Python 3 names, as the unpickler this one narrows would read them."""
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _NUMPY_GLOBALS:
             return super().find_class(module, name)
         if (module, name) in _NUMPY_RECONSTRUCT:
@@ -499,6 +518,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _latin1_bytes
         if (module, name) == ("builtins", "object"):
             return object
+        if (module, name) in (("builtins", "frozenset"), ("builtins", "set")):  # gensim's lifecycle events
+            return frozenset if name == "frozenset" else set
+        if (module, name) in _NUMPY_FROMBUFFER:  # arrays of protocol 5
+            return _checked_frombuffer
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 

@@ -172,6 +172,32 @@ def test_a_kv_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path: Path, 
     assert not target.exists() and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("protocol", range(6))
+def test_a_kv_file_of_every_pickle_protocol_imports_and_none_runs_code(
+    reference: KeyedVectors, tmp_path: Path, protocol: int
+) -> None:
+    """gensim saves with protocol 4 by default, but ``pickle_protocol=`` takes any: 0-3 were refused
+    (Python 2 module names, gensim's frozenset), 5 too (numpy's buffer form), and 0-1 were taken
+    for GloVe. Each reads as gensim reads it; code in any of them still never runs."""
+    path = tmp_path / f"p{protocol}.kv"
+    reference.save(str(path), pickle_protocol=protocol)
+    assert sniff_format(path) == "kv"
+    report = import_vectors(path, tmp_path / "run", show_progress=False)
+    vectors, _ = load_run(tmp_path / "run")
+    assert report.format == "kv" and vectors.words == reference.index_to_key
+    np.testing.assert_array_equal(np.asarray(vectors.vectors), reference.vectors)
+    target = tmp_path / "pwned"
+    (tmp_path / "evil.kv").write_bytes(pickle.dumps({"vectors": _Payload(target)}, protocol=protocol))
+    with pytest.raises(FileFormatError, match="refusing to load"):
+        Vectors.load_gensim(tmp_path / "evil.kv")
+    assert not target.exists()
+    if protocol == 5:  # an array whose buffer is not the size its shape claims
+        forged = pickle.dumps(np.zeros(4, dtype=np.float32), protocol=5).replace(b"K\x04", b"M\x00\x01", 1)
+        (tmp_path / "forged.kv").write_bytes(forged)
+        with pytest.raises(FileFormatError, match=r"claims shape \(256,\) but brings 16 bytes"):
+            Vectors.load_gensim(tmp_path / "forged.kv")
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

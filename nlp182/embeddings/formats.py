@@ -277,6 +277,8 @@ def read_word2vec(
         else:
             header = lines.readline()
             count, dim = parse_header(header[1] if header else b"", path)
+            # a text row of the header's dimension is a line: a 100,000-dim row takes 2 MB
+            lines.max_bytes = max(lines.max_bytes, min(dim * TEXT_BYTES_PER_VALUE, MAX_TEXT_ROW_BYTES))
         if limit is not None:
             count = min(count, limit)
         rows = count if no_header else header_rows(count, dim, binary, path, limits)
@@ -398,6 +400,10 @@ def write_counts(
         handle.write("".join(f"{prefix}{w} {int(c)}\n" for w, c in zip(words, counts, strict=True)).encode())
 
 
+#: Bytes a text row may take per value of the header's dimension (``repr`` of a float32 and a
+#: space take at most 16), so a wide row is read whatever ``max_line``, up to MAX_TEXT_ROW_BYTES.
+TEXT_BYTES_PER_VALUE = 32
+MAX_TEXT_ROW_BYTES = 1 << 30
 #: Bytes of a file ``sniff_format`` reads.
 SNIFF_BYTES = 1 << 16
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp182.bounded import ReadLimits
 from nlp182.embeddings import formats, query
 from nlp182.errors import (
     FileFormatError,
@@ -869,14 +870,17 @@ class Vectors:
         limit: int | None = None,
         datatype: type | np.dtype = np.float32,
         no_header: bool = False,
+        limits: ReadLimits | None = None,
     ) -> Vectors:
         """Read the word2vec C format, text or binary (GloVe with ``no_header``), as gensim does.
 
         ``limit`` reads the first words only. Without ``fvocab`` the counts descend from the file's
         length to 1, as gensim makes them up, so that the file order is the frequency order.
+        ``limits`` bounds the longest line (a text row's bound grows with the header's dimension)
+        and the decompression of ``.gz``/``.bz2`` files (``nlp182.bounded.ReadLimits``).
         """
         loaded = formats.read_word2vec(
-            fname, binary, no_header, limit, encoding, unicode_errors, datatype, fvocab
+            fname, binary, no_header, limit, encoding, unicode_errors, datatype, fvocab, limits=limits
         )
         counts = loaded.counts
         if counts is None:

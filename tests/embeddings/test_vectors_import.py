@@ -297,3 +297,17 @@ def test_a_text_row_longer_than_the_sniffed_bytes_is_text_wherever_the_read_cuts
     imported, _ = load_run(tmp_path / "run")
     assert report.format == "word2vec-text" and imported.words == vectors.index_to_key
     np.testing.assert_array_equal(np.asarray(imported.vectors), vectors.vectors)
+
+
+def test_a_text_row_wider_than_the_line_bound_reads_as_its_header_says(tmp_path: Path) -> None:
+    """A 100,000-dim text file (2 MB rows) gensim reads was refused as lines over 1 MiB, with
+    advice to pass a CLI flag the Python call lacks; a row's bound now follows the header."""
+    rng = np.random.default_rng(0)
+    reference = KeyedVectors(100_000)
+    reference.add_vectors(["a", "b"], rng.standard_normal((2, 100_000)).astype(np.float32))
+    reference.save_word2vec_format(str(tmp_path / "wide.txt"))
+    assert max(len(line) for line in (tmp_path / "wide.txt").read_bytes().split(b"\n")) > 1 << 20
+    loaded = Vectors.load_word2vec_format(tmp_path / "wide.txt")
+    np.testing.assert_array_equal(loaded.vectors, reference.vectors)
+    assert main(["import", str(tmp_path / "wide.txt"), "--out", str(tmp_path / "run")]) == 0
+    np.testing.assert_array_equal(np.asarray(Vectors.load(tmp_path / "run").vectors), reference.vectors)

@@ -38,6 +38,8 @@ class Adagrad(ForeachOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
     ) -> None:
         check_hyper("lr", float(lr))
         check_hyper("lr_decay", lr_decay)
@@ -46,7 +48,8 @@ class Adagrad(ForeachOptimizer):
         check_hyper("eps", eps)
         defaults = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
                     "initial_accumulator_value": initial_accumulator_value, "eps": eps, "maximize": maximize}
-        super().__init__(params, defaults, foreach=foreach, fused=fused)
+        super().__init__(params, defaults, foreach=foreach, fused=fused, capturable=capturable,
+                         differentiable=differentiable)
 
     def _rate(self, param: torch.Tensor, group: dict[str, Any]) -> float:
         """This step's ``lr_t`` for ``param`` (its state made on its first step)."""

@@ -24,10 +24,12 @@ class Adam(ForeachOptimizer):
     """Adam with L2 weight decay (added to the gradient) and optional bias correction.
 
     ``amsgrad`` divides by the running maximum of ``v`` (Reddi et al., 2018) so the step size never
-    grows back; ``maximize`` climbs the objective. Both as in ``torch.optim.Adam``, whose positional
-    order the arguments keep (``amsgrad`` sixth); ``bias_correction`` is by keyword only.
+    grows back; ``maximize`` climbs the objective; ``decoupled_weight_decay=True`` is AdamW. All as
+    in ``torch.optim.Adam``, whose positional order the arguments keep (``amsgrad`` sixth);
+    ``bias_correction`` is by keyword only.
     """
 
+    #: The class's default for ``decoupled_weight_decay`` (each group keeps its own).
     decoupled_weight_decay = False
 
     def __init__(
@@ -42,7 +44,10 @@ class Adam(ForeachOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         bias_correction: bool = True,
+        decoupled_weight_decay: bool = False,
     ) -> None:
         check_hyper("lr", float(lr))
         check_hyper("betas[0]", float(betas[0]), 0.0, 1.0)
@@ -50,8 +55,10 @@ class Adam(ForeachOptimizer):
         check_hyper("eps", eps)
         check_hyper("weight_decay", weight_decay)
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                    "bias_correction": bias_correction, "amsgrad": amsgrad, "maximize": maximize}
-        super().__init__(params, defaults, foreach=foreach, fused=fused)
+                    "bias_correction": bias_correction, "amsgrad": amsgrad, "maximize": maximize,
+                    "decoupled_weight_decay": bool(decoupled_weight_decay or self.decoupled_weight_decay)}
+        super().__init__(params, defaults, foreach=foreach, fused=fused, capturable=capturable,
+                         differentiable=differentiable)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, eps = float(group["lr"]), group["eps"]
@@ -67,7 +74,7 @@ class Adam(ForeachOptimizer):
             if amsgrad and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             steps.append(step_count(state))
-        if self.decoupled_weight_decay:
+        if group["decoupled_weight_decay"]:
             if decay != 0:
                 torch._foreach_mul_(params, 1 - lr * decay)
             grads = grads_of(params, 0.0, group["maximize"])
@@ -113,9 +120,12 @@ class AdamW(Adam):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         bias_correction: bool = True,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach, fused=fused,
-            bias_correction=bias_correction,
+            capturable=capturable, differentiable=differentiable, bias_correction=bias_correction,
+            decoupled_weight_decay=True,
         )

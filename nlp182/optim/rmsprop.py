@@ -33,6 +33,8 @@ class RMSprop(ForeachOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
     ) -> None:
         check_hyper("lr", float(lr))
         check_hyper("alpha", alpha, 0.0, 1.0)
@@ -41,7 +43,8 @@ class RMSprop(ForeachOptimizer):
         check_hyper("momentum", momentum)
         defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
                     "momentum": momentum, "centered": centered, "maximize": maximize}
-        super().__init__(params, defaults, foreach=foreach, fused=fused)
+        super().__init__(params, defaults, foreach=foreach, fused=fused, capturable=capturable,
+                         differentiable=differentiable)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, alpha, eps, momentum = float(group["lr"]), group["alpha"], group["eps"], group["momentum"]

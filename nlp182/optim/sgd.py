@@ -39,6 +39,8 @@ class SGD(ForeachOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
     ) -> None:
         check_hyper("lr", float(lr))
         check_hyper("momentum", momentum)
@@ -47,7 +49,8 @@ class SGD(ForeachOptimizer):
             raise InvalidInputError("Nesterov momentum needs momentum > 0 and dampening = 0")
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
                     "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
-        super().__init__(params, defaults, foreach=foreach, fused=fused)
+        super().__init__(params, defaults, foreach=foreach, fused=fused, capturable=capturable,
+                         differentiable=differentiable)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
         lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]

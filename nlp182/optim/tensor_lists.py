@@ -86,6 +86,8 @@ class ForeachOptimizer(torch.optim.Optimizer):
     torch.optim optimizer loads here; options it does not record take this optimizer's defaults.
     ``foreach`` and ``fused`` are taken as torch.optim takes them, so code written for it runs
     unchanged; they choose no other code here, where the multi-tensor kernels always run.
+    ``capturable`` and ``differentiable`` are taken too, as ``False`` (torch's default): the
+    updates are neither CUDA-graph safe nor differentiable, and ``True`` is refused.
     """
 
     def __init__(
@@ -94,10 +96,16 @@ class ForeachOptimizer(torch.optim.Optimizer):
         defaults: dict[str, Any],
         foreach: bool | None = None,
         fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
     ) -> None:
         for flag, value in (("foreach", foreach), ("fused", fused)):
             if value is not None and not isinstance(value, bool):
                 raise InvalidInputError(f"{flag} must be True, False or None, got {value!r}")
+        for flag, value in (("capturable", capturable), ("differentiable", differentiable)):
+            if value is not False:
+                raise InvalidInputError(f"{flag}={value!r} is not supported by {type(self).__name__}: its "
+                                        "updates are in-place multi-tensor kernels; use torch.optim for it")
         super().__init__(params, defaults)
 
     #: Whether ``_update`` takes parameters whose gradient is sparse.

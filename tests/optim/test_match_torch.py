@@ -169,6 +169,26 @@ def test_torch_code_passing_foreach_or_fused_runs_unchanged(name: str) -> None:
         getattr(ours, name)(nn.Linear(2, 2).parameters(), fused="yes")
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_torch_code_passing_capturable_differentiable_or_decoupled_decay_runs(name: str) -> None:
+    """torch >= 2.6 code writes ``Adam(..., decoupled_weight_decay=True)`` for AdamW and passes
+    ``capturable``/``differentiable``: they raised TypeError here."""
+    extra = {"decoupled_weight_decay": True, "weight_decay": 0.1} if name == "Adam" else {}
+    options = {"lr": 1e-3, "capturable": False, "differentiable": False, **extra}
+    taken = inspect.signature(getattr(torch.optim, name)).parameters  # torch's SGD has no capturable
+    options = {key: value for key, value in options.items() if key in taken}
+    mine = _run(lambda p: getattr(ours, name)(p, **options), "cpu")
+    ref = _run(lambda p: getattr(torch.optim, name)(p, **options), "cpu")
+    for a, b in zip(mine, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    if name == "Adam":  # it is AdamW
+        adamw = _run(lambda p: ours.AdamW(p, lr=1e-3, weight_decay=0.1), "cpu")
+        for a, b in zip(mine, adamw, strict=True):
+            assert torch.equal(a, b)
+    with pytest.raises(InvalidInputError, match="capturable=True is not supported"):
+        getattr(ours, name)(nn.Linear(2, 2).parameters(), capturable=True)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_nesterov_rounds_as_torch_in_float32_and_bfloat16(dtype: torch.dtype) -> None:
     """One update ``w − lr (g + μ v)``, rounded once as torch rounds it: two half-updates lost the

@@ -62,9 +62,10 @@ def _encode(obj: Any, tensors: _Tensors) -> Any:
     """Turn ``obj`` into JSON-ready data, moving tensors into ``tensors`` and keeping key types."""
     if isinstance(obj, torch.Tensor):
         if obj.layout == torch.sparse_coo:  # a momentum buffer of sparse gradients
-            obj = obj.coalesce()
-            parts = [tensors.add(obj.indices()), tensors.add(obj.values())]
-            return {"__sparse__": parts, "size": list(obj.shape)}
+            # kept as it is, duplicates and all: coalescing sums them in another order, and a
+            # resumed run would drift from the one it continues by float rounding
+            parts = [tensors.add(obj._indices()), tensors.add(obj._values())]
+            return {"__sparse__": parts, "size": list(obj.shape), "coalesced": obj.is_coalesced()}
         return {"__tensor__": tensors.add(obj)}
     if isinstance(obj, np.ndarray):
         # torch lacks most unsigned dtypes: integers travel as int64 and are cast back on load.
@@ -93,8 +94,11 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
             return tensors[obj["__tensor__"]]
         if "__sparse__" in obj:
             indices, values = (tensors[key] for key in obj["__sparse__"])
+            coalesced = obj.get("coalesced")
             try:  # checked: indices out of range would read past the values
-                return torch.sparse_coo_tensor(indices, values, obj["size"], check_invariants=True).coalesce()
+                tensor = torch.sparse_coo_tensor(indices, values, obj["size"], check_invariants=True,
+                                                 is_coalesced=bool(coalesced))
+                return tensor.coalesce() if coalesced is None else tensor  # None: stored coalesced
             except (RuntimeError, TypeError) as exc:
                 raise FileFormatError(f"a sparse tensor is inconsistent: {exc}") from exc
         if "__ndarray__" in obj:

@@ -378,6 +378,13 @@ def test_a_sparse_tensor_in_the_state_round_trips(tmp_path) -> None:
     save_checkpoint(tmp_path / "s.safetensors", {"momentum_buffer": sparse})
     back = load_checkpoint(tmp_path / "s.safetensors")["momentum_buffer"]
     assert back.is_sparse and back.to_dense().tolist() == [1.0, 0.0, 0.0, 2.5, 0.0]
+    # kept uncoalesced, entry for entry: summing duplicates in another order made a resumed run
+    # with sparse SGD momentum drift by 3e-6 from the run it continued
+    assert not back.is_coalesced() and torch.equal(back._indices(), sparse._indices())
+    assert torch.equal(back._values(), sparse._values())
+    merged = sparse.coalesce()
+    save_checkpoint(tmp_path / "c.safetensors", {"momentum_buffer": merged})
+    assert load_checkpoint(tmp_path / "c.safetensors")["momentum_buffer"].is_coalesced()
     # a damaged sparse tensor (an index past its size) is one clear error, not a read past memory
     tensors = checkpoint._Tensors()
     damaged = torch.sparse_coo_tensor([[9]], [1.0], (5,), check_invariants=False)

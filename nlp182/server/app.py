@@ -72,6 +72,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes
     app.extensions["nlp182"] = service
     app.url_map.converters.update(CONVERTERS)
+    app.url_map.merge_slashes = False  # the static files' rule too: no HTML redirect for "//"
     app.register_blueprint(api)
     allowed_hosts = {name.lower() for name in config.allowed_hosts}
     pinned = threading.local()  # OpenMP's thread count is per thread: set it once on each
@@ -94,6 +95,9 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
 
     @app.after_request
     def _count(response: Response) -> Response:
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+            response.status_code = 204  # Flask's automatic answer: the Allow header, no (HTML) body
+            del response.headers["Content-Type"]
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
         started = g.get("started", time.perf_counter())
         service.metrics.observe(endpoint, request.method, response.status_code, time.perf_counter() - started)

@@ -195,7 +195,9 @@ class BufferedWSGI:
 
     @staticmethod
     async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        if not any(name == b"content-length" for name, _ in headers):
+        headers = [(name, value) for name, value in headers if name != b"date"]  # uvicorn writes the one Date
+        bodiless = status < 200 or status in (204, 304)  # a Content-Length there must not be 0 (RFC 9110)
+        if not bodiless and not any(name == b"content-length" for name, _ in headers):
             headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

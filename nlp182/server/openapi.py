@@ -128,7 +128,6 @@ class RouteTable:
         parameters: list[dict[str, Any]] | None = None,
         body: str | None = None,
         errors: tuple[int, ...] = (),
-        merge_slashes: bool = True,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register the decorated view for ``method`` on ``rule`` and document it.
 
@@ -137,12 +136,13 @@ class RouteTable:
             parameters: OpenAPI parameter objects (path parameters of ``rule`` included).
             body: the component schema name(s) of the JSON request body, ``|``-separated for oneOf.
             errors: the error statuses the view can answer (each with the ``Error`` body).
-            merge_slashes: Werkzeug's rule option; ``False`` for a path that carries a word, whose
-                slashes are its own.
+
+        Slashes are never merged (Werkzeug's default answers ``/v1//neighbors`` with an HTML
+        redirect): a path with a doubled slash is a JSON 404, and a word's slashes are its own.
         """
 
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
-            options = {"methods": [method], "merge_slashes": merge_slashes}
+            options = {"methods": [method], "merge_slashes": False}
             self.blueprint.add_url_rule(rule, view.__name__, view, **options)
             responses = {"200": ok} | {
                 str(status): json_response(ref("Error"), ERROR_REASONS[status]) for status in errors

@@ -193,7 +193,7 @@ CONVERTERS = {"word": WordConverter}
               json_response(obj(["word", "dim", "vector"], word={"type": "string"}, dim={"type": "integer"},
                                 vector=VECTOR), "the stored vector"),
               parameters=[{"name": "word", "in": "path", "required": True, "schema": WORD}],
-              errors=(400, 404), merge_slashes=False)
+              errors=(400, 404))
 def vector(word: str) -> Response:
     if len(word) > MAX_WORD_LENGTH:  # as for the words of query parameters
         raise InvalidInputError(f"the word in the path is longer than {MAX_WORD_LENGTH} characters")

@@ -241,3 +241,19 @@ def test_the_access_log_has_time_latency_and_escaped_fields(synthetic_run: Path)
     assert get["request"] == "GET /v1/neighbors?word=w1&k=2 HTTP/1.1" and get["status"] == "200"
     assert get["agent"] == 'probe \\"1\\"\\\\x' and int(get["size"]) > 50 and float(get["ms"]) < 10_000
     assert post["request"] == "POST /v1/batch HTTP/1.1" and post["status"] == "413"
+
+
+def test_answers_keep_http_s_header_rules_and_stay_json(live_server: ServeProcess) -> None:
+    """``/v1//neighbors`` got an HTML 308, OPTIONS an empty text/html 200, the page two Date headers
+    and its 304 a ``Content-Length: 0``."""
+    url = live_server.url
+    doubled = requests.get(f"{url}/v1//neighbors?word=w1", allow_redirects=False, timeout=10)
+    assert doubled.status_code == 404 and doubled.json()["error"]["code"] == "not_found"
+    options = requests.options(f"{url}/v1/neighbors", timeout=10)
+    allowed = set(options.headers["Allow"].replace(" ", "").split(","))
+    assert options.status_code == 204 and {"GET", "POST"} <= allowed
+    assert "content-type" not in options.headers
+    page = requests.get(f"{url}/", timeout=10)
+    assert page.status_code == 200 and len(page.raw.headers.getlist("date")) == 1
+    again = requests.get(f"{url}/", headers={"If-None-Match": page.headers["ETag"]}, timeout=10)
+    assert again.status_code == 304 and "content-length" not in again.headers

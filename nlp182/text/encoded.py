@@ -65,7 +65,8 @@ def cache_folder() -> Path:
 
 
 def content_key(source: CorpusSource, tokenizer: WordTokenizer) -> str:
-    """SHA-256 of the corpus files' bytes, the tokenizer's rules and the encoding's version."""
+    """SHA-256 of the corpus files' bytes (and, for several files, where each ends), the tokenizer's
+    rules and the encoding's version."""
     digest = hashlib.sha256(f"v{FORMAT_VERSION}|{tokenizer.signature}|".encode())
     fmt = source.resolved_format()
     if fmt != "plain":
@@ -74,10 +75,15 @@ def content_key(source: CorpusSource, tokenizer: WordTokenizer) -> str:
         digest.update(b"decompressed|")
     if source.limits.max_line != MAX_LINE_BYTES:  # lines kept differ; the default keeps older keys
         digest.update(f"max_line={source.limits.max_line}|".encode())
-    for path in source.files():
+    files = source.files()
+    for path in files:
+        read = 0
         with path.open("rb") as handle:
             while block := handle.read(_HASH_BLOCK):
                 digest.update(block)
+                read += len(block)
+        if len(files) > 1:  # where a file ends is a line end: shards cut elsewhere are other text
+            digest.update(f"|end of a file of {read} bytes|".encode())
     return digest.hexdigest()[:32]
 
 

@@ -540,3 +540,20 @@ def test_encoding_progress_has_a_total_only_where_the_bytes_on_disk_are_the_byte
     packed = [m for m in caplog.messages if m.startswith("encoding c.txt.gz:")]
     assert plain and "(100%)" in plain[-1]
     assert packed and "%" not in packed[-1]
+
+
+def test_shards_cut_at_other_places_are_other_corpora_to_the_cache(tmp_path) -> None:
+    """A file's end is a line end, so ``split -b`` shards of one text at two sizes hold other
+    sentences; their key hashed only the bytes, and the second glob trained on the first's tokens."""
+    text = b"".join(b"alpha beta gamma delta %d epsilon\n" % i for i in range(40))
+    for name, size in (("a", 100), ("b", 130)):
+        (tmp_path / name).mkdir()
+        for number, start in enumerate(range(0, len(text), size)):
+            (tmp_path / name / f"part{number:03d}.txt").write_bytes(text[start : start + size])
+    cache = tmp_path / "cache"
+    first = encode(CorpusSource(str(tmp_path / "a" / "*.txt")), cache=cache)
+    second = encode(CorpusSource(str(tmp_path / "b" / "*.txt")), cache=cache)
+    fresh = encode(CorpusSource(str(tmp_path / "b" / "*.txt")), cache=tmp_path / "fresh")
+    assert first.folder != second.folder
+    np.testing.assert_array_equal(second.starts, fresh.starts)
+    assert len(first.starts) != len(second.starts)  # each shard boundary cut a sentence in two

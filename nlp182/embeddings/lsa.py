@@ -239,15 +239,28 @@ def truncated_svd(
         u, s, _ = sklearn_randomized_svd(
             matrix, rank, n_oversamples=oversample, n_iter=iterations, random_state=seed
         )
-        return u.astype(np.float32), s.astype(np.float32)
-    if solver == "scipy":
+    elif solver == "scipy":
         from scipy.sparse.linalg import svds
 
         start = np.random.default_rng(seed).standard_normal(min(matrix.shape))
         u, s, _ = svds(matrix, k=rank, v0=start)
         order = np.argsort(-s)
-        return u[:, order].astype(np.float32), s[order].astype(np.float32)
-    return randomized_svd(matrix, rank, device, oversample, iterations, seed)
+        u, s = u[:, order], s[order]
+    else:
+        u, s = randomized_svd(matrix, rank, device, oversample, iterations, seed)
+    return signs_fixed(np.asarray(u, dtype=np.float32)), np.asarray(s, dtype=np.float32)
+
+
+def signs_fixed(u: np.ndarray) -> np.ndarray:
+    """``(V, k)`` singular vectors each signed so that its largest entry (in magnitude) is positive,
+    as scikit-learn's ``svd_flip`` signs them: a singular vector's sign is arbitrary, and solvers
+    (or one solver on another number of threads) pick either, flipping whole dimensions."""
+    if not u.size:
+        return u
+    largest = np.abs(u).argmax(axis=0)
+    signs = np.sign(u[largest, np.arange(u.shape[1])])
+    signs[signs == 0] = 1
+    return u * signs.astype(u.dtype)
 
 
 @dataclass

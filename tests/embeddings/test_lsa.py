@@ -85,6 +85,12 @@ def test_truncated_svd_matches_exact_singular_values(solver) -> None:
     # u spans the same space as the exact top singular vectors
     exact_u = np.linalg.svd(matrix.toarray())[0][:, :6]
     np.testing.assert_allclose(np.abs(np.linalg.svd(u.T @ exact_u)[1]), 1.0, atol=1e-3)
+    # one sign for every solver and thread count: each column's largest entry is positive (the
+    # solvers had picked signs of their own, and LSA's dimensions flipped with the threads)
+    largest = u[np.abs(u).argmax(axis=0), np.arange(6)]
+    assert (largest > 0).all()
+    exact_signed = exact_u * np.sign(exact_u[np.abs(exact_u).argmax(axis=0), np.arange(6)])
+    np.testing.assert_allclose(u, exact_signed, atol=2e-3)
 
 
 def test_eigenvalue_weighting_and_quality(small_corpus) -> None:

@@ -447,9 +447,18 @@ class _Record:
         self.__dict__.update(state)
 
 
-_NUMPY_GLOBALS = {
-    (module, "scalar") for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-} | {("numpy", "ndarray"), ("numpy", "dtype")}
+_NUMPY_SCALAR = {(module, "scalar") for module in ("numpy.core.multiarray", "numpy._core.multiarray")}
+
+
+class _NdarrayName:
+    """What ``numpy.ndarray`` stands for in a ``.kv`` pickle: a name ``_reconstruct`` is given, never
+    a class a pickle may call (``ndarray(shape, dtype, buffer, offset, strides)`` would build object
+    arrays from the file's bytes, read uninitialised memory, or stride one value to gigabytes)."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> _NdarrayName:
+        raise pickle.UnpicklingError("refusing to call numpy.ndarray (an array comes from its own bytes)")
+
+
 _NUMPY_FROMBUFFER = {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")}
 _NUMPY_RECONSTRUCT = {
     (module, "_reconstruct") for module in ("numpy.core.multiarray", "numpy._core.multiarray")
@@ -490,9 +499,19 @@ def _checked_frombuffer(buffer: object, dtype: object, shape: object, order: str
     return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)  # type: ignore[call-overload]
 
 
+def _checked_scalar(dtype: object, raw: object = None) -> object:
+    """numpy's ``scalar`` (how a pickle stores a NumPy number) for plain numbers only: a scalar of
+    object dtype would read a pointer out of the file's bytes."""
+    dtype = np.dtype(dtype)  # type: ignore[call-overload]
+    plain = not dtype.hasobject and dtype.kind in "biufc"
+    if not plain or not isinstance(raw, bytes) or len(raw) != dtype.itemsize:
+        raise pickle.UnpicklingError(f"refusing a scalar of {dtype}")
+    return np.frombuffer(raw, dtype=dtype)[0]
+
+
 def _checked_reconstruct(subtype: type, shape: object, dtype: object) -> np.ndarray:
     """numpy's ``_reconstruct`` for plain arrays only, as a :class:`_CheckedArray` to fill."""
-    if subtype is not np.ndarray or _claimed_bytes(shape, dtype) > 1 << 10:
+    if subtype is not _NdarrayName or _claimed_bytes(shape, dtype) > 1 << 10:
         name = getattr(subtype, "__name__", subtype)
         raise pickle.UnpicklingError(f"refusing to reconstruct {name}{shape}")
     return _CheckedArray(shape, dtype)  # type: ignore[call-overload]
@@ -512,8 +531,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if (module, name) in _compat_pickle.NAME_MAPPING:
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        if (module, name) in _NUMPY_GLOBALS:
-            return super().find_class(module, name)
+        if (module, name) == ("numpy", "ndarray"):
+            return _NdarrayName
+        if (module, name) == ("numpy", "dtype"):
+            return np.dtype
+        if (module, name) in _NUMPY_SCALAR:
+            return _checked_scalar
         if (module, name) in _NUMPY_RECONSTRUCT:
             return _checked_reconstruct
         if module == "gensim.models.keyedvectors" and name in _RECORD_CLASSES:

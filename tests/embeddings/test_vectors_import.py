@@ -172,6 +172,40 @@ def test_a_kv_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path: Path, 
     assert not target.exists() and not (tmp_path / "run").exists()
 
 
+class _Reduce:
+    """A pickle that calls ``function(*args)`` when unpickled."""
+
+    def __init__(self, function, args: tuple) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return (self.function, self.args)
+
+
+def test_a_kv_pickle_cannot_call_numpy_ndarray_or_make_object_scalars(tmp_path: Path) -> None:
+    """``numpy.ndarray`` was admitted as a callable: an array of object dtype over the file's bytes
+    (pointers: a segfault), a stride of 0 over 4 bytes written out as gigabytes, or uninitialised
+    memory. gensim's files only name it, for ``_reconstruct``."""
+    from gensim.models import KeyedVectors as GensimKeyedVectors
+
+    pointers = (0x4141414141414141).to_bytes(8, "little") * 6
+    forged = {
+        "object array": _Reduce(np.ndarray, ((2, 3), np.dtype("O"), pointers)),
+        "zero strides": _Reduce(np.ndarray, ((2, 10**9), np.dtype("f4"), b"\0" * 4, 0, (0, 0))),
+        "no buffer": _Reduce(np.ndarray, ((64, 64), np.dtype("i4"))),
+        "object scalar": _Reduce(np.core.multiarray.scalar, (np.dtype("O"), pointers[:8])),
+    }
+    for name, vectors in forged.items():
+        kv = GensimKeyedVectors(3)
+        kv.add_vectors(["a", "b"], np.ones((2, 3), dtype=np.float32))
+        kv.vectors = vectors
+        kv.save(str(tmp_path / "forged.kv"))
+        with pytest.raises(FileFormatError, match="refusing"):
+            Vectors.load_gensim(tmp_path / "forged.kv")
+        assert main(["import", str(tmp_path / "forged.kv"), "--out", str(tmp_path / "run")]) == 2, name
+        assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("protocol", range(6))
 def test_a_kv_file_of_every_pickle_protocol_imports_and_none_runs_code(
     reference: KeyedVectors, tmp_path: Path, protocol: int

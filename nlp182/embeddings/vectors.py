@@ -123,15 +123,20 @@ class Vectors:
         dtype: type | np.dtype = np.float32,
     ) -> None:
         dtype = np.dtype(dtype)
-        matrix = vectors if isinstance(vectors, np.memmap) and vectors.dtype == dtype else None
+        if not np.issubdtype(dtype, np.floating):
+            raise ShapeError(f"vectors must be stored as floating point, got {dtype}")
+        given = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
+        if given.dtype.kind not in "fiu":  # complex would lose its imaginary part, bool and text mean nothing
+            raise ShapeError(f"vectors must be real numbers, got {given.dtype}")
+        matrix = given if isinstance(given, np.memmap) and given.dtype == dtype else None
         if matrix is None:
-            matrix = np.asarray(vectors, dtype=dtype)
+            matrix = np.asarray(given, dtype=dtype)
         if matrix.ndim != 2:
             raise ShapeError(f"vectors must be a (V, D) matrix, got shape {matrix.shape}")
         if matrix.shape[0] != len(words):
             raise ShapeError(f"{len(words)} words but {matrix.shape[0]} vectors")
-        if not np.issubdtype(matrix.dtype, np.floating):
-            raise ShapeError(f"vectors must be floating point, got {matrix.dtype}")
+        if matrix.shape[1] < 1:
+            raise ShapeError(f"vectors must have at least 1 dimension, got shape {matrix.shape}")
         if not isinstance(matrix, np.memmap):  # a mapped file is checked as its norms are computed
             _check_finite(matrix, words)
         self.vectors = matrix

@@ -65,6 +65,14 @@ def test_membership_suggestions_and_errors(pair) -> None:
         Vectors(["a", "b"], np.zeros((3, 2), dtype=np.float32))
     with pytest.raises(InvalidInputError):
         Vectors(["a", "a"], np.zeros((2, 2), dtype=np.float32))
+    # a 0-dim matrix imported and then crashed `nlp182 index`; complex values lost their imaginary part
+    with pytest.raises(ShapeError, match="at least 1 dimension"):
+        Vectors(["a", "b"], np.zeros((2, 0), dtype=np.float32))
+    with pytest.raises(ShapeError, match="real numbers, got complex64"):
+        Vectors(["a", "b"], np.ones((2, 2), dtype=np.complex64))
+    with pytest.raises(ShapeError, match="real numbers, got <U"):
+        Vectors(["a", "b"], [["1", "2"], ["3", "4"]])
+    assert Vectors(["a", "b"], np.arange(4, dtype=np.int64).reshape(2, 2)).vectors.dtype == np.float32
 
 
 def test_a_word_in_another_unicode_form_is_the_same_word_and_compatibility_forms_are_suggested() -> None:

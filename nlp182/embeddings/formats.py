@@ -158,11 +158,22 @@ def header_rows(
 
 
 def nonfinite_problem(path: object, where: str, dtype: np.dtype) -> FileFormatError:
-    """The one-line refusal of a vector with nan, inf or a value beyond ``dtype``'s range."""
+    """The one-line refusal of a vector with nan, inf, a value beyond ``dtype``'s range or a length
+    beyond it (no cosine can be computed for it)."""
     return FileFormatError(
-        f"{path}: {where} has a value that is nan, inf or beyond {dtype.name}'s range; fix the file or "
-        "pass nonfinite='drop' (CLI: --nonfinite drop) to leave such rows out"
+        f"{path}: {where} has a value that is nan, inf or beyond {dtype.name}'s range, or a length "
+        "beyond it; fix the file or pass nonfinite='drop' (CLI: --nonfinite drop) to leave such rows out"
     )
+
+
+def scorable_rows(rows: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: which rows of ``(n, D)`` are finite in float32 with a length float32 holds (a
+    row of 3e38s is finite, but its norm is not, and every cosine of it is undefined)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = np.asarray(rows, dtype=np.float32)
+        finite = np.isfinite(single).all(axis=1)
+        lengths = np.linalg.norm(np.where(finite[:, None], single, 0).astype(np.float64), axis=1)
+    return finite & (lengths <= np.finfo(np.float32).max)
 
 
 #: Rows checked at a time by ``first_nonfinite_row`` (a few MB of a memory map and its mask).
@@ -206,7 +217,7 @@ class _Collector:
             raise FileFormatError(f"{self.path}: {where} is beyond the rows the file's size allows")
         with np.errstate(over="ignore", invalid="ignore"):
             row = np.asarray(vector, dtype=self.out.dtype)
-        if not np.isfinite(row).all():
+        if not scorable_rows(row[None, :])[0]:
             if self.nonfinite != "drop":
                 raise nonfinite_problem(self.path, where, self.out.dtype)
             self.dropped.append(where)

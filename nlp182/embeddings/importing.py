@@ -148,17 +148,16 @@ FINITE_BLOCK = 1 << 16
 
 
 def _finite_rows(loaded: formats.Loaded, source: str | os.PathLike[str], nonfinite: str) -> formats.Loaded:
-    """``loaded`` with every vector finite in float32: a row with nan, inf or an overflow is
-    refused, or dropped when ``nonfinite == "drop"`` (a warning gives the count). Checked
+    """``loaded`` with every vector finite in float32, its length too: a row with nan, inf or an
+    overflow is refused, or dropped when ``nonfinite == "drop"`` (a warning gives the count). Checked
     ``FINITE_BLOCK`` rows at a time, so a memory-mapped matrix is never copied whole."""
     vectors = loaded.vectors
     if not (np.issubdtype(vectors.dtype, np.floating) or np.issubdtype(vectors.dtype, np.integer)):
         raise FileFormatError(f"{source}: its vectors are {vectors.dtype}, not real numbers")
     bad: list[int] = []
-    with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, len(vectors), FINITE_BLOCK):
-            block = np.asarray(vectors[start : start + FINITE_BLOCK], dtype=np.float32)
-            bad += (start + np.flatnonzero(~np.isfinite(block).all(axis=1))).tolist()
+    for start in range(0, len(vectors), FINITE_BLOCK):
+        block = vectors[start : start + FINITE_BLOCK]
+        bad += (start + np.flatnonzero(~formats.scorable_rows(block))).tolist()
     if not bad:
         return loaded
     if nonfinite != "drop":

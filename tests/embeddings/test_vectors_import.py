@@ -345,3 +345,16 @@ def test_a_text_row_wider_than_the_line_bound_reads_as_its_header_says(tmp_path:
     np.testing.assert_array_equal(loaded.vectors, reference.vectors)
     assert main(["import", str(tmp_path / "wide.txt"), "--out", str(tmp_path / "run")]) == 0
     np.testing.assert_array_equal(np.asarray(Vectors.load(tmp_path / "run").vectors), reference.vectors)
+
+
+def test_a_kv_row_whose_length_overflows_is_refused_or_dropped_at_import(tmp_path: Path) -> None:
+    """Finite values whose length passes float32's range were imported; index, neighbors and eval
+    then all refused the run."""
+    kv = KeyedVectors(2)
+    kv.add_vectors(["good", "long", "fine"], np.array([[0.5, 1], [3e38, 3e38], [-1, 2]], dtype=np.float32))
+    kv.save(str(tmp_path / "long.kv"))
+    assert main(["import", str(tmp_path / "long.kv"), "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+    dropping = ["--nonfinite", "drop"]
+    assert main(["import", str(tmp_path / "long.kv"), "--out", str(tmp_path / "run"), *dropping]) == 0
+    assert Vectors.load(tmp_path / "run").words == ["good", "fine"]

@@ -159,11 +159,13 @@ def test_import_binary_without_a_space_is_refused_quickly(cli, bounded, tmp_path
 
 def test_import_non_finite_vectors_are_refused_or_dropped(cli, bounded, tmp_path) -> None:
     source = tmp_path / "vectors.txt"
-    source.write_text("6 2\ngood 0.5 1\nnan 1 nan\ninf inf 1\nneg 1 -inf\nbig 1e39 0\nfine -1 2\n")
+    # "long": finite values whose length overflows float32 (imported, then refused by every command)
+    source.write_text("7 2\ngood 0.5 1\nnan 1 nan\ninf inf 1\nneg 1 -inf\nbig 1e39 0\nlong 3e38 3e38\n"
+                      "fine -1 2\n")
     outcome = bounded(cli(["import", source, "--out", tmp_path / "run"]), 100, rc=2)
     assert "vectors.txt: line 3 has a value that is nan, inf or beyond float32's range" in outcome.stderr
     outcome = bounded(cli(["import", source, "--out", tmp_path / "run", "--nonfinite", "drop"]), 100, rc=0)
-    assert "dropped 4 vectors with nan, inf or an overflow (first: line 3)" in outcome.stderr
+    assert "dropped 5 vectors with nan, inf or an overflow (first: line 3)" in outcome.stderr
     assert (tmp_path / "run" / "vocab.txt").read_text() == "good\nfine\n"
     assert np.array_equal(np.load(tmp_path / "run" / "vectors.npy"), [[0.5, 1], [-1, 2]])
 

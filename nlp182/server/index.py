@@ -306,11 +306,23 @@ def _check_meta(meta: object, meta_path: Path, vectors: Vectors) -> None:
         raise FileFormatError(
             f"{meta_path} describes {meta['dimension']}-dim vectors but the run has {vectors.dim}; rebuild it"
         )
-    ef_search = meta["params"].get("ef_search") if isinstance(meta["params"], dict) else None
-    if not isinstance(ef_search, int) or ef_search < 1:
-        raise FileFormatError(f"{meta_path}: params.ef_search must be a positive integer; rebuild the index")
+    params = meta["params"] if isinstance(meta["params"], dict) else {}
+
+    def whole(value: object, low: int, high: int) -> bool:  # FAISS takes a C int: a bool or 2**31 is not
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    if not whole(params.get("ef_search"), 1, C_INT_MAX):
+        raise FileFormatError(f"{meta_path}: params.ef_search must be an integer in 1..{C_INT_MAX}; "
+                              "rebuild the index")
+    if meta["kind"] == "ivf":
+        lists = params.get("lists")
+        if not whole(lists, 1, C_INT_MAX) or not whole(params.get("nprobe"), 1, lists):
+            raise FileFormatError(f"{meta_path}: params.lists must be a positive integer and params.nprobe "
+                                  "an integer in 1..lists; rebuild the index")
 
 
+#: The largest value a FAISS setting held in a C ``int`` takes.
+C_INT_MAX = 2**31 - 1
 #: Rows compared at a time when an index is loaded: every row is checked, in bounded memory.
 CHECK_BLOCK_ROWS = 1 << 15
 

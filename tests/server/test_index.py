@@ -175,6 +175,16 @@ def test_refuses_an_index_of_other_vectors_or_a_damaged_one(
     (run / META_FILE).write_text(json.dumps({**meta, "params": {}}))
     with pytest.raises(FileFormatError, match="ef_search"):
         SimilarityIndex.load(run, Vectors.load(run))
+    # settings FAISS takes as C ints: 2**31 or a bool gave a traceback, an nprobe of 0 a server whose
+    # every search failed
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="ivf", recall_queries=20)).save(run)
+    meta = json.loads((run / META_FILE).read_text())
+    lists = meta["params"]["lists"]
+    for params in ({"ef_search": 2**31}, {"ef_search": True}, {"nprobe": 0}, {"nprobe": lists + 1},
+                   {"nprobe": "4"}, {"lists": None}):
+        (run / META_FILE).write_text(json.dumps({**meta, "params": {**meta["params"], **params}}))
+        with pytest.raises(FileFormatError, match=r"ef_search|nprobe"):
+            SimilarityIndex.load(run, Vectors.load(run))
 
 
 def test_hnsw_returns_k_answers_beyond_its_ef_search(real_vectors: Vectors) -> None:

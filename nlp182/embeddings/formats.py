@@ -615,6 +615,8 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
         raise FileFormatError(f"{path}: key {odd} is a {type(words[odd]).__name__}, not a word")
     counts = _kv_counts(fields, words, path)
     stop = len(words) if limit is None else min(limit, len(words))
+    if any(type(w) is int and not -(10**18) < w < 10**18 for w in words):  # str() of 10**5000 raises
+        raise FileFormatError(f"{path}: a key is an integer of more than 18 digits, not a word")
     return Loaded([str(w) for w in words[:stop]], vectors[:stop], None if counts is None else counts[:stop])
 
 
@@ -637,15 +639,30 @@ def _check_npy(path: Path) -> None:
 
 
 def _kv_counts(fields: dict[str, Any], words: list[str], path: Path) -> np.ndarray | None:
+    """The words' counts from gensim 4's ``expandos['count']`` or gensim 3's ``vocab``, each a
+    whole number in 0..2**63-1 (anything else, a count of 10**30 or 'lots', is refused)."""
     expandos = fields.get("expandos") or {}
+    if not isinstance(expandos, dict):
+        raise FileFormatError(f"{path}: its expandos are a {type(expandos).__name__}, not a mapping")
     if "count" in expandos:
         counts = expandos["count"]
         flat = isinstance(counts, np.ndarray) and counts.ndim == 1 and counts.dtype.kind in "iu"
         listed = isinstance(counts, list) and all(type(c) is int for c in counts)
         if not (flat or listed) or len(counts) != len(words):
             raise FileFormatError(f"{path}: its counts are not one integer per word")
-        return np.asarray(counts, dtype=np.int64)
+        return _whole_counts(counts, path)
     vocab = fields.get("vocab")
     if isinstance(vocab, dict) and all(isinstance(v, _Record) for v in vocab.values()):
-        return np.array([getattr(vocab.get(w), "count", 0) for w in words], dtype=np.int64)
+        counts = [getattr(vocab.get(w), "count", 0) for w in words]
+        if not all(type(c) is int for c in counts):
+            raise FileFormatError(f"{path}: its counts are not one integer per word")
+        return _whole_counts(counts, path)
     return None
+
+
+def _whole_counts(counts: Any, path: Path) -> np.ndarray:
+    """``counts`` as int64 when each is in 0..2**63-1 (a uint64 of 2**64-1 would wrap to -1)."""
+    values = counts if isinstance(counts, np.ndarray) else np.array(counts, dtype=object)
+    if len(values) and (values.min() < 0 or values.max() > np.iinfo(np.int64).max):
+        raise FileFormatError(f"{path}: its counts must be whole numbers from 0 to 2**63-1")
+    return np.asarray(values, dtype=np.int64)

@@ -358,3 +358,27 @@ def test_a_kv_row_whose_length_overflows_is_refused_or_dropped_at_import(tmp_pat
     dropping = ["--nonfinite", "drop"]
     assert main(["import", str(tmp_path / "long.kv"), "--out", str(tmp_path / "run"), *dropping]) == 0
     assert Vectors.load(tmp_path / "run").words == ["good", "fine"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("index_to_key", [10**5000, "b"], "integer of more than 18 digits"),
+        ("expandos", 5, "expandos are a int, not a mapping"),
+        ("count", np.array([2**64 - 1, 3], dtype=np.uint64), "from 0 to 2"),
+        ("count", [-4, 3], "from 0 to 2"),
+        ("count", [10**30, 3], "from 0 to 2"),
+    ],
+)
+def test_odd_kv_field_values_are_one_line_errors(tmp_path: Path, field: str, value, message: str) -> None:
+    """A key of 5,000 digits, expandos that are not a mapping, or counts past int64 (or negative)
+    exited with a traceback, or wrapped a uint64 count to -1."""
+    kv = KeyedVectors(3)
+    kv.add_vectors(["a", "b"], np.ones((2, 3), dtype=np.float32))
+    if field == "count":
+        kv.expandos["count"] = value
+    else:
+        setattr(kv, field, value)
+    kv.save(str(tmp_path / "odd.kv"))
+    with pytest.raises(FileFormatError, match=message):
+        Vectors.load_gensim(tmp_path / "odd.kv")

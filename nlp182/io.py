@@ -23,6 +23,7 @@ import errno
 import glob
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -178,8 +179,22 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write ``obj`` as indented JSON to ``path`` atomically; a nan or infinite number is written
+    as ``null`` (``NaN`` is not JSON: strict readers, a browser's ``JSON.parse`` among them, refuse
+    the file), as a correlation of constant scores is nan."""
+    text = json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """``obj`` with every float that is nan or infinite replaced by None (lists, tuples, dicts)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite_or_null(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_null(value) for value in obj]
+    return obj
 
 
 def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

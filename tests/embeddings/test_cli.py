@@ -123,6 +123,12 @@ def test_eval_scores_the_files_a_user_names(lsa_run, prepared, tmp_path, capsys)
                          str(prepared.analogies.resolve())}
     assert kept[str((tmp_path / "ws.csv").resolve())]["spearman"] == pytest.approx(pairs.spearman, abs=1e-12)
     assert kept[str(prepared.analogies.resolve())]["questions"] == analogies.total
+    # gold scores all equal: the correlation is nan, which metrics.json keeps as null (NaN is not JSON)
+    (tmp_path / "flat.txt").write_text("".join(f"{a}\t{b}\t5\n" for a, b, _ in lines))
+    assert main(["eval", str(lsa_run), "--pairs", str(tmp_path / "flat.txt")]) == 0
+    text = (lsa_run / "metrics.json").read_text()
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"metrics.json holds {name}"))
+    assert strict["eval_files"][str((tmp_path / "flat.txt").resolve())]["spearman"] is None
     assert metrics.get("eval") == before
 
 

@@ -43,9 +43,54 @@ log = logging.getLogger(__name__)
 
 
 def cache_folder() -> Path:
-    """The package's cache: ``$NLP182_CACHE``, default ``~/.cache/nlp182`` (compiled kernels,
-    encoded corpora)."""
-    return Path(os.environ.get("NLP182_CACHE", Path.home() / ".cache" / "nlp182"))
+    """The package's cache (compiled kernels, encoded corpora), as an absolute path:
+    ``$NLP182_CACHE`` when set (``~`` expanded), else ``$XDG_CACHE_HOME/nlp182``, else
+    ``~/.cache/nlp182``. Where the default cannot be written (a service user without a home, a
+    read-only home) a private folder in the system's temporary folder is used, with one warning; a
+    ``$NLP182_CACHE`` that cannot be written is an error naming it."""
+    given = os.environ.get("NLP182_CACHE", "").strip()
+    if given:
+        return _writable_cache(Path(given).expanduser().absolute(), chosen=True)
+    base = Path(os.environ.get("XDG_CACHE_HOME", "").strip()).expanduser()
+    root = base if base.is_absolute() else Path.home() / ".cache"  # the spec: a relative one is ignored
+    return _writable_cache((root / "nlp182").absolute(), chosen=False)
+
+
+_CHECKED_CACHES: dict[tuple[Path, bool], Path] = {}
+
+
+def _writable_cache(folder: Path, chosen: bool) -> Path:
+    """``folder`` once it exists and can be written; else the fallback (see ``cache_folder``)."""
+    key = (folder, chosen)
+    if key not in _CHECKED_CACHES:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            usable = os.access(folder, os.W_OK | os.X_OK)
+        except OSError:
+            usable = False
+        if not usable and chosen:
+            raise OutputError(f"the cache folder {folder} ($NLP182_CACHE) cannot be created or written; "
+                              "set NLP182_CACHE to a folder this user can write")
+        _CHECKED_CACHES[key] = folder if usable else _private_temporary_cache(folder)
+    return _CHECKED_CACHES[key]
+
+
+def _private_temporary_cache(wanted: Path) -> Path:
+    """A folder of this user's alone in the temporary folder (mode 0700, owned by this user: one
+    another user made could plant compiled kernels), used when ``wanted`` cannot be written."""
+    folder = Path(tempfile.gettempdir()) / f"nlp182-cache-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError as exc:
+        raise OutputError(f"the cache folder {wanted} cannot be written, nor {folder} ({exc}); set "
+                          "NLP182_CACHE to a folder this user can write") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise OutputError(f"the cache folder {wanted} cannot be written, and {folder} is not this user's "
+                          "private folder; set NLP182_CACHE to a folder this user can write")
+    log.warning("the cache folder %s cannot be written; caching in %s (set NLP182_CACHE to choose)",
+                wanted, folder)
+    return folder
 
 
 def current_umask() -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -483,3 +485,40 @@ def test_a_run_moved_aside_by_a_swap_killed_halfway_is_put_back(tmp_path: Path, 
         _write_run(folder, "third")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert (run / "weights.bin").read_text() == "third"
+
+
+def test_the_cache_folder_follows_the_environment_and_falls_back_where_home_is_unwritable(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """A service user without a writable home (HOME=/nonexistent) could train nothing, not even
+    sentences in memory, and the error named only /nonexistent; NLP182_CACHE="" or "." loaded no
+    C kernel (a relative path for ctypes)."""
+    from nlp182 import io
+
+    monkeypatch.setattr(io, "_CHECKED_CACHES", {})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # nothing can be made under a file, not even by root
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(blocked))
+    for unset in ("", "  "):
+        monkeypatch.setenv("NLP182_CACHE", unset)
+        folder = io.cache_folder()
+        assert folder == tmp_path / "tmp" / f"nlp182-cache-{os.getuid()}" and folder.is_dir()
+        assert folder.stat().st_mode & 0o777 == 0o700
+    assert "cannot be written; caching in" in caplog.text
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert io.cache_folder() == tmp_path / "xdg" / "nlp182"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NLP182_CACHE", ".")
+    assert io.cache_folder() == tmp_path and io.cache_folder().is_absolute()
+    monkeypatch.setenv("NLP182_CACHE", str(blocked / "cache"))
+    with pytest.raises(OutputError, match=r"\(\$NLP182_CACHE\) cannot be created or written"):
+        io.cache_folder()
+    monkeypatch.setattr(io, "_CHECKED_CACHES", {})
+    monkeypatch.delenv("NLP182_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    (tmp_path / "tmp" / f"nlp182-cache-{os.getuid()}").chmod(0o777)  # another user could write in it
+    with pytest.raises(OutputError, match="is not this user's private folder"):
+        io.cache_folder()

@@ -16,8 +16,20 @@ def _setuptools() -> dict:
 
 
 def test_every_package_folder_is_installed_under_the_nlp182_name() -> None:
+    """Every folder of modules is a package, and so is every folder of data (setuptools warned that
+    it would ignore the page's folder, listed only as the server's data); the package says it is
+    typed (``py.typed``)."""
     listed = set(_setuptools()["packages"])
     found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "nlp182").rglob("__init__.py")}
+    data = {".".join(path.relative_to(ROOT).parts) for path in (ROOT / "nlp182").rglob("*")
+            if path.is_dir() and path.name != "__pycache__" and not any(path.glob("*.py"))}
+    found |= data
+    assert data == {"nlp182.server.static"}
+    static = ROOT / "nlp182" / "server" / "static"
+    shipped = {path.name for pattern in _setuptools()["package-data"]["nlp182.server.static"]
+               for path in static.glob(pattern)}
+    assert {path.name for path in static.iterdir()} == shipped
+    assert (ROOT / "nlp182" / "py.typed").is_file() and "py.typed" in _setuptools()["package-data"]["nlp182"]
     assert found == listed, f"add to / remove from pyproject's packages: {sorted(found ^ listed)}"
     assert all(name == "nlp182" or name.startswith("nlp182.") for name in listed)
     assert "package-dir" not in _setuptools(), "no folder outside nlp182/ is mapped into the package"

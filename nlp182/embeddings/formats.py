@@ -427,6 +427,11 @@ def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None)
     """
     with open_binary(path, limits) as handle:
         head = handle.read(SNIFF_BYTES)
+    for mark, what in ((b"\xef\xbb\xbf", "a UTF-8 byte order mark: remove those 3 bytes"),
+                       (b"\xff\xfe", "a UTF-16 byte order mark: convert it (iconv -f UTF-16 -t UTF-8)"),
+                       (b"\xfe\xff", "a UTF-16 byte order mark: convert it (iconv -f UTF-16 -t UTF-8)")):
+        if head.startswith(mark):  # read on, the header would be a word and every row misread
+            raise FileFormatError(f"{path} starts with {what}; vector files are UTF-8 without one")
     if head[:1] == b"\x80" or head.startswith(b"ccopy_reg\n_reconstructor\n"):  # pickles: protocol 2+, 0-1
         return "kv"
     first, _, rest = head.partition(b"\n")

@@ -235,6 +235,8 @@ def test_a_kv_file_of_every_pickle_protocol_imports_and_none_runs_code(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
+        (b"\xef\xbb\xbf1 2\na 1 2\n", "starts with a UTF-8 byte order mark"),  # was: "line 2 has 3 values"
+        ("1 2\na 1 2\n".encode("utf-16"), "starts with a UTF-16 byte order mark"),
         (b"2 3\na 1 2 3\n", "ends after 1"),
         (b"2 3\na 1 2 3\nb 1 x 3\n", "line 3 has a non-numeric value"),
         (b"1 2\nna\xefve 1 2\n", "not valid utf-8.*unicode-errors"),

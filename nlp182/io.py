@@ -227,18 +227,19 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically; a nan or infinite number is written
     as ``null`` (``NaN`` is not JSON: strict readers, a browser's ``JSON.parse`` among them, refuse
     the file), as a correlation of constant scores is nan."""
-    text = json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps(finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_text(path, text + "\n")
 
 
-def _finite_or_null(obj: Any) -> Any:
-    """``obj`` with every float that is nan or infinite replaced by None (lists, tuples, dicts)."""
+def finite_or_null(obj: Any) -> Any:
+    """``obj`` with every float that is nan or infinite replaced by None, in dicts, lists and tuples
+    (the files written here and the service's answers are standard JSON, RFC 8259)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {key: _finite_or_null(value) for key, value in obj.items()}
+        return {key: finite_or_null(value) for key, value in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_finite_or_null(value) for value in obj]
+        return [finite_or_null(value) for value in obj]
     return obj
 
 

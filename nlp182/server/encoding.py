@@ -7,21 +7,11 @@ rows), so a body needing this is rare; when one does, the answer stays parseable
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
 
-
-def finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float (in dicts, lists and tuples) replaced by None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {key: finite(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite(value) for value in obj]
-    return obj
+from nlp182.io import finite_or_null
 
 
 class FiniteJSONProvider(DefaultJSONProvider):
@@ -32,4 +22,4 @@ class FiniteJSONProvider(DefaultJSONProvider):
         try:
             return super().dumps(obj, **kwargs)
         except ValueError:  # "Out of range float values are not JSON compliant"
-            return super().dumps(finite(obj), **kwargs)
+            return super().dumps(finite_or_null(obj), **kwargs)

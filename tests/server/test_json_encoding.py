@@ -8,9 +8,10 @@ import numpy as np
 from flask import Flask, jsonify
 
 from nlp182.embeddings.vectors import Vectors
+from nlp182.io import finite_or_null
 from nlp182.server.app import create_app
 from nlp182.server.config import AppConfig, IndexConfig
-from nlp182.server.encoding import FiniteJSONProvider, finite
+from nlp182.server.encoding import FiniteJSONProvider
 from nlp182.server.index import SimilarityIndex
 
 
@@ -24,7 +25,7 @@ def _strict(body: bytes) -> object:
 
 def test_finite_replaces_nan_and_inf_at_any_depth() -> None:
     given = {"a": [1.5, float("nan"), {"b": (float("inf"), -float("inf"), 2)}], "c": "nan"}
-    assert finite(given) == {"a": [1.5, None, {"b": [None, None, 2]}], "c": "nan"}
+    assert finite_or_null(given) == {"a": [1.5, None, {"b": [None, None, 2]}], "c": "nan"}
 
 
 def test_provider_writes_null_for_non_finite_floats() -> None:

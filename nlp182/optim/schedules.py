@@ -11,7 +11,8 @@ the last step (``LinearLR`` in a ``ChainedScheduler``, a ``ReduceLROnPlateau`` c
 scales that rate by ``multiplier(t) / multiplier(t - 1)`` instead of overwriting it; a group added
 later (``add_param_group``) follows the schedule from its own rate on. ``load_state_dict`` resumes
 right with or without the optimizer's state: a restored optimizer keeps its rates (and whatever
-else had changed them), a fresh one is given the saved rates at once, before its first step. A
+else had changed them), a fresh one (still at the rates the schedule starts from) is given the
+saved rates at once, before its first step. A
 start at ``last_epoch`` sets the closed form at its first step.
 """
 
@@ -43,19 +44,24 @@ class ClosedFormSchedule(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Resume at the saved step. An optimizer whose rates are the saved last rates was restored
-        too, and the schedule goes on chaining from them; any other (a fresh one) is given the
-        saved rates now, so that its next step already takes them."""
+        """Resume at the saved step, chaining from the optimizer's rates as torch's schedulers do
+        (whatever else set them: a warmup in a chain, a plateau cut). An optimizer still at the
+        rates building a schedule sets (its first step's) is a fresh one, not restored: it is
+        given the saved rates now, so that its next step already takes them."""
         super().load_state_dict(state_dict)
         self._resumed = False
-        saved = self._last_lr
-        groups = self.optimizer.param_groups
-        restored = len(saved) == len(groups) and all(
-            math.isclose(float(group["lr"]), rate, rel_tol=1e-9, abs_tol=1e-300)
-            for group, rate in zip(groups, saved, strict=True)
-        )
-        if not restored:
-            for group, rate in zip(groups, saved, strict=False):
+        saved, groups = self._last_lr, self.optimizer.param_groups
+        if len(saved) != len(groups) or len(self.base_lrs) != len(groups):
+            return
+
+        def same(a: float, b: float) -> bool:
+            return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-300)
+
+        start = self.multiplier(0)  # what building the schedule set a fresh optimizer's rates to
+        fresh = all(same(float(group["lr"]), base * start) for group, base in zip(groups, self.base_lrs,
+                                                                                   strict=True))
+        if fresh:
+            for group, rate in zip(groups, saved, strict=True):
                 group["lr"] = rate
 
     def decay(self, t: int) -> float:

@@ -346,10 +346,16 @@ def test_a_chained_schedule_resumes_as_torch_s_and_a_fresh_optimizer_steps_at_th
         return used
 
     ours, theirs = (lambda o: StepDecay(o, 5, 0.5)), (lambda o: lr_scheduler.StepLR(o, 5, 0.5))
+    warmed = run(lambda o: lr_scheduler.ChainedScheduler([lr_scheduler.LinearLR(o, 0.1, total_iters=6),
+                                                          StepDecay(o, 5, 0.5)]), None)
+    resumed = run(lambda o: lr_scheduler.ChainedScheduler([lr_scheduler.LinearLR(o, 0.1, total_iters=6),
+                                                           StepDecay(o, 5, 0.5)]), 4)
+    assert resumed == pytest.approx(warmed, rel=1e-12)  # a warmup in force at the checkpoint stays
     straight = run(theirs, None)
     assert run(ours, None) == pytest.approx(straight, rel=1e-12)
-    assert run(theirs, 7) == pytest.approx(straight, rel=1e-12)
-    assert run(ours, 7) == pytest.approx(straight, rel=1e-12)
+    for resume_at in (3, 7):  # 3: the cut came in the step before the checkpoint
+        assert run(theirs, resume_at) == pytest.approx(straight, rel=1e-12)
+        assert run(ours, resume_at) == pytest.approx(straight, rel=1e-12)
     fresh = run(ours, 7, fresh=True)  # only the schedule's state: its saved rate, from the first step
     assert fresh[7:] == pytest.approx(straight[7:], rel=1e-12)
     grown = {}

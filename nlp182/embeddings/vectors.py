@@ -28,7 +28,7 @@ import os
 import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -402,14 +402,16 @@ class Vectors:
         column = self.expandos[name]
         if not np.can_cast(dtype, column.dtype, casting="same_kind"):
             raise TypeError(f"attribute {name!r} holds {column.dtype} values; a {dtype} value would be "
-                            f"cut to fit (gensim refuses it too)")
+                            "cut to fit")
         return column
 
     def set_vecattr(self, key: Key, attr: str, val: Any) -> None:
         """Set a per-word attribute (such as ``"count"``)."""
-        kind = object
-        if isinstance(val, (Integral, float)):
-            kind = np.int64 if isinstance(val, Integral) else np.float64
+        kind: Any = object
+        if isinstance(val, Integral):  # Python's and NumPy's integers
+            kind = np.int64
+        elif isinstance(val, Real):  # Python's and NumPy's floats: a float32 fits a float32 column
+            kind = np.float64
         self._column_for(attr, np.dtype(kind))[self.get_index(key)] = val
 
     def get_vecattr(self, key: Key, attr: str) -> Any:

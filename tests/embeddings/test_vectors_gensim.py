@@ -1002,6 +1002,12 @@ def test_the_store_follows_gensim_where_users_edit_it_or_reach_its_edges() -> No
     theirs.set_vecattr("w1", "weight", 1)
     with pytest.raises(TypeError):
         theirs.set_vecattr("w2", "weight", 0.75)
+    # NumPy numbers of the kind the column holds are taken (they were refused as objects; gensim
+    # takes only the column's exact type)
+    ours.set_vecattr("w1", "share", 0.5)
+    ours.set_vecattr("w2", "share", np.float32(0.25))
+    ours.set_vecattr("w3", "weight", np.int32(7))
+    assert ours.get_vecattr("w2", "share") == 0.25 and ours.get_vecattr("w3", "weight") == 7
     tiny = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.float32) * np.float32(1e-24)
     small, reference = Vectors(["a", "b", "c"], tiny), KeyedVectors(3)
     reference.add_vectors(["a", "b", "c"], tiny.astype(np.float64) * 1e24)  # gensim at a scale it handles

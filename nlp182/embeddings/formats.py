@@ -217,7 +217,10 @@ class _Collector:
             raise FileFormatError(f"{self.path}: {where} is beyond the rows the file's size allows")
         with np.errstate(over="ignore", invalid="ignore"):
             row = np.asarray(vector, dtype=self.out.dtype)
-        if not scorable_rows(row[None, :])[0]:
+            # nan or inf when a value is, or when the squared length passes the dtype's range: only
+            # then is the row looked at closely (one dot product a row, the cost of an isfinite)
+            square = float(np.dot(row, row))
+        if not math.isfinite(square) and not scorable_rows(row[None, :])[0]:
             if self.nonfinite != "drop":
                 raise nonfinite_problem(self.path, where, self.out.dtype)
             self.dropped.append(where)

@@ -52,20 +52,28 @@ def cache_folder() -> Path:
     if given:
         return _writable_cache(Path(given).expanduser().absolute(), chosen=True)
     base = Path(os.environ.get("XDG_CACHE_HOME", "").strip()).expanduser()
-    root = base if base.is_absolute() else Path.home() / ".cache"  # the spec: a relative one is ignored
-    return _writable_cache((root / "nlp182").absolute(), chosen=False)
+    if base.is_absolute():  # the XDG rule: a relative one is ignored
+        return _writable_cache(base / "nlp182", chosen=False)
+    try:
+        home: Path | None = Path.home()
+    except RuntimeError:  # no $HOME and no passwd entry for this user (a container's bare uid)
+        home = None
+    return _writable_cache(None if home is None else (home / ".cache" / "nlp182").absolute(), chosen=False)
 
 
-_CHECKED_CACHES: dict[tuple[Path, bool], Path] = {}
+_CHECKED_CACHES: dict[tuple[Path | None, bool], Path] = {}
 
 
-def _writable_cache(folder: Path, chosen: bool) -> Path:
-    """``folder`` once it exists and can be written; else the fallback (see ``cache_folder``)."""
+def _writable_cache(folder: Path | None, chosen: bool) -> Path:
+    """``folder`` once it exists and can be written; else (or with no folder: no home) the
+    fallback (see ``cache_folder``)."""
     key = (folder, chosen)
     if key not in _CHECKED_CACHES:
+        usable = False
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            usable = os.access(folder, os.W_OK | os.X_OK)
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                usable = os.access(folder, os.W_OK | os.X_OK)
         except OSError:
             usable = False
         if not usable and chosen:
@@ -75,21 +83,22 @@ def _writable_cache(folder: Path, chosen: bool) -> Path:
     return _CHECKED_CACHES[key]
 
 
-def _private_temporary_cache(wanted: Path) -> Path:
+def _private_temporary_cache(wanted: Path | None) -> Path:
     """A folder of this user's alone in the temporary folder (mode 0700, owned by this user: one
     another user made could plant compiled kernels), used when ``wanted`` cannot be written."""
     folder = Path(tempfile.gettempdir()) / f"nlp182-cache-{os.getuid()}"
+    wanted_text = str(wanted) if wanted is not None else "~/.cache/nlp182 (this user has no home)"
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         info = folder.lstat()
     except OSError as exc:
-        raise OutputError(f"the cache folder {wanted} cannot be written, nor {folder} ({exc}); set "
+        raise OutputError(f"the cache folder {wanted_text} cannot be written, nor {folder} ({exc}); set "
                           "NLP182_CACHE to a folder this user can write") from None
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise OutputError(f"the cache folder {wanted} cannot be written, and {folder} is not this user's "
-                          "private folder; set NLP182_CACHE to a folder this user can write")
+        raise OutputError(f"the cache folder {wanted_text} cannot be written, and {folder} is not this "
+                          "user's private folder; set NLP182_CACHE to a folder this user can write")
     log.warning("the cache folder %s cannot be written; caching in %s (set NLP182_CACHE to choose)",
-                wanted, folder)
+                wanted_text, folder)
     return folder
 
 

@@ -508,6 +508,9 @@ def test_the_cache_folder_follows_the_environment_and_falls_back_where_home_is_u
         assert folder == tmp_path / "tmp" / f"nlp182-cache-{os.getuid()}" and folder.is_dir()
         assert folder.stat().st_mode & 0o777 == 0o700
     assert "cannot be written; caching in" in caplog.text
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
+    assert io.cache_folder() == tmp_path / "tmp" / f"nlp182-cache-{os.getuid()}"  # no home at all
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert io.cache_folder() == tmp_path / "xdg" / "nlp182"
     monkeypatch.chdir(tmp_path)

@@ -165,6 +165,8 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
         log.info("corpus %s: %d file%s, %s (%s)", args.corpus, len(files), "" if len(files) == 1 else "s",
                  mib(source.size_bytes()), source.resolved_format())
     vectors, vocab, report = method.train(source, config)
+    if getattr(report, "epochs", None) is not None and hasattr(config, "epochs"):  # chosen from the data
+        config = dataclasses.replace(config, epochs=report.epochs)
     run_config = {
         "corpus": _corpus_record(args), "format": source.resolved_format(), "column": args.column,
         "tokens": args.tokens, **method.record(config),

@@ -228,3 +228,16 @@ def test_a_run_the_english_sets_barely_touch_is_saved_without_scores(
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "love"), "--eval-dir", eval_dir]) == 2  # one line, no traceback
     assert "a correlation needs at least 2" in capsys.readouterr().err
+
+
+def test_epochs_chosen_from_a_small_corpus_are_recorded_in_the_run(tmp_path) -> None:
+    """With no --epochs, a small corpus trains more passes; config.json said null, so the run's
+    own record did not say how it was trained."""
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("the cat sat on the mat while the dog ran in the park\n" * 500)
+    out = tmp_path / "run"
+    flags = ["--min-count", "1", "--threads", "1", "--vector-size", "8", "--eval-dir", "none"]
+    assert main(["train", "w2v", "--corpus", str(corpus), "--out", str(out), *flags]) == 0
+    config = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert config["epochs"] == metrics["train"]["epochs"] == 50  # 6,500 tokens: a million is past 50 passes

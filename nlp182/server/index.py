@@ -213,18 +213,19 @@ class SimilarityIndex:
             ``(B, k)`` float32 scores and ``(B, k)`` int64 row ids, best first; an id of -1 (score
             -inf) marks a slot HNSW could not fill. HNSW searches with ``efSearch`` of at least
             ``k``: its candidate list holds ``efSearch`` entries, so a smaller one returns fewer
-            than ``k``. ``RESCORE_MARGIN`` more candidates than ``k`` are fetched and
-            :func:`rescored`, so a query's answer is the same alone or in a batch.
+            than ``k``. The flat and IVF kinds, whose scans FAISS runs through BLAS for a batch,
+            fetch ``RESCORE_MARGIN`` more candidates than ``k`` and :func:`rescored` them, so a
+            query's answer is the same alone or in a batch (HNSW walks each query on its own).
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ShapeError(f"queries must have shape (B, {self.dim}), got {queries.shape}")
         k = min(int(k), len(self))
-        fetch = min(k + RESCORE_MARGIN, len(self))
-        if isinstance(self.index, faiss.IndexHNSW) and fetch > self.index.hnsw.efSearch:
-            _, ids = self.index.search(queries, fetch, params=faiss.SearchParametersHNSW(efSearch=fetch))
-        else:
-            _, ids = self.index.search(queries, fetch)
+        if isinstance(self.index, faiss.IndexHNSW):  # a graph walk a query: no batch changes its answer
+            if k > self.index.hnsw.efSearch:
+                return self.index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=k))
+            return self.index.search(queries, k)
+        _, ids = self.index.search(queries, min(k + RESCORE_MARGIN, len(self)))
         return rescored(self.unit, queries, ids, k)
 
 

@@ -225,7 +225,7 @@ def test_prefault_reads_every_row(synthetic_run: Path, synthetic_vectors: Vector
     assert index.prefault() == pytest.approx(float(synthetic_vectors.normed[:, 0].sum(dtype=np.float64)))
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
 def test_a_query_gets_the_same_answer_alone_and_in_a_batch(tmp_path: Path, kind: str) -> None:
     """Micro-batching gathers concurrent queries, and FAISS searches a batch of at least its BLAS
     threshold with sgemm, which rounds otherwise than its one-query path: one URL got four different
@@ -245,6 +245,8 @@ def test_a_query_gets_the_same_answer_alone_and_in_a_batch(tmp_path: Path, kind:
         faiss.cvar.distance_compute_blas_threshold = threshold
     np.testing.assert_array_equal(np.concatenate([ids for _, ids in alone]), batched[1])
     np.testing.assert_array_equal(np.concatenate([scores for scores, _ in alone]), batched[0])
+    if kind == "hnsw":  # answered by FAISS itself: a graph walk a query
+        return
     exact = queries.astype(np.float64) @ vectors.normed.astype(np.float64).T
     rounded = np.take_along_axis(exact, batched[1], axis=1).astype(np.float32)
     np.testing.assert_array_equal(batched[0], rounded)

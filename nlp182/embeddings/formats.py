@@ -522,7 +522,7 @@ def _checked_scalar(dtype: object, raw: object = None) -> object:
     """numpy's ``scalar`` (how a pickle stores a NumPy number) for plain numbers only: a scalar of
     object dtype would read a pointer out of the file's bytes."""
     dtype = np.dtype(dtype)  # type: ignore[call-overload]
-    plain = not dtype.hasobject and dtype.kind in "biufc"
+    plain = not dtype.hasobject and dtype.kind in "biufcU"  # numbers, and text (keys as numpy.str_)
     if not plain or not isinstance(raw, bytes) or len(raw) != dtype.itemsize:
         raise pickle.UnpicklingError(f"refusing a scalar of {dtype}")
     return np.frombuffer(raw, dtype=dtype)[0]
@@ -618,7 +618,8 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
         raise FileFormatError(f"{path} lacks a word list and a (V, D) vector matrix")
     # gensim's keys are strings (or integers); anything else, a list nested a thousand times say,
     # is refused before any str() of it could take gigabytes
-    odd = next((i for i, w in enumerate(words) if type(w) not in (str, int)), None)
+    odd = next((i for i, w in enumerate(words)
+                if not isinstance(w, str | np.str_ | np.integer) and type(w) is not int), None)
     if odd is not None:
         raise FileFormatError(f"{path}: key {odd} is a {type(words[odd]).__name__}, not a word")
     counts = _kv_counts(fields, words, path)

@@ -384,3 +384,15 @@ def test_odd_kv_field_values_are_one_line_errors(tmp_path: Path, field: str, val
     kv.save(str(tmp_path / "odd.kv"))
     with pytest.raises(FileFormatError, match=message):
         Vectors.load_gensim(tmp_path / "odd.kv")
+
+
+def test_a_kv_file_with_numpy_string_or_integer_keys_imports(tmp_path: Path) -> None:
+    """gensim keeps keys given as a NumPy array as numpy.str_ (pickled as NumPy scalars): such a
+    file was refused as holding a scalar this reader does not know."""
+    rng = np.random.default_rng(0)
+    kv = KeyedVectors(5)
+    kv.add_vectors(np.array(["apple", "banana", "cherry"]), rng.standard_normal((3, 5)).astype(np.float32))
+    kv.save(str(tmp_path / "strs.kv"))
+    loaded = Vectors.load_gensim(tmp_path / "strs.kv")
+    assert loaded.words == ["apple", "banana", "cherry"] and all(type(w) is str for w in loaded.words)
+    np.testing.assert_array_equal(loaded.vectors, kv.vectors)

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,8 @@ def write_overlays(
 
 
 def train_captioner(
-    config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool = False
+    config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool = False,
+    given: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds.
 
@@ -194,10 +195,11 @@ def train_captioner(
     it with its checkpoints, and ``resume=True`` continues from the last one with the interrupted
     run's settled config (``config`` changes only :data:`~nlp182.train.run.RESUME_OVERRIDES`), its
     vocabulary and choices, its encoder pre-training not repeated, and ends as an uninterrupted run
-    would.
+    would. ``given`` names the settings typed on the command line: a resumed run refuses one
+    typed at another value than the run's, its default too.
     """
     with deterministic_algorithms(config.deterministic):
-        return _train(config, out_dir, resume)
+        return _train(config, out_dir, resume, given)
 
 
 #: The best value of each validation score that has one: reaching it ends the run (nothing later
@@ -209,10 +211,11 @@ PERFECT_SCORES = {"exact_match": 1.0, "bleu4": 100.0}
 PRETRAINING_FILE = "pretraining.json"
 
 
-def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool) -> dict[str, Any]:
+def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
+           given: Collection[str] | None = None) -> dict[str, Any]:
     resumed = resume and (incomplete_dir(out_dir) / CHOSEN_FILE).is_file()
     if resumed:  # the interrupted run's data and settled choices, before anything is read
-        config = resumed_config(CaptionConfig, out_dir, config)
+        config = resumed_config(CaptionConfig, out_dir, config, typed=given)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)

@@ -20,6 +20,7 @@ from nlp182.commands.flags import (
     config_from_args,
     device_name,
     figure_paths,
+    given_fields,
     interrupted,
     train_group,
 )
@@ -36,7 +37,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(CaptionConfig, args)
     try:
-        metrics = train_captioner(config, args.out, resume=args.resume)
+        metrics = train_captioner(config, args.out, resume=args.resume, given=given_fields(args))
     except KeyboardInterrupt:
         interrupted("train caption", args.out)
         raise

@@ -279,7 +279,7 @@ def _train(
     staged = incomplete_dir(out_dir)
     resumed = resume and (staged / "config.json").is_file()
     if resumed:  # the interrupted run's settled config, before anything is read
-        config = resumed_config(Seq2SeqConfig, out_dir, config)
+        config = resumed_config(Seq2SeqConfig, out_dir, config, typed=given)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)

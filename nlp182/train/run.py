@@ -49,11 +49,16 @@ def _has_checkpoints(folder: Path) -> bool:
 CHOSEN_FILE = "chosen.json"
 
 
-def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: Any,
-                   overrides: Collection[str] = RESUME_OVERRIDES) -> Any:
+def resumed_config(
+    config_class: type, out_dir: str | os.PathLike[str], given: Any,
+    overrides: Collection[str] = RESUME_OVERRIDES, typed: Collection[str] | None = None,
+) -> Any:
     """The interrupted run's settled config (its staged ``config.json``), with the settings named in
-    ``overrides`` that ``given`` (the config the resuming command built) sets away from their
-    defaults: those a resumed run may change (more epochs, another device, ...)."""
+    ``overrides`` that ``given`` (the config the resuming command built) sets: those a resumed run
+    may change (more epochs, another device, ...). A setting counts as set when it is in ``typed``
+    (the fields whose flags were on the command line, typed at their default value too) or differs
+    from its default; any other setting set to another value than the run's is refused."""
+    typed = frozenset(typed or ())
     path = incomplete_dir(out_dir) / "config.json"
     if not path.is_file():
         raise MissingFileError(f"nothing to resume: {path} does not exist (it holds an interrupted run)")
@@ -63,13 +68,14 @@ def resumed_config(config_class: type, out_dir: str | os.PathLike[str], given: A
         settled = from_saved(config_class, saved)  # former setting names read as today's
     except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
         raise FileFormatError(f"{path} is not the config of this command: {exc}") from exc
-    changed = _changed_settings(_as_json(given), _as_json(defaults), _as_json(settled), set(overrides))
+    changed = _changed_settings(_as_json(given), _as_json(defaults), _as_json(settled), set(overrides), typed)
     if changed:
         raise InvalidInputError(
             f"--resume continues the interrupted run with its own settings, and {'; '.join(changed)}; only "
             f"{', '.join(overrides)} may change (other settings need a new run: another --out)"
         )
-    moved = {name: value for name in overrides if (value := getattr(given, name)) != getattr(defaults, name)}
+    moved = {name: value for name in overrides
+             if (value := getattr(given, name)) != getattr(defaults, name) or name in typed}
     return dataclasses.replace(settled, **moved)
 
 
@@ -79,17 +85,17 @@ def _as_json(config: Any) -> dict[str, Any]:
 
 
 def _changed_settings(given: dict[str, Any], defaults: dict[str, Any], saved: dict[str, Any],
-                      allowed: set[str], prefix: str = "") -> list[str]:
-    """``"NAME was given as X, the run has Y"`` for each setting ``given`` sets away from its default
-    to another value than the interrupted run's (nested configs compared field by field)."""
+                      allowed: set[str], typed: frozenset[str] = frozenset(), prefix: str = "") -> list[str]:
+    """``"NAME was given as X, the run has Y"`` for each setting ``given`` sets (typed, or away from
+    its default) to another value than the interrupted run's (nested configs field by field)."""
     changed = []
     for name, value in given.items():
         if not prefix and name in allowed:
             continue
         default, kept = defaults.get(name), saved.get(name)
         if isinstance(value, dict) and isinstance(kept, dict):
-            changed += _changed_settings(value, default or {}, kept, allowed, f"{prefix}{name}.")
-        elif value != default and value != kept:
+            changed += _changed_settings(value, default or {}, kept, allowed, typed, f"{prefix}{name}.")
+        elif (value != default or name in typed) and value != kept:
             changed.append(f"{prefix}{name} was given as {value!r}, the run has {kept!r}")
     return changed
 

@@ -127,6 +127,19 @@ def test_resume_refuses_settings_other_than_the_run_s_instead_of_dropping_them(t
     message = str(caught.value)
     assert f"data was given as {given.data!r}, the run has {saved.data!r}" in message
     assert "model.hidden_size was given as 32, the run has 64" in message and "only epochs" in message
+    # typed at its default value, a setting was taken for one left alone: the run's 64 went on
+    default_size = ModelConfig().hidden_size
+    assert default_size != 64
+    typed = Seq2SeqConfig(data=saved.data, model=ModelConfig(hidden_size=default_size))
+    assert resumed_config(Seq2SeqConfig, tmp_path / "run", typed).model.hidden_size == 64
+    refused = f"model.hidden_size was given as {default_size}, the run has 64"
+    with pytest.raises(InvalidInputError, match=refused):
+        resumed_config(Seq2SeqConfig, tmp_path / "run", typed, typed={"hidden_size", "data"})
+    resaved = Seq2SeqConfig(data=saved.data, model=ModelConfig(hidden_size=64), epochs=3)
+    (staged / "config.json").write_text(json.dumps(resaved.to_dict()))
+    back = Seq2SeqConfig(data=saved.data, epochs=Seq2SeqConfig().epochs)  # --epochs typed at its default
+    assert resumed_config(Seq2SeqConfig, tmp_path / "run", back, typed={"epochs"}).epochs == back.epochs
+    assert resumed_config(Seq2SeqConfig, tmp_path / "run", back).epochs == 3
     former = Seq2SeqConfig(data=saved.data, min_count=2).to_dict()
     former["min_frequency"] = former.pop("min_count")  # a run staged under the setting's former name
     (staged / "config.json").write_text(json.dumps(former))

@@ -58,7 +58,7 @@ def clip_grad_norm_(
     """
     del foreach  # always the grouped (foreach) kernels
     max_norm, norm_type = float(max_norm), float(norm_type)  # torch takes "inf" and tensors too
-    if max_norm <= 0:
+    if not max_norm > 0:  # nan too: it would write nan into every gradient
         raise InvalidInputError(f"max_norm must be > 0, got {max_norm}")
     grads = _grads(params)
     if not grads:

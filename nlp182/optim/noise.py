@@ -23,7 +23,7 @@ class GradientNoise:
 
     def __init__(self, params: Iterable[torch.Tensor], eta: float = 0.3, gamma: float = 0.55,
                  seed: int | None = None) -> None:
-        if eta < 0 or gamma < 0:
+        if not eta >= 0 or not gamma >= 0:  # nan too
             raise InvalidInputError(f"eta and gamma must be >= 0, got eta={eta}, gamma={gamma}")
         self.params = list(params)
         self.eta, self.gamma = eta, gamma

@@ -37,7 +37,7 @@ class ClosedFormSchedule(LRScheduler):
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 0, last_epoch: int = -1) -> None:
-        if warmup_steps < 0:
+        if not warmup_steps >= 0:  # nan too
             raise InvalidInputError(f"warmup_steps must be >= 0, got {warmup_steps}")
         self.warmup_steps = warmup_steps
         self._resumed = last_epoch != -1  # the optimizer's rates are not this schedule's yet
@@ -102,13 +102,21 @@ class ClosedFormSchedule(LRScheduler):
             self.base_lrs.append(float(group.setdefault("initial_lr", group["lr"])))
 
 
+def _check_gamma(gamma: float) -> None:
+    """A decay factor must be a finite number >= 0: a negative one (the rate would swing negative)
+    and nan are refused."""
+    if not gamma >= 0 or not math.isfinite(gamma):
+        raise InvalidInputError(f"gamma must be a finite number >= 0, got {gamma}")
+
+
 class StepDecay(ClosedFormSchedule):
     """Multiply the rate by ``gamma`` every ``step_size`` steps: ``γ^⌊t / step_size⌋``."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
                  warmup_steps: int = 0, last_epoch: int = -1) -> None:
-        if step_size < 1:
+        if not step_size >= 1:
             raise InvalidInputError(f"step_size must be >= 1, got {step_size}")
+        _check_gamma(gamma)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, warmup_steps, last_epoch)
 
@@ -122,6 +130,7 @@ class ExponentialDecay(ClosedFormSchedule):
     def __init__(
         self, optimizer: torch.optim.Optimizer, gamma: float, warmup_steps: int = 0, last_epoch: int = -1
     ) -> None:
+        _check_gamma(gamma)
         self.gamma = gamma
         super().__init__(optimizer, warmup_steps, last_epoch)
 
@@ -135,7 +144,7 @@ class InverseTimeDecay(ClosedFormSchedule):
     def __init__(
         self, optimizer: torch.optim.Optimizer, k: float = 1.0, warmup_steps: int = 0, last_epoch: int = -1
     ) -> None:
-        if k < 0:
+        if not k >= 0:  # nan too
             raise InvalidInputError(f"k must be >= 0, got {k}")
         self.k = k
         super().__init__(optimizer, warmup_steps, last_epoch)
@@ -150,7 +159,7 @@ class InverseSqrtDecay(ClosedFormSchedule):
     def __init__(
         self, optimizer: torch.optim.Optimizer, k: float = 1.0, warmup_steps: int = 0, last_epoch: int = -1
     ) -> None:
-        if k < 0:
+        if not k >= 0:  # nan too
             raise InvalidInputError(f"k must be >= 0, got {k}")
         self.k = k
         super().__init__(optimizer, warmup_steps, last_epoch)
@@ -167,7 +176,7 @@ class Cosine(ClosedFormSchedule):
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, min_factor: float = 0.0,
                  warmup_steps: int = 0, last_epoch: int = -1) -> None:
-        if total_steps < 1 or not 0.0 <= min_factor <= 1.0:
+        if not total_steps >= 1 or not 0.0 <= min_factor <= 1.0:
             raise InvalidInputError("Cosine needs total_steps >= 1 and 0 <= min_factor <= 1")
         self.total_steps, self.min_factor = total_steps, min_factor
         super().__init__(optimizer, warmup_steps, last_epoch)
@@ -187,7 +196,7 @@ class CyclicCosine(ClosedFormSchedule):
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, cycles: int = 1,
                  warmup_steps: int = 0, last_epoch: int = -1) -> None:
-        if total_steps < 1 or not 1 <= cycles <= total_steps:
+        if not total_steps >= 1 or not 1 <= cycles <= total_steps:
             raise InvalidInputError("CyclicCosine needs total_steps >= 1 and 1 <= cycles <= total_steps")
         self.period = math.ceil(total_steps / cycles)
         super().__init__(optimizer, warmup_steps, last_epoch)

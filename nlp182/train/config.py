@@ -76,13 +76,13 @@ class TrainerConfig:
             raise InvalidInputError(f"epochs must be >= 1, got {self.epochs}")
         if self.grad_accum_steps < 1:
             raise InvalidInputError(f"grad_accum_steps must be >= 1, got {self.grad_accum_steps}")
-        if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:  # nan too
             raise InvalidInputError(f"clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
         if self.checkpoint_every < 0 or self.keep_last < 1:
             raise InvalidInputError("checkpoint_every must be >= 0 and keep_last >= 1")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise InvalidInputError("early_stopping_patience must be >= 1 or None")
-        if self.early_stopping_patience_s is not None and self.early_stopping_patience_s <= 0:
+        if self.early_stopping_patience_s is not None and not self.early_stopping_patience_s > 0:
             raise InvalidInputError(
                 f"early_stopping_patience_s must be > 0 or None, got {self.early_stopping_patience_s}"
             )
@@ -94,7 +94,7 @@ class TrainerConfig:
             raise InvalidInputError("log_every must be >= 1 and monitor_every >= 0")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise InvalidInputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise InvalidInputError(f"time_budget_s must be > 0 or None, got {self.time_budget_s}")
         if self.resume is not None and self.resume != "auto" and not self.resume:
             raise InvalidInputError("resume must be None, 'auto' or a checkpoint path")

@@ -57,10 +57,15 @@ BEST_FILE = "best.safetensors"
 
 
 def _split_loss(output: LossOutput) -> tuple[torch.Tensor, dict[str, float]]:
-    if isinstance(output, tuple):
-        loss, metrics = output
-        return loss, {k: float(v) for k, v in metrics.items()}
-    return output, {}
+    """The loss and the extra metrics of what ``loss_fn`` returned; anything but a one-element
+    loss tensor (a float, a dict, a per-sample loss) is refused by name."""
+    loss, metrics = output if isinstance(output, tuple) and len(output) == 2 else (output, {})
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not isinstance(metrics, dict):
+        shape = (f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor)
+                 else type(output).__name__)
+        raise InvalidInputError(f"loss_fn must return a one-element loss tensor, or (loss, {{name: float}}); "
+                                f"it returned {shape} (reduce a per-sample loss with .mean())")
+    return loss.reshape(()), {k: float(v) for k, v in metrics.items()}
 
 
 def _loader_generators(loader: Iterable[Any]) -> list[torch.Generator]:
@@ -388,6 +393,8 @@ class Trainer:
             self._optimizer_step()
             clock["time"] = clock.get("time", 0.0) + time.perf_counter() - tick
         bar.close()
+        if self.batch_in_epoch == 0 and not self._out_of_time:  # it trained nothing, without a word
+            raise InvalidInputError("train_loader yielded no batches; give it some data")
         self._loader_rng = [generator.get_state() for generator in generators]
         batches = max(self._epoch_sums.get("batches", 0.0), 1.0)
         record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step, "lr": self._used_lr(),
@@ -504,6 +511,10 @@ class Trainer:
             better = True
         else:
             better = value < self.best if self.config.monitor_mode == "min" else value > self.best
+        if math.isnan(value):
+            kept = " and is not kept" if self.config.keep_best else ""
+            log.warning("%s is nan in epoch %d: it cannot be compared, so it counts as no improvement%s",
+                        self.config.monitor, self.epoch + 1, kept)
         if better and not math.isnan(value):
             self.best, self.best_epoch, self.bad_epochs = value, self.epoch + 1, 0
             self.best_time_s = now

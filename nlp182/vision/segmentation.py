@@ -254,14 +254,24 @@ class UNet(VisionModel):
         return features
 
 
-def confusion_matrix(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
-) -> torch.Tensor:
-    """Counts ``M[t, p]`` of pixels with true class ``t`` predicted as ``p``; pred, target: ``(B, H, W)``."""
+def _check_class_maps(pred: torch.Tensor, target: torch.Tensor) -> None:
+    """Refuse ``pred`` and ``target`` of different shapes, or holding anything but class ids: scores
+    or probabilities (``0.9`` would be cut to class 0, and every pixel scored wrong)."""
     if pred.shape != target.shape:
         raise ShapeError(
             f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape"
         )
+    for name, tensor in (("pred", pred), ("target", target)):
+        if tensor.is_floating_point() or tensor.is_complex():
+            raise InvalidInputError(f"{name} must hold class ids (integers), got {tensor.dtype}; take the "
+                                    "argmax over the class scores first")
+
+
+def confusion_matrix(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
+    """Counts ``M[t, p]`` of pixels with true class ``t`` predicted as ``p``; pred, target: ``(B, H, W)``."""
+    _check_class_maps(pred, target)
     pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
     if ignore_index is not None:
         keep = target != ignore_index
@@ -277,10 +287,7 @@ def confusion_matrix(
 
 def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None) -> float:
     """Fraction of (non-ignored) pixels whose predicted class is right; pred, target: ``(B, H, W)``."""
-    if pred.shape != target.shape:
-        raise ShapeError(
-            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape"
-        )
+    _check_class_maps(pred, target)
     keep = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
     total = int(keep.sum())
     if total == 0:

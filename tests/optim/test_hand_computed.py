@@ -444,3 +444,20 @@ def test_bad_hyperparameters_are_rejected() -> None:
     damped = _param([1.0, 1.0])
     Newton([damped], damping=1.0).step(lambda ps: ps[0][0] ** 2)  # (H + I) d = -g: d = (-2/3, 0)
     torch.testing.assert_close(damped.detach(), torch.tensor([1 / 3, 1.0], dtype=torch.float64))
+
+
+def test_nan_or_negative_settings_of_schedules_and_noise_are_refused() -> None:
+    """Checks written as ``x < low`` let nan through (a nan learning rate), and a schedule's gamma
+    was not checked at all (a negative one swung the rate negative)."""
+    from nlp182.optim.noise import GradientNoise
+
+    optimizer = SGD([_param([0.0])], lr=0.1)
+    nan = float("nan")
+    for build, setting in ((lambda: StepDecay(optimizer, 2, gamma=nan), "gamma"),
+                           (lambda: StepDecay(optimizer, 2, gamma=-0.5), "gamma"),
+                           (lambda: ExponentialDecay(optimizer, gamma=nan), "gamma"),
+                           (lambda: Cosine(optimizer, total_steps=nan), "total_steps"),
+                           (lambda: Cosine(optimizer, total_steps=10, warmup_steps=nan), "warmup_steps"),
+                           (lambda: GradientNoise([_param([0.0])], eta=nan), "eta")):
+        with pytest.raises(InvalidInputError, match=setting):
+            build()

@@ -432,3 +432,34 @@ def test_the_stop_reason_names_the_budget_as_the_caller_labels_it() -> None:
     trainer.fit(DataLoader(_data(16), batch_size=8))
     label = "120 s, 34.3 s of it pre-training the encoder"
     assert trainer.stop_reason == f"the time budget ({label}) ran out in epoch 1"
+
+
+def test_mistakes_in_what_the_trainer_is_given_are_named(caplog) -> None:
+    """A per-sample loss or a float from loss_fn failed deep inside ("Boolean value of Tensor ...
+    ambiguous"), an empty train loader trained nothing without a word, a nan max norm wrote nan into
+    every gradient, and a nan validation loss silently disabled keep_best."""
+    from nlp182.optim.clipping import clip_grad_norm_
+
+    data = DataLoader(_data(), batch_size=16)
+    for loss_fn, returned in ((lambda m, b: (m(b[0]) - b[1]) ** 2, r"a tensor of shape \(16, "),
+                              (lambda m, b: 1.0, "float"), (lambda m, b: {"loss": mse(m, b)}, "dict")):
+        model = _model()
+        trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), loss_fn,
+                          TrainerConfig(epochs=1, device="cpu", progress=False))
+        with pytest.raises(InvalidInputError, match=f"one-element loss tensor.*it returned {returned}"):
+            trainer.fit(data)
+    model = _model()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse,
+                      TrainerConfig(epochs=2, device="cpu", progress=False))
+    with pytest.raises(InvalidInputError, match="train_loader yielded no batches"):
+        trainer.fit([])
+    with pytest.raises(InvalidInputError, match="clip_grad_norm must be > 0"):
+        TrainerConfig(clip_grad_norm=float("nan"))
+    with pytest.raises(InvalidInputError, match="max_norm must be > 0"):
+        clip_grad_norm_(model.parameters(), float("nan"))
+    model = _model()
+    kept = TrainerConfig(epochs=1, device="cpu", progress=False, keep_best=True)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse, kept,
+                      eval_fn=lambda m, b: {"valid_loss": float("nan")})
+    trainer.fit(data, [None])
+    assert "valid_loss is nan in epoch 1: it cannot be compared" in caplog.text

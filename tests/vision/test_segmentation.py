@@ -115,3 +115,15 @@ def test_an_ignored_class_is_not_scored_and_nothing_left_is_an_error():
     assert mean_iou(pred, target, 3, ignore_index=0) == pytest.approx(0.75)
     with pytest.raises(InvalidInputError, match="no class left to score"):
         mean_iou(pred, torch.full_like(target, 255), 3, ignore_index=255)
+
+
+def test_scores_in_place_of_class_ids_are_refused() -> None:
+    """Probabilities passed as the prediction were cut to class 0: accuracy 0.0 and IoU 0.25 for a
+    prediction that was right everywhere."""
+    target = torch.tensor([[0, 1], [1, 0]])
+    probabilities = target.float() * 0.9
+    for metric in (lambda p, t: pixel_accuracy(p, t), lambda p, t: mean_iou(p, t, 2),
+                   lambda p, t: confusion_matrix(p, t, 2)):
+        with pytest.raises(InvalidInputError, match=r"pred must hold class ids.*argmax"):
+            metric(probabilities, target)
+    assert pixel_accuracy(target.clone(), target) == 1.0 and mean_iou(target.clone(), target, 2) == 1.0

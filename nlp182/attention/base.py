@@ -12,12 +12,16 @@ import torch
 from torch import nn
 
 from nlp182.attention.masks import check_mask, masked_softmax
-from nlp182.errors import ShapeError
+from nlp182.errors import InvalidInputError, ShapeError
 
 
 def check_inputs(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
-    """Raise ShapeError unless query is ``(B, Tq, Dq)``, keys ``(B, Tk, Dk)``, values ``(B, Tk, Dv)``."""
+    """Raise ShapeError unless query is ``(B, Tq, Dq)``, keys ``(B, Tk, Dk)``, values ``(B, Tk, Dv)``
+    (an array or a list that is not a tensor is an ``InvalidInputError`` naming it)."""
     for name, tensor in (("query", query), ("keys", keys), ("values", values)):
+        if not isinstance(tensor, torch.Tensor):
+            raise InvalidInputError(f"{name} must be a torch.Tensor, got {type(tensor).__name__} "
+                                    "(torch.as_tensor converts an array)")
         if tensor.dim() != 3:
             raise ShapeError(f"{name} must be 3-D (B, T, D), got shape {tuple(tensor.shape)}")
     if not query.shape[0] == keys.shape[0] == values.shape[0]:

@@ -72,6 +72,9 @@ def from_torch_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
     mask's values, so it is left out under ``torch.compile`` and ``torch.func`` transforms (where
     reading values breaks the graph) and the conversion alone holds there: ``0`` attends.
     """
+    if not isinstance(mask, torch.Tensor):
+        raise InvalidInputError(f"{name} must be a torch tensor, got {type(mask).__name__} "
+                                "(torch.as_tensor converts an array)")
     if mask.dtype == torch.bool:
         return ~mask
     if mask.is_floating_point():
@@ -105,6 +108,9 @@ def check_mask(mask: torch.Tensor | None, score_shape: torch.Size) -> None:
     """Raise a package error unless ``mask`` is a bool tensor broadcastable to ``score_shape``."""
     if mask is None:
         return
+    if not isinstance(mask, torch.Tensor):
+        raise InvalidInputError(f"attention masks must be bool torch tensors, got {type(mask).__name__} "
+                                "(torch.as_tensor converts an array)")
     if mask.dtype != torch.bool:
         raise InvalidInputError(f"attention masks must be bool (True = attend), got dtype {mask.dtype}")
     try:

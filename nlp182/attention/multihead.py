@@ -15,6 +15,7 @@ padding mask ``(B, Tk)`` given in its place is refused rather than read inverted
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -59,6 +60,11 @@ class MultiHeadAttention(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        whole = [isinstance(size, Integral) and not isinstance(size, bool) for size in (embed_dim, num_heads)]
+        if not all(whole):
+            raise InvalidInputError(f"embed_dim and num_heads must be integers, got {embed_dim!r} and "
+                                    f"{num_heads!r}")
+        embed_dim, num_heads = int(embed_dim), int(num_heads)
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
             raise InvalidInputError(f"num_heads ({num_heads}) must divide embed_dim ({embed_dim}), both > 0")
         if not 0.0 <= dropout < 1.0:
@@ -169,7 +175,7 @@ class MultiHeadAttention(nn.Module):
         in eval with a padding mask) are padded, attended with the padding left out and nested again.
         """
         values = keys if values is None else values
-        if query.is_nested or keys.is_nested or values.is_nested:
+        if any(getattr(tensor, "is_nested", False) for tensor in (query, keys, values)):
             return self._forward_nested(query, keys, values, mask, need_weights, causal=causal,
                                         average_weights=average_weights, attn_mask=attn_mask,
                                         average_attn_weights=average_attn_weights, is_causal=is_causal,

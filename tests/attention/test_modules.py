@@ -450,3 +450,18 @@ def test_float_torch_masks_compile_whole_and_vmap() -> None:
         torch.testing.assert_close(mapped[row], alone)
     with pytest.raises(InvalidInputError, match="additive bias"):
         attention(x, x, x, attn_mask=causal + 0.5)
+
+
+def test_arrays_and_float_sizes_are_named_not_attribute_errors() -> None:
+    """A NumPy input or mask raised AttributeError (or "must be bool ... got dtype bool"), and
+    MultiHeadAttention(8, 2.0) built a module that failed at its first forward."""
+    q, k = torch.randn(2, 3, 8), torch.randn(2, 4, 8)
+    with pytest.raises(InvalidInputError, match=r"query must be a torch\.Tensor, got ndarray"):
+        MultiHeadAttention(8, 2)(q.numpy(), k.numpy())
+    with pytest.raises(InvalidInputError, match="key_padding_mask must be a torch tensor, got ndarray"):
+        MultiHeadAttention(8, 2)(q, k, key_padding_mask=np.zeros((2, 4), bool))
+    with pytest.raises(InvalidInputError, match="attention masks must be bool torch tensors, got ndarray"):
+        scaled_dot_product(q, k, k, np.ones((2, 1, 4), bool))
+    with pytest.raises(InvalidInputError, match=r"must be integers, got 8 and 2\.0"):
+        MultiHeadAttention(8, 2.0)
+    assert MultiHeadAttention(np.int64(8), np.int64(2)).num_heads == 2

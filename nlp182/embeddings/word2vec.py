@@ -701,8 +701,9 @@ def _summary(vectors: Vectors, config: Word2VecConfig, report: TrainingReport) -
     """The closing line of ``nlp182 train w2v``: where it ran and how fast."""
     backend = f"{report.backend}, {report.kernel} kernel" if report.kernel else report.backend
     return (
-        f"word2vec {config.model} ({backend}, {report.device}): {len(vectors)} words, {report.epochs} epochs "
-        f"in {report.seconds:.1f} s, {report.words_per_second:,.0f} words/s"
+        f"word2vec {config.model} ({backend}, {report.device}): {len(vectors)} words, {report.epochs} "
+        f"epoch{'' if report.epochs == 1 else 's'} in {report.seconds:.1f} s, "
+        f"{report.words_per_second:,.0f} words/s"
     )
 
 

@@ -235,7 +235,7 @@ class CorpusSource:
         for line in self.lines():
             line = line.replace("\n", " ")
             lines.append(line)
-            held += len(line) + 1
+            held += len(line.encode("utf-8", "surrogatepass")) + 1  # bytes, as the progress total counts
             if held >= block_bytes:
                 yield "\n".join(lines) + "\n", held
                 lines, held = [], 0

@@ -29,6 +29,7 @@ from nlp182.embeddings import query
 from nlp182.embeddings.vectors import RESTRICT_VOCAB, Vectors
 from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file
+from nlp182.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -349,10 +350,14 @@ def evaluate_analogies(
     correct_total = total = oov = 0
     sections: dict[str, dict[str, float]] = {}
     listed: list[dict[str, Any]] = []
-    for name, questions in read_analogies(path, case_insensitive):
+    read = read_analogies(path, case_insensitive)
+    bar = progress(total=sum(len(questions) for _, questions in read), desc=f"analogies {Path(path).name}",
+                   unit="question")  # the Google set takes a minute on a large vocabulary
+    for name, questions in read:
         known = [q for q in questions if all(w in vocab for w in q)]
         unknown = len(questions) - len(known)
         oov += unknown
+        bar.update(unknown)
         rows = np.array([[vocab[w] for w in q] for q in known], dtype=np.int64).reshape(-1, 4)
         right = np.zeros(len(rows), dtype=bool)
         for start in range(0, len(rows), batch_size):
@@ -366,6 +371,7 @@ def evaluate_analogies(
                     if predicted in vocab and predicted not in ignore:
                         break
                 right[start + offset] = predicted == folded[question[3]]
+            bar.update(len(batch))
         correct = int(right.sum())
         asked = len(rows) + (unknown if dummy4unknown else 0)
         if asked:
@@ -375,6 +381,7 @@ def evaluate_analogies(
                                           dummy4unknown))
         correct_total += correct
         total += asked
+    bar.close()
     if keep_questions:
         listed.append({"section": "Total accuracy",
                        "correct": [q for section in listed for q in section["correct"]],

@@ -237,3 +237,17 @@ def test_a_large_pairs_file_is_scored_in_bounded_memory(tmp_path) -> None:
     cosines = np.einsum("nd,nd->n", unit[pairs[:, 0]], unit[pairs[:, 1]])
     expected = stats.spearmanr(np.round(scores, 4), cosines).statistic
     assert result[1][0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_analogies_report_their_progress_to_the_last_question(tmp_path, caplog) -> None:
+    """The Google set takes about a minute on a large vocabulary, and nothing was shown meanwhile;
+    unknown questions count as done."""
+    import logging
+
+    matrix = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    vectors = Vectors(["a", "b", "c", "d", "e"], matrix)
+    (tmp_path / "q.txt").write_text(": one\na b c d\nb c d e\n: two\na b c zz\n")
+    with caplog.at_level(logging.INFO, logger="nlp182.progress"):
+        score = evaluate_analogies(vectors, tmp_path / "q.txt")
+    assert score.total == 2 and score.oov == 1
+    assert "analogies q.txt: 3/3 question (100%)" in caplog.text

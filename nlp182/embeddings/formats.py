@@ -619,7 +619,7 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
     # gensim's keys are strings (or integers); anything else, a list nested a thousand times say,
     # is refused before any str() of it could take gigabytes
     odd = next((i for i, w in enumerate(words)
-                if not isinstance(w, str | np.str_ | np.integer) and type(w) is not int), None)
+                if not isinstance(w, str | np.integer) and type(w) is not int), None)
     if odd is not None:
         raise FileFormatError(f"{path}: key {odd} is a {type(words[odd]).__name__}, not a word")
     counts = _kv_counts(fields, words, path)

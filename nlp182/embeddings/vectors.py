@@ -331,8 +331,7 @@ class Vectors:
     def unit_normalize_all(self) -> None:
         """Scale every vector to unit length in place (a memory-mapped store is copied first)."""
         unit = self.get_normed_vectors().astype(self.vectors.dtype)
-        self.vectors = unit
-        self._changed()
+        self.vectors = unit  # the setter forgets the old norms and unit rows
 
     # ------------------------------------------------------------------ building and editing
     def add_vector(self, key: str, vector: np.ndarray) -> int:

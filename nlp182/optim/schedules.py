@@ -12,8 +12,8 @@ scales that rate by ``multiplier(t) / multiplier(t - 1)`` instead of overwriting
 later (``add_param_group``) follows the schedule from its own rate on. ``load_state_dict`` resumes
 right with or without the optimizer's state: a restored optimizer keeps its rates (and whatever
 else had changed them), a fresh one (still at the rates the schedule starts from) is given the
-saved rates at once, before its first step. A
-start at ``last_epoch`` sets the closed form at its first step.
+saved rates at once, before its first step. A start at ``last_epoch`` sets the closed form at its
+first step.
 """
 
 from __future__ import annotations

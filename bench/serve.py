@@ -49,12 +49,12 @@ import requests
 
 from bench.hnsw_recall import CORPUS, trained_vectors
 from bench.machine import faiss_machine
+from nlp182.embeddings.lookup import WordLookup
 from nlp182.embeddings.vectors import Vectors
 from nlp182.io import atomic_write_json
 from nlp182.server.config import IndexConfig, Limits
 from nlp182.server.index import SimilarityIndex
 from nlp182.server.loadtest import Load, SlowClients
-from nlp182.server.lookup import WordLookup
 from nlp182.server.process import SERVE_COMMAND, ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]

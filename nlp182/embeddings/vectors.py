@@ -21,13 +21,11 @@ which subclass the ``KeyError``/``ValueError`` gensim raises.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import logging
 import os
-import unicodedata
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import numpy as np
 
 from nlp182.bounded import ReadLimits
 from nlp182.embeddings import formats, query
+from nlp182.embeddings.lookup import WordLookup, row_of
 from nlp182.errors import (
     FileFormatError,
     InvalidInputError,
@@ -46,7 +45,6 @@ from nlp182.errors import (
     shown,
 )
 from nlp182.io import atomic_save_npy, atomic_write_text, check_input_file
-from nlp182.text.tokenize import WordTokenizer
 from nlp182.text.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -74,35 +72,6 @@ def _ensure_list(value: Any) -> list[Any]:
 NPY_MAGIC = b"\x93NUMPY"
 #: gensim's default ``restrict_vocab``: the evaluations score among this many most frequent words.
 RESTRICT_VOCAB = 300_000
-
-
-def unicode_forms(word: str) -> list[str]:
-    """``word`` in the other canonical Unicode forms (NFC, NFD): the same text to a reader, other
-    code points (``café`` typed on one system, ``cafe`` + U+0301 pasted from another)."""
-    if word.isascii():
-        return []
-    forms = (unicodedata.normalize("NFC", word), unicodedata.normalize("NFD", word))
-    return [form for form in dict.fromkeys(forms) if form != word]
-
-
-def row_of(key_to_index: Mapping[str, int], word: str) -> int | None:
-    """Row of ``word`` in ``key_to_index``, or of the same text in another canonical Unicode form
-    (``unicode_forms``); None when neither is there."""
-    row = key_to_index.get(word)
-    for form in unicode_forms(word) if row is None else ():
-        row = key_to_index.get(form)
-        if row is not None:
-            break
-    return row
-
-
-def case_variants(word: str) -> list[str]:
-    """``word`` as other spellings write it where a vocabulary may hold it: as the word tokenizer
-    writes it (NFKC, lower-cased: ``ﬁnance`` -> ``finance``), then in other cases, lower-cased
-    first (``King`` -> ``king``, ``KING``; ``usa`` -> ``Usa``, ``USA``)."""
-    normal = WordTokenizer().normalize(word)
-    forms = (normal, word.lower(), word.capitalize(), word.title(), word.upper())
-    return [form for form in dict.fromkeys(forms) if form != word]
 
 
 class Vectors:
@@ -153,10 +122,10 @@ class Vectors:
         return cls([], np.zeros((0, dim), dtype=dtype), dtype=dtype)
 
     def _changed(self) -> None:
-        """Forget what was derived from the words or vectors (norms, sorted words)."""
+        """Forget what was derived from the words or vectors (norms, the sorted words of ``lookup``)."""
         self._norms: np.ndarray | None = None
         self._rows: query.Rows | None = None
-        self._sorted: list[str] | None = None
+        self._lookup: WordLookup | None = None
         self._normed: np.ndarray | None = None
 
     # ------------------------------------------------------------------ basic access
@@ -228,33 +197,25 @@ class Vectors:
         result.flags.writeable = False
         return result
 
+    @property
+    def lookup(self) -> WordLookup:
+        """Prefix completion and suggestions over the vocabulary (built on first use: a sorted copy
+        of the words), the ones the similarity service answers with."""
+        if self._lookup is None:
+            self._lookup = WordLookup(self.words, self.key_to_index)
+        return self._lookup
+
     def suggest(self, word: str, limit: int = 5) -> list[str]:
         """Up to ``limit`` vocabulary words sharing the longest prefix with ``word``, frequent first;
         the word in another spelling first when the vocabulary has it (``case_variants``: ``King``
         in a lower-cased vocabulary, ``king`` in one that kept case, ``ﬁnance`` as ``finance``)."""
-        cased = [variant for variant in case_variants(word) if variant in self.key_to_index]
-        if cased:  # then the words that start as it does, in the vocabulary's case and the query's
-            more = [*self.with_prefix(cased[0], limit=None), *self.with_prefix(word, limit=None)]
-            return list(dict.fromkeys([*cased, *more]))[:limit]
-        for length in range(len(word), 0, -1):
-            matches = self.with_prefix(word[:length], limit=None)
-            if matches:
-                return matches[:limit]
-        return []
+        return self.lookup.suggest(word, limit)
 
     def with_prefix(self, prefix: str, limit: int | None = 10) -> list[str]:
         """Vocabulary words that start with ``prefix`` (or with the same text in another canonical
-        Unicode form: a prefix typed on macOS is NFD), most frequent first (for autocomplete)."""
-        if self._sorted is None:
-            self._sorted = sorted(self.words)
-        found = set()
-        for form in (prefix, *unicode_forms(prefix)):
-            for word in self._sorted[bisect.bisect_left(self._sorted, form):]:
-                if not word.startswith(form):
-                    break
-                found.add(word)
-        ordered = sorted(found, key=self.key_to_index.__getitem__)
-        return ordered if limit is None else ordered[:limit]
+        Unicode form: a prefix typed on macOS is NFD), most frequent first (for autocomplete);
+        ``limit=None`` gives them all."""
+        return self.lookup.with_prefix(prefix, limit)
 
     def vocab_checksum(self) -> str:
         """SHA-256 of the vocabulary in order: ties an index or a run to exactly these words."""

@@ -25,7 +25,6 @@ from nlp182.errors import Nlp182Error, UnknownWordError
 from nlp182.server.config import AppConfig, Limits
 from nlp182.server.encoding import FiniteJSONProvider
 from nlp182.server.index import SimilarityIndex, load_vectors
-from nlp182.server.lookup import WordLookup
 from nlp182.server.metrics import Metrics
 from nlp182.server.microbatch import MicroBatcher
 from nlp182.server.queries import QueryService
@@ -63,7 +62,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
         batcher = MicroBatcher(index.search, config.batch_window_ms / 1000.0, config.batch_max)
     limits = config.limits
     spec = routes.spec(index.dim, spec_settings(limits), _spec_description(limits))
-    service = Service(Path(run_dir).resolve().name, vectors, WordLookup(vectors.words, vectors.key_to_index),
+    service = Service(Path(run_dir).resolve().name, vectors, vectors.lookup,
                       index, QueryService(vectors, index, batcher), limits, Metrics(), spec, str(STATIC_DIR))
     log.info("serving %s: %d words x %d dims, %s index", run_dir, len(vectors), index.dim, index.kind)
 

@@ -4,7 +4,7 @@ Every computation is the query core's (``nlp182.embeddings.query``, shared with 
 and the evaluation), with the FAISS index as its ``indexer``: neighbours of a word leave the word
 out, analogies leave every query word out, 3CosAdd searches the normalised mean of the signed unit
 vectors, 3CosMul multiplies shifted cosines. Queries take rows: the routes look each word up
-once, in :class:`nlp182.server.lookup.WordLookup` (which also answers an unknown word with
+once, in :class:`nlp182.embeddings.lookup.WordLookup` (which also answers an unknown word with
 suggestions). Nothing here allocates a per-process copy of the matrix: queries read
 ``SimilarityIndex.unit``, a view into the memory-mapped index.
 """

@@ -14,12 +14,12 @@ import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from werkzeug.routing import PathConverter
 
+from nlp182.embeddings.lookup import WordLookup
 from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import InvalidInputError
 from nlp182.server.config import Limits
 from nlp182.server.index import SimilarityIndex
-from nlp182.server.lookup import WordLookup
 from nlp182.server.metrics import Metrics
 from nlp182.server.openapi import (
     K_PARAM,

@@ -14,11 +14,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from nlp182 import cli
+from nlp182.embeddings.lookup import WordLookup
 from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import Vectors
 from nlp182.server.app import create_app, host_name
 from nlp182.server.config import AppConfig, Limits, ServeConfig
-from nlp182.server.lookup import WordLookup
 
 from .conftest import ROOT
 

@@ -1,4 +1,5 @@
-"""Word lookups of bounded cost: rows, prefix completion and unknown-word suggestions.
+"""Word lookups of bounded cost: rows, prefix completion and unknown-word suggestions, for the
+vector store and the similarity service alike.
 
 The vocabulary is stored most frequent first, so a word's row is its frequency rank. Built once
 per worker: the words in sorted order (a Python list, for ``bisect``) and their rows in that order
@@ -14,14 +15,45 @@ that matches: at most ``MAX_WORD_LENGTH`` steps, never a scan of the vocabulary.
 from __future__ import annotations
 
 import bisect
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nlp182.embeddings.vectors import case_variants, row_of, unicode_forms
 from nlp182.errors import UnknownWordError
+from nlp182.text.tokenize import WordTokenizer
 
 SUGGESTIONS = 5
+
+
+def unicode_forms(word: str) -> list[str]:
+    """``word`` in the other canonical Unicode forms (NFC, NFD): the same text to a reader, other
+    code points (``café`` typed on one system, ``cafe`` + U+0301 pasted from another)."""
+    if word.isascii():
+        return []
+    forms = (unicodedata.normalize("NFC", word), unicodedata.normalize("NFD", word))
+    return [form for form in dict.fromkeys(forms) if form != word]
+
+
+def row_of(key_to_index: Mapping[str, int], word: str) -> int | None:
+    """Row of ``word`` in ``key_to_index``, or of the same text in another canonical Unicode form
+    (``unicode_forms``); None when neither is there."""
+    row = key_to_index.get(word)
+    for form in unicode_forms(word) if row is None else ():
+        row = key_to_index.get(form)
+        if row is not None:
+            break
+    return row
+
+
+def case_variants(word: str) -> list[str]:
+    """``word`` as other spellings write it where a vocabulary may hold it: as the word tokenizer
+    writes it (NFKC, lower-cased: ``ﬁnance`` -> ``finance``), then in other cases, lower-cased
+    first (``King`` -> ``king``, ``KING``; ``usa`` -> ``Usa``, ``USA``)."""
+    normal = WordTokenizer().normalize(word)
+    forms = (normal, word.lower(), word.capitalize(), word.title(), word.upper())
+    return [form for form in dict.fromkeys(forms) if form != word]
+
 
 
 class WordLookup:
@@ -69,21 +101,21 @@ class WordLookup:
             found.append(self._rows[low:high])
         return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
 
-    def _most_frequent(self, rows: np.ndarray, limit: int) -> list[str]:
-        if len(rows) > limit:
+    def _most_frequent(self, rows: np.ndarray, limit: int | None) -> list[str]:
+        if limit is not None and len(rows) > limit:
             rows = rows[np.argpartition(rows, limit - 1)[:limit]]
         return [self.words[row] for row in np.sort(rows).tolist()]
 
-    def with_prefix(self, prefix: str, limit: int) -> list[str]:
-        """Up to ``limit`` words starting with ``prefix`` (in either canonical Unicode form), most
-        frequent first ("" gives the top words)."""
+    def with_prefix(self, prefix: str, limit: int | None) -> list[str]:
+        """Up to ``limit`` (None: all) words starting with ``prefix`` (in either canonical Unicode
+        form), most frequent first ("" gives the top words)."""
         if not prefix:
             return list(self.words[:limit])
         return self._most_frequent(self._rows_starting(prefix), limit)
 
     def suggest(self, word: str, limit: int = SUGGESTIONS) -> list[str]:
         """Up to ``limit`` words sharing the longest prefix with ``word``, most frequent first; the
-        word in another case first when the vocabulary has it (as ``Vectors.suggest``)."""
+        word in another spelling first when the vocabulary has it (``case_variants``)."""
         cased = [variant for variant in case_variants(word) if variant in self.key_to_index]
         if cased:  # then the words that start as it does, in the vocabulary's case and the query's
             wanted = limit + len(cased)

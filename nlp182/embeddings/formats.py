@@ -22,6 +22,7 @@ pickle (``NAME.kv.vectors.npy``) load with ``allow_pickle=False``.
 from __future__ import annotations
 
 import _compat_pickle
+import codecs
 import logging
 import math
 import os
@@ -38,6 +39,7 @@ from nlp182.bounded import RATIO_FLOOR, BoundedLines, ReadLimits, compressed, mi
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, TruncatedFileError
 from nlp182.io import atomic_open
 from nlp182.progress import progress
+from nlp182.text.records import UTF16_FIX, UTF16_MARKS
 
 log = logging.getLogger(__name__)
 
@@ -430,9 +432,9 @@ def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None)
     """
     with open_binary(path, limits) as handle:
         head = handle.read(SNIFF_BYTES)
-    for mark, what in ((b"\xef\xbb\xbf", "a UTF-8 byte order mark: remove those 3 bytes"),
-                       (b"\xff\xfe", "a UTF-16 byte order mark: convert it (iconv -f UTF-16 -t UTF-8)"),
-                       (b"\xfe\xff", "a UTF-16 byte order mark: convert it (iconv -f UTF-16 -t UTF-8)")):
+    marks = ((codecs.BOM_UTF8, "a UTF-8 byte order mark: remove those 3 bytes"),
+             *((mark, f"a UTF-16 byte order mark: {UTF16_FIX}") for mark in UTF16_MARKS))
+    for mark, what in marks:
         if head.startswith(mark):  # read on, the header would be a word and every row misread
             raise FileFormatError(f"{path} starts with {what}; vector files are UTF-8 without one")
     if head[:1] == b"\x80" or head.startswith(b"ccopy_reg\n_reconstructor\n"):  # pickles: protocol 2+, 0-1

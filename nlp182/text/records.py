@@ -34,6 +34,10 @@ SNIFF_BYTES = 1 << 16
 TEXT_SNIFF_BYTES = 1 << 20
 
 
+#: The byte order marks of UTF-16 text (little-, big-endian), and what to do with such a file.
+UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+UTF16_FIX = "convert it (iconv -f UTF-16 -t UTF-8)"
+
 #: The first bytes of files a text corpus is mistaken for, and what to do with each.
 FILE_SIGNATURES = (
     (b"\xfd7zXZ\x00", "xz-compressed: decompress it (xz -d), or compress it as .gz or .bz2, which are read"),
@@ -42,8 +46,7 @@ FILE_SIGNATURES = (
     (b"\x1f\x8b", "gzip-compressed: name it with a .gz ending and it is read decompressed"),
     # Parquet's magic, then the compact Thrift header of a page (or of an empty file's footer)
     (b"PAR1\x15", "a Parquet file: name it with a .parquet ending, or pass --format parquet"),
-    (b"\xff\xfe", "UTF-16 text (its byte order mark): convert it (iconv -f UTF-16 -t UTF-8)"),
-    (b"\xfe\xff", "UTF-16 text (its byte order mark): convert it (iconv -f UTF-16 -t UTF-8)"),
+    *((mark, f"UTF-16 text (its byte order mark): {UTF16_FIX}") for mark in UTF16_MARKS),
 )
 
 
@@ -61,7 +64,7 @@ def text_problem(head: bytes) -> str | None:
     if b"\x00" in head:
         line = head.count(b"\n", 0, head.index(b"\x00")) + 1
         return (f"line {line} holds a NUL byte: this is a binary file or UTF-16 text, not UTF-8 text; "
-                "convert it (iconv -f UTF-16 -t UTF-8) or name the text file")
+                f"{UTF16_FIX} or name the text file")
     lines = head.split(b"\n")[:-1] or [head]  # whole lines (the last one may be cut)
     bad = []
     for number, line in enumerate(lines, 1):

@@ -57,3 +57,12 @@ def test_every_c_kernel_source_ships_as_package_data() -> None:
     globs = _setuptools()["package-data"]["nlp182"]
     sources = {path.relative_to(ROOT / "nlp182") for path in (ROOT / "nlp182").rglob("*.c")}
     assert sources and all(any(source.match(pattern) for pattern in globs) for source in sources), globs
+
+
+def test_the_license_is_declared_and_its_text_ships() -> None:
+    """A package without a license cannot be used by anyone who reads the law: the metadata names
+    it as an SPDX expression and the wheel carries its text."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License") and "nlp182 authors" in text

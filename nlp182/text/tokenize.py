@@ -1,7 +1,8 @@
 """Word-level tokenisation: one definition for a line and for a block of many lines.
 
 Normaliser: NFKC (skipped for ASCII text, where it changes nothing), typographic apostrophe and
-hyphen to ASCII, soft hyphens (invisible: ``&shy;`` in web text) removed, lowercase in NFC (Turkish
+hyphen to ASCII (the acute accent typed for an apostrophe too), soft hyphens (invisible: ``&shy;``
+in web text) and combining marks that follow no letter removed, lowercase in NFC (Turkish
 ``İ`` to ``i``, not ``i`` and a combining dot). Words: runs of word characters joined by apostrophes or
 hyphens ("it's", "state-of-the-art"); everything else is dropped, so punctuation never becomes a token, as
 Wikipedia text needs. Word characters are Unicode's (the ``regex`` module's): letters, digits and
@@ -29,7 +30,7 @@ from nlp182.errors import InvalidInputError
 WORD_PATTERN = r"\w+(?:['-]\w+)*"
 LINE_BREAK = "\n"
 #: Bump when the rules change: encoded corpora in the cache are keyed by the signature.
-RULES_VERSION = 4
+RULES_VERSION = 5
 
 _WORDS = regex.compile(WORD_PATTERN)
 _WORDS_AND_BREAKS = regex.compile(f"{WORD_PATTERN}|{LINE_BREAK}")
@@ -43,6 +44,13 @@ TOKEN_RULES = ("words", "whitespace")
 # the apostrophe and hyphen that join words; U+00AD only marks where a line may break. (Replaced
 # one by one: str.translate with a table takes several times as long on megabytes of text.)
 _JOINERS_TO_ASCII = (("\u2019", "'"), ("\u2010", "-"), ("\u00ad", ""))
+# NFKC writes a spacing accent (U+00B4 ´, U+00A8 ¨, U+02DC ˜, Greek tonos, isolated Arabic harakat:
+# 50 characters) as a space and a combining mark, which would then start a word ("Proudhon´s" ->
+# "proudhon", "\u0301s"). Before it: the acute accent typed for an apostrophe is one, and the kana
+# voicing marks written spacing join their kana ("か゛" -> "が"). After it: a combining mark after a
+# space or at the start belongs to no letter and is dropped.
+_SPACING_MARKS_TO_JOINED = (("\u00b4", "'"), ("\u309b", "\u3099"), ("\u309c", "\u309a"))
+_MARKS_WITHOUT_LETTER = regex.compile(r"(^|\s)\p{M}+")
 # What ``str.split()`` splits ASCII text at, beyond ``bytes.split()``'s six: the four separators.
 _SEPARATORS_TO_SPACE = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
 
@@ -62,11 +70,16 @@ class WordTokenizer:
         return f"words-v{RULES_VERSION}:{WORD_PATTERN}:lower={int(self.lowercase)}"
 
     def normalize(self, text: str) -> str:
-        """NFKC, typographic apostrophes and hyphens to ASCII, soft hyphens out, then lowercase in
-        NFC (when asked)."""
+        """NFKC, typographic apostrophes and hyphens to ASCII, soft hyphens out, combining marks
+        that follow no letter out, then lowercase in NFC (when asked)."""
         if text.isascii():
             return text.lower() if self.lowercase else text
+        for spacing, joined in _SPACING_MARKS_TO_JOINED:
+            if spacing in text:
+                text = text.replace(spacing, joined)
         text = unicodedata.normalize("NFKC", text)
+        if _MARKS_WITHOUT_LETTER.search(text):
+            text = _MARKS_WITHOUT_LETTER.sub(r"\1", text)
         for joiner, ascii_form in _JOINERS_TO_ASCII:
             if joiner in text:
                 text = text.replace(joiner, ascii_form)

@@ -6,7 +6,9 @@ import bz2
 import gzip
 import json
 import logging
+import sys
 import tracemalloc
+import unicodedata
 from collections import Counter
 
 import numpy as np
@@ -60,6 +62,25 @@ def test_typographic_hyphens_soft_hyphens_and_turkish_capital_i_keep_one_spellin
     assert tokenizer(text) == expected == [t for t in tokenizer.block(text + "\n") if t != "\n"]
     cased = WordTokenizer(lowercase=False)
     assert cased("\u0130stanbul hyphen\u00adation") == ["\u0130stanbul", "hyphenation"]
+
+
+def test_spacing_accents_never_start_a_word_with_a_combining_mark() -> None:
+    """NFKC writes a spacing accent as a space and a combining mark: ``Proudhon´s`` (in the shipped
+    corpus) gave ``proudhon`` and a word ``\u0301s``. Every character NFKC so splits leaves no word
+    that starts with a mark; the acute accent typed for an apostrophe is one, and a spacing kana
+    voicing mark joins its kana."""
+    tokenizer = WordTokenizer()
+    split = [chr(code) for code in range(0x80, sys.maxunicode + 1)
+             if len(form := unicodedata.normalize("NFKC", chr(code))) > 1 and form[0].isspace()]
+    assert len(split) >= 29, len(split)
+    for accent in split:
+        text = f"a{accent}b {accent}c\n{accent}d"
+        for tokens in (tokenizer(text), tokenizer.block(text)):
+            marked = [t for t in tokens if unicodedata.category(t[0]).startswith("M")]
+            assert not marked, (hex(ord(accent)), tokens)
+    line = "Proudhon\u00b4s ideas \u0301start \u304b\u309b \u00a8umlaut cafe\u0301"
+    expected = ["proudhon's", "ideas", "start", "\u304c", "umlaut", "caf\u00e9"]
+    assert tokenizer(line) == expected == [t for t in tokenizer.block(line + "\n") if t != "\n"]
 
 
 def test_tokenizer_can_keep_case() -> None:

@@ -59,7 +59,9 @@ class LSAConfig:
         0.5, minimum=0,
         help="power of the singular values in the vectors (0.5: symmetric split)",
     )
-    min_count: int = setting(5, positive=True, help="fewest occurrences for a word to get a vector")
+    min_count: int = setting(
+        5, minimum=0, help="fewest occurrences for a word to get a vector (0 and 1 keep every word)"
+    )
     max_vocab: int | None = setting(
         None, positive=True,
         help="keep at most this many of the most frequent words (default: all)",

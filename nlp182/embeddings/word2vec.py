@@ -88,14 +88,17 @@ class Word2VecConfig:
     vector_size: int = setting(100, positive=True, help="dimensions of each word vector")
     window: int = setting(5, positive=True, help="largest number of words on each side that count as context")
     negative: int = setting(5, positive=True, help="noise words drawn per true context word")
-    min_count: int = setting(5, positive=True, help="fewest occurrences for a word to get a vector")
+    min_count: int = setting(
+        5, minimum=0, help="fewest occurrences for a word to get a vector (0 and 1 keep every word)"
+    )
     max_vocab: int | None = setting(
         None, positive=True,
         help="keep at most this many of the most frequent words (default: all)",
     )
     sample: float = setting(
         1e-3, minimum=0,
-        help="frequent words are skipped at random above this share of the corpus (0: never)",
+        help="frequent words are skipped at random above this share of the corpus (0: never; 1 or more: "
+             "a count, as in gensim)",
     )
     epochs: int | None = setting(
         None, positive=True,

@@ -66,15 +66,40 @@ def _words_and_line(number: int, sentence: object) -> tuple[Sequence[str], str]:
     return words, line
 
 
+def _pieces_within(words: Sequence[str], max_tokens: int, max_bytes: int) -> list[str]:
+    """``words`` as lines of at most ``max_tokens`` words and ``max_bytes`` UTF-8 bytes each (a
+    long text file line is read in such pieces, cut at spaces).
+
+    Raises:
+        InvalidInputError: a single word longer than ``max_bytes``.
+    """
+    lines: list[str] = []
+    piece: list[str] = []
+    size = 0
+    for word in words:
+        width = len(word.encode("utf-8"))
+        if width > max_bytes:
+            raise InvalidInputError(
+                f"the word {shown(word)} is over {mib(max_bytes)}, more than a corpus line may hold"
+            )
+        if piece and (len(piece) == max_tokens or size + 1 + width > max_bytes):
+            lines.append(" ".join(piece))
+            piece, size = [], 0
+        size += width + (1 if piece else 0)  # the space before it
+        piece.append(word)
+    lines.append(" ".join(piece))
+    return lines
+
+
 def write_sentences(sentences: Iterable[Sequence[str]], max_tokens: int) -> Path:
     """Write ``sentences`` (each a list of ``str`` words) to the cache, one a line, a sentence of
-    more than ``max_tokens`` words as lines of at most that many (what the encoder would cut it
-    into); return the file.
+    more than ``max_tokens`` words, or longer than a corpus line may be (``MAX_LINE_BYTES``), as
+    lines within both bounds (what the encoder would cut it into); return the file.
 
     Raises:
         InvalidInputError: a sentence or word that cannot be written as given (see
-            ``_words_and_line``), text that is not valid Unicode, or a line longer than a corpus
-            line may be (``MAX_LINE_BYTES``: the reader would skip it).
+            ``_words_and_line``), text that is not valid Unicode, or a word longer than a corpus
+            line may be.
         EmptyCorpusError: the sentences hold no word.
     """
     folder = sentences_folder()
@@ -106,10 +131,11 @@ def write_sentences(sentences: Iterable[Sequence[str]], max_tokens: int) -> Path
                     "bad decoding leaves"
                 ) from None
             if len(data) > MAX_LINE_BYTES and max(map(len, data.split(b"\n"))) > MAX_LINE_BYTES:
-                raise InvalidInputError(
-                    f"sentence {number} makes a line of over {mib(MAX_LINE_BYTES)} (its words average "
-                    f"{len(data) // len(words):,} bytes), more than a corpus line may hold"
-                )
+                try:
+                    pieces = _pieces_within(words, max_tokens, MAX_LINE_BYTES)
+                except InvalidInputError as exc:
+                    raise InvalidInputError(f"sentence {number}: {exc}") from None
+                data = "\n".join(pieces).encode("utf-8") + b"\n"
             pending.append(data)
             total += len(words)
             if len(pending) >= 4096:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -22,12 +23,12 @@ class VocabConfig:
     sample: float = 1e-3
 
     def __post_init__(self) -> None:
-        if self.min_count < 1:
-            raise InvalidInputError(f"min_count must be >= 1, got {self.min_count}")
+        if self.min_count < 0:
+            raise InvalidInputError(f"min_count must be >= 0 (0 and 1 keep every word), got {self.min_count}")
         if self.max_vocab is not None and self.max_vocab < 1:
             raise InvalidInputError(f"max_vocab must be >= 1, got {self.max_vocab}")
-        if not 0.0 <= self.sample < 1.0:
-            raise InvalidInputError(f"sample must be in [0, 1), got {self.sample}")
+        if not 0.0 <= self.sample < math.inf:  # nan fails too
+            raise InvalidInputError(f"sample must be a number >= 0, got {self.sample}")
 
 
 class Vocabulary:
@@ -84,7 +85,7 @@ class Vocabulary:
         if len(order) == 0:
             raise EmptyCorpusError(
                 f"no word occurs at least min_count={config.min_count} times in a corpus of "
-                f"{total_words} tokens; lower --min-count or use a larger corpus"
+                f"{total_words} tokens; lower min_count (--min-count) or use a larger corpus"
             )
         return order
 
@@ -92,12 +93,13 @@ class Vocabulary:
         """``(V,)`` probability of keeping each word under word2vec's frequent-word subsampling.
 
         gensim's formula: with ``t = sample * retained_total``, keep ``(sqrt(c / t) + 1) * t / c``,
-        capped at 1; ``sample=0`` disables subsampling.
+        capped at 1; ``sample=0`` disables subsampling. A ``sample`` of 1 or more is a count, as in
+        gensim: ``t = int(sample * (3 + sqrt(5)) / 2)``, whatever the corpus's size.
         """
         counts = self.counts.astype(np.float64)
         if sample <= 0:
             return np.ones_like(counts)
-        threshold = sample * counts.sum()
+        threshold = sample * counts.sum() if sample < 1 else float(int(sample * (3 + math.sqrt(5)) / 2))
         return np.minimum(1.0, (np.sqrt(counts / threshold) + 1.0) * threshold / counts)
 
     def noise_distribution(self, power: float = 0.75) -> np.ndarray:

@@ -192,9 +192,10 @@ def test_gensim_backend_and_auto_choice(topic_corpus) -> None:
         {"window": 0},
         {"model": "glove"},
         {"alpha": -1.0},
-        {"min_count": 0},
+        {"min_count": -1},
         {"backend": "c"},
-        {"sample": 2.0},
+        {"sample": -2.0},
+        {"min_alpha": 0.5},
         {"kernel": "cuda"},
     ],
 )

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from nlp182.bounded import MAX_LINE_BYTES
 from nlp182.cli import main
 from nlp182.embeddings.lsa import LSAConfig, train_lsa
 from nlp182.embeddings.word2vec import Word2VecConfig, train_word2vec
@@ -15,7 +16,7 @@ from nlp182.errors import EmptyCorpusError, InvalidInputError
 from nlp182.text import encoded, wordscan
 from nlp182.text.corpus import MAX_SENTENCE_TOKENS, CorpusSource, as_source, iter_token_lines
 from nlp182.text.encoded import encode
-from nlp182.text.sentences import sentences_folder
+from nlp182.text.sentences import sentences_folder, write_sentences
 from nlp182.text.tokenize import WhitespaceTokenizer, tokenizer_for
 
 # Every kind of whitespace str.split() knows, ASCII and not, beside words with case and punctuation.
@@ -127,7 +128,7 @@ def test_a_sentence_longer_than_a_sentence_is_cut_as_a_file_line_would_be(tmp_pa
         ([["a", "\udcff"]], "sentence 0 holds text that is not valid Unicode"),
         ([["a"], ["b\x00c"]], "sentence 1: the word 'b\\\\x00c' holds a NUL character"),
         ([[], [[]]], "sentence 1: the word \\[\\] is list"),
-        ([["a"], ["b", "x" * (2 << 20)]], "sentence 1 makes a line of over 1 MiB"),
+        ([["a"], ["b", "x" * (2 << 20)]], "sentence 1: the word 'xxx.* is over 1 MiB"),
         (42, "not int"),
     ],
 )
@@ -138,6 +139,19 @@ def test_sentences_that_would_not_come_back_as_given_are_refused_by_place(
     with pytest.raises(InvalidInputError, match=message):
         train_word2vec(sentences, _tiny_w2v())
     assert not sentences_folder().exists() or not list(sentences_folder().iterdir())  # nothing left
+
+
+def test_a_sentence_of_long_words_is_written_in_pieces_a_line_may_hold(tmp_path, monkeypatch) -> None:
+    """Item ids of 120 bytes, 9,000 to a session, make lines over 1 MiB: they used to be refused,
+    where the same text from a file (read in pieces cut at spaces) and gensim train."""
+    monkeypatch.setenv("NLP182_CACHE", str(tmp_path / "cache"))
+    sentences = [[f"item-{s}-{i % 300:04d}-" + "x" * 110 for i in range(9000)] for s in range(3)]
+    path = write_sentences(sentences, max_tokens=10_000)
+    lines = path.read_bytes().split(b"\n")[:-1]
+    assert len(lines) > 3 and max(map(len, lines)) <= MAX_LINE_BYTES
+    assert [word.decode() for line in lines for word in line.split(b" ")] == [w for s in sentences for w in s]
+    vectors, _, _ = train_word2vec(sentences, _tiny_w2v())
+    assert len(vectors) == 900
 
 
 def test_sentences_without_words_or_a_failing_generator_leave_nothing(tmp_path, monkeypatch) -> None:

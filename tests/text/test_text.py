@@ -99,7 +99,7 @@ def test_vocabulary_counts_order_and_cuts() -> None:
     with pytest.raises(EmptyCorpusError):
         Vocabulary.build(SENTENCES, VocabConfig(min_count=100))
     with pytest.raises(InvalidInputError):
-        VocabConfig(min_count=0)
+        VocabConfig(min_count=-1)
 
 
 def test_subsampling_and_noise_match_gensim(prepared) -> None:
@@ -113,6 +113,24 @@ def test_subsampling_and_noise_match_gensim(prepared) -> None:
     gensim_noise = np.diff(np.concatenate([[0], model.cum_table.astype(np.float64)])) / model.cum_table[-1]
     order = [model.wv.key_to_index[w] for w in vocab.words]
     np.testing.assert_allclose(vocab.noise_distribution(0.75), gensim_noise[order], atol=1e-8)
+
+
+def test_gensim_settings_outside_the_usual_ranges_keep_their_meaning(prepared) -> None:
+    """gensim code often says ``min_count=0`` (every word, as 1) and may give ``sample`` as a count
+    (1 or more); both used to be refused."""
+    sentences = list(iter_token_lines(CorpusSource(str(prepared.corpus))))[:150]
+    for sample in (10, 250.5):
+        vocab = Vocabulary.build(sentences, VocabConfig(min_count=0, sample=sample))
+        model = Word2Vec(min_count=0, sample=sample)
+        model.build_vocab(sentences)
+        assert vocab.words == Vocabulary.build(sentences, VocabConfig(min_count=1)).words
+        assert set(model.wv.index_to_key) == set(vocab.words)
+        gensim_keep = np.array([model.wv.get_vecattr(w, "sample_int") for w in vocab.words]) / (2**32 - 1)
+        assert gensim_keep.min() < 0.5
+        np.testing.assert_allclose(vocab.keep_probabilities(sample), gensim_keep, atol=1e-6)
+    for bad in ({"min_count": -1}, {"sample": -0.1}, {"sample": float("nan")}):
+        with pytest.raises(InvalidInputError):
+            VocabConfig(**bad)
 
 
 def test_vocabulary_file_round_trip(tmp_path) -> None:

@@ -604,7 +604,14 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
             raise FileFormatError(f"{path} claims more data than it holds ({type(exc).__name__}); the file "
                                   "is damaged or not a gensim KeyedVectors file") from None
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
-            raise FileFormatError(f"{path} is not a gensim KeyedVectors file safe to read: {exc}") from None
+            advice = ""
+            if "gensim.models." in str(exc):  # a whole model (Word2Vec.save): its vectors load alone
+                advice = ("; this is a whole gensim model: save its vectors in gensim with "
+                          "model.wv.save('vectors.kv') or model.wv.save_word2vec_format('vectors.bin', "
+                          "binary=True), and read that")
+            raise FileFormatError(
+                f"{path} is not a gensim KeyedVectors file safe to read: {exc}{advice}"
+            ) from None
     if not isinstance(record, _Record):
         raise FileFormatError(f"{path} does not hold a gensim KeyedVectors object")
     fields = record.__dict__

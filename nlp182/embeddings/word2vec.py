@@ -48,6 +48,7 @@ from nlp182.progress import progress
 from nlp182.settings import MAX_THREADS, check_settings, seed_setting, setting
 from nlp182.text.corpus import CorpusLike, CorpusSource, as_source, iter_token_lines
 from nlp182.text.encoded import Chunk, EncodedCorpus, encode, open_corpus
+from nlp182.text.sentences import from_memory
 from nlp182.text.vocab import VocabConfig, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -732,21 +733,27 @@ def choose_epochs(tokens: int) -> int:
     return min(MAX_AUTO_EPOCHS, max(DEFAULT_EPOCHS, math.ceil(MIN_TRAINED_WORDS / max(1, tokens))))
 
 
-def _check_context(starts: np.ndarray, name: str) -> None:
-    """Refuse a corpus where no line holds two words, and warn when few do: word2vec learns from
-    words that share a line, so such a corpus trains nothing and its vectors stay random.
+def _check_context(starts: np.ndarray, path: str) -> None:
+    """Refuse a corpus where no sentence holds two words, and warn when few do: word2vec learns
+    from words that share a sentence, so such a corpus trains nothing and its vectors stay random.
 
     ``starts``: ``(N,)`` sentence boundaries in the token file (``N`` = sentences + 1, ``starts[-1]``
-    = all tokens).
+    = all tokens); ``path``: the corpus file (one ``write_sentences`` wrote for sentences given in
+    memory, which the messages name as such).
     """
     lengths = np.diff(np.asarray(starts, dtype=np.int64))
     total, paired = int(lengths.sum()), int(lengths[lengths >= 2].sum())
-    advice = "put each sentence on one line (one token a line is a tagger's layout, not running text)"
+    if from_memory(path):
+        name, unit = "the sentences given", "sentence"
+        advice = "give each sentence as one list of its words ([['the', 'cat', 'sat'], ...])"
+    else:
+        name, unit = f"corpus {path}", "line"
+        advice = "put each sentence on one line (one token a line is a tagger's layout, not running text)"
     if total and not paired:
-        raise EmptyCorpusError(f"corpus {name}: no line holds two words, so no word has a context: {advice}")
+        raise EmptyCorpusError(f"{name}: no {unit} holds two words, so no word has a context: {advice}")
     if total and paired < MIN_CONTEXT_SHARE * total:
-        log.warning("corpus %s: only %.1f%% of its %d tokens share a line with another word; the others "
-                    "train nothing: %s", name, 100 * paired / total, total, advice)
+        log.warning("%s: only %.1f%% of the %d tokens share a %s with another word; the others "
+                    "train nothing: %s", name, 100 * paired / total, total, unit, advice)
 
 
 @register_embedding(

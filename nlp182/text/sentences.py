@@ -32,6 +32,12 @@ def sentences_folder() -> Path:
     return io.cache_folder() / SENTENCES_FOLDER
 
 
+def from_memory(path: str | Path) -> bool:
+    """Whether ``path`` is a file ``write_sentences`` wrote (the user gave sentences, not a file:
+    messages name the sentences, not the cache file)."""
+    return Path(path).parent == sentences_folder()
+
+
 def _words_and_line(number: int, sentence: object) -> tuple[Sequence[str], str]:
     """The words of ``sentence`` (the ``number``-th) and the line they make, joined by spaces,
     after checking that reading the line back at whitespace gives those words again.

@@ -172,6 +172,19 @@ def test_a_kv_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path: Path, 
     assert not target.exists() and not (tmp_path / "run").exists()
 
 
+def test_a_whole_gensim_model_is_refused_with_the_line_that_saves_its_vectors(tmp_path: Path) -> None:
+    """``Word2Vec.save`` is what a migrating user has: it is a pickle of the whole model, not read,
+    and the message said nothing of how to get the vectors out of it."""
+    from gensim.models import Word2Vec
+
+    model = Word2Vec([["a", "b", "c"], ["b", "c", "a"]], vector_size=4, min_count=1, epochs=1)
+    model.save(str(tmp_path / "w2v.model"))
+    with pytest.raises(FileFormatError, match=r"refusing to load gensim.models.word2vec.Word2Vec;.*wv\.save"):
+        Vectors.load_gensim(tmp_path / "w2v.model")
+    model.wv.save(str(tmp_path / "w2v.kv"))
+    assert Vectors.load_gensim(tmp_path / "w2v.kv").words == model.wv.index_to_key
+
+
 class _Reduce:
     """A pickle that calls ``function(*args)`` when unpickled."""
 

@@ -270,8 +270,11 @@ def test_a_corpus_without_context_is_refused_and_a_thin_one_warned_about(tmp_pat
     (tmp_path / "mostly.txt").write_text("alpha\nbeta\ngamma\n" * 50 + "alpha beta\n")
     with caplog.at_level(logging.WARNING, logger="nlp182.embeddings.word2vec"):
         train_word2vec(CorpusSource(str(tmp_path / "mostly.txt")), Word2VecConfig(min_count=1, epochs=1))
-    assert "only 1.3% of its 152 tokens share a line with another word" in caplog.text
+    assert "only 1.3% of the 152 tokens share a line with another word" in caplog.text
     assert "152 tokens x 1 epochs is little for word2vec" in caplog.text
+    # sentences given in memory are named as such, not by the cache file they are written to
+    with pytest.raises(EmptyCorpusError, match=r"^the sentences given: no sentence holds two words.*\[\['"):
+        train_word2vec([["a"], ["b"]], Word2VecConfig(min_count=1, epochs=1))
 
 
 def test_a_small_corpus_trains_more_epochs_unless_they_are_given(tmp_path) -> None:

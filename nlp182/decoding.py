@@ -23,6 +23,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, Protocol
 
 import torch
@@ -176,8 +177,8 @@ class Beam(Search):
     length_penalty: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.width < 1:
-            raise InvalidInputError(f"beam_width must be >= 1, got {self.width}")
+        if isinstance(self.width, bool) or not isinstance(self.width, Integral) or self.width < 1:
+            raise InvalidInputError(f"beam_width must be a whole number >= 1, got {self.width!r}")
         if self.length_penalty < 0:
             raise InvalidInputError(f"length_penalty must be >= 0, got {self.length_penalty}")
 
@@ -271,9 +272,11 @@ def make_search(beam_width: int = 1, length_penalty: float = 1.0) -> Search:
 
     The one place that chooses; a run config or a command-line flag passes its numbers here.
     """
+    if isinstance(beam_width, bool) or not isinstance(beam_width, Integral):
+        raise InvalidInputError(f"beam_width must be a whole number >= 1, got {beam_width!r}")
     if beam_width == 1:
         return Greedy()
-    return Beam(beam_width, length_penalty)
+    return Beam(int(beam_width), length_penalty)
 
 
 @torch.no_grad()

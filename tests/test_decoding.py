@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -114,6 +115,12 @@ def test_bad_widths_raise() -> None:
         make_search(3, length_penalty=-0.5)
     with pytest.raises(InvalidInputError):
         decode(TinyStep(), Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=0)
+    for width in (2.5, True, "3"):  # 2.5 failed deep in repeat_interleave; True was taken as 1
+        with pytest.raises(InvalidInputError, match="whole number"):
+            make_search(width)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="whole number"):
+            Beam(width)  # type: ignore[arg-type]
+    assert make_search(np.int64(3)) == Beam(3)
 
 
 def test_make_search_is_greedy_at_width_one_and_beam_above() -> None:

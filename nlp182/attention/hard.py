@@ -137,6 +137,9 @@ class ReinforceLoss(nn.Module):
                 f"{tuple(entropy.shape)} must have the same shape"
             )
         reward = reward.detach().to(log_prob.dtype)
+        if not bool(torch.isfinite(reward).all()):  # the moving baseline would hold it for good
+            raise InvalidInputError("reward holds NaN or inf (a NaN log-likelihood gives one); the "
+                                    "baseline would keep it and every later loss would be NaN")
         if reward.numel() == 0:  # an empty batch: no loss, and the baseline is left as it is
             return (log_prob.sum() + entropy.sum()) * 0.0
         baseline: torch.Tensor = self.baseline

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,17 @@ class Translation:
         )
 
 
+def _check_ids(source_ids: Sequence[Sequence[int]], vocab_size: int) -> None:
+    """Refuse a source id that is not a whole number in ``[0, vocab_size)`` (the embedding would
+    fail with an index error naming neither)."""
+    for row, ids in enumerate(source_ids):
+        for token in ids:
+            if isinstance(token, bool) or not isinstance(token, Integral) or not 0 <= token < vocab_size:
+                raise InvalidInputError(
+                    f"source {row}: id {token!r} is not one of the source vocabulary's 0..{vocab_size - 1}"
+                )
+
+
 class Translator:
     """Translate with a model (recurrent or Transformer) and its source / target tokenisers."""
 
@@ -148,13 +160,19 @@ class Translator:
         """Decode already-encoded sources (greedy when the beam width is 1) in eval mode.
 
         Settings left ``None`` come from the run's config; :func:`~nlp182.decoding.make_search`
-        turns them into the search strategy.
+        turns them into the search strategy. No sources give no hypotheses.
+
+        Raises:
+            InvalidInputError: an empty source, or an id outside the source vocabulary.
         """
         beam_width = self.config.beam_width if beam_width is None else beam_width
         max_len = self.config.max_len if max_len is None else max_len
         length_penalty = self.config.length_penalty if length_penalty is None else length_penalty
+        if len(source_ids) == 0:
+            return []
         if any(len(ids) == 0 for ids in source_ids):
             raise InvalidInputError("cannot translate an empty sentence (it has no tokens)")
+        _check_ids(source_ids, self.source_tokenizer.get_vocab_size())
         positions = getattr(self.model, "max_source_tokens", None)
         if positions is not None:  # refused now, not after positions steps
             check_max_len(max_len, positions)

@@ -49,6 +49,19 @@ def test_no_keys_at_all_choose_nothing_and_keep_the_graph(training: bool) -> Non
     assert torch.all(query.grad == 0)
 
 
+def test_a_non_finite_reward_is_refused_before_it_reaches_the_baseline() -> None:
+    """One NaN reward made the moving baseline NaN for good (saved with the model too), so every
+    later loss was NaN."""
+    loss_fn = ReinforceLoss()
+    log_prob, entropy = torch.tensor([-1.0, -2.0]), torch.tensor([0.5, 0.3])
+    loss_fn(log_prob, torch.tensor([1.0, 0.0]), entropy)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(InvalidInputError, match="NaN or inf"):
+            loss_fn(log_prob, torch.tensor([1.0, bad]), entropy)
+    assert torch.isfinite(loss_fn.baseline)
+    assert torch.isfinite(loss_fn(log_prob, torch.tensor([1.0, 0.0]), entropy))
+
+
 def test_reinforce_loss_matches_hand_computation() -> None:
     loss_fn = ReinforceLoss(momentum=0.5, entropy_weight=0.1)
     log_prob = torch.tensor([-1.0, -2.0], requires_grad=True)

@@ -132,6 +132,18 @@ def test_translate_refuses_a_batch_size_below_1_and_encodings_of_other_texts(run
         translator.translate(["abc", "ab"], encodings=translator.encode(["abc"]))
 
 
+def test_decode_ids_names_an_id_outside_the_vocabulary_and_takes_no_sources(run: Path) -> None:
+    """Ids out of range failed with torch's "index out of range in self", naming neither the id nor
+    the vocabulary; no sources failed inside the RNN."""
+    translator = Translator.load(run, device="cpu")
+    size = translator.source_tokenizer.get_vocab_size()
+    assert translator.decode_ids([]) == []
+    for bad in (size, -1, 2.0):
+        with pytest.raises(InvalidInputError, match=rf"source 1: id {bad!r} is not one of .*0\.\.{size - 1}"):
+            translator.decode_ids([[5, 6], [5, bad]])
+    assert len(translator.decode_ids([[5, 6]], beam_width=1)) == 1
+
+
 def test_translate_tokenizes_each_text_once(run: Path, caplog) -> None:
     translator = Translator.load(run, device="cpu")
     expected = [t.text for t in translator.translate(["abz", "qa", "abc"])]

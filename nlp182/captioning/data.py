@@ -81,8 +81,9 @@ class CaptionedImage:
 
 def _to_rgb(image: PILImage.Image) -> PILImage.Image:
     """``image`` as 8-bit RGB. Pillow's ``convert("RGB")`` clips 16-bit and float grey levels at
-    255 (a 16-bit scan turns white), so those are scaled into 0-255 first: by 65535 for 16-bit
-    values, by 255 for 8-bit values held in a wide mode, by 1 for floats in [0, 1]."""
+    255 (a 16-bit scan turns white), so those are scaled into 0-255 first: by 65535 for a 16-bit
+    mode (``I;16``: a dark scan stays dark) and for 32-bit integers past 255, by 255 for 8-bit
+    values held in a 32-bit mode, by 1 for floats in [0, 1]."""
     from PIL import Image
 
     if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
@@ -90,7 +91,10 @@ def _to_rgb(image: PILImage.Image) -> PILImage.Image:
     values = np.array(image, dtype=np.float32)  # float32, its own (writable even for a float image)
     np.nan_to_num(values, copy=False)
     top = float(values.max()) if values.size else 0.0
-    scale = 65535.0 if top > 255 else 1.0 if image.mode == "F" and top <= 1 else 255.0
+    if image.mode.startswith("I;16") or top > 255:
+        scale = 65535.0
+    else:
+        scale = 1.0 if image.mode == "F" and top <= 1 else 255.0
     values *= 255.0 / scale
     values += 0.5
     np.clip(values, 0, 255, out=values)
@@ -144,6 +148,12 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
     except Image.DecompressionBombError as exc:  # over Pillow's own limit: refused before its size is seen
         found = re.search(r"\((\d+) pixels\)", str(exc))
         count = f"is {found.group(1)} pixels" if found else "has more pixels than Pillow opens"
+        pillow_cap = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        if pillow_cap and max_pixels > pillow_cap:  # --max-image-pixels cannot lift Pillow's own cap
+            raise FileFormatError(
+                f"{label} {path} {count}, over Pillow's own limit of {pillow_cap} pixels, which "
+                "--max-image-pixels does not raise; shrink the image first"
+            ) from None
         raise FileFormatError(
             f"{label} {path} {count}, over the limit of {max_pixels} (--max-image-pixels of "
             "`nlp182 train caption`, kept in the run)"

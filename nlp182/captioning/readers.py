@@ -38,11 +38,15 @@ def _read_text(path: Path) -> str:
     ``\\r\\n`` and ``\\r`` line ends read as ``\\n`` (as text mode reads them), and a leading UTF-8
     byte-order mark (Windows editors write one) left out."""
     check_input_file(path)
+    raw = read_capped(path)
     try:
-        text = read_capped(path).decode("utf-8").removeprefix("\ufeff")
-        return text.replace("\r\n", "\n").replace("\r", "\n")
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        raise FileFormatError(f"{path} line 1: not UTF-8 text ({exc.reason})") from exc
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise FileFormatError(
+            f"{path} line {line}: not UTF-8 text ({exc.reason}); convert it (iconv -f LATIN1 -t UTF-8)"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 class ImageFolder:
@@ -80,8 +84,12 @@ class _Lines:
     def __init__(self, text: str) -> None:
         self.text, self.offset, self.line = text, 0, 1
 
-    def of(self, needle: str) -> int:
-        position = self.text.find(needle, self.offset)
+    def of(self, name: str) -> int:
+        """The line of the next ``name`` string (as JSON writes it: escaped, or with its non-ASCII
+        characters as they are), or the last line found when neither is there."""
+        forms = {json.dumps(name), json.dumps(name, ensure_ascii=False)}
+        found = [self.text.find(form, self.offset) for form in forms]
+        position = min((place for place in found if place >= 0), default=-1)
         if position >= 0:
             self.line += self.text.count("\n", self.offset, position)
             self.offset = position
@@ -128,9 +136,9 @@ def read_karpathy(
         name = entry.get("filename") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name:
             raise FileFormatError(f'{path} line 1: images[{index}] has no "filename"')
-        where = f"{path} line {lines.of(json.dumps(name))} (images[{index}], {name})"
+        where = f"{path} line {lines.of(name)} (images[{index}], {name})"
         split = entry.get("split", "train")
-        if split not in KARPATHY_SPLITS:
+        if not isinstance(split, str) or split not in KARPATHY_SPLITS:
             raise FileFormatError(f"{where}: split {split!r} is not one of {', '.join(KARPATHY_SPLITS)}")
         captions = _karpathy_captions(entry, where)
         subfolder = entry.get("filepath") or ""  # absent, null or "": the images folder itself

@@ -168,6 +168,43 @@ def test_bad_karpathy_files_name_file_and_line(karpathy: Path) -> None:
     assert "blue.png does not exist" in _error(lambda: read_karpathy(karpathy, images))
 
 
+def test_a_caption_file_errors_at_the_line_that_holds_the_fault(karpathy: Path, tsv: Path) -> None:
+    """A Latin-1 byte on line 4 was reported at line 1; a JSON file naming ``café.png`` as it is
+    (``ensure_ascii=False``) put errors at the previous entry's line; a split given as a list
+    raised a raw TypeError."""
+    lines = tsv.read_bytes().split(b"\n")
+    lines[3] = lines[3] + b" caf\xe9"
+    tsv.write_bytes(b"\n".join(lines))
+    assert f"{tsv} line 4: not UTF-8 text" in _error(lambda: read_tsv(tsv))
+    images = karpathy.parent / "images"
+    (images / "red.png").rename(images / "café.png")
+    document = json.loads(karpathy.read_text())
+    document["images"][0]["filename"] = "café.png"
+    document["images"][2]["sentences"][0]["raw"] = "  "
+    karpathy.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+    line = karpathy.read_text(encoding="utf-8").splitlines().index('   "filename": "green.png",') + 1
+    assert f"{karpathy} line {line} (images[2], green.png): sentence 0 is an empty caption" in _error(
+        lambda: read_karpathy(karpathy, images)
+    )
+    document["images"][2]["sentences"][0]["raw"] = "fine"
+    document["images"][1]["split"] = ["train"]
+    karpathy.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+    assert "split ['train'] is not one of train" in _error(lambda: read_karpathy(karpathy, images))
+
+
+def test_an_image_over_pillows_own_cap_says_so_when_the_setting_is_higher(tmp_path, monkeypatch) -> None:
+    """Past twice ``Image.MAX_IMAGE_PIXELS`` Pillow refuses an image whatever ``--max-image-pixels``
+    says: the message gave the setting as the limit while the image was under it."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((30, 30), dtype=np.uint8)).save(tmp_path / "scan.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(FileFormatError, match="is 900 pixels, over Pillow's own limit of 200 pixels"):
+        load_image(tmp_path / "scan.png", 8, max_pixels=10_000)
+    with pytest.raises(FileFormatError, match="over the limit of 150 "):
+        load_image(tmp_path / "scan.png", 8, max_pixels=150)
+
+
 def test_load_image_always_gives_rgb_floats(tmp_path: Path) -> None:
     from PIL import Image
 
@@ -191,6 +228,9 @@ def test_a_bom_a_null_filepath_16_bit_images_and_no_train_image(karpathy: Path, 
     Image.fromarray(levels * 257).save(tmp_path / "deep.png")  # 16-bit grey: I;16
     Image.fromarray(levels.astype(np.uint8)).save(tmp_path / "flat.png")
     torch.testing.assert_close(load_image(tmp_path / "deep.png", 16), load_image(tmp_path / "flat.png", 16))
+    Image.fromarray(levels).save(tmp_path / "dark.png")  # 16-bit, every level under 256: a dark scan
+    assert Image.open(tmp_path / "dark.png").mode.startswith("I;16")
+    assert float(load_image(tmp_path / "dark.png", 16).max()) < 1.01 / 255  # it was read 257 times brighter
     Image.fromarray(levels.astype(np.float32) / 255, "F").save(tmp_path / "float.tiff")  # 32-bit float grey
     torch.testing.assert_close(load_image(tmp_path / "float.tiff", 16), load_image(tmp_path / "flat.png", 16))
     for entry in document["images"]:

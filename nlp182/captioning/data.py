@@ -12,11 +12,19 @@ take gigabytes, and every image is decoded in full when checked, so a truncated 
 fails before training rather than in the middle of it. Only the common raster formats
 (``IMAGE_FORMATS``) are opened: Pillow's EPS reader would run Ghostscript. Pillow's own limit
 still refuses any image over twice its ``Image.MAX_IMAGE_PIXELS``.
+
+An image file is decoded once, not once per caption and epoch: the resized pixels of captioned
+images are kept (as bytes, ``RESIZED_CACHE_BYTES`` in all, least recently used dropped first), keyed
+by the file's path, size and modification time. Decoding a 12-megapixel phone photo takes about
+0.4 s, so 200 of them with 3 captions each spent minutes an epoch decoding for a 48 x 48 model.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +44,8 @@ if TYPE_CHECKING:
 Box = tuple[float, float, float, float]
 #: Default cap on an image's width x height (40 megapixels: 120 MB once decoded as RGB).
 MAX_IMAGE_PIXELS = 40_000_000
+#: Bytes of resized images kept in memory (uint8: a 48 x 48 image takes 6.9 kB, a 224 x 224 one 150 kB).
+RESIZED_CACHE_BYTES = 1 << 30
 #: The raster formats read (Pillow's names); others (EPS runs Ghostscript, exotic decoders) are refused.
 IMAGE_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "PPM", "TIFF", "WEBP")
 
@@ -76,7 +86,7 @@ class CaptionedImage:
                     f"image {self.name} has shape {tuple(self.image.shape)}, expected (3, {size}, {size})"
                 )
             return self.image
-        return load_image(self.image, size, self.max_pixels)
+        return _unit_floats(RESIZED.get(self.image, size, self.max_pixels))
 
 
 def _to_rgb(image: PILImage.Image) -> PILImage.Image:
@@ -163,16 +173,68 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
         raise FileFormatError(f"{label} {path} cannot be read as an image ({reason})") from None
 
 
-def load_image(path: str | Path, size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
-    """Read an image file with Pillow as RGB, resize to ``size x size`` (bilinear): ``(3, size, size)``.
-
-    Errors as :func:`decode_image` (missing file, over ``max_pixels``, not decodable), one line each.
-    """
+def _resized_bytes(path: str | Path, size: int, max_pixels: int) -> torch.Tensor:
+    """The image file resized to ``size x size`` (bilinear) as ``(3, size, size)`` uint8."""
     from PIL import Image
 
     rgb = decode_image(path, max_pixels).resize((size, size), Image.Resampling.BILINEAR)
-    array = np.asarray(rgb, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def _unit_floats(pixels: torch.Tensor) -> torch.Tensor:
+    """``(3, S, S)`` uint8 as float32 in ``[0, 1]``."""
+    return pixels.float() / 255.0
+
+
+def load_image(path: str | Path, size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
+    """Read an image file with Pillow as RGB, resize to ``size x size`` (bilinear): ``(3, size, size)``
+    floats in ``[0, 1]``.
+
+    Errors as :func:`decode_image` (missing file, over ``max_pixels``, not decodable), one line each.
+    """
+    return _unit_floats(_resized_bytes(path, size, max_pixels))
+
+
+class ResizedImages:
+    """Resized image files as ``(3, S, S)`` uint8, the most recently used kept within ``budget``
+    bytes, so a training image is decoded once, not once per caption and epoch. An entry is keyed
+    by the file's path, size and modification time (an edited file is read again) and by the
+    resize; a file that cannot be looked at is read uncached, which raises its one-line error."""
+
+    def __init__(self, budget: int = RESIZED_CACHE_BYTES) -> None:
+        self.budget = budget
+        self.held = 0
+        self._entries: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str | Path, size: int, max_pixels: int) -> torch.Tensor:
+        """The resized pixels of ``path`` (not to be written to: they are shared)."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return _resized_bytes(path, size, max_pixels)
+        key = (os.fspath(path), stat.st_mtime_ns, stat.st_size, size, max_pixels)
+        with self._lock:
+            pixels = self._entries.get(key)
+            if pixels is not None:
+                self._entries.move_to_end(key)
+                return pixels
+        pixels = _resized_bytes(path, size, max_pixels)
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = pixels
+                self.held += pixels.numel()
+            while self.held > self.budget and self._entries:
+                _, dropped = self._entries.popitem(last=False)
+                self.held -= dropped.numel()
+        return pixels
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: The one cache of resized images (training, validation and calibration read the same files).
+RESIZED = ResizedImages()
 
 
 def check_image(path: Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS) -> None:

@@ -205,6 +205,42 @@ def test_an_image_over_pillows_own_cap_says_so_when_the_setting_is_higher(tmp_pa
         load_image(tmp_path / "scan.png", 8, max_pixels=150)
 
 
+def test_a_training_image_is_decoded_once_however_many_captions_and_epochs(tsv: Path, monkeypatch) -> None:
+    """Every caption of every epoch, and every validation, decoded the file again: 8 decodes an
+    image in 2 epochs of 3 captions, minutes an epoch for phone photos."""
+    from nlp182.captioning import data
+    from nlp182.captioning.data import ResizedImages, image_batches, make_loader
+
+    decoded: list[str] = []
+    real = data.decode_image
+
+    def counted(path, *rest):
+        decoded.append(str(path))
+        return real(path, *rest)
+
+    monkeypatch.setattr(data, "decode_image", counted)
+    monkeypatch.setattr(data, "RESIZED", ResizedImages())
+    items = read_tsv(tsv)
+    decoded.clear()  # the reader decodes each image in full once, to check it
+    vocab = CaptionVocab.build([c for item in items for c in item.captions], min_count=1)
+    loader = make_loader(items, vocab, 12, batch_size=2, shuffle=True)
+    for _ in range(2):
+        for batch in loader:
+            assert batch.images.dtype == torch.float32
+        image_batches(items, 12, 3)
+    assert sorted(decoded) == sorted(str(item.image) for item in items)  # once each
+    for item in items:  # the same floats as reading the file afresh
+        torch.testing.assert_close(item.pixels(12), load_image(item.image, 12), rtol=0, atol=0)
+    from PIL import Image
+
+    Image.new("RGB", (5, 5), (0, 0, 255)).save(items[0].image)  # an edited file is read again
+    assert float(items[0].pixels(12)[2].min()) == 1.0
+    small = ResizedImages(budget=3 * 12 * 12 * 2)  # room for two images
+    for item in items:
+        small.get(item.image, 12, item.max_pixels)
+    assert len(small) == 2 and small.held <= small.budget
+
+
 def test_load_image_always_gives_rgb_floats(tmp_path: Path) -> None:
     from PIL import Image
 

@@ -25,6 +25,7 @@ teacher-forced training runs the same step function.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -39,6 +40,8 @@ from nlp182.settings import check_settings, setting
 from nlp182.vision import freeze
 from nlp182.vision.contract import VisionModel
 from nlp182.vision.registry import create_model, list_models
+
+log = logging.getLogger(__name__)
 
 #: Every registered classifier can be the encoder (its ``forward_features`` map is what is used).
 ENCODERS = list_models("classification")
@@ -126,6 +129,45 @@ def build_backbone(name: str, width: float) -> VisionModel:
     """The registered classifier ``name`` for 3-channel images at ``width``; captioning uses its
     ``forward_features`` map ``(B, num_features, h, w)``."""
     return create_model(name, in_channels=3, width=width, **BACKBONE_OPTIONS.get(name, {}))
+
+
+def feature_map_side(config: CaptionModelConfig, image_size: int) -> int | None:
+    """Side of the encoder's feature map for ``image_size`` square images, or None when such
+    images are too small to pass through it; shapes alone, on the meta device (no weights made)."""
+    with torch.device("meta"):
+        backbone = build_backbone(config.encoder, config.encoder_width).eval()
+        try:
+            return int(backbone.forward_features(torch.zeros(1, 3, image_size, image_size)).shape[-1])
+        except RuntimeError:  # "Output size is too small" of a pooling or convolution
+            return None
+
+
+#: Largest image size ``check_image_size`` suggests.
+MAX_SUGGESTED_IMAGE_SIZE = 1024
+
+
+def check_image_size(config: CaptionModelConfig, image_size: int) -> None:
+    """Refuse an ``image_size`` too small for the encoder, and warn when its feature map is smaller
+    than the ``grid``: max pooling then copies each cell to several of the ``grid**2`` attention
+    locations (vgg16 at 48 pixels makes one cell, 144 copies), so attention sees nothing spatial."""
+    side = feature_map_side(config, image_size)
+    if side is not None and side >= config.grid:
+        return
+    wanted = image_size * 2
+    while wanted <= MAX_SUGGESTED_IMAGE_SIZE and (feature_map_side(config, wanted) or 0) < config.grid:
+        wanted *= 2
+    advice = f"--image-size {wanted}" if wanted <= MAX_SUGGESTED_IMAGE_SIZE else "a smaller --grid"
+    if side is None:
+        raise InvalidInputError(
+            f"--image-size {image_size} is too small for the {config.encoder} encoder: its feature map "
+            f"would have no cell left; use {advice}"
+        )
+    if side > 1:
+        advice += f" (or --grid {side})"
+    log.warning("the %s encoder makes a %dx%d feature map of %d-pixel images, under the %dx%d --grid: its "
+                "cells are copied to several attention locations, so attention sees little of where "
+                "things are; use %s", config.encoder, side, side, image_size, config.grid, config.grid,
+                advice)
 
 
 def sincos_positions(grid: int, dim: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ from nlp182.captioning.data import CaptionedImage, image_batches, make_loader
 from nlp182.captioning.defaults import choose_defaults, patience_seconds, pretrain_time_limit, summary_line
 from nlp182.captioning.evaluate import caption_items, evaluate, score_captions
 from nlp182.captioning.loss import CaptionLoss
-from nlp182.captioning.model import CaptionModel
+from nlp182.captioning.model import CaptionModel, check_image_size
 from nlp182.captioning.overlay import save_overlay
 from nlp182.captioning.pretrain import pretrain_encoder
 from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
@@ -219,6 +219,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
+    check_image_size(config.model, config.image_size)  # before the images are read
     splits = load_splits(config)
     train_items, data_warnings = trainable(splits["train"], config.max_caption_len)
     if not train_items or not splits["valid"]:

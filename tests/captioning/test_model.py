@@ -160,6 +160,31 @@ def test_bad_configs_and_inputs_raise_package_errors() -> None:
         _model().encoder(torch.rand(2, 1, 16, 16))
 
 
+def test_an_image_size_the_encoder_cannot_use_is_refused_and_one_too_small_for_the_grid_warned(
+    tmp_path, caplog
+) -> None:
+    """``--image-size 1`` passed validation and then crashed inside the CNN's pooling; vgg16 at the
+    default 48 pixels made one feature cell, copied to all 144 attention locations, without a word."""
+    import dataclasses
+    import logging
+
+    from nlp182.captioning.model import check_image_size, feature_map_side
+    from nlp182.captioning.train import train_captioner
+
+    model = CaptionModelConfig()
+    assert feature_map_side(model, 48) == 24 and feature_map_side(model, 1) is None
+    config = CaptionConfig(data=str(tmp_path / "not-read.tsv"), image_size=1)
+    with pytest.raises(InvalidInputError, match=r"--image-size 1 is too small for the small_cnn .*size 32"):
+        train_captioner(config, tmp_path / "run")  # refused before the data is looked for
+    assert not (tmp_path / "run").exists()
+    with caplog.at_level(logging.WARNING, logger="nlp182.captioning.model"):
+        check_image_size(model, 48)
+        assert not caplog.text
+        check_image_size(dataclasses.replace(model, encoder="vgg16"), 48)
+    assert "1x1 feature map of 48-pixel images, under the 12x12 --grid" in caplog.text
+    assert "use --image-size 384" in caplog.text
+
+
 def test_frozen_encoder_has_no_trainable_backbone() -> None:
     model = _model(freeze_encoder="all")
     assert not any(p.requires_grad for p in model.encoder.backbone.parameters())

@@ -207,6 +207,14 @@ class Worker(UvicornWorker):
             sys.exit(0)
         super().init_process()
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGQUIT from the master, its quick shutdown (on SIGINT or SIGQUIT): gunicorn's handler
+        only marks the worker as done, which uvicorn never reads, so the master waited its graceful
+        timeout and then killed the workers ("was sent SIGKILL! Perhaps out of memory?"). Stop
+        uvicorn as SIGTERM does: no new connections, the requests in flight answered."""
+        super().handle_exit(sig, frame)
+        os.kill(os.getpid(), signal.SIGTERM)
+
     async def _serve(self) -> None:
         watcher = asyncio.get_running_loop().create_task(self._watch_parent())
         try:

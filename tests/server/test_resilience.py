@@ -265,3 +265,18 @@ def test_a_request_on_a_kept_alive_connection_as_its_worker_stops_is_answered(sy
         connection.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT])
+def test_a_quick_shutdown_of_the_master_stops_its_workers_at_once(synthetic_run: Path, sig: int) -> None:
+    """SIGINT or SIGQUIT to the master (Ctrl-C reaching it alone, as in a foreground container)
+    hung for the graceful timeout and ended in SIGKILLs logged as "Perhaps out of memory?"."""
+    server = ServeProcess(synthetic_run, "--workers", "2")
+    workers = server.workers(2)
+    started = time.monotonic()
+    server.process.send_signal(sig)
+    server.process.wait(timeout=60)
+    took = time.monotonic() - started
+    _, output = server.stop()
+    assert took < 9, (took, output[-2000:])  # the master kills what is left after 10 s
+    assert "SIGKILL" not in output and not any(worker.is_running() for worker in workers), output[-2000:]

@@ -51,6 +51,20 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None = None) -> Iterator[None]:
+    """Within the block, PyTorch computes on ``threads`` CPU threads (None: as many as before); the
+    count it had is put back after, whatever the block set, so a training call leaves a notebook's
+    later work on the threads it had (``threads=1`` used to stay 1 for the rest of the process)."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 #: cuBLAS's deterministic workspace setting (CUDA's documented value: 8 buffers of 4 MiB).
 CUBLAS_WORKSPACE = ":4096:8"
 

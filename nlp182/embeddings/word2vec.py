@@ -23,7 +23,6 @@ The batched step stays as the reference the other two are checked against.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import itertools
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nlp182.device import select_device
+from nlp182.device import select_device, torch_threads
 from nlp182.embeddings import device_pipeline, distributed, native
 from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
@@ -159,17 +158,6 @@ class TrainingReport:
     compile_seconds: float = 0.0
     kernel: str = ""
     epochs: int | None = None
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -584,7 +572,7 @@ def train_torch(
     """Train with this module's SGNS/CBOW on ``corpus``; return the input vectors and timings."""
     device = select_device(config.device)
     kernel = resolve_kernel(config, device)
-    with _torch_threads(config.threads):
+    with torch_threads(config.threads):
         model = SGNS(vocab, config, device)
         kernel, compile_seconds = _warm_up(model, kernel)
         rank, size = distributed.start(device)

@@ -44,6 +44,9 @@ class TrainerConfig:
     (:class:`~nlp182.train.averaging.ExponentialMovingAverage`, with warm-up), updated after every
     optimizer step: validation scores the average, the best epoch keeps the average, and a run
     without a kept best epoch ends with the average in the model. Checkpoints carry it.
+    ``seed`` given, the Trainer seeds Python, NumPy and torch with it when it is made; None (the
+    default) leaves the random state as the caller set it, so ``torch.manual_seed`` before the run
+    decides its shuffles and dropout (a fixed default seed made runs seeded 1 and 2 identical).
     """
 
     epochs: int = 10
@@ -68,7 +71,7 @@ class TrainerConfig:
     stall_metric: str = "loss"
     time_budget_s: float | None = None
     ema_decay: float | None = None
-    seed: int = 0
+    seed: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:

@@ -119,7 +119,8 @@ class Trainer:
         self.config = config or TrainerConfig()
         self.dist = init_distributed(self.config.device)
         self.device = self.dist.device
-        seed_everything(self.config.seed)
+        if self.config.seed is not None:
+            seed_everything(self.config.seed)
         self.model = model.to(self.device)
         self.ema = (
             ExponentialMovingAverage(self.model, self.config.ema_decay, warmup=True)

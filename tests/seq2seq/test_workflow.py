@@ -66,10 +66,14 @@ def _run(argv: list[str]) -> int:
 def run(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "toy"
     previous = os.umask(0o022)
+    threads = torch.get_num_threads()
     try:
-        assert _run(["train", "seq2seq", "--out", str(out), *_flags(files)]) == 0
+        torch.set_num_threads(2)
+        assert _run(["train", "seq2seq", "--out", str(out), *_flags(files)]) == 0  # on --threads 1
+        assert torch.get_num_threads() == 2  # the caller's count is put back (it stayed 1)
     finally:
         os.umask(previous)
+        torch.set_num_threads(threads)
     return out
 
 

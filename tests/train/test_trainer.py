@@ -88,6 +88,23 @@ def test_fit_equals_hand_written_loop() -> None:
     assert history[-1]["step"] == 12
 
 
+def test_the_trainer_leaves_the_callers_random_state_unless_given_a_seed() -> None:
+    """Every Trainer re-seeded Python, NumPy and torch with 0: runs the caller seeded with 1 and 2
+    shuffled and dropped out alike and ended with the same weights."""
+
+    def weights_after(caller_seed: int, **config: object) -> torch.Tensor:
+        model = _model()
+        model.insert(1, nn.Dropout(0.3))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        torch.manual_seed(caller_seed)
+        Trainer(model, opt, mse, _config(**config)).fit(DataLoader(_data(), batch_size=16, shuffle=True))
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert not torch.equal(weights_after(1), weights_after(2))
+    assert torch.equal(weights_after(1), weights_after(1))
+    assert torch.equal(weights_after(1, seed=5), weights_after(2, seed=5))  # a given seed decides
+
+
 def test_grad_accumulation_matches_bigger_batch() -> None:
     data = _data()
     small = _model()

@@ -122,7 +122,11 @@ def atomic_open(
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_leftovers(target)
-    fd, tmp = tempfile.mkstemp(prefix=_leftover_prefix(target), suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_leftover_prefix(target), suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # a read-only folder: name the file being written, not a temporary name
+        exc.filename = str(target)
+        raise
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:

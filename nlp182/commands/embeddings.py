@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 from pathlib import Path
+from typing import Any
 
 from nlp182.bounded import mib
 from nlp182.commands.flags import (
@@ -196,7 +197,7 @@ def _add_train_command(trainers: argparse._SubParsersAction, method: EmbeddingMe
 
 def _run_eval(args: argparse.Namespace) -> int:
     from nlp182.embeddings.evaluate import EvaluationFiles, evaluate_all
-    from nlp182.embeddings.runs import load_run, update_metrics
+    from nlp182.embeddings.runs import load_run
     from nlp182.io import check_input_file
 
     for run in args.runs:  # every run is there before the table starts
@@ -221,7 +222,6 @@ def _run_eval(args: argparse.Namespace) -> int:
     for run in args.runs:
         vectors, _ = load_run(run)
         scores = evaluate_all(vectors, files, args.restrict_vocab)
-        update_metrics(run, "eval", _scores_with_settings(scores, args.eval_dir, args.restrict_vocab))
         coverage = (
             f"{scores['wordsim353_pairs']}({scores['wordsim353_oov']})/"
             f"{scores['analogy_questions']}({scores['analogy_oov']})"
@@ -231,7 +231,22 @@ def _run_eval(args: argparse.Namespace) -> int:
             + "".join(f"{scores[key]:>13.4f}" for key, _ in TABLE_COLUMNS)
             + f"{coverage:>24}"
         )
+        _keep_scores(run, "eval", _scores_with_settings(scores, args.eval_dir, args.restrict_vocab))
     return 0
+
+
+def _keep_scores(run: str, key: str, values: dict[str, Any], merge: bool = False) -> None:
+    """Record scores in the run's ``metrics.json``, or say why not: the scores are printed, and a
+    run the user may read but not write (a read-only mount, a colleague's run) is still evaluated."""
+    from nlp182.embeddings.runs import update_metrics
+    from nlp182.io import failed_write_target
+
+    try:
+        update_metrics(run, key, values, merge=merge)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        log.warning("the scores are not kept in the run: %s cannot be written (%s)",
+                    failed_write_target(exc) or Path(run, "metrics.json"), reason)
 
 
 def _evaluate_files(args: argparse.Namespace) -> None:
@@ -239,7 +254,7 @@ def _evaluate_files(args: argparse.Namespace) -> None:
     once every file has been read, and keep the scores in ``metrics.json`` under ``eval_files``, by
     the file's absolute path."""
     from nlp182.embeddings.evaluate import evaluate_analogies, evaluate_word_pairs
-    from nlp182.embeddings.runs import load_run, update_metrics
+    from nlp182.embeddings.runs import load_run
 
     pairs_rows, analogy_rows = [], []
     for run in args.runs:
@@ -260,7 +275,7 @@ def _evaluate_files(args: argparse.Namespace) -> None:
                 "3cosadd": add.accuracy, "3cosmul": mul.accuracy, "questions": add.total,
                 "oov": add.oov, "restrict_vocab": args.restrict_vocab,
             }
-        update_metrics(run, "eval_files", kept, merge=True)
+        _keep_scores(run, "eval_files", kept, merge=True)
     tables = (
         (pairs_rows, ("pairs file", "Spearman", "Pearson", "pairs (oov)")),
         (analogy_rows, ("analogy file", "3CosAdd", "3CosMul", "questions (oov)")),

@@ -200,6 +200,36 @@ def test_eval_of_a_missing_run_prints_no_table_first(tmp_path, capsys) -> None:
     assert code == 2 and captured.out == "" and "nosuch" in captured.err
 
 
+def test_eval_of_a_run_it_cannot_write_prints_its_scores_and_says_they_are_not_kept(
+    tmp_path, capsys, monkeypatch, caplog
+) -> None:
+    """A read-only run (a mount, a colleague's folder) was scored and then refused, naming a
+    hidden temporary file, with no table printed."""
+    import tempfile as tempfile_module
+
+    from nlp182.embeddings.runs import save_run
+    from nlp182.embeddings.vectors import Vectors
+    from nlp182.text.vocab import Vocabulary
+
+    eval_dir = Path(__file__).resolve().parents[2] / "corpora" / "eval"
+    words = sorted({word.lower() for name in ("wordsim353.tsv", "simlex999.txt")
+                    for line in (eval_dir / name).read_text(encoding="utf-8").splitlines()[:40]
+                    if not line.startswith("#") for word in line.split("\t")[:2]})
+    vectors = Vectors(words, torch.randn(len(words), 4, generator=torch.Generator().manual_seed(0)).numpy())
+    vocab = Vocabulary(words, torch.ones(len(words), dtype=torch.int64).numpy(), len(words))
+    save_run(tmp_path / "run", vectors, vocab, {}, {})
+
+    def read_only(*args, dir=None, **kwargs):  # as mkstemp fails in a folder the user cannot write
+        raise PermissionError(13, "Permission denied", str(Path(dir) / ".metrics.json.1.abc.tmp"))
+
+    monkeypatch.setattr(tempfile_module, "mkstemp", read_only)
+    assert cli.main(["eval", str(tmp_path / "run"), "--eval-dir", str(eval_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1].startswith("run ")
+    assert f"{tmp_path / 'run' / 'metrics.json'} cannot be written (permission denied)" in caplog.text
+    assert ".tmp" not in caplog.text
+
+
 # The contract itself, on the library function every command shares.
 
 

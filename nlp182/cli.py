@@ -10,6 +10,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -139,8 +140,27 @@ def _allocation_failed(exc: RuntimeError) -> bool:
     return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
+def _printable_output() -> None:
+    """Write what the terminal's encoding cannot show as escapes (a Windows console or
+    ``PYTHONIOENCODING=ascii`` printing ``café``), where printing a neighbour raised a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null once its reader has gone (``nlp182 ... | head -1``), so
+    the interpreter's last flush does not report the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (captured output)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
+    _printable_output()
     words = sys.argv[1:] if argv is None else argv
     command = next((word for word in words if not word.startswith("-")), None)
     modules = (SERVING_COMMANDS[command],) if command in SERVING_COMMANDS else None
@@ -157,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.validate(args)  # checks across flags (e.g. --cycles divides --epochs)
         check_outputs(args)
         result = args.func(args)
+        sys.stdout.flush()  # a reader gone shows here, not in the interpreter's exit
+    except BrokenPipeError:  # the reader of the output has what it wanted: no error, as `cat` ends
+        _drop_stdout()
+        return 128 + signal.SIGPIPE
     except (Nlp182Error, FileNotFoundError, FileExistsError) as exc:
         print(f"nlp182: error: {exc}", file=sys.stderr)
         return 2

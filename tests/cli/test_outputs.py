@@ -230,6 +230,38 @@ def test_eval_of_a_run_it_cannot_write_prints_its_scores_and_says_they_are_not_k
     assert ".tmp" not in caplog.text
 
 
+def _many_words_run(folder: Path) -> Path:
+    from nlp182.embeddings.runs import save_run
+    from nlp182.embeddings.vectors import Vectors
+    from nlp182.text.vocab import Vocabulary
+
+    words = ["café", *(f"mot{i}é" for i in range(6000))]
+    vectors = Vectors(words, torch.randn(len(words), 4, generator=torch.Generator().manual_seed(0)).numpy())
+    counts = torch.ones(len(words), dtype=torch.int64).numpy()
+    save_run(folder, vectors, Vocabulary(words, counts, len(words)), {}, {})
+    return folder
+
+
+def test_output_to_a_closed_pipe_or_a_terminal_without_the_characters_ends_quietly(tmp_path) -> None:
+    """``nlp182 neighbors ... | head -1`` said "error: broken pipe" and exited 2; printing ``café``
+    where the output encoding is ASCII (a Windows console, PYTHONIOENCODING=ascii) raised a traceback."""
+    import subprocess
+    import sys
+
+    run = _many_words_run(tmp_path / "run")
+    command = [sys.executable, "-c", "import sys; from nlp182.cli import main; sys.exit(main())",
+               "neighbors", str(run), "café", "--k", "5000"]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = writer.stdout.readline()
+    writer.stdout.close()  # what `head -1` does once it has its line
+    code, err = writer.wait(timeout=120), writer.stderr.read().decode()
+    assert first.startswith(b"mot") and code == 141 and err == "", (code, err)
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([*command[:-1], "3"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("mot") and "\\xe9" in done.stdout  # mot0\xe9, escaped
+
+
 # The contract itself, on the library function every command shares.
 
 

@@ -25,6 +25,7 @@ from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, 
 from nlp182.io import atomic_write_json, read_json, run_kind
 from nlp182.settings import from_saved
 from nlp182.train.checkpoint import load_model_weights, save_model_weights
+from nlp182.train.run import check_finished
 
 MODEL_FILE = "model.safetensors"
 
@@ -79,6 +80,7 @@ class Captioner:
     def load(cls, run_dir: str | os.PathLike[str], device: str = "auto") -> Captioner:
         """Load a run folder written by :meth:`save` onto ``device``."""
         run = Path(run_dir)
+        check_finished(run, "nlp182 train caption")
         if not run.is_dir():
             raise MissingFileError(f"{run} is not a folder; pass the --out folder of `nlp182 train caption`")
         kind = run_kind(run)

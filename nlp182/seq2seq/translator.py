@@ -40,6 +40,7 @@ from nlp182.seq2seq.tokenize import (
 )
 from nlp182.settings import from_saved
 from nlp182.train.checkpoint import load_model_weights, save_model_weights
+from nlp182.train.run import check_finished
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,8 @@ class Translator:
         initialised (resuming a run whose weights come from a checkpoint).
         """
         run = Path(run_dir)
+        if weights:  # a resumed run reads its own staging folder's settings
+            check_finished(run, "nlp182 train seq2seq")
         if not run.is_dir():
             raise MissingFileError(f"{run} is not a folder; pass the --out folder of `nlp182 train seq2seq`")
         saved = read_json(run / "config.json")

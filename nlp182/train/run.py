@@ -41,6 +41,28 @@ def incomplete_dir(out_dir: str | os.PathLike[str]) -> Path:
     return out.with_name(out.name + INCOMPLETE_SUFFIX)
 
 
+def check_finished(run: Path, command: str) -> None:
+    """Refuse to load an unfinished run as a model: ``OUT.incomplete`` holds a checkpoint's weights
+    and a config (a translation from it printed garbage with exit 0), and a missing ``OUT`` beside
+    one is a run to resume, which the message says with the ``command`` that trained it.
+
+    Raises:
+        InvalidInputError: ``run`` is a staging folder.
+        MissingFileError: ``run`` does not exist but its staging folder does.
+    """
+    if run.name.endswith(INCOMPLETE_SUFFIX) and len(run.name) > len(INCOMPLETE_SUFFIX):
+        out = run.with_name(run.name.removesuffix(INCOMPLETE_SUFFIX))
+        raise InvalidInputError(
+            f"{run} is an unfinished run (its weights are a checkpoint's, not a trained model's): "
+            f"finish it with `{command} --resume --out {out}`, then use {out}"
+        )
+    if not run.exists() and incomplete_dir(run).is_dir():
+        raise MissingFileError(
+            f"{run} does not exist; {incomplete_dir(run)} holds its unfinished run: finish it with "
+            f"`{command} --resume --out {run}`"
+        )
+
+
 def _has_checkpoints(folder: Path) -> bool:
     return any(folder.rglob("step-*.safetensors"))
 

@@ -136,6 +136,25 @@ def test_translate_refuses_a_batch_size_below_1_and_encodings_of_other_texts(run
         translator.translate(["abc", "ab"], encodings=translator.encode(["abc"]))
 
 
+def test_an_unfinished_run_is_not_loaded_as_a_model(run: Path, tmp_path: Path) -> None:
+    """After Ctrl-C, ``translate OUT.incomplete`` printed a checkpoint's garbage with exit 0, and
+    ``translate OUT`` said only "is not a folder"."""
+    import shutil
+
+    from nlp182.captioning import Captioner
+
+    staged = tmp_path / "dates.incomplete"
+    shutil.copytree(run, staged)
+    with pytest.raises(InvalidInputError, match=r"unfinished run.*seq2seq --resume --out .*dates`"):
+        Translator.load(staged, device="cpu")
+    with pytest.raises(Nlp182Error, match=r"dates does not exist; .*dates.incomplete holds its"):
+        Translator.load(tmp_path / "dates", device="cpu")
+    assert _run(["translate", str(staged), "x"]) == 2
+    with pytest.raises(InvalidInputError, match="train caption --resume"):
+        Captioner.load(staged)
+    assert Translator.load(staged, device="cpu", weights=False).config  # what a resumed run reads
+
+
 def test_decode_ids_names_an_id_outside_the_vocabulary_and_takes_no_sources(run: Path) -> None:
     """Ids out of range failed with torch's "index out of range in self", naming neither the id nor
     the vocabulary; no sources failed inside the RNN."""

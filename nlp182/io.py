@@ -533,4 +533,18 @@ def replace_directory(staging: str | os.PathLike[str], path: str | os.PathLike[s
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+        _remove_previous(backup)
+
+
+def _remove_previous(folder: Path) -> None:
+    """Delete the replaced run ``folder``: one the user had made read-only is made writable first
+    (it was theirs to replace), and what still cannot go is named in a warning, not left as a
+    hidden copy of the old run without a word."""
+    for inner, _, _ in os.walk(folder):  # symlinks are not followed
+        with contextlib.suppress(OSError):
+            os.chmod(inner, os.stat(inner).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+    try:
+        shutil.rmtree(folder)
+    except OSError as exc:
+        log.warning("the previous run moved aside to %s could not be deleted (%s); delete it by hand",
+                    folder, (exc.strerror or str(exc)).lower())

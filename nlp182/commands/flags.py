@@ -244,7 +244,8 @@ def interrupted(command: str, out: str) -> None:
 
 def add_overwrite_flag(
     parser: argparse.ArgumentParser,
-    text: str = "replace the --out folder if it holds an earlier nlp182 run (other files are never replaced)",
+    text: str = "replace the --out folder, as a whole, if it holds an earlier nlp182 run (a folder of other "
+    "files, or a file, is never replaced)",
 ) -> None:
     """``--overwrite``: allow replacing an earlier output of ours (never other files)."""
     parser.add_argument("--overwrite", action="store_true", help=text)

@@ -282,6 +282,38 @@ def test_overwrite_replaces_only_a_run_of_ours_as_a_whole(tmp_path: Path) -> Non
     assert oct(run.stat().st_mode & 0o777) == "0o755"
 
 
+def test_a_replaced_run_that_cannot_be_deleted_is_named(tmp_path: Path, monkeypatch, caplog) -> None:
+    """A read-only previous run was moved aside and its delete failed in silence: a hidden full
+    copy of the old run stayed behind for good."""
+    import shutil
+
+    run = tmp_path / "run"
+    with staged_directory(run, overwrite=False) as folder:
+        _write_run(folder, "first")
+    (run / "sub").mkdir()
+    os.chmod(run / "sub", 0o555)
+    os.chmod(run, 0o555)  # the user made it read-only: still theirs to replace
+    with staged_directory(run, overwrite=True) as folder:
+        _write_run(folder, "second")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (run / "weights.bin").read_text() == "second"
+
+    real = shutil.rmtree
+
+    def refused(path, *args, **kwargs):  # the delete of the moved-aside run fails
+        if str(path).endswith("backup.old") and not kwargs.get("ignore_errors"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", refused)
+    with staged_directory(run, overwrite=True) as folder:
+        _write_run(folder, "third")
+    left = [p for p in tmp_path.iterdir() if p.name != "run"]
+    assert len(left) == 1 and f"{left[0]} could not be deleted (permission denied)" in caplog.text
+    monkeypatch.undo()
+    shutil.rmtree(left[0])
+
+
 def test_a_failed_run_leaves_the_previous_one_and_no_staging(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()

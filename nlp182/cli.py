@@ -130,7 +130,21 @@ def _os_error_line(exc: OSError) -> str:
     where = f"{target}: " if target else ""
     if exc.errno is None and "requested and" in str(exc):
         return f"{where}a write stopped short ({exc}): the disk is full or a file-size limit was reached"
-    return where + (_WRITE_FAILURES.get(exc.errno or 0) or (exc.strerror or str(exc)).lower())
+    line = where + (_WRITE_FAILURES.get(exc.errno or 0) or (exc.strerror or str(exc)).lower())
+    if target and exc.errno in _WRITE_FAILURES and _in_cache(target):
+        line += ("; that is the package's cache (encoded corpora, built kernels): delete what it holds "
+                 "or set NLP182_CACHE to a folder with room")
+    return line
+
+
+def _in_cache(path: str) -> bool:
+    """Whether ``path`` lies in the package's cache folder."""
+    from nlp182.io import cache_folder
+
+    try:
+        return Path(path).absolute().is_relative_to(cache_folder())
+    except (Nlp182Error, OSError):  # a cache that cannot be found changes nothing in the message
+        return False
 
 
 def _allocation_failed(exc: RuntimeError) -> bool:

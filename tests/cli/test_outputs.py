@@ -497,6 +497,20 @@ def test_a_short_write_names_the_file_it_was_writing(tmp_path: Path) -> None:
     )
 
 
+def test_a_full_cache_says_how_to_train_anyway(tmp_path: Path, monkeypatch) -> None:
+    """A full ``~/.cache`` stopped the training of every new corpus with "no space left" and no
+    word of the cache, or of NLP182_CACHE."""
+    import errno
+
+    monkeypatch.setenv("NLP182_CACHE", str(tmp_path / "cache"))
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache" / "corpora" / "x.tmp"))
+    assert cli._os_error_line(full).endswith("no space left on device; that is the package's cache (encoded "
+                                             "corpora, built kernels): delete what it holds or set "
+                                             "NLP182_CACHE to a folder with room")
+    elsewhere = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "vectors.npy"))
+    assert cli._os_error_line(elsewhere).endswith("vectors.npy: no space left on device")
+
+
 def test_corpus_prepare_writes_over_no_file_without_overwrite_nor_over_its_input(tmp_path, capsys) -> None:
     notes, other = tmp_path / "notes.txt", tmp_path / "important.txt"
     notes.write_text("My precious Notes, first paragraph!\n\nSecond paragraph.\n")

@@ -89,9 +89,13 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
 
 
 def configure_logging(verbosity: int) -> None:
-    """Our messages at INFO; other libraries' (faiss.loader, gensim) only from ``-v`` on."""
+    """Our messages at INFO; other libraries' (faiss.loader, gensim) only from ``-v`` on; written
+    around progress bars (``BarSafeHandler``)."""
+    from nlp182.progress import BarSafeHandler
+
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=[BarSafeHandler()])
     logging.getLogger().setLevel(level)
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity else logging.INFO)

@@ -133,6 +133,18 @@ class LogProgress:
                 self._log(time.perf_counter())
 
 
+class BarSafeHandler(logging.StreamHandler):
+    """A log handler that writes around tqdm's bars: a line logged while a bar is drawn on a
+    terminal used to land after the bar's text and leave frozen bar pieces on screen; ``tqdm.write``
+    clears the bars of the stream, writes the line and draws them again (elsewhere it just writes)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging's own rule: a handler's failure is reported, never raised
+            self.handleError(record)
+
+
 def on_terminal() -> bool:
     """True when standard error is an interactive terminal (where a redrawn bar makes sense)."""
     stream = sys.stderr

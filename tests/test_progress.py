@@ -59,3 +59,29 @@ def test_progress_picks_tqdm_on_a_terminal_and_log_lines_elsewhere(monkeypatch: 
     assert isinstance(progress(total=3), tqdm)
     monkeypatch.setattr(progress_module, "on_terminal", lambda: False)
     assert isinstance(progress(total=3), LogProgress)
+
+
+def test_a_log_line_written_while_a_bar_is_drawn_starts_on_a_cleared_line() -> None:
+    """On a terminal, log lines landed after the bar's text ("epoch 1: 40%|████ | 4/10 INFO ..."),
+    leaving frozen bar pieces on screen."""
+    import io
+
+    from nlp182.progress import BarSafeHandler
+
+    screen = io.StringIO()
+    logger = logging.getLogger("nlp182.test.barsafe")
+    handler = BarSafeHandler(screen)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    try:
+        with tqdm(total=10, file=screen, desc="epoch 1", mininterval=0) as bar:
+            bar.update(4)
+            drawn = screen.getvalue()
+            logger.warning("a log line")
+            after = screen.getvalue()[len(drawn):]
+    finally:
+        logger.removeHandler(handler)
+    assert "4/10" in drawn and after.index("a log line") > 0
+    before = after[: after.index("a log line")]
+    assert before.endswith("\r") and "4/10" not in before  # the bar was cleared, not written after
+    assert "4/10" in after[after.index("a log line"):]  # and drawn again below the line

@@ -53,24 +53,50 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Images captioned in one batch by ``nlp182 caption`` (hundreds of photos are not stacked at once).
+CAPTION_BATCH = 64
+
+
 def _run_caption(args: argparse.Namespace) -> int:
+    """Caption each image: one line, the caption alone for one image and ``PATH<TAB>caption`` for
+    several (so the lines say which photo each is); an image that cannot be read is named on
+    standard error and the others are still captioned (exit 1 then, 2 when none could be read)."""
+    import torch
+
     from nlp182.captioning.captioner import Captioner
+    from nlp182.captioning.data import load_image
     from nlp182.captioning.overlay import save_overlay
+    from nlp182.errors import Nlp182Error
 
     paths = [] if args.overlay is None else figure_paths(
         args.overlay, len(args.image), "--overlay", args.overwrite, inputs=args.image
     )  # before captioning: the figures can be written, and none replaces an image
     captioner = Captioner.load(args.run, device=args.device)
-    images = captioner.load_images(args.image)
-    captions = captioner.caption(images, beam_width=args.beam_width, max_len=args.max_len)
-    for path, caption in zip(args.image, captions, strict=True):
-        print(caption.text)
-        if not caption.words:
-            log.warning("%s: the model output an empty caption (its training run's metrics.json may "
-                        "say why, under warnings)", path)
-    for caption, image, path in zip(captions, images, paths, strict=False):
-        save_overlay(caption, image, captioner.grid, path)
-    return 0
+    size, cap = captioner.config.image_size, captioner.config.max_image_pixels
+    several, failed = len(args.image) > 1, 0
+    for start in range(0, len(args.image), CAPTION_BATCH):
+        read = []  # (position, image (3, S, S))
+        for position in range(start, min(start + CAPTION_BATCH, len(args.image))):
+            try:
+                read.append((position, load_image(args.image[position], size, cap)))
+            except Nlp182Error as exc:
+                failed += 1
+                log.error("%s", exc)
+        if not read:
+            continue
+        images = torch.stack([image for _, image in read])
+        captions = captioner.caption(images, beam_width=args.beam_width, max_len=args.max_len)
+        for (position, image), caption in zip(read, captions, strict=True):
+            path = args.image[position]
+            print(f"{path}\t{caption.text}" if several else caption.text)
+            if not caption.words:
+                log.warning("%s: the model output an empty caption (its training run's metrics.json may "
+                            "say why, under warnings)", path)
+            if paths:
+                save_overlay(caption, image, captioner.grid, paths[position])
+    if failed == len(args.image):
+        return 2
+    return 1 if failed else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

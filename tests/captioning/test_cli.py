@@ -99,10 +99,20 @@ def test_karpathy_fixture_trains_one_step_and_captions(
     ]
     assert cli.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and all(
-        set(line.split()) <= set((run / "vocab.txt").read_text().split()) for line in lines
-    )
+    assert [line.split("\t")[0] for line in lines] == [str(images / "red.png"), str(images / "blue.png")]
+    vocab = set((run / "vocab.txt").read_text().split())
+    assert all(set(line.split("\t")[1].split()) <= vocab for line in lines)
     assert (tmp_path / "look-0.png").is_file() and (tmp_path / "look-1.png").is_file()
+    # one image that cannot be read is named, and the others are still captioned (exit 1)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    broken = tmp_path / "broken.png"
+    argv = ["caption", str(run), str(images / "red.png"), str(broken), str(images / "blue.png")]
+    assert cli.main(argv) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in out] == [str(images / "red.png"), str(images / "blue.png")]
+    assert cli.main(["caption", str(run), str(tmp_path / "broken.png")]) == 2
+    assert cli.main(["caption", str(run), str(images / "red.png")]) == 0
+    assert "\t" not in capsys.readouterr().out  # one image: the caption alone
     photo = (images / "red.png").read_bytes()
     for extra, message in ((["--overlay", str(images / "red.png")], "is one of the inputs"),
                            (["--overlay", str(tmp_path / "look-0.png")], "exists; pass --overwrite")):

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "nlp182.commands.optim",
     "nlp182.commands.vision",  # joins the `train` group: train digits, train shapes
     "nlp182.commands.captioning",  # joins the `train` group: train caption; and `caption`
+    "nlp182.commands.cache",
 )
 # Commands whose own module builds their parser: `nlp182 serve` runs in every process of the
 # service, which then imports none of the trainers (torch, matplotlib, pyarrow stay out of it).

@@ -15,8 +15,9 @@ still refuses any image over twice its ``Image.MAX_IMAGE_PIXELS``.
 
 An image file is decoded once, not once per caption and epoch: the resized pixels of captioned
 images are kept (as bytes, ``RESIZED_CACHE_BYTES`` in all, least recently used dropped first), keyed
-by the file's path, size and modification time. Decoding a 12-megapixel phone photo takes about
-0.4 s, so 200 of them with 3 captions each spent minutes an epoch decoding for a 48 x 48 model.
+by the file's path, size and modification time. A phone photo takes a sizeable part of a second to
+decode, so 200 of them with 3 captions each spent minutes of every epoch decoding for a 48 x 48
+model.
 """
 
 from __future__ import annotations

@@ -39,6 +39,25 @@ def clip_grad_value_(
         torch._foreach_clamp_max_(grads, clip_value)
 
 
+def grad_norm(params: Iterable[torch.Tensor] | torch.Tensor, norm_type: float = 2.0) -> torch.Tensor:
+    """The ``norm_type`` norm ``()`` of the concatenation of every gradient of ``params`` (each of
+    any shape ``(...)``), in float32 at least: float16 gradients whose joint norm passes 65504 are
+    finite, and so is their norm (taken in float16 it was inf, and clipping refused the step). 0
+    when no parameter has a gradient."""
+    return _norm(_grads(params), norm_type)
+
+
+def _norm(grads: list[torch.Tensor], norm_type: float) -> torch.Tensor:
+    if not grads:
+        return torch.tensor(0.0)
+    device = grads[0].device
+    norms: list[torch.Tensor] = []
+    for same in group_by_device_dtype(grads):
+        wide = torch.promote_types(same[0].dtype, torch.float32)
+        norms.extend(n.to(device) for n in torch._foreach_norm(same, norm_type, dtype=wide))
+    return torch.linalg.vector_norm(torch.stack(norms), norm_type)
+
+
 def clip_grad_norm_(
     params: Iterable[torch.Tensor] | torch.Tensor,
     max_norm: float,
@@ -63,11 +82,7 @@ def clip_grad_norm_(
     grads = _grads(params)
     if not grads:
         return torch.tensor(0.0)
-    device = grads[0].device
-    norms: list[torch.Tensor] = []
-    for same in group_by_device_dtype(grads):
-        norms.extend(n.to(device) for n in torch._foreach_norm(same, norm_type))
-    total = torch.linalg.vector_norm(torch.stack(norms), norm_type)
+    total = _norm(grads, norm_type)
     if not torch.isfinite(total):
         if not error_if_nonfinite:
             return total

@@ -28,6 +28,7 @@ from nlp182.device import autocast_dtype, seed_everything
 from nlp182.errors import InvalidInputError, NonFiniteError
 from nlp182.io import atomic_write_json, atomic_write_text, check_input_file
 from nlp182.optim import clip_grad_norm_
+from nlp182.optim.clipping import grad_norm
 from nlp182.plots import loss_curves
 from nlp182.progress import known_length, progress
 from nlp182.train.averaging import ExponentialMovingAverage
@@ -92,6 +93,13 @@ class Trainer:
     time budget; ``None`` when every epoch ran) and ``warnings`` holds one line per problem found
     (early stopping, a kept epoch scoring 0, a training loss that stopped falling; see
     :mod:`nlp182.train.diagnostics`), each also logged as a warning.
+
+    A loss, or a gradient norm (of every parameter the optimizer steps, a loss module's too), that
+    is inf or NaN stops ``fit`` with ``NonFiniteError`` before the step could write it into the
+    weights, naming the epoch, batch and step and what can cause it there; with ``keep_best`` the
+    model is left with the best epoch's weights. A checkpoint is never written of weights that are
+    not finite. Under a float16 gradient scaler an overflowing step is skipped instead, as torch's
+    ``GradScaler`` does.
     """
 
     def __init__(
@@ -205,6 +213,11 @@ class Trainer:
         except KeyboardInterrupt:
             self._report_interrupt()
             raise
+        except NonFiniteError as exc:  # the weights may be spoilt: a kept best epoch is what is left
+            if self._restore_best():
+                raise NonFiniteError(f"{exc}; the model holds the best epoch's ({self.best_epoch}) "
+                                     "weights") from None
+            raise
         finally:
             if self.monitor is not None:
                 self.monitor.remove()
@@ -260,6 +273,12 @@ class Trainer:
         if self.out_dir is None:
             raise InvalidInputError("set TrainerConfig.out_dir to save checkpoints")
         path = checkpoint_path(self.out_dir, self.global_step)
+        parameters = self.model.named_parameters()
+        spoilt = [name for name, param in parameters if not bool(torch.isfinite(param).all())]
+        if spoilt:  # a resume would start from it and fail again: the earlier checkpoints are kept
+            named = ", ".join(spoilt[:3]) + (", ..." if len(spoilt) > 3 else "")
+            raise NonFiniteError(f"the weights hold inf/NaN at step {self.global_step} ({named}); no "
+                                 "checkpoint is written of them")
         if self.dist.is_main:
             save_checkpoint(path, self.state_dict())
             prune_checkpoints(self.out_dir, self.config.keep_last)
@@ -363,8 +382,7 @@ class Trainer:
             with self._autocast(), self._no_sync(not sync):
                 loss, extra = _split_loss(self.loss_fn(self.net, batch))
                 if not torch.isfinite(loss.detach()):
-                    raise NonFiniteError(f"loss became {float(loss.detach())} at step {self.global_step}; "
-                                         "lower the learning rate or enable clip_grad_norm")
+                    raise self._non_finite(f"the loss is {float(loss.detach())}", self.batch_in_epoch + 1)
             self.scaler.scale(loss / group).backward()
             self.batch_in_epoch += 1
             loss_value = float(loss.detach())
@@ -425,10 +443,15 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         if monitoring:
             self.monitor.before_step()
-        if self.config.clip_grad_norm is not None:
+        stepped = [param for group in self.optimizer.param_groups for param in group["params"]]
+        if self.config.clip_grad_norm is not None:  # every parameter the optimizer steps, a loss's too
             # An fp16 overflow leaves inf gradients on purpose: the scaler skips that step.
-            clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm,
-                            error_if_nonfinite=not self.scaler.is_enabled())
+            norm = clip_grad_norm_(stepped, self.config.clip_grad_norm, error_if_nonfinite=False)
+        elif not self.scaler.is_enabled():
+            norm = grad_norm(stepped)
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):  # the step would spoil the weights
+            raise self._non_finite(f"the gradient norm is {float(norm)} (the loss finite)",
+                                   self.batch_in_epoch)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -537,6 +560,10 @@ class Trainer:
             )
             return True
         if self._early_stop_reached(now):
+            if self.best is None:  # nan in every epoch so far: nothing to improve on
+                self.stop_reason = (f"early stopping after epoch {self.epoch + 1}: {self.config.monitor} has "
+                                    f"been nan in all {self.bad_epochs} epochs")
+                return True
             self.stop_reason = (
                 f"early stopping after epoch {self.epoch + 1}: {self.config.monitor} has not improved on "
                 f"{self.best:.4g} (epoch {self.best_epoch}) for {self.bad_epochs} epochs "
@@ -545,12 +572,12 @@ class Trainer:
             return True
         return False
 
-    def _restore_best(self) -> None:
+    def _restore_best(self) -> bool:
         """With ``keep_best``, load the best epoch's weights into the model: from memory, else from
         the ``best.safetensors`` of ``out_dir`` or of the run the resumed checkpoint came from
-        (``RUN/checkpoints/step-N``), whichever holds the best epoch."""
+        (``RUN/checkpoints/step-N``), whichever holds the best epoch. True when it did."""
         if not self.config.keep_best or self.best_epoch is None:
-            return
+            return False
         state = self._best_state
         runs = [self.out_dir] if self.out_dir is not None else []
         if self._resumed_from is not None:
@@ -565,9 +592,22 @@ class Trainer:
             where = " or ".join(str(run / BEST_FILE) for run in runs) or "memory (no out_dir)"
             log.warning("the best epoch's (%d) weights are not in %s; keeping the last", self.best_epoch,
                         where)
-            return
+            return False
         self.model.load_state_dict(state)
         log.info("kept the best epoch, %d (%s = %.4g)", self.best_epoch, self.config.monitor, self.best)
+        return True
+
+    def _non_finite(self, what: str, batch: int) -> NonFiniteError:
+        """The error for an inf/NaN found in ``batch`` (1-based) of this epoch, before step
+        ``global_step + 1``: where, and what can cause it there."""
+        where = f"{what} in epoch {self.epoch + 1}, batch {batch} (step {self.global_step + 1})"
+        if self.global_step == 0:
+            advice = ("no update was made yet, so the batch holds inf/NaN values or the loss cannot be "
+                      "computed on it: check the data")
+        else:
+            advice = ("lower the learning rate or set clip_grad_norm (a run resumed from a checkpoint "
+                      "takes its learning rate from the optimizer state saved there), or check the data")
+        return NonFiniteError(f"{where}; {advice}")
 
     def _report_interrupt(self) -> None:
         """Say where the last complete checkpoint is, so an interrupted run can be resumed from it."""

@@ -399,6 +399,18 @@ def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:
         clip_grad_norm_([c], 1.0)
 
 
+def test_clipping_float16_gradients_takes_their_norm_wide() -> None:
+    """Finite float16 gradients of joint norm 600,000 had a float16 norm of inf, and clipping
+    refused the step as if a layer had produced inf/NaN."""
+    from nlp182.optim.clipping import grad_norm
+
+    a = torch.nn.Parameter(torch.zeros(100, dtype=torch.float16))
+    a.grad = torch.full((100,), 60000.0, dtype=torch.float16)
+    assert float(grad_norm([a])) == pytest.approx(600_000.0, rel=1e-6)
+    assert float(clip_grad_norm_([a], 1.0)) == pytest.approx(600_000.0, rel=1e-6)
+    assert a.grad.dtype == torch.float16 and float(a.grad.float().norm()) == pytest.approx(1.0, rel=1e-3)
+
+
 def test_clipping_takes_the_norm_types_torch_takes() -> None:
     for norm_type in ("inf", torch.tensor(3.0)):
         a, b = _param([0.0] * 4), _param([0.0] * 4)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from nlp182.errors import FileFormatError, InvalidInputError
+from nlp182.errors import FileFormatError, InvalidInputError, NonFiniteError
 from nlp182.train import Trainer, TrainerConfig, checkpoint, load_checkpoint, save_checkpoint
 from nlp182.train.averaging import ExponentialMovingAverage
 
@@ -105,6 +105,49 @@ def test_the_trainer_leaves_the_callers_random_state_unless_given_a_seed() -> No
     assert torch.equal(weights_after(1, seed=5), weights_after(2, seed=5))  # a given seed decides
 
 
+def test_a_run_gone_non_finite_says_where_keeps_its_best_epoch_and_saves_no_spoilt_checkpoint(
+    tmp_path,
+) -> None:
+    """NaN that a finite loss let through in a late step: the run ended "well" with NaN weights and
+    a NaN checkpoint that a resume took up; keep_best's weights were not put back; the error named
+    the wrong step and advised a lower learning rate for bad data."""
+    data = _data()
+    model = _model()
+
+    def late_nan(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        spoil = trainer.global_step >= 6  # the fourth epoch's first step (2 steps an epoch)
+        return mse(net, batch) + ((net[0].weight[0, 0] * 0).sqrt() if spoil else 0.0)
+
+    config = _config(epochs=4, keep_best=True, out_dir=str(tmp_path / "run"))
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), late_nan, config)
+    with pytest.raises(NonFiniteError, match=r"gradient norm is nan .* in epoch 4, batch 1 \(step 7\); "
+                                             r"lower the learning rate.*the best epoch's \(3\) weights"):
+        trainer.fit(DataLoader(data, batch_size=32), [next(iter(DataLoader(data, batch_size=64)))])
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    for saved in (tmp_path / "run" / "checkpoints").glob("*.safetensors"):
+        tensors = safetensors.torch.load_file(saved).values()
+        assert all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"weights hold inf/NaN at step 6 \(0.weight\)"):
+        trainer.save()
+    bad = TensorDataset(torch.full((4, 5), float("nan"), dtype=torch.float64), torch.zeros(4).double())
+    fresh = _model()
+    with pytest.raises(NonFiniteError, match="no update was made yet, so the batch holds inf/NaN"):
+        Trainer(fresh, torch.optim.SGD(fresh.parameters(), lr=0.05), mse, _config()).fit(DataLoader(bad))
+
+
+def test_early_stopping_on_a_score_nan_from_the_start_ends_with_a_reason() -> None:
+    """Every epoch nan: the stop message formatted the best value, None, and raised TypeError."""
+    model = _model()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse,
+                      _config(epochs=5, early_stopping_patience=2),
+                      eval_fn=lambda m, b: {"valid_loss": float("nan")})
+    history = trainer.fit(DataLoader(_data(), batch_size=16), [None])
+    assert len(history) == 2 and trainer.stop_reason == (
+        "early stopping after epoch 2: valid_loss has been nan in all 2 epochs")
+
+
 def test_grad_accumulation_matches_bigger_batch() -> None:
     data = _data()
     small = _model()
@@ -149,10 +192,12 @@ def test_clipping_refuses_non_finite_gradients_and_hooks_run() -> None:
     def nan_gradient(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return mse(net, batch) + (net[0].weight[0, 0] * 0).sqrt()  # finite loss, NaN gradient
 
-    with pytest.raises(InvalidInputError, match="gradient norm is nan"):
-        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nan_gradient,
-                _config(clip_grad_norm=1.0)).fit(DataLoader(_data(), batch_size=16))
-    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights, strict=True))
+    for clip in (1.0, None):  # without clipping too: the step wrote NaN into every weight, unsaid
+        with pytest.raises(InvalidInputError, match=r"gradient norm is nan \(the loss finite\) in epoch 1, "
+                                                    r"batch 1 \(step 1\); no update was made yet"):
+            Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nan_gradient,
+                    _config(clip_grad_norm=clip)).fit(DataLoader(_data(), batch_size=16))
+        assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights, strict=True))
     steps, epochs = [], []
     model = _model()
     Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), mse, _config(epochs=2),

@@ -8,7 +8,10 @@ and the Hessian costs O(n²) memory and its solve O(n³) time, which is why it i
 
 A backtracking (Armijo) line search halves the step until ``f(w + t d) ≤ f(w) + c t gᵀd``. It is
 applied only when ``d`` is a descent direction (``gᵀd < 0``); otherwise the full step is taken,
-which is precisely the saddle-seeking behaviour the method is known for.
+which is precisely the saddle-seeking behaviour the method is known for. When ``max_backtracks``
+halvings find no such step, none is taken (``last_step_length`` is 0, and a warning says so): the
+last trial step could raise the loss a millionfold. A loss, gradient or Hessian that is not finite
+is an error, where it would have been written into the parameters.
 
 Unlike first-order optimizers, ``step`` needs the loss as a pure function of the parameters:
 ``closure(params) -> loss`` where ``params`` is a tuple shaped like the optimizer's parameters.
@@ -17,14 +20,17 @@ Unlike first-order optimizers, ``step`` needs the loss as a pure function of the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
-from nlp182.errors import InvalidInputError
+from nlp182.errors import InvalidInputError, NonFiniteError
 from nlp182.optim.tensor_lists import check_hyper
+
+log = logging.getLogger(__name__)
 
 PureLoss = Callable[[tuple[torch.Tensor, ...]], torch.Tensor]
 
@@ -120,6 +126,10 @@ class Newton(torch.optim.Optimizer):
         with torch.enable_grad():
             grad, loss = torch.func.grad_and_value(flat_loss)(theta)
             hessian = torch.func.hessian(flat_loss)(theta)
+        for name, value in (("loss", loss), ("gradient", grad), ("Hessian", hessian)):
+            if not bool(torch.isfinite(value).all()):
+                raise NonFiniteError(f"Newton: the {name} is not finite at this point; the parameters are "
+                                     "left as they were")
         eye = torch.eye(theta.numel(), dtype=theta.dtype, device=theta.device)
         hessian = hessian + group["damping"] * eye
         try:
@@ -136,6 +146,10 @@ class Newton(torch.optim.Optimizer):
                 if float(flat_loss(theta + t * direction)) <= float(loss) + group["armijo_c"] * t * slope:
                     break
                 t *= group["backtrack"]
+            else:  # no step length lowered the loss enough: keep the parameters
+                log.warning("Newton: %d halvings of the step found none that lowers the loss enough; no step "
+                            "taken", group["max_backtracks"])
+                t = 0.0
         self.last_step_length = t
         new_theta = theta + t * direction
         for param, piece in zip(params, torch.split(new_theta, sizes), strict=True):

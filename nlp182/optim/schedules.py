@@ -109,6 +109,15 @@ def _check_gamma(gamma: float) -> None:
         raise InvalidInputError(f"gamma must be a finite number >= 0, got {gamma}")
 
 
+def _power(gamma: float, times: int) -> float:
+    """``gamma ** times``, inf past the float range (a growing rate, gamma > 1, raised OverflowError
+    after a few thousand steps, where torch's ExponentialLR reaches inf)."""
+    try:
+        return gamma**times
+    except OverflowError:
+        return math.inf
+
+
 class StepDecay(ClosedFormSchedule):
     """Multiply the rate by ``gamma`` every ``step_size`` steps: ``γ^⌊t / step_size⌋``."""
 
@@ -121,7 +130,7 @@ class StepDecay(ClosedFormSchedule):
         super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
-        return self.gamma ** (t // self.step_size)
+        return _power(self.gamma, t // self.step_size)
 
 
 class ExponentialDecay(ClosedFormSchedule):
@@ -135,7 +144,7 @@ class ExponentialDecay(ClosedFormSchedule):
         super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
-        return self.gamma**t
+        return _power(self.gamma, t)
 
 
 class InverseTimeDecay(ClosedFormSchedule):

@@ -86,9 +86,11 @@ class LayerMonitor:
             size = float(_wide(old).norm())
             # a tensor at zero (a bias as initialised) has no scale to measure its update against
             ratios[name] = float(_wide(params[name] - old).norm()) / size if size > 0 else None
-        flagged = sorted(name for name, ratio in ratios.items() if (ratio or 0.0) > self.flag_ratio)
+        # nan (a layer the step destroyed) is flagged too: it compares False with everything
+        flagged = sorted(name for name, ratio in ratios.items()
+                         if ratio is not None and not ratio <= self.flag_ratio)
         if flagged:
-            log.warning("update/weight ratio above %.0e for %s (learning rate may be too high)",
+            log.warning("update/weight ratio above %.0e or not finite for %s (learning rate may be too high)",
                         self.flag_ratio, ", ".join(flagged))
         report = {
             "update_ratio": ratios,

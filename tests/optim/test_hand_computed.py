@@ -138,6 +138,33 @@ def test_newton_with_line_search_minimises_rosenbrock_and_a_small_model() -> Non
         newton.step()
 
 
+def test_newton_refuses_a_non_finite_point_and_takes_no_step_the_line_search_cannot_find() -> None:
+    """A NaN loss was stepped into the parameters without a word, and a line search that found no
+    step took its last trial anyway (the loss went from 1 to 1e6)."""
+    from nlp182.errors import NonFiniteError
+
+    w = nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    with pytest.raises(NonFiniteError, match="Newton: the loss is not finite"):
+        Newton([w]).step(lambda p: (p[0] ** 2).sum() * float("nan"))
+    assert w.tolist() == [1.0, 2.0]
+    cliff = nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+
+    def jump(p: tuple[torch.Tensor, ...]) -> torch.Tensor:  # any step to the left costs 1e6
+        return torch.where(p[0] > 0.999999, p[0], 1e6 + 0 * p[0]).sum()
+
+    optimizer = Newton([cliff], damping=1.0, max_backtracks=5)
+    optimizer.step(jump)
+    assert cliff.tolist() == [1.0] and optimizer.last_step_length == 0.0
+
+
+def test_a_growing_exponential_rate_reaches_inf_as_torch_does() -> None:
+    """gamma > 1 raised OverflowError after some thousand steps."""
+    w = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([w], lr=1.0)
+    schedule = ExponentialDecay(optimizer, gamma=1.5)
+    assert schedule.decay(2000) == math.inf and schedule.decay(3) == 1.5**3
+
+
 def test_newton_holds_frozen_parameters_fixed_whether_it_is_given_them_or_not() -> None:
     """A frozen layer moved by 0.84 in one step (torch's LBFGS: 0), and an optimizer over the
     trainable parameters alone failed inside module_closure. The step on the head equals Newton's

@@ -73,3 +73,18 @@ def test_the_model_carries_no_hooks_after_fit_and_a_zero_bias_is_never_flagged(t
                    if json.loads(line)["kind"] == "monitor")  # fmt: skip
     assert monitor["update_ratio"]["0.bias"] is None and monitor["flagged"] == []
     assert set(monitor["act_mean"]) == {"0", "1", "2"}
+
+
+def test_a_layer_the_step_made_nan_is_flagged() -> None:
+    """A nan update/weight ratio compared False with the flag, so the destroyed layer was the one
+    left out of the warning."""
+    from nlp182.train.monitors import LayerMonitor
+
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    model(torch.randn(4, 3)).sum().backward()
+    monitor = LayerMonitor(model, attach=False)
+    monitor.before_step()
+    with torch.no_grad():
+        model[1].weight.fill_(float("nan"))
+    report = monitor.after_step()
+    assert "1.weight" in report["flagged"] and "0.weight" not in report["flagged"]

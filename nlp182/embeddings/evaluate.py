@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import re
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from nlp182.embeddings.vectors import RESTRICT_VOCAB, Vectors
 from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file
 from nlp182.progress import progress
+from nlp182.text.tokenize import WordTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,17 @@ class AnalogyScore:
         return self.accuracy, self.questions
 
 
+_KEEP_CASE, _FOLD_CASE = WordTokenizer(lowercase=False), WordTokenizer(lowercase=True)
+
+
 def _fold(word: str, case_insensitive: bool) -> str:
-    """``word`` in NFC (canonically equivalent spellings meet: ``café`` and ``cafe`` + U+0301), and
-    upper-cased if ``case_insensitive``."""
-    word = word if word.isascii() else unicodedata.normalize("NFC", word)
-    return word.upper() if case_insensitive else word
+    """``word`` as the word tokenizer writes corpus words, so an evaluation file meets the
+    vocabulary whatever spelling it uses for the same text: NFKC (``café`` and ``cafe`` + U+0301,
+    Thai ``ำ`` typed as one character or two), typographic apostrophes and hyphens as ASCII
+    (``l’option``); and lower-cased in NFC if ``case_insensitive``, with Turkish ``İ`` as ``i``.
+    gensim upper-cases instead, which gives the same keys for ASCII words but merges distinct words
+    elsewhere (``Maße`` and ``Masse``, Turkish ``sınır`` and ``sinir``) and misses ``İstanbul``."""
+    return (_FOLD_CASE if case_insensitive else _KEEP_CASE).normalize(word)
 
 
 def _shown(delimiter: str | None) -> str:
@@ -192,7 +198,7 @@ def read_word_pairs(
 
 
 def _lookup_vocab(vectors: Vectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
-    """Word (upper-cased if ``case_insensitive``) -> row over the first ``restrict_vocab`` words;
+    """Word (folded by ``_fold``) -> row over the first ``restrict_vocab`` words;
     the first (most frequent) case variant wins."""
     return {
         _fold(w, case_insensitive): i for i, w in reversed(list(enumerate(vectors.words[:restrict_vocab])))
@@ -292,7 +298,7 @@ def _pair_cosines(vectors: Vectors, pairs: np.ndarray) -> np.ndarray:
 def read_analogies(
     path: str | os.PathLike[str], case_insensitive: bool = True
 ) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
-    """Sections of ``a b c d`` questions (upper-cased if ``case_insensitive``) from a ``: section`` file."""
+    """Sections of ``a b c d`` questions (folded by ``_fold``) from a ``: section`` file."""
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
     for number, line in _lines(path):
         if line.startswith(": "):
@@ -378,7 +384,7 @@ def evaluate_analogies(
             sections[name] = {"correct": correct, "total": asked, "accuracy": correct / asked}
         if keep_questions:
             listed.append(_listed_section(name, questions, dict(zip(known, right.tolist(), strict=True)),
-                                          dummy4unknown))
+                                          dummy4unknown, case_insensitive))
         correct_total += correct
         total += asked
     bar.close()
@@ -395,11 +401,18 @@ def _listed_section(
     questions: list[tuple[str, str, str, str]],
     right: dict[tuple[str, str, str, str], bool],
     dummy4unknown: bool,
+    case_insensitive: bool,
 ) -> dict[str, Any]:
     """One section in gensim's layout; questions keep their file order, unknown ones are wrong with
-    ``dummy4unknown`` and left out without it."""
-    correct = [q for q in questions if right.get(q)]
-    incorrect = [q for q in questions if (q in right and not right[q]) or (q not in right and dummy4unknown)]
+    ``dummy4unknown`` and left out without it; case-insensitive words upper-cased, as gensim
+    lists them."""
+
+    def shown(question: tuple[str, str, str, str]) -> tuple[str, ...]:
+        return tuple(word.upper() for word in question) if case_insensitive else question
+
+    correct = [shown(q) for q in questions if right.get(q)]
+    incorrect = [shown(q) for q in questions
+                 if (q in right and not right[q]) or (q not in right and dummy4unknown)]
     return {"section": name, "correct": correct, "incorrect": incorrect}
 
 

@@ -27,12 +27,22 @@ SUGGESTIONS = 5
 
 
 def unicode_forms(word: str) -> list[str]:
-    """``word`` in the other canonical Unicode forms (NFC, NFD): the same text to a reader, other
-    code points (``café`` typed on one system, ``cafe`` + U+0301 pasted from another)."""
+    """``word`` in the other Unicode normal forms (NFC, NFD, NFKC): the same text to a reader,
+    other code points (``café`` typed on one system, ``cafe`` + U+0301 pasted from another; Thai
+    ``ทำ`` with U+0E33 as a keyboard types it, or as the two characters NFKC makes of it, which the
+    word tokenizer's vocabulary holds)."""
     if word.isascii():
         return []
-    forms = (unicodedata.normalize("NFC", word), unicodedata.normalize("NFD", word))
+    forms = (unicodedata.normalize("NFC", word), unicodedata.normalize("NFD", word),
+             unicodedata.normalize("NFKC", word))
     return [form for form in dict.fromkeys(forms) if form != word]
+
+
+def prefix_forms(prefix: str) -> list[str]:
+    """``prefix`` and the forms a vocabulary may hold its words in: the other Unicode normal forms
+    and the word tokenizer's (NFKC, lower-cased), so ``Datei`` typed with a capital (a German noun,
+    a phone's first letter) completes to ``dateiformat`` in a lower-cased vocabulary."""
+    return list(dict.fromkeys([prefix, *unicode_forms(prefix), WordTokenizer().normalize(prefix)]))
 
 
 def row_of(key_to_index: Mapping[str, int], word: str) -> int | None:
@@ -91,10 +101,10 @@ class WordLookup:
         return [self.row(word) for word in words]
 
     def _rows_starting(self, prefix: str) -> np.ndarray:
-        """Rows of the words starting with ``prefix`` or with the same text in another canonical
-        Unicode form (a prefix typed on macOS is NFD), in no order."""
+        """Rows of the words starting with ``prefix`` in any of its ``prefix_forms`` (a prefix typed
+        on macOS is NFD; a capital meets a lower-cased vocabulary), in no order."""
         found = []
-        for form in (prefix, *unicode_forms(prefix)):
+        for form in prefix_forms(prefix):
             low = bisect.bisect_left(self._sorted, form)
             # Every word starting with ``form`` sorts before ``form + U+10FFFF`` (the largest code point).
             high = bisect.bisect_right(self._sorted, form + "\U0010ffff", low)
@@ -107,8 +117,8 @@ class WordLookup:
         return [self.words[row] for row in np.sort(rows).tolist()]
 
     def with_prefix(self, prefix: str, limit: int | None) -> list[str]:
-        """Up to ``limit`` (None: all) words starting with ``prefix`` (in either canonical Unicode
-        form), most frequent first ("" gives the top words)."""
+        """Up to ``limit`` (None: all) words starting with ``prefix`` (in any of its
+        ``prefix_forms``), most frequent first ("" gives the top words)."""
         if not prefix:
             return list(self.words[:limit])
         return self._most_frequent(self._rows_starting(prefix), limit)

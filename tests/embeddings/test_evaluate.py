@@ -73,6 +73,31 @@ def test_case_folding_takes_the_most_frequent_variant(prepared, tmp_path) -> Non
     assert ours.pearson == pytest.approx(pearson.statistic, abs=1e-6)
 
 
+def test_an_evaluation_file_meets_the_vocabulary_in_the_tokenizers_spelling(tmp_path) -> None:
+    """Eval words were only NFC'd and upper-cased: ``l’option`` and a Thai ``ำ`` typed as one
+    character were out of vocabulary, ``İstanbul`` never met ``istanbul``, and ``Maße`` and
+    ``Masse`` (both upper-case to ``MASSE``) were taken for one word."""
+    import unicodedata
+
+    from nlp182.text.tokenize import WordTokenizer
+
+    normal = WordTokenizer().normalize
+    thai = "\u0e19\u0e49\u0e33"  # น้ำ as a keyboard types it; the corpus holds its NFKC form
+    words = [normal(w) for w in ("l’option", thai, "İstanbul", "maße", "masse", "ankara", "wasser", "choix")]
+    assert normal(thai) == unicodedata.normalize("NFKC", thai) != thai
+    rng = np.random.default_rng(0)
+    vectors = Vectors(words, rng.normal(size=(len(words), 6)).astype(np.float32))
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"l’option\tchoix\t8\n{thai}\twasser\t9\nİstanbul\tankara\t6\nMaße\tmasse\t1\n"
+                     "Masse\twasser\t2\n", encoding="utf-8")
+    score = evaluate_word_pairs(vectors, pairs)
+    assert (score.pairs, score.oov_pairs) == (5, 0)
+    asked = (("l’option", "choix"), (thai, "wasser"), ("İstanbul", "ankara"), ("maße", "masse"),
+             ("masse", "wasser"))
+    expected = stats.spearmanr([8, 9, 6, 1, 2], [vectors.similarity(normal(a), normal(b)) for a, b in asked])
+    assert score.spearman == pytest.approx(expected.statistic, abs=1e-9)  # maße and masse are two words
+
+
 def test_3cosmul_equals_gensim_most_similar_cosmul_question_by_question(trained, prepared) -> None:
     reference = _gensim(trained)
     upper = {w.upper(): w for w in reversed(trained.words)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 
 import numpy as np
 import pytest
@@ -75,21 +76,25 @@ def test_membership_suggestions_and_errors(pair) -> None:
     assert Vectors(["a", "b"], np.arange(4, dtype=np.int64).reshape(2, 2)).vectors.dtype == np.float32
 
 
-def test_a_word_in_another_unicode_form_is_the_same_word_and_compatibility_forms_are_suggested() -> None:
+def test_a_word_in_another_unicode_form_is_the_same_word_and_other_cases_are_suggested() -> None:
     """``café`` pasted from a system that writes it decomposed (NFD) reaches the vector of the
-    composed ``café`` a corpus trained (and the other way round); a ligature or a capital, which
-    are other spellings, are suggested in the form the vocabulary holds."""
-    vectors = Vectors(["café", "finance", "cafe\u0301s", "tea"], np.eye(4, dtype=np.float32))
+    composed ``café`` a corpus trained (and the other way round), and a compatibility form (Thai
+    ``ำ`` as typed, the ligature ``ﬁ``) the form the word tokenizer wrote (``น้ำ`` was out of
+    vocabulary, suggesting a word that looks the same); a capital is suggested in the vocabulary's
+    case."""
+    thai = unicodedata.normalize("NFKC", "\u0e19\u0e49\u0e33")  # น้ำ as the tokenizer writes it
+    vectors = Vectors(["café", "finance", "cafe\u0301s", "tea", thai], np.eye(5, dtype=np.float32))
     assert vectors.get_index("cafe\u0301") == 0 and "cafe\u0301" in vectors
     assert vectors.get_index("cafés") == 2  # composed query, decomposed vocabulary
     np.testing.assert_array_equal(vectors["cafe\u0301"], vectors["café"])
     assert [w for w, _ in vectors.most_similar("cafe\u0301", topn=3)] == ["finance", "cafe\u0301s", "tea"]
-    for spelling, meant in (("\ufb01nance", "finance"), ("Café", "café"), ("FINANCE", "finance")):
+    assert vectors.get_index("\u0e19\u0e49\u0e33") == 4 and vectors.get_index("\ufb01nance") == 1
+    for spelling, meant in (("Café", "café"), ("FINANCE", "finance")):
         with pytest.raises(UnknownWordError) as info:
             vectors.get_vector(spelling)
         assert info.value.suggestions[0] == meant
-    vectors.add_vectors(["cafe\u0301"], np.ones((1, 4)))  # adding keeps the key as given, as gensim
-    assert len(vectors) == 5 and vectors.get_index("cafe\u0301") == 4 and vectors.get_index("café") == 0
+    vectors.add_vectors(["cafe\u0301"], np.ones((1, 5)))  # adding keeps the key as given, as gensim
+    assert len(vectors) == 6 and vectors.get_index("cafe\u0301") == 5 and vectors.get_index("café") == 0
 
 
 def test_prefixes_and_suggestions_meet_words_in_either_unicode_form() -> None:
@@ -103,6 +108,17 @@ def test_prefixes_and_suggestions_meet_words_in_either_unicode_form() -> None:
         assert vectors.with_prefix(prefix) == lookup.with_prefix(prefix, 10) == expected, prefix
     assert vectors.suggest("zu\u0308richx") == lookup.suggest("zu\u0308richx") == ["zürich"]
     assert vectors.suggest("cafésx") == lookup.suggest("cafésx") == ["cafe\u0301s"]
+
+
+def test_completion_and_suggestions_meet_a_capitalised_query_in_a_lower_cased_vocabulary() -> None:
+    """German nouns and a phone's first letter come capitalised: ``Datei`` completed nothing and
+    ``Dateiformate`` suggested nothing in a lower-cased vocabulary."""
+    words = ["dateiformat", "datei", "dateien", "zug", "grösse"]
+    vectors = Vectors(words, np.eye(5, dtype=np.float32))
+    assert vectors.with_prefix("Datei") == ["dateiformat", "datei", "dateien"]
+    assert vectors.with_prefix("DATEI", 2) == ["dateiformat", "datei"]
+    assert vectors.suggest("Dateiformate") == ["dateiformat"]
+    assert vectors.suggest("GRÖSSEN") == ["grösse"]
 
 
 @pytest.mark.parametrize("mmap", [True, False])

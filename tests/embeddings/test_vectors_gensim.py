@@ -917,7 +917,7 @@ DIFFERENCES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         lambda ours: not isinstance(ours, Raised) and ours[0][0] != "war" and len(ours) == 5,
     ),
     "a_word_in_another_canonical_unicode_form": (
-        "a word in another canonical Unicode form (NFC or NFD: the same text) is the word, in lookups "
+        "a word in another Unicode normal form (NFC, NFD or NFKC: the same text) is the word, in lookups "
         "and evaluation files (gensim compares code points: an NFD 'cafe' + U+0301 is out of vocabulary)",
         lambda ours: ours == (True, 0.0),
     ),
@@ -941,7 +941,7 @@ GUIDE_PHRASES = {  # how the guide docs/howto/gensim.md names each difference
     "indexer_answers_most_similar": "`indexer=` speaks",
     "evaluate_word_analogies_cosmul": "`similarity_function=\"most_similar_cosmul\"` is 3CosMul",
     "nan_in_a_vector": "NaN or inf is refused",
-    "a_word_in_another_canonical_unicode_form": "A word in another canonical Unicode form is the word",
+    "a_word_in_another_canonical_unicode_form": "A word in another Unicode normal form is the word",
     "a_pairs_file_in_the_official_simlex_layout": "Published pairs files with more columns are read",
     "a_pair_scored_nan": "A pair scored NaN is skipped",
 }

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 from collections import defaultdict, deque
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import regex
 
 from nlp182 import io
 from nlp182.bounded import MAX_LINE_BYTES, ReadLimits, mib
@@ -46,6 +48,8 @@ from nlp182.text import wordscan
 from nlp182.text.corpus import BLOCK_BYTES, MAX_SENTENCE_TOKENS, CorpusSource
 from nlp182.text.tokenize import LINE_BREAK, WordTokenizer
 from nlp182.text.vocab import VocabConfig, Vocabulary
+
+log = logging.getLogger(__name__)
 
 #: Bump when the files below change meaning.
 FORMAT_VERSION = 2  # 2: overlong lines come in pieces cut at spaces
@@ -476,4 +480,28 @@ def open_corpus(
     """Encode ``source`` (or take it from the cache), cut the vocabulary and return both."""
     text = encode(source, cache=cache)
     vocab, remap = text.vocabulary(config)
+    warn_unsegmented(vocab, str(source.path))
     return EncodedCorpus(text, vocab, remap, chunk_tokens), vocab
+
+
+#: Scripts written without spaces between words: Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar.
+_UNSPACED_SCRIPT = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]")
+#: A word of so many characters in such a script is a phrase or a sentence, not a word.
+UNSEGMENTED_LENGTH = 8
+#: Share of the corpus's tokens in such "words" past which the corpus is taken for unsegmented.
+UNSEGMENTED_SHARE = 0.2
+
+
+def warn_unsegmented(vocab: Vocabulary, name: str) -> None:
+    """Warn when much of a corpus is in "words" of 8 or more characters of a script written without
+    spaces (Chinese, Japanese, Thai, ...): the word rule splits at spaces and punctuation only, so an
+    unsegmented corpus trains on whole phrases, and its neighbours mean nothing."""
+    counts = vocab.counts
+    long = [row for row, word in enumerate(vocab.words)
+            if len(word) >= UNSEGMENTED_LENGTH and _UNSPACED_SCRIPT.search(word)]
+    total = int(counts.sum())
+    if total and long and int(counts[long].sum()) > UNSEGMENTED_SHARE * total:
+        log.warning("%s: %.0f%% of the tokens are runs of 8 or more characters of a script written without "
+                    "spaces (e.g. %r): such text trains on phrases, not words; segment it first (jieba, "
+                    "MeCab, PyThaiNLP, ...) into space-separated words", name,
+                    100 * int(counts[long].sum()) / total, vocab.words[long[0]][:20])

@@ -30,7 +30,7 @@ from nlp182.errors import InvalidInputError
 WORD_PATTERN = r"\w+(?:['-]\w+)*"
 LINE_BREAK = "\n"
 #: Bump when the rules change: encoded corpora in the cache are keyed by the signature.
-RULES_VERSION = 5
+RULES_VERSION = 6
 
 _WORDS = regex.compile(WORD_PATTERN)
 _WORDS_AND_BREAKS = regex.compile(f"{WORD_PATTERN}|{LINE_BREAK}")
@@ -47,10 +47,14 @@ _JOINERS_TO_ASCII = (("\u2019", "'"), ("\u2010", "-"), ("\u00ad", ""))
 # NFKC writes a spacing accent (U+00B4 ´, U+00A8 ¨, U+02DC ˜, Greek tonos, isolated Arabic harakat:
 # 50 characters) as a space and a combining mark, which would then start a word ("Proudhon´s" ->
 # "proudhon", "\u0301s"). Before it: the acute accent typed for an apostrophe is one, and the kana
-# voicing marks written spacing join their kana ("か゛" -> "が"). After it: a combining mark after a
-# space or at the start belongs to no letter and is dropped.
+# voicing marks written spacing join their kana ("か゛" -> "が"). After it: a combining mark that
+# follows no letter, digit or mark (an emoji's variation selector U+FE0F, a mark after a space) and a
+# zero-width joiner or non-joiner that does not stand between two (an emoji sequence's U+200D) are
+# dropped; they made words of nothing a reader sees ("I ❤️ you" gave a word U+FE0F).
 _SPACING_MARKS_TO_JOINED = (("\u00b4", "'"), ("\u309b", "\u3099"), ("\u309c", "\u309a"))
-_MARKS_WITHOUT_LETTER = regex.compile(r"(^|\s)\p{M}+")
+_MARKS_WITHOUT_LETTER = regex.compile(
+    r"(?<![\p{L}\p{N}\p{M}])[\p{M}\u200c\u200d]+|[\u200c\u200d]+(?![\p{L}\p{N}\p{M}])"
+)
 # What ``str.split()`` splits ASCII text at, beyond ``bytes.split()``'s six: the four separators.
 _SEPARATORS_TO_SPACE = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
 
@@ -71,7 +75,7 @@ class WordTokenizer:
 
     def normalize(self, text: str) -> str:
         """NFKC, typographic apostrophes and hyphens to ASCII, soft hyphens out, combining marks
-        that follow no letter out, then lowercase in NFC (when asked)."""
+        and zero-width joiners that belong to no word out, then lowercase in NFC (when asked)."""
         if text.isascii():
             return text.lower() if self.lowercase else text
         for spacing, joined in _SPACING_MARKS_TO_JOINED:
@@ -79,7 +83,7 @@ class WordTokenizer:
                 text = text.replace(spacing, joined)
         text = unicodedata.normalize("NFKC", text)
         if _MARKS_WITHOUT_LETTER.search(text):
-            text = _MARKS_WITHOUT_LETTER.sub(r"\1", text)
+            text = _MARKS_WITHOUT_LETTER.sub("", text)
         for joiner, ascii_form in _JOINERS_TO_ASCII:
             if joiner in text:
                 text = text.replace(joiner, ascii_form)

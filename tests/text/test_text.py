@@ -83,6 +83,56 @@ def test_spacing_accents_never_start_a_word_with_a_combining_mark() -> None:
     assert tokenizer(line) == expected == [t for t in tokenizer.block(line + "\n") if t != "\n"]
 
 
+def test_emoji_parts_are_not_words_and_joiners_inside_words_stay() -> None:
+    """A variation selector (U+FE0F) and an emoji sequence's zero-width joiner were words of nothing
+    a reader sees: in an emoji corpus U+200D was the most frequent word. A Persian word keeps the
+    non-joiner inside it."""
+    tokenizer = WordTokenizer()
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # "I want", a non-joiner inside
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    text = f"I \u2764\ufe0f you \u270c\ufe0fpeace die {family} familie {persian}"
+    expected = ["i", "you", "peace", "die", "familie", persian]
+    assert tokenizer(text) == expected == [t for t in tokenizer.block(text + "\n") if t != "\n"]
+
+
+#: Tokens of text that took each rule to get right. A change to what the tokenizer gives for them
+#: changes RULES_VERSION too, or an encoded corpus made by the old rules is reused as the new one's.
+GOLDEN_TOKENS = {
+    "Don't stop state-of-the-art": ["don't", "stop", "state-of-the-art"],
+    "Proudhon\u00b4s \u2764\ufe0f caf\u00e9 cafe\u0301 \ufb01nance": [
+        "proudhon's", "café", "café", "finance"],
+    "\u0130stanbul J\u030cuan hyphen\u00adation l\u2019homme": [
+        "istanbul", "\u01f0uan", "hyphenation", "l'homme"],
+    "\u0928\u092e\u0938\u094d\u0924\u0947 \u0e19\u0e49\u0e33 \u304b\u309b": [
+        "\u0928\u092e\u0938\u094d\u0924\u0947", "\u0e19\u0e49\u0e4d\u0e32", "\u304c"],
+}
+
+
+def test_the_rules_version_changes_with_what_the_rules_give() -> None:
+    """The encoded-corpus cache is keyed by the rules' signature: a change to the tokens once kept
+    the version number, and upgraded users trained silently on corpora encoded by the old rules."""
+    from nlp182.text.tokenize import RULES_VERSION
+
+    tokenizer = WordTokenizer()
+    assert {text: tokenizer(text) for text in GOLDEN_TOKENS} == GOLDEN_TOKENS
+    assert RULES_VERSION == 6, "update GOLDEN_TOKENS and this number together"
+
+
+def test_a_corpus_in_a_script_without_spaces_is_warned_about_unless_segmented(tmp_path, caplog) -> None:
+    """Chinese text trained on whole sentences (9 "words" in all) without a word said."""
+    sentences = ["\u6211\u559c\u6b22\u5728\u516c\u56ed\u91cc\u6563\u6b65\u3002",
+                 "\u4eca\u5929\u7684\u5929\u6c14\u975e\u5e38\u597d\u3002"]
+    (tmp_path / "zh.txt").write_text("\n".join(sentences * 50) + "\n", encoding="utf-8")
+    segmented = [" ".join(words[i : i + 2] for i in range(0, len(words) - 1, 2)) for words in sentences]
+    (tmp_path / "zh-seg.txt").write_text("\n".join(segmented * 50) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="nlp182.text.encoded"):
+        open_corpus(CorpusSource(str(tmp_path / "zh-seg.txt")), VocabConfig(min_count=1))
+        assert "segment it first" not in caplog.text
+        open_corpus(CorpusSource(str(tmp_path / "zh.txt")), VocabConfig(min_count=1))
+    assert "zh.txt: 100% of the tokens are runs of 8 or more characters" in caplog.text
+    assert "segment it first" in caplog.text
+
+
 def test_tokenizer_can_keep_case() -> None:
     assert WordTokenizer(lowercase=False)("Paris, France.") == ["Paris", "France"]
 

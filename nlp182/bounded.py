@@ -336,6 +336,9 @@ class ReadLimits:
         return LineBlocks(stream, self.max_line, str(name), piece_bytes, on_long=on_long)
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
 class LineBlocks:
     """Whole lines of a binary stream, about ``piece_bytes`` at a time, lines longer than
     ``max_bytes`` skipped and counted (``on_long="skip"``) or cut into pieces at word breaks
@@ -354,7 +357,8 @@ class LineBlocks:
     where each run without a word break longer than ``max_bytes`` began. ``not_utf8`` counts the
     lines yielded that are not UTF-8 (their bad bytes decode as U+FFFD, which splits words) and
     ``first_not_utf8`` is the first one's offset: a block is decoded only when it is not ASCII, and
-    split into lines only when it fails.
+    split into lines only when it fails. A UTF-8 byte order mark at the stream's start (Windows
+    editors write one) is read as spaces.
     """
 
     def __init__(
@@ -380,6 +384,8 @@ class LineBlocks:
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
         for start, end, data in self._blocks():
+            if start == 0 and data.startswith(_UTF8_BOM):  # an encoding mark, not text: it stuck to
+                data = b"   " + data[len(_UTF8_BOM):]  # the first word; spaces keep the offsets
             if not data.isascii():
                 self._count_not_utf8(start, data)
             yield start, end, data

@@ -293,7 +293,7 @@ def _run_neighbors(args: argparse.Namespace) -> int:
 
     vectors, _ = load_run(args.run)
     for word, score in vectors.most_similar(positive=args.words, negative=args.negative, topn=args.k):
-        print(f"{word:<24}{score:.4f}")
+        print(f"{word:<23} {score:.4f}")  # a space even after a long word (German compounds)
     return 0
 
 

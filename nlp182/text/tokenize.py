@@ -121,7 +121,7 @@ class WhitespaceTokenizer(WordTokenizer):
 
     @property
     def signature(self) -> str:
-        return "whitespace-v1"
+        return "whitespace-v2"  # 2: a byte order mark is not part of the first word
 
     def normalize(self, text: str) -> str:
         """``text`` itself: the words are the user's."""

@@ -262,6 +262,20 @@ def test_output_to_a_closed_pipe_or_a_terminal_without_the_characters_ends_quiet
     assert done.stdout.startswith("mot") and "\\xe9" in done.stdout  # mot0\xe9, escaped
 
 
+def test_neighbors_lines_split_into_word_and_score_whatever_the_words_length(tmp_path, capsys) -> None:
+    """A word of 24 characters or more touched its score (``installationsverzeichnis0.7951``)."""
+    from nlp182.embeddings.runs import save_run
+    from nlp182.embeddings.vectors import Vectors
+    from nlp182.text.vocab import Vocabulary
+
+    words = ["haus", "installationsverzeichnisse", "installationsverzeichnis"]
+    vectors = Vectors(words, torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.8, 0.3]]).numpy())
+    save_run(tmp_path / "run", vectors, Vocabulary(words, torch.ones(3, dtype=torch.int64).numpy(), 3), {}, {})
+    assert cli.main(["neighbors", str(tmp_path / "run"), "haus", "-k", "2"]) == 0
+    shown = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [fields[0] for fields in shown] == words[1:] and all(len(fields) == 2 for fields in shown)
+
+
 # The contract itself, on the library function every command shares.
 
 

@@ -33,6 +33,18 @@ def _tiny_w2v(**overrides) -> Word2VecConfig:
     return Word2VecConfig(**{"vector_size": 8, "epochs": 1, "min_count": 1, "threads": 1, **overrides})
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path, monkeypatch) -> None:
+    """With the whitespace rule, a file a Windows editor saved began with the word '\\ufeffHaus',
+    a second spelling of 'Haus'."""
+    monkeypatch.setenv("NLP182_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbfHaus Baum\nHaus T\xc3\xbcr\n")
+    for rule in ("whitespace", "words"):
+        source = CorpusSource(str(tmp_path / "bom.txt"), tokens=rule)
+        lines = list(iter_token_lines(source))
+        assert [line[0] for line in lines] == (["Haus", "Haus"] if rule == "whitespace" else ["haus", "haus"])
+        assert encode(source).words[0] in ("Haus", "haus")
+
+
 def test_whitespace_rule_is_str_split_of_each_line_in_blocks_too() -> None:
     tokenizer = WhitespaceTokenizer()
     lines = ODD_TEXT.split("\n")

@@ -270,7 +270,8 @@ def test_neighbors_lines_split_into_word_and_score_whatever_the_words_length(tmp
 
     words = ["haus", "installationsverzeichnisse", "installationsverzeichnis"]
     vectors = Vectors(words, torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.8, 0.3]]).numpy())
-    save_run(tmp_path / "run", vectors, Vocabulary(words, torch.ones(3, dtype=torch.int64).numpy(), 3), {}, {})
+    counts = torch.ones(3, dtype=torch.int64).numpy()
+    save_run(tmp_path / "run", vectors, Vocabulary(words, counts, 3), {}, {})
     assert cli.main(["neighbors", str(tmp_path / "run"), "haus", "-k", "2"]) == 0
     shown = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert [fields[0] for fields in shown] == words[1:] and all(len(fields) == 2 for fields in shown)

@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cache = subparsers.add_parser("cache", help=text, description=f"{text}. The cache only saves time: "
                                   "what is removed is made again when it is next needed.")
     cache.add_argument("--clear", action="store_true",
-                       help="remove the entries (a training running now may still read its corpus)")
+                       help="remove the entries (a training already running keeps reading its own)")
     cache.add_argument("--older-than", type=checked(float, NON_NEGATIVE), default=None, metavar="DAYS",
                        help="with --clear: only the entries made more than DAYS days ago")
     cache.set_defaults(func=_run_cache)

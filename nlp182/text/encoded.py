@@ -30,10 +30,11 @@ import json
 import logging
 import multiprocessing
 import os
+import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -100,11 +101,16 @@ class EncodedText:
         counts: ``(T,)`` occurrences of each word, in order of first appearance (token ids
             index it).
         starts: ``(S + 1,)`` sentence boundaries in the token file (``starts[-1]`` = all tokens).
+
+    The token file is opened once, when the folder is loaded, and read through that descriptor:
+    an entry removed from the cache meanwhile (``nlp182 cache --clear``) stays readable to a
+    training that had started on it, where reopening it by name for every chunk failed.
     """
 
     folder: Path
     counts: np.ndarray
     starts: np.ndarray
+    tokens_fd: int = field(repr=False, compare=False)
 
     @property
     def total_tokens(self) -> int:
@@ -123,7 +129,14 @@ class EncodedText:
             ) from exc
         if not consistent or not (folder / WORDS_FILE).is_file():
             raise FileFormatError(f"encoded corpus {folder} is inconsistent; delete it to re-encode")
-        return cls(folder, counts, starts)
+        try:
+            fd = os.open(folder / TOKENS_FILE, os.O_RDONLY)
+        except OSError as exc:
+            raise FileFormatError(f"encoded corpus {folder} is unreadable ({exc}); delete it to "
+                                  "re-encode") from exc
+        text = cls(folder, counts, starts, fd)
+        weakref.finalize(text, os.close, fd)
+        return text
 
     @functools.cached_property
     def words(self) -> list[str]:
@@ -142,7 +155,15 @@ class EncodedText:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """``(stop - start,)`` uint32 token ids ``[start, stop)`` of the token file."""
-        return np.fromfile(self.folder / TOKENS_FILE, dtype=np.uint32, count=stop - start, offset=4 * start)
+        tokens = np.empty(stop - start, dtype=np.uint32)
+        done = 0
+        while done < tokens.nbytes:  # pread may return less than asked; threads may read at once
+            got = os.preadv(self.tokens_fd, [memoryview(tokens).cast("B")[done:]], 4 * start + done)
+            if got == 0:
+                raise FileFormatError(f"encoded corpus {self.folder} is shorter than its counts; delete it "
+                                      "to re-encode")
+            done += got
+        return tokens
 
     def vocabulary(self, config: VocabConfig) -> tuple[Vocabulary, np.ndarray]:
         """The vocabulary cut by ``config`` and the ``(T,)`` int32 map from token ids to its ids
@@ -382,6 +403,14 @@ def encode(
         remove_dead_leftovers(folder, every_name=True)  # a killed encoding of any corpus
         with staged_entry(folder) as staging:  # two processes encoding one text: the first entry stays
             _encode_into(source, tokenizer, staging, processes)
+            missing = [name for name in (TOKENS_FILE, WORDS_FILE, COUNTS_FILE, STARTS_FILE, META_FILE)
+                       if not (staging / name).is_file()]
+            if missing:  # the folder was removed while written, and its last files made it anew
+                raise FileFormatError(
+                    f"the cache entry for {source.path} was removed while it was written (it lacks "
+                    f"{', '.join(missing)}): a cache cleared meanwhile, or one shared with another "
+                    "machine or container; run again"
+                )
             changed = _file_states(source) != before  # then hashed again: a touch changes no byte
             if changed and content_key(source, tokenizer) != folder.name:  # other bytes were encoded
                 raise FileFormatError(

@@ -592,6 +592,32 @@ def test_a_corpus_written_to_while_it_is_encoded_leaves_no_cache_entry(tmp_path,
     assert encode(CorpusSource(str(corpus)), cache=tmp_path / "cache").counts.tolist() == [50, 50, 50, 2]
 
 
+def test_an_entry_removed_while_written_is_not_published_and_one_in_use_stays_readable(
+    tmp_path, monkeypatch
+) -> None:
+    """A cache cleared during an encoding left a folder its last writes made anew, without the
+    token file: it was published, and every later training on the corpus failed. A training whose
+    entry was cleared died at its next chunk (the token file was opened by name for each)."""
+    import shutil
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("alpha beta gamma\n" * 50)
+    encode_into = encoded._encode_into
+
+    def cleared(source, tokenizer, folder, processes) -> None:
+        encode_into(source, tokenizer, folder, processes)
+        (folder / encoded.TOKENS_FILE).unlink()  # what an rm -rf of the folder, then the last writes, leave
+
+    monkeypatch.setattr(encoded, "_encode_into", cleared)
+    with pytest.raises(FileFormatError, match=r"removed while it was written \(it lacks tokens\.u32\)"):
+        encode(CorpusSource(str(corpus)), cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").iterdir())
+    monkeypatch.setattr(encoded, "_encode_into", encode_into)
+    text = encode(CorpusSource(str(corpus)), cache=tmp_path / "cache")
+    shutil.rmtree(text.folder)  # nlp182 cache --clear while a training reads it
+    assert text.read(0, 6).tolist() == [0, 1, 2, 0, 1, 2]
+
+
 def test_two_encodings_of_one_text_at_once_keep_the_first_entry(tmp_path, monkeypatch) -> None:
     """Two trainings started together on a new corpus share its cache entry: the process that
     finishes second uses the entry the first made (the same content), where it had failed."""

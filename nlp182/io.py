@@ -29,6 +29,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -102,10 +103,23 @@ def _private_temporary_cache(wanted: Path | None) -> Path:
     return folder
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def current_umask() -> int:
-    """The process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process's umask: read from ``/proc/self/status`` where Linux shows it, else by setting it
+    and putting it back under a lock. Setting it is process-wide, so two threads saving at once
+    could each read the other's temporary 0o022 and write private files readable by all."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 

@@ -648,3 +648,20 @@ def test_the_cache_folder_follows_the_environment_and_falls_back_where_home_is_u
     (tmp_path / "tmp" / f"nlp182-cache-{os.getuid()}").chmod(0o777)  # another user could write in it
     with pytest.raises(OutputError, match="is not this user's private folder"):
         io.cache_folder()
+
+
+def test_reading_the_umask_does_not_change_it_for_other_threads(monkeypatch) -> None:
+    """The umask was read by setting it to 0o022 and back: a thread saving meanwhile wrote a private
+    file readable by all (2 of 9 stress runs at umask 077)."""
+    from nlp182 import io
+
+    previous = os.umask(0o077)
+    try:
+        def refuse(mask: int) -> int:
+            raise AssertionError("the process umask was changed")
+
+        monkeypatch.setattr(os, "umask", refuse)
+        assert io.current_umask() == 0o077
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)

@@ -59,7 +59,8 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     index.prefault()
     batcher = None
     if config.batch_max > 1:
-        batcher = MicroBatcher(index.search, config.batch_window_ms / 1000.0, config.batch_max)
+        batcher = MicroBatcher(index.search, config.batch_window_ms / 1000.0, config.batch_max,
+                               key=index.batch_key)
     limits = config.limits
     spec = routes.spec(index.dim, spec_settings(limits), _spec_description(limits))
     service = Service(Path(run_dir).resolve().name, vectors, vectors.lookup,

@@ -202,6 +202,15 @@ class SimilarityIndex:
         """
         return float(self.unit[:, 0].sum(dtype=np.float64))
 
+    def batch_key(self, k: int) -> int:
+        """Queries asking for ``k`` answers may share a search with those of the same key: for
+        HNSW the ``efSearch`` a search for ``k`` uses (a walk with a longer candidate list can
+        find other neighbours, so a k=10 query batched with a k=100 one answered otherwise than
+        alone); 0 for the flat and IVF kinds, whose answers do not depend on the batch's ``k``."""
+        if isinstance(self.index, faiss.IndexHNSW):
+            return max(self.index.hnsw.efSearch, min(int(k), len(self)))
+        return 0
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows by inner product for each query.
 

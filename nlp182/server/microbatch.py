@@ -6,7 +6,8 @@ alone would do the same scan many times over.
 
 There is no dispatcher thread (each hand-off to one would cost a GIL switch, up to 5 ms under
 load). The first request thread to arrive becomes the leader: it optionally waits ``window_s``,
-takes up to ``max_batch`` waiting queries, runs one search with the largest ``k`` asked (FAISS
+takes up to ``max_batch`` waiting queries of the first one's ``key`` (the index says which ``k``
+may share a search and still answer each as alone), runs one search with the largest ``k`` asked (FAISS
 releases the GIL, so more queries queue up meanwhile), wakes their threads, and hands leadership to
 the oldest query still waiting, which runs the next batch. Under light load a query is searched at
 once, alone; under heavy load batches grow by themselves.
@@ -44,10 +45,13 @@ class MicroBatcher:
         search: ``search(queries (B, D), k) -> (scores (B, k), ids (B, k))``.
         window_s: how long a leader waits for more queries before taking a batch (0: take what waits).
         max_batch: the most queries per call.
+        key: ``key(k)``; only queries of equal keys share a call (default: all may).
     """
 
-    def __init__(self, search: SearchFn, window_s: float = 0.0, max_batch: int = 64) -> None:
+    def __init__(self, search: SearchFn, window_s: float = 0.0, max_batch: int = 64,
+                 key: Callable[[int], object] = lambda k: None) -> None:
         self._search = search
+        self._key = key
         self.window_s = window_s
         self.max_batch = max_batch
         self._lock = threading.Lock()
@@ -76,7 +80,13 @@ class MicroBatcher:
         if self.window_s > 0:
             time.sleep(self.window_s)
         with self._lock:
-            batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+            wanted = self._key(self._waiting[0].k)
+            batch, others = [], deque()
+            while self._waiting and len(batch) < self.max_batch:
+                slot = self._waiting.popleft()
+                (batch if self._key(slot.k) == wanted else others).append(slot)
+            others.extend(self._waiting)  # the queries of other keys wait for the next batch, in order
+            self._waiting = others
         k = max(slot.k for slot in batch)
         try:
             scores, ids = self._search(np.stack([slot.query for slot in batch]), k)

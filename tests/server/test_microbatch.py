@@ -57,3 +57,39 @@ def test_a_failing_search_fails_only_its_callers() -> None:
         batcher.search(-np.ones(3, dtype=np.float32), 2)
     scores, _ = batcher.search(np.array([1.0, 2.0, 3.0], dtype=np.float32), 2)
     np.testing.assert_array_equal(scores, [1.0, 2.0])
+
+
+def test_hnsw_queries_share_a_search_only_with_those_it_answers_alike(tmp_path: Path,
+                                                                       synthetic_vectors: Vectors) -> None:
+    """A batch ran with its largest k, and HNSW widens its walk (efSearch) to k past 64: a k=10
+    query batched with a k=100 one found other neighbours than alone."""
+    from nlp182.server.config import IndexConfig
+
+    index = SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="hnsw", recall_queries=50))
+    ef = index.index.hnsw.efSearch
+    assert index.batch_key(10) == index.batch_key(ef) == ef and index.batch_key(ef + 36) == ef + 36
+    calls: list[tuple[int, int]] = []
+
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        calls.append((len(queries), k))
+        return index.search(queries, k)
+
+    batcher = MicroBatcher(search, window_s=0.05, max_batch=16, key=index.batch_key)
+    ks = [10, ef + 36, 10, ef + 36, 5]
+    results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    start = threading.Barrier(len(ks))
+
+    def worker(row: int) -> None:
+        start.wait()
+        results[row] = batcher.search(index.unit[row], ks[row])
+
+    threads = [threading.Thread(target=worker, args=(row,)) for row in range(len(ks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for row, k in enumerate(ks):
+        np.testing.assert_array_equal(results[row][1], index.search(index.unit[row : row + 1], k)[1][0])
+    assert sum(size for size, _ in calls) == len(ks)
+    assert all(size <= 2 for size, k in calls if k > ef)  # the two wide walks shared no batch with the rest
+    assert any(size > 1 for size, _ in calls)  # and queries of one key were still gathered

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nlp182.errors import Nlp182Error
-from nlp182.io import cache_folder
+from nlp182.io import cache_folder, current_umask
 
 # The parts of -ffast-math that let the compiler vectorise the dot products, without -ffast-math
 # itself: linked into a shared library it sets flush-to-zero for the whole process (crtfastmath).
@@ -40,7 +40,9 @@ class NativeKernelUnavailable(Nlp182Error, RuntimeError):
 
 def _compile(compiler: str, sources: Sequence[Path], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
+    # named as io's temporary files are, so a killed build's is found as theirs are (nlp182 cache --clear)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                                         dir=target.parent)
     os.close(handle)
     try:
         done = subprocess.run(
@@ -49,6 +51,9 @@ def _compile(compiler: str, sources: Sequence[Path], target: Path) -> None:
         if done.returncode != 0:
             names = " ".join(source.name for source in sources)
             raise NativeKernelUnavailable(f"{compiler} failed on {names}: {done.stderr.strip()}")
+        # readable by whoever shares the cache (as the umask allows): mkstemp's 0600 made it 0711,
+        # which another user's process could not load
+        os.chmod(temporary, 0o755 & ~current_umask())
         os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):

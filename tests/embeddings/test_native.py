@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,3 +179,37 @@ def test_loading_the_kernel_keeps_subnormal_floats() -> None:
     native.library()  # a library built with -ffast-math would switch on flush-to-zero process-wide
     tiny = np.array([1e-40], dtype=np.float32)
     assert (tiny * np.float32(1.0))[0] > 0 and np.float64(5e-324) * 1.0 > 0
+
+
+def test_a_built_kernel_is_readable_by_the_cache_s_other_users_and_a_killed_build_is_a_leftover(
+    monkeypatch, tmp_path
+) -> None:
+    """A kernel was built 0711 whatever the umask (another user sharing the cache could not load
+    it), and a killed build's temporary file matched no leftover pattern, so nothing removed it."""
+    import os
+    import stat
+
+    from nlp182 import cbuild
+    from nlp182.io import remove_dead_leftovers
+    from nlp182.text import wordscan
+
+    monkeypatch.setenv("NLP182_CACHE", str(tmp_path / "cache"))
+    previous = os.umask(0o022)
+    try:
+        cbuild.build("wordscan", [wordscan.SOURCE])
+    finally:
+        os.umask(previous)
+    (built,) = (tmp_path / "cache").glob("wordscan-*.so")
+    assert stat.S_IMODE(built.stat().st_mode) == 0o755
+    named = []
+
+    def killed(command, **options):  # the build is killed with its temporary file written
+        named.append(Path(command[command.index("-o") + 1]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cbuild.subprocess, "run", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cbuild._compile("cc", [wordscan.SOURCE], tmp_path / "cache" / "other.so")
+    leftover = named[0].with_name(named[0].name.replace(f".{os.getpid()}.", ".99999999."))  # a dead pid's
+    leftover.write_bytes(b"")
+    assert remove_dead_leftovers(tmp_path / "cache" / "any", every_name=True) == [leftover]

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import platform
 import re
 import shutil
 import stat
@@ -104,6 +105,21 @@ def _private_temporary_cache(wanted: Path | None) -> Path:
 
 
 _UMASK_LOCK = threading.Lock()
+
+
+def written_by() -> dict[str, str]:
+    """What wrote a run or index (kept in its ``metrics.json`` / ``index.json``): the versions of
+    nlp182, Python and the libraries whose formats and numbers a run depends on, so a user can
+    tell what made an old run, and a later version what it is reading."""
+    from importlib import metadata
+
+    import nlp182
+
+    found = {"nlp182": nlp182.__version__, "python": platform.python_version()}
+    for package in ("torch", "numpy", "faiss-cpu"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[package] = metadata.version(package)
+    return found
 
 
 def current_umask() -> int:

@@ -66,3 +66,11 @@ def test_the_license_is_declared_and_its_text_ships() -> None:
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert text.startswith("MIT License") and "nlp182 authors" in text
+
+
+def test_the_version_is_written_once_and_the_metadata_reads_it_from_the_package() -> None:
+    """Runs record the version that wrote them, so it must be the one the package reports: the
+    project file reads it from ``nlp182.__version__``."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "nlp182.__version__"}

@@ -34,7 +34,7 @@ from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
 from nlp182.captioning.vocab import CaptionVocab, tokenize
 from nlp182.device import deterministic_algorithms, seed_everything, select_device, torch_threads
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_json, check_input_file, read_json
+from nlp182.io import atomic_write_json, check_input_file, read_json, written_by
 from nlp182.optim import Adam, ProgressDecay
 from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
@@ -335,7 +335,8 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
             "warnings": [*data_warnings, *trainer.warnings],
         }
         captioner.save(staging)
-        atomic_write_json(staging / "metrics.json", metrics)  # which holds chosen and pretraining
+        # which holds chosen and pretraining
+        atomic_write_json(staging / "metrics.json", {**metrics, "written_by": written_by()})
         for done in (CHOSEN_FILE, PRETRAINING_FILE):
             (staging / done).unlink()
         _curves(history, staging)

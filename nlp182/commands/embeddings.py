@@ -170,7 +170,7 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, epochs=report.epochs)
     run_config = {
         "corpus": _corpus_record(args), "format": source.resolved_format(), "column": args.column,
-        "tokens": args.tokens, **method.record(config),
+        "tokens": args.tokens, "token_rules": source.tokenizer().signature, **method.record(config),
     }
     main = distributed.is_main_process()
     distributed.stop()

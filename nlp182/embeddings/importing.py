@@ -30,7 +30,7 @@ from nlp182.embeddings import formats
 from nlp182.embeddings.runs import CONFIG_FILE, METRICS_FILE
 from nlp182.embeddings.vectors import VECTORS_FILE, Vectors
 from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError
-from nlp182.io import atomic_write_json, check_input_file, staged_directory
+from nlp182.io import atomic_write_json, check_input_file, staged_directory, written_by
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def import_vectors(
         config = {"method": "import", "source": str(source), "format": kind, "limit": limit,
                   "words": len(vectors), "dim": vectors.dim}
         atomic_write_json(staging / CONFIG_FILE, config)
-        atomic_write_json(staging / METRICS_FILE, {})
+        atomic_write_json(staging / METRICS_FILE, {"written_by": written_by()})
     return ImportReport(Path(out), kind, len(vectors), vectors.dim, loaded.counts is not None)
 
 

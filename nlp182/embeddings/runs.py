@@ -15,7 +15,7 @@ import numpy as np
 
 from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import COUNTS_FILE, Vectors
-from nlp182.io import atomic_write_json, read_json, staged_directory
+from nlp182.io import atomic_write_json, read_json, staged_directory, written_by
 from nlp182.plots import embedding_map
 from nlp182.text.vocab import Vocabulary
 
@@ -48,7 +48,7 @@ def save_run(
         vectors.save(staging, counts=False)
         vocab.save(staging / COUNTS_FILE)
         atomic_write_json(staging / CONFIG_FILE, config)
-        atomic_write_json(staging / METRICS_FILE, metrics)
+        atomic_write_json(staging / METRICS_FILE, {**metrics, "written_by": written_by()})
         save_map(
             vectors, staging / MAP_FILE, title=f"{config.get('method', 'vectors')}: PCA of frequent words"
         )

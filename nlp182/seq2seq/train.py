@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from nlp182.device import deterministic_algorithms, seed_everything, torch_threads
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_json, read_json
+from nlp182.io import atomic_write_json, read_json, written_by
 from nlp182.optim import Adam
 from nlp182.optim.schedules import Cosine, InverseSqrtDecay
 from nlp182.seq2seq.architectures import build_model
@@ -387,7 +387,7 @@ def _train(
             "warnings": [*data_warnings, *trainer.warnings],
         }
         translator.save(staging)
-        atomic_write_json(staging / "metrics.json", metrics)  # which holds chosen
+        atomic_write_json(staging / "metrics.json", {**metrics, "written_by": written_by()})  # holds chosen
         (staging / CHOSEN_FILE).unlink()
         for index, translation in enumerate(drawn[: config.num_heatmaps]):
             translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png")

@@ -25,7 +25,7 @@ from nlp182.embeddings.formats import first_nonfinite_row
 from nlp182.embeddings.query import as_queries
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, ShapeError
-from nlp182.io import atomic_open, atomic_write_json, check_input_file, read_json
+from nlp182.io import atomic_open, atomic_write_json, check_input_file, read_json, written_by
 from nlp182.server.config import IndexConfig
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,7 @@ class SimilarityIndex:
             "params": params,
             "build_seconds": round(build_seconds, 3),
             "faiss_version": faiss.__version__,
+            "written_by": written_by(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "recall_at_10": 1.0,
             "recall_queries": 0,

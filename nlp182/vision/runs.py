@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_json, check_run_folder, staged_directory
+from nlp182.io import atomic_write_json, check_run_folder, staged_directory, written_by
 from nlp182.settings import check_settings, setting
 from nlp182.train.checkpoint import save_model_weights
 from nlp182.vision.data import load_digits_split, make_shapes_segmentation
@@ -103,7 +103,7 @@ def train_digits_run(
     with staged_directory(out, overwrite) as folder:
         atomic_write_json(folder / "config.json", {"task": "digits", **dataclasses.asdict(config)})
         save_model_weights(folder / "model.safetensors", model)
-        atomic_write_json(folder / "metrics.json", metrics)
+        atomic_write_json(folder / "metrics.json", {**metrics, "written_by": written_by()})
         model.cpu()
         save_filter_grid(model, folder / "filters.png")
         picks = [int(torch.nonzero(y_te == d)[0]) for d in range(0, 10, 2)]
@@ -150,7 +150,7 @@ def train_shapes_run(
     with staged_directory(out, overwrite) as folder:
         atomic_write_json(folder / "config.json", {"task": "shapes", **dataclasses.asdict(config)})
         save_model_weights(folder / "model.safetensors", model)
-        atomic_write_json(folder / "metrics.json", metrics)
+        atomic_write_json(folder / "metrics.json", {**metrics, "written_by": written_by()})
         show = range(min(4, len(x_te)))
         save_segmentation_grid(
             [x_te[i] for i in show],

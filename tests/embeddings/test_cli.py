@@ -49,6 +49,12 @@ def test_train_eval_neighbors_on_a_real_corpus_slice(small_corpus, prepared, tmp
     assert config["model"] == "cbow" and config["vector_size"] == 20 and config["backend_used"] == "torch"
     assert config["corpus"] == str(small_corpus.resolve())
     assert "eval" not in json.loads((w2v / "metrics.json").read_text())  # no evaluation files there
+    # what made the run: a later version can tell, and so can its user
+    import nlp182
+    from nlp182.text.tokenize import WordTokenizer
+
+    assert config["token_rules"] == WordTokenizer().signature
+    assert json.loads((w2v / "metrics.json").read_text())["written_by"]["nlp182"] == nlp182.__version__
     trained_scores = json.loads((lsa / "metrics.json").read_text())["eval"]
     capsys.readouterr()
     assert main(["eval", str(lsa), str(w2v), "--eval-dir", str(prepared.wordsim353.parent)]) == 0

@@ -134,6 +134,9 @@ class Trainer:
             ExponentialMovingAverage(self.model, self.config.ema_decay, warmup=True)
             if self.config.ema_decay is not None else None
         )  # fmt: skip
+        if not any(param.requires_grad for group in optimizer.param_groups for param in group["params"]):
+            raise InvalidInputError("the optimizer holds no parameter with requires_grad=True (a model "
+                                    "frozen whole): there is nothing to train; unfreeze some layers")
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.scheduler = scheduler

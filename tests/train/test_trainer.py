@@ -137,6 +137,13 @@ def test_a_run_gone_non_finite_says_where_keeps_its_best_epoch_and_saves_no_spoi
         Trainer(fresh, torch.optim.SGD(fresh.parameters(), lr=0.05), mse, _config()).fit(DataLoader(bad))
 
 
+def test_a_model_frozen_whole_is_refused_by_name() -> None:
+    """It failed at the first backward with torch's "element 0 of tensors does not require grad"."""
+    model = _model().requires_grad_(False)
+    with pytest.raises(InvalidInputError, match="no parameter with requires_grad=True"):
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), mse, _config())
+
+
 def test_early_stopping_on_a_score_nan_from_the_start_ends_with_a_reason() -> None:
     """Every epoch nan: the stop message formatted the best value, None, and raised TypeError."""
     model = _model()

@@ -71,8 +71,11 @@ def test_a_registered_method_trains_from_the_cli_and_its_run_is_read(
     }
     config = json.loads((run / "config.json").read_text())
     corpus = str(small_corpus.resolve())
+    from nlp182.text.tokenize import WordTokenizer
+
     assert config == {"method": "toy", "corpus": corpus, "format": "plain", "column": "text",
-                      "tokens": "words", "dim": 6, "min_count": 5, "seed": 0}  # fmt: skip
+                      "tokens": "words", "token_rules": WordTokenizer().signature, "dim": 6,
+                      "min_count": 5, "seed": 0}  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train"] == {"seconds": 0.25, "words": vocab_size}
     assert "wordsim353_spearman" in metrics["eval"]  # scored at the end, as lsa and w2v runs are

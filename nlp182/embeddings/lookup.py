@@ -79,6 +79,9 @@ class WordLookup:
         self.key_to_index = key_to_index
         order = sorted(range(len(words)), key=words.__getitem__)
         self._sorted = [words[row] for row in order]
+        # a longer prefix of a query starts no word, in any form (a decomposed one is at most a few
+        # times as long): suggestions try no more than this many, where a 1-MB word took minutes
+        self._longest_prefix = 4 * max(map(len, self._sorted), default=0) + 4
         self._rows = np.asarray(order, dtype=np.int32)
 
     def __len__(self) -> int:
@@ -131,7 +134,7 @@ class WordLookup:
             wanted = limit + len(cased)
             more = [*self.with_prefix(cased[0], wanted), *self.with_prefix(word, wanted)]
             return list(dict.fromkeys([*cased, *more]))[:limit]
-        for length in range(len(word), 0, -1):
+        for length in range(min(len(word), self._longest_prefix), 0, -1):
             rows = self._rows_starting(word[:length])
             if len(rows):
                 return self._most_frequent(rows, limit)

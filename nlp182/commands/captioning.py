@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from nlp182.captioning.config import CaptionConfig
 from nlp182.commands.flags import (
@@ -79,9 +80,9 @@ def _run_caption(args: argparse.Namespace) -> int:
         for position in range(start, min(start + CAPTION_BATCH, len(args.image))):
             try:
                 read.append((position, load_image(args.image[position], size, cap)))
-            except Nlp182Error as exc:
+            except Nlp182Error as exc:  # the CLI's one-line error, and the other images go on
                 failed += 1
-                log.error("%s", exc)
+                print(f"nlp182: error: {exc}", file=sys.stderr)
         if not read:
             continue
         images = torch.stack([image for _, image in read])

@@ -201,7 +201,7 @@ def test_eval_of_a_missing_run_prints_no_table_first(tmp_path, capsys) -> None:
 
 
 def test_eval_of_a_run_it_cannot_write_prints_its_scores_and_says_they_are_not_kept(
-    tmp_path, capsys, monkeypatch, caplog
+    tmp_path, capsys, monkeypatch, caplog, prepared
 ) -> None:
     """A read-only run (a mount, a colleague's folder) was scored and then refused, naming a
     hidden temporary file, with no table printed."""
@@ -211,7 +211,7 @@ def test_eval_of_a_run_it_cannot_write_prints_its_scores_and_says_they_are_not_k
     from nlp182.embeddings.vectors import Vectors
     from nlp182.text.vocab import Vocabulary
 
-    eval_dir = Path(__file__).resolve().parents[2] / "corpora" / "eval"
+    eval_dir = prepared.wordsim353.parent
     words = sorted({word.lower() for name in ("wordsim353.tsv", "simlex999.txt")
                     for line in (eval_dir / name).read_text(encoding="utf-8").splitlines()[:40]
                     if not line.startswith("#") for word in line.split("\t")[:2]})

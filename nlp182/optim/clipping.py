@@ -51,8 +51,11 @@ def _norm(grads: list[torch.Tensor], norm_type: float) -> torch.Tensor:
     if not grads:
         return torch.tensor(0.0)
     device = grads[0].device
+    # a sparse gradient (an Embedding with sparse=True) counts by its coalesced values: the
+    # multi-tensor norm takes dense tensors only
+    dense = [grad.coalesce().values() if grad.is_sparse else grad for grad in grads]
     norms: list[torch.Tensor] = []
-    for same in group_by_device_dtype(grads):
+    for same in group_by_device_dtype(dense):
         wide = torch.promote_types(same[0].dtype, torch.float32)
         norms.extend(n.to(device) for n in torch._foreach_norm(same, norm_type, dtype=wide))
     return torch.linalg.vector_norm(torch.stack(norms), norm_type)
@@ -88,6 +91,9 @@ def clip_grad_norm_(
             return total
         raise NonFiniteError(f"the gradient norm is {float(total)}; the loss or a layer produced inf/NaN")
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    for same in group_by_device_dtype(grads):
+    for same in group_by_device_dtype([grad for grad in grads if not grad.is_sparse]):
         torch._foreach_mul_(same, coef.to(same[0].device))
+    for grad in grads:
+        if grad.is_sparse:
+            grad.mul_(coef.to(grad.device))
     return total

@@ -137,6 +137,38 @@ def test_a_run_gone_non_finite_says_where_keeps_its_best_epoch_and_saves_no_spoi
         Trainer(fresh, torch.optim.SGD(fresh.parameters(), lr=0.05), mse, _config()).fit(DataLoader(bad))
 
 
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_sparse_gradients_train_with_and_without_clipping_as_a_hand_written_loop(clip) -> None:
+    """The gradient check every step makes (and clipping) took the multi-tensor norm, which has no
+    kernel for an ``Embedding(sparse=True)``'s gradient."""
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Embedding(20, 4, sparse=True), nn.Flatten(), nn.Linear(8, 1))
+
+    ids = torch.randint(0, 20, (32, 2), generator=torch.Generator().manual_seed(1))
+    data = TensorDataset(ids, torch.randn(32, generator=torch.Generator().manual_seed(2)))
+
+    def loss(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return ((net(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()
+
+    model = make()
+    Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss,
+            _config(epochs=1, clip_grad_norm=clip)).fit(DataLoader(data, batch_size=8))
+    ref = make()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    for batch in DataLoader(data, batch_size=8):
+        opt.zero_grad()
+        loss(ref, batch).backward()
+        if clip is not None:
+            total = torch.sqrt(sum(p.grad.coalesce().values().pow(2).sum() if p.grad.is_sparse
+                                   else p.grad.pow(2).sum() for p in ref.parameters()))
+            for p in ref.parameters():
+                p.grad.mul_(min(1.0, clip / (float(total) + 1e-6)))
+        opt.step()
+    for p, q in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
 def test_a_model_frozen_whole_is_refused_by_name() -> None:
     """It failed at the first backward with torch's "element 0 of tensors does not require grad"."""
     model = _model().requires_grad_(False)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nlp182.errors import Nlp182Error
-from nlp182.io import cache_folder, current_umask
+from nlp182.io import cache_folder, current_umask, leftover_prefix
 
 # The parts of -ffast-math that let the compiler vectorise the dot products, without -ffast-math
 # itself: linked into a shared library it sets flush-to-zero for the whole process (crtfastmath).
@@ -41,8 +41,7 @@ class NativeKernelUnavailable(Nlp182Error, RuntimeError):
 def _compile(compiler: str, sources: Sequence[Path], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # named as io's temporary files are, so a killed build's is found as theirs are (nlp182 cache --clear)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
-                                         dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=leftover_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(handle)
     try:
         done = subprocess.run(

@@ -104,9 +104,6 @@ def _private_temporary_cache(wanted: Path | None) -> Path:
     return folder
 
 
-_UMASK_LOCK = threading.Lock()
-
-
 def written_by() -> dict[str, str]:
     """What wrote a run or index (kept in its ``metrics.json`` / ``index.json``): the versions of
     nlp182, Python and the libraries whose formats and numbers a run depends on, so a user can
@@ -120,6 +117,9 @@ def written_by() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[package] = metadata.version(package)
     return found
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def current_umask() -> int:
@@ -153,7 +153,7 @@ def atomic_open(
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_leftovers(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_leftover_prefix(target), suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=leftover_prefix(target), suffix=".tmp", dir=target.parent)
     except OSError as exc:  # a read-only folder: name the file being written, not a temporary name
         exc.filename = str(target)
         raise
@@ -212,7 +212,9 @@ def failed_write_target(exc: OSError) -> str | None:
     return exc.filename or (notes[0].removeprefix(_WRITING) if notes else None)
 
 
-def _leftover_prefix(target: Path) -> str:
+def leftover_prefix(target: Path) -> str:
+    """The start of the name of a temporary file or folder made for ``target`` by this process
+    (``.NAME.PID.``): what ``remove_dead_leftovers`` finds again once the process is gone."""
     return f".{target.name}.{os.getpid()}."
 
 
@@ -495,7 +497,7 @@ def staged_directory(path: str | os.PathLike[str], overwrite: bool = False) -> I
     target = check_run_folder(path, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_leftovers(target)
-    staging = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".staging", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=leftover_prefix(target), suffix=".staging", dir=target.parent))
     staging.chmod(0o777 & ~current_umask())
     try:
         yield staging
@@ -516,7 +518,7 @@ def staged_entry(path: str | os.PathLike[str]) -> Iterator[Path]:
     short write) names ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".staging", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=leftover_prefix(target), suffix=".staging", dir=target.parent))
     staging.chmod(0o777 & ~current_umask())
     try:
         yield staging
@@ -552,7 +554,7 @@ def replace_directory(staging: str | os.PathLike[str], path: str | os.PathLike[s
     staging, target = Path(staging), Path(path)
     backup = None
     if os.path.lexists(target):
-        backup = target.with_name(f"{_leftover_prefix(target)}backup.old")
+        backup = target.with_name(f"{leftover_prefix(target)}backup.old")
         shutil.rmtree(backup, ignore_errors=True)
         os.replace(target, backup)
     try:

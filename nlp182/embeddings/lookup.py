@@ -3,13 +3,14 @@ vector store and the similarity service alike.
 
 The vocabulary is stored most frequent first, so a word's row is its frequency rank. Built once
 per worker: the words in sorted order (a Python list, for ``bisect``) and their rows in that order
-(an ``int32`` array). A prefix is one contiguous range of the sorted list (one more for its other
-canonical Unicode form, if it has one), found with two binary searches (O(log V)); its ``limit``
+(an ``int32`` array). A prefix is one contiguous range of the sorted list (one more for each of its
+other forms, ``prefix_forms``), found with two binary searches (O(log V)); its ``limit``
 most frequent words are the smallest rows of that range, which
 ``numpy.argpartition`` picks in C without sorting the range (about 1 ms for a one-letter prefix of
 300,000 words, against 90 ms for the scan-and-sort it replaces). A suggestion for an unknown word
 tries its prefixes from the longest down, each a pair of binary searches, and stops at the first
-that matches: at most ``MAX_WORD_LENGTH`` steps, never a scan of the vocabulary.
+that matches: no longer a prefix than a vocabulary word could start with, never a scan of the
+vocabulary.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from nlp182.errors import UnknownWordError
 from nlp182.text.tokenize import WordTokenizer
 
 SUGGESTIONS = 5
+#: How the word tokenizer writes a word (NFKC, lower-cased): a form a vocabulary may hold it in.
+_TOKENIZER_FORM = WordTokenizer()
 
 
 def unicode_forms(word: str) -> list[str]:
@@ -42,11 +45,11 @@ def prefix_forms(prefix: str) -> list[str]:
     """``prefix`` and the forms a vocabulary may hold its words in: the other Unicode normal forms
     and the word tokenizer's (NFKC, lower-cased), so ``Datei`` typed with a capital (a German noun,
     a phone's first letter) completes to ``dateiformat`` in a lower-cased vocabulary."""
-    return list(dict.fromkeys([prefix, *unicode_forms(prefix), WordTokenizer().normalize(prefix)]))
+    return list(dict.fromkeys([prefix, *unicode_forms(prefix), _TOKENIZER_FORM.normalize(prefix)]))
 
 
 def row_of(key_to_index: Mapping[str, int], word: str) -> int | None:
-    """Row of ``word`` in ``key_to_index``, or of the same text in another canonical Unicode form
+    """Row of ``word`` in ``key_to_index``, or of the same text in another Unicode normal form
     (``unicode_forms``); None when neither is there."""
     row = key_to_index.get(word)
     for form in unicode_forms(word) if row is None else ():
@@ -60,10 +63,9 @@ def case_variants(word: str) -> list[str]:
     """``word`` as other spellings write it where a vocabulary may hold it: as the word tokenizer
     writes it (NFKC, lower-cased: ``ﬁnance`` -> ``finance``), then in other cases, lower-cased
     first (``King`` -> ``king``, ``KING``; ``usa`` -> ``Usa``, ``USA``)."""
-    normal = WordTokenizer().normalize(word)
+    normal = _TOKENIZER_FORM.normalize(word)
     forms = (normal, word.lower(), word.capitalize(), word.title(), word.upper())
     return [form for form in dict.fromkeys(forms) if form != word]
-
 
 
 class WordLookup:
@@ -88,7 +90,7 @@ class WordLookup:
         return len(self.words)
 
     def row(self, word: str) -> int:
-        """Row of ``word`` (or of the same text in another canonical Unicode form, as the library
+        """Row of ``word`` (or of the same text in another Unicode normal form, as the library
         finds it); an unknown word raises ``UnknownWordError`` (404) with suggestions."""
         row = row_of(self.key_to_index, word)
         if row is None:

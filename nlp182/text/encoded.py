@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when the files below change meaning.
 FORMAT_VERSION = 2  # 2: overlong lines come in pieces cut at spaces
-TOKENS_FILE, WORDS_FILE, COUNTS_FILE, STARTS_FILE, META_FILE = (
+#: Every file of a finished entry.
+ENTRY_FILES = TOKENS_FILE, WORDS_FILE, COUNTS_FILE, STARTS_FILE, META_FILE = (
     "tokens.u32", "words.txt", "counts.npy", "starts.npy", "meta.json",
 )  # fmt: skip
 _HASH_BLOCK = 8 << 20
@@ -403,8 +404,7 @@ def encode(
         remove_dead_leftovers(folder, every_name=True)  # a killed encoding of any corpus
         with staged_entry(folder) as staging:  # two processes encoding one text: the first entry stays
             _encode_into(source, tokenizer, staging, processes)
-            missing = [name for name in (TOKENS_FILE, WORDS_FILE, COUNTS_FILE, STARTS_FILE, META_FILE)
-                       if not (staging / name).is_file()]
+            missing = [name for name in ENTRY_FILES if not (staging / name).is_file()]
             if missing:  # the folder was removed while written, and its last files made it anew
                 raise FileFormatError(
                     f"the cache entry for {source.path} was removed while it was written (it lacks "
@@ -528,9 +528,9 @@ def warn_unsegmented(vocab: Vocabulary, name: str) -> None:
     counts = vocab.counts
     long = [row for row, word in enumerate(vocab.words)
             if len(word) >= UNSEGMENTED_LENGTH and _UNSPACED_SCRIPT.search(word)]
-    total = int(counts.sum())
-    if total and long and int(counts[long].sum()) > UNSEGMENTED_SHARE * total:
+    total, in_long = int(counts.sum()), int(counts[long].sum())
+    if total and in_long > UNSEGMENTED_SHARE * total:
         log.warning("%s: %.0f%% of the tokens are runs of 8 or more characters of a script written without "
                     "spaces (e.g. %r): such text trains on phrases, not words; segment it first (jieba, "
-                    "MeCab, PyThaiNLP, ...) into space-separated words", name,
-                    100 * int(counts[long].sum()) / total, vocab.words[long[0]][:20])
+                    "MeCab, PyThaiNLP, ...) into space-separated words", name, 100 * in_long / total,
+                    vocab.words[long[0]][:20])

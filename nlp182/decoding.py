@@ -20,8 +20,11 @@ result is never empty.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, Protocol
@@ -279,6 +282,43 @@ def make_search(beam_width: int = 1, length_penalty: float = 1.0) -> Search:
     return Beam(int(beam_width), length_penalty)
 
 
+@dataclass
+class _EvalHold:
+    """How many decodes hold one model in eval mode, and the mode to give back after the last."""
+
+    decodes: int
+    was_training: bool
+
+
+_MODE_LOCK = threading.Lock()
+_HOLDS: weakref.WeakKeyDictionary[torch.nn.Module, _EvalHold] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def _evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Hold ``model`` in eval mode while any thread decodes with it, then give back its mode.
+
+    Decodes share one count per model: the first puts the model in eval mode and remembers what
+    it was, the last puts that back. Each saving and restoring on its own let a second thread
+    read the first one's eval mode as the model's own and, when the first finished, finish its
+    search in training mode, with dropout.
+    """
+    with _MODE_LOCK:
+        hold = _HOLDS.get(model)
+        if hold is None:
+            hold = _HOLDS[model] = _EvalHold(0, model.training)
+            model.train(False)
+        hold.decodes += 1
+    try:
+        yield
+    finally:
+        with _MODE_LOCK:
+            hold.decodes -= 1
+            if hold.decodes == 0:
+                del _HOLDS[model]
+                model.train(hold.was_training)
+
+
 @torch.no_grad()
 def decode(
     model: Decodable,
@@ -298,14 +338,10 @@ def decode(
     """
     if max_len < 1:
         raise InvalidInputError(f"max_len must be >= 1, got {max_len}")
-    was_training = model.training
-    model.train(False)
-    try:
+    with _evaluating(model):
         memory = model.encode_memory(*inputs)
         banned = tuple(sorted({bos_id, *([] if pad_id is None else [pad_id])} - {eos_id}))
         return strategy.search(
             model, memory, bos_id=bos_id, eos_id=eos_id, max_len=max_len, need_weights=need_weights,
             banned=banned,
         )
-    finally:
-        model.train(was_training)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -140,6 +142,40 @@ def test_decode_runs_in_eval_mode_and_restores_the_training_mode() -> None:
     model.eval()
     decode(model, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=4)
     assert not model.training
+
+
+def test_overlapping_decodes_keep_eval_mode_until_the_last_one_ends() -> None:
+    """Thread A starts decoding a model in training mode, B starts, A ends, then B steps."""
+    a_started, a_ended = threading.Event(), threading.Event()
+
+    class Overlapping(TinyStep):
+        def step(self, token, state, memory, need_weights):
+            if threading.current_thread().name == "B":
+                a_ended.wait(timeout=10)
+                self.b_saw_training = self.b_saw_training or self.training
+            return super().step(token, state, memory, need_weights)
+
+    model = Overlapping().train()
+    model.b_saw_training = False
+
+    def run_b() -> None:
+        a_started.wait(timeout=10)
+        decode(model, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=3)
+
+    b = threading.Thread(target=run_b, name="B")
+    b.start()
+
+    class StartSignal(Greedy):
+        def search(self, *args, **kwargs):
+            a_started.set()
+            time.sleep(0.2)  # B enters decode while A holds the model
+            return super().search(*args, **kwargs)
+
+    decode(model, StartSignal(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=3)
+    a_ended.set()
+    b.join(timeout=10)
+    assert not model.b_saw_training  # B's search ran in eval mode to its end
+    assert model.training  # and the caller's training mode came back
 
 
 @pytest.mark.parametrize("strategy", [Greedy(), Beam(3)])

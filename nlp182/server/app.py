@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import faiss
 from flask import Flask, Response, g, request
@@ -41,6 +42,16 @@ def host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].partition("]")[0]
     return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _is_utf8(raw: bytes) -> bool:
+    """Whether a raw path or query string decodes as UTF-8: Werkzeug reads ``%E9`` (Latin-1 é)
+    as U+FFFD, which would be looked up as a word and answered 404 instead of naming the encoding."""
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _spec_description(limits: Limits) -> str:
@@ -88,6 +99,11 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
                                   f"Host {request.host[:80]!r} is not served here; allowed: "
                                   f"{', '.join(sorted(allowed_hosts))} (nlp182 serve --allowed-hosts)")
         routed = request.routing_exception is None  # an unknown route or method answers 404/405 first
+        raw_path = request.environ.get("RAW_URI", "").partition("?")[0].encode("latin1")
+        if routed and not (_is_utf8(raw_path) and _is_utf8(request.query_string)):
+            return error_response(400, "bad_encoding",
+                                  "the URL is not UTF-8 once percent-decoded: percent-encode each "
+                                  "word's UTF-8 bytes (café is caf%C3%A9)")
         if routed and request.method == "POST" and request.mimetype != "application/json":
             return error_response(415, "unsupported_media_type",
                                   f"POST bodies must be application/json, got {request.mimetype[:60]!r}")

@@ -55,6 +55,7 @@ def build_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
         "SCRIPT_NAME": scope.get("root_path", "").encode("utf8").decode("latin1"),
         "PATH_INFO": scope["path"].encode("utf8").decode("latin1"),
         "QUERY_STRING": scope["query_string"].decode("latin1"),
+        "RAW_URI": (scope.get("raw_path") or scope["path"].encode()).decode("latin1"),  # as gunicorn's
         "SERVER_NAME": str(server[0]),
         "SERVER_PORT": str(server[1]),
         "SERVER_PROTOCOL": f"HTTP/{scope['http_version']}",

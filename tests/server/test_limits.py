@@ -18,6 +18,7 @@ from nlp182.embeddings.lookup import WordLookup
 from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import Vectors
 from nlp182.server.app import create_app, host_name
+from nlp182.server.asgi import build_environ
 from nlp182.server.config import AppConfig, Limits, ServeConfig
 
 from .conftest import ROOT
@@ -56,6 +57,22 @@ def test_work_per_request_is_bounded_with_named_limits(client: FlaskClient, real
 def test_integer_parameters_take_plain_ascii_digits_only(client: FlaskClient, k: str) -> None:
     response = client.get(f"/v1/neighbors?word=police&k={k}")
     assert response.status_code == 400 and "must be an integer" in response.get_json()["error"]["message"]
+
+
+def test_a_query_string_that_is_not_utf8_is_named(client: FlaskClient) -> None:
+    latin = client.get("/v1/neighbors?word=caf%E9")  # Latin-1 é: Werkzeug reads U+FFFD
+    assert latin.status_code == 400, latin.get_data(as_text=True)
+    assert latin.get_json()["error"]["code"] == "bad_encoding"
+    assert client.get("/v1/neighbors?word=%C3%A9").status_code in (200, 404)  # UTF-8 é is a word query
+    in_path = client.get("/v1/vectors/caf%E9", environ_overrides={"RAW_URI": "/v1/vectors/caf%E9"})
+    assert in_path.status_code == 400 and in_path.get_json()["error"]["code"] == "bad_encoding"
+    assert build_environ(_scope(b"/v1/vectors/caf%E9"), b"")["RAW_URI"] == "/v1/vectors/caf%E9"
+
+
+def _scope(raw_path: bytes) -> dict:
+    """An ASGI HTTP scope as uvicorn makes it: ``path`` decoded with U+FFFD, ``raw_path`` as sent."""
+    return {"type": "http", "method": "GET", "path": raw_path.decode("latin1").replace("%E9", "\ufffd"),
+            "raw_path": raw_path, "query_string": b"", "http_version": "1.1", "headers": []}
 
 
 def test_long_path_words_and_huge_json_integers_get_short_400s(client: FlaskClient) -> None:

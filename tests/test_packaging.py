@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import tomllib
 from pathlib import Path
 
@@ -74,3 +75,18 @@ def test_the_version_is_written_once_and_the_metadata_reads_it_from_the_package(
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "nlp182.__version__"}
+
+
+def test_the_source_distribution_holds_the_package_and_no_tests(tmp_path: Path) -> None:
+    """setuptools adds ``tests/test*.py`` by itself: a dozen of the tests, without the corpora,
+    fixtures and benches they read, which failed when run from the unpacked archive."""
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    subprocess.run(["cp", "-r", str(ROOT / "nlp182"), str(ROOT / "tests"), str(tmp_path)], check=True)
+    subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "sdist", "-d", "dist"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    (archive,) = (tmp_path / "dist").glob("nlp182-*.tar.gz")
+    with tarfile.open(archive) as sdist:
+        tops = {Path(name).parts[1] for name in sdist.getnames() if len(Path(name).parts) > 1}
+    assert "nlp182" in tops and "LICENSE" in tops
+    assert "tests" not in tops

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
@@ -72,6 +73,10 @@ def _ensure_list(value: Any) -> list[Any]:
 NPY_MAGIC = b"\x93NUMPY"
 #: gensim's default ``restrict_vocab``: the evaluations score among this many most frequent words.
 RESTRICT_VOCAB = 300_000
+# Held while a store builds what it computes on first use (lookup, norms, unit rows), so threads
+# that query a fresh store at once wait for one build: each used to build its own copy (a
+# million-word store's unit rows are 1.2 GB). Re-entrant: the unit rows build the norms.
+_BUILDING = threading.RLock()
 
 
 class Vectors:
@@ -201,9 +206,10 @@ class Vectors:
     def lookup(self) -> WordLookup:
         """Prefix completion and suggestions over the vocabulary (built on first use: a sorted copy
         of the words), the ones the similarity service answers with."""
-        if self._lookup is None:
-            self._lookup = WordLookup(self.words, self.key_to_index)
-        return self._lookup
+        with _BUILDING:
+            if self._lookup is None:
+                self._lookup = WordLookup(self.words, self.key_to_index)
+            return self._lookup
 
     def suggest(self, word: str, limit: int = 5) -> list[str]:
         """Up to ``limit`` vocabulary words sharing the longest prefix with ``word``, frequent first;
@@ -254,29 +260,35 @@ class Vectors:
 
     def fill_norms(self, force: bool = False) -> None:
         """Compute the norms now (gensim computes them on the first query too)."""
-        if self._norms is None or force:
-            step = max(1, query.SCORE_BUDGET // max(1, self.dim))
-            parts = [  # in float64: a float32 sum of squares of rows near 1e-20 underflows to 0
-                np.linalg.norm(np.asarray(self.vectors[i : i + step], dtype=np.float64), axis=1)
-                for i in range(0, len(self), step)
-            ]
-            with np.errstate(over="ignore"):  # a norm past float32's range is refused below
-                norms = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
-            if not np.isfinite(norms).all():  # a NaN or inf written into the rows (or an overflow)
-                row = int(np.flatnonzero(~np.isfinite(norms))[0])
-                raise InvalidInputError(
-                    f"the vector of {self.words[row]!r} (row {row}) holds NaN or inf, or is too large to "
-                    "score in float32; cosine neighbours are undefined for it"
-                )
-            self._norms = norms
-            self._rows = None
+        with _BUILDING:
+            if self._norms is None or force:
+                self._compute_norms()
+
+    def _compute_norms(self) -> None:
+        """Every row's norm, in float64 block by block; a non-finite one is refused by word."""
+        step = max(1, query.SCORE_BUDGET // max(1, self.dim))
+        parts = [  # in float64: a float32 sum of squares of rows near 1e-20 underflows to 0
+            np.linalg.norm(np.asarray(self.vectors[i : i + step], dtype=np.float64), axis=1)
+            for i in range(0, len(self), step)
+        ]
+        with np.errstate(over="ignore"):  # a norm past float32's range is refused below
+            norms = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
+        if not np.isfinite(norms).all():  # a NaN or inf written into the rows (or an overflow)
+            row = int(np.flatnonzero(~np.isfinite(norms))[0])
+            raise InvalidInputError(
+                f"the vector of {self.words[row]!r} (row {row}) holds NaN or inf, or is too large to "
+                "score in float32; cosine neighbours are undefined for it"
+            )
+        self._norms = norms
+        self._rows = None
 
     @property
     def rows(self) -> query.Rows:
         """The matrix and norms in the form the query core searches."""
-        if self._rows is None:
-            self._rows = query.Rows(self.vectors, self.norms)
-        return self._rows
+        with _BUILDING:
+            if self._rows is None:
+                self._rows = query.Rows(self.vectors, self.norms)
+            return self._rows
 
     def get_normed_vectors(self) -> np.ndarray:
         """A new ``(V, D)`` float32 array of unit vectors (zero vectors stay zero)."""
@@ -285,9 +297,10 @@ class Vectors:
     @property
     def normed(self) -> np.ndarray:
         """``(V, D)`` unit vectors, computed on first use and kept (for building an index, plots)."""
-        if self._normed is None:
-            self._normed = self.get_normed_vectors()
-        return self._normed
+        with _BUILDING:
+            if self._normed is None:
+                self._normed = self.get_normed_vectors()
+            return self._normed
 
     def unit_normalize_all(self) -> None:
         """Scale every vector to unit length in place (a memory-mapped store is copied first)."""

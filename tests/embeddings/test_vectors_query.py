@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -214,3 +216,38 @@ def test_the_service_faiss_index_is_an_indexer_for_most_similar(store) -> None:
                 assert len({w for w, _ in found} & {w for w, _ in exact}) >= 6
                 for w, s in found:
                     assert s == pytest.approx(vectors.similarity(word, w), abs=1e-5)
+
+
+def test_threads_querying_a_fresh_store_share_one_build_of_its_caches(monkeypatch) -> None:
+    """Eight threads ask a new store for its lookup and unit rows at once: one build of each."""
+    from nlp182.embeddings import vectors as vectors_module
+
+    builds = {"lookup": 0, "unit": 0}
+    real_lookup, real_unit = vectors_module.WordLookup, Vectors.get_normed_vectors
+
+    def counted_lookup(*args):
+        builds["lookup"] += 1
+        time.sleep(0.05)  # a big vocabulary's sort: long enough for the others to arrive
+        return real_lookup(*args)
+
+    def counted_unit(self):
+        builds["unit"] += 1
+        time.sleep(0.05)
+        return real_unit(self)
+
+    monkeypatch.setattr(vectors_module, "WordLookup", counted_lookup)
+    monkeypatch.setattr(Vectors, "get_normed_vectors", counted_unit)
+    store = Vectors([f"w{i}" for i in range(50)], np.random.default_rng(0).normal(size=(50, 4)))
+    start, answers = threading.Barrier(8), []
+
+    def query_fresh_store() -> None:
+        start.wait()
+        answers.append((store.with_prefix("w1", limit=2), store.normed.shape))
+
+    threads = [threading.Thread(target=query_fresh_store) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert builds == {"lookup": 1, "unit": 1}
+    assert answers == [(["w1", "w10"], (50, 4))] * 8

@@ -10,10 +10,11 @@ non-empty folder is refused unless ``--overwrite``, and even then only a folder 
 runs (its ``config.json``) is replaced; a regular file is never replaced; and the location is
 checked for writability before any work, with the path the user gave in the message.
 
-Staging folders and temporary files are named after their target and the id of the process that
-makes them (``.NAME.PID.XXXXXXXX.staging``, ``.NAME.PID.XXXXXXXX.tmp``). They are removed when the
-work fails or is interrupted (SIGTERM too, see :mod:`nlp182.signals`); one left by a process that
-was killed outright is removed by the next save to the same target, with one log line.
+Staging folders and temporary files are named after their target, the id of the process that
+makes them and the machine it runs on (``.NAME.PID.hTAG.XXXXXXXX.staging``, ``...tmp``; the tag is
+:func:`nlp182.pids.process_space`). They are removed when the work fails or is interrupted (SIGTERM
+too, see :mod:`nlp182.signals`); one left by a process that was killed outright is removed by the
+next save to the same target on the same machine, with one log line.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 
 from nlp182.bounded import MAX_WHOLE_FILE_BYTES, read_capped
 from nlp182.errors import OutputError
-from nlp182.pids import owner_alive
+from nlp182.pids import owner_alive, process_space, same_space
 
 log = logging.getLogger(__name__)
 
@@ -214,22 +215,28 @@ def failed_write_target(exc: OSError) -> str | None:
 
 def leftover_prefix(target: Path) -> str:
     """The start of the name of a temporary file or folder made for ``target`` by this process
-    (``.NAME.PID.``): what ``remove_dead_leftovers`` finds again once the process is gone."""
-    return f".{target.name}.{os.getpid()}."
+    (``.NAME.PID.hTAG.``): what ``remove_dead_leftovers`` finds again once the process is gone."""
+    return f".{target.name}.{os.getpid()}.{process_space()}."
+
+
+#: What follows ``.NAME.`` in a leftover's name: the pid, the process space (absent in names
+#: written before they carried one), then the temporary file's random part or ``backup``.
+_OWNER = r"(\d+)\.(?:(h[0-9a-f]{8})\.)?"
 
 
 def remove_dead_leftovers(path: str | os.PathLike[str], every_name: bool = False) -> list[Path]:
     """Remove the staging folders and temporary files of ``path`` whose process is gone; return them.
 
-    Only names this module makes (``.NAME.PID.XXXXXXXX.staging`` / ``.tmp`` / ``.old`` beside
+    Only names this module makes (``.NAME.PID.hTAG.XXXXXXXX.staging`` / ``.tmp`` / ``.old`` beside
     ``path``; with ``every_name``, of any ``NAME`` in that folder, for a folder of the package's
-    own, as its cache) are considered, and only those of a process that no longer runs
-    (:func:`nlp182.pids.owner_alive`), so a save in progress in another process is never disturbed.
+    own, as its cache) are considered, and only those of a process of this machine that no longer
+    runs (:func:`nlp182.pids.owner_alive`), so a save in progress in another process, or on another
+    machine sharing the folder, is never disturbed.
     A run folder's moved-aside previous run is put back before this, by :func:`check_run_folder`.
     """
     target = Path(path)
     name = r".+" if every_name else re.escape(target.name)
-    pattern = re.compile(rf"\.{name}\.(\d+)\.[a-z0-9_]+\.(?:staging|tmp|old)")
+    pattern = re.compile(rf"\.{name}\.{_OWNER}[a-z0-9_]+\.(?:staging|tmp|old)")
     removed = []
     try:
         entries = list(os.scandir(target.parent))
@@ -241,7 +248,7 @@ def remove_dead_leftovers(path: str | os.PathLike[str], every_name: bool = False
             continue
         try:
             written = entry.stat(follow_symlinks=False).st_mtime
-            if owner_alive(int(match.group(1)), written):
+            if not same_space(match.group(2)) or owner_alive(int(match.group(1)), written):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
@@ -534,14 +541,15 @@ def staged_entry(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def _put_back(target: Path) -> None:
     """Where ``target`` is missing, move back the previous run a swap moved aside
-    (``.NAME.PID.backup.old``) before its process was killed between the swap's two renames:
+    (``.NAME.PID.hTAG.backup.old``) before its process was killed between the swap's two renames:
     that command did not finish, so the folder is left as it was before it."""
     if os.path.lexists(target):
         return
-    named = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.backup\.old")
+    named = re.compile(rf"\.{re.escape(target.name)}\.{_OWNER}backup\.old")
     for backup in sorted(target.parent.glob(f".{glob.escape(target.name)}.*.backup.old")):
-        pid = named.fullmatch(backup.name)
-        if pid is not None and not owner_alive(int(pid.group(1)), backup.stat().st_mtime):
+        owner = named.fullmatch(backup.name)
+        if (owner is not None and same_space(owner.group(2))
+                and not owner_alive(int(owner.group(1)), backup.stat().st_mtime)):
             os.replace(backup, target)
             log.warning("put %s back: a command killed while it replaced that run had moved it aside to %s",
                         target, backup.name)
@@ -550,7 +558,7 @@ def _put_back(target: Path) -> None:
 
 def replace_directory(staging: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
     """Move the finished folder ``staging`` to ``path``, replacing what was there as a whole; the
-    previous folder waits beside it (``.NAME.PID.backup.old``) until the new one is in place."""
+    previous folder waits beside it (``.NAME.PID.hTAG.backup.old``) until the new one is in place."""
     staging, target = Path(staging), Path(path)
     backup = None
     if os.path.lexists(target):

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from nlp182.io import remove_dead_leftovers
+from nlp182.io import check_run_folder, leftover_prefix, remove_dead_leftovers
+from nlp182.pids import process_space
 from tests.hostile.child import run_nlp182
 
 # A save that is stopped half way: a run folder being staged, a file beside it being written.
@@ -86,6 +87,26 @@ def test_a_reused_pid_does_not_protect_an_older_leftover(tmp_path: Path) -> None
     os.utime(reused, (started - 3600, started - 3600))  # written an hour before that process began
     assert [p.name for p in remove_dead_leftovers(tmp_path / "keep")] == [reused.name]
     assert leftover.is_dir()
+
+
+def test_a_leftover_of_another_machine_sharing_the_folder_is_left_to_it(tmp_path: Path) -> None:
+    """A pid says nothing of a process on another host or in another container: its staging folder
+    on a shared volume stays, though no process here has that pid; this machine's dead one goes."""
+    dead = psutil.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ours = tmp_path / f"{leftover_prefix(tmp_path / 'keep')}abcdefgh.staging"
+    ours.mkdir()
+    assert f".{os.getpid()}.{process_space()}." in ours.name
+    ours = ours.rename(tmp_path / ours.name.replace(f".{os.getpid()}.", f".{dead.pid}."))
+    other_space = "h" + ("0" if process_space()[1] != "0" else "1") * 8
+    theirs = tmp_path / f".keep.{dead.pid}.{other_space}.abcdefgh.staging"
+    theirs.mkdir()
+    moved_aside = tmp_path / f".keep.{dead.pid}.{other_space}.backup.old"  # another host's swap
+    moved_aside.mkdir()
+    assert [p.name for p in remove_dead_leftovers(tmp_path / "keep")] == [ours.name]
+    assert theirs.is_dir()
+    check_run_folder(tmp_path / "keep")  # puts back only this machine's moved-aside runs
+    assert moved_aside.is_dir() and not (tmp_path / "keep").exists()
 
 
 def test_import_removes_the_staging_folder_a_killed_import_left(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.vision.fit import FitConfig, LossFn, fit
-from nlp182.vision.normalization import recalibrate_batch_norm
+from nlp182.vision.normalization import batch_spans, recalibrate_batch_norm
 
 
 def _stack(logits_list: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -106,7 +106,8 @@ def recompute_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int 
     over ``inputs`` in batches of ``batch_size``. Returns ``model`` in eval mode.
     """
     device = next(model.parameters()).device
-    recalibrate_batch_norm(model, (chunk.to(device) for chunk in inputs.split(batch_size)))
+    spans = batch_spans(len(inputs), batch_size)  # never a batch of one example
+    recalibrate_batch_norm(model, (inputs[start:stop].to(device) for start, stop in spans))
     return model.eval()
 
 

@@ -22,6 +22,7 @@ from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.optim import SGD, Cosine, CyclicCosine, weight_decay_groups
 from nlp182.settings import check_settings, seed_setting, setting
 from nlp182.train import Trainer, TrainerConfig
+from nlp182.vision.normalization import batch_spans
 
 LossFn = Callable[..., torch.Tensor]
 SCHEDULES = ("constant", "cosine", "cyclic")
@@ -55,7 +56,8 @@ class FitConfig:
 class TensorBatches:
     """Minibatches ``(inputs[idx], *targets[idx])`` of tensors in memory, reshuffled every pass.
 
-    The order comes from ``generator`` (exposed so the Trainer can save and replay it on resume);
+    A last batch of one example joins the one before it (:func:`batch_spans`). The order comes
+    from ``generator`` (exposed so the Trainer can save and replay it on resume);
     the index is moved to the tensors' device, so batches never leave it.
     """
 
@@ -65,12 +67,12 @@ class TensorBatches:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return -(-len(self.tensors[0]) // self.batch_size)
+        return len(batch_spans(len(self.tensors[0]), self.batch_size))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order = torch.randperm(len(self.tensors[0]), generator=self.generator).to(self.tensors[0].device)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for start, stop in batch_spans(len(order), self.batch_size):
+            idx = order[start:stop]
             yield tuple(t[idx] for t in self.tensors)
 
 

@@ -68,10 +68,11 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
             dims = [0, *range(2, x.dim())]
             count = x.numel() // self.num_features
             if count < 2:
-                raise ShapeError(
-                    "batch norm on batch statistics needs more than one value per channel; "
-                    "use a batch larger than 1 or call model.eval()"
-                )
+                remedy = ("use a batch larger than 1 or call model.eval()" if self.track_running_stats else
+                          "this layer has no running statistics (track_running_stats=False), so it "
+                          "normalises by the batch in eval mode too: give it a batch larger than 1")
+                raise ShapeError("batch norm on batch statistics needs more than one value per channel; "
+                                 + remedy)
             var, mean = torch.var_mean(compute, dim=dims, unbiased=False)
             if self.training and self.track_running_stats and not self.frozen:
                 self._track(mean.detach(), var.detach() * (count / (count - 1)))
@@ -98,6 +99,16 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}, frozen={self.frozen}"
         )
+
+
+def batch_spans(count: int, batch_size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the batches of ``count`` examples, ``batch_size`` each but the last;
+    a last batch of one example joins the one before it (65 and not 64 + 1), since batch norm on
+    batch statistics cannot normalise a lone example and the epoch would fail at its end."""
+    starts = list(range(0, count, batch_size))
+    if batch_size > 1 and len(starts) > 1 and count - starts[-1] == 1:
+        starts.pop()
+    return list(zip(starts, [*starts[1:], count][: len(starts)], strict=True))
 
 
 @torch.no_grad()

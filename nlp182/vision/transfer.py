@@ -9,6 +9,7 @@ layer4, fc`` for a ResNet).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from torch import nn
@@ -59,14 +60,22 @@ def _set_trainable(module: nn.Module, trainable: bool) -> None:
 
 def _hold_statistics(layer: nn.Module, hold: bool, training: bool) -> None:
     """Keep a ``torch.nn`` batch norm in evaluation mode (running statistics used, not updated)
-    whatever ``model.train()`` says, or release it to follow ``training`` again."""
+    whatever ``model.train()`` says, and its statistics whatever resets them (``update_bn``
+    resets every batch norm's, and a frozen one would never fill them again); or release it to
+    follow ``training`` again."""
     handle = getattr(layer, "_frozen_statistics", None)
     if hold and handle is None:
         layer._frozen_statistics = layer.register_forward_pre_hook(_use_running_statistics)
+        layer.reset_running_stats = functools.partial(_keep_running_statistics, layer)
     elif not hold and handle is not None:
         handle.remove()
         del layer._frozen_statistics
+        del layer.reset_running_stats  # the class's own again
         layer.train(training)
+
+
+def _keep_running_statistics(norm: nn.Module) -> None:
+    """A frozen ``torch.nn`` batch norm's ``reset_running_stats``: the statistics stay."""
 
 
 def _use_running_statistics(norm: nn.Module, inputs: tuple[Any, ...]) -> None:

@@ -76,6 +76,16 @@ def test_recompute_batchnorm_gives_mean_of_batch_statistics(norm):
     assert model[1].momentum == 0.1  # restored
 
 
+def test_recompute_batchnorm_never_runs_a_batch_of_one_example():
+    model = nn.Sequential(nn.Linear(3, 4), BatchNorm(4))
+    x = torch.randn(21, 3)
+    recompute_batchnorm(model, x, batch_size=10)  # 10 + 11, not 10 + 10 + 1
+    with torch.no_grad():
+        feats = model[0](x)
+    mean = torch.stack([feats[:10].mean(0), feats[10:].mean(0)]).mean(0)
+    torch.testing.assert_close(model[1].running_mean, mean, atol=1e-6, rtol=1e-6)
+
+
 def test_ema_follows_the_float64_recursion_with_one_copy():
     model = nn.Sequential(nn.Linear(4, 2), BatchNorm(2))
     ema = ExponentialMovingAverage(model, decay=0.9)

@@ -94,6 +94,19 @@ def test_tensor_batches_cover_every_row_once_per_pass() -> None:
     assert not torch.equal(seen, torch.cat([b[0] for b in batches]))  # reshuffled
 
 
+def test_a_last_batch_of_one_example_joins_the_batch_before_it() -> None:
+    """129 examples in batches of 64 ended each epoch on one example, which a batch norm cannot
+    normalise by its batch: fit raised at the end of epoch 1 and the run was lost."""
+    rows = torch.arange(129)
+    assert [len(b[0]) for b in TensorBatches([rows], batch_size=64)] == [64, 65]
+    assert [len(b[0]) for b in TensorBatches([torch.arange(130)], batch_size=64)] == [64, 64, 2]
+    assert [len(b[0]) for b in TensorBatches([torch.arange(3)], batch_size=1)] == [1, 1, 1]
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(129, 3, generator=gen), torch.randint(0, 2, (129,), generator=gen)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    assert len(fit(model, x, y, FitConfig(epochs=2, batch_size=64, device="cpu"))) == 2
+
+
 def test_fit_skips_frozen_parameters_and_validates() -> None:
     model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
     model[0].requires_grad_(False)

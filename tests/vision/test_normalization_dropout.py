@@ -180,3 +180,14 @@ def test_a_frozen_layer_keeps_its_statistics_through_update_bn() -> None:
     freeze(model)
     update_bn([torch.randn(8, 3, 6, 6)], model)
     assert torch.equal(model[1].running_mean, before[0]) and torch.equal(model[1].running_var, before[1])
+
+
+def test_a_lone_example_is_refused_with_a_remedy_that_applies() -> None:
+    tracked = BatchNorm(4).train()
+    with pytest.raises(ShapeError, match=r"call model\.eval\(\)"):
+        tracked(torch.randn(1, 4))
+    assert tracked.eval()(torch.randn(1, 4)).shape == (1, 4)
+    untracked = BatchNorm(4, track_running_stats=False).eval()  # eval mode does not help it
+    with pytest.raises(ShapeError, match="track_running_stats=False") as refused:
+        untracked(torch.randn(1, 4))
+    assert "model.eval()" not in str(refused.value)

@@ -80,6 +80,7 @@ def test_fine_tune_groups_give_lower_layers_smaller_steps():
 
 def test_freeze_holds_torch_batch_norm_statistics_too():
     model = resnet18(num_classes=10, width=0.125, norm=nn.BatchNorm2d)
+    model.train()(torch.randn(4, 3, 32, 32) + 1.0)  # statistics of its own, not the initial zeros
     freeze(model, "layer3")
     model.train()
     norm = model.layer1[0].bn1
@@ -87,9 +88,13 @@ def test_freeze_holds_torch_batch_norm_statistics_too():
     model(torch.randn(4, 3, 32, 32))
     assert torch.equal(norm.running_mean, before)  # frozen: normalised with its statistics, not updated
     assert not torch.equal(model.layer4[0].bn1.num_batches_tracked, torch.tensor(0))  # above: still learns
+    torch.optim.swa_utils.update_bn([torch.randn(4, 3, 32, 32)], model)  # resets every batch norm
+    assert torch.equal(norm.running_mean, before)  # it would stay at 0, never refilled while frozen
     unfreeze(model)
     model(torch.randn(4, 3, 32, 32))
     assert norm.training and not torch.equal(norm.running_mean, before)
+    norm.reset_running_stats()  # unfrozen: the class's own reset again
+    assert torch.equal(norm.running_mean, torch.zeros_like(before))
 
 
 def test_every_trainable_parameter_is_in_one_group_and_a_frozen_model_pickles():

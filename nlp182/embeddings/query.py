@@ -245,15 +245,18 @@ def search(
         exclude: per query, rows never to return (the query words).
         start: search only rows from ``start`` on (gensim's ``clip_start``).
         stop: search only rows before ``stop``, ``None`` for all (gensim's ``clip_end`` / ``restrict_vocab``).
-        indexer: answer from this index instead of scanning; rows outside ``start:stop`` and excluded
-            rows are dropped from its answers, so an approximate index may return fewer than ``k``.
+        indexer: answer from this index instead of scanning all rows; excluded rows are dropped
+            from its answers. A part of the rows (``start:stop``) is scanned exactly instead: the
+            index searches them all, and a word's nearest rows in a small part are often far
+            below its first thousands over all (gensim ignores the range with an indexer).
 
     Returns:
         Per query, ``(ids (k,), scores (k,))`` best first.
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    if indexer is not None:
-        return _from_indexer(indexer, queries, k, exclude, *_bounds(rows, start, stop), len(rows))
+    lo, hi = _bounds(rows, start, stop)
+    if indexer is not None and (lo, hi) == (0, len(rows)):
+        return _from_indexer(indexer, queries, k, exclude, lo, hi, len(rows))
     return _scan(rows, queries, lambda cos: cos, len(queries), k, exclude, start, stop)
 
 

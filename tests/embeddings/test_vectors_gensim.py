@@ -785,6 +785,12 @@ def indexer_answers_most_similar(side: Side, tmp: Path) -> Any:
     return kv.most_similar("war", topn=5, indexer=_ExactIndexer(kv))
 
 
+@case
+def indexer_with_restrict_vocab(side: Side, tmp: Path) -> Any:
+    kv = side.euclidean()
+    return kv.most_similar(kv.index_to_key[600], topn=3, restrict_vocab=20, indexer=_ExactIndexer(kv))
+
+
 # ---------------------------------------------------------------- gensim's keyword names and edge cases
 @case
 def gensim_keyword_names(side: Side, tmp: Path) -> Any:
@@ -916,6 +922,12 @@ DIFFERENCES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         "as is, query word included)",
         lambda ours: not isinstance(ours, Raised) and ours[0][0] != "war" and len(ours) == 5,
     ),
+    "indexer_with_restrict_vocab": (
+        "restrict_vocab with an indexer searches the first rows exactly (gensim ignores restrict_vocab "
+        "when given an indexer; the index alone returned no answer when none of its nearest rows was "
+        "among the first)",
+        lambda ours: not isinstance(ours, Raised) and len(ours) == 3,
+    ),
     "a_word_in_another_canonical_unicode_form": (
         "a word in another Unicode normal form (NFC, NFD or NFKC: the same text) is the word, in lookups "
         "and evaluation files (gensim compares code points: an NFD 'cafe' + U+0301 is out of vocabulary)",
@@ -940,6 +952,7 @@ GUIDE_PHRASES = {  # how the guide docs/howto/gensim.md names each difference
     "zero_vector_scores": "A zero vector scores 0",
     "indexer_answers_most_similar": "`indexer=` speaks",
     "evaluate_word_analogies_cosmul": "`similarity_function=\"most_similar_cosmul\"` is 3CosMul",
+    "indexer_with_restrict_vocab": "`restrict_vocab=` with `indexer=` is applied",
     "nan_in_a_vector": "NaN or inf is refused",
     "a_word_in_another_canonical_unicode_form": "A word in another Unicode normal form is the word",
     "a_pairs_file_in_the_official_simlex_layout": "Published pairs files with more columns are read",

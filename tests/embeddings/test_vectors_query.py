@@ -218,6 +218,24 @@ def test_the_service_faiss_index_is_an_indexer_for_most_similar(store) -> None:
                     assert s == pytest.approx(vectors.similarity(word, w), abs=1e-5)
 
 
+def test_an_indexer_with_restrict_vocab_answers_from_the_first_rows_exactly() -> None:
+    """The first rows point away from the query word: they rank past the index's 4096 answers,
+    and the restricted query returned [] (the flat index is exact)."""
+    from nlp182.server.config import IndexConfig
+    from nlp182.server.index import SimilarityIndex
+
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(5000, 8)).astype(np.float32)
+    matrix[:10] = -matrix[4000] + 0.05 * rng.normal(size=(10, 8))
+    vectors = Vectors([f"w{i}" for i in range(5000)], matrix)
+    index = SimilarityIndex.build(vectors, IndexConfig(kind="flat"))
+    exact = vectors.most_similar("w4000", topn=3, restrict_vocab=10)
+    assert len(exact) == 3
+    assert vectors.most_similar("w4000", topn=3, restrict_vocab=10, indexer=index) == exact
+    assert vectors.most_similar("w5", topn=3, clip_start=4000, indexer=index) == vectors.most_similar(
+        "w5", topn=3, clip_start=4000)
+
+
 def test_threads_querying_a_fresh_store_share_one_build_of_its_caches(monkeypatch) -> None:
     """Eight threads ask a new store for its lookup and unit rows at once: one build of each."""
     from nlp182.embeddings import vectors as vectors_module

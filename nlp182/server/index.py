@@ -223,7 +223,8 @@ class SimilarityIndex:
             ``(B, k)`` float32 scores and ``(B, k)`` int64 row ids, best first; an id of -1 (score
             -inf) marks a slot HNSW could not fill. HNSW searches with ``efSearch`` of at least
             ``k``: its candidate list holds ``efSearch`` entries, so a smaller one returns fewer
-            than ``k``. The flat and IVF kinds, whose scans FAISS runs through BLAS for a batch,
+            than ``k``. IVF probes more cells for a query whose cells hold fewer than ``k`` rows.
+            The flat and IVF kinds, whose scans FAISS runs through BLAS for a batch,
             fetch ``RESCORE_MARGIN`` more candidates than ``k`` and :func:`rescored` them, so a
             query's answer is the same alone or in a batch (HNSW walks each query on its own).
         """
@@ -235,8 +236,27 @@ class SimilarityIndex:
             if k > self.index.hnsw.efSearch:
                 return self.index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=k))
             return self.index.search(queries, k)
-        _, ids = self.index.search(queries, min(k + RESCORE_MARGIN, len(self)))
+        wanted = min(k + RESCORE_MARGIN, len(self))
+        _, ids = self.index.search(queries, wanted)
+        if isinstance(self.index, faiss.IndexRefine):
+            self._probe_wider(queries, ids, k)
         return rescored(self.unit, queries, ids, k)
+
+    def _probe_wider(self, queries: np.ndarray, ids: np.ndarray, k: int) -> None:
+        """Search again, in place in ``ids`` ``(B, F)``, the queries whose ``nprobe`` nearest IVF
+        cells held fewer than ``k`` rows, probing twice as many cells each time (all of them at
+        most, which is exact): a k=1000 query over cells of ~40 words returned a few hundred.
+        Each query's answer depends on itself alone, so it is the same alone or in a batch."""
+        ivf = faiss.downcast_index(self.index.base_index)
+        probes = ivf.nprobe
+        short = np.flatnonzero(ids[:, k - 1] < 0) if k > 0 else np.empty(0, dtype=np.int64)
+        while len(short) and probes < ivf.nlist:
+            probes = min(2 * probes, ivf.nlist)
+            cells = faiss.SearchParametersIVF(nprobe=probes)
+            params = faiss.IndexRefineSearchParameters(k_factor=float(self.index.k_factor),
+                                                       base_index_params=cells)
+            _, ids[short] = self.index.search(queries[short], ids.shape[1], params=params)
+            short = short[ids[short, k - 1] < 0]
 
 
 def rescored(unit: np.ndarray, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

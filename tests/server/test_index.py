@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -197,6 +198,19 @@ def test_hnsw_returns_k_answers_beyond_its_ef_search(real_vectors: Vectors) -> N
     pairs = zip(ids.tolist(), exact_ids.tolist(), strict=True)
     recall = np.mean([len(set(a) & set(b)) / k for a, b in pairs])
     assert recall > 0.95
+
+
+def test_ivf_probes_more_cells_until_it_has_k_answers(real_vectors: Vectors) -> None:
+    """One probed cell of a few dozen words cannot hold 300 answers: the index returned the
+    cell's words and -1s; it now widens its probe for such a query, and only for it."""
+    index = SimilarityIndex.build(real_vectors, IndexConfig(kind="ivf", nprobe=1, recall_queries=10))
+    k = min(300, len(real_vectors))
+    _, ids = index.search(index.unit[:4], k)
+    assert (ids >= 0).all() and ids.shape == (4, k)
+    assert all(len(set(row)) == k for row in ids.tolist())
+    alone = [index.search(index.unit[i : i + 1], k)[1][0] for i in range(4)]
+    np.testing.assert_array_equal(np.stack(alone), ids)
+    assert faiss.downcast_index(index.index.base_index).nprobe == 1  # the setting is left as it was
 
 
 def test_rebuild_replaces_index_atomically_while_loaded(tmp_path: Path, synthetic_vectors: Vectors) -> None:

@@ -87,7 +87,9 @@ class Trainer:
     the monitored value). ``on_step(model)`` runs after every optimizer step (``ema_decay`` needs none)
     and ``on_epoch_end(model, record)`` after every epoch's record is complete (snapshots).
     ``units_fn(batch)`` counts what throughput is measured in besides
-    samples (target tokens, say); each epoch record then has ``{units_name}_per_s``. Throughput
+    samples (target tokens, say); each epoch record then has ``{units_name}_per_s``, and the
+    epoch's means of the loss and metrics weigh each batch by its units (by its examples without
+    ``units_fn``; a logged step is the mean of its accumulated batches). Throughput
     and ``time_s`` cover training steps only: validation and checkpoint writes are not timed.
     After ``fit``, ``stop_reason`` says why training ended before ``epochs`` (early stopping or the
     time budget; ``None`` when every epoch ran) and ``warnings`` holds one line per problem found
@@ -248,7 +250,10 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, valid_loader: Iterable[Any]) -> dict[str, float]:
-        """Validation metrics: ``eval_fn``'s, or the mean ``loss_fn`` over the batches as ``valid_loss``."""
+        """Validation metrics: ``eval_fn``'s, or ``loss_fn``'s loss (``valid_loss``) and extra
+        metrics, each the mean over the examples (over ``units_fn``'s units when given, a
+        seq2seq batch's target tokens): batches weigh what they hold, so a short last batch
+        counts for its few examples, not as much as a full one."""
         was_training = self.model.training
         self.model.eval()
         try:
@@ -256,17 +261,16 @@ class Trainer:
                 metrics = {k: float(v) for k, v in self.eval_fn(self.model, valid_loader).items()}
             else:
                 sums: dict[str, float] = {}
-                count = 0
+                batches = 0
                 for batch in valid_loader:
                     with self._autocast():
                         batch = move_to_device(batch, self.device)
                         loss, extra = _split_loss(self.loss_fn(self.model, batch))
-                    for name, value in {"loss": float(loss), **extra}.items():
-                        sums[name] = sums.get(name, 0.0) + value
-                    count += 1
-                if count == 0:
+                    _add_weighted(sums, {"loss": float(loss), **extra}, self._weight_of(batch))
+                    batches += 1
+                if batches == 0:
                     raise InvalidInputError("valid_loader yielded no batches; pass None to skip validation")
-                metrics = {f"valid_{name}": value / count for name, value in sums.items()}
+                metrics = {f"valid_{name}": value for name, value in _weighted_means(sums).items()}
         finally:
             self.model.train(was_training)
         return all_reduce_mean(metrics, self.dist)
@@ -324,6 +328,8 @@ class Trainer:
         self._loader_rng = state.get("loader_rng")
         self._resume_rng = state["rng"]
         self._epoch_sums = dict(state["epoch_sums"])
+        if "batches" in self._epoch_sums:  # a checkpoint whose epoch sums gave every batch one weight
+            self._epoch_sums[_WEIGHT] = self._epoch_sums.pop("batches")
         self.history = list(state["history"])
         self.best = state["early_stopping"]["best"]
         self.bad_epochs = state["early_stopping"]["bad_epochs"]
@@ -370,6 +376,7 @@ class Trainer:
         clock = self._clock
         tick = time.perf_counter()
         pending = 0
+        step_sums: dict[str, float] = {}
         for batch in bar:
             batch = move_to_device(batch, self.device)
             if self.monitor is not None:
@@ -389,17 +396,17 @@ class Trainer:
             self.scaler.scale(loss / group).backward()
             self.batch_in_epoch += 1
             loss_value = float(loss.detach())
-            for name, value in {"loss": loss_value, **extra}.items():
-                self._epoch_sums[name] = self._epoch_sums.get(name, 0.0) + value
-            self._epoch_sums["batches"] = self._epoch_sums.get("batches", 0.0) + 1
+            _add_weighted(self._epoch_sums, {"loss": loss_value, **extra}, self._weight_of(batch))
+            _add_weighted(step_sums, {"loss": loss_value, **extra}, 1.0)  # the step's mean over its batches
             if sync:
                 pending = 0
                 self._optimizer_step()
                 now = time.perf_counter()
                 clock["time"] = clock.get("time", 0.0) + now - tick
-                bar.set_postfix(loss=f"{loss_value:.4f}", **self._rates(clock))
+                step_means, step_sums = _weighted_means(step_sums), {}
+                bar.set_postfix(loss=f"{step_means['loss']:.4f}", **self._rates(clock))
                 if self.global_step % self.config.log_every == 0:
-                    self._log_step(loss_value, extra)
+                    self._log_step(step_means.pop("loss"), step_means)
                 if self.out_dir is not None and self.config.checkpoint_every and \
                         self.global_step % self.config.checkpoint_every == 0:
                     self.save()
@@ -418,14 +425,12 @@ class Trainer:
         if self.batch_in_epoch == 0 and not self._out_of_time:  # it trained nothing, without a word
             raise InvalidInputError("train_loader yielded no batches; give it some data")
         self._loader_rng = [generator.get_state() for generator in generators]
-        batches = max(self._epoch_sums.get("batches", 0.0), 1.0)
         record: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step, "lr": self._used_lr(),
                                   "time_s": clock.get("time", 0.0), **self._rates(clock, precise=True)}
         if self._out_of_time:
             record["partial"] = True
-        for name, value in self._epoch_sums.items():
-            if name != "batches":
-                record[f"train_{name}"] = value / batches
+        for name, value in _weighted_means(self._epoch_sums).items():
+            record[f"train_{name}"] = value
         self._clock = {}
         return record
 
@@ -668,6 +673,13 @@ class Trainer:
         optimizer's to the next step's); the optimizer's before any step."""
         return self._step_lr if self._step_lr is not None else float(self.optimizer.param_groups[0]["lr"])
 
+    def _weight_of(self, batch: Any) -> float:
+        """What a batch weighs in an epoch's means: ``units_fn``'s count (target tokens), else
+        its examples (leading dimension), else 1."""
+        if self.units_fn is not None:
+            return float(self.units_fn(batch))
+        return float(batch_size_of(batch) or 1)
+
     def _log_step(self, loss: float, extra: dict[str, float]) -> None:
         entry = {"kind": "step", "step": self.global_step, "epoch": self.epoch + 1, "loss": loss,
                  "lr": self._used_lr(), **extra}
@@ -684,3 +696,20 @@ class Trainer:
             if any("valid_loss" in r for r in self.history):
                 series["valid"] = [r["valid_loss"] for r in self.history if "valid_loss" in r]
             loss_curves(series, self.out_dir / "loss.png", title="loss per epoch", xlabel="epoch")
+
+
+#: The key of a sum of metrics that holds the total weight its values were added with.
+_WEIGHT = "__weight__"
+
+
+def _add_weighted(sums: dict[str, float], values: dict[str, float], weight: float) -> None:
+    """Add ``weight`` x each of ``values`` to ``sums``, and ``weight`` to its total."""
+    for name, value in values.items():
+        sums[name] = sums.get(name, 0.0) + weight * value
+    sums[_WEIGHT] = sums.get(_WEIGHT, 0.0) + weight
+
+
+def _weighted_means(sums: dict[str, float]) -> dict[str, float]:
+    """The means ``_add_weighted`` summed (an empty sum, or one of weight 0, gives zeros)."""
+    total = sums.get(_WEIGHT, 0.0) or 1.0
+    return {name: value / total for name, value in sums.items() if name != _WEIGHT}

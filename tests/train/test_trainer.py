@@ -68,6 +68,28 @@ def test_gradient_accumulation_averages_each_group_including_a_short_last_one(lo
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-12)
 
 
+def test_epoch_and_validation_means_weigh_each_batch_by_what_it_holds(tmp_path) -> None:
+    """40 examples in batches of 16, 16 and 8: each metric is the mean over examples, not over the
+    three batches; with units_fn, over its units; a logged step of two micro-batches, their mean."""
+    data, model = _data(n=40), _model()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), mse,
+                      _config(epochs=1, out_dir=str(tmp_path), log_every=1, grad_accum_steps=2))
+    (record,) = trainer.fit(DataLoader(data, batch_size=16), DataLoader(data, batch_size=16))
+    with torch.no_grad():
+        losses = [float(mse(model, batch)) for batch in DataLoader(data, batch_size=16)]
+        whole = float(mse(model, data.tensors))
+    assert record["train_loss"] == pytest.approx(whole, rel=1e-12)
+    assert record["valid_loss"] == pytest.approx(whole, rel=1e-12)
+    assert whole != pytest.approx(sum(losses) / 3, rel=1e-6)  # the mean of batch means differs
+    steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    logged = [entry["loss"] for entry in steps if entry["kind"] == "step"]
+    assert logged == pytest.approx([(losses[0] + losses[1]) / 2, losses[2]], rel=1e-12)
+    weighted = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), mse, _config(epochs=1),
+                       units_fn=lambda batch: 1.0)  # one unit a batch: each batch counts once
+    (record,) = weighted.fit(DataLoader(data, batch_size=16), DataLoader(data, batch_size=16))
+    assert record["valid_loss"] == pytest.approx(sum(losses) / 3, rel=1e-12)
+
+
 def test_fit_equals_hand_written_loop() -> None:
     data = _data()
     model = _model()

@@ -131,7 +131,9 @@ class Trainer:
         self.device = self.dist.device
         if self.config.seed is not None:
             seed_everything(self.config.seed)
-        self.model = model.to(self.device)
+        # A torch.compile'd model trains compiled; its state is its original module's, whose
+        # names lack the wrapper's "_orig_mod." (a checkpoint loads into the plain model).
+        self.model = _uncompiled(model).to(self.device)
         self.ema = (
             ExponentialMovingAverage(self.model, self.config.ema_decay, warmup=True)
             if self.config.ema_decay is not None else None
@@ -315,7 +317,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a ``state_dict`` (tensors may be on the CPU; they are moved where they belong)."""
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(_without_compile_prefix(state["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -601,7 +603,7 @@ class Trainer:
             log.warning("the best epoch's (%d) weights are not in %s; keeping the last", self.best_epoch,
                         where)
             return False
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(_without_compile_prefix(state))
         log.info("kept the best epoch, %d (%s = %.4g)", self.best_epoch, self.config.monitor, self.best)
         return True
 
@@ -713,3 +715,20 @@ def _weighted_means(sums: dict[str, float]) -> dict[str, float]:
     """The means ``_add_weighted`` summed (an empty sum, or one of weight 0, gives zeros)."""
     total = sums.get(_WEIGHT, 0.0) or 1.0
     return {name: value / total for name, value in sums.items() if name != _WEIGHT}
+
+
+_COMPILED_PREFIX = "_orig_mod."
+
+
+def _uncompiled(model: nn.Module) -> nn.Module:
+    """The module a ``torch.compile`` wrapper holds (``model`` itself when it is not one)."""
+    original = getattr(model, "_orig_mod", None)
+    return original if isinstance(original, nn.Module) else model
+
+
+def _without_compile_prefix(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with the ``_orig_mod.`` that a compiled model's own ``state_dict`` puts before
+    every name taken off, so weights saved from one load into the plain model."""
+    if state and all(name.startswith(_COMPILED_PREFIX) for name in state):
+        return {name.removeprefix(_COMPILED_PREFIX): value for name, value in state.items()}
+    return state

@@ -461,6 +461,26 @@ def _next_token_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor])
     return nn.functional.cross_entropy(model(batch[0]), batch[1])
 
 
+def test_a_compiled_model_trains_and_checkpoints_under_its_plain_names(tmp_path) -> None:
+    """torch.compile wraps a model and prefixes every name with ``_orig_mod.``: its checkpoints and
+    best weights did not load into the plain model, so no run trained compiled could be resumed."""
+    data, model = _data(n=32), _model()
+    compiled = torch.compile(model, backend="eager")
+    trainer = Trainer(compiled, torch.optim.SGD(model.parameters(), lr=0.05), mse,
+                      _config(epochs=2, out_dir=str(tmp_path), checkpoint_every=2, keep_best=True))
+    trainer.fit(DataLoader(data, batch_size=8), DataLoader(data, batch_size=16))
+    saved = load_checkpoint(trainer.last_checkpoint())
+    assert set(saved["model"]) == set(model.state_dict())
+    assert set(load_checkpoint(tmp_path / "best.safetensors")["model"]) == set(model.state_dict())
+    plain = _model()
+    resumed = Trainer(plain, torch.optim.SGD(plain.parameters(), lr=0.05), mse, _config(epochs=2))
+    resumed.load_state_dict(saved)
+    for mine, theirs in zip(plain.parameters(), model.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    prefixed = {f"_orig_mod.{name}": value for name, value in saved["model"].items()}
+    resumed.load_state_dict({**saved, "model": prefixed})  # a checkpoint written by a compiled model
+
+
 def test_a_model_with_tied_weights_checkpoints_and_resumes_as_one_tensor(tmp_path) -> None:
     """safetensors refuses two tensors that share memory, which tied weights are in a state dict:
     the run crashed after its first epoch. A tensor met twice is stored once and comes back as one

@@ -98,35 +98,46 @@ Objective = Callable[[dict[str, Any]], float | tuple[float, dict[str, float]]]
 
 @dataclass
 class Trial:
-    """One evaluated point: its ``params``, the ``score`` (higher is better) and any extra ``metrics``."""
+    """One evaluated point: its ``params``, the ``score`` (higher is better) and any extra ``metrics``;
+    ``error`` says why a trial that failed (``score`` ``-inf``) did."""
 
     params: dict[str, Any]
     score: float
     metrics: dict[str, float] = field(default_factory=dict)
     stage: str = "random"
+    error: str | None = None
 
 
 def _evaluate(objective: Objective, params: dict[str, Any], stage: str) -> Trial:
-    """Score one point. A diverged run loses, it does not end the search: a NaN score, or the
-    Trainer's ``NonFiniteError`` (its loss became inf or NaN), scores ``-inf``."""
+    """Score one point. A failed trial loses, it does not end the search and lose the others: a
+    score that is not a finite number, the Trainer's ``NonFiniteError`` (its loss became inf or
+    NaN) or any other error (out of memory at a large batch, say) scores ``-inf`` and keeps its
+    reason in ``error``."""
     try:
         result = objective(params)
     except NonFiniteError as exc:
         log.warning("%s trial %s diverged: %s", stage, params, exc)
-        return Trial(dict(params), -math.inf, {"diverged": 1.0}, stage)
+        return Trial(dict(params), -math.inf, {"diverged": 1.0}, stage, f"diverged: {exc}")
+    except Exception as exc:  # one trial's failure is recorded; the search goes on
+        log.warning("%s trial %s failed: %s: %s", stage, params, type(exc).__name__, exc)
+        return Trial(dict(params), -math.inf, {"failed": 1.0}, stage, f"{type(exc).__name__}: {exc}")
     score, metrics = result if isinstance(result, tuple) else (result, {})
     score = float(score)
-    if math.isnan(score):
-        score = -math.inf
+    if not math.isfinite(score):  # NaN has no order, and an inf score is a broken metric, not a win
+        log.warning("%s trial %s scored %s", stage, params, score)
+        return Trial(dict(params), -math.inf, {"diverged": 1.0, **metrics}, stage, f"the score is {score}")
     log.info("%s trial %s -> %.4f", stage, params, score)
     return Trial(dict(params), score, dict(metrics), stage)
 
 
 def best_trial(trials: Sequence[Trial]) -> Trial:
-    """The trial with the highest score."""
+    """The trial with the highest score; an error when every trial failed, naming the first reason."""
     if not trials:
         raise InvalidInputError("no trials to choose from")
-    return max(trials, key=lambda t: t.score)
+    best = max(trials, key=lambda t: t.score)
+    if best.score == -math.inf:
+        raise InvalidInputError(f"every one of the {len(trials)} trials failed; the first: {trials[0].error}")
+    return best
 
 
 def random_search(

@@ -88,5 +88,26 @@ def test_a_run_the_trainer_stops_as_diverged_loses_and_never_narrows_the_search(
     assert narrow_space(space, trials[:12], top_k=3) == narrow_space(space, scored, top_k=3)
     assert narrow_space(space, trials[:12], top_k=3) != narrow_space(space, trials[:12], top_k=12)
     assert narrow_space(space, diverged, top_k=3) == space  # nothing scored: the whole space
-    with pytest.raises(ZeroDivisionError):  # any other error is the objective's own: it is raised
-        random_search(lambda p: 1 / 0, space, 2)
+
+
+def test_a_failed_trial_is_recorded_and_the_search_keeps_the_others() -> None:
+    """As scikit-learn's searches do (error_score=nan): a trial that raises (out of memory at its
+    batch size) or scores inf loses with its reason; the search used to end, every finished trial
+    lost, and an inf score won. Only when every trial failed is there no best, and it says why."""
+    space = {"lr": LogUniform(1e-5, 10.0)}
+
+    def train(params: dict) -> float:
+        if params["lr"] > 1.0:
+            raise MemoryError("CUDA out of memory")
+        return math.inf if params["lr"] < 1e-3 else -abs(math.log10(params["lr"]) + 3)
+
+    trials = random_search(train, space, 12, seed=0)
+    assert len(trials) == 12
+    failed = [t for t in trials if t.params["lr"] > 1.0]
+    infinite = [t for t in trials if t.params["lr"] < 1e-3]
+    assert failed and infinite
+    assert all(t.score == -math.inf and t.error == "MemoryError: CUDA out of memory" for t in failed)
+    assert all(t.score == -math.inf and t.error == "the score is inf" for t in infinite)
+    assert 1e-3 <= best_trial(trials).params["lr"] <= 1.0
+    with pytest.raises(InvalidInputError, match=r"every one of the 2 trials failed.*ZeroDivisionError"):
+        best_trial(random_search(lambda p: 1 / 0, space, 2))

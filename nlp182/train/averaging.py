@@ -35,7 +35,8 @@ class ExponentialMovingAverage:
         self.decay = decay
         self.warmup = warmup
         self.num_updates = 0
-        self.shadow = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        self.shadow = {name: value.detach().to(_average_dtype(value.dtype), copy=True)
+                       for name, value in model.state_dict().items()}
 
     def current_decay(self) -> float:
         """The decay the next :meth:`update` uses."""
@@ -50,20 +51,24 @@ class ExponentialMovingAverage:
 
         The average follows the model's device and dtype: a model moved to the GPU after the
         average was taken (``fit`` moves it), or cast with ``.double()``, moves the average there at
-        the next update.
+        the next update. Half-precision weights (float16, bfloat16) are averaged in float32: a
+        step of ``1 - decay`` of a small change is below their rounding, and a bfloat16 average at
+        decay 0.999 did not move at all while its weight went from 1 to 3.
         """
         decay = self.current_decay()
         for name, value in model.state_dict().items():
-            if self.shadow[name].device != value.device or self.shadow[name].dtype != value.dtype:
-                self.shadow[name] = self.shadow[name].to(device=value.device, dtype=value.dtype)
+            dtype = _average_dtype(value.dtype)
+            if self.shadow[name].device != value.device or self.shadow[name].dtype != dtype:
+                self.shadow[name] = self.shadow[name].to(device=value.device, dtype=dtype)
             if value.is_floating_point():
-                self.shadow[name].lerp_(value.detach(), 1.0 - decay)
+                self.shadow[name].lerp_(value.detach().to(dtype), 1.0 - decay)
             else:
                 self.shadow[name].copy_(value)
         self.num_updates += 1
 
     def copy_to(self, model: nn.Module) -> None:
-        """Overwrite ``model``'s parameters and buffers with the averaged ones."""
+        """Overwrite ``model``'s parameters and buffers with the averaged ones (rounded to the
+        model's dtype)."""
         model.load_state_dict(self.shadow)
 
     def averaged_model(self, model: nn.Module) -> nn.Module:
@@ -83,3 +88,8 @@ class ExponentialMovingAverage:
             raise InvalidInputError("the checkpoint's EMA does not hold this model's weights")
         self.shadow = {k: v.to(self.shadow[k].device) for k, v in shadow.items()}
         self.num_updates = int(state["num_updates"])  # type: ignore[call-overload]
+
+
+def _average_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a weight of ``dtype`` is averaged in: float32 for the half-precision ones."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype

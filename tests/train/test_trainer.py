@@ -562,7 +562,26 @@ def test_the_average_follows_a_model_cast_to_another_dtype(dtype: torch.dtype) -
     ema = ExponentialMovingAverage(model, decay=0.5)
     model.to(dtype)
     ema.update(model)
-    assert all(value.dtype == dtype for value in ema.shadow.values())
+    assert all(value.dtype == (torch.float32 if dtype == torch.bfloat16 else dtype)
+               for value in ema.shadow.values())
+
+
+def test_a_half_precision_model_is_averaged_in_float32() -> None:
+    """At decay 0.999 each step moves a bfloat16 average by less than its rounding: the average of
+    a weight going from 1 to 3 stayed 1.0, and the Trainer wrote it back into the model."""
+    model = nn.Linear(1, 1, bias=False).to(torch.bfloat16)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema = ExponentialMovingAverage(model, decay=0.999)
+    reference = 1.0
+    for step in range(1, 1001):
+        with torch.no_grad():
+            model.weight.fill_(1.0 + 2.0 * step / 1000)
+        ema.update(model)
+        reference = 0.999 * reference + 0.001 * float(model.weight)
+    assert float(ema.shadow["weight"]) == pytest.approx(reference, rel=1e-5)
+    ema.copy_to(model)
+    assert model.weight.dtype == torch.bfloat16 and float(model.weight) == pytest.approx(reference, rel=1e-2)
 
 
 def test_the_stop_reason_names_the_budget_as_the_caller_labels_it() -> None:

@@ -12,6 +12,14 @@ A body over the limit is answered 413 with a JSON error after the rest of the bo
 and dropped (up to ``max_drain_bytes``), so the client reads the answer instead of a reset
 connection.
 
+The bodies a worker holds at once are bounded too, by ``buffered_body_bytes``: otherwise slow
+clients that each declare a body of ``max_body_bytes`` and send part of it would make the worker
+hold ``max_body_bytes`` for each of them (300 such connections took one worker from 73 MB to 376
+MB). A request holds its share from its body's first byte until the app has answered it: its whole
+``Content-Length`` at once, or, for a chunked body, each chunk as it comes. One that would take the
+worker's total past the budget is answered 503 at once, with ``Retry-After`` and the connection
+closed, its body left unread; the app is never called.
+
 With ``access_log``, each answer is one line of the ``nlp182.server.access`` logger: gunicorn's
 default access format (client, time, request line, status, body bytes, referrer, user agent) and
 the milliseconds from the request's headers to its answer's last byte (gunicorn's ``%(M)s``, to
@@ -37,8 +45,49 @@ ACCESS_LOGGER = "nlp182.server.access"
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 
+#: Seconds a request refused for a full body budget is told to wait (``Retry-After``): the bodies
+#: held are answered, or time out, within the request timeout, most of them far sooner.
+RETRY_AFTER_S = 1
+
+
 class _Disconnected(Exception):
     """The client went away before its request was complete: there is no one to answer."""
+
+
+class _Refused(Exception):
+    """A request answered here with a JSON error, never reaching the app."""
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
+        self.headers = [(b"content-type", b"application/json"), *(headers or [])]
+
+
+class _BodyClaim:
+    """One request's share of its worker's ``buffered_body_bytes``, given back in full when its
+    ``with`` block ends (answered, refused or disconnected).
+
+    Every request of a worker runs on its one event loop, so the shared total needs no lock.
+    """
+
+    def __init__(self, owner: BufferedWSGI) -> None:
+        self.owner, self.size = owner, 0
+
+    def take(self, size: int) -> bool:
+        """Add ``size`` bytes to the claim; False, taking nothing, when the worker's total would
+        pass its budget."""
+        if self.owner.buffered + size > self.owner.buffered_body_bytes:
+            return False
+        self.owner.buffered += size
+        self.size += size
+        return True
+
+    def __enter__(self) -> _BodyClaim:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.owner.buffered -= self.size
+        self.size = 0
 
 
 def json_error_body(code: str, message: str, **extra: str) -> bytes:
@@ -129,8 +178,10 @@ class BufferedWSGI:
         max_body_bytes: larger bodies get 413 without reaching the app.
         max_drain_bytes: a refused body is read and dropped up to this size, then the connection
             is closed.
-        refused: called with the method and status of each request answered here (413), so the
-            service's metrics count what never reached the app.
+        buffered_body_bytes: the most bytes of request bodies held at once (from a body's first
+            byte until the app has answered it); a request that would pass it gets 503.
+        refused: called with the method and status of each request answered here (413, 503), so
+            the service's metrics count what never reached the app.
         access_log: log one line per answer (see the module's docstring).
     """
 
@@ -140,6 +191,7 @@ class BufferedWSGI:
         threads: int,
         max_body_bytes: int,
         max_drain_bytes: int = 64 << 20,
+        buffered_body_bytes: int = 64 << 20,
         refused: Callable[[str, int], None] | None = None,
         access_log: bool = False,
     ) -> None:
@@ -148,6 +200,8 @@ class BufferedWSGI:
         self.refused = refused  # told (method, status) of each request answered here, not by the app
         self.max_body_bytes = max_body_bytes
         self.max_drain_bytes = max_drain_bytes
+        self.buffered_body_bytes = buffered_body_bytes
+        self.buffered = 0  # bytes held by the bodies of this worker's requests (_BodyClaim)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="request")
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -158,41 +212,72 @@ class BufferedWSGI:
             return
         started = time.perf_counter()
         try:
-            body = await self._read_body(scope, receive)
+            with _BodyClaim(self) as claim:
+                status, headers, content = await self._answer(scope, receive, claim)
         except _Disconnected:
             return
-        if body is None:
-            message = f"request body is over max_body_bytes ({self.max_body_bytes} bytes)"
-            status, headers = 413, [(b"content-type", b"application/json")]
-            content = json_error_body("request_entity_too_large", message, limit="max_body_bytes")
+        except _Refused as refusal:
+            status, headers, content = refusal.status, refusal.headers, refusal.body
             await self._respond(send, status, headers, content)
             if self.refused is not None:
-                self.refused(scope["method"], 413)
+                self.refused(scope["method"], status)
         else:
-            loop = asyncio.get_running_loop()
-            environ = build_environ(scope, body)
-            status, headers, content = await loop.run_in_executor(self.executor, _run_wsgi, self.app, environ)
             await self._respond(send, status, headers, content)
         if self.access_log:
             access_log.info(access_line(scope, status, len(content), time.perf_counter() - started))
 
-    async def _read_body(self, scope: dict[str, Any], receive: Receive) -> bytes | None:
-        """The whole body, or None (after dropping it) if it is over the limit."""
+    async def _answer(
+        self, scope: dict[str, Any], receive: Receive, claim: _BodyClaim
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Read the request's body into ``claim`` and run the app on it in a request thread.
+
+        The body is held only in this call, so it is dropped before the claim is given back.
+        """
+        environ = build_environ(scope, bytes(await self._read_body(scope, receive, claim)))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, _run_wsgi, self.app, environ)
+
+    async def _read_body(self, scope: dict[str, Any], receive: Receive, claim: _BodyClaim) -> bytearray:
+        """The whole body, in one buffer counted in ``claim``.
+
+        Raises ``_Refused``: 413 for a body over ``max_body_bytes`` (once the rest of it has been
+        read and dropped, up to ``max_drain_bytes``), 503 at once for one that would take the
+        worker's held bodies past ``buffered_body_bytes`` (the rest of it unread).
+        """
         declared = dict(scope["headers"]).get(b"content-length")
-        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
-        chunks: list[bytes] = []
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        too_large = length is not None and length > self.max_body_bytes
+        if not too_large and length is not None and not claim.take(length):
+            raise self._busy()
+        body = bytearray()
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected
-            size += len(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
             too_large = too_large or size > self.max_body_bytes
-            if not too_large:
-                chunks.append(message.get("body", b""))
+            if too_large:
+                body.clear()  # only its size matters now
+            elif length is None and not claim.take(len(chunk)):
+                raise self._busy()
+            else:
+                body += chunk
             if not message.get("more_body", False) or size > self.max_drain_bytes:
                 break
-        return None if too_large else b"".join(chunks)
+        if too_large:
+            text = f"request body is over max_body_bytes ({self.max_body_bytes} bytes)"
+            raise _Refused(413, json_error_body("request_entity_too_large", text, limit="max_body_bytes"))
+        return body
+
+    def _busy(self) -> _Refused:
+        """The 503 of a request whose body would take the worker past ``buffered_body_bytes``;
+        its connection is closed after the answer, as the rest of its body is not read."""
+        message = (f"the server holds its most request body bytes at once (buffered_body_bytes, "
+                   f"{self.buffered_body_bytes} bytes); retry in {RETRY_AFTER_S} s")
+        body = json_error_body("server_busy", message, limit="buffered_body_bytes")
+        return _Refused(503, body, [(b"retry-after", str(RETRY_AFTER_S).encode()), (b"connection", b"close")])
 
     @staticmethod
     async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

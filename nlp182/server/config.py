@@ -190,6 +190,11 @@ class ServeConfig:
         batch_window_ms: see ``AppConfig``.
         batch_max: see ``AppConfig``.
         max_k, max_batch, max_results, max_analogy_words, max_body_bytes: see ``Limits``.
+        buffered_body_bytes: the most bytes of request bodies a worker holds at once, from a
+            body's first byte until the app has answered it (at least ``max_body_bytes``). Each
+            worker reads whole bodies before the app sees them, so without it slow clients that
+            declare large bodies make it hold ``max_body_bytes`` per connection; a request that
+            would pass it gets 503 with ``Retry-After`` at once, its body unread.
         allowed_hosts: comma-separated ``Host`` names the API answers (see ``AppConfig``); empty
             (default): the bind address and the loopback names.
         access_log: log every request to stderr.
@@ -226,6 +231,10 @@ class ServeConfig:
     max_results: int = same_setting(Limits, "max_results")
     max_analogy_words: int = same_setting(Limits, "max_analogy_words")
     max_body_bytes: int = same_setting(Limits, "max_body_bytes")
+    buffered_body_bytes: int = setting(
+        64 << 20, minimum=1024,
+        help="most bytes of request bodies a worker holds at once; a request past it gets 503",
+    )
     allowed_hosts: str = setting(
         "",
         help="comma-separated Host names served ('' = the bind address and localhost; '*' = any)",
@@ -245,6 +254,10 @@ class ServeConfig:
         if not self.host.strip():  # gunicorn reads ":8000" as every interface
             raise InvalidInputError(f"--host must name an address (127.0.0.1, or 0.0.0.0 for every "
                                     f"interface), got {self.host!r}")
+        if self.buffered_body_bytes < self.max_body_bytes:
+            raise InvalidInputError(f"--buffered-body-bytes ({self.buffered_body_bytes}) must be at least "
+                                    f"--max-body-bytes ({self.max_body_bytes}), or a body of that size "
+                                    f"could never be read")
         if self.host.startswith("[") and self.host.endswith("]"):  # an IPv6 address as URLs write it
             self.host = self.host[1:-1]
         self.app_config()  # validate the app's settings here, not in every worker

@@ -163,7 +163,8 @@ class _Gunicorn(BaseApplication):
             metrics.observe("unmatched", method, status, 0.0)
 
         JsonErrorsProtocol.on_refusal = staticmethod(refused)
-        return BufferedWSGI(app, config.threads, config.max_body_bytes, refused=refused,
+        return BufferedWSGI(app, config.threads, config.max_body_bytes,
+                            buffered_body_bytes=config.buffered_body_bytes, refused=refused,
                             access_log=config.access_log)
 
 

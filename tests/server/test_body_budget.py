@@ -1,0 +1,135 @@
+"""A worker's budget of request-body bytes held at once (``BufferedWSGI(buffered_body_bytes=...)``).
+
+In-process: the ASGI app is driven with fake ``receive``/``send`` callables on one event loop, as
+uvicorn drives it, and requests whose bodies arrive when the test releases them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from nlp182.cli import build_parser
+from nlp182.errors import InvalidInputError
+from nlp182.server.asgi import BufferedWSGI
+from nlp182.server.config import ServeConfig
+
+MAX_BODY = 4096
+BUDGET = 6000
+
+
+def _echo_length(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """A WSGI app answering the length of the body it was given."""
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(len(body)).encode()]
+
+
+def _scope(content_length: int | None) -> dict[str, Any]:
+    headers = [(b"host", b"localhost"), (b"content-type", b"application/json")]
+    if content_length is not None:
+        headers.append((b"content-length", str(content_length).encode()))
+    else:
+        headers.append((b"transfer-encoding", b"chunked"))
+    return {"type": "http", "method": "POST", "path": "/", "raw_path": b"/", "query_string": b"",
+            "http_version": "1.1", "headers": headers}
+
+
+class _Request:
+    """One request in flight: its body chunks are queued by the test, its answer collected."""
+
+    def __init__(self, app: BufferedWSGI, content_length: int | None) -> None:
+        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.received = 0  # receive() calls the app made
+        self.sent: list[dict[str, Any]] = []
+        self.task = asyncio.create_task(app(_scope(content_length), self.receive, self.send))
+
+    async def receive(self) -> dict[str, Any]:
+        self.received += 1
+        return await self.incoming.get()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def chunk(self, size: int, more: bool = True) -> None:
+        self.incoming.put_nowait({"type": "http.request", "body": b"x" * size, "more_body": more})
+
+    async def answer(self) -> tuple[int, dict[bytes, bytes], bytes]:
+        await asyncio.wait_for(self.task, 5)
+        start, body = self.sent
+        return start["status"], dict(start["headers"]), body["body"]
+
+
+async def _settle() -> None:
+    """Let every request task run until it waits for a body chunk (or is done)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def _assert_busy(status: int, headers: dict[bytes, bytes], body: bytes) -> None:
+    assert status == 503
+    assert headers[b"retry-after"] == b"1" and headers[b"connection"] == b"close"
+    error = json.loads(body)["error"]
+    assert error["code"] == "server_busy" and error["limit"] == "buffered_body_bytes"
+    assert str(BUDGET) in error["message"]
+
+
+def test_bodies_past_the_budget_get_503_at_once_and_their_bytes_come_back() -> None:
+    async def scenario() -> None:
+        refused: list[tuple[str, int]] = []
+        app = BufferedWSGI(_echo_length, threads=2, max_body_bytes=MAX_BODY, buffered_body_bytes=BUDGET,
+                           refused=lambda method, status: refused.append((method, status)))
+        first = _Request(app, MAX_BODY)  # a slow client: its whole Content-Length is held from the start
+        first.chunk(1000)
+        await _settle()
+        assert app.buffered == MAX_BODY and not first.task.done()
+
+        second = _Request(app, MAX_BODY)  # 4096 + 4096 > 6000: refused before its body is read
+        _assert_busy(*await second.answer())
+        assert second.received == 0 and app.buffered == MAX_BODY
+
+        chunked = _Request(app, None)  # no Content-Length: counted as it grows
+        chunked.chunk(1000)
+        await _settle()
+        assert app.buffered == MAX_BODY + 1000
+        chunked.chunk(1000)  # 4096 + 2000 > 6000
+        _assert_busy(*await chunked.answer())
+        assert app.buffered == MAX_BODY
+        assert refused == [("POST", 503), ("POST", 503)]
+
+        first.chunk(MAX_BODY - 1000, more=False)
+        assert await first.answer() == (200, {b"content-type": b"text/plain", b"content-length": b"4"},
+                                        b"4096")
+        assert app.buffered == 0
+
+        again = _Request(app, MAX_BODY)  # the budget is free again once the first is answered
+        again.chunk(MAX_BODY, more=False)
+        assert (await again.answer())[::2] == (200, b"4096")
+
+        gone = _Request(app, MAX_BODY)  # a client that leaves mid-body gives its share back
+        gone.chunk(10)
+        gone.incoming.put_nowait({"type": "http.disconnect"})
+        await asyncio.wait_for(gone.task, 5)
+        assert gone.sent == [] and app.buffered == 0
+
+        too_large = _Request(app, MAX_BODY + 1)  # over max_body_bytes: 413, never held
+        too_large.chunk(MAX_BODY + 1, more=False)
+        status, _, body = await too_large.answer()
+        assert status == 413 and json.loads(body)["error"]["limit"] == "max_body_bytes"
+        assert app.buffered == 0
+        app.executor.shutdown(wait=True)
+
+    asyncio.run(scenario())
+
+
+def test_the_budget_is_a_serve_setting_of_at_least_max_body_bytes() -> None:
+    assert ServeConfig().buffered_body_bytes == 64 << 20
+    args = build_parser().parse_args(["serve", "run", "--buffered-body-bytes", "8192"])
+    assert args.buffered_body_bytes == 8192
+    assert ServeConfig(max_body_bytes=4096, buffered_body_bytes=4096).buffered_body_bytes == 4096
+    with pytest.raises(InvalidInputError, match=r"--buffered-body-bytes .* at least --max-body-bytes"):
+        ServeConfig(max_body_bytes=8192, buffered_body_bytes=4096)

@@ -58,8 +58,8 @@ def _spec_description(limits: Limits) -> str:
     return (f"Nearest neighbours over word vectors (FAISS). Request bodies are limited to "
             f"{limits.max_body_bytes} bytes and each request's work by the settings max_k, max_batch, "
             f"max_results and max_analogy_words (400 or 413 above, naming the setting). POST bodies must be "
-            "application/json (415 otherwise); a query parameter not listed, or given twice, is a 400. "
-            "Every error body is {\"error\": {\"code\", \"message\"}}.")
+            "application/json (415 otherwise); a query parameter not listed (a POST takes none), or "
+            "given twice, is a 400. Every error body is {\"error\": {\"code\", \"message\"}}.")
 
 
 def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None) -> Flask:
@@ -107,6 +107,10 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
         if routed and request.method == "POST" and request.mimetype != "application/json":
             return error_response(415, "unsupported_media_type",
                                   f"POST bodies must be application/json, got {request.mimetype[:60]!r}")
+        if routed and request.method == "POST" and request.args:  # ?k=500 would be dropped unseen
+            names = ", ".join(repr(name[:40]) for name in list(request.args)[:5])
+            return error_response(400, "bad_request", f"a POST takes its parameters in the JSON body, not "
+                                  f"the query string; got {names}")
         return None
 
     @app.after_request

@@ -69,6 +69,12 @@ def test_a_query_string_that_is_not_utf8_is_named(client: FlaskClient) -> None:
     assert build_environ(_scope(b"/v1/vectors/caf%E9"), b"")["RAW_URI"] == "/v1/vectors/caf%E9"
 
 
+def test_a_post_refuses_parameters_in_its_query_string(client: FlaskClient) -> None:
+    refused = client.post("/v1/neighbors?k=500", json={"words": ["police"]})
+    assert refused.status_code == 400 and "'k'" in refused.get_json()["error"]["message"]
+    assert client.post("/v1/neighbors", json={"words": ["police"], "k": 5}).status_code == 200
+
+
 def _scope(raw_path: bytes) -> dict:
     """An ASGI HTTP scope as uvicorn makes it: ``path`` decoded with U+FFFD, ``raw_path`` as sent."""
     return {"type": "http", "method": "GET", "path": raw_path.decode("latin1").replace("%E9", "\ufffd"),

@@ -76,6 +76,8 @@ def scaled_dot_product(
         ), None
     query_len, key_len = query.shape[-2], keys.shape[-2]
     check_mask(mask, torch.Size((*query.shape[:-2], query_len, key_len)))
+    if mask is not None and mask.dim() < 2:  # a (Tk,) key mask: torch's kernel wants (.., Tq, Tk)
+        mask = mask.view(1, -1) if mask.dim() == 1 else mask.view(1, 1)
     if causal:
         mask = merge_masks(mask, causal_mask(query_len, key_len, device=query.device))
     if need_weights:

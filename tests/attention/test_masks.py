@@ -65,3 +65,25 @@ def test_a_mask_that_does_not_fit_scores_with_heads_is_told_the_shape_that_does(
     context, _ = scaled_dot_product(q, q, q, padding_mask(torch.tensor([4, 2, 1]))[:, None])
     alone, _ = scaled_dot_product(q[1:2], q[1:2, :, :2], q[1:2, :, :2])
     torch.testing.assert_close(context[1], alone[0])
+
+
+@pytest.mark.parametrize("heads", [False, True])
+def test_a_key_mask_of_one_dimension_is_the_same_mask_as_one_row(heads: bool) -> None:
+    """A ``(Tk,)`` mask broadcasts to the scores and passed the check, then failed in torch's fused
+    kernel (IndexError) on 4-D inputs and in MultiHeadAttention."""
+    from nlp182.attention import MultiHeadAttention
+    from nlp182.attention.scaled_dot import scaled_dot_product
+
+    torch.manual_seed(0)
+    keys_mask = torch.tensor([True, True, False, True, True])
+    if heads:
+        query, keys = torch.randn(2, 2, 3, 4), torch.randn(2, 2, 5, 4)
+    else:
+        query, keys = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    flat, _ = scaled_dot_product(query, keys, keys, mask=keys_mask)
+    rows, _ = scaled_dot_product(query, keys, keys, mask=keys_mask[None, :])
+    torch.testing.assert_close(flat, rows)
+    module = MultiHeadAttention(8, 2).eval()
+    x, memory = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+    torch.testing.assert_close(module(x, memory, memory, mask=keys_mask)[0],
+                               module(x, memory, memory, mask=keys_mask[None, None, :])[0])

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import functools
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from nlp182.commands.limits import add_limit_flags, limits_from
 from nlp182.corpora.wiki import MAX_ARTICLE_BYTES
 from nlp182.embeddings.registry import EmbeddingMethod, embedding_method, embedding_methods
 from nlp182.embeddings.vectors import RESTRICT_VOCAB, Vectors
-from nlp182.errors import InvalidInputError, MissingFileError
+from nlp182.errors import InvalidInputError, MissingFileError, Nlp182Error
 from nlp182.text.corpus import SOURCE_FORMATS, CorpusSource
 from nlp182.text.tokenize import TOKEN_RULES
 
@@ -208,8 +209,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.pairs or args.analogies:
         for path in [*args.pairs, *args.analogies]:  # and so is every file
             check_input_file(path, "evaluation file")
-        _evaluate_files(args)
-        return 0
+        return 1 if _evaluate_files(args) else 0
     files = EvaluationFiles.in_folder(args.eval_dir)
     for path in (files.wordsim353, files.simlex999, files.analogies):
         if not path.is_file():
@@ -219,9 +219,14 @@ def _run_eval(args: argparse.Namespace) -> int:
         f"{'run':<28}" + "".join(f"{title:>13}" for _, title in TABLE_COLUMNS) + f"{'pairs/quest. (oov)':>24}"
     )
     print(header)
+    failed = 0
     for run in args.runs:
-        vectors, _ = load_run(run)
-        scores = evaluate_all(vectors, files, args.restrict_vocab)
+        try:
+            vectors, _ = load_run(run)
+            scores = evaluate_all(vectors, files, args.restrict_vocab)
+        except Nlp182Error as exc:  # one run's error line, and the other runs are scored
+            failed += _run_failed(run, exc)
+            continue
         coverage = (
             f"{scores['wordsim353_pairs']}({scores['wordsim353_oov']})/"
             f"{scores['analogy_questions']}({scores['analogy_oov']})"
@@ -232,7 +237,14 @@ def _run_eval(args: argparse.Namespace) -> int:
             + f"{coverage:>24}"
         )
         _keep_scores(run, "eval", _scores_with_settings(scores, args.eval_dir, args.restrict_vocab))
-    return 0
+    return 1 if failed else 0
+
+
+def _run_failed(run: str, exc: Exception) -> int:
+    """Print the CLI's error line for one run of several (exit 1 at the end, as ``nlp182 caption``
+    does for one bad image); a small run whose vocabulary misses every pair of a set is such a run."""
+    print(f"nlp182: error: {run}: {exc}", file=sys.stderr)
+    return 1
 
 
 def _keep_scores(run: str, key: str, values: dict[str, Any], merge: bool = False) -> None:
@@ -249,32 +261,39 @@ def _keep_scores(run: str, key: str, values: dict[str, Any], merge: bool = False
                     failed_write_target(exc) or Path(run, "metrics.json"), reason)
 
 
-def _evaluate_files(args: argparse.Namespace) -> None:
+def _evaluate_files(args: argparse.Namespace) -> int:
     """Score the runs on the word-pair and analogy files the user names, print a table of each kind
     once every file has been read, and keep the scores in ``metrics.json`` under ``eval_files``, by
-    the file's absolute path."""
+    the file's absolute path. A run that fails gets its error line and the others are scored;
+    returns how many failed."""
     from nlp182.embeddings.evaluate import evaluate_analogies, evaluate_word_pairs
     from nlp182.embeddings.runs import load_run
 
-    pairs_rows, analogy_rows = [], []
+    pairs_rows, analogy_rows, failed = [], [], 0
     for run in args.runs:
-        vectors, _ = load_run(run)
-        kept = {}
-        for path in args.pairs:
-            score = evaluate_word_pairs(vectors, path, args.restrict_vocab, delimiter=None)
-            pairs_rows.append((run, path, score.spearman, score.pearson, score.pairs, score.oov_pairs))
-            kept[str(Path(path).resolve())] = {
-                "spearman": score.spearman, "pearson": score.pearson, "pairs": score.pairs,
-                "oov": score.oov_pairs, "restrict_vocab": args.restrict_vocab,
-            }
-        for path in args.analogies:
-            add = evaluate_analogies(vectors, path, args.restrict_vocab, "3cosadd")
-            mul = evaluate_analogies(vectors, path, args.restrict_vocab, "3cosmul")
-            analogy_rows.append((run, path, add.accuracy, mul.accuracy, add.total, add.oov))
-            kept[str(Path(path).resolve())] = {
-                "3cosadd": add.accuracy, "3cosmul": mul.accuracy, "questions": add.total,
-                "oov": add.oov, "restrict_vocab": args.restrict_vocab,
-            }
+        run_pairs, run_analogies, kept = [], [], {}
+        try:
+            vectors, _ = load_run(run)
+            for path in args.pairs:
+                score = evaluate_word_pairs(vectors, path, args.restrict_vocab, delimiter=None)
+                run_pairs.append((run, path, score.spearman, score.pearson, score.pairs, score.oov_pairs))
+                kept[str(Path(path).resolve())] = {
+                    "spearman": score.spearman, "pearson": score.pearson, "pairs": score.pairs,
+                    "oov": score.oov_pairs, "restrict_vocab": args.restrict_vocab,
+                }
+            for path in args.analogies:
+                add = evaluate_analogies(vectors, path, args.restrict_vocab, "3cosadd")
+                mul = evaluate_analogies(vectors, path, args.restrict_vocab, "3cosmul")
+                run_analogies.append((run, path, add.accuracy, mul.accuracy, add.total, add.oov))
+                kept[str(Path(path).resolve())] = {
+                    "3cosadd": add.accuracy, "3cosmul": mul.accuracy, "questions": add.total,
+                    "oov": add.oov, "restrict_vocab": args.restrict_vocab,
+                }
+        except Nlp182Error as exc:
+            failed += _run_failed(run, exc)
+            continue
+        pairs_rows += run_pairs
+        analogy_rows += run_analogies
         _keep_scores(run, "eval_files", kept, merge=True)
     tables = (
         (pairs_rows, ("pairs file", "Spearman", "Pearson", "pairs (oov)")),
@@ -286,6 +305,7 @@ def _evaluate_files(args: argparse.Namespace) -> None:
         for run, path, one, two, items, oov in rows:
             coverage = f"{items} ({oov})"
             print(f"{Path(run).name:<28}{Path(path).name:<32}{one:>10.4f}{two:>10.4f}{coverage:>18}")
+    return failed
 
 
 def _run_neighbors(args: argparse.Namespace) -> int:

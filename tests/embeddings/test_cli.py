@@ -247,3 +247,22 @@ def test_epochs_chosen_from_a_small_corpus_are_recorded_in_the_run(tmp_path) -> 
     config = json.loads((out / "config.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     assert config["epochs"] == metrics["train"]["epochs"] == 50  # 6,500 tokens: a million is past 50 passes
+
+
+def test_eval_of_several_runs_scores_each_one_it_can(lsa_run, prepared, tmp_path, capsys) -> None:
+    """A small run whose vocabulary meets no pair of WordSim-353 ended the whole command before
+    the runs after it were scored, with an error that did not say which run."""
+    words = ["qzxa", "qzxb", "qzxc"]
+    (tmp_path / "tiny.txt").write_text("3 2\n" + "".join(f"{w} {i + 1} {i % 2}\n" for i, w in enumerate(words)))
+    tiny = tmp_path / "tiny"
+    assert main(["import", str(tmp_path / "tiny.txt"), "--out", str(tiny)]) == 0
+    capsys.readouterr()
+    eval_dir = str(prepared.wordsim353.parent)
+    assert main(["eval", str(tiny), str(lsa_run), "--eval-dir", eval_dir]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [lsa_run.name]
+    assert f"nlp182: error: {tiny}: " in err and "no scored pair" in err
+    assert main(["eval", str(tiny), str(lsa_run), "--pairs", str(prepared.wordsim353)]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [lsa_run.name]
+    assert f"nlp182: error: {tiny}: " in err

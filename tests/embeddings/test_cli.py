@@ -253,7 +253,8 @@ def test_eval_of_several_runs_scores_each_one_it_can(lsa_run, prepared, tmp_path
     """A small run whose vocabulary meets no pair of WordSim-353 ended the whole command before
     the runs after it were scored, with an error that did not say which run."""
     words = ["qzxa", "qzxb", "qzxc"]
-    (tmp_path / "tiny.txt").write_text("3 2\n" + "".join(f"{w} {i + 1} {i % 2}\n" for i, w in enumerate(words)))
+    rows = "".join(f"{word} {i + 1} {i % 2}\n" for i, word in enumerate(words))
+    (tmp_path / "tiny.txt").write_text("3 2\n" + rows)
     tiny = tmp_path / "tiny"
     assert main(["import", str(tmp_path / "tiny.txt"), "--out", str(tiny)]) == 0
     capsys.readouterr()

@@ -549,15 +549,22 @@ class Trainer:
             kept = " and is not kept" if self.config.keep_best else ""
             log.warning("%s is nan in epoch %d: it cannot be compared, so it counts as no improvement%s",
                         self.config.monitor, self.epoch + 1, kept)
-        if better and not math.isnan(value):
-            self.best, self.best_epoch, self.bad_epochs = value, self.epoch + 1, 0
-            self.best_time_s = now
+        # A score still at its floor (an exact match of 0 on a small validation set) says nothing
+        # learned yet: an epoch that ties it is kept over the earlier, less trained one, though
+        # it does not count as an improvement. The first epoch's weights were kept through 39
+        # epochs of training, and the captioner printed its untrained captions.
+        floor_tie = (not better and self.best is not None and value == self.best
+                     and self.config.monitor_mode == "max" and value <= 0)
+        if (better or floor_tie) and not math.isnan(value):
+            self.best, self.best_epoch = value, self.epoch + 1
             if self.config.keep_best:
                 weights = self.model.state_dict().items()
                 self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in weights}
             if self.out_dir is not None and self.dist.is_main:
                 save_checkpoint(self.out_dir / BEST_FILE, {"model": self.model.state_dict(),
                                                            "epoch": self.epoch + 1, "value": value})
+        if better and not math.isnan(value):
+            self.bad_epochs, self.best_time_s = 0, now
         elif self.config.patience_after_nonzero and self.config.monitor_mode == "max" and \
                 (self.best is None or self.best <= 0):
             self.best_time_s = now  # nothing learned yet: patience has not started

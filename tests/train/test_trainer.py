@@ -209,6 +209,22 @@ def test_early_stopping_on_a_score_nan_from_the_start_ends_with_a_reason() -> No
         "early stopping after epoch 2: valid_loss has been nan in all 2 epochs")
 
 
+def test_a_score_still_at_zero_keeps_the_latest_epoch_without_counting_it_as_progress(tmp_path) -> None:
+    """An exact match of 0 in every epoch kept the first epoch's weights through all the training
+    after it; ties at the floor keep the later epoch, and patience still runs out on them."""
+    model = _model()
+    snapshots = []
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse,
+                      _config(epochs=6, keep_best=True, monitor="valid_exact", monitor_mode="max",
+                              early_stopping_patience=3, out_dir=str(tmp_path)),
+                      eval_fn=lambda m, b: {"valid_exact": 0.0},
+                      on_epoch_end=lambda m, r: snapshots.append(_weights(m)))
+    history = trainer.fit(DataLoader(_data(), batch_size=16), [None])
+    assert len(history) == 4 and trainer.best_epoch == 4  # stopped by patience, the last epoch kept
+    assert all(torch.equal(_weights(model)[name], snapshots[-1][name]) for name in snapshots[-1])
+    assert load_checkpoint(tmp_path / "best.safetensors")["epoch"] == 4
+
+
 def test_grad_accumulation_matches_bigger_batch() -> None:
     data = _data()
     small = _model()

@@ -988,7 +988,7 @@ def test_deliberate_difference_is_documented_and_still_there(name: str, tmp_path
 
 
 def test_replay_covers_at_least_60_equal_behaviours() -> None:
-    assert len(EQUAL) >= 60 and len(DIFFERENCES) <= 10, (len(EQUAL), len(DIFFERENCES))
+    assert len(EQUAL) >= 60 and len(DIFFERENCES) <= 12, (len(EQUAL), len(DIFFERENCES))
     guide = (Path(__file__).parents[2] / "docs" / "howto" / "gensim.md").read_text(encoding="utf-8")
     assert f"{len(EQUAL)} behaviours give gensim's answers, {len(DIFFERENCES)} differ on purpose" in guide
 

@@ -1,6 +1,8 @@
 """Vector files other tools write: word2vec binary and text, GloVe (text without a header), fastText
 ``.vec`` (word2vec text), each optionally gzip- or bz2-compressed (as ``gensim.downloader`` stores
-them), and gensim's own saved ``KeyedVectors`` (``.kv``).
+them), and gensim's own saved ``KeyedVectors`` (``.kv``). Other compressions and archives (xz,
+zstd, zip) are refused by their first bytes, naming them (``open_binary``): the bounded readers
+decompress gzip and bz2 only.
 
 Reading streams: rows go straight into a preallocated ``(V, D)`` array (``np.empty``, or a
 memory-mapped ``.npy`` when importing into a run folder), so memory is the matrix, never the file.
@@ -39,12 +41,14 @@ from nlp182.bounded import RATIO_FLOOR, BoundedLines, ReadLimits, compressed, mi
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, TruncatedFileError
 from nlp182.io import atomic_open
 from nlp182.progress import progress
-from nlp182.text.records import UTF16_FIX, UTF16_MARKS
+from nlp182.text.records import file_signature
 
 log = logging.getLogger(__name__)
 
 #: Bytes read per step from a binary word2vec file.
 BINARY_CHUNK = 1 << 20
+#: Bytes at the start of a file matched against ``FILE_SIGNATURES`` (the longest magic is 6).
+SIGNATURE_BYTES = 16
 FORMATS = ("auto", "word2vec-binary", "word2vec-text", "glove", "kv")
 #: What a reader does with a vector holding nan, inf or an overflow: refuse the file, or drop the row.
 NONFINITE = ("error", "drop")
@@ -63,8 +67,21 @@ class Loaded:
 
 def open_binary(path: str | os.PathLike[str], limits: ReadLimits | None = None) -> IO[bytes]:
     """Open ``path`` for reading bytes, decompressing ``.gz`` and ``.bz2`` on the fly under the
-    caps of ``limits``."""
-    return (limits or ReadLimits()).open(path)
+    caps of ``limits``.
+
+    Any other file whose first bytes show another kind (an xz, zstd or gzip stream, a zip archive,
+    UTF-16 text: ``nlp182.text.records.FILE_SIGNATURES``, the corpus reader's table) is refused in
+    one line naming it and what to do: read on, its bytes would be misread as a header and rows.
+    """
+    handle = (limits or ReadLimits()).open(path)
+    if not compressed(path):
+        signature = file_signature(handle.read(SIGNATURE_BYTES))
+        if signature is not None:
+            handle.close()
+            fix = "extract the vector file from it and name that" if signature.corpus_fix else signature.fix
+            raise FileFormatError(f"{path}: it is {signature.what}: {fix}")
+        handle.seek(0)
+    return handle
 
 
 def capacity(path: str | os.PathLike[str], limits: ReadLimits) -> int:
@@ -422,38 +439,63 @@ TEXT_BYTES_PER_VALUE = 32
 MAX_TEXT_ROW_BYTES = 1 << 30
 #: Bytes of a file ``sniff_format`` reads.
 SNIFF_BYTES = 1 << 16
+#: Bytes no word2vec text file holds (C0 controls but the whitespace ``str.split`` breaks at, and
+#: DEL), and that nearly every row of float32s holds.
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1b\x7f]")
 
 
 def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None) -> str:
     """Guess ``word2vec-binary``, ``word2vec-text``, ``glove`` or ``kv`` from a file's first bytes.
 
     A first line of two integers is a word2vec header, even one that ``parse_header`` then refuses
-    (``-5 4``, ``0 300``): read as GloVe it would be a word ``-5`` with one value.
+    (``-5 4``, ``0 300``): read as GloVe it would be a word ``-5`` with one value. What follows it
+    is binary when it holds a control byte (a NUL, say) that no text row has and nearly every row
+    of float32s does, or when it is the whole file and parses as the header's binary rows and not
+    as its text rows (a small file of float32s that happen to hold no control byte). Anything else
+    is text, read by the text parser, whose errors name the line and the value at fault (a row
+    ``a 0x10 2`` is text with a value that is not a number, never a binary file cut short).
     """
     with open_binary(path, limits) as handle:
         head = handle.read(SNIFF_BYTES)
-    marks = ((codecs.BOM_UTF8, "a UTF-8 byte order mark: remove those 3 bytes"),
-             *((mark, f"a UTF-16 byte order mark: {UTF16_FIX}") for mark in UTF16_MARKS))
-    for mark, what in marks:
-        if head.startswith(mark):  # read on, the header would be a word and every row misread
-            raise FileFormatError(f"{path} starts with {what}; vector files are UTF-8 without one")
+    if head.startswith(codecs.BOM_UTF8):  # read on, the header would be a word and every row misread
+        raise FileFormatError(f"{path} starts with a UTF-8 byte order mark: remove those 3 bytes; vector "
+                              "files are UTF-8 without one")
     if head[:1] == b"\x80" or head.startswith(b"ccopy_reg\n_reconstructor\n"):  # pickles: protocol 2+, 0-1
         return "kv"
     first, _, rest = head.partition(b"\n")
     if not re.fullmatch(rb"\s*[-+]?\d+[ \t]+[-+]?\d+\s*", first):
         return "glove"
-    line = rest.split(b"\n", 1)[0]
-    tokens = line.decode("utf-8", errors="replace").rstrip().split(" ")
-    # the first row's values, without one the read may have cut (``-`` of ``-0.5``: a 6,000-dim row
-    # is longer than the bytes read)
-    whole = b"\n" in rest or len(head) < SNIFF_BYTES
-    values = tokens[1:] if whole else tokens[1:-1]
-    try:
-        float(values[0])
-        float(values[-1])
-        return "word2vec-text"
-    except (ValueError, IndexError):
+    if _CONTROL_BYTES.search(rest):
         return "word2vec-binary"
+    count, dim = (int(part) for part in first.split())
+    whole = len(head) < SNIFF_BYTES and count > 0 and dim > 0  # the whole file was read, and has rows
+    if whole and _binary_rows(rest, count, dim) and not _text_rows(rest, count, dim):
+        return "word2vec-binary"
+    return "word2vec-text"
+
+
+def _binary_rows(data: bytes, count: int, dim: int) -> bool:
+    """Whether ``data`` is exactly ``count`` binary rows of ``dim`` float32s (``word SPACE 4*dim
+    bytes``, a word led by newlines as the C tool writes them), then at most a final newline."""
+    at = 0
+    for _ in range(count):
+        space = data.find(b" ", at)
+        if space <= at or space + 1 + 4 * dim > len(data):
+            return False
+        at = space + 1 + 4 * dim
+    return not data[at:].strip(b"\n")
+
+
+def _text_rows(data: bytes, count: int, dim: int) -> bool:
+    """Whether ``data`` is ``count`` text rows of a word and ``dim`` numbers, blank lines aside."""
+    rows = [line.rstrip().split(b" ") for line in data.split(b"\n") if line.strip()]
+    if len(rows) != count or any(len(row) != dim + 1 for row in rows):
+        return False
+    try:
+        np.asarray([row[1:] for row in rows], dtype=np.float64)
+    except ValueError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- gensim .kv files
@@ -619,7 +661,7 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
         side = Path(f"{path}.{name}.npy")
         if not side.is_file():
             raise MissingFileError(f"{side} (saved beside {path.name} by gensim) does not exist")
-        _check_npy(side)
+        check_npy(side)
         fields[name] = np.load(side, mmap_mode="r" if mmap else None, allow_pickle=False)
     words = fields.get("index_to_key", fields.get("index2word", fields.get("index2entity")))
     vectors = fields.get("vectors", fields.get("syn0"))
@@ -638,9 +680,11 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
     return Loaded([str(w) for w in words[:stop]], vectors[:stop], None if counts is None else counts[:stop])
 
 
-def _check_npy(path: Path) -> None:
-    """Refuse an ``.npy`` whose header claims more bytes than the file holds, or Python objects,
-    before numpy allocates or maps anything."""
+def check_npy(path: str | os.PathLike[str]) -> None:
+    """Refuse an ``.npy`` whose header claims other than the bytes the file holds after it, or
+    Python objects, in one line naming the file, before numpy allocates or maps anything: a
+    100-byte file whose header claims shape ``(3, 10**12)`` would otherwise allocate 11 TiB."""
+    path = Path(path)
     with path.open("rb") as handle:
         try:
             version = np.lib.format.read_magic(handle)
@@ -649,11 +693,14 @@ def _check_npy(path: Path) -> None:
             shape, _, dtype = read(handle)
             claimed = _claimed_bytes(shape, dtype)
         except (ValueError, TypeError, pickle.UnpicklingError) as exc:
-            raise FileFormatError(f"{path} is not a plain .npy array: {exc}") from None
+            # numpy's refusal of a large header runs to several lines of advice (allow_pickle=True)
+            # that does not hold here: its first line says what is wrong
+            reason = str(exc).strip().split("\n", 1)[0]
+            raise FileFormatError(f"{path} is not a plain .npy array: {reason}") from None
         held = path.stat().st_size - handle.tell()
-    if claimed > held:
+    if claimed != held:
         raise FileFormatError(f"{path}: its header claims an array of shape {shape} ({claimed:,} bytes) "
-                              f"but the file holds {held:,}; it is truncated or damaged")
+                              f"but the file holds {held:,} bytes after it; it is truncated or damaged")
 
 
 def _kv_counts(fields: dict[str, Any], words: list[str], path: Path) -> np.ndarray | None:

@@ -779,6 +779,12 @@ class Vectors:
 
         ``counts`` also reads ``counts.tsv`` when the folder has one (a trained run does), for
         ``get_vecattr(word, "count")`` and ``fvocab``; a caller that needs no counts skips it.
+
+        ``vectors.npy`` is refused (:class:`FileFormatError`, one line) unless its size is what its
+        header's shape needs, before anything is allocated or mapped. A row holding NaN or inf is
+        refused (:class:`InvalidInputError` naming the word) on load without ``mmap``, where the
+        matrix is read into memory anyway, and with ``mmap`` at the first query, when the norms
+        are computed: a memory-mapped load reads none of the matrix, so a large file is read once.
         """
         folder = Path(folder)
         vectors_path, vocab_path = folder / VECTORS_FILE, folder / VOCAB_FILE
@@ -798,6 +804,7 @@ class Vectors:
             cut = NPY_MAGIC.startswith(magic)
             problem = "is empty or truncated; retrain or re-import the run" if cut else "is not a .npy file"
             raise FileFormatError(f"{vectors_path} {problem}")
+        formats.check_npy(vectors_path)  # its size matches its header's shape, before any allocation
         try:
             matrix = np.load(vectors_path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (ValueError, OSError) as exc:

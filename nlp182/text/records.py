@@ -16,7 +16,7 @@ import codecs
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nlp182.bounded import MAX_WHOLE_FILE_BYTES, RATIO_FLOOR, ReadLimits, bound_passed, mib
 from nlp182.errors import FileFormatError
@@ -38,16 +38,38 @@ TEXT_SNIFF_BYTES = 1 << 20
 UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
 UTF16_FIX = "convert it (iconv -f UTF-16 -t UTF-8)"
 
-#: The first bytes of files a text corpus is mistaken for, and what to do with each.
+
+class FileSignature(NamedTuple):
+    """The first bytes of a kind of file a text file is mistaken for, what it is, and what to do."""
+
+    magic: bytes
+    #: the kind of file, as a message names it: ``xz-compressed``, ``a zip archive``
+    what: str
+    #: what to do with such a file
+    fix: str
+    #: whether ``fix`` names a corpus option (a glob, ``--format parquet``), which other readers lack
+    corpus_fix: bool = False
+
+
+#: The first bytes of files a text corpus or a vector file is mistaken for.
 FILE_SIGNATURES = (
-    (b"\xfd7zXZ\x00", "xz-compressed: decompress it (xz -d), or compress it as .gz or .bz2, which are read"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it (zstd -d), or compress it as .gz or .bz2"),
-    (b"PK\x03\x04", "a zip archive: unzip it and name its text files (a glob: 'folder/**/*.txt')"),
-    (b"\x1f\x8b", "gzip-compressed: name it with a .gz ending and it is read decompressed"),
+    FileSignature(b"\xfd7zXZ\x00", "xz-compressed",
+                  "decompress it (xz -d), or compress it as .gz or .bz2, which are read"),
+    FileSignature(b"\x28\xb5\x2f\xfd", "zstd-compressed",
+                  "decompress it (zstd -d), or compress it as .gz or .bz2"),
+    FileSignature(b"PK\x03\x04", "a zip archive",
+                  "unzip it and name its text files (a glob: 'folder/**/*.txt')", corpus_fix=True),
+    FileSignature(b"\x1f\x8b", "gzip-compressed", "name it with a .gz ending and it is read decompressed"),
     # Parquet's magic, then the compact Thrift header of a page (or of an empty file's footer)
-    (b"PAR1\x15", "a Parquet file: name it with a .parquet ending, or pass --format parquet"),
-    *((mark, f"UTF-16 text (its byte order mark): {UTF16_FIX}") for mark in UTF16_MARKS),
+    FileSignature(b"PAR1\x15", "a Parquet file",
+                  "name it with a .parquet ending, or pass --format parquet", corpus_fix=True),
+    *(FileSignature(mark, "UTF-16 text (its byte order mark)", UTF16_FIX) for mark in UTF16_MARKS),
 )
+
+
+def file_signature(head: bytes) -> FileSignature | None:
+    """The ``FILE_SIGNATURES`` entry whose magic ``head`` (a file's first bytes) starts with, or None."""
+    return next((signature for signature in FILE_SIGNATURES if head.startswith(signature.magic)), None)
 
 
 def text_problem(head: bytes) -> str | None:
@@ -58,9 +80,9 @@ def text_problem(head: bytes) -> str | None:
     (Latin-1 with accents) fails on line after line, while a UTF-8 file with a damaged byte or
     two is read with U+FFFD in their place. A line cut at the end of ``head`` is not judged.
     """
-    for signature, what in FILE_SIGNATURES:
-        if head.startswith(signature):
-            return f"it is {what}"
+    signature = file_signature(head)
+    if signature is not None:
+        return f"it is {signature.what}: {signature.fix}"
     if b"\x00" in head:
         line = head.count(b"\n", 0, head.index(b"\x00")) + 1
         return (f"line {line} holds a NUL byte: this is a binary file or UTF-16 text, not UTF-8 text; "

@@ -128,7 +128,7 @@ def test_a_run_whose_vectors_file_was_cut_short_is_named_so(tmp_path, mmap) -> N
     Vectors(["a", "b", "c"], np.eye(3, dtype=np.float32)).save(tmp_path / "run")
     whole = (tmp_path / "run" / "vectors.npy").read_bytes()
     for cut, message in ((0, "is empty or truncated"), (3, "is empty or truncated"),
-                         (len(whole) - 8, "is not a readable .npy matrix")):
+                         (len(whole) - 8, "holds 28 bytes after it; it is truncated")):
         (tmp_path / "run" / "vectors.npy").write_bytes(whole[:cut])
         with pytest.raises(FileFormatError, match=message):
             Vectors.load(tmp_path / "run", mmap=mmap)

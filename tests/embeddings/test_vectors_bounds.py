@@ -3,13 +3,17 @@ headers sized against the file, non-finite rows refused or dropped (text and ``.
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from nlp182.bounded import ReadLimits
 from nlp182.embeddings import formats
 from nlp182.embeddings.importing import import_vectors
-from nlp182.errors import EmptyCorpusError, FileFormatError
+from nlp182.embeddings.vectors import Vectors
+from nlp182.errors import EmptyCorpusError, FileFormatError, InvalidInputError
 
 
 def test_binary_words_found_across_tiny_chunks(tmp_path, monkeypatch) -> None:
@@ -66,3 +70,56 @@ def test_a_file_of_no_vectors_is_refused(tmp_path) -> None:
     with pytest.raises(EmptyCorpusError, match="holds no vector"):
         import_vectors(tmp_path / "v.txt", tmp_path / "run", show_progress=False, nonfinite="drop")
     assert not (tmp_path / "run").exists()
+
+
+def _run_with_npy(folder: Path, data: bytes, words: int = 3) -> Path:
+    """A run folder of ``words`` words whose ``vectors.npy`` holds ``data``."""
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("".join(f"w{i}\n" for i in range(words)))
+    (folder / "vectors.npy").write_bytes(data)
+    return folder
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """A version 1.0 ``.npy`` header of float32s of ``shape``."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_a_run_npy_whose_size_is_not_its_headers_is_refused_before_allocating(tmp_path, mmap) -> None:
+    """A 128-byte file claiming shape (3, 10**12) made ``load(mmap=False)`` try to allocate 10.9 TiB
+    (a bare MemoryError); the size must match the header's shape, as for a ``.kv``'s arrays."""
+    run = _run_with_npy(tmp_path / "run", _npy_header((3, 10**12)))
+    with pytest.raises(FileFormatError, match=r"vectors.npy: its header claims an array of shape \(3, 10+\)"):
+        Vectors.load(run, mmap=mmap)
+    short = _run_with_npy(tmp_path / "short", _npy_header((3, 2)) + bytes(20))  # 24 bytes claimed
+    with pytest.raises(FileFormatError, match="holds 20 bytes after it"):
+        Vectors.load(short, mmap=mmap)
+
+
+def test_a_run_npy_with_a_huge_header_is_a_one_line_error_naming_the_file(tmp_path) -> None:
+    text = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }" + " " * 20_000 + "\n"
+    header = b"\x93NUMPY\x02\x00" + len(text).to_bytes(4, "little") + text.encode()
+    run = _run_with_npy(tmp_path / "run", header + bytes(24))
+    for mmap in (True, False):
+        with pytest.raises(FileFormatError) as caught:
+            Vectors.load(run, mmap=mmap)
+        message = str(caught.value)
+        assert "\n" not in message and message.startswith(f"{run / 'vectors.npy'} is not a plain .npy array")
+
+
+def test_a_run_with_nan_is_refused_on_load_or_at_the_first_query_when_mapped(tmp_path) -> None:
+    """Without ``mmap`` the matrix is in memory and checked on load; a memory-mapped load reads none
+    of it, and the norms of the first query (one pass over the file) refuse the row."""
+    matrix = np.array([[1, 2], [np.nan, 0], [3, 4]], dtype=np.float32)
+    run = tmp_path / "run"
+    run.mkdir()
+    np.save(run / "vectors.npy", matrix)
+    (run / "vocab.txt").write_text("a\nb\nc\n")
+    with pytest.raises(InvalidInputError, match=r"'b' \(row 1\) holds NaN"):
+        Vectors.load(run, mmap=False)
+    mapped = Vectors.load(run, mmap=True)
+    with pytest.raises(InvalidInputError, match=r"'b' \(row 1\) holds NaN"):
+        mapped.most_similar("a")

@@ -249,7 +249,7 @@ def test_a_kv_file_of_every_pickle_protocol_imports_and_none_runs_code(
     ("content", "message"),
     [
         (b"\xef\xbb\xbf1 2\na 1 2\n", "starts with a UTF-8 byte order mark"),  # was: "line 2 has 3 values"
-        ("1 2\na 1 2\n".encode("utf-16"), "starts with a UTF-16 byte order mark"),
+        ("1 2\na 1 2\n".encode("utf-16"), "it is UTF-16 text .*iconv -f UTF-16"),
         (b"2 3\na 1 2 3\n", "ends after 1"),
         (b"2 3\na 1 2 3\nb 1 x 3\n", "line 3 has a non-numeric value"),
         (b"1 2\nna\xefve 1 2\n", "not valid utf-8.*unicode-errors"),
@@ -409,3 +409,72 @@ def test_a_kv_file_with_numpy_string_or_integer_keys_imports(tmp_path: Path) -> 
     loaded = Vectors.load_gensim(tmp_path / "strs.kv")
     assert loaded.words == ["apple", "banana", "cherry"] and all(type(w) is str for w in loaded.words)
     np.testing.assert_array_equal(loaded.vectors, kv.vectors)
+
+
+def _packed(tmp_path: Path, kind: str) -> Path:
+    """A word2vec text file of two words, xz-compressed or in a zip archive."""
+    import lzma
+    import zipfile
+
+    text = b"2 3\na 1 2 3\nb 4 5 6\n"
+    if kind == "xz":
+        path = tmp_path / "vectors.txt.xz"
+        path.write_bytes(lzma.compress(text))
+    else:
+        path = tmp_path / "vectors.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("vectors.txt", text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("xz", r"vectors.txt.xz: it is xz-compressed: decompress it \(xz -d\), or compress it as .gz"),
+        ("zip", r"vectors.zip: it is a zip archive: extract the vector file from it"),
+    ],
+)
+def test_an_xz_or_zip_vector_file_is_refused_naming_what_it_is(
+    tmp_path: Path, capsys, kind: str, message: str
+) -> None:
+    """Such files were read as GloVe text (``line 2 has 2 values where line 1 has 1``) or as a
+    header that is not ``<words> <dims>``; the corpus reader's check of the first bytes names them."""
+    path = _packed(tmp_path, kind)
+    assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(message, err), err
+    assert not (tmp_path / "run").exists()
+    for binary in (False, True):
+        with pytest.raises(FileFormatError, match=message):
+            Vectors.load_word2vec_format(path, binary=binary)
+
+
+def test_a_text_row_with_a_bad_first_value_is_text_and_its_error_names_the_value(
+    tmp_path: Path, capsys
+) -> None:
+    """Row 1 ``a 0x10 2`` was sniffed as binary (its first value is not a number) and reported as a
+    binary file cut short inside word #1."""
+    path = tmp_path / "hex.txt"
+    path.write_bytes(b"2 2\na 0x10 2\nb 1 2\n")
+    assert sniff_format(path) == "word2vec-text"
+    assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(r"line 2 has a non-numeric value: .*'0x10'", err), err
+
+
+def test_small_binary_files_without_control_bytes_are_still_binary(tmp_path: Path) -> None:
+    """float32s whose bytes are all printable, and a text file whose bytes happen to fit the
+    binary layout exactly: the whole file decides."""
+    printable = np.frombuffer(b"abcdWXYZ", dtype="<f4").reshape(1, 2)
+    path = tmp_path / "printable.bin"
+    Vectors(["w"], printable).save_word2vec_format(path, binary=True)
+    assert sniff_format(path) == "word2vec-binary"
+    np.testing.assert_array_equal(Vectors.load_word2vec_format(path, binary=True).vectors, printable)
+    rng = np.random.default_rng(0)
+    for dim in (1, 2, 3):
+        path = tmp_path / f"random{dim}.bin"
+        Vectors(["a", "b"], rng.standard_normal((2, dim))).save_word2vec_format(path, binary=True)
+        assert sniff_format(path) == "word2vec-binary"
+    fits = tmp_path / "fits.txt"
+    fits.write_bytes(b"1 2\na 0.5 0.2\n")  # "0.5 0.2\n" is 8 bytes: two float32s
+    assert sniff_format(fits) == "word2vec-text"

@@ -204,7 +204,7 @@ def split_images(
     if n_test + n_valid >= len(items):
         raise InvalidInputError(
             f"{len(items)} images cannot fill train, valid ({n_valid}) and test ({n_test}) splits; "
-            "add images or lower valid_fraction / test_fraction"
+            "add images or lower --valid-fraction / --test-fraction"
         )
     shuffled = [items[i] for i in order]
     return {

@@ -522,7 +522,7 @@ def _train_native(
                             epoch_examples + examples,
                             done + raw,
                         )
-                        mean = epoch_loss / max(1, epoch_examples)
+                        mean = _mean_loss(epoch_loss, epoch_examples)
                         bar.set_postfix(epoch=epoch + 1, loss=f"{mean:.3f}", refresh=False)
                         bar.update(raw)
                 distributed.average_(model.w_in, model.w_out)
@@ -534,20 +534,21 @@ def _train_native(
                     done + raw,
                 )
                 bar.update(raw)
-            loss = epoch_loss / max(1, epoch_examples)
-            log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
+            loss = _mean_loss(epoch_loss, epoch_examples)
+            _log_epoch(epoch, config.epochs, loss)
     return done, loss
 
 
 def _train_batched(model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, bar: Any) -> tuple[int, float]:
     """Training in large batches of examples with the PyTorch step (any device); launched as
     several processes, each trains its slice of every chunk and the tables are averaged after
-    each chunk. Returns the raw words this process trained on and the last chunk's mean loss
+    each chunk. Returns the raw words this process trained on and the last epoch's mean loss
     per example."""
     rank, size = distributed.start(model.device)
     total = model.vocab.total_words * config.epochs
     done, loss, position = 0, math.nan, 0
     for epoch in range(config.epochs):
+        epoch_loss, epoch_examples = 0.0, 0
         for whole in corpus:
             chunk = whole.share(rank, size)
             examples = model.examples(chunk) if len(chunk.ids) else ()
@@ -558,12 +559,28 @@ def _train_batched(model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, b
                 progress = (position + whole.raw_words * start / count) / total
                 chunk_loss += model.step(batch, _learning_rate(config, progress))
             distributed.average_(model.w_in, model.w_out)
-            loss = float(chunk_loss) / max(1, count)
+            epoch_loss, epoch_examples = epoch_loss + float(chunk_loss), epoch_examples + count
+            loss = _mean_loss(epoch_loss, epoch_examples)
             done, position = done + chunk.raw_words, position + whole.raw_words
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
             bar.update(chunk.raw_words)
-        log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, loss)
+        _log_epoch(epoch, config.epochs, loss)
     return done, loss
+
+
+def _mean_loss(total: float, examples: int) -> float:
+    """The loss per example, NaN when no example was trained (not a perfect 0)."""
+    return total / examples if examples else math.nan
+
+
+def _log_epoch(epoch: int, epochs: int, loss: float) -> None:
+    """One line per epoch; one that trained no example says so: every word of a tiny corpus can
+    be subsampled away, and its "loss 0.0000" read as a perfect fit."""
+    if math.isnan(loss):
+        log.info("epoch %d/%d trained no example: subsampling (--sample) kept no two words of a "
+                 "sentence", epoch + 1, epochs)
+    else:
+        log.info("epoch %d/%d loss %.4f", epoch + 1, epochs, loss)
 
 
 def train_torch(
@@ -770,9 +787,13 @@ def train_word2vec(
     _check_context(corpus.text.starts, source.path)
     if config.epochs is None:
         config = dataclasses.replace(config, epochs=choose_epochs(vocab.total_words))
-        if config.epochs != DEFAULT_EPOCHS:
-            log.info("epochs: %d for %d tokens, so that about a million words are trained (--epochs sets "
-                     "them)", config.epochs, vocab.total_words)
+        if config.epochs == MAX_AUTO_EPOCHS:
+            log.info("epochs: %d for %d tokens, the most chosen without --epochs (%d words trained, of "
+                     "the %d aimed at)", config.epochs, vocab.total_words, config.epochs * vocab.total_words,
+                     MIN_TRAINED_WORDS)
+        elif config.epochs != DEFAULT_EPOCHS:
+            log.info("epochs: %d for %d tokens, so that about %d words are trained (--epochs sets them)",
+                     config.epochs, vocab.total_words, MIN_TRAINED_WORDS)
     if vocab.total_words * config.epochs < MIN_TRAINED_WORDS:
         log.warning("%d tokens x %d epochs is little for word2vec: its vectors may barely leave their "
                     "random start (every neighbour at a cosine near 1); give more text, or train lsa, "

@@ -243,7 +243,9 @@ def split_pairs(
     n_valid = max(1, round(len(pairs) * valid_fraction)) if valid_fraction else 0
     n_test = max(1, round(len(pairs) * test_fraction)) if test_fraction else 0
     if n_valid + n_test >= len(pairs):
-        raise InvalidInputError(f"{len(pairs)} pairs are too few to hold out {n_valid} + {n_test}")
+        raise InvalidInputError(f"{len(pairs)} pairs are too few to hold out {n_valid} for validation and "
+                                f"{n_test} for test; add pairs, or lower --valid-fraction / --test-fraction "
+                                "(0 holds none out)")
     train: list[Pair] = []
     valid: list[Pair] = []
     test: list[Pair] = []

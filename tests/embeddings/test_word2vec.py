@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -292,3 +293,13 @@ def test_a_small_corpus_trains_more_epochs_unless_they_are_given(tmp_path) -> No
     assert report.raw_words == 600 * MAX_AUTO_EPOCHS and config.epochs is None
     _, _, given = train_word2vec(sentences, dataclasses.replace(config, epochs=2))
     assert given.epochs == 2 and given.raw_words == 1200
+
+
+def test_an_epoch_that_trained_no_example_says_so_instead_of_a_zero_loss(caplog) -> None:
+    """Subsampling can drop every word of a tiny corpus: its epochs logged "loss 0.0000", and
+    final_loss was 0.0, which read as a perfect fit of vectors still at their random start."""
+    caplog.set_level(logging.INFO, logger="nlp182.embeddings.word2vec")
+    _, _, report = train_word2vec([["alpha", "beta"]] * 100,
+                                  Word2VecConfig(vector_size=8, min_count=1, sample=1e-6, epochs=2))
+    assert math.isnan(report.final_loss)
+    assert "epoch 2/2 trained no example" in caplog.text and "loss 0.0000" not in caplog.text

@@ -196,7 +196,26 @@ def test_the_batch_shrinks_until_its_logits_fit_for_long_targets_over_a_large_vo
     rng = np.random.default_rng(0)
     alphabet = [chr(0x4E00 + i) for i in range(6000)]
     pairs = [(f"item {i}", "".join(rng.choice(alphabet, 400))) for i in range(2000)]
-    settled, chosen = choose_defaults(Seq2SeqConfig(data="mine.tsv", target_tokenizer="char"), pairs)
+    config = Seq2SeqConfig(data="mine.tsv", target_tokenizer="char", max_length=500)  # trains them all
+    settled, chosen = choose_defaults(config, pairs)
     assert settled.batch_size == 16 and "fit 512 MiB" in chosen["batch_size"]
     short = [(f"item {i}", "ab") for i in range(2000)]
     assert choose_defaults(Seq2SeqConfig(data="mine.tsv"), short)[0].batch_size == 32
+
+
+def test_output_length_and_epochs_follow_the_pairs_training_keeps() -> None:
+    """One 391-token target over max_length set max_len 592 for a model trained on targets of at
+    most 6 tokens; 300 pairs in batches of 16 trained 170 steps, a copy task still learning."""
+    pairs = [(f"the {w} dog", f"the {w} dog") for w in ("big", "red", "old")] * 100
+    pairs.append(("long", " ".join(["word"] * 391)))
+    config, chosen = choose_defaults(Seq2SeqConfig(data="copy.tsv"), pairs)
+    assert config.max_len == 10  # ceil(1.5 x 3 word tokens) + 5
+    assert config.batch_size == 16 and config.epochs == 100  # 19 steps an epoch: 2,000 needs 106
+    assert config.early_stopping_patience == 20 and "a fifth of the 100 epochs" in chosen[
+        "early_stopping_patience"]
+    large = [(f"a{i} b", f"c{i} d") for i in range(60000)]
+    config, chosen = choose_defaults(Seq2SeqConfig(data="big.tsv"), large)
+    assert config.epochs == 10 and "epochs" not in chosen  # 469 steps an epoch: ten are enough
+    config, chosen = choose_defaults(Seq2SeqConfig(data="copy.tsv", epochs=7), pairs)
+    assert config.epochs == 7 and config.early_stopping_patience is None  # what the user gave
+

@@ -209,9 +209,20 @@ def randomized_svd(
             bar.update(2)
         small = times(a_t, q).T  # (rank + p, C) = Q^T A
         bar.update(1)
-    u_small, s, _ = torch.linalg.svd(small, full_matrices=False)
-    u = q @ u_small[:, :rank]
+    u_small, s = _left_singular(small)
+    u = q @ u_small[:, :rank].to(q.dtype)
     return u.cpu().numpy().astype(np.float32), s[:rank].cpu().numpy().astype(np.float32)
+
+
+def _left_singular(small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left singular vectors ``(k, k)`` and singular values ``(k,)``, descending, of the wide
+    ``small`` ``(k, C)``, from the eigenvectors of its ``(k, k)`` Gram matrix in float64 (the
+    squared singular values, exact to float32's precision after the square root). A full SVD
+    also builds the ``(k, C)`` right vectors, which nothing reads: 40-60 s for 310 x 200,000."""
+    wide = small.to("cpu" if small.device.type == "mps" else small.device, torch.float64)  # MPS lacks it
+    values, vectors = torch.linalg.eigh(wide @ wide.T)
+    order = torch.argsort(values, descending=True)
+    return vectors[:, order], values[order].clamp_min(0).sqrt()
 
 
 def truncated_svd(

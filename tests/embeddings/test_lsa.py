@@ -72,6 +72,21 @@ def test_ppmi_equals_dense_float64_formula(alpha, shift) -> None:
     np.testing.assert_allclose(result, expected, atol=1e-12)
 
 
+def test_the_small_factor_of_a_wide_matrix_is_its_float64_svd() -> None:
+    """The (k, C) product of the randomized SVD is factored through its (k, k) Gram matrix, not by a
+    full SVD that builds the C-long right vectors (a minute for 310 x 200,000)."""
+    from nlp182.embeddings.lsa import _left_singular
+
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.normal(size=(40, 40)))[0]
+    spectrum = np.logspace(3, -1, 40)  # four orders of magnitude, as PPMI's tail has
+    wide = (basis * spectrum) @ np.linalg.qr(rng.normal(size=(5000, 40)))[0].T
+    u, s = _left_singular(torch.from_numpy(wide).float())
+    exact_u, exact_s, _ = np.linalg.svd(wide, full_matrices=False)
+    np.testing.assert_allclose(s.numpy(), exact_s, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(np.sum(u.numpy() * exact_u, axis=0)), 1.0, atol=1e-4)
+
+
 @pytest.mark.parametrize("solver", ["torch", "sklearn", "scipy"])
 def test_truncated_svd_matches_exact_singular_values(solver) -> None:
     rng = np.random.default_rng(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -211,6 +212,15 @@ def test_ivf_probes_more_cells_until_it_has_k_answers(real_vectors: Vectors) -> 
     alone = [index.search(index.unit[i : i + 1], k)[1][0] for i in range(4)]
     np.testing.assert_array_equal(np.stack(alone), ids)
     assert faiss.downcast_index(index.index.base_index).nprobe == 1  # the setting is left as it was
+
+
+def test_an_approximate_build_says_what_is_under_way(real_vectors: Vectors, caplog) -> None:
+    """An HNSW build over 200,000 words ran for minutes with nothing in the log."""
+    caplog.set_level(logging.INFO, logger="nlp182.server.index")
+    SimilarityIndex.build(real_vectors, IndexConfig(kind="hnsw", recall_queries=10))
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[0].startswith(f"building a HNSW index over {len(real_vectors)} words")
+    assert any(message.startswith("built in ") for message in messages)
 
 
 def test_rebuild_replaces_index_atomically_while_loaded(tmp_path: Path, synthetic_vectors: Vectors) -> None:

@@ -24,7 +24,7 @@ from nlp182.device import select_device
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError
 from nlp182.io import atomic_write_json, read_json, run_kind
 from nlp182.settings import from_saved
-from nlp182.train.checkpoint import load_model_weights, save_model_weights
+from nlp182.train.checkpoint import build_and_load_weights, save_model_weights
 from nlp182.train.run import check_finished
 
 MODEL_FILE = "model.safetensors"
@@ -78,7 +78,12 @@ class Captioner:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], device: str = "auto") -> Captioner:
-        """Load a run folder written by :meth:`save` onto ``device``."""
+        """Load a run folder written by :meth:`save` onto ``device``.
+
+        The model is built only once ``model.safetensors`` is found to hold tensors of exactly the
+        shapes ``config.json`` gives (read from its header), so a damaged or hand-edited config
+        raises ``FileFormatError`` instead of allocating a model of its size.
+        """
         run = Path(run_dir)
         check_finished(run, "nlp182 train caption")
         if not run.is_dir():
@@ -92,8 +97,7 @@ class Captioner:
         except (TypeError, InvalidInputError) as exc:  # a damaged or hand-edited file: say which
             raise FileFormatError(f"{run / 'config.json'} is not a captioning config: {exc}") from exc
         vocab = CaptionVocab.load(run / "vocab.txt")
-        model = CaptionModel(len(vocab), config.model)
-        load_model_weights(run / MODEL_FILE, model)
+        model = build_and_load_weights(run / MODEL_FILE, lambda: CaptionModel(len(vocab), config.model))
         model.to(select_device(device)).eval()
         return cls(model, vocab, config)
 

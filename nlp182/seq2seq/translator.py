@@ -39,7 +39,7 @@ from nlp182.seq2seq.tokenize import (
     unknown_tokens,
 )
 from nlp182.settings import from_saved
-from nlp182.train.checkpoint import load_model_weights, save_model_weights
+from nlp182.train.checkpoint import build_and_load_weights, save_model_weights
 from nlp182.train.run import check_finished
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,9 @@ class Translator:
     def load(cls, run_dir: str | os.PathLike[str], device: str = "auto", weights: bool = True) -> Translator:
         """Load a run folder written by :meth:`save` onto ``device``.
 
+        The model is built only once ``model.safetensors`` is found to hold tensors of exactly the
+        shapes ``config.json`` gives (read from its header), so a damaged or hand-edited config
+        raises ``FileFormatError`` instead of allocating a model of its size.
         ``weights=False`` reads config and tokenisers only and leaves the model freshly
         initialised (resuming a run whose weights come from a checkpoint).
         """
@@ -143,12 +146,11 @@ class Translator:
             raise FileFormatError(f"{run / 'config.json'} is not a seq2seq config: {exc}") from exc
         source_tokenizer = load_tokenizer(run / "source_tokenizer.json")
         target_tokenizer = load_tokenizer(run / "target_tokenizer.json")
-        model = build_model(
-            source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size(), config.model
-        )
+        sizes = source_tokenizer.get_vocab_size(), target_tokenizer.get_vocab_size()
         if not weights:
+            model = build_model(*sizes, config.model)
             return cls(model.to(select_device(device)), source_tokenizer, target_tokenizer, config)
-        load_model_weights(run / MODEL_FILE, model)
+        model = build_and_load_weights(run / MODEL_FILE, lambda: build_model(*sizes, config.model))
         model.to(select_device(device)).eval()
         return cls(model, source_tokenizer, target_tokenizer, config)
 

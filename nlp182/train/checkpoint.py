@@ -13,12 +13,13 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -197,3 +198,53 @@ def load_model_weights(path: str | os.PathLike[str], model: torch.nn.Module) -> 
         model.load_state_dict(st_load(target.read_bytes()))
     except (SafetensorError, RuntimeError) as exc:
         raise FileFormatError(f"{target} does not hold this model's weights: {exc}") from exc
+
+
+def check_model_shapes(path: str | os.PathLike[str], build: Callable[[], torch.nn.Module]) -> None:
+    """Refuse the weights file ``path`` unless it declares exactly the tensors (names and shapes) of the
+    state dict of the model ``build()`` returns, without allocating that model or reading the file's data.
+
+    ``build`` runs on the meta device (shapes, no memory) and the file's shapes come from its header
+    alone. A run folder's ``config.json`` decides the model's size: a damaged or hand-edited one
+    (``hidden_size`` 16000 beside weights of size 32) would otherwise allocate gigabytes before the
+    mismatch shows. safetensors refuses a header whose tensors the file's bytes do not cover, so a
+    model that passes is no larger than the file.
+
+    Raises:
+        MissingFileError: ``path`` does not exist.
+        FileFormatError: the file is not safetensors, or a tensor is missing, extra or of another
+            shape, naming the file, the tensor, the shape the config gives and the shape the file holds.
+    """
+    target = check_input_file(path, missing_hint="; did training finish?")
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in build().state_dict().items()}
+    try:
+        with safe_open(target, "pt") as weights:
+            names = weights.keys()  # a safe_open handle is not iterable
+            held = {name: tuple(weights.get_slice(name).get_shape()) for name in names}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise FileFormatError(f"{target} is not a safetensors weights file: {exc}") from exc
+    for name, shape in expected.items():
+        if name not in held:
+            raise FileFormatError(f"{target} lacks tensor {name}, of shape {shape} by the run's config")
+        if held[name] != shape:
+            raise FileFormatError(
+                f"{target}: tensor {name} has shape {shape} by the run's config but {held[name]} in the "
+                "file; config.json and the weights are from different models"
+            )
+    extra = sorted(held.keys() - expected.keys())
+    if extra:
+        name = extra[0]
+        raise FileFormatError(f"{target} holds tensor {name} {held[name]}, which the run's config lacks")
+
+
+def build_and_load_weights(
+    path: str | os.PathLike[str], build: Callable[[], torch.nn.Module]
+) -> torch.nn.Module:
+    """The model ``build()`` returns, on the CPU, holding the weights of ``path`` (a file written by
+    :func:`save_model_weights`), built only once :func:`check_model_shapes` found the file's tensors
+    to be that model's: the config a model is built from cannot make it allocate more than the file holds."""
+    check_model_shapes(path, build)
+    model = build()
+    load_model_weights(path, model)
+    return model

@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
+import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from nlp182.captioning import captioner as captioner_module
 from nlp182.captioning.captioner import Captioner
 from nlp182.captioning.config import CaptionConfig
 from nlp182.captioning.data import CaptionBatch
@@ -19,7 +22,7 @@ from nlp182.captioning.pretrain import bag_of_words, bag_of_words_loss, pretrain
 from nlp182.captioning.train import parameter_groups, run_progress
 from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID, CaptionVocab
 from nlp182.decoding import Beam, Greedy, decode
-from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.errors import FileFormatError, InvalidInputError, ShapeError
 
 VOCAB = 7
 
@@ -329,6 +332,36 @@ def test_a_run_saved_under_the_old_encoder_name_loads_and_captions_alike(tmp_pat
     images = _images(3)
     expected = captioner.caption(images, beam_width=2, max_len=5)
     assert [c.words for c in loaded.caption(images, beam_width=2, max_len=5)] == [c.words for c in expected]
+
+
+def test_a_config_whose_sizes_the_weights_lack_is_refused_before_the_model_is_built(
+    tmp_path, monkeypatch
+) -> None:
+    """config.json decides the model's size: a hand-edited hidden size of 16000 built a model of
+    gigabytes before the weights' shapes were compared. The model is built on the meta device and
+    compared with the file's header; a real one is built only when they agree."""
+    config = CaptionConfig(image_size=16, model=_model().config)
+    vocab = CaptionVocab.build(["one two three four five six seven"])
+    Captioner(CaptionModel(len(vocab), config.model).eval(), vocab, config).save(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["model"].update(hidden_size=16000, embed_dim=16000)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    built = []
+
+    class Guarded(CaptionModel):
+        def __init__(self, vocab_size: int, model: CaptionModelConfig) -> None:
+            built.append(torch.get_default_device().type)
+            if built[-1] != "meta":  # a real one would hold gigabytes
+                raise AssertionError(f"a model of hidden size {model.hidden_size} was allocated")
+            super().__init__(vocab_size, model)
+
+    monkeypatch.setattr(captioner_module, "CaptionModel", Guarded)
+    start = time.perf_counter()
+    weights = re.escape(str(tmp_path / "model.safetensors"))
+    wrong = rf"^{weights}: tensor \S+ has shape \(.*16000.*\) by the run's config but \(.*\) in the file"
+    with pytest.raises(FileFormatError, match=wrong):
+        Captioner.load(tmp_path, device="cpu")
+    assert time.perf_counter() - start < 2 and built == ["meta"]
 
 
 def test_caption_takes_the_models_dtype_and_refuses_integer_pixels_and_other_shapes() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -96,6 +97,20 @@ def test_a_20000x20000_png_bomb_is_refused_from_its_header(tmp_path: Path, capti
     with pytest.raises(FileFormatError, match=r"big\.png is 8000x8000 = 64000000 pixels, over the limit"):
         read_tsv(_tsv(tmp_path, "good.png", "big.png"))
     assert [item.name for item in read_tsv(_tsv(tmp_path, "big.png"), max_pixels=64_000_000)] == ["big.png"]
+
+
+def test_a_run_whose_config_the_weights_do_not_fit_is_refused_before_the_model_is_built(
+    tmp_path: Path, caption_run: Path
+) -> None:
+    """config.json edited to a hidden size of 8192 beside weights of size 8 built a model of 2.8 GB before
+    the weights' shapes were compared; they are compared from the file's header first."""
+    run = shutil.copytree(caption_run, tmp_path / "edited")
+    config = json.loads((run / "config.json").read_text())
+    config["model"].update(hidden_size=8192, embed_dim=8192)
+    (run / "config.json").write_text(json.dumps(config))
+    caption = run_nlp182("caption", str(run), str(_photo(tmp_path / "good.png")))
+    caption.assert_refused(f"{run / 'model.safetensors'}: tensor ", "8192", "by the run's config but (")
+    assert caption.seconds < 30 and caption.out == ""
 
 
 def test_a_truncated_jpeg_fails_the_pre_check_before_any_training(tmp_path: Path, caption_run: Path) -> None:

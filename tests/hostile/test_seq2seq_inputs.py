@@ -3,6 +3,8 @@ that are not UTF-8, through the ``nlp182`` command (see ``conftest.py`` for the 
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,18 @@ def test_translate_stdin_with_bytes_that_are_not_utf8(cli, bounded, char_run, tm
     outcome = bounded(cli(["translate", char_run, "--input", "-"], stdin=source), 100, rc=2)
     assert "standard input: line 2 is not UTF-8 text (invalid start byte at byte 0)" in outcome.error_lines[0]
     assert len(outcome.stdout.splitlines()) <= 1  # at most the line before the bad one
+
+
+def test_translate_with_a_run_whose_config_the_weights_do_not_fit(cli, bounded, char_run, tmp_path) -> None:
+    """A run folder is a file a user may be sent: its config.json, edited to sizes of 4096 beside
+    weights of size 8, built a model of over a gigabyte before the weights' shapes were compared
+    (16000: 12 GB). The shapes are compared from the weights file's header before any model is built."""
+    run = shutil.copytree(char_run, tmp_path / "edited")
+    config = json.loads((run / "config.json").read_text())
+    config["model"].update(hidden_size=4096, embed_dim=4096)
+    (run / "config.json").write_text(json.dumps(config))
+    (tmp_path / "in.txt").write_text("ab1c\n")
+    outcome = bounded(cli(["translate", run, "--input", tmp_path / "in.txt"]), 100, rc=2)
+    assert f"{run / 'model.safetensors'}: tensor " in outcome.error_lines[0]
+    assert "by the run's config but (" in outcome.error_lines[0] and "4096" in outcome.error_lines[0]
+    assert outcome.stdout == "" and outcome.seconds < 30

@@ -9,7 +9,9 @@ import json
 import logging
 import os
 import random
+import re
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,13 @@ import torch
 from safetensors.torch import load_file
 
 from nlp182.commands import seq2seq as command
-from nlp182.errors import InvalidInputError, Nlp182Error
+from nlp182.errors import FileFormatError, InvalidInputError, Nlp182Error
 from nlp182.seq2seq import Seq2SeqConfig, Translator
+from nlp182.seq2seq import translator as translator_module
+from nlp182.seq2seq.architectures import build_model
+from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import display_token
-from nlp182.seq2seq.train import load_pairs, train_seq2seq
+from nlp182.seq2seq.train import build_translator, load_pairs, train_seq2seq
 
 LETTERS = "abcdef"
 
@@ -199,6 +204,45 @@ def test_translate_tokenizes_each_text_once(run: Path, caplog) -> None:
 
 def test_heatmap_labels_drop_the_word_boundary_marker() -> None:
     assert display_token("▁HH") == "HH" and display_token("▁") == "␣" and display_token("a") == "a"
+
+
+@pytest.mark.parametrize("architecture", ["rnn", "transformer"])
+def test_a_config_whose_sizes_the_weights_lack_is_refused_before_the_model_is_built(
+    tmp_path: Path, monkeypatch, architecture: str
+) -> None:
+    """A 156 KB run folder whose config.json said hidden_size and embed_dim 16000 allocated ~12 GB
+    before the weights' shapes were compared. The shapes come from the file's header and the model
+    is built for real only when they agree; an unedited folder loads and translates as saved."""
+    pairs = [(f"ab{i % 7}c", f"c{i % 7}ba") for i in range(40)]
+    config = Seq2SeqConfig(tokenizer="char", max_length=8, beam_width=1, max_len=8,
+                           model=ModelConfig(architecture=architecture, embed_dim=8, hidden_size=8,
+                                             num_heads=2, ffn_size=16))
+    saved = build_translator(config, pairs)
+    saved.model.eval()
+    saved.save(tmp_path / "run")
+    loaded = Translator.load(tmp_path / "run", device="cpu")
+    expected = saved.translate(["ab1c", "ab5c"], warn=False)
+    found = loaded.translate(["ab1c", "ab5c"], warn=False)
+    assert [(t.text, t.log_prob) for t in found] == [(t.text, t.log_prob) for t in expected]
+
+    edited = json.loads((tmp_path / "run" / "config.json").read_text())
+    edited["model"].update(hidden_size=16000, embed_dim=16000)
+    (tmp_path / "run" / "config.json").write_text(json.dumps(edited))
+    built = []
+
+    def build(source_size: int, target_size: int, model: ModelConfig) -> torch.nn.Module:
+        built.append(torch.get_default_device().type)
+        if built[-1] != "meta":  # a real one would hold gigabytes
+            raise AssertionError(f"a model of hidden size {model.hidden_size} was allocated")
+        return build_model(source_size, target_size, model)
+
+    monkeypatch.setattr(translator_module, "build_model", build)
+    start = time.perf_counter()
+    weights = re.escape(str(tmp_path / "run" / "model.safetensors"))
+    wrong = rf"^{weights}: tensor \S+ has shape \(.*16000.*\) by the run's config but \(.*\) in the file"
+    with pytest.raises(FileFormatError, match=wrong):
+        Translator.load(tmp_path / "run", device="cpu")
+    assert time.perf_counter() - start < 2 and built == ["meta"]
 
 
 @pytest.mark.parametrize("resume_by", ["cli", "python"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import safetensors.torch
@@ -530,6 +531,46 @@ def test_a_model_with_tied_weights_checkpoints_and_resumes_as_one_tensor(tmp_pat
     fresh = _TiedLanguageModel()
     load_model_weights(tmp_path / "model.safetensors", fresh)
     assert torch.equal(fresh.embed.weight, straight.embed.weight) and fresh.out.weight is fresh.embed.weight
+
+
+def test_weights_whose_shapes_differ_from_the_config_are_refused_before_the_model_is_built(tmp_path) -> None:
+    """A run folder's config decides the model's size: a config saying 16000 beside weights of size 4
+    allocated gigabytes before the mismatch showed. The file's header is compared with the model built
+    on the meta device, and the model is built for real only when they agree."""
+    from nlp182.train.checkpoint import build_and_load_weights, check_model_shapes, save_model_weights
+
+    path = tmp_path / "model.safetensors"
+    save_model_weights(path, nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4)))
+    devices = []
+
+    def build(size: int = 4, norm: bool = True) -> nn.Module:
+        devices.append(torch.get_default_device().type)
+        return nn.Sequential(nn.Embedding(10, size), *([nn.LayerNorm(size)] if norm else []))
+
+    cases = {
+        f"{path}: tensor 0.weight has shape (10, 16000) by the run's config but (10, 4) in the file; "
+        "config.json and the weights are from different models": lambda: build(16000),
+        f"{path} holds tensor 1.bias (4,), which the run's config lacks": lambda: build(norm=False),
+    }
+    for message, wrong in cases.items():
+        with pytest.raises(FileFormatError, match=f"^{re.escape(message)}$"):
+            build_and_load_weights(path, wrong)
+    assert devices == ["meta", "meta"]  # neither wrong model was allocated
+    save_model_weights(path, nn.Sequential(nn.Embedding(10, 4)))
+    lacking = f"{path} lacks tensor 1.weight, of shape (4,) by the run's config"
+    with pytest.raises(FileFormatError, match=re.escape(lacking)):
+        check_model_shapes(path, build)
+    (tmp_path / "text.safetensors").write_text("not weights")
+    with pytest.raises(FileFormatError, match=r"text\.safetensors is not a safetensors weights file"):
+        check_model_shapes(tmp_path / "text.safetensors", build)
+    header = json.dumps({"0.weight": {"dtype": "F32", "shape": [10, 16000], "data_offsets": [0, 640000]}})
+    (tmp_path / "hollow.safetensors").write_bytes(len(header).to_bytes(8, "little") + header.encode())
+    with pytest.raises(FileFormatError, match=r"hollow\.safetensors is not a safetensors weights file"):
+        build_and_load_weights(tmp_path / "hollow.safetensors", lambda: build(16000, norm=False))
+    assert devices == ["meta", "meta", "meta", "meta", "meta"]  # a header without its bytes: nothing built
+    model = build_and_load_weights(path, lambda: build(norm=False))
+    assert devices[-2:] == ["meta", "cpu"] and model[0].weight.device.type == "cpu"
+    torch.testing.assert_close(model.state_dict(), safetensors.torch.load_file(path))
 
 
 def test_a_sparse_tensor_in_the_state_round_trips(tmp_path) -> None:

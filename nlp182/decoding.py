@@ -128,13 +128,14 @@ class Greedy(Search):
         state = memory.state
         token = torch.full((batch,), bos_id, dtype=torch.long, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
-        log_prob = torch.zeros(batch, device=device)
+        log_prob = torch.zeros(batch, device=device, dtype=_widened(keys).dtype)
         emitted, rows = [], []
         for _ in range(max_len):
             logits, state, weights = decoder.step(token, state, memory, need_weights)
-            step_log_probs = _without(torch.log_softmax(logits.float(), dim=-1), banned)
+            step_log_probs = _without(torch.log_softmax(_widened(logits), dim=-1), banned)
             token = step_log_probs.argmax(dim=-1)
-            log_prob += step_log_probs.gather(1, token[:, None]).squeeze(1).masked_fill(finished, 0.0)
+            chosen = step_log_probs.gather(1, token[:, None]).squeeze(1).masked_fill(finished, 0.0)
+            log_prob += chosen.to(log_prob)
             emitted.append(token.masked_fill(finished, eos_id))
             rows.append(weights)
             finished |= token == eos_id
@@ -146,7 +147,7 @@ class Greedy(Search):
             seq = ids[b]
             out = seq[: seq.index(eos_id)] if eos_id in seq else seq
             n_rows = min(len(out) + 1, len(seq))
-            weights = torch.stack([r[b] for r in rows[:n_rows]]).float().cpu() if need_weights else None
+            weights = _widened(torch.stack([r[b] for r in rows[:n_rows]])).cpu() if need_weights else None
             results.append(Hypothesis(out, float(log_prob[b]), weights, complete=eos_id in seq))
         return results
 
@@ -196,11 +197,12 @@ class Beam(Search):
         flat = torch.arange(batch, device=device).repeat_interleave(k)
         beams = memory.select(flat)
         state = decoder.reorder_state(memory.state, flat)
-        scores = torch.full((batch, k), float("-inf"), device=device)
+        dtype = _widened(beams.keys).dtype
+        scores = torch.full((batch, k), float("-inf"), device=device, dtype=dtype)
         scores[:, 0] = 0.0  # all beams start identical: expand only the first
         token = torch.full((batch * k,), bos_id, dtype=torch.long, device=device)
         history = torch.empty(batch * k, 0, dtype=torch.long, device=device)
-        attn = torch.empty(batch * k, 0, beams.keys.shape[1], device=device)
+        attn = torch.empty(batch * k, 0, beams.keys.shape[1], device=device, dtype=dtype)
         finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
         done = [False] * batch
 
@@ -215,7 +217,7 @@ class Beam(Search):
 
         for _ in range(max_len):
             logits, state, weights = decoder.step(token, state, beams, need_weights)
-            step_log_probs = _without(torch.log_softmax(logits.float(), dim=-1), banned)
+            step_log_probs = _without(torch.log_softmax(_widened(logits), dim=-1), banned)
             vocab = step_log_probs.shape[-1]
             total = (scores.view(-1, 1) + step_log_probs).view(batch, k * vocab)
             top_scores, top_index = total.topk(min(2 * k, k * vocab), dim=1)
@@ -224,7 +226,7 @@ class Beam(Search):
                 (top_index // vocab).tolist(),
                 (top_index % vocab).tolist(),
             )
-            new_scores = torch.full((batch, k), float("-inf"), device=device)
+            new_scores = torch.full((batch, k), float("-inf"), device=device, dtype=dtype)
             origin = torch.zeros(batch, k, dtype=torch.long)
             new_token = torch.full((batch, k), eos_id, dtype=torch.long)
             for b in range(batch):
@@ -241,7 +243,7 @@ class Beam(Search):
                         if rank < k:
                             rows = None
                             if need_weights:
-                                rows = torch.cat([attn[row], weights[row : row + 1].float()])
+                                rows = torch.cat([attn[row], _widened(weights[row : row + 1])])
                             finished[b].append(Hypothesis(history[row].tolist(), score, rows))
                         continue
                     new_scores[b, alive], origin[b, alive], new_token[b, alive] = score, beam, tok
@@ -256,7 +258,7 @@ class Beam(Search):
             token = new_token.view(-1).to(device)
             history = torch.cat([history[index], token[:, None]], dim=1)
             if need_weights:
-                attn = torch.cat([attn[index], weights[index].float().unsqueeze(1)], dim=1)
+                attn = torch.cat([attn[index], _widened(weights[index]).unsqueeze(1)], dim=1)
             scores = new_scores
         else:
             for b in range(batch):
@@ -280,6 +282,12 @@ def make_search(beam_width: int = 1, length_penalty: float = 1.0) -> Search:
     if beam_width == 1:
         return Greedy()
     return Beam(int(beam_width), length_penalty)
+
+
+def _widened(values: torch.Tensor) -> torch.Tensor:
+    """``values`` in the dtype scores are summed in: float32 for half precision, float64 kept (a
+    float64 model's log-probabilities were rounded to float32)."""
+    return values.to(torch.promote_types(values.dtype, torch.float32))
 
 
 @dataclass

@@ -60,7 +60,8 @@ def _inputs(batch: int = 3, positions: int = 4, dim: int = 6) -> tuple[torch.Ten
 
 @torch.no_grad()
 def _score(decoder: TinyStep, row: int, output: list[int], complete: bool) -> float:
-    memory = decoder.encode_memory(*_inputs())
+    keys, mask = _inputs()
+    memory = decoder.encode_memory(keys.to(decoder.out.weight.dtype), mask)
     one = memory.select(torch.tensor([row]))
     state, token, total = memory.state[row : row + 1], torch.tensor([BOS]), 0.0
     for tok in output + ([EOS] if complete else []):
@@ -190,3 +191,15 @@ def test_bos_and_padding_are_never_emitted(strategy) -> None:
         assert hyp.weights.shape[0] == len(hyp.tokens)  # one attention row per word
     unbanned = decode(decoder, strategy, *_inputs(), bos_id=BOS, eos_id=EOS, max_len=5)
     assert all(pad in hyp.tokens for hyp in unbanned)  # padding is banned only when named
+
+
+@pytest.mark.parametrize("strategy", [Greedy(), Beam(3)])
+def test_a_float64_model_is_searched_in_float64(strategy) -> None:
+    """Scores and attention weights came back rounded to float32 from a float64 model."""
+    decoder = TinyStep().double().eval()
+    keys, mask = _inputs()
+    found = decode(decoder, strategy, keys.double(), mask, bos_id=BOS, eos_id=EOS, max_len=4)
+    for row, hyp in enumerate(found):
+        assert hyp.weights.dtype == torch.float64
+        expected = _score(decoder, row, hyp.tokens, hyp.complete)
+        assert hyp.log_prob == pytest.approx(expected, rel=1e-12, abs=1e-12)

@@ -214,6 +214,9 @@ class ImageEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ShapeError(f"images must be (B, 3, H, W); got {tuple(images.shape)}")
+        if not images.is_floating_point():  # 0-255 bytes would be normalised 255 times too bright
+            raise InvalidInputError(f"images must be floating point in [0, 1], got dtype {images.dtype}; "
+                                    "divide 0-255 pixels by 255 (torchvision's to_tensor does)")
         features = self.pool(self.backbone.forward_features((images - 0.5) / 0.25))
         annotations = self.project(features.flatten(2).transpose(1, 2))
         return annotations if self.positions is None else annotations + self.positions

@@ -161,6 +161,8 @@ def test_bad_configs_and_inputs_raise_package_errors() -> None:
         CaptionModelConfig(encoder="alexnet")
     with pytest.raises(ShapeError):
         _model().encoder(torch.rand(2, 1, 16, 16))
+    with pytest.raises(InvalidInputError, match="divide 0-255 pixels by 255"):  # read 255 times too bright
+        _model().encoder((torch.rand(2, 3, 16, 16) * 255).to(torch.uint8))
 
 
 def test_an_image_size_the_encoder_cannot_use_is_refused_and_one_too_small_for_the_grid_warned(

@@ -38,7 +38,9 @@ class MultiHeadAttention(nn.Module):
         dropout: dropout on the attention weights while training.
         bias: learn biases in the input and output projections.
         batch_first: inputs and outputs are ``(B, T, E)`` (the default, as everywhere in this
-            package); ``False`` takes ``(T, B, E)``, PyTorch's default layout.
+            package); ``False`` takes ``(T, B, E)``, PyTorch's default layout. Keyword-only, as
+            every argument after ``bias``: PyTorch's fifth positional argument is ``add_bias_kv``
+            (not offered here), which a positional call would have set ``batch_first`` with.
         kdim: size of the keys (default ``E``); with ``vdim``, any size other than ``E`` gives
             separate ``q/k/v_proj_weight`` parameters, as in PyTorch.
         vdim: size of the values (default ``E``).
@@ -52,8 +54,8 @@ class MultiHeadAttention(nn.Module):
         num_heads: int,
         dropout: float = 0.0,
         bias: bool = True,
-        batch_first: bool = True,
         *,
+        batch_first: bool = True,
         kdim: int | None = None,
         vdim: int | None = None,
         device: torch.device | str | None = None,

@@ -465,3 +465,12 @@ def test_arrays_and_float_sizes_are_named_not_attribute_errors() -> None:
     with pytest.raises(InvalidInputError, match=r"must be integers, got 8 and 2\.0"):
         MultiHeadAttention(8, 2.0)
     assert MultiHeadAttention(np.int64(8), np.int64(2)).num_heads == 2
+
+
+def test_arguments_after_bias_are_keywords_where_torch_places_others() -> None:
+    """nn.MultiheadAttention's fifth positional argument is add_bias_kv: the same call here set
+    batch_first=True without a word."""
+    with pytest.raises(TypeError):
+        MultiHeadAttention(8, 2, 0.0, True, True)
+    assert not MultiHeadAttention(8, 2, 0.0, True, batch_first=False).batch_first
+

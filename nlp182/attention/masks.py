@@ -28,12 +28,15 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
     """
     if lengths.dim() != 1:
         raise ShapeError(f"lengths must be 1-D (B,), got shape {tuple(lengths.shape)}")
-    if lengths.numel() and int(lengths.min()) < 0:
-        raise InvalidInputError("lengths must be non-negative")
-    longest = int(lengths.max()) if lengths.numel() else 0
-    width = longest if max_len is None else int(max_len)
-    if width < longest:
-        raise InvalidInputError(f"max_len={width} is shorter than the longest sequence ({longest})")
+    if max_len is not None and tracing(lengths):  # compiled, exported or vmapped: no value checks
+        width = int(max_len)
+    else:
+        if lengths.numel() and int(lengths.min()) < 0:
+            raise InvalidInputError("lengths must be non-negative")
+        longest = int(lengths.max()) if lengths.numel() else 0
+        width = longest if max_len is None else int(max_len)
+        if width < longest:
+            raise InvalidInputError(f"max_len={width} is shorter than the longest sequence ({longest})")
     positions = torch.arange(width, device=lengths.device)
     return (positions.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(1)
 
@@ -78,16 +81,20 @@ def from_torch_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
     if mask.dtype == torch.bool:
         return ~mask
     if mask.is_floating_point():
-        if not _tracing(mask):
+        if not tracing(mask):
             _check_float_mask(mask, name)
         return mask == 0
     raise InvalidInputError(f"{name} must be bool (True = ignore) or float (0 / -inf); got {mask.dtype}")
 
 
-def _tracing(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is being traced (``torch.compile``) or transformed (``vmap``, ``grad``),
-    where a branch on its values cannot run."""
-    if torch.compiler.is_compiling():
+def tracing(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is being traced (``torch.compile``, ``torch.export``) or transformed
+    (``vmap``, ``grad``), where a branch on its values cannot run."""
+    if torch.compiler.is_compiling() or getattr(torch.compiler, "is_exporting", bool)():
+        return True
+    from torch._subclasses.fake_tensor import is_fake
+
+    if is_fake(tensor):  # export's non-strict tracing runs the module on fake tensors
         return True
     from torch._C._functorch import is_functorch_wrapped_tensor
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nlp182.attention import ATTENTION_KINDS, build_attention, padding_mask
+from nlp182.attention.masks import tracing
 from nlp182.decoding import EncodedMemory
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.seq2seq.tokenize import PAD_ID
@@ -35,6 +36,8 @@ def check_sources(source: torch.Tensor, lengths: torch.Tensor) -> None:
         raise ShapeError(
             f"source must be (B, S) and lengths (B,); got {tuple(source.shape)}, {tuple(lengths.shape)}"
         )
+    if tracing(lengths):  # compiled or exported: a branch on the lengths' values cannot run
+        return
     if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > source.shape[1]):
         raise InvalidInputError("every source length must be between 1 and the padded width")
 

@@ -87,3 +87,26 @@ def test_a_key_mask_of_one_dimension_is_the_same_mask_as_one_row(heads: bool) ->
     x, memory = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
     torch.testing.assert_close(module(x, memory, memory, mask=keys_mask)[0],
                                module(x, memory, memory, mask=keys_mask[None, None, :])[0])
+
+
+def test_a_padding_mask_of_given_width_traces_without_reading_the_lengths() -> None:
+    """With max_len given, the value checks read lengths.min()/max(): torch.export, compile with
+    fullgraph=True and vmap refused the mask (a data-dependent branch)."""
+    from nlp182.attention import MultiHeadAttention
+
+    class Padded(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention = MultiHeadAttention(8, 2)
+
+        def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            return self.attention(x, x, x, mask=padding_mask(lengths, x.shape[1])[:, None])[0]
+
+    model, x, lengths = Padded().eval(), torch.randn(2, 4, 8), torch.tensor([4, 2])
+    exported = torch.export.export(model, (x, lengths)).module()
+    torch.testing.assert_close(exported(x, lengths), model(x, lengths))
+    rows = torch.vmap(lambda row: padding_mask(row, 4))(torch.tensor([[1, 3], [4, 0]]))
+    assert torch.equal(rows, torch.stack([padding_mask(torch.tensor([1, 3]), 4),
+                                          padding_mask(torch.tensor([4, 0]), 4)]))
+    with pytest.raises(InvalidInputError, match="non-negative"):  # eager calls are still checked
+        padding_mask(torch.tensor([-1, 2]), 4)

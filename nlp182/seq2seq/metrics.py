@@ -78,7 +78,9 @@ def token_error_rate(
     """Corpus token error rate: sum of edit distances to each item's closest reference over their lengths.
 
     ``split`` turns a string into tokens: whitespace (PER/WER) by default, ``list`` for characters.
-    Among equally close references the shorter is charged (the lower rate).
+    Among equally close references the shorter is charged: the same edits over fewer tokens, the
+    higher rate (``"A B"`` against ``"A"`` and ``"A B C"``, one edit from each, scores 1.0, not
+    1/3), so a tie never flatters the model.
     """
     _check(hypotheses, references)
     edits = length = 0

@@ -29,6 +29,8 @@ def test_per_and_wer_with_several_references_by_hand() -> None:
     assert scores["wer"] == pytest.approx(2 / 3)
     # A closer but longer reference wins over a shorter farther one: edits first.
     assert token_error_rate(["A B C D"], [["A B C D E", "X"]]) == pytest.approx(1 / 5)
+    # Equally close: the shorter reference is charged, the higher rate, whichever comes first.
+    assert token_error_rate(["A B"], [["A", "A B C"]]) == token_error_rate(["A B"], [["A B C", "A"]]) == 1.0
 
 
 def test_cer_counts_characters_and_single_references_are_accepted() -> None:

@@ -66,18 +66,28 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> No
     atomic_write_bytes(path, buffer.getvalue())
 
 
+#: How many times its smallest value the largest may be before a loss plot's y axis is logarithmic.
+LOG_SPAN = 100
+
+
 def loss_curves(
     series: Mapping[str, Sequence[float]],
     path: str | os.PathLike[str],
     title: str = "loss",
     xlabel: str = "step",
     ylabel: str = "loss",
-    log_y: bool = False,
+    log_y: bool | None = None,
 ) -> None:
     """Plot one line per named series (e.g. ``{"train": [...], "valid": [...]}``) into ``path``.
 
     Short series (a one-epoch run included) mark every point, so a single value is visible.
+    ``log_y=None`` puts the y axis on a log scale when the values are positive and span more than
+    :data:`LOG_SPAN` times (a loss from 0.2 to 6e-5 lay flat on zero after its first epoch).
     """
+    if log_y is None:
+        values = np.array([v for line in series.values() for v in line], dtype=float)
+        values = values[np.isfinite(values)]
+        log_y = bool(len(values) and values.min() > 0 and values.max() / values.min() > LOG_SPAN)
     fig, ax = subplots(figsize=(8, 4.5))
     for name, values in series.items():
         marker = "o" if len(values) <= MARKERS_UP_TO else None

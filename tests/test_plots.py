@@ -23,3 +23,16 @@ def test_drawing_leaves_the_programs_backend_and_pyplot_alone(tmp_path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split() == ["svg", "False"]
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_loss_over_orders_of_magnitude_is_drawn_on_a_log_axis(tmp_path, monkeypatch) -> None:
+    """A loss from 0.2 down to 6e-5 lay flat on zero after its first epoch on a linear axis."""
+    from nlp182 import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.append(fig.axes[0].get_yscale()))
+    plots.loss_curves({"train": [0.2, 0.01, 6e-5], "valid": [0.3, 0.02, 1e-4]}, tmp_path / "a.png")
+    plots.loss_curves({"train": [3.0, 2.0, 1.5]}, tmp_path / "b.png")
+    plots.loss_curves({"train": [0.5, 0.0, -0.1]}, tmp_path / "c.png")  # not all positive: linear
+    plots.loss_curves({"train": [0.2, 6e-5]}, tmp_path / "d.png", log_y=False)  # the caller's choice
+    assert drawn == ["log", "linear", "linear", "linear"]

@@ -36,3 +36,15 @@ def test_a_loss_over_orders_of_magnitude_is_drawn_on_a_log_axis(tmp_path, monkey
     plots.loss_curves({"train": [0.5, 0.0, -0.1]}, tmp_path / "c.png")  # not all positive: linear
     plots.loss_curves({"train": [0.2, 6e-5]}, tmp_path / "d.png", log_y=False)  # the caller's choice
     assert drawn == ["log", "linear", "linear", "linear"]
+
+
+def test_series_that_coincide_are_drawn_in_styles_that_both_show(tmp_path, monkeypatch) -> None:
+    """Adam's and AdamW's losses differ by 0.3%: one solid line over the other hid it."""
+    from nlp182 import plots
+
+    styles = []
+    monkeypatch.setattr(plots, "save_figure",
+                        lambda fig, path: styles.extend(line.get_linestyle() for line in fig.axes[0].lines))
+    plots.loss_curves({"adam": [1.0, 0.5], "adamw": [1.0, 0.501], "sgd": [1.0, 0.9]}, tmp_path / "x.png")
+    assert len(set(styles)) == 3
+

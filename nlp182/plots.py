@@ -84,8 +84,9 @@ def loss_curves(
     """Plot one line per named series (e.g. ``{"train": [...], "valid": [...]}``) into ``path``.
 
     Short series (a one-epoch run included) mark every point, so a single value is visible, and
-    series take line styles in turn, so nearly equal ones both show. ``log_y=None`` puts the y axis on a log scale when the values are positive and span more than
-    :data:`LOG_SPAN` times (a loss from 0.2 to 6e-5 lay flat on zero after its first epoch).
+    series take line styles in turn, so nearly equal ones both show. ``log_y=None`` puts the y
+    axis on a log scale when the values are positive and span more than :data:`LOG_SPAN` times (a
+    loss from 0.2 to 6e-5 lay flat on zero after its first epoch).
     """
     if log_y is None:
         values = np.array([v for line in series.values() for v in line], dtype=float)

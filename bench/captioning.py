@@ -36,7 +36,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ import torch
 
 from nlp182.captioning import CaptionConfig, CaptionModelConfig, train_captioner
 from nlp182.device import select_device
-from nlp182.io import atomic_write_json
+from nlp182.io import atomic_write_bytes, atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_DIGITS_EXACT = 0.95
@@ -113,8 +112,10 @@ def train_one(name: str, config: CaptionConfig, overlays_to: Path | None) -> dic
         metrics["cpu_s"], metrics["wall_s"] = time.process_time() - cpu, time.perf_counter() - wall
         if overlays_to is not None:
             for png in sorted((run / "overlays").glob("*.png")):
-                shutil.copyfile(png, overlays_to / f"captioning-{name}-overlay-{png.stem.split('-')[-1]}.png")
-            shutil.copyfile(run / "valid_bleu.png", overlays_to / f"captioning-{name}-valid-bleu.png")
+                overlay = overlays_to / f"captioning-{name}-overlay-{png.stem.split('-')[-1]}.png"
+                atomic_write_bytes(overlay, png.read_bytes())
+            atomic_write_bytes(overlays_to / f"captioning-{name}-valid-bleu.png",
+                               (run / "valid_bleu.png").read_bytes())
     return metrics
 
 

@@ -13,6 +13,7 @@ figure ``NAME``; figures a template does not place are appended at its end.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
 import subprocess
@@ -21,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from nlp182.io import atomic_write_bytes, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -195,7 +198,9 @@ def save_plot(name: str, draw: Callable[[Any], None], out_dir: Path) -> str:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / f"{name}.svg", metadata={"Date": None})
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    atomic_write_bytes(out_dir / f"{name}.svg", buffer.getvalue())
     plt.close(fig)
     return f"{name}.svg"
 
@@ -1169,7 +1174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if stale else 0
     pages = render_all(PAGES / "img")
     for path, text in pages.items():
-        path.write_text(text, encoding="utf-8")
+        atomic_write_text(path, text)
     print(f"wrote {len(pages)} pages and their plots from {RESULTS.relative_to(ROOT)}")
     return 0
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 
 from nlp182.device import select_device
-from nlp182.io import atomic_write_json
+from nlp182.io import atomic_write_bytes, atomic_write_json
 from nlp182.seq2seq import Seq2SeqConfig, Translator, train_seq2seq
 from nlp182.seq2seq.data import date_splits
 from nlp182.seq2seq.train import evaluate_test
@@ -63,8 +62,8 @@ def main() -> None:
         beam, _ = evaluate_test(translator, test_pairs, names=names)
         greedy, _ = evaluate_test(translator, test_pairs, beam_width=1, names=names)
         for index, png in enumerate(sorted((run / "heatmaps").glob("*.png"))):
-            shutil.copyfile(png, args.out / f"seq2seq-dates-heatmap-{index}.png")
-        shutil.copyfile(run / "train" / "loss.png", args.out / "seq2seq-dates-loss.png")
+            atomic_write_bytes(args.out / f"seq2seq-dates-heatmap-{index}.png", png.read_bytes())
+        atomic_write_bytes(args.out / "seq2seq-dates-loss.png", (run / "train" / "loss.png").read_bytes())
     rows = [
         ("test exact match (beam 5)", GOAL_EXACT_MATCH, beam["exact_match"]),
         ("test exact match (greedy)", GOAL_EXACT_MATCH, greedy["exact_match"]),

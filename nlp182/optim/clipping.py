@@ -28,13 +28,20 @@ def clip_grad_value_(
     """Clamp every gradient coordinate into ``[-clip_value, clip_value]`` in place.
 
     Gradients may have any shape ``(...)``. ``foreach`` is taken for torch's signature: the
-    gradients are always clamped a device-and-dtype group at a time.
+    gradients are always clamped a device-and-dtype group at a time. A sparse gradient (an
+    ``Embedding`` with ``sparse=True``; torch's own raises) is coalesced first, so a row that
+    several lookups added to is clamped as the sum the step will apply.
     """
     del foreach  # always the grouped (foreach) kernels
     clip_value = float(clip_value)
     if not clip_value >= 0:
         raise InvalidInputError(f"clip_value must be >= 0, got {clip_value}")
-    for grads in group_by_device_dtype(_grads(params)):
+    params = [params] if isinstance(params, torch.Tensor) else list(params)
+    for param in params:
+        if param.grad is not None and param.grad.is_sparse:
+            param.grad = param.grad.coalesce()
+            param.grad.values().clamp_(-clip_value, clip_value)
+    for grads in group_by_device_dtype([grad for grad in _grads(params) if not grad.is_sparse]):
         torch._foreach_clamp_min_(grads, -clip_value)
         torch._foreach_clamp_max_(grads, clip_value)
 

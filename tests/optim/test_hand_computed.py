@@ -500,3 +500,17 @@ def test_nan_or_negative_settings_of_schedules_and_noise_are_refused() -> None:
                            (lambda: GradientNoise([_param([0.0])], eta=nan), "eta")):
         with pytest.raises(InvalidInputError, match=setting):
             build()
+
+
+def test_clip_grad_value_clamps_a_sparse_gradient_as_the_sums_the_step_applies() -> None:
+    """torch's clip_grad_value_ raises on an Embedding(sparse=True); its rows are clamped here
+    after coalescing, so a row looked up twice is clamped as its summed gradient."""
+    from nlp182.optim.clipping import clip_grad_value_
+
+    sparse, dense = torch.nn.Embedding(5, 3, sparse=True), torch.nn.Embedding(5, 3)
+    dense.load_state_dict(sparse.state_dict())
+    for table in (sparse, dense):
+        (table(torch.tensor([1, 1, 2, 4])) * torch.tensor([1.0, -2.0, 3.0])).sum().backward()
+        clip_grad_value_(table.parameters(), 1.5)
+    torch.testing.assert_close(sparse.weight.grad.to_dense(), dense.weight.grad)
+    assert dense.weight.grad[1].tolist() == [1.5, -1.5, 1.5]  # 2, -4, 6 clamped

@@ -80,7 +80,7 @@ class ClosedFormSchedule(LRScheduler):
         The first step after a resume sets the closed form."""
         t, resumed = self.last_epoch, self._resumed
         self._resumed = False
-        self._follow_new_groups()
+        follow_new_groups(self)
         previous = 1.0 if t == 0 else self.multiplier(t - 1)
         now = self.multiplier(t)
         rates = []
@@ -92,14 +92,15 @@ class ClosedFormSchedule(LRScheduler):
 
     def _get_closed_form_lr(self) -> list[float]:
         """``base · multiplier(t)``: what ``step(epoch)`` sets."""
-        self._follow_new_groups()
+        follow_new_groups(self)
         return [base * self.multiplier(self.last_epoch) for base in self.base_lrs]
 
-    def _follow_new_groups(self) -> None:
-        """Take groups added since the schedule began (``add_param_group``: progressive unfreezing)
-        with their rate as their base, as torch's schedulers take them."""
-        for group in self.optimizer.param_groups[len(self.base_lrs):]:
-            self.base_lrs.append(float(group.setdefault("initial_lr", group["lr"])))
+
+def follow_new_groups(scheduler: LRScheduler) -> None:
+    """Take groups added to ``scheduler``'s optimizer since it began (``add_param_group``:
+    progressive unfreezing) with their rate as their base, as torch's schedulers take them."""
+    for group in scheduler.optimizer.param_groups[len(scheduler.base_lrs):]:
+        scheduler.base_lrs.append(float(group.setdefault("initial_lr", group["lr"])))
 
 
 def _check_gamma(gamma: float) -> None:
@@ -245,6 +246,7 @@ class ProgressDecay(LRScheduler):
         return 1.0
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
+        follow_new_groups(self)
         factor = self.multiplier(self.progress())
         return [base * factor for base in self.base_lrs]
 

@@ -514,3 +514,18 @@ def test_clip_grad_value_clamps_a_sparse_gradient_as_the_sums_the_step_applies()
         clip_grad_value_(table.parameters(), 1.5)
     torch.testing.assert_close(sparse.weight.grad.to_dense(), dense.weight.grad)
     assert dense.weight.grad[1].tolist() == [1.5, -1.5, 1.5]  # 2, -4, 6 clamped
+
+
+def test_a_progress_schedule_follows_a_group_added_after_it_began() -> None:
+    """ProgressDecay failed at its next step once a group was added (progressive unfreezing),
+    where the step-counted schedules take the new group from its own rate on."""
+    from nlp182.optim.schedules import ProgressDecay
+
+    done = [0.0]
+    optimizer = torch.optim.SGD([_param([0.0])], lr=0.1)
+    schedule = ProgressDecay(optimizer, lambda: done[0], shape="linear")
+    optimizer.add_param_group({"params": [_param([0.0])], "lr": 0.02})
+    done[0] = 0.5
+    optimizer.step()
+    schedule.step()
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.05, 0.01], rel=1e-12)

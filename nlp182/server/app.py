@@ -94,6 +94,11 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
         if config.omp_threads and getattr(pinned, "threads", 0) != config.omp_threads:
             faiss.omp_set_num_threads(config.omp_threads)
             pinned.threads = config.omp_threads
+        given = request.environ.get("HTTP_HOST")
+        if given is None and request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1":  # RFC 9112 3.2
+            return error_response(400, "bad_request", "an HTTP/1.1 request must name its Host")
+        if given is not None and "," in given:  # two Host headers, joined: which one is meant?
+            return error_response(400, "bad_request", "the request has several Host headers; send one")
         if "*" not in allowed_hosts and host_name(request.host) not in allowed_hosts:
             return error_response(400, "host_not_allowed",
                                   f"Host {request.host[:80]!r} is not served here; allowed: "

@@ -163,6 +163,11 @@ def test_host_header_and_json_bodies_are_checked(real_run: Path) -> None:
     for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "[::2]"):
         response = client.get("/v1/neighbors?word=police", headers={"Host": host})
         assert response.status_code == 400 and response.get_json()["error"]["code"] == "host_not_allowed"
+    missing = client.get("/healthz", environ_base={"SERVER_PROTOCOL": "HTTP/1.1"},
+                         environ_overrides={"HTTP_HOST": None})
+    assert missing.status_code == 400 and "must name its Host" in missing.get_json()["error"]["message"]
+    twice = client.get("/healthz", headers={"Host": "localhost,evil.example"})
+    assert twice.status_code == 400 and "several Host headers" in twice.get_json()["error"]["message"]
     # A cross-site form or fetch without a preflight can send text/plain; the API refuses it.
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
         response = client.post("/v1/neighbors", data='{"words": ["police"]}', content_type=content_type)

@@ -67,6 +67,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     config = config or AppConfig()
     vectors = load_vectors(run_dir)
     index = SimilarityIndex.load(run_dir, vectors)
+    index.set_search(config.ef_search, config.nprobe)
     index.prefault()
     batcher = None
     if config.batch_max > 1:

@@ -78,6 +78,9 @@ class AppConfig:
         allowed_hosts: the names a request's ``Host`` header may carry (port ignored); any other
             gets 400, so a web page cannot reach the API through DNS rebinding. ``("*",)`` allows
             every name (only behind a proxy that checks it).
+        ef_search: HNSW's candidate list while serving, in place of the one ``index.json`` holds
+            (a query-time setting in FAISS: no rebuild); ``None`` keeps the index's.
+        nprobe: IVF cells searched while serving, in place of the index's; ``None`` keeps it.
     """
 
     batch_window_ms: float = setting(
@@ -94,6 +97,13 @@ class AppConfig:
     )
     limits: Limits = field(default_factory=Limits)
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
+    ef_search: int | None = setting(
+        None, positive=True,
+        help="HNSW candidates per search while serving (default: the index's own, in index.json)",
+    )
+    nprobe: int | None = setting(
+        None, positive=True, help="IVF cells searched while serving (default: the index's own)",
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -190,6 +200,7 @@ class ServeConfig:
         batch_window_ms: see ``AppConfig``.
         batch_max: see ``AppConfig``.
         max_k, max_batch, max_results, max_analogy_words, max_body_bytes: see ``Limits``.
+        ef_search, nprobe: see ``AppConfig``.
         buffered_body_bytes: the most bytes of request bodies a worker holds at once, from a
             body's first byte until the app has answered it (at least ``max_body_bytes``). Each
             worker reads whole bodies before the app sees them, so without it slow clients that
@@ -231,6 +242,8 @@ class ServeConfig:
     max_results: int = same_setting(Limits, "max_results")
     max_analogy_words: int = same_setting(Limits, "max_analogy_words")
     max_body_bytes: int = same_setting(Limits, "max_body_bytes")
+    ef_search: int | None = same_setting(AppConfig, "ef_search")
+    nprobe: int | None = same_setting(AppConfig, "nprobe")
     buffered_body_bytes: int = setting(
         64 << 20, minimum=1024,
         help="most bytes of request bodies a worker holds at once; a request past it gets 503",
@@ -285,4 +298,5 @@ class ServeConfig:
         limits = Limits(**{item.name: getattr(self, item.name) for item in fields(Limits)})
         hosts = tuple(name.strip() for name in self.allowed_hosts.split(",") if name.strip())
         hosts = hosts or tuple(dict.fromkeys((self.host, *LOOPBACK_NAMES)))
-        return AppConfig(self.batch_window_ms, batch_max, self.omp_threads, limits, hosts)
+        return AppConfig(self.batch_window_ms, batch_max, self.omp_threads, limits, hosts,
+                         ef_search=self.ef_search, nprobe=self.nprobe)

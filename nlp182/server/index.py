@@ -102,6 +102,27 @@ class SimilarityIndex:
         self._storage = flat  # keeps the storage wrapper (and so ``unit``'s memory) referenced
         self.unit = _flat_codes(flat)
 
+    def set_search(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Search with HNSW's ``ef_search`` or IVF's ``nprobe`` in place of the built index's
+        (query-time settings in FAISS: no rebuild); ``None`` keeps each. ``meta["params"]`` says
+        what is served; its ``recall_at_10`` was measured with the build's settings."""
+        for name, value, kind in (("ef_search", ef_search, "hnsw"), ("nprobe", nprobe, "ivf")):
+            if value is not None and self.kind != kind:
+                raise InvalidInputError(f"--{name.replace('_', '-')} sets a {kind.upper()} index's search; "
+                                        f"this index is {self.kind}")
+        if ef_search is not None:
+            self.index.hnsw.efSearch = int(ef_search)
+            self.meta["params"]["ef_search"] = int(ef_search)
+        if nprobe is not None:
+            ivf = faiss.downcast_index(self.index.base_index)
+            ivf.nprobe = min(int(nprobe), ivf.nlist)
+            self.meta["params"]["nprobe"] = int(ivf.nprobe)
+        given = [f"{name} {value}" for name, value in (("efSearch", ef_search), ("nprobe", nprobe))
+                 if value is not None]
+        if given:
+            log.info("searching with %s in place of the index's own; its recall@10 of %s was measured "
+                     "with those", ", ".join(given), self.meta.get("recall_at_10"))
+
     @property
     def kind(self) -> str:
         return str(self.meta["kind"])

@@ -68,7 +68,9 @@ class _Master(Arbiter):
     def reload(self) -> None:
         run_dir = self.app.run_dir
         try:
-            kind = SimilarityIndex.load(run_dir, load_vectors(run_dir)).kind
+            index = SimilarityIndex.load(run_dir, load_vectors(run_dir))
+            index.set_search(self.app.serve_config.ef_search, self.app.serve_config.nprobe)
+            kind = index.kind
         except Exception as exc:  # any failure here would have been a failed boot of every worker
             log.error("reload refused, still serving the previous index: %s", exc)
             return
@@ -184,7 +186,9 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     config = config or ServeConfig()
     run_dir = Path(run_dir)
     # Fail here with one clear line (a missing or mismatched index) rather than in every worker.
-    kind = SimilarityIndex.load(run_dir, load_vectors(run_dir)).kind
+    index = SimilarityIndex.load(run_dir, load_vectors(run_dir))
+    index.set_search(config.ef_search, config.nprobe)  # --ef-search on an IVF index, say
+    kind = index.kind
     gunicorn = _Gunicorn(run_dir, config, kind)
     if config.pid_file:
         claim_pid_file(config.pid_file)

@@ -223,6 +223,26 @@ def test_an_approximate_build_says_what_is_under_way(real_vectors: Vectors, capl
     assert any(message.startswith("built in ") for message in messages)
 
 
+def test_query_time_settings_are_changed_when_served_without_a_rebuild(
+    tmp_path: Path, real_vectors: Vectors
+) -> None:
+    """efSearch and nprobe are query-time settings in FAISS; raising them meant a rebuild."""
+    from nlp182.server.app import create_app
+    from nlp182.server.config import AppConfig
+
+    run = tmp_path / "run"
+    real_vectors.save(run)
+    SimilarityIndex.build(real_vectors, IndexConfig(kind="hnsw", ef_search=16, recall_queries=10)).save(run)
+    served = create_app(run, AppConfig(ef_search=200)).extensions["nlp182"].index
+    assert served.index.hnsw.efSearch == 200 and served.meta["params"]["ef_search"] == 200
+    assert SimilarityIndex.load(run, real_vectors).index.hnsw.efSearch == 16  # the file is unchanged
+    with pytest.raises(InvalidInputError, match="--nprobe sets a IVF index's search; this index is hnsw"):
+        served.set_search(nprobe=4)
+    ivf = SimilarityIndex.build(real_vectors, IndexConfig(kind="ivf", nprobe=1, recall_queries=10))
+    ivf.set_search(nprobe=3)
+    assert faiss.downcast_index(ivf.index.base_index).nprobe == 3 == ivf.meta["params"]["nprobe"]
+
+
 def test_rebuild_replaces_index_atomically_while_loaded(tmp_path: Path, synthetic_vectors: Vectors) -> None:
     run = write_run(tmp_path / "run", synthetic_vectors)
     SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)

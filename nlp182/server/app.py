@@ -113,6 +113,10 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
         if routed and request.method == "POST" and request.mimetype != "application/json":
             return error_response(415, "unsupported_media_type",
                                   f"POST bodies must be application/json, got {request.mimetype[:60]!r}")
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if routed and request.method == "POST" and charset not in ("utf-8", "utf8"):  # RFC 8259 8.1
+            return error_response(415, "unsupported_media_type",
+                                  f"JSON bodies are UTF-8, got charset={charset[:40]!r}")
         if routed and request.method == "POST" and request.args:  # ?k=500 would be dropped unseen
             names = ", ".join(repr(name[:40]) for name in list(request.args)[:5])
             return error_response(400, "bad_request", f"a POST takes its parameters in the JSON body, not "

@@ -173,6 +173,12 @@ def test_host_header_and_json_bodies_are_checked(real_run: Path) -> None:
         response = client.post("/v1/neighbors", data='{"words": ["police"]}', content_type=content_type)
         assert response.status_code == 415
         assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    latin = client.post("/v1/neighbors", data='{"words": ["police"]}'.encode("latin-1"),
+                        content_type="application/json; charset=latin-1")  # was read as UTF-8
+    assert latin.status_code == 415 and "UTF-8" in latin.get_json()["error"]["message"]
+    utf8 = client.post("/v1/neighbors", data='{"words": ["police"]}',
+                       content_type="application/json; charset=UTF-8")
+    assert utf8.status_code == 200
     wide = create_app(real_run, AppConfig(allowed_hosts=("*",))).test_client()
     assert wide.get("/healthz", headers={"Host": "anything.example"}).status_code == 200
     assert ServeConfig(host="10.0.0.5").app_config().allowed_hosts[0] == "10.0.0.5"

@@ -2,10 +2,13 @@
 
 "Track the ratio of weight updates to weight magnitudes; 0.01 is probably too high": after an
 optimizer step, ``||Δw|| / ||w||`` per parameter tensor is reported and any tensor above
-``UPDATE_RATIO_FLAG`` is flagged (and logged as a warning); a tensor that was all zeros (a bias as
-initialised) has no ratio (``None``). Gradient norms are taken after AMP
-unscaling and before clipping, so they show the monster gradients clipping hides. Activation mean
-and standard deviation per leaf module come from forward hooks that only record on monitored steps.
+``UPDATE_RATIO_FLAG`` is flagged (and logged as a warning). The rule of thumb is about weight
+matrices and kernels: vectors (biases, normalisation scales) are reported but not flagged, since a
+bias a few steps from its zero start moves by a large share of its tiny norm in any sound run; a
+tensor that was all zeros has no ratio (``None``). Gradient norms are taken after AMP unscaling and
+before clipping, so they show the monster gradients clipping hides. Activation mean and standard
+deviation per leaf module come from forward hooks that only record on monitored steps, over every
+call of the step (each accumulated batch, each step of a recurrent cell).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class LayerMonitor:
         self.model = model
         self.flag_ratio = flag_ratio
         self.active = False
-        self._activations: dict[str, tuple[float, float]] = {}
+        self._activations: dict[str, tuple[int, float, float]] = {}  # count, sum, sum of squares
         self._before: dict[str, torch.Tensor] = {}
         self._grad_norms: dict[str, float] = {}
         self._handles: list[Any] = []
@@ -59,8 +62,10 @@ class LayerMonitor:
     def _hook(self, name: str) -> Any:
         def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
             if self.active and isinstance(output, torch.Tensor) and output.is_floating_point():
-                data = _wide(output)
-                self._activations[name] = (float(data.mean()), float(data.std()) if data.numel() > 1 else 0.0)
+                data = _wide(output).double()
+                count, total, squares = self._activations.get(name, (0, 0.0, 0.0))
+                self._activations[name] = (count + data.numel(), total + float(data.sum()),
+                                           squares + float((data * data).sum()))
 
         return record
 
@@ -88,15 +93,15 @@ class LayerMonitor:
             ratios[name] = float(_wide(params[name] - old).norm()) / size if size > 0 else None
         # nan (a layer the step destroyed) is flagged too: it compares False with everything
         flagged = sorted(name for name, ratio in ratios.items()
-                         if ratio is not None and not ratio <= self.flag_ratio)
+                         if ratio is not None and not ratio <= self.flag_ratio and params[name].dim() >= 2)
         if flagged:
             log.warning("update/weight ratio above %.0e or not finite for %s (learning rate may be too high)",
                         self.flag_ratio, ", ".join(flagged))
         report = {
             "update_ratio": ratios,
             "grad_norm": dict(self._grad_norms),
-            "act_mean": {k: v[0] for k, v in self._activations.items()},
-            "act_std": {k: v[1] for k, v in self._activations.items()},
+            "act_mean": {name: total / count for name, (count, total, _) in self._activations.items()},
+            "act_std": {name: _std(*moments) for name, moments in self._activations.items()},
             "flagged": flagged,
         }
         self._before, self._activations = {}, {}
@@ -108,3 +113,12 @@ class LayerMonitor:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def _std(count: int, total: float, squares: float) -> float:
+    """The sample standard deviation (as ``torch.std``) of ``count`` values from their sum and sum of
+    squares, in float64; 0 for a single value."""
+    if count < 2:
+        return 0.0
+    return max(squares - total * total / count, 0.0) ** 0.5 / (count - 1) ** 0.5
+

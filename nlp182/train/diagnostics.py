@@ -3,9 +3,10 @@
 A run that ends quietly with a useless model is the worst outcome for a new user: these checks
 turn the common ways into words. Each returns ``None`` when all is well, else one line that says
 what happened and what to try. The Trainer runs the generic ones (:func:`loss_stalled`,
-:func:`zero_kept_score`); the model families add their own: an empty output, whose share each
-validation records as ``valid_empty`` (:func:`empty_share`) and :func:`kept_empty_outputs` reads
-from the kept epoch, so that the kept model is not decoded again to find out.
+:func:`zero_kept_score`, :func:`still_improving`); the model families add their own: an empty
+output, whose share each validation records as ``valid_empty`` (:func:`empty_share`) and
+:func:`kept_empty_outputs` reads from the kept epoch, so that the kept model is not decoded again
+to find out.
 """
 
 from __future__ import annotations
@@ -44,9 +45,23 @@ def zero_kept_score(monitor: str, mode: str, best: float | None, best_epoch: int
     if mode != "max" or best is None or best_epoch is None or best != 0:
         return None
     return (
-        f"the kept epoch ({best_epoch}) has {monitor} = 0: no epoch scored above 0 on validation, "
-        "so the kept weights are no better than the first; train longer or on more data"
+        f"the kept epoch ({best_epoch}) has {monitor} = 0: no epoch scored above 0 on validation; "
+        "train longer or on more data"
     )
+
+
+def still_improving(monitor: str, best_epoch: int | None, history: Sequence[dict[str, Any]],
+                    stop_reason: str | None) -> str | None:
+    """A note (logged, not a warning: many runs end so on purpose) when the kept epoch is the last
+    of a run that ended on its epoch count or time budget (not by early stopping or a perfect
+    score) after at least 3 epochs: the score was still rising, and a longer run would likely keep
+    a better model."""
+    epochs = [r["epoch"] for r in history if "epoch" in r]
+    stopped_for_a_reason = stop_reason is not None and "time budget" not in stop_reason
+    if best_epoch is None or len(epochs) < 3 or best_epoch != epochs[-1] or stopped_for_a_reason:
+        return None
+    return (f"{monitor} was best in the last epoch ({best_epoch}): the model was still improving when "
+            "the run ended; more epochs (or a longer time budget) would likely give a better one")
 
 
 def closing_note(warnings: Sequence[str]) -> str:

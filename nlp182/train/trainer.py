@@ -40,7 +40,7 @@ from nlp182.train.checkpoint import (
     save_checkpoint,
 )
 from nlp182.train.config import SCHEDULER_INTERVALS, TrainerConfig
-from nlp182.train.diagnostics import loss_stalled, zero_kept_score
+from nlp182.train.diagnostics import loss_stalled, still_improving, zero_kept_score
 from nlp182.train.distributed import all_reduce_mean, init_distributed
 from nlp182.train.monitors import LayerMonitor
 from nlp182.train.nested import batch_size_of, move_to_device
@@ -654,10 +654,12 @@ class Trainer:
             self.warn(self.stop_reason)
         elif self.stop_reason is not None and self.dist.is_main:  # an ordinary end: budget, perfect score
             log.info("stopped: %s", self.stop_reason)
-        found = [
-            zero_kept_score(self.config.monitor, self.config.monitor_mode, self.best, self.best_epoch),
-            loss_stalled(self.history, key=f"train_{self.config.stall_metric}"),
-        ]
+        zero = zero_kept_score(self.config.monitor, self.config.monitor_mode, self.best, self.best_epoch)
+        found = [zero, loss_stalled(self.history, key=f"train_{self.config.stall_metric}")]
+        rising = None if zero else still_improving(self.config.monitor, self.best_epoch, self.history,
+                                                   self.stop_reason)
+        if rising is not None and self.dist.is_main:  # a note, not a fault: many runs end so on purpose
+            log.info("%s", rising)
         for message in found:
             if message is not None:
                 self.warn(message)

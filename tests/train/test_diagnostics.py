@@ -16,6 +16,7 @@ from nlp182.train.diagnostics import (
     empty_share,
     kept_empty_outputs,
     loss_stalled,
+    still_improving,
     zero_kept_score,
 )
 from tests.train.test_workflow import _data, _model, mse
@@ -78,10 +79,10 @@ def test_a_kept_epoch_scoring_zero_warns() -> None:
         return {"valid_exact_match": 0.0}
 
     trainer = _fit(0.02, eval_fn=never_right, monitor="valid_exact_match", monitor_mode="max", keep_best=True)
-    assert trainer.best_epoch == 1
+    assert trainer.best_epoch == 6  # the last of the epochs tied at 0: the most trained
     assert trainer.warnings == [
-        "the kept epoch (1) has valid_exact_match = 0: no epoch scored above 0 on validation, so the kept "
-        "weights are no better than the first; train longer or on more data"
+        "the kept epoch (6) has valid_exact_match = 0: no epoch scored above 0 on validation; train "
+        "longer or on more data"
     ]
 
 
@@ -93,7 +94,7 @@ def test_patience_after_nonzero_waits_for_a_first_score_above_zero() -> None:
     assert len(_fit(0.02, early_stopping_patience=2, **common).history) == 3
     waited = _fit(0.02, early_stopping_patience=2, patience_after_nonzero=True, **common)
     assert len(waited.history) == 6 and waited.stop_reason is None
-    assert waited.warnings[0].startswith("the kept epoch (1) has valid_exact_match = 0")
+    assert waited.warnings[0].startswith("the kept epoch (6) has valid_exact_match = 0")
     scores = iter([0.0, 0.0, 0.5, 0.5, 0.5, 0.5])
 
     def late(model: nn.Module, batches) -> dict[str, float]:
@@ -134,6 +135,12 @@ def test_the_checks_on_hand_made_records() -> None:
     stalled = [{"train_loss": v} for v in (4.0, 3.0, 2.0, 2.0, 1.995, 2.01)]  # last two within 1% of 2.0
     assert "epochs 5-6 (1.995) is not 1% below its best before (2)" in loss_stalled(stalled)
     assert loss_stalled(stalled[:3]) is None  # too short to tell
+    epochs = [{"epoch": n} for n in (1, 2, 3)]
+    assert "was best in the last epoch (3)" in still_improving("valid_bleu", 3, epochs, None)
+    assert still_improving("valid_bleu", 3, epochs, "the time budget (60 s)") is not None
+    assert still_improving("valid_bleu", 2, epochs, None) is None  # an earlier epoch was best
+    assert still_improving("valid_bleu", 3, epochs, "valid_bleu reached 100") is None  # nothing to gain
+    assert still_improving("valid_bleu", 2, epochs[:2], None) is None  # too short to tell
     assert loss_stalled([{"train_loss": v} for v in (4.0, 1.0, 0.0, 0.0, 0.0, 0.0)]) is None  # a perfect fit
     rising = [{"train_loss": v} for v in (-5.0, -8.0, -10.0, -10.0, -9.95, -9.99)]  # a negative loss, flat
     assert "is not 1% below its best before (-10)" in loss_stalled(rising)

@@ -250,3 +250,27 @@ def check_settings(config: Any) -> None:
         problem = range_problem(value, limits_of(field))
         if problem:
             raise InvalidInputError(f"{field.name} {problem}, got {_show(value)}")
+
+
+def remember_given(config_class: type) -> type:
+    """Make ``config_class`` (a dataclass) remember the settings its constructor was given, by
+    keyword or position, so that a value equal to the default counts as the caller's choice:
+    ``Seq2SeqConfig(epochs=10)`` keeps 10 epochs where settings chosen from the data would have
+    replaced a value merely equal to the default. ``dataclasses.replace`` passes every setting,
+    so its result counts them all as given. Read it with :func:`given_settings`."""
+    init = config_class.__init__
+    names = [item.name for item in dataclasses.fields(config_class) if item.init]
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        object.__setattr__(self, "_given_settings", frozenset(names[: len(args)]) | frozenset(kwargs))
+
+    config_class.__init__ = __init__  # type: ignore[misc]
+    return config_class
+
+
+def given_settings(config: Any) -> frozenset[str]:
+    """The settings ``config``'s constructor was given (empty for a class without
+    :func:`remember_given`)."""
+    return getattr(config, "_given_settings", frozenset())

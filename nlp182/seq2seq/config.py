@@ -11,7 +11,7 @@ from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
 from nlp182.seq2seq.metrics import parse_metrics
 from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import TOKENIZER_KINDS
-from nlp182.settings import MAX_THREADS, check_settings, seed_setting, setting
+from nlp182.settings import MAX_THREADS, check_settings, remember_given, seed_setting, setting
 
 DATES = "dates"
 BUILTIN_DATA = (DATES, CMUDICT)
@@ -36,6 +36,7 @@ def check_max_len(max_len: int, positions: int) -> None:
         raise InvalidInputError(f"--max-len must be at most the model's {positions} positions, got {max_len}")
 
 
+@remember_given
 @dataclass
 class Seq2SeqConfig:
     """Everything ``nlp182 train seq2seq`` needs; the defaults train the date task to >= 99%.

@@ -32,6 +32,7 @@ from nlp182.seq2seq.cmudict import CMUDICT
 from nlp182.seq2seq.config import BUILTIN_DATA, Seq2SeqConfig
 from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import SPECIAL_TOKENS, encode, train_tokenizer
+from nlp182.settings import given_settings
 
 #: ``--data cmudict``'s settings (eleven flags of the measured run; the CLI form is in docs/howto/seq2seq.md).
 CMUDICT_RECIPE: dict[str, Any] = {
@@ -63,12 +64,14 @@ MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelConfig))
 
 
 def changed_fields(config: Seq2SeqConfig) -> set[str]:
-    """Names of the settings (model ones flattened) that differ from their class defaults."""
+    """Names of the settings (model ones flattened) the caller chose: those passed to the configs'
+    constructors, even at their default value, and those that differ from their class defaults
+    (set afterwards)."""
     default, default_model = Seq2SeqConfig(), ModelConfig()
     changed = {f.name for f in dataclasses.fields(config) if f.name != "model"
                and getattr(config, f.name) != getattr(default, f.name)}  # fmt: skip
     changed |= {name for name in MODEL_FIELDS if getattr(config.model, name) != getattr(default_model, name)}
-    return changed
+    return changed | (given_settings(config) - {"model"}) | given_settings(config.model)
 
 
 def _one_word_share(texts: Sequence[str]) -> float:

@@ -20,7 +20,7 @@ from nlp182.attention.masks import tracing
 from nlp182.decoding import EncodedMemory
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.seq2seq.tokenize import PAD_ID
-from nlp182.settings import check_settings, setting
+from nlp182.settings import check_settings, remember_given, setting
 
 RNN_CELLS = ("gru", "lstm")
 ARCHITECTURES = ("rnn", "transformer")
@@ -42,6 +42,7 @@ def check_sources(source: torch.Tensor, lengths: torch.Tensor) -> None:
         raise InvalidInputError("every source length must be between 1 and the padded width")
 
 
+@remember_given
 @dataclass
 class ModelConfig:
     """Architecture of the translator: ``"rnn"`` (:class:`Seq2Seq`) or ``"transformer"``.

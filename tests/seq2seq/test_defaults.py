@@ -219,3 +219,14 @@ def test_output_length_and_epochs_follow_the_pairs_training_keeps() -> None:
     config, chosen = choose_defaults(Seq2SeqConfig(data="copy.tsv", epochs=7), pairs)
     assert config.epochs == 7 and config.early_stopping_patience is None  # what the user gave
 
+
+def test_a_setting_passed_from_python_is_kept_even_at_its_default_value() -> None:
+    """Seq2SeqConfig(epochs=10, batch_size=64) trained 100 epochs in batches of 16: only values
+    unlike the defaults counted as the caller's."""
+    pairs = [(f"the {w} dog", f"the {w} dog") for w in ("big", "red", "old")] * 100
+    given = Seq2SeqConfig(data="copy.tsv", epochs=10, batch_size=64, model=ModelConfig(hidden_size=256))
+    config, chosen = choose_defaults(given, pairs)
+    assert (config.epochs, config.batch_size, config.model.hidden_size) == (10, 64, 256)
+    assert not {"epochs", "batch_size", "hidden_size", "early_stopping_patience"} & set(chosen)
+    assert "embed_dim" in chosen  # what was not given is still chosen
+

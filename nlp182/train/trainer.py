@@ -194,7 +194,12 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out_dir / "config.json", self.config.to_dict())
         self._maybe_resume()
+        # gradients the caller left (a backward to look at them) would be added to the first step
+        self.optimizer.zero_grad(set_to_none=True)
         stop = self._early_stop_reached() or self._budget_spent()
+        if self.epoch >= self.config.epochs and self.dist.is_main:
+            log.warning("all %d epochs have run: nothing to train (raise config.epochs to train on)",
+                        self.config.epochs)
         if self.monitor is not None:
             self.monitor.attach()
         try:
@@ -379,43 +384,54 @@ class Trainer:
         tick = time.perf_counter()
         pending = 0
         step_sums: dict[str, float] = {}
-        for batch in bar:
-            batch = move_to_device(batch, self.device)
-            if self.monitor is not None:
-                self.monitor.set_active((self.global_step + 1) % self.config.monitor_every == 0)
-            clock["samples"] = clock.get("samples", 0.0) + (batch_size_of(batch) or 0)
-            if self.units_fn is not None:
-                clock["units"] = clock.get("units", 0.0) + float(self.units_fn(batch))
-            pending += 1
-            if pending == 1:  # a group's loss is the mean over the batches it will hold
-                group = accum if total is None else min(accum, total - self.batch_in_epoch)
-            last = total is not None and self.batch_in_epoch + 1 == total
-            sync = pending == accum or last
-            with self._autocast(), self._no_sync(not sync):
-                loss, extra = _split_loss(self.loss_fn(self.net, batch))
-                if not torch.isfinite(loss.detach()):
-                    raise self._non_finite(f"the loss is {float(loss.detach())}", self.batch_in_epoch + 1)
-            self.scaler.scale(loss / group).backward()
-            self.batch_in_epoch += 1
-            loss_value = float(loss.detach())
-            _add_weighted(self._epoch_sums, {"loss": loss_value, **extra}, self._weight_of(batch))
-            _add_weighted(step_sums, {"loss": loss_value, **extra}, 1.0)  # the step's mean over its batches
-            if sync:
-                pending = 0
-                self._optimizer_step()
-                now = time.perf_counter()
-                clock["time"] = clock.get("time", 0.0) + now - tick
-                step_means, step_sums = _weighted_means(step_sums), {}
-                bar.set_postfix(loss=f"{step_means['loss']:.4f}", **self._rates(clock))
-                if self.global_step % self.config.log_every == 0:
-                    self._log_step(step_means.pop("loss"), step_means)
-                if self.out_dir is not None and self.config.checkpoint_every and \
-                        self.global_step % self.config.checkpoint_every == 0:
-                    self.save()
-                if self._budget_spent():
-                    self._out_of_time = True
-                    break
-                tick = time.perf_counter()
+        # Where the last optimizer step left the epoch: an interruption inside a group of batches
+        # goes back there, so a fit() called again replays the group once (its batches were
+        # counted, and their gradients summed, before the step that never came).
+        group_start = (self.batch_in_epoch, dict(self._epoch_sums))
+        try:
+            for batch in bar:
+                batch = move_to_device(batch, self.device)
+                if self.monitor is not None:
+                    self.monitor.set_active((self.global_step + 1) % self.config.monitor_every == 0)
+                clock["samples"] = clock.get("samples", 0.0) + (batch_size_of(batch) or 0)
+                if self.units_fn is not None:
+                    clock["units"] = clock.get("units", 0.0) + float(self.units_fn(batch))
+                pending += 1
+                if pending == 1:  # a group's loss is the mean over the batches it will hold
+                    group = accum if total is None else min(accum, total - self.batch_in_epoch)
+                last = total is not None and self.batch_in_epoch + 1 == total
+                sync = pending == accum or last
+                with self._autocast(), self._no_sync(not sync):
+                    loss, extra = _split_loss(self.loss_fn(self.net, batch))
+                    if not torch.isfinite(loss.detach()):
+                        raise self._non_finite(f"the loss is {float(loss.detach())}",
+                                               self.batch_in_epoch + 1)
+                self.scaler.scale(loss / group).backward()
+                self.batch_in_epoch += 1
+                loss_value = float(loss.detach())
+                _add_weighted(self._epoch_sums, {"loss": loss_value, **extra}, self._weight_of(batch))
+                _add_weighted(step_sums, {"loss": loss_value, **extra}, 1.0)  # a step: its batches' mean
+                if sync:
+                    pending = 0
+                    self._optimizer_step()
+                    group_start = (self.batch_in_epoch, dict(self._epoch_sums))
+                    now = time.perf_counter()
+                    clock["time"] = clock.get("time", 0.0) + now - tick
+                    step_means, step_sums = _weighted_means(step_sums), {}
+                    bar.set_postfix(loss=f"{step_means['loss']:.4f}", **self._rates(clock))
+                    if self.global_step % self.config.log_every == 0:
+                        self._log_step(step_means.pop("loss"), step_means)
+                    if self.out_dir is not None and self.config.checkpoint_every and \
+                            self.global_step % self.config.checkpoint_every == 0:
+                        self.save()
+                    if self._budget_spent():
+                        self._out_of_time = True
+                        break
+                    tick = time.perf_counter()
+        except BaseException:
+            self.batch_in_epoch, self._epoch_sums = group_start
+            self.optimizer.zero_grad(set_to_none=True)
+            raise
         if pending:  # a loader of unknown length ended inside a group: the mean over what it held
             with torch.no_grad():
                 for param in self.net.parameters():

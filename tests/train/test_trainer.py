@@ -91,6 +91,57 @@ def test_epoch_and_validation_means_weigh_each_batch_by_what_it_holds(tmp_path) 
     assert record["valid_loss"] == pytest.approx(sum(losses) / 3, rel=1e-12)
 
 
+def _plain_run(batches: list, accum: int = 1) -> list[torch.Tensor]:
+    model = _model()
+    Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), mse,
+            _config(epochs=2, grad_accum_steps=accum)).fit(batches)
+    return [param.detach().clone() for param in model.parameters()]
+
+
+def test_gradients_the_caller_left_are_not_stepped() -> None:
+    """A backward run before fit (to look at the gradients) was added into the first step."""
+    batches = list(DataLoader(_data(n=48), batch_size=8))
+    model = _model()
+    mse(model, batches[0]).backward()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    Trainer(model, optimizer, mse, _config(epochs=2)).fit(batches)
+    for mine, plain in zip(model.parameters(), _plain_run(batches), strict=True):
+        assert torch.equal(mine, plain)
+
+
+@pytest.mark.parametrize("where", ["backward", "step"])
+def test_fit_again_after_an_interruption_ends_as_an_uninterrupted_run(where: str) -> None:
+    """Ctrl-C inside a backward left its gradient to be counted twice; inside an optimizer step
+    the batches were counted as done and the step was lost (11 steps of 12)."""
+    batches = list(DataLoader(_data(n=48), batch_size=8))  # 6 batches, groups of 2: 3 steps an epoch
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    calls = {"backward": 0, "step": 0}
+    if where == "backward":
+        def interrupt_once(grad: torch.Tensor) -> torch.Tensor:
+            calls["backward"] += 1
+            if calls["backward"] == 8:  # the 2nd epoch's first group, its 2nd batch, part way
+                raise KeyboardInterrupt
+            return grad
+        model[0].weight.register_hook(interrupt_once)
+    else:
+        real_step = optimizer.step
+
+        def step_once(*args, **kwargs):
+            calls["step"] += 1
+            if calls["step"] == 5:
+                raise KeyboardInterrupt
+            return real_step(*args, **kwargs)
+        optimizer.step = step_once
+    trainer = Trainer(model, optimizer, mse, _config(epochs=2, grad_accum_steps=2))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(batches)
+    trainer.fit(batches)
+    assert trainer.global_step == 6
+    for mine, plain in zip(model.parameters(), _plain_run(batches, accum=2), strict=True):
+        torch.testing.assert_close(mine, plain, rtol=0, atol=1e-15)
+
+
 def test_fit_equals_hand_written_loop() -> None:
     data = _data()
     model = _model()

@@ -151,6 +151,13 @@ def on_terminal() -> bool:
     return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
+def in_notebook() -> bool:
+    """True when standard error is a Jupyter kernel's output stream: not a terminal, but a cell
+    shows a bar (tqdm's widget, or its text redrawn), and the log lines that stand in for one
+    elsewhere are not shown by a notebook's default logging."""
+    return type(sys.stderr).__module__.startswith("ipykernel")
+
+
 def progress(
     iterable: Iterable[Any] | None = None,
     *,
@@ -164,9 +171,16 @@ def progress(
 ) -> Any:
     """A progress reporter for ``iterable`` (or for manual ``update`` calls when it is None).
 
-    On a terminal this is ``tqdm``; otherwise a ``LogProgress`` that logs one line per ``interval``
-    seconds. ``disable=True`` returns a tqdm bar that draws nothing (tests, quiet runs).
+    On a terminal this is ``tqdm``, in a Jupyter notebook ``tqdm.auto``'s bar; otherwise a
+    ``LogProgress`` that logs one line per ``interval`` seconds. ``disable=True`` returns a tqdm
+    bar that draws nothing (tests, quiet runs).
     """
+    if not disable and in_notebook():
+        from tqdm.auto import tqdm as notebook_tqdm
+
+        return notebook_tqdm(
+            iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, initial=initial,
+        )
     if disable or on_terminal():
         return tqdm(
             iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, initial=initial,

@@ -61,6 +61,22 @@ def test_progress_picks_tqdm_on_a_terminal_and_log_lines_elsewhere(monkeypatch: 
     assert isinstance(progress(total=3), LogProgress)
 
 
+def test_a_jupyter_cell_gets_a_bar_not_log_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a notebook stderr is the kernel's stream, not a terminal: progress went to INFO log lines,
+    which a notebook does not show, and a long training looked frozen."""
+    import io
+
+    class OutStream(io.StringIO):  # what ipykernel puts in sys.stderr
+        pass
+
+    OutStream.__module__ = "ipykernel.iostream"
+    monkeypatch.setattr("sys.stderr", OutStream())
+    bar = progress(total=3, desc="epoch 1")
+    assert isinstance(bar, tqdm) and not bar.disable
+    bar.close()
+    assert isinstance(progress(total=3, disable=True), tqdm)
+
+
 def test_a_log_line_written_while_a_bar_is_drawn_starts_on_a_cleared_line() -> None:
     """On a terminal, log lines landed after the bar's text ("epoch 1: 40%|████ | 4/10 INFO ..."),
     leaving frozen bar pieces on screen."""

@@ -52,6 +52,29 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 @contextlib.contextmanager
+def random_state_kept() -> Iterator[None]:
+    """Within the block, seeding and drawing change the process's random state as they will; after
+    it, Python's, NumPy's and torch's generators (every CUDA device's too) and ``PYTHONHASHSEED``
+    are as they were: a training call seeded for its own reproducibility used to reset a notebook's
+    random streams to its seed."""
+    python, numpy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    hash_seed = os.environ.get("PYTHONHASHSEED")
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        if hash_seed is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+        else:
+            os.environ["PYTHONHASHSEED"] = hash_seed
+
+
+@contextlib.contextmanager
 def torch_threads(threads: int | None = None) -> Iterator[None]:
     """Within the block, PyTorch computes on ``threads`` CPU threads (None: as many as before); the
     count it had is put back after, whatever the block set, so a training call leaves a notebook's

@@ -32,7 +32,13 @@ from nlp182.captioning.overlay import save_overlay
 from nlp182.captioning.pretrain import pretrain_encoder
 from nlp182.captioning.readers import read_karpathy, read_tsv, split_images
 from nlp182.captioning.vocab import CaptionVocab, tokenize
-from nlp182.device import deterministic_algorithms, seed_everything, select_device, torch_threads
+from nlp182.device import (
+    deterministic_algorithms,
+    random_state_kept,
+    seed_everything,
+    select_device,
+    torch_threads,
+)
 from nlp182.errors import InvalidInputError
 from nlp182.io import atomic_write_json, check_input_file, read_json, written_by
 from nlp182.optim import Adam, ProgressDecay
@@ -198,7 +204,8 @@ def train_captioner(
     would. ``given`` names the settings typed on the command line: a resumed run refuses one
     typed at another value than the run's, its default too.
     """
-    with deterministic_algorithms(config.deterministic), torch_threads():  # the caller's count put back
+    # the caller's thread count and random state are put back after
+    with deterministic_algorithms(config.deterministic), torch_threads(), random_state_kept():
         return _train(config, out_dir, resume, given)
 
 

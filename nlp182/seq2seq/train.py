@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nlp182.device import deterministic_algorithms, seed_everything, torch_threads
+from nlp182.device import deterministic_algorithms, random_state_kept, seed_everything, torch_threads
 from nlp182.errors import InvalidInputError
 from nlp182.io import atomic_write_json, read_json, written_by
 from nlp182.optim import Adam
@@ -269,7 +269,8 @@ def train_seq2seq(
     stopping, a loss that stopped falling, a kept model that outputs empty translations).
     With ``config.deterministic`` it runs with deterministic kernels (``deterministic_algorithms``).
     """
-    with deterministic_algorithms(config.deterministic), torch_threads():  # the caller's count put back
+    # the caller's thread count and random state are put back after
+    with deterministic_algorithms(config.deterministic), torch_threads(), random_state_kept():
         return _train(config, out_dir, resume, given)
 
 

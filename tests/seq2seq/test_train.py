@@ -161,3 +161,20 @@ def test_training_pairs_left_out_for_their_length_are_counted_in_a_warning(tmp_p
                "and are left out; raise --max-length to train on them")
     assert metrics["warnings"][0] == message and message in caplog.text
     assert metrics["pairs"]["train"] == 18
+
+
+def test_training_leaves_the_callers_random_state_as_it_was(tmp_path) -> None:
+    """train_seq2seq seeded Python, NumPy and torch for its run and left them so: a notebook's own
+    random streams restarted from the run's seed."""
+    import os
+    import random
+
+    import numpy as np
+
+    random.seed(123), np.random.seed(123), torch.manual_seed(123)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(123), np.random.seed(123), torch.manual_seed(123)
+    hash_seed = os.environ.get("PYTHONHASHSEED")
+    train_seq2seq(_copy_task(tmp_path, times=2, epochs=1), tmp_path / "run")
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
+    assert os.environ.get("PYTHONHASHSEED") == hash_seed

@@ -25,7 +25,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any, Protocol
 
@@ -92,7 +92,7 @@ class Hypothesis:
 
     tokens: list[int]
     log_prob: float
-    weights: torch.Tensor | None
+    weights: torch.Tensor | None = field(repr=False)  # a repr of every row was kilobytes
     complete: bool = True
 
     @property

@@ -158,3 +158,36 @@ def test_beam_matches_the_reference_loop(
         assert (hyp.tokens, hyp.complete) == (tokens, complete)
         assert hyp.log_prob == pytest.approx(total, abs=1e-4)
     assert len(found) == len(inputs[0])
+
+
+def test_results_and_models_have_short_informative_reprs() -> None:
+    """A cut-off translation's repr held its whole attention matrix (14.5 KB); the Translator,
+    Captioner, Trainer and Vocabulary showed only their address."""
+    import numpy as np
+
+    from nlp182.seq2seq.translator import Translation
+    from nlp182.text.vocab import Vocabulary
+
+    translation = Translation("a b", "x y", ["a", "b"], ["x", "y"], np.zeros((300, 200)), -1.5)
+    assert len(repr(translation)) < 200 and "log_prob=-1.5" in repr(translation)
+    vocab = Vocabulary(["the", "cat", "sat", "on", "a", "mat"], np.array([5, 3, 2, 2, 1, 1]), 20)
+    assert repr(vocab) == "Vocabulary(6 words of 20 tokens: the, cat, sat, on, a, ...)"
+    from nlp182.captioning.captioner import Captioner
+    from nlp182.captioning.config import CaptionConfig
+    from nlp182.captioning.vocab import CaptionVocab
+    from nlp182.seq2seq import Seq2SeqConfig
+    from nlp182.seq2seq.tokenize import train_tokenizer
+    from nlp182.seq2seq.translator import Translator
+    from nlp182.train import Trainer, TrainerConfig
+
+    model, _, _, _ = _captioner("additive")
+    words = CaptionVocab.build(["a red square", "a blue box"])
+    captioner = Captioner(model, words, CaptionConfig(model=model.config))
+    assert repr(captioner).startswith("Captioner(small_cnn encoder, additive attention, ")
+    seq2seq, _, _, _ = _translator("gru", 0.0)
+    tokenizer = train_tokenizer(["a b c"], "char", 100, 1, True, True)
+    config = Seq2SeqConfig(model=ModelConfig(cell="gru", embed_dim=8, hidden_size=16, num_layers=2))
+    assert repr(Translator(seq2seq, tokenizer, tokenizer, config)).startswith("Translator(gru ")
+    trainer = Trainer(seq2seq, torch.optim.SGD(seq2seq.parameters(), lr=0.1), lambda m, b: 0.0,
+                      TrainerConfig(epochs=3, device="cpu"))
+    assert repr(trainer) == "Trainer(Seq2Seq, SGD, epoch 0/3, step 0, on cpu)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ class Caption:
     one for ``<eos>`` when ``complete``), and the summed ``log_prob``."""
 
     words: list[str]
-    weights: np.ndarray | None
+    weights: np.ndarray | None = field(repr=False)  # a repr of every row was kilobytes
     log_prob: float
     complete: bool
 
@@ -58,6 +58,11 @@ class Captioner:
     def device(self) -> torch.device:
         """The device the model's weights are on."""
         return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        parameters = sum(p.numel() for p in self.model.parameters())
+        return (f"Captioner({self.config.model.encoder} encoder, {self.config.model.attention} attention, "
+                f"{parameters:,} parameters, {len(self.vocab)} words, on {self.device})")
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
 
@@ -61,7 +61,7 @@ class Translation:
     text: str
     source_tokens: list[str]
     target_tokens: list[str]
-    weights: np.ndarray | None
+    weights: np.ndarray | None = field(repr=False)  # a repr of every row was kilobytes
     log_prob: float
 
     @property
@@ -115,6 +115,13 @@ class Translator:
     def device(self) -> torch.device:
         """The device the model's weights are on."""
         return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        model = self.config.model
+        kind = "transformer" if model.architecture == "transformer" else f"{model.cell} {model.attention}"
+        parameters = sum(p.numel() for p in self.model.parameters())
+        return (f"Translator({kind}, {parameters:,} parameters, {self.source_tokenizer.get_vocab_size()} "
+                f"source / {self.target_tokenizer.get_vocab_size()} target tokens, on {self.device})")
 
     def save(self, run_dir: str | os.PathLike[str]) -> None:
         """Write config, tokenisers and weights into ``run_dir`` (each file atomically)."""

@@ -51,6 +51,10 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.words)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(self.words[:5]) + (", ..." if len(self.words) > 5 else "")
+        return f"Vocabulary({len(self.words)} words of {self.total_words} tokens: {shown})"
+
     def __contains__(self, word: object) -> bool:
         return word in self.index
 

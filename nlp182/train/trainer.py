@@ -250,6 +250,10 @@ class Trainer:
         """Seconds spent in training steps over the whole run (resumed sessions included)."""
         return sum(r.get("time_s", 0.0) for r in self.history) + self._clock.get("time", 0.0)
 
+    def __repr__(self) -> str:
+        return (f"Trainer({type(self.model).__name__}, {type(self.optimizer).__name__}, epoch "
+                f"{self.epoch}/{self.config.epochs}, step {self.global_step}, on {self.device})")
+
     def last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint in ``out_dir`` (``None`` when there is none)."""
         found = list_checkpoints(self.out_dir) if self.out_dir is not None else []

@@ -188,7 +188,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nlp182: interrupted", file=sys.stderr)
         return 130
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    trailing = getattr(args, "trailing_words", None)  # the positional that takes words after options
+    if extras and trailing is not None and not any(word.startswith("-") for word in extras):
+        # argparse gives a "*" positional nothing once an option follows the run folder, so
+        # "translate RUN --beam-width 1 'a b c'" left 'a b c' over
+        getattr(args, trailing).extend(extras)
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     configure_logging(args.verbose)
     interrupt_on_sigterm()  # a stopped command removes its staging folders as Ctrl-C does
     try:

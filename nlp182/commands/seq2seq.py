@@ -107,18 +107,26 @@ def _input_lines(source: str, max_bytes: int) -> Iterator[str]:
         lines.warn_skipped("left untranslated")
 
 
-def _translate_stream(translator: Translator, lines: Iterable[str], args: argparse.Namespace) -> None:
+def _translate_stream(
+    translator: Translator, lines: Iterable[str], args: argparse.Namespace, longest: int
+) -> None:
     """Print one output line per input line, translating ``batch_size`` at a time; a blank line
     stays blank, and so does one longer than the model reads. What the batches meet (unknown
-    pieces, outputs cut at ``max_len``, lines too long) is told once, at the end."""
+    pieces, outputs cut at ``max_len``, lines too long, lines longer than any training input, whose
+    translations are unreliable) is told once, at the end, so the output holds translations only."""
     chunk: list[str] = []
     too_long = cut = translated = 0
     unknown: dict[str, None] = {}
+    beyond: list[int] = []  # line numbers longer than the longest training input
+    seen = 0
 
     def flush() -> None:
-        nonlocal too_long, cut, translated
+        nonlocal too_long, cut, translated, seen
         encodings = translator.encode(chunk)  # once: translate takes them back
         taken = translator.translatable(chunk, encodings)
+        beyond.extend(seen + i + 1 for i, (ok, encoding) in enumerate(zip(taken, encodings, strict=True))
+                      if ok and len(encoding.ids) > longest)
+        seen += len(chunk)
         too_long += sum(not ok and bool(line.strip()) for line, ok in zip(chunk, taken, strict=True))
         kept = [i for i, ok in enumerate(taken) if ok]
         texts, kept_encodings = [chunk[i] for i in kept], [encodings[i] for i in kept]
@@ -146,11 +154,14 @@ def _translate_stream(translator: Translator, lines: Iterable[str], args: argpar
         limit = getattr(translator.model, "max_source_tokens", None)
         log.warning("%d input lines are longer than the model reads (%s tokens) and are left untranslated",
                     too_long, limit)
+    if beyond:
+        shown = ", ".join(map(str, beyond[:10])) + (", ..." if len(beyond) > 10 else "")
+        log.warning("%d input lines have more tokens than the longest training input (%d): their "
+                    "translations are unreliable (lines %s)", len(beyond), longest, shown)
 
 
 def _run_translate(args: argparse.Namespace) -> int:
     from nlp182.io import run_kind
-    from nlp182.seq2seq.tokenize import encode
     from nlp182.seq2seq.translator import Translator
 
     if bool(args.text) == (args.input is not None):
@@ -167,11 +178,11 @@ def _run_translate(args: argparse.Namespace) -> int:
         args.heatmap, len(args.text), "--heatmap", args.overwrite
     )
     translator = Translator.load(args.run, device=args.device)
-    if args.input is not None:
-        _translate_stream(translator, _input_lines(args.input, args.max_line_bytes), args)
-        return 0
     longest = _longest_training_input(Path(args.run), translator.config.max_length)
-    lengths = [len(ids) for ids in encode(translator.source_tokenizer, args.text)]
+    if args.input is not None:
+        _translate_stream(translator, _input_lines(args.input, args.max_line_bytes), args, longest)
+        return 0
+    lengths = [len(encoding.ids) for encoding in translator.encode(args.text)]
     translations = translator.translate(
         args.text, beam_width=args.beam_width, max_len=args.max_len, length_penalty=args.length_penalty
     )
@@ -207,6 +218,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     translate = subparsers.add_parser("translate", help="translate sentences with a trained seq2seq run")
     translate.add_argument("run", help="run folder written by `nlp182 train seq2seq`")
     translate.add_argument("text", nargs="*", help="sentence(s) to translate")
+    translate.set_defaults(trailing_words="text")  # before or after the options
     translate.add_argument(
         "--input", default=None, help="translate this file line by line (- reads standard input); "
         "prints one line per input line"

@@ -112,10 +112,12 @@ def display_token(token: str) -> str:
 
 def unknown_tokens(text: str, encoding: Encoding) -> list[str]:
     """The pieces of ``text`` that its ``encoding`` maps to ``<unk>`` (in order, without repeats;
-    the space a word piece's offsets take with it left out)."""
+    the space a word piece's offsets take with it left out, and a piece that is only whitespace
+    shown as ``␣``: a space inside a number a model never saw spaced was otherwise not named)."""
     found: list[str] = []
     for token_id, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
-        piece = text[start:end].strip()
+        raw = text[start:end]
+        piece = raw.strip() or ("␣" if raw else "")
         if token_id == UNK_ID and piece and piece not in found:
             found.append(piece)
     return found

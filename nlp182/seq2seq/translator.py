@@ -260,7 +260,7 @@ class Translator:
         if cut:
             limit = self.config.max_len if max_len is None else max_len
             log.warning("%d of %d translations reached max_len (%d tokens) before <eos> and are cut "
-                        "short; raise --max-len", cut, total, limit)
+                        "short; raise max_len (--max-len on the command line)", cut, total, limit)
 
     def _problems(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str | None]:
         """Why each text cannot be translated (blank, or longer than the model reads), or None."""
@@ -273,8 +273,10 @@ class Translator:
         ]
 
     def encode(self, texts: Sequence[str]) -> list[Encoding]:
-        """``texts`` through the run's source tokeniser (what :meth:`translate` reads)."""
-        return self.source_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        """``texts`` through the run's source tokeniser (what :meth:`translate` reads), each
+        stripped of surrounding whitespace as training pairs are: a leading space, never seen in
+        training, was read as an unknown token and translated otherwise, without a word."""
+        return self.source_tokenizer.encode_batch([text.strip() for text in texts], add_special_tokens=False)
 
     def translatable(self, texts: Sequence[str], encodings: Sequence[Encoding]) -> list[bool]:
         """Which ``texts`` (with their :meth:`encode` ``encodings``) :meth:`translate` takes: not
@@ -302,6 +304,6 @@ class Translator:
     def unknown_pieces(texts: Sequence[str], encodings: Sequence[Encoding]) -> list[str]:
         """The pieces of ``texts`` their ``encodings`` read as ``<unk>``, in order, without repeats."""
         unknown: dict[str, None] = {}
-        for text, encoding in zip(texts, encodings, strict=True):
-            unknown.update(dict.fromkeys(unknown_tokens(text, encoding)))
+        for text, encoding in zip(texts, encodings, strict=True):  # offsets into the text as encoded
+            unknown.update(dict.fromkeys(unknown_tokens(text.strip(), encoding)))
         return list(unknown)

@@ -135,3 +135,29 @@ def test_the_validation_loss_is_per_target_token_whatever_the_batch_size() -> No
     by_two = evaluate(translator.model, make_loader(ids, 2, shuffle=False))["valid_loss"]
     whole = evaluate(translator.model, make_loader(ids, 8, shuffle=False))["valid_loss"]
     assert by_two == pytest.approx(whole, rel=1e-5)
+
+
+def test_sentences_after_the_options_and_spaces_around_them_translate_as_typed(small_run, capsys) -> None:
+    """`translate RUN --beam-width 1 "one two"` was refused (unrecognized arguments), and " one two"
+    was read with an unknown leading space and translated otherwise, without a word."""
+    assert main(["translate", str(small_run), "one two", "--max-len", "3"]) == 0
+    plain = capsys.readouterr().out
+    assert main(["translate", str(small_run), "--max-len", "3", "--beam-width", "1", "one two"]) == 0
+    assert capsys.readouterr().out == plain
+    assert main(["translate", str(small_run), "  one two ", "--max-len", "3"]) == 0
+    assert capsys.readouterr().out == plain
+    with pytest.raises(SystemExit) as refused:  # argparse's own exit
+        main(["translate", str(small_run), "--max-len", "3", "one", "--bogus"])
+    assert refused.value.code == 2 and "unrecognized arguments: one --bogus" in capsys.readouterr().err
+
+
+def test_input_lines_longer_than_training_are_named_once_and_the_output_stays_clean(
+    small_run, tmp_path, capsys, caplog
+) -> None:
+    lines = tmp_path / "in.txt"
+    lines.write_text("one two\none two three four five one\n\none two three four\n")
+    assert main(["translate", str(small_run), "--input", str(lines), "--max-len", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and not any("unreliable" in line for line in out)
+    assert ("2 input lines have more tokens than the longest training input (3): their translations "
+            "are unreliable (lines 2, 4)") in caplog.text

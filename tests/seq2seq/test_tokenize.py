@@ -51,6 +51,9 @@ def test_digits_are_split_and_unknown_words_map_to_unk() -> None:
     words = train_tokenizer(["the cat"], kind="word")
     (found,) = words.encode_batch(["the zebra and \u2603"])  # a word's offsets take its space along
     assert unknown_tokens("the zebra and \u2603", found) == ["zebra", "and", "\u2603"]
+    letters = train_tokenizer(["50494", "1234"], kind="char")  # numbers never written with a space
+    (spaced,) = letters.encode_batch(["50 494"])
+    assert UNK_ID in spaced.ids and unknown_tokens("50 494", spaced) == ["␣"]  # it was not named
     joined = train_tokenizer(["2018-05-09"], kind="word", split_digits=False)
     assert tokens(joined, encode(joined, ["2018-05-09"])[0]) == ["▁2018", "-", "05", "-", "09"]
 

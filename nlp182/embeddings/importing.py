@@ -80,7 +80,10 @@ def import_vectors(
     given, source = source, check_input_file(source).resolve()
     if fvocab is not None:
         check_input_file(fvocab, "--fvocab")
-    kind = formats.sniff_format(source, limits) if file_format == "auto" else file_format
+    kind = formats.sniff_format(source, limits)
+    if file_format != "auto":
+        _check_given_format(given, file_format, kind)
+        kind = file_format
     with staged_directory(out, overwrite) as staging:
         if kind == "kv":
             log.info("reading %s with a restricted unpickler (numpy arrays and KeyedVectors only)", source)
@@ -145,6 +148,16 @@ def _require_words(loaded: formats.Loaded, source: str | os.PathLike[str]) -> No
 
 #: Rows checked for finiteness at a time (bounds the temporary of a memory-mapped matrix).
 FINITE_BLOCK = 1 << 16
+
+
+def _check_given_format(path: str | os.PathLike[str], given: str, seen: str) -> None:
+    """Refuse ``--format word2vec-binary`` for a file whose first rows are text (no byte of them
+    binary): read so, it imported garbage without a word (words like ``36462408``). The other way
+    round the text parser refuses the first byte that does not decode."""
+    if given == "word2vec-binary" and seen == "word2vec-text":
+        raise FileFormatError(f"{path} reads as word2vec-text (no byte of its first rows is binary), not "
+                              "word2vec-binary: leave --format out (it is detected) or give --format "
+                              "word2vec-text")
 
 
 def _finite_rows(loaded: formats.Loaded, source: str | os.PathLike[str], nonfinite: str) -> formats.Loaded:

@@ -478,3 +478,16 @@ def test_small_binary_files_without_control_bytes_are_still_binary(tmp_path: Pat
     fits = tmp_path / "fits.txt"
     fits.write_bytes(b"1 2\na 0.5 0.2\n")  # "0.5 0.2\n" is 8 bytes: two float32s
     assert sniff_format(fits) == "word2vec-text"
+
+
+def test_a_text_file_given_as_binary_is_refused_not_imported_as_garbage(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """--format word2vec-binary on a text file imported "words" like 36462408 and said it succeeded."""
+    with pytest.raises(FileFormatError, match=r"reads as word2vec-text .*give --format word2vec-text"):
+        import_vectors(files["vectors.txt"], tmp_path / "run", file_format="word2vec-binary",
+                       show_progress=False)
+    assert not (tmp_path / "run").exists()
+    report = import_vectors(files["vectors.bin"], tmp_path / "bin", file_format="word2vec-binary",
+                            show_progress=False)
+    assert report.format == "word2vec-binary"  # a binary file given as binary still imports

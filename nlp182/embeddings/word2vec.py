@@ -118,7 +118,8 @@ class Word2VecConfig:
     device: str = setting("auto", help="where to compute: auto (a GPU when there is one), cpu, cuda or mps")
     backend: str = setting(
         "torch", choices=BACKENDS,
-        help="torch (this package) or gensim (the reference); auto picks torch",
+        help="torch (this package) or gensim (the reference); auto picks torch, or gensim on a CPU "
+             "where the C kernel cannot be built",
     )
     threads: int | None = setting(
         None, positive=True, maximum=MAX_THREADS, help="CPU threads (default: as many as PyTorch uses)"
@@ -589,6 +590,7 @@ def train_torch(
     """Train with this module's SGNS/CBOW on ``corpus``; return the input vectors and timings."""
     device = select_device(config.device)
     kernel = resolve_kernel(config, device)
+    _warn_unused_batched_settings(config, kernel)
     with torch_threads(config.threads):
         model = SGNS(vocab, config, device)
         kernel, compile_seconds = _warm_up(model, kernel)
@@ -685,6 +687,21 @@ def train_gensim(
     vectors = Vectors(list(vocab.words), np.asarray(model.wv.vectors[rows], dtype=np.float32),
                       counts=vocab.counts)
     return vectors, TrainingReport("gensim", "cpu", seconds, raw, raw / seconds, None)
+
+
+#: Settings only the batched PyTorch step reads.
+BATCHED_ONLY = ("compile", "shuffle", "batch_size")
+
+
+def _warn_unused_batched_settings(config: Word2VecConfig, kernel: str) -> None:
+    """Say which settings the chosen ``kernel`` ignores: ``--compile --shuffle --batch-size 7`` ran
+    the native kernel unchanged, and config.json recorded them as if they had applied."""
+    defaults = {item.name: item.default for item in dataclasses.fields(Word2VecConfig)}
+    unused = [name for name in BATCHED_ONLY if getattr(config, name) != defaults[name]]
+    if kernel != "batched" and unused:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in unused)
+        log.warning("%s apply to the batched kernel only; the %s kernel trains without them (--kernel "
+                    "batched uses them)", flags, kernel)
 
 
 def resolve_backend(config: Word2VecConfig) -> str:

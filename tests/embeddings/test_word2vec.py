@@ -303,3 +303,15 @@ def test_an_epoch_that_trained_no_example_says_so_instead_of_a_zero_loss(caplog)
                                   Word2VecConfig(vector_size=8, min_count=1, sample=1e-6, epochs=2))
     assert math.isnan(report.final_loss)
     assert "epoch 2/2 trained no example" in caplog.text and "loss 0.0000" not in caplog.text
+
+
+def test_settings_of_the_batched_step_are_named_when_another_kernel_ignores_them(caplog) -> None:
+    """--compile --shuffle --batch-size ran the native kernel unchanged, without a word."""
+    caplog.set_level(logging.WARNING, logger="nlp182.embeddings.word2vec")
+    sentences = [["alpha", "beta", "gamma", "delta"]] * 50
+    train_word2vec(sentences, Word2VecConfig(vector_size=8, min_count=1, epochs=1, kernel="native",
+                                             compile=True, batch_size=7))
+    assert "--compile, --batch-size apply to the batched kernel only; the native kernel" in caplog.text
+    caplog.clear()
+    train_word2vec(sentences, Word2VecConfig(vector_size=8, min_count=1, epochs=1, kernel="native"))
+    assert "batched kernel only" not in caplog.text

@@ -121,7 +121,8 @@ class CaptionModelConfig:
             )
         if self.attention == "multihead" and self.hidden_size % self.num_heads:
             raise InvalidInputError(
-                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
+                f"num_heads ({self.num_heads}, --num-heads) must divide hidden_size ({self.hidden_size}, "
+                "--hidden-size)"
             )
 
 

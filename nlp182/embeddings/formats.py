@@ -412,7 +412,8 @@ def write_word2vec(
     header-less text; ``prefix`` goes before every word.
     """
     if binary and not write_header:
-        raise InvalidInputError("write_header=False is for text files only (GloVe)")
+        raise InvalidInputError("write_header=False (--no-header) is for text files only (GloVe's layout), "
+                                "not --binary")
     with atomic_open(path, "wb") as handle:
         if write_header:
             handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())

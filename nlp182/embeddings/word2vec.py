@@ -139,7 +139,8 @@ class Word2VecConfig:
     def __post_init__(self) -> None:
         check_settings(self)
         if self.min_alpha > self.alpha:
-            raise InvalidInputError(f"min_alpha must be at most alpha ({self.alpha}), got {self.min_alpha}")
+            raise InvalidInputError(f"min_alpha (--min-alpha) must be at most alpha ({self.alpha}, --alpha), "
+                                    f"got {self.min_alpha}")
         VocabConfig(self.min_count, self.max_vocab, self.sample)  # validates those three
 
     def vocab_config(self) -> VocabConfig:

@@ -234,7 +234,8 @@ def split_pairs(
     With every source distinct this is a plain shuffle-and-cut of the pairs.
     """
     if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
-        raise InvalidInputError("valid_fraction and test_fraction must be in [0, 1) and sum to < 1")
+        raise InvalidInputError("valid_fraction and test_fraction (--valid-fraction, --test-fraction) "
+                                "must be in [0, 1) and sum to < 1")
     by_source: dict[str, list[Pair]] = {}
     for pair in pairs:
         by_source.setdefault(pair[0], []).append(pair)

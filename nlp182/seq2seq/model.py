@@ -81,7 +81,8 @@ class ModelConfig:
         multihead = self.architecture == "transformer" or self.attention == "multihead"
         if multihead and self.hidden_size % self.num_heads:
             heads, size = self.num_heads, self.hidden_size
-            raise InvalidInputError(f"num_heads ({heads}) must divide hidden_size ({size})")
+            raise InvalidInputError(f"num_heads ({heads}, --num-heads) must divide hidden_size ({size}, "
+                                    "--hidden-size)")
 
 
 def _rnn(

@@ -169,9 +169,12 @@ def _run_train(method: EmbeddingMethod, args: argparse.Namespace) -> int:
     vectors, vocab, report = method.train(source, config)
     if getattr(report, "epochs", None) is not None and hasattr(config, "epochs"):  # chosen from the data
         config = dataclasses.replace(config, epochs=report.epochs)
+    asked = {}
+    if getattr(config, "dim", vectors.dim) != vectors.dim:  # LSA on a small vocabulary gets fewer
+        asked, config = {"dim_asked": config.dim}, dataclasses.replace(config, dim=vectors.dim)
     run_config = {
         "corpus": _corpus_record(args), "format": source.resolved_format(), "column": args.column,
-        "tokens": args.tokens, "token_rules": source.tokenizer().signature, **method.record(config),
+        "tokens": args.tokens, "token_rules": source.tokenizer().signature, **method.record(config), **asked,
     }
     main = distributed.is_main_process()
     distributed.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -141,3 +143,9 @@ def test_more_dimensions_than_words_is_said_not_silently_cut(tmp_path, caplog) -
     vectors, _, _ = train_lsa(CorpusSource(str(path)), LSAConfig(dim=300, min_count=1))
     assert vectors.vector_size == 4
     assert "300 dimensions asked of a 5-word vocabulary: the vectors get 4" in caplog.text
+    from nlp182.cli import main
+
+    assert main(["train", "lsa", "--corpus", str(path), "--out", str(tmp_path / "run"), "--dim", "300",
+                 "--min-count", "1"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["dim"], config["dim_asked"]) == (4, 300)  # it recorded 300, as if it had applied

@@ -315,6 +315,12 @@ def _run_neighbors(args: argparse.Namespace) -> int:
     from nlp182.embeddings.runs import load_run
 
     vectors, _ = load_run(args.run)
+    terms = [*args.words, *args.negative]
+    weights = [1.0] * len(args.words) + [-1.0] * len(args.negative)
+    if args.negative and not vectors.get_mean_vector(terms, weights, ignore_missing=False).any():
+        from nlp182.embeddings.query import CANCELLED  # "the --negative the" printed every score 0
+
+        raise InvalidInputError(CANCELLED)
     for word, score in vectors.most_similar(positive=args.words, negative=args.negative, topn=args.k):
         print(f"{word:<23} {score:.4f}")  # a space even after a long word (German compounds)
     return 0

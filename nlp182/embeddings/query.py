@@ -112,6 +112,11 @@ def as_queries(vectors: np.ndarray, dim: int) -> np.ndarray:
     return (queries / norms).astype(np.float32)
 
 
+#: Why a query whose positive and negative words cancel out is refused.
+CANCELLED = ("the positive and negative words cancel out: the query vector is zero, and every word "
+             "would score 0")
+
+
 def mean_vector(vectors: np.ndarray, weights: np.ndarray, normalize: bool = True) -> np.ndarray:
     """gensim's ``get_mean_vector``: ``sum(w_i v_i) / sum(|w_i|)`` over the terms, optionally unit.
 

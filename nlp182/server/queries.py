@@ -105,5 +105,7 @@ class QueryService:
         else:
             weights = np.array([1.0] * len(pos) + [-1.0] * len(neg))
             mean = query.mean_vector(self.index.unit[pos + neg], weights)
+            if not mean.any():
+                raise InvalidInputError(query.CANCELLED)
             found = query.search(self.rows, mean[None, :], k, exclude, indexer=self._single)
         return self._answers(found)[0]

@@ -237,3 +237,12 @@ def test_serving_processes_import_neither_torch_nor_pyarrow(real_run: Path) -> N
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_a_query_whose_words_cancel_out_is_refused(client: FlaskClient, real_run: Path, capsys) -> None:
+    """police - police is the zero vector: every word scored 0 and the answer was arbitrary rows."""
+    cancelled = client.post("/v1/analogy", json={"positive": ["police"], "negative": ["police"]})
+    assert cancelled.status_code == 400 and "cancel out" in cancelled.get_json()["error"]["message"]
+    assert client.post("/v1/analogy", json={"positive": ["police"], "negative": ["court"]}).status_code == 200
+    assert cli.main(["neighbors", str(real_run), "police", "--negative", "police"]) == 2
+    assert "cancel out" in capsys.readouterr().err

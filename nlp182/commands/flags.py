@@ -236,10 +236,12 @@ def interrupted(command: str, out: str) -> None:
     from nlp182.train.run import incomplete_dir
 
     staged = incomplete_dir(out)
-    kept = "the run and its checkpoints are" if any(staged.rglob("step-*.safetensors")) else (
-        "the run is (no checkpoint yet: resuming starts its training over, with its settings)")
-    print(f"interrupted; {kept} kept in {staged}. Resume with:\n"
-          f"  nlp182 {command} --out {out} --resume", file=sys.stderr)
+    if any(staged.rglob("step-*.safetensors")):
+        kept = f"interrupted; the run and its checkpoints are kept in {staged}"
+    else:
+        kept = (f"interrupted before the first checkpoint; the run's settings are kept in {staged} "
+                "(resuming starts its training over with them)")
+    print(f"{kept}. Resume with:\n  nlp182 {command} --out {out} --resume", file=sys.stderr)
 
 
 def add_overwrite_flag(

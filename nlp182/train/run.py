@@ -179,7 +179,13 @@ def _staged_run(out_dir: Path, resume: bool) -> Iterator[Path]:
     staging.chmod(0o777 & ~current_umask())
     try:
         yield staging
-    except BaseException:
+    except Exception:
+        if _has_checkpoints(staging) or resume:
+            log.warning("the unfinished run is kept in %s", staging)
+        else:  # an error before the first checkpoint (a misspelt setting): nothing to resume
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: kept, to resume
         log.warning("the unfinished run is kept in %s", staging)
         raise
     replace_directory(staging, out_dir)

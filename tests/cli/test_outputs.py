@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from nlp182 import cli
-from nlp182.errors import OutputError
+from nlp182.errors import InvalidInputError, OutputError
 from nlp182.io import check_run_folder, staged_directory
 
 
@@ -419,7 +419,8 @@ def test_an_interrupt_says_whether_checkpoints_were_kept(tmp_path, capsys) -> No
     out = tmp_path / "run"
     incomplete_dir(out).mkdir()
     interrupted("train seq2seq", str(out))
-    assert "no checkpoint yet: resuming starts its training over" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("interrupted before the first checkpoint; the run's settings "
+                                              "are kept in")
     (incomplete_dir(out) / "train" / "checkpoints").mkdir(parents=True)
     (incomplete_dir(out) / "train" / "checkpoints" / "step-000000001.safetensors").write_bytes(b"")
     interrupted("train seq2seq", str(out))
@@ -665,3 +666,21 @@ def test_reading_the_umask_does_not_change_it_for_other_threads(monkeypatch) -> 
     finally:
         monkeypatch.undo()
         os.umask(previous)
+
+
+def test_an_error_before_the_first_checkpoint_leaves_no_run_to_resume(tmp_path: Path) -> None:
+    """A misspelt setting (caption --freeze-encoder bogus) failed after the staging folder was made,
+    and left OUT.incomplete behind; Ctrl-C keeps it, since its settings resume."""
+    from nlp182.train.run import incomplete_dir, resumable_run
+
+    out = tmp_path / "run"
+    with pytest.raises(InvalidInputError), resumable_run(out) as staging:
+        (staging / "config.json").write_text("{}")
+        raise InvalidInputError("no layer named 'bogus'")
+    assert not incomplete_dir(out).exists()
+    with pytest.raises(KeyboardInterrupt), resumable_run(out) as staging:
+        raise KeyboardInterrupt
+    assert incomplete_dir(out).is_dir()
+    with pytest.raises(InvalidInputError), resumable_run(out, resume=True):  # a resumed run stays
+        raise InvalidInputError("a setting the run refuses")
+    assert incomplete_dir(out).is_dir()

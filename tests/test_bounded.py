@@ -123,6 +123,21 @@ def test_paragraphs_are_cut_after_the_line_that_passes_the_bound() -> None:
     # Cut before the bound, counted in UTF-8 bytes: 8 characters but 14 bytes do not fit in 10.
     assert list(paragraphs(["ééé", "ééé"], max_bytes=10)) == ["ééé", "ééé"]
     assert all(len(p.encode()) <= 10 for p in paragraphs(["ab cd"] * 9, max_bytes=10))
+
+
+def test_a_file_of_one_paragraph_a_line_keeps_its_lines(tmp_path) -> None:
+    """49,591 one-paragraph lines without blank lines between them were joined into 8 lines of a
+    megabyte; text wrapped by hand (short lines) is still joined up to its blank lines."""
+    from nlp182.bounded import ReadLimits
+    from nlp182.corpora.text import file_paragraphs
+
+    long_lines = [" ".join(f"word{i}x{j}" for j in range(30)) for i in range(3)]  # ~300 characters each
+    wrapped = ["a short line of hand", "wrapped text", "", "another one"]
+    path = tmp_path / "mixed.txt"
+    path.write_text("\n".join([*long_lines, "", *wrapped]) + "\n")
+    assert list(file_paragraphs(path, ReadLimits())) == [
+        *long_lines, "a short line of hand wrapped text", "another one"]
+    assert list(paragraphs(long_lines)) == [" ".join(long_lines)]  # the recipes' rule is unchanged
     assert list(paragraphs("x\n  \ny  z\nw\n")) == ["x", "y z w"]
 
 

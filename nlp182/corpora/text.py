@@ -51,12 +51,17 @@ def read_text(path: Path) -> str:
         return handle.read().decode("utf-8", errors="replace")
 
 
-def paragraphs(text: str | Iterable[str], max_bytes: int = MAX_LINE_BYTES) -> Iterator[str]:
+def paragraphs(
+    text: str | Iterable[str], max_bytes: int = MAX_LINE_BYTES, unwrapped: int | None = None
+) -> Iterator[str]:
     """Blocks of non-blank lines (of ``text``, or of the lines it yields), each joined into one line.
 
     A block is cut before the line that would take it past ``max_bytes`` UTF-8 bytes, so every
     paragraph written stays within the line bound that training reads with (a longer one would be
-    skipped there); a single line is never longer, as the readers skip such lines.
+    skipped there); a single line is never longer, as the readers skip such lines. With
+    ``unwrapped``, a line of more characters than that is a paragraph of its own: text wrapped by
+    hand keeps its lines short, and a file of one paragraph a line (no blank line between them)
+    was joined into lines of a megabyte.
     """
     lines = text.split("\n") if isinstance(text, str) else text
     block: list[str] = []
@@ -69,6 +74,12 @@ def paragraphs(text: str | Iterable[str], max_bytes: int = MAX_LINE_BYTES) -> It
                 block, size = [], 0
             continue
         piece = " ".join(words)
+        if unwrapped is not None and len(piece) > unwrapped:
+            if block:
+                yield " ".join(block)
+                block, size = [], 0
+            yield piece
+            continue
         piece_bytes = len(piece.encode("utf-8")) + 1  # and the space (or line end) after it
         if block and size + piece_bytes > max_bytes:
             yield " ".join(block)
@@ -85,10 +96,15 @@ def is_binary(path: Path, limits: ReadLimits) -> bool:
         return b"\0" in handle.read(BINARY_PROBE)
 
 
+#: Characters past which a line of a user's file is not hand-wrapped text but a paragraph itself.
+WRAPPED_WIDTH = 120
+
+
 def file_paragraphs(path: Path, limits: ReadLimits) -> Iterator[str]:
     """The paragraphs of one file, streamed under ``limits`` (a long line read in pieces cut at
-    spaces, as every corpus reader reads it)."""
-    yield from paragraphs(text_records([path], limits))
+    spaces, as every corpus reader reads it): blocks of short lines between blank lines, and each
+    line over :data:`WRAPPED_WIDTH` characters on its own."""
+    yield from paragraphs(text_records([path], limits), unwrapped=WRAPPED_WIDTH)
 
 
 def text_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -97,8 +97,9 @@ def _evaluate_if_possible(vectors: Vectors, eval_dir: str) -> dict | None:
 
     files = EvaluationFiles.in_folder(eval_dir)
     if not all(Path(path).is_file() for path in (files.wordsim353, files.simlex999, files.analogies)):
-        log.info("evaluation skipped: %s does not hold the evaluation files (`nlp182 corpus prepare` "
-                 "writes them; --eval-dir names another folder)", eval_dir)
+        log.info("evaluation skipped: %s does not hold the English evaluation files (`nlp182 corpus "
+                 "prepare` writes them; --eval-dir names another folder); `nlp182 eval RUN --pairs FILE "
+                 "--analogies FILE` scores your own sets", eval_dir)
         return None
     try:
         scores = evaluate_all(vectors, files)
@@ -217,7 +218,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     for path in (files.wordsim353, files.simlex999, files.analogies):
         if not path.is_file():
             raise MissingFileError(f"evaluation file {path} does not exist; run `nlp182 corpus prepare` "
-                                   "(it writes corpora/eval) or pass --eval-dir")
+                                   "(it writes corpora/eval), pass --eval-dir, or score your own word "
+                                   "pairs and analogies with --pairs FILE / --analogies FILE")
     header = (
         f"{'run':<28}" + "".join(f"{title:>13}" for _, title in TABLE_COLUMNS) + f"{'pairs/quest. (oov)':>24}"
     )

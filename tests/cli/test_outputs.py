@@ -435,6 +435,7 @@ def test_eval_without_its_files_is_one_line_before_any_table(tmp_path, capsys) -
     assert cli.main(["eval", str(run), "--eval-dir", str(tmp_path / "nope")]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "evaluation file" in captured.err and captured.err.count("\n") == 1
+    assert "--pairs FILE / --analogies FILE" in captured.err  # a domain user has no English sets
 
 
 def test_a_run_finished_meanwhile_in_the_same_out_is_replaced_only_with_overwrite(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
-from nlp182.train.run import CHOSEN_FILE, incomplete_dir, resumable_run, resumed_config
+from nlp182.train.run import CHOSEN_FILE, RESUME_OVERRIDES, incomplete_dir, resumable_run, resumed_config
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +289,9 @@ def _train(
         raise InvalidInputError("training needs non-empty train and valid splits")
     if resumed:
         chosen = read_json(staged / CHOSEN_FILE) if (staged / CHOSEN_FILE).is_file() else {}
+        # a setting the resumed run was given anew (--epochs 7) is no longer the data's choice
+        chosen = {name: why for name, why in chosen.items()
+                  if name not in set(given or ()) & set(RESUME_OVERRIDES)}
     else:
         config, chosen = choose_defaults(config, train_pairs, given)
         log.info("%s", summary_line(config.data, chosen))

@@ -74,3 +74,24 @@ def test_hard_attention_resumes_with_its_reinforce_baseline(tmp_path: Path, inte
     last = [load_file(path) for path in paths]
     assert last[0].keys() == last[1].keys()
     assert [k for k in last[0] if not torch.equal(last[0][k], last[1][k])] == []
+
+
+def test_a_setting_given_anew_at_resume_is_no_longer_reported_as_chosen(
+    tmp_path: Path, interrupt_after_epoch
+) -> None:
+    """After --resume --epochs 2, metrics.json still said "epochs 40 (the default)" among the
+    settings chosen from the data, beside a config.json of 2."""
+    data = write_user_set(tmp_path / "data", 16, 4, 4, size=24, seed=1)
+    out = tmp_path / "run"
+    at = TINY.index("--epochs")
+    untimed = TINY[:at] + TINY[at + 2 :]  # the epochs left to the data: 40
+    lift = interrupt_after_epoch(1)
+    assert cli.main(["train", "caption", "--data", str(data), "--out", str(out), *untimed]) == 130
+    chosen = json.loads((Path(f"{out}.incomplete") / "chosen.json").read_text())
+    assert "epochs" in chosen
+    lift()
+    resume = ["train", "caption", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]
+    assert cli.main(resume) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "epochs" not in metrics["chosen"] and len(metrics["history"]) == 2
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2

@@ -193,8 +193,8 @@ def train_captioner(
     Settings left to ``auto`` are chosen from the training captions and the run's length first
     (:func:`~nlp182.captioning.defaults.choose_defaults`; one log line says what and why, and
     ``metrics.json`` has them under ``chosen``). ``metrics.json`` also holds ``stop_reason`` and
-    ``warnings``: one line per problem found (early stopping, a kept epoch scoring 0, a training
-    loss that stopped falling, a kept model that outputs empty captions), each also logged. With
+    ``warnings``: one line per problem found (a kept epoch scoring 0, a training loss that stopped
+    falling, a kept model that outputs empty captions), each also logged. With
     ``config.deterministic`` it trains with deterministic kernels (``deterministic_algorithms``).
 
     The run is staged in ``OUT.incomplete`` (:func:`~nlp182.train.run.resumable_run`): Ctrl-C keeps

@@ -265,8 +265,8 @@ def train_seq2seq(
     the interrupted run staged in ``OUT.incomplete`` continues from its last checkpoint (its
     tokenisers, settled config and choices are reused, whatever ``config`` says but the settings a
     resumed run may change, as more epochs) and ends exactly as an uninterrupted run would.
-    ``metrics.json`` also holds ``stop_reason`` and ``warnings`` (one line per problem: early
-    stopping, a loss that stopped falling, a kept model that outputs empty translations).
+    ``metrics.json`` also holds ``stop_reason`` and ``warnings`` (one line per problem: a
+    kept epoch scoring 0, a loss that stopped falling, a kept model that outputs empty translations).
     With ``config.deterministic`` it runs with deterministic kernels (``deterministic_algorithms``).
     """
     # the caller's thread count and random state are put back after

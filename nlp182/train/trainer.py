@@ -93,7 +93,7 @@ class Trainer:
     and ``time_s`` cover training steps only: validation and checkpoint writes are not timed.
     After ``fit``, ``stop_reason`` says why training ended before ``epochs`` (early stopping or the
     time budget; ``None`` when every epoch ran) and ``warnings`` holds one line per problem found
-    (early stopping, a kept epoch scoring 0, a training loss that stopped falling; see
+    (a kept epoch scoring 0, a training loss that stopped falling; see
     :mod:`nlp182.train.diagnostics`), each also logged as a warning.
 
     A loss, or a gradient norm (of every parameter the optimizer steps, a loss module's too), that
@@ -604,7 +604,7 @@ class Trainer:
             self.stop_reason = (
                 f"early stopping after epoch {self.epoch + 1}: {self.config.monitor} has not improved on "
                 f"{self.best:.4g} (epoch {self.best_epoch}) for {self.bad_epochs} epochs "
-                f"({now - (self.best_time_s or 0.0):.0f} s of training)"
+                f"({now - (self.best_time_s or 0.0):.0f} s of training since)"
             )
             return True
         return False
@@ -670,9 +670,9 @@ class Trainer:
 
     def _diagnose(self) -> None:
         """One warning per problem of the finished run (see :mod:`nlp182.train.diagnostics`)."""
-        if self.stop_reason is not None and self.stop_reason.startswith("early stopping"):
-            self.warn(self.stop_reason)
-        elif self.stop_reason is not None and self.dist.is_main:  # an ordinary end: budget, perfect score
+        # an ordinary end (patience ran out, the budget, a perfect score): in the log and
+        # metrics.json's stop_reason, not a warning; what went wrong is found below
+        if self.stop_reason is not None and self.dist.is_main:
             log.info("stopped: %s", self.stop_reason)
         zero = zero_kept_score(self.config.monitor, self.config.monitor_mode, self.best, self.best_epoch)
         found = [zero, loss_stalled(self.history, key=f"train_{self.config.stall_metric}")]

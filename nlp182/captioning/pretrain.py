@@ -100,7 +100,8 @@ def pretrain_encoder(
                 exact = ((logits.detach() > 0) == (targets > 0)).all(dim=1).float().mean()
                 record = {"step": step, "loss": float(loss.detach()), "bag_exact": float(exact)}
                 history.append(record)
-                log.info("encoder pre-training %s", record)
+                log.info("encoder pre-training step %d/%d: loss %.4f, bag of words exact %.3f", step, steps,
+                         record["loss"], record["bag_exact"])
             if step >= steps:
                 break
     return history

@@ -30,6 +30,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
@@ -298,8 +299,7 @@ def _pieces(
     blocks = ((data, end - start) for start, end, data in source.byte_blocks(BLOCK_BYTES)) if plain else None
     with contextlib.ExitStack() as stack:
         if parallel:
-            context = multiprocessing.get_context("fork")
-            pool = stack.enter_context(ProcessPoolExecutor(processes, mp_context=context))
+            pool = stack.enter_context(_worker_pool(processes))
         if wordscan.available():
             scanner = stack.enter_context(wordscan.Scanner(tokenizer))
             if parallel:
@@ -318,6 +318,25 @@ def _pieces(
         else:
             texts = blocks or source.blocks()
             yield ((*numbering(*_tokenize(text, tokenizer)), size) for text, size in texts)
+
+
+@contextlib.contextmanager
+def _worker_pool(processes: int) -> Iterator[ProcessPoolExecutor]:
+    """Forked tokenizing workers, stopped at once when the encoding does not finish (Ctrl-C, an
+    error, a reader that stops early): the queued pieces are dropped and the workers ended, where
+    the pool's own exit waited for every piece in flight (~10 s). Workers ignore SIGINT, which the
+    terminal sends the whole process group: this process stops them, without their tracebacks."""
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
+                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    try:
+        yield pool
+    except BaseException:
+        workers = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on them
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        raise
+    pool.shutdown()
 
 
 def _in_order(pool: ProcessPoolExecutor, function: Callable, jobs: list, ahead: int) -> Iterator:

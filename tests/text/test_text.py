@@ -684,3 +684,32 @@ def test_a_text_glob_s_blocks_count_the_bytes_its_progress_total_counts(tmp_path
     source = CorpusSource(str(tmp_path / "ru" / "*.txt"))
     counted = sum(size for _, size in source.blocks(block_bytes=4096))
     assert counted == source.progress_total() == 2 * 500 * len(line.encode())
+
+
+def test_an_encoding_stopped_part_way_ends_its_workers_at_once(tmp_path, monkeypatch) -> None:
+    """Ctrl-C while forked workers tokenized a large file waited for every queued piece (~10 s)."""
+    import time
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("alpha beta gamma delta\n" * 4000)
+    monkeypatch.setattr(encoded, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(encoded, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(wordscan, "available", lambda: False)
+    tokenize = encoded._tokenize
+
+    def slow(text, tokenizer):  # called in the forked workers, which inherit this module's state
+        time.sleep(2.0)
+        return tokenize(text, tokenizer)
+
+    monkeypatch.setattr(encoded, "_tokenize", slow)
+
+    class Stop(Exception):
+        pass
+
+    numbering = encoded._Numbering.__call__
+    monkeypatch.setattr(encoded._Numbering, "__call__",
+                        lambda self, *a: (_ for _ in ()).throw(Stop()) if self.index else numbering(self, *a))
+    started = time.perf_counter()
+    with pytest.raises(Stop):
+        encode(CorpusSource(str(corpus)), cache=tmp_path / "cache", processes=2)
+    assert time.perf_counter() - started < 4.5  # the first two pieces, not the 4 queued behind them

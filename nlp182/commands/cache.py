@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nlp182.commands.flags import NON_NEGATIVE, checked
+from nlp182.errors import InvalidInputError
 
 #: What the cache holds: a label, and the entries of that kind under the cache folder.
 KINDS = (
@@ -74,6 +75,8 @@ def _remove(path: Path) -> None:
 def _run_cache(args: argparse.Namespace) -> int:
     from nlp182.io import cache_folder, remove_dead_leftovers
 
+    if args.older_than is not None and not args.clear:  # it would have listed everything, silently
+        raise InvalidInputError("--older-than DAYS chooses what --clear removes: give both")
     cache = cache_folder()
     print(f"cache: {cache} (NLP182_CACHE chooses another)")
     cutoff = time.time() - args.older_than * SECONDS_PER_DAY if args.older_than is not None else None

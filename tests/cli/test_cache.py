@@ -58,3 +58,9 @@ def test_cache_refuses_a_negative_age(capsys) -> None:
     with pytest.raises(SystemExit):
         cli.main(["cache", "--clear", "--older-than", "-1"])
     assert "--older-than must be at least 0, got -1" in capsys.readouterr().err
+
+
+def test_an_age_without_clear_is_refused(capsys) -> None:
+    """`nlp182 cache --older-than 7` listed the whole cache, as if the age had filtered something."""
+    assert cli.main(["cache", "--older-than", "7"]) == 2
+    assert "--older-than DAYS chooses what --clear removes" in capsys.readouterr().err

@@ -143,6 +143,7 @@ class SimilarityIndex:
         if count < 2:
             raise InvalidInputError(f"an index needs at least 2 words, the run has {count}")
         kind = config.resolve_kind(count)
+        _warn_unused(config, kind)
         unit = np.ascontiguousarray(vectors.normed, dtype=np.float32)
         start = time.perf_counter()
         if kind != "flat":  # minutes for a large vocabulary: the log says what is under way
@@ -284,6 +285,21 @@ class SimilarityIndex:
                                                        base_index_params=cells)
             _, ids[short] = self.index.search(queries[short], ids.shape[1], params=params)
             short = short[ids[short, k - 1] < 0]
+
+
+#: The settings of each index kind but flat: given for another kind, they change nothing.
+KIND_SETTINGS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivf": ("ivf_lists", "nprobe")}
+
+
+def _warn_unused(config: IndexConfig, kind: str) -> None:
+    """Name the settings of another kind than the ``kind`` built (``--kind flat --hnsw-m 64``, or
+    ``--nprobe`` on a vocabulary ``auto`` indexes exactly), which were accepted without a word."""
+    defaults = IndexConfig()
+    unused = [name for other, names in KIND_SETTINGS.items() if other != kind for name in names
+              if getattr(config, name) != getattr(defaults, name)]
+    if unused:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in unused)
+        log.warning("%s %s no effect on a %s index", flags, "has" if len(unused) == 1 else "have", kind)
 
 
 def rescored(unit: np.ndarray, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -243,6 +243,16 @@ def test_query_time_settings_are_changed_when_served_without_a_rebuild(
     assert faiss.downcast_index(ivf.index.base_index).nprobe == 3 == ivf.meta["params"]["nprobe"]
 
 
+def test_settings_of_another_index_kind_are_named(real_vectors: Vectors, caplog) -> None:
+    """--kind flat --hnsw-m 64 --nprobe 8 built a flat index and said nothing of the two."""
+    caplog.set_level(logging.WARNING, logger="nlp182.server.index")
+    SimilarityIndex.build(real_vectors, IndexConfig(kind="flat", hnsw_m=64, nprobe=8))
+    assert "--hnsw-m, --nprobe have no effect on a flat index" in caplog.text
+    caplog.clear()
+    SimilarityIndex.build(real_vectors, IndexConfig(kind="flat"))
+    assert "no effect" not in caplog.text
+
+
 def test_rebuild_replaces_index_atomically_while_loaded(tmp_path: Path, synthetic_vectors: Vectors) -> None:
     run = write_run(tmp_path / "run", synthetic_vectors)
     SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)

@@ -795,6 +795,8 @@ def train_word2vec(
     vectors with the configured backend."""
     source = as_source(source)
     config = config or Word2VecConfig()
+    if config.kernel in ("native", "triton") and resolve_backend(config) == "torch":
+        resolve_kernel(config, select_device(config.device))  # refused before the corpus is read
     if distributed.launched():  # one process encodes, the others read its cache
         distributed.start(select_device(config.device))
         distributed.main_first(lambda: encode(source))

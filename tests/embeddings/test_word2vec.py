@@ -315,3 +315,16 @@ def test_settings_of_the_batched_step_are_named_when_another_kernel_ignores_them
     caplog.clear()
     train_word2vec(sentences, Word2VecConfig(vector_size=8, min_count=1, epochs=1, kernel="native"))
     assert "batched kernel only" not in caplog.text
+
+
+def test_a_kernel_this_machine_cannot_run_is_refused_before_the_corpus_is_read(monkeypatch) -> None:
+    """--kernel triton on a CPU was refused only after the corpus had been read and encoded."""
+    from nlp182.embeddings import word2vec as module
+
+    read = []
+    monkeypatch.setattr(module, "open_corpus", lambda *a, **k: read.append(1))
+    cpu_only = type("Triton", (), {"runs_on": staticmethod(lambda device: False)})  # as on this machine
+    monkeypatch.setattr(module, "_triton_module", lambda: cpu_only)
+    with pytest.raises(InvalidInputError, match="kernel 'triton' runs on CUDA"):
+        train_word2vec([["a", "b"]] * 10, Word2VecConfig(kernel="triton", device="cpu", min_count=1))
+    assert read == []

@@ -44,8 +44,9 @@ def _run_export(args: argparse.Namespace) -> int:
         args.out, fvocab=args.fvocab, binary=args.binary, write_header=not args.no_header, limit=args.limit
     )
     words = len(vectors) if args.limit is None else min(args.limit, len(vectors))
-    kind = "binary" if args.binary else "text"
-    print(f"exported {words} words x {vectors.dim} dims (word2vec {kind}) -> {args.out}")
+    kind = ("word2vec binary" if args.binary
+            else "GloVe's layout: text, no header" if args.no_header else "word2vec text")
+    print(f"exported {words} words x {vectors.dim} dims ({kind}) -> {args.out}")
     return 0
 
 

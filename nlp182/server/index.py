@@ -330,6 +330,9 @@ def _ivf(unit: np.ndarray, config: IndexConfig) -> tuple[faiss.Index, dict[str, 
     scores are exact inner products, and the flat rows it keeps are the served ``unit``)."""
     count, dim = unit.shape
     cells = config.ivf_cells(count)
+    if config.ivf_lists and cells < config.ivf_lists:
+        log.warning("--ivf-lists %d is more cells than the %d words: %d cells, one word each",
+                    config.ivf_lists, count, cells)
     quantizer = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFFlat(quantizer, dim, cells, faiss.METRIC_INNER_PRODUCT)
     ivf.cp.seed = config.seed

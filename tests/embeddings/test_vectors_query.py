@@ -90,10 +90,11 @@ def test_cosmul_equals_float64_brute_force(store, monkeypatch) -> None:
         np.testing.assert_allclose(scores, reference[expected], rtol=1e-5)
 
 
-def test_indexer_answers_are_filtered_to_range_and_exclusions(store) -> None:
+def test_indexer_answers_are_filtered_to_exclusions_and_a_range_is_scanned(store) -> None:
     """The index is asked for k, the excluded words and one more; its answers are filtered to the
-    range and the exclusions. It is asked again only while its last answer ties the k-th kept one
-    (or too few were kept), and an all-zero query, where every row ties, never goes to it."""
+    exclusions. It is asked again only while its last answer ties the k-th kept one (or too few
+    were kept), and an all-zero query, where every row ties, never goes to it. A part of the rows
+    (restrict_vocab, clip bounds) is scanned exactly: the index searches them all."""
     _, rows = store
 
     class Canned:
@@ -112,16 +113,23 @@ def test_indexer_answers_are_filtered_to_range_and_exclusions(store) -> None:
             return scores, ids
 
     indexer = Canned()
-    ids, scores = query.search(rows, np.ones((1, 24), dtype=np.float32), 3, [{9}], 0, 600, indexer)[0]
-    # asked for 3 + 1 excluded + 1; the 700 (out of range) left the last answer the 3rd kept: again
-    assert ids.tolist() == [5, 2, 3] and indexer.calls == [5, 10]
-    np.testing.assert_allclose(scores, [0.9, 0.6, 0.5])
+    ones = np.ones((1, 24), dtype=np.float32)
+    ids, scores = query.search(rows, ones, 3, [{9}], indexer=indexer)[0]
+    # asked for 3 + 1 excluded + 1: four kept past the exclusion, the 5th answer below the 3rd
+    assert ids.tolist() == [5, 700, 2] and indexer.calls == [5]
+    np.testing.assert_allclose(scores, [0.9, 0.7, 0.6])
     indexer.calls.clear()
-    ids, _ = query.search(rows, np.ones((1, 24), dtype=np.float32), 2, None, 0, 600, indexer)[0]
+    ids, _ = query.search(rows, ones, 3, [{9, 700, 2, 3}], indexer=indexer)[0]
+    assert ids.tolist() == [5, 8] and indexer.calls == [8]  # too few, but the index has no more (-1s)
+    indexer.calls.clear()
+    ids, _ = query.search(rows, ones, 2, None, indexer=indexer)[0]
     assert ids.tolist() == [5, 9] and indexer.calls == [3]  # its 3rd answer scores below the 2nd: done
     indexer.calls.clear()
-    ids, scores = query.search(rows, np.zeros((1, 24), dtype=np.float32), 3, [{1}], 0, 600, indexer)[0]
+    ids, scores = query.search(rows, np.zeros((1, 24), dtype=np.float32), 3, [{1}], indexer=indexer)[0]
     assert ids.tolist() == [0, 2, 3] and scores.tolist() == [0.0, 0.0, 0.0]  # the exact scan's answer
+    ranged = query.search(rows, ones, 3, [{9}], 0, 600, indexer)[0]
+    exact = query.search(rows, ones, 3, [{9}], 0, 600)[0]
+    assert indexer.calls == [] and ranged[0].tolist() == exact[0].tolist()
 
 
 def test_batched_analogies_equal_one_query_at_a_time(store) -> None:

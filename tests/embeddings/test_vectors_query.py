@@ -127,6 +127,7 @@ def test_indexer_answers_are_filtered_to_exclusions_and_a_range_is_scanned(store
     indexer.calls.clear()
     ids, scores = query.search(rows, np.zeros((1, 24), dtype=np.float32), 3, [{1}], indexer=indexer)[0]
     assert ids.tolist() == [0, 2, 3] and scores.tolist() == [0.0, 0.0, 0.0]  # the exact scan's answer
+    indexer.calls.clear()
     ranged = query.search(rows, ones, 3, [{9}], 0, 600, indexer)[0]
     exact = query.search(rows, ones, 3, [{9}], 0, 600)[0]
     assert indexer.calls == [] and ranged[0].tolist() == exact[0].tolist()

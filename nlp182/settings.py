@@ -32,6 +32,7 @@ import math
 import os
 import types
 import typing
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -257,20 +258,29 @@ def remember_given(config_class: type) -> type:
     keyword or position, so that a value equal to the default counts as the caller's choice:
     ``Seq2SeqConfig(epochs=10)`` keeps 10 epochs where settings chosen from the data would have
     replaced a value merely equal to the default. ``dataclasses.replace`` passes every setting,
-    so its result counts them all as given. Read it with :func:`given_settings`."""
+    so its result counts them all as given; a copy remembers nothing. Kept beside the object, not
+    in its ``__dict__``: ``Config(**vars(config))`` would pass it back as a setting. Read it with
+    :func:`given_settings`."""
     init = config_class.__init__
     names = [item.name for item in dataclasses.fields(config_class) if item.init]
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        object.__setattr__(self, "_given_settings", frozenset(names[: len(args)]) | frozenset(kwargs))
+        key = id(self)
+        _GIVEN[key] = frozenset(names[: len(args)]) | frozenset(kwargs)
+        weakref.finalize(self, _GIVEN.pop, key, None)
 
     config_class.__init__ = __init__  # type: ignore[misc]
     return config_class
 
 
+#: The settings each live remembering config was constructed with, by ``id`` (dataclasses with
+#: ``eq`` are not hashable, so not weak keys); an entry goes with its object.
+_GIVEN: dict[int, frozenset[str]] = {}
+
+
 def given_settings(config: Any) -> frozenset[str]:
     """The settings ``config``'s constructor was given (empty for a class without
-    :func:`remember_given`)."""
-    return getattr(config, "_given_settings", frozenset())
+    :func:`remember_given`, or a copy)."""
+    return _GIVEN.get(id(config), frozenset())

@@ -213,7 +213,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.pairs or args.analogies:
         for path in [*args.pairs, *args.analogies]:  # and so is every file
             check_input_file(path, "evaluation file")
-        return 1 if _evaluate_files(args) else 0
+        return _exit_code(_evaluate_files(args), len(args.runs))
     files = EvaluationFiles.in_folder(args.eval_dir)
     for path in (files.wordsim353, files.simlex999, files.analogies):
         if not path.is_file():
@@ -242,7 +242,13 @@ def _run_eval(args: argparse.Namespace) -> int:
             + f"{coverage:>24}"
         )
         _keep_scores(run, "eval", _scores_with_settings(scores, args.eval_dir, args.restrict_vocab))
-    return 1 if failed else 0
+    return _exit_code(failed, len(args.runs))
+
+
+def _exit_code(failed: int, runs: int) -> int:
+    """0 when every run was scored, 1 when some were (as ``nlp182 caption`` for some bad images),
+    2, the CLI's error, when none was."""
+    return 0 if not failed else 2 if failed == runs else 1
 
 
 def _run_failed(run: str, exc: Exception) -> int:

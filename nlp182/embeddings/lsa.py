@@ -307,6 +307,11 @@ def train_lsa(
     :func:`nlp182.text.corpus.as_source`)."""
     source = as_source(source)
     config = config or LSAConfig()
+    defaults = LSAConfig()
+    if config.svd == "scipy" and (config.svd_oversample, config.svd_iterations) != (
+            defaults.svd_oversample, defaults.svd_iterations):
+        log.warning("--svd-oversample and --svd-iterations set the randomized SVD; --svd scipy (ARPACK) "
+                    "does not read them")
     device = select_device(config.device)
     started = time.perf_counter()
     corpus, vocab = open_corpus(

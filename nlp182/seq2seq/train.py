@@ -31,6 +31,7 @@ from nlp182.seq2seq.config import DATES, Seq2SeqConfig
 from nlp182.seq2seq.data import Pair, date_splits, read_aligned_files, read_tsv, split_pairs
 from nlp182.seq2seq.defaults import choose_defaults, summary_line
 from nlp182.seq2seq.metrics import ERROR_METRICS, PERFECT_SCORES, score
+from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.train import Trainer, TrainerConfig
@@ -274,6 +275,22 @@ def train_seq2seq(
         return _train(config, out_dir, resume, given)
 
 
+#: Model settings only one architecture reads.
+ARCHITECTURE_SETTINGS = {"rnn": ("cell", "attention", "input_feeding"), "transformer": ("ffn_size",)}
+
+
+def _warn_unused_model_settings(model: ModelConfig) -> None:
+    """Name the settings of the other architecture (``--architecture transformer --cell lstm``),
+    which were accepted without a word and changed nothing."""
+    defaults = ModelConfig()
+    unused = [name for kind, names in ARCHITECTURE_SETTINGS.items() if kind != model.architecture
+              for name in names if getattr(model, name) != getattr(defaults, name)]
+    if unused:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in unused)
+        log.warning("%s %s no effect on the %s model", flags, "has" if len(unused) == 1 else "have",
+                    model.architecture)
+
+
 def _train(
     config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool, given: Collection[str] | None
 ) -> dict[str, Any]:
@@ -295,6 +312,7 @@ def _train(
     else:
         config, chosen = choose_defaults(config, train_pairs, given)
         log.info("%s", summary_line(config.data, chosen))
+        _warn_unused_model_settings(config.model)
     names = config.metric_names()
     monitor_mode = "min" if names[0] in ERROR_METRICS else "max"
     with resumable_run(out_dir, resume) as staging:

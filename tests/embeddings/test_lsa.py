@@ -149,3 +149,11 @@ def test_more_dimensions_than_words_is_said_not_silently_cut(tmp_path, caplog) -
                  "--min-count", "1"]) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["dim"], config["dim_asked"]) == (4, 300)  # it recorded 300, as if it had applied
+
+
+def test_randomized_svd_settings_with_arpack_are_named(tmp_path, caplog) -> None:
+    """--svd scipy ignores --svd-iterations and --svd-oversample: the vectors were identical."""
+    path = tmp_path / "text.txt"
+    path.write_text("alpha beta gamma delta epsilon zeta\n" * 20)
+    train_lsa(CorpusSource(str(path)), LSAConfig(dim=2, min_count=1, svd="scipy", svd_iterations=9))
+    assert "--svd scipy (ARPACK) does not read them" in caplog.text

@@ -230,3 +230,14 @@ def test_a_setting_passed_from_python_is_kept_even_at_its_default_value() -> Non
     assert not {"epochs", "batch_size", "hidden_size", "early_stopping_patience"} & set(chosen)
     assert "embed_dim" in chosen  # what was not given is still chosen
 
+
+
+def test_settings_of_the_other_architecture_are_named(caplog) -> None:
+    """--architecture transformer --cell lstm --no-input-feeding trained a Transformer silently."""
+    from nlp182.seq2seq.train import _warn_unused_model_settings
+
+    _warn_unused_model_settings(ModelConfig(architecture="transformer", cell="lstm", input_feeding=False))
+    assert "--cell, --input-feeding have no effect on the transformer model" in caplog.text
+    caplog.clear()
+    _warn_unused_model_settings(ModelConfig(cell="lstm"))
+    assert "no effect" not in caplog.text

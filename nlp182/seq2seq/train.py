@@ -291,6 +291,21 @@ def _warn_unused_model_settings(model: ModelConfig) -> None:
                     model.architecture)
 
 
+def _warn_unused_settings(config: Seq2SeqConfig) -> None:
+    """Name ``--warmup-steps`` without a warmup schedule and the date task's sizes with other data:
+    both were accepted without a word and changed nothing."""
+    defaults = Seq2SeqConfig()
+    unused = []
+    if config.warmup_steps != defaults.warmup_steps and not config.lr_schedule.startswith("warmup"):
+        unused.append("--warmup-steps")
+    if config.data != DATES:
+        unused += [f"--{name.replace('_', '-')}" for name in ("date_train", "date_valid", "date_test")
+                   if getattr(config, name) != getattr(defaults, name)]
+    if unused:
+        log.warning("%s %s no effect with --lr-schedule %s and --data %s", ", ".join(unused),
+                    "has" if len(unused) == 1 else "have", config.lr_schedule, config.data)
+
+
 def _train(
     config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool, given: Collection[str] | None
 ) -> dict[str, Any]:
@@ -313,6 +328,7 @@ def _train(
         config, chosen = choose_defaults(config, train_pairs, given)
         log.info("%s", summary_line(config.data, chosen))
         _warn_unused_model_settings(config.model)
+        _warn_unused_settings(config)
     names = config.metric_names()
     monitor_mode = "min" if names[0] in ERROR_METRICS else "max"
     with resumable_run(out_dir, resume) as staging:

@@ -241,3 +241,15 @@ def test_settings_of_the_other_architecture_are_named(caplog) -> None:
     caplog.clear()
     _warn_unused_model_settings(ModelConfig(cell="lstm"))
     assert "no effect" not in caplog.text
+
+
+def test_a_warmup_without_its_schedule_and_date_sizes_without_the_dates_are_named(caplog) -> None:
+    from nlp182.seq2seq.train import _warn_unused_settings
+
+    _warn_unused_settings(Seq2SeqConfig(data="mine.tsv", warmup_steps=100, date_train=50))
+    said = "--warmup-steps, --date-train have no effect with --lr-schedule none and --data mine.tsv"
+    assert said in caplog.text
+    caplog.clear()
+    _warn_unused_settings(Seq2SeqConfig(data="dates", lr_schedule="warmup-cosine", warmup_steps=100,
+                                        date_train=50))
+    assert "no effect" not in caplog.text

@@ -33,7 +33,7 @@ import os
 import types
 import typing
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -251,6 +251,18 @@ def check_settings(config: Any) -> None:
         problem = range_problem(value, limits_of(field))
         if problem:
             raise InvalidInputError(f"{field.name} {problem}, got {_show(value)}")
+
+
+def flag(name: str) -> str:
+    """The command-line flag of the setting ``name``: ``batch_size`` is ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def flags_set(config: Any, names: Iterable[str]) -> list[str]:
+    """The flags of those of ``names`` whose value in ``config`` is not its class default: what the
+    user set, for naming the settings a run then ignores (``--compile`` with the native kernel)."""
+    defaults = type(config)()
+    return [flag(name) for name in names if getattr(config, name) != getattr(defaults, name)]
 
 
 def remember_given(config_class: type) -> type:

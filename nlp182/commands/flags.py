@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp182.errors import InvalidInputError
-from nlp182.settings import DEVICE_CHOICES, Limits, limits_of, range_problem
+from nlp182.settings import DEVICE_CHOICES, Limits, flag, limits_of, range_problem
 
 #: Ranges of the flags that are no config field (``--processes``, ``--beam``, a bench's flags).
 POSITIVE: Limits = {"positive": True}
@@ -96,9 +96,9 @@ class Parser(argparse.ArgumentParser):
         match = re.match(r"argument (\S+): (.*)", message, flags=re.S)
         if match:
             names = match.group(1).split("/")
-            flag = next((name for name in names if name.startswith("--")), names[0])  # its own name
+            named = next((name for name in names if name.startswith("--")), names[0])  # its own name
             rest = match.group(2)
-            message = f"{flag} {rest}" if rest.startswith("must") else f"{flag}: {rest}"
+            message = f"{named} {rest}" if rest.startswith("must") else f"{named}: {rest}"
         elif message.startswith("the following arguments are required"):
             sub = _subcommands(self)
             if sub is not None and (sub.dest in message or str(sub.metavar) in message):
@@ -174,7 +174,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type, skip: 
         if dataclasses.is_dataclass(kind):
             add_config_flags(parser, kind, skip)
             continue
-        flags = ["--" + name.replace("_", "-") for name in (field.name, *field.metadata.get("formerly", ()))]
+        flags = [flag(name) for name in (field.name, *field.metadata.get("formerly", ()))]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         text = field.metadata.get("help", "").replace("%", "%%")
         optional = type(None) in typing.get_args(hints[field.name])

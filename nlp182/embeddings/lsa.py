@@ -28,7 +28,7 @@ from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import EmptyCorpusError, InvalidInputError
 from nlp182.progress import progress
-from nlp182.settings import check_settings, seed_setting, setting
+from nlp182.settings import check_settings, flags_set, seed_setting, setting
 from nlp182.text.corpus import CorpusLike, as_source
 from nlp182.text.encoded import Chunk, EncodedCorpus, open_corpus
 from nlp182.text.vocab import VocabConfig, Vocabulary
@@ -307,9 +307,7 @@ def train_lsa(
     :func:`nlp182.text.corpus.as_source`)."""
     source = as_source(source)
     config = config or LSAConfig()
-    defaults = LSAConfig()
-    if config.svd == "scipy" and (config.svd_oversample, config.svd_iterations) != (
-            defaults.svd_oversample, defaults.svd_iterations):
+    if config.svd == "scipy" and flags_set(config, ("svd_oversample", "svd_iterations")):
         log.warning("--svd-oversample and --svd-iterations set the randomized SVD; --svd scipy (ARPACK) "
                     "does not read them")
     device = select_device(config.device)

@@ -44,7 +44,7 @@ from nlp182.embeddings.registry import register_embedding
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import EmptyCorpusError, InvalidInputError, MissingExtraError
 from nlp182.progress import progress
-from nlp182.settings import MAX_THREADS, check_settings, seed_setting, setting
+from nlp182.settings import MAX_THREADS, check_settings, flags_set, seed_setting, setting
 from nlp182.text.corpus import CorpusLike, CorpusSource, as_source, iter_token_lines
 from nlp182.text.encoded import Chunk, EncodedCorpus, encode, open_corpus
 from nlp182.text.sentences import from_memory
@@ -697,12 +697,10 @@ BATCHED_ONLY = ("compile", "shuffle", "batch_size")
 def _warn_unused_batched_settings(config: Word2VecConfig, kernel: str) -> None:
     """Say which settings the chosen ``kernel`` ignores: ``--compile --shuffle --batch-size 7`` ran
     the native kernel unchanged, and config.json recorded them as if they had applied."""
-    defaults = {item.name: item.default for item in dataclasses.fields(Word2VecConfig)}
-    unused = [name for name in BATCHED_ONLY if getattr(config, name) != defaults[name]]
+    unused = flags_set(config, BATCHED_ONLY)
     if kernel != "batched" and unused:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in unused)
         log.warning("%s apply to the batched kernel only; the %s kernel trains without them (--kernel "
-                    "batched uses them)", flags, kernel)
+                    "batched uses them)", ", ".join(unused), kernel)
 
 
 def resolve_backend(config: Word2VecConfig) -> str:

@@ -34,6 +34,7 @@ from nlp182.seq2seq.metrics import ERROR_METRICS, PERFECT_SCORES, score
 from nlp182.seq2seq.model import ModelConfig
 from nlp182.seq2seq.tokenize import PAD_ID, encode, train_tokenizer
 from nlp182.seq2seq.translator import Translation, Translator
+from nlp182.settings import flags_set
 from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
 from nlp182.train.run import CHOSEN_FILE, RESUME_OVERRIDES, incomplete_dir, resumable_run, resumed_config
@@ -282,25 +283,19 @@ ARCHITECTURE_SETTINGS = {"rnn": ("cell", "attention", "input_feeding"), "transfo
 def _warn_unused_model_settings(model: ModelConfig) -> None:
     """Name the settings of the other architecture (``--architecture transformer --cell lstm``),
     which were accepted without a word and changed nothing."""
-    defaults = ModelConfig()
-    unused = [name for kind, names in ARCHITECTURE_SETTINGS.items() if kind != model.architecture
-              for name in names if getattr(model, name) != getattr(defaults, name)]
+    unused = flags_set(model, [name for kind, names in ARCHITECTURE_SETTINGS.items()
+                               if kind != model.architecture for name in names])
     if unused:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in unused)
-        log.warning("%s %s no effect on the %s model", flags, "has" if len(unused) == 1 else "have",
-                    model.architecture)
+        log.warning("%s %s no effect on the %s model", ", ".join(unused),
+                    "has" if len(unused) == 1 else "have", model.architecture)
 
 
 def _warn_unused_settings(config: Seq2SeqConfig) -> None:
     """Name ``--warmup-steps`` without a warmup schedule and the date task's sizes with other data:
     both were accepted without a word and changed nothing."""
-    defaults = Seq2SeqConfig()
-    unused = []
-    if config.warmup_steps != defaults.warmup_steps and not config.lr_schedule.startswith("warmup"):
-        unused.append("--warmup-steps")
+    unused = flags_set(config, [] if config.lr_schedule.startswith("warmup") else ["warmup_steps"])
     if config.data != DATES:
-        unused += [f"--{name.replace('_', '-')}" for name in ("date_train", "date_valid", "date_test")
-                   if getattr(config, name) != getattr(defaults, name)]
+        unused += flags_set(config, ("date_train", "date_valid", "date_test"))
     if unused:
         log.warning("%s %s no effect with --lr-schedule %s and --data %s", ", ".join(unused),
                     "has" if len(unused) == 1 else "have", config.lr_schedule, config.data)

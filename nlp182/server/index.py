@@ -27,6 +27,7 @@ from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, ShapeError
 from nlp182.io import atomic_open, atomic_write_json, check_input_file, read_json, written_by
 from nlp182.server.config import IndexConfig
+from nlp182.settings import flag, flags_set
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class SimilarityIndex:
         what is served; its ``recall_at_10`` was measured with the build's settings."""
         for name, value, kind in (("ef_search", ef_search, "hnsw"), ("nprobe", nprobe, "ivf")):
             if value is not None and self.kind != kind:
-                raise InvalidInputError(f"--{name.replace('_', '-')} sets a {kind.upper()} index's search; "
+                raise InvalidInputError(f"{flag(name)} sets a {kind.upper()} index's search; "
                                         f"this index is {self.kind}")
         if ef_search is not None:
             self.index.hnsw.efSearch = int(ef_search)
@@ -294,12 +295,11 @@ KIND_SETTINGS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivf": ("iv
 def _warn_unused(config: IndexConfig, kind: str) -> None:
     """Name the settings of another kind than the ``kind`` built (``--kind flat --hnsw-m 64``, or
     ``--nprobe`` on a vocabulary ``auto`` indexes exactly), which were accepted without a word."""
-    defaults = IndexConfig()
-    unused = [name for other, names in KIND_SETTINGS.items() if other != kind for name in names
-              if getattr(config, name) != getattr(defaults, name)]
+    unused = flags_set(config, [name for other, names in KIND_SETTINGS.items() if other != kind
+                                for name in names])
     if unused:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in unused)
-        log.warning("%s %s no effect on a %s index", flags, "has" if len(unused) == 1 else "have", kind)
+        log.warning("%s %s no effect on a %s index", ", ".join(unused), "has" if len(unused) == 1 else "have",
+                    kind)
 
 
 def rescored(unit: np.ndarray, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

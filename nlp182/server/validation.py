@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from nlp182.errors import InvalidInputError, ShapeError
+from nlp182.settings import flag
 
 MAX_WORD_LENGTH = 200
 
@@ -30,8 +31,7 @@ class OverLimitError(InvalidInputError):
     code = "over_limit"
 
     def __init__(self, message: str, limit: str, status: int = 413) -> None:
-        flag = "--" + limit.replace("_", "-")
-        super().__init__(f"{message}; the limit is the setting {limit} (nlp182 serve {flag})")
+        super().__init__(f"{message}; the limit is the setting {limit} (nlp182 serve {flag(limit)})")
         self.limit = limit
         self.status = status
 

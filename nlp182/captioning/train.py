@@ -46,7 +46,7 @@ from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
 from nlp182.train.checkpoint import list_checkpoints
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
-from nlp182.train.run import CHOSEN_FILE, RESUME_OVERRIDES, incomplete_dir, resumable_run, resumed_config
+from nlp182.train.run import CHOSEN_FILE, incomplete_dir, resumable_run, resumed_choices, resumed_config
 from nlp182.vision import freeze, recalibrate_batch_norm
 
 log = logging.getLogger(__name__)
@@ -234,9 +234,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
     with resumable_run(out_dir, resume) as staging:
         if resumed:
             vocab = CaptionVocab.load(staging / "vocab.txt")
-            # a setting the resumed run was given anew (--epochs 7) is no longer the data's choice
-            chosen = {name: why for name, why in read_json(staging / CHOSEN_FILE).items()
-                      if name not in set(given or ()) & set(RESUME_OVERRIDES)}
+            chosen = resumed_choices(staging, given)
         else:
             vocab = CaptionVocab.build((c for item in train_items for c in item.captions), config.min_count)
         loader = make_loader(

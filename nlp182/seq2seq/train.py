@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from nlp182.device import deterministic_algorithms, random_state_kept, seed_everything, torch_threads
 from nlp182.errors import InvalidInputError
-from nlp182.io import atomic_write_json, read_json, written_by
+from nlp182.io import atomic_write_json, written_by
 from nlp182.optim import Adam
 from nlp182.optim.schedules import Cosine, InverseSqrtDecay
 from nlp182.seq2seq.architectures import build_model
@@ -37,7 +37,7 @@ from nlp182.seq2seq.translator import Translation, Translator
 from nlp182.settings import flags_set
 from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
-from nlp182.train.run import CHOSEN_FILE, RESUME_OVERRIDES, incomplete_dir, resumable_run, resumed_config
+from nlp182.train.run import CHOSEN_FILE, incomplete_dir, resumable_run, resumed_choices, resumed_config
 
 log = logging.getLogger(__name__)
 
@@ -315,10 +315,7 @@ def _train(
     if not train_pairs or not valid_pairs:
         raise InvalidInputError("training needs non-empty train and valid splits")
     if resumed:
-        chosen = read_json(staged / CHOSEN_FILE) if (staged / CHOSEN_FILE).is_file() else {}
-        # a setting the resumed run was given anew (--epochs 7) is no longer the data's choice
-        chosen = {name: why for name, why in chosen.items()
-                  if name not in set(given or ()) & set(RESUME_OVERRIDES)}
+        chosen = resumed_choices(staged, given)
     else:
         config, chosen = choose_defaults(config, train_pairs, given)
         log.info("%s", summary_line(config.data, chosen))

@@ -71,6 +71,15 @@ def _has_checkpoints(folder: Path) -> bool:
 CHOSEN_FILE = "chosen.json"
 
 
+def resumed_choices(staged: Path, typed: Collection[str] | None) -> dict[str, Any]:
+    """What the interrupted run staged in ``staged`` chose from the data (its :data:`CHOSEN_FILE`;
+    empty when it has none), without the settings the resumed run was given anew (``--epochs 7``:
+    no longer the data's choice)."""
+    chosen = read_json(staged / CHOSEN_FILE) if (staged / CHOSEN_FILE).is_file() else {}
+    given_anew = set(typed or ()) & set(RESUME_OVERRIDES)
+    return {name: why for name, why in chosen.items() if name not in given_anew}
+
+
 def resumed_config(
     config_class: type, out_dir: str | os.PathLike[str], given: Any,
     overrides: Collection[str] = RESUME_OVERRIDES, typed: Collection[str] | None = None,

@@ -68,9 +68,7 @@ class _Master(Arbiter):
     def reload(self) -> None:
         run_dir = self.app.run_dir
         try:
-            index = SimilarityIndex.load(run_dir, load_vectors(run_dir))
-            index.set_search(self.app.serve_config.ef_search, self.app.serve_config.nprobe)
-            kind = index.kind
+            kind = _served_kind(run_dir, self.app.serve_config)
         except Exception as exc:  # any failure here would have been a failed boot of every worker
             log.error("reload refused, still serving the previous index: %s", exc)
             return
@@ -181,14 +179,21 @@ def limit_malloc_arenas(arenas: int) -> bool:
     return bool(mallopt is not None and mallopt(M_ARENA_MAX, arenas) == 1)
 
 
+def _served_kind(run_dir: str | os.PathLike[str], config: ServeConfig) -> str:
+    """Load ``run_dir`` as every worker will (vectors, index, the search settings of ``config``:
+    ``--ef-search`` on an IVF index is refused) and return its index kind; run in the master, so
+    what would fail every worker's boot fails here, with one line."""
+    index = SimilarityIndex.load(run_dir, load_vectors(run_dir))
+    index.set_search(config.ef_search, config.nprobe)
+    return index.kind
+
+
 def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = None) -> None:
     """Serve ``run_dir`` with gunicorn until SIGTERM/SIGINT (graceful stop)."""
     config = config or ServeConfig()
     run_dir = Path(run_dir)
     # Fail here with one clear line (a missing or mismatched index) rather than in every worker.
-    index = SimilarityIndex.load(run_dir, load_vectors(run_dir))
-    index.set_search(config.ef_search, config.nprobe)  # --ef-search on an IVF index, say
-    kind = index.kind
+    kind = _served_kind(run_dir, config)
     gunicorn = _Gunicorn(run_dir, config, kind)
     if config.pid_file:
         claim_pid_file(config.pid_file)

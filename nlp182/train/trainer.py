@@ -398,8 +398,9 @@ class Trainer:
                 if self.monitor is not None:
                     self.monitor.set_active((self.global_step + 1) % self.config.monitor_every == 0)
                 clock["samples"] = clock.get("samples", 0.0) + (batch_size_of(batch) or 0)
+                weight = self._weight_of(batch)  # units_fn's count when given: counted once a batch
                 if self.units_fn is not None:
-                    clock["units"] = clock.get("units", 0.0) + float(self.units_fn(batch))
+                    clock["units"] = clock.get("units", 0.0) + weight
                 pending += 1
                 if pending == 1:  # a group's loss is the mean over the batches it will hold
                     group = accum if total is None else min(accum, total - self.batch_in_epoch)
@@ -413,7 +414,7 @@ class Trainer:
                 self.scaler.scale(loss / group).backward()
                 self.batch_in_epoch += 1
                 loss_value = float(loss.detach())
-                _add_weighted(self._epoch_sums, {"loss": loss_value, **extra}, self._weight_of(batch))
+                _add_weighted(self._epoch_sums, {"loss": loss_value, **extra}, weight)
                 _add_weighted(step_sums, {"loss": loss_value, **extra}, 1.0)  # a step: its batches' mean
                 if sync:
                     pending = 0

@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,8 @@ NPY_MAGIC = b"\x93NUMPY"
 RESTRICT_VOCAB = 300_000
 # Held while a store builds what it computes on first use (lookup, norms, unit rows), so threads
 # that query a fresh store at once wait for one build: each used to build its own copy (a
-# million-word store's unit rows are 1.2 GB). Re-entrant: the unit rows build the norms.
+# million-word store's unit rows are 1.2 GB). Re-entrant: the unit rows build the norms. Taken
+# only while something is missing: a query of a built store reads its attributes without it.
 _BUILDING = threading.RLock()
 
 
@@ -206,10 +207,7 @@ class Vectors:
     def lookup(self) -> WordLookup:
         """Prefix completion and suggestions over the vocabulary (built on first use: a sorted copy
         of the words), the ones the similarity service answers with."""
-        with _BUILDING:
-            if self._lookup is None:
-                self._lookup = WordLookup(self.words, self.key_to_index)
-            return self._lookup
+        return self._built("_lookup", lambda: WordLookup(self.words, self.key_to_index))
 
     def suggest(self, word: str, limit: int = 5) -> list[str]:
         """Up to ``limit`` vocabulary words sharing the longest prefix with ``word``, frequent first;
@@ -260,9 +258,10 @@ class Vectors:
 
     def fill_norms(self, force: bool = False) -> None:
         """Compute the norms now (gensim computes them on the first query too)."""
-        with _BUILDING:
-            if self._norms is None or force:
-                self._compute_norms()
+        if self._norms is None or force:
+            with _BUILDING:
+                if self._norms is None or force:
+                    self._compute_norms()
 
     def _compute_norms(self) -> None:
         """Every row's norm, in float64 block by block; a non-finite one is refused by word."""
@@ -285,10 +284,18 @@ class Vectors:
     @property
     def rows(self) -> query.Rows:
         """The matrix and norms in the form the query core searches."""
-        with _BUILDING:
-            if self._rows is None:
-                self._rows = query.Rows(self.vectors, self.norms)
-            return self._rows
+        return self._built("_rows", lambda: query.Rows(self.vectors, self.norms))
+
+    def _built(self, attribute: str, build: Callable[[], Any]) -> Any:
+        """The cached ``attribute``, built by ``build`` once (under ``_BUILDING``) when missing."""
+        value = getattr(self, attribute)
+        if value is None:
+            with _BUILDING:
+                value = getattr(self, attribute)
+                if value is None:
+                    value = build()
+                    setattr(self, attribute, value)
+        return value
 
     def get_normed_vectors(self) -> np.ndarray:
         """A new ``(V, D)`` float32 array of unit vectors (zero vectors stay zero)."""
@@ -297,10 +304,7 @@ class Vectors:
     @property
     def normed(self) -> np.ndarray:
         """``(V, D)`` unit vectors, computed on first use and kept (for building an index, plots)."""
-        with _BUILDING:
-            if self._normed is None:
-                self._normed = self.get_normed_vectors()
-            return self._normed
+        return self._built("_normed", self.get_normed_vectors)
 
     def unit_normalize_all(self) -> None:
         """Scale every vector to unit length in place (a memory-mapped store is copied first)."""

@@ -54,6 +54,23 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
+def _post_refusal() -> Response | None:
+    """The error answer to a POST whose body is not UTF-8 JSON or that has query parameters (``?k=500``
+    would be dropped unseen: a POST takes its parameters in the body), else ``None``."""
+    if request.mimetype != "application/json":
+        return error_response(415, "unsupported_media_type",
+                              f"POST bodies must be application/json, got {request.mimetype[:60]!r}")
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):  # RFC 8259 8.1
+        return error_response(415, "unsupported_media_type",
+                              f"JSON bodies are UTF-8, got charset={charset[:40]!r}")
+    if request.args:
+        names = ", ".join(repr(name[:40]) for name in list(request.args)[:5])
+        return error_response(400, "bad_request", f"a POST takes its parameters in the JSON body, not the "
+                              f"query string; got {names}")
+    return None
+
+
 def _spec_description(limits: Limits) -> str:
     return (f"Nearest neighbours over word vectors (FAISS). Request bodies are limited to "
             f"{limits.max_body_bytes} bytes and each request's work by the settings max_k, max_batch, "
@@ -110,18 +127,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
             return error_response(400, "bad_encoding",
                                   "the URL is not UTF-8 once percent-decoded: percent-encode each "
                                   "word's UTF-8 bytes (café is caf%C3%A9)")
-        if routed and request.method == "POST" and request.mimetype != "application/json":
-            return error_response(415, "unsupported_media_type",
-                                  f"POST bodies must be application/json, got {request.mimetype[:60]!r}")
-        charset = request.mimetype_params.get("charset", "utf-8").lower()
-        if routed and request.method == "POST" and charset not in ("utf-8", "utf8"):  # RFC 8259 8.1
-            return error_response(415, "unsupported_media_type",
-                                  f"JSON bodies are UTF-8, got charset={charset[:40]!r}")
-        if routed and request.method == "POST" and request.args:  # ?k=500 would be dropped unseen
-            names = ", ".join(repr(name[:40]) for name in list(request.args)[:5])
-            return error_response(400, "bad_request", f"a POST takes its parameters in the JSON body, not "
-                                  f"the query string; got {names}")
-        return None
+        return _post_refusal() if routed and request.method == "POST" else None
 
     @app.after_request
     def _count(response: Response) -> Response:

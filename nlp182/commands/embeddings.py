@@ -230,7 +230,8 @@ def _run_eval(args: argparse.Namespace) -> int:
             vectors, _ = load_run(run)
             scores = evaluate_all(vectors, files, args.restrict_vocab)
         except Nlp182Error as exc:  # one run's error line, and the other runs are scored
-            failed += _run_failed(run, exc)
+            _run_failed(run, exc)
+            failed += 1
             continue
         coverage = (
             f"{scores['wordsim353_pairs']}({scores['wordsim353_oov']})/"
@@ -251,11 +252,10 @@ def _exit_code(failed: int, runs: int) -> int:
     return 0 if not failed else 2 if failed == runs else 1
 
 
-def _run_failed(run: str, exc: Exception) -> int:
-    """Print the CLI's error line for one run of several (exit 1 at the end, as ``nlp182 caption``
-    does for one bad image); a small run whose vocabulary misses every pair of a set is such a run."""
+def _run_failed(run: str, exc: Exception) -> None:
+    """Print the CLI's error line for one run of several, whose others are scored on (see
+    :func:`_exit_code`); a small run whose vocabulary misses every pair of a set is such a run."""
     print(f"nlp182: error: {run}: {exc}", file=sys.stderr)
-    return 1
 
 
 def _keep_scores(run: str, key: str, values: dict[str, Any], merge: bool = False) -> None:
@@ -301,7 +301,8 @@ def _evaluate_files(args: argparse.Namespace) -> int:
                     "oov": add.oov, "restrict_vocab": args.restrict_vocab,
                 }
         except Nlp182Error as exc:
-            failed += _run_failed(run, exc)
+            _run_failed(run, exc)
+            failed += 1
             continue
         pairs_rows += run_pairs
         analogy_rows += run_analogies

@@ -220,7 +220,10 @@ class Beam(Search):
             step_log_probs = _without(torch.log_softmax(_widened(logits), dim=-1), banned)
             vocab = step_log_probs.shape[-1]
             total = (scores.view(-1, 1) + step_log_probs).view(batch, k * vocab)
-            top_scores, top_index = total.topk(min(2 * k, k * vocab), dim=1)
+            # a stable sort, not topk: tied extensions rank by beam then token id, as Greedy's argmax
+            # takes the first of tied tokens (an untrained model's logits tie everywhere)
+            top_scores, top_index = total.sort(dim=1, descending=True, stable=True)
+            top_scores, top_index = top_scores[:, : 2 * k], top_index[:, : 2 * k]
             top_scores, top_beam, top_token = (
                 top_scores.tolist(),
                 (top_index // vocab).tolist(),

@@ -98,6 +98,17 @@ def test_width_one_is_greedy() -> None:
     assert float(greedy[0].weights[:, 3:].abs().sum()) == 0.0  # masked positions get no weight
 
 
+def test_width_one_breaks_ties_as_greedy_does() -> None:
+    decoder = TinyStep(seed=4).eval()
+    with torch.no_grad():  # an untrained output layer: every token ties at every step
+        decoder.out.weight.zero_()
+        decoder.out.bias.zero_()
+    greedy = decode(decoder, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=5)
+    beam = decode(decoder, Beam(1), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=5)
+    assert [h.tokens for h in greedy] == [h.tokens for h in beam]
+    assert [h.complete for h in greedy] == [h.complete for h in beam]
+
+
 def test_no_end_by_max_len_returns_the_best_live_hypothesis() -> None:
     decoder, max_len = TinyStep(eos_bias=-1e4).eval(), 3
     greedy = decode(decoder, Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=max_len)

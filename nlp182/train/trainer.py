@@ -183,6 +183,7 @@ class Trainer:
         self._resume_rng: dict[str, Any] | None = None
         self._resumed_from: Path | None = None  # the checkpoint a resume read
         self._epoch_sums: dict[str, float] = {}
+        self._batch_means: dict[str, float] | None = None  # an older checkpoint's, until replayed
         self._step_lr: float | None = None
 
     # ------------------------------------------------------------------ public API
@@ -339,8 +340,12 @@ class Trainer:
         self._loader_rng = state.get("loader_rng")
         self._resume_rng = state["rng"]
         self._epoch_sums = dict(state["epoch_sums"])
-        if "batches" in self._epoch_sums:  # a checkpoint whose epoch sums gave every batch one weight
-            self._epoch_sums[_WEIGHT] = self._epoch_sums.pop("batches")
+        # A checkpoint whose epoch sums gave every batch one weight: its means wait for the replay of
+        # the batches they cover, which weighs them as the rest of the epoch is weighed.
+        self._batch_means = None
+        if "batches" in self._epoch_sums:
+            batches = self._epoch_sums.pop("batches") or 1.0
+            self._batch_means = {name: value / batches for name, value in self._epoch_sums.items()}
         self.history = list(state["history"])
         self.best = state["early_stopping"]["best"]
         self.bad_epochs = state["early_stopping"]["bad_epochs"]
@@ -374,8 +379,15 @@ class Trainer:
             self._epoch_sums = {}
             self._clock = {}
         iterator: Iterator[Any] = iter(loader)
+        skipped_weight = 0.0
         for _ in range(skip):
-            next(iterator)
+            skipped = next(iterator)
+            if self._batch_means is not None:
+                skipped_weight += self._weight_of(skipped)
+        if self._batch_means is not None and skip:
+            self._epoch_sums = {name: mean * skipped_weight for name, mean in self._batch_means.items()}
+            self._epoch_sums[_WEIGHT] = skipped_weight
+        self._batch_means = None
         if skip and self._resume_rng is not None:
             restore_rng_state(self._resume_rng)
         self._resume_rng = None
@@ -391,7 +403,7 @@ class Trainer:
         # Where the last optimizer step left the epoch: an interruption inside a group of batches
         # goes back there, so a fit() called again replays the group once (its batches were
         # counted, and their gradients summed, before the step that never came).
-        group_start = (self.batch_in_epoch, dict(self._epoch_sums))
+        self._mark_group_start()
         try:
             for batch in bar:
                 batch = move_to_device(batch, self.device)
@@ -419,7 +431,6 @@ class Trainer:
                 if sync:
                     pending = 0
                     self._optimizer_step()
-                    group_start = (self.batch_in_epoch, dict(self._epoch_sums))
                     now = time.perf_counter()
                     clock["time"] = clock.get("time", 0.0) + now - tick
                     step_means, step_sums = _weighted_means(step_sums), {}
@@ -434,7 +445,8 @@ class Trainer:
                         break
                     tick = time.perf_counter()
         except BaseException:
-            self.batch_in_epoch, self._epoch_sums = group_start
+            self.batch_in_epoch, self._epoch_sums, counted = self._group_start
+            clock.update(counted)
             self.optimizer.zero_grad(set_to_none=True)
             raise
         if pending:  # a loader of unknown length ended inside a group: the mean over what it held
@@ -486,10 +498,11 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        self.global_step += 1
+        self._mark_group_start()  # the step is in the weights: what follows must not replay it
         self._step_lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step used
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
-        self.global_step += 1
         if self.ema is not None:
             self.ema.update(self.model)
         if self.on_step is not None:
@@ -499,6 +512,12 @@ class Trainer:
             self._write_metrics({"kind": "monitor", "step": self.global_step, **report})
 
     # ------------------------------------------------------------------ helpers
+    def _mark_group_start(self) -> None:
+        """Remember where the epoch stands after an optimizer step (or at its start): the batch,
+        the epoch's metric sums and the throughput counts an interrupted group goes back to."""
+        counted = {name: self._clock.get(name, 0.0) for name in ("samples", "units")}
+        self._group_start = (self.batch_in_epoch, dict(self._epoch_sums), counted)
+
     @contextlib.contextmanager
     def _averaged_weights(self) -> Iterator[None]:
         """With an EMA, the model holds the averaged weights inside the block (validation, and the

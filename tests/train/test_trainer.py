@@ -109,10 +109,11 @@ def test_gradients_the_caller_left_are_not_stepped() -> None:
         assert torch.equal(mine, plain)
 
 
-@pytest.mark.parametrize("where", ["backward", "step"])
+@pytest.mark.parametrize("where", ["backward", "step", "after_step"])
 def test_fit_again_after_an_interruption_ends_as_an_uninterrupted_run(where: str) -> None:
     """Ctrl-C inside a backward left its gradient to be counted twice; inside an optimizer step
-    the batches were counted as done and the step was lost (11 steps of 12)."""
+    the batches were counted as done and the step was lost (11 steps of 12); inside an ``on_step``
+    hook, after the step was in the weights, its group ran and stepped again."""
     batches = list(DataLoader(_data(n=48), batch_size=8))  # 6 batches, groups of 2: 3 steps an epoch
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -124,6 +125,11 @@ def test_fit_again_after_an_interruption_ends_as_an_uninterrupted_run(where: str
                 raise KeyboardInterrupt
             return grad
         model[0].weight.register_hook(interrupt_once)
+    elif where == "after_step":
+        def on_step(model: nn.Module) -> None:
+            calls["step"] += 1
+            if calls["step"] == 2:
+                raise KeyboardInterrupt
     else:
         real_step = optimizer.step
 
@@ -133,13 +139,35 @@ def test_fit_again_after_an_interruption_ends_as_an_uninterrupted_run(where: str
                 raise KeyboardInterrupt
             return real_step(*args, **kwargs)
         optimizer.step = step_once
-    trainer = Trainer(model, optimizer, mse, _config(epochs=2, grad_accum_steps=2))
+    trainer = Trainer(model, optimizer, mse, _config(epochs=2, grad_accum_steps=2),
+                      on_step=on_step if where == "after_step" else None)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(batches)
     trainer.fit(batches)
     assert trainer.global_step == 6
     for mine, plain in zip(model.parameters(), _plain_run(batches, accum=2), strict=True):
         torch.testing.assert_close(mine, plain, rtol=0, atol=1e-15)
+
+
+def test_a_checkpoint_with_one_weight_a_batch_resumes_into_means_over_examples() -> None:
+    """An older checkpoint's epoch sums count batches; the epoch it resumes weighs examples. Its
+    mean stands for the batches it covers, weighed by their examples on replay (1.1111 was
+    reported for five batches at 2.0 and five at 1.0, all of eight examples)."""
+    loader = DataLoader(_data(n=80), batch_size=8)
+
+    def constant(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return (model(batch[0]) * 0).sum() + 1.0
+
+    model = _model()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), constant, _config(epochs=1))
+    state = trainer.state_dict()
+    state["position"] = {"epoch": 0, "batch_in_epoch": 5, "global_step": 5}
+    state["epoch_rng"] = None
+    state["epoch_sums"] = {"loss": 5 * 2.0, "batches": 5.0}
+    resumed = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), constant, _config(epochs=1))
+    resumed.load_state_dict(state)
+    (record,) = resumed.fit(loader)
+    assert record["train_loss"] == pytest.approx(1.5, rel=1e-12)
 
 
 def test_fit_equals_hand_written_loop() -> None:

@@ -210,7 +210,7 @@ def randomized_svd(
         small = times(a_t, q).T  # (rank + p, C) = Q^T A
         bar.update(1)
     u_small, s = _left_singular(small)
-    u = q @ u_small[:, :rank].to(q.dtype)
+    u = q @ u_small[:, :rank].to(q.device, q.dtype)
     return u.cpu().numpy().astype(np.float32), s[:rank].cpu().numpy().astype(np.float32)
 
 

@@ -241,14 +241,14 @@ class BufferedWSGI:
         """The whole body, in one buffer counted in ``claim``.
 
         Raises ``_Refused``: 413 for a body over ``max_body_bytes`` (once the rest of it has been
-        read and dropped, up to ``max_drain_bytes``), 503 at once for one that would take the
-        worker's held bodies past ``buffered_body_bytes`` (the rest of it unread).
+        read and dropped, up to ``max_drain_bytes``), 503 at once for one whose next chunk would
+        take the worker's held bodies past ``buffered_body_bytes`` (the rest of it unread). Bytes
+        are counted as they arrive, not as declared: a connection that declares a megabyte and
+        sends nothing holds nothing.
         """
         declared = dict(scope["headers"]).get(b"content-length")
         length = int(declared) if declared is not None and declared.isdigit() else None
         too_large = length is not None and length > self.max_body_bytes
-        if not too_large and length is not None and not claim.take(length):
-            raise self._busy()
         body = bytearray()
         size = 0
         while True:
@@ -260,7 +260,7 @@ class BufferedWSGI:
             too_large = too_large or size > self.max_body_bytes
             if too_large:
                 body.clear()  # only its size matters now
-            elif length is None and not claim.take(len(chunk)):
+            elif not claim.take(len(chunk)):
                 raise self._busy()
             else:
                 body += chunk

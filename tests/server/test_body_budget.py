@@ -78,33 +78,43 @@ def _assert_busy(status: int, headers: dict[bytes, bytes], body: bytes) -> None:
     assert str(BUDGET) in error["message"]
 
 
-def test_bodies_past_the_budget_get_503_at_once_and_their_bytes_come_back() -> None:
+def test_bodies_are_counted_as_they_arrive_and_503_past_the_budget() -> None:
     async def scenario() -> None:
         refused: list[tuple[str, int]] = []
         app = BufferedWSGI(_echo_length, threads=2, max_body_bytes=MAX_BODY, buffered_body_bytes=BUDGET,
                            refused=lambda method, status: refused.append((method, status)))
-        first = _Request(app, MAX_BODY)  # a slow client: its whole Content-Length is held from the start
+        first = _Request(app, MAX_BODY)  # a slow client holds the bytes it has sent, not its declared length
         first.chunk(1000)
         await _settle()
-        assert app.buffered == MAX_BODY and not first.task.done()
+        assert app.buffered == 1000 and not first.task.done()
 
-        second = _Request(app, MAX_BODY)  # 4096 + 4096 > 6000: refused before its body is read
-        _assert_busy(*await second.answer())
-        assert second.received == 0 and app.buffered == MAX_BODY
+        stalled = [_Request(app, MAX_BODY) for _ in range(3)]  # 3 x 4096 declared, nothing sent
+        await _settle()
+        assert app.buffered == 1000
 
-        chunked = _Request(app, None)  # no Content-Length: counted as it grows
+        second = _Request(app, MAX_BODY)
+        second.chunk(3000)
+        await _settle()
+        assert app.buffered == 4000
+
+        chunked = _Request(app, None)  # no Content-Length: counted the same way
         chunked.chunk(1000)
         await _settle()
-        assert app.buffered == MAX_BODY + 1000
-        chunked.chunk(1000)  # 4096 + 2000 > 6000
+        assert app.buffered == 5000
+        chunked.chunk(1500)  # 5000 + 1500 > 6000: refused, the rest unread
         _assert_busy(*await chunked.answer())
-        assert app.buffered == MAX_BODY
-        assert refused == [("POST", 503), ("POST", 503)]
+        assert app.buffered == 4000
+        assert refused == [("POST", 503)]
 
+        second.chunk(MAX_BODY - 3000, more=False)
+        assert (await second.answer())[::2] == (200, b"4096")
         first.chunk(MAX_BODY - 1000, more=False)
         assert await first.answer() == (200, {b"content-type": b"text/plain", b"content-length": b"4"},
                                         b"4096")
         assert app.buffered == 0
+        for request in stalled:
+            request.incoming.put_nowait({"type": "http.disconnect"})
+            await asyncio.wait_for(request.task, 5)
 
         again = _Request(app, MAX_BODY)  # the budget is free again once the first is answered
         again.chunk(MAX_BODY, more=False)

@@ -9,7 +9,6 @@ speed, not about which minimum they find.
 from __future__ import annotations
 
 import torch
-from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -20,6 +19,8 @@ def digits_datasets(valid_fraction: float = 0.2, seed: int = 0) -> tuple[TensorD
     """(train, valid) datasets of ``(x, y)``: ``x`` is ``(N, 64)`` float32 in [0, 1], ``y`` is ``(N,)``."""
     if not 0.0 < valid_fraction < 1.0:
         raise InvalidInputError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+    from sklearn.datasets import load_digits  # here: scikit-learn costs every command a second to import
+
     data = load_digits()
     x = torch.tensor(data.data, dtype=torch.float32) / 16.0
     y = torch.tensor(data.target, dtype=torch.long)

@@ -626,14 +626,22 @@ def _warm_up(model: SGNS, kernel: str) -> tuple[str, float]:
 
     The fused kernel that ``--kernel auto`` chose on CUDA gives way to the batched step, with a
     warning, when this Triton cannot compile it (a user's run trains either way); asked for by
-    name, its error stands.
+    name, its error stands, said in settings where it is the device's shared memory: one program
+    holds ``2 x window`` context rows and ``1 + negative`` output rows of ``vector_size`` floats.
     """
     try:
         return kernel, model.warm_up(kernel)
     except Exception as error:  # Triton's compiler raises its own types, not one base class
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if kernel == "triton" and model.config.kernel != "auto" and type(error).__name__ == "OutOfResources":
+            config = model.config
+            raise InvalidInputError(
+                f"the fused Triton kernel needs more of this GPU's memory per program than it has at "
+                f"--vector-size {config.vector_size}, --window {config.window} and --negative "
+                f"{config.negative} ({reason}); use --kernel batched, or smaller settings"
+            ) from error
         if kernel != "triton" or model.config.kernel != "auto":
             raise
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         log.warning("the fused Triton kernel did not compile (%s); training on the batched PyTorch step",
                     reason)
         return "batched", model.warm_up("batched")

@@ -252,3 +252,25 @@ def test_a_fused_kernel_that_does_not_compile_gives_way_when_auto_chose_it(
     with pytest.raises(RuntimeError, match="CompilationError"):
         train_word2vec(CorpusSource(str(path)), Word2VecConfig(vector_size=8, epochs=1, min_count=1,
                                                                kernel="triton", device="cpu"))
+
+
+def test_a_fused_kernel_past_the_devices_shared_memory_names_the_settings(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--kernel triton`` at a vector size whose rows do not fit a program's shared memory: the
+    error names the settings and the way out, not only the compiler's byte counts."""
+    from triton.runtime.errors import OutOfResources
+
+    from nlp182.embeddings import word2vec
+
+    def too_big(*_args: object) -> None:
+        raise OutOfResources(331792, 232448, "shared memory")
+
+    monkeypatch.setattr(triton_sgns, "warm_up", too_big)
+    monkeypatch.setattr(word2vec, "resolve_kernel", lambda config, device: "triton")
+    path = tmp_path / "text.txt"
+    path.write_text("a b c d e f a b c d\n" * 20, encoding="utf-8")
+    config = Word2VecConfig(vector_size=1000, window=20, epochs=1, min_count=1, kernel="triton", device="cpu")
+    with pytest.raises(InvalidInputError, match=r"--vector-size 1000, --window 20 and --negative 5 .*"
+                                                r"Required: 331792.*--kernel batched"):
+        train_word2vec(CorpusSource(str(path)), config)

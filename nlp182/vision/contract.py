@@ -5,7 +5,9 @@ feature map ``(B, num_features, h, w)``; :meth:`VisionModel.forward_head` turns 
 (``pre_logits=True`` stops just before the classifier layer). :meth:`VisionModel.get_classifier`
 is that layer and :meth:`VisionModel.reset_classifier` swaps it for a fresh one with a new number
 of classes, so transfer learning, captioning backbones and distillation students never guess
-which layer is the head. ``width`` is a channel multiplier for every model (:func:`scaled`).
+which layer is the head. As in timm, ``num_classes=0`` (to a constructor or ``reset_classifier``)
+makes the classifier ``nn.Identity``: the model then returns its pre-logit features, and
+``model.num_classes`` is 0. ``width`` is a channel multiplier for every model (:func:`scaled`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,19 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
+def classifier_layer(in_features: int, num_classes: int, per_pixel: bool = False) -> nn.Module:
+    """A model's classifier from ``in_features`` to ``num_classes`` outputs: ``nn.Linear``, or a
+    1x1 ``nn.Conv2d`` for a segmenter (``per_pixel``); ``nn.Identity`` for 0 classes (timm's
+    feature extractor)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        raise InvalidInputError(
+            f"num_classes must be a whole number >= 0 (0: no classifier, features out); got {num_classes!r}"
+        )
+    if num_classes == 0:
+        return nn.Identity()
+    return nn.Conv2d(in_features, num_classes, 1) if per_pixel else nn.Linear(in_features, num_classes)
+
+
 class VisionModel(nn.Module, ABC):
     """Base of the registered models: ``forward(x) == forward_head(forward_features(x))``.
 
@@ -38,6 +53,7 @@ class VisionModel(nn.Module, ABC):
 
     num_features: int
     classifier_name: str = "fc"
+    per_pixel: bool = False  # a segmenter: its classifier is a 1x1 convolution over the map
 
     @property
     def head_hidden_size(self) -> int:
@@ -63,22 +79,32 @@ class VisionModel(nn.Module, ABC):
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
-        """The layer that maps pre-logit features to logits."""
+        """The layer that maps pre-logit features to logits (``nn.Identity`` with 0 classes)."""
         return self.get_submodule(self.classifier_name)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier by a freshly initialised, trainable one with ``num_classes`` outputs.
+    @property
+    def num_classes(self) -> int:
+        """Outputs of the classifier; 0 when there is none (the model returns its features)."""
+        layer = self.get_classifier()
+        if isinstance(layer, nn.Conv2d):
+            return layer.out_channels
+        return layer.out_features if isinstance(layer, nn.Linear) else 0
 
-        The new layer keeps the old one's input width, bias, device and dtype.
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a freshly initialised, trainable one with ``num_classes`` outputs
+        (``nn.Identity`` for 0).
+
+        The new layer takes the pre-logit features (``head_hidden_size`` wide; ``num_features`` for
+        a segmenter) and keeps the model's device and dtype, and the old layer's bias or its absence.
         """
-        if num_classes < 1:
-            raise InvalidInputError(f"num_classes must be >= 1; got {num_classes}")
+        new = classifier_layer(self.num_features if self.per_pixel else self.head_hidden_size, num_classes,
+                               self.per_pixel)
         old = self.get_classifier()
-        factory = {"device": old.weight.device, "dtype": old.weight.dtype, "bias": old.bias is not None}
-        if isinstance(old, nn.Conv2d):
-            new: nn.Module = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, **factory)
-        else:
-            new = nn.Linear(old.in_features, num_classes, **factory)
-        init_weights(new, "he")
+        if isinstance(new, nn.Linear | nn.Conv2d):
+            if isinstance(old, nn.Linear | nn.Conv2d) and old.bias is None:
+                new.bias = None
+            like = next(self.parameters())
+            new = new.to(device=like.device, dtype=like.dtype)
+            init_weights(new, "he")
         parent, _, name = self.classifier_name.rpartition(".")
         setattr(self.get_submodule(parent), name, new)

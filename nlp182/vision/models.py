@@ -21,7 +21,7 @@ from nlp182.vision.blocks import (
     NormFactory,
     VGGBlock,
 )
-from nlp182.vision.contract import VisionModel, scaled
+from nlp182.vision.contract import VisionModel, classifier_layer, scaled
 from nlp182.vision.dropout import Dropout
 from nlp182.vision.init import init_weights
 from nlp182.vision.normalization import BatchNorm
@@ -77,7 +77,7 @@ class VGG(VisionModel):
             nn.Linear(hidden, hidden),
             nn.ReLU(inplace=True),
             Dropout(dropout),
-            nn.Linear(hidden, num_classes),
+            classifier_layer(hidden, num_classes),
         )
         init_weights(self, "he")
 
@@ -131,7 +131,7 @@ class InceptionNet(VisionModel):
         )
         self.avgpool = GlobalAvgPool()
         self.num_features = self.inception3.out_channels
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = classifier_layer(self.num_features, num_classes)
         init_weights(self, "he")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +168,7 @@ class SmallCNN(VisionModel):
         self.avgpool = GlobalAvgPool()
         self.dropout = Dropout(dropout)
         self.num_features = 2 * c
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = classifier_layer(self.num_features, num_classes)
         init_weights(self, "he")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from torch import nn
 
 from nlp182.errors import InvalidInputError
 from nlp182.vision.blocks import BasicBlock, Bottleneck, GlobalAvgPool, NormFactory
-from nlp182.vision.contract import VisionModel, scaled
+from nlp182.vision.contract import VisionModel, classifier_layer, scaled
 from nlp182.vision.init import init_weights
 from nlp182.vision.normalization import BatchNorm
 from nlp182.vision.registry import Builder, register_model
@@ -75,7 +75,7 @@ class ResNet(VisionModel):
                 channels = scaled(planes, width) * block.expansion
             setattr(self, f"layer{index + 1}", nn.Sequential(*stage))
         self.avgpool = GlobalAvgPool()
-        self.fc = nn.Linear(channels, num_classes)
+        self.fc = classifier_layer(channels, num_classes)
         self.num_features = channels
         init_weights(self, "he")
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.vision.blocks import ConvBNReLU
-from nlp182.vision.contract import VisionModel, scaled
+from nlp182.vision.contract import VisionModel, classifier_layer, scaled
 from nlp182.vision.init import init_weights
 from nlp182.vision.normalization import BatchNorm
 from nlp182.vision.registry import register_model
@@ -112,6 +112,7 @@ class FCN(VisionModel):
     """
 
     classifier_name = "classifier"
+    per_pixel = True
 
     def __init__(
         self,
@@ -139,7 +140,7 @@ class FCN(VisionModel):
         self.enc2 = ConvBNReLU(2 * w, 4 * w, stride=stride)
         self.dec2 = self._up_stage(4 * w, 2 * w)
         self.dec1 = self._up_stage(2 * w, w)
-        self.classifier = nn.Conv2d(w, num_classes, 1)
+        self.classifier = classifier_layer(w, num_classes, per_pixel=True)
         self.num_features = w
         init_weights(self, "he")
 
@@ -207,6 +208,7 @@ class UNet(VisionModel):
     """
 
     classifier_name = "classifier"
+    per_pixel = True
 
     def __init__(
         self, in_channels: int = 3, num_classes: int = 2, width: float = 1.0, depth: int = 2
@@ -227,7 +229,7 @@ class UNet(VisionModel):
         self.decoders = nn.ModuleList(
             [_double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth))]
         )
-        self.classifier = nn.Conv2d(widths[0], num_classes, 1)
+        self.classifier = classifier_layer(widths[0], num_classes, per_pixel=True)
         self.num_features = widths[0]
         init_weights(self, "he")
 

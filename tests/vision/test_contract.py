@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from nlp182.errors import InvalidInputError
 from nlp182.vision.contract import VisionModel
 from nlp182.vision.models import VGG, InceptionNet, SmallCNN, resnet18
 from nlp182.vision.registry import MODELS, create_model, list_models
@@ -49,10 +50,11 @@ def test_every_model_answers_the_contract(name: str) -> None:
     assert isinstance(classifier, nn.Linear | nn.Conv2d)
     torch.testing.assert_close(classifier(pre), logits)
 
+    assert model.num_classes == 5
     model.reset_classifier(3)
     new = model.get_classifier()
     assert new is not classifier and all(p.requires_grad for p in new.parameters())
-    assert (new.out_channels if segmenter else new.out_features) == 3
+    assert (new.out_channels if segmenter else new.out_features) == 3 == model.num_classes
     assert model(x).shape == ((2, 3, SIZE, SIZE) if segmenter else (2, 3))
     torch.testing.assert_close(model.forward_head(features, pre_logits=True), pre)  # the body is untouched
     torch.testing.assert_close(model.forward_head(model.forward_features(x)), model(x))
@@ -81,3 +83,31 @@ def test_width_multiplies_the_small_nets_channels(width: float, channels: int) -
     assert SmallCNN(width=width).block1[0][0].out_channels == channels
     assert create_model("unet", width=width).num_features == channels
     assert create_model("fcn", width=width).num_features == channels
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_zero_classes_returns_the_pre_logit_features_as_timm_does(name: str) -> None:
+    """``num_classes=0``, built or reset, leaves ``nn.Identity`` as the head: a feature extractor
+    (it was a ``Linear(n, 0)`` giving ``(B, 0)`` logits, and ``reset_classifier(0)`` was refused)."""
+    x = torch.randn(2, 3, SIZE, SIZE)
+    torch.manual_seed(0)
+    width = WIDTHS.get(name, 0.125)
+    bare = create_model(name, num_classes=0, in_channels=3, width=width, **OPTIONS.get(name, {})).eval()
+    assert isinstance(bare.get_classifier(), nn.Identity) and bare.num_classes == 0
+    torch.testing.assert_close(bare(x), bare.forward_head(bare.forward_features(x), pre_logits=True))
+
+    model = _build(name)
+    features = model.forward_head(model.forward_features(x), pre_logits=True)
+    model.reset_classifier(0)
+    assert isinstance(model.get_classifier(), nn.Identity) and model.num_classes == 0
+    torch.testing.assert_close(model(x), features)
+    model.reset_classifier(4)  # from no head back to one: its width is the pre-logit features'
+    assert model.num_classes == 4 and model(x).shape[:2] == (2, 4)
+
+
+@pytest.mark.parametrize("bad", [-3, 2.5, True])
+def test_a_class_count_that_is_not_a_whole_number_at_least_0_is_refused(bad) -> None:
+    with pytest.raises(InvalidInputError, match="num_classes must be a whole number >= 0"):
+        resnet18(num_classes=bad)
+    with pytest.raises(InvalidInputError, match="num_classes must be a whole number >= 0"):
+        _build("small_cnn").reset_classifier(bad)

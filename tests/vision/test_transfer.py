@@ -56,7 +56,7 @@ def test_reset_classifier_keeps_the_input_width_dtype_and_a_nested_head_place():
     assert model.classifier[7] is head and head.in_features == 8 and head.weight.dtype == torch.float64
     assert model(torch.randn(2, 3, 32, 32, dtype=torch.float64)).shape == (2, 7)
     with pytest.raises(InvalidInputError):
-        model.reset_classifier(0)
+        model.reset_classifier(-1)
 
 
 def test_fine_tune_groups_give_lower_layers_smaller_steps():

@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import math
 import os
+import sys
 import types
 import typing
 import weakref
@@ -269,30 +270,65 @@ def remember_given(config_class: type) -> type:
     """Make ``config_class`` (a dataclass) remember the settings its constructor was given, by
     keyword or position, so that a value equal to the default counts as the caller's choice:
     ``Seq2SeqConfig(epochs=10)`` keeps 10 epochs where settings chosen from the data would have
-    replaced a value merely equal to the default. ``dataclasses.replace`` passes every setting,
-    so its result counts them all as given; a copy remembers nothing. Kept beside the object, not
-    in its ``__dict__``: ``Config(**vars(config))`` would pass it back as a setting. Read it with
-    :func:`given_settings`."""
+    replaced a value merely equal to the default. Copies (``copy``, ``deepcopy``, pickle) remember
+    what the original was given; ``dataclasses.replace`` passes every setting to the constructor,
+    so its result remembers the original's and those whose value it changed. Kept beside the
+    object, not in its ``__dict__``: ``Config(**vars(config))`` would pass it back as a setting.
+    Read it with :func:`given_settings`."""
     init = config_class.__init__
     names = [item.name for item in dataclasses.fields(config_class) if item.init]
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        key = id(self)
-        _GIVEN[key] = frozenset(names[: len(args)]) | frozenset(kwargs)
-        weakref.finalize(self, _GIVEN.pop, key, None)
+        given = frozenset(names[: len(args)]) | frozenset(kwargs)
+        original = _replaced(sys._getframe(1), type(self))
+        if original is not None:
+            given = given_settings(original) | {name for name in names
+                                                if getattr(self, name) != getattr(original, name)}
+        _remember(self, given)
+
+    def __getstate__(self: Any) -> dict[str, Any]:
+        return {**self.__dict__, _GIVEN_STATE: given_settings(self)}
+
+    def __setstate__(self: Any, state: dict[str, Any]) -> None:
+        state = dict(state)
+        given = state.pop(_GIVEN_STATE, frozenset())
+        self.__dict__.update(state)  # as object's own restore does, past a frozen class's __setattr__
+        _remember(self, given)
 
     config_class.__init__ = __init__  # type: ignore[misc]
+    config_class.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    config_class.__setstate__ = __setstate__  # type: ignore[attr-defined]
     return config_class
 
 
 #: The settings each live remembering config was constructed with, by ``id`` (dataclasses with
 #: ``eq`` are not hashable, so not weak keys); an entry goes with its object.
 _GIVEN: dict[int, frozenset[str]] = {}
+#: The key a copied or pickled config carries its given settings under.
+_GIVEN_STATE = "__given_settings__"
+#: ``dataclasses.replace``'s code (``_replace``'s too, where it builds the object on 3.13+).
+_REPLACE_CODES = frozenset(getattr(dataclasses, name).__code__ for name in ("replace", "_replace")
+                           if hasattr(dataclasses, name))
+
+
+def _remember(config: Any, given: frozenset[str]) -> None:
+    key = id(config)
+    _GIVEN[key] = frozenset(given)
+    weakref.finalize(config, _GIVEN.pop, key, None)
+
+
+def _replaced(caller: types.FrameType, kind: type) -> Any:
+    """The object ``dataclasses.replace`` is copying when it is the constructor's ``caller``, else
+    None: it passes every setting, the unchanged ones read from that object."""
+    if caller.f_code not in _REPLACE_CODES:
+        return None
+    original = caller.f_locals.get("obj", caller.f_locals.get("self"))
+    return original if type(original) is kind else None
 
 
 def given_settings(config: Any) -> frozenset[str]:
-    """The settings ``config``'s constructor was given (empty for a class without
-    :func:`remember_given`, or a copy)."""
+    """The settings ``config``'s constructor was given, or its original's when it is a copy (empty
+    for a class without :func:`remember_given`)."""
     return _GIVEN.get(id(config), frozenset())

@@ -15,7 +15,8 @@
 - ``dates``: its own defaults, unchanged.
 
 A setting counts as given when its flag was on the command line (``given``) or, from Python, when
-it differs from the class default. :func:`summary_line` is the one log line that says what was
+it was passed to the config's constructor (even at its default value) or differs from the class
+default. :func:`summary_line` is the one log line that says what was
 chosen and why.
 """
 

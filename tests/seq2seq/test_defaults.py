@@ -4,8 +4,11 @@ user typed is never overridden; the log says what was chosen and why on one line
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import pytest
@@ -230,6 +233,25 @@ def test_a_setting_passed_from_python_is_kept_even_at_its_default_value() -> Non
     assert not {"epochs", "batch_size", "hidden_size", "early_stopping_patience"} & set(chosen)
     assert "embed_dim" in chosen  # what was not given is still chosen
 
+
+
+@pytest.mark.parametrize("copy_of", ["deepcopy", "pickle", "replace"])
+def test_copies_and_replace_keep_what_the_caller_gave_and_leave_the_rest_to_the_data(copy_of: str) -> None:
+    """A deep copy or a pickle forgot the given settings (100 epochs for ``epochs=10``);
+    ``dataclasses.replace`` counted every setting as given (nothing chosen from the data)."""
+    pairs = [(f"the {w} dog", f"the {w} dog") for w in ("big", "red", "old")] * 100
+    given = Seq2SeqConfig(data="copy.tsv", epochs=10, model=ModelConfig(hidden_size=256))
+    if copy_of == "deepcopy":
+        other = copy.deepcopy(given)
+    elif copy_of == "pickle":
+        other = pickle.loads(pickle.dumps(given))
+    else:
+        other = dataclasses.replace(given, seed=7)
+    assert other == given or copy_of == "replace"
+    config, chosen = choose_defaults(other, pairs)
+    assert (config.epochs, config.model.hidden_size) == (10, 256)
+    assert {"batch_size", "embed_dim", "max_len"} <= set(chosen)
+    assert "epochs" not in chosen and "hidden_size" not in chosen
 
 
 def test_settings_of_the_other_architecture_are_named(caplog) -> None:

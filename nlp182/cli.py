@@ -190,10 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     args, extras = parser.parse_known_args(argv)
     trailing = getattr(args, "trailing_words", None)  # the positional that takes words after options
-    if extras and trailing is not None and not any(word.startswith("-") for word in extras):
+    options_end = extras.index("--") if "--" in extras else len(extras)
+    words = extras[:options_end] + extras[options_end + 1 :]  # after "--", "-5 degrees" is a word
+    if extras and trailing is not None and not any(word.startswith("-") for word in extras[:options_end]):
         # argparse gives a "*" positional nothing once an option follows the run folder, so
         # "translate RUN --beam-width 1 'a b c'" left 'a b c' over
-        getattr(args, trailing).extend(extras)
+        getattr(args, trailing).extend(words)
     elif extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     configure_logging(args.verbose)

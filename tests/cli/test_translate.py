@@ -149,6 +149,11 @@ def test_sentences_after_the_options_and_spaces_around_them_translate_as_typed(s
     with pytest.raises(SystemExit) as refused:  # argparse's own exit
         main(["translate", str(small_run), "--max-len", "3", "one", "--bogus"])
     assert refused.value.code == 2 and "unrecognized arguments: one --bogus" in capsys.readouterr().err
+    # after "--" a sentence may start with a dash, before or after the options
+    assert main(["translate", str(small_run), "--", "-one two"]) == 0
+    dashed = capsys.readouterr().out
+    assert main(["translate", str(small_run), "--beam-width", "1", "--", "-one two"]) == 0
+    assert capsys.readouterr().out == dashed
 
 
 def test_input_lines_longer_than_training_are_named_once_and_the_output_stays_clean(

@@ -33,8 +33,13 @@ class ClosedFormSchedule(LRScheduler):
 
     ``last_epoch`` is torch's: ``-1`` starts a schedule; a later step resumes one (the optimizer's
     groups then hold their ``initial_lr``, as torch requires), though ``load_state_dict`` is the
-    usual way back.
+    usual way back. The settings a subclass names in ``length_settings`` follow the run's length:
+    a load keeps the loading schedule's, so a run resumed with more epochs decays over all of them,
+    its rates set to the new plan's closed form at once (torch's ``CosineAnnealingLR`` takes the
+    saved ``T_max`` back, and the added epochs train at the floor rate).
     """
+
+    length_settings: tuple[str, ...] = ()
 
     def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 0, last_epoch: int = -1) -> None:
         if not warmup_steps >= 0:  # nan too
@@ -48,10 +53,18 @@ class ClosedFormSchedule(LRScheduler):
         (whatever else set them: a warmup in a chain, a plateau cut). An optimizer still at the
         rates building a schedule sets (its first step's) is a fresh one, not restored: it is
         given the saved rates now, so that its next step already takes them."""
+        planned = {name: getattr(self, name) for name in self.length_settings}
         super().load_state_dict(state_dict)
+        self.__dict__.update(planned)
         self._resumed = False
         saved, groups = self._last_lr, self.optimizer.param_groups
         if len(saved) != len(groups) or len(self.base_lrs) != len(groups):
+            return
+        if any(state_dict.get(name, value) != value for name, value in planned.items()):
+            # re-planned for another length: the closed form of the new plan from this step on
+            self._last_lr = [base * self.multiplier(self.last_epoch) for base in self.base_lrs]
+            for group, rate in zip(groups, self._last_lr, strict=True):
+                group["lr"] = rate
             return
 
         def same(a: float, b: float) -> bool:
@@ -182,7 +195,10 @@ class Cosine(ClosedFormSchedule):
     """Half a cosine from the base rate down to ``min_factor`` × base over ``total_steps`` (after warmup).
 
     ``min_factor + (1 − min_factor) (1 + cos(π t / T)) / 2``, held at ``min_factor`` after ``T``.
+    ``total_steps`` is the loading schedule's after ``load_state_dict`` (a longer resumed run).
     """
+
+    length_settings = ("total_steps",)
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, min_factor: float = 0.0,
                  warmup_steps: int = 0, last_epoch: int = -1) -> None:
@@ -203,6 +219,8 @@ class CyclicCosine(ClosedFormSchedule):
     so the model settles into a minimum at the end of every cycle, where a snapshot is taken, and
     the restart to the full rate kicks it toward a new one. ``cycles=1`` is :class:`Cosine`.
     """
+
+    length_settings = ("period",)
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, cycles: int = 1,
                  warmup_steps: int = 0, last_epoch: int = -1) -> None:

@@ -345,6 +345,28 @@ def test_schedule_state_dict_resumes() -> None:
         assert ours_opt.param_groups[0]["lr"] == pytest.approx(ref.param_groups[0]["lr"], abs=1e-15)
 
 
+def test_a_schedule_resumed_for_a_longer_run_decays_over_the_new_length() -> None:
+    """A run resumed with more epochs builds its Cosine for the new total; loading the saved state
+    took the old total back and every added step trained at rate 0."""
+    opt = SGD([_param([0.0])], lr=1.0)
+    sched = Cosine(opt, total_steps=10, warmup_steps=2)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    longer_opt = SGD([_param([0.0])], lr=1.0)
+    longer_opt.load_state_dict(opt.state_dict())
+    longer = Cosine(longer_opt, total_steps=20, warmup_steps=2)
+    longer.load_state_dict(sched.state_dict())
+    assert longer.total_steps == 20 and longer.last_epoch == 5
+    resumed_rate = 0.5 * (1 + math.cos(math.pi * 3 / 20))  # step 5 of the new plan, after 2 of warmup
+    assert longer_opt.param_groups[0]["lr"] == pytest.approx(resumed_rate, rel=1e-12)
+    for step in range(6, 13):
+        longer_opt.step()
+        longer.step()
+        expected = 0.5 * (1 + math.cos(math.pi * (step - 2) / 20))
+        assert longer_opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
+
+
 def test_a_chained_schedule_resumes_as_torch_s_and_a_fresh_optimizer_steps_at_the_saved_rate() -> None:
     """A resumed schedule forced its closed form and undid what the chain had done (a plateau cut
     came back 10x); a fresh optimizer took one step at its own rate before the schedule's; a group

@@ -46,7 +46,16 @@ from nlp182.plots import loss_curves
 from nlp182.train import Trainer, TrainerConfig, load_checkpoint
 from nlp182.train.checkpoint import list_checkpoints
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
-from nlp182.train.run import CHOSEN_FILE, incomplete_dir, resumable_run, resumed_choices, resumed_config
+from nlp182.train.run import (
+    CHOSEN_FILE,
+    DATA_FILE,
+    check_same_data,
+    data_digest,
+    incomplete_dir,
+    resumable_run,
+    resumed_choices,
+    resumed_config,
+)
 from nlp182.vision import freeze, recalibrate_batch_norm
 
 log = logging.getLogger(__name__)
@@ -232,6 +241,9 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
     if not train_items or not splits["valid"]:
         raise InvalidInputError("training needs non-empty train and valid splits")
     with resumable_run(out_dir, resume) as staging:
+        described = [[(str(item.image) if isinstance(item.image, Path) else item.name, item.captions)
+                      for item in split] for split in (train_items, splits["valid"], splits["test"])]
+        check_same_data(staging, data_digest(described), resumed, config.data)
         if resumed:
             vocab = CaptionVocab.load(staging / "vocab.txt")
             chosen = resumed_choices(staging, given)
@@ -344,8 +356,8 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
         captioner.save(staging)
         # which holds chosen and pretraining
         atomic_write_json(staging / "metrics.json", {**metrics, "written_by": written_by()})
-        for done in (CHOSEN_FILE, PRETRAINING_FILE):
-            (staging / done).unlink()
+        for done in (CHOSEN_FILE, PRETRAINING_FILE, DATA_FILE):
+            (staging / done).unlink(missing_ok=done == DATA_FILE)  # a run staged before digests lacks it
         _curves(history, staging)
         shown = slice(config.num_overlays)
         write_overlays(captioner, beam[shown], splits["test"][shown], staging / "overlays")

@@ -15,16 +15,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import current_umask, read_json, replace_directory
+from nlp182.io import atomic_write_json, current_umask, read_json, replace_directory
 from nlp182.settings import from_saved
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,44 @@ def resumed_choices(staged: Path, typed: Collection[str] | None) -> dict[str, An
     chosen = read_json(staged / CHOSEN_FILE) if (staged / CHOSEN_FILE).is_file() else {}
     given_anew = set(typed or ()) & set(RESUME_OVERRIDES)
     return {name: why for name, why in chosen.items() if name not in given_anew}
+
+
+#: The file of a staged run holding a digest of the data it trains on, compared by a resumed run.
+DATA_FILE = "data.json"
+
+
+def data_digest(splits: Sequence[Iterable[Any]]) -> dict[str, Any]:
+    """A digest of a run's data: the SHA-256 of its splits' items (each as JSON, in order) and the
+    number of items in each split."""
+    digest, counts = hashlib.sha256(), []
+    for split in splits:
+        count = 0
+        for item in split:
+            digest.update(json.dumps(item, ensure_ascii=False).encode())
+            digest.update(b"\n")
+            count += 1
+        digest.update(b"\x00")
+        counts.append(count)
+    return {"sha256": digest.hexdigest(), "items": counts}
+
+
+def check_same_data(staging: Path, digest: dict[str, Any], resumed: bool, source: str) -> None:
+    """Record the data ``digest`` in a fresh run's ``staging`` folder; refuse to resume a run whose
+    data (read again from ``source``) is no longer what it started with: the run would go on
+    training its model, vocabulary and schedule on other data without a word. A run staged
+    without a digest is resumed unchecked."""
+    path = staging / DATA_FILE
+    if resumed and path.is_file():
+        saved = read_json(path)
+        if saved.get("sha256") != digest["sha256"]:
+            raise InvalidInputError(
+                f"--resume continues the interrupted run on the data it started with, and {source} "
+                f"holds other data now ({'/'.join(map(str, digest['items']))} items in its splits, the run "
+                f"had {'/'.join(map(str, saved.get('items', [])))}); put the original back, or train a "
+                "new run (another --out)"
+            )
+        return
+    atomic_write_json(path, digest)
 
 
 def resumed_config(

@@ -41,6 +41,12 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
     assert not out.exists()
     lift()
     assert cli.main(["train", "caption", "--data", str(data), "--out", str(out), *TINY]) == 2  # refused
+    original = data.read_bytes()  # captions edited since: the run would go on training on others
+    data.write_bytes(original.replace(b"small", b"large"))
+    capsys.readouterr()
+    assert cli.main(["train", "caption", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert f"{data} holds other data now" in capsys.readouterr().err
+    data.write_bytes(original)
     pretrained: list[int] = []
     pretrain = caption_train.pretrain_encoder
     monkeypatch.setattr(

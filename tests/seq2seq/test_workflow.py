@@ -263,6 +263,13 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
     assert not out.exists()
     lift()
     assert _run(["train", "seq2seq", "--out", str(out), *_flags(files)]) == 2  # a fresh start is refused
+    data = Path(files["data"])  # edited since: the run would go on training on other pairs
+    original = data.read_bytes()
+    data.write_bytes(original.replace(b"\n", b"x\n", 1))
+    capsys.readouterr()
+    assert _run(["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert f"{data} holds other data now" in capsys.readouterr().out
+    data.write_bytes(original)
     if resume_by == "cli":
         assert _run(["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]) == 0
     else:

@@ -137,7 +137,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     target = check_input_file(path, "checkpoint")
     data = target.read_bytes()
-    hint = "delete it to resume from the previous checkpoint, or start a new run in another out_dir"
+    hint = ("delete it to resume from the previous checkpoint (with none left, the run starts over), "
+            "or start a new run in another out_dir")
     try:
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")

@@ -549,7 +549,8 @@ class Trainer:
             return
         if resume == "auto":
             found = list_checkpoints(self.out_dir) if self.out_dir is not None else []
-            if not found:
+            if not found:  # a start from scratch: what an earlier try logged is written again
+                self._truncate_metrics()
                 return
             path = found[-1]
         else:
@@ -711,13 +712,20 @@ class Trainer:
             handle.write(json.dumps(entry) + "\n")
 
     def _truncate_metrics(self) -> None:
-        """Drop metric lines written after the checkpoint we resumed from (they will be written again)."""
+        """Drop metric lines written after the checkpoint we resumed from (they will be written again):
+        those of later steps, and the record of an epoch the checkpoint had not finished (a save at
+        an epoch's last step comes before its record, which the resumed run writes again)."""
         path = self.out_dir / "metrics.jsonl" if self.out_dir is not None else None
         if path is None or not path.is_file() or not self.dist.is_main:
             return
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.global_step]
-        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+        def kept(entry: dict[str, Any]) -> bool:
+            finished = entry.get("kind") != "epoch" or entry.get("epoch", 0) <= self.epoch
+            return entry.get("step", 0) <= self.global_step and finished
+
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.strip() and kept(json.loads(line))]
+        atomic_write_text(path, "".join(f"{line}\n" for line in lines))
 
     def _used_lr(self) -> float:
         """The rate the last optimizer step used (a per-step schedule has already moved the

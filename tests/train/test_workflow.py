@@ -3,6 +3,7 @@ steps only, Ctrl-C naming the last checkpoint, and a resume at an epoch boundary
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -118,3 +119,46 @@ def test_resume_at_an_epoch_boundary_replays_the_same_shuffle(tmp_path) -> None:
     Trainer(resumed, torch.optim.SGD(resumed.parameters(), lr=0.02), mse,
             _config(out_dir=str(tmp_path), resume="auto")).fit(loader())
     assert all(torch.equal(p, q) for p, q in zip(resumed.parameters(), straight.parameters(), strict=True))
+
+
+def _logged(path) -> list[tuple[str, int]]:
+    """The (kind, step or epoch) of each line of a run's metrics.jsonl."""
+    lines = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    return [(entry["kind"], entry["epoch"] if entry["kind"] == "epoch" else entry["step"]) for entry in lines]
+
+
+@pytest.mark.parametrize("where", ["before_any_checkpoint", "after_the_epoch_record"])
+def test_a_resumed_run_logs_each_step_and_epoch_once(tmp_path, where: str) -> None:
+    """Interrupted before its first checkpoint, a run resumed with ``resume="auto"`` starts over
+    and wrote its steps a second time after the first try's; interrupted after an epoch's record
+    but before its end-of-epoch save (a checkpoint at its last step), it wrote that record twice."""
+    straight, model = tmp_path / "straight", _model()
+    config = _config(out_dir=str(straight), log_every=1, checkpoint_every=4)
+    Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), mse, config).fit(DataLoader(_data(), 16))
+    out = tmp_path / "interrupted"
+    calls = {"n": 0}
+
+    def interrupt_once(model: nn.Module, record: dict) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    def interrupt_at_step_3(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return mse(model, batch)
+
+    every = 100 if where == "before_any_checkpoint" else 4  # 4 steps an epoch: a save at its last step
+    for attempt in range(2):
+        model = _model()
+        hooks = {"on_epoch_end": interrupt_once} if where == "after_the_epoch_record" else {}
+        loss = interrupt_at_step_3 if where == "before_any_checkpoint" else mse
+        config = _config(out_dir=str(out), log_every=1, checkpoint_every=every, resume="auto")
+        trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), loss, config, **hooks)
+        if attempt == 0:
+            with pytest.raises(KeyboardInterrupt):
+                trainer.fit(DataLoader(_data(), batch_size=16))
+        else:
+            trainer.fit(DataLoader(_data(), batch_size=16))
+    assert _logged(out) == _logged(straight)

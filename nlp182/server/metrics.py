@@ -12,6 +12,7 @@ process) each app keeps its own registry.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from prometheus_client import (
@@ -25,6 +26,7 @@ from prometheus_client import (
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -51,6 +53,7 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, int], tuple] = {}
+        self.lost = 0  # requests whose count could not be written (a full or unwritable metrics folder)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and record its latency.
@@ -60,15 +63,20 @@ class Metrics:
         """
         method = method if method in METHODS else "other"
         key = (endpoint, method, status if 100 <= status <= 599 else 0)
-        children = self._children.get(key)
-        if children is None:  # labels() takes a lock and builds its key on every call: look up once
-            children = (
-                self.requests.labels(endpoint=endpoint, method=method, status=str(key[2] or "other")),
-                self.latency.labels(endpoint=endpoint),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        try:
+            children = self._children.get(key)
+            if children is None:  # labels() takes a lock and builds its key on every call: look up once
+                children = (
+                    self.requests.labels(endpoint=endpoint, method=method, status=str(key[2] or "other")),
+                    self.latency.labels(endpoint=endpoint),
+                )
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(seconds)
+        except OSError as exc:  # out of files or room: the answer stands, its count is lost (logged once)
+            if not self.lost:
+                log.warning("request metrics are not being counted: %s", exc)
+            self.lost += 1
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every worker's metrics."""

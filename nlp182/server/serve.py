@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from nlp182.server.leftovers import (
     clear_dead_metrics_folders,
     metrics_folder,
 )
+from nlp182.server.resources import ensure_metrics_room, ensure_open_files
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +201,15 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
         claim_pid_file(config.pid_file)
     clear_dead_metrics_folders()
     check_port_free(config.host, config.port)
+    ensure_open_files(config.workers)
     # Set before any worker imports prometheus_client, which reads it at import time.
     own_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        ensure_metrics_room(tempfile.gettempdir(), config.workers)  # before a folder is made there
         own_dir = metrics_folder()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    else:
+        ensure_metrics_room(os.environ["PROMETHEUS_MULTIPROC_DIR"], config.workers)
     importlib.import_module("nlp182.server.app")  # in the master, so workers share its modules' pages
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
     if not config.loopback:

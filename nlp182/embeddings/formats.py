@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import contextlib
 import logging
 import math
 import os
@@ -405,16 +406,27 @@ def write_word2vec(
     binary: bool = False,
     write_header: bool = True,
     prefix: str = "",
+    fvocab: str | os.PathLike[str] | None = None,
+    counts: np.ndarray | None = None,
 ) -> None:
     """Write the word2vec C format (binary little-endian float32, or text at the rows' precision) atomically.
 
     ``vectors`` is ``(V, D)``, row ``i`` for ``words[i]``. ``write_header=False`` writes GloVe's
-    header-less text; ``prefix`` goes before every word.
+    header-less text; ``prefix`` goes before every word. With ``fvocab`` the ``word count`` file
+    (gensim's ``fvocab``, from ``counts``, ``(V,)``) is written too, and the two files are replaced
+    together or not at all: both are written in full and synced as temporary files before either is
+    renamed, so a write that fails part way (a full disk) leaves both previous files as they were,
+    never a vector file beside a counts file that lists other words.
     """
     if binary and not write_header:
         raise InvalidInputError("write_header=False (--no-header) is for text files only (GloVe's layout), "
                                 "not --binary")
-    with atomic_open(path, "wb") as handle:
+    if (fvocab is None) != (counts is None):
+        raise InvalidInputError("fvocab and counts go together: the counts file is written from the counts")
+    counts_file = atomic_open(fvocab, "wb") if fvocab is not None else contextlib.nullcontext()
+    # The counts file is renamed first (the inner context exits first): the vector file is synced
+    # before that, so its own rename is all that is left once the counts file is in place.
+    with atomic_open(path, "wb") as handle, counts_file as counts_handle:
         if write_header:
             handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
         for word, row in zip(words, vectors, strict=True):
@@ -424,14 +436,11 @@ def write_word2vec(
                 row = np.asarray(row, dtype=np.float64 if row.dtype == np.float64 else np.float32)
                 values = " ".join(np.format_float_positional(v, unique=True, trim="-") for v in row)
                 handle.write(f"{prefix}{word} {values}\n".encode())
-
-
-def write_counts(
-    path: str | os.PathLike[str], words: list[str], counts: np.ndarray, prefix: str = ""
-) -> None:
-    """Write a ``word count`` vocabulary file (gensim's ``fvocab``) atomically; ``counts`` is ``(V,)``."""
-    with atomic_open(path, "wb") as handle:
-        handle.write("".join(f"{prefix}{w} {int(c)}\n" for w, c in zip(words, counts, strict=True)).encode())
+        if counts_handle is not None:
+            lines = (f"{prefix}{w} {int(c)}\n" for w, c in zip(words, counts, strict=True))
+            counts_handle.write("".join(lines).encode())
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 #: Bytes a text row may take per value of the header's dimension (``repr`` of a float32 and a

@@ -837,7 +837,7 @@ class Vectors:
 
         Rows go by descending ``sort_attr`` when the store has that attribute (file order
         otherwise); ``limit`` writes only the first rows; ``fvocab`` also writes the ``word count``
-        file.
+        file, and the two files are replaced together or, when a write fails, neither is.
         """
         order = np.arange(len(self))
         if sort_attr in self.expandos:
@@ -846,9 +846,10 @@ class Vectors:
             raise InvalidInputError("the store has no counts to write to fvocab")
         order = order[:limit] if limit is not None else order
         words = [self.words[i] for i in order]
-        formats.write_word2vec(fname, words, _Rows(self.vectors, order), binary, write_header, prefix)
-        if fvocab is not None:
-            formats.write_counts(fvocab, words, self.expandos["count"][order], prefix)
+        counts = self.expandos["count"][order] if fvocab is not None else None
+        formats.write_word2vec(
+            fname, words, _Rows(self.vectors, order), binary, write_header, prefix, fvocab, counts
+        )
 
     @classmethod
     def load_word2vec_format(

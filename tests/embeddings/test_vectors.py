@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
+from nlp182.embeddings import formats
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, ShapeError, UnknownWordError
+from nlp182.io import failed_write_target
 
 
 @pytest.fixture
@@ -222,6 +229,41 @@ def test_save_limit_writes_the_most_frequent_rows_with_their_counts(pair, tmp_pa
     np.testing.assert_array_equal(loaded.vectors, ours.vectors[::-1][:3])
     with pytest.raises(InvalidInputError, match="no counts"):
         Vectors(ours.words, ours.vectors).save_word2vec_format(tmp_path / "x", fvocab=tmp_path / "x.vocab")
+
+
+class _FullDisk:
+    """A file handle on a full disk: a write puts a few bytes down, then fails with ENOSPC."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+
+    def write(self, data: bytes) -> int:
+        self.handle.write(data[:5])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+def test_a_failed_counts_write_leaves_both_previous_files(tmp_path, monkeypatch) -> None:
+    """The vector file and its ``fvocab`` counts file are replaced together: a disk that fills while
+    the counts are written leaves both files as they were, byte for byte, and no temporary file."""
+    store = Vectors(["the", "cat", "sat"], np.eye(3, dtype=np.float32), counts=[30, 20, 10])
+    vectors_file, vocab_file = tmp_path / "v.txt", tmp_path / "v.vocab"
+    store.save_word2vec_format(vectors_file, fvocab=vocab_file)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    atomic_open = formats.atomic_open
+
+    @contextlib.contextmanager
+    def full_at_the_counts(path, mode="wb", final=None) -> Iterator[Any]:
+        with atomic_open(path, mode, final) as handle:
+            yield _FullDisk(handle) if Path(path) == vocab_file else handle
+
+    monkeypatch.setattr(formats, "atomic_open", full_at_the_counts)
+    with pytest.raises(OSError) as caught:
+        store.save_word2vec_format(vectors_file, fvocab=vocab_file, limit=2)
+    assert caught.value.errno == errno.ENOSPC and failed_write_target(caught.value) == str(vocab_file)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 def test_vectors_with_nan_or_inf_are_refused_naming_the_word(tmp_path) -> None:

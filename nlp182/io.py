@@ -279,8 +279,12 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically; a nan or infinite number is written
     as ``null`` (``NaN`` is not JSON: strict readers, a browser's ``JSON.parse`` among them, refuse
     the file), as a correlation of constant scores is nan."""
-    text = json.dumps(finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False)
-    atomic_write_text(path, text + "\n")
+    atomic_write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as the indented JSON text :func:`atomic_write_json` writes (nan and inf as null)."""
+    return json.dumps(finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def finite_or_null(obj: Any) -> Any:

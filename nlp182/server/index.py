@@ -25,7 +25,7 @@ from nlp182.embeddings.formats import first_nonfinite_row
 from nlp182.embeddings.query import as_queries
 from nlp182.embeddings.vectors import Vectors
 from nlp182.errors import FileFormatError, InvalidInputError, ShapeError
-from nlp182.io import atomic_open, atomic_write_json, check_input_file, read_json, written_by
+from nlp182.io import atomic_open, check_input_file, json_text, read_json, written_by
 from nlp182.server.config import IndexConfig
 from nlp182.settings import flag, flags_set
 
@@ -192,12 +192,14 @@ class SimilarityIndex:
         return cls(index, meta)
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
-        """Write ``index.faiss`` and ``index.json`` into ``run_dir`` atomically; return the index path."""
+        """Write ``index.faiss`` and ``index.json`` into ``run_dir`` atomically, as a pair: both are
+        written in full as temporary files before either is renamed, so a failed or interrupted
+        write leaves the previous index and its metadata as they were; return the index path."""
         run_dir = Path(run_dir)
         path = run_dir / INDEX_FILE
-        with atomic_open(path, "wb") as handle:
+        with atomic_open(path, "wb") as handle, atomic_open(run_dir / META_FILE, "w") as meta:
             faiss.write_index(self.index, faiss.PyCallbackIOWriter(handle.write))
-        atomic_write_json(run_dir / META_FILE, self.meta)
+            meta.write(json_text(self.meta))
         return path
 
     @classmethod

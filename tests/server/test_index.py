@@ -263,6 +263,28 @@ def test_rebuild_replaces_index_atomically_while_loaded(tmp_path: Path, syntheti
     assert SimilarityIndex.load(run, Vectors.load(run)).kind == "hnsw"
 
 
+def test_an_interrupted_save_keeps_the_previous_index_and_its_metadata(
+    tmp_path: Path, synthetic_vectors: Vectors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index file was renamed into place before its metadata was written: Ctrl-C between the
+    two left an HNSW index beside a flat index's metadata, and the run could not be served."""
+    from nlp182.server import index as index_module
+
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
+    before = sorted(path.name for path in run.iterdir())
+    hnsw = SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="hnsw", recall_queries=50))
+
+    def interrupted(meta: dict) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module, "json_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hnsw.save(run)
+    assert sorted(path.name for path in run.iterdir()) == before  # no temporary file left either
+    assert SimilarityIndex.load(run, Vectors.load(run)).kind == "flat"
+
+
 def test_search_rejects_wrong_shapes_and_tiny_runs(synthetic_run: Path, tmp_path: Path) -> None:
     index = SimilarityIndex.load(synthetic_run, Vectors.load(synthetic_run))
     with pytest.raises(ShapeError, match=r"\(B, 24\)"):

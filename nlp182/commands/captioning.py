@@ -23,6 +23,7 @@ from nlp182.commands.flags import (
     figure_paths,
     given_fields,
     interrupted,
+    kept_after_error,
     train_group,
 )
 from nlp182.train.diagnostics import closing_note
@@ -41,6 +42,9 @@ def _run_train(args: argparse.Namespace) -> int:
         metrics = train_captioner(config, args.out, resume=args.resume, given=given_fields(args))
     except KeyboardInterrupt:
         interrupted("train caption", args.out)
+        raise
+    except OSError:
+        kept_after_error("train caption", args.out)
         raise
     parts = []
     for name, scores in metrics["test"].items():

@@ -244,6 +244,18 @@ def interrupted(command: str, out: str) -> None:
     print(f"{kept}. Resume with:\n  nlp182 {command} --out {out} --resume", file=sys.stderr)
 
 
+def kept_after_error(command: str, out: str) -> None:
+    """After an error of the machine (a full disk, a lost mount), tell the user on stderr that the
+    run's checkpoints are kept and the command that resumes it once the cause is fixed (nothing
+    when there is no checkpoint to resume from)."""
+    from nlp182.train.run import incomplete_dir
+
+    staged = incomplete_dir(out)
+    if staged.is_dir() and any(staged.rglob("step-*.safetensors")):
+        print(f"the run and its checkpoints are kept in {staged}; once the cause is fixed, resume with:\n"
+              f"  nlp182 {command} --out {out} --resume", file=sys.stderr)
+
+
 def add_overwrite_flag(
     parser: argparse.ArgumentParser,
     text: str = "replace the --out folder, as a whole, if it holds an earlier nlp182 run (a folder of other "

@@ -29,6 +29,7 @@ from nlp182.commands.flags import (
     figure_paths,
     given_fields,
     interrupted,
+    kept_after_error,
     train_group,
 )
 from nlp182.commands.limits import add_limit_flags
@@ -52,6 +53,9 @@ def _run_train(args: argparse.Namespace) -> int:
         metrics = train_seq2seq(config, args.out, resume=args.resume, given=given_fields(args))
     except KeyboardInterrupt:
         interrupted("train seq2seq", args.out)
+        raise
+    except OSError:
+        kept_after_error("train seq2seq", args.out)
         raise
     test = metrics["test"]
     names = metrics["metrics"]

@@ -101,3 +101,28 @@ def test_a_setting_given_anew_at_resume_is_no_longer_reported_as_chosen(
     metrics = json.loads((out / "metrics.json").read_text())
     assert "epochs" not in metrics["chosen"] and len(metrics["history"]) == 2
     assert json.loads((out / "config.json").read_text())["epochs"] == 2
+
+
+def test_a_full_disk_after_a_checkpoint_says_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C printed the resume command, an error of the machine (no space left) only the error:
+    the kept checkpoints went unmentioned."""
+    import errno
+
+    from nlp182.train import Trainer
+
+    log_epoch = Trainer._log_epoch
+
+    def disk_full_in_epoch_2(self: Trainer, record: dict) -> None:
+        log_epoch(self, record)
+        if record["epoch"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Trainer, "_log_epoch", disk_full_in_epoch_2)
+    data = write_user_set(tmp_path / "data", 16, 4, 4, size=24, seed=1)
+    out = tmp_path / "full"
+    assert cli.main(["train", "caption", "--data", str(data), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert f"once the cause is fixed, resume with:\n  nlp182 train caption --out {out} --resume" in err
+    assert err.endswith("nlp182: error: no space left on device\n")

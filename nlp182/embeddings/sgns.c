@@ -21,9 +21,9 @@
 /* Fixed buffer sizes: a centre's context words (both sides of the widest window) and one
  * example's noise words. The Python side reads these through sgns_max_window/sgns_max_negative
  * and checks its settings; every entry point checks them again here. */
-#define SGNS_MAX_WINDOW 128
+#define SGNS_MAX_WINDOW 1024
 #define SGNS_MAX_CONTEXTS (2 * SGNS_MAX_WINDOW)
-#define SGNS_MAX_NEGATIVE 64
+#define SGNS_MAX_NEGATIVE 1024
 /* *examples is set to one of these when a span cannot be trained. */
 #define SGNS_NO_MEMORY (-1)
 #define SGNS_BAD_ARGUMENT (-2)
@@ -221,7 +221,8 @@ static double walk_span(const Model *m, const int32_t *ids, const int64_t *start
         if (starts[s + 1] - starts[s] > longest) longest = starts[s + 1] - starts[s];
     }
     int32_t *kept = malloc(sizeof(int32_t) * (size_t)(longest + 1));
-    float *scratch = malloc(sizeof(float) * (size_t)(SGNS_MAX_CONTEXTS * (m->dim + 1 + m->negative)));
+    const int64_t widest = 2 * (int64_t)m->window; /* contexts a centre can have in this run */
+    float *scratch = malloc(sizeof(float) * (size_t)(widest * (m->dim + 1 + m->negative)));
     if (kept == NULL || scratch == NULL) {
         free(kept);
         free(scratch);
@@ -269,7 +270,7 @@ static double walk_span(const Model *m, const int32_t *ids, const int64_t *start
                 loss += train_cbow(m, contexts, count, kept[i], noise, alpha, scratch);
                 visited++;
             } else {
-                float *grads = scratch + SGNS_MAX_CONTEXTS * m->dim;
+                float *grads = scratch + widest * m->dim;
                 loss += train_skipgram_window(m, contexts, count, kept[i], noise, alpha, grads, scratch);
                 visited += count;
             }
@@ -324,7 +325,8 @@ double sgns_train_examples(float *w_in, float *w_out, int64_t vocab, int64_t dim
     double loss = 0.0;
     if (width < 1 || width > SGNS_MAX_CONTEXTS || negative < 0 || negative > SGNS_MAX_NEGATIVE)
         return NAN;
-    float *scratch = malloc(sizeof(float) * (size_t)(SGNS_MAX_CONTEXTS * (dim + 1 + negative)));
+    const int64_t rows = width < 2 ? 2 : width; /* CBOW's hidden and step take 2 * dim */
+    float *scratch = malloc(sizeof(float) * (size_t)(rows * (dim + 1 + negative)));
     if (scratch == NULL) return NAN;
     for (int64_t e = 0; e < count; e++) {
         const int32_t *row = inputs + e * width;
@@ -338,7 +340,7 @@ double sgns_train_examples(float *w_in, float *w_out, int64_t vocab, int64_t dim
             loss += train_cbow(&m, contexts, used, target[0], target + 1, alpha, scratch);
         } else {
             loss += train_skipgram_window(&m, contexts, used, target[0], target + 1, alpha,
-                                          scratch + SGNS_MAX_CONTEXTS * dim, scratch);
+                                          scratch + rows * dim, scratch);
         }
     }
     free(scratch);

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import reprlib
+from codecs import BOM_UTF8
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -142,6 +143,8 @@ def write_sentences(sentences: Iterable[Sequence[str]], max_tokens: int) -> Path
                 except InvalidInputError as exc:
                     raise InvalidInputError(f"sentence {number}: {exc}") from None
                 data = "\n".join(pieces).encode("utf-8") + b"\n"
+            if total == 0 and data.startswith(BOM_UTF8):  # readers drop a mark at a file's start: give
+                data = BOM_UTF8 + data  # them one, so the first word keeps its own U+FEFF
             pending.append(data)
             total += len(words)
             if len(pending) >= 4096:

@@ -195,9 +195,12 @@ def write_overlays(
 
 def train_captioner(
     config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool = False,
-    given: Collection[str] | None = None,
+    given: Collection[str] | None = None, overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds.
+
+    ``out_dir`` must be missing or empty, or with ``overwrite`` an earlier run (a file, or a
+    folder of other files, is never replaced; :class:`~nlp182.errors.OutputError` before any work).
 
     Settings left to ``auto`` are chosen from the training captions and the run's length first
     (:func:`~nlp182.captioning.defaults.choose_defaults`; one log line says what and why, and
@@ -215,7 +218,7 @@ def train_captioner(
     """
     # the caller's thread count and random state are put back after
     with deterministic_algorithms(config.deterministic), torch_threads(), random_state_kept():
-        return _train(config, out_dir, resume, given)
+        return _train(config, out_dir, resume, given, overwrite)
 
 
 #: The best value of each validation score that has one: reaching it ends the run (nothing later
@@ -228,7 +231,7 @@ PRETRAINING_FILE = "pretraining.json"
 
 
 def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
-           given: Collection[str] | None = None) -> dict[str, Any]:
+           given: Collection[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
     resumed = resume and (incomplete_dir(out_dir) / CHOSEN_FILE).is_file()
     if resumed:  # the interrupted run's data and settled choices, before anything is read
         config = resumed_config(CaptionConfig, out_dir, config, typed=given)
@@ -240,7 +243,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
     train_items, data_warnings = trainable(splits["train"], config.max_caption_len)
     if not train_items or not splits["valid"]:
         raise InvalidInputError("training needs non-empty train and valid splits")
-    with resumable_run(out_dir, resume) as staging:
+    with resumable_run(out_dir, resume, overwrite) as staging:
         described = [[(str(item.image) if isinstance(item.image, Path) else item.name, item.captions)
                       for item in split] for split in (train_items, splits["valid"], splits["test"])]
         check_same_data(staging, data_digest(described), resumed, config.data)

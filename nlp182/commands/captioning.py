@@ -39,7 +39,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(CaptionConfig, args)
     try:
-        metrics = train_captioner(config, args.out, resume=args.resume, given=given_fields(args))
+        metrics = train_captioner(config, args.out, resume=args.resume, given=given_fields(args),
+                                  overwrite=args.overwrite)
     except KeyboardInterrupt:
         interrupted("train caption", args.out)
         raise

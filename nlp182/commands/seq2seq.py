@@ -50,7 +50,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(Seq2SeqConfig, args)  # with --resume, train_seq2seq reads the staged one
     try:
-        metrics = train_seq2seq(config, args.out, resume=args.resume, given=given_fields(args))
+        metrics = train_seq2seq(config, args.out, resume=args.resume, given=given_fields(args),
+                                overwrite=args.overwrite)
     except KeyboardInterrupt:
         interrupted("train seq2seq", args.out)
         raise

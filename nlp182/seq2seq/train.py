@@ -266,8 +266,12 @@ def train_seq2seq(
     out_dir: str | os.PathLike[str],
     resume: bool = False,
     given: Collection[str] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train, evaluate and save a run folder at ``out_dir``; return what ``metrics.json`` holds.
+
+    ``out_dir`` must be missing or empty, or with ``overwrite`` an earlier run (a file, or a
+    folder of other files, is never replaced; :class:`~nlp182.errors.OutputError` before any work).
 
     Settings not in ``given`` (flag names; ``None``: those that differ from their defaults) are
     first chosen for the data (:func:`~nlp182.seq2seq.defaults.choose_defaults`: the recipe for
@@ -282,7 +286,7 @@ def train_seq2seq(
     """
     # the caller's thread count and random state are put back after
     with deterministic_algorithms(config.deterministic), torch_threads(), random_state_kept():
-        return _train(config, out_dir, resume, given)
+        return _train(config, out_dir, resume, given, overwrite)
 
 
 #: Model settings only one architecture reads.
@@ -311,7 +315,8 @@ def _warn_unused_settings(config: Seq2SeqConfig) -> None:
 
 
 def _train(
-    config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool, given: Collection[str] | None
+    config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool, given: Collection[str] | None,
+    overwrite: bool,
 ) -> dict[str, Any]:
     staged = incomplete_dir(out_dir)
     resumed = resume and (staged / "config.json").is_file()
@@ -332,7 +337,7 @@ def _train(
         _warn_unused_settings(config)
     names = config.metric_names()
     monitor_mode = "min" if names[0] in ERROR_METRICS else "max"
-    with resumable_run(out_dir, resume) as staging:
+    with resumable_run(out_dir, resume, overwrite) as staging:
         check_same_data(staging, data_digest([train_pairs, valid_pairs, test_pairs]), resumed, config.data)
         atomic_write_json(staging / CHOSEN_FILE, chosen)
         if resume and (staging / "source_tokenizer.json").is_file():

@@ -24,8 +24,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
-from nlp182.io import atomic_write_json, current_umask, read_json, replace_directory
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, OutputError
+from nlp182.io import atomic_write_json, check_run_folder, current_umask, read_json, replace_directory
 from nlp182.settings import from_saved
 
 log = logging.getLogger(__name__)
@@ -199,20 +199,26 @@ def _only_writer(out_dir: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def resumable_run(out_dir: str | os.PathLike[str], resume: bool = False) -> Iterator[Path]:
+def resumable_run(
+    out_dir: str | os.PathLike[str], resume: bool = False, overwrite: bool = False
+) -> Iterator[Path]:
     """Yield the staging folder of ``out_dir``; move it into place on success, keep it otherwise.
-    The whole run holds ``out_dir``'s lock (:func:`_only_writer`). One process writes a staged run:
-    under ``torchrun`` every process would stage and write the same one, so that is refused."""
+    ``out_dir`` follows the run-folder contract (:func:`~nlp182.io.check_run_folder`), before the
+    run and again before the move: a file, or a folder of other files, is never replaced, and an
+    earlier run only with ``overwrite``. The whole run holds ``out_dir``'s lock
+    (:func:`_only_writer`). One process writes a staged run: under ``torchrun`` every process would
+    stage and write the same one, so that is refused."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise InvalidInputError(
             f"this run is trained by one process, but torchrun started {os.environ['WORLD_SIZE']}; run the "
             "command without torchrun (torchrun serves word2vec and scripts on the Trainer)"
         )
+    check_run_folder(out_dir, overwrite)
     with _only_writer(Path(out_dir)):
-        yield from _staged_run(Path(out_dir), resume)
+        yield from _staged_run(Path(out_dir), resume, overwrite)
 
 
-def _staged_run(out_dir: Path, resume: bool) -> Iterator[Path]:
+def _staged_run(out_dir: Path, resume: bool, overwrite: bool) -> Iterator[Path]:
     staging = incomplete_dir(out_dir)
     if resume and not staging.is_dir():
         raise MissingFileError(f"nothing to resume: {staging} does not exist (it holds an interrupted run)")
@@ -235,5 +241,10 @@ def _staged_run(out_dir: Path, resume: bool) -> Iterator[Path]:
         raise
     except BaseException:  # Ctrl-C, SIGTERM: kept, to resume
         log.warning("the unfinished run is kept in %s", staging)
+        raise
+    try:
+        check_run_folder(out_dir, overwrite)  # still replaceable after the work?
+    except OutputError:
+        log.warning("the finished run is kept in %s", staging)
         raise
     replace_directory(staging, out_dir)

@@ -472,8 +472,48 @@ def test_a_second_writer_of_one_resumable_run_is_refused_while_the_first_runs(tm
         (staging / "config.json").write_text("{}")
     assert (out / "config.json").is_file() and not incomplete_dir(out).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q"]  # the lock file is gone too
-    with resumable_run(out, resume=False) as staging:  # the next run takes the lock again
+    with resumable_run(out, resume=False, overwrite=True) as staging:  # the next run takes the lock again
         (staging / "config.json").write_text("{}")
+
+
+@pytest.mark.parametrize("trainer", ["seq2seq", "caption"])
+def test_training_from_python_keeps_the_run_folder_contract(tmp_path: Path, trainer: str) -> None:
+    """``train_seq2seq(config, "userdir")`` deleted the user's files there (the data file too, when
+    it lay in that folder), and turned a file into a run folder; only the command checked."""
+    from nlp182.captioning import CaptionConfig
+    from nlp182.captioning.train import train_captioner
+    from nlp182.seq2seq import Seq2SeqConfig
+    from nlp182.seq2seq.train import train_seq2seq
+    from nlp182.train.run import resumable_run
+
+    if trainer == "seq2seq":
+        def train(out: Path, **kw: bool) -> dict:
+            return train_seq2seq(Seq2SeqConfig(data="dates", epochs=1, progress=False), out, **kw)
+    else:
+        def train(out: Path, **kw: bool) -> dict:
+            return train_captioner(CaptionConfig(data="digits", epochs=1, progress=False), out, **kw)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me too")
+    with pytest.raises(OutputError, match="exists and is not empty; pass --overwrite"):
+        train(mine)
+    with pytest.raises(OutputError, match="holds files that are not an nlp182 run"):
+        train(mine, overwrite=True)
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        train(a_file)
+    assert (mine / "notes.txt").read_text() == "keep me" and a_file.read_text() == "keep me too"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "mine"]  # nothing staged
+
+    earlier = tmp_path / "earlier"  # a run's folder is replaced only with overwrite
+    with resumable_run(earlier) as staging:
+        (staging / "config.json").write_text("{}")
+    with pytest.raises(OutputError, match="pass --overwrite"), resumable_run(earlier):
+        pass
+    with resumable_run(earlier, overwrite=True) as staging:
+        (staging / "config.json").write_text('{"second": 1}')
+    assert json.loads((earlier / "config.json").read_text()) == {"second": 1}
 
 
 def test_resume_of_a_finished_run_says_there_is_nothing_to_resume(tmp_path: Path, capsys) -> None:

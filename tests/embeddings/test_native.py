@@ -217,3 +217,63 @@ def test_a_built_kernel_is_readable_by_the_cache_s_other_users_and_a_killed_buil
     leftover = named[0].with_name(named[0].name.replace(f".{os.getpid()}.", ".99999999."))  # a dead pid's
     leftover.write_bytes(b"")
     assert remove_dead_leftovers(tmp_path / "cache" / "any", every_name=True) == [leftover]
+
+
+@pytest.mark.parametrize("cbow", [False, True])
+def test_a_span_decays_its_rate_by_sentence_as_the_float64_reference_does(cbow: bool) -> None:
+    """Within a span, sentence ``s`` trains at ``alpha_start + (alpha_end - alpha_start) * t_s / n``
+    (``t_s`` its first token). Window 1 reaches exactly one word each side, every word is kept and
+    every noise draw is word 11, so the walk is known and the float64 reference replays it."""
+    w_in, w_out = _weights()
+    ids = np.array([0, 1, 2, 3, 4, 5, 6, 7, 2, 4, 6, 8, 9, 10, 1], dtype=np.int32)
+    starts = np.array([0, 5, 8, 15])
+    trainer = native.SpanTrainer(w_in, w_out, np.ones(12), np.zeros(12), np.full(12, 11), 1, 1, cbow)
+    expected_in, expected_out = w_in.clone(), w_out.clone()
+    alpha_start, alpha_end, total = 0.4, 0.1, 0.0
+    for first, end in itertools.pairwise(starts):
+        alpha = alpha_start + (alpha_end - alpha_start) * first / len(ids)
+        words = ids[first:end]
+        for i, centre in enumerate(words):
+            contexts = [words[j] for j in (i - 1, i + 1) if 0 <= j < len(words)]
+            if not contexts:
+                continue
+            inputs = np.array([contexts + [-1] * (2 - len(contexts))])
+            new_in, new_out, loss = _reference(expected_in, expected_out, inputs, np.array([[centre, 11]]),
+                                               alpha, cbow)
+            expected_in, expected_out = torch.from_numpy(new_in), torch.from_numpy(new_out)
+            total += loss
+    loss, examples = trainer.train(ids, starts, alpha_start, alpha_end, seed=5)
+    assert examples == (15 if cbow else 2 * (4 + 2 + 6))  # centres, or (context, centre) pairs
+    np.testing.assert_allclose(w_in.numpy(), expected_in.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w_out.numpy(), expected_out.numpy(), rtol=1e-5, atol=1e-6)
+    assert loss == pytest.approx(total, rel=1e-5)
+
+
+def test_training_falls_from_alpha_to_min_alpha_over_the_words_trained(tmp_path, monkeypatch) -> None:
+    """The spans of a run carry word2vec's linear decay: each starts where the one before ended,
+    the first at ``alpha`` and the last at ``min_alpha``, in proportion to the raw words before it."""
+    from nlp182.embeddings.word2vec import train_word2vec
+    from nlp182.text.corpus import CorpusSource
+
+    monkeypatch.setenv("NLP182_CACHE", str(tmp_path / "cache"))
+    rates: list[tuple[float, float]] = []
+    real_train = native.SpanTrainer.train
+
+    def recording(self, ids, starts, alpha_start, alpha_end, seed):
+        rates.append((alpha_start, alpha_end))
+        return real_train(self, ids, starts, alpha_start, alpha_end, seed)
+
+    monkeypatch.setattr(native.SpanTrainer, "train", recording)
+    monkeypatch.setattr("nlp182.embeddings.word2vec.SPAN_TOKENS", 500)  # several spans an epoch
+    path = tmp_path / "text.txt"
+    rng = np.random.default_rng(0)
+    path.write_text("".join(" ".join(rng.choice(list("abcdefgh"), 10)) + "\n" for _ in range(300)))
+    config = Word2VecConfig(vector_size=4, epochs=2, min_count=1, threads=1, alpha=0.05, min_alpha=0.001,
+                            kernel="native", device="cpu")
+    train_word2vec(CorpusSource(str(path)), config)
+    assert len(rates) >= 8
+    assert rates[0][0] == pytest.approx(0.05) and rates[-1][1] == pytest.approx(0.001)
+    for (_, end), (start, _) in itertools.pairwise(rates):
+        assert start == pytest.approx(end)
+    middle = rates[len(rates) // 2][0]  # half the words trained: half way down
+    assert middle == pytest.approx((0.05 + 0.001) / 2, rel=0.05)

@@ -86,6 +86,9 @@ def test_nms_hand_case_and_ties():
     boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9]])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.9])
     assert nms(boxes, scores, 0.5).tolist() == [0, 2]  # box 3 ties with 0 but comes later
+    touching = torch.tensor([[0.0, 0, 2, 1], [0, 0, 1, 1]])  # IoU exactly 1/2
+    assert nms(touching, torch.tensor([0.9, 0.8]), 0.5).tolist() == [0, 1]  # dropped only above it
+    assert nms(touching, torch.tensor([0.9, 0.8]), 0.49).tolist() == [0]
     with pytest.raises(ShapeError):
         nms(boxes, scores[:2])
 
@@ -128,6 +131,15 @@ def test_average_precision_hand_computed():
     voc07 = (4 * 1 + 3 * 2 / 3 + 4 * 3 / 5) / 11
     assert average_precision([DET0], [GT0], 0, 0.5, interpolation="11point") == pytest.approx(voc07)
     assert np.isnan(average_precision([DET0], [GT0], 7, 0.5))
+
+
+def test_detections_of_equal_score_rank_in_image_order_as_pycocotools_does():
+    """pycocotools sorts every image's detections by score with a stable sort, images in order:
+    the hit in image 0 ranks before the miss in image 1 (AP 1, not 0.5)."""
+    truths = [_gt([[0, 0, 10, 10]], [0]), GroundTruth(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))]
+    found = [_det([[0, 0, 10, 10]], [0.9], [0]), _det([[0, 0, 10, 10]], [0.9], [0])]
+    assert average_precision(found, truths, 0, 0.5) == pytest.approx(1.0)
+    assert average_precision(found[::-1], truths[::-1], 0, 0.5) == pytest.approx(0.5)
 
 
 def test_thresholds_come_as_any_iterable_and_a_bad_interpolation_is_refused_up_front():

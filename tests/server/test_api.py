@@ -89,6 +89,25 @@ def test_analogy_agrees_with_vector_store(client: FlaskClient, real_vectors: Vec
     assert body["method"] == method and body["positive"] == positive and body["negative"] == negative
 
 
+@pytest.mark.parametrize("method", ["3CosAdd", "3CosMul"])
+def test_an_analogy_never_answers_its_negative_word(tmp_path: Path, method: str) -> None:
+    """king + queen - royal points at royal itself (the mean of the other two): a query word, so
+    not an answer, as in gensim."""
+    rng = np.random.default_rng(0)
+    others = rng.normal(size=(40, 6)) * np.array([0.1, 0.1, 1, 1, 1, 1])  # far from the first two axes
+    rows = np.vstack([[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [1, 1, 0.01, 0, 0, 0], others])
+    words = ["king", "queen", "royal", *(f"w{i}" for i in range(40))]
+    vectors = Vectors(words, rows.astype(np.float32))
+    run = write_run(tmp_path / "run", vectors)
+    SimilarityIndex.build(vectors, IndexConfig(kind="flat")).save(run)
+    client = create_app(run).test_client()
+    payload = {"positive": ["king", "queen"], "negative": ["royal"], "k": 5, "method": method}
+    answers = [a["word"] for a in client.post("/v1/analogy", json=payload).get_json()["answers"]]
+    assert len(answers) == 5 and "royal" not in answers
+    reference = vectors.most_similar if method == "3CosAdd" else vectors.most_similar_cosmul
+    assert answers == [word for word, _ in reference(["king", "queen"], ["royal"], topn=5)]
+
+
 BAD_REQUESTS = [
     ("get", "/v1/neighbors", None, 400, "invalid_input"),
     ("get", "/v1/neighbors?word=", None, 400, "invalid_input"),

@@ -41,6 +41,18 @@ def test_bleu_matches_sacrebleu_with_all_references() -> None:
         assert ours[f"bleu{n}"] == pytest.approx(expected, abs=1e-6)
 
 
+def test_bleu_takes_the_shorter_of_two_references_equally_close_in_length_as_sacrebleu() -> None:
+    """A 5-word caption between references of 4 and 6 words: its brevity penalty is against 4
+    (none), not 6 (exp(1 - 6/5)); the sacrebleu data above never ties."""
+    hypotheses = ["a red square on top"]
+    references = [["a red square above", "a large red square on top"]]
+    ours = bleu(_split(hypotheses), [_split(refs) for refs in references])
+    streams = [list(stream) for stream in zip(*references, strict=True)]
+    for n in (1, 2):
+        reference = sacrebleu.metrics.BLEU(tokenize="none", max_ngram_order=n, smooth_method="none")
+        assert ours[f"bleu{n}"] == pytest.approx(reference.corpus_score(hypotheses, streams).score, abs=1e-6)
+
+
 def test_bleu_is_zero_without_matching_four_grams_and_100_for_copies() -> None:
     assert bleu([["a", "b"]], [[["c", "d"]]])["bleu4"] == 0.0
     assert bleu(_split(HYPOTHESES), [[h.split()] for h in HYPOTHESES])["bleu4"] == pytest.approx(100.0)

@@ -114,9 +114,12 @@ class Captioner:
 
         Raises:
             ShapeError: not ``(B, 3, H, W)``.
-            InvalidInputError: integer pixels (``0-255``, as ``torchvision.io.read_image`` gives them),
-                which would caption noise.
+            InvalidInputError: not a tensor, or integer pixels (``0-255``, as
+                ``torchvision.io.read_image`` gives them), which would caption noise.
         """
+        if not isinstance(images, torch.Tensor):
+            raise InvalidInputError(f"images are a torch.Tensor (B, 3, S, S), got {type(images).__name__}: "
+                                    "convert an array with torch.from_numpy, or read files with load_images")
         if images.dim() != 4 or images.shape[1] != 3:
             raise ShapeError(f"images must have shape (B, 3, H, W); got {tuple(images.shape)}")
         if not images.is_floating_point():
@@ -144,6 +147,8 @@ class Captioner:
 
     def load_images(self, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
         """Image files as the model saw its training images: ``(B, 3, S, S)``."""
+        if isinstance(paths, str | os.PathLike):
+            raise InvalidInputError("load_images takes a list of image files; wrap a single one in a list")
         if not paths:
             raise InvalidInputError("name at least one image to caption")
         size, cap = self.config.image_size, self.config.max_image_pixels

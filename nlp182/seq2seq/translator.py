@@ -180,6 +180,8 @@ class Translator:
         beam_width = self.config.beam_width if beam_width is None else beam_width
         max_len = self.config.max_len if max_len is None else max_len
         length_penalty = self.config.length_penalty if length_penalty is None else length_penalty
+        if isinstance(source_ids, torch.Tensor | np.ndarray):  # a (B, S) id tensor: its ids as ints
+            source_ids = source_ids.tolist()
         if len(source_ids) == 0:
             return []
         if any(len(ids) == 0 for ids in source_ids):
@@ -223,6 +225,11 @@ class Translator:
         """
         if isinstance(texts, str):
             raise InvalidInputError("translate takes a list of sentences; wrap a single one in a list")
+        texts = list(texts)  # a generator too
+        odd = next((index for index, text in enumerate(texts) if not isinstance(text, str)), None)
+        if odd is not None:
+            shown = type(texts[odd]).__name__
+            raise InvalidInputError(f"text {odd} is a {shown}, not a str: translate takes sentences as text")
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
         encodings = self.encode(texts) if encodings is None else encodings

@@ -381,3 +381,7 @@ def test_caption_takes_the_models_dtype_and_refuses_integer_pixels_and_other_sha
         captioner.caption((images * 255).to(torch.uint8))
     with pytest.raises(ShapeError, match=r"images must have shape \(B, 3, H, W\); got \(3, 16, 16\)"):
         captioner.caption(images[0])
+    with pytest.raises(InvalidInputError, match=r"images are a torch.Tensor .* got ndarray"):
+        captioner.caption(images.numpy())
+    with pytest.raises(InvalidInputError, match="wrap a single one in a list"):  # read letter by letter
+        captioner.load_images("photo.png")

@@ -245,6 +245,22 @@ def test_a_config_whose_sizes_the_weights_lack_is_refused_before_the_model_is_bu
     assert time.perf_counter() - start < 2 and built == ["meta"]
 
 
+def test_translate_names_inputs_that_are_not_text_and_decode_ids_takes_a_tensor() -> None:
+    pairs = [(f"ab{i % 7}c", f"c{i % 7}ba") for i in range(40)]
+    config = Seq2SeqConfig(tokenizer="char", max_length=8, beam_width=1, max_len=8,
+                           model=ModelConfig(embed_dim=8, hidden_size=8))
+    translator = build_translator(config, pairs)
+    for odd, name in ((None, "NoneType"), (3, "int"), (b"ab1c", "bytes")):
+        with pytest.raises(InvalidInputError, match=f"text 1 is a {name}, not a str"):
+            translator.translate(["ab1c", odd], warn=False)
+    assert [t.text for t in translator.translate(s for s in ["ab1c"])] == [
+        t.text for t in translator.translate(["ab1c"], warn=False)]  # a generator of sentences too
+    ids = [encoding.ids for encoding in translator.encode(["ab1c", "ab5c"])]
+    as_lists = translator.decode_ids(ids)
+    as_tensor = translator.decode_ids(torch.tensor(ids))  # a (B, S) id tensor: its ids were refused
+    assert [(h.tokens, h.log_prob) for h in as_tensor] == [(h.tokens, h.log_prob) for h in as_lists]
+
+
 @pytest.mark.parametrize("resume_by", ["cli", "python"])
 def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
     files: dict[str, str], run: Path, tmp_path: Path, capsys, interrupt_after_epoch, resume_by: str

@@ -61,9 +61,16 @@ def distributed_loader(
 
     With one process it is a plain (seeded, when shuffling) DataLoader, so a script written with it
     runs unchanged under ``python`` or ``torchrun``. The global batch is ``batch_size * world_size``.
+    The shard is this process's by the process group, or before the group exists (the Trainer
+    joins it later) by torchrun's ``RANK`` and ``WORLD_SIZE``: a loader built first is split too.
     """
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    if dist.is_available() and dist.is_initialized():
+        world_size, rank = dist.get_world_size(), dist.get_rank()
+    else:
+        world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world_size > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                                     drop_last=drop_last)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last)
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,

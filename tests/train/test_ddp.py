@@ -41,3 +41,18 @@ def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-12, msg=name)
     # Training made progress, and without the gradient all-reduce rank 0 would have seen half the data.
     assert float(a["valid_loss"][-1]) < float(a["valid_loss"][0])
+
+
+def test_a_loader_built_before_the_trainer_joins_the_group_is_split_too(monkeypatch) -> None:
+    """The documented script builds its loader first: each of two processes read all four batches
+    (no group yet), not its own two."""
+    from torch.utils.data import DistributedSampler, TensorDataset
+
+    from nlp182.train import distributed_loader
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    data = TensorDataset(torch.arange(64))
+    loader = distributed_loader(data, batch_size=16, shuffle=False)
+    assert isinstance(loader.sampler, DistributedSampler) and len(loader) == 2
+    assert [int(i) for batch in loader for i in batch[0]] == list(range(1, 64, 2))  # rank 1's shard

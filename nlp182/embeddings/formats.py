@@ -460,10 +460,10 @@ def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None)
     A first line of two integers is a word2vec header, even one that ``parse_header`` then refuses
     (``-5 4``, ``0 300``): read as GloVe it would be a word ``-5`` with one value. What follows it
     is binary when it holds a control byte (a NUL, say) that no text row has and nearly every row
-    of float32s does, or when it is the whole file and parses as the header's binary rows and not
-    as its text rows (a small file of float32s that happen to hold no control byte). Anything else
-    is text, read by the text parser, whose errors name the line and the value at fault (a row
-    ``a 0x10 2`` is text with a value that is not a number, never a binary file cut short).
+    of float32s does, or when it is the whole file and parses as the header's binary rows and is
+    not laid out as its text rows (a small file of float32s that happen to hold no control byte).
+    Anything else is text, read by the text parser, whose errors name the line and the value at
+    fault (a row ``a 0x10 2`` is text with a value that is not a number, never a binary file).
     """
     with open_binary(path, limits) as handle:
         head = handle.read(SNIFF_BYTES)
@@ -497,15 +497,10 @@ def _binary_rows(data: bytes, count: int, dim: int) -> bool:
 
 
 def _text_rows(data: bytes, count: int, dim: int) -> bool:
-    """Whether ``data`` is ``count`` text rows of a word and ``dim`` numbers, blank lines aside."""
+    """Whether ``data`` is laid out as ``count`` text rows of a word and ``dim`` values, blank lines
+    aside: a value that is not a number (``0x10``) leaves a text row, for the text parser to name."""
     rows = [line.rstrip().split(b" ") for line in data.split(b"\n") if line.strip()]
-    if len(rows) != count or any(len(row) != dim + 1 for row in rows):
-        return False
-    try:
-        np.asarray([row[1:] for row in rows], dtype=np.float64)
-    except ValueError:
-        return False
-    return True
+    return len(rows) == count and all(len(row) == dim + 1 for row in rows)
 
 
 # --------------------------------------------------------------------------- gensim .kv files

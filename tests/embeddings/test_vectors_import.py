@@ -478,6 +478,12 @@ def test_small_binary_files_without_control_bytes_are_still_binary(tmp_path: Pat
     fits = tmp_path / "fits.txt"
     fits.write_bytes(b"1 2\na 0.5 0.2\n")  # "0.5 0.2\n" is 8 bytes: two float32s
     assert sniff_format(fits) == "word2vec-text"
+    # a text row with a value that is not a number, in a file that would also read as 2 x 3 float32s
+    damaged = tmp_path / "damaged.vec"
+    damaged.write_bytes(b"2 3\nking 0.9 0x10 0.1\nqueen 0.9 0.1 0.8\n")
+    assert sniff_format(damaged) == "word2vec-text"
+    with pytest.raises(FileFormatError, match=r"line 2 has a non-numeric value: .*'0x10'"):
+        Vectors.load_word2vec_format(damaged)
 
 
 def test_a_text_file_given_as_binary_is_refused_not_imported_as_garbage(

@@ -220,10 +220,7 @@ class Beam(Search):
             step_log_probs = _without(torch.log_softmax(_widened(logits), dim=-1), banned)
             vocab = step_log_probs.shape[-1]
             total = (scores.view(-1, 1) + step_log_probs).view(batch, k * vocab)
-            # a stable sort, not topk: tied extensions rank by beam then token id, as Greedy's argmax
-            # takes the first of tied tokens (an untrained model's logits tie everywhere)
-            top_scores, top_index = total.sort(dim=1, descending=True, stable=True)
-            top_scores, top_index = top_scores[:, : 2 * k], top_index[:, : 2 * k]
+            top_scores, top_index = _best(total, min(2 * k, k * vocab))
             top_scores, top_beam, top_token = (
                 top_scores.tolist(),
                 (top_index // vocab).tolist(),
@@ -273,6 +270,25 @@ class Beam(Search):
             weights = None if best.weights is None else best.weights.cpu()
             results.append(Hypothesis(best.tokens, best.log_prob, weights, best.complete))
         return results
+
+
+def _best(total: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``m`` best scores of each row of ``total`` ``(B, N)`` and their columns, best first, tied
+    scores by column, as a stable sort would rank them (and as Greedy's argmax takes the first of
+    tied tokens: an untrained model's logits tie everywhere). ``topk`` picks and orders ties as it
+    likes; a full sort costs 60 times ``topk`` over 5 beams of an 8,000-word vocabulary."""
+    _, index = total.topk(m, dim=1)
+    cut = total.gather(1, index[:, -1:])
+    if bool(((total >= cut).sum(1) > m).any()):  # scores tied at the cut: the lowest columns go in
+        above = total > cut
+        room = m - above.sum(1, keepdim=True)
+        tied = total == cut
+        index = (above | (tied & (tied.cumsum(1) <= room))).nonzero()[:, 1].view(total.shape[0], m)
+    else:
+        index = index.sort(dim=1).values
+    scores = total.gather(1, index)
+    order = scores.sort(dim=1, descending=True, stable=True).indices  # by column among equal scores
+    return scores.gather(1, order), index.gather(1, order)
 
 
 def make_search(beam_width: int = 1, length_penalty: float = 1.0) -> Search:

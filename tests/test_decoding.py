@@ -214,3 +214,18 @@ def test_a_float64_model_is_searched_in_float64(strategy) -> None:
         assert hyp.weights.dtype == torch.float64
         expected = _score(decoder, row, hyp.tokens, hyp.complete)
         assert hyp.log_prob == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_the_best_extensions_are_a_stable_sort_s_first_ones_ties_included() -> None:
+    """Beam search ranks extensions as a stable sort would (tied scores by column), at topk's cost."""
+    from nlp182.decoding import _best
+
+    torch.manual_seed(0)
+    rounded = torch.randn(6, 40).mul(2).round()  # many ties, across the cut and within it
+    rounded[1] = 0.0  # a row that ties everywhere
+    rounded[2, 5:] = float("-inf")  # fewer finite scores than asked for
+    for total in (torch.randn(6, 40), rounded, rounded.double()):
+        expected = total.sort(dim=1, descending=True, stable=True)
+        for m in (1, 4, 10):
+            scores, index = _best(total, m)
+            assert torch.equal(index, expected.indices[:, :m]) and torch.equal(scores, expected.values[:, :m])

@@ -276,8 +276,12 @@ def _best(total: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``m`` best scores of each row of ``total`` ``(B, N)`` and their columns, best first, tied
     scores by column, as a stable sort would rank them (and as Greedy's argmax takes the first of
     tied tokens: an untrained model's logits tie everywhere). ``topk`` picks and orders ties as it
-    likes; a full sort costs 60 times ``topk`` over 5 beams of an 8,000-word vocabulary."""
-    _, index = total.topk(m, dim=1)
+    likes; a full sort costs 60 times ``topk`` over 5 beams of an 8,000-word vocabulary. A NaN
+    score (a broken model's) ranks last, as ``-inf``: ``topk`` would take it first."""
+    values, index = total.topk(m, dim=1)
+    if bool(values.isnan().any()):  # topk puts NaN first: a row holding one shows it here
+        total = total.masked_fill(total.isnan(), float("-inf"))
+        _, index = total.topk(m, dim=1)
     cut = total.gather(1, index[:, -1:])
     if bool(((total >= cut).sum(1) > m).any()):  # scores tied at the cut: the lowest columns go in
         above = total > cut

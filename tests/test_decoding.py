@@ -224,8 +224,10 @@ def test_the_best_extensions_are_a_stable_sort_s_first_ones_ties_included() -> N
     rounded = torch.randn(6, 40).mul(2).round()  # many ties, across the cut and within it
     rounded[1] = 0.0  # a row that ties everywhere
     rounded[2, 5:] = float("-inf")  # fewer finite scores than asked for
-    for total in (torch.randn(6, 40), rounded, rounded.double()):
-        expected = total.sort(dim=1, descending=True, stable=True)
+    broken = rounded.clone()
+    broken[3, ::3] = float("nan")  # a broken model's scores, beside rows that tie
+    for total in (torch.randn(6, 40), rounded, rounded.double(), broken):
+        expected = total.masked_fill(total.isnan(), float("-inf")).sort(dim=1, descending=True, stable=True)
         for m in (1, 4, 10):
             scores, index = _best(total, m)
             assert torch.equal(index, expected.indices[:, :m]) and torch.equal(scores, expected.values[:, :m])

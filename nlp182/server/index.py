@@ -199,6 +199,8 @@ class SimilarityIndex:
         path = run_dir / INDEX_FILE
         with atomic_open(path, "wb") as handle, atomic_open(run_dir / META_FILE, "w") as meta:
             faiss.write_index(self.index, faiss.PyCallbackIOWriter(handle.write))
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the metadata (the inner file) is renamed
             meta.write(json_text(self.meta))
         return path
 

@@ -263,23 +263,38 @@ def test_rebuild_replaces_index_atomically_while_loaded(tmp_path: Path, syntheti
     assert SimilarityIndex.load(run, Vectors.load(run)).kind == "hnsw"
 
 
+@pytest.mark.parametrize("failing", ["metadata", "index_sync"])
 def test_an_interrupted_save_keeps_the_previous_index_and_its_metadata(
-    tmp_path: Path, synthetic_vectors: Vectors, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, synthetic_vectors: Vectors, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     """The index file was renamed into place before its metadata was written: Ctrl-C between the
-    two left an HNSW index beside a flat index's metadata, and the run could not be served."""
+    two left an HNSW index beside a flat index's metadata, and the run could not be served; the
+    metadata renamed before the index file was synced left the same mismatch when the sync failed."""
+    import os
+
     from nlp182.server import index as index_module
 
     run = write_run(tmp_path / "run", synthetic_vectors)
     SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="flat")).save(run)
     before = sorted(path.name for path in run.iterdir())
     hnsw = SimilarityIndex.build(synthetic_vectors, IndexConfig(kind="hnsw", recall_queries=50))
+    if failing == "metadata":
+        def interrupted(meta: dict) -> str:
+            raise KeyboardInterrupt
 
-    def interrupted(meta: dict) -> str:
-        raise KeyboardInterrupt
+        monkeypatch.setattr(index_module, "json_text", interrupted)
+        expected: type[BaseException] = KeyboardInterrupt
+    else:
+        real_fsync = os.fsync
 
-    monkeypatch.setattr(index_module, "json_text", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+        def failing_for_the_index(fd: int) -> None:
+            if INDEX_FILE in os.readlink(f"/proc/self/fd/{fd}"):
+                raise OSError(5, "Input/output error")
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing_for_the_index)
+        expected = OSError
+    with pytest.raises(expected):
         hnsw.save(run)
     assert sorted(path.name for path in run.iterdir()) == before  # no temporary file left either
     assert SimilarityIndex.load(run, Vectors.load(run)).kind == "flat"

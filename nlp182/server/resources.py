@@ -20,6 +20,10 @@ FILES_PER_WORKER = 64
 #: Open files for connections: what a worker takes before it refuses to accept more is the OS's
 #: business, but fewer than this makes a busy service fail on ordinary load.
 MIN_CONNECTION_FILES = 128
+#: The open-file limit a serving master raises its own (and its workers') to, where the hard limit allows.
+WANTED_OPEN_FILES = 1 << 16
+#: macOS's per-process cap (kern.maxfilesperproc) where the hard limit reads unlimited.
+MACOS_OPEN_FILES = 10240
 #: Room each worker's metrics files may grow into (they start at 64 KiB each, a few per worker).
 METRICS_BYTES_PER_WORKER = 4 << 20
 #: Room kept free beside them for the master and the filesystem's other users.
@@ -31,13 +35,18 @@ def ensure_open_files(workers: int) -> int:
     serve with fewer than the ``workers`` need; returns the limit in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     unlimited = resource.RLIM_INFINITY
-    raised = 1 << 16 if hard == unlimited else hard
-    if soft != unlimited and raised > soft:
+    # At most WANTED_OPEN_FILES (a container's hard limit of a billion makes code that sweeps every
+    # descriptor crawl); where the hard limit is unlimited, macOS takes no more than 10240.
+    wanted = [WANTED_OPEN_FILES, MACOS_OPEN_FILES] if hard == unlimited else [min(hard, WANTED_OPEN_FILES)]
+    for raised in wanted:
+        if soft == unlimited or raised <= soft:
+            break
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
-            soft = raised
-        except (ValueError, OSError):  # a hard limit the kernel caps lower (nr_open): keep the soft one
-            pass
+        except (ValueError, OSError):  # a limit the kernel caps lower: try the next, or keep the soft one
+            continue
+        soft = raised
+        break
     needed = MIN_CONNECTION_FILES + FILES_PER_WORKER * workers
     if soft != unlimited and soft < needed:
         raise InvalidInputError(

@@ -37,6 +37,22 @@ def test_the_soft_open_file_limit_is_raised_to_the_hard_one(monkeypatch: pytest.
     assert set_to == [(4096, 4096)]
     set_to = _limits(monkeypatch, resource.RLIM_INFINITY, resource.RLIM_INFINITY)
     assert resources.ensure_open_files(workers=2) == resource.RLIM_INFINITY and set_to == []
+    set_to = _limits(monkeypatch, 1024, 1 << 30)  # a container's hard limit: raised to 65536, not it
+    assert resources.ensure_open_files(workers=2) == 1 << 16 and set_to == [(1 << 16, 1 << 30)]
+
+
+def test_an_unlimited_hard_limit_that_refuses_65536_takes_10240(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_to = _limits(monkeypatch, 256, resource.RLIM_INFINITY)
+    real = resources.resource.setrlimit
+
+    def macos(which: int, limits: tuple[int, int]) -> None:
+        if limits[0] > 10240:
+            raise ValueError("current limit exceeds maximum limit")
+        real(which, limits)
+
+    monkeypatch.setattr(resources.resource, "setrlimit", macos)
+    assert resources.ensure_open_files(workers=4) == 10240
+    assert set_to == [(10240, resource.RLIM_INFINITY)]
 
 
 def test_too_few_open_files_are_refused_before_any_worker_starts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,11 +35,13 @@ def test_device_counts_equal_the_cpu_counts_on_real_text(small_corpus, tmp_path,
     assert abs(on_device - expected).max() < 1e-9 * expected.max()
 
 
-@pytest.mark.parametrize(("alpha", "shift"), [(1.0, 1.0), (0.75, 5.0)])
-def test_device_ppmi_equals_the_scipy_ppmi(alpha: float, shift: float) -> None:
+@pytest.mark.parametrize(("alpha", "shift", "symmetric"),
+                         [(1.0, 1.0, True), (0.75, 5.0, True), (0.75, 1.0, False)])
+def test_device_ppmi_equals_the_scipy_ppmi(alpha: float, shift: float, symmetric: bool) -> None:
     rng = np.random.default_rng(0)
     dense = rng.poisson(0.7, size=(30, 30)).astype(np.float64)
-    dense = dense + dense.T
+    # an asymmetric matrix tells the words' (rows) and contexts' (columns) totals apart
+    dense = dense + dense.T if symmetric else dense * np.arange(1, 31)[None, :]
     coo = sp.coo_matrix(dense)
     keys = torch.as_tensor(coo.row.astype(np.int64) * 30 + coo.col)
     order = torch.argsort(keys)

@@ -61,11 +61,13 @@ def test_c_counter_equals_numpy_counter_on_real_text(small_corpus, tmp_path) -> 
         assert abs(fast - reference).max() < 1e-9 * reference.max()
 
 
-@pytest.mark.parametrize(("alpha", "shift"), [(1.0, 1.0), (0.75, 1.0), (0.75, 5.0)])
-def test_ppmi_equals_dense_float64_formula(alpha, shift) -> None:
+@pytest.mark.parametrize(("alpha", "shift", "symmetric"),
+                         [(1.0, 1.0, True), (0.75, 1.0, True), (0.75, 5.0, True), (0.75, 1.0, False)])
+def test_ppmi_equals_dense_float64_formula(alpha, shift, symmetric) -> None:
+    """Rows are words and columns contexts: an asymmetric matrix tells their totals apart."""
     rng = np.random.default_rng(0)
     dense = rng.poisson(0.7, size=(30, 30)).astype(np.float64)
-    dense = dense + dense.T
+    dense = dense + dense.T if symmetric else dense * np.arange(1, 31)[None, :]
     result = ppmi(sp.csr_matrix(dense), cds_alpha=alpha, shift=shift).toarray()
     context = dense.sum(0) ** alpha
     with np.errstate(divide="ignore"):
@@ -110,7 +112,7 @@ def test_truncated_svd_matches_exact_singular_values(solver) -> None:
     np.testing.assert_allclose(u, exact_signed, atol=2e-3)
 
 
-def test_eigenvalue_weighting_and_quality(small_corpus) -> None:
+def test_eigenvalue_weighting_and_quality(small_corpus, monkeypatch) -> None:
     source = CorpusSource(str(small_corpus))
     base = LSAConfig(dim=40, min_count=3, eig_power=0.0)
     flat, vocab, report = train_lsa(source, base)
@@ -118,6 +120,21 @@ def test_eigenvalue_weighting_and_quality(small_corpus) -> None:
     # U S^1 / U S^0 gives each column's singular value, largest first
     ratio = np.linalg.norm(weighted.vectors, axis=0) / np.linalg.norm(flat.vectors, axis=0)
     assert np.all(np.diff(ratio) <= 1e-3) and ratio[0] > ratio[-1]
+    from nlp182.embeddings import lsa
+
+    found = []
+    real_svd = lsa.truncated_svd
+
+    def recording(*args: object) -> tuple[np.ndarray, np.ndarray]:
+        u, s = real_svd(*args)
+        found.append(s)
+        return u, s
+
+    monkeypatch.setattr(lsa, "truncated_svd", recording)
+    halved, _, _ = train_lsa(source, LSAConfig(dim=40, min_count=3, eig_power=0.5))  # the default: S^0.5
+    root = np.linalg.norm(halved.vectors, axis=0) / np.linalg.norm(flat.vectors, axis=0)
+    np.testing.assert_allclose(ratio, found[0], rtol=1e-4)  # each column times its singular value
+    np.testing.assert_allclose(root, np.sqrt(found[0]), rtol=1e-4)
     assert flat.words == vocab.words and report.nonzeros > 0
     stages = report.encode_seconds + report.count_seconds + report.ppmi_seconds + report.svd_seconds
     assert report.seconds == pytest.approx(stages)

@@ -195,3 +195,19 @@ def test_an_empty_batch_leaves_the_baseline_alone() -> None:
     after = loss_fn(log_prob, torch.full((4,), 3.0), torch.zeros(4))
     after.backward()
     assert torch.isfinite(after) and torch.allclose(log_prob.grad, torch.full((4,), -2.0 / 4))
+
+
+def test_the_reward_baseline_moves_by_one_minus_momentum_toward_each_mean_reward() -> None:
+    """``b <- momentum * b + (1 - momentum) * mean(reward)`` at the default momentum 0.9 (a swap of the
+    two weights is invisible at 0.5): the first call starts it at the mean, and the second call's
+    loss is measured against it."""
+    loss_fn = ReinforceLoss(entropy_weight=0.0)
+    log_prob = torch.zeros(4, 1, dtype=torch.float64, requires_grad=True)
+    zero = torch.zeros(4, 1, dtype=torch.float64)
+    loss_fn(log_prob, torch.tensor([[1.0], [2.0], [3.0], [6.0]], dtype=torch.float64), zero)
+    assert float(loss_fn.baseline) == pytest.approx(3.0)
+    second = torch.tensor([[5.0], [5.0], [7.0], [7.0]], dtype=torch.float64)
+    loss = loss_fn(log_prob, second, zero)
+    (grad,) = torch.autograd.grad(loss, log_prob)
+    torch.testing.assert_close(grad, -(second - 3.0) / 4)  # against the baseline before this call
+    assert float(loss_fn.baseline) == pytest.approx(0.9 * 3.0 + 0.1 * 6.0)

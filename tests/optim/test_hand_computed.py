@@ -14,6 +14,7 @@ from nlp182.optim import (
     SGD,
     Adam,
     Cosine,
+    CyclicCosine,
     ExponentialDecay,
     GradientNoise,
     InverseSqrtDecay,
@@ -365,6 +366,30 @@ def test_a_schedule_resumed_for_a_longer_run_decays_over_the_new_length() -> Non
         longer.step()
         expected = 0.5 * (1 + math.cos(math.pi * (step - 2) / 20))
         assert longer_opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_cyclic_cosine_cycles_take_the_ceiling_of_steps_over_cycles() -> None:
+    """10 steps in 3 cycles are cycles of 4 steps (the last one cut short): the rate is back at its
+    base at steps 4 and 8."""
+    opt = SGD([_param([0.0])], lr=1.0)
+    schedule = CyclicCosine(opt, total_steps=10, cycles=3)
+    rates = []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    expected = [0.5 * (1 + math.cos(math.pi * (t % 4) / 4)) for t in range(10)]
+    assert rates == pytest.approx(expected, abs=1e-12)
+
+
+def test_clipping_leaves_a_gradient_below_max_norm_as_it_is() -> None:
+    """Only a norm above ``max_norm`` is scaled down (torch's rule); a smaller one is not scaled up."""
+    mine, theirs = _param([0.0, 0.0, 0.0]), _param([0.0, 0.0, 0.0])
+    mine.grad = torch.tensor([0.3, -0.4, 0.0], dtype=torch.float64)
+    theirs.grad = mine.grad.clone()
+    total = clip_grad_norm_([mine], max_norm=1.0)
+    assert float(total) == pytest.approx(0.5) == float(torch.nn.utils.clip_grad_norm_([theirs], max_norm=1.0))
+    assert mine.grad.tolist() == [0.3, -0.4, 0.0] and torch.equal(mine.grad, theirs.grad)
 
 
 def test_a_chained_schedule_resumes_as_torch_s_and_a_fresh_optimizer_steps_at_the_saved_rate() -> None:

@@ -30,6 +30,8 @@ def test_fan_in_linear_and_conv_match_torch():
         (xavier_uniform_, 2 / (144 + 9 * 512)),
         (he_normal_, 2 / 144),
         (he_uniform_, 2 / 144),
+        (lambda w: he_normal_(w, negative_slope=0.5), 2 / (1.25 * 144)),  # leaky ReLU: 2 / ((1 + a^2) F_in)
+        (lambda w: he_uniform_(w, negative_slope=0.5), 2 / (1.25 * 144)),
         (lambda w: xavier_normal_(w, mode="fan_in"), 1 / 144),  # the course's derivation
         (lambda w: xavier_uniform_(w, mode="fan_in"), 1 / 144),
         (lambda w: fixed_normal_(w, 0.01), 1e-4),

@@ -191,3 +191,13 @@ def test_a_lone_example_is_refused_with_a_remedy_that_applies() -> None:
     with pytest.raises(ShapeError, match="track_running_stats=False") as refused:
         untracked(torch.randn(1, 4))
     assert "model.eval()" not in str(refused.value)
+
+
+def test_a_seeded_generator_gives_the_same_dropout_mask_and_another_seed_another() -> None:
+    x = torch.ones(1000)
+    first = dropout(x, 0.5, generator=torch.Generator().manual_seed(7))
+    again = dropout(x, 0.5, generator=torch.Generator().manual_seed(7))
+    other = dropout(x, 0.5, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    torch.manual_seed(0)  # the global stream plays no part
+    assert torch.equal(dropout(x, 0.5, generator=torch.Generator().manual_seed(7)), first)

@@ -96,6 +96,25 @@ def test_newton_solves_a_quadratic_in_one_step() -> None:
     assert opt.last_step_length == 1.0
 
 
+def test_newton_damping_and_backtracking_take_their_values_as_given() -> None:
+    """Damping adds ``damping * I`` (0.3, not its square); the line search multiplies the step by
+    ``backtrack`` until Armijo's ``f(x + t d) <= f(x) + c t g.d`` holds. On ``sqrt(1 + x^2)`` from
+    2 the Newton direction is -10 exactly; with ``c = 0.5`` and ``backtrack = 0.3``, t = 1 and 0.3
+    fail and t = 0.09 passes."""
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    a, b = q @ q.T + 0.1 * torch.eye(4, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+    w = _param([0.0] * 4)
+    Newton([w], damping=0.3, line_search=False).step(lambda p: 0.5 * p[0] @ a @ p[0] - b @ p[0])
+    torch.testing.assert_close(w.detach(), torch.linalg.solve(a + 0.3 * torch.eye(4, dtype=torch.float64), b),
+                               rtol=0, atol=1e-12)
+    x = _param([2.0])
+    opt = Newton([x], armijo_c=0.5, backtrack=0.3)
+    opt.step(lambda p: torch.sqrt(1 + p[0] ** 2).sum())
+    assert opt.last_step_length == pytest.approx(0.09, rel=1e-12)
+    assert float(x.detach()) == pytest.approx(2.0 - 0.09 * 10.0, rel=1e-10)
+
+
 def test_newton_goes_to_the_saddle_that_gradient_descent_escapes() -> None:
     def saddle(p: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = p[0][0], p[0][1]

@@ -276,20 +276,23 @@ def _best(total: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``m`` best scores of each row of ``total`` ``(B, N)`` and their columns, best first, tied
     scores by column, as a stable sort would rank them (and as Greedy's argmax takes the first of
     tied tokens: an untrained model's logits tie everywhere). ``topk`` picks and orders ties as it
-    likes; a full sort costs 60 times ``topk`` over 5 beams of an 8,000-word vocabulary. A NaN
+    likes, and a full sort costs 60 times ``topk`` over 5 beams of an 8,000-word vocabulary: one
+    ``topk`` of ``m + 1`` shows whether a tie crosses the cut (its last two scores are equal), and
+    only then are the rows scanned for the lowest tied columns. A NaN
     score (a broken model's) ranks last, as ``-inf``: ``topk`` would take it first."""
-    values, index = total.topk(m, dim=1)
+    wider = min(m + 1, total.shape[1])  # one more: a tie across the cut shows as equal m-th and (m+1)-th
+    values, index = total.topk(wider, dim=1)
     if bool(values.isnan().any()):  # topk puts NaN first: a row holding one shows it here
         total = total.masked_fill(total.isnan(), float("-inf"))
-        _, index = total.topk(m, dim=1)
-    cut = total.gather(1, index[:, -1:])
-    if bool(((total >= cut).sum(1) > m).any()):  # scores tied at the cut: the lowest columns go in
+        values, index = total.topk(wider, dim=1)
+    cut = values[:, m - 1 : m]
+    if wider > m and bool((values[:, m] == values[:, m - 1]).any()):  # the lowest tied columns go in
         above = total > cut
         room = m - above.sum(1, keepdim=True)
         tied = total == cut
         index = (above | (tied & (tied.cumsum(1) <= room))).nonzero()[:, 1].view(total.shape[0], m)
     else:
-        index = index.sort(dim=1).values
+        index = index[:, :m].sort(dim=1).values
     scores = total.gather(1, index)
     order = scores.sort(dim=1, descending=True, stable=True).indices  # by column among equal scores
     return scores.gather(1, order), index.gather(1, order)

@@ -228,6 +228,6 @@ def test_the_best_extensions_are_a_stable_sort_s_first_ones_ties_included() -> N
     broken[3, ::3] = float("nan")  # a broken model's scores, beside rows that tie
     for total in (torch.randn(6, 40), rounded, rounded.double(), broken):
         expected = total.masked_fill(total.isnan(), float("-inf")).sort(dim=1, descending=True, stable=True)
-        for m in (1, 4, 10):
+        for m in (1, 4, 10, 40):
             scores, index = _best(total, m)
             assert torch.equal(index, expected.indices[:, :m]) and torch.equal(scores, expected.values[:, :m])

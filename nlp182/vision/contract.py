@@ -54,6 +54,7 @@ class VisionModel(nn.Module, ABC):
     num_features: int
     classifier_name: str = "fc"
     per_pixel: bool = False  # a segmenter: its classifier is a 1x1 convolution over the map
+    classifier_bias: bool = True  # whether a classifier made by reset_classifier has a bias
 
     @property
     def head_hidden_size(self) -> int:
@@ -100,8 +101,10 @@ class VisionModel(nn.Module, ABC):
         new = classifier_layer(self.num_features if self.per_pixel else self.head_hidden_size, num_classes,
                                self.per_pixel)
         old = self.get_classifier()
+        if isinstance(old, nn.Linear | nn.Conv2d):  # remembered through a reset to no classifier
+            self.classifier_bias = old.bias is not None
         if isinstance(new, nn.Linear | nn.Conv2d):
-            if isinstance(old, nn.Linear | nn.Conv2d) and old.bias is None:
+            if not self.classifier_bias:
                 new.bias = None
             like = next(self.parameters())
             new = new.to(device=like.device, dtype=like.dtype)

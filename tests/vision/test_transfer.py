@@ -123,3 +123,11 @@ def test_every_trainable_parameter_is_in_one_group_and_a_frozen_model_pickles():
     loaded = torch.load(buffer, weights_only=False).train()
     loaded(torch.randn(2, 1, 5, 5))
     assert not loaded[1].training  # the frozen statistics still hold after the round trip
+
+
+def test_a_bias_free_head_stays_bias_free_through_a_reset_to_no_classifier() -> None:
+    model = vgg16(num_classes=4, width=0.0625, hidden=8)
+    model.classifier[7] = torch.nn.Linear(8, 4, bias=False)
+    model.reset_classifier(0)
+    model.reset_classifier(7)
+    assert model.get_classifier().bias is None and model.num_classes == 7

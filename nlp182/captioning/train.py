@@ -48,9 +48,7 @@ from nlp182.train.checkpoint import list_checkpoints
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
 from nlp182.train.run import (
     CHOSEN_FILE,
-    DATA_FILE,
     check_same_data,
-    data_digest,
     incomplete_dir,
     resumable_run,
     resumed_choices,
@@ -246,7 +244,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
     with resumable_run(out_dir, resume, overwrite) as staging:
         described = [[(str(item.image) if isinstance(item.image, Path) else item.name, item.captions)
                       for item in split] for split in (train_items, splits["valid"], splits["test"])]
-        check_same_data(staging, data_digest(described), resumed, config.data)
+        check_same_data(staging, described, resumed, config.data)
         if resumed:
             vocab = CaptionVocab.load(staging / "vocab.txt")
             chosen = resumed_choices(staging, given)
@@ -359,8 +357,7 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
         captioner.save(staging)
         # which holds chosen and pretraining
         atomic_write_json(staging / "metrics.json", {**metrics, "written_by": written_by()})
-        for done in (CHOSEN_FILE, PRETRAINING_FILE, DATA_FILE):
-            (staging / done).unlink(missing_ok=done == DATA_FILE)  # a run staged before digests lacks it
+        (staging / PRETRAINING_FILE).unlink()
         _curves(history, staging)
         shown = slice(config.num_overlays)
         write_overlays(captioner, beam[shown], splits["test"][shown], staging / "overlays")

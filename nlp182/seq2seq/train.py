@@ -39,9 +39,7 @@ from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
 from nlp182.train.run import (
     CHOSEN_FILE,
-    DATA_FILE,
     check_same_data,
-    data_digest,
     incomplete_dir,
     resumable_run,
     resumed_choices,
@@ -338,7 +336,7 @@ def _train(
     names = config.metric_names()
     monitor_mode = "min" if names[0] in ERROR_METRICS else "max"
     with resumable_run(out_dir, resume, overwrite) as staging:
-        check_same_data(staging, data_digest([train_pairs, valid_pairs, test_pairs]), resumed, config.data)
+        check_same_data(staging, [train_pairs, valid_pairs, test_pairs], resumed, config.data)
         atomic_write_json(staging / CHOSEN_FILE, chosen)
         if resume and (staging / "source_tokenizer.json").is_file():
             translator = Translator.load(staging, device="cpu", weights=False)
@@ -433,8 +431,6 @@ def _train(
         }
         translator.save(staging)
         atomic_write_json(staging / "metrics.json", {**metrics, "written_by": written_by()})  # holds chosen
-        (staging / CHOSEN_FILE).unlink()
-        (staging / DATA_FILE).unlink(missing_ok=True)  # a run staged before digests lacks it
         for index, translation in enumerate(drawn[: config.num_heatmaps]):
             translation.save_heatmap(Path(staging) / "heatmaps" / f"test-{index}.png")
     if test:

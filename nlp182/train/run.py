@@ -64,7 +64,8 @@ def check_finished(run: Path, command: str) -> None:
         )
 
 
-def _has_checkpoints(folder: Path) -> bool:
+def has_checkpoints(folder: Path) -> bool:
+    """Whether the staged run ``folder`` holds a checkpoint to resume from."""
     return any(folder.rglob("step-*.safetensors"))
 
 
@@ -85,7 +86,7 @@ def resumed_choices(staged: Path, typed: Collection[str] | None) -> dict[str, An
 DATA_FILE = "data.json"
 
 
-def data_digest(splits: Sequence[Iterable[Any]]) -> dict[str, Any]:
+def _data_digest(splits: Sequence[Iterable[Any]]) -> dict[str, Any]:
     """A digest of a run's data: the SHA-256 of its splits' items (each as JSON, in order) and the
     number of items in each split."""
     digest, counts = hashlib.sha256(), []
@@ -100,11 +101,12 @@ def data_digest(splits: Sequence[Iterable[Any]]) -> dict[str, Any]:
     return {"sha256": digest.hexdigest(), "items": counts}
 
 
-def check_same_data(staging: Path, digest: dict[str, Any], resumed: bool, source: str) -> None:
-    """Record the data ``digest`` in a fresh run's ``staging`` folder; refuse to resume a run whose
-    data (read again from ``source``) is no longer what it started with: the run would go on
-    training its model, vocabulary and schedule on other data without a word. A run staged
-    without a digest is resumed unchecked."""
+def check_same_data(staging: Path, splits: Sequence[Iterable[Any]], resumed: bool, source: str) -> None:
+    """Record a digest of the data ``splits`` (items JSON can write) in a fresh run's ``staging``
+    folder; refuse to resume a run whose data (read again from ``source``) is no longer what it
+    started with: the run would go on training its model, vocabulary and schedule on other data
+    without a word. A run staged without a digest is resumed unchecked."""
+    digest = _data_digest(splits)
     path = staging / DATA_FILE
     if resumed and path.is_file():
         saved = read_json(path)
@@ -205,7 +207,8 @@ def resumable_run(
     """Yield the staging folder of ``out_dir``; move it into place on success, keep it otherwise.
     ``out_dir`` follows the run-folder contract (:func:`~nlp182.io.check_run_folder`), before the
     run and again before the move: a file, or a folder of other files, is never replaced, and an
-    earlier run only with ``overwrite``. The whole run holds ``out_dir``'s lock
+    earlier run only with ``overwrite``. The files only a resume reads (:data:`CHOSEN_FILE`,
+    :data:`DATA_FILE`) are removed before the move. The whole run holds ``out_dir``'s lock
     (:func:`_only_writer`). One process writes a staged run: under ``torchrun`` every process would
     stage and write the same one, so that is refused."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -223,7 +226,7 @@ def _staged_run(out_dir: Path, resume: bool, overwrite: bool) -> Iterator[Path]:
     if resume and not staging.is_dir():
         raise MissingFileError(f"nothing to resume: {staging} does not exist (it holds an interrupted run)")
     if not resume and staging.exists():
-        if _has_checkpoints(staging):
+        if has_checkpoints(staging):
             raise InvalidInputError(
                 f"{staging} holds an interrupted run with checkpoints; pass --resume to continue it, "
                 "or delete that folder to start over"
@@ -234,7 +237,7 @@ def _staged_run(out_dir: Path, resume: bool, overwrite: bool) -> Iterator[Path]:
     try:
         yield staging
     except Exception:
-        if _has_checkpoints(staging) or resume:
+        if has_checkpoints(staging) or resume:
             log.warning("the unfinished run is kept in %s", staging)
         else:  # an error before the first checkpoint (a misspelt setting): nothing to resume
             shutil.rmtree(staging, ignore_errors=True)
@@ -242,6 +245,8 @@ def _staged_run(out_dir: Path, resume: bool, overwrite: bool) -> Iterator[Path]:
     except BaseException:  # Ctrl-C, SIGTERM: kept, to resume
         log.warning("the unfinished run is kept in %s", staging)
         raise
+    for bookkeeping in (CHOSEN_FILE, DATA_FILE):  # what a resume reads: not part of the finished run
+        (staging / bookkeeping).unlink(missing_ok=True)
     try:
         check_run_folder(out_dir, overwrite)  # still replaceable after the work?
     except OutputError:

@@ -233,27 +233,32 @@ def add_resume_flag(parser: argparse.ArgumentParser) -> None:
 
 def interrupted(command: str, out: str) -> None:
     """Tell the user on stderr where the interrupted run is kept and the command that resumes it."""
-    from nlp182.train.run import incomplete_dir
+    from nlp182.train.run import has_checkpoints, incomplete_dir
 
     staged = incomplete_dir(out)
-    if any(staged.rglob("step-*.safetensors")):
+    if has_checkpoints(staged):
         kept = f"interrupted; the run and its checkpoints are kept in {staged}"
     else:
         kept = (f"interrupted before the first checkpoint; the run's settings are kept in {staged} "
                 "(resuming starts its training over with them)")
-    print(f"{kept}. Resume with:\n  nlp182 {command} --out {out} --resume", file=sys.stderr)
+    print(f"{kept}. Resume with:{_resume_line(command, out)}", file=sys.stderr)
 
 
 def kept_after_error(command: str, out: str) -> None:
     """After an error of the machine (a full disk, a lost mount), tell the user on stderr that the
     run's checkpoints are kept and the command that resumes it once the cause is fixed (nothing
     when there is no checkpoint to resume from)."""
-    from nlp182.train.run import incomplete_dir
+    from nlp182.train.run import has_checkpoints, incomplete_dir
 
     staged = incomplete_dir(out)
-    if staged.is_dir() and any(staged.rglob("step-*.safetensors")):
-        print(f"the run and its checkpoints are kept in {staged}; once the cause is fixed, resume with:\n"
-              f"  nlp182 {command} --out {out} --resume", file=sys.stderr)
+    if has_checkpoints(staged):
+        print(f"the run and its checkpoints are kept in {staged}; once the cause is fixed, resume with:"
+              f"{_resume_line(command, out)}", file=sys.stderr)
+
+
+def _resume_line(command: str, out: str) -> str:
+    """The indented line of the command that resumes the run staged for ``out``."""
+    return f"\n  nlp182 {command} --out {out} --resume"
 
 
 def add_overwrite_flag(

@@ -274,9 +274,8 @@ def remember_given(config_class: type) -> type:
     what the original was given; ``dataclasses.replace`` passes every setting to the constructor,
     so its result remembers the original's and those whose value it changed (a setting passed to
     ``replace`` at the value it already had cannot be told from one left alone: give it to the
-    constructor). Kept beside the
-    object, not in its ``__dict__``: ``Config(**vars(config))`` would pass it back as a setting.
-    Read it with :func:`given_settings`."""
+    constructor). Kept beside the object, not in its ``__dict__``: ``Config(**vars(config))`` would
+    pass it back as a setting. Read it with :func:`given_settings`."""
     init = config_class.__init__
     names = [item.name for item in dataclasses.fields(config_class) if item.init]
 

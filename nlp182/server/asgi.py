@@ -15,10 +15,10 @@ connection.
 The bodies a worker holds at once are bounded too, by ``buffered_body_bytes``: otherwise slow
 clients that each declare a body of ``max_body_bytes`` and send part of it would make the worker
 hold ``max_body_bytes`` for each of them (300 such connections took one worker from 73 MB to 376
-MB). A request holds its share from its body's first byte until the app has answered it: its whole
-``Content-Length`` at once, or, for a chunked body, each chunk as it comes. One that would take the
-worker's total past the budget is answered 503 at once, with ``Retry-After`` and the connection
-closed, its body left unread; the app is never called.
+MB). A request holds each chunk of its body as it arrives, whatever its ``Content-Length``
+declares, until the app has answered it. One whose next chunk would take the worker's total past
+the budget is answered 503 at once, with ``Retry-After`` and the connection closed, the rest of
+its body left unread; the app is never called.
 
 With ``access_log``, each answer is one line of the ``nlp182.server.access`` logger: gunicorn's
 default access format (client, time, request line, status, body bytes, referrer, user agent) and

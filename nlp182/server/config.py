@@ -201,11 +201,11 @@ class ServeConfig:
         batch_max: see ``AppConfig``.
         max_k, max_batch, max_results, max_analogy_words, max_body_bytes: see ``Limits``.
         ef_search, nprobe: see ``AppConfig``.
-        buffered_body_bytes: the most bytes of request bodies a worker holds at once, from a
-            body's first byte until the app has answered it (at least ``max_body_bytes``). Each
-            worker reads whole bodies before the app sees them, so without it slow clients that
-            declare large bodies make it hold ``max_body_bytes`` per connection; a request that
-            would pass it gets 503 with ``Retry-After`` at once, its body unread.
+        buffered_body_bytes: the most bytes of request bodies a worker holds at once, counted as
+            they arrive, until the app has answered (at least ``max_body_bytes``). Each worker
+            reads whole bodies before the app sees them, so without it slow clients that send
+            large bodies make it hold ``max_body_bytes`` per connection; a request whose next bytes
+            would pass it gets 503 with ``Retry-After`` at once, the rest of its body unread.
         allowed_hosts: comma-separated ``Host`` names the API answers (see ``AppConfig``); empty
             (default): the bind address and the loopback names.
         access_log: log every request to stderr.

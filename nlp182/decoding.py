@@ -278,8 +278,8 @@ def _best(total: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     tied tokens: an untrained model's logits tie everywhere). ``topk`` picks and orders ties as it
     likes, and a full sort costs 60 times ``topk`` over 5 beams of an 8,000-word vocabulary: one
     ``topk`` of ``m + 1`` shows whether a tie crosses the cut (its last two scores are equal), and
-    only then are the rows scanned for the lowest tied columns. A NaN
-    score (a broken model's) ranks last, as ``-inf``: ``topk`` would take it first."""
+    only then are the rows scanned for the lowest tied columns. A NaN score (a broken model's)
+    ranks last, as ``-inf``: ``topk`` would take it first."""
     wider = min(m + 1, total.shape[1])  # one more: a tie across the cut shows as equal m-th and (m+1)-th
     values, index = total.topk(wider, dim=1)
     if bool(values.isnan().any()):  # topk puts NaN first: a row holding one shows it here

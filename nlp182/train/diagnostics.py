@@ -86,22 +86,13 @@ def empty_share(outputs: Sequence[str]) -> float:
 def kept_empty_outputs(
     history: Sequence[dict[str, Any]], best_epoch: int | None, inputs: int, what: str
 ) -> str | None:
-    """:func:`empty_outputs`' warning for the kept epoch (``best_epoch``, 1-based, as in the records),
-    from the :data:`EMPTY_KEY` share its validation of ``inputs`` inputs recorded."""
+    """A warning when the kept epoch (``best_epoch``, 1-based, as in the records) gave empty outputs
+    for any of its ``inputs`` validation inputs, read from the :data:`EMPTY_KEY` share its record
+    holds; None when it gave none, or nothing was kept or recorded."""
     record = next((r for r in history if r.get("epoch") == best_epoch and EMPTY_KEY in r), None)
-    if record is None:
-        return None
-    return _empty_warning(round(record[EMPTY_KEY] * inputs), inputs, what)
-
-
-def empty_outputs(outputs: Sequence[str], what: str) -> str | None:
-    """A warning when any of ``outputs`` (the kept model's validation outputs) is empty."""
-    return _empty_warning(sum(not text.strip() for text in outputs), len(outputs), what)
-
-
-def _empty_warning(empty: int, total: int, what: str) -> str | None:
+    empty = 0 if record is None else round(record[EMPTY_KEY] * inputs)
     if not empty:
         return None
-    return f"the kept model outputs an empty {what} for {empty} of {total} validation inputs" + (
-        " (all of them: it says nothing)" if empty == total else ""
+    return f"the kept model outputs an empty {what} for {empty} of {inputs} validation inputs" + (
+        " (all of them: it says nothing)" if empty == inputs else ""
     )

@@ -99,8 +99,18 @@ def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
 
 
 def tokens(tokenizer: Tokenizer, ids: Sequence[int]) -> list[str]:
-    """The token strings of ``ids`` as stored (``▁`` marks a preceding space)."""
-    return [tokenizer.id_to_token(int(token_id)) for token_id in ids]
+    """The token strings of ``ids`` as stored (``▁`` marks a preceding space).
+
+    Raises:
+        InvalidInputError: an id the tokenizer does not have (ids from another tokenizer).
+    """
+    found = [tokenizer.id_to_token(int(token_id)) for token_id in ids]
+    if None in found:
+        unknown = int(ids[found.index(None)])
+        raise InvalidInputError(
+            f"token id {unknown} is not in this tokenizer's vocabulary of {tokenizer.get_vocab_size()}"
+        )
+    return found
 
 
 def display_token(token: str) -> str:

@@ -58,6 +58,16 @@ def test_digits_are_split_and_unknown_words_map_to_unk() -> None:
     assert tokens(joined, encode(joined, ["2018-05-09"])[0]) == ["▁2018", "-", "05", "-", "09"]
 
 
+def test_token_strings_of_an_id_the_tokenizer_lacks_are_refused() -> None:
+    """Ids from a larger tokenizer gave ``None`` strings that failed later, far from the cause."""
+    tokenizer = train_tokenizer(["the cat"], kind="word")
+    size = tokenizer.get_vocab_size()
+    assert tokens(tokenizer, [UNK_ID, size - 1]) == ["<unk>", tokenizer.id_to_token(size - 1)]
+    refusal = f"token id {size + 5} is not in this tokenizer's vocabulary of {size}"
+    with pytest.raises(InvalidInputError, match=refusal):
+        tokens(tokenizer, [BOS_ID, size + 5])
+
+
 def test_lowercase_and_vocab_size_options() -> None:
     lower = train_tokenizer(["May may MAY"], lowercase=True)
     assert len(set(encode(lower, ["May may MAY"])[0])) == 1

@@ -124,7 +124,9 @@ def _upright(image: PILImage.Image) -> PILImage.Image:
         return image
 
 
-def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: str = "") -> PILImage.Image:
+def decode_image(
+    path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS, where: str = ""
+) -> PILImage.Image:
     """Read the whole image file ``path`` as an RGB Pillow image, turned upright by its EXIF
     orientation, with one-line errors.
 
@@ -174,7 +176,7 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, where: st
         raise FileFormatError(f"{label} {path} cannot be read as an image ({reason})") from None
 
 
-def _resized_bytes(path: str | Path, size: int, max_pixels: int) -> torch.Tensor:
+def _resized_bytes(path: str | os.PathLike[str], size: int, max_pixels: int) -> torch.Tensor:
     """The image file resized to ``size x size`` (bilinear) as ``(3, size, size)`` uint8."""
     from PIL import Image
 
@@ -187,7 +189,7 @@ def _unit_floats(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.float() / 255.0
 
 
-def load_image(path: str | Path, size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
+def load_image(path: str | os.PathLike[str], size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
     """Read an image file with Pillow as RGB, resize to ``size x size`` (bilinear): ``(3, size, size)``
     floats in ``[0, 1]``.
 

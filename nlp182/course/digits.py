@@ -30,7 +30,9 @@ def digits_datasets(valid_fraction: float = 0.2, seed: int = 0) -> tuple[TensorD
     return TensorDataset(x[train], y[train]), TensorDataset(x[valid], y[valid])
 
 
-def classification_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]):
+def classification_loss(
+    model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of ``model(x)`` (logits ``(B, C)``) against ``y`` ``(B,)``, plus the accuracy."""
     x, y = batch
     logits = model(x)

@@ -158,6 +158,7 @@ class Vectors:
 
     @property
     def dim(self) -> int:
+        """The vectors' dimension ``D``."""
         return int(self.vectors.shape[1])
 
     @property
@@ -568,17 +569,21 @@ class Vectors:
         )
         return self._answer(found[0])
 
-    def similar_by_key(self, key: Key, topn: int | None = 10, restrict_vocab: int | None = None) -> Answer:
-        """``most_similar([key])``."""
+    def similar_by_key(
+        self, key: Key, topn: int | None = 10, restrict_vocab: int | None = None
+    ) -> Answer | np.ndarray:
+        """``most_similar([key])``: ``(key, score)`` pairs, or every score ``(N,)`` for ``topn=None``."""
         return self.most_similar(positive=[key], topn=topn, restrict_vocab=restrict_vocab)
 
-    def similar_by_word(self, word: Key, topn: int | None = 10, restrict_vocab: int | None = None) -> Answer:
+    def similar_by_word(
+        self, word: Key, topn: int | None = 10, restrict_vocab: int | None = None
+    ) -> Answer | np.ndarray:
         """``most_similar([word])`` (gensim's name for :meth:`similar_by_key`)."""
         return self.similar_by_key(word, topn, restrict_vocab)
 
     def similar_by_vector(
         self, vector: np.ndarray, topn: int | None = 10, restrict_vocab: int | None = None
-    ) -> Answer:
+    ) -> Answer | np.ndarray:
         """Keys closest (cosine) to a raw ``(D,)`` vector; nothing is left out."""
         return self.most_similar(positive=[np.asarray(vector)], topn=topn, restrict_vocab=restrict_vocab)
 

@@ -163,7 +163,7 @@ class Translator:
 
     def decode_ids(
         self,
-        source_ids: Sequence[Sequence[int]],
+        source_ids: Sequence[Sequence[int]] | torch.Tensor | np.ndarray,
         beam_width: int | None = None,
         max_len: int | None = None,
         length_penalty: float | None = None,

@@ -117,6 +117,7 @@ def build(out: str | Path) -> WrittenCorpus:
 
 
 def main() -> int:
+    """Build the corpus from the command line; return the exit status."""
     parser = argparse.ArgumentParser(description="Build the Debian-package English corpus.")
     parser.add_argument("--out", default="corpora/debian.txt")
     parser.add_argument("--packages", action="store_true", help="print the packages to install and exit")

@@ -426,6 +426,7 @@ class EvaluationFiles:
 
     @classmethod
     def in_folder(cls, folder: str | os.PathLike[str]) -> EvaluationFiles:
+        """The three sets under the names `nlp182 corpus prepare` writes into ``folder``."""
         folder = Path(folder)
         return cls(folder / "wordsim353.tsv", folder / "simlex999.txt", folder / "questions-words.txt")
 

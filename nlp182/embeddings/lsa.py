@@ -290,6 +290,7 @@ class LSAReport:
 
     @property
     def seconds(self) -> float:
+        """Wall time of the four stages together: encoding, counting, PPMI and the SVD."""
         return self.encode_seconds + self.count_seconds + self.ppmi_seconds + self.svd_seconds
 
 

@@ -59,6 +59,7 @@ class Rows:
 
     @property
     def dim(self) -> int:
+        """The rows' dimension ``D``."""
         return int(self.matrix.shape[1])
 
     def unit(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -144,6 +144,7 @@ class Word2VecConfig:
         VocabConfig(self.min_count, self.max_vocab, self.sample)  # validates those three
 
     def vocab_config(self) -> VocabConfig:
+        """The vocabulary settings among these: ``min_count``, ``max_vocab`` and ``sample``."""
         return VocabConfig(min_count=self.min_count, max_vocab=self.max_vocab, sample=self.sample)
 
 

@@ -144,6 +144,7 @@ class StepDecay(ClosedFormSchedule):
         super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
+        """``γ^⌊t / step_size⌋``."""
         return _power(self.gamma, t // self.step_size)
 
 
@@ -158,6 +159,7 @@ class ExponentialDecay(ClosedFormSchedule):
         super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
+        """``γ^t``."""
         return _power(self.gamma, t)
 
 
@@ -173,6 +175,7 @@ class InverseTimeDecay(ClosedFormSchedule):
         super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
+        """``1 / (1 + k t)``."""
         return 1.0 / (1.0 + self.k * t)
 
 
@@ -188,6 +191,7 @@ class InverseSqrtDecay(ClosedFormSchedule):
         super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
+        """``1 / √(1 + k t)``."""
         return 1.0 / math.sqrt(1.0 + self.k * t)
 
 
@@ -208,6 +212,7 @@ class Cosine(ClosedFormSchedule):
         super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
+        """The half cosine at ``t``, ``min_factor`` from ``total_steps`` on."""
         progress = min(t, self.total_steps) / self.total_steps
         return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -230,6 +235,7 @@ class CyclicCosine(ClosedFormSchedule):
         super().__init__(optimizer, warmup_steps, last_epoch)
 
     def decay(self, t: int) -> float:
+        """The cosine of the cycle ``t`` is in, restarted every ``period`` steps."""
         return 0.5 * (1.0 + math.cos(math.pi * (t % self.period) / self.period))
 
 

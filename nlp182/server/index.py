@@ -126,10 +126,12 @@ class SimilarityIndex:
 
     @property
     def kind(self) -> str:
+        """The FAISS index kind: ``flat``, ``hnsw`` or ``ivf``."""
         return str(self.meta["kind"])
 
     @property
     def dim(self) -> int:
+        """The indexed vectors' dimension ``D``."""
         return int(self.index.d)
 
     def __len__(self) -> int:

@@ -35,9 +35,11 @@ class LoadResult:
         return sum(count for status, count in self.statuses.items() if status >= 500)
 
     def p99_ms(self) -> float:
+        """The 99th percentile latency of 2xx answers in milliseconds (NaN with none)."""
         return float(np.percentile(self.latencies, 99) * 1000) if self.latencies else float("nan")
 
     def summary(self) -> dict:
+        """Requests, status counts, connection errors and p50/p99 latency, for a JSON report."""
         return {"requests": sum(self.statuses.values()), "statuses": dict(self.statuses),
                 "connection_errors": len(self.errors), "p50_ms": round(float(np.percentile(
                     self.latencies, 50) * 1000), 2) if self.latencies else None,

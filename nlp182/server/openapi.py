@@ -40,6 +40,7 @@ ERROR_REASONS = {
 
 
 def ref(name: str) -> dict[str, str]:
+    """A reference to the component schema ``name``."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 
@@ -50,6 +51,7 @@ def obj(required: list[str], additional: bool = False, **properties: Any) -> dic
 
 
 def query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    """A query-string parameter."""
     return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
 
 
@@ -92,6 +94,7 @@ class Operation:
 
 
 def json_response(schema: dict[str, Any], description: str, media: str = "application/json") -> dict:
+    """A response whose body follows ``schema`` in the ``media`` type."""
     return {"description": description, "content": {media: {"schema": schema}}}
 
 

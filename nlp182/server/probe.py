@@ -40,6 +40,7 @@ def fetch(base_url: str, path: str) -> tuple[int, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the probe; return the exit status above."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base_url", help="e.g. http://127.0.0.1:8182")
     parser.add_argument("path", help="e.g. '/v1/neighbors?word=king&k=10'")

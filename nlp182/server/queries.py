@@ -55,6 +55,7 @@ class QueryService:
 
     @property
     def dim(self) -> int:
+        """The served vectors' dimension ``D``."""
         return self.index.dim
 
     def _answers(self, found: list[tuple[np.ndarray, np.ndarray]]) -> list[Answer]:

@@ -74,6 +74,7 @@ def spec_settings(limits: Limits) -> dict[str, int]:
 
 
 def service() -> Service:
+    """The app's query service (vectors and index)."""
     return current_app.extensions["nlp182"]
 
 

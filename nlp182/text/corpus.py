@@ -104,6 +104,12 @@ class CorpusSource:
         return tokenizer_for(self.tokens)
 
     def resolved_format(self) -> str:
+        """The format to read: ``fmt`` itself, or for ``auto`` the one the file name (or every file
+        a glob matches) says, plain text when none does.
+
+        Raises:
+            InvalidInputError: an unknown format, or a glob matching files of several formats.
+        """
         if self.fmt not in SOURCE_FORMATS:
             raise InvalidInputError(
                 f"unknown corpus format {self.fmt!r}; use one of {', '.join(SOURCE_FORMATS)}"

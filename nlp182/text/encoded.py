@@ -116,10 +116,18 @@ class EncodedText:
 
     @property
     def total_tokens(self) -> int:
+        """Tokens in the token file, all sentences together (``starts[-1]``)."""
         return int(self.starts[-1])
 
     @classmethod
     def load(cls, folder: Path) -> EncodedText:
+        """The encoded corpus saved in ``folder``: its counts and sentence starts read, its token
+        file opened for reading in chunks.
+
+        Raises:
+            FileFormatError: files missing, unreadable, of another format version or not matching
+                each other (a cache entry to rebuild).
+        """
         try:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
             counts = np.load(folder / COUNTS_FILE, allow_pickle=False)

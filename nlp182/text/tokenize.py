@@ -121,6 +121,7 @@ class WhitespaceTokenizer(WordTokenizer):
 
     @property
     def signature(self) -> str:
+        """A string naming these rules (part of the encoded-corpus cache key)."""
         return "whitespace-v2"  # 2: a byte order mark is not part of the first word
 
     def normalize(self, text: str) -> str:
@@ -131,6 +132,7 @@ class WhitespaceTokenizer(WordTokenizer):
         return text.split()
 
     def block(self, text: str) -> list[str]:
+        """Words of many lines, each line's end marked by a ``LINE_BREAK`` item."""
         return _split_lines(text.split(LINE_BREAK), LINE_BREAK)
 
     def block_ascii(self, data: bytes) -> list[bytes]:

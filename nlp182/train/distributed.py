@@ -29,10 +29,12 @@ class DistContext:
 
     @property
     def is_distributed(self) -> bool:
+        """Whether more than one process trains."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the process that logs and writes files."""
         return self.rank == 0
 
 

@@ -35,9 +35,11 @@ class LogUniform:
             raise InvalidInputError(f"LogUniform needs 0 < low < high, got {self.low}, {self.high}")
 
     def sample(self, rng: random.Random) -> float:
+        """One value drawn with ``rng``."""
         return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
 
     def grid(self, n: int) -> list[float]:
+        """``n`` values evenly spaced in log scale, both ends included."""
         return np.geomspace(self.low, self.high, n).tolist()
 
     def narrowed(self, values: Sequence[float], margin: float) -> LogUniform:
@@ -60,12 +62,16 @@ class Uniform:
             raise InvalidInputError(f"Uniform needs low < high, got {self.low}, {self.high}")
 
     def sample(self, rng: random.Random) -> float:
+        """One value drawn with ``rng``."""
         return rng.uniform(self.low, self.high)
 
     def grid(self, n: int) -> list[float]:
+        """``n`` evenly spaced values, both ends included."""
         return np.linspace(self.low, self.high, n).tolist()
 
     def narrowed(self, values: Sequence[float], margin: float) -> Uniform:
+        """The range spanned by ``values`` widened by ``margin`` of its width (at least 5% of this
+        range), clipped to this one."""
         lo, hi = min(values), max(values)
         pad = max(margin * (hi - lo), 0.05 * (self.high - self.low))
         return Uniform(max(self.low, lo - pad), min(self.high, hi + pad))
@@ -82,12 +88,15 @@ class Choice:
             raise InvalidInputError("Choice needs at least one option")
 
     def sample(self, rng: random.Random) -> Any:
+        """One option drawn with ``rng``."""
         return rng.choice(self.options)
 
     def grid(self, n: int) -> list[Any]:
+        """Every option, whatever ``n``: a grid cannot thin discrete choices."""
         return list(self.options)
 
     def narrowed(self, values: Sequence[Any], margin: float) -> Choice:
+        """The options among ``values`` (``margin`` has no meaning for discrete options)."""
         return Choice(tuple(o for o in self.options if o in values))  # == : options may be lists
 
 

@@ -156,16 +156,20 @@ def test_fully_masked_rows_give_zeros_not_nan_everywhere() -> None:
 
 
 @pytest.mark.parametrize(("b", "tq", "tk"), [(2, 3, 5), (1, 6, 6), (3, 1, 4)])
-@pytest.mark.parametrize("self_attention", [False, True])
-def test_multihead_matches_torch_multihead_attention(b: int, tq: int, tk: int, self_attention: bool) -> None:
+@pytest.mark.parametrize("inputs", ["three", "self", "memory"])
+def test_multihead_matches_torch_multihead_attention(b: int, tq: int, tk: int, inputs: str) -> None:
+    """Three tensors, self-attention (q is k is v) and a decoder's cross-attention over one memory
+    (k is v, q another): each call takes its own path through the packed projection."""
     embed, heads = 12, 3
     reference = torch.nn.MultiheadAttention(embed, heads, batch_first=True)
     ours = MultiHeadAttention(embed, heads)
     ours.load_state_dict(reference.state_dict())
     q, k, v = (t.float().requires_grad_() for t in _inputs(b, tq, tk, embed, embed, embed))
-    if self_attention:
+    if inputs == "self":
         tk = tq
         k = v = q
+    elif inputs == "memory":
+        v = k
     lengths = torch.randint(1, tk + 1, (b,), generator=torch.Generator().manual_seed(3))
     lengths[0] = tk
     key_valid = padding_mask(lengths, tk)  # (B, 1, Tk)
@@ -387,6 +391,34 @@ def test_it_stands_in_for_self_attn_of_a_torch_transformer_layer_in_eval_too() -
         with torch.no_grad():
             torch.testing.assert_close(layer(x), reference(x), atol=1e-5, rtol=1e-5)
     assert len(calls) == 2  # the module ran in evaluation too, not PyTorch's fused path around it
+
+
+def test_multihead_drops_attention_weights_in_training_only() -> None:
+    """``dropout`` acts on the attention weights in training; in eval the output is torch's."""
+    torch.manual_seed(0)
+    reference = torch.nn.MultiheadAttention(8, 2, dropout=0.5, batch_first=True)
+    ours = MultiHeadAttention(8, 2, dropout=0.5)
+    ours.load_state_dict(reference.state_dict())
+    q, k, v = torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    reference.eval()
+    ours.eval()
+    torch.testing.assert_close(ours(q, k, v)[0], reference(q, k, v, need_weights=False)[0])
+    ours.train()
+    assert not torch.allclose(ours(q, k, v)[0], reference(q, k, v, need_weights=False)[0])
+
+
+def test_nested_cross_attention_masks_each_row_by_its_own_key_length() -> None:
+    """Nested queries and keys of different lengths: row ``i`` attends over its ``Tk_i`` keys, as
+    the same row alone does."""
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(8, 2).eval()
+    queries = [torch.randn(3, 8), torch.randn(1, 8)]
+    keys = [torch.randn(1, 8), torch.randn(4, 8)]
+    nested_keys = torch.nested.nested_tensor(keys)
+    context, _ = attention(torch.nested.nested_tensor(queries), nested_keys, nested_keys)
+    for query, key, row in zip(queries, keys, context.unbind(), strict=True):
+        alone, _ = attention(query[None], key[None], key[None])
+        torch.testing.assert_close(row, alone[0], atol=1e-5, rtol=1e-5)
 
 
 def test_it_stands_in_for_self_attn_in_a_built_encoder_fed_nested_tensors_in_eval() -> None:

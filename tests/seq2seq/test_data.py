@@ -6,8 +6,10 @@ import datetime as dt
 import re
 
 import pytest
+import torch
 
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.seq2seq.batching import make_loader
 from nlp182.seq2seq.data import MONTHS, date_pairs, date_splits, read_aligned_files, read_tsv, split_pairs
 
 
@@ -116,3 +118,16 @@ def test_pairs_that_share_a_source_stay_in_one_split_and_a_bom_is_not_text(tmp_p
     assert read_tsv(path, source_column="src", target_column="tgt") == [("abc", "cba")]
     path.write_bytes("\ufeffabc\tcba\n".encode())
     assert read_tsv(path) == [("abc", "cba")]
+
+
+def test_the_shuffled_loader_follows_its_own_seed_not_the_global_one() -> None:
+    """The batch order is the loader's seed's alone, so a run repeats and resumes mid-epoch
+    whatever else drew from torch's global generator."""
+    pairs = [([token], [token]) for token in range(4, 24)]
+
+    def order(global_seed: int, seed: int) -> list[int]:
+        torch.manual_seed(global_seed)
+        return [int(batch.source[0, 0]) for batch in make_loader(pairs, 1, shuffle=True, seed=seed)]
+
+    assert order(0, seed=3) == order(1, seed=3) != order(0, seed=4)
+    assert sorted(order(0, seed=3)) == list(range(4, 24))

@@ -43,8 +43,23 @@ def test_padding_does_not_change_the_encoding(cell: str) -> None:
     h, h_alone = (state[0], alone_state[0]) if cell == "lstm" else (state, alone_state)
     assert h.shape == (2, 3, 16)
     torch.testing.assert_close(h[:, 1], h_alone[:, 0])
-    # The backward half of the final state is the backward RNN's state after the first token.
-    torch.testing.assert_close(h[-1, 1, 8:], alone_memory[0, 0, 8:])
+    # The top layer's final state is [forward after the last real token; backward after the first].
+    for row, length in enumerate(batch.source_lengths.tolist()):
+        torch.testing.assert_close(h[-1, row, :8], memory[row, length - 1, :8])
+        torch.testing.assert_close(h[-1, row, 8:], memory[row, 0, 8:])
+
+
+def test_the_lstm_cell_state_crosses_by_its_own_bridge() -> None:
+    """An LSTM decoder starts from ``tanh(bridge(h))`` and ``bridge_cell(c)``: the cell state has
+    its own layer, not the hidden state's."""
+    model = _model("lstm")
+    with torch.no_grad():
+        model.decoder.bridge_cell.weight.zero_()
+        model.decoder.bridge_cell.bias.fill_(0.25)
+        hidden, cell = torch.randn(1, 2, 16), torch.randn(1, 2, 16)
+        first_hidden, first_cell = model.decoder.initial_state((hidden, cell))
+    torch.testing.assert_close(first_hidden, torch.tanh(model.decoder.bridge(hidden)))
+    torch.testing.assert_close(first_cell, torch.full((1, 2, 16), 0.25))
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

@@ -12,8 +12,10 @@ import torch
 
 from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
 from nlp182.seq2seq import ModelConfig, Seq2SeqConfig, Translator, corpus_bleu, exact_match, train_seq2seq
+from nlp182.seq2seq.batching import collate
 from nlp182.seq2seq.data import date_splits
-from nlp182.seq2seq.train import evaluate_test
+from nlp182.seq2seq.tokenize import PAD_ID
+from nlp182.seq2seq.train import build_translator, encode_pairs, evaluate_test, make_eval_fn, sequence_loss
 
 #: ``(sources, beam_width)`` of every ``Translator.translate`` call made while ``date_run`` trains.
 DECODED: list[tuple[tuple[str, ...], int | None]] = []
@@ -26,6 +28,40 @@ def test_bleu_and_exact_match() -> None:
     assert exact_match(hyps, refs) == 0.5
     with pytest.raises(InvalidInputError):
         exact_match(hyps, refs[:1])
+
+
+PAIRS = [("a b c", "x y"), ("b c", "y z x w"), ("c a", "w")]
+
+
+def test_losses_average_over_real_target_tokens() -> None:
+    """Padding is no target: a batch's loss is the mean negative log-likelihood of its real tokens
+    (float64 reference), and the validation loss weighs each batch by its tokens, so it is the
+    split's mean per token however the batches fall."""
+    torch.manual_seed(0)
+    translator = build_translator(Seq2SeqConfig(model=ModelConfig(embed_dim=8, hidden_size=16)), PAIRS)
+    model = translator.model.eval()
+    encoded = encode_pairs(translator, PAIRS)
+    batches = [collate(encoded[:2]), collate(encoded[2:])]  # the first batch's targets are padded
+    per_token = []
+    for batch in batches:
+        with torch.no_grad():
+            logits = model(batch.source, batch.source_lengths, batch.target_in)
+        log_probs = logits.double().log_softmax(-1).gather(-1, batch.target_out[..., None])[..., 0]
+        real = -log_probs[batch.target_out != PAD_ID]
+        with torch.no_grad():
+            loss, _ = sequence_loss(model, batch)
+        assert float(loss) == pytest.approx(float(real.mean()), rel=1e-6)
+        per_token.append(real)
+    evaluate = make_eval_fn(translator, PAIRS, ["exact_match"], max_len=5)
+    mean = float(torch.cat(per_token).mean())
+    assert evaluate(model, batches)["valid_loss"] == pytest.approx(mean, rel=1e-6)
+
+
+def test_pairs_up_to_max_length_tokens_a_side_are_kept() -> None:
+    translator = build_translator(Seq2SeqConfig(), PAIRS)
+    assert [len(target) for _, target in encode_pairs(translator, PAIRS, max_length=4)] == [2, 4, 1]
+    assert [len(target) for _, target in encode_pairs(translator, PAIRS, max_length=3)] == [2, 1]
+    assert [len(source) for source, _ in encode_pairs(translator, PAIRS, max_length=2)] == [2]
 
 
 @pytest.fixture(scope="module")

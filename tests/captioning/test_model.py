@@ -74,6 +74,12 @@ def test_gate_scales_the_context_and_the_state_starts_from_the_mean_feature() ->
     torch.testing.assert_close(c0, torch.tanh(model.decoder.init_c(features.mean(1))))
     out = model.decoder.advance(torch.tensor([BOS_ID, BOS_ID]), (h0, c0), features)
     torch.testing.assert_close(out.beta, torch.sigmoid(model.decoder.gate(h0)))
+    with torch.no_grad():  # a closed gate lets nothing of the image through: any features, one output
+        model.decoder.gate.weight.zero_()
+        model.decoder.gate.bias.fill_(-50.0)
+    bos = torch.tensor([BOS_ID, BOS_ID])
+    closed = [model.decoder.advance(bos, (h0, c0), f).logits for f in (features, torch.randn_like(features))]
+    torch.testing.assert_close(closed[0], closed[1])
 
 
 def test_regulariser_equals_its_formula() -> None:

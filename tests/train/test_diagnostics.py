@@ -135,6 +135,7 @@ def test_the_checks_on_hand_made_records() -> None:
     stalled = [{"train_loss": v} for v in (4.0, 3.0, 2.0, 2.0, 1.995, 2.01)]  # last two within 1% of 2.0
     assert "epochs 5-6 (1.995) is not 1% below its best before (2)" in loss_stalled(stalled)
     assert loss_stalled(stalled[:3]) is None  # too short to tell
+    assert loss_stalled([{"train_loss": v} for v in (4.0, 3.0, 2.0, 2.0)]) is None  # the last two fell
     epochs = [{"epoch": n} for n in (1, 2, 3)]
     assert "was best in the last epoch (3)" in still_improving("valid_bleu", 3, epochs, None)
     assert still_improving("valid_bleu", 3, epochs, "the time budget (60 s)") is not None

@@ -12,6 +12,7 @@ from nlp182.errors import InvalidInputError
 from nlp182.train.hparam import (
     Choice,
     LogUniform,
+    Trial,
     Uniform,
     best_trial,
     coarse_to_fine,
@@ -52,6 +53,20 @@ def test_coarse_to_fine_beats_its_coarse_round_and_narrows() -> None:
     narrowed = narrow_space(SPACE, coarse, top_k=3)
     assert narrowed["lr"].low >= SPACE["lr"].low and narrowed["lr"].high <= SPACE["lr"].high
     assert math.log(narrowed["lr"].high / narrowed["lr"].low) < math.log(1e6)
+
+
+def test_a_region_around_one_best_trial_keeps_a_width() -> None:
+    """``top_k=1`` narrows to one point; each range keeps a factor 2 either side (log-uniform) or
+    5% of the range (uniform) around it, so the fine round still has somewhere to search."""
+    space = {"lr": LogUniform(1e-4, 1.0), "momentum": Uniform(0.0, 1.0), "act": Choice(("relu", "tanh"))}
+    best = Trial({"lr": 0.01, "momentum": 0.9, "act": "relu"}, 1.0, {}, "coarse")
+    worse = Trial({"lr": 0.1, "momentum": 0.5, "act": "tanh"}, 0.5, {}, "coarse")
+    region = narrow_space(space, [worse, best], top_k=1)
+    assert (region["lr"].low, region["lr"].high) == pytest.approx((0.005, 0.02))
+    assert (region["momentum"].low, region["momentum"].high) == pytest.approx((0.85, 0.95))
+    assert region["act"] == Choice(("relu",))
+    trials = coarse_to_fine(lambda p: -abs(math.log10(p["lr"]) + 2), space, n_coarse=4, n_fine=4, top_k=1)
+    assert len(trials) == 8
 
 
 def test_grid_search_visits_the_cartesian_product() -> None:

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nlp182.errors import InvalidInputError
@@ -100,6 +101,31 @@ def test_bottleneck_expands_by_four_with_bn_after_each_conv():
     assert sum(isinstance(m, BatchNorm) for m in block.modules()) == 4  # 3 convs + projection
     # 1x1: 16*8, 3x3: 8*8*9, 1x1: 8*32, projection: 16*32, BN: 2*(8+8+32+32)
     assert count(block) == 16 * 8 + 8 * 8 * 9 + 8 * 32 + 16 * 32 + 2 * (8 + 8 + 32 + 32)
+
+
+def test_bottleneck_strides_on_its_3x3_convolution_as_torchvision_does() -> None:
+    """ResNet v1.5: torchvision's ``resnet50`` weights compute the same only with the stride on the
+    3x3 convolution; on the first 1x1 the block keeps its shapes and drops three pixels in four."""
+    torch.manual_seed(0)
+    block = Bottleneck(8, 4, 2).eval()
+    norms = [m for m in block.modules() if isinstance(m, BatchNorm)]
+    with torch.no_grad():
+        for norm in norms:  # stats and affine parameters that are not the identity
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+
+    def bn(x: torch.Tensor, m: BatchNorm) -> torch.Tensor:
+        return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps)
+
+    x = torch.randn(2, 8, 7, 7)
+    out = F.relu(bn(F.conv2d(x, block.conv1.weight), block.bn1))
+    out = F.relu(bn(F.conv2d(out, block.conv2.weight, stride=2, padding=1), block.bn2))
+    out = bn(F.conv2d(out, block.conv3.weight), block.bn3)
+    shortcut = bn(F.conv2d(x, block.downsample[0].weight, stride=2), block.downsample[1])
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), F.relu(out + shortcut))
 
 
 def test_inception_module_branches_and_parameter_count():

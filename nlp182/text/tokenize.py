@@ -2,7 +2,8 @@
 
 Normaliser: NFKC (skipped for ASCII text, where it changes nothing), typographic apostrophe and
 hyphen to ASCII (the acute accent typed for an apostrophe too), soft hyphens (invisible: ``&shy;``
-in web text) and combining marks that follow no letter removed, lowercase in NFC (Turkish
+in web text), the Arabic tatweel (``ـ``, a stretch drawn to justify a line) and combining marks
+that follow no letter removed, lowercase in NFC (Turkish
 ``İ`` to ``i``, not ``i`` and a combining dot). Words: runs of word characters joined by apostrophes or
 hyphens ("it's", "state-of-the-art"); everything else is dropped, so punctuation never becomes a token, as
 Wikipedia text needs. Word characters are Unicode's (the ``regex`` module's): letters, digits and
@@ -30,7 +31,7 @@ from nlp182.errors import InvalidInputError
 WORD_PATTERN = r"\w+(?:['-]\w+)*"
 LINE_BREAK = "\n"
 #: Bump when the rules change: encoded corpora in the cache are keyed by the signature.
-RULES_VERSION = 6
+RULES_VERSION = 7
 
 _WORDS = regex.compile(WORD_PATTERN)
 _WORDS_AND_BREAKS = regex.compile(f"{WORD_PATTERN}|{LINE_BREAK}")
@@ -41,9 +42,10 @@ _ASCII_WORDS_AND_BREAKS = re.compile(f"{WORD_PATTERN}|{LINE_BREAK}".encode())
 #: The tokenization rules a corpus can be read with (``CorpusSource.tokens``).
 TOKEN_RULES = ("words", "whitespace")
 # What NFKC leaves that would cut or split a word: U+2019 and U+2010 (NFKC's form of U+2011) are
-# the apostrophe and hyphen that join words; U+00AD only marks where a line may break. (Replaced
+# the apostrophe and hyphen that join words; U+00AD only marks where a line may break, and the
+# tatweel U+0640 only lengthens the stroke between two Arabic letters ("كتـــاب" is "كتاب"). (Replaced
 # one by one: str.translate with a table takes several times as long on megabytes of text.)
-_JOINERS_TO_ASCII = (("\u2019", "'"), ("\u2010", "-"), ("\u00ad", ""))
+_JOINERS_TO_ASCII = (("\u2019", "'"), ("\u2010", "-"), ("\u00ad", ""), ("\u0640", ""))
 # NFKC writes a spacing accent (U+00B4 ´, U+00A8 ¨, U+02DC ˜, Greek tonos, isolated Arabic harakat:
 # 50 characters) as a space and a combining mark, which would then start a word ("Proudhon´s" ->
 # "proudhon", "\u0301s"). Before it: the acute accent typed for an apostrophe is one, and the kana

@@ -65,6 +65,18 @@ def test_batch_of_words_and_of_vectors(client: FlaskClient, real_vectors: Vector
     assert all(abs(item["score"]) < 1e-6 for item in body["results"][3]["neighbors"])
 
 
+def test_a_batch_of_neighbouring_words_leaves_out_only_each_word_itself(
+    client: FlaskClient, real_vectors: Vectors
+) -> None:
+    """Each answer of a batch is that word's single-word answer: the other batch words are left in,
+    so batching a word with its nearest neighbour changes neither answer."""
+    nearest = real_vectors.most_similar("police", topn=1)[0][0]
+    body = client.post("/v1/neighbors", json={"words": ["police", nearest], "k": 5}).get_json()
+    for word, result in zip(["police", nearest], body["results"], strict=True):
+        _assert_same(_pairs(result["neighbors"]), real_vectors.most_similar(word, topn=5))
+    assert body["results"][0]["neighbors"][0]["word"] == nearest
+
+
 def test_similarity_vectors_and_vocab(client: FlaskClient, real_vectors: Vectors) -> None:
     body = client.get("/v1/similarity?a=police&b=government").get_json()
     assert body["similarity"] == pytest.approx(real_vectors.similarity("police", "government"), abs=1e-6)

@@ -53,6 +53,19 @@ def test_work_per_request_is_bounded_with_named_limits(client: FlaskClient, real
     assert zero == "k must be at least 1, got 0"
 
 
+def test_integer_parameters_at_their_maximum_are_taken(client: FlaskClient) -> None:
+    """A bound is inclusive, as the spec's ``maximum`` says: the largest allowed value answers 200
+    and only the next one is refused."""
+    vocab = client.get("/v1/vocab?limit=100")
+    assert vocab.status_code == 200 and len(vocab.get_json()["words"]) == 100
+    assert client.get("/v1/vocab?limit=101").get_json()["error"]["message"] == (
+        "limit must be between 1 and 100, got 101"
+    )
+    map_50 = client.get("/v1/map?word=police&k=50")
+    assert map_50.status_code == 200 and len(map_50.get_json()["points"]) == 51
+    assert client.get("/v1/map?word=police&k=51").status_code == 400
+
+
 @pytest.mark.parametrize("k", ["%D9%A5", "%EF%BC%93", "1_0", "%205", "5%20", "%2B5", "5.0", "1" * 30])
 def test_integer_parameters_take_plain_ascii_digits_only(client: FlaskClient, k: str) -> None:
     response = client.get(f"/v1/neighbors?word=police&k={k}")
@@ -129,6 +142,17 @@ def test_prefix_lookup_and_suggestions_match_a_full_scan(real_vectors: Vectors) 
     assert kept.suggest("king") == store.suggest("king") == ["King", "kingdom"]
 
 
+def test_a_word_sharing_only_its_first_letter_gets_the_words_of_that_letter() -> None:
+    """Suggestions fall back to the longest prefix found, down to one letter: a typo that shares
+    only its first letter with the vocabulary still gets words, most frequent first."""
+    words = ["the", "police", "paris", "of"]
+    vocab = WordLookup(words, {word: row for row, word in enumerate(words)})
+    store = Vectors(words, np.eye(4, dtype=np.float32))
+    assert vocab.suggest("pzzz") == store.suggest("pzzz") == ["police", "paris"]
+    assert vocab.suggest("tx") == store.suggest("tx") == ["the"]
+    assert vocab.suggest("zzz") == store.suggest("zzz") == []
+
+
 def test_a_word_in_another_unicode_form_is_served_as_the_library_finds_it() -> None:
     words = ["café", "finance", "tea"]
     vocab = WordLookup(words, {word: row for row, word in enumerate(words)})
@@ -203,6 +227,19 @@ def test_neighbourhood_map_is_the_pca_of_the_word_and_its_neighbours(
         np.testing.assert_allclose(got[:, axis], sign * want[:, axis], atol=1e-5)
     np.testing.assert_array_equal(pca_2d(np.ones((3, 4))), np.zeros((3, 2)))  # no spread: all at the origin
     assert client.get("/v1/map?word=police&k=51").status_code == 400
+
+
+def test_the_map_axes_have_one_orientation_whatever_the_order_of_the_points() -> None:
+    """Each axis points where its largest loading is positive (scikit-learn's ``svd_flip`` rule),
+    so the same words give the same picture, not its mirror, in any order."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        points, order = rng.standard_normal((12, 8)), rng.permutation(12)
+        want = PCA(n_components=2, svd_solver="full").fit_transform(points)
+        np.testing.assert_allclose(pca_2d(points), want, atol=1e-9)
+        np.testing.assert_allclose(pca_2d(points[order]), want[order], atol=1e-9)
 
 
 def test_cli_refuses_unreadable_runs_in_one_line(

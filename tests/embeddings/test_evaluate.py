@@ -73,6 +73,21 @@ def test_case_folding_takes_the_most_frequent_variant(prepared, tmp_path) -> Non
     assert ours.pearson == pytest.approx(pearson.statistic, abs=1e-6)
 
 
+def test_an_analogy_skips_a_candidate_that_is_a_case_variant_of_a_question_word(tmp_path) -> None:
+    """In a cased vocabulary ``King`` is the question word ``king`` and is skipped as gensim skips
+    it: the next candidate, ``queen``, is the answer (``King`` scores 0.9498, ``queen`` 0.9491)."""
+    words = ["king", "man", "woman", "queen", "King", "apple"]
+    matrix = np.array(
+        [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 1, 0.2], [1, 0.05, 1, 0], [0, 0, 0, 1]], np.float32
+    )
+    vectors = Vectors(words, matrix)
+    assert vectors.most_similar(positive=["king", "woman"], negative=["man"], topn=1)[0][0] == "King"
+    questions = tmp_path / "questions.txt"
+    questions.write_text(": royalty\nman king woman queen\n")
+    score, _ = _gensim(vectors).evaluate_word_analogies(str(questions))
+    assert evaluate_analogies(vectors, questions).accuracy == score == 1.0
+
+
 def test_an_evaluation_file_meets_the_vocabulary_in_the_tokenizers_spelling(tmp_path) -> None:
     """Eval words were only NFC'd and upper-cased: ``l’option`` and a Thai ``ำ`` typed as one
     character were out of vocabulary, ``İstanbul`` never met ``istanbul``, and ``Maße`` and

@@ -157,6 +157,18 @@ def test_word2vec_format_round_trips_both_ways_with_gensim(pair, tmp_path, binar
     np.testing.assert_array_equal(back.vectors, ref.vectors)
 
 
+def test_text_format_keeps_the_precision_of_float64_rows(tmp_path) -> None:
+    """Text is written at the rows' own precision: float64 rows read back exactly, by us and by gensim,
+    where float32 text would lose digits (``0.12345679``, ``-1``)."""
+    matrix = np.array([[0.123456789012345, -1.0000000001], [1e-300, 2.0 / 3.0]], dtype=np.float64)
+    formats.write_word2vec(tmp_path / "v.txt", ["a", "b"], matrix)
+    assert (tmp_path / "v.txt").read_text().splitlines()[1] == "a 0.123456789012345 -1.0000000001"
+    ours = formats.read_word2vec(tmp_path / "v.txt", datatype=np.float64)
+    np.testing.assert_array_equal(ours.vectors, matrix)
+    loaded = KeyedVectors.load_word2vec_format(tmp_path / "v.txt", datatype=np.float64)
+    np.testing.assert_array_equal(loaded.vectors, matrix)
+
+
 @pytest.mark.parametrize("binary", [False, True])
 def test_truncated_or_malformed_word2vec_files_are_clear_errors(pair, tmp_path, binary) -> None:
     ours, _ = pair

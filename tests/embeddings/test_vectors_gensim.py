@@ -1032,3 +1032,24 @@ def test_the_store_follows_gensim_where_users_edit_it_or_reach_its_edges() -> No
         got = ours.most_similar("w1", topn=3, **clip)
         want = theirs.most_similar("w1", topn=3, **clip)
         assert [w for w, _ in got] == [w for w, _ in want], clip
+
+
+def test_distances_closer_than_and_rank_see_rows_edited_in_place_after_a_query() -> None:
+    """A query caches the norms; ``distances`` (and ``closer_than``/``rank`` through it) scores the
+    rows as they are after an in-place edit, as gensim does: a cosine distance stays within 0..2."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(6)]
+    matrix = rng.standard_normal((6, 4)).astype(np.float32)
+    ours, theirs = Vectors(words, matrix.copy()), KeyedVectors(4)
+    theirs.add_vectors(words, matrix.copy())
+    ours.most_similar("w0", topn=2)
+    theirs.most_similar("w0", topn=2)
+    ours.vectors[3] *= 10.0
+    theirs.vectors[3] *= 10.0
+    rows = ours.vectors.astype(np.float64)
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    np.testing.assert_allclose(ours.distances("w0"), 1.0 - unit @ unit[0], atol=1e-6)
+    np.testing.assert_allclose(ours.distances("w0"), theirs.distances("w0"), atol=1e-6)
+    for other in words[1:]:
+        assert ours.closer_than("w0", other) == theirs.closer_than("w0", other), other
+        assert ours.rank("w0", other) == theirs.rank("w0", other), other

@@ -18,6 +18,7 @@ from nlp182.bounded import ReadLimits
 from nlp182.errors import FileFormatError
 from nlp182.text import records
 from nlp182.text.corpus import CorpusSource, iter_token_lines
+from nlp182.text.encoded import encode
 
 TEXTS = ["The cat sat.", "A dog's bark, loud!", "", "Well-known facts"]
 TOKENS = [["the", "cat", "sat"], ["a", "dog's", "bark", "loud"], ["well-known", "facts"]]
@@ -57,6 +58,22 @@ def test_every_format_streams_the_same_tokens_as_plain_text(tmp_path) -> None:
         _tokens(tmp_path / "c.parquet")
     with pytest.raises(FileFormatError, match="line 1: records have no 'body' column"):
         _tokens(tmp_path / "c.jsonl", column="body")
+
+
+def test_a_record_with_line_breaks_is_one_sentence_when_encoded_too(tmp_path) -> None:
+    """A JSON or Parquet record is one sentence on both read paths: the encoded corpus (training)
+    keeps line breaks inside a record from cutting it, as ``iter_token_lines`` does, so training
+    windows cross them."""
+    texts = [f"alpha beta\ngamma delta {i}" for i in range(3)] + ["one\n\ntwo"]
+    (tmp_path / "c.jsonl").write_bytes(_json_lines(texts))
+    pq.write_table(pa.table({"text": texts}), tmp_path / "c.parquet")
+    for name in ("c.jsonl", "c.parquet"):
+        source = CorpusSource(str(tmp_path / name))
+        lines = list(iter_token_lines(source))
+        assert [len(tokens) for tokens in lines] == [5, 5, 5, 2], name
+        text = encode(source, cache=tmp_path / f"cache-{name}")
+        assert np.diff(text.starts).tolist() == [len(tokens) for tokens in lines], name
+        assert [text.words[i] for i in text.read(0, 7)] == [*lines[0], *lines[1][:2]], name
 
 
 def test_json_lines_longer_than_the_limit_are_skipped_and_counted(tmp_path, caplog) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from nlp182.decoding import Beam, EncodedMemory, Greedy, decode, make_search
+from nlp182.decoding import Beam, EncodedMemory, Greedy, Hypothesis, decode, make_search
 from nlp182.errors import InvalidInputError
 
 BOS, EOS, VOCAB = 0, 1, 5
@@ -47,6 +47,35 @@ class TinyStep(nn.Module):
 
     def reorder_state(self, state, index):
         return state[index]
+
+
+class TableStep(nn.Module):
+    """A decoder whose next-token log-probabilities depend only on the previous token: row ``t`` of
+    ``table`` ``(V, V)`` (probabilities; unlisted tokens get 1e-9). Its state is unused ``(B, 1)``."""
+
+    def __init__(self, table: dict[int, dict[int, float]], vocab: int = 6) -> None:
+        super().__init__()
+        probs = torch.full((vocab, vocab), 1e-9)
+        for previous, row in table.items():
+            for token, p in row.items():
+                probs[previous, token] = p
+        self.register_buffer("log_probs", probs.log())
+
+    def encode_memory(self, keys, mask):
+        return EncodedMemory(keys, mask, torch.zeros(keys.shape[0], 1))
+
+    def step(self, token, state, memory, need_weights):
+        weights = torch.full((token.shape[0], memory.keys.shape[1]), 1.0 / memory.keys.shape[1])
+        return self.log_probs[token], state, weights if need_weights else None
+
+    def reorder_state(self, state, index):
+        return state[index]
+
+
+def _table_search(table: dict[int, dict[int, float]]) -> list[Hypothesis]:
+    """Width-2 beam search (length penalty 1) of ``TableStep(table)`` over one input, at most 4 tokens."""
+    keys, mask = torch.zeros(1, 2, 4), torch.ones(1, 1, 2, dtype=torch.bool)
+    return decode(TableStep(table), Beam(2, 1.0), keys, mask, bos_id=BOS, eos_id=EOS, max_len=4)
 
 
 def _inputs(batch: int = 3, positions: int = 4, dim: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,6 +149,30 @@ def test_no_end_by_max_len_returns_the_best_live_hypothesis() -> None:
         best = max(_score(decoder, row, list(p), False) for p in prefixes)
         assert b.log_prob == pytest.approx(best, abs=1e-4)
         assert b.weights.shape == (max_len, 4)
+
+
+def test_an_eos_in_the_top_k_leaves_k_live_hypotheses() -> None:
+    """Each step ranks 2k extensions, so an ``<eos>`` among the best k finishes a hypothesis and k
+    others stay live (fairseq's rule): here [3 5], third at step 2, goes on to the best answer."""
+    # step 2 ranks [2 <eos>] .30 (finished), [2 4] .20, [3 5] .18; step 3 finishes [3 5 <eos>] .18,
+    # whose log-prob per token, log(.18) / 3 = -0.572, beats [2 <eos>]'s log(.30) / 2 = -0.602
+    table = {BOS: {2: 0.5, 3: 0.3, EOS: 0.2}, 2: {EOS: 0.6, 4: 0.4}, 3: {5: 0.6, EOS: 0.4},
+             4: {EOS: 0.3, 2: 0.7}, 5: {EOS: 1.0}}
+    (hyp,) = _table_search(table)
+    assert hyp.tokens == [3, 5] and hyp.complete
+    assert hyp.log_prob == pytest.approx(float(np.log(0.3 * 0.6)), rel=1e-5)
+
+
+def test_an_eos_ranked_past_the_beam_width_finishes_no_hypothesis() -> None:
+    """Only an ``<eos>`` among a step's best k extensions finishes a hypothesis: one ranked below
+    them is dropped, as fairseq drops it, and takes no place among the k finished ones."""
+    # step 2 ranks [2 <eos>] .30, [2 4] .20, [3 <eos>] .18 (third: dropped), [3 4] .12; step 3
+    # finishes [2 4 <eos>] .198, log(.198) / 3 = -0.540, which beats [2 <eos>]'s -0.602
+    table = {BOS: {2: 0.5, 3: 0.3, EOS: 0.2}, 2: {EOS: 0.6, 4: 0.4}, 3: {EOS: 0.6, 4: 0.4},
+             4: {EOS: 0.99, 2: 0.01}}
+    (hyp,) = _table_search(table)
+    assert hyp.tokens == [2, 4] and hyp.complete
+    assert hyp.log_prob == pytest.approx(float(np.log(0.5 * 0.4 * 0.99)), rel=1e-5)
 
 
 def test_bad_widths_raise() -> None:

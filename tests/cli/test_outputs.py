@@ -340,6 +340,58 @@ def test_a_failed_run_leaves_the_previous_one_and_no_staging(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
+def test_a_swap_whose_second_rename_fails_puts_the_previous_run_back(tmp_path: Path, monkeypatch) -> None:
+    """The swap is two renames (run aside, staging in); when the second fails the previous run is
+    renamed back at once, not left hidden as a backup until a later command finds it."""
+    run = tmp_path / "run"
+    with staged_directory(run, overwrite=False) as folder:
+        _write_run(folder, "first")
+    real = os.replace
+
+    def failing(source, destination) -> None:  # the staging folder cannot be moved in
+        if str(source).endswith(".staging"):
+            raise OSError(5, "Input/output error")
+        real(source, destination)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="Input/output error"), staged_directory(run, overwrite=True) as folder:
+        _write_run(folder, "second")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (run / "weights.bin").read_text() == "first"
+
+
+def test_atomic_writes_sync_the_data_before_the_rename(tmp_path: Path, monkeypatch) -> None:
+    """Every atomic writer fsyncs its temporary file before renaming it over the target, so a crash
+    after the rename never leaves an empty or partial file under the final name."""
+    import numpy as np
+
+    from nlp182 import io
+
+    events: list[tuple[str, int]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(source, destination) -> None:
+        events.append(("replace", os.stat(source).st_ino))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    writes = {"b.bin": lambda path: io.atomic_write_bytes(path, b"data"),
+              "t.txt": lambda path: io.atomic_write_text(path, "text"),
+              "j.json": lambda path: io.atomic_write_json(path, {"a": 1}),
+              "v.npy": lambda path: io.atomic_save_npy(path, np.zeros(3))}
+    for name, write in writes.items():
+        events.clear()
+        write(tmp_path / name)
+        inode = (tmp_path / name).stat().st_ino
+        before_rename = events[: events.index(("replace", inode))]
+        assert ("fsync", inode) in before_rename, (name, events)
+
+
 def test_empty_folder_is_used_and_a_folder_filled_meanwhile_is_kept(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nlp182.embeddings import native
-from nlp182.embeddings.word2vec import Word2VecConfig, _spans, resolve_backend, resolve_kernel
+from nlp182.embeddings.word2vec import Word2VecConfig, _spans, alias_table, resolve_backend, resolve_kernel
 from nlp182.errors import InvalidInputError
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="no C compiler for the native kernel")
@@ -102,6 +102,22 @@ def test_dynamic_window_and_subsampling_statistics() -> None:
     pairs = native.span_pairs(keep, 1, ids, one_sentence, seed=2)
     kept_ones = np.count_nonzero(pairs[:, 1] == 1) / 2  # interior centres appear twice
     assert kept_ones / np.count_nonzero(ids == 1) == pytest.approx(0.25, rel=0.03)
+
+
+def test_noise_words_are_drawn_from_the_alias_table_s_distribution() -> None:
+    """Every vocabulary word is a noise word as often as the alias table says, the last one too.
+    CBOW on one word whose input row is ``h`` (``h . h = 1``), at a rate too small to move a score
+    off 0: each draw of word ``k`` adds ``-alpha h / 2`` to ``w_out[k]``, so the rows count the draws."""
+    probabilities = np.array([0.0, 0.1, 0.2, 0.3, 0.4])  # word 0, the corpus, is never a noise word
+    accept, alias = alias_table(probabilities)
+    centres, negative, alpha = 20_000, 5, 1e-7
+    w_in, w_out = torch.full((5, 4), 0.5), torch.zeros(5, 4)
+    trainer = native.SpanTrainer(w_in, w_out, np.ones(5), accept, alias, 1, negative, True)
+    _, examples = trainer.train(np.zeros(centres), np.array([0, centres]), alpha, alpha, seed=3)
+    draws = -(w_out.double() @ torch.full((4,), 0.5, dtype=torch.float64)).numpy() / (alpha / 2)
+    assert examples == centres
+    assert draws[1:].sum() == pytest.approx(negative * centres, rel=1e-3)
+    np.testing.assert_allclose(draws[1:] / (negative * centres), probabilities[1:], atol=0.01)
 
 
 def test_spans_are_runs_of_whole_sentences() -> None:
@@ -223,10 +239,11 @@ def test_a_built_kernel_is_readable_by_the_cache_s_other_users_and_a_killed_buil
 def test_a_span_decays_its_rate_by_sentence_as_the_float64_reference_does(cbow: bool) -> None:
     """Within a span, sentence ``s`` trains at ``alpha_start + (alpha_end - alpha_start) * t_s / n``
     (``t_s`` its first token). Window 1 reaches exactly one word each side, every word is kept and
-    every noise draw is word 11, so the walk is known and the float64 reference replays it."""
+    every noise draw is word 11, so the walk is known and the float64 reference replays it. A
+    one-word sentence has no context: it trains nothing (a CBOW mean over no words is 0 / 0)."""
     w_in, w_out = _weights()
-    ids = np.array([0, 1, 2, 3, 4, 5, 6, 7, 2, 4, 6, 8, 9, 10, 1], dtype=np.int32)
-    starts = np.array([0, 5, 8, 15])
+    ids = np.array([0, 1, 2, 3, 4, 5, 6, 7, 9, 2, 4, 6, 8, 9, 10, 1], dtype=np.int32)
+    starts = np.array([0, 5, 8, 9, 16])
     trainer = native.SpanTrainer(w_in, w_out, np.ones(12), np.zeros(12), np.full(12, 11), 1, 1, cbow)
     expected_in, expected_out = w_in.clone(), w_out.clone()
     alpha_start, alpha_end, total = 0.4, 0.1, 0.0
@@ -243,7 +260,7 @@ def test_a_span_decays_its_rate_by_sentence_as_the_float64_reference_does(cbow: 
             expected_in, expected_out = torch.from_numpy(new_in), torch.from_numpy(new_out)
             total += loss
     loss, examples = trainer.train(ids, starts, alpha_start, alpha_end, seed=5)
-    assert examples == (15 if cbow else 2 * (4 + 2 + 6))  # centres, or (context, centre) pairs
+    assert examples == (15 if cbow else 2 * (4 + 2 + 6))  # centres with a context, or pairs
     np.testing.assert_allclose(w_in.numpy(), expected_in.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w_out.numpy(), expected_out.numpy(), rtol=1e-5, atol=1e-6)
     assert loss == pytest.approx(total, rel=1e-5)

@@ -131,6 +131,18 @@ def test_negatives_follow_the_unigram_075_distribution() -> None:
     np.testing.assert_allclose(frequencies, vocab.noise_distribution(0.75), atol=3e-3)
 
 
+@pytest.mark.parametrize("ns_exponent", [0.0, -0.5, 1.0])
+def test_the_noise_tables_hold_the_counts_to_the_power_ns_exponent(ns_exponent: float) -> None:
+    """The alias tables every kernel draws noise words from (``noise_accept``, ``noise_alias``) give
+    each word its count to the power ``ns_exponent``, normalised: gensim's meaning of the setting."""
+    vocab = _vocab()
+    model = SGNS(vocab, Word2VecConfig(vector_size=4, ns_exponent=ns_exponent), torch.device("cpu"))
+    accept, alias = model.noise_accept.double().numpy(), model.noise_alias.numpy()
+    implied = accept / 10 + np.bincount(alias, weights=(1 - accept) / 10, minlength=10)
+    weights = vocab.counts.astype(np.float64) ** ns_exponent
+    np.testing.assert_allclose(implied, weights / weights.sum(), atol=1e-7)
+
+
 NATIVE = pytest.mark.skipif(not native.available(), reason="no C compiler for the native kernel")
 KERNELS = [
     ("batched", None),

@@ -155,6 +155,15 @@ def test_vocabulary_counts_order_and_cuts() -> None:
         VocabConfig(min_count=-1)
 
 
+def test_the_noise_distribution_is_the_counts_to_any_power() -> None:
+    """gensim's ``ns_exponent``: counts 100, 10 and 1 to the power 0.5 favour the frequent words,
+    0 draws every word alike and -0.5 favours the rare ones (hand values)."""
+    vocab = Vocabulary(["a", "b", "c"], np.array([100, 10, 1]), 111)
+    np.testing.assert_allclose(vocab.noise_distribution(0.5), [0.70610, 0.22329, 0.07061], atol=1e-5)
+    np.testing.assert_allclose(vocab.noise_distribution(0.0), [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(vocab.noise_distribution(-0.5), [0.07061, 0.22329, 0.70610], atol=1e-5)
+
+
 def test_subsampling_and_noise_match_gensim(prepared) -> None:
     sentences = list(iter_token_lines(CorpusSource(str(prepared.corpus))))[:150]
     vocab = Vocabulary.build(sentences, VocabConfig(min_count=5, sample=1e-3))

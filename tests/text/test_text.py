@@ -331,6 +331,47 @@ def test_ascii_block_scan_finds_the_same_tokens_as_bytes(lowercase: bool) -> Non
     assert [token.decode() for token in tokenizer.block_ascii(text.encode())] == tokenizer.block(text)
 
 
+@pytest.mark.parametrize(
+    ("lowercase", "words"),
+    [
+        (True, ["it's", "a", "state-of-the-art", "x_y2", "42nd", "o'neil-smith", "end", "don't", "stop", "b",
+                "hello", "zed"]),
+        (False, ["It's", "a", "State-of-the-art", "x_y2", "42nd", "o'neil-smith", "End", "don't", "stop", "b",
+                 "Hello", "hello", "HELLO", "Zed"]),
+    ],
+)  # fmt: skip
+def test_the_c_scanner_joins_and_lowercases_ascii_words_as_the_tokenizer_does(
+    lowercase: bool, words: list[str]
+) -> None:
+    """All-ASCII lines, which the C scanner reads without Python: words join across an inner hyphen
+    or apostrophe and are lowercased (or kept as written) exactly as the tokenizer's ``block`` has it."""
+    if not wordscan.available():
+        pytest.skip("no C compiler")
+    text = "It's a State-of-the-art x_y2 -- 42nd o'neil-smith\n\nEnd. don't-'stop a- -b\n"
+    text += "Hello hello HELLO Zed\n"
+    tokenizer = WordTokenizer(lowercase=lowercase)
+    with wordscan.Scanner(tokenizer) as scanner:
+        scanned_words, ids = scanner.number(text.encode())
+    cased = [11, 11, 11, 12] if lowercase else [11, 12, 13, 14]
+    assert scanned_words == words
+    assert ids.tolist() == [1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 2, 10, 0, *cased, 0]
+    expected_words, expected_ids = encoded._number(tokenizer.block(text), "\n")
+    assert scanned_words == expected_words and np.array_equal(ids, expected_ids)
+
+
+@pytest.mark.timeout(30, method="thread")
+def test_the_c_scanner_numbers_more_words_than_its_first_table_holds() -> None:
+    """20,000 different words, far past the 1024 slots the C table starts with: it grows as it fills.
+    A full table would probe forever inside C, which a signal cannot stop: the timeout uses a thread."""
+    if not wordscan.available():
+        pytest.skip("no C compiler")
+    text = "".join(f"w{n} w{n // 2}\n" for n in range(20_000))
+    with wordscan.Scanner(WordTokenizer()) as scanner:
+        words, ids = scanner.number(text.encode())
+    assert words == [f"w{n}" for n in range(20_000)]
+    assert ids.reshape(-1, 3).tolist() == [[n + 1, n // 2 + 1, 0] for n in range(20_000)]
+
+
 def test_block_tokenization_equals_line_by_line() -> None:
     tokenizer = WordTokenizer()
     lines = [

@@ -61,6 +61,41 @@ def test_c_counter_equals_numpy_counter_on_real_text(small_corpus, tmp_path) -> 
         assert abs(fast - reference).max() < 1e-9 * reference.max()
 
 
+@pytest.mark.skipif(not native.available(), reason="no C compiler for the native kernel")
+@pytest.mark.parametrize("capacity", [100, 1000])
+def test_c_counts_written_over_several_calls_join_into_the_brute_force_counts(capacity: int) -> None:
+    """A call writes at most ``capacity`` entries and the next goes on at the next row: the pieces
+    joined, each one's row offsets moved past the entries before it, are the whole count matrix."""
+    ids = np.random.default_rng(0).integers(0, 50, 2000)
+    starts = np.array([0, 300, 301, 1000, 2000])  # a one-word sentence among them
+    indptr, indices, data = native.cooccurrence_counts(ids, starts, 50, pair_weights(3, True), capacity)
+    assert len(data) > 2 * capacity  # three calls or more
+    sentences = [sentence.tolist() for sentence in np.split(ids, starts[1:-1])]
+    counts = sp.csr_matrix((data, indices, indptr), shape=(50, 50)).toarray()
+    np.testing.assert_allclose(counts, _brute_force(sentences, 50, 3, True), rtol=1e-12)
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler for the native kernel")
+def test_a_c_counter_call_stops_before_a_row_that_might_not_fit_its_buffers() -> None:
+    """40 words once each in one sentence, window 3: a row holds at most 6 entries, so with room for
+    21 the call writes rows 0-3 (3 + 4 + 5 + 6 = 18 entries) and stops, before row 4 could overflow;
+    nothing past the 21 entries is written."""
+    vocab, window, capacity = 40, 3, 21
+    ids, sentence = np.arange(vocab, dtype=np.int32), np.zeros(vocab, dtype=np.int32)
+    starts = np.array([0, vocab], dtype=np.int64)
+    order, row_ptr = np.arange(vocab, dtype=np.int64), np.arange(vocab + 1, dtype=np.int64)  # each once
+    weights = pair_weights(window, True)
+    indptr = np.zeros(vocab + 1, dtype=np.int64)
+    cols, vals = np.full(capacity + 100, -7, dtype=np.int32), np.full(capacity + 100, -7.0)
+    rows = native.library().cooc_rows(
+        ids.ctypes.data, sentence.ctypes.data, starts.ctypes.data, order.ctypes.data, row_ptr.ctypes.data,
+        vocab, window, weights.ctypes.data, 0, vocab, indptr.ctypes.data, cols.ctypes.data, vals.ctypes.data,
+        capacity,
+    )  # fmt: skip
+    assert rows == 4 and indptr[: rows + 1].tolist() == [0, 3, 7, 12, 18]
+    assert (cols[18:] == -7).all() and (vals[18:] == -7.0).all()
+
+
 @pytest.mark.parametrize(("alpha", "shift", "symmetric"),
                          [(1.0, 1.0, True), (0.75, 1.0, True), (0.75, 5.0, True), (0.75, 1.0, False)])
 def test_ppmi_equals_dense_float64_formula(alpha, shift, symmetric) -> None:

@@ -199,6 +199,48 @@ def test_gensim_backend_and_auto_choice(topic_corpus) -> None:
     assert resolve_backend(Word2VecConfig(backend="torch")) == "torch"
 
 
+def test_gensim_backend_hands_every_setting_to_gensims_word2vec(monkeypatch) -> None:
+    """Each value differs from gensim's default, so a setting not passed on would train at gensim's
+    value while config.json records the one given."""
+    import gensim.models
+
+    seen: dict[str, object] = {}
+
+    class Recording(gensim.models.Word2Vec):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.update(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(gensim.models, "Word2Vec", Recording)
+    config = Word2VecConfig(backend="gensim", vector_size=8, window=3, negative=2, min_count=1, sample=1e-4,
+                            alpha=0.02, min_alpha=0.001, ns_exponent=0.5, seed=7, threads=1, epochs=1)
+    _, _, report = train_word2vec([["a", "b", "c", "d", "e"], ["b", "c", "a", "e"]] * 50, config)
+    assert report.backend == "gensim"
+    assert seen == {"vector_size": 8, "window": 3, "negative": 2, "hs": 0, "min_count": 1, "sample": 1e-4,
+                    "alpha": 0.02, "min_alpha": 0.001, "ns_exponent": 0.5, "sg": 1, "seed": 7, "workers": 1}
+
+
+def test_defaults_are_gensims_for_the_settings_both_name() -> None:
+    """docs/howto/gensim.md gives the shared names gensim's meanings: left at its default, each one
+    trains as gensim's ``Word2Vec()`` would; skip-gram and the epochs of a small corpus are the
+    documented exceptions."""
+    import inspect
+
+    from gensim.models import Word2Vec
+
+    from nlp182.embeddings.word2vec import DEFAULT_EPOCHS
+
+    gensim = {name: parameter.default for name, parameter in inspect.signature(Word2Vec).parameters.items()}
+    ours = Word2VecConfig()
+    shared = ("vector_size", "window", "negative", "min_count", "sample", "alpha", "min_alpha", "ns_exponent",
+              "seed")
+    assert {name: getattr(ours, name) for name in shared} == {name: gensim[name] for name in shared}
+    assert ours.max_vocab is gensim["max_final_vocab"] is None
+    assert ours.epochs is None and gensim["epochs"] == DEFAULT_EPOCHS  # 5, more on a small corpus
+    assert ours.model == "sg" and gensim["sg"] == 0  # skip-gram here, CBOW in gensim
+    assert (gensim["hs"], gensim["cbow_mean"], gensim["shrink_windows"]) == (0, 1, True)  # always so here
+
+
 @pytest.mark.parametrize(
     "setting",
     [
@@ -270,6 +312,16 @@ def test_gensim_built_from_our_counts_has_the_tables_of_its_own_scan(small_corpu
     sample_int = {w: scanned.wv.get_vecattr(w, "sample_int") for w in scanned.wv.index_to_key}
     assert {w: ours.wv.get_vecattr(w, "sample_int") for w in ours.wv.index_to_key} == sample_int
     np.testing.assert_array_equal(np.diff(ours.cum_table)[:100], np.diff(scanned.cum_table)[:100])
+
+
+@pytest.mark.parametrize("backend", ["torch", "gensim"])
+def test_max_vocab_keeps_that_many_of_the_most_frequent_words(backend) -> None:
+    """``max_vocab`` (``--max-vocab``) bounds the rows trained and saved, on either backend."""
+    sentences = [[f"w{i}" for i in range(length)] for length in range(20, 1, -1)] * 3  # w0, w1: in each
+    config = Word2VecConfig(backend=backend, max_vocab=5, min_count=1, vector_size=8, epochs=1, threads=1)
+    vectors, vocab, _ = train_word2vec(sentences, config)
+    assert vectors.words == vocab.words == ["w0", "w1", "w2", "w3", "w4"]
+    assert vectors.vectors.shape == (5, 8) and vocab.counts.tolist() == [57, 57, 54, 51, 48]
 
 
 def test_a_corpus_without_context_is_refused_and_a_thin_one_warned_about(tmp_path, caplog) -> None:

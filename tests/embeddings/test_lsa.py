@@ -39,6 +39,13 @@ def _brute_force(sentences: list[list[int]], size: int, window: int, weighted: b
     return counts
 
 
+def _ppmi_float64(dense: np.ndarray, alpha: float, shift: float) -> np.ndarray:
+    context = dense.sum(0) ** alpha
+    with np.errstate(divide="ignore"):
+        pmi = np.log(dense * context.sum() / (dense.sum(1, keepdims=True) * context[None, :])) - np.log(shift)
+    return np.where(dense > 0, np.maximum(pmi, 0), 0)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("window", [1, 2, 4])
 def test_cooccurrence_equals_brute_force(tmp_path, window, weighted) -> None:
@@ -104,11 +111,35 @@ def test_ppmi_equals_dense_float64_formula(alpha, shift, symmetric) -> None:
     dense = rng.poisson(0.7, size=(30, 30)).astype(np.float64)
     dense = dense + dense.T if symmetric else dense * np.arange(1, 31)[None, :]
     result = ppmi(sp.csr_matrix(dense), cds_alpha=alpha, shift=shift).toarray()
-    context = dense.sum(0) ** alpha
-    with np.errstate(divide="ignore"):
-        pmi = np.log(dense * context.sum() / (dense.sum(1, keepdims=True) * context[None, :])) - np.log(shift)
-    expected = np.where(dense > 0, np.maximum(pmi, 0), 0)
-    np.testing.assert_allclose(result, expected, atol=1e-12)
+    np.testing.assert_allclose(result, _ppmi_float64(dense, alpha, shift), atol=1e-12)
+
+
+@pytest.mark.parametrize(("cds_alpha", "distance_weighting", "shift"),
+                         [(0.75, True, 1.0), (1.0, True, 1.0), (0.75, False, 1.0), (0.5, False, 2.0)])
+def test_train_lsa_factors_the_ppmi_its_settings_define(tmp_path, monkeypatch, cds_alpha, distance_weighting,
+                                                        shift) -> None:
+    """On the CPU path the matrix train_lsa factors is the float64 PPMI of the brute-force counts with
+    its own distance weighting, context smoothing and shift, and its vectors are U S^0.5 of that matrix."""
+    from nlp182.embeddings import lsa
+
+    factored = []
+    real_svd = lsa.truncated_svd
+
+    def recording(matrix: sp.csr_matrix, *args: object) -> tuple[np.ndarray, np.ndarray]:
+        factored.append(matrix.toarray())
+        return real_svd(matrix, *args)
+
+    monkeypatch.setattr(lsa, "truncated_svd", recording)
+    (tmp_path / "c.txt").write_text("\n".join(LINES) + "\n")
+    config = LSAConfig(dim=2, window=2, min_count=1, cds_alpha=cds_alpha,
+                       distance_weighting=distance_weighting, shift=shift, svd="scipy", device="cpu")
+    vectors, vocab, _ = train_lsa(CorpusSource(str(tmp_path / "c.txt")), config)
+    sentences = [[vocab.index[w] for w in line.split()] for line in LINES]
+    expected = _ppmi_float64(_brute_force(sentences, len(vocab), 2, distance_weighting), cds_alpha, shift)
+    np.testing.assert_allclose(factored[0], expected, atol=1e-12)
+    u, s, _ = np.linalg.svd(expected)
+    weighted = u[:, :2] * np.sqrt(s[:2])  # the Gram matrix of the rows does not depend on the signs
+    np.testing.assert_allclose(vectors.vectors @ vectors.vectors.T, weighted @ weighted.T, atol=1e-5)
 
 
 def test_the_small_factor_of_a_wide_matrix_is_its_float64_svd() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -138,6 +139,39 @@ def test_eval_scores_the_files_a_user_names(lsa_run, prepared, tmp_path, capsys)
     assert metrics.get("eval") == before
 
 
+def test_eval_restrict_vocab_sets_the_words_every_score_is_made_over(
+    lsa_run, prepared, tmp_path, capsys
+) -> None:
+    """``--restrict-vocab 2000`` scores the standard sets and a user's analogy file, 3CosMul as 3CosAdd,
+    over the 2000 most frequent words: the table and metrics.json hold that vocabulary's scores, beside
+    the number they record."""
+    from nlp182.embeddings.evaluate import EvaluationFiles, evaluate_all, evaluate_analogies
+    from nlp182.embeddings.runs import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(lsa_run, run)  # the module's run keeps its metrics.json for the other tests
+    vectors, _ = load_run(run)
+    eval_dir = prepared.wordsim353.parent
+    restricted = evaluate_all(vectors, EvaluationFiles.in_folder(eval_dir), 2000)
+    unrestricted = evaluate_analogies(vectors, prepared.analogies, method="3cosmul")
+    assert len(vectors) > 2000 and restricted["analogy_3cosmul"] != unrestricted.accuracy  # the bound matters
+    capsys.readouterr()
+    assert main(["eval", str(run), "--eval-dir", str(eval_dir), "--restrict-vocab", "2000"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    kept = json.loads((run / "metrics.json").read_text())["eval"]
+    assert kept == {**restricted, "eval_dir": str(eval_dir.resolve()), "restrict_vocab": 2000}
+    assert [float(score) for score in row[1:5]] == pytest.approx(
+        [restricted[key] for key in ("wordsim353_spearman", "simlex999_spearman", "analogy_3cosadd",
+                                     "analogy_3cosmul")], abs=1e-4)
+    assert main(["eval", str(run), "--analogies", str(prepared.analogies), "--restrict-vocab", "2000"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    kept = json.loads((run / "metrics.json").read_text())["eval_files"][str(prepared.analogies.resolve())]
+    assert kept == {"3cosadd": restricted["analogy_3cosadd"], "3cosmul": restricted["analogy_3cosmul"],
+                    "questions": restricted["analogy_questions"], "oov": restricted["analogy_oov"],
+                    "restrict_vocab": 2000}  # the standard analogy set, given as a file
+    assert [float(score) for score in row[2:4]] == pytest.approx([kept["3cosadd"], kept["3cosmul"]], abs=1e-4)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -247,6 +281,22 @@ def test_epochs_chosen_from_a_small_corpus_are_recorded_in_the_run(tmp_path) -> 
     config = json.loads((out / "config.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     assert config["epochs"] == metrics["train"]["epochs"] == 50  # 6,500 tokens: a million is past 50 passes
+
+
+def test_max_vocab_flag_bounds_the_words_a_run_saves(tmp_path) -> None:
+    """``train w2v --max-vocab 4`` trains and saves the 4 most frequent words (ties by first
+    appearance), and config.json records the bound."""
+    from nlp182.embeddings.runs import load_run
+
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("the cat sat on the mat while the dog ran in the park\n" * 50)
+    out = tmp_path / "run"
+    flags = ["--max-vocab", "4", "--min-count", "1", "--epochs", "1", "--threads", "1", "--vector-size", "8",
+             "--eval-dir", "none"]
+    assert main(["train", "w2v", "--corpus", str(corpus), "--out", str(out), *flags]) == 0
+    vectors, _ = load_run(out)
+    assert vectors.words == ["the", "cat", "sat", "on"] and vectors.vectors.shape == (4, 8)
+    assert json.loads((out / "config.json").read_text())["max_vocab"] == 4
 
 
 def test_eval_of_several_runs_scores_each_one_it_can(lsa_run, prepared, tmp_path, capsys) -> None:

@@ -285,6 +285,23 @@ def test_unicode_errors_flag_replaces_broken_words(tmp_path: Path) -> None:
     assert Vectors.load(tmp_path / "run").words == ["na\ufffdve"]
 
 
+@pytest.mark.parametrize("name", ["vectors.txt", "vectors.bin"])
+def test_encoding_flag_reads_the_words_of_a_latin1_file(tmp_path: Path, name: str) -> None:
+    """``--encoding latin-1`` decodes the words as Latin-1: é is the byte e9, which UTF-8 refuses."""
+    rows = {"café": [1.0, 2.0], "naïve": [3.0, 4.0]}
+    if name.endswith(".bin"):  # word2vec's binary layout: the word, a space, then float32 values
+        body = b"".join(word.encode("latin-1") + b" " + np.float32(row).tobytes() + b"\n"
+                        for word, row in rows.items())
+    else:
+        body = "".join(f"{word} {a} {b}\n" for word, (a, b) in rows.items()).encode("latin-1")
+    (tmp_path / name).write_bytes(b"2 2\n" + body)
+    argv = ["import", str(tmp_path / name), "--out", str(tmp_path / "run"), "--encoding", "latin-1"]
+    assert main(argv) == 0
+    vectors = Vectors.load(tmp_path / "run")
+    assert vectors.words == ["café", "naïve"]
+    np.testing.assert_array_equal(vectors.vectors, [[1.0, 2.0], [3.0, 4.0]])
+
+
 def test_a_kv_pickle_bomb_is_refused_in_milliseconds(tmp_path: Path) -> None:
     """A few hundred bytes of shared nested lists (``L(k+1) = [Lk, Lk]``) as a word or as the counts:
     refused by their types before anything prints or converts them (``str`` of the word would

@@ -66,6 +66,20 @@ def test_wiki_page_over_the_article_bound_is_skipped_and_counted(cli, bounded, t
     assert len(lines) == 1 and lines[0].split()[:3] == ["word0", "text", "word1"]
 
 
+def test_wiki_article_bound_is_the_one_max_article_bytes_gives(cli, bounded, tmp_path) -> None:
+    """``--max-article-bytes 2048`` skips a 5 KB page that the 10 MiB default keeps, and keeps the
+    page of about 900 bytes after it."""
+    long_page, short_page = _page("Long", " ".join([ARTICLE] * 7), 1), _page("Short", ARTICLE, 2)
+    assert len(short_page) < 2048 < 5000 < len(long_page)
+    dump = tmp_path / "two.xml.bz2"
+    dump.write_bytes(bz2.compress(DUMP_HEAD + long_page + short_page + b"</mediawiki>\n"))
+    argv = ["corpus", "prepare", "--wiki", dump, "--out", tmp_path / "w.txt", "--processes", "1",
+            "--max-article-bytes", "2048"]
+    outcome = bounded(cli(argv), 150, rc=0)
+    assert "skipped 1 page longer than 2 KiB (first: page 1)" in outcome.stderr
+    assert (tmp_path / "w.txt").read_text().split() == ARTICLE.split()
+
+
 def test_wiki_of_raw_bytes_is_refused_at_once(cli, bounded, tmp_path) -> None:
     dump = tmp_path / "raw.xml.bz2"
     dump.write_bytes(bz2.compress(np.random.default_rng(0).bytes(4 * MIB)))

@@ -213,6 +213,45 @@ def test_demo_path_train_index_serve_agrees_with_vector_store(tmp_path: Path) ->
     assert exact_order >= 10  # of 13 queries; the rest differ only by swapped ties
 
 
+def test_serve_flags_reach_gunicorn_and_each_worker_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                        synthetic_vectors: Vectors) -> None:
+    """``nlp182 serve`` as a worker takes it (gunicorn's settings, ``post_fork``, ``load``): the master
+    validates its own copy of the settings, so a flag lost on the way to a worker goes unseen there."""
+    import faiss
+
+    import nlp182.server.app  # noqa: F401  (prometheus_client in one-process mode, as this test process is)
+    from nlp182.server import serve
+    from nlp182.server.config import IndexConfig
+    from nlp182.server.index import SimilarityIndex
+    from nlp182.server.worker import JsonErrorsProtocol
+
+    run = write_run(tmp_path / "run", synthetic_vectors)
+    hnsw = IndexConfig(kind="hnsw", ef_search=16, recall_queries=10)
+    SimilarityIndex.build(synthetic_vectors, hnsw).save(run)
+    started, arenas = [], []
+    monkeypatch.setattr(serve._Gunicorn, "run", lambda gunicorn: started.append(gunicorn))
+    monkeypatch.setattr(serve, "limit_malloc_arenas", arenas.append)
+    monkeypatch.setattr(faiss, "omp_set_num_threads", lambda threads: None)  # the test process keeps its own
+    blas_threshold = faiss.cvar.distance_compute_blas_threshold
+    monkeypatch.setattr(faiss.cvar, "distance_compute_blas_threshold", blas_threshold)
+    monkeypatch.setattr(JsonErrorsProtocol, "read_timeout", JsonErrorsProtocol.read_timeout)
+    monkeypatch.setattr(JsonErrorsProtocol, "on_refusal", JsonErrorsProtocol.on_refusal)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert cli.main(["serve", str(run), "--host", "127.0.0.2", "--port", "0", "--workers", "1",
+                     "--ef-search", "200", "--timeout", "77", "--blas-threshold", "7",
+                     "--malloc-arenas", "0"]) == 0
+    (gunicorn,) = started
+    assert arenas == [0]  # 0: glibc's own choice, not the default cap of 2
+    assert gunicorn.cfg.timeout == 77 and gunicorn.cfg.workers == 1
+    gunicorn.cfg.post_fork(None, None)
+    assert faiss.cvar.distance_compute_blas_threshold == 7
+    app = gunicorn.load().app
+    assert app.extensions["nlp182"].index.index.hnsw.efSearch == 200  # index.json says 16
+    # The bound address is an allowed Host name beside the loopback ones (DNS-rebinding check).
+    answer = app.test_client().get("/v1/neighbors?word=w1&k=3", headers={"Host": "127.0.0.2:8000"})
+    assert answer.status_code == 200 and len(answer.get_json()["neighbors"]) == 3
+
+
 def test_malloc_arena_cap_is_applied_only_when_asked() -> None:
     from nlp182.server.serve import limit_malloc_arenas
 

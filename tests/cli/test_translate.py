@@ -156,6 +156,36 @@ def test_sentences_after_the_options_and_spaces_around_them_translate_as_typed(s
     assert capsys.readouterr().out == dashed
 
 
+def test_the_length_penalty_is_used_for_input_files_as_for_sentences(tmp_path, capsys) -> None:
+    """``--input FILE`` translates in batches on its own path: ``--length-penalty`` must reach it too,
+    or a file is searched with the run's penalty while the same lines typed out are not."""
+    import torch
+
+    from nlp182.device import random_state_kept
+    from nlp182.seq2seq.translator import Translator
+
+    pairs = [("one two", "two one"), ("three four five", "five four three")]
+    run = tmp_path / "run"
+    run.mkdir()
+    with random_state_kept():  # untrained weights of a fixed seed, where penalties 0 and 1 differ
+        torch.manual_seed(0)
+        build_translator(Seq2SeqConfig(max_length=3, model=ModelConfig(embed_dim=8, hidden_size=8)),
+                         pairs).save(run)
+    texts = ["one two", "three four five", "one"]
+    lines = tmp_path / "in.txt"
+    lines.write_text("\n".join(texts) + "\n")
+    flags = ["--beam-width", "5", "--length-penalty", "0", "--max-len", "3"]
+    assert main(["translate", str(run), "--input", str(lines), *flags]) == 0
+    from_file = capsys.readouterr().out.split("\n")[:-1]
+    assert main(["translate", str(run), *flags, *texts]) == 0
+    assert capsys.readouterr().out.split("\n")[:-1] == from_file
+    translator = Translator.load(run, device="cpu")
+    searched = [translator.translate(texts, beam_width=5, max_len=3, length_penalty=penalty, warn=False)
+                for penalty in (0.0, translator.config.length_penalty)]
+    assert from_file == [result.text for result in searched[0]]
+    assert from_file != [result.text for result in searched[1]]  # the run's own penalty (1) reads otherwise
+
+
 def test_input_lines_longer_than_training_are_named_once_and_the_output_stays_clean(
     small_run, tmp_path, capsys, caplog
 ) -> None:

@@ -54,6 +54,22 @@ def test_cache_shows_each_kind_and_clears_finished_entries_only(tmp_path, monkey
     assert sorted(p.name for p in cache.rglob("*") if not p.name.startswith(".")) == ["corpora", "sentences"]
 
 
+def test_older_than_counts_days(tmp_path, monkeypatch, capsys) -> None:
+    """``--older-than 1`` frees what was made over a day ago, as the corpus guide says: an entry of two
+    hours stays, one of 25 hours goes."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NLP182_CACHE", str(cache))
+    entries = {}
+    for name, hours in (("a", 2), ("b", 25)):
+        entries[hours] = cache / "corpora" / (name * 32)
+        entries[hours].mkdir(parents=True)
+        made = time.time() - hours * 3600
+        os.utime(entries[hours], (made, made))
+    assert cli.main(["cache", "--clear", "--older-than", "1"]) == 0
+    assert "removed 1 entry" in capsys.readouterr().out
+    assert entries[2].is_dir() and not entries[25].exists()
+
+
 def test_cache_refuses_a_negative_age(capsys) -> None:
     with pytest.raises(SystemExit):
         cli.main(["cache", "--clear", "--older-than", "-1"])

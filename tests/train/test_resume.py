@@ -109,6 +109,23 @@ def test_resume_after_the_last_epoch_does_nothing_more(tmp_path: Path) -> None:
         assert torch.equal(p, q)
 
 
+@pytest.mark.parametrize("command", ["seq2seq", "caption"])
+def test_resume_takes_a_new_time_budget(tmp_path: Path, command: str) -> None:
+    """The seq2seq and captioning guides promise ``--resume --time-budget-s S``: a run stopped by its
+    budget goes on with a new one, and a resume that gives none keeps the run's."""
+    from nlp182.captioning import CaptionConfig
+    from nlp182.seq2seq import Seq2SeqConfig
+    from nlp182.train.run import incomplete_dir, resumed_config
+
+    config_class = {"seq2seq": Seq2SeqConfig, "caption": CaptionConfig}[command]
+    staged = incomplete_dir(tmp_path / "run")
+    staged.mkdir()
+    (staged / "config.json").write_text(json.dumps(config_class(time_budget_s=600).to_dict()))
+    given = config_class(time_budget_s=5)
+    assert resumed_config(config_class, tmp_path / "run", given, typed={"time_budget_s"}).time_budget_s == 5
+    assert resumed_config(config_class, tmp_path / "run", config_class()).time_budget_s == 600
+
+
 def test_resume_refuses_settings_other_than_the_run_s_instead_of_dropping_them(tmp_path: Path) -> None:
     """``--resume --data new.tsv --hidden-size 32`` exited 0 after training on the old data and size."""
     from nlp182.errors import InvalidInputError

@@ -62,6 +62,15 @@ def test_short_captions_are_monitored_by_exact_match_long_ones_by_cider_d() -> N
     assert monitor == "cider_d" and "(> 5)" in why
 
 
+def test_a_median_caption_of_exactly_five_words_is_short() -> None:
+    """The captioning guide monitors exact match when the median caption has at most 5 words: 5 is
+    short, 6 long."""
+    five = _items("a red square on blue", "a b c d e f", "one two three four")  # 5, 6 and 4 words
+    monitor, why = choose_monitor(five)
+    assert monitor == "exact_match" and "the median caption has 5 words (<= 5)" in why
+    assert choose_monitor(_items("a red square on a blue", "a b c d e f", "one two"))[0] == "cider_d"
+
+
 def test_a_budget_on_digits_sized_data_gives_the_digits_recipe() -> None:
     # 6000 one-caption canvases in batches of 32: 188 steps an epoch (the recipe's 600 / 150 / 0.998).
     digits = _items("three one", "four", "one five nine", "two six")  # the first word names a digit
@@ -82,7 +91,7 @@ def test_a_budget_on_digits_sized_data_gives_the_digits_recipe() -> None:
     }
 
 
-@pytest.mark.parametrize(("epochs", "patience"), [(8, 10), (40, 20), (150, 75)])
+@pytest.mark.parametrize(("epochs", "patience"), [(8, 10), (21, 11), (40, 20), (150, 75)])
 def test_patience_is_half_the_epochs_at_least_ten(epochs: int, patience: int) -> None:
     config, chosen = choose_defaults(CaptionConfig(epochs=epochs), _items("a red square"), 10)
     assert config.early_stopping_patience == patience == max(10, math.ceil(epochs / 2))

@@ -141,6 +141,26 @@ def test_a_large_sentence_tsv_gets_a_bigger_model_and_batch() -> None:
     )
 
 
+def test_each_size_chosen_from_the_data_takes_its_documented_side_at_the_boundary() -> None:
+    """The rules as the defaults module states them: 128 below 5000 pairs, else 256; embeddings 64
+    wide up to 5000 distinct tokens, else 128; letter by letter when at least 90% of lines are one word."""
+    pairs = [(f"the {_name(i)}", f"le {_name(i)}") for i in range(4999)]  # 5000 distinct tokens a side
+    config, chosen = _settled("--data", "fr.tsv", pairs=pairs)
+    assert (config.model.hidden_size, config.model.embed_dim) == (128, 64)
+    assert chosen["embed_dim"].startswith("64 (5000 distinct tokens on the larger side <= 5000)")
+    config, chosen = _settled("--data", "fr.tsv", pairs=[*pairs, pairs[0]])  # 5000 pairs, no new token
+    assert (config.model.hidden_size, config.model.embed_dim) == (256, 64)
+    assert chosen["hidden_size"] == "256 (5000 training pairs >= 5000)"
+    config, _ = _settled("--data", "fr.tsv", pairs=[*pairs, ("the extra", "le extra")])  # 5001 tokens
+    assert config.model.embed_dim == 128
+    one_word = [(f"word{i}", "a b") for i in range(9)]
+    config, chosen = _settled("--data", "g2p.tsv", pairs=[*one_word, ("two words", "a b")])  # 9 of 10
+    assert config.source_tokenizer == "char" and chosen["source_tokenizer"].startswith("char (90% of")
+    two_words = [("two words", "a b"), ("two more", "a b")]
+    config, _ = _settled("--data", "g2p.tsv", pairs=[*one_word[:8], *two_words])
+    assert config.source_tokenizer is None  # 8 of 10: words
+
+
 def test_cli_logs_the_choice_once_and_saves_the_settled_config(tmp_path: Path, caplog, capsys) -> None:
     rows = [f"{w}\t{' '.join(reversed(w))}" for w in ("abc", "bca", "cab", "acb", "bac", "cba") * 8]
     data = tmp_path / "toy.tsv"

@@ -181,7 +181,7 @@ def test_gensim_settings_outside_the_usual_ranges_keep_their_meaning(prepared) -
     """gensim code often says ``min_count=0`` (every word, as 1) and may give ``sample`` as a count
     (1 or more); both used to be refused."""
     sentences = list(iter_token_lines(CorpusSource(str(prepared.corpus))))[:150]
-    for sample in (10, 250.5):
+    for sample in (1, 10, 250.5):  # 1 is a count too: a threshold of int(2.618) = 2 occurrences
         vocab = Vocabulary.build(sentences, VocabConfig(min_count=0, sample=sample))
         model = Word2Vec(min_count=0, sample=sample)
         model.build_vocab(sentences)

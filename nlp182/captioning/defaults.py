@@ -8,7 +8,7 @@ digits and scale elsewhere:
   :data:`SHORT_CAPTION_WORDS` words (BLEU-4 needs 4-word matches and stays 0 on short captions
   while many are already right), else ``cider_d`` (consensus over longer, varied references);
 - ``epochs``: :data:`DEFAULT_EPOCHS` without a time budget; with one, a ceiling the budget ends first;
-- ``early_stopping_patience``: half the epochs, at least :data:`MIN_PATIENCE` (validation scores of
+- ``early_stopping_patience``: half the epochs rounded up, at least :data:`MIN_PATIENCE` (validation scores of
   small sets climb in steps, with plateaus of a dozen epochs between them); with a time
   budget, half the budget in seconds of training without a better score
   (``TrainerConfig.early_stopping_patience_s``) instead of a count of epochs; either counts only

@@ -59,6 +59,63 @@ def test_sigterm_during_a_save_removes_its_staging_folder_and_temporary_file(tmp
     assert not (tmp_path / "notes.txt").exists()
 
 
+# Stopped once, the child is told so; then it sends itself a second SIGTERM while "cleaning up".
+STOPPED_TWICE = """
+import os, signal, sys, time
+from nlp182.signals import Terminated, interrupt_on_sigterm
+
+interrupt_on_sigterm()
+try:
+    print("ready", flush=True)
+    time.sleep(30)
+except Terminated:
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+    except Terminated:
+        sys.exit(3)
+sys.exit(0)
+"""
+
+# A child forked after the handler was set (a worker pool) that catches Ctrl-C as the parent does.
+FORKED = """
+import os, signal, time
+from nlp182.signals import interrupt_on_sigterm
+
+interrupt_on_sigterm()
+ready, told = os.pipe()
+child = os.fork()
+if child == 0:
+    try:
+        os.write(told, b"r")  # a signal right after fork, before Python is set up in the child, is lost
+        time.sleep(30)
+    except KeyboardInterrupt:
+        os._exit(3)
+    os._exit(0)
+os.read(ready, 1)
+os.kill(child, signal.SIGTERM)
+_, status = os.waitpid(child, 0)
+print(os.WTERMSIG(status) if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}")
+"""
+
+
+def test_a_second_sigterm_ends_the_process_at_once() -> None:
+    """The first SIGTERM raises so cleanup runs; a second one must end the process by the signal,
+    so a cleanup that hangs can still be stopped with another `kill`."""
+    child = subprocess.Popen([sys.executable, "-c", STOPPED_TWICE], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == -signal.SIGTERM
+
+
+def test_a_child_forked_after_the_handler_ends_by_sigterm_without_the_parents_cleanup() -> None:
+    """A forked worker that gets SIGTERM must end as by default, not raise into code copied from the
+    parent, whose cleanup (removing a staging folder) belongs to the parent alone."""
+    outcome = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=30)
+    assert outcome.returncode == 0, outcome.stderr
+    assert outcome.stdout.strip() == str(int(signal.SIGTERM))
+
+
 def test_leftovers_of_a_killed_save_are_removed_by_the_next_save_only_when_their_process_is_gone(
     tmp_path: Path,
 ) -> None:
@@ -87,6 +144,25 @@ def test_a_reused_pid_does_not_protect_an_older_leftover(tmp_path: Path) -> None
     os.utime(reused, (started - 3600, started - 3600))  # written an hour before that process began
     assert [p.name for p in remove_dead_leftovers(tmp_path / "keep")] == [reused.name]
     assert leftover.is_dir()
+
+
+def test_a_zombie_process_does_not_protect_its_leftovers(tmp_path: Path) -> None:
+    """A killed process its parent has not reaped (no init in a container) runs no more: its pid
+    must count as dead, so its staging folder is removed."""
+    from nlp182.pids import owner_alive
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert owner_alive(zombie.pid, time.time()) is False
+        leftover = tmp_path / f".keep.{zombie.pid}.abcdefgh.staging"
+        leftover.mkdir()
+        assert remove_dead_leftovers(tmp_path / "keep") == [leftover] and not leftover.exists()
+    finally:
+        zombie.wait()
 
 
 def test_a_leftover_of_another_machine_sharing_the_folder_is_left_to_it(tmp_path: Path) -> None:

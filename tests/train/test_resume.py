@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -80,6 +82,44 @@ def _tiny_run(out: Path, resume: str | None) -> Trainer:
     trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, cfg)
     trainer.fit(DataLoader(data, batch_size=8))
     return trainer
+
+
+def _drawing_run(out: Path, resume: str | None) -> tuple[Trainer, list[tuple[float, float]]]:
+    """Two epochs of four batches, a checkpoint every two steps; each step draws from Python's and
+    NumPy's global streams (as a user's augmentation would) and takes at least 5 ms."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    draws: list[tuple[float, float]] = []
+    model = nn.Linear(4, 1)
+    data = TensorDataset(torch.randn(16, 4), torch.randn(16))
+
+    def loss_fn(m: nn.Module, b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        draws.append((random.random(), float(np.random.rand())))
+        time.sleep(0.005)
+        return ((m(b[0]).squeeze(-1) - b[1]) ** 2).mean()
+
+    cfg = TrainerConfig(epochs=2, device="cpu", out_dir=str(out), resume=resume, progress=False,
+                        checkpoint_every=2, keep_last=4)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, cfg)
+    trainer.fit(DataLoader(data, batch_size=4))
+    return trainer, draws
+
+
+def test_a_mid_epoch_resume_continues_the_global_streams_and_the_epoch_clock(tmp_path: Path) -> None:
+    """The checkpoint holds all that continuing exactly needs: `random` and `np.random` draw on as
+    in an uninterrupted run, and the half-done epoch keeps its time and example counts, so its
+    throughput covers the whole epoch and the time budget counts the seconds before the stop."""
+    whole, whole_draws = _drawing_run(tmp_path / "whole", None)
+    mid_epoch = sorted((tmp_path / "whole" / "checkpoints").iterdir())[0]
+    saved = load_checkpoint(mid_epoch)
+    assert saved["position"]["batch_in_epoch"] == 2 and saved["clock"]["samples"] == 8
+    resumed, resumed_draws = _drawing_run(tmp_path / "resumed", str(mid_epoch))
+    assert resumed_draws == whole_draws[2:]
+    epoch = resumed.history[0]
+    assert epoch["samples_per_s"] * epoch["time_s"] == pytest.approx(16)  # all four batches
+    assert epoch["time_s"] >= saved["clock"]["time"] + 2 * 0.005
+    assert resumed.train_time_s >= 8 * 0.005 and whole.train_time_s >= 8 * 0.005
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])

@@ -37,6 +37,21 @@ def test_log_progress_writes_one_line_per_interval_and_a_final_line(caplog: pyte
     assert "\r" not in "".join(lines)
 
 
+def test_the_rate_counts_only_the_work_done_after_an_initial_offset(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed epoch starts its bar at `initial`; that offset was done before, so the logged rate
+    (as tqdm's) is the units counted since the bar started over the seconds since then."""
+    now = [100.0]
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="nlp182.progress"):
+        bar = LogProgress(total=100, initial=50, desc="steps", unit="step", interval=0.0)
+        now[0] = 101.0
+        bar.update(10)
+    line = caplog.records[-1].getMessage()
+    assert line.startswith("steps: 60/100 step (60%)") and ", 10 step/s," in line
+
+
 def test_a_last_line_that_showed_the_final_count_is_not_written_twice(caplog) -> None:
     with caplog.at_level(logging.INFO, logger="nlp182.progress"):
         bar = LogProgress(total=3, desc="steps", unit="step", interval=0.0)  # a line every update

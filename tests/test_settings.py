@@ -209,6 +209,21 @@ def test_a_refused_former_flag_is_named_by_its_own_name(capsys: pytest.CaptureFi
     assert "error: --time-budget-s must be greater than 0, got -1" in capsys.readouterr().err
 
 
+def test_copies_pickles_and_replace_keep_the_settings_the_user_gave() -> None:
+    """A setting given at its default value must stay the user's choice through copy, deepcopy,
+    pickle (multiprocessing) and `dataclasses.replace`, or `choose_defaults` would replace it."""
+    import copy
+    import pickle
+
+    from nlp182.seq2seq.config import Seq2SeqConfig
+    from nlp182.settings import given_settings
+
+    config = Seq2SeqConfig(epochs=Seq2SeqConfig().epochs)
+    for kept in (copy.copy(config), copy.deepcopy(config), pickle.loads(pickle.dumps(config))):
+        assert kept == config and given_settings(kept) == frozenset({"epochs"})
+    assert given_settings(dataclasses.replace(config, seed=config.seed + 1)) == frozenset({"epochs", "seed"})
+
+
 def test_a_config_saved_under_former_names_loads() -> None:
     from nlp182.captioning.config import CaptionConfig
     from nlp182.seq2seq.config import Seq2SeqConfig

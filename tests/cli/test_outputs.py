@@ -105,6 +105,20 @@ def test_unwritable_or_meaningless_out_is_refused_naming_it(words: list[str], wh
     assert where in err[0] and "staging" not in err[0] and "Traceback" not in err[0]
 
 
+def test_a_folder_above_the_current_one_is_refused_as_out(tmp_path: Path, monkeypatch) -> None:
+    """`--out ..` with `--overwrite` would replace the folder the command runs in: every ancestor of
+    the current folder is refused, not only the current folder itself."""
+    from nlp182.io import check_output_path
+
+    inner = tmp_path / "a" / "b"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    for above in ("..", "../..", str(tmp_path)):
+        with pytest.raises(OutputError, match="is the current folder or one above it"):
+            check_output_path(above)
+    assert check_output_path("../c") == Path("../c")  # a sibling is fine
+
+
 BAD_VALUES = [
     ("train digits", "--lr", "-1", "--lr must be greater than 0"),
     ("train digits", "--momentum", "-1", "--momentum must be at least 0"),
@@ -742,6 +756,20 @@ def test_the_cache_folder_follows_the_environment_and_falls_back_where_home_is_u
     (tmp_path / "tmp" / f"nlp182-cache-{os.getuid()}").chmod(0o777)  # another user could write in it
     with pytest.raises(OutputError, match="is not this user's private folder"):
         io.cache_folder()
+
+
+def test_a_relative_xdg_cache_home_is_ignored(tmp_path: Path, monkeypatch) -> None:
+    """The XDG rule: a relative `XDG_CACHE_HOME` is ignored, so the cache does not move with the
+    folder a command runs in; `~/.cache/nlp182` is used instead."""
+    from nlp182 import io
+
+    monkeypatch.setattr(io, "_CHECKED_CACHES", {})
+    monkeypatch.delenv("NLP182_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "rel")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert io.cache_folder() == tmp_path / ".cache" / "nlp182"
+    assert not (tmp_path / "rel").exists()
 
 
 def test_reading_the_umask_does_not_change_it_for_other_threads(monkeypatch) -> None:

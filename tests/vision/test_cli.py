@@ -1,10 +1,15 @@
 import json
+from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from nlp182.cli import main
+from nlp182.vision import runs
+from nlp182.vision.fit import FitConfig
 from nlp182.vision.models import SmallCNN
+from nlp182.vision.registry import create_model
 from nlp182.vision.runs import DigitsRunConfig, ShapesRunConfig
 
 
@@ -37,6 +42,26 @@ def test_train_digits_writes_a_complete_run_folder(tmp_path, capsys):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_train_digits_holds_out_its_test_fraction_and_trains_with_its_dropout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--test-fraction`` sets the split the accuracy is measured on and ``--dropout`` the network
+    trained: both must shape the run itself, not only the ``config.json`` that records them."""
+    built = []
+
+    def recording(*args, **kwargs) -> torch.nn.Module:
+        built.append(create_model(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(runs, "create_model", recording)
+    out = tmp_path / "digits"
+    flags = ["--test-fraction", "0.5", "--dropout", "0.5", "--width", "0.25", "--epochs", "1"]
+    assert main(["train", "digits", "--out", str(out), *flags, "--device", "cpu", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["test_size"], metrics["train_size"]) == (899, 898)  # half of the 1797 digits
+    assert len(built) == 1 and built[0].dropout.p == 0.5
+
+
 def test_train_shapes_small_run(tmp_path):
     out = tmp_path / "shapes"
     args = [
@@ -64,6 +89,33 @@ def test_train_shapes_small_run(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["mean_iou"] <= 1.0 and len(metrics["iou_per_class"]) == 4
     assert (out / "segmentation.png").exists()
+    model = create_model("fcn", in_channels=3, num_classes=4, width=0.25)  # the --width the run was given
+    model.load_state_dict(load_file(out / "model.safetensors"))
+
+
+def test_train_shapes_scores_images_it_did_not_train_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test shapes are drawn with another seed than the training shapes: drawn with the same one,
+    a test set as large as the training set is the training set, and the mean IoU measures fitting."""
+    drawn, draw = [], runs.make_shapes_segmentation
+
+    def recording(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        drawn.append(draw(n, size, seed=seed))
+        return drawn[-1]
+
+    monkeypatch.setattr(runs, "make_shapes_segmentation", recording)
+    config = ShapesRunConfig(
+        model="fcn",
+        width=0.25,
+        size=16,
+        train_size=4,
+        test_size=4,
+        fit=FitConfig(epochs=1, device="cpu", progress=False, seed=3),
+    )
+    runs.train_shapes_run(config, tmp_path / "shapes")
+    (train, _), (test, _) = drawn
+    assert not any(torch.equal(image, seen) for image in test for seen in train)
 
 
 def test_cli_defaults_equal_the_config_defaults():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -21,7 +22,7 @@ from nlp182.captioning.model import CaptionModel, CaptionModelConfig, sincos_pos
 from nlp182.captioning.pretrain import bag_of_words, bag_of_words_loss, pretrain_encoder
 from nlp182.captioning.train import parameter_groups, run_progress
 from nlp182.captioning.vocab import BOS_ID, EOS_ID, PAD_ID, CaptionVocab
-from nlp182.decoding import Beam, Greedy, decode
+from nlp182.decoding import Beam, Greedy, decode, make_search
 from nlp182.errors import FileFormatError, InvalidInputError, ShapeError
 
 VOCAB = 7
@@ -342,6 +343,23 @@ def test_a_run_saved_under_the_old_encoder_name_loads_and_captions_alike(tmp_pat
     assert [c.words for c in loaded.caption(images, beam_width=2, max_len=5)] == [c.words for c in expected]
 
 
+def test_a_loaded_run_searches_its_beams_with_its_saved_length_penalty(tmp_path, monkeypatch) -> None:
+    """``Captioner.load`` keeps the run's ``length_penalty``: a run trained with 0.0 searched its
+    beams with the default 1.0 would rank captions of other lengths first."""
+    config = dataclasses.replace(CaptionConfig(image_size=16, model=_model().config), length_penalty=0.0)
+    vocab = CaptionVocab.build(["one two three four five six seven"])
+    Captioner(CaptionModel(len(vocab), config.model).eval(), vocab, config).save(tmp_path)
+    searches = []
+
+    def recording(beam_width: int = 1, length_penalty: float = 1.0) -> object:
+        searches.append((beam_width, length_penalty))
+        return make_search(beam_width, length_penalty)
+
+    monkeypatch.setattr(captioner_module, "make_search", recording)
+    Captioner.load(tmp_path, device="cpu").caption(_images(2), beam_width=4, max_len=3)
+    assert searches == [(4, 0.0)]
+
+
 def test_a_config_whose_sizes_the_weights_lack_is_refused_before_the_model_is_built(
     tmp_path, monkeypatch
 ) -> None:
@@ -370,6 +388,22 @@ def test_a_config_whose_sizes_the_weights_lack_is_refused_before_the_model_is_bu
     with pytest.raises(FileFormatError, match=wrong):
         Captioner.load(tmp_path, device="cpu")
     assert time.perf_counter() - start < 2 and built == ["meta"]
+
+
+@pytest.mark.parametrize("beam_width", [1, 3])
+def test_caption_max_len_bounds_the_words_in_place_of_the_runs(beam_width: int) -> None:
+    """``caption(max_len=N)`` stops each caption at N words, not at the run's ``max_len``: a model
+    biased to say "red" forever ends only there, and its captions are marked not complete."""
+    vocab = CaptionVocab.build(["a red square", "a blue box"])
+    config = CaptionConfig(image_size=16, max_len=6, model=_model().config)
+    model = CaptionModel(len(vocab), config.model).eval()
+    with torch.no_grad():
+        model.decoder.out.bias.fill_(-50.0)
+        model.decoder.out.bias[vocab.index["red"]] = 50.0
+    captioner = Captioner(model, vocab, config)
+    assert [c.words for c in captioner.caption(_images(2), beam_width)] == [["red"] * 6] * 2
+    short = captioner.caption(_images(2), beam_width, max_len=2)
+    assert [(c.words, c.complete) for c in short] == [(["red", "red"], False)] * 2
 
 
 def test_caption_takes_the_models_dtype_and_refuses_integer_pixels_and_other_shapes() -> None:

@@ -186,6 +186,29 @@ def test_the_length_penalty_is_used_for_input_files_as_for_sentences(tmp_path, c
     assert from_file != [result.text for result in searched[1]]  # the run's own penalty (1) reads otherwise
 
 
+def test_a_loaded_run_searches_with_its_saved_length_penalty(tmp_path: Path) -> None:
+    """``Translator.load`` keeps the run's ``length_penalty``: a run trained with 0.0 and searched
+    with the default 1.0 reads otherwise, on untrained weights where the two penalties differ."""
+    import torch
+
+    from nlp182.device import random_state_kept
+    from nlp182.seq2seq.translator import Translator
+
+    pairs = [("one two", "two one"), ("three four five", "five four three")]
+    config = Seq2SeqConfig(max_length=3, model=ModelConfig(embed_dim=8, hidden_size=8), length_penalty=0.0)
+    with random_state_kept():
+        torch.manual_seed(0)
+        build_translator(config, pairs).save(tmp_path)
+    translator = Translator.load(tmp_path, device="cpu")
+    texts = ["one two", "three four five", "one"]
+
+    def searched(**penalty: float) -> list[str]:
+        return [t.text for t in translator.translate(texts, beam_width=5, max_len=3, warn=False, **penalty)]
+
+    assert translator.config.length_penalty == 0.0
+    assert searched() == searched(length_penalty=0.0) != searched(length_penalty=1.0)
+
+
 def test_input_lines_longer_than_training_are_named_once_and_the_output_stays_clean(
     small_run, tmp_path, capsys, caplog
 ) -> None:

@@ -62,6 +62,23 @@ def test_signsgd_uses_only_the_sign_and_signum_momentum() -> None:
         assert float(v.detach()) == expected
 
 
+def test_signum_keeps_one_minus_momentum_of_each_gradient_and_decays_before_the_sign() -> None:
+    """Signum's buffer is ``m <- b m + (1 - b) g`` (b = 0.9, where b and 1 - b differ), weight decay
+    joins the gradient before the sign (here it flips the step), and momentum 1 is refused."""
+    v = _param([0.0])
+    signum = SignSGD([v], lr=1.0, momentum=0.9)
+    for g, expected in ((1.0, -1.0), (-0.5, -2.0), (-1.0, -1.0)):  # m: 0.1, 0.04, -0.064
+        v.grad = torch.tensor([g], dtype=torch.float64)
+        signum.step()
+        assert float(v.detach()) == expected
+    w = _param([1.0])
+    w.grad = torch.tensor([-0.5], dtype=torch.float64)  # g + 1.0 w = 0.5: a step down, not up
+    SignSGD([w], lr=0.25, weight_decay=1.0).step()
+    assert float(w.detach()) == 0.75
+    with pytest.raises(InvalidInputError, match="momentum"):
+        SignSGD([w], momentum=1.0)
+
+
 def test_signsgd_and_uncorrected_adam_converge_on_an_ill_conditioned_quadratic() -> None:
     scales = torch.tensor([1.0, 100.0], dtype=torch.float64)
     target = torch.tensor([3.0, -2.0], dtype=torch.float64)
@@ -332,6 +349,16 @@ def test_progress_decay_follows_the_clock_it_is_given() -> None:
         ProgressDecay(opt, lambda: 0.0, "step")
 
 
+def test_progress_decay_is_cosine_by_default_and_holds_a_negative_progress_at_the_start() -> None:
+    """The default shape is the cosine; a clock read before the start (a share below 0) is held at
+    0, so a linear rate does not rise above its base."""
+    opt = SGD([_param([0.0])], lr=0.8)
+    ProgressDecay(opt, lambda: 0.25)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.8 * 0.5 * (1 + math.cos(math.pi / 4)))
+    ProgressDecay(opt, lambda: -0.5, "linear")
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.8)
+
+
 def test_schedule_state_dict_resumes() -> None:
     opt = SGD([_param([0.0])], lr=1.0)
     sched = Cosine(opt, total_steps=10, warmup_steps=3)
@@ -534,6 +561,16 @@ def test_gradient_noise_variance_anneals() -> None:
     assert torch.equal(first, w.grad)
 
 
+def test_each_gradient_noise_step_anneals_to_the_next_sigma() -> None:
+    """``step`` advances the count itself: successive calls use sigma_0, sigma_1, sigma_2."""
+    w = _param([0.0])
+    noise = GradientNoise([w], eta=0.3, gamma=0.55, seed=0)
+    w.grad = torch.zeros_like(w)
+    expected = [math.sqrt(0.3 / (1 + t) ** 0.55) for t in range(3)]
+    assert [noise.step() for _ in range(3)] == pytest.approx(expected)
+    assert noise.t == 3 and noise.state_dict()["t"] == 3
+
+
 def test_bad_hyperparameters_are_rejected() -> None:
     with pytest.raises(InvalidInputError, match="lr"):
         Adam([_param([0.0])], lr=-1.0)
@@ -580,6 +617,18 @@ def test_clip_grad_value_clamps_a_sparse_gradient_as_the_sums_the_step_applies()
         clip_grad_value_(table.parameters(), 1.5)
     torch.testing.assert_close(sparse.weight.grad.to_dense(), dense.weight.grad)
     assert dense.weight.grad[1].tolist() == [1.5, -1.5, 1.5]  # 2, -4, 6 clamped
+
+
+def test_a_group_added_after_a_schedule_began_records_its_initial_rate() -> None:
+    """The added group gets ``initial_lr`` as torch's schedulers give their groups, which a schedule
+    built later to resume (``last_epoch``) needs from every group."""
+    optimizer = torch.optim.SGD([_param([0.0])], lr=0.1)
+    schedule = StepDecay(optimizer, step_size=1, gamma=0.5)
+    optimizer.add_param_group({"params": [_param([0.0])], "lr": 0.02})
+    optimizer.step()
+    schedule.step()
+    assert [group["initial_lr"] for group in optimizer.param_groups] == [0.1, 0.02]
+    StepDecay(optimizer, step_size=1, gamma=0.5, last_epoch=1)
 
 
 def test_a_progress_schedule_follows_a_group_added_after_it_began() -> None:

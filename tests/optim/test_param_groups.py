@@ -59,9 +59,11 @@ def test_the_model_can_exempt_more_and_frozen_parameters_are_left_out() -> None:
     decayed, plain = weight_decay_groups(model, 0.01)
     assert [p is model.head.weight for p in decayed["params"]] == [True]
     assert {id(p) for p in plain["params"]} == {id(model.table), id(model.head.bias)}
-    assert weight_decay_groups(nn.Linear(2, 2, bias=False), 0.1)[0]["params"][0].shape == (2, 2)
+    (only,) = weight_decay_groups(nn.Linear(2, 2, bias=False), 0.1)  # an empty group is dropped
+    assert only["params"][0].shape == (2, 2) and only["weight_decay"] == 0.1
+    assert [g["weight_decay"] for g in weight_decay_groups(nn.LayerNorm(3), 0.1)] == [0.0]
     model.no_weight_decay = lambda: {"missing"}  # type: ignore[method-assign]
     with pytest.raises(InvalidInputError, match="missing"):
         weight_decay_groups(model, 0.1)
-    with pytest.raises(InvalidInputError):
-        weight_decay_groups(model, -1.0)
+    with pytest.raises(InvalidInputError, match="must be >= 0"):  # refused for itself, on a sound model
+        weight_decay_groups(nn.Linear(2, 2), -0.5)

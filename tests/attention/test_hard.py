@@ -28,6 +28,19 @@ def test_samples_follow_the_attention_distribution_and_respect_masks() -> None:
     assert torch.all(weights.argmax(-1) == 2) and torch.equal(context[:, 0], keys[:, 2])
 
 
+def test_the_entropy_bonus_reaches_the_scorer_and_a_seeded_generator_repeats_the_samples() -> None:
+    """The entropy is differentiable in the scores, so its bonus shapes the policy; samples drawn
+    with equally seeded generators are the same."""
+    torch.manual_seed(0)
+    hard = HardAttention(MultiplicativeAttention(3, mode="general"))
+    query, keys = torch.randn(64, 2, 3), torch.randn(64, 5, 3)
+    first = hard.sample(query, keys, generator=torch.Generator().manual_seed(1))
+    first.entropy.sum().backward()
+    assert any(float(p.grad.abs().sum()) > 0 for p in hard.parameters() if p.grad is not None)
+    again = hard.sample(query, keys, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(first.index, again.index)
+
+
 def test_fully_masked_rows_choose_nothing() -> None:
     hard = HardAttention(MultiplicativeAttention(2, mode="general"))
     keys = torch.randn(2, 3, 2)

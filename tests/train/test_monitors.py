@@ -98,6 +98,39 @@ def test_the_model_carries_no_hooks_after_fit_and_a_zero_bias_is_never_flagged(t
     assert set(monitor["act_mean"]) == {"0", "1", "2"}
 
 
+def test_a_monitor_records_its_active_step_alone_on_leaf_modules_hooked_once() -> None:
+    """Hooks sit on leaf modules, once however often ``attach`` is called (and again after
+    ``remove``); they record between ``set_active(True)`` and ``after_step`` only; a parameter
+    without a gradient is left out, and the default flag is 1e-2."""
+    from nlp182.train.monitors import LayerMonitor
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(3, 2)), nn.Linear(2, 1)).double()
+    model[1].weight.requires_grad_(False)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    monitor = LayerMonitor(model)
+    monitor.attach()
+    hidden = model[0](x).detach()
+    model(x + 100)  # not an active step: not recorded
+    monitor.set_active(True)
+    model(x).sum().backward()
+    monitor.before_step()
+    with torch.no_grad():
+        model[0][0].weight.mul_(1.05)  # an update ratio of 0.05
+    report = monitor.after_step()
+    assert set(report["act_mean"]) == {"0.0", "1"}
+    assert report["act_mean"]["0.0"] == pytest.approx(float(hidden.mean()), rel=1e-9)
+    assert report["act_std"]["0.0"] == pytest.approx(float(hidden.std()), rel=1e-9)
+    assert set(report["grad_norm"]) == {"0.0.weight", "0.0.bias", "1.bias"}
+    assert report["flagged"] == ["0.0.weight"]
+    model(x)  # after the step: not recorded
+    monitor.remove()
+    monitor.attach()
+    monitor.set_active(True)
+    output = model(x).detach()
+    assert monitor.after_step()["act_std"]["1"] == pytest.approx(float(output.std()), rel=1e-9)
+
+
 def test_a_layer_the_step_made_nan_is_flagged() -> None:
     """A nan update/weight ratio compared False with the flag, so the destroyed layer was the one
     left out of the warning."""

@@ -423,6 +423,21 @@ def test_batches_in_dicts_are_moved_and_bad_config_rejected() -> None:
         )
 
 
+def test_nested_batches_keep_their_containers_and_report_their_first_batch_size() -> None:
+    """Named tuples are rebuilt field by field; the batch size is the leading dimension of the first
+    tensor that has one (leaves without a tensor and 0-d tensors are passed over)."""
+    from collections import namedtuple
+
+    from nlp182.train.nested import batch_size_of, move_to_device
+
+    Pair = namedtuple("Pair", "x y")
+    batch = {"meta": ["id", None], "pair": Pair(torch.tensor(0.5), [torch.zeros(4, 2)])}
+    moved = move_to_device(batch, torch.device("cpu"))
+    assert isinstance(moved["pair"], Pair) and moved["meta"] == ["id", None]
+    assert torch.equal(moved["pair"].y[0], batch["pair"].y[0])
+    assert batch_size_of(batch) == 4 and batch_size_of(torch.tensor(1.0)) is None
+
+
 # ---------------------------------------------------------------- ema_decay: an exact moving average
 # that validation scores and the run keeps, without changing what training does
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -531,6 +546,15 @@ def test_checkpoint_carries_the_average(tmp_path) -> None:
     assert other.ema is not None and other.ema.num_updates == 12
     for k, value in trainer.ema.shadow.items():
         assert torch.equal(other.ema.shadow[k], value)
+
+
+def test_an_average_of_another_model_is_refused() -> None:
+    """A saved average must hold this model's weights: one of another architecture is refused by
+    name, not loaded to fail at the next update."""
+    ema = ExponentialMovingAverage(nn.Linear(3, 2))
+    other = ExponentialMovingAverage(nn.Linear(3, 2, bias=False))
+    with pytest.raises(InvalidInputError, match="does not hold"):
+        ema.load_state_dict(other.state_dict())
 
 
 @pytest.mark.parametrize("decay", [-0.1, 1.0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,30 @@ def test_karpathy_reader_splits_and_loads_like_inference(karpathy: Path) -> None
     assert float(pixels[0, 8, 8]) == pytest.approx(220 / 255, abs=0.02)
 
 
+def test_karpathy_entry_without_split_trains_and_tokens_stand_in_for_raw(karpathy: Path) -> None:
+    """An image with no "split" is a training image, and a sentence with only "tokens" is read as
+    those tokens joined by spaces (some exports of dataset.json drop "raw")."""
+    document = json.loads(karpathy.read_text())
+    del document["images"][3]["split"]
+    document["images"][3]["sentences"] = [{"tokens": ["a", "dark", "red", "square"]}]
+    karpathy.write_text(json.dumps(document))
+    splits = read_karpathy(karpathy, karpathy.parent / "images")
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [3, 1, 0]
+    assert splits["train"][-1].name == "red2.png"
+    assert splits["train"][-1].captions == ["a dark red square"]
+
+
+def test_tsv_header_is_read_in_any_case_and_no_test_split_is_cut_unless_asked(tsv: Path) -> None:
+    """``Image<TAB>Caption`` is a header, not an image named "Image"; a test fraction of 0 leaves
+    the test split empty (only valid gets its one-image minimum)."""
+    lines = tsv.read_text().splitlines()
+    tsv.write_text("\n".join(["Image\tCaption", *lines[1:]]) + "\n")
+    items = read_tsv(tsv)
+    assert [i.name for i in items] == ["red.png", "blue.png", "green.png", "red2.png"]
+    splits = split_images(items, 0.1, 0.0, seed=0)
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [3, 1, 0]
+
+
 def test_tsv_reader_groups_lines_per_image_and_splits_by_image(tsv: Path) -> None:
     items = read_tsv(tsv)
     assert [i.name for i in items] == ["red.png", "blue.png", "green.png", "red2.png"]
@@ -205,6 +230,24 @@ def test_an_image_over_pillows_own_cap_says_so_when_the_setting_is_higher(tmp_pa
         load_image(tmp_path / "scan.png", 8, max_pixels=150)
 
 
+def test_an_image_over_the_setting_is_named_as_such_and_8_bit_values_in_32_bit_mode_stay_bright(
+    tmp_path: Path,
+) -> None:
+    """An image over ``max_pixels`` is refused with the size message itself (not as an unreadable
+    image), and a 32-bit integer image whose values top out at 255 is scaled by 255, not 65535."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((30, 30), dtype=np.uint8)).save(tmp_path / "scan.png")
+    message = _error(lambda: load_image(tmp_path / "scan.png", 8, max_pixels=150))
+    assert message.startswith(f"image {tmp_path / 'scan.png'} is 30x30 = 900 pixels, over the limit of 150")
+    assert "cannot be read" not in message
+    grey = np.zeros((4, 4), dtype=np.int32)
+    grey[:, 2:] = 255
+    Image.fromarray(grey, "I").save(tmp_path / "grey.tif")
+    pixels = load_image(tmp_path / "grey.tif", 4)
+    assert float(pixels[:, :, 0].max()) == 0.0 and float(pixels[:, :, 3].min()) == 1.0
+
+
 def test_a_training_image_is_decoded_once_however_many_captions_and_epochs(tsv: Path, monkeypatch) -> None:
     """Every caption of every epoch, and every validation, decoded the file again: 8 decodes an
     image in 2 epochs of 3 captions, minutes an epoch for phone photos."""
@@ -239,6 +282,25 @@ def test_a_training_image_is_decoded_once_however_many_captions_and_epochs(tsv: 
     for item in items:
         small.get(item.image, 12, item.max_pixels)
     assert len(small) == 2 and small.held <= small.budget
+
+
+def test_a_file_rewritten_at_the_same_size_is_decoded_again(tmp_path: Path) -> None:
+    """The cache of resized images is keyed by modification time as well as size: a file replaced by
+    another image of the same byte count is read afresh, not served from the cache."""
+    from PIL import Image
+
+    from nlp182.captioning.data import ResizedImages
+
+    path = tmp_path / "swap.bmp"
+    Image.new("RGB", (6, 6), (255, 0, 0)).save(path)
+    cache = ResizedImages()
+    assert float(cache.get(path, 4, 10_000)[0].min()) == 255
+    size = path.stat().st_size
+    Image.new("RGB", (6, 6), (0, 0, 255)).save(path)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert path.stat().st_size == size
+    pixels = cache.get(path, 4, 10_000)
+    assert float(pixels[2].min()) == 255 and float(pixels[0].max()) == 0
 
 
 def test_load_image_always_gives_rgb_floats(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ headers sized against the file, non-finite rows refused or dropped (text and ``.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,34 @@ def test_kv_with_nan_is_refused_or_dropped(tmp_path) -> None:
     report = import_vectors(tmp_path / "v.kv", tmp_path / "run", show_progress=False, nonfinite="drop")
     assert report.words == 2
     assert np.array_equal(np.load(tmp_path / "run" / "vectors.npy"), [[1, 2], [3, 4]])
+
+
+def test_kv_rows_dropped_for_nan_take_their_counts_with_them(tmp_path: Path) -> None:
+    """Every non-finite row is dropped, not only the first, and each kept word keeps its own count
+    (the counts are cut with the rows, so none shifts onto the next word)."""
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(2)
+    rows = np.array([[1, 2], [np.nan, 0], [3, 4], [0, np.inf], [5, 6]], dtype=np.float32)
+    kv.add_vectors(["a", "b", "c", "d", "e"], rows)
+    for word, count in zip("abcde", (50, 40, 30, 20, 10), strict=True):
+        kv.set_vecattr(word, "count", count)
+    kv.save(str(tmp_path / "v.kv"))
+    report = import_vectors(tmp_path / "v.kv", tmp_path / "run", show_progress=False, nonfinite="drop")
+    assert (report.words, report.has_counts) == (3, True)
+    vectors = Vectors.load(tmp_path / "run")
+    assert vectors.words == ["a", "c", "e"]
+    assert [vectors.get_vecattr(word, "count") for word in vectors.words] == [50, 30, 10]
+
+
+def test_limit_is_at_least_one_and_is_kept_in_the_run_config(tmp_path: Path) -> None:
+    """``limit=0`` is refused (it would import nothing); a limit taken is written to config.json."""
+    (tmp_path / "v.txt").write_text("3 2\na 1 2\nb 3 4\nc 5 6\n")
+    with pytest.raises(InvalidInputError, match="--limit must be >= 1, got 0"):
+        import_vectors(tmp_path / "v.txt", tmp_path / "run", limit=0, show_progress=False)
+    import_vectors(tmp_path / "v.txt", tmp_path / "run", limit=2, show_progress=False)
+    assert Vectors.load(tmp_path / "run").words == ["a", "b"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["limit"] == 2
 
 
 def test_a_file_of_no_vectors_is_refused(tmp_path) -> None:

@@ -80,6 +80,22 @@ def test_wiki_article_bound_is_the_one_max_article_bytes_gives(cli, bounded, tmp
     assert (tmp_path / "w.txt").read_text().split() == ARTICLE.split()
 
 
+def test_wiki_keeps_main_articles_of_50_words_or_more_markup_stripped(cli, bounded, tmp_path) -> None:
+    """Of a dump's pages, the text of main-namespace articles of 50 words or more is kept, its wiki
+    markup stripped; a 49-word article, a user talk page (ns 3) and a ``Template:`` title are left out."""
+    fifty = " ".join(f"fifty{i}" for i in range(50))
+    marked = "'''Bold''' [[Link target|shown words]] {{Infobox thing}} " + ARTICLE
+    pages = [_page("Marked", marked, 1), _page("Fifty", fifty, 2), _page("Short", fifty.rsplit(" ", 1)[0], 3),
+             _page("User talk:Someone", ARTICLE, 4).replace(b"<ns>0</ns>", b"<ns>3</ns>"),
+             _page("Template:Boiler", ARTICLE, 5)]
+    dump = tmp_path / "pages.xml.bz2"
+    dump.write_bytes(bz2.compress(DUMP_HEAD + b"".join(pages) + b"</mediawiki>\n"))
+    argv = ["corpus", "prepare", "--wiki", dump, "--out", tmp_path / "w.txt", "--processes", "1"]
+    bounded(cli(argv), 150, rc=0)
+    lines = (tmp_path / "w.txt").read_text().splitlines()
+    assert lines == [" ".join(["bold", "shown", "words", *ARTICLE.split()]), fifty]
+
+
 def test_wiki_of_raw_bytes_is_refused_at_once(cli, bounded, tmp_path) -> None:
     dump = tmp_path / "raw.xml.bz2"
     dump.write_bytes(bz2.compress(np.random.default_rng(0).bytes(4 * MIB)))

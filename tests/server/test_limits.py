@@ -20,6 +20,7 @@ from nlp182.embeddings.vectors import Vectors
 from nlp182.server.app import create_app, host_name
 from nlp182.server.asgi import build_environ
 from nlp182.server.config import AppConfig, Limits, ServeConfig
+from nlp182.server.metrics import MULTIPROC_ENV, Metrics
 
 from .conftest import ROOT
 
@@ -178,6 +179,33 @@ def test_metric_labels_come_from_closed_sets(real_run: Path) -> None:
     assert 'nlp182_http_requests_total{endpoint="unmatched",method="other",status="405"} 40.0' in lines
     assert 'nlp182_http_requests_total{endpoint="unmatched",method="GET",status="404"} 40.0' in lines
     assert not any("MADEUP" in line or "/no/such" in line for line in text.splitlines())
+
+
+def test_metric_status_fold_and_latency_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Statuses 100-599 are labels of their own and any other is ``other``; the latency histogram
+    has the documented buckets, from half a millisecond to five seconds."""
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    metrics = Metrics()
+    for status in (100, 599, 600, 99):
+        metrics.observe("/v1/neighbors", "GET", status, 0.0003)
+    lines = metrics.render().decode().splitlines()
+    counts = {line.split('status="')[1].split('"')[0]: line.rsplit(" ", 1)[1]
+              for line in lines if line.startswith("nlp182_http_requests_total{")}
+    assert counts == {"100": "1.0", "599": "1.0", "other": "2.0"}
+    bounds = [line.split('le="')[1].split('"')[0] for line in lines
+              if line.startswith("nlp182_http_request_duration_seconds_bucket{")]
+    assert bounds == ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+                      "1.0", "2.5", "5.0", "+Inf"]
+    assert 'nlp182_http_request_duration_seconds_bucket{endpoint="/v1/neighbors",le="0.0005"} 4.0' in lines
+
+
+def test_json_bodies_in_the_utf8_charset_alias_and_bare_ipv6_hosts_are_taken(real_run: Path) -> None:
+    """``charset=utf8`` names UTF-8 as ``utf-8`` does; a bare IPv6 host is not cut at its last colon."""
+    client = create_app(real_run).test_client()
+    response = client.post("/v1/neighbors", data='{"words": ["police"]}',
+                           content_type="application/json; charset=utf8")
+    assert response.status_code == 200
+    assert host_name("::1") == "::1" and host_name("localhost:8000") == "localhost"
 
 
 def test_host_header_and_json_bodies_are_checked(real_run: Path) -> None:

@@ -161,8 +161,13 @@ def test_every_refusal_is_json(live_server: ServeProcess) -> None:
         b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n": (414, "uri_too_long"),
         b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"b" * 40_000 + b"\r\n\r\n":
             (431, "request_header_fields_too_large"),
+        # Header bytes count as sent, ": " and CRLF included: 17 (Host) + 32 755 (X-Big) > 32 KiB.
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"b" * 32_746 + b"\r\n\r\n":
+            (431, "request_header_fields_too_large"),
         b"GET /v1/neighbors?word=w1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n":
             (400, "host_not_allowed"),
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n":
+            (400, "bad_request"),
     }
     for data, (status, code) in cases.items():
         got, headers, body = _raw(url, data)
@@ -193,6 +198,8 @@ def test_every_refusal_is_json(live_server: ServeProcess) -> None:
         assert 'endpoint="unmatched"' in scraped and f'status="{status}"' in scraped, status
         assert any(line.startswith("nlp182_http_requests_total{") and 'endpoint="unmatched"' in line
                    and f'status="{status}"' in line for line in scraped.splitlines()), status
+    # The method is named once the request line got that far (the 414's did; GARBAGE's did not).
+    assert 'endpoint="unmatched",method="GET",status="414"' in scraped
 
 
 def test_hup_with_a_damaged_index_keeps_serving_the_previous_one(tmp_path: Path, synthetic_run: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from nlp182.captioning import CaptionConfig, CaptionModelConfig
+from nlp182.captioning.captioner import Captioner
+from nlp182.captioning.model import CaptionModel
+from nlp182.captioning.vocab import CaptionVocab
 
 CAPTIONS = {
     "red.png": ["a red square", "a red box"],
@@ -26,6 +32,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def endless_red() -> Captioner:
+    """An untrained captioner biased to say "red" forever: only a length bound (its run's
+    ``max_len`` of 6, or one given) ends its captions."""
+    vocab = CaptionVocab.build(["a red square", "a blue box"])
+    config = dataclasses.replace(
+        CaptionConfig(image_size=16, max_len=6),
+        model=CaptionModelConfig(grid=2, feature_dim=8, embed_dim=8, hidden_size=8),
+    )
+    model = CaptionModel(len(vocab), config.model).eval()
+    with torch.no_grad():
+        model.decoder.out.bias.fill_(-50.0)
+        model.decoder.out.bias[vocab.index["red"]] = 50.0
+    return Captioner(model, vocab, config)
 
 
 def _write_images(folder: Path) -> None:

@@ -123,23 +123,11 @@ def test_karpathy_fixture_trains_one_step_and_captions(
     assert (images / "red.png").read_bytes() == photo  # the image captioned is never drawn over
 
 
-def test_caption_max_len_bounds_the_words_printed(tmp_path: Path, capsys) -> None:
+def test_caption_max_len_bounds_the_words_printed(tmp_path: Path, capsys, endless_red: Captioner) -> None:
     """``caption --max-len N`` stops each caption at N words, in place of the run's ``max_len``."""
     from PIL import Image
 
-    from nlp182.captioning.model import CaptionModel
-    from nlp182.captioning.vocab import CaptionVocab
-
-    vocab = CaptionVocab.build(["a red square", "a blue box"])
-    config = dataclasses.replace(
-        CaptionConfig(image_size=16, max_len=6),
-        model=CaptionModelConfig(grid=2, feature_dim=8, embed_dim=8, hidden_size=8),
-    )
-    model = CaptionModel(len(vocab), config.model).eval()
-    with torch.no_grad():
-        model.decoder.out.bias.fill_(-50.0)
-        model.decoder.out.bias[vocab.index["red"]] = 50.0  # "red" forever: only max_len stops it
-    Captioner(model, vocab, config).save(tmp_path / "run")
+    endless_red.save(tmp_path / "run")
     image = tmp_path / "look.png"
     Image.new("RGB", (16, 16)).save(image)
     assert cli.main(["caption", str(tmp_path / "run"), str(image), "--device", "cpu"]) == 0

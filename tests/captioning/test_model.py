@@ -391,18 +391,13 @@ def test_a_config_whose_sizes_the_weights_lack_is_refused_before_the_model_is_bu
 
 
 @pytest.mark.parametrize("beam_width", [1, 3])
-def test_caption_max_len_bounds_the_words_in_place_of_the_runs(beam_width: int) -> None:
+def test_caption_max_len_bounds_the_words_in_place_of_the_runs(
+    beam_width: int, endless_red: Captioner
+) -> None:
     """``caption(max_len=N)`` stops each caption at N words, not at the run's ``max_len``: a model
     biased to say "red" forever ends only there, and its captions are marked not complete."""
-    vocab = CaptionVocab.build(["a red square", "a blue box"])
-    config = CaptionConfig(image_size=16, max_len=6, model=_model().config)
-    model = CaptionModel(len(vocab), config.model).eval()
-    with torch.no_grad():
-        model.decoder.out.bias.fill_(-50.0)
-        model.decoder.out.bias[vocab.index["red"]] = 50.0
-    captioner = Captioner(model, vocab, config)
-    assert [c.words for c in captioner.caption(_images(2), beam_width)] == [["red"] * 6] * 2
-    short = captioner.caption(_images(2), beam_width, max_len=2)
+    assert [c.words for c in endless_red.caption(_images(2), beam_width)] == [["red"] * 6] * 2
+    short = endless_red.caption(_images(2), beam_width, max_len=2)
     assert [(c.words, c.complete) for c in short] == [(["red", "red"], False)] * 2
 
 

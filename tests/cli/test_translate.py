@@ -156,21 +156,28 @@ def test_sentences_after_the_options_and_spaces_around_them_translate_as_typed(s
     assert capsys.readouterr().out == dashed
 
 
-def test_the_length_penalty_is_used_for_input_files_as_for_sentences(tmp_path, capsys) -> None:
-    """``--input FILE`` translates in batches on its own path: ``--length-penalty`` must reach it too,
-    or a file is searched with the run's penalty while the same lines typed out are not."""
+def _seeded_run(folder: Path, **settings: float) -> None:
+    """Save into ``folder`` an untrained run of fixed-seed weights, where length penalties 0 and 1
+    choose different outputs; the caller's random state is left as it was."""
     import torch
 
     from nlp182.device import random_state_kept
-    from nlp182.seq2seq.translator import Translator
 
     pairs = [("one two", "two one"), ("three four five", "five four three")]
+    config = Seq2SeqConfig(max_length=3, model=ModelConfig(embed_dim=8, hidden_size=8), **settings)
+    with random_state_kept():
+        torch.manual_seed(0)
+        build_translator(config, pairs).save(folder)
+
+
+def test_the_length_penalty_is_used_for_input_files_as_for_sentences(tmp_path, capsys) -> None:
+    """``--input FILE`` translates in batches on its own path: ``--length-penalty`` must reach it too,
+    or a file is searched with the run's penalty while the same lines typed out are not."""
+    from nlp182.seq2seq.translator import Translator
+
     run = tmp_path / "run"
     run.mkdir()
-    with random_state_kept():  # untrained weights of a fixed seed, where penalties 0 and 1 differ
-        torch.manual_seed(0)
-        build_translator(Seq2SeqConfig(max_length=3, model=ModelConfig(embed_dim=8, hidden_size=8)),
-                         pairs).save(run)
+    _seeded_run(run)
     texts = ["one two", "three four five", "one"]
     lines = tmp_path / "in.txt"
     lines.write_text("\n".join(texts) + "\n")
@@ -189,16 +196,9 @@ def test_the_length_penalty_is_used_for_input_files_as_for_sentences(tmp_path, c
 def test_a_loaded_run_searches_with_its_saved_length_penalty(tmp_path: Path) -> None:
     """``Translator.load`` keeps the run's ``length_penalty``: a run trained with 0.0 and searched
     with the default 1.0 reads otherwise, on untrained weights where the two penalties differ."""
-    import torch
-
-    from nlp182.device import random_state_kept
     from nlp182.seq2seq.translator import Translator
 
-    pairs = [("one two", "two one"), ("three four five", "five four three")]
-    config = Seq2SeqConfig(max_length=3, model=ModelConfig(embed_dim=8, hidden_size=8), length_penalty=0.0)
-    with random_state_kept():
-        torch.manual_seed(0)
-        build_translator(config, pairs).save(tmp_path)
+    _seeded_run(tmp_path, length_penalty=0.0)
     translator = Translator.load(tmp_path, device="cpu")
     texts = ["one two", "three four five", "one"]
 

@@ -6,8 +6,8 @@ per worker: the words in sorted order (a Python list, for ``bisect``) and their 
 (an ``int32`` array). A prefix is one contiguous range of the sorted list (one more for each of its
 other forms, ``prefix_forms``), found with two binary searches (O(log V)); its ``limit``
 most frequent words are the smallest rows of that range, which
-``numpy.argpartition`` picks in C without sorting the range (about 1 ms for a one-letter prefix of
-300,000 words, against 90 ms for the scan-and-sort it replaces). A suggestion for an unknown word
+``numpy.partition`` picks in C without sorting the range (about 2 ms for a one-letter prefix of
+300,000 words, against 25 ms to scan the vocabulary for the prefix). A suggestion for an unknown word
 tries its prefixes from the longest down, each a pair of binary searches, and stops at the first
 that matches: no longer a prefix than a vocabulary word could start with, never a scan of the
 vocabulary.
@@ -118,7 +118,7 @@ class WordLookup:
 
     def _most_frequent(self, rows: np.ndarray, limit: int | None) -> list[str]:
         if limit is not None and len(rows) > limit:
-            rows = rows[np.argpartition(rows, limit - 1)[:limit]]
+            rows = np.partition(rows, limit - 1)[:limit]  # the rows are the frequency ranks
         return [self.words[row] for row in np.sort(rows).tolist()]
 
     def with_prefix(self, prefix: str, limit: int | None) -> list[str]:

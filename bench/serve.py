@@ -1,16 +1,17 @@
 """The similarity service under load, beside the same search in-process (FAISS) and gensim.
 
-``python -m bench.serve [--seconds 10] [--connections 32] [--soak-seconds 30] [--big-words 300000]``
-trains skip-gram vectors with gensim on ``corpora/wiki.txt`` (~95,000 x 300, as
-``bench.hnsw_recall``; run ``nlp182 corpus prepare`` first), indexes them both ways, and measures,
-in one run on this machine, loopback only:
+``python -m bench.serve [--seconds 10] [--repeats 3] [--connections 32] [--soak-seconds 30]
+[--big-words 300000]`` trains skip-gram vectors with gensim on ``corpora/wiki.txt`` (~95,000 x
+300, as ``bench.hnsw_recall``; run ``nlp182 corpus prepare`` first), indexes them both ways, and
+measures, in one run on this machine, loopback only:
 
 - in-process, one query at a time with 1 OpenMP thread: FAISS exact, FAISS HNSW, gensim's
   ``most_similar`` (the reference), and FAISS exact on batches of 256;
 - over HTTP (``nlp182 serve``: gunicorn master, 2 uvicorn workers): ``GET /v1/neighbors?k=10``
-  under a bounded load from ``wrk`` (``--seconds`` per run) for the exact index with and without
-  micro-batching, and for HNSW, whose rows are reported only when the index's recall@10 against
-  exact search, measured on the same vectors, is at least 0.95 (printed beside the throughput);
+  under a bounded load from ``wrk`` (``--seconds`` per run, the median of ``--repeats`` runs, as
+  for the in-process rows) for the exact index with and without micro-batching, and for HNSW,
+  whose rows are reported only when the index's recall@10 against exact search, measured on the
+  same vectors, is at least 0.95 (printed beside the throughput);
   ``POST /v1/neighbors`` with 64 words per request (the default max_batch);
 - slow clients: the same load alone, then beside 100 connections that send their request one
   byte per second (bounded to 60 s), for both index kinds: the ratio of the normal requests' p99;
@@ -18,7 +19,8 @@ in one run on this machine, loopback only:
   ``kill -HUP``: errors seen by wrk (kept-alive connections) and by fresh-connection clients;
 - costly requests on a ``--big-words`` x 300 run (random unit-normal vectors: their content does not
   change the cost): the time of the largest request each limit allows, and prefix lookup and
-  suggestions against the scan-and-sort of ``Vectors.with_prefix`` they replace;
+  suggestions against a scan of the vocabulary for the prefix (in frequency order, so the first
+  matches are the most frequent);
 - proportional (PSS) and resident (RSS) memory of the server with 1 and with 4 workers on that run;
 - a soak: the load for ``--soak-seconds`` with 10% bad requests mixed in, counting 5xx and
   memory growth.
@@ -58,6 +60,8 @@ from nlp182.server.loadtest import Load, SlowClients
 from nlp182.server.process import SERVE_COMMAND, ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
+#: FAISS's default: searches of fewer queries than this scan without BLAS (the server lowers it).
+FAISS_BLAS_THRESHOLD = faiss.cvar.distance_compute_blas_threshold
 RESULTS = ROOT / "bench" / "results"
 GOALS = {
     "http_vs_inprocess": 0.5,
@@ -137,6 +141,7 @@ def in_process(vectors: Vectors, flat: SimilarityIndex, hnsw: SimilarityIndex, q
     from gensim.models import KeyedVectors
 
     faiss.omp_set_num_threads(1)
+    faiss.cvar.distance_compute_blas_threshold = FAISS_BLAS_THRESHOLD  # one query: FAISS's own path
     rng = np.random.default_rng(1)
     rows = rng.integers(0, len(vectors), size=max(queries, 2000))
     unit = flat.unit
@@ -150,6 +155,7 @@ def in_process(vectors: Vectors, flat: SimilarityIndex, hnsw: SimilarityIndex, q
     for _ in range(4):
         flat.search(batch, 11)
     result["faiss_flat_batch256_qps"] = 4 * 256 / (time.perf_counter() - start)
+    faiss.cvar.distance_compute_blas_threshold = FAISS_BLAS_THRESHOLD
     kv = KeyedVectors(vectors.dim)
     kv.add_vectors(vectors.words, np.asarray(vectors.vectors))
     kv.fill_norms()
@@ -226,6 +232,14 @@ def wrk(url: str, script: Path, connections: int, seconds: float) -> dict:
     }
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The load run of median throughput (its latencies come with it), every run's req/s beside it:
+    on a shared host one run can be half as fast as the next."""
+    row = dict(sorted(runs, key=lambda run: run["rps"])[len(runs) // 2])
+    row["rps_runs"] = [run["rps"] for run in runs]
+    return row
+
+
 def write_script(folder: Path, words: int, bad_every: int) -> Path:
     """A wrk script asking for random words' neighbours; every ``bad_every``-th request is bad (0: none)."""
     rng = np.random.default_rng(2)
@@ -268,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10, help="length of each load run")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each throughput row (HTTP load and in-process); the median is kept")
     parser.add_argument("--soak-seconds", type=float, default=30)
     parser.add_argument("--queries", type=int, default=300, help="in-process one-at-a-time queries")
     parser.add_argument("--big-words", type=int, default=300_000, help="rows of the costly-request run")
@@ -287,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["machine"] = faiss_machine(load_before) | {
-        "note": "2 shared cores: other jobs ran CPU work during the run; wrk and the slow clients "
-        "share the cores with the server, so compare ratios within this run",
+        "note": f"{os.cpu_count()} cores shared by the server, wrk and the slow clients (and by other "
+        "jobs on the host): compare ratios within this run, not absolute figures across runs",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / "serve-cpu.json", report)
@@ -350,6 +366,26 @@ def _median_seconds(fn, repeats: int = 3) -> float:
     return float(f"{np.median(times):.3g}")
 
 
+def scan_prefix(words: list[str], prefix: str, limit: int) -> list[str]:
+    """The first ``limit`` words starting with ``prefix`` by a scan of the vocabulary (most frequent
+    first): what a lookup without a sorted index does."""
+    return [word for word in words if word.startswith(prefix)][:limit]
+
+
+def scan_suggest(words: list[str], word: str, limit: int) -> list[str]:
+    """Words sharing the longest prefix with ``word``, one scan of the vocabulary per prefix length."""
+    for length in range(len(word), 0, -1):
+        found = scan_prefix(words, word[:length], limit)
+        if found:
+            return found
+    return []
+
+
+def _lookup_row(seconds: float, scan_seconds: float) -> dict:
+    speedup = round(scan_seconds / max(seconds, 1e-7), 1)
+    return {"seconds": seconds, "scan_seconds": scan_seconds, "speedup": speedup}
+
+
 def costly_rows(url: str, vectors: Vectors) -> dict:
     """Time of the largest request each default limit allows, on the big run; lookups in-process."""
     limits = Limits()
@@ -391,19 +427,11 @@ def costly_rows(url: str, vectors: Vectors) -> dict:
     lookups = {}
     for prefix in ("w", "w1", "w12345"):
         new = _median_seconds(lambda p=prefix: vocab.with_prefix(p, 10), 5)
-        old = _median_seconds(lambda p=prefix: vectors.with_prefix(p, 10), 5)
-        lookups[f"prefix {prefix!r}"] = {
-            "seconds": new,
-            "scan_and_sort_seconds": old,
-            "speedup": round(old / max(new, 1e-7), 1),
-        }
+        old = _median_seconds(lambda p=prefix: scan_prefix(words, p, 10), 5)
+        lookups[f"prefix {prefix!r}"] = _lookup_row(new, old)
     new = _median_seconds(lambda: vocab.suggest("w1234567"), 5)
-    old = _median_seconds(lambda: vectors.suggest("w1234567"), 5)
-    lookups["suggest 'w1234567'"] = {
-        "seconds": new,
-        "scan_and_sort_seconds": old,
-        "speedup": round(old / max(new, 1e-7), 1),
-    }
+    old = _median_seconds(lambda: scan_suggest(words, "w1234567", 5), 5)
+    lookups["suggest 'w1234567'"] = _lookup_row(new, old)
     return {"limits": vars(limits), "requests": result, "lookups": lookups}
 
 
@@ -429,7 +457,8 @@ def run(work: Path, args: argparse.Namespace) -> dict:
     }
     flat = SimilarityIndex.load(flat_run, Vectors.load(flat_run))
     hnsw = SimilarityIndex.load(hnsw_run, Vectors.load(hnsw_run))
-    inproc = in_process(vectors, flat, hnsw, args.queries)
+    rounds = [in_process(vectors, flat, hnsw, args.queries) for _ in range(args.repeats)]
+    inproc = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
     print("in-process:", json.dumps({k: round(v, 1) for k, v in inproc.items()}), flush=True)
     words = len(vectors)
     del vectors, flat, hnsw
@@ -445,7 +474,8 @@ def run(work: Path, args: argparse.Namespace) -> dict:
         server = Server(run_dir, "--workers", "2", *flags)
         try:
             wrk(server.url, load_script, args.connections, 3)  # warm up: page in the index
-            http[name] = wrk(server.url, load_script, args.connections, args.seconds)
+            runs = [wrk(server.url, load_script, args.connections, args.seconds) for _ in range(args.repeats)]
+            http[name] = median_run(runs)
             http[name]["flags"] = " ".join(["--workers", "2", *flags])
             if name in ("flat_batched", "hnsw"):
                 kind = name.split("_")[0]

@@ -24,17 +24,36 @@ from nlp182.signals import Terminated, interrupt_on_sigterm
 # which adds its commands and sets ``func`` on each parser.
 COMMAND_MODULES = (
     "nlp182.commands.embeddings",
+    "nlp182.commands.embedding_training",  # train lsa, train w2v
     "nlp182.commands.server",
     "nlp182.commands.importing",
-    "nlp182.commands.seq2seq",  # after embeddings: joins the `train` group it creates
+    "nlp182.commands.seq2seq",  # joins the `train` group (the first module to ask creates it)
     "nlp182.commands.optim",
     "nlp182.commands.vision",  # joins the `train` group: train digits, train shapes
     "nlp182.commands.captioning",  # joins the `train` group: train caption; and `caption`
     "nlp182.commands.cache",
 )
-# Commands whose own module builds their parser: `nlp182 serve` runs in every process of the
-# service, which then imports none of the trainers (torch, matplotlib, pyarrow stay out of it).
-SERVING_COMMANDS = {"serve": "nlp182.commands.server", "index": "nlp182.commands.server"}
+# The modules that register each command: a command's parser is built from its own modules
+# only, so a command that needs no trainer imports none (torch, matplotlib and pyarrow take about
+# 2 s to import): `nlp182 serve` runs in every process of the service, and `neighbors`, `eval` or
+# `export` answer in a fraction of a second. `train` joins every model family's module. A word
+# not listed here (a typo, `--help` alone) builds every command, so the error lists them all.
+_TRAINERS = tuple(name for name in COMMAND_MODULES if name.rsplit(".", 1)[1] in
+                  ("embedding_training", "seq2seq", "vision", "captioning"))
+COMMAND_HOMES = {
+    "corpus": ("nlp182.commands.embeddings",),
+    "train": _TRAINERS,
+    "eval": ("nlp182.commands.embeddings",),
+    "neighbors": ("nlp182.commands.embeddings",),
+    "index": ("nlp182.commands.server",),
+    "serve": ("nlp182.commands.server",),
+    "import": ("nlp182.commands.importing",),
+    "export": ("nlp182.commands.importing",),
+    "translate": ("nlp182.commands.seq2seq",),
+    "optim": ("nlp182.commands.optim",),
+    "caption": ("nlp182.commands.captioning",),
+    "cache": ("nlp182.commands.cache",),
+}
 # Loggers of this project: INFO by default; every other library only says WARNING and above.
 OWN_LOGGERS = ("nlp182", "bench")
 DESCRIPTION = (
@@ -182,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _printable_output()
     words = sys.argv[1:] if argv is None else argv
     command = next((word for word in words if not word.startswith("-")), None)
-    modules = (SERVING_COMMANDS[command],) if command in SERVING_COMMANDS else None
+    modules = COMMAND_HOMES.get(command)
     try:
         parser = build_parser(modules)  # imports the commands' modules: seconds a Ctrl-C may land in
     except KeyboardInterrupt:

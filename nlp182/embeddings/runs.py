@@ -16,7 +16,6 @@ import numpy as np
 from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import COUNTS_FILE, Vectors
 from nlp182.io import atomic_write_json, read_json, staged_directory, written_by
-from nlp182.plots import embedding_map
 from nlp182.text.vocab import Vocabulary
 
 CONFIG_FILE = "config.json"
@@ -28,6 +27,8 @@ MAP_RANKS = (50, 350)
 
 def save_map(vectors: Vectors, path: str | os.PathLike[str], title: str) -> None:
     """Draw the labelled PCA map of the words ranked ``MAP_RANKS`` (fewer if the vocabulary is small)."""
+    from nlp182.plots import embedding_map  # matplotlib: imported by the runs that draw, not by queries
+
     start = min(MAP_RANKS[0], max(0, len(vectors) - 2))
     stop = min(MAP_RANKS[1], len(vectors))
     rows = np.arange(start, stop)

@@ -274,8 +274,34 @@ def remember_given(config_class: type) -> type:
     what the original was given; ``dataclasses.replace`` passes every setting to the constructor,
     so its result remembers the original's and those whose value it changed (a setting passed to
     ``replace`` at the value it already had cannot be told from one left alone: give it to the
-    constructor). Kept beside the object, not in its ``__dict__``: ``Config(**vars(config))`` would
-    pass it back as a setting. Read it with :func:`given_settings`."""
+    constructor). A ``@dataclass`` subclass (a user's config with a field of their own) remembers
+    too: ``dataclass`` writes it a constructor of its own, which is wrapped the same way when the
+    first one is made. Kept beside the object, not in its ``__dict__``: ``Config(**vars(config))``
+    would pass it back as a setting. Read it with :func:`given_settings`."""
+    _remember_init(config_class)
+
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+        if not getattr(cls.__init__, _REMEMBERS, False):  # a subclass's own constructor
+            _remember_init(cls)
+        return object.__new__(cls)  # the arguments go to __init__, which reads them
+
+    def __getstate__(self: Any) -> dict[str, Any]:
+        return {**self.__dict__, _GIVEN_STATE: given_settings(self)}
+
+    def __setstate__(self: Any, state: dict[str, Any]) -> None:
+        state = dict(state)
+        given = state.pop(_GIVEN_STATE, frozenset())
+        self.__dict__.update(state)  # as object's own restore does, past a frozen class's __setattr__
+        _remember(self, given)
+
+    config_class.__new__ = __new__  # type: ignore[assignment]
+    config_class.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    config_class.__setstate__ = __setstate__  # type: ignore[attr-defined]
+    return config_class
+
+
+def _remember_init(config_class: type) -> None:
+    """Wrap ``config_class``'s own constructor to record the settings it is given."""
     init = config_class.__init__
     names = [item.name for item in dataclasses.fields(config_class) if item.init]
 
@@ -289,21 +315,12 @@ def remember_given(config_class: type) -> type:
                                                 if getattr(self, name) != getattr(original, name)}
         _remember(self, given)
 
-    def __getstate__(self: Any) -> dict[str, Any]:
-        return {**self.__dict__, _GIVEN_STATE: given_settings(self)}
-
-    def __setstate__(self: Any, state: dict[str, Any]) -> None:
-        state = dict(state)
-        given = state.pop(_GIVEN_STATE, frozenset())
-        self.__dict__.update(state)  # as object's own restore does, past a frozen class's __setattr__
-        _remember(self, given)
-
+    setattr(__init__, _REMEMBERS, True)
     config_class.__init__ = __init__  # type: ignore[misc]
-    config_class.__getstate__ = __getstate__  # type: ignore[attr-defined]
-    config_class.__setstate__ = __setstate__  # type: ignore[attr-defined]
-    return config_class
 
 
+#: Marks a constructor that records the settings it is given.
+_REMEMBERS = "_remembers_given_settings"
 #: The settings each live remembering config was constructed with, by ``id`` (dataclasses with
 #: ``eq`` are not hashable, so not weak keys); an entry goes with its object.
 _GIVEN: dict[int, frozenset[str]] = {}

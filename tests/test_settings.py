@@ -224,6 +224,29 @@ def test_copies_pickles_and_replace_keep_the_settings_the_user_gave() -> None:
     assert given_settings(dataclasses.replace(config, seed=config.seed + 1)) == frozenset({"epochs", "seed"})
 
 
+def test_a_dataclass_subclass_remembers_the_settings_given_too() -> None:
+    """A user's ``@dataclass`` subclass (a field of their own) gets a constructor from dataclass that
+    the base's wrapper never sees: a setting given at its default was then left to the data."""
+    import copy
+
+    from nlp182.seq2seq.config import Seq2SeqConfig
+    from nlp182.seq2seq.defaults import changed_fields
+    from nlp182.settings import given_settings
+
+    @dataclass
+    class Experiment(Seq2SeqConfig):
+        note: str = ""
+
+    epochs = Seq2SeqConfig().epochs
+    config = Experiment(epochs=epochs, note="baseline")
+    assert given_settings(config) == frozenset({"epochs", "note"})
+    assert "epochs" in changed_fields(config)  # kept, not chosen from the data
+    assert given_settings(copy.deepcopy(config)) == frozenset({"epochs", "note"})  # as pickle restores
+    assert given_settings(dataclasses.replace(config, seed=config.seed + 1)) == {"epochs", "note", "seed"}
+    assert given_settings(Experiment()) == frozenset()
+    assert given_settings(Seq2SeqConfig(epochs=epochs)) == {"epochs"}
+
+
 def test_a_config_saved_under_former_names_loads() -> None:
     from nlp182.captioning.config import CaptionConfig
     from nlp182.seq2seq.config import Seq2SeqConfig

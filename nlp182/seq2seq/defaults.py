@@ -69,7 +69,7 @@ def changed_fields(config: Seq2SeqConfig) -> set[str]:
     constructors, even at their default value, and those that differ from their class defaults
     (set afterwards)."""
     default, default_model = Seq2SeqConfig(), ModelConfig()
-    changed = {f.name for f in dataclasses.fields(config) if f.name != "model"
+    changed = {f.name for f in dataclasses.fields(default) if f.name != "model"  # a subclass's own: not ours
                and getattr(config, f.name) != getattr(default, f.name)}  # fmt: skip
     changed |= {name for name in MODEL_FIELDS if getattr(config.model, name) != getattr(default_model, name)}
     return changed | (given_settings(config) - {"model"}) | given_settings(config.model)

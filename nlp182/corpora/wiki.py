@@ -9,10 +9,12 @@ start as a MediaWiki XML export, or that declares XML entities (the "billion lau
 at once.
 
 gensim's ``process_article`` strips the wiki markup in ``processes`` worker processes (the
-expensive part); its tokenizer hook keeps the plain text whole, so our tokenizer decides what a
-word is, as for every other corpus (``corpora.text.write_corpus``: one article per line,
-normalised tokens joined by spaces). Articles shorter than ``min_tokens`` words (redirect stubs,
-lists) and pages outside the main namespace are left out, as gensim's ``WikiCorpus`` does.
+expensive part) while a thread reads and parses the next group of pages (``read_ahead``, as
+gensim's ``WikiCorpus`` does with ``chunkize``); its tokenizer hook keeps the plain text whole,
+so our tokenizer decides what a word is, as for every other corpus (``corpora.text.write_corpus``:
+one article per line, normalised tokens joined by spaces). Articles shorter than ``min_tokens``
+words (redirect stubs, lists) and pages outside the main namespace are left out, as gensim's
+``WikiCorpus`` does.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ import io
 import logging
 import multiprocessing
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import TypeVar
 from xml.etree.ElementTree import ParseError
 
 from nlp182.bounded import BoundedLines, ReadLimits, mib
@@ -31,6 +36,7 @@ from nlp182.errors import FileFormatError, Nlp182Error
 from nlp182.io import check_input_file
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Longest page (its XML, wikitext included) kept by default.
 MAX_ARTICLE_BYTES = 10 << 20
@@ -160,6 +166,47 @@ def _batches(pages: Iterator[tuple[str, str]], count: int) -> Iterator[list[tupl
         yield group
 
 
+def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """The items of ``items`` in order, up to ``depth`` of them produced ahead by a thread while the
+    caller works on the current one: the next group of pages is read and parsed while the workers
+    strip the markup of this one. An error raised by ``items`` is raised here, after the items
+    before it; closing this generator stops the thread after the item it is producing."""
+    ready: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((kind, value), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    return
+            put("end", None)
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            put("error", exc)
+
+    thread = threading.Thread(target=produce, name="wiki-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
+
+
 def wiki_texts(
     dump: str | os.PathLike[str], processes: int, min_tokens: int, limits: ReadLimits
 ) -> Iterator[str]:
@@ -169,7 +216,7 @@ def wiki_texts(
     with limits.open(dump) as handle:
         stream = _PageStream(handle, str(dump), limits.max_line)  # type: ignore[arg-type]
         with multiprocessing.Pool(processes, init_to_ignore_interrupt) as pool:
-            for group in _batches(_pages(stream), 10 * processes):
+            for group in read_ahead(_batches(_pages(stream), 10 * processes)):
                 for tokens, title, _ in pool.imap(_process_article, group):
                     if len(tokens) >= min_tokens and not any(
                         title.startswith(f"{ignore}:") for ignore in IGNORED_NAMESPACES

@@ -10,15 +10,16 @@ at once.
 
 gensim's ``process_article`` strips the wiki markup in ``processes`` worker processes (the
 expensive part) while a thread reads and parses the next group of pages (``read_ahead``, as
-gensim's ``WikiCorpus`` does with ``chunkize``); its tokenizer hook keeps the plain text whole,
-so our tokenizer decides what a word is, as for every other corpus (``corpora.text.write_corpus``:
-one article per line, normalised tokens joined by spaces). Articles shorter than ``min_tokens``
-words (redirect stubs, lists) and pages outside the main namespace are left out, as gensim's
+gensim's ``WikiCorpus`` does with ``chunkize``); its tokenizer hook runs our tokenizer there, so
+our tokenizer decides what a word is, as for every other corpus (one article per line, normalised
+tokens joined by spaces). Articles shorter than ``min_tokens`` whitespace-separated words
+(redirect stubs, lists) and pages outside the main namespace are left out, as gensim's
 ``WikiCorpus`` does.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import multiprocessing
@@ -34,6 +35,7 @@ from nlp182.bounded import BoundedLines, ReadLimits, mib
 from nlp182.corpora.text import WrittenCorpus, write_corpus
 from nlp182.errors import FileFormatError, Nlp182Error
 from nlp182.io import check_input_file
+from nlp182.text.tokenize import WhitespaceTokenizer, WordTokenizer, default_tokenizer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,9 +47,19 @@ BATCH_BYTES = 32 << 20
 _XML_STARTS = (b"<?xml", b"<mediawiki")
 
 
-def _keep_text(text: str, token_min_len: int, token_max_len: int, lower: bool) -> list[str]:
-    """gensim's tokenizer hook: the markup-free text, split on whitespace only."""
-    return text.split()
+def _article_words(text: str, min_words: int, token_max_len: int, lower: bool) -> list[str]:
+    """gensim's tokenizer hook, run in the worker processes: our tokenizer's words of the
+    markup-free text, or none for an article of fewer than ``min_words`` whitespace-separated words
+    (gensim passes ``token_min_len``, which carries ``min_words`` here). Tokenizing in the workers
+    keeps the reading process to reading: with many cores it is the one that sets the pace."""
+    if len(text.split()) < min_words:
+        return []
+    return _worker_tokenizer()(text)
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_tokenizer() -> WordTokenizer:
+    return default_tokenizer()
 
 
 class _PageStream(io.RawIOBase):
@@ -151,9 +163,11 @@ def _pages(stream: _PageStream) -> Iterator[tuple[str, str]]:
         raise FileFormatError(f"{stream.name}: not a well-formed MediaWiki dump {where}: {exc}") from None
 
 
-def _batches(pages: Iterator[tuple[str, str]], count: int) -> Iterator[list[tuple[str, str, str, tuple]]]:
+def _batches(
+    pages: Iterator[tuple[str, str]], count: int, min_words: int
+) -> Iterator[list[tuple[str, str, str, tuple]]]:
     """Groups of at most ``count`` pages and ``BATCH_BYTES`` of text, in gensim's worker format."""
-    params = (_keep_text, 0, 0, False)
+    params = (_article_words, min_words, 0, False)
     group: list[tuple[str, str, str, tuple]] = []
     size = 0
     for title, text in pages:
@@ -210,15 +224,16 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
 def wiki_texts(
     dump: str | os.PathLike[str], processes: int, min_tokens: int, limits: ReadLimits
 ) -> Iterator[str]:
-    """The plain text of each article of ``dump`` with at least ``min_tokens`` words."""
+    """The words of each article of ``dump`` with at least ``min_tokens`` words (whitespace-separated,
+    markup stripped), tokenized as every corpus is and joined by spaces."""
     from gensim.corpora.wikicorpus import IGNORED_NAMESPACES, _process_article, init_to_ignore_interrupt
 
     with limits.open(dump) as handle:
         stream = _PageStream(handle, str(dump), limits.max_line)  # type: ignore[arg-type]
         with multiprocessing.Pool(processes, init_to_ignore_interrupt) as pool:
-            for group in read_ahead(_batches(_pages(stream), 10 * processes)):
+            for group in read_ahead(_batches(_pages(stream), 10 * processes, min_tokens)):
                 for tokens, title, _ in pool.imap(_process_article, group):
-                    if len(tokens) >= min_tokens and not any(
+                    if tokens and not any(
                         title.startswith(f"{ignore}:") for ignore in IGNORED_NAMESPACES
                     ):
                         yield " ".join(tokens)
@@ -244,4 +259,5 @@ def prepare_wiki(
     check_input_file(dump, "Wikipedia dump")
     limits = limits or replace(ReadLimits(), max_line=MAX_ARTICLE_BYTES)
     workers = processes or max(1, (os.cpu_count() or 2) - 1)
-    return write_corpus(wiki_texts(dump, workers, min_tokens, limits), out, require_lines=True)
+    articles = wiki_texts(dump, workers, min_tokens, limits)  # tokenized by the workers already
+    return write_corpus(articles, out, tokenizer=WhitespaceTokenizer(), require_lines=True)

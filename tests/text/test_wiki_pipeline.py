@@ -1,6 +1,7 @@
-"""The Wikipedia reader parses the next group of pages while the workers strip this one's markup:
-the items come in order, errors arrive after the items before them, and the thread stops with
-the reader."""
+"""How ``corpus prepare --wiki`` shares its work: a thread parses the next group of pages while the
+workers strip this one's markup and tokenize it. The groups come in order, errors arrive after
+the groups before them, the thread stops with the reader, and the workers' words are the
+tokenizer's."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from nlp182.corpora.wiki import read_ahead
+from nlp182.corpora.wiki import _article_words, read_ahead
 from nlp182.errors import FileFormatError
+from nlp182.text.tokenize import WordTokenizer
 
 
 def _threads() -> list[str]:
@@ -60,3 +62,10 @@ def test_closing_the_reader_stops_its_thread() -> None:
     assert next(reader) == 0
     reader.close()
     assert _threads() == []
+
+
+def test_the_workers_give_the_tokenizers_words_of_articles_long_enough() -> None:
+    article = "Ängström's café—was built in 1889, by Gustave Eiffel! " * 10  # 80 words by whitespace
+    assert _article_words(article, 50, 0, False) == WordTokenizer()(article)
+    assert _article_words(article, 80, 0, False) == WordTokenizer()(article)  # 80 or more: kept
+    assert _article_words(article, 81, 0, False) == []  # a stub: left out

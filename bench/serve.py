@@ -155,7 +155,6 @@ def in_process(vectors: Vectors, flat: SimilarityIndex, hnsw: SimilarityIndex, q
     for _ in range(4):
         flat.search(batch, 11)
     result["faiss_flat_batch256_qps"] = 4 * 256 / (time.perf_counter() - start)
-    faiss.cvar.distance_compute_blas_threshold = FAISS_BLAS_THRESHOLD
     kv = KeyedVectors(vectors.dim)
     kv.add_vectors(vectors.words, np.asarray(vectors.vectors))
     kv.fill_norms()

@@ -38,8 +38,8 @@ COMMAND_MODULES = (
 # 2 s to import): `nlp182 serve` runs in every process of the service, and `neighbors`, `eval` or
 # `export` answer in a fraction of a second. `train` joins every model family's module. A word
 # not listed here (a typo, `--help` alone) builds every command, so the error lists them all.
-_TRAINERS = tuple(name for name in COMMAND_MODULES if name.rsplit(".", 1)[1] in
-                  ("embedding_training", "seq2seq", "vision", "captioning"))
+_TRAINERS = ("nlp182.commands.embedding_training", "nlp182.commands.seq2seq", "nlp182.commands.vision",
+             "nlp182.commands.captioning")
 COMMAND_HOMES = {
     "corpus": ("nlp182.commands.embeddings",),
     "train": _TRAINERS,

@@ -135,7 +135,6 @@ def _add_train_command(trainers: argparse._SubParsersAction, method: EmbeddingMe
     parser.set_defaults(func=functools.partial(_run_train, method))
 
 
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train <method>`` for every registered embedding method."""
     trainers = train_group(subparsers)

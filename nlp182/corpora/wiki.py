@@ -146,6 +146,9 @@ class _PageStream(io.RawIOBase):
                     self.skipped.append(self.pages)
                 else:
                     yield b"".join(page)
+        if in_page:  # the text ran out in the middle of a page: the dump was cut short
+            log.warning("%s: ends inside page %d, which is left out: the dump is truncated (an interrupted "
+                        "download?)", self.name, self.pages + 1)
         yield b"</mediawiki>\n"
 
 

@@ -96,6 +96,21 @@ def test_wiki_keeps_main_articles_of_50_words_or_more_markup_stripped(cli, bound
     assert lines == [" ".join(["bold", "shown", "words", *ARTICLE.split()]), fifty]
 
 
+def test_wiki_cut_inside_a_page_keeps_the_pages_before_and_says_so(cli, bounded, tmp_path) -> None:
+    """A dump that ends inside a page (its bz2 stream whole, its XML cut) keeps the complete pages
+    and warns that the last one was left out."""
+    dump = tmp_path / "cut.xml.bz2"
+    dump.write_bytes(bz2.compress(DUMP_HEAD + _page("Whole", ARTICLE, 1) + _page("Cut", ARTICLE, 2)[:90]))
+    argv = ["corpus", "prepare", "--wiki", dump, "--out", tmp_path / "w.txt", "--processes", "1"]
+    outcome = bounded(cli(argv), 150, rc=0)
+    assert "cut.xml.bz2: ends inside page 2, which is left out: the dump is truncated" in outcome.stderr
+    assert (tmp_path / "w.txt").read_text().split() == ARTICLE.split()
+    whole = tmp_path / "whole.xml.bz2"
+    whole.write_bytes(bz2.compress(DUMP_HEAD + _page("Whole", ARTICLE, 1) + b"</mediawiki>\n"))
+    outcome = bounded(cli([*argv[:3], whole, "--out", tmp_path / "v.txt", "--processes", "1"]), 150, rc=0)
+    assert "truncated" not in outcome.stderr
+
+
 def test_wiki_of_raw_bytes_is_refused_at_once(cli, bounded, tmp_path) -> None:
     dump = tmp_path / "raw.xml.bz2"
     dump.write_bytes(bz2.compress(np.random.default_rng(0).bytes(4 * MIB)))

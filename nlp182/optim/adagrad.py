@@ -34,9 +34,9 @@ class Adagrad(ForeachOptimizer):
         weight_decay: float = 0.0,
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
+        foreach: bool | None = None,  # positional, as in torch's Adagrad
         *,
         maximize: bool = False,
-        foreach: bool | None = None,
         fused: bool | None = None,
         capturable: bool = False,
         differentiable: bool = False,

@@ -16,14 +16,14 @@ from nlp182.errors import InvalidInputError, NonFiniteError
 from nlp182.optim.tensor_lists import group_by_device_dtype
 
 
-def _grads(params: Iterable[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
-    if isinstance(params, torch.Tensor):
-        params = [params]
-    return [p.grad for p in params if p.grad is not None]
+def _grads(parameters: Iterable[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    return [p.grad for p in parameters if p.grad is not None]
 
 
 def clip_grad_value_(
-    params: Iterable[torch.Tensor] | torch.Tensor, clip_value: float, foreach: bool | None = None
+    parameters: Iterable[torch.Tensor] | torch.Tensor, clip_value: float, foreach: bool | None = None
 ) -> None:
     """Clamp every gradient coordinate into ``[-clip_value, clip_value]`` in place.
 
@@ -36,7 +36,7 @@ def clip_grad_value_(
     clip_value = float(clip_value)
     if not clip_value >= 0:
         raise InvalidInputError(f"clip_value must be >= 0, got {clip_value}")
-    params = [params] if isinstance(params, torch.Tensor) else list(params)
+    params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
     for param in params:
         if param.grad is not None and param.grad.is_sparse:
             param.grad = param.grad.coalesce()
@@ -46,12 +46,12 @@ def clip_grad_value_(
         torch._foreach_clamp_max_(grads, clip_value)
 
 
-def grad_norm(params: Iterable[torch.Tensor] | torch.Tensor, norm_type: float = 2.0) -> torch.Tensor:
-    """The ``norm_type`` norm ``()`` of the concatenation of every gradient of ``params`` (each of
+def grad_norm(parameters: Iterable[torch.Tensor] | torch.Tensor, norm_type: float = 2.0) -> torch.Tensor:
+    """The ``norm_type`` norm ``()`` of the concatenation of every gradient of ``parameters`` (each of
     any shape ``(...)``), in float32 at least: float16 gradients whose joint norm passes 65504 are
     finite, and so is their norm (taken in float16 it was inf, and clipping refused the step). 0
     when no parameter has a gradient."""
-    return _norm(_grads(params), norm_type)
+    return _norm(_grads(parameters), norm_type)
 
 
 def _norm(grads: list[torch.Tensor], norm_type: float) -> torch.Tensor:
@@ -69,33 +69,32 @@ def _norm(grads: list[torch.Tensor], norm_type: float) -> torch.Tensor:
 
 
 def clip_grad_norm_(
-    params: Iterable[torch.Tensor] | torch.Tensor,
+    parameters: Iterable[torch.Tensor] | torch.Tensor,
     max_norm: float,
     norm_type: float = 2.0,
-    error_if_nonfinite: bool = True,
+    error_if_nonfinite: bool = False,
     foreach: bool | None = None,
 ) -> torch.Tensor:
     """Scale all gradients by ``min(1, max_norm / (‖g‖ + 1e-6))``; return the pre-clip global norm ``‖g‖``.
 
     ``‖g‖`` is the ``norm_type`` norm of the concatenation of every gradient, each of any shape
-    ``(...)`` (``inf`` or ``"inf"`` allowed); the returned norm is a scalar tensor ``()``. A
-    non-finite norm is an error (``NonFiniteError``, a ``RuntimeError`` as in torch), since scaling
-    by it would write NaNs into the weights; with ``error_if_nonfinite=False`` the gradients are
-    left as they are and the norm is returned, for a caller that skips such steps itself (a
-    float16 gradient scaler after an overflow). ``foreach`` is taken for torch's signature: the
-    gradients are always handled a device-and-dtype group at a time.
+    ``(...)`` (``inf`` or ``"inf"`` allowed); the returned norm is a scalar tensor ``()``. The
+    arguments, their defaults and the result are torch's: a non-finite norm is returned and scales
+    the gradients as torch does (an infinite norm zeroes the finite coordinates, the recipe
+    ``scaler.unscale_``, clip, ``scaler.step`` relies on the step being skipped); with
+    ``error_if_nonfinite=True`` it raises ``NonFiniteError`` (a ``RuntimeError``, as torch's) and
+    leaves the gradients as they are. ``max_norm`` 0 zeroes every gradient. ``foreach`` is taken
+    for torch's signature: the gradients are always handled a device-and-dtype group at a time.
     """
     del foreach  # always the grouped (foreach) kernels
     max_norm, norm_type = float(max_norm), float(norm_type)  # torch takes "inf" and tensors too
-    if not max_norm > 0:  # nan too: it would write nan into every gradient
-        raise InvalidInputError(f"max_norm must be > 0, got {max_norm}")
-    grads = _grads(params)
+    if not max_norm >= 0:  # nan too: it would write nan into every gradient
+        raise InvalidInputError(f"max_norm must be >= 0, got {max_norm}")
+    grads = _grads(parameters)
     if not grads:
         return torch.tensor(0.0)
     total = _norm(grads, norm_type)
-    if not torch.isfinite(total):
-        if not error_if_nonfinite:
-            return total
+    if error_if_nonfinite and not torch.isfinite(total):
         raise NonFiniteError(f"the gradient norm is {float(total)}; the loss or a layer produced inf/NaN")
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for same in group_by_device_dtype([grad for grad in grads if not grad.is_sparse]):

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nlp182.errors import InvalidInputError
 from nlp182.optim.tensor_lists import ForeachOptimizer, check_hyper, grads_of, real_views, step_count
 
 
@@ -29,15 +30,16 @@ class RMSprop(ForeachOptimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
-        *,
-        maximize: bool = False,
+        capturable: bool = False,  # positional from here on as in torch's RMSprop
         foreach: bool | None = None,
-        fused: bool | None = None,
-        capturable: bool = False,
+        maximize: bool = False,
         differentiable: bool = False,
+        *,
+        fused: bool | None = None,
     ) -> None:
         check_hyper("lr", float(lr))
-        check_hyper("alpha", alpha, 0.0, 1.0)
+        if not 0.0 <= alpha <= 1.0:  # 1 keeps the average at zero, as torch allows
+            raise InvalidInputError(f"alpha must be in [0, 1], got {alpha}")
         check_hyper("eps", eps)
         check_hyper("weight_decay", weight_decay)
         check_hyper("momentum", momentum)

@@ -489,7 +489,7 @@ class Trainer:
         stepped = [param for group in self.optimizer.param_groups for param in group["params"]]
         if self.config.clip_grad_norm is not None:  # every parameter the optimizer steps, a loss's too
             # An fp16 overflow leaves inf gradients on purpose: the scaler skips that step.
-            norm = clip_grad_norm_(stepped, self.config.clip_grad_norm, error_if_nonfinite=False)
+            norm = clip_grad_norm_(stepped, self.config.clip_grad_norm)
         elif not self.scaler.is_enabled():
             norm = grad_norm(stepped)
         if not self.scaler.is_enabled() and not torch.isfinite(norm):  # the step would spoil the weights

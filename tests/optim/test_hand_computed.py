@@ -514,9 +514,37 @@ def test_clipping_matches_torch_and_returns_pre_clip_norm() -> None:
         clip_grad_value_([c], -1.0)
     c.grad = torch.tensor([math.nan, 0.0, 0.0], dtype=torch.float64)
     with pytest.raises(InvalidInputError, match="gradient norm"):
-        clip_grad_norm_([c], 1.0)
+        clip_grad_norm_([c], 1.0, error_if_nonfinite=True)
     with pytest.raises(RuntimeError, match="gradient norm"):  # what torch raises for it
-        clip_grad_norm_([c], 1.0)
+        clip_grad_norm_([c], 1.0, error_if_nonfinite=True)
+    assert c.grad.isnan().tolist() == [True, False, False]  # left as it was
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+def test_a_non_finite_gradient_norm_is_returned_and_scales_as_torch_does_by_default(bad: float) -> None:
+    """torch's default does not raise: the norm comes back and the gradients are scaled by it (an
+    infinite norm zeroes the finite coordinates), which the AMP recipe ``scaler.unscale_``, clip,
+    ``scaler.step`` relies on; the step itself is skipped by the scaler."""
+    grads = ([1.0, bad, 2.0], [3.0, 4.0])
+    ours = [_param([0.0] * len(g)) for g in grads]
+    theirs = [_param([0.0] * len(g)) for g in grads]
+    for p, q, g in zip(ours, theirs, grads, strict=True):
+        p.grad, q.grad = torch.tensor(g, dtype=torch.float64), torch.tensor(g, dtype=torch.float64)
+    total = clip_grad_norm_(parameters=ours, max_norm=1.0)  # torch's keyword names
+    expected = torch.nn.utils.clip_grad_norm_(parameters=theirs, max_norm=1.0)
+    torch.testing.assert_close(total, expected, equal_nan=True)
+    for p, q in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(p.grad, q.grad, equal_nan=True)
+
+
+def test_a_max_norm_of_zero_zeroes_every_gradient_as_torch_does() -> None:
+    mine, theirs = _param([0.0, 0.0]), _param([0.0, 0.0])
+    mine.grad, theirs.grad = torch.tensor([3.0, -4.0], dtype=torch.float64), torch.tensor([3.0, -4.0],
+                                                                                         dtype=torch.float64)
+    assert float(clip_grad_norm_([mine], 0.0)) == float(torch.nn.utils.clip_grad_norm_([theirs], 0.0)) == 5.0
+    assert mine.grad.tolist() == theirs.grad.tolist() == [0.0, 0.0]
+    with pytest.raises(InvalidInputError, match="max_norm must be >= 0"):
+        clip_grad_norm_([mine], -1.0)
 
 
 def test_clipping_float16_gradients_takes_their_norm_wide() -> None:

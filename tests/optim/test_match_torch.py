@@ -144,9 +144,10 @@ def _positional(cls: type) -> list[str]:
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
 def test_positional_arguments_mean_what_they_mean_in_torch(name: str) -> None:
     """Code written for torch.optim passes hyperparameters by position: each one lands where
-    torch puts it (Adam's sixth is amsgrad; bias_correction is by keyword only)."""
+    torch puts it (Adam's sixth is amsgrad, RMSprop's eighth capturable, Adagrad's seventh foreach;
+    bias_correction is by keyword only)."""
     mine, theirs = _positional(getattr(ours, name)), _positional(getattr(torch.optim, name))
-    assert mine == theirs[: len(mine)]
+    assert mine == theirs
     if name.startswith("Adam"):
         results = []
         for cls in (getattr(ours, name), getattr(torch.optim, name)):
@@ -157,6 +158,18 @@ def test_positional_arguments_mean_what_they_mean_in_torch(name: str) -> None:
                 opt.step()
             results.append(p.detach())
         torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-14)
+
+
+def test_rmsprop_takes_the_alphas_torch_takes() -> None:
+    """alpha = 1 never updates the average (torch allows it: steps of lr * g / eps); above 1 it is
+    refused, as a negative weight on the new square."""
+    for alpha in (0.0, 1.0):
+        mine = _run(lambda p, alpha=alpha: ours.RMSprop(p, lr=1e-3, alpha=alpha), "cpu")
+        ref = _run(lambda p, alpha=alpha: torch.optim.RMSprop(p, lr=1e-3, alpha=alpha, foreach=True), "cpu")
+        for a, b in zip(mine, ref, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    with pytest.raises(InvalidInputError, match=r"alpha must be in \[0, 1\], got 1.5"):
+        ours.RMSprop(nn.Linear(2, 2).parameters(), alpha=1.5)
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])

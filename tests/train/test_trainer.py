@@ -777,7 +777,7 @@ def test_mistakes_in_what_the_trainer_is_given_are_named(caplog) -> None:
         trainer.fit([])
     with pytest.raises(InvalidInputError, match="clip_grad_norm must be > 0"):
         TrainerConfig(clip_grad_norm=float("nan"))
-    with pytest.raises(InvalidInputError, match="max_norm must be > 0"):
+    with pytest.raises(InvalidInputError, match="max_norm must be >= 0"):
         clip_grad_norm_(model.parameters(), float("nan"))
     model = _model()
     kept = TrainerConfig(epochs=1, device="cpu", progress=False, keep_best=True)

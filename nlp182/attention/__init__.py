@@ -2,10 +2,12 @@
 ``module(query, keys, values=None, mask=None, need_weights=False) -> (context, weights or None)``.
 
 Masks are bool and ``True`` means "may attend" (the ``scaled_dot_product_attention``
-convention); a query with no valid key gets zero weights and a zero context.
-:class:`MultiHeadAttention` also takes PyTorch's own ``key_padding_mask`` and ``attn_mask``
-(``True`` or ``-inf`` = ignore) and its ``(T, B, E)`` layout with ``batch_first=False``, so masks
-written for ``torch.nn.MultiheadAttention`` carry over (``need_weights`` stays ``False`` by default).
+convention); a query with no valid key gets zero weights and a zero context. The dot-product
+kinds also take a float mask, added to the scores as that function's ``attn_mask`` is.
+:class:`MultiHeadAttention` also takes PyTorch's own ``key``, ``value``, ``key_padding_mask`` and
+``attn_mask`` (bool ``True`` = ignore, or float and added to the scores), its unbatched ``(T, E)``
+inputs and its ``(T, B, E)`` layout with ``batch_first=False``, so calls and masks written for
+``torch.nn.MultiheadAttention`` carry over (``need_weights`` stays ``False`` by default).
 """
 
 from nlp182.attention.additive import AdditiveAttention

@@ -54,26 +54,46 @@ def causal_mask(
 
 
 def merge_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
-    """Logical AND of the given masks (``None`` entries are skipped); ``None`` if all are ``None``.
+    """All the given masks at once (``None`` entries are skipped); ``None`` if all are ``None``.
 
-    Each mask is bool, broadcastable to ``(B, Tq, Tk)``; the result has their broadcast shape.
+    Each mask is broadcastable to ``(B, Tq, Tk)``; the result has their broadcast shape. Bool masks
+    (``True`` = attend) are ANDed. A float mask is additive, as PyTorch's float masks are (``-inf``
+    = not allowed, other values added to the scores): float masks add up, and a bool mask sets
+    ``-inf`` where it forbids, so the result is float as soon as one mask is.
     """
     merged: torch.Tensor | None = None
     for mask in masks:
         if mask is None:
             continue
-        merged = mask if merged is None else merged & mask
+        if merged is None:
+            merged = mask
+        elif merged.is_floating_point() and mask.is_floating_point():
+            merged = merged + mask
+        elif merged.is_floating_point() or mask.is_floating_point():
+            additive, allowed = (merged, mask) if merged.is_floating_point() else (mask, merged)
+            merged = torch.where(allowed, additive, float("-inf"))
+        else:
+            merged = merged & mask
     return merged
 
 
-def from_torch_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
-    """This package's mask (``True`` = attend) from a PyTorch-style one, of any shape.
+def split_additive(mask: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(allowed, bias)`` of a mask: a bool mask is ``(mask, None)``; a float (additive) mask gives
+    ``allowed = mask != -inf`` and ``bias`` its values there (0 elsewhere), both of its shape, so
+    a row with no allowed key still gets zero weights and a zero context."""
+    if mask is None or not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
+        return mask, None
+    allowed = mask != float("-inf")
+    return allowed, mask.masked_fill(~allowed, 0.0)
 
-    PyTorch's ``key_padding_mask`` / ``attn_mask`` are either bool with ``True`` = ignore, or float
-    and added to the scores. A float mask of ``0`` and ``-inf`` is a mask and is converted; any other
-    float is a learned or positional bias, which these modules do not take. That check reads the
-    mask's values, so it is left out under ``torch.compile`` and ``torch.func`` transforms (where
-    reading values breaks the graph) and the conversion alone holds there: ``0`` attends.
+
+def from_torch_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
+    """This package's mask from a PyTorch-style one, of any shape.
+
+    PyTorch's ``key_padding_mask`` / ``attn_mask`` are either bool with ``True`` = ignore, turned
+    into ``True`` = attend here, or float and added to the scores (``0`` and ``-inf`` for a plain
+    mask, other values for a bias such as ALiBi's or a ``-1e9`` "mask"), kept as they are: an
+    additive mask means the same in both packages (see :func:`merge_masks`).
     """
     if not isinstance(mask, torch.Tensor):
         raise InvalidInputError(f"{name} must be a torch tensor, got {type(mask).__name__} "
@@ -81,10 +101,9 @@ def from_torch_mask(mask: torch.Tensor, name: str) -> torch.Tensor:
     if mask.dtype == torch.bool:
         return ~mask
     if mask.is_floating_point():
-        if not tracing(mask):
-            _check_float_mask(mask, name)
-        return mask == 0
-    raise InvalidInputError(f"{name} must be bool (True = ignore) or float (0 / -inf); got {mask.dtype}")
+        return mask
+    raise InvalidInputError(f"{name} must be bool (True = ignore) or float (added to the scores); "
+                            f"got {mask.dtype}")
 
 
 def tracing(tensor: torch.Tensor) -> bool:
@@ -99,16 +118,6 @@ def tracing(tensor: torch.Tensor) -> bool:
     from torch._C._functorch import is_functorch_wrapped_tensor
 
     return bool(is_functorch_wrapped_tensor(tensor))
-
-
-def _check_float_mask(mask: torch.Tensor, name: str) -> None:
-    """Refuse a float ``mask`` with values other than ``0`` and ``-inf`` (an additive bias)."""
-    finite = torch.isfinite(mask)
-    if bool((finite & (mask != 0)).any()) or bool((~finite & (mask != float("-inf"))).any()):
-        raise InvalidInputError(
-            f"{name} is a float mask with values other than 0 and -inf: an additive bias, which "
-            "these modules do not take; pass a bool mask (True = ignore)"
-        )
 
 
 def check_mask(mask: torch.Tensor | None, score_shape: torch.Size) -> None:

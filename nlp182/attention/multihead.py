@@ -3,8 +3,9 @@
 The parameters are named and shaped as in PyTorch (``in_proj_weight`` ``(3E, E)``, or
 ``q_proj_weight`` / ``k_proj_weight`` / ``v_proj_weight`` when keys or values have their own sizes;
 ``in_proj_bias`` ``(3E,)``, ``out_proj``), so ``load_state_dict`` moves weights either way and the
-two give the same outputs. ``forward`` takes PyTorch's keywords too (``key_padding_mask``,
-``attn_mask``, ``average_attn_weights``, ``is_causal``), but ``need_weights`` defaults to ``False``
+two give the same outputs. ``forward`` takes PyTorch's keywords too (``key``, ``value``,
+``key_padding_mask``, ``attn_mask`` with float masks added to the scores, ``average_attn_weights``,
+``is_causal``) and its unbatched ``(T, E)`` inputs, but ``need_weights`` defaults to ``False``
 as in every module of this package (PyTorch's default is ``True``), and the fourth positional
 argument is this package's ``mask`` (``True`` = attend), not PyTorch's ``key_padding_mask``
 (``True`` = ignore): pass that one by keyword. A 2-D ``mask`` must be exactly ``(Tq, Tk)``, so a
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlp182.attention.base import check_inputs
-from nlp182.attention.masks import check_mask, from_torch_mask, merge_masks, padding_mask
+from nlp182.attention.masks import check_mask, from_torch_mask, merge_masks, padding_mask, split_additive
 from nlp182.attention.registry import register_attention
 from nlp182.attention.scaled_dot import scaled_dot_product
 from nlp182.errors import InvalidInputError, ShapeError
@@ -142,11 +143,13 @@ class MultiHeadAttention(nn.Module):
     def forward(
         self,
         query: torch.Tensor,
-        keys: torch.Tensor,
+        keys: torch.Tensor | None = None,
         values: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         need_weights: bool = False,
         *,
+        key: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
         causal: bool = False,
         average_weights: bool = True,
         key_padding_mask: torch.Tensor | None = None,
@@ -156,7 +159,11 @@ class MultiHeadAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from query ``(B, Tq, E)`` to keys ``(B, Tk, kdim)`` and values ``(B, Tk, vdim)``.
 
-        With ``batch_first=False`` the three are ``(T, B, E)`` and so is the context.
+        ``keys`` and ``values`` are named as in every module of this package; PyTorch's names
+        ``key=`` and ``value=`` are taken too. With ``batch_first=False`` the three are
+        ``(T, B, E)`` and so is the context. Unbatched inputs, query ``(Tq, E)`` with key and value
+        ``(Tk, ·)``, give a context ``(Tq, E)`` and weights without the batch axis, as in PyTorch
+        (a ``key_padding_mask`` is then ``(Tk,)``).
 
         Args:
             mask: bool ``(Tq, Tk)`` (2-D: exactly that shape), 3-D broadcastable to ``(B, Tq, Tk)``
@@ -165,10 +172,12 @@ class MultiHeadAttention(nn.Module):
             need_weights: compute weights; ``(B, Tq, Tk)`` averaged over heads when
                 ``average_weights`` (or PyTorch's ``average_attn_weights``) else ``(B, H, Tq, Tk)``;
                 ``None`` otherwise (the fused kernel runs). PyTorch's default is ``True``.
-            key_padding_mask: PyTorch's convention, ``(B, Tk)`` with ``True`` (or ``-inf``) = a
-                padding key to ignore.
-            attn_mask: PyTorch's convention, ``(Tq, Tk)`` or ``(B * H, Tq, Tk)`` with ``True`` (or
-                ``-inf``) = not allowed. All given masks apply together.
+            key_padding_mask: PyTorch's convention, ``(B, Tk)``: bool with ``True`` = a padding key
+                to ignore, or float and added to the scores (``-inf`` = ignore).
+            attn_mask: PyTorch's convention, ``(Tq, Tk)`` or ``(B * H, Tq, Tk)``: bool with ``True``
+                = not allowed, or float and added to the scores (a ``-inf``/``0`` mask, a ``-1e9``
+                one or a positional bias). All given masks apply together; a query whose keys are
+                all at ``-inf`` or forbidden gets a zero context (PyTorch gives NaN).
 
         Returns:
             ``(context, weights)`` with context ``(B, Tq, E)``.
@@ -176,12 +185,18 @@ class MultiHeadAttention(nn.Module):
         Nested tensors (``torch.nested``, one sequence each, as ``nn.TransformerEncoder`` passes them
         in eval with a padding mask) are padded, attended with the padding left out and nested again.
         """
+        keys, values = _one_of(keys, key, "keys", "key"), _one_of(values, value, "values", "value")
+        if keys is None:
+            raise InvalidInputError("keys (PyTorch's key=) are required")
         values = keys if values is None else values
+        options = {"causal": causal, "average_weights": average_weights, "attn_mask": attn_mask,
+                   "average_attn_weights": average_attn_weights, "is_causal": is_causal}
         if any(getattr(tensor, "is_nested", False) for tensor in (query, keys, values)):
-            return self._forward_nested(query, keys, values, mask, need_weights, causal=causal,
-                                        average_weights=average_weights, attn_mask=attn_mask,
-                                        average_attn_weights=average_attn_weights, is_causal=is_causal,
-                                        key_padding_mask=key_padding_mask)
+            return self._forward_nested(query, keys, values, mask, need_weights,
+                                        key_padding_mask=key_padding_mask, **options)
+        if isinstance(query, torch.Tensor) and query.dim() == 2:
+            return self._forward_unbatched(query, keys, values, mask, need_weights, key_padding_mask,
+                                           **options)
         if not self.batch_first:
             query, keys, values = (t.transpose(0, 1) if t.dim() == 3 else t for t in (query, keys, values))
         check_inputs(query, keys, values)
@@ -208,6 +223,24 @@ class MultiHeadAttention(nn.Module):
         if weights is not None and average_weights:
             weights = weights.mean(dim=1)
         return (output if self.batch_first else output.transpose(0, 1)), weights
+
+    def _forward_unbatched(
+        self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None,
+        need_weights: bool, key_padding_mask: torch.Tensor | None, **options: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``forward`` of one sequence: query ``(Tq, E)``, keys ``(Tk, kdim)``, values ``(Tk, vdim)``,
+        run as a batch of one in the module's layout; context ``(Tq, E)``, weights without ``B``."""
+        for name, tensor in (("keys", keys), ("values", values)):
+            if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
+                shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                raise ShapeError(f"query is unbatched (Tq, E), so {name} must be (Tk, D) too; got {shape}")
+        if isinstance(key_padding_mask, torch.Tensor) and key_padding_mask.dim() == 1:
+            key_padding_mask = key_padding_mask.unsqueeze(0)  # (Tk,) -> (1, Tk)
+        batch_axis = 0 if self.batch_first else 1
+        query, keys, values = (tensor.unsqueeze(batch_axis) for tensor in (query, keys, values))
+        context, weights = self.forward(query, keys, values, mask, need_weights,
+                                        key_padding_mask=key_padding_mask, **options)
+        return context.squeeze(batch_axis), None if weights is None else weights.squeeze(0)
 
     def _forward_nested(
         self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None,
@@ -240,7 +273,7 @@ class MultiHeadAttention(nn.Module):
                 f"{tuple(mask.shape)}. PyTorch's key_padding_mask (B, Tk), True = ignore, goes by keyword "
                 "(key_padding_mask=...); this package's key padding mask is (B, 1, Tk), True = attend"
             )
-        check_mask(mask, torch.Size((query.shape[0], query.shape[1], keys.shape[1])))
+        check_mask(split_additive(mask)[0], torch.Size((query.shape[0], query.shape[1], keys.shape[1])))
         return mask.unsqueeze(-3) if mask.dim() == 3 else mask  # (B, Tq, Tk) -> (B, 1, Tq, Tk)
 
     def _torch_padding_mask(
@@ -277,6 +310,14 @@ class MultiHeadAttention(nn.Module):
             f"batch_first={self.batch_first}"
             + ("" if self.shared_projection else f", kdim={self.kdim}, vdim={self.vdim}")
         )
+
+
+def _one_of(ours: torch.Tensor | None, torchs: torch.Tensor | None, name: str, torch_name: str
+            ) -> torch.Tensor | None:
+    """The tensor given under this package's ``name`` or PyTorch's ``torch_name``, not both."""
+    if ours is not None and torchs is not None:
+        raise InvalidInputError(f"{name} and {torch_name} name the same input: give one of them")
+    return torchs if ours is None else ours
 
 
 @register_attention("multihead", same_dims=True)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlp182.attention.masks import causal_mask, check_mask, masked_softmax, merge_masks
+from nlp182.attention.masks import causal_mask, check_mask, masked_softmax, merge_masks, split_additive
 from nlp182.attention.registry import register_attention
 from nlp182.errors import InvalidInputError, ShapeError
 
@@ -60,7 +60,9 @@ def scaled_dot_product(
         query: ``(B, Tq, D)`` or ``(B, H, Tq, D)``.
         keys: ``(B, Tk, D)`` or ``(B, H, Tk, D)``.
         values: ``(B, Tk, Dv)`` or ``(B, H, Tk, Dv)``.
-        mask: bool broadcastable to the scores ``(B, [H,] Tq, Tk)``, ``True`` = attend.
+        mask: broadcastable to the scores ``(B, [H,] Tq, Tk)``: bool with ``True`` = attend, or
+            float and added to the scores (``-inf`` = not allowed), as the ``attn_mask`` of
+            ``F.scaled_dot_product_attention``.
         causal: also forbid keys after the query position (top-left aligned).
         dropout_p: dropout on the attention weights (pass 0 at evaluation).
         need_weights: also compute and return the weights ``(B, [H,] Tq, Tk)``; otherwise ``None``.
@@ -75,24 +77,29 @@ def scaled_dot_product(
             query, keys, values, dropout_p=dropout_p, is_causal=causal, scale=scale
         ), None
     query_len, key_len = query.shape[-2], keys.shape[-2]
+    mask, bias = split_additive(mask)
     check_mask(mask, torch.Size((*query.shape[:-2], query_len, key_len)))
     if mask is not None and mask.dim() < 2:  # a (Tk,) key mask: torch's kernel wants (.., Tq, Tk)
-        mask = mask.view(1, -1) if mask.dim() == 1 else mask.view(1, 1)
+        shape = (1, -1) if mask.dim() == 1 else (1, 1)
+        mask, bias = mask.view(shape), None if bias is None else bias.view(shape)
     if causal:
         mask = merge_masks(mask, causal_mask(query_len, key_len, device=query.device))
     if need_weights:
         factor = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
         # scaled before the product, as torch does: q.k itself may pass float16's 65504
         scores = torch.matmul(query * factor, keys.transpose(-2, -1))
-        weights = masked_softmax(scores, mask)
+        weights = masked_softmax(scores if bias is None else scores + bias, mask)
         if dropout_p > 0:
             weights = F.dropout(weights, p=dropout_p)
         return torch.matmul(weights, values), weights
     # Let fully masked rows attend everywhere (finite in every kernel), then zero their output:
     # no NaN in the forward pass and exactly zero gradient from those rows.
     has_key = mask.any(dim=-1, keepdim=True)
+    allowed = mask | ~has_key
+    if bias is not None:  # the kernel adds a float mask: the bias where allowed, -inf elsewhere
+        allowed = torch.where(allowed, bias.to(query.dtype), float("-inf"))
     context = F.scaled_dot_product_attention(
-        query, keys, values, attn_mask=mask | ~has_key, dropout_p=dropout_p, scale=scale
+        query, keys, values, attn_mask=allowed, dropout_p=dropout_p, scale=scale
     )
     return context.masked_fill(~has_key, 0.0), None
 
@@ -122,8 +129,8 @@ class ScaledDotProductAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from query ``(B, Tq, D)`` to keys ``(B, Tk, D)`` / values ``(B, Tk, Dv)``.
 
-        ``mask`` is bool broadcastable to ``(B, Tq, Tk)``; weights are ``None`` unless
-        ``need_weights``.
+        ``mask`` is broadcastable to ``(B, Tq, Tk)``, bool (``True`` = attend) or float (added to
+        the scores); weights are ``None`` unless ``need_weights``.
         """
         values = keys if values is None else values
         dropout_p = self.dropout if self.training else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -234,8 +235,8 @@ def test_bad_inputs_raise_package_errors() -> None:
         AdditiveAttention(4, 4)(q, k, v[:, :2])
     with pytest.raises(ShapeError):
         ScaledDotProductAttention()(q, k, v, torch.ones(3, 3, 4, dtype=torch.bool))
-    with pytest.raises(InvalidInputError):
-        ScaledDotProductAttention()(q, k, v, torch.ones(2, 1, 4))
+    with pytest.raises(InvalidInputError, match="must be bool"):  # a float one is added to the scores
+        ScaledDotProductAttention()(q, k, v, torch.ones(2, 1, 4, dtype=torch.int64))
     with pytest.raises(InvalidInputError):
         MultiHeadAttention(10, 3)
     with pytest.raises(ShapeError):
@@ -280,10 +281,81 @@ def test_multihead_takes_torch_masks_and_layout(batch_first: bool) -> None:
         torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-12)
         torch.testing.assert_close(weights, ref_weights, atol=1e-12, rtol=1e-12)
         torch.testing.assert_close(ours(q, k, v, **masks)[0], ref_out, atol=1e-12, rtol=1e-12)
-    with pytest.raises(InvalidInputError, match="additive bias"):
-        ours(q, k, v, attn_mask=torch.randn(tq, tk, dtype=torch.float64))
     with pytest.raises(ShapeError, match="key_padding_mask"):
         ours(q, k, v, key_padding_mask=padding[:, :3])
+
+
+def test_multihead_adds_float_masks_to_the_scores_as_torch_does() -> None:
+    """Any float ``attn_mask`` / ``key_padding_mask`` is added to the scores: a positional bias, a
+    ``-1e9`` "mask" or ``finfo.min`` give torch's outputs and weights (they were refused)."""
+    embed, heads, b, tq, tk = 8, 2, 3, 4, 5
+    reference = torch.nn.MultiheadAttention(embed, heads, batch_first=True).double().eval()
+    ours = MultiHeadAttention(embed, heads).double().eval()
+    ours.load_state_dict(reference.state_dict())
+    q, k, v = _inputs(b, tq, tk, embed, embed, embed)
+    generator = torch.Generator().manual_seed(3)
+    padding = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 0, 0], [0, 1, 1, 1, 1]], dtype=torch.bool)
+    bias = torch.randn(tq, tk, generator=generator, dtype=torch.float64)
+    per_head = torch.randn(b * heads, tq, tk, generator=generator, dtype=torch.float64)
+    for masks in (
+        {"attn_mask": bias},
+        {"attn_mask": per_head, "key_padding_mask": padding},
+        {"attn_mask": bias.masked_fill(torch.eye(tq, tk, dtype=torch.bool), float("-inf"))},
+        {"key_padding_mask": torch.zeros(b, tk, dtype=torch.float64).masked_fill(padding, -1e9)},
+        {"key_padding_mask": torch.zeros(b, tk, dtype=torch.float64).masked_fill(
+            padding, torch.finfo(torch.float64).min), "attn_mask": bias},
+    ):
+        out, weights = ours(q, k, v, need_weights=True, **masks)
+        ref_out, ref_weights = reference(q, k, v, **masks)
+        torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(weights, ref_weights, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(ours(q, k, v, **masks)[0], ref_out, atol=1e-12, rtol=1e-12)  # fused
+    with pytest.raises(InvalidInputError, match=r"must be bool .* or float"):
+        ours(q, k, v, attn_mask=torch.zeros(tq, tk, dtype=torch.int64))
+
+
+def test_scaled_dot_product_adds_a_float_mask_as_torch_does() -> None:
+    """A float mask is ``F.scaled_dot_product_attention``'s additive ``attn_mask``; a row at -inf
+    everywhere gives a zero context and weights where torch gives NaN."""
+    generator = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 2, 4, 8, generator=generator, dtype=torch.float64) for _ in range(3))
+    bias = torch.randn(2, 1, 4, 4, generator=generator, dtype=torch.float64)
+    bias[0, 0, 1, 2] = float("-inf")
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    for need_weights in (False, True):
+        context, weights = scaled_dot_product(q, k, v, bias, need_weights=need_weights)
+        torch.testing.assert_close(context, expected, atol=1e-12, rtol=1e-12)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(8) + bias
+    torch.testing.assert_close(weights, torch.softmax(scores, -1).expand_as(weights), atol=1e-12, rtol=1e-12)
+    causal = scaled_dot_product(q, k, v, bias, causal=True)[0]
+    torch.testing.assert_close(causal, F.scaled_dot_product_attention(
+        q, k, v, attn_mask=bias + torch.full((4, 4), float("-inf"), dtype=torch.float64).triu(1)))
+    bias[1, 0, 3] = float("-inf")
+    for need_weights in (False, True):
+        context, weights = scaled_dot_product(q, k, v, bias, need_weights=need_weights)
+        assert not context[1, :, 3].any() and torch.isfinite(context).all()
+    assert not weights[1, :, 3].any()
+
+
+def test_multihead_takes_torch_keyword_names_and_unbatched_inputs() -> None:
+    """``mha(query=q, key=k, value=v)`` and one sequence ``(T, E)`` run as in PyTorch."""
+    for batch_first in (True, False):
+        reference = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first, kdim=6, vdim=5).double().eval()
+        ours = MultiHeadAttention(8, 2, batch_first=batch_first, kdim=6, vdim=5).double().eval()
+        ours.load_state_dict(reference.state_dict())
+        q, k, v = _inputs(1, 3, 4, 8, 6, 5)
+        q, k, v = q[0], k[0], v[0]  # (3, 8), (4, 6), (4, 5)
+        padding = torch.tensor([False, False, True, False])
+        bias = torch.randn(3, 4, dtype=torch.float64)
+        for options in ({}, {"key_padding_mask": padding}, {"attn_mask": bias},
+                        {"attn_mask": torch.rand(2, 3, 4) < 0.2, "average_attn_weights": False}):
+            out, weights = ours(query=q, key=k, value=v, need_weights=True, **options)
+            ref_out, ref_weights = reference(query=q, key=k, value=v, **options)
+            assert out.shape == (3, 8)
+            torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=1e-12)
+            torch.testing.assert_close(weights, ref_weights, atol=1e-12, rtol=1e-12)
+    with pytest.raises(ShapeError, match=r"query is unbatched \(Tq, E\), so keys must be"):
+        ours(q, k[None], v)
 
 
 def test_empty_batches_and_sequences_give_empty_or_zero_context() -> None:
@@ -480,8 +552,9 @@ def test_float_torch_masks_compile_whole_and_vmap() -> None:
     for row in range(2):
         alone, _ = attention(x[row : row + 1], x[row : row + 1], x[row : row + 1], key_padding_mask=pads[row])
         torch.testing.assert_close(mapped[row], alone)
-    with pytest.raises(InvalidInputError, match="additive bias"):
-        attention(x, x, x, attn_mask=causal + 0.5)
+    biased = causal + torch.linspace(-1.0, 1.0, 5)  # a float mask that is also a bias
+    torch.testing.assert_close(compiled(x, x, x, attn_mask=biased)[0],
+                               attention(x, x, x, attn_mask=biased)[0])
 
 
 def test_arrays_and_float_sizes_are_named_not_attribute_errors() -> None:

@@ -36,53 +36,79 @@ def fan_in_and_out(weight: torch.Tensor) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def xavier_normal_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_avg") -> torch.Tensor:
+def xavier_normal_(
+    weight: torch.Tensor,
+    gain: float = 1.0,
+    generator: torch.Generator | None = None,
+    *,
+    mode: str = "fan_avg",
+) -> torch.Tensor:
     """Fill ``weight`` from ``N(0, gain^2 / F)``: linear ``(out, in)`` or convolution ``(out, in, F_H, F_W)``.
 
     ``mode="fan_avg"`` (the default) is Glorot and Bengio's ``F = (fan_in + fan_out) / 2``, a
     compromise between the forward and the backward pass, as ``torch.nn.init.xavier_normal_``;
-    ``mode="fan_in"`` uses ``F = fan_in``, the course's derivation (forward variance preserved).
-    A weight without elements is left as it is (as torch's initialisers do).
+    ``mode="fan_in"`` uses ``F = fan_in``, the course's derivation (forward variance preserved),
+    and ``"fan_out"`` the backward pass's. ``generator`` draws the numbers, as in torch (the same
+    generator state gives torch's values). A weight without elements is left as it is.
     """
     if weight.numel() == 0:
         return weight
-    return weight.normal_(0.0, gain / math.sqrt(_fan(weight, mode)))
+    return weight.normal_(0.0, gain / math.sqrt(_fan(weight, mode)), generator=generator)
 
 
 @torch.no_grad()
-def xavier_uniform_(weight: torch.Tensor, gain: float = 1.0, mode: str = "fan_avg") -> torch.Tensor:
+def xavier_uniform_(
+    weight: torch.Tensor,
+    gain: float = 1.0,
+    generator: torch.Generator | None = None,
+    *,
+    mode: str = "fan_avg",
+) -> torch.Tensor:
     """Fill ``weight`` from ``U(-b, b)`` with ``b = gain * sqrt(3 / F)`` (same variance as the normal,
-    ``F`` as :func:`xavier_normal_` takes it: torch's ``xavier_uniform_`` by default); a weight
-    without elements is left as it is."""
+    ``F`` as :func:`xavier_normal_` takes it: torch's ``xavier_uniform_`` by default), drawn from
+    ``generator`` when given; a weight without elements is left as it is."""
     if weight.numel() == 0:
         return weight
     bound = gain * math.sqrt(3.0 / _fan(weight, mode))
-    return weight.uniform_(-bound, bound)
+    return weight.uniform_(-bound, bound, generator=generator)
 
 
-def he_normal_(weight: torch.Tensor, negative_slope: float = 0.0) -> torch.Tensor:
-    """He (Kaiming) init for (leaky) ReLU: ``N(0, 2 / ((1 + slope^2) F_in))``."""
-    return xavier_normal_(weight, gain=math.sqrt(2.0 / (1.0 + negative_slope**2)), mode="fan_in")
+def he_normal_(
+    weight: torch.Tensor,
+    negative_slope: float = 0.0,
+    mode: str = "fan_in",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """He (Kaiming) init for (leaky) ReLU: ``N(0, 2 / ((1 + slope^2) F))``, ``F`` the fan-in (torch's
+    ``kaiming_normal_`` with ``a=slope``, ``nonlinearity="leaky_relu"``) or with ``mode="fan_out"``
+    the fan-out (torchvision's ResNets)."""
+    return xavier_normal_(weight, math.sqrt(2.0 / (1.0 + negative_slope**2)), generator, mode=mode)
 
 
-def he_uniform_(weight: torch.Tensor, negative_slope: float = 0.0) -> torch.Tensor:
+def he_uniform_(
+    weight: torch.Tensor,
+    negative_slope: float = 0.0,
+    mode: str = "fan_in",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """He (Kaiming) init from a uniform with the same variance as :func:`he_normal_`."""
-    return xavier_uniform_(weight, gain=math.sqrt(2.0 / (1.0 + negative_slope**2)), mode="fan_in")
+    return xavier_uniform_(weight, math.sqrt(2.0 / (1.0 + negative_slope**2)), generator, mode=mode)
 
 
 @torch.no_grad()
-def fixed_normal_(weight: torch.Tensor, std: float = 0.01) -> torch.Tensor:
+def fixed_normal_(
+    weight: torch.Tensor, std: float = 0.01, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fill ``weight`` from ``N(0, std^2)`` whatever the layer size (AlexNet's ``N(0, 1e-4)``)."""
-    return weight.normal_(0.0, std)
+    return weight.normal_(0.0, std, generator=generator)
 
 
 def _fan(weight: torch.Tensor, mode: str) -> float:
     fan_in, fan_out = fan_in_and_out(weight)
-    if mode == "fan_in":
-        return float(fan_in)
-    if mode == "fan_avg":
-        return (fan_in + fan_out) / 2.0
-    raise InvalidInputError(f"mode must be 'fan_in' or 'fan_avg'; got {mode!r}")
+    fans = {"fan_in": float(fan_in), "fan_out": float(fan_out), "fan_avg": (fan_in + fan_out) / 2.0}
+    if mode not in fans:
+        raise InvalidInputError(f"mode must be 'fan_in', 'fan_out' or 'fan_avg'; got {mode!r}")
+    return fans[mode]
 
 
 def init_weights(module: nn.Module, scheme: str = "he", std: float = 0.01) -> nn.Module:

@@ -27,11 +27,12 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
     As in ``torch.nn.BatchNorm2d``: ``momentum=None`` makes the running statistics a cumulative
     average over every batch seen (factor ``1 / batches``); ``affine=False`` learns no gamma and
     beta; ``track_running_stats=False`` keeps no statistics and normalises by the batch's own in
-    evaluation too. ``frozen=True`` makes the layer use its running statistics even in training
-    mode and stop updating them, which is what a frozen feature extractor needs (see
-    ``vision.transfer.freeze``). It is a ``torch.nn`` batch norm to the tools that look for one
-    (``torch.optim.swa_utils.update_bn``, ``nn.SyncBatchNorm.convert_sync_batchnorm``, fusion),
-    with its own ``forward``; ``SyncBatchNorm`` has no ``frozen``, so freeze after converting.
+    evaluation too; ``device`` and ``dtype`` place the parameters and statistics. ``frozen=True``
+    makes the layer use its running statistics even in training mode and stop updating them, which
+    is what a frozen feature extractor needs (see ``vision.transfer.freeze``). It is a ``torch.nn``
+    batch norm to the tools that look for one (``torch.optim.swa_utils.update_bn``,
+    ``nn.SyncBatchNorm.convert_sync_batchnorm``, fusion), with its own ``forward``;
+    ``SyncBatchNorm`` has no ``frozen``, so freeze after converting.
     """
 
     def __init__(
@@ -41,8 +42,10 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
         self.frozen = False
 
     def reset_running_stats(self) -> None:

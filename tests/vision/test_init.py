@@ -53,6 +53,27 @@ def test_xavier_matches_torch_xavier_variance(ours, theirs):
     assert mine.var().item() == pytest.approx(ref.var().item(), rel=0.05)
 
 
+@pytest.mark.parametrize("gain", [1.0, 2.5])
+def test_xavier_draws_torch_values_from_the_same_generator(gain):
+    pairs = ((xavier_normal_, nn.init.xavier_normal_), (xavier_uniform_, nn.init.xavier_uniform_))
+    for ours, theirs in pairs:
+        mine, ref = torch.empty(7, 5, 3), torch.empty(7, 5, 3)
+        ours(mine, gain, torch.Generator().manual_seed(4))  # torch's positions
+        theirs(ref, gain, generator=torch.Generator().manual_seed(4))
+        torch.testing.assert_close(mine, ref, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize(("slope", "mode"), [(0.0, "fan_in"), (0.2, "fan_in"), (0.0, "fan_out")])
+def test_he_draws_torch_kaiming_values_from_the_same_generator(slope, mode):
+    for ours, theirs in ((he_normal_, nn.init.kaiming_normal_), (he_uniform_, nn.init.kaiming_uniform_)):
+        mine, ref = torch.empty(6, 4, 3, 3), torch.empty(6, 4, 3, 3)  # fan_in 36, fan_out 54
+        ours(mine, negative_slope=slope, mode=mode, generator=torch.Generator().manual_seed(9))
+        theirs(ref, a=slope, mode=mode, nonlinearity="leaky_relu", generator=torch.Generator().manual_seed(9))
+        torch.testing.assert_close(mine, ref, rtol=1e-6, atol=0)
+    with pytest.raises(InvalidInputError, match="mode must be 'fan_in', 'fan_out' or 'fan_avg'"):
+        he_normal_(torch.empty(3, 3), mode="fan_sum")
+
+
 def test_he_matches_torch_kaiming_variance():
     ours, ref = torch.empty(400, 300), torch.empty(400, 300)
     he_normal_(ours)

@@ -60,6 +60,13 @@ def test_batch_norm_options_match_torch(options: dict) -> None:
     torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-12)
 
 
+def test_batch_norm_is_made_with_the_device_and_dtype_asked_for_as_torch_s() -> None:
+    ours, ref = BatchNorm(3, 1e-5, 0.1, True, True, "cpu", torch.float64), nn.BatchNorm2d(3, device="cpu",
+                                                                                        dtype=torch.float64)
+    for name, value in ref.state_dict().items():
+        assert ours.state_dict()[name].dtype == value.dtype and ours.state_dict()[name].device == value.device
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_input_is_normalised_in_float32_and_keeps_its_dtype(dtype: torch.dtype) -> None:
     """As torch's kernel: float32 statistics, output in the input's dtype. Statistics rounded to

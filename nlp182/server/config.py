@@ -84,7 +84,7 @@ class AppConfig:
     """
 
     batch_window_ms: float = setting(
-        0.0, minimum=0,
+        0.0, minimum=0, maximum=1000,
         help="milliseconds a worker waits to gather concurrent searches into one call",
     )
     batch_max: int = setting(

@@ -77,33 +77,45 @@ class MicroBatcher:
         return slot.result
 
     def _lead(self) -> None:
-        if self.window_s > 0:
-            time.sleep(self.window_s)
-        with self._lock:
-            wanted = self._key(self._waiting[0].k)
-            batch, others = [], deque()
-            while self._waiting and len(batch) < self.max_batch:
-                slot = self._waiting.popleft()
-                (batch if self._key(slot.k) == wanted else others).append(slot)
-            others.extend(self._waiting)  # the queries of other keys wait for the next batch, in order
-            self._waiting = others
-        k = max(slot.k for slot in batch)
+        """Run one batch, then hand leadership on, whatever failed: a leader that stopped without
+        handing on would leave every later query of the worker waiting for good."""
+        batch: list[_Slot] = []
         try:
+            if self.window_s > 0:
+                time.sleep(self.window_s)
+            with self._lock:
+                batch = self._take_batch()
+            k = max(slot.k for slot in batch)
             scores, ids = self._search(np.stack([slot.query for slot in batch]), k)
         except Exception as exc:  # every query of the batch fails; the batcher keeps serving
+            with self._lock:
+                if not batch:  # failed before taking a batch: the leader's own query fails alone
+                    batch = [self._waiting.popleft()]
             for slot in batch:
                 slot.error = exc
         else:
             for row, slot in enumerate(batch):
                 slot.result = (scores[row, : slot.k], ids[row, : slot.k])
-        with self._lock:
-            self.batches += 1
-            self.queries += len(batch)
-            if self._waiting:
-                self._waiting[0].lead = True
-                self._waiting[0].done.set()
-            else:
-                self._busy = False
-        for slot in batch:
-            slot.lead = False
-            slot.done.set()
+        finally:
+            with self._lock:
+                self.batches += 1
+                self.queries += len(batch)
+                if self._waiting:
+                    self._waiting[0].lead = True
+                    self._waiting[0].done.set()
+                else:
+                    self._busy = False
+            for slot in batch:
+                slot.lead = False
+                slot.done.set()
+
+    def _take_batch(self) -> list[_Slot]:
+        """Up to ``max_batch`` waiting queries of the first one's key, in order (called under the
+        lock; the keys are read before anything leaves the queue, so a failing key changes nothing)."""
+        keys = [self._key(slot.k) for slot in self._waiting]
+        batch: list[_Slot] = []
+        others: deque[_Slot] = deque()
+        for slot, key in zip(self._waiting, keys, strict=True):
+            (batch if key == keys[0] and len(batch) < self.max_batch else others).append(slot)
+        self._waiting = others  # the queries of other keys wait for the next batch, in order
+        return batch

@@ -161,7 +161,15 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.refuse(Refusal(400, "bad_request", "protocol upgrades are not supported"))
+            if self._get_upgrade() == b"websocket":  # a client that can only speak WebSocket
+                self.refuse(Refusal(400, "bad_request", "this service offers no WebSocket: send HTTP"))
+                return
+            # An offer to switch protocols (curl --http2 sends "Upgrade: h2c") is declined by
+            # answering over HTTP/1.1, as RFC 9110 7.8 allows; the parser reads nothing after it,
+            # so the connection closes once the answer is sent.
+            self.logger.debug("answering over HTTP/1.1 a request that offered an upgrade")
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             self.refuse(cause if isinstance(cause, Refusal) else Refusal(400, "bad_request", str(exc) or
@@ -190,7 +198,7 @@ class Worker(UvicornWorker):
     its master is gone (``parent_poll_s``: seconds between checks of the parent pid)."""
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {  # the app writes the access log (with latency)
-        "loop": "asyncio", "http": JsonErrorsProtocol, "lifespan": "on", "access_log": False,
+        "loop": "asyncio", "http": JsonErrorsProtocol, "ws": "none", "lifespan": "on", "access_log": False,
     }
     parent_poll_s: ClassVar[float] = 1.0
 

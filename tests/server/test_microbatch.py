@@ -59,6 +59,33 @@ def test_a_failing_search_fails_only_its_callers() -> None:
     np.testing.assert_array_equal(scores, [1.0, 2.0])
 
 
+@pytest.mark.parametrize("failing", ["key", "window"])
+def test_a_leader_that_fails_before_its_search_still_hands_on(failing: str) -> None:
+    """A failure outside the search itself (the index's batch key, an impossible window) left the
+    batcher busy with no leader: every later query of the worker waited for good."""
+    calls = {"key": 0}
+
+    def key(k: int) -> object:
+        calls["key"] += 1
+        if failing == "key" and calls["key"] == 1:
+            raise RuntimeError("key failed")
+        return None
+
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return queries[:, :k], np.zeros((len(queries), k), dtype=np.int64)
+
+    batcher = MicroBatcher(search, window_s=1e300 if failing == "window" else 0.0, max_batch=4, key=key)
+    with pytest.raises((RuntimeError, OverflowError)):
+        batcher.search(np.ones(3, dtype=np.float32), 2)
+    batcher.window_s = 0.0
+    answered: list[np.ndarray] = []
+    thread = threading.Thread(target=lambda: answered.append(batcher.search(np.arange(3.0), 2)[0]))
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the next query waits for a leader that never hands on"
+    np.testing.assert_array_equal(answered[0], [0.0, 1.0])
+
+
 def test_hnsw_queries_share_a_search_only_with_those_it_answers_alike(tmp_path: Path,
                                                                        synthetic_vectors: Vectors) -> None:
     """A batch ran with its largest k, and HNSW widens its walk (efSearch) to k past 64: a k=10

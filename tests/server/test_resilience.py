@@ -166,13 +166,18 @@ def test_every_refusal_is_json(live_server: ServeProcess) -> None:
             (431, "request_header_fields_too_large"),
         b"GET /v1/neighbors?word=w1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n":
             (400, "host_not_allowed"),
-        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n":
-            (400, "bad_request"),
     }
     for data, (status, code) in cases.items():
         got, headers, body = _raw(url, data)
         assert (got, body["error"]["code"]) == (status, code), body
         assert headers["content-type"] == "application/json"
+    neighbors = b"GET /v1/neighbors?word=w1&k=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade"
+    got, headers, body = _raw(url, neighbors + b", HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                              b"HTTP2-Settings: AAMAAABkAAQAoAAA\r\n\r\n")  # curl --http2
+    assert got == 200 and len(body["neighbors"]) == 2, body  # declined: answered over HTTP/1.1
+    assert headers["connection"] == "close"
+    got, _, body = _raw(url, neighbors + b"\r\nUpgrade: websocket\r\n\r\n")
+    assert got == 400 and "no WebSocket" in body["error"]["message"]
     big = json.dumps({"words": ["w1"] * 700_000}).encode()  # ~5 MB: read and dropped, then a clean 413
     response = requests.post(f"{url}/v1/neighbors", data=big, headers={"Content-Type": "application/json"},
                              timeout=30)

@@ -23,7 +23,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from nlp182.errors import Nlp182Error, UnknownWordError
-from nlp182.server.config import AppConfig, Limits
+from nlp182.server.config import AppConfig, Limits, host_name
 from nlp182.server.encoding import FiniteJSONProvider
 from nlp182.server.index import SimilarityIndex, load_vectors
 from nlp182.server.metrics import Metrics
@@ -34,14 +34,6 @@ from nlp182.server.validation import OverLimitError
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")
-
-
-def host_name(host: str) -> str:
-    """The name in a ``Host`` header: ``[::1]:8000`` -> ``::1``, ``Example.org:80`` -> ``example.org``."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -60,6 +52,10 @@ def _post_refusal() -> Response | None:
     if request.mimetype != "application/json":
         return error_response(415, "unsupported_media_type",
                               f"POST bodies must be application/json, got {request.mimetype[:60]!r}")
+    coding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding not in ("identity", ""):
+        return error_response(415, "unsupported_media_type",
+                              f"JSON bodies are sent uncompressed, got Content-Encoding {coding[:40]!r}")
     charset = request.mimetype_params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):  # RFC 8259 8.1
         return error_response(415, "unsupported_media_type",
@@ -103,7 +99,7 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
     app.url_map.converters.update(CONVERTERS)
     app.url_map.merge_slashes = False  # the static files' rule too: no HTML redirect for "//"
     app.register_blueprint(api)
-    allowed_hosts = {name.lower() for name in config.allowed_hosts}
+    allowed_hosts = set(config.allowed_hosts)
     pinned = threading.local()  # OpenMP's thread count is per thread: set it once on each
 
     @app.before_request
@@ -131,6 +127,9 @@ def create_app(run_dir: str | os.PathLike[str], config: AppConfig | None = None)
 
     @app.after_request
     def _count(response: Response) -> Response:
+        # Answers change with a reload and probes must reach the worker: no cache keeps them; the
+        # web page and its files carry their own validators (ETag, no-cache)
+        response.headers.setdefault("Cache-Control", "no-store")
         if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
             response.status_code = 204  # Flask's automatic answer: the Allow header, no (HTML) body
             del response.headers["Content-Type"]

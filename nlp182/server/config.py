@@ -6,6 +6,7 @@ Kept free of heavy imports so ``nlp182 --help`` does not load FAISS or gunicorn.
 from __future__ import annotations
 
 import math
+import socket
 from dataclasses import dataclass, field, fields
 
 from nlp182.errors import InvalidInputError
@@ -15,6 +16,8 @@ INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+#: Bind addresses meaning "every interface": no client sends them as its Host.
+WILDCARD_ADDRESSES = ("0.0.0.0", "::")
 #: Answers per query when a request gives no ``k`` (gensim's ``topn``).
 DEFAULT_K = 10
 
@@ -59,6 +62,25 @@ class Limits:
     def default_k(self) -> int:
         """Answers per query when a request gives no ``k``: ``DEFAULT_K``, or ``max_k`` if lower."""
         return min(DEFAULT_K, self.max_k)
+
+
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header: ``[::1]:8000`` -> ``::1``, ``Example.org:80`` -> ``example.org``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def machine_names() -> tuple[str, ...]:
+    """This machine's host name and the addresses it resolves to (the names a client of a service
+    bound to every interface may send as its ``Host``); empty where they cannot be read."""
+    try:
+        name = socket.gethostname()
+        addresses = [str(info[4][0]) for info in socket.getaddrinfo(name, None)]
+    except OSError:
+        return ()
+    return tuple(dict.fromkeys(host_name(item) for item in (name, *addresses)))
 
 
 @dataclass
@@ -109,6 +131,9 @@ class AppConfig:
         check_settings(self)
         if not self.allowed_hosts:
             raise InvalidInputError("allowed_hosts must name at least one host (or '*')")
+        # as a request's Host is read: "localhost:8000" and "[::1]" name localhost and ::1
+        self.allowed_hosts = tuple(dict.fromkeys(name if name == "*" else host_name(name)
+                                                 for name in self.allowed_hosts))
 
 
 @dataclass
@@ -250,7 +275,8 @@ class ServeConfig:
     )
     allowed_hosts: str = setting(
         "",
-        help="comma-separated Host names served ('' = the bind address and localhost; '*' = any)",
+        help="comma-separated Host names served ('' = the bind address, or for 0.0.0.0 this machine's name "
+        "and addresses, and localhost; '*' = any)",
     )
     access_log: bool = setting(False, help="log every request")
     pid_file: str = setting(
@@ -297,6 +323,8 @@ class ServeConfig:
         batch_max = 1 if self.threads == 1 else self.batch_max
         limits = Limits(**{item.name: getattr(self, item.name) for item in fields(Limits)})
         hosts = tuple(name.strip() for name in self.allowed_hosts.split(",") if name.strip())
-        hosts = hosts or tuple(dict.fromkeys((self.host, *LOOPBACK_NAMES)))
+        if not hosts:  # a wildcard bind is no name: this machine's name and addresses are
+            bound = machine_names() if self.host in WILDCARD_ADDRESSES else (self.host,)
+            hosts = tuple(dict.fromkeys((*bound, *LOOPBACK_NAMES)))
         return AppConfig(self.batch_window_ms, batch_max, self.omp_threads, limits, hosts,
                          ef_search=self.ef_search, nprobe=self.nprobe)

@@ -98,9 +98,16 @@ def _word(name: str, description: str) -> dict[str, Any]:
 
 
 def _k(args: Any, most: int | None = None) -> int:
-    """The query's ``k``: the default when absent, at most ``max_k`` (and ``most``)."""
+    """The query's ``k``: the default when absent, at most ``max_k`` (and ``most``), and as one
+    query's answers at most ``max_results``."""
     limits = service().limits
-    return answers_wanted(query_int(args, "k", limits.default_k, 1, most), limits.max_k)
+    return _one_query(answers_wanted(query_int(args, "k", limits.default_k, 1, most), limits.max_k))
+
+
+def _one_query(k: int) -> int:
+    """``k`` answers of one query, within ``max_results`` (queries x k) as a batch's are (413)."""
+    at_most("k", k, service().limits.max_results, "max_results")
+    return k
 
 
 @routes.route("/v1/neighbors", "GET", "Nearest words of one word (the word itself left out)",
@@ -168,7 +175,7 @@ def analogy() -> Response:
     positive, negative = word_list(data, "positive", 1), word_list(data, "negative", 0)
     for name, words in (("positive", positive), ("negative", negative)):
         at_most(f"the number of {name} words", len(words), limits.max_analogy_words, "max_analogy_words", 400)
-    k = answers_wanted(body_int(data, "k", limits.default_k, 1, None), limits.max_k)
+    k = _one_query(answers_wanted(body_int(data, "k", limits.default_k, 1, None), limits.max_k))
     method = data.get("method", "3CosAdd")
     if method not in METHODS:
         raise InvalidInputError(f"'method' must be one of {', '.join(METHODS)}, got {str(method)[:40]!r}")
@@ -196,6 +203,7 @@ CONVERTERS = {"word": WordConverter}
               parameters=[{"name": "word", "in": "path", "required": True, "schema": WORD}],
               errors=(400, 404))
 def vector(word: str) -> Response:
+    query_args(request.args, set())
     if len(word) > MAX_WORD_LENGTH:  # as for the words of query parameters
         raise InvalidInputError(f"the word in the path is longer than {MAX_WORD_LENGTH} characters")
     state = service()

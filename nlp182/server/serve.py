@@ -214,7 +214,9 @@ def run_server(run_dir: str | os.PathLike[str], config: ServeConfig | None = Non
     limit_malloc_arenas(config.malloc_arenas)  # before any worker or thread exists
     if not config.loopback:
         log.warning("--host %s: the service answers other machines too; put a proxy with TLS and "
-                    "access control in front of it (see the production guide)", config.host)
+                    "access control in front of it (see the production guide). Requests must name one "
+                    "of these hosts (--allowed-hosts sets them): %s", config.host,
+                    ", ".join(config.app_config().allowed_hosts))
     master = os.getpid()
     try:
         gunicorn.run()

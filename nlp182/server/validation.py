@@ -49,8 +49,8 @@ def query_args(args: Any, allowed: set[str]) -> Mapping[str, str]:
     unknown = sorted(set(args) - allowed)
     if unknown:
         names = ", ".join(repr(name[:40]) for name in unknown[:5])
-        raise InvalidInputError(f"unknown query parameter{'s' if len(unknown) > 1 else ''} {names}; "
-                                f"allowed: {', '.join(sorted(allowed))}")
+        takes = f"allowed: {', '.join(sorted(allowed))}" if allowed else "this endpoint takes none"
+        raise InvalidInputError(f"unknown query parameter{'s' if len(unknown) > 1 else ''} {names}; {takes}")
     for name in args:
         if (times := len(args.getlist(name))) > 1:
             raise InvalidInputError(f"query parameter {name!r} is given {times} times; give it once")
@@ -108,10 +108,25 @@ def _reject_constant(name: str) -> float:
     raise InvalidInputError(f"JSON body contains {name}; send finite numbers only")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's fields, refusing one given twice (``json.loads`` keeps the last silently: which
+    did the client mean?)."""
+    fields = dict(pairs)
+    if len(fields) < len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise InvalidInputError(f"JSON body gives field {twice[:40]!r} more than once; give it once")
+    return fields
+
+
 def json_object(raw: bytes, allowed: set[str]) -> dict[str, Any]:
-    """Parse a JSON object body; reject NaN/Infinity literals and unknown keys."""
+    """Parse a UTF-8 JSON object body (RFC 8259 8.1; a leading byte-order mark is skipped); reject
+    NaN/Infinity literals, a field given twice and unknown keys. ``json.loads`` would also take
+    UTF-16 and UTF-32 bytes, which a body labelled with that charset is refused for."""
     try:
-        body = json.loads(raw, parse_constant=_reject_constant, parse_int=_bounded_int)
+        text = raw.decode("utf-8-sig")
+        body = json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int,
+                          object_pairs_hook=_unique_keys)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         if isinstance(exc, InvalidInputError):
             raise

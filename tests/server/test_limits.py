@@ -5,6 +5,8 @@ In-process (Flask's test client) except the import check, which needs a clean in
 
 from __future__ import annotations
 
+import gzip
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +19,9 @@ from nlp182 import cli
 from nlp182.embeddings.lookup import WordLookup
 from nlp182.embeddings.projection import pca_2d
 from nlp182.embeddings.vectors import Vectors
-from nlp182.server.app import create_app, host_name
+from nlp182.server.app import create_app
 from nlp182.server.asgi import build_environ
-from nlp182.server.config import AppConfig, Limits, ServeConfig
+from nlp182.server.config import AppConfig, Limits, ServeConfig, host_name
 from nlp182.server.metrics import MULTIPROC_ENV, Metrics
 
 from .conftest import ROOT
@@ -237,6 +239,57 @@ def test_host_header_and_json_bodies_are_checked(real_run: Path) -> None:
     assert ServeConfig(allowed_hosts="a.example, b.example").app_config().allowed_hosts == ("a.example",
                                                                                           "b.example")
     assert host_name("[::1]:80") == "::1" and host_name("Example.ORG") == "example.org"
+
+
+def test_one_query_s_k_is_bounded_by_max_results_as_a_batch_s_is(real_run: Path) -> None:
+    """``max_results`` (queries x k) held for POST /v1/neighbors only: a GET or an analogy asking
+    for more answers than it allows was answered."""
+    small = create_app(real_run, AppConfig(limits=Limits(max_results=50))).test_client()
+    _limit_error(small.get("/v1/neighbors?word=police&k=51"), 413, "max_results")
+    _limit_error(small.post("/v1/analogy", json={"positive": ["police"], "k": 51}), 413, "max_results")
+    assert small.get("/v1/neighbors?word=police&k=50").status_code == 200
+    assert small.post("/v1/analogy", json={"positive": ["police"], "k": 50}).status_code == 200
+
+
+def test_request_details_a_client_may_get_wrong_are_named(client: FlaskClient) -> None:
+    """A query parameter /v1/vectors does not take, a JSON field given twice (the last won), a body
+    in UTF-16 (json.loads guessed it) or a compressed one (read as bad UTF-8) are refused."""
+    response = client.get("/v1/vectors/police?k=5")
+    assert response.status_code == 400 and "takes none" in response.get_json()["error"]["message"]
+    twice = client.post("/v1/neighbors", data=b'{"words": ["police"], "k": 1, "k": 2}',
+                        content_type="application/json")
+    assert twice.status_code == 400 and "'k' more than once" in twice.get_json()["error"]["message"]
+    wide = client.post("/v1/neighbors", data='{"words": ["police"]}'.encode("utf-16"),
+                       content_type="application/json")
+    assert wide.status_code == 400 and "not valid JSON" in wide.get_json()["error"]["message"]
+    marked = client.post("/v1/neighbors", data=b'\xef\xbb\xbf{"words": ["police"]}',
+                         content_type="application/json")
+    assert marked.status_code == 200  # a UTF-8 byte-order mark is skipped (RFC 8259 8.1)
+    packed = client.post("/v1/neighbors", data=gzip.compress(b'{"words": ["police"]}'),
+                         content_type="application/json", headers={"Content-Encoding": "gzip"})
+    assert packed.status_code == 415 and "uncompressed" in packed.get_json()["error"]["message"]
+
+
+def test_answers_and_probes_are_not_cached(client: FlaskClient) -> None:
+    answers = ("/v1/neighbors?word=police", "/v1/neighbors?word=zzzq")  # an answer and an error
+    for path in (*answers, "/healthz", "/readyz", "/openapi.json"):
+        assert client.get(path).headers["Cache-Control"] == "no-store", path
+    assert client.get("/").headers["Cache-Control"] == "no-cache"  # the page revalidates by its ETag
+
+
+def test_allowed_hosts_are_read_as_host_headers_are_and_a_wildcard_bind_serves_this_machine(
+    real_run: Path,
+) -> None:
+    """``--allowed-hosts localhost:8000,[::1]`` refused every request (the Host's port and brackets
+    were dropped, the setting's kept), and ``--host 0.0.0.0`` served only a Host of 0.0.0.0."""
+    config = AppConfig(allowed_hosts=("LocalHost:18114", "[::1]"))
+    assert config.allowed_hosts == ("localhost", "::1")
+    client = create_app(real_run, config).test_client()
+    for host in ("localhost:18114", "localhost", "[::1]:80"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+    everywhere = ServeConfig(host="0.0.0.0").app_config().allowed_hosts
+    assert "0.0.0.0" not in everywhere and socket.gethostname().lower() in everywhere
+    assert {"localhost", "127.0.0.1", "::1"} <= set(everywhere)
 
 
 def test_neighbourhood_map_is_the_pca_of_the_word_and_its_neighbours(

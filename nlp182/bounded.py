@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, NamedTuple
 
-from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError
+from nlp182.errors import FileFormatError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +226,9 @@ def open_bounded(
 ) -> BinaryIO:
     """Open ``path`` for reading bytes; ``.gz``/``.dz`` and ``.bz2`` files are decompressed on the fly
     under the ratio and total caps (a :class:`FileFormatError` naming the file when one is passed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path} does not exist")
+    from nlp182.io import check_input_file  # io reads through this module
+
+    path = check_input_file(path)  # missing, a folder or a device: each named as such
     if max_ratio < 1 or max_total < 1:
         raise InvalidInputError(f"max_ratio and max_total must be >= 1, got {max_ratio} and {max_total}")
     if not compressed(path):

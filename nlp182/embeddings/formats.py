@@ -96,19 +96,31 @@ def capacity(path: str | os.PathLike[str], limits: ReadLimits) -> int:
 def read_counts(
     path: str | os.PathLike[str], unicode_errors: str = "strict", limits: ReadLimits | None = None
 ) -> dict[str, int]:
-    """``word count`` lines (word2vec's ``-save-vocab`` file, gensim's ``fvocab``) as a dict."""
+    """``word count`` lines (word2vec's ``-save-vocab`` file, gensim's ``fvocab``) as a dict.
+
+    The count is what follows the line's last space or tab, so a word holding another space
+    (a no-break space, which the vectors file keeps) is read whole. Counts are whole numbers from
+    0 to 2**63 - 1 (they are stored as int64).
+    """
     counts: dict[str, int] = {}
     limits = limits or ReadLimits()
     with open_binary(path, limits) as handle:
         for number, line in limits.lines(handle, path, on_long="error"):
-            parts = _decode(line, "utf-8", unicode_errors, path, f"line {number}").strip().split()
-            try:
-                word, count = parts
-                counts[word] = int(count)
-            except ValueError:
+            text = _decode(line, "utf-8", unicode_errors, path, f"line {number}").rstrip("\r\n")
+            match = _COUNT_LINE.fullmatch(text)
+            if match is None or not match[1] or not match[2].isascii() or not match[2].isdigit():
                 message = f"{path}: line {number} is not '<word> <count>': {line[:80]!r}"
-                raise FileFormatError(message) from None
+                raise FileFormatError(message)
+            word, count = match.groups()
+            if len(count) > 19 or int(count) > MAX_COUNT:
+                raise FileFormatError(f"{path}: line {number}: the count {count[:30]} is beyond 2**63 - 1")
+            counts[word] = int(count)
     return counts
+
+
+#: A counts line: the word (any characters, ASCII spaces and tabs around it dropped), then the count.
+_COUNT_LINE = re.compile(r"[ \t]*(.*?)[ \t]+(\S+)[ \t]*")
+MAX_COUNT = 2**63 - 1
 
 
 def _decode(data: bytes, encoding: str, errors: str, path: object, where: str) -> str:
@@ -201,12 +213,26 @@ FINITE_BLOCK_ROWS = 8192
 
 
 def first_nonfinite_row(matrix: np.ndarray, block_rows: int = FINITE_BLOCK_ROWS) -> int | None:
-    """The first row of ``matrix`` ``(V, D)`` holding nan or inf, or None: one vectorised check per
-    block of ``block_rows`` rows, so a memory-mapped 1M x 300 matrix is read once, a block at a time."""
+    """The first row of ``matrix`` ``(V, D)`` holding nan or inf, or whose length is beyond its dtype
+    (``[3e38, 3e38]`` in float32: no cosine), or None: one vectorised check per block of
+    ``block_rows`` rows, so a memory-mapped 1M x 300 matrix is read once, a block at a time."""
+    if not np.issubdtype(matrix.dtype, np.floating):  # integers are finite, their lengths float64's
+        return None
     for start in range(0, matrix.shape[0], block_rows):
         block = np.asarray(matrix[start : start + block_rows])
-        if not np.isfinite(block).all():
-            return start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+        with np.errstate(over="ignore", invalid="ignore"):
+            # a squared length that is nan or inf flags a row with nan/inf or a length near the
+            # dtype's range; only those rows are measured closely (scaled, in float64)
+            suspects = np.flatnonzero(~np.isfinite(np.einsum("ij,ij->i", block, block)))
+        if suspects.size:
+            rows = block[suspects].astype(np.float64)
+            finite = np.isfinite(rows).all(axis=1)
+            rows[~finite] = 0.0
+            peak = np.abs(rows).max(axis=1)
+            lengths = peak * np.linalg.norm(rows / np.where(peak > 0, peak, 1.0)[:, None], axis=1)
+            bad = ~finite | (lengths > np.finfo(block.dtype).max)
+            if bad.any():
+                return start + int(suspects[np.flatnonzero(bad)[0]])
     return None
 
 
@@ -652,7 +678,11 @@ def read_gensim_kv(path: str | os.PathLike[str], limit: int | None = None, mmap:
                                   "is damaged or not a gensim KeyedVectors file") from None
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
             advice = ""
-            if "gensim.models." in str(exc):  # a whole model (Word2Vec.save): its vectors load alone
+            if "FastTextKeyedVectors" in str(exc):  # model.wv of a FastText: subword buckets too
+                advice = ("; this is fastText's KeyedVectors (words and subword buckets): write its word "
+                          "vectors in gensim with model.wv.save_word2vec_format('vectors.bin', binary=True), "
+                          "or import the .vec file fastText wrote, and read that")
+            elif "gensim.models." in str(exc):  # a whole model (Word2Vec.save): its vectors load alone
                 advice = ("; this is a whole gensim model: save its vectors in gensim with "
                           "model.wv.save('vectors.kv') or model.wv.save_word2vec_format('vectors.bin', "
                           "binary=True), and read that")

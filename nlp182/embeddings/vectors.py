@@ -780,7 +780,7 @@ class Vectors:
         atomic_write_text(folder / VOCAB_FILE, "".join(f"{word}\n" for word in self.words))
         if counts and "count" in self.expandos:
             kept = np.asarray(self.expandos["count"], dtype=np.int64)
-            Vocabulary(self.words, kept, int(kept.sum())).save(folder / COUNTS_FILE)
+            Vocabulary(self.words, kept, sum(kept.tolist())).save(folder / COUNTS_FILE)  # no int64 wrap
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], mmap: bool = True, counts: bool = True) -> Vectors:
@@ -913,24 +913,30 @@ class _Rows:
 
 
 def _check_finite(matrix: np.ndarray, words: Sequence[str]) -> None:
-    """Refuse a ``(V, D)`` matrix with NaN or inf (in its own dtype): no cosine is defined for it."""
+    """Refuse a ``(V, D)`` matrix with NaN or inf, or a row whose length its dtype cannot hold (a
+    file of it would be refused on reading): no cosine is defined for such a row."""
     with np.errstate(over="ignore", invalid="ignore"):
         row = formats.first_nonfinite_row(matrix)
     if row is not None:
         raise InvalidInputError(
-            f"the vector of {words[row]!r} (row {row}) holds NaN or inf; replace or drop it "
-            "(files: --nonfinite drop)"
+            f"the vector of {words[row]!r} (row {row}) holds NaN or inf, or a length beyond "
+            f"{np.dtype(matrix.dtype).name}'s range; replace or drop it (files: --nonfinite drop)"
         )
 
 
 def _saved_counts(path: Path, words: list[str]) -> np.ndarray | None:
     """The counts ``counts.tsv`` gives the words (a run's vocabulary), or None without that file.
 
-    A file that does not cover every word is left out with a warning: the vectors stay usable.
+    A file that does not cover every word, or cannot be read, is left out with a warning: the
+    vectors stay usable.
     """
     if not path.exists():
         return None
-    saved = Vocabulary.load(path)
+    try:
+        saved = Vocabulary.load(path)
+    except FileFormatError as exc:
+        log.warning("%s; the vectors load without counts", exc)
+        return None
     if saved.words == words:
         return saved.counts
     by_word = dict(zip(saved.words, saved.counts.tolist(), strict=True))

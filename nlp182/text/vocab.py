@@ -118,13 +118,21 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:
-        """Read a file written by ``save``."""
+        """Read a file written by ``save`` (lines end at ``\n`` only: a word may hold other line
+        separators, such as U+2028, which ``str.splitlines`` would cut it at)."""
         path = check_input_file(path)
-        lines = path.read_text(encoding="utf-8").splitlines()
         try:
-            total = int(lines[0].split("\t")[1])
-            pairs = [line.split("\t") for line in lines[1:]]
-            words, counts = [p[0] for p in pairs], [int(p[1]) for p in pairs]
-        except (IndexError, ValueError) as exc:
-            raise FileFormatError(f"{path} is not a vocabulary file (word<TAB>count lines): {exc}") from None
-        return cls(words, np.array(counts), total)
+            lines = path.read_text(encoding="utf-8").removesuffix("\n").split("\n")
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(f"{path} is not a vocabulary file: not UTF-8 ({exc.reason})") from None
+        values: list[int] = []
+        for number, line in enumerate(lines, 1):
+            label, tab, count = line.rstrip("\r").rpartition("\t")
+            whole = count.isascii() and count.isdigit() and len(count) <= 30
+            int64 = number == 1 or (whole and int(count) < 2**63)  # the total is a sum of counts
+            if not tab or not whole or not int64 or (number == 1 and label != "#total_words"):
+                raise FileFormatError(f"{path} is not a vocabulary file (#total_words, then word<TAB>count "
+                                      f"lines): line {number} is {line[:60]!r}")
+            values.append(int(count))
+        words = [line.rstrip("\r").rpartition("\t")[0] for line in lines[1:]]
+        return cls(words, np.array(values[1:], dtype=np.int64), values[0])

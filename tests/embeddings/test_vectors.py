@@ -278,6 +278,24 @@ def test_a_failed_counts_write_leaves_both_previous_files(tmp_path, monkeypatch)
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
+def test_a_vector_whose_length_float32_cannot_hold_is_refused_as_its_file_would_be(tmp_path) -> None:
+    """``[3e38, 3e38]`` is finite but has no cosine: the store took it and wrote a file that
+    ``load_word2vec_format`` refuses; a length within range (1e20s) stays."""
+    with pytest.raises(InvalidInputError, match=r"'a' \(row 0\) holds NaN or inf, or a length beyond"):
+        Vectors(["a", "b"], np.array([[3e38, 3e38], [3.0, 4.0]], dtype=np.float32))
+    kept = Vectors(["a", "b"], np.array([[1e20, 1e20], [3.0, 4.0]], dtype=np.float32))
+    kept.save_word2vec_format(tmp_path / "v.txt")
+    again = Vectors.load_word2vec_format(tmp_path / "v.txt")
+    assert again.similarity("a", "b") == pytest.approx(7 / (5 * np.sqrt(2)), abs=1e-5)
+
+
+def test_reading_a_folder_or_a_device_says_so(tmp_path) -> None:
+    with pytest.raises(InvalidInputError, match="is a directory, not a file"):
+        Vectors.load_word2vec_format(tmp_path)
+    with pytest.raises(InvalidInputError, match="is not a regular file"):
+        Vectors.load_word2vec_format("/dev/zero")
+
+
 def test_vectors_with_nan_or_inf_are_refused_naming_the_word(tmp_path) -> None:
     matrix = np.eye(3, dtype=np.float32)
     matrix[1, 2] = np.inf

@@ -514,3 +514,40 @@ def test_a_text_file_given_as_binary_is_refused_not_imported_as_garbage(
     report = import_vectors(files["vectors.bin"], tmp_path / "bin", file_format="word2vec-binary",
                             show_progress=False)
     assert report.format == "word2vec-binary"  # a binary file given as binary still imports
+
+
+def test_counts_files_keep_words_with_other_spaces_and_refuse_counts_out_of_range(tmp_path: Path,
+                                                                                 capsys) -> None:
+    """An fvocab line is split at its last space or tab, so a word holding a no-break space reads
+    back whole; a count beyond int64 or below 0 is a one-line error (it was a traceback from
+    ``import`` and a negative total in counts.tsv)."""
+    vectors = Vectors(["a\xa0b", "c"], np.eye(2, dtype=np.float32), counts=[5, 3])
+    vectors.save_word2vec_format(tmp_path / "v.txt", fvocab=tmp_path / "v.vocab")
+    again = Vectors.load_word2vec_format(tmp_path / "v.txt", fvocab=tmp_path / "v.vocab")
+    assert again.words == ["a\xa0b", "c"] and again.get_vecattr("a\xa0b", "count") == 5
+    for line, problem in (("a 99999999999999999999999", "beyond 2\\*\\*63 - 1"),
+                          ("a -5", "is not '<word> <count>'"), ("a", "is not '<word> <count>'")):
+        (tmp_path / "bad.vocab").write_text(f"{line}\nc 2\n")
+        with pytest.raises(FileFormatError, match=problem):
+            Vectors.load_word2vec_format(tmp_path / "v.txt", fvocab=tmp_path / "bad.vocab")
+        assert main(["import", str(tmp_path / "v.txt"), "--fvocab", str(tmp_path / "bad.vocab"),
+                     "--out", str(tmp_path / "run"), "--overwrite"]) == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_damaged_counts_file_leaves_the_vectors_usable(tmp_path: Path, caplog) -> None:
+    """counts.tsv is an extra of a run: a damaged one failed every command that reads the run."""
+    words = ["x\xa0y", "b", "c"]
+    Vectors(words, np.eye(3, dtype=np.float32), counts=[2**62, 2**62, 7]).save(tmp_path / "run")
+    assert Vocabulary.load(tmp_path / "run" / "counts.tsv").words == words
+    assert Vocabulary.load(tmp_path / "run" / "counts.tsv").total_words == 2**63 + 7  # no int64 wrap
+    Vectors(words, np.eye(3, dtype=np.float32), counts=[5, 3, 2]).save_word2vec_format(
+        tmp_path / "v.txt", fvocab=tmp_path / "v.vocab")
+    assert main(["import", str(tmp_path / "v.txt"), "--fvocab", str(tmp_path / "v.vocab"), "--out",
+                 str(tmp_path / "imported")]) == 0
+    for run in ("run", "imported"):
+        (tmp_path / run / "counts.tsv").write_text("garbage\n")
+        with caplog.at_level(logging.WARNING):
+            loaded = Vectors.load(tmp_path / run)
+        assert loaded.words == words and "is not a vocabulary file" in caplog.text
+    assert main(["neighbors", str(tmp_path / "imported"), "b", "-k", "1"]) == 0

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,9 +177,9 @@ def read_word_pairs(
     path: str | os.PathLike[str], delimiter: str | None = "\t", case_insensitive: bool = True
 ) -> tuple[list[tuple[str, str, float]], list[tuple[int, int]], PairsLayout | None]:
     """``(pairs, malformed, layout)`` of a word-pairs file: ``(word1, word2, score)`` with the words
-    folded as :func:`_fold` folds them, the ``(line number, field count)`` of lines that are not a
-    pair (a header among them; gensim skips them too), and the layout read (None for a file of
-    comments). ``#`` lines are comments."""
+    folded as :func:`_fold` folds them when ``case_insensitive`` (else as written), the ``(line
+    number, field count)`` of lines that are not a pair (a header among them; gensim skips them
+    too), and the layout read (None for a file of comments). ``#`` lines are comments."""
     pairs, malformed, layout = [], [], None
     for number, line in _lines(path):
         if not line or line.startswith("#"):
@@ -188,7 +189,7 @@ def read_word_pairs(
             if layout is None:
                 malformed.append((number, len(line.split(delimiter))))
                 continue
-        fields = _fold(line, case_insensitive).split(layout.delimiter)
+        fields = _file_text(line, case_insensitive).split(layout.delimiter)
         score = layout.score_of(fields)
         if score is None:
             malformed.append((number, len(fields)))
@@ -197,12 +198,41 @@ def read_word_pairs(
     return pairs, malformed, layout
 
 
-def _lookup_vocab(vectors: Vectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
-    """Word (folded by ``_fold``) -> row over the first ``restrict_vocab`` words;
-    the first (most frequent) case variant wins."""
-    return {
-        _fold(w, case_insensitive): i for i, w in reversed(list(enumerate(vectors.words[:restrict_vocab])))
-    }
+class _VocabRows:
+    """Row of a word of an evaluation file among the first ``restrict_vocab`` words.
+
+    Case-insensitive, the word is folded by ``_fold`` and the first (most frequent) word of that
+    fold answers, as gensim's upper-casing does. Case-sensitive, an exact match wins and a word
+    in another normal form (``café`` decomposed) finds its stored form only when no stored word is
+    spelt as given: ``ﬁnance`` and ``finance`` in one vocabulary stay two words.
+    """
+
+    def __init__(self, vectors: Vectors, restrict_vocab: int, case_insensitive: bool) -> None:
+        words = vectors.words[:restrict_vocab]
+        self.case_insensitive = case_insensitive
+        self.folded = {_fold(w, case_insensitive): i for i, w in reversed(list(enumerate(words)))}
+        self.exact = {} if case_insensitive else {w: i for i, w in reversed(list(enumerate(words)))}
+        #: what decides whether two rows answer alike: their fold, or case-sensitive their spelling
+        self.keys = [_fold(w, True) for w in words] if case_insensitive else list(words)
+
+    def get(self, word: str) -> int | None:
+        row = self.exact.get(word)
+        return self.folded.get(_fold(word, self.case_insensitive)) if row is None else row
+
+    def __contains__(self, word: str) -> bool:
+        return self.get(word) is not None
+
+    def __getitem__(self, word: str) -> int:
+        row = self.get(word)
+        if row is None:
+            raise KeyError(word)
+        return row
+
+
+def _file_text(line: str, case_insensitive: bool) -> str:
+    """A line of an evaluation file as its words are looked up: folded when case-insensitive (as
+    gensim upper-cases it), else as written (:class:`_VocabRows` folds a word it cannot find)."""
+    return _fold(line, True) if case_insensitive else line
 
 
 def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
@@ -230,6 +260,8 @@ def evaluate_word_pairs(
     delimiter: str | None = "\t",
     case_insensitive: bool = True,
     dummy4unknown: bool = False,
+    *,
+    nan_if_too_few: bool = False,
 ) -> PairScore:
     """Spearman and Pearson correlation between cosine similarity and the file's human scores.
 
@@ -238,9 +270,12 @@ def evaluate_word_pairs(
     read too (:func:`pairs_layout`): the official SimLex-999, WordSim-353's ``set1.tab``, Rare Words,
     SimVerb. A line that is not a pair (a header, a score that is not a finite number) is skipped,
     as gensim skips it. Pairs with a word outside the first ``restrict_vocab`` words are skipped, or
-    with ``dummy4unknown`` scored 0.
+    with ``dummy4unknown`` scored 0. Fewer than two pairs in the vocabulary give no correlation:
+    an error, or with ``nan_if_too_few`` a warning and NaN correlations (gensim's answer, and what
+    a table of several sets wants from the set a small vocabulary misses). When every gold score, or
+    every cosine, is the same the correlation is undefined too: NaN, with a warning that says why.
     """
-    vocab = _lookup_vocab(vectors, restrict_vocab, case_insensitive)
+    vocab = _VocabRows(vectors, restrict_vocab, case_insensitive)
     pairs, malformed, layout = read_word_pairs(path, delimiter, case_insensitive)
     gold, rows, oov = [], [], 0
     for a, b, gold_score in pairs:
@@ -259,16 +294,24 @@ def evaluate_word_pairs(
             f"{path}: no line reads word1{shown}word2{shown}score ({len(malformed)} "
             f"skipped as malformed; line {number} has {fields} field{'' if fields == 1 else 's'})"
         )
-    if not gold:
-        raise FileFormatError(f"{path}: no scored pair has both words in the vocabulary")
     if len(gold) < 2:
-        raise InvalidInputError(
-            f"{path}: only 1 scored pair has both words in the vocabulary; a correlation needs at least 2"
-        )
+        problem = (f"{path}: {'no' if not gold else 'only 1'} scored pair has both words in the vocabulary; "
+                   "a correlation needs at least 2")
+        if nan_if_too_few:
+            log.warning("%s (left as nan)", problem)
+            return PairScore(spearman=math.nan, pearson=math.nan, pairs=len(gold), oov_pairs=oov,
+                             dummy4unknown=dummy4unknown, spearman_pvalue=math.nan, pearson_pvalue=math.nan)
+        raise (FileFormatError if not gold else InvalidInputError)(problem)
     known = np.array([pair for pair in rows if pair is not None], dtype=np.int64).reshape(-1, 2)
     similarities = iter(_pair_cosines(vectors, known).tolist())
     model = [0.0 if pair is None else next(similarities) for pair in rows]
-    spearman, pearson = stats.spearmanr(gold, model), stats.pearsonr(gold, model)
+    for name, values in (("human score", gold), ("cosine", model)):
+        if min(values) == max(values):
+            log.warning("%s: every %s of its %d pairs is %g, so their correlation is undefined (nan)",
+                        path, name, len(values), values[0])
+    with warnings.catch_warnings():  # said above in one line, where scipy's names its source line
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        spearman, pearson = stats.spearmanr(gold, model), stats.pearsonr(gold, model)
     return PairScore(
         spearman=float(spearman.statistic),
         pearson=float(pearson.statistic),
@@ -298,13 +341,14 @@ def _pair_cosines(vectors: Vectors, pairs: np.ndarray) -> np.ndarray:
 def read_analogies(
     path: str | os.PathLike[str], case_insensitive: bool = True
 ) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
-    """Sections of ``a b c d`` questions (folded by ``_fold``) from a ``: section`` file."""
+    """Sections of ``a b c d`` questions (folded by ``_fold`` when ``case_insensitive``) from a
+    ``: section`` file."""
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
     for number, line in _lines(path):
         if line.startswith(": "):
             sections.append((line[2:].strip(), []))
             continue
-        words = _fold(line, case_insensitive).split()
+        words = _file_text(line, case_insensitive).split()
         if len(words) != 4:
             continue
         if not sections:
@@ -351,8 +395,8 @@ def evaluate_analogies(
     """
     if method not in ANALOGY_METHODS:
         raise InvalidInputError(f"unknown analogy method {method!r}; use one of {', '.join(ANALOGY_METHODS)}")
-    vocab = _lookup_vocab(vectors, restrict_vocab, case_insensitive)
-    folded = [_fold(w, case_insensitive) for w in vectors.words[:restrict_vocab]]
+    vocab = _VocabRows(vectors, restrict_vocab, case_insensitive)
+    folded = vocab.keys
     correct_total = total = oov = 0
     sections: dict[str, dict[str, float]] = {}
     listed: list[dict[str, Any]] = []
@@ -436,8 +480,8 @@ def evaluate_all(
 ) -> dict[str, Any]:
     """Every headline figure (what ``metrics.json`` and the CLI table show), plus the 3CosAdd
     accuracy of each analogy section under ``analogy_sections``."""
-    wordsim = evaluate_word_pairs(vectors, files.wordsim353, restrict_vocab)
-    simlex = evaluate_word_pairs(vectors, files.simlex999, restrict_vocab)
+    wordsim = evaluate_word_pairs(vectors, files.wordsim353, restrict_vocab, nan_if_too_few=True)
+    simlex = evaluate_word_pairs(vectors, files.simlex999, restrict_vocab, nan_if_too_few=True)
     add = evaluate_analogies(vectors, files.analogies, restrict_vocab, "3cosadd")
     mul = evaluate_analogies(vectors, files.analogies, restrict_vocab, "3cosmul")
     return {

@@ -169,6 +169,53 @@ def test_pairs_and_questions_meet_the_vocabulary_in_any_canonical_unicode_form(t
     assert scored["NFD"] == scored["NFC"] and scored["NFC"][1:3] == (4, 0) and scored["NFC"][4] == 2
 
 
+def test_a_set_a_small_vocabulary_misses_is_nan_in_the_table_not_a_failed_run(trained, prepared,
+                                                                              caplog) -> None:
+    """``evaluate_all`` (the CLI's table) gave no row at all when one standard set had fewer than
+    two pairs in the vocabulary; the analogies could still be scored, and gensim answers nan."""
+    import math
+
+    scores = evaluate_all(trained, EvaluationFiles.in_folder(prepared.wordsim353.parent), restrict_vocab=3)
+    assert math.isnan(scores["wordsim353_spearman"]) and math.isnan(scores["simlex999_spearman"])
+    assert "a correlation needs at least 2 (left as nan)" in caplog.text
+    with pytest.raises(FileFormatError, match="no scored pair"):  # asked for alone, it is an error
+        evaluate_word_pairs(trained, prepared.wordsim353, restrict_vocab=3)
+
+
+def test_equal_gold_scores_give_nan_with_a_line_that_says_why(trained, tmp_path, caplog) -> None:
+    import warnings
+
+    words = trained.words
+    (tmp_path / "flat.tsv").write_text(f"{words[0]}\t{words[1]}\t5\n{words[2]}\t{words[3]}\t5\n"
+                                       f"{words[4]}\t{words[5]}\t5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's ConstantInputWarning printed its source line
+        result = evaluate_word_pairs(trained, tmp_path / "flat.tsv")
+    assert np.isnan(result.spearman) and np.isnan(result.pearson)
+    assert "every human score of its 3 pairs is 5, so their correlation is undefined" in caplog.text
+
+
+def test_case_sensitive_evaluation_keeps_two_stored_spellings_apart(tmp_path) -> None:
+    """``ﬁnance`` and ``finance`` are two rows of the vocabulary: case-sensitive, each word of the
+    file is its own row, as gensim's ``case_insensitive=False`` reads it (the two were merged into
+    one row and scored cosine 1); a spelling the vocabulary lacks still finds its normal form."""
+    words = ["ﬁnance", "finance", "bank", "money", "river"]
+    matrix = np.array([[1, 0], [0, 1], [1, 1], [1, 2], [2, 1]], dtype=np.float32)
+    (tmp_path / "fold.tsv").write_text("ﬁnance\tfinance\t0\nbank\tmoney\t8\nbank\triver\t9\n"
+                                       "money\triver\t5\n")
+    ours = Vectors(words, matrix).evaluate_word_pairs(tmp_path / "fold.tsv", case_insensitive=False)
+    theirs = KeyedVectors(2)
+    theirs.add_vectors(words, matrix)
+    expected = theirs.evaluate_word_pairs(str(tmp_path / "fold.tsv"), case_insensitive=False)
+    assert ours[0][0] == pytest.approx(expected[0][0]) and ours[1][0] == pytest.approx(expected[1][0])
+    alone = Vectors(["finance", "bank", "money", "river"], matrix[1:])
+    assert alone.evaluate_word_pairs(tmp_path / "fold.tsv", case_insensitive=False)[2] == 0.0  # no OOV
+    (tmp_path / "q.txt").write_text(": fold\nbank money ﬁnance finance\nbank money finance ﬁnance\n")
+    questions = evaluate_analogies(Vectors(words, matrix), tmp_path / "q.txt", case_insensitive=False)
+    gensim = theirs.evaluate_word_analogies(str(tmp_path / "q.txt"), case_insensitive=False)
+    assert questions.accuracy == pytest.approx(gensim[0]) and questions.total == 2
+
+
 def _published_layouts(pairs: list[tuple[str, str, str]]) -> dict[str, tuple[str, str | None]]:
     """The same pairs written as the published files lay them out, with the delimiter to read them."""
     simlex = "word1\tword2\tPOS\tSimLex999\tconc(w1)\tconc(w2)\tconcQ\tAssoc(USF)\tSimAssoc333\tSD(SimLex)\n"

@@ -22,15 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nlp182.bounded import MAX_LINE_BYTES, ReadLimits
-from nlp182.errors import EmptyCorpusError
+from nlp182.errors import EmptyCorpusError, FileFormatError
 from nlp182.io import atomic_open, check_input_file
 from nlp182.progress import progress
-from nlp182.text.records import text_records
+from nlp182.text.records import TEXT_SNIFF_BYTES, text_problem, text_records
 from nlp182.text.tokenize import WordTokenizer, default_tokenizer
 
 log = logging.getLogger(__name__)
-#: Bytes at the start of a file searched for NUL (git's test for a binary file).
-BINARY_PROBE = 8000
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".rst", ".pod", ".info", "")
 
 
@@ -90,10 +88,11 @@ def paragraphs(
         yield " ".join(block)
 
 
-def is_binary(path: Path, limits: ReadLimits) -> bool:
-    """True when the first ``BINARY_PROBE`` decompressed bytes of ``path`` hold a NUL byte."""
+def text_problem_of(path: Path, limits: ReadLimits) -> str | None:
+    """What makes ``path`` no UTF-8 text, judged on its first MiB (decompressed) as a training
+    corpus is (a binary file, UTF-16, Latin-1 on line after line), or None."""
     with limits.open(path) as handle:
-        return b"\0" in handle.read(BINARY_PROBE)
+        return text_problem(handle.read(TEXT_SNIFF_BYTES))
 
 
 #: Characters past which a line of a user's file is not hand-wrapped text but a paragraph itself.
@@ -166,15 +165,20 @@ def prepare_text(
 ) -> WrittenCorpus:
     """``corpus prepare --text``: every paragraph of the plain-text files under ``paths``.
 
-    Binary files (NUL bytes in their first block) are skipped with a warning; a corpus with no
-    line at all is refused (``EmptyCorpusError``) and ``out`` is not written.
+    Files that are not UTF-8 text (binary, UTF-16, Latin-1: what ``train`` refuses as a corpus) are
+    skipped with a warning naming the first and how to convert it, and refused when no file is
+    left; a corpus with no line at all is refused (``EmptyCorpusError``). ``out`` is then not written.
     """
     limits = limits or ReadLimits()
     files = text_files(paths)
-    binary = [path for path in files if is_binary(path, limits)]
-    if binary:
-        log.warning("skipped %d binary file%s (NUL bytes in the first %d bytes), e.g. %s",
-                    len(binary), "" if len(binary) == 1 else "s", BINARY_PROBE, binary[0])
-    texts = [path for path in files if path not in binary]
+    problems = {path: problem for path in files if (problem := text_problem_of(path, limits))}
+    if problems:
+        first, problem = next(iter(problems.items()))
+        if len(problems) == len(files):
+            others = f" (as {len(files) - 1} more of the files named)" if len(files) > 1 else ""
+            raise FileFormatError(f"{first}: {problem}{others}")
+        log.warning("skipped %d file%s not UTF-8 text, e.g. %s: %s", len(problems),
+                    " that is" if len(problems) == 1 else "s that are", first, problem)
+    texts = [path for path in files if path not in problems]
     stream = (p for path in texts for p in file_paragraphs(path, limits))
     return write_corpus(stream, out, require_lines=True)

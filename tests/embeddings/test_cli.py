@@ -239,6 +239,23 @@ def test_corpus_prepare_text_and_wiki_write_normalised_lines(tmp_path, capsys) -
     assert "anarchism" in lines[0].split()[:20]
 
 
+def test_corpus_prepare_text_refuses_latin1_as_train_does_and_skips_it_among_utf8(tmp_path, caplog,
+                                                                                  capsys) -> None:
+    """A Latin-1 file was written with U+FFFD for its accents (exit 0), where ``train`` refuses it."""
+    latin = tmp_path / "docs" / "latin.txt"
+    latin.parent.mkdir()
+    latin.write_bytes("le café où l'été\n".encode("latin-1") * 50)
+    out = tmp_path / "t.txt"
+    assert main(["corpus", "prepare", "--text", str(latin), "--out", str(out)]) == 2
+    assert "are not UTF-8" in capsys.readouterr().err and not out.exists()
+    assert main(["train", "w2v", "--corpus", str(latin), "--out", str(tmp_path / "run")]) == 2
+    assert "iconv" in capsys.readouterr().err
+    (tmp_path / "docs" / "fine.txt").write_text("le café où l'été\n" * 3)
+    assert main(["corpus", "prepare", "--text", str(tmp_path / "docs"), "--out", str(out)]) == 0
+    assert "skipped 1 file that is not UTF-8 text, e.g." in caplog.text
+    assert out.read_text() == "le café où l'été le café où l'été le café où l'été\n"
+
+
 def test_a_json_corpus_without_the_text_column_is_a_one_line_error(tmp_path, capsys) -> None:
     (tmp_path / "c.jsonl").write_text(json.dumps({"body": "some words", "id": 3}) + "\n")
     argv = ["train", "w2v", "--corpus", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "out")]

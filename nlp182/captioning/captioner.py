@@ -75,11 +75,12 @@ class Captioner:
         save_model_weights(Path(run_dir) / MODEL_FILE, self.model)
 
     def save_settings(self, run_dir: str | os.PathLike[str]) -> None:
-        """Write the config and the vocabulary alone (what a resumed run reads back; its weights
-        come from its checkpoint), each file atomically."""
+        """Write the vocabulary and the config alone (what a resumed run reads back; its weights
+        come from its checkpoint), each file atomically, the config last: a staged run holding it
+        holds both (``nlp182.train.run.holds_settings``)."""
         run = Path(run_dir)
-        atomic_write_json(run / "config.json", self.config.to_dict())
         self.vocab.save(run / "vocab.txt")
+        atomic_write_json(run / "config.json", self.config.to_dict())
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], device: str = "auto") -> Captioner:

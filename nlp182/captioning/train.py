@@ -48,8 +48,8 @@ from nlp182.train.checkpoint import list_checkpoints
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
 from nlp182.train.run import (
     CHOSEN_FILE,
+    check_resumable,
     check_same_data,
-    incomplete_dir,
     resumable_run,
     resumed_choices,
     resumed_config,
@@ -230,8 +230,9 @@ PRETRAINING_FILE = "pretraining.json"
 
 def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
            given: Collection[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    resumed = resume and (incomplete_dir(out_dir) / CHOSEN_FILE).is_file()
+    resumed = resume
     if resumed:  # the interrupted run's data and settled choices, before anything is read
+        check_resumable(out_dir)
         config = resumed_config(CaptionConfig, out_dir, config, typed=given)
     if config.threads is not None:
         torch.set_num_threads(config.threads)

@@ -39,8 +39,8 @@ from nlp182.train import Trainer, TrainerConfig
 from nlp182.train.diagnostics import EMPTY_KEY, empty_share, kept_empty_outputs
 from nlp182.train.run import (
     CHOSEN_FILE,
+    check_resumable,
     check_same_data,
-    incomplete_dir,
     resumable_run,
     resumed_choices,
     resumed_config,
@@ -316,9 +316,9 @@ def _train(
     config: Seq2SeqConfig, out_dir: str | os.PathLike[str], resume: bool, given: Collection[str] | None,
     overwrite: bool,
 ) -> dict[str, Any]:
-    staged = incomplete_dir(out_dir)
-    resumed = resume and (staged / "config.json").is_file()
+    resumed = resume
     if resumed:  # the interrupted run's settled config, before anything is read
+        staged = check_resumable(out_dir)
         config = resumed_config(Seq2SeqConfig, out_dir, config, typed=given)
     if config.threads is not None:
         torch.set_num_threads(config.threads)

@@ -71,6 +71,27 @@ def has_checkpoints(folder: Path) -> bool:
 
 #: The file of a staged run holding what was chosen from the data, for a resumed run's metrics.json.
 CHOSEN_FILE = "chosen.json"
+#: The settings file of a run, which a trainer writes into its staged run last of what a resume
+#: reads back (after :data:`CHOSEN_FILE`, a vocabulary, tokenisers).
+SETTINGS_FILE = "config.json"
+
+
+def holds_settings(staging: Path) -> bool:
+    """Whether the staged run ``staging`` saved the settings a resume reads back: without them a
+    resume has only the command line's, which name other data (``--data`` defaults to a demo)."""
+    return (staging / SETTINGS_FILE).is_file() and (staging / CHOSEN_FILE).is_file()
+
+
+def check_resumable(out_dir: str | os.PathLike[str]) -> Path:
+    """The staged run of ``out_dir`` that ``--resume`` continues; before any data is read, a
+    one-line error when there is none or it was stopped before it saved its settings."""
+    staging = incomplete_dir(out_dir)
+    if not staging.is_dir():
+        raise MissingFileError(f"nothing to resume: {staging} does not exist (it holds an interrupted run)")
+    if not holds_settings(staging):
+        raise MissingFileError(f"nothing to resume: {staging} holds no settings (the run was stopped before "
+                               "it saved them); start it again without --resume")
+    return staging
 
 
 def resumed_choices(staged: Path, typed: Collection[str] | None) -> dict[str, Any]:
@@ -243,7 +264,10 @@ def _staged_run(out_dir: Path, resume: bool, overwrite: bool) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
         raise
     except BaseException:  # Ctrl-C, SIGTERM: kept, to resume
-        log.warning("the unfinished run is kept in %s", staging)
+        if resume or has_checkpoints(staging) or holds_settings(staging):
+            log.warning("the unfinished run is kept in %s", staging)
+        else:  # stopped before its settings were saved: nothing a resume could continue
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     for bookkeeping in (CHOSEN_FILE, DATA_FILE):  # what a resume reads: not part of the finished run
         (staging / bookkeeping).unlink(missing_ok=True)

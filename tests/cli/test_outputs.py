@@ -483,7 +483,14 @@ def test_an_interrupt_says_whether_checkpoints_were_kept(tmp_path, capsys) -> No
     from nlp182.train.run import incomplete_dir
 
     out = tmp_path / "run"
+    interrupted("train seq2seq", str(out))  # stopped while the data was read: no staged run at all
+    assert capsys.readouterr().err.startswith("interrupted before the run saved its settings: nothing")
     incomplete_dir(out).mkdir()
+    interrupted("train seq2seq", str(out))  # staged, but stopped before its settings were written
+    told = capsys.readouterr().err
+    assert "nothing is kept to resume" in told and "--resume" not in told
+    for name in ("chosen.json", "config.json"):
+        (incomplete_dir(out) / name).write_text("{}")
     interrupted("train seq2seq", str(out))
     assert capsys.readouterr().err.startswith("interrupted before the first checkpoint; the run's settings "
                                               "are kept in")
@@ -800,6 +807,11 @@ def test_an_error_before_the_first_checkpoint_leaves_no_run_to_resume(tmp_path: 
         raise InvalidInputError("no layer named 'bogus'")
     assert not incomplete_dir(out).exists()
     with pytest.raises(KeyboardInterrupt), resumable_run(out) as staging:
+        raise KeyboardInterrupt  # before the settings are saved: nothing a resume could continue
+    assert not incomplete_dir(out).exists()
+    with pytest.raises(KeyboardInterrupt), resumable_run(out) as staging:
+        (staging / "chosen.json").write_text("{}")
+        (staging / "config.json").write_text("{}")
         raise KeyboardInterrupt
     assert incomplete_dir(out).is_dir()
     with pytest.raises(InvalidInputError), resumable_run(out, resume=True):  # a resumed run stays

@@ -261,6 +261,31 @@ def test_translate_names_inputs_that_are_not_text_and_decode_ids_takes_a_tensor(
     assert [(h.tokens, h.log_prob) for h in as_tensor] == [(h.tokens, h.log_prob) for h in as_lists]
 
 
+def test_an_interrupt_before_the_settings_are_saved_leaves_nothing_a_resume_could_mistake(
+    files: dict[str, str], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Stopped between staging the run and saving its settings, the empty staged folder was kept
+    and ``--resume`` trained the command line's defaults (the built-in dates task) under the
+    user's run name; now nothing is kept, and a settings-less staged run is refused at once."""
+    from nlp182.seq2seq import train as seq2seq_train
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "stopped"
+    monkeypatch.setattr(seq2seq_train, "check_same_data", stopped)  # the first step inside the stage
+    with pytest.raises(KeyboardInterrupt):
+        _run(["train", "seq2seq", "--out", str(out), *_flags(files)])
+    monkeypatch.undo()
+    assert not Path(f"{out}.incomplete").exists() and not out.exists()
+    Path(f"{out}.incomplete").mkdir()  # as a kill -9 at that moment leaves it
+    capsys.readouterr()
+    assert _run(["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]) == 2
+    told = capsys.readouterr().out
+    assert "holds no settings" in told and "without --resume" in told and "dates" not in told
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("resume_by", ["cli", "python"])
 def test_resume_after_an_interrupt_equals_an_uninterrupted_run(
     files: dict[str, str], run: Path, tmp_path: Path, capsys, interrupt_after_epoch, resume_by: str

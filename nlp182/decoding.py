@@ -161,7 +161,9 @@ def _without(step_log_probs: torch.Tensor, banned: Sequence[int]) -> torch.Tenso
 
 
 def _length_normalised(hyp: Hypothesis, length_penalty: float) -> float:
-    return hyp.log_prob / max(hyp.scored_length, 1) ** length_penalty
+    """``log_prob / length ** length_penalty``, as a product with the inverse power: a large power
+    of a length would overflow a float (an error), its inverse only rounds towards 0."""
+    return hyp.log_prob * max(hyp.scored_length, 1) ** -length_penalty
 
 
 @dataclass(frozen=True)

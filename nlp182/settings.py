@@ -142,8 +142,12 @@ def from_saved(config_class: type, values: Mapping[str, Any]) -> Any:
     """``config_class`` built from saved ``values`` (a run's ``config.json``), a key written under a
     field's former name (``setting(formerly=...)``) read as the field, nested configs included.
 
-    A key that is neither a field nor a former name is refused as the constructor refuses it.
+    A key that is neither a field nor a former name is refused as the constructor refuses it, and
+    so is ``null`` for a setting that has a value by default and whose type has no None: a saved
+    run settled it (None is "chosen for you" where a caller builds a config, not in a saved one).
     """
+    from nlp182.errors import InvalidInputError
+
     if not isinstance(values, Mapping):
         raise TypeError(f"a config is a JSON object of settings, not {type(values).__name__}")
     hints = _hints(config_class)
@@ -153,6 +157,9 @@ def from_saved(config_class: type, values: Mapping[str, Any]) -> Any:
             if old in renamed:  # the field's own name wins where both were saved
                 renamed.setdefault(field.name, renamed.pop(old))
         nested = hints.get(field.name)
+        if field.name in renamed and renamed[field.name] is None and field.default is not None and (
+                nested is not None and type(None) not in typing.get_args(nested)):
+            raise InvalidInputError(f"{field.name} is null; a saved run holds a value for it")
         if dataclasses.is_dataclass(nested) and isinstance(renamed.get(field.name), Mapping):
             renamed[field.name] = from_saved(nested, renamed[field.name])
     return config_class(**renamed)

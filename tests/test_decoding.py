@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 
@@ -113,6 +114,20 @@ def test_wide_beam_is_the_exhaustive_best(length_penalty: float) -> None:
                 candidates.append((score / (n + complete) ** length_penalty, list(output)))
         assert hyp.tokens == max(candidates)[1]
         assert hyp.log_prob == pytest.approx(_score(decoder, row, hyp.tokens, hyp.complete), abs=1e-4)
+
+
+def test_a_large_length_penalty_ranks_without_overflowing() -> None:
+    """``length ** 400`` overflowed a float: translate raised OverflowError, and train seq2seq did
+    so after all its epochs, decoding the test set. The configs bound it (10) as well."""
+    from nlp182.captioning.config import CaptionConfig
+    from nlp182.errors import InvalidInputError
+    from nlp182.seq2seq.config import Seq2SeqConfig
+
+    found = decode(TinyStep(seed=2).eval(), Beam(3, 400.0), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=8)
+    assert all(math.isfinite(hyp.log_prob) for hyp in found)
+    for config in (Seq2SeqConfig, CaptionConfig):
+        with pytest.raises(InvalidInputError, match="length_penalty"):
+            config(length_penalty=400.0)
 
 
 def test_width_one_is_greedy() -> None:

@@ -265,3 +265,25 @@ def test_a_config_saved_under_former_names_loads() -> None:
     assert from_saved(CaptionConfig, caption).threads == 3
     with pytest.raises(TypeError):
         from_saved(Seq2SeqConfig, {"no_such_setting": 1})
+
+
+@pytest.mark.parametrize(("section", "name"), [(None, "max_len"), (None, "length_penalty"),
+                                               ("model", "hidden_size"), ("model", "embed_dim")])
+def test_null_in_a_saved_config_is_named_where_the_run_settled_a_value(section, name) -> None:
+    """A hand-edited ``null`` passed (None means "chosen for you") and the translator or captioner
+    failed with a TypeError traceback; a setting that may be None (threads) still loads as None."""
+    from nlp182.captioning.config import CaptionConfig
+    from nlp182.errors import InvalidInputError
+    from nlp182.seq2seq.config import Seq2SeqConfig
+    from nlp182.settings import from_saved
+
+    saved = Seq2SeqConfig().to_dict()
+    (saved if section is None else saved[section])[name] = None
+    with pytest.raises(InvalidInputError, match=f"{name} is null; a saved run holds a value for it"):
+        from_saved(Seq2SeqConfig, saved)
+    caption = {**CaptionConfig(data="digits").to_dict(), "image_size": None}
+    with pytest.raises(InvalidInputError, match="image_size is null"):
+        from_saved(CaptionConfig, caption)
+    assert from_saved(Seq2SeqConfig, {**Seq2SeqConfig().to_dict(), "threads": None}).threads is None
+    with pytest.raises(InvalidInputError, match="image_size must be at most 1024"):  # 100000 was OOM-killed
+        from_saved(CaptionConfig, {**CaptionConfig(data="digits").to_dict(), "image_size": 100_000})

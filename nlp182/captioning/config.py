@@ -78,8 +78,9 @@ class CaptionConfig:
         help="images with more pixels (width x height) are refused before they are decoded",
     )
     image_size: int = setting(
-        48, positive=True,
-        help="every image is resized to this many pixels square, in training and captioning alike",
+        48, positive=True, maximum=1024,
+        help="every image is resized to this many pixels square, in training and captioning alike "
+        "(at most 1024: a batch of larger ones fills the memory of a large machine)",
     )
     train_images: int = setting(6000, minimum=0, help="built-in sets: training images to generate")
     valid_images: int = setting(
@@ -180,7 +181,7 @@ class CaptionConfig:
     beam_width: int = setting(5, positive=True, help="beam width of the test scores and overlays (1: greedy)")
     length_penalty: float = setting(
         1.0,
-        minimum=0, help="beam search ranks by log-probability / length ** this",
+        minimum=0, maximum=10, help="beam search ranks by log-probability / length ** this",
     )
     max_len: int = setting(20, positive=True, help="most words per generated caption")
     num_overlays: int = setting(

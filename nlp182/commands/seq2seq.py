@@ -37,6 +37,7 @@ from nlp182.errors import FileFormatError, InvalidInputError
 from nlp182.io import check_input_file, read_json
 from nlp182.seq2seq.config import Seq2SeqConfig
 from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
+from nlp182.settings import limits_of
 from nlp182.train.diagnostics import closing_note
 
 if TYPE_CHECKING:
@@ -192,14 +193,12 @@ def _run_translate(args: argparse.Namespace) -> int:
         args.text, beam_width=args.beam_width, max_len=args.max_len, length_penalty=args.length_penalty
     )
     for number, (translation, length) in enumerate(zip(translations, lengths, strict=True), 1):
-        if length > longest:
+        if length > longest:  # said on stderr: standard output holds the translations alone
             log.warning(
                 "sentence %d has %d tokens, more than the longest training input (%d): "
                 "its translation is unreliable", number, length, longest,
             )
-            print(f"{translation.text}\t[unreliable: input longer than any training input]")
-        else:
-            print(translation.text)
+        print(translation.text)
     for translation, path in zip(translations, paths, strict=False):
         translation.save_heatmap(path)
     return 0
@@ -241,7 +240,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="most output tokens (default: the run's setting)",
     )
     translate.add_argument(
-        "--length-penalty", type=checked(float, {"minimum": 0}), default=None,
+        "--length-penalty", default=None,
+        type=checked(float, limits_of(Seq2SeqConfig.__dataclass_fields__["length_penalty"])),
         help="favour longer outputs as it grows; 0 ranks by total probability (default: the run's setting)",
     )
     translate.add_argument(

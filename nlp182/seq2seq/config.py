@@ -177,7 +177,7 @@ class Seq2SeqConfig:
     )
     length_penalty: float = setting(
         1.0,
-        minimum=0, help="favour longer outputs as it grows; 0 ranks by total probability",
+        minimum=0, maximum=10, help="favour longer outputs as it grows; 0 ranks by total probability",
     )
     max_len: int = setting(100, positive=True, formerly=("max_output_len",), help="most output tokens")
     num_heatmaps: int = setting(4, minimum=0, help="attention heatmaps of test sentences saved in the run")

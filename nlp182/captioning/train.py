@@ -337,6 +337,9 @@ def _train(config: CaptionConfig, out_dir: str | os.PathLike[str], resume: bool,
             beam = caption_items(captioner, splits["test"], config.beam_width)
             scored = score_captions(beam, splits["test"], captioner.grid, config.image_size)
             test[f"beam{config.beam_width}"] = scored
+        else:
+            trainer.warn("the data has no test images (no image in the \"test\" split), so the run has no "
+                         "test scores and no overlays; mark some images \"test\" to measure the model")
         metrics = {
             "history": history,
             "pretraining": pretraining,

@@ -62,6 +62,8 @@ def train_tokenizer(
             vocab_size=vocab_size, min_frequency=min_count, special_tokens=list(SPECIAL_TOKENS)
         )
     steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    if kind != "char":  # words: a run of spaces or a tab separates them as one space does
+        steps += [normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
     tokenizer.normalizer = normalizers.Sequence(steps)
     if kind == "char":
         # No leading marker: a single word is its letters only; inner spaces stay as "▁" tokens.

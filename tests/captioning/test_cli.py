@@ -151,6 +151,23 @@ def test_pretraining_curriculum_frozen_encoder_and_time_budget_flags(karpathy: P
     assert (config["pretrain_steps"], config["curriculum_steps"], config["encoder_lr_scale"]) == (3, 1, 0.0)
 
 
+def test_a_data_set_without_test_images_says_the_run_has_no_test_scores(karpathy: Path, tmp_path: Path,
+                                                                          caplog) -> None:
+    """A Karpathy file with no image marked "test" trained and saved a run whose test scores were
+    an empty record, without a word."""
+    data = json.loads(karpathy.read_text())
+    for entry in data["images"]:
+        entry["split"] = "val" if entry["split"] == "test" else entry["split"]
+    karpathy.write_text(json.dumps(data))
+    run = tmp_path / "run"
+    argv = ["train", "caption", "--data", str(karpathy), "--images", str(karpathy.parent / "images"),
+            "--out", str(run), *TINY]
+    assert cli.main(argv) == 0
+    assert "the data has no test images" in caplog.text
+    warnings = json.loads((run / "metrics.json").read_text())["warnings"]
+    assert any("no test images" in line for line in warnings)
+
+
 def test_bad_data_exits_2_with_one_line_and_writes_nothing(tsv: Path, tmp_path: Path, capsys) -> None:
     tsv.write_text(tsv.read_text() + "blue.png\t\n")
     run = tmp_path / "run"

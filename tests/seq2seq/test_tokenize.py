@@ -31,6 +31,16 @@ def test_round_trip_is_exact(kind: str) -> None:
         assert decode(tokenizer, [BOS_ID, *ids, EOS_ID, PAD_ID, 7]) == text
 
 
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_extra_spaces_and_tabs_between_words_are_one_space(kind: str) -> None:
+    """``"the  cat"``, ``"the cat "`` and ``"the\tcat"`` each gained an <unk> (the space the
+    single-space splitter left over), and a tab made the whole input one unknown word."""
+    tokenizer = train_tokenizer(TEXTS * 3, kind=kind, vocab_size=200)
+    expected = encode(tokenizer, ["the cat sat"])[0]
+    for messy in ("the  cat sat", "the cat sat ", " the cat sat", "the\tcat sat", "the \t cat\u00a0sat"):
+        assert encode(tokenizer, [messy])[0] == expected, messy
+
+
 @pytest.mark.parametrize("kind", ["word", "bpe", "char"])
 def test_special_token_strings_in_the_text_are_text(kind: str, tmp_path) -> None:
     """A target that writes "<eos>" (markup, code, PTB's "<unk>") must not end there, and a "<pad>"

@@ -56,6 +56,9 @@ COMMAND_HOMES = {
 }
 # Loggers of this project: INFO by default; every other library only says WARNING and above.
 OWN_LOGGERS = ("nlp182", "bench")
+# Libraries whose warnings are about their own set-up (matplotlib's font cache: "findfont: Font
+# family ... not found", twenty lines into a training log), not the user's work: errors only, unless -v.
+QUIET_LOGGERS = ("matplotlib", "PIL")
 DESCRIPTION = (
     "Train word embeddings (LSA, word2vec), attention translators and small vision models, "
     "then evaluate, query and serve them."
@@ -119,6 +122,8 @@ def configure_logging(verbosity: int) -> None:
     logging.getLogger().setLevel(level)
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity else logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbosity else logging.ERROR)
 
 
 def check_outputs(args: argparse.Namespace) -> None:

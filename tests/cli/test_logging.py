@@ -16,7 +16,11 @@ def test_library_info_hidden_by_default_and_shown_with_v() -> None:
         assert not logging.getLogger("faiss.loader").isEnabledFor(logging.INFO)
         assert not logging.getLogger("gensim.models.word2vec").isEnabledFor(logging.INFO)
         assert logging.getLogger("gensim").isEnabledFor(logging.WARNING)
+        # matplotlib's font-cache warnings filled training logs: its errors only, unless -v
+        assert not logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.ERROR)
         configure_logging(1)
+        assert logging.getLogger("matplotlib.font_manager").isEnabledFor(logging.WARNING)
         assert logging.getLogger("faiss.loader").isEnabledFor(logging.INFO)
         assert logging.getLogger("nlp182.train").isEnabledFor(logging.DEBUG)
     finally:

@@ -178,6 +178,12 @@ def test_every_refusal_is_json(live_server: ServeProcess) -> None:
     assert headers["connection"] == "close"
     got, _, body = _raw(url, neighbors + b"\r\nUpgrade: websocket\r\n\r\n")
     assert got == 400 and "no WebSocket" in body["error"]["message"]
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:  # asks before sending 100 MB
+        sock.sendall(b"POST /v1/neighbors HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000000\r\nExpect: 100-continue\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413") and b"connection: close" in answer.lower(), answer[:200]
     big = json.dumps({"words": ["w1"] * 700_000}).encode()  # ~5 MB: read and dropped, then a clean 413
     response = requests.post(f"{url}/v1/neighbors", data=big, headers={"Content-Type": "application/json"},
                              timeout=30)

@@ -132,6 +132,8 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def _close_if_idle(self) -> None:
+        if self.reading_head:  # a request is arriving (within the read timeout): answered, then closed
+            return
         if self.cycle is None or self.cycle.response_complete:
             self.transport.close()
         else:

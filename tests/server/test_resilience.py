@@ -285,6 +285,27 @@ def test_a_request_on_a_kept_alive_connection_as_its_worker_stops_is_answered(sy
         server.stop()
 
 
+def test_a_request_whose_headers_are_arriving_as_its_worker_stops_is_answered(synthetic_run: Path) -> None:
+    """A client still sending its headers when a reload began was cut off after the 2 s grace for
+    idle connections, though it was within the request timeout."""
+    server = ServeProcess(synthetic_run, "--workers", "1", "--threads", "2")
+    host, port = server.url.removeprefix("http://").split(":")
+    try:
+        (worker,) = server.workers(1)
+        with socket.create_connection((host, int(port)), timeout=15) as sock:
+            sock.sendall(b"GET /v1/neighbors?word=w3&k=2 HTTP/1.1\r\nHost: 12")
+            time.sleep(0.3)
+            worker.send_signal(signal.SIGTERM)
+            time.sleep(3)  # past the grace an idle connection gets
+            sock.sendall(b"7.0.0.1\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer.lower(), answer[:300]
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT])
 def test_a_quick_shutdown_of_the_master_stops_its_workers_at_once(synthetic_run: Path, sig: int) -> None:
     """SIGINT or SIGQUIT to the master (Ctrl-C reaching it alone, as in a foreground container)

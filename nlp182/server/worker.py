@@ -73,6 +73,9 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     reading_head = False
     #: The method of the request being read, once its request line got that far (for metrics).
     request_method: str | None = None
+    #: A refusal of a pipelined request, held until the answers owed to the requests before it
+    #: on the connection are sent (writing it at once closed the connection before them).
+    pending_refusal: Refusal | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -141,6 +144,10 @@ class JsonErrorsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self.pending_refusal is not None and not self._answers_owed():
+            refusal, self.pending_refusal = self.pending_refusal, None
+            self._send_refusal(refusal)
+            return
         if not self.reading_head:  # the next request's head may already be on its way (and timed)
             self._disarm()  # an idle kept-alive connection is uvicorn's keep-alive timeout's to close
 
@@ -159,12 +166,15 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def data_received(self, data: bytes) -> None:
+        if self.pending_refusal is not None:  # what follows a refused request is not read
+            return
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            if self._get_upgrade() == b"websocket":  # a client that can only speak WebSocket
-                self.refuse(Refusal(400, "bad_request", "this service offers no WebSocket: send HTTP"))
+            if self._get_upgrade() == b"websocket":  # a client that can only speak WebSocket: this
+                # request's own answer, in place of the app's
+                self._send_refusal(Refusal(400, "bad_request", "this service offers no WebSocket: send HTTP"))
                 return
             # An offer to switch protocols (curl --http2 sends "Upgrade: h2c") is declined by
             # answering over HTTP/1.1, as RFC 9110 7.8 allows; the parser reads nothing after it,
@@ -180,8 +190,20 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         self.refuse(Refusal(400, "bad_request", msg))
 
+    def _answers_owed(self) -> bool:
+        """Whether a request received in full on this connection is still to be answered."""
+        received = self.cycle is not None and not self.cycle.more_body
+        return bool(self.pipeline) or (received and not self.cycle.response_complete)
+
     def refuse(self, refusal: Refusal) -> None:
-        """Answer ``refusal`` as JSON and close the connection."""
+        """Answer ``refusal`` as JSON and close the connection, after the answers owed to the
+        requests before it (pipelined on the same connection)."""
+        if self._answers_owed() and not self.transport.is_closing():
+            self.pending_refusal = refusal
+            return
+        self._send_refusal(refusal)
+
+    def _send_refusal(self, refusal: Refusal) -> None:
         self.logger.warning("refused a request: %s %s", refusal.status, refusal)
         body = json_error_body(refusal.code, str(refusal))
         head = [STATUS_LINE[refusal.status]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -171,6 +172,17 @@ def test_every_refusal_is_json(live_server: ServeProcess) -> None:
         got, headers, body = _raw(url, data)
         assert (got, body["error"]["code"]) == (status, code), body
         assert headers["content-type"] == "application/json"
+    answered = b"GET /v1/neighbors?word=w1&k=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    for refused, status in ((b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"414"),
+                            (b"GARBAGE\r\n\r\n", b"400")):  # pipelined after a good request
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(answered * 2 + refused)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+        assert statuses == [b"200", b"200", status], received[:600]  # the good ones' answers first
     neighbors = b"GET /v1/neighbors?word=w1&k=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade"
     got, headers, body = _raw(url, neighbors + b", HTTP2-Settings\r\nUpgrade: h2c\r\n"
                               b"HTTP2-Settings: AAMAAABkAAQAoAAA\r\n\r\n")  # curl --http2

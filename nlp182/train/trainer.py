@@ -696,9 +696,12 @@ class Trainer:
         if self.stop_reason is not None and self.dist.is_main:
             log.info("stopped: %s", self.stop_reason)
         zero = zero_kept_score(self.config.monitor, self.config.monitor_mode, self.best, self.best_epoch)
-        found = [zero, loss_stalled(self.history, key=f"train_{self.config.stall_metric}")]
         rising = None if zero else still_improving(self.config.monitor, self.best_epoch, self.history,
                                                    self.stop_reason)
+        # a score still rising on validation is what more epochs are for, whatever the training
+        # loss does: "more epochs will not help" beside it contradicted the note
+        stalled = None if rising else loss_stalled(self.history, key=f"train_{self.config.stall_metric}")
+        found = [zero, stalled]
         if rising is not None and self.dist.is_main:  # a note, not a fault: many runs end so on purpose
             log.info("%s", rising)
         for message in found:

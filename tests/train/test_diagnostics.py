@@ -68,6 +68,19 @@ def test_the_stall_warning_reads_the_metric_the_config_names() -> None:
         assert any(w.startswith("the training loss stopped falling") for w in trainer.warnings) == warned
 
 
+def test_a_flat_training_loss_beside_a_rising_validation_score_is_no_stall(caplog) -> None:
+    """The note "still improving: more epochs would likely give a better one" came with the
+    warning "the training loss stopped falling ... more epochs will not help"."""
+    scores = iter([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+
+    def rising(model: nn.Module, batches) -> dict[str, float]:
+        return {"valid_exact_match": next(scores)}
+
+    with caplog.at_level(logging.INFO, logger="nlp182.train.trainer"):
+        trainer = _fit(0.0, eval_fn=rising, monitor="valid_exact_match", monitor_mode="max", keep_best=True)
+    assert "the model was still improving" in caplog.text and trainer.warnings == []
+
+
 def test_patience_in_seconds_stops_a_run_that_stopped_improving() -> None:
     # Any positive patience in seconds is spent by the second epoch without a better score.
     trainer = _fit(0.0, early_stopping_patience_s=1e-9)

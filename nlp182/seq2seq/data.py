@@ -88,11 +88,20 @@ def _require_file(path: str | Path) -> Path:
     return check_input_file(path, missing_hint="; check the --data / --target-file paths")
 
 
+#: Bytes at the start of a data file looked at for line ends.
+CR_PROBE_BYTES = 1 << 16
+
+
 def _numbered_lines(path: Path, max_bytes: int) -> Iterator[tuple[int, str]]:
     """``(number, text)`` of each line of a UTF-8 file (``\n`` or ``\r\n`` ends) of at most
     ``max_bytes``, one at a time; longer lines are skipped (one warning gives the count) and their
     numbers missing. The last item is ``(lines in the file + 1, "")``, so a caller knows the count."""
     with open_bounded(path) as handle:
+        head = handle.read(CR_PROBE_BYTES)
+        if b"\r" in head and b"\n" not in head and len(head.split(b"\r")) > 2:
+            raise FileFormatError(f"{path}: its lines end in a carriage return alone (classic Mac OS), so "
+                                  f"it reads as one line; convert them: tr '\\r' '\\n' < {path} > fixed.tsv")
+        handle.seek(0)
         reader = BoundedLines(handle, max_bytes, str(path))
         for number, line in reader:
             try:

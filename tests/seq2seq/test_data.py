@@ -96,6 +96,16 @@ def test_a_tab_inside_a_sentence_is_refused_and_a_header_row_skipped(tmp_path) -
     assert read_tsv(path) == [("hello", "bonjour"), ("thanks", "merci")]
 
 
+def test_a_file_of_classic_mac_line_ends_is_named_as_such(tmp_path) -> None:
+    """Read as one line, it was refused as "1 pairs are too few to hold out 1 for validation"."""
+    path = tmp_path / "cr.tsv"
+    path.write_bytes(b"abc\tcba\rdef\tfed\rghi\tihg\r")
+    with pytest.raises(FileFormatError, match="end in a carriage return alone"):
+        read_tsv(path)
+    path.write_bytes(b"abc\tcba\r\ndef\tfed\r\n")  # Windows line ends read as ever
+    assert read_tsv(path) == [("abc", "cba"), ("def", "fed")]
+
+
 def test_split_pairs_is_a_seeded_partition() -> None:
     pairs = [(str(i), str(i)) for i in range(100)]
     train, valid, test = split_pairs(pairs, 0.1, 0.05, seed=1)

@@ -197,6 +197,11 @@ class Trainer:
         self._maybe_resume()
         # gradients the caller left (a backward to look at them) would be added to the first step
         self.optimizer.zero_grad(set_to_none=True)
+        if self.epoch > self.config.epochs:  # its record would hold epochs past its own count
+            raise InvalidInputError(
+                f"the resumed run has trained {self.epoch} epochs, more than epochs={self.config.epochs}; "
+                f"give at least {self.epoch} (CLI: --epochs), or leave it out to keep the run's own count"
+            )
         stop = self._early_stop_reached() or self._budget_spent()
         if self.epoch >= self.config.epochs and self.dist.is_main:
             log.warning("all %d epochs have run: nothing to train (raise config.epochs to train on)",

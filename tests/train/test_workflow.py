@@ -121,6 +121,24 @@ def test_resume_at_an_epoch_boundary_replays_the_same_shuffle(tmp_path) -> None:
     assert all(torch.equal(p, q) for p, q in zip(resumed.parameters(), straight.parameters(), strict=True))
 
 
+def test_resuming_with_fewer_epochs_than_were_trained_is_refused(tmp_path) -> None:
+    """A run of 3 trained epochs resumed with epochs=2 logged "nothing to train" and saved a record
+    of epochs=2 beside a kept epoch 3; the same count finishes quietly, as before."""
+    from nlp182.errors import InvalidInputError
+
+    first = _model()
+    Trainer(first, torch.optim.SGD(first.parameters(), lr=0.02), mse, _config(out_dir=str(tmp_path))
+            ).fit(DataLoader(_data(), batch_size=16))
+    again = _model()
+    with pytest.raises(InvalidInputError, match="has trained 3 epochs, more than epochs=2; give at least 3"):
+        Trainer(again, torch.optim.SGD(again.parameters(), lr=0.02), mse,
+                _config(epochs=2, out_dir=str(tmp_path), resume="auto")).fit(
+            DataLoader(_data(), batch_size=16))
+    same = Trainer(again, torch.optim.SGD(again.parameters(), lr=0.02), mse,
+                   _config(out_dir=str(tmp_path), resume="auto"))
+    assert len(same.fit(DataLoader(_data(), batch_size=16))) == 3
+
+
 def _logged(path) -> list[tuple[str, int]]:
     """The (kind, step or epoch) of each line of a run's metrics.jsonl."""
     lines = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]

@@ -208,7 +208,11 @@ def _run_neighbors(args: argparse.Namespace) -> int:
         from nlp182.embeddings.query import CANCELLED  # "the --negative the" printed every score 0
 
         raise InvalidInputError(CANCELLED)
-    for word, score in vectors.most_similar(positive=args.words, negative=args.negative, topn=args.k):
+    found = vectors.most_similar(positive=args.words, negative=args.negative, topn=args.k)
+    if not found:  # every word of the run is a query word: an empty answer, said as such
+        log.warning("%s has no word besides the query's (%d words in all): no neighbours to show",
+                    args.run, len(vectors))
+    for word, score in found:
         print(f"{word:<23} {score:.4f}")  # a space even after a long word (German compounds)
     return 0
 

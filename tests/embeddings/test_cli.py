@@ -256,6 +256,14 @@ def test_corpus_prepare_text_refuses_latin1_as_train_does_and_skips_it_among_utf
     assert out.read_text() == "le café où l'été le café où l'été le café où l'été\n"
 
 
+def test_neighbors_of_the_only_word_of_a_run_say_there_are_none(tmp_path, capsys, caplog) -> None:
+    (tmp_path / "one.txt").write_text("1 3\nalone 0.1 0.2 0.3\n")
+    assert main(["import", str(tmp_path / "one.txt"), "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["neighbors", str(tmp_path / "run"), "alone"]) == 0
+    assert capsys.readouterr().out == "" and "has no word besides the query's (1 words in all)" in caplog.text
+
+
 def test_a_json_corpus_without_the_text_column_is_a_one_line_error(tmp_path, capsys) -> None:
     (tmp_path / "c.jsonl").write_text(json.dumps({"body": "some words", "id": 3}) + "\n")
     argv = ["train", "w2v", "--corpus", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "out")]

@@ -146,3 +146,15 @@ def test_the_page_asks_no_more_answers_than_the_server_gives(real_run: Path) -> 
             assert driver.find_element(By.ID, "error").text == ""
     finally:
         server.stop()
+    server = ServeProcess(real_run, "--workers", "1", "--threads", "2", "--max-k", "3")
+    try:  # the analogy form asked for 5 answers whatever the bound
+        with _chromium() as driver:
+            driver.get(f"{server.url}/")
+            wait = WebDriverWait(driver, 60)
+            wait.until(lambda d: d.find_element(By.ID, "k").get_attribute("max") == "3")
+            driver.find_element(By.ID, "analogy-positive").send_keys("police officers")
+            driver.find_element(By.ID, "analogy").click()
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#analogy-result li")) == 3)
+            assert driver.find_element(By.ID, "error").text == ""
+    finally:
+        server.stop()

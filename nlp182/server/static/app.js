@@ -161,7 +161,7 @@ $("analogy-form").addEventListener("submit", async (event) => {
       positive: words($("analogy-positive").value),
       negative: words($("analogy-negative").value),
       method: $("analogy-method").value,
-      k: 5,
+      k: Math.min(5, Number($("k").max) || 5),  // within the server's --max-k
     });
     $("analogy-result").replaceChildren(...body.answers.map((a) => {
       const item = document.createElement("li");

@@ -295,13 +295,13 @@ def evaluate_word_pairs(
             f"skipped as malformed; line {number} has {fields} field{'' if fields == 1 else 's'})"
         )
     if len(gold) < 2:
-        problem = (f"{path}: {'no' if not gold else 'only 1'} scored pair has both words in the vocabulary; "
-                   "a correlation needs at least 2")
-        if nan_if_too_few:
-            log.warning("%s (left as nan)", problem)
-            return PairScore(spearman=math.nan, pearson=math.nan, pairs=len(gold), oov_pairs=oov,
-                             dummy4unknown=dummy4unknown, spearman_pvalue=math.nan, pearson_pvalue=math.nan)
-        raise (FileFormatError if not gold else InvalidInputError)(problem)
+        problem = TooFewPairsError(
+            f"{path}: {'no' if not gold else 'only 1'} scored pair has both words in the vocabulary; a "
+            "correlation needs at least 2", _nan_score(len(gold), oov, dummy4unknown))
+        if not nan_if_too_few:
+            raise problem
+        log.warning("%s (left as nan)", problem)
+        return problem.score
     known = np.array([pair for pair in rows if pair is not None], dtype=np.int64).reshape(-1, 2)
     similarities = iter(_pair_cosines(vectors, known).tolist())
     model = [0.0 if pair is None else next(similarities) for pair in rows]
@@ -321,6 +321,20 @@ def evaluate_word_pairs(
         spearman_pvalue=float(spearman.pvalue),
         pearson_pvalue=float(pearson.pvalue),
     )
+
+
+class TooFewPairsError(FileFormatError):
+    """Fewer than two pairs of a pairs file have both words in the vocabulary: no correlation.
+    ``score`` is the NaN score that stands for it where a table of sets wants one."""
+
+    def __init__(self, message: str, score: PairScore) -> None:
+        super().__init__(message)
+        self.score = score
+
+
+def _nan_score(pairs: int, oov: int, dummy4unknown: bool) -> PairScore:
+    return PairScore(spearman=math.nan, pearson=math.nan, pairs=pairs, oov_pairs=oov,
+                     dummy4unknown=dummy4unknown, spearman_pvalue=math.nan, pearson_pvalue=math.nan)
 
 
 #: Word pairs scored at a time: two ``(PAIR_BLOCK, D)`` blocks of unit rows at most.
@@ -479,10 +493,26 @@ def evaluate_all(
     vectors: Vectors, files: EvaluationFiles, restrict_vocab: int = RESTRICT_VOCAB
 ) -> dict[str, Any]:
     """Every headline figure (what ``metrics.json`` and the CLI table show), plus the 3CosAdd
-    accuracy of each analogy section under ``analogy_sections``."""
-    wordsim = evaluate_word_pairs(vectors, files.wordsim353, restrict_vocab, nan_if_too_few=True)
-    simlex = evaluate_word_pairs(vectors, files.simlex999, restrict_vocab, nan_if_too_few=True)
+    accuracy of each analogy section under ``analogy_sections``.
+
+    A pairs set with fewer than two pairs in the vocabulary is NaN, with a warning, as long as
+    another set scores the run; when none does (a run in another language, a tiny vocabulary) it
+    is a ``TooFewPairsError`` naming each set."""
+    scored, problems = [], []
+    for path in (files.wordsim353, files.simlex999):
+        try:
+            scored.append(evaluate_word_pairs(vectors, path, restrict_vocab))
+        except TooFewPairsError as exc:
+            scored.append(exc.score)
+            problems.append(exc)
+    wordsim, simlex = scored
     add = evaluate_analogies(vectors, files.analogies, restrict_vocab, "3cosadd")
+    if len(problems) == 2 and not add.total:
+        raise TooFewPairsError(f"no evaluation set scores this run: {problems[0]}; {problems[1]}; and no "
+                               f"question of {files.analogies} has its four words in the vocabulary",
+                               problems[0].score)
+    for problem in problems:
+        log.warning("%s (left as nan)", problem)
     mul = evaluate_analogies(vectors, files.analogies, restrict_vocab, "3cosmul")
     return {
         "wordsim353_spearman": wordsim.spearman,

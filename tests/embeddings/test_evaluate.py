@@ -9,6 +9,7 @@ from scipy import stats
 
 from nlp182.embeddings.evaluate import (
     EvaluationFiles,
+    TooFewPairsError,
     evaluate_all,
     evaluate_analogies,
     evaluate_word_pairs,
@@ -175,11 +176,15 @@ def test_a_set_a_small_vocabulary_misses_is_nan_in_the_table_not_a_failed_run(tr
     two pairs in the vocabulary; the analogies could still be scored, and gensim answers nan."""
     import math
 
-    scores = evaluate_all(trained, EvaluationFiles.in_folder(prepared.wordsim353.parent), restrict_vocab=3)
+    files = EvaluationFiles.in_folder(prepared.wordsim353.parent)
+    capitals = Vectors(["athens", "greece", "baghdad", "iraq"], np.random.default_rng(0).normal(size=(4, 8)))
+    scores = evaluate_all(capitals, files)
     assert math.isnan(scores["wordsim353_spearman"]) and math.isnan(scores["simlex999_spearman"])
-    assert "a correlation needs at least 2 (left as nan)" in caplog.text
+    assert scores["analogy_questions"] >= 1 and "a correlation needs at least 2 (left as nan)" in caplog.text
     with pytest.raises(FileFormatError, match="no scored pair"):  # asked for alone, it is an error
-        evaluate_word_pairs(trained, prepared.wordsim353, restrict_vocab=3)
+        evaluate_word_pairs(capitals, prepared.wordsim353)
+    with pytest.raises(TooFewPairsError, match="no evaluation set scores this run"):  # nothing to show
+        evaluate_all(trained, files, restrict_vocab=3)
 
 
 def test_equal_gold_scores_give_nan_with_a_line_that_says_why(trained, tmp_path, caplog) -> None:

@@ -42,7 +42,9 @@ def module_closure(model: nn.Module, loss_fn: Callable[..., torch.Tensor], *inpu
 
     ``params`` follow ``model.parameters()`` order, as a ``Newton(model.parameters())`` holds them,
     or are the trainable ones alone (``requires_grad``), as an optimizer over a partly frozen
-    model holds them; the others keep the model's values. The model's mode is used as it is: in
+    model holds them; the others keep the model's values. :class:`Newton` matches its parameters
+    to the model's by identity (the closure's ``parameters``), so it may hold them in any order
+    or only some of them. The model's mode is used as it is: in
     training mode its batch norms normalise by the batch (their running statistics are not updated
     by the step), in evaluation mode by those statistics.
     """
@@ -64,6 +66,7 @@ def module_closure(model: nn.Module, loss_fn: Callable[..., torch.Tensor], *inpu
         state.update(zip(names, params, strict=True))
         return loss_fn(torch.func.functional_call(model, state, tuple(features)), target)
 
+    closure.parameters = [param for _, param in named]  # type: ignore[attr-defined]
     return closure
 
 
@@ -114,10 +117,15 @@ class Newton(torch.optim.Optimizer):
         sizes = [p.numel() for p in params]
         trained = [p.requires_grad for p in every]
 
+        order = getattr(closure, "parameters", None)  # a module_closure's model, in its own order
+
         def flat_loss(theta: torch.Tensor) -> torch.Tensor:
             pieces = iter(torch.split(theta, sizes))
             values = [next(pieces).view(p.shape) if trains else p.detach()
                       for p, trains in zip(every, trained, strict=True)]
+            if order is not None:  # matched by identity: Newton([m.b, m.a]) swapped their values
+                by_id = {id(p): value for p, value in zip(every, values, strict=True)}
+                values = [by_id.get(id(p), p.detach()) for p in order]
             return closure(tuple(values))
 
         if not params:
@@ -142,7 +150,7 @@ class Newton(torch.optim.Optimizer):
         t = group["lr"]
         slope = float(grad @ direction)
         if group["line_search"] and slope < 0:
-            for _ in range(group["max_backtracks"]):
+            for _ in range(group["max_backtracks"] + 1):  # the full step, then each shorter one
                 if float(flat_loss(theta + t * direction)) <= float(loss) + group["armijo_c"] * t * slope:
                     break
                 t *= group["backtrack"]

@@ -194,6 +194,42 @@ def test_newton_refuses_a_non_finite_point_and_takes_no_step_the_line_search_can
     assert cliff.tolist() == [1.0] and optimizer.last_step_length == 0.0
 
 
+def test_newton_tries_the_full_step_and_then_max_backtracks_shorter_ones() -> None:
+    """The last halving was never tried, and max_backtracks=0 (allowed) took no step at all, even
+    where the full step is exact."""
+    def bowl(p: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return ((p[0] - 3.0) ** 2).sum()
+
+    w = nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    optimizer = Newton([w], max_backtracks=0)
+    optimizer.step(bowl)
+    assert w.tolist() == [3.0, 3.0] and optimizer.last_step_length == 1.0
+    v = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    optimizer = Newton([v], lr=4.0, max_backtracks=2)  # 4 and 2 overshoot; the 2nd halving, 1, is exact
+    optimizer.step(bowl)
+    assert v.tolist() == [3.0] and optimizer.last_step_length == 1.0
+
+
+def test_module_closure_matches_the_optimizer_s_parameters_by_identity() -> None:
+    """``Newton([m.b, m.a])`` gave ``a`` the value of ``b`` inside the closure: the loss it reported
+    and the step it took were another model's."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 3, dtype=torch.float64)
+    y = torch.randn(16, 2, dtype=torch.float64)
+    results = []
+    for order in ("model", "reversed"):
+        torch.manual_seed(1)
+        model = nn.Linear(3, 2).double()
+        params = list(model.parameters())
+        before = float(nn.functional.mse_loss(model(x), y))
+        loss = Newton(params if order == "model" else params[::-1]).step(
+            module_closure(model, nn.functional.mse_loss, x, y))
+        assert float(loss) == pytest.approx(before, rel=1e-12)
+        results.append([p.detach().clone() for p in model.parameters()])
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
 def test_a_growing_exponential_rate_reaches_inf_as_torch_does() -> None:
     """gamma > 1 raised OverflowError after some thousand steps."""
     w = nn.Parameter(torch.zeros(1))

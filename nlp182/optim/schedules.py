@@ -222,7 +222,9 @@ class CyclicCosine(ClosedFormSchedule):
 
     Within each cycle of ``P = ⌈T / cycles⌉`` steps the rate follows ``(1 + cos(π (t mod P) / P)) / 2``,
     so the model settles into a minimum at the end of every cycle, where a snapshot is taken, and
-    the restart to the full rate kicks it toward a new one. ``cycles=1`` is :class:`Cosine`.
+    the restart to the full rate kicks it toward a new one. ``cycles=1`` is :class:`Cosine` over
+    its ``total_steps``; past them a new cycle starts at the full rate, where :class:`Cosine` stays
+    at its floor.
     """
 
     length_settings = ("period",)

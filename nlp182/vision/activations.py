@@ -21,10 +21,12 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
-    """``(1 - exp(-2x)) / (1 + exp(-2x))``, mirrored for negative ``x`` so it never overflows."""
-    e_pos = torch.exp(-2.0 * x.clamp(min=0.0))
-    e_neg = torch.exp(2.0 * x.clamp(max=0.0))
-    return torch.where(x >= 0, (1.0 - e_pos) / (1.0 + e_pos), (e_neg - 1.0) / (e_neg + 1.0))
+    """``(1 - exp(-2x)) / (1 + exp(-2x))``, mirrored for negative ``x`` so it never overflows, with
+    ``exp(u) - 1`` taken by ``expm1``: ``1 - exp(-2x)`` cancels for small ``x`` (``tanh(1e-9)`` was
+    0 in float32), ``expm1`` keeps its relative precision."""
+    m_pos = torch.expm1(-2.0 * x.clamp(min=0.0))  # in (-1, 0]
+    m_neg = torch.expm1(2.0 * x.clamp(max=0.0))
+    return torch.where(x >= 0, -m_pos / (2.0 + m_pos), m_neg / (2.0 + m_neg))
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:

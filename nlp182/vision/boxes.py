@@ -140,10 +140,13 @@ class Detections:
 
 @dataclass
 class GroundTruth:
-    """One image's annotated objects: ``boxes (M, 4)``, ``labels (M,)``.
+    """One image's annotated objects: ``boxes (M, 4)`` as ``(x0, y0, x1, y1)``, ``labels (M,)``.
 
     Raises:
         ShapeError: the shapes do not agree.
+        InvalidInputError: a box ends before it starts (``x1 < x0`` or ``y1 < y0``): boxes given as
+            ``(x, y, width, height)`` mostly are such, and would match nothing, so that AP fell
+            without a word.
     """
 
     boxes: torch.Tensor
@@ -151,6 +154,13 @@ class GroundTruth:
 
     def __post_init__(self) -> None:
         self.boxes = _per_box(self.boxes, labels=self.labels)
+        inverted = (self.boxes[:, 2] < self.boxes[:, 0]) | (self.boxes[:, 3] < self.boxes[:, 1])
+        if bool(inverted.any()):
+            row = int(inverted.nonzero()[0, 0])
+            raise InvalidInputError(
+                f"ground-truth box {row} {self.boxes[row].tolist()} ends before it starts; boxes are "
+                "(x0, y0, x1, y1) with x1 >= x0 and y1 >= y0 (convert (x, y, w, h) as x1 = x + w, y1 = y + h)"
+            )
 
 
 def _match(

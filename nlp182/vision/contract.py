@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
-from nlp182.errors import InvalidInputError
+from nlp182.errors import InvalidInputError, ShapeError
 from nlp182.vision.init import init_weights
 
 
@@ -55,6 +55,8 @@ class VisionModel(nn.Module, ABC):
     classifier_name: str = "fc"
     per_pixel: bool = False  # a segmenter: its classifier is a 1x1 convolution over the map
     classifier_bias: bool = True  # whether a classifier made by reset_classifier has a bias
+    #: The smallest height and width the model's pooling leaves at least one pixel of.
+    min_input_size: int = 1
 
     @property
     def head_hidden_size(self) -> int:
@@ -77,6 +79,10 @@ class VisionModel(nn.Module, ABC):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` (a segmenter's: ``(B, num_classes, H, W)``) for ``(B, C, H, W)``."""
+        if x.dim() == 4 and min(x.shape[-2:]) < self.min_input_size:  # torch's error names a pool's output
+            raise ShapeError(f"{type(self).__name__} takes images of at least {self.min_input_size}x"
+                             f"{self.min_input_size} pixels (its pooling halves them); got "
+                             f"{x.shape[-2]}x{x.shape[-1]}")
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:

@@ -66,6 +66,7 @@ class VGG(VisionModel):
             blocks.append(VGGBlock(channels, scaled(out, width), convs, batch_norm))
             channels = scaled(out, width)
         self.features = nn.Sequential(*blocks)
+        self.min_input_size = 2 ** len(stages)  # each block ends in a 2x2 max pool
         self.num_features = channels
         self.hidden = hidden
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
@@ -164,6 +165,7 @@ class SmallCNN(VisionModel):
         c = scaled(SMALL_CNN_CHANNELS, width)
         self.block1 = nn.Sequential(ConvBNReLU(in_channels, c, norm=norm), ConvBNReLU(c, c, norm=norm))
         self.pool = nn.MaxPool2d(2)
+        self.min_input_size = 2
         self.block2 = nn.Sequential(ConvBNReLU(c, 2 * c, norm=norm), ConvBNReLU(2 * c, 2 * c, norm=norm))
         self.avgpool = GlobalAvgPool()
         self.dropout = Dropout(dropout)

@@ -247,3 +247,10 @@ def test_detections_and_truths_refuse_fields_that_do_not_match_their_boxes(make,
 def test_map_refuses_thresholds_outside_0_1(thresholds):
     with pytest.raises(InvalidInputError, match="iou_thresholds"):
         mean_average_precision([DET0], [GT0], thresholds)
+
+
+def test_a_ground_truth_box_that_ends_before_it_starts_is_refused() -> None:
+    """Boxes given as (x, y, w, h) have x1 < x0 whenever w < x: they matched nothing and AP fell."""
+    with pytest.raises(InvalidInputError, match=r"box 1 \[5.0, 5.0, 3.0, 4.0\] ends before it starts"):
+        GroundTruth(torch.tensor([[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 3.0, 4.0]]), torch.tensor([1, 1]))
+    GroundTruth(torch.tensor([[1.0, 1.0, 1.0, 3.0]]), torch.tensor([0]))  # a degenerate box is a box

@@ -154,3 +154,15 @@ def test_small_resnet_learns_a_batch():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.2
+
+
+def test_an_image_smaller_than_the_pooling_allows_is_named() -> None:
+    """VGG below 32x32 and SmallCNN at 1x1 failed inside torch's max pool ("Output size is too small")."""
+    from nlp182.errors import ShapeError
+
+    vgg = vgg16(num_classes=3, width=0.125, hidden=16).eval()
+    assert vgg(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    with pytest.raises(ShapeError, match=r"VGG takes images of at least 32x32 pixels .* got 31x40"):
+        vgg(torch.randn(1, 3, 31, 40))
+    with pytest.raises(ShapeError, match="SmallCNN takes images of at least 2x2 pixels"):
+        SmallCNN().eval()(torch.randn(2, 1, 1, 1))

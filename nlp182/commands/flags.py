@@ -252,13 +252,9 @@ def kept_after_error(command: str, out: str) -> None:
     """After an error of the machine (a full disk, a lost mount), tell the user on stderr that the
     run's checkpoints are kept and the command that resumes it once the cause is fixed (nothing
     when there is no checkpoint to resume from)."""
-    from nlp182.train.run import has_checkpoints, holds_settings, incomplete_dir
+    from nlp182.train.run import has_checkpoints, incomplete_dir
 
     staged = incomplete_dir(out)
-    if not staged.is_dir() or not holds_settings(staged):  # stopped reading the data, or just after
-        print("interrupted before the run saved its settings: nothing is kept to resume; run the command "
-              "again to start it", file=sys.stderr)
-        return
     if has_checkpoints(staged):
         print(f"the run and its checkpoints are kept in {staged}; once the cause is fixed, resume with:"
               f"{_resume_line(command, out)}", file=sys.stderr)

@@ -260,8 +260,6 @@ def evaluate_word_pairs(
     delimiter: str | None = "\t",
     case_insensitive: bool = True,
     dummy4unknown: bool = False,
-    *,
-    nan_if_too_few: bool = False,
 ) -> PairScore:
     """Spearman and Pearson correlation between cosine similarity and the file's human scores.
 
@@ -270,10 +268,10 @@ def evaluate_word_pairs(
     read too (:func:`pairs_layout`): the official SimLex-999, WordSim-353's ``set1.tab``, Rare Words,
     SimVerb. A line that is not a pair (a header, a score that is not a finite number) is skipped,
     as gensim skips it. Pairs with a word outside the first ``restrict_vocab`` words are skipped, or
-    with ``dummy4unknown`` scored 0. Fewer than two pairs in the vocabulary give no correlation:
-    an error, or with ``nan_if_too_few`` a warning and NaN correlations (gensim's answer, and what
-    a table of several sets wants from the set a small vocabulary misses). When every gold score, or
-    every cosine, is the same the correlation is undefined too: NaN, with a warning that says why.
+    with ``dummy4unknown`` scored 0. Fewer than two pairs in the vocabulary give no correlation: a
+    :class:`TooFewPairsError`, whose ``score`` is the NaN score gensim would return (what a table
+    of several sets shows for the set a small vocabulary misses). When every gold score, or every
+    cosine, is the same the correlation is undefined too: NaN, with a warning that says why.
     """
     vocab = _VocabRows(vectors, restrict_vocab, case_insensitive)
     pairs, malformed, layout = read_word_pairs(path, delimiter, case_insensitive)
@@ -295,13 +293,9 @@ def evaluate_word_pairs(
             f"skipped as malformed; line {number} has {fields} field{'' if fields == 1 else 's'})"
         )
     if len(gold) < 2:
-        problem = TooFewPairsError(
+        raise TooFewPairsError(
             f"{path}: {'no' if not gold else 'only 1'} scored pair has both words in the vocabulary; a "
             "correlation needs at least 2", _nan_score(len(gold), oov, dummy4unknown))
-        if not nan_if_too_few:
-            raise problem
-        log.warning("%s (left as nan)", problem)
-        return problem.score
     known = np.array([pair for pair in rows if pair is not None], dtype=np.int64).reshape(-1, 2)
     similarities = iter(_pair_cosines(vectors, known).tolist())
     model = [0.0 if pair is None else next(similarities) for pair in rows]

@@ -479,7 +479,7 @@ def test_a_runtime_error_that_is_not_about_memory_is_not_hidden(monkeypatch) -> 
 
 
 def test_an_interrupt_says_whether_checkpoints_were_kept(tmp_path, capsys) -> None:
-    from nlp182.commands.flags import interrupted
+    from nlp182.commands.flags import interrupted, kept_after_error
     from nlp182.train.run import incomplete_dir
 
     out = tmp_path / "run"
@@ -494,6 +494,8 @@ def test_an_interrupt_says_whether_checkpoints_were_kept(tmp_path, capsys) -> No
     interrupted("train seq2seq", str(out))
     assert capsys.readouterr().err.startswith("interrupted before the first checkpoint; the run's settings "
                                               "are kept in")
+    kept_after_error("train seq2seq", str(out))  # an error, no checkpoint: nothing to say
+    assert capsys.readouterr().err == ""
     (incomplete_dir(out) / "train" / "checkpoints").mkdir(parents=True)
     (incomplete_dir(out) / "train" / "checkpoints" / "step-000000001.safetensors").write_bytes(b"")
     interrupted("train seq2seq", str(out))

@@ -69,6 +69,25 @@ def test_activations_cover_every_call_of_a_step_and_biases_are_not_flagged(tmp_p
     assert monitor["update_ratio"]["0.bias"] > 1e-2 and monitor["flagged"] == []
 
 
+def test_activation_spread_is_exact_beside_a_large_mean() -> None:
+    """From a sum of squares less the squared sum, a mean of 1e6 and a spread of 1e-3 gave 0.016."""
+    from nlp182.train.monitors import LayerMonitor
+
+    model = nn.Sequential(nn.Linear(2, 3)).double()
+    with torch.no_grad():
+        model[0].weight.mul_(1e-3)
+        model[0].bias.fill_(1e6)
+    monitor = LayerMonitor(model)
+    monitor.attach()
+    monitor.set_active(True)
+    inputs = [torch.randn(16, 2, dtype=torch.float64) for _ in range(3)]
+    outputs = torch.cat([model(x).detach() for x in inputs])  # recorded a batch at a time
+    monitor.before_step()
+    report = monitor.after_step()
+    assert report["act_std"]["0"] == pytest.approx(float(outputs.std()), rel=1e-6)
+    assert report["act_mean"]["0"] == pytest.approx(float(outputs.mean()), rel=1e-12)
+
+
 def test_the_model_carries_no_hooks_after_fit_and_a_zero_bias_is_never_flagged(tmp_path: Path) -> None:
     """After a monitored fit the model pickles and saves whole (the hooks were closures left on it,
     one more set per Trainer); a bias that starts at zero has no update ratio to flag (it was

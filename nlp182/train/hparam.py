@@ -12,6 +12,7 @@ import itertools
 import logging
 import math
 import random
+import reprlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,21 +118,32 @@ class Trial:
     error: str | None = None
 
 
+def _score_of(result: Any) -> tuple[float, dict[str, float]]:
+    """An objective's return value as (score, metrics): a number, a one-element tensor, or a pair of
+    one of those and a dict. Anything else (``None`` from a path that forgot to return, a tensor of
+    several values) is that trial's error, named."""
+    score, metrics = result if isinstance(result, tuple) and len(result) == 2 else (result, {})
+    try:
+        return float(score), dict(metrics)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidInputError(
+            f"the objective returned {reprlib.repr(result)}; return a number or (number, metrics dict)"
+        ) from exc
+
+
 def _evaluate(objective: Objective, params: dict[str, Any], stage: str) -> Trial:
     """Score one point. A failed trial loses, it does not end the search and lose the others: a
     score that is not a finite number, the Trainer's ``NonFiniteError`` (its loss became inf or
     NaN) or any other error (out of memory at a large batch, say) scores ``-inf`` and keeps its
     reason in ``error``."""
     try:
-        result = objective(params)
+        score, metrics = _score_of(objective(params))
     except NonFiniteError as exc:
         log.warning("%s trial %s diverged: %s", stage, params, exc)
         return Trial(dict(params), -math.inf, {"diverged": 1.0}, stage, f"diverged: {exc}")
     except Exception as exc:  # one trial's failure is recorded; the search goes on
         log.warning("%s trial %s failed: %s: %s", stage, params, type(exc).__name__, exc)
         return Trial(dict(params), -math.inf, {"failed": 1.0}, stage, f"{type(exc).__name__}: {exc}")
-    score, metrics = result if isinstance(result, tuple) else (result, {})
-    score = float(score)
     if not math.isfinite(score):  # NaN has no order, and an inf score is a broken metric, not a win
         log.warning("%s trial %s scored %s", stage, params, score)
         return Trial(dict(params), -math.inf, {"diverged": 1.0, **metrics}, stage, f"the score is {score}")

@@ -126,3 +126,14 @@ def test_a_failed_trial_is_recorded_and_the_search_keeps_the_others() -> None:
     assert 1e-3 <= best_trial(trials).params["lr"] <= 1.0
     with pytest.raises(InvalidInputError, match=r"every one of the 2 trials failed.*ZeroDivisionError"):
         best_trial(random_search(lambda p: 1 / 0, space, 2))
+
+
+def test_an_objective_that_returns_no_number_fails_that_trial_only() -> None:
+    """A path of the objective that forgets to return (None) or returns a tensor of several values
+    is that trial's error, named; the search goes on and keeps the trials that scored."""
+    torch = pytest.importorskip("torch")
+    replies = iter([0.5, None, torch.tensor([1.0, 2.0]), (torch.tensor(0.75), {"acc": 0.9})])
+    trials = random_search(lambda params: next(replies), {"x": Uniform(0, 1)}, 4, seed=0)
+    assert [t.score for t in trials] == [0.5, -math.inf, -math.inf, 0.75]
+    assert "returned None" in trials[1].error and "returned tensor([1., 2.])" in trials[2].error
+    assert trials[3].metrics == {"acc": 0.9} and best_trial(trials) is trials[3]

@@ -202,6 +202,7 @@ class Trainer:
                 f"the resumed run has trained {self.epoch} epochs, more than epochs={self.config.epochs}; "
                 f"give at least {self.epoch} (CLI: --epochs), or leave it out to keep the run's own count"
             )
+        self._check_monitor_source(valid_loader)
         stop = self._early_stop_reached() or self._budget_spent()
         if self.epoch >= self.config.epochs and self.dist.is_main:
             log.warning("all %d epochs have run: nothing to train (raise config.epochs to train on)",
@@ -572,6 +573,23 @@ class Trainer:
             self.scheduler.step(self._monitored(record))
         else:
             self.scheduler.step()
+
+    def _check_monitor_source(self, valid_loader: Iterable[Any] | None) -> None:
+        """Before any training: a validation score to keep the best epoch by, or to stop on, needs a
+        validation set. Without one, keep_best kept nothing and said nothing (the last, diverged
+        epoch was what the caller saved), and early stopping failed only after a whole epoch."""
+        config = self.config
+        uses = [name for name, on in (
+            ("keep_best", config.keep_best),
+            ("early_stopping_patience", config.early_stopping_patience is not None),
+            ("early_stopping_patience_s", config.early_stopping_patience_s is not None),
+            ("monitor_limit", config.monitor_limit is not None),
+        ) if on]
+        if uses and valid_loader is None and config.monitor.startswith("valid_"):
+            raise InvalidInputError(
+                f"{', '.join(uses)} follow monitor={config.monitor!r}, a validation score, but fit was "
+                "given no valid_loader; pass one, or set monitor='train_loss'"
+            )
 
     def _monitored(self, record: dict[str, Any]) -> float:
         if self.config.monitor not in record:

@@ -785,3 +785,25 @@ def test_mistakes_in_what_the_trainer_is_given_are_named(caplog) -> None:
                       eval_fn=lambda m, b: {"valid_loss": float("nan")})
     trainer.fit(data, [None])
     assert "valid_loss is nan in epoch 1: it cannot be compared" in caplog.text
+
+
+def test_keeping_or_stopping_on_a_validation_score_without_validation_data_is_refused_up_front() -> None:
+    """keep_best with no valid_loader kept nothing and said nothing (a run that diverged left its
+    last, worst epoch), and early stopping failed only after a whole epoch of training; a training
+    score may still be monitored."""
+    data = DataLoader(_data(), batch_size=16)
+    for setting, named in (({"keep_best": True}, "keep_best follow"),
+                           ({"early_stopping_patience": 2}, "early_stopping_patience follow"),
+                           ({"keep_best": True, "monitor_limit": 0.0}, "keep_best, monitor_limit follow")):
+        model = _model()
+        before = [p.detach().clone() for p in model.parameters()]
+        trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse, _config(**setting))
+        with pytest.raises(InvalidInputError, match=f"{named} monitor='valid_loss'.*no valid_loader"):
+            trainer.fit(data)
+        assert trainer.epoch == 0
+        assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    model = _model()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), mse,
+                      _config(keep_best=True, monitor="train_loss"))
+    history = trainer.fit(data)
+    assert trainer.best_epoch == 1 + min(range(3), key=lambda i: history[i]["train_loss"])

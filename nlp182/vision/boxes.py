@@ -128,6 +128,8 @@ class Detections:
 
     Raises:
         ShapeError: the shapes do not agree.
+        InvalidInputError: a score is NaN. NaN has no place in a ranking (a sort by score put a
+            0.9 true positive below a 0.1 false positive around it), and it marks a diverged model.
     """
 
     boxes: torch.Tensor
@@ -136,6 +138,12 @@ class Detections:
 
     def __post_init__(self) -> None:
         self.boxes = _per_box(self.boxes, scores=self.scores, labels=self.labels)
+        nan = torch.isnan(self.scores)
+        if bool(nan.any()):
+            raise InvalidInputError(
+                f"{int(nan.sum())} of {len(nan)} detection scores are NaN (the first at row "
+                f"{int(nan.nonzero()[0, 0])}); detections are ranked by score, and NaN has no rank"
+            )
 
 
 @dataclass

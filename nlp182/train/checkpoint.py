@@ -143,7 +143,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
         metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
-    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (SafetensorError, ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise FileFormatError(f"checkpoint {target} is truncated or corrupt ({exc}); {hint}") from exc
     if metadata.get("format") != FORMAT:
         raise FileFormatError(f"{target} is not an nlp182 checkpoint (format {metadata.get('format')!r})")
@@ -151,7 +151,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileFormatError(f"checkpoint {target} failed its SHA-256 check (corrupt data); {hint}")
     try:
         return _decode(json.loads(metadata["tree"]), tensors)
-    except (FileFormatError, KeyError, TypeError, ValueError) as exc:
+    except (FileFormatError, KeyError, TypeError, ValueError, RecursionError) as exc:  # nesting: crafted
         raise FileFormatError(f"checkpoint {target} holds a damaged state tree ({exc}); {hint}") from exc
 
 

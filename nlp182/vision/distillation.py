@@ -7,6 +7,8 @@ keeps the soft term's gradients on the same scale as the hard one as ``T`` chang
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -30,8 +32,10 @@ def distillation_loss(
             f"student and teacher logits must both be (B, K); got {tuple(student_logits.shape)} "
             f"and {tuple(teacher_logits.shape)}"
         )
-    if temperature <= 0 or not 0.0 <= alpha <= 1.0:
-        raise InvalidInputError(f"need temperature > 0 and 0 <= alpha <= 1; got {temperature}, {alpha}")
+    if not 0.0 < temperature < math.inf or not 0.0 <= alpha <= 1.0:  # NaN fails both
+        raise InvalidInputError(
+            f"need a finite temperature > 0 and 0 <= alpha <= 1; got {temperature}, {alpha}"
+        )
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
     p_teacher = F.softmax(teacher_logits.detach() / temperature, dim=1)
     # KL(p_t || p_s) = sum p_t log p_t - p_t log p_s, with 0 log 0 = 0 and 0 log p_s = 0 for a class

@@ -108,6 +108,8 @@ def fit(
     target_list = [targets] if isinstance(targets, torch.Tensor) else list(targets)
     if any(len(t) != len(inputs) for t in target_list):
         raise ShapeError(f"inputs have {len(inputs)} rows but targets have {[len(t) for t in target_list]}")
+    if len(inputs) == 0:  # else the schedule's zero steps were named as the fault
+        raise InvalidInputError("fit was given no training examples (inputs has 0 rows)")
     device = select_device(config.device)
     batches = TensorBatches([t.to(device) for t in (inputs, *target_list)], config.batch_size, config.seed)
     optimizer = SGD(weight_decay_groups(model, config.weight_decay), lr=config.lr,

@@ -202,3 +202,22 @@ def test_resume_refuses_settings_other_than_the_run_s_instead_of_dropping_them(t
     (staged / "config.json").write_text(json.dumps(former))
     same = Seq2SeqConfig(data=saved.data, min_count=2)
     assert resumed_config(Seq2SeqConfig, tmp_path / "run", same).min_count == 2
+
+
+def test_a_checkpoint_nested_past_the_parser_is_a_format_error(tmp_path: Path) -> None:
+    """A crafted state tree nested 100k deep passed the checksum and raised RecursionError."""
+    from safetensors.torch import save
+
+    from nlp182.train.checkpoint import FORMAT, _digest
+
+    tensors = {"t0": torch.zeros(1)}
+    for name, tree in (("tree", "[" * 100_000 + "]" * 100_000), ("header", "[]")):
+        metadata = {"format": FORMAT, "tree": tree, "sha256": _digest(tensors)}
+        data = save(tensors, metadata=metadata)
+        if name == "header":  # the safetensors header itself nested deep, its length adjusted
+            header = b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+            data = len(header).to_bytes(8, "little") + header
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(data)
+        with pytest.raises(FileFormatError, match=path.name):
+            load_checkpoint(path)

@@ -56,8 +56,9 @@ def test_teacher_gets_no_gradient_and_callable_form():
     assert s.grad is not None and t.grad is None
     with pytest.raises(ShapeError):
         distillation_loss(s, t[:, :2], y)
-    with pytest.raises(InvalidInputError):
-        distillation_loss(s, t, y, temperature=0.0)
+    for temperature in (0.0, float("nan"), float("inf")):  # NaN and inf gave a NaN loss
+        with pytest.raises(InvalidInputError, match="finite temperature > 0"):
+            distillation_loss(s, t, y, temperature=temperature)
 
 
 def test_a_class_the_teacher_rules_out_gives_a_finite_loss():

@@ -122,5 +122,7 @@ def test_fit_skips_frozen_parameters_and_validates() -> None:
         fit(model, torch.randn(20, 2), torch.randint(0, 2, (20,)), FitConfig(epochs=3, cycles=2))
     with pytest.raises(ShapeError):
         fit(model, torch.randn(20, 2), torch.randint(0, 2, (19,)), FitConfig(epochs=1, device="cpu"))
+    with pytest.raises(InvalidInputError, match="no training examples"):  # not the schedule's 0 steps
+        fit(model, torch.empty(0, 2), torch.empty(0, dtype=torch.long), FitConfig(epochs=1, device="cpu"))
     with pytest.raises(ShapeError):
         accuracy(torch.randn(3), torch.zeros(3))

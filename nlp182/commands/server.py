@@ -35,7 +35,8 @@ def _index(args: argparse.Namespace) -> int:
     path = index.save(args.run)
     log.info("wrote %s in %.1f s", path, time.perf_counter() - start)
     print(json.dumps({key: index.meta[key] for key in ("kind", "count", "dimension", "params",
-                                                        "build_seconds", "recall_at_10")}))
+                                                        "build_seconds", "recall_at_10",
+                                                        "analogy_recall_at_10")}))
     return 0
 
 

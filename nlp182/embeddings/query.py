@@ -260,10 +260,25 @@ def search(
         Per query, ``(ids (k,), scores (k,))`` best first.
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if answers_wanted(k) == 0:
+        return [_NO_ANSWER for _ in range(len(queries))]
     lo, hi = _bounds(rows, start, stop)
     if indexer is not None and (lo, hi) == (0, len(rows)):
         return _from_indexer(indexer, queries, k, exclude, lo, hi, len(rows))
     return _scan(rows, queries, lambda cos: cos, len(queries), k, exclude, start, stop)
+
+
+#: The answer to a query for no answers: ``(ids (0,), scores (0,))``.
+_NO_ANSWER = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+
+
+def answers_wanted(k: object) -> int:
+    """``k`` as a count of answers: a whole number of at least 0 (0 asks for none, as gensim's
+    ``topn=0``); a negative ``k`` was read from the end of a candidate list (-1 gave all but one)
+    or failed deep in numpy, and a float or bool is likely a mistaken argument."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise InvalidInputError(f"k (answers per query) must be a whole number >= 0, got {k!r}")
+    return int(k)
 
 
 def _from_indexer(
@@ -363,6 +378,8 @@ def search_cosmul(
     Returns:
         Per query, ``(ids (k,), scores (k,))`` best first.
     """
+    if answers_wanted(k) == 0:
+        return [_NO_ANSWER for _ in range(len(positive))]
     terms, combine = _cosmul_terms(positive, negative)
     return _scan(rows, terms, combine, positive.shape[0], k, exclude, start, stop)
 

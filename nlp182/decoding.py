@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import torch
 
-from nlp182.errors import InvalidInputError
+from nlp182.errors import InvalidInputError, NonFiniteError
 
 
 @dataclass
@@ -130,9 +130,10 @@ class Greedy(Search):
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         log_prob = torch.zeros(batch, device=device, dtype=_widened(keys).dtype)
         emitted, rows = [], []
-        for _ in range(max_len):
+        for step in range(max_len):
             logits, state, weights = decoder.step(token, state, memory, need_weights)
             step_log_probs = _without(torch.log_softmax(_widened(logits), dim=-1), banned)
+            _refuse_nan(step_log_probs, ~finished, step)
             token = step_log_probs.argmax(dim=-1)
             chosen = step_log_probs.gather(1, token[:, None]).squeeze(1).masked_fill(finished, 0.0)
             log_prob += chosen.to(log_prob)
@@ -160,6 +161,19 @@ def _without(step_log_probs: torch.Tensor, banned: Sequence[int]) -> torch.Tenso
     return step_log_probs
 
 
+def _refuse_nan(step_log_probs: torch.Tensor, live: torch.Tensor, step: int) -> None:
+    """Raise when a live row of ``step_log_probs`` ``(N, V)`` (``live`` ``(N,)`` bool) holds NaN:
+    the model's weights or its input hold NaN or inf. Beam search ranked NaN last and returned the
+    empty start with probability 1, and greedy emitted ``max_len`` tokens scored NaN; torch's
+    ``multinomial`` refuses NaN probabilities too."""
+    broken = step_log_probs.isnan().any(dim=-1) & live
+    if bool(broken.any()):
+        raise NonFiniteError(
+            f"the model's log-probabilities are NaN at decoding step {step + 1} ({int(broken.sum())} of "
+            f"{len(broken)} rows): its weights or its input hold NaN or inf; check the run's weights"
+        )
+
+
 def _length_normalised(hyp: Hypothesis, length_penalty: float) -> float:
     """``log_prob / length ** length_penalty``, as a product with the inverse power: a large power
     of a length would overflow a float (an error), its inverse only rounds towards 0."""
@@ -185,8 +199,8 @@ class Beam(Search):
     def __post_init__(self) -> None:
         if isinstance(self.width, bool) or not isinstance(self.width, Integral) or self.width < 1:
             raise InvalidInputError(f"beam_width must be a whole number >= 1, got {self.width!r}")
-        if self.length_penalty < 0:
-            raise InvalidInputError(f"length_penalty must be >= 0, got {self.length_penalty}")
+        if not 0 <= self.length_penalty < float("inf"):  # NaN ranked hypotheses as they came
+            raise InvalidInputError(f"length_penalty must be a finite number >= 0, got {self.length_penalty}")
 
     @torch.no_grad()
     def search(
@@ -217,9 +231,10 @@ class Beam(Search):
                 if score > float("-inf")
             ]
 
-        for _ in range(max_len):
+        for step in range(max_len):
             logits, state, weights = decoder.step(token, state, beams, need_weights)
             step_log_probs = _without(torch.log_softmax(_widened(logits), dim=-1), banned)
+            _refuse_nan(step_log_probs, scores.view(-1) > float("-inf"), step)
             vocab = step_log_probs.shape[-1]
             total = (scores.view(-1, 1) + step_log_probs).view(batch, k * vocab)
             top_scores, top_index = _best(total, min(2 * k, k * vocab))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nlp182.decoding import Beam, EncodedMemory, Greedy, Hypothesis, decode, make_search
-from nlp182.errors import InvalidInputError
+from nlp182.errors import InvalidInputError, NonFiniteError
 
 BOS, EOS, VOCAB = 0, 1, 5
 
@@ -193,8 +193,9 @@ def test_an_eos_ranked_past_the_beam_width_finishes_no_hypothesis() -> None:
 def test_bad_widths_raise() -> None:
     with pytest.raises(InvalidInputError):
         make_search(0)
-    with pytest.raises(InvalidInputError):
-        make_search(3, length_penalty=-0.5)
+    for penalty in (-0.5, float("nan"), float("inf")):  # NaN ranked hypotheses in the order they came
+        with pytest.raises(InvalidInputError, match="length_penalty must be a finite number >= 0"):
+            make_search(3, length_penalty=penalty)
     with pytest.raises(InvalidInputError):
         decode(TinyStep(), Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=0)
     for width in (2.5, True, "3"):  # 2.5 failed deep in repeat_interleave; True was taken as 1
@@ -299,3 +300,18 @@ def test_the_best_extensions_are_a_stable_sort_s_first_ones_ties_included() -> N
         for m in (1, 4, 10, 40):
             scores, index = _best(total, m)
             assert torch.equal(index, expected.indices[:, :m]) and torch.equal(scores, expected.values[:, :m])
+
+
+@pytest.mark.parametrize("strategy", [Greedy(), Beam(3)])
+def test_a_model_scoring_nan_is_named_not_decoded(strategy) -> None:
+    """A NaN weight made beam search return the empty start with log-probability 0 (probability 1)
+    and greedy max_len tokens scored NaN; both now name the NaN, as torch's multinomial does."""
+    decoder = TinyStep().eval()
+    with torch.no_grad():
+        decoder.out.bias[3] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"log-probabilities are NaN at decoding step 1 \(\d+ of"):
+        decode(decoder, strategy, *_inputs(), bos_id=BOS, eos_id=EOS, max_len=5)
+    keys, mask = _inputs()
+    keys[1] = float("nan")  # one input holding NaN: the others' answers would be kept as if fine
+    with pytest.raises(NonFiniteError, match="NaN at decoding step 1"):
+        decode(TinyStep().eval(), strategy, keys, mask, bos_id=BOS, eos_id=EOS, max_len=5)

@@ -2,7 +2,8 @@
 ``module(query, keys, values=None, mask=None, need_weights=False) -> (context, weights or None)``.
 
 Masks are bool and ``True`` means "may attend" (the ``scaled_dot_product_attention``
-convention); a query with no valid key gets zero weights and a zero context. The dot-product
+convention); a query with no valid key gets zero weights and a zero context (which
+:class:`MultiHeadAttention` then projects: its output there is ``out_proj``'s bias). The dot-product
 kinds also take a float mask, added to the scores as that function's ``attn_mask`` is.
 :class:`MultiHeadAttention` also takes PyTorch's own ``key``, ``value``, ``key_padding_mask`` and
 ``attn_mask`` (bool ``True`` = ignore, or float and added to the scores), its unbatched ``(T, E)``

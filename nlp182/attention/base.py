@@ -47,7 +47,8 @@ class Attention(Protocol):
 
     - ``query`` ``(B, Tq, Dq)``, ``keys`` ``(B, Tk, Dk)``, ``values`` ``(B, Tk, Dv)`` (``None``: the keys);
     - ``mask``: bool broadcastable to ``(B, Tq, Tk)``, ``True`` = may attend; a query with no valid
-      key gets zero weights and a zero context;
+      key gets zero weights and a zero context (a module that projects its context, as
+      ``MultiHeadAttention``, returns the projection's bias there);
     - ``need_weights``: ``False`` by default everywhere, so fused kernels can skip the ``(Tq, Tk)``
       matrix; with ``True`` the weights ``(B, Tq, Tk)`` come back, else ``None``;
     - ``context`` is ``(B, Tq, Dv)``.

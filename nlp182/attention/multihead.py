@@ -177,7 +177,8 @@ class MultiHeadAttention(nn.Module):
             attn_mask: PyTorch's convention, ``(Tq, Tk)`` or ``(B * H, Tq, Tk)``: bool with ``True``
                 = not allowed, or float and added to the scores (a ``-inf``/``0`` mask, a ``-1e9``
                 one or a positional bias). All given masks apply together; a query whose keys are
-                all at ``-inf`` or forbidden gets a zero context (PyTorch gives NaN).
+                all at ``-inf`` or forbidden gets zero weights and a zero context from every head
+                (PyTorch gives NaN), so its output is ``out_proj``'s bias alone.
 
         Returns:
             ``(context, weights)`` with context ``(B, Tq, E)``.

@@ -145,6 +145,14 @@ def storable_words(words: list[str]) -> bool:
     return all(isinstance(w, str) and w for w in words) and WORD_BREAKS.isdisjoint("".join(words))
 
 
+#: The first 4 bytes of a fastText binary model (its magic number, a little-endian int32).
+FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
+FASTTEXT_BIN_ADVICE = (
+    "a fastText .bin model holds its training state and subword buckets, not a table of vectors: "
+    "import the .vec file fastText writes beside it (gensim reads the .bin with load_facebook_vectors)"
+)
+
+
 def parse_header(line: bytes, path: object) -> tuple[int, int]:
     """``(count, dim)`` from a word2vec header line, or a clear error."""
     parts = line.split()
@@ -153,9 +161,11 @@ def parse_header(line: bytes, path: object) -> tuple[int, int]:
         if len(parts) != 2 or count < 0 or dim < 1:
             raise ValueError
     except (ValueError, IndexError):
+        binary = not line.strip() or b"\x00" in line or line.startswith(FASTTEXT_MAGIC)
         raise FileFormatError(
-            f"{path}: first line must be '<words> <dims>' (words >= 0, dims >= 1), got {line[:80]!r} (GloVe "
-            "files have no header: pass no_header=True, CLI --format glove)"
+            f"{path}: first line must be '<words> <dims>' (words >= 0, dims >= 1), got {line[:80]!r} "
+            + (f"(a binary file: if it is a fastText model, {FASTTEXT_BIN_ADVICE})" if binary else
+               "(GloVe files have no header: pass no_header=True, CLI --format glove)")
         ) from None
     return count, dim
 
@@ -498,7 +508,14 @@ def sniff_format(path: str | os.PathLike[str], limits: ReadLimits | None = None)
                               "files are UTF-8 without one")
     if head[:1] == b"\x80" or head.startswith(b"ccopy_reg\n_reconstructor\n"):  # pickles: protocol 2+, 0-1
         return "kv"
+    if head.startswith(FASTTEXT_MAGIC):
+        raise FileFormatError(f"{path} is a fastText binary model; {FASTTEXT_BIN_ADVICE}")
     first, _, rest = head.partition(b"\n")
+    if b"\x00" in head[:4] or b"\x00" in first:  # every vector file here starts with a line of text
+        raise FileFormatError(
+            f"{path} is a binary file but not a word2vec binary one (which starts with the text line "
+            f"'<words> <dims>'); if it is a fastText model of the older layout, {FASTTEXT_BIN_ADVICE}"
+        )
     if not re.fullmatch(rb"\s*[-+]?\d+[ \t]+[-+]?\d+\s*", first):
         return "glove"
     if _CONTROL_BYTES.search(rest):

@@ -551,3 +551,20 @@ def test_a_damaged_counts_file_leaves_the_vectors_usable(tmp_path: Path, caplog)
             loaded = Vectors.load(tmp_path / run)
         assert loaded.words == words and "is not a vocabulary file" in caplog.text
     assert main(["neighbors", str(tmp_path / "imported"), "b", "-k", "1"]) == 0
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("lee_fasttext_new.bin", r"is a fastText binary model; .*import the \.vec file"),
+    ("lee_fasttext.bin", r"is a binary file but not a word2vec binary one .*older layout.*\.vec file"),
+])
+def test_a_fasttext_bin_model_is_named_with_the_file_to_import_instead(
+    tmp_path: Path, capsys, name: str, message: str
+) -> None:
+    """fastText's .bin (gensim's own test models) was read as GloVe text: "is empty" for a 209 KB
+    file of the older layout, "a word but no values" for one with fastText's magic number."""
+    assert main(["import", datapath(name), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(message, err), err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(FileFormatError, match=r"a binary file: if it is a fastText model.*\.vec file"):
+        Vectors.load_word2vec_format(datapath(name), binary=True)

@@ -7,6 +7,7 @@ the index, 100 connections sending one byte per second, and malformed or oversiz
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -329,5 +330,48 @@ def test_a_quick_shutdown_of_the_master_stops_its_workers_at_once(synthetic_run:
     server.process.wait(timeout=60)
     took = time.monotonic() - started
     _, output = server.stop()
-    assert took < 9, (took, output[-2000:])  # the master kills what is left after 10 s
+    assert took < 9, (took, output[-2000:])  # the master kills what is left after the graceful timeout
     assert "SIGKILL" not in output and not any(worker.is_running() for worker in workers), output[-2000:]
+
+
+def test_pipelined_requests_are_read_as_answers_go_out_not_all_at_once(tmp_path: Path,
+                                                                       synthetic_run: Path) -> None:
+    """A worker parsed every pipelined request a client sent before answering any: 30 connections
+    that each sent 4 MiB of GET /healthz and read nothing took it past 2 GB, until gunicorn killed
+    it. It now parses a few dozen ahead of their answers and leaves the rest in the socket; a client
+    that reads gets every answer, in order."""
+    server = ServeProcess(synthetic_run, "--workers", "1", "--threads", "2")
+    host, port = server.url.removeprefix("http://").split(":")
+    health = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    hoarders = []
+    try:
+        (worker,) = server.workers(1)
+        before = worker.memory_info().rss
+        for _ in range(12):  # never read: their answers fill the socket, then the worker waits
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.setblocking(False)
+            hoarders.append(sock)
+        sent = 0
+        deadline = time.monotonic() + 8
+        while sent < 12 * (2 << 20) and time.monotonic() < deadline:
+            for sock in hoarders:
+                with contextlib.suppress(BlockingIOError):  # its buffers are full
+                    sent += sock.send(health * 400)
+            time.sleep(0.001)
+        time.sleep(2.0)
+        grown = (worker.memory_info().rss - before) >> 20
+        last = b"GET /v1/neighbors?word=w1&k=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        with socket.create_connection((host, int(port)), timeout=30) as sock:  # one that reads
+            sock.sendall(health * 5000 + last)
+            received = bytearray()
+            while chunk := sock.recv(1 << 16):
+                received += chunk
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+    finally:
+        for sock in hoarders:
+            sock.close()
+        code, output = server.stop()
+    assert sent >= 4 << 20, sent  # megabytes of requests on their way to the worker
+    assert grown < 100, f"the worker grew by {grown} MiB"
+    assert len(statuses) == 5001 and set(statuses) == {b"200"} and b'"neighbors"' in received[-400:]
+    assert code == 0 and "WORKER TIMEOUT" not in output, output[-2000:]

@@ -176,8 +176,8 @@ class BufferedWSGI:
         app: the WSGI app (Flask).
         threads: request threads (concurrent requests in the app).
         max_body_bytes: larger bodies get 413 without reaching the app.
-        max_drain_bytes: a refused body is read and dropped up to this size, then the connection
-            is closed.
+        max_drain_bytes: a refused body is read and dropped up to this size (at least
+            ``max_body_bytes``), then answered with ``connection: close`` and the connection closed.
         buffered_body_bytes: the most bytes of request bodies held at once (from a body's first
             byte until the app has answered it); a request that would pass it gets 503.
         refused: called with the method and status of each request answered here (413, 503), so
@@ -199,7 +199,7 @@ class BufferedWSGI:
         self.access_log = access_log
         self.refused = refused  # told (method, status) of each request answered here, not by the app
         self.max_body_bytes = max_body_bytes
-        self.max_drain_bytes = max_drain_bytes
+        self.max_drain_bytes = max(max_drain_bytes, max_body_bytes)  # a body it accepts is read whole
         self.buffered_body_bytes = buffered_body_bytes
         self.buffered = 0  # bytes held by the bodies of this worker's requests (_BodyClaim)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="request")
@@ -258,7 +258,8 @@ class BufferedWSGI:
                            [(b"connection", b"close")])
         body = bytearray()
         size = 0
-        while True:
+        more = True
+        while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected
@@ -271,8 +272,10 @@ class BufferedWSGI:
                 raise self._busy()
             else:
                 body += chunk
-            if not message.get("more_body", False) or size > self.max_drain_bytes:
-                break
+            more = message.get("more_body", False)
+            if more and too_large and size > self.max_drain_bytes:  # the rest unread: the connection ends
+                raise _Refused(413, json_error_body("request_entity_too_large", text, limit="max_body_bytes"),
+                               [(b"connection", b"close")])
         if too_large:
             raise _Refused(413, json_error_body("request_entity_too_large", text, limit="max_body_bytes"))
         return body

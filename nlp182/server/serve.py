@@ -28,6 +28,7 @@ import dataclasses
 import gc
 import importlib
 import logging
+import math
 import os
 import shutil
 import sys
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a worker that cannot load the run waits before it exits to be replaced (and tries again).
 LOAD_RETRY_S = 5.0
+#: Seconds a graceful stop (TERM, HUP) gives workers beyond the request timeout: to answer.
+GRACEFUL_MARGIN_S = 2
 
 
 class _Master(Arbiter):
@@ -124,7 +127,9 @@ class _Gunicorn(BaseApplication):
             "workers": config.workers,
             "worker_class": "nlp182.server.worker.Worker",
             "timeout": config.timeout,
-            "graceful_timeout": 10,
+            # a stop waits for a request still arriving as long as the request timeout lets it
+            # arrive, then for its answer: with 10 s, a client's upload was cut with no answer
+            "graceful_timeout": math.ceil(config.request_timeout) + GRACEFUL_MARGIN_S,
             "keepalive": 5,
             "preload_app": False,
             "accesslog": "-" if config.access_log else None,

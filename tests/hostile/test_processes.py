@@ -56,11 +56,11 @@ def test_kill_9_of_the_master_stops_its_workers_and_the_next_serve_clears_leftov
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {"TMPDIR": str(temp)}
-    flags = ("--workers", "2", "--threads", "2", "--pid-file", str(pid_file))
+    flags = ("--workers", "2", "--threads", "2", "--pid-file", str(pid_file), "--request-timeout", "5")
     first = ServeProcess(run, *flags, env=env)
     workers = [p.pid for p in first.workers(2)]
-    # A request still arriving when the master dies (held by the 30 s read timeout): its worker
-    # exits after the 10 s graceful timeout the master would have enforced.
+    # A request still arriving when the master dies (held by the 5 s request timeout): its worker
+    # answers it 408 and exits, within the graceful timeout (7 s) the master would have enforced.
     arriving = socket.create_connection(("127.0.0.1", first.port), timeout=10)
     try:
         arriving.sendall(b"POST /v1/neighbors HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "

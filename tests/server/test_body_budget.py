@@ -143,3 +143,31 @@ def test_the_budget_is_a_serve_setting_of_at_least_max_body_bytes() -> None:
     assert ServeConfig(max_body_bytes=4096, buffered_body_bytes=4096).buffered_body_bytes == 4096
     with pytest.raises(InvalidInputError, match=r"--buffered-body-bytes .* at least --max-body-bytes"):
         ServeConfig(max_body_bytes=8192, buffered_body_bytes=4096)
+
+
+def test_a_refused_body_is_drained_up_to_its_bound_then_the_connection_is_closed() -> None:
+    """Past max_drain_bytes the 413 said nothing of the connection, so uvicorn kept it open and read
+    the rest, a gigabyte if sent; a body max_body_bytes accepts is read whole, whatever the bound."""
+    async def scenario() -> None:
+        app = BufferedWSGI(_echo_length, threads=1, max_body_bytes=MAX_BODY, max_drain_bytes=3 * MAX_BODY,
+                           buffered_body_bytes=BUDGET)
+        flood = _Request(app, 1 << 30)
+        for _ in range(4):
+            flood.chunk(MAX_BODY)
+        status, headers, _ = await flood.answer()
+        assert status == 413 and headers[b"connection"] == b"close" and flood.received == 4
+        drained = _Request(app, 2 * MAX_BODY)  # over the limit, within the drain: read, then 413
+        drained.chunk(MAX_BODY)
+        drained.chunk(MAX_BODY, more=False)
+        status, headers, _ = await drained.answer()
+        assert status == 413 and b"connection" not in headers
+        roomy = BufferedWSGI(_echo_length, threads=1, max_body_bytes=4 * MAX_BODY, max_drain_bytes=MAX_BODY,
+                             buffered_body_bytes=8 * MAX_BODY)
+        whole = _Request(roomy, 3 * MAX_BODY)
+        for more in (True, True, False):
+            whole.chunk(MAX_BODY, more=more)
+        assert (await whole.answer())[::2] == (200, str(3 * MAX_BODY).encode())
+        for wsgi in (app, roomy):
+            wsgi.executor.shutdown(wait=True)
+
+    asyncio.run(scenario())

@@ -239,10 +239,13 @@ def test_serve_flags_reach_gunicorn_and_each_worker_app(monkeypatch: pytest.Monk
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     assert cli.main(["serve", str(run), "--host", "127.0.0.2", "--port", "0", "--workers", "1",
                      "--ef-search", "200", "--timeout", "77", "--blas-threshold", "7",
-                     "--malloc-arenas", "0"]) == 0
+                     "--malloc-arenas", "0", "--request-timeout", "12.5"]) == 0
     (gunicorn,) = started
     assert arenas == [0]  # 0: glibc's own choice, not the default cap of 2
     assert gunicorn.cfg.timeout == 77 and gunicorn.cfg.workers == 1
+    # a stop waits for a request as long as it may take to arrive, then 2 s for its answer (a fixed
+    # 10 s cut an upload the 30 s request timeout allowed, with no answer)
+    assert gunicorn.cfg.graceful_timeout == 15
     gunicorn.cfg.post_fork(None, None)
     assert faiss.cvar.distance_compute_blas_threshold == 7
     app = gunicorn.load().app

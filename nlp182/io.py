@@ -408,8 +408,10 @@ def _probe_writable(folder: Path, given: str, flag: str) -> None:
 
 
 def is_run_folder(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a folder holding a run of ours (its ``config.json``)."""
-    return Path(path).is_dir() and (Path(path) / RUN_MARKER).is_file()
+    """True when ``path`` is a folder holding a run of ours: a ``config.json`` that says what kind
+    of run it is (:func:`run_kind`). A ``config.json`` alone is not enough: editors, web projects
+    and other tools write one, and ``--overwrite`` replaced such a folder with all it held."""
+    return Path(path).is_dir() and run_kind(path) is not None
 
 
 def _replaceable(target: Path, given: str, flag: str, overwrite: bool) -> None:
@@ -427,8 +429,8 @@ def _replaceable(target: Path, given: str, flag: str, overwrite: bool) -> None:
         )
     if not is_run_folder(target):
         raise OutputError(
-            f"{flag} {given} holds files that are not an nlp182 run (no {RUN_MARKER}); "
-            f"refusing to replace it even with --overwrite"
+            f"{flag} {given} holds files that are not an nlp182 run (no {RUN_MARKER} naming an nlp182 "
+            f"task, method or model); refusing to replace it even with --overwrite"
         )
 
 

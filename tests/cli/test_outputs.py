@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -77,14 +78,20 @@ def test_the_commands_that_write_runs_are_found() -> None:
 
 @pytest.mark.parametrize("words", RUN_COMMANDS, ids=" ".join)
 def test_existing_folder_is_refused_and_kept(words: list[str], tmp_path: Path, run_cli) -> None:
-    folder = tmp_path / "existing"
-    folder.mkdir()
-    (folder / "notes.txt").write_text("notes")
-    code, err = run_cli([*words, "--out", str(folder)])
-    assert code == 2 and len(err) == 1 and str(folder) in err[0] and "--overwrite" in err[0]
-    code, err = run_cli([*words, "--out", str(folder), "--overwrite"])  # not a run of ours
-    assert code == 2 and len(err) == 1 and "not an nlp182 run" in err[0]
-    assert (folder / "notes.txt").read_text() == "notes" and len(list(tmp_path.iterdir())) == 1
+    """A user's folder is never replaced, even one holding a config.json of another tool (an
+    editor's, a web project's): any config.json made a folder a run, and --overwrite deleted it."""
+    for config in (None, '{"theme": "dark"}', "not json", '["method"]'):
+        folder = tmp_path / "existing"
+        folder.mkdir()
+        (folder / "notes.txt").write_text("notes")
+        if config is not None:
+            (folder / "config.json").write_text(config)
+        code, err = run_cli([*words, "--out", str(folder)])
+        assert code == 2 and len(err) == 1 and str(folder) in err[0] and "--overwrite" in err[0]
+        code, err = run_cli([*words, "--out", str(folder), "--overwrite"])  # not a run of ours
+        assert code == 2 and len(err) == 1 and "not an nlp182 run" in err[0]
+        assert (folder / "notes.txt").read_text() == "notes" and len(list(tmp_path.iterdir())) == 1
+        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize("words", RUN_COMMANDS, ids=" ".join)
@@ -294,8 +301,12 @@ def test_neighbors_lines_split_into_word_and_score_whatever_the_words_length(tmp
 # The contract itself, on the library function every command shares.
 
 
+#: A run's config.json as the commands write one: it names the kind of run.
+RUN_CONFIG = json.dumps({"task": "digits"})
+
+
 def _write_run(folder: Path, marker: str) -> None:
-    (folder / "config.json").write_text("{}")
+    (folder / "config.json").write_text(RUN_CONFIG)
     (folder / "weights.bin").write_text(marker)
 
 
@@ -544,11 +555,11 @@ def test_a_second_writer_of_one_resumable_run_is_refused_while_the_first_runs(tm
             with refused, resumable_run(out, resume=resume):
                 pass
         assert (staging / "train").is_dir()
-        (staging / "config.json").write_text("{}")
+        (staging / "config.json").write_text(RUN_CONFIG)
     assert (out / "config.json").is_file() and not incomplete_dir(out).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q"]  # the lock file is gone too
     with resumable_run(out, resume=False, overwrite=True) as staging:  # the next run takes the lock again
-        (staging / "config.json").write_text("{}")
+        (staging / "config.json").write_text(RUN_CONFIG)
 
 
 @pytest.mark.parametrize("trainer", ["seq2seq", "caption"])
@@ -583,12 +594,12 @@ def test_training_from_python_keeps_the_run_folder_contract(tmp_path: Path, trai
 
     earlier = tmp_path / "earlier"  # a run's folder is replaced only with overwrite
     with resumable_run(earlier) as staging:
-        (staging / "config.json").write_text("{}")
+        (staging / "config.json").write_text(RUN_CONFIG)
     with pytest.raises(OutputError, match="pass --overwrite"), resumable_run(earlier):
         pass
     with resumable_run(earlier, overwrite=True) as staging:
-        (staging / "config.json").write_text('{"second": 1}')
-    assert json.loads((earlier / "config.json").read_text()) == {"second": 1}
+        (staging / "config.json").write_text('{"task": "digits", "second": 1}')
+    assert json.loads((earlier / "config.json").read_text()) == {"task": "digits", "second": 1}
 
 
 def test_resume_of_a_finished_run_says_there_is_nothing_to_resume(tmp_path: Path, capsys) -> None:

@@ -52,10 +52,11 @@ def _stop_while_saving(folder: Path, signum: int) -> int:
 
 def test_sigterm_during_a_save_removes_its_staging_folder_and_temporary_file(tmp_path: Path) -> None:
     (tmp_path / "keep").mkdir()
-    (tmp_path / "keep" / "config.json").write_text('{"previous": true}')
+    previous = '{"task": "digits", "previous": true}'
+    (tmp_path / "keep" / "config.json").write_text(previous)
     assert _stop_while_saving(tmp_path, signal.SIGTERM) == 143
     assert _leftovers(tmp_path) == []
-    assert (tmp_path / "keep" / "config.json").read_text() == '{"previous": true}'  # the old run intact
+    assert (tmp_path / "keep" / "config.json").read_text() == previous  # the old run intact
     assert not (tmp_path / "notes.txt").exists()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nlp182.io import atomic_open
 from nlp182.progress import progress
+from nlp182.signals import children_die_with_us
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ def wiki_articles() -> list[str]:
     wiki = WikiCorpus(
         str(gensim_data(WIKI_DUMP)), dictionary={}, processes=1, tokenizer_func=_whitespace_tokens
     )
-    return [" ".join(tokens) for tokens in progress(wiki.get_texts(), desc="wikipedia articles", unit="art")]
+    with children_die_with_us():  # gensim's pool: ended with this process, even by kill -9
+        articles = progress(wiki.get_texts(), desc="wikipedia articles", unit="art")
+        return [" ".join(tokens) for tokens in articles]
 
 
 def prepare(out_dir: str | Path = "corpora") -> PreparedCorpus:

@@ -35,6 +35,7 @@ from nlp182.bounded import BoundedLines, ReadLimits, mib
 from nlp182.corpora.text import WrittenCorpus, write_corpus
 from nlp182.errors import FileFormatError, Nlp182Error
 from nlp182.io import check_input_file
+from nlp182.signals import children_die_with_us
 from nlp182.text.tokenize import WhitespaceTokenizer, WordTokenizer, default_tokenizer
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def wiki_texts(
 
     with limits.open(dump) as handle:
         stream = _PageStream(handle, str(dump), limits.max_line)  # type: ignore[arg-type]
-        with multiprocessing.Pool(processes, init_to_ignore_interrupt) as pool:
+        with children_die_with_us(), multiprocessing.Pool(processes, init_to_ignore_interrupt) as pool:
             for group in read_ahead(_batches(_pages(stream), 10 * processes, min_tokens)):
                 for tokens, title, _ in pool.imap(_process_article, group):
                     if tokens and not any(

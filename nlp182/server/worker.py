@@ -20,7 +20,6 @@ when that stop takes longer than gunicorn's graceful timeout, as its master woul
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
@@ -34,6 +33,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
 from nlp182.server.asgi import ACCESS_LOGGER, json_error_body
+from nlp182.signals import die_with_parent
 
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 32 * 1024
@@ -44,15 +44,6 @@ MAX_QUEUED_REQUESTS = 32
 #: Bytes handed to the parser at a time, so one read of tiny pipelined requests (up to 256 KiB,
 #: thousands of them) cannot queue them all before the bound is looked at.
 FEED_BYTES = 16 * 1024
-PR_SET_PDEATHSIG = 1  # prctl option number (linux/prctl.h)
-
-
-def die_with_parent(signum: int = signal.SIGTERM) -> bool:
-    """Ask the kernel to send ``signum`` to this process when its parent exits; False off Linux."""
-    if not sys.platform.startswith("linux"):
-        return False
-    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
-    return prctl is not None and prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
 
 
 class Refusal(Exception):

@@ -46,6 +46,7 @@ from nlp182.bounded import MAX_LINE_BYTES, ReadLimits, mib
 from nlp182.errors import EmptyCorpusError, FileFormatError
 from nlp182.io import atomic_save_npy, atomic_write_json, remove_dead_leftovers, staged_entry
 from nlp182.progress import progress
+from nlp182.signals import children_die_with_us
 from nlp182.text import wordscan
 from nlp182.text.corpus import BLOCK_BYTES, MAX_SENTENCE_TOKENS, CorpusSource
 from nlp182.text.tokenize import LINE_BREAK, WordTokenizer
@@ -337,7 +338,8 @@ def _worker_pool(processes: int) -> Iterator[ProcessPoolExecutor]:
     pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
                                initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
     try:
-        yield pool
+        with children_die_with_us():  # a kill -9 of this process left them blocked on their pipes
+            yield pool
     except BaseException:
         workers = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on them
         pool.shutdown(wait=False, cancel_futures=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -221,3 +222,43 @@ def test_encoding_a_corpus_sweeps_the_dead_staging_of_any_other_in_the_cache(tmp
     corpus.write_text("alpha beta gamma\n" * 10)
     encode(CorpusSource(str(corpus)), cache=cache)
     assert not stale.exists() and live.is_dir()
+
+
+# Worker pools forked inside children_die_with_us and one outside it; the pids, then a long sleep.
+POOLS = """
+import json, multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from nlp182.signals import children_die_with_us
+
+fork = multiprocessing.get_context("fork")
+with children_die_with_us():
+    guarded = fork.Pool(2)
+    executor = ProcessPoolExecutor(2, mp_context=fork)
+    executor.submit(os.getpid).result()
+outside = fork.Pool(1)
+pids = [p.pid for p in guarded._pool] + list(executor._processes), [p.pid for p in outside._pool]
+print(json.dumps(pids), flush=True)
+time.sleep(60)
+"""
+
+
+def test_pool_workers_forked_in_the_guard_end_when_their_parent_is_killed() -> None:
+    """A kill -9 of a command (an out-of-memory kill, a CI timeout) left its tokenizing or
+    Wikipedia workers blocked on their pipes for ever, each holding a quarter of a gigabyte."""
+    child = subprocess.Popen([sys.executable, "-c", POOLS], stdout=subprocess.PIPE, text=True)
+    guarded, outside = json.loads(child.stdout.readline())
+    try:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                  for pid in guarded) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [pid for pid in guarded
+                 if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        assert len(guarded) == 4 and alive == [], alive
+        assert all(psutil.pid_exists(pid) for pid in outside)  # unguarded: the orphan the guard prevents
+    finally:
+        for pid in guarded + outside:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -30,6 +30,8 @@ from nlp182.text.tokenize import WordTokenizer, default_tokenizer
 
 log = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".rst", ".pod", ".info", "")
+#: Endings of compressed files, read decompressed.
+COMPRESSED_SUFFIXES = (".gz", ".bz2")
 
 
 @dataclass(frozen=True)
@@ -106,20 +108,39 @@ def file_paragraphs(path: Path, limits: ReadLimits) -> Iterator[str]:
     yield from paragraphs(text_records([path], limits), unwrapped=WRAPPED_WIDTH)
 
 
+def _is_text_name(name: str) -> bool:
+    """Whether a file name ends as a plain-text file does (``TEXT_SUFFIXES``, then optionally
+    ``.gz`` or ``.bz2``, which are read decompressed)."""
+    for packed in COMPRESSED_SUFFIXES:
+        name = name.removesuffix(packed)
+    return Path(name).suffix in TEXT_SUFFIXES
+
+
 def text_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The files named, and the plain-text files (by suffix, optionally ``.gz``) under the folders
-    named, sorted so that the corpus is the same on every run."""
+    """The files named, and the plain-text files (by suffix, optionally ``.gz`` or ``.bz2``) under
+    the folders named, sorted so that the corpus is the same on every run. How many files of a
+    folder are read and how many are not is logged; a folder with no text file at all is refused,
+    naming the suffixes read (it was reported as a corpus left empty by its warnings)."""
     found: list[Path] = []
     for name in paths:
         path = Path(name)
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and Path(p.name.removesuffix(".gz")).suffix in TEXT_SUFFIXES
-            )
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            texts = [p for p in files if _is_text_name(p.name)]
+            others = [p for p in files if not _is_text_name(p.name)]
+            log.info("%s: %d text file%s read, %d other file%s left out%s", path, len(texts),
+                     "" if len(texts) == 1 else "s", len(others), "" if len(others) == 1 else "s",
+                     f" (e.g. {others[0].name})" if others else "")
+            if not texts:
+                raise EmptyCorpusError(
+                    f"{path} holds no text file ({len(others)} other file{'' if len(others) == 1 else 's'}"
+                    f"{f', e.g. {others[0].name}' if others else ''}): a folder's files are read when "
+                    f"their names end in {', '.join(s for s in TEXT_SUFFIXES if s)} or have no suffix, "
+                    "optionally followed by .gz or .bz2; name other files one by one to read them"
+                )
+            found += texts
         else:
             check_input_file(path)  # raises: missing, or not a regular file (a device, a pipe)
     return found

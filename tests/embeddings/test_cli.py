@@ -256,6 +256,34 @@ def test_corpus_prepare_text_refuses_latin1_as_train_does_and_skips_it_among_utf
     assert out.read_text() == "le café où l'été le café où l'été le café où l'été\n"
 
 
+def test_corpus_prepare_text_reads_bz2_files_of_a_folder_and_names_a_folder_without_text(
+    tmp_path, caplog, capsys
+) -> None:
+    """A folder's .bz2 files were left out without a word (a .bz2 named alone was read), and a
+    folder of .py files was reported as text left empty, "see the warnings above", with none."""
+    import bz2
+    import gzip
+    import logging
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt.bz2").write_bytes(bz2.compress(b"one two three\n"))
+    (docs / "b.gz").write_bytes(gzip.compress(b"four five\n"))
+    (docs / "c.py").write_text("print('six')\n")
+    out = tmp_path / "t.txt"
+    caplog.set_level(logging.INFO)
+    assert main(["corpus", "prepare", "--text", str(docs), "--out", str(out)]) == 0
+    assert out.read_text() == "one two three\nfour five\n"
+    assert "2 text files read, 1 other file left out (e.g. c.py)" in caplog.text
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "c.py").write_text("print('six')\n")
+    assert main(["corpus", "prepare", "--text", str(code), "--out", str(tmp_path / "u.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no text file (1 other file, e.g. c.py)" in err and ".txt" in err and "one by one" in err
+    assert not (tmp_path / "u.txt").exists()
+
+
 def test_neighbors_of_the_only_word_of_a_run_say_there_are_none(tmp_path, capsys, caplog) -> None:
     (tmp_path / "one.txt").write_text("1 3\nalone 0.1 0.2 0.3\n")
     assert main(["import", str(tmp_path / "one.txt"), "--out", str(tmp_path / "run")]) == 0

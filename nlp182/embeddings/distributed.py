@@ -77,3 +77,20 @@ def total(value: float, device: torch.device) -> float:
     summed = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(summed, op=dist.ReduceOp.SUM)
     return float(summed.item())
+
+
+def snapshot(*tensors: torch.Tensor) -> list[torch.Tensor] | None:
+    """Copies of ``tensors`` to measure what this process changes in them (None for one process)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    return [tensor.detach().clone() for tensor in tensors]
+
+
+def add_updates_(tensors: tuple[torch.Tensor, ...], before: list[torch.Tensor] | None) -> None:
+    """Give every process the start ``before`` plus the sum of every process's change since, in place."""
+    if before is None:
+        return
+    for tensor, start in zip(tensors, before, strict=True):
+        tensor.sub_(start)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor.add_(start)

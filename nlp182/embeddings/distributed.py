@@ -1,10 +1,11 @@
 """Data-parallel word2vec across processes: ``torchrun --nproc-per-node N nlp182 train w2v ...``.
 
-Every process holds the whole model, trains its share of each corpus chunk (every N-th span,
-or every N-th slice of sentences for the batched kernel) and, after each chunk, the processes
-average their embedding tables with an all-reduce, as published multi-GPU word2vec trainers do
-(periodic model averaging; Ji et al. 2016). The learning rate follows the position of a span in the
-whole corpus, so the schedule is the one of a single process. Gloo on CPUs, NCCL on GPUs.
+Every process holds the whole model and trains its share of each corpus chunk. With the C kernel
+(every N-th span) the processes add up their changes to the embedding tables after every few
+spans (:func:`add_updates_`), as Hogwild threads share theirs; the batched kernel (every N-th
+slice of sentences) averages the tables after each chunk (:func:`average_`, periodic model
+averaging), which divides each process's updates by N. The learning rate follows the position of
+a span in the whole corpus, so the schedule is the one of a single process. Gloo on CPUs, NCCL on GPUs.
 Launched without ``torchrun`` (no ``WORLD_SIZE`` above 1 in the environment) nothing changes.
 """
 

@@ -81,14 +81,16 @@ def total(value: float, device: torch.device) -> float:
 
 
 def snapshot(*tensors: torch.Tensor) -> list[torch.Tensor] | None:
-    """Copies of ``tensors`` to measure what this process changes in them (None for one process)."""
+    """Copies of ``tensors`` (any shape, e.g. ``(V, D)`` tables) to measure what this process
+    changes in them (None for one process)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return None
     return [tensor.detach().clone() for tensor in tensors]
 
 
 def add_updates_(tensors: tuple[torch.Tensor, ...], before: list[torch.Tensor] | None) -> None:
-    """Give every process the start ``before`` plus the sum of every process's change since, in place."""
+    """Give every process the start ``before`` plus the sum of every process's change since, in
+    place; ``tensors`` and ``before`` are matching lists of tables of any shape, e.g. ``(V, D)``."""
     if before is None:
         return
     for tensor, start in zip(tensors, before, strict=True):

@@ -93,7 +93,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.held = bytearray()  # received, not yet parsed: MAX_QUEUED_REQUESTS are waiting
         self.held_from = 0
-        self.flow = _HoldingFlow(transport, lambda: self.held_from < len(self.held))
+        self.flow = _HoldingFlow(transport, self._holding)
         self._arm()
 
     def _arm(self) -> None:
@@ -160,7 +160,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # starts the next queued request: room for more
-        if self.held_from < len(self.held) and not self.transport.is_closing():
+        if self._holding() and not self.transport.is_closing():
             self._feed_held()
         if self.pending_refusal is not None and not self._answers_owed():
             refusal, self.pending_refusal = self.pending_refusal, None
@@ -186,22 +186,26 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.pending_refusal is not None:  # what follows a refused request is not read
             return
-        if self.held_from == len(self.held):
+        if not self._holding():
             self.held, self.held_from = bytearray(data), 0
         else:
             self.held += data
         self._feed_held()
 
+    def _holding(self) -> bool:
+        """Whether bytes received on this connection wait to be parsed."""
+        return self.held_from < len(self.held)
+
     def _feed_held(self) -> None:
         """Parse what is held, ``FEED_BYTES`` at a time, while fewer than ``MAX_QUEUED_REQUESTS``
         requests wait for their answers; keep the rest, and stop reading, until answers go out."""
-        while (self.held_from < len(self.held) and len(self.pipeline) < MAX_QUEUED_REQUESTS
+        while (self._holding() and len(self.pipeline) < MAX_QUEUED_REQUESTS
                and self.pending_refusal is None and not self.transport.is_closing()):
             start, self.held_from = self.held_from, min(self.held_from + FEED_BYTES, len(self.held))
             if not self._parse(memoryview(self.held)[start : self.held_from]):
                 self.held, self.held_from = bytearray(), 0  # the parser reads nothing after
                 return
-        if self.held_from < len(self.held):
+        if self._holding():
             self.flow.pause_reading()
         else:
             self.held, self.held_from = bytearray(), 0

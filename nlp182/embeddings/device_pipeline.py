@@ -47,11 +47,14 @@ class DeviceChunk:
         ids: ``(N,)`` int32 vocabulary ids.
         sentences: ``(N,)`` int32 sentence number of each token.
         raw_words: tokens the chunk covers, out-of-vocabulary ones included.
+        whole_tokens: tokens of the whole chunk this is one process's share of (as many as ``ids``
+            for one process); every process counts the same rounds of update exchanges from it.
     """
 
     ids: torch.Tensor
     sentences: torch.Tensor
     raw_words: int
+    whole_tokens: int
 
 
 @dataclass
@@ -74,13 +77,15 @@ class Centres:
     noise: torch.Tensor
 
 
-def to_device(chunk: Chunk, device: torch.device) -> DeviceChunk:
-    """Move a chunk's ids to ``device`` and number its sentences there."""
+def to_device(chunk: Chunk, device: torch.device, whole_tokens: int | None = None) -> DeviceChunk:
+    """Move a chunk's ids to ``device`` and number its sentences there (``whole_tokens``: those of
+    the chunk it is a share of, its own by default)."""
     ids = torch.as_tensor(chunk.ids, device=device).to(torch.int32)
     lengths = torch.as_tensor(chunk.starts, device=device).diff()
     numbers = torch.arange(len(lengths), device=device, dtype=torch.int32)
     sentences = numbers.repeat_interleave(lengths, output_size=len(chunk.ids))
-    return DeviceChunk(ids, sentences, chunk.raw_words)
+    whole = len(chunk.ids) if whole_tokens is None else whole_tokens
+    return DeviceChunk(ids, sentences, chunk.raw_words, whole)
 
 
 def subsample(
@@ -135,7 +140,7 @@ def device_chunks(corpus: EncodedCorpus, device: torch.device, rank: int, size: 
     """This process's share of every chunk of ``corpus``, on ``device`` (large chunks)."""
     large = EncodedCorpus(corpus.text, corpus.vocab, corpus.remap, chunk_tokens=CHUNK_TOKENS)
     for chunk in large:
-        yield to_device(chunk.share(rank, size), device)
+        yield to_device(chunk.share(rank, size), device, len(chunk.ids))
 
 
 class _Progress:
@@ -182,16 +187,18 @@ def train_on_device(
             n = chunk.ids.shape[0]
             alpha_start = learning_rate(position / total)
             alpha_end = learning_rate((position + chunk.raw_words * size) / total)
-            for first in range(0, n, LAUNCH_CENTRES):
-                last = min(n, first + LAUNCH_CENTRES)
-                triton_sgns.train_centres(
-                    model.w_in, model.w_out, drawn.ids, drawn.sentences, drawn.reach, drawn.noise,
-                    drawn.count, stats, alpha_start, alpha_end, config.window, config.model == "cbow",
-                    first=first, last=last,
-                )  # fmt: skip
-                share = round(chunk.raw_words * last / n) - round(chunk.raw_words * first / n)
-                progress.launched(share)
-            distributed.average_(model.w_in, model.w_out)
+            for round_first, round_last in distributed.sync_slices(n, chunk.whole_tokens, size):
+                before = distributed.snapshot(model.w_in, model.w_out)
+                for first in range(round_first, round_last, LAUNCH_CENTRES):
+                    last = min(round_last, first + LAUNCH_CENTRES)
+                    triton_sgns.train_centres(
+                        model.w_in, model.w_out, drawn.ids, drawn.sentences, drawn.reach, drawn.noise,
+                        drawn.count, stats, alpha_start, alpha_end, config.window, config.model == "cbow",
+                        first=first, last=last,
+                    )  # fmt: skip
+                    share = round(chunk.raw_words * last / n) - round(chunk.raw_words * first / n)
+                    progress.launched(share)
+                distributed.add_updates_((model.w_in, model.w_out), before)
             position += chunk.raw_words * size
             done += chunk.raw_words
         summed, examples = stats.tolist()  # once per epoch

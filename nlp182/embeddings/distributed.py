@@ -1,21 +1,26 @@
 """Data-parallel word2vec across processes: ``torchrun --nproc-per-node N nlp182 train w2v ...``.
 
-Every process holds the whole model and trains its share of each corpus chunk. With the C kernel
-(every N-th span) the processes add up their changes to the embedding tables after every few
-spans (:func:`add_updates_`), as Hogwild threads share theirs; the batched kernel (every N-th
-slice of sentences) averages the tables after each chunk (:func:`average_`, periodic model
-averaging), which divides each process's updates by N. The learning rate follows the position of
-a span in the whole corpus, so the schedule is the one of a single process. Gloo on CPUs, NCCL on GPUs.
+Every process holds the whole model and trains its share of each corpus chunk (every N-th span
+with the C kernel, every N-th slice of sentences with the batched and fused kernels). After every
+``SYNC_TOKENS`` tokens of each process, the processes add up their changes to the embedding
+tables (:func:`add_updates_`), as Hogwild threads share theirs: averaging the tables instead
+(periodic model averaging) divides each process's updates by N. The learning rate follows the
+position of a span in the whole corpus, so the schedule is the one of a single process. Gloo on
+CPUs, NCCL on GPUs.
 Launched without ``torchrun`` (no ``WORLD_SIZE`` above 1 in the environment) nothing changes.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
+
+#: Tokens each process trains between two exchanges of the processes' updates.
+SYNC_TOKENS = 80_000
 
 
 def launched() -> bool:
@@ -36,7 +41,7 @@ def start(device: torch.device) -> tuple[int, int]:
 def stop() -> None:
     """Leave the process group, if this process joined one (a no-op otherwise).
 
-    Call it once the model is averaged: a process that exits with gloo's threads still running
+    Call it once the last updates are exchanged: a process that exits with gloo's threads still running
     aborts ("terminate called without an active exception"), which failed torchrun runs at random.
     """
     if dist.is_available() and dist.is_initialized():
@@ -56,19 +61,6 @@ def main_first(work: Callable[[], object]) -> None:
     if dist.get_rank() == 0:
         work()
     dist.barrier()
-
-
-def average_(*tensors: torch.Tensor) -> None:
-    """Replace each tensor (any shape, e.g. a ``(V, D)`` table) by its mean over the processes, in place.
-
-    A no-op for one process.
-    """
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    size = dist.get_world_size()
-    for tensor in tensors:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        tensor.div_(size)
 
 
 def total(value: float, device: torch.device) -> float:
@@ -97,3 +89,12 @@ def add_updates_(tensors: tuple[torch.Tensor, ...], before: list[torch.Tensor] |
         tensor.sub_(start)
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor.add_(start)
+
+
+def sync_slices(count: int, chunk_tokens: int, size: int) -> list[tuple[int, int]]:
+    """``(first, last)`` slices of this process's ``count`` examples (or centres) of a chunk of
+    ``chunk_tokens`` tokens (the whole chunk, every process's share): the rounds after each of which
+    the ``size`` processes add up their updates. Every process gets as many rounds (about
+    ``SYNC_TOKENS`` tokens of its share each); a single process gets one."""
+    rounds = 1 if size == 1 else max(1, math.ceil(chunk_tokens / (size * SYNC_TOKENS)))
+    return [(count * round_ // rounds, count * (round_ + 1) // rounds) for round_ in range(rounds)]

@@ -57,7 +57,7 @@ BACKENDS = ("torch", "gensim", "auto")
 KERNELS = ("auto", "native", "batched", "triton")
 SPAN_TOKENS = 10_000
 #: Spans each process trains between two exchanges of the processes' updates (C kernel, several processes).
-SYNC_SPANS = 8
+SYNC_SPANS = distributed.SYNC_TOKENS // SPAN_TOKENS
 GENSIM_IN_MEMORY_TOKENS = 5_000_000
 MAX_EXP = 6.0
 # The help of each flag of `nlp182 train w2v` (one per Word2VecConfig field; epochs, seed and
@@ -562,9 +562,9 @@ def _sync_rounds(spans: list[_Span], rank: int, size: int) -> list[list[_Span]]:
 
 def _train_batched(model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, bar: Any) -> tuple[int, float]:
     """Training in large batches of examples with the PyTorch step (any device); launched as
-    several processes, each trains its slice of every chunk and the tables are averaged after
-    each chunk. Returns the raw words this process trained on and the last epoch's mean loss
-    per example."""
+    several processes, each trains its slice of every chunk's sentences, and the processes add up
+    their updates after every ``distributed.SYNC_TOKENS`` tokens of each (as the C kernel's do).
+    Returns the raw words this process trained on and the last epoch's mean loss per example."""
     rank, size = distributed.start(model.device)
     total = model.vocab.total_words * config.epochs
     done, loss, position = 0, math.nan, 0
@@ -575,11 +575,13 @@ def _train_batched(model: SGNS, corpus: EncodedCorpus, config: Word2VecConfig, b
             examples = model.examples(chunk) if len(chunk.ids) else ()
             count = len(examples[0]) if examples else 0
             chunk_loss = torch.zeros((), device=model.device)
-            for start in range(0, count, config.batch_size):
-                batch = [tensor[start : start + config.batch_size] for tensor in examples]
-                progress = (position + whole.raw_words * start / count) / total
-                chunk_loss += model.step(batch, _learning_rate(config, progress))
-            distributed.average_(model.w_in, model.w_out)
+            for first, last in distributed.sync_slices(count, len(whole.ids), size):
+                before = distributed.snapshot(model.w_in, model.w_out)
+                for start in range(first, last, config.batch_size):
+                    batch = [tensor[start : min(last, start + config.batch_size)] for tensor in examples]
+                    progress = (position + whole.raw_words * start / count) / total
+                    chunk_loss += model.step(batch, _learning_rate(config, progress))
+                distributed.add_updates_((model.w_in, model.w_out), before)
             epoch_loss, epoch_examples = epoch_loss + float(chunk_loss), epoch_examples + count
             loss = _mean_loss(epoch_loss, epoch_examples)
             done, position = done + chunk.raw_words, position + whole.raw_words

@@ -444,6 +444,26 @@ def embeddings_page(img: Path) -> Page:
                 table(["trainer", *data["columns"]], rows),
             ),
         )
+    spread = load("distributed-cpu")
+    page.add(
+        "distributed",
+        Figure(
+            "word2vec over N processes (`torchrun`, gloo), beside one process",
+            ["distributed-cpu"],
+            "python -m bench.distributed",
+            table(
+                ["kernel", "processes", "epochs", "WordSim-353", "SimLex-999", "analogies",
+                 "WordSim-353 / one process"],
+                [
+                    [kernel, procs, row["epochs"], fmt(row["scores"]["wordsim353"]),
+                     fmt(row["scores"]["simlex999"]), pct(row["scores"]["analogy"]),
+                     f"**{row['ratio_to_one_process']['wordsim353']:.2f}x**"]
+                    for kernel, by_procs in spread["rows"].items()
+                    for procs, row in by_procs.items()
+                ],
+            ),
+        ),
+    )
     wiki = load("wiki-prepare-cpu")
     page.add(
         "wiki-prepare",

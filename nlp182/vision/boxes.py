@@ -77,6 +77,7 @@ def _greedy(
     _check_boxes(boxes)
     if scores.shape != (len(boxes),):
         raise ShapeError(f"scores must have shape ({len(boxes)},); got {tuple(scores.shape)}")
+    _refuse_nan_scores(scores, "scores", "boxes are kept by falling score")
     if classes is not None and classes.shape != (len(boxes),):
         raise ShapeError(f"classes must have shape ({len(boxes)},); got {tuple(classes.shape)}")
     order = torch.sort(scores, descending=True, stable=True).indices
@@ -122,6 +123,30 @@ def _per_box(boxes: torch.Tensor, **fields: torch.Tensor) -> torch.Tensor:
     return boxes
 
 
+def _refuse_nan_scores(scores: torch.Tensor, noun: str, why: str) -> None:
+    """Refuse NaN among ``scores (N,)``: NaN has no rank (a sort put a NaN box first, where it
+    suppressed or outranked the boxes around it), and it marks a diverged model."""
+    nan = torch.isnan(scores)
+    if bool(nan.any()):
+        raise InvalidInputError(
+            f"{int(nan.sum())} of {len(nan)} {noun} are NaN (the first at row {int(nan.nonzero()[0, 0])}); "
+            f"{why}, and NaN has no rank"
+        )
+
+
+def _refuse_nonfinite_boxes(boxes: torch.Tensor, kind: str) -> None:
+    """Refuse a ``(N, 4)`` box with a NaN or infinite corner: its IoU with every box is NaN, which
+    took the place of a real match (one NaN ground truth made every detection beside it a false
+    positive) without a word."""
+    bad = ~torch.isfinite(boxes).all(dim=1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        raise InvalidInputError(
+            f"{kind} box {row} {boxes[row].tolist()} has a NaN or infinite corner ({int(bad.sum())} of "
+            f"{len(boxes)} boxes do); boxes are finite (x0, y0, x1, y1)"
+        )
+
+
 @dataclass
 class Detections:
     """One image's detections: ``boxes (N, 4)``, ``scores (N,)``, ``labels (N,)``.
@@ -130,6 +155,7 @@ class Detections:
         ShapeError: the shapes do not agree.
         InvalidInputError: a score is NaN. NaN has no place in a ranking (a sort by score put a
             0.9 true positive below a 0.1 false positive around it), and it marks a diverged model.
+            Or a box has a NaN or infinite corner.
     """
 
     boxes: torch.Tensor
@@ -138,12 +164,8 @@ class Detections:
 
     def __post_init__(self) -> None:
         self.boxes = _per_box(self.boxes, scores=self.scores, labels=self.labels)
-        nan = torch.isnan(self.scores)
-        if bool(nan.any()):
-            raise InvalidInputError(
-                f"{int(nan.sum())} of {len(nan)} detection scores are NaN (the first at row "
-                f"{int(nan.nonzero()[0, 0])}); detections are ranked by score, and NaN has no rank"
-            )
+        _refuse_nan_scores(self.scores, "detection scores", "detections are ranked by score")
+        _refuse_nonfinite_boxes(self.boxes, "detection")
 
 
 @dataclass
@@ -154,7 +176,7 @@ class GroundTruth:
         ShapeError: the shapes do not agree.
         InvalidInputError: a box ends before it starts (``x1 < x0`` or ``y1 < y0``): boxes given as
             ``(x, y, width, height)`` mostly are such, and would match nothing, so that AP fell
-            without a word.
+            without a word. Or a box has a NaN or infinite corner.
     """
 
     boxes: torch.Tensor
@@ -162,6 +184,7 @@ class GroundTruth:
 
     def __post_init__(self) -> None:
         self.boxes = _per_box(self.boxes, labels=self.labels)
+        _refuse_nonfinite_boxes(self.boxes, "ground-truth")
         inverted = (self.boxes[:, 2] < self.boxes[:, 0]) | (self.boxes[:, 3] < self.boxes[:, 1])
         if bool(inverted.any()):
             row = int(inverted.nonzero()[0, 0])
@@ -188,7 +211,7 @@ def _match(
             continue
         ious = box_iou(detections[image].boxes[row : row + 1].detach().double(), gt_boxes[image])[0].numpy()
         ious[matched[image]] = -1.0
-        best = int(ious.argmax())
+        best = len(ious) - 1 - int(ious[::-1].argmax())  # of equal overlaps the last, as pycocotools
         if ious[best] >= threshold:
             tp[k] = True
             matched[image][best] = True
@@ -249,6 +272,8 @@ def average_precision(
             f"{len(detections)} detection sets for {len(truths)} images; pass one per image"
         )
     _check_interpolation(interpolation)
+    if not 0 < iou_threshold <= 1:  # 0 counted a detection overlapping nothing as a true positive
+        raise InvalidInputError(f"iou_threshold must be in (0, 1]; got {iou_threshold}")
     tp, num_truths = _match(detections, truths, label, iou_threshold)
     if num_truths == 0:
         return float("nan")

@@ -266,3 +266,38 @@ def test_a_nan_detection_score_is_refused_and_infinite_ones_rank() -> None:
     infinite = torch.tensor([0.1, -float("inf"), float("inf")])
     ranked = Detections(boxes, infinite, torch.zeros(3, dtype=torch.long))
     assert mean_average_precision([ranked], truth)["map"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("corner", [float("nan"), float("inf")])
+def test_a_box_with_a_nan_or_infinite_corner_is_refused(corner: float) -> None:
+    """A NaN ground-truth corner made its IoU with every detection NaN, which took the place of the
+    real match: the exact hit beside it became a false positive and AP read 0.0 without a word."""
+    with pytest.raises(InvalidInputError, match=r"ground-truth box 0 .* NaN or infinite corner \(1 of 2"):
+        _gt([[0, 0, 10, corner], [0, 0, 10, 10]], [0, 0])
+    with pytest.raises(InvalidInputError, match=r"detection box 1 .* has a NaN or infinite corner"):
+        _det([[0, 0, 10, 10], [corner, 0, 10, 10]], [0.9, 0.8], [0, 0])
+    with pytest.raises(InvalidInputError, match=r"1 of 2 scores are NaN \(the first at row 0\)"):
+        nms(torch.tensor([[0.0, 0, 10, 10], [1.0, 0, 11, 10]]), torch.tensor([float("nan"), 0.9]))
+
+
+def test_of_two_objects_overlapped_equally_the_last_is_matched_as_pycocotools_does() -> None:
+    """The first detection overlaps both objects by 0.818; COCOeval matches the later object, so
+    the second detection (IoU 1.0 with that one, 0.667 with the other) misses at IoU 0.7. Taking the
+    first object instead gave AP 1.0 there, and COCO mAP 0.776 where COCOeval reports 0.627."""
+    truth = _gt([[0, 0, 10, 10], [2, 0, 12, 10]], [0, 0])
+    found = _det([[1, 0, 11, 10], [2, 0, 12, 10]], [0.9, 0.8], [0, 0])
+    assert average_precision([found], [truth], 0, 0.7) == pytest.approx(0.5)
+    assert average_precision([found], [truth], 0, 0.65) == pytest.approx(1.0)
+    # COCO's 101 recall points: IoU 0.5-0.65 both hit (AP 1); 0.7-0.8 the first hits, the second
+    # misses (precision 1 up to recall 0.5); 0.85-0.95 the first misses (precision 0.5 to recall 0.5)
+    up_to_half = 51 / 101
+    expected = (4 * 1.0 + 3 * up_to_half + 3 * 0.5 * up_to_half) / 10
+    coco = mean_average_precision([found], [truth], COCO_THRESHOLDS, "coco101")["map"]
+    assert coco == pytest.approx(expected, abs=1e-12) and round(coco, 4) == 0.6272
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.5, 1.5])
+def test_average_precision_refuses_an_iou_threshold_outside_0_1(threshold: float) -> None:
+    """At 0 a detection that overlaps no object counted as a true positive."""
+    with pytest.raises(InvalidInputError, match=r"iou_threshold must be in \(0, 1\]"):
+        average_precision([DET0], [GT0], 0, threshold)

@@ -8,6 +8,7 @@ objective is any ``params -> score`` callable; ``bench/hparam_search.py`` drives
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import math
@@ -135,9 +136,11 @@ def _evaluate(objective: Objective, params: dict[str, Any], stage: str) -> Trial
     """Score one point. A failed trial loses, it does not end the search and lose the others: a
     score that is not a finite number, the Trainer's ``NonFiniteError`` (its loss became inf or
     NaN) or any other error (out of memory at a large batch, say) scores ``-inf`` and keeps its
-    reason in ``error``."""
+    reason in ``error``. The objective gets a copy of ``params``: one that popped or set a key
+    (``lr = p.pop("lr")``) changed the point the trial recorded, and the search narrowed on that."""
+    params = copy.deepcopy(params)
     try:
-        score, metrics = _score_of(objective(params))
+        score, metrics = _score_of(objective(copy.deepcopy(params)))
     except NonFiniteError as exc:
         log.warning("%s trial %s diverged: %s", stage, params, exc)
         return Trial(dict(params), -math.inf, {"diverged": 1.0}, stage, f"diverged: {exc}")

@@ -137,3 +137,22 @@ def test_an_objective_that_returns_no_number_fails_that_trial_only() -> None:
     assert [t.score for t in trials] == [0.5, -math.inf, -math.inf, 0.75]
     assert "returned None" in trials[1].error and "returned tensor([1., 2.])" in trials[2].error
     assert trials[3].metrics == {"acc": 0.9} and best_trial(trials) is trials[3]
+
+
+def test_a_trial_records_the_point_it_drew_whatever_the_objective_does_with_it() -> None:
+    """An objective that pops or sets a key (``lr = p.pop("lr")``) changed the recorded point: the
+    trial lost its ``lr`` and coarse_to_fine failed with KeyError: 'lr' when it narrowed the space."""
+    space = {"lr": LogUniform(1e-4, 1e-1), "wd": Uniform(0.0, 1e-3), "layers": Choice(([1], [1, 2]))}
+
+    def objective(params: dict) -> float:
+        lr = params.pop("lr")
+        params["wd"] = 0.0
+        params["layers"].append(9)
+        return -abs(math.log10(lr) + 2)
+
+    trials = random_search(objective, space, 4, seed=3)
+    assert all(set(t.params) == {"lr", "wd", "layers"} and t.params["wd"] > 0 for t in trials)
+    assert all(9 not in t.params["layers"] for t in trials)
+    assert space["layers"].options == ([1], [1, 2])
+    both = coarse_to_fine(objective, space, 4, 2, seed=3)
+    assert len(both) == 6 and all("lr" in t.params for t in both)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import os
 from collections.abc import Iterator
 
@@ -145,8 +146,22 @@ def _occlusion(
         batch = image.to(device).expand(len(chunk), c, h, w).clone()
         for k, (y, x) in enumerate(chunk):
             batch[k, :, y : y + patch, x : x + patch] = fill
-        probs.append(model(batch).softmax(dim=1)[:, target].float().cpu())
+        probs.append(_of_class(model(batch).softmax(dim=1), target).float().cpu())
     return torch.cat(probs).view(len(tops), len(lefts))
+
+
+def _of_class(scores: torch.Tensor, target: int) -> torch.Tensor:
+    """Column ``target`` of a model's ``(B, K)`` class scores, ``(B,)``, after checking it names a
+    class: -1 explained the last class without a word (Python's indexing), and ``K`` fell with a
+    bare IndexError."""
+    classes = scores.shape[-1]
+    try:
+        index = None if isinstance(target, bool) else operator.index(target)
+    except TypeError:
+        index = None
+    if index is None or not 0 <= index < classes:
+        raise InvalidInputError(f"target must be a class index from 0 to {classes - 1}; got {target!r}")
+    return scores[:, index]
 
 
 def saliency_map(model: nn.Module, image: torch.Tensor, target: int) -> torch.Tensor:
@@ -160,7 +175,7 @@ def saliency_map(model: nn.Module, image: torch.Tensor, target: int) -> torch.Te
     device = next(model.parameters()).device
     with _evaluating(model), torch.enable_grad():
         x = image.detach().to(device).unsqueeze(0).requires_grad_(True)
-        (gradient,) = torch.autograd.grad(model(x)[0, target], x)
+        (gradient,) = torch.autograd.grad(_of_class(model(x), target)[0], x)
     return gradient[0].abs().amax(dim=0).cpu()
 
 
@@ -191,7 +206,7 @@ def activation_maximization(
         for _ in range(steps):
             dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
             shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            objective = model(shifted)[0, target] - l2 * x.pow(2).sum()
+            objective = _of_class(model(shifted), target)[0] - l2 * x.pow(2).sum()
             (x.grad,) = torch.autograd.grad(-objective, x)
             optimizer.step()
     return x.detach()[0].cpu()

@@ -152,3 +152,26 @@ def test_activation_maximization_follows_the_model_dtype() -> None:
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)).double()
     image = activation_maximization(model, target=1, shape=(1, 8, 8), steps=3)
     assert image.dtype == torch.float64 and image.shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize("target", [-1, 3, 1.0, True, "1"])
+def test_maps_refuse_a_target_that_is_not_a_class(target) -> None:
+    """-1 explained the last class without a word (Python's indexing); 3 of 3 classes fell with a
+    bare IndexError."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    image = torch.randn(2, 4, 4)
+    for explain in (
+        lambda: saliency_map(model, image, target),
+        lambda: occlusion_map(model, image, target, patch=2),
+        lambda: activation_maximization(model, target, (2, 4, 4), steps=1),
+    ):
+        with pytest.raises(InvalidInputError, match=r"target must be a class index from 0 to 2"):
+            explain()
+
+
+def test_a_numpy_or_tensor_class_index_is_a_target() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    image = torch.randn(2, 4, 4)
+    expected = saliency_map(model, image, 2)
+    torch.testing.assert_close(saliency_map(model, image, np.int64(2)), expected)
+    torch.testing.assert_close(saliency_map(model, image, torch.tensor(2)), expected)

@@ -14,6 +14,7 @@ exported here too.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -64,7 +65,10 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(models)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return average_probabilities([m(x) for m in self.members]).clamp_min(1e-30).log()
+        # log-mean-exp of the log-probabilities: exact in any dtype, where the log of the mean
+        # probability met 0 (a clamp at 1e-30 is 0 in float16) and gave -inf
+        log_probs = _stack([m(x) for m in self.members]).log_softmax(dim=-1)
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
 
 
 def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -151,3 +151,24 @@ def test_snapshot_ensemble_takes_one_copy_per_cycle(digits):
     assert not torch.equal(snapshots[0][1].weight, snapshots[1][1].weight)
     assert accuracy(predict_logits(Ensemble(snapshots), x_te), y_te) > 0.9
     assert accuracy(predict_logits(average_parameters(snapshots), x_te), y_te) > 0.9
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_ensemble_log_probabilities_stay_finite_in_low_precision(dtype) -> None:
+    """The log of the mean probability, clamped at 1e-30 (0 in float16), gave -inf for a class
+    with logit -200; the log-mean-exp of the members' log-probabilities is finite in every dtype."""
+
+    class Fixed(nn.Module):
+        def __init__(self, logits: list[float]) -> None:
+            super().__init__()
+            self.logits = torch.tensor([logits], dtype=dtype)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.logits.expand(len(x), -1)
+
+    members = [[0.0, -200.0, 5.0], [1.0, -150.0, 2.0]]
+    out = Ensemble([Fixed(m) for m in members])(torch.zeros(2, 1))
+    assert out.dtype == dtype and bool(torch.isfinite(out).all())
+    reference = torch.logsumexp(torch.tensor(members, dtype=torch.float64).log_softmax(-1), 0) - np.log(2)
+    tolerance = {torch.float16: 0.2, torch.bfloat16: 1.5, torch.float32: 1e-4}[dtype]
+    np.testing.assert_allclose(out[0].double().numpy(), reference.numpy(), atol=tolerance, rtol=0.01)

@@ -27,13 +27,21 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str,
 
     ``[{"params": matrices, "weight_decay": weight_decay}, {"params": the rest, "weight_decay": 0.0}]``;
     pass the list to any optimizer in place of ``model.parameters()``. Frozen parameters
-    (``requires_grad=False``) are left out, and an empty group is dropped.
+    (``requires_grad=False``) are left out, and an empty group is dropped; a model with no
+    trainable parameter is refused.
     """
     if weight_decay < 0:
         raise InvalidInputError(f"weight_decay must be >= 0, got {weight_decay}")
     hook = getattr(model, "no_weight_decay", None)
     exempt = set(hook()) if callable(hook) else set()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:  # torch's optimizers only said "optimizer got an empty parameter list"
+        frozen = sum(1 for _ in model.parameters())
+        raise InvalidInputError(
+            f"{type(model).__name__} has no trainable parameter ({frozen} frozen, requires_grad=False); "
+            "freeze a part of it (nlp182.vision.freeze(model, up_to=...)) or unfreeze it "
+            "(nlp182.vision.unfreeze)"
+        )
     unknown = exempt - {n for n, _ in model.named_parameters()}
     if unknown:
         raise InvalidInputError(f"no_weight_decay() names parameters the model lacks: {sorted(unknown)}")

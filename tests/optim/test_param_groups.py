@@ -67,3 +67,13 @@ def test_the_model_can_exempt_more_and_frozen_parameters_are_left_out() -> None:
         weight_decay_groups(model, 0.1)
     with pytest.raises(InvalidInputError, match="must be >= 0"):  # refused for itself, on a sound model
         weight_decay_groups(nn.Linear(2, 2), -0.5)
+
+
+def test_a_model_with_no_trainable_parameter_is_named_as_such() -> None:
+    """A fully frozen model reached torch's "optimizer got an empty parameter list"."""
+    from nlp182.vision import freeze
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+    freeze(model)
+    with pytest.raises(InvalidInputError, match=r"Sequential has no trainable parameter \(4 frozen"):
+        weight_decay_groups(model, 0.1)

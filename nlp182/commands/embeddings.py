@@ -16,7 +16,7 @@ from nlp182.commands.flags import POSITIVE, add_overwrite_flag, checked, train_g
 from nlp182.commands.limits import add_limit_flags, limits_from
 from nlp182.corpora.wiki import MAX_ARTICLE_BYTES
 from nlp182.embeddings.vectors import RESTRICT_VOCAB
-from nlp182.errors import InvalidInputError, MissingFileError, Nlp182Error
+from nlp182.errors import FileFormatError, InvalidInputError, MissingFileError, Nlp182Error
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,11 @@ def _evaluate_files(args: argparse.Namespace) -> int:
                 }
             for path in args.analogies:
                 add = evaluate_analogies(vectors, path, args.restrict_vocab, "3cosadd")
+                if not add.total:  # else 0% accuracy was printed and kept for no question asked
+                    raise FileFormatError(
+                        f"{path}: no question of its {add.oov} has its four words in the vocabulary "
+                        f"(the first {args.restrict_vocab:,} words: --restrict-vocab)"
+                    )
                 mul = evaluate_analogies(vectors, path, args.restrict_vocab, "3cosmul")
                 run_analogies.append((run, path, add.accuracy, mul.accuracy, add.total, add.oov))
                 kept[str(Path(path).resolve())] = {

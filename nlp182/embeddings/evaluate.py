@@ -1,16 +1,20 @@
 """Intrinsic evaluation: WordSim-353 / SimLex-999 (Spearman) and the Google analogies.
 
-The figures equal gensim's ``evaluate_word_pairs`` and ``evaluate_word_analogies``: the same
-case-insensitive lookup (the most frequent case variant wins), the same ``restrict_vocab``, the
-same skipping of out-of-vocabulary items (counted and reported; or, with ``dummy4unknown``, scored
-0), and the same rule for picking an analogy answer (the best of the top 5 that is not a query
-word). Analogies are answered in batches by the query core (``nlp182.embeddings.query``), which
-scores a block of rows at a time: memory stays bounded (as gensim's ``restrict_vocab`` bounds its
+The figures equal gensim's ``evaluate_word_pairs`` and ``evaluate_word_analogies``: a
+case-insensitive lookup in which the most frequent case variant wins (folded to lower case in
+NFKC, where gensim upper-cases: the two agree on ASCII words, see :func:`_fold`), the same
+``restrict_vocab``, the same skipping of out-of-vocabulary items (counted and reported; or, with
+``dummy4unknown``, scored 0), and the same rule for picking an analogy answer (the best of the
+top 5 that is not a query word). Analogies are answered in batches by the query core
+(``nlp182.embeddings.query``), which scores a block of rows at a time: memory stays bounded (as
+gensim's ``restrict_vocab`` bounds its
 own) however large the vocabulary, and no unit-normalised copy of the matrix is made.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import logging
 import math
 import os
@@ -108,26 +112,49 @@ words (the official SimLex-999 names it ``SimLex999``; WordSim-353's ``set1.tab`
 #: Parts of a score column's name in a header whose first columns name the words (``Human mean``,
 #: ``Score (0-10)``): the column is found by name there, never as a rater's number.
 SCORE_NAME_PARTS = ("simlex", "mean", "score", "similar", "related", "gold", "average", "rating")
-#: The first column of a header row: ``word1``, ``Word 1``, ``w1``, ``term_1``.
+#: A header's name of the first word's column: ``word1``, ``Word 1``, ``w1``, ``term_1``.
 FIRST_WORD_HEADER = re.compile(r"(word|w|term)[ _-]?1", re.IGNORECASE)
+#: A header's name of the second word's column.
+SECOND_WORD_HEADER = re.compile(r"(word|w|term)[ _-]?2", re.IGNORECASE)
+#: The most word pairs or analogy questions a file may hold: the published sets hold thousands
+#: (SimLex-999: 999, the Google analogies: 19,544), and a file read whole stays within ~0.5 GB.
+MAX_EVAL_ITEMS = 1_000_000
+#: A score written with a decimal comma (``7,35``), named as such when it fails to read.
+DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 
 @dataclass(frozen=True)
 class PairsLayout:
-    """Where a word-pairs file keeps its fields: the two words are its first columns, the score is
-    column ``score`` (0-based); ``delimiter`` None splits at runs of whitespace. A ``wide`` file has
-    more columns than these three."""
+    """Where a word-pairs file keeps its fields: the two words are columns ``words`` (0-based; the
+    first two unless a header names others), the score is column ``score``; ``delimiter`` None
+    splits at runs of whitespace. A ``wide`` file has more columns than these three."""
 
     delimiter: str | None
     score: int = 2
     wide: bool = False
+    words: tuple[int, int] = (0, 1)
+
+    def split(self, line: str) -> list[str]:
+        """The fields of ``line``; a comma-separated line with quotes is read as CSV (``"1,000"`` is
+        one field, ``"love"`` the word love: Python's ``csv.QUOTE_ALL`` and pandas write such)."""
+        return split_fields(line, self.delimiter)
+
+    def fits(self, fields: list[str]) -> bool:
+        """Whether ``fields`` are as many as a pair of this layout has: gensim's layout takes exactly
+        ``word1, word2, score``; a wide one every column up to the last it reads."""
+        return len(fields) > max(self.score, *self.words) if self.wide else len(fields) == 3
 
     def score_of(self, fields: list[str]) -> float | None:
-        """The score of a line's ``fields``, or None when they are not a pair: gensim's layout takes
-        exactly ``word1, word2, score``; a wide one at least ``score + 1`` fields."""
-        if len(fields) > self.score if self.wide else len(fields) == 3:
-            return _number(fields[self.score])
-        return None
+        """The score of a line's ``fields``, or None when they are not a pair of this layout or
+        the score is not a finite number."""
+        return _number(fields[self.score]) if self.fits(fields) else None
+
+
+def split_fields(line: str, delimiter: str | None) -> list[str]:
+    """``line`` split at ``delimiter`` (None: runs of whitespace), a quoted comma-separated line as CSV."""
+    if delimiter == "," and '"' in line:
+        return next(csv.reader([line]))
+    return line.split(delimiter)
 
 
 def pairs_layout(
@@ -138,27 +165,40 @@ def pairs_layout(
 
     ``delimiter=None`` picks it from that line: a tab, else a comma, else whitespace (MEN's files).
     A line of at most three fields is gensim's ``word1, word2, score``. A wider one is either a
-    header (the score column found by name: the official SimLex-999 and WordSim-353 files) or a
-    first pair (the score is the first number after the words: the Rare Words and SimVerb files).
-    A header whose first columns name the words but no column names a score is refused: its
-    numbers are raters' names, not scores.
+    header (the words' columns found by name, ``word1`` and ``word2``, wherever they stand, as
+    after pandas' index column; the score column by name: the official SimLex-999 and WordSim-353
+    files) or a first pair (the score is the first number after the words: the Rare Words and
+    SimVerb files). A header that names the words but no score is refused: its numbers are raters'
+    names, not scores. So is a wide first pair that starts with a number: an id column, which
+    would be read as the first word.
     """
     if delimiter is None:
         delimiter = "\t" if "\t" in line else "," if "," in line else None
-    fields = line.split(delimiter)
+    fields = split_fields(line, delimiter)
     if len(fields) <= 3:
         return PairsLayout(delimiter)
-    header = FIRST_WORD_HEADER.fullmatch(fields[0].strip()) is not None
     names = [name.strip().lower() for name in fields]
-    named = [i for i, name in enumerate(names) if i >= 2 and (
+    first = next((i for i, name in enumerate(names) if FIRST_WORD_HEADER.fullmatch(name)), None)
+    header = first is not None
+    words = (0, 1)
+    if header:
+        second = next((i for i, name in enumerate(names) if SECOND_WORD_HEADER.fullmatch(name)), first + 1)
+        words = (first, second)
+    named = [i for i, name in enumerate(names) if i not in words and (
         name in SCORE_COLUMNS or (header and any(part in name for part in SCORE_NAME_PARTS)))]
     if named:
-        return PairsLayout(delimiter, named[0], wide=True)
+        return PairsLayout(delimiter, named[0], wide=True, words=words)
+    shown = _shown(delimiter)
     if header:
-        shown = _shown(delimiter)
         raise FileFormatError(
             f"{path}: line {number} is a header ({', '.join(fields)}) and no column after the words names a "
             f"score ({', '.join(SCORE_COLUMNS)}); name it so, or write word1{shown}word2{shown}score lines"
+        )
+    if _number(fields[0]) is not None:
+        raise FileFormatError(
+            f"{path}: line {number} ({shown.join(fields[:4])}...) starts with a number, as an id or row "
+            f"number column does, which would be read as the first word; start the file with a header "
+            f"that names the columns (e.g. id{shown}word1{shown}word2{shown}score), or drop the column"
         )
     numbers = [i for i, value in enumerate(fields) if i >= 2 and _number(value) is not None]
     return PairsLayout(delimiter, numbers[0], wide=True) if numbers else None
@@ -173,29 +213,75 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@dataclass
+class SkippedLines:
+    """Lines of a pairs file that are not a pair: how many, and the first one's number and why."""
+
+    count: int = 0
+    first: tuple[int, str] | None = None
+
+    def add(self, number: int, reason: str) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = (number, reason)
+
+
 def read_word_pairs(
     path: str | os.PathLike[str], delimiter: str | None = "\t", case_insensitive: bool = True
-) -> tuple[list[tuple[str, str, float]], list[tuple[int, int]], PairsLayout | None]:
-    """``(pairs, malformed, layout)`` of a word-pairs file: ``(word1, word2, score)`` with the words
-    folded as :func:`_fold` folds them when ``case_insensitive`` (else as written), the ``(line
-    number, field count)`` of lines that are not a pair (a header among them; gensim skips them
-    too), and the layout read (None for a file of comments). ``#`` lines are comments."""
-    pairs, malformed, layout = [], [], None
+) -> tuple[list[tuple[str, str, float]], SkippedLines, PairsLayout | None]:
+    """``(pairs, skipped, layout)`` of a word-pairs file: ``(word1, word2, score)`` with the words
+    folded as :func:`_fold` folds them when ``case_insensitive`` (else as written), the lines that
+    are not a pair (gensim skips them too; a header is not counted) and the layout read (None for
+    a file of comments). ``#`` lines are comments. More than ``MAX_EVAL_ITEMS`` pairs are refused,
+    so that a huge or wrong file costs bounded memory. Skipped lines are logged, with the first
+    one's reason."""
+    pairs: list[tuple[str, str, float]] = []
+    skipped, layout, first_row = SkippedLines(), None, True
     for number, line in _lines(path):
         if not line or line.startswith("#"):
             continue
         if layout is None:
             layout = pairs_layout(path, line, number, delimiter)
             if layout is None:
-                malformed.append((number, len(line.split(delimiter))))
+                skipped.add(number, "it is not a pair and names no columns")
                 continue
-        fields = _file_text(line, case_insensitive).split(layout.delimiter)
+        fields = layout.split(_file_text(line, case_insensitive))
         score = layout.score_of(fields)
-        if score is None:
-            malformed.append((number, len(fields)))
-        else:
-            pairs.append((fields[0], fields[1], score))
-    return pairs, malformed, layout
+        if score is not None:
+            pairs.append((fields[layout.words[0]], fields[layout.words[1]], score))
+            if len(pairs) > MAX_EVAL_ITEMS:
+                raise FileFormatError(
+                    f"{path}: more than {MAX_EVAL_ITEMS:,} word pairs; similarity sets hold thousands "
+                    "(SimLex-999: 999), so this is not one"
+                )
+        elif not (first_row and layout.fits(fields) and _is_name(fields[layout.score])):  # else a header
+            skipped.add(number, _why_not_a_pair(fields, layout))
+        first_row = False
+    if skipped.count and pairs:
+        number, reason = skipped.first
+        log.warning("%s: skipped %d line%s that %s not a word pair (first: line %d: %s)", path, skipped.count,
+                    "" if skipped.count == 1 else "s", "is" if skipped.count == 1 else "are", number, reason)
+    return pairs, skipped, layout
+
+
+def _is_name(text: str) -> bool:
+    """Whether a score field is a column's name (``score``), not a number, ``nan`` or ``7,35``."""
+    try:
+        float(text)
+    except ValueError:
+        return DECIMAL_COMMA.fullmatch(text.strip()) is None
+    return False
+
+
+def _why_not_a_pair(fields: list[str], layout: PairsLayout) -> str:
+    """Why ``fields`` are not a pair of ``layout``: too few or too many fields, or a score that is
+    not a finite number (with a decimal comma named)."""
+    if not layout.fits(fields):
+        return f"it has {len(fields)} field{'' if len(fields) == 1 else 's'}"
+    value = fields[layout.score].strip()
+    if DECIMAL_COMMA.fullmatch(value):
+        return f"its score {value!r} has a decimal comma; write {value.replace(',', '.')}"
+    return f"its score {value!r} is not a finite number"
 
 
 class _VocabRows:
@@ -242,6 +328,8 @@ def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     with target.open("rb") as handle:
         lines = BoundedLines(handle, MAX_LINE_BYTES, str(path))
         for number, line in lines:
+            if number == 1 and line.startswith(codecs.BOM_UTF8):  # a BOM glued to the first word
+                line = line[len(codecs.BOM_UTF8) :]
             try:
                 yield number, line.decode("utf-8").rstrip("\r")
             except UnicodeDecodeError as exc:
@@ -274,7 +362,7 @@ def evaluate_word_pairs(
     cosine, is the same the correlation is undefined too: NaN, with a warning that says why.
     """
     vocab = _VocabRows(vectors, restrict_vocab, case_insensitive)
-    pairs, malformed, layout = read_word_pairs(path, delimiter, case_insensitive)
+    pairs, skipped, layout = read_word_pairs(path, delimiter, case_insensitive)
     gold, rows, oov = [], [], 0
     for a, b, gold_score in pairs:
         if a not in vocab or b not in vocab:
@@ -285,12 +373,14 @@ def evaluate_word_pairs(
             continue
         gold.append(gold_score)
         rows.append((vocab[a], vocab[b]))
-    if not gold and malformed and not oov:
-        number, fields = malformed[0]
+    if not pairs:
         shown = _shown(layout.delimiter if layout else delimiter)
+        if not skipped.count:
+            raise FileFormatError(f"{path} holds no word pair: write word1{shown}word2{shown}score lines")
+        number, reason = skipped.first
         raise FileFormatError(
-            f"{path}: no line reads word1{shown}word2{shown}score ({len(malformed)} "
-            f"skipped as malformed; line {number} has {fields} field{'' if fields == 1 else 's'})"
+            f"{path}: no line reads word1{shown}word2{shown}score ({skipped.count} skipped; line {number}: "
+            f"{reason})"
         )
     if len(gold) < 2:
         raise TooFewPairsError(
@@ -350,8 +440,10 @@ def read_analogies(
     path: str | os.PathLike[str], case_insensitive: bool = True
 ) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
     """Sections of ``a b c d`` questions (folded by ``_fold`` when ``case_insensitive``) from a
-    ``: section`` file."""
+    ``: section`` file. A file with no question, or more than ``MAX_EVAL_ITEMS``, is refused: an
+    empty file scored 0% accuracy, and a huge one took gigabytes."""
     sections: list[tuple[str, list[tuple[str, str, str, str]]]] = []
+    count = 0
     for number, line in _lines(path):
         if line.startswith(": "):
             sections.append((line[2:].strip(), []))
@@ -362,6 +454,17 @@ def read_analogies(
         if not sections:
             raise FileFormatError(f"{path}: line {number} comes before any ': section' header")
         sections[-1][1].append((words[0], words[1], words[2], words[3]))
+        count += 1
+        if count > MAX_EVAL_ITEMS:
+            raise FileFormatError(
+                f"{path}: more than {MAX_EVAL_ITEMS:,} analogy questions; analogy sets hold thousands "
+                "(the Google set: 19,544), so this is not one"
+            )
+    if not count:
+        raise FileFormatError(
+            f"{path} holds no analogy question: write ': section' lines, each followed by 'a b c d' lines "
+            "(a is to b as c is to d)"
+        )
     return sections
 
 

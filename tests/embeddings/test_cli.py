@@ -370,3 +370,14 @@ def test_eval_of_several_runs_scores_each_one_it_can(lsa_run, prepared, tmp_path
     out, err = capsys.readouterr()
     assert [line.split()[0] for line in out.splitlines()[1:]] == [lsa_run.name]
     assert f"nlp182: error: {tiny}: " in err
+
+
+def test_eval_refuses_an_analogy_file_none_of_whose_questions_it_can_ask(lsa_run, tmp_path, capsys) -> None:
+    """It printed and kept 0% accuracy for 0 questions asked."""
+    (tmp_path / "unknown.txt").write_text(": made up\nzzqa zzqb zzqc zzqd\nzzqe zzqf zzqg zzqh\n")
+    before = json.loads((lsa_run / "metrics.json").read_text()).get("eval_files", {})
+    assert main(["eval", str(lsa_run), "--analogies", str(tmp_path / "unknown.txt")]) != 0
+    err = capsys.readouterr().err
+    assert "unknown.txt: no question of its 2 has its four words in the vocabulary" in err
+    after = json.loads((lsa_run / "metrics.json").read_text()).get("eval_files", {})
+    assert str((tmp_path / "unknown.txt").resolve()) not in after and after == before

@@ -116,15 +116,16 @@ def test_an_evaluation_file_meets_the_vocabulary_in_the_tokenizers_spelling(tmp_
 
 def test_3cosmul_equals_gensim_most_similar_cosmul_question_by_question(trained, prepared) -> None:
     reference = _gensim(trained)
-    upper = {w.upper(): w for w in reversed(trained.words)}
+    known = set(trained.words)  # lower-case, as the file's words are read
     sections = read_analogies(prepared.analogies)
-    questions = [q for _, qs in sections for q in qs if all(w in upper for w in q)][::7][:300]
+    questions = [q for _, qs in sections for q in qs if all(w in known for w in q)][::7][:300]
+    assert len(questions) > 50
     path = prepared.analogies.parent / "subset.txt"
     path.write_text(": subset\n" + "".join(" ".join(q) + "\n" for q in questions))
     expected = 0
     for a, b, c, d in questions:
-        answers = reference.most_similar_cosmul(positive=[upper[b], upper[c]], negative=[upper[a]], topn=5)
-        best = next((w.upper() for w, _ in answers if w.upper() not in {a, b, c}), answers[-1][0].upper())
+        answers = reference.most_similar_cosmul(positive=[b, c], negative=[a], topn=5)
+        best = next((w for w, _ in answers if w not in {a, b, c}), answers[-1][0])
         expected += best == d
     ours = evaluate_analogies(trained, path, method="3cosmul")
     assert ours.total == len(questions)
@@ -277,7 +278,7 @@ def test_a_pairs_file_without_a_score_is_named_as_such(trained, tmp_path) -> Non
     with pytest.raises(FileFormatError) as caught:
         evaluate_word_pairs(trained, tmp_path / "header.tsv")
     assert str(caught.value).endswith(
-        "no line reads word1<TAB>word2<TAB>score (1 skipped as malformed; line 1 has 2 fields)"
+        "no line reads word1<TAB>word2<TAB>score (1 skipped; line 1: it has 2 fields)"
     )
     vectors = Vectors(["a", "b", "c"], np.random.default_rng(1).standard_normal((3, 4)))
     (tmp_path / "nan.tsv").write_text("a\tb\tnan\na\tc\t1\nb\tc\t2\nc\ta\tinf\na\tb\t3\n")
@@ -343,3 +344,86 @@ def test_analogies_report_their_progress_to_the_last_question(tmp_path, caplog) 
         score = evaluate_analogies(vectors, tmp_path / "q.txt")
     assert score.total == 2 and score.oov == 1
     assert "analogies q.txt: 3/3 question (100%)" in caplog.text
+
+
+def _wordsim_lines(prepared) -> list[list[str]]:
+    lines = prepared.wordsim353.read_text().splitlines()
+    return [line.split("\t") for line in lines if not line.startswith("#")]
+
+
+def test_a_header_places_the_word_columns_wherever_they_stand(trained, prepared, tmp_path) -> None:
+    """An id column before the words (pandas' to_csv writes its index so) was read as the first
+    word: WordSim-353 scored Spearman -0.10 instead of 0.47, without a word."""
+    rows = _wordsim_lines(prepared)
+    plain = evaluate_word_pairs(trained, prepared.wordsim353)
+    (tmp_path / "id.tsv").write_text("id\tword1\tword2\tscore\n" + "".join(
+        f"{n}\t{a}\t{b}\t{s}\n" for n, (a, b, s) in enumerate(rows)))
+    (tmp_path / "pandas.csv").write_text(",word1,word2,score\n" + "".join(
+        f"{n},{a},{b},{s}\n" for n, (a, b, s) in enumerate(rows)))
+    (tmp_path / "quoted.csv").write_text("".join(f'"{a}","{b}","{s}"\n' for a, b, s in rows))
+    (tmp_path / "swapped.tsv").write_text("score\tnote\tword2\tword1\n" + "".join(
+        f"{s}\tx\t{b}\t{a}\n" for a, b, s in rows))
+    for name in ("id.tsv", "pandas.csv", "quoted.csv", "swapped.tsv"):
+        score = evaluate_word_pairs(trained, tmp_path / name, delimiter=None)
+        assert (score.spearman, score.pairs, score.oov_pairs) == pytest.approx(
+            (plain.spearman, plain.pairs, plain.oov_pairs), abs=1e-12
+        ), name
+    headless = "".join(f"{n}\t{a}\t{b}\t{s}\n" for n, (a, b, s) in enumerate(rows))
+    (tmp_path / "headless.tsv").write_text(headless)
+    with pytest.raises(FileFormatError, match=r"line 1 \(0<TAB>love<TAB>sex<TAB>6.77\.\.\.\) starts with"):
+        evaluate_word_pairs(trained, tmp_path / "headless.tsv", delimiter=None)
+
+
+def test_a_pairs_file_that_reads_no_pair_says_why(trained, tmp_path) -> None:
+    """A decimal comma, a file of comments and an empty file were all blamed on the vocabulary or
+    on the field count of a line that had the right fields."""
+    (tmp_path / "comma.tsv").write_text("tiger\tcat\t7,35\nold\tnew\t6,5\n")
+    with pytest.raises(FileFormatError, match=r"2 skipped; line 1: its score '7,35' has a decimal comma"):
+        evaluate_word_pairs(trained, tmp_path / "comma.tsv")
+    files = {"empty.tsv": "", "comments.tsv": "# a comment\n# another\n", "header.tsv": "w1\tw2\tscore\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(FileFormatError, match=r"holds no word pair: write word1<TAB>word2<TAB>score"):
+            evaluate_word_pairs(trained, tmp_path / name)
+
+
+def test_skipped_lines_are_counted_in_a_warning_and_a_bom_is_not_a_word(
+    trained, prepared, tmp_path, caplog
+) -> None:
+    rows = _wordsim_lines(prepared)
+    plain = evaluate_word_pairs(trained, prepared.wordsim353)
+    (tmp_path / "bom.tsv").write_bytes(b"\xef\xbb\xbf" + prepared.wordsim353.read_bytes())
+    with caplog.at_level("WARNING", logger="nlp182.embeddings.evaluate"):
+        bom = evaluate_word_pairs(trained, tmp_path / "bom.tsv")
+    assert (bom.pairs, bom.oov_pairs) == (plain.pairs, plain.oov_pairs) and "skipped" not in caplog.text
+    (tmp_path / "nan.tsv").write_text("word1\tword2\tscore\n" + "".join(
+        f"{a}\t{b}\t{'nan' if n % 10 == 3 else s}\n" for n, (a, b, s) in enumerate(rows)))
+    with caplog.at_level("WARNING", logger="nlp182.embeddings.evaluate"):
+        evaluate_word_pairs(trained, tmp_path / "nan.tsv")
+    skipped = len(range(3, len(rows), 10))
+    assert f"skipped {skipped} lines that are not a word pair (first: line 5: its score 'nan'" in caplog.text
+
+
+def test_evaluation_files_past_the_item_bound_are_refused(trained, tmp_path, monkeypatch) -> None:
+    """A 100 MB pairs file took 2.8 GB and a 1 GB one ran out of memory: a file holds at most
+    MAX_EVAL_ITEMS pairs or questions, read as they come."""
+    from nlp182.embeddings import evaluate
+
+    monkeypatch.setattr(evaluate, "MAX_EVAL_ITEMS", 50)
+    (tmp_path / "many.tsv").write_text("a\tb\t1\n" * 51)
+    with pytest.raises(FileFormatError, match=r"more than 50 word pairs"):
+        evaluate_word_pairs(trained, tmp_path / "many.tsv")
+    (tmp_path / "many.txt").write_text(": s\n" + "a b c d\n" * 51)
+    with pytest.raises(FileFormatError, match=r"more than 50 analogy questions"):
+        evaluate_analogies(trained, tmp_path / "many.txt")
+    (tmp_path / "fifty.txt").write_text(": s\n" + "a b c d\n" * 50)
+    fifty = evaluate_analogies(trained, tmp_path / "fifty.txt")
+    assert fifty.total + fifty.oov == 50
+
+
+@pytest.mark.parametrize("text", ["", ": a section\n: another\n"])
+def test_an_analogy_file_without_a_question_is_refused(trained, tmp_path, text: str) -> None:
+    """It scored 0% accuracy, and the CLI kept that 0 in metrics.json."""
+    (tmp_path / "q.txt").write_text(text)
+    with pytest.raises(FileFormatError, match=r"holds no analogy question"):
+        evaluate_analogies(trained, tmp_path / "q.txt")

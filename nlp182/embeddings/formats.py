@@ -381,7 +381,9 @@ def _count_headerless(lines: BoundedLines, path: object, limit: int | None) -> t
             continue  # a blank line (at the end, say) is no row
         values = line.rstrip().count(b" ")
         if values != dim:
-            raise FileFormatError(f"{path} line {number} has {values} values where line 1 has {dim}")
+            raise FileFormatError(
+                f"{path} line {number} has {values} values where line 1 has {dim}{_tabs_advice(line)}"
+            )
         count += 1
     return count, dim
 
@@ -392,17 +394,29 @@ def _read_text(
     path = collector.path
     for row in range(count):
         item = lines.readline()
+        while item is not None and not item[1].strip():  # a blank line is no row, as when counting
+            item = lines.readline()
         if item is None:
             raise TruncatedFileError(f"{path}: the header promises {count} words; the file ends after {row}")
         where = f"line {item[0]}"
         parts = _decode(item[1].rstrip(), encoding, errors, path, where).split(" ")
         if len(parts) != dim + 1:
-            raise FileFormatError(f"{path}: {where} has {len(parts) - 1} values, expected {dim}")
+            raise FileFormatError(
+                f"{path}: {where} has {len(parts) - 1} values, expected {dim}{_tabs_advice(item[1])}"
+            )
         try:
             vector = np.asarray(parts[1:], dtype=np.float64)
         except ValueError as exc:
             raise FileFormatError(f"{path}: {where} has a non-numeric value: {exc}") from None
         collector.add(parts[0], vector, where)
+
+
+def _tabs_advice(line: bytes) -> str:
+    """What to add to a count of values that a line split by tabs got wrong: word2vec and GloVe
+    files separate the word and its values by single spaces."""
+    if b"\t" not in line:
+        return ""
+    return " (it is split by tabs; vector files separate the word and its values by spaces: tr '\\t' ' ')"
 
 
 def _read_binary(

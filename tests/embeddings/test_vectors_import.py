@@ -568,3 +568,24 @@ def test_a_fasttext_bin_model_is_named_with_the_file_to_import_instead(
     assert not (tmp_path / "run").exists()
     with pytest.raises(FileFormatError, match=r"a binary file: if it is a fastText model.*\.vec file"):
         Vectors.load_word2vec_format(datapath(name), binary=True)
+
+
+def test_a_blank_line_between_rows_is_no_row_in_either_pass(tmp_path: Path) -> None:
+    """The counting pass skipped a blank line mid-file and the reading pass refused it ("line 3
+    has 0 values, expected 2"); a file with a header reads past one too."""
+    glove = tmp_path / "glove.txt"
+    glove.write_text("a 1 2\n\nb 3 4\n")
+    loaded = Vectors.load_word2vec_format(glove, no_header=True)
+    assert loaded.words == ["a", "b"] and loaded.vectors.tolist() == [[1, 2], [3, 4]]
+    headed = tmp_path / "headed.txt"
+    headed.write_text("2 2\na 1 2\n\nb 3 4\n")
+    assert Vectors.load_word2vec_format(headed).words == ["a", "b"]
+
+
+def test_a_tab_separated_vector_file_is_named_as_such(tmp_path: Path) -> None:
+    """"line 2 has 0 values, expected 2" did not say why."""
+    for name, text, no_header in (("tabs.txt", "2 2\na\t1\t2\nb\t3\t4\n", False),
+                                  ("glove.txt", "a 1 2\nb\t3\t4\n", True)):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(FileFormatError, match=r"split by tabs; vector files separate the word and its"):
+            Vectors.load_word2vec_format(tmp_path / name, no_header=no_header)

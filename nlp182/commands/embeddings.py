@@ -206,6 +206,8 @@ def _evaluate_files(args: argparse.Namespace) -> int:
 def _run_neighbors(args: argparse.Namespace) -> int:
     from nlp182.embeddings.runs import load_run
 
+    if not args.words and not args.negative:
+        raise InvalidInputError("give a word whose neighbours to list, or --negative WORD")
     vectors, _ = load_run(args.run)
     terms = [*args.words, *args.negative]
     weights = [1.0] * len(args.words) + [-1.0] * len(args.negative)
@@ -284,7 +286,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     neighbors.add_argument("run", help="run folder")
     neighbors.add_argument(
-        "words", nargs="+", metavar="word", help="the word (or words) whose neighbours to list"
+        "words", nargs="*", metavar="word",
+        help="the word (or words) whose neighbours to list; none with --negative lists the words "
+        "farthest from those, as gensim's most_similar(negative=...)",
     )
     neighbors.add_argument(
         "--negative", action="append", default=[], metavar="WORD",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
+from gensim.models import KeyedVectors
 
 from nlp182.cli import main
 
@@ -97,6 +99,14 @@ def test_neighbors_of_several_words_minus_others_are_gensims_most_similar(lsa_ru
     expected = vectors.most_similar(positive=[king, woman], negative=[man], topn=4)
     assert [word for word, _ in shown] == [word for word, _ in expected]
     assert [float(score) for _, score in shown] == pytest.approx([score for _, score in expected], abs=1e-4)
+    # only --negative: the words farthest from it, as gensim's most_similar(negative=[man])
+    assert main(["neighbors", str(lsa_run), "--negative", man, "-k", "3"]) == 0
+    shown = [line.split() for line in capsys.readouterr().out.splitlines()]
+    reference = KeyedVectors(vectors.dim)
+    reference.add_vectors(vectors.words, np.asarray(vectors.vectors))
+    assert [word for word, _ in shown] == [word for word, _ in reference.most_similar(negative=[man], topn=3)]
+    assert main(["neighbors", str(lsa_run)]) != 0
+    assert "give a word whose neighbours to list, or --negative WORD" in capsys.readouterr().err
 
 
 def test_eval_scores_the_files_a_user_names(lsa_run, prepared, tmp_path, capsys) -> None:

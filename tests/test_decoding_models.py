@@ -106,6 +106,10 @@ def _reference_beam(
 ) -> tuple[list[int], float, bool]:
     live: list[tuple[list[int], float]] = [([], 0.0)]
     finished: list[tuple[list[int], float, bool]] = []
+
+    def normalised(hyp: tuple[list[int], float, bool]) -> float:
+        return hyp[1] / max(len(hyp[0]) + hyp[2], 1) ** length_penalty
+
     for _ in range(max_len):
         candidates = [
             (total + float(log_prob), tokens, token)
@@ -123,11 +127,13 @@ def _reference_beam(
                 continue
             extended.append(([*tokens, token], total))
         live = extended
-        if len(finished) >= width:
+        # done with `width` finished once the best of them beats the best live one ended next step
+        if not live or (len(finished) >= width and max(map(normalised, finished)) >= normalised(
+                (live[0][0], live[0][1], True))):
             break
     else:
         finished.extend((tokens, total, False) for tokens, total in live)
-    return max(finished, key=lambda f: f[1] / max(len(f[0]) + f[2], 1) ** length_penalty)
+    return max(finished, key=normalised)
 
 
 @pytest.mark.parametrize("family", MODELS)

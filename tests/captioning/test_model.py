@@ -150,15 +150,19 @@ def test_beam_search_returns_the_exhaustive_best_caption() -> None:
         assert hyp.tokens == max(candidates)[1]
 
 
-def test_beam_width_one_is_greedy() -> None:
+def test_beam_width_one_is_greedy_by_raw_log_probability_and_never_worse_normalised() -> None:
+    """Without a length penalty a beam of one is greedy search. With one, it runs on past
+    greedy's <eos> while a longer caption may score better normalised, and returns that one."""
     model = _model("general")
     ids = {"bos_id": BOS_ID, "eos_id": EOS_ID, "max_len": 6}
     greedy = decode(model, Greedy(), _images(3), **ids)
-    beam = decode(model, Beam(1), _images(3), **ids)
+    beam = decode(model, Beam(1, length_penalty=0.0), _images(3), **ids)
     for g, b in zip(greedy, beam, strict=True):
         assert g.tokens == b.tokens
         assert g.log_prob == pytest.approx(b.log_prob, abs=1e-5)
         torch.testing.assert_close(g.weights, b.weights)
+    for g, b in zip(greedy, decode(model, Beam(1, length_penalty=1.0), _images(3), **ids), strict=True):
+        assert b.log_prob / b.scored_length >= g.log_prob / g.scored_length - 1e-6
 
 
 def test_bad_configs_and_inputs_raise_package_errors() -> None:

@@ -141,3 +141,23 @@ def test_the_shuffled_loader_follows_its_own_seed_not_the_global_one() -> None:
 
     assert order(0, seed=3) == order(1, seed=3) != order(0, seed=4)
     assert sorted(order(0, seed=3)) == list(range(4, 24))
+
+
+def test_compressed_pair_files_read_as_plain_ones(tmp_path) -> None:
+    """``.gz`` and ``.bz2`` data failed with "file or stream is not seekable" (no file named): the
+    check for classic Mac line ends read the head, then seeked back."""
+    import bz2
+    import gzip
+
+    text = b"hello\tbonjour\nthanks\tmerci\n"
+    (tmp_path / "pairs.tsv.gz").write_bytes(gzip.compress(text))
+    (tmp_path / "pairs.tsv.bz2").write_bytes(bz2.compress(text))
+    (tmp_path / "de.txt.gz").write_bytes(gzip.compress(b"hallo\ndanke\n"))
+    (tmp_path / "en.txt.bz2").write_bytes(bz2.compress(b"hello\nthank you\n"))
+    for name in ("pairs.tsv.gz", "pairs.tsv.bz2"):
+        assert read_tsv(tmp_path / name) == [("hello", "bonjour"), ("thanks", "merci")]
+    assert read_aligned_files(tmp_path / "de.txt.gz", tmp_path / "en.txt.bz2") == [
+        ("hallo", "hello"), ("danke", "thank you")]
+    (tmp_path / "cr.tsv.gz").write_bytes(gzip.compress(b"abc\tcba\rdef\tfed\rghi\tihg\r"))
+    with pytest.raises(FileFormatError, match="end in a carriage return alone"):
+        read_tsv(tmp_path / "cr.tsv.gz")

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import math
 import re
+import shlex
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -261,8 +262,12 @@ def kept_after_error(command: str, out: str) -> None:
 
 
 def _resume_line(command: str, out: str) -> str:
-    """The indented line of the command that resumes the run staged for ``out``."""
-    return f"\n  nlp182 {command} --out {out} --resume"
+    """The indented line of the command that resumes the run staged for ``out``; with
+    ``--overwrite`` when ``out`` holds an earlier run, which the finished run is to replace (a
+    run started with ``--overwrite`` over one was told to resume without it, which was refused)."""
+    target = Path(out)
+    taken = target.exists() and (not target.is_dir() or any(target.iterdir()))
+    return f"\n  nlp182 {command} --out {shlex.quote(out)} --resume" + (" --overwrite" if taken else "")
 
 
 def add_overwrite_flag(

@@ -511,7 +511,11 @@ def test_an_interrupt_says_whether_checkpoints_were_kept(tmp_path, capsys) -> No
     (incomplete_dir(out) / "train" / "checkpoints" / "step-000000001.safetensors").write_bytes(b"")
     interrupted("train seq2seq", str(out))
     told = capsys.readouterr().err
-    assert "the run and its checkpoints are kept" in told and f"--out {out} --resume" in told
+    assert "the run and its checkpoints are kept" in told and told.rstrip().endswith(f"--out {out} --resume")
+    out.mkdir()  # an earlier run the interrupted one (started with --overwrite) is to replace
+    (out / "config.json").write_text("{}")
+    interrupted("train seq2seq", str(out))
+    assert capsys.readouterr().err.rstrip().endswith(f"--out {out} --resume --overwrite")
 
 
 def test_eval_without_its_files_is_one_line_before_any_table(tmp_path, capsys) -> None:

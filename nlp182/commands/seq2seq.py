@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import logging
 import sys
@@ -49,8 +50,8 @@ log = logging.getLogger(__name__)
 def _run_train(args: argparse.Namespace) -> int:
     from nlp182.seq2seq.train import train_seq2seq
 
-    config = config_from_args(Seq2SeqConfig, args)  # with --resume, train_seq2seq reads the staged one
-    try:
+    config = _with_absolute_paths(config_from_args(Seq2SeqConfig, args))
+    try:  # with --resume, train_seq2seq reads the staged config
         metrics = train_seq2seq(config, args.out, resume=args.resume, given=given_fields(args),
                                 overwrite=args.overwrite)
     except KeyboardInterrupt:
@@ -69,6 +70,27 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"{summary}best epoch {metrics['best_epoch']}, trained in {metrics['train_time_s']:.1f} s; "
           f"run saved to {args.out}{closing_note(metrics.get('warnings', []))}")
     return 0
+
+
+#: The settings that name a user's data file.
+DATA_FILE_FIELDS = ("data", "target_file", "valid_data", "valid_target_file", "test_data", "test_target_file")
+
+
+def _with_absolute_paths(config: Seq2SeqConfig) -> Seq2SeqConfig:
+    """``config`` with its data files named by absolute paths, as the run saves them: a run saved
+    with ``rev.tsv`` could only be resumed from the folder it started in (elsewhere its data did
+    not exist, and the same file named by its full path was refused as other data). The built-in
+    data sets keep their names, and ``-`` (standard input) stays as it is."""
+    from nlp182.seq2seq.cmudict import CMUDICT
+    from nlp182.seq2seq.config import DATES
+
+    built_in = (DATES, CMUDICT)
+    absolute = {
+        name: str(Path(value).absolute())
+        for name in DATA_FILE_FIELDS
+        if (value := getattr(config, name)) not in (None, "-") and not (name == "data" and value in built_in)
+    }
+    return dataclasses.replace(config, **absolute)
 
 
 def _longest_training_input(run: Path, fallback: int) -> int:

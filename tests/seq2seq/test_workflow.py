@@ -346,3 +346,26 @@ def test_transformer_trains_and_translates_through_the_same_cli(files: dict[str,
     assert translation.weights.shape == (len(translation.target_tokens), 3)
     with pytest.raises(InvalidInputError, match="at most the model's 1024 positions, got 1025"):
         translator.translate(["abc"], max_len=1025)  # refused before 1,024 decoding steps, not after
+
+
+def test_a_run_of_relative_data_paths_resumes_from_any_folder(
+    files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt_after_epoch, capsys
+) -> None:
+    """The run saved ``--data`` as typed (``rev.tsv``): resumed from another folder its data did
+    not exist, and the same file named by its full path was refused as other data."""
+    data_dir = Path(files["data"]).parent
+    relative = {name: Path(path).name for name, path in files.items()}
+    assert all((data_dir / name).exists() for name in relative.values())
+    monkeypatch.chdir(data_dir)
+    out = tmp_path / "run"
+    lift = interrupt_after_epoch(1)
+    with pytest.raises(KeyboardInterrupt):
+        _run(["train", "seq2seq", "--out", str(out), *_flags(relative, "--epochs", "2")])
+    lift()
+    saved = json.loads((Path(f"{out}.incomplete") / "config.json").read_text())
+    assert saved["data"] == files["data"] and Path(saved["valid_data"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    resume = ["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]
+    assert _run([*resume, "--data", files["data"]]) == 0
+    assert json.loads((out / "config.json").read_text())["data"] == files["data"]

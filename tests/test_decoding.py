@@ -193,6 +193,9 @@ def test_an_eos_ranked_past_the_beam_width_finishes_no_hypothesis() -> None:
 def test_bad_widths_raise() -> None:
     with pytest.raises(InvalidInputError):
         make_search(0)
+    with pytest.raises(InvalidInputError, match="beam_width must be at most 1000, got 1000000"):
+        make_search(1_000_000)  # 17 GB and 6 minutes for an 8-letter input
+    assert make_search(1000).width == 1000
     for penalty in (-0.5, float("nan"), float("inf")):  # NaN ranked hypotheses in the order they came
         with pytest.raises(InvalidInputError, match="length_penalty must be a finite number >= 0"):
             make_search(3, length_penalty=penalty)

@@ -7,6 +7,7 @@ from typing import Any
 
 from nlp182.captioning.data import MAX_IMAGE_PIXELS
 from nlp182.captioning.model import CaptionModelConfig
+from nlp182.decoding import MAX_BEAM_WIDTH
 from nlp182.errors import InvalidInputError
 from nlp182.optim.schedules import PROGRESS_SHAPES
 from nlp182.settings import MAX_THREADS, check_settings, seed_setting, setting
@@ -178,7 +179,10 @@ class CaptionConfig:
         help="stop training once its steps (encoder pre-training included) took this many seconds (unset: no"
              " limit)",
     )
-    beam_width: int = setting(5, positive=True, help="beam width of the test scores and overlays (1: greedy)")
+    beam_width: int = setting(
+        5, positive=True, maximum=MAX_BEAM_WIDTH,
+        help="beam width of the test scores and overlays (1: greedy)",
+    )
     length_penalty: float = setting(
         1.0,
         minimum=0, maximum=10, help="beam search ranks by log-probability / length ** this",

@@ -26,6 +26,7 @@ from nlp182.commands.flags import (
     kept_after_error,
     train_group,
 )
+from nlp182.settings import limits_of
 from nlp182.train.diagnostics import closing_note
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     caption = subparsers.add_parser("caption", help="caption images with a trained captioning run")
     caption.add_argument("run", help="run folder written by `nlp182 train caption`")
     caption.add_argument("image", nargs="+", help="image file(s) to caption")
-    caption.add_argument("--beam-width", "--beam", type=checked(int, POSITIVE), default=None,
+    caption.add_argument("--beam-width", "--beam", default=None,
+                         type=checked(int, limits_of(CaptionConfig.__dataclass_fields__["beam_width"])),
                          help="candidates kept while decoding; 1 is greedy (default: the run's setting)")
     caption.add_argument("--max-len", type=checked(int, POSITIVE), default=None,
                          help="most words per caption (default: the run's setting)")

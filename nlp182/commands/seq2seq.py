@@ -250,7 +250,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prints one line per input line"
     )
     translate.add_argument(
-        "--beam-width", "--beam", type=checked(int, POSITIVE), default=None,
+        "--beam-width", "--beam", default=None,
+        type=checked(int, limits_of(Seq2SeqConfig.__dataclass_fields__["beam_width"])),
         help="candidates kept while decoding; 1 is greedy (default: the run's setting)",
     )
     translate.add_argument(

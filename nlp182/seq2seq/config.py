@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nlp182.decoding import MAX_BEAM_WIDTH
 from nlp182.errors import InvalidInputError
 from nlp182.seq2seq.cmudict import CMUDICT
 from nlp182.seq2seq.data import MAX_SENTENCE_BYTES
@@ -173,7 +174,8 @@ class Seq2SeqConfig:
     )
     beam_width: int = setting(
         5,
-        positive=True, help="candidates kept while decoding the test set and by translate; 1 is greedy",
+        positive=True, maximum=MAX_BEAM_WIDTH,
+        help="candidates kept while decoding the test set and by translate; 1 is greedy",
     )
     length_penalty: float = setting(
         1.0,

@@ -221,3 +221,14 @@ def test_input_lines_longer_than_training_are_named_once_and_the_output_stays_cl
     assert len(out) == 4 and not any("unreliable" in line for line in out)
     assert ("2 input lines have more tokens than the longest training input (3): their translations "
             "are unreliable (lines 2, 4)") in caplog.text
+
+
+@pytest.mark.parametrize("command", [["translate", "run", "a"], ["caption", "run", "a.png"],
+                                     ["train", "seq2seq", "--out", "o"], ["train", "caption", "--out", "o"]])
+def test_every_beam_width_flag_refuses_more_than_the_widest_beam(command: list[str], capsys) -> None:
+    from nlp182 import cli
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([*command, "--beam-width", "1001"])
+    assert stopped.value.code == 2
+    assert "--beam-width must be at most 1000, got 1001" in capsys.readouterr().err

@@ -232,3 +232,27 @@ def test_every_beam_width_flag_refuses_more_than_the_widest_beam(command: list[s
         cli.main([*command, "--beam-width", "1001"])
     assert stopped.value.code == 2
     assert "--beam-width must be at most 1000, got 1001" in capsys.readouterr().err
+
+
+def test_translate_input_is_batched_by_its_text_as_well_as_its_lines(
+    small_run, tmp_path, monkeypatch, capsys
+) -> None:
+    """256 lines of 65,000 characters made one batch of 24 GB; a batch now ends at MAX_BATCH_CHARS
+    of text too, and every line still gets its output line, in order."""
+    from nlp182.commands import seq2seq as command
+    from nlp182.seq2seq.translator import Translator
+
+    sizes: list[int] = []
+    translate = Translator.translate
+
+    def counting(self, texts, *args, **kwargs):
+        sizes.append(len(texts))
+        return translate(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(Translator, "translate", counting)
+    monkeypatch.setattr(command, "MAX_BATCH_CHARS", 20)
+    lines = ["one two three four five"] * 3 + ["one"] * 10
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    assert main(["translate", str(small_run), "--input", str(tmp_path / "in.txt"), "--max-len", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(lines)
+    assert sizes == [1, 1, 1, 7, 3] and sum(sizes) == len(lines)

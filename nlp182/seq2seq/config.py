@@ -197,6 +197,12 @@ class Seq2SeqConfig:
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
         check_settings(self)
+        for split in ("valid", "test"):  # a target file alone was ignored without a word
+            if getattr(self, f"{split}_target_file") is not None and getattr(self, f"{split}_data") is None:
+                raise InvalidInputError(
+                    f"--{split}-target-file is the target side of --{split}-data; give --{split}-data too "
+                    f"(its source side)"
+                )
         for data, target in ((self.data, self.target_file), (self.valid_data, self.valid_target_file),
                              (self.test_data, self.test_target_file)):
             if target is not None and data is not None and data.lower().endswith(".tsv"):

@@ -211,6 +211,17 @@ def test_a_target_file_beside_a_tsv_of_pairs_is_refused() -> None:
     assert Seq2SeqConfig(data="s.txt", target_file="t.txt").target_file == "t.txt"
 
 
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_a_held_out_target_file_without_its_source_side_is_refused(split: str) -> None:
+    """``--valid-target-file vt.txt`` without ``--valid-data`` was ignored: the validation split was
+    cut from the training data as if the file had not been named."""
+    from nlp182.errors import InvalidInputError
+    from nlp182.seq2seq import Seq2SeqConfig
+
+    with pytest.raises(InvalidInputError, match=f"--{split}-target-file is the target side of --{split}-"):
+        Seq2SeqConfig(data="s.txt", target_file="t.txt", **{f"{split}_target_file": "vt.txt"})
+
+
 def test_the_batch_shrinks_until_its_logits_fit_for_long_targets_over_a_large_vocabulary() -> None:
     """2,000 pairs would take a batch of 32; 400-character targets over 6,000 characters make each
     pair's logits 29 MB (with their softmax and gradient), so 16 fit the 512 MiB budget."""

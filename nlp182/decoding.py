@@ -345,6 +345,8 @@ def make_search(beam_width: int = 1, length_penalty: float = 1.0) -> Search:
     if isinstance(beam_width, bool) or not isinstance(beam_width, Integral):
         raise InvalidInputError(f"beam_width must be a whole number >= 1, got {beam_width!r}")
     if beam_width == 1:
+        if not 0 <= length_penalty < float("inf"):  # unused by greedy search, but a mistake all the same
+            raise InvalidInputError(f"length_penalty must be a finite number >= 0, got {length_penalty}")
         return Greedy()
     return Beam(int(beam_width), length_penalty)
 
@@ -409,8 +411,8 @@ def decode(
     ``(B,)`` for a translator, images ``(B, 3, H, W)`` for the captioner). The model runs in eval
     mode and gets its training mode back afterwards. ``<bos>`` and ``pad_id`` are never emitted.
     """
-    if max_len < 1:
-        raise InvalidInputError(f"max_len must be >= 1, got {max_len}")
+    if isinstance(max_len, bool) or not isinstance(max_len, Integral) or max_len < 1:  # 2.5: a bare TypeError
+        raise InvalidInputError(f"max_len must be a whole number >= 1, got {max_len!r}")
     with _evaluating(model):
         memory = model.encode_memory(*inputs)
         banned = tuple(sorted({bos_id, *([] if pad_id is None else [pad_id])} - {eos_id}))

@@ -197,8 +197,12 @@ def test_bad_widths_raise() -> None:
         make_search(1_000_000)  # 17 GB and 6 minutes for an 8-letter input
     assert make_search(1000).width == 1000
     for penalty in (-0.5, float("nan"), float("inf")):  # NaN ranked hypotheses in the order they came
-        with pytest.raises(InvalidInputError, match="length_penalty must be a finite number >= 0"):
-            make_search(3, length_penalty=penalty)
+        for width in (1, 3):  # greedy search does not use it, but it is a mistake all the same
+            with pytest.raises(InvalidInputError, match="length_penalty must be a finite number >= 0"):
+                make_search(width, length_penalty=penalty)
+    for max_len in (2.5, True, 0):  # 2.5 fell with a bare TypeError
+        with pytest.raises(InvalidInputError, match="max_len must be a whole number >= 1"):
+            decode(TinyStep(), Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=max_len)
     with pytest.raises(InvalidInputError):
         decode(TinyStep(), Greedy(), *_inputs(), bos_id=BOS, eos_id=EOS, max_len=0)
     for width in (2.5, True, "3"):  # 2.5 failed deep in repeat_interleave; True was taken as 1

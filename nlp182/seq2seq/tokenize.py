@@ -17,6 +17,7 @@ opened with :func:`load_tokenizer`, which sets it again.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -125,10 +126,15 @@ def display_token(token: str) -> str:
 def unknown_tokens(text: str, encoding: Encoding) -> list[str]:
     """The pieces of ``text`` that its ``encoding`` maps to ``<unk>`` (in order, without repeats;
     the space a word piece's offsets take with it left out, and a piece that is only whitespace
-    shown as ``␣``: a space inside a number a model never saw spaced was otherwise not named)."""
+    shown as ``␣``: a space inside a number a model never saw spaced was otherwise not named),
+    as the tokeniser's NFKC normalisation reads them."""
     found: list[str] = []
     for token_id, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
-        raw = text[start:end]
+        if token_id != UNK_ID:
+            continue
+        while end < len(text) and unicodedata.combining(text[end]):  # NFKC composed them into this
+            end += 1  # piece, whose offsets end at its base letter: "e" + U+0301 was named "e"
+        raw = unicodedata.normalize("NFKC", text[start:end])
         piece = raw.strip() or ("␣" if raw else "")
         if token_id == UNK_ID and piece and piece not in found:
             found.append(piece)

@@ -64,6 +64,9 @@ def test_digits_are_split_and_unknown_words_map_to_unk() -> None:
     letters = train_tokenizer(["50494", "1234"], kind="char")  # numbers never written with a space
     (spaced,) = letters.encode_batch(["50 494"])
     assert UNK_ID in spaced.ids and unknown_tokens("50 494", spaced) == ["␣"]  # it was not named
+    accents = train_tokenizer(["cafe"], kind="char")  # "e" + U+0301 is "é" after NFKC: it was named "e"
+    (decomposed,) = accents.encode_batch(["cafe\u0301"])
+    assert unknown_tokens("cafe\u0301", decomposed) == ["\u00e9"]
     joined = train_tokenizer(["2018-05-09"], kind="word", split_digits=False)
     assert tokens(joined, encode(joined, ["2018-05-09"])[0]) == ["▁2018", "-", "05", "-", "09"]
 

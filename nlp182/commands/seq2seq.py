@@ -88,6 +88,9 @@ def _with_absolute_paths(config: Seq2SeqConfig) -> Seq2SeqConfig:
     from nlp182.seq2seq.config import DATES
 
     built_in = (DATES, CMUDICT)
+    if config.data in built_in and Path(config.data).exists():
+        log.warning("--data %s names the built-in data set, not the file %s here; give ./%s to train on the "
+                    "file", config.data, config.data, config.data)
     absolute = {
         name: str(Path(value).absolute())
         for name in DATA_FILE_FIELDS

@@ -369,3 +369,17 @@ def test_a_run_of_relative_data_paths_resumes_from_any_folder(
     resume = ["train", "seq2seq", "--out", str(out), "--resume", "--no-progress"]
     assert _run([*resume, "--data", files["data"]]) == 0
     assert json.loads((out / "config.json").read_text())["data"] == files["data"]
+
+
+def test_a_file_named_as_a_built_in_data_set_is_named_in_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """A local file called ``dates`` was replaced by the built-in task without a word."""
+    from nlp182.commands.seq2seq import _with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dates").write_text("a\tb\n")
+    with caplog.at_level(logging.WARNING):
+        kept = _with_absolute_paths(Seq2SeqConfig(data="dates"))
+    assert kept.data == "dates" and "give ./dates to train on the file" in caplog.text
+    assert _with_absolute_paths(Seq2SeqConfig(data="./dates")).data == str(tmp_path / "dates")

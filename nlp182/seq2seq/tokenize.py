@@ -81,6 +81,10 @@ def train_tokenizer(
     tokenizer.encode_special_tokens = True  # "<eos>" written in the text is text (see load_tokenizer)
     tokenizer.train_from_iterator(texts, trainer)
     if tokenizer.get_vocab_size() <= len(SPECIAL_TOKENS):
+        if min_count > 1:  # the count, not the data, left nothing
+            raise InvalidInputError(
+                f"no token of the training text occurs --min-count {min_count} times or more; lower it"
+            )
         raise InvalidInputError("the training text produced no tokens; is the data empty?")
     return tokenizer
 

@@ -102,3 +102,11 @@ def test_save_and_load(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(FileFormatError):
         load_tokenizer(tmp_path / "bad.json")
+
+
+def test_a_min_count_above_every_token_count_is_named() -> None:
+    """It said "the training text produced no tokens; is the data empty?" of a text it had read."""
+    with pytest.raises(InvalidInputError, match="no token of the training text occurs --min-count 1000"):
+        train_tokenizer(["the cat sat", "the dog ran"], kind="word", min_count=1000)
+    with pytest.raises(InvalidInputError, match="produced no tokens; is the data empty"):
+        train_tokenizer([""], kind="word")

@@ -247,11 +247,13 @@ def _staged_run(out_dir: Path, resume: bool, overwrite: bool) -> Iterator[Path]:
     if resume and not staging.is_dir():
         raise MissingFileError(f"nothing to resume: {staging} does not exist (it holds an interrupted run)")
     if not resume and staging.exists():
-        if has_checkpoints(staging):
+        if has_checkpoints(staging) and not overwrite:
             raise InvalidInputError(
                 f"{staging} holds an interrupted run with checkpoints; pass --resume to continue it, "
-                "or delete that folder to start over"
+                "or --overwrite to start over"
             )
+        if has_checkpoints(staging):  # --overwrite starts over: it was refused with this folder in the way
+            log.warning("starting over (--overwrite): the interrupted run in %s is deleted", staging)
         shutil.rmtree(staging)
     staging.mkdir(parents=True, exist_ok=True)
     staging.chmod(0o777 & ~current_umask())

@@ -566,6 +566,27 @@ def test_a_second_writer_of_one_resumable_run_is_refused_while_the_first_runs(tm
         (staging / "config.json").write_text(RUN_CONFIG)
 
 
+def test_overwrite_starts_over_past_an_interrupted_run(tmp_path: Path, caplog) -> None:
+    """Without --resume an interrupted run with checkpoints is refused; --overwrite, which says to
+    start over, was refused too, and the message named only deleting the folder by hand."""
+    from nlp182.errors import InvalidInputError
+    from nlp182.train.run import incomplete_dir, resumable_run
+
+    out = tmp_path / "q"
+    checkpoint = incomplete_dir(out) / "train" / "checkpoints" / "step-000000001.safetensors"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    refused = pytest.raises(InvalidInputError, match="pass --resume to continue it, or --overwrite to start")
+    with refused, resumable_run(out, resume=False):
+        pass
+    assert checkpoint.exists()
+    with caplog.at_level("WARNING"), resumable_run(out, resume=False, overwrite=True) as staging:
+        assert not (staging / "train").exists()  # a fresh start
+        (staging / "config.json").write_text(RUN_CONFIG)
+    assert "starting over (--overwrite): the interrupted run in" in caplog.text
+    assert (out / "config.json").is_file() and not incomplete_dir(out).exists()
+
+
 @pytest.mark.parametrize("trainer", ["seq2seq", "caption"])
 def test_training_from_python_keeps_the_run_folder_contract(tmp_path: Path, trainer: str) -> None:
     """``train_seq2seq(config, "userdir")`` deleted the user's files there (the data file too, when

@@ -73,7 +73,26 @@ def load_pairs(config: Seq2SeqConfig) -> tuple[list[Pair], list[Pair], list[Pair
         valid = _read(config, config.valid_data, config.valid_target_file)
     if config.test_data:
         test = _read(config, config.test_data, config.test_target_file)
+    for name, given, held_out in (("validation", config.valid_data, valid), ("test", config.test_data, test)):
+        if given:
+            _warn_overlap(name, given, held_out, train)
     return train, valid, test
+
+
+#: The share of a held-out file's pairs found among the training pairs that is named in a warning.
+OVERLAP_WARNING_SHARE = 0.1
+
+
+def _warn_overlap(name: str, path: str, held_out: list[Pair], train: list[Pair]) -> None:
+    """Warn when many pairs of a held-out file are training pairs too: the training file itself,
+    or a part of it, given as --valid-data picked the best epoch on pairs the model had learnt."""
+    if not held_out:
+        return
+    seen = set(train)
+    shared = sum(pair in seen for pair in held_out)
+    if shared >= OVERLAP_WARNING_SHARE * len(held_out):
+        log.warning("%d of the %d %s pairs of %s are training pairs too: its scores measure what the model "
+                    "learnt by heart, not how it does on new input", shared, len(held_out), name, path)
 
 
 def group_references(pairs: Iterable[Pair]) -> tuple[list[str], list[list[str]]]:

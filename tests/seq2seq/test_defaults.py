@@ -306,3 +306,23 @@ def test_a_warmup_without_its_schedule_and_date_sizes_without_the_dates_are_name
     _warn_unused_settings(Seq2SeqConfig(data="dates", lr_schedule="warmup-cosine", warmup_steps=100,
                                         date_train=50))
     assert "no effect" not in caplog.text
+
+
+def test_a_held_out_file_of_training_pairs_is_named_in_a_warning(tmp_path, caplog) -> None:
+    """The training file given as --valid-data was taken without a word: the best epoch was then
+    picked on pairs the model trained on."""
+    from nlp182.seq2seq import Seq2SeqConfig
+    from nlp182.seq2seq.train import load_pairs
+
+    lines = [f"w{i}\tv{i}\n" for i in range(40)]
+    (tmp_path / "train.tsv").write_text("".join(lines))
+    (tmp_path / "part.tsv").write_text("".join(lines[:10]))
+    (tmp_path / "new.tsv").write_text("".join(f"n{i}\tm{i}\n" for i in range(10)))
+    with caplog.at_level("WARNING"):
+        load_pairs(Seq2SeqConfig(data=str(tmp_path / "train.tsv"), valid_data=str(tmp_path / "new.tsv"),
+                                 test_fraction=0.0))
+    assert "training pairs too" not in caplog.text
+    with caplog.at_level("WARNING"):
+        load_pairs(Seq2SeqConfig(data=str(tmp_path / "train.tsv"), valid_data=str(tmp_path / "part.tsv"),
+                                 test_fraction=0.0))
+    assert "10 of the 10 validation pairs of" in caplog.text and "are training pairs too" in caplog.text

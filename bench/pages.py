@@ -716,6 +716,24 @@ def seq2seq_page(img: Path) -> Page:
             ),
         ),
     )
+    beam = load("beam-search-cpu")
+    page.add(
+        "beam-search",
+        Figure(
+            "Beam search beside greedy search: numbers written in words",
+            ["beam-search-cpu"],
+            "python -m bench.beam_search",
+            table(
+                ["training", "beam width", "test exact match", "/ greedy"],
+                [
+                    ["the defaults" if epochs == "auto" else f"{epochs} epochs", width,
+                     pct(row["exact_match"]), f"**{row['ratio_to_greedy']:.2f}x**"]
+                    for epochs, run in sorted(beam["rows"].items(), key=lambda item: item[0] != "auto")
+                    for width, row in sorted(run["widths"].items(), key=lambda item: int(item[0]))
+                ],
+            ),
+        ),
+    )
     return page
 
 

@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
+from bench.machine import cpu_machine
 from nlp182.io import atomic_write_json
 from nlp182.seq2seq.data import split_pairs
 
@@ -104,9 +102,7 @@ def main() -> None:
         rows = {epochs: measure(pairs, epochs, args, Path(scratch_dir)) for epochs in args.epochs}
     result = {"task": "numbers 0-999 to English words, char tokenizer, CLI defaults", "pairs": len(pairs),
               "rows": rows,
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                          "loadavg_before": [round(x, 2) for x in load_before],
-                          "loadavg_after": [round(x, 2) for x in os.getloadavg()]}}  # fmt: skip
+              "machine": cpu_machine(load_before)}  # fmt: skip
     atomic_write_json(args.out / "beam-search-cpu.json", result)
 
 

@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
+from bench.machine import cpu_machine
 from nlp182.io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -95,9 +93,7 @@ def main() -> None:
                 print(f"{kernel:<8} {procs} processes: {scores}  {row['words_per_second']:>10,} words/s",
                       flush=True)  # fmt: skip
     result = {"corpus": args.corpus, "threads_per_process": args.threads, "rows": rows,
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                          "loadavg_before": [round(x, 2) for x in load_before],
-                          "loadavg_after": [round(x, 2) for x in os.getloadavg()]}}  # fmt: skip
+              "machine": cpu_machine(load_before)}  # fmt: skip
     atomic_write_json(args.out / "distributed-cpu.json", result)
 
 

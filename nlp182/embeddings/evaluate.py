@@ -7,8 +7,8 @@ NFKC, where gensim upper-cases: the two agree on ASCII words, see :func:`_fold`)
 ``dummy4unknown``, scored 0), and the same rule for picking an analogy answer (the best of the
 top 5 that is not a query word). Analogies are answered in batches by the query core
 (``nlp182.embeddings.query``), which scores a block of rows at a time: memory stays bounded (as
-gensim's ``restrict_vocab`` bounds its
-own) however large the vocabulary, and no unit-normalised copy of the matrix is made.
+gensim's ``restrict_vocab`` bounds its own) however large the vocabulary, and no unit-normalised
+copy of the matrix is made.
 """
 
 from __future__ import annotations

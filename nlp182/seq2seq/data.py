@@ -97,8 +97,11 @@ def _numbered_lines(path: Path, max_bytes: int) -> Iterator[tuple[int, str]]:
     ``max_bytes``, one at a time; longer lines are skipped (one warning gives the count) and their
     numbers missing. The last item is ``(lines in the file + 1, "")``, so a caller knows the count."""
     with open_bounded(path) as handle:
-        # peeked, not read: a compressed file's stream (or a pipe) cannot seek back to its start
-        head = handle.peek(CR_PROBE_BYTES)[:CR_PROBE_BYTES]
+        if handle.seekable():
+            head = handle.read(CR_PROBE_BYTES)
+            handle.seek(0)
+        else:  # a compressed file's stream cannot seek back: its buffer is looked at, not read
+            head = handle.peek(CR_PROBE_BYTES)[:CR_PROBE_BYTES]
         if b"\r" in head and b"\n" not in head and len(head.split(b"\r")) > 2:
             raise FileFormatError(f"{path}: its lines end in a carriage return alone (classic Mac OS), so "
                                   f"it reads as one line; convert them: tr '\\r' '\\n' < {path} > fixed.tsv")

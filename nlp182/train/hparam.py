@@ -138,7 +138,6 @@ def _evaluate(objective: Objective, params: dict[str, Any], stage: str) -> Trial
     NaN) or any other error (out of memory at a large batch, say) scores ``-inf`` and keeps its
     reason in ``error``. The objective gets a copy of ``params``: one that popped or set a key
     (``lr = p.pop("lr")``) changed the point the trial recorded, and the search narrowed on that."""
-    params = copy.deepcopy(params)
     try:
         score, metrics = _score_of(objective(copy.deepcopy(params)))
     except NonFiniteError as exc:
